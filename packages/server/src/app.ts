@@ -1,0 +1,182 @@
+/**
+ * @module app
+ * `buildApp(config, deps)` assembles the proxy: logger, auth, CORS, egress guard, upstream
+ * HTTP, sessions and routes. Nothing lives at module level, so tests build as many apps side
+ * by side as they like.
+ */
+import { randomUUID } from 'node:crypto';
+import fastifyCors from '@fastify/cors';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import type { DestinationStream } from 'pino';
+import { proxyTokenHook } from './auth/hook.ts';
+import { TokenVerifier } from './auth/tokens.ts';
+import type { Config } from './config.ts';
+import { corsOptions } from './cors.ts';
+import { createEgressGuard } from './egress/guard.ts';
+import type { Resolver } from './egress/types.ts';
+import { type ErrorCode, findProxyError, ProxyError, toErrorReply } from './errors.ts';
+import { bodyId } from './forwarding/envelope.ts';
+import { Forwarder } from './forwarding/forwarder.ts';
+import { createLogger, redactUrl } from './logger.ts';
+import { healthRoutes } from './routes/health.ts';
+import { infoRoutes } from './routes/info.ts';
+import { proxyRoutes } from './routes/proxy.ts';
+import type { HeldSession } from './sessions/held-session.ts';
+import { SessionStore } from './sessions/store.ts';
+import { UpstreamHttp } from './upstream/http.ts';
+import { TransportVerdicts } from './upstream/verdicts.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** MCP method of the forwarded message, for the access log. */
+    mcpMethod: string | undefined;
+    /** Upstream host, for the access log. */
+    targetHost: string | undefined;
+    /** Stable error code of a failed request, for the access log. */
+    errorCode: ErrorCode | undefined;
+  }
+}
+
+/** Injectable collaborators (tests use them; production takes the defaults). */
+export interface AppDeps {
+  /** Where log lines go (default: stdout). */
+  readonly logDestination?: DestinationStream;
+  /** DNS resolver for the egress guard. */
+  readonly resolver?: Resolver;
+}
+
+const VERDICT_TTL_MS = 10 * 60_000;
+const VERDICT_MAX_ENTRIES = 1_000;
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** Builds the proxy's Fastify instance (not yet listening). */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = createLogger(config.logLevel, deps.logDestination);
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Our own onResponse hook writes the one line per request; Fastify's own lines are off.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const incoming = raw.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+  });
+
+  const guard = createEgressGuard(config.egress, deps.resolver ? { resolver: deps.resolver } : {});
+  const http = new UpstreamHttp(guard, {
+    timeoutMs: config.upstream.timeoutMs,
+    responseLimitBytes: config.upstream.responseLimitBytes,
+  });
+  const sessions = new SessionStore<HeldSession>(config.sessions);
+  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
+  const forwarder = new Forwarder({ guard, http, sessions, verdicts, timeoutMs: config.upstream.timeoutMs });
+  const verifier = new TokenVerifier(config.proxyTokens);
+  let shuttingDown = false;
+
+  // JSON only: a text/plain body is a client mistake (415), not a string envelope.
+  app.removeContentTypeParser('text/plain');
+  app.decorateRequest('identity', undefined);
+  app.decorateRequest('mcpMethod', undefined);
+  app.decorateRequest('targetHost', undefined);
+  app.decorateRequest('errorCode', undefined);
+
+  await app.register(fastifyCors, () => corsOptions(config.corsOrigins, config.corsMaxAgeSeconds));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (shuttingDown && request.url !== '/health' && request.url !== '/ready') {
+      throw new ProxyError('shutting_down');
+    }
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    // Requests that finish during shutdown must not leave a keep-alive socket holding close() open.
+    if (shuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    // One line per request; headers and bodies are never logged, URLs have token params redacted.
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        mcpMethod: request.mcpMethod,
+        target: request.targetHost,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        ...(request.errorCode ? { error: request.errorCode } : {}),
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const reply_ = toErrorReply(fromFastifyError(error), bodyId(request.body));
+    request.errorCode = reply_.error.code;
+    if (reply_.status >= 500 && reply_.error.code === 'internal_error') {
+      request.log.error({ err: error }, 'internal error');
+    } else if (reply_.error.cause !== undefined) {
+      request.log.debug({ err: reply_.error.cause, code: reply_.error.code }, 'request failed');
+    }
+    return reply.code(reply_.status).headers(reply_.headers).send(reply_.body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const reply_ = toErrorReply(
+      new ProxyError('not_found', `No endpoint ${request.method} ${request.url.split('?')[0]}.`),
+    );
+    request.errorCode = reply_.error.code;
+    return reply.code(reply_.status).send(reply_.body);
+  });
+
+  await app.register(infoRoutes);
+  await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', proxyTokenHook(verifier));
+    await scope.register(proxyRoutes, forwarder);
+  });
+
+  app.addHook('preClose', async () => {
+    shuttingDown = true;
+  });
+  app.addHook('onClose', async () => {
+    await sessions.closeAll();
+    await guard.close();
+  });
+  app.addHook('onReady', async () => {
+    app.log.info(guard.describe());
+  });
+  return app;
+}
+
+/** Maps Fastify's own errors (body parsing, limits) onto the registry; others pass through. */
+function fromFastifyError(error: FastifyError): unknown {
+  if (findProxyError(error)) return error;
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ProxyError('parse_error', 'The request body is not valid JSON.', { cause: error });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ProxyError('invalid_envelope', 'The request body is empty: send a JSON envelope.', {
+        cause: error,
+      });
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ProxyError('payload_too_large', undefined, { cause: error });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ProxyError('unsupported_media_type', undefined, { cause: error });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ProxyError('invalid_envelope', 'The Content-Length does not match the body.', {
+        cause: error,
+      });
+  }
+  if (error instanceof SyntaxError || error.statusCode === 400) {
+    return new ProxyError('parse_error', undefined, { cause: error });
+  }
+  return error;
+}

@@ -1,0 +1,62 @@
+/**
+ * @module cors
+ * Browser-correct CORS for every route: configured origins only (none cross-origin by default),
+ * preflight answered before auth and cached, headers on error responses too, the MCP headers a
+ * browser client must read exposed, and `Mcp-Param-*` request headers allowed as requested.
+ */
+import type { FastifyCorsOptions } from '@fastify/cors';
+import type { FastifyRequest } from 'fastify';
+
+/** Headers a browser may send. */
+export const ALLOWED_HEADERS = [
+  'X-Proxy-Token',
+  'Content-Type',
+  'Accept',
+  'Authorization',
+  'Mcp-Session-Id',
+  'MCP-Protocol-Version',
+  'Last-Event-ID',
+  'Mcp-Method',
+  'Mcp-Name',
+  'X-MCP-Server-URL',
+  'X-MCP-Token',
+  'X-Request-Id',
+];
+
+/** Response headers a browser may read. */
+export const EXPOSED_HEADERS = [
+  'Mcp-Session-Id',
+  'MCP-Protocol-Version',
+  'WWW-Authenticate',
+  'X-Request-Id',
+  'Retry-After',
+];
+
+/** True when `origin` may make cross-origin calls under this configuration. */
+export function originAllowed(origins: readonly string[], origin: string): boolean {
+  return origins.includes('*') || origins.includes(origin);
+}
+
+/** @fastify/cors options for the configured origins. */
+export function corsOptions(origins: readonly string[], maxAgeSeconds: number) {
+  const base: FastifyCorsOptions = {
+    origin: origins.length === 0 ? false : origins.includes('*') ? '*' : [...origins],
+    // Tokens travel in headers, never cookies, so credentials stay off (and `*` stays legal).
+    credentials: false,
+    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: maxAgeSeconds,
+    strictPreflight: true,
+  };
+  return (request: FastifyRequest, callback: (error: Error | null, options: FastifyCorsOptions) => void) => {
+    const requested = request.headers['access-control-request-headers'];
+    const params =
+      typeof requested === 'string'
+        ? requested
+            .split(',')
+            .map((h) => h.trim())
+            .filter((h) => /^mcp-param-[a-z0-9-]+$/i.test(h))
+        : [];
+    callback(null, { ...base, allowedHeaders: [...ALLOWED_HEADERS, ...params] });
+  };
+}

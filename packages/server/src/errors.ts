@@ -1,0 +1,192 @@
+/**
+ * @module errors
+ * The one error hierarchy of the proxy. Every failure a caller can see is a {@link ProxyError}
+ * with a stable string `code` from {@link ERROR_REGISTRY}; exactly one function,
+ * {@link toErrorReply}, turns any thrown value into an HTTP status and a JSON-RPC error body.
+ * The table is documented in docs/errors.md (a test keeps the two in step).
+ */
+
+/** JSON-RPC request id as the spec allows it (null only in replies to unparseable requests). */
+export type JsonRpcId = string | number | null;
+
+/** Static facts about one error code: HTTP status, JSON-RPC code and the default message. */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly rpcCode: number;
+  readonly message: string;
+}
+
+/**
+ * Every stable error code the proxy emits. JSON-RPC codes use the spec's standard codes where
+ * one fits and the implementation-defined server range (-32000..-32099) otherwise.
+ */
+export const ERROR_REGISTRY = {
+  parse_error: { status: 400, rpcCode: -32700, message: 'The request body is not valid JSON.' },
+  invalid_envelope: {
+    status: 400,
+    rpcCode: -32600,
+    message: 'The request is not a valid proxy envelope or JSON-RPC message.',
+  },
+  unsupported_media_type: {
+    status: 415,
+    rpcCode: -32600,
+    message: 'Send the request body as application/json.',
+  },
+  payload_too_large: {
+    status: 413,
+    rpcCode: -32600,
+    message: 'The request body is larger than this proxy accepts.',
+  },
+  unauthorized: {
+    status: 401,
+    rpcCode: -32001,
+    message: 'Missing or invalid proxy token: send it in the X-Proxy-Token header.',
+  },
+  target_forbidden: {
+    status: 403,
+    rpcCode: -32003,
+    message: 'The proxy refuses to connect to this MCP server URL.',
+  },
+  not_found: { status: 404, rpcCode: -32601, message: 'No such endpoint.' },
+  method_not_allowed: {
+    status: 405,
+    rpcCode: -32600,
+    message: 'This endpoint does not allow that HTTP method.',
+  },
+  session_not_found: {
+    status: 404,
+    rpcCode: -32004,
+    message: 'Unknown or expired proxy session: initialize a new one.',
+  },
+  session_limit: {
+    status: 429,
+    rpcCode: -32005,
+    message: 'Too many open sessions: close one or wait for idle sessions to expire.',
+  },
+  request_id_in_use: {
+    status: 409,
+    rpcCode: -32006,
+    message: 'A request with this id is already in flight on this session: use a unique id.',
+  },
+  upstream_unreachable: { status: 502, rpcCode: -32010, message: 'Could not connect to the MCP server.' },
+  upstream_timeout: { status: 504, rpcCode: -32011, message: 'The MCP server did not answer in time.' },
+  upstream_protocol_error: {
+    status: 502,
+    rpcCode: -32012,
+    message: 'The MCP server answered with something that is not valid MCP.',
+  },
+  upstream_response_too_large: {
+    status: 502,
+    rpcCode: -32013,
+    message: 'The MCP server answer is larger than this proxy accepts.',
+  },
+  upstream_http_error: { status: 502, rpcCode: -32014, message: 'The MCP server failed with an HTTP error.' },
+  upstream_rejected: { status: 400, rpcCode: -32015, message: 'The MCP server rejected the request.' },
+  upstream_unauthorized: {
+    status: 401,
+    rpcCode: -32016,
+    message: 'The MCP server refused the credentials: check mcp_token.',
+  },
+  upstream_session_expired: {
+    status: 404,
+    rpcCode: -32017,
+    message: 'The MCP server no longer knows this session: initialize a new one.',
+  },
+  shutting_down: {
+    status: 503,
+    rpcCode: -32019,
+    message: 'The proxy is shutting down: retry on another instance.',
+  },
+  internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable, documented error code. */
+export type ErrorCode = keyof typeof ERROR_REGISTRY;
+
+/** Extra, caller-safe facts attached to an error's JSON-RPC `data`. */
+export type ErrorData = Readonly<Record<string, string | number | boolean | null>>;
+
+/** Options for constructing a {@link ProxyError}. */
+export interface ProxyErrorOptions {
+  /** The underlying error; logged, never sent to the caller. */
+  readonly cause?: unknown;
+  /** Caller-safe details merged into the JSON-RPC `data` object. */
+  readonly data?: ErrorData;
+  /** Extra response headers (e.g. an upstream `WWW-Authenticate`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Override the registry's HTTP status (e.g. to mirror an upstream 4xx). */
+  readonly status?: number;
+}
+
+const BRAND = Symbol.for('mcp-proxy.ProxyError');
+
+/** The root of every error the proxy reports to a caller. */
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly rpcCode: number;
+  readonly data: ErrorData;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message?: string, options: ProxyErrorOptions = {}) {
+    const spec: ErrorSpec = ERROR_REGISTRY[code];
+    super(message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ProxyError';
+    this.code = code;
+    this.status = options.status ?? spec.status;
+    this.rpcCode = spec.rpcCode;
+    this.data = options.data ?? {};
+    this.headers = options.headers ?? {};
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** Brand check that survives duplicate copies of this module. */
+  static is(value: unknown): value is ProxyError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+/** The JSON-RPC error object the proxy sends. */
+export interface JsonRpcErrorBody {
+  readonly jsonrpc: '2.0';
+  readonly id: JsonRpcId;
+  readonly error: {
+    readonly code: number;
+    readonly message: string;
+    readonly data: { readonly code: ErrorCode } & ErrorData;
+  };
+}
+
+/** An error mapped onto the wire: HTTP status, extra headers and JSON-RPC body. */
+export interface ErrorReply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: JsonRpcErrorBody;
+  /** The error as the proxy saw it, for logging. */
+  readonly error: ProxyError;
+}
+
+/** Finds a ProxyError anywhere in a `cause` chain (undici and Node wrap errors). */
+export function findProxyError(value: unknown): ProxyError | undefined {
+  let current: unknown = value;
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    if (ProxyError.is(current)) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Turns anything thrown into the proxy's one error reply shape. */
+export function toErrorReply(value: unknown, id: JsonRpcId = null): ErrorReply {
+  const error = findProxyError(value) ?? new ProxyError('internal_error', undefined, { cause: value });
+  return {
+    status: error.status,
+    headers: error.headers,
+    error,
+    body: {
+      jsonrpc: '2.0',
+      id,
+      error: { code: error.rpcCode, message: error.message, data: { ...error.data, code: error.code } },
+    },
+  };
+}

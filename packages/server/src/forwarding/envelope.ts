@@ -1,0 +1,66 @@
+/**
+ * @module forwarding/envelope
+ * The POST /proxy envelope: the target and its credentials next to the JSON-RPC fields.
+ */
+import { z } from 'zod';
+import { type JsonRpcId, ProxyError } from '../errors.ts';
+import type { JsonRpcNotification, JsonRpcRequest } from '../jsonrpc.ts';
+
+/** Which upstream transport to use; `auto` probes as the MCP spec's back-compat section says. */
+export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse'] as const;
+
+/** A visible-ASCII header value (session ids travel in headers). */
+const headerSafe = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters');
+
+const envelopeSchema = z.strictObject({
+  mcp_server_url: z.string().min(1, 'is required').max(2048, 'is longer than 2048 characters'),
+  mcp_token: z.string().min(1).max(8192).optional(),
+  mcp_session_id: headerSafe.optional(),
+  mcp_protocol_version: headerSafe.optional(),
+  transport: z.enum(TRANSPORT_CHOICES).optional(),
+  jsonrpc: z.literal('2.0', { error: 'must be "2.0"' }),
+  id: z.union([z.string().max(256), z.number().finite()]).optional(),
+  method: z.string().min(1, 'is required').max(256),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** A validated POST /proxy envelope. */
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+/** Validates a parsed body; throws `invalid_envelope` naming the first bad field. */
+export function parseEnvelope(body: unknown): Envelope {
+  const parsed = envelopeSchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  let where = issue?.path.join('.') || 'body';
+  let problem = issue?.message ?? 'is invalid';
+  if (issue?.code === 'unrecognized_keys') {
+    where = 'body';
+    problem = `has unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  } else if (where === 'body') {
+    problem = 'must be a JSON object';
+  } else if (issue?.code === 'invalid_type' && issue.input === undefined) {
+    problem = 'is required';
+  }
+  throw new ProxyError('invalid_envelope', `Invalid proxy envelope: ${where} ${problem}.`, {
+    data: { field: where },
+  });
+}
+
+/** The JSON-RPC message an envelope carries (envelope fields stripped). */
+export function envelopeMessage(envelope: Envelope): JsonRpcRequest | JsonRpcNotification {
+  const base = { jsonrpc: '2.0' as const, method: envelope.method };
+  const withParams = envelope.params === undefined ? base : { ...base, params: envelope.params };
+  return envelope.id === undefined ? withParams : { ...withParams, id: envelope.id };
+}
+
+/** The id to echo in an error reply, read leniently from a body that may be invalid. */
+export function bodyId(body: unknown): JsonRpcId {
+  if (typeof body !== 'object' || body === null) return null;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+}

@@ -1,0 +1,76 @@
+/**
+ * @module jsonrpc
+ * JSON-RPC 2.0 message shapes as MCP uses them, and cheap structural checks for messages that
+ * come back from upstream (a full schema parse per message would dominate the proxy's cost).
+ */
+
+/** A request or notification id. */
+export type RequestId = string | number;
+
+/** A JSON object. */
+export type JsonObject = { [key: string]: unknown };
+
+/** A JSON-RPC request (has `id` and `method`). */
+export interface JsonRpcRequest {
+  jsonrpc: '2.0';
+  id: RequestId;
+  method: string;
+  params?: JsonObject;
+}
+
+/** A JSON-RPC notification (has `method`, no `id`). */
+export interface JsonRpcNotification {
+  jsonrpc: '2.0';
+  method: string;
+  params?: JsonObject;
+}
+
+/** A JSON-RPC success response. */
+export interface JsonRpcResult {
+  jsonrpc: '2.0';
+  id: RequestId;
+  result: JsonObject;
+}
+
+/** A JSON-RPC error response. */
+export interface JsonRpcError {
+  jsonrpc: '2.0';
+  id: RequestId | null;
+  error: { code: number; message: string; data?: unknown };
+}
+
+/** Any response. */
+export type JsonRpcResponse = JsonRpcResult | JsonRpcError;
+
+/** Any message on an MCP connection. */
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
+
+/** True for a well-formed JSON-RPC 2.0 message (structural check only). */
+export function isJsonRpcMessage(value: unknown): value is JsonRpcMessage {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const m = value as Record<string, unknown>;
+  if (m.jsonrpc !== '2.0') return false;
+  if (typeof m.method === 'string') return m.id === undefined || isId(m.id);
+  if ('result' in m) return isId(m.id);
+  if (typeof m.error === 'object' && m.error !== null) return m.id === null || isId(m.id);
+  return false;
+}
+
+/** True for a request (a message that expects a response). */
+export function isRequest(message: JsonRpcMessage): message is JsonRpcRequest {
+  return 'method' in message && 'id' in message && message.id !== undefined;
+}
+
+/** True for a notification. */
+export function isNotification(message: JsonRpcMessage): message is JsonRpcNotification {
+  return 'method' in message && !('id' in message && message.id !== undefined);
+}
+
+/** True for a response (result or error). */
+export function isResponse(message: JsonRpcMessage): message is JsonRpcResponse {
+  return !('method' in message);
+}
+
+function isId(value: unknown): value is RequestId {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}

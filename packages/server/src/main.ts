@@ -1,0 +1,72 @@
+/**
+ * @module main
+ * Entry point: read the configuration, build the app, listen, and shut down gracefully on
+ * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { buildApp } from './app.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+
+  if (config.proxyTokens.length === 0) {
+    // Serve out of the box, but with a strong secret the operator sees exactly once.
+    const token = randomBytes(32).toString('base64url');
+    config = Object.freeze({ ...config, proxyTokens: Object.freeze([token]) });
+    process.stdout.write(
+      [
+        '',
+        'No PROXY_TOKEN is configured, so this run uses a generated one (shown only here):',
+        '',
+        `    X-Proxy-Token: ${token}`,
+        '',
+        'To keep a fixed token, set PROXY_TOKEN (32+ random characters) in the environment or in .env:',
+        '    echo "PROXY_TOKEN=$(openssl rand -base64 32)" >> .env',
+        '',
+      ].join('\n'),
+    );
+  }
+
+  const app = await buildApp(config);
+  if (config.corsOrigins.includes('*')) {
+    app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
+  }
+  await app.listen({ host: config.host, port: config.port });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    app.close().then(
+      () => {
+        app.log.info('shut down cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        app.log.error({ err: error }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,23 @@
+/**
+ * @module routes/info
+ * `GET /`: what this proxy is and which endpoints it serves. No secrets, no configuration.
+ */
+import type { FastifyInstance } from 'fastify';
+import { PRODUCT_NAME, VERSION } from '../version.ts';
+
+/** Registers `GET /`. */
+export async function infoRoutes(app: FastifyInstance): Promise<void> {
+  const body = {
+    name: PRODUCT_NAME,
+    version: VERSION,
+    description: 'Forwards MCP JSON-RPC from frontends to MCP servers, with auth, CORS and an SSRF guard.',
+    auth: { header: 'X-Proxy-Token' },
+    endpoints: [
+      { method: 'GET', path: '/', auth: false, description: 'This document.' },
+      { method: 'GET', path: '/health', auth: false, description: 'Liveness.' },
+      { method: 'GET', path: '/ready', auth: false, description: 'Readiness (503 while shutting down).' },
+      { method: 'POST', path: '/proxy', auth: true, description: 'Forward one JSON-RPC message (envelope).' },
+    ],
+  };
+  app.get('/', async () => body);
+}

@@ -1,0 +1,41 @@
+/**
+ * @module routes/proxy
+ * `POST /proxy`: one JSON envelope in (target, optional MCP token, JSON-RPC fields), the
+ * upstream's JSON-RPC response out. Upstream JSON-RPC errors pass through with HTTP 200;
+ * notifications and responses get 202.
+ */
+import type { FastifyInstance } from 'fastify';
+import { ProxyError } from '../errors.ts';
+import { envelopeMessage, parseEnvelope } from '../forwarding/envelope.ts';
+import type { Forwarder } from '../forwarding/forwarder.ts';
+import { callerSignal } from './caller-signal.ts';
+
+/** Registers `POST /proxy` (inside the authenticated scope). */
+export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): Promise<void> {
+  app.post('/proxy', async (request, reply) => {
+    const envelope = parseEnvelope(request.body);
+    const message = envelopeMessage(envelope);
+    request.mcpMethod = envelope.method;
+    request.targetHost = URL.parse(envelope.mcp_server_url)?.host;
+    const identity = request.identity;
+    if (!identity) throw new ProxyError('unauthorized');
+    const header = (name: string) => {
+      const value = request.headers[name];
+      return typeof value === 'string' && value !== '' ? value : undefined;
+    };
+    const result = await forwarder.forward({
+      identity,
+      url: envelope.mcp_server_url,
+      bearerToken: envelope.mcp_token,
+      sessionId: envelope.mcp_session_id ?? header('mcp-session-id'),
+      protocolVersion: envelope.mcp_protocol_version ?? header('mcp-protocol-version'),
+      transport: envelope.transport ?? 'auto',
+      message,
+      signal: callerSignal(reply),
+    });
+    if (result.sessionId) reply.header('mcp-session-id', result.sessionId);
+    if (result.protocolVersion) reply.header('mcp-protocol-version', result.protocolVersion);
+    if (!result.response) return reply.code(202).send();
+    return reply.code(200).type('application/json').send(result.response);
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * @module sessions/store
+ * Proxy-held sessions: opaque ids, bound to the proxy token that opened them (another token
+ * sees "not found"), capped per token and in total, closed when idle and at shutdown.
+ */
+import { randomBytes } from 'node:crypto';
+import { ProxyError } from '../errors.ts';
+
+/** Anything the store can hold and close. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/** Limits for the store. */
+export interface SessionStoreOptions {
+  readonly idleTimeoutMs: number;
+  readonly maxTotal: number;
+  readonly maxPerToken: number;
+  /** Clock in ms; injectable for tests. */
+  readonly now?: () => number;
+}
+
+interface Entry<S> {
+  readonly value: S;
+  readonly ownerId: string;
+  lastUsed: number;
+}
+
+/** Prefix of proxy-issued session ids, so they are never mistaken for an upstream's own. */
+export const PROXY_SESSION_PREFIX = 'mcpp-';
+
+/** A bounded map of live sessions, swept for idleness. */
+export class SessionStore<S extends Closable> {
+  readonly #entries = new Map<string, Entry<S>>();
+  readonly #perOwner = new Map<string, number>();
+  readonly #options: SessionStoreOptions;
+  readonly #now: () => number;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: SessionStoreOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    const every = Math.max(50, Math.min(30_000, Math.floor(options.idleTimeoutMs / 4)));
+    this.#sweeper = setInterval(() => this.sweep(), every);
+    this.#sweeper.unref();
+  }
+
+  /** Number of open sessions. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Reserves a fresh id for `ownerId` and stores what `create` builds; enforces the caps. */
+  async add(ownerId: string, create: (id: string) => Promise<S>): Promise<{ id: string; value: S }> {
+    this.#checkCapacity(ownerId);
+    const id = `${PROXY_SESSION_PREFIX}${randomBytes(18).toString('base64url')}`;
+    // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.
+    this.#perOwner.set(ownerId, (this.#perOwner.get(ownerId) ?? 0) + 1);
+    let value: S;
+    try {
+      value = await create(id);
+    } catch (error) {
+      this.#release(ownerId);
+      throw error;
+    }
+    this.#entries.set(id, { value, ownerId, lastUsed: this.#now() });
+    return { id, value };
+  }
+
+  /** The session with `id` if `ownerId` opened it; refreshes its idle clock. */
+  get(id: string, ownerId: string): S | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.ownerId !== ownerId) return undefined;
+    entry.lastUsed = this.#now();
+    return entry.value;
+  }
+
+  /** Removes and closes one session. */
+  async delete(id: string): Promise<void> {
+    const entry = this.#entries.get(id);
+    if (!entry) return;
+    this.#entries.delete(id);
+    this.#release(entry.ownerId);
+    await entry.value.close().catch(() => {});
+  }
+
+  /** Closes sessions idle longer than the timeout. */
+  sweep(): void {
+    const cutoff = this.#now() - this.#options.idleTimeoutMs;
+    for (const [id, entry] of this.#entries) {
+      if (entry.lastUsed <= cutoff) void this.delete(id);
+    }
+  }
+
+  /** Closes every session and stops the sweeper (shutdown). */
+  async closeAll(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await Promise.all([...this.#entries.keys()].map((id) => this.delete(id)));
+  }
+
+  #checkCapacity(ownerId: string): void {
+    let reserved = 0;
+    for (const count of this.#perOwner.values()) reserved += count;
+    if (reserved >= this.#options.maxTotal) {
+      throw new ProxyError('session_limit', 'The proxy has reached its total session limit: retry later.', {
+        status: 503,
+        data: { limit: this.#options.maxTotal },
+      });
+    }
+    if ((this.#perOwner.get(ownerId) ?? 0) >= this.#options.maxPerToken) {
+      throw new ProxyError('session_limit', undefined, { data: { limit: this.#options.maxPerToken } });
+    }
+  }
+
+  #release(ownerId: string): void {
+    const count = (this.#perOwner.get(ownerId) ?? 1) - 1;
+    if (count <= 0) this.#perOwner.delete(ownerId);
+    else this.#perOwner.set(ownerId, count);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * @module upstream/event-stream
+ * Reads a `text/event-stream` body into events with a bounded buffer, using the well-kept
+ * `eventsource-parser` for the framing rules.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { ProxyError } from '../errors.ts';
+import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
+
+/**
+ * Feeds every event of an SSE body to `onEvent` until the stream ends. An event larger than
+ * `limitBytes` aborts the stream with `upstream_response_too_large`.
+ */
+export async function readEventStream(
+  response: UpstreamResponse,
+  limitBytes: number,
+  onEvent: (event: EventSourceMessage) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  let failure: ProxyError | undefined;
+  const parser = createParser({
+    onEvent,
+    onError: (error) => {
+      // Unknown fields and bad retry values are ignored, as the SSE spec says; size is not.
+      if (error.type === 'max-buffer-size-exceeded') failure ??= tooLarge(limitBytes);
+    },
+    maxBufferSize: limitBytes,
+  });
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of response.body) {
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      if (failure) break;
+    }
+  } catch (error) {
+    throw toUpstreamError(error, signal);
+  } finally {
+    if (failure) discard(response);
+  }
+  if (failure) throw failure;
+}
+
+/** True when a response declares an event stream. */
+export function isEventStream(response: UpstreamResponse): boolean {
+  const type = response.headers['content-type'];
+  return typeof type === 'string' && type.toLowerCase().startsWith('text/event-stream');
+}
+
+/** True when a response declares JSON. */
+export function isJson(response: UpstreamResponse): boolean {
+  const type = response.headers['content-type'];
+  return typeof type === 'string' && type.toLowerCase().startsWith('application/json');
+}

@@ -1,0 +1,158 @@
+/**
+ * @module upstream/exchange
+ * Request/response correlation over an {@link UpstreamTransport}: each request in flight waits
+ * for the response with its id, bounded by a deadline; a timed-out or abandoned request is
+ * cancelled upstream with `notifications/cancelled`, as the MCP spec asks.
+ */
+import { ProxyError } from '../errors.ts';
+import {
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../jsonrpc.ts';
+import type { UpstreamTransport } from './transport.ts';
+
+/** What to do with upstream messages that are not responses to our requests. */
+export interface CorrelatorHooks {
+  /** A server-to-client request; default: answered with "method not found". */
+  readonly onServerRequest?: (request: JsonRpcRequest) => void;
+  /** A notification from the server; default: dropped. */
+  readonly onNotification?: (notification: JsonRpcNotification) => void;
+}
+
+/** Options for one request. */
+export interface ExchangeOptions {
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+interface Pending {
+  readonly resolve: (response: JsonRpcResponse) => void;
+  readonly reject: (error: ProxyError) => void;
+}
+
+/** Hands each upstream response to the request waiting for it. */
+export class RequestCorrelator {
+  readonly #transport: UpstreamTransport;
+  readonly #inline: boolean;
+  readonly #hooks: CorrelatorHooks;
+  readonly #pending = new Map<string, Pending>();
+
+  /**
+   * @param inline true when a transport's `send` resolves only after the answer stream ended
+   *   (Streamable HTTP), so a finished send without a response is a protocol error.
+   */
+  constructor(transport: UpstreamTransport, inline: boolean, hooks: CorrelatorHooks = {}) {
+    this.#transport = transport;
+    this.#inline = inline;
+    this.#hooks = hooks;
+    transport.onmessage = (message) => this.#onMessage(message);
+    transport.onerror = (error) => this.#failAll(error);
+    transport.onclose = () =>
+      this.#failAll(
+        new ProxyError('upstream_unreachable', 'The MCP server connection closed before it answered.'),
+      );
+  }
+
+  /** Number of requests waiting for a response. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Sends a request and resolves with its response. */
+  async request(message: JsonRpcRequest, options: ExchangeOptions): Promise<JsonRpcResponse> {
+    const key = idKey(message.id);
+    if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
+    const deadline = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    this.#pending.set(key, { resolve, reject });
+
+    const onAbort = () => {
+      const timedOut = deadline.aborted;
+      reject(
+        timedOut
+          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
+          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
+      );
+      this.#cancelUpstream(message.id, timedOut ? 'timeout' : 'client disconnected');
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      this.#transport.send(message, { signal }).then(
+        () => {
+          if (this.#inline) {
+            reject(
+              new ProxyError(
+                'upstream_protocol_error',
+                'The MCP server ended its answer without a response.',
+              ),
+            );
+          }
+        },
+        (error: unknown) => reject(asProxyError(error)),
+      );
+      return await promise;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.#pending.delete(key);
+    }
+  }
+
+  /** Sends a notification or a response (no answer expected). */
+  async notify(message: JsonRpcMessage, signal?: AbortSignal): Promise<void> {
+    await this.#transport.send(message, signal ? { signal } : {});
+  }
+
+  #onMessage(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      if (message.id === null) return;
+      this.#pending.get(idKey(message.id))?.resolve(message);
+      return;
+    }
+    if (isRequest(message)) {
+      if (this.#hooks.onServerRequest) this.#hooks.onServerRequest(message);
+      else this.#refuseServerRequest(message);
+      return;
+    }
+    this.#hooks.onNotification?.(message);
+  }
+
+  /** A caller that cannot answer server requests must not leave the server waiting. */
+  #refuseServerRequest(request: JsonRpcRequest): void {
+    const reply: JsonRpcResponse = {
+      jsonrpc: '2.0',
+      id: request.id,
+      error: {
+        code: -32601,
+        message: `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+      },
+    };
+    this.#transport.send(reply).catch(() => {});
+  }
+
+  #cancelUpstream(requestId: RequestId, reason: string): void {
+    const notice: JsonRpcNotification = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId, reason },
+    };
+    this.#transport.send(notice).catch(() => {});
+  }
+
+  #failAll(error: ProxyError): void {
+    for (const pending of this.#pending.values()) pending.reject(error);
+  }
+}
+
+function idKey(id: RequestId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+function asProxyError(error: unknown): ProxyError {
+  return ProxyError.is(error) ? error : new ProxyError('upstream_unreachable', undefined, { cause: error });
+}

@@ -1,0 +1,212 @@
+/**
+ * @module upstream/http
+ * The single HTTP path to upstream MCP servers: every request goes through the egress guard's
+ * pinned dispatcher, redirects are vetted hop by hop (or refused), time is bounded, bodies are
+ * size-limited, and transport failures become {@link ProxyError}s with stable codes.
+ */
+import { type Dispatcher, request } from 'undici';
+import type { EgressGuard } from '../egress/types.ts';
+import { type ErrorData, findProxyError, ProxyError } from '../errors.ts';
+
+/** Limits and timeouts for upstream HTTP. */
+export interface UpstreamHttpOptions {
+  /** Time allowed for the upstream to send response headers. */
+  readonly timeoutMs: number;
+  /** Largest upstream response body (or single SSE event) accepted. */
+  readonly responseLimitBytes: number;
+}
+
+/** One upstream request. */
+export interface UpstreamRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  /** Aborts the request (caller gone, session closed, overall deadline). */
+  readonly signal?: AbortSignal;
+  /** Disable the body-idle timeout (long-lived SSE streams). */
+  readonly streaming?: boolean;
+}
+
+/** An upstream response whose headers have arrived. */
+export interface UpstreamResponse {
+  readonly url: URL;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Sends requests to upstream MCP servers through the egress guard. */
+export class UpstreamHttp {
+  readonly #guard: EgressGuard;
+  readonly #options: UpstreamHttpOptions;
+
+  constructor(guard: EgressGuard, options: UpstreamHttpOptions) {
+    this.#guard = guard;
+    this.#options = options;
+  }
+
+  /** Largest body this client accepts. */
+  get responseLimitBytes(): number {
+    return this.#options.responseLimitBytes;
+  }
+
+  /** Sends a request; redirects are vetted again by the guard or refused. */
+  async send(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
+    let target = url;
+    for (let hop = 1; ; hop++) {
+      const response = await this.#sendOnce(target, init);
+      if (!REDIRECT_STATUSES.has(response.status)) return response;
+      discard(response);
+      const location = headerValue(response.headers, 'location');
+      if (!location) {
+        throw new ProxyError(
+          'upstream_protocol_error',
+          'The MCP server answered with a redirect without a Location.',
+        );
+      }
+      target = await this.#guard.vetRedirect(target, location, hop);
+    }
+  }
+
+  async #sendOnce(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      const response = await request(url, {
+        method: init.method,
+        headers: init.headers,
+        body: init.body ?? null,
+        signal: init.signal,
+        dispatcher: this.#guard.dispatcher,
+        headersTimeout: this.#options.timeoutMs,
+        bodyTimeout: init.streaming ? 0 : this.#options.timeoutMs,
+      });
+      return { url, status: response.statusCode, headers: response.headers, body: response.body };
+    } catch (error) {
+      throw toUpstreamError(error, init.signal);
+    }
+  }
+
+  /** Reads a whole body as text, enforcing the response size limit. */
+  async readText(response: UpstreamResponse, signal?: AbortSignal): Promise<string> {
+    const limit = this.#options.responseLimitBytes;
+    const declared = Number(headerValue(response.headers, 'content-length') ?? Number.NaN);
+    if (declared > limit) {
+      discard(response);
+      throw tooLarge(limit);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body) {
+        size += (chunk as Buffer).length;
+        if (size > limit) {
+          discard(response);
+          throw tooLarge(limit);
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch (error) {
+      throw toUpstreamError(error, signal);
+    }
+    return Buffer.concat(chunks, size).toString('utf8');
+  }
+}
+
+/**
+ * Drops a response body we will not read. The no-op error listener matters: an abort that
+ * lands after we let go would otherwise surface as an uncaught stream error.
+ */
+export function discard(response: UpstreamResponse): void {
+  response.body.on('error', () => {});
+  response.body.destroy();
+}
+
+/** Reads and drops a body we expect to be empty or irrelevant, keeping the connection reusable. */
+export function drain(response: UpstreamResponse): void {
+  response.body.on('error', () => {});
+  response.body.resume();
+}
+
+/** The response size error (also used for oversized SSE events). */
+export function tooLarge(limit: number): ProxyError {
+  return new ProxyError('upstream_response_too_large', undefined, { data: { limitBytes: limit } });
+}
+
+/** Reads one header as a single string. */
+export function headerValue(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  name: string,
+): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/** Maps a transport-level failure onto the proxy's error codes; never echoes addresses. */
+export function toUpstreamError(error: unknown, signal?: AbortSignal): ProxyError {
+  const known = findProxyError(error);
+  if (known) return known;
+  if (signal?.aborted) {
+    const reason = findProxyError(signal.reason);
+    if (reason) return reason;
+    if (isTimeout(signal.reason)) return new ProxyError('upstream_timeout', undefined, { cause: error });
+    return new ProxyError('upstream_unreachable', 'The request was cancelled.', { cause: error });
+  }
+  const code = errorCode(error);
+  const data: ErrorData = code ? { reason: code } : {};
+  if (code && TIMEOUT_CODES.has(code))
+    return new ProxyError('upstream_timeout', undefined, { cause: error, data });
+  if (code && UNREACHABLE_CODES.has(code)) {
+    return new ProxyError('upstream_unreachable', unreachableMessage(code), { cause: error, data });
+  }
+  return new ProxyError('upstream_unreachable', undefined, { cause: error });
+}
+
+function unreachableMessage(code: string): string {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'Could not connect to the MCP server: connection refused.';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'Could not connect to the MCP server: its host name does not resolve.';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+    case 'EPIPE':
+      return 'The MCP server closed the connection unexpectedly.';
+    default:
+      return 'Could not connect to the MCP server: network unreachable.';
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && current; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function isTimeout(reason: unknown): boolean {
+  return reason instanceof DOMException && reason.name === 'TimeoutError';
+}

@@ -1,0 +1,176 @@
+/**
+ * @module upstream/sse
+ * The legacy HTTP+SSE client transport (protocol 2024-11-05): a long-lived GET event stream
+ * whose first `endpoint` event names the URL to POST messages to; every answer comes back on
+ * the stream. The proxy holds the stream for the life of a proxy session.
+ */
+import { ProxyError } from '../errors.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { isEventStream, readEventStream } from './event-stream.ts';
+import { discard, drain, type UpstreamHttp } from './http.ts';
+import { rejectStatus } from './status.ts';
+import { parseMessages } from './streamable-http.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** How to reach one legacy SSE endpoint. */
+export interface SseOptions {
+  readonly url: URL;
+  readonly http: UpstreamHttp;
+  /** Sent upstream as `Authorization: Bearer …`, nowhere else. */
+  readonly bearerToken?: string | undefined;
+  /** How long to wait for the `endpoint` event. */
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Legacy HTTP+SSE transport to one upstream server. */
+export class SseTransport implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: UpstreamTransport['onerror'];
+  onclose: (() => void) | undefined;
+  readonly sessionId: string | undefined = undefined;
+  readonly #options: SseOptions;
+  readonly #closer = new AbortController();
+  #endpoint: URL | undefined;
+  #protocolVersion: string | undefined;
+  #closed = false;
+
+  constructor(options: SseOptions) {
+    this.#options = options;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  async start(): Promise<void> {
+    const { http, url, handshakeTimeoutMs } = this.#options;
+    const handshake = AbortSignal.any([this.#closer.signal, AbortSignal.timeout(handshakeTimeoutMs)]);
+    const response = await http.send(url, {
+      method: 'GET',
+      headers: this.#headers({ accept: 'text/event-stream' }),
+      signal: this.#closer.signal,
+      streaming: true,
+    });
+    if (response.status < 200 || response.status >= 300) await rejectStatus(http, response, {});
+    if (!isEventStream(response)) {
+      discard(response);
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server did not answer GET with an event stream: it speaks neither Streamable HTTP nor legacy SSE.',
+      );
+    }
+
+    const { promise: endpointKnown, resolve, reject } = Promise.withResolvers<void>();
+    const onTimeout = () =>
+      reject(new ProxyError('upstream_timeout', 'The MCP server sent no SSE endpoint event.'));
+    handshake.addEventListener('abort', onTimeout, { once: true });
+
+    const reading = readEventStream(
+      response,
+      http.responseLimitBytes,
+      (event) => {
+        if (event.event === 'endpoint') {
+          try {
+            this.#endpoint = this.#resolveEndpoint(event.data);
+            resolve();
+          } catch (error) {
+            reject(error);
+          }
+        } else if (event.event === undefined || event.event === 'message') {
+          this.#deliver(event.data);
+        }
+      },
+      this.#closer.signal,
+    );
+    reading.then(
+      () => {
+        reject(new ProxyError('upstream_protocol_error', 'The MCP server closed its event stream.'));
+        void this.close();
+      },
+      (error: unknown) => {
+        const failure = ProxyError.is(error)
+          ? error
+          : new ProxyError('upstream_unreachable', undefined, { cause: error });
+        reject(failure);
+        if (!this.#closed) this.onerror?.(failure);
+        void this.close();
+      },
+    );
+    try {
+      await endpointKnown;
+    } catch (error) {
+      await this.close();
+      throw error;
+    } finally {
+      handshake.removeEventListener('abort', onTimeout);
+    }
+  }
+
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    const endpoint = this.#endpoint;
+    if (!endpoint || this.#closed) {
+      throw new ProxyError('upstream_unreachable', 'The MCP server event stream is closed.');
+    }
+    const { http } = this.#options;
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closer.signal])
+      : this.#closer.signal;
+    const response = await http.send(endpoint, {
+      method: 'POST',
+      headers: this.#headers({ 'content-type': 'application/json' }),
+      body: JSON.stringify(message),
+      signal,
+    });
+    if (response.status < 200 || response.status >= 300) {
+      await rejectStatus(http, response, { sessionId: 'legacy-sse' });
+    }
+    drain(response);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closer.abort(new ProxyError('upstream_unreachable', 'The upstream connection was closed.'));
+    this.onclose?.();
+  }
+
+  /** The endpoint must stay on the stream's origin: a server cannot send the proxy elsewhere. */
+  #resolveEndpoint(data: string): URL {
+    let endpoint: URL;
+    try {
+      endpoint = new URL(data.trim(), this.#options.url);
+    } catch {
+      throw new ProxyError('upstream_protocol_error', 'The MCP server sent an invalid SSE endpoint.');
+    }
+    if (endpoint.origin !== this.#options.url.origin) {
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server named an SSE endpoint on another origin.',
+      );
+    }
+    return endpoint;
+  }
+
+  #deliver(data: string): void {
+    let messages: JsonRpcMessage[];
+    try {
+      messages = parseMessages(data);
+    } catch (error) {
+      this.onerror?.(error as ProxyError);
+      return;
+    }
+    for (const message of messages) {
+      if ('result' in message) {
+        const result = message.result as { protocolVersion?: unknown; serverInfo?: unknown };
+        if (typeof result.protocolVersion === 'string' && result.serverInfo)
+          this.#protocolVersion = result.protocolVersion;
+      }
+      this.onmessage?.(message);
+    }
+  }
+
+  #headers(base: Record<string, string>): Record<string, string> {
+    if (this.#options.bearerToken) base.authorization = `Bearer ${this.#options.bearerToken}`;
+    return base;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * @module upstream/status
+ * Turns an upstream HTTP error status into the proxy's error codes, keeping what the caller
+ * needs: the upstream's own JSON-RPC error message, its status for 4xx, and an intact
+ * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
+ */
+import { ProxyError } from '../errors.ts';
+import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+
+const MAX_DETAIL = 300;
+
+/** Reads a failed upstream response and throws the matching {@link ProxyError}. */
+export async function rejectStatus(
+  http: UpstreamHttp,
+  response: UpstreamResponse,
+  context: { readonly sessionId?: string | undefined },
+): Promise<never> {
+  let detail: string | undefined;
+  try {
+    detail = extractDetail(await http.readText(response));
+  } catch {
+    detail = undefined;
+  }
+  const status = response.status;
+  const data = { upstreamStatus: status, ...(detail ? { upstreamMessage: detail } : {}) };
+  if (status === 401 || status === 403) {
+    const challenge = headerValue(response.headers, 'www-authenticate');
+    throw new ProxyError('upstream_unauthorized', undefined, {
+      status,
+      data,
+      headers: challenge ? { 'www-authenticate': challenge } : {},
+    });
+  }
+  if (status === 404 && context.sessionId !== undefined) {
+    throw new ProxyError('upstream_session_expired', undefined, { data });
+  }
+  if (status >= 400 && status < 500) {
+    const suffix = detail ? `: ${detail}` : '.';
+    throw new ProxyError(
+      'upstream_rejected',
+      `The MCP server rejected the request (HTTP ${status})${suffix}`,
+      {
+        status: status === 429 ? 429 : status === 404 ? 404 : 400,
+        data,
+      },
+    );
+  }
+  throw new ProxyError('upstream_http_error', `The MCP server failed with HTTP ${status}.`, { data });
+}
+
+/** Pulls a short human message out of an error body (JSON-RPC error or plain text). */
+function extractDetail(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return undefined;
+  try {
+    const parsed = JSON.parse(trimmed) as { error?: { message?: unknown } | string; message?: unknown };
+    const message =
+      typeof parsed.error === 'object' && parsed.error !== null
+        ? parsed.error.message
+        : (parsed.error ?? parsed.message);
+    if (typeof message === 'string') return clip(message);
+  } catch {
+    // Not JSON: fall through to plain text if it looks like a short message, not an HTML page.
+  }
+  return trimmed.startsWith('<') ? undefined : clip(trimmed);
+}
+
+function clip(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > MAX_DETAIL ? `${oneLine.slice(0, MAX_DETAIL)}…` : oneLine;
+}

@@ -1,0 +1,152 @@
+/**
+ * @module upstream/streamable-http
+ * MCP Streamable HTTP client transport (protocol 2025-03-26 and later): every message is a
+ * POST; the answer is a JSON body, an event stream, or 202 for notifications and responses.
+ * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
+ */
+import { ProxyError } from '../errors.ts';
+import { isJsonRpcMessage, isResponse, type JsonRpcMessage } from '../jsonrpc.ts';
+import { isEventStream, isJson, readEventStream } from './event-stream.ts';
+import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
+import { rejectStatus } from './status.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** How to reach one Streamable HTTP endpoint. */
+export interface StreamableHttpOptions {
+  readonly url: URL;
+  readonly http: UpstreamHttp;
+  /** Sent upstream as `Authorization: Bearer …`, nowhere else. */
+  readonly bearerToken?: string | undefined;
+  /** Resume an existing upstream session. */
+  readonly sessionId?: string | undefined;
+  /** Protocol version already negotiated for that session. */
+  readonly protocolVersion?: string | undefined;
+}
+
+/** Streamable HTTP transport to one upstream server. */
+export class StreamableHttpTransport implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: UpstreamTransport['onerror'];
+  onclose: (() => void) | undefined;
+  readonly #options: StreamableHttpOptions;
+  readonly #closer = new AbortController();
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+
+  constructor(options: StreamableHttpOptions) {
+    this.#options = options;
+    this.#sessionId = options.sessionId;
+    this.#protocolVersion = options.protocolVersion;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  async start(): Promise<void> {}
+
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    const { http, url } = this.#options;
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closer.signal])
+      : this.#closer.signal;
+    const response = await http.send(url, {
+      method: 'POST',
+      headers: this.#headers({
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      }),
+      body: JSON.stringify(message),
+      signal,
+    });
+    if (response.status < 200 || response.status >= 300) {
+      await rejectStatus(http, response, { sessionId: this.#sessionId });
+    }
+    const issued = headerValue(response.headers, 'mcp-session-id');
+    if (issued) this.#sessionId = issued;
+
+    if (response.status === 202 || response.status === 204) {
+      drain(response);
+      return;
+    }
+    if (isEventStream(response)) {
+      await readEventStream(
+        response,
+        http.responseLimitBytes,
+        (event) => {
+          if (event.event === undefined || event.event === 'message')
+            this.#deliver(parseMessages(event.data));
+        },
+        signal,
+      );
+      return;
+    }
+    if (isJson(response)) {
+      this.#deliver(parseMessages(await http.readText(response, signal)));
+      return;
+    }
+    discard(response);
+    throw new ProxyError(
+      'upstream_protocol_error',
+      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
+      { data: { upstreamStatus: response.status } },
+    );
+  }
+
+  /** Ends the upstream session (HTTP DELETE), when there is one. */
+  async terminateSession(): Promise<void> {
+    if (this.#sessionId === undefined) return;
+    const { http, url } = this.#options;
+    const response = await http.send(url, { method: 'DELETE', headers: this.#headers({}) });
+    drain(response);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closer.signal.aborted) return;
+    this.#closer.abort(new ProxyError('upstream_unreachable', 'The upstream connection was closed.'));
+    this.onclose?.();
+  }
+
+  #headers(base: Record<string, string>): Record<string, string> {
+    const headers = base;
+    if (this.#options.bearerToken) headers.authorization = `Bearer ${this.#options.bearerToken}`;
+    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
+    if (this.#protocolVersion) headers['mcp-protocol-version'] = this.#protocolVersion;
+    return headers;
+  }
+
+  #deliver(messages: readonly JsonRpcMessage[]): void {
+    for (const message of messages) {
+      if (isResponse(message) && 'result' in message) {
+        const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
+        // Only an initialize result carries protocolVersion next to serverInfo.
+        if (typeof version === 'string' && 'serverInfo' in message.result) this.#protocolVersion = version;
+      }
+      this.onmessage?.(message);
+    }
+  }
+}
+
+/** Parses one JSON payload holding a message or a batch; anything else is a protocol error. */
+export function parseMessages(text: string): JsonRpcMessage[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProxyError('upstream_protocol_error', 'The MCP server sent a body that is not valid JSON.');
+  }
+  const list = Array.isArray(value) ? value : [value];
+  for (const item of list) {
+    if (!isJsonRpcMessage(item)) {
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server sent JSON that is not a JSON-RPC 2.0 message.',
+      );
+    }
+  }
+  return list as JsonRpcMessage[];
+}

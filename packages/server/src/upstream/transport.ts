@@ -1,0 +1,40 @@
+/**
+ * @module upstream/transport
+ * The one interface every upstream transport implements, shaped like the MCP SDK's `Transport`
+ * (start / send / close + onmessage / onerror / onclose) so sessions and routes never care
+ * which wire protocol the MCP server speaks.
+ */
+import type { ProxyError } from '../errors.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+
+/** Options for one `send`. */
+export interface SendOptions {
+  /** Aborts this message's HTTP exchange (and any response stream it opened). */
+  readonly signal?: AbortSignal;
+}
+
+/** A connection to one upstream MCP server. */
+export interface UpstreamTransport {
+  /** Opens whatever long-lived channel the transport needs (no-op for plain HTTP). */
+  start(): Promise<void>;
+  /**
+   * Sends one message. Resolves once the upstream accepted it and any response stream it opened
+   * has ended; messages that arrive meanwhile go to {@link onmessage}.
+   */
+  send(message: JsonRpcMessage, options?: SendOptions): Promise<void>;
+  /** Closes the channel; pending sends are aborted. Idempotent. */
+  close(): Promise<void>;
+  /** Every message from the upstream: responses, notifications and server-to-client requests. */
+  onmessage?: ((message: JsonRpcMessage) => void) | undefined;
+  /** Errors not tied to one `send` (e.g. a broken event stream). */
+  onerror?: ((error: ProxyError) => void) | undefined;
+  /** The channel has closed, for whatever reason. */
+  onclose?: (() => void) | undefined;
+  /** The upstream's session id, when it issued one. */
+  readonly sessionId: string | undefined;
+  /** The protocol version negotiated with the upstream, once known. */
+  readonly protocolVersion: string | undefined;
+}
+
+/** The wire protocols the proxy speaks upstream over HTTP. */
+export type HttpTransportKind = 'streamable-http' | 'sse';
