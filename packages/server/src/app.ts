@@ -71,7 +71,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
 
-  const guard = createEgressGuard(config.egress, deps.resolver ? { resolver: deps.resolver } : {});
+  const guard = createEgressGuard(config.egress, {
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    ...(deps.resolver ? { resolver: deps.resolver } : {}),
+  });
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
