@@ -48,7 +48,7 @@ const SEVERITY: Readonly<Record<AddressClass, number>> = {
 };
 
 /** IPv4 rules. Exceptions precede the ranges that contain them. */
-export const IPV4_RULES: readonly AddressRule[] = [
+export const IPV4_RULES: readonly AddressRule[] = Object.freeze([
   // Cloud metadata endpoints hand out credentials; refused even with allowPrivateNetworks.
   { cidr: '169.254.169.254/32', addressClass: 'metadata', source: 'AWS, GCP, Azure, OpenStack, Oracle IMDS' },
   { cidr: '169.254.170.2/32', addressClass: 'metadata', source: 'AWS ECS task metadata' },
@@ -76,10 +76,10 @@ export const IPV4_RULES: readonly AddressRule[] = [
   { cidr: '224.0.0.0/4', addressClass: 'unusable', source: 'RFC 5771 multicast' },
   { cidr: '255.255.255.255/32', addressClass: 'unusable', source: 'RFC 919 limited broadcast' },
   { cidr: '240.0.0.0/4', addressClass: 'non_global', source: 'RFC 1112 reserved' },
-];
+]);
 
 /** IPv6 rules (IPv4-mapped addresses are judged as IPv4 before these apply). */
-export const IPV6_RULES: readonly AddressRule[] = [
+export const IPV6_RULES: readonly AddressRule[] = Object.freeze([
   { cidr: 'fd00:ec2::254/128', addressClass: 'metadata', source: 'AWS IMDS (IPv6)' },
   { cidr: 'fd00:ec2::23/128', addressClass: 'metadata', source: 'AWS EKS Pod Identity agent (IPv6)' },
   { cidr: 'fd20:ce::254/128', addressClass: 'metadata', source: 'GCP metadata (IPv6)' },
@@ -125,7 +125,7 @@ export const IPV6_RULES: readonly AddressRule[] = [
   { cidr: '2000::/3', addressClass: 'global', source: 'RFC 4291 global unicast' },
   // IANA IPv6 Address Space: nothing outside 2000::/3 is allocated for global unicast.
   { cidr: '::/0', addressClass: 'non_global', source: 'IANA reserved / unallocated' },
-];
+]);
 
 type ParsedRule<T extends IpAddress> = AddressRule & { readonly range: [T, number] };
 
@@ -193,7 +193,13 @@ export function inspectAddress(address: IpAddress): AddressVerdict {
     if (!address.match(rule.range)) continue;
     if (rule.embeds === undefined) return { addressClass: rule.addressClass, embedded: [] };
     const embedded = embeddedIPv4(address, rule.embeds);
-    const addressClass = embedded.reduce((acc, v4) => worst(acc, classifyV4(v4)), rule.addressClass);
+    // Candidate positions inside 64:ff9b:1::/48 are guesses (most hold zeros), so only a
+    // metadata match there escalates; elsewhere the embedded address is certain.
+    const guessed = rule.embeds === 'nat64_local';
+    const addressClass = embedded.reduce((acc, v4) => {
+      const embeddedClass = classifyV4(v4);
+      return guessed && embeddedClass !== 'metadata' ? acc : worst(acc, embeddedClass);
+    }, rule.addressClass);
     return { addressClass, embedded };
   }
   return { addressClass: 'non_global', embedded: [] };

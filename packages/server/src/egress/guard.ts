@@ -107,11 +107,12 @@ class Guard implements EgressGuard {
 
   async vetRedirect(from: URL, location: string, hop: number): Promise<URL> {
     const max = this.#policy.followRedirects;
-    if (max === 0)
+    if (max === 0) {
       throw refuse(
         'redirect_refused',
         'The MCP server answered with a redirect; this proxy does not follow redirects.',
       );
+    }
     if (!Number.isInteger(hop) || hop < 1 || hop > max) {
       throw refuse('redirect_refused', `The MCP server redirected more than ${max} times.`);
     }

@@ -21,10 +21,10 @@ export const METADATA_NAMES: ReadonlySet<string> = new Set([
  * What loopback names resolve to. RFC 6761 §6.3 says resolvers SHOULD answer them with loopback
  * themselves rather than asking DNS, which also stops a hostile resolver answering otherwise.
  */
-export const LOOPBACK_ANSWERS: readonly ResolvedAddress[] = [
-  { address: '127.0.0.1', family: 4 },
-  { address: '::1', family: 6 },
-];
+export const LOOPBACK_ANSWERS: readonly ResolvedAddress[] = Object.freeze([
+  Object.freeze({ address: '127.0.0.1', family: 4 }),
+  Object.freeze({ address: '::1', family: 6 }),
+]);
 
 /** Lower-cases a host name and drops trailing dots, so `LOCALHOST.` and `localhost` compare equal. */
 export function normaliseHostName(name: string): string {
