@@ -22,12 +22,14 @@ import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, findProxyError, ProxyError, toErrorReply } from './errors.ts';
 import { bodyId } from './forwarding/envelope.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
+import { TargetResolver } from './forwarding/targets.ts';
 import { createLogger, redactUrl } from './logger.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { proxyRoutes } from './routes/proxy.ts';
-import type { HeldSession } from './sessions/held-session.ts';
+import type { BridgeSession } from './sessions/bridge-session.ts';
 import { SessionStore } from './sessions/store.ts';
+import { UpstreamConnector } from './upstream/connector.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { TransportVerdicts } from './upstream/verdicts.ts';
 
@@ -79,9 +81,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
   });
-  const sessions = new SessionStore<HeldSession>(config.sessions);
+  const sessions = new SessionStore<BridgeSession>(config.sessions);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
-  const forwarder = new Forwarder({ guard, http, sessions, verdicts, timeoutMs: config.upstream.timeoutMs });
+  const targets = new TargetResolver(config.servers, guard);
+  const connector = new UpstreamConnector({
+    guard,
+    http,
+    logger,
+    timeoutMs: config.upstream.timeoutMs,
+    responseLimitBytes: config.upstream.responseLimitBytes,
+  });
+  const forwarder = new Forwarder({
+    targets,
+    http,
+    connector,
+    sessions,
+    verdicts,
+    timeoutMs: config.upstream.timeoutMs,
+  });
   const verifier = new TokenVerifier(config.proxyTokens);
   let shuttingDown = false;
 

@@ -24,6 +24,9 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 10_000,
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
+  trustedHosts: [] as string[],
+  sessionSecret: undefined as string | undefined,
+  servers: {} as Record<string, never>,
   egress: {
     allowPrivateNetworks: false,
     allowedHosts: [] as string[],
@@ -38,6 +41,27 @@ const tokenSchema = z
   .string()
   .min(16, 'a proxy token must be at least 16 characters (32+ random characters recommended)')
   .refine((t) => !/\s/.test(t), 'a proxy token must not contain white space');
+
+/** Name of a configured server: used in `/servers/{name}/mcp`, so URL-safe. */
+const serverName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'server names use letters, digits, . _ -');
+
+/** An operator-configured MCP server reached over the network. */
+const urlServerSchema = z.strictObject({
+  url: z.string().url('must be an http(s) or ws(s) URL'),
+  transport: z.enum(['auto', 'streamable-http', 'sse', 'websocket']).default('auto'),
+  /** Bearer token the proxy sends upstream for this server (callers never see it). */
+  token: z.string().min(1).optional(),
+});
+
+/** An operator-configured MCP server run as a child process speaking stdio. */
+const stdioServerSchema = z.strictObject({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().min(1).optional(),
+});
 
 const configSchema = z
   .object({
@@ -59,6 +83,9 @@ const configSchema = z
       responseLimitBytes: positiveInt,
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
+    trustedHosts: z.array(z.string().min(1)),
+    sessionSecret: z.string().min(32, 'SESSION_SECRET must be at least 32 characters').optional(),
+    servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
       allowPrivateNetworks: z.boolean(),
       allowedHosts: z.array(z.string().min(1)),
@@ -68,6 +95,11 @@ const configSchema = z
     }),
   })
   .strict();
+
+/** A configured upstream reached by URL. */
+export type UrlServerConfig = DeepReadonly<z.infer<typeof urlServerSchema>>;
+/** A configured upstream run as a stdio child process. */
+export type StdioServerConfig = DeepReadonly<z.infer<typeof stdioServerSchema>>;
 
 /** The proxy's whole configuration, validated and deeply frozen. */
 export type Config = DeepReadonly<z.infer<typeof configSchema>>;
@@ -105,6 +137,8 @@ const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly string[], k
   ['SESSION_IDLE_TIMEOUT_MS', ['sessions', 'idleTimeoutMs'], 'int'],
   ['MAX_SESSIONS', ['sessions', 'maxTotal'], 'int'],
   ['MAX_SESSIONS_PER_TOKEN', ['sessions', 'maxPerToken'], 'int'],
+  ['TRUSTED_HOSTS', ['trustedHosts'], 'list'],
+  ['SESSION_SECRET', ['sessionSecret'], 'string'],
   ['ALLOW_PRIVATE_NETWORKS', ['egress', 'allowPrivateNetworks'], 'bool'],
   ['EGRESS_ALLOWED_HOSTS', ['egress', 'allowedHosts'], 'list'],
   ['EGRESS_DENIED_HOSTS', ['egress', 'deniedHosts'], 'list'],

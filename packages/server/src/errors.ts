@@ -27,6 +27,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -32600,
     message: 'The request is not a valid proxy envelope or JSON-RPC message.',
   },
+  invalid_target: {
+    status: 400,
+    rpcCode: -32602,
+    message: 'The MCP server target is missing or inconsistent.',
+  },
   unsupported_media_type: {
     status: 415,
     rpcCode: -32600,
@@ -48,6 +53,11 @@ export const ERROR_REGISTRY = {
     message: 'The proxy refuses to connect to this MCP server URL.',
   },
   not_found: { status: 404, rpcCode: -32601, message: 'No such endpoint.' },
+  unknown_server: {
+    status: 404,
+    rpcCode: -32002,
+    message: 'No MCP server is configured under that name: check /servers/{name}/mcp.',
+  },
   method_not_allowed: {
     status: 405,
     rpcCode: -32600,

@@ -74,3 +74,13 @@ export function isResponse(message: JsonRpcMessage): message is JsonRpcResponse 
 function isId(value: unknown): value is RequestId {
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
+
+/** The negotiated protocol version when `message` is an initialize result, else undefined. */
+export function initializeResultVersion(message: JsonRpcMessage): string | undefined {
+  if (!('result' in message)) return undefined;
+  const result = message.result as { protocolVersion?: unknown; serverInfo?: unknown };
+  // Only an initialize result carries protocolVersion next to serverInfo.
+  return typeof result.protocolVersion === 'string' && result.serverInfo !== undefined
+    ? result.protocolVersion
+    : undefined;
+}

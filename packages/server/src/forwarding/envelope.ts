@@ -5,9 +5,7 @@
 import { z } from 'zod';
 import { type JsonRpcId, ProxyError } from '../errors.ts';
 import type { JsonRpcNotification, JsonRpcRequest } from '../jsonrpc.ts';
-
-/** Which upstream transport to use; `auto` probes as the MCP spec's back-compat section says. */
-export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse'] as const;
+import { type TargetRequest, TRANSPORT_CHOICES } from './targets.ts';
 
 /** A visible-ASCII header value (session ids travel in headers). */
 const headerSafe = z
@@ -17,7 +15,8 @@ const headerSafe = z
   .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters');
 
 const envelopeSchema = z.strictObject({
-  mcp_server_url: z.string().min(1, 'is required').max(2048, 'is longer than 2048 characters'),
+  mcp_server_url: z.string().min(1).max(2048, 'is longer than 2048 characters').optional(),
+  server: z.string().min(1).max(64).optional(),
   mcp_token: z.string().min(1).max(8192).optional(),
   mcp_session_id: headerSafe.optional(),
   mcp_protocol_version: headerSafe.optional(),
@@ -34,7 +33,17 @@ export type Envelope = z.infer<typeof envelopeSchema>;
 /** Validates a parsed body; throws `invalid_envelope` naming the first bad field. */
 export function parseEnvelope(body: unknown): Envelope {
   const parsed = envelopeSchema.safeParse(body);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const { mcp_server_url, server } = parsed.data;
+    if ((mcp_server_url === undefined) === (server === undefined)) {
+      throw new ProxyError(
+        'invalid_envelope',
+        'Invalid proxy envelope: give exactly one of mcp_server_url (a URL) or server (a configured server name).',
+        { data: { field: 'mcp_server_url' } },
+      );
+    }
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   let where = issue?.path.join('.') || 'body';
   let problem = issue?.message ?? 'is invalid';
@@ -49,6 +58,16 @@ export function parseEnvelope(body: unknown): Envelope {
   throw new ProxyError('invalid_envelope', `Invalid proxy envelope: ${where} ${problem}.`, {
     data: { field: where },
   });
+}
+
+/** The upstream an envelope names. */
+export function envelopeTarget(envelope: Envelope): TargetRequest {
+  if (envelope.server !== undefined) return { server: envelope.server, bearerToken: envelope.mcp_token };
+  return {
+    url: envelope.mcp_server_url ?? '',
+    transport: envelope.transport ?? 'auto',
+    bearerToken: envelope.mcp_token,
+  };
 }
 
 /** The JSON-RPC message an envelope carries (envelope fields stripped). */

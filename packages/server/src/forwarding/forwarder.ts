@@ -1,11 +1,11 @@
 /**
  * @module forwarding/forwarder
  * One JSON-RPC message to one upstream and its answer back: the engine behind POST /proxy.
- * Streamable HTTP upstreams need no proxy state (the caller carries `Mcp-Session-Id`); legacy
- * SSE upstreams get a proxy-held stream behind an opaque proxy session id.
+ * Streamable HTTP upstreams need no proxy state (the caller carries `Mcp-Session-Id`); every
+ * other upstream (legacy SSE, WebSocket, configured stdio) gets a proxy-held bridge session
+ * behind an opaque proxy session id.
  */
 import type { TokenIdentity } from '../auth/tokens.ts';
-import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import {
   isRequest,
@@ -13,23 +13,21 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
-import { HeldSession } from '../sessions/held-session.ts';
+import { BridgeSession } from '../sessions/bridge-session.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
+import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
 import { RequestCorrelator } from '../upstream/exchange.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
-import { SseTransport } from '../upstream/sse.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
-import type { TRANSPORT_CHOICES } from './envelope.ts';
+import { type TargetRequest, TargetResolver } from './targets.ts';
 
 /** What a caller asks to forward. */
 export interface ForwardRequest {
   readonly identity: TokenIdentity;
-  readonly url: string;
-  readonly bearerToken?: string | undefined;
+  readonly target: TargetRequest;
   readonly sessionId?: string | undefined;
   readonly protocolVersion?: string | undefined;
-  readonly transport: (typeof TRANSPORT_CHOICES)[number];
   readonly message: JsonRpcRequest | JsonRpcNotification;
   /** Aborted when the caller goes away. */
   readonly signal: AbortSignal;
@@ -38,19 +36,18 @@ export interface ForwardRequest {
 /** What came back. */
 export interface ForwardResult {
   /** The upstream's response; absent for notifications (HTTP 202). */
-  readonly response?: JsonRpcResponse;
+  readonly response?: JsonRpcResponse | undefined;
   /** Session id to hand back to the caller (the upstream's, or a proxy-held one). */
   readonly sessionId?: string | undefined;
   readonly protocolVersion?: string | undefined;
-  /** Host of the upstream, for the access log. */
-  readonly targetHost: string;
 }
 
 /** Collaborators of the forwarder. */
 export interface ForwarderDeps {
-  readonly guard: EgressGuard;
+  readonly targets: TargetResolver;
   readonly http: UpstreamHttp;
-  readonly sessions: SessionStore<HeldSession>;
+  readonly connector: UpstreamConnector;
+  readonly sessions: SessionStore<BridgeSession>;
   readonly verdicts: TransportVerdicts;
   readonly timeoutMs: number;
 }
@@ -65,78 +62,73 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
-    const url = await this.#deps.guard.vet(request.url);
-    const targetHost = url.host;
+    const target = await this.#deps.targets.resolve(request.target);
     const { sessionId } = request;
 
     if (sessionId?.startsWith(PROXY_SESSION_PREFIX)) {
-      const held = this.#deps.sessions.get(sessionId, request.identity.id);
-      if (!held || held.closed) throw new ProxyError('session_not_found');
-      if (held.url.href !== url.href) {
-        throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server URL.');
+      const session = this.#deps.sessions.get(sessionId, request.identity.id);
+      if (!session || session.closed) throw new ProxyError('session_not_found');
+      if (session.target !== TargetResolver.key(target)) {
+        throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
       }
-      return { ...(await this.#viaHeld(held, request)), sessionId, targetHost };
+      return { ...(await this.#viaSession(session, request)), sessionId };
     }
 
-    const known = request.transport === 'auto' ? this.#deps.verdicts.get(url) : request.transport;
-    if (known === 'sse') return { ...(await this.#viaSse(url, request)), targetHost };
+    if (target.kind !== 'http-auto' && target.kind !== 'streamable-http')
+      return this.#viaBridge(target, request);
+    const known = target.kind === 'http-auto' ? this.#deps.verdicts.get(target.url) : 'streamable-http';
+    if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
     try {
-      const result = await this.#viaStreamable(url, request);
-      if (known === undefined) this.#deps.verdicts.set(url, 'streamable-http');
-      return { ...result, targetHost };
+      const result = await this.#viaStreamable(target.url, target.bearerToken, request);
+      if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
+      return result;
     } catch (error) {
       if (known !== undefined || sessionId !== undefined || !invitesLegacyProbe(error)) throw error;
       // MCP back-compat: a 4xx to the POST means the server may speak the 2024-11-05 SSE transport.
-      let result: Omit<ForwardResult, 'targetHost'>;
+      let result: ForwardResult;
       try {
-        result = await this.#viaSse(url, request);
+        result = await this.#viaBridge({ ...target, kind: 'sse' }, request);
       } catch {
         throw error;
       }
-      this.#deps.verdicts.set(url, 'sse');
-      return { ...result, targetHost };
+      this.#deps.verdicts.set(target.url, 'sse');
+      return result;
     }
   }
 
-  async #viaStreamable(url: URL, request: ForwardRequest): Promise<Omit<ForwardResult, 'targetHost'>> {
+  async #viaStreamable(
+    url: URL,
+    bearerToken: string | undefined,
+    request: ForwardRequest,
+  ): Promise<ForwardResult> {
     const transport = new StreamableHttpTransport({
       url,
       http: this.#deps.http,
-      bearerToken: request.bearerToken,
+      bearerToken,
       sessionId: request.sessionId,
       protocolVersion: request.protocolVersion,
     });
     const correlator = new RequestCorrelator(transport, true);
     const { message, signal } = request;
-    if (!isRequest(message)) {
-      await correlator.notify(message, signal);
-      return { sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
-    }
-    const response = await correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
+    let response: JsonRpcResponse | undefined;
+    if (isRequest(message)) response = await correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
+    else await correlator.notify(message, signal);
     return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
   }
 
   /**
-   * Legacy SSE: `initialize` opens a held session whose id goes back to the caller; any other
-   * message without a session gets a one-off stream, closed after the answer.
+   * A held upstream: `initialize` opens a stored session whose id goes back to the caller; any
+   * other message without a session gets a one-off connection, closed after the answer.
    */
-  async #viaSse(url: URL, request: ForwardRequest): Promise<Omit<ForwardResult, 'targetHost'>> {
-    const open = async () => {
-      const transport = new SseTransport({
-        url,
-        http: this.#deps.http,
-        bearerToken: request.bearerToken,
-        handshakeTimeoutMs: this.#deps.timeoutMs,
-      });
-      await transport.start();
-      return new HeldSession(url, transport);
-    };
+  async #viaBridge(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
+    const open = async () =>
+      new BridgeSession(TargetResolver.key(target), await this.#deps.connector.open(target));
     if (request.message.method === 'initialize') {
       const { sessions } = this.#deps;
       const { id, value } = await sessions.add(request.identity.id, open);
-      value.onClosed = () => void sessions.delete(id);
+      value.onClosed(() => void sessions.delete(id));
       try {
-        return { ...(await this.#viaHeld(value, request)), sessionId: id };
+        return { ...(await this.#viaSession(value, request)), sessionId: id };
       } catch (error) {
         await sessions.delete(id);
         throw error;
@@ -144,24 +136,25 @@ export class Forwarder {
     }
     const oneOff = await open();
     try {
-      return await this.#viaHeld(oneOff, request);
+      return await this.#viaSession(oneOff, request);
     } finally {
       await oneOff.close();
     }
   }
 
-  async #viaHeld(held: HeldSession, request: ForwardRequest): Promise<Omit<ForwardResult, 'targetHost'>> {
+  async #viaSession(session: BridgeSession, request: ForwardRequest): Promise<ForwardResult> {
     const { message, signal } = request;
     if (!isRequest(message)) {
-      await held.correlator.notify(message, signal);
-      return { protocolVersion: held.transport.protocolVersion };
+      await session.send(message);
+      return { protocolVersion: session.upstream.protocolVersion };
     }
-    const response = await held.correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
-    return { response, protocolVersion: held.transport.protocolVersion };
+    const response = await session.call(message, { timeoutMs: this.#deps.timeoutMs, signal });
+    return { response, protocolVersion: session.upstream.protocolVersion };
   }
 }
 
-function invitesLegacyProbe(error: unknown): boolean {
+/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
+export function invitesLegacyProbe(error: unknown): boolean {
   return (
     ProxyError.is(error) &&
     error.code === 'upstream_rejected' &&

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.ts';
-import { envelopeMessage, parseEnvelope } from '../forwarding/envelope.ts';
+import { envelopeMessage, envelopeTarget, parseEnvelope } from '../forwarding/envelope.ts';
 import type { Forwarder } from '../forwarding/forwarder.ts';
 import { callerSignal } from './caller-signal.ts';
 
@@ -16,7 +16,7 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
     const envelope = parseEnvelope(request.body);
     const message = envelopeMessage(envelope);
     request.mcpMethod = envelope.method;
-    request.targetHost = URL.parse(envelope.mcp_server_url)?.host;
+    request.targetHost = envelope.server ?? URL.parse(envelope.mcp_server_url ?? '')?.host;
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
     const header = (name: string) => {
@@ -25,11 +25,9 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
     };
     const result = await forwarder.forward({
       identity,
-      url: envelope.mcp_server_url,
-      bearerToken: envelope.mcp_token,
+      target: envelopeTarget(envelope),
       sessionId: envelope.mcp_session_id ?? header('mcp-session-id'),
       protocolVersion: envelope.mcp_protocol_version ?? header('mcp-protocol-version'),
-      transport: envelope.transport ?? 'auto',
       message,
       signal: callerSignal(reply),
     });

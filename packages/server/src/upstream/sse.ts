@@ -5,7 +5,7 @@
  * the stream. The proxy holds the stream for the life of a proxy session.
  */
 import { ProxyError } from '../errors.ts';
-import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, readEventStream } from './event-stream.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { rejectStatus } from './status.ts';

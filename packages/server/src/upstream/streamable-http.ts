@@ -5,7 +5,7 @@
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
 import { ProxyError } from '../errors.ts';
-import { isJsonRpcMessage, isResponse, type JsonRpcMessage } from '../jsonrpc.ts';
+import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, readEventStream } from './event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
 import { rejectStatus } from './status.ts';
@@ -121,11 +121,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
 
   #deliver(messages: readonly JsonRpcMessage[]): void {
     for (const message of messages) {
-      if (isResponse(message) && 'result' in message) {
-        const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
-        // Only an initialize result carries protocolVersion next to serverInfo.
-        if (typeof version === 'string' && 'serverInfo' in message.result) this.#protocolVersion = version;
-      }
+      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
       this.onmessage?.(message);
     }
   }

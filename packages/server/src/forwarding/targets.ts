@@ -1,0 +1,70 @@
+/**
+ * @module forwarding/targets
+ * Turns what a caller names (a URL with a transport choice, or a configured server's name) into
+ * a vetted upstream target. Requests can name URLs; only the operator's config can name commands.
+ */
+import type { Config } from '../config.ts';
+import type { EgressGuard } from '../egress/types.ts';
+import { ProxyError } from '../errors.ts';
+import type { UpstreamTarget } from '../upstream/connector.ts';
+
+/** Transport choices a caller may make for a URL. */
+export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse', 'websocket'] as const;
+
+/** A transport choice. */
+export type TransportChoice = (typeof TRANSPORT_CHOICES)[number];
+
+/** What a caller asked for. */
+export type TargetRequest =
+  | { readonly url: string; readonly transport: TransportChoice; readonly bearerToken?: string | undefined }
+  | { readonly server: string; readonly bearerToken?: string | undefined };
+
+/** A vetted target; `http-auto` still has to be probed (Streamable HTTP or legacy SSE). */
+export type ResolvedTarget =
+  | UpstreamTarget
+  | { readonly kind: 'http-auto'; readonly url: URL; readonly bearerToken?: string | undefined };
+
+/** Resolves caller-named targets against the egress guard and the configured servers. */
+export class TargetResolver {
+  readonly #servers: Config['servers'];
+  readonly #guard: EgressGuard;
+
+  constructor(servers: Config['servers'], guard: EgressGuard) {
+    this.#servers = servers;
+    this.#guard = guard;
+  }
+
+  /** Vets and classifies a target. */
+  async resolve(request: TargetRequest): Promise<ResolvedTarget> {
+    if ('server' in request) {
+      const server = Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
+      if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
+      if ('command' in server) return { kind: 'stdio', name: request.server, server };
+      // The operator's token for this server wins; otherwise the caller's (e.g. its OAuth token).
+      return this.#classify(server.url, server.transport, server.token ?? request.bearerToken);
+    }
+    return this.#classify(request.url, request.transport, request.bearerToken);
+  }
+
+  /** The cache/session key of a target: never contains a token. */
+  static key(target: ResolvedTarget): string {
+    return target.kind === 'stdio' ? `stdio:${target.name}` : target.url.href;
+  }
+
+  async #classify(
+    raw: string,
+    transport: TransportChoice,
+    bearerToken: string | undefined,
+  ): Promise<ResolvedTarget> {
+    const url = await this.#guard.vet(raw);
+    const isWs = url.protocol === 'ws:' || url.protocol === 'wss:';
+    if (isWs !== (transport === 'websocket') && transport !== 'auto') {
+      throw new ProxyError(
+        'invalid_target',
+        `The transport "${transport}" does not fit a ${url.protocol} URL.`,
+      );
+    }
+    if (isWs) return { kind: 'websocket', url, bearerToken };
+    return { kind: transport === 'auto' ? 'http-auto' : transport, url, bearerToken } as ResolvedTarget;
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * @module sessions/bridge-session
+ * One proxy session: an inbound side (POST /proxy calls, `/mcp` streams, a `/ws` socket) tied
+ * to one upstream connection. Messages flow both ways with ids preserved: each upstream
+ * response goes to the sink that sent its request, progress to the sink that asked for it,
+ * and everything else (server-initiated requests and notifications) to the best open sink.
+ */
+import { ProxyError, toErrorReply } from '../errors.ts';
+import {
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../jsonrpc.ts';
+import type { UpstreamTransport } from '../upstream/transport.ts';
+
+/** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
+export interface MessageSink {
+  /**
+   * Offers a message. Returns false when this sink cannot take it (closed, or it cannot answer
+   * server-initiated requests), so the session tries the next candidate.
+   */
+  deliver(message: JsonRpcMessage): boolean;
+}
+
+/** How many undeliverable notifications a session keeps for a standalone stream to come. */
+const BACKLOG_LIMIT = 256;
+
+/** An inbound side and an upstream connection, bridged. */
+export class BridgeSession {
+  readonly upstream: UpstreamTransport;
+  /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
+  readonly target: string;
+  readonly #pending = new Map<string, MessageSink>();
+  readonly #progress = new Map<string, MessageSink>();
+  /** Sinks with requests in flight, most recent last. */
+  readonly #active: MessageSink[] = [];
+  readonly #backlog: JsonRpcMessage[] = [];
+  #standalone: MessageSink | undefined;
+  #closed = false;
+  #onClosed: Array<() => void> = [];
+
+  constructor(target: string, upstream: UpstreamTransport) {
+    this.target = target;
+    this.upstream = upstream;
+    upstream.onmessage = (message) => this.#route(message);
+    upstream.onerror = (error) => this.#failPending(error);
+    upstream.onclose = () => {
+      this.#closed = true;
+      this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
+      for (const callback of this.#onClosed.splice(0)) callback();
+    };
+  }
+
+  /** True once the upstream connection has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Registers a callback for when the upstream side ends (the store then forgets the session). */
+  onClosed(callback: () => void): void {
+    if (this.#closed) callback();
+    else this.#onClosed.push(callback);
+  }
+
+  /** Sends a client request upstream; its response (and its progress) will go to `sink`. */
+  async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
+    const key = idKey(message.id);
+    if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
+    this.#pending.set(key, sink);
+    const token = progressToken(message);
+    if (token !== undefined) this.#progress.set(token, sink);
+    if (!this.#active.includes(sink)) this.#active.push(sink);
+    try {
+      await this.upstream.send(message);
+    } catch (error) {
+      this.#forget(key, token, sink);
+      throw error;
+    }
+  }
+
+  /**
+   * Sends one request and resolves with its response: for callers that cannot take anything
+   * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
+   * an abort cancels the request upstream.
+   */
+  async call(
+    message: JsonRpcRequest,
+    options: { timeoutMs: number; signal?: AbortSignal | undefined },
+  ): Promise<JsonRpcResponse> {
+    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    const sink: MessageSink = {
+      deliver: (incoming) => {
+        if (!isResponse(incoming) || incoming.id !== message.id) return false;
+        resolve(incoming);
+        return true;
+      },
+    };
+    const deadline = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+    const onAbort = () => {
+      const timedOut = deadline.aborted;
+      this.abandon(sink, timedOut ? 'timeout' : 'client disconnected');
+      reject(
+        timedOut
+          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
+          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
+      );
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.request(message, sink);
+      return await promise;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Sends a client notification or a client's answer to a server request upstream. */
+  async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    await this.upstream.send(message);
+  }
+
+  /**
+   * The caller behind `sink` went away: forget its routes and cancel what it left in flight
+   * upstream, as the MCP spec asks of a client that abandons a request.
+   */
+  abandon(sink: MessageSink, reason = 'client disconnected'): void {
+    for (const [key, owner] of this.#pending) {
+      if (owner !== sink) continue;
+      this.#pending.delete(key);
+      const requestId = keyId(key);
+      this.upstream
+        .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
+        .catch(() => {});
+    }
+    this.#release(sink);
+  }
+
+  /** Makes `sink` the standalone channel (GET stream, WebSocket) and flushes the backlog to it. */
+  attachStandalone(sink: MessageSink): void {
+    this.#standalone = sink;
+    while (this.#backlog.length > 0) {
+      const message = this.#backlog.shift() as JsonRpcMessage;
+      if (!sink.deliver(message)) {
+        this.#backlog.unshift(message);
+        break;
+      }
+    }
+  }
+
+  /** The standalone channel closed. */
+  detachStandalone(sink: MessageSink): void {
+    if (this.#standalone === sink) this.#standalone = undefined;
+  }
+
+  /** True while a standalone channel is attached. */
+  get hasStandalone(): boolean {
+    return this.#standalone !== undefined;
+  }
+
+  /** Closes the upstream connection. */
+  async close(): Promise<void> {
+    await this.upstream.close();
+  }
+
+  #route(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      if (message.id === null) return;
+      const key = idKey(message.id);
+      const sink = this.#pending.get(key);
+      if (!sink) return;
+      this.#pending.delete(key);
+      sink.deliver(message);
+      if (![...this.#pending.values()].includes(sink)) this.#release(sink);
+      return;
+    }
+    if (!isRequest(message)) {
+      const token = notificationProgressToken(message);
+      const owner = token === undefined ? undefined : this.#progress.get(token);
+      if (owner?.deliver(message)) return;
+    }
+    // Server-initiated traffic: the most recent open request stream first (a tool call asking
+    // for sampling is waiting on it), then the standalone channel.
+    for (let i = this.#active.length - 1; i >= 0; i--) {
+      if ((this.#active[i] as MessageSink).deliver(message)) return;
+    }
+    if (this.#standalone?.deliver(message)) return;
+    if (isRequest(message)) {
+      // Nobody connected can answer: say so at once rather than leave the server waiting.
+      this.upstream
+        .send({
+          jsonrpc: '2.0',
+          id: message.id,
+          error: { code: -32601, message: `No connected client can answer "${message.method}" right now.` },
+        })
+        .catch(() => {});
+      return;
+    }
+    this.#backlog.push(message);
+    if (this.#backlog.length > BACKLOG_LIMIT) this.#backlog.shift();
+  }
+
+  #forget(key: string, token: string | undefined, sink: MessageSink): void {
+    this.#pending.delete(key);
+    if (token !== undefined) this.#progress.delete(token);
+    if (![...this.#pending.values()].includes(sink)) this.#release(sink);
+  }
+
+  #release(sink: MessageSink): void {
+    for (const [token, owner] of this.#progress) if (owner === sink) this.#progress.delete(token);
+    const index = this.#active.indexOf(sink);
+    if (index !== -1) this.#active.splice(index, 1);
+  }
+
+  #failPending(error: ProxyError): void {
+    for (const [key, sink] of this.#pending)
+      sink.deliver(toErrorReply(error, keyId(key)).body as JsonRpcResponse);
+    this.#pending.clear();
+    this.#progress.clear();
+    this.#active.length = 0;
+  }
+}
+
+function idKey(id: RequestId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+function keyId(key: string): RequestId {
+  return key.startsWith('n:') ? Number(key.slice(2)) : key.slice(2);
+}
+
+function progressToken(message: JsonRpcRequest): string | undefined {
+  const meta = message.params?._meta as { progressToken?: unknown } | undefined;
+  return tokenKey(meta?.progressToken);
+}
+
+function notificationProgressToken(message: JsonRpcNotification): string | undefined {
+  return message.method === 'notifications/progress' ? tokenKey(message.params?.progressToken) : undefined;
+}
+
+function tokenKey(token: unknown): string | undefined {
+  if (typeof token === 'string') return `s:${token}`;
+  if (typeof token === 'number') return `n:${token}`;
+  return undefined;
+}

@@ -1,0 +1,84 @@
+/**
+ * @module upstream/connector
+ * Opens long-lived upstream connections for bridged sessions: one place that knows how each
+ * kind of target (URL by transport, or a configured stdio server) becomes a started transport.
+ */
+import type { Logger } from 'pino';
+import type { StdioServerConfig } from '../config.ts';
+import type { EgressGuard } from '../egress/types.ts';
+import type { UpstreamHttp } from './http.ts';
+import { SseTransport } from './sse.ts';
+import { StdioTransport } from './stdio.ts';
+import { StreamableHttpTransport } from './streamable-http.ts';
+import type { UpstreamTransport } from './transport.ts';
+import { WebSocketTransport } from './websocket.ts';
+
+/** A resolved upstream: a vetted URL with its wire protocol, or a configured stdio server. */
+export type UpstreamTarget =
+  | {
+      readonly kind: 'streamable-http' | 'sse' | 'websocket';
+      readonly url: URL;
+      readonly bearerToken?: string | undefined;
+    }
+  | { readonly kind: 'stdio'; readonly name: string; readonly server: StdioServerConfig };
+
+/** What the connector needs. */
+export interface ConnectorDeps {
+  readonly guard: EgressGuard;
+  readonly http: UpstreamHttp;
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  readonly responseLimitBytes: number;
+}
+
+/** Turns targets into started transports. */
+export class UpstreamConnector {
+  readonly #deps: ConnectorDeps;
+
+  constructor(deps: ConnectorDeps) {
+    this.#deps = deps;
+  }
+
+  /** A stable description of a target (the session's `target`), never containing a token. */
+  static describe(target: UpstreamTarget): string {
+    return target.kind === 'stdio' ? `stdio:${target.name}` : target.url.href;
+  }
+
+  /** Opens and starts a transport for `target`. */
+  async open(target: UpstreamTarget): Promise<UpstreamTransport> {
+    const { guard, http, logger, timeoutMs, responseLimitBytes } = this.#deps;
+    let transport: UpstreamTransport;
+    switch (target.kind) {
+      case 'stdio':
+        transport = new StdioTransport({
+          name: target.name,
+          server: target.server,
+          logger,
+          maxLineBytes: responseLimitBytes,
+        });
+        break;
+      case 'websocket':
+        transport = new WebSocketTransport({
+          url: target.url,
+          guard,
+          bearerToken: target.bearerToken,
+          maxPayloadBytes: responseLimitBytes,
+          handshakeTimeoutMs: timeoutMs,
+        });
+        break;
+      case 'sse':
+        transport = new SseTransport({
+          url: target.url,
+          http,
+          bearerToken: target.bearerToken,
+          handshakeTimeoutMs: timeoutMs,
+        });
+        break;
+      case 'streamable-http':
+        transport = new StreamableHttpTransport({ url: target.url, http, bearerToken: target.bearerToken });
+        break;
+    }
+    await transport.start();
+    return transport;
+  }
+}

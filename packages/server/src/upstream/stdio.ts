@@ -1,0 +1,153 @@
+/**
+ * @module upstream/stdio
+ * The stdio client transport for MCP servers the operator names in the config file (never a
+ * command from a request): newline-delimited JSON-RPC on stdin/stdout, stderr to the log, the
+ * child killed when the session ends.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { Logger } from 'pino';
+import type { StdioServerConfig } from '../config.ts';
+import { ProxyError } from '../errors.ts';
+import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
+import { parseMessages } from './streamable-http.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** How long a child gets between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 2_000;
+/** Variables a child inherits from the proxy; never the proxy's own secrets. */
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SYSTEMROOT'];
+
+/** Options for one stdio server process. */
+export interface StdioOptions {
+  /** Configured server name, for logs and errors. */
+  readonly name: string;
+  readonly server: StdioServerConfig;
+  readonly logger: Logger;
+  /** Largest single message (one line) accepted from the child. */
+  readonly maxLineBytes: number;
+}
+
+/** Runs a configured MCP server as a child process and talks to it over stdio. */
+export class StdioTransport implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: UpstreamTransport['onerror'];
+  onclose: (() => void) | undefined;
+  readonly sessionId: string | undefined = undefined;
+  readonly #options: StdioOptions;
+  #child: ChildProcessWithoutNullStreams | undefined;
+  #protocolVersion: string | undefined;
+  #closed = false;
+
+  constructor(options: StdioOptions) {
+    this.#options = options;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  async start(): Promise<void> {
+    const { server, name, logger } = this.#options;
+    const env: Record<string, string> = {};
+    for (const key of INHERITED_ENV) {
+      const value = process.env[key];
+      if (value !== undefined) env[key] = value;
+    }
+    const child = spawn(server.command, server.args, {
+      env: { ...env, ...server.env },
+      ...(server.cwd ? { cwd: server.cwd } : {}),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.#child = child;
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (error) => {
+        reject(
+          new ProxyError(
+            'upstream_unreachable',
+            `The configured MCP server "${name}" could not be started.`,
+            {
+              cause: error,
+            },
+          ),
+        );
+      });
+    });
+    this.#readLines(child.stdout, (line) => this.#deliver(line));
+    this.#readLines(child.stderr, (line) =>
+      logger.info({ server: name, stderr: line }, 'stdio server stderr'),
+    );
+    child.stdin.on('error', () => {
+      // EPIPE after the child died: reported through 'exit' below.
+    });
+    child.once('exit', (code, signal) => {
+      if (!this.#closed) {
+        const detail = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        this.onerror?.(new ProxyError('upstream_unreachable', `The MCP server "${name}" ${detail}.`));
+      }
+      void this.close();
+    });
+  }
+
+  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+    const child = this.#child;
+    if (!child || this.#closed || !child.stdin.writable) {
+      throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
+    }
+    const ok = child.stdin.write(`${JSON.stringify(message)}\n`);
+    // Backpressure: wait until the child has read what we wrote before accepting more.
+    if (!ok) await new Promise<void>((resolve) => child.stdin.once('drain', resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const child = this.#child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      killer.unref();
+      child.once('exit', () => clearTimeout(killer));
+    }
+    this.onclose?.();
+  }
+
+  #readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+    let buffer = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > this.#options.maxLineBytes && !buffer.includes('\n')) {
+        this.onerror?.(new ProxyError('upstream_response_too_large'));
+        void this.close();
+        return;
+      }
+      let newline = buffer.indexOf('\n');
+      while (newline !== -1) {
+        const line = buffer.slice(0, newline).replace(/\r$/, '');
+        buffer = buffer.slice(newline + 1);
+        if (line.trim() !== '') onLine(line);
+        newline = buffer.indexOf('\n');
+      }
+    });
+  }
+
+  #deliver(line: string): void {
+    let messages: JsonRpcMessage[];
+    try {
+      messages = parseMessages(line);
+    } catch (error) {
+      this.#options.logger.warn(
+        { server: this.#options.name },
+        'stdio server wrote a line that is not JSON-RPC',
+      );
+      this.onerror?.(error as ProxyError);
+      return;
+    }
+    for (const message of messages) {
+      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
+      this.onmessage?.(message);
+    }
+  }
+}

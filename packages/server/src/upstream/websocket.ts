@@ -1,0 +1,131 @@
+/**
+ * @module upstream/websocket
+ * WebSocket client transport (`ws`/`wss` URLs): one JSON-RPC message per text frame, the
+ * `mcp` subprotocol offered, connected through the egress guard's resolve-check-pin lookup.
+ */
+import WebSocket from 'ws';
+import type { EgressGuard } from '../egress/types.ts';
+import { ProxyError } from '../errors.ts';
+import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
+import { toUpstreamError } from './http.ts';
+import { parseMessages } from './streamable-http.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** How to reach one WebSocket MCP endpoint. */
+export interface WebSocketOptions {
+  /** Already vetted by the guard (literal addresses are not looked up again). */
+  readonly url: URL;
+  readonly guard: EgressGuard;
+  readonly bearerToken?: string | undefined;
+  /** Largest frame accepted from the upstream. */
+  readonly maxPayloadBytes: number;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** WebSocket transport to one upstream server. */
+export class WebSocketTransport implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: UpstreamTransport['onerror'];
+  onclose: (() => void) | undefined;
+  readonly sessionId: string | undefined = undefined;
+  readonly #options: WebSocketOptions;
+  #socket: WebSocket | undefined;
+  #protocolVersion: string | undefined;
+  #closed = false;
+
+  constructor(options: WebSocketOptions) {
+    this.#options = options;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  async start(): Promise<void> {
+    const { url, guard, bearerToken, maxPayloadBytes, handshakeTimeoutMs } = this.#options;
+    const socket = new WebSocket(url, ['mcp'], {
+      lookup: guard.lookup,
+      headers: bearerToken ? { authorization: `Bearer ${bearerToken}` } : {},
+      maxPayload: maxPayloadBytes,
+      handshakeTimeout: handshakeTimeoutMs,
+      followRedirects: false,
+      perMessageDeflate: false,
+    });
+    this.#socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('unexpected-response', (_request, response) => {
+        const status = response.statusCode ?? 0;
+        const challenge = response.headers['www-authenticate'];
+        response.resume();
+        reject(
+          status === 401 || status === 403
+            ? new ProxyError('upstream_unauthorized', undefined, {
+                status,
+                data: { upstreamStatus: status },
+                headers: typeof challenge === 'string' ? { 'www-authenticate': challenge } : {},
+              })
+            : new ProxyError(
+                'upstream_rejected',
+                `The MCP server refused the WebSocket upgrade (HTTP ${status}).`,
+                {
+                  status: 400,
+                  data: { upstreamStatus: status },
+                },
+              ),
+        );
+        socket.terminate();
+      });
+      socket.once('error', (error) => reject(toUpstreamError(error)));
+    });
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.onerror?.(
+          new ProxyError('upstream_protocol_error', 'The MCP server sent a binary WebSocket frame.'),
+        );
+        return;
+      }
+      this.#deliver(data.toString());
+    });
+    socket.on('error', (error) => {
+      if (!this.#closed) this.onerror?.(toUpstreamError(error));
+    });
+    socket.on('close', () => void this.close());
+  }
+
+  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+    const socket = this.#socket;
+    if (!socket || this.#closed || socket.readyState !== WebSocket.OPEN) {
+      throw new ProxyError('upstream_unreachable', 'The MCP server WebSocket is closed.');
+    }
+    await new Promise<void>((resolve, reject) => {
+      // The callback fires once the frame is flushed to the socket, so a slow upstream throttles us.
+      socket.send(JSON.stringify(message), (error) => (error ? reject(toUpstreamError(error)) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const socket = this.#socket;
+    if (socket && socket.readyState !== WebSocket.CLOSED) {
+      if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'session closed');
+      else socket.terminate();
+    }
+    this.onclose?.();
+  }
+
+  #deliver(text: string): void {
+    let messages: JsonRpcMessage[];
+    try {
+      messages = parseMessages(text);
+    } catch (error) {
+      this.onerror?.(error as ProxyError);
+      return;
+    }
+    for (const message of messages) {
+      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
+      this.onmessage?.(message);
+    }
+  }
+}
