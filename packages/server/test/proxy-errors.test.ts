@@ -79,7 +79,11 @@ describe('POST /proxy failure modes', () => {
         { mcp_server_url: 'http://127.0.0.1:1/', jsonrpc: '2.0', id: 1 },
         /method is required/,
       ],
-      ['missing url', { jsonrpc: '2.0', id: 1, method: 'ping' }, /exactly one of mcp_server_url .* or server/],
+      [
+        'missing url',
+        { jsonrpc: '2.0', id: 1, method: 'ping' },
+        /exactly one of mcp_server_url .* or server/,
+      ],
       [
         'wrong jsonrpc',
         { mcp_server_url: 'http://127.0.0.1:1/', jsonrpc: '1.0', id: 1, method: 'ping' },

@@ -111,7 +111,8 @@ export class Forwarder {
     const correlator = new RequestCorrelator(transport, true);
     const { message, signal } = request;
     let response: JsonRpcResponse | undefined;
-    if (isRequest(message)) response = await correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
+    if (isRequest(message))
+      response = await correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
     else await correlator.notify(message, signal);
     return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
   }
