@@ -160,11 +160,7 @@ export class SseTransport implements UpstreamTransport {
       return;
     }
     for (const message of messages) {
-      if ('result' in message) {
-        const result = message.result as { protocolVersion?: unknown; serverInfo?: unknown };
-        if (typeof result.protocolVersion === 'string' && result.serverInfo)
-          this.#protocolVersion = result.protocolVersion;
-      }
+      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
       this.onmessage?.(message);
     }
   }
