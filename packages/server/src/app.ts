@@ -24,8 +24,13 @@ import { bodyId } from './forwarding/envelope.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
 import { createLogger, redactUrl } from './logger.ts';
+import { McpBridge } from './mcp/bridge-handler.ts';
+import { McpEndpoint } from './mcp/endpoint.ts';
+import { PassThrough } from './mcp/passthrough.ts';
+import { SessionIdSealer } from './mcp/session-id.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
+import { mcpRoutes } from './routes/mcp.ts';
 import { proxyRoutes } from './routes/proxy.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
 import { SessionStore } from './sessions/store.ts';
@@ -54,6 +59,10 @@ export interface AppDeps {
 
 const VERDICT_TTL_MS = 10 * 60_000;
 const VERDICT_MAX_ENTRIES = 1_000;
+/** Bytes an outbound event stream may queue for a slow reader before it is closed. */
+const STREAM_QUEUE_BYTES = 4 * 1_048_576;
+/** Interval of keep-alive comments on outbound event streams. */
+const STREAM_HEARTBEAT_MS = 25_000;
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** Builds the proxy's Fastify instance (not yet listening). */
@@ -98,6 +107,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     verdicts,
     timeoutMs: config.upstream.timeoutMs,
+  });
+  const sealer = new SessionIdSealer(config.sessionSecret);
+  const mcp = new McpEndpoint({
+    targets,
+    verdicts,
+    http,
+    sealer,
+    passThrough: new PassThrough(http, sealer),
+    bridge: new McpBridge({
+      sessions,
+      connector,
+      timeoutMs: config.upstream.timeoutMs,
+      stream: { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS },
+    }),
+    inbound: { corsOrigins: config.corsOrigins, trustedHosts: config.trustedHosts, bindHost: config.host },
   });
   const verifier = new TokenVerifier(config.proxyTokens);
   let shuttingDown = false;
@@ -161,6 +185,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier));
     await scope.register(proxyRoutes, forwarder);
+  });
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', proxyTokenHook(verifier, { query: config.allowQueryToken }));
+    await scope.register(mcpRoutes, mcp);
   });
 
   app.addHook('preClose', async () => {

@@ -25,6 +25,7 @@ export const DEFAULTS = {
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedHosts: [] as string[],
+  allowQueryToken: false,
   sessionSecret: undefined as string | undefined,
   servers: {} as Record<string, never>,
   egress: {
@@ -84,6 +85,7 @@ const configSchema = z
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedHosts: z.array(z.string().min(1)),
+    allowQueryToken: z.boolean(),
     sessionSecret: z.string().min(32, 'SESSION_SECRET must be at least 32 characters').optional(),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
@@ -138,6 +140,7 @@ const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly string[], k
   ['MAX_SESSIONS', ['sessions', 'maxTotal'], 'int'],
   ['MAX_SESSIONS_PER_TOKEN', ['sessions', 'maxPerToken'], 'int'],
   ['TRUSTED_HOSTS', ['trustedHosts'], 'list'],
+  ['ALLOW_QUERY_TOKEN', ['allowQueryToken'], 'bool'],
   ['SESSION_SECRET', ['sessionSecret'], 'string'],
   ['ALLOW_PRIVATE_NETWORKS', ['egress', 'allowPrivateNetworks'], 'bool'],
   ['EGRESS_ALLOWED_HOSTS', ['egress', 'allowedHosts'], 'list'],

@@ -32,6 +32,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -32602,
     message: 'The MCP server target is missing or inconsistent.',
   },
+  invalid_message: {
+    status: 400,
+    rpcCode: -32600,
+    message: 'The body is not a JSON-RPC 2.0 message or batch of messages.',
+  },
   unsupported_media_type: {
     status: 415,
     rpcCode: -32600,
@@ -51,6 +56,36 @@ export const ERROR_REGISTRY = {
     status: 403,
     rpcCode: -32003,
     message: 'The proxy refuses to connect to this MCP server URL.',
+  },
+  origin_forbidden: {
+    status: 403,
+    rpcCode: -32020,
+    message: 'Requests from this Origin are not allowed: add it to CORS_ORIGINS.',
+  },
+  host_forbidden: {
+    status: 403,
+    rpcCode: -32021,
+    message: 'The Host header is not one this proxy serves (DNS-rebinding protection): see TRUSTED_HOSTS.',
+  },
+  not_acceptable: {
+    status: 406,
+    rpcCode: -32600,
+    message: 'Accept must include application/json and text/event-stream.',
+  },
+  session_required: {
+    status: 400,
+    rpcCode: -32600,
+    message: 'Missing Mcp-Session-Id header: send initialize first and echo the session id it returns.',
+  },
+  stream_conflict: {
+    status: 409,
+    rpcCode: -32600,
+    message: 'This session already has an open GET event stream.',
+  },
+  unsupported_protocol_version: {
+    status: 400,
+    rpcCode: -32600,
+    message: 'Unsupported MCP-Protocol-Version.',
   },
   not_found: { status: 404, rpcCode: -32601, message: 'No such endpoint.' },
   unknown_server: {

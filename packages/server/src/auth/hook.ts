@@ -16,15 +16,26 @@ declare module 'fastify' {
 /** Header that carries the proxy token. */
 export const PROXY_TOKEN_HEADER = 'x-proxy-token';
 
+/** Where else a proxy token may come from, for clients that cannot set headers. */
+export interface TokenSources {
+  /** Accept `?proxy_token=` (the URL then holds a secret: off unless the operator opts in). */
+  readonly query: boolean;
+}
+
 /** Builds an `onRequest` hook that rejects requests without a valid proxy token (401). */
-export function proxyTokenHook(verifier: TokenVerifier) {
+export function proxyTokenHook(verifier: TokenVerifier, sources: TokenSources = { query: false }) {
   return async function requireProxyToken(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const header = request.headers[PROXY_TOKEN_HEADER];
-    const identity = verifier.verify(typeof header === 'string' ? header : undefined);
+    let presented = typeof header === 'string' ? header : undefined;
+    if (presented === undefined && sources.query) {
+      const value = (request.query as Record<string, unknown> | undefined)?.proxy_token;
+      if (typeof value === 'string') presented = value;
+    }
+    const identity = verifier.verify(presented);
     if (!identity) {
       throw new ProxyError(
         'unauthorized',
-        header === undefined
+        presented === undefined
           ? 'Missing proxy token: send it in the X-Proxy-Token header.'
           : 'Invalid proxy token: check the X-Proxy-Token header.',
       );

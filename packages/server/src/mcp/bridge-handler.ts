@@ -1,0 +1,185 @@
+/**
+ * @module mcp/bridge-handler
+ * The proxy as a Streamable HTTP server in front of a held upstream (legacy SSE, WebSocket,
+ * configured stdio): proxy-issued session ids, POST answered as JSON or as an event stream
+ * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError, toErrorReply } from '../errors.ts';
+import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts';
+import { callerSignal } from '../routes/caller-signal.ts';
+import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
+import type { SessionStore } from '../sessions/store.ts';
+import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
+import { type EventStreamOptions, EventStreamWriter } from './event-stream-writer.ts';
+import { acceptsEventStream, acceptsJson } from './inbound-checks.ts';
+
+/** What a bridged exchange needs to know about the caller. */
+export interface BridgeContext {
+  readonly ownerId: string;
+  readonly target: UpstreamTarget;
+  readonly targetKey: string;
+  readonly sessionId: string | undefined;
+}
+
+/** Collaborators and limits. */
+export interface McpBridgeDeps {
+  readonly sessions: SessionStore<BridgeSession>;
+  readonly connector: UpstreamConnector;
+  readonly timeoutMs: number;
+  readonly stream: EventStreamOptions;
+}
+
+/** Serves `/mcp` for targets the proxy must hold a connection to. */
+export class McpBridge {
+  readonly #deps: McpBridgeDeps;
+
+  constructor(deps: McpBridgeDeps) {
+    this.#deps = deps;
+  }
+
+  /** POST: one message or a batch. */
+  async post(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
+    ctx: BridgeContext,
+  ) {
+    const { messages, batch } = inbound;
+    const requests = messages.filter(isRequest);
+    const opens = requests.some((m) => m.method === 'initialize');
+    let sessionId = ctx.sessionId;
+    let session: BridgeSession;
+    if (sessionId === undefined) {
+      if (!opens) throw new ProxyError('session_required');
+      const { sessions, connector } = this.#deps;
+      const created = await sessions.add(
+        ctx.ownerId,
+        async () => new BridgeSession(ctx.targetKey, await connector.open(ctx.target)),
+      );
+      sessionId = created.id;
+      session = created.value;
+      session.onClosed(() => void sessions.delete(created.id));
+    } else {
+      session = this.#session(sessionId, ctx);
+    }
+    reply.header('mcp-session-id', sessionId);
+
+    for (const message of messages) {
+      if (!isRequest(message)) await session.send(message);
+    }
+    if (requests.length === 0) return reply.code(202).send();
+
+    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests);
+    if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
+    const responses = await this.#answerAsJson(reply, session, requests);
+    return reply
+      .code(200)
+      .type('application/json')
+      .send(batch ? responses : responses[0]);
+  }
+
+  /** GET: the standalone stream for server-initiated messages. */
+  async get(request: FastifyRequest, reply: FastifyReply, ctx: BridgeContext) {
+    if (ctx.sessionId === undefined) throw new ProxyError('session_required');
+    if (!acceptsEventStream(request))
+      throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
+    const session = this.#session(ctx.sessionId, ctx);
+    if (session.hasStandalone) throw new ProxyError('stream_conflict');
+    const writer = new EventStreamWriter(this.#deps.stream);
+    const sink: MessageSink = { deliver: (message) => writer.write(message) };
+    session.attachStandalone(sink);
+    writer.onClose(() => session.detachStandalone(sink));
+    reply.raw.once('close', () => writer.close());
+    const keepAlive = setInterval(
+      () => this.#deps.sessions.get(ctx.sessionId as string, ctx.ownerId),
+      30_000,
+    );
+    keepAlive.unref();
+    writer.onClose(() => clearInterval(keepAlive));
+    return this.#sendStream(reply, writer);
+  }
+
+  /** DELETE: end the session and its upstream connection. */
+  async delete(reply: FastifyReply, ctx: BridgeContext) {
+    if (ctx.sessionId === undefined) throw new ProxyError('session_required');
+    this.#session(ctx.sessionId, ctx);
+    await this.#deps.sessions.delete(ctx.sessionId);
+    return reply.code(200).send();
+  }
+
+  #session(id: string, ctx: BridgeContext): BridgeSession {
+    const session = this.#deps.sessions.get(id, ctx.ownerId);
+    if (!session || session.closed || session.target !== ctx.targetKey)
+      throw new ProxyError('session_not_found');
+    return session;
+  }
+
+  async #answerAsJson(reply: FastifyReply, session: BridgeSession, requests: JsonRpcRequest[]) {
+    const signal = callerSignal(reply);
+    return Promise.all(
+      requests.map((message) =>
+        session
+          .call(message, { timeoutMs: this.#deps.timeoutMs, signal })
+          .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse),
+      ),
+    );
+  }
+
+  async #answerAsStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    session: BridgeSession,
+    requests: JsonRpcRequest[],
+  ) {
+    const writer = new EventStreamWriter({
+      ...this.#deps.stream,
+      heartbeatMs: this.#deps.stream.heartbeatMs,
+    });
+    const waiting = new Set(requests.map((m) => m.id));
+    let idle: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      // An answer stream may run long (progress, sampling) but not silently forever.
+      idle = setTimeout(() => {
+        for (const id of waiting)
+          writer.write(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse);
+        session.abandon(sink, 'timeout');
+        writer.close();
+      }, this.#deps.timeoutMs);
+      idle.unref();
+    };
+    const sink: MessageSink = {
+      deliver: (message) => {
+        if (!writer.write(message)) return false;
+        armIdle();
+        if ('id' in message && !('method' in message) && message.id !== null && waiting.delete(message.id)) {
+          if (waiting.size === 0) writer.close();
+        }
+        return true;
+      },
+    };
+    writer.onClose(() => {
+      clearTimeout(idle);
+      // Closing the stream before the answers arrived abandons them: cancel upstream.
+      if (waiting.size > 0) session.abandon(sink);
+    });
+    reply.raw.once('close', () => writer.close());
+    armIdle();
+    for (const message of requests) {
+      await session.request(message, sink).catch((error: unknown) => {
+        sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+      });
+    }
+    return this.#sendStream(reply, writer);
+  }
+
+  #sendStream(reply: FastifyReply, writer: EventStreamWriter) {
+    return reply
+      .code(200)
+      .header('content-type', 'text/event-stream')
+      .header('cache-control', 'no-cache, no-transform')
+      .header('x-accel-buffering', 'no')
+      .send(writer.stream);
+  }
+}

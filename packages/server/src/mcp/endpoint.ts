@@ -1,0 +1,205 @@
+/**
+ * @module mcp/endpoint
+ * The proxy's spec-compliant Streamable HTTP endpoint (`/mcp`, `/servers/{name}/mcp`), so any
+ * MCP client can use it unchanged. Streamable HTTP upstreams are passed through statelessly;
+ * every other upstream is bridged through a proxy-held session.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError } from '../errors.ts';
+import { invitesLegacyProbe } from '../forwarding/forwarder.ts';
+import {
+  type ResolvedTarget,
+  TargetResolver,
+  TRANSPORT_CHOICES,
+  type TransportChoice,
+} from '../forwarding/targets.ts';
+import { isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import { callerSignal } from '../routes/caller-signal.ts';
+import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
+import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { rejectStatus } from '../upstream/status.ts';
+import type { TransportVerdicts } from '../upstream/verdicts.ts';
+import type { BridgeContext, McpBridge } from './bridge-handler.ts';
+import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';
+import type { PassThrough, PassThroughRequest } from './passthrough.ts';
+import { SEALED_SESSION_PREFIX, type SessionIdSealer } from './session-id.ts';
+
+/** Collaborators of the endpoint. */
+export interface McpEndpointDeps {
+  readonly targets: TargetResolver;
+  readonly passThrough: PassThrough;
+  readonly bridge: McpBridge;
+  readonly verdicts: TransportVerdicts;
+  readonly sealer: SessionIdSealer;
+  readonly http: UpstreamHttp;
+  readonly inbound: InboundPolicy;
+}
+
+/** A parsed POST body. */
+interface Inbound {
+  readonly messages: JsonRpcMessage[];
+  readonly batch: boolean;
+}
+
+/** Serves the Streamable HTTP endpoint. */
+export class McpEndpoint {
+  readonly #deps: McpEndpointDeps;
+
+  constructor(deps: McpEndpointDeps) {
+    this.#deps = deps;
+  }
+
+  /** Handles POST, GET or DELETE on `/mcp` (serverName absent) or `/servers/{name}/mcp`. */
+  async handle(request: FastifyRequest, reply: FastifyReply, serverName?: string): Promise<FastifyReply> {
+    checkHostAndOrigin(request, this.#deps.inbound);
+    const identity = request.identity;
+    if (!identity) throw new ProxyError('unauthorized');
+    const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
+    request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
+
+    const target = await this.#resolve(request, serverName);
+    const targetKey = TargetResolver.key(target);
+    request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
+    const sessionId = header(request, 'mcp-session-id');
+
+    const knownLegacy = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === 'sse';
+    if (
+      sessionId?.startsWith(PROXY_SESSION_PREFIX) ||
+      (sessionId === undefined && (knownLegacy || needsBridge(target)))
+    ) {
+      const bridgeTarget = this.#bridgeTarget(target);
+      return this.#bridged(request, reply, inbound, {
+        ownerId: identity.id,
+        target: bridgeTarget,
+        targetKey,
+        sessionId,
+      });
+    }
+    if (target.kind === 'stdio' || target.kind === 'websocket' || target.kind === 'sse') {
+      throw new ProxyError('session_not_found');
+    }
+    let upstreamSessionId: string | undefined;
+    if (sessionId !== undefined) {
+      upstreamSessionId = sessionId.startsWith(SEALED_SESSION_PREFIX)
+        ? this.#deps.sealer.open(sessionId, identity.id, targetKey)
+        : undefined;
+      if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
+    }
+    const exchange: PassThroughRequest = {
+      url: target.url,
+      bearerToken: target.bearerToken,
+      upstreamSessionId,
+      ownerId: identity.id,
+      targetKey,
+      body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
+      signal: callerSignal(reply),
+    };
+    const response = await this.#deps.passThrough.send(request, exchange);
+    if (target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined) {
+      const probe = await this.#probe(request, reply, response, inbound, exchange, target.url);
+      if (probe) return probe;
+    }
+    return this.#deps.passThrough.relay(reply, response, exchange);
+  }
+
+  /**
+   * MCP back-compat: an initialize POST refused with 400/404/405 by a server never seen before
+   * may mean it speaks the 2024-11-05 SSE transport; try that, else relay the refusal.
+   */
+  async #probe(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    response: UpstreamResponse,
+    inbound: Inbound | undefined,
+    exchange: PassThroughRequest,
+    url: URL,
+  ): Promise<FastifyReply | undefined> {
+    const initializes = inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false;
+    if (response.status >= 200 && response.status < 300) {
+      if (initializes) this.#deps.verdicts.set(url, 'streamable-http');
+      return undefined;
+    }
+    if (!initializes || ![400, 404, 405].includes(response.status)) return undefined;
+    let refusal: unknown;
+    try {
+      await rejectStatus(this.#deps.http, response, {});
+    } catch (error) {
+      refusal = error;
+    }
+    if (!invitesLegacyProbe(refusal)) throw refusal;
+    try {
+      const result = await this.#bridged(request, reply, inbound, {
+        ownerId: exchange.ownerId,
+        target: { kind: 'sse', url, bearerToken: exchange.bearerToken },
+        targetKey: exchange.targetKey,
+        sessionId: undefined,
+      });
+      this.#deps.verdicts.set(url, 'sse');
+      return result;
+    } catch {
+      throw refusal;
+    }
+  }
+
+  async #bridged(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    ctx: BridgeContext,
+  ) {
+    checkProtocolVersion(request);
+    const { bridge } = this.#deps;
+    if (request.method === 'GET') return bridge.get(request, reply, ctx);
+    if (request.method === 'DELETE') return bridge.delete(reply, ctx);
+    return bridge.post(request, reply, inbound as Inbound, ctx);
+  }
+
+  async #resolve(request: FastifyRequest, serverName: string | undefined): Promise<ResolvedTarget> {
+    const bearerToken = header(request, 'x-mcp-token') ?? bearerFrom(header(request, 'authorization'));
+    if (serverName !== undefined) return this.#deps.targets.resolve({ server: serverName, bearerToken });
+    const url = header(request, 'x-mcp-server-url');
+    if (url === undefined) {
+      throw new ProxyError(
+        'invalid_target',
+        'Name the MCP server: send its URL in the X-MCP-Server-URL header, or use /servers/{name}/mcp.',
+      );
+    }
+    const transport = header(request, 'x-mcp-transport') ?? 'auto';
+    if (!(TRANSPORT_CHOICES as readonly string[]).includes(transport)) {
+      throw new ProxyError(
+        'invalid_target',
+        `X-MCP-Transport must be one of ${TRANSPORT_CHOICES.join(', ')}.`,
+      );
+    }
+    return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken });
+  }
+
+  #bridgeTarget(target: ResolvedTarget): BridgeContext['target'] {
+    if (target.kind === 'http-auto') {
+      // Only a proxy-issued id or a known legacy server lead here: both mean SSE.
+      return { kind: 'sse', url: target.url, bearerToken: target.bearerToken };
+    }
+    return target;
+  }
+}
+
+function needsBridge(target: ResolvedTarget): boolean {
+  return target.kind === 'stdio' || target.kind === 'websocket' || target.kind === 'sse';
+}
+
+function parseBody(body: unknown): Inbound {
+  const batch = Array.isArray(body);
+  const messages = batch ? (body as unknown[]) : [body];
+  if (messages.length === 0 || !messages.every(isJsonRpcMessage)) throw new ProxyError('invalid_message');
+  return { messages: messages as JsonRpcMessage[], batch };
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = headerValue(request.headers, name);
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function bearerFrom(authorization: string | undefined): string | undefined {
+  const match = authorization === undefined ? null : /^Bearer\s+(\S+)$/i.exec(authorization);
+  return match?.[1];
+}

@@ -1,0 +1,72 @@
+/**
+ * @module mcp/event-stream-writer
+ * Writes JSON-RPC messages as Server-Sent Events to one inbound stream, with a bound on what
+ * may queue for a slow reader (the stream is closed rather than buffered without limit) and a
+ * comment heartbeat so idle intermediaries keep long-lived streams open.
+ */
+import { PassThrough } from 'node:stream';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+
+/** Limits of one event stream. */
+export interface EventStreamOptions {
+  /** Bytes that may wait for a slow reader before the stream is closed. */
+  readonly maxQueuedBytes: number;
+  /** Interval of `: ping` comments; 0 disables them. */
+  readonly heartbeatMs: number;
+}
+
+/** One outbound SSE stream. */
+export class EventStreamWriter {
+  /** The body to hand to the HTTP response. */
+  readonly stream = new PassThrough();
+  readonly #options: EventStreamOptions;
+  readonly #heartbeat: NodeJS.Timeout | undefined;
+  readonly #onClose: Array<() => void> = [];
+  #closed = false;
+
+  constructor(options: EventStreamOptions) {
+    this.#options = options;
+    if (options.heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => this.#raw(': ping\n\n'), options.heartbeatMs);
+      this.#heartbeat.unref();
+    }
+    this.stream.once('close', () => this.close());
+  }
+
+  /** True once the stream ended or the reader went away. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Writes one message; false when the stream is closed or was closed for falling behind. */
+  write(message: JsonRpcMessage): boolean {
+    return this.#raw(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+
+  /** Ends the stream after what was written. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    this.stream.end();
+    for (const callback of this.#onClose.splice(0)) callback();
+  }
+
+  /** Registers a callback for when the stream closes, whoever closed it. */
+  onClose(callback: () => void): void {
+    if (this.#closed) callback();
+    else this.#onClose.push(callback);
+  }
+
+  #raw(text: string): boolean {
+    if (this.#closed) return false;
+    if (this.stream.writableLength > this.#options.maxQueuedBytes) {
+      // The reader is not keeping up: drop the stream rather than buffer without bound.
+      this.stream.destroy();
+      this.close();
+      return false;
+    }
+    this.stream.write(text);
+    return true;
+  }
+}
