@@ -24,6 +24,11 @@ export interface MessageSink {
    * server-initiated requests), so the session tries the next candidate.
    */
   deliver(message: JsonRpcMessage): boolean;
+  /**
+   * The upstream failed while requests of this sink were in flight. Sinks without it get a
+   * JSON-RPC error response per request instead (what a stream or a socket can carry).
+   */
+  fail?(error: ProxyError, requestId: RequestId): void;
 }
 
 /** How many undeliverable notifications a session keeps for a standalone stream to come. */
@@ -98,6 +103,7 @@ export class BridgeSession {
         resolve(incoming);
         return true;
       },
+      fail: (error) => reject(error),
     };
     const deadline = AbortSignal.timeout(options.timeoutMs);
     const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
@@ -217,8 +223,11 @@ export class BridgeSession {
   }
 
   #failPending(error: ProxyError): void {
-    for (const [key, sink] of this.#pending)
-      sink.deliver(toErrorReply(error, keyId(key)).body as JsonRpcResponse);
+    for (const [key, sink] of this.#pending) {
+      const id = keyId(key);
+      if (sink.fail) sink.fail(error, id);
+      else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
+    }
     this.#pending.clear();
     this.#progress.clear();
     this.#active.length = 0;
