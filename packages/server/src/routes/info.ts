@@ -17,6 +17,18 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
       { method: 'GET', path: '/health', auth: false, description: 'Liveness.' },
       { method: 'GET', path: '/ready', auth: false, description: 'Readiness (503 while shutting down).' },
       { method: 'POST', path: '/proxy', auth: true, description: 'Forward one JSON-RPC message (envelope).' },
+      {
+        method: 'POST, GET, DELETE',
+        path: '/mcp',
+        auth: true,
+        description: 'MCP Streamable HTTP endpoint; target in the X-MCP-Server-URL header.',
+      },
+      {
+        method: 'POST, GET, DELETE',
+        path: '/servers/{name}/mcp',
+        auth: true,
+        description: 'MCP Streamable HTTP endpoint for a server configured by the operator.',
+      },
     ],
   };
   app.get('/', async () => body);
