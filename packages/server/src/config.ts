@@ -9,6 +9,7 @@ import { extname, resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { HostList } from './egress/host-list.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -200,6 +201,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   const config = parsed.data;
+  for (const key of ['allowedHosts', 'deniedHosts'] as const) {
+    try {
+      HostList.parse(config.egress[key], key);
+    } catch (error) {
+      const detail = (error as Error).message.slice(key.length + 2);
+      throw new ConfigError(`Invalid configuration: ${describeSource(['egress', key], origin)}: ${detail}`);
+    }
+  }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   return deepFreeze(config) as Config;
 }
