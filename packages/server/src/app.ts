@@ -99,6 +99,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logger,
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
+    verdicts,
   });
   const forwarder = new Forwarder({
     targets,

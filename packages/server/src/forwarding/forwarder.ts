@@ -18,6 +18,7 @@ import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
 import { RequestCorrelator } from '../upstream/exchange.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
+import { invitesLegacyProbe } from '../upstream/status.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import { type TargetRequest, TargetResolver } from './targets.ts';
@@ -152,13 +153,4 @@ export class Forwarder {
     const response = await session.call(message, { timeoutMs: this.#deps.timeoutMs, signal });
     return { response, protocolVersion: session.upstream.protocolVersion };
   }
-}
-
-/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
-export function invitesLegacyProbe(error: unknown): boolean {
-  return (
-    ProxyError.is(error) &&
-    error.code === 'upstream_rejected' &&
-    [400, 404, 405].includes(Number(error.data.upstreamStatus))
-  );
 }

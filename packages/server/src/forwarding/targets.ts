@@ -20,9 +20,7 @@ export type TargetRequest =
   | { readonly server: string; readonly bearerToken?: string | undefined };
 
 /** A vetted target; `http-auto` still has to be probed (Streamable HTTP or legacy SSE). */
-export type ResolvedTarget =
-  | UpstreamTarget
-  | { readonly kind: 'http-auto'; readonly url: URL; readonly bearerToken?: string | undefined };
+export type ResolvedTarget = UpstreamTarget;
 
 /** Resolves caller-named targets against the egress guard and the configured servers. */
 export class TargetResolver {

@@ -70,7 +70,7 @@ export class McpBridge {
     }
     if (requests.length === 0) return reply.code(202).send();
 
-    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests);
+    if (acceptsEventStream(request)) return this.#answerAsStream(reply, session, requests);
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
     const responses = await this.#answerAsJson(reply, session, requests);
     return reply
@@ -126,12 +126,7 @@ export class McpBridge {
     );
   }
 
-  async #answerAsStream(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    session: BridgeSession,
-    requests: JsonRpcRequest[],
-  ) {
+  async #answerAsStream(reply: FastifyReply, session: BridgeSession, requests: JsonRpcRequest[]) {
     const writer = new EventStreamWriter({
       ...this.#deps.stream,
       heartbeatMs: this.#deps.stream.heartbeatMs,

@@ -6,7 +6,6 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
-import { invitesLegacyProbe } from '../forwarding/forwarder.ts';
 import {
   type ResolvedTarget,
   TargetResolver,
@@ -17,7 +16,7 @@ import { isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
-import { rejectStatus } from '../upstream/status.ts';
+import { invitesLegacyProbe, rejectStatus } from '../upstream/status.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import type { BridgeContext, McpBridge } from './bridge-handler.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';

@@ -6,17 +6,20 @@
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import { AutoHttpTransport } from './auto-http.ts';
 import type { UpstreamHttp } from './http.ts';
 import { SseTransport } from './sse.ts';
 import { StdioTransport } from './stdio.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 import type { UpstreamTransport } from './transport.ts';
+import type { TransportVerdicts } from './verdicts.ts';
 import { WebSocketTransport } from './websocket.ts';
 
 /** A resolved upstream: a vetted URL with its wire protocol, or a configured stdio server. */
 export type UpstreamTarget =
   | {
-      readonly kind: 'streamable-http' | 'sse' | 'websocket';
+      /** `http-auto`: Streamable HTTP or legacy SSE, decided on first use. */
+      readonly kind: 'http-auto' | 'streamable-http' | 'sse' | 'websocket';
       readonly url: URL;
       readonly bearerToken?: string | undefined;
     }
@@ -29,6 +32,7 @@ export interface ConnectorDeps {
   readonly logger: Logger;
   readonly timeoutMs: number;
   readonly responseLimitBytes: number;
+  readonly verdicts: TransportVerdicts;
 }
 
 /** Turns targets into started transports. */
@@ -39,14 +43,9 @@ export class UpstreamConnector {
     this.#deps = deps;
   }
 
-  /** A stable description of a target (the session's `target`), never containing a token. */
-  static describe(target: UpstreamTarget): string {
-    return target.kind === 'stdio' ? `stdio:${target.name}` : target.url.href;
-  }
-
   /** Opens and starts a transport for `target`. */
   async open(target: UpstreamTarget): Promise<UpstreamTransport> {
-    const { guard, http, logger, timeoutMs, responseLimitBytes } = this.#deps;
+    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts } = this.#deps;
     let transport: UpstreamTransport;
     switch (target.kind) {
       case 'stdio':
@@ -75,7 +74,21 @@ export class UpstreamConnector {
         });
         break;
       case 'streamable-http':
-        transport = new StreamableHttpTransport({ url: target.url, http, bearerToken: target.bearerToken });
+        transport = new StreamableHttpTransport({
+          url: target.url,
+          http,
+          bearerToken: target.bearerToken,
+          longLived: true,
+        });
+        break;
+      case 'http-auto':
+        transport = new AutoHttpTransport({
+          url: target.url,
+          http,
+          verdicts,
+          bearerToken: target.bearerToken,
+          handshakeTimeoutMs: timeoutMs,
+        });
         break;
     }
     await transport.start();

@@ -69,3 +69,12 @@ function clip(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > MAX_DETAIL ? `${oneLine.slice(0, MAX_DETAIL)}…` : oneLine;
 }
+
+/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
+export function invitesLegacyProbe(error: unknown): boolean {
+  return (
+    ProxyError.is(error) &&
+    error.code === 'upstream_rejected' &&
+    [400, 404, 405].includes(Number(error.data.upstreamStatus))
+  );
+}

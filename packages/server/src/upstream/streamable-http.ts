@@ -21,6 +21,11 @@ export interface StreamableHttpOptions {
   readonly sessionId?: string | undefined;
   /** Protocol version already negotiated for that session. */
   readonly protocolVersion?: string | undefined;
+  /**
+   * Long-lived use (a bridged session): open the GET stream for server-initiated messages once
+   * the session is initialized, and end the upstream session (DELETE) on close.
+   */
+  readonly longLived?: boolean;
 }
 
 /** Streamable HTTP transport to one upstream server. */
@@ -68,6 +73,9 @@ export class StreamableHttpTransport implements UpstreamTransport {
     }
     const issued = headerValue(response.headers, 'mcp-session-id');
     if (issued) this.#sessionId = issued;
+    if (this.#options.longLived && 'method' in message && message.method === 'notifications/initialized') {
+      void this.#openStandalone();
+    }
 
     if (response.status === 202 || response.status === 204) {
       drain(response);
@@ -105,8 +113,40 @@ export class StreamableHttpTransport implements UpstreamTransport {
     drain(response);
   }
 
+  /**
+   * The GET stream carries server-initiated requests and notifications. A server that offers
+   * none answers 405, which is fine: everything then rides on POST answers.
+   */
+  async #openStandalone(): Promise<void> {
+    const { http, url } = this.#options;
+    try {
+      const response = await http.send(url, {
+        method: 'GET',
+        headers: this.#headers({ accept: 'text/event-stream' }),
+        signal: this.#closer.signal,
+        streaming: true,
+      });
+      if (response.status !== 200 || !isEventStream(response)) {
+        drain(response);
+        return;
+      }
+      await readEventStream(
+        response,
+        http.responseLimitBytes,
+        (event) => {
+          if (event.event === undefined || event.event === 'message')
+            this.#deliver(parseMessages(event.data));
+        },
+        this.#closer.signal,
+      );
+    } catch (error) {
+      if (!this.#closer.signal.aborted) this.onerror?.(error as ProxyError);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closer.signal.aborted) return;
+    if (this.#options.longLived) this.terminateSession().catch(() => {});
     this.#closer.abort(new ProxyError('upstream_unreachable', 'The upstream connection was closed.'));
     this.onclose?.();
   }

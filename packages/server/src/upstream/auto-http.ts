@@ -1,0 +1,101 @@
+/**
+ * @module upstream/auto-http
+ * An HTTP upstream whose transport is not known yet: the first message goes out as Streamable
+ * HTTP; if the server refuses it the way the MCP spec's back-compat section describes (4xx),
+ * the legacy HTTP+SSE transport is tried. The verdict is remembered per URL.
+ */
+import type { ProxyError } from '../errors.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { UpstreamHttp } from './http.ts';
+import { SseTransport } from './sse.ts';
+import { invitesLegacyProbe } from './status.ts';
+import { StreamableHttpTransport } from './streamable-http.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+import type { TransportVerdicts } from './verdicts.ts';
+
+/** How to reach an HTTP upstream of unknown transport. */
+export interface AutoHttpOptions {
+  readonly url: URL;
+  readonly http: UpstreamHttp;
+  readonly verdicts: TransportVerdicts;
+  readonly bearerToken?: string | undefined;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Picks Streamable HTTP or legacy SSE on first use, then behaves as the one it picked. */
+export class AutoHttpTransport implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: ((error: ProxyError) => void) | undefined;
+  onclose: (() => void) | undefined;
+  readonly #options: AutoHttpOptions;
+  #inner: UpstreamTransport | undefined;
+  #closed = false;
+
+  constructor(options: AutoHttpOptions) {
+    this.#options = options;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#inner?.sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#inner?.protocolVersion;
+  }
+
+  async start(): Promise<void> {
+    const known = this.#options.verdicts.get(this.#options.url);
+    if (known === 'sse') this.#inner = await this.#startSse();
+    else if (known === 'streamable-http') this.#inner = this.#streamable();
+  }
+
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    if (this.#inner) return this.#inner.send(message, options);
+    const streamable = this.#streamable();
+    try {
+      await streamable.send(message, options);
+      this.#inner = streamable;
+      this.#options.verdicts.set(this.#options.url, 'streamable-http');
+    } catch (error) {
+      if (!invitesLegacyProbe(error)) throw error;
+      let sse: UpstreamTransport;
+      try {
+        sse = await this.#startSse();
+      } catch {
+        throw error;
+      }
+      this.#inner = sse;
+      this.#options.verdicts.set(this.#options.url, 'sse');
+      await sse.send(message, options);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#inner) await this.#inner.close();
+    else this.onclose?.();
+  }
+
+  #streamable(): UpstreamTransport {
+    const { url, http, bearerToken } = this.#options;
+    return this.#wire(new StreamableHttpTransport({ url, http, bearerToken, longLived: true }));
+  }
+
+  async #startSse(): Promise<UpstreamTransport> {
+    const { url, http, bearerToken, handshakeTimeoutMs } = this.#options;
+    const sse = this.#wire(new SseTransport({ url, http, bearerToken, handshakeTimeoutMs }));
+    await sse.start();
+    return sse;
+  }
+
+  #wire(inner: UpstreamTransport): UpstreamTransport {
+    inner.onmessage = (message) => this.onmessage?.(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => {
+      this.#closed = true;
+      this.onclose?.();
+    };
+    return inner;
+  }
+}
