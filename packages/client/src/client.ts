@@ -1,0 +1,358 @@
+/**
+ * @module client
+ * {@link MCPProxyClient}: the typed MCP client that reaches any MCP server through mcp-proxy,
+ * from a browser or Node. One method per MCP request, a typed `request()` escape hatch, typed
+ * notification listeners, an `AbortSignal` and a timeout on every call.
+ */
+import { MCPProxyError, McpError, NotSupportedError } from './errors.ts';
+import { type ClientEventMap, Emitter, type Listener } from './events.ts';
+import {
+  checkTimeout,
+  invalid,
+  type MCPProxyClientOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.ts';
+import { callSignal } from './signals.ts';
+import { createTransport } from './transport/create.ts';
+import type { Transport } from './transport/transport.ts';
+import type {
+  CallToolResult,
+  CompleteArgument,
+  CompleteParams,
+  CompleteResult,
+  Cursor,
+  EmptyResult,
+  GetPromptResult,
+  InitializeResult,
+  JsonRpcResponse,
+  ListPromptsResult,
+  ListResourcesResult,
+  ListResourceTemplatesResult,
+  ListToolsResult,
+  LoggingLevel,
+  ParamsOf,
+  Prompt,
+  PromptReference,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  ResourceTemplateReference,
+  ResultOf,
+  Tool,
+  WebSocketLike,
+} from './types.ts';
+
+/** Options every call accepts. */
+export interface RequestOptions {
+  /** Cancels the call; it then rejects with the signal's `reason` (like `fetch`). */
+  signal?: AbortSignal | undefined;
+  /** Deadline for this call in ms (default: the client's `timeoutMs`; 0 = none). */
+  timeoutMs?: number | undefined;
+}
+
+/** Options of the list methods: a call's options plus the page to fetch. */
+export interface ListOptions extends RequestOptions {
+  /** The `nextCursor` of the previous page. */
+  cursor?: Cursor | undefined;
+}
+
+/** Options of {@link MCPProxyClient.complete}. */
+export interface CompleteOptions extends RequestOptions {
+  /** Values of other, already chosen arguments. */
+  context?: CompleteParams['context'] | undefined;
+}
+
+/** Arguments of `request(method, …)`: params are required exactly when the spec requires them. */
+export type RequestArgs<M extends string> =
+  undefined extends ParamsOf<M>
+    ? [params?: ParamsOf<M>, options?: RequestOptions | undefined]
+    : [params: ParamsOf<M>, options?: RequestOptions | undefined];
+
+/** What {@link MCPProxyClient.iterate} can walk, and the item type of each. */
+export interface Listings {
+  tools: Tool;
+  resources: Resource;
+  resourceTemplates: ResourceTemplate;
+  prompts: Prompt;
+}
+
+const LIST_METHODS = {
+  tools: 'tools/list',
+  resources: 'resources/list',
+  resourceTemplates: 'resources/templates/list',
+  prompts: 'prompts/list',
+} as const;
+
+/**
+ * A typed MCP client that talks to an MCP server through mcp-proxy.
+ *
+ * @example
+ * ```ts
+ * import MCPProxyClient, { McpError, ProxyAuthError } from 'mcp-proxy-client';
+ *
+ * const client = new MCPProxyClient({
+ *   proxyUrl: 'https://proxy.example.com',
+ *   proxyToken: 'your_secure_proxy_token_here',
+ *   mcpServerUrl: 'https://mcp.example.com/mcp',
+ *   mcpToken: 'optional_mcp_server_token',
+ * });
+ * await client.initialize();
+ * const { tools } = await client.listTools();
+ * const result = await client.callTool('echo', { message: 'hi' }, { signal: AbortSignal.timeout(5000) });
+ * console.log(tools.map((t) => t.name), result.content);
+ * await client.close();
+ * ```
+ */
+export class MCPProxyClient {
+  readonly #options: ResolvedOptions;
+  readonly #transport: Transport;
+  readonly #events = new Emitter();
+  readonly #lifetime = new AbortController();
+  #nextId = 1;
+  #initializeResult: InitializeResult | undefined;
+
+  /** Validates `options` (throws `InvalidInputError` or `NotSupportedError`); sends nothing yet. */
+  constructor(options: MCPProxyClientOptions) {
+    this.#options = resolveOptions(options);
+    this.#transport = createTransport(this.#options);
+    this.#transport.onnotification = (notification) => this.#events.emit(notification);
+  }
+
+  /** The MCP session id after `initialize()`, if the server uses sessions. */
+  get sessionId(): string | undefined {
+    return this.#transport.session.id;
+  }
+
+  /** The protocol version negotiated by `initialize()`. */
+  get protocolVersion(): string | undefined {
+    return this.#transport.session.protocolVersion;
+  }
+
+  /** The result of the last successful `initialize()` (server info, capabilities, instructions). */
+  get initializeResult(): InitializeResult | undefined {
+    return this.#initializeResult;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#lifetime.signal.aborted;
+  }
+
+  /**
+   * Starts a session: sends `initialize` (protocol version, capabilities, client info), keeps
+   * the session id and negotiated version for later calls, then sends
+   * `notifications/initialized`. Calling it again starts a new session.
+   */
+  async initialize(options?: RequestOptions): Promise<InitializeResult> {
+    this.#transport.resetSession();
+    this.#initializeResult = undefined;
+    const { protocolVersion, capabilities, clientInfo } = this.#options;
+    const result = await this.request('initialize', { protocolVersion, capabilities, clientInfo }, options);
+    // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
+    this.#transport.setProtocolVersion(result.protocolVersion);
+    await this.notify('notifications/initialized', undefined, options);
+    this.#initializeResult = result;
+    return result;
+  }
+
+  /** Lists the server's tools (one page; pass `cursor` for the next). */
+  listTools(options?: ListOptions): Promise<ListToolsResult> {
+    return this.request('tools/list', page(options), options);
+  }
+
+  /** Calls tool `name` with `args`. A tool's own failure is `isError: true` in the result. */
+  callTool(name: string, args?: Record<string, unknown>, options?: RequestOptions): Promise<CallToolResult> {
+    return this.request('tools/call', args === undefined ? { name } : { name, arguments: args }, options);
+  }
+
+  /** Lists the server's resources (one page). */
+  listResources(options?: ListOptions): Promise<ListResourcesResult> {
+    return this.request('resources/list', page(options), options);
+  }
+
+  /** Lists the server's resource templates (one page). */
+  listResourceTemplates(options?: ListOptions): Promise<ListResourceTemplatesResult> {
+    return this.request('resources/templates/list', page(options), options);
+  }
+
+  /** Reads the resource at `uri`. */
+  readResource(uri: string, options?: RequestOptions): Promise<ReadResourceResult> {
+    return this.request('resources/read', { uri }, options);
+  }
+
+  /**
+   * Subscribes to updates of `uri`. Updates arrive as `notifications/resources/updated`, which
+   * only a streaming transport can deliver (not `http`).
+   */
+  subscribeResource(uri: string, options?: RequestOptions): Promise<EmptyResult> {
+    return this.request('resources/subscribe', { uri }, options);
+  }
+
+  /** Ends a subscription to `uri`. */
+  unsubscribeResource(uri: string, options?: RequestOptions): Promise<EmptyResult> {
+    return this.request('resources/unsubscribe', { uri }, options);
+  }
+
+  /** Lists the server's prompts (one page). */
+  listPrompts(options?: ListOptions): Promise<ListPromptsResult> {
+    return this.request('prompts/list', page(options), options);
+  }
+
+  /** Gets prompt `name` filled with `args`. */
+  getPrompt(name: string, args?: Record<string, string>, options?: RequestOptions): Promise<GetPromptResult> {
+    return this.request('prompts/get', args === undefined ? { name } : { name, arguments: args }, options);
+  }
+
+  /** Asks for completions of `argument` of a prompt or resource template. */
+  complete(
+    ref: PromptReference | ResourceTemplateReference,
+    argument: CompleteArgument,
+    options?: CompleteOptions,
+  ): Promise<CompleteResult> {
+    const context = options?.context;
+    return this.request(
+      'completion/complete',
+      context === undefined ? { ref, argument } : { ref, argument, context },
+      options,
+    );
+  }
+
+  /** Checks the server is alive. */
+  ping(options?: RequestOptions): Promise<EmptyResult> {
+    return this.request('ping', undefined, options);
+  }
+
+  /** Sets the minimum level of log messages the server sends (`notifications/message`). */
+  setLoggingLevel(level: LoggingLevel, options?: RequestOptions): Promise<EmptyResult> {
+    return this.request('logging/setLevel', { level }, options);
+  }
+
+  /**
+   * Walks every page of a listing, one item at a time.
+   *
+   * @example
+   * ```ts
+   * for await (const tool of client.iterate('tools')) console.log(tool.name);
+   * ```
+   */
+  async *iterate<K extends keyof Listings>(
+    kind: K,
+    options?: RequestOptions,
+  ): AsyncGenerator<Listings[K], void> {
+    const method: (typeof LIST_METHODS)[keyof Listings] = LIST_METHODS[kind];
+    if (method === undefined) throw invalid('kind', `must be one of ${Object.keys(LIST_METHODS).join(', ')}`);
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const result: Record<string, unknown> = await this.request(method, page({ cursor }), options);
+      const items = result[kind];
+      if (!Array.isArray(items)) {
+        throw new MCPProxyError('invalid_response', `The ${method} result has no "${kind}" array.`);
+      }
+      yield* items as Listings[K][];
+      cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+      // A server repeating a cursor would loop forever; stop it (every loop bounded).
+      if (cursor !== undefined && seen.has(cursor)) {
+        throw new MCPProxyError('invalid_response', `${method} returned the cursor ${cursor} twice.`);
+      }
+      if (cursor !== undefined) seen.add(cursor);
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * Sends any request: typed by the MCP spec for its methods, an open `Result` otherwise.
+   * Throws {@link McpError} when the server answers with a JSON-RPC error.
+   *
+   * @example
+   * ```ts
+   * const { tools } = await client.request('tools/list', { cursor });
+   * const custom = await client.request('vendor/method', { any: 'params' });
+   * ```
+   */
+  async request<M extends string>(method: M, ...args: RequestArgs<M>): Promise<ResultOf<M>> {
+    const [params, options] = args;
+    if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
+    const id = this.#nextId++;
+    const message = {
+      jsonrpc: '2.0' as const,
+      id,
+      method,
+      ...(params === undefined ? {} : { params: params as Record<string, unknown> }),
+    };
+    const response: JsonRpcResponse = await this.#send(options, (signal) =>
+      this.#transport.request(message, { signal }),
+    );
+    if ('error' in response) {
+      throw new McpError(response.error.code, response.error.message, response.error.data);
+    }
+    return response.result as ResultOf<M>;
+  }
+
+  /** Sends a notification (no answer), e.g. `notifications/roots/list_changed`. */
+  async notify(method: string, params?: Record<string, unknown>, options?: RequestOptions): Promise<void> {
+    if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
+    const message = { jsonrpc: '2.0' as const, method, ...(params === undefined ? {} : { params }) };
+    await this.#send(options, (signal) => this.#transport.notify(message, { signal }));
+  }
+
+  /**
+   * Listens to server notifications: `'notification'` for all of them (narrow on `method`), or
+   * one method by name for its params. Returns a function that removes the listener. Over the
+   * `http` transport no notifications arrive; streaming transports will deliver them.
+   */
+  on<E extends keyof ClientEventMap>(event: E, listener: Listener<E>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Removes a listener added with {@link MCPProxyClient.on}. */
+  off<E extends keyof ClientEventMap>(event: E, listener: Listener<E>): void {
+    this.#events.off(event, listener);
+  }
+
+  /**
+   * The seed's raw WebSocket to the proxy's `/ws`. Not served by this proxy version yet: throws
+   * {@link NotSupportedError}.
+   */
+  connectWebSocket(): WebSocketLike {
+    throw new NotSupportedError(
+      'not_supported',
+      'connectWebSocket() is not yet supported by this proxy version (no /ws endpoint): use the typed methods.',
+    );
+  }
+
+  /**
+   * Closes the client: calls in flight reject with `MCPProxyError` code `closed`, later calls
+   * too, and listeners are dropped. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#lifetime.signal.aborted) return;
+    this.#lifetime.abort(new MCPProxyError('closed', 'The client was closed.'));
+    this.#events.clear();
+    await this.#transport.close();
+  }
+
+  /** Runs one exchange under the call's signal: caller's signal, close() and the deadline. */
+  async #send<T>(
+    options: RequestOptions | undefined,
+    exchange: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const timeoutMs = options?.timeoutMs ?? this.#options.timeoutMs;
+    checkTimeout(timeoutMs, 'timeoutMs');
+    const call = callSignal([options?.signal, this.#lifetime.signal], timeoutMs);
+    try {
+      if (call.signal.aborted) throw call.signal.reason;
+      // Settle on abort even if a custom fetch ignores its signal.
+      const aborted = new Promise<never>((_resolve, reject) => {
+        call.signal.addEventListener('abort', () => reject(call.signal.reason), { once: true });
+      });
+      return await Promise.race([exchange(call.signal), aborted]);
+    } finally {
+      call.dispose();
+    }
+  }
+}
+
+function page(options: { cursor?: Cursor | undefined } | undefined): { cursor: Cursor } | undefined {
+  return options?.cursor === undefined ? undefined : { cursor: options.cursor };
+}

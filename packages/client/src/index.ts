@@ -1,0 +1,47 @@
+/**
+ * @module mcp-proxy-client
+ * Typed client for mcp-proxy: reach any MCP server from a browser or Node through the proxy.
+ * Default export and named export {@link MCPProxyClient}; typed errors; MCP spec types.
+ */
+export {
+  type CompleteOptions,
+  type Listings,
+  type ListOptions,
+  MCPProxyClient,
+  MCPProxyClient as default,
+  type RequestArgs,
+  type RequestOptions,
+} from './client.ts';
+export {
+  type ClientErrorCode,
+  ERROR_CLASSES,
+  type ErrorCode,
+  type ErrorData,
+  InvalidInputError,
+  MCPProxyError,
+  type MCPProxyErrorOptions,
+  McpError,
+  NetworkError,
+  NotSupportedError,
+  ProxyAuthError,
+  type ProxyErrorCode,
+  SessionError,
+  TargetForbiddenError,
+  type TargetForbiddenReason,
+  TimeoutError,
+  UpstreamAuthError,
+  UpstreamError,
+} from './errors.ts';
+export type { ClientEventMap, Listener } from './events.ts';
+export {
+  type BaseClientOptions,
+  DEFAULTS,
+  type FetchInit,
+  type FetchLike,
+  type FetchResponse,
+  type MCPProxyClientOptions,
+  type TransportKind,
+  type UpstreamTransport,
+} from './options.ts';
+export type * from './types.ts';
+export { VERSION } from './version.ts';

@@ -1,0 +1,174 @@
+/**
+ * Type-level tests of the public surface, checked by `tsc --noEmit` (npm run typecheck), never
+ * run. `Expect<Equal<…>>` fails compilation when a type is wrong; `@ts-expect-error` fails it
+ * when something that must not compile does.
+ */
+import type * as Sdk from '@modelcontextprotocol/sdk/spec.types.js';
+import MCPProxyClient, {
+  type CallToolResult,
+  type CompleteResult,
+  type EmptyResult,
+  type ErrorCode,
+  type GetPromptResult,
+  type InitializeResult,
+  type ListPromptsResult,
+  type ListResourcesResult,
+  type ListResourceTemplatesResult,
+  type ListToolsResult,
+  type LoggingLevel,
+  type MCPProxyClientOptions,
+  MCPProxyError,
+  McpError,
+  type Prompt,
+  type ReadResourceResult,
+  type Resource,
+  type ResourceTemplate,
+  type Result,
+  type ServerNotification,
+  TargetForbiddenError,
+  type Tool,
+  UpstreamError,
+} from '../src/index.ts';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Expect<T extends true> = T;
+type Extends<A, B> = [A] extends [B] ? true : false;
+type Awaited2<T> = T extends Promise<infer U> ? U : never;
+
+declare const client: MCPProxyClient;
+
+// ——— Every method's result type ———
+export type Results = [
+  Expect<Equal<ReturnType<typeof client.initialize>, Promise<InitializeResult>>>,
+  Expect<Equal<ReturnType<typeof client.listTools>, Promise<ListToolsResult>>>,
+  Expect<Equal<ReturnType<typeof client.callTool>, Promise<CallToolResult>>>,
+  Expect<Equal<ReturnType<typeof client.listResources>, Promise<ListResourcesResult>>>,
+  Expect<Equal<ReturnType<typeof client.listResourceTemplates>, Promise<ListResourceTemplatesResult>>>,
+  Expect<Equal<ReturnType<typeof client.readResource>, Promise<ReadResourceResult>>>,
+  Expect<Equal<ReturnType<typeof client.subscribeResource>, Promise<EmptyResult>>>,
+  Expect<Equal<ReturnType<typeof client.unsubscribeResource>, Promise<EmptyResult>>>,
+  Expect<Equal<ReturnType<typeof client.listPrompts>, Promise<ListPromptsResult>>>,
+  Expect<Equal<ReturnType<typeof client.getPrompt>, Promise<GetPromptResult>>>,
+  Expect<Equal<ReturnType<typeof client.complete>, Promise<CompleteResult>>>,
+  Expect<Equal<ReturnType<typeof client.ping>, Promise<EmptyResult>>>,
+  Expect<Equal<ReturnType<typeof client.setLoggingLevel>, Promise<EmptyResult>>>,
+  Expect<Equal<ReturnType<typeof client.close>, Promise<void>>>,
+];
+
+// ——— request(): typed by method, open for the rest ———
+const listed = client.request('tools/list');
+const called = client.request('tools/call', { name: 'echo', arguments: { message: 'hi' } });
+const custom = client.request('vendor/anything', { free: 'form' });
+export type RequestResults = [
+  Expect<Equal<typeof listed, Promise<ListToolsResult>>>,
+  Expect<Equal<typeof called, Promise<CallToolResult>>>,
+  Expect<Equal<typeof custom, Promise<Result>>>,
+];
+// @ts-expect-error tools/call requires params
+void client.request('tools/call');
+// @ts-expect-error tools/call params need a name
+void client.request('tools/call', { arguments: {} });
+// @ts-expect-error callTool's result is not a ListToolsResult
+export const wrong: Promise<ListToolsResult> = client.callTool('echo', {});
+// @ts-expect-error getPrompt arguments are strings
+void client.getPrompt('p', { n: 1 });
+// @ts-expect-error not a logging level
+void client.setLoggingLevel('verbose');
+// @ts-expect-error a completion ref needs a known type
+void client.complete({ type: 'ref/tool', name: 'x' }, { name: 'a', value: 'b' });
+
+// ——— Per-call options: signal, timeout, cursor ———
+void client.callTool('echo', {}, { signal: AbortSignal.timeout(1000), timeoutMs: 500 });
+void client.listTools({ cursor: 'next', signal: new AbortController().signal });
+void client.complete(
+  { type: 'ref/prompt', name: 'p' },
+  { name: 'a', value: 'b' },
+  { context: { arguments: {} } },
+);
+// @ts-expect-error a signal is an AbortSignal
+void client.ping({ signal: 'stop' });
+
+// ——— iterate() yields the item type of each listing ———
+type Item<K extends 'tools' | 'resources' | 'resourceTemplates' | 'prompts'> =
+  ReturnType<typeof client.iterate<K>> extends AsyncGenerator<infer T, void> ? T : never;
+export type Items = [
+  Expect<Equal<Item<'tools'>, Tool>>,
+  Expect<Equal<Item<'resources'>, Resource>>,
+  Expect<Equal<Item<'resourceTemplates'>, ResourceTemplate>>,
+  Expect<Equal<Item<'prompts'>, Prompt>>,
+];
+// @ts-expect-error not a listing
+void client.iterate('roots');
+
+// ——— Options: exactly one of mcpServerUrl and server ———
+const base = { proxyUrl: 'http://p', proxyToken: 't' };
+export const byUrl: MCPProxyClientOptions = { ...base, mcpServerUrl: 'http://m/mcp', transport: 'http' };
+export const byName: MCPProxyClientOptions = { ...base, server: 'github' };
+// @ts-expect-error both targets
+export const both: MCPProxyClientOptions = { ...base, mcpServerUrl: 'http://m/mcp', server: 'github' };
+// @ts-expect-error no target
+export const neither: MCPProxyClientOptions = { ...base };
+// @ts-expect-error unknown transport
+export const badTransport: MCPProxyClientOptions = { ...base, mcpServerUrl: 'x', transport: 'grpc' };
+
+// ——— Notifications: one listener for all (narrowed by method), or one per method ———
+client.on('notification', (n) => {
+  if (n.method === 'notifications/message') {
+    type Level = typeof n.params.level;
+    type _ = Expect<Equal<Level, LoggingLevel>>;
+  }
+  if (n.method === 'notifications/resources/updated') {
+    type _ = Expect<Equal<typeof n.params.uri, string>>;
+  }
+});
+const off = client.on('notifications/progress', (params) => {
+  type _ = Expect<Equal<typeof params.progress, number>>;
+});
+off();
+// @ts-expect-error not a server notification
+client.on('notifications/bogus', () => undefined);
+export type Notifications = Expect<Extends<ServerNotification['method'], `notifications/${string}`>>;
+
+// ——— Errors ———
+declare const e: unknown;
+if (e instanceof McpError) {
+  type _ = Expect<Equal<typeof e.code, number>>;
+}
+if (e instanceof MCPProxyError) {
+  type _ = Expect<Extends<ErrorCode, typeof e.code>>;
+  type _S = Expect<Equal<typeof e.status, number | undefined>>;
+}
+if (e instanceof TargetForbiddenError) {
+  type _ = Expect<Extends<'address_forbidden', NonNullable<typeof e.reason>>>;
+}
+if (e instanceof UpstreamError) {
+  type _ = Expect<Equal<typeof e.upstreamStatus, number | undefined>>;
+}
+
+// ——— Hand-written spec types agree with the official SDK's spec.types (drift is a compile error) ———
+// (Its zod-inferred types.js declare optionals as `T | undefined`, which exactOptionalPropertyTypes
+// keeps apart from the spec's plain optionals; without that flag they are compatible too.)
+// What a server typed with the SDK returns fits our result types…
+export type FromSdk = [
+  Expect<Extends<Sdk.InitializeResult, InitializeResult>>,
+  Expect<Extends<Sdk.ListToolsResult, ListToolsResult>>,
+  Expect<Extends<Sdk.CallToolResult, CallToolResult>>,
+  Expect<Extends<Sdk.ListResourcesResult, ListResourcesResult>>,
+  Expect<Extends<Sdk.ListResourceTemplatesResult, ListResourceTemplatesResult>>,
+  Expect<Extends<Sdk.ReadResourceResult, ReadResourceResult>>,
+  Expect<Extends<Sdk.ListPromptsResult, ListPromptsResult>>,
+  Expect<Extends<Sdk.GetPromptResult, GetPromptResult>>,
+  Expect<Extends<Sdk.CompleteResult, CompleteResult>>,
+];
+// …and our results are what SDK-typed code expects.
+export type ToSdk = [
+  Expect<Extends<CallToolResult, Sdk.CallToolResult>>,
+  Expect<Extends<ListToolsResult, Sdk.ListToolsResult>>,
+  Expect<Extends<ReadResourceResult, Sdk.ReadResourceResult>>,
+  Expect<Extends<GetPromptResult, Sdk.GetPromptResult>>,
+  Expect<Extends<CompleteResult, Sdk.CompleteResult>>,
+  Expect<Extends<InitializeResult, Sdk.InitializeResult>>,
+  Expect<Extends<LoggingLevel, Sdk.LoggingLevel>>,
+  Expect<Equal<Sdk.LoggingLevel, LoggingLevel>>,
+  Expect<Equal<Awaited2<ReturnType<typeof client.callTool>>, CallToolResult>>,
+];
