@@ -32,6 +32,7 @@ import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { mcpRoutes } from './routes/mcp.ts';
 import { proxyRoutes } from './routes/proxy.ts';
+import { registerWebSocket } from './routes/ws.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
 import { SessionStore } from './sessions/store.ts';
 import { UpstreamConnector } from './upstream/connector.ts';
@@ -192,6 +193,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
+  registerWebSocket(app, {
+    verifier,
+    targets,
+    policy: { corsOrigins: config.corsOrigins, allowMissingOrigin: config.websocket.allowMissingOrigin },
+    maxMessageBytes: config.websocket.maxMessageBytes,
+    connection: {
+      sessions,
+      connector,
+      heartbeatMs: config.websocket.heartbeatMs,
+      maxQueuedBytes: config.websocket.maxQueuedBytes,
+    },
+  });
   app.addHook('preClose', async () => {
     shuttingDown = true;
   });

@@ -235,3 +235,27 @@ export function toErrorReply(value: unknown, id: JsonRpcId = null): ErrorReply {
     },
   };
 }
+
+/** WebSocket close codes for errors that end a `/ws` connection (documented in docs/websocket.md). */
+const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
+  unauthorized: 4401,
+  invalid_target: 4400,
+  target_forbidden: 4403,
+  origin_forbidden: 4403,
+  host_forbidden: 4403,
+  unknown_server: 4404,
+  session_limit: 4429,
+  upstream_timeout: 4504,
+  payload_too_large: 1009,
+  shutting_down: 1001,
+  internal_error: 1011,
+};
+
+/** A WebSocket close frame for an error: code and a reason within the 123-byte limit. */
+export function toCloseFrame(value: unknown): { code: number; reason: string } {
+  const error = findProxyError(value) ?? new ProxyError('internal_error', undefined, { cause: value });
+  const code = CLOSE_CODES[error.code] ?? (error.code.startsWith('upstream_') ? 4502 : 1011);
+  let reason = `${error.code}: ${error.message}`;
+  while (Buffer.byteLength(reason) > 123) reason = `${reason.slice(0, -2)}…`;
+  return { code, reason };
+}

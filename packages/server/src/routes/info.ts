@@ -24,6 +24,12 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
         description: 'MCP Streamable HTTP endpoint; target in the X-MCP-Server-URL header.',
       },
       {
+        method: 'GET (WebSocket)',
+        path: '/ws',
+        auth: true,
+        description: 'JSON-RPC over WebSocket; token in the proxy-token.<token> subprotocol.',
+      },
+      {
         method: 'POST, GET, DELETE',
         path: '/servers/{name}/mcp',
         auth: true,

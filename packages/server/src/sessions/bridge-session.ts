@@ -46,13 +46,17 @@ export class BridgeSession {
   readonly #backlog: JsonRpcMessage[] = [];
   #standalone: MessageSink | undefined;
   #closed = false;
+  #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
 
   constructor(target: string, upstream: UpstreamTransport) {
     this.target = target;
     this.upstream = upstream;
     upstream.onmessage = (message) => this.#route(message);
-    upstream.onerror = (error) => this.#failPending(error);
+    upstream.onerror = (error) => {
+      this.#failure = error;
+      this.#failPending(error);
+    };
     upstream.onclose = () => {
       this.#closed = true;
       this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
@@ -63,6 +67,11 @@ export class BridgeSession {
   /** True once the upstream connection has ended. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The last upstream failure, if any: why the connection ended. */
+  get failure(): ProxyError | undefined {
+    return this.#failure;
   }
 
   /** Registers a callback for when the upstream side ends (the store then forgets the session). */

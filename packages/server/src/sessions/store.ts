@@ -24,6 +24,14 @@ interface Entry<S> {
   readonly value: S;
   readonly ownerId: string;
   lastUsed: number;
+  /** False for sessions whose life a connection bounds (a WebSocket): never idled out. */
+  readonly expires: boolean;
+}
+
+/** Options for one session. */
+export interface AddOptions {
+  /** Close the session after the idle timeout (default true). */
+  readonly expires?: boolean;
 }
 
 /** Prefix of proxy-issued session ids, so they are never mistaken for an upstream's own. */
@@ -51,7 +59,11 @@ export class SessionStore<S extends Closable> {
   }
 
   /** Reserves a fresh id for `ownerId` and stores what `create` builds; enforces the caps. */
-  async add(ownerId: string, create: (id: string) => Promise<S>): Promise<{ id: string; value: S }> {
+  async add(
+    ownerId: string,
+    create: (id: string) => Promise<S>,
+    options: AddOptions = {},
+  ): Promise<{ id: string; value: S }> {
     this.#checkCapacity(ownerId);
     const id = `${PROXY_SESSION_PREFIX}${randomBytes(18).toString('base64url')}`;
     // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.
@@ -63,7 +75,7 @@ export class SessionStore<S extends Closable> {
       this.#release(ownerId);
       throw error;
     }
-    this.#entries.set(id, { value, ownerId, lastUsed: this.#now() });
+    this.#entries.set(id, { value, ownerId, lastUsed: this.#now(), expires: options.expires ?? true });
     return { id, value };
   }
 
@@ -88,7 +100,7 @@ export class SessionStore<S extends Closable> {
   sweep(): void {
     const cutoff = this.#now() - this.#options.idleTimeoutMs;
     for (const [id, entry] of this.#entries) {
-      if (entry.lastUsed <= cutoff) void this.delete(id);
+      if (entry.expires && entry.lastUsed <= cutoff) void this.delete(id);
     }
   }
 

@@ -49,6 +49,14 @@ export class AutoHttpTransport implements UpstreamTransport {
     else if (known === 'streamable-http') this.#inner = this.#streamable();
   }
 
+  pause(): void {
+    this.#inner?.pause();
+  }
+
+  resume(): void {
+    this.#inner?.resume();
+  }
+
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     if (this.#inner) return this.#inner.send(message, options);
     const streamable = this.#streamable();

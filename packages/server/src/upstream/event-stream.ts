@@ -5,6 +5,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { ProxyError } from '../errors.ts';
+import type { FlowGate } from './flow-gate.ts';
 import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
 
 /**
@@ -16,6 +17,7 @@ export async function readEventStream(
   limitBytes: number,
   onEvent: (event: EventSourceMessage) => void,
   signal?: AbortSignal,
+  gate?: FlowGate,
 ): Promise<void> {
   let failure: ProxyError | undefined;
   const parser = createParser({
@@ -31,6 +33,8 @@ export async function readEventStream(
     for await (const chunk of response.body) {
       parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
       if (failure) break;
+      const held = gate?.pass();
+      if (held) await held;
     }
   } catch (error) {
     throw toUpstreamError(error, signal);

@@ -7,6 +7,7 @@
 import { ProxyError } from '../errors.ts';
 import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, readEventStream } from './event-stream.ts';
+import { FlowGate } from './flow-gate.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { rejectStatus } from './status.ts';
 import { parseMessages } from './streamable-http.ts';
@@ -30,6 +31,7 @@ export class SseTransport implements UpstreamTransport {
   readonly sessionId: string | undefined = undefined;
   readonly #options: SseOptions;
   readonly #closer = new AbortController();
+  readonly #gate = new FlowGate();
   #endpoint: URL | undefined;
   #protocolVersion: string | undefined;
   #closed = false;
@@ -81,6 +83,7 @@ export class SseTransport implements UpstreamTransport {
         }
       },
       this.#closer.signal,
+      this.#gate,
     );
     reading.then(
       () => {
@@ -104,6 +107,14 @@ export class SseTransport implements UpstreamTransport {
     } finally {
       handshake.removeEventListener('abort', onTimeout);
     }
+  }
+
+  pause(): void {
+    this.#gate.pause();
+  }
+
+  resume(): void {
+    this.#gate.resume();
   }
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {

@@ -89,6 +89,14 @@ export class StdioTransport implements UpstreamTransport {
     });
   }
 
+  pause(): void {
+    this.#child?.stdout.pause();
+  }
+
+  resume(): void {
+    this.#child?.stdout.resume();
+  }
+
   async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
     const child = this.#child;
     if (!child || this.#closed || !child.stdin.writable) {

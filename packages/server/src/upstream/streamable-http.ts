@@ -7,6 +7,7 @@
 import { ProxyError } from '../errors.ts';
 import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, readEventStream } from './event-stream.ts';
+import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
 import { rejectStatus } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
@@ -35,6 +36,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
   onclose: (() => void) | undefined;
   readonly #options: StreamableHttpOptions;
   readonly #closer = new AbortController();
+  readonly #gate = new FlowGate();
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
 
@@ -53,6 +55,14 @@ export class StreamableHttpTransport implements UpstreamTransport {
   }
 
   async start(): Promise<void> {}
+
+  pause(): void {
+    this.#gate.pause();
+  }
+
+  resume(): void {
+    this.#gate.resume();
+  }
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     const { http, url } = this.#options;
@@ -90,6 +100,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
             this.#deliver(parseMessages(event.data));
         },
         signal,
+        this.#gate,
       );
       return;
     }
@@ -138,6 +149,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
             this.#deliver(parseMessages(event.data));
         },
         this.#closer.signal,
+        this.#gate,
       );
     } catch (error) {
       if (!this.#closer.signal.aborted) this.onerror?.(error as ProxyError);

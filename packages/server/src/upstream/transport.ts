@@ -34,6 +34,10 @@ export interface UpstreamTransport {
   readonly sessionId: string | undefined;
   /** The protocol version negotiated with the upstream, once known. */
   readonly protocolVersion: string | undefined;
+  /** Stop reading from the upstream (the inbound side is falling behind). */
+  pause(): void;
+  /** Read from the upstream again. */
+  resume(): void;
 }
 
 /** The wire protocols the proxy speaks upstream over HTTP. */

@@ -93,6 +93,14 @@ export class WebSocketTransport implements UpstreamTransport {
     socket.on('close', () => void this.close());
   }
 
+  pause(): void {
+    this.#socket?.pause();
+  }
+
+  resume(): void {
+    this.#socket?.resume();
+  }
+
   async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
     const socket = this.#socket;
     if (!socket || this.#closed || socket.readyState !== WebSocket.OPEN) {
