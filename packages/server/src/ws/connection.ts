@@ -13,6 +13,8 @@ import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
 
+/** How often a paused connection checks whether its reader caught up. */
+const DRAIN_POLL_MS = 20;
 /** Frames that may wait for the upstream connection to open. */
 const MAX_EARLY_FRAMES = 64;
 
@@ -47,6 +49,7 @@ export class WsConnection {
   #framesOut = 0;
   #alive = true;
   #heartbeat: NodeJS.Timeout | undefined;
+  #drainWatch: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(socket: WebSocket, peer: WsPeer, deps: WsConnectionDeps) {
@@ -115,12 +118,30 @@ export class WsConnection {
       return false;
     }
     this.#framesOut++;
-    socket.send(JSON.stringify(message), () => {
-      if (this.#session?.upstream && socket.bufferedAmount < maxQueuedBytes / 4)
-        this.#session.upstream.resume();
-    });
-    if (socket.bufferedAmount > maxQueuedBytes / 2) this.#session?.upstream.pause();
+    socket.send(JSON.stringify(message));
+    if (socket.bufferedAmount > maxQueuedBytes / 2 && !this.#drainWatch) this.#pauseUpstream();
     return true;
+  }
+
+  /**
+   * Stops reading upstream until the reader has drained most of what is queued. `ws` has no
+   * drain event, so the queue is polled while paused (only then).
+   */
+  #pauseUpstream(): void {
+    const upstream = this.#session?.upstream;
+    if (!upstream) return;
+    upstream.pause();
+    this.#drainWatch = setInterval(() => {
+      if (
+        this.#socket.readyState !== WebSocket.OPEN ||
+        this.#socket.bufferedAmount < this.#deps.maxQueuedBytes / 4
+      ) {
+        clearInterval(this.#drainWatch);
+        this.#drainWatch = undefined;
+        upstream.resume();
+      }
+    }, DRAIN_POLL_MS);
+    this.#drainWatch.unref();
   }
 
   async #onFrame(data: WebSocket.RawData, isBinary: boolean): Promise<void> {
@@ -180,6 +201,7 @@ export class WsConnection {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    clearInterval(this.#drainWatch);
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {
