@@ -37,6 +37,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -32600,
     message: 'The body is not a JSON-RPC 2.0 message or batch of messages.',
   },
+  header_mismatch: {
+    status: 400,
+    rpcCode: -32020,
+    message: 'Header mismatch: the MCP request headers do not match the body.',
+  },
   unsupported_media_type: {
     status: 415,
     rpcCode: -32600,

@@ -30,6 +30,8 @@ export interface ForwardRequest {
   readonly sessionId?: string | undefined;
   readonly protocolVersion?: string | undefined;
   readonly message: JsonRpcRequest | JsonRpcNotification;
+  /** Caller headers forwarded as they are to HTTP upstreams (`Mcp-Param-*`). */
+  readonly forwardHeaders?: Readonly<Record<string, string>> | undefined;
   /** Aborted when the caller goes away. */
   readonly signal: AbortSignal;
 }
@@ -108,6 +110,7 @@ export class Forwarder {
       bearerToken,
       sessionId: request.sessionId,
       protocolVersion: request.protocolVersion,
+      extraHeaders: request.forwardHeaders,
     });
     const correlator = new RequestCorrelator(transport, true);
     const { message, signal } = request;

@@ -13,6 +13,7 @@ import {
   type TransportChoice,
 } from '../forwarding/targets.ts';
 import { isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
@@ -84,6 +85,8 @@ export class McpEndpoint {
         : undefined;
       if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
     }
+    // Refuse header/body disagreement here rather than spend an upstream call on it.
+    for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,

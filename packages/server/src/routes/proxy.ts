@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from '../forwarding/envelope.ts';
 import type { Forwarder } from '../forwarding/forwarder.ts';
+import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
 import { callerSignal } from './caller-signal.ts';
 
 /** Registers `POST /proxy` (inside the authenticated scope). */
@@ -23,7 +24,13 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
       const value = request.headers[name];
       return typeof value === 'string' && value !== '' ? value : undefined;
     };
+    if (request.headers['mcp-method'] !== undefined) checkHeaderAgreement(request.headers, message);
+    const forwardHeaders: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (name.startsWith('mcp-param-') && typeof value === 'string') forwardHeaders[name] = value;
+    }
     const result = await forwarder.forward({
+      forwardHeaders,
       identity,
       target: envelopeTarget(envelope),
       sessionId: envelope.mcp_session_id ?? header('mcp-session-id'),

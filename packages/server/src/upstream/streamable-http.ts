@@ -6,6 +6,7 @@
  */
 import { ProxyError } from '../errors.ts';
 import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
 import { isEventStream, isJson, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
@@ -27,6 +28,8 @@ export interface StreamableHttpOptions {
    * the session is initialized, and end the upstream session (DELETE) on close.
    */
   readonly longLived?: boolean;
+  /** Headers sent with every POST as they are (e.g. a caller's `Mcp-Param-*`). */
+  readonly extraHeaders?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Streamable HTTP transport to one upstream server. */
@@ -71,10 +74,15 @@ export class StreamableHttpTransport implements UpstreamTransport {
       : this.#closer.signal;
     const response = await http.send(url, {
       method: 'POST',
-      headers: this.#headers({
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      }),
+      headers: {
+        ...this.#headers({
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        }),
+        ...this.#options.extraHeaders,
+        // A 2026-07-28 request carries its metadata in headers too; they must match the body.
+        ...(isModernVersion(declaredVersion(message)) ? metadataHeaders(message) : {}),
+      },
       body: JSON.stringify(message),
       signal,
     });
