@@ -84,3 +84,13 @@ export function initializeResultVersion(message: JsonRpcMessage): string | undef
     ? result.protocolVersion
     : undefined;
 }
+
+/** A map key for a request id that keeps 1 and "1" apart. */
+export function requestKey(id: RequestId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+/** The request id behind a {@link requestKey}. */
+export function requestIdOf(key: string): RequestId {
+  return key.startsWith('n:') ? Number(key.slice(2)) : key.slice(2);
+}

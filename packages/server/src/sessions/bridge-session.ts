@@ -14,6 +14,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
+  requestIdOf,
+  requestKey,
 } from '../jsonrpc.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
@@ -82,7 +84,7 @@ export class BridgeSession {
 
   /** Sends a client request upstream; its response (and its progress) will go to `sink`. */
   async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
-    const key = idKey(message.id);
+    const key = requestKey(message.id);
     if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
     this.#pending.set(key, sink);
     const token = progressToken(message);
@@ -147,7 +149,7 @@ export class BridgeSession {
     for (const [key, owner] of this.#pending) {
       if (owner !== sink) continue;
       this.#pending.delete(key);
-      const requestId = keyId(key);
+      const requestId = requestIdOf(key);
       this.upstream
         .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
         .catch(() => {});
@@ -185,7 +187,7 @@ export class BridgeSession {
   #route(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
-      const key = idKey(message.id);
+      const key = requestKey(message.id);
       const sink = this.#pending.get(key);
       if (!sink) return;
       this.#pending.delete(key);
@@ -233,7 +235,7 @@ export class BridgeSession {
 
   #failPending(error: ProxyError): void {
     for (const [key, sink] of this.#pending) {
-      const id = keyId(key);
+      const id = requestIdOf(key);
       if (sink.fail) sink.fail(error, id);
       else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
     }
@@ -241,14 +243,6 @@ export class BridgeSession {
     this.#progress.clear();
     this.#active.length = 0;
   }
-}
-
-function idKey(id: RequestId): string {
-  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
-}
-
-function keyId(key: string): RequestId {
-  return key.startsWith('n:') ? Number(key.slice(2)) : key.slice(2);
 }
 
 function progressToken(message: JsonRpcRequest): string | undefined {

@@ -13,6 +13,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
+  requestIdOf,
+  requestKey,
 } from '../jsonrpc.ts';
 import type { UpstreamTransport } from './transport.ts';
 
@@ -65,7 +67,7 @@ export class RequestCorrelator {
 
   /** Sends a request and resolves with its response. */
   async request(message: JsonRpcRequest, options: ExchangeOptions): Promise<JsonRpcResponse> {
-    const key = idKey(message.id);
+    const key = requestKey(message.id);
     if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
     const deadline = AbortSignal.timeout(options.timeoutMs);
     const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
@@ -111,7 +113,7 @@ export class RequestCorrelator {
   #onMessage(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
-      this.#pending.get(idKey(message.id))?.resolve(message);
+      this.#pending.get(requestKey(message.id))?.resolve(message);
       return;
     }
     if (isRequest(message)) {
@@ -147,10 +149,6 @@ export class RequestCorrelator {
   #failAll(error: ProxyError): void {
     for (const pending of this.#pending.values()) pending.reject(error);
   }
-}
-
-function idKey(id: RequestId): string {
-  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
 }
 
 function asProxyError(error: unknown): ProxyError {

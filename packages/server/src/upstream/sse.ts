@@ -5,12 +5,12 @@
  * the stream. The proxy holds the stream for the life of a proxy session.
  */
 import { ProxyError } from '../errors.ts';
-import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
+import { MessageSource } from './message-source.ts';
 import { rejectStatus } from './status.ts';
-import { parseMessages } from './streamable-http.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one legacy SSE endpoint. */
@@ -24,24 +24,17 @@ export interface SseOptions {
 }
 
 /** Legacy HTTP+SSE transport to one upstream server. */
-export class SseTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: UpstreamTransport['onerror'];
-  onclose: (() => void) | undefined;
+export class SseTransport extends MessageSource implements UpstreamTransport {
   readonly sessionId: string | undefined = undefined;
   readonly #options: SseOptions;
   readonly #closer = new AbortController();
   readonly #gate = new FlowGate();
   #endpoint: URL | undefined;
-  #protocolVersion: string | undefined;
   #closed = false;
 
   constructor(options: SseOptions) {
+    super();
     this.#options = options;
-  }
-
-  get protocolVersion(): string | undefined {
-    return this.#protocolVersion;
   }
 
   async start(): Promise<void> {
@@ -79,7 +72,7 @@ export class SseTransport implements UpstreamTransport {
             reject(error);
           }
         } else if (event.event === undefined || event.event === 'message') {
-          this.#deliver(event.data);
+          this.deliverText(event.data);
         }
       },
       this.#closer.signal,
@@ -160,20 +153,6 @@ export class SseTransport implements UpstreamTransport {
       );
     }
     return endpoint;
-  }
-
-  #deliver(data: string): void {
-    let messages: JsonRpcMessage[];
-    try {
-      messages = parseMessages(data);
-    } catch (error) {
-      this.onerror?.(error as ProxyError);
-      return;
-    }
-    for (const message of messages) {
-      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
-      this.onmessage?.(message);
-    }
   }
 
   #headers(base: Record<string, string>): Record<string, string> {

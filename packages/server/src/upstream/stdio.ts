@@ -8,8 +8,8 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import { ProxyError } from '../errors.ts';
-import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
-import { parseMessages } from './streamable-http.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { MessageSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -28,22 +28,15 @@ export interface StdioOptions {
 }
 
 /** Runs a configured MCP server as a child process and talks to it over stdio. */
-export class StdioTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: UpstreamTransport['onerror'];
-  onclose: (() => void) | undefined;
+export class StdioTransport extends MessageSource implements UpstreamTransport {
   readonly sessionId: string | undefined = undefined;
   readonly #options: StdioOptions;
   #child: ChildProcessWithoutNullStreams | undefined;
-  #protocolVersion: string | undefined;
   #closed = false;
 
   constructor(options: StdioOptions) {
+    super();
     this.#options = options;
-  }
-
-  get protocolVersion(): string | undefined {
-    return this.#protocolVersion;
   }
 
   async start(): Promise<void> {
@@ -73,7 +66,7 @@ export class StdioTransport implements UpstreamTransport {
         );
       });
     });
-    this.#readLines(child.stdout, (line) => this.#deliver(line));
+    this.#readLines(child.stdout, (line) => this.deliverText(line));
     this.#readLines(child.stderr, (line) =>
       logger.info({ server: name, stderr: line }, 'stdio server stderr'),
     );
@@ -139,23 +132,5 @@ export class StdioTransport implements UpstreamTransport {
         newline = buffer.indexOf('\n');
       }
     });
-  }
-
-  #deliver(line: string): void {
-    let messages: JsonRpcMessage[];
-    try {
-      messages = parseMessages(line);
-    } catch (error) {
-      this.#options.logger.warn(
-        { server: this.#options.name },
-        'stdio server wrote a line that is not JSON-RPC',
-      );
-      this.onerror?.(error as ProxyError);
-      return;
-    }
-    for (const message of messages) {
-      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
-      this.onmessage?.(message);
-    }
   }
 }

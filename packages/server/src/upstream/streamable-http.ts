@@ -5,11 +5,12 @@
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
 import { ProxyError } from '../errors.ts';
-import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
 import { isEventStream, isJson, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
+import { MessageSource, parseMessages } from './message-source.ts';
 import { rejectStatus } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
@@ -33,28 +34,20 @@ export interface StreamableHttpOptions {
 }
 
 /** Streamable HTTP transport to one upstream server. */
-export class StreamableHttpTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: UpstreamTransport['onerror'];
-  onclose: (() => void) | undefined;
+export class StreamableHttpTransport extends MessageSource implements UpstreamTransport {
   readonly #options: StreamableHttpOptions;
   readonly #closer = new AbortController();
   readonly #gate = new FlowGate();
   #sessionId: string | undefined;
-  #protocolVersion: string | undefined;
 
   constructor(options: StreamableHttpOptions) {
+    super(options.protocolVersion);
     this.#options = options;
     this.#sessionId = options.sessionId;
-    this.#protocolVersion = options.protocolVersion;
   }
 
   get sessionId(): string | undefined {
     return this.#sessionId;
-  }
-
-  get protocolVersion(): string | undefined {
-    return this.#protocolVersion;
   }
 
   async start(): Promise<void> {}
@@ -104,8 +97,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
         response,
         http.responseLimitBytes,
         (event) => {
-          if (event.event === undefined || event.event === 'message')
-            this.#deliver(parseMessages(event.data));
+          if (event.event === undefined || event.event === 'message') this.deliver(parseMessages(event.data));
         },
         signal,
         this.#gate,
@@ -113,7 +105,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
       return;
     }
     if (isJson(response)) {
-      this.#deliver(parseMessages(await http.readText(response, signal)));
+      this.deliver(parseMessages(await http.readText(response, signal)));
       return;
     }
     discard(response);
@@ -153,8 +145,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
         response,
         http.responseLimitBytes,
         (event) => {
-          if (event.event === undefined || event.event === 'message')
-            this.#deliver(parseMessages(event.data));
+          if (event.event === undefined || event.event === 'message') this.deliver(parseMessages(event.data));
         },
         this.#closer.signal,
         this.#gate,
@@ -175,34 +166,7 @@ export class StreamableHttpTransport implements UpstreamTransport {
     const headers = base;
     if (this.#options.bearerToken) headers.authorization = `Bearer ${this.#options.bearerToken}`;
     if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
-    if (this.#protocolVersion) headers['mcp-protocol-version'] = this.#protocolVersion;
+    if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
   }
-
-  #deliver(messages: readonly JsonRpcMessage[]): void {
-    for (const message of messages) {
-      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
-      this.onmessage?.(message);
-    }
-  }
-}
-
-/** Parses one JSON payload holding a message or a batch; anything else is a protocol error. */
-export function parseMessages(text: string): JsonRpcMessage[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ProxyError('upstream_protocol_error', 'The MCP server sent a body that is not valid JSON.');
-  }
-  const list = Array.isArray(value) ? value : [value];
-  for (const item of list) {
-    if (!isJsonRpcMessage(item)) {
-      throw new ProxyError(
-        'upstream_protocol_error',
-        'The MCP server sent JSON that is not a JSON-RPC 2.0 message.',
-      );
-    }
-  }
-  return list as JsonRpcMessage[];
 }

@@ -6,9 +6,9 @@
 import WebSocket from 'ws';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
-import { initializeResultVersion, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { toUpstreamError } from './http.ts';
-import { parseMessages } from './streamable-http.ts';
+import { MessageSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one WebSocket MCP endpoint. */
@@ -23,22 +23,15 @@ export interface WebSocketOptions {
 }
 
 /** WebSocket transport to one upstream server. */
-export class WebSocketTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: UpstreamTransport['onerror'];
-  onclose: (() => void) | undefined;
+export class WebSocketTransport extends MessageSource implements UpstreamTransport {
   readonly sessionId: string | undefined = undefined;
   readonly #options: WebSocketOptions;
   #socket: WebSocket | undefined;
-  #protocolVersion: string | undefined;
   #closed = false;
 
   constructor(options: WebSocketOptions) {
+    super();
     this.#options = options;
-  }
-
-  get protocolVersion(): string | undefined {
-    return this.#protocolVersion;
   }
 
   async start(): Promise<void> {
@@ -85,7 +78,7 @@ export class WebSocketTransport implements UpstreamTransport {
         );
         return;
       }
-      this.#deliver(data.toString());
+      this.deliverText(data.toString());
     });
     socket.on('error', (error) => {
       if (!this.#closed) this.onerror?.(toUpstreamError(error));
@@ -121,19 +114,5 @@ export class WebSocketTransport implements UpstreamTransport {
       else socket.terminate();
     }
     this.onclose?.();
-  }
-
-  #deliver(text: string): void {
-    let messages: JsonRpcMessage[];
-    try {
-      messages = parseMessages(text);
-    } catch (error) {
-      this.onerror?.(error as ProxyError);
-      return;
-    }
-    for (const message of messages) {
-      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
-      this.onmessage?.(message);
-    }
   }
 }
