@@ -13,7 +13,6 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
 import type { UpstreamTransport } from './transport.ts';
