@@ -23,6 +23,8 @@ import { type ErrorCode, findProxyError, ProxyError, toErrorReply } from './erro
 import { bodyId } from './forwarding/envelope.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
+import { RateLimiter } from './limits/rate-limiter.ts';
+import { MemoryRateStore } from './limits/rate-store.ts';
 import { createLogger, redactUrl } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
@@ -75,6 +77,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     forceCloseConnections: 'idle',
+    // X-Forwarded-For is believed only from the operator's own reverse proxies.
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     return503OnClosing: false,
     requestIdHeader: false,
     genReqId: (raw) => {
@@ -91,7 +95,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
   });
-  const sessions = new SessionStore<BridgeSession>(config.sessions);
+  const rateStore = new MemoryRateStore();
+  const rates = config.rateLimits;
+  const rule = (max: number) => ({ max, windowMs: rates.windowMs });
+  const limiter = new RateLimiter(rateStore, {
+    requestsPerToken: rule(rates.requestsPerToken),
+    requestsPerIp: rule(rates.requestsPerIp),
+    wsMessagesPerToken: rule(rates.wsMessagesPerToken),
+    sessionsPerToken: rule(rates.sessionsPerToken),
+    authFailuresPerIp: rule(rates.authFailuresPerIp),
+  });
+  const sessions = new SessionStore<BridgeSession>({
+    ...config.sessions,
+    admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
+  });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
   const targets = new TargetResolver(config.servers, guard);
   const connector = new UpstreamConnector({
@@ -185,16 +202,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(infoRoutes);
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier));
+    scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
     await scope.register(mcpRoutes, mcp);
   });
 
   registerWebSocket(app, {
     verifier,
+    limiter,
+    trustedProxies: config.trustedProxies,
     targets,
     policy: { corsOrigins: config.corsOrigins, allowMissingOrigin: config.websocket.allowMissingOrigin },
     maxMessageBytes: config.websocket.maxMessageBytes,
@@ -211,6 +230,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     await sessions.closeAll();
     await guard.close();
+    await rateStore.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

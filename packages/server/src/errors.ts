@@ -108,6 +108,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -32004,
     message: 'Unknown or expired proxy session: initialize a new one.',
   },
+  rate_limited: {
+    status: 429,
+    rpcCode: -32029,
+    message: 'Rate limit exceeded: retry after the number of seconds in Retry-After.',
+  },
   session_limit: {
     status: 429,
     rpcCode: -32005,
@@ -250,6 +255,7 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   host_forbidden: 4403,
   unknown_server: 4404,
   session_limit: 4429,
+  rate_limited: 4429,
   upstream_timeout: 4504,
   payload_too_large: 1009,
   shutting_down: 1001,

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { TokenIdentity, TokenVerifier } from './tokens.ts';
 
 declare module 'fastify' {
@@ -23,8 +24,15 @@ export interface TokenSources {
 }
 
 /** Builds an `onRequest` hook that rejects requests without a valid proxy token (401). */
-export function proxyTokenHook(verifier: TokenVerifier, sources: TokenSources = { query: false }) {
+export function proxyTokenHook(
+  verifier: TokenVerifier,
+  limiter: RateLimiter,
+  sources: TokenSources = { query: false },
+) {
   return async function requireProxyToken(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const ip = request.ip;
+    // Brute-force protection: an address that failed too often is refused before any check.
+    await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];
     let presented = typeof header === 'string' ? header : undefined;
     if (presented === undefined && sources.query) {
@@ -33,6 +41,7 @@ export function proxyTokenHook(verifier: TokenVerifier, sources: TokenSources = 
     }
     const identity = verifier.verify(presented);
     if (!identity) {
+      await limiter.consume('authFailuresPerIp', ip);
       throw new ProxyError(
         'unauthorized',
         presented === undefined
@@ -41,5 +50,7 @@ export function proxyTokenHook(verifier: TokenVerifier, sources: TokenSources = 
       );
     }
     request.identity = identity;
+    await limiter.consume('requestsPerIp', ip);
+    await limiter.consume('requestsPerToken', identity.id);
   };
 }

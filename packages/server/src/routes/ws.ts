@@ -8,8 +8,10 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { findProxyError, ProxyError, toErrorReply } from '../errors.ts';
 import { TargetResolver } from '../forwarding/targets.ts';
+import { ClientAddress } from '../limits/client-address.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { redactUrl } from '../logger.ts';
 import { WsConnection, type WsConnectionDeps } from '../ws/connection.ts';
 import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from '../ws/handshake.ts';
@@ -17,10 +19,13 @@ import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from '../ws/handsh
 /** What the WebSocket route needs. */
 export interface WsRouteOptions {
   readonly verifier: TokenVerifier;
+  readonly limiter: RateLimiter;
+  /** Reverse proxies whose X-Forwarded-For is believed. */
+  readonly trustedProxies: readonly string[];
   readonly targets: TargetResolver;
   readonly policy: HandshakePolicy;
   readonly maxMessageBytes: number;
-  readonly connection: Omit<WsConnectionDeps, 'logger'>;
+  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter'>;
 }
 
 /** Attaches the `/ws` upgrade handler to the app's HTTP server. */
@@ -32,6 +37,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     handleProtocols: (protocols) => (protocols.has(MCP_PROTOCOL) ? MCP_PROTOCOL : false),
   });
   const connections = new Set<WsConnection>();
+  const addresses = new ClientAddress(options.trustedProxies);
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '/').split('?')[0];
@@ -44,8 +50,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     socket.on('error', () => {});
     let accepted: ReturnType<typeof checkHandshake>;
     let target: Awaited<ReturnType<TargetResolver['resolve']>>;
+    const ip = addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']);
     (async () => {
-      accepted = checkHandshake(request, options.verifier, options.policy);
+      await options.limiter.assertUnder('authFailuresPerIp', ip);
+      try {
+        accepted = checkHandshake(request, options.verifier, options.policy);
+      } catch (error) {
+        if (findProxyError(error)?.code === 'unauthorized')
+          await options.limiter.consume('authFailuresPerIp', ip);
+        throw error;
+      }
+      await options.limiter.consume('requestsPerIp', ip);
       target = await options.targets.resolve(accepted.target);
     })().then(
       () => {
@@ -53,7 +68,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           const connection = new WsConnection(
             ws,
             { ownerId: accepted.identity.id, target, targetKey: TargetResolver.key(target) },
-            { ...options.connection, logger: log },
+            { ...options.connection, limiter: options.limiter, logger: log },
           );
           connections.add(connection);
           ws.once('close', () => connections.delete(connection));

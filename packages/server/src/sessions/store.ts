@@ -18,6 +18,8 @@ export interface SessionStoreOptions {
   readonly maxPerToken: number;
   /** Clock in ms; injectable for tests. */
   readonly now?: () => number;
+  /** Asked before every new session (e.g. a rate limit); throws to refuse. */
+  readonly admit?: (ownerId: string) => Promise<void>;
 }
 
 interface Entry<S> {
@@ -64,6 +66,8 @@ export class SessionStore<S extends Closable> {
     create: (id: string) => Promise<S>,
     options: AddOptions = {},
   ): Promise<{ id: string; value: S }> {
+    this.#checkCapacity(ownerId);
+    await this.#options.admit?.(ownerId);
     this.#checkCapacity(ownerId);
     const id = `${PROXY_SESSION_PREFIX}${randomBytes(18).toString('base64url')}`;
     // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.

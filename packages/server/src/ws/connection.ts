@@ -9,6 +9,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
@@ -26,6 +27,7 @@ export interface WsConnectionDeps {
   /** Bytes queued for the reader: above half, upstream reading pauses; above all, the socket closes. */
   readonly maxQueuedBytes: number;
   readonly logger: FastifyBaseLogger;
+  readonly limiter: RateLimiter;
 }
 
 /** Who is connected to what. */
@@ -171,6 +173,13 @@ export class WsConnection {
         new ProxyError('session_limit', 'Too many messages before the upstream connection opened.'),
         null,
       );
+      return;
+    }
+    try {
+      await this.#deps.limiter.consume('wsMessagesPerToken', this.#peer.ownerId);
+    } catch (error) {
+      const id = (messages[0] as { id?: unknown }).id;
+      this.#sendError(error, typeof id === 'string' || typeof id === 'number' ? id : null);
       return;
     }
     const session = await this.#ready;
