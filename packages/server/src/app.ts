@@ -17,13 +17,13 @@ import { proxyTokenHook } from './auth/hook.ts';
 import { TokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
 import { corsOptions } from './cors.ts';
-import { createEgressGuard } from './egress/guard.ts';
+import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, findProxyError, ProxyError, toErrorReply } from './errors.ts';
 import { bodyId } from './forwarding/envelope.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
-import { RateLimiter } from './limits/rate-limiter.ts';
+import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore } from './limits/rate-store.ts';
 import { createLogger, redactUrl } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
@@ -42,6 +42,13 @@ import { UpstreamHttp } from './upstream/http.ts';
 import { TransportVerdicts } from './upstream/verdicts.ts';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Applies a new configuration without dropping sessions (SIGHUP). Returns the changed
+     * settings that only take effect after a restart. Throws, changing nothing, if invalid.
+     */
+    reload(config: Config): string[];
+  }
   interface FastifyRequest {
     /** MCP method of the forwarded message, for the access log. */
     mcpMethod: string | undefined;
@@ -68,6 +75,33 @@ const STREAM_QUEUE_BYTES = 4 * 1_048_576;
 const STREAM_HEARTBEAT_MS = 25_000;
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
+/** Settings a reload cannot change: they need a restart. */
+const RESTART_SETTINGS = [
+  'host',
+  'port',
+  'bodyLimitBytes',
+  'upstream',
+  'sessions',
+  'websocket',
+  'trustedProxies',
+  'sessionSecret',
+  'allowQueryToken',
+  'corsMaxAgeSeconds',
+] as const satisfies ReadonlyArray<keyof Config>;
+
+/** The rate limits a configuration asks for. */
+function rateLimits(config: Config): RateLimits {
+  const rates = config.rateLimits;
+  const rule = (max: number) => ({ max, windowMs: rates.windowMs });
+  return {
+    requestsPerToken: rule(rates.requestsPerToken),
+    requestsPerIp: rule(rates.requestsPerIp),
+    wsMessagesPerToken: rule(rates.wsMessagesPerToken),
+    sessionsPerToken: rule(rates.sessionsPerToken),
+    authFailuresPerIp: rule(rates.authFailuresPerIp),
+  };
+}
+
 /** Builds the proxy's Fastify instance (not yet listening). */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, deps.logDestination);
@@ -87,7 +121,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
 
-  const guard = createEgressGuard(config.egress, {
+  const guard = new ReloadableGuard(config.egress, {
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
@@ -96,15 +130,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
   });
   const rateStore = new MemoryRateStore();
-  const rates = config.rateLimits;
-  const rule = (max: number) => ({ max, windowMs: rates.windowMs });
-  const limiter = new RateLimiter(rateStore, {
-    requestsPerToken: rule(rates.requestsPerToken),
-    requestsPerIp: rule(rates.requestsPerIp),
-    wsMessagesPerToken: rule(rates.wsMessagesPerToken),
-    sessionsPerToken: rule(rates.sessionsPerToken),
-    authFailuresPerIp: rule(rates.authFailuresPerIp),
-  });
+  const limiter = new RateLimiter(rateStore, rateLimits(config));
+  // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
+  const access = {
+    corsOrigins: config.corsOrigins,
+    trustedHosts: config.trustedHosts,
+    bindHost: config.host,
+    allowMissingOrigin: config.websocket.allowMissingOrigin,
+  };
   const sessions = new SessionStore<BridgeSession>({
     ...config.sessions,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
@@ -140,7 +173,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeoutMs: config.upstream.timeoutMs,
       stream: { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS },
     }),
-    inbound: { corsOrigins: config.corsOrigins, trustedHosts: config.trustedHosts, bindHost: config.host },
+    inbound: access,
   });
   const verifier = new TokenVerifier(config.proxyTokens);
   let shuttingDown = false;
@@ -152,7 +185,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
 
-  await app.register(fastifyCors, () => corsOptions(config.corsOrigins, config.corsMaxAgeSeconds));
+  await app.register(fastifyCors, () => corsOptions(access, config.corsMaxAgeSeconds));
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -215,7 +248,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     limiter,
     trustedProxies: config.trustedProxies,
     targets,
-    policy: { corsOrigins: config.corsOrigins, allowMissingOrigin: config.websocket.allowMissingOrigin },
+    policy: access,
     maxMessageBytes: config.websocket.maxMessageBytes,
     connection: {
       sessions,
@@ -226,6 +259,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('preClose', async () => {
     shuttingDown = true;
+  });
+  app.decorate('reload', (next: Config): string[] => {
+    // Build everything that can fail first, so a bad file leaves the running config untouched.
+    guard.replace(next.egress);
+    verifier.replace(next.proxyTokens);
+    targets.replaceServers(next.servers);
+    limiter.replaceLimits(rateLimits(next));
+    access.corsOrigins = next.corsOrigins;
+    access.trustedHosts = next.trustedHosts;
+    access.allowMissingOrigin = next.websocket.allowMissingOrigin;
+    app.log.level = next.logLevel;
+    app.log.info(guard.describe());
+    return RESTART_SETTINGS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(next[key]));
   });
   app.addHook('onClose', async () => {
     await sessions.closeAll();

@@ -37,9 +37,9 @@ export function originAllowed(origins: readonly string[], origin: string): boole
   return origins.includes('*') || origins.includes(origin);
 }
 
-/** @fastify/cors options for the configured origins. */
-export function corsOptions(origins: readonly string[], maxAgeSeconds: number) {
-  const base: FastifyCorsOptions = {
+/** @fastify/cors options for the configured origins, read per request (they reload). */
+export function corsOptions(access: { readonly corsOrigins: readonly string[] }, maxAgeSeconds: number) {
+  const base = (origins: readonly string[]): FastifyCorsOptions => ({
     origin: origins.length === 0 ? false : origins.includes('*') ? '*' : [...origins],
     // Tokens travel in headers, never cookies, so credentials stay off (and `*` stays legal).
     credentials: false,
@@ -47,7 +47,7 @@ export function corsOptions(origins: readonly string[], maxAgeSeconds: number) {
     exposedHeaders: EXPOSED_HEADERS,
     maxAge: maxAgeSeconds,
     strictPreflight: true,
-  };
+  });
   return (request: FastifyRequest, callback: (error: Error | null, options: FastifyCorsOptions) => void) => {
     const requested = request.headers['access-control-request-headers'];
     const params =
@@ -57,6 +57,6 @@ export function corsOptions(origins: readonly string[], maxAgeSeconds: number) {
             .map((h) => h.trim())
             .filter((h) => /^mcp-param-[a-z0-9-]+$/i.test(h))
         : [];
-    callback(null, { ...base, allowedHeaders: [...ALLOWED_HEADERS, ...params] });
+    callback(null, { ...base(access.corsOrigins), allowedHeaders: [...ALLOWED_HEADERS, ...params] });
   };
 }

@@ -65,6 +65,21 @@ async function main(): Promise<void> {
       },
     );
   };
+  process.on('SIGHUP', () => {
+    // Re-read everything; a bad configuration is reported and the running one kept.
+    try {
+      const next = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+      const restart = app.reload(
+        next.proxyTokens.length > 0 ? next : { ...next, proxyTokens: config.proxyTokens },
+      );
+      app.log.info({ restartNeededFor: restart }, 'configuration reloaded');
+    } catch (error) {
+      app.log.error(
+        { reason: (error as Error).message },
+        'configuration reload failed; keeping the running configuration',
+      );
+    }
+  });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }

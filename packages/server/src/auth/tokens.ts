@@ -15,10 +15,15 @@ export interface TokenIdentity {
 
 /** Verifies presented proxy tokens against the configured set. */
 export class TokenVerifier {
-  readonly #digests: readonly Buffer[];
-  readonly #ids: readonly string[];
+  #digests: readonly Buffer[] = [];
+  #ids: readonly string[] = [];
 
   constructor(tokens: readonly string[]) {
+    this.replace(tokens);
+  }
+
+  /** Replaces the set of valid tokens (configuration reload). */
+  replace(tokens: readonly string[]): void {
     this.#digests = tokens.map(digest);
     this.#ids = this.#digests.map((d) => d.toString('hex').slice(0, 12));
   }

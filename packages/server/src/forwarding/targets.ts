@@ -24,12 +24,17 @@ export type ResolvedTarget = UpstreamTarget;
 
 /** Resolves caller-named targets against the egress guard and the configured servers. */
 export class TargetResolver {
-  readonly #servers: Config['servers'];
+  #servers: Config['servers'];
   readonly #guard: EgressGuard;
 
   constructor(servers: Config['servers'], guard: EgressGuard) {
     this.#servers = servers;
     this.#guard = guard;
+  }
+
+  /** Replaces the configured servers (configuration reload); open sessions keep their upstream. */
+  replaceServers(servers: Config['servers']): void {
+    this.#servers = servers;
   }
 
   /** Vets and classifies a target. */

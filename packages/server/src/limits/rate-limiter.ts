@@ -29,7 +29,7 @@ export type RateLimitName = keyof RateLimits;
 /** Checks and counts hits against the configured limits. */
 export class RateLimiter {
   readonly #store: RateStore;
-  readonly #limits: RateLimits;
+  #limits: RateLimits;
   /** Called for every refusal (metrics). */
   readonly #onLimited: (name: RateLimitName) => void;
 
@@ -37,6 +37,11 @@ export class RateLimiter {
     this.#store = store;
     this.#limits = limits;
     this.#onLimited = onLimited;
+  }
+
+  /** Replaces the limits (configuration reload); counters carry on. */
+  replaceLimits(limits: RateLimits): void {
+    this.#limits = limits;
   }
 
   /** Counts one hit; throws `rate_limited` (429) once the limit is exceeded. */
