@@ -175,7 +175,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     inbound: access,
   });
-  const verifier = new TokenVerifier(config.proxyTokens);
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   let shuttingDown = false;
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -263,7 +263,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     guard.replace(next.egress);
-    verifier.replace(next.proxyTokens);
+    verifier.replace(next.proxyTokens, next.tokens);
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;

@@ -18,6 +18,7 @@ export const DEFAULTS = {
   host: '0.0.0.0',
   port: 8000,
   proxyTokens: [] as string[],
+  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[] }>,
   corsOrigins: [] as string[],
   corsMaxAgeSeconds: 600,
   logLevel: 'info',
@@ -85,6 +86,13 @@ const configSchema = z
     host: z.string().min(1),
     port: z.number().int().min(0).max(65_535),
     proxyTokens: z.array(tokenSchema),
+    tokens: z.array(
+      z.strictObject({
+        sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be the 64 hex digits of SHA-256(token)'),
+        name: z.string().min(1).max(64).optional(),
+        servers: z.array(serverName).optional(),
+      }),
+    ),
     corsOrigins: z.array(
       z
         .string()
@@ -251,6 +259,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
+  for (const [index, grant] of config.tokens.entries()) {
+    const unknown = grant.servers?.find((name) => !Object.hasOwn(config.servers, name));
+    if (unknown !== undefined) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}.servers": no server named "${unknown}"`,
+      );
+    }
+  }
   return deepFreeze(config) as Config;
 }
 

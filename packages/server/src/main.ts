@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  if (config.proxyTokens.length === 0) {
+  if (config.proxyTokens.length === 0 && config.tokens.length === 0) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
     config = Object.freeze({ ...config, proxyTokens: Object.freeze([token]) });

@@ -1,47 +1,70 @@
 /**
  * @module auth/tokens
  * Proxy-token verification. Several tokens may be valid at once so operators can rotate without
- * downtime. Comparison is constant-time: both sides are hashed to a fixed length first, and
- * every configured token is compared on every check, so timing reveals neither a prefix nor
- * which token matched.
+ * downtime. Comparison is constant-time: the presented token is hashed to a fixed length and
+ * compared with every configured digest on every check, so timing reveals neither a prefix nor
+ * which token matched. The config file names tokens by their SHA-256 only, never in plain text.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** A verified caller identity: a stable, non-secret id derived from the token that matched. */
+/** A verified caller identity. */
 export interface TokenIdentity {
   /** First 12 hex digits of SHA-256(token): safe to log, used to bind sessions to a token. */
   readonly id: string;
+  /** The operator's name for the token, if the config file gives one. */
+  readonly name?: string | undefined;
+  /** When set, the only configured servers this token may reach (and no raw URLs). */
+  readonly servers?: readonly string[] | undefined;
+}
+
+/** A token the proxy accepts: its SHA-256 and what it may do. */
+export interface TokenGrant {
+  /** SHA-256 of the token, 64 hex digits. */
+  readonly sha256: string;
+  readonly name?: string | undefined;
+  readonly servers?: readonly string[] | undefined;
+}
+
+/** SHA-256 of a token as hex: how the config file names tokens. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
 /** Verifies presented proxy tokens against the configured set. */
 export class TokenVerifier {
   #digests: readonly Buffer[] = [];
-  #ids: readonly string[] = [];
+  #identities: readonly TokenIdentity[] = [];
 
-  constructor(tokens: readonly string[]) {
-    this.replace(tokens);
+  /** @param tokens plain tokens (environment) and grants by digest (config file). */
+  constructor(tokens: readonly string[], grants: readonly TokenGrant[] = []) {
+    this.replace(tokens, grants);
   }
 
   /** Replaces the set of valid tokens (configuration reload). */
-  replace(tokens: readonly string[]): void {
-    this.#digests = tokens.map(digest);
-    this.#ids = this.#digests.map((d) => d.toString('hex').slice(0, 12));
+  replace(tokens: readonly string[], grants: readonly TokenGrant[] = []): void {
+    const all: TokenGrant[] = [...tokens.map((token) => ({ sha256: tokenDigest(token) })), ...grants];
+    this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
+    this.#identities = all.map((grant) => ({
+      id: grant.sha256.toLowerCase().slice(0, 12),
+      name: grant.name,
+      servers: grant.servers,
+    }));
+  }
+
+  /** Number of tokens accepted. */
+  get size(): number {
+    return this.#digests.length;
   }
 
   /** Returns the identity for a valid token, `undefined` otherwise. */
   verify(candidate: string | undefined): TokenIdentity | undefined {
     if (candidate === undefined || candidate === '') return undefined;
-    const presented = digest(candidate);
+    const presented = createHash('sha256').update(candidate, 'utf8').digest();
     let match = -1;
     for (let i = 0; i < this.#digests.length; i++) {
       // No early exit: every token is compared whatever the outcome.
       if (timingSafeEqual(presented, this.#digests[i] as Buffer) && match === -1) match = i;
     }
-    const id = this.#ids[match];
-    return id === undefined ? undefined : { id };
+    return this.#identities[match];
   }
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
 }

@@ -65,7 +65,7 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
-    const target = await this.#deps.targets.resolve(request.target);
+    const target = await this.#deps.targets.resolve(request.target, request.identity.servers);
     const { sessionId } = request;
 
     if (sessionId?.startsWith(PROXY_SESSION_PREFIX)) {

@@ -37,10 +37,24 @@ export class TargetResolver {
     this.#servers = servers;
   }
 
-  /** Vets and classifies a target. */
-  async resolve(request: TargetRequest): Promise<ResolvedTarget> {
+  /**
+   * Vets and classifies a target. `allowed` restricts a token to some configured servers: it
+   * then reaches no raw URL, and other names look unknown (their existence is not revealed).
+   */
+  async resolve(request: TargetRequest, allowed?: readonly string[]): Promise<ResolvedTarget> {
+    if (allowed !== undefined && !('server' in request)) {
+      throw new ProxyError(
+        'target_forbidden',
+        'This proxy token may only reach the servers configured for it.',
+        {
+          data: { reason: 'not_in_allowlist' },
+        },
+      );
+    }
     if ('server' in request) {
-      const server = Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
+      const permitted = allowed === undefined || allowed.includes(request.server);
+      const server =
+        permitted && Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
       if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
       if ('command' in server) return { kind: 'stdio', name: request.server, server };
       // The operator's token for this server wins; otherwise the caller's (e.g. its OAuth token).

@@ -57,7 +57,7 @@ export class McpEndpoint {
     const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
     request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
 
-    const target = await this.#resolve(request, serverName);
+    const target = await this.#resolve(request, serverName, identity.servers);
     const targetKey = TargetResolver.key(target);
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
@@ -156,9 +156,14 @@ export class McpEndpoint {
     return bridge.post(request, reply, inbound as Inbound, ctx);
   }
 
-  async #resolve(request: FastifyRequest, serverName: string | undefined): Promise<ResolvedTarget> {
+  async #resolve(
+    request: FastifyRequest,
+    serverName: string | undefined,
+    allowed: readonly string[] | undefined,
+  ): Promise<ResolvedTarget> {
     const bearerToken = header(request, 'x-mcp-token') ?? bearerFrom(header(request, 'authorization'));
-    if (serverName !== undefined) return this.#deps.targets.resolve({ server: serverName, bearerToken });
+    if (serverName !== undefined)
+      return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
     const url = header(request, 'x-mcp-server-url');
     if (url === undefined) {
       throw new ProxyError(
@@ -173,7 +178,7 @@ export class McpEndpoint {
         `X-MCP-Transport must be one of ${TRANSPORT_CHOICES.join(', ')}.`,
       );
     }
-    return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken });
+    return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, allowed);
   }
 
   #bridgeTarget(target: ResolvedTarget): BridgeContext['target'] {

@@ -61,7 +61,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      target = await options.targets.resolve(accepted.target);
+      target = await options.targets.resolve(accepted.target, accepted.identity.servers);
     })().then(
       () => {
         wss.handleUpgrade(request, socket, head, (ws) => {
