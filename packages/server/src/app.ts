@@ -174,6 +174,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       stream: { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS },
     }),
     inbound: access,
+    timeoutMs: config.upstream.timeoutMs,
   });
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   let shuttingDown = false;

@@ -58,7 +58,8 @@ const positiveInt = z.number().int().positive();
 const tokenSchema = z
   .string()
   .min(16, 'a proxy token must be at least 16 characters (32+ random characters recommended)')
-  .refine((t) => !/\s/.test(t), 'a proxy token must not contain white space');
+  // Letters, digits and - _ . ~ only: the token must also fit a WebSocket subprotocol name.
+  .refine((t) => /^[A-Za-z0-9._~-]+$/.test(t), 'a proxy token may contain only letters, digits and - _ . ~');
 
 /** Name of a configured server: used in `/servers/{name}/mcp`, so URL-safe. */
 const serverName = z
@@ -71,6 +72,8 @@ const urlServerSchema = z.strictObject({
   transport: z.enum(['auto', 'streamable-http', 'sse', 'websocket']).default('auto'),
   /** Bearer token the proxy sends upstream for this server (callers never see it). */
   token: z.string().min(1).optional(),
+  /** Only these tools are listed and callable (others look unknown). */
+  tools: z.array(z.string().min(1)).optional(),
 });
 
 /** An operator-configured MCP server run as a child process speaking stdio. */
@@ -79,6 +82,8 @@ const stdioServerSchema = z.strictObject({
   args: z.array(z.string()).default([]),
   env: z.record(z.string(), z.string()).default({}),
   cwd: z.string().min(1).optional(),
+  /** Only these tools are listed and callable (others look unknown). */
+  tools: z.array(z.string().min(1)).optional(),
 });
 
 const configSchema = z

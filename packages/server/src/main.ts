@@ -32,7 +32,7 @@ async function main(): Promise<void> {
         `    X-Proxy-Token: ${token}`,
         '',
         'To keep a fixed token, set PROXY_TOKEN (32+ random characters) in the environment or in .env:',
-        '    echo "PROXY_TOKEN=$(openssl rand -base64 32)" >> .env',
+        '    echo "PROXY_TOKEN=$(openssl rand -hex 32)" >> .env',
         '',
       ].join('\n'),
     );

@@ -45,6 +45,28 @@ describe('POST /proxy → server-everything over Streamable HTTP', () => {
     assert.deepEqual(ping.body, { jsonrpc: '2.0', id: 'p', result: {} });
   });
 
+  it('skips the empty priming events 2025-11-25 servers open their streams with', async () => {
+    const init = await postProxy(proxy, {
+      mcp_server_url: upstream.url,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    assert.equal(init.body.result.protocolVersion, '2025-11-25');
+    const headers = {
+      'mcp-session-id': init.headers.get('mcp-session-id') ?? '',
+      'mcp-protocol-version': '2025-11-25',
+    };
+    const list = await postProxy(
+      proxy,
+      { mcp_server_url: upstream.url, jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      headers,
+    );
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    assert.ok(list.body.result.tools.length > 0);
+  });
+
   it('maps an unknown upstream session to upstream_session_expired (404)', async () => {
     const reply = await postProxy(
       proxy,

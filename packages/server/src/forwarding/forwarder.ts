@@ -13,13 +13,13 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import { toolFilterFor } from '../policy/tool-filter.ts';
 import { BridgeSession } from '../sessions/bridge-session.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
-import { RequestCorrelator } from '../upstream/exchange.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
+import { exchangeOnce } from '../upstream/one-shot.ts';
 import { invitesLegacyProbe } from '../upstream/status.ts';
-import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import { type TargetRequest, TargetResolver } from './targets.ts';
 
@@ -82,7 +82,7 @@ export class Forwarder {
     const known = target.kind === 'http-auto' ? this.#deps.verdicts.get(target.url) : 'streamable-http';
     if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
     try {
-      const result = await this.#viaStreamable(target.url, target.bearerToken, request);
+      const result = await this.#viaStreamable(target, request);
       if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
       return result;
     } catch (error) {
@@ -100,25 +100,30 @@ export class Forwarder {
   }
 
   async #viaStreamable(
-    url: URL,
-    bearerToken: string | undefined,
+    target: {
+      readonly url: URL;
+      readonly bearerToken?: string | undefined;
+      readonly tools?: readonly string[] | undefined;
+    },
     request: ForwardRequest,
   ): Promise<ForwardResult> {
-    const transport = new StreamableHttpTransport({
-      url,
-      http: this.#deps.http,
-      bearerToken,
+    const { message } = request;
+    const filter = toolFilterFor(target);
+    const refusal = filter?.refusal(message);
+    if (refusal) return { response: refusal, sessionId: request.sessionId };
+    const result = await exchangeOnce(this.#deps.http, {
+      url: target.url,
+      bearerToken: target.bearerToken,
       sessionId: request.sessionId,
       protocolVersion: request.protocolVersion,
-      extraHeaders: request.forwardHeaders,
+      forwardHeaders: request.forwardHeaders,
+      message,
+      timeoutMs: this.#deps.timeoutMs,
+      signal: request.signal,
     });
-    const correlator = new RequestCorrelator(transport, true);
-    const { message, signal } = request;
-    let response: JsonRpcResponse | undefined;
-    if (isRequest(message))
-      response = await correlator.request(message, { timeoutMs: this.#deps.timeoutMs, signal });
-    else await correlator.notify(message, signal);
-    return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
+    if (filter?.filters(message) && result.response)
+      return { ...result, response: filter.filter(result.response) };
+    return result;
   }
 
   /**
@@ -127,7 +132,11 @@ export class Forwarder {
    */
   async #viaBridge(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
     const open = async () =>
-      new BridgeSession(TargetResolver.key(target), await this.#deps.connector.open(target));
+      new BridgeSession(
+        TargetResolver.key(target),
+        await this.#deps.connector.open(target),
+        toolFilterFor(target),
+      );
     if (request.message.method === 'initialize') {
       const { sessions } = this.#deps;
       const { id, value } = await sessions.add(request.identity.id, open);

@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError, toErrorReply } from '../errors.ts';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts';
+import { toolFilterFor } from '../policy/tool-filter.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
 import type { SessionStore } from '../sessions/store.ts';
@@ -55,7 +56,8 @@ export class McpBridge {
       const { sessions, connector } = this.#deps;
       const created = await sessions.add(
         ctx.ownerId,
-        async () => new BridgeSession(ctx.targetKey, await connector.open(ctx.target)),
+        async () =>
+          new BridgeSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
       );
       sessionId = created.id;
       session = created.value;

@@ -12,11 +12,13 @@ import {
   TRANSPORT_CHOICES,
   type TransportChoice,
 } from '../forwarding/targets.ts';
-import { isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
+import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
 import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { exchangeOnce } from '../upstream/one-shot.ts';
 import { invitesLegacyProbe, rejectStatus } from '../upstream/status.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import type { BridgeContext, McpBridge } from './bridge-handler.ts';
@@ -33,6 +35,7 @@ export interface McpEndpointDeps {
   readonly sealer: SessionIdSealer;
   readonly http: UpstreamHttp;
   readonly inbound: InboundPolicy;
+  readonly timeoutMs: number;
 }
 
 /** A parsed POST body. */
@@ -87,6 +90,17 @@ export class McpEndpoint {
     }
     // Refuse header/body disagreement here rather than spend an upstream call on it.
     for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
+    const filter = toolFilterFor(target);
+    if (filter && inbound) {
+      const filtered = await this.#filtered(request, reply, filter, inbound, {
+        url: target.url,
+        bearerToken: target.bearerToken,
+        upstreamSessionId,
+        ownerId: identity.id,
+        targetKey,
+      });
+      if (filtered) return filtered;
+    }
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,
@@ -98,10 +112,55 @@ export class McpEndpoint {
     };
     const response = await this.#deps.passThrough.send(request, exchange);
     if (target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined) {
-      const probe = await this.#probe(request, reply, response, inbound, exchange, target.url);
+      const probe = await this.#probe(request, reply, response, inbound, exchange, target);
       if (probe) return probe;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
+  }
+
+  /**
+   * A server with a tool allowlist: a hidden tool's call is answered here as unknown, and a
+   * `tools/list` answer is read whole and filtered instead of streamed through.
+   */
+  async #filtered(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    filter: ToolFilter,
+    inbound: Inbound,
+    target: {
+      url: URL;
+      bearerToken: string | undefined;
+      upstreamSessionId: string | undefined;
+      ownerId: string;
+      targetKey: string;
+    },
+  ): Promise<FastifyReply | undefined> {
+    const message = inbound.messages[0] as JsonRpcMessage;
+    if (inbound.batch) {
+      throw new ProxyError('invalid_message', 'Batches are not accepted for servers with a tool allowlist.');
+    }
+    const refusal = filter.refusal(message);
+    if (refusal) return reply.code(200).type('application/json').send(refusal);
+    if (!filter.filters(message) || !isRequest(message)) return undefined;
+    const result = await exchangeOnce(this.#deps.http, {
+      url: target.url,
+      bearerToken: target.bearerToken,
+      sessionId: target.upstreamSessionId,
+      protocolVersion: header(request, 'mcp-protocol-version'),
+      message,
+      timeoutMs: this.#deps.timeoutMs,
+      signal: callerSignal(reply),
+    });
+    if (result.sessionId) {
+      reply.header(
+        'mcp-session-id',
+        this.#deps.sealer.seal(result.sessionId, target.ownerId, target.targetKey),
+      );
+    }
+    return reply
+      .code(200)
+      .type('application/json')
+      .send(filter.filter(result.response as JsonRpcResponse));
   }
 
   /**
@@ -114,8 +173,9 @@ export class McpEndpoint {
     response: UpstreamResponse,
     inbound: Inbound | undefined,
     exchange: PassThroughRequest,
-    url: URL,
+    target: ResolvedTarget & { readonly url: URL },
   ): Promise<FastifyReply | undefined> {
+    const { url } = target;
     const initializes = inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false;
     if (response.status >= 200 && response.status < 300) {
       if (initializes) this.#deps.verdicts.set(url, 'streamable-http');
@@ -132,7 +192,7 @@ export class McpEndpoint {
     try {
       const result = await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,
-        target: { kind: 'sse', url, bearerToken: exchange.bearerToken },
+        target: { ...target, kind: 'sse' },
         targetKey: exchange.targetKey,
         sessionId: undefined,
       });
@@ -184,7 +244,7 @@ export class McpEndpoint {
   #bridgeTarget(target: ResolvedTarget): BridgeContext['target'] {
     if (target.kind === 'http-auto') {
       // Only a proxy-issued id or a known legacy server lead here: both mean SSE.
-      return { kind: 'sse', url: target.url, bearerToken: target.bearerToken };
+      return { ...target, kind: 'sse' };
     }
     return target;
   }

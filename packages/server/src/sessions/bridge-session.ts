@@ -17,6 +17,7 @@ import {
   requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
+import type { ToolFilter } from '../policy/tool-filter.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
@@ -47,13 +48,21 @@ export class BridgeSession {
   readonly #active: MessageSink[] = [];
   readonly #backlog: JsonRpcMessage[] = [];
   #standalone: MessageSink | undefined;
+  readonly #filter: ToolFilter | undefined;
+  /** Requests whose answers the tool filter must see. */
+  readonly #filtered = new Set<string>();
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
 
-  constructor(target: string, upstream: UpstreamTransport) {
+  /**
+   * @param filter the server's tool allowlist, applied to requests and `tools/list` answers on
+   *   every surface this session serves.
+   */
+  constructor(target: string, upstream: UpstreamTransport, filter?: ToolFilter) {
     this.target = target;
     this.upstream = upstream;
+    this.#filter = filter;
     upstream.onmessage = (message) => this.#route(message);
     upstream.onerror = (error) => {
       this.#failure = error;
@@ -86,6 +95,12 @@ export class BridgeSession {
   async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
     const key = requestKey(message.id);
     if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
+    const refusal = this.#filter?.refusal(message);
+    if (refusal) {
+      sink.deliver(refusal);
+      return;
+    }
+    if (this.#filter?.filters(message)) this.#filtered.add(key);
     this.#pending.set(key, sink);
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
@@ -191,7 +206,8 @@ export class BridgeSession {
       const sink = this.#pending.get(key);
       if (!sink) return;
       this.#pending.delete(key);
-      sink.deliver(message);
+      const filter = this.#filtered.delete(key) ? this.#filter : undefined;
+      sink.deliver(filter ? filter.filter(message) : message);
       if (![...this.#pending.values()].includes(sink)) this.#release(sink);
       return;
     }

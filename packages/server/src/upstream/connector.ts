@@ -22,8 +22,15 @@ export type UpstreamTarget =
       readonly kind: 'http-auto' | 'streamable-http' | 'sse' | 'websocket';
       readonly url: URL;
       readonly bearerToken?: string | undefined;
+      /** The operator's tool allowlist for this server, if any. */
+      readonly tools?: readonly string[] | undefined;
     }
-  | { readonly kind: 'stdio'; readonly name: string; readonly server: StdioServerConfig };
+  | {
+      readonly kind: 'stdio';
+      readonly name: string;
+      readonly server: StdioServerConfig;
+      readonly tools?: readonly string[] | undefined;
+    };
 
 /** What the connector needs. */
 export interface ConnectorDeps {

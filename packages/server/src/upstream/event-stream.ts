@@ -55,3 +55,11 @@ export function isJson(response: UpstreamResponse): boolean {
   const type = response.headers['content-type'];
   return typeof type === 'string' && type.toLowerCase().startsWith('application/json');
 }
+
+/**
+ * True for an event carrying a JSON-RPC message. Events without data are skipped: MCP
+ * 2025-11-25 servers open streams with a "priming" event (an id and empty data) for resumption.
+ */
+export function isMessageEvent(event: EventSourceMessage): boolean {
+  return (event.event === undefined || event.event === 'message') && event.data.trim() !== '';
+}

@@ -6,7 +6,7 @@
  */
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
-import { isEventStream, readEventStream } from './event-stream.ts';
+import { isEventStream, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource } from './message-source.ts';
@@ -71,7 +71,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
           } catch (error) {
             reject(error);
           }
-        } else if (event.event === undefined || event.event === 'message') {
+        } else if (isMessageEvent(event)) {
           this.deliverText(event.data);
         }
       },

@@ -7,7 +7,7 @@
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
-import { isEventStream, isJson, readEventStream } from './event-stream.ts';
+import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
@@ -97,7 +97,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
         response,
         http.responseLimitBytes,
         (event) => {
-          if (event.event === undefined || event.event === 'message') this.deliver(parseMessages(event.data));
+          if (isMessageEvent(event)) this.deliver(parseMessages(event.data));
         },
         signal,
         this.#gate,
@@ -145,7 +145,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
         response,
         http.responseLimitBytes,
         (event) => {
-          if (event.event === undefined || event.event === 'message') this.deliver(parseMessages(event.data));
+          if (isMessageEvent(event)) this.deliver(parseMessages(event.data));
         },
         this.#closer.signal,
         this.#gate,

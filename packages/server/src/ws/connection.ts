@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { toolFilterFor } from '../policy/tool-filter.ts';
 import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
@@ -82,7 +83,12 @@ export class WsConnection {
     try {
       const { id, value } = await sessions.add(
         this.#peer.ownerId,
-        async () => new BridgeSession(this.#peer.targetKey, await connector.open(this.#peer.target)),
+        async () =>
+          new BridgeSession(
+            this.#peer.targetKey,
+            await connector.open(this.#peer.target),
+            toolFilterFor(this.#peer.target),
+          ),
         { expires: false },
       );
       this.#sessionId = id;

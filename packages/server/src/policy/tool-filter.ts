@@ -1,0 +1,53 @@
+/**
+ * @module policy/tool-filter
+ * A per-server tool allowlist from the operator's config: `tools/list` answers show only the
+ * allowed tools and a `tools/call` for any other is answered as the spec answers an unknown
+ * tool, so callers cannot tell a hidden tool from one that does not exist.
+ */
+import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
+
+/** Applies one server's tool allowlist. */
+export class ToolFilter {
+  readonly #allowed: ReadonlySet<string>;
+
+  constructor(allowed: readonly string[]) {
+    this.#allowed = new Set(allowed);
+  }
+
+  /** The answer to a `tools/call` of a tool outside the allowlist; undefined when allowed. */
+  refusal(message: JsonRpcMessage): JsonRpcResponse | undefined {
+    if (!('method' in message) || message.method !== 'tools/call' || !('id' in message)) return undefined;
+    const name = message.params?.name;
+    if (typeof name === 'string' && this.#allowed.has(name)) return undefined;
+    return {
+      jsonrpc: '2.0',
+      id: message.id,
+      error: { code: -32602, message: `Unknown tool: ${typeof name === 'string' ? name : String(name)}` },
+    };
+  }
+
+  /** True when `message` is a request whose answer must be filtered. */
+  filters(message: JsonRpcMessage): boolean {
+    return 'method' in message && message.method === 'tools/list' && 'id' in message;
+  }
+
+  /** A `tools/list` answer with only the allowed tools. */
+  filter(response: JsonRpcResponse): JsonRpcResponse {
+    if (!('result' in response)) return response;
+    const tools = response.result.tools;
+    if (!Array.isArray(tools)) return response;
+    const visible = tools.filter(
+      (tool: unknown) =>
+        typeof (tool as { name?: unknown }).name === 'string' &&
+        this.#allowed.has((tool as { name: string }).name),
+    );
+    return { ...response, result: { ...response.result, tools: visible } };
+  }
+}
+
+/** The filter for a target, when its server has an allowlist. */
+export function toolFilterFor(target: {
+  readonly tools?: readonly string[] | undefined;
+}): ToolFilter | undefined {
+  return target.tools === undefined ? undefined : new ToolFilter(target.tools);
+}
