@@ -89,7 +89,7 @@ export class McpBridge {
     const session = this.#session(ctx.sessionId, ctx);
     if (session.hasStandalone) throw new ProxyError('stream_conflict');
     const writer = new EventStreamWriter(this.#deps.stream);
-    const sink: MessageSink = { deliver: (message) => writer.write(message) };
+    const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));
     reply.raw.once('close', () => writer.close());
@@ -155,6 +155,7 @@ export class McpBridge {
         }
         return true;
       },
+      end: () => writer.close(),
     };
     writer.onClose(() => {
       clearTimeout(idle);

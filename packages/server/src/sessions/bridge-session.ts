@@ -32,6 +32,8 @@ export interface MessageSink {
    * JSON-RPC error response per request instead (what a stream or a socket can carry).
    */
   fail?(error: ProxyError, requestId: RequestId): void;
+  /** The session ended: nothing more will come (a stream should end now). */
+  end?(): void;
 }
 
 /** How many undeliverable notifications a session keeps for a standalone stream to come. */
@@ -70,7 +72,10 @@ export class BridgeSession {
     };
     upstream.onclose = () => {
       this.#closed = true;
+      const open = new Set([...this.#pending.values(), ...this.#active]);
       this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
+      // Streams still open for this session (answer streams, the GET stream) end with it.
+      for (const sink of [...open, this.#standalone]) sink?.end?.();
       for (const callback of this.#onClosed.splice(0)) callback();
     };
   }
