@@ -2,9 +2,10 @@
  * @module client
  * {@link MCPProxyClient}: the typed MCP client that reaches any MCP server through mcp-proxy,
  * from a browser or Node. One method per MCP request, a typed `request()` escape hatch, typed
- * notification listeners, an `AbortSignal` and a timeout on every call.
+ * notification listeners and server-request handlers, an `AbortSignal` and a timeout on every
+ * call.
  */
-import { MCPProxyError, McpError, NotSupportedError } from './errors.ts';
+import { isObject, MCPProxyError, McpError, NotSupportedError } from './errors.ts';
 import { type ClientEventMap, Emitter, type Listener } from './events.ts';
 import {
   checkTimeout,
@@ -16,8 +17,10 @@ import {
 import { callSignal } from './signals.ts';
 import { createTransport } from './transport/create.ts';
 import type { Transport } from './transport/transport.ts';
+import { openWebSocket } from './transport/ws.ts';
 import type {
   CallToolResult,
+  ClientCapabilities,
   CompleteArgument,
   CompleteParams,
   CompleteResult,
@@ -25,22 +28,27 @@ import type {
   EmptyResult,
   GetPromptResult,
   InitializeResult,
+  JsonRpcRequest,
   JsonRpcResponse,
   ListPromptsResult,
   ListResourcesResult,
   ListResourceTemplatesResult,
   ListToolsResult,
   LoggingLevel,
+  NotificationMap,
   ParamsOf,
+  ProgressToken,
   Prompt,
   PromptReference,
   ReadResourceResult,
+  RequestId,
   Resource,
   ResourceTemplate,
   ResourceTemplateReference,
   ResultOf,
+  ServerRequestMap,
+  ServerRequestMethod,
   Tool,
-  WebSocketLike,
 } from './types.ts';
 
 /** Options every call accepts. */
@@ -49,7 +57,30 @@ export interface RequestOptions {
   signal?: AbortSignal | undefined;
   /** Deadline for this call in ms (default: the client's `timeoutMs`; 0 = none). */
   timeoutMs?: number | undefined;
+  /**
+   * Receives this call's progress notifications: the client sends a `_meta.progressToken` and
+   * routes the matching `notifications/progress` here. Streaming transports only.
+   */
+  onprogress?: ((progress: NotificationMap['notifications/progress']) => void) | undefined;
 }
+
+/** What a request handler gets besides the params. */
+export interface RequestHandlerExtra {
+  /** Aborts when the server cancels its request (`notifications/cancelled`) or the client closes. */
+  readonly signal: AbortSignal;
+  /** The server's id of the request. */
+  readonly requestId: RequestId;
+}
+
+/**
+ * Answers one kind of server-to-client request. Resolve with the result; throw an
+ * {@link McpError} to answer with that JSON-RPC error (e.g. `-1` when the user declines a
+ * sampling request); any other throw answers `-32603` with its message.
+ */
+export type RequestHandler<M extends ServerRequestMethod> = (
+  params: ServerRequestMap[M]['params'],
+  extra: RequestHandlerExtra,
+) => ServerRequestMap[M]['result'] | Promise<ServerRequestMap[M]['result']>;
 
 /** Options of the list methods: a call's options plus the page to fetch. */
 export interface ListOptions extends RequestOptions {
@@ -109,14 +140,24 @@ export class MCPProxyClient {
   readonly #transport: Transport;
   readonly #events = new Emitter();
   readonly #lifetime = new AbortController();
+  readonly #handlers = new Map<string, RequestHandler<ServerRequestMethod>>();
+  readonly #progress = new Map<ProgressToken, NonNullable<RequestOptions['onprogress']>>();
+  readonly #sockets = new Set<WebSocket>();
   #nextId = 1;
   #initializeResult: InitializeResult | undefined;
 
-  /** Validates `options` (throws `InvalidInputError` or `NotSupportedError`); sends nothing yet. */
+  /** Validates `options` (throws `InvalidInputError`); sends nothing yet. */
   constructor(options: MCPProxyClientOptions) {
     this.#options = resolveOptions(options);
     this.#transport = createTransport(this.#options);
-    this.#transport.onnotification = (notification) => this.#events.emit(notification);
+    this.#transport.onnotification = (notification) => {
+      if (notification.method === 'notifications/progress') {
+        const listener = this.#progress.get(notification.params.progressToken);
+        if (listener) Emitter.safely(listener, notification.params);
+      }
+      this.#events.emit(notification);
+    };
+    this.#transport.onrequest = (request, signal) => this.#answer(request, signal);
   }
 
   /** The MCP session id after `initialize()`, if the server uses sessions. */
@@ -142,12 +183,19 @@ export class MCPProxyClient {
   /**
    * Starts a session: sends `initialize` (protocol version, capabilities, client info), keeps
    * the session id and negotiated version for later calls, then sends
-   * `notifications/initialized`. Calling it again starts a new session.
+   * `notifications/initialized`. Calling it again starts a new session (the old one ends).
+   * Capabilities: `sampling`, `elicitation` and `roots` for the handlers registered with
+   * {@link MCPProxyClient.setRequestHandler}, then the `capabilities` option over them.
    */
   async initialize(options?: RequestOptions): Promise<InitializeResult> {
     this.#transport.resetSession();
     this.#initializeResult = undefined;
-    const { protocolVersion, capabilities, clientInfo } = this.#options;
+    const { protocolVersion, clientInfo } = this.#options;
+    const implied: ClientCapabilities = {};
+    if (this.#handlers.has('sampling/createMessage')) implied.sampling = {};
+    if (this.#handlers.has('elicitation/create')) implied.elicitation = {};
+    if (this.#handlers.has('roots/list')) implied.roots = {};
+    const capabilities = { ...implied, ...this.#options.capabilities };
     const result = await this.request('initialize', { protocolVersion, capabilities, clientInfo }, options);
     // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
     this.#transport.setProtocolVersion(result.protocolVersion);
@@ -274,15 +322,22 @@ export class MCPProxyClient {
     const [params, options] = args;
     if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
     const id = this.#nextId++;
-    const message = {
-      jsonrpc: '2.0' as const,
-      id,
-      method,
-      ...(params === undefined ? {} : { params: params as Record<string, unknown> }),
-    };
-    const response: JsonRpcResponse = await this.#send(options, (signal) =>
-      this.#transport.request(message, { signal }),
-    );
+    let sent = params as Record<string, unknown> | undefined;
+    const onprogress = options?.onprogress;
+    if (onprogress !== undefined) {
+      if (typeof onprogress !== 'function') throw invalid('onprogress', 'must be a function');
+      // MCP "Progress": the token is ours to choose; the request id is unique per client.
+      const meta = isObject(sent?._meta) ? sent._meta : {};
+      sent = { ...sent, _meta: { ...meta, progressToken: id } };
+      this.#progress.set(id, onprogress);
+    }
+    const message = { jsonrpc: '2.0' as const, id, method, ...(sent === undefined ? {} : { params: sent }) };
+    let response: JsonRpcResponse;
+    try {
+      response = await this.#send(options, (signal) => this.#transport.request(message, { signal }));
+    } finally {
+      this.#progress.delete(id);
+    }
     if ('error' in response) {
       throw new McpError(response.error.code, response.error.message, response.error.data);
     }
@@ -299,7 +354,7 @@ export class MCPProxyClient {
   /**
    * Listens to server notifications: `'notification'` for all of them (narrow on `method`), or
    * one method by name for its params. Returns a function that removes the listener. Over the
-   * `http` transport no notifications arrive; streaming transports will deliver them.
+   * `http` transport no notifications arrive; `streamable` and `ws` deliver them.
    */
   on<E extends keyof ClientEventMap>(event: E, listener: Listener<E>): () => void {
     return this.#events.on(event, listener);
@@ -311,14 +366,56 @@ export class MCPProxyClient {
   }
 
   /**
-   * The seed's raw WebSocket to the proxy's `/ws`. Not served by this proxy version yet: throws
-   * {@link NotSupportedError}.
+   * Answers the server's `method` requests with `handler` (replacing any earlier one); returns
+   * a function that removes it. Register before `initialize()`: the client declares the matching
+   * capability (`sampling`, `elicitation`, `roots`) there. `ping` is answered without one.
+   * Needs a streaming transport (`streamable` or `ws`): over `http` the proxy answers the
+   * server's requests itself, so this throws {@link NotSupportedError}.
+   *
+   * @example
+   * ```ts
+   * client.setRequestHandler('sampling/createMessage', async ({ messages, maxTokens }) => ({
+   *   role: 'assistant', content: { type: 'text', text: await myLlm(messages, maxTokens) }, model: 'my-llm',
+   * }));
+   * client.setRequestHandler('elicitation/create', async (params) => ({ action: 'decline' }));
+   * ```
    */
-  connectWebSocket(): WebSocketLike {
-    throw new NotSupportedError(
-      'not_supported',
-      'connectWebSocket() is not yet supported by this proxy version (no /ws endpoint): use the typed methods.',
-    );
+  setRequestHandler<M extends ServerRequestMethod>(method: M, handler: RequestHandler<M>): () => void {
+    if (!this.#transport.streaming) {
+      throw new NotSupportedError(
+        'not_supported',
+        'Over transport "http" (POST /proxy) server requests never reach the client (the proxy answers ' +
+          'them "method not found"): use transport "streamable" or "ws".',
+        { data: { field: 'transport' } },
+      );
+    }
+    if (typeof handler !== 'function') throw invalid('handler', 'must be a function');
+    const stored = handler as unknown as RequestHandler<ServerRequestMethod>;
+    this.#handlers.set(method, stored);
+    return () => {
+      if (this.#handlers.get(method) === stored) this.#handlers.delete(method);
+    };
+  }
+
+  /**
+   * The seed's raw WebSocket to the proxy's `/ws`, aimed at this client's MCP server and
+   * authenticated with the proxy token (as a subprotocol, not in the URL). One JSON-RPC
+   * message per text frame both ways; the proxy holds the MCP session for the socket's life.
+   * The client does not read it; `close()` closes it.
+   *
+   * @example
+   * ```ts
+   * const ws = client.connectWebSocket();
+   * ws.onmessage = (event) => console.log('Received:', event.data);
+   * ws.onopen = () => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }));
+   * ```
+   */
+  connectWebSocket(): WebSocket {
+    if (this.closed) throw new MCPProxyError('closed', 'The client was closed.');
+    const socket = openWebSocket(this.#options);
+    this.#sockets.add(socket);
+    socket.addEventListener('close', () => this.#sockets.delete(socket));
+    return socket;
   }
 
   /**
@@ -329,7 +426,35 @@ export class MCPProxyClient {
     if (this.#lifetime.signal.aborted) return;
     this.#lifetime.abort(new MCPProxyError('closed', 'The client was closed.'));
     this.#events.clear();
+    this.#handlers.clear();
+    for (const socket of this.#sockets) socket.close(1000, 'client closed');
     await this.#transport.close();
+  }
+
+  /** Answers a server-to-client request with the registered handler. */
+  async #answer(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse> {
+    const { id, method } = request;
+    const handler = this.#handlers.get(method);
+    try {
+      if (!handler) {
+        if (method === 'ping') return { jsonrpc: '2.0', id, result: {} };
+        return { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${method}` } };
+      }
+      const params = request.params as ServerRequestMap[ServerRequestMethod]['params'];
+      const result: unknown = await handler(params as never, { signal, requestId: id });
+      if (!isObject(result)) throw new TypeError(`The ${method} handler returned no result object.`);
+      return { jsonrpc: '2.0', id, result };
+    } catch (error) {
+      if (error instanceof McpError) {
+        const data = error.data === undefined ? {} : { data: error.data };
+        return { jsonrpc: '2.0', id, error: { code: error.code, message: error.message, ...data } };
+      }
+      return {
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32603, message: error instanceof Error ? error.message : String(error) },
+      };
+    }
   }
 
   /** Runs one exchange under the call's signal: caller's signal, close() and the deadline. */

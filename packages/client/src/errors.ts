@@ -1,10 +1,11 @@
 /**
  * @module errors
- * What the client throws. Two roots, kept apart on purpose:
- * - {@link MCPProxyError}: the call did not reach an answer from the MCP server (the proxy refused
- *   it, the upstream failed, the network failed, it timed out). `code` is a stable string: the
- *   proxy's `error.data.code` (docs/errors.md) or one of the client's own codes.
+ * What the client throws: one hierarchy, rooted at {@link MCPProxyError}.
+ * - Failures on the way to the MCP server (the proxy refused the call, the upstream failed, the
+ *   network failed, it timed out): `code` is a stable string, the proxy's `error.data.code`
+ *   (docs/errors.md) or one of the client's own codes.
  * - {@link McpError}: the MCP server itself answered with a JSON-RPC error; `code` is its number.
+ *   So `typeof error.code === 'number'` exactly when the server, not the way to it, said no.
  *
  * A cancelled call rejects with the `AbortSignal`'s reason, exactly like `fetch`.
  *
@@ -17,6 +18,7 @@ export type ProxyErrorCode =
   | 'parse_error'
   | 'invalid_envelope'
   | 'invalid_message'
+  | 'header_mismatch'
   | 'invalid_target'
   | 'unsupported_media_type'
   | 'payload_too_large'
@@ -32,6 +34,7 @@ export type ProxyErrorCode =
   | 'unknown_server'
   | 'method_not_allowed'
   | 'session_not_found'
+  | 'rate_limited'
   | 'session_limit'
   | 'request_id_in_use'
   | 'upstream_unreachable'
@@ -55,24 +58,29 @@ export type ClientErrorCode =
   | 'invalid_response'
   /** A bad option or argument, caught before sending anything. */
   | 'invalid_input'
-  /** A feature this proxy version does not offer yet (a transport, named servers). */
+  /** A feature the chosen transport cannot offer (e.g. request handlers over `http`). */
   | 'not_supported'
   /** The client was closed. */
-  | 'closed';
+  | 'closed'
+  /** A WebSocket to the proxy closed while calls were in flight (see `data.closeCode`). */
+  | 'connection_closed';
+
+/** A stable string code, including codes a newer proxy may add. */
+export type StableCode = ErrorCode | (string & {});
 
 /** Every code an {@link MCPProxyError} may carry. */
 export type ErrorCode = ProxyErrorCode | ClientErrorCode;
 
-/** Facts attached to an error: the proxy's `error.data`, minus `code`. */
+/** Facts the proxy attaches to an error: its `error.data`, minus `code`. */
 export type ErrorData = { readonly [key: string]: unknown };
 
 /** Options of every {@link MCPProxyError} constructor. */
 export interface MCPProxyErrorOptions {
   /** HTTP status of the proxy's answer, when there was one. */
   readonly status?: number;
-  /** The proxy's `error.data` (without `code`). */
-  readonly data?: ErrorData;
-  /** The JSON-RPC error code the proxy sent. */
+  /** The proxy's `error.data` (without `code`), or an MCP server's JSON-RPC error `data`. */
+  readonly data?: unknown;
+  /** The JSON-RPC error code of the answer. */
   readonly rpcCode?: number;
   /** The proxy's `X-Request-Id`: quote it when reporting a problem. */
   readonly requestId?: string;
@@ -103,13 +111,16 @@ function mark(instance: object, ctor: unknown): void {
 }
 
 /**
- * Root of every failure of the way to the MCP server. Branch on `code`, never on `message`.
+ * Root of everything the client throws (other than your own abort reason). Branch on `code`,
+ * never on `message`: a stable string for failures on the way to the MCP server, the JSON-RPC
+ * number for {@link McpError}.
  *
  * @example
  * ```ts
  * try { await client.callTool('echo', { message: 'hi' }); }
  * catch (error) {
- *   if (error instanceof MCPProxyError) console.log(error.code, error.status, error.requestId);
+ *   if (error instanceof McpError) console.log('the server said no', error.code, error.data);
+ *   else if (error instanceof MCPProxyError) console.log(error.code, error.status, error.requestId);
  * }
  * ```
  */
@@ -117,18 +128,21 @@ export class MCPProxyError extends Error {
   /** Brand shared by every copy of this class (see the module comment). */
   static readonly brand: symbol = Symbol.for('mcp-proxy-client.MCPProxyError');
 
-  /** Stable code: a {@link ProxyErrorCode} or {@link ClientErrorCode}; a newer proxy may add codes. */
-  readonly code: ErrorCode | (string & {});
+  /**
+   * What went wrong: a stable {@link ErrorCode} (a newer proxy may add codes) for failures on
+   * the way to the MCP server; the server's JSON-RPC error number for {@link McpError}.
+   */
+  readonly code: StableCode | number;
   /** HTTP status of the proxy's answer, when there was one. */
   readonly status: number | undefined;
-  /** The proxy's `error.data` (without `code`). */
-  readonly data: ErrorData | undefined;
-  /** The JSON-RPC error code the proxy sent. */
+  /** The proxy's `error.data` (without `code`); for {@link McpError}, the server's `data`. */
+  readonly data: unknown;
+  /** The JSON-RPC error code of the answer (for {@link McpError}, equal to `code`). */
   readonly rpcCode: number | undefined;
   /** The proxy's `X-Request-Id` header. */
   readonly requestId: string | undefined;
 
-  constructor(code: ErrorCode | (string & {}), message: string, options: MCPProxyErrorOptions = {}) {
+  constructor(code: StableCode | number, message: string, options: MCPProxyErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MCPProxyError';
     this.code = code;
@@ -153,6 +167,8 @@ export class MCPProxyError extends Error {
 export class ProxyAuthError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.ProxyAuthError');
   override name = 'ProxyAuthError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 }
 
 /** Why the egress guard refused a target (docs/security.md). */
@@ -169,6 +185,8 @@ export type TargetForbiddenReason =
 export class TargetForbiddenError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.TargetForbiddenError');
   override name = 'TargetForbiddenError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 
   /** Why, e.g. `address_forbidden` for a private address. */
   get reason(): TargetForbiddenReason | (string & {}) | undefined {
@@ -185,6 +203,8 @@ export class TargetForbiddenError extends MCPProxyError {
 export class UpstreamError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.UpstreamError');
   override name = 'UpstreamError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 
   /** The MCP server's HTTP status, when it answered with one. */
   get upstreamStatus(): number | undefined {
@@ -208,7 +228,7 @@ export class UpstreamAuthError extends UpstreamError {
   readonly wwwAuthenticate: string | undefined;
 
   constructor(
-    code: ErrorCode,
+    code: StableCode,
     message: string,
     options: MCPProxyErrorOptions & { wwwAuthenticate?: string },
   ) {
@@ -221,17 +241,21 @@ export class UpstreamAuthError extends UpstreamError {
 export class TimeoutError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.TimeoutError');
   override name = 'TimeoutError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 }
 
 /**
  * The request was malformed: refused by the proxy (`parse_error`, `invalid_envelope`,
- * `invalid_message`, `invalid_target`, `unsupported_media_type`, `payload_too_large`,
+ * `invalid_message`, `header_mismatch`, `invalid_target`, `unsupported_media_type`, `payload_too_large`,
  * `not_acceptable`, `unsupported_protocol_version`, `unknown_server`) or caught by the client
  * (`invalid_input`).
  */
 export class InvalidInputError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.InvalidInputError');
   override name = 'InvalidInputError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 
   /** The offending field, when known. */
   get field(): string | undefined {
@@ -248,6 +272,8 @@ export class InvalidInputError extends MCPProxyError {
 export class SessionError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.SessionError');
   override name = 'SessionError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 
   /** True when a new `initialize()` is the fix. */
   get expired(): boolean {
@@ -260,6 +286,24 @@ export class SessionError extends MCPProxyError {
 }
 
 /**
+ * A rate limit of the proxy was exceeded (`rate_limited`, HTTP 429): requests per token or per
+ * address, WebSocket messages, new sessions, or failed authentications. Retry after
+ * {@link RateLimitError.retryAfterSeconds}.
+ */
+export class RateLimitError extends MCPProxyError {
+  static override readonly brand: symbol = Symbol.for('mcp-proxy-client.RateLimitError');
+  override name = 'RateLimitError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
+
+  /** Seconds to wait before retrying, when the proxy said. */
+  get retryAfterSeconds(): number | undefined {
+    const seconds = this.data?.retryAfterSeconds;
+    return typeof seconds === 'number' ? seconds : undefined;
+  }
+}
+
+/**
  * `fetch` itself failed (`network_error`): the proxy is down or unreachable, or the browser
  * blocked the call (an origin missing from the proxy's `CORS_ORIGINS`, mixed content). Browsers
  * do not say which; the console does.
@@ -267,49 +311,44 @@ export class SessionError extends MCPProxyError {
 export class NetworkError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.NetworkError');
   override name = 'NetworkError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 }
 
-/** A feature this proxy version does not offer yet (`not_supported`). */
+/** A feature the chosen transport cannot offer (`not_supported`), e.g. request handlers over `http`. */
 export class NotSupportedError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.NotSupportedError');
   override name = 'NotSupportedError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 }
 
 /**
  * The MCP server answered with a JSON-RPC error (e.g. -32601 method not found, -32602 invalid
- * params). Not an {@link MCPProxyError}: the way to the server worked; the server said no.
+ * params): the way to the server worked; the server said no. `code` is the JSON-RPC number,
+ * `data` the error's data as the server sent it.
  */
-export class McpError extends Error {
-  /** Brand shared by every copy of this class. */
-  static readonly brand: symbol = Symbol.for('mcp-proxy-client.McpError');
-
+export class McpError extends MCPProxyError {
+  static override readonly brand: symbol = Symbol.for('mcp-proxy-client.McpError');
+  override name = 'McpError';
   /** The JSON-RPC error code. */
-  readonly code: number;
-  /** The JSON-RPC error's `data`, as the server sent it. */
-  readonly data: unknown;
+  declare readonly code: number;
+  /** The JSON-RPC error code (the same as `code`). */
+  declare readonly rpcCode: number;
 
-  constructor(code: number, message: string, data?: unknown) {
-    super(message);
-    this.name = 'McpError';
-    this.code = code;
-    this.data = data;
-    mark(this, new.target);
-  }
-
-  /** Brand check, so `instanceof` holds across duplicate copies of this package. */
-  static override [Symbol.hasInstance](this: Branded, value: unknown): boolean {
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class right of instanceof (a subclass too).
-    return hasBrand(value, this.brand);
+  constructor(code: number, message: string, data?: unknown, options: { requestId?: string } = {}) {
+    super(code, message, { ...options, data, rpcCode: code });
   }
 }
 
-type ErrorClass = new (code: ErrorCode, message: string, options: MCPProxyErrorOptions) => MCPProxyError;
+type ErrorClass = new (code: StableCode, message: string, options: MCPProxyErrorOptions) => MCPProxyError;
 
 /** The one mapping from the proxy's stable codes to classes; unknown codes get the root. */
 export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Object.freeze({
   parse_error: InvalidInputError,
   invalid_envelope: InvalidInputError,
   invalid_message: InvalidInputError,
+  header_mismatch: InvalidInputError,
   invalid_target: InvalidInputError,
   unsupported_media_type: InvalidInputError,
   payload_too_large: InvalidInputError,
@@ -325,6 +364,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   unknown_server: InvalidInputError,
   method_not_allowed: MCPProxyError,
   session_not_found: SessionError,
+  rate_limited: RateLimitError,
   session_limit: SessionError,
   request_id_in_use: SessionError,
   upstream_unreachable: UpstreamError,
@@ -339,37 +379,115 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   internal_error: MCPProxyError,
 });
 
-/** What the transport read from a failed proxy answer. */
+/** What a transport read from a failed HTTP answer of the proxy. */
 export interface ProxyFailure {
   readonly status: number;
   readonly body: unknown;
   readonly requestId?: string | undefined;
   readonly wwwAuthenticate?: string | undefined;
+  /**
+   * `/mcp` passes a Streamable HTTP server's own answers through: a failure without a proxy
+   * error body, from the proxy (it carries `X-Request-Id`), is the MCP server's.
+   */
+  readonly relayed?: boolean | undefined;
+  /** An `Mcp-Session-Id` was sent, so a relayed 404 means the session expired. */
+  readonly withSession?: boolean | undefined;
 }
 
-/** Turns a proxy error answer (4xx/5xx with a JSON-RPC error body) into the right class. */
+/** Turns a failed proxy answer (4xx/5xx, a JSON-RPC error body) into the right class. */
 export function errorFromProxyFailure(failure: ProxyFailure): MCPProxyError {
-  const base = { status: failure.status, ...(failure.requestId ? { requestId: failure.requestId } : {}) };
+  const { status, requestId, wwwAuthenticate } = failure;
+  const base: MCPProxyErrorOptions = { status, ...(requestId ? { requestId } : {}) };
   const error = readErrorObject(failure.body);
-  const data = error?.data;
-  const code = isObject(data) && typeof data.code === 'string' ? data.code : undefined;
-  if (!error || code === undefined) {
-    return new MCPProxyError(
-      'invalid_response',
-      `The proxy answered HTTP ${failure.status} without a proxy error body: is proxyUrl the mcp-proxy?`,
-      base,
-    );
+  const proxyError = error && errorFromRpcError(error, base, false, wwwAuthenticate);
+  if (proxyError) return proxyError;
+  if (failure.relayed && requestId) {
+    const message = error?.message ?? `The MCP server answered HTTP ${status}.`;
+    const data = { upstreamStatus: status, ...(error ? { upstreamMessage: error.message } : {}) };
+    const options = { ...base, data };
+    if (status === 401 || status === 403) {
+      return new UpstreamAuthError('upstream_unauthorized', message, {
+        ...options,
+        ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
+      });
+    }
+    if (status === 404 && failure.withSession)
+      return new SessionError('upstream_session_expired', message, options);
+    return new UpstreamError(status < 500 ? 'upstream_rejected' : 'upstream_http_error', message, options);
   }
+  return new MCPProxyError(
+    'invalid_response',
+    `The proxy answered HTTP ${status} without a proxy error body: is proxyUrl the mcp-proxy?`,
+    base,
+  );
+}
+
+/**
+ * The proxy's error for a JSON-RPC error object whose `data.code` is a proxy code, or undefined
+ * when it is an MCP server's own error. `knownOnly`: in-band answers (event streams, WebSocket
+ * frames) mix both kinds, so only codes in {@link ERROR_CLASSES} count there.
+ */
+export function errorFromRpcError(
+  error: { code: number; message: string; data?: unknown },
+  options: MCPProxyErrorOptions,
+  knownOnly: boolean,
+  wwwAuthenticate?: string,
+): MCPProxyError | undefined {
+  const data = error.data;
+  const code = isObject(data) && typeof data.code === 'string' ? data.code : undefined;
+  const known = code !== undefined && Object.hasOwn(ERROR_CLASSES, code);
+  if (code === undefined || (knownOnly && !known)) return undefined;
   const { code: _code, ...rest } = data as { code: string; [key: string]: unknown };
-  const options: MCPProxyErrorOptions = { ...base, data: rest, rpcCode: error.code };
+  const all: MCPProxyErrorOptions = { ...options, data: rest, rpcCode: error.code };
   if (code === 'upstream_unauthorized') {
     return new UpstreamAuthError(code, error.message, {
-      ...options,
-      ...(failure.wwwAuthenticate ? { wwwAuthenticate: failure.wwwAuthenticate } : {}),
+      ...all,
+      ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
     });
   }
-  const known = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code as ProxyErrorCode] : MCPProxyError;
-  return new known(code as ErrorCode, error.message, options);
+  const Class = known ? ERROR_CLASSES[code as ProxyErrorCode] : MCPProxyError;
+  return new Class(code, error.message, all);
+}
+
+/** What each `/ws` close code means when the close reason names no stable code. */
+const CLOSE_CODES: { readonly [closeCode: number]: ProxyErrorCode } = {
+  1001: 'shutting_down',
+  1009: 'payload_too_large',
+  1011: 'internal_error',
+  4400: 'invalid_target',
+  4401: 'unauthorized',
+  4403: 'target_forbidden',
+  4404: 'unknown_server',
+  4429: 'session_limit',
+  4502: 'upstream_unreachable',
+  4504: 'upstream_timeout',
+};
+
+/**
+ * The error for a WebSocket to the proxy that closed. The proxy's close reason is
+ * `<code>: <message>`. Before the socket opened, browsers say nothing (1006) whatever the cause.
+ */
+export function errorFromClose(closeCode: number, closeReason: string, opened: boolean): MCPProxyError {
+  const data = { closeCode, closeReason };
+  if (!opened) {
+    return new NetworkError(
+      'network_error',
+      'Could not open the WebSocket to the proxy. Browsers do not say why: the proxy may be down, or ' +
+        'it refused the proxy token, this page’s origin (CORS_ORIGINS) or the MCP server.',
+      { data },
+    );
+  }
+  const named = /^([a-z][a-z_]*): ([\s\S]*)$/.exec(closeReason);
+  const code = named?.[1] ?? CLOSE_CODES[closeCode];
+  if (code === undefined) {
+    return new NetworkError(
+      'connection_closed',
+      `The WebSocket to the proxy closed (${closeCode}${closeReason ? `: ${closeReason}` : ''}).`,
+      { data },
+    );
+  }
+  const Class = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code as ProxyErrorCode] : MCPProxyError;
+  return new Class(code, named?.[2] || `The proxy closed the WebSocket (${closeCode}).`, { data });
 }
 
 function readErrorObject(body: unknown): { code: number; message: string; data?: unknown } | undefined {

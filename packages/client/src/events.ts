@@ -46,16 +46,19 @@ export class Emitter {
     this.#listeners.clear();
   }
 
-  #call(event: string, payload: unknown): void {
-    for (const listener of [...(this.#listeners.get(event) ?? [])]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        // A failing listener must not break delivery to the others; report it like EventTarget does.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
+  /** Calls `listener`; a throw is reported asynchronously (like EventTarget) instead of breaking the caller. */
+  static safely<T>(listener: (payload: T) => void, payload: T): void {
+    try {
+      listener(payload);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
     }
+  }
+
+  #call(event: string, payload: unknown): void {
+    // A failing listener must not break delivery to the others.
+    for (const listener of [...(this.#listeners.get(event) ?? [])]) Emitter.safely(listener, payload);
   }
 }

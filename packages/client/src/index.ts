@@ -2,6 +2,7 @@
  * @module mcp-proxy-client
  * Typed client for mcp-proxy: reach any MCP server from a browser or Node through the proxy.
  * Default export and named export {@link MCPProxyClient}; typed errors; MCP spec types.
+ * Three transports: POST /proxy (`http`), Streamable HTTP /mcp (`streamable`), WebSocket /ws (`ws`).
  */
 export {
   type CompleteOptions,
@@ -10,6 +11,8 @@ export {
   MCPProxyClient,
   MCPProxyClient as default,
   type RequestArgs,
+  type RequestHandler,
+  type RequestHandlerExtra,
   type RequestOptions,
 } from './client.ts';
 export {
@@ -25,7 +28,9 @@ export {
   NotSupportedError,
   ProxyAuthError,
   type ProxyErrorCode,
+  RateLimitError,
   SessionError,
+  type StableCode,
   TargetForbiddenError,
   type TargetForbiddenReason,
   TimeoutError,
@@ -42,6 +47,7 @@ export {
   type MCPProxyClientOptions,
   type TransportKind,
   type UpstreamTransport,
+  type WebSocketConstructor,
 } from './options.ts';
 export type * from './types.ts';
 export { VERSION } from './version.ts';

@@ -3,25 +3,25 @@
  * The client's one options object: its type, every default in one literal, and the validation
  * that turns what the caller passed into {@link ResolvedOptions} (or throws before any I/O).
  */
-import { InvalidInputError, NotSupportedError } from './errors.ts';
+import { InvalidInputError } from './errors.ts';
 import type { ClientCapabilities, Implementation } from './types.ts';
 import { VERSION } from './version.ts';
 
 /**
- * How the client reaches the proxy: `http` = one `POST /proxy` per message (available now);
- * `streamable` = the proxy's Streamable HTTP endpoint `/mcp`; `ws` = its WebSocket `/ws`.
- * The last two are not served by this proxy version yet and throw {@link NotSupportedError}.
+ * How the client reaches the proxy: `http` = one `POST /proxy` per message (requests only);
+ * `streamable` = the proxy's MCP Streamable HTTP endpoint `/mcp`; `ws` = its WebSocket `/ws`.
+ * The last two also carry server notifications and server-to-client requests.
  */
 export type TransportKind = 'http' | 'streamable' | 'ws';
 
 /** Which transport the proxy uses towards the MCP server (`auto` probes, per the MCP spec). */
-export type UpstreamTransport = 'auto' | 'streamable-http' | 'sse';
+export type UpstreamTransport = 'auto' | 'streamable-http' | 'sse' | 'websocket';
 
 /** What the client passes to `fetch`. */
 export interface FetchInit {
-  method: string;
+  method: 'GET' | 'POST' | 'DELETE';
   headers: Record<string, string>;
-  body: string;
+  body?: string;
   signal: AbortSignal;
 }
 
@@ -30,8 +30,13 @@ export interface FetchResponse {
   readonly status: number;
   readonly ok: boolean;
   readonly headers: { get(name: string): string | null };
+  /** The body as a stream (event streams are read from it). */
+  readonly body: ReadableStream<Uint8Array> | null;
   text(): Promise<string>;
 }
+
+/** A `WebSocket` constructor: the global one, or e.g. the `ws` package's on older Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocket;
 
 /** A `fetch`-compatible function (the global `fetch`, undici's, a test double). */
 export type FetchLike = (url: string, init: FetchInit) => Promise<FetchResponse>;
@@ -52,11 +57,13 @@ export interface BaseClientOptions {
   timeoutMs?: number | undefined;
   /** The `fetch` to use (default: the global one, looked up at call time). */
   fetch?: FetchLike | undefined;
+  /** The `WebSocket` to use for `ws` and `connectWebSocket()` (default: the global one). */
+  WebSocket?: WebSocketConstructor | undefined;
   /** Protocol version offered in `initialize` (default `2025-06-18`). */
   protocolVersion?: string | undefined;
   /** `clientInfo` sent in `initialize` (default `{ name: 'mcp-proxy-client', version }`). */
   clientInfo?: Implementation | undefined;
-  /** Capabilities sent in `initialize` (default `{}`). */
+  /** Capabilities sent in `initialize`, merged over those the request handlers imply. */
   capabilities?: ClientCapabilities | undefined;
 }
 
@@ -69,10 +76,7 @@ export type MCPProxyClientOptions = BaseClientOptions &
         server?: never;
       }
     | {
-        /**
-         * A server configured on the proxy, by name. Not served by this proxy version yet:
-         * throws {@link NotSupportedError}; use `mcpServerUrl`.
-         */
+        /** A server configured on the proxy (its config file's `servers:`), by name. */
         server: string;
         mcpServerUrl?: never;
       }
@@ -91,24 +95,24 @@ export const DEFAULTS = Object.freeze({
 export interface ResolvedOptions {
   readonly proxyUrl: string;
   readonly proxyToken: string;
-  readonly mcpServerUrl: string;
+  /** Exactly one of `mcpServerUrl` and `server` is set. */
+  readonly mcpServerUrl: string | undefined;
+  readonly server: string | undefined;
   readonly mcpToken: string | undefined;
   readonly transport: TransportKind;
   readonly upstreamTransport: UpstreamTransport | undefined;
   readonly timeoutMs: number;
   readonly fetch: FetchLike;
+  readonly WebSocket: WebSocketConstructor | undefined;
   readonly protocolVersion: string;
   readonly clientInfo: Implementation;
   readonly capabilities: ClientCapabilities;
 }
 
 const TRANSPORTS: readonly string[] = ['http', 'streamable', 'ws'];
-const UPSTREAM_TRANSPORTS: readonly string[] = ['auto', 'streamable-http', 'sse'];
+const UPSTREAM_TRANSPORTS: readonly string[] = ['auto', 'streamable-http', 'sse', 'websocket'];
 
-/**
- * Validates `options` and applies {@link DEFAULTS}. Throws {@link InvalidInputError} or
- * {@link NotSupportedError}.
- */
+/** Validates `options` and applies {@link DEFAULTS}. Throws {@link InvalidInputError}. */
 export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object');
   const proxyUrl = requireString(options.proxyUrl, 'proxyUrl');
@@ -120,14 +124,8 @@ export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions 
   if (options.server !== undefined && options.mcpServerUrl !== undefined) {
     throw invalid('server', 'and mcpServerUrl are exclusive: pass one');
   }
-  if (options.server !== undefined) {
-    throw new NotSupportedError(
-      'not_supported',
-      'Named servers (the "server" option) are not yet supported by this proxy version: pass mcpServerUrl.',
-      { data: { field: 'server' } },
-    );
-  }
-  const mcpServerUrl = requireString(options.mcpServerUrl, 'mcpServerUrl');
+  const server = optionalString(options.server, 'server');
+  const mcpServerUrl = server === undefined ? requireString(options.mcpServerUrl, 'mcpServerUrl') : undefined;
   const mcpToken = optionalString(options.mcpToken, 'mcpToken');
   const transport = options.transport ?? DEFAULTS.transport;
   if (!TRANSPORTS.includes(transport)) throw invalid('transport', `must be one of ${TRANSPORTS.join(', ')}`);
@@ -139,10 +137,14 @@ export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions 
   checkTimeout(timeoutMs, 'timeoutMs');
   const custom = options.fetch;
   if (custom !== undefined && typeof custom !== 'function') throw invalid('fetch', 'must be a function');
+  const WebSocket = options.WebSocket;
+  if (WebSocket !== undefined && typeof WebSocket !== 'function')
+    throw invalid('WebSocket', 'must be a constructor');
   return {
     proxyUrl,
     proxyToken,
     mcpServerUrl,
+    server,
     mcpToken,
     transport,
     upstreamTransport,
@@ -150,6 +152,7 @@ export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions 
     // Looked up per call and called unbound from globalThis: browsers throw "Illegal invocation"
     // when fetch is called as a method of another object.
     fetch: custom ?? ((url, init) => globalThis.fetch(url, init)),
+    WebSocket,
     protocolVersion: optionalString(options.protocolVersion, 'protocolVersion') ?? DEFAULTS.protocolVersion,
     clientInfo: options.clientInfo ?? DEFAULTS.clientInfo,
     capabilities: options.capabilities ?? DEFAULTS.capabilities,

@@ -14,7 +14,7 @@ type Reply = { status?: number; body?: unknown; headers?: Record<string, string>
 function fakeProxy(answer: (envelope: Record<string, unknown>) => Reply) {
   const sent: Record<string, unknown>[] = [];
   const fetch: FetchLike = async (_url, init) => {
-    const envelope = JSON.parse(init.body) as Record<string, unknown>;
+    const envelope = JSON.parse(init.body ?? '{}') as Record<string, unknown>;
     sent.push(envelope);
     const reply = answer(envelope);
     return new Response(reply.body === undefined ? null : JSON.stringify(reply.body), {
@@ -107,7 +107,7 @@ describe('POST /proxy contract edges', () => {
       mcpToken: 'mcp-secret',
       upstreamTransport: 'sse',
       fetch: async (url, init) => {
-        const envelope = JSON.parse(init.body) as Record<string, unknown>;
+        const envelope = JSON.parse(init.body ?? '{}') as Record<string, unknown>;
         sent.push({ url, ...envelope });
         return new Response(JSON.stringify({ jsonrpc: '2.0', id: envelope.id, result: {} }));
       },

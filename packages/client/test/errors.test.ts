@@ -12,6 +12,7 @@ import {
   McpError,
   NetworkError,
   ProxyAuthError,
+  RateLimitError,
   SessionError,
   TargetForbiddenError,
   TimeoutError,
@@ -43,7 +44,7 @@ describe('errors the proxy reports, mapped to classes', () => {
     assert.equal(error.name, 'ProxyAuthError');
     assert.equal(error.code, 'unauthorized');
     assert.equal(error.status, 401);
-    assert.equal(error.rpcCode, -32001);
+    assert.equal(error.rpcCode, -33001);
     assert.match(error.requestId ?? '', /.+/, 'X-Request-Id is kept for support');
     assert.ok(!(error instanceof TimeoutError), 'brands are per class');
     assert.doesNotMatch(error.message, /not-the-right-token/, 'the token is never echoed');
@@ -143,14 +144,38 @@ describe('errors the proxy reports, mapped to classes', () => {
     assert.equal(error.field, 'mcp_server_url');
   });
 
-  it('an unknown method is an McpError carrying the JSON-RPC code, not an MCPProxyError', async () => {
+  it('an unknown method is an McpError carrying the JSON-RPC code, in the one hierarchy', async () => {
     const client = stack.client();
     await client.initialize();
     const error = await rejection(client.request('tools/unknown-method'));
     assert.ok(error instanceof McpError, String(error));
     assert.equal(error.code, -32601);
     assert.equal(error.name, 'McpError');
-    assert.ok(!(error instanceof MCPProxyError));
+    assert.ok(error instanceof MCPProxyError, 'McpError is an MCPProxyError like every client error');
+    assert.equal(error.rpcCode, -32601);
+    assert.equal(error.status, undefined);
+    assert.ok(!(error instanceof UpstreamError), 'brands are per class');
+  });
+});
+
+describe('rate limits', () => {
+  it('a proxy rate limit is a RateLimitError (429) saying when to retry', async () => {
+    const stack = await startStack('streamableHttp', {
+      RATE_LIMIT_PER_TOKEN: '2',
+      RATE_LIMIT_WINDOW_MS: '60000',
+    });
+    try {
+      const client = stack.client();
+      await client.initialize(); // initialize + notifications/initialized: the two allowed
+      const error = await rejection(client.ping());
+      assert.ok(error instanceof RateLimitError, String(error));
+      assert.ok(error instanceof MCPProxyError);
+      assert.equal(error.code, 'rate_limited');
+      assert.equal(error.status, 429);
+      assert.ok((error.retryAfterSeconds ?? 0) > 0, `retryAfterSeconds ${error.retryAfterSeconds}`);
+    } finally {
+      await stack.close();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
-/** Every client method through the real proxy to server-everything in sse mode. */
+/** Every client method through the real proxy to server-everything in (legacy) sse mode. */
 import { methodSuite } from './helpers/method-suite.ts';
 
-methodSuite('sse');
+methodSuite('sse', 'http');
+methodSuite('sse', 'streamable');

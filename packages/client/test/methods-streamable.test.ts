@@ -1,4 +1,5 @@
 /** Every client method through the real proxy to server-everything in streamableHttp mode. */
 import { methodSuite } from './helpers/method-suite.ts';
 
-methodSuite('streamableHttp');
+methodSuite('streamableHttp', 'http');
+methodSuite('streamableHttp', 'streamable');

@@ -118,7 +118,8 @@ describe('the published package', () => {
     assert.ok(!(fromCopy instanceof source.McpError));
     const mcp = new copy.McpError(-32601, 'Method not found');
     assert.ok(mcp instanceof source.McpError);
-    assert.ok(!(mcp instanceof source.MCPProxyError));
+    assert.ok(mcp instanceof source.MCPProxyError, 'one hierarchy, across copies too');
+    assert.ok(!(mcp instanceof source.UpstreamError));
     assert.ok(!(new Error('plain') instanceof source.MCPProxyError));
   });
 

@@ -7,6 +7,10 @@ import type * as Sdk from '@modelcontextprotocol/sdk/spec.types.js';
 import MCPProxyClient, {
   type CallToolResult,
   type CompleteResult,
+  type CreateMessageParams,
+  type CreateMessageResult,
+  type ElicitParams,
+  type ElicitResult,
   type EmptyResult,
   type ErrorCode,
   type GetPromptResult,
@@ -14,13 +18,16 @@ import MCPProxyClient, {
   type ListPromptsResult,
   type ListResourcesResult,
   type ListResourceTemplatesResult,
+  type ListRootsResult,
   type ListToolsResult,
   type LoggingLevel,
   type MCPProxyClientOptions,
   MCPProxyError,
   McpError,
   type Prompt,
+  ProxyAuthError,
   type ReadResourceResult,
+  type RequestId,
   type Resource,
   type ResourceTemplate,
   type Result,
@@ -129,14 +136,27 @@ off();
 client.on('notifications/bogus', () => undefined);
 export type Notifications = Expect<Extends<ServerNotification['method'], `notifications/${string}`>>;
 
-// ——— Errors ———
+// ——— Errors: one hierarchy; McpError's code is the JSON-RPC number ———
 declare const e: unknown;
+export type OneHierarchy = [
+  Expect<Extends<McpError, MCPProxyError>>,
+  Expect<Extends<ProxyAuthError, MCPProxyError>>,
+];
 if (e instanceof McpError) {
   type _ = Expect<Equal<typeof e.code, number>>;
+  type _R = Expect<Equal<typeof e.rpcCode, number>>;
 }
 if (e instanceof MCPProxyError) {
   type _ = Expect<Extends<ErrorCode, typeof e.code>>;
+  type _N = Expect<Extends<number, typeof e.code>>;
   type _S = Expect<Equal<typeof e.status, number | undefined>>;
+  if (typeof e.code === 'string') {
+    type _C = Expect<Extends<'unauthorized', typeof e.code>>;
+  }
+}
+if (e instanceof ProxyAuthError) {
+  // Failures on the way to the server have string codes only.
+  type _ = Expect<Equal<Extends<typeof e.code, string>, true>>;
 }
 if (e instanceof TargetForbiddenError) {
   type _ = Expect<Extends<'address_forbidden', NonNullable<typeof e.reason>>>;
@@ -144,6 +164,36 @@ if (e instanceof TargetForbiddenError) {
 if (e instanceof UpstreamError) {
   type _ = Expect<Equal<typeof e.upstreamStatus, number | undefined>>;
 }
+
+// ——— Server-to-client request handlers: typed params and results ———
+const streaming = new MCPProxyClient({
+  proxyUrl: 'http://p',
+  proxyToken: 't',
+  mcpServerUrl: 'x',
+  transport: 'ws',
+});
+streaming.setRequestHandler('sampling/createMessage', async (params, extra) => {
+  type _P = Expect<Equal<typeof params, CreateMessageParams>>;
+  type _S = Expect<Equal<typeof extra.signal, AbortSignal>>;
+  type _I = Expect<Equal<typeof extra.requestId, RequestId>>;
+  return { role: 'assistant', content: { type: 'text', text: 'hi' }, model: 'm' };
+});
+streaming.setRequestHandler('elicitation/create', (params) => {
+  type _P = Expect<Equal<typeof params, ElicitParams>>;
+  return { action: 'decline' };
+});
+streaming.setRequestHandler('roots/list', () => ({ roots: [{ uri: 'file:///' }] }));
+// @ts-expect-error a sampling result needs a model
+streaming.setRequestHandler('sampling/createMessage', () => ({
+  role: 'assistant',
+  content: { type: 'text', text: '' },
+}));
+// @ts-expect-error not an elicitation action
+streaming.setRequestHandler('elicitation/create', () => ({ action: 'maybe' }));
+// @ts-expect-error not a server-to-client request
+streaming.setRequestHandler('tools/list', () => ({ tools: [] }));
+void streaming.callTool('slow', {}, { onprogress: (p) => p.progress.toFixed() });
+export const socket: WebSocket = streaming.connectWebSocket();
 
 // ——— Hand-written spec types agree with the official SDK's spec.types (drift is a compile error) ———
 // (Its zod-inferred types.js declare optionals as `T | undefined`, which exactOptionalPropertyTypes
@@ -159,6 +209,8 @@ export type FromSdk = [
   Expect<Extends<Sdk.ListPromptsResult, ListPromptsResult>>,
   Expect<Extends<Sdk.GetPromptResult, GetPromptResult>>,
   Expect<Extends<Sdk.CompleteResult, CompleteResult>>,
+  Expect<Extends<Sdk.CreateMessageRequestParams, CreateMessageParams>>,
+  Expect<Extends<Sdk.ElicitRequestParams, ElicitParams>>,
 ];
 // …and our results are what SDK-typed code expects.
 export type ToSdk = [
@@ -169,6 +221,9 @@ export type ToSdk = [
   Expect<Extends<CompleteResult, Sdk.CompleteResult>>,
   Expect<Extends<InitializeResult, Sdk.InitializeResult>>,
   Expect<Extends<LoggingLevel, Sdk.LoggingLevel>>,
+  Expect<Extends<CreateMessageResult, Sdk.CreateMessageResult>>,
+  Expect<Extends<ElicitResult, Sdk.ElicitResult>>,
+  Expect<Extends<ListRootsResult, Sdk.ListRootsResult>>,
   Expect<Equal<Sdk.LoggingLevel, LoggingLevel>>,
   Expect<Equal<Awaited2<ReturnType<typeof client.callTool>>, CallToolResult>>,
 ];

@@ -258,8 +258,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       maxQueuedBytes: config.websocket.maxQueuedBytes,
     },
   });
+  let drainer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     shuttingDown = true;
+    // Keep-alive connections that fall idle once their request finished (or never sent one)
+    // would hold close() open until their timeout: close them as soon as they are idle.
+    drainer = setInterval(() => app.server.closeIdleConnections(), 100);
+    drainer.unref();
   });
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
@@ -275,6 +280,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return RESTART_SETTINGS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(next[key]));
   });
   app.addHook('onClose', async () => {
+    clearInterval(drainer);
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();

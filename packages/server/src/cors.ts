@@ -20,6 +20,7 @@ export const ALLOWED_HEADERS = [
   'Mcp-Name',
   'X-MCP-Server-URL',
   'X-MCP-Token',
+  'X-MCP-Transport',
   'X-Request-Id',
 ];
 

@@ -17,8 +17,10 @@ export interface ErrorSpec {
 }
 
 /**
- * Every stable error code the proxy emits. JSON-RPC codes use the spec's standard codes where
- * one fits and the implementation-defined server range (-32000..-32099) otherwise.
+ * Every stable error code the proxy emits. JSON-RPC codes use JSON-RPC's and MCP's own codes
+ * where one fits (-32700, -32600, -32601, -32602, -32603, and MCP's -32020 HeaderMismatch);
+ * errors only a proxy has use -33001..-33099, outside the range JSON-RPC reserves and MCP
+ * allocates from, so they never collide with a code an MCP server sends.
  */
 export const ERROR_REGISTRY = {
   parse_error: { status: 400, rpcCode: -32700, message: 'The request body is not valid JSON.' },
@@ -54,22 +56,22 @@ export const ERROR_REGISTRY = {
   },
   unauthorized: {
     status: 401,
-    rpcCode: -32001,
+    rpcCode: -33001,
     message: 'Missing or invalid proxy token: send it in the X-Proxy-Token header.',
   },
   target_forbidden: {
     status: 403,
-    rpcCode: -32003,
+    rpcCode: -33003,
     message: 'The proxy refuses to connect to this MCP server URL.',
   },
   origin_forbidden: {
     status: 403,
-    rpcCode: -32020,
+    rpcCode: -33020,
     message: 'Requests from this Origin are not allowed: add it to CORS_ORIGINS.',
   },
   host_forbidden: {
     status: 403,
-    rpcCode: -32021,
+    rpcCode: -33021,
     message: 'The Host header is not one this proxy serves (DNS-rebinding protection): see TRUSTED_HOSTS.',
   },
   not_acceptable: {
@@ -95,7 +97,7 @@ export const ERROR_REGISTRY = {
   not_found: { status: 404, rpcCode: -32601, message: 'No such endpoint.' },
   unknown_server: {
     status: 404,
-    rpcCode: -32002,
+    rpcCode: -33002,
     message: 'No MCP server is configured under that name: check /servers/{name}/mcp.',
   },
   method_not_allowed: {
@@ -105,51 +107,51 @@ export const ERROR_REGISTRY = {
   },
   session_not_found: {
     status: 404,
-    rpcCode: -32004,
+    rpcCode: -33004,
     message: 'Unknown or expired proxy session: initialize a new one.',
   },
   rate_limited: {
     status: 429,
-    rpcCode: -32029,
+    rpcCode: -33029,
     message: 'Rate limit exceeded: retry after the number of seconds in Retry-After.',
   },
   session_limit: {
     status: 429,
-    rpcCode: -32005,
+    rpcCode: -33005,
     message: 'Too many open sessions: close one or wait for idle sessions to expire.',
   },
   request_id_in_use: {
     status: 409,
-    rpcCode: -32006,
+    rpcCode: -33006,
     message: 'A request with this id is already in flight on this session: use a unique id.',
   },
-  upstream_unreachable: { status: 502, rpcCode: -32010, message: 'Could not connect to the MCP server.' },
-  upstream_timeout: { status: 504, rpcCode: -32011, message: 'The MCP server did not answer in time.' },
+  upstream_unreachable: { status: 502, rpcCode: -33010, message: 'Could not connect to the MCP server.' },
+  upstream_timeout: { status: 504, rpcCode: -33011, message: 'The MCP server did not answer in time.' },
   upstream_protocol_error: {
     status: 502,
-    rpcCode: -32012,
+    rpcCode: -33012,
     message: 'The MCP server answered with something that is not valid MCP.',
   },
   upstream_response_too_large: {
     status: 502,
-    rpcCode: -32013,
+    rpcCode: -33013,
     message: 'The MCP server answer is larger than this proxy accepts.',
   },
-  upstream_http_error: { status: 502, rpcCode: -32014, message: 'The MCP server failed with an HTTP error.' },
-  upstream_rejected: { status: 400, rpcCode: -32015, message: 'The MCP server rejected the request.' },
+  upstream_http_error: { status: 502, rpcCode: -33014, message: 'The MCP server failed with an HTTP error.' },
+  upstream_rejected: { status: 400, rpcCode: -33015, message: 'The MCP server rejected the request.' },
   upstream_unauthorized: {
     status: 401,
-    rpcCode: -32016,
+    rpcCode: -33016,
     message: 'The MCP server refused the credentials: check mcp_token.',
   },
   upstream_session_expired: {
     status: 404,
-    rpcCode: -32017,
+    rpcCode: -33017,
     message: 'The MCP server no longer knows this session: initialize a new one.',
   },
   shutting_down: {
     status: 503,
-    rpcCode: -32019,
+    rpcCode: -33019,
     message: 'The proxy is shutting down: retry on another instance.',
   },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },

@@ -38,7 +38,7 @@ describe('POST /proxy failure modes', () => {
       });
       assert.equal(reply.status, 401);
       assert.equal(reply.body.jsonrpc, '2.0');
-      assert.equal(reply.body.error.code, -32001);
+      assert.equal(reply.body.error.code, -33001);
       assert.equal(reply.body.error.data.code, 'unauthorized');
       assert.equal(upstream.hits.get('/echo-auth'), undefined, 'nothing was forwarded');
     });

@@ -14,13 +14,15 @@ import type {
   RequestId,
   ServerNotification,
 } from '../types.ts';
-import type { SendOptions, SessionInfo, Transport } from './transport.ts';
+import type { SendOptions, ServerRequestListener, SessionInfo, Transport } from './transport.ts';
+import { proxyEndpoint } from './url.ts';
 
 /** What the HTTP transport needs to know. */
 export interface HttpTransportOptions {
   readonly proxyUrl: string;
   readonly proxyToken: string;
-  readonly mcpServerUrl: string;
+  readonly mcpServerUrl: string | undefined;
+  readonly server: string | undefined;
   readonly mcpToken: string | undefined;
   readonly upstreamTransport: UpstreamTransport | undefined;
   readonly fetch: FetchLike;
@@ -34,16 +36,18 @@ interface Answer {
 
 /** Talks to the proxy with one `POST /proxy` per message. */
 export class HttpTransport implements Transport {
+  readonly streaming = false;
   readonly #options: HttpTransportOptions;
   readonly #endpoint: string;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
 
   onnotification: ((notification: ServerNotification) => void) | undefined;
+  onrequest: ServerRequestListener | undefined;
 
   constructor(options: HttpTransportOptions) {
     this.#options = options;
-    this.#endpoint = proxyEndpoint(options.proxyUrl);
+    this.#endpoint = proxyEndpoint(options.proxyUrl, 'proxy').href;
   }
 
   get session(): SessionInfo {
@@ -80,7 +84,9 @@ export class HttpTransport implements Transport {
   async #post(message: JsonRpcRequest | JsonRpcNotification, signal: AbortSignal): Promise<Answer> {
     const options = this.#options;
     const envelope = {
-      mcp_server_url: options.mcpServerUrl,
+      ...(options.server === undefined
+        ? { mcp_server_url: options.mcpServerUrl }
+        : { server: options.server }),
       ...(options.mcpToken === undefined ? {} : { mcp_token: options.mcpToken }),
       ...(options.upstreamTransport === undefined ? {} : { transport: options.upstreamTransport }),
       ...message,
@@ -139,15 +145,6 @@ export class HttpTransport implements Transport {
     }
     return { status, body };
   }
-}
-
-/** `${proxyUrl}/proxy`, keeping any path prefix the proxy is mounted under. */
-function proxyEndpoint(proxyUrl: string): string {
-  const base = new URL(proxyUrl);
-  base.search = '';
-  base.hash = '';
-  if (!base.pathname.endsWith('/')) base.pathname += '/';
-  return new URL('proxy', base).href;
 }
 
 /** Checks a 200 body is the JSON-RPC response to the request with `id`. */

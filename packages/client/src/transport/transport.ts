@@ -1,8 +1,9 @@
 /**
  * @module transport/transport
- * The one interface every way of reaching the proxy implements: POST /proxy today; Streamable
- * HTTP (/mcp) and WebSocket (/ws) when the proxy serves them. The client above it only deals in
- * JSON-RPC messages; where the session lives (headers, a socket) is the transport's business.
+ * The one interface every way of reaching the proxy implements: POST /proxy (`http`), the
+ * Streamable HTTP endpoint /mcp (`streamable`) and the WebSocket /ws (`ws`). The client above
+ * it only deals in JSON-RPC messages; where the session lives (headers, a socket) is the
+ * transport's business.
  */
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, ServerNotification } from '../types.ts';
 
@@ -20,20 +21,34 @@ export interface SessionInfo {
   readonly protocolVersion: string | undefined;
 }
 
+/** Answers one server-to-client request; resolves with the response to send back. */
+export type ServerRequestListener = (
+  request: JsonRpcRequest,
+  signal: AbortSignal,
+) => Promise<JsonRpcResponse>;
+
 /** A way of exchanging JSON-RPC messages with an MCP server through the proxy. */
 export interface Transport {
-  /** Sends one request; resolves with its response (a JSON-RPC error response is not a throw). */
+  /** True when server notifications and requests can arrive (not over POST /proxy). */
+  readonly streaming: boolean;
+  /**
+   * Sends one request; resolves with its response (an MCP server's JSON-RPC error response is
+   * not a throw; a proxy error is). Aborting `signal` cancels it (streaming transports also
+   * send `notifications/cancelled`).
+   */
   request(message: JsonRpcRequest, options: SendOptions): Promise<JsonRpcResponse>;
   /** Sends one notification; resolves once the proxy accepted it. */
   notify(message: JsonRpcNotification, options: SendOptions): Promise<void>;
   /** The current session. */
   readonly session: SessionInfo;
-  /** Forgets the session, before a new `initialize`. */
+  /** Forgets (and ends) the session, before a new `initialize`. */
   resetSession(): void;
   /** Records the protocol version `initialize` negotiated, for later messages. */
   setProtocolVersion(version: string): void;
-  /** Where server-initiated notifications go (never called over POST /proxy). */
+  /** Where server notifications go (never called over POST /proxy). */
   onnotification: ((notification: ServerNotification) => void) | undefined;
-  /** Releases whatever the transport holds. */
+  /** Answers server-to-client requests (never called over POST /proxy). */
+  onrequest: ServerRequestListener | undefined;
+  /** Releases whatever the transport holds (streams, sockets, the session). */
   close(): Promise<void>;
 }

@@ -1,10 +1,16 @@
 /**
  * Every client method against the real server-everything behind the real proxy. Defined once,
- * run per upstream kind (methods-streamable.test.ts, methods-sse.test.ts).
+ * run per upstream kind (methods-streamable.test.ts, methods-sse.test.ts) and per transport.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type MCPProxyClient, MCPProxyError, McpError, type TextContent } from '../../src/index.ts';
+import {
+  type MCPProxyClient,
+  MCPProxyError,
+  McpError,
+  type TextContent,
+  type TransportKind,
+} from '../../src/index.ts';
 import {
   collect,
   type RecordedCall,
@@ -14,18 +20,37 @@ import {
   type UpstreamMode,
 } from './stack.ts';
 
-/** Registers the method suite for one upstream kind. */
-export function methodSuite(mode: UpstreamMode): void {
-  describe(`every method through POST /proxy to a ${mode} server`, () => {
+const ENDPOINTS = { http: 'POST /proxy', streamable: 'Streamable HTTP /mcp', ws: 'WebSocket /ws' } as const;
+
+/** Resolves once `check()` holds (polling), or fails after 5 s. */
+async function waitFor(check: () => boolean): Promise<void> {
+  for (const started = Date.now(); !check(); ) {
+    if (Date.now() - started > 5_000) assert.fail('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Registers the method suite for one upstream kind and one transport. */
+export function methodSuite(mode: UpstreamMode, transport: TransportKind = 'http'): void {
+  describe(`every method through ${ENDPOINTS[transport]} to a ${mode} server`, () => {
     let stack: Stack;
     let client: MCPProxyClient;
+    let every: RecordedCall[];
+    /** The POSTs the client made (the streamable transport also opens GET streams). */
     let calls: RecordedCall[];
 
     before(async () => {
-      stack = await startStack(mode);
+      stack = await startStack(mode, { WS_ALLOW_MISSING_ORIGIN: 'true' });
       const recorder = recordingFetch();
-      calls = recorder.calls;
-      client = stack.client({ fetch: recorder.fetch });
+      every = recorder.calls;
+      calls = new Proxy(every, {
+        get: (target, key) =>
+          Reflect.get(
+            target.filter((c) => c.method === 'POST'),
+            key,
+          ),
+      });
+      client = stack.client({ fetch: recorder.fetch, transport });
     });
     after(() => stack.close());
 
@@ -36,9 +61,16 @@ export function methodSuite(mode: UpstreamMode): void {
       assert.ok(result.capabilities.tools, 'server announces tools');
       assert.equal(client.initializeResult, result);
       assert.equal(client.protocolVersion, '2025-06-18');
+      if (transport === 'ws') {
+        assert.equal(client.sessionId, undefined, 'over /ws the socket is the session');
+        assert.equal(every.length, 0, 'no HTTP request');
+        return;
+      }
       assert.ok(client.sessionId, 'a session id was returned');
       if (mode === 'sse')
         assert.match(client.sessionId ?? '', /^mcpp-/, 'the proxy holds legacy SSE sessions');
+      else if (transport === 'streamable')
+        assert.match(client.sessionId ?? '', /^mcpp1\./, "the upstream's own id, sealed by the proxy");
 
       const [init, initialized] = calls;
       assert.equal(init?.body.method, 'initialize');
@@ -47,15 +79,25 @@ export function methodSuite(mode: UpstreamMode): void {
         capabilities: {},
         clientInfo: { name: 'mcp-proxy-client', version: '0.1.0' },
       });
-      assert.equal(init?.body.mcp_server_url, stack.upstream.url);
       assert.equal(init?.headers['x-proxy-token'], stack.proxy.token);
       assert.equal(init?.headers['mcp-session-id'], undefined, 'initialize starts without a session');
+      if (transport === 'http') {
+        assert.equal(init?.body.mcp_server_url, stack.upstream.url);
+      } else {
+        assert.equal(init?.url, `${stack.proxy.url}/mcp`);
+        assert.equal(init?.headers['x-mcp-server-url'], stack.upstream.url);
+        assert.equal(init?.headers.accept, 'application/json, text/event-stream');
+        assert.equal(init?.body.mcp_server_url, undefined, 'a plain JSON-RPC message, no envelope');
+      }
       assert.equal(initialized?.body.method, 'notifications/initialized');
       assert.equal(initialized?.body.id, undefined, 'a notification has no id');
       assert.equal(initialized?.status, 202);
     });
 
-    it('sends the session id and protocol version back on every later call', async () => {
+    // Over /ws the socket is the session: there are no HTTP requests to carry an id, so the
+    // check exists only for the HTTP transports.
+    const httpOnly = transport === 'ws' ? () => {} : it;
+    httpOnly('sends the session id and protocol version back on every later call', async () => {
       const before = calls.length;
       await client.ping();
       const last = calls.at(-1);
@@ -153,7 +195,7 @@ export function methodSuite(mode: UpstreamMode): void {
       await client.listTools({ cursor: 'page-2' }).catch((error: unknown) => {
         assert.ok(error instanceof McpError, String(error));
       });
-      assert.deepEqual(calls.at(-1)?.body.params, { cursor: 'page-2' });
+      if (transport !== 'ws') assert.deepEqual(calls.at(-1)?.body.params, { cursor: 'page-2' });
     });
 
     it('request() is the typed escape hatch; notify() sends a notification', async () => {
@@ -162,7 +204,7 @@ export function methodSuite(mode: UpstreamMode): void {
       const called = await client.request('tools/call', { name: 'get-sum', arguments: { a: 1, b: 2 } });
       assert.match((called.content[0] as TextContent).text, /\b3\b/);
       await client.notify('notifications/roots/list_changed');
-      assert.equal(calls.at(-1)?.status, 202);
+      if (transport !== 'ws') assert.equal(calls.at(-1)?.status, 202);
     });
 
     it('a JSON-RPC error from the MCP server is an McpError with its numeric code', async () => {
@@ -172,7 +214,8 @@ export function methodSuite(mode: UpstreamMode): void {
       );
       assert.ok(error instanceof McpError);
       assert.equal(error.code, -32601);
-      assert.ok(!(error instanceof MCPProxyError), 'the way to the server worked');
+      assert.ok(error instanceof MCPProxyError, 'one hierarchy');
+      assert.equal(typeof error.code, 'number', 'a numeric code: the server said no, not the way to it');
 
       const prompt = await client.getPrompt('no-such-prompt').then(
         () => assert.fail('expected an McpError'),
@@ -186,9 +229,28 @@ export function methodSuite(mode: UpstreamMode): void {
     it('initialize() again starts a new session', async () => {
       const previous = client.sessionId;
       await client.initialize();
-      assert.ok(client.sessionId);
-      assert.notEqual(client.sessionId, previous);
+      if (transport !== 'ws') {
+        assert.ok(client.sessionId);
+        assert.notEqual(client.sessionId, previous);
+      }
       assert.deepEqual(await client.ping(), {});
+      if (transport === 'streamable') {
+        // The previous session was ended with DELETE (best effort, in the background).
+        await waitFor(() =>
+          every.some((c) => c.method === 'DELETE' && c.headers['mcp-session-id'] === previous),
+        );
+      }
+    });
+
+    it('close() ends the session', async () => {
+      const session = client.sessionId;
+      await client.close();
+      if (transport === 'streamable') {
+        assert.ok(
+          every.some((c) => c.method === 'DELETE' && c.headers['mcp-session-id'] === session),
+          'DELETE sent before close() resolved',
+        );
+      }
     });
   });
 }

@@ -10,6 +10,9 @@ import { type BaseClientOptions, type FetchInit, type FetchLike, MCPProxyClient 
 /** Upstream kinds server-everything can run as. */
 export type UpstreamMode = 'streamableHttp' | 'sse';
 
+/** Every way the client reaches the proxy. */
+export const TRANSPORTS = ['http', 'streamable', 'ws'] as const;
+
 /** Options a test may change on a stack client. */
 export type ClientOverrides = Partial<BaseClientOptions> & { mcpServerUrl?: string };
 
@@ -56,6 +59,9 @@ export async function startStack(mode: UpstreamMode, env: Record<string, string>
     },
     async close() {
       await Promise.all(clients.map((c) => c.close()));
+      // fetch's pool may leave a connection that never sent a request; the server's graceful
+      // close would wait for its headers timeout (~60 s). Every client here is closed already.
+      proxy.app.server.closeAllConnections();
       await proxy.close();
       await upstream.stop();
     },
@@ -64,18 +70,28 @@ export async function startStack(mode: UpstreamMode, env: Record<string, string>
 
 /** One request the client made, as seen by the recording fetch. */
 export interface RecordedCall {
+  readonly method: string;
   readonly url: string;
   readonly headers: Record<string, string>;
   readonly body: Record<string, unknown>;
-  readonly status: number;
+  /** The answer's status; 0 until its headers arrived. */
+  status: number;
 }
 
-/** A `fetch` that forwards to the real one and records what the client sent and got. */
+/** A `fetch` that forwards to the real one and records what the client sent (at once) and got. */
 export function recordingFetch(): { fetch: FetchLike; calls: RecordedCall[] } {
   const calls: RecordedCall[] = [];
   const fetchLike: FetchLike = async (url: string, init: FetchInit) => {
+    const call: RecordedCall = {
+      method: init.method,
+      url,
+      headers: { ...init.headers },
+      body: JSON.parse(init.body ?? '{}'),
+      status: 0,
+    };
+    calls.push(call);
     const response = await fetch(url, init);
-    calls.push({ url, headers: { ...init.headers }, body: JSON.parse(init.body), status: response.status });
+    call.status = response.status;
     return response;
   };
   return { fetch: fetchLike, calls };

@@ -1,0 +1,57 @@
+# mcp-proxy server image.
+#
+#   docker build -t mcp-proxy:0.1.0 .
+#   docker run --rm -p 127.0.0.1:8000:8000 -e PROXY_TOKEN="$(openssl rand -hex 32)" \
+#     --read-only --cap-drop ALL --security-opt no-new-privileges:true mcp-proxy:0.1.0
+#
+# The server is TypeScript run directly by Node 24 (type stripping): there is no build step, so
+# the image holds only the server's sources, its package.json and its production dependencies.
+# It writes nothing to disk (logs are JSON on stdout), so a read-only root file system works.
+# Deployment guide: docs/deployment.md.
+
+# One pinned base for every stage: the same Node as the workspace's `node` devDependency, so the
+# image runs what the tests ran. Pin the digest too (node:24.21.0-bookworm-slim@sha256:…) if your
+# registry policy asks for it.
+FROM node:24.21.0-bookworm-slim AS base
+WORKDIR /app
+
+# Production dependencies of the server workspace only: no dev dependencies, no client package,
+# no workspace root devDependencies (the `node` binary package, TypeScript, Biome). Install
+# scripts are disabled: no runtime dependency needs one.
+FROM base AS deps
+COPY package.json package-lock.json ./
+COPY packages/server/package.json packages/server/
+RUN npm ci --omit=dev --workspace mcp-proxy-server --include-workspace-root=false \
+      --ignore-scripts --no-audit --no-fund \
+    && npm cache clean --force
+
+FROM base AS runtime
+# tini as PID 1 forwards SIGTERM to node and reaps orphans (stdio MCP servers may leave some),
+# so the image behaves the same under `docker run`, compose and Kubernetes (which has no --init).
+# Debian's package is not version-pinned on purpose: security updates must not break the build.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV NODE_ENV=production
+
+# Only what runs: dependencies, the server's package.json (read for its version) and its sources.
+# Files stay owned by root, so the unprivileged user cannot modify the code it runs.
+COPY --from=deps /app/node_modules ./node_modules
+COPY packages/server/package.json packages/server/
+COPY packages/server/src packages/server/src
+
+# The base image's unprivileged `node` user, by number so Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+
+# Liveness through Node's own fetch (slim images have no curl or wget). Uses PORT from the
+# environment, so set PORT as an environment variable (not only in a mounted .env) if you change it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "packages/server/src/main.ts"]
