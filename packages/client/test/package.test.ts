@@ -123,11 +123,11 @@ describe('the published package', () => {
     assert.ok(!(new Error('plain') instanceof source.MCPProxyError));
   });
 
-  it('scripts/ensure-chromium.mjs passes when Chromium is there and fails clearly otherwise', () => {
-    const script = join(CLIENT_ROOT, '../../scripts/ensure-chromium.mjs');
-    execFileSync(process.execPath, [script], { stdio: 'pipe' });
+  it('scripts/ensure-system-deps.mjs passes when Chromium is there and fails clearly otherwise', () => {
+    const script = join(CLIENT_ROOT, '../../scripts/ensure-system-deps.mjs');
+    execFileSync(process.execPath, [script, 'chromium'], { stdio: 'pipe' });
     try {
-      execFileSync(process.execPath, [script], {
+      execFileSync(process.execPath, [script, 'chromium'], {
         stdio: 'pipe',
         env: { ...process.env, CHROMIUM_PATH: join(CLIENT_ROOT, 'no-such-browser') },
       });

@@ -12,7 +12,7 @@ import Fastify, {
   type FastifyInstance,
   LogController,
 } from 'fastify';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { proxyTokenHook } from './auth/hook.ts';
 import { TokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
@@ -24,15 +24,18 @@ import { bodyId } from './forwarding/envelope.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
-import { MemoryRateStore } from './limits/rate-store.ts';
+import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
+import { RedisRateStore } from './limits/redis-rate-store.ts';
 import { createLogger, redactUrl } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
 import { PassThrough } from './mcp/passthrough.ts';
 import { SessionIdSealer } from './mcp/session-id.ts';
+import { ProxyMetrics } from './observability/metrics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { mcpRoutes } from './routes/mcp.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { proxyRoutes } from './routes/proxy.ts';
 import { registerWebSocket } from './routes/ws.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
@@ -87,7 +90,19 @@ const RESTART_SETTINGS = [
   'sessionSecret',
   'allowQueryToken',
   'corsMaxAgeSeconds',
+  'redisUrl',
+  'metricsToken',
 ] as const satisfies ReadonlyArray<keyof Config>;
+
+/** A warning logged at most once a minute (a dead dependency must not flood the log). */
+function throttledWarning(logger: Logger, message: string): (error: Error) => void {
+  let last = 0;
+  return (error) => {
+    if (Date.now() - last < 60_000) return;
+    last = Date.now();
+    logger.warn({ reason: error.message }, message);
+  };
+}
 
 /** The rate limits a configuration asks for. */
 function rateLimits(config: Config): RateLimits {
@@ -125,12 +140,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
+  let openSockets = () => 0;
+  const metrics = new ProxyMetrics({ sessions: () => sessions.size, sockets: () => openSockets() });
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
+    onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  const rateStore = new MemoryRateStore();
-  const limiter = new RateLimiter(rateStore, rateLimits(config));
+  let rateStore: RateStore = new MemoryRateStore();
+  if (config.redisUrl) {
+    const redis = new RedisRateStore(
+      config.redisUrl,
+      throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
+    );
+    if (!(await redis.ready()))
+      logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
+    rateStore = redis;
+  }
+  const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
+    metrics.refusal(`rate_limit:${name}`),
+  );
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
@@ -200,6 +229,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
+    metrics.request(
+      request.routeOptions.url,
+      request.method,
+      reply.statusCode,
+      request.mcpMethod,
+      reply.elapsedTime / 1000,
+    );
+    metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
+    metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
+    if (request.errorCode) metrics.refusal(request.errorCode);
     // One line per request; headers and bodies are never logged, URLs have token params redacted.
     request.log.info(
       {
@@ -234,6 +273,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
 
   await app.register(infoRoutes);
+  if (config.metricsToken) await app.register(metricsRoutes, { metrics, token: config.metricsToken });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
@@ -244,7 +284,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
-  registerWebSocket(app, {
+  openSockets = registerWebSocket(app, {
     verifier,
     limiter,
     trustedProxies: config.trustedProxies,

@@ -27,6 +27,8 @@ export const DEFAULTS = {
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
+  redisUrl: undefined as string | undefined,
+  metricsToken: undefined as string | undefined,
   rateLimits: {
     windowMs: 60_000,
     requestsPerToken: 1_200,
@@ -114,6 +116,11 @@ const configSchema = z
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),
+    redisUrl: z
+      .string()
+      .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
+      .optional(),
+    metricsToken: tokenSchema.optional(),
     rateLimits: z.strictObject({
       windowMs: positiveInt,
       requestsPerToken: z.number().int().min(0),
@@ -187,6 +194,8 @@ const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly string[], k
   ['ALLOW_QUERY_TOKEN', ['allowQueryToken'], 'bool'],
   ['SESSION_SECRET', ['sessionSecret'], 'string'],
   ['TRUSTED_PROXIES', ['trustedProxies'], 'list'],
+  ['REDIS_URL', ['redisUrl'], 'string'],
+  ['METRICS_TOKEN', ['metricsToken'], 'string'],
   ['RATE_LIMIT_WINDOW_MS', ['rateLimits', 'windowMs'], 'int'],
   ['RATE_LIMIT_PER_TOKEN', ['rateLimits', 'requestsPerToken'], 'int'],
   ['RATE_LIMIT_PER_IP', ['rateLimits', 'requestsPerIp'], 'int'],

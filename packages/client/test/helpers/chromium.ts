@@ -1,5 +1,5 @@
 /**
- * Launches Debian's Chromium (installed by scripts/ensure-chromium.mjs, never downloaded by
+ * Launches Debian's Chromium (installed by scripts/ensure-system-deps.mjs, never downloaded by
  * Playwright) headless through playwright-core.
  */
 import { accessSync, constants } from 'node:fs';
@@ -14,7 +14,7 @@ export async function launchChromium(): Promise<Browser> {
     accessSync(CHROMIUM_PATH, constants.X_OK);
   } catch {
     throw new Error(
-      `Chromium not found at ${CHROMIUM_PATH}: run "node scripts/ensure-chromium.mjs" (as root it installs ` +
+      `Chromium not found at ${CHROMIUM_PATH}: run "node scripts/ensure-system-deps.mjs" (as root it installs ` +
         "Debian's chromium) or set CHROMIUM_PATH.",
     );
   }

@@ -28,8 +28,8 @@ export interface WsRouteOptions {
   readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter'>;
 }
 
-/** Attaches the `/ws` upgrade handler to the app's HTTP server. */
-export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions): void {
+/** Attaches the `/ws` upgrade handler to the app's HTTP server; returns the open-socket count. */
+export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions): () => number {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxMessageBytes,
@@ -87,6 +87,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     app.server.off('upgrade', onUpgrade);
     for (const connection of connections) connection.close(1001, 'proxy shutting down');
   });
+  return () => connections.size;
 }
 
 /** Answers a refused upgrade with an HTTP error and a JSON-RPC body, then closes the socket. */

@@ -14,6 +14,8 @@ export interface UpstreamHttpOptions {
   readonly timeoutMs: number;
   /** Largest upstream response body (or single SSE event) accepted. */
   readonly responseLimitBytes: number;
+  /** Told how long each upstream exchange took to answer (metrics). */
+  readonly onTiming?: (outcome: 'ok' | 'error', seconds: number) => void;
 }
 
 /** One upstream request. */
@@ -71,6 +73,8 @@ export class UpstreamHttp {
   }
 
   async #sendOnce(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
+    const started = performance.now();
+    const timing = this.#options.onTiming;
     try {
       const response = await request(url, {
         method: init.method,
@@ -81,8 +85,10 @@ export class UpstreamHttp {
         headersTimeout: this.#options.timeoutMs,
         bodyTimeout: init.streaming ? 0 : this.#options.timeoutMs,
       });
+      timing?.(response.statusCode < 500 ? 'ok' : 'error', (performance.now() - started) / 1000);
       return { url, status: response.statusCode, headers: response.headers, body: response.body };
     } catch (error) {
+      timing?.('error', (performance.now() - started) / 1000);
       throw toUpstreamError(error, init.signal);
     }
   }

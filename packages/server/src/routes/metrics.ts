@@ -1,0 +1,33 @@
+/**
+ * @module routes/metrics
+ * `GET /metrics`: Prometheus text format, behind its own bearer token (METRICS_TOKEN), never
+ * the proxy tokens. Without a METRICS_TOKEN the route does not exist.
+ */
+import type { FastifyInstance } from 'fastify';
+import { TokenVerifier } from '../auth/tokens.ts';
+import { ProxyError } from '../errors.ts';
+import type { ProxyMetrics } from '../observability/metrics.ts';
+
+/** What the metrics route needs. */
+export interface MetricsRouteOptions {
+  readonly metrics: ProxyMetrics;
+  readonly token: string;
+}
+
+/** Registers `GET /metrics`. */
+export async function metricsRoutes(app: FastifyInstance, options: MetricsRouteOptions): Promise<void> {
+  const verifier = new TokenVerifier([options.token]);
+  app.get('/metrics', async (request, reply) => {
+    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+    if (!verifier.verify(match?.[1])) {
+      throw new ProxyError(
+        'unauthorized',
+        'Send the metrics token as Authorization: Bearer <METRICS_TOKEN>.',
+        {
+          headers: { 'www-authenticate': 'Bearer realm="metrics"' },
+        },
+      );
+    }
+    return reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
+  });
+}
