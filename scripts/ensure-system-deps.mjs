@@ -42,7 +42,9 @@ function run(command, args) {
 const wanted = process.argv.length > 2 ? process.argv.slice(2) : ['chromium', 'redis-server'];
 const unknown = wanted.filter((name) => !(name in KNOWN));
 if (unknown.length > 0) {
-  console.error(`ensure-system-deps: unknown program(s) ${unknown.join(', ')}; known: ${Object.keys(KNOWN).join(', ')}`);
+  console.error(
+    `ensure-system-deps: unknown program(s) ${unknown.join(', ')}; known: ${Object.keys(KNOWN).join(', ')}`,
+  );
   process.exit(2);
 }
 const missing = wanted.filter((name) => !executable(KNOWN[name][0]));
@@ -55,7 +57,9 @@ if (missing.includes('chromium') && process.env.CHROMIUM_PATH) {
 const packages = missing.map((name) => KNOWN[name][1]);
 const manual = `sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages.join(' ')}`;
 if (process.platform !== 'linux' || !executable('/usr/bin/apt-get')) {
-  console.error(`ensure-system-deps: missing ${missing.join(', ')} and this is not a Debian-like system: install them yourself.`);
+  console.error(
+    `ensure-system-deps: missing ${missing.join(', ')} and this is not a Debian-like system: install them yourself.`,
+  );
   process.exit(1);
 }
 if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
