@@ -99,6 +99,36 @@ describe('proxy sessions expire when idle', () => {
     }
   });
 
+  it('caps sessions in total (503 for every token)', async () => {
+    const upstream = await startEverything('sse');
+    const proxy = await startProxy({ MAX_SESSIONS: '1', PROXY_TOKENS: SECOND_TOKEN });
+    try {
+      const init = (token: string) =>
+        postProxy(
+          { url: proxy.url, token },
+          {
+            mcp_server_url: upstream.url,
+            transport: 'sse',
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: {
+              protocolVersion: '2024-11-05',
+              capabilities: {},
+              clientInfo: { name: 't', version: '1' },
+            },
+          },
+        );
+      assert.equal((await init(proxy.token)).status, 200);
+      const other = await init(SECOND_TOKEN);
+      assert.equal(other.status, 503);
+      assert.equal(other.body.error.data.code, 'session_limit');
+    } finally {
+      await proxy.close();
+      await upstream.stop();
+    }
+  });
+
   it('caps sessions per token', async () => {
     const upstream = await startEverything('sse');
     const proxy = await startProxy({ MAX_SESSIONS_PER_TOKEN: '1' });
