@@ -6,12 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import fastifyCors from '@fastify/cors';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { proxyTokenHook } from './auth/hook.ts';
 import { TokenVerifier } from './auth/tokens.ts';
@@ -19,14 +14,13 @@ import type { Config } from './config.ts';
 import { corsOptions } from './cors.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
-import { type ErrorCode, findProxyError, ProxyError, toErrorReply } from './errors.ts';
-import { bodyId } from './forwarding/envelope.ts';
+import { type ErrorCode, ProxyError } from './errors.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
-import { createLogger, redactUrl } from './logger.ts';
+import { createLogger } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
 import { PassThrough } from './mcp/passthrough.ts';
@@ -36,6 +30,7 @@ import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { mcpRoutes } from './routes/mcp.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { registerErrorHandlers, registerRequestLogging } from './routes/observe.ts';
 import { proxyRoutes } from './routes/proxy.ts';
 import { registerWebSocket } from './routes/ws.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
@@ -228,49 +223,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (shuttingDown) reply.header('connection', 'close');
     return payload;
   });
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.request(
-      request.routeOptions.url,
-      request.method,
-      reply.statusCode,
-      request.mcpMethod,
-      reply.elapsedTime / 1000,
-    );
-    metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
-    metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
-    if (request.errorCode) metrics.refusal(request.errorCode);
-    // One line per request; headers and bodies are never logged, URLs have token params redacted.
-    request.log.info(
-      {
-        method: request.method,
-        url: redactUrl(request.url),
-        mcpMethod: request.mcpMethod,
-        target: request.targetHost,
-        status: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.errorCode ? { error: request.errorCode } : {}),
-      },
-      'request',
-    );
-  });
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const reply_ = toErrorReply(fromFastifyError(error), bodyId(request.body));
-    request.errorCode = reply_.error.code;
-    if (reply_.status >= 500 && reply_.error.code === 'internal_error') {
-      request.log.error({ err: error }, 'internal error');
-    } else if (reply_.error.cause !== undefined) {
-      request.log.debug({ err: reply_.error.cause, code: reply_.error.code }, 'request failed');
-    }
-    return reply.code(reply_.status).headers(reply_.headers).send(reply_.body);
-  });
-  app.setNotFoundHandler((request, reply) => {
-    const reply_ = toErrorReply(
-      new ProxyError('not_found', `No endpoint ${request.method} ${request.url.split('?')[0]}.`),
-    );
-    request.errorCode = reply_.error.code;
-    return reply.code(reply_.status).send(reply_.body);
-  });
+  registerRequestLogging(app, metrics);
+  registerErrorHandlers(app);
 
   await app.register(infoRoutes);
   if (config.metricsToken) await app.register(metricsRoutes, { metrics, token: config.metricsToken });
@@ -329,29 +283,4 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.log.info(guard.describe());
   });
   return app;
-}
-
-/** Maps Fastify's own errors (body parsing, limits) onto the registry; others pass through. */
-function fromFastifyError(error: FastifyError): unknown {
-  if (findProxyError(error)) return error;
-  switch (error.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ProxyError('parse_error', 'The request body is not valid JSON.', { cause: error });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ProxyError('invalid_envelope', 'The request body is empty: send a JSON envelope.', {
-        cause: error,
-      });
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ProxyError('payload_too_large', undefined, { cause: error });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ProxyError('unsupported_media_type', undefined, { cause: error });
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new ProxyError('invalid_envelope', 'The Content-Length does not match the body.', {
-        cause: error,
-      });
-  }
-  if (error instanceof SyntaxError || error.statusCode === 400) {
-    return new ProxyError('parse_error', undefined, { cause: error });
-  }
-  return error;
 }

@@ -4,11 +4,18 @@
  * the optional config file (`MCP_PROXY_CONFIG=path`, JSON or YAML), a `.env` file, and the
  * process environment. A bad value fails with one line naming where it came from.
  */
-import { readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import { parse as parseDotenv } from 'dotenv';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import {
+  ConfigError,
+  deepFreeze,
+  deepMerge,
+  ENV_VARS,
+  getPath,
+  parseEnvValue,
+  readConfigFile,
+  readDotenv,
+  setPath,
+} from './config-sources.ts';
 import { HostList } from './egress/host-list.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -163,56 +170,6 @@ type DeepReadonly<T> = T extends (infer U)[]
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
 
-/** Raised for any invalid setting; its message is the one line printed at start-up. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-type Kind = 'string' | 'int' | 'bool' | 'list' | 'intList';
-
-/** Environment variables and where each lands in the config tree. */
-const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly string[], kind: Kind]> = [
-  ['HOST', ['host'], 'string'],
-  ['PORT', ['port'], 'int'],
-  ['PROXY_TOKEN', ['proxyTokens'], 'list'],
-  ['PROXY_TOKENS', ['proxyTokens'], 'list'],
-  ['CORS_ORIGINS', ['corsOrigins'], 'list'],
-  ['CORS_MAX_AGE_SECONDS', ['corsMaxAgeSeconds'], 'int'],
-  ['LOG_LEVEL', ['logLevel'], 'string'],
-  ['BODY_LIMIT_BYTES', ['bodyLimitBytes'], 'int'],
-  ['SHUTDOWN_TIMEOUT_MS', ['shutdownTimeoutMs'], 'int'],
-  ['UPSTREAM_TIMEOUT_MS', ['upstream', 'timeoutMs'], 'int'],
-  ['UPSTREAM_CONNECT_TIMEOUT_MS', ['upstream', 'connectTimeoutMs'], 'int'],
-  ['UPSTREAM_RESPONSE_LIMIT_BYTES', ['upstream', 'responseLimitBytes'], 'int'],
-  ['SESSION_IDLE_TIMEOUT_MS', ['sessions', 'idleTimeoutMs'], 'int'],
-  ['MAX_SESSIONS', ['sessions', 'maxTotal'], 'int'],
-  ['MAX_SESSIONS_PER_TOKEN', ['sessions', 'maxPerToken'], 'int'],
-  ['TRUSTED_HOSTS', ['trustedHosts'], 'list'],
-  ['ALLOW_QUERY_TOKEN', ['allowQueryToken'], 'bool'],
-  ['SESSION_SECRET', ['sessionSecret'], 'string'],
-  ['TRUSTED_PROXIES', ['trustedProxies'], 'list'],
-  ['REDIS_URL', ['redisUrl'], 'string'],
-  ['METRICS_TOKEN', ['metricsToken'], 'string'],
-  ['RATE_LIMIT_WINDOW_MS', ['rateLimits', 'windowMs'], 'int'],
-  ['RATE_LIMIT_PER_TOKEN', ['rateLimits', 'requestsPerToken'], 'int'],
-  ['RATE_LIMIT_PER_IP', ['rateLimits', 'requestsPerIp'], 'int'],
-  ['RATE_LIMIT_WS_MESSAGES_PER_TOKEN', ['rateLimits', 'wsMessagesPerToken'], 'int'],
-  ['RATE_LIMIT_SESSIONS_PER_TOKEN', ['rateLimits', 'sessionsPerToken'], 'int'],
-  ['RATE_LIMIT_AUTH_FAILURES_PER_IP', ['rateLimits', 'authFailuresPerIp'], 'int'],
-  ['WS_ALLOW_MISSING_ORIGIN', ['websocket', 'allowMissingOrigin'], 'bool'],
-  ['WS_MAX_MESSAGE_BYTES', ['websocket', 'maxMessageBytes'], 'int'],
-  ['WS_HEARTBEAT_MS', ['websocket', 'heartbeatMs'], 'int'],
-  ['WS_MAX_QUEUED_BYTES', ['websocket', 'maxQueuedBytes'], 'int'],
-  ['ALLOW_PRIVATE_NETWORKS', ['egress', 'allowPrivateNetworks'], 'bool'],
-  ['EGRESS_ALLOWED_HOSTS', ['egress', 'allowedHosts'], 'list'],
-  ['EGRESS_DENIED_HOSTS', ['egress', 'deniedHosts'], 'list'],
-  ['EGRESS_ALLOWED_PORTS', ['egress', 'allowedPorts'], 'intList'],
-  ['EGRESS_FOLLOW_REDIRECTS', ['egress', 'followRedirects'], 'int'],
-];
-
 /** Where the inputs come from; all optional so tests can pass exactly what they mean. */
 export interface ConfigSources {
   /** Process environment (default: none). */
@@ -302,113 +259,4 @@ function isOrigin(value: string): boolean {
   }
 }
 
-function parseEnvValue(raw: string, kind: Kind, source: string): unknown {
-  const text = raw.trim();
-  switch (kind) {
-    case 'string':
-      return text;
-    case 'int':
-      return parseInteger(text, source);
-    case 'bool': {
-      const lower = text.toLowerCase();
-      if (['1', 'true', 'yes', 'on'].includes(lower)) return true;
-      if (['0', 'false', 'no', 'off'].includes(lower)) return false;
-      throw new ConfigError(`Invalid configuration: ${source}: expected true or false, got "${text}"`);
-    }
-    case 'list':
-      return splitList(text);
-    case 'intList':
-      return splitList(text).map((part) => parseInteger(part, source));
-  }
-}
-
-function parseInteger(text: string, source: string): number {
-  if (!/^\d+$/.test(text)) {
-    throw new ConfigError(`Invalid configuration: ${source}: expected a whole number, got "${text}"`);
-  }
-  return Number(text);
-}
-
-function splitList(text: string): string[] {
-  return text
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
-}
-
-function readDotenv(path: string): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new ConfigError(`Invalid configuration: cannot read ${path}: ${(error as Error).message}`);
-  }
-  return parseDotenv(text);
-}
-
-function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(resolve(path), 'utf8');
-  } catch (error) {
-    throw new ConfigError(
-      `Invalid configuration: MCP_PROXY_CONFIG: cannot read ${path} (${(error as Error).message})`,
-    );
-  }
-  let data: unknown;
-  try {
-    data = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    const first = (error as Error).message.split('\n')[0];
-    throw new ConfigError(`Invalid configuration: config file ${path} does not parse: ${first}`);
-  }
-  if (data === null || data === undefined) return {};
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError(`Invalid configuration: config file ${path} must hold an object at the top level`);
-  }
-  return data as Record<string, unknown>;
-}
-
-function deepMerge(
-  target: Record<string, unknown>,
-  source: Record<string, unknown>,
-  path: string[],
-  origin: Map<string, string>,
-  label: string,
-): void {
-  for (const [key, value] of Object.entries(source)) {
-    const here = [...path, key];
-    const existing = target[key];
-    if (isPlainObject(value) && isPlainObject(existing)) {
-      deepMerge(existing, value, here, origin, label);
-    } else {
-      target[key] = value;
-      origin.set(here.join('.'), label);
-    }
-  }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function getPath(root: Record<string, unknown>, path: readonly string[]): unknown {
-  let node: unknown = root;
-  for (const key of path) node = (node as Record<string, unknown>)[key];
-  return node;
-}
-
-function setPath(root: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let node = root;
-  for (const key of path.slice(0, -1)) node = node[key] as Record<string, unknown>;
-  node[path.at(-1) as string] = value;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
-}
+export { ConfigError };
