@@ -89,6 +89,8 @@ export class McpBridge {
     const session = this.#session(ctx.sessionId, ctx);
     if (session.hasStandalone) throw new ProxyError('stream_conflict');
     const writer = new EventStreamWriter(this.#deps.stream);
+    // Clients wait for the GET's headers before going on; send them now, not with the first event.
+    writer.comment('stream open');
     const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));

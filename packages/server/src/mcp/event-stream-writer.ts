@@ -43,6 +43,11 @@ export class EventStreamWriter {
     return this.#raw(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
   }
 
+  /** Writes an SSE comment (ignored by readers; flushes the response headers at once). */
+  comment(text: string): void {
+    this.#raw(`: ${text}\n\n`);
+  }
+
   /** Ends the stream after what was written. */
   close(): void {
     if (this.#closed) return;
