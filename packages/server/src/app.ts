@@ -26,6 +26,7 @@ import { McpEndpoint } from './mcp/endpoint.ts';
 import { PassThrough } from './mcp/passthrough.ts';
 import { SessionIdSealer } from './mcp/session-id.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
+import { ParamHeaderCatalog } from './protocol/param-headers.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { mcpRoutes } from './routes/mcp.ts';
@@ -167,6 +168,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
   });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
+  const paramHeaders = new ParamHeaderCatalog();
   const targets = new TargetResolver(config.servers, guard);
   const connector = new UpstreamConnector({
     guard,
@@ -175,6 +177,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
     verdicts,
+    paramHeaders,
   });
   const forwarder = new Forwarder({
     targets,
@@ -183,6 +186,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     verdicts,
     timeoutMs: config.upstream.timeoutMs,
+    paramHeaders,
   });
   const sealer = new SessionIdSealer(config.sessionSecret);
   const mcp = new McpEndpoint({

@@ -14,6 +14,7 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
+import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { BridgeSession } from '../sessions/bridge-session.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
@@ -53,6 +54,7 @@ export interface ForwarderDeps {
   readonly sessions: SessionStore<BridgeSession>;
   readonly verdicts: TransportVerdicts;
   readonly timeoutMs: number;
+  readonly paramHeaders?: ParamHeaderCatalog;
 }
 
 /** Forwards single messages to upstream MCP servers. */
@@ -120,6 +122,7 @@ export class Forwarder {
       message,
       timeoutMs: this.#deps.timeoutMs,
       signal: request.signal,
+      paramHeaders: this.#deps.paramHeaders,
     });
     if (filter?.filters(message) && result.response)
       return { ...result, response: filter.filter(result.response) };

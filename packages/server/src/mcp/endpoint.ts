@@ -4,6 +4,7 @@
  * MCP client can use it unchanged. Streamable HTTP upstreams are passed through statelessly;
  * every other upstream is bridged through a proxy-held session.
  */
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import {
@@ -14,12 +15,11 @@ import {
 } from '../forwarding/targets.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
-import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
+import { checkHeaderAgreement, isModernProtocolError } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import { exchangeOnce } from '../upstream/one-shot.ts';
-import { invitesLegacyProbe, rejectStatus } from '../upstream/status.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import type { BridgeContext, McpBridge } from './bridge-handler.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';
@@ -182,13 +182,17 @@ export class McpEndpoint {
       return undefined;
     }
     if (!initializes || ![400, 404, 405].includes(response.status)) return undefined;
-    let refusal: unknown;
-    try {
-      await rejectStatus(this.#deps.http, response, {});
-    } catch (error) {
-      refusal = error;
-    }
-    if (!invitesLegacyProbe(refusal)) throw refusal;
+    const text = await this.#deps.http.readText(response).catch(() => '');
+    // Whatever happens next, the caller may get the upstream's own answer, unchanged.
+    const replay = () =>
+      this.#deps.passThrough.relay(
+        reply,
+        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
+        exchange,
+      );
+    // A modern server's protocol error (e.g. unsupported version, with the versions it supports)
+    // is the answer the client needs to negotiate: no legacy fallback then (spec back-compat).
+    if (isModernProtocolError(text)) return replay();
     try {
       const result = await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,
@@ -199,7 +203,7 @@ export class McpEndpoint {
       this.#deps.verdicts.set(url, 'sse');
       return result;
     } catch {
-      throw refusal;
+      return replay();
     }
   }
 

@@ -21,7 +21,14 @@ const FORWARDED = [
   'mcp-name',
 ];
 /** Upstream response headers relayed to the caller. */
-const RELAYED = ['content-type', 'mcp-protocol-version', 'www-authenticate', 'retry-after', 'cache-control'];
+const RELAYED = [
+  'content-type',
+  'mcp-protocol-version',
+  'www-authenticate',
+  'retry-after',
+  'cache-control',
+  'allow',
+];
 
 /** One pass-through exchange. */
 export interface PassThroughRequest {

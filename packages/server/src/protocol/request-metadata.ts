@@ -99,6 +99,27 @@ export function checkHeaderAgreement(
   }
 }
 
+/** JSON-RPC codes MCP 2026-07-28 servers use for protocol-level refusals. */
+const MODERN_PROTOCOL_ERRORS = new Set([-32020, -32021, -32022]);
+
+/**
+ * True when an HTTP error body is a JSON-RPC error only a modern server sends (header mismatch,
+ * unsupported version with its `supported` list, missing capability): the spec's back-compat
+ * rule says a client then must not fall back to the legacy transport.
+ */
+export function isModernProtocolError(text: string): boolean {
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; data?: { supported?: unknown } } };
+    const code = body.error?.code;
+    return (
+      (typeof code === 'number' && MODERN_PROTOCOL_ERRORS.has(code)) ||
+      Array.isArray(body.error?.data?.supported)
+    );
+  } catch {
+    return false;
+  }
+}
+
 function nameOf(message: JsonRpcMessage): string | undefined {
   if (!('method' in message)) return undefined;
   const field = NAMED_METHODS[message.method];

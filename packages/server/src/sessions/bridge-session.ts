@@ -53,6 +53,8 @@ export class BridgeSession {
   readonly #filter: ToolFilter | undefined;
   /** Requests whose answers the tool filter must see. */
   readonly #filtered = new Set<string>();
+  /** Abort handles of requests whose upstream exchange is still running. */
+  readonly #inFlight = new Map<string, AbortController>();
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
@@ -110,11 +112,18 @@ export class BridgeSession {
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
     if (!this.#active.includes(sink)) this.#active.push(sink);
+    // Over Streamable HTTP, closing a request's stream is its cancellation (2026-07-28): keep a
+    // handle to abort it when the caller cancels or goes away.
+    const controller = new AbortController();
+    this.#inFlight.set(key, controller);
     try {
-      await this.upstream.send(message);
+      await this.upstream.send(message, { signal: controller.signal });
     } catch (error) {
+      if (controller.signal.aborted) return;
       this.#forget(key, token, sink);
       throw error;
+    } finally {
+      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
     }
   }
 
@@ -158,7 +167,17 @@ export class BridgeSession {
 
   /** Sends a client notification or a client's answer to a server request upstream. */
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if ('method' in message && message.method === 'notifications/cancelled') {
+      const requestId = message.params?.requestId;
+      if (typeof requestId === 'string' || typeof requestId === 'number') this.#abort(requestKey(requestId));
+    }
     await this.upstream.send(message);
+  }
+
+  /** Aborts the upstream exchange of one request, if it has its own (an HTTP stream). */
+  #abort(key: string): void {
+    this.#inFlight.get(key)?.abort(new ProxyError('upstream_unreachable', 'The request was cancelled.'));
+    this.#inFlight.delete(key);
   }
 
   /**
@@ -169,6 +188,7 @@ export class BridgeSession {
     for (const [key, owner] of this.#pending) {
       if (owner !== sink) continue;
       this.#pending.delete(key);
+      this.#abort(key);
       const requestId = requestIdOf(key);
       this.upstream
         .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })

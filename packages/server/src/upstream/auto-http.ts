@@ -6,6 +6,7 @@
  */
 import type { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import type { UpstreamHttp } from './http.ts';
 import { SseTransport } from './sse.ts';
 import { invitesLegacyProbe } from './status.ts';
@@ -20,6 +21,7 @@ export interface AutoHttpOptions {
   readonly verdicts: TransportVerdicts;
   readonly bearerToken?: string | undefined;
   readonly handshakeTimeoutMs: number;
+  readonly paramHeaders?: ParamHeaderCatalog | undefined;
 }
 
 /** Picks Streamable HTTP or legacy SSE on first use, then behaves as the one it picked. */
@@ -29,6 +31,7 @@ export class AutoHttpTransport implements UpstreamTransport {
   onclose: (() => void) | undefined;
   readonly #options: AutoHttpOptions;
   #inner: UpstreamTransport | undefined;
+  #probing: UpstreamTransport | undefined;
   #closed = false;
 
   constructor(options: AutoHttpOptions) {
@@ -59,13 +62,18 @@ export class AutoHttpTransport implements UpstreamTransport {
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     if (this.#inner) return this.#inner.send(message, options);
+    // While the first message is still deciding, others go the likely way (Streamable HTTP, and
+    // the only way without a handshake): a legacy server only ever sees initialize first.
+    if (this.#probing) return this.#probing.send(message, options);
     const streamable = this.#streamable();
+    // Held from the start, so close() reaches a first call that is still running.
+    this.#probing = streamable;
     try {
       await streamable.send(message, options);
-      this.#inner = streamable;
+      this.#inner ??= streamable;
       this.#options.verdicts.set(this.#options.url, 'streamable-http');
     } catch (error) {
-      if (!invitesLegacyProbe(error)) throw error;
+      if (!invitesLegacyProbe(error) || this.#closed) throw error;
       let sse: UpstreamTransport;
       try {
         sse = await this.#startSse();
@@ -75,19 +83,22 @@ export class AutoHttpTransport implements UpstreamTransport {
       this.#inner = sse;
       this.#options.verdicts.set(this.#options.url, 'sse');
       await sse.send(message, options);
+    } finally {
+      this.#probing = undefined;
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#inner) await this.#inner.close();
+    const open = this.#inner ?? this.#probing;
+    if (open) await open.close();
     else this.onclose?.();
   }
 
   #streamable(): UpstreamTransport {
-    const { url, http, bearerToken } = this.#options;
-    return this.#wire(new StreamableHttpTransport({ url, http, bearerToken, longLived: true }));
+    const { url, http, bearerToken, paramHeaders } = this.#options;
+    return this.#wire(new StreamableHttpTransport({ url, http, bearerToken, longLived: true, paramHeaders }));
   }
 
   async #startSse(): Promise<UpstreamTransport> {

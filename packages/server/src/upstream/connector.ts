@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { AutoHttpTransport } from './auto-http.ts';
 import type { UpstreamHttp } from './http.ts';
 import { SseTransport } from './sse.ts';
@@ -40,6 +41,8 @@ export interface ConnectorDeps {
   readonly timeoutMs: number;
   readonly responseLimitBytes: number;
   readonly verdicts: TransportVerdicts;
+  /** Learns `x-mcp-header` declarations so body-only callers' calls get their headers. */
+  readonly paramHeaders?: ParamHeaderCatalog;
 }
 
 /** Turns targets into started transports. */
@@ -52,7 +55,7 @@ export class UpstreamConnector {
 
   /** Opens and starts a transport for `target`. */
   async open(target: UpstreamTarget): Promise<UpstreamTransport> {
-    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts } = this.#deps;
+    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders } = this.#deps;
     let transport: UpstreamTransport;
     switch (target.kind) {
       case 'stdio':
@@ -86,6 +89,7 @@ export class UpstreamConnector {
           http,
           bearerToken: target.bearerToken,
           longLived: true,
+          paramHeaders,
         });
         break;
       case 'http-auto':
@@ -95,6 +99,7 @@ export class UpstreamConnector {
           verdicts,
           bearerToken: target.bearerToken,
           handshakeTimeoutMs: timeoutMs,
+          paramHeaders,
         });
         break;
     }

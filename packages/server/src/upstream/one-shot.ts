@@ -9,6 +9,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { RequestCorrelator } from './exchange.ts';
 import type { UpstreamHttp } from './http.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
@@ -23,6 +24,7 @@ export interface OneShotRequest {
   readonly forwardHeaders?: Readonly<Record<string, string>> | undefined;
   readonly message: JsonRpcRequest | JsonRpcNotification;
   readonly timeoutMs: number;
+  readonly paramHeaders?: ParamHeaderCatalog | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -43,6 +45,7 @@ export async function exchangeOnce(http: UpstreamHttp, request: OneShotRequest):
     sessionId: request.sessionId,
     protocolVersion: request.protocolVersion,
     extraHeaders: request.forwardHeaders,
+    paramHeaders: request.paramHeaders,
   });
   const correlator = new RequestCorrelator(transport, true);
   const { message, signal } = request;

@@ -4,12 +4,14 @@
  * POST; the answer is a JSON body, an event stream, or 202 for notifications and responses.
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
+import { Readable } from 'node:stream';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
-import { discard, drain, headerValue, type UpstreamHttp } from './http.ts';
+import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
 import { rejectStatus } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
@@ -31,6 +33,8 @@ export interface StreamableHttpOptions {
   readonly longLived?: boolean;
   /** Headers sent with every POST as they are (e.g. a caller's `Mcp-Param-*`). */
   readonly extraHeaders?: Readonly<Record<string, string>> | undefined;
+  /** Learns tools' `x-mcp-header` declarations and supplies the headers calls need. */
+  readonly paramHeaders?: ParamHeaderCatalog | undefined;
 }
 
 /** Streamable HTTP transport to one upstream server. */
@@ -65,6 +69,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closer.signal])
       : this.#closer.signal;
+    await this.#learnParamHeaders(message, signal);
     const response = await http.send(url, {
       method: 'POST',
       headers: {
@@ -74,11 +79,29 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
         }),
         ...this.#options.extraHeaders,
         // A 2026-07-28 request carries its metadata in headers too; they must match the body.
-        ...(isModernVersion(declaredVersion(message)) ? metadataHeaders(message) : {}),
+        ...(isModernVersion(declaredVersion(message)) ? this.#modernHeaders(message) : {}),
       },
       body: JSON.stringify(message),
       signal,
     });
+    if (response.status >= 400 && response.status < 500 && 'id' in message && isJson(response)) {
+      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
+      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
+      // answer the caller needs, with its data, not a proxy error.
+      const text = await http.readText(response, signal);
+      const answer = rpcErrorFor(text, message.id);
+      if (answer) {
+        this.deliver([answer]);
+        return;
+      }
+      await rejectStatus(
+        http,
+        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
+        {
+          sessionId: this.#sessionId,
+        },
+      );
+    }
     if (response.status < 200 || response.status >= 300) {
       await rejectStatus(http, response, { sessionId: this.#sessionId });
     }
@@ -162,6 +185,79 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     this.onclose?.();
   }
 
+  /**
+   * A body-only caller may call a tool without having listed it through the proxy: look the
+   * tool's `x-mcp-header` declarations up once (a `tools/list` of our own, never delivered).
+   */
+  async #learnParamHeaders(message: JsonRpcMessage, signal: AbortSignal): Promise<void> {
+    const catalog = this.#options.paramHeaders;
+    if (!catalog || !('method' in message) || message.method !== 'tools/call') return;
+    const name = message.params?.name;
+    if (typeof name !== 'string' || !isModernVersion(declaredVersion(message))) return;
+    if (!catalog.needsLookup(this.#options.url.href, name)) return;
+    const list = {
+      jsonrpc: '2.0' as const,
+      id: `mcp-proxy-tools-${Date.now()}`,
+      method: 'tools/list',
+      params: { _meta: message.params?._meta },
+    };
+    try {
+      const response = await this.#options.http.send(this.#options.url, {
+        method: 'POST',
+        headers: {
+          ...this.#headers({
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          }),
+          ...metadataHeaders(list),
+        },
+        body: JSON.stringify(list),
+        signal,
+      });
+      const found: JsonRpcMessage[] = [];
+      if (response.status === 200 && isEventStream(response)) {
+        await readEventStream(response, this.#options.http.responseLimitBytes, (event) => {
+          if (isMessageEvent(event)) found.push(...parseMessages(event.data));
+        });
+      } else if (response.status === 200 && isJson(response)) {
+        found.push(...parseMessages(await this.#options.http.readText(response, signal)));
+      } else {
+        discard(response);
+      }
+      for (const answer of found)
+        if ('result' in answer) catalog.learn(this.#options.url.href, answer.result);
+    } catch {
+      // Best effort: without the declarations the call goes out as the caller sent it.
+    }
+  }
+
+  #modernHeaders(message: JsonRpcMessage): Record<string, string> {
+    const headers = metadataHeaders(message);
+    const catalog = this.#options.paramHeaders;
+    if (
+      catalog &&
+      'method' in message &&
+      message.method === 'tools/call' &&
+      typeof message.params?.name === 'string'
+    ) {
+      Object.assign(
+        headers,
+        catalog.headersFor(this.#options.url.href, message.params.name, message.params.arguments),
+      );
+    }
+    return headers;
+  }
+
+  protected override deliver(messages: readonly JsonRpcMessage[]): void {
+    const catalog = this.#options.paramHeaders;
+    if (catalog) {
+      for (const message of messages) {
+        if ('result' in message) catalog.learn(this.#options.url.href, message.result);
+      }
+    }
+    super.deliver(messages);
+  }
+
   #headers(base: Record<string, string>): Record<string, string> {
     const headers = base;
     if (this.#options.bearerToken) headers.authorization = `Bearer ${this.#options.bearerToken}`;
@@ -169,4 +265,22 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
   }
+}
+
+/** The JSON-RPC error in `text` when it answers request `id`, else undefined. */
+function rpcErrorFor(text: string, id: unknown): JsonRpcMessage | undefined {
+  try {
+    const value = JSON.parse(text) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
+    if (
+      value.jsonrpc === '2.0' &&
+      value.id === id &&
+      typeof value.error === 'object' &&
+      value.error !== null
+    ) {
+      return value as JsonRpcMessage;
+    }
+  } catch {
+    // Not JSON: the status decides.
+  }
+  return undefined;
 }

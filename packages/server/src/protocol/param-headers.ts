@@ -1,0 +1,90 @@
+/**
+ * @module protocol/param-headers
+ * MCP 2026-07-28 lets a tool mark parameters with `x-mcp-header`; a client calling it over
+ * Streamable HTTP must mirror their values into `Mcp-Param-{Name}` headers. Callers that only
+ * send bodies (POST /proxy, WS /ws) cannot, so the proxy learns each upstream's declarations
+ * from the `tools/list` answers passing through it and adds the headers itself.
+ */
+import { encodeHeaderValue } from './request-metadata.ts';
+
+/** One declared header: its name and the property path (of `properties` keys) it mirrors. */
+export interface ParamHeader {
+  readonly header: string;
+  readonly path: readonly string[];
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const MAX_TARGETS = 1_000;
+const MAX_TOOLS = 1_000;
+const LOOKUP_INTERVAL_MS = 30_000;
+
+/** The `x-mcp-header` declarations of one input schema (only statically reachable ones). */
+export function declaredParamHeaders(schema: unknown, path: readonly string[] = []): ParamHeader[] {
+  const properties = (schema as { properties?: unknown } | undefined)?.properties;
+  if (typeof properties !== 'object' || properties === null) return [];
+  const found: ParamHeader[] = [];
+  for (const [key, property] of Object.entries(properties as Record<string, unknown>)) {
+    const name = (property as { 'x-mcp-header'?: unknown } | null)?.['x-mcp-header'];
+    if (typeof name === 'string' && TOKEN.test(name))
+      found.push({ header: `mcp-param-${name.toLowerCase()}`, path: [...path, key] });
+    found.push(...declaredParamHeaders(property, [...path, key]));
+  }
+  return found;
+}
+
+/** The headers for one call's arguments: strings as they are, integers and booleans as text. */
+export function paramHeaderValues(declared: readonly ParamHeader[], args: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const { header, path } of declared) {
+    let value: unknown = args;
+    for (const key of path) value = (value as Record<string, unknown> | null | undefined)?.[key];
+    if (typeof value === 'string') headers[header] = encodeHeaderValue(value);
+    else if (typeof value === 'boolean' || (typeof value === 'number' && Number.isSafeInteger(value))) {
+      headers[header] = String(value);
+    }
+  }
+  return headers;
+}
+
+/** What the proxy has learnt of each upstream's tools, bounded in targets and tools. */
+export class ParamHeaderCatalog {
+  readonly #targets = new Map<string, Map<string, readonly ParamHeader[]>>();
+  readonly #lookups = new Map<string, number>();
+
+  /** Records the declarations of a `tools/list` result from `target`. */
+  learn(target: string, result: unknown): void {
+    const tools = (result as { tools?: unknown } | undefined)?.tools;
+    if (!Array.isArray(tools)) return;
+    let known = this.#targets.get(target);
+    if (!known) {
+      if (this.#targets.size >= MAX_TARGETS)
+        this.#targets.delete(this.#targets.keys().next().value as string);
+      known = new Map();
+      this.#targets.set(target, known);
+    }
+    for (const tool of tools) {
+      const name = (tool as { name?: unknown }).name;
+      if (typeof name !== 'string' || (known.size >= MAX_TOOLS && !known.has(name))) continue;
+      known.set(name, declaredParamHeaders((tool as { inputSchema?: unknown }).inputSchema));
+    }
+  }
+
+  /**
+   * True when `tool` on `target` should be looked up before a call: never seen, and the target's
+   * list was not fetched within the last 30 s (so a bogus name cannot make every call list).
+   */
+  needsLookup(target: string, tool: string, now = Date.now()): boolean {
+    if (this.#targets.get(target)?.has(tool)) return false;
+    const last = this.#lookups.get(target) ?? 0;
+    if (now - last < LOOKUP_INTERVAL_MS) return false;
+    if (this.#lookups.size >= MAX_TARGETS) this.#lookups.delete(this.#lookups.keys().next().value as string);
+    this.#lookups.set(target, now);
+    return true;
+  }
+
+  /** The `Mcp-Param-*` headers a call of `tool` on `target` with `args` needs. */
+  headersFor(target: string, tool: string, args: unknown): Record<string, string> {
+    const declared = this.#targets.get(target)?.get(tool);
+    return declared ? paramHeaderValues(declared, args) : {};
+  }
+}
