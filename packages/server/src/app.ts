@@ -5,6 +5,8 @@
  * by side as they like.
  */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
@@ -188,6 +190,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     paramHeaders,
   });
+  const shutdown = new AbortController();
   const sealer = new SessionIdSealer(config.sessionSecret);
   const mcp = new McpEndpoint({
     targets,
@@ -203,6 +206,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
+    shutdown: shutdown.signal,
   });
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   let shuttingDown = false;
@@ -257,11 +261,31 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
   let drainer: NodeJS.Timeout | undefined;
+  // Sockets and how many requests each has in flight: one with none can be closed at shutdown.
+  const sockets = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.set(socket, 0);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.server.on('upgrade', (request: IncomingMessage) => sockets.delete(request.socket));
+  app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket;
+    if (!sockets.has(socket)) return;
+    sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      if (sockets.has(socket)) sockets.set(socket, Math.max(0, (sockets.get(socket) ?? 1) - 1));
+    });
+  });
   app.addHook('preClose', async () => {
     shuttingDown = true;
+    // Streams that never end by themselves (GET event streams) end now; calls in flight finish.
+    shutdown.abort();
+    for (const session of sessions.values()) session.endStandalone();
     // Keep-alive connections that fall idle once their request finished (or never sent one)
     // would hold close() open until their timeout: close them as soon as they are idle.
-    drainer = setInterval(() => app.server.closeIdleConnections(), 100);
+    drainer = setInterval(() => {
+      for (const [socket, inFlight] of sockets) if (inFlight === 0) socket.destroy();
+    }, 100);
     drainer.unref();
   });
   app.decorate('reload', (next: Config): string[] => {

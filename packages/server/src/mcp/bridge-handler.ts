@@ -135,6 +135,7 @@ export class McpBridge {
       ...this.#deps.stream,
       heartbeatMs: this.#deps.stream.heartbeatMs,
     });
+    writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
     let idle: NodeJS.Timeout | undefined;
     const armIdle = () => {

@@ -36,6 +36,8 @@ export interface McpEndpointDeps {
   readonly http: UpstreamHttp;
   readonly inbound: InboundPolicy;
   readonly timeoutMs: number;
+  /** Aborted when the proxy shuts down: relayed GET streams end then (they never end alone). */
+  readonly shutdown: AbortSignal;
 }
 
 /** A parsed POST body. */
@@ -108,7 +110,10 @@ export class McpEndpoint {
       ownerId: identity.id,
       targetKey,
       body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
-      signal: callerSignal(reply),
+      signal:
+        request.method === 'GET'
+          ? AbortSignal.any([callerSignal(reply), this.#deps.shutdown])
+          : callerSignal(reply),
     };
     const response = await this.#deps.passThrough.send(request, exchange);
     if (target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined) {

@@ -90,7 +90,10 @@ export class PassThrough {
       response.body.resume();
       return reply.send();
     }
-    const limited = limitBytes(this.#http.responseLimitBytes, isEventStream(response));
+    const streaming = isEventStream(response);
+    const limited = limitBytes(this.#http.responseLimitBytes, streaming);
+    // An SSE comment first, so the caller gets the headers now, not with the first event.
+    if (streaming) limited.push(Buffer.from(': proxied\n\n'));
     pipeline(response.body, limited).catch(() => {
       // The caller or the upstream went away mid-stream; both sides are already torn down.
     });

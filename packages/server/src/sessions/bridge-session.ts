@@ -214,6 +214,11 @@ export class BridgeSession {
     if (this.#standalone === sink) this.#standalone = undefined;
   }
 
+  /** Ends the standalone channel (shutdown: a GET stream never ends by itself). */
+  endStandalone(): void {
+    this.#standalone?.end?.();
+  }
+
   /** True while a standalone channel is attached. */
   get hasStandalone(): boolean {
     return this.#standalone !== undefined;

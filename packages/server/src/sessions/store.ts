@@ -100,6 +100,11 @@ export class SessionStore<S extends Closable> {
     await entry.value.close().catch(() => {});
   }
 
+  /** Every open session. */
+  values(): IterableIterator<S> {
+    return [...this.#entries.values()].map((entry) => entry.value).values();
+  }
+
   /** Closes sessions idle longer than the timeout. */
   sweep(): void {
     const cutoff = this.#now() - this.#options.idleTimeoutMs;
