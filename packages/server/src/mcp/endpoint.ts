@@ -6,6 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import {
   type ResolvedTarget,
@@ -110,10 +111,7 @@ export class McpEndpoint {
       ownerId: identity.id,
       targetKey,
       body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
-      signal:
-        request.method === 'GET'
-          ? AbortSignal.any([callerSignal(reply), this.#deps.shutdown])
-          : callerSignal(reply),
+      signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
     const response = await this.#deps.passThrough.send(request, exchange);
     if (target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined) {
@@ -121,6 +119,13 @@ export class McpEndpoint {
       if (probe) return probe;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
+  }
+
+  /** A relayed GET stream ends when its caller leaves or the proxy shuts down. */
+  #getSignal(reply: FastifyReply): AbortSignal {
+    const link = linkAbort([callerSignal(reply), this.#deps.shutdown]);
+    reply.raw.once('close', link.dispose);
+    return link.signal;
   }
 
   /**

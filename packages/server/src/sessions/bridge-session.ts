@@ -5,6 +5,7 @@
  * response goes to the sink that sent its request, progress to the sink that asked for it,
  * and everything else (server-initiated requests and notifications) to the best open sink.
  */
+import { linkAbort } from '../abort.ts';
 import { ProxyError, toErrorReply } from '../errors.ts';
 import {
   isRequest,
@@ -145,10 +146,10 @@ export class BridgeSession {
       },
       fail: (error) => reject(error),
     };
-    const deadline = AbortSignal.timeout(options.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+    const link = linkAbort([options.signal], options.timeoutMs);
+    const { signal } = link;
     const onAbort = () => {
-      const timedOut = deadline.aborted;
+      const { timedOut } = link;
       this.abandon(sink, timedOut ? 'timeout' : 'client disconnected');
       reject(
         timedOut
@@ -162,6 +163,7 @@ export class BridgeSession {
       return await promise;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      link.dispose();
     }
   }
 

@@ -4,6 +4,7 @@
  * for the response with its id, bounded by a deadline; a timed-out or abandoned request is
  * cancelled upstream with `notifications/cancelled`, as the MCP spec asks.
  */
+import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import {
   isRequest,
@@ -68,13 +69,14 @@ export class RequestCorrelator {
   async request(message: JsonRpcRequest, options: ExchangeOptions): Promise<JsonRpcResponse> {
     const key = requestKey(message.id);
     if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
-    const deadline = AbortSignal.timeout(options.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+    const link = linkAbort([options.signal], options.timeoutMs);
+    const { signal } = link;
     const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    this.#pending.set(key, { resolve, reject });
+    const entry: Pending = { resolve, reject };
+    this.#pending.set(key, entry);
 
     const onAbort = () => {
-      const timedOut = deadline.aborted;
+      const { timedOut } = link;
       reject(
         timedOut
           ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
@@ -86,7 +88,8 @@ export class RequestCorrelator {
     try {
       this.#transport.send(message, { signal }).then(
         () => {
-          if (this.#inline) {
+          // Only a request still waiting was left without an answer.
+          if (this.#inline && this.#pending.get(key) === entry) {
             reject(
               new ProxyError(
                 'upstream_protocol_error',
@@ -100,6 +103,7 @@ export class RequestCorrelator {
       return await promise;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      link.dispose();
       this.#pending.delete(key);
     }
   }

@@ -4,6 +4,7 @@
  * whose first `endpoint` event names the URL to POST messages to; every answer comes back on
  * the stream. The proxy holds the stream for the life of a proxy session.
  */
+import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isMessageEvent, readEventStream } from './event-stream.ts';
@@ -39,7 +40,8 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
 
   async start(): Promise<void> {
     const { http, url, handshakeTimeoutMs } = this.#options;
-    const handshake = AbortSignal.any([this.#closer.signal, AbortSignal.timeout(handshakeTimeoutMs)]);
+    const handshakeLink = linkAbort([this.#closer.signal], handshakeTimeoutMs);
+    const handshake = handshakeLink.signal;
     const response = await http.send(url, {
       method: 'GET',
       headers: this.#headers({ accept: 'text/event-stream' }),
@@ -99,6 +101,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
       throw error;
     } finally {
       handshake.removeEventListener('abort', onTimeout);
+      handshakeLink.dispose();
     }
   }
 
@@ -116,19 +119,22 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
       throw new ProxyError('upstream_unreachable', 'The MCP server event stream is closed.');
     }
     const { http } = this.#options;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, this.#closer.signal])
-      : this.#closer.signal;
-    const response = await http.send(endpoint, {
-      method: 'POST',
-      headers: this.#headers({ 'content-type': 'application/json' }),
-      body: JSON.stringify(message),
-      signal,
-    });
-    if (response.status < 200 || response.status >= 300) {
-      await rejectStatus(http, response, { sessionId: 'legacy-sse' });
+    const link = linkAbort([options.signal, this.#closer.signal]);
+    const signal = link.signal;
+    try {
+      const response = await http.send(endpoint, {
+        method: 'POST',
+        headers: this.#headers({ 'content-type': 'application/json' }),
+        body: JSON.stringify(message),
+        signal,
+      });
+      if (response.status < 200 || response.status >= 300) {
+        await rejectStatus(http, response, { sessionId: 'legacy-sse' });
+      }
+      drain(response);
+    } finally {
+      link.dispose();
     }
-    drain(response);
   }
 
   async close(): Promise<void> {

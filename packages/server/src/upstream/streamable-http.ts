@@ -5,6 +5,7 @@
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
 import { Readable } from 'node:stream';
+import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
@@ -65,10 +66,16 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
   }
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    const link = linkAbort([options.signal, this.#closer.signal]);
+    try {
+      await this.#send(message, link.signal);
+    } finally {
+      link.dispose();
+    }
+  }
+
+  async #send(message: JsonRpcMessage, signal: AbortSignal): Promise<void> {
     const { http, url } = this.#options;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, this.#closer.signal])
-      : this.#closer.signal;
     await this.#learnParamHeaders(message, signal);
     const response = await http.send(url, {
       method: 'POST',
