@@ -1,0 +1,73 @@
+/**
+ * @module bench/lib/env
+ * Where things are and the knobs of a run, all in one literal. Every knob can be overridden
+ * from the environment (`BENCH_*`), e.g. `BENCH_QUICK=1 npm run bench` for a smoke run.
+ */
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The bench folder. */
+export const BENCH = fileURLToPath(new URL('../', import.meta.url));
+/** Git-ignored cache for tools the bench installs (peer proxies). */
+export const CACHE = fileURLToPath(new URL('../.cache/', import.meta.url));
+/** Git-ignored output folder. */
+export const RESULTS = fileURLToPath(new URL('../results/', import.meta.url));
+/** Node running the bench (Node 24 under `npm run bench`): also runs every Node child. */
+export const NODE = process.execPath;
+
+/** The core the proxy and its upstream share. */
+export const SERVER_CORES = process.env.BENCH_SERVER_CORES ?? '0';
+/** The core the load generators (and this orchestrator) use. */
+export const LOAD_CORES = process.env.BENCH_LOAD_CORES ?? '1';
+
+const quick = process.env.BENCH_QUICK === '1';
+
+function num(name: string, fallback: number): number {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? fallback : Number(raw);
+}
+
+/** The knobs of a run. */
+export const SETTINGS = {
+  /** Seconds measured per point (whole seconds: wrk takes no fractions). */
+  seconds: num('BENCH_SECONDS', quick ? 1 : 3),
+  /** Seconds of unmeasured load before each point (connections open, JIT warm); 0 for none. */
+  warmupSeconds: num('BENCH_WARMUP_SECONDS', 1),
+  /** Repetitions of every configuration, interleaved. */
+  repeats: num('BENCH_REPEATS', quick ? 1 : 3),
+  /** HTTP concurrency points. */
+  concurrency: (process.env.BENCH_CONCURRENCY ?? '1,8,64,256').split(',').map(Number),
+  /** Idle WebSockets and /mcp sessions at which RSS per connection is taken. */
+  idleCounts: (process.env.BENCH_IDLE_COUNTS ?? (quick ? '200,1000' : '1000,10000')).split(',').map(Number),
+  /** Requests for the leak check (scaled down to fit the time budget; the report says so). */
+  leakRequests: num('BENCH_LEAK_REQUESTS', quick ? 40_000 : 1_000_000),
+  /** Requests after which the leak check's baseline RSS is taken. */
+  leakBaseline: num('BENCH_LEAK_BASELINE', quick ? 20_000 : 100_000),
+  /** Whole-run time budget in seconds; the leak check gets what is left of it. */
+  budgetSeconds: num('BENCH_BUDGET_SECONDS', quick ? 240 : 560),
+  /** Sections to run (comma list): http, ws, info, everything, peers, memory, profile, leak, and the
+   * optional leakpaths. Default: all but the optional ones. */
+  only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
+} as const;
+
+/** The proxy token the bench configures. */
+export const PROXY_TOKEN = 'bench-proxy-token-0123456789abcdef';
+/** The browser origin the bench's WebSocket clients claim (and the proxy allows). */
+export const ORIGIN = 'http://bench.localhost';
+
+/** The tools/call body every HTTP path carries (the proxy envelope wraps the same message). */
+export const ECHO_CALL = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'echo', arguments: { message: 'bench' } },
+} as const;
+
+/** Sections that run only when named in BENCH_ONLY. */
+const OPTIONAL = ['leakpaths'];
+
+/** True if the section should run. */
+export function wanted(section: string): boolean {
+  return SETTINGS.only.length === 0 ? !OPTIONAL.includes(section) : SETTINGS.only.includes(section);
+}

@@ -1,0 +1,317 @@
+/**
+ * @module bench/lib/report
+ * The Markdown report printed at the end of a run (and saved next to the JSON): every table
+ * shows medians with min–max over the repetitions.
+ */
+import type { BenchResults } from './results.ts';
+import { med, type Point, spread } from './stats.ts';
+import { findPoint, judgeTargets } from './targets.ts';
+
+const ms = (us: number) => (Number.isFinite(us) ? (us / 1000).toFixed(us < 10_000 ? 2 : 1) : 'n/a');
+const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en') : 'n/a');
+const signed = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${Math.round(v)}` : 'n/a');
+const ratio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a');
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+function rate(point: Point): string {
+  const s = spread(point.runs.map((r) => r.rps));
+  return `${int(s.median)} (${int(s.min)}–${int(s.max)})`;
+}
+
+function cpu(point: Point | undefined): string {
+  if (!point || point.runs[0]?.cpuUs === undefined) return '—';
+  return `${int(med(point, 'cpuUs'))} (${int(med(point, 'cpuSysUs'))} sys)`;
+}
+
+function errors(point: Point): string {
+  const total = point.runs.reduce((sum, r) => sum + r.errors, 0);
+  return total > 0 ? ` ⚠ ${total} errors` : '';
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Renders the whole report. */
+export function renderReport(results: BenchResults): string {
+  const { points, machine, settings } = results;
+  const out: string[] = [];
+  out.push(
+    `Machine: ${machine.nproc} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB RAM, Node ${machine.node}, ` +
+      `${machine.os}, Linux ${machine.kernel}; ${machine.wrk}; nginx ${machine.nginx}.`,
+    `Run: ${settings.repeats} repetitions × ${settings.seconds} s per point (after ${settings.warmupSeconds} s warm-up), ` +
+      `interleaved; proxy + upstream pinned to core 0, load generator to core 1. ` +
+      `Started ${results.startedAt}, took ${Math.round(results.durationSeconds)} s.`,
+  );
+  const foreign = spread(points.flatMap((p) => p.runs.map((r) => r.foreignPct)));
+  if (Number.isFinite(foreign.median)) {
+    out.push(
+      `Other load on the server core during measured runs (busy time not ours, e.g. other tenants): ` +
+        `median ${foreign.median.toFixed(1)}%, max ${foreign.max.toFixed(1)}%.`,
+    );
+  }
+  out.push('');
+
+  const http = points.filter((p) => p.group === 'http');
+  if (http.length > 0) {
+    out.push('### HTTP, fast upstream (tools/call echo)', '');
+    const rows = http.map((p) => {
+      const direct = findPoint(points, 'http', 'direct', p.concurrency);
+      const nginx = findPoint(points, 'http', 'nginx', p.concurrency);
+      const isDirect = p.path === 'direct';
+      return [
+        p.path,
+        String(p.concurrency),
+        rate(p) + errors(p),
+        ms(med(p, 'p50')),
+        ms(med(p, 'p99')),
+        ms(med(p, 'p999')),
+        isDirect
+          ? '—'
+          : `${signed(med(p, 'p50') - med(direct, 'p50'))} / ${signed(med(p, 'p99') - med(direct, 'p99'))}`,
+        isDirect ? '—' : ratio(med(p, 'rps') / med(direct, 'rps')),
+        p.path === 'nginx' || isDirect ? '—' : ratio(med(p, 'rps') / med(nginx, 'rps')),
+        cpu(p),
+        int(med(p, 'upstreamCpuUs')),
+      ];
+    });
+    out.push(
+      table(
+        [
+          'path',
+          'conc.',
+          'req/s median (min–max)',
+          'p50 ms',
+          'p99 ms',
+          'p99.9 ms',
+          'added µs p50 / p99',
+          '× direct',
+          '× nginx',
+          'server CPU µs/req (kernel part)',
+          'upstream CPU µs/req',
+        ],
+        rows,
+      ),
+      '',
+    );
+  }
+
+  const ws = points.filter((p) => p.group === 'ws');
+  if (ws.length > 0) {
+    out.push('### WS /ws (tools/call echo over one socket and many)', '');
+    out.push(
+      table(
+        ['shape', 'msg/s median (min–max)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'proxy CPU µs/msg'],
+        ws.map((p) => [
+          p.path,
+          rate(p) + errors(p),
+          ms(med(p, 'p50')),
+          ms(med(p, 'p99')),
+          ms(med(p, 'p999')),
+          int(med(p, 'cpuUs')),
+        ]),
+      ),
+      '',
+    );
+  }
+
+  const info = points.filter((p) => p.group === 'info');
+  if (info.length > 0) {
+    out.push('### LOG_LEVEL=info (one access-log line per request, to /dev/null) vs warn', '');
+    out.push(
+      table(
+        ['path', 'conc.', 'warn req/s', 'info req/s', 'warn CPU µs/req', 'info CPU µs/req'],
+        info.map((p) => {
+          const warn = findPoint(points, 'http', p.path, p.concurrency);
+          return [
+            p.path,
+            String(p.concurrency),
+            int(med(warn, 'rps')),
+            rate(p) + errors(p),
+            int(med(warn, 'cpuUs')),
+            int(med(p, 'cpuUs')),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+
+  const everything = points.filter((p) => p.group === 'everything');
+  if (everything.length > 0) {
+    out.push('### Realistic upstream: @modelcontextprotocol/server-everything (stateful, SSE answers)', '');
+    out.push(
+      table(
+        [
+          'path',
+          'conc.',
+          'req/s median (min–max)',
+          'p50 ms',
+          'p99 ms',
+          'added µs p50 / p99',
+          'proxy CPU µs/req',
+          'upstream CPU µs/req',
+        ],
+        everything.map((p) => {
+          const direct = findPoint(points, 'everything', 'direct', p.concurrency);
+          return [
+            p.path,
+            String(p.concurrency),
+            rate(p) + errors(p),
+            ms(med(p, 'p50')),
+            ms(med(p, 'p99')),
+            p.path === 'direct'
+              ? '—'
+              : `${signed(med(p, 'p50') - med(direct, 'p50'))} / ${signed(med(p, 'p99') - med(direct, 'p99'))}`,
+            p.path === 'direct' ? '—' : int(med(p, 'cpuUs')),
+            int(med(p, 'upstreamCpuUs')),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+
+  const peers = points.filter((p) => p.group.startsWith('peers-'));
+  if (peers.length > 0 || results.peerNotes.length > 0) {
+    out.push('### Peer proxies', '');
+    out.push(
+      table(
+        [
+          'upstream',
+          'proxy',
+          'conc.',
+          'req/s median (min–max)',
+          'p50 ms',
+          'p99 ms',
+          'proxy CPU µs/req',
+          'ours ÷ this',
+        ],
+        peers.map((p) => {
+          const ours = points.find(
+            (o) =>
+              o.group === p.group && o.concurrency === p.concurrency && o.path.startsWith('mcp-proxy (ours)'),
+          );
+          return [
+            p.group === 'peers-stdio' ? 'stdio echo' : 'fast HTTP',
+            p.path,
+            String(p.concurrency),
+            rate(p) + errors(p),
+            ms(med(p, 'p50')),
+            ms(med(p, 'p99')),
+            int(med(p, 'cpuUs')),
+            p === ours ? '—' : ratio(med(ours, 'rps') / med(p, 'rps')),
+          ];
+        }),
+      ),
+      '',
+    );
+    for (const note of results.peerNotes) out.push(`- ${note.peer}: ${note.note}`);
+    if (results.peerNotes.length > 0) out.push('');
+  }
+
+  if (results.idle.length > 0) {
+    out.push('### Memory: proxy RSS per idle connection', '');
+    const rows: string[][] = [];
+    for (const r of results.idle) {
+      const kind = r.mode === 'ws' ? 'idle WS /ws socket' : 'idle /mcp session (bridged to a WS upstream)';
+      if (r.error) rows.push([kind, '—', '—', '—', `failed: ${r.error.split('\n')[0]}`]);
+      for (const s of r.samples) {
+        rows.push([
+          kind,
+          s.count.toLocaleString('en'),
+          `${s.opened}${s.failed > 0 ? ` (${s.failed} failed)` : ''}`,
+          mib(s.rssBytes),
+          `${(s.perConnectionBytes / 1024).toFixed(1)} KiB`,
+        ]);
+      }
+    }
+    out.push(
+      table(['kind', 'N', 'opened', 'proxy RSS', 'per connection (over a 100-connection baseline)'], rows),
+      '',
+    );
+  }
+
+  if (results.leak) {
+    const leak = results.leak;
+    out.push(
+      '### Leak check (fresh proxy, POST /proxy and /mcp alternating, c=64)',
+      '',
+      table(
+        ['requests', 'proxy RSS'],
+        leak.samples.map((s) => [s.requests.toLocaleString('en'), mib(s.rssBytes)]),
+      ),
+      '',
+      `${leak.requests.toLocaleString('en')} requests in ${Math.round(leak.seconds)} s, ${leak.errors} errors; ` +
+        `growth after the baseline: ${mib(leak.growthBytes)}.${leak.scaledNote ? ` ${leak.scaledNote}` : ''}`,
+      '',
+    );
+  }
+
+  if (results.leakPaths) {
+    out.push('### RSS growth per path (fresh proxy each: 30 s load at c=64, then 35 s idle)', '');
+    const seconds =
+      results.leakPaths[0]?.samples.map((s, i) =>
+        i === 0 ? 'start' : `${i * 5}s${s.idle ? ' idle' : ''}`,
+      ) ?? [];
+    out.push(
+      table(
+        ['path', ...seconds],
+        results.leakPaths.map((g) => [g.path, ...g.samples.map((s) => mib(s.rssBytes).replace(' MiB', ''))]),
+      ),
+      '',
+      'RSS in MiB; requests served per path: ' +
+        results.leakPaths
+          .map((g) => `${g.path} ${(g.samples.at(-1)?.requests ?? 0).toLocaleString('en')}`)
+          .join(', ') +
+        '.',
+      '',
+    );
+  }
+
+  const verdicts = judgeTargets(results);
+  out.push('### Targets (reported, not asserted)', '');
+  out.push(
+    table(
+      ['target', 'figure', 'met?'],
+      verdicts.map((v) => [v.target, v.figure, v.met === undefined ? 'n/a' : v.met ? 'met' : '**missed**']),
+    ),
+    '',
+  );
+
+  for (const profile of results.profiles) {
+    out.push(`### CPU profile: ${profile.path} (c=64, fresh proxy)`, '');
+    if (!profile.summary) {
+      out.push(`no profile: ${profile.error ?? 'unknown'}`, '');
+      continue;
+    }
+    const s = profile.summary;
+    out.push(
+      `Busy ${Math.round(s.busyMs)} ms sampled. Self time by origin: ` +
+        s.byOrigin.map((e) => `${e.name} ${e.percent.toFixed(1)}%`).join(', '),
+      '',
+      table(
+        ['top self time', '%', 'nearest of our functions on the stack'],
+        s.topSelf
+          .slice(0, 12)
+          .map((e) => [
+            `\`${e.name}\``,
+            e.percent.toFixed(1),
+            (e.ourCallers ?? []).map((c) => `\`${c.name}\` ${Math.round(c.percent)}%`).join(', '),
+          ]),
+      ),
+      '',
+      table(
+        ['our functions, inclusive', '%'],
+        s.topOursInclusive.slice(0, 12).map((e) => [`\`${e.name}\``, e.percent.toFixed(1)]),
+      ),
+      '',
+    );
+  }
+  for (const note of results.notes) out.push(`- ${note}`);
+  return `${out.join('\n')}\n`;
+}

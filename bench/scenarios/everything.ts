@@ -1,0 +1,68 @@
+/**
+ * @module bench/scenarios/everything
+ * One realistic run: `@modelcontextprotocol/server-everything` (the SDK's stateful Streamable
+ * HTTP server, SSE answers) as the upstream, reached directly, through `POST /proxy` and
+ * through `/mcp`, each with its own session, calling its `echo` tool.
+ */
+import { PROXY_TOKEN } from '../lib/env.ts';
+import { expectAnswer, INITIALIZE, INITIALIZED, openSession, post } from '../lib/mcp-http.ts';
+import type { Server } from '../lib/servers.ts';
+import type { Point } from '../lib/stats.ts';
+import { type LoadConfig, measurePoints } from './load.ts';
+import { checkSpec, directSpec, mcpSpec, proxySpec } from './paths.ts';
+
+/** Measures the three paths at each concurrency. */
+export async function measureEverything(
+  everything: Server,
+  proxy: Server,
+  concurrency: readonly number[],
+  dir: string,
+  log: (line: string) => void,
+): Promise<Point[]> {
+  const upstreamUrl = `${everything.base}/mcp`;
+  const direct = directSpec(upstreamUrl, await openSession(upstreamUrl, {}));
+  const viaProxy = proxySpec(proxy.base, upstreamUrl, await proxySession(proxy.base, upstreamUrl));
+  const mcpUrl = `${proxy.base}/mcp`;
+  const viaMcp = mcpSpec(
+    proxy.base,
+    upstreamUrl,
+    await openSession(mcpUrl, { 'x-proxy-token': PROXY_TOKEN, 'x-mcp-server-url': upstreamUrl }),
+  );
+  const paths = [
+    { path: 'direct', spec: direct, serverPids: undefined },
+    { path: 'POST /proxy', spec: viaProxy, serverPids: proxy.pids },
+    { path: '/mcp', spec: viaMcp, serverPids: proxy.pids },
+  ];
+  for (const { path, spec } of paths) await checkSpec(`server-everything ${path}`, spec);
+  const configs: LoadConfig[] = [];
+  for (const c of concurrency) {
+    for (const p of paths) {
+      configs.push({
+        group: 'everything',
+        path: p.path,
+        concurrency: c,
+        spec: p.spec,
+        upstreamPids: everything.pids,
+        ...(p.serverPids ? { serverPids: p.serverPids } : {}),
+      });
+    }
+  }
+  return measurePoints(configs, dir, log);
+}
+
+/** initialize + notifications/initialized through POST /proxy; returns the upstream's session id. */
+async function proxySession(proxyBase: string, upstreamUrl: string): Promise<string> {
+  const headers = { 'x-proxy-token': PROXY_TOKEN };
+  const init = await post(`${proxyBase}/proxy`, headers, { mcp_server_url: upstreamUrl, ...INITIALIZE });
+  expectAnswer('initialize through POST /proxy', init, 'protocolVersion');
+  const sessionId = init.headers.get('mcp-session-id');
+  if (!sessionId) throw new Error('initialize through POST /proxy: no Mcp-Session-Id');
+  const done = await post(`${proxyBase}/proxy`, headers, {
+    mcp_server_url: upstreamUrl,
+    mcp_session_id: sessionId,
+    mcp_protocol_version: '2025-06-18',
+    ...INITIALIZED,
+  });
+  if (done.status !== 202) throw new Error(`notifications/initialized through POST /proxy: ${done.status}`);
+  return sessionId;
+}
