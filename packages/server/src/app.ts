@@ -25,6 +25,7 @@ import { RedisRateStore } from './limits/redis-rate-store.ts';
 import { createLogger } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
+import { ModernBridge } from './mcp/modern-bridge-handler.ts';
 import { PassThrough } from './mcp/passthrough.ts';
 import { SessionIdSealer } from './mcp/session-id.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
@@ -37,8 +38,10 @@ import { registerErrorHandlers, registerRequestLogging } from './routes/observe.
 import { proxyRoutes } from './routes/proxy.ts';
 import { registerWebSocket } from './routes/ws.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
+import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionStore } from './sessions/store.ts';
 import { UpstreamConnector } from './upstream/connector.ts';
+import { EraDetector, EraVerdicts } from './upstream/era-detector.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { TransportVerdicts } from './upstream/verdicts.ts';
 
@@ -171,6 +174,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
   const paramHeaders = new ParamHeaderCatalog();
+  const eras = new EraDetector({
+    http,
+    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES }),
+    timeoutMs: config.upstream.timeoutMs,
+  });
   const targets = new TargetResolver(config.servers, guard);
   const connector = new UpstreamConnector({
     guard,
@@ -180,7 +188,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     verdicts,
     paramHeaders,
+    eras,
+    // A call waiting on a modern client's input is held as long as an idle session would be.
+    inputDeadlineMs: config.sessions.idleTimeoutMs,
   });
+  const pool = new ModernSessionPool({ sessions, connector });
+  const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const forwarder = new Forwarder({
     targets,
     http,
@@ -189,6 +202,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     verdicts,
     timeoutMs: config.upstream.timeoutMs,
     paramHeaders,
+    eras,
+    pool,
   });
   const shutdown = new AbortController();
   const sealer = new SessionIdSealer(config.sessionSecret);
@@ -202,8 +217,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       sessions,
       connector,
       timeoutMs: config.upstream.timeoutMs,
-      stream: { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS },
+      stream,
     }),
+    modern: new ModernBridge({ pool, timeoutMs: config.upstream.timeoutMs, stream }),
+    eras,
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,

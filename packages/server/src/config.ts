@@ -83,6 +83,11 @@ const urlServerSchema = z.strictObject({
   token: z.string().min(1).optional(),
   /** Only these tools are listed and callable (others look unknown). */
   tools: z.array(z.string().min(1)).optional(),
+  /**
+   * Which MCP era the server speaks: `modern` (2026-07-28 only), `legacy` (session versions only),
+   * or `auto` (learnt from its answers; cached per upstream).
+   */
+  protocol: z.enum(['auto', 'modern', 'legacy']).default('auto'),
 });
 
 /** An operator-configured MCP server run as a child process speaking stdio. */
@@ -93,6 +98,11 @@ const stdioServerSchema = z.strictObject({
   cwd: z.string().min(1).optional(),
   /** Only these tools are listed and callable (others look unknown). */
   tools: z.array(z.string().min(1)).optional(),
+  /**
+   * Which MCP era the server speaks: `modern` (2026-07-28 only), `legacy` (session versions only),
+   * or `auto` (learnt from its answers; cached per upstream).
+   */
+  protocol: z.enum(['auto', 'modern', 'legacy']).default('auto'),
 });
 
 const configSchema = z

@@ -14,10 +14,13 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
+import { clientEraOf, isModernOnlyRefusal } from '../protocol/eras.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { BridgeSession } from '../sessions/bridge-session.ts';
+import type { ModernSessionPool } from '../sessions/modern-pool.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
-import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
+import { UpstreamConnector, type UpstreamTarget } from '../upstream/connector.ts';
+import type { EraDetector } from '../upstream/era-detector.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import { exchangeOnce } from '../upstream/one-shot.ts';
 import { invitesLegacyProbe } from '../upstream/status.ts';
@@ -55,6 +58,8 @@ export interface ForwarderDeps {
   readonly verdicts: TransportVerdicts;
   readonly timeoutMs: number;
   readonly paramHeaders?: ParamHeaderCatalog;
+  readonly eras: EraDetector;
+  readonly pool: ModernSessionPool;
 }
 
 /** Forwards single messages to upstream MCP servers. */
@@ -79,13 +84,32 @@ export class Forwarder {
       return { ...(await this.#viaSession(session, request)), sessionId };
     }
 
-    if (target.kind !== 'http-auto' && target.kind !== 'streamable-http')
-      return this.#viaBridge(target, request);
+    const http = target.kind === 'http-auto' || target.kind === 'streamable-http';
     const known = target.kind === 'http-auto' ? this.#deps.verdicts.get(target.url) : 'streamable-http';
+    const eraTarget = UpstreamConnector.eraTarget(target);
+    const { eras } = this.#deps;
+    if (sessionId === undefined && clientEraOf(request.message, request.protocolVersion) === 'modern') {
+      // A modern caller needs no session, unless the server speaks only the session era: then
+      // the proxy holds one for it (pooled per token and client envelope).
+      if (!http) return this.#viaPool(target, request);
+      if (known === 'sse') return this.#viaPool({ ...target, kind: 'sse' }, request);
+      if ((await eras.supportsModern(eraTarget, request.signal)) === false)
+        return this.#viaPool(target, request);
+    } else if (http && sessionId === undefined && eras.known(eraTarget).legacy === false) {
+      // A session caller of a server that speaks only 2026-07-28: the proxy holds the session.
+      return this.#viaBridge(target, request);
+    }
+    if (!http) return this.#viaBridge(target, request);
     if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
     try {
       const result = await this.#viaStreamable(target, request);
       if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
+      if (sessionId === undefined && result.response && isModernOnlyRefusal(result.response)) {
+        // Refused the way a modern-only server refuses a session client: bridge it instead.
+        eras.learn(eraTarget, 'legacy', false);
+        eras.learn(eraTarget, 'modern', true);
+        return this.#viaBridge(target, request);
+      }
       return result;
     } catch (error) {
       if (known !== undefined || sessionId !== undefined || !invitesLegacyProbe(error)) throw error;
@@ -157,6 +181,18 @@ export class Forwarder {
     } finally {
       await oneOff.close();
     }
+  }
+
+  /** A modern caller of a session-era server, through a pooled upstream session. */
+  async #viaPool(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
+    const { message, signal } = request;
+    if (!isRequest(message)) return {}; // cancellation is the caller closing its request
+    const ctx = { ownerId: request.identity.id, target, targetKey: TargetResolver.key(target) };
+    const session = await this.#deps.pool.session(ctx, message);
+    const response = await this.#deps.pool
+      .exchange(session, message)
+      .call({ timeoutMs: this.#deps.timeoutMs, signal });
+    return { response };
   }
 
   async #viaSession(session: BridgeSession, request: ForwardRequest): Promise<ForwardResult> {

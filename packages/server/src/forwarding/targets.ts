@@ -56,10 +56,17 @@ export class TargetResolver {
       const server =
         permitted && Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
       if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
-      if ('command' in server) return { kind: 'stdio', name: request.server, server, tools: server.tools };
+      if ('command' in server)
+        return {
+          kind: 'stdio',
+          name: request.server,
+          server,
+          tools: server.tools,
+          protocol: server.protocol,
+        };
       // The operator's token for this server wins; otherwise the caller's (e.g. its OAuth token).
       const target = await this.#classify(server.url, server.transport, server.token ?? request.bearerToken);
-      return { ...target, tools: server.tools };
+      return { ...target, tools: server.tools, protocol: server.protocol };
     }
     return this.#classify(request.url, request.transport, request.bearerToken);
   }

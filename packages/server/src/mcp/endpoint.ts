@@ -16,14 +16,18 @@ import {
 } from '../forwarding/targets.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
+import { clientEraOf, isModernOnlyRefusal, parseJson } from '../protocol/eras.ts';
 import { checkHeaderAgreement, isModernProtocolError } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
+import { UpstreamConnector } from '../upstream/connector.ts';
+import type { EraDetector } from '../upstream/era-detector.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import { exchangeOnce } from '../upstream/one-shot.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import type { BridgeContext, McpBridge } from './bridge-handler.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';
+import type { ModernBridge } from './modern-bridge-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import { SEALED_SESSION_PREFIX, type SessionIdSealer } from './session-id.ts';
 
@@ -32,6 +36,9 @@ export interface McpEndpointDeps {
   readonly targets: TargetResolver;
   readonly passThrough: PassThrough;
   readonly bridge: McpBridge;
+  /** Modern clients of session-era upstreams. */
+  readonly modern: ModernBridge;
+  readonly eras: EraDetector;
   readonly verdicts: TransportVerdicts;
   readonly sealer: SessionIdSealer;
   readonly http: UpstreamHttp;
@@ -69,6 +76,24 @@ export class McpEndpoint {
     const sessionId = header(request, 'mcp-session-id');
 
     const knownLegacy = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === 'sse';
+    if (sessionId === undefined && inbound && this.#isModern(request, inbound)) {
+      // Refuse header/body disagreement here rather than spend an upstream call on it.
+      for (const message of inbound.messages) checkHeaderAgreement(request.headers, message);
+      if (knownLegacy || needsBridge(target) || (await this.#speaksOnlyLegacy(target, reply))) {
+        return this.#deps.modern.post(request, reply, inbound, {
+          ownerId: identity.id,
+          target: knownLegacy ? this.#bridgeTarget(target) : target,
+          targetKey,
+        });
+      }
+    } else if (
+      sessionId === undefined &&
+      (target.kind === 'http-auto' || target.kind === 'streamable-http') &&
+      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === false
+    ) {
+      // A session client of a server known to speak only 2026-07-28: the proxy holds the session.
+      return this.#bridged(request, reply, inbound, { ownerId: identity.id, target, targetKey, sessionId });
+    }
     if (
       sessionId?.startsWith(PROXY_SESSION_PREFIX) ||
       (sessionId === undefined && (knownLegacy || needsBridge(target)))
@@ -119,6 +144,24 @@ export class McpEndpoint {
       if (probe) return probe;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
+  }
+
+  /** True when the POST carries modern (2026-07-28) requests. */
+  #isModern(request: FastifyRequest, inbound: Inbound): boolean {
+    const version = header(request, 'mcp-protocol-version');
+    return inbound.messages.some(
+      (message) => 'method' in message && clientEraOf(message, version) === 'modern',
+    );
+  }
+
+  /** For a modern client: is the (HTTP) upstream known, or found by a probe, to speak only the session era? */
+  async #speaksOnlyLegacy(target: ResolvedTarget, reply: FastifyReply): Promise<boolean> {
+    if (target.kind !== 'http-auto' && target.kind !== 'streamable-http') return false;
+    const supported = await this.#deps.eras.supportsModern(
+      UpstreamConnector.eraTarget(target),
+      callerSignal(reply),
+    );
+    return supported === false;
   }
 
   /** A relayed GET stream ends when its caller leaves or the proxy shuts down. */
@@ -200,6 +243,17 @@ export class McpEndpoint {
         { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
         exchange,
       );
+    // A server that speaks only 2026-07-28 refused the session client: the proxy bridges it.
+    if (isModernOnlyRefusal(parseJson(text))) {
+      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', false);
+      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'modern', true);
+      return this.#bridged(request, reply, inbound, {
+        ownerId: exchange.ownerId,
+        target,
+        targetKey: exchange.targetKey,
+        sessionId: undefined,
+      });
+    }
     // A modern server's protocol error (e.g. unsupported version, with the versions it supports)
     // is the answer the client needs to negotiate: no legacy fallback then (spec back-compat).
     if (isModernProtocolError(text)) return replay();

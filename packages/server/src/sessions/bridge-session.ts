@@ -37,6 +37,9 @@ export interface MessageSink {
   end?(): void;
 }
 
+/** The `_meta` key naming the `subscriptions/listen` request a notification belongs to. */
+const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
+
 /** How many undeliverable notifications a session keeps for a standalone stream to come. */
 const BACKLOG_LIMIT = 256;
 
@@ -247,6 +250,13 @@ export class BridgeSession {
       const token = notificationProgressToken(message);
       const owner = token === undefined ? undefined : this.#progress.get(token);
       if (owner?.deliver(message)) return;
+      // A `subscriptions/listen` stream's notifications name the request that opened it.
+      const subscription = (message.params?._meta as Record<string, unknown> | undefined)?.[SUBSCRIPTION_ID];
+      const listener =
+        typeof subscription === 'string' || typeof subscription === 'number'
+          ? this.#pending.get(requestKey(subscription))
+          : undefined;
+      if (listener?.deliver(message)) return;
     }
     // Server-initiated traffic: the most recent open request stream first (a tool call asking
     // for sampling is waiting on it), then the standalone channel.

@@ -6,8 +6,11 @@
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import type { ProtocolChoice } from '../protocol/eras.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { AutoHttpTransport } from './auto-http.ts';
+import type { EraDetector, EraProbeTarget } from './era-detector.ts';
+import { EraSwitch } from './era-switch.ts';
 import type { UpstreamHttp } from './http.ts';
 import { SseTransport } from './sse.ts';
 import { StdioTransport } from './stdio.ts';
@@ -25,12 +28,15 @@ export type UpstreamTarget =
       readonly bearerToken?: string | undefined;
       /** The operator's tool allowlist for this server, if any. */
       readonly tools?: readonly string[] | undefined;
+      /** The era the operator pinned for this server (`auto` or absent: learnt). */
+      readonly protocol?: ProtocolChoice | undefined;
     }
   | {
       readonly kind: 'stdio';
       readonly name: string;
       readonly server: StdioServerConfig;
       readonly tools?: readonly string[] | undefined;
+      readonly protocol?: ProtocolChoice | undefined;
     };
 
 /** What the connector needs. */
@@ -43,6 +49,10 @@ export interface ConnectorDeps {
   readonly verdicts: TransportVerdicts;
   /** Learns `x-mcp-header` declarations so body-only callers' calls get their headers. */
   readonly paramHeaders?: ParamHeaderCatalog;
+  /** Which era each upstream speaks; bridges clients of the other era when set. */
+  readonly eras?: EraDetector;
+  /** How long a bridged call waits for a modern client's input round. */
+  readonly inputDeadlineMs?: number;
 }
 
 /** Turns targets into started transports. */
@@ -103,7 +113,49 @@ export class UpstreamConnector {
         });
         break;
     }
-    await transport.start();
-    return transport;
+    const eras = this.#deps.eras;
+    const bridged = eras ? this.#eraSwitch(target, transport, eras) : transport;
+    await bridged.start();
+    return bridged;
+  }
+
+  /** The era (and its detection) of a target, as the era detector sees it. */
+  static eraTarget(target: UpstreamTarget): EraProbeTarget {
+    if (target.kind === 'stdio') return { key: `stdio:${target.name}`, protocol: target.protocol };
+    return {
+      key: target.url.href,
+      url: target.url,
+      bearerToken: target.bearerToken,
+      protocol: target.protocol,
+    };
+  }
+
+  #eraSwitch(target: UpstreamTarget, native: UpstreamTransport, eras: EraDetector): UpstreamTransport {
+    const { http, timeoutMs, paramHeaders } = this.#deps;
+    const probeTarget = UpstreamConnector.eraTarget(target);
+    // The 2024-11-05 SSE transport predates the modern era: such a server is legacy by definition.
+    const legacyOnly = target.kind === 'sse';
+    return new EraSwitch({
+      native,
+      supportsModern: async () => (legacyOnly ? false : eras.supportsModern(probeTarget)),
+      probeInBand: target.kind === 'stdio' || target.kind === 'websocket',
+      learnModern: (supported) => eras.learn(probeTarget, 'modern', supported),
+      modernOnly: () => !legacyOnly && eras.known(probeTarget).legacy === false,
+      learnModernOnly: () => {
+        eras.learn(probeTarget, 'legacy', false);
+        eras.learn(probeTarget, 'modern', true);
+      },
+      modernTransport: (current) =>
+        target.kind === 'http-auto' || target.kind === 'streamable-http'
+          ? new StreamableHttpTransport({
+              url: target.url,
+              http,
+              bearerToken: target.bearerToken,
+              paramHeaders,
+            })
+          : current,
+      inputDeadlineMs: this.#deps.inputDeadlineMs ?? timeoutMs,
+      timeoutMs,
+    });
   }
 }

@@ -68,13 +68,13 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     const link = linkAbort([options.signal, this.#closer.signal]);
     try {
-      await this.#send(message, link.signal);
+      await this.#send(message, link.signal, options.streaming === true);
     } finally {
       link.dispose();
     }
   }
 
-  async #send(message: JsonRpcMessage, signal: AbortSignal): Promise<void> {
+  async #send(message: JsonRpcMessage, signal: AbortSignal, streaming: boolean): Promise<void> {
     const { http, url } = this.#options;
     await this.#learnParamHeaders(message, signal);
     const response = await http.send(url, {
@@ -90,6 +90,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
       },
       body: JSON.stringify(message),
       signal,
+      streaming,
     });
     if (response.status >= 400 && response.status < 500 && 'id' in message && isJson(response)) {
       // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very

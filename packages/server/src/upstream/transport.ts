@@ -11,6 +11,8 @@ import type { JsonRpcMessage } from '../jsonrpc.ts';
 export interface SendOptions {
   /** Aborts this message's HTTP exchange (and any response stream it opened). */
   readonly signal?: AbortSignal;
+  /** The answer may stay open and silent for long (a `subscriptions/listen` stream): no idle timeout. */
+  readonly streaming?: boolean;
 }
 
 /** A connection to one upstream MCP server. */

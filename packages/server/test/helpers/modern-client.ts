@@ -10,6 +10,7 @@
 import { Client, type FetchLike, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import WebSocket from 'ws';
 import type { RunningProxy } from './proxy.ts';
@@ -136,19 +137,55 @@ export async function connectModernClient(
 /** An SDK v1 (2025-era) client connected through the proxy's `/mcp`. */
 export interface LegacyConnection {
   readonly client: LegacyClient;
+  /** Elicitation requests the client answered (with {@link ELICIT_ANSWER}; `answerInput` only). */
+  readonly elicitations: unknown[];
+  /** Sampling requests the client answered (with {@link SAMPLED_TEXT}; `answerInput` only). */
+  readonly samplings: unknown[];
   close(): Promise<void>;
 }
 
-/** Connects the SDK v1 client (the `initialize` handshake) to `${proxy.url}/mcp` for `upstreamUrl`. */
+/** Options of {@link connectLegacyClient}. */
+export interface LegacyClientOptions {
+  /**
+   * Declare the elicitation and sampling capabilities and answer such server requests
+   * (with {@link ELICIT_ANSWER} and {@link SAMPLED_TEXT}), recording them.
+   */
+  readonly answerInput?: boolean;
+  /** Connect to this path of the proxy instead of `/mcp` with `X-MCP-Server-URL` (e.g. `/servers/x/mcp`). */
+  readonly path?: string;
+}
+
+/**
+ * Connects the SDK v1 client (the `initialize` handshake) to `${proxy.url}/mcp` for `upstreamUrl`
+ * (or to `options.path`, where `upstreamUrl` is not sent).
+ */
 export async function connectLegacyClient(
   proxy: Pick<RunningProxy, 'url' | 'token'>,
   upstreamUrl: string,
+  options: LegacyClientOptions = {},
 ): Promise<LegacyConnection> {
-  const client = new LegacyClient({ name: 'legacy-sdk-test', version: '1.0.0' });
+  const client = new LegacyClient(
+    { name: 'legacy-sdk-test', version: '1.0.0' },
+    options.answerInput ? { capabilities: { elicitation: { form: {} }, sampling: {} } } : {},
+  );
+  const elicitations: unknown[] = [];
+  const samplings: unknown[] = [];
+  if (options.answerInput) {
+    client.setRequestHandler(ElicitRequestSchema, (request) => {
+      elicitations.push(request.params);
+      return ELICIT_ANSWER;
+    });
+    client.setRequestHandler(CreateMessageRequestSchema, (request) => {
+      samplings.push(request.params);
+      return { role: 'assistant', model: 'test-model', content: { type: 'text', text: SAMPLED_TEXT } };
+    });
+  }
   const pool = ownPool();
-  const transport = new LegacyTransport(new URL(`${proxy.url}/mcp`), {
+  const headers: Record<string, string> = { 'X-Proxy-Token': proxy.token };
+  if (options.path === undefined) headers['X-MCP-Server-URL'] = upstreamUrl;
+  const transport = new LegacyTransport(new URL(`${proxy.url}${options.path ?? '/mcp'}`), {
     fetch: pool.fetch,
-    requestInit: { headers: { 'X-Proxy-Token': proxy.token, 'X-MCP-Server-URL': upstreamUrl } },
+    requestInit: { headers },
     reconnectionOptions: {
       maxRetries: 0,
       initialReconnectionDelay: 100,
@@ -166,7 +203,7 @@ export async function connectLegacyClient(
     await close();
     throw error;
   }
-  return { client, close };
+  return { client, elicitations, samplings, close };
 }
 
 /**
@@ -196,13 +233,17 @@ export interface WsPeer {
   close(): Promise<void>;
 }
 
-/** Opens `WS /ws` to `upstreamUrl` with the token subprotocol and `origin`. */
+/**
+ * Opens `WS /ws` to `upstream` (a URL, or `{ server }` naming a configured server) with the
+ * token subprotocol and `origin`.
+ */
 export async function connectWs(
   proxy: Pick<RunningProxy, 'url' | 'token'>,
-  upstreamUrl: string,
+  upstream: string | { readonly server: string },
   origin: string,
 ): Promise<WsPeer> {
-  const url = `${proxy.url.replace('http', 'ws')}/ws?${new URLSearchParams({ mcp_server_url: upstreamUrl })}`;
+  const query = typeof upstream === 'string' ? { mcp_server_url: upstream } : { server: upstream.server };
+  const url = `${proxy.url.replace('http', 'ws')}/ws?${new URLSearchParams(query)}`;
   const ws = new WebSocket(url, ['mcp', `proxy-token.${proxy.token}`], { origin });
   // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
   const frames: any[] = [];

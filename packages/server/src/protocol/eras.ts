@@ -1,0 +1,141 @@
+/**
+ * @module protocol/eras
+ * The two wire eras of MCP and what tells them apart: a *legacy* (session) client opens with
+ * `initialize`; a *modern* (2026-07-28) client names its version, identity and capabilities in
+ * every request's `_meta`. Helpers here read and write that `_meta`, and classify what a server
+ * answered, following the spec's back-compat rules ("a recognized modern JSON-RPC error
+ * identifies a modern server; anything else identifies a legacy server").
+ */
+import type { JsonObject, JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts';
+import {
+  declaredVersion,
+  FIRST_MODERN_VERSION,
+  isModernVersion,
+  META_PROTOCOL_VERSION,
+} from './request-metadata.ts';
+
+/** Which side of the protocol split a client or server speaks. */
+export type Era = 'modern' | 'legacy';
+
+/** What an operator may pin for a configured server: which era(s) it speaks. */
+export type ProtocolChoice = 'auto' | 'modern' | 'legacy';
+
+/** Session-era versions the proxy speaks, newest first. */
+export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+/** The newest session-era version: what the proxy negotiates when it must pick one. */
+export const LATEST_LEGACY_VERSION = LEGACY_VERSIONS[0];
+/** The modern version the proxy speaks. */
+export const MODERN_VERSION = FIRST_MODERN_VERSION;
+
+/** `_meta` keys of the modern era. */
+export const META = {
+  protocolVersion: META_PROTOCOL_VERSION,
+  clientInfo: 'io.modelcontextprotocol/clientInfo',
+  clientCapabilities: 'io.modelcontextprotocol/clientCapabilities',
+  logLevel: 'io.modelcontextprotocol/logLevel',
+  serverInfo: 'io.modelcontextprotocol/serverInfo',
+  subscriptionId: 'io.modelcontextprotocol/subscriptionId',
+} as const;
+
+const MODERN_META_PREFIX = 'io.modelcontextprotocol/';
+/** Result fields only the modern era has. */
+const MODERN_RESULT_FIELDS = ['resultType', 'ttlMs', 'cacheScope'] as const;
+
+/**
+ * The era a client speaks, judged from one request (and its `MCP-Protocol-Version` header on
+ * HTTP): a modern version in either place makes it modern.
+ */
+export function clientEraOf(message: JsonRpcMessage, headerVersion?: string): Era {
+  return isModernVersion(headerVersion) || isModernVersion(declaredVersion(message)) ? 'modern' : 'legacy';
+}
+
+/** The `_meta` of a request, or an empty object. */
+export function metaOf(message: JsonRpcRequest): JsonObject {
+  const meta = message.params?._meta;
+  return typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? (meta as JsonObject) : {};
+}
+
+/** The request with `entries` merged into its `params._meta`. */
+export function withMeta(message: JsonRpcRequest, entries: JsonObject): JsonRpcRequest {
+  return { ...message, params: { ...message.params, _meta: { ...metaOf(message), ...entries } } };
+}
+
+/** The request without the modern `io.modelcontextprotocol/*` `_meta` keys (a legacy server's view). */
+export function withoutModernMeta(message: JsonRpcRequest): JsonRpcRequest {
+  const meta = metaOf(message);
+  const kept = Object.fromEntries(
+    Object.entries(meta).filter(([key]) => !key.startsWith(MODERN_META_PREFIX)),
+  );
+  const params: JsonObject = { ...message.params };
+  if (Object.keys(kept).length > 0) params._meta = kept;
+  else delete params._meta;
+  return { ...message, params };
+}
+
+/** A result without the modern-only fields, for a legacy client. */
+export function legacyResult(result: JsonObject): JsonObject {
+  const copy = { ...result };
+  for (const field of MODERN_RESULT_FIELDS) delete copy[field];
+  return copy;
+}
+
+/** JSON-RPC codes only modern servers use for protocol refusals. */
+const MODERN_ERROR_CODES = new Set([-32020, -32021, -32022]);
+
+/** The error object of a JSON-RPC error body, if `value` is one. */
+function errorOf(value: unknown): { code?: unknown; data?: unknown } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const error = (value as { error?: unknown }).error;
+  return typeof error === 'object' && error !== null
+    ? (error as { code?: unknown; data?: unknown })
+    : undefined;
+}
+
+/** The `supported` versions listed by an UnsupportedProtocolVersionError, if any. */
+export function supportedVersionsOf(error: { data?: unknown } | undefined): string[] | undefined {
+  const supported = (error?.data as { supported?: unknown } | undefined)?.supported;
+  return Array.isArray(supported) ? supported.filter((v): v is string => typeof v === 'string') : undefined;
+}
+
+/**
+ * Classifies a server's answer to a *modern* request (the spec's HTTP back-compat rule):
+ * success or a recognized modern error → the server is modern; any other 4xx → legacy;
+ * anything else (5xx, 401/403, network) says nothing.
+ */
+export function modernSupportFromAnswer(status: number, body: unknown): boolean | undefined {
+  if (status >= 200 && status < 300) {
+    const error = errorOf(body);
+    if (!error) return true;
+    return isModernError(error);
+  }
+  if (status === 401 || status === 403 || status === 429 || status < 400 || status >= 500) return undefined;
+  const error = errorOf(body);
+  return error ? isModernError(error) : false;
+}
+
+function isModernError(error: { code?: unknown; data?: unknown }): boolean {
+  const supported = supportedVersionsOf(error);
+  if (supported) return supported.some(isModernVersion);
+  return typeof error.code === 'number' && MODERN_ERROR_CODES.has(error.code);
+}
+
+/**
+ * True when a server refused a legacy `initialize` the way a modern-only server does: an
+ * UnsupportedProtocolVersionError listing only modern versions, or a modern header error.
+ */
+export function isModernOnlyRefusal(body: unknown): boolean {
+  const error = errorOf(body);
+  if (!error) return false;
+  const supported = supportedVersionsOf(error);
+  if (supported) return supported.length > 0 && supported.every(isModernVersion);
+  return error.code === -32020;
+}
+
+/** Parses a body as JSON, or undefined. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

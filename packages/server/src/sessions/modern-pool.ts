@@ -1,0 +1,140 @@
+/**
+ * @module sessions/modern-pool
+ * Upstream sessions held for modern (2026-07-28) clients of session-era servers. A modern
+ * client has no session of its own, so the proxy keeps one per proxy token, target and client
+ * envelope (capabilities and identity: a session-era server decides from `initialize` what it
+ * may ask the client, so only requests that declare the same ones may share a session).
+ * Requests from different callers meet in one session, so each is sent up under an id (and a
+ * progress token) of the pool's own and mapped back on the way down.
+ */
+import { createHash } from 'node:crypto';
+import {
+  isResponse,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
+import { toolFilterFor } from '../policy/tool-filter.ts';
+import { META, metaOf } from '../protocol/eras.ts';
+import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
+import { BridgeSession, type MessageSink } from './bridge-session.ts';
+import type { SessionStore } from './store.ts';
+
+/** What the pool needs. */
+export interface ModernPoolDeps {
+  readonly sessions: SessionStore<BridgeSession>;
+  readonly connector: UpstreamConnector;
+}
+
+/** Where a pooled session is wanted. */
+export interface PoolContext {
+  readonly ownerId: string;
+  readonly target: UpstreamTarget;
+  readonly targetKey: string;
+}
+
+/** Pooled upstream sessions for modern clients. */
+export class ModernSessionPool {
+  readonly #deps: ModernPoolDeps;
+  /** Pool key → id of the session in the store. */
+  readonly #ids = new Map<string, string>();
+  readonly #opening = new Map<string, Promise<BridgeSession>>();
+  #seq = 0;
+
+  constructor(deps: ModernPoolDeps) {
+    this.#deps = deps;
+  }
+
+  /** The session for this caller, target and client envelope; opened on first use. */
+  async session(ctx: PoolContext, message: JsonRpcRequest): Promise<BridgeSession> {
+    const meta = metaOf(message);
+    const envelope = JSON.stringify([meta[META.clientCapabilities] ?? {}, meta[META.clientInfo] ?? {}]);
+    const key = `${ctx.ownerId}\n${ctx.targetKey}\n${createHash('sha256').update(envelope).digest('base64url')}`;
+    const id = this.#ids.get(key);
+    const existing = id === undefined ? undefined : this.#deps.sessions.get(id, ctx.ownerId);
+    if (existing && !existing.closed) return existing;
+    let opening = this.#opening.get(key);
+    if (!opening) {
+      opening = this.#open(key, ctx).finally(() => this.#opening.delete(key));
+      this.#opening.set(key, opening);
+    }
+    return opening;
+  }
+
+  async #open(key: string, ctx: PoolContext): Promise<BridgeSession> {
+    const { sessions, connector } = this.#deps;
+    const { id, value } = await sessions.add(
+      ctx.ownerId,
+      async () =>
+        new BridgeSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
+    );
+    this.#ids.set(key, id);
+    value.onClosed(() => {
+      if (this.#ids.get(key) === id) this.#ids.delete(key);
+      void sessions.delete(id);
+    });
+    return value;
+  }
+
+  /** One request through a pooled session, under ids of the pool's own. */
+  exchange(session: BridgeSession, message: JsonRpcRequest): PooledExchange {
+    return new PooledExchange(session, message, ++this.#seq);
+  }
+}
+
+/** A request sent through a shared session, its ids mapped out and back. */
+export class PooledExchange {
+  readonly #session: BridgeSession;
+  readonly #original: JsonRpcRequest;
+  readonly #upstream: JsonRpcRequest;
+  readonly #token: { readonly original: unknown; readonly pooled: string } | undefined;
+  #sink: MessageSink | undefined;
+
+  constructor(session: BridgeSession, message: JsonRpcRequest, seq: number) {
+    this.#session = session;
+    this.#original = message;
+    const meta = metaOf(message);
+    let params = message.params;
+    if (meta.progressToken !== undefined) {
+      this.#token = { original: meta.progressToken, pooled: `mcpp-progress-${seq}` };
+      params = { ...params, _meta: { ...meta, progressToken: this.#token.pooled } };
+    }
+    this.#upstream = { ...message, id: `mcpp-req-${seq}`, ...(params ? { params } : {}) };
+  }
+
+  /** Sends the request; what comes back for it goes to `sink` with the caller's ids. */
+  async start(sink: MessageSink): Promise<void> {
+    const mapped: MessageSink = {
+      deliver: (message) => sink.deliver(this.#restore(message)),
+      ...(sink.end ? { end: () => sink.end?.() } : {}),
+    };
+    this.#sink = mapped;
+    await this.#session.request(this.#upstream, mapped);
+  }
+
+  /** Sends the request and resolves with its response (POST /proxy, JSON answers). */
+  async call(options: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<JsonRpcResponse> {
+    const response = await this.#session.call(this.#upstream, options);
+    return this.#restore(response) as JsonRpcResponse;
+  }
+
+  /** The caller left: cancel upstream. */
+  abandon(): void {
+    if (this.#sink) this.#session.abandon(this.#sink);
+  }
+
+  #restore(message: JsonRpcMessage): JsonRpcMessage {
+    if (isResponse(message))
+      return message.id === this.#upstream.id ? { ...message, id: this.#original.id } : message;
+    if (!('method' in message) || !message.params) return message;
+    const params: JsonObject = { ...message.params };
+    if (this.#token && params.progressToken === this.#token.pooled)
+      params.progressToken = this.#token.original;
+    const meta = params._meta as JsonObject | undefined;
+    if (meta && meta[META.subscriptionId] === this.#upstream.id) {
+      params._meta = { ...meta, [META.subscriptionId]: this.#original.id };
+    }
+    return { ...message, params };
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * @module upstream/era-detector
+ * Which protocol era(s) each upstream speaks, learnt once and remembered per URL for a while
+ * (the spec: "the era determination is a property of the server"). Modern support is probed
+ * the spec's way for HTTP: a modern request (`server/discover`) whose answer is read — success
+ * or a recognized modern error means modern, any other 4xx means legacy. Legacy support is
+ * learnt from how the server answers a session client's `initialize`. An operator can pin
+ * either in the config (`protocol: modern | legacy`), and then nothing is probed.
+ */
+import { linkAbort } from '../abort.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import {
+  META,
+  MODERN_VERSION,
+  modernSupportFromAnswer,
+  type ProtocolChoice,
+  parseJson,
+} from '../protocol/eras.ts';
+import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
+import { discard, type UpstreamHttp } from './http.ts';
+
+/** What is known of one upstream; `undefined` = not known yet. */
+export interface EraVerdict {
+  readonly modern?: boolean | undefined;
+  readonly legacy?: boolean | undefined;
+}
+
+/** Limits of the verdict cache. */
+export interface EraVerdictOptions {
+  readonly ttlMs: number;
+  readonly maxEntries: number;
+  readonly now?: () => number;
+}
+
+/** A bounded, expiring map from upstream URL to what it speaks. */
+export class EraVerdicts {
+  readonly #entries = new Map<string, { verdict: EraVerdict; expires: number }>();
+  readonly #options: EraVerdictOptions;
+  readonly #now: () => number;
+
+  constructor(options: EraVerdictOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** What is known of `key`, if still fresh. */
+  get(key: string): EraVerdict {
+    const entry = this.#entries.get(key);
+    if (!entry) return {};
+    if (entry.expires <= this.#now()) {
+      this.#entries.delete(key);
+      return {};
+    }
+    return entry.verdict;
+  }
+
+  /** Records whether `key` speaks `era`. */
+  learn(key: string, era: 'modern' | 'legacy', supported: boolean): void {
+    const verdict = { ...this.get(key), [era]: supported };
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#options.maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { verdict, expires: this.#now() + this.#options.ttlMs });
+  }
+}
+
+/** The upstream being asked about. */
+export interface EraProbeTarget {
+  /** What verdicts are remembered by: the URL, or `stdio:<name>`. */
+  readonly key: string;
+  /** Where an HTTP probe goes; absent for targets probed in band (stdio, WebSocket). */
+  readonly url?: URL | undefined;
+  readonly bearerToken?: string | undefined;
+  readonly protocol?: ProtocolChoice | undefined;
+}
+
+/** Collaborators of the detector. */
+export interface EraDetectorDeps {
+  readonly http: UpstreamHttp;
+  readonly verdicts: EraVerdicts;
+  readonly timeoutMs: number;
+}
+
+/** Answers "does this upstream speak modern / legacy MCP?" from config, cache or a probe. */
+export class EraDetector {
+  readonly #deps: EraDetectorDeps;
+  readonly #probes = new Map<string, Promise<boolean | undefined>>();
+
+  constructor(deps: EraDetectorDeps) {
+    this.#deps = deps;
+  }
+
+  /** What is known now, without probing. */
+  known(target: EraProbeTarget): EraVerdict {
+    if (target.protocol === 'modern') return { modern: true, legacy: false };
+    if (target.protocol === 'legacy') return { modern: false, legacy: true };
+    return this.#deps.verdicts.get(target.key);
+  }
+
+  /** Records what a server's answer revealed. */
+  learn(target: EraProbeTarget, era: 'modern' | 'legacy', supported: boolean): void {
+    if (target.protocol === undefined || target.protocol === 'auto')
+      this.#deps.verdicts.learn(target.key, era, supported);
+  }
+
+  /**
+   * Whether the upstream speaks the modern era; probes with `server/discover` when unknown
+   * (concurrent callers share one probe). `undefined` when the probe was inconclusive (the
+   * server failed, refused the credentials, or could not be reached): nothing is cached then.
+   */
+  async supportsModern(target: EraProbeTarget, signal?: AbortSignal): Promise<boolean | undefined> {
+    const known = this.known(target).modern;
+    if (known !== undefined) return known;
+    const { key, url } = target;
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+    let probe = this.#probes.get(key);
+    if (!probe) {
+      probe = this.#probe(target, url).finally(() => this.#probes.delete(key));
+      this.#probes.set(key, probe);
+    }
+    if (!signal) return probe;
+    const { promise, resolve, reject } = Promise.withResolvers<boolean | undefined>();
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    probe.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    return promise;
+  }
+
+  async #probe(target: EraProbeTarget, url: URL): Promise<boolean | undefined> {
+    const { http, timeoutMs } = this.#deps;
+    const link = linkAbort([], timeoutMs);
+    const discover = {
+      jsonrpc: '2.0',
+      id: 'mcp-proxy-era-probe',
+      method: 'server/discover',
+      params: {
+        _meta: {
+          [META.protocolVersion]: MODERN_VERSION,
+          [META.clientInfo]: { name: 'mcp-proxy', version: '1' },
+          [META.clientCapabilities]: {},
+        },
+      },
+    };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN_VERSION,
+      'mcp-method': 'server/discover',
+    };
+    if (target.bearerToken) headers.authorization = `Bearer ${target.bearerToken}`;
+    try {
+      const response = await http.send(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(discover),
+        signal: link.signal,
+      });
+      let body: unknown;
+      if (isJson(response)) {
+        body = parseJson(await http.readText(response, link.signal));
+      } else if (isEventStream(response)) {
+        const found: JsonRpcMessage[] = [];
+        await readEventStream(
+          response,
+          http.responseLimitBytes,
+          (event) => {
+            if (isMessageEvent(event)) {
+              const parsed = parseJson(event.data);
+              if (parsed !== undefined) found.push(parsed as JsonRpcMessage);
+            }
+          },
+          link.signal,
+        );
+        body = found.find((m) => 'id' in m && m.id === discover.id);
+      } else {
+        discard(response);
+      }
+      const supported = modernSupportFromAnswer(response.status, body);
+      if (supported !== undefined) this.learn(target, 'modern', supported);
+      return supported;
+    } catch {
+      return undefined;
+    } finally {
+      link.dispose();
+    }
+  }
+}

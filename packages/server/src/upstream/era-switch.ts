@@ -1,0 +1,204 @@
+/**
+ * @module upstream/era-switch
+ * An upstream connection that learns which era its client speaks from the first message and
+ * then puts the right translation in between: none when both sides speak the same era, a
+ * {@link ModernEraFacade} for a modern client of a session-era server, a
+ * {@link SessionEraFacade} for a session client of a modern-only server. A legacy client's
+ * `initialize` refused the way a modern-only server refuses it switches to the facade on the
+ * spot (and the verdict is remembered), so the client never sees the refusal.
+ */
+import type { ProxyError } from '../errors.ts';
+import { isResponse, type JsonRpcMessage, requestKey } from '../jsonrpc.ts';
+import {
+  clientEraOf,
+  isModernOnlyRefusal,
+  META,
+  MODERN_VERSION,
+  modernSupportFromAnswer,
+} from '../protocol/eras.ts';
+import { ModernEraFacade } from './modern-era-facade.ts';
+import { SessionEraFacade } from './session-era-facade.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** How long an in-band `server/discover` probe may go unanswered before the server counts as legacy. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/** What the switch needs to decide. */
+export interface EraSwitchOptions {
+  /** The connection as the target's transport makes it (speaks whatever the client sends). */
+  readonly native: UpstreamTransport;
+  /** Does the upstream speak the modern era (config, cache, HTTP probe)? `undefined`: unknown. */
+  supportsModern(): Promise<boolean | undefined>;
+  /**
+   * Probe over the connection itself when still unknown (stdio, WebSocket): `server/discover`
+   * first, and any answer but a modern one (or none in time) means a session-era server.
+   */
+  readonly probeInBand: boolean;
+  /** Records what an in-band probe found. */
+  learnModern(supported: boolean): void;
+  /** Is the upstream known to speak *only* the modern era? */
+  modernOnly(): boolean;
+  /** The upstream refused a session client the way a modern-only server does. */
+  learnModernOnly(): void;
+  /** A transport to the upstream for modern requests (`native` itself where it can carry them). */
+  modernTransport(native: UpstreamTransport): UpstreamTransport;
+  /** How long a call waits for a modern client's input round. */
+  readonly inputDeadlineMs: number;
+  readonly timeoutMs: number;
+}
+
+/** Chooses the translation on the first message, then forwards everything to it. */
+export class EraSwitch implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: ((error: ProxyError) => void) | undefined;
+  onclose: (() => void) | undefined;
+  readonly #options: EraSwitchOptions;
+  #active: UpstreamTransport;
+  #choosing: Promise<void> | undefined;
+  /** The id of a legacy `initialize` whose refusal would reveal a modern-only server. */
+  #watching: string | undefined;
+  /** The in-band probe waiting for its answer. */
+  #probe: { id: string; resolve: (message: JsonRpcMessage) => void } | undefined;
+
+  constructor(options: EraSwitchOptions) {
+    this.#options = options;
+    this.#active = options.native;
+    this.#wire(options.native);
+  }
+
+  get sessionId(): string | undefined {
+    return this.#active.sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#active.protocolVersion;
+  }
+
+  async start(): Promise<void> {
+    await this.#options.native.start();
+  }
+
+  pause(): void {
+    this.#active.pause();
+  }
+
+  resume(): void {
+    this.#active.resume();
+  }
+
+  async close(): Promise<void> {
+    await this.#active.close();
+  }
+
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    this.#choosing ??= this.#choose(message);
+    await this.#choosing;
+    if (this.#watching === undefined || !('method' in message) || message.method !== 'initialize') {
+      return this.#active.send(message, options);
+    }
+    await this.#active.send(message, options);
+    if (this.#watching === 'switched') {
+      // The refusal was swallowed and the facade is in place: it answers the initialize.
+      this.#watching = undefined;
+      await this.#active.send(message, options);
+    }
+    this.#watching = undefined;
+  }
+
+  async #choose(first: JsonRpcMessage): Promise<void> {
+    const { native } = this.#options;
+    if (clientEraOf(first) === 'modern') {
+      let supported = await this.#options.supportsModern();
+      if (supported === undefined && this.#options.probeInBand) {
+        supported = await this.#probeInBand();
+        this.#options.learnModern(supported);
+      }
+      if (supported === false) {
+        this.#use(
+          new ModernEraFacade({
+            inner: native,
+            inputDeadlineMs: this.#options.inputDeadlineMs,
+            timeoutMs: this.#options.timeoutMs,
+          }),
+        );
+      }
+      return;
+    }
+    if (this.#options.modernOnly()) {
+      this.#toSessionFacade();
+      return;
+    }
+    if ('id' in first && 'method' in first && first.method === 'initialize')
+      this.#watching = requestKey(first.id);
+  }
+
+  async #probeInBand(): Promise<boolean> {
+    const id = `mcp-proxy-era-probe-${Date.now()}`;
+    const { promise, resolve } = Promise.withResolvers<JsonRpcMessage | undefined>();
+    this.#probe = { id, resolve };
+    const timer = setTimeout(() => resolve(undefined), Math.min(this.#options.timeoutMs, PROBE_TIMEOUT_MS));
+    try {
+      await this.#options.native.send({
+        jsonrpc: '2.0',
+        id,
+        method: 'server/discover',
+        params: {
+          _meta: {
+            [META.protocolVersion]: MODERN_VERSION,
+            [META.clientInfo]: { name: 'mcp-proxy', version: '1' },
+            [META.clientCapabilities]: {},
+          },
+        },
+      });
+      const answer = await promise;
+      return answer !== undefined && modernSupportFromAnswer(200, answer) === true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      this.#probe = undefined;
+    }
+  }
+
+  #toSessionFacade(): void {
+    const { native } = this.#options;
+    const modern = this.#options.modernTransport(native);
+    this.#use(new SessionEraFacade({ inner: modern }));
+    // Only after the switch: the native connection's close must not end this one.
+    if (modern !== native) void native.close().catch(() => {});
+  }
+
+  #use(transport: UpstreamTransport): void {
+    this.#active = transport;
+    this.#wire(transport);
+  }
+
+  #wire(transport: UpstreamTransport): void {
+    transport.onmessage = (message) => {
+      if (this.#probe && isResponse(message) && message.id === this.#probe.id) {
+        this.#probe.resolve(message);
+        return;
+      }
+      if (
+        this.#watching !== undefined &&
+        this.#watching !== 'switched' &&
+        isResponse(message) &&
+        message.id !== null &&
+        requestKey(message.id) === this.#watching &&
+        'error' in message &&
+        isModernOnlyRefusal(message)
+      ) {
+        this.#watching = 'switched';
+        this.#options.learnModernOnly();
+        this.#toSessionFacade();
+        return;
+      }
+      this.onmessage?.(message);
+    };
+    transport.onerror = (error) => this.onerror?.(error);
+    transport.onclose = () => {
+      // Closing the native connection on a switch is not the end of this one.
+      if (transport === this.#active) this.onclose?.();
+    };
+  }
+}

@@ -1,0 +1,473 @@
+/**
+ * @module upstream/modern-era-facade
+ * A modern (2026-07-28) client in front of a session-era server. The facade holds the upstream
+ * session: it runs `initialize` with the capabilities and identity of the first request's
+ * `_meta` (callers pool facades so that only requests with the same ones share a session),
+ * answers `server/discover` from the `InitializeResult`, strips the modern `_meta` from every
+ * request, and turns a server-to-client request (sampling, elicitation, roots) that arrives
+ * while a call runs into an `InputRequiredResult`: the call stays open upstream, and the
+ * client's retry, carrying the proxy's `requestState` handle and `inputResponses`, answers the
+ * server's requests and waits on for the call's result. `subscriptions/listen` is served from
+ * the session's notifications and `resources/subscribe`.
+ */
+import { randomBytes } from 'node:crypto';
+import { ProxyError, toErrorReply } from '../errors.ts';
+import {
+  isRequest,
+  isResponse,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+  requestKey,
+} from '../jsonrpc.ts';
+import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from '../protocol/eras.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** What the facade wraps and how long it holds a call waiting for the client's input. */
+export interface ModernEraFacadeOptions {
+  /** A started transport to the session-era server. */
+  readonly inner: UpstreamTransport;
+  /** How long a call waits for the client's retry after an `InputRequiredResult`. */
+  readonly inputDeadlineMs: number;
+  /** How long the `initialize` handshake may take. */
+  readonly timeoutMs: number;
+}
+
+/** A server request waiting for the client's input. */
+interface Asked {
+  readonly key: string;
+  readonly id: RequestId;
+  readonly method: string;
+  readonly params: JsonObject | undefined;
+}
+
+/** A client call running upstream. */
+interface Call {
+  readonly upstreamId: string;
+  readonly method: string;
+  /** The client request the next answer goes to; absent while the client owes input. */
+  owner: RequestId | undefined;
+  /** Server requests not yet shown to the client. */
+  readonly waiting: Asked[];
+  /** Server requests shown to the client, awaiting its retry. */
+  asked: Asked[];
+  /** The server's final response, kept while no client request owns the call. */
+  final?: JsonRpcResponse;
+  handle?: string;
+  deadline?: NodeJS.Timeout;
+  flushing?: boolean;
+}
+
+/** A `subscriptions/listen` the facade serves. */
+interface Listen {
+  readonly id: RequestId;
+  readonly filter: JsonObject;
+}
+
+/** Speaks 2026-07-28 inward and the session era outward. */
+export class ModernEraFacade implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: ((error: ProxyError) => void) | undefined;
+  onclose: (() => void) | undefined;
+  readonly #inner: UpstreamTransport;
+  readonly #options: ModernEraFacadeOptions;
+  #initialized: Promise<JsonObject> | undefined;
+  #logLevel: string | undefined;
+  readonly #calls = new Map<string, Call>();
+  readonly #byClient = new Map<string, Call>();
+  readonly #handles = new Map<string, Call>();
+  readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
+  readonly #listens = new Map<string, Listen>();
+  #seq = 0;
+
+  constructor(options: ModernEraFacadeOptions) {
+    this.#options = options;
+    this.#inner = options.inner;
+    this.#inner.onmessage = (message) => this.#fromUpstream(message);
+    this.#inner.onerror = (error) => this.onerror?.(error);
+    this.#inner.onclose = () => {
+      for (const call of this.#calls.values()) this.#forget(call);
+      this.onclose?.();
+    };
+  }
+
+  get sessionId(): string | undefined {
+    return undefined;
+  }
+
+  get protocolVersion(): string | undefined {
+    return MODERN_VERSION;
+  }
+
+  async start(): Promise<void> {}
+
+  pause(): void {
+    this.#inner.pause();
+  }
+
+  resume(): void {
+    this.#inner.resume();
+  }
+
+  async close(): Promise<void> {
+    for (const call of this.#calls.values()) clearTimeout(call.deadline);
+    await this.#inner.close();
+  }
+
+  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+    if (isResponse(message)) return; // modern clients answer through inputResponses
+    if (!isRequest(message)) {
+      if (message.method === 'notifications/cancelled') await this.#cancel(message.params?.requestId);
+      return;
+    }
+    const initialized = await this.#initialize(message);
+    const meta = metaOf(message);
+    switch (message.method) {
+      case 'server/discover':
+        return this.#answer(message.id, {
+          supportedVersions: [MODERN_VERSION],
+          ttlMs: 0,
+          cacheScope: 'private',
+          capabilities: asObject(initialized.capabilities),
+          ...(typeof initialized.instructions === 'string' ? { instructions: initialized.instructions } : {}),
+          _meta: { [META.serverInfo]: initialized.serverInfo },
+        });
+      case 'subscriptions/listen':
+        return this.#listen(message, initialized);
+    }
+    const level = meta[META.logLevel];
+    if (typeof level === 'string' && level !== this.#logLevel && asObject(initialized.capabilities).logging) {
+      this.#logLevel = level;
+      await this.#request('logging/setLevel', { level }).catch(() => {});
+    }
+    const state = message.params?.requestState;
+    if (typeof state === 'string' && state.startsWith(HANDLE_PREFIX)) return this.#resume(message, state);
+    return this.#start(message);
+  }
+
+  /** Opens the upstream session on first use, with the first request's client envelope. */
+  #initialize(message: JsonRpcRequest): Promise<JsonObject> {
+    if (this.#initialized) return this.#initialized;
+    const meta = metaOf(message);
+    const opening = (async () => {
+      const result = await this.#request('initialize', {
+        protocolVersion: LATEST_LEGACY_VERSION,
+        capabilities: asObject(meta[META.clientCapabilities]),
+        clientInfo: meta[META.clientInfo] ?? { name: 'mcp-proxy', version: '1' },
+      });
+      await this.#inner.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      return result;
+    })();
+    this.#initialized = opening;
+    opening.catch(() => {
+      if (this.#initialized === opening) this.#initialized = undefined;
+    });
+    return opening;
+  }
+
+  /** A request of the facade's own; resolves with the result or throws the server's error. */
+  async #request(method: string, params: JsonObject): Promise<JsonObject> {
+    const id = `mcp-proxy-${++this.#seq}`;
+    const { promise, resolve } = Promise.withResolvers<JsonRpcResponse>();
+    this.#internal.set(id, resolve);
+    const timer = setTimeout(
+      () => resolve(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse),
+      this.#options.timeoutMs,
+    );
+    try {
+      await this.#inner.send({ jsonrpc: '2.0', id, method, params });
+      const response = await promise;
+      if ('error' in response) {
+        throw new ProxyError(
+          'upstream_protocol_error',
+          `The MCP server refused ${method}: ${response.error.message}`,
+        );
+      }
+      return response.result;
+    } finally {
+      clearTimeout(timer);
+      this.#internal.delete(id);
+    }
+  }
+
+  #start(message: JsonRpcRequest): void {
+    const call: Call = {
+      upstreamId: `mcpp-call-${++this.#seq}`,
+      method: message.method,
+      owner: message.id,
+      waiting: [],
+      asked: [],
+    };
+    this.#calls.set(call.upstreamId, call);
+    this.#byClient.set(requestKey(message.id), call);
+    const upstream = { ...withoutModernMeta(message), id: call.upstreamId };
+    // Not awaited: a call may outlive the client request that started it (input rounds).
+    this.#inner.send(upstream).catch((error: unknown) => {
+      if (!this.#calls.has(call.upstreamId)) return;
+      this.#finish(call, toErrorReply(error, call.upstreamId).body as JsonRpcResponse);
+    });
+  }
+
+  /** The client's retry: answer the server's requests, then wait on for the call. */
+  async #resume(message: JsonRpcRequest, handle: string): Promise<void> {
+    const call = this.#handles.get(handle);
+    if (!call || call.owner !== undefined) {
+      this.#deliver({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: -32602,
+          message:
+            'Unknown or expired requestState: the proxy no longer holds this call; send the request again without it.',
+        },
+      });
+      return;
+    }
+    clearTimeout(call.deadline);
+    call.owner = message.id;
+    this.#byClient.set(requestKey(message.id), call);
+    const responses = asObject(message.params?.inputResponses);
+    for (const asked of call.asked.splice(0)) {
+      const answer = responses[asked.key];
+      await this.#inner
+        .send(
+          answer === undefined
+            ? { jsonrpc: '2.0', id: asked.id, error: { code: -32603, message: 'The client gave no answer.' } }
+            : { jsonrpc: '2.0', id: asked.id, result: asObject(answer) },
+        )
+        .catch(() => {});
+    }
+    if (call.final) this.#finish(call, call.final);
+    else if (call.waiting.length > 0) this.#flush(call);
+  }
+
+  async #cancel(requestId: unknown): Promise<void> {
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const key = requestKey(requestId);
+    const listen = this.#listens.get(key);
+    if (listen) {
+      this.#listens.delete(key);
+      await this.#unsubscribeUnused(listen);
+      return;
+    }
+    const call = this.#byClient.get(key);
+    if (!call) return;
+    this.#forget(call);
+    await this.#inner
+      .send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: call.upstreamId, reason: 'cancelled by the client' },
+      })
+      .catch(() => {});
+  }
+
+  #fromUpstream(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      if (message.id === null) return;
+      const internal = this.#internal.get(String(message.id));
+      if (internal) {
+        internal(message);
+        return;
+      }
+      const call = this.#calls.get(String(message.id));
+      if (!call) return;
+      if (call.owner === undefined) call.final = message;
+      else this.#finish(call, message);
+      return;
+    }
+    if (isRequest(message)) this.#serverRequest(message);
+    else this.#notification(message);
+  }
+
+  /** A server-to-client request: input for the call it belongs to. */
+  #serverRequest(message: JsonRpcRequest): void {
+    // The most recent call is the one asking (a session-era server asks while a call runs).
+    const call = [...this.#calls.values()].at(-1);
+    if (!call) {
+      const answer: JsonRpcResponse =
+        message.method === 'ping'
+          ? { jsonrpc: '2.0', id: message.id, result: {} }
+          : {
+              jsonrpc: '2.0',
+              id: message.id,
+              error: {
+                code: -32601,
+                message: `A ${MODERN_VERSION} client can only be asked "${message.method}" while one of its requests runs.`,
+              },
+            };
+      this.#inner.send(answer).catch(() => {});
+      return;
+    }
+    call.waiting.push({
+      key: `input-${++this.#seq}`,
+      id: message.id,
+      method: message.method,
+      params: message.params,
+    });
+    this.#flush(call);
+  }
+
+  /** Shows the call's waiting server requests to its owner as an InputRequiredResult. */
+  #flush(call: Call): void {
+    if (call.flushing) return;
+    call.flushing = true;
+    // Requests sent together (several elicitations at once) go out in one result.
+    setImmediate(() => {
+      call.flushing = false;
+      if (call.owner === undefined || call.waiting.length === 0 || !this.#calls.has(call.upstreamId)) return;
+      const owner = call.owner;
+      call.asked = call.waiting.splice(0);
+      call.handle ??= `${HANDLE_PREFIX}${randomBytes(18).toString('base64url')}`;
+      this.#handles.set(call.handle, call);
+      this.#byClient.delete(requestKey(owner));
+      call.owner = undefined;
+      call.deadline = setTimeout(() => this.#abandon(call), this.#options.inputDeadlineMs);
+      call.deadline.unref();
+      this.#answer(owner, {
+        resultType: 'input_required',
+        inputRequests: Object.fromEntries(
+          call.asked.map((asked) => [
+            asked.key,
+            { method: asked.method, ...(asked.params ? { params: asked.params } : {}) },
+          ]),
+        ),
+        requestState: call.handle,
+      });
+    });
+  }
+
+  /** The client never came back: refuse the server's requests and cancel the call. */
+  #abandon(call: Call): void {
+    for (const asked of call.asked) {
+      this.#inner
+        .send({
+          jsonrpc: '2.0',
+          id: asked.id,
+          error: { code: -32603, message: 'The client did not answer in time.' },
+        })
+        .catch(() => {});
+    }
+    this.#forget(call);
+    this.#inner
+      .send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: call.upstreamId, reason: 'input not provided in time' },
+      })
+      .catch(() => {});
+  }
+
+  #finish(call: Call, response: JsonRpcResponse): void {
+    const owner = call.owner;
+    this.#forget(call);
+    if (owner === undefined) return;
+    if ('result' in response) {
+      // Cacheable results must carry cache hints in 2026-07-28; a held session's answers are the
+      // caller's own and may change at any time: private, not to be reused.
+      const hints = CACHEABLE.has(call.method) ? { ttlMs: 0, cacheScope: 'private' } : {};
+      this.#answer(owner, { ...response.result, resultType: 'complete', ...hints });
+    } else this.#deliver({ ...response, id: owner });
+  }
+
+  #forget(call: Call): void {
+    clearTimeout(call.deadline);
+    this.#calls.delete(call.upstreamId);
+    if (call.owner !== undefined) this.#byClient.delete(requestKey(call.owner));
+    if (call.handle) this.#handles.delete(call.handle);
+  }
+
+  #notification(message: JsonRpcNotification): void {
+    const matching = [...this.#listens.values()].filter((listen) => wants(listen.filter, message));
+    if (matching.length === 0) {
+      this.#deliver(message);
+      return;
+    }
+    for (const listen of matching) {
+      this.#deliver({
+        ...message,
+        params: {
+          ...message.params,
+          _meta: { ...asObject(message.params?._meta), [META.subscriptionId]: listen.id },
+        },
+      });
+    }
+  }
+
+  /** `subscriptions/listen`: acknowledge what the server can honour, then stream matching notifications. */
+  async #listen(message: JsonRpcRequest, initialized: JsonObject): Promise<void> {
+    const asked = asObject(message.params?.notifications);
+    const caps = asObject(initialized.capabilities);
+    const listChanged = (name: string) => asObject(caps[name]).listChanged === true;
+    const filter: JsonObject = {};
+    if (asked.toolsListChanged === true && listChanged('tools')) filter.toolsListChanged = true;
+    if (asked.promptsListChanged === true && listChanged('prompts')) filter.promptsListChanged = true;
+    if (asked.resourcesListChanged === true && listChanged('resources')) filter.resourcesListChanged = true;
+    const uris = Array.isArray(asked.resourceSubscriptions)
+      ? asked.resourceSubscriptions.filter((uri): uri is string => typeof uri === 'string')
+      : [];
+    if (uris.length > 0 && asObject(caps.resources).subscribe === true) {
+      filter.resourceSubscriptions = uris;
+      for (const uri of uris) await this.#request('resources/subscribe', { uri }).catch(() => {});
+    }
+    this.#listens.set(requestKey(message.id), { id: message.id, filter });
+    this.#deliver({
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: { notifications: filter, _meta: { [META.subscriptionId]: message.id } },
+    });
+  }
+
+  async #unsubscribeUnused(ended: Listen): Promise<void> {
+    const still = new Set([...this.#listens.values()].flatMap((listen) => urisOf(listen.filter)));
+    for (const uri of urisOf(ended.filter)) {
+      if (!still.has(uri)) await this.#request('resources/unsubscribe', { uri }).catch(() => {});
+    }
+  }
+
+  #answer(id: RequestId, result: JsonObject): void {
+    this.#deliver({ jsonrpc: '2.0', id, result });
+  }
+
+  #deliver(message: JsonRpcMessage): void {
+    this.onmessage?.(message);
+  }
+}
+
+/** Methods whose modern results are cacheable (they must carry `ttlMs` and `cacheScope`). */
+const CACHEABLE = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+/** Prefix of the proxy's `requestState` handles. */
+const HANDLE_PREFIX = 'mcpp-state.';
+
+function wants(filter: JsonObject, message: JsonRpcNotification): boolean {
+  switch (message.method) {
+    case 'notifications/tools/list_changed':
+      return filter.toolsListChanged === true;
+    case 'notifications/prompts/list_changed':
+      return filter.promptsListChanged === true;
+    case 'notifications/resources/list_changed':
+      return filter.resourcesListChanged === true;
+    case 'notifications/resources/updated':
+      return urisOf(filter).includes(String(message.params?.uri));
+    default:
+      return false;
+  }
+}
+
+function urisOf(filter: JsonObject): string[] {
+  return Array.isArray(filter.resourceSubscriptions) ? (filter.resourceSubscriptions as string[]) : [];
+}
+
+function asObject(value: unknown): JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+}

@@ -1,0 +1,415 @@
+/**
+ * @module upstream/session-era-facade
+ * A session-era (legacy) client in front of a modern-only server. The client sees an ordinary
+ * session: `initialize` is answered by the proxy from the server's `server/discover`; every
+ * later request goes up with the modern `_meta` (version, the client's info and capabilities,
+ * log level) and, through the inner Streamable HTTP transport, the headers derived from it.
+ * An `InputRequiredResult` becomes server-to-client requests on the client's stream; their
+ * answers go back as `inputResponses` with the server's `requestState`, and the request is
+ * retried until it completes. The legacy GET stream and `resources/subscribe` are fed by one
+ * upstream `subscriptions/listen`.
+ */
+import { linkAbort } from '../abort.ts';
+import { ProxyError, toErrorReply } from '../errors.ts';
+import {
+  isRequest,
+  isResponse,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+  requestKey,
+} from '../jsonrpc.ts';
+import {
+  LATEST_LEGACY_VERSION,
+  LEGACY_VERSIONS,
+  legacyResult,
+  META,
+  MODERN_VERSION,
+  withMeta,
+} from '../protocol/eras.ts';
+import type { SendOptions, UpstreamTransport } from './transport.ts';
+
+/** Rounds of input a request may need before the proxy gives up on it. */
+const MAX_INPUT_ROUNDS = 8;
+/** Wait before reopening a listen stream that ended. */
+const LISTEN_RETRY_MS = 1_000;
+
+/** What the facade wraps. */
+export interface SessionEraFacadeOptions {
+  /** A transport to the modern server (sessionless Streamable HTTP, or a stdio pair). */
+  readonly inner: UpstreamTransport;
+}
+
+/** The `error` member of a JSON-RPC error response. */
+type RpcErrorBody = { code: number; message: string; data?: unknown };
+
+interface Waiter {
+  resolve(response: JsonRpcResponse): void;
+  reject(error: unknown): void;
+}
+
+/** Speaks the session era inward and 2026-07-28 outward. */
+export class SessionEraFacade implements UpstreamTransport {
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  onerror: ((error: ProxyError) => void) | undefined;
+  onclose: (() => void) | undefined;
+  readonly #inner: UpstreamTransport;
+  #version: string | undefined;
+  #clientInfo: unknown = { name: 'mcp-proxy-client', version: '1' };
+  #capabilities: unknown = {};
+  #logLevel: string | undefined;
+  #serverCapabilities: JsonObject = {};
+  /** Responses the facade itself waits for (its own requests, and the client's, to retry them). */
+  readonly #waiters = new Map<string, Waiter>();
+  /** Answers the client owes for server requests the facade made from `inputRequests`. */
+  readonly #inputs = new Map<string, Waiter>();
+  readonly #subscriptions = new Set<string>();
+  /** Client requests still running, by request key: the client's `notifications/cancelled` aborts them. */
+  readonly #running = new Map<string, AbortController>();
+  #listen: { id: string; controller: AbortController } | undefined;
+  #listenWanted = false;
+  #seq = 0;
+  #closed = false;
+
+  constructor(options: SessionEraFacadeOptions) {
+    this.#inner = options.inner;
+    this.#inner.onmessage = (message) => this.#fromUpstream(message);
+    this.#inner.onerror = (error) => this.onerror?.(error);
+    this.#inner.onclose = () => {
+      this.#closed = true;
+      this.#listen?.controller.abort();
+      this.onclose?.();
+    };
+  }
+
+  get sessionId(): string | undefined {
+    return undefined;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#version;
+  }
+
+  async start(): Promise<void> {
+    await this.#inner.start();
+  }
+
+  pause(): void {
+    this.#inner.pause();
+  }
+
+  resume(): void {
+    this.#inner.resume();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listen?.controller.abort();
+    for (const controller of this.#running.values()) controller.abort();
+    this.#running.clear();
+    for (const waiter of [...this.#waiters.values(), ...this.#inputs.values()])
+      waiter.reject(new ProxyError('upstream_unreachable', 'The session ended.'));
+    await this.#inner.close();
+  }
+
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    if (isResponse(message)) {
+      // The client's answer to a request made from an InputRequiredResult.
+      if (message.id === null) return;
+      const key = requestKey(message.id);
+      const waiter = this.#inputs.get(key);
+      this.#inputs.delete(key);
+      waiter?.resolve(message);
+      return;
+    }
+    if (!isRequest(message)) {
+      // Modern servers take no client notifications: cancellation is closing the request's
+      // stream (done here), capabilities travel with each request.
+      if (message.method === 'notifications/cancelled') this.#cancel(message.params?.requestId);
+      if (message.method === 'notifications/initialized') this.#startListening();
+      return;
+    }
+    switch (message.method) {
+      case 'initialize':
+        return this.#initialize(message, options.signal);
+      case 'logging/setLevel':
+        this.#logLevel = typeof message.params?.level === 'string' ? message.params.level : undefined;
+        return this.#answer(message.id, {});
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = message.params?.uri;
+        if (typeof uri === 'string') {
+          if (message.method === 'resources/subscribe') this.#subscriptions.add(uri);
+          else this.#subscriptions.delete(uri);
+          this.#restartListening();
+        }
+        return this.#answer(message.id, {});
+      }
+      default:
+        this.#start(message, options.signal);
+        return;
+    }
+  }
+
+  /**
+   * Runs a client request in the background: `send()` returns at once, as on a stream-pair
+   * transport. A call may need the client to answer server requests (from an
+   * `InputRequiredResult`) before it completes, and the client's stream only opens once
+   * `send()` has returned; waiting here would deadlock it. The answer, or an error, comes
+   * through `onmessage`; the caller's signal or the client's `notifications/cancelled` aborts it.
+   */
+  #start(message: JsonRpcRequest, signal: AbortSignal | undefined): void {
+    const key = requestKey(message.id);
+    const controller = new AbortController();
+    this.#running.set(key, controller);
+    const link = linkAbort([signal, controller.signal]);
+    this.#call(message, link.signal)
+      .catch((error: unknown) => {
+        if (link.signal.aborted || this.#closed) return; // cancelled: nobody waits for an answer
+        this.#deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+      })
+      .finally(() => {
+        link.dispose();
+        if (this.#running.get(key) === controller) this.#running.delete(key);
+      });
+  }
+
+  /** The client cancelled a request: close its upstream exchange (the modern cancellation). */
+  #cancel(requestId: unknown): void {
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const key = requestKey(requestId);
+    this.#running.get(key)?.abort(new ProxyError('upstream_unreachable', 'The request was cancelled.'));
+    this.#running.delete(key);
+  }
+
+  async #initialize(message: JsonRpcRequest, signal: AbortSignal | undefined): Promise<void> {
+    const params = message.params ?? {};
+    if (params.clientInfo !== undefined) this.#clientInfo = params.clientInfo;
+    if (params.capabilities !== undefined) this.#capabilities = params.capabilities;
+    const requested = params.protocolVersion;
+    this.#version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
+      ? (requested as string)
+      : LATEST_LEGACY_VERSION;
+    const discover = await this.#exchange(
+      this.#modern({ jsonrpc: '2.0', id: this.#internalId('discover'), method: 'server/discover' }),
+      signal,
+    );
+    if ('error' in discover) {
+      this.#deliver({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: discover.error.code,
+          message: `The MCP server speaks only MCP ${MODERN_VERSION}, and its server/discover failed: ${discover.error.message}`,
+          ...(discover.error.data === undefined ? {} : { data: discover.error.data }),
+        },
+      });
+      return;
+    }
+    const result = discover.result;
+    this.#serverCapabilities = asObject(result.capabilities);
+    const serverInfo = asObject(result._meta)[META.serverInfo] ?? result.serverInfo;
+    this.#answer(message.id, {
+      protocolVersion: this.#version,
+      capabilities: this.#serverCapabilities,
+      serverInfo: serverInfo ?? { name: 'unknown', version: '' },
+      ...(typeof result.instructions === 'string' ? { instructions: result.instructions } : {}),
+    });
+  }
+
+  /**
+   * One client request, retried with the client's answers while the server asks for input.
+   */
+  async #call(message: JsonRpcRequest, signal: AbortSignal | undefined): Promise<void> {
+    const first = this.#modern(message);
+    let request = first;
+    for (let round = 0; ; round++) {
+      const response = await this.#exchange(request, signal);
+      const result = 'result' in response ? response.result : undefined;
+      if (result?.resultType !== 'input_required') {
+        this.#deliver(result ? { ...response, id: message.id, result: legacyResult(result) } : response);
+        return;
+      }
+      if (round >= MAX_INPUT_ROUNDS) {
+        this.#fail(message.id, `The MCP server asked for input more than ${MAX_INPUT_ROUNDS} times.`);
+        return;
+      }
+      const answers = await this.#askClient(asObject(result.inputRequests), signal);
+      if ('error' in answers) {
+        this.#deliver({ jsonrpc: '2.0', id: message.id, error: answers.error });
+        return;
+      }
+      request = {
+        ...first,
+        params: {
+          ...first.params,
+          inputResponses: answers.responses,
+          ...(result.requestState === undefined ? {} : { requestState: result.requestState }),
+        },
+      };
+    }
+  }
+
+  /** Turns each input request into a server-to-client request and collects the answers. */
+  async #askClient(
+    requests: JsonObject,
+    signal: AbortSignal | undefined,
+  ): Promise<{ responses: JsonObject } | { error: RpcErrorBody }> {
+    const pending = Object.entries(requests).map(async ([key, value]) => {
+      const asked = asObject(value);
+      const id = `mcpp-input-${++this.#seq}`;
+      const answer = this.#await(this.#inputs, id, signal);
+      this.#deliver({
+        jsonrpc: '2.0',
+        id,
+        method: String(asked.method),
+        ...(asked.params === undefined ? {} : { params: asObject(asked.params) }),
+      });
+      return [key, asked.method, await answer] as const;
+    });
+    const responses: JsonObject = {};
+    for (const [key, method, answer] of await Promise.all(pending)) {
+      if ('error' in answer) {
+        return {
+          error: {
+            code: answer.error.code,
+            message: `The client could not answer the server's ${String(method)} request: ${answer.error.message}`,
+          },
+        };
+      }
+      responses[key] = answer.result;
+    }
+    return { responses };
+  }
+
+  /** Sends a modern request and waits for its response. */
+  async #exchange(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
+    const answer = this.#await(this.#waiters, request.id, signal);
+    try {
+      await this.#inner.send(request, signal ? { signal } : {});
+    } catch (error) {
+      this.#waiters.delete(requestKey(request.id));
+      throw error;
+    }
+    return answer;
+  }
+
+  #await(map: Map<string, Waiter>, id: RequestId, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
+    const key = requestKey(id);
+    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    const onAbort = () => {
+      map.delete(key);
+      reject(signal?.reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.'));
+    };
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    map.set(key, {
+      resolve: (response) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(response);
+      },
+      reject: (error) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    });
+    promise.catch(() => {});
+    return promise;
+  }
+
+  #fromUpstream(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      if (message.id === null) return;
+      const key = requestKey(message.id);
+      const waiter = this.#waiters.get(key);
+      this.#waiters.delete(key);
+      waiter?.resolve(message);
+      return;
+    }
+    if (isRequest(message)) return; // a modern server sends no requests
+    const meta = asObject(message.params?._meta);
+    const subscription = meta[META.subscriptionId];
+    if (subscription !== undefined) {
+      if (!this.#listen || subscription !== this.#listen.id) return;
+      if (message.method === 'notifications/subscriptions/acknowledged') return;
+      const { [META.subscriptionId]: _, ...rest } = meta;
+      const params: JsonObject = { ...message.params };
+      if (Object.keys(rest).length > 0) params._meta = rest;
+      else delete params._meta;
+      this.#deliver({ ...message, params });
+      return;
+    }
+    this.#deliver(message);
+  }
+
+  /** The request with the modern envelope in `_meta`. */
+  #modern(message: JsonRpcRequest): JsonRpcRequest {
+    return withMeta(message, {
+      [META.protocolVersion]: MODERN_VERSION,
+      [META.clientInfo]: this.#clientInfo,
+      [META.clientCapabilities]: this.#capabilities,
+      ...(this.#logLevel === undefined ? {} : { [META.logLevel]: this.#logLevel }),
+    });
+  }
+
+  /** Opens the upstream `subscriptions/listen` that feeds change notifications, if any apply. */
+  #startListening(): void {
+    this.#listenWanted = true;
+    this.#restartListening();
+  }
+
+  #restartListening(): void {
+    this.#listen?.controller.abort();
+    this.#listen = undefined;
+    if (this.#closed || !this.#listenWanted) return;
+    const caps = this.#serverCapabilities;
+    const listChanged = (name: string) => asObject(caps[name]).listChanged === true;
+    const filter: JsonObject = {};
+    if (listChanged('tools')) filter.toolsListChanged = true;
+    if (listChanged('prompts')) filter.promptsListChanged = true;
+    if (listChanged('resources')) filter.resourcesListChanged = true;
+    if (this.#subscriptions.size > 0) filter.resourceSubscriptions = [...this.#subscriptions];
+    if (Object.keys(filter).length === 0) return;
+    const listen = { id: this.#internalId('listen'), controller: new AbortController() };
+    this.#listen = listen;
+    const request = this.#modern({
+      jsonrpc: '2.0',
+      id: listen.id,
+      method: 'subscriptions/listen',
+      params: { notifications: filter },
+    });
+    this.#inner
+      .send(request, { signal: listen.controller.signal, streaming: true })
+      .catch(() => {})
+      .finally(() => {
+        // The server ended the stream (or it failed): listen again unless replaced or closed.
+        if (this.#listen !== listen || listen.controller.signal.aborted) return;
+        setTimeout(() => {
+          if (this.#listen === listen) this.#restartListening();
+        }, LISTEN_RETRY_MS).unref();
+      });
+  }
+
+  #internalId(purpose: string): string {
+    return `mcp-proxy-${purpose}-${++this.#seq}`;
+  }
+
+  #answer(id: RequestId, result: JsonObject): void {
+    this.#deliver({ jsonrpc: '2.0', id, result });
+  }
+
+  #fail(id: RequestId, message: string): void {
+    this.#deliver({ jsonrpc: '2.0', id, error: { code: -32603, message } });
+  }
+
+  #deliver(message: JsonRpcMessage | JsonRpcNotification): void {
+    this.onmessage?.(message);
+  }
+}
+
+function asObject(value: unknown): JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+}
