@@ -167,8 +167,11 @@ export class McpBridge {
     });
     reply.raw.once('close', () => writer.close());
     armIdle();
+    // Not awaited: a transport whose send lasts as long as its answer stream (an HTTP upstream)
+    // must not hold this stream's headers, progress or server requests back until the end.
+    // request() registers each route before its first await, so the order is kept.
     for (const message of requests) {
-      await session.request(message, sink).catch((error: unknown) => {
+      session.request(message, sink).catch((error: unknown) => {
         sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
       });
     }
