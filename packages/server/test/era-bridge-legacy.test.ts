@@ -23,10 +23,12 @@ import {
 } from './fixtures/modern-server.ts';
 import {
   connectLegacyClient,
+  connectModernClient,
   connectWs,
   ELICIT_ANSWER,
   type LegacyConnection,
   MODERN,
+  modernRequest,
   SAMPLED_TEXT,
 } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -479,5 +481,37 @@ describe('a server pinned `protocol: modern` in the config', () => {
     }
     assert.equal(count(upstream, 'initialize'), 0, 'no initialize reached the server');
     assert.ok(count(upstream, 'server/discover') >= 1);
+  });
+});
+
+describe('a modern client first, then a session client, to the same modern-only server', () => {
+  let upstream: ModernServer;
+  let proxy: RunningProxy;
+  before(async () => {
+    upstream = await startModernServer();
+    proxy = await startProxy({ HOST: '127.0.0.1' });
+  });
+  after(async () => {
+    await proxy?.close();
+    await upstream?.stop();
+  });
+
+  it('/mcp: the session client is still bridged once modern traffic taught the proxy the transport', async () => {
+    // POST /proxy records the transport (Streamable HTTP) on any success, modern requests included.
+    const first = await postProxy(proxy, {
+      mcp_server_url: upstream.url,
+      ...modernRequest(1, 'tools/call', { name: 'echo', arguments: { message: 'first' } }),
+    });
+    assert.deepEqual(first.body.result.content, [{ type: 'text', text: 'Echo: first' }]);
+    const modern = await connectModernClient(proxy, upstream.url);
+    await modern.close();
+    const legacy = await connectLegacyClient(proxy, upstream.url);
+    try {
+      assert.equal(legacy.client.getServerVersion()?.name, FIXTURE_NAME);
+      const echo = await legacy.client.callTool({ name: 'echo', arguments: { message: 'second' } });
+      assert.equal(textOf(echo), 'Echo: second');
+    } finally {
+      await legacy.close();
+    }
   });
 });

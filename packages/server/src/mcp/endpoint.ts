@@ -139,8 +139,12 @@ export class McpEndpoint {
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
     const response = await this.#deps.passThrough.send(request, exchange);
-    if (target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined) {
-      const probe = await this.#probe(request, reply, response, inbound, exchange, target);
+    const transportUnknown = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined;
+    const eraUnknown =
+      upstreamSessionId === undefined &&
+      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === undefined;
+    if (transportUnknown || eraUnknown) {
+      const probe = await this.#probe(request, reply, response, inbound, exchange, target, transportUnknown);
       if (probe) return probe;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
@@ -227,11 +231,15 @@ export class McpEndpoint {
     inbound: Inbound | undefined,
     exchange: PassThroughRequest,
     target: ResolvedTarget & { readonly url: URL },
+    trySse: boolean,
   ): Promise<FastifyReply | undefined> {
     const { url } = target;
     const initializes = inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false;
     if (response.status >= 200 && response.status < 300) {
-      if (initializes) this.#deps.verdicts.set(url, 'streamable-http');
+      if (initializes) {
+        if (trySse) this.#deps.verdicts.set(url, 'streamable-http');
+        this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', true);
+      }
       return undefined;
     }
     if (!initializes || ![400, 404, 405].includes(response.status)) return undefined;
@@ -256,7 +264,7 @@ export class McpEndpoint {
     }
     // A modern server's protocol error (e.g. unsupported version, with the versions it supports)
     // is the answer the client needs to negotiate: no legacy fallback then (spec back-compat).
-    if (isModernProtocolError(text)) return replay();
+    if (isModernProtocolError(text) || !trySse) return replay();
     try {
       const result = await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,
