@@ -104,7 +104,12 @@ export class Forwarder {
     try {
       const result = await this.#viaStreamable(target, request);
       if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
-      if (sessionId === undefined && result.response && isModernOnlyRefusal(result.response)) {
+      if (
+        sessionId === undefined &&
+        result.response &&
+        clientEraOf(request.message, request.protocolVersion) === 'legacy' &&
+        isModernOnlyRefusal(result.response)
+      ) {
         // Refused the way a modern-only server refuses a session client: bridge it instead.
         eras.learn(eraTarget, 'legacy', false);
         eras.learn(eraTarget, 'modern', true);

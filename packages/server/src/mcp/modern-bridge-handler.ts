@@ -2,14 +2,24 @@
  * @module mcp/modern-bridge-handler
  * `/mcp` for a modern (2026-07-28) client whose server speaks only the session era (or is
  * reached over stdio, WebSocket or legacy SSE and found to): each POST is one request, answered
- * as JSON or as an event stream (progress, then the result), through an upstream session the
- * proxy pools for the caller's token and client envelope. Closing the stream cancels the
- * request upstream; a `subscriptions/listen` stream stays open until the client closes it.
+ * through an upstream session the proxy pools for the caller's token and client envelope. The
+ * proxy answers what a 2026-07-28 server refuses before dispatch itself (an incomplete `_meta`
+ * envelope, an unsupported version, the removed session-era methods). An answer is an event
+ * stream (progress or log messages, then the result) when the request asked for progress or
+ * logs or is a `subscriptions/listen`, else JSON when the client accepts it (so a -32601 can be
+ * a 404). Closing the stream cancels the request upstream; a `subscriptions/listen` stream stays
+ * open until the client closes it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError, toErrorReply } from '../errors.ts';
-import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts';
-import { META } from '../protocol/eras.ts';
+import {
+  isRequest,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
+import { META, MODERN_VERSION, metaOf } from '../protocol/eras.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
 import type { MessageSink } from '../sessions/bridge-session.ts';
 import type { ModernSessionPool, PoolContext, PooledExchange } from '../sessions/modern-pool.ts';
@@ -49,14 +59,35 @@ export class ModernBridge {
       );
     }
     const message = requests[0] as JsonRpcRequest;
+    // The proxy is the server this client sees: it refuses what a 2026-07-28 server refuses
+    // before any upstream session is opened for it.
+    const refusal = refusalOf(message);
+    if (refusal) {
+      return reply
+        .code(refusal.status)
+        .type('application/json')
+        .send({ jsonrpc: '2.0', id: message.id, error: refusal.error });
+    }
     const session = await this.#deps.pool.session(ctx, message);
     const exchange = this.#deps.pool.exchange(session, message);
-    if (acceptsEventStream(request)) return this.#answerAsStream(reply, exchange, message);
+    // Stream only what may send something before its answer (like the SDK's `auto` mode): a
+    // listen stream, and requests that asked for progress or log messages. Everything else gets
+    // JSON when the client takes it, so the answer can set the HTTP status (404 for -32601).
+    const meta = metaOf(message);
+    const streams =
+      message.method === 'subscriptions/listen' ||
+      meta.progressToken !== undefined ||
+      meta[META.logLevel] !== undefined;
+    if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
+      return this.#answerAsStream(reply, exchange, message);
+    }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
     const response = await exchange
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
       .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse);
-    return reply.code(200).type('application/json').send(response);
+    // A method the server does not implement: 404 with -32601 (2026-07-28, Streamable HTTP).
+    const status = 'error' in response && response.error.code === METHOD_NOT_FOUND ? 404 : 200;
+    return reply.code(status).type('application/json').send(response);
   }
 
   async #answerAsStream(reply: FastifyReply, exchange: PooledExchange, message: JsonRpcRequest) {
@@ -107,6 +138,67 @@ export class ModernBridge {
       .header('x-accel-buffering', 'no')
       .send(writer.stream);
   }
+}
+
+const METHOD_NOT_FOUND = -32601;
+
+/** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
+const REMOVED_METHODS = new Set([
+  'initialize',
+  'ping',
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+]);
+
+/** An answer the bridge gives itself, without the upstream. */
+interface Refusal {
+  readonly status: number;
+  readonly error: { readonly code: number; readonly message: string; readonly data?: JsonObject };
+}
+
+/**
+ * What a 2026-07-28 server refuses before dispatch: a request whose `_meta` envelope lacks the
+ * protocol version or the client capabilities (400, -32602), one naming a version the bridge
+ * does not speak (400, -32022 with the supported versions), and the removed session-era
+ * methods (404, -32601).
+ */
+function refusalOf(message: JsonRpcRequest): Refusal | undefined {
+  const meta = message.params?._meta;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
+    return invalidEnvelope('the request has no _meta envelope');
+  }
+  const envelope = meta as JsonObject;
+  const version = envelope[META.protocolVersion];
+  if (typeof version !== 'string') return invalidEnvelope(`_meta lacks ${META.protocolVersion}`);
+  const capabilities = envelope[META.clientCapabilities];
+  if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) {
+    return invalidEnvelope(`_meta lacks ${META.clientCapabilities}`);
+  }
+  if (version !== MODERN_VERSION) {
+    return {
+      status: 400,
+      error: {
+        code: -32022,
+        message: `Unsupported protocol version "${version.slice(0, 40)}": supported is ${MODERN_VERSION}.`,
+        data: { supported: [MODERN_VERSION], requested: version },
+      },
+    };
+  }
+  if (REMOVED_METHODS.has(message.method)) {
+    return {
+      status: 404,
+      error: {
+        code: METHOD_NOT_FOUND,
+        message: `Method not found: ${message.method} does not exist in protocol ${MODERN_VERSION}.`,
+      },
+    };
+  }
+  return undefined;
+}
+
+function invalidEnvelope(detail: string): Refusal {
+  return { status: 400, error: { code: -32602, message: `Invalid params: ${detail}.` } };
 }
 
 /** True when a notification was stamped for the `subscriptions/listen` request `id`. */

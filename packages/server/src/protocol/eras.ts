@@ -43,10 +43,17 @@ const MODERN_RESULT_FIELDS = ['resultType', 'ttlMs', 'cacheScope'] as const;
 
 /**
  * The era a client speaks, judged from one request (and its `MCP-Protocol-Version` header on
- * HTTP): a modern version in either place makes it modern.
+ * HTTP): a modern version in either place makes it modern, and so does a `_meta` protocol
+ * version that is no session-era one (an envelope naming a revision nobody speaks, such as a
+ * future one, is still a modern client's: it is owed an UnsupportedProtocolVersionError, -32022,
+ * not the session era's "no session" refusal).
  */
 export function clientEraOf(message: JsonRpcMessage, headerVersion?: string): Era {
-  return isModernVersion(headerVersion) || isModernVersion(declaredVersion(message)) ? 'modern' : 'legacy';
+  const declared = declaredVersion(message);
+  if (isModernVersion(headerVersion) || isModernVersion(declared)) return 'modern';
+  return declared !== undefined && !(LEGACY_VERSIONS as readonly string[]).includes(declared)
+    ? 'modern'
+    : 'legacy';
 }
 
 /** The `_meta` of a request, or an empty object. */
@@ -120,15 +127,14 @@ function isModernError(error: { code?: unknown; data?: unknown }): boolean {
 }
 
 /**
- * True when a server refused a legacy `initialize` the way a modern-only server does: an
- * UnsupportedProtocolVersionError listing only modern versions, or a modern header error.
+ * True when a server refused a session client's request the way a modern-only server does: an
+ * UnsupportedProtocolVersionError listing only modern versions. (A header mismatch, -32020,
+ * says nothing of the session era: a dual-era server sends it too, for a request whose headers
+ * a caller chose to make disagree.)
  */
 export function isModernOnlyRefusal(body: unknown): boolean {
-  const error = errorOf(body);
-  if (!error) return false;
-  const supported = supportedVersionsOf(error);
-  if (supported) return supported.length > 0 && supported.every(isModernVersion);
-  return error.code === -32020;
+  const supported = supportedVersionsOf(errorOf(body));
+  return supported !== undefined && supported.length > 0 && supported.every(isModernVersion);
 }
 
 /** Parses a body as JSON, or undefined. */

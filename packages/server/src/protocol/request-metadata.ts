@@ -72,7 +72,10 @@ export function checkHeaderAgreement(
   const headerVersion = single(headers['mcp-protocol-version']);
   const bodyVersion = declaredVersion(message);
   if (!isModernVersion(headerVersion) && !isModernVersion(bodyVersion)) return;
-  if (headerVersion !== bodyVersion) {
+  // A modern header over a body whose `_meta` names no version is an incomplete envelope, not a
+  // disagreement: the server refuses it as invalid params (-32602), so it is left to the server.
+  const incompleteEnvelope = bodyVersion === undefined && isModernVersion(headerVersion);
+  if (headerVersion !== bodyVersion && !incompleteEnvelope) {
     mismatch(
       `MCP-Protocol-Version header "${headerVersion ?? ''}" does not match _meta "${bodyVersion ?? ''}"`,
     );

@@ -86,6 +86,11 @@ export class BridgeSession {
     };
   }
 
+  /** True while requests are in flight or the upstream transport holds work of its own. */
+  get busy(): boolean {
+    return this.#pending.size > 0 || this.upstream.busy === true;
+  }
+
   /** True once the upstream connection has ended. */
   get closed(): boolean {
     return this.#closed;

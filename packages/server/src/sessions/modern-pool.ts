@@ -49,7 +49,14 @@ export class ModernSessionPool {
   /** The session for this caller, target and client envelope; opened on first use. */
   async session(ctx: PoolContext, message: JsonRpcRequest): Promise<BridgeSession> {
     const meta = metaOf(message);
-    const envelope = JSON.stringify([meta[META.clientCapabilities] ?? {}, meta[META.clientInfo] ?? {}]);
+    // The upstream credential is part of the key: a session opened with one caller's token
+    // must never carry another's requests.
+    const credential = ctx.target.kind === 'stdio' ? '' : (ctx.target.bearerToken ?? '');
+    const envelope = JSON.stringify([
+      meta[META.clientCapabilities] ?? {},
+      meta[META.clientInfo] ?? {},
+      credential,
+    ]);
     const key = `${ctx.ownerId}\n${ctx.targetKey}\n${createHash('sha256').update(envelope).digest('base64url')}`;
     const id = this.#ids.get(key);
     const existing = id === undefined ? undefined : this.#deps.sessions.get(id, ctx.ownerId);

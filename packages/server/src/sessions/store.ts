@@ -9,6 +9,8 @@ import { ProxyError } from '../errors.ts';
 /** Anything the store can hold and close. */
 export interface Closable {
   close(): Promise<void>;
+  /** True while work is under way (a call running, a stream open): not idle, whatever the clock says. */
+  readonly busy?: boolean;
 }
 
 /** Limits for the store. */
@@ -109,7 +111,9 @@ export class SessionStore<S extends Closable> {
   sweep(): void {
     const cutoff = this.#now() - this.#options.idleTimeoutMs;
     for (const [id, entry] of this.#entries) {
-      if (entry.expires && entry.lastUsed <= cutoff) void this.delete(id);
+      if (!entry.expires || entry.lastUsed > cutoff) continue;
+      if (entry.value.busy) entry.lastUsed = this.#now();
+      else void this.delete(id);
     }
   }
 

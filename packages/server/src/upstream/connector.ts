@@ -3,6 +3,7 @@
  * Opens long-lived upstream connections for bridged sessions: one place that knows how each
  * kind of target (URL by transport, or a configured stdio server) becomes a started transport.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import type { EgressGuard } from '../egress/types.ts';
@@ -122,8 +123,13 @@ export class UpstreamConnector {
   /** The era (and its detection) of a target, as the era detector sees it. */
   static eraTarget(target: UpstreamTarget): EraProbeTarget {
     if (target.kind === 'stdio') return { key: `stdio:${target.name}`, protocol: target.protocol };
+    // Per credential too: what a server answers one caller's token (a 400 for a malformed one,
+    // say) must not decide what every other caller gets.
+    const credential = target.bearerToken
+      ? `#${createHash('sha256').update(target.bearerToken).digest('base64url').slice(0, 22)}`
+      : '';
     return {
-      key: target.url.href,
+      key: target.url.href + credential,
       url: target.url,
       bearerToken: target.bearerToken,
       protocol: target.protocol,

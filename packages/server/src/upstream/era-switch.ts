@@ -20,8 +20,11 @@ import { ModernEraFacade } from './modern-era-facade.ts';
 import { SessionEraFacade } from './session-era-facade.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
-/** How long an in-band `server/discover` probe may go unanswered before the server counts as legacy. */
-const PROBE_TIMEOUT_MS = 5_000;
+/**
+ * How long an in-band `server/discover` probe may go unanswered before this session treats the
+ * server as session-era (a slow starter is probed again by the next session).
+ */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** What the switch needs to decide. */
 export interface EraSwitchOptions {
@@ -55,8 +58,8 @@ export class EraSwitch implements UpstreamTransport {
   readonly #options: EraSwitchOptions;
   #active: UpstreamTransport;
   #choosing: Promise<void> | undefined;
-  /** The id of a legacy `initialize` whose refusal would reveal a modern-only server. */
-  #watching: string | undefined;
+  /** A session client's `initialize` whose refusal would reveal a modern-only server. */
+  #watch: { key: string; answered: Promise<void>; settle: () => void; switched: boolean } | undefined;
   /** The in-band probe waiting for its answer. */
   #probe: { id: string; resolve: (message: JsonRpcMessage) => void } | undefined;
 
@@ -72,6 +75,10 @@ export class EraSwitch implements UpstreamTransport {
 
   get protocolVersion(): string | undefined {
     return this.#active.protocolVersion;
+  }
+
+  get busy(): boolean {
+    return this.#active.busy === true;
   }
 
   async start(): Promise<void> {
@@ -93,16 +100,21 @@ export class EraSwitch implements UpstreamTransport {
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     this.#choosing ??= this.#choose(message);
     await this.#choosing;
-    if (this.#watching === undefined || !('method' in message) || message.method !== 'initialize') {
+    const watch = this.#watch;
+    if (!watch || !('id' in message) || !('method' in message) || requestKey(message.id) !== watch.key) {
       return this.#active.send(message, options);
     }
-    await this.#active.send(message, options);
-    if (this.#watching === 'switched') {
-      // The refusal was swallowed and the facade is in place: it answers the initialize.
-      this.#watching = undefined;
+    try {
       await this.#active.send(message, options);
+      // A stream pair (stdio, WebSocket) answers after send returns: wait for the answer.
+      const timer = setTimeout(watch.settle, this.#options.timeoutMs);
+      await watch.answered;
+      clearTimeout(timer);
+    } finally {
+      this.#watch = undefined;
     }
-    this.#watching = undefined;
+    // The refusal was swallowed and the facade is in place: it answers the initialize.
+    if (watch.switched) await this.#active.send(message, options);
   }
 
   async #choose(first: JsonRpcMessage): Promise<void> {
@@ -111,7 +123,8 @@ export class EraSwitch implements UpstreamTransport {
       let supported = await this.#options.supportsModern();
       if (supported === undefined && this.#options.probeInBand) {
         supported = await this.#probeInBand();
-        this.#options.learnModern(supported);
+        // Only an answer is remembered: a slow start or a failed write decides this session alone.
+        if (supported !== undefined) this.#options.learnModern(supported);
       }
       if (supported === false) {
         this.#use(
@@ -128,15 +141,24 @@ export class EraSwitch implements UpstreamTransport {
       this.#toSessionFacade();
       return;
     }
-    if ('id' in first && 'method' in first && first.method === 'initialize')
-      this.#watching = requestKey(first.id);
+    if ('id' in first && 'method' in first && first.method === 'initialize') {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.#watch = {
+        key: requestKey(first.id),
+        answered: promise,
+        settle: () => resolve(),
+        switched: false,
+      };
+    }
   }
 
-  async #probeInBand(): Promise<boolean> {
+  /** `server/discover` over the connection: true/false from an answer, undefined without one. */
+  async #probeInBand(): Promise<boolean | undefined> {
     const id = `mcp-proxy-era-probe-${Date.now()}`;
     const { promise, resolve } = Promise.withResolvers<JsonRpcMessage | undefined>();
     this.#probe = { id, resolve };
     const timer = setTimeout(() => resolve(undefined), Math.min(this.#options.timeoutMs, PROBE_TIMEOUT_MS));
+    timer.unref();
     try {
       await this.#options.native.send({
         jsonrpc: '2.0',
@@ -151,9 +173,9 @@ export class EraSwitch implements UpstreamTransport {
         },
       });
       const answer = await promise;
-      return answer !== undefined && modernSupportFromAnswer(200, answer) === true;
+      return answer === undefined ? undefined : modernSupportFromAnswer(200, answer) === true;
     } catch {
-      return false;
+      return undefined;
     } finally {
       clearTimeout(timer);
       this.#probe = undefined;
@@ -179,19 +201,21 @@ export class EraSwitch implements UpstreamTransport {
         this.#probe.resolve(message);
         return;
       }
+      const watch = this.#watch;
       if (
-        this.#watching !== undefined &&
-        this.#watching !== 'switched' &&
+        watch &&
+        !watch.switched &&
         isResponse(message) &&
         message.id !== null &&
-        requestKey(message.id) === this.#watching &&
-        'error' in message &&
-        isModernOnlyRefusal(message)
+        requestKey(message.id) === watch.key
       ) {
-        this.#watching = 'switched';
-        this.#options.learnModernOnly();
-        this.#toSessionFacade();
-        return;
+        watch.settle();
+        if ('error' in message && isModernOnlyRefusal(message)) {
+          watch.switched = true;
+          this.#options.learnModernOnly();
+          this.#toSessionFacade();
+          return;
+        }
       }
       this.onmessage?.(message);
     };

@@ -81,6 +81,9 @@ export class ModernEraFacade implements UpstreamTransport {
   readonly #handles = new Map<string, Call>();
   readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
   readonly #listens = new Map<string, Listen>();
+  /** Client requests still waiting for the session to open, and those cancelled meanwhile. */
+  readonly #preparing = new Set<string>();
+  readonly #cancelledEarly = new Set<string>();
   #seq = 0;
 
   constructor(options: ModernEraFacadeOptions) {
@@ -117,17 +120,37 @@ export class ModernEraFacade implements UpstreamTransport {
     await this.#inner.close();
   }
 
-  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+  async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     if (isResponse(message)) return; // modern clients answer through inputResponses
     if (!isRequest(message)) {
       if (message.method === 'notifications/cancelled') await this.#cancel(message.params?.requestId);
       return;
     }
+    const key = requestKey(message.id);
+    this.#preparing.add(key);
+    try {
+      await this.#dispatch(message, options.signal);
+    } finally {
+      this.#preparing.delete(key);
+      this.#cancelledEarly.delete(key);
+    }
+  }
+
+  /** True while calls run, wait for the client's input, or feed listen streams. */
+  get busy(): boolean {
+    return this.#calls.size > 0 || this.#listens.size > 0;
+  }
+
+  async #dispatch(message: JsonRpcRequest, signal: AbortSignal | undefined): Promise<void> {
+    // Cancelled while the session was still opening: nothing goes upstream.
+    const gone = () => signal?.aborted === true || this.#cancelledEarly.has(requestKey(message.id));
     const initialized = await this.#initialize(message);
+    if (gone()) return;
     const meta = metaOf(message);
     switch (message.method) {
       case 'server/discover':
         return this.#answer(message.id, {
+          resultType: 'complete',
           supportedVersions: [MODERN_VERSION],
           ttlMs: 0,
           cacheScope: 'private',
@@ -142,6 +165,7 @@ export class ModernEraFacade implements UpstreamTransport {
     if (typeof level === 'string' && level !== this.#logLevel && asObject(initialized.capabilities).logging) {
       this.#logLevel = level;
       await this.#request('logging/setLevel', { level }).catch(() => {});
+      if (gone()) return;
     }
     const state = message.params?.requestState;
     if (typeof state === 'string' && state.startsWith(HANDLE_PREFIX)) return this.#resume(message, state);
@@ -207,7 +231,10 @@ export class ModernEraFacade implements UpstreamTransport {
     // Not awaited: a call may outlive the client request that started it (input rounds).
     this.#inner.send(upstream).catch((error: unknown) => {
       if (!this.#calls.has(call.upstreamId)) return;
-      this.#finish(call, toErrorReply(error, call.upstreamId).body as JsonRpcResponse);
+      const failure = toErrorReply(error, call.upstreamId).body as JsonRpcResponse;
+      // While the client owes input the failure waits for its retry, which then gets it.
+      if (call.owner === undefined) call.final = failure;
+      else this.#finish(call, failure);
     });
   }
 
@@ -254,7 +281,10 @@ export class ModernEraFacade implements UpstreamTransport {
       return;
     }
     const call = this.#byClient.get(key);
-    if (!call) return;
+    if (!call) {
+      if (this.#preparing.has(key)) this.#cancelledEarly.add(key);
+      return;
+    }
     this.#forget(call);
     await this.#inner
       .send({
@@ -285,21 +315,26 @@ export class ModernEraFacade implements UpstreamTransport {
 
   /** A server-to-client request: input for the call it belongs to. */
   #serverRequest(message: JsonRpcRequest): void {
-    // The most recent call is the one asking (a session-era server asks while a call runs).
-    const call = [...this.#calls.values()].at(-1);
+    if (message.method === 'ping') {
+      this.#inner.send({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {});
+      return;
+    }
+    // The most recent call that may ask for input is the one asking (a session-era server asks
+    // while a call runs); 2026-07-28 allows input only for these requests and these methods.
+    const call = INPUT_METHODS.has(message.method)
+      ? [...this.#calls.values()].filter((c) => INPUT_CAPABLE.has(c.method)).at(-1)
+      : undefined;
     if (!call) {
-      const answer: JsonRpcResponse =
-        message.method === 'ping'
-          ? { jsonrpc: '2.0', id: message.id, result: {} }
-          : {
-              jsonrpc: '2.0',
-              id: message.id,
-              error: {
-                code: -32601,
-                message: `A ${MODERN_VERSION} client can only be asked "${message.method}" while one of its requests runs.`,
-              },
-            };
-      this.#inner.send(answer).catch(() => {});
+      this.#inner
+        .send({
+          jsonrpc: '2.0',
+          id: message.id,
+          error: {
+            code: -32601,
+            message: `A ${MODERN_VERSION} client can be asked for "${message.method}" only while one of its tools/call, prompts/get or resources/read requests runs.`,
+          },
+        })
+        .catch(() => {});
       return;
     }
     call.waiting.push({
@@ -321,7 +356,9 @@ export class ModernEraFacade implements UpstreamTransport {
       if (call.owner === undefined || call.waiting.length === 0 || !this.#calls.has(call.upstreamId)) return;
       const owner = call.owner;
       call.asked = call.waiting.splice(0);
-      call.handle ??= `${HANDLE_PREFIX}${randomBytes(18).toString('base64url')}`;
+      // A fresh handle each round: a state echoed from an earlier round no longer resumes the call.
+      if (call.handle) this.#handles.delete(call.handle);
+      call.handle = `${HANDLE_PREFIX}${randomBytes(18).toString('base64url')}`;
       this.#handles.set(call.handle, call);
       this.#byClient.delete(requestKey(owner));
       call.owner = undefined;
@@ -436,6 +473,11 @@ export class ModernEraFacade implements UpstreamTransport {
     this.onmessage?.(message);
   }
 }
+
+/** Server requests a modern client can be asked through an `InputRequiredResult`. */
+const INPUT_METHODS = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
+/** Client requests that may answer with an `InputRequiredResult` (2026-07-28). */
+const INPUT_CAPABLE = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
 /** Methods whose modern results are cacheable (they must carry `ttlMs` and `cacheScope`). */
 const CACHEABLE = new Set([

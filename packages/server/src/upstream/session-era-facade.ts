@@ -36,6 +36,8 @@ import type { SendOptions, UpstreamTransport } from './transport.ts';
 const MAX_INPUT_ROUNDS = 8;
 /** Wait before reopening a listen stream that ended. */
 const LISTEN_RETRY_MS = 1_000;
+/** Longest wait between listen attempts that keep failing. */
+const LISTEN_RETRY_MAX_MS = 60_000;
 
 /** What the facade wraps. */
 export interface SessionEraFacadeOptions {
@@ -69,7 +71,10 @@ export class SessionEraFacade implements UpstreamTransport {
   readonly #subscriptions = new Set<string>();
   /** Client requests still running, by request key: the client's `notifications/cancelled` aborts them. */
   readonly #running = new Map<string, AbortController>();
-  #listen: { id: string; controller: AbortController } | undefined;
+  #listen: { id: string; controller: AbortController; acknowledged: boolean } | undefined;
+  /** The server answered a listen with an error: it will not be asked again this session. */
+  #listenRefused = false;
+  #listenDelay = LISTEN_RETRY_MS;
   #listenWanted = false;
   #seq = 0;
   #closed = false;
@@ -135,6 +140,9 @@ export class SessionEraFacade implements UpstreamTransport {
     switch (message.method) {
       case 'initialize':
         return this.#initialize(message, options.signal);
+      case 'ping':
+        // 2026-07-28 has no ping: the proxy answers for a session that is up.
+        return this.#answer(message.id, {});
       case 'logging/setLevel':
         this.#logLevel = typeof message.params?.level === 'string' ? message.params.level : undefined;
         return this.#answer(message.id, {});
@@ -230,7 +238,11 @@ export class SessionEraFacade implements UpstreamTransport {
       const response = await this.#exchange(request, signal);
       const result = 'result' in response ? response.result : undefined;
       if (result?.resultType !== 'input_required') {
-        this.#deliver(result ? { ...response, id: message.id, result: legacyResult(result) } : response);
+        this.#deliver(
+          result
+            ? { ...response, id: message.id, result: legacyResult(result) }
+            : { ...response, id: message.id },
+        );
         return;
       }
       if (round >= MAX_INPUT_ROUNDS) {
@@ -244,6 +256,8 @@ export class SessionEraFacade implements UpstreamTransport {
       }
       request = {
         ...first,
+        // A retry is a new request: the spec wants a fresh id for it.
+        id: this.#internalId('retry'),
         params: {
           ...first.params,
           inputResponses: answers.responses,
@@ -323,6 +337,7 @@ export class SessionEraFacade implements UpstreamTransport {
   #fromUpstream(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
+      if (this.#listen && message.id === this.#listen.id && 'error' in message) this.#listenRefused = true;
       const key = requestKey(message.id);
       const waiter = this.#waiters.get(key);
       this.#waiters.delete(key);
@@ -334,7 +349,10 @@ export class SessionEraFacade implements UpstreamTransport {
     const subscription = meta[META.subscriptionId];
     if (subscription !== undefined) {
       if (!this.#listen || subscription !== this.#listen.id) return;
-      if (message.method === 'notifications/subscriptions/acknowledged') return;
+      if (message.method === 'notifications/subscriptions/acknowledged') {
+        this.#listen.acknowledged = true;
+        return;
+      }
       const { [META.subscriptionId]: _, ...rest } = meta;
       const params: JsonObject = { ...message.params };
       if (Object.keys(rest).length > 0) params._meta = rest;
@@ -373,7 +391,7 @@ export class SessionEraFacade implements UpstreamTransport {
     if (listChanged('resources')) filter.resourcesListChanged = true;
     if (this.#subscriptions.size > 0) filter.resourceSubscriptions = [...this.#subscriptions];
     if (Object.keys(filter).length === 0) return;
-    const listen = { id: this.#internalId('listen'), controller: new AbortController() };
+    const listen = { id: this.#internalId('listen'), controller: new AbortController(), acknowledged: false };
     this.#listen = listen;
     const request = this.#modern({
       jsonrpc: '2.0',
@@ -385,11 +403,15 @@ export class SessionEraFacade implements UpstreamTransport {
       .send(request, { signal: listen.controller.signal, streaming: true })
       .catch(() => {})
       .finally(() => {
-        // The server ended the stream (or it failed): listen again unless replaced or closed.
-        if (this.#listen !== listen || listen.controller.signal.aborted) return;
+        // The server ended the stream (or it failed): listen again unless replaced, closed or
+        // refused, waiting longer after each stream that never got acknowledged.
+        if (this.#listen !== listen || listen.controller.signal.aborted || this.#listenRefused) return;
+        this.#listenDelay = listen.acknowledged
+          ? LISTEN_RETRY_MS
+          : Math.min(this.#listenDelay * 2, LISTEN_RETRY_MAX_MS);
         setTimeout(() => {
           if (this.#listen === listen) this.#restartListening();
-        }, LISTEN_RETRY_MS).unref();
+        }, this.#listenDelay).unref();
       });
   }
 

@@ -40,6 +40,8 @@ export interface UpstreamTransport {
   pause(): void;
   /** Read from the upstream again. */
   resume(): void;
+  /** True while the transport holds work of its own the session cannot see (a call waiting for input). */
+  readonly busy?: boolean;
 }
 
 /** The wire protocols the proxy speaks upstream over HTTP. */

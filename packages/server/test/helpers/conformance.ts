@@ -2,9 +2,15 @@
  * Runs the `@modelcontextprotocol/conformance` server scenarios against an MCP endpoint and reports
  * the outcome per scenario, read from the `checks.json` the CLI writes for each scenario.
  *
+ * Two CLIs are installed: `stable` (`@modelcontextprotocol/conformance` 0.1.16, the 2025
+ * scenarios) and `alpha` (0.2.0-alpha.12 under the npm alias `conformance-2026`, which adds the
+ * 2026-07-28 scenarios and `--requirements`). Every function takes the CLI to use; `stable` is
+ * the default.
+ *
  * A scenario passes only when its checks include at least one SUCCESS and no FAILURE or WARNING
  * (the CLI's own summary ignores warnings; its `--expected-failures` baseline does not, and neither
- * do we). A scenario that left no `checks.json` (crash, timeout, CLI error) counts as failed.
+ * do we; SKIPPED and INFO checks neither pass nor fail one). A scenario that left no
+ * `checks.json` (crash, timeout, CLI error) counts as failed.
  *
  * @module
  */
@@ -13,13 +19,39 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+/** Which installed conformance CLI runs: 0.1.16 (`stable`) or 0.2.0-alpha.12 (`alpha`). */
+export type ConformanceCli = 'stable' | 'alpha';
 
 /** What {@link runConformance} runs; every field has a default in {@link DEFAULTS}. */
 export interface ConformanceOptions {
-  /** Scenarios to run, each in its own CLI invocation; default: every server scenario, in one. */
+  /** The CLI; default `stable`. */
+  readonly cli?: ConformanceCli;
+  /**
+   * Runs exactly what this spec revision requires, plus the scenarios it runs but does not score,
+   * in one invocation (`--requirements`, `alpha` only). Excludes `scenarios`.
+   */
+  readonly requirements?: string;
+  /**
+   * Scenarios to run, each in its own CLI invocation; default (without `requirements`): every
+   * server scenario, in one (`--suite all`).
+   */
   readonly scenarios?: string[];
+  /** `--spec-version` for runs by scenario: the wire version the scenarios speak. */
+  readonly specVersion?: string;
+  /** `--timeout`: how long one scenario may take (the CLI's default is 30 s). */
+  readonly scenarioTimeoutMs?: number;
   /** Budget for the whole run; scenarios not finished by then count as failed. */
   readonly timeoutMs?: number;
+}
+
+/** The server scenarios a spec revision requires, per the CLI's frozen `requirements/<rev>.yaml`. */
+export interface RequiredScenarios {
+  /** Scored: conformance to the revision means passing all of these. */
+  readonly required: string[];
+  /** Run and reported by `--requirements`, never scored, each with the file's reason. */
+  readonly notScored: { readonly scenario: string; readonly reason: string }[];
 }
 
 /** One failed scenario and why, in a line per failing check. */
@@ -45,18 +77,24 @@ const DEFAULTS = {
 } as const;
 
 const require = createRequire(import.meta.url);
-const CLI = join(dirname(require.resolve('@modelcontextprotocol/conformance/package.json')), 'dist/index.js');
+/** Installed package folder per CLI (the alpha lives under an npm alias). */
+const PACKAGE_DIRS: Record<ConformanceCli, string> = {
+  stable: dirname(require.resolve('@modelcontextprotocol/conformance/package.json')),
+  alpha: dirname(require.resolve('conformance-2026/package.json')),
+};
 
 // The CLI names result folders `server-<scenario>-<ISO time with ':' and '.' as '-'>`.
 const RESULT_DIR = /^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI colour escapes is the point.
 const ANSI = /\x1B\[[0-9;]*m/g;
 
-/** Server scenario names known to the installed conformance CLI (`conformance list --server`). */
-export async function listServerScenarios(timeoutMs = 30_000): Promise<string[]> {
+/** Server scenario names known to a conformance CLI (`conformance list --server`). */
+export async function listServerScenarios(
+  options: { readonly cli?: ConformanceCli; readonly timeoutMs?: number } = {},
+): Promise<string[]> {
   const cwd = await mkdtemp(join(tmpdir(), 'mcp-conformance-list-'));
   try {
-    const run = await runCli(['list', '--server'], cwd, timeoutMs);
+    const run = await runCli(options.cli ?? 'stable', ['list', '--server'], cwd, options.timeoutMs ?? 30_000);
     const names = [...run.output.matchAll(/^\s+- (\S+)/gm)].map((match) => match[1] ?? '');
     if (run.exitCode !== 0 || names.length === 0) {
       throw new Error(`conformance list --server failed (exit ${run.exitCode}):\n${run.output}`);
@@ -68,6 +106,27 @@ export async function listServerScenarios(timeoutMs = 30_000): Promise<string[]>
 }
 
 /**
+ * The server scenarios `revision` requires and those `--requirements` runs without scoring, read
+ * from the requirements file the CLI ships (`requirements/<revision>.yaml`, `alpha` only).
+ */
+export async function requiredServerScenarios(
+  revision: string,
+  cli: ConformanceCli = 'alpha',
+): Promise<RequiredScenarios> {
+  const text = await readFile(join(PACKAGE_DIRS[cli], 'requirements', `${revision}.yaml`), 'utf8');
+  const file = parseYaml(text) as {
+    server?: unknown;
+    not_scored?: { scenario?: unknown; leg?: unknown; reason?: unknown }[];
+  };
+  const required = Array.isArray(file.server) ? file.server.map(String) : [];
+  const notScored = (file.not_scored ?? [])
+    .filter((entry) => entry.leg === 'server' && typeof entry.scenario === 'string')
+    .map((entry) => ({ scenario: String(entry.scenario), reason: String(entry.reason ?? 'not scored') }));
+  if (required.length === 0) throw new Error(`no server scenarios in ${revision}.yaml of the ${cli} CLI`);
+  return { required, notScored };
+}
+
+/**
  * Runs the conformance server scenarios against `url` (a Streamable HTTP endpoint) with the CLI
  * under this Node (it needs ≥ 22), in a temporary directory that is removed afterwards.
  */
@@ -75,25 +134,48 @@ export async function runConformance(
   url: string,
   options: ConformanceOptions = {},
 ): Promise<ConformanceResult> {
+  const cli = options.cli ?? 'stable';
+  if (options.requirements !== undefined && options.scenarios !== undefined) {
+    throw new Error('runConformance: `requirements` and `scenarios` exclude each other');
+  }
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULTS.timeoutMs);
-  const expected = options.scenarios ?? (await listServerScenarios(Math.max(1, deadline - Date.now())));
+  const budget = () => Math.max(1, deadline - Date.now());
+  let expected: string[];
+  if (options.scenarios !== undefined) expected = options.scenarios;
+  else if (options.requirements !== undefined) {
+    const { required, notScored } = await requiredServerScenarios(options.requirements, cli);
+    expected = [...required, ...notScored.map((entry) => entry.scenario)];
+  } else expected = await listServerScenarios({ cli, timeoutMs: budget() });
   const cwd = await mkdtemp(join(tmpdir(), 'mcp-conformance-'));
   const resultsDir = join(cwd, 'results');
   const outputs: string[] = [];
   // Why a scenario may have left no checks.json, per scenario, from its invocation.
   const reasons = new Map<string, string>();
+  const common = [
+    ...(options.scenarioTimeoutMs === undefined ? [] : ['--timeout', String(options.scenarioTimeoutMs)]),
+    '-o',
+    resultsDir,
+  ];
   try {
-    const invocations =
-      options.scenarios === undefined
-        ? [{ scenarios: expected, args: ['--suite', 'all'] }]
-        : expected.map((scenario) => ({ scenarios: [scenario], args: ['--scenario', scenario] }));
+    let invocations: { scenarios: string[]; args: string[] }[];
+    if (options.requirements !== undefined) {
+      invocations = [{ scenarios: expected, args: ['--requirements', options.requirements] }];
+    } else if (options.scenarios === undefined) {
+      invocations = [{ scenarios: expected, args: ['--suite', 'all'] }];
+    } else {
+      const version = options.specVersion === undefined ? [] : ['--spec-version', options.specVersion];
+      invocations = expected.map((scenario) => ({
+        scenarios: [scenario],
+        args: ['--scenario', scenario, ...version],
+      }));
+    }
     for (const invocation of invocations) {
       const left = deadline - Date.now();
       if (left <= 0) {
         for (const scenario of invocation.scenarios) reasons.set(scenario, 'time budget exhausted');
         continue;
       }
-      const run = await runCli(['server', '--url', url, ...invocation.args, '-o', resultsDir], cwd, left);
+      const run = await runCli(cli, ['server', '--url', url, ...invocation.args, ...common], cwd, left);
       outputs.push(run.output);
       const why = run.timedOut ? 'timed out' : `CLI exited with ${run.exitCode}`;
       // A lone scenario's output is all about it, so it says why it left no results.
@@ -218,10 +300,10 @@ interface CliRun {
   readonly output: string;
 }
 
-/** Runs the CLI with this Node; kills it when `timeoutMs` runs out. */
-function runCli(args: string[], cwd: string, timeoutMs: number): Promise<CliRun> {
+/** Runs a CLI with this Node; kills it when `timeoutMs` runs out. */
+function runCli(cli: ConformanceCli, args: string[], cwd: string, timeoutMs: number): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [join(PACKAGE_DIRS[cli], 'dist/index.js'), ...args], {
       cwd,
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],

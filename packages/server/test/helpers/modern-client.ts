@@ -97,7 +97,7 @@ export interface ModernClient {
 export async function connectModernClient(
   proxy: Pick<RunningProxy, 'url' | 'token'>,
   upstreamUrl: string,
-  options: { mode?: 'auto' | 'pin' } = {},
+  options: { mode?: 'auto' | 'pin'; path?: string } = {},
 ): Promise<ModernClient> {
   const client = new Client(
     { name: 'modern-sdk-test', version: '1.0.0' },
@@ -117,9 +117,12 @@ export async function connectModernClient(
     return { role: 'assistant', model: 'test-model', content: { type: 'text', text: SAMPLED_TEXT } };
   });
   const pool = ownPool();
-  const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`), {
+  // `options.path` (e.g. `/servers/x/mcp`) names the server itself: no X-MCP-Server-URL then.
+  const headers: Record<string, string> = { 'X-Proxy-Token': proxy.token };
+  if (options.path === undefined) headers['X-MCP-Server-URL'] = upstreamUrl;
+  const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}${options.path ?? '/mcp'}`), {
     fetch: pool.fetch,
-    requestInit: { headers: { 'X-Proxy-Token': proxy.token, 'X-MCP-Server-URL': upstreamUrl } },
+    requestInit: { headers },
   });
   const close = async () => {
     await client.close();
