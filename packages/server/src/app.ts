@@ -219,7 +219,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
-    modern: new ModernBridge({ pool, timeoutMs: config.upstream.timeoutMs, stream }),
+    modern: new ModernBridge({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
     eras,
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,

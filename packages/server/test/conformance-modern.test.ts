@@ -52,8 +52,6 @@ const BRIDGE_EXCLUSIONS: Readonly<Record<string, string>> = {
     'wants the input key "user_name"; a session-era server has no keys, the bridge names its inputs input-N',
   'input-required-result-ignore-extra-params':
     'sends inputResponses without a requestState; the legacy server only asks once the call runs, so the bridge can only answer with a fresh InputRequiredResult (WARNING)',
-  'http-custom-header-server-validation':
-    'proxy gap: the bridge does not check Mcp-Param-* headers against the x-mcp-header parameters of the body (mismatches, bad Base64 and a missing header are forwarded instead of refused with 400, -32020)',
 };
 
 /** Runs the CLI's `--requirements` set against `url` with the budget a 2-core CI box needs. */

@@ -20,8 +20,9 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { META, MODERN_VERSION, metaOf } from '../protocol/eras.ts';
+import { checkParamHeaders, type ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
-import type { MessageSink } from '../sessions/bridge-session.ts';
+import type { BridgeSession, MessageSink } from '../sessions/bridge-session.ts';
 import type { ModernSessionPool, PoolContext, PooledExchange } from '../sessions/modern-pool.ts';
 import { type EventStreamOptions, EventStreamWriter } from './event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from './inbound-checks.ts';
@@ -29,6 +30,8 @@ import { acceptsEventStream, acceptsJson } from './inbound-checks.ts';
 /** Collaborators and limits. */
 export interface ModernBridgeDeps {
   readonly pool: ModernSessionPool;
+  /** `x-mcp-header` declarations, learnt from the `tools/list` answers the bridge relays. */
+  readonly paramHeaders: ParamHeaderCatalog;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
 }
@@ -69,6 +72,7 @@ export class ModernBridge {
         .send({ jsonrpc: '2.0', id: message.id, error: refusal.error });
     }
     const session = await this.#deps.pool.session(ctx, message);
+    if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
     const exchange = this.#deps.pool.exchange(session, message);
     // Stream only what may send something before its answer (like the SDK's `auto` mode): a
     // listen stream, and requests that asked for progress or log messages. Everything else gets
@@ -85,9 +89,44 @@ export class ModernBridge {
     const response = await exchange
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
       .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse);
+    if (message.method === 'tools/list' && 'result' in response)
+      this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
     // A method the server does not implement: 404 with -32601 (2026-07-28, Streamable HTTP).
     const status = 'error' in response && response.error.code === METHOD_NOT_FOUND ? 404 : 200;
     return reply.code(status).type('application/json').send(response);
+  }
+
+  /**
+   * As the 2026-07-28 server this client sees, the bridge checks `Mcp-Param-*` headers against
+   * the tool's `x-mcp-header` parameters (looked up once through the session when unknown).
+   */
+  async #checkParamHeaders(
+    request: FastifyRequest,
+    session: BridgeSession,
+    message: JsonRpcRequest,
+    ctx: PoolContext,
+  ): Promise<void> {
+    const name = message.params?.name;
+    if (typeof name !== 'string') return;
+    const { paramHeaders, pool, timeoutMs } = this.#deps;
+    if (
+      paramHeaders.declared(ctx.targetKey, name) === undefined &&
+      paramHeaders.needsLookup(ctx.targetKey, name)
+    ) {
+      const list: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id: 'mcp-proxy-tools',
+        method: 'tools/list',
+        params: { _meta: metaOf(message) },
+      };
+      const listed = await pool
+        .exchange(session, list)
+        .call({ timeoutMs })
+        .catch(() => undefined);
+      if (listed && 'result' in listed) paramHeaders.learn(ctx.targetKey, listed.result);
+    }
+    const declared = paramHeaders.declared(ctx.targetKey, name);
+    if (declared) checkParamHeaders(request.headers, declared, message.params?.arguments);
   }
 
   async #answerAsStream(reply: FastifyReply, exchange: PooledExchange, message: JsonRpcRequest) {

@@ -5,6 +5,7 @@
  * send bodies (POST /proxy, WS /ws) cannot, so the proxy learns each upstream's declarations
  * from the `tools/list` answers passing through it and adds the headers itself.
  */
+import { ProxyError } from '../errors.ts';
 import { encodeHeaderValue } from './request-metadata.ts';
 
 /** One declared header: its name and the property path (of `properties` keys) it mirrors. */
@@ -46,6 +47,45 @@ export function paramHeaderValues(declared: readonly ParamHeader[], args: unknow
   return headers;
 }
 
+const SENTINEL = /^=\?base64\?(.*)\?=$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Refuses a call whose `Mcp-Param-*` headers disagree with its arguments, as a 2026-07-28 server
+ * must (400, -32020): a declared parameter present in the body needs its header; a header value
+ * is literal unless wrapped as `=?base64?…?=`, whose content must be strict Base64.
+ */
+export function checkParamHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  declared: readonly ParamHeader[],
+  args: unknown,
+): void {
+  const expected = paramHeaderValues(declared, args);
+  for (const { header } of declared) {
+    const raw = headers[header];
+    const sent = Array.isArray(raw) ? raw[0] : raw;
+    const want = expected[header];
+    if (want === undefined) continue;
+    if (sent === undefined) mismatch(`the ${header} header is missing for a value in the body`);
+    const decoded = decodeStrict(sent);
+    if (decoded === undefined) mismatch(`the ${header} header is not valid Base64`);
+    if (decoded !== decodeStrict(want)) mismatch(`the ${header} header does not match the body`);
+  }
+}
+
+/** A header value as text: literal, or the content of a well-formed Base64 sentinel. */
+function decodeStrict(value: string): string | undefined {
+  const match = SENTINEL.exec(value);
+  if (!match) return value;
+  const content = match[1] ?? '';
+  if (content.length % 4 !== 0 || !BASE64.test(content)) return undefined;
+  return Buffer.from(content, 'base64').toString('utf8');
+}
+
+function mismatch(detail: string): never {
+  throw new ProxyError('header_mismatch', `Header mismatch: ${detail}.`);
+}
+
 /** What the proxy has learnt of each upstream's tools, bounded in targets and tools. */
 export class ParamHeaderCatalog {
   readonly #targets = new Map<string, Map<string, readonly ParamHeader[]>>();
@@ -80,6 +120,11 @@ export class ParamHeaderCatalog {
     if (this.#lookups.size >= MAX_TARGETS) this.#lookups.delete(this.#lookups.keys().next().value as string);
     this.#lookups.set(target, now);
     return true;
+  }
+
+  /** The declarations of `tool` on `target`, if learnt. */
+  declared(target: string, tool: string): readonly ParamHeader[] | undefined {
+    return this.#targets.get(target)?.get(tool);
   }
 
   /** The `Mcp-Param-*` headers a call of `tool` on `target` with `args` needs. */
