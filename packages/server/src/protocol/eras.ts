@@ -86,6 +86,22 @@ export function legacyResult(result: JsonObject): JsonObject {
   return copy;
 }
 
+/** The proxy's own `server/discover` probe: the modern envelope, no capabilities. */
+export function discoverProbe(id: string): JsonRpcRequest {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method: 'server/discover',
+    params: {
+      _meta: {
+        [META.protocolVersion]: MODERN_VERSION,
+        [META.clientInfo]: { name: 'mcp-proxy', version: '1' },
+        [META.clientCapabilities]: {},
+      },
+    },
+  };
+}
+
 /** JSON-RPC codes only modern servers use for protocol refusals. */
 const MODERN_ERROR_CODES = new Set([-32020, -32021, -32022]);
 

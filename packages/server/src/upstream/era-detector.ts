@@ -10,7 +10,7 @@
 import { linkAbort } from '../abort.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import {
-  META,
+  discoverProbe,
   MODERN_VERSION,
   modernSupportFromAnswer,
   type ProtocolChoice,
@@ -132,18 +132,7 @@ export class EraDetector {
   async #probe(target: EraProbeTarget, url: URL): Promise<boolean | undefined> {
     const { http, timeoutMs } = this.#deps;
     const link = linkAbort([], timeoutMs);
-    const discover = {
-      jsonrpc: '2.0',
-      id: 'mcp-proxy-era-probe',
-      method: 'server/discover',
-      params: {
-        _meta: {
-          [META.protocolVersion]: MODERN_VERSION,
-          [META.clientInfo]: { name: 'mcp-proxy', version: '1' },
-          [META.clientCapabilities]: {},
-        },
-      },
-    };
+    const discover = discoverProbe('mcp-proxy-era-probe');
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',

@@ -11,9 +11,8 @@ import type { ProxyError } from '../errors.ts';
 import { isResponse, type JsonRpcMessage, requestKey } from '../jsonrpc.ts';
 import {
   clientEraOf,
+  discoverProbe,
   isModernOnlyRefusal,
-  META,
-  MODERN_VERSION,
   modernSupportFromAnswer,
 } from '../protocol/eras.ts';
 import { ModernEraFacade } from './modern-era-facade.ts';
@@ -160,18 +159,7 @@ export class EraSwitch implements UpstreamTransport {
     const timer = setTimeout(() => resolve(undefined), Math.min(this.#options.timeoutMs, PROBE_TIMEOUT_MS));
     timer.unref();
     try {
-      await this.#options.native.send({
-        jsonrpc: '2.0',
-        id,
-        method: 'server/discover',
-        params: {
-          _meta: {
-            [META.protocolVersion]: MODERN_VERSION,
-            [META.clientInfo]: { name: 'mcp-proxy', version: '1' },
-            [META.clientCapabilities]: {},
-          },
-        },
-      });
+      await this.#options.native.send(discoverProbe(id));
       const answer = await promise;
       return answer === undefined ? undefined : modernSupportFromAnswer(200, answer) === true;
     } catch {
