@@ -80,12 +80,27 @@ try {
   if (!nginx) results.notes.push('nginx is not installed: the nginx path was skipped.');
   const proxy = await startProxy();
   const floor = await startNodeFloor(upstreamUrl);
+  const baseline = SETTINGS.baselineRoot
+    ? await startProxy({ root: SETTINGS.baselineRoot, name: 'proxy (baseline)' })
+    : undefined;
   const paths: Array<Omit<LoadConfig, 'concurrency' | 'group'>> = [
     { path: 'direct', spec: directSpec(upstreamUrl) },
     ...(nginx ? [{ path: 'nginx', spec: directSpec(`${nginx.base}/mcp`), serverPids: nginx.pids }] : []),
     { path: 'node floor', spec: directSpec(`${floor.base}/mcp`), serverPids: floor.pids },
     { path: 'POST /proxy', spec: proxySpec(proxy.base, upstreamUrl), serverPids: proxy.pids },
+    ...(baseline
+      ? [
+          {
+            path: 'POST /proxy (baseline)',
+            spec: proxySpec(baseline.base, upstreamUrl),
+            serverPids: baseline.pids,
+          },
+        ]
+      : []),
     { path: '/mcp', spec: mcpSpec(proxy.base, upstreamUrl), serverPids: proxy.pids },
+    ...(baseline
+      ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, upstreamUrl), serverPids: baseline.pids }]
+      : []),
   ];
   for (const p of paths) await checkSpec(p.path, p.spec);
   // JIT and connection pools warm before the first measured point.
@@ -98,6 +113,9 @@ try {
     const configs = SETTINGS.concurrency.flatMap((concurrency) =>
       paths
         .filter((p) => p.path !== 'node floor' || concurrency === 1 || concurrency === 64)
+        .filter(
+          (p) => SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', '')),
+        )
         .map((p): LoadConfig => ({ ...p, group: 'http', concurrency, upstreamPids: upstream.pids })),
     );
     results.points.push(...(await measurePoints(configs, dir, log)));
@@ -109,19 +127,29 @@ try {
   await section('info', async () => {
     log('LOG_LEVEL=info');
     const infoProxy = await startProxy({ logLevel: 'info', name: 'proxy (info)' });
-    const configs = ['POST /proxy', '/mcp'].map(
-      (path): LoadConfig => ({
-        group: 'info',
-        path,
-        concurrency: 64,
-        spec: path === '/mcp' ? mcpSpec(infoProxy.base, upstreamUrl) : proxySpec(infoProxy.base, upstreamUrl),
-        serverPids: infoProxy.pids,
-        upstreamPids: upstream.pids,
-      }),
+    const infoBaseline = SETTINGS.baselineRoot
+      ? await startProxy({ logLevel: 'info', name: 'proxy (info, baseline)', root: SETTINGS.baselineRoot })
+      : undefined;
+    const proxies = [
+      { suffix: '', server: infoProxy },
+      ...(infoBaseline ? [{ suffix: ' (baseline)', server: infoBaseline }] : []),
+    ];
+    const configs = ['POST /proxy', '/mcp'].flatMap((path) =>
+      proxies.map(
+        ({ suffix, server }): LoadConfig => ({
+          group: 'info',
+          path: `${path}${suffix}`,
+          concurrency: 64,
+          spec: path === '/mcp' ? mcpSpec(server.base, upstreamUrl) : proxySpec(server.base, upstreamUrl),
+          serverPids: server.pids,
+          upstreamPids: upstream.pids,
+        }),
+      ),
     );
     for (const c of configs) await checkSpec(`info ${c.path}`, c.spec);
     results.points.push(...(await measurePoints(configs, dir, log)));
     await infoProxy.stop();
+    await infoBaseline?.stop();
   });
   await section('everything', async () => {
     log('server-everything');
@@ -142,6 +170,7 @@ try {
     results.peerNotes.push(...peers.notes);
   });
   await proxy.stop();
+  await baseline?.stop();
   await floor.stop();
   await nginx?.stop();
 

@@ -62,15 +62,18 @@ export interface ProxyOptions {
   /** Extra node flags, e.g. `--cpu-prof`. */
   readonly nodeFlags?: readonly string[];
   readonly name?: string;
+  /** Another checkout of the repository to run the proxy from (a baseline to compare with). */
+  readonly root?: string;
 }
 
 /** The proxy, started as `npm start` would, with the bench's configuration. */
 export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
   const port = await freePort();
-  const proc = startPinned(NODE, [...(options.nodeFlags ?? []), join(ROOT, 'packages/server/src/main.ts')], {
+  const root = options.root ?? ROOT;
+  const proc = startPinned(NODE, [...(options.nodeFlags ?? []), join(root, 'packages/server/src/main.ts')], {
     name: options.name ?? 'proxy',
     cores: SERVER_CORES,
-    cwd: ROOT,
+    cwd: root,
     cleanEnv: true,
     env: {
       HOST: '127.0.0.1',

@@ -22,7 +22,7 @@ import { TargetResolver } from './forwarding/targets.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, lazyChildLoggerFactory } from './logger.ts';
 import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
 import { ModernBridge } from './mcp/modern-bridge-handler.ts';
@@ -125,6 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     loggerInstance: logger as FastifyBaseLogger,
     // Our own onResponse hook writes the one line per request; Fastify's own lines are off.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.bodyLimitBytes,
     forceCloseConnections: 'idle',
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
@@ -142,7 +143,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;
-  const metrics = new ProxyMetrics({ sessions: () => sessions.size, sockets: () => openSockets() });
+  const metrics = new ProxyMetrics(
+    { sessions: () => sessions.size, sockets: () => openSockets() },
+    { enabled: config.metricsToken !== undefined },
+  );
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
@@ -308,6 +312,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     guard.replace(next.egress);
+    targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens);
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));

@@ -49,8 +49,19 @@ export function corsOptions(access: { readonly corsOrigins: readonly string[] },
     maxAge: maxAgeSeconds,
     strictPreflight: true,
   });
+  // Most requests ask for no extra headers: their options are built once per origins list (a
+  // reload assigns a new list), not on every request (issue #10).
+  let plain: { readonly origins: readonly string[]; readonly options: FastifyCorsOptions } | undefined;
   return (request: FastifyRequest, callback: (error: Error | null, options: FastifyCorsOptions) => void) => {
     const requested = request.headers['access-control-request-headers'];
+    if (requested === undefined) {
+      const origins = access.corsOrigins;
+      if (plain?.origins !== origins) {
+        plain = { origins, options: { ...base(origins), allowedHeaders: [...ALLOWED_HEADERS] } };
+      }
+      callback(null, plain.options);
+      return;
+    }
     const params =
       typeof requested === 'string'
         ? requested

@@ -1,9 +1,11 @@
 /**
  * @module logger
  * The pino logger, with every place a secret could appear redacted: token headers, envelope
- * token fields, and token query parameters in URLs.
+ * token fields, and token query parameters in URLs. Also what keeps logging cheap on the hot
+ * paths: request loggers created only when used, and level checks before building a line.
  */
-import { type DestinationStream, type Logger, pino } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
+import { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, pino } from 'pino';
 
 /** Paths pino censors wherever they appear in a log object. */
 const REDACT_PATHS = [
@@ -37,4 +39,105 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * A logger for lines built only from fields the proxy chose, which hold no secret by
+ * construction (the access line: its URL goes through {@link redactUrl}): the same output,
+ * without running redaction over every line. It writes whatever it is given; callers check the
+ * level of the logger the line belongs to ({@link logsAt}), which follows reloads.
+ */
+export function createPlainLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger.child({}, { level: 'trace', redact: { paths: [] } });
+}
+
+/** A level a line can be written at. */
+export type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** Numeric pino levels (the standard set; the proxy defines no custom levels). */
+const LEVEL_VALUES: Readonly<Record<string, number>> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Number.POSITIVE_INFINITY,
+};
+
+/** True when `logger` writes lines at `level` (build a log object only then). */
+export function logsAt(logger: FastifyBaseLogger, level: Level): boolean {
+  return (LEVEL_VALUES[level] ?? 0) >= (LEVEL_VALUES[logger.level] ?? 0);
+}
+
+type LogArgs = unknown[];
+
+/**
+ * Fastify's per-request child logger, created only when the request writes a line (issue #10):
+ * a pino child with the request id costs a few microseconds (bindings are serialised and run
+ * through redaction), and most requests log nothing at the default levels.
+ */
+class LazyChildLogger implements FastifyBaseLogger {
+  readonly #parent: FastifyBaseLogger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions | undefined;
+  #child: FastifyBaseLogger | undefined;
+
+  constructor(parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions | undefined) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.#options?.level ?? this.#parent.level;
+  }
+
+  set level(level: string) {
+    this.#real().level = level;
+  }
+
+  fatal(...args: LogArgs): void {
+    this.#log('fatal', args);
+  }
+  error(...args: LogArgs): void {
+    this.#log('error', args);
+  }
+  warn(...args: LogArgs): void {
+    this.#log('warn', args);
+  }
+  info(...args: LogArgs): void {
+    this.#log('info', args);
+  }
+  debug(...args: LogArgs): void {
+    this.#log('debug', args);
+  }
+  trace(...args: LogArgs): void {
+    this.#log('trace', args);
+  }
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#real().child(bindings, options);
+  }
+
+  #log(level: Level, args: LogArgs): void {
+    if (!logsAt(this, level)) return;
+    (this.#real()[level] as (...args: LogArgs) => void).apply(this.#child, args);
+  }
+
+  #real(): FastifyBaseLogger {
+    this.#child ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#child;
+  }
+}
+
+/** Fastify `childLoggerFactory`: request loggers that cost nothing until used. */
+export function lazyChildLoggerFactory(
+  logger: FastifyBaseLogger,
+  bindings: Bindings,
+  options: ChildLoggerOptions,
+): FastifyBaseLogger {
+  // Fastify passes {} when a route sets no log options; pino's child() is cheaper without it.
+  return new LazyChildLogger(logger, bindings, Object.keys(options).length === 0 ? undefined : options);
 }

@@ -5,7 +5,7 @@
  * compared with every configured digest on every check, so timing reveals neither a prefix nor
  * which token matched. The config file names tokens by their SHA-256 only, never in plain text.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 
 /** A verified caller identity. */
 export interface TokenIdentity {
@@ -59,7 +59,8 @@ export class TokenVerifier {
   /** Returns the identity for a valid token, `undefined` otherwise. */
   verify(candidate: string | undefined): TokenIdentity | undefined {
     if (candidate === undefined || candidate === '') return undefined;
-    const presented = createHash('sha256').update(candidate, 'utf8').digest();
+    // The one-shot hash: no Hash object per request (issue #10).
+    const presented = hash('sha256', candidate, 'buffer');
     let match = -1;
     for (let i = 0; i < this.#digests.length; i++) {
       // No early exit: every token is compared whatever the outcome.

@@ -14,6 +14,7 @@ const headerSafe = z
   .max(1024)
   .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters');
 
+// plainEnvelope() below checks the common case by hand with these same rules: change both.
 const envelopeSchema = z.strictObject({
   mcp_server_url: z.string().min(1).max(2048, 'is longer than 2048 characters').optional(),
   server: z.string().min(1).max(64).optional(),
@@ -32,7 +33,7 @@ export type Envelope = z.infer<typeof envelopeSchema>;
 
 /** Validates a parsed body; throws `invalid_envelope` naming the first bad field. */
 export function parseEnvelope(body: unknown): Envelope {
-  const parsed = envelopeSchema.safeParse(body);
+  const parsed = plainEnvelope(body) ?? envelopeSchema.safeParse(body);
   if (parsed.success) {
     const { mcp_server_url, server } = parsed.data;
     if ((mcp_server_url === undefined) === (server === undefined)) {
@@ -58,6 +59,48 @@ export function parseEnvelope(body: unknown): Envelope {
   throw new ProxyError('invalid_envelope', `Invalid proxy envelope: ${where} ${problem}.`, {
     data: { field: where },
   });
+}
+
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set(Object.keys(envelopeSchema.shape));
+
+/**
+ * The common, well-formed envelope checked by hand: the schema's rules, or stricter (issue #10:
+ * the schema costs several microseconds per request). Anything it does not accept outright is
+ * left to the schema, which also words the error, so both paths accept exactly the same bodies.
+ */
+function plainEnvelope(body: unknown): { readonly success: true; readonly data: Envelope } | undefined {
+  if (typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) {
+    return undefined;
+  }
+  const b = body as Record<string, unknown>;
+  for (const key in b) if (!ENVELOPE_KEYS.has(key)) return undefined;
+  const { id, params, transport } = b;
+  const ok =
+    b.jsonrpc === '2.0' &&
+    text(b.method, 1, 256) &&
+    optionalText(b.mcp_server_url, 2048) &&
+    optionalText(b.server, 64) &&
+    optionalText(b.mcp_token, 8192) &&
+    optionalHeaderSafe(b.mcp_session_id) &&
+    optionalHeaderSafe(b.mcp_protocol_version) &&
+    (transport === undefined || (TRANSPORT_CHOICES as readonly unknown[]).includes(transport)) &&
+    (id === undefined || text(id, 0, 256) || (typeof id === 'number' && Number.isFinite(id))) &&
+    (params === undefined ||
+      (typeof params === 'object' && params !== null && Object.getPrototypeOf(params) === Object.prototype));
+  return ok ? { success: true, data: b as Envelope } : undefined;
+}
+
+function text(value: unknown, min: number, max: number): boolean {
+  return typeof value === 'string' && value.length >= min && value.length <= max;
+}
+
+function optionalText(value: unknown, max: number): boolean {
+  return value === undefined || text(value, 1, max);
+}
+
+function optionalHeaderSafe(value: unknown): boolean {
+  return value === undefined || (text(value, 1, 1024) && HEADER_SAFE.test(value as string));
 }
 
 /** The upstream an envelope names. */

@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import type { UpstreamTarget } from '../upstream/connector.ts';
+import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
 /** Transport choices a caller may make for a URL. */
 export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse', 'websocket'] as const;
@@ -26,10 +27,21 @@ export type ResolvedTarget = UpstreamTarget;
 export class TargetResolver {
   #servers: Config['servers'];
   readonly #guard: EgressGuard;
+  readonly #vetted: VetCache;
 
-  constructor(servers: Config['servers'], guard: EgressGuard) {
+  constructor(
+    servers: Config['servers'],
+    guard: EgressGuard,
+    vetCache: VetCacheOptions = VET_CACHE_DEFAULTS,
+  ) {
     this.#servers = servers;
     this.#guard = guard;
+    this.#vetted = new VetCache(vetCache);
+  }
+
+  /** Forgets the URLs the guard accepted earlier: call it whenever the egress policy changes. */
+  forgetVetted(): void {
+    this.#vetted.clear();
   }
 
   /** Replaces the configured servers (configuration reload); open sessions keep their upstream. */
@@ -81,7 +93,7 @@ export class TargetResolver {
     transport: TransportChoice,
     bearerToken: string | undefined,
   ): Promise<ResolvedTarget> {
-    const url = await this.#guard.vet(raw);
+    const url = this.#vetted.get(raw) ?? (await this.#vet(raw));
     const isWs = url.protocol === 'ws:' || url.protocol === 'wss:';
     if (isWs !== (transport === 'websocket') && transport !== 'auto') {
       throw new ProxyError(
@@ -91,5 +103,11 @@ export class TargetResolver {
     }
     if (isWs) return { kind: 'websocket', url, bearerToken };
     return { kind: transport === 'auto' ? 'http-auto' : transport, url, bearerToken } as ResolvedTarget;
+  }
+
+  async #vet(raw: string): Promise<URL> {
+    const url = await this.#guard.vet(raw);
+    this.#vetted.set(raw, url);
+    return url;
   }
 }

@@ -8,18 +8,18 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import type { SessionIdSealer } from './session-id.ts';
 
-/** Inbound headers forwarded upstream as they are. */
-const FORWARDED = [
+/** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
+const FORWARDED: ReadonlySet<string> = new Set([
   'accept',
   'content-type',
   'mcp-protocol-version',
   'last-event-id',
   'mcp-method',
   'mcp-name',
-];
+]);
 /** Upstream response headers relayed to the caller. */
 const RELAYED = [
   'content-type',
@@ -56,13 +56,12 @@ export class PassThrough {
   /** Sends the inbound request upstream; the caller relays or inspects the response. */
   async send(request: FastifyRequest, exchange: PassThroughRequest): Promise<UpstreamResponse> {
     const headers: Record<string, string> = {};
-    for (const name of FORWARDED) {
-      const value = request.headers[name];
-      if (typeof value === 'string') headers[name] = value;
-    }
-    for (const [name, value] of Object.entries(request.headers)) {
+    const inbound = request.headers;
+    for (const name in inbound) {
       // MCP 2026-07-28: intermediaries forward Mcp-Param-* headers they do not recognise.
-      if (name.startsWith('mcp-param-') && typeof value === 'string') headers[name] = value;
+      if (!FORWARDED.has(name) && !name.startsWith('mcp-param-')) continue;
+      const value = inbound[name];
+      if (typeof value === 'string') headers[name] = value;
     }
     if (request.method === 'POST') headers['content-type'] = 'application/json';
     if (exchange.bearerToken) headers.authorization = `Bearer ${exchange.bearerToken}`;
@@ -76,28 +75,47 @@ export class PassThrough {
     });
   }
 
-  /** Relays an upstream response to the caller, sealing any session id it carries. */
-  relay(reply: FastifyReply, response: UpstreamResponse, exchange: PassThroughRequest): FastifyReply {
-    for (const name of RELAYED) {
-      const value = headerValue(response.headers, name);
-      if (value !== undefined) reply.header(name, value);
-    }
-    const sessionId = headerValue(response.headers, 'mcp-session-id');
-    if (sessionId)
-      reply.header('mcp-session-id', this.#sealer.seal(sessionId, exchange.ownerId, exchange.targetKey));
-    reply.code(response.status);
+  /**
+   * Relays an upstream response to the caller, sealing any session id it carries. An event
+   * stream is streamed event by event; any other body (a JSON answer) is read whole first, within
+   * the response size limit, and sent as one buffer with its length: cheaper than a stream per
+   * request, and a failure while reading becomes a proper error reply instead of a cut body.
+   */
+  async relay(
+    reply: FastifyReply,
+    response: UpstreamResponse,
+    exchange: PassThroughRequest,
+  ): Promise<FastifyReply> {
     if (response.status === 202 || response.status === 204) {
-      response.body.resume();
+      drain(response);
+      this.#relayHeaders(reply, response, exchange);
       return reply.send();
     }
-    const streaming = isEventStream(response);
-    const limited = limitBytes(this.#http.responseLimitBytes, streaming);
+    if (!isEventStream(response)) {
+      const body = await this.#http.readBody(response, exchange.signal);
+      this.#relayHeaders(reply, response, exchange);
+      return reply.send(body);
+    }
+    this.#relayHeaders(reply, response, exchange);
+    const limited = limitEventBytes(this.#http.responseLimitBytes);
     // An SSE comment first, so the caller gets the headers now, not with the first event.
-    if (streaming) limited.push(Buffer.from(': proxied\n\n'));
+    limited.push(Buffer.from(': proxied\n\n'));
     pipeline(response.body, limited).catch(() => {
       // The caller or the upstream went away mid-stream; both sides are already torn down.
     });
     return reply.send(limited);
+  }
+
+  #relayHeaders(reply: FastifyReply, response: UpstreamResponse, exchange: PassThroughRequest): void {
+    const { headers } = response;
+    for (const name of RELAYED) {
+      const value = headerValue(headers, name);
+      if (value !== undefined) reply.header(name, value);
+    }
+    const sessionId = headerValue(headers, 'mcp-session-id');
+    if (sessionId)
+      reply.header('mcp-session-id', this.#sealer.seal(sessionId, exchange.ownerId, exchange.targetKey));
+    reply.code(response.status);
   }
 }
 
@@ -106,19 +124,15 @@ function isEventStream(response: UpstreamResponse): boolean {
 }
 
 /**
- * Caps a relayed body: a JSON body as a whole, an event stream per event (the bytes between
- * blank lines), so a long-lived stream may carry many events but no single huge one.
+ * Caps a relayed event stream per event (the bytes between blank lines), so a long-lived
+ * stream may carry many events but no single huge one.
  */
-function limitBytes(limit: number, perEvent: boolean): Transform {
+function limitEventBytes(limit: number): Transform {
   let count = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      if (perEvent) {
-        const boundary = chunk.lastIndexOf('\n\n');
-        count = boundary === -1 ? count + chunk.length : chunk.length - boundary - 2;
-      } else {
-        count += chunk.length;
-      }
+      const boundary = chunk.lastIndexOf('\n\n');
+      count = boundary === -1 ? count + chunk.length : chunk.length - boundary - 2;
       if (count > limit) callback(new Error('upstream response exceeds the size limit'));
       else callback(null, chunk);
     },

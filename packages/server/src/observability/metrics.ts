@@ -38,18 +38,30 @@ export interface GaugeSources {
   readonly sockets: () => number;
 }
 
+/** Options of {@link ProxyMetrics}. */
+export interface MetricsOptions {
+  /**
+   * False when nothing can scrape the metrics (no METRICS_TOKEN, so no `/metrics` route): then
+   * nothing is recorded and no default collectors (GC observer, event-loop monitor) run, which
+   * saves their cost on every request (issue #10). Default true.
+   */
+  readonly enabled?: boolean;
+}
+
 /** The proxy's metrics. */
 export class ProxyMetrics {
   readonly registry = new Registry();
+  readonly #enabled: boolean;
   readonly #requests: Counter<'route' | 'method' | 'status' | 'mcp_method'>;
   readonly #duration: Histogram<'route'>;
   readonly #upstream: Histogram<'outcome'>;
   readonly #bytes: Counter<'direction'>;
   readonly #refusals: Counter<'reason'>;
 
-  constructor(sources: GaugeSources) {
+  constructor(sources: GaugeSources, options: MetricsOptions = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'mcp_proxy_' });
+    this.#enabled = options.enabled ?? true;
+    if (this.#enabled) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_proxy_' });
     this.#requests = new Counter({
       name: 'mcp_proxy_requests_total',
       help: 'HTTP requests answered, by route, HTTP method, status and MCP method.',
@@ -100,6 +112,11 @@ export class ProxyMetrics {
     });
   }
 
+  /** False when nothing is recorded (see {@link MetricsOptions.enabled}). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
   /** Records one answered HTTP request. */
   request(
     route: string | undefined,
@@ -108,6 +125,7 @@ export class ProxyMetrics {
     mcpMethod: string | undefined,
     seconds: number,
   ) {
+    if (!this.#enabled) return;
     const knownRoute = route !== undefined && ROUTES.has(route) ? route : 'other';
     const firstMethod = mcpMethod?.split(',')[0];
     const mcp = firstMethod === undefined ? 'none' : KNOWN_METHODS.has(firstMethod) ? firstMethod : 'other';
@@ -117,16 +135,18 @@ export class ProxyMetrics {
 
   /** Records one upstream HTTP exchange. */
   upstream(outcome: 'ok' | 'error', seconds: number): void {
+    if (!this.#enabled) return;
     this.#upstream.observe({ outcome }, seconds);
   }
 
   /** Counts body bytes. */
   bytes(direction: 'in' | 'out', count: number): void {
-    if (count > 0) this.#bytes.inc({ direction }, count);
+    if (this.#enabled && count > 0) this.#bytes.inc({ direction }, count);
   }
 
   /** Counts a refusal or failure by its stable code. */
   refusal(reason: string): void {
+    if (!this.#enabled) return;
     this.#refusals.inc({ reason });
   }
 }

@@ -6,35 +6,43 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { findProxyError, ProxyError, toErrorReply } from '../errors.ts';
 import { bodyId } from '../forwarding/envelope.ts';
-import { redactUrl } from '../logger.ts';
+import { createPlainLogger, logsAt, redactUrl } from '../logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
 
 /** Logs one line and records metrics for every answered request. */
 export function registerRequestLogging(app: FastifyInstance, metrics: ProxyMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.request(
-      request.routeOptions.url,
-      request.method,
-      reply.statusCode,
-      request.mcpMethod,
-      reply.elapsedTime / 1000,
-    );
-    metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
-    metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
-    if (request.errorCode) metrics.refusal(request.errorCode);
+  const access = createPlainLogger(app.log);
+  app.addHook('onResponse', (request, reply, done) => {
+    if (metrics.enabled) {
+      metrics.request(
+        request.routeOptions.url,
+        request.method,
+        reply.statusCode,
+        request.mcpMethod,
+        reply.elapsedTime / 1000,
+      );
+      metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
+      metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
+      if (request.errorCode) metrics.refusal(request.errorCode);
+    }
     // One line per request; headers and bodies are never logged, URLs have token params redacted.
-    request.log.info(
-      {
-        method: request.method,
-        url: redactUrl(request.url),
-        mcpMethod: request.mcpMethod,
-        target: request.targetHost,
-        status: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        ...(request.errorCode ? { error: request.errorCode } : {}),
-      },
-      'request',
-    );
+    // Built only when the level writes it: at warn and above this is most requests' only log call.
+    if (logsAt(request.log, 'info')) {
+      access.info(
+        {
+          reqId: request.id,
+          method: request.method,
+          url: redactUrl(request.url),
+          mcpMethod: request.mcpMethod,
+          target: request.targetHost,
+          status: reply.statusCode,
+          durationMs: Math.round(reply.elapsedTime * 10) / 10,
+          ...(request.errorCode ? { error: request.errorCode } : {}),
+        },
+        'request',
+      );
+    }
+    done();
   });
 }
 

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from '../forwarding/envelope.ts';
 import type { Forwarder } from '../forwarding/forwarder.ts';
+import { logsAt } from '../logger.ts';
 import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
 import { callerSignal } from './caller-signal.ts';
 
@@ -17,7 +18,9 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
     const envelope = parseEnvelope(request.body);
     const message = envelopeMessage(envelope);
     request.mcpMethod = envelope.method;
-    request.targetHost = envelope.server ?? URL.parse(envelope.mcp_server_url ?? '')?.host;
+    // The target is named in the access log only: parse the URL for it only when that line is written.
+    if (logsAt(request.log, 'info'))
+      request.targetHost = envelope.server ?? URL.parse(envelope.mcp_server_url ?? '')?.host;
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
     const header = (name: string) => {

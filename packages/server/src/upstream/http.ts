@@ -95,6 +95,11 @@ export class UpstreamHttp {
 
   /** Reads a whole body as text, enforcing the response size limit. */
   async readText(response: UpstreamResponse, signal?: AbortSignal): Promise<string> {
+    return (await this.readBody(response, signal)).toString('utf8');
+  }
+
+  /** Reads a whole body into one Buffer, enforcing the response size limit. */
+  async readBody(response: UpstreamResponse, signal?: AbortSignal): Promise<Buffer> {
     const limit = this.#options.responseLimitBytes;
     const declared = Number(headerValue(response.headers, 'content-length') ?? Number.NaN);
     if (declared > limit) {
@@ -115,7 +120,8 @@ export class UpstreamHttp {
     } catch (error) {
       throw toUpstreamError(error, signal);
     }
-    return Buffer.concat(chunks, size).toString('utf8');
+    // Most answers arrive in one chunk: no copy then.
+    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
   }
 }
 

@@ -2,16 +2,35 @@
  * @module upstream/one-shot
  * One message to a Streamable HTTP upstream and its answer, with no proxy state: the caller
  * carries the upstream session id and protocol version.
+ *
+ * This is the hot path of `POST /proxy`, so it is one POST and one read, without the transport,
+ * correlator and flow-gate objects a held session needs (issue #10). It behaves as
+ * {@link StreamableHttpTransport} + {@link RequestCorrelator} do: a 4xx carrying a JSON-RPC error
+ * for the request is its answer; an event stream is read until the response with the request's
+ * id (the rest is still read, in the background); server-initiated requests on it are refused
+ * with -32601; a request that times out or whose caller leaves is cancelled upstream with
+ * `notifications/cancelled`. A modern `tools/call` whose `Mcp-Param-*` headers may first need a
+ * `tools/list` lookup goes through the transport, which owns that lookup.
  */
+import { Readable } from 'node:stream';
+import { linkAbort } from '../abort.ts';
+import { ProxyError } from '../errors.ts';
 import {
+  initializeResultVersion,
   isRequest,
+  isResponse,
+  type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
+import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { RequestCorrelator } from './exchange.ts';
-import type { UpstreamHttp } from './http.ts';
+import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { parseMessages } from './message-source.ts';
+import { rejectStatus, rpcErrorFor } from './status.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 
 /** One exchange. */
@@ -38,6 +57,21 @@ export interface OneShotResult {
 
 /** Sends one message and waits for its answer (server requests meanwhile are refused). */
 export async function exchangeOnce(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
+  if (mayNeedToolLookup(request)) return viaTransport(http, request);
+  return new OneShot(http, request).run();
+}
+
+/** A modern tools/call the catalog may have to look up first (the transport does that). */
+function mayNeedToolLookup({ paramHeaders, message }: OneShotRequest): boolean {
+  return (
+    paramHeaders !== undefined &&
+    message.method === 'tools/call' &&
+    typeof message.params?.name === 'string' &&
+    isModernVersion(declaredVersion(message))
+  );
+}
+
+async function viaTransport(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
   const transport = new StreamableHttpTransport({
     url: request.url,
     http,
@@ -54,4 +88,183 @@ export async function exchangeOnce(http: UpstreamHttp, request: OneShotRequest):
     response = await correlator.request(message, { timeoutMs: request.timeoutMs, signal });
   else await correlator.notify(message, signal);
   return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
+}
+
+/** Called with each message the upstream sent that is a response. */
+type OnResponse = (response: JsonRpcResponse) => void;
+
+/** The state of one exchange: what the upstream said about its session along the way. */
+class OneShot {
+  readonly #http: UpstreamHttp;
+  readonly #request: OneShotRequest;
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+
+  constructor(http: UpstreamHttp, request: OneShotRequest) {
+    this.#http = http;
+    this.#request = request;
+    this.#sessionId = request.sessionId;
+    this.#protocolVersion = request.protocolVersion;
+  }
+
+  async run(): Promise<OneShotResult> {
+    const { message, signal } = this.#request;
+    let response: JsonRpcResponse | undefined;
+    if (isRequest(message)) response = await this.#call(message);
+    else await this.#send(message, signal, undefined);
+    return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
+  }
+
+  /** Sends a request and resolves with its response, within the deadline. */
+  async #call(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const { timeoutMs } = this.#request;
+    const link = linkAbort([this.#request.signal], timeoutMs);
+    const { signal } = link;
+    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    let settled = false;
+    const onResponse: OnResponse = (response) => {
+      if (settled || response.id !== message.id) return;
+      settled = true;
+      resolve(response);
+    };
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      const { timedOut } = link;
+      reject(
+        timedOut
+          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs } })
+          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
+      );
+      this.#notify({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
+      });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      this.#send(message, signal, onResponse).then(
+        () => {
+          // Only a request still waiting was left without an answer.
+          if (settled) return;
+          settled = true;
+          reject(
+            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
+          );
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          reject(asProxyError(error));
+        },
+      );
+      return await promise;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      link.dispose();
+    }
+  }
+
+  /** Sends a message of our own (a refusal, a cancellation); its fate does not matter. */
+  #notify(message: JsonRpcMessage): void {
+    this.#send(message, undefined, undefined).catch(() => {});
+  }
+
+  /** POSTs one message and reads the whole answer, handing responses to `onResponse`. */
+  async #send(message: JsonRpcMessage, signal: AbortSignal | undefined, onResponse: OnResponse | undefined) {
+    const http = this.#http;
+    const response = await http.send(this.#request.url, {
+      method: 'POST',
+      headers: this.#headers(message),
+      body: JSON.stringify(message),
+      ...(signal ? { signal } : {}),
+    });
+    const { status } = response;
+    if (status >= 400 && status < 500 && 'id' in message && isJson(response)) {
+      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
+      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
+      // answer the caller needs, with its data, not a proxy error.
+      const text = await http.readText(response, signal);
+      const answer = rpcErrorFor(text, message.id);
+      if (answer) {
+        this.#deliver([answer], onResponse);
+        return;
+      }
+      const replay = Readable.from([Buffer.from(text)]) as UpstreamResponse['body'];
+      await rejectStatus(http, { ...response, body: replay }, { sessionId: this.#sessionId });
+    }
+    if (status < 200 || status >= 300) await rejectStatus(http, response, { sessionId: this.#sessionId });
+    const issued = headerValue(response.headers, 'mcp-session-id');
+    if (issued) this.#sessionId = issued;
+    if (status === 202 || status === 204) {
+      drain(response);
+      return;
+    }
+    if (isJson(response)) {
+      this.#deliver(parseMessages(await http.readText(response, signal)), onResponse);
+      return;
+    }
+    if (isEventStream(response)) {
+      await readEventStream(
+        response,
+        http.responseLimitBytes,
+        (event) => {
+          if (isMessageEvent(event)) this.#deliver(parseMessages(event.data), onResponse);
+        },
+        signal,
+      );
+      return;
+    }
+    discard(response);
+    throw new ProxyError(
+      'upstream_protocol_error',
+      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
+      { data: { upstreamStatus: status } },
+    );
+  }
+
+  /** Hands responses on, learns from results, and refuses what the server asks of us. */
+  #deliver(messages: readonly JsonRpcMessage[], onResponse: OnResponse | undefined): void {
+    const catalog = this.#request.paramHeaders;
+    for (const message of messages) {
+      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
+      if ('result' in message) catalog?.learn(this.#request.url.href, message.result);
+      if (isResponse(message)) onResponse?.(message);
+      else if (isRequest(message)) this.#refuse(message);
+      // Notifications have nobody to go to on a one-shot call.
+    }
+  }
+
+  /** A caller that cannot answer server requests must not leave the server waiting. */
+  #refuse(request: JsonRpcRequest): void {
+    this.#notify({
+      jsonrpc: '2.0',
+      id: request.id,
+      error: {
+        code: -32601,
+        message: `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+      },
+    });
+  }
+
+  /** The POST's headers, as the Streamable HTTP transport sends them. */
+  #headers(message: JsonRpcMessage): Record<string, string> {
+    const { bearerToken, forwardHeaders } = this.#request;
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    };
+    if (bearerToken) headers.authorization = `Bearer ${bearerToken}`;
+    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
+    if (this.#protocolVersion) headers['mcp-protocol-version'] = this.#protocolVersion;
+    if (forwardHeaders) Object.assign(headers, forwardHeaders);
+    // A 2026-07-28 request carries its metadata in headers too; they must match the body.
+    if (isModernVersion(declaredVersion(message))) Object.assign(headers, metadataHeaders(message));
+    return headers;
+  }
+}
+
+function asProxyError(error: unknown): ProxyError {
+  return ProxyError.is(error) ? error : new ProxyError('upstream_unreachable', undefined, { cause: error });
 }

@@ -5,6 +5,7 @@
  * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
  */
 import { ProxyError } from '../errors.ts';
+import type { JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 
 const MAX_DETAIL = 300;
@@ -77,4 +78,25 @@ export function invitesLegacyProbe(error: unknown): boolean {
     error.code === 'upstream_rejected' &&
     [400, 404, 405].includes(Number(error.data.upstreamStatus))
   );
+}
+
+/**
+ * The JSON-RPC error in `text` when it answers request `id`, else undefined: a server may refuse
+ * a request with a 4xx whose body is the error for that very request (MCP 2026-07-28 does).
+ */
+export function rpcErrorFor(text: string, id: unknown): JsonRpcResponse | undefined {
+  try {
+    const value = JSON.parse(text) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
+    if (
+      value.jsonrpc === '2.0' &&
+      value.id === id &&
+      typeof value.error === 'object' &&
+      value.error !== null
+    ) {
+      return value as JsonRpcResponse;
+    }
+  } catch {
+    // Not JSON: the status decides.
+  }
+  return undefined;
 }

@@ -14,7 +14,7 @@ import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
-import { rejectStatus } from './status.ts';
+import { rejectStatus, rpcErrorFor } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one Streamable HTTP endpoint. */
@@ -273,22 +273,4 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
   }
-}
-
-/** The JSON-RPC error in `text` when it answers request `id`, else undefined. */
-function rpcErrorFor(text: string, id: unknown): JsonRpcMessage | undefined {
-  try {
-    const value = JSON.parse(text) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
-    if (
-      value.jsonrpc === '2.0' &&
-      value.id === id &&
-      typeof value.error === 'object' &&
-      value.error !== null
-    ) {
-      return value as JsonRpcMessage;
-    }
-  } catch {
-    // Not JSON: the status decides.
-  }
-  return undefined;
 }
