@@ -242,8 +242,12 @@ export function renderReport(results: BenchResults): string {
       '### Leak check (fresh proxy, POST /proxy and /mcp alternating, c=64)',
       '',
       table(
-        ['requests', 'proxy RSS'],
-        leak.samples.map((s) => [s.requests.toLocaleString('en'), mib(s.rssBytes)]),
+        ['requests', 'proxy RSS', 'live heap after a full GC'],
+        leak.samples.map((s) => [
+          s.requests.toLocaleString('en'),
+          mib(s.rssBytes),
+          s.heapBytes === undefined ? '—' : mib(s.heapBytes),
+        ]),
       ),
       '',
       `${leak.requests.toLocaleString('en')} requests in ${Math.round(leak.seconds)} s, ${leak.errors} errors; ` +

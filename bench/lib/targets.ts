@@ -91,9 +91,19 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
     target: `no RSS growth after the first ${results.settings.leakBaseline.toLocaleString('en')} requests`,
     figure: leak
       ? `+${(leak.growthBytes / 2 ** 20).toFixed(1)} MiB over the next ${after.toLocaleString('en')} requests ` +
-        `(${Math.round(leak.growthBytes / Math.max(1, after))} B/request; noise allowance ${LEAK_TOLERANCE_BYTES / 2 ** 20} MiB)`
+        `(${Math.round(leak.growthBytes / Math.max(1, after))} B/request; noise allowance ${LEAK_TOLERANCE_BYTES / 2 ** 20} MiB)` +
+        heapNote(leak.samples)
       : 'n/a',
     met: leak ? leak.growthBytes <= LEAK_TOLERANCE_BYTES : undefined,
   });
   return verdicts;
+}
+
+/** The live heap after a full GC at the baseline and at the end: whether RSS growth is held memory. */
+function heapNote(samples: readonly { readonly heapBytes?: number | undefined }[]): string {
+  const start = samples[1]?.heapBytes;
+  const end = samples.at(-1)?.heapBytes;
+  if (start === undefined || end === undefined) return '';
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  return `; live heap after a full GC ${mib(start)} → ${mib(end)} MiB`;
 }

@@ -6,6 +6,7 @@
  * absolute size, is the figure. (wrk cannot stop at a request count, so chunks are timed and
  * the requests actually served are counted.)
  */
+import { fileURLToPath } from 'node:url';
 import { SETTINGS } from '../lib/env.ts';
 import { rssBytes } from '../lib/procs.ts';
 import { type Server, startProxy } from '../lib/servers.ts';
@@ -16,6 +17,8 @@ import { checkSpec, mcpSpec, proxySpec } from './paths.ts';
 export interface LeakSample {
   readonly requests: number;
   readonly rssBytes: number;
+  /** Live heap after a full GC (what the proxy still holds), when the probe answered. */
+  readonly heapBytes?: number | undefined;
 }
 
 /** The leak check's outcome. */
@@ -45,13 +48,32 @@ export async function leakCheck(
   dir: string,
   log: (line: string) => void,
 ): Promise<LeakResult> {
-  const proxy = await startProxy({ name: 'proxy (leak check)' });
+  const proxy = await startProxy({
+    name: 'proxy (leak check)',
+    nodeFlags: ['--expose-gc', '--import', fileURLToPath(new URL('../lib/heap-probe.ts', import.meta.url))],
+  });
+  /** RSS now, and the live heap after a forced GC (read back from the probe's stderr line). */
+  let signals = 0;
+  const sample = async (count: number): Promise<LeakSample> => {
+    const expected = `mcp-proxy-bench-heap ${++signals} `;
+    process.kill(proxy.proc.pid, 'SIGUSR2');
+    let heapBytes: number | undefined;
+    for (let waited = 0; waited < 3_000 && heapBytes === undefined; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const line = proxy.proc
+        .stderrTail()
+        .split('\n')
+        .find((l) => l.startsWith(expected));
+      if (line) heapBytes = Number(line.slice(expected.length));
+    }
+    return { requests: count, rssBytes: rssBytes(proxy.proc.pid), heapBytes };
+  };
   const upstreamUrl = `${upstream.base}/mcp`;
   const specs = [proxySpec(proxy.base, upstreamUrl), mcpSpec(proxy.base, upstreamUrl)] as const;
   await checkSpec('leak /proxy', specs[0]);
   await checkSpec('leak /mcp', specs[1]);
   const scripts = specs.map((spec, i) => writeScript(dir, `leak-${i}`, spec));
-  const samples: LeakSample[] = [{ requests: 0, rssBytes: rssBytes(proxy.proc.pid) }];
+  const samples: LeakSample[] = [await sample(0)];
   let requests = 0;
   let errors = 0;
   let baselineTaken = false;
@@ -71,10 +93,13 @@ export async function leakCheck(
       // A sample at the baseline, then about every 100k requests, and at the end.
       if (!baselineTaken || requests - last.requests >= 100_000 || requests >= total || outOfTime()) {
         baselineTaken = true;
-        samples.push({ requests, rssBytes: rssBytes(proxy.proc.pid) });
-        log(
-          `  leak check: ${requests} requests, RSS ${((samples.at(-1)?.rssBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
-        );
+        const taken = await sample(requests);
+        samples.push(taken);
+        const heap =
+          taken.heapBytes === undefined
+            ? ''
+            : `, heap after GC ${(taken.heapBytes / 2 ** 20).toFixed(1)} MiB`;
+        log(`  leak check: ${requests} requests, RSS ${(taken.rssBytes / 2 ** 20).toFixed(1)} MiB${heap}`);
       }
     }
   } finally {
