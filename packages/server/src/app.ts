@@ -27,7 +27,6 @@ import { McpBridge } from './mcp/bridge-handler.ts';
 import { McpEndpoint } from './mcp/endpoint.ts';
 import { ModernBridge } from './mcp/modern-bridge-handler.ts';
 import { PassThrough } from './mcp/passthrough.ts';
-import { SessionIdSealer } from './mcp/session-id.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { ParamHeaderCatalog } from './protocol/param-headers.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -39,6 +38,7 @@ import { proxyRoutes } from './routes/proxy.ts';
 import { registerWebSocket } from './routes/ws.ts';
 import type { BridgeSession } from './sessions/bridge-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
+import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
 import { UpstreamConnector } from './upstream/connector.ts';
 import { EraDetector, EraVerdicts } from './upstream/era-detector.ts';
@@ -89,6 +89,7 @@ const RESTART_SETTINGS = [
   'websocket',
   'trustedProxies',
   'sessionSecret',
+  'sessionSecretPrevious',
   'allowQueryToken',
   'corsMaxAgeSeconds',
   'redisUrl',
@@ -198,6 +199,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const pool = new ModernSessionPool({ sessions, connector });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
+  const sealer = new SessionIdSealer(
+    config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
+  );
   const forwarder = new Forwarder({
     targets,
     http,
@@ -208,9 +212,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     paramHeaders,
     eras,
     pool,
+    sealer,
   });
   const shutdown = new AbortController();
-  const sealer = new SessionIdSealer(config.sessionSecret);
   const mcp = new McpEndpoint({
     targets,
     verdicts,

@@ -39,6 +39,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['TRUSTED_HOSTS', ['trustedHosts'], 'list'],
   ['ALLOW_QUERY_TOKEN', ['allowQueryToken'], 'bool'],
   ['SESSION_SECRET', ['sessionSecret'], 'string'],
+  ['SESSION_SECRET_PREVIOUS', ['sessionSecretPrevious'], 'list'],
   ['TRUSTED_PROXIES', ['trustedProxies'], 'list'],
   ['REDIS_URL', ['redisUrl'], 'string'],
   ['METRICS_TOKEN', ['metricsToken'], 'string'],

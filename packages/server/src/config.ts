@@ -53,6 +53,7 @@ export const DEFAULTS = {
   trustedHosts: [] as string[],
   allowQueryToken: false,
   sessionSecret: undefined as string | undefined,
+  sessionSecretPrevious: [] as string[],
   servers: {} as Record<string, never>,
   egress: {
     allowPrivateNetworks: false,
@@ -155,6 +156,9 @@ const configSchema = z
     trustedHosts: z.array(z.string().min(1)),
     allowQueryToken: z.boolean(),
     sessionSecret: z.string().min(32, 'SESSION_SECRET must be at least 32 characters').optional(),
+    sessionSecretPrevious: z.array(
+      z.string().min(32, 'each previous session secret must be at least 32 characters'),
+    ),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
       allowPrivateNetworks: z.boolean(),
@@ -238,6 +242,12 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       const detail = (error as Error).message.slice(key.length + 2);
       throw new ConfigError(`Invalid configuration: ${describeSource(['egress', key], origin)}: ${detail}`);
     }
+  }
+  if (config.sessionSecretPrevious.length > 0 && config.sessionSecret === undefined) {
+    // Previous secrets only open ids; something must seal the new ones (issue 14, finding 2).
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
+    );
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {

@@ -179,7 +179,7 @@ interface TransportCase {
   readonly upstreamDies: (env: Env) => Promise<ConnectedClient>;
 }
 
-const SEALED = /^mcpp1\.[\w-]+\.[\w-]+$/;
+const SEALED = /^mcpp2\.[\w-]+$/;
 const BRIDGED = /^mcpp-[\w-]{20,}$/;
 
 const CASES: TransportCase[] = [

@@ -17,10 +17,10 @@ describe('POST /proxy → server-everything over Streamable HTTP', () => {
     await upstream?.stop();
   });
 
-  it('carries a whole MCP conversation with the upstream session id', async () => {
+  it('carries a whole MCP conversation with the upstream session id, sealed', async () => {
     const { sessionId } = await runFullFlow(proxy, { mcp_server_url: upstream.url });
-    // The upstream's own session id reaches the caller: the proxy holds no state for it.
-    assert.doesNotMatch(sessionId, /^mcpp-/);
+    // The upstream's session id reaches the caller sealed (issue 14, finding 2): no proxy state.
+    assert.match(sessionId, /^mcpp2\./);
   });
 
   it('accepts the session id in the envelope as well as the header', async () => {
@@ -67,11 +67,33 @@ describe('POST /proxy → server-everything over Streamable HTTP', () => {
     assert.ok(list.body.result.tools.length > 0);
   });
 
-  it('maps an unknown upstream session to upstream_session_expired (404)', async () => {
+  it('refuses a session id it never issued without forwarding it (404 session_not_found)', async () => {
     const reply = await postProxy(
       proxy,
       { mcp_server_url: upstream.url, jsonrpc: '2.0', id: 1, method: 'tools/list' },
       { 'mcp-session-id': 'no-such-session' },
+    );
+    assert.equal(reply.status, 404);
+    assert.equal(reply.body.error.data.code, 'session_not_found');
+    assert.equal(reply.body.id, 1);
+  });
+
+  it('maps a session the upstream ended to upstream_session_expired', async () => {
+    const { sessionId } = await runFullFlow(proxy, { mcp_server_url: upstream.url });
+    // End it upstream through /mcp: the same sealed id is valid there for the same token and URL.
+    const ended = await fetch(`${proxy.url}/mcp`, {
+      method: 'DELETE',
+      headers: {
+        'x-proxy-token': proxy.token,
+        'x-mcp-server-url': upstream.url,
+        'mcp-session-id': sessionId,
+      },
+    });
+    assert.ok(ended.status < 300, String(ended.status));
+    const reply = await postProxy(
+      proxy,
+      { mcp_server_url: upstream.url, jsonrpc: '2.0', id: 1, method: 'tools/list' },
+      { 'mcp-session-id': sessionId },
     );
     assert.ok(reply.status === 404 || reply.status === 400, String(reply.status));
     assert.match(reply.body.error.data.code, /^upstream_(session_expired|rejected)$/);

@@ -1,7 +1,8 @@
 /**
  * @module forwarding/forwarder
  * One JSON-RPC message to one upstream and its answer back: the engine behind POST /proxy.
- * Streamable HTTP upstreams need no proxy state (the caller carries `Mcp-Session-Id`); every
+ * Streamable HTTP upstreams need no proxy state (the caller carries the upstream's session id,
+ * sealed: it never sees the upstream's own, and a raw one is not found); every
  * other upstream (legacy SSE, WebSocket, configured stdio) gets a proxy-held bridge session
  * behind an opaque proxy session id.
  */
@@ -18,6 +19,7 @@ import { clientEraOf, isModernOnlyRefusal } from '../protocol/eras.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { BridgeSession } from '../sessions/bridge-session.ts';
 import type { ModernSessionPool } from '../sessions/modern-pool.ts';
+import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
 import { UpstreamConnector, type UpstreamTarget } from '../upstream/connector.ts';
 import type { EraDetector } from '../upstream/era-detector.ts';
@@ -44,7 +46,7 @@ export interface ForwardRequest {
 export interface ForwardResult {
   /** The upstream's response; absent for notifications (HTTP 202). */
   readonly response?: JsonRpcResponse | undefined;
-  /** Session id to hand back to the caller (the upstream's, or a proxy-held one). */
+  /** Session id to hand back to the caller (the upstream's sealed, or a proxy-held one). */
   readonly sessionId?: string | undefined;
   readonly protocolVersion?: string | undefined;
 }
@@ -60,6 +62,8 @@ export interface ForwarderDeps {
   readonly paramHeaders?: ParamHeaderCatalog;
   readonly eras: EraDetector;
   readonly pool: ModernSessionPool;
+  /** Seals Streamable HTTP session ids, as `/mcp` does: one id works on both surfaces. */
+  readonly sealer: SessionIdSealer;
 }
 
 /** Forwards single messages to upstream MCP servers. */
@@ -83,6 +87,14 @@ export class Forwarder {
       }
       return { ...(await this.#viaSession(session, request)), sessionId };
     }
+    // Any other id must be one this proxy sealed for this principal and target (issue 14,
+    // finding 2): a raw upstream id, or another token's, is never forwarded.
+    const targetKey = TargetResolver.key(target);
+    let upstreamSessionId: string | undefined;
+    if (sessionId !== undefined) {
+      upstreamSessionId = this.#deps.sealer.open(sessionId, request.identity.id, targetKey);
+      if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
+    }
 
     const http = target.kind === 'http-auto' || target.kind === 'streamable-http';
     const known = target.kind === 'http-auto' ? this.#deps.verdicts.get(target.url) : 'streamable-http';
@@ -99,10 +111,11 @@ export class Forwarder {
       // A session caller of a server that speaks only 2026-07-28: the proxy holds the session.
       return this.#viaBridge(target, request);
     }
+    if (sessionId !== undefined && (!http || known === 'sse')) throw new ProxyError('session_not_found');
     if (!http) return this.#viaBridge(target, request);
     if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
     try {
-      const result = await this.#viaStreamable(target, request);
+      const result = await this.#viaStreamable(target, request, { upstreamSessionId, targetKey });
       if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
       if (
         sessionId === undefined &&
@@ -137,15 +150,17 @@ export class Forwarder {
       readonly tools?: readonly string[] | undefined;
     },
     request: ForwardRequest,
+    session: { readonly upstreamSessionId: string | undefined; readonly targetKey: string },
   ): Promise<ForwardResult> {
+    const { upstreamSessionId } = session;
     const { message } = request;
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: request.sessionId };
-    const result = await exchangeOnce(this.#deps.http, {
+    const exchanged = await exchangeOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
-      sessionId: request.sessionId,
+      sessionId: upstreamSessionId,
       protocolVersion: request.protocolVersion,
       forwardHeaders: request.forwardHeaders,
       message,
@@ -153,6 +168,17 @@ export class Forwarder {
       signal: request.signal,
       paramHeaders: this.#deps.paramHeaders,
     });
+    // The caller gets the upstream's id sealed; its own sealed id back while the upstream keeps it.
+    const issued = exchanged.sessionId;
+    const result = {
+      ...exchanged,
+      sessionId:
+        issued === undefined
+          ? undefined
+          : issued === upstreamSessionId
+            ? request.sessionId
+            : this.#deps.sealer.seal(issued, request.identity.id, session.targetKey),
+    };
     if (filter?.filters(message) && result.response)
       return { ...result, response: filter.filter(result.response) };
     return result;

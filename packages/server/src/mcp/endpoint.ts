@@ -19,6 +19,7 @@ import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
 import { clientEraOf, isModernOnlyRefusal, parseJson } from '../protocol/eras.ts';
 import { checkHeaderAgreement, isModernProtocolError } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
+import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { UpstreamConnector } from '../upstream/connector.ts';
 import type { EraDetector } from '../upstream/era-detector.ts';
@@ -29,7 +30,6 @@ import type { BridgeContext, McpBridge } from './bridge-handler.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';
 import type { ModernBridge } from './modern-bridge-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
-import { SEALED_SESSION_PREFIX, type SessionIdSealer } from './session-id.ts';
 
 /** Collaborators of the endpoint. */
 export interface McpEndpointDeps {
@@ -111,33 +111,27 @@ export class McpEndpoint {
     }
     let upstreamSessionId: string | undefined;
     if (sessionId !== undefined) {
-      upstreamSessionId = sessionId.startsWith(SEALED_SESSION_PREFIX)
-        ? this.#deps.sealer.open(sessionId, identity.id, targetKey)
-        : undefined;
+      // Only ids this proxy sealed for this principal and target: never a raw upstream id.
+      upstreamSessionId = this.#deps.sealer.open(sessionId, identity.id, targetKey);
       if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
     }
     // Refuse header/body disagreement here rather than spend an upstream call on it.
     for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
-    const filter = toolFilterFor(target);
-    if (filter && inbound) {
-      const filtered = await this.#filtered(request, reply, filter, inbound, {
-        url: target.url,
-        bearerToken: target.bearerToken,
-        upstreamSessionId,
-        ownerId: identity.id,
-        targetKey,
-      });
-      if (filtered) return filtered;
-    }
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,
       upstreamSessionId,
+      sealedSessionId: sessionId,
       ownerId: identity.id,
       targetKey,
       body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
+    const filter = toolFilterFor(target);
+    if (filter && inbound) {
+      const filtered = await this.#filtered(request, reply, filter, inbound, exchange);
+      if (filtered) return filtered;
+    }
     const response = await this.#deps.passThrough.send(request, exchange);
     const transportUnknown = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined;
     const eraUnknown =
@@ -184,13 +178,7 @@ export class McpEndpoint {
     reply: FastifyReply,
     filter: ToolFilter,
     inbound: Inbound,
-    target: {
-      url: URL;
-      bearerToken: string | undefined;
-      upstreamSessionId: string | undefined;
-      ownerId: string;
-      targetKey: string;
-    },
+    target: PassThroughRequest,
   ): Promise<FastifyReply | undefined> {
     const message = inbound.messages[0] as JsonRpcMessage;
     if (inbound.batch) {
@@ -208,12 +196,8 @@ export class McpEndpoint {
       timeoutMs: this.#deps.timeoutMs,
       signal: callerSignal(reply),
     });
-    if (result.sessionId) {
-      reply.header(
-        'mcp-session-id',
-        this.#deps.sealer.seal(result.sessionId, target.ownerId, target.targetKey),
-      );
-    }
+    const sessionId = this.#deps.passThrough.sessionIdFor(result.sessionId, target);
+    if (sessionId) reply.header('mcp-session-id', sessionId);
     return reply
       .code(200)
       .type('application/json')

@@ -3,13 +3,14 @@
  * Stateless forwarding of Streamable HTTP to a Streamable HTTP upstream: the request goes up
  * with its MCP headers, the answer (JSON, or an event stream with its event ids intact, so
  * `Last-Event-ID` resumption works end to end) comes back as it is. The only rewrite is the
- * session id, sealed to the caller's proxy token and the target.
+ * session id, sealed to the caller's principal and the target: the upstream's own id never
+ * reaches the caller (issue 14, finding 2).
  */
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
-import type { SessionIdSealer } from './session-id.ts';
+import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
+import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
 /** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
 const FORWARDED: ReadonlySet<string> = new Set([
@@ -36,6 +37,8 @@ export interface PassThroughRequest {
   readonly bearerToken?: string | undefined;
   /** The upstream's session id, unsealed. */
   readonly upstreamSessionId?: string | undefined;
+  /** The sealed id the caller sent (handed back unchanged while the upstream keeps its id). */
+  readonly sealedSessionId?: string | undefined;
   /** What the sealed id binds to. */
   readonly ownerId: string;
   readonly targetKey: string;
@@ -86,17 +89,24 @@ export class PassThrough {
     response: UpstreamResponse,
     exchange: PassThroughRequest,
   ): Promise<FastifyReply> {
+    let sessionId: string | undefined;
+    try {
+      sessionId = this.sessionIdFor(headerValue(response.headers, 'mcp-session-id'), exchange);
+    } catch (error) {
+      discard(response);
+      throw error;
+    }
     if (response.status === 202 || response.status === 204) {
       drain(response);
-      this.#relayHeaders(reply, response, exchange);
+      this.#relayHeaders(reply, response, sessionId);
       return reply.send();
     }
     if (!isEventStream(response)) {
       const body = await this.#http.readBody(response, exchange.signal);
-      this.#relayHeaders(reply, response, exchange);
+      this.#relayHeaders(reply, response, sessionId);
       return reply.send(body);
     }
-    this.#relayHeaders(reply, response, exchange);
+    this.#relayHeaders(reply, response, sessionId);
     const limited = limitEventBytes(this.#http.responseLimitBytes);
     // An SSE comment first, so the caller gets the headers now, not with the first event.
     limited.push(Buffer.from(': proxied\n\n'));
@@ -106,15 +116,24 @@ export class PassThrough {
     return reply.send(limited);
   }
 
-  #relayHeaders(reply: FastifyReply, response: UpstreamResponse, exchange: PassThroughRequest): void {
+  /**
+   * The session id the caller gets for one the upstream issued: sealed, or the caller's own
+   * sealed id when the upstream kept its session (no new seal per response: fewer random nonces
+   * under one key, and a stable id for the caller).
+   */
+  sessionIdFor(issued: string | undefined, exchange: PassThroughRequest): string | undefined {
+    if (!issued) return undefined;
+    if (issued === exchange.upstreamSessionId && exchange.sealedSessionId) return exchange.sealedSessionId;
+    return this.#sealer.seal(issued, exchange.ownerId, exchange.targetKey);
+  }
+
+  #relayHeaders(reply: FastifyReply, response: UpstreamResponse, sessionId: string | undefined): void {
     const { headers } = response;
     for (const name of RELAYED) {
       const value = headerValue(headers, name);
       if (value !== undefined) reply.header(name, value);
     }
-    const sessionId = headerValue(headers, 'mcp-session-id');
-    if (sessionId)
-      reply.header('mcp-session-id', this.#sealer.seal(sessionId, exchange.ownerId, exchange.targetKey));
+    if (sessionId) reply.header('mcp-session-id', sessionId);
     reply.code(response.status);
   }
 }

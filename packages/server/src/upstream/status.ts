@@ -22,6 +22,8 @@ export async function rejectStatus(
   } catch {
     detail = undefined;
   }
+  // An upstream may name its session id in the message: callers only ever see it sealed.
+  if (detail && context.sessionId) detail = detail.replaceAll(context.sessionId, '[session]');
   const status = response.status;
   const data = { upstreamStatus: status, ...(detail ? { upstreamMessage: detail } : {}) };
   if (status === 401 || status === 403) {
