@@ -6,6 +6,8 @@
  * behind a relay that records the upstream's own session ids.
  */
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config.ts';
 import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
@@ -318,6 +320,73 @@ describe('sealed session ids (issue 14, finding 2)', () => {
       assertPinged(await mcp(proxy, ws.url, { sessionId: held }));
       assertPinged(await viaProxy(proxy, ws.url, { sessionId: held }));
       assert.equal((await mcp(proxy, ws.url, { sessionId: held, method: 'DELETE' })).status, 200);
+    }
+  });
+});
+
+/** The id the hostile upstream issues, and quotes back in every refusal. */
+const QUOTED_ID = 'hostile-upstream-session-0123456789';
+
+/** A Streamable HTTP upstream that opens a session, then refuses it naming the id (HTTP 404). */
+async function startQuotingUpstream(): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk: Buffer) => {
+      raw += chunk.toString();
+    });
+    req.on('end', () => {
+      const message = raw === '' ? {} : JSON.parse(raw);
+      if (message.method === 'initialize') {
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': QUOTED_ID });
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: message.id,
+            result: {
+              protocolVersion: VERSION,
+              capabilities: {},
+              serverInfo: { name: 'quoting', version: '1' },
+            },
+          }),
+        );
+      } else if (message.id === undefined && req.method === 'POST') {
+        res.writeHead(202).end();
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: null,
+            error: { code: -32001, message: `Session ${req.headers['mcp-session-id']} not found` },
+          }),
+        );
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server };
+}
+
+describe('an upstream that quotes its session id (issue 14, finding 2)', () => {
+  it('never shows it to the caller, on /mcp or POST /proxy', async () => {
+    const upstream = await startQuotingUpstream();
+    const proxy = await startProxy({ HOST: '127.0.0.1' });
+    try {
+      for (const [open, call] of [
+        [openOnMcp, mcp],
+        [openOnProxy, viaProxy],
+      ] as const) {
+        const sealed = await open(proxy, upstream.url);
+        assertNoTrace(sealed, QUOTED_ID);
+        const refused = await call(proxy, upstream.url, { sessionId: sealed });
+        assert.equal(refused.status, 404, refused.text);
+        assert.ok(!refused.text.includes(QUOTED_ID), refused.text);
+        assert.match(refused.text, /\[session\]/);
+      }
+    } finally {
+      await proxy.close();
+      upstream.server.closeAllConnections();
+      await new Promise((resolve) => upstream.server.close(resolve));
     }
   });
 });

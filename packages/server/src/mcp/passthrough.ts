@@ -102,7 +102,10 @@ export class PassThrough {
       return reply.send();
     }
     if (!isEventStream(response)) {
-      const body = await this.#http.readBody(response, exchange.signal);
+      let body = await this.#http.readBody(response, exchange.signal);
+      // An error answer may quote the session id it refuses: callers only ever see it sealed.
+      if (response.status >= 400 && exchange.upstreamSessionId)
+        body = scrub(body, exchange.upstreamSessionId);
       this.#relayHeaders(reply, response, sessionId);
       return reply.send(body);
     }
@@ -136,6 +139,13 @@ export class PassThrough {
     if (sessionId) reply.header('mcp-session-id', sessionId);
     reply.code(response.status);
   }
+}
+
+/** `body` with every occurrence of `secret` replaced by `[session]`. */
+function scrub(body: Buffer, secret: string): Buffer {
+  const needle = Buffer.from(secret, 'utf8');
+  if (body.indexOf(needle) === -1) return body;
+  return Buffer.from(body.toString('utf8').replaceAll(secret, '[session]'), 'utf8');
 }
 
 function isEventStream(response: UpstreamResponse): boolean {
