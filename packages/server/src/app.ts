@@ -243,6 +243,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Issue #14.10: whatever a body holds (relayed upstream content too), never sniff it as HTML.
+    reply.header('x-content-type-options', 'nosniff');
     if (shuttingDown && request.url !== '/health' && request.url !== '/ready') {
       throw new ProxyError('shutting_down');
     }

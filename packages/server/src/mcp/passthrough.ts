@@ -8,6 +8,7 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isJson } from '../upstream/event-stream.ts';
 import { drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import type { SessionIdSealer } from './session-id.ts';
 
@@ -112,6 +113,9 @@ export class PassThrough {
       const value = headerValue(headers, name);
       if (value !== undefined) reply.header(name, value);
     }
+    // Issue #14.10: a body that is not MCP (an HTML error page, say) is served on the proxy's
+    // origin; sandboxed, it can run no script and reach no storage there.
+    if (!isEventStream(response) && !isJson(response)) reply.header('content-security-policy', 'sandbox');
     const sessionId = headerValue(headers, 'mcp-session-id');
     if (sessionId)
       reply.header('mcp-session-id', this.#sealer.seal(sessionId, exchange.ownerId, exchange.targetKey));
