@@ -121,7 +121,10 @@ describe('refusals of private targets say how to allow them (#14.16)', () => {
         assert.doesNotMatch(error.message, /10\.20\.30\.40/);
       }
       // Metadata is never reachable: no setting is suggested for it.
-      const metadata: Error = await guard.vet('http://169.254.169.254/').catch((caught: Error) => caught);
+      const metadata: Error = await guard.vet('http://169.254.169.254/').then(
+        () => assert.fail('metadata was allowed'),
+        (caught: Error) => caught,
+      );
       assert.doesNotMatch(metadata.message, /ALLOW_PRIVATE_NETWORKS/);
       assert.match(metadata.message, /never connects/);
     } finally {

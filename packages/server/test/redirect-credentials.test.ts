@@ -89,8 +89,8 @@ describe('credentials on redirects', () => {
   }
 
   it('drops Authorization, Cookie and Mcp-Session-Id on a 307 to another port', async () => {
-    const { first, other, http } = await setup((o) => (path) =>
-      path === '/mcp' ? { status: 307, location: `${o.origin}/mcp` } : undefined,
+    const { first, other, http } = await setup(
+      (o) => (path) => (path === '/mcp' ? { status: 307, location: `${o.origin}/mcp` } : undefined),
     );
     const response = await http.send(new URL(`${first.origin}/mcp`), {
       method: 'POST',
@@ -111,12 +111,12 @@ describe('credentials on redirects', () => {
   });
 
   it('drops them for good: a later hop back to the first origin stays without them', async () => {
-    const { first, other, http } = await setup(() => (path) => {
+    const { first, http } = await setup(() => (path) => {
       if (path === '/mcp') return { status: 308, location: `http://localhost:${portOf(first)}/back` };
+      if (path === '/back') return { status: 307, location: `${first.origin}/final` };
       return undefined;
     });
-    // 127.0.0.1 → localhost (another host, so another origin) → back to 127.0.0.1.
-    void other;
+    // 127.0.0.1 → localhost (the same server under another origin) → 127.0.0.1 again.
     const response = await http.send(new URL(`${first.origin}/mcp`), {
       method: 'POST',
       headers: CALLER_HEADERS,
@@ -124,18 +124,19 @@ describe('credentials on redirects', () => {
     });
     await http.readText(response);
     assert.deepEqual(
-      first.seen.map((s) => [s.path, s.headers.authorization, s.headers['mcp-session-id']]),
+      first.seen.map((s) => [s.path, s.headers.host, s.headers.authorization, s.headers['mcp-session-id']]),
       [
-        ['/mcp', 'Bearer caller-mcp-token', 'upstream-session-1'],
-        ['/back', undefined, undefined],
+        ['/mcp', `127.0.0.1:${portOf(first)}`, 'Bearer caller-mcp-token', 'upstream-session-1'],
+        ['/back', `localhost:${portOf(first)}`, undefined, undefined],
+        ['/final', `127.0.0.1:${portOf(first)}`, undefined, undefined],
       ],
     );
   });
 
   for (const status of [307, 308]) {
     it(`keeps them on a same-origin ${status}, with the method and body`, async () => {
-      const { first, http } = await setup(() => (path) =>
-        path === '/old' ? { status, location: '/new' } : undefined,
+      const { first, http } = await setup(
+        () => (path) => (path === '/old' ? { status, location: '/new' } : undefined),
       );
       const response = await http.send(new URL(`${first.origin}/old`), {
         method: 'POST',

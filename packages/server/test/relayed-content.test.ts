@@ -25,7 +25,9 @@ describe('relayed content that is not MCP', () => {
       req.on('end', () => {
         const json = req.url === '/json';
         res.writeHead(json ? 400 : 200, { 'content-type': json ? 'application/json' : 'text/html' });
-        res.end(json ? JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32600, message: 'no' } }) : HTML);
+        res.end(
+          json ? JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32600, message: 'no' } }) : HTML,
+        );
       });
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));

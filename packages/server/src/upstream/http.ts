@@ -106,7 +106,8 @@ export class UpstreamHttp {
         );
       }
       // Browsers' rule (Fetch §4.4): scheme, host and port together decide what stays.
-      if (next.origin !== target.origin) hopInit = { ...hopInit, headers: withoutCredentials(hopInit.headers) };
+      if (next.origin !== target.origin)
+        hopInit = { ...hopInit, headers: withoutCredentials(hopInit.headers) };
       target = next;
     }
   }
