@@ -40,6 +40,7 @@ import type { BridgeSession } from './sessions/bridge-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
+import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamConnector } from './upstream/connector.ts';
 import { EraDetector, EraVerdicts } from './upstream/era-detector.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -69,6 +70,8 @@ export interface AppDeps {
   readonly logDestination?: DestinationStream;
   /** DNS resolver for the egress guard. */
   readonly resolver?: Resolver;
+  /** Registry of live stdio children; main.ts passes its own to kill them on a forced exit. */
+  readonly children?: ChildRegistry;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -196,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     eras,
     // A call waiting on a modern client's input is held as long as an idle session would be.
     inputDeadlineMs: config.sessions.idleTimeoutMs,
+    children: deps.children ?? new ChildRegistry(),
   });
   const pool = new ModernSessionPool({ sessions, connector });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
@@ -247,6 +251,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Issue #14.10: whatever a body holds (relayed upstream content too), never sniff it as HTML.
+    reply.header('x-content-type-options', 'nosniff');
     if (shuttingDown && request.url !== '/health' && request.url !== '/ready') {
       throw new ProxyError('shutting_down');
     }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { buildApp } from './app.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
+import { ChildRegistry } from './upstream/child-registry.ts';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -38,7 +39,10 @@ async function main(): Promise<void> {
     );
   }
 
-  const app = await buildApp(config);
+  // Stdio children alive now: a forced exit kills them, since it cannot wait for their close.
+  const children = new ChildRegistry();
+  process.once('exit', () => children.killAll());
+  const app = await buildApp(config, { children });
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }
@@ -50,7 +54,11 @@ async function main(): Promise<void> {
     stopping = true;
     app.log.info({ signal }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => {
-      app.log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      app.log.warn(
+        { timeoutMs: config.shutdownTimeoutMs, children: children.size },
+        'shutdown timed out; killing stdio servers and exiting',
+      );
+      children.killAll();
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();

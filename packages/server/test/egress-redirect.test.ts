@@ -99,7 +99,23 @@ describe('redirects with followRedirects: 2', () => {
   });
 
   it('refuses an unparseable location', async () => {
-    assert.equal(await refusalOf(guard.vetRedirect(FROM, 'https://[oops/', 1)), 'redirect_refused');
+    assert.equal(await refusalOf(guard.vetRedirect(FROM, 'https://exa<mple.com/', 1)), 'redirect_refused');
+  });
+
+  it('refuses an ambiguous location, absolute or scheme-relative, before resolving it', async () => {
+    resolver.calls.length = 0;
+    for (const location of [
+      'https://other.example.com\\@127.0.0.1/',
+      '\\\\other.example.com\\@127.0.0.1/',
+      '/\\other.example.com/',
+      '//other.example.com@@127.0.0.1/',
+      'https://[oops/',
+    ]) {
+      assert.equal(await refusalOf(guard.vetRedirect(FROM, location, 1)), 'ambiguous_url', location);
+    }
+    assert.deepEqual(resolver.calls, []);
+    // A plain relative path with a backslash later on is a path, not an authority.
+    assert.equal((await guard.vetRedirect(FROM, '/a\\b', 1)).pathname, '/a/b');
   });
 
   it('closes', async () => {

@@ -21,7 +21,7 @@ import { createGuardedConnector, createPinnedLookup, type PinOverride } from './
 import { refuse } from './refusal.ts';
 import { TargetPolicy } from './target-policy.ts';
 import type { EgressGuard, EgressPolicy, ResolvedAddress, Resolver } from './types.ts';
-import { parseTarget } from './url-policy.ts';
+import { parseTarget, refuseAmbiguous } from './url-policy.ts';
 
 /** Injectable collaborators and tuning for {@link createEgressGuard}. */
 export interface EgressGuardDeps {
@@ -116,6 +116,8 @@ class Guard implements EgressGuard {
     if (!Number.isInteger(hop) || hop < 1 || hop > max) {
       throw refuse('redirect_refused', `The MCP server redirected more than ${max} times.`);
     }
+    // Relative locations too: `\\evil.com\@host/` is scheme-relative to WHATWG, a path to others.
+    refuseAmbiguous(location);
     let next: URL;
     try {
       next = new URL(location, from);

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { type IpAddress, inspectAddress, parseIpAddress } from './address-policy.ts';
 import type { HostList } from './host-list.ts';
-import { refuse } from './refusal.ts';
+import { NEVER_REACHABLE_MESSAGE, refuse } from './refusal.ts';
 import { isLoopbackName, isMetadataName, LOOPBACK_ANSWERS, normaliseHostName } from './special-names.ts';
 import type { ResolvedAddress, Resolver } from './types.ts';
 
@@ -42,7 +42,9 @@ export class TargetPolicy {
     if (denied.matchesAddress(address) || embedded.some((v4) => denied.matchesAddress(v4))) {
       throw refuse('host_forbidden');
     }
-    if (addressClass === 'metadata' || addressClass === 'unusable') throw refuse('address_forbidden');
+    if (addressClass === 'metadata' || addressClass === 'unusable') {
+      throw refuse('address_forbidden', NEVER_REACHABLE_MESSAGE);
+    }
     if (allowed.size > 0) {
       if (allowedByName || allowed.matchesAddress(address)) return;
       throw refuse('not_in_allowlist');

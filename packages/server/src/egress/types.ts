@@ -40,7 +40,8 @@ export type EgressRefusal =
   | 'dns_failed'
   | 'not_in_allowlist'
   | 'port_not_allowed'
-  | 'redirect_refused';
+  | 'redirect_refused'
+  | 'ambiguous_url';
 
 /** The one gate for outbound connections. */
 export interface EgressGuard {

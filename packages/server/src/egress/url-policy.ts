@@ -6,6 +6,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { type IpAddress, parseIpAddress } from './address-policy.ts';
+import { authorityAmbiguity } from './authority-check.ts';
 import { refuse } from './refusal.ts';
 
 /** Schemes an MCP server may use (Streamable HTTP / SSE over http(s), WebSocket over ws(s)). */
@@ -50,6 +51,8 @@ export function checkPort(port: number, allowedPorts: readonly number[]): void {
  * different host past the check.
  */
 export function parseTarget(raw: string | URL, allowedPorts: readonly number[]): ParsedTarget {
+  // Before anything else: a URL parsers disagree on is refused, whatever host WHATWG would read.
+  if (typeof raw === 'string') refuseAmbiguous(raw);
   let url: URL;
   try {
     url = new URL(typeof raw === 'string' ? raw : raw.href);
@@ -67,6 +70,17 @@ export function parseTarget(raw: string | URL, allowedPorts: readonly number[]):
   const port = effectivePort(url);
   checkPort(port, allowedPorts);
   return { url, host, port };
+}
+
+/** Refuses (`ambiguous_url`) a raw URL or `Location` whose authority parsers read differently. */
+export function refuseAmbiguous(raw: string): void {
+  const ambiguity = authorityAmbiguity(raw);
+  if (ambiguity !== undefined) {
+    throw refuse(
+      'ambiguous_url',
+      `The MCP server URL's host part is written ambiguously (${ambiguity}), so URL parsers disagree on which host it names; write it plainly as scheme://host:port/path.`,
+    );
+  }
 }
 
 function targetHost(url: URL, raw: string | undefined): TargetHost {

@@ -29,6 +29,8 @@ import { invitesLegacyProbe } from '../upstream/status.ts';
 import type { TransportVerdicts } from '../upstream/verdicts.ts';
 import { type TargetRequest, TargetResolver } from './targets.ts';
 
+const noop = (): void => {};
+
 /** What a caller asks to forward. */
 export interface ForwardRequest {
   readonly identity: TokenIdentity;
@@ -206,11 +208,17 @@ export class Forwarder {
         throw error;
       }
     }
-    const oneOff = await open();
+    // A one-off stdio call is a process: it counts as a session while it lives (issue #14.7).
+    const release = target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.id) : noop;
     try {
-      return await this.#viaSession(oneOff, request);
+      const oneOff = await open();
+      try {
+        return await this.#viaSession(oneOff, request);
+      } finally {
+        await oneOff.close();
+      }
     } finally {
-      await oneOff.close();
+      release();
     }
   }
 

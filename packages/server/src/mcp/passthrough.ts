@@ -10,6 +10,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
+import { isJson } from '../upstream/event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
 /** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
@@ -136,6 +137,9 @@ export class PassThrough {
       const value = headerValue(headers, name);
       if (value !== undefined) reply.header(name, value);
     }
+    // Issue #14.10: a body that is not MCP (an HTML error page, say) is served on the proxy's
+    // origin; sandboxed, it can run no script and reach no storage there.
+    if (!isEventStream(response) && !isJson(response)) reply.header('content-security-policy', 'sandbox');
     if (sessionId) reply.header('mcp-session-id', sessionId);
     reply.code(response.status);
   }

@@ -68,12 +68,8 @@ export class SessionStore<S extends Closable> {
     create: (id: string) => Promise<S>,
     options: AddOptions = {},
   ): Promise<{ id: string; value: S }> {
-    this.#checkCapacity(ownerId);
-    await this.#options.admit?.(ownerId);
-    this.#checkCapacity(ownerId);
+    await this.#claim(ownerId);
     const id = `${PROXY_SESSION_PREFIX}${randomBytes(18).toString('base64url')}`;
-    // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.
-    this.#perOwner.set(ownerId, (this.#perOwner.get(ownerId) ?? 0) + 1);
     let value: S;
     try {
       value = await create(id);
@@ -83,6 +79,21 @@ export class SessionStore<S extends Closable> {
     }
     this.#entries.set(id, { value, ownerId, lastUsed: this.#now(), expires: options.expires ?? true });
     return { id, value };
+  }
+
+  /**
+   * Counts an upstream that lives for one call and is never stored (a one-off stdio child of
+   * POST /proxy, issue #14.7) against the same caps and admission (rate limit) as a session.
+   * Returns the function that gives the slot back; calling it again does nothing.
+   */
+  async reserve(ownerId: string): Promise<() => void> {
+    await this.#claim(ownerId);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#release(ownerId);
+    };
   }
 
   /** The session with `id` if `ownerId` opened it; refreshes its idle clock. */
@@ -121,6 +132,15 @@ export class SessionStore<S extends Closable> {
   async closeAll(): Promise<void> {
     clearInterval(this.#sweeper);
     await Promise.all([...this.#entries.keys()].map((id) => this.delete(id)));
+  }
+
+  /** Takes one slot for `ownerId`, or throws `session_limit` (caps) / the admission's error. */
+  async #claim(ownerId: string): Promise<void> {
+    this.#checkCapacity(ownerId);
+    await this.#options.admit?.(ownerId);
+    this.#checkCapacity(ownerId);
+    // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.
+    this.#perOwner.set(ownerId, (this.#perOwner.get(ownerId) ?? 0) + 1);
   }
 
   #checkCapacity(ownerId: string): void {

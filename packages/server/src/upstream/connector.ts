@@ -10,6 +10,7 @@ import type { EgressGuard } from '../egress/types.ts';
 import type { ProtocolChoice } from '../protocol/eras.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { AutoHttpTransport } from './auto-http.ts';
+import type { ChildRegistry } from './child-registry.ts';
 import type { EraDetector, EraProbeTarget } from './era-detector.ts';
 import { EraSwitch } from './era-switch.ts';
 import type { UpstreamHttp } from './http.ts';
@@ -54,6 +55,8 @@ export interface ConnectorDeps {
   readonly eras?: EraDetector;
   /** How long a bridged call waits for a modern client's input round. */
   readonly inputDeadlineMs?: number;
+  /** Where stdio children are registered, so a forced exit can kill them. */
+  readonly children?: ChildRegistry;
 }
 
 /** Turns targets into started transports. */
@@ -75,6 +78,7 @@ export class UpstreamConnector {
           server: target.server,
           logger,
           maxLineBytes: responseLimitBytes,
+          ...(this.#deps.children ? { children: this.#deps.children } : {}),
         });
         break;
       case 'websocket':

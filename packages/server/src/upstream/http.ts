@@ -5,6 +5,7 @@
  * size-limited, and transport failures become {@link ProxyError}s with stable codes.
  */
 import { type Dispatcher, request } from 'undici';
+import { refuse } from '../egress/refusal.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { type ErrorData, findProxyError, ProxyError } from '../errors.ts';
 
@@ -38,6 +39,29 @@ export interface UpstreamResponse {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Redirects that repeat the method and body as they were (RFC 9110 §15.4.8, §15.4.9). */
+const METHOD_KEEPING_STATUSES = new Set([307, 308]);
+/**
+ * Request headers that identify the caller or its session to one origin, and so never follow a
+ * redirect to another: the MCP token (or a configured server token) in `Authorization`, cookies,
+ * and the upstream session and stream position. Protocol headers (`Mcp-Protocol-Version`,
+ * `Mcp-Method`, `Mcp-Param-*`) describe the message, not the caller, and stay.
+ */
+const ORIGIN_BOUND_HEADERS: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'mcp-session-id',
+  'last-event-id',
+]);
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!ORIGIN_BOUND_HEADERS.has(name.toLowerCase())) kept[name] = value;
+  }
+  return kept;
+}
 
 /** Sends requests to upstream MCP servers through the egress guard. */
 export class UpstreamHttp {
@@ -54,11 +78,16 @@ export class UpstreamHttp {
     return this.#options.responseLimitBytes;
   }
 
-  /** Sends a request; redirects are vetted again by the guard or refused. */
+  /**
+   * Sends a request; redirects are vetted again by the guard or refused. A hop to another origin
+   * goes without the caller's credentials and session (issue #14.8); a redirect that would turn
+   * a POST or DELETE into a bodiless GET is refused (see docs/security.md, Redirects).
+   */
   async send(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
     let target = url;
+    let hopInit = init;
     for (let hop = 1; ; hop++) {
-      const response = await this.#sendOnce(target, init);
+      const response = await this.#sendOnce(target, hopInit);
       if (!REDIRECT_STATUSES.has(response.status)) return response;
       discard(response);
       const location = headerValue(response.headers, 'location');
@@ -68,7 +97,18 @@ export class UpstreamHttp {
           'The MCP server answered with a redirect without a Location.',
         );
       }
-      target = await this.#guard.vetRedirect(target, location, hop);
+      const next = await this.#guard.vetRedirect(target, location, hop);
+      if (hopInit.method !== 'GET' && !METHOD_KEEPING_STATUSES.has(response.status)) {
+        // Fetch would replay this as a GET without the body: a JSON-RPC message lost on the way.
+        throw refuse(
+          'redirect_refused',
+          `The MCP server answered ${response.status} to a ${hopInit.method}, which would turn it into a GET without its JSON-RPC body; the proxy follows only 307 and 308 redirects for ${hopInit.method} requests.`,
+        );
+      }
+      // Browsers' rule (Fetch §4.4): scheme, host and port together decide what stays.
+      if (next.origin !== target.origin)
+        hopInit = { ...hopInit, headers: withoutCredentials(hopInit.headers) };
+      target = next;
     }
   }
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { ChildRegistry } from './child-registry.ts';
 import { MessageSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
@@ -25,6 +26,8 @@ export interface StdioOptions {
   readonly logger: Logger;
   /** Largest single message (one line) accepted from the child. */
   readonly maxLineBytes: number;
+  /** Registry of live children (the app's), so a forced exit can kill this one too. */
+  readonly children?: ChildRegistry;
 }
 
 /** Runs a configured MCP server as a child process and talks to it over stdio. */
@@ -52,6 +55,7 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.#child = child;
+    this.#options.children?.track(child);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (error) => {
@@ -104,7 +108,11 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
     if (this.#closed) return;
     this.#closed = true;
     const child = this.#child;
-    if (child && child.exitCode === null && child.signalCode === null) {
+    let exited: Promise<void> | undefined;
+    if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      // Resolved once the process is really gone, so whoever counts children (the session caps)
+      // does not count a slot free while its process still runs.
+      exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.stdin.end();
       child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
@@ -112,6 +120,7 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
       child.once('exit', () => clearTimeout(killer));
     }
     this.onclose?.();
+    if (exited) await exited;
   }
 
   #readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
