@@ -172,9 +172,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   const sessions = new SessionStore<BridgeSession>({
     ...config.sessions,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
+    ownerValid: (ownerId) => verifier.knows(ownerId),
   });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
   const paramHeaders = new ParamHeaderCatalog();
@@ -229,7 +231,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
   });
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   let shuttingDown = false;
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -267,7 +268,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
-  openSockets = registerWebSocket(app, {
+  const webSockets = registerWebSocket(app, {
     verifier,
     limiter,
     trustedProxies: config.trustedProxies,
@@ -281,6 +282,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       maxQueuedBytes: config.websocket.maxQueuedBytes,
     },
   });
+  openSockets = webSockets.count;
   let drainer: NodeJS.Timeout | undefined;
   // Sockets and how many requests each has in flight: one with none can be closed at shutdown.
   const sockets = new Map<Socket, number>();
@@ -314,6 +316,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens);
+    // What a revoked token holds ends with it (issue 14 #3): sockets first, so they close 4401.
+    webSockets.endRevoked();
+    void sessions.endRevoked();
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;

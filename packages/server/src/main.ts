@@ -20,9 +20,11 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  if (config.proxyTokens.length === 0 && config.tokens.length === 0) {
+  let generated: string | undefined;
+  if (configuresNoToken(config)) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
+    generated = token;
     config = Object.freeze({ ...config, proxyTokens: Object.freeze([token]) });
     process.stdout.write(
       [
@@ -69,9 +71,16 @@ async function main(): Promise<void> {
     // Re-read everything; a bad configuration is reported and the running one kept.
     try {
       const next = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+      // The reloaded file is authoritative: the generated token lives on only while no token at
+      // all is configured; any configured one (plain or by digest) ends it (issue 14 #3).
+      // Once dropped it never returns: a later file without tokens leaves the proxy refusing all.
+      const keepGenerated = generated !== undefined && configuresNoToken(next);
       const restart = app.reload(
-        next.proxyTokens.length > 0 ? next : { ...next, proxyTokens: config.proxyTokens },
+        keepGenerated ? { ...next, proxyTokens: Object.freeze([generated as string]) } : next,
       );
+      if (!keepGenerated) generated = undefined;
+      if (configuresNoToken(next) && !keepGenerated)
+        app.log.warn('no proxy token is configured: every request is refused until one is');
       app.log.info({ restartNeededFor: restart }, 'configuration reloaded');
     } catch (error) {
       app.log.error(
@@ -82,6 +91,11 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** True when neither plain tokens nor grants by digest are configured. */
+function configuresNoToken(config: Config): boolean {
+  return config.proxyTokens.length === 0 && config.tokens.length === 0;
 }
 
 await main();
