@@ -145,8 +145,7 @@ describe('SIGHUP', () => {
       const ctx: Running = {
         output: () => output,
         // 400 (an empty envelope) once past authentication, 401 before.
-        status: async (token) =>
-          (await postProxy({ url: `http://127.0.0.1:${port}`, token }, {})).status,
+        status: async (token) => (await postProxy({ url: `http://127.0.0.1:${port}`, token }, {})).status,
         reload: async (text) => {
           writeFileSync(file, text);
           child.kill('SIGHUP');

@@ -36,7 +36,9 @@ async function openSocket(proxy: RunningProxy, token: string, url: string) {
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
   );
-  const first = new Promise<unknown>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data)))));
+  const first = new Promise<unknown>((resolve) =>
+    ws.once('message', (data) => resolve(JSON.parse(String(data)))),
+  );
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
