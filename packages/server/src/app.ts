@@ -257,7 +257,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
-  if (config.metricsToken) await app.register(metricsRoutes, { metrics, token: config.metricsToken });
+  if (config.metricsToken)
+    await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import { rateSubject } from '../limits/client-address.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { TokenIdentity, TokenVerifier } from './tokens.ts';
 
@@ -30,7 +31,7 @@ export function proxyTokenHook(
   sources: TokenSources = { query: false },
 ) {
   return async function requireProxyToken(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-    const ip = request.ip;
+    const ip = rateSubject(request.ip);
     // Brute-force protection: an address that failed too often is refused before any check.
     await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];

@@ -10,7 +10,7 @@ import { WebSocketServer } from 'ws';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
 import { TargetResolver } from '../forwarding/targets.ts';
-import { ClientAddress } from '../limits/client-address.ts';
+import { ClientAddress, rateSubject } from '../limits/client-address.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { redactUrl } from '../logger.ts';
 import { WsConnection, type WsConnectionDeps } from '../ws/connection.ts';
@@ -58,7 +58,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     socket.on('error', () => {});
     let accepted: ReturnType<typeof checkHandshake>;
     let target: Awaited<ReturnType<TargetResolver['resolve']>>;
-    const ip = addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']);
+    const ip = rateSubject(addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']));
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
