@@ -19,6 +19,7 @@ import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
+import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
@@ -84,6 +85,7 @@ const RESTART_SETTINGS = [
   'host',
   'port',
   'bodyLimitBytes',
+  'server',
   'upstream',
   'sessions',
   'websocket',
@@ -127,6 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.bodyLimitBytes,
+    ...serverDeadlines(config.server),
     forceCloseConnections: 'idle',
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,

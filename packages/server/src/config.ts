@@ -31,6 +31,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   bodyLimitBytes: 1_048_576,
   shutdownTimeoutMs: 10_000,
+  // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
+  server: { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 72_000 },
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
@@ -126,6 +128,17 @@ const configSchema = z
     logLevel: z.enum(LOG_LEVELS),
     bodyLimitBytes: positiveInt,
     shutdownTimeoutMs: positiveInt,
+    server: z
+      .strictObject({
+        headersTimeoutMs: positiveInt,
+        requestTimeoutMs: positiveInt,
+        keepAliveTimeoutMs: positiveInt,
+      })
+      // Node refuses a header deadline later than the whole-request one.
+      .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {
+        message: 'headersTimeoutMs must not exceed requestTimeoutMs',
+        path: ['headersTimeoutMs'],
+      }),
     upstream: z.strictObject({
       timeoutMs: positiveInt,
       connectTimeoutMs: positiveInt,
