@@ -95,6 +95,7 @@ const RESTART_SETTINGS = [
   'corsMaxAgeSeconds',
   'redisUrl',
   'metricsToken',
+  'logFormat',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */

@@ -28,6 +28,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['CORS_ORIGINS', ['corsOrigins'], 'list'],
   ['CORS_MAX_AGE_SECONDS', ['corsMaxAgeSeconds'], 'int'],
   ['LOG_LEVEL', ['logLevel'], 'string'],
+  ['LOG_FORMAT', ['logFormat'], 'string'],
   ['BODY_LIMIT_BYTES', ['bodyLimitBytes'], 'int'],
   ['SHUTDOWN_TIMEOUT_MS', ['shutdownTimeoutMs'], 'int'],
   ['HEADERS_TIMEOUT_MS', ['server', 'headersTimeoutMs'], 'int'],

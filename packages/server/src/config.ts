@@ -29,6 +29,8 @@ export const DEFAULTS = {
   corsOrigins: [] as string[],
   corsMaxAgeSeconds: 600,
   logLevel: 'info',
+  /** `auto`: readable lines when stdout is a terminal, JSON otherwise. */
+  logFormat: 'auto',
   bodyLimitBytes: 1_048_576,
   shutdownTimeoutMs: 10_000,
   // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
@@ -126,6 +128,7 @@ const configSchema = z
     ),
     corsMaxAgeSeconds: z.number().int().min(0),
     logLevel: z.enum(LOG_LEVELS),
+    logFormat: z.enum(['auto', 'json', 'pretty']),
     bodyLimitBytes: positiveInt,
     shutdownTimeoutMs: positiveInt,
     server: z

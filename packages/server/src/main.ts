@@ -5,10 +5,27 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { type DestinationStream, pino } from 'pino';
 import { buildApp } from './app.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
+import { parseArgs, usage } from './usage.ts';
+import { VERSION } from './version.ts';
 
 async function main(): Promise<void> {
+  const command = parseArgs(process.argv.slice(2));
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(usage());
+      return;
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    case 'unknown':
+      process.stderr.write(
+        `Unknown argument "${command.arg}": settings come from the environment; see --help.\n`,
+      );
+      process.exit(64); // EX_USAGE
+  }
   let config: Config;
   try {
     config = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
@@ -40,11 +57,20 @@ async function main(): Promise<void> {
     );
   }
 
-  const app = await buildApp(config);
+  const logDestination = prettyLogs(config.logFormat) ? prettyDestination() : undefined;
+  const app = await buildApp(config, logDestination ? { logDestination } : {});
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    const reason = listenFailure(error, config);
+    if (reason === undefined) throw error;
+    // One line the operator can act on, not a stack trace (issue 14 #18).
+    process.stderr.write(`${reason}\n`);
+    process.exit(1);
+  }
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -91,6 +117,38 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Readable logs on a terminal, JSON lines elsewhere (log shippers), unless LOG_FORMAT says. */
+function prettyLogs(format: Config['logFormat']): boolean {
+  return format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+}
+
+/** pino-pretty in pino's transport worker, loaded only when used (it is not needed for JSON). */
+function prettyDestination(): DestinationStream {
+  return pino.transport({
+    target: 'pino-pretty',
+    options: {
+      colorize: process.stdout.isTTY === true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,service',
+    },
+  });
+}
+
+/** The one-line explanation of a failed listen the operator can fix, if it is one. */
+function listenFailure(error: unknown, config: Config): string | undefined {
+  const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return `Cannot listen on ${where}: the port is already in use. Stop what holds it, or set PORT (and HOST) to another.`;
+    case 'EACCES':
+      return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges). Set PORT to 1024 or above.`;
+    case 'EADDRNOTAVAIL':
+      return `Cannot listen on ${where}: HOST is not an address of this machine. Set HOST (0.0.0.0 for every interface).`;
+    default:
+      return undefined;
+  }
 }
 
 /** True when neither plain tokens nor grants by digest are configured. */
