@@ -11,6 +11,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { proxyTokenHook } from './auth/hook.ts';
+import { LiveRequests } from './auth/live-requests.ts';
 import { TokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
 import { corsOptions } from './cors.ts';
@@ -182,6 +183,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
     ownerValid: (ownerId) => verifier.knows(ownerId),
   });
+  const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
   const paramHeaders = new ParamHeaderCatalog();
   const eras = new EraDetector({
@@ -266,10 +268,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', live.hook());
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', live.hook());
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -323,6 +327,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     verifier.replace(next.proxyTokens, next.tokens);
     // What a revoked token holds ends with it (issue 14 #3): sockets first, so they close 4401.
     webSockets.endRevoked();
+    live.endRevoked();
     void sessions.endRevoked();
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));

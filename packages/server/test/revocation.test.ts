@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
+import { modernRequest } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const A = 'revocable-token-a-0123456789abcdef';
@@ -50,12 +51,13 @@ async function openSocket(proxy: RunningProxy, token: string, url: string) {
 
 describe('a reload that revokes a token ends what the token holds', () => {
   let upstream: EverythingServer;
+  let streamable: EverythingServer;
   let proxy: RunningProxy;
   before(async () => {
-    upstream = await startEverything('sse');
+    [upstream, streamable] = await Promise.all([startEverything('sse'), startEverything('streamableHttp')]);
   });
   after(async () => {
-    await upstream.stop();
+    await Promise.all([upstream.stop(), streamable.stop()]);
   });
 
   it('closes its /ws sockets with 4401 and deletes its held sessions; other tokens keep theirs', async () => {
@@ -110,4 +112,92 @@ describe('a reload that revokes a token ends what the token holds', () => {
       await proxy.close();
     }
   });
+
+  it('ends its pooled modern sessions', async () => {
+    proxy = await startProxy({ PROXY_TOKENS: `${A},${B}`, METRICS_TOKEN });
+    try {
+      for (const token of [A, B]) {
+        const echoed = await postProxy(
+          { url: proxy.url, token },
+          {
+            mcp_server_url: streamable.url,
+            ...modernRequest(1, 'tools/call', { name: 'echo', arguments: { message: 'pooled' } }),
+          },
+        );
+        assert.equal(echoed.status, 200, JSON.stringify(echoed.body));
+      }
+      assert.equal(await openSessions(proxy), 2, 'one pooled session per token');
+      proxy.app.reload(configWith([B]));
+      await waitUntil(async () => (await openSessions(proxy)) === 1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('ends its /mcp event streams still open', async () => {
+    proxy = await startProxy({ PROXY_TOKENS: `${A},${B}` });
+    try {
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': A,
+        'x-mcp-server-url': streamable.url,
+      };
+      const init = await fetch(`${proxy.url}/mcp`, { method: 'POST', headers, body: JSON.stringify(INIT) });
+      await init.arrayBuffer();
+      const session = init.headers.get('mcp-session-id') ?? '';
+      assert.notEqual(session, '');
+      const withSession = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+      const initialized = await fetch(`${proxy.url}/mcp`, {
+        method: 'POST',
+        headers: withSession,
+        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      });
+      await initialized.arrayBuffer();
+      const stream = await fetch(`${proxy.url}/mcp`, {
+        method: 'GET',
+        headers: { ...withSession, accept: 'text/event-stream' },
+      });
+      assert.equal(stream.status, 200);
+      const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+      const ended = (async () => {
+        try {
+          while (!(await reader.read()).done) {}
+        } catch {
+          // A destroyed connection is an end too.
+        }
+        return true;
+      })();
+      proxy.app.reload(configWith([B]));
+      assert.equal(
+        await Promise.race([
+          ended,
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000).unref()),
+        ]),
+        true,
+        'the revoked token’s stream ended',
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
 });
+
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+
+/** The open-sessions gauge. */
+async function openSessions(proxy: RunningProxy): Promise<number> {
+  const text = await (
+    await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+  ).text();
+  return Number(/^mcp_proxy_open_sessions (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+/** Polls `condition` until it holds, or fails after `timeoutMs`. */
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
