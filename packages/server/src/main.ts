@@ -1,6 +1,7 @@
 /**
  * @module main
- * Entry point: read the configuration, build the app, listen, and shut down gracefully on
+ * Entry point: answer `--help`/`--version`, read the configuration, build the app, listen (a
+ * busy port is one line, not a stack trace), reload on SIGHUP, and shut down gracefully on
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
  */
 import { randomBytes } from 'node:crypto';
@@ -98,8 +99,8 @@ async function main(): Promise<void> {
     try {
       const next = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
       // The reloaded file is authoritative: the generated token lives on only while no token at
-      // all is configured; any configured one (plain or by digest) ends it (issue 14 #3).
-      // Once dropped it never returns: a later file without tokens leaves the proxy refusing all.
+      // all is configured; any configured one (plain or by digest) ends it for good, so a later
+      // file without tokens leaves the proxy refusing everyone (issue 14 #3).
       const keepGenerated = generated !== undefined && configuresNoToken(next);
       const restart = app.reload(
         keepGenerated ? { ...next, proxyTokens: Object.freeze([generated as string]) } : next,
