@@ -11,6 +11,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { proxyTokenHook } from './auth/hook.ts';
+import { LiveRequests } from './auth/live-requests.ts';
 import { TokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
 import { corsOptions } from './cors.ts';
@@ -19,6 +20,7 @@ import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
+import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
@@ -87,6 +89,7 @@ const RESTART_SETTINGS = [
   'host',
   'port',
   'bodyLimitBytes',
+  'server',
   'upstream',
   'sessions',
   'websocket',
@@ -97,6 +100,7 @@ const RESTART_SETTINGS = [
   'corsMaxAgeSeconds',
   'redisUrl',
   'metricsToken',
+  'logFormat',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
@@ -131,6 +135,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: config.bodyLimitBytes,
+    ...serverDeadlines(config.server),
     forceCloseConnections: 'idle',
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
@@ -176,10 +181,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   const sessions = new SessionStore<BridgeSession>({
     ...config.sessions,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
+    ownerValid: (ownerId) => verifier.knows(ownerId),
   });
+  const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
   const paramHeaders = new ParamHeaderCatalog();
   const eras = new EraDetector({
@@ -237,7 +245,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
   });
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   let shuttingDown = false;
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -266,18 +273,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
-  if (config.metricsToken) await app.register(metricsRoutes, { metrics, token: config.metricsToken });
+  if (config.metricsToken)
+    await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', live.hook());
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', live.hook());
     await scope.register(mcpRoutes, mcp);
   });
 
-  openSockets = registerWebSocket(app, {
+  const webSockets = registerWebSocket(app, {
     verifier,
     limiter,
     trustedProxies: config.trustedProxies,
@@ -291,6 +301,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       maxQueuedBytes: config.websocket.maxQueuedBytes,
     },
   });
+  openSockets = webSockets.count;
   let drainer: NodeJS.Timeout | undefined;
   // Sockets and how many requests each has in flight: one with none can be closed at shutdown.
   const sockets = new Map<Socket, number>();
@@ -324,6 +335,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens);
+    // What a revoked token holds ends with it (issue 14 #3): sockets first, so they close 4401.
+    webSockets.endRevoked();
+    live.endRevoked();
+    void sessions.endRevoked();
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;

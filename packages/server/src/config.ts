@@ -29,8 +29,12 @@ export const DEFAULTS = {
   corsOrigins: [] as string[],
   corsMaxAgeSeconds: 600,
   logLevel: 'info',
+  /** `auto`: readable lines when stdout is a terminal, JSON otherwise. */
+  logFormat: 'auto',
   bodyLimitBytes: 1_048_576,
   shutdownTimeoutMs: 10_000,
+  // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
+  server: { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 72_000 },
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
@@ -125,8 +129,20 @@ const configSchema = z
     ),
     corsMaxAgeSeconds: z.number().int().min(0),
     logLevel: z.enum(LOG_LEVELS),
+    logFormat: z.enum(['auto', 'json', 'pretty']),
     bodyLimitBytes: positiveInt,
     shutdownTimeoutMs: positiveInt,
+    server: z
+      .strictObject({
+        headersTimeoutMs: positiveInt,
+        requestTimeoutMs: positiveInt,
+        keepAliveTimeoutMs: positiveInt,
+      })
+      // Node refuses a header deadline later than the whole-request one.
+      .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {
+        message: 'headersTimeoutMs must not exceed requestTimeoutMs',
+        path: ['headersTimeoutMs'],
+      }),
     upstream: z.strictObject({
       timeoutMs: positiveInt,
       connectTimeoutMs: positiveInt,

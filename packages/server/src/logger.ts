@@ -23,11 +23,43 @@ const REDACT_PATHS = [
   '*.proxy_token',
 ];
 
-const SECRET_QUERY = /([?&](?:proxy_token|mcp_token|token|access_token)=)[^&#]*/gi;
+/** Query parameters whose value is a credential (compared after decoding, case-insensitively). */
+const SECRET_NAMES = new Set(['proxy_token', 'mcp_token', 'token', 'access_token']);
+/** Rounds of percent-decoding tried on a name: more than any parser applies, so none slips by. */
+const DECODE_ROUNDS = 4;
 
-/** Replaces the values of token-bearing query parameters in a URL or path. */
+/**
+ * Replaces the values of token-bearing query parameters in a URL or path. A name is judged by
+ * what the query parsers make of it, not by its spelling (issue 14 #9): `proxy%5Ftoken` is
+ * decoded to `proxy_token` by Fastify's parser and by URLSearchParams, so it is redacted too;
+ * names are decoded leniently and repeatedly, so double-encoded and malformed forms are as well.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_QUERY, '$1[REDACTED]');
+  const mark = url.indexOf('?');
+  if (mark === -1) return url;
+  const pairs = url.slice(mark + 1).split('&');
+  let changed = false;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i] as string;
+    const equals = pair.indexOf('=');
+    if (equals === -1 || !SECRET_NAMES.has(decodedName(pair.slice(0, equals)))) continue;
+    pairs[i] = `${pair.slice(0, equals)}=[REDACTED]`;
+    changed = true;
+  }
+  return changed ? `${url.slice(0, mark)}?${pairs.join('&')}` : url;
+}
+
+/** A query name as any parser could read it: `+` as space, %XX decoded until stable, lower case. */
+function decodedName(raw: string): string {
+  let name = raw.replaceAll('+', ' ');
+  for (let round = 0; round < DECODE_ROUNDS && name.includes('%'); round++) {
+    const next = name.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+    if (next === name) break;
+    name = next;
+  }
+  return name.toLowerCase();
 }
 
 /** Builds the proxy's logger; `destination` lets tests capture lines. */

@@ -1,15 +1,33 @@
 /**
  * @module main
- * Entry point: read the configuration, build the app, listen, and shut down gracefully on
+ * Entry point: answer `--help`/`--version`, read the configuration, build the app, listen (a
+ * busy port is one line, not a stack trace), reload on SIGHUP, and shut down gracefully on
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { type DestinationStream, pino } from 'pino';
 import { buildApp } from './app.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
+import { parseArgs, usage } from './usage.ts';
+import { VERSION } from './version.ts';
 
 async function main(): Promise<void> {
+  const command = parseArgs(process.argv.slice(2));
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(usage());
+      return;
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return;
+    case 'unknown':
+      process.stderr.write(
+        `Unknown argument "${command.arg}": settings come from the environment; see --help.\n`,
+      );
+      process.exit(64); // EX_USAGE
+  }
   let config: Config;
   try {
     config = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
@@ -21,9 +39,11 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  if (config.proxyTokens.length === 0 && config.tokens.length === 0) {
+  let generated: string | undefined;
+  if (configuresNoToken(config)) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
+    generated = token;
     config = Object.freeze({ ...config, proxyTokens: Object.freeze([token]) });
     process.stdout.write(
       [
@@ -42,11 +62,20 @@ async function main(): Promise<void> {
   // Stdio children alive now: a forced exit kills them, since it cannot wait for their close.
   const children = new ChildRegistry();
   process.once('exit', () => children.killAll());
-  const app = await buildApp(config, { children });
+  const logDestination = prettyLogs(config.logFormat) ? prettyDestination() : undefined;
+  const app = await buildApp(config, logDestination ? { logDestination, children } : { children });
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    const reason = listenFailure(error, config);
+    if (reason === undefined) throw error;
+    // One line the operator can act on, not a stack trace (issue 14 #18).
+    process.stderr.write(`${reason}\n`);
+    process.exit(1);
+  }
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -77,9 +106,16 @@ async function main(): Promise<void> {
     // Re-read everything; a bad configuration is reported and the running one kept.
     try {
       const next = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+      // The reloaded file is authoritative: the generated token lives on only while no token at
+      // all is configured; any configured one (plain or by digest) ends it for good, so a later
+      // file without tokens leaves the proxy refusing everyone (issue 14 #3).
+      const keepGenerated = generated !== undefined && configuresNoToken(next);
       const restart = app.reload(
-        next.proxyTokens.length > 0 ? next : { ...next, proxyTokens: config.proxyTokens },
+        keepGenerated ? { ...next, proxyTokens: Object.freeze([generated as string]) } : next,
       );
+      if (!keepGenerated) generated = undefined;
+      if (configuresNoToken(next) && !keepGenerated)
+        app.log.warn('no proxy token is configured: every request is refused until one is');
       app.log.info({ restartNeededFor: restart }, 'configuration reloaded');
     } catch (error) {
       app.log.error(
@@ -90,6 +126,43 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Readable logs on a terminal, JSON lines elsewhere (log shippers), unless LOG_FORMAT says. */
+function prettyLogs(format: Config['logFormat']): boolean {
+  return format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+}
+
+/** pino-pretty in pino's transport worker, loaded only when used (it is not needed for JSON). */
+function prettyDestination(): DestinationStream {
+  return pino.transport({
+    target: 'pino-pretty',
+    options: {
+      colorize: process.stdout.isTTY === true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,service',
+    },
+  });
+}
+
+/** The one-line explanation of a failed listen the operator can fix, if it is one. */
+function listenFailure(error: unknown, config: Config): string | undefined {
+  const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return `Cannot listen on ${where}: the port is already in use. Stop what holds it, or set PORT (and HOST) to another.`;
+    case 'EACCES':
+      return `Cannot listen on ${where}: permission denied (ports below 1024 need privileges). Set PORT to 1024 or above.`;
+    case 'EADDRNOTAVAIL':
+      return `Cannot listen on ${where}: HOST is not an address of this machine. Set HOST (0.0.0.0 for every interface).`;
+    default:
+      return undefined;
+  }
+}
+
+/** True when neither plain tokens nor grants by digest are configured. */
+function configuresNoToken(config: Config): boolean {
+  return config.proxyTokens.length === 0 && config.tokens.length === 0;
 }
 
 await main();

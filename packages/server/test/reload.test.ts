@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,4 +114,81 @@ describe('SIGHUP', () => {
       await upstream.stop();
     }
   });
+
+  it('never brings back a revoked start-up token or a generated one once tokens are configured', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-revoke-'));
+    const file = join(dir, 'proxy.yaml');
+    const grantFor = (token: string) =>
+      `tokens:\n  - sha256: "${createHash('sha256').update(token).digest('hex')}"\n`;
+    const run = async (initial: string, steps: (ctx: Running) => Promise<void>) => {
+      writeFileSync(file, initial);
+      const port = await freePort();
+      const child = spawn(process.execPath, [MAIN], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          MCP_PROXY_CONFIG: file,
+          DOTENV_PATH: join(dir, 'none.env'),
+          LOG_FORMAT: 'json',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      let reloads = 0;
+      const ctx: Running = {
+        output: () => output,
+        // 400 (an empty envelope) once past authentication, 401 before.
+        status: async (token) => (await postProxy({ url: `http://127.0.0.1:${port}`, token }, {})).status,
+        reload: async (text) => {
+          writeFileSync(file, text);
+          child.kill('SIGHUP');
+          reloads++;
+          await waitForLog(() => output, new RegExp(`(configuration reloaded[\\s\\S]*){${reloads}}`));
+        },
+      };
+      try {
+        await waitForPort(port);
+        await steps(ctx);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    };
+
+    await run(`proxyTokens: ${JSON.stringify([OLD, NEW])}\n`, async (proxy) => {
+      assert.equal(await proxy.status(OLD), 400);
+      await proxy.reload(`proxyTokens: ${JSON.stringify([NEW])}\n`);
+      assert.equal(await proxy.status(OLD), 401, 'revoked by the first reload');
+      // NEW moves to a grant by digest: no plain token is named any more.
+      await proxy.reload(grantFor(NEW));
+      assert.equal(await proxy.status(NEW), 400);
+      assert.equal(await proxy.status(OLD), 401, 'the start-up token stays revoked');
+    });
+
+    await run('{}\n', async (proxy) => {
+      const generated = /X-Proxy-Token: (\S+)/.exec(proxy.output())?.[1] ?? '';
+      assert.notEqual(generated, '');
+      assert.equal(await proxy.status(generated), 400);
+      await proxy.reload('corsOrigins: ["https://one.example.test"]\n');
+      assert.equal(await proxy.status(generated), 400, 'kept while no token is configured');
+      await proxy.reload(grantFor(NEW));
+      assert.equal(await proxy.status(NEW), 400);
+      assert.equal(await proxy.status(generated), 401, 'a configured token ends the generated one');
+      await proxy.reload('{}\n');
+      assert.equal(await proxy.status(generated), 401, 'and it does not come back');
+    });
+  });
 });
+
+/** A proxy child under test. */
+interface Running {
+  output(): string;
+  status(token: string): Promise<number>;
+  reload(text: string): Promise<void>;
+}

@@ -4,6 +4,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import { rateSubject } from '../limits/client-address.ts';
+import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { TokenIdentity, TokenVerifier } from './tokens.ts';
 
@@ -29,8 +31,21 @@ export function proxyTokenHook(
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
 ) {
-  return async function requireProxyToken(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-    const ip = request.ip;
+  return async function requireProxyToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    try {
+      request.identity = await authenticate(request);
+    } catch (error) {
+      // A refused caller gets no keep-alive connection to come back on (issue 14 #4).
+      closeAfterRefusal(request, reply);
+      throw error;
+    }
+    const ip = rateSubject(request.ip);
+    await limiter.consume('requestsPerIp', ip);
+    await limiter.consume('requestsPerToken', request.identity.id);
+  };
+
+  async function authenticate(request: FastifyRequest): Promise<TokenIdentity> {
+    const ip = rateSubject(request.ip);
     // Brute-force protection: an address that failed too often is refused before any check.
     await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];
@@ -49,8 +64,6 @@ export function proxyTokenHook(
           : 'Invalid proxy token: check the X-Proxy-Token header.',
       );
     }
-    request.identity = identity;
-    await limiter.consume('requestsPerIp', ip);
-    await limiter.consume('requestsPerToken', identity.id);
-  };
+    return identity;
+  }
 }

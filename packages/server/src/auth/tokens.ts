@@ -51,6 +51,14 @@ export class TokenVerifier {
     }));
   }
 
+  /**
+   * True while a token with this identity id is still accepted. The one answer to "which
+   * owners are still valid" after a reload: sessions and sockets of any other owner end.
+   */
+  knows(id: string): boolean {
+    return this.#identities.some((identity) => identity.id === id);
+  }
+
   /** Number of tokens accepted. */
   get size(): number {
     return this.#digests.length;

@@ -40,6 +40,36 @@ export class ClientAddress {
   }
 }
 
+/**
+ * The subject per-address limits count under. An IPv6 host is usually given a whole /64, so
+ * counting each address apart would hand one client 2^64 budgets (issue 14 #10): IPv6 counts
+ * per /64. IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+ */
+export function rateSubject(address: string): string {
+  const plain = normalise(address.split('%')[0] ?? '');
+  if (isIP(plain) !== 6) return plain;
+  const groups = ipv6Groups(plain);
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : plain;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address, as lower-case hex without leading zeros. */
+function ipv6Groups(address: string): string[] | undefined {
+  let text = address.toLowerCase();
+  // A dotted IPv4 tail (e.g. 64:ff9b::192.0.2.1) is two groups.
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (tail) {
+    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = rest === undefined || rest === '' ? [] : rest.split(':');
+  const fill = rest === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  const groups = [...left, ...fill, ...right];
+  if (groups.length !== 8) return undefined;
+  return groups.map((group) => Number.parseInt(group, 16).toString(16));
+}
+
 function normalise(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }

@@ -8,9 +8,9 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import type { TokenVerifier } from '../auth/tokens.ts';
-import { findProxyError, ProxyError, toErrorReply } from '../errors.ts';
+import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
 import { TargetResolver } from '../forwarding/targets.ts';
-import { ClientAddress } from '../limits/client-address.ts';
+import { ClientAddress, rateSubject } from '../limits/client-address.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { redactUrl } from '../logger.ts';
 import { WsConnection, type WsConnectionDeps } from '../ws/connection.ts';
@@ -28,8 +28,16 @@ export interface WsRouteOptions {
   readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter'>;
 }
 
-/** Attaches the `/ws` upgrade handler to the app's HTTP server; returns the open-socket count. */
-export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions): () => number {
+/** The open `/ws` sockets, as the app sees them. */
+export interface WsRegistry {
+  /** Number of open sockets. */
+  count(): number;
+  /** Closes (4401) every socket whose proxy token the verifier no longer accepts. */
+  endRevoked(): void;
+}
+
+/** Attaches the `/ws` upgrade handler to the app's HTTP server. */
+export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions): WsRegistry {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxMessageBytes,
@@ -50,7 +58,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     socket.on('error', () => {});
     let accepted: ReturnType<typeof checkHandshake>;
     let target: Awaited<ReturnType<TargetResolver['resolve']>>;
-    const ip = addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']);
+    const ip = rateSubject(addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']));
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
@@ -87,7 +95,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     app.server.off('upgrade', onUpgrade);
     for (const connection of connections) connection.close(1001, 'proxy shutting down');
   });
-  return () => connections.size;
+  return {
+    count: () => connections.size,
+    endRevoked: () => {
+      const { code, reason } = toCloseFrame(
+        new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.'),
+      );
+      for (const connection of connections) {
+        if (!options.verifier.knows(connection.ownerId)) connection.close(code, reason);
+      }
+    },
+  };
 }
 
 /** Answers a refused upgrade with an HTTP error and a JSON-RPC body, then closes the socket. */

@@ -22,6 +22,11 @@ export interface SessionStoreOptions {
   readonly now?: () => number;
   /** Asked before every new session (e.g. a rate limit); throws to refuse. */
   readonly admit?: (ownerId: string) => Promise<void>;
+  /**
+   * Whether an owner (proxy token) is still accepted; default: always. Sessions of owners it
+   * refuses end at {@link SessionStore.endRevoked} and cannot be opened (issue 14 #3).
+   */
+  readonly ownerValid?: (ownerId: string) => boolean;
 }
 
 interface Entry<S> {
@@ -77,6 +82,12 @@ export class SessionStore<S extends Closable> {
       this.#release(ownerId);
       throw error;
     }
+    if (this.#options.ownerValid?.(ownerId) === false) {
+      // The token was revoked while the upstream handshake ran: what it opened must not outlive it.
+      this.#release(ownerId);
+      await value.close().catch(() => {});
+      throw new ProxyError('unauthorized', 'The proxy token is no longer accepted.');
+    }
     this.#entries.set(id, { value, ownerId, lastUsed: this.#now(), expires: options.expires ?? true });
     return { id, value };
   }
@@ -116,6 +127,14 @@ export class SessionStore<S extends Closable> {
   /** Every open session. */
   values(): IterableIterator<S> {
     return [...this.#entries.values()].map((entry) => entry.value).values();
+  }
+
+  /** Ends every session whose owner is no longer valid (after a reload revoked its token). */
+  async endRevoked(): Promise<void> {
+    const valid = this.#options.ownerValid;
+    if (!valid) return;
+    const revoked = [...this.#entries].filter(([, entry]) => !valid(entry.ownerId)).map(([id]) => id);
+    await Promise.all(revoked.map((id) => this.delete(id)));
   }
 
   /** Closes sessions idle longer than the timeout. */

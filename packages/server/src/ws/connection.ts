@@ -72,10 +72,16 @@ export class WsConnection {
     this.#ready = this.#open();
   }
 
+  /** Proxy-token identity that opened this connection. */
+  get ownerId(): string {
+    return this.#peer.ownerId;
+  }
+
   /** Closes the socket (e.g. 1001 at shutdown). */
   close(code: number, reason: string): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
-    else this.#socket.terminate();
+    // A closing socket keeps the first close frame: terminating now could drop it unsent.
+    else if (this.#socket.readyState !== WebSocket.CLOSING) this.#socket.terminate();
   }
 
   async #open(): Promise<BridgeSession | undefined> {
