@@ -19,6 +19,8 @@ import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
+import { InFlightLimits } from './limits/in-flight.ts';
+import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
@@ -93,6 +95,7 @@ const RESTART_SETTINGS = [
   'corsMaxAgeSeconds',
   'redisUrl',
   'metricsToken',
+  'limits',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
@@ -165,6 +168,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
     metrics.refusal(`rate_limit:${name}`),
   );
+  const inFlight = new InFlightLimits(
+    {
+      perOwner: config.limits.inFlightPerToken,
+      total: config.limits.inFlightTotal,
+      shedHeapPercent: config.limits.shedHeapPercent,
+    },
+    { onRefused: (reason) => metrics.refusal(`in_flight:${reason}`) },
+  );
+  const inFlightHook = inFlightHooks(inFlight, config.limits.maxBatchMessages);
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
@@ -260,10 +272,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', inFlightHook.onRequest);
+    scope.addHook('preHandler', inFlightHook.preHandler);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', inFlightHook.onRequest);
+    scope.addHook('preHandler', inFlightHook.preHandler);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -279,6 +295,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       connector,
       heartbeatMs: config.websocket.heartbeatMs,
       maxQueuedBytes: config.websocket.maxQueuedBytes,
+      inFlight,
+      maxInFlight: config.limits.inFlightPerSocket,
+      maxBatchMessages: config.limits.maxBatchMessages,
     },
   });
   let drainer: NodeJS.Timeout | undefined;
