@@ -11,7 +11,7 @@ import type { InFlightLimits } from './in-flight.ts';
 export interface InFlightHooks {
   /** Takes an in-flight slot for each POST before its body is read; gives it back when the response closes. */
   readonly onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
-  /** Refuses a JSON-RPC batch with more than the allowed number of messages. */
+  /** Refuses a JSON-RPC batch with more than the allowed number of messages, and sheds on a full heap. */
   readonly preHandler: (request: FastifyRequest) => Promise<void>;
 }
 
@@ -35,6 +35,9 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       if (Array.isArray(body) && body.length > maxBatchMessages) {
         throw new ProxyError('batch_too_large', undefined, { data: { limit: maxBatchMessages } });
       }
+      // Requests admitted together parse their bodies later, one after the other: look at the
+      // heap again now that this one is parsed, before it is held for the upstream's answer.
+      if (request.method === 'POST') limits.assertHeapRoom();
     },
   };
 }

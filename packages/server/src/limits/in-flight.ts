@@ -34,7 +34,11 @@ export interface InFlightDeps {
   readonly onRefused?: (reason: 'per_owner' | 'total' | 'heap') => void;
 }
 
-/** Reading V8's statistics costs a few microseconds: at most once per this interval. */
+/**
+ * Reading V8's statistics costs about a microsecond: while the heap is under half the shedding
+ * threshold it is read at most once per this interval, above that on every request (a burst of
+ * large bodies can fill a small heap within one interval).
+ */
 const HEAP_SAMPLE_MS = 100;
 /** What a shed caller is told to wait: long enough for a collection and a few answers. */
 const RETRY_AFTER_SECONDS = 2;
@@ -52,10 +56,11 @@ export class InFlightLimits {
   #total = 0;
   #sampledAt = Number.NEGATIVE_INFINITY;
   #heapFull = false;
+  #heapHigh = false;
 
   constructor(options: InFlightOptions, deps: InFlightDeps = {}) {
     this.#options = options;
-    this.#heap = deps.heap ?? readHeap;
+    this.#heap = deps.heap ?? heapGauge(process.execArgv, process.env.NODE_OPTIONS);
     this.#now = deps.now ?? performance.now.bind(performance);
     this.#onRefused = deps.onRefused ?? (() => {});
   }
@@ -92,14 +97,25 @@ export class InFlightLimits {
     };
   }
 
+  /**
+   * Throws `overloaded` while the heap is nearly full. For work already admitted whose cost
+   * only shows once its body is parsed: many requests can pass {@link acquire} before any of
+   * their bodies has arrived.
+   */
+  assertHeapRoom(): void {
+    if (this.#heapIsFull()) this.#refuse('heap');
+  }
+
   #heapIsFull(): boolean {
     const percent = this.#options.shedHeapPercent;
     if (percent >= 100) return false;
     const now = this.#now();
-    if (now - this.#sampledAt >= HEAP_SAMPLE_MS) {
+    if (this.#heapHigh || now - this.#sampledAt >= HEAP_SAMPLE_MS) {
       this.#sampledAt = now;
       const { used, limit } = this.#heap();
-      this.#heapFull = used > (limit * percent) / 100;
+      const threshold = (limit * percent) / 100;
+      this.#heapHigh = used > threshold / 2;
+      this.#heapFull = used > threshold;
     }
     return this.#heapFull;
   }
@@ -119,7 +135,21 @@ export class InFlightLimits {
   }
 }
 
-function readHeap(): HeapReading {
-  const stats = getHeapStatistics();
-  return { used: stats.used_heap_size, limit: stats.heap_size_limit };
+/**
+ * Reads V8's heap use against the limit that matters. `heap_size_limit` adds the young
+ * generation's reserve to the old generation's limit; that reserve can be 192 MB, so with a
+ * small `--max-old-space-size` the process dies of a full old generation long before the
+ * reported limit. When the flag is given, it is the limit (young objects still count as used,
+ * which only sheds a little early).
+ */
+export function heapGauge(execArgv: readonly string[], nodeOptions: string | undefined): () => HeapReading {
+  let oldSpace = Number.POSITIVE_INFINITY;
+  for (const arg of [...execArgv, ...(nodeOptions ?? '').split(/\s+/)]) {
+    const match = /^--max[-_]old[-_]space[-_]size=(\d+)$/.exec(arg);
+    if (match) oldSpace = Number(match[1]) * 1_048_576;
+  }
+  return () => {
+    const stats = getHeapStatistics();
+    return { used: stats.used_heap_size, limit: Math.min(stats.heap_size_limit, oldSpace) };
+  };
 }
