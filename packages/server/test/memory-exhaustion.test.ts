@@ -65,7 +65,10 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     );
     assert.ok(proxy.alive(), `the proxy died:\n${proxy.output()}`);
     const shed = replies.filter((r) => !(r instanceof Error) && r.status === 503);
-    assert.ok(shed.length > 0, `some requests are shed: ${replies.map((r) => ('status' in r ? r.status : r.message))}`);
+    assert.ok(
+      shed.length > 0,
+      `some requests are shed: ${replies.map((r) => ('status' in r ? r.status : r.message))}`,
+    );
     for (const reply of shed) {
       if (reply instanceof Error) continue;
       assert.equal(reply.body.error.data.code, 'overloaded');
@@ -87,7 +90,11 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
       `proxy-token.${proxy.token}`,
     ]);
     cleanup.push(async () => ws.terminate());
-    const frames: Array<{ id?: unknown; error?: { code: number; data: { code: string } }; result?: unknown }> = [];
+    const frames: Array<{
+      id?: unknown;
+      error?: { code: number; data: { code: string } };
+      result?: unknown;
+    }> = [];
     ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
@@ -181,5 +188,9 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
 });
 
 function initializeParams() {
-  return { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'memory-test', version: '1' } };
+  return {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'memory-test', version: '1' },
+  };
 }
