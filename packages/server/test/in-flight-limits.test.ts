@@ -53,7 +53,9 @@ function holdProxyCall(proxy: RunningProxy, upstream: HostileUpstream, id: numbe
       method: 'tools/list',
     }),
     signal: controller.signal,
-  }).catch(() => undefined);
+  })
+    .then(() => {})
+    .catch(() => {});
   const abort = () => {
     controller.abort();
     return done;
@@ -162,7 +164,7 @@ describe('requests in flight', { timeout: 30_000 }, () => {
     for (const path of ['/mcp', '/servers/silent/mcp']) {
       const refused = await mcpPost(proxy, path, INIT, { 'x-mcp-server-url': `${upstream.origin}/silent` });
       assert.equal(refused.status, 429, path);
-      const body = await refused.json();
+      const body = (await refused.json()) as { error: { data: { code: string } } };
       assert.equal(body.error.data.code, 'too_many_in_flight', path);
     }
     const viaProxy = await postProxy(proxy, {
@@ -179,7 +181,7 @@ describe('requests in flight', { timeout: 30_000 }, () => {
     const batch = [1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'ping' }));
     const refused = await mcpPost(proxy, '/mcp', batch, { 'x-mcp-server-url': `${upstream.origin}/silent` });
     assert.equal(refused.status, 413);
-    const body = await refused.json();
+    const body = (await refused.json()) as { error: { code: number; data: { code: string; limit: number } } };
     assert.equal(body.error.code, -33037);
     assert.equal(body.error.data.code, 'batch_too_large');
     assert.equal(body.error.data.limit, 2);

@@ -161,7 +161,7 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     // A stream opened now gets what was kept: the newest notifications, 1 MiB of JSON in all
     // (three of these; all sixty were kept before, ~6 MB of heap each).
     const stream = await fetch(`${proxy.url}/mcp`, {
-      headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token, ...headers, ...withSession },
+      headers: { ...headers, ...withSession, accept: 'text/event-stream' },
     });
     assert.equal(stream.status, 200);
     const reader = stream.body?.getReader();
@@ -175,7 +175,7 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
       const chunk =
         text.length < 300_000
           ? await next
-          : await Promise.race([next, new Promise<undefined>((r) => setTimeout(r, 500))]);
+          : await Promise.race([next, new Promise<undefined>((r) => setTimeout(() => r(undefined), 500))]);
       if (chunk === undefined) quiet = true;
       else if (chunk.done) break;
       else text += Buffer.from(chunk.value).toString();
