@@ -8,7 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { emptyObjects, type HostileUpstream, startHostile } from './fixtures/memory-hostile.ts';
 import { type ChildProxy, startChildProxy } from './helpers/child-proxy.ts';
-import { postProxy } from './helpers/proxy.ts';
+import { postProxy, startProxy } from './helpers/proxy.ts';
 
 const HEAP_MB = 96;
 const MODERN = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' };
@@ -184,6 +184,25 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     const kept = text.split('notifications/message').length - 1;
     assert.ok(kept >= 1 && kept <= 3, `at most 1 MiB of notifications kept (${kept})`);
     await assertAnswering(proxy, upstream);
+  });
+});
+
+describe('era probe over an event stream', { timeout: 15_000 }, () => {
+  it('stops reading once the answer is in, without waiting for the stream to end', async () => {
+    const upstream = await startHostile();
+    cleanup.push(() => upstream.stop());
+    // The stream never ends: before, the probe read it until this timeout, keeping every event.
+    const proxy = await startProxy({ UPSTREAM_TIMEOUT_MS: '60000' });
+    cleanup.push(() => proxy.close());
+    const reply = await postProxy(proxy, {
+      mcp_server_url: `${upstream.origin}/discover-late`,
+      jsonrpc: '2.0',
+      id: 'modern',
+      method: 'ping',
+      params: { _meta: MODERN },
+    });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(reply.body.result, { ok: true });
   });
 });
 
