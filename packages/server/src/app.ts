@@ -21,6 +21,8 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { Forwarder } from './forwarding/forwarder.ts';
 import { TargetResolver } from './forwarding/targets.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
+import { InFlightLimits } from './limits/in-flight.ts';
+import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
@@ -101,6 +103,7 @@ const RESTART_SETTINGS = [
   'redisUrl',
   'metricsToken',
   'logFormat',
+  'limits',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
@@ -174,6 +177,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
     metrics.refusal(`rate_limit:${name}`),
   );
+  const inFlight = new InFlightLimits(
+    {
+      perOwner: config.limits.inFlightPerToken,
+      total: config.limits.inFlightTotal,
+      shedHeapPercent: config.limits.shedHeapPercent,
+    },
+    { onRefused: (reason) => metrics.refusal(`in_flight:${reason}`) },
+  );
+  const inFlightHook = inFlightHooks(inFlight, config.limits.maxBatchMessages);
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
@@ -279,11 +291,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
     scope.addHook('onRequest', live.hook());
+    scope.addHook('onRequest', inFlightHook.onRequest);
+    scope.addHook('preHandler', inFlightHook.preHandler);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
     scope.addHook('onRequest', live.hook());
+    scope.addHook('onRequest', inFlightHook.onRequest);
+    scope.addHook('preHandler', inFlightHook.preHandler);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -299,6 +315,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       connector,
       heartbeatMs: config.websocket.heartbeatMs,
       maxQueuedBytes: config.websocket.maxQueuedBytes,
+      inFlight,
+      maxInFlight: config.limits.inFlightPerSocket,
+      maxBatchMessages: config.limits.maxBatchMessages,
     },
   });
   openSockets = webSockets.count;

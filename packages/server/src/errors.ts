@@ -154,6 +154,21 @@ export const ERROR_REGISTRY = {
     rpcCode: -33019,
     message: 'The proxy is shutting down: retry on another instance.',
   },
+  too_many_in_flight: {
+    status: 429,
+    rpcCode: -33035,
+    message: 'Too many requests in flight for this proxy token: wait for some to finish before sending more.',
+  },
+  overloaded: {
+    status: 503,
+    rpcCode: -33036,
+    message: 'The proxy is at capacity: retry after the number of seconds in Retry-After.',
+  },
+  batch_too_large: {
+    status: 413,
+    rpcCode: -33037,
+    message: 'The batch holds more messages than this proxy accepts: send fewer per request.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -258,6 +273,8 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   unknown_server: 4404,
   session_limit: 4429,
   rate_limited: 4429,
+  too_many_in_flight: 4429,
+  overloaded: 1013,
   upstream_timeout: 4504,
   payload_too_large: 1009,
   shutting_down: 1001,

@@ -42,6 +42,11 @@ const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
 /** How many undeliverable notifications a session keeps for a standalone stream to come. */
 const BACKLOG_LIMIT = 256;
+/**
+ * And how many bytes (their JSON text), oldest dropped first. Each may be as large as the
+ * upstream response limit, so a count alone let one session hold gigabytes (issue 14, finding 5).
+ */
+const BACKLOG_BYTES = 1_048_576;
 
 /** An inbound side and an upstream connection, bridged. */
 export class BridgeSession {
@@ -52,7 +57,12 @@ export class BridgeSession {
   readonly #progress = new Map<string, MessageSink>();
   /** Sinks with requests in flight, most recent last. */
   readonly #active: MessageSink[] = [];
-  readonly #backlog: JsonRpcMessage[] = [];
+  /**
+   * Undeliverable notifications as JSON text: a string costs its length, a parsed message up to
+   * twenty times that. Parsed again when a standalone channel takes them.
+   */
+  readonly #backlog: string[] = [];
+  #backlogBytes = 0;
   #standalone: MessageSink | undefined;
   readonly #filter: ToolFilter | undefined;
   /** Requests whose answers the tool filter must see. */
@@ -211,11 +221,10 @@ export class BridgeSession {
   attachStandalone(sink: MessageSink): void {
     this.#standalone = sink;
     while (this.#backlog.length > 0) {
-      const message = this.#backlog.shift() as JsonRpcMessage;
-      if (!sink.deliver(message)) {
-        this.#backlog.unshift(message);
-        break;
-      }
+      const text = this.#backlog[0] as string;
+      if (!sink.deliver(JSON.parse(text) as JsonRpcMessage)) break;
+      this.#backlog.shift();
+      this.#backlogBytes -= text.length;
     }
   }
 
@@ -280,8 +289,23 @@ export class BridgeSession {
         .catch(() => {});
       return;
     }
-    this.#backlog.push(message);
-    if (this.#backlog.length > BACKLOG_LIMIT) this.#backlog.shift();
+    this.#keep(message);
+  }
+
+  /** Keeps an undeliverable notification for a standalone channel to come, within the bounds. */
+  #keep(message: JsonRpcMessage): void {
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch {
+      return; // Not representable (too deep to serialise): nobody could be sent it anyway.
+    }
+    if (text.length > BACKLOG_BYTES) return;
+    this.#backlog.push(text);
+    this.#backlogBytes += text.length;
+    while (this.#backlog.length > BACKLOG_LIMIT || this.#backlogBytes > BACKLOG_BYTES) {
+      this.#backlogBytes -= (this.#backlog.shift() as string).length;
+    }
   }
 
   #forget(key: string, token: string | undefined, sink: MessageSink): void {

@@ -8,7 +8,7 @@
  * either in the config (`protocol: modern | legacy`), and then nothing is probed.
  */
 import { linkAbort } from '../abort.ts';
-import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
 import {
   discoverProbe,
   MODERN_VERSION,
@@ -17,7 +17,7 @@ import {
   parseJson,
 } from '../protocol/eras.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
-import { discard, type UpstreamHttp } from './http.ts';
+import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
 export interface EraVerdict {
@@ -151,19 +151,7 @@ export class EraDetector {
       if (isJson(response)) {
         body = parseJson(await http.readText(response, link.signal));
       } else if (isEventStream(response)) {
-        const found: JsonRpcMessage[] = [];
-        await readEventStream(
-          response,
-          http.responseLimitBytes,
-          (event) => {
-            if (isMessageEvent(event)) {
-              const parsed = parseJson(event.data);
-              if (parsed !== undefined) found.push(parsed as JsonRpcMessage);
-            }
-          },
-          link.signal,
-        );
-        body = found.find((m) => 'id' in m && m.id === discover.id);
+        body = await this.#answerFromStream(response, discover.id, link.signal);
       } else {
         discard(response);
       }
@@ -175,5 +163,42 @@ export class EraDetector {
     } finally {
       link.dispose();
     }
+  }
+
+  /**
+   * The probe's answer from an event stream. Only that one message is kept: every other event
+   * is dropped as soon as it is seen, the stream is let go once the answer is in, and the whole
+   * stream may carry no more than the response limit (issue 14, finding 5: an upstream
+   * streaming 1 MB events grew the heap by gigabytes when every event was kept).
+   */
+  async #answerFromStream(
+    response: UpstreamResponse,
+    id: RequestId,
+    signal: AbortSignal,
+  ): Promise<JsonRpcMessage | undefined> {
+    const limit = this.#deps.http.responseLimitBytes;
+    let answer: JsonRpcMessage | undefined;
+    let read = 0;
+    try {
+      await readEventStream(
+        response,
+        limit,
+        (event) => {
+          if (answer !== undefined) return;
+          read += event.data.length;
+          if (read > limit) throw tooLarge(limit);
+          if (!isMessageEvent(event)) return;
+          const parsed = parseJson(event.data);
+          if (typeof parsed !== 'object' || parsed === null || (parsed as { id?: unknown }).id !== id) return;
+          answer = parsed as JsonRpcMessage;
+          // Nothing after the answer matters: stop reading (the loop ends on the destroyed body).
+          discard(response);
+        },
+        signal,
+      );
+    } catch (error) {
+      if (answer === undefined) throw error;
+    }
+    return answer;
   }
 }

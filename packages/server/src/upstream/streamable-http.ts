@@ -222,18 +222,21 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
         body: JSON.stringify(list),
         signal,
       });
-      const found: JsonRpcMessage[] = [];
+      // Each answer is learnt from as it comes and dropped: keeping every event of a stream
+      // until it ends let an upstream grow the heap without bound (issue 14, finding 5).
+      const learn = (answers: JsonRpcMessage[]) => {
+        for (const answer of answers)
+          if ('result' in answer) catalog.learn(this.#options.url.href, answer.result);
+      };
       if (response.status === 200 && isEventStream(response)) {
         await readEventStream(response, this.#options.http.responseLimitBytes, (event) => {
-          if (isMessageEvent(event)) found.push(...parseMessages(event.data));
+          if (isMessageEvent(event)) learn(parseMessages(event.data));
         });
       } else if (response.status === 200 && isJson(response)) {
-        found.push(...parseMessages(await this.#options.http.readText(response, signal)));
+        learn(parseMessages(await this.#options.http.readText(response, signal)));
       } else {
         discard(response);
       }
-      for (const answer of found)
-        if ('result' in answer) catalog.learn(this.#options.url.href, answer.result);
     } catch {
       // Best effort: without the declarations the call goes out as the caller sent it.
     }

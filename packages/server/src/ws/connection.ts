@@ -3,12 +3,22 @@
  * One `/ws` socket bridged to one upstream: a JSON-RPC message per text frame both ways,
  * through the same session bridge as `/mcp`. The socket is its session's only sink, so
  * responses, notifications and server-initiated requests all arrive on it. Heartbeats close
- * dead peers; when the reader falls behind, reading upstream pauses (bounded queue).
+ * dead peers; when the reader falls behind, reading upstream pauses (bounded queue). Frames
+ * that arrive while the upstream connection opens wait as raw bytes (bounded in bytes and
+ * frames), and each request takes an in-flight slot until its answer goes out.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
-import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
+import {
+  isJsonRpcMessage,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+  type JsonRpcResponse,
+  requestKey,
+} from '../jsonrpc.ts';
+import type { InFlightLimits, Release } from '../limits/in-flight.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
 import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
@@ -19,6 +29,12 @@ import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts
 const DRAIN_POLL_MS = 20;
 /** Frames that may wait for the upstream connection to open. */
 const MAX_EARLY_FRAMES = 64;
+/**
+ * Bytes those frames may hold. They wait unparsed: a parsed frame can cost twenty times its
+ * size (issue 14, finding 5: 64 parsed 1 MiB frames were ~1.4 GB per socket). One frame is
+ * always accepted, so any frame within WS_MAX_MESSAGE_BYTES can open a conversation.
+ */
+const EARLY_QUEUE_BYTES = 1_048_576;
 
 /** Limits and collaborators of a connection. */
 export interface WsConnectionDeps {
@@ -29,6 +45,12 @@ export interface WsConnectionDeps {
   readonly maxQueuedBytes: number;
   readonly logger: FastifyBaseLogger;
   readonly limiter: RateLimiter;
+  /** Per-token and total in-flight caps shared with the HTTP surfaces. */
+  readonly inFlight: InFlightLimits;
+  /** Requests one socket may have in flight at once. */
+  readonly maxInFlight: number;
+  /** Messages one frame (a JSON-RPC batch) may hold. */
+  readonly maxBatchMessages: number;
 }
 
 /** Who is connected to what. */
@@ -43,11 +65,14 @@ export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;
   readonly #deps: WsConnectionDeps;
-  readonly #ready: Promise<BridgeSession | undefined>;
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: BridgeSession | undefined;
-  #early = 0;
+  /** Raw frames waiting for the upstream connection (undefined once it is open or failed). */
+  #early: Array<{ raw: Buffer; release: Release }> | undefined = [];
+  #earlyBytes = 0;
+  /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
+  readonly #requests = new Map<string, Release>();
   #framesIn = 0;
   #framesOut = 0;
   #alive = true;
@@ -59,7 +84,7 @@ export class WsConnection {
     this.#socket = socket;
     this.#peer = peer;
     this.#deps = deps;
-    socket.on('message', (data, isBinary) => void this.#onFrame(data, isBinary));
+    socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     socket.on('pong', () => {
       this.#alive = true;
     });
@@ -69,7 +94,7 @@ export class WsConnection {
     });
     this.#heartbeat = setInterval(() => this.#beat(), deps.heartbeatMs);
     this.#heartbeat.unref();
-    this.#ready = this.#open();
+    void this.#open();
   }
 
   /** Proxy-token identity that opened this connection. */
@@ -84,7 +109,7 @@ export class WsConnection {
     else if (this.#socket.readyState !== WebSocket.CLOSING) this.#socket.terminate();
   }
 
-  async #open(): Promise<BridgeSession | undefined> {
+  async #open(): Promise<void> {
     const { sessions, connector } = this.#deps;
     try {
       const { id, value } = await sessions.add(
@@ -101,7 +126,7 @@ export class WsConnection {
       this.#session = value;
       if (this.#closed) {
         await sessions.delete(id);
-        return undefined;
+        return;
       }
       value.attachStandalone(this.#sink);
       value.onClosed(() => {
@@ -110,19 +135,33 @@ export class WsConnection {
         );
         this.close(code === 1011 ? 4502 : code, reason);
       });
-      return value;
+      // In arrival order, before any later frame (those run in later events).
+      for (const { raw, release } of this.#takeEarly()) {
+        release();
+        void this.#handle(raw);
+      }
     } catch (error) {
+      for (const { release } of this.#takeEarly()) release();
       const { code, reason } = toCloseFrame(error);
       this.close(code, reason);
-      return undefined;
     }
+  }
+
+  #takeEarly(): Array<{ raw: Buffer; release: Release }> {
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    this.#earlyBytes = 0;
+    return early;
   }
 
   readonly #sink: MessageSink = {
     deliver: (message) => this.#send(message),
   };
 
-  #send(message: JsonRpcMessage): boolean {
+  #send(message: JsonRpcMessage, endsRequest = true): boolean {
+    // The answer ends the request, delivered or not: its slot is free again.
+    if (endsRequest && isResponse(message) && message.id !== null)
+      this.#releaseRequest(requestKey(message.id));
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     const { maxQueuedBytes } = this.#deps;
@@ -158,12 +197,45 @@ export class WsConnection {
     this.#drainWatch.unref();
   }
 
-  async #onFrame(data: WebSocket.RawData, isBinary: boolean): Promise<void> {
+  #onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     this.#framesIn++;
     if (isBinary) {
       this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
       return;
     }
+    const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
+    const early = this.#early;
+    if (early === undefined) {
+      void this.#handle(raw);
+      return;
+    }
+    if (
+      early.length > 0 &&
+      (early.length >= MAX_EARLY_FRAMES || this.#earlyBytes + raw.length > EARLY_QUEUE_BYTES)
+    ) {
+      this.#sendError(
+        new ProxyError(
+          'too_many_in_flight',
+          'Too many messages before the upstream connection opened: wait for the first answer.',
+          { data: { limitBytes: EARLY_QUEUE_BYTES, limitFrames: MAX_EARLY_FRAMES } },
+        ),
+        null,
+      );
+      return;
+    }
+    let release: Release;
+    try {
+      // A waiting frame is work in flight too: it counts against the token's and the process's caps.
+      release = this.#deps.inFlight.acquire(this.#peer.ownerId);
+    } catch (error) {
+      this.#sendError(error, null);
+      return;
+    }
+    early.push({ raw, release });
+    this.#earlyBytes += raw.length;
+  }
+
+  async #handle(data: Buffer): Promise<void> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(data.toString());
@@ -180,9 +252,9 @@ export class WsConnection {
       );
       return;
     }
-    if (!this.#session && ++this.#early > MAX_EARLY_FRAMES) {
+    if (messages.length > this.#deps.maxBatchMessages) {
       this.#sendError(
-        new ProxyError('session_limit', 'Too many messages before the upstream connection opened.'),
+        new ProxyError('batch_too_large', undefined, { data: { limit: this.#deps.maxBatchMessages } }),
         null,
       );
       return;
@@ -194,19 +266,60 @@ export class WsConnection {
       this.#sendError(error, typeof id === 'string' || typeof id === 'number' ? id : null);
       return;
     }
-    const session = await this.#ready;
-    if (!session) return;
+    const session = this.#session;
+    if (!session || this.#closed) return;
     for (const message of messages as JsonRpcMessage[]) {
       if (isRequest(message)) {
+        const key = requestKey(message.id);
+        if (this.#requests.has(key)) {
+          // The refusal must not free the slot of the request in flight under that id.
+          this.#sendError(new ProxyError('request_id_in_use'), message.id, false);
+          continue;
+        }
+        const refusal = this.#admit(key);
+        if (refusal) {
+          this.#sendError(refusal, message.id);
+          continue;
+        }
         session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
       } else {
+        if ('method' in message && message.method === 'notifications/cancelled') {
+          // A cancelled request gets no answer (the MCP spec): its slot is free now.
+          const requestId = message.params?.requestId;
+          if (typeof requestId === 'string' || typeof requestId === 'number')
+            this.#releaseRequest(requestKey(requestId));
+        }
         session.send(message).catch((error: unknown) => this.#sendError(error, null));
       }
     }
   }
 
-  #sendError(error: unknown, id: string | number | null): void {
-    this.#send(toErrorReply(error, id).body as JsonRpcResponse);
+  /** Takes an in-flight slot for a request, or says why not (its refusal). */
+  #admit(key: string): ProxyError | undefined {
+    if (this.#requests.size >= this.#deps.maxInFlight) {
+      return new ProxyError(
+        'too_many_in_flight',
+        'Too many requests in flight on this WebSocket: wait for answers before sending more.',
+        { data: { limit: this.#deps.maxInFlight } },
+      );
+    }
+    try {
+      this.#requests.set(key, this.#deps.inFlight.acquire(this.#peer.ownerId));
+      return undefined;
+    } catch (error) {
+      return error as ProxyError;
+    }
+  }
+
+  #releaseRequest(key: string): void {
+    const release = this.#requests.get(key);
+    if (!release) return;
+    this.#requests.delete(key);
+    release();
+  }
+
+  #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
+    this.#send(toErrorReply(error, id).body as JsonRpcResponse, endsRequest);
   }
 
   #beat(): void {
@@ -223,6 +336,9 @@ export class WsConnection {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     clearInterval(this.#drainWatch);
+    for (const { release } of this.#takeEarly()) release();
+    for (const release of this.#requests.values()) release();
+    this.#requests.clear();
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {

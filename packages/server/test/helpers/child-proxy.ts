@@ -1,0 +1,63 @@
+/**
+ * Runs the proxy (`src/main.ts`) in a child process with a small V8 heap, for heap-exhaustion
+ * regressions: a regression kills the child fast, and the test sees it, instead of the test
+ * runner itself falling over.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort, waitForPort } from './net.ts';
+import { TEST_TOKEN } from './proxy.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+/** A proxy running in a child process. */
+export interface ChildProxy {
+  readonly url: string;
+  readonly token: string;
+  readonly child: ChildProcess;
+  /** True while the process has not exited. */
+  alive(): boolean;
+  /** Everything it wrote to stdout and stderr so far (for assertion messages). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `main.ts` with `--max-old-space-size=heapMb`, loopback allowed, one known token. */
+export async function startChildProxy(env: Record<string, string>, heapMb: number): Promise<ChildProxy> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      PROXY_TOKEN: TEST_TOKEN,
+      ALLOW_PRIVATE_NETWORKS: 'true',
+      LOG_LEVEL: 'warn',
+      DOTENV_PATH: '/nonexistent/.env',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    // The tail is what explains a death (V8's "heap out of memory" report).
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitForPort(port);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    token: TEST_TOKEN,
+    child,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
