@@ -488,7 +488,10 @@ describe('session secret rotation (issue 14, finding 2)', () => {
   it('takes previous secrets from the config file as a list (a comma in a secret is fine there)', () => {
     const withComma = 'previous,secret-with-a-comma-0123456789abcdef';
     const file = join(mkdtempSync(join(tmpdir(), 'session-seal-')), 'proxy.yaml');
-    writeFileSync(file, `sessionSecret: ${NEW_SECRET}\nsessionSecretPrevious:\n  - "${withComma}"\n  - ${OLD_SECRET}\n`);
+    writeFileSync(
+      file,
+      `sessionSecret: ${NEW_SECRET}\nsessionSecretPrevious:\n  - "${withComma}"\n  - ${OLD_SECRET}\n`,
+    );
     const config = loadConfig({ env: { PROXY_TOKEN: TEST_TOKEN, MCP_PROXY_CONFIG: file } });
     assert.equal(config.sessionSecret, NEW_SECRET);
     assert.deepEqual(config.sessionSecretPrevious, [withComma, OLD_SECRET]);
@@ -572,14 +575,21 @@ async function startHostileUpstream(): Promise<{ base: string; server: Server; c
       if (url.pathname === '/legacy/messages') {
         const stream = streams.get(url.searchParams.get('sessionId') ?? '');
         if (!stream) return json(404, JSON.stringify({ error: 'no such session' }));
-        if (message.method === 'fail') return json(400, JSON.stringify({ error: `Session ${LEGACY_ID} is busy` }));
+        if (message.method === 'fail')
+          return json(400, JSON.stringify({ error: `Session ${LEGACY_ID} is busy` }));
         res.writeHead(202).end();
         if (message.id === undefined) return;
         const result =
           message.method === 'initialize'
-            ? { protocolVersion: '2024-11-05', capabilities: {}, serverInfo: { name: 'legacy', version: '1' } }
+            ? {
+                protocolVersion: '2024-11-05',
+                capabilities: {},
+                serverInfo: { name: 'legacy', version: '1' },
+              }
             : {};
-        stream.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`);
+        stream.write(
+          `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`,
+        );
         return;
       }
       const sid = SID_BY_PATH[url.pathname];
@@ -587,12 +597,22 @@ async function startHostileUpstream(): Promise<{ base: string; server: Server; c
       if (message.method === 'initialize') {
         if (url.pathname === '/auth' && req.headers.authorization !== `Bearer ${OPERATOR_SECRET}`)
           return json(401, JSON.stringify({ error: 'unauthorized' }));
-        const result = { protocolVersion: VERSION, capabilities: { tools: {} }, serverInfo: { name: 'h', version: '1' } };
-        return json(200, JSON.stringify({ jsonrpc: '2.0', id: message.id, result }), { 'mcp-session-id': sid });
+        const result = {
+          protocolVersion: VERSION,
+          capabilities: { tools: {} },
+          serverInfo: { name: 'h', version: '1' },
+        };
+        return json(200, JSON.stringify({ jsonrpc: '2.0', id: message.id, result }), {
+          'mcp-session-id': sid,
+        });
       }
       if (req.headers['mcp-session-id'] !== sid)
-        return json(404, JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }));
-      const error = (text: string) => `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"${text}"}}`;
+        return json(
+          404,
+          JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }),
+        );
+      const error = (text: string) =>
+        `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"${text}"}}`;
       switch (message.method) {
         case 'notifications/initialized':
           return void res.writeHead(202).end();
@@ -664,7 +684,12 @@ async function viaServer(
   const envelope = { server, ...message, ...(sessionId === undefined ? {} : { mcp_session_id: sessionId }) };
   const reply = await postProxy({ url: proxy.url, token }, envelope);
   const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
-  return { status: reply.status, headers: reply.headers, text, messages: reply.body === undefined ? [] : [reply.body] };
+  return {
+    status: reply.status,
+    headers: reply.headers,
+    text,
+    messages: reply.body === undefined ? [] : [reply.body],
+  };
 }
 
 /** A proxy configured with the hostile upstream's paths as named servers (and `extra` lines). */
@@ -701,7 +726,12 @@ describe('a configured server binds its sessions to its name, not its URL (revie
   let ws: WsUpstream;
   let proxy: RunningProxy;
   const LIST = { jsonrpc: '2.0', id: 'list', method: 'tools/list' };
-  const CALL = { jsonrpc: '2.0', id: 'call', method: 'tools/call', params: { name: 'dangerous', arguments: {} } };
+  const CALL = {
+    jsonrpc: '2.0',
+    id: 'call',
+    method: 'tools/call',
+    params: { name: 'dangerous', arguments: {} },
+  };
 
   before(async () => {
     upstream = await startHostileUpstream();
@@ -726,7 +756,10 @@ describe('a configured server binds its sessions to its name, not its URL (revie
     for (const body of [LIST, CALL]) {
       const byUrl = await post(proxy, '/mcp', body, { 'mcp-session-id': sealed, 'x-mcp-server-url': url });
       assertNotFound(byUrl, `/mcp by URL, ${body.method}`);
-      assertNotFound(await viaProxy(proxy, url, { sessionId: sealed, message: body }), `POST /proxy by URL, ${body.method}`);
+      assertNotFound(
+        await viaProxy(proxy, url, { sessionId: sealed, message: body }),
+        `POST /proxy by URL, ${body.method}`,
+      );
     }
     // By name it goes on working on both surfaces (POST /proxy `server` is the same binding).
     assert.deepEqual(toolNames(await viaServer(proxy, 'foo', LIST, sealed)), ['safe']);
@@ -738,7 +771,10 @@ describe('a configured server binds its sessions to its name, not its URL (revie
     const url = `${upstream.base}/open`;
     const sealed = await openOnMcp(proxy, url);
     assertPinged(await mcp(proxy, url, { sessionId: sealed }));
-    assertNotFound(await post(proxy, '/servers/open/mcp', PING, { 'mcp-session-id': sealed }), '/servers/open/mcp');
+    assertNotFound(
+      await post(proxy, '/servers/open/mcp', PING, { 'mcp-session-id': sealed }),
+      '/servers/open/mcp',
+    );
     assertNotFound(await viaServer(proxy, 'open', PING, sealed), 'POST /proxy server');
   });
 
@@ -754,7 +790,10 @@ describe('a configured server binds its sessions to its name, not its URL (revie
 
     const byUrl = await openOnProxy(proxy, ws.url);
     assertNotFound(await viaServer(proxy, 'wsfoo', PING, byUrl), 'POST /proxy by name');
-    assertNotFound(await post(proxy, '/servers/wsfoo/mcp', PING, { 'mcp-session-id': byUrl }), '/servers/wsfoo/mcp');
+    assertNotFound(
+      await post(proxy, '/servers/wsfoo/mcp', PING, { 'mcp-session-id': byUrl }),
+      '/servers/wsfoo/mcp',
+    );
   });
 });
 
@@ -798,7 +837,11 @@ describe('the upstream session id never reaches its owner either (review of find
         jsonrpc: '2.0',
         id: 'fb',
         method: 'tools/call',
-        params: { name: 'fail-answer', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+        params: {
+          name: 'fail-answer',
+          arguments: {},
+          _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' },
+        },
       },
     });
     assert.equal(modern.messages[0]?.error?.code, -32602, modern.text);
@@ -808,7 +851,10 @@ describe('the upstream session id never reaches its owner either (review of find
   it('POST /proxy: a long id quoted in an error is scrubbed before the message is clipped', async () => {
     const url = `${upstream.base}/long`;
     const sealed = await openOnProxy(proxy, url);
-    const answer = await viaProxy(proxy, url, { sessionId: sealed, message: { jsonrpc: '2.0', id: 'f', method: 'fail' } });
+    const answer = await viaProxy(proxy, url, {
+      sessionId: sealed,
+      message: { jsonrpc: '2.0', id: 'f', method: 'fail' },
+    });
     assert.equal(answer.status, 400, answer.text);
     assert.match(answer.messages[0]?.error?.data?.upstreamMessage ?? '', /\[session\]/);
     assert.doesNotMatch(answer.text, /Lx{8}/, 'no prefix of the 400-character id');
@@ -830,7 +876,7 @@ describe('the upstream session id never reaches its owner either (review of find
     }
   });
 
-  it('a legacy SSE endpoint\'s session id is scrubbed from its refusals', async () => {
+  it("a legacy SSE endpoint's session id is scrubbed from its refusals", async () => {
     const url = `${upstream.base}/legacy/sse`;
     const init = await postProxy(
       { url: proxy.url, token: TEST_TOKEN },
@@ -839,7 +885,10 @@ describe('the upstream session id never reaches its owner either (review of find
     assert.equal(init.status, 200, JSON.stringify(init.body));
     const held = init.headers.get('mcp-session-id') as string;
     assert.match(held, /^mcpp-/);
-    const refused = await viaProxy(proxy, url, { sessionId: held, message: { jsonrpc: '2.0', id: 'f', method: 'fail' } });
+    const refused = await viaProxy(proxy, url, {
+      sessionId: held,
+      message: { jsonrpc: '2.0', id: 'f', method: 'fail' },
+    });
     assert.equal(refused.status, 400, refused.text);
     assert.match(refused.messages[0]?.error?.data?.upstreamMessage ?? '', /Session \[session\] is busy/);
     assertScrubbed(refused, LEGACY_ID, 'the legacy refusal');
@@ -866,7 +915,7 @@ describe('principals are bound by the full token digest (review of finding 2)', 
     await upstream?.close();
   });
 
-  it('a token whose digest shares the 48-bit prefix opens none of the other\'s sessions', async () => {
+  it("a token whose digest shares the 48-bit prefix opens none of the other's sessions", async () => {
     const url = `${upstream.base}/open`;
     for (const open of [openOnMcp, openOnProxy]) {
       const sealed = await open(proxy, url, TWIN_A);

@@ -209,7 +209,8 @@ export class Forwarder {
       }
     }
     // A one-off stdio call is a process: it counts as a session while it lives (issue #14.7).
-    const release = target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.principalKey) : noop;
+    const release =
+      target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.principalKey) : noop;
     try {
       const oneOff = await open();
       try {

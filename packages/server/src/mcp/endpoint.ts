@@ -92,7 +92,12 @@ export class McpEndpoint {
       this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === false
     ) {
       // A session client of a server known to speak only 2026-07-28: the proxy holds the session.
-      return this.#bridged(request, reply, inbound, { ownerId: identity.principalKey, target, targetKey, sessionId });
+      return this.#bridged(request, reply, inbound, {
+        ownerId: identity.principalKey,
+        target,
+        targetKey,
+        sessionId,
+      });
     }
     if (
       sessionId?.startsWith(PROXY_SESSION_PREFIX) ||

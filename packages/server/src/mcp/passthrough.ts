@@ -11,8 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { isJson } from '../upstream/event-stream.ts';
-import { scrubBody } from '../upstream/scrub.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { scrubBody } from '../upstream/scrub.ts';
 
 /** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
 const FORWARDED: ReadonlySet<string> = new Set([

@@ -72,7 +72,11 @@ function scrubEscaped(text: string, secret: string): string {
   starts.push(text.length);
   let out = '';
   let copied = 0;
-  for (let found = decoded.indexOf(secret); found !== -1; found = decoded.indexOf(secret, found + secret.length)) {
+  for (
+    let found = decoded.indexOf(secret);
+    found !== -1;
+    found = decoded.indexOf(secret, found + secret.length)
+  ) {
     out += text.slice(copied, starts[found] as number) + SCRUBBED;
     copied = starts[found + secret.length] as number;
   }

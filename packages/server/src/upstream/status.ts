@@ -103,7 +103,11 @@ export function secretsOf(context: StatusContext): readonly (string | undefined)
  */
 export function rpcErrorFor(text: string, id: unknown, context: StatusContext): JsonRpcResponse | undefined {
   try {
-    const value = JSON.parse(scrubSecrets(text, secretsOf(context))) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
+    const value = JSON.parse(scrubSecrets(text, secretsOf(context))) as {
+      jsonrpc?: unknown;
+      id?: unknown;
+      error?: unknown;
+    };
     if (
       value.jsonrpc === '2.0' &&
       value.id === id &&
