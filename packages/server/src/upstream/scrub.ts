@@ -41,44 +41,54 @@ const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
 };
 
 /**
- * Decodes JSON escapes once, left to right (deterministic, so linear: no backtracking over
- * ambiguous spellings), keeping where each decoded character came from; then finds the secret in
- * the decoded text and replaces the source spans.
+ * Decodes JSON escapes once, left to right (deterministic: no backtracking over ambiguous
+ * spellings), and runs the decoded characters through a KMP matcher for the secret. Time is
+ * linear in the text and memory in the secret (a ring of where each of the last characters
+ * began), whatever the size of the body.
  */
 function scrubEscaped(text: string, secret: string): string {
-  let decoded = '';
-  const starts: number[] = [];
-  for (let at = 0; at < text.length; ) {
-    starts.push(at);
-    const char = text[at] as string;
+  const length = secret.length;
+  const fallback = failureTable(secret);
+  const began = new Int32Array(length);
+  let matched = 0;
+  let decoded = 0;
+  let out = '';
+  let copied = 0;
+  for (let at = 0; at < text.length; decoded++) {
+    began[decoded % length] = at;
+    let char = text[at] as string;
+    let width = 1;
     if (char === '\\') {
       const next = text[at + 1] ?? '';
       const simple = SIMPLE_ESCAPES[next];
-      if (simple !== undefined) {
-        decoded += simple;
-        at += 2;
-        continue;
-      }
       const hex = text.slice(at + 2, at + 6);
-      if (next === 'u' && /^[0-9a-fA-F]{4}$/.test(hex)) {
-        decoded += String.fromCharCode(Number.parseInt(hex, 16));
-        at += 6;
-        continue;
+      if (simple !== undefined) {
+        char = simple;
+        width = 2;
+      } else if (next === 'u' && /^[0-9a-fA-F]{4}$/.test(hex)) {
+        char = String.fromCharCode(Number.parseInt(hex, 16));
+        width = 6;
       }
     }
-    decoded += char;
-    at += 1;
-  }
-  starts.push(text.length);
-  let out = '';
-  let copied = 0;
-  for (
-    let found = decoded.indexOf(secret);
-    found !== -1;
-    found = decoded.indexOf(secret, found + secret.length)
-  ) {
-    out += text.slice(copied, starts[found] as number) + SCRUBBED;
-    copied = starts[found + secret.length] as number;
+    at += width;
+    while (matched > 0 && secret[matched] !== char) matched = fallback[matched - 1] as number;
+    if (secret[matched] === char) matched++;
+    if (matched === length) {
+      out += text.slice(copied, began[(decoded + 1) % length]) + SCRUBBED;
+      copied = at;
+      matched = 0;
+    }
   }
   return copied === 0 ? text : out + text.slice(copied);
+}
+
+/** KMP: for each prefix of `pattern`, the length of its longest proper prefix that is also a suffix. */
+function failureTable(pattern: string): Int32Array {
+  const table = new Int32Array(pattern.length);
+  for (let i = 1, k = 0; i < pattern.length; i++) {
+    while (k > 0 && pattern[i] !== pattern[k]) k = table[k - 1] as number;
+    if (pattern[i] === pattern[k]) k++;
+    table[i] = k;
+  }
+  return table;
 }
