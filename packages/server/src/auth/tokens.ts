@@ -9,8 +9,14 @@ import { createHash, hash, timingSafeEqual } from 'node:crypto';
 
 /** A verified caller identity. */
 export interface TokenIdentity {
-  /** First 12 hex digits of SHA-256(token): safe to log, used to bind sessions to a token. */
+  /** First 12 hex digits of SHA-256(token): for logs, metrics and rate-limit keys only. */
   readonly id: string;
+  /**
+   * What sessions bind to (sealed ids, held and pooled sessions): the full SHA-256 of the token,
+   * `static:<64 hex>`. Never logged. 48 bits (`id`) is too few to bind to: tokens whose digests
+   * share a prefix would share sessions.
+   */
+  readonly principalKey: string;
   /** The operator's name for the token, if the config file gives one. */
   readonly name?: string | undefined;
   /** When set, the only configured servers this token may reach (and no raw URLs). */
@@ -46,6 +52,7 @@ export class TokenVerifier {
     this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
     this.#identities = all.map((grant) => ({
       id: grant.sha256.toLowerCase().slice(0, 12),
+      principalKey: `static:${grant.sha256.toLowerCase()}`,
       name: grant.name,
       servers: grant.servers,
     }));

@@ -19,7 +19,7 @@ import { clientEraOf, isModernOnlyRefusal } from '../protocol/eras.ts';
 import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
 import { BridgeSession } from '../sessions/bridge-session.ts';
 import type { ModernSessionPool } from '../sessions/modern-pool.ts';
-import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
+import type { OpenedSessionId, SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
 import { UpstreamConnector, type UpstreamTarget } from '../upstream/connector.ts';
 import type { EraDetector } from '../upstream/era-detector.ts';
@@ -82,7 +82,7 @@ export class Forwarder {
     const { sessionId } = request;
 
     if (sessionId?.startsWith(PROXY_SESSION_PREFIX)) {
-      const session = this.#deps.sessions.get(sessionId, request.identity.id);
+      const session = this.#deps.sessions.get(sessionId, request.identity.principalKey);
       if (!session || session.closed) throw new ProxyError('session_not_found');
       if (session.target !== TargetResolver.key(target)) {
         throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
@@ -92,10 +92,10 @@ export class Forwarder {
     // Any other id must be one this proxy sealed for this principal and target (issue 14,
     // finding 2): a raw upstream id, or another token's, is never forwarded.
     const targetKey = TargetResolver.key(target);
-    let upstreamSessionId: string | undefined;
+    let opened: OpenedSessionId | undefined;
     if (sessionId !== undefined) {
-      upstreamSessionId = this.#deps.sealer.open(sessionId, request.identity.id, targetKey);
-      if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
+      opened = this.#deps.sealer.open(sessionId, request.identity.principalKey, targetKey);
+      if (opened === undefined) throw new ProxyError('session_not_found');
     }
 
     const http = target.kind === 'http-auto' || target.kind === 'streamable-http';
@@ -117,7 +117,7 @@ export class Forwarder {
     if (!http) return this.#viaBridge(target, request);
     if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
     try {
-      const result = await this.#viaStreamable(target, request, { upstreamSessionId, targetKey });
+      const result = await this.#viaStreamable(target, request, { opened, targetKey });
       if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
       if (
         sessionId === undefined &&
@@ -152,13 +152,14 @@ export class Forwarder {
       readonly tools?: readonly string[] | undefined;
     },
     request: ForwardRequest,
-    session: { readonly upstreamSessionId: string | undefined; readonly targetKey: string },
+    session: { readonly opened: OpenedSessionId | undefined; readonly targetKey: string },
   ): Promise<ForwardResult> {
-    const { upstreamSessionId } = session;
+    const { opened } = session;
+    const upstreamSessionId = opened?.upstreamId;
     const { message } = request;
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
-    if (refusal) return { response: refusal, sessionId: request.sessionId };
+    if (refusal) return { response: refusal, sessionId: opened?.sealedId };
     const exchanged = await exchangeOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
@@ -170,16 +171,15 @@ export class Forwarder {
       signal: request.signal,
       paramHeaders: this.#deps.paramHeaders,
     });
-    // The caller gets the upstream's id sealed; its own sealed id back while the upstream keeps it.
+    // The caller gets the upstream's id sealed; its own sealed id back while the upstream keeps it
+    // (re-sealed if it came under an older secret).
     const issued = exchanged.sessionId;
     const result = {
       ...exchanged,
       sessionId:
-        issued === undefined
-          ? undefined
-          : issued === upstreamSessionId
-            ? request.sessionId
-            : this.#deps.sealer.seal(issued, request.identity.id, session.targetKey),
+        issued === undefined || issued === upstreamSessionId
+          ? opened?.sealedId
+          : this.#deps.sealer.seal(issued, request.identity.principalKey, session.targetKey),
     };
     if (filter?.filters(message) && result.response)
       return { ...result, response: filter.filter(result.response) };
@@ -199,7 +199,7 @@ export class Forwarder {
       );
     if (request.message.method === 'initialize') {
       const { sessions } = this.#deps;
-      const { id, value } = await sessions.add(request.identity.id, open);
+      const { id, value } = await sessions.add(request.identity.principalKey, open);
       value.onClosed(() => void sessions.delete(id));
       try {
         return { ...(await this.#viaSession(value, request)), sessionId: id };
@@ -209,7 +209,8 @@ export class Forwarder {
       }
     }
     // A one-off stdio call is a process: it counts as a session while it lives (issue #14.7).
-    const release = target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.id) : noop;
+    const release =
+      target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.principalKey) : noop;
     try {
       const oneOff = await open();
       try {
@@ -226,7 +227,7 @@ export class Forwarder {
   async #viaPool(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
     const { message, signal } = request;
     if (!isRequest(message)) return {}; // cancellation is the caller closing its request
-    const ctx = { ownerId: request.identity.id, target, targetKey: TargetResolver.key(target) };
+    const ctx = { ownerId: request.identity.principalKey, target, targetKey: TargetResolver.key(target) };
     const session = await this.#deps.pool.session(ctx, message);
     const response = await this.#deps.pool
       .exchange(session, message)

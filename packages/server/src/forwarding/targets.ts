@@ -78,14 +78,20 @@ export class TargetResolver {
         };
       // The operator's token for this server wins; otherwise the caller's (e.g. its OAuth token).
       const target = await this.#classify(server.url, server.transport, server.token ?? request.bearerToken);
-      return { ...target, tools: server.tools, protocol: server.protocol };
+      return { ...target, name: request.server, tools: server.tools, protocol: server.protocol };
     }
     return this.#classify(request.url, request.transport, request.bearerToken);
   }
 
-  /** The cache/session key of a target: never contains a token. */
+  /**
+   * What sessions bind to (sealed ids, held and pooled sessions): never contains a token. A
+   * configured server is keyed by its name, not its URL: the route decides the operator's token
+   * and tool allowlist per request, so a session opened by name must not be driven by URL (issue
+   * 14, review of finding 2), nor the reverse.
+   */
   static key(target: ResolvedTarget): string {
-    return target.kind === 'stdio' ? `stdio:${target.name}` : target.url.href;
+    if (target.kind === 'stdio') return `stdio:${target.name}`;
+    return target.name === undefined ? target.url.href : `server:${target.name}`;
   }
 
   async #classify(

@@ -19,7 +19,7 @@ import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
 import { clientEraOf, isModernOnlyRefusal, parseJson } from '../protocol/eras.ts';
 import { checkHeaderAgreement, isModernProtocolError } from '../protocol/request-metadata.ts';
 import { callerSignal } from '../routes/caller-signal.ts';
-import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
+import type { OpenedSessionId, SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import { UpstreamConnector } from '../upstream/connector.ts';
 import type { EraDetector } from '../upstream/era-detector.ts';
@@ -81,7 +81,7 @@ export class McpEndpoint {
       for (const message of inbound.messages) checkHeaderAgreement(request.headers, message);
       if (knownLegacy || needsBridge(target) || (await this.#speaksOnlyLegacy(target, reply))) {
         return this.#deps.modern.post(request, reply, inbound, {
-          ownerId: identity.id,
+          ownerId: identity.principalKey,
           target: knownLegacy ? this.#bridgeTarget(target) : target,
           targetKey,
         });
@@ -92,7 +92,12 @@ export class McpEndpoint {
       this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === false
     ) {
       // A session client of a server known to speak only 2026-07-28: the proxy holds the session.
-      return this.#bridged(request, reply, inbound, { ownerId: identity.id, target, targetKey, sessionId });
+      return this.#bridged(request, reply, inbound, {
+        ownerId: identity.principalKey,
+        target,
+        targetKey,
+        sessionId,
+      });
     }
     if (
       sessionId?.startsWith(PROXY_SESSION_PREFIX) ||
@@ -100,7 +105,7 @@ export class McpEndpoint {
     ) {
       const bridgeTarget = this.#bridgeTarget(target);
       return this.#bridged(request, reply, inbound, {
-        ownerId: identity.id,
+        ownerId: identity.principalKey,
         target: bridgeTarget,
         targetKey,
         sessionId,
@@ -109,20 +114,22 @@ export class McpEndpoint {
     if (target.kind === 'stdio' || target.kind === 'websocket' || target.kind === 'sse') {
       throw new ProxyError('session_not_found');
     }
-    let upstreamSessionId: string | undefined;
+    let opened: OpenedSessionId | undefined;
     if (sessionId !== undefined) {
       // Only ids this proxy sealed for this principal and target: never a raw upstream id.
-      upstreamSessionId = this.#deps.sealer.open(sessionId, identity.id, targetKey);
-      if (upstreamSessionId === undefined) throw new ProxyError('session_not_found');
+      opened = this.#deps.sealer.open(sessionId, identity.principalKey, targetKey);
+      if (opened === undefined) throw new ProxyError('session_not_found');
     }
+    const upstreamSessionId = opened?.upstreamId;
     // Refuse header/body disagreement here rather than spend an upstream call on it.
     for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,
       upstreamSessionId,
-      sealedSessionId: sessionId,
-      ownerId: identity.id,
+      sealedSessionId: opened?.sealedId,
+      resealed: opened?.resealed ?? false,
+      ownerId: identity.principalKey,
       targetKey,
       body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
@@ -185,7 +192,11 @@ export class McpEndpoint {
       throw new ProxyError('invalid_message', 'Batches are not accepted for servers with a tool allowlist.');
     }
     const refusal = filter.refusal(message);
-    if (refusal) return reply.code(200).type('application/json').send(refusal);
+    if (refusal) {
+      const resealed = this.#deps.passThrough.sessionIdFor(undefined, target);
+      if (resealed) reply.header('mcp-session-id', resealed);
+      return reply.code(200).type('application/json').send(refusal);
+    }
     if (!filter.filters(message) || !isRequest(message)) return undefined;
     const result = await exchangeOnce(this.#deps.http, {
       url: target.url,

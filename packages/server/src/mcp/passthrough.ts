@@ -12,6 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { isJson } from '../upstream/event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { scrubBody } from '../upstream/scrub.ts';
 
 /** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
 const FORWARDED: ReadonlySet<string> = new Set([
@@ -38,8 +39,10 @@ export interface PassThroughRequest {
   readonly bearerToken?: string | undefined;
   /** The upstream's session id, unsealed. */
   readonly upstreamSessionId?: string | undefined;
-  /** The sealed id the caller sent (handed back unchanged while the upstream keeps its id). */
+  /** The caller's sealed id (handed back while the upstream keeps its id), re-sealed if stale. */
   readonly sealedSessionId?: string | undefined;
+  /** True when `sealedSessionId` is a re-seal under the newest secret: every answer carries it. */
+  readonly resealed?: boolean | undefined;
   /** What the sealed id binds to. */
   readonly ownerId: string;
   readonly targetKey: string;
@@ -105,8 +108,7 @@ export class PassThrough {
     if (!isEventStream(response)) {
       let body = await this.#http.readBody(response, exchange.signal);
       // An error answer may quote the session id it refuses: callers only ever see it sealed.
-      if (response.status >= 400 && exchange.upstreamSessionId)
-        body = scrub(body, exchange.upstreamSessionId);
+      if (response.status >= 400) body = scrubBody(body, [exchange.upstreamSessionId]);
       this.#relayHeaders(reply, response, sessionId);
       return reply.send(body);
     }
@@ -126,7 +128,8 @@ export class PassThrough {
    * under one key, and a stable id for the caller).
    */
   sessionIdFor(issued: string | undefined, exchange: PassThroughRequest): string | undefined {
-    if (!issued) return undefined;
+    // Servers need not repeat their id on each answer; a re-sealed one must reach the caller.
+    if (!issued) return exchange.resealed ? exchange.sealedSessionId : undefined;
     if (issued === exchange.upstreamSessionId && exchange.sealedSessionId) return exchange.sealedSessionId;
     return this.#sealer.seal(issued, exchange.ownerId, exchange.targetKey);
   }
@@ -143,13 +146,6 @@ export class PassThrough {
     if (sessionId) reply.header('mcp-session-id', sessionId);
     reply.code(response.status);
   }
-}
-
-/** `body` with every occurrence of `secret` replaced by `[session]`. */
-function scrub(body: Buffer, secret: string): Buffer {
-  const needle = Buffer.from(secret, 'utf8');
-  if (body.indexOf(needle) === -1) return body;
-  return Buffer.from(body.toString('utf8').replaceAll(secret, '[session]'), 'utf8');
 }
 
 function isEventStream(response: UpstreamResponse): boolean {

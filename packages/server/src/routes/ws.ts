@@ -75,7 +75,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         wss.handleUpgrade(request, socket, head, (ws) => {
           const connection = new WsConnection(
             ws,
-            { ownerId: accepted.identity.id, target, targetKey: TargetResolver.key(target) },
+            { ownerId: accepted.identity.principalKey, target, targetKey: TargetResolver.key(target) },
             { ...options.connection, limiter: options.limiter, logger: log },
           );
           connections.add(connection);

@@ -88,11 +88,13 @@ export class SessionIdSealer {
   }
 
   /**
-   * The upstream session id if `sealed` was sealed for `ownerId` and `targetKey` under one of the
-   * configured secrets; undefined for anything else. Never throws. The tag check is OpenSSL's
-   * constant-time comparison; nothing before it depends on the key.
+   * Opens `sealed` if it was sealed for `ownerId` and `targetKey` under one of the configured
+   * secrets; undefined for anything else. Never throws. The tag check is OpenSSL's constant-time
+   * comparison; nothing before it depends on the key. An id sealed under an older secret comes
+   * back re-sealed under the newest, so rotation moves live sessions to the new key as they are
+   * used and the old secret can be dropped without ending them.
    */
-  open(sealed: string, ownerId: string, targetKey: string): string | undefined {
+  open(sealed: string, ownerId: string, targetKey: string): OpenedSessionId | undefined {
     if (sealed.length > MAX_SEALED_LENGTH || !sealed.startsWith(SEALED_SESSION_PREFIX)) return undefined;
     const encoded = sealed.slice(SEALED_SESSION_PREFIX.length);
     const bytes = Buffer.from(encoded, 'base64url');
@@ -105,16 +107,28 @@ export class SessionIdSealer {
     const body = bytes.subarray(HEADER_BYTES, HEADER_BYTES + bodyBytes);
     const tag = bytes.subarray(HEADER_BYTES + bodyBytes);
     // Key ids are one byte: two secrets may share one, so every key with that id is tried.
-    for (const { id, key } of this.#keys) {
+    for (const [index, { id, key }] of this.#keys.entries()) {
       if (id !== keyId) continue;
       const plain = decrypt(key, nonce, body, tag, associatedData(keyId, ownerId, targetKey));
       if (plain === undefined) continue;
       const length = plain.readUInt16BE(0);
       if (length === 0 || length > plain.length - LENGTH_BYTES) return undefined;
-      return plain.subarray(LENGTH_BYTES, LENGTH_BYTES + length).toString('utf8');
+      const upstreamId = plain.subarray(LENGTH_BYTES, LENGTH_BYTES + length).toString('utf8');
+      if (index === 0) return { upstreamId, sealedId: sealed, resealed: false };
+      return { upstreamId, sealedId: this.seal(upstreamId, ownerId, targetKey), resealed: true };
     }
     return undefined;
   }
+}
+
+/** A sealed id that opened. */
+export interface OpenedSessionId {
+  /** The upstream's own session id: never shown to a caller. */
+  readonly upstreamId: string;
+  /** The id the caller should use from now on: its own, or a re-seal under the newest secret. */
+  readonly sealedId: string;
+  /** True when `sealedId` is a fresh seal the caller must be given (it came under an older secret). */
+  readonly resealed: boolean;
 }
 
 function derive(input: Buffer, info: string, length: number): Buffer {

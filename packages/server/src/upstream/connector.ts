@@ -28,6 +28,8 @@ export type UpstreamTarget =
       readonly kind: 'http-auto' | 'streamable-http' | 'sse' | 'websocket';
       readonly url: URL;
       readonly bearerToken?: string | undefined;
+      /** The configured server's name when the caller named one (not a raw URL). */
+      readonly name?: string | undefined;
       /** The operator's tool allowlist for this server, if any. */
       readonly tools?: readonly string[] | undefined;
       /** The era the operator pinned for this server (`auto` or absent: learnt). */

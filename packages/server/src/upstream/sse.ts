@@ -31,6 +31,8 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
   readonly #closer = new AbortController();
   readonly #gate = new FlowGate();
   #endpoint: URL | undefined;
+  /** The endpoint's session, in the spellings an error message may quote it (never shown). */
+  #endpointSecrets: readonly string[] = [];
   #closed = false;
 
   constructor(options: SseOptions) {
@@ -69,6 +71,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
         if (event.event === 'endpoint') {
           try {
             this.#endpoint = this.#resolveEndpoint(event.data);
+            this.#endpointSecrets = endpointSecrets(event.data.trim(), this.#endpoint);
             resolve();
           } catch (error) {
             reject(error);
@@ -129,7 +132,9 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
         signal,
       });
       if (response.status < 200 || response.status >= 300) {
-        await rejectStatus(http, response, { sessionId: 'legacy-sse' });
+        // The endpoint is the session: a 404 means it ended, and its id is scrubbed from the message.
+        const [sessionId, ...secrets] = this.#endpointSecrets;
+        await rejectStatus(http, response, { sessionId: sessionId ?? endpoint.href, secrets });
       }
       drain(response);
     } finally {
@@ -164,5 +169,33 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
   #headers(base: Record<string, string>): Record<string, string> {
     if (this.#options.bearerToken) base.authorization = `Bearer ${this.#options.bearerToken}`;
     return base;
+  }
+}
+
+/** Shortest path segment or query value taken for a session id wherever its name. */
+const MIN_SECRET_LENGTH = 16;
+
+/**
+ * A legacy SSE endpoint's session in every form a server may quote it, longest first: the URL
+ * as sent and resolved, its path and query, and the parts that look like a session id (values
+ * of a `session…` parameter, long path segments and query values). Short parts (`v=1`) are left
+ * alone: scrubbing them would garble messages and hide nothing.
+ */
+function endpointSecrets(raw: string, endpoint: URL): string[] {
+  const found = new Set([endpoint.href, raw, endpoint.pathname + endpoint.search, endpoint.search.slice(1)]);
+  for (const [name, value] of endpoint.searchParams) {
+    if (/session/i.test(name) || value.length >= MIN_SECRET_LENGTH) found.add(value);
+  }
+  for (const segment of endpoint.pathname.split('/')) {
+    if (segment.length >= MIN_SECRET_LENGTH) found.add(decodeURIComponentSafe(segment)).add(segment);
+  }
+  return [...found].filter((secret) => secret !== '').sort((a, b) => b.length - a.length);
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }

@@ -7,23 +7,32 @@
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { scrubSecrets } from './scrub.ts';
 
 const MAX_DETAIL = 300;
+
+/** The upstream session a failed request belonged to, and what its caller must never see. */
+export interface StatusContext {
+  /** The upstream session id in use: scrubbed, and a 404 then means the session expired. */
+  readonly sessionId?: string | undefined;
+  /** Further secrets to scrub (a legacy SSE endpoint's session, say). */
+  readonly secrets?: readonly string[] | undefined;
+}
 
 /** Reads a failed upstream response and throws the matching {@link ProxyError}. */
 export async function rejectStatus(
   http: UpstreamHttp,
   response: UpstreamResponse,
-  context: { readonly sessionId?: string | undefined },
+  context: StatusContext,
 ): Promise<never> {
   let detail: string | undefined;
   try {
-    detail = extractDetail(await http.readText(response));
+    // An upstream may name its session in the message: scrubbed before anything is clipped, so
+    // no prefix of a long id survives a cut (callers only ever see the id sealed).
+    detail = extractDetail(scrubSecrets(await http.readText(response), secretsOf(context)));
   } catch {
     detail = undefined;
   }
-  // An upstream may name its session id in the message: callers only ever see it sealed.
-  if (detail && context.sessionId) detail = detail.replaceAll(context.sessionId, '[session]');
   const status = response.status;
   const data = { upstreamStatus: status, ...(detail ? { upstreamMessage: detail } : {}) };
   if (status === 401 || status === 403) {
@@ -82,13 +91,23 @@ export function invitesLegacyProbe(error: unknown): boolean {
   );
 }
 
+/** Everything {@link StatusContext} says to scrub. */
+export function secretsOf(context: StatusContext): readonly (string | undefined)[] {
+  return [context.sessionId, ...(context.secrets ?? [])];
+}
+
 /**
  * The JSON-RPC error in `text` when it answers request `id`, else undefined: a server may refuse
- * a request with a 4xx whose body is the error for that very request (MCP 2026-07-28 does).
+ * a request with a 4xx whose body is the error for that very request (MCP 2026-07-28 does). It
+ * goes to the caller as the answer, so the session's secrets are scrubbed from it first.
  */
-export function rpcErrorFor(text: string, id: unknown): JsonRpcResponse | undefined {
+export function rpcErrorFor(text: string, id: unknown, context: StatusContext): JsonRpcResponse | undefined {
   try {
-    const value = JSON.parse(text) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
+    const value = JSON.parse(scrubSecrets(text, secretsOf(context))) as {
+      jsonrpc?: unknown;
+      id?: unknown;
+      error?: unknown;
+    };
     if (
       value.jsonrpc === '2.0' &&
       value.id === id &&

@@ -97,7 +97,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
       // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
       // answer the caller needs, with its data, not a proxy error.
       const text = await http.readText(response, signal);
-      const answer = rpcErrorFor(text, message.id);
+      const answer = rpcErrorFor(text, message.id, { sessionId: this.#sessionId });
       if (answer) {
         this.deliver([answer]);
         return;

@@ -343,7 +343,7 @@ export class WsConnection {
     this.#deps.logger.info(
       {
         ws: true,
-        target: this.#peer.targetKey.startsWith('stdio:')
+        target: /^(stdio|server):/.test(this.#peer.targetKey)
           ? this.#peer.targetKey
           : URL.parse(this.#peer.targetKey)?.host,
         code,
