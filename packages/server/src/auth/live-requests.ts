@@ -20,7 +20,7 @@ export class LiveRequests {
   /** An `onRequest` hook, after authentication, that follows the request until it is answered. */
   hook() {
     return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      if (request.identity) this.#track(request.identity.id, reply.raw);
+      if (request.identity) this.#track(request.identity.principalKey, reply.raw);
     };
   }
 

@@ -59,11 +59,11 @@ export class TokenVerifier {
   }
 
   /**
-   * True while a token with this identity id is still accepted. The one answer to "which
+   * True while a token with this principal key is still accepted. The one answer to "which
    * owners are still valid" after a reload: sessions and sockets of any other owner end.
    */
-  knows(id: string): boolean {
-    return this.#identities.some((identity) => identity.id === id);
+  knows(principalKey: string): boolean {
+    return this.#identities.some((identity) => identity.principalKey === principalKey);
   }
 
   /** Number of tokens accepted. */

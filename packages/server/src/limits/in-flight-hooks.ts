@@ -23,7 +23,7 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       // holds next to nothing; it is bounded by the session caps instead.
       if (request.method !== 'POST' || !request.identity) return;
       // Refused here, the body is never parsed: refusing costs next to nothing.
-      const release = limits.acquire(request.identity.id);
+      const release = limits.acquire(request.identity.principalKey);
       // 'close' follows both a finished response and a connection lost midway.
       reply.raw.once('close', release);
     },
