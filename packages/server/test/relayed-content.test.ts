@@ -52,7 +52,9 @@ describe('relayed content that is not MCP', () => {
         const typed = /^\/typed\/(\d+)$/.exec(req.url ?? '');
         if (typed) {
           const [sent] = TYPES[Number(typed[1])] ?? ['text/html'];
-          res.writeHead(200, { 'content-type': sent });
+          // An array goes out as one header line per type.
+          res.setHeader('content-type', sent);
+          res.writeHead(200);
           res.end(typeof sent === 'string' && sent.includes('xml') ? XHTML : HTML);
         } else if (req.url === '/sse') {
           res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -123,7 +125,8 @@ describe('relayed content that is not MCP', () => {
   it('relays JSON as JSON, sandboxed too (CSP binds documents only) and nosniff', async () => {
     const response = await postMcp('json');
     assert.equal(response.status, 400);
-    assert.equal((await response.json()).error.message, 'no');
+    const body = (await response.json()) as { error: { message: string } };
+    assert.equal(body.error.message, 'no');
     assert.equal(response.headers.get('content-type'), 'application/json');
     assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(response.headers.get('content-security-policy'), SANDBOX);
