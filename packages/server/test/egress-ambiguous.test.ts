@@ -35,6 +35,15 @@ const AMBIGUOUS: readonly (readonly [url: string, named: RegExp])[] = [
   ['https://mcp.exa\tmple.com/', /whitespace or control/],
   ['https://mcp.example.com\u0000.evil.example/', /whitespace or control/],
   ['https://mcp[.example.com/', /misplaced/],
+  // Review F2: code points IDNA drops or maps to others, so the host read is not the host written.
+  ['https://mcp.exa\u00admple.com/', /IDNA drops or rewrites/],
+  ['https://mcp.ex\u200bample.com/', /IDNA drops or rewrites/],
+  ['https://mcp.exa\u034fmple.com/', /IDNA drops or rewrites/],
+  ['https://mcp.exa\ufe0fmple.com/', /IDNA drops or rewrites/],
+  ['https://\uff45\uff56\uff49\uff4c.example/', /IDNA drops or rewrites/],
+  ['https://\u24d4xample.com/', /IDNA drops or rewrites/],
+  ['https://evil\u2488example/', /IDNA drops or rewrites/],
+  ['https://bu\u0308cher.example/', /IDNA drops or rewrites/],
 ];
 
 describe('ambiguous authorities through the guard', () => {
@@ -69,6 +78,8 @@ describe('ambiguous authorities through the guard', () => {
         'https://mcp.example.com/mcp?next=http://a\\@b/#x',
         'https://mcp.example.com:8443/a\\b',
         'https://bücher.example/mcp',
+        'https://BÜCHER.example:443/mcp',
+        'https://xn--bcher-kva.example/mcp',
         'https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443/mcp',
       ]) {
         assert.ok((await guard.vet(url)) instanceof URL, url);

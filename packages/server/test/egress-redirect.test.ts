@@ -70,8 +70,16 @@ describe('redirects with followRedirects: 2', () => {
       ['https://metadata.google.internal/', 'host_forbidden'],
       ['https://169.254.169.254/latest/meta-data/', 'address_forbidden'],
       ['https://localhost/', 'address_forbidden'],
-      ['file:///etc/passwd', 'scheme_not_allowed'],
-      ['gopher://other.example.com/', 'scheme_not_allowed'],
+      // Review F3: a scheme-relative Location is judged as written, like an absolute one.
+      ['//0x7f.1/', 'host_forbidden'],
+      ['//2130706433/', 'host_forbidden'],
+      ['//0177.0.0.1:443/x', 'host_forbidden'],
+      ['//127.0.0.1/', 'address_forbidden'],
+      // Review F4: only http: and https: hops are followed.
+      ['file:///etc/passwd', 'redirect_refused'],
+      ['gopher://other.example.com/', 'redirect_refused'],
+      ['wss://other.example.com/', 'redirect_refused'],
+      ['ws://other.example.com:443/', 'redirect_refused'],
       ['https://other.example.com:8443/', 'port_not_allowed'],
       ['https://user:pw@other.example.com/', 'host_forbidden'],
       ['https://missing.example.com/', 'dns_failed'],
@@ -81,7 +89,7 @@ describe('redirects with followRedirects: 2', () => {
     }
   });
 
-  it('refuses a downgrade from https to http and from wss to ws', async () => {
+  it('refuses a downgrade from https to http, and any hop to ws or wss', async () => {
     assert.equal(
       await refusalOf(guard.vetRedirect(FROM, 'http://other.example.com:443/', 1)),
       'redirect_refused',

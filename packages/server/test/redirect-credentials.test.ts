@@ -211,3 +211,37 @@ describe('credentials on redirects through POST /proxy', () => {
     }
   });
 });
+
+describe('redirect Locations through POST /proxy (review F3, F4)', () => {
+  const cases: readonly (readonly [name: string, location: (port: string) => string, reason: string])[] = [
+    ['a scheme-relative hex IPv4 spelling', (port) => `//0x7f.0.0.1:${port}/mcp`, 'host_forbidden'],
+    ['a scheme-relative decimal IPv4 spelling', (port) => `//2130706433:${port}/mcp`, 'host_forbidden'],
+    ['a ws: URL', (port) => `ws://127.0.0.1:${port}/mcp`, 'redirect_refused'],
+  ];
+  for (const [name, location, reason] of cases) {
+    it(`refuses ${name} (${reason}) without contacting it`, async () => {
+      const other = await recorder();
+      const first = await recorder(() => ({ status: 307, location: location(portOf(other)) }));
+      const proxy = await startProxy({ EGRESS_FOLLOW_REDIRECTS: '2' });
+      try {
+        const reply = await postProxy(proxy, {
+          mcp_server_url: `${first.origin}/mcp`,
+          transport: 'streamable-http',
+          mcp_protocol_version: '2025-06-18',
+          jsonrpc: '2.0',
+          id: 3,
+          method: 'tools/list',
+        });
+        assert.equal(reply.status, 403, JSON.stringify(reply.body));
+        assert.equal(reply.body.error.data.code, 'target_forbidden');
+        assert.equal(reply.body.error.data.reason, reason);
+        assert.equal(first.seen.length, 1);
+        assert.equal(other.seen.length, 0);
+      } finally {
+        await proxy.close();
+        await first.close();
+        await other.close();
+      }
+    });
+  }
+});

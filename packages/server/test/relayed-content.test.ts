@@ -1,8 +1,10 @@
 /**
- * Issue #14.10: whatever the proxy answers carries `X-Content-Type-Options: nosniff`, and content
- * relayed from an upstream that is neither JSON nor an event stream (an HTML page from a
- * configured server) is served with `Content-Security-Policy: sandbox`, so it cannot run script
- * on the proxy's origin.
+ * Issue #14.10: whatever the proxy answers carries `X-Content-Type-Options: nosniff`, and every
+ * response relayed from an upstream carries `Content-Security-Policy: sandbox; default-src 'none'`
+ * so it cannot run script on the proxy's origin. Review F1: the upstream's `Content-Type` is
+ * read strictly (exactly one media type, essence `application/json` or `text/event-stream`) and
+ * relayed in its canonical spelling; anything else, including types that merely start like an
+ * MCP type but that a browser reads as HTML or XML, is relayed as `application/octet-stream`.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,30 @@ import { after, before, describe, it } from 'node:test';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const HTML = '<!doctype html><script>fetch("/proxy")</script>';
+const XHTML = '<x:script xmlns:x="http://www.w3.org/1999/xhtml">fetch("/proxy")</x:script>';
+const SANDBOX = "sandbox; default-src 'none'";
+
+/**
+ * Upstream `Content-Type` fields (one, or several sent as separate header lines) and what the
+ * proxy must relay for each. A browser reads every "opaque" one as something it might render.
+ */
+const TYPES: readonly (readonly [sent: string | readonly string[], relayed: string])[] = [
+  ['text/html', 'application/octet-stream'],
+  ['application/json+xml', 'application/octet-stream'],
+  ['text/event-stream+xml', 'application/octet-stream'],
+  ['application/jsonx', 'application/octet-stream'],
+  ['application/json, text/html', 'application/octet-stream'],
+  ['text/event-stream, text/html', 'application/octet-stream'],
+  ['application/json;x=1,text/html;charset=utf-8', 'application/octet-stream'],
+  ['application/json; charset=utf-8, text/html', 'application/octet-stream'],
+  ['application/json text/html', 'application/octet-stream'],
+  ['application/json; charset=utf-8; charset=latin1', 'application/octet-stream'],
+  ['application/json; charset="utf-8, text/html"', 'application/octet-stream'],
+  [['application/json', 'text/html'], 'application/octet-stream'],
+  ['application/json', 'application/json'],
+  ['Application/JSON ; Charset="UTF-8"', 'application/json; charset=utf-8'],
+  ['application/json;profile=x;', 'application/json'],
+];
 
 describe('relayed content that is not MCP', () => {
   let proxy: RunningProxy;
@@ -23,11 +49,23 @@ describe('relayed content that is not MCP', () => {
     upstream = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
-        const json = req.url === '/json';
-        res.writeHead(json ? 400 : 200, { 'content-type': json ? 'application/json' : 'text/html' });
-        res.end(
-          json ? JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32600, message: 'no' } }) : HTML,
-        );
+        const typed = /^\/typed\/(\d+)$/.exec(req.url ?? '');
+        if (typed) {
+          const [sent] = TYPES[Number(typed[1])] ?? ['text/html'];
+          // An array goes out as one header line per type.
+          res.setHeader('content-type', sent);
+          res.writeHead(200);
+          res.end(typeof sent === 'string' && sent.includes('xml') ? XHTML : HTML);
+        } else if (req.url === '/sse') {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [] } })}\n\n`);
+        } else if (req.url === '/json') {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32600, message: 'no' } }));
+        } else {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end(HTML);
+        }
       });
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
@@ -43,6 +81,14 @@ describe('relayed content that is not MCP', () => {
         '  json:',
         `    url: http://127.0.0.1:${port}/json`,
         '    transport: streamable-http',
+        '  sse:',
+        `    url: http://127.0.0.1:${port}/sse`,
+        '    transport: streamable-http',
+        ...TYPES.flatMap((_, index) => [
+          `  typed${index}:`,
+          `    url: http://127.0.0.1:${port}/typed/${index}`,
+          '    transport: streamable-http',
+        ]),
         '',
       ].join('\n'),
     );
@@ -70,18 +116,52 @@ describe('relayed content that is not MCP', () => {
   it('relays an HTML answer sandboxed and unsniffable', async () => {
     const response = await postMcp('html');
     const body = await response.text();
-    assert.equal(response.headers.get('content-type'), 'text/html');
+    assert.equal(response.headers.get('content-type'), 'application/octet-stream');
     assert.equal(body, HTML, 'the test only means something if the HTML is relayed');
     assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
-    assert.equal(response.headers.get('content-security-policy'), 'sandbox');
+    assert.equal(response.headers.get('content-security-policy'), SANDBOX);
   });
 
-  it('relays JSON without the sandbox, but still nosniff', async () => {
+  it('relays JSON as JSON, sandboxed too (CSP binds documents only) and nosniff', async () => {
     const response = await postMcp('json');
-    await response.text();
-    assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: { message: string } };
+    assert.equal(body.error.message, 'no');
+    assert.equal(response.headers.get('content-type'), 'application/json');
     assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
-    assert.equal(response.headers.get('content-security-policy'), null);
+    assert.equal(response.headers.get('content-security-policy'), SANDBOX);
+  });
+
+  it('relays an event stream as one, sandboxed', async () => {
+    const response = await postMcp('sse');
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    assert.equal(response.headers.get('content-security-policy'), SANDBOX);
+    assert.match(await response.text(), /"tools":\[\]/);
+  });
+
+  for (const [index, [sent, relayed]] of TYPES.entries()) {
+    it(`relays an answer typed ${JSON.stringify(sent)} as ${relayed}, sandboxed`, async () => {
+      const response = await postMcp(`typed${index}`);
+      const body = await response.text();
+      assert.equal(body, typeof sent === 'string' && sent.includes('xml') ? XHTML : HTML);
+      assert.equal(response.headers.get('content-type'), relayed);
+      assert.equal(response.headers.get('content-security-policy'), SANDBOX);
+      assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
+    });
+  }
+
+  it('POST /proxy never relays an upstream body: a crafted type becomes a coded JSON error', async () => {
+    for (const index of [0, 1, 3, 6]) {
+      const reply = await postProxy(proxy, {
+        server: `typed${index}`,
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+      });
+      assert.equal(reply.headers.get('content-type'), 'application/json; charset=utf-8', String(index));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error', String(index));
+      assert.ok(!JSON.stringify(reply.body).includes('script'), String(index));
+    }
   });
 
   it('sends nosniff on the proxy’s own answers and errors too', async () => {

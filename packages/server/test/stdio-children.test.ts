@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
@@ -186,6 +186,67 @@ describe('a forced exit at the shutdown timeout', () => {
     } finally {
       controller.abort();
       child.kill('SIGKILL');
+      for (const pid of pidsIn(pidDir)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
+describe('a DELETEd stdio session (review F5)', () => {
+  it('keeps its slot until its child has exited, so the caps bound running children', async () => {
+    const { configPath, pidDir } = heldServerConfig();
+    const termDir = mkdtempSync(join(tmpdir(), 'mcp-proxy-sigterm-'));
+    // The same server, but its child ignores SIGTERM: it lives on for the proxy's kill grace.
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(']', `, ${JSON.stringify(termDir)}]`));
+    const proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, MAX_SESSIONS_PER_TOKEN: '1' });
+    const initialize = () =>
+      fetch(`${proxy.url}/servers/held/mcp`, {
+        method: 'POST',
+        headers: {
+          'x-proxy-token': proxy.token,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'f5', version: '1.0.0' },
+          },
+        }),
+      });
+    try {
+      const opened = await initialize();
+      await opened.text();
+      assert.equal(opened.status, 200);
+      const sessionId = opened.headers.get('mcp-session-id');
+      assert.ok(sessionId);
+      const [first] = pidsIn(pidDir) as [number];
+      const deleted = fetch(`${proxy.url}/servers/held/mcp`, {
+        method: 'DELETE',
+        headers: { 'x-proxy-token': proxy.token, 'mcp-session-id': sessionId },
+      });
+      await until('the child was sent SIGTERM', () => pidsIn(termDir).includes(first));
+      assert.ok(alive(first), 'the child outlives its SIGTERM');
+
+      // While the first child still runs, its slot is still taken.
+      const early = await initialize();
+      const text = await early.text();
+      assert.equal(early.status, 429, `a second session opened while the first child ran: ${text}`);
+      const refusal = JSON.parse(text) as { error: { data: { code: string } } };
+      assert.equal(refusal.error.data.code, 'session_limit');
+      assert.equal(pidsIn(pidDir).length, 1, 'no second child was started');
+
+      // Once DELETE answers, the child is gone and the slot is free again.
+      assert.equal((await deleted).status, 200);
+      assert.ok(!alive(first));
+      const again = await initialize();
+      await again.text();
+      assert.equal(again.status, 200);
+    } finally {
+      await proxy.close();
       for (const pid of pidsIn(pidDir)) if (alive(pid)) process.kill(pid, 'SIGKILL');
     }
   });

@@ -10,6 +10,7 @@
  *
  * The check reads the raw text before any parsing and is deliberately broad: it fails closed.
  */
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 /** Why a raw URL's authority is ambiguous, or `undefined` when it is written plainly. */
 export function authorityAmbiguity(raw: string): string | undefined {
@@ -50,7 +51,25 @@ export function authorityAmbiguity(raw: string): string | undefined {
   const host = authority.slice(at + 1);
   const bracket = host.search(/[[\]]/);
   if (bracket !== -1 && !/^\[[^[\]]*\](:\d*)?$/.test(host)) return 'a misplaced "[" or "]"';
+  if (!roundTrips(host)) return 'a character that IDNA drops or rewrites';
   return undefined;
+}
+
+/**
+ * True when a host (with any port) is read as it is written. IDNA (UTS #46) drops some code
+ * points (soft hyphen, zero-width space, variation selectors, the combining grapheme joiner) and
+ * maps compatibility forms (fullwidth or circled letters) to others, so `local\u00ADhost` is
+ * `localhost` to WHATWG and something else to every other reader. A non-ASCII host is accepted
+ * only when, lowercased, it is exactly what WHATWG makes of it, in Unicode: a real IDN such as
+ * `bücher.example` round-trips, and so does any ASCII host (ASCII needs only lowercasing).
+ */
+function roundTrips(host: string): boolean {
+  const colon = host.lastIndexOf(':');
+  const name = host.startsWith('[') || colon === -1 ? host : host.slice(0, colon);
+  if (!/[^\p{ASCII}]/u.test(name)) return true;
+  const written = name.toLowerCase();
+  const ascii = domainToASCII(written);
+  return ascii !== '' && (written === ascii || written === domainToUnicode(ascii));
 }
 
 /** Schemes the guard accepts; their authority is what WHATWG parses specially. */

@@ -124,15 +124,27 @@ class Guard implements EgressGuard {
     } catch (cause) {
       throw refuse('redirect_refused', 'The MCP server redirected to an invalid URL.', cause);
     }
+    // Only HTTP is followed: a WebSocket URL is no answer to an HTTP request (undici would fail
+    // it with a generic error), and no other scheme is a place an MCP request may go.
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw refuse(
+        'redirect_refused',
+        `The MCP server redirected to a ${next.protocol} URL; the proxy follows redirects only to http: and https: URLs.`,
+      );
+    }
     // A downgrade would send the caller's MCP token in clear text.
-    if (
-      (from.protocol === 'https:' && next.protocol === 'http:') ||
-      (from.protocol === 'wss:' && next.protocol === 'ws:')
-    ) {
+    if (from.protocol === 'https:' && next.protocol === 'http:') {
       throw refuse('redirect_refused', 'The MCP server redirected from an encrypted to a plain-text URL.');
     }
-    // An absolute Location is vetted as written, so obfuscated IPv4 spellings are still spotted.
-    return this.vet(URL.canParse(location) ? location : next.href);
+    // The host is vetted as written, not as WHATWG normalised it, so obfuscated IPv4 spellings
+    // (`0x7f.1`, `2130706433`) are spotted: an absolute Location as it is, a scheme-relative one
+    // (`//host/…`) with the current scheme in front. A path-relative one keeps the current host.
+    const written = URL.canParse(location)
+      ? location
+      : location.startsWith('//')
+        ? `${from.protocol}${location}`
+        : next.href;
+    return this.vet(written);
   }
 
   describe(): string {

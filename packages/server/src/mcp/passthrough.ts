@@ -2,15 +2,18 @@
  * @module mcp/passthrough
  * Stateless forwarding of Streamable HTTP to a Streamable HTTP upstream: the request goes up
  * with its MCP headers, the answer (JSON, or an event stream with its event ids intact, so
- * `Last-Event-ID` resumption works end to end) comes back as it is. The only rewrite is the
- * session id, sealed to the caller's principal and the target: the upstream's own id never
- * reaches the caller (issue 14, finding 2).
+ * `Last-Event-ID` resumption works end to end) comes back as it is. The rewrites: the session
+ * id, sealed to the caller's principal and the target, so the upstream's own id never reaches the
+ * caller (issue 14, finding 2); and the `Content-Type`, relayed only as one canonical MCP type or
+ * as opaque bytes, always under a sandboxing CSP (finding 10). Every upstream body relayed as-is
+ * goes through {@link PassThrough.relay}.
  */
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
-import { isJson } from '../upstream/event-stream.ts';
+import { relayedContentType } from '../upstream/content-type.ts';
+import { isEventStream } from '../upstream/event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import { scrubBody } from '../upstream/scrub.ts';
 
@@ -23,15 +26,17 @@ const FORWARDED: ReadonlySet<string> = new Set([
   'mcp-method',
   'mcp-name',
 ]);
-/** Upstream response headers relayed to the caller. */
-const RELAYED = [
-  'content-type',
-  'mcp-protocol-version',
-  'www-authenticate',
-  'retry-after',
-  'cache-control',
-  'allow',
-];
+/** Upstream response headers relayed to the caller (`Content-Type` is rewritten, see below). */
+const RELAYED = ['mcp-protocol-version', 'www-authenticate', 'retry-after', 'cache-control', 'allow'];
+
+/**
+ * The policy of every relayed upstream response, whatever its type (issue #14.10, review F1):
+ * were a body ever rendered as a document on the proxy's origin, it could run no script, load
+ * nothing and reach no storage there. CSP binds documents only, so `fetch` and `EventSource`
+ * consumers of JSON and event streams see no difference. Set here, per route, rather than by a
+ * global hook: the proxy's own pages (an OAuth callback, later) choose their own policy.
+ */
+export const RELAYED_CONTENT_POLICY = "sandbox; default-src 'none'";
 
 /** One pass-through exchange. */
 export interface PassThroughRequest {
@@ -102,7 +107,7 @@ export class PassThrough {
     }
     if (response.status === 202 || response.status === 204) {
       drain(response);
-      this.#relayHeaders(reply, response, sessionId);
+      this.#relayHeaders(reply, response, sessionId, false);
       return reply.send();
     }
     if (!isEventStream(response)) {
@@ -134,22 +139,26 @@ export class PassThrough {
     return this.#sealer.seal(issued, exchange.ownerId, exchange.targetKey);
   }
 
-  #relayHeaders(reply: FastifyReply, response: UpstreamResponse, sessionId: string | undefined): void {
+  #relayHeaders(
+    reply: FastifyReply,
+    response: UpstreamResponse,
+    sessionId: string | undefined,
+    hasBody = true,
+  ): void {
     const { headers } = response;
     for (const name of RELAYED) {
       const value = headerValue(headers, name);
       if (value !== undefined) reply.header(name, value);
     }
-    // Issue #14.10: a body that is not MCP (an HTML error page, say) is served on the proxy's
-    // origin; sandboxed, it can run no script and reach no storage there.
-    if (!isEventStream(response) && !isJson(response)) reply.header('content-security-policy', 'sandbox');
+    // Only one plain JSON or event-stream type is relayed, in its canonical spelling; anything
+    // else (HTML, `application/json+xml`, a list of types) goes as opaque bytes.
+    if (headers['content-type'] !== undefined || hasBody) {
+      reply.header('content-type', relayedContentType(headers['content-type']));
+    }
+    reply.header('content-security-policy', RELAYED_CONTENT_POLICY);
     if (sessionId) reply.header('mcp-session-id', sessionId);
     reply.code(response.status);
   }
-}
-
-function isEventStream(response: UpstreamResponse): boolean {
-  return (headerValue(response.headers, 'content-type') ?? '').toLowerCase().startsWith('text/event-stream');
 }
 
 /**

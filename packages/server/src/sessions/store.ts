@@ -120,8 +120,12 @@ export class SessionStore<S extends Closable> {
     const entry = this.#entries.get(id);
     if (!entry) return;
     this.#entries.delete(id);
-    this.#release(entry.ownerId);
-    await entry.value.close().catch(() => {});
+    // The slot is free only once the upstream is gone: a stdio child may take its kill grace
+    // to exit, and until then it still counts against the caps.
+    await entry.value
+      .close()
+      .catch(() => {})
+      .finally(() => this.#release(entry.ownerId));
   }
 
   /** Every open session. */

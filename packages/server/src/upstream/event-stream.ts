@@ -5,6 +5,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { ProxyError } from '../errors.ts';
+import { mcpContentType } from './content-type.ts';
 import type { FlowGate } from './flow-gate.ts';
 import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
 
@@ -44,16 +45,14 @@ export async function readEventStream(
   if (failure) throw failure;
 }
 
-/** True when a response declares an event stream. */
+/** True when a response declares exactly one media type, and it is an event stream. */
 export function isEventStream(response: UpstreamResponse): boolean {
-  const type = response.headers['content-type'];
-  return typeof type === 'string' && type.toLowerCase().startsWith('text/event-stream');
+  return mcpContentType(response.headers['content-type'])?.essence === 'text/event-stream';
 }
 
-/** True when a response declares JSON. */
+/** True when a response declares exactly one media type, and it is JSON. */
 export function isJson(response: UpstreamResponse): boolean {
-  const type = response.headers['content-type'];
-  return typeof type === 'string' && type.toLowerCase().startsWith('application/json');
+  return mcpContentType(response.headers['content-type'])?.essence === 'application/json';
 }
 
 /**
