@@ -146,6 +146,10 @@ export class BridgeSession {
     options: { timeoutMs: number; signal?: AbortSignal | undefined },
   ): Promise<JsonRpcResponse> {
     const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    // The upstream may fail the call while its send is still running (an initialize whose
+    // answer was not MCP): that rejection is awaited below, but must not count as unhandled
+    // meanwhile, which would end the process (issue 14, finding 1).
+    promise.catch(() => {});
     const sink: MessageSink = {
       deliver: (incoming) => {
         if (!isResponse(incoming) || incoming.id !== message.id) return false;

@@ -8,6 +8,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
+import { exceedsJsonDepth } from '../json-depth.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
@@ -158,9 +159,14 @@ export class WsConnection {
       this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
       return;
     }
+    const text = data.toString();
+    if (exceedsJsonDepth(text)) {
+      this.#sendError(new ProxyError('json_too_deep'), null);
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(data.toString());
+      parsed = JSON.parse(text);
     } catch {
       this.#sendError(new ProxyError('parse_error', 'Parse error: the frame is not valid JSON.'), null);
       return;

@@ -1,0 +1,294 @@
+/**
+ * Issue 14, findings 1 and 10: nothing an upstream sends may end the process, and what it sends
+ * that is not MCP comes back to the caller as a coded error. Each test drives a hostile upstream
+ * through a public surface, checks the caller's error code, and then checks the proxy still
+ * serves (the proxy runs in this process: had it thrown out of a listener, this file would die).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import {
+  deeplyNested,
+  type HostileUpstream,
+  initializeResult,
+  startHostileHttp,
+  startHostileWs,
+} from './fixtures/hostile-upstream.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const INIT = {
+  jsonrpc: '2.0',
+  id: 'init',
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'hostile-test', version: '1' } },
+};
+const MODERN_META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'hostile-test', version: '1' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+const HUNDRED_K = 100_000;
+const APP = 'http://app.example.test';
+/** Longer than any answer here takes, shorter than the proxy's upstream timeout (5 s). */
+const FRAME_WAIT_MS = 3_000;
+
+/** A `/ws` client that records every frame. */
+interface Peer {
+  readonly ws: WebSocket;
+  // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
+  next(predicate: (frame: any) => boolean): Promise<any>;
+}
+
+async function connectWs(proxy: RunningProxy, upstreamUrl: string): Promise<Peer> {
+  const query = new URLSearchParams({ mcp_server_url: upstreamUrl });
+  const ws = new WebSocket(
+    `${proxy.url.replace('http', 'ws')}/ws?${query}`,
+    ['mcp', `proxy-token.${proxy.token}`],
+    { origin: APP },
+  );
+  // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
+  const frames: any[] = [];
+  const waiters: Array<() => void> = [];
+  ws.on('message', (data) => {
+    frames.push(JSON.parse(data.toString()));
+    for (const wake of waiters.splice(0)) wake();
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return {
+    ws,
+    next: async (predicate) => {
+      const deadline = Date.now() + FRAME_WAIT_MS;
+      for (;;) {
+        const found = frames.find(predicate);
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no such frame; got ${JSON.stringify(frames).slice(0, 300)}`);
+        // Woken by the next frame, or after a while to check the deadline.
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 200).unref();
+        });
+      }
+    },
+  };
+}
+
+/** The proxy still answers: its health endpoint and a fresh call through `/proxy`. */
+async function assertServing(proxy: RunningProxy, upstreamUrl: string): Promise<void> {
+  const health = await fetch(`${proxy.url}/health`);
+  assert.equal(health.status, 200);
+  const ping = await postProxy(proxy, {
+    mcp_server_url: upstreamUrl,
+    jsonrpc: '2.0',
+    id: 'still-there',
+    method: 'ping',
+  });
+  assert.equal(ping.status, 200, JSON.stringify(ping.body));
+  assert.deepEqual(ping.body.result, {});
+}
+
+/** Answers ping with an empty result: the well-behaved part of every script. */
+function pong(id: string | number | undefined): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, result: {} });
+}
+
+describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
+  let proxy: RunningProxy;
+  const upstreams: HostileUpstream[] = [];
+  const track = (upstream: HostileUpstream) => {
+    upstreams.push(upstream);
+    return upstream;
+  };
+  before(async () => {
+    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP, UPSTREAM_TIMEOUT_MS: '5000' });
+  });
+  after(async () => {
+    await proxy?.close();
+    for (const upstream of upstreams) await upstream.stop();
+  });
+
+  describe('a WebSocket upstream answering initialize with result: null (#1)', () => {
+    let upstream: HostileUpstream;
+    before(async () => {
+      upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'initialize')
+            return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: null })];
+          if (message.method === 'ping') return [pong(message.id)];
+          return undefined;
+        }),
+      );
+    });
+
+    it('gives a /ws caller upstream_protocol_error, and the socket serves on', async () => {
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(JSON.stringify(INIT));
+      const failed = await peer.next((f) => f.id === 'init');
+      assert.equal(failed.error?.data?.code, 'upstream_protocol_error', JSON.stringify(failed));
+      assert.equal(failed.error.code, -33012);
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'p', method: 'ping' }));
+      assert.deepEqual((await peer.next((f) => f.id === 'p')).result, {});
+      peer.ws.close();
+      await assertServing(proxy, upstream.url);
+    });
+
+    it('gives a POST /proxy caller a 502 upstream_protocol_error', async () => {
+      const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });
+      assert.equal(reply.status, 502, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      await assertServing(proxy, upstream.url);
+    });
+  });
+
+  describe('a WebSocket upstream answering 100,000 levels deep on /ws (#1, #10)', () => {
+    let upstream: HostileUpstream;
+    before(async () => {
+      upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'initialize') return [initializeResult(message.id)];
+          if (message.method === 'ping') return [pong(message.id)];
+          if (message.method === 'tools/call') {
+            return [`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`];
+          }
+          if (message.method === 'tools/list') {
+            // A message of no request, nested as deep, before the answer: the connection is
+            // broken for what it has in flight, which fails with the code, not the process.
+            return [
+              `{"jsonrpc":"2.0","method":"notifications/message","params":{"data":${deeplyNested(HUNDRED_K)}}}`,
+              JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools: [] } }),
+            ];
+          }
+          return undefined;
+        }),
+      );
+    });
+
+    it('refuses the answer as upstream_protocol_error and keeps the socket serving', async () => {
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(JSON.stringify(INIT));
+      assert.equal((await peer.next((f) => f.id === 'init')).result.serverInfo.name, 'hostile');
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+      peer.ws.send(
+        JSON.stringify({ jsonrpc: '2.0', id: 'deep', method: 'tools/call', params: { name: 'x', arguments: {} } }),
+      );
+      const failed = await peer.next((f) => f.id === 'deep');
+      assert.equal(failed.error?.data?.code, 'upstream_protocol_error', JSON.stringify(failed));
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'list', method: 'tools/list' }));
+      const list = await peer.next((f) => f.id === 'list');
+      assert.equal(list.error?.data?.code, 'upstream_protocol_error', JSON.stringify(list));
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'p', method: 'ping' }));
+      assert.deepEqual((await peer.next((f) => f.id === 'p')).result, {});
+      peer.ws.close();
+      await assertServing(proxy, upstream.url);
+    });
+  });
+
+  describe('an HTTP upstream answering 100,000 levels deep (#10)', () => {
+    let upstream: HostileUpstream;
+    before(async () => {
+      upstream = track(
+        await startHostileHttp((message) => {
+          if (message.method === 'ping')
+            return { contentType: 'application/json', body: pong(message.id) };
+          const deep = `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`;
+          if (message.params?.name === 'sse')
+            return { contentType: 'text/event-stream', body: `event: message\ndata: ${deep}\n\n` };
+          return { contentType: 'application/json', body: deep };
+        }),
+      );
+    });
+
+    for (const name of ['json', 'sse']) {
+      it(`gives POST /proxy a 502 upstream_protocol_error (${name} answer)`, async () => {
+        const reply = await postProxy(proxy, {
+          mcp_server_url: upstream.url,
+          jsonrpc: '2.0',
+          id: 7,
+          method: 'tools/call',
+          params: { name, arguments: {} },
+        });
+        assert.equal(reply.status, 502, JSON.stringify(reply.body).slice(0, 300));
+        assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+        assert.equal(reply.body.id, 7);
+        await assertServing(proxy, upstream.url);
+      });
+    }
+  });
+
+  describe('an HTTP upstream answering initialize and server/discover with non-object results (#1)', () => {
+    for (const result of ['null', '"a string"', '[1,2]', '42']) {
+      it(`initialize answered with result: ${result} is a 502 upstream_protocol_error`, async () => {
+        const upstream = track(
+          await startHostileHttp((message) => {
+            if (message.method === 'ping') return { contentType: 'application/json', body: pong(message.id) };
+            return {
+              contentType: 'application/json',
+              body: `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${result}}`,
+            };
+          }),
+        );
+        const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });
+        assert.equal(reply.status, 502, JSON.stringify(reply.body));
+        assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+        await assertServing(proxy, upstream.url);
+      });
+    }
+
+    it('a modern caller whose server/discover is answered with result: null gets a 502', async () => {
+      const upstream = track(
+        await startHostileHttp((message) => {
+          if (message.method === 'ping') return { contentType: 'application/json', body: pong(message.id) };
+          return {
+            contentType: 'application/json',
+            body: `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":null}`,
+          };
+        }),
+      );
+      const reply = await postProxy(proxy, {
+        mcp_server_url: upstream.url,
+        jsonrpc: '2.0',
+        id: 'discover',
+        method: 'server/discover',
+        params: { _meta: MODERN_META },
+      });
+      assert.equal(reply.status, 502, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      await assertServing(proxy, upstream.url);
+    });
+
+    it('a session caller of a modern-only server whose server/discover result is null gets a 502', async () => {
+      // Refuses initialize the way a 2026-07-28-only server does, so the proxy bridges the
+      // session client and answers its initialize from server/discover, which is hostile.
+      const upstream = track(
+        await startHostileHttp((message) => {
+          if (message.method === 'initialize') {
+            return {
+              status: 400,
+              contentType: 'application/json',
+              body: JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                error: {
+                  code: -32022,
+                  message: 'Unsupported protocol version',
+                  data: { supported: ['2026-07-28'] },
+                },
+              }),
+            };
+          }
+          if (message.method === 'ping') return { contentType: 'application/json', body: pong(message.id) };
+          return {
+            contentType: 'application/json',
+            body: `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":null}`,
+          };
+        }),
+      );
+      const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });
+      assert.equal(reply.status, 502, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      assert.equal((await fetch(`${proxy.url}/health`)).status, 200);
+    });
+  });
+});
