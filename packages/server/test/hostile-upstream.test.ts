@@ -291,4 +291,80 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       assert.equal((await fetch(`${proxy.url}/health`)).status, 200);
     });
   });
+
+  describe('a CRLF-framed event stream larger than one event limit (#10)', () => {
+    const LIMIT = 2_048;
+    const EVENTS = 8;
+    let limited: RunningProxy;
+    before(async () => {
+      limited = await startProxy({ HOST: '127.0.0.1', UPSTREAM_RESPONSE_LIMIT_BYTES: String(LIMIT) });
+    });
+    after(async () => {
+      await limited?.close();
+    });
+
+    for (const [name, eol] of [
+      ['CRLF', '\r\n'],
+      ['lone CR', '\r'],
+    ] as const) {
+      it(`relays every ${name}-framed event through /mcp, each under the limit, all over it`, async () => {
+        const upstream = track(
+          await startHostileHttp((message) => {
+            const events: string[] = [];
+            for (let i = 0; i < EVENTS; i++) {
+              const progress = {
+                jsonrpc: '2.0',
+                method: 'notifications/message',
+                params: { level: 'info', data: `${i}:${'x'.repeat(1_000)}` },
+              };
+              events.push(`event: message${eol}data: ${JSON.stringify(progress)}${eol}${eol}`);
+            }
+            const answer = { jsonrpc: '2.0', id: message.id, result: { content: [], done: true } };
+            events.push(`event: message${eol}data: ${JSON.stringify(answer)}${eol}${eol}`);
+            return { contentType: 'text/event-stream', body: events };
+          }),
+        );
+        const response = await fetch(`${limited.url}/mcp`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'x-proxy-token': limited.token,
+            'x-mcp-server-url': upstream.url,
+            'x-mcp-transport': 'streamable-http',
+            'mcp-protocol-version': '2025-06-18',
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 't', arguments: {} } }),
+        });
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        assert.ok(text.length > LIMIT * 2, `the whole stream came through (${text.length} bytes)`);
+        for (let i = 0; i < EVENTS; i++) assert.ok(text.includes(`"${i}:x`), `event ${i} relayed`);
+        assert.ok(text.includes('"done":true'), 'the answer relayed');
+      });
+    }
+
+    it('still cuts a single event over the limit', async () => {
+      const upstream = track(
+        await startHostileHttp(() => ({
+          contentType: 'text/event-stream',
+          body: [`event: message\r\ndata: ${'y'.repeat(LIMIT)}`, `${'y'.repeat(LIMIT)}\r\n\r\n`],
+        })),
+      );
+      const response = await fetch(`${limited.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'x-proxy-token': limited.token,
+          'x-mcp-server-url': upstream.url,
+          'x-mcp-transport': 'streamable-http',
+          'mcp-protocol-version': '2025-06-18',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 't', arguments: {} } }),
+      });
+      const text = await response.text().catch(() => '');
+      assert.ok(!text.includes(`${'y'.repeat(LIMIT)}\r\n`), 'the oversized event was not relayed whole');
+    });
+  });
 });
