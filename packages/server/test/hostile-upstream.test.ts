@@ -5,7 +5,9 @@
  * serves (the proxy runs in this process: had it thrown out of a listener, this file would die).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import {
   deeplyNested,
@@ -14,7 +16,10 @@ import {
   startHostileHttp,
   startHostileWs,
 } from './fixtures/hostile-upstream.ts';
-import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { freePort, waitForPort } from './helpers/net.ts';
+import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 const INIT = {
   jsonrpc: '2.0',
@@ -39,7 +44,7 @@ interface Peer {
   next(predicate: (frame: any) => boolean): Promise<any>;
 }
 
-async function connectWs(proxy: RunningProxy, upstreamUrl: string): Promise<Peer> {
+async function connectWs(proxy: Pick<RunningProxy, 'url' | 'token'>, upstreamUrl: string): Promise<Peer> {
   const query = new URLSearchParams({ mcp_server_url: upstreamUrl });
   const ws = new WebSocket(
     `${proxy.url.replace('http', 'ws')}/ws?${query}`,
@@ -76,7 +81,7 @@ async function connectWs(proxy: RunningProxy, upstreamUrl: string): Promise<Peer
 }
 
 /** The proxy still answers: its health endpoint and a fresh call through `/proxy`. */
-async function assertServing(proxy: RunningProxy, upstreamUrl: string): Promise<void> {
+async function assertServing(proxy: Pick<RunningProxy, 'url' | 'token'>, upstreamUrl: string): Promise<void> {
   const health = await fetch(`${proxy.url}/health`);
   assert.equal(health.status, 200);
   const ping = await postProxy(proxy, {
@@ -366,5 +371,55 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       const text = await response.text().catch(() => '');
       assert.ok(!text.includes(`${'y'.repeat(LIMIT)}\r\n`), 'the oversized event was not relayed whole');
     });
+  });
+});
+
+describe('the proxy process outlives hostile upstreams (issue 14, #1)', () => {
+  it('keeps running after a null initialize result and a 100,000-deep answer on /ws', async () => {
+    const upstream = await startHostileWs((message) => {
+      if (message.method === 'initialize')
+        return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: null })];
+      if (message.method === 'ping') return [pong(message.id)];
+      if (message.method === 'tools/call')
+        return [`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${deeplyNested(HUNDRED_K)}}`];
+      return undefined;
+    });
+    const port = await freePort();
+    // The real entry point in its own process: an exception out of a listener would end it.
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        PROXY_TOKEN: TEST_TOKEN,
+        ALLOW_PRIVATE_NETWORKS: 'true',
+        CORS_ORIGINS: APP,
+        UPSTREAM_TIMEOUT_MS: '5000',
+        LOG_LEVEL: 'warn',
+        DOTENV_PATH: '/nonexistent/.env',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let exitCode: number | null | undefined;
+    child.once('exit', (code) => {
+      exitCode = code;
+    });
+    try {
+      await waitForPort(port);
+      const proxy = { url: `http://127.0.0.1:${port}`, token: TEST_TOKEN };
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(JSON.stringify(INIT));
+      assert.equal((await peer.next((f) => f.id === 'init')).error?.data?.code, 'upstream_protocol_error');
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'deep', method: 'tools/call', params: { name: 'x' } }));
+      assert.equal((await peer.next((f) => f.id === 'deep')).error?.data?.code, 'upstream_protocol_error');
+      peer.ws.close();
+      const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      await assertServing(proxy, upstream.url);
+      assert.equal(exitCode, undefined, 'the proxy process is still running');
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.stop();
+    }
   });
 });

@@ -500,7 +500,9 @@ function wants(filter: JsonObject, message: JsonRpcNotification): boolean {
     case 'notifications/resources/list_changed':
       return filter.resourcesListChanged === true;
     case 'notifications/resources/updated':
-      return urisOf(filter).includes(String(message.params?.uri));
+      // A uri that is not a string (an object whose toString is not a function throws in
+      // String()) matches no subscription.
+      return typeof message.params?.uri === 'string' && urisOf(filter).includes(message.params.uri);
     default:
       return false;
   }

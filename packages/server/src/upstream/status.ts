@@ -5,8 +5,9 @@
  * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
  */
 import { ProxyError } from '../errors.ts';
-import type { JsonRpcResponse } from '../jsonrpc.ts';
+import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { parseMessages } from './message-source.ts';
 
 const MAX_DETAIL = 300;
 
@@ -85,18 +86,14 @@ export function invitesLegacyProbe(error: unknown): boolean {
  * a request with a 4xx whose body is the error for that very request (MCP 2026-07-28 does).
  */
 export function rpcErrorFor(text: string, id: unknown): JsonRpcResponse | undefined {
+  let messages: JsonRpcMessage[];
   try {
-    const value = JSON.parse(text) as { jsonrpc?: unknown; id?: unknown; error?: unknown };
-    if (
-      value.jsonrpc === '2.0' &&
-      value.id === id &&
-      typeof value.error === 'object' &&
-      value.error !== null
-    ) {
-      return value as JsonRpcResponse;
-    }
+    // The same checks as any upstream message (depth, shape): this one is relayed as it is.
+    messages = parseMessages(text);
   } catch {
-    // Not JSON: the status decides.
+    // Not a JSON-RPC message fit to relay: the status decides.
+    return undefined;
   }
-  return undefined;
+  const [value] = messages;
+  return messages.length === 1 && value !== undefined && 'error' in value && value.id === id ? value : undefined;
 }

@@ -60,7 +60,10 @@ export class WsConnection {
     this.#socket = socket;
     this.#peer = peer;
     this.#deps = deps;
-    socket.on('message', (data, isBinary) => void this.#onFrame(data, isBinary));
+    // An exception here would be an unhandled rejection, which ends the process (issue 14, #1).
+    socket.on('message', (data, isBinary) =>
+      this.#onFrame(data, isBinary).catch(() => this.close(1011, 'internal error')),
+    );
     socket.on('pong', () => {
       this.#alive = true;
     });
