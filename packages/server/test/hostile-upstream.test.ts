@@ -349,6 +349,27 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       });
     }
 
+    it('an upstream status Node cannot relay is a 502 upstream_protocol_error on /mcp', async () => {
+      const upstream = track(
+        await startHostileHttp(() => ({ status: 799, contentType: 'application/json', body: '{}' })),
+      );
+      const response = await fetch(`${limited.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'x-proxy-token': limited.token,
+          'x-mcp-server-url': upstream.url,
+          'x-mcp-transport': 'streamable-http',
+          'mcp-protocol-version': '2025-06-18',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }),
+      });
+      assert.equal(response.status, 502);
+      const body = (await response.json()) as { error: { data: { code: string } } };
+      assert.equal(body.error.data.code, 'upstream_protocol_error');
+    });
+
     it('still cuts a single event over the limit', async () => {
       const upstream = track(
         await startHostileHttp(() => ({

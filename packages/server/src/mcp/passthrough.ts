@@ -8,6 +8,7 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError } from '../errors.ts';
 import { drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 import type { SessionIdSealer } from './session-id.ts';
 
@@ -107,6 +108,13 @@ export class PassThrough {
   }
 
   #relayHeaders(reply: FastifyReply, response: UpstreamResponse, exchange: PassThroughRequest): void {
+    // HTTP allows three digits; a status Node cannot send is the upstream's error, not ours.
+    if (response.status < 100 || response.status > 599) {
+      drain(response);
+      throw new ProxyError('upstream_protocol_error', 'The MCP server answered with an invalid HTTP status.', {
+        data: { upstreamStatus: response.status },
+      });
+    }
     const { headers } = response;
     for (const name of RELAYED) {
       const value = headerValue(headers, name);
