@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -44,8 +47,11 @@ interface Peer {
   next(predicate: (frame: any) => boolean): Promise<any>;
 }
 
-async function connectWs(proxy: Pick<RunningProxy, 'url' | 'token'>, upstreamUrl: string): Promise<Peer> {
-  const query = new URLSearchParams({ mcp_server_url: upstreamUrl });
+async function connectWs(
+  proxy: Pick<RunningProxy, 'url' | 'token'>,
+  target: string | Record<string, string>,
+): Promise<Peer> {
+  const query = new URLSearchParams(typeof target === 'string' ? { mcp_server_url: target } : target);
   const ws = new WebSocket(
     `${proxy.url.replace('http', 'ws')}/ws?${query}`,
     ['mcp', `proxy-token.${proxy.token}`],
@@ -294,6 +300,40 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       assert.equal(reply.status, 502, JSON.stringify(reply.body));
       assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
       assert.equal((await fetch(`${proxy.url}/health`)).status, 200);
+    });
+  });
+
+  describe('a configured WebSocket server with a tool allowlist listing tools of any shape (#1)', () => {
+    let upstream: HostileUpstream;
+    let configured: RunningProxy;
+    before(async () => {
+      upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'initialize') return [initializeResult(message.id)];
+          if (message.method === 'tools/list') {
+            return [
+              `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"tools":[null,5,"x",[],{"name":{"toString":1}},{"name":"allowed"},{"name":"hidden"}]}}`,
+            ];
+          }
+          return undefined;
+        }),
+      );
+      const config = join(mkdtempSync(join(tmpdir(), 'mcp-proxy-hostile-')), 'proxy.yaml');
+      writeFileSync(config, ['servers:', '  hostile:', `    url: ${upstream.url}`, '    tools: [allowed]', ''].join('\n'));
+      configured = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP, MCP_PROXY_CONFIG: config });
+    });
+    after(async () => {
+      await configured?.close();
+    });
+
+    it('/ws lists only the allowed tool and skips the entries that are not tools', async () => {
+      const peer = await connectWs(configured, { server: 'hostile' });
+      peer.ws.send(JSON.stringify(INIT));
+      await peer.next((f) => f.id === 'init');
+      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'list', method: 'tools/list' }));
+      const list = await peer.next((f) => f.id === 'list');
+      assert.deepEqual(list.result, { tools: [{ name: 'allowed' }] }, JSON.stringify(list));
+      peer.ws.close();
     });
   });
 
