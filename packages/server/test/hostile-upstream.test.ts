@@ -19,6 +19,7 @@ import {
   startHostileHttp,
   startHostileWs,
 } from './fixtures/hostile-upstream.ts';
+import { modernRequest } from './helpers/modern-client.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
@@ -334,6 +335,62 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       const list = await peer.next((f) => f.id === 'list');
       assert.deepEqual(list.result, { tools: [{ name: 'allowed' }] }, JSON.stringify(list));
       peer.ws.close();
+    });
+  });
+
+  describe('a session-era WebSocket server behind the modern bridge sending odd notifications (#1)', () => {
+    let upstream: HostileUpstream;
+    before(async () => {
+      upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'server/discover') {
+            return [
+              JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: -32601, message: 'Method not found' } }),
+            ];
+          }
+          if (message.method === 'initialize') {
+            return [
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                result: {
+                  protocolVersion: '2025-06-18',
+                  capabilities: { resources: { subscribe: true } },
+                  serverInfo: { name: 'hostile', version: '1' },
+                },
+              }),
+            ];
+          }
+          if (message.method === 'resources/subscribe') {
+            return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} })];
+          }
+          if (message.method === 'tools/list') {
+            return [
+              // A uri no String() can turn into text, while the listen stream is open.
+              '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":{"toString":1}}}',
+              JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools: [] } }),
+            ];
+          }
+          if (message.method === 'ping') return [pong(message.id)];
+          return undefined;
+        }),
+      );
+    });
+
+    it('/ws: the listen is acknowledged and later calls are answered', async () => {
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(
+        JSON.stringify(
+          modernRequest('listen', 'subscriptions/listen', { notifications: { resourceSubscriptions: ['file:///a'] } }),
+        ),
+      );
+      const ack = await peer.next((f) => f.method === 'notifications/subscriptions/acknowledged');
+      assert.deepEqual(ack.params.notifications, { resourceSubscriptions: ['file:///a'] });
+      peer.ws.send(JSON.stringify(modernRequest('list', 'tools/list')));
+      const list = await peer.next((f) => f.id === 'list');
+      assert.deepEqual(list.result.tools, [], JSON.stringify(list));
+      peer.ws.close();
+      await assertServing(proxy, upstream.url);
     });
   });
 
