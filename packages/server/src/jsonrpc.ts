@@ -89,7 +89,9 @@ export function initializeResultVersion(message: JsonRpcMessage): string | undef
   if (typeof result !== 'object' || result === null) return undefined;
   const { protocolVersion, serverInfo } = result as { protocolVersion?: unknown; serverInfo?: unknown };
   // Only an initialize result carries protocolVersion next to serverInfo.
-  return typeof protocolVersion === 'string' && serverInfo !== undefined && VERSION_TOKEN.test(protocolVersion)
+  return typeof protocolVersion === 'string' &&
+    serverInfo !== undefined &&
+    VERSION_TOKEN.test(protocolVersion)
     ? protocolVersion
     : undefined;
 }

@@ -8,7 +8,13 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ERROR_REGISTRY } from '../src/errors.ts';
 import { MAX_JSON_DEPTH } from '../src/json-depth.ts';
-import { deeplyNested, type HostileUpstream, initializeResult, startHostileHttp, startHostileWs } from './fixtures/hostile-upstream.ts';
+import {
+  deeplyNested,
+  type HostileUpstream,
+  initializeResult,
+  startHostileHttp,
+  startHostileWs,
+} from './fixtures/hostile-upstream.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const APP = 'http://app.example.test';
@@ -18,7 +24,7 @@ function callNested(depth: number, id: number | string = 1): string {
   return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"method":"tools/call","params":{"name":"t","arguments":{"x":${deeplyNested(depth)}}}}`;
 }
 
-describe('callers\' JSON nested too deep (issue 14, #10)', () => {
+describe("callers' JSON nested too deep (issue 14, #10)", () => {
   let proxy: RunningProxy;
   let http: HostileUpstream;
   let ws: HostileUpstream;
@@ -27,7 +33,11 @@ describe('callers\' JSON nested too deep (issue 14, #10)', () => {
   before(async () => {
     http = await startHostileHttp((message) => ({ contentType: 'application/json', body: echo(message) }));
     ws = await startHostileWs((message) =>
-      message.method === 'initialize' ? [initializeResult(message.id)] : message.id === undefined ? [] : [echo(message)],
+      message.method === 'initialize'
+        ? [initializeResult(message.id)]
+        : message.id === undefined
+          ? []
+          : [echo(message)],
     );
     proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
   });
@@ -44,7 +54,10 @@ describe('callers\' JSON nested too deep (issue 14, #10)', () => {
     assert.equal(reply.body.error.data.code, 'json_too_deep');
     assert.equal(reply.body.error.code, ERROR_REGISTRY.json_too_deep.rpcCode);
     // Just under the cap (the envelope's own levels included) still goes through.
-    const fine = callNested(MAX_JSON_DEPTH - 6).replace('{', `{"mcp_server_url":${JSON.stringify(http.url)},`);
+    const fine = callNested(MAX_JSON_DEPTH - 6).replace(
+      '{',
+      `{"mcp_server_url":${JSON.stringify(http.url)},`,
+    );
     const ok = await postProxy(proxy, fine);
     assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 300));
     assert.deepEqual(ok.body.result, { echoed: 'tools/call' });

@@ -29,7 +29,11 @@ const INIT = {
   jsonrpc: '2.0',
   id: 'init',
   method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'hostile-test', version: '1' } },
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'hostile-test', version: '1' },
+  },
 };
 const MODERN_META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -76,7 +80,8 @@ async function connectWs(
       for (;;) {
         const found = frames.find(predicate);
         if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no such frame; got ${JSON.stringify(frames).slice(0, 300)}`);
+        if (Date.now() > deadline)
+          throw new Error(`no such frame; got ${JSON.stringify(frames).slice(0, 300)}`);
         // Woken by the next frame, or after a while to check the deadline.
         await new Promise<void>((resolve) => {
           waiters.push(resolve);
@@ -162,7 +167,9 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
           if (message.method === 'initialize') return [initializeResult(message.id)];
           if (message.method === 'ping') return [pong(message.id)];
           if (message.method === 'tools/call') {
-            return [`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`];
+            return [
+              `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`,
+            ];
           }
           if (message.method === 'tools/list') {
             // A message of no request, nested as deep, before the answer: the connection is
@@ -183,7 +190,12 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       assert.equal((await peer.next((f) => f.id === 'init')).result.serverInfo.name, 'hostile');
       peer.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
       peer.ws.send(
-        JSON.stringify({ jsonrpc: '2.0', id: 'deep', method: 'tools/call', params: { name: 'x', arguments: {} } }),
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'deep',
+          method: 'tools/call',
+          params: { name: 'x', arguments: {} },
+        }),
       );
       const failed = await peer.next((f) => f.id === 'deep');
       assert.equal(failed.error?.data?.code, 'upstream_protocol_error', JSON.stringify(failed));
@@ -202,8 +214,7 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
     before(async () => {
       upstream = track(
         await startHostileHttp((message) => {
-          if (message.method === 'ping')
-            return { contentType: 'application/json', body: pong(message.id) };
+          if (message.method === 'ping') return { contentType: 'application/json', body: pong(message.id) };
           const deep = `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`;
           if (message.params?.name === 'sse')
             return { contentType: 'text/event-stream', body: `event: message\ndata: ${deep}\n\n` };
@@ -320,7 +331,10 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
         }),
       );
       const config = join(mkdtempSync(join(tmpdir(), 'mcp-proxy-hostile-')), 'proxy.yaml');
-      writeFileSync(config, ['servers:', '  hostile:', `    url: ${upstream.url}`, '    tools: [allowed]', ''].join('\n'));
+      writeFileSync(
+        config,
+        ['servers:', '  hostile:', `    url: ${upstream.url}`, '    tools: [allowed]', ''].join('\n'),
+      );
       configured = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP, MCP_PROXY_CONFIG: config });
     });
     after(async () => {
@@ -345,7 +359,11 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
         await startHostileWs((message) => {
           if (message.method === 'server/discover') {
             return [
-              JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: -32601, message: 'Method not found' } }),
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                error: { code: -32601, message: 'Method not found' },
+              }),
             ];
           }
           if (message.method === 'initialize') {
@@ -381,7 +399,9 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       const peer = await connectWs(proxy, upstream.url);
       peer.ws.send(
         JSON.stringify(
-          modernRequest('listen', 'subscriptions/listen', { notifications: { resourceSubscriptions: ['file:///a'] } }),
+          modernRequest('listen', 'subscriptions/listen', {
+            notifications: { resourceSubscriptions: ['file:///a'] },
+          }),
         ),
       );
       const ack = await peer.next((f) => f.method === 'notifications/subscriptions/acknowledged');
@@ -436,7 +456,12 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
             'x-mcp-transport': 'streamable-http',
             'mcp-protocol-version': '2025-06-18',
           },
-          body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 't', arguments: {} } }),
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 3,
+            method: 'tools/call',
+            params: { name: 't', arguments: {} },
+          }),
         });
         assert.equal(response.status, 200);
         const text = await response.text();
@@ -484,7 +509,12 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
           'x-mcp-transport': 'streamable-http',
           'mcp-protocol-version': '2025-06-18',
         },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 't', arguments: {} } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 4,
+          method: 'tools/call',
+          params: { name: 't', arguments: {} },
+        }),
       });
       const text = await response.text().catch(() => '');
       assert.ok(!text.includes(`${'y'.repeat(LIMIT)}\r\n`), 'the oversized event was not relayed whole');
@@ -528,7 +558,9 @@ describe('the proxy process outlives hostile upstreams (issue 14, #1)', () => {
       const peer = await connectWs(proxy, upstream.url);
       peer.ws.send(JSON.stringify(INIT));
       assert.equal((await peer.next((f) => f.id === 'init')).error?.data?.code, 'upstream_protocol_error');
-      peer.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'deep', method: 'tools/call', params: { name: 'x' } }));
+      peer.ws.send(
+        JSON.stringify({ jsonrpc: '2.0', id: 'deep', method: 'tools/call', params: { name: 'x' } }),
+      );
       assert.equal((await peer.next((f) => f.id === 'deep')).error?.data?.code, 'upstream_protocol_error');
       peer.ws.close();
       const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });

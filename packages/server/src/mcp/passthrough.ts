@@ -111,9 +111,13 @@ export class PassThrough {
     // HTTP allows three digits; a status Node cannot send is the upstream's error, not ours.
     if (response.status < 100 || response.status > 599) {
       drain(response);
-      throw new ProxyError('upstream_protocol_error', 'The MCP server answered with an invalid HTTP status.', {
-        data: { upstreamStatus: response.status },
-      });
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server answered with an invalid HTTP status.',
+        {
+          data: { upstreamStatus: response.status },
+        },
+      );
     }
     const { headers } = response;
     for (const name of RELAYED) {

@@ -30,9 +30,13 @@ export async function readEventStream(
       } catch (error) {
         failure = ProxyError.is(error)
           ? error
-          : new ProxyError('upstream_protocol_error', 'The proxy could not handle an event of the MCP server.', {
-              cause: error,
-            });
+          : new ProxyError(
+              'upstream_protocol_error',
+              'The proxy could not handle an event of the MCP server.',
+              {
+                cause: error,
+              },
+            );
       }
     },
     onError: (error) => {

@@ -4,8 +4,8 @@
  * JSON-RPC messages, and remembering the protocol version an initialize result negotiated.
  */
 import { ProxyError } from '../errors.ts';
-import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../json-depth.ts';
+import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 
 /**
  * Parses one JSON payload holding a message or a batch; anything else is a protocol error.
@@ -94,9 +94,13 @@ export abstract class MessageSource {
         this.onerror?.(
           ProxyError.is(error)
             ? error
-            : new ProxyError('upstream_protocol_error', 'The proxy could not handle a message of the MCP server.', {
-                cause: error,
-              }),
+            : new ProxyError(
+                'upstream_protocol_error',
+                'The proxy could not handle a message of the MCP server.',
+                {
+                  cause: error,
+                },
+              ),
         );
       }
     }

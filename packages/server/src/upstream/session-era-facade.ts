@@ -275,7 +275,10 @@ export class SessionEraFacade implements UpstreamTransport {
     const entries = Object.entries(requests).map(([key, value]) => [key, asObject(value)] as const);
     // Checked before any is shown to the client, so a bad one leaves no question half asked.
     if (entries.some(([, asked]) => typeof asked.method !== 'string')) {
-      throw new ProxyError('upstream_protocol_error', 'The MCP server asked for input without a method name.');
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server asked for input without a method name.',
+      );
     }
     const pending = entries.map(async ([key, asked]) => {
       const id = `mcpp-input-${++this.#seq}`;

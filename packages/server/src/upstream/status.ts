@@ -95,5 +95,7 @@ export function rpcErrorFor(text: string, id: unknown): JsonRpcResponse | undefi
     return undefined;
   }
   const [value] = messages;
-  return messages.length === 1 && value !== undefined && 'error' in value && value.id === id ? value : undefined;
+  return messages.length === 1 && value !== undefined && 'error' in value && value.id === id
+    ? value
+    : undefined;
 }
