@@ -1,9 +1,9 @@
 /**
  * @module routes/json-body
  * The JSON body parser of every route: Fastify's own (with its prototype-poisoning checks)
- * behind the proxy's nesting cap. A body nested deeper than `MAX_JSON_DEPTH` (json-depth.ts) is refused
- * where it enters, as `json_too_deep` (400), instead of failing later as an `internal_error`
- * when it is serialized for the upstream (issue 14, finding 10).
+ * behind the proxy's nesting cap (`MAX_JSON_DEPTH`, json-depth.ts). A body nested deeper is
+ * refused where it enters, as `json_too_deep` (400), instead of failing later as an
+ * `internal_error` when it is serialized for the upstream (issue 14, finding 10).
  */
 import type { FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.ts';

@@ -28,15 +28,7 @@ export async function readEventStream(
       try {
         onEvent(event);
       } catch (error) {
-        failure = ProxyError.is(error)
-          ? error
-          : new ProxyError(
-              'upstream_protocol_error',
-              'The proxy could not handle an event of the MCP server.',
-              {
-                cause: error,
-              },
-            );
+        failure = ProxyError.is(error) ? error : unhandled(error);
       }
     },
     onError: (error) => {
@@ -79,4 +71,11 @@ export function isJson(response: UpstreamResponse): boolean {
  */
 export function isMessageEvent(event: EventSourceMessage): boolean {
   return (event.event === undefined || event.event === 'message') && event.data.trim() !== '';
+}
+
+/** What a handler's own exception on an upstream event becomes. */
+function unhandled(cause: unknown): ProxyError {
+  return new ProxyError('upstream_protocol_error', 'The proxy could not handle an event of the MCP server.', {
+    cause,
+  });
 }
