@@ -414,6 +414,66 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
     });
   });
 
+  describe('a configured stdio server answering with null results and 100,000-deep lines (#1)', () => {
+    let configured: RunningProxy;
+    before(async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-hostile-stdio-'));
+      const script = join(dir, 'hostile-stdio.mjs');
+      writeFileSync(
+        script,
+        [
+          "import { createInterface } from 'node:readline';",
+          'const write = (text) => process.stdout.write(`${text}\\n`);',
+          "createInterface({ input: process.stdin }).on('line', (line) => {",
+          '  const m = JSON.parse(line);',
+          '  if (m.id === undefined) return;',
+          "  if (m.method === 'initialize') write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: null }));",
+          "  else if (m.method === 'ping') write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));",
+          `  else write(\`{"jsonrpc":"2.0","id":\${JSON.stringify(m.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}\`);`,
+          '});',
+          '',
+        ].join('\n'),
+      );
+      const config = join(dir, 'proxy.yaml');
+      writeFileSync(
+        config,
+        [
+          'servers:',
+          '  hostile:',
+          `    command: ${JSON.stringify(process.execPath)}`,
+          `    args: [${JSON.stringify(script)}]`,
+          '',
+        ].join('\n'),
+      );
+      configured = await startProxy({ UPSTREAM_TIMEOUT_MS: '5000', MCP_PROXY_CONFIG: config });
+    });
+    after(async () => {
+      await configured?.close();
+    });
+
+    it('POST /proxy: both are 502 upstream_protocol_error, and the server is still reachable', async () => {
+      const init = await postProxy(configured, { server: 'hostile', ...INIT });
+      assert.equal(init.status, 502, JSON.stringify(init.body));
+      assert.equal(init.body.error.data.code, 'upstream_protocol_error');
+      const deep = await postProxy(configured, {
+        server: 'hostile',
+        jsonrpc: '2.0',
+        id: 'deep',
+        method: 'tools/call',
+        params: { name: 'x', arguments: {} },
+      });
+      assert.equal(deep.status, 502, JSON.stringify(deep.body));
+      assert.equal(deep.body.error.data.code, 'upstream_protocol_error');
+      const ping = await postProxy(configured, {
+        server: 'hostile',
+        jsonrpc: '2.0',
+        id: 'p',
+        method: 'ping',
+      });
+      assert.deepEqual(ping.body.result, {});
+    });
+  });
+
   describe('a CRLF-framed event stream larger than one event limit (#10)', () => {
     const LIMIT = 2_048;
     const EVENTS = 8;
