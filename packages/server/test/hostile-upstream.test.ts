@@ -17,6 +17,7 @@ import {
   type HostileUpstream,
   initializeResult,
   startHostileHttp,
+  startHostileSse,
   startHostileWs,
 } from './fixtures/hostile-upstream.ts';
 import { modernRequest } from './helpers/modern-client.ts';
@@ -411,6 +412,37 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
       assert.deepEqual(list.result.tools, [], JSON.stringify(list));
       peer.ws.close();
       await assertServing(proxy, upstream.url);
+    });
+  });
+
+  describe('a legacy SSE upstream answering with a null result and 100,000 levels deep (#1)', () => {
+    it('POST /proxy: both are 502 upstream_protocol_error, and the server is still reachable', async () => {
+      const upstream = track(
+        await startHostileSse((message) => {
+          if (message.id === undefined) return undefined;
+          if (message.method === 'initialize')
+            return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: null })];
+          if (message.method === 'ping') return [pong(message.id)];
+          return [
+            `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`,
+          ];
+        }),
+      );
+      const target = { mcp_server_url: upstream.url, transport: 'sse' };
+      const init = await postProxy(proxy, { ...target, ...INIT });
+      assert.equal(init.status, 502, JSON.stringify(init.body));
+      assert.equal(init.body.error.data.code, 'upstream_protocol_error');
+      const deep = await postProxy(proxy, {
+        ...target,
+        jsonrpc: '2.0',
+        id: 'deep',
+        method: 'tools/call',
+        params: { name: 'x', arguments: {} },
+      });
+      assert.equal(deep.status, 502, JSON.stringify(deep.body));
+      assert.equal(deep.body.error.data.code, 'upstream_protocol_error');
+      const ping = await postProxy(proxy, { ...target, jsonrpc: '2.0', id: 'p', method: 'ping' });
+      assert.deepEqual(ping.body.result, {}, JSON.stringify(ping.body));
     });
   });
 
