@@ -160,6 +160,73 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
     });
   });
 
+  describe('WebSocket upstreams of the other era answering the bridge with result: null (#1)', () => {
+    it('a modern /ws caller of a session-era server whose initialize result is null fails fast', async () => {
+      const upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'server/discover') {
+            return [
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                error: { code: -32601, message: 'Method not found' },
+              }),
+            ];
+          }
+          if (message.method === 'initialize')
+            return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: null })];
+          return undefined;
+        }),
+      );
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(JSON.stringify(modernRequest('list', 'tools/list')));
+      const failed = await peer.next((f) => f.id === 'list');
+      assert.equal(failed.error?.data?.code, 'upstream_protocol_error', JSON.stringify(failed));
+      peer.ws.close();
+      // POST /proxy waits for the bridge's own initialize: it fails with the cause, not later
+      // with the proxy's upstream timeout.
+      const reply = await postProxy(proxy, {
+        mcp_server_url: upstream.url,
+        ...modernRequest('call', 'tools/list'),
+      });
+      assert.equal(reply.status, 502, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      assert.match(reply.body.error.message, /result is not an object/);
+    });
+
+    it('a session /ws caller of a modern-only server whose server/discover result is null fails fast', async () => {
+      const upstream = track(
+        await startHostileWs((message) => {
+          if (message.method === 'initialize') {
+            return [
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: message.id,
+                error: {
+                  code: -32022,
+                  message: 'Unsupported protocol version',
+                  data: { supported: ['2026-07-28'] },
+                },
+              }),
+            ];
+          }
+          if (message.method === 'server/discover')
+            return [JSON.stringify({ jsonrpc: '2.0', id: message.id, result: null })];
+          return undefined;
+        }),
+      );
+      const peer = await connectWs(proxy, upstream.url);
+      peer.ws.send(JSON.stringify(INIT));
+      const failed = await peer.next((f) => f.id === 'init');
+      assert.equal(failed.error?.data?.code, 'upstream_protocol_error', JSON.stringify(failed));
+      peer.ws.close();
+      const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...INIT });
+      assert.equal(reply.status, 502, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+      assert.match(reply.body.error.message, /result is not an object/);
+    });
+  });
+
   describe('a WebSocket upstream answering 100,000 levels deep on /ws (#1, #10)', () => {
     let upstream: HostileUpstream;
     before(async () => {

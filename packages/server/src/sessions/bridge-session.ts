@@ -146,10 +146,6 @@ export class BridgeSession {
     options: { timeoutMs: number; signal?: AbortSignal | undefined },
   ): Promise<JsonRpcResponse> {
     const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    // The upstream may fail the call while its send is still running (an initialize whose
-    // answer was not MCP): that rejection is awaited below, but must not count as unhandled
-    // meanwhile, which would end the process (issue 14, finding 1).
-    promise.catch(() => {});
     const sink: MessageSink = {
       deliver: (incoming) => {
         if (!isResponse(incoming) || incoming.id !== message.id) return false;
@@ -171,8 +167,12 @@ export class BridgeSession {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.request(message, sink);
-      return await promise;
+      // The answer, a failure or the deadline ends the call even while the send still runs: a
+      // send may wait on the upstream itself (an era bridge's own handshake), and an upstream
+      // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
+      const sent = this.request(message, sink).then(() => promise);
+      sent.catch(() => {});
+      return await Promise.race([sent, promise]);
     } finally {
       signal.removeEventListener('abort', onAbort);
       link.dispose();

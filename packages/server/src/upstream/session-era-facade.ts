@@ -82,7 +82,13 @@ export class SessionEraFacade implements UpstreamTransport {
   constructor(options: SessionEraFacadeOptions) {
     this.#inner = options.inner;
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
-    this.#inner.onerror = (error) => this.onerror?.(error);
+    this.#inner.onerror = (error) => {
+      // The facade's own requests (server/discover above all) may have lost their answer to
+      // what failed: they fail now, with the cause, rather than never (issue 14, #1).
+      for (const waiter of this.#waiters.values()) waiter.reject(error);
+      this.#waiters.clear();
+      this.onerror?.(error);
+    };
     this.#inner.onclose = () => {
       this.#closed = true;
       this.#listen?.controller.abort();
