@@ -284,11 +284,32 @@ describe('hostile upstreams cannot crash the proxy (issue 14)', () => {
         await startHostileHttp((message) => {
           if (message.method === 'ping') return { contentType: 'application/json', body: pong(message.id) };
           const deep = `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"deep":${deeplyNested(HUNDRED_K)}}}`;
+          if (message.params?.name === 'refusal') {
+            // A 4xx whose JSON-RPC error would be relayed as the answer, were it not this deep.
+            return {
+              status: 400,
+              contentType: 'application/json',
+              body: `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"error":{"code":-32602,"message":"bad","data":${deeplyNested(HUNDRED_K)}}}`,
+            };
+          }
           if (message.params?.name === 'sse')
             return { contentType: 'text/event-stream', body: `event: message\ndata: ${deep}\n\n` };
           return { contentType: 'application/json', body: deep };
         }),
       );
+    });
+
+    it('a 4xx with a JSON-RPC error that deep is the coded upstream_rejected, not relayed', async () => {
+      const reply = await postProxy(proxy, {
+        mcp_server_url: upstream.url,
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'tools/call',
+        params: { name: 'refusal', arguments: {} },
+      });
+      assert.equal(reply.status, 400, JSON.stringify(reply.body).slice(0, 300));
+      assert.equal(reply.body.error.data.code, 'upstream_rejected');
+      assert.equal(reply.body.error.data.upstreamMessage, 'bad');
     });
 
     for (const name of ['json', 'sse']) {
