@@ -35,6 +35,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import { ParamHeaderCatalog } from './protocol/param-headers.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
+import { registerJsonBodyParser } from './routes/json-body.ts';
 import { mcpRoutes } from './routes/mcp.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { registerErrorHandlers, registerRequestLogging } from './routes/observe.ts';
@@ -261,6 +262,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app);
   app.decorateRequest('identity', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);

@@ -5,6 +5,7 @@
  * {@link toErrorReply}, turns any thrown value into an HTTP status and a JSON-RPC error body.
  * The table is documented in docs/errors.md (a test keeps the two in step).
  */
+import { MAX_JSON_DEPTH } from './json-depth.ts';
 
 /** JSON-RPC request id as the spec allows it (null only in replies to unparseable requests). */
 export type JsonRpcId = string | number | null;
@@ -153,6 +154,11 @@ export const ERROR_REGISTRY = {
     status: 503,
     rpcCode: -33019,
     message: 'The proxy is shutting down: retry on another instance.',
+  },
+  json_too_deep: {
+    status: 400,
+    rpcCode: -33030,
+    message: `The JSON nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep: flatten it.`,
   },
   too_many_in_flight: {
     status: 429,

@@ -75,13 +75,24 @@ function isId(value: unknown): value is RequestId {
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
 
-/** The negotiated protocol version when `message` is an initialize result, else undefined. */
+/** What a protocol version may look like: it goes back out in `MCP-Protocol-Version` headers. */
+const VERSION_TOKEN = /^[0-9A-Za-z._-]{1,64}$/;
+
+/**
+ * The negotiated protocol version when `message` is an initialize result, else undefined. The
+ * result comes from an upstream: any shape is read safely, and a version that could not be
+ * sent as a header is ignored.
+ */
 export function initializeResultVersion(message: JsonRpcMessage): string | undefined {
   if (!('result' in message)) return undefined;
-  const result = message.result as { protocolVersion?: unknown; serverInfo?: unknown };
+  const result: unknown = message.result;
+  if (typeof result !== 'object' || result === null) return undefined;
+  const { protocolVersion, serverInfo } = result as { protocolVersion?: unknown; serverInfo?: unknown };
   // Only an initialize result carries protocolVersion next to serverInfo.
-  return typeof result.protocolVersion === 'string' && result.serverInfo !== undefined
-    ? result.protocolVersion
+  return typeof protocolVersion === 'string' &&
+    serverInfo !== undefined &&
+    VERSION_TOKEN.test(protocolVersion)
+    ? protocolVersion
     : undefined;
 }
 

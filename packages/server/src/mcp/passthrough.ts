@@ -11,6 +11,7 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError } from '../errors.ts';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { relayedContentType } from '../upstream/content-type.ts';
 import { isEventStream } from '../upstream/event-stream.ts';
@@ -145,6 +146,17 @@ export class PassThrough {
     sessionId: string | undefined,
     hasBody = true,
   ): void {
+    // HTTP allows three digits; a status Node cannot send is the upstream's error, not ours.
+    if (response.status < 100 || response.status > 599) {
+      drain(response);
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server answered with an invalid HTTP status.',
+        {
+          data: { upstreamStatus: response.status },
+        },
+      );
+    }
     const { headers } = response;
     for (const name of RELAYED) {
       const value = headerValue(headers, name);
@@ -163,16 +175,33 @@ export class PassThrough {
 
 /**
  * Caps a relayed event stream per event (the bytes between blank lines), so a long-lived
- * stream may carry many events but no single huge one.
+ * stream may carry many events but no single huge one. SSE lines end in CRLF, LF or a lone CR,
+ * so a blank line is any two line ends in a row, and every such pair holds `\n\n`, `\r\r` or
+ * `\n\r` (CRLF CRLF holds `\n\r`); one that straddles two chunks counts too (issue 14,
+ * finding 10: a CRLF-framed stream used to be cut at the limit as if it were one event).
  */
 function limitEventBytes(limit: number): Transform {
   let count = 0;
+  let previous = -1;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      const boundary = chunk.lastIndexOf('\n\n');
-      count = boundary === -1 ? count + chunk.length : chunk.length - boundary - 2;
+      const end = lastEventEnd(chunk, previous);
+      count = end === -1 ? count + chunk.length : chunk.length - end;
+      previous = chunk.length > 0 ? (chunk[chunk.length - 1] as number) : previous;
       if (count > limit) callback(new Error('upstream response exceeds the size limit'));
       else callback(null, chunk);
     },
   });
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Offset just past the last blank line in `chunk` (`previous`: the byte before it), or -1. */
+function lastEventEnd(chunk: Buffer, previous: number): number {
+  const at = Math.max(chunk.lastIndexOf('\n\n'), chunk.lastIndexOf('\r\r'), chunk.lastIndexOf('\n\r'));
+  if (at !== -1) return at + 2;
+  const first = chunk[0];
+  const straddles = (previous === LF && (first === LF || first === CR)) || (previous === CR && first === CR);
+  return straddles ? 1 : -1;
 }

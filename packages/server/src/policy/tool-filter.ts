@@ -22,7 +22,8 @@ export class ToolFilter {
     return {
       jsonrpc: '2.0',
       id: message.id,
-      error: { code: -32602, message: `Unknown tool: ${typeof name === 'string' ? name : String(name)}` },
+      // Only a string is echoed: any other name (an object, say) is not text to show.
+      error: { code: -32602, message: `Unknown tool: ${typeof name === 'string' ? name : typeof name}` },
     };
   }
 
@@ -31,16 +32,18 @@ export class ToolFilter {
     return 'method' in message && message.method === 'tools/list' && 'id' in message;
   }
 
-  /** A `tools/list` answer with only the allowed tools. */
+  /**
+   * A `tools/list` answer with only the allowed tools. The answer is an upstream's: entries of
+   * any shape (`null`, a number) are dropped, never read as tools (issue 14, finding 1).
+   */
   filter(response: JsonRpcResponse): JsonRpcResponse {
     if (!('result' in response)) return response;
     const tools = response.result.tools;
     if (!Array.isArray(tools)) return response;
-    const visible = tools.filter(
-      (tool: unknown) =>
-        typeof (tool as { name?: unknown }).name === 'string' &&
-        this.#allowed.has((tool as { name: string }).name),
-    );
+    const visible = tools.filter((tool: unknown) => {
+      const name = typeof tool === 'object' && tool !== null ? (tool as { name?: unknown }).name : undefined;
+      return typeof name === 'string' && this.#allowed.has(name);
+    });
     return { ...response, result: { ...response.result, tools: visible } };
   }
 }

@@ -103,6 +103,8 @@ export class ParamHeaderCatalog {
       this.#targets.set(target, known);
     }
     for (const tool of tools) {
+      // An upstream's list: entries that are not objects are skipped, not read.
+      if (typeof tool !== 'object' || tool === null) continue;
       const name = (tool as { name?: unknown }).name;
       if (typeof name !== 'string' || (known.size >= MAX_TOOLS && !known.has(name))) continue;
       known.set(name, declaredParamHeaders((tool as { inputSchema?: unknown }).inputSchema));

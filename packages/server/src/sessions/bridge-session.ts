@@ -177,8 +177,12 @@ export class BridgeSession {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.request(message, sink);
-      return await promise;
+      // The answer, a failure or the deadline ends the call even while the send still runs: a
+      // send may wait on the upstream itself (an era bridge's own handshake), and an upstream
+      // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
+      const sent = this.request(message, sink).then(() => promise);
+      sent.catch(() => {});
+      return await Promise.race([sent, promise]);
     } finally {
       signal.removeEventListener('abort', onAbort);
       link.dispose();

@@ -207,7 +207,11 @@ export class EraSwitch implements UpstreamTransport {
       }
       this.onmessage?.(message);
     };
-    transport.onerror = (error) => this.onerror?.(error);
+    transport.onerror = (error) => {
+      // A failed connection answers nothing more: the initialize being watched is over too.
+      this.#watch?.settle();
+      this.onerror?.(error);
+    };
     transport.onclose = () => {
       // Closing the native connection on a switch is not the end of this one.
       if (transport === this.#active) this.onclose?.();

@@ -4,7 +4,7 @@
  * `eventsource-parser` for the framing rules.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import type { ProxyError } from '../errors.ts';
+import { ProxyError } from '../errors.ts';
 import { mcpContentType } from './content-type.ts';
 import type { FlowGate } from './flow-gate.ts';
 import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
@@ -22,7 +22,16 @@ export async function readEventStream(
 ): Promise<void> {
   let failure: ProxyError | undefined;
   const parser = createParser({
-    onEvent,
+    // The handler reads what the upstream sent; whatever it throws ends this stream as the
+    // caller's coded error, never as an exception out of the parser (issue 14, finding 1).
+    onEvent: (event) => {
+      if (failure) return;
+      try {
+        onEvent(event);
+      } catch (error) {
+        failure = ProxyError.is(error) ? error : unhandled(error);
+      }
+    },
     onError: (error) => {
       // Unknown fields and bad retry values are ignored, as the SSE spec says; size is not.
       if (error.type === 'max-buffer-size-exceeded') failure ??= tooLarge(limitBytes);
@@ -61,4 +70,11 @@ export function isJson(response: UpstreamResponse): boolean {
  */
 export function isMessageEvent(event: EventSourceMessage): boolean {
   return (event.event === undefined || event.event === 'message') && event.data.trim() !== '';
+}
+
+/** What a handler's own exception on an upstream event becomes. */
+function unhandled(cause: unknown): ProxyError {
+  return new ProxyError('upstream_protocol_error', 'The proxy could not handle an event of the MCP server.', {
+    cause,
+  });
 }

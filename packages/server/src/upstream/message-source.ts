@@ -4,10 +4,24 @@
  * JSON-RPC messages, and remembering the protocol version an initialize result negotiated.
  */
 import { ProxyError } from '../errors.ts';
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../json-depth.ts';
 import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
 
-/** Parses one JSON payload holding a message or a batch; anything else is a protocol error. */
+/**
+ * Parses one JSON payload holding a message or a batch; anything else is a protocol error.
+ * Beyond the JSON-RPC structure, each message must have the shape every reader downstream
+ * relies on (issue 14, finding 1): a `result` that is an object (MCP's `Result`), an `error`
+ * with a numeric code and a string message, `params` that are an object. A payload nested
+ * deeper than {@link MAX_JSON_DEPTH} is refused before parsing: relaying it would overflow the
+ * stack when it is serialized again.
+ */
 export function parseMessages(text: string): JsonRpcMessage[] {
+  if (exceedsJsonDepth(text)) {
+    throw new ProxyError(
+      'upstream_protocol_error',
+      `The MCP server sent JSON nested more than ${MAX_JSON_DEPTH} levels deep.`,
+    );
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -22,8 +36,27 @@ export function parseMessages(text: string): JsonRpcMessage[] {
         'The MCP server sent JSON that is not a JSON-RPC 2.0 message.',
       );
     }
+    const problem = shapeProblem(item);
+    if (problem) throw new ProxyError('upstream_protocol_error', `The MCP server sent a message ${problem}.`);
   }
   return list as JsonRpcMessage[];
+}
+
+/** What is wrong with a structurally valid message's members, if anything. */
+function shapeProblem(message: JsonRpcMessage): string | undefined {
+  const m = message as unknown as Record<string, unknown>;
+  if ('result' in m && !isObject(m.result)) return 'whose result is not an object';
+  if ('error' in m) {
+    const error = m.error as Record<string, unknown>;
+    if (typeof error.code !== 'number' || typeof error.message !== 'string')
+      return 'whose error lacks a numeric code or a string message';
+  }
+  if ('method' in m && m.params !== undefined && !isObject(m.params)) return 'whose params are not an object';
+  return undefined;
+}
+
+function isObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Base of the upstream transports: callbacks and message delivery. */
@@ -46,11 +79,30 @@ export abstract class MessageSource {
     return this.#protocolVersion;
   }
 
-  /** Hands parsed messages on, noting a negotiated protocol version on the way. */
+  /**
+   * Hands parsed messages on, noting a negotiated protocol version on the way. Nothing a
+   * handler throws on an upstream's message may escape: this runs inside socket and stream
+   * listeners, where an exception ends the process (issue 14, finding 1). It becomes an
+   * upstream error instead, which fails the requests waiting on this connection.
+   */
   protected deliver(messages: readonly JsonRpcMessage[]): void {
     for (const message of messages) {
-      this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
-      this.onmessage?.(message);
+      try {
+        this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
+        this.onmessage?.(message);
+      } catch (error) {
+        this.onerror?.(
+          ProxyError.is(error)
+            ? error
+            : new ProxyError(
+                'upstream_protocol_error',
+                'The proxy could not handle a message of the MCP server.',
+                {
+                  cause: error,
+                },
+              ),
+        );
+      }
     }
   }
 

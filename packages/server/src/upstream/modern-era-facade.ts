@@ -79,7 +79,8 @@ export class ModernEraFacade implements UpstreamTransport {
   readonly #calls = new Map<string, Call>();
   readonly #byClient = new Map<string, Call>();
   readonly #handles = new Map<string, Call>();
-  readonly #internal = new Map<string, (response: JsonRpcResponse) => void>();
+  /** The facade's own requests waiting: their response, or the failure that lost it. */
+  readonly #internal = new Map<string, (response: JsonRpcResponse | ProxyError) => void>();
   readonly #listens = new Map<string, Listen>();
   /** Client requests still waiting for the session to open, and those cancelled meanwhile. */
   readonly #preparing = new Set<string>();
@@ -90,7 +91,12 @@ export class ModernEraFacade implements UpstreamTransport {
     this.#options = options;
     this.#inner = options.inner;
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
-    this.#inner.onerror = (error) => this.onerror?.(error);
+    this.#inner.onerror = (error) => {
+      // The facade's own requests (initialize above all) may have lost their answer to what
+      // failed: they fail now, with the cause, rather than at their timeout (issue 14, #1).
+      for (const answer of this.#internal.values()) answer(error);
+      this.onerror?.(error);
+    };
     this.#inner.onclose = () => {
       for (const call of this.#calls.values()) this.#forget(call);
       this.onclose?.();
@@ -195,7 +201,7 @@ export class ModernEraFacade implements UpstreamTransport {
   /** A request of the facade's own; resolves with the result or throws the server's error. */
   async #request(method: string, params: JsonObject): Promise<JsonObject> {
     const id = `mcp-proxy-${++this.#seq}`;
-    const { promise, resolve } = Promise.withResolvers<JsonRpcResponse>();
+    const { promise, resolve } = Promise.withResolvers<JsonRpcResponse | ProxyError>();
     this.#internal.set(id, resolve);
     const timer = setTimeout(
       () => resolve(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse),
@@ -204,6 +210,7 @@ export class ModernEraFacade implements UpstreamTransport {
     try {
       await this.#inner.send({ jsonrpc: '2.0', id, method, params });
       const response = await promise;
+      if (ProxyError.is(response)) throw response;
       if ('error' in response) {
         throw new ProxyError(
           'upstream_protocol_error',
@@ -500,7 +507,9 @@ function wants(filter: JsonObject, message: JsonRpcNotification): boolean {
     case 'notifications/resources/list_changed':
       return filter.resourcesListChanged === true;
     case 'notifications/resources/updated':
-      return urisOf(filter).includes(String(message.params?.uri));
+      // A uri that is not a string (an object whose toString is not a function throws in
+      // String()) matches no subscription.
+      return typeof message.params?.uri === 'string' && urisOf(filter).includes(message.params.uri);
     default:
       return false;
   }

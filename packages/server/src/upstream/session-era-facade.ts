@@ -82,7 +82,13 @@ export class SessionEraFacade implements UpstreamTransport {
   constructor(options: SessionEraFacadeOptions) {
     this.#inner = options.inner;
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
-    this.#inner.onerror = (error) => this.onerror?.(error);
+    this.#inner.onerror = (error) => {
+      // The facade's own requests (server/discover above all) may have lost their answer to
+      // what failed: they fail now, with the cause, rather than never (issue 14, #1).
+      for (const waiter of this.#waiters.values()) waiter.reject(error);
+      this.#waiters.clear();
+      this.onerror?.(error);
+    };
     this.#inner.onclose = () => {
       this.#closed = true;
       this.#listen?.controller.abort();
@@ -272,17 +278,24 @@ export class SessionEraFacade implements UpstreamTransport {
     requests: JsonObject,
     signal: AbortSignal | undefined,
   ): Promise<{ responses: JsonObject } | { error: RpcErrorBody }> {
-    const pending = Object.entries(requests).map(async ([key, value]) => {
-      const asked = asObject(value);
+    const entries = Object.entries(requests).map(([key, value]) => [key, asObject(value)] as const);
+    // Checked before any is shown to the client, so a bad one leaves no question half asked.
+    if (entries.some(([, asked]) => typeof asked.method !== 'string')) {
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server asked for input without a method name.',
+      );
+    }
+    const pending = entries.map(async ([key, asked]) => {
       const id = `mcpp-input-${++this.#seq}`;
       const answer = this.#await(this.#inputs, id, signal);
       this.#deliver({
         jsonrpc: '2.0',
         id,
-        method: String(asked.method),
+        method: asked.method as string,
         ...(asked.params === undefined ? {} : { params: asObject(asked.params) }),
       });
-      return [key, asked.method, await answer] as const;
+      return [key, asked.method as string, await answer] as const;
     });
     const responses: JsonObject = {};
     for (const [key, method, answer] of await Promise.all(pending)) {
@@ -290,7 +303,7 @@ export class SessionEraFacade implements UpstreamTransport {
         return {
           error: {
             code: answer.error.code,
-            message: `The client could not answer the server's ${String(method)} request: ${answer.error.message}`,
+            message: `The client could not answer the server's ${method} request: ${describe(answer.error.message)}`,
           },
         };
       }
@@ -430,6 +443,11 @@ export class SessionEraFacade implements UpstreamTransport {
   #deliver(message: JsonRpcMessage | JsonRpcNotification): void {
     this.onmessage?.(message);
   }
+}
+
+/** A client's error message as text, whatever it sent (it is not checked like an upstream's). */
+function describe(message: unknown): string {
+  return typeof message === 'string' ? message : 'no message';
 }
 
 function asObject(value: unknown): JsonObject {

@@ -5,8 +5,9 @@
  * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
  */
 import { ProxyError } from '../errors.ts';
-import type { JsonRpcResponse } from '../jsonrpc.ts';
+import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { parseMessages } from './message-source.ts';
 import { scrubSecrets } from './scrub.ts';
 
 const MAX_DETAIL = 300;
@@ -102,22 +103,16 @@ export function secretsOf(context: StatusContext): readonly (string | undefined)
  * goes to the caller as the answer, so the session's secrets are scrubbed from it first.
  */
 export function rpcErrorFor(text: string, id: unknown, context: StatusContext): JsonRpcResponse | undefined {
+  let messages: JsonRpcMessage[];
   try {
-    const value = JSON.parse(scrubSecrets(text, secretsOf(context))) as {
-      jsonrpc?: unknown;
-      id?: unknown;
-      error?: unknown;
-    };
-    if (
-      value.jsonrpc === '2.0' &&
-      value.id === id &&
-      typeof value.error === 'object' &&
-      value.error !== null
-    ) {
-      return value as JsonRpcResponse;
-    }
+    // The same checks as any upstream message (depth, shape): this one is relayed as it is.
+    messages = parseMessages(scrubSecrets(text, secretsOf(context)));
   } catch {
-    // Not JSON: the status decides.
+    // Not a JSON-RPC message fit to relay: the status decides.
+    return undefined;
   }
-  return undefined;
+  const [value] = messages;
+  return messages.length === 1 && value !== undefined && 'error' in value && value.id === id
+    ? value
+    : undefined;
 }

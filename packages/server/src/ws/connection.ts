@@ -10,6 +10,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
+import { exceedsJsonDepth } from '../json-depth.ts';
 import {
   isJsonRpcMessage,
   isRequest,
@@ -138,7 +139,7 @@ export class WsConnection {
       // In arrival order, before any later frame (those run in later events).
       for (const { raw, release } of this.#takeEarly()) {
         release();
-        void this.#handle(raw);
+        this.#handleSafely(raw);
       }
     } catch (error) {
       for (const { release } of this.#takeEarly()) release();
@@ -206,7 +207,7 @@ export class WsConnection {
     const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
     const early = this.#early;
     if (early === undefined) {
-      void this.#handle(raw);
+      this.#handleSafely(raw);
       return;
     }
     if (
@@ -235,10 +236,20 @@ export class WsConnection {
     this.#earlyBytes += raw.length;
   }
 
+  /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
+  #handleSafely(raw: Buffer): void {
+    this.#handle(raw).catch(() => this.close(1011, 'internal error'));
+  }
+
   async #handle(data: Buffer): Promise<void> {
+    const text = data.toString();
+    if (exceedsJsonDepth(text)) {
+      this.#sendError(new ProxyError('json_too_deep'), null);
+      return;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(data.toString());
+      parsed = JSON.parse(text);
     } catch {
       this.#sendError(new ProxyError('parse_error', 'Parse error: the frame is not valid JSON.'), null);
       return;
