@@ -30,6 +30,7 @@ import { PassThrough } from './mcp/passthrough.ts';
 import { SessionIdSealer } from './mcp/session-id.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { ParamHeaderCatalog } from './protocol/param-headers.ts';
+import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './routes/client-bundle.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { mcpRoutes } from './routes/mcp.ts';
@@ -69,6 +70,8 @@ export interface AppDeps {
   readonly logDestination?: DestinationStream;
   /** DNS resolver for the egress guard. */
   readonly resolver?: Resolver;
+  /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
+  readonly clientBundlePath?: string;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -256,6 +259,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
+  await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken) await app.register(metricsRoutes, { metrics, token: config.metricsToken });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {

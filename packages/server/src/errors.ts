@@ -154,6 +154,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33019,
     message: 'The proxy is shutting down: retry on another instance.',
   },
+  client_not_built: {
+    status: 404,
+    rpcCode: -33060,
+    message: 'The browser client is not built: run `npm run build` (or `npm ci`) in the proxy checkout.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
