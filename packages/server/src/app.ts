@@ -171,6 +171,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
+    corsAllowedHeaders: config.corsAllowedHeaders,
     trustedHosts: config.trustedHosts,
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
@@ -321,6 +322,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;
+    access.corsAllowedHeaders = next.corsAllowedHeaders;
     access.trustedHosts = next.trustedHosts;
     access.allowMissingOrigin = next.websocket.allowMissingOrigin;
     app.log.level = next.logLevel;
