@@ -128,7 +128,10 @@ const configSchema = z
     corsAllowedHeaders: z.array(
       z
         .string()
-        .regex(/^[!#$%&'+\-.^_`|~0-9A-Za-z]+$/, 'each entry must be an HTTP header name, e.g. X-Custom-Auth-Headers'),
+        .regex(
+          /^[!#$%&'+\-.^_`|~0-9A-Za-z]+$/,
+          'each entry must be an HTTP header name, e.g. X-Custom-Auth-Headers',
+        ),
     ),
     corsMaxAgeSeconds: z.number().int().min(0),
     logLevel: z.enum(LOG_LEVELS),

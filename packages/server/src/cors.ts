@@ -73,7 +73,11 @@ export function corsOptions(access: CorsAccess, maxAgeSeconds: number) {
     if (requested === undefined) {
       const origins = access.corsOrigins;
       if (plain?.origins !== origins || plain.extra !== extra) {
-        plain = { origins, extra, options: { ...base(origins), allowedHeaders: [...ALLOWED_HEADERS, ...extra] } };
+        plain = {
+          origins,
+          extra,
+          options: { ...base(origins), allowedHeaders: [...ALLOWED_HEADERS, ...extra] },
+        };
       }
       callback(null, plain.options);
       return;
@@ -85,6 +89,9 @@ export function corsOptions(access: CorsAccess, maxAgeSeconds: number) {
             .map((h) => h.trim())
             .filter((h) => /^mcp-param-[a-z0-9-]+$/i.test(h))
         : [];
-    callback(null, { ...base(access.corsOrigins), allowedHeaders: [...ALLOWED_HEADERS, ...extra, ...params] });
+    callback(null, {
+      ...base(access.corsOrigins),
+      allowedHeaders: [...ALLOWED_HEADERS, ...extra, ...params],
+    });
   };
 }
