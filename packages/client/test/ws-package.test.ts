@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
@@ -39,12 +40,25 @@ async function callInChild(proxyUrl: string, token: string): Promise<Outcome> {
 
 /** An HTTP server on loopback whose upgrade handling the test chooses. */
 async function handshakeServer(
-  onUpgrade: (socket: Socket) => void,
-): Promise<{ url: string; server: Server }> {
+  onUpgrade: (socket: Socket, key: string) => void,
+): Promise<{ url: string; stop(): Promise<void> }> {
   const server = createServer((_request, response) => response.writeHead(404).end());
-  server.on('upgrade', (_request, socket: Socket) => onUpgrade(socket));
+  // Upgraded sockets leave the server's books: tracked here so stop() never waits on one.
+  const upgraded = new Set<Socket>();
+  server.on('upgrade', (request, socket: Socket) => {
+    upgraded.add(socket);
+    socket.on('error', () => {});
+    onUpgrade(socket, String(request.headers['sec-websocket-key']));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async stop() {
+      for (const socket of upgraded) socket.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 function refuseWith(status: number, text: string) {
@@ -58,12 +72,9 @@ describe('the ws transport with the ws package', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  async function hostile(onUpgrade: (socket: Socket) => void): Promise<string> {
-    const { url, server } = await handshakeServer(onUpgrade);
-    cleanups.push(async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+  async function hostile(onUpgrade: (socket: Socket, key: string) => void): Promise<string> {
+    const { url, stop } = await handshakeServer(onUpgrade);
+    cleanups.push(stop);
     return url;
   }
 
@@ -121,6 +132,24 @@ describe('the ws transport with the ws package', () => {
     assert.equal(result.outcome, 'rejected');
     assert.equal(result.typed, true);
     assert.equal(result.name, 'NetworkError');
+  });
+
+  it('an open socket that then receives a broken frame: the call fails typed, no crash', async () => {
+    const url = await hostile((socket, key) => {
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+          `sec-websocket-accept: ${accept}\r\nsec-websocket-protocol: mcp\r\n\r\n`,
+      );
+      // Once the client's first message arrives: a frame with reserved opcode 3, which the ws
+      // package reports as an 'error' (then closes 1002).
+      socket.once('data', () => socket.write(Buffer.from([0x83, 0x00])));
+    });
+    const result = await callInChild(url, 'token');
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.typed, true);
+    assert.equal(result.name, 'NetworkError');
+    assert.equal(result.code, 'connection_closed', result.message);
   });
 
   it('connection refused: NetworkError', async () => {

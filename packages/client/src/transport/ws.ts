@@ -162,6 +162,14 @@ export class WebSocketTransport implements Transport {
       // only place a refused handshake's HTTP status shows up; browsers give none.
       socket.addEventListener('error', (event) => {
         failure = errorEventMessage(event);
+        // After open, the ws package waits up to 30 s for the peer's close frame before 'close'
+        // (a broken frame, say): the session is over now, so its calls fail now.
+        if (!opened || this.#socket !== socket) return;
+        this.#socket = undefined;
+        const detail = failure === undefined ? '' : ` (${failure})`;
+        this.#peer.failAll(
+          new NetworkError('connection_closed', `The WebSocket to the proxy failed${detail}.`),
+        );
       });
       socket.addEventListener('close', (event) => {
         const error = opened
