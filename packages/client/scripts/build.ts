@@ -1,13 +1,16 @@
 /**
  * Builds dist/: ESM JavaScript and .d.ts with tsc, then points the relative specifiers of the
  * .d.ts files at `.js` (tsc rewrites them in the JavaScript only), so every TypeScript version
- * and resolution mode a consumer may use reads them.
+ * and resolution mode a consumer may use reads them; last, the one-file browser bundle the proxy
+ * serves at /client/mcp-proxy-client.js. Runs as `prepare`, so `npm ci` at the root and
+ * `npm pack` leave a built package.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleForBrowser, SERVED_BUNDLE_NAME, SERVED_ENTRY } from './bundle.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -27,4 +30,9 @@ for (const entry of readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
     rewritten++;
   }
 }
-console.log(`built ${dist} (${rewritten} declaration files re-pointed at .js)`);
+const bundle = await bundleForBrowser(SERVED_ENTRY);
+writeFileSync(join(dist, SERVED_BUNDLE_NAME), bundle.code);
+console.log(
+  `built ${dist} (${rewritten} declaration files re-pointed at .js; ${SERVED_BUNDLE_NAME}: ` +
+    `${bundle.bytes} bytes, ${bundle.gzipBytes} gzipped)`,
+);

@@ -1,7 +1,7 @@
 /**
  * Bundles the client for browsers with esbuild, in memory: minified ESM, platform `browser`, so
- * any Node built-in the source reached for would fail the build. Used by `npm run size` and by
- * the real-browser test.
+ * any Node built-in the source reached for would fail the build. Used by `npm run build` (the
+ * file the proxy serves), `npm run size` and the real-browser test.
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,12 @@ export async function bundleForBrowser(entry: string): Promise<Bundle> {
 
 /** Entry that imports only the client class (what most apps do). */
 export const CLASS_ONLY_ENTRY = "export { MCPProxyClient } from './src/index.ts';";
+
+/** Entry of the bundle the proxy serves: everything, default export included. */
+export const SERVED_ENTRY = "export * from './src/index.ts'; export { default } from './src/index.ts';";
+
+/** File name of that bundle in dist/ (the proxy serves it at /client/<name>). */
+export const SERVED_BUNDLE_NAME = 'mcp-proxy-client.js';
 
 /** Entry that re-exports everything the package offers. */
 export const EVERYTHING_ENTRY = "export * from './src/index.ts';";

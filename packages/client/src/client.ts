@@ -415,6 +415,9 @@ export class MCPProxyClient {
     const socket = openWebSocket(this.#options);
     this.#sockets.add(socket);
     socket.addEventListener('close', () => this.#sockets.delete(socket));
+    // The `ws` package's socket throws an 'error' nobody listens to out of the process (issue
+    // #14.15); 'close' follows it, and the caller's own listeners still see both.
+    socket.addEventListener('error', () => {});
     return socket;
   }
 

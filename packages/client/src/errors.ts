@@ -46,6 +46,7 @@ export type ProxyErrorCode =
   | 'upstream_unauthorized'
   | 'upstream_session_expired'
   | 'shutting_down'
+  | 'client_not_built'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */
@@ -376,6 +377,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   upstream_unauthorized: UpstreamAuthError,
   upstream_session_expired: SessionError,
   shutting_down: MCPProxyError,
+  client_not_built: MCPProxyError,
   internal_error: MCPProxyError,
 });
 

@@ -33,6 +33,7 @@ import { ModernBridge } from './mcp/modern-bridge-handler.ts';
 import { PassThrough } from './mcp/passthrough.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { ParamHeaderCatalog } from './protocol/param-headers.ts';
+import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './routes/client-bundle.ts';
 import { healthRoutes } from './routes/health.ts';
 import { infoRoutes } from './routes/info.ts';
 import { registerJsonBodyParser } from './routes/json-body.ts';
@@ -77,6 +78,8 @@ export interface AppDeps {
   readonly resolver?: Resolver;
   /** Registry of live stdio children; main.ts passes its own to kill them on a forced exit. */
   readonly children?: ChildRegistry;
+  /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
+  readonly clientBundlePath?: string;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -190,6 +193,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
+    corsAllowedHeaders: config.corsAllowedHeaders,
     trustedHosts: config.trustedHosts,
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
@@ -287,6 +291,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
+  await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
@@ -363,6 +368,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     targets.replaceServers(next.servers);
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;
+    access.corsAllowedHeaders = next.corsAllowedHeaders;
     access.trustedHosts = next.trustedHosts;
     access.allowMissingOrigin = next.websocket.allowMissingOrigin;
     app.log.level = next.logLevel;

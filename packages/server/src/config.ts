@@ -27,6 +27,7 @@ export const DEFAULTS = {
   proxyTokens: [] as string[],
   tokens: [] as Array<{ sha256: string; name?: string; servers?: string[] }>,
   corsOrigins: [] as string[],
+  corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
   logLevel: 'info',
   /** `auto`: readable lines when stdout is a terminal, JSON otherwise. */
@@ -133,6 +134,16 @@ const configSchema = z
       z
         .string()
         .refine((o) => o === '*' || isOrigin(o), 'each origin must look like https://app.example.com'),
+    ),
+    // RFC 9110 field names (token characters). `*` is refused: it would allow any header but
+    // never Authorization, which surprises more than it helps; list the names instead.
+    corsAllowedHeaders: z.array(
+      z
+        .string()
+        .regex(
+          /^[!#$%&'+\-.^_`|~0-9A-Za-z]+$/,
+          'each entry must be an HTTP header name, e.g. X-Custom-Auth-Headers',
+        ),
     ),
     corsMaxAgeSeconds: z.number().int().min(0),
     logLevel: z.enum(LOG_LEVELS),

@@ -2,7 +2,9 @@
  * @module cors
  * Browser-correct CORS for every route: configured origins only (none cross-origin by default),
  * preflight answered before auth and cached, headers on error responses too, the MCP headers a
- * browser client must read exposed, and `Mcp-Param-*` request headers allowed as requested.
+ * browser client must read exposed, `Mcp-Param-*` request headers allowed as requested, and the
+ * operator's extra request headers (CORS_ALLOWED_HEADERS) allowed on top, e.g. the MCP
+ * Inspector's `x-custom-auth-headers` in its Direct mode (issue #14.17).
  */
 import type { FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyRequest } from 'fastify';
@@ -38,8 +40,15 @@ export function originAllowed(origins: readonly string[], origin: string): boole
   return origins.includes('*') || origins.includes(origin);
 }
 
-/** @fastify/cors options for the configured origins, read per request (they reload). */
-export function corsOptions(access: { readonly corsOrigins: readonly string[] }, maxAgeSeconds: number) {
+/** What CORS reads per request: both lists are replaced (never mutated) by a reload. */
+export interface CorsAccess {
+  readonly corsOrigins: readonly string[];
+  /** Request headers allowed on top of {@link ALLOWED_HEADERS} (CORS_ALLOWED_HEADERS). */
+  readonly corsAllowedHeaders: readonly string[];
+}
+
+/** @fastify/cors options for the configured origins and headers, read per request (they reload). */
+export function corsOptions(access: CorsAccess, maxAgeSeconds: number) {
   const base = (origins: readonly string[]): FastifyCorsOptions => ({
     origin: origins.length === 0 ? false : origins.includes('*') ? '*' : [...origins],
     // Tokens travel in headers, never cookies, so credentials stay off (and `*` stays legal).
@@ -51,13 +60,24 @@ export function corsOptions(access: { readonly corsOrigins: readonly string[] },
   });
   // Most requests ask for no extra headers: their options are built once per origins list (a
   // reload assigns a new list), not on every request (issue #10).
-  let plain: { readonly origins: readonly string[]; readonly options: FastifyCorsOptions } | undefined;
+  let plain:
+    | {
+        readonly origins: readonly string[];
+        readonly extra: readonly string[];
+        readonly options: FastifyCorsOptions;
+      }
+    | undefined;
   return (request: FastifyRequest, callback: (error: Error | null, options: FastifyCorsOptions) => void) => {
     const requested = request.headers['access-control-request-headers'];
+    const extra = access.corsAllowedHeaders;
     if (requested === undefined) {
       const origins = access.corsOrigins;
-      if (plain?.origins !== origins) {
-        plain = { origins, options: { ...base(origins), allowedHeaders: [...ALLOWED_HEADERS] } };
+      if (plain?.origins !== origins || plain.extra !== extra) {
+        plain = {
+          origins,
+          extra,
+          options: { ...base(origins), allowedHeaders: [...ALLOWED_HEADERS, ...extra] },
+        };
       }
       callback(null, plain.options);
       return;
@@ -69,6 +89,9 @@ export function corsOptions(access: { readonly corsOrigins: readonly string[] },
             .map((h) => h.trim())
             .filter((h) => /^mcp-param-[a-z0-9-]+$/i.test(h))
         : [];
-    callback(null, { ...base(access.corsOrigins), allowedHeaders: [...ALLOWED_HEADERS, ...params] });
+    callback(null, {
+      ...base(access.corsOrigins),
+      allowedHeaders: [...ALLOWED_HEADERS, ...extra, ...params],
+    });
   };
 }

@@ -175,6 +175,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33037,
     message: 'The batch holds more messages than this proxy accepts: send fewer per request.',
   },
+  client_not_built: {
+    status: 404,
+    rpcCode: -33060,
+    message: 'The browser client is not built: run `npm run build` (or `npm ci`) in the proxy checkout.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

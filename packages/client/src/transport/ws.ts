@@ -5,7 +5,7 @@
  * the wire: the socket is the session. The proxy token travels as the `proxy-token.<token>`
  * subprotocol next to `mcp`, never in the URL when it can be helped.
  */
-import { errorFromClose, MCPProxyError, NotSupportedError } from '../errors.ts';
+import { errorFromClose, MCPProxyError, NetworkError, NotSupportedError, ProxyAuthError } from '../errors.ts';
 import type { UpstreamTransport, WebSocketConstructor } from '../options.ts';
 import type {
   JsonRpcMessage,
@@ -130,10 +130,16 @@ export class WebSocketTransport implements Transport {
     if (this.#closed) return Promise.reject(new MCPProxyError('closed', 'The client was closed.'));
     if (this.#socket?.readyState === 1) return Promise.resolve(this.#socket);
     if (this.#opening) return this.#opening;
-    const socket = openWebSocket(this.#options);
+    let socket: WebSocket;
+    try {
+      socket = openWebSocket(this.#options);
+    } catch (error) {
+      return Promise.reject(errorFromConstruction(error));
+    }
     this.#socket = socket;
     const opening = new Promise<WebSocket>((resolve, reject) => {
       let opened = false;
+      let failure: string | undefined;
       socket.addEventListener('open', () => {
         opened = true;
         if (this.#opening === opening) this.#opening = undefined;
@@ -150,9 +156,25 @@ export class WebSocketTransport implements Transport {
         }
         this.#peer.receive(message);
       });
-      // 'error' is always followed by 'close', which carries the code.
+      // 'error' is always followed by 'close', which carries the code. The listener must exist
+      // all the same: the `ws` package's socket is an EventEmitter, and an 'error' nobody listens
+      // to (a refused handshake) is thrown out of the process (issue #14.15). Its message is the
+      // only place a refused handshake's HTTP status shows up; browsers give none.
+      socket.addEventListener('error', (event) => {
+        failure = errorEventMessage(event);
+        // After open, the ws package waits up to 30 s for the peer's close frame before 'close'
+        // (a broken frame, say): the session is over now, so its calls fail now.
+        if (!opened || this.#socket !== socket) return;
+        this.#socket = undefined;
+        const detail = failure === undefined ? '' : ` (${failure})`;
+        this.#peer.failAll(
+          new NetworkError('connection_closed', `The WebSocket to the proxy failed${detail}.`),
+        );
+      });
       socket.addEventListener('close', (event) => {
-        const error = errorFromClose(event.code, event.reason, opened);
+        const error = opened
+          ? errorFromClose(event.code, event.reason, opened)
+          : errorFromRefusal(event.code, event.reason, failure);
         if (!opened) reject(error);
         if (this.#socket !== socket) return;
         this.#socket = undefined;
@@ -172,6 +194,49 @@ export class WebSocketTransport implements Transport {
     this.#peer.failAll(error);
     if (socket && socket.readyState < 2) socket.close(code, reason);
   }
+}
+
+/** The message an 'error' event carries, if any (the `ws` package's does; browsers' do not). */
+function errorEventMessage(event: Event): string | undefined {
+  const message: unknown = (event as Event & { message?: unknown }).message;
+  return typeof message === 'string' && message !== '' ? message : undefined;
+}
+
+/**
+ * Why a socket closed before it opened. The `ws` package says "Unexpected server response: 401"
+ * for a refused handshake: a 401 is the proxy refusing the token, anything else stays a network
+ * error that carries the status.
+ */
+function errorFromRefusal(
+  closeCode: number,
+  closeReason: string,
+  failure: string | undefined,
+): MCPProxyError {
+  const status = Number(/Unexpected server response: (\d{3})/.exec(failure ?? '')?.[1] ?? Number.NaN);
+  if (status === 401) {
+    return new ProxyAuthError(
+      'unauthorized',
+      'The proxy refused the proxy token (HTTP 401): check proxyToken.',
+      {
+        status,
+        data: { closeCode, closeReason },
+      },
+    );
+  }
+  const error = errorFromClose(closeCode, closeReason, false);
+  if (failure === undefined) return error;
+  return new NetworkError(error.code, `${error.message} (${failure})`, {
+    ...(Number.isNaN(status) ? {} : { status }),
+    data: { closeCode, closeReason },
+  });
+}
+
+/** A WebSocket constructor that threw (a URL it rejects, a missing implementation) as a typed error. */
+function errorFromConstruction(error: unknown): MCPProxyError {
+  if (error instanceof MCPProxyError) return error;
+  return new NetworkError('network_error', `Could not create the WebSocket to the proxy: ${String(error)}`, {
+    cause: error,
+  });
 }
 
 function send(socket: WebSocket, message: JsonRpcMessage): void {

@@ -16,6 +16,12 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
       { method: 'GET', path: '/', auth: false, description: 'This document.' },
       { method: 'GET', path: '/health', auth: false, description: 'Liveness.' },
       { method: 'GET', path: '/ready', auth: false, description: 'Readiness (503 while shutting down).' },
+      {
+        method: 'GET',
+        path: '/client/mcp-proxy-client.js',
+        auth: false,
+        description: 'The browser client as one ES module: import it from a page.',
+      },
       { method: 'POST', path: '/proxy', auth: true, description: 'Forward one JSON-RPC message (envelope).' },
       {
         method: 'POST, GET, DELETE',
