@@ -46,6 +46,10 @@ export type ProxyErrorCode =
   | 'upstream_unauthorized'
   | 'upstream_session_expired'
   | 'shutting_down'
+  | 'json_too_deep'
+  | 'too_many_in_flight'
+  | 'overloaded'
+  | 'batch_too_large'
   | 'client_not_built'
   | 'internal_error';
 
@@ -180,7 +184,8 @@ export type TargetForbiddenReason =
   | 'dns_failed'
   | 'not_in_allowlist'
   | 'port_not_allowed'
-  | 'redirect_refused';
+  | 'redirect_refused'
+  | 'ambiguous_url';
 
 /** The proxy's egress guard refused `mcpServerUrl` (`target_forbidden`, HTTP 403). */
 export class TargetForbiddenError extends MCPProxyError {
@@ -377,6 +382,10 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   upstream_unauthorized: UpstreamAuthError,
   upstream_session_expired: SessionError,
   shutting_down: MCPProxyError,
+  json_too_deep: InvalidInputError,
+  too_many_in_flight: RateLimitError,
+  overloaded: RateLimitError,
+  batch_too_large: InvalidInputError,
   client_not_built: MCPProxyError,
   internal_error: MCPProxyError,
 });

@@ -70,7 +70,7 @@ export function methodSuite(mode: UpstreamMode, transport: TransportKind = 'http
       if (mode === 'sse')
         assert.match(client.sessionId ?? '', /^mcpp-/, 'the proxy holds legacy SSE sessions');
       else if (transport === 'streamable')
-        assert.match(client.sessionId ?? '', /^mcpp1\./, "the upstream's own id, sealed by the proxy");
+        assert.match(client.sessionId ?? '', /^mcpp2\./, "the upstream's own id, sealed by the proxy");
 
       const [init, initialized] = calls;
       assert.equal(init?.body.method, 'initialize');
