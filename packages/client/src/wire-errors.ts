@@ -9,16 +9,14 @@
  * cannot import it (no dependencies, browser-bundled), so test/wire-errors.test.ts checks them
  * against it: every code of the proxy has a class here and every close code agrees.
  */
+import type { MCPProxyErrorOptions, ProxyErrorCode, StableCode } from './errors.ts';
 import {
   InvalidInputError,
   MCPProxyError,
-  type MCPProxyErrorOptions,
   NetworkError,
   ProxyAuthError,
-  type ProxyErrorCode,
   RateLimitError,
   SessionError,
-  type StableCode,
   TargetForbiddenError,
   TimeoutError,
   UpstreamAuthError,
