@@ -5,8 +5,18 @@
  * notification listeners and server-request handlers, an `AbortSignal` and a timeout on every
  * call.
  */
-import { isObject, MCPProxyError, McpError, NotSupportedError } from './errors.ts';
+import {
+  type CompleteOptions,
+  LIST_METHODS,
+  type Listings,
+  type ListOptions,
+  page,
+  type RequestArgs,
+  type RequestOptions,
+} from './call-options.ts';
+import { MCPProxyError, McpError, NotSupportedError } from './errors.ts';
 import { type ClientEventMap, Emitter, type Listener } from './events.ts';
+import { isObject } from './json.ts';
 import {
   checkTimeout,
   invalid,
@@ -14,106 +24,31 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from './options.ts';
-import { callSignal } from './signals.ts';
+import { type RequestHandler, ServerRequests } from './server-requests.ts';
+import { abortable, callSignal } from './signals.ts';
 import { createTransport } from './transport/create.ts';
 import type { Transport } from './transport/transport.ts';
 import { openWebSocket } from './transport/ws.ts';
 import type {
   CallToolResult,
-  ClientCapabilities,
   CompleteArgument,
-  CompleteParams,
   CompleteResult,
-  Cursor,
   EmptyResult,
   GetPromptResult,
   InitializeResult,
-  JsonRpcRequest,
   JsonRpcResponse,
   ListPromptsResult,
   ListResourcesResult,
   ListResourceTemplatesResult,
   ListToolsResult,
   LoggingLevel,
-  NotificationMap,
-  ParamsOf,
   ProgressToken,
-  Prompt,
   PromptReference,
   ReadResourceResult,
-  RequestId,
-  Resource,
-  ResourceTemplate,
   ResourceTemplateReference,
   ResultOf,
-  ServerRequestMap,
   ServerRequestMethod,
-  Tool,
 } from './types.ts';
-
-/** Options every call accepts. */
-export interface RequestOptions {
-  /** Cancels the call; it then rejects with the signal's `reason` (like `fetch`). */
-  signal?: AbortSignal | undefined;
-  /** Deadline for this call in ms (default: the client's `timeoutMs`; 0 = none). */
-  timeoutMs?: number | undefined;
-  /**
-   * Receives this call's progress notifications: the client sends a `_meta.progressToken` and
-   * routes the matching `notifications/progress` here. Streaming transports only.
-   */
-  onprogress?: ((progress: NotificationMap['notifications/progress']) => void) | undefined;
-}
-
-/** What a request handler gets besides the params. */
-export interface RequestHandlerExtra {
-  /** Aborts when the server cancels its request (`notifications/cancelled`) or the client closes. */
-  readonly signal: AbortSignal;
-  /** The server's id of the request. */
-  readonly requestId: RequestId;
-}
-
-/**
- * Answers one kind of server-to-client request. Resolve with the result; throw an
- * {@link McpError} to answer with that JSON-RPC error (e.g. `-1` when the user declines a
- * sampling request); any other throw answers `-32603` with its message.
- */
-export type RequestHandler<M extends ServerRequestMethod> = (
-  params: ServerRequestMap[M]['params'],
-  extra: RequestHandlerExtra,
-) => ServerRequestMap[M]['result'] | Promise<ServerRequestMap[M]['result']>;
-
-/** Options of the list methods: a call's options plus the page to fetch. */
-export interface ListOptions extends RequestOptions {
-  /** The `nextCursor` of the previous page. */
-  cursor?: Cursor | undefined;
-}
-
-/** Options of {@link MCPProxyClient.complete}. */
-export interface CompleteOptions extends RequestOptions {
-  /** Values of other, already chosen arguments. */
-  context?: CompleteParams['context'] | undefined;
-}
-
-/** Arguments of `request(method, …)`: params are required exactly when the spec requires them. */
-export type RequestArgs<M extends string> =
-  undefined extends ParamsOf<M>
-    ? [params?: ParamsOf<M>, options?: RequestOptions | undefined]
-    : [params: ParamsOf<M>, options?: RequestOptions | undefined];
-
-/** What {@link MCPProxyClient.iterate} can walk, and the item type of each. */
-export interface Listings {
-  tools: Tool;
-  resources: Resource;
-  resourceTemplates: ResourceTemplate;
-  prompts: Prompt;
-}
-
-const LIST_METHODS = {
-  tools: 'tools/list',
-  resources: 'resources/list',
-  resourceTemplates: 'resources/templates/list',
-  prompts: 'prompts/list',
-} as const;
 
 /**
  * A typed MCP client that talks to an MCP server through mcp-proxy.
@@ -140,7 +75,7 @@ export class MCPProxyClient {
   readonly #transport: Transport;
   readonly #events = new Emitter();
   readonly #lifetime = new AbortController();
-  readonly #handlers = new Map<string, RequestHandler<ServerRequestMethod>>();
+  readonly #handlers = new ServerRequests();
   readonly #progress = new Map<ProgressToken, NonNullable<RequestOptions['onprogress']>>();
   readonly #sockets = new Set<WebSocket>();
   #nextId = 1;
@@ -149,15 +84,16 @@ export class MCPProxyClient {
   /** Validates `options` (throws `InvalidInputError`); sends nothing yet. */
   constructor(options: MCPProxyClientOptions) {
     this.#options = resolveOptions(options);
-    this.#transport = createTransport(this.#options);
-    this.#transport.onnotification = (notification) => {
-      if (notification.method === 'notifications/progress') {
-        const listener = this.#progress.get(notification.params.progressToken);
-        if (listener) Emitter.safely(listener, notification.params);
-      }
-      this.#events.emit(notification);
-    };
-    this.#transport.onrequest = (request, signal) => this.#answer(request, signal);
+    this.#transport = createTransport(this.#options, {
+      onnotification: (notification) => {
+        if (notification.method === 'notifications/progress') {
+          const listener = this.#progress.get(notification.params.progressToken);
+          if (listener) Emitter.safely(listener, notification.params);
+        }
+        this.#events.emit(notification);
+      },
+      onrequest: (request, signal) => this.#handlers.answer(request, signal),
+    });
   }
 
   /** The MCP session id after `initialize()`, if the server uses sessions. */
@@ -191,11 +127,7 @@ export class MCPProxyClient {
     this.#transport.resetSession();
     this.#initializeResult = undefined;
     const { protocolVersion, clientInfo } = this.#options;
-    const implied: ClientCapabilities = {};
-    if (this.#handlers.has('sampling/createMessage')) implied.sampling = {};
-    if (this.#handlers.has('elicitation/create')) implied.elicitation = {};
-    if (this.#handlers.has('roots/list')) implied.roots = {};
-    const capabilities = { ...implied, ...this.#options.capabilities };
+    const capabilities = { ...this.#handlers.capabilities(), ...this.#options.capabilities };
     const result = await this.request('initialize', { protocolVersion, capabilities, clientInfo }, options);
     // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
     this.#transport.setProtocolVersion(result.protocolVersion);
@@ -390,11 +322,7 @@ export class MCPProxyClient {
       );
     }
     if (typeof handler !== 'function') throw invalid('handler', 'must be a function');
-    const stored = handler as unknown as RequestHandler<ServerRequestMethod>;
-    this.#handlers.set(method, stored);
-    return () => {
-      if (this.#handlers.get(method) === stored) this.#handlers.delete(method);
-    };
+    return this.#handlers.set(method, handler);
   }
 
   /**
@@ -434,32 +362,6 @@ export class MCPProxyClient {
     await this.#transport.close();
   }
 
-  /** Answers a server-to-client request with the registered handler. */
-  async #answer(request: JsonRpcRequest, signal: AbortSignal): Promise<JsonRpcResponse> {
-    const { id, method } = request;
-    const handler = this.#handlers.get(method);
-    try {
-      if (!handler) {
-        if (method === 'ping') return { jsonrpc: '2.0', id, result: {} };
-        return { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${method}` } };
-      }
-      const params = request.params as ServerRequestMap[ServerRequestMethod]['params'];
-      const result: unknown = await handler(params as never, { signal, requestId: id });
-      if (!isObject(result)) throw new TypeError(`The ${method} handler returned no result object.`);
-      return { jsonrpc: '2.0', id, result };
-    } catch (error) {
-      if (error instanceof McpError) {
-        const data = error.data === undefined ? {} : { data: error.data };
-        return { jsonrpc: '2.0', id, error: { code: error.code, message: error.message, ...data } };
-      }
-      return {
-        jsonrpc: '2.0',
-        id,
-        error: { code: -32603, message: error instanceof Error ? error.message : String(error) },
-      };
-    }
-  }
-
   /** Runs one exchange under the call's signal: caller's signal, close() and the deadline. */
   async #send<T>(
     options: RequestOptions | undefined,
@@ -470,17 +372,9 @@ export class MCPProxyClient {
     const call = callSignal([options?.signal, this.#lifetime.signal], timeoutMs);
     try {
       if (call.signal.aborted) throw call.signal.reason;
-      // Settle on abort even if a custom fetch ignores its signal.
-      const aborted = new Promise<never>((_resolve, reject) => {
-        call.signal.addEventListener('abort', () => reject(call.signal.reason), { once: true });
-      });
-      return await Promise.race([exchange(call.signal), aborted]);
+      return await abortable(exchange(call.signal), call.signal);
     } finally {
       call.dispose();
     }
   }
-}
-
-function page(options: { cursor?: Cursor | undefined } | undefined): { cursor: Cursor } | undefined {
-  return options?.cursor === undefined ? undefined : { cursor: options.cursor };
 }

@@ -11,6 +11,9 @@
  *
  * `instanceof` works across duplicate copies of this package (two bundles, two versions): each
  * class is branded with a `Symbol.for` key and checks the brand, not the prototype chain.
+ *
+ * This module holds the classes and codes only; turning what the proxy sent (an HTTP answer, an
+ * in-band JSON-RPC error, a WebSocket close) into them is `wire-errors.ts`.
  */
 
 /** The proxy's stable error codes (docs/errors.md). */
@@ -115,6 +118,16 @@ function mark(instance: object, ctor: unknown): void {
   for (const brand of brandsOf(ctor)) Object.defineProperty(instance, brand, { value: true });
 }
 
+/** `data[key]` when it has the type a getter promises, else undefined (a newer proxy may differ). */
+function readData<T extends 'string' | 'number'>(
+  data: ErrorData | undefined,
+  key: string,
+  type: T,
+): (T extends 'string' ? string : number) | undefined {
+  const value = data?.[key];
+  return typeof value === type ? (value as T extends 'string' ? string : number) : undefined;
+}
+
 /**
  * Root of everything the client throws (other than your own abort reason). Branch on `code`,
  * never on `message`: a stable string for failures on the way to the MCP server, the JSON-RPC
@@ -196,8 +209,7 @@ export class TargetForbiddenError extends MCPProxyError {
 
   /** Why, e.g. `address_forbidden` for a private address. */
   get reason(): TargetForbiddenReason | (string & {}) | undefined {
-    const reason = this.data?.reason;
-    return typeof reason === 'string' ? reason : undefined;
+    return readData(this.data, 'reason', 'string');
   }
 }
 
@@ -214,14 +226,12 @@ export class UpstreamError extends MCPProxyError {
 
   /** The MCP server's HTTP status, when it answered with one. */
   get upstreamStatus(): number | undefined {
-    const status = this.data?.upstreamStatus;
-    return typeof status === 'number' ? status : undefined;
+    return readData(this.data, 'upstreamStatus', 'number');
   }
 
   /** For `upstream_unreachable`: the network error code, e.g. `ECONNREFUSED`. */
   get reason(): string | undefined {
-    const reason = this.data?.reason;
-    return typeof reason === 'string' ? reason : undefined;
+    return readData(this.data, 'reason', 'string');
   }
 }
 
@@ -254,8 +264,8 @@ export class TimeoutError extends MCPProxyError {
 /**
  * The request was malformed: refused by the proxy (`parse_error`, `invalid_envelope`,
  * `invalid_message`, `header_mismatch`, `invalid_target`, `unsupported_media_type`, `payload_too_large`,
- * `not_acceptable`, `unsupported_protocol_version`, `unknown_server`) or caught by the client
- * (`invalid_input`).
+ * `batch_too_large`, `json_too_deep`, `not_acceptable`, `unsupported_protocol_version`,
+ * `unknown_server`) or caught by the client (`invalid_input`).
  */
 export class InvalidInputError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.InvalidInputError');
@@ -265,8 +275,7 @@ export class InvalidInputError extends MCPProxyError {
 
   /** The offending field, when known. */
   get field(): string | undefined {
-    const field = this.data?.field;
-    return typeof field === 'string' ? field : undefined;
+    return readData(this.data, 'field', 'string');
   }
 }
 
@@ -292,9 +301,11 @@ export class SessionError extends MCPProxyError {
 }
 
 /**
- * A rate limit of the proxy was exceeded (`rate_limited`, HTTP 429): requests per token or per
- * address, WebSocket messages, new sessions, or failed authentications. Retry after
- * {@link RateLimitError.retryAfterSeconds}.
+ * A limit of the proxy was reached: a rate limit (`rate_limited`, HTTP 429: requests per token or
+ * per address, WebSocket messages, new sessions, or failed authentications), the requests in
+ * flight for a token or a socket (`too_many_in_flight`, 429: wait for answers), or the proxy's
+ * own capacity (`overloaded`, 503: it sheds load). Retry after
+ * {@link RateLimitError.retryAfterSeconds} when the proxy said.
  */
 export class RateLimitError extends MCPProxyError {
   static override readonly brand: symbol = Symbol.for('mcp-proxy-client.RateLimitError');
@@ -304,8 +315,7 @@ export class RateLimitError extends MCPProxyError {
 
   /** Seconds to wait before retrying, when the proxy said. */
   get retryAfterSeconds(): number | undefined {
-    const seconds = this.data?.retryAfterSeconds;
-    return typeof seconds === 'number' ? seconds : undefined;
+    return readData(this.data, 'retryAfterSeconds', 'number');
   }
 }
 
@@ -345,170 +355,4 @@ export class McpError extends MCPProxyError {
   constructor(code: number, message: string, data?: unknown, options: { requestId?: string } = {}) {
     super(code, message, { ...options, data, rpcCode: code });
   }
-}
-
-type ErrorClass = new (code: StableCode, message: string, options: MCPProxyErrorOptions) => MCPProxyError;
-
-/** The one mapping from the proxy's stable codes to classes; unknown codes get the root. */
-export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Object.freeze({
-  parse_error: InvalidInputError,
-  invalid_envelope: InvalidInputError,
-  invalid_message: InvalidInputError,
-  header_mismatch: InvalidInputError,
-  invalid_target: InvalidInputError,
-  unsupported_media_type: InvalidInputError,
-  payload_too_large: InvalidInputError,
-  unauthorized: ProxyAuthError,
-  target_forbidden: TargetForbiddenError,
-  origin_forbidden: ProxyAuthError,
-  host_forbidden: MCPProxyError,
-  not_acceptable: InvalidInputError,
-  session_required: SessionError,
-  stream_conflict: SessionError,
-  unsupported_protocol_version: InvalidInputError,
-  not_found: MCPProxyError,
-  unknown_server: InvalidInputError,
-  method_not_allowed: MCPProxyError,
-  session_not_found: SessionError,
-  rate_limited: RateLimitError,
-  session_limit: SessionError,
-  request_id_in_use: SessionError,
-  upstream_unreachable: UpstreamError,
-  upstream_timeout: TimeoutError,
-  upstream_protocol_error: UpstreamError,
-  upstream_response_too_large: UpstreamError,
-  upstream_http_error: UpstreamError,
-  upstream_rejected: UpstreamError,
-  upstream_unauthorized: UpstreamAuthError,
-  upstream_session_expired: SessionError,
-  shutting_down: MCPProxyError,
-  json_too_deep: InvalidInputError,
-  too_many_in_flight: RateLimitError,
-  overloaded: RateLimitError,
-  batch_too_large: InvalidInputError,
-  client_not_built: MCPProxyError,
-  internal_error: MCPProxyError,
-});
-
-/** What a transport read from a failed HTTP answer of the proxy. */
-export interface ProxyFailure {
-  readonly status: number;
-  readonly body: unknown;
-  readonly requestId?: string | undefined;
-  readonly wwwAuthenticate?: string | undefined;
-  /**
-   * `/mcp` passes a Streamable HTTP server's own answers through: a failure without a proxy
-   * error body, from the proxy (it carries `X-Request-Id`), is the MCP server's.
-   */
-  readonly relayed?: boolean | undefined;
-  /** An `Mcp-Session-Id` was sent, so a relayed 404 means the session expired. */
-  readonly withSession?: boolean | undefined;
-}
-
-/** Turns a failed proxy answer (4xx/5xx, a JSON-RPC error body) into the right class. */
-export function errorFromProxyFailure(failure: ProxyFailure): MCPProxyError {
-  const { status, requestId, wwwAuthenticate } = failure;
-  const base: MCPProxyErrorOptions = { status, ...(requestId ? { requestId } : {}) };
-  const error = readErrorObject(failure.body);
-  const proxyError = error && errorFromRpcError(error, base, false, wwwAuthenticate);
-  if (proxyError) return proxyError;
-  if (failure.relayed && requestId) {
-    const message = error?.message ?? `The MCP server answered HTTP ${status}.`;
-    const data = { upstreamStatus: status, ...(error ? { upstreamMessage: error.message } : {}) };
-    const options = { ...base, data };
-    if (status === 401 || status === 403) {
-      return new UpstreamAuthError('upstream_unauthorized', message, {
-        ...options,
-        ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
-      });
-    }
-    if (status === 404 && failure.withSession)
-      return new SessionError('upstream_session_expired', message, options);
-    return new UpstreamError(status < 500 ? 'upstream_rejected' : 'upstream_http_error', message, options);
-  }
-  return new MCPProxyError(
-    'invalid_response',
-    `The proxy answered HTTP ${status} without a proxy error body: is proxyUrl the mcp-proxy?`,
-    base,
-  );
-}
-
-/**
- * The proxy's error for a JSON-RPC error object whose `data.code` is a proxy code, or undefined
- * when it is an MCP server's own error. `knownOnly`: in-band answers (event streams, WebSocket
- * frames) mix both kinds, so only codes in {@link ERROR_CLASSES} count there.
- */
-export function errorFromRpcError(
-  error: { code: number; message: string; data?: unknown },
-  options: MCPProxyErrorOptions,
-  knownOnly: boolean,
-  wwwAuthenticate?: string,
-): MCPProxyError | undefined {
-  const data = error.data;
-  const code = isObject(data) && typeof data.code === 'string' ? data.code : undefined;
-  const known = code !== undefined && Object.hasOwn(ERROR_CLASSES, code);
-  if (code === undefined || (knownOnly && !known)) return undefined;
-  const { code: _code, ...rest } = data as { code: string; [key: string]: unknown };
-  const all: MCPProxyErrorOptions = { ...options, data: rest, rpcCode: error.code };
-  if (code === 'upstream_unauthorized') {
-    return new UpstreamAuthError(code, error.message, {
-      ...all,
-      ...(wwwAuthenticate ? { wwwAuthenticate } : {}),
-    });
-  }
-  const Class = known ? ERROR_CLASSES[code as ProxyErrorCode] : MCPProxyError;
-  return new Class(code, error.message, all);
-}
-
-/** What each `/ws` close code means when the close reason names no stable code. */
-const CLOSE_CODES: { readonly [closeCode: number]: ProxyErrorCode } = {
-  1001: 'shutting_down',
-  1009: 'payload_too_large',
-  1011: 'internal_error',
-  4400: 'invalid_target',
-  4401: 'unauthorized',
-  4403: 'target_forbidden',
-  4404: 'unknown_server',
-  4429: 'session_limit',
-  4502: 'upstream_unreachable',
-  4504: 'upstream_timeout',
-};
-
-/**
- * The error for a WebSocket to the proxy that closed. The proxy's close reason is
- * `<code>: <message>`. Before the socket opened, browsers say nothing (1006) whatever the cause.
- */
-export function errorFromClose(closeCode: number, closeReason: string, opened: boolean): MCPProxyError {
-  const data = { closeCode, closeReason };
-  if (!opened) {
-    return new NetworkError(
-      'network_error',
-      'Could not open the WebSocket to the proxy. Browsers do not say why: the proxy may be down, or ' +
-        'it refused the proxy token, this page’s origin (CORS_ORIGINS) or the MCP server.',
-      { data },
-    );
-  }
-  const named = /^([a-z][a-z_]*): ([\s\S]*)$/.exec(closeReason);
-  const code = named?.[1] ?? CLOSE_CODES[closeCode];
-  if (code === undefined) {
-    return new NetworkError(
-      'connection_closed',
-      `The WebSocket to the proxy closed (${closeCode}${closeReason ? `: ${closeReason}` : ''}).`,
-      { data },
-    );
-  }
-  const Class = Object.hasOwn(ERROR_CLASSES, code) ? ERROR_CLASSES[code as ProxyErrorCode] : MCPProxyError;
-  return new Class(code, named?.[2] || `The proxy closed the WebSocket (${closeCode}).`, { data });
-}
-
-function readErrorObject(body: unknown): { code: number; message: string; data?: unknown } | undefined {
-  if (!isObject(body) || !isObject(body.error)) return undefined;
-  const { code, message, data } = body.error;
-  if (typeof code !== 'number' || typeof message !== 'string') return undefined;
-  return { code, message, data };
-}
-
-/** True for a non-null, non-array object. */
-export function isObject(value: unknown): value is { [key: string]: unknown } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

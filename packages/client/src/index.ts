@@ -4,20 +4,16 @@
  * Default export and named export {@link MCPProxyClient}; typed errors; MCP spec types.
  * Three transports: POST /proxy (`http`), Streamable HTTP /mcp (`streamable`), WebSocket /ws (`ws`).
  */
-export {
-  type CompleteOptions,
-  type Listings,
-  type ListOptions,
-  MCPProxyClient,
-  MCPProxyClient as default,
-  type RequestArgs,
-  type RequestHandler,
-  type RequestHandlerExtra,
-  type RequestOptions,
-} from './client.ts';
+export type {
+  CompleteOptions,
+  Listings,
+  ListOptions,
+  RequestArgs,
+  RequestOptions,
+} from './call-options.ts';
+export { MCPProxyClient, MCPProxyClient as default } from './client.ts';
 export {
   type ClientErrorCode,
-  ERROR_CLASSES,
   type ErrorCode,
   type ErrorData,
   InvalidInputError,
@@ -49,5 +45,7 @@ export {
   type UpstreamTransport,
   type WebSocketConstructor,
 } from './options.ts';
+export type { RequestHandler, RequestHandlerExtra } from './server-requests.ts';
 export type * from './types.ts';
 export { VERSION } from './version.ts';
+export { ERROR_CLASSES } from './wire-errors.ts';

@@ -1,7 +1,8 @@
 /**
  * @module signals
  * One call's cancellation: the caller's `AbortSignal`, the client's own lifetime (`close()`)
- * and the call's deadline folded into a single signal whose `reason` says which fired.
+ * and the call's deadline folded into a single signal whose `reason` says which fired; and the
+ * two ways of waiting under such a signal (for a promise, for a delay).
  */
 import { TimeoutError } from './errors.ts';
 
@@ -44,4 +45,30 @@ export function callSignal(sources: ReadonlyArray<AbortSignal | undefined>, time
       for (const cleanup of cleanups) cleanup();
     },
   };
+}
+
+/**
+ * `promise`, or the signal's reason if it aborts first: a call settles on abort even when what
+ * it waits for (a custom `fetch`, a socket that never opens) ignores the signal.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Waits `ms`, or less if `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -141,6 +141,10 @@ describe('the published package', () => {
 
   it('every error code of the proxy maps to a class (one table)', () => {
     const unmapped = Object.keys(ERROR_REGISTRY).filter((code) => !Object.hasOwn(source.ERROR_CLASSES, code));
-    assert.deepEqual(unmapped, [], 'add these codes to ERROR_CLASSES in src/errors.ts and to docs/client.md');
+    assert.deepEqual(
+      unmapped,
+      [],
+      'add these codes to ERROR_CLASSES in src/wire-errors.ts and to docs/client.md',
+    );
   });
 });

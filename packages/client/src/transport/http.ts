@@ -5,26 +5,16 @@
  * `MCP-Protocol-Version` response headers, remembered and sent back as request headers.
  * No server-to-client messages arrive this way.
  */
-import { errorFromProxyFailure, isObject, MCPProxyError, NetworkError } from '../errors.ts';
-import type { FetchLike, UpstreamTransport } from '../options.ts';
-import type {
-  JsonRpcNotification,
-  JsonRpcRequest,
-  JsonRpcResponse,
-  RequestId,
-  ServerNotification,
-} from '../types.ts';
-import type { SendOptions, ServerRequestListener, SessionInfo, Transport } from './transport.ts';
+import { MCPProxyError } from '../errors.ts';
+import { isObject, parseJson } from '../json.ts';
+import type { FetchLike, FetchResponse } from '../options.ts';
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, RequestId } from '../types.ts';
+import { refusal, unreachable } from './proxy-fetch.ts';
+import type { ProxyTarget, SendOptions, SessionInfo, Transport } from './transport.ts';
 import { proxyEndpoint } from './url.ts';
 
 /** What the HTTP transport needs to know. */
-export interface HttpTransportOptions {
-  readonly proxyUrl: string;
-  readonly proxyToken: string;
-  readonly mcpServerUrl: string | undefined;
-  readonly server: string | undefined;
-  readonly mcpToken: string | undefined;
-  readonly upstreamTransport: UpstreamTransport | undefined;
+export interface HttpTransportOptions extends ProxyTarget {
   readonly fetch: FetchLike;
 }
 
@@ -41,9 +31,6 @@ export class HttpTransport implements Transport {
   readonly #endpoint: string;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
-
-  onnotification: ((notification: ServerNotification) => void) | undefined;
-  onrequest: ServerRequestListener | undefined;
 
   constructor(options: HttpTransportOptions) {
     this.#options = options;
@@ -101,7 +88,7 @@ export class HttpTransport implements Transport {
 
     let status: number;
     let text: string;
-    let response: Awaited<ReturnType<FetchLike>>;
+    let response: FetchResponse;
     try {
       response = await options.fetch(this.#endpoint, {
         method: 'POST',
@@ -112,24 +99,10 @@ export class HttpTransport implements Transport {
       status = response.status;
       text = await response.text();
     } catch (error) {
-      if (signal.aborted) throw signal.reason;
-      if (error instanceof MCPProxyError) throw error;
-      throw new NetworkError(
-        'network_error',
-        `Could not reach the proxy at ${new URL(this.#endpoint).origin} (${describe(error)}). ` +
-          'Is it running, and is this page’s origin in its CORS_ORIGINS?',
-        { cause: error },
-      );
+      throw unreachable(this.#endpoint, signal, error);
     }
     const requestId = response.headers.get('x-request-id') ?? undefined;
-    if (!response.ok) {
-      throw errorFromProxyFailure({
-        status,
-        body: parseJson(text),
-        requestId,
-        wwwAuthenticate: response.headers.get('www-authenticate') ?? undefined,
-      });
-    }
+    if (!response.ok) throw refusal(response, text);
     const sessionId = response.headers.get('mcp-session-id');
     if (sessionId) this.#sessionId = sessionId;
     const protocolVersion = response.headers.get('mcp-protocol-version');
@@ -164,26 +137,9 @@ function readResponse(body: unknown, id: RequestId): JsonRpcResponse {
   return { jsonrpc: '2.0', id, result: body.result };
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 function invalidResponse(message: string, status?: number, requestId?: string): MCPProxyError {
   return new MCPProxyError('invalid_response', message, {
     ...(status === undefined ? {} : { status }),
     ...(requestId === undefined ? {} : { requestId }),
   });
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    const code = isObject(cause) && typeof cause.code === 'string' ? `: ${cause.code}` : '';
-    return `${error.message}${code}`;
-  }
-  return String(error);
 }

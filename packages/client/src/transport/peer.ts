@@ -4,7 +4,8 @@
  * to calls by id, cancellation (`notifications/cancelled`, MCP spec "Cancellation"), server
  * notifications handed on, server-to-client requests answered. The transports only move bytes.
  */
-import { errorFromRpcError, isObject, MCPProxyError } from '../errors.ts';
+import { MCPProxyError } from '../errors.ts';
+import { isObject } from '../json.ts';
 import type {
   JsonRpcMessage,
   JsonRpcNotification,
@@ -13,7 +14,8 @@ import type {
   RequestId,
   ServerNotification,
 } from '../types.ts';
-import type { ServerRequestListener } from './transport.ts';
+import { errorFromRpcError } from '../wire-errors.ts';
+import type { ServerListeners } from './transport.ts';
 
 interface Pending {
   resolve(response: JsonRpcResponse): void;
@@ -26,16 +28,18 @@ export type Send = (message: JsonRpcMessage) => Promise<void>;
 /** One side of a JSON-RPC conversation over a streaming transport. */
 export class Peer {
   readonly #send: Send;
+  readonly #listeners: ServerListeners;
   readonly #pending = new Map<RequestId, Pending>();
   /** Server requests being answered, so `notifications/cancelled` can abort their handler. */
   readonly #serving = new Map<RequestId, AbortController>();
 
-  onnotification: ((notification: ServerNotification) => void) | undefined;
-  onrequest: ServerRequestListener | undefined;
-
-  /** @param send how answers to server requests and cancellations leave */
-  constructor(send: Send) {
+  /**
+   * @param send how answers to server requests and cancellations leave
+   * @param listeners where server notifications and requests go
+   */
+  constructor(send: Send, listeners: ServerListeners) {
     this.#send = send;
+    this.#listeners = listeners;
   }
 
   /**
@@ -150,7 +154,9 @@ export class Peer {
       }
     }
     const { method, params } = message;
-    this.onnotification?.((params === undefined ? { method } : { method, params }) as ServerNotification);
+    this.#listeners.onnotification(
+      (params === undefined ? { method } : { method, params }) as ServerNotification,
+    );
   }
 
   async #serve(request: JsonRpcRequest): Promise<void> {
@@ -158,10 +164,7 @@ export class Peer {
     this.#serving.set(request.id, controller);
     let response: JsonRpcResponse;
     try {
-      const listener = this.onrequest;
-      response = listener
-        ? await listener(request, controller.signal)
-        : { jsonrpc: '2.0', id: request.id, error: { code: -32601, message: 'Method not found' } };
+      response = await this.#listeners.onrequest(request, controller.signal);
     } catch (error) {
       response = {
         jsonrpc: '2.0',

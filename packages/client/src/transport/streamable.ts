@@ -8,29 +8,19 @@
  * server-initiated messages; a stream that breaks before its response resumed with
  * `Last-Event-ID`; DELETE on close.
  */
-import { errorFromProxyFailure, MCPProxyError, NetworkError } from '../errors.ts';
-import type { FetchInit, FetchLike, FetchResponse, UpstreamTransport } from '../options.ts';
-import { callSignal } from '../signals.ts';
-import type {
-  JsonRpcMessage,
-  JsonRpcNotification,
-  JsonRpcRequest,
-  JsonRpcResponse,
-  ServerNotification,
-} from '../types.ts';
+import { MCPProxyError, NetworkError } from '../errors.ts';
+import { parseJson } from '../json.ts';
+import type { FetchInit, FetchLike, FetchResponse } from '../options.ts';
+import { callSignal, sleep } from '../signals.ts';
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../types.ts';
 import { Peer } from './peer.ts';
+import { refusal, unreachable } from './proxy-fetch.ts';
 import { EventStreamParser, MAX_EVENT_CHARS, readEventStream } from './sse.ts';
-import type { SendOptions, ServerRequestListener, SessionInfo, Transport } from './transport.ts';
+import type { ProxyTarget, SendOptions, ServerListeners, SessionInfo, Transport } from './transport.ts';
 import { proxyEndpoint } from './url.ts';
 
 /** What the Streamable HTTP transport needs to know. */
-export interface StreamableTransportOptions {
-  readonly proxyUrl: string;
-  readonly proxyToken: string;
-  readonly mcpServerUrl: string | undefined;
-  readonly server: string | undefined;
-  readonly mcpToken: string | undefined;
-  readonly upstreamTransport: UpstreamTransport | undefined;
+export interface StreamableTransportOptions extends ProxyTarget {
   readonly fetch: FetchLike;
 }
 
@@ -54,27 +44,11 @@ export class StreamableTransport implements Transport {
   #protocolVersion: string | undefined;
   #standalone: AbortController | undefined;
 
-  constructor(options: StreamableTransportOptions) {
+  constructor(options: StreamableTransportOptions, listeners: ServerListeners) {
     this.#options = options;
     const path = options.server === undefined ? 'mcp' : `servers/${encodeURIComponent(options.server)}/mcp`;
     this.#endpoint = proxyEndpoint(options.proxyUrl, path).href;
-    this.#peer = new Peer((message) => this.#sendOwn(message));
-  }
-
-  get onnotification(): ((notification: ServerNotification) => void) | undefined {
-    return this.#peer.onnotification;
-  }
-
-  set onnotification(listener: ((notification: ServerNotification) => void) | undefined) {
-    this.#peer.onnotification = listener;
-  }
-
-  get onrequest(): ServerRequestListener | undefined {
-    return this.#peer.onrequest;
-  }
-
-  set onrequest(listener: ServerRequestListener | undefined) {
-    this.#peer.onrequest = listener;
+    this.#peer = new Peer((message) => this.#sendOwn(message), listeners);
   }
 
   get session(): SessionInfo {
@@ -245,44 +219,10 @@ export class StreamableTransport implements Transport {
     try {
       response = await options.fetch(this.#endpoint, init);
     } catch (error) {
-      if (signal.aborted) throw signal.reason;
-      throw new NetworkError(
-        'network_error',
-        `Could not reach the proxy at ${new URL(this.#endpoint).origin} (${String(error)}). ` +
-          'Is it running, and is this page’s origin in its CORS_ORIGINS?',
-        { cause: error },
-      );
+      throw unreachable(this.#endpoint, signal, error);
     }
     if (response.ok || response.status === allowStatus) return response;
     const text = await response.text().catch(() => '');
-    throw errorFromProxyFailure({
-      status: response.status,
-      body: parseJson(text),
-      requestId: response.headers.get('x-request-id') ?? undefined,
-      wwwAuthenticate: response.headers.get('www-authenticate') ?? undefined,
-      relayed: true,
-      withSession: sessionId !== undefined,
-    });
+    throw refusal(response, text, sessionId !== undefined);
   }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Waits `ms`, or less if `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

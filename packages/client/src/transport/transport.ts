@@ -5,7 +5,18 @@
  * it only deals in JSON-RPC messages; where the session lives (headers, a socket) is the
  * transport's business.
  */
+import type { UpstreamTransport } from '../options.ts';
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, ServerNotification } from '../types.ts';
+
+/** Where every transport aims: the proxy, its token, and the MCP server behind it. */
+export interface ProxyTarget {
+  readonly proxyUrl: string;
+  readonly proxyToken: string;
+  readonly mcpServerUrl: string | undefined;
+  readonly server: string | undefined;
+  readonly mcpToken: string | undefined;
+  readonly upstreamTransport: UpstreamTransport | undefined;
+}
 
 /** Per-message options the client hands a transport. */
 export interface SendOptions {
@@ -27,6 +38,17 @@ export type ServerRequestListener = (
   signal: AbortSignal,
 ) => Promise<JsonRpcResponse>;
 
+/**
+ * Where the messages the server starts go: given to a transport once, when it is made (only the
+ * streaming transports ever call them).
+ */
+export interface ServerListeners {
+  /** Receives each server notification. */
+  readonly onnotification: (notification: ServerNotification) => void;
+  /** Answers each server-to-client request. */
+  readonly onrequest: ServerRequestListener;
+}
+
 /** A way of exchanging JSON-RPC messages with an MCP server through the proxy. */
 export interface Transport {
   /** True when server notifications and requests can arrive (not over POST /proxy). */
@@ -45,10 +67,6 @@ export interface Transport {
   resetSession(): void;
   /** Records the protocol version `initialize` negotiated, for later messages. */
   setProtocolVersion(version: string): void;
-  /** Where server notifications go (never called over POST /proxy). */
-  onnotification: ((notification: ServerNotification) => void) | undefined;
-  /** Answers server-to-client requests (never called over POST /proxy). */
-  onrequest: ServerRequestListener | undefined;
   /** Releases whatever the transport holds (streams, sockets, the session). */
   close(): Promise<void>;
 }

@@ -5,27 +5,17 @@
  * the wire: the socket is the session. The proxy token travels as the `proxy-token.<token>`
  * subprotocol next to `mcp`, never in the URL when it can be helped.
  */
-import { errorFromClose, MCPProxyError, NetworkError, NotSupportedError, ProxyAuthError } from '../errors.ts';
-import type { UpstreamTransport, WebSocketConstructor } from '../options.ts';
-import type {
-  JsonRpcMessage,
-  JsonRpcNotification,
-  JsonRpcRequest,
-  JsonRpcResponse,
-  ServerNotification,
-} from '../types.ts';
+import { MCPProxyError, NetworkError, NotSupportedError, ProxyAuthError } from '../errors.ts';
+import type { WebSocketConstructor } from '../options.ts';
+import { abortable } from '../signals.ts';
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../types.ts';
+import { errorFromClose } from '../wire-errors.ts';
 import { Peer } from './peer.ts';
-import type { SendOptions, ServerRequestListener, SessionInfo, Transport } from './transport.ts';
+import type { ProxyTarget, SendOptions, ServerListeners, SessionInfo, Transport } from './transport.ts';
 import { proxyEndpoint } from './url.ts';
 
 /** What the WebSocket transport needs to know. */
-export interface WebSocketTransportOptions {
-  readonly proxyUrl: string;
-  readonly proxyToken: string;
-  readonly mcpServerUrl: string | undefined;
-  readonly server: string | undefined;
-  readonly mcpToken: string | undefined;
-  readonly upstreamTransport: UpstreamTransport | undefined;
+export interface WebSocketTransportOptions extends ProxyTarget {
   readonly WebSocket: WebSocketConstructor | undefined;
 }
 
@@ -72,30 +62,14 @@ export class WebSocketTransport implements Transport {
   #protocolVersion: string | undefined;
   #closed = false;
 
-  constructor(options: WebSocketTransportOptions) {
+  constructor(options: WebSocketTransportOptions, listeners: ServerListeners) {
     this.#options = options;
     // Answers and cancellations belong to the current socket's session: never open a new one for them.
     this.#peer = new Peer(async (message) => {
       const socket = this.#socket;
       if (socket?.readyState !== 1) throw new MCPProxyError('connection_closed', 'The WebSocket is closed.');
       send(socket, message);
-    });
-  }
-
-  get onnotification(): ((notification: ServerNotification) => void) | undefined {
-    return this.#peer.onnotification;
-  }
-
-  set onnotification(listener: ((notification: ServerNotification) => void) | undefined) {
-    this.#peer.onnotification = listener;
-  }
-
-  get onrequest(): ServerRequestListener | undefined {
-    return this.#peer.onrequest;
-  }
-
-  set onrequest(listener: ServerRequestListener | undefined) {
-    this.#peer.onrequest = listener;
+    }, listeners);
   }
 
   get session(): SessionInfo {
@@ -241,14 +215,4 @@ function errorFromConstruction(error: unknown): MCPProxyError {
 
 function send(socket: WebSocket, message: JsonRpcMessage): void {
   socket.send(JSON.stringify(message));
-}
-
-/** `promise`, or the signal's reason if it aborts first. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
