@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -31,7 +32,10 @@ const manifest = JSON.parse(readFileSync(join(CLIENT_ROOT, 'package.json'), 'utf
 
 describe('the published package', () => {
   before(() => {
-    execFileSync(process.execPath, [join(CLIENT_ROOT, 'scripts/build.ts')], { stdio: 'pipe' });
+    // Built by npm ci (prepare) and npm test (typecheck); building again here would race the other
+    // test file that reads dist/ (both run side by side), so only when it is missing.
+    if (!existsSync(join(CLIENT_ROOT, 'dist', 'mcp-proxy-client.js')))
+      execFileSync(process.execPath, [join(CLIENT_ROOT, 'scripts/build.ts')], { stdio: 'pipe' });
   });
 
   it('resolves by name through the exports map to dist ESM with types', async () => {

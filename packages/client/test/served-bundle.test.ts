@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
@@ -37,7 +38,10 @@ describe('the client bundle served by the proxy, in Chromium', () => {
 
   before(async () => {
     // The bundle npm ci / npm run build leaves in dist/; built here too so the test stands alone.
-    execFileSync(process.execPath, [join(CLIENT_ROOT, 'scripts/build.ts')], { stdio: 'pipe' });
+    // Built by npm ci (prepare) and npm test (typecheck); building again here would race the other
+    // test file that reads dist/ (both run side by side), so only when it is missing.
+    if (!existsSync(join(CLIENT_ROOT, 'dist', 'mcp-proxy-client.js')))
+      execFileSync(process.execPath, [join(CLIENT_ROOT, 'scripts/build.ts')], { stdio: 'pipe' });
     upstream = await startEverything('streamableHttp');
     // The page names the proxy's URL and the proxy names the page's origin: the page is added
     // once both are listening (the static server looks files up per request).
