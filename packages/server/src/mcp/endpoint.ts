@@ -144,7 +144,15 @@ export class McpEndpoint {
       upstreamSessionId === undefined &&
       this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === undefined;
     if (transportUnknown || eraUnknown) {
-      const answered = await this.#probe(request, reply, response, inbound, exchange, target, transportUnknown);
+      const answered = await this.#probe(
+        request,
+        reply,
+        response,
+        inbound,
+        exchange,
+        target,
+        transportUnknown,
+      );
       if (answered) return reply;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
