@@ -145,8 +145,16 @@ export class McpEndpoint {
       upstreamSessionId === undefined &&
       this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === undefined;
     if (transportUnknown || eraUnknown) {
-      const probe = await this.#probe(request, reply, response, inbound, exchange, target, transportUnknown);
-      if (probe) return probe;
+      const answered = await this.#probe(
+        request,
+        reply,
+        response,
+        inbound,
+        exchange,
+        target,
+        transportUnknown,
+      );
+      if (answered) return reply;
     }
     return this.#deps.passThrough.relay(reply, response, exchange);
   }
@@ -217,7 +225,10 @@ export class McpEndpoint {
 
   /**
    * MCP back-compat: an initialize POST refused with 400/404/405 by a server never seen before
-   * may mean it speaks the 2024-11-05 SSE transport; try that, else relay the refusal.
+   * may mean it speaks the 2024-11-05 SSE transport; try that, else relay the refusal. True when
+   * the probe answered the caller itself. A boolean, not the reply: a `FastifyReply` is a thenable
+   * that settles with `undefined` once sent, so an awaited reply reads as "not answered" and the
+   * caller relayed a second answer into a sent reply (issue 14, finding 13).
    */
   async #probe(
     request: FastifyRequest,
@@ -227,7 +238,7 @@ export class McpEndpoint {
     exchange: PassThroughRequest,
     target: ResolvedTarget & { readonly url: URL },
     trySse: boolean,
-  ): Promise<FastifyReply | undefined> {
+  ): Promise<boolean> {
     const { url } = target;
     const initializes = inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false;
     if (response.status >= 200 && response.status < 300) {
@@ -235,43 +246,46 @@ export class McpEndpoint {
         if (trySse) this.#deps.verdicts.set(url, 'streamable-http');
         this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', true);
       }
-      return undefined;
+      return false;
     }
-    if (!initializes || ![400, 404, 405].includes(response.status)) return undefined;
+    if (!initializes || ![400, 404, 405].includes(response.status)) return false;
     const text = await this.#deps.http.readText(response).catch(() => '');
     // Whatever happens next, the caller may get the upstream's own answer, unchanged.
-    const replay = () =>
-      this.#deps.passThrough.relay(
+    const replay = async () => {
+      await this.#deps.passThrough.relay(
         reply,
         { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
         exchange,
       );
+      return true;
+    };
     // A server that speaks only 2026-07-28 refused the session client: the proxy bridges it.
     if (isModernOnlyRefusal(parseJson(text))) {
       this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', false);
       this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'modern', true);
-      return this.#bridged(request, reply, inbound, {
+      await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,
         target,
         targetKey: exchange.targetKey,
         sessionId: undefined,
       });
+      return true;
     }
     // A modern server's protocol error (e.g. unsupported version, with the versions it supports)
     // is the answer the client needs to negotiate: no legacy fallback then (spec back-compat).
     if (isModernProtocolError(text) || !trySse) return replay();
     try {
-      const result = await this.#bridged(request, reply, inbound, {
+      await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,
         target: { ...target, kind: 'sse' },
         targetKey: exchange.targetKey,
         sessionId: undefined,
       });
-      this.#deps.verdicts.set(url, 'sse');
-      return result;
     } catch {
       return replay();
     }
+    this.#deps.verdicts.set(url, 'sse');
+    return true;
   }
 
   async #bridged(

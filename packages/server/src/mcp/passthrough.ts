@@ -8,6 +8,8 @@
  * as opaque bytes, always under a sandboxing CSP (finding 10). Every upstream body relayed as-is
  * goes through {@link PassThrough.relay}.
  */
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -119,7 +121,7 @@ export class PassThrough {
       return reply.send(body);
     }
     this.#relayHeaders(reply, response, sessionId);
-    const limited = limitEventBytes(this.#http.responseLimitBytes);
+    const limited = relayEvents(this.#http.responseLimitBytes, reply.raw);
     // An SSE comment first, so the caller gets the headers now, not with the first event.
     limited.push(Buffer.from(': proxied\n\n'));
     pipeline(response.body, limited).catch(() => {
@@ -174,22 +176,53 @@ export class PassThrough {
 }
 
 /**
- * Caps a relayed event stream per event (the bytes between blank lines), so a long-lived
- * stream may carry many events but no single huge one. SSE lines end in CRLF, LF or a lone CR,
- * so a blank line is any two line ends in a row, and every such pair holds `\n\n`, `\r\r` or
- * `\n\r` (CRLF CRLF holds `\n\r`); one that straddles two chunks counts too (issue 14,
- * finding 10: a CRLF-framed stream used to be cut at the limit as if it were one event).
+ * The relay of an upstream event stream: caps it per event (the bytes between blank lines), so a
+ * long-lived stream may carry many events but no single huge one, and keeps the stream's end
+ * with the event before it. SSE lines end in CRLF, LF or a lone CR, so a blank line is any two
+ * line ends in a row, and every such pair holds `\n\n`, `\r\r` or `\n\r` (CRLF CRLF holds
+ * `\n\r`); one that straddles two chunks counts too (issue 14, finding 10: a CRLF-framed stream
+ * used to be cut at the limit as if it were one event).
+ *
+ * Why the end matters (issue 14, finding 12): an upstream that answers a POST writes its last
+ * event and ends the stream in one write, so its client sees the stream complete as soon as it
+ * reads the answer, and the connection is free for the client's next request. Relayed through a
+ * stream pipeline, the chunk terminator would trail the event by a few event-loop turns: the
+ * client, already acting on the answer, finds that connection still busy and sends its next
+ * requests on others, in an order the server does not see as sent. The SDK client opens its GET
+ * stream and then sends `tools/call`; when the call overtook the GET, a server that sends
+ * `sampling/createMessage` on the GET stream (the conformance suite's own example server) found
+ * no stream and dropped it, and the call hung for 60 s. So the response's socket stays corked
+ * from a relayed chunk until the next turn of the event loop: an end that follows within the same
+ * turn leaves in the same write, and a stream that goes on is delayed by one turn at most.
  */
-function limitEventBytes(limit: number): Transform {
+function relayEvents(limit: number, response: ServerResponse): Transform {
   let count = 0;
   let previous = -1;
+  // The socket itself, not the response: a corked response buffers chunks that `end()` drops.
+  let corked: Socket | undefined;
+  const uncork = () => {
+    corked?.uncork();
+    corked = undefined;
+  };
+  // `end()` has queued the terminator by `prefinish`: it leaves with the last event then.
+  response.once('prefinish', uncork);
+  response.once('close', uncork);
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       const end = lastEventEnd(chunk, previous);
       count = end === -1 ? count + chunk.length : chunk.length - end;
       previous = chunk.length > 0 ? (chunk[chunk.length - 1] as number) : previous;
-      if (count > limit) callback(new Error('upstream response exceeds the size limit'));
-      else callback(null, chunk);
+      if (count > limit) {
+        callback(new Error('upstream response exceeds the size limit'));
+        return;
+      }
+      const socket = response.socket;
+      if (corked === undefined && socket !== null && !socket.destroyed && !response.writableEnded) {
+        corked = socket;
+        socket.cork();
+        setImmediate(uncork);
+      }
+      callback(null, chunk);
     },
   });
 }

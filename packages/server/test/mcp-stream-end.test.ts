@@ -1,0 +1,149 @@
+/**
+ * A relayed event stream ends the way its upstream ended it (issue 14, finding 12). An MCP server
+ * answers a POST with its last event and the stream's end in one write, so its client finds the
+ * stream complete, and the connection free, as soon as it reads the answer. Relayed with the end a
+ * few event-loop turns behind, the client (acting on the answer already) found that connection
+ * busy and sent its next requests on others, out of order: the SDK client's GET stream then
+ * reached the server after the `tools/call` it had sent after it, and a server request sent on
+ * the GET stream in between was lost.
+ *
+ * The proxy's own socket writes are recorded here: the answer and the chunk terminator must leave
+ * in one write.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { test } from 'node:test';
+import { startProxy } from './helpers/proxy.ts';
+
+const ANSWER = { jsonrpc: '2.0', id: 1, result: { marker: 'the-last-event' } };
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+};
+
+/** An upstream that sends the headers at once and, a moment later, its answer and end together. */
+async function startUpstream(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'upstream-session' });
+      res.flushHeaders();
+      // A separate turn, as a server that does some work before it answers.
+      setImmediate(() => res.end(`event: message\ndata: ${JSON.stringify(ANSWER)}\n\n`));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Records what each write on the proxy's accepted sockets carried, one string per write. */
+function recordWrites(server: Server): string[] {
+  const writes: string[] = [];
+  server.on('connection', (socket: Socket) => {
+    const writable = socket as Socket & {
+      _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void;
+      _writev(chunks: { chunk: Buffer | string }[], callback: (error?: Error | null) => void): void;
+    };
+    const write = writable._write;
+    const writev = writable._writev;
+    writable._write = function (chunk, encoding, callback) {
+      writes.push(String(chunk));
+      write.call(this, chunk, encoding, callback);
+    };
+    writable._writev = function (chunks, callback) {
+      writes.push(chunks.map(({ chunk }) => String(chunk)).join(''));
+      writev.call(this, chunks, callback);
+    };
+  });
+  return writes;
+}
+
+test('a relayed event stream ends in the same write as its last event', async (t) => {
+  const upstream = await startUpstream();
+  t.after(() => upstream.close());
+  const proxy = await startProxy({ HOST: '127.0.0.1' });
+  t.after(() => proxy.close());
+  const writes = recordWrites(proxy.app.server);
+
+  const response = await fetch(`${proxy.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'x-proxy-token': proxy.token,
+      'x-mcp-server-url': upstream.url,
+      'x-mcp-transport': 'streamable-http',
+    },
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(response.status, 200);
+  assert.match(await response.text(), /the-last-event/);
+
+  const carrying = writes.filter((write) => write.includes('the-last-event'));
+  assert.equal(carrying.length, 1, 'the answer left in one write');
+  assert.ok(
+    carrying[0]?.endsWith('0\r\n\r\n'),
+    `the stream's end left with the answer, not after it: ${JSON.stringify(writes.slice(-3))}`,
+  );
+});
+
+test('a relayed event stream that goes on still delivers each event as it comes', async (t) => {
+  // The corking that keeps an end with its event must not hold back a stream that stays open.
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/ack') {
+      server.emit('ack');
+      res.writeHead(204).end();
+      return;
+    }
+    req.once('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(
+        `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'first' } })}\n\n`,
+      );
+      // The answer only once the caller has seen the first event (it posts to /ack).
+      server.once('ack', () => res.end(`event: message\ndata: ${JSON.stringify(ANSWER)}\n\n`));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const { port } = server.address() as AddressInfo;
+  const proxy = await startProxy({ HOST: '127.0.0.1' });
+  t.after(() => proxy.close());
+
+  const response = await fetch(`${proxy.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'x-proxy-token': proxy.token,
+      'x-mcp-server-url': `http://127.0.0.1:${port}/mcp`,
+      'x-mcp-transport': 'streamable-http',
+    },
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(response.status, 200);
+  const reader = (response.body as ReadableStream<Uint8Array>)
+    .pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = '';
+  while (!text.includes('first')) {
+    const { value, done } = await reader.read();
+    assert.equal(done, false, 'the stream ended before its first event');
+    text += value;
+  }
+  await fetch(`http://127.0.0.1:${port}/ack`, { method: 'POST' });
+  while (!text.includes('the-last-event')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  assert.match(text, /the-last-event/);
+});
