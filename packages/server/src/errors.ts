@@ -169,6 +169,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33037,
     message: 'The batch holds more messages than this proxy accepts: send fewer per request.',
   },
+  handshake_timeout: {
+    status: 408,
+    rpcCode: -33045,
+    message: 'The WebSocket handshake could not be checked in time: retry.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
