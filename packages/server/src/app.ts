@@ -152,6 +152,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
 
+  app.server.maxConnections = config.server.maxConnections;
+
   const guard = new ReloadableGuard(config.egress, {
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
