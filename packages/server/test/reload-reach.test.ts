@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config.ts';
 import { MemoryRateStore, type RateStore, type WindowHit } from '../src/limits/rate-store.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { until } from './helpers/net.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const A = 'reach-token-a-0123456789abcdef01';
 const B = 'reach-token-b-0123456789abcdef01';
@@ -101,18 +101,19 @@ async function openStream(proxy: RunningProxy, token: string, path: string) {
 
 describe('a reload ends what a token may no longer reach', { timeout: 60_000 }, () => {
   let upstream: EverythingServer;
+  let legacy: EverythingServer;
   before(async () => {
-    upstream = await startEverything('streamableHttp');
+    [upstream, legacy] = await Promise.all([startEverything('streamableHttp'), startEverything('sse')]);
   });
   after(async () => {
-    await upstream?.stop();
+    await Promise.all([upstream?.stop(), legacy?.stop()]);
   });
 
   it('narrowed servers, removed or re-pointed servers, and a token newly limited to servers', async () => {
-    const servers = { a: upstream.url, b: upstream.url, c: upstream.url };
+    const servers = { a: upstream.url, b: upstream.url, c: upstream.url, l: legacy.url };
     const proxy = await startProxy({
       ...ENV,
-      MCP_PROXY_CONFIG: configFile(servers, { [A]: ['a', 'b', 'c'], [B]: undefined }),
+      MCP_PROXY_CONFIG: configFile(servers, { [A]: ['a', 'b', 'c', 'l'], [B]: undefined }),
     });
     try {
       const aToA = await openSocket(proxy, A, { server: 'a' });
@@ -122,6 +123,10 @@ describe('a reload ends what a token may no longer reach', { timeout: 60_000 }, 
       const bToUrl = await openSocket(proxy, B, { mcp_server_url: upstream.url });
       const streamAToA = await openStream(proxy, A, '/servers/a/mcp');
       const streamAToB = await openStream(proxy, A, '/servers/b/mcp');
+      // A session the proxy holds (the SSE server is bridged).
+      const held = await postProxy({ url: proxy.url, token: A }, { ...INIT, server: 'l' });
+      const heldId = held.headers.get('mcp-session-id') ?? '';
+      assert.match(heldId, /^mcpp-/, JSON.stringify(held.body));
 
       // A loses "a"; "c" now points elsewhere (same host, another path).
       reloadWith(
@@ -136,14 +141,20 @@ describe('a reload ends what a token may no longer reach', { timeout: 60_000 }, 
       assert.equal(streamAToB.ended(), false, 'a stream to a server the token keeps');
 
       // "b" is removed (and so dropped from A's list): an unlimited token loses it too.
-      reloadWith(proxy, configFile({ a: upstream.url, c: upstream.url }, { [A]: ['c'], [B]: undefined }));
+      // "l" is granted back, unchanged: the session A held to it must still be gone.
+      const kept = { a: upstream.url, c: upstream.url, l: legacy.url };
+      reloadWith(proxy, configFile(kept, { [A]: ['c', 'l'], [B]: undefined }));
       assert.equal(await bToB.closed, 4401, 'a socket to a removed server');
       assert.equal(await aToB.closed, 4401);
       await until(streamAToB.ended, 'the stream to a removed server to end');
       assert.equal(bToUrl.ws.readyState, WebSocket.OPEN);
+      const ping = { server: 'l', jsonrpc: '2.0', id: 2, method: 'ping' };
+      const reused = await postProxy({ url: proxy.url, token: A }, ping, { 'mcp-session-id': heldId });
+      assert.equal(reused.status, 404, JSON.stringify(reused.body));
+      assert.equal(reused.body.error.data.code, 'session_not_found');
 
       // B becomes limited to named servers: it reaches no URL any more.
-      reloadWith(proxy, configFile({ a: upstream.url, c: upstream.url }, { [A]: ['c'], [B]: ['a'] }));
+      reloadWith(proxy, configFile(kept, { [A]: ['c', 'l'], [B]: ['a'] }));
       assert.equal(await bToUrl.closed, 4401, 'a URL socket of a token now limited to servers');
       await streamAToA.cancel();
       await streamAToB.cancel();
