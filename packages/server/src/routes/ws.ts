@@ -74,7 +74,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       if (settled) return;
       settled = true;
       const reply = toErrorReply(new ProxyError('handshake_timeout'));
-      log.info({ status: reply.status, error: reply.error.code }, 'websocket refused');
+      log.info({ status: reply.status, error: reply.error.code, target: targetOf(url) }, 'websocket refused');
       refuse(socket, reply.status, reply.body);
     }, options.handshakeTimeoutMs);
     deadline.unref();
@@ -97,18 +97,26 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         clearTimeout(deadline);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const connection = new WsConnection(
-            ws,
-            { ownerId: accepted.identity.principalKey, target, targetKey: TargetResolver.key(target) },
-            { ...options.connection, limiter: options.limiter, logger: log },
-          );
+          const owner = {
+            ownerId: accepted.identity.principalKey,
+            target,
+            targetKey: TargetResolver.key(target),
+          };
+          // A reload may have run while the checks above awaited: what it ended, this must not
+          // open (before any upstream connection is made).
+          if (!options.mayKeep(owner.ownerId, owner.targetKey)) {
+            ws.on('error', () => {});
+            const { code, reason } = toCloseFrame(revokedError());
+            ws.close(code, reason);
+            return;
+          }
+          const connection = new WsConnection(ws, owner, {
+            ...options.connection,
+            limiter: options.limiter,
+            logger: log,
+          });
           connections.add(connection);
           ws.once('close', () => connections.delete(connection));
-          // A reload may have run while the checks above awaited: what it ended, this must not keep.
-          if (!options.mayKeep(connection.ownerId, connection.targetKey)) {
-            const { code, reason } = toCloseFrame(revokedError());
-            connection.close(code, reason);
-          }
         });
       },
       (error: unknown) => {
