@@ -54,6 +54,7 @@ export type ProxyErrorCode =
   | 'overloaded'
   | 'batch_too_large'
   | 'client_not_built'
+  | 'handshake_timeout'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -64,6 +64,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   overloaded: RateLimitError,
   batch_too_large: InvalidInputError,
   client_not_built: MCPProxyError,
+  handshake_timeout: MCPProxyError,
   internal_error: MCPProxyError,
 });
 

@@ -11,7 +11,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { proxyTokenHook } from './auth/hook.ts';
-import { LiveRequests } from './auth/live-requests.ts';
+import { LiveRequests, type MayKeep } from './auth/live-requests.ts';
 import { TokenVerifier } from './auth/tokens.ts';
 import type { Config } from './config.ts';
 import { corsOptions } from './cors.ts';
@@ -80,6 +80,8 @@ export interface AppDeps {
   readonly children?: ChildRegistry;
   /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
   readonly clientBundlePath?: string;
+  /** Where rate-limit counters live, instead of memory or REDIS_URL (tests: a slow store). */
+  readonly rateStore?: RateStore;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -154,6 +156,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
 
+  app.server.maxConnections = config.server.maxConnections;
+
   const guard = new ReloadableGuard(config.egress, {
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
@@ -168,8 +172,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  let rateStore: RateStore = new MemoryRateStore();
-  if (config.redisUrl) {
+  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore();
+  if (config.redisUrl && !deps.rateStore) {
     const redis = new RedisRateStore(
       config.redisUrl,
       throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
@@ -271,6 +275,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
+  app.decorateRequest('targetKey', undefined);
 
   await app.register(fastifyCors, () => corsOptions(access, config.corsMaxAgeSeconds));
 
@@ -310,6 +315,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
+  /** Whether an owner may keep what it has open to a target, given the servers a reload changed. */
+  const mayKeepAfter =
+    (changed: ReadonlySet<string>): MayKeep =>
+    (ownerId, targetKey) => {
+      const identity = verifier.grantOf(ownerId);
+      if (identity === undefined) return false;
+      return targetKey === undefined || targets.stillReaches(targetKey, identity.servers, changed);
+    };
   const webSockets = registerWebSocket(app, {
     verifier,
     limiter,
@@ -317,6 +330,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     targets,
     policy: access,
     maxMessageBytes: config.websocket.maxMessageBytes,
+    handshakeTimeoutMs: config.server.requestTimeoutMs,
+    // A handshake checked just before a reload is judged again once it completes.
+    mayKeep: mayKeepAfter(new Set()),
     connection: {
       sessions,
       connector,
@@ -361,11 +377,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens);
-    // What a revoked token holds ends with it (issue 14 #3): sockets first, so they close 4401.
-    webSockets.endRevoked();
-    live.endRevoked();
-    void sessions.endRevoked();
-    targets.replaceServers(next.servers);
+    const changed = targets.replaceServers(next.servers);
+    // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
+    // sockets, streams and sessions, and whatever reaches a server its token may no longer name
+    // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
+    const mayKeep = mayKeepAfter(changed);
+    // Sockets first, so they close with 4401 rather than by their session ending.
+    webSockets.endUnreachable(mayKeep);
+    live.endUnreachable(mayKeep);
+    void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
     limiter.replaceLimits(rateLimits(next));
     access.corsOrigins = next.corsOrigins;
     access.corsAllowedHeaders = next.corsAllowedHeaders;

@@ -35,6 +35,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['HEADERS_TIMEOUT_MS', ['server', 'headersTimeoutMs'], 'int'],
   ['REQUEST_TIMEOUT_MS', ['server', 'requestTimeoutMs'], 'int'],
   ['KEEP_ALIVE_TIMEOUT_MS', ['server', 'keepAliveTimeoutMs'], 'int'],
+  ['MAX_CONNECTIONS', ['server', 'maxConnections'], 'int'],
   ['UPSTREAM_TIMEOUT_MS', ['upstream', 'timeoutMs'], 'int'],
   ['UPSTREAM_CONNECT_TIMEOUT_MS', ['upstream', 'connectTimeoutMs'], 'int'],
   ['UPSTREAM_RESPONSE_LIMIT_BYTES', ['upstream', 'responseLimitBytes'], 'int'],
@@ -116,6 +117,46 @@ export function readDotenv(path: string): Record<string, string> {
   return parseDotenv(text);
 }
 
+/** Line and column (1-based) of a character offset in a text. */
+function lineAndColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset).split('\n');
+  return `at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+}
+
+/**
+ * Where JSON.parse fails, found without its message (V8 quotes the text near the fault): the
+ * shortest prefix that fails for a reason other than ending too soon ends at the fault.
+ */
+function jsonFaultAt(text: string): string {
+  const failsInside = (length: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, length));
+      return false;
+    } catch (error) {
+      const message = (error as Error).message;
+      const at = /at position (\d+)/.exec(message);
+      return (
+        !/end of JSON input|Unterminated string/.test(message) && (at === null || Number(at[1]) < length)
+      );
+    }
+  };
+  if (!failsInside(text.length)) return '(the file ends too soon)';
+  let low = 0;
+  let high = text.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (failsInside(middle)) high = middle;
+    else low = middle + 1;
+  }
+  return lineAndColumn(text, Math.max(0, low - 1));
+}
+
+/** Line and column of a YAML parse error, from its structured position. */
+function yamlFaultAt(error: unknown): string {
+  const position = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  return position ? `at line ${position.line}, column ${position.col}` : '';
+}
+
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
@@ -126,11 +167,16 @@ export function readConfigFile(path: string): Record<string, unknown> {
     );
   }
   let data: unknown;
+  const json = extname(path).toLowerCase() === '.json';
   try {
-    data = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    data = json ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    const first = (error as Error).message.split('\n')[0];
-    throw new ConfigError(`Invalid configuration: config file ${path} does not parse: ${first}`);
+    // Only where, never what: the parsers quote the text around the fault, which may be a secret.
+    throw new ConfigError(
+      `Invalid configuration: config file ${path} does not parse as ${json ? 'JSON' : 'YAML'} ${
+        json ? jsonFaultAt(text) : yamlFaultAt(error)
+      }`,
+    );
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {

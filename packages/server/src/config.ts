@@ -35,7 +35,14 @@ export const DEFAULTS = {
   bodyLimitBytes: 1_048_576,
   shutdownTimeoutMs: 10_000,
   // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
-  server: { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 72_000 },
+  server: {
+    headersTimeoutMs: 20_000,
+    requestTimeoutMs: 60_000,
+    keepAliveTimeoutMs: 72_000,
+    // Open connections of every kind (/ws sockets and event streams too): past it, new ones are
+    // dropped, so a flood cannot take the file descriptors upstream connections need.
+    maxConnections: 10_000,
+  },
   upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
@@ -155,6 +162,7 @@ const configSchema = z
         headersTimeoutMs: positiveInt,
         requestTimeoutMs: positiveInt,
         keepAliveTimeoutMs: positiveInt,
+        maxConnections: positiveInt,
       })
       // Node refuses a header deadline later than the whole-request one.
       .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {

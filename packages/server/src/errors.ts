@@ -180,6 +180,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33060,
     message: 'The browser client is not built: run `npm run build` (or `npm ci`) in the proxy checkout.',
   },
+  handshake_timeout: {
+    status: 408,
+    rpcCode: -33045,
+    message: 'The WebSocket handshake could not be checked in time: retry.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

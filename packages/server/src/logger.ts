@@ -33,9 +33,11 @@ const DECODE_ROUNDS = 4;
  * what the query parsers make of it, not by its spelling (issue 14 #9): `proxy%5Ftoken` is
  * decoded to `proxy_token` by Fastify's parser and by URLSearchParams, so it is redacted too;
  * names are decoded leniently and repeatedly, so double-encoded and malformed forms are as well.
+ * The query starts where the router's starts: at the first `?` or `#` (Fastify reads
+ * `/mcp#proxy_token=…` as a query, so it must be redacted as one).
  */
 export function redactUrl(url: string): string {
-  const mark = url.indexOf('?');
+  const mark = url.search(/[?#]/);
   if (mark === -1) return url;
   const pairs = url.slice(mark + 1).split('&');
   let changed = false;
@@ -46,7 +48,30 @@ export function redactUrl(url: string): string {
     pairs[i] = `${pair.slice(0, equals)}=[REDACTED]`;
     changed = true;
   }
-  return changed ? `${url.slice(0, mark)}?${pairs.join('&')}` : url;
+  return changed ? `${url.slice(0, mark + 1)}${pairs.join('&')}` : url;
+}
+
+/** Most parameter names {@link describeUrl} lists, and their longest kept length. */
+const MAX_PARAMS = 16;
+const MAX_PARAM_NAME = 40;
+
+/**
+ * The shape of a URL for a log line: its path and the names of its query parameters, never
+ * their values. For URLs whose values may hold any credential, such as `/ws?mcp_server_url=`
+ * naming an upstream URL with an API key in it (issue 14 review).
+ */
+export function describeUrl(url: string): { path: string; params: string[] } {
+  const mark = url.search(/[?#]/);
+  if (mark === -1) return { path: url, params: [] };
+  const names = new Set<string>();
+  for (const pair of url.slice(mark + 1).split('&')) {
+    // A part without `=` is not a name a parser pairs with a value: it could be a value itself.
+    const equals = pair.indexOf('=');
+    if (equals <= 0) continue;
+    names.add(decodedName(pair.slice(0, equals)).slice(0, MAX_PARAM_NAME));
+    if (names.size >= MAX_PARAMS) break;
+  }
+  return { path: url.slice(0, mark), params: [...names] };
 }
 
 /** A query name as any parser could read it: `+` as space, %XX decoded until stable, lower case. */

@@ -124,6 +124,30 @@ describe('config', () => {
     assert.throws(() => loadConfig({ env: {}, configPath: broken }), /does not parse/);
   });
 
+  it('says where a config file does not parse, never what the text there is', () => {
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        'bad.json',
+        '{"servers":{"gh":{"token":"ghp_SECRET123","url":https://a/mcp}}}',
+        /JSON at line 1, column 49/,
+      ],
+      ['bad2.json', '{"a":"ghp_SECRET123",\n "b": ghp_SECRET123}', /JSON at line 2, column 7/],
+      ['cut.json', '{"a":"ghp_SECRET123"', /JSON \(the file ends too soon\)/],
+      ['bad.yaml', 'servers:\n  gh: {token: ghp_SECRET123\n', /YAML at line \d+, column \d+/],
+    ];
+    for (const [name, text, where] of cases) {
+      assert.throws(
+        () => loadConfig({ env: {}, configPath: tempFile(name, text) }),
+        (error: unknown) => {
+          const message = (error as Error).message;
+          assert.match(message, where);
+          assert.ok(!message.includes('SECRET'), message);
+          return true;
+        },
+      );
+    }
+  });
+
   it('does not echo a bad token value', () => {
     assert.throws(
       () => loadConfig({ env: { PROXY_TOKEN: 'has white space in it!' } }),

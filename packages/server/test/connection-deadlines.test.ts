@@ -165,3 +165,26 @@ describe('an auth refusal', () => {
     });
   }
 });
+
+describe('the number of open connections', () => {
+  it('is capped by MAX_CONNECTIONS: one more is closed as it opens, the others stay', async () => {
+    const proxy = await startProxy({ MAX_CONNECTIONS: '2' });
+    const { port } = new URL(proxy.url);
+    const held: Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect(Number(port), '127.0.0.1');
+        socket.on('error', () => {});
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        held.push(socket);
+      }
+      const extra = await rawExchange(proxy.url, '', 5_000);
+      assert.equal(extra.closed, true, 'the connection past the cap is closed');
+      assert.equal(extra.received, '');
+      assert.ok(held.every((socket) => !socket.destroyed && socket.readyState === 'open'));
+    } finally {
+      for (const socket of held) socket.destroy();
+      await proxy.close();
+    }
+  });
+});

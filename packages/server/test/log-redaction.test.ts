@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { redactUrl } from '../src/logger.ts';
@@ -88,10 +89,38 @@ describe('token redaction judges a query name by what the parsers make of it', (
     }
   });
 
+  it('redacts a token after # as the router reads it: as the start of the query', async () => {
+    const port = Number(new URL(proxy.url).port);
+    const raw = (path: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`DELETE ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
+        );
+        let answer = '';
+        socket.on('data', (chunk) => {
+          answer += String(chunk);
+        });
+        socket.on('close', () => resolve(answer.split('\r\n')[0] ?? ''));
+        socket.on('error', () => resolve(answer));
+      });
+    const before = proxy.logs.length;
+    // Authenticated (not 401): the part after # is read as the query, so it holds a secret.
+    assert.doesNotMatch(await raw(`/mcp#proxy_token=${PROXY_SECRET}`), / 401 /);
+    await raw(`/mcp?x=1#&proxy_token=${PROXY_SECRET}`);
+    await raw(`/mcp#a=1&mcp_token=${MCP_SECRET}`);
+    const lines = proxy.logs.slice(before).filter((line) => line.includes('"msg":"request"'));
+    assert.equal(lines.length, 3);
+    for (const line of lines) {
+      assert.ok(!line.includes('ENCODEDLEAK'), line);
+      assert.match(line, /\[REDACTED\]/);
+    }
+  });
+
   it('leaves other parameters alone', () => {
     assert.equal(redactUrl('/ws?server=a&transport=sse'), '/ws?server=a&transport=sse');
     assert.equal(redactUrl('/mcp'), '/mcp');
     assert.equal(redactUrl('/ws?server=a&proxy%5Ftoken=x&b'), '/ws?server=a&proxy%5Ftoken=[REDACTED]&b');
     assert.equal(redactUrl('/ws?my_token_name=x'), '/ws?my_token_name=x');
+    assert.equal(redactUrl('/mcp#proxy_token=x'), '/mcp#proxy_token=[REDACTED]');
   });
 });

@@ -2,14 +2,30 @@
  * @module auth/live-requests
  * Requests still being answered, by the proxy token that made them: an event stream (a `/mcp`
  * GET stream, a streamed tool call) can run for as long as its upstream keeps it open, so a
- * token revoked by a reload must also end the answers it is still receiving (issue 14 #3).
+ * token revoked by a reload must also end the answers it is still receiving (issue 14 #3), and
+ * so must a token whose servers a reload narrowed, or a server a reload removed or re-pointed.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError } from '../errors.ts';
+import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Key of the target the request reaches (TargetResolver.key), once the route knows it. */
+    targetKey: string | undefined;
+  }
+}
+
+/**
+ * Whether an owner (principal key) may keep what it has open to a target key after a reload;
+ * `targetKey` is undefined while a request has not named its target yet.
+ */
+export type MayKeep = (ownerId: string, targetKey: string | undefined) => boolean;
 
 /** The answers in progress per owner (proxy-token identity). */
 export class LiveRequests {
-  readonly #byOwner = new Map<string, Set<ServerResponse>>();
+  readonly #byOwner = new Map<string, Map<ServerResponse, FastifyRequest>>();
   readonly #ownerValid: (ownerId: string) => boolean;
 
   /** @param ownerValid whether an owner's token is still accepted (the verifier decides). */
@@ -20,26 +36,34 @@ export class LiveRequests {
   /** An `onRequest` hook, after authentication, that follows the request until it is answered. */
   hook() {
     return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      if (request.identity) this.#track(request.identity.principalKey, reply.raw);
+      if (!request.identity) return;
+      // Authentication awaited the rate limiter (a Redis round trip): a reload in between has
+      // already ended this owner's answers, so one that starts now must be refused here.
+      if (!this.#ownerValid(request.identity.principalKey)) {
+        closeAfterRefusal(request, reply);
+        throw new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.');
+      }
+      this.#track(request.identity.principalKey, request, reply.raw);
     };
   }
 
-  /** Ends, by closing its connection, every answer still in progress for a revoked owner. */
-  endRevoked(): void {
+  /** Ends, by closing its connection, every answer in progress that `mayKeep` refuses. */
+  endUnreachable(mayKeep: MayKeep): void {
     for (const [ownerId, responses] of this.#byOwner) {
-      if (this.#ownerValid(ownerId)) continue;
-      for (const response of responses) response.destroy();
+      for (const [response, request] of responses) {
+        if (!mayKeep(ownerId, request.targetKey)) response.destroy();
+      }
     }
   }
 
-  #track(ownerId: string, response: ServerResponse): void {
+  #track(ownerId: string, request: FastifyRequest, response: ServerResponse): void {
     let responses = this.#byOwner.get(ownerId);
     if (!responses) {
-      responses = new Set();
+      responses = new Map();
       this.#byOwner.set(ownerId, responses);
     }
     const own = responses;
-    own.add(response);
+    own.set(response, request);
     response.once('close', () => {
       own.delete(response);
       if (own.size === 0 && this.#byOwner.get(ownerId) === own) this.#byOwner.delete(ownerId);

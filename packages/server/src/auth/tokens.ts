@@ -63,7 +63,12 @@ export class TokenVerifier {
    * owners are still valid" after a reload: sessions and sockets of any other owner end.
    */
   knows(principalKey: string): boolean {
-    return this.#identities.some((identity) => identity.principalKey === principalKey);
+    return this.grantOf(principalKey) !== undefined;
+  }
+
+  /** The identity a principal key has now (its servers may have changed on a reload). */
+  grantOf(principalKey: string): TokenIdentity | undefined {
+    return this.#identities.find((identity) => identity.principalKey === principalKey);
   }
 
   /** Number of tokens accepted. */

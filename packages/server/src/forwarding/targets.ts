@@ -44,9 +44,51 @@ export class TargetResolver {
     this.#vetted.clear();
   }
 
-  /** Replaces the configured servers (configuration reload); open sessions keep their upstream. */
-  replaceServers(servers: Config['servers']): void {
+  /**
+   * Replaces the configured servers (configuration reload). Returns the names that were removed
+   * or now mean something else (another URL, command, token, tool list…): what is open to them
+   * must end, see {@link TargetResolver.stillReaches}.
+   */
+  replaceServers(servers: Config['servers']): ReadonlySet<string> {
+    const changed = new Set<string>();
+    for (const [name, server] of Object.entries(this.#servers)) {
+      const next = Object.hasOwn(servers, name) ? servers[name] : undefined;
+      if (JSON.stringify(next) !== JSON.stringify(server)) changed.add(name);
+    }
     this.#servers = servers;
+    return changed;
+  }
+
+  /**
+   * Whether a token limited to `allowed` servers (undefined: no limit) may name this target:
+   * THE decision, for new requests ({@link TargetResolver.resolve}) and, after a reload, for
+   * what is already open ({@link TargetResolver.stillReaches}). A limited token reaches no URL.
+   */
+  static permits(
+    allowed: readonly string[] | undefined,
+    request: { server: string } | { url: string },
+  ): boolean {
+    if (allowed === undefined) return true;
+    return 'server' in request && allowed.includes(request.server);
+  }
+
+  /**
+   * After a reload: whether a token now limited to `allowed` may keep a session, socket or
+   * stream open to `targetKey` ({@link TargetResolver.key}), given the server names the reload
+   * `changed`. A configured server must still exist, mean the same, and be permitted.
+   */
+  stillReaches(
+    targetKey: string,
+    allowed: readonly string[] | undefined,
+    changed: ReadonlySet<string>,
+  ): boolean {
+    const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
+    if (name === undefined) return TargetResolver.permits(allowed, { url: targetKey });
+    return (
+      TargetResolver.permits(allowed, { server: name }) &&
+      !changed.has(name) &&
+      Object.hasOwn(this.#servers, name)
+    );
   }
 
   /**
@@ -54,7 +96,7 @@ export class TargetResolver {
    * then reaches no raw URL, and other names look unknown (their existence is not revealed).
    */
   async resolve(request: TargetRequest, allowed?: readonly string[]): Promise<ResolvedTarget> {
-    if (allowed !== undefined && !('server' in request)) {
+    if (!('server' in request) && !TargetResolver.permits(allowed, request)) {
       throw new ProxyError(
         'target_forbidden',
         'This proxy token may only reach the servers configured for it.',
@@ -64,7 +106,7 @@ export class TargetResolver {
       );
     }
     if ('server' in request) {
-      const permitted = allowed === undefined || allowed.includes(request.server);
+      const permitted = TargetResolver.permits(allowed, request);
       const server =
         permitted && Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
       if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
@@ -90,8 +132,17 @@ export class TargetResolver {
    * 14, review of finding 2), nor the reverse.
    */
   static key(target: ResolvedTarget): string {
+    // The reload check (stillReaches) reads a configured server's name back out of these keys.
     if (target.kind === 'stdio') return `stdio:${target.name}`;
     return target.name === undefined ? target.url.href : `server:${target.name}`;
+  }
+
+  /**
+   * The key a request's target will have, before it is vetted, for the reload check only: a
+   * configured server's key names it as {@link TargetResolver.key} does; a URL stays as given.
+   */
+  static requestKey(request: TargetRequest): string {
+    return 'server' in request ? `server:${request.server}` : request.url;
   }
 
   async #classify(

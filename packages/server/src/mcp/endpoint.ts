@@ -72,6 +72,7 @@ export class McpEndpoint {
 
     const target = await this.#resolve(request, serverName, identity.servers);
     const targetKey = TargetResolver.key(target);
+    request.targetKey = targetKey;
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
 

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from '../forwarding/envelope.ts';
 import type { Forwarder } from '../forwarding/forwarder.ts';
+import { TargetResolver } from '../forwarding/targets.ts';
 import { logsAt } from '../logger.ts';
 import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
 import { callerSignal } from './caller-signal.ts';
@@ -32,10 +33,13 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
     for (const [name, value] of Object.entries(request.headers)) {
       if (name.startsWith('mcp-param-') && typeof value === 'string') forwardHeaders[name] = value;
     }
+    const target = envelopeTarget(envelope);
+    // For a reload to judge this call while it runs (what it may still reach).
+    request.targetKey = TargetResolver.requestKey(target);
     const result = await forwarder.forward({
       forwardHeaders,
       identity,
-      target: envelopeTarget(envelope),
+      target,
       sessionId: envelope.mcp_session_id ?? header('mcp-session-id'),
       protocolVersion: envelope.mcp_protocol_version ?? header('mcp-protocol-version'),
       message,

@@ -7,12 +7,13 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
+import type { MayKeep } from '../auth/live-requests.ts';
 import type { TokenVerifier } from '../auth/tokens.ts';
 import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
 import { TargetResolver } from '../forwarding/targets.ts';
 import { ClientAddress, rateSubject } from '../limits/client-address.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { redactUrl } from '../logger.ts';
+import { describeUrl } from '../logger.ts';
 import { WsConnection, type WsConnectionDeps } from '../ws/connection.ts';
 import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from '../ws/handshake.ts';
 
@@ -25,6 +26,10 @@ export interface WsRouteOptions {
   readonly targets: TargetResolver;
   readonly policy: HandshakePolicy;
   readonly maxMessageBytes: number;
+  /** Deadline on the checks before a handshake completes (the configured request deadline). */
+  readonly handshakeTimeoutMs: number;
+  /** Whether an owner may still use a socket to a target (the reload's decision). */
+  readonly mayKeep: MayKeep;
   readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter'>;
 }
 
@@ -32,8 +37,8 @@ export interface WsRouteOptions {
 export interface WsRegistry {
   /** Number of open sockets. */
   count(): number;
-  /** Closes (4401) every socket whose proxy token the verifier no longer accepts. */
-  endRevoked(): void;
+  /** Closes (4401) every socket whose owner may no longer reach its target (after a reload). */
+  endUnreachable(mayKeep: MayKeep): void;
 }
 
 /** Attaches the `/ws` upgrade handler to the app's HTTP server. */
@@ -48,16 +53,31 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
   const addresses = new ClientAddress(options.trustedProxies);
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (path !== '/ws') {
+    // Before anything else: Node removed its own 'error' listener before emitting 'upgrade', so
+    // a reset arriving while we answer would otherwise be an uncaught exception (issue 14 review).
+    socket.on('error', () => {});
+    const url = request.url ?? '/';
+    if (handshakePath(url) !== '/ws') {
       const reply = toErrorReply(new ProxyError('not_found', 'No WebSocket endpoint here: connect to /ws.'));
       refuse(socket, reply.status, reply.body);
       return;
     }
-    const log = app.log.child({ ws: true, url: redactUrl(request.url ?? '') });
-    socket.on('error', () => {});
+    // The URL may carry an upstream URL with a credential in it: log its shape, never its values.
+    const shape = describeUrl(url);
+    const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
     let accepted: ReturnType<typeof checkHandshake>;
     let target: Awaited<ReturnType<TargetResolver['resolve']>>;
+    // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
+    // trips, DNS) get the configured request deadline, then the handshake is refused.
+    let settled = false;
+    const deadline = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      const reply = toErrorReply(new ProxyError('handshake_timeout'));
+      log.info({ status: reply.status, error: reply.error.code, target: targetOf(url) }, 'websocket refused');
+      refuse(socket, reply.status, reply.body);
+    }, options.handshakeTimeoutMs);
+    deadline.unref();
     const ip = rateSubject(addresses.of(request.socket.remoteAddress, request.headers['x-forwarded-for']));
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
@@ -72,19 +92,42 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       target = await options.targets.resolve(accepted.target, accepted.identity.servers);
     })().then(
       () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const connection = new WsConnection(
-            ws,
-            { ownerId: accepted.identity.principalKey, target, targetKey: TargetResolver.key(target) },
-            { ...options.connection, limiter: options.limiter, logger: log },
-          );
+          const owner = {
+            ownerId: accepted.identity.principalKey,
+            target,
+            targetKey: TargetResolver.key(target),
+          };
+          // A reload may have run while the checks above awaited: what it ended, this must not
+          // open (before any upstream connection is made).
+          if (!options.mayKeep(owner.ownerId, owner.targetKey)) {
+            ws.on('error', () => {});
+            const { code, reason } = toCloseFrame(revokedError());
+            ws.close(code, reason);
+            return;
+          }
+          const connection = new WsConnection(ws, owner, {
+            ...options.connection,
+            limiter: options.limiter,
+            logger: log,
+          });
           connections.add(connection);
           ws.once('close', () => connections.delete(connection));
         });
       },
       (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
         const reply = toErrorReply(error);
-        log.info({ status: reply.status, error: reply.error.code }, 'websocket refused');
+        log.info(
+          { status: reply.status, error: reply.error.code, target: targetOf(url) },
+          'websocket refused',
+        );
         refuse(socket, reply.status, reply.body);
       },
     );
@@ -97,25 +140,57 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
   });
   return {
     count: () => connections.size,
-    endRevoked: () => {
-      const { code, reason } = toCloseFrame(
-        new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.'),
-      );
+    endUnreachable: (mayKeep) => {
+      const { code, reason } = toCloseFrame(revokedError());
       for (const connection of connections) {
-        if (!options.verifier.knows(connection.ownerId)) connection.close(code, reason);
+        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(code, reason);
       }
     },
   };
 }
 
-/** Answers a refused upgrade with an HTTP error and a JSON-RPC body, then closes the socket. */
+/** Why a reload ends a socket: its token was revoked or no longer reaches the socket's target. */
+function revokedError(): ProxyError {
+  return new ProxyError(
+    'unauthorized',
+    'A configuration reload revoked the proxy token or its access to this MCP server.',
+  );
+}
+
+/** The path of a request target as the handshake check reads it (up to `?` or `#`). */
+function handshakePath(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+/** The upstream a refused handshake named, for the log: a configured name or a URL's host only. */
+function targetOf(url: string): string | undefined {
+  const query = URL.parse(url, 'http://ws.invalid')?.searchParams;
+  const server = query?.get('server');
+  if (server) return `server:${server.slice(0, 64)}`;
+  return URL.parse(query?.get('mcp_server_url') ?? '')?.host || undefined;
+}
+
+/** How long a refused handshake's answer may take to drain before the socket is destroyed. */
+const REFUSAL_LINGER_MS = 2_000;
+
+/**
+ * Answers a refused upgrade with an HTTP error and a JSON-RPC body, then destroys the socket: an
+ * upgrading socket is outside Node's deadlines, and `end()` alone leaves it half open for as long
+ * as the peer likes (issue 14 review). The timer covers a peer that never reads the answer.
+ */
 function refuse(socket: Duplex, status: number, body: unknown): void {
+  if (socket.destroyed) return;
   const payload = JSON.stringify(body);
+  const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\n' +
       `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
       'Connection: close\r\n\r\n' +
       payload,
+    () => socket.destroy(),
   );
 }

@@ -133,12 +133,18 @@ export class SessionStore<S extends Closable> {
     return [...this.#entries.values()].map((entry) => entry.value).values();
   }
 
-  /** Ends every session whose owner is no longer valid (after a reload revoked its token). */
-  async endRevoked(): Promise<void> {
+  /**
+   * Ends every session a reload took away: by default those whose owner is no longer valid
+   * (its token revoked); `keep` can also judge the session itself (e.g. its target).
+   */
+  async endRevoked(keep?: (ownerId: string, session: S) => boolean): Promise<void> {
     const valid = this.#options.ownerValid;
-    if (!valid) return;
-    const revoked = [...this.#entries].filter(([, entry]) => !valid(entry.ownerId)).map(([id]) => id);
-    await Promise.all(revoked.map((id) => this.delete(id)));
+    const kept = keep ?? (valid ? (ownerId: string) => valid(ownerId) : undefined);
+    if (!kept) return;
+    const ended = [...this.#entries]
+      .filter(([, entry]) => !kept(entry.ownerId, entry.value))
+      .map(([id]) => id);
+    await Promise.all(ended.map((id) => this.delete(id)));
   }
 
   /** Closes sessions idle longer than the timeout. */

@@ -103,6 +103,11 @@ export class WsConnection {
     return this.#peer.ownerId;
   }
 
+  /** What the socket's upstream is keyed by (a URL, `server:<name>` or `stdio:<name>`). */
+  get targetKey(): string {
+    return this.#peer.targetKey;
+  }
+
   /** Closes the socket (e.g. 1001 at shutdown). */
   close(code: number, reason: string): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
