@@ -91,10 +91,11 @@ export class McpBridge {
     const writer = new EventStreamWriter(this.#deps.stream);
     // Clients wait for the GET's headers before going on; send them now, not with the first event.
     writer.comment('stream open');
+    // A caller already gone must not take the backlog, nor hold the session's one GET stream.
+    if (closeWhenCallerLeaves(reply, writer)) return this.#sendStream(reply, writer);
     const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));
-    reply.raw.once('close', () => writer.close());
     const keepAlive = setInterval(
       () => this.#deps.sessions.get(ctx.sessionId as string, ctx.ownerId),
       30_000,
@@ -165,7 +166,11 @@ export class McpBridge {
       // Closing the stream before the answers arrived abandons them: cancel upstream.
       if (waiting.size > 0) session.abandon(sink);
     });
-    reply.raw.once('close', () => writer.close());
+    if (closeWhenCallerLeaves(reply, writer)) {
+      // The caller left while this POST waited (its batch's notifications going upstream):
+      // its requests are never sent, so nothing is left running upstream.
+      return this.#sendStream(reply, writer);
+    }
     armIdle();
     // Not awaited: a transport whose send lasts as long as its answer stream (an HTTP upstream)
     // must not hold this stream's headers, progress or server requests back until the end.
@@ -186,4 +191,18 @@ export class McpBridge {
       .header('x-accel-buffering', 'no')
       .send(writer.stream);
   }
+}
+
+/**
+ * Closes `writer` when the caller disconnects, or at once if it already has (the handler may
+ * have awaited upstream work first). Returns true in that last case.
+ */
+function closeWhenCallerLeaves(reply: FastifyReply, writer: EventStreamWriter): boolean {
+  const signal = callerSignal(reply);
+  if (signal.aborted) {
+    writer.close();
+    return true;
+  }
+  signal.addEventListener('abort', () => writer.close(), { once: true });
+  return false;
 }

@@ -5,11 +5,21 @@
  */
 import type { FastifyReply } from 'fastify';
 
-/** Signal aborted when the caller's connection closes before the reply finished. */
+/**
+ * Signal aborted when the caller's connection closes before the reply finished. Already
+ * aborted when that happened before the call: a handler asks for it after awaiting other work
+ * (resolving the target, a batch's notifications going upstream), and a 'close' event that is
+ * already past never fires again (issue 15).
+ */
 export function callerSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
+  const response = reply.raw;
+  if (response.destroyed) {
+    if (!response.writableFinished) controller.abort();
+    return controller.signal;
+  }
+  response.once('close', () => {
+    if (!response.writableFinished) controller.abort();
   });
   return controller.signal;
 }

@@ -166,14 +166,18 @@ export class BridgeSession {
     };
     const link = linkAbort([options.signal], options.timeoutMs);
     const { signal } = link;
+    const failure = () =>
+      link.timedOut
+        ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
+        : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.');
+    if (signal.aborted) {
+      // The caller left before the request went out: never send it, so there is nothing to cancel.
+      link.dispose();
+      throw failure();
+    }
     const onAbort = () => {
-      const { timedOut } = link;
-      this.abandon(sink, timedOut ? 'timeout' : 'client disconnected');
-      reject(
-        timedOut
-          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
-          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
-      );
+      this.abandon(sink, link.timedOut ? 'timeout' : 'client disconnected');
+      reject(failure());
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
