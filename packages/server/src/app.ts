@@ -10,47 +10,47 @@ import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
-import { proxyTokenHook } from './auth/hook.ts';
-import { LiveRequests, type MayKeep } from './auth/live-requests.ts';
-import { TokenVerifier } from './auth/tokens.ts';
-import type { Config } from './config.ts';
-import { corsOptions } from './cors.ts';
+import type { Config } from './config/config.ts';
+import { UpstreamConnector } from './dispatch/connector.ts';
+import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
+import { TargetResolver } from './dispatch/targets.ts';
+import { TransportVerdicts } from './dispatch/transport-verdicts.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
+import { ParamHeaderCatalog } from './eras/param-headers.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
-import { Forwarder } from './forwarding/forwarder.ts';
-import { TargetResolver } from './forwarding/targets.ts';
+import { corsOptions } from './http/cors.ts';
+import { registerJsonBodyParser } from './http/json-body.ts';
+import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { proxyTokenHook } from './identity/hook.ts';
+import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
-import { createLogger, lazyChildLoggerFactory } from './logger.ts';
-import { McpBridge } from './mcp/bridge-handler.ts';
-import { McpEndpoint } from './mcp/endpoint.ts';
-import { ModernBridge } from './mcp/modern-bridge-handler.ts';
-import { PassThrough } from './mcp/passthrough.ts';
+import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
-import { ParamHeaderCatalog } from './protocol/param-headers.ts';
-import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './routes/client-bundle.ts';
-import { healthRoutes } from './routes/health.ts';
-import { infoRoutes } from './routes/info.ts';
-import { registerJsonBodyParser } from './routes/json-body.ts';
-import { mcpRoutes } from './routes/mcp.ts';
-import { metricsRoutes } from './routes/metrics.ts';
-import { registerErrorHandlers, registerRequestLogging } from './routes/observe.ts';
-import { proxyRoutes } from './routes/proxy.ts';
-import { registerWebSocket } from './routes/ws.ts';
-import type { BridgeSession } from './sessions/bridge-session.ts';
+import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
+import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
+import { healthRoutes } from './surfaces/health.ts';
+import { infoRoutes } from './surfaces/info.ts';
+import { McpEndpoint } from './surfaces/mcp/endpoint.ts';
+import { HeldSessionHandler } from './surfaces/mcp/held-session-handler.ts';
+import { PassThrough } from './surfaces/mcp/passthrough.ts';
+import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
+import { mcpRoutes } from './surfaces/mcp/routes.ts';
+import { metricsRoutes } from './surfaces/metrics.ts';
+import { Forwarder } from './surfaces/proxy/forwarder.ts';
+import { proxyRoutes } from './surfaces/proxy/routes.ts';
+import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
-import { UpstreamConnector } from './upstream/connector.ts';
-import { EraDetector, EraVerdicts } from './upstream/era-detector.ts';
 import { UpstreamHttp } from './upstream/http.ts';
-import { TransportVerdicts } from './upstream/verdicts.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -203,7 +203,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
-  const sessions = new SessionStore<BridgeSession>({
+  const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
     ownerValid: (ownerId) => verifier.knows(ownerId),
@@ -254,13 +254,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     http,
     sealer,
     passThrough: new PassThrough(http, sealer),
-    bridge: new McpBridge({
+    bridge: new HeldSessionHandler({
       sessions,
       connector,
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
-    modern: new ModernBridge({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
+    modern: new PooledSessionHandler({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
     eras,
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { type DestinationStream, pino } from 'pino';
 import { buildApp } from './app.ts';
-import { type Config, ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config/config.ts';
+import { parseArgs, usage } from './config/usage.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
-import { parseArgs, usage } from './usage.ts';
 import { VERSION } from './version.ts';
 
 async function main(): Promise<void> {

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ENV_VARS } from '../src/config-sources.ts';
-import { USAGE_SETTINGS } from '../src/usage.ts';
+import { ENV_VARS } from '../src/config/sources.ts';
+import { USAGE_SETTINGS } from '../src/config/usage.ts';
 import { freePort } from './helpers/net.ts';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));

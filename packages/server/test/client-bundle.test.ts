@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { DEFAULT_CLIENT_BUNDLE_PATH } from '../src/routes/client-bundle.ts';
+import { DEFAULT_CLIENT_BUNDLE_PATH } from '../src/surfaces/client-bundle.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const ROUTE = '/client/mcp-proxy-client.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, DEFAULTS, loadConfig } from '../src/config.ts';
+import { ConfigError, DEFAULTS, loadConfig } from '../src/config/config.ts';
 
 const TOKEN = 'a-token-of-sufficient-length-1234';
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig } from '../src/config/config.ts';
 import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const APP = 'http://inspector.example.test:6274';

@@ -26,8 +26,8 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseDotenv } from 'dotenv';
 import { parse as parseYaml } from 'yaml';
-import { loadConfig } from '../src/config.ts';
-import { ENV_VARS } from '../src/config-sources.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { ENV_VARS } from '../src/config/sources.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

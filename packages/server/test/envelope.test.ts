@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { envelopeMessage, parseEnvelope } from '../src/forwarding/envelope.ts';
+import { envelopeMessage, parseEnvelope } from '../src/surfaces/proxy/envelope.ts';
 
 const BASE = { mcp_server_url: 'http://127.0.0.1:1/mcp', jsonrpc: '2.0', id: 1, method: 'ping' };
 

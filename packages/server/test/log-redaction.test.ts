@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { redactUrl } from '../src/logger.ts';
+import { redactUrl } from '../src/observability/logger.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const PROXY_SECRET = 'proxy-secret-ENCODEDLEAK-5c2e9f01ab';

@@ -263,6 +263,10 @@ describe('/mcp with a modern-only upstream: relayed 405s and errors', () => {
     const response = await mcpFetch(proxy, upstream.url, { method: 'GET' });
     await response.body?.cancel();
     assert.equal(response.status, 405);
-    assert.equal(response.headers.get('allow'), 'POST', 'the proxy drops it: mcp/passthrough.ts RELAYED');
+    assert.equal(
+      response.headers.get('allow'),
+      'POST',
+      'the proxy drops it: surfaces/mcp/passthrough.ts RELAYED',
+    );
   });
 });

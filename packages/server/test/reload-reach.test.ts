@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { MemoryRateStore, type RateStore, type WindowHit } from '../src/limits/rate-store.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { until } from './helpers/net.ts';

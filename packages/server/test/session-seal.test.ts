@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';

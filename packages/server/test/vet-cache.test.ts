@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { TargetResolver } from '../src/dispatch/targets.ts';
 import { createEgressGuard } from '../src/egress/guard.ts';
 import type { EgressGuard } from '../src/egress/types.ts';
-import { TargetResolver } from '../src/forwarding/targets.ts';
 import { answer, mapResolver, policy } from './fixtures/egress-support.ts';
 
 /** A real guard whose `vet` calls are counted. */

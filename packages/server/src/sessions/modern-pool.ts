@@ -8,6 +8,8 @@
  * progress token) of the pool's own and mapped back on the way down.
  */
 import { createHash } from 'node:crypto';
+import type { UpstreamConnector, UpstreamTarget } from '../dispatch/connector.ts';
+import { META, metaOf } from '../eras/classify.ts';
 import {
   isResponse,
   type JsonObject,
@@ -16,14 +18,12 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
-import { META, metaOf } from '../protocol/eras.ts';
-import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
-import { BridgeSession, type MessageSink } from './bridge-session.ts';
+import { HeldSession, type MessageSink } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
 /** What the pool needs. */
 export interface ModernPoolDeps {
-  readonly sessions: SessionStore<BridgeSession>;
+  readonly sessions: SessionStore<HeldSession>;
   readonly connector: UpstreamConnector;
 }
 
@@ -39,7 +39,7 @@ export class ModernSessionPool {
   readonly #deps: ModernPoolDeps;
   /** Pool key → id of the session in the store. */
   readonly #ids = new Map<string, string>();
-  readonly #opening = new Map<string, Promise<BridgeSession>>();
+  readonly #opening = new Map<string, Promise<HeldSession>>();
   #seq = 0;
 
   constructor(deps: ModernPoolDeps) {
@@ -47,7 +47,7 @@ export class ModernSessionPool {
   }
 
   /** The session for this caller, target and client envelope; opened on first use. */
-  async session(ctx: PoolContext, message: JsonRpcRequest): Promise<BridgeSession> {
+  async session(ctx: PoolContext, message: JsonRpcRequest): Promise<HeldSession> {
     const meta = metaOf(message);
     // The upstream credential is part of the key: a session opened with one caller's token
     // must never carry another's requests.
@@ -69,12 +69,11 @@ export class ModernSessionPool {
     return opening;
   }
 
-  async #open(key: string, ctx: PoolContext): Promise<BridgeSession> {
+  async #open(key: string, ctx: PoolContext): Promise<HeldSession> {
     const { sessions, connector } = this.#deps;
     const { id, value } = await sessions.add(
       ctx.ownerId,
-      async () =>
-        new BridgeSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
+      async () => new HeldSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
     );
     this.#ids.set(key, id);
     value.onClosed(() => {
@@ -85,20 +84,20 @@ export class ModernSessionPool {
   }
 
   /** One request through a pooled session, under ids of the pool's own. */
-  exchange(session: BridgeSession, message: JsonRpcRequest): PooledExchange {
+  exchange(session: HeldSession, message: JsonRpcRequest): PooledExchange {
     return new PooledExchange(session, message, ++this.#seq);
   }
 }
 
 /** A request sent through a shared session, its ids mapped out and back. */
 export class PooledExchange {
-  readonly #session: BridgeSession;
+  readonly #session: HeldSession;
   readonly #original: JsonRpcRequest;
   readonly #upstream: JsonRpcRequest;
   readonly #token: { readonly original: unknown; readonly pooled: string } | undefined;
   #sink: MessageSink | undefined;
 
-  constructor(session: BridgeSession, message: JsonRpcRequest, seq: number) {
+  constructor(session: HeldSession, message: JsonRpcRequest, seq: number) {
     this.#session = session;
     this.#original = message;
     const meta = metaOf(message);

@@ -14,6 +14,8 @@
  */
 import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
+import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import {
   initializeResultVersion,
@@ -24,10 +26,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
-import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
+import { RequestCorrelator } from './correlator.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
-import { RequestCorrelator } from './exchange.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
 import { rejectStatus, rpcErrorFor } from './status.ts';

@@ -6,7 +6,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { StdioServerConfig } from '../config.ts';
+import type { StdioServerConfig } from '../config/config.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { ChildRegistry } from './child-registry.ts';

@@ -6,10 +6,10 @@
  */
 import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
+import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
-import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../protocol/request-metadata.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';

@@ -4,7 +4,7 @@
  * first, then legacy GET) runs once per upstream rather than once per request. Bounded in size
  * and time: an upstream that is upgraded is re-probed after the TTL.
  */
-import type { HttpTransportKind } from './transport.ts';
+import type { HttpTransportKind } from '../upstream/transport.ts';
 
 /** Limits of the verdict cache. */
 export interface VerdictCacheOptions {

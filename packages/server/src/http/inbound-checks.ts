@@ -5,8 +5,8 @@
  * proxy is bound to loopback), and the Accept and MCP-Protocol-Version checks.
  */
 import type { FastifyRequest } from 'fastify';
-import { originAllowed } from '../cors.ts';
 import { ProxyError } from '../errors.ts';
+import { originAllowed } from './cors.ts';
 
 /** Protocol versions the session-based `/mcp` endpoint speaks. */
 export const SESSION_PROTOCOL_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];

@@ -49,7 +49,7 @@ const BACKLOG_LIMIT = 256;
 const BACKLOG_BYTES = 1_048_576;
 
 /** An inbound side and an upstream connection, bridged. */
-export class BridgeSession {
+export class HeldSession {
   readonly upstream: UpstreamTransport;
   /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
   readonly target: string;

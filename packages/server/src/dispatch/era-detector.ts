@@ -8,16 +8,16 @@
  * either in the config (`protocol: modern | legacy`), and then nothing is probed.
  */
 import { linkAbort } from '../abort.ts';
-import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
 import {
   discoverProbe,
   MODERN_VERSION,
   modernSupportFromAnswer,
   type ProtocolChoice,
   parseJson,
-} from '../protocol/eras.ts';
-import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
-import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+} from '../eras/classify.ts';
+import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
+import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
+import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
 export interface EraVerdict {

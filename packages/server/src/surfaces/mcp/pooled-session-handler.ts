@@ -11,24 +11,24 @@
  * open until the client closes it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { META, MODERN_VERSION, metaOf } from '../../eras/classify.ts';
+import { checkParamHeaders, type ParamHeaderCatalog } from '../../eras/param-headers.ts';
+import { ProxyError, toErrorReply } from '../../errors.ts';
+import { callerSignal } from '../../http/caller-signal.ts';
+import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import {
   isRequest,
   type JsonObject,
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
-} from '../jsonrpc.ts';
-import { META, MODERN_VERSION, metaOf } from '../protocol/eras.ts';
-import { checkParamHeaders, type ParamHeaderCatalog } from '../protocol/param-headers.ts';
-import { callerSignal } from '../routes/caller-signal.ts';
-import type { BridgeSession, MessageSink } from '../sessions/bridge-session.ts';
-import type { ModernSessionPool, PoolContext, PooledExchange } from '../sessions/modern-pool.ts';
-import { type EventStreamOptions, EventStreamWriter } from './event-stream-writer.ts';
-import { acceptsEventStream, acceptsJson } from './inbound-checks.ts';
+} from '../../jsonrpc.ts';
+import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
+import type { ModernSessionPool, PoolContext, PooledExchange } from '../../sessions/modern-pool.ts';
 
 /** Collaborators and limits. */
-export interface ModernBridgeDeps {
+export interface PooledSessionHandlerDeps {
   readonly pool: ModernSessionPool;
   /** `x-mcp-header` declarations, learnt from the `tools/list` answers the bridge relays. */
   readonly paramHeaders: ParamHeaderCatalog;
@@ -37,10 +37,10 @@ export interface ModernBridgeDeps {
 }
 
 /** Serves modern requests bound for session-era upstreams. */
-export class ModernBridge {
-  readonly #deps: ModernBridgeDeps;
+export class PooledSessionHandler {
+  readonly #deps: PooledSessionHandlerDeps;
 
-  constructor(deps: ModernBridgeDeps) {
+  constructor(deps: PooledSessionHandlerDeps) {
     this.#deps = deps;
   }
 
@@ -102,7 +102,7 @@ export class ModernBridge {
    */
   async #checkParamHeaders(
     request: FastifyRequest,
-    session: BridgeSession,
+    session: HeldSession,
     message: JsonRpcRequest,
     ctx: PoolContext,
   ): Promise<void> {

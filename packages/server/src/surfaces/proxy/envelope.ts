@@ -3,9 +3,9 @@
  * The POST /proxy envelope: the target and its credentials next to the JSON-RPC fields.
  */
 import { z } from 'zod';
-import { type JsonRpcId, ProxyError } from '../errors.ts';
-import type { JsonRpcNotification, JsonRpcRequest } from '../jsonrpc.ts';
-import { type TargetRequest, TRANSPORT_CHOICES } from './targets.ts';
+import { type TargetRequest, TRANSPORT_CHOICES } from '../../dispatch/targets.ts';
+import { type JsonRpcId, ProxyError } from '../../errors.ts';
+import type { JsonRpcNotification, JsonRpcRequest } from '../../jsonrpc.ts';
 
 /** A visible-ASCII header value (session ids travel in headers). */
 const headerSafe = z

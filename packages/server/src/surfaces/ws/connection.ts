@@ -9,8 +9,9 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
-import { ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
-import { exceedsJsonDepth } from '../json-depth.ts';
+import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
+import { ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   isJsonRpcMessage,
   isRequest,
@@ -18,13 +19,12 @@ import {
   type JsonRpcMessage,
   type JsonRpcResponse,
   requestKey,
-} from '../jsonrpc.ts';
-import type { InFlightLimits, Release } from '../limits/in-flight.ts';
-import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { toolFilterFor } from '../policy/tool-filter.ts';
-import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
-import type { SessionStore } from '../sessions/store.ts';
-import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
+} from '../../jsonrpc.ts';
+import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
+import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { toolFilterFor } from '../../policy/tool-filter.ts';
+import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import type { SessionStore } from '../../sessions/store.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
@@ -39,7 +39,7 @@ const EARLY_QUEUE_BYTES = 1_048_576;
 
 /** Limits and collaborators of a connection. */
 export interface WsConnectionDeps {
-  readonly sessions: SessionStore<BridgeSession>;
+  readonly sessions: SessionStore<HeldSession>;
   readonly connector: UpstreamConnector;
   readonly heartbeatMs: number;
   /** Bytes queued for the reader: above half, upstream reading pauses; above all, the socket closes. */
@@ -68,7 +68,7 @@ export class WsConnection {
   readonly #deps: WsConnectionDeps;
   readonly #started = Date.now();
   #sessionId: string | undefined;
-  #session: BridgeSession | undefined;
+  #session: HeldSession | undefined;
   /** Raw frames waiting for the upstream connection (undefined once it is open or failed). */
   #early: Array<{ raw: Buffer; release: Release }> | undefined = [];
   #earlyBytes = 0;
@@ -121,7 +121,7 @@ export class WsConnection {
       const { id, value } = await sessions.add(
         this.#peer.ownerId,
         async () =>
-          new BridgeSession(
+          new HeldSession(
             this.#peer.targetKey,
             await connector.open(this.#peer.target),
             toolFilterFor(this.#peer.target),

@@ -4,7 +4,7 @@
  * Every setting lives in the environment (or `.env`, or the config file); the command line
  * takes only `--help` and `--version`.
  */
-import { PRODUCT_NAME, VERSION } from './version.ts';
+import { PRODUCT_NAME, VERSION } from '../version.ts';
 
 /** The settings worth showing first, by environment variable name (all in ENV_VARS). */
 export const USAGE_SETTINGS: ReadonlyArray<readonly [name: string, meaning: string]> = [

@@ -4,7 +4,7 @@
  * `/servers/{name}/mcp` (a server from the operator's config): the Streamable HTTP endpoint.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { McpEndpoint } from '../mcp/endpoint.ts';
+import type { McpEndpoint } from './endpoint.ts';
 
 /** Registers the Streamable HTTP routes (inside the authenticated scope). */
 export async function mcpRoutes(app: FastifyInstance, endpoint: McpEndpoint): Promise<void> {

@@ -5,9 +5,9 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { findProxyError, ProxyError, toErrorReply } from '../errors.ts';
-import { bodyId } from '../forwarding/envelope.ts';
-import { createPlainLogger, logsAt, redactUrl } from '../logger.ts';
+import { createPlainLogger, logsAt, redactUrl } from '../observability/logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
+import { bodyId } from '../surfaces/proxy/envelope.ts';
 
 /** Logs one line and records metrics for every answered request. */
 export function registerRequestLogging(app: FastifyInstance, metrics: ProxyMetrics): void {

@@ -7,15 +7,15 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
-import type { MayKeep } from '../auth/live-requests.ts';
-import type { TokenVerifier } from '../auth/tokens.ts';
-import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../errors.ts';
-import { TargetResolver } from '../forwarding/targets.ts';
-import { ClientAddress, rateSubject } from '../limits/client-address.ts';
-import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { describeUrl } from '../logger.ts';
-import { WsConnection, type WsConnectionDeps } from '../ws/connection.ts';
-import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from '../ws/handshake.ts';
+import { TargetResolver } from '../../dispatch/targets.ts';
+import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import type { MayKeep } from '../../identity/live-requests.ts';
+import type { TokenVerifier } from '../../identity/tokens.ts';
+import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
+import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { describeUrl } from '../../observability/logger.ts';
+import { WsConnection, type WsConnectionDeps } from './connection.ts';
+import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.ts';
 
 /** What the WebSocket route needs. */
 export interface WsRouteOptions {

@@ -5,21 +5,21 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { StdioServerConfig } from '../config.ts';
+import type { StdioServerConfig } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
-import type { ProtocolChoice } from '../protocol/eras.ts';
-import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
+import type { ProtocolChoice } from '../eras/classify.ts';
+import { EraSwitch } from '../eras/era-switch.ts';
+import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
+import type { ChildRegistry } from '../upstream/child-registry.ts';
+import type { UpstreamHttp } from '../upstream/http.ts';
+import { SseTransport } from '../upstream/sse.ts';
+import { StdioTransport } from '../upstream/stdio.ts';
+import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
+import type { UpstreamTransport } from '../upstream/transport.ts';
+import { WebSocketTransport } from '../upstream/websocket.ts';
 import { AutoHttpTransport } from './auto-http.ts';
-import type { ChildRegistry } from './child-registry.ts';
 import type { EraDetector, EraProbeTarget } from './era-detector.ts';
-import { EraSwitch } from './era-switch.ts';
-import type { UpstreamHttp } from './http.ts';
-import { SseTransport } from './sse.ts';
-import { StdioTransport } from './stdio.ts';
-import { StreamableHttpTransport } from './streamable-http.ts';
-import type { UpstreamTransport } from './transport.ts';
-import type { TransportVerdicts } from './verdicts.ts';
-import { WebSocketTransport } from './websocket.ts';
+import type { TransportVerdicts } from './transport-verdicts.ts';
 
 /** A resolved upstream: a vetted URL with its wire protocol, or a configured stdio server. */
 export type UpstreamTarget =

@@ -6,28 +6,29 @@
  * other upstream (legacy SSE, WebSocket, configured stdio) gets a proxy-held bridge session
  * behind an opaque proxy session id.
  */
-import type { TokenIdentity } from '../auth/tokens.ts';
-import { ProxyError } from '../errors.ts';
+
+import { UpstreamConnector, type UpstreamTarget } from '../../dispatch/connector.ts';
+import type { EraDetector } from '../../dispatch/era-detector.ts';
+import { type TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
+import type { TransportVerdicts } from '../../dispatch/transport-verdicts.ts';
+import { clientEraOf, isModernOnlyRefusal } from '../../eras/classify.ts';
+import type { ParamHeaderCatalog } from '../../eras/param-headers.ts';
+import { ProxyError } from '../../errors.ts';
+import type { TokenIdentity } from '../../identity/tokens.ts';
 import {
   isRequest,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
-} from '../jsonrpc.ts';
-import { toolFilterFor } from '../policy/tool-filter.ts';
-import { clientEraOf, isModernOnlyRefusal } from '../protocol/eras.ts';
-import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
-import { BridgeSession } from '../sessions/bridge-session.ts';
-import type { ModernSessionPool } from '../sessions/modern-pool.ts';
-import type { OpenedSessionId, SessionIdSealer } from '../sessions/session-id-sealer.ts';
-import { PROXY_SESSION_PREFIX, type SessionStore } from '../sessions/store.ts';
-import { UpstreamConnector, type UpstreamTarget } from '../upstream/connector.ts';
-import type { EraDetector } from '../upstream/era-detector.ts';
-import type { UpstreamHttp } from '../upstream/http.ts';
-import { exchangeOnce } from '../upstream/one-shot.ts';
-import { invitesLegacyProbe } from '../upstream/status.ts';
-import type { TransportVerdicts } from '../upstream/verdicts.ts';
-import { type TargetRequest, TargetResolver } from './targets.ts';
+} from '../../jsonrpc.ts';
+import { toolFilterFor } from '../../policy/tool-filter.ts';
+import { HeldSession } from '../../sessions/held-session.ts';
+import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
+import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
+import { PROXY_SESSION_PREFIX, type SessionStore } from '../../sessions/store.ts';
+import type { UpstreamHttp } from '../../upstream/http.ts';
+import { exchangeOnce } from '../../upstream/one-shot.ts';
+import { invitesLegacyProbe } from '../../upstream/status.ts';
 
 const noop = (): void => {};
 
@@ -58,7 +59,7 @@ export interface ForwarderDeps {
   readonly targets: TargetResolver;
   readonly http: UpstreamHttp;
   readonly connector: UpstreamConnector;
-  readonly sessions: SessionStore<BridgeSession>;
+  readonly sessions: SessionStore<HeldSession>;
   readonly verdicts: TransportVerdicts;
   readonly timeoutMs: number;
   readonly paramHeaders?: ParamHeaderCatalog;
@@ -192,7 +193,7 @@ export class Forwarder {
    */
   async #viaBridge(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
     const open = async () =>
-      new BridgeSession(
+      new HeldSession(
         TargetResolver.key(target),
         await this.#deps.connector.open(target),
         toolFilterFor(target),
@@ -235,7 +236,7 @@ export class Forwarder {
     return { response };
   }
 
-  async #viaSession(session: BridgeSession, request: ForwardRequest): Promise<ForwardResult> {
+  async #viaSession(session: HeldSession, request: ForwardRequest): Promise<ForwardResult> {
     const { message, signal } = request;
     if (!isRequest(message)) {
       await session.send(message);

@@ -5,13 +5,13 @@
  * notifications and responses get 202.
  */
 import type { FastifyInstance } from 'fastify';
-import { ProxyError } from '../errors.ts';
-import { envelopeMessage, envelopeTarget, parseEnvelope } from '../forwarding/envelope.ts';
-import type { Forwarder } from '../forwarding/forwarder.ts';
-import { TargetResolver } from '../forwarding/targets.ts';
-import { logsAt } from '../logger.ts';
-import { checkHeaderAgreement } from '../protocol/request-metadata.ts';
-import { callerSignal } from './caller-signal.ts';
+import { TargetResolver } from '../../dispatch/targets.ts';
+import { checkHeaderAgreement } from '../../eras/request-metadata.ts';
+import { ProxyError } from '../../errors.ts';
+import { callerSignal } from '../../http/caller-signal.ts';
+import { logsAt } from '../../observability/logger.ts';
+import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
+import type { Forwarder } from './forwarder.ts';
 
 /** Registers `POST /proxy` (inside the authenticated scope). */
 export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): Promise<void> {

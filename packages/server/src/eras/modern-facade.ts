@@ -23,8 +23,8 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
-import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from '../protocol/eras.ts';
-import type { SendOptions, UpstreamTransport } from './transport.ts';
+import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
 
 /** What the facade wraps and how long it holds a call waiting for the client's input. */
 export interface ModernEraFacadeOptions {

@@ -6,38 +6,38 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { linkAbort } from '../abort.ts';
-import { ProxyError } from '../errors.ts';
+import { linkAbort } from '../../abort.ts';
+import { UpstreamConnector } from '../../dispatch/connector.ts';
+import type { EraDetector } from '../../dispatch/era-detector.ts';
 import {
   type ResolvedTarget,
   TargetResolver,
   TRANSPORT_CHOICES,
   type TransportChoice,
-} from '../forwarding/targets.ts';
-import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../jsonrpc.ts';
-import { type ToolFilter, toolFilterFor } from '../policy/tool-filter.ts';
-import { clientEraOf, isModernOnlyRefusal, parseJson } from '../protocol/eras.ts';
-import { checkHeaderAgreement, isModernProtocolError } from '../protocol/request-metadata.ts';
-import { callerSignal } from '../routes/caller-signal.ts';
-import type { OpenedSessionId, SessionIdSealer } from '../sessions/session-id-sealer.ts';
-import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
-import { UpstreamConnector } from '../upstream/connector.ts';
-import type { EraDetector } from '../upstream/era-detector.ts';
-import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
-import { exchangeOnce } from '../upstream/one-shot.ts';
-import type { TransportVerdicts } from '../upstream/verdicts.ts';
-import type { BridgeContext, McpBridge } from './bridge-handler.ts';
-import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from './inbound-checks.ts';
-import type { ModernBridge } from './modern-bridge-handler.ts';
+} from '../../dispatch/targets.ts';
+import type { TransportVerdicts } from '../../dispatch/transport-verdicts.ts';
+import { clientEraOf, isModernOnlyRefusal, parseJson } from '../../eras/classify.ts';
+import { checkHeaderAgreement, isModernProtocolError } from '../../eras/request-metadata.ts';
+import { ProxyError } from '../../errors.ts';
+import { callerSignal } from '../../http/caller-signal.ts';
+import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
+import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
+import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
+import { PROXY_SESSION_PREFIX } from '../../sessions/store.ts';
+import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
+import { exchangeOnce } from '../../upstream/one-shot.ts';
+import type { BridgeContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
+import type { PooledSessionHandler } from './pooled-session-handler.ts';
 
 /** Collaborators of the endpoint. */
 export interface McpEndpointDeps {
   readonly targets: TargetResolver;
   readonly passThrough: PassThrough;
-  readonly bridge: McpBridge;
+  readonly bridge: HeldSessionHandler;
   /** Modern clients of session-era upstreams. */
-  readonly modern: ModernBridge;
+  readonly modern: PooledSessionHandler;
   readonly eras: EraDetector;
   readonly verdicts: TransportVerdicts;
   readonly sealer: SessionIdSealer;

@@ -5,6 +5,7 @@
  * process environment. A bad value fails with one line naming where it came from.
  */
 import { z } from 'zod';
+import { HostList } from '../egress/host-list.ts';
 import {
   ConfigError,
   deepFreeze,
@@ -15,8 +16,7 @@ import {
   readConfigFile,
   readDotenv,
   setPath,
-} from './config-sources.ts';
-import { HostList } from './egress/host-list.ts';
+} from './sources.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 

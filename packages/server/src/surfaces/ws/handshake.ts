@@ -6,10 +6,10 @@
  * A refusal is an HTTP error on the handshake, never an open socket.
  */
 import type { IncomingMessage } from 'node:http';
-import type { TokenIdentity, TokenVerifier } from '../auth/tokens.ts';
-import { originAllowed } from '../cors.ts';
-import { ProxyError } from '../errors.ts';
-import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../forwarding/targets.ts';
+import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../../dispatch/targets.ts';
+import { ProxyError } from '../../errors.ts';
+import { originAllowed } from '../../http/cors.ts';
+import type { TokenIdentity, TokenVerifier } from '../../identity/tokens.ts';
 
 /** Subprotocol prefix that carries the proxy token, keeping it out of URLs. */
 export const TOKEN_PROTOCOL_PREFIX = 'proxy-token.';

@@ -4,15 +4,16 @@
  * HTTP; if the server refuses it the way the MCP spec's back-compat section describes (4xx),
  * the legacy HTTP+SSE transport is tried. The verdict is remembered per URL.
  */
+
+import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import type { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
-import type { ParamHeaderCatalog } from '../protocol/param-headers.ts';
-import type { UpstreamHttp } from './http.ts';
-import { SseTransport } from './sse.ts';
-import { invitesLegacyProbe } from './status.ts';
-import { StreamableHttpTransport } from './streamable-http.ts';
-import type { SendOptions, UpstreamTransport } from './transport.ts';
-import type { TransportVerdicts } from './verdicts.ts';
+import type { UpstreamHttp } from '../upstream/http.ts';
+import { SseTransport } from '../upstream/sse.ts';
+import { invitesLegacyProbe } from '../upstream/status.ts';
+import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
+import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import type { TransportVerdicts } from './transport-verdicts.ts';
 
 /** How to reach an HTTP upstream of unknown transport. */
 export interface AutoHttpOptions {

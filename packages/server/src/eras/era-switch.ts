@@ -9,15 +9,10 @@
  */
 import type { ProxyError } from '../errors.ts';
 import { isResponse, type JsonRpcMessage, requestKey } from '../jsonrpc.ts';
-import {
-  clientEraOf,
-  discoverProbe,
-  isModernOnlyRefusal,
-  modernSupportFromAnswer,
-} from '../protocol/eras.ts';
-import { ModernEraFacade } from './modern-era-facade.ts';
-import { SessionEraFacade } from './session-era-facade.ts';
-import type { SendOptions, UpstreamTransport } from './transport.ts';
+import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { clientEraOf, discoverProbe, isModernOnlyRefusal, modernSupportFromAnswer } from './classify.ts';
+import { ModernEraFacade } from './modern-facade.ts';
+import { SessionEraFacade } from './session-facade.ts';
 
 /**
  * How long an in-band `server/discover` probe may go unanswered before this session treats the

@@ -3,10 +3,10 @@
  * Turns what a caller names (a URL with a transport choice, or a configured server's name) into
  * a vetted upstream target. Requests can name URLs; only the operator's config can name commands.
  */
-import type { Config } from '../config.ts';
+import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
-import type { UpstreamTarget } from '../upstream/connector.ts';
+import type { UpstreamTarget } from './connector.ts';
 import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
 /** Transport choices a caller may make for a URL. */

@@ -22,6 +22,7 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
 import {
   LATEST_LEGACY_VERSION,
   LEGACY_VERSIONS,
@@ -29,8 +30,7 @@ import {
   META,
   MODERN_VERSION,
   withMeta,
-} from '../protocol/eras.ts';
-import type { SendOptions, UpstreamTransport } from './transport.ts';
+} from './classify.ts';
 
 /** Rounds of input a request may need before the proxy gives up on it. */
 const MAX_INPUT_ROUNDS = 8;

@@ -13,12 +13,18 @@ import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyError } from '../errors.ts';
-import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
-import { relayedContentType } from '../upstream/content-type.ts';
-import { isEventStream } from '../upstream/event-stream.ts';
-import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
-import { scrubBody } from '../upstream/scrub.ts';
+import { ProxyError } from '../../errors.ts';
+import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
+import { relayedContentType } from '../../upstream/content-type.ts';
+import { isEventStream } from '../../upstream/event-stream.ts';
+import {
+  discard,
+  drain,
+  headerValue,
+  type UpstreamHttp,
+  type UpstreamResponse,
+} from '../../upstream/http.ts';
+import { scrubBody } from '../../upstream/scrub.ts';
 
 /** Inbound headers forwarded upstream as they are (and, per MCP 2026-07-28, any `Mcp-Param-*`). */
 const FORWARDED: ReadonlySet<string> = new Set([

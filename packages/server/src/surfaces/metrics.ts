@@ -4,8 +4,8 @@
  * the proxy tokens. Without a METRICS_TOKEN the route does not exist.
  */
 import type { FastifyInstance } from 'fastify';
-import { TokenVerifier } from '../auth/tokens.ts';
 import { ProxyError } from '../errors.ts';
+import { TokenVerifier } from '../identity/tokens.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';

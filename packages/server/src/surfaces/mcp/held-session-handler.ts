@@ -5,15 +5,15 @@
  * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyError, toErrorReply } from '../errors.ts';
-import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts';
-import { toolFilterFor } from '../policy/tool-filter.ts';
-import { callerSignal } from '../routes/caller-signal.ts';
-import { BridgeSession, type MessageSink } from '../sessions/bridge-session.ts';
-import type { SessionStore } from '../sessions/store.ts';
-import type { UpstreamConnector, UpstreamTarget } from '../upstream/connector.ts';
-import { type EventStreamOptions, EventStreamWriter } from './event-stream-writer.ts';
-import { acceptsEventStream, acceptsJson } from './inbound-checks.ts';
+import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
+import { ProxyError, toErrorReply } from '../../errors.ts';
+import { callerSignal } from '../../http/caller-signal.ts';
+import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
+import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { toolFilterFor } from '../../policy/tool-filter.ts';
+import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import type { SessionStore } from '../../sessions/store.ts';
 
 /** What a bridged exchange needs to know about the caller. */
 export interface BridgeContext {
@@ -24,18 +24,18 @@ export interface BridgeContext {
 }
 
 /** Collaborators and limits. */
-export interface McpBridgeDeps {
-  readonly sessions: SessionStore<BridgeSession>;
+export interface HeldSessionHandlerDeps {
+  readonly sessions: SessionStore<HeldSession>;
   readonly connector: UpstreamConnector;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
 }
 
 /** Serves `/mcp` for targets the proxy must hold a connection to. */
-export class McpBridge {
-  readonly #deps: McpBridgeDeps;
+export class HeldSessionHandler {
+  readonly #deps: HeldSessionHandlerDeps;
 
-  constructor(deps: McpBridgeDeps) {
+  constructor(deps: HeldSessionHandlerDeps) {
     this.#deps = deps;
   }
 
@@ -50,14 +50,14 @@ export class McpBridge {
     const requests = messages.filter(isRequest);
     const opens = requests.some((m) => m.method === 'initialize');
     let sessionId = ctx.sessionId;
-    let session: BridgeSession;
+    let session: HeldSession;
     if (sessionId === undefined) {
       if (!opens) throw new ProxyError('session_required');
       const { sessions, connector } = this.#deps;
       const created = await sessions.add(
         ctx.ownerId,
         async () =>
-          new BridgeSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
+          new HeldSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
       );
       sessionId = created.id;
       session = created.value;
@@ -113,14 +113,14 @@ export class McpBridge {
     return reply.code(200).send();
   }
 
-  #session(id: string, ctx: BridgeContext): BridgeSession {
+  #session(id: string, ctx: BridgeContext): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
     if (!session || session.closed || session.target !== ctx.targetKey)
       throw new ProxyError('session_not_found');
     return session;
   }
 
-  async #answerAsJson(reply: FastifyReply, session: BridgeSession, requests: JsonRpcRequest[]) {
+  async #answerAsJson(reply: FastifyReply, session: HeldSession, requests: JsonRpcRequest[]) {
     const signal = callerSignal(reply);
     return Promise.all(
       requests.map((message) =>
@@ -131,7 +131,7 @@ export class McpBridge {
     );
   }
 
-  async #answerAsStream(reply: FastifyReply, session: BridgeSession, requests: JsonRpcRequest[]) {
+  async #answerAsStream(reply: FastifyReply, session: HeldSession, requests: JsonRpcRequest[]) {
     const writer = new EventStreamWriter({
       ...this.#deps.stream,
       heartbeatMs: this.#deps.stream.heartbeatMs,
