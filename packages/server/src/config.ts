@@ -36,7 +36,13 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 10_000,
   // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
   server: { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 72_000 },
-  upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
+  upstream: {
+    timeoutMs: 30_000,
+    connectTimeoutMs: 10_000,
+    responseLimitBytes: 10_485_760,
+    // Sockets to one upstream origin at once (issue 14 review, F2): more requests queue.
+    maxConnectionsPerOrigin: 128,
+  },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
@@ -165,6 +171,7 @@ const configSchema = z
       timeoutMs: positiveInt,
       connectTimeoutMs: positiveInt,
       responseLimitBytes: positiveInt,
+      maxConnectionsPerOrigin: positiveInt,
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),

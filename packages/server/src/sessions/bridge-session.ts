@@ -19,6 +19,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
@@ -69,6 +70,13 @@ export class BridgeSession {
   readonly #filtered = new Set<string>();
   /** Abort handles of requests whose upstream exchange is still running. */
   readonly #inFlight = new Map<string, AbortController>();
+  /** Aborted when the upstream side ends: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  /**
+   * Server requests nobody connected can answer. A session outlives many of them, so only their
+   * concurrency is bounded (issue 14 review, F2), not their number.
+   */
+  readonly #refusals: ServerRequestRefusals;
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
@@ -81,6 +89,11 @@ export class BridgeSession {
     this.target = target;
     this.upstream = upstream;
     this.#filter = filter;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => upstream.send(reply, { signal }),
+      this.#done.signal,
+      { ...REFUSAL_DEFAULTS, maxRefused: Number.POSITIVE_INFINITY },
+    );
     upstream.onmessage = (message) => this.#route(message);
     upstream.onerror = (error) => {
       this.#failure = error;
@@ -88,6 +101,7 @@ export class BridgeSession {
     };
     upstream.onclose = () => {
       this.#closed = true;
+      this.#done.abort();
       const open = new Set([...this.#pending.values(), ...this.#active]);
       this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
       // Streams still open for this session (answer streams, the GET stream) end with it.
@@ -212,6 +226,7 @@ export class BridgeSession {
     for (const [key, owner] of this.#pending) {
       if (owner !== sink) continue;
       this.#pending.delete(key);
+      this.#filtered.delete(key);
       this.#abort(key);
       const requestId = requestIdOf(key);
       this.upstream
@@ -284,13 +299,7 @@ export class BridgeSession {
     if (this.#standalone?.deliver(message)) return;
     if (isRequest(message)) {
       // Nobody connected can answer: say so at once rather than leave the server waiting.
-      this.upstream
-        .send({
-          jsonrpc: '2.0',
-          id: message.id,
-          error: { code: -32601, message: `No connected client can answer "${message.method}" right now.` },
-        })
-        .catch(() => {});
+      this.#refusals.refuse(message, `No connected client can answer "${message.method}" right now.`);
       return;
     }
     this.#keep(message);
@@ -314,6 +323,7 @@ export class BridgeSession {
 
   #forget(key: string, token: string | undefined, sink: MessageSink): void {
     this.#pending.delete(key);
+    this.#filtered.delete(key);
     if (token !== undefined) this.#progress.delete(token);
     if (![...this.#pending.values()].includes(sink)) this.#release(sink);
   }
@@ -331,6 +341,8 @@ export class BridgeSession {
       else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
     }
     this.#pending.clear();
+    // Request keys the filter was to see leave with their requests (issue 14 review, F4).
+    this.#filtered.clear();
     this.#progress.clear();
     this.#active.length = 0;
   }
