@@ -101,9 +101,14 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
     if (!child || this.#closed || !child.stdin.writable) {
       throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
     }
-    const ok = child.stdin.write(`${JSON.stringify(message)}\n`);
-    // Backpressure: wait until the child has read what we wrote before accepting more.
-    if (!ok) await new Promise<void>((resolve) => child.stdin.once('drain', resolve));
+    const stdin = child.stdin;
+    // Backpressure both ways round: a send waits for room before writing (concurrent sends
+    // must not pile up in stdin's buffer, issue 14 review F1) and until its bytes are taken.
+    if (stdin.writableNeedDrain) await drained(stdin);
+    if (this.#closed || !stdin.writable) {
+      throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
+    }
+    if (!stdin.write(`${JSON.stringify(message)}\n`)) await drained(stdin);
   }
 
   async close(): Promise<void> {
@@ -184,4 +189,20 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
       parts.push(start === 0 ? chunk : Buffer.from(chunk.subarray(start)));
     });
   }
+}
+
+/** Resolves once `stream` drained or closed (a dead child never drains). */
+function drained(stream: NodeJS.WritableStream & { readonly closed?: boolean }): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
 }
