@@ -63,6 +63,27 @@ describe('server requests a caller cannot answer (F2)', {
   }
 });
 
+describe('input requests a modern caller owes (F6)', { timeout: 30_000 }, () => {
+  it('a session-era server asking for input a hundred times: a bounded few wait, the rest are refused', async () => {
+    const { proxy, upstream } = await setUp(256);
+    const reply = await postProxy(proxy, {
+      mcp_server_url: `${upstream.origin}/legacy-asker?n=100`,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'ask', arguments: {}, _meta: MODERN },
+    });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body).slice(0, 300));
+    assert.equal(reply.body.result?.resultType, 'input_required', JSON.stringify(reply.body).slice(0, 300));
+    const asked = Object.keys(reply.body.result.inputRequests).length;
+    assert.ok(asked >= 1 && asked <= 16, `a bounded number of input requests (${asked})`);
+    // The others were refused, a few at a time (the upstream never answers a refusal).
+    const { max } = upstream.connections();
+    assert.ok(max <= 12, `a few connections to the upstream at most (saw ${max} at once)`);
+    assert.ok(proxy.alive(), proxy.output());
+  });
+});
+
 describe('the Mcp-Param catalog (F3)', { timeout: 60_000 }, () => {
   it('keeps a bounded amount of what tools/list answers declare, whatever the query string', async () => {
     const { proxy, upstream } = await setUp(96);
