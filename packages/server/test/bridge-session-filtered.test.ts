@@ -33,7 +33,13 @@ function fakeUpstream(): UpstreamTransport & { failNext: boolean } {
 
 function collector(): MessageSink & { got: JsonRpcMessage[] } {
   const got: JsonRpcMessage[] = [];
-  return { got, deliver: (message) => (got.push(message), true) };
+  return {
+    got,
+    deliver: (message) => {
+      got.push(message);
+      return true;
+    },
+  };
 }
 
 const listed: JsonRpcResponse = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'hidden' }] } };

@@ -19,7 +19,11 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
-import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
+import {
+  REFUSAL_DEFAULTS,
+  ServerRequestRefusals,
+  tooManyServerRequests,
+} from '../upstream/server-request-refusals.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
@@ -170,8 +174,16 @@ export class BridgeSession {
     options: { timeoutMs: number; signal?: AbortSignal | undefined },
   ): Promise<JsonRpcResponse> {
     const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
+        // This caller cannot answer server requests (they are refused for it); an upstream that
+        // keeps sending them fails the call (issue 14 review, F2).
+        if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {
+          this.abandon(sink, 'too many server requests');
+          reject(tooManyServerRequests());
+          return false;
+        }
         if (!isResponse(incoming) || incoming.id !== message.id) return false;
         resolve(incoming);
         return true;
