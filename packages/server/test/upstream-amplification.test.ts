@@ -63,6 +63,24 @@ describe('server requests a caller cannot answer (F2)', {
   }
 });
 
+describe('server requests through a held session (F2)', { timeout: 30_000 }, () => {
+  it('POST /proxy to a WebSocket upstream asking hundreds of times: the call fails at once', async () => {
+    const { proxy, upstream } = await setUp(256);
+    const started = Date.now();
+    const reply = await postProxy(proxy, {
+      mcp_server_url: `${upstream.origin.replace('http', 'ws')}/asker`,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'x', arguments: {} },
+    });
+    assert.equal(reply.status, 502, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_protocol_error');
+    assert.ok(Date.now() - started < 5_000, `not at the upstream timeout: ${Date.now() - started} ms`);
+    assert.ok(proxy.alive(), proxy.output());
+  });
+});
+
 describe('input requests a modern caller owes (F6)', { timeout: 30_000 }, () => {
   it('a session-era server asking for input a hundred times: a bounded few wait, the rest are refused', async () => {
     const { proxy, upstream } = await setUp(256);
