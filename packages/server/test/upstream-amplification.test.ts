@@ -19,10 +19,13 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function setUp(heapMb: number): Promise<{ proxy: ChildProxy; upstream: AmplifyUpstream }> {
+async function setUp(
+  heapMb: number,
+  env: Record<string, string> = {},
+): Promise<{ proxy: ChildProxy; upstream: AmplifyUpstream }> {
   const upstream = await startAmplifyUpstream();
   cleanup.push(() => upstream.stop());
-  const proxy = await startChildProxy({ UPSTREAM_TIMEOUT_MS: '20000', LOG_LEVEL: 'error' }, heapMb);
+  const proxy = await startChildProxy({ UPSTREAM_TIMEOUT_MS: '20000', LOG_LEVEL: 'error', ...env }, heapMb);
   cleanup.push(() => proxy.stop());
   return { proxy, upstream };
 }
@@ -61,6 +64,26 @@ describe('server requests a caller cannot answer (F2)', {
       assert.ok(proxy.alive(), proxy.output());
     });
   }
+});
+
+describe('sockets to one upstream origin (F2)', { timeout: 30_000 }, () => {
+  it('UPSTREAM_MAX_CONNECTIONS_PER_ORIGIN caps them: further calls wait for a free one', async () => {
+    const { proxy, upstream } = await setUp(256, { UPSTREAM_MAX_CONNECTIONS_PER_ORIGIN: '3' });
+    const replies = await Promise.all(
+      Array.from({ length: 9 }, (_, i) =>
+        postProxy(proxy, {
+          mcp_server_url: `${upstream.origin}/server-requests?n=0&holdMs=300`,
+          jsonrpc: '2.0',
+          id: i,
+          method: 'tools/call',
+          params: { name: 'x', arguments: {} },
+        }),
+      ),
+    );
+    for (const reply of replies) assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const { max } = upstream.connections();
+    assert.ok(max <= 3, `at most 3 sockets to the upstream at once (saw ${max})`);
+  });
 });
 
 describe('server requests through a held session (F2)', { timeout: 30_000 }, () => {
