@@ -160,6 +160,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const guard = new ReloadableGuard(config.egress, {
     connectTimeoutMs: config.upstream.connectTimeoutMs,
+    agent: { connections: config.upstream.maxConnectionsPerOrigin },
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;

@@ -43,7 +43,14 @@ export const DEFAULTS = {
     // dropped, so a flood cannot take the file descriptors upstream connections need.
     maxConnections: 10_000,
   },
-  upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
+  upstream: {
+    timeoutMs: 30_000,
+    connectTimeoutMs: 10_000,
+    responseLimitBytes: 10_485_760,
+    // Sockets to one upstream origin at once (issue 14 review, F2): more requests queue. Each open
+    // event stream (a GET stream, a legacy SSE session) holds one, so it is generous.
+    maxConnectionsPerOrigin: 1_024,
+  },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
@@ -173,6 +180,7 @@ const configSchema = z
       timeoutMs: positiveInt,
       connectTimeoutMs: positiveInt,
       responseLimitBytes: positiveInt,
+      maxConnectionsPerOrigin: positiveInt,
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),

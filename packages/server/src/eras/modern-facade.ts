@@ -23,8 +23,17 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
 import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
+
+/**
+ * Server requests one call may have waiting for the client's input, and their params' bytes
+ * (JSON text). A session-era server asks for a few; one asking for thousands made the facade
+ * keep them all until the client came back (issue 14 review, F6). Beyond, they are refused.
+ */
+const MAX_WAITING_PER_CALL = 16;
+const MAX_WAITING_BYTES_PER_CALL = 1_048_576;
 
 /** What the facade wraps and how long it holds a call waiting for the client's input. */
 export interface ModernEraFacadeOptions {
@@ -42,6 +51,8 @@ interface Asked {
   readonly id: RequestId;
   readonly method: string;
   readonly params: JsonObject | undefined;
+  /** Its params' JSON text length, counted in its call's `inputBytes`. */
+  readonly bytes: number;
 }
 
 /** A client call running upstream. */
@@ -52,6 +63,8 @@ interface Call {
   owner: RequestId | undefined;
   /** Server requests not yet shown to the client. */
   readonly waiting: Asked[];
+  /** What `waiting` and `asked` hold, in bytes of their params' JSON text. */
+  inputBytes: number;
   /** Server requests shown to the client, awaiting its retry. */
   asked: Asked[];
   /** The server's final response, kept while no client request owns the call. */
@@ -86,10 +99,19 @@ export class ModernEraFacade implements UpstreamTransport {
   readonly #preparing = new Set<string>();
   readonly #cancelledEarly = new Set<string>();
   #seq = 0;
+  /** Aborted when the upstream connection ends: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  /** Server requests the facade answers with an error itself: a few at once, the rest dropped. */
+  readonly #refusals: ServerRequestRefusals;
 
   constructor(options: ModernEraFacadeOptions) {
     this.#options = options;
     this.#inner = options.inner;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => this.#inner.send(reply, { signal }),
+      this.#done.signal,
+      { ...REFUSAL_DEFAULTS, maxRefused: Number.POSITIVE_INFINITY },
+    );
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
     this.#inner.onerror = (error) => {
       // The facade's own requests (initialize above all) may have lost their answer to what
@@ -98,6 +120,7 @@ export class ModernEraFacade implements UpstreamTransport {
       this.onerror?.(error);
     };
     this.#inner.onclose = () => {
+      this.#done.abort();
       for (const call of this.#calls.values()) this.#forget(call);
       this.onclose?.();
     };
@@ -230,6 +253,7 @@ export class ModernEraFacade implements UpstreamTransport {
       method: message.method,
       owner: message.id,
       waiting: [],
+      inputBytes: 0,
       asked: [],
     };
     this.#calls.set(call.upstreamId, call);
@@ -264,7 +288,9 @@ export class ModernEraFacade implements UpstreamTransport {
     call.owner = message.id;
     this.#byClient.set(requestKey(message.id), call);
     const responses = asObject(message.params?.inputResponses);
-    for (const asked of call.asked.splice(0)) {
+    const answered = call.asked.splice(0);
+    for (const asked of answered) call.inputBytes -= asked.bytes;
+    for (const asked of answered) {
       const answer = responses[asked.key];
       await this.#inner
         .send(
@@ -332,23 +358,35 @@ export class ModernEraFacade implements UpstreamTransport {
       ? [...this.#calls.values()].filter((c) => INPUT_CAPABLE.has(c.method)).at(-1)
       : undefined;
     if (!call) {
-      this.#inner
-        .send({
-          jsonrpc: '2.0',
-          id: message.id,
-          error: {
-            code: -32601,
-            message: `A ${MODERN_VERSION} client can be asked for "${message.method}" only while one of its tools/call, prompts/get or resources/read requests runs.`,
-          },
-        })
-        .catch(() => {});
+      this.#refusals.refuse(
+        message,
+        `A ${MODERN_VERSION} client can be asked for "${message.method}" only while one of its tools/call, prompts/get or resources/read requests runs.`,
+      );
       return;
     }
+    let bytes: number;
+    try {
+      bytes = message.params === undefined ? 0 : JSON.stringify(message.params).length;
+    } catch {
+      bytes = Number.POSITIVE_INFINITY; // Not representable: it could not be shown to the client.
+    }
+    if (
+      call.waiting.length + call.asked.length >= MAX_WAITING_PER_CALL ||
+      call.inputBytes + bytes > MAX_WAITING_BYTES_PER_CALL
+    ) {
+      this.#refusals.refuse(
+        message,
+        `The client already has as many requests for input waiting as the proxy keeps (${MAX_WAITING_PER_CALL}, ${MAX_WAITING_BYTES_PER_CALL} bytes): ask again once it answered.`,
+      );
+      return;
+    }
+    call.inputBytes += bytes;
     call.waiting.push({
       key: `input-${++this.#seq}`,
       id: message.id,
       method: message.method,
       params: message.params,
+      bytes,
     });
     this.#flush(call);
   }

@@ -15,22 +15,71 @@ export interface ParamHeader {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Bounds on what an upstream's `tools/list` may make the proxy keep (issue 14 review, F3): the
+ * catalog is shared by every caller, and a hostile answer declared 150k headers that stayed in
+ * the heap. A real tool mirrors a handful of parameters, shallow, with short names.
+ */
+const MAX_HEADERS_PER_TOOL = 32;
+const MAX_HEADER_NAME_CHARS = 64;
+/** Nesting of `properties` walked for declarations (a path longer than this is not mirrored). */
+const MAX_PATH_DEPTH = 8;
+/** Properties visited per schema: walking stops there, whatever it found. */
+const MAX_VISITED_PROPERTIES = 4_096;
+/** Tool names and property keys longer than this are not kept (MCP names are ≤ 128). */
+const MAX_NAME_CHARS = 256;
 const MAX_TARGETS = 1_000;
 const MAX_TOOLS = 1_000;
+/** What all targets' entries may cost together (UTF-16 length of kept strings plus overhead); least recently used targets go first. */
+const MAX_CATALOG_BYTES = 4 * 1_048_576;
+/** Bookkeeping per kept tool or declaration, on top of its strings. */
+const ENTRY_OVERHEAD_BYTES = 64;
 const LOOKUP_INTERVAL_MS = 30_000;
 
-/** The `x-mcp-header` declarations of one input schema (only statically reachable ones). */
-export function declaredParamHeaders(schema: unknown, path: readonly string[] = []): ParamHeader[] {
-  const properties = (schema as { properties?: unknown } | undefined)?.properties;
-  if (typeof properties !== 'object' || properties === null) return [];
+/** The `x-mcp-header` declarations of one input schema (only statically reachable ones), bounded. */
+export function declaredParamHeaders(schema: unknown): ParamHeader[] {
   const found: ParamHeader[] = [];
-  for (const [key, property] of Object.entries(properties as Record<string, unknown>)) {
-    const name = (property as { 'x-mcp-header'?: unknown } | null)?.['x-mcp-header'];
-    if (typeof name === 'string' && TOKEN.test(name))
-      found.push({ header: `mcp-param-${name.toLowerCase()}`, path: [...path, key] });
-    found.push(...declaredParamHeaders(property, [...path, key]));
+  let visited = 0;
+  // Iterative, depth-first in document order: an upstream's nesting must not reach the stack.
+  const stack: Array<{ node: unknown; path: readonly string[] }> = [{ node: schema, path: [] }];
+  while (stack.length > 0 && found.length < MAX_HEADERS_PER_TOOL) {
+    const { node, path } = stack.pop() as { node: unknown; path: readonly string[] };
+    const properties = (node as { properties?: unknown } | null | undefined)?.properties;
+    if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) continue;
+    const children: Array<{ node: unknown; path: readonly string[] }> = [];
+    for (const [key, property] of Object.entries(properties as Record<string, unknown>)) {
+      if (++visited > MAX_VISITED_PROPERTIES) return found;
+      if (key.length > MAX_NAME_CHARS) continue;
+      const childPath = [...path, key];
+      const name = (property as { 'x-mcp-header'?: unknown } | null)?.['x-mcp-header'];
+      if (typeof name === 'string' && name.length <= MAX_HEADER_NAME_CHARS && TOKEN.test(name)) {
+        found.push({ header: `mcp-param-${name.toLowerCase()}`, path: childPath });
+        if (found.length >= MAX_HEADERS_PER_TOOL) return found;
+      }
+      if (childPath.length < MAX_PATH_DEPTH) children.push({ node: property, path: childPath });
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as (typeof children)[number]);
   }
   return found;
+}
+
+/**
+ * The catalog's key for a target: a URL by origin and path (a query string must not make a new
+ * entry per request), anything else (a configured server's name) as it is.
+ */
+function catalogKey(target: string): string {
+  const url = URL.parse(target);
+  return url && url.origin !== 'null' ? `${url.origin}${url.pathname}` : target;
+}
+
+/** What one tool's entry costs, roughly, in bytes. */
+function entryCost(tool: string, declared: readonly ParamHeader[]): number {
+  let cost = ENTRY_OVERHEAD_BYTES + tool.length * 2;
+  for (const { header, path } of declared) {
+    cost += ENTRY_OVERHEAD_BYTES + header.length * 2;
+    for (const key of path) cost += 16 + key.length * 2;
+  }
+  return cost;
 }
 
 /** The headers for one call's arguments: strings as they are, integers and booleans as text. */
@@ -86,28 +135,70 @@ function mismatch(detail: string): never {
   throw new ProxyError('header_mismatch', `Header mismatch: ${detail}.`);
 }
 
-/** What the proxy has learnt of each upstream's tools, bounded in targets and tools. */
+/** One target's tools and what they cost. */
+interface TargetEntry {
+  readonly tools: Map<string, readonly ParamHeader[]>;
+  bytes: number;
+}
+
+/**
+ * What the proxy has learnt of each upstream's tools, bounded in targets, tools, declarations
+ * and bytes: the least recently used targets are forgotten first (a forgotten tool is looked up
+ * again when called).
+ */
 export class ParamHeaderCatalog {
-  readonly #targets = new Map<string, Map<string, readonly ParamHeader[]>>();
+  /** In least-recently-used order (a use moves a target to the end). */
+  readonly #targets = new Map<string, TargetEntry>();
   readonly #lookups = new Map<string, number>();
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  /** @param maxBytes what all entries may cost together (tests lower it). */
+  constructor(maxBytes = MAX_CATALOG_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Roughly what the catalog holds, in bytes (for tests and metrics). */
+  get bytes(): number {
+    return this.#bytes;
+  }
 
   /** Records the declarations of a `tools/list` result from `target`. */
   learn(target: string, result: unknown): void {
     const tools = (result as { tools?: unknown } | undefined)?.tools;
     if (!Array.isArray(tools)) return;
-    let known = this.#targets.get(target);
-    if (!known) {
-      if (this.#targets.size >= MAX_TARGETS)
-        this.#targets.delete(this.#targets.keys().next().value as string);
-      known = new Map();
-      this.#targets.set(target, known);
-    }
+    const key = catalogKey(target);
+    let known = this.#targets.get(key);
+    if (known) this.#targets.delete(key);
+    else known = { tools: new Map(), bytes: 0 };
+    this.#targets.set(key, known);
+    // Each target may use at most a quarter of the budget, so one upstream cannot evict all others.
+    const targetBudget = this.#maxBytes / 4;
     for (const tool of tools) {
       // An upstream's list: entries that are not objects are skipped, not read.
       if (typeof tool !== 'object' || tool === null) continue;
       const name = (tool as { name?: unknown }).name;
-      if (typeof name !== 'string' || (known.size >= MAX_TOOLS && !known.has(name))) continue;
-      known.set(name, declaredParamHeaders((tool as { inputSchema?: unknown }).inputSchema));
+      if (typeof name !== 'string' || name.length > MAX_NAME_CHARS) continue;
+      const previous = known.tools.get(name);
+      if (previous === undefined && known.tools.size >= MAX_TOOLS) continue;
+      const declared = declaredParamHeaders((tool as { inputSchema?: unknown }).inputSchema);
+      const cost = entryCost(name, declared);
+      const previousCost = previous === undefined ? 0 : entryCost(name, previous);
+      if (known.bytes - previousCost + cost > targetBudget) continue;
+      known.tools.set(name, declared);
+      known.bytes += cost - previousCost;
+      this.#bytes += cost - previousCost;
+    }
+    this.#evict(key);
+  }
+
+  /** Forgets least recently used targets (never `keep`) until within the bounds. */
+  #evict(keep: string): void {
+    for (const [key, entry] of this.#targets) {
+      if (this.#bytes <= this.#maxBytes && this.#targets.size <= MAX_TARGETS) return;
+      if (key === keep) continue;
+      this.#targets.delete(key);
+      this.#bytes -= entry.bytes;
     }
   }
 
@@ -116,22 +207,30 @@ export class ParamHeaderCatalog {
    * list was not fetched within the last 30 s (so a bogus name cannot make every call list).
    */
   needsLookup(target: string, tool: string, now = Date.now()): boolean {
-    if (this.#targets.get(target)?.has(tool)) return false;
-    const last = this.#lookups.get(target) ?? 0;
+    const key = catalogKey(target);
+    if (this.#targets.get(key)?.tools.has(tool)) return false;
+    const last = this.#lookups.get(key) ?? 0;
     if (now - last < LOOKUP_INTERVAL_MS) return false;
+    this.#lookups.delete(key);
     if (this.#lookups.size >= MAX_TARGETS) this.#lookups.delete(this.#lookups.keys().next().value as string);
-    this.#lookups.set(target, now);
+    this.#lookups.set(key, now);
     return true;
   }
 
   /** The declarations of `tool` on `target`, if learnt. */
   declared(target: string, tool: string): readonly ParamHeader[] | undefined {
-    return this.#targets.get(target)?.get(tool);
+    const key = catalogKey(target);
+    const entry = this.#targets.get(key);
+    if (!entry) return undefined;
+    // A use keeps the target from eviction longest.
+    this.#targets.delete(key);
+    this.#targets.set(key, entry);
+    return entry.tools.get(tool);
   }
 
   /** The `Mcp-Param-*` headers a call of `tool` on `target` with `args` needs. */
   headersFor(target: string, tool: string, args: unknown): Record<string, string> {
-    const declared = this.#targets.get(target)?.get(tool);
+    const declared = this.declared(target, tool);
     return declared ? paramHeaderValues(declared, args) : {};
   }
 }

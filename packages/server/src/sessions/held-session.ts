@@ -19,6 +19,11 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import {
+  REFUSAL_DEFAULTS,
+  ServerRequestRefusals,
+  tooManyServerRequests,
+} from '../upstream/server-request-refusals.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
@@ -69,6 +74,13 @@ export class HeldSession {
   readonly #filtered = new Set<string>();
   /** Abort handles of requests whose upstream exchange is still running. */
   readonly #inFlight = new Map<string, AbortController>();
+  /** Aborted when the upstream side ends: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  /**
+   * Server requests nobody connected can answer. A session outlives many of them, so only their
+   * concurrency is bounded (issue 14 review, F2), not their number.
+   */
+  readonly #refusals: ServerRequestRefusals;
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
@@ -81,6 +93,11 @@ export class HeldSession {
     this.target = target;
     this.upstream = upstream;
     this.#filter = filter;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => upstream.send(reply, { signal }),
+      this.#done.signal,
+      { ...REFUSAL_DEFAULTS, maxRefused: Number.POSITIVE_INFINITY },
+    );
     upstream.onmessage = (message) => this.#route(message);
     upstream.onerror = (error) => {
       this.#failure = error;
@@ -88,6 +105,7 @@ export class HeldSession {
     };
     upstream.onclose = () => {
       this.#closed = true;
+      this.#done.abort();
       const open = new Set([...this.#pending.values(), ...this.#active]);
       this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
       // Streams still open for this session (answer streams, the GET stream) end with it.
@@ -156,8 +174,16 @@ export class HeldSession {
     options: { timeoutMs: number; signal?: AbortSignal | undefined },
   ): Promise<JsonRpcResponse> {
     const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+    let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
+        // This caller cannot answer server requests (they are refused for it); an upstream that
+        // keeps sending them fails the call (issue 14 review, F2).
+        if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {
+          this.abandon(sink, 'too many server requests');
+          reject(tooManyServerRequests());
+          return false;
+        }
         if (!isResponse(incoming) || incoming.id !== message.id) return false;
         resolve(incoming);
         return true;
@@ -216,6 +242,7 @@ export class HeldSession {
     for (const [key, owner] of this.#pending) {
       if (owner !== sink) continue;
       this.#pending.delete(key);
+      this.#filtered.delete(key);
       this.#abort(key);
       const requestId = requestIdOf(key);
       this.upstream
@@ -288,13 +315,7 @@ export class HeldSession {
     if (this.#standalone?.deliver(message)) return;
     if (isRequest(message)) {
       // Nobody connected can answer: say so at once rather than leave the server waiting.
-      this.upstream
-        .send({
-          jsonrpc: '2.0',
-          id: message.id,
-          error: { code: -32601, message: `No connected client can answer "${message.method}" right now.` },
-        })
-        .catch(() => {});
+      this.#refusals.refuse(message, `No connected client can answer "${message.method}" right now.`);
       return;
     }
     this.#keep(message);
@@ -318,6 +339,7 @@ export class HeldSession {
 
   #forget(key: string, token: string | undefined, sink: MessageSink): void {
     this.#pending.delete(key);
+    this.#filtered.delete(key);
     if (token !== undefined) this.#progress.delete(token);
     if (![...this.#pending.values()].includes(sink)) this.#release(sink);
   }
@@ -335,6 +357,8 @@ export class HeldSession {
       else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
     }
     this.#pending.clear();
+    // Request keys the filter was to see leave with their requests (issue 14 review, F4).
+    this.#filtered.clear();
     this.#progress.clear();
     this.#active.length = 0;
   }

@@ -16,6 +16,7 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
 import type { UpstreamTransport } from './transport.ts';
 
 /** What to do with upstream messages that are not responses to our requests. */
@@ -43,6 +44,9 @@ export class RequestCorrelator {
   readonly #inline: boolean;
   readonly #hooks: CorrelatorHooks;
   readonly #pending = new Map<string, Pending>();
+  /** Aborted by {@link dispose}: refusals still in flight end with the exchange. */
+  readonly #done = new AbortController();
+  readonly #refusals: ServerRequestRefusals;
 
   /**
    * @param inline true when a transport's `send` resolves only after the answer stream ended
@@ -52,6 +56,10 @@ export class RequestCorrelator {
     this.#transport = transport;
     this.#inline = inline;
     this.#hooks = hooks;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => transport.send(reply, { signal }),
+      this.#done.signal,
+    );
     transport.onmessage = (message) => this.#onMessage(message);
     transport.onerror = (error) => this.#failAll(error);
     transport.onclose = () =>
@@ -108,6 +116,11 @@ export class RequestCorrelator {
     }
   }
 
+  /** Ends what the correlator still has in flight of its own (refusals). Idempotent. */
+  dispose(): void {
+    this.#done.abort();
+  }
+
   /** Sends a notification or a response (no answer expected). */
   async notify(message: JsonRpcMessage, signal?: AbortSignal): Promise<void> {
     await this.#transport.send(message, signal ? { signal } : {});
@@ -127,17 +140,16 @@ export class RequestCorrelator {
     this.#hooks.onNotification?.(message);
   }
 
-  /** A caller that cannot answer server requests must not leave the server waiting. */
+  /**
+   * A caller that cannot answer server requests must not leave the server waiting; one that
+   * keeps asking gets a few answers, then every request in flight fails (issue 14 review, F2).
+   */
   #refuseServerRequest(request: JsonRpcRequest): void {
-    const reply: JsonRpcResponse = {
-      jsonrpc: '2.0',
-      id: request.id,
-      error: {
-        code: -32601,
-        message: `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
-      },
-    };
-    this.#transport.send(reply).catch(() => {});
+    const refused = this.#refusals.refuse(
+      request,
+      `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+    );
+    if (!refused) this.#failAll(tooManyServerRequests());
   }
 
   #cancelUpstream(requestId: RequestId, reason: string): void {

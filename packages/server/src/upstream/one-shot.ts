@@ -8,7 +8,7 @@
  * {@link StreamableHttpTransport} + {@link RequestCorrelator} do: a 4xx carrying a JSON-RPC error
  * for the request is its answer; an event stream is read until the response with the request's
  * id (the rest is still read, in the background); server-initiated requests on it are refused
- * with -32601; a request that times out or whose caller leaves is cancelled upstream with
+ * with -32601, a few at a time, and too many fail the call (see {@link ServerRequestRefusals}); a request that times out or whose caller leaves is cancelled upstream with
  * `notifications/cancelled`. A modern `tools/call` whose `Mcp-Param-*` headers may first need a
  * `tools/list` lookup goes through the transport, which owns that lookup.
  */
@@ -30,6 +30,7 @@ import { RequestCorrelator } from './correlator.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
+import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
 import { rejectStatus, rpcErrorFor } from './status.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 
@@ -84,9 +85,13 @@ async function viaTransport(http: UpstreamHttp, request: OneShotRequest): Promis
   const correlator = new RequestCorrelator(transport, true);
   const { message, signal } = request;
   let response: JsonRpcResponse | undefined;
-  if (isRequest(message))
-    response = await correlator.request(message, { timeoutMs: request.timeoutMs, signal });
-  else await correlator.notify(message, signal);
+  try {
+    if (isRequest(message))
+      response = await correlator.request(message, { timeoutMs: request.timeoutMs, signal });
+    else await correlator.notify(message, signal);
+  } finally {
+    correlator.dispose();
+  }
   return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
 }
 
@@ -99,10 +104,17 @@ class OneShot {
   readonly #request: OneShotRequest;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
+  /** Aborted when the exchange is over: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  readonly #refusals: ServerRequestRefusals;
 
   constructor(http: UpstreamHttp, request: OneShotRequest) {
     this.#http = http;
     this.#request = request;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => this.#send(reply, signal, undefined),
+      this.#done.signal,
+    );
     this.#sessionId = request.sessionId;
     this.#protocolVersion = request.protocolVersion;
   }
@@ -110,8 +122,12 @@ class OneShot {
   async run(): Promise<OneShotResult> {
     const { message, signal } = this.#request;
     let response: JsonRpcResponse | undefined;
-    if (isRequest(message)) response = await this.#call(message);
-    else await this.#send(message, signal, undefined);
+    try {
+      if (isRequest(message)) response = await this.#call(message);
+      else await this.#send(message, signal, undefined);
+    } finally {
+      this.#done.abort();
+    }
     return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
   }
 
@@ -226,7 +242,13 @@ class OneShot {
 
   /** Hands responses on, learns from results, and refuses what the server asks of us. */
   #deliver(messages: readonly JsonRpcMessage[], onResponse: OnResponse | undefined): void {
-    const catalog = this.#request.paramHeaders;
+    // Only a 2026-07-28 `tools/list` answer can declare `x-mcp-header`s worth mirroring: other
+    // answers carrying a `tools` array are not learnt from (issue 14 review, F3).
+    const sent = this.#request.message;
+    const catalog =
+      sent.method === 'tools/list' && isModernVersion(declaredVersion(sent))
+        ? this.#request.paramHeaders
+        : undefined;
     for (const message of messages) {
       this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
       if ('result' in message) catalog?.learn(this.#request.url.href, message.result);
@@ -236,16 +258,17 @@ class OneShot {
     }
   }
 
-  /** A caller that cannot answer server requests must not leave the server waiting. */
+  /**
+   * A caller that cannot answer server requests must not leave the server waiting, but an
+   * upstream that keeps asking gets a few answers, then the call fails (issue 14 review, F2).
+   * The throw ends the event stream being read as this call's error.
+   */
   #refuse(request: JsonRpcRequest): void {
-    this.#notify({
-      jsonrpc: '2.0',
-      id: request.id,
-      error: {
-        code: -32601,
-        message: `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
-      },
-    });
+    const refused = this.#refusals.refuse(
+      request,
+      `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+    );
+    if (!refused) throw tooManyServerRequests();
   }
 
   /** The POST's headers, as the Streamable HTTP transport sends them. */

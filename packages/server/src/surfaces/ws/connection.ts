@@ -5,7 +5,10 @@
  * responses, notifications and server-initiated requests all arrive on it. Heartbeats close
  * dead peers; when the reader falls behind, reading upstream pauses (bounded queue). Frames
  * that arrive while the upstream connection opens wait as raw bytes (bounded in bytes and
- * frames), and each request takes an in-flight slot until its answer goes out.
+ * frames), and each request takes an in-flight slot until its answer goes out. The other way,
+ * messages for the upstream go through an outbox bounded in bytes and messages, with a few
+ * sends in flight at once: when the upstream stops taking them, reading the caller's socket
+ * pauses, and a caller that keeps sending anyway is closed (issue 14 review, F1).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
@@ -17,6 +20,7 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcResponse,
   requestKey,
 } from '../../jsonrpc.ts';
@@ -36,6 +40,15 @@ const MAX_EARLY_FRAMES = 64;
  * always accepted, so any frame within WS_MAX_MESSAGE_BYTES can open a conversation.
  */
 const EARLY_QUEUE_BYTES = 1_048_576;
+/**
+ * Notifications and answers to server requests one socket may have on their way upstream at
+ * once. Each transport's `send` settles only once the upstream took the bytes (a WebSocket
+ * flushed them, a child drained its stdin, an HTTP exchange ended), so this bounds what a
+ * transport buffers for the socket, and the POSTs it opens.
+ */
+const UPSTREAM_SENDS_IN_FLIGHT = 4;
+/** Messages the outbox may hold: above half, reading the caller pauses; above all, it is closed. */
+const OUTBOX_MESSAGES = 1_024;
 
 /** Limits and collaborators of a connection. */
 export interface WsConnectionDeps {
@@ -74,6 +87,19 @@ export class WsConnection {
   #earlyBytes = 0;
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
   readonly #requests = new Map<string, Release>();
+  /**
+   * Messages waiting to go upstream, oldest first, as JSON text: a parsed message can cost
+   * twenty times its text. Empty while the upstream keeps up.
+   */
+  readonly #outbox: Array<{ readonly text: string; readonly request: boolean }> = [];
+  #outboxBytes = 0;
+  /** Bytes of frames received and not yet handled (they are on their way to the outbox). */
+  #arrivingBytes = 0;
+  /** Notifications and answers whose `send` has not settled. */
+  #sendsInFlight = 0;
+  #readingPaused = false;
+  /** Heartbeats seen in a row while reading was paused. */
+  #pausedBeats = 0;
   #framesIn = 0;
   #framesOut = 0;
   #alive = true;
@@ -205,6 +231,8 @@ export class WsConnection {
 
   #onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     this.#framesIn++;
+    // A closing socket (e.g. closed for flooding) takes nothing more.
+    if (this.#socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) {
       this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
       return;
@@ -243,10 +271,110 @@ export class WsConnection {
 
   /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
   #handleSafely(raw: Buffer): void {
-    this.#handle(raw).catch(() => this.close(1011, 'internal error'));
+    this.#arrivingBytes += raw.length;
+    if (!this.#admitInbound(raw.length)) return;
+    this.#handle(raw)
+      .catch(() => this.close(1011, 'internal error'))
+      .finally(() => {
+        this.#arrivingBytes -= raw.length;
+        this.#maybeResumeReading();
+      });
+  }
+
+  /**
+   * Watches what waits to go upstream: above half the bound, reading the caller pauses (its
+   * frames stay in the kernel and its sends block); above the bound (frames read before the
+   * pause took effect, or a peer ignoring flow control), the socket closes 1013. One frame is
+   * always taken.
+   */
+  #admitInbound(frameBytes: number): boolean {
+    const { maxQueuedBytes } = this.#deps;
+    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    if ((bytes > maxQueuedBytes && bytes > frameBytes) || this.#outbox.length > OUTBOX_MESSAGES) {
+      this.#arrivingBytes -= frameBytes;
+      // Reading again lets the close handshake complete; frames read meanwhile are dropped.
+      this.#socket.resume();
+      this.close(1013, 'upstream too slow: the inbound queue is full');
+      return false;
+    }
+    if (!this.#readingPaused && (bytes > maxQueuedBytes / 2 || this.#outbox.length > OUTBOX_MESSAGES / 2)) {
+      this.#readingPaused = true;
+      this.#socket.pause();
+    }
+    return true;
+  }
+
+  #closePaused(): void {
+    this.#socket.resume();
+    this.close(1013, 'upstream too slow: it stopped taking messages');
+  }
+
+  #maybeResumeReading(): void {
+    if (!this.#readingPaused || this.#closed) return;
+    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    if (bytes > this.#deps.maxQueuedBytes / 4 || this.#outbox.length > OUTBOX_MESSAGES / 4) return;
+    this.#readingPaused = false;
+    this.#pausedBeats = 0;
+    this.#alive = true; // Its pongs went unread while paused.
+    this.#socket.resume();
+  }
+
+  /**
+   * Sends a message upstream in arrival order: at once while the outbox is empty and the sends
+   * in flight allow it, else after what is already waiting (a request never overtakes a
+   * notification sent before it, e.g. `notifications/initialized`).
+   */
+  #toUpstream(session: HeldSession, message: JsonRpcMessage): void {
+    const request = isRequest(message);
+    if (this.#outbox.length === 0 && (request || this.#sendsInFlight < UPSTREAM_SENDS_IN_FLIGHT)) {
+      this.#start(session, message);
+      return;
+    }
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch {
+      return; // Not representable: parsed from a frame within the depth bound, so never here.
+    }
+    this.#outbox.push({ text, request });
+    this.#outboxBytes += text.length;
+  }
+
+  #start(session: HeldSession, message: JsonRpcMessage): void {
+    if (isRequest(message)) {
+      session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+      return;
+    }
+    this.#sendsInFlight++;
+    session
+      .send(message as JsonRpcNotification | JsonRpcResponse)
+      .catch((error: unknown) => this.#sendError(error, null))
+      .finally(() => {
+        this.#sendsInFlight--;
+        this.#pump(session);
+      });
+  }
+
+  /** Starts what waits in the outbox, as far as the sends in flight allow. */
+  #pump(session: HeldSession): void {
+    while (this.#outbox.length > 0 && !this.#closed) {
+      const next = this.#outbox[0] as { readonly text: string; readonly request: boolean };
+      if (!next.request && this.#sendsInFlight >= UPSTREAM_SENDS_IN_FLIGHT) break;
+      this.#outbox.shift();
+      this.#outboxBytes -= next.text.length;
+      this.#start(session, JSON.parse(next.text) as JsonRpcMessage);
+    }
+    this.#maybeResumeReading();
   }
 
   async #handle(data: Buffer): Promise<void> {
+    try {
+      // /ws frames are new work as HTTP bodies are: shed them too while the heap is nearly full.
+      this.#deps.inFlight.assertHeapRoom();
+    } catch (error) {
+      this.#sendError(error, null);
+      return;
+    }
     const text = data.toString();
     if (exceedsJsonDepth(text)) {
       this.#sendError(new ProxyError('json_too_deep'), null);
@@ -297,7 +425,7 @@ export class WsConnection {
           this.#sendError(refusal, message.id);
           continue;
         }
-        session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+        this.#toUpstream(session, message);
       } else {
         if ('method' in message && message.method === 'notifications/cancelled') {
           // A cancelled request gets no answer (the MCP spec): its slot is free now.
@@ -305,7 +433,7 @@ export class WsConnection {
           if (typeof requestId === 'string' || typeof requestId === 'number')
             this.#releaseRequest(requestKey(requestId));
         }
-        session.send(message).catch((error: unknown) => this.#sendError(error, null));
+        this.#toUpstream(session, message);
       }
     }
   }
@@ -339,6 +467,13 @@ export class WsConnection {
   }
 
   #beat(): void {
+    if (this.#readingPaused) {
+      // Unread, the peer's pongs cannot count; but an upstream that takes nothing for two
+      // beats in a row holds the socket for nothing.
+      if (++this.#pausedBeats >= 2) this.#closePaused();
+      return;
+    }
+    this.#pausedBeats = 0;
     if (!this.#alive) {
       this.#socket.terminate();
       return;
@@ -355,6 +490,8 @@ export class WsConnection {
     for (const { release } of this.#takeEarly()) release();
     for (const release of this.#requests.values()) release();
     this.#requests.clear();
+    this.#outbox.length = 0;
+    this.#outboxBytes = 0;
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {
