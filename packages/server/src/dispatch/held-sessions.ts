@@ -26,10 +26,12 @@ export interface HeldSessionsDeps {
 
 /** Opens held sessions (stored) and one-shot connections (not stored). */
 export class HeldSessions {
-  readonly #deps: HeldSessionsDeps;
+  readonly #sessions: SessionStore<HeldSession>;
+  readonly #connector: UpstreamConnector;
 
   constructor(deps: HeldSessionsDeps) {
-    this.#deps = deps;
+    this.#sessions = deps.sessions;
+    this.#connector = deps.connector;
   }
 
   /**
@@ -37,7 +39,7 @@ export class HeldSessions {
    * upstream ends, the store forgets it (a closed session answers "not found").
    */
   async open(ownerId: string, target: UpstreamTarget, options?: AddOptions): Promise<OpenedSession> {
-    const { sessions } = this.#deps;
+    const sessions = this.#sessions;
     const { id, value } = await sessions.add(ownerId, () => this.#connect(target), options);
     value.onClosed(() => void sessions.delete(id));
     return { id, session: value };
@@ -52,7 +54,7 @@ export class HeldSessions {
     target: UpstreamTarget,
     use: (session: HeldSession) => Promise<T>,
   ): Promise<T> {
-    const release = target.kind === 'stdio' ? await this.#deps.sessions.reserve(ownerId) : undefined;
+    const release = target.kind === 'stdio' ? await this.#sessions.reserve(ownerId) : undefined;
     try {
       const session = await this.#connect(target);
       try {
@@ -68,7 +70,7 @@ export class HeldSessions {
   async #connect(target: UpstreamTarget): Promise<HeldSession> {
     return new HeldSession(
       TargetResolver.key(target),
-      await this.#deps.connector.open(target),
+      await this.#connector.open(target),
       toolFilterFor(target),
     );
   }

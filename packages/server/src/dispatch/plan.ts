@@ -86,9 +86,9 @@ export type Route =
   | (RouteBase & {
       readonly kind: 'pass-through';
       readonly target: HttpTarget;
-      /** The caller's sealed session id, to open ({@link import('../sessions/session-id-sealer.ts')}). */
+      /** The caller's sealed session id, still to be opened for this owner and target. */
       readonly sealedId: string | undefined;
-      /** What the first answer may still teach or change (see {@link fallbackAfter}). */
+      /** What the first answer may still teach or change (see {@link DispatchPlanner.fallbackAfter}). */
       readonly probe: Probe;
     })
   | (RouteBase & { readonly kind: 'one-shot'; readonly target: UpstreamTarget })
@@ -224,11 +224,15 @@ export class DispatchPlanner {
     this.#eras = deps.eras;
   }
 
-  /** What is known of `target` now, without probing. */
-  known(target: UpstreamTarget): Known {
+  /**
+   * What is known of `target` now, without probing. The era is looked up only for a message
+   * without a session: nothing else is routed by it (and its key costs a hash of the credential).
+   */
+  known(target: UpstreamTarget, caller?: Caller): Known {
+    const eraMatters = caller === undefined || (caller.session.kind === 'none' && caller.surface !== 'ws');
     return {
       transport: target.kind === 'http-auto' ? this.#verdicts.get(target.url) : undefined,
-      era: this.#eras.known(UpstreamConnector.eraTarget(target)),
+      era: eraMatters ? this.#eras.known(UpstreamConnector.eraTarget(target)) : {},
     };
   }
 
@@ -238,7 +242,7 @@ export class DispatchPlanner {
    * the message on its stateless way. `signal` (the caller leaving) is asked for only then.
    */
   async plan(caller: Caller, target: UpstreamTarget, signal?: () => AbortSignal): Promise<Route> {
-    const known = this.known(target);
+    const known = this.known(target, caller);
     const route = decide(caller, target, known);
     if (route) return route;
     const modern = await this.#eras.supportsModern(UpstreamConnector.eraTarget(target), signal?.());
@@ -258,13 +262,13 @@ export class DispatchPlanner {
    */
   fallbackAfter(route: PassThroughRoute, answer: Answer): Fallback | undefined {
     const { probe } = route;
-    const eraTarget = UpstreamConnector.eraTarget(route.target);
     if (answer.status >= 200 && answer.status < 300) {
       if (probe.transportUnknown) this.#verdicts.set(route.target.url, 'streamable-http');
-      if (probe.initializes && !isError(answer.body)) this.#eras.learn(eraTarget, 'legacy', true);
+      if (probe.initializes && !isError(answer.body))
+        this.#eras.learn(UpstreamConnector.eraTarget(route.target), 'legacy', true);
     }
     if (probe.bridge !== undefined && refusedAsModernOnly(answer)) {
-      learnModernOnly(this.#eras, eraTarget);
+      learnModernOnly(this.#eras, UpstreamConnector.eraTarget(route.target));
       return { route: probe.bridge, keepOriginalOnFailure: false, verdictIfServed: undefined };
     }
     if (probe.sse !== undefined && invitesSse(answer)) {
