@@ -19,7 +19,10 @@ import {
 import type { HeldSession, MessageSink } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
-/** What the pool needs of a target: its upstream credential, if any, is part of the pool key. */
+/**
+ * What the pool needs of a target (the dispatch layer's `UpstreamTarget` fits): its upstream
+ * credential, if any, is part of the pool key; `kind` only makes the shape a target's.
+ */
 export interface PoolTarget {
   readonly kind: string;
   readonly bearerToken?: string | undefined;
