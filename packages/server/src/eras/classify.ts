@@ -12,7 +12,7 @@ import {
   FIRST_MODERN_VERSION,
   isModernVersion,
   META_PROTOCOL_VERSION,
-} from './request-metadata.ts';
+} from '../upstream/request-metadata.ts';
 
 /** Which side of the protocol split a client or server speaks. */
 export type Era = 'modern' | 'legacy';

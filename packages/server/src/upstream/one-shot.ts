@@ -14,8 +14,6 @@
  */
 import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import {
   initializeResultVersion,
@@ -30,6 +28,8 @@ import { RequestCorrelator } from './correlator.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
+import type { ParamHeaderCatalog } from './param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from './request-metadata.ts';
 import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
 import { rejectStatus, rpcErrorFor } from './status.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';

@@ -83,15 +83,6 @@ function clip(text: string): string {
   return oneLine.length > MAX_DETAIL ? `${oneLine.slice(0, MAX_DETAIL)}…` : oneLine;
 }
 
-/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
-export function invitesLegacyProbe(error: unknown): boolean {
-  return (
-    ProxyError.is(error) &&
-    error.code === 'upstream_rejected' &&
-    [400, 404, 405].includes(Number(error.data.upstreamStatus))
-  );
-}
-
 /** Everything {@link StatusContext} says to scrub. */
 export function secretsOf(context: StatusContext): readonly (string | undefined)[] {
   return [context.sessionId, ...(context.secrets ?? [])];

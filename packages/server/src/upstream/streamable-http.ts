@@ -6,14 +6,14 @@
  */
 import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
+import type { ParamHeaderCatalog } from './param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from './request-metadata.ts';
 import { rejectStatus, rpcErrorFor } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 

@@ -5,14 +5,14 @@
  * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
+import type { HeldSessions } from '../../dispatch/held-sessions.ts';
 import { ProxyError, toErrorReply } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
-import { toolFilterFor } from '../../policy/tool-filter.ts';
-import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 
 /** What a bridged exchange needs to know about the caller. */
@@ -26,7 +26,7 @@ export interface BridgeContext {
 /** Collaborators and limits. */
 export interface HeldSessionHandlerDeps {
   readonly sessions: SessionStore<HeldSession>;
-  readonly connector: UpstreamConnector;
+  readonly held: HeldSessions;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
 }
@@ -53,15 +53,9 @@ export class HeldSessionHandler {
     let session: HeldSession;
     if (sessionId === undefined) {
       if (!opens) throw new ProxyError('session_required');
-      const { sessions, connector } = this.#deps;
-      const created = await sessions.add(
-        ctx.ownerId,
-        async () =>
-          new HeldSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
-      );
-      sessionId = created.id;
-      session = created.value;
-      session.onClosed(() => void sessions.delete(created.id));
+      const opened = await this.#deps.held.open(ctx.ownerId, ctx.target);
+      sessionId = opened.id;
+      session = opened.session;
     } else {
       session = this.#session(sessionId, ctx);
     }

@@ -11,8 +11,8 @@
  * open until the client closes it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import { META, MODERN_VERSION, metaOf } from '../../eras/classify.ts';
-import { checkParamHeaders, type ParamHeaderCatalog } from '../../eras/param-headers.ts';
 import { ProxyError, toErrorReply } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
@@ -26,10 +26,11 @@ import {
 } from '../../jsonrpc.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { ModernSessionPool, PoolContext, PooledExchange } from '../../sessions/modern-pool.ts';
+import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 
 /** Collaborators and limits. */
 export interface PooledSessionHandlerDeps {
-  readonly pool: ModernSessionPool;
+  readonly pool: ModernSessionPool<UpstreamTarget>;
   /** `x-mcp-header` declarations, learnt from the `tools/list` answers the bridge relays. */
   readonly paramHeaders: ParamHeaderCatalog;
   readonly timeoutMs: number;
@@ -49,7 +50,7 @@ export class PooledSessionHandler {
     request: FastifyRequest,
     reply: FastifyReply,
     inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
-    ctx: PoolContext,
+    ctx: PoolContext<UpstreamTarget>,
   ) {
     const requests = inbound.messages.filter(isRequest);
     // A modern client's only notification is cancellation on stdio; over HTTP closing the stream
@@ -104,7 +105,7 @@ export class PooledSessionHandler {
     request: FastifyRequest,
     session: HeldSession,
     message: JsonRpcRequest,
-    ctx: PoolContext,
+    ctx: PoolContext<UpstreamTarget>,
   ): Promise<void> {
     const name = message.params?.name;
     if (typeof name !== 'string') return;

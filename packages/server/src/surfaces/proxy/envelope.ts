@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { type TargetRequest, TRANSPORT_CHOICES } from '../../dispatch/targets.ts';
-import { type JsonRpcId, ProxyError } from '../../errors.ts';
+import { ProxyError } from '../../errors.ts';
 import type { JsonRpcNotification, JsonRpcRequest } from '../../jsonrpc.ts';
 
 /** A visible-ASCII header value (session ids travel in headers). */
@@ -118,11 +118,4 @@ export function envelopeMessage(envelope: Envelope): JsonRpcRequest | JsonRpcNot
   const base = { jsonrpc: '2.0' as const, method: envelope.method };
   const withParams = envelope.params === undefined ? base : { ...base, params: envelope.params };
   return envelope.id === undefined ? withParams : { ...withParams, id: envelope.id };
-}
-
-/** The id to echo in an error reply, read leniently from a body that may be invalid. */
-export function bodyId(body: unknown): JsonRpcId {
-  if (typeof body !== 'object' || body === null) return null;
-  const id = (body as { id?: unknown }).id;
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }

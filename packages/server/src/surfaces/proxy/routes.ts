@@ -6,10 +6,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { TargetResolver } from '../../dispatch/targets.ts';
-import { checkHeaderAgreement } from '../../eras/request-metadata.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { logsAt } from '../../observability/logger.ts';
+import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
 import type { Forwarder } from './forwarder.ts';
 

@@ -12,7 +12,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
-import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
+import type { HeldSessions } from '../../dispatch/held-sessions.ts';
 import { ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
@@ -26,8 +27,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import { toolFilterFor } from '../../policy/tool-filter.ts';
-import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
@@ -53,7 +53,7 @@ const OUTBOX_MESSAGES = 1_024;
 /** Limits and collaborators of a connection. */
 export interface WsConnectionDeps {
   readonly sessions: SessionStore<HeldSession>;
-  readonly connector: UpstreamConnector;
+  readonly held: HeldSessions;
   readonly heartbeatMs: number;
   /** Bytes queued for the reader: above half, upstream reading pauses; above all, the socket closes. */
   readonly maxQueuedBytes: number;
@@ -142,18 +142,12 @@ export class WsConnection {
   }
 
   async #open(): Promise<void> {
-    const { sessions, connector } = this.#deps;
+    const { sessions, held } = this.#deps;
     try {
-      const { id, value } = await sessions.add(
-        this.#peer.ownerId,
-        async () =>
-          new HeldSession(
-            this.#peer.targetKey,
-            await connector.open(this.#peer.target),
-            toolFilterFor(this.#peer.target),
-          ),
-        { expires: false },
-      );
+      // Its life is the socket's: never idled out.
+      const { id, session: value } = await held.open(this.#peer.ownerId, this.#peer.target, {
+        expires: false,
+      });
       this.#sessionId = id;
       this.#session = value;
       if (this.#closed) {

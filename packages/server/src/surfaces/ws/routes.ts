@@ -7,7 +7,8 @@ import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
-import { TargetResolver } from '../../dispatch/targets.ts';
+import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
+import type { TargetResolver } from '../../dispatch/targets.ts';
 import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import type { TokenVerifier } from '../../identity/tokens.ts';
@@ -24,6 +25,8 @@ export interface WsRouteOptions {
   /** Reverse proxies whose X-Forwarded-For is believed. */
   readonly trustedProxies: readonly string[];
   readonly targets: TargetResolver;
+  /** Decides the route of a socket (a held session, today always). */
+  readonly planner: DispatchPlanner;
   readonly policy: HandshakePolicy;
   readonly maxMessageBytes: number;
   /** Deadline on the checks before a handshake completes (the configured request deadline). */
@@ -66,7 +69,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     const shape = describeUrl(url);
     const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
     let accepted: ReturnType<typeof checkHandshake>;
-    let target: Awaited<ReturnType<TargetResolver['resolve']>>;
+    let route: Extract<Route, { kind: 'open-held' }>;
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -89,7 +92,19 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const planned = await options.planner.plan(
+        {
+          principalKey: accepted.identity.principalKey,
+          surface: 'ws',
+          era: undefined,
+          opens: false,
+          session: { kind: 'none' },
+        },
+        target,
+      );
+      if (planned.kind !== 'open-held') throw new ProxyError('internal_error');
+      route = planned;
     })().then(
       () => {
         if (settled) return;
@@ -97,11 +112,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         clearTimeout(deadline);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const owner = {
-            ownerId: accepted.identity.principalKey,
-            target,
-            targetKey: TargetResolver.key(target),
-          };
+          const owner = { ownerId: route.ownerId, target: route.target, targetKey: route.targetKey };
           // A reload may have run while the checks above awaited: what it ended, this must not
           // open (before any upstream connection is made).
           if (!options.mayKeep(owner.ownerId, owner.targetKey)) {
