@@ -104,6 +104,13 @@ export type PassThroughRoute = Extract<Route, { kind: 'pass-through' }>;
 export interface Probe {
   /** The upstream's transport is not known yet (an `http-auto` target without a verdict). */
   readonly transportUnknown: boolean;
+  /**
+   * A success to this message proves Streamable HTTP: a POST of a JSON-RPC message (an
+   * `initialize` on `/mcp`, any message on `POST /proxy`). Never a GET or DELETE: an HTTP+SSE
+   * server answers a GET with 200 `text/event-stream` too, and one caller's GET must not steer
+   * every caller of that URL away from the SSE fallback.
+   */
+  readonly teachesTransport: boolean;
   /** A session client's initialize: a success says the upstream speaks the session era. */
   readonly initializes: boolean;
   /** Where the message goes if the upstream speaks the 2024-11-05 HTTP+SSE transport. */
@@ -198,6 +205,7 @@ function passThrough(
     sealedId,
     probe: {
       transportUnknown,
+      teachesTransport: transportUnknown && (caller.opens || caller.surface === 'proxy'),
       initializes: sessionless && caller.opens && caller.era !== 'modern',
       sse: sse && servesSessionless(caller, sse) ? sse : undefined,
       bridge: bridge && servesSessionless(caller, bridge) ? bridge : undefined,
@@ -263,7 +271,7 @@ export class DispatchPlanner {
   fallbackAfter(route: PassThroughRoute, answer: Answer): Fallback | undefined {
     const { probe } = route;
     if (answer.status >= 200 && answer.status < 300) {
-      if (probe.transportUnknown) this.#verdicts.set(route.target.url, 'streamable-http');
+      if (probe.teachesTransport) this.#verdicts.set(route.target.url, 'streamable-http');
       if (probe.initializes && !isError(answer.body))
         this.#eras.learn(UpstreamConnector.eraTarget(route.target), 'legacy', true);
     }
