@@ -222,11 +222,16 @@ class OneShot {
       return;
     }
     if (isEventStream(response)) {
+      const awaited = isRequest(message) ? message.id : undefined;
       await readEventStream(
         response,
         http.responseLimitBytes,
         (event) => {
-          if (isMessageEvent(event)) this.#deliver(parseMessages(event.data), onResponse);
+          if (!isMessageEvent(event)) return false;
+          const messages = parseMessages(event.data);
+          this.#deliver(messages, onResponse);
+          // The answer is in: the rest of the stream is not read (issue 14, finding 6).
+          return awaited !== undefined && answers(messages, awaited);
         },
         signal,
       );
@@ -286,6 +291,11 @@ class OneShot {
     if (isModernVersion(declaredVersion(message))) Object.assign(headers, metadataHeaders(message));
     return headers;
   }
+}
+
+/** True when `messages` hold the response to request `id`. */
+function answers(messages: readonly JsonRpcMessage[], id: JsonRpcRequest['id']): boolean {
+  return messages.some((message) => isResponse(message) && message.id === id);
 }
 
 function asProxyError(error: unknown): ProxyError {

@@ -124,11 +124,20 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
       return;
     }
     if (isEventStream(response)) {
+      const awaited = 'method' in message && 'id' in message ? message.id : undefined;
       await readEventStream(
         response,
         http.responseLimitBytes,
         (event) => {
-          if (isMessageEvent(event)) this.deliver(parseMessages(event.data));
+          if (!isMessageEvent(event)) return false;
+          const messages = parseMessages(event.data);
+          this.deliver(messages);
+          // A request's stream is over with its answer (the server should close it then): one
+          // that trickles on must not hold the socket (issue 14, finding 6).
+          return (
+            awaited !== undefined &&
+            messages.some((m) => ('result' in m || 'error' in m ? m.id === awaited : false))
+          );
         },
         signal,
         this.#gate,
