@@ -11,7 +11,7 @@
  * the session's notifications and `resources/subscribe`.
  */
 import { randomBytes } from 'node:crypto';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   isRequest,
   isResponse,
@@ -227,7 +227,7 @@ export class ModernEraFacade implements UpstreamTransport {
     const { promise, resolve } = Promise.withResolvers<JsonRpcResponse | ProxyError>();
     this.#internal.set(id, resolve);
     const timer = setTimeout(
-      () => resolve(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse),
+      () => resolve(toJsonRpcError(new ProxyError('upstream_timeout'), id)),
       this.#options.timeoutMs,
     );
     try {
@@ -262,7 +262,7 @@ export class ModernEraFacade implements UpstreamTransport {
     // Not awaited: a call may outlive the client request that started it (input rounds).
     this.#inner.send(upstream).catch((error: unknown) => {
       if (!this.#calls.has(call.upstreamId)) return;
-      const failure = toErrorReply(error, call.upstreamId).body as JsonRpcResponse;
+      const failure = toJsonRpcError(error, call.upstreamId);
       // While the client owes input the failure waits for its retry, which then gets it.
       if (call.owner === undefined) call.final = failure;
       else this.#finish(call, failure);
@@ -273,15 +273,13 @@ export class ModernEraFacade implements UpstreamTransport {
   async #resume(message: JsonRpcRequest, handle: string): Promise<void> {
     const call = this.#handles.get(handle);
     if (!call || call.owner !== undefined) {
-      this.#deliver({
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: -32602,
-          message:
-            'Unknown or expired requestState: the proxy no longer holds this call; send the request again without it.',
-        },
-      });
+      this.#deliver(
+        protocolError(
+          message.id,
+          'invalid_params',
+          'Unknown or expired requestState: the proxy no longer holds this call; send the request again without it.',
+        ),
+      );
       return;
     }
     clearTimeout(call.deadline);
@@ -295,7 +293,7 @@ export class ModernEraFacade implements UpstreamTransport {
       await this.#inner
         .send(
           answer === undefined
-            ? { jsonrpc: '2.0', id: asked.id, error: { code: -32603, message: 'The client gave no answer.' } }
+            ? protocolError(asked.id, 'internal_error', 'The client gave no answer.')
             : { jsonrpc: '2.0', id: asked.id, result: asObject(answer) },
         )
         .catch(() => {});
@@ -426,11 +424,7 @@ export class ModernEraFacade implements UpstreamTransport {
   #abandon(call: Call): void {
     for (const asked of call.asked) {
       this.#inner
-        .send({
-          jsonrpc: '2.0',
-          id: asked.id,
-          error: { code: -32603, message: 'The client did not answer in time.' },
-        })
+        .send(protocolError(asked.id, 'internal_error', 'The client did not answer in time.'))
         .catch(() => {});
     }
     this.#forget(call);

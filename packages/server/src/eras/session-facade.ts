@@ -10,7 +10,7 @@
  * upstream `subscriptions/listen`.
  */
 import { linkAbort } from '../abort.ts';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, protocolError, relayedError, toJsonRpcError } from '../errors.ts';
 import {
   isRequest,
   isResponse,
@@ -183,7 +183,7 @@ export class SessionEraFacade implements UpstreamTransport {
     this.#call(message, link.signal)
       .catch((error: unknown) => {
         if (link.signal.aborted || this.#closed) return; // cancelled: nobody waits for an answer
-        this.#deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+        this.#deliver(toJsonRpcError(error, message.id));
       })
       .finally(() => {
         link.dispose();
@@ -212,15 +212,13 @@ export class SessionEraFacade implements UpstreamTransport {
       signal,
     );
     if ('error' in discover) {
-      this.#deliver({
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: discover.error.code,
-          message: `The MCP server speaks only MCP ${MODERN_VERSION}, and its server/discover failed: ${discover.error.message}`,
-          ...(discover.error.data === undefined ? {} : { data: discover.error.data }),
-        },
-      });
+      this.#deliver(
+        relayedError(
+          message.id,
+          discover.error,
+          `The MCP server speaks only MCP ${MODERN_VERSION}, and its server/discover failed: ${discover.error.message}`,
+        ),
+      );
       return;
     }
     const result = discover.result;
@@ -257,7 +255,7 @@ export class SessionEraFacade implements UpstreamTransport {
       }
       const answers = await this.#askClient(asObject(result.inputRequests), signal);
       if ('error' in answers) {
-        this.#deliver({ jsonrpc: '2.0', id: message.id, error: answers.error });
+        this.#deliver(relayedError(message.id, answers.error));
         return;
       }
       request = {
@@ -437,7 +435,7 @@ export class SessionEraFacade implements UpstreamTransport {
   }
 
   #fail(id: RequestId, message: string): void {
-    this.#deliver({ jsonrpc: '2.0', id, error: { code: -32603, message } });
+    this.#deliver(protocolError(id, 'internal_error', message));
   }
 
   #deliver(message: JsonRpcMessage | JsonRpcNotification): void {

@@ -6,7 +6,7 @@
  * and everything else (server-initiated requests and notifications) to the best open sink.
  */
 import { linkAbort } from '../abort.ts';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, toJsonRpcError } from '../errors.ts';
 import {
   isRequest,
   isResponse,
@@ -354,7 +354,7 @@ export class HeldSession {
     for (const [key, sink] of this.#pending) {
       const id = requestIdOf(key);
       if (sink.fail) sink.fail(error, id);
-      else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
+      else sink.deliver(toJsonRpcError(error, id));
     }
     this.#pending.clear();
     // Request keys the filter was to see leave with their requests (issue 14 review, F4).

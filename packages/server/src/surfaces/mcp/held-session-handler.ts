@@ -6,11 +6,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
-import { ProxyError, toErrorReply } from '../../errors.ts';
+import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
-import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../jsonrpc.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
@@ -126,7 +126,7 @@ export class HeldSessionHandler {
       requests.map((message) =>
         session
           .call(message, { timeoutMs: this.#deps.timeoutMs, signal })
-          .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse),
+          .catch((error: unknown) => toJsonRpcError(error, message.id)),
       ),
     );
   }
@@ -143,8 +143,7 @@ export class HeldSessionHandler {
       clearTimeout(idle);
       // An answer stream may run long (progress, sampling) but not silently forever.
       idle = setTimeout(() => {
-        for (const id of waiting)
-          writer.write(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse);
+        for (const id of waiting) writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), id));
         session.abandon(sink, 'timeout');
         writer.close();
       }, this.#deps.timeoutMs);
@@ -177,7 +176,7 @@ export class HeldSessionHandler {
     // request() registers each route before its first await, so the order is kept.
     for (const message of requests) {
       session.request(message, sink).catch((error: unknown) => {
-        sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+        sink.deliver(toJsonRpcError(error, message.id));
       });
     }
     return this.#sendStream(reply, writer);

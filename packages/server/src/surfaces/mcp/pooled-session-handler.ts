@@ -13,7 +13,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { META, MODERN_VERSION, metaOf } from '../../eras/classify.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../eras/param-headers.ts';
-import { ProxyError, toErrorReply } from '../../errors.ts';
+import { PROTOCOL_ERRORS, ProxyError, protocolError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
@@ -66,10 +66,7 @@ export class PooledSessionHandler {
     // before any upstream session is opened for it.
     const refusal = refusalOf(message);
     if (refusal) {
-      return reply
-        .code(refusal.status)
-        .type('application/json')
-        .send({ jsonrpc: '2.0', id: message.id, error: refusal.error });
+      return reply.code(refusal.status).type('application/json').send(refusal.body);
     }
     const session = await this.#deps.pool.session(ctx, message);
     if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
@@ -88,11 +85,12 @@ export class PooledSessionHandler {
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
     const response = await exchange
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
-      .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse);
+      .catch((error: unknown) => toJsonRpcError(error, message.id));
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
     // A method the server does not implement: 404 with -32601 (2026-07-28, Streamable HTTP).
-    const status = 'error' in response && response.error.code === METHOD_NOT_FOUND ? 404 : 200;
+    const status =
+      'error' in response && response.error.code === PROTOCOL_ERRORS.method_not_found ? 404 : 200;
     return reply.code(status).type('application/json').send(response);
   }
 
@@ -140,7 +138,7 @@ export class PooledSessionHandler {
       if (!watchIdle) return;
       clearTimeout(idle);
       idle = setTimeout(() => {
-        writer.write(toErrorReply(new ProxyError('upstream_timeout'), message.id).body as JsonRpcResponse);
+        writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), message.id));
         exchange.abandon();
         writer.close();
       }, this.#deps.timeoutMs);
@@ -168,7 +166,7 @@ export class PooledSessionHandler {
     reply.raw.once('close', () => writer.close());
     armIdle();
     await exchange.start(sink).catch((error: unknown) => {
-      sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+      sink.deliver(toJsonRpcError(error, message.id));
     });
     return reply
       .code(200)
@@ -179,8 +177,6 @@ export class PooledSessionHandler {
   }
 }
 
-const METHOD_NOT_FOUND = -32601;
-
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
 const REMOVED_METHODS = new Set([
   'initialize',
@@ -190,10 +186,10 @@ const REMOVED_METHODS = new Set([
   'resources/unsubscribe',
 ]);
 
-/** An answer the bridge gives itself, without the upstream. */
+/** An answer the pooled session gives itself, without the upstream. */
 interface Refusal {
   readonly status: number;
-  readonly error: { readonly code: number; readonly message: string; readonly data?: JsonObject };
+  readonly body: JsonRpcResponse;
 }
 
 /**
@@ -205,39 +201,29 @@ interface Refusal {
 function refusalOf(message: JsonRpcRequest): Refusal | undefined {
   const meta = message.params?._meta;
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-    return invalidEnvelope('the request has no _meta envelope');
+    return invalidEnvelope(message, 'the request has no _meta envelope');
   }
   const envelope = meta as JsonObject;
   const version = envelope[META.protocolVersion];
-  if (typeof version !== 'string') return invalidEnvelope(`_meta lacks ${META.protocolVersion}`);
+  if (typeof version !== 'string') return invalidEnvelope(message, `_meta lacks ${META.protocolVersion}`);
   const capabilities = envelope[META.clientCapabilities];
   if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) {
-    return invalidEnvelope(`_meta lacks ${META.clientCapabilities}`);
+    return invalidEnvelope(message, `_meta lacks ${META.clientCapabilities}`);
   }
   if (version !== MODERN_VERSION) {
-    return {
-      status: 400,
-      error: {
-        code: -32022,
-        message: `Unsupported protocol version "${version.slice(0, 40)}": supported is ${MODERN_VERSION}.`,
-        data: { supported: [MODERN_VERSION], requested: version },
-      },
-    };
+    const text = `Unsupported protocol version "${version.slice(0, 40)}": supported is ${MODERN_VERSION}.`;
+    const data = { supported: [MODERN_VERSION], requested: version };
+    return { status: 400, body: protocolError(message.id, 'unsupported_protocol_version', text, data) };
   }
   if (REMOVED_METHODS.has(message.method)) {
-    return {
-      status: 404,
-      error: {
-        code: METHOD_NOT_FOUND,
-        message: `Method not found: ${message.method} does not exist in protocol ${MODERN_VERSION}.`,
-      },
-    };
+    const text = `Method not found: ${message.method} does not exist in protocol ${MODERN_VERSION}.`;
+    return { status: 404, body: protocolError(message.id, 'method_not_found', text) };
   }
   return undefined;
 }
 
-function invalidEnvelope(detail: string): Refusal {
-  return { status: 400, error: { code: -32602, message: `Invalid params: ${detail}.` } };
+function invalidEnvelope(message: JsonRpcRequest, detail: string): Refusal {
+  return { status: 400, body: protocolError(message.id, 'invalid_params', `Invalid params: ${detail}.`) };
 }
 
 /** True when a notification was stamped for the `subscriptions/listen` request `id`. */

@@ -13,7 +13,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
-import { ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { ProxyError, toCloseFrame, toJsonRpcError } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   isJsonRpcMessage,
@@ -164,8 +164,9 @@ export class WsConnection {
       value.onClosed(() => {
         const { code, reason } = toCloseFrame(
           value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.'),
+          'upstream',
         );
-        this.close(code === 1011 ? 4502 : code, reason);
+        this.close(code, reason);
       });
       // In arrival order, before any later frame (those run in later events).
       for (const { raw, release } of this.#takeEarly()) {
@@ -463,7 +464,7 @@ export class WsConnection {
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
-    this.#send(toErrorReply(error, id).body as JsonRpcResponse, endsRequest);
+    this.#send(toJsonRpcError(error, id), endsRequest);
   }
 
   #beat(): void {
