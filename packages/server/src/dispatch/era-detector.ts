@@ -17,6 +17,7 @@ import {
 } from '../eras/classify.ts';
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
+import { upstreamHeaders } from '../upstream/headers.ts';
 import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
@@ -133,13 +134,10 @@ export class EraDetector {
     const { http, timeoutMs } = this.#deps;
     const link = linkAbort([], timeoutMs);
     const discover = discoverProbe('mcp-proxy-era-probe');
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_VERSION,
-      'mcp-method': 'server/discover',
-    };
-    if (target.bearerToken) headers.authorization = `Bearer ${target.bearerToken}`;
+    const headers = upstreamHeaders(
+      { accept: 'message', jsonBody: true, bearerToken: target.bearerToken, protocolVersion: MODERN_VERSION },
+      { 'mcp-method': 'server/discover' },
+    );
     try {
       const response = await http.send(url, {
         method: 'POST',

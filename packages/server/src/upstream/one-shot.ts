@@ -28,6 +28,7 @@ import {
 } from '../jsonrpc.ts';
 import { RequestCorrelator } from './correlator.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
+import { upstreamHeaders } from './headers.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
 import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
@@ -274,17 +275,16 @@ class OneShot {
   /** The POST's headers, as the Streamable HTTP transport sends them. */
   #headers(message: JsonRpcMessage): Record<string, string> {
     const { bearerToken, forwardHeaders } = this.#request;
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    };
-    if (bearerToken) headers.authorization = `Bearer ${bearerToken}`;
-    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
-    if (this.#protocolVersion) headers['mcp-protocol-version'] = this.#protocolVersion;
-    if (forwardHeaders) Object.assign(headers, forwardHeaders);
+    const parts = {
+      accept: 'message',
+      jsonBody: true,
+      bearerToken,
+      sessionId: this.#sessionId,
+      protocolVersion: this.#protocolVersion,
+    } as const;
     // A 2026-07-28 request carries its metadata in headers too; they must match the body.
-    if (isModernVersion(declaredVersion(message))) Object.assign(headers, metadataHeaders(message));
-    return headers;
+    const metadata = isModernVersion(declaredVersion(message)) ? metadataHeaders(message) : undefined;
+    return upstreamHeaders(parts, forwardHeaders, metadata);
   }
 }
 

@@ -9,6 +9,7 @@ import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
+import { upstreamHeaders } from './headers.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource } from './message-source.ts';
 import { rejectStatus } from './status.ts';
@@ -46,7 +47,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     const handshake = handshakeLink.signal;
     const response = await http.send(url, {
       method: 'GET',
-      headers: this.#headers({ accept: 'text/event-stream' }),
+      headers: upstreamHeaders({ accept: 'stream', bearerToken: this.#options.bearerToken }),
       signal: this.#closer.signal,
       streaming: true,
     });
@@ -127,7 +128,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     try {
       const response = await http.send(endpoint, {
         method: 'POST',
-        headers: this.#headers({ 'content-type': 'application/json' }),
+        headers: upstreamHeaders({ jsonBody: true, bearerToken: this.#options.bearerToken }),
         body: JSON.stringify(message),
         signal,
       });
@@ -164,11 +165,6 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
       );
     }
     return endpoint;
-  }
-
-  #headers(base: Record<string, string>): Record<string, string> {
-    if (this.#options.bearerToken) base.authorization = `Bearer ${this.#options.bearerToken}`;
-    return base;
   }
 }
 

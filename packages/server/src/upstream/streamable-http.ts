@@ -12,6 +12,7 @@ import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
+import { type UpstreamAccept, upstreamHeaders } from './headers.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
 import { rejectStatus, rpcErrorFor } from './status.ts';
@@ -79,15 +80,12 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     await this.#learnParamHeaders(message, signal);
     const response = await http.send(url, {
       method: 'POST',
-      headers: {
-        ...this.#headers({
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-        }),
-        ...this.#options.extraHeaders,
+      headers: this.#headers(
+        'message',
+        this.#options.extraHeaders,
         // A 2026-07-28 request carries its metadata in headers too; they must match the body.
-        ...(isModernVersion(declaredVersion(message)) ? this.#modernHeaders(message) : {}),
-      },
+        isModernVersion(declaredVersion(message)) ? this.#modernHeaders(message) : undefined,
+      ),
       body: JSON.stringify(message),
       signal,
       streaming,
@@ -151,7 +149,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
   async terminateSession(): Promise<void> {
     if (this.#sessionId === undefined) return;
     const { http, url } = this.#options;
-    const response = await http.send(url, { method: 'DELETE', headers: this.#headers({}) });
+    const response = await http.send(url, { method: 'DELETE', headers: this.#headers(undefined) });
     drain(response);
   }
 
@@ -164,7 +162,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     try {
       const response = await http.send(url, {
         method: 'GET',
-        headers: this.#headers({ accept: 'text/event-stream' }),
+        headers: this.#headers('stream'),
         signal: this.#closer.signal,
         streaming: true,
       });
@@ -212,13 +210,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     try {
       const response = await this.#options.http.send(this.#options.url, {
         method: 'POST',
-        headers: {
-          ...this.#headers({
-            'content-type': 'application/json',
-            accept: 'application/json, text/event-stream',
-          }),
-          ...metadataHeaders(list),
-        },
+        headers: this.#headers('message', metadataHeaders(list)),
         body: JSON.stringify(list),
         signal,
       });
@@ -269,11 +261,17 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     super.deliver(messages);
   }
 
-  #headers(base: Record<string, string>): Record<string, string> {
-    const headers = base;
-    if (this.#options.bearerToken) headers.authorization = `Bearer ${this.#options.bearerToken}`;
-    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
-    if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
-    return headers;
+  #headers(
+    accept: UpstreamAccept | undefined,
+    ...extra: ReadonlyArray<Readonly<Record<string, string>> | undefined>
+  ): Record<string, string> {
+    const parts = {
+      accept,
+      jsonBody: accept === 'message',
+      bearerToken: this.#options.bearerToken,
+      sessionId: this.#sessionId,
+      protocolVersion: this.protocolVersion,
+    };
+    return upstreamHeaders(parts, ...extra);
   }
 }

@@ -17,6 +17,7 @@ import { ProxyError } from '../../errors.ts';
 import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { relayedContentType } from '../../upstream/content-type.ts';
 import { isEventStream } from '../../upstream/event-stream.ts';
+import { upstreamHeaders } from '../../upstream/headers.ts';
 import {
   discard,
   drain,
@@ -76,17 +77,21 @@ export class PassThrough {
 
   /** Sends the inbound request upstream; the caller relays or inspects the response. */
   async send(request: FastifyRequest, exchange: PassThroughRequest): Promise<UpstreamResponse> {
-    const headers: Record<string, string> = {};
+    const forwarded: Record<string, string> = {};
     const inbound = request.headers;
     for (const name in inbound) {
       // MCP 2026-07-28: intermediaries forward Mcp-Param-* headers they do not recognise.
       if (!FORWARDED.has(name) && !name.startsWith('mcp-param-')) continue;
       const value = inbound[name];
-      if (typeof value === 'string') headers[name] = value;
+      if (typeof value === 'string') forwarded[name] = value;
     }
-    if (request.method === 'POST') headers['content-type'] = 'application/json';
-    if (exchange.bearerToken) headers.authorization = `Bearer ${exchange.bearerToken}`;
-    if (exchange.upstreamSessionId) headers['mcp-session-id'] = exchange.upstreamSessionId;
+    // The caller's own Accept and protocol version go as they came; the proxy's parts win.
+    const own = upstreamHeaders({
+      jsonBody: request.method === 'POST',
+      bearerToken: exchange.bearerToken,
+      sessionId: exchange.upstreamSessionId,
+    });
+    const headers = { ...forwarded, ...own };
     return this.#http.send(exchange.url, {
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
