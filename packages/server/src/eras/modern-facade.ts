@@ -23,6 +23,7 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import { Correlator } from '../upstream/correlator.ts';
 import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
 import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
@@ -93,7 +94,7 @@ export class ModernEraFacade implements UpstreamTransport {
   readonly #byClient = new Map<string, Call>();
   readonly #handles = new Map<string, Call>();
   /** The facade's own requests waiting: their response, or the failure that lost it. */
-  readonly #internal = new Map<string, (response: JsonRpcResponse | ProxyError) => void>();
+  readonly #internal = new Correlator();
   readonly #listens = new Map<string, Listen>();
   /** Client requests still waiting for the session to open, and those cancelled meanwhile. */
   readonly #preparing = new Set<string>();
@@ -116,7 +117,7 @@ export class ModernEraFacade implements UpstreamTransport {
     this.#inner.onerror = (error) => {
       // The facade's own requests (initialize above all) may have lost their answer to what
       // failed: they fail now, with the cause, rather than at their timeout (issue 14, #1).
-      for (const answer of this.#internal.values()) answer(error);
+      this.#internal.failAll(error);
       this.onerror?.(error);
     };
     this.#inner.onclose = () => {
@@ -224,16 +225,15 @@ export class ModernEraFacade implements UpstreamTransport {
   /** A request of the facade's own; resolves with the result or throws the server's error. */
   async #request(method: string, params: JsonObject): Promise<JsonObject> {
     const id = `mcp-proxy-${++this.#seq}`;
-    const { promise, resolve } = Promise.withResolvers<JsonRpcResponse | ProxyError>();
-    this.#internal.set(id, resolve);
-    const timer = setTimeout(
-      () => resolve(toJsonRpcError(new ProxyError('upstream_timeout'), id)),
-      this.#options.timeoutMs,
-    );
+    const expected = this.#internal.expect(id, { timeoutMs: this.#options.timeoutMs });
+    // An answer that does not come in time reads as the server's refusal, as any other.
+    const timedOut = (error: unknown) =>
+      ProxyError.is(error) && error.code === 'upstream_timeout'
+        ? toJsonRpcError(error, id)
+        : Promise.reject(error);
     try {
       await this.#inner.send({ jsonrpc: '2.0', id, method, params });
-      const response = await promise;
-      if (ProxyError.is(response)) throw response;
+      const response = await expected.answer.catch(timedOut);
       if ('error' in response) {
         throw new ProxyError(
           'upstream_protocol_error',
@@ -242,8 +242,7 @@ export class ModernEraFacade implements UpstreamTransport {
       }
       return response.result;
     } finally {
-      clearTimeout(timer);
-      this.#internal.delete(id);
+      this.#internal.fail(id, new ProxyError('upstream_unreachable'));
     }
   }
 
@@ -329,11 +328,7 @@ export class ModernEraFacade implements UpstreamTransport {
   #fromUpstream(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
-      const internal = this.#internal.get(String(message.id));
-      if (internal) {
-        internal(message);
-        return;
-      }
+      if (this.#internal.settle(message.id, message)) return;
       const call = this.#calls.get(String(message.id));
       if (!call) return;
       if (call.owner === undefined) call.final = message;

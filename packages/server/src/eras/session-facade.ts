@@ -22,6 +22,7 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import { type AbandonError, Correlator } from '../upstream/correlator.ts';
 import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
 import {
   LATEST_LEGACY_VERSION,
@@ -48,10 +49,9 @@ export interface SessionEraFacadeOptions {
 /** The `error` member of a JSON-RPC error response. */
 type RpcErrorBody = { code: number; message: string; data?: unknown };
 
-interface Waiter {
-  resolve(response: JsonRpcResponse): void;
-  reject(error: unknown): void;
-}
+/** A wait the caller's signal ended fails with the signal's reason. */
+const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) =>
+  reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.');
 
 /** Speaks the session era inward and 2026-07-28 outward. */
 export class SessionEraFacade implements UpstreamTransport {
@@ -65,9 +65,9 @@ export class SessionEraFacade implements UpstreamTransport {
   #logLevel: string | undefined;
   #serverCapabilities: JsonObject = {};
   /** Responses the facade itself waits for (its own requests, and the client's, to retry them). */
-  readonly #waiters = new Map<string, Waiter>();
+  readonly #waiters = new Correlator(cancelled);
   /** Answers the client owes for server requests the facade made from `inputRequests`. */
-  readonly #inputs = new Map<string, Waiter>();
+  readonly #inputs = new Correlator(cancelled);
   readonly #subscriptions = new Set<string>();
   /** Client requests still running, by request key: the client's `notifications/cancelled` aborts them. */
   readonly #running = new Map<string, AbortController>();
@@ -85,8 +85,7 @@ export class SessionEraFacade implements UpstreamTransport {
     this.#inner.onerror = (error) => {
       // The facade's own requests (server/discover above all) may have lost their answer to
       // what failed: they fail now, with the cause, rather than never (issue 14, #1).
-      for (const waiter of this.#waiters.values()) waiter.reject(error);
-      this.#waiters.clear();
+      this.#waiters.failAll(error);
       this.onerror?.(error);
     };
     this.#inner.onclose = () => {
@@ -121,8 +120,9 @@ export class SessionEraFacade implements UpstreamTransport {
     this.#listen?.controller.abort();
     for (const controller of this.#running.values()) controller.abort();
     this.#running.clear();
-    for (const waiter of [...this.#waiters.values(), ...this.#inputs.values()])
-      waiter.reject(new ProxyError('upstream_unreachable', 'The session ended.'));
+    const ended = new ProxyError('upstream_unreachable', 'The session ended.');
+    this.#waiters.failAll(ended);
+    this.#inputs.failAll(ended);
     await this.#inner.close();
   }
 
@@ -130,10 +130,7 @@ export class SessionEraFacade implements UpstreamTransport {
     if (isResponse(message)) {
       // The client's answer to a request made from an InputRequiredResult.
       if (message.id === null) return;
-      const key = requestKey(message.id);
-      const waiter = this.#inputs.get(key);
-      this.#inputs.delete(key);
-      waiter?.resolve(message);
+      this.#inputs.settle(message.id, message);
       return;
     }
     if (!isRequest(message)) {
@@ -286,7 +283,7 @@ export class SessionEraFacade implements UpstreamTransport {
     }
     const pending = entries.map(async ([key, asked]) => {
       const id = `mcpp-input-${++this.#seq}`;
-      const answer = this.#await(this.#inputs, id, signal);
+      const answer = this.#inputs.expect(id, { signal }).answer;
       this.#deliver({
         jsonrpc: '2.0',
         id,
@@ -312,47 +309,21 @@ export class SessionEraFacade implements UpstreamTransport {
 
   /** Sends a modern request and waits for its response. */
   async #exchange(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
-    const answer = this.#await(this.#waiters, request.id, signal);
+    const expected = this.#waiters.expect(request.id, { signal });
     try {
       await this.#inner.send(request, signal ? { signal } : {});
     } catch (error) {
-      this.#waiters.delete(requestKey(request.id));
+      this.#waiters.fail(request.id, error);
       throw error;
     }
-    return answer;
-  }
-
-  #await(map: Map<string, Waiter>, id: RequestId, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
-    const key = requestKey(id);
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    const onAbort = () => {
-      map.delete(key);
-      reject(signal?.reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.'));
-    };
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    map.set(key, {
-      resolve: (response) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(response);
-      },
-      reject: (error) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    });
-    promise.catch(() => {});
-    return promise;
+    return expected.answer;
   }
 
   #fromUpstream(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
       if (this.#listen && message.id === this.#listen.id && 'error' in message) this.#listenRefused = true;
-      const key = requestKey(message.id);
-      const waiter = this.#waiters.get(key);
-      this.#waiters.delete(key);
-      waiter?.resolve(message);
+      this.#waiters.settle(message.id, message);
       return;
     }
     if (isRequest(message)) return; // a modern server sends no requests

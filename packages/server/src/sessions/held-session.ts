@@ -19,6 +19,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import { PendingRequests } from '../upstream/correlator.ts';
 import {
   REFUSAL_DEFAULTS,
   ServerRequestRefusals,
@@ -58,7 +59,8 @@ export class HeldSession {
   readonly upstream: UpstreamTransport;
   /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
   readonly target: string;
-  readonly #pending = new Map<string, MessageSink>();
+  /** Where each request's answer goes. */
+  readonly #pending = new PendingRequests<MessageSink>();
   readonly #progress = new Map<string, MessageSink>();
   /** Sinks with requests in flight, most recent last. */
   readonly #active: MessageSink[] = [];
@@ -138,14 +140,14 @@ export class HeldSession {
   /** Sends a client request upstream; its response (and its progress) will go to `sink`. */
   async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
     const key = requestKey(message.id);
-    if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
+    if (this.#pending.has(message.id)) throw new ProxyError('request_id_in_use');
     const refusal = this.#filter?.refusal(message);
     if (refusal) {
       sink.deliver(refusal);
       return;
     }
+    this.#pending.add(message.id, sink);
     if (this.#filter?.filters(message)) this.#filtered.add(key);
-    this.#pending.set(key, sink);
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
     if (!this.#active.includes(sink)) this.#active.push(sink);
@@ -239,12 +241,12 @@ export class HeldSession {
    * upstream, as the MCP spec asks of a client that abandons a request.
    */
   abandon(sink: MessageSink, reason = 'client disconnected'): void {
-    for (const [key, owner] of this.#pending) {
+    for (const [requestId, owner] of this.#pending.entries()) {
       if (owner !== sink) continue;
-      this.#pending.delete(key);
+      const key = requestKey(requestId);
+      this.#pending.delete(requestId);
       this.#filtered.delete(key);
       this.#abort(key);
-      const requestId = requestIdOf(key);
       this.upstream
         .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
         .catch(() => {});
@@ -285,11 +287,9 @@ export class HeldSession {
 
   #route(message: JsonRpcMessage): void {
     if (isResponse(message)) {
-      if (message.id === null) return;
+      const sink = this.#pending.take(message.id);
+      if (!sink || message.id === null) return;
       const key = requestKey(message.id);
-      const sink = this.#pending.get(key);
-      if (!sink) return;
-      this.#pending.delete(key);
       const filter = this.#filtered.delete(key) ? this.#filter : undefined;
       sink.deliver(filter ? filter.filter(message) : message);
       if (![...this.#pending.values()].includes(sink)) this.#release(sink);
@@ -303,7 +303,7 @@ export class HeldSession {
       const subscription = (message.params?._meta as Record<string, unknown> | undefined)?.[SUBSCRIPTION_ID];
       const listener =
         typeof subscription === 'string' || typeof subscription === 'number'
-          ? this.#pending.get(requestKey(subscription))
+          ? this.#pending.get(subscription)
           : undefined;
       if (listener?.deliver(message)) return;
     }
@@ -338,7 +338,7 @@ export class HeldSession {
   }
 
   #forget(key: string, token: string | undefined, sink: MessageSink): void {
-    this.#pending.delete(key);
+    this.#pending.delete(requestIdOf(key));
     this.#filtered.delete(key);
     if (token !== undefined) this.#progress.delete(token);
     if (![...this.#pending.values()].includes(sink)) this.#release(sink);
@@ -351,12 +351,10 @@ export class HeldSession {
   }
 
   #failPending(error: ProxyError): void {
-    for (const [key, sink] of this.#pending) {
-      const id = requestIdOf(key);
+    for (const [id, sink] of this.#pending.drain()) {
       if (sink.fail) sink.fail(error, id);
       else sink.deliver(toJsonRpcError(error, id));
     }
-    this.#pending.clear();
     // Request keys the filter was to see leave with their requests (issue 14 review, F4).
     this.#filtered.clear();
     this.#progress.clear();

@@ -13,7 +13,6 @@
  * `tools/list` lookup goes through the transport, which owns that lookup.
  */
 import { Readable } from 'node:stream';
-import { linkAbort } from '../abort.ts';
 import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
@@ -26,7 +25,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
-import { RequestCorrelator } from './correlator.ts';
+import { Correlator, RequestCorrelator } from './correlator.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { upstreamHeaders } from './headers.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
@@ -108,6 +107,8 @@ class OneShot {
   /** Aborted when the exchange is over: refusals still in flight end with it. */
   readonly #done = new AbortController();
   readonly #refusals: ServerRequestRefusals;
+  /** The answer this exchange waits for. */
+  readonly #answers = new Correlator();
 
   constructor(http: UpstreamHttp, request: OneShotRequest) {
     this.#http = http;
@@ -134,53 +135,29 @@ class OneShot {
 
   /** Sends a request and resolves with its response, within the deadline. */
   async #call(message: JsonRpcRequest): Promise<JsonRpcResponse> {
-    const { timeoutMs } = this.#request;
-    const link = linkAbort([this.#request.signal], timeoutMs);
-    const { signal } = link;
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    let settled = false;
+    const { timeoutMs, signal } = this.#request;
+    const expected = this.#answers.expect(message.id, {
+      timeoutMs,
+      signal,
+      onAbandon: (timedOut) =>
+        this.#notify({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
+        }),
+    });
     const onResponse: OnResponse = (response) => {
-      if (settled || response.id !== message.id) return;
-      settled = true;
-      resolve(response);
+      if (response.id === message.id) this.#answers.settle(response.id, response);
     };
-    const onAbort = () => {
-      if (settled) return;
-      settled = true;
-      const { timedOut } = link;
-      reject(
-        timedOut
-          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs } })
-          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
-      );
-      this.#notify({
-        jsonrpc: '2.0',
-        method: 'notifications/cancelled',
-        params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
-      });
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      this.#send(message, signal, onResponse).then(
-        () => {
-          // Only a request still waiting was left without an answer.
-          if (settled) return;
-          settled = true;
-          reject(
-            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
-          );
-        },
-        (error: unknown) => {
-          if (settled) return;
-          settled = true;
-          reject(asProxyError(error));
-        },
-      );
-      return await promise;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      link.dispose();
-    }
+    this.#send(message, expected.signal, onResponse).then(
+      // Only a request still waiting was left without an answer.
+      () =>
+        expected.fail(
+          new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
+        ),
+      (error: unknown) => expected.fail(asProxyError(error)),
+    );
+    return expected.answer;
   }
 
   /** Sends a message of our own (a refusal, a cancellation); its fate does not matter. */
