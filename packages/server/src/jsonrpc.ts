@@ -45,6 +45,13 @@ export type JsonRpcResponse = JsonRpcResult | JsonRpcError;
 /** Any message on an MCP connection. */
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
+/** The messages of one HTTP body: a single message, or a batch. */
+export interface MessageBatch {
+  readonly messages: JsonRpcMessage[];
+  /** True when they came as a JSON array (the answer is an array too). */
+  readonly batch: boolean;
+}
+
 /** True for a well-formed JSON-RPC 2.0 message (structural check only). */
 export function isJsonRpcMessage(value: unknown): value is JsonRpcMessage {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;

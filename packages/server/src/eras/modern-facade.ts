@@ -25,7 +25,7 @@ import {
 } from '../jsonrpc.ts';
 import { Correlator } from '../upstream/correlator.ts';
 import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
 
 /**
@@ -82,10 +82,7 @@ interface Listen {
 }
 
 /** Speaks 2026-07-28 inward and the session era outward. */
-export class ModernEraFacade implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class ModernEraFacade extends TransportCallbacks implements UpstreamTransport {
   readonly #inner: UpstreamTransport;
   readonly #options: ModernEraFacadeOptions;
   #initialized: Promise<JsonObject> | undefined;
@@ -106,6 +103,7 @@ export class ModernEraFacade implements UpstreamTransport {
   readonly #refusals: ServerRequestRefusals;
 
   constructor(options: ModernEraFacadeOptions) {
+    super();
     this.#options = options;
     this.#inner = options.inner;
     this.#refusals = new ServerRequestRefusals(

@@ -23,7 +23,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import { type AbandonError, Correlator } from '../upstream/correlator.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import {
   LATEST_LEGACY_VERSION,
   LEGACY_VERSIONS,
@@ -54,10 +54,7 @@ const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) =>
   reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.');
 
 /** Speaks the session era inward and 2026-07-28 outward. */
-export class SessionEraFacade implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class SessionEraFacade extends TransportCallbacks implements UpstreamTransport {
   readonly #inner: UpstreamTransport;
   #version: string | undefined;
   #clientInfo: unknown = { name: 'mcp-proxy-client', version: '1' };
@@ -80,6 +77,7 @@ export class SessionEraFacade implements UpstreamTransport {
   #closed = false;
 
   constructor(options: SessionEraFacadeOptions) {
+    super();
     this.#inner = options.inner;
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
     this.#inner.onerror = (error) => {

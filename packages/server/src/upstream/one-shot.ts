@@ -12,7 +12,6 @@
  * `notifications/cancelled`. A modern `tools/call` whose `Mcp-Param-*` headers may first need a
  * `tools/list` lookup goes through the transport, which owns that lookup.
  */
-import { Readable } from 'node:stream';
 import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
@@ -25,13 +24,11 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import { readAnswer } from './answer.ts';
 import { Correlator, RequestCorrelator } from './correlator.ts';
-import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { upstreamHeaders } from './headers.ts';
-import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
-import { parseMessages } from './message-source.ts';
+import type { UpstreamHttp } from './http.ts';
 import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
-import { rejectStatus, rpcErrorFor } from './status.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 
 /** One exchange. */
@@ -174,48 +171,16 @@ class OneShot {
       body: JSON.stringify(message),
       ...(signal ? { signal } : {}),
     });
-    const { status } = response;
-    if (status >= 400 && status < 500 && 'id' in message && isJson(response)) {
-      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
-      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
-      // answer the caller needs, with its data, not a proxy error.
-      const text = await http.readText(response, signal);
-      const answer = rpcErrorFor(text, message.id, { sessionId: this.#sessionId });
-      if (answer) {
-        this.#deliver([answer], onResponse);
-        return;
-      }
-      const replay = Readable.from([Buffer.from(text)]) as UpstreamResponse['body'];
-      await rejectStatus(http, { ...response, body: replay }, { sessionId: this.#sessionId });
-    }
-    if (status < 200 || status >= 300) await rejectStatus(http, response, { sessionId: this.#sessionId });
-    const issued = headerValue(response.headers, 'mcp-session-id');
-    if (issued) this.#sessionId = issued;
-    if (status === 202 || status === 204) {
-      drain(response);
-      return;
-    }
-    if (isJson(response)) {
-      this.#deliver(parseMessages(await http.readText(response, signal)), onResponse);
-      return;
-    }
-    if (isEventStream(response)) {
-      await readEventStream(
-        response,
-        http.responseLimitBytes,
-        (event) => {
-          if (isMessageEvent(event)) this.#deliver(parseMessages(event.data), onResponse);
-        },
-        signal,
-      );
-      return;
-    }
-    discard(response);
-    throw new ProxyError(
-      'upstream_protocol_error',
-      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
-      { data: { upstreamStatus: status } },
-    );
+    await readAnswer(response, {
+      http,
+      message,
+      sessionId: this.#sessionId,
+      signal,
+      deliver: (messages) => this.#deliver(messages, onResponse),
+      accepted: (issued) => {
+        if (issued) this.#sessionId = issued;
+      },
+    });
   }
 
   /** Hands responses on, learns from results, and refuses what the server asks of us. */

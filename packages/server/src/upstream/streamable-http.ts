@@ -4,18 +4,17 @@
  * POST; the answer is a JSON body, an event stream, or 202 for notifications and responses.
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
-import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
 import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { readAnswer } from './answer.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
 import { type UpstreamAccept, upstreamHeaders } from './headers.ts';
-import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
-import { rejectStatus, rpcErrorFor } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one Streamable HTTP endpoint. */
@@ -90,59 +89,24 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
       signal,
       streaming,
     });
-    if (response.status >= 400 && response.status < 500 && 'id' in message && isJson(response)) {
-      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
-      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
-      // answer the caller needs, with its data, not a proxy error.
-      const text = await http.readText(response, signal);
-      const answer = rpcErrorFor(text, message.id, { sessionId: this.#sessionId });
-      if (answer) {
-        this.deliver([answer]);
-        return;
-      }
-      await rejectStatus(
-        http,
-        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
-        {
-          sessionId: this.#sessionId,
-        },
-      );
-    }
-    if (response.status < 200 || response.status >= 300) {
-      await rejectStatus(http, response, { sessionId: this.#sessionId });
-    }
-    const issued = headerValue(response.headers, 'mcp-session-id');
-    if (issued) this.#sessionId = issued;
-    if (this.#options.longLived && 'method' in message && message.method === 'notifications/initialized') {
-      void this.#openStandalone();
-    }
-
-    if (response.status === 202 || response.status === 204) {
-      drain(response);
-      return;
-    }
-    if (isEventStream(response)) {
-      await readEventStream(
-        response,
-        http.responseLimitBytes,
-        (event) => {
-          if (isMessageEvent(event)) this.deliver(parseMessages(event.data));
-        },
-        signal,
-        this.#gate,
-      );
-      return;
-    }
-    if (isJson(response)) {
-      this.deliver(parseMessages(await http.readText(response, signal)));
-      return;
-    }
-    discard(response);
-    throw new ProxyError(
-      'upstream_protocol_error',
-      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
-      { data: { upstreamStatus: response.status } },
-    );
+    await readAnswer(response, {
+      http,
+      message,
+      sessionId: this.#sessionId,
+      signal,
+      gate: this.#gate,
+      deliver: (messages) => this.deliver(messages),
+      accepted: (issued) => {
+        if (issued) this.#sessionId = issued;
+        if (
+          this.#options.longLived &&
+          'method' in message &&
+          message.method === 'notifications/initialized'
+        ) {
+          void this.#openStandalone();
+        }
+      },
+    });
   }
 
   /** Ends the upstream session (HTTP DELETE), when there is one. */

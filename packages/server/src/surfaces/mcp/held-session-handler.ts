@@ -10,7 +10,7 @@ import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
-import { isRequest, type JsonRpcMessage, type JsonRpcRequest } from '../../jsonrpc.ts';
+import { isRequest, type JsonRpcRequest, type MessageBatch } from '../../jsonrpc.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
@@ -40,12 +40,7 @@ export class HeldSessionHandler {
   }
 
   /** POST: one message or a batch. */
-  async post(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
-    ctx: BridgeContext,
-  ) {
+  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: BridgeContext) {
     const { messages, batch } = inbound;
     const requests = messages.filter(isRequest);
     const opens = requests.some((m) => m.method === 'initialize');

@@ -23,6 +23,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  type MessageBatch,
 } from '../../jsonrpc.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { ModernSessionPool, PoolContext, PooledExchange } from '../../sessions/modern-pool.ts';
@@ -45,12 +46,7 @@ export class PooledSessionHandler {
   }
 
   /** POST: one modern request (or notifications, which need no answer). */
-  async post(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
-    ctx: PoolContext,
-  ) {
+  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: PoolContext) {
     const requests = inbound.messages.filter(isRequest);
     // A modern client's only notification is cancellation on stdio; over HTTP closing the stream
     // cancels, so notifications are acknowledged and dropped.
