@@ -45,6 +45,11 @@ export type JsonRpcResponse = JsonRpcResult | JsonRpcError;
 /** Any message on an MCP connection. */
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
+/** `value` when it is a JSON object, else an empty one (for reading what a peer sent). */
+export function asObject(value: unknown): JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+}
+
 /** The messages of one HTTP body: a single message, or a batch. */
 export interface MessageBatch {
   readonly messages: JsonRpcMessage[];

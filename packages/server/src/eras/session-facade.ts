@@ -12,6 +12,7 @@
 import { linkAbort } from '../abort.ts';
 import { ProxyError, protocolError, relayedError, toJsonRpcError } from '../errors.ts';
 import {
+  asObject,
   isRequest,
   isResponse,
   type JsonObject,
@@ -415,8 +416,4 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
 /** A client's error message as text, whatever it sent (it is not checked like an upstream's). */
 function describe(message: unknown): string {
   return typeof message === 'string' ? message : 'no message';
-}
-
-function asObject(value: unknown): JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
 }
