@@ -341,6 +341,25 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   internal_error: 1011,
 };
 
+/** A WebSocket close frame. */
+export interface CloseFrame {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/**
+ * Close frames for conditions of a `/ws` socket itself rather than errors of the registry:
+ * RFC 6455 §7.4.1 codes, documented in docs/websocket.md with the table above.
+ */
+export const SOCKET_CLOSES = {
+  shutting_down: { code: 1001, reason: 'proxy shutting down' },
+  binary_frame: { code: 1003, reason: 'binary frames are not supported: send JSON-RPC messages as text' },
+  internal: { code: 1011, reason: 'internal error' },
+  reader_too_slow: { code: 1013, reason: 'reader too slow: the outbound queue is full' },
+  inbound_full: { code: 1013, reason: 'upstream too slow: the inbound queue is full' },
+  upstream_stalled: { code: 1013, reason: 'upstream too slow: it stopped taking messages' },
+} as const satisfies Record<string, CloseFrame>;
+
 /** The close code of an upstream failure the table gives no code of its own. */
 const UPSTREAM_CLOSE_CODE = 4502;
 
@@ -350,10 +369,7 @@ const UPSTREAM_CLOSE_CODE = 4502;
  *   failed there is the MCP server's, so an error with no code of its own closes as 4502, never
  *   as the proxy's own 1011.
  */
-export function toCloseFrame(
-  value: unknown,
-  cause: 'proxy' | 'upstream' = 'proxy',
-): { code: number; reason: string } {
+export function toCloseFrame(value: unknown, cause: 'proxy' | 'upstream' = 'proxy'): CloseFrame {
   const error = findProxyError(value) ?? new ProxyError('internal_error', undefined, { cause: value });
   let code = CLOSE_CODES[error.code] ?? (error.code.startsWith('upstream_') ? UPSTREAM_CLOSE_CODE : 1011);
   if (cause === 'upstream' && code === 1011) code = UPSTREAM_CLOSE_CODE;

@@ -13,7 +13,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
-import { ProxyError, toCloseFrame, toJsonRpcError } from '../../errors.ts';
+import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   isJsonRpcMessage,
@@ -29,17 +29,10 @@ import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
+import { EarlyFrames } from './early-frames.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
-/** Frames that may wait for the upstream connection to open. */
-const MAX_EARLY_FRAMES = 64;
-/**
- * Bytes those frames may hold. They wait unparsed: a parsed frame can cost twenty times its
- * size (issue 14, finding 5: 64 parsed 1 MiB frames were ~1.4 GB per socket). One frame is
- * always accepted, so any frame within WS_MAX_MESSAGE_BYTES can open a conversation.
- */
-const EARLY_QUEUE_BYTES = 1_048_576;
 /**
  * Notifications and answers to server requests one socket may have on their way upstream at
  * once. Each transport's `send` settles only once the upstream took the bytes (a WebSocket
@@ -82,9 +75,8 @@ export class WsConnection {
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: HeldSession | undefined;
-  /** Raw frames waiting for the upstream connection (undefined once it is open or failed). */
-  #early: Array<{ raw: Buffer; release: Release }> | undefined = [];
-  #earlyBytes = 0;
+  /** Raw frames waiting for the upstream connection. */
+  readonly #early = new EarlyFrames();
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
   readonly #requests = new Map<string, Release>();
   /**
@@ -135,7 +127,7 @@ export class WsConnection {
   }
 
   /** Closes the socket (e.g. 1001 at shutdown). */
-  close(code: number, reason: string): void {
+  close({ code, reason }: CloseFrame): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
     // A closing socket keeps the first close frame: terminating now could drop it unsent.
     else if (this.#socket.readyState !== WebSocket.CLOSING) this.#socket.terminate();
@@ -162,29 +154,19 @@ export class WsConnection {
       }
       value.attachStandalone(this.#sink);
       value.onClosed(() => {
-        const { code, reason } = toCloseFrame(
-          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.'),
-          'upstream',
-        );
-        this.close(code, reason);
+        const failure =
+          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.');
+        this.close(toCloseFrame(failure, 'upstream'));
       });
       // In arrival order, before any later frame (those run in later events).
-      for (const { raw, release } of this.#takeEarly()) {
+      for (const { raw, release } of this.#early.take()) {
         release();
         this.#handleSafely(raw);
       }
     } catch (error) {
-      for (const { release } of this.#takeEarly()) release();
-      const { code, reason } = toCloseFrame(error);
-      this.close(code, reason);
+      for (const { release } of this.#early.take()) release();
+      this.close(toCloseFrame(error));
     }
-  }
-
-  #takeEarly(): Array<{ raw: Buffer; release: Release }> {
-    const early = this.#early ?? [];
-    this.#early = undefined;
-    this.#earlyBytes = 0;
-    return early;
   }
 
   readonly #sink: MessageSink = {
@@ -200,7 +182,7 @@ export class WsConnection {
     const { maxQueuedBytes } = this.#deps;
     if (socket.bufferedAmount > maxQueuedBytes) {
       // The reader stopped reading even with upstream paused: give up rather than buffer on.
-      this.close(1013, 'reader too slow: the outbound queue is full');
+      this.close(SOCKET_CLOSES.reader_too_slow);
       return false;
     }
     this.#framesOut++;
@@ -235,39 +217,19 @@ export class WsConnection {
     // A closing socket (e.g. closed for flooding) takes nothing more.
     if (this.#socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) {
-      this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
+      this.close(SOCKET_CLOSES.binary_frame);
       return;
     }
     const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
-    const early = this.#early;
-    if (early === undefined) {
+    if (!this.#early.waiting) {
       this.#handleSafely(raw);
       return;
     }
-    if (
-      early.length > 0 &&
-      (early.length >= MAX_EARLY_FRAMES || this.#earlyBytes + raw.length > EARLY_QUEUE_BYTES)
-    ) {
-      this.#sendError(
-        new ProxyError(
-          'too_many_in_flight',
-          'Too many messages before the upstream connection opened: wait for the first answer.',
-          { data: { limitBytes: EARLY_QUEUE_BYTES, limitFrames: MAX_EARLY_FRAMES } },
-        ),
-        null,
-      );
-      return;
-    }
-    let release: Release;
     try {
-      // A waiting frame is work in flight too: it counts against the token's and the process's caps.
-      release = this.#deps.inFlight.acquire(this.#peer.ownerId);
+      this.#early.keep(raw, () => this.#deps.inFlight.acquire(this.#peer.ownerId));
     } catch (error) {
       this.#sendError(error, null);
-      return;
     }
-    early.push({ raw, release });
-    this.#earlyBytes += raw.length;
   }
 
   /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
@@ -275,7 +237,7 @@ export class WsConnection {
     this.#arrivingBytes += raw.length;
     if (!this.#admitInbound(raw.length)) return;
     this.#handle(raw)
-      .catch(() => this.close(1011, 'internal error'))
+      .catch(() => this.close(SOCKET_CLOSES.internal))
       .finally(() => {
         this.#arrivingBytes -= raw.length;
         this.#maybeResumeReading();
@@ -295,7 +257,7 @@ export class WsConnection {
       this.#arrivingBytes -= frameBytes;
       // Reading again lets the close handshake complete; frames read meanwhile are dropped.
       this.#socket.resume();
-      this.close(1013, 'upstream too slow: the inbound queue is full');
+      this.close(SOCKET_CLOSES.inbound_full);
       return false;
     }
     if (!this.#readingPaused && (bytes > maxQueuedBytes / 2 || this.#outbox.length > OUTBOX_MESSAGES / 2)) {
@@ -307,7 +269,7 @@ export class WsConnection {
 
   #closePaused(): void {
     this.#socket.resume();
-    this.close(1013, 'upstream too slow: it stopped taking messages');
+    this.close(SOCKET_CLOSES.upstream_stalled);
   }
 
   #maybeResumeReading(): void {
@@ -488,7 +450,7 @@ export class WsConnection {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     clearInterval(this.#drainWatch);
-    for (const { release } of this.#takeEarly()) release();
+    for (const { release } of this.#early.take()) release();
     for (const release of this.#requests.values()) release();
     this.#requests.clear();
     this.#outbox.length = 0;

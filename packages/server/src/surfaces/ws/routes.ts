@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { TargetResolver } from '../../dispatch/targets.ts';
-import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import type { TokenVerifier } from '../../identity/tokens.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
@@ -136,14 +136,14 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
   app.server.on('upgrade', onUpgrade);
   app.addHook('preClose', async () => {
     app.server.off('upgrade', onUpgrade);
-    for (const connection of connections) connection.close(1001, 'proxy shutting down');
+    for (const connection of connections) connection.close(SOCKET_CLOSES.shutting_down);
   });
   return {
     count: () => connections.size,
     endUnreachable: (mayKeep) => {
-      const { code, reason } = toCloseFrame(revokedError());
+      const frame = toCloseFrame(revokedError());
       for (const connection of connections) {
-        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(code, reason);
+        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(frame);
       }
     },
   };
