@@ -9,7 +9,7 @@ import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import { SseTransport } from '../upstream/sse.ts';
-import { invitesLegacyProbe } from '../upstream/status.ts';
+import { invitesSseProbe } from '../upstream/status.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
@@ -71,7 +71,7 @@ export class AutoHttpTransport extends TransportCallbacks implements UpstreamTra
       this.#inner ??= streamable;
       this.#options.verdicts.set(this.#options.url, 'streamable-http');
     } catch (error) {
-      if (!invitesLegacyProbe(error) || this.#closed) throw error;
+      if (!invitesSseProbe(error) || this.#closed) throw error;
       let sse: UpstreamTransport;
       try {
         sse = await this.#startSse();

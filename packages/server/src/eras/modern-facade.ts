@@ -26,7 +26,7 @@ import {
 import { Correlator } from '../upstream/correlator.ts';
 import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
-import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
+import { LATEST_SESSION_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
 import {
   type Call,
   CallTable,
@@ -169,7 +169,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
     const meta = metaOf(message);
     const opening = (async () => {
       const result = await this.#request('initialize', {
-        protocolVersion: LATEST_LEGACY_VERSION,
+        protocolVersion: LATEST_SESSION_VERSION,
         capabilities: asObject(meta[META.clientCapabilities]),
         clientInfo: meta[META.clientInfo] ?? { name: 'mcp-proxy', version: '1' },
       });

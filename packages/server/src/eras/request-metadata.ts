@@ -108,7 +108,7 @@ const MODERN_PROTOCOL_ERRORS = new Set([-32020, -32021, -32022]);
 /**
  * True when an HTTP error body is a JSON-RPC error only a modern server sends (header mismatch,
  * unsupported version with its `supported` list, missing capability): the spec's back-compat
- * rule says a client then must not fall back to the legacy transport.
+ * rule says a client then must not fall back to the HTTP+SSE transport.
  */
 export function isModernProtocolError(text: string): boolean {
   try {

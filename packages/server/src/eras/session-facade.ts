@@ -1,12 +1,12 @@
 /**
  * @module upstream/session-era-facade
- * A session-era (legacy) client in front of a modern-only server. The client sees an ordinary
+ * A session-era (2025) client in front of a modern-only server. The client sees an ordinary
  * session: `initialize` is answered by the proxy from the server's `server/discover`; every
  * later request goes up with the modern `_meta` (version, the client's info and capabilities,
  * log level) and, through the inner Streamable HTTP transport, the headers derived from it.
  * An `InputRequiredResult` becomes server-to-client requests on the client's stream; their
  * answers go back as `inputResponses` with the server's `requestState`, and the request is
- * retried until it completes. The legacy GET stream and `resources/subscribe` are fed by one
+ * retried until it completes. The session-era GET stream and `resources/subscribe` are fed by one
  * upstream `subscriptions/listen`.
  */
 import { linkAbort } from '../abort.ts';
@@ -26,11 +26,11 @@ import {
 import { type AbandonError, Correlator } from '../upstream/correlator.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import {
-  LATEST_LEGACY_VERSION,
-  LEGACY_VERSIONS,
-  legacyResult,
+  LATEST_SESSION_VERSION,
   META,
   MODERN_VERSION,
+  SESSION_VERSIONS,
+  sessionResult,
   withMeta,
 } from './classify.ts';
 
@@ -200,9 +200,9 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     if (params.clientInfo !== undefined) this.#clientInfo = params.clientInfo;
     if (params.capabilities !== undefined) this.#capabilities = params.capabilities;
     const requested = params.protocolVersion;
-    this.#version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
+    this.#version = (SESSION_VERSIONS as readonly unknown[]).includes(requested)
       ? (requested as string)
-      : LATEST_LEGACY_VERSION;
+      : LATEST_SESSION_VERSION;
     const discover = await this.#exchange(
       this.#modern({ jsonrpc: '2.0', id: this.#internalId('discover'), method: 'server/discover' }),
       signal,
@@ -240,7 +240,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
       if (result?.resultType !== 'input_required') {
         this.#deliver(
           result
-            ? { ...response, id: message.id, result: legacyResult(result) }
+            ? { ...response, id: message.id, result: sessionResult(result) }
             : { ...response, id: message.id },
         );
         return;

@@ -16,7 +16,7 @@ const MAX_DETAIL = 300;
 export interface StatusContext {
   /** The upstream session id in use: scrubbed, and a 404 then means the session expired. */
   readonly sessionId?: string | undefined;
-  /** Further secrets to scrub (a legacy SSE endpoint's session, say). */
+  /** Further secrets to scrub (an HTTP+SSE endpoint's session, say). */
   readonly secrets?: readonly string[] | undefined;
 }
 
@@ -83,8 +83,8 @@ function clip(text: string): string {
   return oneLine.length > MAX_DETAIL ? `${oneLine.slice(0, MAX_DETAIL)}…` : oneLine;
 }
 
-/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
-export function invitesLegacyProbe(error: unknown): boolean {
+/** True for the upstream answers after which the spec says to try the HTTP+SSE transport. */
+export function invitesSseProbe(error: unknown): boolean {
   return (
     ProxyError.is(error) &&
     error.code === 'upstream_rejected' &&

@@ -76,21 +76,21 @@ export class McpEndpoint {
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
 
-    const knownLegacy = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === 'sse';
+    const knownSse = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === 'sse';
     if (sessionId === undefined && inbound && this.#isModern(request, inbound)) {
       // Refuse header/body disagreement here rather than spend an upstream call on it.
       for (const message of inbound.messages) checkHeaderAgreement(request.headers, message);
-      if (knownLegacy || needsBridge(target) || (await this.#speaksOnlyLegacy(target, reply))) {
+      if (knownSse || needsBridge(target) || (await this.#speaksOnlySessionEra(target, reply))) {
         return this.#deps.modern.post(request, reply, inbound, {
           ownerId: identity.principalKey,
-          target: knownLegacy ? this.#bridgeTarget(target) : target,
+          target: knownSse ? this.#bridgeTarget(target) : target,
           targetKey,
         });
       }
     } else if (
       sessionId === undefined &&
       (target.kind === 'http-auto' || target.kind === 'streamable-http') &&
-      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === false
+      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).session === false
     ) {
       // A session client of a server known to speak only 2026-07-28: the proxy holds the session.
       return this.#bridged(request, reply, inbound, {
@@ -102,7 +102,7 @@ export class McpEndpoint {
     }
     if (
       sessionId?.startsWith(PROXY_SESSION_PREFIX) ||
-      (sessionId === undefined && (knownLegacy || needsBridge(target)))
+      (sessionId === undefined && (knownSse || needsBridge(target)))
     ) {
       const bridgeTarget = this.#bridgeTarget(target);
       return this.#bridged(request, reply, inbound, {
@@ -144,7 +144,7 @@ export class McpEndpoint {
     const transportUnknown = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined;
     const eraUnknown =
       upstreamSessionId === undefined &&
-      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === undefined;
+      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).session === undefined;
     if (transportUnknown || eraUnknown) {
       const answered = await this.#probe(
         request,
@@ -169,7 +169,7 @@ export class McpEndpoint {
   }
 
   /** For a modern client: is the (HTTP) upstream known, or found by a probe, to speak only the session era? */
-  async #speaksOnlyLegacy(target: ResolvedTarget, reply: FastifyReply): Promise<boolean> {
+  async #speaksOnlySessionEra(target: ResolvedTarget, reply: FastifyReply): Promise<boolean> {
     if (target.kind !== 'http-auto' && target.kind !== 'streamable-http') return false;
     const supported = await this.#deps.eras.supportsModern(
       UpstreamConnector.eraTarget(target),
@@ -245,7 +245,7 @@ export class McpEndpoint {
     if (response.status >= 200 && response.status < 300) {
       if (initializes) {
         if (trySse) this.#deps.verdicts.set(url, 'streamable-http');
-        this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', true);
+        this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'session', true);
       }
       return false;
     }
@@ -262,7 +262,7 @@ export class McpEndpoint {
     };
     // A server that speaks only 2026-07-28 refused the session client: the proxy bridges it.
     if (isModernOnlyRefusal(parseJson(text))) {
-      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', false);
+      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'session', false);
       this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'modern', true);
       await this.#bridged(request, reply, inbound, {
         ownerId: exchange.ownerId,

@@ -1,6 +1,6 @@
 /**
  * @module mcp/bridge-handler
- * The proxy as a Streamable HTTP server in front of a held upstream (legacy SSE, WebSocket,
+ * The proxy as a Streamable HTTP server in front of a held upstream (HTTP+SSE, WebSocket,
  * configured stdio): proxy-issued session ids, POST answered as JSON or as an event stream
  * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
  */

@@ -1,7 +1,7 @@
 /**
  * @module mcp/modern-bridge-handler
  * `/mcp` for a modern (2026-07-28) client whose server speaks only the session era (or is
- * reached over stdio, WebSocket or legacy SSE and found to): each POST is one request, answered
+ * reached over stdio, WebSocket or HTTP+SSE and found to): each POST is one request, answered
  * through an upstream session the proxy pools for the caller's token and client envelope. The
  * proxy answers what a 2026-07-28 server refuses before dispatch itself (an incomplete `_meta`
  * envelope, an unsupported version, the removed session-era methods). An answer is an event

@@ -28,7 +28,7 @@ import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
 import { exchangeOnce } from '../../upstream/one-shot.ts';
-import { invitesLegacyProbe } from '../../upstream/status.ts';
+import { invitesSseProbe } from '../../upstream/status.ts';
 
 const noop = (): void => {};
 
@@ -110,7 +110,7 @@ export class Forwarder {
       if (known === 'sse') return this.#viaPool({ ...target, kind: 'sse' }, request);
       if ((await eras.supportsModern(eraTarget, request.signal)) === false)
         return this.#viaPool(target, request);
-    } else if (http && sessionId === undefined && eras.known(eraTarget).legacy === false) {
+    } else if (http && sessionId === undefined && eras.known(eraTarget).session === false) {
       // A session caller of a server that speaks only 2026-07-28: the proxy holds the session.
       return this.#viaBridge(target, request);
     }
@@ -123,17 +123,17 @@ export class Forwarder {
       if (
         sessionId === undefined &&
         result.response &&
-        clientEraOf(request.message, request.protocolVersion) === 'legacy' &&
+        clientEraOf(request.message, request.protocolVersion) === 'session' &&
         isModernOnlyRefusal(result.response)
       ) {
         // Refused the way a modern-only server refuses a session client: bridge it instead.
-        eras.learn(eraTarget, 'legacy', false);
+        eras.learn(eraTarget, 'session', false);
         eras.learn(eraTarget, 'modern', true);
         return this.#viaBridge(target, request);
       }
       return result;
     } catch (error) {
-      if (known !== undefined || sessionId !== undefined || !invitesLegacyProbe(error)) throw error;
+      if (known !== undefined || sessionId !== undefined || !invitesSseProbe(error)) throw error;
       // MCP back-compat: a 4xx to the POST means the server may speak the 2024-11-05 SSE transport.
       let result: ForwardResult;
       try {
