@@ -1,5 +1,5 @@
 /**
- * @module config
+ * @module config/config
  * Builds the one validated, frozen {@link Config} from, in rising precedence: built-in defaults,
  * the optional config file (`MCP_PROXY_CONFIG=path`, JSON or YAML), a `.env` file, and the
  * process environment. A bad value fails with one line naming where it came from.

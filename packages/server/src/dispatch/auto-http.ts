@@ -1,5 +1,5 @@
 /**
- * @module upstream/auto-http
+ * @module dispatch/auto-http
  * An HTTP upstream whose transport is not known yet: the first message goes out as Streamable
  * HTTP; if the server refuses it the way the MCP spec's back-compat section describes (4xx),
  * the legacy HTTP+SSE transport is tried. The verdict is remembered per URL.

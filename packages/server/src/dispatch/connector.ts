@@ -1,5 +1,5 @@
 /**
- * @module upstream/connector
+ * @module dispatch/connector
  * Opens long-lived upstream connections for bridged sessions: one place that knows how each
  * kind of target (URL by transport, or a configured stdio server) becomes a started transport.
  */

@@ -1,5 +1,5 @@
 /**
- * @module upstream/era-detector
+ * @module dispatch/era-detector
  * Which protocol era(s) each upstream speaks, learnt once and remembered per URL for a while
  * (the spec: "the era determination is a property of the server"). Modern support is probed
  * the spec's way for HTTP: a modern request (`server/discover`) whose answer is read — success

@@ -1,5 +1,5 @@
 /**
- * @module upstream/modern-era-facade
+ * @module eras/modern-facade
  * A modern (2026-07-28) client in front of a session-era server. The facade holds the upstream
  * session: it runs `initialize` with the capabilities and identity of the first request's
  * `_meta` (callers pool facades so that only requests with the same ones share a session),

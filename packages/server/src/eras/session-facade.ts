@@ -1,5 +1,5 @@
 /**
- * @module upstream/session-era-facade
+ * @module eras/session-facade
  * A session-era (2025) client in front of a modern-only server. The client sees an ordinary
  * session: `initialize` is answered by the proxy from the server's `server/discover`; every
  * later request goes up with the modern `_meta` (version, the client's info and capabilities,
@@ -203,7 +203,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     this.#version = (SESSION_VERSIONS as readonly unknown[]).includes(requested)
       ? (requested as string)
       : LATEST_SESSION_VERSION;
-    const discover = await this.#exchange(
+    const discover = await this.#requestUpstream(
       this.#modern({ jsonrpc: '2.0', id: this.#internalId('discover'), method: 'server/discover' }),
       signal,
     );
@@ -235,7 +235,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     const first = this.#modern(message);
     let request = first;
     for (let round = 0; ; round++) {
-      const response = await this.#exchange(request, signal);
+      const response = await this.#requestUpstream(request, signal);
       const result = 'result' in response ? response.result : undefined;
       if (result?.resultType !== 'input_required') {
         this.#deliver(
@@ -307,7 +307,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
   }
 
   /** Sends a modern request and waits for its response. */
-  async #exchange(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
+  async #requestUpstream(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
     const expected = this.#waiters.expect(request.id, { signal });
     try {
       await this.#inner.send(request, signal ? { signal } : {});

@@ -1,5 +1,5 @@
 /**
- * @module mcp/event-stream-writer
+ * @module http/event-stream-writer
  * Writes JSON-RPC messages as Server-Sent Events to one inbound stream, with a bound on what
  * may queue for a slow reader (the stream is closed rather than buffered without limit) and a
  * comment heartbeat so idle intermediaries keep long-lived streams open.

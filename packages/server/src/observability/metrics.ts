@@ -99,7 +99,7 @@ export class ProxyMetrics {
     });
     new Gauge({
       name: 'mcp_proxy_open_sessions',
-      help: 'Proxy-held sessions open (bridged /mcp sessions, /ws sockets, legacy POST /proxy sessions).',
+      help: 'Proxy-held sessions open (held /mcp sessions, /ws sockets, POST /proxy sessions over HTTP+SSE or stdio).',
       registers,
       collect() {
         this.set(sources.sessions());

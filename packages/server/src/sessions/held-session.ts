@@ -1,5 +1,5 @@
 /**
- * @module sessions/bridge-session
+ * @module sessions/held-session
  * One proxy session: an inbound side (POST /proxy calls, `/mcp` streams, a `/ws` socket) tied
  * to one upstream connection. Messages flow both ways with ids preserved: each upstream
  * response goes to the sink that sent its request, progress to the sink that asked for it,
@@ -54,7 +54,7 @@ const BACKLOG_LIMIT = 256;
  */
 const BACKLOG_BYTES = 1_048_576;
 
-/** An inbound side and an upstream connection, bridged. */
+/** An inbound side and an upstream connection, held together by the proxy. */
 export class HeldSession {
   readonly upstream: UpstreamTransport;
   /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
@@ -210,7 +210,7 @@ export class HeldSession {
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       // The answer, a failure or the deadline ends the call even while the send still runs: a
-      // send may wait on the upstream itself (an era bridge's own handshake), and an upstream
+      // send may wait on the upstream itself (an era facade's own handshake), and an upstream
       // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
       const sent = this.request(message, sink).then(() => promise);
       sent.catch(() => {});

@@ -209,7 +209,7 @@ export interface CorrelatorHooks {
 }
 
 /** Options for one request. */
-export interface ExchangeOptions {
+export interface RequestOptions {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal | undefined;
 }
@@ -250,7 +250,7 @@ export class RequestCorrelator {
   }
 
   /** Sends a request and resolves with its response. */
-  async request(message: JsonRpcRequest, options: ExchangeOptions): Promise<JsonRpcResponse> {
+  async request(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
     const expected = this.#pending.expect(message.id, {
       ...options,
       onAbandon: (timedOut) => this.#cancelUpstream(message.id, timedOut ? 'timeout' : 'client disconnected'),

@@ -54,7 +54,7 @@ export interface OneShotResult {
 }
 
 /** Sends one message and waits for its answer (server requests meanwhile are refused). */
-export async function exchangeOnce(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
+export async function callOnce(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
   if (mayNeedToolLookup(request)) return viaTransport(http, request);
   return new OneShot(http, request).run();
 }

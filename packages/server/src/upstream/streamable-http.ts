@@ -28,7 +28,7 @@ export interface StreamableHttpOptions {
   /** Protocol version already negotiated for that session. */
   readonly protocolVersion?: string | undefined;
   /**
-   * Long-lived use (a bridged session): open the GET stream for server-initiated messages once
+   * Long-lived use (a held session): open the GET stream for server-initiated messages once
    * the session is initialized, and end the upstream session (DELETE) on close.
    */
   readonly longLived?: boolean;

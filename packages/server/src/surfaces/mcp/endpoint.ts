@@ -1,5 +1,5 @@
 /**
- * @module mcp/endpoint
+ * @module surfaces/mcp/endpoint
  * The proxy's spec-compliant Streamable HTTP endpoint (`/mcp`, `/servers/{name}/mcp`), so any
  * MCP client can use it unchanged. Streamable HTTP upstreams are passed through statelessly;
  * every other upstream is bridged through a proxy-held session.
@@ -26,8 +26,8 @@ import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX } from '../../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
-import type { BridgeContext, HeldSessionHandler } from './held-session-handler.ts';
+import { callOnce } from '../../upstream/one-shot.ts';
+import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
 
@@ -207,7 +207,7 @@ export class McpEndpoint {
       return reply.code(200).type('application/json').send(refusal);
     }
     if (!filter.filters(message) || !isRequest(message)) return undefined;
-    const result = await exchangeOnce(this.#deps.http, {
+    const result = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,
@@ -293,7 +293,7 @@ export class McpEndpoint {
     request: FastifyRequest,
     reply: FastifyReply,
     inbound: Inbound | undefined,
-    ctx: BridgeContext,
+    ctx: HeldSessionContext,
   ) {
     checkProtocolVersion(request);
     const { bridge } = this.#deps;
@@ -327,7 +327,7 @@ export class McpEndpoint {
     return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, allowed);
   }
 
-  #bridgeTarget(target: ResolvedTarget): BridgeContext['target'] {
+  #bridgeTarget(target: ResolvedTarget): HeldSessionContext['target'] {
     if (target.kind === 'http-auto') {
       // Only a proxy-issued id or a known legacy server lead here: both mean SSE.
       return { ...target, kind: 'sse' };

@@ -1,5 +1,5 @@
 /**
- * @module mcp/bridge-handler
+ * @module surfaces/mcp/held-session-handler
  * The proxy as a Streamable HTTP server in front of a held upstream (HTTP+SSE, WebSocket,
  * configured stdio): proxy-issued session ids, POST answered as JSON or as an event stream
  * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
@@ -15,8 +15,8 @@ import { toolFilterFor } from '../../policy/tool-filter.ts';
 import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 
-/** What a bridged exchange needs to know about the caller. */
-export interface BridgeContext {
+/** What a request through a held session needs to know about the caller. */
+export interface HeldSessionContext {
   readonly ownerId: string;
   readonly target: UpstreamTarget;
   readonly targetKey: string;
@@ -40,7 +40,7 @@ export class HeldSessionHandler {
   }
 
   /** POST: one message or a batch. */
-  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: BridgeContext) {
+  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: HeldSessionContext) {
     const { messages, batch } = inbound;
     const requests = messages.filter(isRequest);
     const opens = requests.some((m) => m.method === 'initialize');
@@ -77,7 +77,7 @@ export class HeldSessionHandler {
   }
 
   /** GET: the standalone stream for server-initiated messages. */
-  async get(request: FastifyRequest, reply: FastifyReply, ctx: BridgeContext) {
+  async get(request: FastifyRequest, reply: FastifyReply, ctx: HeldSessionContext) {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
     if (!acceptsEventStream(request))
       throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
@@ -101,14 +101,14 @@ export class HeldSessionHandler {
   }
 
   /** DELETE: end the session and its upstream connection. */
-  async delete(reply: FastifyReply, ctx: BridgeContext) {
+  async delete(reply: FastifyReply, ctx: HeldSessionContext) {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
     this.#session(ctx.sessionId, ctx);
     await this.#deps.sessions.delete(ctx.sessionId);
     return reply.code(200).send();
   }
 
-  #session(id: string, ctx: BridgeContext): HeldSession {
+  #session(id: string, ctx: HeldSessionContext): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
     if (!session || session.closed || session.target !== ctx.targetKey)
       throw new ProxyError('session_not_found');

@@ -1,5 +1,5 @@
 /**
- * @module mcp/modern-bridge-handler
+ * @module surfaces/mcp/pooled-session-handler
  * `/mcp` for a modern (2026-07-28) client whose server speaks only the session era (or is
  * reached over stdio, WebSocket or HTTP+SSE and found to): each POST is one request, answered
  * through an upstream session the proxy pools for the caller's token and client envelope. The
@@ -26,12 +26,12 @@ import {
   type MessageBatch,
 } from '../../jsonrpc.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
-import type { ModernSessionPool, PoolContext, PooledExchange } from '../../sessions/modern-pool.ts';
+import type { ModernSessionPool, PoolContext, PooledCall } from '../../sessions/modern-pool.ts';
 
 /** Collaborators and limits. */
 export interface PooledSessionHandlerDeps {
   readonly pool: ModernSessionPool;
-  /** `x-mcp-header` declarations, learnt from the `tools/list` answers the bridge relays. */
+  /** `x-mcp-header` declarations, learnt from the `tools/list` answers the pooled sessions relay. */
   readonly paramHeaders: ParamHeaderCatalog;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
@@ -66,7 +66,7 @@ export class PooledSessionHandler {
     }
     const session = await this.#deps.pool.session(ctx, message);
     if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
-    const exchange = this.#deps.pool.exchange(session, message);
+    const call = this.#deps.pool.prepare(session, message);
     // Stream only what may send something before its answer (like the SDK's `auto` mode): a
     // listen stream, and requests that asked for progress or log messages. Everything else gets
     // JSON when the client takes it, so the answer can set the HTTP status (404 for -32601).
@@ -76,10 +76,10 @@ export class PooledSessionHandler {
       meta.progressToken !== undefined ||
       meta[META.logLevel] !== undefined;
     if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
-      return this.#answerAsStream(reply, exchange, message);
+      return this.#answerAsStream(reply, call, message);
     }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    const response = await exchange
+    const response = await call
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
       .catch((error: unknown) => toJsonRpcError(error, message.id));
     if (message.method === 'tools/list' && 'result' in response)
@@ -91,7 +91,7 @@ export class PooledSessionHandler {
   }
 
   /**
-   * As the 2026-07-28 server this client sees, the bridge checks `Mcp-Param-*` headers against
+   * As the 2026-07-28 server this client sees, the proxy checks `Mcp-Param-*` headers against
    * the tool's `x-mcp-header` parameters (looked up once through the session when unknown).
    */
   async #checkParamHeaders(
@@ -114,7 +114,7 @@ export class PooledSessionHandler {
         params: { _meta: metaOf(message) },
       };
       const listed = await pool
-        .exchange(session, list)
+        .prepare(session, list)
         .call({ timeoutMs })
         .catch(() => undefined);
       if (listed && 'result' in listed) paramHeaders.learn(ctx.targetKey, listed.result);
@@ -123,7 +123,7 @@ export class PooledSessionHandler {
     if (declared) checkParamHeaders(request.headers, declared, message.params?.arguments);
   }
 
-  async #answerAsStream(reply: FastifyReply, exchange: PooledExchange, message: JsonRpcRequest) {
+  async #answerAsStream(reply: FastifyReply, call: PooledCall, message: JsonRpcRequest) {
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     // A listen stream is meant to stay quiet for long; any other answer may not go silent forever.
@@ -135,7 +135,7 @@ export class PooledSessionHandler {
       clearTimeout(idle);
       idle = setTimeout(() => {
         writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), message.id));
-        exchange.abandon();
+        call.abandon();
         writer.close();
       }, this.#deps.timeoutMs);
       idle.unref();
@@ -157,11 +157,11 @@ export class PooledSessionHandler {
     writer.onClose(() => {
       clearTimeout(idle);
       // Closing the stream before the answer is the modern era's cancellation.
-      if (!answered) exchange.abandon();
+      if (!answered) call.abandon();
     });
     reply.raw.once('close', () => writer.close());
     armIdle();
-    await exchange.start(sink).catch((error: unknown) => {
+    await call.start(sink).catch((error: unknown) => {
       sink.deliver(toJsonRpcError(error, message.id));
     });
     return reply
@@ -190,7 +190,7 @@ interface Refusal {
 
 /**
  * What a 2026-07-28 server refuses before dispatch: a request whose `_meta` envelope lacks the
- * protocol version or the client capabilities (400, -32602), one naming a version the bridge
+ * protocol version or the client capabilities (400, -32602), one naming a version the proxy
  * does not speak (400, -32022 with the supported versions), and the removed session-era
  * methods (404, -32601).
  */

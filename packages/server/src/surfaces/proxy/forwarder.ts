@@ -1,5 +1,5 @@
 /**
- * @module forwarding/forwarder
+ * @module surfaces/proxy/forwarder
  * One JSON-RPC message to one upstream and its answer back: the engine behind POST /proxy.
  * Streamable HTTP upstreams need no proxy state (the caller carries the upstream's session id,
  * sealed: it never sees the upstream's own, and a raw one is not found); every
@@ -27,7 +27,7 @@ import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, type SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
+import { callOnce } from '../../upstream/one-shot.ts';
 import { invitesSseProbe } from '../../upstream/status.ts';
 
 const noop = (): void => {};
@@ -161,7 +161,7 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await exchangeOnce(this.#deps.http, {
+    const exchanged = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: upstreamSessionId,
@@ -231,7 +231,7 @@ export class Forwarder {
     const ctx = { ownerId: request.identity.principalKey, target, targetKey: TargetResolver.key(target) };
     const session = await this.#deps.pool.session(ctx, message);
     const response = await this.#deps.pool
-      .exchange(session, message)
+      .prepare(session, message)
       .call({ timeoutMs: this.#deps.timeoutMs, signal });
     return { response };
   }

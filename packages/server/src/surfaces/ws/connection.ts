@@ -1,7 +1,7 @@
 /**
- * @module ws/connection
- * One `/ws` socket bridged to one upstream: a JSON-RPC message per text frame both ways,
- * through the same session bridge as `/mcp`. The socket is its session's only sink, so
+ * @module surfaces/ws/connection
+ * One `/ws` socket tied to one upstream: a JSON-RPC message per text frame both ways,
+ * through a held session, as `/mcp` uses. The socket is its session's only sink, so
  * responses, notifications and server-initiated requests all arrive on it. Heartbeats close
  * dead peers; when the reader falls behind, reading upstream pauses (bounded queue). Frames
  * that arrive while the upstream connection opens wait as raw bytes (bounded in bytes and
@@ -67,7 +67,7 @@ export interface WsPeer {
   readonly targetKey: string;
 }
 
-/** A bridged WebSocket connection. */
+/** A WebSocket connection and its held session. */
 export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;

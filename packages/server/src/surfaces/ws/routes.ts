@@ -1,6 +1,6 @@
 /**
- * @module routes/ws
- * `WS /ws`: the browser-grade WebSocket bridge. The upgrade is checked (Origin, proxy token,
+ * @module surfaces/ws/routes
+ * `WS /ws`: the browser-grade WebSocket surface. The upgrade is checked (Origin, proxy token,
  * target) before it completes; a refusal is a plain HTTP error with a JSON-RPC body.
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
