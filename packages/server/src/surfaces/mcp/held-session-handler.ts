@@ -8,7 +8,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
-import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import {
+  type EventStreamOptions,
+  EventStreamWriter,
+  idleWatch,
+  sendEventStream,
+} from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import { isRequest, type JsonRpcRequest, type MessageBatch } from '../../jsonrpc.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
@@ -87,7 +92,7 @@ export class HeldSessionHandler {
     // Clients wait for the GET's headers before going on; send them now, not with the first event.
     writer.comment('stream open');
     // A caller already gone must not take the backlog, nor hold the session's one GET stream.
-    if (closeWhenCallerLeaves(reply, writer)) return this.#sendStream(reply, writer);
+    if (closeWhenCallerLeaves(reply, writer)) return sendEventStream(reply, writer);
     const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));
@@ -97,7 +102,7 @@ export class HeldSessionHandler {
     );
     keepAlive.unref();
     writer.onClose(() => clearInterval(keepAlive));
-    return this.#sendStream(reply, writer);
+    return sendEventStream(reply, writer);
   }
 
   /** DELETE: end the session and its upstream connection. */
@@ -133,21 +138,16 @@ export class HeldSessionHandler {
     });
     writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
-    let idle: NodeJS.Timeout | undefined;
-    const armIdle = () => {
-      clearTimeout(idle);
-      // An answer stream may run long (progress, sampling) but not silently forever.
-      idle = setTimeout(() => {
-        for (const id of waiting) writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), id));
-        session.abandon(sink, 'timeout');
-        writer.close();
-      }, this.#deps.timeoutMs);
-      idle.unref();
-    };
+    // An answer stream may run long (progress, sampling) but not silently forever.
+    const idle = idleWatch(this.#deps.timeoutMs, () => {
+      for (const id of waiting) writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), id));
+      session.abandon(sink, 'timeout');
+      writer.close();
+    });
     const sink: MessageSink = {
       deliver: (message) => {
         if (!writer.write(message)) return false;
-        armIdle();
+        idle.arm();
         if ('id' in message && !('method' in message) && message.id !== null && waiting.delete(message.id)) {
           if (waiting.size === 0) writer.close();
         }
@@ -156,16 +156,16 @@ export class HeldSessionHandler {
       end: () => writer.close(),
     };
     writer.onClose(() => {
-      clearTimeout(idle);
+      idle.stop();
       // Closing the stream before the answers arrived abandons them: cancel upstream.
       if (waiting.size > 0) session.abandon(sink);
     });
     if (closeWhenCallerLeaves(reply, writer)) {
       // The caller left while this POST waited (its batch's notifications going upstream):
       // its requests are never sent, so nothing is left running upstream.
-      return this.#sendStream(reply, writer);
+      return sendEventStream(reply, writer);
     }
-    armIdle();
+    idle.arm();
     // Not awaited: a transport whose send lasts as long as its answer stream (an HTTP upstream)
     // must not hold this stream's headers, progress or server requests back until the end.
     // request() registers each route before its first await, so the order is kept.
@@ -174,16 +174,7 @@ export class HeldSessionHandler {
         sink.deliver(toJsonRpcError(error, message.id));
       });
     }
-    return this.#sendStream(reply, writer);
-  }
-
-  #sendStream(reply: FastifyReply, writer: EventStreamWriter) {
-    return reply
-      .code(200)
-      .header('content-type', 'text/event-stream')
-      .header('cache-control', 'no-cache, no-transform')
-      .header('x-accel-buffering', 'no')
-      .send(writer.stream);
+    return sendEventStream(reply, writer);
   }
 }
 

@@ -15,7 +15,12 @@ import { META, MODERN_VERSION, metaOf } from '../../eras/classify.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../eras/param-headers.ts';
 import { PROTOCOL_ERRORS, ProxyError, protocolError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
-import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import {
+  type EventStreamOptions,
+  EventStreamWriter,
+  idleWatch,
+  sendEventStream,
+} from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import {
   isRequest,
@@ -129,16 +134,13 @@ export class PooledSessionHandler {
     // A listen stream is meant to stay quiet for long; any other answer may not go silent forever.
     const watchIdle = message.method !== 'subscriptions/listen';
     let answered = false;
-    let idle: NodeJS.Timeout | undefined;
+    const idle = idleWatch(this.#deps.timeoutMs, () => {
+      writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), message.id));
+      call.abandon();
+      writer.close();
+    });
     const armIdle = () => {
-      if (!watchIdle) return;
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), message.id));
-        call.abandon();
-        writer.close();
-      }, this.#deps.timeoutMs);
-      idle.unref();
+      if (watchIdle) idle.arm();
     };
     const sink: MessageSink = {
       deliver: (incoming) => {
@@ -155,7 +157,7 @@ export class PooledSessionHandler {
       end: () => writer.close(),
     };
     writer.onClose(() => {
-      clearTimeout(idle);
+      idle.stop();
       // Closing the stream before the answer is the modern era's cancellation.
       if (!answered) call.abandon();
     });
@@ -164,12 +166,7 @@ export class PooledSessionHandler {
     await call.start(sink).catch((error: unknown) => {
       sink.deliver(toJsonRpcError(error, message.id));
     });
-    return reply
-      .code(200)
-      .header('content-type', 'text/event-stream')
-      .header('cache-control', 'no-cache, no-transform')
-      .header('x-accel-buffering', 'no')
-      .send(writer.stream);
+    return sendEventStream(reply, writer);
   }
 }
 
