@@ -1,11 +1,3 @@
-/**
- * @module sessions/held-session
- * One proxy session: an inbound side (POST /proxy calls, `/mcp` streams, a `/ws` socket) tied
- * to one upstream connection. Messages flow both ways with ids preserved: each upstream
- * response goes to the sink that sent its request, progress to the sink that asked for it,
- * and everything else (server-initiated requests and notifications) to the best open sink.
- */
-import { linkAbort } from '../abort.ts';
 import { ProxyError, toJsonRpcError } from '../errors.ts';
 import {
   isRequest,
@@ -19,7 +11,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
-import { PendingRequests } from '../upstream/correlator.ts';
+import { Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
   REFUSAL_DEFAULTS,
   ServerRequestRefusals,
@@ -61,6 +53,8 @@ export class HeldSession {
   readonly target: string;
   /** Where each request's answer goes. */
   readonly #pending = new PendingRequests<MessageSink>();
+  /** The answers {@link call} waits for. */
+  readonly #calls = new Correlator();
   readonly #progress = new Map<string, MessageSink>();
   /** Sinks with requests in flight, most recent last. */
   readonly #active: MessageSink[] = [];
@@ -171,11 +165,7 @@ export class HeldSession {
    * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
    * an abort cancels the request upstream.
    */
-  async call(
-    message: JsonRpcRequest,
-    options: { timeoutMs: number; signal?: AbortSignal | undefined },
-  ): Promise<JsonRpcResponse> {
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+  async call(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
     let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
@@ -183,42 +173,26 @@ export class HeldSession {
         // keeps sending them fails the call (issue 14 review, F2).
         if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {
           this.abandon(sink, 'too many server requests');
-          reject(tooManyServerRequests());
+          this.#calls.fail(message.id, tooManyServerRequests());
           return false;
         }
         if (!isResponse(incoming) || incoming.id !== message.id) return false;
-        resolve(incoming);
-        return true;
+        return this.#calls.settle(incoming.id, incoming);
       },
-      fail: (error) => reject(error),
+      fail: (error) => this.#calls.fail(message.id, error),
     };
-    const link = linkAbort([options.signal], options.timeoutMs);
-    const { signal } = link;
-    const failure = () =>
-      link.timedOut
-        ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
-        : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.');
-    if (signal.aborted) {
-      // The caller left before the request went out: never send it, so there is nothing to cancel.
-      link.dispose();
-      throw failure();
-    }
-    const onAbort = () => {
-      this.abandon(sink, link.timedOut ? 'timeout' : 'client disconnected');
-      reject(failure());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      // The answer, a failure or the deadline ends the call even while the send still runs: a
-      // send may wait on the upstream itself (an era facade's own handshake), and an upstream
-      // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
-      const sent = this.request(message, sink).then(() => promise);
-      sent.catch(() => {});
-      return await Promise.race([sent, promise]);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      link.dispose();
-    }
+    const expected = this.#calls.expect(message.id, {
+      ...options,
+      onAbandon: (timedOut) => this.abandon(sink, timedOut ? 'timeout' : 'client disconnected'),
+    });
+    // The caller left before the request went out: never send it, so there is nothing to cancel.
+    if (expected.signal.aborted) return expected.answer;
+    // The answer, a failure or the deadline ends the call even while the send still runs: a
+    // send may wait on the upstream itself (an era facade's own handshake), and an upstream
+    // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
+    const sent = this.request(message, sink).then(() => expected.answer);
+    sent.catch(() => {});
+    return Promise.race([sent, expected.answer]);
   }
 
   /** Sends a client notification or a client's answer to a server request upstream. */
