@@ -99,7 +99,10 @@ export class PendingRequests<V> {
 export interface ExpectOptions {
   readonly timeoutMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
-  /** Told when the deadline or the signal ended the wait (e.g. to cancel the request upstream). */
+  /**
+   * Told when the deadline or the signal ended the wait (e.g. to cancel the request upstream);
+   * not when the signal was aborted before the wait began.
+   */
   readonly onAbandon?: ((timedOut: boolean) => void) | undefined;
 }
 
@@ -176,7 +179,9 @@ export class Correlator<T = JsonRpcResponse> {
       link.dispose();
       throw error;
     }
-    if (link.signal.aborted) onAbort();
+    // A caller gone already: nothing went out yet, so there is nothing to cancel upstream.
+    if (link.signal.aborted)
+      waiter.reject(this.#abandoned(link.timedOut, options.timeoutMs, options.signal?.reason));
     else link.signal.addEventListener('abort', onAbort, { once: true });
     promise.catch(() => {});
     return { answer: promise, signal: link.signal, fail: waiter.reject };

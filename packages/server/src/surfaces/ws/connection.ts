@@ -22,13 +22,14 @@ import {
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcResponse,
-  requestKey,
+  type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
+import { PendingRequests } from '../../upstream/correlator.ts';
 import { EarlyFrames } from './early-frames.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
@@ -78,7 +79,7 @@ export class WsConnection {
   /** Raw frames waiting for the upstream connection. */
   readonly #early = new EarlyFrames();
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
-  readonly #requests = new Map<string, Release>();
+  readonly #requests = new PendingRequests<Release>();
   /**
    * Messages waiting to go upstream, oldest first, as JSON text: a parsed message can cost
    * twenty times its text. Empty while the upstream keeps up.
@@ -175,8 +176,7 @@ export class WsConnection {
 
   #send(message: JsonRpcMessage, endsRequest = true): boolean {
     // The answer ends the request, delivered or not: its slot is free again.
-    if (endsRequest && isResponse(message) && message.id !== null)
-      this.#releaseRequest(requestKey(message.id));
+    if (endsRequest && isResponse(message) && message.id !== null) this.#releaseRequest(message.id);
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     const { maxQueuedBytes } = this.#deps;
@@ -377,13 +377,12 @@ export class WsConnection {
     if (!session || this.#closed) return;
     for (const message of messages as JsonRpcMessage[]) {
       if (isRequest(message)) {
-        const key = requestKey(message.id);
-        if (this.#requests.has(key)) {
+        if (this.#requests.has(message.id)) {
           // The refusal must not free the slot of the request in flight under that id.
           this.#sendError(new ProxyError('request_id_in_use'), message.id, false);
           continue;
         }
-        const refusal = this.#admit(key);
+        const refusal = this.#admit(message.id);
         if (refusal) {
           this.#sendError(refusal, message.id);
           continue;
@@ -393,8 +392,7 @@ export class WsConnection {
         if ('method' in message && message.method === 'notifications/cancelled') {
           // A cancelled request gets no answer (the MCP spec): its slot is free now.
           const requestId = message.params?.requestId;
-          if (typeof requestId === 'string' || typeof requestId === 'number')
-            this.#releaseRequest(requestKey(requestId));
+          if (typeof requestId === 'string' || typeof requestId === 'number') this.#releaseRequest(requestId);
         }
         this.#toUpstream(session, message);
       }
@@ -402,7 +400,7 @@ export class WsConnection {
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */
-  #admit(key: string): ProxyError | undefined {
+  #admit(id: RequestId): ProxyError | undefined {
     if (this.#requests.size >= this.#deps.maxInFlight) {
       return new ProxyError(
         'too_many_in_flight',
@@ -411,18 +409,15 @@ export class WsConnection {
       );
     }
     try {
-      this.#requests.set(key, this.#deps.inFlight.acquire(this.#peer.ownerId));
+      this.#requests.add(id, this.#deps.inFlight.acquire(this.#peer.ownerId));
       return undefined;
     } catch (error) {
       return error as ProxyError;
     }
   }
 
-  #releaseRequest(key: string): void {
-    const release = this.#requests.get(key);
-    if (!release) return;
-    this.#requests.delete(key);
-    release();
+  #releaseRequest(id: RequestId): void {
+    this.#requests.take(id)?.();
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
@@ -451,8 +446,7 @@ export class WsConnection {
     clearInterval(this.#heartbeat);
     clearInterval(this.#drainWatch);
     for (const { release } of this.#early.take()) release();
-    for (const release of this.#requests.values()) release();
-    this.#requests.clear();
+    for (const [, release] of this.#requests.drain()) release();
     this.#outbox.length = 0;
     this.#outboxBytes = 0;
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
