@@ -47,9 +47,6 @@ export interface SessionEraFacadeOptions {
   readonly inner: UpstreamTransport;
 }
 
-/** The `error` member of a JSON-RPC error response. */
-type RpcErrorBody = { code: number; message: string; data?: unknown };
-
 /** A wait the caller's signal ended fails with the signal's reason. */
 const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) =>
   reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.');
@@ -249,9 +246,9 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
         this.#fail(message.id, `The MCP server asked for input more than ${MAX_INPUT_ROUNDS} times.`);
         return;
       }
-      const answers = await this.#askClient(asObject(result.inputRequests), signal);
-      if ('error' in answers) {
-        this.#deliver(relayedError(message.id, answers.error));
+      const answers = await this.#askClient(message.id, asObject(result.inputRequests), signal);
+      if ('refusal' in answers) {
+        this.#deliver(answers.refusal);
         return;
       }
       request = {
@@ -269,9 +266,10 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
 
   /** Turns each input request into a server-to-client request and collects the answers. */
   async #askClient(
+    id: RequestId,
     requests: JsonObject,
     signal: AbortSignal | undefined,
-  ): Promise<{ responses: JsonObject } | { error: RpcErrorBody }> {
+  ): Promise<{ responses: JsonObject } | { refusal: JsonRpcResponse }> {
     const entries = Object.entries(requests).map(([key, value]) => [key, asObject(value)] as const);
     // Checked before any is shown to the client, so a bad one leaves no question half asked.
     if (entries.some(([, asked]) => typeof asked.method !== 'string')) {
@@ -281,11 +279,11 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
       );
     }
     const pending = entries.map(async ([key, asked]) => {
-      const id = `mcpp-input-${++this.#seq}`;
-      const answer = this.#inputs.expect(id, { signal }).answer;
+      const inputId = `mcpp-input-${++this.#seq}`;
+      const answer = this.#inputs.expect(inputId, { signal }).answer;
       this.#deliver({
         jsonrpc: '2.0',
-        id,
+        id: inputId,
         method: asked.method as string,
         ...(asked.params === undefined ? {} : { params: asObject(asked.params) }),
       });
@@ -294,12 +292,9 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     const responses: JsonObject = {};
     for (const [key, method, answer] of await Promise.all(pending)) {
       if ('error' in answer) {
-        return {
-          error: {
-            code: answer.error.code,
-            message: `The client could not answer the server's ${method} request: ${describe(answer.error.message)}`,
-          },
-        };
+        // The client's code, not its data: that was for the request it refused.
+        const text = `The client could not answer the server's ${method} request: ${describe(answer.error.message)}`;
+        return { refusal: relayedError(id, { code: answer.error.code, message: text }) };
       }
       responses[key] = answer.result;
     }
