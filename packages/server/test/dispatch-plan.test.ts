@@ -35,7 +35,7 @@ function caller(overrides: Partial<Caller> = {}): Caller {
   return {
     principalKey: 'alice',
     surface: 'mcp',
-    era: 'legacy',
+    era: 'session',
     opens: true,
     session: { kind: 'none' },
     ...overrides,
@@ -96,7 +96,7 @@ describe('the dispatch plan decides', () => {
   });
 
   it('holds a session for a session client of a modern-only upstream', () => {
-    const modernOnly: Known = { transport: undefined, era: { legacy: false, modern: true } };
+    const modernOnly: Known = { transport: undefined, era: { session: false, modern: true } };
     assert.equal(shape(decide(caller(), streamable, modernOnly)), 'open-held:streamable-http');
     assert.equal(shape(decide(caller({ surface: 'proxy' }), auto, modernOnly)), 'open-held:http-auto');
     assert.equal(
@@ -159,7 +159,7 @@ describe('after a pass-through answer, the plan', () => {
     const fallback = plan.fallbackAfter(route, { status: 400, body: refusal });
     assert.equal(shape(fallback?.route), 'open-held:streamable-http');
     assert.equal(fallback?.keepOriginalOnFailure, false);
-    assert.deepEqual(eras.known({ key: url.href }), { legacy: false, modern: true });
+    assert.deepEqual(eras.known({ key: url.href }), { session: false, modern: true });
   });
 
   it('never falls back after a modern protocol error: the caller needs that answer', () => {
@@ -189,6 +189,6 @@ describe('after a pass-through answer, the plan', () => {
       undefined,
     );
     assert.equal(verdicts.get(url), 'streamable-http');
-    assert.equal(eras.known({ key: url.href }).legacy, true);
+    assert.equal(eras.known({ key: url.href }).session, true);
   });
 });

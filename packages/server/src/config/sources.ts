@@ -1,5 +1,5 @@
 /**
- * @module config-sources
+ * @module config/sources
  * Where configuration comes from and how raw values become typed ones: the environment
  * variable table, `.env` and config-file reading, and the merge helpers `loadConfig` uses.
  */

@@ -51,6 +51,6 @@ export function refusedAsModernOnly(answer: Answer): boolean {
 
 /** What a session client's answer teaches when it is a modern-only server's refusal. */
 export function learnModernOnly(eras: EraDetector, target: EraProbeTarget): void {
-  eras.learn(target, 'legacy', false);
+  eras.learn(target, 'session', false);
   eras.learn(target, 'modern', true);
 }

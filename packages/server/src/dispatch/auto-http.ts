@@ -5,13 +5,12 @@
  * the legacy HTTP+SSE transport is tried. The verdict is remembered per URL.
  */
 
-import type { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { SseTransport } from '../upstream/sse.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import { answerOfFailure, invitesSse } from './answer-rules.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
 
@@ -26,16 +25,14 @@ export interface AutoHttpOptions {
 }
 
 /** Picks Streamable HTTP or legacy SSE on first use, then behaves as the one it picked. */
-export class AutoHttpTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class AutoHttpTransport extends TransportCallbacks implements UpstreamTransport {
   readonly #options: AutoHttpOptions;
   #inner: UpstreamTransport | undefined;
   #probing: UpstreamTransport | undefined;
   #closed = false;
 
   constructor(options: AutoHttpOptions) {
+    super();
     this.#options = options;
   }
 

@@ -147,13 +147,13 @@ export class UpstreamConnector {
     const { http, timeoutMs, paramHeaders } = this.#deps;
     const probeTarget = UpstreamConnector.eraTarget(target);
     // The 2024-11-05 SSE transport predates the modern era: such a server is legacy by definition.
-    const legacyOnly = target.kind === 'sse';
+    const sessionOnly = target.kind === 'sse';
     return new EraSwitch({
       native,
-      supportsModern: async () => (legacyOnly ? false : eras.supportsModern(probeTarget)),
+      supportsModern: async () => (sessionOnly ? false : eras.supportsModern(probeTarget)),
       probeInBand: target.kind === 'stdio' || target.kind === 'websocket',
       learnModern: (supported) => eras.learn(probeTarget, 'modern', supported),
-      modernOnly: () => !legacyOnly && eras.known(probeTarget).legacy === false,
+      modernOnly: () => !sessionOnly && eras.known(probeTarget).session === false,
       learnModernOnly: () => learnModernOnly(eras, probeTarget),
       modernTransport: (current) =>
         target.kind === 'http-auto' || target.kind === 'streamable-http'

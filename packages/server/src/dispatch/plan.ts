@@ -165,7 +165,7 @@ export function decide(caller: Caller, target: UpstreamTarget, known: Known): Ro
     // the proxy holds one for it, pooled.
     if (mustHold || known.era.modern === false) return { ...base, kind: 'pooled', target: held };
     if (known.era.modern === undefined) return undefined;
-  } else if (known.era.legacy === false) {
+  } else if (known.era.session === false) {
     // A session client of an upstream that speaks only 2026-07-28: the proxy holds the session.
     return heldRoute(caller, target, base);
   }
@@ -273,7 +273,7 @@ export class DispatchPlanner {
     if (answer.status >= 200 && answer.status < 300) {
       if (probe.teachesTransport) this.#verdicts.set(route.target.url, 'streamable-http');
       if (probe.initializes && !isError(answer.body))
-        this.#eras.learn(UpstreamConnector.eraTarget(route.target), 'legacy', true);
+        this.#eras.learn(UpstreamConnector.eraTarget(route.target), 'session', true);
     }
     if (probe.bridge !== undefined && refusedAsModernOnly(answer)) {
       learnModernOnly(this.#eras, UpstreamConnector.eraTarget(route.target));

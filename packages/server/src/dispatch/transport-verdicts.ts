@@ -1,5 +1,5 @@
 /**
- * @module upstream/verdicts
+ * @module dispatch/transport-verdicts
  * Remembers which transport each upstream URL speaks, so the spec's back-compat probe (POST
  * first, then legacy GET) runs once per upstream rather than once per request. Bounded in size
  * and time: an upstream that is upgraded is re-probed after the TTL.

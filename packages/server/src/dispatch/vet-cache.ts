@@ -1,5 +1,5 @@
 /**
- * @module forwarding/vet-cache
+ * @module dispatch/vet-cache
  * Remembers which target URLs the egress guard accepted, so the same URL is not parsed and
  * judged again on every request (issue #10). Only acceptances are kept, each for a short time
  * and in bounded number. This is safe because `vet()` is the early, friendly check: the check

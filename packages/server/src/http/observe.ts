@@ -1,5 +1,5 @@
 /**
- * @module routes/observe
+ * @module http/observe
  * What every request passes through on its way out: the one access-log line and the metrics,
  * and the one place errors (ours and Fastify's own) become HTTP status + JSON-RPC body.
  */

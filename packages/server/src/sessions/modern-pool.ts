@@ -93,13 +93,13 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
   }
 
   /** One request through a pooled session, under ids of the pool's own. */
-  exchange(session: HeldSession, message: JsonRpcRequest): PooledExchange {
-    return new PooledExchange(session, message, ++this.#seq);
+  prepare(session: HeldSession, message: JsonRpcRequest): PooledCall {
+    return new PooledCall(session, message, ++this.#seq);
   }
 }
 
 /** A request sent through a shared session, its ids mapped out and back. */
-export class PooledExchange {
+export class PooledCall {
   readonly #session: HeldSession;
   readonly #original: JsonRpcRequest;
   readonly #upstream: JsonRpcRequest;

@@ -1,5 +1,5 @@
 /**
- * @module protocol/param-headers
+ * @module eras/param-headers
  * MCP 2026-07-28 lets a tool mark parameters with `x-mcp-header`; a client calling it over
  * Streamable HTTP must mirror their values into `Mcp-Param-{Name}` headers. Callers that only
  * send bodies (POST /proxy, WS /ws) cannot, so the proxy learns each upstream's declarations

@@ -1,5 +1,5 @@
 /**
- * @module protocol/request-metadata
+ * @module eras/request-metadata
  * MCP 2026-07-28 mirrors parts of each request into HTTP headers (`MCP-Protocol-Version`,
  * `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) so intermediaries can route without parsing the
  * body; the two must agree. The proxy derives the headers for callers that only send a body

@@ -10,7 +10,7 @@
  * server then treats them as it would a silent client), and past a count the owner gives up.
  */
 import { linkAbort } from '../abort.ts';
-import { ProxyError } from '../errors.ts';
+import { ProxyError, protocolError } from '../errors.ts';
 import type { JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 
 /** How many refusals, how long. */
@@ -71,7 +71,7 @@ export class ServerRequestRefusals {
     if (this.#inFlight >= this.#limits.maxConcurrent || this.#owner?.aborted) return true;
     this.#inFlight++;
     const link = linkAbort([this.#owner], this.#limits.timeoutMs);
-    const reply: JsonRpcResponse = { jsonrpc: '2.0', id: request.id, error: { code: -32601, message } };
+    const reply = protocolError(request.id, 'method_not_found', message);
     this.#send(reply, link.signal)
       .catch(() => {
         // Its fate does not matter: the upstream may have gone, or never read it.

@@ -16,7 +16,7 @@ const MAX_DETAIL = 300;
 export interface StatusContext {
   /** The upstream session id in use: scrubbed, and a 404 then means the session expired. */
   readonly sessionId?: string | undefined;
-  /** Further secrets to scrub (a legacy SSE endpoint's session, say). */
+  /** Further secrets to scrub (an HTTP+SSE endpoint's session, say). */
   readonly secrets?: readonly string[] | undefined;
 }
 

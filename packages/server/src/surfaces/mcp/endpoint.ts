@@ -30,9 +30,9 @@ import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse 
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
+import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
-import type { BridgeContext, HeldSessionHandler } from './held-session-handler.ts';
+import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
 
@@ -64,7 +64,7 @@ function eraOf(request: FastifyRequest, inbound: Inbound): Era {
   const version = header(request, 'mcp-protocol-version');
   return inbound.messages.some((message) => 'method' in message && clientEraOf(message, version) === 'modern')
     ? 'modern'
-    : 'legacy';
+    : 'session';
 }
 
 /** Serves the Streamable HTTP endpoint. */
@@ -243,7 +243,7 @@ export class McpEndpoint {
       return reply.code(200).type('application/json').send(refusal);
     }
     if (!filter.filters(message) || !isRequest(message)) return undefined;
-    const result = await exchangeOnce(this.#deps.http, {
+    const result = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,
@@ -264,7 +264,7 @@ export class McpEndpoint {
     request: FastifyRequest,
     reply: FastifyReply,
     inbound: Inbound | undefined,
-    ctx: BridgeContext,
+    ctx: HeldSessionContext,
   ) {
     checkProtocolVersion(request);
     const { bridge } = this.#deps;

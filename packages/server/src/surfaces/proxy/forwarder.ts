@@ -33,7 +33,7 @@ import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
+import { callOnce } from '../../upstream/one-shot.ts';
 import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 
 /** What a caller asks to forward. */
@@ -182,7 +182,7 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await exchangeOnce(this.#deps.http, {
+    const exchanged = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: upstreamSessionId,
@@ -214,7 +214,7 @@ export class Forwarder {
     if (!isRequest(message)) return {}; // cancellation is the caller closing its request
     const session = await this.#deps.pool.session(route, message);
     const response = await this.#deps.pool
-      .exchange(session, message)
+      .prepare(session, message)
       .call({ timeoutMs: this.#deps.timeoutMs, signal });
     return { response };
   }

@@ -1,5 +1,5 @@
 /**
- * @module routes/proxy
+ * @module surfaces/proxy/routes
  * `POST /proxy`: one JSON envelope in (target, optional MCP token, JSON-RPC fields), the
  * upstream's JSON-RPC response out. Upstream JSON-RPC errors pass through with HTTP 200;
  * notifications and responses get 202.

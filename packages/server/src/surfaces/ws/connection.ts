@@ -1,7 +1,7 @@
 /**
- * @module ws/connection
- * One `/ws` socket bridged to one upstream: a JSON-RPC message per text frame both ways,
- * through the same session bridge as `/mcp`. The socket is its session's only sink, so
+ * @module surfaces/ws/connection
+ * One `/ws` socket tied to one upstream: a JSON-RPC message per text frame both ways,
+ * through a held session, as `/mcp` uses. The socket is its session's only sink, so
  * responses, notifications and server-initiated requests all arrive on it. Heartbeats close
  * dead peers; when the reader falls behind, reading upstream pauses (bounded queue). Frames
  * that arrive while the upstream connection opens wait as raw bytes (bounded in bytes and
@@ -14,7 +14,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import type { HeldSessions } from '../../dispatch/held-sessions.ts';
-import { ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   isJsonRpcMessage,
@@ -23,23 +23,17 @@ import {
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcResponse,
-  requestKey,
+  type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
+import { PendingRequests } from '../../upstream/correlator.ts';
+import { EarlyFrames } from './early-frames.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
-/** Frames that may wait for the upstream connection to open. */
-const MAX_EARLY_FRAMES = 64;
-/**
- * Bytes those frames may hold. They wait unparsed: a parsed frame can cost twenty times its
- * size (issue 14, finding 5: 64 parsed 1 MiB frames were ~1.4 GB per socket). One frame is
- * always accepted, so any frame within WS_MAX_MESSAGE_BYTES can open a conversation.
- */
-const EARLY_QUEUE_BYTES = 1_048_576;
 /**
  * Notifications and answers to server requests one socket may have on their way upstream at
  * once. Each transport's `send` settles only once the upstream took the bytes (a WebSocket
@@ -74,7 +68,7 @@ export interface WsPeer {
   readonly targetKey: string;
 }
 
-/** A bridged WebSocket connection. */
+/** A WebSocket connection and its held session. */
 export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;
@@ -82,11 +76,10 @@ export class WsConnection {
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: HeldSession | undefined;
-  /** Raw frames waiting for the upstream connection (undefined once it is open or failed). */
-  #early: Array<{ raw: Buffer; release: Release }> | undefined = [];
-  #earlyBytes = 0;
+  /** Raw frames waiting for the upstream connection. */
+  readonly #early = new EarlyFrames();
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
-  readonly #requests = new Map<string, Release>();
+  readonly #requests = new PendingRequests<Release>();
   /**
    * Messages waiting to go upstream, oldest first, as JSON text: a parsed message can cost
    * twenty times its text. Empty while the upstream keeps up.
@@ -135,7 +128,7 @@ export class WsConnection {
   }
 
   /** Closes the socket (e.g. 1001 at shutdown). */
-  close(code: number, reason: string): void {
+  close({ code, reason }: CloseFrame): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
     // A closing socket keeps the first close frame: terminating now could drop it unsent.
     else if (this.#socket.readyState !== WebSocket.CLOSING) this.#socket.terminate();
@@ -156,28 +149,19 @@ export class WsConnection {
       }
       value.attachStandalone(this.#sink);
       value.onClosed(() => {
-        const { code, reason } = toCloseFrame(
-          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.'),
-        );
-        this.close(code === 1011 ? 4502 : code, reason);
+        const failure =
+          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.');
+        this.close(toCloseFrame(failure, 'upstream'));
       });
       // In arrival order, before any later frame (those run in later events).
-      for (const { raw, release } of this.#takeEarly()) {
+      for (const { raw, release } of this.#early.take()) {
         release();
         this.#handleSafely(raw);
       }
     } catch (error) {
-      for (const { release } of this.#takeEarly()) release();
-      const { code, reason } = toCloseFrame(error);
-      this.close(code, reason);
+      for (const { release } of this.#early.take()) release();
+      this.close(toCloseFrame(error));
     }
-  }
-
-  #takeEarly(): Array<{ raw: Buffer; release: Release }> {
-    const early = this.#early ?? [];
-    this.#early = undefined;
-    this.#earlyBytes = 0;
-    return early;
   }
 
   readonly #sink: MessageSink = {
@@ -186,14 +170,13 @@ export class WsConnection {
 
   #send(message: JsonRpcMessage, endsRequest = true): boolean {
     // The answer ends the request, delivered or not: its slot is free again.
-    if (endsRequest && isResponse(message) && message.id !== null)
-      this.#releaseRequest(requestKey(message.id));
+    if (endsRequest && isResponse(message) && message.id !== null) this.#releaseRequest(message.id);
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     const { maxQueuedBytes } = this.#deps;
     if (socket.bufferedAmount > maxQueuedBytes) {
       // The reader stopped reading even with upstream paused: give up rather than buffer on.
-      this.close(1013, 'reader too slow: the outbound queue is full');
+      this.close(SOCKET_CLOSES.reader_too_slow);
       return false;
     }
     this.#framesOut++;
@@ -228,39 +211,19 @@ export class WsConnection {
     // A closing socket (e.g. closed for flooding) takes nothing more.
     if (this.#socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) {
-      this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
+      this.close(SOCKET_CLOSES.binary_frame);
       return;
     }
     const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
-    const early = this.#early;
-    if (early === undefined) {
+    if (!this.#early.waiting) {
       this.#handleSafely(raw);
       return;
     }
-    if (
-      early.length > 0 &&
-      (early.length >= MAX_EARLY_FRAMES || this.#earlyBytes + raw.length > EARLY_QUEUE_BYTES)
-    ) {
-      this.#sendError(
-        new ProxyError(
-          'too_many_in_flight',
-          'Too many messages before the upstream connection opened: wait for the first answer.',
-          { data: { limitBytes: EARLY_QUEUE_BYTES, limitFrames: MAX_EARLY_FRAMES } },
-        ),
-        null,
-      );
-      return;
-    }
-    let release: Release;
     try {
-      // A waiting frame is work in flight too: it counts against the token's and the process's caps.
-      release = this.#deps.inFlight.acquire(this.#peer.ownerId);
+      this.#early.keep(raw, () => this.#deps.inFlight.acquire(this.#peer.ownerId));
     } catch (error) {
       this.#sendError(error, null);
-      return;
     }
-    early.push({ raw, release });
-    this.#earlyBytes += raw.length;
   }
 
   /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
@@ -268,7 +231,7 @@ export class WsConnection {
     this.#arrivingBytes += raw.length;
     if (!this.#admitInbound(raw.length)) return;
     this.#handle(raw)
-      .catch(() => this.close(1011, 'internal error'))
+      .catch(() => this.close(SOCKET_CLOSES.internal))
       .finally(() => {
         this.#arrivingBytes -= raw.length;
         this.#maybeResumeReading();
@@ -288,7 +251,7 @@ export class WsConnection {
       this.#arrivingBytes -= frameBytes;
       // Reading again lets the close handshake complete; frames read meanwhile are dropped.
       this.#socket.resume();
-      this.close(1013, 'upstream too slow: the inbound queue is full');
+      this.close(SOCKET_CLOSES.inbound_full);
       return false;
     }
     if (!this.#readingPaused && (bytes > maxQueuedBytes / 2 || this.#outbox.length > OUTBOX_MESSAGES / 2)) {
@@ -300,7 +263,7 @@ export class WsConnection {
 
   #closePaused(): void {
     this.#socket.resume();
-    this.close(1013, 'upstream too slow: it stopped taking messages');
+    this.close(SOCKET_CLOSES.upstream_stalled);
   }
 
   #maybeResumeReading(): void {
@@ -408,13 +371,12 @@ export class WsConnection {
     if (!session || this.#closed) return;
     for (const message of messages as JsonRpcMessage[]) {
       if (isRequest(message)) {
-        const key = requestKey(message.id);
-        if (this.#requests.has(key)) {
+        if (this.#requests.has(message.id)) {
           // The refusal must not free the slot of the request in flight under that id.
           this.#sendError(new ProxyError('request_id_in_use'), message.id, false);
           continue;
         }
-        const refusal = this.#admit(key);
+        const refusal = this.#admit(message.id);
         if (refusal) {
           this.#sendError(refusal, message.id);
           continue;
@@ -424,8 +386,7 @@ export class WsConnection {
         if ('method' in message && message.method === 'notifications/cancelled') {
           // A cancelled request gets no answer (the MCP spec): its slot is free now.
           const requestId = message.params?.requestId;
-          if (typeof requestId === 'string' || typeof requestId === 'number')
-            this.#releaseRequest(requestKey(requestId));
+          if (typeof requestId === 'string' || typeof requestId === 'number') this.#releaseRequest(requestId);
         }
         this.#toUpstream(session, message);
       }
@@ -433,7 +394,7 @@ export class WsConnection {
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */
-  #admit(key: string): ProxyError | undefined {
+  #admit(id: RequestId): ProxyError | undefined {
     if (this.#requests.size >= this.#deps.maxInFlight) {
       return new ProxyError(
         'too_many_in_flight',
@@ -442,22 +403,19 @@ export class WsConnection {
       );
     }
     try {
-      this.#requests.set(key, this.#deps.inFlight.acquire(this.#peer.ownerId));
+      this.#requests.add(id, this.#deps.inFlight.acquire(this.#peer.ownerId));
       return undefined;
     } catch (error) {
       return error as ProxyError;
     }
   }
 
-  #releaseRequest(key: string): void {
-    const release = this.#requests.get(key);
-    if (!release) return;
-    this.#requests.delete(key);
-    release();
+  #releaseRequest(id: RequestId): void {
+    this.#requests.take(id)?.();
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
-    this.#send(toErrorReply(error, id).body as JsonRpcResponse, endsRequest);
+    this.#send(toJsonRpcError(error, id), endsRequest);
   }
 
   #beat(): void {
@@ -481,9 +439,8 @@ export class WsConnection {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     clearInterval(this.#drainWatch);
-    for (const { release } of this.#takeEarly()) release();
-    for (const release of this.#requests.values()) release();
-    this.#requests.clear();
+    for (const { release } of this.#early.take()) release();
+    for (const [, release] of this.#requests.drain()) release();
     this.#outbox.length = 0;
     this.#outboxBytes = 0;
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);

@@ -1,6 +1,6 @@
 /**
- * @module routes/ws
- * `WS /ws`: the browser-grade WebSocket bridge. The upgrade is checked (Origin, proxy token,
+ * @module surfaces/ws/routes
+ * `WS /ws`: the browser-grade WebSocket surface. The upgrade is checked (Origin, proxy token,
  * target) before it completes; a refusal is a plain HTTP error with a JSON-RPC body.
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
 import type { TargetResolver } from '../../dispatch/targets.ts';
-import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import type { TokenVerifier } from '../../identity/tokens.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
@@ -147,14 +147,14 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
   app.server.on('upgrade', onUpgrade);
   app.addHook('preClose', async () => {
     app.server.off('upgrade', onUpgrade);
-    for (const connection of connections) connection.close(1001, 'proxy shutting down');
+    for (const connection of connections) connection.close(SOCKET_CLOSES.shutting_down);
   });
   return {
     count: () => connections.size,
     endUnreachable: (mayKeep) => {
-      const { code, reason } = toCloseFrame(revokedError());
+      const frame = toCloseFrame(revokedError());
       for (const connection of connections) {
-        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(code, reason);
+        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(frame);
       }
     },
   };
