@@ -269,6 +269,9 @@ describe('InFlightLimits', () => {
         },
       },
     );
+    // The heap is judged while other work is in flight.
+    const held = limits.acquire('b');
+    const parsing = limits.acquire('c');
     limits.acquire('a')();
     limits.acquire('a')();
     assert.equal(reads, 1, 'a low heap is read once per interval');
@@ -280,10 +283,29 @@ describe('InFlightLimits', () => {
       (error: { code: string; status: number; headers: Record<string, string> }) =>
         error.code === 'overloaded' && error.status === 503 && error.headers['retry-after'] === '2',
     );
+    // A request admitted before its body was parsed is shed once it is.
     assert.throws(() => limits.assertHeapRoom(), { code: 'overloaded' });
+    parsing();
     // Near the threshold the heap is read on every request, so relief is seen at once.
     used = 30;
     limits.acquire('a')();
+    held();
+    assert.equal(limits.total, 0);
+  });
+
+  it('judges the heap only while other work is in flight (a heap of garbage cannot lock callers out)', () => {
+    const limits = new InFlightLimits(
+      { perOwner: 100, total: 100, shedHeapPercent: 80 },
+      { now: () => 0, heap: () => ({ used: 95, limit: 100 }) },
+    );
+    // Nothing in flight: the full heap is garbage or not ours; one request is admitted.
+    const first = limits.acquire('a');
+    limits.assertHeapRoom();
+    // With that one in flight, the next is shed, before and after its body is read.
+    assert.throws(() => limits.acquire('a'), { code: 'overloaded' });
+    first();
+    const again = limits.acquire('a');
+    again();
     assert.equal(limits.total, 0);
   });
 });

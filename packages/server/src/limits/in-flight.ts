@@ -40,6 +40,14 @@ export interface InFlightDeps {
  * large bodies can fill a small heap within one interval).
  */
 const HEAP_SAMPLE_MS = 100;
+/**
+ * The heap is judged only while other work is in flight. V8 collects garbage when it allocates,
+ * not when it idles: after a burst, a heap over the threshold may hold nothing but garbage, and
+ * refusing everything would leave nothing to allocate and so never collect it. With no other
+ * request in flight the heap holds no request of ours, so one is admitted (a bounded body), and
+ * its allocations let V8 find out what is still alive.
+ */
+const HEAP_JUDGED_ABOVE = 0;
 /** What a shed caller is told to wait: long enough for a collection and a few answers. */
 const RETRY_AFTER_SECONDS = 2;
 
@@ -76,7 +84,7 @@ export class InFlightLimits {
    */
   acquire(ownerId: string): Release {
     const { perOwner, total } = this.#options;
-    if (this.#heapIsFull()) this.#refuse('heap');
+    if (this.#total > HEAP_JUDGED_ABOVE && this.#heapIsFull()) this.#refuse('heap');
     if (this.#total >= total) this.#refuse('total');
     const held = this.#owners.get(ownerId) ?? 0;
     if (held >= perOwner) {
@@ -103,7 +111,8 @@ export class InFlightLimits {
    * their bodies has arrived.
    */
   assertHeapRoom(): void {
-    if (this.#heapIsFull()) this.#refuse('heap');
+    // The caller holds a slot already: it counts itself among the work in flight.
+    if (this.#total > HEAP_JUDGED_ABOVE + 1 && this.#heapIsFull()) this.#refuse('heap');
   }
 
   #heapIsFull(): boolean {
