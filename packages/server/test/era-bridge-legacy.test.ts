@@ -21,6 +21,7 @@ import {
   type ModernServer,
   startModernServer,
 } from './fixtures/modern-server.ts';
+import { eventually } from './helpers/eventually.ts';
 import {
   connectLegacyClient,
   connectModernClient,
@@ -58,15 +59,6 @@ function textOf(result: unknown): string {
 /** How many requests with JSON-RPC `method` the fixture received. */
 function count(upstream: ModernServer, method: string): number {
   return upstream.requests.filter((r) => r.method === method).length;
-}
-
-/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
-async function until(predicate: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('switching to the session-era facade keeps the bridge session open', () => {
@@ -239,17 +231,22 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
 
   it('feeds tools/list_changed from an upstream subscriptions/listen into the GET stream', async () => {
     const legacy = client();
-    await until(() => count(upstream, 'subscriptions/listen') > 0, 'the upstream subscriptions/listen');
+    await eventually(() => count(upstream, 'subscriptions/listen') > 0, {
+      what: 'the upstream subscriptions/listen',
+    });
     let received = 0;
     legacy.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       received++;
     });
     // The listen stream may still be opening: publish until the notification arrives.
-    const deadline = Date.now() + 5_000;
-    while (received === 0 && Date.now() < deadline) {
-      upstream.notify.toolsChanged();
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await eventually(
+      () => {
+        if (received > 0) return true;
+        upstream.notify.toolsChanged();
+        return false;
+      },
+      { intervalMs: 200, what: 'notifications/tools/list_changed at the SDK v1 client' },
+    );
     assert.ok(received > 0, 'the SDK v1 client received notifications/tools/list_changed');
     assert.ok(
       upstream.requests.every((r) => r.httpMethod === 'POST'),

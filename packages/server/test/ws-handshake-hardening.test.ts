@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { startChildProxy } from './helpers/child-proxy.ts';
-import { until } from './helpers/net.ts';
+import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -67,16 +67,15 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
         socket.write(refusals[i % refusals.length] as string);
         clients.push(socket);
       }
-      await until(() => answers.length === 20, 'every refusal to be answered');
+      await eventually(() => answers.length === 20, { what: 'every refusal to be answered' });
       assert.deepEqual(
         new Set(answers),
         new Set(['HTTP/1.1 401 Unauthorized', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 404 Not Found']),
       );
-      await until(
-        async () => (await connections()) === 0,
-        'the proxy to close every refused connection',
-        3_000,
-      );
+      await eventually(async () => (await connections()) === 0, {
+        timeoutMs: 3_000,
+        what: 'the proxy to close every refused connection',
+      });
     } finally {
       for (const socket of clients) socket.destroy();
       await proxy.close();

@@ -1,5 +1,5 @@
 /**
- * @module upstream/era-detector
+ * @module dispatch/era-detector
  * Which protocol era(s) each upstream speaks, learnt once and remembered per URL for a while
  * (the spec: "the era determination is a property of the server"). Modern support is probed
  * the spec's way for HTTP: a modern request (`server/discover`) whose answer is read — success
@@ -16,6 +16,7 @@ import {
   parseJson,
 } from '../eras/classify.ts';
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
+import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
 import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
@@ -26,43 +27,24 @@ export interface EraVerdict {
 }
 
 /** Limits of the verdict cache. */
-export interface EraVerdictOptions {
-  readonly ttlMs: number;
-  readonly maxEntries: number;
-  readonly now?: () => number;
-}
+export type EraVerdictOptions = TtlCacheOptions;
 
 /** A bounded, expiring map from upstream URL to what it speaks. */
 export class EraVerdicts {
-  readonly #entries = new Map<string, { verdict: EraVerdict; expires: number }>();
-  readonly #options: EraVerdictOptions;
-  readonly #now: () => number;
+  readonly #cache: TtlCache<string, EraVerdict>;
 
   constructor(options: EraVerdictOptions) {
-    this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#cache = new TtlCache(options);
   }
 
   /** What is known of `key`, if still fresh. */
   get(key: string): EraVerdict {
-    const entry = this.#entries.get(key);
-    if (!entry) return {};
-    if (entry.expires <= this.#now()) {
-      this.#entries.delete(key);
-      return {};
-    }
-    return entry.verdict;
+    return this.#cache.get(key) ?? {};
   }
 
-  /** Records whether `key` speaks `era`. */
+  /** Records whether `key` speaks `era` (what was known of the other era stays, with a new lifetime). */
   learn(key: string, era: 'modern' | 'legacy', supported: boolean): void {
-    const verdict = { ...this.get(key), [era]: supported };
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.#options.maxEntries) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
-    }
-    this.#entries.set(key, { verdict, expires: this.#now() + this.#options.ttlMs });
+    this.#cache.set(key, { ...this.get(key), [era]: supported });
   }
 }
 

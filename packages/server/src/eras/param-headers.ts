@@ -6,6 +6,7 @@
  * from the `tools/list` answers passing through it and adds the headers itself.
  */
 import { ProxyError } from '../errors.ts';
+import { TtlCache } from '../ttl-cache.ts';
 import { encodeHeaderValue } from './request-metadata.ts';
 
 /** One declared header: its name and the property path (of `properties` keys) it mirrors. */
@@ -89,7 +90,12 @@ function mismatch(detail: string): never {
 /** What the proxy has learnt of each upstream's tools, bounded in targets and tools. */
 export class ParamHeaderCatalog {
   readonly #targets = new Map<string, Map<string, readonly ParamHeader[]>>();
-  readonly #lookups = new Map<string, number>();
+  /** Targets whose list was fetched lately, each kept for the lookup interval. */
+  readonly #lookups: TtlCache<string, true>;
+
+  constructor(options: { readonly now?: () => number } = {}) {
+    this.#lookups = new TtlCache({ ttlMs: LOOKUP_INTERVAL_MS, maxEntries: MAX_TARGETS, ...options });
+  }
 
   /** Records the declarations of a `tools/list` result from `target`. */
   learn(target: string, result: unknown): void {
@@ -115,12 +121,10 @@ export class ParamHeaderCatalog {
    * True when `tool` on `target` should be looked up before a call: never seen, and the target's
    * list was not fetched within the last 30 s (so a bogus name cannot make every call list).
    */
-  needsLookup(target: string, tool: string, now = Date.now()): boolean {
+  needsLookup(target: string, tool: string): boolean {
     if (this.#targets.get(target)?.has(tool)) return false;
-    const last = this.#lookups.get(target) ?? 0;
-    if (now - last < LOOKUP_INTERVAL_MS) return false;
-    if (this.#lookups.size >= MAX_TARGETS) this.#lookups.delete(this.#lookups.keys().next().value as string);
-    this.#lookups.set(target, now);
+    if (this.#lookups.get(target)) return false;
+    this.#lookups.set(target, true);
     return true;
   }
 
