@@ -44,7 +44,8 @@ async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000):
   });
 }
 
-describe('the command line', { timeout: 60_000 }, () => {
+// Each test runs its own process on its own port: they run side by side.
+describe('the command line', { timeout: 60_000, concurrency: true }, () => {
   after(() => {
     for (const child of children) child.kill('SIGKILL');
   });
