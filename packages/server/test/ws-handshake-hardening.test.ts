@@ -83,10 +83,12 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
   });
 
   it('checks that outlast the request deadline refuse the handshake (408) and close it', async () => {
-    // A resolver that never answers: the target check of the handshake hangs.
+    // A resolver that does not answer while the test runs: the target check of the handshake
+    // hangs. It fails at the end, so the guard's DNS deadline does not hold the process open.
+    const hanging: Array<(error: Error) => void> = [];
     const proxy = await startProxy(
       { HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '300', WS_ALLOW_MISSING_ORIGIN: 'true' },
-      { resolver: () => new Promise(() => {}) },
+      { resolver: () => new Promise((_resolve, reject) => hanging.push(reject)) },
     );
     const socket = await open(Number(new URL(proxy.url).port));
     try {
@@ -101,6 +103,7 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
       assert.match(answer, /^HTTP\/1\.1 408 /);
       assert.match(answer, /"code":"handshake_timeout"/);
     } finally {
+      for (const reject of hanging) reject(new Error('the test is over'));
       socket.destroy();
       await proxy.close();
     }
