@@ -44,8 +44,7 @@ async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000):
   });
 }
 
-// Each test runs its own process on its own port: they run side by side.
-describe('the command line', { timeout: 60_000, concurrency: true }, () => {
+describe('the command line', { timeout: 60_000 }, () => {
   after(() => {
     for (const child of children) child.kill('SIGKILL');
   });
