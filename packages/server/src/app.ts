@@ -12,14 +12,15 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
-import { UpstreamConnector } from './dispatch/connector.ts';
+import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
+import { HeldSessions } from './dispatch/held-sessions.ts';
+import { DispatchPlanner } from './dispatch/plan.ts';
 import { TargetResolver } from './dispatch/targets.ts';
 import { TransportVerdicts } from './dispatch/transport-verdicts.ts';
 import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
-import { ParamHeaderCatalog } from './eras/param-headers.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
@@ -53,6 +54,7 @@ import { proxyRoutes } from './surfaces/proxy/routes.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
+import { ParamHeaderCatalog } from './upstream/param-headers.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -169,6 +171,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const guard = new ReloadableGuard(config.egress, {
     connectTimeoutMs: config.upstream.connectTimeoutMs,
+    agent: { connections: config.upstream.maxConnectionsPerOrigin },
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;
@@ -240,38 +243,41 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     children: deps.children ?? new ChildRegistry(),
   });
-  const pool = new ModernSessionPool({ sessions, connector });
+  const held = new HeldSessions({ sessions, connector });
+  const pool = new ModernSessionPool<UpstreamTarget>({
+    sessions,
+    open: (ownerId, target) => held.open(ownerId, target),
+  });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
     config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
   );
+  const planner = new DispatchPlanner({ verdicts, eras });
   const forwarder = new Forwarder({
     targets,
     http,
-    connector,
+    planner,
+    held,
     sessions,
-    verdicts,
     timeoutMs: config.upstream.timeoutMs,
     paramHeaders,
-    eras,
     pool,
     sealer,
   });
   const shutdown = new AbortController();
   const mcp = new McpEndpoint({
     targets,
-    verdicts,
+    planner,
     http,
     sealer,
     passThrough: new PassThrough(http, sealer),
     bridge: new HeldSessionHandler({
       sessions,
-      connector,
+      held,
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
     modern: new PooledSessionHandler({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
-    eras,
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
@@ -338,6 +344,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     limiter,
     trustedProxies: config.trustedProxies,
     targets,
+    planner,
     policy: access,
     maxMessageBytes: config.websocket.maxMessageBytes,
     handshakeTimeoutMs: config.server.requestTimeoutMs,
@@ -345,7 +352,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     mayKeep: mayKeepAfter(new Set()),
     connection: {
       sessions,
-      connector,
+      held,
       heartbeatMs: config.websocket.heartbeatMs,
       maxQueuedBytes: config.websocket.maxQueuedBytes,
       inFlight,

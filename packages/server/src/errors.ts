@@ -6,6 +6,7 @@
  * The table is documented in docs/errors.md (a test keeps the two in step).
  */
 import { MAX_JSON_DEPTH } from './json-depth.ts';
+import type { JsonRpcError, JsonRpcResponse } from './jsonrpc.ts';
 
 /** JSON-RPC request id as the spec allows it (null only in replies to unparseable requests). */
 export type JsonRpcId = string | number | null;
@@ -279,6 +280,49 @@ export function toErrorReply(value: unknown, id: JsonRpcId = null): ErrorReply {
   };
 }
 
+/** Any thrown value as a JSON-RPC error response a session, a stream or a socket can carry. */
+export function toJsonRpcError(value: unknown, id: JsonRpcId): JsonRpcResponse {
+  return toErrorReply(value, id).body;
+}
+
+/**
+ * JSON-RPC's own error codes, for answers the proxy gives in an MCP server's place (a tool outside
+ * the allowlist, a server request nobody can answer, a client that gave no input). They carry no
+ * proxy `code` in `data`: they must read as the server's own answer (a forbidden tool's
+ * existence stays hidden).
+ */
+export const PROTOCOL_ERRORS = {
+  method_not_found: -32601,
+  invalid_params: -32602,
+  internal_error: -32603,
+  /** MCP's UnsupportedProtocolVersion (2026-07-28). */
+  unsupported_protocol_version: -32022,
+} as const;
+
+/** A JSON-RPC error in an MCP server's place: see {@link PROTOCOL_ERRORS}. */
+export function protocolError(
+  id: JsonRpcId,
+  kind: keyof typeof PROTOCOL_ERRORS,
+  message: string,
+  data?: Readonly<Record<string, unknown>>,
+): JsonRpcResponse {
+  const error = { code: PROTOCOL_ERRORS[kind], message, ...(data === undefined ? {} : { data }) };
+  return { jsonrpc: '2.0', id, error };
+}
+
+/** An MCP server's own error passed on (its code and data kept), under another id or message. */
+export function relayedError(
+  id: JsonRpcId,
+  error: JsonRpcError['error'],
+  message = error.message,
+): JsonRpcResponse {
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: { code: error.code, message, ...(error.data === undefined ? {} : { data: error.data }) },
+  };
+}
+
 /** WebSocket close codes for errors that end a `/ws` connection (documented in docs/websocket.md). */
 const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   unauthorized: 4401,
@@ -297,10 +341,38 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   internal_error: 1011,
 };
 
-/** A WebSocket close frame for an error: code and a reason within the 123-byte limit. */
-export function toCloseFrame(value: unknown): { code: number; reason: string } {
+/** A WebSocket close frame. */
+export interface CloseFrame {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/**
+ * Close frames for conditions of a `/ws` socket itself rather than errors of the registry:
+ * RFC 6455 §7.4.1 codes, documented in docs/websocket.md with the table above.
+ */
+export const SOCKET_CLOSES = {
+  shutting_down: { code: 1001, reason: 'proxy shutting down' },
+  binary_frame: { code: 1003, reason: 'binary frames are not supported: send JSON-RPC messages as text' },
+  internal: { code: 1011, reason: 'internal error' },
+  reader_too_slow: { code: 1013, reason: 'reader too slow: the outbound queue is full' },
+  inbound_full: { code: 1013, reason: 'upstream too slow: the inbound queue is full' },
+  upstream_stalled: { code: 1013, reason: 'upstream too slow: it stopped taking messages' },
+} as const satisfies Record<string, CloseFrame>;
+
+/** The close code of an upstream failure the table gives no code of its own. */
+const UPSTREAM_CLOSE_CODE = 4502;
+
+/**
+ * A WebSocket close frame for an error: code and a reason within the 123-byte limit.
+ * @param cause `upstream` when the socket ends because its upstream connection ended: whatever
+ *   failed there is the MCP server's, so an error with no code of its own closes as 4502, never
+ *   as the proxy's own 1011.
+ */
+export function toCloseFrame(value: unknown, cause: 'proxy' | 'upstream' = 'proxy'): CloseFrame {
   const error = findProxyError(value) ?? new ProxyError('internal_error', undefined, { cause: value });
-  const code = CLOSE_CODES[error.code] ?? (error.code.startsWith('upstream_') ? 4502 : 1011);
+  let code = CLOSE_CODES[error.code] ?? (error.code.startsWith('upstream_') ? UPSTREAM_CLOSE_CODE : 1011);
+  if (cause === 'upstream' && code === 1011) code = UPSTREAM_CLOSE_CODE;
   let reason = `${error.code}: ${error.message}`;
   while (Buffer.byteLength(reason) > 123) reason = `${reason.slice(0, -2)}…`;
   return { code, reason };

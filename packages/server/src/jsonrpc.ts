@@ -45,6 +45,18 @@ export type JsonRpcResponse = JsonRpcResult | JsonRpcError;
 /** Any message on an MCP connection. */
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse;
 
+/** `value` when it is a JSON object, else an empty one (for reading what a peer sent). */
+export function asObject(value: unknown): JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+}
+
+/** The messages of one HTTP body: a single message, or a batch. */
+export interface MessageBatch {
+  readonly messages: JsonRpcMessage[];
+  /** True when they came as a JSON array (the answer is an array too). */
+  readonly batch: boolean;
+}
+
 /** True for a well-formed JSON-RPC 2.0 message (structural check only). */
 export function isJsonRpcMessage(value: unknown): value is JsonRpcMessage {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;

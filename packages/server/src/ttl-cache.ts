@@ -13,7 +13,7 @@ export interface TtlCacheOptions {
   /** Most entries held; 0 or less keeps nothing. */
   readonly maxEntries: number;
   /** Clock in milliseconds (tests inject one); default `Date.now`. */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 /** A map whose entries expire `ttlMs` after they were written, at most `maxEntries` of them. */

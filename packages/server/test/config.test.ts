@@ -154,4 +154,28 @@ describe('config', () => {
       (error: unknown) => !(error as Error).message.includes('white space in it'),
     );
   });
+
+  it('takes a server era as `session`, and `legacy` as its former name', () => {
+    const file = tempFile(
+      'eras.yaml',
+      [
+        'servers:',
+        '  a: {url: "https://a.example/mcp", protocol: session}',
+        '  b: {url: "https://b.example/mcp", protocol: legacy}',
+        '  c: {command: node, protocol: modern}',
+        '  d: {url: "https://d.example/mcp"}',
+      ].join('\n'),
+    );
+    const { servers } = loadConfig({ env: {}, configPath: file });
+    const eras = Object.fromEntries(Object.entries(servers).map(([name, server]) => [name, server.protocol]));
+    assert.deepEqual(eras, { a: 'session', b: 'session', c: 'modern', d: 'auto' });
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {},
+          configPath: tempFile('bad-era.yaml', 'servers:\n  a: {command: node, protocol: 2025}\n'),
+        }),
+      /servers\.a/,
+    );
+  });
 });

@@ -429,7 +429,7 @@ function seconds(duration: string): number {
 function serverEnvVars(): { table: string[]; all: string[] } {
   const table = ENV_VARS.map(([name]) => name);
   assert.ok(table.length >= 20, 'the ENV_VARS table is there');
-  const sources = ['config.ts', 'config-sources.ts', 'main.ts'].map((file) =>
+  const sources = ['config/config.ts', 'config/sources.ts', 'main.ts'].map((file) =>
     read(`packages/server/src/${file}`),
   );
   const direct = sources.flatMap((text) =>

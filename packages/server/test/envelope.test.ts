@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { envelopeMessage, parseEnvelope } from '../src/surfaces/proxy/envelope.ts';
+import {
+  ENVELOPE_SCHEMA,
+  envelopeMessage,
+  parseEnvelope,
+  plainEnvelope,
+} from '../src/surfaces/proxy/envelope.ts';
 
 const BASE = { mcp_server_url: 'http://127.0.0.1:1/mcp', jsonrpc: '2.0', id: 1, method: 'ping' };
 
@@ -85,4 +90,93 @@ describe('envelope validation', () => {
       params: { name: 'echo' },
     });
   });
+
+  it('the fast path and the schema agree on every envelope of a generated table', () => {
+    // Each field takes values at and around its bounds, of the wrong type, and absent; the
+    // fast path may only accept what the schema accepts (with the same data), and it must
+    // accept every plain envelope the schema accepts (or it is no fast path).
+    const long = (n: number) => 'a'.repeat(n);
+    const values: Record<string, unknown[]> = {
+      mcp_server_url: [undefined, '', 'http://x/', long(2048), long(2049), 1, null],
+      server: [undefined, '', 's', long(64), long(65), [], null],
+      mcp_token: [undefined, '', 't', long(8192), long(8193), 7],
+      mcp_session_id: [undefined, '', 'abc', 'a b', 'é', long(1024), long(1025), 3],
+      mcp_protocol_version: [undefined, '2025-06-18', '', 'x\ty', long(1025)],
+      transport: [undefined, 'auto', 'sse', 'streamable-http', 'websocket', 'stdio', 'smoke', 1],
+      jsonrpc: ['2.0', '1.0', 2, undefined],
+      id: [
+        undefined,
+        0,
+        -1.5,
+        '',
+        long(256),
+        long(257),
+        null,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        {},
+        true,
+      ],
+      method: ['ping', '', long(256), long(257), undefined, 5],
+      params: [undefined, {}, { a: 1 }, null, [1], 'p', Object.create(null)],
+      extra: [undefined, 1],
+    };
+    // A deterministic walk: every value of every field once against a baseline, then pairs
+    // drawn by a fixed linear congruential sequence (no flaky randomness).
+    const baseline = { mcp_server_url: 'http://x/', jsonrpc: '2.0', id: 1, method: 'ping' } as Record<
+      string,
+      unknown
+    >;
+    const fields = Object.keys(values);
+    const bodies: unknown[] = [];
+    for (const field of fields) {
+      for (const value of values[field] as unknown[]) bodies.push(withField(baseline, field, value));
+    }
+    let seed = 15;
+    const next = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    for (let i = 0; i < 2_000; i++) {
+      let body = baseline;
+      for (let j = 0; j < 3; j++) {
+        const field = fields[next(fields.length)] as string;
+        const choices = values[field] as unknown[];
+        body = withField(body, field, choices[next(choices.length)]);
+      }
+      bodies.push(body);
+    }
+    bodies.push([baseline], 'ping', null, 42, Object.assign(Object.create(null), baseline));
+    for (const body of bodies) {
+      const fast = plainEnvelope(body);
+      const schema = ENVELOPE_SCHEMA.safeParse(body);
+      const plain =
+        typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype;
+      if (fast) {
+        assert.ok(schema.success, `fast path accepted what the schema refuses: ${describeBody(body)}`);
+        assert.deepEqual(fast.data, schema.data);
+      } else if (plain && schema.success && !hasNullPrototypeParams(body)) {
+        assert.fail(`the schema accepts a plain envelope the fast path leaves to it: ${describeBody(body)}`);
+      }
+    }
+  });
 });
+
+function withField(body: Record<string, unknown>, field: string, value: unknown): Record<string, unknown> {
+  const copy = { ...body };
+  if (value === undefined) delete copy[field];
+  else copy[field] = value;
+  return copy;
+}
+
+/** The fast path leaves params without Object's prototype to the schema (stricter is allowed). */
+function hasNullPrototypeParams(body: unknown): boolean {
+  const params = (body as { params?: unknown }).params;
+  return typeof params === 'object' && params !== null && Object.getPrototypeOf(params) === null;
+}
+
+function describeBody(body: unknown): string {
+  return JSON.stringify(body, (_key, value: unknown) =>
+    typeof value === 'string' && value.length > 20 ? `${value.slice(0, 8)}…(${value.length})` : value,
+  );
+}

@@ -70,7 +70,7 @@ describe('SIGHUP', () => {
         },
       );
       const sessionId = init.headers.get('mcp-session-id') ?? '';
-      assert.match(sessionId, /^mcpp-/);
+      assert.match(sessionId, /^mcpp-/, `initialize answered ${init.status}: ${JSON.stringify(init.body)}`);
       assert.equal(
         (
           await postProxy(

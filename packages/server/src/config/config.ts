@@ -1,5 +1,5 @@
 /**
- * @module config
+ * @module config/config
  * Builds the one validated, frozen {@link Config} from, in rising precedence: built-in defaults,
  * the optional config file (`MCP_PROXY_CONFIG=path`, JSON or YAML), a `.env` file, and the
  * process environment. A bad value fails with one line naming where it came from.
@@ -43,7 +43,14 @@ export const DEFAULTS = {
     // dropped, so a flood cannot take the file descriptors upstream connections need.
     maxConnections: 10_000,
   },
-  upstream: { timeoutMs: 30_000, connectTimeoutMs: 10_000, responseLimitBytes: 10_485_760 },
+  upstream: {
+    timeoutMs: 30_000,
+    connectTimeoutMs: 10_000,
+    responseLimitBytes: 10_485_760,
+    // Sockets to one upstream origin at once (issue 14 review, F2): more requests queue. Each open
+    // event stream (a GET stream, an HTTP+SSE session) holds one, so it is generous.
+    maxConnectionsPerOrigin: 1_024,
+  },
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
@@ -95,6 +102,12 @@ const serverName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'server names use letters, digits, . _ -');
 
+/** A server's protocol era; `legacy` is the former name of `session`, still accepted. */
+const protocolSchema = z
+  .enum(['auto', 'modern', 'session', 'legacy'])
+  .default('auto')
+  .transform((era) => (era === 'legacy' ? 'session' : era));
+
 /** An operator-configured MCP server reached over the network. */
 const urlServerSchema = z.strictObject({
   url: z.string().url('must be an http(s) or ws(s) URL'),
@@ -104,10 +117,10 @@ const urlServerSchema = z.strictObject({
   /** Only these tools are listed and callable (others look unknown). */
   tools: z.array(z.string().min(1)).optional(),
   /**
-   * Which MCP era the server speaks: `modern` (2026-07-28 only), `legacy` (session versions only),
-   * or `auto` (learnt from its answers; cached per upstream).
+   * Which MCP era the server speaks: `modern` (2026-07-28 only), `session` (the 2025 session
+   * versions only), or `auto` (learnt from its answers; cached per upstream).
    */
-  protocol: z.enum(['auto', 'modern', 'legacy']).default('auto'),
+  protocol: protocolSchema,
 });
 
 /** An operator-configured MCP server run as a child process speaking stdio. */
@@ -119,10 +132,10 @@ const stdioServerSchema = z.strictObject({
   /** Only these tools are listed and callable (others look unknown). */
   tools: z.array(z.string().min(1)).optional(),
   /**
-   * Which MCP era the server speaks: `modern` (2026-07-28 only), `legacy` (session versions only),
-   * or `auto` (learnt from its answers; cached per upstream).
+   * Which MCP era the server speaks: `modern` (2026-07-28 only), `session` (the 2025 session
+   * versions only), or `auto` (learnt from its answers; cached per upstream).
    */
-  protocol: z.enum(['auto', 'modern', 'legacy']).default('auto'),
+  protocol: protocolSchema,
 });
 
 const configSchema = z
@@ -173,6 +186,7 @@ const configSchema = z
       timeoutMs: positiveInt,
       connectTimeoutMs: positiveInt,
       responseLimitBytes: positiveInt,
+      maxConnectionsPerOrigin: positiveInt,
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),

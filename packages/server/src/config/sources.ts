@@ -1,5 +1,5 @@
 /**
- * @module config-sources
+ * @module config/sources
  * Where configuration comes from and how raw values become typed ones: the environment
  * variable table, `.env` and config-file reading, and the merge helpers `loadConfig` uses.
  */
@@ -39,6 +39,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['UPSTREAM_TIMEOUT_MS', ['upstream', 'timeoutMs'], 'int'],
   ['UPSTREAM_CONNECT_TIMEOUT_MS', ['upstream', 'connectTimeoutMs'], 'int'],
   ['UPSTREAM_RESPONSE_LIMIT_BYTES', ['upstream', 'responseLimitBytes'], 'int'],
+  ['UPSTREAM_MAX_CONNECTIONS_PER_ORIGIN', ['upstream', 'maxConnectionsPerOrigin'], 'int'],
   ['SESSION_IDLE_TIMEOUT_MS', ['sessions', 'idleTimeoutMs'], 'int'],
   ['MAX_SESSIONS', ['sessions', 'maxTotal'], 'int'],
   ['MAX_SESSIONS_PER_TOKEN', ['sessions', 'maxPerToken'], 'int'],

@@ -1,5 +1,5 @@
 /**
- * @module usage
+ * @module config/usage
  * What `mcp-proxy --help` prints: how to start it and the settings most deployments touch.
  * Every setting lives in the environment (or `.env`, or the config file); the command line
  * takes only `--help` and `--version`.

@@ -1,18 +1,17 @@
 /**
- * @module upstream/auto-http
+ * @module dispatch/auto-http
  * An HTTP upstream whose transport is not known yet: the first message goes out as Streamable
  * HTTP; if the server refuses it the way the MCP spec's back-compat section describes (4xx),
  * the legacy HTTP+SSE transport is tried. The verdict is remembered per URL.
  */
 
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
-import type { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
+import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { SseTransport } from '../upstream/sse.ts';
-import { invitesLegacyProbe } from '../upstream/status.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
+import { answerOfFailure, invitesSse } from './answer-rules.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
 
 /** How to reach an HTTP upstream of unknown transport. */
@@ -26,16 +25,14 @@ export interface AutoHttpOptions {
 }
 
 /** Picks Streamable HTTP or legacy SSE on first use, then behaves as the one it picked. */
-export class AutoHttpTransport implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class AutoHttpTransport extends TransportCallbacks implements UpstreamTransport {
   readonly #options: AutoHttpOptions;
   #inner: UpstreamTransport | undefined;
   #probing: UpstreamTransport | undefined;
   #closed = false;
 
   constructor(options: AutoHttpOptions) {
+    super();
     this.#options = options;
   }
 
@@ -74,7 +71,9 @@ export class AutoHttpTransport implements UpstreamTransport {
       this.#inner ??= streamable;
       this.#options.verdicts.set(this.#options.url, 'streamable-http');
     } catch (error) {
-      if (!invitesLegacyProbe(error) || this.#closed) throw error;
+      // The plan's rule (dispatch/answer-rules.ts), applied inside a held connection.
+      const answer = answerOfFailure(error);
+      if (answer === undefined || !invitesSse(answer) || this.#closed) throw error;
       let sse: UpstreamTransport;
       try {
         sse = await this.#startSse();

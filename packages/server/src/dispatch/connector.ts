@@ -1,5 +1,5 @@
 /**
- * @module upstream/connector
+ * @module dispatch/connector
  * Opens long-lived upstream connections for bridged sessions: one place that knows how each
  * kind of target (URL by transport, or a configured stdio server) becomes a started transport.
  */
@@ -9,14 +9,15 @@ import type { StdioServerConfig } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { ProtocolChoice } from '../eras/classify.ts';
 import { EraSwitch } from '../eras/era-switch.ts';
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
 import type { ChildRegistry } from '../upstream/child-registry.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
+import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { SseTransport } from '../upstream/sse.ts';
 import { StdioTransport } from '../upstream/stdio.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 import { WebSocketTransport } from '../upstream/websocket.ts';
+import { learnModernOnly } from './answer-rules.ts';
 import { AutoHttpTransport } from './auto-http.ts';
 import type { EraDetector, EraProbeTarget } from './era-detector.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
@@ -146,17 +147,14 @@ export class UpstreamConnector {
     const { http, timeoutMs, paramHeaders } = this.#deps;
     const probeTarget = UpstreamConnector.eraTarget(target);
     // The 2024-11-05 SSE transport predates the modern era: such a server is legacy by definition.
-    const legacyOnly = target.kind === 'sse';
+    const sessionOnly = target.kind === 'sse';
     return new EraSwitch({
       native,
-      supportsModern: async () => (legacyOnly ? false : eras.supportsModern(probeTarget)),
+      supportsModern: async () => (sessionOnly ? false : eras.supportsModern(probeTarget)),
       probeInBand: target.kind === 'stdio' || target.kind === 'websocket',
       learnModern: (supported) => eras.learn(probeTarget, 'modern', supported),
-      modernOnly: () => !legacyOnly && eras.known(probeTarget).legacy === false,
-      learnModernOnly: () => {
-        eras.learn(probeTarget, 'legacy', false);
-        eras.learn(probeTarget, 'modern', true);
-      },
+      modernOnly: () => !sessionOnly && eras.known(probeTarget).session === false,
+      learnModernOnly: () => learnModernOnly(eras, probeTarget),
       modernTransport: (current) =>
         target.kind === 'http-auto' || target.kind === 'streamable-http'
           ? new StreamableHttpTransport({

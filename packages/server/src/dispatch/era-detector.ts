@@ -3,13 +3,14 @@
  * Which protocol era(s) each upstream speaks, learnt once and remembered per URL for a while
  * (the spec: "the era determination is a property of the server"). Modern support is probed
  * the spec's way for HTTP: a modern request (`server/discover`) whose answer is read — success
- * or a recognized modern error means modern, any other 4xx means legacy. Legacy support is
+ * or a recognized modern error means modern, any other 4xx means the session era. Session-era support is
  * learnt from how the server answers a session client's `initialize`. An operator can pin
- * either in the config (`protocol: modern | legacy`), and then nothing is probed.
+ * either in the config (`protocol: modern | session`), and then nothing is probed.
  */
 import { linkAbort } from '../abort.ts';
 import {
   discoverProbe,
+  type Era,
   MODERN_VERSION,
   modernSupportFromAnswer,
   type ProtocolChoice,
@@ -18,12 +19,13 @@ import {
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
 import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
+import { upstreamHeaders } from '../upstream/headers.ts';
 import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
 export interface EraVerdict {
   readonly modern?: boolean | undefined;
-  readonly legacy?: boolean | undefined;
+  readonly session?: boolean | undefined;
 }
 
 /** Limits of the verdict cache. */
@@ -43,7 +45,7 @@ export class EraVerdicts {
   }
 
   /** Records whether `key` speaks `era` (what was known of the other era stays, with a new lifetime). */
-  learn(key: string, era: 'modern' | 'legacy', supported: boolean): void {
+  learn(key: string, era: Era, supported: boolean): void {
     this.#cache.set(key, { ...this.get(key), [era]: supported });
   }
 }
@@ -65,7 +67,7 @@ export interface EraDetectorDeps {
   readonly timeoutMs: number;
 }
 
-/** Answers "does this upstream speak modern / legacy MCP?" from config, cache or a probe. */
+/** Answers "does this upstream speak the modern / session era?" from config, cache or a probe. */
 export class EraDetector {
   readonly #deps: EraDetectorDeps;
   readonly #probes = new Map<string, Promise<boolean | undefined>>();
@@ -76,13 +78,13 @@ export class EraDetector {
 
   /** What is known now, without probing. */
   known(target: EraProbeTarget): EraVerdict {
-    if (target.protocol === 'modern') return { modern: true, legacy: false };
-    if (target.protocol === 'legacy') return { modern: false, legacy: true };
+    if (target.protocol === 'modern') return { modern: true, session: false };
+    if (target.protocol === 'session') return { modern: false, session: true };
     return this.#deps.verdicts.get(target.key);
   }
 
   /** Records what a server's answer revealed. */
-  learn(target: EraProbeTarget, era: 'modern' | 'legacy', supported: boolean): void {
+  learn(target: EraProbeTarget, era: Era, supported: boolean): void {
     if (target.protocol === undefined || target.protocol === 'auto')
       this.#deps.verdicts.learn(target.key, era, supported);
   }
@@ -115,13 +117,10 @@ export class EraDetector {
     const { http, timeoutMs } = this.#deps;
     const link = linkAbort([], timeoutMs);
     const discover = discoverProbe('mcp-proxy-era-probe');
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN_VERSION,
-      'mcp-method': 'server/discover',
-    };
-    if (target.bearerToken) headers.authorization = `Bearer ${target.bearerToken}`;
+    const headers = upstreamHeaders(
+      { accept: 'message', jsonBody: true, bearerToken: target.bearerToken, protocolVersion: MODERN_VERSION },
+      { 'mcp-method': 'server/discover' },
+    );
     try {
       const response = await http.send(url, {
         method: 'POST',

@@ -1,5 +1,5 @@
 /**
- * @module forwarding/targets
+ * @module dispatch/targets
  * Turns what a caller names (a URL with a transport choice, or a configured server's name) into
  * a vetted upstream target. Requests can name URLs; only the operator's config can name commands.
  */

@@ -1,10 +1,11 @@
 /**
- * @module protocol/eras
- * The two wire eras of MCP and what tells them apart: a *legacy* (session) client opens with
+ * @module eras/classify
+ * The two wire eras of MCP and what tells them apart: a *session*-era (2025) client opens with
  * `initialize`; a *modern* (2026-07-28) client names its version, identity and capabilities in
  * every request's `_meta`. Helpers here read and write that `_meta`, and classify what a server
  * answered, following the spec's back-compat rules ("a recognized modern JSON-RPC error
- * identifies a modern server; anything else identifies a legacy server").
+ * identifies a modern server; anything else identifies a legacy server"; this code calls that era
+ * the session era).
  */
 import type { JsonObject, JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts';
 import {
@@ -12,18 +13,18 @@ import {
   FIRST_MODERN_VERSION,
   isModernVersion,
   META_PROTOCOL_VERSION,
-} from './request-metadata.ts';
+} from '../upstream/request-metadata.ts';
 
 /** Which side of the protocol split a client or server speaks. */
-export type Era = 'modern' | 'legacy';
+export type Era = 'modern' | 'session';
 
 /** What an operator may pin for a configured server: which era(s) it speaks. */
-export type ProtocolChoice = 'auto' | 'modern' | 'legacy';
+export type ProtocolChoice = 'auto' | 'modern' | 'session';
 
 /** Session-era versions the proxy speaks, newest first. */
-export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+export const SESSION_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 /** The newest session-era version: what the proxy negotiates when it must pick one. */
-export const LATEST_LEGACY_VERSION = LEGACY_VERSIONS[0];
+export const LATEST_SESSION_VERSION = SESSION_VERSIONS[0];
 /** The modern version the proxy speaks. */
 export const MODERN_VERSION = FIRST_MODERN_VERSION;
 
@@ -51,9 +52,9 @@ const MODERN_RESULT_FIELDS = ['resultType', 'ttlMs', 'cacheScope'] as const;
 export function clientEraOf(message: JsonRpcMessage, headerVersion?: string): Era {
   const declared = declaredVersion(message);
   if (isModernVersion(headerVersion) || isModernVersion(declared)) return 'modern';
-  return declared !== undefined && !(LEGACY_VERSIONS as readonly string[]).includes(declared)
+  return declared !== undefined && !(SESSION_VERSIONS as readonly string[]).includes(declared)
     ? 'modern'
-    : 'legacy';
+    : 'session';
 }
 
 /** The `_meta` of a request, or an empty object. */
@@ -67,7 +68,7 @@ export function withMeta(message: JsonRpcRequest, entries: JsonObject): JsonRpcR
   return { ...message, params: { ...message.params, _meta: { ...metaOf(message), ...entries } } };
 }
 
-/** The request without the modern `io.modelcontextprotocol/*` `_meta` keys (a legacy server's view). */
+/** The request without the modern `io.modelcontextprotocol/*` `_meta` keys (a session-era server's view). */
 export function withoutModernMeta(message: JsonRpcRequest): JsonRpcRequest {
   const meta = metaOf(message);
   const kept = Object.fromEntries(
@@ -79,8 +80,8 @@ export function withoutModernMeta(message: JsonRpcRequest): JsonRpcRequest {
   return { ...message, params };
 }
 
-/** A result without the modern-only fields, for a legacy client. */
-export function legacyResult(result: JsonObject): JsonObject {
+/** A result without the modern-only fields, for a session-era client. */
+export function sessionResult(result: JsonObject): JsonObject {
   const copy = { ...result };
   for (const field of MODERN_RESULT_FIELDS) delete copy[field];
   return copy;
@@ -122,7 +123,7 @@ export function supportedVersionsOf(error: { data?: unknown } | undefined): stri
 
 /**
  * Classifies a server's answer to a *modern* request (the spec's HTTP back-compat rule):
- * success or a recognized modern error → the server is modern; any other 4xx → legacy;
+ * success or a recognized modern error → the server is modern; any other 4xx → session era;
  * anything else (5xx, 401/403, network) says nothing.
  */
 export function modernSupportFromAnswer(status: number, body: unknown): boolean | undefined {

@@ -1,15 +1,5 @@
-/**
- * @module upstream/era-switch
- * An upstream connection that learns which era its client speaks from the first message and
- * then puts the right translation in between: none when both sides speak the same era, a
- * {@link ModernEraFacade} for a modern client of a session-era server, a
- * {@link SessionEraFacade} for a session client of a modern-only server. A legacy client's
- * `initialize` refused the way a modern-only server refuses it switches to the facade on the
- * spot (and the verdict is remembered), so the client never sees the refusal.
- */
-import type { ProxyError } from '../errors.ts';
 import { isResponse, type JsonRpcMessage, requestKey } from '../jsonrpc.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import { clientEraOf, discoverProbe, isModernOnlyRefusal, modernSupportFromAnswer } from './classify.ts';
 import { ModernEraFacade } from './modern-facade.ts';
 import { SessionEraFacade } from './session-facade.ts';
@@ -45,10 +35,7 @@ export interface EraSwitchOptions {
 }
 
 /** Chooses the translation on the first message, then forwards everything to it. */
-export class EraSwitch implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class EraSwitch extends TransportCallbacks implements UpstreamTransport {
   readonly #options: EraSwitchOptions;
   #active: UpstreamTransport;
   #choosing: Promise<void> | undefined;
@@ -58,6 +45,7 @@ export class EraSwitch implements UpstreamTransport {
   #probe: { id: string; resolve: (message: JsonRpcMessage) => void } | undefined;
 
   constructor(options: EraSwitchOptions) {
+    super();
     this.#options = options;
     this.#active = options.native;
     this.#wire(options.native);

@@ -1,5 +1,5 @@
 /**
- * @module upstream/modern-era-facade
+ * @module eras/modern-facade
  * A modern (2026-07-28) client in front of a session-era server. The facade holds the upstream
  * session: it runs `initialize` with the capabilities and identity of the first request's
  * `_meta` (callers pool facades so that only requests with the same ones share a session),
@@ -10,9 +10,9 @@
  * server's requests and waits on for the call's result. `subscriptions/listen` is served from
  * the session's notifications and `resources/subscribe`.
  */
-import { randomBytes } from 'node:crypto';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
+  asObject,
   isRequest,
   isResponse,
   type JsonObject,
@@ -23,8 +23,18 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
-import { LATEST_LEGACY_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
+import { Correlator } from '../upstream/correlator.ts';
+import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
+import { LATEST_SESSION_VERSION, META, MODERN_VERSION, metaOf, withoutModernMeta } from './classify.ts';
+import {
+  type Call,
+  CallTable,
+  isHandle,
+  MAX_WAITING_BYTES_PER_CALL,
+  MAX_WAITING_PER_CALL,
+} from './input-rounds.ts';
+import { type Listen, ListenTable, urisOf } from './listens.ts';
 
 /** What the facade wraps and how long it holds a call waiting for the client's input. */
 export interface ModernEraFacadeOptions {
@@ -36,69 +46,44 @@ export interface ModernEraFacadeOptions {
   readonly timeoutMs: number;
 }
 
-/** A server request waiting for the client's input. */
-interface Asked {
-  readonly key: string;
-  readonly id: RequestId;
-  readonly method: string;
-  readonly params: JsonObject | undefined;
-}
-
-/** A client call running upstream. */
-interface Call {
-  readonly upstreamId: string;
-  readonly method: string;
-  /** The client request the next answer goes to; absent while the client owes input. */
-  owner: RequestId | undefined;
-  /** Server requests not yet shown to the client. */
-  readonly waiting: Asked[];
-  /** Server requests shown to the client, awaiting its retry. */
-  asked: Asked[];
-  /** The server's final response, kept while no client request owns the call. */
-  final?: JsonRpcResponse;
-  handle?: string;
-  deadline?: NodeJS.Timeout;
-  flushing?: boolean;
-}
-
-/** A `subscriptions/listen` the facade serves. */
-interface Listen {
-  readonly id: RequestId;
-  readonly filter: JsonObject;
-}
-
 /** Speaks 2026-07-28 inward and the session era outward. */
-export class ModernEraFacade implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class ModernEraFacade extends TransportCallbacks implements UpstreamTransport {
   readonly #inner: UpstreamTransport;
   readonly #options: ModernEraFacadeOptions;
   #initialized: Promise<JsonObject> | undefined;
   #logLevel: string | undefined;
-  readonly #calls = new Map<string, Call>();
-  readonly #byClient = new Map<string, Call>();
-  readonly #handles = new Map<string, Call>();
+  readonly #calls = new CallTable();
   /** The facade's own requests waiting: their response, or the failure that lost it. */
-  readonly #internal = new Map<string, (response: JsonRpcResponse | ProxyError) => void>();
-  readonly #listens = new Map<string, Listen>();
+  readonly #internal = new Correlator();
+  readonly #listens = new ListenTable();
   /** Client requests still waiting for the session to open, and those cancelled meanwhile. */
   readonly #preparing = new Set<string>();
   readonly #cancelledEarly = new Set<string>();
   #seq = 0;
+  /** Aborted when the upstream connection ends: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  /** Server requests the facade answers with an error itself: a few at once, the rest dropped. */
+  readonly #refusals: ServerRequestRefusals;
 
   constructor(options: ModernEraFacadeOptions) {
+    super();
     this.#options = options;
     this.#inner = options.inner;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => this.#inner.send(reply, { signal }),
+      this.#done.signal,
+      { ...REFUSAL_DEFAULTS, maxRefused: Number.POSITIVE_INFINITY },
+    );
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
     this.#inner.onerror = (error) => {
       // The facade's own requests (initialize above all) may have lost their answer to what
       // failed: they fail now, with the cause, rather than at their timeout (issue 14, #1).
-      for (const answer of this.#internal.values()) answer(error);
+      this.#internal.failAll(error);
       this.onerror?.(error);
     };
     this.#inner.onclose = () => {
-      for (const call of this.#calls.values()) this.#forget(call);
+      this.#done.abort();
+      for (const call of this.#calls.all()) this.#calls.forget(call);
       this.onclose?.();
     };
   }
@@ -122,7 +107,7 @@ export class ModernEraFacade implements UpstreamTransport {
   }
 
   async close(): Promise<void> {
-    for (const call of this.#calls.values()) clearTimeout(call.deadline);
+    for (const call of this.#calls.all()) clearTimeout(call.deadline);
     await this.#inner.close();
   }
 
@@ -174,7 +159,7 @@ export class ModernEraFacade implements UpstreamTransport {
       if (gone()) return;
     }
     const state = message.params?.requestState;
-    if (typeof state === 'string' && state.startsWith(HANDLE_PREFIX)) return this.#resume(message, state);
+    if (isHandle(state)) return this.#resume(message, state);
     return this.#start(message);
   }
 
@@ -184,7 +169,7 @@ export class ModernEraFacade implements UpstreamTransport {
     const meta = metaOf(message);
     const opening = (async () => {
       const result = await this.#request('initialize', {
-        protocolVersion: LATEST_LEGACY_VERSION,
+        protocolVersion: LATEST_SESSION_VERSION,
         capabilities: asObject(meta[META.clientCapabilities]),
         clientInfo: meta[META.clientInfo] ?? { name: 'mcp-proxy', version: '1' },
       });
@@ -201,16 +186,15 @@ export class ModernEraFacade implements UpstreamTransport {
   /** A request of the facade's own; resolves with the result or throws the server's error. */
   async #request(method: string, params: JsonObject): Promise<JsonObject> {
     const id = `mcp-proxy-${++this.#seq}`;
-    const { promise, resolve } = Promise.withResolvers<JsonRpcResponse | ProxyError>();
-    this.#internal.set(id, resolve);
-    const timer = setTimeout(
-      () => resolve(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse),
-      this.#options.timeoutMs,
-    );
+    const expected = this.#internal.expect(id, { timeoutMs: this.#options.timeoutMs });
+    // An answer that does not come in time reads as the server's refusal, as any other.
+    const timedOut = (error: unknown) =>
+      ProxyError.is(error) && error.code === 'upstream_timeout'
+        ? toJsonRpcError(error, id)
+        : Promise.reject(error);
     try {
       await this.#inner.send({ jsonrpc: '2.0', id, method, params });
-      const response = await promise;
-      if (ProxyError.is(response)) throw response;
+      const response = await expected.answer.catch(timedOut);
       if ('error' in response) {
         throw new ProxyError(
           'upstream_protocol_error',
@@ -219,26 +203,17 @@ export class ModernEraFacade implements UpstreamTransport {
       }
       return response.result;
     } finally {
-      clearTimeout(timer);
-      this.#internal.delete(id);
+      this.#internal.fail(id, new ProxyError('upstream_unreachable'));
     }
   }
 
   #start(message: JsonRpcRequest): void {
-    const call: Call = {
-      upstreamId: `mcpp-call-${++this.#seq}`,
-      method: message.method,
-      owner: message.id,
-      waiting: [],
-      asked: [],
-    };
-    this.#calls.set(call.upstreamId, call);
-    this.#byClient.set(requestKey(message.id), call);
+    const call = this.#calls.open(message);
     const upstream = { ...withoutModernMeta(message), id: call.upstreamId };
     // Not awaited: a call may outlive the client request that started it (input rounds).
     this.#inner.send(upstream).catch((error: unknown) => {
-      if (!this.#calls.has(call.upstreamId)) return;
-      const failure = toErrorReply(error, call.upstreamId).body as JsonRpcResponse;
+      if (!this.#calls.running(call)) return;
+      const failure = toJsonRpcError(error, call.upstreamId);
       // While the client owes input the failure waits for its retry, which then gets it.
       if (call.owner === undefined) call.final = failure;
       else this.#finish(call, failure);
@@ -247,29 +222,25 @@ export class ModernEraFacade implements UpstreamTransport {
 
   /** The client's retry: answer the server's requests, then wait on for the call. */
   async #resume(message: JsonRpcRequest, handle: string): Promise<void> {
-    const call = this.#handles.get(handle);
-    if (!call || call.owner !== undefined) {
-      this.#deliver({
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: -32602,
-          message:
-            'Unknown or expired requestState: the proxy no longer holds this call; send the request again without it.',
-        },
-      });
+    const call = this.#calls.byHandle(handle);
+    if (!call) {
+      this.#deliver(
+        protocolError(
+          message.id,
+          'invalid_params',
+          'Unknown or expired requestState: the proxy no longer holds this call; send the request again without it.',
+        ),
+      );
       return;
     }
-    clearTimeout(call.deadline);
-    call.owner = message.id;
-    this.#byClient.set(requestKey(message.id), call);
+    this.#calls.own(call, message.id);
     const responses = asObject(message.params?.inputResponses);
-    for (const asked of call.asked.splice(0)) {
+    for (const asked of this.#calls.answered(call)) {
       const answer = responses[asked.key];
       await this.#inner
         .send(
           answer === undefined
-            ? { jsonrpc: '2.0', id: asked.id, error: { code: -32603, message: 'The client gave no answer.' } }
+            ? protocolError(asked.id, 'internal_error', 'The client gave no answer.')
             : { jsonrpc: '2.0', id: asked.id, result: asObject(answer) },
         )
         .catch(() => {});
@@ -281,18 +252,17 @@ export class ModernEraFacade implements UpstreamTransport {
   async #cancel(requestId: unknown): Promise<void> {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
     const key = requestKey(requestId);
-    const listen = this.#listens.get(key);
+    const listen = this.#listens.remove(requestId);
     if (listen) {
-      this.#listens.delete(key);
       await this.#unsubscribeUnused(listen);
       return;
     }
-    const call = this.#byClient.get(key);
+    const call = this.#calls.byClient(requestId);
     if (!call) {
       if (this.#preparing.has(key)) this.#cancelledEarly.add(key);
       return;
     }
-    this.#forget(call);
+    this.#calls.forget(call);
     await this.#inner
       .send({
         jsonrpc: '2.0',
@@ -305,12 +275,8 @@ export class ModernEraFacade implements UpstreamTransport {
   #fromUpstream(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
-      const internal = this.#internal.get(String(message.id));
-      if (internal) {
-        internal(message);
-        return;
-      }
-      const call = this.#calls.get(String(message.id));
+      if (this.#internal.settle(message.id, message)) return;
+      const call = this.#calls.byUpstreamId(message.id);
       if (!call) return;
       if (call.owner === undefined) call.final = message;
       else this.#finish(call, message);
@@ -326,30 +292,21 @@ export class ModernEraFacade implements UpstreamTransport {
       this.#inner.send({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {});
       return;
     }
-    // The most recent call that may ask for input is the one asking (a session-era server asks
-    // while a call runs); 2026-07-28 allows input only for these requests and these methods.
-    const call = INPUT_METHODS.has(message.method)
-      ? [...this.#calls.values()].filter((c) => INPUT_CAPABLE.has(c.method)).at(-1)
-      : undefined;
+    const call = this.#calls.asking(message);
     if (!call) {
-      this.#inner
-        .send({
-          jsonrpc: '2.0',
-          id: message.id,
-          error: {
-            code: -32601,
-            message: `A ${MODERN_VERSION} client can be asked for "${message.method}" only while one of its tools/call, prompts/get or resources/read requests runs.`,
-          },
-        })
-        .catch(() => {});
+      this.#refusals.refuse(
+        message,
+        `A ${MODERN_VERSION} client can be asked for "${message.method}" only while one of its tools/call, prompts/get or resources/read requests runs.`,
+      );
       return;
     }
-    call.waiting.push({
-      key: `input-${++this.#seq}`,
-      id: message.id,
-      method: message.method,
-      params: message.params,
-    });
+    if (!this.#calls.wait(call, message)) {
+      this.#refusals.refuse(
+        message,
+        `The client already has as many requests for input waiting as the proxy keeps (${MAX_WAITING_PER_CALL}, ${MAX_WAITING_BYTES_PER_CALL} bytes): ask again once it answered.`,
+      );
+      return;
+    }
     this.#flush(call);
   }
 
@@ -360,15 +317,10 @@ export class ModernEraFacade implements UpstreamTransport {
     // Requests sent together (several elicitations at once) go out in one result.
     setImmediate(() => {
       call.flushing = false;
-      if (call.owner === undefined || call.waiting.length === 0 || !this.#calls.has(call.upstreamId)) return;
+      if (call.owner === undefined || call.waiting.length === 0 || !this.#calls.running(call)) return;
       const owner = call.owner;
       call.asked = call.waiting.splice(0);
-      // A fresh handle each round: a state echoed from an earlier round no longer resumes the call.
-      if (call.handle) this.#handles.delete(call.handle);
-      call.handle = `${HANDLE_PREFIX}${randomBytes(18).toString('base64url')}`;
-      this.#handles.set(call.handle, call);
-      this.#byClient.delete(requestKey(owner));
-      call.owner = undefined;
+      const handle = this.#calls.disown(call);
       call.deadline = setTimeout(() => this.#abandon(call), this.#options.inputDeadlineMs);
       call.deadline.unref();
       this.#answer(owner, {
@@ -379,7 +331,7 @@ export class ModernEraFacade implements UpstreamTransport {
             { method: asked.method, ...(asked.params ? { params: asked.params } : {}) },
           ]),
         ),
-        requestState: call.handle,
+        requestState: handle,
       });
     });
   }
@@ -388,14 +340,10 @@ export class ModernEraFacade implements UpstreamTransport {
   #abandon(call: Call): void {
     for (const asked of call.asked) {
       this.#inner
-        .send({
-          jsonrpc: '2.0',
-          id: asked.id,
-          error: { code: -32603, message: 'The client did not answer in time.' },
-        })
+        .send(protocolError(asked.id, 'internal_error', 'The client did not answer in time.'))
         .catch(() => {});
     }
-    this.#forget(call);
+    this.#calls.forget(call);
     this.#inner
       .send({
         jsonrpc: '2.0',
@@ -407,7 +355,7 @@ export class ModernEraFacade implements UpstreamTransport {
 
   #finish(call: Call, response: JsonRpcResponse): void {
     const owner = call.owner;
-    this.#forget(call);
+    this.#calls.forget(call);
     if (owner === undefined) return;
     if ('result' in response) {
       // Cacheable results must carry cache hints in 2026-07-28; a held session's answers are the
@@ -417,47 +365,20 @@ export class ModernEraFacade implements UpstreamTransport {
     } else this.#deliver({ ...response, id: owner });
   }
 
-  #forget(call: Call): void {
-    clearTimeout(call.deadline);
-    this.#calls.delete(call.upstreamId);
-    if (call.owner !== undefined) this.#byClient.delete(requestKey(call.owner));
-    if (call.handle) this.#handles.delete(call.handle);
-  }
-
   #notification(message: JsonRpcNotification): void {
-    const matching = [...this.#listens.values()].filter((listen) => wants(listen.filter, message));
-    if (matching.length === 0) {
-      this.#deliver(message);
-      return;
-    }
-    for (const listen of matching) {
-      this.#deliver({
-        ...message,
-        params: {
-          ...message.params,
-          _meta: { ...asObject(message.params?._meta), [META.subscriptionId]: listen.id },
-        },
-      });
-    }
+    const stamped = this.#listens.stamped(message);
+    if (stamped.length === 0) this.#deliver(message);
+    for (const copy of stamped) this.#deliver(copy);
   }
 
   /** `subscriptions/listen`: acknowledge what the server can honour, then stream matching notifications. */
   async #listen(message: JsonRpcRequest, initialized: JsonObject): Promise<void> {
-    const asked = asObject(message.params?.notifications);
-    const caps = asObject(initialized.capabilities);
-    const listChanged = (name: string) => asObject(caps[name]).listChanged === true;
-    const filter: JsonObject = {};
-    if (asked.toolsListChanged === true && listChanged('tools')) filter.toolsListChanged = true;
-    if (asked.promptsListChanged === true && listChanged('prompts')) filter.promptsListChanged = true;
-    if (asked.resourcesListChanged === true && listChanged('resources')) filter.resourcesListChanged = true;
-    const uris = Array.isArray(asked.resourceSubscriptions)
-      ? asked.resourceSubscriptions.filter((uri): uri is string => typeof uri === 'string')
-      : [];
-    if (uris.length > 0 && asObject(caps.resources).subscribe === true) {
-      filter.resourceSubscriptions = uris;
-      for (const uri of uris) await this.#request('resources/subscribe', { uri }).catch(() => {});
-    }
-    this.#listens.set(requestKey(message.id), { id: message.id, filter });
+    const filter = ListenTable.filterFor(
+      asObject(message.params?.notifications),
+      asObject(initialized.capabilities),
+    );
+    for (const uri of urisOf(filter)) await this.#request('resources/subscribe', { uri }).catch(() => {});
+    this.#listens.add({ id: message.id, filter });
     this.#deliver({
       jsonrpc: '2.0',
       method: 'notifications/subscriptions/acknowledged',
@@ -466,7 +387,7 @@ export class ModernEraFacade implements UpstreamTransport {
   }
 
   async #unsubscribeUnused(ended: Listen): Promise<void> {
-    const still = new Set([...this.#listens.values()].flatMap((listen) => urisOf(listen.filter)));
+    const still = this.#listens.watched();
     for (const uri of urisOf(ended.filter)) {
       if (!still.has(uri)) await this.#request('resources/unsubscribe', { uri }).catch(() => {});
     }
@@ -481,11 +402,6 @@ export class ModernEraFacade implements UpstreamTransport {
   }
 }
 
-/** Server requests a modern client can be asked through an `InputRequiredResult`. */
-const INPUT_METHODS = new Set(['elicitation/create', 'sampling/createMessage', 'roots/list']);
-/** Client requests that may answer with an `InputRequiredResult` (2026-07-28). */
-const INPUT_CAPABLE = new Set(['tools/call', 'prompts/get', 'resources/read']);
-
 /** Methods whose modern results are cacheable (they must carry `ttlMs` and `cacheScope`). */
 const CACHEABLE = new Set([
   'tools/list',
@@ -494,31 +410,3 @@ const CACHEABLE = new Set([
   'resources/templates/list',
   'resources/read',
 ]);
-
-/** Prefix of the proxy's `requestState` handles. */
-const HANDLE_PREFIX = 'mcpp-state.';
-
-function wants(filter: JsonObject, message: JsonRpcNotification): boolean {
-  switch (message.method) {
-    case 'notifications/tools/list_changed':
-      return filter.toolsListChanged === true;
-    case 'notifications/prompts/list_changed':
-      return filter.promptsListChanged === true;
-    case 'notifications/resources/list_changed':
-      return filter.resourcesListChanged === true;
-    case 'notifications/resources/updated':
-      // A uri that is not a string (an object whose toString is not a function throws in
-      // String()) matches no subscription.
-      return typeof message.params?.uri === 'string' && urisOf(filter).includes(message.params.uri);
-    default:
-      return false;
-  }
-}
-
-function urisOf(filter: JsonObject): string[] {
-  return Array.isArray(filter.resourceSubscriptions) ? (filter.resourceSubscriptions as string[]) : [];
-}
-
-function asObject(value: unknown): JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
-}

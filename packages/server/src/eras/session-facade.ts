@@ -1,17 +1,18 @@
 /**
- * @module upstream/session-era-facade
- * A session-era (legacy) client in front of a modern-only server. The client sees an ordinary
+ * @module eras/session-facade
+ * A session-era (2025) client in front of a modern-only server. The client sees an ordinary
  * session: `initialize` is answered by the proxy from the server's `server/discover`; every
  * later request goes up with the modern `_meta` (version, the client's info and capabilities,
  * log level) and, through the inner Streamable HTTP transport, the headers derived from it.
  * An `InputRequiredResult` becomes server-to-client requests on the client's stream; their
  * answers go back as `inputResponses` with the server's `requestState`, and the request is
- * retried until it completes. The legacy GET stream and `resources/subscribe` are fed by one
+ * retried until it completes. The session-era GET stream and `resources/subscribe` are fed by one
  * upstream `subscriptions/listen`.
  */
 import { linkAbort } from '../abort.ts';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, protocolError, relayedError, toJsonRpcError } from '../errors.ts';
 import {
+  asObject,
   isRequest,
   isResponse,
   type JsonObject,
@@ -22,13 +23,14 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
-import type { SendOptions, UpstreamTransport } from '../upstream/transport.ts';
+import { type AbandonError, Correlator } from '../upstream/correlator.ts';
+import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import {
-  LATEST_LEGACY_VERSION,
-  LEGACY_VERSIONS,
-  legacyResult,
+  LATEST_SESSION_VERSION,
   META,
   MODERN_VERSION,
+  SESSION_VERSIONS,
+  sessionResult,
   withMeta,
 } from './classify.ts';
 
@@ -45,19 +47,12 @@ export interface SessionEraFacadeOptions {
   readonly inner: UpstreamTransport;
 }
 
-/** The `error` member of a JSON-RPC error response. */
-type RpcErrorBody = { code: number; message: string; data?: unknown };
-
-interface Waiter {
-  resolve(response: JsonRpcResponse): void;
-  reject(error: unknown): void;
-}
+/** A wait the caller's signal ended fails with the signal's reason. */
+const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) =>
+  reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.');
 
 /** Speaks the session era inward and 2026-07-28 outward. */
-export class SessionEraFacade implements UpstreamTransport {
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  onerror: ((error: ProxyError) => void) | undefined;
-  onclose: (() => void) | undefined;
+export class SessionEraFacade extends TransportCallbacks implements UpstreamTransport {
   readonly #inner: UpstreamTransport;
   #version: string | undefined;
   #clientInfo: unknown = { name: 'mcp-proxy-client', version: '1' };
@@ -65,9 +60,9 @@ export class SessionEraFacade implements UpstreamTransport {
   #logLevel: string | undefined;
   #serverCapabilities: JsonObject = {};
   /** Responses the facade itself waits for (its own requests, and the client's, to retry them). */
-  readonly #waiters = new Map<string, Waiter>();
+  readonly #waiters = new Correlator(cancelled);
   /** Answers the client owes for server requests the facade made from `inputRequests`. */
-  readonly #inputs = new Map<string, Waiter>();
+  readonly #inputs = new Correlator(cancelled);
   readonly #subscriptions = new Set<string>();
   /** Client requests still running, by request key: the client's `notifications/cancelled` aborts them. */
   readonly #running = new Map<string, AbortController>();
@@ -80,13 +75,13 @@ export class SessionEraFacade implements UpstreamTransport {
   #closed = false;
 
   constructor(options: SessionEraFacadeOptions) {
+    super();
     this.#inner = options.inner;
     this.#inner.onmessage = (message) => this.#fromUpstream(message);
     this.#inner.onerror = (error) => {
       // The facade's own requests (server/discover above all) may have lost their answer to
       // what failed: they fail now, with the cause, rather than never (issue 14, #1).
-      for (const waiter of this.#waiters.values()) waiter.reject(error);
-      this.#waiters.clear();
+      this.#waiters.failAll(error);
       this.onerror?.(error);
     };
     this.#inner.onclose = () => {
@@ -121,8 +116,9 @@ export class SessionEraFacade implements UpstreamTransport {
     this.#listen?.controller.abort();
     for (const controller of this.#running.values()) controller.abort();
     this.#running.clear();
-    for (const waiter of [...this.#waiters.values(), ...this.#inputs.values()])
-      waiter.reject(new ProxyError('upstream_unreachable', 'The session ended.'));
+    const ended = new ProxyError('upstream_unreachable', 'The session ended.');
+    this.#waiters.failAll(ended);
+    this.#inputs.failAll(ended);
     await this.#inner.close();
   }
 
@@ -130,10 +126,7 @@ export class SessionEraFacade implements UpstreamTransport {
     if (isResponse(message)) {
       // The client's answer to a request made from an InputRequiredResult.
       if (message.id === null) return;
-      const key = requestKey(message.id);
-      const waiter = this.#inputs.get(key);
-      this.#inputs.delete(key);
-      waiter?.resolve(message);
+      this.#inputs.settle(message.id, message);
       return;
     }
     if (!isRequest(message)) {
@@ -183,7 +176,7 @@ export class SessionEraFacade implements UpstreamTransport {
     this.#call(message, link.signal)
       .catch((error: unknown) => {
         if (link.signal.aborted || this.#closed) return; // cancelled: nobody waits for an answer
-        this.#deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+        this.#deliver(toJsonRpcError(error, message.id));
       })
       .finally(() => {
         link.dispose();
@@ -204,23 +197,21 @@ export class SessionEraFacade implements UpstreamTransport {
     if (params.clientInfo !== undefined) this.#clientInfo = params.clientInfo;
     if (params.capabilities !== undefined) this.#capabilities = params.capabilities;
     const requested = params.protocolVersion;
-    this.#version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
+    this.#version = (SESSION_VERSIONS as readonly unknown[]).includes(requested)
       ? (requested as string)
-      : LATEST_LEGACY_VERSION;
-    const discover = await this.#exchange(
+      : LATEST_SESSION_VERSION;
+    const discover = await this.#requestUpstream(
       this.#modern({ jsonrpc: '2.0', id: this.#internalId('discover'), method: 'server/discover' }),
       signal,
     );
     if ('error' in discover) {
-      this.#deliver({
-        jsonrpc: '2.0',
-        id: message.id,
-        error: {
-          code: discover.error.code,
-          message: `The MCP server speaks only MCP ${MODERN_VERSION}, and its server/discover failed: ${discover.error.message}`,
-          ...(discover.error.data === undefined ? {} : { data: discover.error.data }),
-        },
-      });
+      this.#deliver(
+        relayedError(
+          message.id,
+          discover.error,
+          `The MCP server speaks only MCP ${MODERN_VERSION}, and its server/discover failed: ${discover.error.message}`,
+        ),
+      );
       return;
     }
     const result = discover.result;
@@ -241,12 +232,12 @@ export class SessionEraFacade implements UpstreamTransport {
     const first = this.#modern(message);
     let request = first;
     for (let round = 0; ; round++) {
-      const response = await this.#exchange(request, signal);
+      const response = await this.#requestUpstream(request, signal);
       const result = 'result' in response ? response.result : undefined;
       if (result?.resultType !== 'input_required') {
         this.#deliver(
           result
-            ? { ...response, id: message.id, result: legacyResult(result) }
+            ? { ...response, id: message.id, result: sessionResult(result) }
             : { ...response, id: message.id },
         );
         return;
@@ -255,9 +246,9 @@ export class SessionEraFacade implements UpstreamTransport {
         this.#fail(message.id, `The MCP server asked for input more than ${MAX_INPUT_ROUNDS} times.`);
         return;
       }
-      const answers = await this.#askClient(asObject(result.inputRequests), signal);
-      if ('error' in answers) {
-        this.#deliver({ jsonrpc: '2.0', id: message.id, error: answers.error });
+      const answers = await this.#askClient(message.id, asObject(result.inputRequests), signal);
+      if ('refusal' in answers) {
+        this.#deliver(answers.refusal);
         return;
       }
       request = {
@@ -275,9 +266,10 @@ export class SessionEraFacade implements UpstreamTransport {
 
   /** Turns each input request into a server-to-client request and collects the answers. */
   async #askClient(
+    id: RequestId,
     requests: JsonObject,
     signal: AbortSignal | undefined,
-  ): Promise<{ responses: JsonObject } | { error: RpcErrorBody }> {
+  ): Promise<{ responses: JsonObject } | { refusal: JsonRpcResponse }> {
     const entries = Object.entries(requests).map(([key, value]) => [key, asObject(value)] as const);
     // Checked before any is shown to the client, so a bad one leaves no question half asked.
     if (entries.some(([, asked]) => typeof asked.method !== 'string')) {
@@ -287,11 +279,11 @@ export class SessionEraFacade implements UpstreamTransport {
       );
     }
     const pending = entries.map(async ([key, asked]) => {
-      const id = `mcpp-input-${++this.#seq}`;
-      const answer = this.#await(this.#inputs, id, signal);
+      const inputId = `mcpp-input-${++this.#seq}`;
+      const answer = this.#inputs.expect(inputId, { signal }).answer;
       this.#deliver({
         jsonrpc: '2.0',
-        id,
+        id: inputId,
         method: asked.method as string,
         ...(asked.params === undefined ? {} : { params: asObject(asked.params) }),
       });
@@ -300,12 +292,9 @@ export class SessionEraFacade implements UpstreamTransport {
     const responses: JsonObject = {};
     for (const [key, method, answer] of await Promise.all(pending)) {
       if ('error' in answer) {
-        return {
-          error: {
-            code: answer.error.code,
-            message: `The client could not answer the server's ${method} request: ${describe(answer.error.message)}`,
-          },
-        };
+        // The client's code, not its data: that was for the request it refused.
+        const text = `The client could not answer the server's ${method} request: ${describe(answer.error.message)}`;
+        return { refusal: relayedError(id, { code: answer.error.code, message: text }) };
       }
       responses[key] = answer.result;
     }
@@ -313,48 +302,22 @@ export class SessionEraFacade implements UpstreamTransport {
   }
 
   /** Sends a modern request and waits for its response. */
-  async #exchange(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
-    const answer = this.#await(this.#waiters, request.id, signal);
+  async #requestUpstream(request: JsonRpcRequest, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
+    const expected = this.#waiters.expect(request.id, { signal });
     try {
       await this.#inner.send(request, signal ? { signal } : {});
     } catch (error) {
-      this.#waiters.delete(requestKey(request.id));
+      this.#waiters.fail(request.id, error);
       throw error;
     }
-    return answer;
-  }
-
-  #await(map: Map<string, Waiter>, id: RequestId, signal: AbortSignal | undefined): Promise<JsonRpcResponse> {
-    const key = requestKey(id);
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    const onAbort = () => {
-      map.delete(key);
-      reject(signal?.reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.'));
-    };
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    map.set(key, {
-      resolve: (response) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(response);
-      },
-      reject: (error) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    });
-    promise.catch(() => {});
-    return promise;
+    return expected.answer;
   }
 
   #fromUpstream(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       if (message.id === null) return;
       if (this.#listen && message.id === this.#listen.id && 'error' in message) this.#listenRefused = true;
-      const key = requestKey(message.id);
-      const waiter = this.#waiters.get(key);
-      this.#waiters.delete(key);
-      waiter?.resolve(message);
+      this.#waiters.settle(message.id, message);
       return;
     }
     if (isRequest(message)) return; // a modern server sends no requests
@@ -437,7 +400,7 @@ export class SessionEraFacade implements UpstreamTransport {
   }
 
   #fail(id: RequestId, message: string): void {
-    this.#deliver({ jsonrpc: '2.0', id, error: { code: -32603, message } });
+    this.#deliver(protocolError(id, 'internal_error', message));
   }
 
   #deliver(message: JsonRpcMessage | JsonRpcNotification): void {
@@ -448,8 +411,4 @@ export class SessionEraFacade implements UpstreamTransport {
 /** A client's error message as text, whatever it sent (it is not checked like an upstream's). */
 function describe(message: unknown): string {
   return typeof message === 'string' ? message : 'no message';
-}
-
-function asObject(value: unknown): JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
 }

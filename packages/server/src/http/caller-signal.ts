@@ -1,5 +1,5 @@
 /**
- * @module routes/caller-signal
+ * @module http/caller-signal
  * An AbortSignal that fires when the caller disconnects before its response was sent, so
  * upstream work for a caller that left is cancelled rather than left running.
  */

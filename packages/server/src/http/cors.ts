@@ -1,5 +1,5 @@
 /**
- * @module cors
+ * @module http/cors
  * Browser-correct CORS for every route: configured origins only (none cross-origin by default),
  * preflight answered before auth and cached, headers on error responses too, the MCP headers a
  * browser client must read exposed, `Mcp-Param-*` request headers allowed as requested, and the

@@ -1,10 +1,11 @@
 /**
- * @module mcp/event-stream-writer
+ * @module http/event-stream-writer
  * Writes JSON-RPC messages as Server-Sent Events to one inbound stream, with a bound on what
  * may queue for a slow reader (the stream is closed rather than buffered without limit) and a
  * comment heartbeat so idle intermediaries keep long-lived streams open.
  */
 import { PassThrough } from 'node:stream';
+import type { FastifyReply } from 'fastify';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 
 /** Limits of one event stream. */
@@ -74,4 +75,35 @@ export class EventStreamWriter {
     this.stream.write(text);
     return true;
   }
+}
+
+/** Answers an HTTP request with the event stream `writer` feeds. */
+export function sendEventStream(reply: FastifyReply, writer: EventStreamWriter): FastifyReply {
+  return reply
+    .code(200)
+    .header('content-type', 'text/event-stream')
+    .header('cache-control', 'no-cache, no-transform')
+    .header('x-accel-buffering', 'no')
+    .send(writer.stream);
+}
+
+/** A deadline re-armed by each sign of life: an answer stream may run long, not silently forever. */
+export interface IdleWatch {
+  /** (Re)starts the deadline. */
+  arm(): void;
+  /** Stops it for good (the stream closed). */
+  stop(): void;
+}
+
+/** Calls `onIdle` once `timeoutMs` pass without {@link IdleWatch.arm}. */
+export function idleWatch(timeoutMs: number, onIdle: () => void): IdleWatch {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    arm: () => {
+      clearTimeout(timer);
+      timer = setTimeout(onIdle, timeoutMs);
+      timer.unref();
+    },
+    stop: () => clearTimeout(timer),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * @module mcp/inbound-checks
+ * @module http/inbound-checks
  * The Streamable HTTP transport's own rules for inbound requests: Origin validation (403 for
  * a present, foreign Origin), Host validation against DNS rebinding (on by default when the
  * proxy is bound to loopback), and the Accept and MCP-Protocol-Version checks.

@@ -1,5 +1,5 @@
 /**
- * @module routes/json-body
+ * @module http/json-body
  * The JSON body parser of every route: Fastify's own (with its prototype-poisoning checks)
  * behind the proxy's nesting cap (`MAX_JSON_DEPTH`, json-depth.ts). A body nested deeper is
  * refused where it enters, as `json_too_deep` (400), instead of failing later as an

@@ -1,13 +1,12 @@
 /**
- * @module routes/observe
+ * @module http/observe
  * What every request passes through on its way out: the one access-log line and the metrics,
  * and the one place errors (ours and Fastify's own) become HTTP status + JSON-RPC body.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { findProxyError, ProxyError, toErrorReply } from '../errors.ts';
+import { findProxyError, type JsonRpcId, ProxyError, toErrorReply } from '../errors.ts';
 import { createPlainLogger, logsAt, redactUrl } from '../observability/logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
-import { bodyId } from '../surfaces/proxy/envelope.ts';
 
 /** Logs one line and records metrics for every answered request. */
 export function registerRequestLogging(app: FastifyInstance, metrics: ProxyMetrics): void {
@@ -89,4 +88,14 @@ function fromFastifyError(error: FastifyError): unknown {
     return new ProxyError('parse_error', undefined, { cause: error });
   }
   return error;
+}
+
+/**
+ * The id to echo in an error reply, read leniently from a body that may be invalid (any
+ * surface's: a POST /proxy envelope and a JSON-RPC message both keep it in `id`).
+ */
+function bodyId(body: unknown): JsonRpcId {
+  if (typeof body !== 'object' || body === null) return null;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }

@@ -1,5 +1,5 @@
 /**
- * @module auth/hook
+ * @module identity/hook
  * The Fastify hook that guards protected routes with `X-Proxy-Token`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';

@@ -1,5 +1,5 @@
 /**
- * @module auth/live-requests
+ * @module identity/live-requests
  * Requests still being answered, by the proxy token that made them: an event stream (a `/mcp`
  * GET stream, a streamed tool call) can run for as long as its upstream keeps it open, so a
  * token revoked by a reload must also end the answers it is still receiving (issue 14 #3), and

@@ -1,5 +1,5 @@
 /**
- * @module auth/tokens
+ * @module identity/tokens
  * Proxy-token verification. Several tokens may be valid at once so operators can rotate without
  * downtime. Comparison is constant-time: the presented token is hashed to a fixed length and
  * compared with every configured digest on every check, so timing reveals neither a prefix nor

@@ -1,5 +1,5 @@
 /**
- * @module logger
+ * @module observability/logger
  * The pino logger, with every place a secret could appear redacted: token headers, envelope
  * token fields, and token query parameters in URLs. Also what keeps logging cheap on the hot
  * paths: request loggers created only when used, and level checks before building a line.

@@ -48,6 +48,9 @@ export interface MetricsOptions {
   readonly enabled?: boolean;
 }
 
+/** Histogram buckets for durations, in seconds: a millisecond to half a minute. */
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 /** The proxy's metrics. */
 export class ProxyMetrics {
   readonly registry = new Registry();
@@ -72,14 +75,14 @@ export class ProxyMetrics {
       name: 'mcp_proxy_request_duration_seconds',
       help: 'Time to answer an HTTP request (to the end of the response).',
       labelNames: ['route'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: SECONDS_BUCKETS,
       registers,
     });
     this.#upstream = new Histogram({
       name: 'mcp_proxy_upstream_duration_seconds',
       help: 'Time until an upstream MCP server answered with headers (or failed).',
       labelNames: ['outcome'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      buckets: SECONDS_BUCKETS,
       registers,
     });
     this.#bytes = new Counter({
@@ -96,7 +99,7 @@ export class ProxyMetrics {
     });
     new Gauge({
       name: 'mcp_proxy_open_sessions',
-      help: 'Proxy-held sessions open (bridged /mcp sessions, /ws sockets, legacy POST /proxy sessions).',
+      help: 'Proxy-held sessions open (held /mcp sessions, /ws sockets, POST /proxy sessions over HTTP+SSE or stdio).',
       registers,
       collect() {
         this.set(sources.sessions());

@@ -4,6 +4,7 @@
  * allowed tools and a `tools/call` for any other is answered as the spec answers an unknown
  * tool, so callers cannot tell a hidden tool from one that does not exist.
  */
+import { protocolError } from '../errors.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
 
 /** Applies one server's tool allowlist. */
@@ -19,12 +20,12 @@ export class ToolFilter {
     if (!('method' in message) || message.method !== 'tools/call' || !('id' in message)) return undefined;
     const name = message.params?.name;
     if (typeof name === 'string' && this.#allowed.has(name)) return undefined;
-    return {
-      jsonrpc: '2.0',
-      id: message.id,
-      // Only a string is echoed: any other name (an object, say) is not text to show.
-      error: { code: -32602, message: `Unknown tool: ${typeof name === 'string' ? name : typeof name}` },
-    };
+    // Only a string is echoed: any other name (an object, say) is not text to show.
+    return protocolError(
+      message.id,
+      'invalid_params',
+      `Unknown tool: ${typeof name === 'string' ? name : typeof name}`,
+    );
   }
 
   /** True when `message` is a request whose answer must be filtered. */

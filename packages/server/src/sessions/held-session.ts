@@ -1,12 +1,4 @@
-/**
- * @module sessions/bridge-session
- * One proxy session: an inbound side (POST /proxy calls, `/mcp` streams, a `/ws` socket) tied
- * to one upstream connection. Messages flow both ways with ids preserved: each upstream
- * response goes to the sink that sent its request, progress to the sink that asked for it,
- * and everything else (server-initiated requests and notifications) to the best open sink.
- */
-import { linkAbort } from '../abort.ts';
-import { ProxyError, toErrorReply } from '../errors.ts';
+import { ProxyError, toJsonRpcError } from '../errors.ts';
 import {
   isRequest,
   isResponse,
@@ -19,6 +11,12 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import { Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
+import {
+  REFUSAL_DEFAULTS,
+  ServerRequestRefusals,
+  tooManyServerRequests,
+} from '../upstream/server-request-refusals.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
@@ -48,12 +46,15 @@ const BACKLOG_LIMIT = 256;
  */
 const BACKLOG_BYTES = 1_048_576;
 
-/** An inbound side and an upstream connection, bridged. */
+/** An inbound side and an upstream connection, held together by the proxy. */
 export class HeldSession {
   readonly upstream: UpstreamTransport;
   /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
   readonly target: string;
-  readonly #pending = new Map<string, MessageSink>();
+  /** Where each request's answer goes. */
+  readonly #pending = new PendingRequests<MessageSink>();
+  /** The answers {@link call} waits for. */
+  readonly #calls = new Correlator();
   readonly #progress = new Map<string, MessageSink>();
   /** Sinks with requests in flight, most recent last. */
   readonly #active: MessageSink[] = [];
@@ -69,6 +70,13 @@ export class HeldSession {
   readonly #filtered = new Set<string>();
   /** Abort handles of requests whose upstream exchange is still running. */
   readonly #inFlight = new Map<string, AbortController>();
+  /** Aborted when the upstream side ends: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  /**
+   * Server requests nobody connected can answer. A session outlives many of them, so only their
+   * concurrency is bounded (issue 14 review, F2), not their number.
+   */
+  readonly #refusals: ServerRequestRefusals;
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
@@ -81,6 +89,11 @@ export class HeldSession {
     this.target = target;
     this.upstream = upstream;
     this.#filter = filter;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => upstream.send(reply, { signal }),
+      this.#done.signal,
+      { ...REFUSAL_DEFAULTS, maxRefused: Number.POSITIVE_INFINITY },
+    );
     upstream.onmessage = (message) => this.#route(message);
     upstream.onerror = (error) => {
       this.#failure = error;
@@ -88,6 +101,7 @@ export class HeldSession {
     };
     upstream.onclose = () => {
       this.#closed = true;
+      this.#done.abort();
       const open = new Set([...this.#pending.values(), ...this.#active]);
       this.#failPending(new ProxyError('upstream_unreachable', 'The MCP server connection closed.'));
       // Streams still open for this session (answer streams, the GET stream) end with it.
@@ -120,14 +134,14 @@ export class HeldSession {
   /** Sends a client request upstream; its response (and its progress) will go to `sink`. */
   async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
     const key = requestKey(message.id);
-    if (this.#pending.has(key)) throw new ProxyError('request_id_in_use');
+    if (this.#pending.has(message.id)) throw new ProxyError('request_id_in_use');
     const refusal = this.#filter?.refusal(message);
     if (refusal) {
       sink.deliver(refusal);
       return;
     }
+    this.#pending.add(message.id, sink);
     if (this.#filter?.filters(message)) this.#filtered.add(key);
-    this.#pending.set(key, sink);
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
     if (!this.#active.includes(sink)) this.#active.push(sink);
@@ -151,46 +165,34 @@ export class HeldSession {
    * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
    * an abort cancels the request upstream.
    */
-  async call(
-    message: JsonRpcRequest,
-    options: { timeoutMs: number; signal?: AbortSignal | undefined },
-  ): Promise<JsonRpcResponse> {
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
+  async call(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
+    let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
+        // This caller cannot answer server requests (they are refused for it); an upstream that
+        // keeps sending them fails the call (issue 14 review, F2).
+        if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {
+          this.abandon(sink, 'too many server requests');
+          this.#calls.fail(message.id, tooManyServerRequests());
+          return false;
+        }
         if (!isResponse(incoming) || incoming.id !== message.id) return false;
-        resolve(incoming);
-        return true;
+        return this.#calls.settle(incoming.id, incoming);
       },
-      fail: (error) => reject(error),
+      fail: (error) => this.#calls.fail(message.id, error),
     };
-    const link = linkAbort([options.signal], options.timeoutMs);
-    const { signal } = link;
-    const failure = () =>
-      link.timedOut
-        ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs: options.timeoutMs } })
-        : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.');
-    if (signal.aborted) {
-      // The caller left before the request went out: never send it, so there is nothing to cancel.
-      link.dispose();
-      throw failure();
-    }
-    const onAbort = () => {
-      this.abandon(sink, link.timedOut ? 'timeout' : 'client disconnected');
-      reject(failure());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      // The answer, a failure or the deadline ends the call even while the send still runs: a
-      // send may wait on the upstream itself (an era bridge's own handshake), and an upstream
-      // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
-      const sent = this.request(message, sink).then(() => promise);
-      sent.catch(() => {});
-      return await Promise.race([sent, promise]);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      link.dispose();
-    }
+    const expected = this.#calls.expect(message.id, {
+      ...options,
+      onAbandon: (timedOut) => this.abandon(sink, timedOut ? 'timeout' : 'client disconnected'),
+    });
+    // The caller left before the request went out: never send it, so there is nothing to cancel.
+    if (expected.signal.aborted) return expected.answer;
+    // The answer, a failure or the deadline ends the call even while the send still runs: a
+    // send may wait on the upstream itself (an era facade's own handshake), and an upstream
+    // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
+    const sent = this.request(message, sink).then(() => expected.answer);
+    sent.catch(() => {});
+    return Promise.race([sent, expected.answer]);
   }
 
   /** Sends a client notification or a client's answer to a server request upstream. */
@@ -213,11 +215,12 @@ export class HeldSession {
    * upstream, as the MCP spec asks of a client that abandons a request.
    */
   abandon(sink: MessageSink, reason = 'client disconnected'): void {
-    for (const [key, owner] of this.#pending) {
+    for (const [requestId, owner] of this.#pending.entries()) {
       if (owner !== sink) continue;
-      this.#pending.delete(key);
+      const key = requestKey(requestId);
+      this.#pending.delete(requestId);
+      this.#filtered.delete(key);
       this.#abort(key);
-      const requestId = requestIdOf(key);
       this.upstream
         .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
         .catch(() => {});
@@ -258,11 +261,9 @@ export class HeldSession {
 
   #route(message: JsonRpcMessage): void {
     if (isResponse(message)) {
-      if (message.id === null) return;
+      const sink = this.#pending.take(message.id);
+      if (!sink || message.id === null) return;
       const key = requestKey(message.id);
-      const sink = this.#pending.get(key);
-      if (!sink) return;
-      this.#pending.delete(key);
       const filter = this.#filtered.delete(key) ? this.#filter : undefined;
       sink.deliver(filter ? filter.filter(message) : message);
       if (![...this.#pending.values()].includes(sink)) this.#release(sink);
@@ -276,7 +277,7 @@ export class HeldSession {
       const subscription = (message.params?._meta as Record<string, unknown> | undefined)?.[SUBSCRIPTION_ID];
       const listener =
         typeof subscription === 'string' || typeof subscription === 'number'
-          ? this.#pending.get(requestKey(subscription))
+          ? this.#pending.get(subscription)
           : undefined;
       if (listener?.deliver(message)) return;
     }
@@ -288,13 +289,7 @@ export class HeldSession {
     if (this.#standalone?.deliver(message)) return;
     if (isRequest(message)) {
       // Nobody connected can answer: say so at once rather than leave the server waiting.
-      this.upstream
-        .send({
-          jsonrpc: '2.0',
-          id: message.id,
-          error: { code: -32601, message: `No connected client can answer "${message.method}" right now.` },
-        })
-        .catch(() => {});
+      this.#refusals.refuse(message, `No connected client can answer "${message.method}" right now.`);
       return;
     }
     this.#keep(message);
@@ -317,7 +312,8 @@ export class HeldSession {
   }
 
   #forget(key: string, token: string | undefined, sink: MessageSink): void {
-    this.#pending.delete(key);
+    this.#pending.delete(requestIdOf(key));
+    this.#filtered.delete(key);
     if (token !== undefined) this.#progress.delete(token);
     if (![...this.#pending.values()].includes(sink)) this.#release(sink);
   }
@@ -329,12 +325,12 @@ export class HeldSession {
   }
 
   #failPending(error: ProxyError): void {
-    for (const [key, sink] of this.#pending) {
-      const id = requestIdOf(key);
+    for (const [id, sink] of this.#pending.drain()) {
       if (sink.fail) sink.fail(error, id);
-      else sink.deliver(toErrorReply(error, id).body as JsonRpcResponse);
+      else sink.deliver(toJsonRpcError(error, id));
     }
-    this.#pending.clear();
+    // Request keys the filter was to see leave with their requests (issue 14 review, F4).
+    this.#filtered.clear();
     this.#progress.clear();
     this.#active.length = 0;
   }

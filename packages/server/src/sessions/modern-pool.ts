@@ -8,7 +8,6 @@
  * progress token) of the pool's own and mapped back on the way down.
  */
 import { createHash } from 'node:crypto';
-import type { UpstreamConnector, UpstreamTarget } from '../dispatch/connector.ts';
 import { META, metaOf } from '../eras/classify.ts';
 import {
   isResponse,
@@ -17,41 +16,56 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
-import { toolFilterFor } from '../policy/tool-filter.ts';
-import { HeldSession, type MessageSink } from './held-session.ts';
+import type { HeldSession, MessageSink } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
+/**
+ * What the pool needs of a target (the dispatch layer's `UpstreamTarget` fits): its upstream
+ * credential, if any, is part of the pool key; `kind` only makes the shape a target's.
+ */
+export interface PoolTarget {
+  readonly kind: string;
+  readonly bearerToken?: string | undefined;
+}
+
 /** What the pool needs. */
-export interface ModernPoolDeps {
+export interface ModernPoolDeps<T extends PoolTarget> {
   readonly sessions: SessionStore<HeldSession>;
-  readonly connector: UpstreamConnector;
+  /**
+   * Opens and stores a held session (the one opening path, dispatch/held-sessions.ts, passed in
+   * so this layer does not reach up to the connector). The store forgets it when it closes.
+   */
+  readonly open: (
+    ownerId: string,
+    target: T,
+  ) => Promise<{ readonly id: string; readonly session: HeldSession }>;
 }
 
 /** Where a pooled session is wanted. */
-export interface PoolContext {
+export interface PoolContext<T extends PoolTarget = PoolTarget> {
   readonly ownerId: string;
-  readonly target: UpstreamTarget;
+  readonly target: T;
   readonly targetKey: string;
 }
 
 /** Pooled upstream sessions for modern clients. */
-export class ModernSessionPool {
-  readonly #deps: ModernPoolDeps;
+export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
+  readonly #deps: ModernPoolDeps<T>;
   /** Pool key → id of the session in the store. */
   readonly #ids = new Map<string, string>();
   readonly #opening = new Map<string, Promise<HeldSession>>();
   #seq = 0;
 
-  constructor(deps: ModernPoolDeps) {
+  constructor(deps: ModernPoolDeps<T>) {
     this.#deps = deps;
   }
 
   /** The session for this caller, target and client envelope; opened on first use. */
-  async session(ctx: PoolContext, message: JsonRpcRequest): Promise<HeldSession> {
+  async session(ctx: PoolContext<T>, message: JsonRpcRequest): Promise<HeldSession> {
     const meta = metaOf(message);
     // The upstream credential is part of the key: a session opened with one caller's token
     // must never carry another's requests.
-    const credential = ctx.target.kind === 'stdio' ? '' : (ctx.target.bearerToken ?? '');
+    const credential = ctx.target.bearerToken ?? '';
     const envelope = JSON.stringify([
       meta[META.clientCapabilities] ?? {},
       meta[META.clientInfo] ?? {},
@@ -69,28 +83,23 @@ export class ModernSessionPool {
     return opening;
   }
 
-  async #open(key: string, ctx: PoolContext): Promise<HeldSession> {
-    const { sessions, connector } = this.#deps;
-    const { id, value } = await sessions.add(
-      ctx.ownerId,
-      async () => new HeldSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
-    );
+  async #open(key: string, ctx: PoolContext<T>): Promise<HeldSession> {
+    const { id, session } = await this.#deps.open(ctx.ownerId, ctx.target);
     this.#ids.set(key, id);
-    value.onClosed(() => {
+    session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);
-      void sessions.delete(id);
     });
-    return value;
+    return session;
   }
 
   /** One request through a pooled session, under ids of the pool's own. */
-  exchange(session: HeldSession, message: JsonRpcRequest): PooledExchange {
-    return new PooledExchange(session, message, ++this.#seq);
+  prepare(session: HeldSession, message: JsonRpcRequest): PooledCall {
+    return new PooledCall(session, message, ++this.#seq);
   }
 }
 
 /** A request sent through a shared session, its ids mapped out and back. */
-export class PooledExchange {
+export class PooledCall {
   readonly #session: HeldSession;
   readonly #original: JsonRpcRequest;
   readonly #upstream: JsonRpcRequest;

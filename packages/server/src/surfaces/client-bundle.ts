@@ -1,5 +1,5 @@
 /**
- * @module routes/client-bundle
+ * @module surfaces/client-bundle
  * `GET /client/mcp-proxy-client.js`: the browser client (packages/client) as one ESM file, served
  * by the proxy itself so a page can `import` it with no build step and no package registry
  * (issue #14.14). It is public code: no token, readable from any origin.

@@ -1,5 +1,5 @@
 /**
- * @module routes/health
+ * @module surfaces/health
  * `GET /health` (liveness: the process answers) and `GET /ready` (readiness: accepting work,
  * 503 once shutdown has begun so load balancers drain this instance first).
  */

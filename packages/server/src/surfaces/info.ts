@@ -1,5 +1,5 @@
 /**
- * @module routes/info
+ * @module surfaces/info
  * `GET /`: what this proxy is and which endpoints it serves. No secrets, no configuration.
  */
 import type { FastifyInstance } from 'fastify';

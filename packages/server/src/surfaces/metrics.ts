@@ -1,5 +1,5 @@
 /**
- * @module routes/metrics
+ * @module surfaces/metrics
  * `GET /metrics`: Prometheus text format, behind its own bearer token (METRICS_TOKEN), never
  * the proxy tokens. Without a METRICS_TOKEN the route does not exist.
  */

@@ -10,24 +10,26 @@ import type { FlowGate } from './flow-gate.ts';
 import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
 
 /**
- * Feeds every event of an SSE body to `onEvent` until the stream ends. An event larger than
- * `limitBytes` aborts the stream with `upstream_response_too_large`.
+ * Feeds every event of an SSE body to `onEvent` until the stream ends, or until `onEvent` returns
+ * true (the reader has what it came for: the rest is dropped and the connection closed). An event
+ * larger than `limitBytes` aborts the stream with `upstream_response_too_large`.
  */
 export async function readEventStream(
   response: UpstreamResponse,
   limitBytes: number,
-  onEvent: (event: EventSourceMessage) => void,
+  onEvent: (event: EventSourceMessage) => unknown,
   signal?: AbortSignal,
   gate?: FlowGate,
 ): Promise<void> {
   let failure: ProxyError | undefined;
+  let done = false;
   const parser = createParser({
     // The handler reads what the upstream sent; whatever it throws ends this stream as the
     // caller's coded error, never as an exception out of the parser (issue 14, finding 1).
     onEvent: (event) => {
-      if (failure) return;
+      if (failure || done) return;
       try {
-        onEvent(event);
+        done = onEvent(event) === true;
       } catch (error) {
         failure = ProxyError.is(error) ? error : unhandled(error);
       }
@@ -42,14 +44,16 @@ export async function readEventStream(
   try {
     for await (const chunk of response.body) {
       parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-      if (failure) break;
+      if (failure || done) break;
       const held = gate?.pass();
       if (held) await held;
     }
   } catch (error) {
     throw toUpstreamError(error, signal);
   } finally {
-    if (failure) discard(response);
+    // Issue 14, finding 6: a stream read for one answer is not read on after it, so an upstream
+    // trickling comments cannot hold a socket for a call that is over.
+    if (failure || done) discard(response);
   }
   if (failure) throw failure;
 }

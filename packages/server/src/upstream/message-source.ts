@@ -6,6 +6,7 @@
 import { ProxyError } from '../errors.ts';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../json-depth.ts';
 import { initializeResultVersion, isJsonRpcMessage, type JsonRpcMessage } from '../jsonrpc.ts';
+import { TransportCallbacks } from './transport.ts';
 
 /**
  * Parses one JSON payload holding a message or a batch; anything else is a protocol error.
@@ -60,17 +61,12 @@ function isObject(value: unknown): boolean {
 }
 
 /** Base of the upstream transports: callbacks and message delivery. */
-export abstract class MessageSource {
-  /** Every message from the upstream. */
-  onmessage: ((message: JsonRpcMessage) => void) | undefined;
-  /** Errors not tied to one `send`. */
-  onerror: ((error: ProxyError) => void) | undefined;
-  /** The channel has closed. */
-  onclose: (() => void) | undefined;
+export abstract class MessageSource extends TransportCallbacks {
   #protocolVersion: string | undefined;
 
   /** @param protocolVersion already negotiated (a resumed session), if known. */
   constructor(protocolVersion?: string) {
+    super();
     this.#protocolVersion = protocolVersion;
   }
 

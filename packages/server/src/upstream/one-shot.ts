@@ -8,14 +8,11 @@
  * {@link StreamableHttpTransport} + {@link RequestCorrelator} do: a 4xx carrying a JSON-RPC error
  * for the request is its answer; an event stream is read until the response with the request's
  * id (the rest is still read, in the background); server-initiated requests on it are refused
- * with -32601; a request that times out or whose caller leaves is cancelled upstream with
+ * with -32601, a few at a time, and too many fail the call (see {@link ServerRequestRefusals}); a request that times out or whose caller leaves is cancelled upstream with
  * `notifications/cancelled`. A modern `tools/call` whose `Mcp-Param-*` headers may first need a
  * `tools/list` lookup goes through the transport, which owns that lookup.
  */
-import { Readable } from 'node:stream';
-import { linkAbort } from '../abort.ts';
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
+
 import { ProxyError } from '../errors.ts';
 import {
   initializeResultVersion,
@@ -26,11 +23,13 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
-import { RequestCorrelator } from './correlator.ts';
-import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
-import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
-import { parseMessages } from './message-source.ts';
-import { rejectStatus, rpcErrorFor } from './status.ts';
+import { readAnswer } from './answer.ts';
+import { Correlator, RequestCorrelator } from './correlator.ts';
+import { upstreamHeaders } from './headers.ts';
+import type { UpstreamHttp } from './http.ts';
+import type { ParamHeaderCatalog } from './param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from './request-metadata.ts';
+import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 
 /** One exchange. */
@@ -56,7 +55,7 @@ export interface OneShotResult {
 }
 
 /** Sends one message and waits for its answer (server requests meanwhile are refused). */
-export async function exchangeOnce(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
+export async function callOnce(http: UpstreamHttp, request: OneShotRequest): Promise<OneShotResult> {
   if (mayNeedToolLookup(request)) return viaTransport(http, request);
   return new OneShot(http, request).run();
 }
@@ -84,9 +83,13 @@ async function viaTransport(http: UpstreamHttp, request: OneShotRequest): Promis
   const correlator = new RequestCorrelator(transport, true);
   const { message, signal } = request;
   let response: JsonRpcResponse | undefined;
-  if (isRequest(message))
-    response = await correlator.request(message, { timeoutMs: request.timeoutMs, signal });
-  else await correlator.notify(message, signal);
+  try {
+    if (isRequest(message))
+      response = await correlator.request(message, { timeoutMs: request.timeoutMs, signal });
+    else await correlator.notify(message, signal);
+  } finally {
+    correlator.dispose();
+  }
   return { response, sessionId: transport.sessionId, protocolVersion: transport.protocolVersion };
 }
 
@@ -99,10 +102,19 @@ class OneShot {
   readonly #request: OneShotRequest;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
+  /** Aborted when the exchange is over: refusals still in flight end with it. */
+  readonly #done = new AbortController();
+  readonly #refusals: ServerRequestRefusals;
+  /** The answer this exchange waits for. */
+  readonly #answers = new Correlator();
 
   constructor(http: UpstreamHttp, request: OneShotRequest) {
     this.#http = http;
     this.#request = request;
+    this.#refusals = new ServerRequestRefusals(
+      (reply, signal) => this.#send(reply, signal, undefined),
+      this.#done.signal,
+    );
     this.#sessionId = request.sessionId;
     this.#protocolVersion = request.protocolVersion;
   }
@@ -110,60 +122,40 @@ class OneShot {
   async run(): Promise<OneShotResult> {
     const { message, signal } = this.#request;
     let response: JsonRpcResponse | undefined;
-    if (isRequest(message)) response = await this.#call(message);
-    else await this.#send(message, signal, undefined);
+    try {
+      if (isRequest(message)) response = await this.#call(message);
+      else await this.#send(message, signal, undefined);
+    } finally {
+      this.#done.abort();
+    }
     return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
   }
 
   /** Sends a request and resolves with its response, within the deadline. */
   async #call(message: JsonRpcRequest): Promise<JsonRpcResponse> {
-    const { timeoutMs } = this.#request;
-    const link = linkAbort([this.#request.signal], timeoutMs);
-    const { signal } = link;
-    const { promise, resolve, reject } = Promise.withResolvers<JsonRpcResponse>();
-    let settled = false;
+    const { timeoutMs, signal } = this.#request;
+    const expected = this.#answers.expect(message.id, {
+      timeoutMs,
+      signal,
+      onAbandon: (timedOut) =>
+        this.#notify({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
+        }),
+    });
     const onResponse: OnResponse = (response) => {
-      if (settled || response.id !== message.id) return;
-      settled = true;
-      resolve(response);
+      if (response.id === message.id) this.#answers.settle(response.id, response);
     };
-    const onAbort = () => {
-      if (settled) return;
-      settled = true;
-      const { timedOut } = link;
-      reject(
-        timedOut
-          ? new ProxyError('upstream_timeout', undefined, { data: { timeoutMs } })
-          : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.'),
-      );
-      this.#notify({
-        jsonrpc: '2.0',
-        method: 'notifications/cancelled',
-        params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
-      });
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      this.#send(message, signal, onResponse).then(
-        () => {
-          // Only a request still waiting was left without an answer.
-          if (settled) return;
-          settled = true;
-          reject(
-            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
-          );
-        },
-        (error: unknown) => {
-          if (settled) return;
-          settled = true;
-          reject(asProxyError(error));
-        },
-      );
-      return await promise;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      link.dispose();
-    }
+    this.#send(message, expected.signal, onResponse).then(
+      // Only a request still waiting was left without an answer.
+      () =>
+        expected.fail(
+          new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
+        ),
+      (error: unknown) => expected.fail(asProxyError(error)),
+    );
+    return expected.answer;
   }
 
   /** Sends a message of our own (a refusal, a cancellation); its fate does not matter. */
@@ -180,53 +172,27 @@ class OneShot {
       body: JSON.stringify(message),
       ...(signal ? { signal } : {}),
     });
-    const { status } = response;
-    if (status >= 400 && status < 500 && 'id' in message && isJson(response)) {
-      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
-      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
-      // answer the caller needs, with its data, not a proxy error.
-      const text = await http.readText(response, signal);
-      const answer = rpcErrorFor(text, message.id, { sessionId: this.#sessionId });
-      if (answer) {
-        this.#deliver([answer], onResponse);
-        return;
-      }
-      const replay = Readable.from([Buffer.from(text)]) as UpstreamResponse['body'];
-      await rejectStatus(http, { ...response, body: replay }, { sessionId: this.#sessionId });
-    }
-    if (status < 200 || status >= 300) await rejectStatus(http, response, { sessionId: this.#sessionId });
-    const issued = headerValue(response.headers, 'mcp-session-id');
-    if (issued) this.#sessionId = issued;
-    if (status === 202 || status === 204) {
-      drain(response);
-      return;
-    }
-    if (isJson(response)) {
-      this.#deliver(parseMessages(await http.readText(response, signal)), onResponse);
-      return;
-    }
-    if (isEventStream(response)) {
-      await readEventStream(
-        response,
-        http.responseLimitBytes,
-        (event) => {
-          if (isMessageEvent(event)) this.#deliver(parseMessages(event.data), onResponse);
-        },
-        signal,
-      );
-      return;
-    }
-    discard(response);
-    throw new ProxyError(
-      'upstream_protocol_error',
-      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
-      { data: { upstreamStatus: status } },
-    );
+    await readAnswer(response, {
+      http,
+      message,
+      sessionId: this.#sessionId,
+      signal,
+      deliver: (messages) => this.#deliver(messages, onResponse),
+      accepted: (issued) => {
+        if (issued) this.#sessionId = issued;
+      },
+    });
   }
 
   /** Hands responses on, learns from results, and refuses what the server asks of us. */
   #deliver(messages: readonly JsonRpcMessage[], onResponse: OnResponse | undefined): void {
-    const catalog = this.#request.paramHeaders;
+    // Only a 2026-07-28 `tools/list` answer can declare `x-mcp-header`s worth mirroring: other
+    // answers carrying a `tools` array are not learnt from (issue 14 review, F3).
+    const sent = this.#request.message;
+    const catalog =
+      sent.method === 'tools/list' && isModernVersion(declaredVersion(sent))
+        ? this.#request.paramHeaders
+        : undefined;
     for (const message of messages) {
       this.#protocolVersion = initializeResultVersion(message) ?? this.#protocolVersion;
       if ('result' in message) catalog?.learn(this.#request.url.href, message.result);
@@ -236,32 +202,32 @@ class OneShot {
     }
   }
 
-  /** A caller that cannot answer server requests must not leave the server waiting. */
+  /**
+   * A caller that cannot answer server requests must not leave the server waiting, but an
+   * upstream that keeps asking gets a few answers, then the call fails (issue 14 review, F2).
+   * The throw ends the event stream being read as this call's error.
+   */
   #refuse(request: JsonRpcRequest): void {
-    this.#notify({
-      jsonrpc: '2.0',
-      id: request.id,
-      error: {
-        code: -32601,
-        message: `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
-      },
-    });
+    const refused = this.#refusals.refuse(
+      request,
+      `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+    );
+    if (!refused) throw tooManyServerRequests();
   }
 
   /** The POST's headers, as the Streamable HTTP transport sends them. */
   #headers(message: JsonRpcMessage): Record<string, string> {
     const { bearerToken, forwardHeaders } = this.#request;
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    };
-    if (bearerToken) headers.authorization = `Bearer ${bearerToken}`;
-    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
-    if (this.#protocolVersion) headers['mcp-protocol-version'] = this.#protocolVersion;
-    if (forwardHeaders) Object.assign(headers, forwardHeaders);
+    const parts = {
+      accept: 'message',
+      jsonBody: true,
+      bearerToken,
+      sessionId: this.#sessionId,
+      protocolVersion: this.#protocolVersion,
+    } as const;
     // A 2026-07-28 request carries its metadata in headers too; they must match the body.
-    if (isModernVersion(declaredVersion(message))) Object.assign(headers, metadataHeaders(message));
-    return headers;
+    const metadata = isModernVersion(declaredVersion(message)) ? metadataHeaders(message) : undefined;
+    return upstreamHeaders(parts, forwardHeaders, metadata);
   }
 }
 

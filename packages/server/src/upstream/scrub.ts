@@ -1,7 +1,7 @@
 /**
  * @module upstream/scrub
  * The one place that removes upstream secrets (a session id the caller only ever sees sealed, a
- * legacy SSE endpoint's session) from upstream text before it reaches a caller: error messages,
+ * HTTP+SSE endpoint's session) from upstream text before it reaches a caller: error messages,
  * relayed error bodies, JSON-RPC error answers. A secret is found as its plain bytes and in any
  * JSON-escaped spelling (`\/`, `\u0041`, `\"`, mixed), since servers serialize differently.
  */

@@ -1,6 +1,6 @@
 /**
  * @module upstream/sse
- * The legacy HTTP+SSE client transport (protocol 2024-11-05): a long-lived GET event stream
+ * The HTTP+SSE client transport (protocol 2024-11-05): a long-lived GET event stream
  * whose first `endpoint` event names the URL to POST messages to; every answer comes back on
  * the stream. The proxy holds the stream for the life of a proxy session.
  */
@@ -9,12 +9,13 @@ import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
+import { upstreamHeaders } from './headers.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource } from './message-source.ts';
 import { rejectStatus } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
-/** How to reach one legacy SSE endpoint. */
+/** How to reach one HTTP+SSE endpoint. */
 export interface SseOptions {
   readonly url: URL;
   readonly http: UpstreamHttp;
@@ -46,7 +47,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     const handshake = handshakeLink.signal;
     const response = await http.send(url, {
       method: 'GET',
-      headers: this.#headers({ accept: 'text/event-stream' }),
+      headers: upstreamHeaders({ accept: 'stream', bearerToken: this.#options.bearerToken }),
       signal: this.#closer.signal,
       streaming: true,
     });
@@ -55,7 +56,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
       discard(response);
       throw new ProxyError(
         'upstream_protocol_error',
-        'The MCP server did not answer GET with an event stream: it speaks neither Streamable HTTP nor legacy SSE.',
+        'The MCP server did not answer GET with an event stream: it speaks neither Streamable HTTP nor HTTP+SSE.',
       );
     }
 
@@ -127,7 +128,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     try {
       const response = await http.send(endpoint, {
         method: 'POST',
-        headers: this.#headers({ 'content-type': 'application/json' }),
+        headers: upstreamHeaders({ jsonBody: true, bearerToken: this.#options.bearerToken }),
         body: JSON.stringify(message),
         signal,
       });
@@ -165,18 +166,13 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     }
     return endpoint;
   }
-
-  #headers(base: Record<string, string>): Record<string, string> {
-    if (this.#options.bearerToken) base.authorization = `Bearer ${this.#options.bearerToken}`;
-    return base;
-  }
 }
 
 /** Shortest path segment or query value taken for a session id wherever its name. */
 const MIN_SECRET_LENGTH = 16;
 
 /**
- * A legacy SSE endpoint's session in every form a server may quote it, longest first: the URL
+ * An SSE endpoint's session in every form a server may quote it, longest first: the URL
  * as sent and resolved, its path and query, and the parts that look like a session id (values
  * of a `session…` parameter, long path segments and query values). Short parts (`v=1`) are left
  * alone: scrubbing them would garble messages and hide nothing.

@@ -16,7 +16,7 @@ const MAX_DETAIL = 300;
 export interface StatusContext {
   /** The upstream session id in use: scrubbed, and a 404 then means the session expired. */
   readonly sessionId?: string | undefined;
-  /** Further secrets to scrub (a legacy SSE endpoint's session, say). */
+  /** Further secrets to scrub (an HTTP+SSE endpoint's session, say). */
   readonly secrets?: readonly string[] | undefined;
 }
 
@@ -81,15 +81,6 @@ function extractDetail(text: string): string | undefined {
 function clip(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > MAX_DETAIL ? `${oneLine.slice(0, MAX_DETAIL)}…` : oneLine;
-}
-
-/** True for the upstream answers after which the spec says to try the legacy SSE transport. */
-export function invitesLegacyProbe(error: unknown): boolean {
-  return (
-    ProxyError.is(error) &&
-    error.code === 'upstream_rejected' &&
-    [400, 404, 405].includes(Number(error.data.upstreamStatus))
-  );
 }
 
 /** Everything {@link StatusContext} says to scrub. */

@@ -71,8 +71,10 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
       });
     });
     this.#readLines(child.stdout, (line) => this.deliverText(line));
-    this.#readLines(child.stderr, (line) =>
-      logger.info({ server: name, stderr: line }, 'stdio server stderr'),
+    this.#readLines(
+      child.stderr,
+      (line) => logger.info({ server: name, stderr: line }, 'stdio server stderr'),
+      false,
     );
     child.stdin.on('error', () => {
       // EPIPE after the child died: reported through 'exit' below.
@@ -99,9 +101,14 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
     if (!child || this.#closed || !child.stdin.writable) {
       throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
     }
-    const ok = child.stdin.write(`${JSON.stringify(message)}\n`);
-    // Backpressure: wait until the child has read what we wrote before accepting more.
-    if (!ok) await new Promise<void>((resolve) => child.stdin.once('drain', resolve));
+    const stdin = child.stdin;
+    // Backpressure both ways round: a send waits for room before writing (concurrent sends
+    // must not pile up in stdin's buffer, issue 14 review F1) and until its bytes are taken.
+    if (stdin.writableNeedDrain) await drained(stdin);
+    if (this.#closed || !stdin.writable) {
+      throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
+    }
+    if (!stdin.write(`${JSON.stringify(message)}\n`)) await drained(stdin);
   }
 
   async close(): Promise<void> {
@@ -123,23 +130,79 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
     if (exited) await exited;
   }
 
-  #readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > this.#options.maxLineBytes && !buffer.includes('\n')) {
+  /**
+   * Splits a stream into lines, each at most `maxLineBytes` bytes. Only each new chunk is
+   * scanned for a newline and the pending bytes are counted, not UTF-16 units: scanning the
+   * whole pending text on every chunk was quadratic in a long line, and a line of multi-byte
+   * characters passed a bound set in bytes (issue 14 review, F5). A longer line ends stdout's
+   * session (`upstream_response_too_large`); on stderr it is skipped.
+   */
+  #readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void, fatal = true): void {
+    const limit = this.#options.maxLineBytes;
+    let parts: Buffer[] = [];
+    let held = 0;
+    /** True while the rest of an over-long line is being skipped. */
+    let skipping = false;
+    let stopped = false;
+    const tooLong = (): boolean => {
+      parts = [];
+      held = 0;
+      if (fatal) {
+        stopped = true;
         this.onerror?.(new ProxyError('upstream_response_too_large'));
         void this.close();
+        return true;
+      }
+      skipping = true;
+      return false;
+    };
+    stream.on('data', (data: Buffer | string) => {
+      if (stopped) return;
+      const chunk = typeof data === 'string' ? Buffer.from(data) : data;
+      let start = 0;
+      let newline = chunk.indexOf(0x0a);
+      while (newline !== -1) {
+        if (skipping) skipping = false;
+        else if (held + newline - start > limit) {
+          if (tooLong()) return;
+          skipping = false;
+        } else {
+          parts.push(chunk.subarray(start, newline));
+          const line = (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts))
+            .toString('utf8')
+            .replace(/\r$/, '');
+          parts = [];
+          held = 0;
+          if (line.trim() !== '') onLine(line);
+          if (stopped) return;
+        }
+        start = newline + 1;
+        newline = chunk.indexOf(0x0a, start);
+      }
+      if (skipping || start >= chunk.length) return;
+      held += chunk.length - start;
+      if (held > limit) {
+        tooLong();
         return;
       }
-      let newline = buffer.indexOf('\n');
-      while (newline !== -1) {
-        const line = buffer.slice(0, newline).replace(/\r$/, '');
-        buffer = buffer.slice(newline + 1);
-        if (line.trim() !== '') onLine(line);
-        newline = buffer.indexOf('\n');
-      }
+      // A copy: a view would keep the whole chunk (up to 64 KiB) alive for a few bytes.
+      parts.push(start === 0 ? chunk : Buffer.from(chunk.subarray(start)));
     });
   }
+}
+
+/** Resolves once `stream` drained or closed (a dead child never drains). */
+function drained(stream: NodeJS.WritableStream & { readonly closed?: boolean }): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
 }

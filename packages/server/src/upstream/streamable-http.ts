@@ -4,17 +4,17 @@
  * POST; the answer is a JSON body, an event stream, or 202 for notifications and responses.
  * `Mcp-Session-Id` and `MCP-Protocol-Version` are carried once known.
  */
-import { Readable } from 'node:stream';
 import { linkAbort } from '../abort.ts';
-import type { ParamHeaderCatalog } from '../eras/param-headers.ts';
-import { declaredVersion, isModernVersion, metadataHeaders } from '../eras/request-metadata.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { readAnswer } from './answer.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
-import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { type UpstreamAccept, upstreamHeaders } from './headers.ts';
+import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
-import { rejectStatus, rpcErrorFor } from './status.ts';
+import type { ParamHeaderCatalog } from './param-headers.ts';
+import { declaredVersion, isModernVersion, metadataHeaders } from './request-metadata.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one Streamable HTTP endpoint. */
@@ -28,7 +28,7 @@ export interface StreamableHttpOptions {
   /** Protocol version already negotiated for that session. */
   readonly protocolVersion?: string | undefined;
   /**
-   * Long-lived use (a bridged session): open the GET stream for server-initiated messages once
+   * Long-lived use (a held session): open the GET stream for server-initiated messages once
    * the session is initialized, and end the upstream session (DELETE) on close.
    */
   readonly longLived?: boolean;
@@ -79,79 +79,41 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     await this.#learnParamHeaders(message, signal);
     const response = await http.send(url, {
       method: 'POST',
-      headers: {
-        ...this.#headers({
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-        }),
-        ...this.#options.extraHeaders,
+      headers: this.#headers(
+        'message',
+        this.#options.extraHeaders,
         // A 2026-07-28 request carries its metadata in headers too; they must match the body.
-        ...(isModernVersion(declaredVersion(message)) ? this.#modernHeaders(message) : {}),
-      },
+        isModernVersion(declaredVersion(message)) ? this.#modernHeaders(message) : undefined,
+      ),
       body: JSON.stringify(message),
       signal,
       streaming,
     });
-    if (response.status >= 400 && response.status < 500 && 'id' in message && isJson(response)) {
-      // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
-      // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
-      // answer the caller needs, with its data, not a proxy error.
-      const text = await http.readText(response, signal);
-      const answer = rpcErrorFor(text, message.id, { sessionId: this.#sessionId });
-      if (answer) {
-        this.deliver([answer]);
-        return;
-      }
-      await rejectStatus(
-        http,
-        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
-        {
-          sessionId: this.#sessionId,
-        },
-      );
-    }
-    if (response.status < 200 || response.status >= 300) {
-      await rejectStatus(http, response, { sessionId: this.#sessionId });
-    }
-    const issued = headerValue(response.headers, 'mcp-session-id');
-    if (issued) this.#sessionId = issued;
-    if (this.#options.longLived && 'method' in message && message.method === 'notifications/initialized') {
-      void this.#openStandalone();
-    }
-
-    if (response.status === 202 || response.status === 204) {
-      drain(response);
-      return;
-    }
-    if (isEventStream(response)) {
-      await readEventStream(
-        response,
-        http.responseLimitBytes,
-        (event) => {
-          if (isMessageEvent(event)) this.deliver(parseMessages(event.data));
-        },
-        signal,
-        this.#gate,
-      );
-      return;
-    }
-    if (isJson(response)) {
-      this.deliver(parseMessages(await http.readText(response, signal)));
-      return;
-    }
-    discard(response);
-    throw new ProxyError(
-      'upstream_protocol_error',
-      'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
-      { data: { upstreamStatus: response.status } },
-    );
+    await readAnswer(response, {
+      http,
+      message,
+      sessionId: this.#sessionId,
+      signal,
+      gate: this.#gate,
+      deliver: (messages) => this.deliver(messages),
+      accepted: (issued) => {
+        if (issued) this.#sessionId = issued;
+        if (
+          this.#options.longLived &&
+          'method' in message &&
+          message.method === 'notifications/initialized'
+        ) {
+          void this.#openStandalone();
+        }
+      },
+    });
   }
 
   /** Ends the upstream session (HTTP DELETE), when there is one. */
   async terminateSession(): Promise<void> {
     if (this.#sessionId === undefined) return;
     const { http, url } = this.#options;
-    const response = await http.send(url, { method: 'DELETE', headers: this.#headers({}) });
+    const response = await http.send(url, { method: 'DELETE', headers: this.#headers(undefined) });
     drain(response);
   }
 
@@ -164,7 +126,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     try {
       const response = await http.send(url, {
         method: 'GET',
-        headers: this.#headers({ accept: 'text/event-stream' }),
+        headers: this.#headers('stream'),
         signal: this.#closer.signal,
         streaming: true,
       });
@@ -212,13 +174,7 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     try {
       const response = await this.#options.http.send(this.#options.url, {
         method: 'POST',
-        headers: {
-          ...this.#headers({
-            'content-type': 'application/json',
-            accept: 'application/json, text/event-stream',
-          }),
-          ...metadataHeaders(list),
-        },
+        headers: this.#headers('message', metadataHeaders(list)),
         body: JSON.stringify(list),
         signal,
       });
@@ -269,11 +225,17 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
     super.deliver(messages);
   }
 
-  #headers(base: Record<string, string>): Record<string, string> {
-    const headers = base;
-    if (this.#options.bearerToken) headers.authorization = `Bearer ${this.#options.bearerToken}`;
-    if (this.#sessionId) headers['mcp-session-id'] = this.#sessionId;
-    if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
-    return headers;
+  #headers(
+    accept: UpstreamAccept | undefined,
+    ...extra: ReadonlyArray<Readonly<Record<string, string>> | undefined>
+  ): Record<string, string> {
+    const parts = {
+      accept,
+      jsonBody: accept === 'message',
+      bearerToken: this.#options.bearerToken,
+      sessionId: this.#sessionId,
+      protocolVersion: this.protocolVersion,
+    };
+    return upstreamHeaders(parts, ...extra);
   }
 }

@@ -44,5 +44,18 @@ export interface UpstreamTransport {
   readonly busy?: boolean;
 }
 
+/**
+ * The callbacks of an {@link UpstreamTransport}, as fields: the base of every transport, wire
+ * ones ({@link MessageSource}) and those that wrap another (the era facades, the switches).
+ */
+export abstract class TransportCallbacks {
+  /** Every message from the upstream. */
+  onmessage: ((message: JsonRpcMessage) => void) | undefined;
+  /** Errors not tied to one `send`. */
+  onerror: ((error: ProxyError) => void) | undefined;
+  /** The channel has closed. */
+  onclose: (() => void) | undefined;
+}
+
 /** The wire protocols the proxy speaks upstream over HTTP. */
 export type HttpTransportKind = 'streamable-http' | 'sse';

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { upstreamHeaders } from './headers.ts';
 import { toUpstreamError } from './http.ts';
 import { MessageSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
@@ -38,7 +39,7 @@ export class WebSocketTransport extends MessageSource implements UpstreamTranspo
     const { url, guard, bearerToken, maxPayloadBytes, handshakeTimeoutMs } = this.#options;
     const socket = new WebSocket(url, ['mcp'], {
       lookup: guard.lookup,
-      headers: bearerToken ? { authorization: `Bearer ${bearerToken}` } : {},
+      headers: upstreamHeaders({ bearerToken }),
       maxPayload: maxPayloadBytes,
       handshakeTimeout: handshakeTimeoutMs,
       followRedirects: false,

@@ -1,33 +1,38 @@
 /**
- * @module mcp/endpoint
+ * @module surfaces/mcp/endpoint
  * The proxy's spec-compliant Streamable HTTP endpoint (`/mcp`, `/servers/{name}/mcp`), so any
- * MCP client can use it unchanged. Streamable HTTP upstreams are passed through statelessly;
- * every other upstream is bridged through a proxy-held session.
+ * MCP client can use it unchanged. It executes the route the dispatch plan (dispatch/plan.ts)
+ * gives each request: Streamable HTTP upstreams are passed through statelessly; every other
+ * upstream is bridged through a proxy-held session; a modern client of a session-era upstream
+ * goes through a pooled one.
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { linkAbort } from '../../abort.ts';
-import { UpstreamConnector } from '../../dispatch/connector.ts';
-import type { EraDetector } from '../../dispatch/era-detector.ts';
+import {
+  type DispatchPlanner,
+  mayFallBack,
+  type PassThroughRoute,
+  type Route,
+  sessionRefOf,
+} from '../../dispatch/plan.ts';
 import {
   type ResolvedTarget,
   TargetResolver,
   TRANSPORT_CHOICES,
   type TransportChoice,
 } from '../../dispatch/targets.ts';
-import type { TransportVerdicts } from '../../dispatch/transport-verdicts.ts';
-import { clientEraOf, isModernOnlyRefusal, parseJson } from '../../eras/classify.ts';
-import { checkHeaderAgreement, isModernProtocolError } from '../../eras/request-metadata.ts';
+import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
-import { PROXY_SESSION_PREFIX } from '../../sessions/store.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
-import type { BridgeContext, HeldSessionHandler } from './held-session-handler.ts';
+import { callOnce } from '../../upstream/one-shot.ts';
+import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
 
@@ -38,8 +43,8 @@ export interface McpEndpointDeps {
   readonly bridge: HeldSessionHandler;
   /** Modern clients of session-era upstreams. */
   readonly modern: PooledSessionHandler;
-  readonly eras: EraDetector;
-  readonly verdicts: TransportVerdicts;
+  /** Decides each message's route, and what a first answer changes. */
+  readonly planner: DispatchPlanner;
   readonly sealer: SessionIdSealer;
   readonly http: UpstreamHttp;
   readonly inbound: InboundPolicy;
@@ -52,6 +57,14 @@ export interface McpEndpointDeps {
 interface Inbound {
   readonly messages: JsonRpcMessage[];
   readonly batch: boolean;
+}
+
+/** The era of a POST: modern when any of its requests is (2026-07-28). */
+function eraOf(request: FastifyRequest, inbound: Inbound): Era {
+  const version = header(request, 'mcp-protocol-version');
+  return inbound.messages.some((message) => 'method' in message && clientEraOf(message, version) === 'modern')
+    ? 'modern'
+    : 'session';
 }
 
 /** Serves the Streamable HTTP endpoint. */
@@ -71,67 +84,79 @@ export class McpEndpoint {
     request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
 
     const target = await this.#resolve(request, serverName, identity.servers);
-    const targetKey = TargetResolver.key(target);
-    request.targetKey = targetKey;
+    request.targetKey = TargetResolver.key(target);
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
-
-    const knownLegacy = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === 'sse';
-    if (sessionId === undefined && inbound && this.#isModern(request, inbound)) {
-      // Refuse header/body disagreement here rather than spend an upstream call on it.
+    const era = inbound && eraOf(request, inbound);
+    if (sessionId === undefined && inbound && era === 'modern') {
+      // Refuse header/body disagreement here rather than spend an upstream call (or probe) on it.
       for (const message of inbound.messages) checkHeaderAgreement(request.headers, message);
-      if (knownLegacy || needsBridge(target) || (await this.#speaksOnlyLegacy(target, reply))) {
-        return this.#deps.modern.post(request, reply, inbound, {
-          ownerId: identity.principalKey,
-          target: knownLegacy ? this.#bridgeTarget(target) : target,
-          targetKey,
+    }
+    const route = await this.#deps.planner.plan(
+      {
+        principalKey: identity.principalKey,
+        surface: 'mcp',
+        era,
+        opens: inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false,
+        session: sessionRefOf(sessionId),
+      },
+      target,
+      () => callerSignal(reply),
+    );
+    return this.#run(request, reply, inbound, route);
+  }
+
+  /** Executes a route of the plan. */
+  async #run(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    route: Route,
+  ): Promise<FastifyReply> {
+    switch (route.kind) {
+      case 'refused':
+        throw new ProxyError(route.code);
+      case 'pooled':
+        // Only a modern POST is pooled: it has a body.
+        return this.#deps.modern.post(request, reply, inbound as Inbound, route);
+      case 'held':
+      case 'open-held':
+      case 'one-shot':
+        return this.#bridged(request, reply, inbound, {
+          ownerId: route.ownerId,
+          target: route.target,
+          targetKey: route.targetKey,
+          sessionId: route.kind === 'held' ? route.sessionId : undefined,
         });
-      }
-    } else if (
-      sessionId === undefined &&
-      (target.kind === 'http-auto' || target.kind === 'streamable-http') &&
-      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === false
-    ) {
-      // A session client of a server known to speak only 2026-07-28: the proxy holds the session.
-      return this.#bridged(request, reply, inbound, {
-        ownerId: identity.principalKey,
-        target,
-        targetKey,
-        sessionId,
-      });
+      case 'pass-through':
+        return this.#passThrough(request, reply, inbound, route);
     }
-    if (
-      sessionId?.startsWith(PROXY_SESSION_PREFIX) ||
-      (sessionId === undefined && (knownLegacy || needsBridge(target)))
-    ) {
-      const bridgeTarget = this.#bridgeTarget(target);
-      return this.#bridged(request, reply, inbound, {
-        ownerId: identity.principalKey,
-        target: bridgeTarget,
-        targetKey,
-        sessionId,
-      });
-    }
-    if (target.kind === 'stdio' || target.kind === 'websocket' || target.kind === 'sse') {
-      throw new ProxyError('session_not_found');
-    }
+  }
+
+  /** Stateless to a Streamable HTTP upstream; the first answer may still send it another way. */
+  async #passThrough(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    route: PassThroughRoute,
+  ): Promise<FastifyReply> {
+    const { target } = route;
     let opened: OpenedSessionId | undefined;
-    if (sessionId !== undefined) {
+    if (route.sealedId !== undefined) {
       // Only ids this proxy sealed for this principal and target: never a raw upstream id.
-      opened = this.#deps.sealer.open(sessionId, identity.principalKey, targetKey);
+      opened = this.#deps.sealer.open(route.sealedId, route.ownerId, route.targetKey);
       if (opened === undefined) throw new ProxyError('session_not_found');
     }
-    const upstreamSessionId = opened?.upstreamId;
     // Refuse header/body disagreement here rather than spend an upstream call on it.
     for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,
-      upstreamSessionId,
+      upstreamSessionId: opened?.upstreamId,
       sealedSessionId: opened?.sealedId,
       resealed: opened?.resealed ?? false,
-      ownerId: identity.principalKey,
-      targetKey,
+      ownerId: route.ownerId,
+      targetKey: route.targetKey,
       body: inbound ? JSON.stringify(inbound.batch ? inbound.messages : inbound.messages[0]) : undefined,
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
@@ -141,41 +166,52 @@ export class McpEndpoint {
       if (filtered) return filtered;
     }
     const response = await this.#deps.passThrough.send(request, exchange);
-    const transportUnknown = target.kind === 'http-auto' && this.#deps.verdicts.get(target.url) === undefined;
-    const eraUnknown =
-      upstreamSessionId === undefined &&
-      this.#deps.eras.known(UpstreamConnector.eraTarget(target)).legacy === undefined;
-    if (transportUnknown || eraUnknown) {
-      const answered = await this.#probe(
-        request,
-        reply,
-        response,
-        inbound,
-        exchange,
-        target,
-        transportUnknown,
-      );
-      if (answered) return reply;
-    }
+    if (await this.#fellBack(request, reply, response, inbound, exchange, route)) return reply;
     return this.#deps.passThrough.relay(reply, response, exchange);
   }
 
-  /** True when the POST carries modern (2026-07-28) requests. */
-  #isModern(request: FastifyRequest, inbound: Inbound): boolean {
-    const version = header(request, 'mcp-protocol-version');
-    return inbound.messages.some(
-      (message) => 'method' in message && clientEraOf(message, version) === 'modern',
-    );
-  }
-
-  /** For a modern client: is the (HTTP) upstream known, or found by a probe, to speak only the session era? */
-  async #speaksOnlyLegacy(target: ResolvedTarget, reply: FastifyReply): Promise<boolean> {
-    if (target.kind !== 'http-auto' && target.kind !== 'streamable-http') return false;
-    const supported = await this.#deps.eras.supportsModern(
-      UpstreamConnector.eraTarget(target),
-      callerSignal(reply),
-    );
-    return supported === false;
+  /**
+   * Applies the plan's rules to the first answer ({@link DispatchPlanner.fallbackAfter}): an
+   * answer that may send the message another way is read first; the caller then gets the
+   * fallback's answer, or the upstream's own, unchanged. True when it answered the caller itself.
+   * A boolean, not the reply: a `FastifyReply` is a thenable that settles with `undefined` once
+   * sent, so an awaited reply reads as "not answered" and the caller relayed a second answer
+   * into a sent reply (issue 14, finding 13).
+   */
+  async #fellBack(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    response: UpstreamResponse,
+    inbound: Inbound | undefined,
+    exchange: PassThroughRequest,
+    route: PassThroughRoute,
+  ): Promise<boolean> {
+    const { planner } = this.#deps;
+    if (!mayFallBack(route, response.status)) {
+      // Nothing to read: the status alone teaches what it can (a success, the transport).
+      planner.fallbackAfter(route, { status: response.status });
+      return false;
+    }
+    const text = await this.#deps.http.readText(response).catch(() => '');
+    // Whatever happens next, the caller may get the upstream's own answer, unchanged.
+    const replay = async () => {
+      await this.#deps.passThrough.relay(
+        reply,
+        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
+        exchange,
+      );
+      return true;
+    };
+    const fallback = planner.fallbackAfter(route, { status: response.status, body: parseJson(text) });
+    if (!fallback) return replay();
+    try {
+      await this.#run(request, reply, inbound, fallback.route);
+    } catch (error) {
+      if (!fallback.keepOriginalOnFailure) throw error;
+      return replay();
+    }
+    planner.served(route, fallback);
+    return true;
   }
 
   /** A relayed GET stream ends when its caller leaves or the proxy shuts down. */
@@ -207,7 +243,7 @@ export class McpEndpoint {
       return reply.code(200).type('application/json').send(refusal);
     }
     if (!filter.filters(message) || !isRequest(message)) return undefined;
-    const result = await exchangeOnce(this.#deps.http, {
+    const result = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,
@@ -224,76 +260,11 @@ export class McpEndpoint {
       .send(filter.filter(result.response as JsonRpcResponse));
   }
 
-  /**
-   * MCP back-compat: an initialize POST refused with 400/404/405 by a server never seen before
-   * may mean it speaks the 2024-11-05 SSE transport; try that, else relay the refusal. True when
-   * the probe answered the caller itself. A boolean, not the reply: a `FastifyReply` is a thenable
-   * that settles with `undefined` once sent, so an awaited reply reads as "not answered" and the
-   * caller relayed a second answer into a sent reply (issue 14, finding 13).
-   */
-  async #probe(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    response: UpstreamResponse,
-    inbound: Inbound | undefined,
-    exchange: PassThroughRequest,
-    target: ResolvedTarget & { readonly url: URL },
-    trySse: boolean,
-  ): Promise<boolean> {
-    const { url } = target;
-    const initializes = inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false;
-    if (response.status >= 200 && response.status < 300) {
-      if (initializes) {
-        if (trySse) this.#deps.verdicts.set(url, 'streamable-http');
-        this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', true);
-      }
-      return false;
-    }
-    if (!initializes || ![400, 404, 405].includes(response.status)) return false;
-    const text = await this.#deps.http.readText(response).catch(() => '');
-    // Whatever happens next, the caller may get the upstream's own answer, unchanged.
-    const replay = async () => {
-      await this.#deps.passThrough.relay(
-        reply,
-        { ...response, body: Readable.from([Buffer.from(text)]) as UpstreamResponse['body'] },
-        exchange,
-      );
-      return true;
-    };
-    // A server that speaks only 2026-07-28 refused the session client: the proxy bridges it.
-    if (isModernOnlyRefusal(parseJson(text))) {
-      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'legacy', false);
-      this.#deps.eras.learn(UpstreamConnector.eraTarget(target), 'modern', true);
-      await this.#bridged(request, reply, inbound, {
-        ownerId: exchange.ownerId,
-        target,
-        targetKey: exchange.targetKey,
-        sessionId: undefined,
-      });
-      return true;
-    }
-    // A modern server's protocol error (e.g. unsupported version, with the versions it supports)
-    // is the answer the client needs to negotiate: no legacy fallback then (spec back-compat).
-    if (isModernProtocolError(text) || !trySse) return replay();
-    try {
-      await this.#bridged(request, reply, inbound, {
-        ownerId: exchange.ownerId,
-        target: { ...target, kind: 'sse' },
-        targetKey: exchange.targetKey,
-        sessionId: undefined,
-      });
-    } catch {
-      return replay();
-    }
-    this.#deps.verdicts.set(url, 'sse');
-    return true;
-  }
-
   async #bridged(
     request: FastifyRequest,
     reply: FastifyReply,
     inbound: Inbound | undefined,
-    ctx: BridgeContext,
+    ctx: HeldSessionContext,
   ) {
     checkProtocolVersion(request);
     const { bridge } = this.#deps;
@@ -326,18 +297,6 @@ export class McpEndpoint {
     }
     return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, allowed);
   }
-
-  #bridgeTarget(target: ResolvedTarget): BridgeContext['target'] {
-    if (target.kind === 'http-auto') {
-      // Only a proxy-issued id or a known legacy server lead here: both mean SSE.
-      return { ...target, kind: 'sse' };
-    }
-    return target;
-  }
-}
-
-function needsBridge(target: ResolvedTarget): boolean {
-  return target.kind === 'stdio' || target.kind === 'websocket' || target.kind === 'sse';
 }
 
 function parseBody(body: unknown): Inbound {

@@ -1,22 +1,27 @@
 /**
- * @module mcp/bridge-handler
- * The proxy as a Streamable HTTP server in front of a held upstream (legacy SSE, WebSocket,
+ * @module surfaces/mcp/held-session-handler
+ * The proxy as a Streamable HTTP server in front of a held upstream (HTTP+SSE, WebSocket,
  * configured stdio): proxy-issued session ids, POST answered as JSON or as an event stream
  * per the request's Accept, a GET stream for server-initiated messages, DELETE to end.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
-import { ProxyError, toErrorReply } from '../../errors.ts';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
+import type { HeldSessions } from '../../dispatch/held-sessions.ts';
+import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
-import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import {
+  type EventStreamOptions,
+  EventStreamWriter,
+  idleWatch,
+  sendEventStream,
+} from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
-import { isRequest, type JsonRpcMessage, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
-import { toolFilterFor } from '../../policy/tool-filter.ts';
-import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import { isRequest, type JsonRpcRequest, type MessageBatch } from '../../jsonrpc.ts';
+import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 
-/** What a bridged exchange needs to know about the caller. */
-export interface BridgeContext {
+/** What a request through a held session needs to know about the caller. */
+export interface HeldSessionContext {
   readonly ownerId: string;
   readonly target: UpstreamTarget;
   readonly targetKey: string;
@@ -26,7 +31,7 @@ export interface BridgeContext {
 /** Collaborators and limits. */
 export interface HeldSessionHandlerDeps {
   readonly sessions: SessionStore<HeldSession>;
-  readonly connector: UpstreamConnector;
+  readonly held: HeldSessions;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
 }
@@ -40,12 +45,7 @@ export class HeldSessionHandler {
   }
 
   /** POST: one message or a batch. */
-  async post(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
-    ctx: BridgeContext,
-  ) {
+  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: HeldSessionContext) {
     const { messages, batch } = inbound;
     const requests = messages.filter(isRequest);
     const opens = requests.some((m) => m.method === 'initialize');
@@ -53,15 +53,9 @@ export class HeldSessionHandler {
     let session: HeldSession;
     if (sessionId === undefined) {
       if (!opens) throw new ProxyError('session_required');
-      const { sessions, connector } = this.#deps;
-      const created = await sessions.add(
-        ctx.ownerId,
-        async () =>
-          new HeldSession(ctx.targetKey, await connector.open(ctx.target), toolFilterFor(ctx.target)),
-      );
-      sessionId = created.id;
-      session = created.value;
-      session.onClosed(() => void sessions.delete(created.id));
+      const opened = await this.#deps.held.open(ctx.ownerId, ctx.target);
+      sessionId = opened.id;
+      session = opened.session;
     } else {
       session = this.#session(sessionId, ctx);
     }
@@ -82,7 +76,7 @@ export class HeldSessionHandler {
   }
 
   /** GET: the standalone stream for server-initiated messages. */
-  async get(request: FastifyRequest, reply: FastifyReply, ctx: BridgeContext) {
+  async get(request: FastifyRequest, reply: FastifyReply, ctx: HeldSessionContext) {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
     if (!acceptsEventStream(request))
       throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
@@ -92,7 +86,7 @@ export class HeldSessionHandler {
     // Clients wait for the GET's headers before going on; send them now, not with the first event.
     writer.comment('stream open');
     // A caller already gone must not take the backlog, nor hold the session's one GET stream.
-    if (closeWhenCallerLeaves(reply, writer)) return this.#sendStream(reply, writer);
+    if (closeWhenCallerLeaves(reply, writer)) return sendEventStream(reply, writer);
     const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));
@@ -102,18 +96,18 @@ export class HeldSessionHandler {
     );
     keepAlive.unref();
     writer.onClose(() => clearInterval(keepAlive));
-    return this.#sendStream(reply, writer);
+    return sendEventStream(reply, writer);
   }
 
   /** DELETE: end the session and its upstream connection. */
-  async delete(reply: FastifyReply, ctx: BridgeContext) {
+  async delete(reply: FastifyReply, ctx: HeldSessionContext) {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
     this.#session(ctx.sessionId, ctx);
     await this.#deps.sessions.delete(ctx.sessionId);
     return reply.code(200).send();
   }
 
-  #session(id: string, ctx: BridgeContext): HeldSession {
+  #session(id: string, ctx: HeldSessionContext): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
     if (!session || session.closed || session.target !== ctx.targetKey)
       throw new ProxyError('session_not_found');
@@ -126,7 +120,7 @@ export class HeldSessionHandler {
       requests.map((message) =>
         session
           .call(message, { timeoutMs: this.#deps.timeoutMs, signal })
-          .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse),
+          .catch((error: unknown) => toJsonRpcError(error, message.id)),
       ),
     );
   }
@@ -138,22 +132,16 @@ export class HeldSessionHandler {
     });
     writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
-    let idle: NodeJS.Timeout | undefined;
-    const armIdle = () => {
-      clearTimeout(idle);
-      // An answer stream may run long (progress, sampling) but not silently forever.
-      idle = setTimeout(() => {
-        for (const id of waiting)
-          writer.write(toErrorReply(new ProxyError('upstream_timeout'), id).body as JsonRpcResponse);
-        session.abandon(sink, 'timeout');
-        writer.close();
-      }, this.#deps.timeoutMs);
-      idle.unref();
-    };
+    // An answer stream may run long (progress, sampling) but not silently forever.
+    const idle = idleWatch(this.#deps.timeoutMs, () => {
+      for (const id of waiting) writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), id));
+      session.abandon(sink, 'timeout');
+      writer.close();
+    });
     const sink: MessageSink = {
       deliver: (message) => {
         if (!writer.write(message)) return false;
-        armIdle();
+        idle.arm();
         if ('id' in message && !('method' in message) && message.id !== null && waiting.delete(message.id)) {
           if (waiting.size === 0) writer.close();
         }
@@ -162,34 +150,25 @@ export class HeldSessionHandler {
       end: () => writer.close(),
     };
     writer.onClose(() => {
-      clearTimeout(idle);
+      idle.stop();
       // Closing the stream before the answers arrived abandons them: cancel upstream.
       if (waiting.size > 0) session.abandon(sink);
     });
     if (closeWhenCallerLeaves(reply, writer)) {
       // The caller left while this POST waited (its batch's notifications going upstream):
       // its requests are never sent, so nothing is left running upstream.
-      return this.#sendStream(reply, writer);
+      return sendEventStream(reply, writer);
     }
-    armIdle();
+    idle.arm();
     // Not awaited: a transport whose send lasts as long as its answer stream (an HTTP upstream)
     // must not hold this stream's headers, progress or server requests back until the end.
     // request() registers each route before its first await, so the order is kept.
     for (const message of requests) {
       session.request(message, sink).catch((error: unknown) => {
-        sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+        sink.deliver(toJsonRpcError(error, message.id));
       });
     }
-    return this.#sendStream(reply, writer);
-  }
-
-  #sendStream(reply: FastifyReply, writer: EventStreamWriter) {
-    return reply
-      .code(200)
-      .header('content-type', 'text/event-stream')
-      .header('cache-control', 'no-cache, no-transform')
-      .header('x-accel-buffering', 'no')
-      .send(writer.stream);
+    return sendEventStream(reply, writer);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * @module mcp/passthrough
+ * @module surfaces/mcp/passthrough
  * Stateless forwarding of Streamable HTTP to a Streamable HTTP upstream: the request goes up
  * with its MCP headers, the answer (JSON, or an event stream with its event ids intact, so
  * `Last-Event-ID` resumption works end to end) comes back as it is. The rewrites: the session
@@ -17,6 +17,7 @@ import { ProxyError } from '../../errors.ts';
 import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { relayedContentType } from '../../upstream/content-type.ts';
 import { isEventStream } from '../../upstream/event-stream.ts';
+import { upstreamHeaders } from '../../upstream/headers.ts';
 import {
   discard,
   drain,
@@ -47,7 +48,7 @@ const RELAYED = ['mcp-protocol-version', 'www-authenticate', 'retry-after', 'cac
  */
 export const RELAYED_CONTENT_POLICY = "sandbox; default-src 'none'";
 
-/** One pass-through exchange. */
+/** One request passed through. */
 export interface PassThroughRequest {
   readonly url: URL;
   readonly bearerToken?: string | undefined;
@@ -75,23 +76,27 @@ export class PassThrough {
   }
 
   /** Sends the inbound request upstream; the caller relays or inspects the response. */
-  async send(request: FastifyRequest, exchange: PassThroughRequest): Promise<UpstreamResponse> {
-    const headers: Record<string, string> = {};
+  async send(request: FastifyRequest, forward: PassThroughRequest): Promise<UpstreamResponse> {
+    const forwarded: Record<string, string> = {};
     const inbound = request.headers;
     for (const name in inbound) {
       // MCP 2026-07-28: intermediaries forward Mcp-Param-* headers they do not recognise.
       if (!FORWARDED.has(name) && !name.startsWith('mcp-param-')) continue;
       const value = inbound[name];
-      if (typeof value === 'string') headers[name] = value;
+      if (typeof value === 'string') forwarded[name] = value;
     }
-    if (request.method === 'POST') headers['content-type'] = 'application/json';
-    if (exchange.bearerToken) headers.authorization = `Bearer ${exchange.bearerToken}`;
-    if (exchange.upstreamSessionId) headers['mcp-session-id'] = exchange.upstreamSessionId;
-    return this.#http.send(exchange.url, {
+    // The caller's own Accept and protocol version go as they came; the proxy's parts win.
+    const own = upstreamHeaders({
+      jsonBody: request.method === 'POST',
+      bearerToken: forward.bearerToken,
+      sessionId: forward.upstreamSessionId,
+    });
+    const headers = { ...forwarded, ...own };
+    return this.#http.send(forward.url, {
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
-      ...(exchange.body === undefined ? {} : { body: exchange.body }),
-      signal: exchange.signal,
+      ...(forward.body === undefined ? {} : { body: forward.body }),
+      signal: forward.signal,
       streaming: true,
     });
   }
@@ -105,11 +110,11 @@ export class PassThrough {
   async relay(
     reply: FastifyReply,
     response: UpstreamResponse,
-    exchange: PassThroughRequest,
+    forward: PassThroughRequest,
   ): Promise<FastifyReply> {
     let sessionId: string | undefined;
     try {
-      sessionId = this.sessionIdFor(headerValue(response.headers, 'mcp-session-id'), exchange);
+      sessionId = this.sessionIdFor(headerValue(response.headers, 'mcp-session-id'), forward);
     } catch (error) {
       discard(response);
       throw error;
@@ -120,9 +125,9 @@ export class PassThrough {
       return reply.send();
     }
     if (!isEventStream(response)) {
-      let body = await this.#http.readBody(response, exchange.signal);
+      let body = await this.#http.readBody(response, forward.signal);
       // An error answer may quote the session id it refuses: callers only ever see it sealed.
-      if (response.status >= 400) body = scrubBody(body, [exchange.upstreamSessionId]);
+      if (response.status >= 400) body = scrubBody(body, [forward.upstreamSessionId]);
       this.#relayHeaders(reply, response, sessionId);
       return reply.send(body);
     }
@@ -141,11 +146,11 @@ export class PassThrough {
    * sealed id when the upstream kept its session (no new seal per response: fewer random nonces
    * under one key, and a stable id for the caller).
    */
-  sessionIdFor(issued: string | undefined, exchange: PassThroughRequest): string | undefined {
+  sessionIdFor(issued: string | undefined, forward: PassThroughRequest): string | undefined {
     // Servers need not repeat their id on each answer; a re-sealed one must reach the caller.
-    if (!issued) return exchange.resealed ? exchange.sealedSessionId : undefined;
-    if (issued === exchange.upstreamSessionId && exchange.sealedSessionId) return exchange.sealedSessionId;
-    return this.#sealer.seal(issued, exchange.ownerId, exchange.targetKey);
+    if (!issued) return forward.resealed ? forward.sealedSessionId : undefined;
+    if (issued === forward.upstreamSessionId && forward.sealedSessionId) return forward.sealedSessionId;
+    return this.#sealer.seal(issued, forward.ownerId, forward.targetKey);
   }
 
   #relayHeaders(

@@ -1,7 +1,7 @@
 /**
- * @module mcp/modern-bridge-handler
+ * @module surfaces/mcp/pooled-session-handler
  * `/mcp` for a modern (2026-07-28) client whose server speaks only the session era (or is
- * reached over stdio, WebSocket or legacy SSE and found to): each POST is one request, answered
+ * reached over stdio, WebSocket or HTTP+SSE and found to): each POST is one request, answered
  * through an upstream session the proxy pools for the caller's token and client envelope. The
  * proxy answers what a 2026-07-28 server refuses before dispatch itself (an incomplete `_meta`
  * envelope, an unsupported version, the removed session-era methods). An answer is an event
@@ -11,11 +11,16 @@
  * open until the client closes it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import { META, MODERN_VERSION, metaOf } from '../../eras/classify.ts';
-import { checkParamHeaders, type ParamHeaderCatalog } from '../../eras/param-headers.ts';
-import { ProxyError, toErrorReply } from '../../errors.ts';
+import { PROTOCOL_ERRORS, ProxyError, protocolError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
-import { type EventStreamOptions, EventStreamWriter } from '../../http/event-stream-writer.ts';
+import {
+  type EventStreamOptions,
+  EventStreamWriter,
+  idleWatch,
+  sendEventStream,
+} from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import {
   isRequest,
@@ -23,14 +28,16 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
+  type MessageBatch,
 } from '../../jsonrpc.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
-import type { ModernSessionPool, PoolContext, PooledExchange } from '../../sessions/modern-pool.ts';
+import type { ModernSessionPool, PoolContext, PooledCall } from '../../sessions/modern-pool.ts';
+import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 
 /** Collaborators and limits. */
 export interface PooledSessionHandlerDeps {
-  readonly pool: ModernSessionPool;
-  /** `x-mcp-header` declarations, learnt from the `tools/list` answers the bridge relays. */
+  readonly pool: ModernSessionPool<UpstreamTarget>;
+  /** `x-mcp-header` declarations, learnt from the `tools/list` answers the pooled sessions relay. */
   readonly paramHeaders: ParamHeaderCatalog;
   readonly timeoutMs: number;
   readonly stream: EventStreamOptions;
@@ -48,8 +55,8 @@ export class PooledSessionHandler {
   async post(
     request: FastifyRequest,
     reply: FastifyReply,
-    inbound: { readonly messages: JsonRpcMessage[]; readonly batch: boolean },
-    ctx: PoolContext,
+    inbound: MessageBatch,
+    ctx: PoolContext<UpstreamTarget>,
   ) {
     const requests = inbound.messages.filter(isRequest);
     // A modern client's only notification is cancellation on stdio; over HTTP closing the stream
@@ -66,14 +73,11 @@ export class PooledSessionHandler {
     // before any upstream session is opened for it.
     const refusal = refusalOf(message);
     if (refusal) {
-      return reply
-        .code(refusal.status)
-        .type('application/json')
-        .send({ jsonrpc: '2.0', id: message.id, error: refusal.error });
+      return reply.code(refusal.status).type('application/json').send(refusal.body);
     }
     const session = await this.#deps.pool.session(ctx, message);
     if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
-    const exchange = this.#deps.pool.exchange(session, message);
+    const call = this.#deps.pool.prepare(session, message);
     // Stream only what may send something before its answer (like the SDK's `auto` mode): a
     // listen stream, and requests that asked for progress or log messages. Everything else gets
     // JSON when the client takes it, so the answer can set the HTTP status (404 for -32601).
@@ -83,28 +87,29 @@ export class PooledSessionHandler {
       meta.progressToken !== undefined ||
       meta[META.logLevel] !== undefined;
     if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
-      return this.#answerAsStream(reply, exchange, message);
+      return this.#answerAsStream(reply, call, message);
     }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    const response = await exchange
+    const response = await call
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
-      .catch((error: unknown) => toErrorReply(error, message.id).body as JsonRpcResponse);
+      .catch((error: unknown) => toJsonRpcError(error, message.id));
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
     // A method the server does not implement: 404 with -32601 (2026-07-28, Streamable HTTP).
-    const status = 'error' in response && response.error.code === METHOD_NOT_FOUND ? 404 : 200;
+    const status =
+      'error' in response && response.error.code === PROTOCOL_ERRORS.method_not_found ? 404 : 200;
     return reply.code(status).type('application/json').send(response);
   }
 
   /**
-   * As the 2026-07-28 server this client sees, the bridge checks `Mcp-Param-*` headers against
+   * As the 2026-07-28 server this client sees, the proxy checks `Mcp-Param-*` headers against
    * the tool's `x-mcp-header` parameters (looked up once through the session when unknown).
    */
   async #checkParamHeaders(
     request: FastifyRequest,
     session: HeldSession,
     message: JsonRpcRequest,
-    ctx: PoolContext,
+    ctx: PoolContext<UpstreamTarget>,
   ): Promise<void> {
     const name = message.params?.name;
     if (typeof name !== 'string') return;
@@ -120,7 +125,7 @@ export class PooledSessionHandler {
         params: { _meta: metaOf(message) },
       };
       const listed = await pool
-        .exchange(session, list)
+        .prepare(session, list)
         .call({ timeoutMs })
         .catch(() => undefined);
       if (listed && 'result' in listed) paramHeaders.learn(ctx.targetKey, listed.result);
@@ -129,22 +134,19 @@ export class PooledSessionHandler {
     if (declared) checkParamHeaders(request.headers, declared, message.params?.arguments);
   }
 
-  async #answerAsStream(reply: FastifyReply, exchange: PooledExchange, message: JsonRpcRequest) {
+  async #answerAsStream(reply: FastifyReply, call: PooledCall, message: JsonRpcRequest) {
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     // A listen stream is meant to stay quiet for long; any other answer may not go silent forever.
     const watchIdle = message.method !== 'subscriptions/listen';
     let answered = false;
-    let idle: NodeJS.Timeout | undefined;
+    const idle = idleWatch(this.#deps.timeoutMs, () => {
+      writer.write(toJsonRpcError(new ProxyError('upstream_timeout'), message.id));
+      call.abandon();
+      writer.close();
+    });
     const armIdle = () => {
-      if (!watchIdle) return;
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        writer.write(toErrorReply(new ProxyError('upstream_timeout'), message.id).body as JsonRpcResponse);
-        exchange.abandon();
-        writer.close();
-      }, this.#deps.timeoutMs);
-      idle.unref();
+      if (watchIdle) idle.arm();
     };
     const sink: MessageSink = {
       deliver: (incoming) => {
@@ -161,25 +163,18 @@ export class PooledSessionHandler {
       end: () => writer.close(),
     };
     writer.onClose(() => {
-      clearTimeout(idle);
+      idle.stop();
       // Closing the stream before the answer is the modern era's cancellation.
-      if (!answered) exchange.abandon();
+      if (!answered) call.abandon();
     });
     reply.raw.once('close', () => writer.close());
     armIdle();
-    await exchange.start(sink).catch((error: unknown) => {
-      sink.deliver(toErrorReply(error, message.id).body as JsonRpcResponse);
+    await call.start(sink).catch((error: unknown) => {
+      sink.deliver(toJsonRpcError(error, message.id));
     });
-    return reply
-      .code(200)
-      .header('content-type', 'text/event-stream')
-      .header('cache-control', 'no-cache, no-transform')
-      .header('x-accel-buffering', 'no')
-      .send(writer.stream);
+    return sendEventStream(reply, writer);
   }
 }
-
-const METHOD_NOT_FOUND = -32601;
 
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
 const REMOVED_METHODS = new Set([
@@ -190,54 +185,44 @@ const REMOVED_METHODS = new Set([
   'resources/unsubscribe',
 ]);
 
-/** An answer the bridge gives itself, without the upstream. */
+/** An answer the pooled session gives itself, without the upstream. */
 interface Refusal {
   readonly status: number;
-  readonly error: { readonly code: number; readonly message: string; readonly data?: JsonObject };
+  readonly body: JsonRpcResponse;
 }
 
 /**
  * What a 2026-07-28 server refuses before dispatch: a request whose `_meta` envelope lacks the
- * protocol version or the client capabilities (400, -32602), one naming a version the bridge
+ * protocol version or the client capabilities (400, -32602), one naming a version the proxy
  * does not speak (400, -32022 with the supported versions), and the removed session-era
  * methods (404, -32601).
  */
 function refusalOf(message: JsonRpcRequest): Refusal | undefined {
   const meta = message.params?._meta;
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-    return invalidEnvelope('the request has no _meta envelope');
+    return invalidEnvelope(message, 'the request has no _meta envelope');
   }
   const envelope = meta as JsonObject;
   const version = envelope[META.protocolVersion];
-  if (typeof version !== 'string') return invalidEnvelope(`_meta lacks ${META.protocolVersion}`);
+  if (typeof version !== 'string') return invalidEnvelope(message, `_meta lacks ${META.protocolVersion}`);
   const capabilities = envelope[META.clientCapabilities];
   if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) {
-    return invalidEnvelope(`_meta lacks ${META.clientCapabilities}`);
+    return invalidEnvelope(message, `_meta lacks ${META.clientCapabilities}`);
   }
   if (version !== MODERN_VERSION) {
-    return {
-      status: 400,
-      error: {
-        code: -32022,
-        message: `Unsupported protocol version "${version.slice(0, 40)}": supported is ${MODERN_VERSION}.`,
-        data: { supported: [MODERN_VERSION], requested: version },
-      },
-    };
+    const text = `Unsupported protocol version "${version.slice(0, 40)}": supported is ${MODERN_VERSION}.`;
+    const data = { supported: [MODERN_VERSION], requested: version };
+    return { status: 400, body: protocolError(message.id, 'unsupported_protocol_version', text, data) };
   }
   if (REMOVED_METHODS.has(message.method)) {
-    return {
-      status: 404,
-      error: {
-        code: METHOD_NOT_FOUND,
-        message: `Method not found: ${message.method} does not exist in protocol ${MODERN_VERSION}.`,
-      },
-    };
+    const text = `Method not found: ${message.method} does not exist in protocol ${MODERN_VERSION}.`;
+    return { status: 404, body: protocolError(message.id, 'method_not_found', text) };
   }
   return undefined;
 }
 
-function invalidEnvelope(detail: string): Refusal {
-  return { status: 400, error: { code: -32602, message: `Invalid params: ${detail}.` } };
+function invalidEnvelope(message: JsonRpcRequest, detail: string): Refusal {
+  return { status: 400, body: protocolError(message.id, 'invalid_params', `Invalid params: ${detail}.`) };
 }
 
 /** True when a notification was stamped for the `subscriptions/listen` request `id`. */

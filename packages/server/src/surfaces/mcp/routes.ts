@@ -1,5 +1,5 @@
 /**
- * @module routes/mcp
+ * @module surfaces/mcp/routes
  * `POST|GET|DELETE /mcp` (target named by the `X-MCP-Server-URL` header) and
  * `/servers/{name}/mcp` (a server from the operator's config): the Streamable HTTP endpoint.
  */

@@ -1,39 +1,55 @@
 /**
- * @module forwarding/envelope
+ * @module surfaces/proxy/envelope
  * The POST /proxy envelope: the target and its credentials next to the JSON-RPC fields.
  */
 import { z } from 'zod';
 import { type TargetRequest, TRANSPORT_CHOICES } from '../../dispatch/targets.ts';
-import { type JsonRpcId, ProxyError } from '../../errors.ts';
+import { ProxyError } from '../../errors.ts';
 import type { JsonRpcNotification, JsonRpcRequest } from '../../jsonrpc.ts';
 
-/** A visible-ASCII header value (session ids travel in headers). */
-const headerSafe = z
-  .string()
-  .min(1)
-  .max(1024)
-  .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters');
+/**
+ * The longest value of each field, in characters. The schema and the fast path both read them,
+ * and test/envelope.test.ts checks the two agree over a generated table of envelopes.
+ */
+const MAX = {
+  mcp_server_url: 2048,
+  server: 64,
+  mcp_token: 8192,
+  /** Session ids and versions travel in headers. */
+  header: 1024,
+  id: 256,
+  method: 256,
+} as const;
 
-// plainEnvelope() below checks the common case by hand with these same rules: change both.
-const envelopeSchema = z.strictObject({
-  mcp_server_url: z.string().min(1).max(2048, 'is longer than 2048 characters').optional(),
-  server: z.string().min(1).max(64).optional(),
-  mcp_token: z.string().min(1).max(8192).optional(),
+/** A visible-ASCII header value. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+const headerSafe = z.string().min(1).max(MAX.header).regex(HEADER_SAFE, 'must be visible ASCII characters');
+
+/** The one definition of the envelope; {@link plainEnvelope} is its fast path. */
+export const ENVELOPE_SCHEMA = z.strictObject({
+  mcp_server_url: z
+    .string()
+    .min(1)
+    .max(MAX.mcp_server_url, `is longer than ${MAX.mcp_server_url} characters`)
+    .optional(),
+  server: z.string().min(1).max(MAX.server).optional(),
+  mcp_token: z.string().min(1).max(MAX.mcp_token).optional(),
   mcp_session_id: headerSafe.optional(),
   mcp_protocol_version: headerSafe.optional(),
   transport: z.enum(TRANSPORT_CHOICES).optional(),
   jsonrpc: z.literal('2.0', { error: 'must be "2.0"' }),
-  id: z.union([z.string().max(256), z.number().finite()]).optional(),
-  method: z.string().min(1, 'is required').max(256),
+  id: z.union([z.string().max(MAX.id), z.number().finite()]).optional(),
+  method: z.string().min(1, 'is required').max(MAX.method),
   params: z.record(z.string(), z.unknown()).optional(),
 });
 
 /** A validated POST /proxy envelope. */
-export type Envelope = z.infer<typeof envelopeSchema>;
+export type Envelope = z.infer<typeof ENVELOPE_SCHEMA>;
 
 /** Validates a parsed body; throws `invalid_envelope` naming the first bad field. */
 export function parseEnvelope(body: unknown): Envelope {
-  const parsed = plainEnvelope(body) ?? envelopeSchema.safeParse(body);
+  const parsed = plainEnvelope(body) ?? ENVELOPE_SCHEMA.safeParse(body);
   if (parsed.success) {
     const { mcp_server_url, server } = parsed.data;
     if ((mcp_server_url === undefined) === (server === undefined)) {
@@ -61,15 +77,16 @@ export function parseEnvelope(body: unknown): Envelope {
   });
 }
 
-const HEADER_SAFE = /^[\x21-\x7e]+$/;
-const ENVELOPE_KEYS: ReadonlySet<string> = new Set(Object.keys(envelopeSchema.shape));
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set(Object.keys(ENVELOPE_SCHEMA.shape));
 
 /**
  * The common, well-formed envelope checked by hand: the schema's rules, or stricter (issue #10:
  * the schema costs several microseconds per request). Anything it does not accept outright is
  * left to the schema, which also words the error, so both paths accept exactly the same bodies.
  */
-function plainEnvelope(body: unknown): { readonly success: true; readonly data: Envelope } | undefined {
+export function plainEnvelope(
+  body: unknown,
+): { readonly success: true; readonly data: Envelope } | undefined {
   if (typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) {
     return undefined;
   }
@@ -78,14 +95,14 @@ function plainEnvelope(body: unknown): { readonly success: true; readonly data: 
   const { id, params, transport } = b;
   const ok =
     b.jsonrpc === '2.0' &&
-    text(b.method, 1, 256) &&
-    optionalText(b.mcp_server_url, 2048) &&
-    optionalText(b.server, 64) &&
-    optionalText(b.mcp_token, 8192) &&
+    text(b.method, 1, MAX.method) &&
+    optionalText(b.mcp_server_url, MAX.mcp_server_url) &&
+    optionalText(b.server, MAX.server) &&
+    optionalText(b.mcp_token, MAX.mcp_token) &&
     optionalHeaderSafe(b.mcp_session_id) &&
     optionalHeaderSafe(b.mcp_protocol_version) &&
     (transport === undefined || (TRANSPORT_CHOICES as readonly unknown[]).includes(transport)) &&
-    (id === undefined || text(id, 0, 256) || (typeof id === 'number' && Number.isFinite(id))) &&
+    (id === undefined || text(id, 0, MAX.id) || (typeof id === 'number' && Number.isFinite(id))) &&
     (params === undefined ||
       (typeof params === 'object' && params !== null && Object.getPrototypeOf(params) === Object.prototype));
   return ok ? { success: true, data: b as Envelope } : undefined;
@@ -100,7 +117,7 @@ function optionalText(value: unknown, max: number): boolean {
 }
 
 function optionalHeaderSafe(value: unknown): boolean {
-  return value === undefined || (text(value, 1, 1024) && HEADER_SAFE.test(value as string));
+  return value === undefined || (text(value, 1, MAX.header) && HEADER_SAFE.test(value as string));
 }
 
 /** The upstream an envelope names. */
@@ -118,11 +135,4 @@ export function envelopeMessage(envelope: Envelope): JsonRpcRequest | JsonRpcNot
   const base = { jsonrpc: '2.0' as const, method: envelope.method };
   const withParams = envelope.params === undefined ? base : { ...base, params: envelope.params };
   return envelope.id === undefined ? withParams : { ...withParams, id: envelope.id };
-}
-
-/** The id to echo in an error reply, read leniently from a body that may be invalid. */
-export function bodyId(body: unknown): JsonRpcId {
-  if (typeof body !== 'object' || body === null) return null;
-  const id = (body as { id?: unknown }).id;
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }

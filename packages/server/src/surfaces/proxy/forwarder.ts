@@ -1,18 +1,24 @@
 /**
- * @module forwarding/forwarder
- * One JSON-RPC message to one upstream and its answer back: the engine behind POST /proxy.
- * Streamable HTTP upstreams need no proxy state (the caller carries the upstream's session id,
- * sealed: it never sees the upstream's own, and a raw one is not found); every
- * other upstream (legacy SSE, WebSocket, configured stdio) gets a proxy-held bridge session
- * behind an opaque proxy session id.
+ * @module surfaces/proxy/forwarder
+ * One JSON-RPC message to one upstream and its answer back: the engine behind POST /proxy. It
+ * executes the route the dispatch plan (dispatch/plan.ts) gives each message: Streamable HTTP
+ * upstreams need no proxy state (the caller carries the upstream's session id, sealed: it never
+ * sees the upstream's own, and a raw one is not found); every other upstream (legacy SSE,
+ * WebSocket, configured stdio) gets a proxy-held session behind an opaque proxy session id, or a
+ * one-shot connection for a lone message.
  */
 
-import { UpstreamConnector, type UpstreamTarget } from '../../dispatch/connector.ts';
-import type { EraDetector } from '../../dispatch/era-detector.ts';
-import { type TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
-import type { TransportVerdicts } from '../../dispatch/transport-verdicts.ts';
-import { clientEraOf, isModernOnlyRefusal } from '../../eras/classify.ts';
-import type { ParamHeaderCatalog } from '../../eras/param-headers.ts';
+import { answerOfFailure } from '../../dispatch/answer-rules.ts';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
+import type { HeldSessions } from '../../dispatch/held-sessions.ts';
+import {
+  type DispatchPlanner,
+  type PassThroughRoute,
+  type Route,
+  sessionRefOf,
+} from '../../dispatch/plan.ts';
+import type { TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
+import { clientEraOf } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import type { TokenIdentity } from '../../identity/tokens.ts';
 import {
@@ -22,15 +28,13 @@ import {
   type JsonRpcResponse,
 } from '../../jsonrpc.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
-import { HeldSession } from '../../sessions/held-session.ts';
+import type { HeldSession } from '../../sessions/held-session.ts';
 import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
-import { PROXY_SESSION_PREFIX, type SessionStore } from '../../sessions/store.ts';
+import type { SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
-import { exchangeOnce } from '../../upstream/one-shot.ts';
-import { invitesLegacyProbe } from '../../upstream/status.ts';
-
-const noop = (): void => {};
+import { callOnce } from '../../upstream/one-shot.ts';
+import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 
 /** What a caller asks to forward. */
 export interface ForwardRequest {
@@ -58,13 +62,14 @@ export interface ForwardResult {
 export interface ForwarderDeps {
   readonly targets: TargetResolver;
   readonly http: UpstreamHttp;
-  readonly connector: UpstreamConnector;
+  /** Decides each message's route, and what a first answer changes. */
+  readonly planner: DispatchPlanner;
+  /** Opens held sessions and one-shot connections. */
+  readonly held: HeldSessions;
   readonly sessions: SessionStore<HeldSession>;
-  readonly verdicts: TransportVerdicts;
   readonly timeoutMs: number;
   readonly paramHeaders?: ParamHeaderCatalog;
-  readonly eras: EraDetector;
-  readonly pool: ModernSessionPool;
+  readonly pool: ModernSessionPool<UpstreamTarget>;
   /** Seals Streamable HTTP session ids, as `/mcp` does: one id works on both surfaces. */
   readonly sealer: SessionIdSealer;
 }
@@ -80,70 +85,86 @@ export class Forwarder {
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
     const target = await this.#deps.targets.resolve(request.target, request.identity.servers);
-    const { sessionId } = request;
+    const { message } = request;
+    const route = await this.#deps.planner.plan(
+      {
+        principalKey: request.identity.principalKey,
+        surface: 'proxy',
+        era: clientEraOf(message, request.protocolVersion),
+        opens: message.method === 'initialize',
+        session: sessionRefOf(request.sessionId),
+      },
+      target,
+      () => request.signal,
+    );
+    return this.#run(route, request);
+  }
 
-    if (sessionId?.startsWith(PROXY_SESSION_PREFIX)) {
-      const session = this.#deps.sessions.get(sessionId, request.identity.principalKey);
-      if (!session || session.closed) throw new ProxyError('session_not_found');
-      if (session.target !== TargetResolver.key(target)) {
-        throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
+  /** Executes a route of the plan. */
+  async #run(route: Route, request: ForwardRequest): Promise<ForwardResult> {
+    switch (route.kind) {
+      case 'refused':
+        throw new ProxyError(route.code);
+      case 'held': {
+        const session = this.#deps.sessions.get(route.sessionId, route.ownerId);
+        if (!session || session.closed) throw new ProxyError('session_not_found');
+        if (session.target !== route.targetKey) {
+          throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
+        }
+        return { ...(await this.#viaSession(session, request)), sessionId: route.sessionId };
       }
-      return { ...(await this.#viaSession(session, request)), sessionId };
+      case 'open-held': {
+        const { sessions, held } = this.#deps;
+        const { id, session } = await held.open(route.ownerId, route.target);
+        try {
+          return { ...(await this.#viaSession(session, request)), sessionId: id };
+        } catch (error) {
+          await sessions.delete(id);
+          throw error;
+        }
+      }
+      case 'one-shot':
+        return this.#deps.held.oneShot(route.ownerId, route.target, (session) =>
+          this.#viaSession(session, request),
+        );
+      case 'pooled':
+        return this.#viaPool(route, request);
+      case 'pass-through':
+        return this.#passThrough(route, request);
     }
-    // Any other id must be one this proxy sealed for this principal and target (issue 14,
-    // finding 2): a raw upstream id, or another token's, is never forwarded.
-    const targetKey = TargetResolver.key(target);
+  }
+
+  /** A Streamable HTTP exchange; its first answer may still send the message another way. */
+  async #passThrough(route: PassThroughRoute, request: ForwardRequest): Promise<ForwardResult> {
+    const { planner, sealer } = this.#deps;
     let opened: OpenedSessionId | undefined;
-    if (sessionId !== undefined) {
-      opened = this.#deps.sealer.open(sessionId, request.identity.principalKey, targetKey);
+    if (route.sealedId !== undefined) {
+      // Only an id this proxy sealed for this principal and target (issue 14, finding 2): a raw
+      // upstream id, or another principal's, is never forwarded.
+      opened = sealer.open(route.sealedId, route.ownerId, route.targetKey);
       if (opened === undefined) throw new ProxyError('session_not_found');
     }
-
-    const http = target.kind === 'http-auto' || target.kind === 'streamable-http';
-    const known = target.kind === 'http-auto' ? this.#deps.verdicts.get(target.url) : 'streamable-http';
-    const eraTarget = UpstreamConnector.eraTarget(target);
-    const { eras } = this.#deps;
-    if (sessionId === undefined && clientEraOf(request.message, request.protocolVersion) === 'modern') {
-      // A modern caller needs no session, unless the server speaks only the session era: then
-      // the proxy holds one for it (pooled per token and client envelope).
-      if (!http) return this.#viaPool(target, request);
-      if (known === 'sse') return this.#viaPool({ ...target, kind: 'sse' }, request);
-      if ((await eras.supportsModern(eraTarget, request.signal)) === false)
-        return this.#viaPool(target, request);
-    } else if (http && sessionId === undefined && eras.known(eraTarget).legacy === false) {
-      // A session caller of a server that speaks only 2026-07-28: the proxy holds the session.
-      return this.#viaBridge(target, request);
-    }
-    if (sessionId !== undefined && (!http || known === 'sse')) throw new ProxyError('session_not_found');
-    if (!http) return this.#viaBridge(target, request);
-    if (known === 'sse') return this.#viaBridge({ ...target, kind: 'sse' }, request);
+    let result: ForwardResult;
     try {
-      const result = await this.#viaStreamable(target, request, { opened, targetKey });
-      if (known === undefined) this.#deps.verdicts.set(target.url, 'streamable-http');
-      if (
-        sessionId === undefined &&
-        result.response &&
-        clientEraOf(request.message, request.protocolVersion) === 'legacy' &&
-        isModernOnlyRefusal(result.response)
-      ) {
-        // Refused the way a modern-only server refuses a session client: bridge it instead.
-        eras.learn(eraTarget, 'legacy', false);
-        eras.learn(eraTarget, 'modern', true);
-        return this.#viaBridge(target, request);
-      }
-      return result;
+      result = await this.#viaStreamable(route.target, request, { opened, targetKey: route.targetKey });
     } catch (error) {
-      if (known !== undefined || sessionId !== undefined || !invitesLegacyProbe(error)) throw error;
-      // MCP back-compat: a 4xx to the POST means the server may speak the 2024-11-05 SSE transport.
-      let result: ForwardResult;
+      const answer = answerOfFailure(error);
+      const fallback = answer && planner.fallbackAfter(route, answer);
+      if (!fallback) throw error;
+      let served: ForwardResult;
       try {
-        result = await this.#viaBridge({ ...target, kind: 'sse' }, request);
-      } catch {
-        throw error;
+        served = await this.#run(fallback.route, request);
+      } catch (fallbackError) {
+        throw fallback.keepOriginalOnFailure ? error : fallbackError;
       }
-      this.#deps.verdicts.set(target.url, 'sse');
-      return result;
+      planner.served(route, fallback);
+      return served;
     }
+    const fallback = planner.fallbackAfter(route, { status: 200, body: result.response });
+    if (!fallback) return result;
+    const served = await this.#run(fallback.route, request);
+    planner.served(route, fallback);
+    return served;
   }
 
   async #viaStreamable(
@@ -161,7 +182,7 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await exchangeOnce(this.#deps.http, {
+    const exchanged = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: upstreamSessionId,
@@ -187,51 +208,13 @@ export class Forwarder {
     return result;
   }
 
-  /**
-   * A held upstream: `initialize` opens a stored session whose id goes back to the caller; any
-   * other message without a session gets a one-off connection, closed after the answer.
-   */
-  async #viaBridge(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
-    const open = async () =>
-      new HeldSession(
-        TargetResolver.key(target),
-        await this.#deps.connector.open(target),
-        toolFilterFor(target),
-      );
-    if (request.message.method === 'initialize') {
-      const { sessions } = this.#deps;
-      const { id, value } = await sessions.add(request.identity.principalKey, open);
-      value.onClosed(() => void sessions.delete(id));
-      try {
-        return { ...(await this.#viaSession(value, request)), sessionId: id };
-      } catch (error) {
-        await sessions.delete(id);
-        throw error;
-      }
-    }
-    // A one-off stdio call is a process: it counts as a session while it lives (issue #14.7).
-    const release =
-      target.kind === 'stdio' ? await this.#deps.sessions.reserve(request.identity.principalKey) : noop;
-    try {
-      const oneOff = await open();
-      try {
-        return await this.#viaSession(oneOff, request);
-      } finally {
-        await oneOff.close();
-      }
-    } finally {
-      release();
-    }
-  }
-
   /** A modern caller of a session-era server, through a pooled upstream session. */
-  async #viaPool(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
+  async #viaPool(route: Extract<Route, { kind: 'pooled' }>, request: ForwardRequest): Promise<ForwardResult> {
     const { message, signal } = request;
     if (!isRequest(message)) return {}; // cancellation is the caller closing its request
-    const ctx = { ownerId: request.identity.principalKey, target, targetKey: TargetResolver.key(target) };
-    const session = await this.#deps.pool.session(ctx, message);
+    const session = await this.#deps.pool.session(route, message);
     const response = await this.#deps.pool
-      .exchange(session, message)
+      .prepare(session, message)
       .call({ timeoutMs: this.#deps.timeoutMs, signal });
     return { response };
   }

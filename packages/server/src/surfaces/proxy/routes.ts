@@ -1,15 +1,15 @@
 /**
- * @module routes/proxy
+ * @module surfaces/proxy/routes
  * `POST /proxy`: one JSON envelope in (target, optional MCP token, JSON-RPC fields), the
  * upstream's JSON-RPC response out. Upstream JSON-RPC errors pass through with HTTP 200;
  * notifications and responses get 202.
  */
 import type { FastifyInstance } from 'fastify';
 import { TargetResolver } from '../../dispatch/targets.ts';
-import { checkHeaderAgreement } from '../../eras/request-metadata.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { logsAt } from '../../observability/logger.ts';
+import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
 import type { Forwarder } from './forwarder.ts';
 

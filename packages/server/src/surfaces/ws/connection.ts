@@ -1,46 +1,53 @@
 /**
- * @module ws/connection
- * One `/ws` socket bridged to one upstream: a JSON-RPC message per text frame both ways,
- * through the same session bridge as `/mcp`. The socket is its session's only sink, so
+ * @module surfaces/ws/connection
+ * One `/ws` socket tied to one upstream: a JSON-RPC message per text frame both ways,
+ * through a held session, as `/mcp` uses. The socket is its session's only sink, so
  * responses, notifications and server-initiated requests all arrive on it. Heartbeats close
  * dead peers; when the reader falls behind, reading upstream pauses (bounded queue). Frames
  * that arrive while the upstream connection opens wait as raw bytes (bounded in bytes and
- * frames), and each request takes an in-flight slot until its answer goes out.
+ * frames), and each request takes an in-flight slot until its answer goes out. The other way,
+ * messages for the upstream go through an outbox bounded in bytes and messages, with a few
+ * sends in flight at once: when the upstream stops taking them, reading the caller's socket
+ * pauses, and a caller that keeps sending anyway is closed (issue 14 review, F1).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
-import type { UpstreamConnector, UpstreamTarget } from '../../dispatch/connector.ts';
-import { ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
+import type { HeldSessions } from '../../dispatch/held-sessions.ts';
+import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   isJsonRpcMessage,
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcResponse,
-  requestKey,
+  type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import { toolFilterFor } from '../../policy/tool-filter.ts';
-import { HeldSession, type MessageSink } from '../../sessions/held-session.ts';
+import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
+import { PendingRequests } from '../../upstream/correlator.ts';
+import { EarlyFrames } from './early-frames.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
-/** Frames that may wait for the upstream connection to open. */
-const MAX_EARLY_FRAMES = 64;
 /**
- * Bytes those frames may hold. They wait unparsed: a parsed frame can cost twenty times its
- * size (issue 14, finding 5: 64 parsed 1 MiB frames were ~1.4 GB per socket). One frame is
- * always accepted, so any frame within WS_MAX_MESSAGE_BYTES can open a conversation.
+ * Notifications and answers to server requests one socket may have on their way upstream at
+ * once. Each transport's `send` settles only once the upstream took the bytes (a WebSocket
+ * flushed them, a child drained its stdin, an HTTP exchange ended), so this bounds what a
+ * transport buffers for the socket, and the POSTs it opens.
  */
-const EARLY_QUEUE_BYTES = 1_048_576;
+const UPSTREAM_SENDS_IN_FLIGHT = 4;
+/** Messages the outbox may hold: above half, reading the caller pauses; above all, it is closed. */
+const OUTBOX_MESSAGES = 1_024;
 
 /** Limits and collaborators of a connection. */
 export interface WsConnectionDeps {
   readonly sessions: SessionStore<HeldSession>;
-  readonly connector: UpstreamConnector;
+  readonly held: HeldSessions;
   readonly heartbeatMs: number;
   /** Bytes queued for the reader: above half, upstream reading pauses; above all, the socket closes. */
   readonly maxQueuedBytes: number;
@@ -61,7 +68,7 @@ export interface WsPeer {
   readonly targetKey: string;
 }
 
-/** A bridged WebSocket connection. */
+/** A WebSocket connection and its held session. */
 export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;
@@ -69,11 +76,23 @@ export class WsConnection {
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: HeldSession | undefined;
-  /** Raw frames waiting for the upstream connection (undefined once it is open or failed). */
-  #early: Array<{ raw: Buffer; release: Release }> | undefined = [];
-  #earlyBytes = 0;
+  /** Raw frames waiting for the upstream connection. */
+  readonly #early = new EarlyFrames();
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
-  readonly #requests = new Map<string, Release>();
+  readonly #requests = new PendingRequests<Release>();
+  /**
+   * Messages waiting to go upstream, oldest first, as JSON text: a parsed message can cost
+   * twenty times its text. Empty while the upstream keeps up.
+   */
+  readonly #outbox: Array<{ readonly text: string; readonly request: boolean }> = [];
+  #outboxBytes = 0;
+  /** Bytes of frames received and not yet handled (they are on their way to the outbox). */
+  #arrivingBytes = 0;
+  /** Notifications and answers whose `send` has not settled. */
+  #sendsInFlight = 0;
+  #readingPaused = false;
+  /** Heartbeats seen in a row while reading was paused. */
+  #pausedBeats = 0;
   #framesIn = 0;
   #framesOut = 0;
   #alive = true;
@@ -109,25 +128,19 @@ export class WsConnection {
   }
 
   /** Closes the socket (e.g. 1001 at shutdown). */
-  close(code: number, reason: string): void {
+  close({ code, reason }: CloseFrame): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.close(code, reason);
     // A closing socket keeps the first close frame: terminating now could drop it unsent.
     else if (this.#socket.readyState !== WebSocket.CLOSING) this.#socket.terminate();
   }
 
   async #open(): Promise<void> {
-    const { sessions, connector } = this.#deps;
+    const { sessions, held } = this.#deps;
     try {
-      const { id, value } = await sessions.add(
-        this.#peer.ownerId,
-        async () =>
-          new HeldSession(
-            this.#peer.targetKey,
-            await connector.open(this.#peer.target),
-            toolFilterFor(this.#peer.target),
-          ),
-        { expires: false },
-      );
+      // Its life is the socket's: never idled out.
+      const { id, session: value } = await held.open(this.#peer.ownerId, this.#peer.target, {
+        expires: false,
+      });
       this.#sessionId = id;
       this.#session = value;
       if (this.#closed) {
@@ -136,28 +149,19 @@ export class WsConnection {
       }
       value.attachStandalone(this.#sink);
       value.onClosed(() => {
-        const { code, reason } = toCloseFrame(
-          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.'),
-        );
-        this.close(code === 1011 ? 4502 : code, reason);
+        const failure =
+          value.failure ?? new ProxyError('upstream_unreachable', 'The MCP server closed the connection.');
+        this.close(toCloseFrame(failure, 'upstream'));
       });
       // In arrival order, before any later frame (those run in later events).
-      for (const { raw, release } of this.#takeEarly()) {
+      for (const { raw, release } of this.#early.take()) {
         release();
         this.#handleSafely(raw);
       }
     } catch (error) {
-      for (const { release } of this.#takeEarly()) release();
-      const { code, reason } = toCloseFrame(error);
-      this.close(code, reason);
+      for (const { release } of this.#early.take()) release();
+      this.close(toCloseFrame(error));
     }
-  }
-
-  #takeEarly(): Array<{ raw: Buffer; release: Release }> {
-    const early = this.#early ?? [];
-    this.#early = undefined;
-    this.#earlyBytes = 0;
-    return early;
   }
 
   readonly #sink: MessageSink = {
@@ -166,14 +170,13 @@ export class WsConnection {
 
   #send(message: JsonRpcMessage, endsRequest = true): boolean {
     // The answer ends the request, delivered or not: its slot is free again.
-    if (endsRequest && isResponse(message) && message.id !== null)
-      this.#releaseRequest(requestKey(message.id));
+    if (endsRequest && isResponse(message) && message.id !== null) this.#releaseRequest(message.id);
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     const { maxQueuedBytes } = this.#deps;
     if (socket.bufferedAmount > maxQueuedBytes) {
       // The reader stopped reading even with upstream paused: give up rather than buffer on.
-      this.close(1013, 'reader too slow: the outbound queue is full');
+      this.close(SOCKET_CLOSES.reader_too_slow);
       return false;
     }
     this.#framesOut++;
@@ -205,48 +208,130 @@ export class WsConnection {
 
   #onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     this.#framesIn++;
+    // A closing socket (e.g. closed for flooding) takes nothing more.
+    if (this.#socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) {
-      this.close(1003, 'binary frames are not supported: send JSON-RPC messages as text');
+      this.close(SOCKET_CLOSES.binary_frame);
       return;
     }
     const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
-    const early = this.#early;
-    if (early === undefined) {
+    if (!this.#early.waiting) {
       this.#handleSafely(raw);
       return;
     }
-    if (
-      early.length > 0 &&
-      (early.length >= MAX_EARLY_FRAMES || this.#earlyBytes + raw.length > EARLY_QUEUE_BYTES)
-    ) {
-      this.#sendError(
-        new ProxyError(
-          'too_many_in_flight',
-          'Too many messages before the upstream connection opened: wait for the first answer.',
-          { data: { limitBytes: EARLY_QUEUE_BYTES, limitFrames: MAX_EARLY_FRAMES } },
-        ),
-        null,
-      );
-      return;
-    }
-    let release: Release;
     try {
-      // A waiting frame is work in flight too: it counts against the token's and the process's caps.
-      release = this.#deps.inFlight.acquire(this.#peer.ownerId);
+      this.#early.keep(raw, () => this.#deps.inFlight.acquire(this.#peer.ownerId));
     } catch (error) {
       this.#sendError(error, null);
-      return;
     }
-    early.push({ raw, release });
-    this.#earlyBytes += raw.length;
   }
 
   /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
   #handleSafely(raw: Buffer): void {
-    this.#handle(raw).catch(() => this.close(1011, 'internal error'));
+    this.#arrivingBytes += raw.length;
+    if (!this.#admitInbound(raw.length)) return;
+    this.#handle(raw)
+      .catch(() => this.close(SOCKET_CLOSES.internal))
+      .finally(() => {
+        this.#arrivingBytes -= raw.length;
+        this.#maybeResumeReading();
+      });
+  }
+
+  /**
+   * Watches what waits to go upstream: above half the bound, reading the caller pauses (its
+   * frames stay in the kernel and its sends block); above the bound (frames read before the
+   * pause took effect, or a peer ignoring flow control), the socket closes 1013. One frame is
+   * always taken.
+   */
+  #admitInbound(frameBytes: number): boolean {
+    const { maxQueuedBytes } = this.#deps;
+    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    if ((bytes > maxQueuedBytes && bytes > frameBytes) || this.#outbox.length > OUTBOX_MESSAGES) {
+      this.#arrivingBytes -= frameBytes;
+      // Reading again lets the close handshake complete; frames read meanwhile are dropped.
+      this.#socket.resume();
+      this.close(SOCKET_CLOSES.inbound_full);
+      return false;
+    }
+    if (!this.#readingPaused && (bytes > maxQueuedBytes / 2 || this.#outbox.length > OUTBOX_MESSAGES / 2)) {
+      this.#readingPaused = true;
+      this.#socket.pause();
+    }
+    return true;
+  }
+
+  #closePaused(): void {
+    this.#socket.resume();
+    this.close(SOCKET_CLOSES.upstream_stalled);
+  }
+
+  #maybeResumeReading(): void {
+    if (!this.#readingPaused || this.#closed) return;
+    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    if (bytes > this.#deps.maxQueuedBytes / 4 || this.#outbox.length > OUTBOX_MESSAGES / 4) return;
+    this.#readingPaused = false;
+    this.#pausedBeats = 0;
+    this.#alive = true; // Its pongs went unread while paused.
+    this.#socket.resume();
+  }
+
+  /**
+   * Sends a message upstream in arrival order: at once while the outbox is empty and the sends
+   * in flight allow it, else after what is already waiting (a request never overtakes a
+   * notification sent before it, e.g. `notifications/initialized`).
+   */
+  #toUpstream(session: HeldSession, message: JsonRpcMessage): void {
+    const request = isRequest(message);
+    if (this.#outbox.length === 0 && (request || this.#sendsInFlight < UPSTREAM_SENDS_IN_FLIGHT)) {
+      this.#start(session, message);
+      return;
+    }
+    let text: string;
+    try {
+      text = JSON.stringify(message);
+    } catch {
+      return; // Not representable: parsed from a frame within the depth bound, so never here.
+    }
+    this.#outbox.push({ text, request });
+    this.#outboxBytes += text.length;
+  }
+
+  #start(session: HeldSession, message: JsonRpcMessage): void {
+    if (isRequest(message)) {
+      session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+      return;
+    }
+    this.#sendsInFlight++;
+    session
+      .send(message as JsonRpcNotification | JsonRpcResponse)
+      .catch((error: unknown) => this.#sendError(error, null))
+      .finally(() => {
+        this.#sendsInFlight--;
+        this.#pump(session);
+      });
+  }
+
+  /** Starts what waits in the outbox, as far as the sends in flight allow. */
+  #pump(session: HeldSession): void {
+    while (this.#outbox.length > 0 && !this.#closed) {
+      const next = this.#outbox[0] as { readonly text: string; readonly request: boolean };
+      if (!next.request && this.#sendsInFlight >= UPSTREAM_SENDS_IN_FLIGHT) break;
+      this.#outbox.shift();
+      this.#outboxBytes -= next.text.length;
+      this.#start(session, JSON.parse(next.text) as JsonRpcMessage);
+    }
+    this.#maybeResumeReading();
   }
 
   async #handle(data: Buffer): Promise<void> {
+    try {
+      // /ws frames are new work as HTTP bodies are: shed them too while the heap is nearly full.
+      this.#deps.inFlight.assertHeapRoom();
+    } catch (error) {
+      this.#sendError(error, null);
+      return;
+    }
     const text = data.toString();
     if (exceedsJsonDepth(text)) {
       this.#sendError(new ProxyError('json_too_deep'), null);
@@ -286,32 +371,30 @@ export class WsConnection {
     if (!session || this.#closed) return;
     for (const message of messages as JsonRpcMessage[]) {
       if (isRequest(message)) {
-        const key = requestKey(message.id);
-        if (this.#requests.has(key)) {
+        if (this.#requests.has(message.id)) {
           // The refusal must not free the slot of the request in flight under that id.
           this.#sendError(new ProxyError('request_id_in_use'), message.id, false);
           continue;
         }
-        const refusal = this.#admit(key);
+        const refusal = this.#admit(message.id);
         if (refusal) {
           this.#sendError(refusal, message.id);
           continue;
         }
-        session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+        this.#toUpstream(session, message);
       } else {
         if ('method' in message && message.method === 'notifications/cancelled') {
           // A cancelled request gets no answer (the MCP spec): its slot is free now.
           const requestId = message.params?.requestId;
-          if (typeof requestId === 'string' || typeof requestId === 'number')
-            this.#releaseRequest(requestKey(requestId));
+          if (typeof requestId === 'string' || typeof requestId === 'number') this.#releaseRequest(requestId);
         }
-        session.send(message).catch((error: unknown) => this.#sendError(error, null));
+        this.#toUpstream(session, message);
       }
     }
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */
-  #admit(key: string): ProxyError | undefined {
+  #admit(id: RequestId): ProxyError | undefined {
     if (this.#requests.size >= this.#deps.maxInFlight) {
       return new ProxyError(
         'too_many_in_flight',
@@ -320,25 +403,29 @@ export class WsConnection {
       );
     }
     try {
-      this.#requests.set(key, this.#deps.inFlight.acquire(this.#peer.ownerId));
+      this.#requests.add(id, this.#deps.inFlight.acquire(this.#peer.ownerId));
       return undefined;
     } catch (error) {
       return error as ProxyError;
     }
   }
 
-  #releaseRequest(key: string): void {
-    const release = this.#requests.get(key);
-    if (!release) return;
-    this.#requests.delete(key);
-    release();
+  #releaseRequest(id: RequestId): void {
+    this.#requests.take(id)?.();
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
-    this.#send(toErrorReply(error, id).body as JsonRpcResponse, endsRequest);
+    this.#send(toJsonRpcError(error, id), endsRequest);
   }
 
   #beat(): void {
+    if (this.#readingPaused) {
+      // Unread, the peer's pongs cannot count; but an upstream that takes nothing for two
+      // beats in a row holds the socket for nothing.
+      if (++this.#pausedBeats >= 2) this.#closePaused();
+      return;
+    }
+    this.#pausedBeats = 0;
     if (!this.#alive) {
       this.#socket.terminate();
       return;
@@ -352,9 +439,10 @@ export class WsConnection {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     clearInterval(this.#drainWatch);
-    for (const { release } of this.#takeEarly()) release();
-    for (const release of this.#requests.values()) release();
-    this.#requests.clear();
+    for (const { release } of this.#early.take()) release();
+    for (const [, release] of this.#requests.drain()) release();
+    this.#outbox.length = 0;
+    this.#outboxBytes = 0;
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {

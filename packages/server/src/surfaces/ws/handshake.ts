@@ -1,5 +1,5 @@
 /**
- * @module ws/handshake
+ * @module surfaces/ws/handshake
  * Everything decided before a `/ws` upgrade completes: Origin (CORS does not protect a
  * WebSocket, so cross-site WebSocket hijacking is refused here), the proxy token (from the
  * `proxy-token.<token>` subprotocol or the `proxy_token` query parameter) and the target.

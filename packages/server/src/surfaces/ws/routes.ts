@@ -1,14 +1,15 @@
 /**
- * @module routes/ws
- * `WS /ws`: the browser-grade WebSocket bridge. The upgrade is checked (Origin, proxy token,
+ * @module surfaces/ws/routes
+ * `WS /ws`: the browser-grade WebSocket surface. The upgrade is checked (Origin, proxy token,
  * target) before it completes; a refusal is a plain HTTP error with a JSON-RPC body.
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
-import { TargetResolver } from '../../dispatch/targets.ts';
-import { findProxyError, ProxyError, toCloseFrame, toErrorReply } from '../../errors.ts';
+import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
+import type { TargetResolver } from '../../dispatch/targets.ts';
+import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import type { TokenVerifier } from '../../identity/tokens.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
@@ -24,6 +25,8 @@ export interface WsRouteOptions {
   /** Reverse proxies whose X-Forwarded-For is believed. */
   readonly trustedProxies: readonly string[];
   readonly targets: TargetResolver;
+  /** Decides the route of a socket (a held session, today always). */
+  readonly planner: DispatchPlanner;
   readonly policy: HandshakePolicy;
   readonly maxMessageBytes: number;
   /** Deadline on the checks before a handshake completes (the configured request deadline). */
@@ -66,7 +69,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     const shape = describeUrl(url);
     const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
     let accepted: ReturnType<typeof checkHandshake>;
-    let target: Awaited<ReturnType<TargetResolver['resolve']>>;
+    let route: Extract<Route, { kind: 'open-held' }>;
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -89,7 +92,19 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const planned = await options.planner.plan(
+        {
+          principalKey: accepted.identity.principalKey,
+          surface: 'ws',
+          era: undefined,
+          opens: false,
+          session: { kind: 'none' },
+        },
+        target,
+      );
+      if (planned.kind !== 'open-held') throw new ProxyError('internal_error');
+      route = planned;
     })().then(
       () => {
         if (settled) return;
@@ -97,11 +112,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         clearTimeout(deadline);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const owner = {
-            ownerId: accepted.identity.principalKey,
-            target,
-            targetKey: TargetResolver.key(target),
-          };
+          const owner = { ownerId: route.ownerId, target: route.target, targetKey: route.targetKey };
           // A reload may have run while the checks above awaited: what it ended, this must not
           // open (before any upstream connection is made).
           if (!options.mayKeep(owner.ownerId, owner.targetKey)) {
@@ -136,14 +147,14 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
   app.server.on('upgrade', onUpgrade);
   app.addHook('preClose', async () => {
     app.server.off('upgrade', onUpgrade);
-    for (const connection of connections) connection.close(1001, 'proxy shutting down');
+    for (const connection of connections) connection.close(SOCKET_CLOSES.shutting_down);
   });
   return {
     count: () => connections.size,
     endUnreachable: (mayKeep) => {
-      const { code, reason } = toCloseFrame(revokedError());
+      const frame = toCloseFrame(revokedError());
       for (const connection of connections) {
-        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(code, reason);
+        if (!mayKeep(connection.ownerId, connection.targetKey)) connection.close(frame);
       }
     },
   };

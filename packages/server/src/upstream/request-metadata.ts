@@ -1,5 +1,5 @@
 /**
- * @module protocol/request-metadata
+ * @module eras/request-metadata
  * MCP 2026-07-28 mirrors parts of each request into HTTP headers (`MCP-Protocol-Version`,
  * `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) so intermediaries can route without parsing the
  * body; the two must agree. The proxy derives the headers for callers that only send a body
@@ -106,21 +106,25 @@ export function checkHeaderAgreement(
 const MODERN_PROTOCOL_ERRORS = new Set([-32020, -32021, -32022]);
 
 /**
- * True when an HTTP error body is a JSON-RPC error only a modern server sends (header mismatch,
- * unsupported version with its `supported` list, missing capability): the spec's back-compat
- * rule says a client then must not fall back to the legacy transport.
+ * True when an HTTP error body (its text, or parsed) is a JSON-RPC error only a modern server
+ * sends (header mismatch, unsupported version with its `supported` list, missing capability):
+ * the spec's back-compat rule says a client then must not fall back to the legacy transport.
  */
-export function isModernProtocolError(text: string): boolean {
-  try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; data?: { supported?: unknown } } };
-    const code = body.error?.code;
-    return (
-      (typeof code === 'number' && MODERN_PROTOCOL_ERRORS.has(code)) ||
-      Array.isArray(body.error?.data?.supported)
-    );
-  } catch {
-    return false;
+export function isModernProtocolError(body: unknown): boolean {
+  let parsed = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return false;
+    }
   }
+  if (typeof parsed !== 'object' || parsed === null) return false;
+  const { error } = parsed as { error?: { code?: unknown; data?: { supported?: unknown } } | null };
+  const code = error?.code;
+  return (
+    (typeof code === 'number' && MODERN_PROTOCOL_ERRORS.has(code)) || Array.isArray(error?.data?.supported)
+  );
 }
 
 function nameOf(message: JsonRpcMessage): string | undefined {

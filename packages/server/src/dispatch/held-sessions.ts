@@ -1,0 +1,77 @@
+/**
+ * @module dispatch/held-sessions
+ * The one place a proxy-held session is opened: an upstream connection from the connector, the
+ * target's tool allowlist, a proxy-issued id in the session store (capped and admitted per
+ * principal there), forgotten when its upstream ends. Every route that holds an upstream for a
+ * caller comes through here: POST /proxy sessions and one-shot connections, `/mcp` held
+ * sessions, the modern pool and `/ws` sockets.
+ */
+import { toolFilterFor } from '../policy/tool-filter.ts';
+import { HeldSession } from '../sessions/held-session.ts';
+import type { AddOptions, SessionStore } from '../sessions/store.ts';
+import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
+import { TargetResolver } from './targets.ts';
+
+/** A session just opened, and the id it is stored under. */
+export interface OpenedSession {
+  readonly id: string;
+  readonly session: HeldSession;
+}
+
+/** What opening sessions needs. */
+export interface HeldSessionsDeps {
+  readonly sessions: SessionStore<HeldSession>;
+  readonly connector: UpstreamConnector;
+}
+
+/** Opens held sessions (stored) and one-shot connections (not stored). */
+export class HeldSessions {
+  readonly #sessions: SessionStore<HeldSession>;
+  readonly #connector: UpstreamConnector;
+
+  constructor(deps: HeldSessionsDeps) {
+    this.#sessions = deps.sessions;
+    this.#connector = deps.connector;
+  }
+
+  /**
+   * Opens a session to `target` for `ownerId` and stores it under a fresh proxy id. When its
+   * upstream ends, the store forgets it (a closed session answers "not found").
+   */
+  async open(ownerId: string, target: UpstreamTarget, options?: AddOptions): Promise<OpenedSession> {
+    const sessions = this.#sessions;
+    const { id, value } = await sessions.add(ownerId, () => this.#connect(target), options);
+    value.onClosed(() => void sessions.delete(id));
+    return { id, session: value };
+  }
+
+  /**
+   * A connection for one exchange, closed after `use`. A one-off stdio call is a process: it
+   * counts as a session (caps and admission) while it lives (issue #14.7).
+   */
+  async oneShot<T>(
+    ownerId: string,
+    target: UpstreamTarget,
+    use: (session: HeldSession) => Promise<T>,
+  ): Promise<T> {
+    const release = target.kind === 'stdio' ? await this.#sessions.reserve(ownerId) : undefined;
+    try {
+      const session = await this.#connect(target);
+      try {
+        return await use(session);
+      } finally {
+        await session.close();
+      }
+    } finally {
+      release?.();
+    }
+  }
+
+  async #connect(target: UpstreamTarget): Promise<HeldSession> {
+    return new HeldSession(
+      TargetResolver.key(target),
+      await this.#connector.open(target),
+      toolFilterFor(target),
+    );
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * @module upstream/answer
+ * Reading the answer to a message POSTed to a Streamable HTTP server, the same way on every
+ * path that POSTs one (the transport and the one-shot path): a 4xx carrying a JSON-RPC error for
+ * the request is its answer; any other failure status is a proxy error; 202/204 carry nothing;
+ * JSON and event streams carry messages, handed on as they are parsed.
+ */
+import { Readable } from 'node:stream';
+import { ProxyError } from '../errors.ts';
+import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
+import type { FlowGate } from './flow-gate.ts';
+import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
+import { parseMessages } from './message-source.ts';
+import { rejectStatus, rpcErrorFor } from './status.ts';
+
+/** What reading one answer needs. */
+export interface AnswerReading {
+  readonly http: UpstreamHttp;
+  /** The message the answer is to. */
+  readonly message: JsonRpcMessage;
+  /** The upstream session id as known before the answer (scrubbed from error messages). */
+  readonly sessionId: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Pauses reading an event stream while the reader downstream is behind. */
+  readonly gate?: FlowGate | undefined;
+  /** Takes the messages of the answer, batch by batch. */
+  readonly deliver: (messages: readonly JsonRpcMessage[]) => void;
+  /** The server accepted the message (2xx), issuing this session id, if any: before any body is read. */
+  readonly accepted?: ((issuedSessionId: string | undefined) => void) | undefined;
+}
+
+/** Reads the answer to one POSTed message; throws the matching {@link ProxyError} on failure. */
+export async function readAnswer(response: UpstreamResponse, reading: AnswerReading): Promise<void> {
+  const { http, message, signal, deliver } = reading;
+  const context = { sessionId: reading.sessionId };
+  const { status } = response;
+  if (status >= 400 && status < 500 && 'id' in message && isJson(response)) {
+    // A server may answer a request it refuses with a 4xx and a JSON-RPC error for that very
+    // request (MCP 2026-07-28 does: version negotiation, header validation). That error is the
+    // answer the caller needs, with its data, not a proxy error.
+    const text = await http.readText(response, signal);
+    const answer = rpcErrorFor(text, message.id, context);
+    if (answer) {
+      deliver([answer]);
+      return;
+    }
+    const replay = Readable.from([Buffer.from(text)]) as UpstreamResponse['body'];
+    await rejectStatus(http, { ...response, body: replay }, context);
+  }
+  if (status < 200 || status >= 300) await rejectStatus(http, response, context);
+  reading.accepted?.(headerValue(response.headers, 'mcp-session-id'));
+  if (status === 202 || status === 204) {
+    drain(response);
+    return;
+  }
+  if (isEventStream(response)) {
+    const awaited = 'method' in message && 'id' in message ? message.id : undefined;
+    await readEventStream(
+      response,
+      http.responseLimitBytes,
+      (event) => {
+        if (!isMessageEvent(event)) return false;
+        const messages = parseMessages(event.data);
+        deliver(messages);
+        // A request's stream is over with its answer (the server should close it then): one that
+        // trickles on must not hold a socket for a finished call (issue 14, finding 6).
+        return (
+          awaited !== undefined && messages.some((m) => ('result' in m || 'error' in m) && m.id === awaited)
+        );
+      },
+      signal,
+      reading.gate,
+    );
+    return;
+  }
+  if (isJson(response)) {
+    deliver(parseMessages(await http.readText(response, signal)));
+    return;
+  }
+  discard(response);
+  throw new ProxyError(
+    'upstream_protocol_error',
+    'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
+    { data: { upstreamStatus: status } },
+  );
+}
