@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
+import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
@@ -17,6 +18,7 @@ import { HeldSessions } from './dispatch/held-sessions.ts';
 import { DispatchPlanner } from './dispatch/plan.ts';
 import { TargetResolver } from './dispatch/targets.ts';
 import { TransportVerdicts } from './dispatch/transport-verdicts.ts';
+import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
@@ -84,6 +86,11 @@ export interface AppDeps {
   readonly clientBundlePath?: string;
   /** Where rate-limit counters live, instead of memory or REDIS_URL (tests: a slow store). */
   readonly rateStore?: RateStore;
+  /**
+   * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
+   * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
+   */
+  readonly clock?: Clock;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -140,6 +147,8 @@ function rateLimits(config: Config): RateLimits {
 /** Builds the proxy's Fastify instance (not yet listening). */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, deps.logDestination);
+  const clock = deps.clock ?? SYSTEM_CLOCK;
+  const now = () => clock.now();
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Our own onResponse hook writes the one line per request; Fastify's own lines are off.
@@ -175,7 +184,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore();
+  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore(now);
   if (config.redisUrl && !deps.rateStore) {
     const redis = new RedisRateStore(
       config.redisUrl,
@@ -208,18 +217,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
+    clock,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
     ownerValid: (ownerId) => verifier.knows(ownerId),
   });
   const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
-  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES });
-  const paramHeaders = new ParamHeaderCatalog();
+  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
+  const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
     http,
-    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES }),
+    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
     timeoutMs: config.upstream.timeoutMs,
   });
-  const targets = new TargetResolver(config.servers, guard);
+  const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
   const connector = new UpstreamConnector({
     guard,
     http,

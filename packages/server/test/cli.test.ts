@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARS } from '../src/config/sources.ts';
 import { USAGE_SETTINGS } from '../src/config/usage.ts';
+import { eventually } from './helpers/eventually.ts';
 import { freePort } from './helpers/net.ts';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -36,11 +37,11 @@ function start(args: string[], env: Record<string, string>) {
 
 /** Resolves once `read()` matches, or fails after `timeoutMs`. */
 async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(read())) {
-    if (Date.now() > deadline) throw new Error(`no output matching ${pattern}:\n${read().slice(-2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(() => pattern.test(read()), {
+    timeoutMs,
+    intervalMs: 50,
+    what: () => `output matching ${pattern}:\n${read().slice(-2000)}`,
+  });
 }
 
 describe('the command line', { timeout: 60_000 }, () => {

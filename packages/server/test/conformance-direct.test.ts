@@ -6,27 +6,30 @@
  * passes here is the proxy's fault.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
 import { listServerScenarios, runConformance } from './helpers/conformance.ts';
 
-for (const serverRequests of ['call', 'standalone'] as const) {
-  test(`the fixture passes every conformance server scenario directly (server requests: ${serverRequests})`, {
-    timeout: 180_000,
-  }, async (t) => {
-    const server = await startConformanceServer({ serverRequests });
-    t.after(() => server.stop());
+// Each mode has its own fixture and CLI run, mostly waiting on the scenarios' timers: side by side.
+describe('the conformance fixture, directly', { concurrency: true }, () => {
+  for (const serverRequests of ['call', 'standalone'] as const) {
+    test(`the fixture passes every conformance server scenario directly (server requests: ${serverRequests})`, {
+      timeout: 180_000,
+    }, async (t) => {
+      const server = await startConformanceServer({ serverRequests });
+      t.after(() => server.stop());
 
-    const scenarios = await listServerScenarios();
-    const result = await runConformance(server.url, { timeoutMs: 150_000 });
+      const scenarios = await listServerScenarios();
+      const result = await runConformance(server.url, { timeoutMs: 150_000 });
 
-    const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
-    assert.equal(
-      result.failed.length,
-      0,
-      `${result.failed.length}/${scenarios.length} scenarios failed:\n${failures}\n\n${result.raw.slice(-4000)}`,
-    );
-    assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
-    t.diagnostic(`${result.passed.length}/${scenarios.length} scenarios passed`);
-  });
-}
+      const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
+      assert.equal(
+        result.failed.length,
+        0,
+        `${result.failed.length}/${scenarios.length} scenarios failed:\n${failures}\n\n${result.raw.slice(-4000)}`,
+      );
+      assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
+      t.diagnostic(`${result.passed.length}/${scenarios.length} scenarios passed`);
+    });
+  }
+});

@@ -72,7 +72,12 @@ function failureList(result: ConformanceResult, scenarios: Iterable<string>): st
     .join('\n');
 }
 
-describe(`conformance ${REVISION} scenarios (0.2.0-alpha.12)`, { timeout: 300_000 }, () => {
+// (a), (b) and (c) are separate CLI runs against fixtures that serve concurrent clients: mostly
+// waiting on the scenarios' own timers, they run side by side.
+describe(`conformance ${REVISION} scenarios (0.2.0-alpha.12)`, {
+  timeout: 300_000,
+  concurrency: true,
+}, () => {
   let modern: Awaited<ReturnType<typeof startModernConformanceServer>>;
   let legacy: Awaited<ReturnType<typeof startConformanceServer>>;
   let proxy: RunningProxy;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
 import { listServerScenarios, runConformance } from './helpers/conformance.ts';
@@ -29,101 +29,105 @@ async function proxyFor(servers: string) {
   });
 }
 
-test('every scenario passes through /mcp in front of a Streamable HTTP upstream', {
-  timeout: 180_000,
-}, async (t) => {
-  const upstream = await startConformanceServer();
-  t.after(() => upstream.stop());
-  const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
-  t.after(() => proxy.close());
+// Each test has its own upstream, proxy and CLI run: side by side, the stdio bridge's many child
+// starts overlap the other runs' waits.
+describe('the conformance suite through the proxy', { concurrency: true }, () => {
+  test('every scenario passes through /mcp in front of a Streamable HTTP upstream', {
+    timeout: 180_000,
+  }, async (t) => {
+    const upstream = await startConformanceServer();
+    t.after(() => upstream.stop());
+    const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
+    t.after(() => proxy.close());
 
-  const scenarios = await listServerScenarios();
-  const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
-    timeoutMs: 150_000,
+    const scenarios = await listServerScenarios();
+    const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
+      timeoutMs: 150_000,
+    });
+    const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
+    assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
+    assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
+    t.diagnostic(
+      `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (pass-through)`,
+    );
   });
-  const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
-  assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
-  assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
-  t.diagnostic(
-    `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (pass-through)`,
-  );
-});
 
-test('every scenario passes through /mcp when the server sends its requests on the GET stream', {
-  timeout: 180_000,
-}, async (t) => {
-  // As the suite's own example server (examples/servers/typescript/everything-server.ts) does:
-  // `sampling/createMessage` and `elicitation/create` go on the session's GET stream, so they are
-  // lost when the client's GET reaches the server after its `tools/call` (issue 14, finding 12).
-  // The full suite, not the scenarios alone: the order only broke with the connections earlier
-  // scenarios left behind in the client's pool.
-  const upstream = await startConformanceServer({ serverRequests: 'standalone' });
-  t.after(() => upstream.stop());
-  const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
-  t.after(() => proxy.close());
+  test('every scenario passes through /mcp when the server sends its requests on the GET stream', {
+    timeout: 180_000,
+  }, async (t) => {
+    // As the suite's own example server (examples/servers/typescript/everything-server.ts) does:
+    // `sampling/createMessage` and `elicitation/create` go on the session's GET stream, so they are
+    // lost when the client's GET reaches the server after its `tools/call` (issue 14, finding 12).
+    // The full suite, not the scenarios alone: the order only broke with the connections earlier
+    // scenarios left behind in the client's pool.
+    const upstream = await startConformanceServer({ serverRequests: 'standalone' });
+    t.after(() => upstream.stop());
+    const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
+    t.after(() => proxy.close());
 
-  const scenarios = await listServerScenarios();
-  const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
-    // A lost request shows as a 60 s timeout: fail well before the test's own timeout says less.
-    timeoutMs: 150_000,
+    const scenarios = await listServerScenarios();
+    const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
+      // A lost request shows as a 60 s timeout: fail well before the test's own timeout says less.
+      timeoutMs: 150_000,
+    });
+    const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
+    assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
+    assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
+    t.diagnostic(
+      `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (GET-stream requests)`,
+    );
   });
-  const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
-  assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
-  assert.deepEqual([...result.passed].sort(), [...scenarios].sort());
-  t.diagnostic(
-    `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (GET-stream requests)`,
-  );
-});
 
-const exampleSource = exampleServerSource();
-test("the suite's own example server fares the same through /mcp as directly", {
-  timeout: 240_000,
-  skip: exampleSource === undefined && `set ${EXAMPLE_SERVER_ENV} to a copy of its everything-server.ts`,
-}, async (t) => {
-  const upstream = await startExampleServer(exampleSource as string);
-  t.after(() => upstream.stop());
-  const proxy = await proxyFor(`  example:\n    url: ${upstream.url}\n`);
-  t.after(() => proxy.close());
+  const exampleSource = exampleServerSource();
+  test("the suite's own example server fares the same through /mcp as directly", {
+    timeout: 240_000,
+    skip: exampleSource === undefined && `set ${EXAMPLE_SERVER_ENV} to a copy of its everything-server.ts`,
+  }, async (t) => {
+    const upstream = await startExampleServer(exampleSource as string);
+    t.after(() => upstream.stop());
+    const proxy = await proxyFor(`  example:\n    url: ${upstream.url}\n`);
+    t.after(() => proxy.close());
 
-  const direct = await runConformance(upstream.url, { timeoutMs: 100_000 });
-  const proxied = await runConformance(`${proxy.url}/servers/example/mcp?proxy_token=${proxy.token}`, {
-    timeoutMs: 100_000,
+    const direct = await runConformance(upstream.url, { timeoutMs: 100_000 });
+    const proxied = await runConformance(`${proxy.url}/servers/example/mcp?proxy_token=${proxy.token}`, {
+      timeoutMs: 100_000,
+    });
+    // The same verdict and the same findings per scenario: the example server itself draws
+    // warnings on some releases (e.g. no SSE priming event for a 2025-06-18 client).
+    const verdicts = (result: typeof direct) =>
+      Object.fromEntries([
+        ...result.passed.map((scenario) => [scenario, 'passed']),
+        ...result.failed.map(({ scenario, detail }) => [scenario, detail]),
+      ]);
+    assert.deepEqual(verdicts(proxied), verdicts(direct));
+    t.diagnostic(
+      `${proxied.passed.length}/${proxied.passed.length + proxied.failed.length} scenarios passed through the proxy, ${direct.passed.length} directly`,
+    );
   });
-  // The same verdict and the same findings per scenario: the example server itself draws
-  // warnings on some releases (e.g. no SSE priming event for a 2025-06-18 client).
-  const verdicts = (result: typeof direct) =>
-    Object.fromEntries([
-      ...result.passed.map((scenario) => [scenario, 'passed']),
-      ...result.failed.map(({ scenario, detail }) => [scenario, detail]),
-    ]);
-  assert.deepEqual(verdicts(proxied), verdicts(direct));
-  t.diagnostic(
-    `${proxied.passed.length}/${proxied.passed.length + proxied.failed.length} scenarios passed through the proxy, ${direct.passed.length} directly`,
-  );
-});
 
-test('the scenarios pass through the session bridge in front of a stdio upstream', {
-  timeout: 180_000,
-}, async (t) => {
-  const proxy = await proxyFor(
-    `  conformance:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(STDIO_FIXTURE)}]\n`,
-  );
-  t.after(() => proxy.close());
+  test('the scenarios pass through the session bridge in front of a stdio upstream', {
+    timeout: 180_000,
+  }, async (t) => {
+    const proxy = await proxyFor(
+      `  conformance:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(STDIO_FIXTURE)}]\n`,
+    );
+    t.after(() => proxy.close());
 
-  const scenarios = await listServerScenarios();
-  const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
-    timeoutMs: 150_000,
+    const scenarios = await listServerScenarios();
+    const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
+      timeoutMs: 150_000,
+    });
+    // The bridge does not offer SSE resumability (no priming event, no retry field): the suite
+    // rates those as recommendations (WARNING), never as failures. Anything else must pass.
+    const hard = result.failed.filter(
+      ({ scenario, detail }) =>
+        scenario !== 'server-sse-polling' || detail.split('\n').some((line) => !line.startsWith('WARNING')),
+    );
+    const failures = hard.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
+    assert.equal(hard.length, 0, `failed through the bridge:\n${failures}`);
+    assert.ok(result.passed.length >= scenarios.length - 1);
+    t.diagnostic(
+      `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (stdio bridge)`,
+    );
   });
-  // The bridge does not offer SSE resumability (no priming event, no retry field): the suite
-  // rates those as recommendations (WARNING), never as failures. Anything else must pass.
-  const hard = result.failed.filter(
-    ({ scenario, detail }) =>
-      scenario !== 'server-sse-polling' || detail.split('\n').some((line) => !line.startsWith('WARNING')),
-  );
-  const failures = hard.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
-  assert.equal(hard.length, 0, `failed through the bridge:\n${failures}`);
-  assert.ok(result.passed.length >= scenarios.length - 1);
-  t.diagnostic(
-    `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (stdio bridge)`,
-  );
 });

@@ -15,6 +15,7 @@ import {
   startHostileHttp,
   startHostileWs,
 } from './fixtures/hostile-upstream.ts';
+import { eventually } from './helpers/eventually.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const APP = 'http://app.example.test';
@@ -94,14 +95,11 @@ describe("callers' JSON nested too deep (issue 14, #10)", () => {
       socket.once('error', reject);
     });
     // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
-    const next = async (predicate: (frame: any) => boolean) => {
-      const deadline = Date.now() + 3_000;
-      while (!frames.some(predicate)) {
-        if (Date.now() > deadline) throw new Error(`no such frame; got ${JSON.stringify(frames)}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      return frames.find(predicate);
-    };
+    const next = (predicate: (frame: any) => boolean) =>
+      eventually(() => frames.find(predicate), {
+        timeoutMs: 3_000,
+        what: () => `such a frame; got ${JSON.stringify(frames)}`,
+      });
     socket.send(callNested(100_000, 'deep'));
     const refused = await next((f) => f.error !== undefined);
     assert.equal(refused.error.data.code, 'json_too_deep');

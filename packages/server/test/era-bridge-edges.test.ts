@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { type ModernServer, startModernServer } from './fixtures/modern-server.ts';
+import { startModernServer } from './fixtures/modern-server.ts';
 import {
   connectLegacyClient,
   connectModernClient,
@@ -22,6 +22,7 @@ import {
   ELICIT_ANSWER,
   modernRequest,
 } from './helpers/modern-client.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const APP = 'http://app.example.test';
@@ -166,21 +167,12 @@ async function startRecordingLegacyServer(): Promise<{
 }
 
 describe('pooled sessions and the caller’s upstream credentials', () => {
-  let upstream: Awaited<ReturnType<typeof startRecordingLegacyServer>>;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startRecordingLegacyServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startRecordingLegacyServer(), { HOST: '127.0.0.1' });
 
   it('POST /proxy: two callers with different upstream tokens never share a pooled session', async () => {
     const whoami = (token: string, id: number) =>
-      postProxy(proxy, {
-        mcp_server_url: upstream.url,
+      postProxy(fixture.proxy, {
+        mcp_server_url: fixture.upstream.url,
         mcp_token: token,
         ...modernRequest(id, 'tools/call', { name: 'whoami', arguments: {} }),
       });
@@ -191,7 +183,7 @@ describe('pooled sessions and the caller’s upstream credentials', () => {
     assert.equal(bob.body.result?.content[0].text, 'Bearer bob-token', JSON.stringify(bob.body));
     assert.equal(aliceAgain.body.result?.content[0].text, 'Bearer alice-token');
     assert.deepEqual(
-      upstream.initializedWith,
+      fixture.upstream.initializedWith,
       ['Bearer alice-token', 'Bearer bob-token'],
       'one session each, reused',
     );
@@ -199,26 +191,17 @@ describe('pooled sessions and the caller’s upstream credentials', () => {
 });
 
 describe('era verdicts cannot be poisoned by a caller', () => {
-  let dualEra: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    dualEra = await startModernServer({ legacy: 'stateless' });
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await dualEra?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer({ legacy: 'stateless' }), { HOST: '127.0.0.1' });
 
   it('a modern request naming an unknown version does not make a dual-era server look modern-only', async () => {
-    const odd = await postProxy(proxy, {
-      mcp_server_url: dualEra.url,
+    const odd = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(1, 'tools/list', {}, { 'io.modelcontextprotocol/protocolVersion': '2099-01-01' }),
     });
     assert.equal(odd.body.error?.code, -32022, JSON.stringify(odd.body));
-    const seen = dualEra.requests.length;
-    const init = await postProxy(proxy, {
-      mcp_server_url: dualEra.url,
+    const seen = fixture.upstream.requests.length;
+    const init = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       jsonrpc: '2.0',
       id: 2,
       method: 'initialize',
@@ -230,7 +213,7 @@ describe('era verdicts cannot be poisoned by a caller', () => {
     });
     assert.equal(init.status, 200, JSON.stringify(init.body));
     assert.equal(init.body.result.protocolVersion, '2025-11-25');
-    const upstreamInit = dualEra.requests.slice(seen).find((r) => r.method === 'initialize');
+    const upstreamInit = fixture.upstream.requests.slice(seen).find((r) => r.method === 'initialize');
     assert.equal(upstreamInit?.status, 200, 'the server itself answered the session client');
   });
 });

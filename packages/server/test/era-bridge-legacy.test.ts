@@ -21,6 +21,7 @@ import {
   type ModernServer,
   startModernServer,
 } from './fixtures/modern-server.ts';
+import { eventually } from './helpers/eventually.ts';
 import {
   connectLegacyClient,
   connectModernClient,
@@ -31,6 +32,7 @@ import {
   modernRequest,
   SAMPLED_TEXT,
 } from './helpers/modern-client.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const APP = 'http://app.example.test';
@@ -58,15 +60,6 @@ function textOf(result: unknown): string {
 /** How many requests with JSON-RPC `method` the fixture received. */
 function count(upstream: ModernServer, method: string): number {
   return upstream.requests.filter((r) => r.method === method).length;
-}
-
-/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
-async function until(predicate: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('switching to the session-era facade keeps the bridge session open', () => {
@@ -97,14 +90,14 @@ describe('switching to the session-era facade keeps the bridge session open', ()
 });
 
 describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
   let connected: LegacyConnection | undefined;
   let connectError: unknown;
+  after(async () => {
+    await connected?.close();
+  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
   before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-    connected = await connectLegacyClient(proxy, upstream.url, { answerInput: true }).catch(
+    connected = await connectLegacyClient(fixture.proxy, fixture.upstream.url, { answerInput: true }).catch(
       (error: unknown) => {
         connectError = error;
         return undefined;
@@ -116,18 +109,16 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
     assert.ok(connected, `the SDK v1 client could not connect through the bridge: ${String(connectError)}`);
     return connected;
   };
-  after(async () => {
-    await connected?.close();
-    await proxy?.close();
-    await upstream?.stop();
-  });
 
   it('connects: initialize answered from server/discover, with the server identity; no initialize accepted upstream', () => {
     const legacy = client();
     assert.equal(legacy.client.getServerVersion()?.name, FIXTURE_NAME);
     assert.ok(legacy.client.getServerCapabilities()?.tools, 'the discovered capabilities are passed on');
-    assert.ok(count(upstream, 'server/discover') >= 1, 'the proxy asked the server with server/discover');
-    const initializes = upstream.requests.filter((r) => r.method === 'initialize');
+    assert.ok(
+      count(fixture.upstream, 'server/discover') >= 1,
+      'the proxy asked the server with server/discover',
+    );
+    const initializes = fixture.upstream.requests.filter((r) => r.method === 'initialize');
     // The one initialize of a never-seen URL is how the proxy learns the server is modern-only:
     // the server refuses it (-32022) and the client never sees that refusal.
     assert.ok(initializes.length <= 1, `initialize reached the server ${initializes.length} times`);
@@ -136,11 +127,11 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
       'no initialize was accepted: the server never held a session',
     );
     assert.ok(
-      !upstream.requests.some((r) => 'mcp-session-id' in r.headers),
+      !fixture.upstream.requests.some((r) => 'mcp-session-id' in r.headers),
       'no session id reached the server',
     );
     assert.ok(
-      upstream.requests.some(
+      fixture.upstream.requests.some(
         (r) => r.method === 'server/discover' && r.headers['mcp-protocol-version'] === MODERN,
       ),
       'server/discover carried the modern version header',
@@ -156,7 +147,7 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
     const echo = await legacy.client.callTool({ name: 'echo', arguments: { message: 'old' } });
     assert.equal(textOf(echo), 'Echo: old');
     assert.equal((echo as Record<string, unknown>).resultType, undefined, 'resultType is stripped');
-    const seen = upstream.requests.findLast((r) => r.method === 'tools/call');
+    const seen = fixture.upstream.requests.findLast((r) => r.method === 'tools/call');
     assert.equal(seen?.headers['mcp-protocol-version'], MODERN);
     assert.equal(seen?.headers['mcp-method'], 'tools/call');
     assert.equal(seen?.headers['mcp-name'], 'echo');
@@ -168,7 +159,7 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
     const legacy = client();
     const result = await legacy.client.callTool({ name: 'weather', arguments: { region: 'eu' } });
     assert.equal(textOf(result), 'Sunny in eu (header: eu)');
-    const seen = upstream.requests.findLast((r) => r.method === 'tools/call');
+    const seen = fixture.upstream.requests.findLast((r) => r.method === 'tools/call');
     assert.equal(seen?.headers['mcp-param-region'], 'eu');
     assert.equal(seen?.headers['mcp-name'], 'weather');
   });
@@ -178,7 +169,7 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
     const read = await legacy.client.readResource({ uri: GREETING_URI });
     assert.equal((read.contents[0] as { text?: string }).text, GREETING_TEXT);
     assert.equal(
-      upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
+      fixture.upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
       GREETING_URI,
     );
     const prompt = await legacy.client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } });
@@ -187,12 +178,12 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
 
   it("turns an elicitation InputRequiredResult into elicitation/create on the client's stream", async () => {
     const legacy = client();
-    const before = upstream.requests.length;
+    const before = fixture.upstream.requests.length;
     const result = await legacy.client.callTool({ name: 'confirm', arguments: { action: 'deploy' } });
     assert.equal(textOf(result), 'Confirmed: deploy (state confirm:deploy)');
     assert.equal(legacy.elicitations.length, 1, 'the client answered one elicitation');
     assert.equal((legacy.elicitations[0] as { message?: string }).message, 'Really deploy?');
-    const calls = upstream.requests.slice(before).filter((r) => r.method === 'tools/call');
+    const calls = fixture.upstream.requests.slice(before).filter((r) => r.method === 'tools/call');
     assert.equal(calls.length, 2, 'the first call asked for input, the retry completed');
   });
 
@@ -217,7 +208,7 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
 
   it('cancels: the client aborts (notifications/cancelled), the server observes the cancellation', async () => {
     const legacy = client();
-    const since = upstream.cancellations.length;
+    const since = fixture.upstream.cancellations.length;
     const abort = new AbortController();
     const call = legacy.client.callTool(
       { name: 'slow', arguments: { steps: 100, intervalMs: 30 } },
@@ -228,7 +219,7 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
       },
     );
     await assert.rejects(call);
-    const observed = await upstream.waitForCancellation(since, 5_000);
+    const observed = await fixture.upstream.waitForCancellation(since, 5_000);
     assert.ok(observed.step < 100, `cancelled after ${observed.step} steps`);
     // The session survives a cancellation.
     assert.equal(
@@ -239,20 +230,25 @@ describe('legacy client (SDK v1) → /mcp → modern-only server (bridged)', () 
 
   it('feeds tools/list_changed from an upstream subscriptions/listen into the GET stream', async () => {
     const legacy = client();
-    await until(() => count(upstream, 'subscriptions/listen') > 0, 'the upstream subscriptions/listen');
+    await eventually(() => count(fixture.upstream, 'subscriptions/listen') > 0, {
+      what: 'the upstream subscriptions/listen',
+    });
     let received = 0;
     legacy.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       received++;
     });
     // The listen stream may still be opening: publish until the notification arrives.
-    const deadline = Date.now() + 5_000;
-    while (received === 0 && Date.now() < deadline) {
-      upstream.notify.toolsChanged();
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await eventually(
+      () => {
+        if (received > 0) return true;
+        fixture.upstream.notify.toolsChanged();
+        return false;
+      },
+      { intervalMs: 200, what: 'notifications/tools/list_changed at the SDK v1 client' },
+    );
     assert.ok(received > 0, 'the SDK v1 client received notifications/tools/list_changed');
     assert.ok(
-      upstream.requests.every((r) => r.httpMethod === 'POST'),
+      fixture.upstream.requests.every((r) => r.httpMethod === 'POST'),
       'no GET reached the modern-only server: the listen is a POST',
     );
   });
@@ -360,19 +356,10 @@ describe('legacy requests → POST /proxy → modern-only server (bridged)', () 
 });
 
 describe('legacy frames → WS /ws → modern-only server (bridged)', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1', CORS_ORIGINS: APP });
 
   it('answers initialize, calls echo, and carries an elicitation round trip as frames', async () => {
-    const peer = await connectWs(proxy, upstream.url, APP);
+    const peer = await connectWs(fixture.proxy, fixture.upstream.url, APP);
     try {
       peer.send(INITIALIZE);
       const init = await peer.next((f) => f.id === 'init');
@@ -407,35 +394,26 @@ describe('legacy frames → WS /ws → modern-only server (bridged)', () => {
       await peer.close();
     }
     assert.ok(
-      !upstream.requests.some((r) => r.method === 'initialize' && r.status === 200),
+      !fixture.upstream.requests.some((r) => r.method === 'initialize' && r.status === 200),
       'the server accepted no initialize',
     );
   });
 });
 
 describe('the era verdict is cached per upstream', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   it('a second SDK v1 connect sends no refused initialize upstream', async () => {
-    const first = await connectLegacyClient(proxy, upstream.url);
+    const first = await connectLegacyClient(fixture.proxy, fixture.upstream.url);
     try {
       assert.equal(first.client.getServerVersion()?.name, FIXTURE_NAME);
     } finally {
       await first.close();
     }
-    const afterFirst = count(upstream, 'initialize');
+    const afterFirst = count(fixture.upstream, 'initialize');
     assert.ok(afterFirst <= 1, `the first connect sent ${afterFirst} initialize requests`);
 
-    const second = await connectLegacyClient(proxy, upstream.url);
+    const second = await connectLegacyClient(fixture.proxy, fixture.upstream.url);
     try {
       assert.equal(second.client.getServerVersion()?.name, FIXTURE_NAME);
       const echo = await second.client.callTool({ name: 'echo', arguments: { message: 'cached' } });
@@ -443,8 +421,11 @@ describe('the era verdict is cached per upstream', () => {
     } finally {
       await second.close();
     }
-    assert.equal(count(upstream, 'initialize'), afterFirst, 'the second connect sent no initialize');
-    assert.ok(count(upstream, 'server/discover') >= 2, 'each connect was answered from server/discover');
+    assert.equal(count(fixture.upstream, 'initialize'), afterFirst, 'the second connect sent no initialize');
+    assert.ok(
+      count(fixture.upstream, 'server/discover') >= 2,
+      'each connect was answered from server/discover',
+    );
   });
 });
 
@@ -485,27 +466,18 @@ describe('a server pinned `protocol: modern` in the config', () => {
 });
 
 describe('a modern client first, then a session client, to the same modern-only server', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   it('/mcp: the session client is still bridged once modern traffic taught the proxy the transport', async () => {
     // POST /proxy records the transport (Streamable HTTP) on any success, modern requests included.
-    const first = await postProxy(proxy, {
-      mcp_server_url: upstream.url,
+    const first = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(1, 'tools/call', { name: 'echo', arguments: { message: 'first' } }),
     });
     assert.deepEqual(first.body.result.content, [{ type: 'text', text: 'Echo: first' }]);
-    const modern = await connectModernClient(proxy, upstream.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     await modern.close();
-    const legacy = await connectLegacyClient(proxy, upstream.url);
+    const legacy = await connectLegacyClient(fixture.proxy, fixture.upstream.url);
     try {
       assert.equal(legacy.client.getServerVersion()?.name, FIXTURE_NAME);
       const echo = await legacy.client.callTool({ name: 'echo', arguments: { message: 'second' } });

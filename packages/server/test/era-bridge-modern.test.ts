@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
-import { type ModernServer, startModernServer } from './fixtures/modern-server.ts';
-import { type EverythingServer, startEverything } from './helpers/everything.ts';
+import { startModernServer } from './fixtures/modern-server.ts';
+import { startEverything } from './helpers/everything.ts';
 import {
   connectLegacyClient,
   connectModernClient,
@@ -26,6 +26,7 @@ import {
   modernRequest,
   SAMPLED_TEXT,
 } from './helpers/modern-client.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const APP = 'http://app.example.test';
@@ -75,19 +76,13 @@ async function readEvents(
 }
 
 describe('modern client → proxy → session-era server (server-everything)', () => {
-  let everything: EverythingServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    everything = await startEverything('streamableHttp');
-    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
-  });
-  after(async () => {
-    await proxy?.close();
-    await everything?.stop();
+  const fixture = proxiedUpstream(() => startEverything('streamableHttp'), {
+    HOST: '127.0.0.1',
+    CORS_ORIGINS: APP,
   });
 
   it('/mcp: the SDK v2 client pinned to 2026-07-28 discovers the server and lists and calls its tools', async () => {
-    const modern = await connectModernClient(proxy, everything.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       assert.equal(modern.client.getNegotiatedProtocolVersion(), MODERN);
       assert.equal(modern.client.getServerVersion()?.name, 'mcp-servers/everything');
@@ -104,7 +99,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it('/mcp: resources and prompts', async () => {
-    const modern = await connectModernClient(proxy, everything.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       const resources = await modern.client.listResources();
       const first = resources.resources[0];
@@ -121,7 +116,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it("/mcp: the server's elicitation becomes an InputRequiredResult the SDK v2 client answers", async () => {
-    const modern = await connectModernClient(proxy, everything.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       const result = await modern.client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
       assert.equal(modern.elicitations.length, 1, 'the client was asked once');
@@ -133,7 +128,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it("/mcp: the server's sampling request becomes an InputRequiredResult the SDK v2 client answers", async () => {
-    const modern = await connectModernClient(proxy, everything.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       const result = await modern.client.callTool({
         name: 'trigger-sampling-request',
@@ -147,7 +142,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it('/mcp: progress notifications reach the modern client while a call runs', async () => {
-    const modern = await connectModernClient(proxy, everything.url);
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       const progress: number[] = [];
       const result = await modern.client.callTool(
@@ -163,7 +158,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
 
   it('/mcp raw: a header/body disagreement is refused before anything goes upstream (-32020)', async () => {
     const body = modernRequest(1, 'tools/call', { name: 'echo', arguments: { message: 'x' } });
-    const response = await mcpFetch(proxy, everything.url, {
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body,
       headers: { ...modernHeaders(body), 'mcp-name': 'not-echo' },
     });
@@ -174,7 +169,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
 
   it('/mcp raw: an InputRequiredResult carries a requestState handle; the retry completes the same upstream call', async () => {
     const call = modernRequest(7, 'tools/call', { name: 'trigger-elicitation-request', arguments: {} });
-    const first = await mcpFetch(proxy, everything.url, {
+    const first = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: call,
       headers: { ...modernHeaders(call), accept: 'application/json' },
     });
@@ -195,7 +190,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
       inputResponses: { [key as string]: ELICIT_ANSWER },
       requestState: pending.result.requestState,
     });
-    const second = await mcpFetch(proxy, everything.url, {
+    const second = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: retry,
       headers: { ...modernHeaders(retry), accept: 'application/json' },
     });
@@ -205,7 +200,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
     assert.match(JSON.stringify(done.result.content), /accept/i);
 
     // The handle is single-use: the call is over.
-    const again = await mcpFetch(proxy, everything.url, {
+    const again = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: { ...retry, id: 9 },
       headers: { ...modernHeaders(retry), accept: 'application/json' },
     });
@@ -222,7 +217,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
       { name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 30 } },
       { progressToken: 'p-11' },
     );
-    const response = await mcpFetch(proxy, everything.url, {
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: call,
       headers: modernHeaders(call),
       signal: controller.signal,
@@ -233,7 +228,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
     controller.abort();
     // The pooled session answers the next request at once.
     const next = modernRequest(12, 'tools/call', { name: 'echo', arguments: { message: 'after cancel' } });
-    const answer = await mcpFetch(proxy, everything.url, {
+    const answer = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: next,
       headers: { ...modernHeaders(next), accept: 'application/json' },
     });
@@ -251,7 +246,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
       },
     });
     const controller = new AbortController();
-    const response = await mcpFetch(proxy, everything.url, {
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: listen,
       headers: modernHeaders(listen),
       signal: controller.signal,
@@ -269,8 +264,8 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it('POST /proxy: modern envelopes are served through a pooled session; an input round completes', async () => {
-    const discover = await postProxy(proxy, {
-      mcp_server_url: everything.url,
+    const discover = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(1, 'server/discover'),
     });
     assert.equal(discover.status, 200, JSON.stringify(discover.body));
@@ -280,8 +275,8 @@ describe('modern client → proxy → session-era server (server-everything)', (
       'mcp-servers/everything',
     );
 
-    const echoed = await postProxy(proxy, {
-      mcp_server_url: everything.url,
+    const echoed = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(2, 'tools/call', { name: 'echo', arguments: { message: 'via /proxy' } }),
     });
     assert.equal(echoed.body.id, 2);
@@ -289,14 +284,14 @@ describe('modern client → proxy → session-era server (server-everything)', (
     assert.deepEqual(echoed.body.result.content, [{ type: 'text', text: 'Echo: via /proxy' }]);
     assert.equal(echoed.headers.get('mcp-session-id'), null, 'a modern caller gets no session id');
 
-    const asked = await postProxy(proxy, {
-      mcp_server_url: everything.url,
+    const asked = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(3, 'tools/call', { name: 'trigger-elicitation-request', arguments: {} }),
     });
     assert.equal(asked.body.result.resultType, 'input_required', JSON.stringify(asked.body));
     const [key] = Object.keys(asked.body.result.inputRequests);
-    const done = await postProxy(proxy, {
-      mcp_server_url: everything.url,
+    const done = await postProxy(fixture.proxy, {
+      mcp_server_url: fixture.upstream.url,
       ...modernRequest(4, 'tools/call', {
         name: 'trigger-elicitation-request',
         arguments: {},
@@ -310,7 +305,7 @@ describe('modern client → proxy → session-era server (server-everything)', (
   });
 
   it("WS /ws: modern frames are served through the socket's own upstream session", async () => {
-    const peer = await connectWs(proxy, everything.url, APP);
+    const peer = await connectWs(fixture.proxy, fixture.upstream.url, APP);
     try {
       peer.send(modernRequest('d', 'server/discover'));
       const discovered = await peer.next((f) => f.id === 'd');
@@ -439,19 +434,13 @@ describe('modern client → proxy → configured stdio server (SDK v1 feature fi
 });
 
 describe('each era served natively where the server speaks it', () => {
-  let dualEra: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    dualEra = await startModernServer({ legacy: 'stateless' });
-    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
-  });
-  after(async () => {
-    await proxy?.close();
-    await dualEra?.stop();
+  const fixture = proxiedUpstream(() => startModernServer({ legacy: 'stateless' }), {
+    HOST: '127.0.0.1',
+    CORS_ORIGINS: APP,
   });
 
   it('/mcp: SDK v1 → dual-era server: the server serves 2025 itself (no bridging)', async () => {
-    const legacy = await connectLegacyClient(proxy, dualEra.url);
+    const legacy = await connectLegacyClient(fixture.proxy, fixture.upstream.url);
     try {
       assert.equal(legacy.client.getServerVersion()?.name, 'mcp-proxy-modern-fixture');
       const result = await legacy.client.callTool({ name: 'echo', arguments: { message: 'old' } });
@@ -459,20 +448,23 @@ describe('each era served natively where the server speaks it', () => {
     } finally {
       await legacy.close();
     }
-    assert.ok(dualEra.requests.some((r) => r.method === 'initialize' && r.status === 200));
-    assert.ok(!dualEra.requests.some((r) => r.method === 'server/discover'), 'the proxy did not bridge');
+    assert.ok(fixture.upstream.requests.some((r) => r.method === 'initialize' && r.status === 200));
+    assert.ok(
+      !fixture.upstream.requests.some((r) => r.method === 'server/discover'),
+      'the proxy did not bridge',
+    );
   });
 
   it('/mcp: SDK v2 → dual-era server stays modern end to end', async () => {
-    const seenBefore = dualEra.requests.length;
-    const modern = await connectModernClient(proxy, dualEra.url);
+    const seenBefore = fixture.upstream.requests.length;
+    const modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
     try {
       const result = await modern.client.callTool({ name: 'echo', arguments: { message: 'new' } });
       assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: new' }]);
     } finally {
       await modern.close();
     }
-    const calls = dualEra.requests.slice(seenBefore).filter((r) => r.method === 'tools/call');
+    const calls = fixture.upstream.requests.slice(seenBefore).filter((r) => r.method === 'tools/call');
     assert.ok(calls.length > 0 && calls.every((r) => r.headers['mcp-protocol-version'] === MODERN));
   });
 });

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { until } from './helpers/net.ts';
+import { eventually } from './helpers/eventually.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 /**
@@ -90,7 +90,7 @@ describe('a finished call does not keep reading its upstream event stream', () =
   });
 
   beforeEach(async () => {
-    await until(() => upstream.openStreams === 0, 'earlier streams to close');
+    await eventually(() => upstream.openStreams === 0, { what: 'earlier streams to close' });
   });
 
   it('POST /proxy: each answered call closes its stream', async () => {
@@ -105,7 +105,9 @@ describe('a finished call does not keep reading its upstream event stream', () =
       assert.deepEqual(reply.body.result, {});
     }
     assert.equal(upstream.answered, 5);
-    await until(() => upstream.openStreams === 0, 'the upstream to see every finished stream closed');
+    await eventually(() => upstream.openStreams === 0, {
+      what: 'the upstream to see every finished stream closed',
+    });
   });
 
   it('/ws (a held Streamable HTTP session): an answered request closes its stream', async () => {
@@ -133,10 +135,12 @@ describe('a finished call does not keep reading its upstream event stream', () =
           },
         }),
       );
-      await until(() => frames.some((frame) => frame.id === 1), 'the initialize answer');
+      await eventually(() => frames.some((frame) => frame.id === 1), { what: 'the initialize answer' });
       ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }));
-      await until(() => frames.some((frame) => frame.id === 2), 'the ping answer');
-      await until(() => upstream.openStreams === 0, 'the upstream to see both answered streams closed');
+      await eventually(() => frames.some((frame) => frame.id === 2), { what: 'the ping answer' });
+      await eventually(() => upstream.openStreams === 0, {
+        what: 'the upstream to see both answered streams closed',
+      });
     } finally {
       ws.close();
     }

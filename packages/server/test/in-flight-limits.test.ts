@@ -12,6 +12,7 @@ import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { InFlightLimits } from '../src/limits/in-flight.ts';
 import { type HostileUpstream, startHostile } from './fixtures/memory-hostile.ts';
+import { eventually } from './helpers/eventually.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const OTHER_TOKEN = 'other-proxy-token-0123456789abcdef';
@@ -32,13 +33,7 @@ async function setUp(
   return { proxy, upstream };
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const waitFor = (condition: () => boolean, what: string) => eventually(condition, { what });
 
 /** A POST /proxy to the silent upstream, held until `abort` is called. */
 function holdProxyCall(proxy: RunningProxy, upstream: HostileUpstream, id: number, token = proxy.token) {

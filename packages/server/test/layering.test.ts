@@ -36,7 +36,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config/'],
   ['egress/'],
   ['limits/', 'policy/', 'observability/'],
-  ['errors.ts', 'jsonrpc.ts', 'json-depth.ts', 'abort.ts', 'version.ts'],
+  ['errors.ts', 'jsonrpc.ts', 'json-depth.ts', 'abort.ts', 'version.ts', 'clock.ts', 'ttl-cache.ts'],
 ];
 
 /** The layer index of a path relative to src/, or -1 when no layer names it. */

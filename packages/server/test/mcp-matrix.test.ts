@@ -22,6 +22,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
 import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import {
   CLIENT_ROOT,
@@ -467,15 +468,18 @@ const FEATURES: Feature[] = [
           onprogress: () => controller.abort(reason),
         });
         await assert.rejects(call, { name: 'McpError', message: new RegExp(reason) });
-        const observed = await eventually(async () => {
-          const result = await c.client.callTool(
-            { name: 'cancellations', arguments: {} },
-            undefined,
-            REQUEST,
-          );
-          const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown; reason: string }>;
-          return list.find((entry) => entry.reason === reason);
-        }, 5_000);
+        const observed = await eventually(
+          async () => {
+            const result = await c.client.callTool(
+              { name: 'cancellations', arguments: {} },
+              undefined,
+              REQUEST,
+            );
+            const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown; reason: string }>;
+            return list.find((entry) => entry.reason === reason);
+          },
+          { timeoutMs: 5_000, intervalMs: 50 },
+        );
         assert.ok(observed, 'the server saw notifications/cancelled with the client’s reason');
       }),
   },
@@ -650,7 +654,10 @@ const FEATURES: Feature[] = [
     run: (env) =>
       withClient(env, env.target, async (c) => {
         // The server asks shortly after initialization; send nothing until it has.
-        await eventually(async () => c.rootsRequests() > 0 || undefined, 5_000);
+        await eventually(async () => c.rootsRequests() > 0 || undefined, {
+          timeoutMs: 5_000,
+          intervalMs: 50,
+        });
         const result = await c.client.callTool(
           { name: env.profile.roots, arguments: {} },
           undefined,
@@ -684,15 +691,18 @@ const FEATURES: Feature[] = [
         );
         assert.equal(stream.status, 200);
         stream.disconnect();
-        const observed = await eventually(async () => {
-          const result = await c.client.callTool(
-            { name: 'cancellations', arguments: {} },
-            undefined,
-            REQUEST,
-          );
-          const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown; reason: string }>;
-          return list.find((entry) => entry.requestId === requestId);
-        }, 5_000);
+        const observed = await eventually(
+          async () => {
+            const result = await c.client.callTool(
+              { name: 'cancellations', arguments: {} },
+              undefined,
+              REQUEST,
+            );
+            const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown; reason: string }>;
+            return list.find((entry) => entry.requestId === requestId);
+          },
+          { timeoutMs: 5_000, intervalMs: 50 },
+        );
         assert.equal(observed.reason, 'client disconnected');
       }),
   },
@@ -717,7 +727,7 @@ const FEATURES: Feature[] = [
           404,
           `old session id answered ${reply.status}: ${JSON.stringify(reply.body)}`,
         );
-        if (ended) await eventually(async () => ended() || undefined, 5_000);
+        if (ended) await eventually(async () => ended() || undefined, { timeoutMs: 5_000, intervalMs: 50 });
       });
     },
   },
@@ -895,9 +905,11 @@ async function closingOnFailure(
  * (heartbeats and all) without learning the session is gone, and the proxy holds the socket.
  */
 async function expectStandaloneEnd(c: ConnectedClient): Promise<void> {
-  await eventually(async () => c.standaloneEnded() || undefined, 2_000).catch(() => {
-    assert.fail('the standalone GET stream is still open 2 s after the session ended');
-  });
+  await eventually(async () => c.standaloneEnded() || undefined, { timeoutMs: 2_000, intervalMs: 50 }).catch(
+    () => {
+      assert.fail('the standalone GET stream is still open 2 s after the session ended');
+    },
+  );
 }
 
 /** Calls a tool that must succeed, ignoring its result. */
@@ -946,17 +958,6 @@ function textOf(result: unknown): string {
     .filter((part) => part.type === 'text')
     .map((part) => part.text)
     .join('\n');
-}
-
-/** Polls `probe` until it yields a value or `timeoutMs` passes. */
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
 }
 
 function processAlive(pid: number): boolean {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { startWsUpstream } from './fixtures/ws-upstream.ts';
+import { eventually } from './helpers/eventually.ts';
 import { startEverything } from './helpers/everything.ts';
 import { type ConnectedClient, connectClient, type ProxyTarget, urlTarget } from './helpers/mcp-client.ts';
 import { startProxy } from './helpers/proxy.ts';
@@ -65,8 +66,10 @@ async function expectPromptClose(target: ProxyTarget): Promise<void> {
       `close() still waiting ${CLOSE_WITHIN_MS} ms later for the client's open event streams`,
     );
     // The client learns of the end a moment after the proxy sent it.
-    const deadline = Date.now() + 2_000;
-    while (!client.standaloneEnded() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => client?.standaloneEnded(), {
+      timeoutMs: 2_000,
+      what: 'the client to see its stream end',
+    });
     assert.ok(client.standaloneEnded(), 'the client saw its stream end');
   } finally {
     await client?.close();

@@ -8,6 +8,7 @@ import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { emptyObjects, type HostileUpstream, startHostile } from './fixtures/memory-hostile.ts';
 import { type ChildProxy, startChildProxy } from './helpers/child-proxy.ts';
+import { eventually } from './helpers/eventually.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
 
 const HEAP_MB = 96;
@@ -104,9 +105,11 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     const frame = `{"jsonrpc":"2.0","method":"notifications/x","params":{"a":${emptyObjects(1_040_000)}}}`;
     for (let i = 0; i < 64; i++) ws.send(frame);
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: initializeParams() }));
-    const deadline = Date.now() + 20_000;
-    while (!frames.some((f) => f.id === 1) && Date.now() < deadline && ws.readyState === WebSocket.OPEN)
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(() => frames.some((f) => f.id === 1) || ws.readyState !== WebSocket.OPEN, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'the answer to initialize',
+    }).catch(() => {});
     assert.ok(proxy.alive(), `the proxy died:\n${proxy.output()}`);
     const refused = frames.filter((f) => f.error?.data.code === 'too_many_in_flight');
     assert.ok(refused.length >= 60, `most early frames are refused (${refused.length})`);

@@ -8,12 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  GREETING_TEXT,
-  GREETING_URI,
-  type ModernServer,
-  startModernServer,
-} from './fixtures/modern-server.ts';
+import { GREETING_TEXT, GREETING_URI, startModernServer } from './fixtures/modern-server.ts';
 import {
   connectModernClient,
   MODERN,
@@ -23,7 +18,7 @@ import {
   modernRequest,
   SAMPLED_TEXT,
 } from './helpers/modern-client.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
 
 /** The text of a tool result's first content block. */
 function textOf(result: unknown): string {
@@ -34,18 +29,13 @@ function textOf(result: unknown): string {
 }
 
 describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
   let modern: ModernClient;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-    modern = await connectModernClient(proxy, upstream.url);
-  });
   after(async () => {
     await modern?.close();
-    await proxy?.close();
-    await upstream?.stop();
+  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
+  before(async () => {
+    modern = await connectModernClient(fixture.proxy, fixture.upstream.url);
   });
 
   it('negotiates 2026-07-28 with server/discover, with no initialize and no session', async () => {
@@ -54,13 +44,19 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
     assert.equal(modern.client.getServerVersion()?.name, 'mcp-proxy-modern-fixture');
     const discover = await modern.client.discover();
     assert.deepEqual(discover.supportedVersions, [MODERN]);
-    assert.ok(upstream.requests.some((r) => r.method === 'server/discover'));
-    assert.ok(!upstream.requests.some((r) => r.method === 'initialize'), 'no initialize reached the server');
-    assert.ok(!upstream.requests.some((r) => 'mcp-session-id' in r.headers), 'no session id was invented');
+    assert.ok(fixture.upstream.requests.some((r) => r.method === 'server/discover'));
+    assert.ok(
+      !fixture.upstream.requests.some((r) => r.method === 'initialize'),
+      'no initialize reached the server',
+    );
+    assert.ok(
+      !fixture.upstream.requests.some((r) => 'mcp-session-id' in r.headers),
+      'no session id was invented',
+    );
   });
 
   it("'auto' negotiation picks the modern era through the proxy too", async () => {
-    const auto = await connectModernClient(proxy, upstream.url, { mode: 'auto' });
+    const auto = await connectModernClient(fixture.proxy, fixture.upstream.url, { mode: 'auto' });
     try {
       assert.equal(auto.client.getProtocolEra(), 'modern');
     } finally {
@@ -82,7 +78,7 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
     );
     const sum = await modern.client.callTool({ name: 'add', arguments: { a: 2, b: 40 } });
     assert.deepEqual(sum.structuredContent, { sum: 42 });
-    const seen = upstream.requests.findLast((r) => r.method === 'tools/call');
+    const seen = fixture.upstream.requests.findLast((r) => r.method === 'tools/call');
     assert.equal(seen?.headers['mcp-protocol-version'], MODERN);
     assert.equal(seen?.headers['mcp-method'], 'tools/call');
     assert.equal(seen?.headers['mcp-name'], 'add');
@@ -95,7 +91,7 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
     const utf8 = await modern.client.callTool({ name: 'weather', arguments: { region: 'Zürich' } });
     assert.equal(textOf(utf8), `Sunny in Zürich (header: ${encoded})`);
     assert.equal(
-      upstream.requests.findLast((r) => r.method === 'tools/call')?.headers['mcp-param-region'],
+      fixture.upstream.requests.findLast((r) => r.method === 'tools/call')?.headers['mcp-param-region'],
       encoded,
     );
   });
@@ -106,7 +102,7 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
     const read = await modern.client.readResource({ uri: GREETING_URI });
     assert.equal((read.contents[0] as { text?: string }).text, GREETING_TEXT);
     assert.equal(
-      upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
+      fixture.upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
       GREETING_URI,
     );
 
@@ -120,11 +116,11 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
   });
 
   it('completes an elicitation InputRequiredResult round trip (two calls, state echoed)', async () => {
-    const before = upstream.requests.length;
+    const before = fixture.upstream.requests.length;
     const result = await modern.client.callTool({ name: 'confirm', arguments: { action: 'deploy' } });
     assert.equal(textOf(result), 'Confirmed: deploy (state confirm:deploy)');
     assert.equal(modern.elicitations.length, 1);
-    const calls = upstream.requests.slice(before).filter((r) => r.method === 'tools/call');
+    const calls = fixture.upstream.requests.slice(before).filter((r) => r.method === 'tools/call');
     assert.equal(calls.length, 2, 'the first call asked for input, the retry completed');
   });
 
@@ -145,14 +141,14 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
   });
 
   it('cancels: the client aborts, the proxy closes the upstream stream, the server observes it', async () => {
-    const since = upstream.cancellations.length;
+    const since = fixture.upstream.cancellations.length;
     const abort = new AbortController();
     const call = modern.client.callTool(
       { name: 'slow', arguments: { steps: 100, intervalMs: 30 } },
       { signal: abort.signal, onprogress: () => abort.abort() },
     );
     await assert.rejects(call);
-    const observed = await upstream.waitForCancellation(since, 5_000);
+    const observed = await fixture.upstream.waitForCancellation(since, 5_000);
     assert.ok(observed.step < 100);
   });
 
@@ -161,7 +157,7 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
     modern.client.setNotificationHandler('notifications/tools/list_changed', () => changed.resolve());
     const subscription = await modern.client.listen({ toolsListChanged: true });
     assert.deepEqual(subscription.honoredFilter, { toolsListChanged: true });
-    upstream.notify.toolsChanged();
+    fixture.upstream.notify.toolsChanged();
     const timer = setTimeout(() => changed.reject(new Error('no list_changed within 5 s')), 5_000);
     try {
       await changed.promise;
@@ -174,20 +170,14 @@ describe('modern client → /mcp → modern-only server (SDK v2 both ends)', () 
 });
 
 describe('raw modern requests → /mcp → modern-only server', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   it('answers a matching request without any Mcp-Session-Id', async () => {
     const message = modernRequest(1, 'tools/call', { name: 'echo', arguments: { message: 'raw' } });
-    const response = await mcpFetch(proxy, upstream.url, { body: message, headers: modernHeaders(message) });
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
+      body: message,
+      headers: modernHeaders(message),
+    });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('mcp-session-id'), null);
     const body = (await response.json()) as { result: { content: Array<{ text: string }> } };
@@ -195,9 +185,9 @@ describe('raw modern requests → /mcp → modern-only server', () => {
   });
 
   it('refuses header/body disagreement itself (400, -32020): nothing reaches the server', async () => {
-    const before = upstream.requests.length;
+    const before = fixture.upstream.requests.length;
     const message = modernRequest(2, 'tools/call', { name: 'echo', arguments: { message: 'x' } });
-    const response = await mcpFetch(proxy, upstream.url, {
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: message,
       headers: { ...modernHeaders(message), 'mcp-name': 'add' },
     });
@@ -206,12 +196,12 @@ describe('raw modern requests → /mcp → modern-only server', () => {
     assert.equal(body.error.code, -32020);
     assert.equal(body.error.data.code, 'header_mismatch');
     assert.equal(body.id, 2);
-    assert.equal(upstream.requests.length, before, 'no upstream call was spent');
+    assert.equal(fixture.upstream.requests.length, before, 'no upstream call was spent');
   });
 
   it('forwards an Mcp-Param-* header it does not know', async () => {
     const message = modernRequest(3, 'tools/call', { name: 'headers', arguments: {} });
-    const response = await mcpFetch(proxy, upstream.url, {
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
       body: message,
       headers: { ...modernHeaders(message), 'mcp-param-tenant': 'acme' },
     });
@@ -226,7 +216,10 @@ describe('raw modern requests → /mcp → modern-only server', () => {
 
   it('relays the upstream answer when the server itself refuses the headers (missing Mcp-Param-Region)', async () => {
     const message = modernRequest(4, 'tools/call', { name: 'weather', arguments: { region: 'eu' } });
-    const response = await mcpFetch(proxy, upstream.url, { body: message, headers: modernHeaders(message) });
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, {
+      body: message,
+      headers: modernHeaders(message),
+    });
     assert.equal(response.status, 400);
     const body = (await response.json()) as { error: { code: number; message: string } };
     assert.equal(body.error.code, -32020, 'the upstream JSON-RPC error, unchanged');
@@ -235,32 +228,26 @@ describe('raw modern requests → /mcp → modern-only server', () => {
 
   for (const method of ['GET', 'DELETE']) {
     it(`relays the modern-only server's 405 to ${method}`, async () => {
-      const response = await mcpFetch(proxy, upstream.url, { method });
+      const response = await mcpFetch(fixture.proxy, fixture.upstream.url, { method });
       assert.equal(response.status, 405);
       const body = (await response.json()) as { error: { message: string } };
       assert.match(body.error.message, /Method not allowed/);
-      assert.ok(upstream.requests.some((r) => r.httpMethod === method && r.status === 405));
+      assert.ok(fixture.upstream.requests.some((r) => r.httpMethod === method && r.status === 405));
     });
   }
 });
 
 describe('/mcp with a modern-only upstream: relayed 405s and errors', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   it('keeps the Allow header of a relayed 405 (RFC 9110 §15.5.6)', async () => {
-    const direct = await fetch(upstream.url, { method: 'GET', headers: { accept: 'text/event-stream' } });
+    const direct = await fetch(fixture.upstream.url, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream' },
+    });
     await direct.body?.cancel();
     assert.equal(direct.headers.get('allow'), 'POST', 'the server sends it');
-    const response = await mcpFetch(proxy, upstream.url, { method: 'GET' });
+    const response = await mcpFetch(fixture.proxy, fixture.upstream.url, { method: 'GET' });
     await response.body?.cancel();
     assert.equal(response.status, 405);
     assert.equal(

@@ -5,37 +5,24 @@
  * for the caller to retry, and cancels the upstream request when the caller goes away.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import {
-  GREETING_TEXT,
-  GREETING_URI,
-  type ModernServer,
-  startModernServer,
-} from './fixtures/modern-server.ts';
+import { describe, it } from 'node:test';
+import { GREETING_TEXT, GREETING_URI, startModernServer } from './fixtures/modern-server.ts';
 import { MODERN, modernRequest } from './helpers/modern-client.ts';
-import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
+import { postProxy, startProxy } from './helpers/proxy.ts';
 
 describe('POST /proxy with modern envelopes → modern-only server', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   const forward = (message: unknown, headers: Record<string, string> = {}) =>
-    postProxy(proxy, { mcp_server_url: upstream.url, ...(message as object) }, headers);
+    postProxy(fixture.proxy, { mcp_server_url: fixture.upstream.url, ...(message as object) }, headers);
 
   it('answers server/discover and tools/list, deriving the headers from the body', async () => {
     const discover = await forward(modernRequest(1, 'server/discover'));
     assert.equal(discover.status, 200, JSON.stringify(discover.body));
     assert.deepEqual(discover.body.result.supportedVersions, [MODERN]);
     assert.equal(discover.headers.get('mcp-session-id'), null);
-    const seen = upstream.requests.findLast((r) => r.method === 'server/discover');
+    const seen = fixture.upstream.requests.findLast((r) => r.method === 'server/discover');
     assert.equal(seen?.headers['mcp-protocol-version'], MODERN);
     assert.equal(seen?.headers['mcp-method'], 'server/discover');
 
@@ -49,7 +36,10 @@ describe('POST /proxy with modern envelopes → modern-only server', () => {
       modernRequest(3, 'tools/call', { name: 'echo', arguments: { message: 'hi' } }),
     );
     assert.equal(echo.body.result.content[0].text, 'Echo: hi');
-    assert.equal(upstream.requests.findLast((r) => r.method === 'tools/call')?.headers['mcp-name'], 'echo');
+    assert.equal(
+      fixture.upstream.requests.findLast((r) => r.method === 'tools/call')?.headers['mcp-name'],
+      'echo',
+    );
 
     const add = await forward(modernRequest(4, 'tools/call', { name: 'add', arguments: { a: 1, b: 2 } }));
     assert.deepEqual(add.body.result.structuredContent, { sum: 3 });
@@ -57,7 +47,7 @@ describe('POST /proxy with modern envelopes → modern-only server', () => {
     const read = await forward(modernRequest(5, 'resources/read', { uri: GREETING_URI }));
     assert.equal(read.body.result.contents[0].text, GREETING_TEXT);
     assert.equal(
-      upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
+      fixture.upstream.requests.findLast((r) => r.method === 'resources/read')?.headers['mcp-name'],
       GREETING_URI,
     );
 
@@ -128,25 +118,25 @@ describe('POST /proxy with modern envelopes → modern-only server', () => {
   });
 
   it('cancels: the caller disconnects, the proxy closes the upstream stream, the server observes it', async () => {
-    const since = upstream.cancellations.length;
+    const since = fixture.upstream.cancellations.length;
     const abort = new AbortController();
-    const call = fetch(`${proxy.url}/proxy`, {
+    const call = fetch(`${fixture.proxy.url}/proxy`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-proxy-token': proxy.token },
+      headers: { 'content-type': 'application/json', 'x-proxy-token': fixture.proxy.token },
       body: JSON.stringify({
-        mcp_server_url: upstream.url,
+        mcp_server_url: fixture.upstream.url,
         ...modernRequest(13, 'tools/call', { name: 'slow', arguments: { steps: 100, intervalMs: 30 } }),
       }),
       signal: abort.signal,
     });
     setTimeout(() => abort.abort(), 150);
     await assert.rejects(call);
-    const observed = await upstream.waitForCancellation(since, 5_000);
+    const observed = await fixture.upstream.waitForCancellation(since, 5_000);
     assert.equal(observed.requestId, 13);
   });
 
   it('refuses caller headers that disagree with the body before calling upstream (400, -32020)', async () => {
-    const calls = () => upstream.requests.filter((r) => r.method === 'tools/call').length;
+    const calls = () => fixture.upstream.requests.filter((r) => r.method === 'tools/call').length;
     const before = calls();
     const reply = await forward(
       modernRequest(14, 'tools/call', { name: 'echo', arguments: { message: 'x' } }),
@@ -179,16 +169,7 @@ describe('POST /proxy: what one response per POST cannot carry', () => {
 });
 
 describe('POST /proxy with a modern-only upstream: relayed JSON-RPC errors', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1' });
-  });
-  after(async () => {
-    await proxy?.close();
-    await upstream?.stop();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1' });
 
   it("relays the server's JSON-RPC error of a 4xx answer (here -32022 with data.supported)", async () => {
     // 2026-07-28 servers answer protocol errors with HTTP 400 and a JSON-RPC error body; a client
@@ -199,7 +180,7 @@ describe('POST /proxy with a modern-only upstream: relayed JSON-RPC errors', () 
       {},
       { 'io.modelcontextprotocol/protocolVersion': '2099-01-01' },
     );
-    const reply = await postProxy(proxy, { mcp_server_url: upstream.url, ...message });
+    const reply = await postProxy(fixture.proxy, { mcp_server_url: fixture.upstream.url, ...message });
     assert.equal(reply.body.error.code, -32022, JSON.stringify(reply.body));
     assert.deepEqual(reply.body.error.data?.supported, [MODERN]);
   });

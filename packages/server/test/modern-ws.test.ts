@@ -6,30 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  GREETING_TEXT,
-  GREETING_URI,
-  type ModernServer,
-  startModernServer,
-} from './fixtures/modern-server.ts';
+import { GREETING_TEXT, GREETING_URI, startModernServer } from './fixtures/modern-server.ts';
 import { connectWs, MODERN, modernMeta, modernRequest, type WsPeer } from './helpers/modern-client.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { proxiedUpstream } from './helpers/proxied-upstream.ts';
 
 const APP = 'http://app.example.test';
 
 describe('WS /ws with modern frames → modern-only server', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
   let peer: WsPeer;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
-    peer = await connectWs(proxy, upstream.url, APP);
-  });
   after(async () => {
     await peer?.close();
-    await proxy?.close();
-    await upstream?.stop();
+  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1', CORS_ORIGINS: APP });
+  before(async () => {
+    peer = await connectWs(fixture.proxy, fixture.upstream.url, APP);
   });
 
   const call = async (id: string, method: string, params: Record<string, unknown> = {}, meta = {}) => {
@@ -44,11 +34,11 @@ describe('WS /ws with modern frames → modern-only server', () => {
     assert.ok(list.result.tools.some((t: { name: string }) => t.name === 'slow'));
     const echo = await call('echo', 'tools/call', { name: 'echo', arguments: { message: 'over ws' } });
     assert.equal(echo.result.content[0].text, 'Echo: over ws');
-    const seen = upstream.requests.findLast((r) => r.method === 'tools/call');
+    const seen = fixture.upstream.requests.findLast((r) => r.method === 'tools/call');
     assert.equal(seen?.headers['mcp-protocol-version'], MODERN);
     assert.equal(seen?.headers['mcp-method'], 'tools/call');
     assert.equal(seen?.headers['mcp-name'], 'echo');
-    assert.ok(!upstream.requests.some((r) => r.httpMethod !== 'POST'), 'no GET stream, no DELETE');
+    assert.ok(!fixture.upstream.requests.some((r) => r.httpMethod !== 'POST'), 'no GET stream, no DELETE');
   });
 
   it('reads a resource and gets a prompt', async () => {
@@ -92,14 +82,14 @@ describe('WS /ws with modern frames → modern-only server', () => {
     peer.send(modernRequest('listen', 'subscriptions/listen', { notifications: { toolsListChanged: true } }));
     const ack = await peer.next((f) => f.method === 'notifications/subscriptions/acknowledged');
     assert.deepEqual(ack.params.notifications, { toolsListChanged: true });
-    upstream.notify.toolsChanged();
+    fixture.upstream.notify.toolsChanged();
     const changed = await peer.next((f) => f.method === 'notifications/tools/list_changed');
     assert.equal(changed.params._meta['io.modelcontextprotocol/subscriptionId'], 'listen');
   });
 
   it('cancels what is in flight when the socket closes: the server observes it', async () => {
-    const other = await connectWs(proxy, upstream.url, APP);
-    const since = upstream.cancellations.length;
+    const other = await connectWs(fixture.proxy, fixture.upstream.url, APP);
+    const since = fixture.upstream.cancellations.length;
     try {
       other.send(modernRequest('warm', 'server/discover'));
       await other.next((f) => f.id === 'warm');
@@ -115,25 +105,16 @@ describe('WS /ws with modern frames → modern-only server', () => {
     } finally {
       await other.close();
     }
-    const observed = await upstream.waitForCancellation(since, 5_000);
+    const observed = await fixture.upstream.waitForCancellation(since, 5_000);
     assert.equal(observed.requestId, 'long');
   });
 });
 
 describe('WS /ws with a modern-only upstream: Mcp-Param headers, cancellation, first frames', () => {
-  let upstream: ModernServer;
-  let proxy: RunningProxy;
-  before(async () => {
-    upstream = await startModernServer();
-    proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP });
-  });
-  after(async () => {
-    await upstream?.stop();
-    await proxy?.close();
-  });
+  const fixture = proxiedUpstream(() => startModernServer(), { HOST: '127.0.0.1', CORS_ORIGINS: APP });
 
   it('calls a tool with an x-mcp-header parameter (the proxy must mirror Mcp-Param-Region)', async () => {
-    const peer = await connectWs(proxy, upstream.url, APP);
+    const peer = await connectWs(fixture.proxy, fixture.upstream.url, APP);
     try {
       peer.send(modernRequest('w', 'tools/call', { name: 'weather', arguments: { region: 'eu' } }));
       const reply = await peer.next((f) => f.id === 'w');
@@ -144,8 +125,8 @@ describe('WS /ws with a modern-only upstream: Mcp-Param headers, cancellation, f
   });
 
   it('cancels an upstream request when the client sends notifications/cancelled', async () => {
-    const peer = await connectWs(proxy, upstream.url, APP);
-    const since = upstream.cancellations.length;
+    const peer = await connectWs(fixture.proxy, fixture.upstream.url, APP);
+    const since = fixture.upstream.cancellations.length;
     try {
       peer.send(modernRequest('warm', 'server/discover'));
       await peer.next((f) => f.id === 'warm');
@@ -163,7 +144,7 @@ describe('WS /ws with a modern-only upstream: Mcp-Param headers, cancellation, f
         method: 'notifications/cancelled',
         params: { requestId: 'c', reason: 'user', _meta: modernMeta() },
       });
-      const observed = await upstream.waitForCancellation(since, 1_000);
+      const observed = await fixture.upstream.waitForCancellation(since, 1_000);
       assert.equal(observed.requestId, 'c');
     } finally {
       await peer.close();
@@ -175,7 +156,7 @@ describe('WS /ws with a modern-only upstream: Mcp-Param headers, cancellation, f
     // first send to an unknown URL is in flight, AutoHttpTransport.close() has no #inner to close.
     const fresh = await startModernServer();
     try {
-      const peer = await connectWs(proxy, fresh.url, APP);
+      const peer = await connectWs(fixture.proxy, fresh.url, APP);
       peer.send(
         modernRequest(
           'first',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { runFullFlow } from './helpers/flow.ts';
+import { ManualClock } from './helpers/manual-clock.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const SECOND_TOKEN = 'second-rotation-token-fedcba9876543210';
@@ -75,7 +76,8 @@ describe('POST /proxy → server-everything over legacy HTTP+SSE', () => {
 describe('proxy sessions expire when idle', () => {
   it('closes an idle legacy session and reports it as not found', async () => {
     const upstream = await startEverything('sse');
-    const proxy = await startProxy({ SESSION_IDLE_TIMEOUT_MS: '300' });
+    const clock = new ManualClock();
+    const proxy = await startProxy({ SESSION_IDLE_TIMEOUT_MS: '300' }, { clock });
     try {
       const init = await postProxy(proxy, {
         mcp_server_url: upstream.url,
@@ -85,7 +87,7 @@ describe('proxy sessions expire when idle', () => {
         params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } },
       });
       const sessionId = init.headers.get('mcp-session-id') ?? '';
-      await new Promise((resolve) => setTimeout(resolve, 800));
+      clock.advance(800);
       const reply = await postProxy(
         proxy,
         { mcp_server_url: upstream.url, jsonrpc: '2.0', id: 2, method: 'ping' },

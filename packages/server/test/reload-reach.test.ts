@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
 import { MemoryRateStore, type RateStore, type WindowHit } from '../src/limits/rate-store.ts';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
-import { until } from './helpers/net.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const A = 'reach-token-a-0123456789abcdef01';
@@ -135,7 +135,7 @@ describe('a reload ends what a token may no longer reach', { timeout: 60_000 }, 
       );
       assert.equal(await aToA.closed, 4401, 'a socket to a server the token lost');
       assert.equal(await bToC.closed, 4401, 'a socket to a re-pointed server');
-      await until(streamAToA.ended, 'the stream to a server the token lost to end');
+      await eventually(streamAToA.ended, { what: 'the stream to a server the token lost to end' });
       assert.equal(aToB.ws.readyState, WebSocket.OPEN, 'a server the token keeps');
       assert.equal(bToUrl.ws.readyState, WebSocket.OPEN, 'an unlimited token keeps its URL');
       assert.equal(streamAToB.ended(), false, 'a stream to a server the token keeps');
@@ -146,7 +146,7 @@ describe('a reload ends what a token may no longer reach', { timeout: 60_000 }, 
       reloadWith(proxy, configFile(kept, { [A]: ['c', 'l'], [B]: undefined }));
       assert.equal(await bToB.closed, 4401, 'a socket to a removed server');
       assert.equal(await aToB.closed, 4401);
-      await until(streamAToB.ended, 'the stream to a removed server to end');
+      await eventually(streamAToB.ended, { what: 'the stream to a removed server to end' });
       assert.equal(bToUrl.ws.readyState, WebSocket.OPEN);
       const ping = { server: 'l', jsonrpc: '2.0', id: 2, method: 'ping' };
       const reused = await postProxy({ url: proxy.url, token: A }, ping, { 'mcp-session-id': heldId });
@@ -233,7 +233,9 @@ describe('a request authenticated just before a reload revoked its token', { tim
         method: 'GET',
         headers: { ...withSession, accept: 'text/event-stream' },
       });
-      await until(() => store.waiting > 0, 'the request to be authenticated and at the limiter');
+      await eventually(() => store.waiting > 0, {
+        what: 'the request to be authenticated and at the limiter',
+      });
       reloadWith(proxy, onlyB());
       store.open();
       const stream = await pending;
@@ -262,7 +264,7 @@ describe('a request authenticated just before a reload revoked its token', { tim
         });
       });
       ws.on('error', () => {});
-      await until(() => store.waiting > 0, 'the handshake to be checked and at the limiter');
+      await eventually(() => store.waiting > 0, { what: 'the handshake to be checked and at the limiter' });
       reloadWith(proxy, onlyB());
       store.open();
       assert.equal(await outcome, 4401);
@@ -300,7 +302,7 @@ describe('a /ws handshake checked just before a reload narrowed its token', { ti
         });
       });
       ws.on('error', () => {});
-      await until(() => store.waiting > 0, 'the handshake to be checked and at the limiter');
+      await eventually(() => store.waiting > 0, { what: 'the handshake to be checked and at the limiter' });
       reloadWith(proxy, configFile(servers, { [A]: ['t'] }));
       store.open();
       assert.equal(await outcome, 4401);

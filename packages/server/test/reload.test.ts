@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy } from './helpers/proxy.ts';
@@ -15,11 +16,11 @@ const OLD = 'reload-old-token-0123456789abcdef';
 const NEW = 'reload-new-token-0123456789abcdef';
 
 async function waitForLog(read: () => string, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(read())) {
-    if (Date.now() > deadline) throw new Error(`no log line matching ${pattern}:\n${read().slice(-2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(() => pattern.test(read()), {
+    timeoutMs,
+    intervalMs: 50,
+    what: () => `a log line matching ${pattern}:\n${read().slice(-2000)}`,
+  });
 }
 
 describe('SIGHUP', () => {

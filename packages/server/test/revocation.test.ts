@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { modernRequest } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -128,7 +129,10 @@ describe('a reload that revokes a token ends what the token holds', () => {
       }
       assert.equal(await openSessions(proxy), 2, 'one pooled session per token');
       proxy.app.reload(configWith([B]));
-      await waitUntil(async () => (await openSessions(proxy)) === 1);
+      await eventually(async () => (await openSessions(proxy)) === 1, {
+        intervalMs: 50,
+        what: 'one open session',
+      });
     } finally {
       await proxy.close();
     }
@@ -191,13 +195,4 @@ async function openSessions(proxy: RunningProxy): Promise<number> {
     await fetch(`${proxy.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
   ).text();
   return Number(/^mcp_proxy_open_sessions (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
-}
-
-/** Polls `condition` until it holds, or fails after `timeoutMs`. */
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

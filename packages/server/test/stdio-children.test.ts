@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './helpers/eventually.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -48,13 +49,9 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Polls `check` every 20 ms until it holds, or fails after `timeoutMs`. */
+/** Waits until `check` holds (at most `timeoutMs`). */
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await eventually(check, { timeoutMs, what });
 }
 
 const call = (id: number) => ({

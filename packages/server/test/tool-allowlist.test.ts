@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -122,10 +123,10 @@ describe('per-server tool allowlists', () => {
         params: { name: 'get-sum', arguments: { a: 1, b: 2 } },
       }),
     );
-    const deadline = Date.now() + 10_000;
-    while (!(frames.some((f) => f.id === 1) && frames.some((f) => f.id === 2)) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually(() => frames.some((f) => f.id === 1) && frames.some((f) => f.id === 2), {
+      timeoutMs: 10_000,
+      what: 'both answers',
+    }).catch(() => {});
     assert.deepEqual(
       frames.find((f) => f.id === 1)?.result?.tools?.map((t) => t.name),
       ['echo'],

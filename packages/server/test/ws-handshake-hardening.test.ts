@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { startChildProxy } from './helpers/child-proxy.ts';
-import { until } from './helpers/net.ts';
+import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -67,16 +67,15 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
         socket.write(refusals[i % refusals.length] as string);
         clients.push(socket);
       }
-      await until(() => answers.length === 20, 'every refusal to be answered');
+      await eventually(() => answers.length === 20, { what: 'every refusal to be answered' });
       assert.deepEqual(
         new Set(answers),
         new Set(['HTTP/1.1 401 Unauthorized', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 404 Not Found']),
       );
-      await until(
-        async () => (await connections()) === 0,
-        'the proxy to close every refused connection',
-        3_000,
-      );
+      await eventually(async () => (await connections()) === 0, {
+        timeoutMs: 3_000,
+        what: 'the proxy to close every refused connection',
+      });
     } finally {
       for (const socket of clients) socket.destroy();
       await proxy.close();
@@ -84,10 +83,12 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
   });
 
   it('checks that outlast the request deadline refuse the handshake (408) and close it', async () => {
-    // A resolver that never answers: the target check of the handshake hangs.
+    // A resolver that does not answer while the test runs: the target check of the handshake
+    // hangs. It fails at the end, so the guard's DNS deadline does not hold the process open.
+    const hanging: Array<(error: Error) => void> = [];
     const proxy = await startProxy(
       { HEADERS_TIMEOUT_MS: '300', REQUEST_TIMEOUT_MS: '300', WS_ALLOW_MISSING_ORIGIN: 'true' },
-      { resolver: () => new Promise(() => {}) },
+      { resolver: () => new Promise((_resolve, reject) => hanging.push(reject)) },
     );
     const socket = await open(Number(new URL(proxy.url).port));
     try {
@@ -102,6 +103,7 @@ describe('/ws handshakes that do not complete', { timeout: 30_000 }, () => {
       assert.match(answer, /^HTTP\/1\.1 408 /);
       assert.match(answer, /"code":"handshake_timeout"/);
     } finally {
+      for (const reject of hanging) reject(new Error('the test is over'));
       socket.destroy();
       await proxy.close();
     }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { type AmplifyUpstream, startAmplifyUpstream } from './fixtures/amplify-hostile.ts';
 import { type ChildProxy, startChildProxy } from './helpers/child-proxy.ts';
+import { eventually } from './helpers/eventually.ts';
 
 const HEAP_MB = 96;
 const DEAF_STDIO = fileURLToPath(new URL('./fixtures/deaf-stdio.ts', import.meta.url));
@@ -42,10 +43,9 @@ async function setUp(): Promise<{ proxy: ChildProxy; upstream: AmplifyUpstream }
 }
 
 /** Polls `check` every 20 ms until it holds or `ms` pass. */
+/** Whether `check` holds within `ms` (polled; false, not a failure, when it does not). */
 async function until(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  return check();
+  return eventually(check, { timeoutMs: ms }).catch(() => check());
 }
 
 describe('/ws → an upstream that stops reading (F1)', { timeout: 60_000 }, () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -143,7 +144,7 @@ describe('WS /ws', () => {
     await peer.next((f) => f.id === 'init');
     peer.ws.close();
     await peer.closed;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await eventually(() => /websocket closed/.test(proxy.logs.join('\n')), { what: 'the close logged' });
     const text = proxy.logs.join('\n');
     assert.match(text, /websocket closed/);
     assert.ok(!text.includes(proxy.token), 'proxy token absent from logs');

@@ -17,6 +17,7 @@ import {
   parseJson,
 } from '../eras/classify.ts';
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
+import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
 import { upstreamHeaders } from '../upstream/headers.ts';
 import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
@@ -28,43 +29,24 @@ export interface EraVerdict {
 }
 
 /** Limits of the verdict cache. */
-export interface EraVerdictOptions {
-  readonly ttlMs: number;
-  readonly maxEntries: number;
-  readonly now?: () => number;
-}
+export type EraVerdictOptions = TtlCacheOptions;
 
 /** A bounded, expiring map from upstream URL to what it speaks. */
 export class EraVerdicts {
-  readonly #entries = new Map<string, { verdict: EraVerdict; expires: number }>();
-  readonly #options: EraVerdictOptions;
-  readonly #now: () => number;
+  readonly #cache: TtlCache<string, EraVerdict>;
 
   constructor(options: EraVerdictOptions) {
-    this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#cache = new TtlCache(options);
   }
 
   /** What is known of `key`, if still fresh. */
   get(key: string): EraVerdict {
-    const entry = this.#entries.get(key);
-    if (!entry) return {};
-    if (entry.expires <= this.#now()) {
-      this.#entries.delete(key);
-      return {};
-    }
-    return entry.verdict;
+    return this.#cache.get(key) ?? {};
   }
 
-  /** Records whether `key` speaks `era`. */
+  /** Records whether `key` speaks `era` (what was known of the other era stays, with a new lifetime). */
   learn(key: string, era: Era, supported: boolean): void {
-    const verdict = { ...this.get(key), [era]: supported };
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.#options.maxEntries) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
-    }
-    this.#entries.set(key, { verdict, expires: this.#now() + this.#options.ttlMs });
+    this.#cache.set(key, { ...this.get(key), [era]: supported });
   }
 }
 

@@ -4,45 +4,27 @@
  * first, then legacy GET) runs once per upstream rather than once per request. Bounded in size
  * and time: an upstream that is upgraded is re-probed after the TTL.
  */
+import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 import type { HttpTransportKind } from '../upstream/transport.ts';
 
 /** Limits of the verdict cache. */
-export interface VerdictCacheOptions {
-  readonly ttlMs: number;
-  readonly maxEntries: number;
-  readonly now?: () => number;
-}
+export type VerdictCacheOptions = TtlCacheOptions;
 
 /** A bounded, expiring map from upstream URL to transport kind. */
 export class TransportVerdicts {
-  readonly #entries = new Map<string, { kind: HttpTransportKind; expires: number }>();
-  readonly #options: VerdictCacheOptions;
-  readonly #now: () => number;
+  readonly #cache: TtlCache<string, HttpTransportKind>;
 
   constructor(options: VerdictCacheOptions) {
-    this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#cache = new TtlCache(options);
   }
 
   /** The cached kind for `url`, if still fresh. */
   get(url: URL): HttpTransportKind | undefined {
-    const entry = this.#entries.get(url.href);
-    if (!entry) return undefined;
-    if (entry.expires <= this.#now()) {
-      this.#entries.delete(url.href);
-      return undefined;
-    }
-    return entry.kind;
+    return this.#cache.get(url.href);
   }
 
   /** Records the kind `url` was found to speak. */
   set(url: URL, kind: HttpTransportKind): void {
-    this.#entries.delete(url.href);
-    if (this.#entries.size >= this.#options.maxEntries) {
-      // Maps iterate in insertion order: the first key is the oldest entry.
-      const oldest = this.#entries.keys().next().value;
-      if (oldest !== undefined) this.#entries.delete(oldest);
-    }
-    this.#entries.set(url.href, { kind, expires: this.#now() + this.#options.ttlMs });
+    this.#cache.set(url.href, kind);
   }
 }

@@ -6,29 +6,23 @@
  * that binds runs again at connect time in the guard's dispatcher and lookup, against the
  * addresses actually connected to. The owner clears the cache when the egress policy changes.
  */
+import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 
-/** Size and lifetime of the cache. */
-export interface VetCacheOptions {
-  /** How long an acceptance is reused (a host name's DNS answers may change meanwhile). */
-  readonly ttlMs: number;
-  /** Most URLs kept; the oldest entry makes room for a new one. */
-  readonly maxEntries: number;
-  /** Clock in milliseconds (tests inject one). */
-  readonly now?: () => number;
-}
+/**
+ * Size and lifetime of the cache: `ttlMs` is how long an acceptance is reused (a host name's DNS
+ * answers may change meanwhile).
+ */
+export type VetCacheOptions = TtlCacheOptions;
 
 /** The defaults: a minute's reuse of up to 512 URLs. */
 export const VET_CACHE_DEFAULTS: VetCacheOptions = { ttlMs: 60_000, maxEntries: 512 };
 
 /** Accepted target URLs by the raw text a caller sent. */
 export class VetCache {
-  readonly #entries = new Map<string, { readonly href: string; readonly expires: number }>();
-  readonly #options: VetCacheOptions;
-  readonly #now: () => number;
+  readonly #cache: TtlCache<string, string>;
 
   constructor(options: VetCacheOptions = VET_CACHE_DEFAULTS) {
-    this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#cache = new TtlCache(options);
   }
 
   /**
@@ -36,31 +30,22 @@ export class VetCache {
    * time, so no caller can change what another one connects to.
    */
   get(raw: string): URL | undefined {
-    const entry = this.#entries.get(raw);
-    if (entry === undefined) return undefined;
-    if (entry.expires <= this.#now()) {
-      this.#entries.delete(raw);
-      return undefined;
-    }
-    return new URL(entry.href);
+    const href = this.#cache.get(raw);
+    return href === undefined ? undefined : new URL(href);
   }
 
   /** Records that the guard accepted `raw` as `url`. */
   set(raw: string, url: URL): void {
-    const { ttlMs, maxEntries } = this.#options;
-    if (maxEntries <= 0 || ttlMs <= 0) return;
-    this.#entries.delete(raw);
-    if (this.#entries.size >= maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
-    this.#entries.set(raw, { href: url.href, expires: this.#now() + ttlMs });
+    this.#cache.set(raw, url.href);
   }
 
   /** Forgets every entry (the egress policy changed). */
   clear(): void {
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   /** Number of entries held (tests). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 }

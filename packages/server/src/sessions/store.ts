@@ -4,6 +4,7 @@
  * sees "not found"), capped per token and in total, closed when idle and at shutdown.
  */
 import { randomBytes } from 'node:crypto';
+import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
 import { ProxyError } from '../errors.ts';
 
 /** Anything the store can hold and close. */
@@ -18,8 +19,8 @@ export interface SessionStoreOptions {
   readonly idleTimeoutMs: number;
   readonly maxTotal: number;
   readonly maxPerToken: number;
-  /** Clock in ms; injectable for tests. */
-  readonly now?: () => number;
+  /** Time and the idle sweep's timer (tests move time instead of waiting); default the system's. */
+  readonly clock?: Clock;
   /** Asked before every new session (e.g. a rate limit); throws to refuse. */
   readonly admit?: (ownerId: string) => Promise<void>;
   /**
@@ -52,14 +53,14 @@ export class SessionStore<S extends Closable> {
   readonly #perOwner = new Map<string, number>();
   readonly #options: SessionStoreOptions;
   readonly #now: () => number;
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #stopSweeper: () => void;
 
   constructor(options: SessionStoreOptions) {
     this.#options = options;
-    this.#now = options.now ?? Date.now;
+    const clock = options.clock ?? SYSTEM_CLOCK;
+    this.#now = () => clock.now();
     const every = Math.max(50, Math.min(30_000, Math.floor(options.idleTimeoutMs / 4)));
-    this.#sweeper = setInterval(() => this.sweep(), every);
-    this.#sweeper.unref();
+    this.#stopSweeper = clock.every(every, () => this.sweep());
   }
 
   /** Number of open sessions. */
@@ -159,7 +160,7 @@ export class SessionStore<S extends Closable> {
 
   /** Closes every session and stops the sweeper (shutdown). */
   async closeAll(): Promise<void> {
-    clearInterval(this.#sweeper);
+    this.#stopSweeper();
     await Promise.all([...this.#entries.keys()].map((id) => this.delete(id)));
   }
 

@@ -6,6 +6,7 @@
  * from the `tools/list` answers passing through it and adds the headers itself.
  */
 import { ProxyError } from '../errors.ts';
+import { TtlCache } from '../ttl-cache.ts';
 import { encodeHeaderValue } from './request-metadata.ts';
 
 /** One declared header: its name and the property path (of `properties` keys) it mirrors. */
@@ -149,13 +150,18 @@ interface TargetEntry {
 export class ParamHeaderCatalog {
   /** In least-recently-used order (a use moves a target to the end). */
   readonly #targets = new Map<string, TargetEntry>();
-  readonly #lookups = new Map<string, number>();
+  /** Targets whose list was fetched lately, each kept for the lookup interval. */
+  readonly #lookups: TtlCache<string, true>;
   readonly #maxBytes: number;
   #bytes = 0;
 
-  /** @param maxBytes what all entries may cost together (tests lower it). */
-  constructor(maxBytes = MAX_CATALOG_BYTES) {
-    this.#maxBytes = maxBytes;
+  /**
+   * @param options.maxBytes what all entries may cost together (tests lower it);
+   * `now` the clock of the lookup interval.
+   */
+  constructor(options: { readonly maxBytes?: number; readonly now?: () => number } = {}) {
+    this.#maxBytes = options.maxBytes ?? MAX_CATALOG_BYTES;
+    this.#lookups = new TtlCache({ ttlMs: LOOKUP_INTERVAL_MS, maxEntries: MAX_TARGETS, now: options.now });
   }
 
   /** Roughly what the catalog holds, in bytes (for tests and metrics). */
@@ -206,14 +212,11 @@ export class ParamHeaderCatalog {
    * True when `tool` on `target` should be looked up before a call: never seen, and the target's
    * list was not fetched within the last 30 s (so a bogus name cannot make every call list).
    */
-  needsLookup(target: string, tool: string, now = Date.now()): boolean {
+  needsLookup(target: string, tool: string): boolean {
     const key = catalogKey(target);
     if (this.#targets.get(key)?.tools.has(tool)) return false;
-    const last = this.#lookups.get(key) ?? 0;
-    if (now - last < LOOKUP_INTERVAL_MS) return false;
-    this.#lookups.delete(key);
-    if (this.#lookups.size >= MAX_TARGETS) this.#lookups.delete(this.#lookups.keys().next().value as string);
-    this.#lookups.set(key, now);
+    if (this.#lookups.get(key)) return false;
+    this.#lookups.set(key, true);
     return true;
   }
 
