@@ -1,7 +1,9 @@
 /**
  * @module upstream/message-source
  * What every upstream transport shares: the SDK-shaped callbacks, JSON payload parsing into
- * JSON-RPC messages, and remembering the protocol version an initialize result negotiated.
+ * JSON-RPC messages, and remembering the protocol version an initialize result negotiated;
+ * and, for the transports that hold one connection with no MCP session of their own (stdio,
+ * WebSocket, HTTP+SSE), closing it once.
  */
 import { ProxyError } from '../errors.ts';
 import { exceedsJsonDepth, MAX_JSON_DEPTH } from '../json-depth.ts';
@@ -113,4 +115,33 @@ export abstract class MessageSource extends TransportCallbacks {
     }
     this.deliver(messages);
   }
+}
+
+/**
+ * Base of the transports that hold one connection and no MCP session id (stdio, WebSocket,
+ * HTTP+SSE): closing is idempotent, releases the connection, then tells the owner.
+ */
+export abstract class ConnectionSource extends MessageSource {
+  readonly sessionId: string | undefined = undefined;
+  #closed = false;
+
+  /** True once {@link close} has begun: late events and sends are ignored or refused. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Releases the connection (its synchronous part runs before `onclose`), fires `onclose`, and
+   * resolves once the release has finished (a child process has exited).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const released = this.release();
+    this.onclose?.();
+    await released;
+  }
+
+  /** Lets go of the connection; called once, by {@link close}. */
+  protected abstract release(): Promise<void> | void;
 }

@@ -11,7 +11,7 @@ import { isEventStream, isMessageEvent, readEventStream } from './event-stream.t
 import { FlowGate } from './flow-gate.ts';
 import { upstreamHeaders } from './headers.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
-import { MessageSource } from './message-source.ts';
+import { ConnectionSource } from './message-source.ts';
 import { rejectStatus } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
@@ -26,15 +26,13 @@ export interface SseOptions {
 }
 
 /** Legacy HTTP+SSE transport to one upstream server. */
-export class SseTransport extends MessageSource implements UpstreamTransport {
-  readonly sessionId: string | undefined = undefined;
+export class SseTransport extends ConnectionSource implements UpstreamTransport {
   readonly #options: SseOptions;
   readonly #closer = new AbortController();
   readonly #gate = new FlowGate();
   #endpoint: URL | undefined;
   /** The endpoint's session, in the spellings an error message may quote it (never shown). */
   #endpointSecrets: readonly string[] = [];
-  #closed = false;
 
   constructor(options: SseOptions) {
     super();
@@ -94,7 +92,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
           ? error
           : new ProxyError('upstream_unreachable', undefined, { cause: error });
         reject(failure);
-        if (!this.#closed) this.onerror?.(failure);
+        if (!this.closed) this.onerror?.(failure);
         void this.close();
       },
     );
@@ -119,7 +117,7 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     const endpoint = this.#endpoint;
-    if (!endpoint || this.#closed) {
+    if (!endpoint || this.closed) {
       throw new ProxyError('upstream_unreachable', 'The MCP server event stream is closed.');
     }
     const { http } = this.#options;
@@ -143,11 +141,8 @@ export class SseTransport extends MessageSource implements UpstreamTransport {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected release(): void {
     this.#closer.abort(new ProxyError('upstream_unreachable', 'The upstream connection was closed.'));
-    this.onclose?.();
   }
 
   /** The endpoint must stay on the stream's origin: a server cannot send the proxy elsewhere. */

@@ -10,7 +10,7 @@ import type { StdioServerConfig } from '../config/config.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { ChildRegistry } from './child-registry.ts';
-import { MessageSource } from './message-source.ts';
+import { ConnectionSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -31,11 +31,9 @@ export interface StdioOptions {
 }
 
 /** Runs a configured MCP server as a child process and talks to it over stdio. */
-export class StdioTransport extends MessageSource implements UpstreamTransport {
-  readonly sessionId: string | undefined = undefined;
+export class StdioTransport extends ConnectionSource implements UpstreamTransport {
   readonly #options: StdioOptions;
   #child: ChildProcessWithoutNullStreams | undefined;
-  #closed = false;
 
   constructor(options: StdioOptions) {
     super();
@@ -80,7 +78,7 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
       // EPIPE after the child died: reported through 'exit' below.
     });
     child.once('exit', (code, signal) => {
-      if (!this.#closed) {
+      if (!this.closed) {
         const detail = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         this.onerror?.(new ProxyError('upstream_unreachable', `The MCP server "${name}" ${detail}.`));
       }
@@ -98,36 +96,34 @@ export class StdioTransport extends MessageSource implements UpstreamTransport {
 
   async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
     const child = this.#child;
-    if (!child || this.#closed || !child.stdin.writable) {
+    if (!child || this.closed || !child.stdin.writable) {
       throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
     }
     const stdin = child.stdin;
     // Backpressure both ways round: a send waits for room before writing (concurrent sends
     // must not pile up in stdin's buffer, issue 14 review F1) and until its bytes are taken.
     if (stdin.writableNeedDrain) await drained(stdin);
-    if (this.#closed || !stdin.writable) {
+    if (this.closed || !stdin.writable) {
       throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
     }
     if (!stdin.write(`${JSON.stringify(message)}\n`)) await drained(stdin);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Ends the child: SIGTERM, SIGKILL after a grace period. The promise settles once the process
+   * is really gone, so whoever counts children (the session caps) does not count a slot free
+   * while its process still runs.
+   */
+  protected release(): Promise<void> | void {
     const child = this.#child;
-    let exited: Promise<void> | undefined;
-    if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      // Resolved once the process is really gone, so whoever counts children (the session caps)
-      // does not count a slot free while its process still runs.
-      exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.stdin.end();
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-      killer.unref();
-      child.once('exit', () => clearTimeout(killer));
-    }
-    this.onclose?.();
-    if (exited) await exited;
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.stdin.end();
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    killer.unref();
+    child.once('exit', () => clearTimeout(killer));
+    return exited;
   }
 
   /**

@@ -9,7 +9,7 @@ import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { upstreamHeaders } from './headers.ts';
 import { toUpstreamError } from './http.ts';
-import { MessageSource } from './message-source.ts';
+import { ConnectionSource } from './message-source.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one WebSocket MCP endpoint. */
@@ -24,11 +24,9 @@ export interface WebSocketOptions {
 }
 
 /** WebSocket transport to one upstream server. */
-export class WebSocketTransport extends MessageSource implements UpstreamTransport {
-  readonly sessionId: string | undefined = undefined;
+export class WebSocketTransport extends ConnectionSource implements UpstreamTransport {
   readonly #options: WebSocketOptions;
   #socket: WebSocket | undefined;
-  #closed = false;
 
   constructor(options: WebSocketOptions) {
     super();
@@ -82,7 +80,7 @@ export class WebSocketTransport extends MessageSource implements UpstreamTranspo
       this.deliverText(data.toString());
     });
     socket.on('error', (error) => {
-      if (!this.#closed) this.onerror?.(toUpstreamError(error));
+      if (!this.closed) this.onerror?.(toUpstreamError(error));
     });
     socket.on('close', () => void this.close());
   }
@@ -97,7 +95,7 @@ export class WebSocketTransport extends MessageSource implements UpstreamTranspo
 
   async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
     const socket = this.#socket;
-    if (!socket || this.#closed || socket.readyState !== WebSocket.OPEN) {
+    if (!socket || this.closed || socket.readyState !== WebSocket.OPEN) {
       throw new ProxyError('upstream_unreachable', 'The MCP server WebSocket is closed.');
     }
     await new Promise<void>((resolve, reject) => {
@@ -106,14 +104,11 @@ export class WebSocketTransport extends MessageSource implements UpstreamTranspo
     });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected release(): void {
     const socket = this.#socket;
     if (socket && socket.readyState !== WebSocket.CLOSED) {
       if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'session closed');
       else socket.terminate();
     }
-    this.onclose?.();
   }
 }
