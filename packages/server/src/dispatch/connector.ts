@@ -72,59 +72,49 @@ export class UpstreamConnector {
 
   /** Opens and starts a transport for `target`. */
   async open(target: UpstreamTarget): Promise<UpstreamTransport> {
-    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders } = this.#deps;
-    let transport: UpstreamTransport;
-    switch (target.kind) {
-      case 'stdio':
-        transport = new StdioTransport({
-          name: target.name,
-          server: target.server,
-          logger,
-          maxLineBytes: responseLimitBytes,
-          ...(this.#deps.children ? { children: this.#deps.children } : {}),
-        });
-        break;
-      case 'websocket':
-        transport = new WebSocketTransport({
-          url: target.url,
-          guard,
-          bearerToken: target.bearerToken,
-          maxPayloadBytes: responseLimitBytes,
-          handshakeTimeoutMs: timeoutMs,
-        });
-        break;
-      case 'sse':
-        transport = new SseTransport({
-          url: target.url,
-          http,
-          bearerToken: target.bearerToken,
-          handshakeTimeoutMs: timeoutMs,
-        });
-        break;
-      case 'streamable-http':
-        transport = new StreamableHttpTransport({
-          url: target.url,
-          http,
-          bearerToken: target.bearerToken,
-          longLived: true,
-          paramHeaders,
-        });
-        break;
-      case 'http-auto':
-        transport = new AutoHttpTransport({
-          url: target.url,
-          http,
-          verdicts,
-          bearerToken: target.bearerToken,
-          handshakeTimeoutMs: timeoutMs,
-          paramHeaders,
-        });
-        break;
-    }
+    const transport = this.#transportFor(target);
     const eras = this.#deps.eras;
     const bridged = eras ? this.#eraSwitch(target, transport, eras) : transport;
     await bridged.start();
     return bridged;
+  }
+
+  /** The (not yet started) transport that speaks `target`'s wire protocol. */
+  #transportFor(target: UpstreamTarget): UpstreamTransport {
+    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders, children } =
+      this.#deps;
+    if (target.kind === 'stdio') {
+      return new StdioTransport({
+        name: target.name,
+        server: target.server,
+        logger,
+        maxLineBytes: responseLimitBytes,
+        ...(children ? { children } : {}),
+      });
+    }
+    // Every URL transport is reached the same way: the vetted URL, with the target's token.
+    const reach = { url: target.url, bearerToken: target.bearerToken };
+    switch (target.kind) {
+      case 'websocket':
+        return new WebSocketTransport({
+          ...reach,
+          guard,
+          maxPayloadBytes: responseLimitBytes,
+          handshakeTimeoutMs: timeoutMs,
+        });
+      case 'sse':
+        return new SseTransport({ ...reach, http, handshakeTimeoutMs: timeoutMs });
+      case 'streamable-http':
+        return new StreamableHttpTransport({ ...reach, http, longLived: true, paramHeaders });
+      case 'http-auto':
+        return new AutoHttpTransport({
+          ...reach,
+          http,
+          verdicts,
+          handshakeTimeoutMs: timeoutMs,
+          paramHeaders,
+        });
+    }
   }
 
   /** The era (and its detection) of a target, as the era detector sees it. */
