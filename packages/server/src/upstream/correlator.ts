@@ -114,6 +114,8 @@ export interface Expected<T> {
   readonly signal: AbortSignal;
   /** Fails this wait (only while it still waits). */
   fail(error: unknown): void;
+  /** True once the wait is over (answered, failed or abandoned): no error needs building then. */
+  readonly settled: boolean;
 }
 
 interface Waiter<T> {
@@ -184,7 +186,14 @@ export class Correlator<T = JsonRpcResponse> {
       waiter.reject(this.#abandoned(link.timedOut, options.timeoutMs, options.signal?.reason));
     else link.signal.addEventListener('abort', onAbort, { once: true });
     promise.catch(() => {});
-    return { answer: promise, signal: link.signal, fail: waiter.reject };
+    return {
+      answer: promise,
+      signal: link.signal,
+      fail: waiter.reject,
+      get settled() {
+        return done;
+      },
+    };
   }
 
   /** Hands `id`'s answer to its waiter; false when nobody waits for it. */
@@ -263,7 +272,7 @@ export class RequestCorrelator {
     this.#transport.send(message, { signal: expected.signal }).then(
       // Only a request still waiting was left without an answer.
       () => {
-        if (this.#inline)
+        if (this.#inline && !expected.settled)
           expected.fail(
             new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
           );
@@ -275,7 +284,8 @@ export class RequestCorrelator {
 
   /** Ends what the correlator still has in flight of its own (refusals). Idempotent. */
   dispose(): void {
-    this.#done.abort();
+    // A plain reason: an argument-less abort() builds a DOMException (a stack) per exchange.
+    this.#done.abort('exchange over');
   }
 
   /** Sends a notification or a response (no answer expected). */

@@ -126,7 +126,8 @@ class OneShot {
       if (isRequest(message)) response = await this.#call(message);
       else await this.#send(message, signal, undefined);
     } finally {
-      this.#done.abort();
+      // A plain reason: an argument-less abort() builds a DOMException (a stack) per call.
+      this.#done.abort('call over');
     }
     return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
   }
@@ -149,10 +150,13 @@ class OneShot {
     };
     this.#send(message, expected.signal, onResponse).then(
       // Only a request still waiting was left without an answer.
-      () =>
-        expected.fail(
-          new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
-        ),
+      () => {
+        // Built only when still needed: an error captures a stack, and most calls are answered.
+        if (!expected.settled)
+          expected.fail(
+            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
+          );
+      },
       (error: unknown) => expected.fail(asProxyError(error)),
     );
     return expected.answer;
