@@ -48,7 +48,7 @@ class TricklingUpstream {
     let text = '';
     for await (const chunk of request) text += String(chunk);
     const message = JSON.parse(text) as { id?: number | string; method: string };
-    if (message.id === undefined) {
+    if (message.id === undefined && !request.url?.includes('stream-notifications')) {
       response.writeHead(202).end();
       return;
     }
@@ -61,7 +61,9 @@ class TricklingUpstream {
           }
         : {};
     response.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'trickle-1' });
-    response.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`);
+    // A notification gets a stream of comments only (a server should answer it 202).
+    if (message.id !== undefined)
+      response.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`);
     this.answered++;
     this.openStreams++;
     const timer = setInterval(() => response.write(': still here\n\n'), 50);
@@ -107,6 +109,18 @@ describe('a finished call does not keep reading its upstream event stream', () =
     assert.equal(upstream.answered, 5);
     await eventually(() => upstream.openStreams === 0, {
       what: 'the upstream to see every finished stream closed',
+    });
+  });
+
+  it('POST /proxy: a notification answered with a stream that never ends is done at once', async () => {
+    const reply = await postProxy(proxy, {
+      mcp_server_url: `${upstream.url}?stream-notifications`,
+      jsonrpc: '2.0',
+      method: 'notifications/initialized',
+    });
+    assert.equal(reply.status, 202);
+    await eventually(() => upstream.openStreams === 0, {
+      what: 'the upstream to see the notification stream closed',
     });
   });
 

@@ -299,6 +299,10 @@ describe('InFlightLimits', () => {
     // With that one in flight, the next is shed, before and after its body is read.
     assert.throws(() => limits.acquire('a'), { code: 'overloaded' });
     first();
+    // Work that holds no slot (a /ws frame, a notification) is always judged.
+    assert.throws(() => limits.assertHeapRoom(false), { code: 'overloaded' });
+    const next = limits.acquire('a');
+    next();
     const again = limits.acquire('a');
     again();
     assert.equal(limits.total, 0);

@@ -110,9 +110,12 @@ export class InFlightLimits {
    * only shows once its body is parsed: many requests can pass {@link acquire} before any of
    * their bodies has arrived.
    */
-  assertHeapRoom(): void {
-    // The caller holds a slot already: it counts itself among the work in flight.
-    if (this.#total > HEAP_JUDGED_ABOVE + 1 && this.#heapIsFull()) this.#refuse('heap');
+  assertHeapRoom(holdsSlot = true): void {
+    // A caller holding a slot counts itself among the work in flight; one holding none (a /ws
+    // frame, a notification) is always judged: only slot-holding requests, one at a time, are
+    // let through a full heap.
+    const exempt = holdsSlot && this.#total <= HEAP_JUDGED_ABOVE + 1;
+    if (!exempt && this.#heapIsFull()) this.#refuse('heap');
   }
 
   #heapIsFull(): boolean {

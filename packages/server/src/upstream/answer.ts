@@ -7,7 +7,7 @@
  */
 import { Readable } from 'node:stream';
 import { ProxyError } from '../errors.ts';
-import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { isResponse, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import type { FlowGate } from './flow-gate.ts';
 import { discard, drain, headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
@@ -54,8 +54,14 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
     drain(response);
     return;
   }
+  if (!('method' in message && 'id' in message)) {
+    // A notification or a response has no answer (the spec says 202): whatever else a server
+    // sends is not read, so a stream trickling on cannot hold the call (issue 14, finding 6).
+    discard(response);
+    return;
+  }
   if (isEventStream(response)) {
-    const awaited = 'method' in message && 'id' in message ? message.id : undefined;
+    const awaited = message.id;
     await readEventStream(
       response,
       http.responseLimitBytes,
@@ -65,9 +71,7 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
         deliver(messages);
         // A request's stream is over with its answer (the server should close it then): one that
         // trickles on must not hold a socket for a finished call (issue 14, finding 6).
-        return (
-          awaited !== undefined && messages.some((m) => ('result' in m || 'error' in m) && m.id === awaited)
-        );
+        return messages.some((m) => isResponse(m) && m.id === awaited);
       },
       signal,
       reading.gate,

@@ -7,7 +7,7 @@
  * correlator and flow-gate objects a held session needs (issue #10). It behaves as
  * {@link StreamableHttpTransport} + {@link RequestCorrelator} do: a 4xx carrying a JSON-RPC error
  * for the request is its answer; an event stream is read until the response with the request's
- * id (the rest is still read, in the background); server-initiated requests on it are refused
+ * id (the rest of the stream is not read); server-initiated requests on it are refused
  * with -32601, a few at a time, and too many fail the call (see {@link ServerRequestRefusals}); a request that times out or whose caller leaves is cancelled upstream with
  * `notifications/cancelled`. A modern `tools/call` whose `Mcp-Param-*` headers may first need a
  * `tools/list` lookup goes through the transport, which owns that lookup.

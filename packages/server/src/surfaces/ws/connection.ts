@@ -327,7 +327,7 @@ export class WsConnection {
   async #handle(data: Buffer): Promise<void> {
     try {
       // /ws frames are new work as HTTP bodies are: shed them too while the heap is nearly full.
-      this.#deps.inFlight.assertHeapRoom();
+      this.#deps.inFlight.assertHeapRoom(false);
     } catch (error) {
       this.#sendError(error, null);
       return;
