@@ -3,6 +3,7 @@
  * The Fastify hooks that apply {@link InFlightLimits} and the batch cap to the authenticated
  * HTTP surfaces (`POST /proxy`, `/mcp`, `/servers/{name}/mcp`).
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import type { InFlightLimits } from './in-flight.ts';
@@ -23,7 +24,16 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       // holds next to nothing; it is bounded by the session caps instead.
       if (request.method !== 'POST' || !request.identity) return;
       // Refused here, the body is never parsed: refusing costs next to nothing.
-      const release = limits.acquire(request.identity.principalKey);
+      let release: () => void;
+      try {
+        release = limits.acquire(request.identity.principalKey);
+      } catch (error) {
+        // The caller is still sending its body: answered now, the connection closes under that
+        // upload and many clients report the reset instead of reading the 503. The rest of the
+        // body is read and dropped (not kept, not parsed; the request deadline bounds it) first.
+        await discardBody(request.raw);
+        throw error;
+      }
       // 'close' follows both a finished response and a connection lost midway.
       reply.raw.once('close', release);
     },
@@ -40,4 +50,24 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       if (request.method === 'POST') limits.assertHeapRoom();
     },
   };
+}
+
+/** How long a refused request's remaining body is read and dropped before the refusal goes out anyway. */
+const DISCARD_BODY_MS = 5_000;
+
+/** Reads and drops what is left of a request body, within {@link DISCARD_BODY_MS}. */
+function discardBody(raw: IncomingMessage): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, DISCARD_BODY_MS);
+    function done(): void {
+      clearTimeout(timer);
+      raw.off('end', done);
+      raw.off('close', done);
+      resolve();
+    }
+    raw.once('end', done);
+    raw.once('close', done);
+    raw.resume();
+  });
 }
