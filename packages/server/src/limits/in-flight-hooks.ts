@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import { closeAfterRefusal } from './connection-deadlines.ts';
 import type { InFlightLimits } from './in-flight.ts';
 
 /** Hooks to add to an authenticated scope, after the token hook. */
@@ -32,6 +33,8 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
         // upload and many clients report the reset instead of reading the 503. The rest of the
         // body is read and dropped (not kept, not parsed; the request deadline bounds it) first.
         await discardBody(request.raw);
+        // If the body is still arriving after that, the connection closes once the 503 is out.
+        closeAfterRefusal(request, reply);
         throw error;
       }
       // 'close' follows both a finished response and a connection lost midway.
@@ -47,7 +50,7 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       }
       // Requests admitted together parse their bodies later, one after the other: look at the
       // heap again now that this one is parsed, before it is held for the upstream's answer.
-      if (request.method === 'POST') limits.assertHeapRoom();
+      if (request.method === 'POST') limits.assertHeapRoom(true);
     },
   };
 }

@@ -110,7 +110,7 @@ export class InFlightLimits {
    * only shows once its body is parsed: many requests can pass {@link acquire} before any of
    * their bodies has arrived.
    */
-  assertHeapRoom(holdsSlot = true): void {
+  assertHeapRoom(holdsSlot: boolean): void {
     // A caller holding a slot counts itself among the work in flight; one holding none (a /ws
     // frame, a notification) is always judged: only slot-holding requests, one at a time, are
     // let through a full heap.

@@ -51,7 +51,10 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
   if (status < 200 || status >= 300) await rejectStatus(http, response, context);
   reading.accepted?.(headerValue(response.headers, 'mcp-session-id'));
   if (status === 202 || status === 204) {
-    drain(response);
+    // An empty body keeps the connection for reuse; anything else (a 202 trickling a body
+    // forever) is not read.
+    if (status === 204 || headerValue(response.headers, 'content-length') === '0') drain(response);
+    else discard(response);
     return;
   }
   if (!('method' in message && 'id' in message)) {
