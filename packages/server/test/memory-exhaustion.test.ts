@@ -90,7 +90,7 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     }
     assert.ok(
       reset < replies.length / 4,
-      `${reset} of ${replies.length} requests saw their connection reset`,
+      `${reset} of ${replies.length} requests saw their connection reset: ${replies.map((r) => (r instanceof Error ? `${r.message}/${(r.cause as Error)?.message}` : r.status)).join(',')}`,
     );
     await assertAnswering(proxy, upstream);
   });
