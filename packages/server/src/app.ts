@@ -286,7 +286,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
   app.removeContentTypeParser('text/plain');
-  registerJsonBodyParser(app);
+  registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
