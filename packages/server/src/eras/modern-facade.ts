@@ -262,12 +262,17 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
       if (this.#preparing.has(key)) this.#cancelledEarly.add(key);
       return;
     }
+    await this.#drop(call, 'cancelled by the client');
+  }
+
+  /** Forgets a call and tells the server it is cancelled (under the id the server knows: the proxy's). */
+  #drop(call: Call, reason: string): Promise<void> {
     this.#calls.forget(call);
-    await this.#inner
+    return this.#inner
       .send({
         jsonrpc: '2.0',
         method: 'notifications/cancelled',
-        params: { requestId: call.upstreamId, reason: 'cancelled by the client' },
+        params: { requestId: call.upstreamId, reason },
       })
       .catch(() => {});
   }
@@ -343,14 +348,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
         .send(protocolError(asked.id, 'internal_error', 'The client did not answer in time.'))
         .catch(() => {});
     }
-    this.#calls.forget(call);
-    this.#inner
-      .send({
-        jsonrpc: '2.0',
-        method: 'notifications/cancelled',
-        params: { requestId: call.upstreamId, reason: 'input not provided in time' },
-      })
-      .catch(() => {});
+    void this.#drop(call, 'input not provided in time');
   }
 
   #finish(call: Call, response: JsonRpcResponse): void {
