@@ -1,5 +1,7 @@
 import { ProxyError, toJsonRpcError } from '../errors.ts';
 import {
+  cancelledNotice,
+  cancelledRequestId,
   isRequest,
   isResponse,
   type JsonRpcMessage,
@@ -197,10 +199,8 @@ export class HeldSession {
 
   /** Sends a client notification or a client's answer to a server request upstream. */
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
-    if ('method' in message && message.method === 'notifications/cancelled') {
-      const requestId = message.params?.requestId;
-      if (typeof requestId === 'string' || typeof requestId === 'number') this.#abort(requestKey(requestId));
-    }
+    const cancelled = cancelledRequestId(message);
+    if (cancelled !== undefined) this.#abort(requestKey(cancelled));
     await this.upstream.send(message);
   }
 
@@ -221,9 +221,7 @@ export class HeldSession {
       this.#pending.delete(requestId);
       this.#filtered.delete(key);
       this.#abort(key);
-      this.upstream
-        .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
-        .catch(() => {});
+      this.upstream.send(cancelledNotice(requestId, reason)).catch(() => {});
     }
     this.#release(sink);
   }

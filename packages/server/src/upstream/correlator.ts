@@ -10,6 +10,7 @@
 import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import {
+  cancelledNotice,
   isRequest,
   isResponse,
   type JsonRpcMessage,
@@ -319,12 +320,7 @@ export class RequestCorrelator {
   }
 
   #cancelUpstream(requestId: RequestId, reason: string): void {
-    const notice: JsonRpcNotification = {
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId, reason },
-    };
-    this.#transport.send(notice).catch(() => {});
+    this.#transport.send(cancelledNotice(requestId, reason)).catch(() => {});
   }
 
   #failAll(error: ProxyError): void {

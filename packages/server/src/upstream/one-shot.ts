@@ -15,6 +15,7 @@
 
 import { ProxyError } from '../errors.ts';
 import {
+  cancelledNotice,
   initializeResultVersion,
   isRequest,
   isResponse,
@@ -139,11 +140,7 @@ class OneShot {
       timeoutMs,
       signal,
       onAbandon: (timedOut) =>
-        this.#notify({
-          jsonrpc: '2.0',
-          method: 'notifications/cancelled',
-          params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
-        }),
+        this.#notify(cancelledNotice(message.id, timedOut ? 'timeout' : 'client disconnected')),
     });
     const onResponse: OnResponse = (response) => {
       if (response.id === message.id) this.#answers.settle(response.id, response);
