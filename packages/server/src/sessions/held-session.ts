@@ -13,7 +13,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
-import { Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
+import { abandonReason, Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
   REFUSAL_DEFAULTS,
   ServerRequestRefusals,
@@ -185,7 +185,7 @@ export class HeldSession {
     };
     const expected = this.#calls.expect(message.id, {
       ...options,
-      onAbandon: (timedOut) => this.abandon(sink, timedOut ? 'timeout' : 'client disconnected'),
+      onAbandon: (timedOut) => this.abandon(sink, abandonReason(timedOut)),
     });
     // The caller left before the request went out: never send it, so there is nothing to cancel.
     if (expected.signal.aborted) return expected.answer;
