@@ -147,7 +147,13 @@ try {
         floor: await startNodeFloor(`${target.base}/mcp`),
       };
       const streamPaths = pathsTo(`${target.base}/mcp`, via);
-      for (const p of streamPaths) await checkSpec(`event-stream ${p.path}`, p.spec);
+      for (const p of streamPaths) {
+        const type = await checkSpec(`event-stream ${p.path}`, p.spec);
+        // The upstream must really answer with a stream; what each path hands on is worth seeing.
+        if (p.path === 'direct' && !type.startsWith('text/event-stream'))
+          throw new Error(`the event-stream upstream answered with ${type || 'no content type'}`);
+        log(`  event-stream ${p.path} answers with ${type || 'no content type'}`);
+      }
       for (const p of streamPaths)
         await runWrk(writeScript(dir, `warm-es-${p.path.replace(/\W+/g, '')}`, p.spec), p.spec.url, 64, 2);
       return { upstream: target, ...via, paths: streamPaths };

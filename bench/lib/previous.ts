@@ -19,6 +19,7 @@ export interface PreviousPoint {
   /** The earlier run's `startedAt`. */
   readonly from: string;
   readonly cpuUs: number;
+  readonly upstreamCpuUs: number;
   readonly p50: number;
   readonly p99: number;
   readonly rps: number;
@@ -79,6 +80,7 @@ export function findPrevious(current: BenchResults, dir: string, explicitFile: s
         ...want,
         from: earlier.startedAt,
         cpuUs: med(point, 'cpuUs'),
+        upstreamCpuUs: med(point, 'upstreamCpuUs'),
         p50: med(point, 'p50'),
         p99: med(point, 'p99'),
         rps: med(point, 'rps'),

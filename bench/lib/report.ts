@@ -356,7 +356,8 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
   const from = new Set<string>();
   const cpuVs = (now: number, then: number) =>
     `${int(now)} vs ${int(then)} (${signed(now - then)}, ${ratio(now / then)})`;
-  const msVs = (now: number, then: number) => `${ms(now)} vs ${ms(then)} (${signed(now - then)} µs)`;
+  const msVs = (now: number, then: number) =>
+    `${ms(now)} vs ${ms(then)} (${Number.isFinite(now - then) ? `${now >= then ? '+' : '−'}${ms(Math.abs(now - then))}` : 'n/a'})`;
   const rows = eventStream.map((p) => {
     const here = jsonHere ? findPoint(points, 'http', p.path, p.concurrency) : undefined;
     const before = previousPoint(previous, 'event-stream', p.path, p.concurrency);
@@ -366,6 +367,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
       here && here.runs.length > 0
         ? {
             cpuUs: med(here, 'cpuUs'),
+            upstreamCpuUs: med(here, 'upstreamCpuUs'),
             p50: med(here, 'p50'),
             p99: med(here, 'p99'),
             rps: med(here, 'rps'),
@@ -381,6 +383,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
       json ? msVs(med(p, 'p50'), json.p50) + json.tag : 'n/a',
       json ? msVs(med(p, 'p99'), json.p99) + json.tag : 'n/a',
       json ? ratio(med(p, 'rps') / json.rps) + json.tag : 'n/a',
+      json ? cpuVs(med(p, 'upstreamCpuUs'), json.upstreamCpuUs) + json.tag : 'n/a',
       before
         ? `${hasCpu ? `CPU ${int(before.cpuUs)} → ${int(cpuNow)} (${ratio(cpuNow / before.cpuUs)}), ` : ''}` +
           `p50 ${ms(before.p50)} → ${ms(med(p, 'p50'))}`
@@ -399,6 +402,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
         'p50 ms: event stream vs JSON',
         'p99 ms: event stream vs JSON',
         'req/s: event stream ÷ JSON',
+        'upstream CPU µs/req: event stream vs JSON',
         'previous run, event stream',
         'previous run, JSON: server CPU µs/req',
       ],
@@ -481,6 +485,6 @@ function startupSection(results: BenchResults): string[] {
     '',
     `Node ${results.machine.node}${node}; only HOST, PORT, PROXY_TOKEN and ALLOW_PRIVATE_NETWORKS set. ` +
       'RSS read 1 s after the port first accepted a connection (no request served), then 1 s after each ' +
-      `first answer; median (min–max) of ${Math.max(...startup.map((s) => s.runs.length))} fresh processes.`,
+      `first answer; median (min–max) over fresh processes (${Math.max(...startup.map((s) => s.runs.length))} per proxy).`,
   ];
 }
