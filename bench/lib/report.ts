@@ -371,19 +371,20 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
             p50: med(here, 'p50'),
             p99: med(here, 'p99'),
             rps: med(here, 'rps'),
-            tag: '',
+            source: 'this run',
           }
-        : beforeJson && { ...beforeJson, tag: ' (previous run)' };
+        : beforeJson && { ...beforeJson, source: 'previous run' };
     const hasCpu = p.runs[0]?.cpuUs !== undefined;
     const cpuNow = med(p, 'cpuUs');
     return [
       p.path,
       String(p.concurrency),
-      !hasCpu ? '—' : json ? cpuVs(cpuNow, json.cpuUs) + json.tag : 'n/a',
-      json ? msVs(med(p, 'p50'), json.p50) + json.tag : 'n/a',
-      json ? msVs(med(p, 'p99'), json.p99) + json.tag : 'n/a',
-      json ? ratio(med(p, 'rps') / json.rps) + json.tag : 'n/a',
-      json ? cpuVs(med(p, 'upstreamCpuUs'), json.upstreamCpuUs) + json.tag : 'n/a',
+      json ? json.source : 'none',
+      !hasCpu ? '—' : json ? cpuVs(cpuNow, json.cpuUs) : 'n/a',
+      json ? msVs(med(p, 'p50'), json.p50) : 'n/a',
+      json ? msVs(med(p, 'p99'), json.p99) : 'n/a',
+      json ? ratio(med(p, 'rps') / json.rps) : 'n/a',
+      json ? cpuVs(med(p, 'upstreamCpuUs'), json.upstreamCpuUs) : 'n/a',
       before
         ? `${hasCpu ? `CPU ${int(before.cpuUs)} → ${int(cpuNow)} (${ratio(cpuNow / before.cpuUs)}), ` : ''}` +
           `p50 ${ms(before.p50)} → ${ms(med(p, 'p50'))}`
@@ -398,6 +399,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
       [
         'path',
         'conc.',
+        'JSON figures of',
         'server CPU µs/req: event stream vs JSON',
         'p50 ms: event stream vs JSON',
         'p99 ms: event stream vs JSON',
@@ -411,7 +413,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
     '',
     jsonHere
       ? "JSON figures are this run's http rows at the same path and concurrency, measured interleaved with " +
-        "these (the previous run's where it says so, when this run did not measure them)."
+        "these; where this run did not measure them, the previous run's."
       : "The http section ran with event-stream answers too: the JSON figures are the previous run's.",
     from.size > 0
       ? `Previous figures from the run(s) started ${[...from].sort().join(', ')} (bench/results/; BENCH_PREVIOUS to choose a file).`
