@@ -124,6 +124,8 @@ try {
       : []),
   ];
   const paths = pathsTo(upstreamUrl, { nginx, floor });
+  const pathWanted = (p: { path: string }) =>
+    SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', ''));
   for (const p of paths) await checkSpec(p.path, p.spec);
   // JIT and connection pools warm before the first measured point.
   for (const p of paths)
@@ -154,7 +156,7 @@ try {
           throw new Error(`the event-stream upstream answered with ${type || 'no content type'}`);
         log(`  event-stream ${p.path} answers with ${type || 'no content type'}`);
       }
-      for (const p of streamPaths)
+      for (const p of streamPaths.filter(pathWanted))
         await runWrk(writeScript(dir, `warm-es-${p.path.replace(/\W+/g, '')}`, p.spec), p.spec.url, 64, 2);
       return { upstream: target, ...via, paths: streamPaths };
     } catch (error) {
@@ -165,8 +167,6 @@ try {
     }
   })();
 
-  const pathWanted = (p: { path: string }) =>
-    SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', ''));
   // The Node floor is context, not a target: measured at the ends of the range only.
   const httpConfigs = wanted('http')
     ? SETTINGS.concurrency.flatMap((concurrency) =>

@@ -357,7 +357,7 @@ function comparisonSection(results: BenchResults, eventStream: readonly Point[])
   const cpuVs = (now: number, then: number) =>
     `${int(now)} vs ${int(then)} (${signed(now - then)}, ${ratio(now / then)})`;
   const msVs = (now: number, then: number) =>
-    `${ms(now)} vs ${ms(then)} (${Number.isFinite(now - then) ? `${now >= then ? '+' : '−'}${ms(Math.abs(now - then))}` : 'n/a'})`;
+    `${ms(now)} vs ${ms(then)} (${Number.isFinite(now - then) ? `${now >= then ? '+' : '-'}${ms(Math.abs(now - then))}` : 'n/a'})`;
   const rows = eventStream.map((p) => {
     const here = jsonHere ? findPoint(points, 'http', p.path, p.concurrency) : undefined;
     const before = previousPoint(previous, 'event-stream', p.path, p.concurrency);
