@@ -49,11 +49,12 @@ export const SETTINGS = {
   /** Sections to run (comma list): startup, http, event-stream, ws, info, everything, peers,
    * memory, profile, leak, and the optional leakpaths. Default: all but the optional ones. */
   only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
-  /** HTTP paths measured in the http section (comma list of path names, e.g. `POST /proxy,/mcp`);
-   * default: all. */
+  /** HTTP paths measured in the http and event-stream sections (comma list of path names, e.g.
+   * `POST /proxy,/mcp`); default: all. */
   paths: (process.env.BENCH_PATHS ?? '').split(',').filter((s) => s !== ''),
   /** Another checkout of the repository (e.g. `git worktree add /tmp/base HEAD`): its proxy is
-   * measured too, interleaved, as `POST /proxy (baseline)` and `/mcp (baseline)`. */
+   * measured too, interleaved, as `POST /proxy (baseline)` and `/mcp (baseline)` (and its start-up
+   * memory as `proxy (baseline)`). */
   baselineRoot: process.env.BENCH_BASELINE_ROOT ?? '',
   /** How the fast upstream answers in every section but event-stream (which always gets
    * event-stream answers): `json` (the default) or `event-stream`, e.g. to profile the
