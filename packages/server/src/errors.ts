@@ -186,6 +186,26 @@ export const ERROR_REGISTRY = {
     rpcCode: -33045,
     message: 'The WebSocket handshake could not be checked in time: retry.',
   },
+  oidc_token_invalid: {
+    status: 401,
+    rpcCode: -33120,
+    message: 'The bearer token was refused: get a new one from your identity provider.',
+  },
+  oidc_token_expired: {
+    status: 401,
+    rpcCode: -33121,
+    message: 'The bearer token has expired: get a new one from your identity provider.',
+  },
+  oidc_issuer_unavailable: {
+    status: 503,
+    rpcCode: -33122,
+    message: 'The identity provider could not be reached to check the bearer token: try again shortly.',
+  },
+  oidc_no_grant: {
+    status: 403,
+    rpcCode: -33123,
+    message: 'The bearer token is valid but its claims match no grant in the proxy configuration: ask the operator for access.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -80,6 +80,18 @@ export const DEFAULTS = {
   allowQueryToken: false,
   sessionSecret: undefined as string | undefined,
   sessionSecretPrevious: [] as string[],
+  /** The proxy's external base URL (protected resource metadata; default: from each request). */
+  publicUrl: undefined as string | undefined,
+  // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
+  // the environment; `issuers` lists several, each with its own claim → grant mapping.
+  oidc: {
+    issuer: undefined as string | undefined,
+    audience: [] as string[],
+    issuers: [] as Array<Record<string, unknown>>,
+    clockToleranceSeconds: 30,
+    jwksMaxAgeMs: 600_000,
+    jwksCooldownMs: 30_000,
+  },
   servers: {} as Record<string, never>,
   egress: {
     allowPrivateNetworks: false,
@@ -136,6 +148,39 @@ const stdioServerSchema = z.strictObject({
    * versions only), or `auto` (learnt from its answers; cached per upstream).
    */
   protocol: protocolSchema,
+});
+
+/** What a principal may do (identity/principal.ts `Grants`). */
+const grantsSchema = z.strictObject({
+  servers: z.array(serverName).optional(),
+  urls: z.array(z.string().min(1)).optional(),
+  tools: z.array(z.string().min(1)).optional(),
+  rateClass: z.string().min(1).optional(),
+  admin: z.boolean().optional(),
+});
+
+/** An OIDC issuer URL: https, or http on loopback only (tests, a provider beside the proxy). */
+const issuerUrl = z
+  .string()
+  .refine(
+    (value) => URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/])/.test(value),
+    'must be an https:// URL (http:// only on loopback)',
+  );
+
+/** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */
+const oidcIssuerSchema = z.strictObject({
+  issuer: issuerUrl,
+  audience: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .transform((aud) => (typeof aud === 'string' ? [aud] : aud)),
+  algorithms: z
+    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']))
+    .min(1)
+    .optional(),
+  jwksUri: issuerUrl.optional(),
+  claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
+  grants: grantsSchema.optional(),
+  scopes: z.array(z.string().min(1)).optional(),
 });
 
 const configSchema = z
@@ -222,6 +267,19 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
+    publicUrl: z
+      .string()
+      .refine((u) => /^https?:\/\/[^/?#]+\/?$/.test(u) && URL.canParse(u), 'must be an http(s) origin, e.g. https://proxy.example.com')
+      .transform((u) => u.replace(/\/$/, ''))
+      .optional(),
+    oidc: z.strictObject({
+      issuer: issuerUrl.optional(),
+      audience: z.array(z.string().min(1)),
+      issuers: z.array(oidcIssuerSchema),
+      clockToleranceSeconds: z.number().int().min(0).max(300),
+      jwksMaxAgeMs: positiveInt,
+      jwksCooldownMs: z.number().int().min(0),
+    }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
       allowPrivateNetworks: z.boolean(),
@@ -311,6 +369,20 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw new ConfigError(
       `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
     );
+  }
+  if (config.oidc.issuer !== undefined && config.oidc.audience.length === 0) {
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['oidc', 'issuer'], origin)}: needs OIDC_AUDIENCE (the audience its tokens carry for this proxy)`,
+    );
+  }
+  for (const [index, entry] of config.oidc.issuers.entries()) {
+    const named = [entry.grants, ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue))];
+    const unknown = named.flatMap((grants) => grants?.servers ?? []).find((name) => !Object.hasOwn(config.servers, name));
+    if (unknown !== undefined) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": no server named "${unknown}"`,
+      );
+    }
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {

@@ -1,0 +1,111 @@
+/**
+ * @module identity/oidc/verifier
+ * The OIDC way in: `Authorization: Bearer <JWT>` from one of the configured issuers. The token's
+ * unverified `iss` only picks which issuer's checks to run ({@link OidcIssuer} verifies it for
+ * real). Verified tokens are remembered by their SHA-256 for a short while (never past their
+ * `exp`), so a caller sending the same token on every request costs a hash, not a signature check.
+ */
+import { hash } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import type { Clock } from '../../clock.ts';
+import { ProxyError } from '../../errors.ts';
+import { TtlCache } from '../../ttl-cache.ts';
+import type { Principal } from '../principal.ts';
+import type { JsonFetcher } from './fetch-json.ts';
+import { OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
+
+/** How long and how many verified tokens are remembered. */
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX_ENTRIES = 10_000;
+
+/** Verifies bearer JWTs of every configured issuer. */
+export class OidcVerifier {
+  readonly #deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> };
+  #timing: OidcTiming;
+  #issuers = new Map<string, OidcIssuer>();
+  readonly #verified: TtlCache<string, Principal>;
+
+  constructor(
+    issuers: readonly OidcIssuerSettings[],
+    timing: OidcTiming,
+    deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> },
+  ) {
+    this.#deps = deps;
+    this.#timing = timing;
+    this.#verified = new TtlCache({
+      ttlMs: VERIFIED_TTL_MS,
+      maxEntries: VERIFIED_MAX_ENTRIES,
+      now: () => deps.clock.now(),
+    });
+    this.replace(issuers, timing);
+  }
+
+  /**
+   * Applies a new issuer list (configuration reload). An issuer whose settings did not change
+   * keeps its discovery and keys; remembered tokens are forgotten (their grants may have changed).
+   */
+  replace(issuers: readonly OidcIssuerSettings[], timing: OidcTiming): void {
+    const sameTiming = JSON.stringify(timing) === JSON.stringify(this.#timing);
+    this.#timing = timing;
+    const next = new Map<string, OidcIssuer>();
+    for (const settings of issuers) {
+      const existing = this.#issuers.get(settings.issuer);
+      const same = sameTiming && JSON.stringify(existing?.settings) === JSON.stringify(settings);
+      next.set(settings.issuer, same && existing ? existing : new OidcIssuer(settings, timing, this.#deps));
+    }
+    this.#issuers = next;
+    this.#verified.clear();
+  }
+
+  /** True when any issuer is configured. */
+  get enabled(): boolean {
+    return this.#issuers.size > 0;
+  }
+
+  /** The configured issuers' settings (for the protected resource metadata). */
+  get issuers(): readonly OidcIssuerSettings[] {
+    return [...this.#issuers.values()].map((issuer) => issuer.settings);
+  }
+
+  /** The issuer of that identifier, if configured (tests read its key fetches). */
+  issuer(identifier: string): OidcIssuer | undefined {
+    return this.#issuers.get(identifier);
+  }
+
+  /**
+   * True when `token` looks like a JWT whose `iss` is a configured issuer: the caller then
+   * verifies it here rather than as another kind of bearer token.
+   */
+  claims(token: string): boolean {
+    return this.#issuerOf(token) !== undefined;
+  }
+
+  /** Verifies `token` and returns its principal. Throws a {@link ProxyError} (401, 403 or 503). */
+  async verify(token: string): Promise<Principal> {
+    const key = hash('sha256', token, 'base64url');
+    const remembered = this.#verified.get(key);
+    const tolerance = this.#timing.clockToleranceSeconds * 1000;
+    if (remembered !== undefined && (remembered.expiresAt ?? 0) + tolerance > this.#deps.clock.now()) {
+      return remembered;
+    }
+    const issuer = this.#issuerOf(token);
+    if (issuer === undefined) {
+      throw new ProxyError('oidc_token_invalid', 'The bearer token was refused: its issuer is not one this proxy trusts.', {
+        data: { reason: 'issuer' },
+      });
+    }
+    const principal = await issuer.verify(token);
+    this.#verified.set(key, principal);
+    return principal;
+  }
+
+  #issuerOf(token: string): OidcIssuer | undefined {
+    if (this.#issuers.size === 0) return undefined;
+    try {
+      const iss = decodeJwt(token).iss;
+      return iss === undefined ? undefined : this.#issuers.get(iss);
+    } catch {
+      return undefined;
+    }
+  }
+}
