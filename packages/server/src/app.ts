@@ -214,7 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
@@ -337,7 +337,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     (ownerId, targetKey) => {
       const identity = verifier.grantOf(ownerId);
       if (identity === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, identity.servers, changed);
+      return targetKey === undefined || targets.stillReaches(targetKey, identity.grants.servers, changed);
     };
   const webSockets = registerWebSocket(app, {
     verifier,
@@ -393,7 +393,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens);
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     const changed = targets.replaceServers(next.servers);
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name

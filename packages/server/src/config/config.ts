@@ -25,7 +25,9 @@ export const DEFAULTS = {
   host: '0.0.0.0',
   port: 8000,
   proxyTokens: [] as string[],
-  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[] }>,
+  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[]; admin?: boolean }>,
+  /** A static token that may mint user tokens (issue 17); also `admin: true` on a config token. */
+  adminToken: undefined as string | undefined,
   corsOrigins: [] as string[],
   corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
@@ -193,8 +195,10 @@ const configSchema = z
         sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be the 64 hex digits of SHA-256(token)'),
         name: z.string().min(1).max(64).optional(),
         servers: z.array(serverName).optional(),
+        admin: z.boolean().optional(),
       }),
     ),
+    adminToken: tokenSchema.optional(),
     corsOrigins: z.array(
       z
         .string()

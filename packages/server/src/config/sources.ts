@@ -25,6 +25,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['PORT', ['port'], 'int'],
   ['PROXY_TOKEN', ['proxyTokens'], 'list'],
   ['PROXY_TOKENS', ['proxyTokens'], 'list'],
+  ['ADMIN_TOKEN', ['adminToken'], 'string'],
   ['CORS_ORIGINS', ['corsOrigins'], 'list'],
   ['CORS_ALLOWED_HEADERS', ['corsAllowedHeaders'], 'list'],
   ['CORS_MAX_AGE_SECONDS', ['corsMaxAgeSeconds'], 'int'],

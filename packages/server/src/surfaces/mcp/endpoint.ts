@@ -83,7 +83,7 @@ export class McpEndpoint {
     const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
     request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
 
-    const target = await this.#resolve(request, serverName, identity.servers);
+    const target = await this.#resolve(request, serverName, identity.grants.servers);
     request.targetKey = TargetResolver.key(target);
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');

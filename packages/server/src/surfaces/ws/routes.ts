@@ -92,7 +92,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      const target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const target = await options.targets.resolve(accepted.target, accepted.identity.grants.servers);
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
