@@ -27,6 +27,9 @@ import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { boundedJsonFetcher } from './identity/oidc/fetch-json.ts';
+import { oidcIssuers, oidcTiming } from './identity/oidc/settings.ts';
+import { OidcVerifier } from './identity/oidc/verifier.ts';
 import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
@@ -51,6 +54,7 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
+import { resourceMetadataRoutes, withBearerChallenge } from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -91,6 +95,8 @@ export interface AppDeps {
    * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
    */
   readonly clock?: Clock;
+  /** How the OIDC verifier reads discovery documents and key sets (default: bounded `fetch`). */
+  readonly oidcFetch?: (url: string) => Promise<unknown>;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -215,13 +221,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
+  const oidc = new OidcVerifier(oidcIssuers(config), oidcTiming(config), {
+    fetchJson: deps.oidcFetch ?? boundedJsonFetcher(),
+    clock,
+  });
+  let publicUrl = config.publicUrl;
+  const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
+  /** Whether an owner is still accepted: its static token, or its OIDC issuer, is still configured. */
+  const ownerKnown = (ownerId: string): boolean =>
+    ownerId.startsWith('oidc:') ? oidc.knowsOwner(ownerId) : verifier.knows(ownerId);
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
-    ownerValid: (ownerId) => verifier.knows(ownerId),
+    ownerValid: ownerKnown,
   });
-  const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
+  const live = new LiveRequests(ownerKnown);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -288,6 +303,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
+  app.decorateRequest('credentialSource', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -316,15 +332,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
+  await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: false }, oidc));
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    const authenticate = proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }, oidc);
+    // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
+    scope.addHook('onRequest', async (request, reply) => {
+      try {
+        await authenticate(request, reply);
+      } catch (error) {
+        throw withBearerChallenge(resourceMetadata, request, error);
+      }
+    });
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
@@ -335,6 +360,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const mayKeepAfter =
     (changed: ReadonlySet<string>): MayKeep =>
     (ownerId, targetKey) => {
+      // An OIDC principal's grants come with each token: a reload re-judges them on its next
+      // request; what it holds now ends only with its issuer or with a server that changed.
+      if (ownerId.startsWith('oidc:'))
+        return oidc.knowsOwner(ownerId) && (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed));
       const identity = verifier.grantOf(ownerId);
       if (identity === undefined) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, identity.grants.servers, changed);
@@ -394,6 +423,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
+    oidc.replace(oidcIssuers(next), oidcTiming(next));
+    publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name

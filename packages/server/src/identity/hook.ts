@@ -14,7 +14,22 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth hook on protected routes. */
     identity: Principal | undefined;
+    /**
+     * Where the proxy credential came from. `authorization`: the caller's `Authorization` header
+     * was the proxy's own credential, so it is never taken for an upstream token (MCP forbids
+     * token passthrough).
+     */
+    credentialSource: 'x-proxy-token' | 'query' | 'authorization' | undefined;
   }
+}
+
+/**
+ * Verifies `Authorization: Bearer` tokens of another kind than static proxy tokens (OIDC JWTs).
+ * `claims` says, without verifying, whether a token is one it should judge.
+ */
+export interface BearerVerifier {
+  claims(token: string): boolean;
+  verify(token: string): Promise<Principal>;
 }
 
 /** Header that carries the proxy token. */
@@ -31,6 +46,7 @@ export function proxyTokenHook(
   verifier: TokenVerifier,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
+  bearer?: BearerVerifier,
 ) {
   return async function requireProxyToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     try {
@@ -51,9 +67,24 @@ export function proxyTokenHook(
     await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];
     let presented = typeof header === 'string' ? header : undefined;
+    request.credentialSource = presented === undefined ? undefined : 'x-proxy-token';
     if (presented === undefined && sources.query) {
       const value = (request.query as Record<string, unknown> | undefined)?.proxy_token;
-      if (typeof value === 'string') presented = value;
+      if (typeof value === 'string') {
+        presented = value;
+        request.credentialSource = 'query';
+      }
+    }
+    const token = presented === undefined ? bearerToken(request.headers.authorization) : undefined;
+    if (token !== undefined && bearer?.claims(token)) {
+      request.credentialSource = 'authorization';
+      try {
+        return await bearer.verify(token);
+      } catch (error) {
+        // Only a refused credential counts as a failure: an unreachable issuer is not the caller's.
+        if (ProxyError.is(error) && error.status === 401) await limiter.consume('authFailuresPerIp', ip);
+        throw error;
+      }
     }
     const identity = verifier.verify(presented);
     if (!identity) {
@@ -67,4 +98,10 @@ export function proxyTokenHook(
     }
     return identity;
   }
+}
+
+/** The token of an `Authorization: Bearer` header (RFC 6750 §2.1), if that is what it holds. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const match = authorization === undefined ? null : /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization);
+  return match?.[1];
 }

@@ -72,6 +72,12 @@ export class OidcVerifier {
     return this.#issuers.get(identifier);
   }
 
+  /** True while the issuer of an owner (`oidc:<issuer>#<sub>`) is configured. */
+  knowsOwner(principalKey: string): boolean {
+    const hashAt = principalKey.indexOf('#'); // an issuer has no fragment; a `sub` may hold '#'
+    return principalKey.startsWith('oidc:') && hashAt > 5 && this.#issuers.has(principalKey.slice(5, hashAt));
+  }
+
   /**
    * True when `token` looks like a JWT whose `iss` is a configured issuer: the caller then
    * verifies it here rather than as another kind of bearer token.

@@ -278,7 +278,11 @@ export class McpEndpoint {
     serverName: string | undefined,
     allowed: readonly string[] | undefined,
   ): Promise<ResolvedTarget> {
-    const bearerToken = header(request, 'x-mcp-token') ?? bearerFrom(header(request, 'authorization'));
+    // The caller's Authorization is an upstream token only when it was not the proxy's own
+    // credential: an inbound token never goes upstream (MCP authorization: no token passthrough).
+    const bearerToken =
+      header(request, 'x-mcp-token') ??
+      (request.credentialSource === 'authorization' ? undefined : bearerFrom(header(request, 'authorization')));
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
     const url = header(request, 'x-mcp-server-url');
