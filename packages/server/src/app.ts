@@ -363,7 +363,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       // An OIDC principal's grants come with each token: a reload re-judges them on its next
       // request; what it holds now ends only with its issuer or with a server that changed.
       if (ownerId.startsWith('oidc:'))
-        return oidc.knowsOwner(ownerId) && (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed));
+        return (
+          oidc.knowsOwner(ownerId) &&
+          (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
+        );
       const identity = verifier.grantOf(ownerId);
       if (identity === undefined) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, identity.grants.servers, changed);

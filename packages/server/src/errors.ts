@@ -204,7 +204,8 @@ export const ERROR_REGISTRY = {
   oidc_no_grant: {
     status: 403,
     rpcCode: -33123,
-    message: 'The bearer token is valid but its claims match no grant in the proxy configuration: ask the operator for access.',
+    message:
+      'The bearer token is valid but its claims match no grant in the proxy configuration: ask the operator for access.',
   },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -176,7 +176,21 @@ const oidcIssuerSchema = z.strictObject({
     .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
     .transform((aud) => (typeof aud === 'string' ? [aud] : aud)),
   algorithms: z
-    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']))
+    .array(
+      z.enum([
+        'RS256',
+        'RS384',
+        'RS512',
+        'PS256',
+        'PS384',
+        'PS512',
+        'ES256',
+        'ES384',
+        'ES512',
+        'EdDSA',
+        'Ed25519',
+      ]),
+    )
     .min(1)
     .optional(),
   jwksUri: issuerUrl.optional(),
@@ -273,7 +287,10 @@ const configSchema = z
     ),
     publicUrl: z
       .string()
-      .refine((u) => /^https?:\/\/[^/?#]+\/?$/.test(u) && URL.canParse(u), 'must be an http(s) origin, e.g. https://proxy.example.com')
+      .refine(
+        (u) => /^https?:\/\/[^/?#]+\/?$/.test(u) && URL.canParse(u),
+        'must be an http(s) origin, e.g. https://proxy.example.com',
+      )
       .transform((u) => u.replace(/\/$/, ''))
       .optional(),
     oidc: z.strictObject({
@@ -380,8 +397,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   for (const [index, entry] of config.oidc.issuers.entries()) {
-    const named = [entry.grants, ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue))];
-    const unknown = named.flatMap((grants) => grants?.servers ?? []).find((name) => !Object.hasOwn(config.servers, name));
+    const named = [
+      entry.grants,
+      ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue)),
+    ];
+    const unknown = named
+      .flatMap((grants) => grants?.servers ?? [])
+      .find((name) => !Object.hasOwn(config.servers, name));
     if (unknown !== undefined) {
       throw new ConfigError(
         `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": no server named "${unknown}"`,

@@ -62,7 +62,8 @@ export function withBearerChallenge(
   error: unknown,
 ): unknown {
   if (!ProxyError.is(error) || error.status !== 401) return error;
-  const invalid = request.headers.authorization !== undefined || request.headers['x-proxy-token'] !== undefined;
+  const invalid =
+    request.headers.authorization !== undefined || request.headers['x-proxy-token'] !== undefined;
   const challenge = bearerChallenge(source, request, invalid);
   if (challenge === undefined) return error;
   return new ProxyError(error.code, error.message, {
@@ -95,8 +96,11 @@ export async function resourceMetadataRoutes(
   };
   app.get(RESOURCE_METADATA_PATH, async (request, reply) => answer(request, reply, ''));
   app.get(`${RESOURCE_METADATA_PATH}/mcp`, async (request, reply) => answer(request, reply, '/mcp'));
-  app.get<{ Params: { name: string } }>(`${RESOURCE_METADATA_PATH}/servers/:name/mcp`, async (request, reply) => {
-    if (!SERVER_NAME.test(request.params.name)) throw new ProxyError('not_found');
-    return answer(request, reply, `/servers/${request.params.name}/mcp`);
-  });
+  app.get<{ Params: { name: string } }>(
+    `${RESOURCE_METADATA_PATH}/servers/:name/mcp`,
+    async (request, reply) => {
+      if (!SERVER_NAME.test(request.params.name)) throw new ProxyError('not_found');
+      return answer(request, reply, `/servers/${request.params.name}/mcp`);
+    },
+  );
 }

@@ -185,7 +185,8 @@ function invalid(reason: string, why: string): ProxyError {
 /** A jose failure as the caller's error: which check failed, never a claim's value. */
 function refusal(error: unknown, issuer: string): ProxyError {
   if (ProxyError.is(error)) return error;
-  if (error instanceof errors.JWTExpired) return new ProxyError('oidc_token_expired', undefined, { cause: error });
+  if (error instanceof errors.JWTExpired)
+    return new ProxyError('oidc_token_expired', undefined, { cause: error });
   if (error instanceof errors.JWTClaimValidationFailed) {
     const reason =
       error.claim === 'nbf'
@@ -197,7 +198,8 @@ function refusal(error: unknown, issuer: string): ProxyError {
             : 'claims';
     const why: Record<string, string> = {
       'not yet valid': 'it is not valid yet (`nbf`)',
-      audience: 'it was issued for another audience (`aud`): ask the identity provider for a token for this proxy',
+      audience:
+        'it was issued for another audience (`aud`): ask the identity provider for a token for this proxy',
       issuer: 'its issuer (`iss`) is not the configured one',
       claims: `its \`${error.claim}\` claim is missing or malformed`,
     };
@@ -209,7 +211,8 @@ function refusal(error: unknown, issuer: string): ProxyError {
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
     return invalid('key', `no signing key of ${issuer} matches it`);
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed) return invalid('signature', 'its signature does not verify');
+  if (error instanceof errors.JWSSignatureVerificationFailed)
+    return invalid('signature', 'its signature does not verify');
   if (error instanceof errors.JOSEError) return invalid('malformed', 'it is not a well-formed signed JWT');
   // The key set could not be read (network, a non-JSON answer): not the caller's fault.
   return unavailable(issuer, error);

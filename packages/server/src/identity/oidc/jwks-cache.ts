@@ -78,7 +78,8 @@ export class JwksCache {
   }
 
   #current(): KeyResolver {
-    if (this.#resolver === undefined) throw new Error(`no signing keys could be fetched from ${this.#options.url}`);
+    if (this.#resolver === undefined)
+      throw new Error(`no signing keys could be fetched from ${this.#options.url}`);
     return this.#resolver;
   }
 

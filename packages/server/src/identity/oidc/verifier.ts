@@ -96,9 +96,13 @@ export class OidcVerifier {
     }
     const issuer = this.#issuerOf(token);
     if (issuer === undefined) {
-      throw new ProxyError('oidc_token_invalid', 'The bearer token was refused: its issuer is not one this proxy trusts.', {
-        data: { reason: 'issuer' },
-      });
+      throw new ProxyError(
+        'oidc_token_invalid',
+        'The bearer token was refused: its issuer is not one this proxy trusts.',
+        {
+          data: { reason: 'issuer' },
+        },
+      );
     }
     const principal = await issuer.verify(token);
     this.#verified.set(key, principal);

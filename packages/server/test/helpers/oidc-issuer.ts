@@ -1,0 +1,233 @@
+/**
+ * A real OpenID provider (panva's `oidc-provider`) on an ephemeral loopback port, for the OIDC
+ * tests: discovery, a JWKS that can rotate (a new provider with a new signing key takes over the
+ * same issuer URL), client-credentials and authorization-code grants issuing JWT access tokens
+ * for one audience, dynamic client registration, and a login step the test drives without a
+ * browser (every login is `alice`, consent is granted). It also signs tokens of its own with the
+ * provider's keys, for the refusals a real provider would never issue (wrong audience, expired).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import Provider from 'oidc-provider';
+
+/** A client of the provider that may use the client-credentials grant. */
+export const SERVICE_CLIENT = { id: 'service-client', secret: 'service-client-secret-0123456789' } as const;
+
+/** Options of {@link startOidcIssuer}. */
+export interface OidcIssuerOptions {
+  /** The `aud` of every access token it issues. */
+  readonly audience: string;
+  /** The scope its resource server (the proxy) offers. */
+  readonly scope?: string;
+  /** Extra claims of every access token (e.g. `groups`). */
+  readonly extraClaims?: Readonly<Record<string, unknown>>;
+}
+
+/** A running provider. */
+export interface TestOidcIssuer {
+  /** The issuer identifier (`http://127.0.0.1:<port>`). */
+  readonly issuer: string;
+  /** Requests its JWKS endpoint has served. */
+  readonly jwksHits: number;
+  /** The `kid` of the key it signs with now. */
+  readonly currentKid: string;
+  /** A new signing key signs from now on; the old one stays published. Returns the new `kid`. */
+  rotate(options?: { readonly dropOld?: boolean }): Promise<string>;
+  /** A real access token from the client-credentials grant. */
+  serviceToken(): Promise<string>;
+  /** A JWT signed with the current key (or no key at all for `alg: none`), any claims. */
+  sign(claims: JWTPayload, header?: { readonly kid?: string; readonly alg?: string }): Promise<string>;
+  /** The public JWK of the current key. */
+  publicJwk(): JWK;
+  /** Follows an authorization URL through the login to the redirect; returns its `code`. */
+  authorize(url: URL): Promise<string>;
+  stop(): Promise<void>;
+}
+
+interface SigningKey {
+  readonly kid: string;
+  readonly privateJwk: JWK;
+  readonly publicJwk: JWK;
+  readonly privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+}
+
+async function newKey(index: number): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const kid = `key-${index}-${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    kid,
+    privateKey,
+    privateJwk: { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' },
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' },
+  };
+}
+
+/** Starts the provider on 127.0.0.1. */
+export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestOidcIssuer> {
+  const scope = options.scope ?? 'mcp';
+  let keys: SigningKey[] = [await newKey(1)];
+  let jwksHits = 0;
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = () => {};
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/jwks')) jwksHits++;
+    const uid = /^\/interaction\/([^/?]+)/.exec(req.url ?? '')?.[1];
+    if (uid !== undefined) {
+      void login(req, res).catch((error: unknown) => {
+        res.statusCode = 500;
+        res.end(String(error));
+      });
+      return;
+    }
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let provider = build();
+  handler = provider.callback();
+
+  function build(): Provider {
+    const next = new Provider(issuer, {
+      jwks: { keys: keys.map((key) => key.privateJwk) },
+      clients: [
+        {
+          client_id: SERVICE_CLIENT.id,
+          client_secret: SERVICE_CLIENT.secret,
+          grant_types: ['client_credentials'],
+          response_types: [],
+          redirect_uris: [],
+        },
+      ],
+      clientDefaults: { id_token_signed_response_alg: 'ES256' },
+      findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        registration: { enabled: true },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => options.audience,
+          useGrantedResource: () => true,
+          getResourceServerInfo: () => ({
+            scope,
+            audience: options.audience,
+            accessTokenTTL: 300,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          }),
+        },
+      },
+      extraTokenClaims: () => ({ ...options.extraClaims }),
+      interactions: {
+        url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+      },
+      pkce: { required: () => true },
+    } as never);
+    // oidc-provider logs its configuration warnings to the console: the tests do not need them.
+    next.on('server_error', () => {});
+    return next;
+  }
+
+  /** The login step: alice, with consent to what the client asked for. */
+  async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const details = await provider.interactionDetails(req, res);
+    const accountId = 'alice';
+    const grant = new provider.Grant({ accountId, clientId: details.params.client_id as string });
+    const requested = String(details.params.scope ?? '');
+    const oidcScopes = requested.split(' ').filter((s) => s === 'openid' || s === 'offline_access');
+    if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
+    const resource = details.params.resource;
+    for (const indicator of Array.isArray(resource) ? resource : resource ? [resource] : [options.audience]) {
+      grant.addResourceScope(String(indicator), scope);
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId }, consent: { grantId } },
+      {
+        mergeWithLastSubmission: false,
+      },
+    );
+  }
+
+  return {
+    issuer,
+    get jwksHits() {
+      return jwksHits;
+    },
+    get currentKid() {
+      return (keys[0] as SigningKey).kid;
+    },
+    async rotate({ dropOld = false } = {}) {
+      const key = await newKey(keys.length + 1);
+      keys = dropOld ? [key] : [key, ...keys];
+      provider = build();
+      handler = provider.callback();
+      return key.kid;
+    },
+    async serviceToken() {
+      const response = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${SERVICE_CLIENT.id}:${SERVICE_CLIENT.secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope, resource: options.audience }),
+      });
+      const body = (await response.json()) as { access_token?: string; error_description?: string };
+      if (body.access_token === undefined) throw new Error(`no token: ${JSON.stringify(body)}`);
+      return body.access_token;
+    },
+    async sign(claims, header = {}) {
+      const key = keys[0] as SigningKey;
+      const now = Math.floor(Date.now() / 1000);
+      const payload = {
+        iss: issuer,
+        aud: options.audience,
+        sub: 'alice',
+        iat: now,
+        exp: now + 300,
+        ...claims,
+      };
+      if (header.alg === 'none') {
+        const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        return `${part({ alg: 'none', typ: 'JWT' })}.${part(payload)}.`;
+      }
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg: header.alg ?? 'ES256', kid: header.kid ?? key.kid, typ: 'at+jwt' })
+        .sign(key.privateKey);
+    },
+    publicJwk: () => (keys[0] as SigningKey).publicJwk,
+    async authorize(url) {
+      const cookies = new Map<string, string>();
+      let next = url.href;
+      for (let hop = 0; hop < 10; hop++) {
+        const response = await fetch(next, {
+          redirect: 'manual',
+          headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
+        });
+        for (const line of response.headers.getSetCookie()) {
+          const [pair] = line.split(';');
+          const at = (pair as string).indexOf('=');
+          cookies.set((pair as string).slice(0, at), (pair as string).slice(at + 1));
+        }
+        const location = response.headers.get('location');
+        await response.body?.cancel();
+        if (location === null) throw new Error(`the login stopped at ${next} with HTTP ${response.status}`);
+        const target = new URL(location, next);
+        const code = target.searchParams.get('code');
+        if (target.origin !== issuer && code !== null) return code;
+        if (target.searchParams.has('error')) {
+          throw new Error(`authorization failed: ${target.searchParams.get('error_description')}`);
+        }
+        next = target.href;
+      }
+      throw new Error('too many redirects during the login');
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,229 @@
+/**
+ * OIDC bearer tokens (issue 17 #4) against a real OpenID provider on loopback: tokens it issues
+ * are accepted through discovery and its JWKS; rotation is followed; expired, wrong-audience,
+ * `alg: none`, HS256-with-the-public-key and unknown-`kid` tokens are refused with stable codes;
+ * the JWKS refetch an unknown `kid` causes is rate-limited; claims map to grants.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
+import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
+import { ManualClock } from './helpers/manual-clock.ts';
+import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
+import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const AUDIENCE = 'https://mcp-proxy.test';
+
+function configFile(content: unknown): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'oidc-test-')), 'config.json');
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'oidc-test', version: '1' },
+  },
+};
+
+/** POST /proxy to the configured server `name` with a bearer token. */
+async function viaProxy(proxy: RunningProxy, token: string | undefined, server = 'upstream') {
+  const response = await fetch(`${proxy.url}/proxy`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
+    body: JSON.stringify({ server, ...INITIALIZE }),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
+  const body = (await response.json()) as any;
+  return { status: response.status, body, headers: response.headers };
+}
+
+/** POST /servers/{name}/mcp (or /mcp) with a bearer token. */
+async function viaMcp(proxy: RunningProxy, token: string | undefined, path = '/servers/upstream/mcp') {
+  const response = await fetch(`${proxy.url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
+    body: JSON.stringify(INITIALIZE),
+  });
+  const text = await response.text();
+  return { status: response.status, text, headers: response.headers };
+}
+
+describe('OIDC bearer tokens', () => {
+  let idp: TestOidcIssuer;
+  let upstream: ConformanceServer;
+  let proxy: RunningProxy | undefined;
+  let clock: ManualClock;
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE, extraClaims: { groups: ['staff'] } });
+    upstream = await startConformanceServer();
+    clock = new ManualClock();
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await upstream.stop();
+    await idp.stop();
+  });
+
+  async function start(oidc: Record<string, unknown> = {}, env: Record<string, string> = {}) {
+    const file = configFile({
+      servers: { upstream: { url: upstream.url }, other: { url: upstream.url } },
+      oidc: { issuers: [{ issuer: idp.issuer, audience: AUDIENCE, ...oidc }] },
+    });
+    proxy = await startProxy({ MCP_PROXY_CONFIG: file, ...env }, { clock });
+    return proxy;
+  }
+
+  it('accepts an access token the provider issued, on POST /proxy and /servers/{name}/mcp', async () => {
+    const proxy = await start();
+    const token = await idp.serviceToken();
+    const viaEnvelope = await viaProxy(proxy, token);
+    assert.equal(viaEnvelope.status, 200, JSON.stringify(viaEnvelope.body));
+    assert.ok(viaEnvelope.body.result?.serverInfo);
+    const streamable = await viaMcp(proxy, token);
+    assert.equal(streamable.status, 200, streamable.text);
+    assert.match(streamable.text, /serverInfo/);
+    // Verified once, then remembered: one discovery and one JWKS fetch for both requests.
+    assert.equal(idp.jwksHits, 1);
+  });
+
+  it('takes the issuer and audience from OIDC_ISSUER and OIDC_AUDIENCE', async () => {
+    const file = configFile({ servers: { upstream: { url: upstream.url } } });
+    proxy = await startProxy(
+      { MCP_PROXY_CONFIG: file, OIDC_ISSUER: idp.issuer, OIDC_AUDIENCE: AUDIENCE },
+      { clock },
+    );
+    assert.equal((await viaProxy(proxy, await idp.serviceToken())).status, 200);
+    assert.equal((await viaProxy(proxy, await idp.sign({ aud: 'https://elsewhere.test' }))).status, 401);
+  });
+
+  it('refuses expired, not-yet-valid, wrong-audience and wrong-issuer tokens with stable codes', async () => {
+    const proxy = await start();
+    const now = Math.floor(clock.now() / 1000);
+    const cases: Array<[string, Promise<string>, number, string, string?]> = [
+      ['expired beyond the leeway', idp.sign({ iat: now - 600, exp: now - 60 }), 401, 'oidc_token_expired'],
+      ['not valid yet', idp.sign({ nbf: now + 120 }), 401, 'oidc_token_invalid', 'not yet valid'],
+      [
+        'another audience',
+        idp.sign({ aud: 'https://elsewhere.test' }),
+        401,
+        'oidc_token_invalid',
+        'audience',
+      ],
+      ['no sub', idp.sign({ sub: undefined }), 401, 'oidc_token_invalid', 'claims'],
+      // An issuer the proxy does not trust is no OIDC token at all: an unknown credential.
+      ['another issuer', idp.sign({ iss: 'https://evil.test' }), 401, 'unauthorized'],
+    ];
+    for (const [what, token, status, code, reason] of cases) {
+      const reply = await viaProxy(proxy, await token);
+      assert.equal(reply.status, status, what);
+      assert.equal(reply.body.error.data.code, code, what);
+      if (reason !== undefined) assert.equal(reply.body.error.data.reason, reason, what);
+      assert.ok(!JSON.stringify(reply.body).includes(await token), `${what}: the token is not echoed`);
+    }
+    // Within the leeway (30 s by default) a just-expired token still passes.
+    const justExpired = await idp.sign({ iat: now - 600, exp: now - 10 });
+    assert.equal((await viaProxy(proxy, justExpired)).status, 200);
+  });
+
+  it('refuses alg none and an HS256 token keyed with the public key (key confusion)', async () => {
+    const proxy = await start();
+    const none = await idp.sign({}, { alg: 'none' });
+    const publicJwk = idp.publicJwk();
+    const confused = await new SignJWT({
+      iss: idp.issuer,
+      aud: AUDIENCE,
+      sub: 'mallory',
+      exp: Math.floor(clock.now() / 1000) + 300,
+    })
+      .setProtectedHeader({ alg: 'HS256', kid: publicJwk.kid as string })
+      .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
+    for (const [what, token] of [
+      ['alg none', none],
+      ['HS256', confused],
+    ] as const) {
+      const reply = await viaProxy(proxy, token);
+      assert.equal(reply.status, 401, what);
+      assert.equal(reply.body.error.data.code, 'oidc_token_invalid', what);
+      assert.equal(reply.body.error.data.reason, 'algorithm', what);
+    }
+  });
+
+  it('follows a key rotation, and refetches for an unknown kid at most once per cooldown', async () => {
+    const proxy = await start();
+    assert.equal((await viaProxy(proxy, await idp.serviceToken())).status, 200);
+    assert.equal(idp.jwksHits, 1);
+
+    // The provider rotates (later than the cooldown after the first fetch): its new tokens carry a
+    // kid the proxy has not seen, and it refetches the key set once.
+    clock.advance(30_000);
+    const newKid = await idp.rotate();
+    const rotated = await idp.serviceToken();
+    assert.equal(
+      JSON.parse(Buffer.from(rotated.split('.')[0] as string, 'base64url').toString()).kid,
+      newKid,
+    );
+    assert.equal((await viaProxy(proxy, rotated)).status, 200);
+    assert.equal(idp.jwksHits, 2);
+
+    // Made-up kids: refused, and the flood costs the provider nothing within the cooldown.
+    for (let i = 0; i < 5; i++) {
+      const forged = await idp.sign({ jti: `forged-${i}` }, { kid: `unknown-${i}` });
+      const reply = await viaProxy(proxy, forged);
+      assert.equal(reply.status, 401);
+      assert.equal(reply.body.error.data.reason, 'key');
+    }
+    assert.equal(idp.jwksHits, 2, 'no refetch within the cooldown');
+
+    // After the cooldown an unknown kid may cause one fetch again.
+    clock.advance(29_000);
+    assert.equal(
+      (await viaProxy(proxy, await idp.sign({ jti: 'early' }, { kid: 'unknown-early' }))).status,
+      401,
+    );
+    assert.equal(idp.jwksHits, 2, 'still within the cooldown');
+    clock.advance(1_000);
+    const late = await idp.sign({ jti: 'late' }, { kid: 'unknown-late' });
+    assert.equal((await viaProxy(proxy, late)).status, 401);
+    assert.equal(idp.jwksHits, 3);
+  });
+
+  it('answers 503 oidc_issuer_unavailable while the provider cannot be reached', async () => {
+    const proxy = await start();
+    const token = await idp.serviceToken();
+    await idp.stop();
+    const reply = await viaProxy(proxy, token);
+    assert.equal(reply.status, 503);
+    assert.equal(reply.body.error.data.code, 'oidc_issuer_unavailable');
+  });
+
+  it('maps claims to grants: a matching group reaches its servers only; no match is 403 oidc_no_grant', async () => {
+    const proxy = await start({ claims: { groups: { staff: { servers: ['upstream'] } } } });
+    const staff = await idp.sign({ groups: ['staff'] });
+    assert.equal((await viaProxy(proxy, staff)).status, 200);
+    // A server outside the grant looks as if it did not exist (as for a restricted static token).
+    const elsewhere = await viaProxy(proxy, staff, 'other');
+    assert.equal(elsewhere.status, 404, JSON.stringify(elsewhere.body));
+    assert.equal(elsewhere.body.error.data.code, 'unknown_server');
+    const outsider = await viaProxy(proxy, await idp.sign({ sub: 'bob', groups: ['guests'] }));
+    assert.equal(outsider.status, 403);
+    assert.equal(outsider.body.error.data.code, 'oidc_no_grant');
+  });
+});
