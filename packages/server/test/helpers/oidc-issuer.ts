@@ -98,6 +98,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
           redirect_uris: [],
         },
       ],
+      scopes: ['openid', 'offline_access', scope],
       clientDefaults: { id_token_signed_response_alg: 'ES256' },
       findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
       features: {
@@ -132,23 +133,30 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const details = await provider.interactionDetails(req, res);
     const accountId = 'alice';
-    const grant = new provider.Grant({ accountId, clientId: details.params.client_id as string });
-    const requested = String(details.params.scope ?? '');
-    const oidcScopes = requested.split(' ').filter((s) => s === 'openid' || s === 'offline_access');
-    if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
-    const resource = details.params.resource;
-    for (const indicator of Array.isArray(resource) ? resource : resource ? [resource] : [options.audience]) {
-      grant.addResourceScope(String(indicator), scope);
+    if (details.prompt.name === 'login') {
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId } },
+        { mergeWithLastSubmission: false },
+      );
+      return;
     }
+    const grant =
+      (details.grantId === undefined ? undefined : await provider.Grant.find(details.grantId)) ??
+      new provider.Grant({ accountId, clientId: details.params.client_id as string });
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const resource = details.params.resource;
+    if (typeof resource === 'string') grant.addResourceScope(resource, scope);
     const grantId = await grant.save();
-    await provider.interactionFinished(
-      req,
-      res,
-      { login: { accountId }, consent: { grantId } },
-      {
-        mergeWithLastSubmission: false,
-      },
-    );
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
   }
 
   return {
@@ -208,9 +216,11 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
           headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
         });
         for (const line of response.headers.getSetCookie()) {
-          const [pair] = line.split(';');
-          const at = (pair as string).indexOf('=');
-          cookies.set((pair as string).slice(0, at), (pair as string).slice(at + 1));
+          const [pair = ''] = line.split(';');
+          const at = pair.indexOf('=');
+          const expired = /expires=Thu, 01 Jan 1970|max-age=0/i.test(line);
+          if (expired) cookies.delete(pair.slice(0, at));
+          else cookies.set(pair.slice(0, at), pair.slice(at + 1));
         }
         const location = response.headers.get('location');
         await response.body?.cancel();

@@ -1,0 +1,197 @@
+/**
+ * Discovery for MCP clients (issue 17 #5): with an OIDC issuer configured the proxy serves RFC 9728
+ * protected resource metadata and answers 401s on /mcp and /servers/{name}/mcp with
+ * `WWW-Authenticate: Bearer resource_metadata="…"`, and the official SDK v1 client's own OAuth
+ * support signs in to the proxy by itself: metadata, the provider's discovery, dynamic client
+ * registration, authorization code + PKCE at a real `oidc-provider` on loopback, then MCP calls.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { type OAuthClientProvider, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type {
+  OAuthClientInformationMixed,
+  OAuthClientMetadata,
+  OAuthTokens,
+} from '@modelcontextprotocol/sdk/shared/auth.js';
+import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
+import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
+import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const AUDIENCE = 'https://mcp-proxy.test';
+
+/** An SDK OAuth client provider kept in memory; the "redirect" is recorded for the test to follow. */
+class MemoryOAuthProvider implements OAuthClientProvider {
+  #client: OAuthClientInformationMixed | undefined;
+  #tokens: OAuthTokens | undefined;
+  #verifier = '';
+  authorizationUrl: URL | undefined;
+  registrations = 0;
+  get redirectUrl(): string {
+    return 'http://127.0.0.1:9/callback';
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: 'oidc-discovery test',
+      redirect_uris: [this.redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  clientInformation() {
+    return this.#client;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed) {
+    this.registrations++;
+    this.#client = info;
+  }
+  tokens() {
+    return this.#tokens;
+  }
+  saveTokens(tokens: OAuthTokens) {
+    this.#tokens = tokens;
+  }
+  redirectToAuthorization(url: URL) {
+    this.authorizationUrl = url;
+  }
+  saveCodeVerifier(verifier: string) {
+    this.#verifier = verifier;
+  }
+  codeVerifier() {
+    return this.#verifier;
+  }
+}
+
+describe('protected resource metadata and the SDK OAuth client', () => {
+  let idp: TestOidcIssuer;
+  let upstream: ConformanceServer;
+  let proxy: RunningProxy | undefined;
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE });
+    upstream = await startConformanceServer();
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await upstream.stop();
+    await idp.stop();
+  });
+
+  async function start(env: Record<string, string> = {}, oidc: unknown = undefined) {
+    const path = join(mkdtempSync(join(tmpdir(), 'oidc-discovery-')), 'config.json');
+    const issuers = [{ issuer: idp.issuer, audience: AUDIENCE, scopes: ['mcp'] }];
+    writeFileSync(
+      path,
+      JSON.stringify({
+        servers: { upstream: { url: upstream.url } },
+        ...(oidc === null ? {} : { oidc: { issuers } }),
+      }),
+    );
+    proxy = await startProxy({ MCP_PROXY_CONFIG: path, ...env });
+    return proxy;
+  }
+
+  it('serves RFC 9728 metadata for the proxy, /mcp and /servers/{name}/mcp', async () => {
+    const proxy = await start();
+    for (const path of ['', '/mcp', '/servers/upstream/mcp']) {
+      const response = await fetch(`${proxy.url}/.well-known/oauth-protected-resource${path}`);
+      assert.equal(response.status, 200, path);
+      assert.equal(response.headers.get('access-control-allow-origin'), '*');
+      assert.deepEqual(await response.json(), {
+        resource: `${proxy.url}${path}`,
+        authorization_servers: [idp.issuer],
+        bearer_methods_supported: ['header'],
+        scopes_supported: ['mcp'],
+        resource_name: 'mcp-proxy',
+      });
+    }
+  });
+
+  it('names PUBLIC_URL as the resource when it is set', async () => {
+    const proxy = await start({ PUBLIC_URL: 'https://proxy.example.com/' });
+    const body = (await (await fetch(`${proxy.url}/.well-known/oauth-protected-resource/mcp`)).json()) as {
+      resource: string;
+    };
+    assert.equal(body.resource, 'https://proxy.example.com/mcp');
+    const refused = await fetch(`${proxy.url}/mcp`, { method: 'POST' });
+    assert.equal(
+      refused.headers.get('www-authenticate'),
+      'Bearer resource_metadata="https://proxy.example.com/.well-known/oauth-protected-resource/mcp"',
+    );
+  });
+
+  it('answers a 401 on /mcp and /servers/{name}/mcp with a resource_metadata challenge', async () => {
+    const proxy = await start();
+    const cases = [
+      ['/mcp', undefined, `Bearer resource_metadata="${proxy.url}/.well-known/oauth-protected-resource/mcp"`],
+      [
+        '/servers/upstream/mcp?x=1',
+        'Bearer not-a-token',
+        `Bearer error="invalid_token", resource_metadata="${proxy.url}/.well-known/oauth-protected-resource/servers/upstream/mcp"`,
+      ],
+    ] as const;
+    for (const [path, authorization, challenge] of cases) {
+      const response = await fetch(`${proxy.url}${path}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(authorization === undefined ? {} : { authorization }),
+        },
+        body: '{}',
+      });
+      assert.equal(response.status, 401, path);
+      assert.equal(response.headers.get('www-authenticate'), challenge, path);
+    }
+  });
+
+  it('serves no metadata and no challenge without an issuer', async () => {
+    const proxy = await start({}, null);
+    assert.equal((await fetch(`${proxy.url}/.well-known/oauth-protected-resource/mcp`)).status, 404);
+    const refused = await fetch(`${proxy.url}/mcp`, { method: 'POST' });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers.get('www-authenticate'), null);
+  });
+
+  it('lets the SDK v1 client sign in by itself and call tools as the signed-in user', async () => {
+    const proxy = await start();
+    const endpoint = new URL(`${proxy.url}/servers/upstream/mcp`);
+    const provider = new MemoryOAuthProvider();
+
+    // First attempt: 401 → metadata → provider discovery → registration → "redirect".
+    const first = new Client({ name: 'oidc-discovery', version: '1.0.0' });
+    await assert.rejects(
+      first.connect(new StreamableHTTPClientTransport(endpoint, { authProvider: provider })),
+      UnauthorizedError,
+    );
+    assert.equal(provider.registrations, 1, 'the client registered itself at the provider');
+    const authorizationUrl = provider.authorizationUrl;
+    assert.ok(authorizationUrl?.href.startsWith(`${idp.issuer}/`), 'sent to the configured issuer');
+    assert.equal(authorizationUrl.searchParams.get('code_challenge_method'), 'S256');
+
+    // The user logs in; the client exchanges the code for a token.
+    const code = await idp.authorize(authorizationUrl);
+    const transport = new StreamableHTTPClientTransport(endpoint, { authProvider: provider });
+    await transport.finishAuth(code);
+    const accessToken = provider.tokens()?.access_token;
+    assert.ok(accessToken);
+
+    const client = new Client({ name: 'oidc-discovery', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const { tools } = await client.listTools();
+      assert.ok(tools.length > 0);
+      const result = await client.callTool({ name: 'test_simple_text', arguments: {} });
+      assert.ok(Array.isArray(result.content));
+    } finally {
+      await client.close();
+    }
+    // The token never appears in the proxy's log.
+    assert.ok(!proxy.logs.some((line) => line.includes(accessToken)));
+  });
+});
