@@ -166,6 +166,13 @@ describe('OIDC bearer tokens', () => {
     }
   });
 
+  it('refuses an asymmetric algorithm the issuer is not configured for', async () => {
+    const proxy = await start({ algorithms: ['RS256'] });
+    const reply = await viaProxy(proxy, await idp.serviceToken());
+    assert.equal(reply.status, 401);
+    assert.equal(reply.body.error.data.reason, 'algorithm');
+  });
+
   it('follows a key rotation, and refetches for an unknown kid at most once per cooldown', async () => {
     const proxy = await start();
     assert.equal((await viaProxy(proxy, await idp.serviceToken())).status, 200);
