@@ -50,6 +50,8 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['SESSION_SECRET_PREVIOUS', ['sessionSecretPrevious'], 'list'],
   ['TRUSTED_PROXIES', ['trustedProxies'], 'list'],
   ['REDIS_URL', ['redisUrl'], 'string'],
+  ['STORE', ['store'], 'string'],
+  ['DATA_DIR', ['dataDir'], 'string'],
   ['METRICS_TOKEN', ['metricsToken'], 'string'],
   ['RATE_LIMIT_WINDOW_MS', ['rateLimits', 'windowMs'], 'int'],
   ['RATE_LIMIT_PER_TOKEN', ['rateLimits', 'requestsPerToken'], 'int'],
