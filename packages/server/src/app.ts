@@ -35,14 +35,15 @@ import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
-import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
-import { RedisRateStore } from './limits/redis-rate-store.ts';
+import type { RateStore } from './limits/rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
+import { openStore } from './store/open-store.ts';
+import { namespaced, type Store } from './store/store.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -88,7 +89,9 @@ export interface AppDeps {
   readonly children?: ChildRegistry;
   /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
   readonly clientBundlePath?: string;
-  /** Where rate-limit counters live, instead of memory or REDIS_URL (tests: a slow store). */
+  /** The shared store, instead of the one the config names (tests). The app closes it. */
+  readonly store?: Store;
+  /** Where rate-limit counters live, instead of the store (tests: a slow store). */
   readonly rateStore?: RateStore;
   /**
    * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
@@ -122,6 +125,8 @@ const RESTART_SETTINGS = [
   'allowQueryToken',
   'corsMaxAgeSeconds',
   'redisUrl',
+  'store',
+  'dataDir',
   'metricsToken',
   'logFormat',
   'limits',
@@ -190,16 +195,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore(now);
-  if (config.redisUrl && !deps.rateStore) {
-    const redis = new RedisRateStore(
-      config.redisUrl,
-      throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
-    );
-    if (!(await redis.ready()))
-      logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
-    rateStore = redis;
+  // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
+  // add; a test may pass its own, or a rate store of its own (a slow one).
+  let store: Store;
+  if (deps.store) store = deps.store;
+  else {
+    const opened = await openStore(config, {
+      clock,
+      onError: throttledWarning(
+        logger,
+        'shared store (Redis) unreachable: rate-limit store unreachable, limits not enforced',
+      ),
+    });
+    if (!opened.ready) logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
+    store = opened.store;
   }
+  const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
   const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
     metrics.refusal(`rate_limit:${name}`),
   );
@@ -451,6 +462,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();
+    await store.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

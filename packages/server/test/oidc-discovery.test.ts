@@ -171,6 +171,7 @@ describe('protected resource metadata and the SDK OAuth client', () => {
     );
     assert.equal(provider.registrations, 1, 'the client registered itself at the provider');
     const authorizationUrl = provider.authorizationUrl;
+    if (authorizationUrl === undefined) throw new Error('the client was not sent to authorize');
     assert.ok(authorizationUrl?.href.startsWith(`${idp.issuer}/`), 'sent to the configured issuer');
     assert.equal(authorizationUrl.searchParams.get('code_challenge_method'), 'S256');
 

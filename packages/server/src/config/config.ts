@@ -56,6 +56,10 @@ export const DEFAULTS = {
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
+  /** Where shared state lives (issue 17): `auto` is Redis with REDIS_URL, else SQLite in dataDir. */
+  store: 'auto' as 'auto' | 'memory' | 'sqlite' | 'redis',
+  /** The embedded store's file and a generated signing key live here. */
+  dataDir: './data',
   metricsToken: undefined as string | undefined,
   rateLimits: {
     windowMs: 60_000,
@@ -253,6 +257,8 @@ const configSchema = z
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),
+    store: z.enum(['auto', 'memory', 'sqlite', 'redis']),
+    dataDir: z.string().min(1),
     redisUrl: z
       .string()
       .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
@@ -409,6 +415,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
         `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": no server named "${unknown}"`,
       );
     }
+  }
+  if (config.store === 'redis' && config.redisUrl === undefined) {
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
+    );
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {

@@ -53,6 +53,8 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['OIDC_ISSUER', ['oidc', 'issuer'], 'string'],
   ['OIDC_AUDIENCE', ['oidc', 'audience'], 'list'],
   ['REDIS_URL', ['redisUrl'], 'string'],
+  ['STORE', ['store'], 'string'],
+  ['DATA_DIR', ['dataDir'], 'string'],
   ['METRICS_TOKEN', ['metricsToken'], 'string'],
   ['RATE_LIMIT_WINDOW_MS', ['rateLimits', 'windowMs'], 'int'],
   ['RATE_LIMIT_PER_TOKEN', ['rateLimits', 'requestsPerToken'], 'int'],

@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
 
 /** A client of the provider that may use the client-credentials grant. */
@@ -37,7 +37,10 @@ export interface TestOidcIssuer {
   /** A real access token from the client-credentials grant. */
   serviceToken(): Promise<string>;
   /** A JWT signed with the current key (or no key at all for `alg: none`), any claims. */
-  sign(claims: JWTPayload, header?: { readonly kid?: string; readonly alg?: string }): Promise<string>;
+  sign(
+    claims: Readonly<Record<string, unknown>>,
+    header?: { readonly kid?: string; readonly alg?: string },
+  ): Promise<string>;
   /** The public JWK of the current key. */
   publicJwk(): JWK;
   /** Follows an authorization URL through the login to the redirect; returns its `code`. */

@@ -282,7 +282,9 @@ export class McpEndpoint {
     // credential: an inbound token never goes upstream (MCP authorization: no token passthrough).
     const bearerToken =
       header(request, 'x-mcp-token') ??
-      (request.credentialSource === 'authorization' ? undefined : bearerFrom(header(request, 'authorization')));
+      (request.credentialSource === 'authorization'
+        ? undefined
+        : bearerFrom(header(request, 'authorization')));
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
     const url = header(request, 'x-mcp-server-url');
