@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import { loadConfig } from '../src/config/config.ts';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
@@ -232,5 +233,69 @@ describe('OIDC bearer tokens', () => {
     const outsider = await viaProxy(proxy, await idp.sign({ sub: 'bob', groups: ['guests'] }));
     assert.equal(outsider.status, 403);
     assert.equal(outsider.body.error.data.code, 'oidc_no_grant');
+  });
+
+  it('applies a reload: a changed mapping on the next request, a removed issuer at once', async () => {
+    const proxy = await start({ claims: { groups: { staff: { servers: ['upstream'] } } } });
+    const staff = await idp.sign({ groups: ['staff'] });
+    assert.equal((await viaProxy(proxy, staff, 'other')).status, 404);
+    const reload = (oidc: unknown) =>
+      proxy.app.reload(
+        loadConfig({
+          env: { PROXY_TOKEN: proxy.token, ALLOW_PRIVATE_NETWORKS: 'true' },
+          configPath: configFile({
+            servers: { upstream: { url: upstream.url }, other: { url: upstream.url } },
+            ...(oidc === undefined ? {} : { oidc }),
+          }),
+        }),
+      );
+    reload({
+      issuers: [
+        { issuer: idp.issuer, audience: AUDIENCE, claims: { groups: { staff: { servers: ['other'] } } } },
+      ],
+    });
+    // The same token, remembered as verified before: judged again under the new mapping.
+    assert.equal((await viaProxy(proxy, staff, 'other')).status, 200);
+    assert.equal((await viaProxy(proxy, staff, 'upstream')).status, 404);
+    reload(undefined);
+    const refused = await viaProxy(proxy, staff, 'other');
+    assert.equal(refused.status, 401);
+  });
+});
+
+describe('OIDC configuration', () => {
+  const load = (env: Record<string, string>, oidc?: unknown) =>
+    loadConfig({
+      env,
+      ...(oidc === undefined
+        ? {}
+        : { configPath: configFile({ servers: { github: { url: 'https://example.com/mcp' } }, oidc }) }),
+    });
+
+  it('needs an audience with OIDC_ISSUER', () => {
+    assert.throws(
+      () => load({ OIDC_ISSUER: 'https://login.example.com' }),
+      /OIDC_ISSUER: needs OIDC_AUDIENCE/,
+    );
+    const config = load({ OIDC_ISSUER: 'https://login.example.com', OIDC_AUDIENCE: 'a, b' });
+    assert.deepEqual(config.oidc.audience, ['a', 'b']);
+  });
+
+  it('takes https issuers, and http ones only on loopback', () => {
+    assert.throws(() => load({ OIDC_ISSUER: 'http://login.example.com', OIDC_AUDIENCE: 'a' }), /https/);
+    assert.doesNotThrow(() => load({ OIDC_ISSUER: 'http://127.0.0.1:8080', OIDC_AUDIENCE: 'a' }));
+  });
+
+  it('refuses symmetric algorithms and grants naming unknown servers', () => {
+    const issuer = { issuer: 'https://login.example.com', audience: 'a' };
+    assert.throws(() => load({}, { issuers: [{ ...issuer, algorithms: ['HS256'] }] }), /algorithms/);
+    assert.throws(() => load({}, { issuers: [{ ...issuer, algorithms: ['none'] }] }), /algorithms/);
+    assert.throws(
+      () => load({}, { issuers: [{ ...issuer, claims: { groups: { staff: { servers: ['gitlab'] } } } }] }),
+      /no server named "gitlab"/,
+    );
+    assert.doesNotThrow(() =>
+      load({}, { issuers: [{ ...issuer, claims: { groups: { staff: { servers: ['github'] } } } }] }),
+    );
   });
 });
