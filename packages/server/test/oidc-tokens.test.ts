@@ -235,6 +235,32 @@ describe('OIDC bearer tokens', () => {
     assert.equal(outsider.body.error.data.code, 'oidc_no_grant');
   });
 
+  it('binds sessions to the principal: a refreshed token keeps them, another user gets 404', async () => {
+    const proxy = await start();
+    const post = async (token: string, message: unknown, sessionId?: string) =>
+      fetch(`${proxy.url}/servers/upstream/mcp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+          ...(sessionId === undefined ? {} : { 'mcp-session-id': sessionId }),
+        },
+        body: JSON.stringify(message),
+      });
+    const opened = await post(await idp.sign({ jti: 'first' }), INITIALIZE);
+    assert.equal(opened.status, 200);
+    const sessionId = opened.headers.get('mcp-session-id');
+    assert.ok(sessionId);
+    await opened.text();
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const refreshed = await post(await idp.sign({ jti: 'second' }), list, sessionId);
+    assert.equal(refreshed.status, 200, await refreshed.text());
+    const bob = await post(await idp.sign({ sub: 'bob' }), list, sessionId);
+    assert.equal(bob.status, 404, await bob.text());
+  });
+
   it('applies a reload: a changed mapping on the next request, a removed issuer at once', async () => {
     const proxy = await start({ claims: { groups: { staff: { servers: ['upstream'] } } } });
     const staff = await idp.sign({ groups: ['staff'] });
