@@ -8,7 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
@@ -25,11 +31,16 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { Authenticator, type BearerVerifier } from './identity/authenticator.ts';
+import { CredentialHoldings } from './identity/credential-holdings.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { MintedTokens } from './identity/minted-tokens.ts';
 import { boundedJsonFetcher } from './identity/oidc/fetch-json.ts';
 import { oidcIssuers, oidcTiming } from './identity/oidc/settings.ts';
 import { OidcVerifier } from './identity/oidc/verifier.ts';
+import { Revocations } from './identity/revocations.ts';
+import { SigningKeys } from './identity/signing-keys.ts';
 import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
@@ -41,9 +52,10 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
-import { SessionStore } from './sessions/store.ts';
-import { openStore } from './store/open-store.ts';
+import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
+import { openStore, storeKind } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
+import { authRoutes } from './surfaces/auth/routes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -93,6 +105,8 @@ export interface AppDeps {
   readonly store?: Store;
   /** Where rate-limit counters live, instead of the store (tests: a slow store). */
   readonly rateStore?: RateStore;
+  /** More bearer-token verifiers (OIDC), tried for JWTs the proxy did not mint. */
+  readonly bearerVerifiers?: readonly BearerVerifier[];
   /**
    * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
    * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
@@ -238,16 +252,56 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   let publicUrl = config.publicUrl;
   const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
-  /** Whether an owner is still accepted: its static token, or its OIDC issuer, is still configured. */
+  // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
+  // revocations in the shared store, what each token holds open, and the one authenticator.
+  const signingKeySettings = (c: Config) => ({
+    signingKeys: c.signingKeys,
+    dataDir: c.dataDir,
+    ephemeral: storeKind(c) === 'memory',
+  });
+  const signingKeys = new SigningKeys(signingKeySettings(config), now);
+  const minted = new MintedTokens(signingKeys, now);
+  const revocations = new Revocations(namespaced(store, 'revoked:'), now);
+  const holdings = new CredentialHoldings(clock);
+  const authenticator = new Authenticator({
+    statics: verifier,
+    minted,
+    revocations,
+    now,
+    verifiers: [oidc, ...(deps.bearerVerifiers ?? [])],
+  });
+  /** Whether an owner may keep what it opened: an OIDC subject while its issuer is configured. */
   const ownerKnown = (ownerId: string): boolean =>
-    ownerId.startsWith('oidc:') ? oidc.knowsOwner(ownerId) : verifier.knows(ownerId);
+    ownerId.startsWith('oidc:') ? oidc.knowsOwner(ownerId) : authenticator.knows(ownerId);
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
     ownerValid: ownerKnown,
   });
-  const live = new LiveRequests(ownerKnown);
+  const live = new LiveRequests(ownerKnown, holdings);
+  // A revocation (here or announced by another instance) ends what the token holds: its sockets,
+  // streams and the proxy-held sessions it opened.
+  revocations.onRevoked((credentialId) => {
+    authenticator.forgetCredential(credentialId);
+    holdings.endCredential(credentialId);
+  });
+  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
+  const holdSession = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const principal = request.identity;
+    const id = reply.getHeader('mcp-session-id');
+    if (
+      principal?.credentialId !== undefined &&
+      typeof id === 'string' &&
+      id.startsWith(PROXY_SESSION_PREFIX)
+    ) {
+      holdings.hold(principal, () => void sessions.delete(id), { endsAtExpiry: false, key: id });
+    }
+    return payload;
+  };
+  await revocations.start().catch((error: Error) => {
+    logger.warn({ reason: error.message }, 'revocations from other instances are not heard yet');
+  });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -255,6 +309,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
     timeoutMs: config.upstream.timeoutMs,
   });
+  let currentServers = config.servers;
   const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
   const connector = new UpstreamConnector({
     guard,
@@ -314,7 +369,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
-  app.decorateRequest('credentialSource', undefined);
+  app.decorateRequest('credentialInAuthorization', false);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -345,14 +400,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: false }, oidc));
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    const authenticate = proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }, oidc);
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    await scope.register(authRoutes, {
+      minted,
+      revocations,
+      serverNames: () => Object.keys(currentServers),
+      now,
+    });
+  });
+  await app.register(async (scope) => {
+    const authenticate = proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken });
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook('onRequest', async (request, reply) => {
       try {
@@ -364,6 +429,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -378,12 +444,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           oidc.knowsOwner(ownerId) &&
           (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
         );
-      const identity = verifier.grantOf(ownerId);
-      if (identity === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, identity.grants.servers, changed);
+      const grants = authenticator.grantsOf(ownerId);
+      if (grants === undefined) return false;
+      return targetKey === undefined || targets.stillReaches(targetKey, grants.servers, changed);
     };
   const webSockets = registerWebSocket(app, {
-    verifier,
+    authenticator,
+    holdings,
     limiter,
     trustedProxies: config.trustedProxies,
     targets,
@@ -434,12 +501,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
+    signingKeys.replace(signingKeySettings(next));
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     oidc.replace(oidcIssuers(next), oidcTiming(next));
+    // Remembered OIDC principals carry the old mapping's grants: judged again on their next request.
+    authenticator.forgetAuth('oidc');
     publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
+    currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
@@ -459,6 +530,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     clearInterval(drainer);
+    holdings.close();
+    await revocations.close();
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();

@@ -1,35 +1,28 @@
 /**
  * @module identity/hook
- * The Fastify hook that guards protected routes with `X-Proxy-Token`.
+ * The Fastify hook that guards protected routes: the credential comes from `X-Proxy-Token`, then
+ * (when allowed) `?proxy_token=`, then `Authorization: Bearer`, and the {@link Authenticator}
+ * turns it into the request's principal.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyError } from '../errors.ts';
+import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS } from './authenticator.ts';
 import type { Principal } from './principal.ts';
-import type { TokenVerifier } from './tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth hook on protected routes. */
     identity: Principal | undefined;
     /**
-     * Where the proxy credential came from. `authorization`: the caller's `Authorization` header
-     * was the proxy's own credential, so it is never taken for an upstream token (MCP forbids
-     * token passthrough).
+     * True when the proxy credential came in `Authorization: Bearer`: that header is then the
+     * caller's credential for the proxy and is never read as an upstream token (MCP forbids
+     * passing an inbound token through).
      */
-    credentialSource: 'x-proxy-token' | 'query' | 'authorization' | undefined;
+    credentialInAuthorization: boolean;
   }
-}
-
-/**
- * Verifies `Authorization: Bearer` tokens of another kind than static proxy tokens (OIDC JWTs).
- * `claims` says, without verifying, whether a token is one it should judge.
- */
-export interface BearerVerifier {
-  claims(token: string): boolean;
-  verify(token: string): Promise<Principal>;
 }
 
 /** Header that carries the proxy token. */
@@ -41,12 +34,17 @@ export interface TokenSources {
   readonly query: boolean;
 }
 
-/** Builds an `onRequest` hook that rejects requests without a valid proxy token (401). */
+/** The credential of an `Authorization: Bearer` header, if it has one. */
+export function bearerOf(authorization: string | undefined): string | undefined {
+  const match = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match?.[1];
+}
+
+/** Builds an `onRequest` hook that rejects requests without a valid credential (401). */
 export function proxyTokenHook(
-  verifier: TokenVerifier,
+  authenticator: Authenticator,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
-  bearer?: BearerVerifier,
 ) {
   return async function requireProxyToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     try {
@@ -66,42 +64,28 @@ export function proxyTokenHook(
     // Brute-force protection: an address that failed too often is refused before any check.
     await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];
-    let presented = typeof header === 'string' ? header : undefined;
-    request.credentialSource = presented === undefined ? undefined : 'x-proxy-token';
+    let presented = typeof header === 'string' && header !== '' ? header : undefined;
     if (presented === undefined && sources.query) {
       const value = (request.query as Record<string, unknown> | undefined)?.proxy_token;
-      if (typeof value === 'string') {
-        presented = value;
-        request.credentialSource = 'query';
-      }
+      if (typeof value === 'string' && value !== '') presented = value;
     }
-    const token = presented === undefined ? bearerToken(request.headers.authorization) : undefined;
-    if (token !== undefined && bearer?.claims(token)) {
-      request.credentialSource = 'authorization';
-      try {
-        return await bearer.verify(token);
-      } catch (error) {
-        // Only a refused credential counts as a failure: an unreachable issuer is not the caller's.
-        if (ProxyError.is(error) && error.status === 401) await limiter.consume('authFailuresPerIp', ip);
-        throw error;
-      }
+    if (presented === undefined) {
+      presented = bearerOf(request.headers.authorization);
+      request.credentialInAuthorization = presented !== undefined;
     }
-    const identity = verifier.verify(presented);
-    if (!identity) {
+    if (presented === undefined) {
       await limiter.consume('authFailuresPerIp', ip);
       throw new ProxyError(
         'unauthorized',
-        presented === undefined
-          ? 'Missing proxy token: send it in the X-Proxy-Token header.'
-          : 'Invalid proxy token: check the X-Proxy-Token header.',
+        'Missing proxy token: send it in the X-Proxy-Token header or as Authorization: Bearer.',
       );
     }
-    return identity;
+    try {
+      return await authenticator.authenticate(presented, request.headers.origin);
+    } catch (error) {
+      const code = findProxyError(error)?.code;
+      if (code !== undefined && CREDENTIAL_REFUSALS.has(code)) await limiter.consume('authFailuresPerIp', ip);
+      throw error;
+    }
   }
-}
-
-/** The token of an `Authorization: Bearer` header (RFC 6750 §2.1), if that is what it holds. */
-export function bearerToken(authorization: string | undefined): string | undefined {
-  const match = authorization === undefined ? null : /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization);
-  return match?.[1];
 }

@@ -179,14 +179,20 @@ function unavailable(issuer: string, cause?: unknown): ProxyError {
 }
 
 function invalid(reason: string, why: string): ProxyError {
-  return new ProxyError('oidc_token_invalid', `The bearer token was refused: ${why}.`, { data: { reason } });
+  return new ProxyError('token_invalid', `The bearer token was refused: ${why}.`, { data: { reason } });
 }
 
 /** A jose failure as the caller's error: which check failed, never a claim's value. */
 function refusal(error: unknown, issuer: string): ProxyError {
   if (ProxyError.is(error)) return error;
   if (error instanceof errors.JWTExpired)
-    return new ProxyError('oidc_token_expired', undefined, { cause: error });
+    return new ProxyError(
+      'token_expired',
+      'The bearer token has expired: get a new one from your identity provider.',
+      {
+        cause: error,
+      },
+    );
   if (error instanceof errors.JWTClaimValidationFailed) {
     const reason =
       error.claim === 'nbf'

@@ -1,29 +1,23 @@
 /**
  * @module identity/oidc/verifier
- * The OIDC way in: `Authorization: Bearer <JWT>` from one of the configured issuers. The token's
- * unverified `iss` only picks which issuer's checks to run ({@link OidcIssuer} verifies it for
- * real). Verified tokens are remembered by their SHA-256 for a short while (never past their
- * `exp`), so a caller sending the same token on every request costs a hash, not a signature check.
+ * The OIDC way in: `Authorization: Bearer <JWT>` (or any place a proxy token goes) from one of
+ * the configured issuers. The token's unverified `iss` only picks which issuer's checks to run
+ * ({@link OidcIssuer} verifies it for real). A {@link BearerVerifier} of the Authenticator,
+ * which remembers verified principals.
  */
-import { hash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { Clock } from '../../clock.ts';
 import { ProxyError } from '../../errors.ts';
-import { TtlCache } from '../../ttl-cache.ts';
+import type { BearerVerifier } from '../authenticator.ts';
 import type { Principal } from '../principal.ts';
 import type { JsonFetcher } from './fetch-json.ts';
 import { OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
 
-/** How long and how many verified tokens are remembered. */
-const VERIFIED_TTL_MS = 60_000;
-const VERIFIED_MAX_ENTRIES = 10_000;
-
 /** Verifies bearer JWTs of every configured issuer. */
-export class OidcVerifier {
+export class OidcVerifier implements BearerVerifier {
   readonly #deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> };
   #timing: OidcTiming;
   #issuers = new Map<string, OidcIssuer>();
-  readonly #verified: TtlCache<string, Principal>;
 
   constructor(
     issuers: readonly OidcIssuerSettings[],
@@ -32,17 +26,12 @@ export class OidcVerifier {
   ) {
     this.#deps = deps;
     this.#timing = timing;
-    this.#verified = new TtlCache({
-      ttlMs: VERIFIED_TTL_MS,
-      maxEntries: VERIFIED_MAX_ENTRIES,
-      now: () => deps.clock.now(),
-    });
     this.replace(issuers, timing);
   }
 
   /**
    * Applies a new issuer list (configuration reload). An issuer whose settings did not change
-   * keeps its discovery and keys; remembered tokens are forgotten (their grants may have changed).
+   * keeps its discovery and keys.
    */
   replace(issuers: readonly OidcIssuerSettings[], timing: OidcTiming): void {
     const sameTiming = JSON.stringify(timing) === JSON.stringify(this.#timing);
@@ -54,9 +43,7 @@ export class OidcVerifier {
       next.set(settings.issuer, same && existing ? existing : new OidcIssuer(settings, timing, this.#deps));
     }
     this.#issuers = next;
-    this.#verified.clear();
   }
-
   /** True when any issuer is configured. */
   get enabled(): boolean {
     return this.#issuers.size > 0;
@@ -82,31 +69,23 @@ export class OidcVerifier {
    * True when `token` looks like a JWT whose `iss` is a configured issuer: the caller then
    * verifies it here rather than as another kind of bearer token.
    */
-  claims(token: string): boolean {
+  accepts(token: string): boolean {
     return this.#issuerOf(token) !== undefined;
   }
 
   /** Verifies `token` and returns its principal. Throws a {@link ProxyError} (401, 403 or 503). */
   async verify(token: string): Promise<Principal> {
-    const key = hash('sha256', token, 'base64url');
-    const remembered = this.#verified.get(key);
-    const tolerance = this.#timing.clockToleranceSeconds * 1000;
-    if (remembered !== undefined && (remembered.expiresAt ?? 0) + tolerance > this.#deps.clock.now()) {
-      return remembered;
-    }
     const issuer = this.#issuerOf(token);
     if (issuer === undefined) {
       throw new ProxyError(
-        'oidc_token_invalid',
+        'token_invalid',
         'The bearer token was refused: its issuer is not one this proxy trusts.',
         {
           data: { reason: 'issuer' },
         },
       );
     }
-    const principal = await issuer.verify(token);
-    this.#verified.set(key, principal);
-    return principal;
+    return issuer.verify(token);
   }
 
   #issuerOf(token: string): OidcIssuer | undefined {

@@ -26,6 +26,7 @@ import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
+import { bearerOf } from '../../identity/hook.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -278,13 +279,10 @@ export class McpEndpoint {
     serverName: string | undefined,
     allowed: readonly string[] | undefined,
   ): Promise<ResolvedTarget> {
-    // The caller's Authorization is an upstream token only when it was not the proxy's own
-    // credential: an inbound token never goes upstream (MCP authorization: no token passthrough).
+    // Authorization is the caller's upstream token unless it carried the proxy credential.
     const bearerToken =
       header(request, 'x-mcp-token') ??
-      (request.credentialSource === 'authorization'
-        ? undefined
-        : bearerFrom(header(request, 'authorization')));
+      (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
     const url = header(request, 'x-mcp-server-url');
@@ -315,9 +313,4 @@ function parseBody(body: unknown): Inbound {
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = headerValue(request.headers, name);
   return value === undefined || value === '' ? undefined : value;
-}
-
-function bearerFrom(authorization: string | undefined): string | undefined {
-  const match = authorization === undefined ? null : /^Bearer\s+(\S+)$/i.exec(authorization);
-  return match?.[1];
 }
