@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
@@ -121,13 +122,7 @@ describe('OIDC bearer tokens', () => {
     const cases: Array<[string, Promise<string>, number, string, string?]> = [
       ['expired beyond the leeway', idp.sign({ iat: now - 600, exp: now - 60 }), 401, 'token_expired'],
       ['not valid yet', idp.sign({ nbf: now + 120 }), 401, 'token_invalid', 'not yet valid'],
-      [
-        'another audience',
-        idp.sign({ aud: 'https://elsewhere.test' }),
-        401,
-        'token_invalid',
-        'audience',
-      ],
+      ['another audience', idp.sign({ aud: 'https://elsewhere.test' }), 401, 'token_invalid', 'audience'],
       ['no sub', idp.sign({ sub: undefined }), 401, 'token_invalid', 'claims'],
       // A JWT from an issuer the proxy does not trust: no verifier takes it.
       ['another issuer', idp.sign({ iss: 'https://evil.test' }), 401, 'token_invalid'],
@@ -259,6 +254,29 @@ describe('OIDC bearer tokens', () => {
     assert.equal(refreshed.status, 200, await refreshed.text());
     const bob = await post(await idp.sign({ sub: 'bob' }), list, sessionId);
     assert.equal(bob.status, 404, await bob.text());
+  });
+
+  it('accepts an OIDC token in the /ws subprotocol, and refuses an expired one at the handshake', async () => {
+    const proxy = await start({}, { WS_ALLOW_MISSING_ORIGIN: 'true' });
+    const open = (token: string) =>
+      new WebSocket(`${proxy.url.replace('http', 'ws')}/ws?server=upstream`, ['mcp', `proxy-token.${token}`]);
+    const ws = open(await idp.serviceToken());
+    const answer = await new Promise<{ result?: unknown }>((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify(INITIALIZE)));
+      ws.once('message', (data) => resolve(JSON.parse(String(data))));
+      ws.once('error', reject);
+    });
+    ws.close();
+    assert.ok(answer.result, JSON.stringify(answer));
+    const now = Math.floor(clock.now() / 1000);
+    const refused = open(await idp.sign({ iat: now - 600, exp: now - 60 }));
+    const status = await new Promise<number | undefined>((resolve) => {
+      refused.once('unexpected-response', (_request, response) => resolve(response.statusCode));
+      refused.once('open', () => resolve(undefined));
+      refused.once('error', () => resolve(-1));
+    });
+    refused.terminate();
+    assert.equal(status, 401);
   });
 
   it('applies a reload: a changed mapping on the next request, a removed issuer at once', async () => {
