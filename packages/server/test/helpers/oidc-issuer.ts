@@ -86,12 +86,23 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The provider's state (clients, grants, codes) in memory, kept across a rotation.
+  const records = new Map<string, { payload: Record<string, unknown>; expires: number }>();
   let provider = build();
   handler = provider.callback();
 
   function build(): Provider {
     const next = new Provider(issuer, {
       jwks: { keys: keys.map((key) => key.privateJwk) },
+      adapter: memoryAdapter(records),
+      ttl: {
+        ClientCredentials: 300,
+        AccessToken: 300,
+        AuthorizationCode: 60,
+        Grant: 600,
+        Interaction: 600,
+        Session: 600,
+      },
       clients: [
         {
           client_id: SERVICE_CLIENT.id,
@@ -242,5 +253,48 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/** A minimal oidc-provider storage adapter over one Map (its own default warns on every start). */
+function memoryAdapter(records: Map<string, { payload: Record<string, unknown>; expires: number }>) {
+  return class MemoryAdapter {
+    readonly #name: string;
+    constructor(name: string) {
+      this.#name = name;
+    }
+    #key(id: string) {
+      return `${this.#name}:${id}`;
+    }
+    async upsert(id: string, payload: Record<string, unknown>, expiresIn?: number) {
+      records.set(this.#key(id), { payload, expires: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+    }
+    async find(id: string) {
+      const record = records.get(this.#key(id));
+      if (record === undefined || record.expires <= Date.now()) return undefined;
+      return record.payload;
+    }
+    async findByUid(uid: string) {
+      for (const [key, record] of records) {
+        if (key.startsWith(`${this.#name}:`) && record.payload.uid === uid) return record.payload;
+      }
+      return undefined;
+    }
+    async findByUserCode(userCode: string) {
+      for (const [key, record] of records) {
+        if (key.startsWith(`${this.#name}:`) && record.payload.userCode === userCode) return record.payload;
+      }
+      return undefined;
+    }
+    async consume(id: string) {
+      const record = records.get(this.#key(id));
+      if (record) record.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string) {
+      records.delete(this.#key(id));
+    }
+    async revokeByGrantId(grantId: string) {
+      for (const [key, record] of records) if (record.payload.grantId === grantId) records.delete(key);
+    }
   };
 }
