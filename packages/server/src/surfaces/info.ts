@@ -22,6 +22,12 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
         auth: false,
         description: 'The browser client as one ES module: import it from a page.',
       },
+      {
+        method: 'GET',
+        path: '/.well-known/oauth-protected-resource[/mcp | /servers/{name}/mcp]',
+        auth: false,
+        description: 'OAuth protected resource metadata (RFC 9728), when an OIDC issuer is configured.',
+      },
       { method: 'POST', path: '/proxy', auth: true, description: 'Forward one JSON-RPC message (envelope).' },
       {
         method: 'POST, GET, DELETE',
