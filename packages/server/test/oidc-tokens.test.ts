@@ -279,6 +279,50 @@ describe('OIDC bearer tokens', () => {
     assert.equal(status, 401);
   });
 
+  it('trusts several issuers; the same sub from two issuers is two principals', async () => {
+    const second = await startOidcIssuer({ audience: 'https://second.test' });
+    try {
+      const file = configFile({
+        servers: { upstream: { url: upstream.url } },
+        oidc: {
+          issuers: [
+            { issuer: idp.issuer, audience: AUDIENCE },
+            { issuer: second.issuer, audience: 'https://second.test' },
+          ],
+        },
+      });
+      proxy = await startProxy({ MCP_PROXY_CONFIG: file }, { clock });
+      const mcp = proxy;
+      const post = (token: string, message: unknown, sessionId?: string) =>
+        fetch(`${mcp.url}/servers/upstream/mcp`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-protocol-version': '2025-06-18',
+            ...(sessionId === undefined ? {} : { 'mcp-session-id': sessionId }),
+          },
+          body: JSON.stringify(message),
+        });
+      const opened = await post(await idp.sign({ sub: 'alice' }), INITIALIZE);
+      assert.equal(opened.status, 200);
+      const sessionId = opened.headers.get('mcp-session-id') ?? '';
+      await opened.text();
+      const fromSecond = await second.serviceToken();
+      assert.equal((await viaProxy(mcp, fromSecond)).status, 200);
+      // Each issuer's audience is its own: the first's audience means nothing to the second.
+      assert.equal((await viaProxy(mcp, await second.sign({ aud: AUDIENCE }))).status, 401);
+      const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+      const otherAlice = await post(await second.sign({ sub: 'alice' }), list, sessionId);
+      assert.equal(otherAlice.status, 404, 'alice of another issuer is someone else');
+      const sameAlice = await post(await idp.sign({ sub: 'alice', jti: 'again' }), list, sessionId);
+      assert.equal(sameAlice.status, 200);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('applies a reload: a changed mapping on the next request, a removed issuer at once', async () => {
     const proxy = await start({ claims: { groups: { staff: { servers: ['upstream'] } } } });
     const staff = await idp.sign({ groups: ['staff'] });
