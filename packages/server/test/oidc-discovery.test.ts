@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -148,6 +149,28 @@ describe('protected resource metadata and the SDK OAuth client', () => {
       assert.equal(response.status, 401, path);
       assert.equal(response.headers.get('www-authenticate'), challenge, path);
     }
+  });
+
+  it('echoes no odd Host in the challenge or the metadata', async () => {
+    const proxy = await start();
+    const { port } = new URL(proxy.url);
+    const ask = (method: string, path: string) =>
+      new Promise<{ status: number; challenge: string | undefined }>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, method, path, headers: { host: 'evil.test", x="y' } },
+          (res) => {
+            res.resume();
+            const challenge = res.headers['www-authenticate'];
+            resolve({ status: res.statusCode ?? 0, challenge });
+          },
+        );
+        req.once('error', reject);
+        req.end();
+      });
+    const refused = await ask('POST', '/mcp');
+    assert.equal(refused.status, 401);
+    assert.equal(refused.challenge, undefined);
+    assert.equal((await ask('GET', '/.well-known/oauth-protected-resource/mcp')).status, 404);
   });
 
   it('serves no metadata and no challenge without an issuer', async () => {

@@ -27,15 +27,25 @@ export interface ResourceMetadataSource {
   publicUrl(): string | undefined;
 }
 
-/** The proxy's base URL as a client sees it. */
-function baseUrl(source: ResourceMetadataSource, request: FastifyRequest): string {
-  return source.publicUrl() ?? `${request.protocol}://${request.host}`;
+/** A `Host` fit to be echoed in a URL and a quoted header parameter: a name or address, a port. */
+const PLAIN_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/** The MCP endpoints that have metadata of their own. */
+const ENDPOINT_PATH = /^\/(?:mcp|servers\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/mcp)$/;
+
+/**
+ * The proxy's base URL as a client sees it: `PUBLIC_URL`, else the request's scheme and `Host`
+ * (`undefined` for a `Host` that is not a plain name or address: nothing odd is echoed).
+ */
+function baseUrl(source: ResourceMetadataSource, request: FastifyRequest): string | undefined {
+  const configured = source.publicUrl();
+  if (configured !== undefined) return configured;
+  return PLAIN_HOST.test(request.host) ? `${request.protocol}://${request.host}` : undefined;
 }
 
-/** The MCP endpoint path a request went to (`/mcp` or `/servers/{name}/mcp`), without its query. */
+/** The MCP endpoint path a request went to, without its query ('' when it is not one). */
 function endpointPath(request: FastifyRequest): string {
   const path = request.url.split('?', 1)[0] as string;
-  return path;
+  return ENDPOINT_PATH.test(path) ? path : '';
 }
 
 /**
@@ -47,8 +57,9 @@ export function bearerChallenge(
   request: FastifyRequest,
   invalid: boolean,
 ): string | undefined {
-  if (source.issuers().length === 0) return undefined;
-  const metadata = `${baseUrl(source, request)}${RESOURCE_METADATA_PATH}${endpointPath(request)}`;
+  const base = baseUrl(source, request);
+  if (source.issuers().length === 0 || base === undefined) return undefined;
+  const metadata = `${base}${RESOURCE_METADATA_PATH}${endpointPath(request)}`;
   return `Bearer ${invalid ? 'error="invalid_token", ' : ''}resource_metadata="${metadata}"`;
 }
 
@@ -81,13 +92,14 @@ export async function resourceMetadataRoutes(
 ): Promise<void> {
   const answer = (request: FastifyRequest, reply: FastifyReply, path: string) => {
     const issuers = source.issuers();
-    if (issuers.length === 0) throw new ProxyError('not_found');
+    const base = baseUrl(source, request);
+    if (issuers.length === 0 || base === undefined) throw new ProxyError('not_found');
     const scopes = [...new Set(issuers.flatMap((issuer) => issuer.scopes ?? []))];
     // Any page may read it: it is public by design, and browser-based MCP clients fetch it.
     reply.header('access-control-allow-origin', '*');
     reply.header('cache-control', `public, max-age=${MAX_AGE_SECONDS}`);
     return {
-      resource: `${baseUrl(source, request)}${path}`,
+      resource: `${base}${path}`,
       authorization_servers: issuers.map((issuer) => issuer.issuer),
       bearer_methods_supported: ['header'],
       ...(scopes.length === 0 ? {} : { scopes_supported: scopes }),

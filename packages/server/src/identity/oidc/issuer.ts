@@ -90,11 +90,6 @@ export class OidcIssuer {
     this.#algorithms = (settings.algorithms ?? ASYMMETRIC_ALGORITHMS).filter((alg) => allowed.includes(alg));
   }
 
-  /** Times the key set was fetched. */
-  get jwksFetches(): number {
-    return this.#jwks?.fetches ?? 0;
-  }
-
   /** Verifies `token` (whose unverified `iss` named this issuer) and returns its principal. */
   async verify(token: string): Promise<Principal> {
     const jwks = await this.#keys();

@@ -45,15 +45,9 @@ export class JwksCache {
   #fetchedAt = Number.NEGATIVE_INFINITY;
   #attemptedAt = Number.NEGATIVE_INFINITY;
   #pending: Promise<void> | undefined;
-  #fetches = 0;
 
   constructor(options: JwksCacheOptions) {
     this.#options = options;
-  }
-
-  /** How many times the set was fetched (for tests and the operator's curiosity). */
-  get fetches(): number {
-    return this.#fetches;
   }
 
   /**
@@ -95,7 +89,6 @@ export class JwksCache {
   async #refresh(mustHave: boolean): Promise<void> {
     if (this.#pending === undefined && this.#mayFetch()) {
       this.#attemptedAt = this.#options.clock.now();
-      this.#fetches++;
       this.#pending = this.#fetch().finally(() => {
         this.#pending = undefined;
       });

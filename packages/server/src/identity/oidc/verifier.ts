@@ -44,19 +44,10 @@ export class OidcVerifier implements BearerVerifier {
     }
     this.#issuers = next;
   }
-  /** True when any issuer is configured. */
-  get enabled(): boolean {
-    return this.#issuers.size > 0;
-  }
 
   /** The configured issuers' settings (for the protected resource metadata). */
   get issuers(): readonly OidcIssuerSettings[] {
     return [...this.#issuers.values()].map((issuer) => issuer.settings);
-  }
-
-  /** The issuer of that identifier, if configured (tests read its key fetches). */
-  issuer(identifier: string): OidcIssuer | undefined {
-    return this.#issuers.get(identifier);
   }
 
   /** True while the issuer of an owner (`oidc:<issuer>#<sub>`) is configured. */
