@@ -471,6 +471,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
+    // A dropped key must stop verifying the tokens it signed, cached or not.
+    authenticator.forgetVerified();
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);

@@ -85,6 +85,11 @@ export class Authenticator {
     return checkOrigin(principal, origin);
   }
 
+  /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
+  forgetVerified(): void {
+    this.#cache.clear();
+  }
+
   /** Forgets a revoked credential's cache entries. */
   forgetCredential(credentialId: string): void {
     for (const [key, principal] of this.#cache) {
