@@ -280,7 +280,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       typeof id === 'string' &&
       id.startsWith(PROXY_SESSION_PREFIX)
     ) {
-      holdings.hold(principal, () => void sessions.delete(id), { endsAtExpiry: false, key: id });
+      holdings.hold(principal, () => void sessions.delete(id), {
+        endsAtExpiry: false,
+        key: id,
+        alive: () => sessions.has(id),
+      });
     }
     return payload;
   };
