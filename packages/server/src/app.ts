@@ -295,7 +295,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       typeof id === 'string' &&
       id.startsWith(PROXY_SESSION_PREFIX)
     ) {
-      holdings.hold(principal, () => void sessions.delete(id), { endsAtExpiry: false, key: id });
+      holdings.hold(principal, () => void sessions.delete(id), {
+        endsAtExpiry: false,
+        key: id,
+        alive: () => sessions.has(id),
+      });
     }
     return payload;
   };
@@ -502,12 +506,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
+    // A dropped key must stop verifying the tokens it signed, cached or not; remembered OIDC
+    // principals carry the old claim mapping's grants: all are judged again on their next request.
+    authenticator.forgetVerified();
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     oidc.replace(oidcIssuers(next), oidcTiming(next));
-    // Remembered OIDC principals carry the old mapping's grants: judged again on their next request.
-    authenticator.forgetAuth('oidc');
     publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
     currentServers = next.servers;

@@ -10,7 +10,7 @@
 import { hash } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
 import { looksMinted, type MintedTokens } from './minted-tokens.ts';
-import type { AuthKind, Grants, Principal } from './principal.ts';
+import type { Grants, Principal } from './principal.ts';
 import type { Revocations } from './revocations.ts';
 import type { TokenVerifier } from './tokens.ts';
 
@@ -85,17 +85,15 @@ export class Authenticator {
     return checkOrigin(principal, origin);
   }
 
+  /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
+  forgetVerified(): void {
+    this.#cache.clear();
+  }
+
   /** Forgets a revoked credential's cache entries. */
   forgetCredential(credentialId: string): void {
     for (const [key, principal] of this.#cache) {
       if (principal.credentialId === credentialId) this.#cache.delete(key);
-    }
-  }
-
-  /** Forgets cached principals of one kind: a reload changed how that kind is judged (OIDC grants). */
-  forgetAuth(kind: AuthKind): void {
-    for (const [key, principal] of this.#cache) {
-      if (principal.auth === kind) this.#cache.delete(key);
     }
   }
 

@@ -17,6 +17,7 @@ interface Holding {
   readonly end: EndHolding;
   /** Whether the credential's expiry ends it too (sockets, streams), or only its revocation. */
   readonly endsAtExpiry: boolean;
+  readonly alive: (() => boolean) | undefined;
 }
 
 /** How a holding ends. */
@@ -25,6 +26,11 @@ export interface HoldOptions {
   readonly endsAtExpiry?: boolean;
   /** Names the holding: holding the same key again keeps one entry (a session used many times). */
   readonly key?: string;
+  /**
+   * Whether what is held still exists: checked at each sweep, so a session that ended by itself
+   * does not keep its entry until the credential expires (up to 24 h of them otherwise).
+   */
+  readonly alive?: () => boolean;
 }
 
 /** How often expiries are checked. */
@@ -49,7 +55,12 @@ export class CredentialHoldings {
   hold(principal: Principal, end: EndHolding, options: HoldOptions = {}): () => void {
     const id = principal.credentialId;
     if (id === undefined || principal.expiresAt === undefined) return () => {};
-    const holding = { expiresAt: principal.expiresAt, end, endsAtExpiry: options.endsAtExpiry ?? true };
+    const holding = {
+      expiresAt: principal.expiresAt,
+      end,
+      endsAtExpiry: options.endsAtExpiry ?? true,
+      alive: options.alive,
+    };
     let map = this.#byCredential.get(id);
     if (!map) {
       map = new Map();
@@ -80,6 +91,10 @@ export class CredentialHoldings {
     const now = this.#now();
     for (const [id, map] of this.#byCredential) {
       for (const [key, holding] of map) {
+        if (holding.alive?.() === false) {
+          map.delete(key);
+          continue;
+        }
         if (holding.expiresAt > now) continue;
         map.delete(key);
         if (holding.endsAtExpiry) holding.end(new ProxyError('token_expired'));

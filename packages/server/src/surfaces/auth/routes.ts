@@ -5,9 +5,9 @@
  * authenticated scope; only an admin static token passes the check here.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { ProxyError } from '../../errors.ts';
-import { MAX_TTL_SECONDS, type MintedTokens, SUBJECT } from '../../identity/minted-tokens.ts';
+import { parseMintRequest } from '../../identity/mint-request.ts';
+import { MAX_TTL_SECONDS, type MintedTokens } from '../../identity/minted-tokens.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { Revocations } from '../../identity/revocations.ts';
 
@@ -20,58 +20,20 @@ export interface AuthRouteOptions {
   readonly now: () => number;
 }
 
-/** Default lifetime of a minted token when the request names none. */
-const DEFAULT_TTL_SECONDS = 3_600;
 /** Seconds a revocation outlives the longest token, for clock differences between instances. */
 const REVOCATION_LEEWAY_SECONDS = 60;
 /** A minted token's `jti`: 16 random bytes, base64url. */
 const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 
-const mintBody = z.strictObject({
-  subject: z.string().regex(SUBJECT, 'subject must be 1 to 256 printable characters'),
-  ttlSeconds: z.number().int().positive().optional(),
-  servers: z.array(z.string().min(1).max(128)).max(256).optional(),
-  tools: z.array(z.string().min(1).max(256)).max(1_024).optional(),
-  origin: z
-    .string()
-    .refine(isOrigin, 'origin must be a scheme, host and optional port, like https://app.example.com')
-    .optional(),
-});
-
 /** Registers the token routes. */
 export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions): Promise<void> {
   app.post('/auth/tokens', async (request, reply) => {
     const admin = requireAdmin(request);
-    const parsed = mintBody.safeParse(request.body ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = issue?.path.join('.') || 'body';
-      throw new ProxyError('invalid_token_request', `Invalid token request: ${field}: ${issue?.message}`);
-    }
-    const body = parsed.data;
-    const known = options.serverNames();
-    const unknown = body.servers?.find((name) => !known.includes(name));
-    if (unknown !== undefined)
-      throw new ProxyError(
-        'invalid_token_request',
-        `Invalid token request: servers: no server named "${unknown}"`,
-      );
-    // An admin token limited to some servers mints tokens limited to (some of) them.
-    const limit = admin.grants.servers;
-    const outside = limit === undefined ? undefined : body.servers?.find((name) => !limit.includes(name));
-    if (outside !== undefined) {
-      throw new ProxyError(
-        'invalid_token_request',
-        `Invalid token request: servers: "${outside}" is not one the admin token may reach`,
-      );
-    }
-    const minted = await options.minted.mint({
-      subject: body.subject,
-      ttlSeconds: Math.min(body.ttlSeconds ?? DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS),
-      servers: body.servers ?? limit,
-      tools: body.tools,
-      origin: body.origin?.replace(/\/$/, ''),
+    const wanted = parseMintRequest(request.body, {
+      serverNames: options.serverNames(),
+      within: admin.grants.servers,
     });
+    const minted = await options.minted.mint(wanted);
     request.log.info({ minted: minted.id, admin: admin.id }, 'token minted');
     return reply.code(201).header('cache-control', 'no-store').send(minted);
   });
@@ -98,13 +60,4 @@ function requireAdmin(request: FastifyRequest): Principal {
   // Only a static admin token mints: a minted token carrying `admin` must not mint more.
   if (identity.auth !== 'static' || identity.grants.admin !== true) throw new ProxyError('admin_required');
   return identity;
-}
-
-function isOrigin(value: string): boolean {
-  const url = URL.parse(value);
-  return (
-    url !== null &&
-    (url.protocol === 'https:' || url.protocol === 'http:') &&
-    url.origin === value.replace(/\/$/, '')
-  );
 }
