@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHART_TITLE, renderChart } from './lib/chart.ts';
 import { LOAD_CORES, RESULTS, SETTINGS, wanted } from './lib/env.ts';
+import { OIDC_AUDIENCE, startBenchIssuer } from './lib/oidc-issuer.ts';
 import { pinSelf, stopAll } from './lib/procs.ts';
 import { renderReport } from './lib/report.ts';
 import { type BenchResults, describeMachine } from './lib/results.ts';
@@ -78,7 +79,9 @@ try {
   const upstreamUrl = `${upstream.base}/mcp`;
   const nginx = tools.nginx ? await startNginx(upstream.port, dir) : undefined;
   if (!nginx) results.notes.push('nginx is not installed: the nginx path was skipped.');
-  const proxy = await startProxy();
+  // Issue 17: an OIDC bearer token from a loopback issuer, against the static and minted ones.
+  const oidc = await startBenchIssuer();
+  const proxy = await startProxy({ env: { OIDC_ISSUER: oidc.issuer, OIDC_AUDIENCE } });
   const floor = await startNodeFloor(upstreamUrl);
   // Issue 17: a minted user token on the same paths, against the static token's cost.
   const minted = await mintToken(proxy.base);
@@ -108,6 +111,11 @@ try {
     {
       path: '/mcp (minted bearer)',
       spec: withToken(mcpSpec(proxy.base, upstreamUrl), minted, 'bearer'),
+      serverPids: proxy.pids,
+    },
+    {
+      path: '/mcp (OIDC bearer)',
+      spec: withToken(mcpSpec(proxy.base, upstreamUrl), oidc.token, 'bearer'),
       serverPids: proxy.pids,
     },
     ...(baseline
