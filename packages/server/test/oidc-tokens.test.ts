@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
@@ -385,5 +385,56 @@ describe('OIDC configuration', () => {
     assert.doesNotThrow(() =>
       load({}, { issuers: [{ ...issuer, claims: { groups: { staff: { servers: ['github'] } } } }] }),
     );
+    assert.throws(() => load({}, { issuers: [issuer, { ...issuer, audience: 'b' }] }), /listed twice/);
+  });
+});
+
+describe('OIDC discovery documents', () => {
+  it('refuses a document naming another issuer, or keys over plain http, and uses a sound one', async () => {
+    const issuer = 'https://login.example.test';
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const keys = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] };
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(issuer)
+      .setAudience(AUDIENCE)
+      .setSubject('alice')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const documents: Array<Record<string, unknown>> = [
+      { issuer: 'https://other.example.test', jwks_uri: `${issuer}/jwks` },
+      { issuer, jwks_uri: 'http://login.example.test/jwks' },
+      { issuer, jwks_uri: `${issuer}/jwks` },
+    ];
+    const outcomes: number[] = [];
+    for (const document of documents) {
+      const fetched: string[] = [];
+      const proxy = await startProxy(
+        { OIDC_ISSUER: issuer, OIDC_AUDIENCE: AUDIENCE },
+        {
+          oidcFetch: async (url) => {
+            fetched.push(url);
+            if (url === `${issuer}/.well-known/openid-configuration`) return document;
+            if (url === `${issuer}/jwks`) return keys;
+            throw new Error(`unexpected fetch of ${url}`);
+          },
+        },
+      );
+      try {
+        const response = await fetch(`${proxy.url}/proxy`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ server: 'none', ...INITIALIZE }),
+        });
+        const body = (await response.json()) as { error: { data: { code: string } } };
+        outcomes.push(response.status);
+        if (response.status === 503) assert.equal(body.error.data.code, 'oidc_issuer_unavailable');
+        assert.ok(!fetched.includes('http://login.example.test/jwks'), 'keys are never fetched over http');
+      } finally {
+        await proxy.close();
+      }
+    }
+    // The sound document gets the token past authentication (to an unknown server: 404).
+    assert.deepEqual(outcomes, [503, 503, 404]);
   });
 });

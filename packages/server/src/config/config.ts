@@ -406,6 +406,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   for (const [index, entry] of config.oidc.issuers.entries()) {
+    if (config.oidc.issuers.findIndex((other) => other.issuer === entry.issuer) !== index) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": issuer ${entry.issuer} is listed twice`,
+      );
+    }
     const named = [
       entry.grants,
       ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue)),

@@ -153,6 +153,10 @@ export class OidcIssuer {
       // OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer asked about.
       if (document?.issuer !== this.settings.issuer) throw new Error(`${where} names another issuer`);
       if (typeof document.jwks_uri !== 'string') throw new Error(`${where} has no jwks_uri`);
+      // Keys fetched in clear text could be swapped on the way: https, unless the issuer itself
+      // is a loopback http one (development, tests).
+      const secure = document.jwks_uri.startsWith('https://') || this.settings.issuer.startsWith('http://');
+      if (!secure || !URL.canParse(document.jwks_uri)) throw new Error(`${where} names no https jwks_uri`);
       url = document.jwks_uri;
     }
     return new JwksCache({
