@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, importJWK, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
@@ -143,17 +143,23 @@ describe('OIDC bearer tokens', () => {
     const proxy = await start();
     const none = await idp.sign({}, { alg: 'none' });
     const publicJwk = idp.publicJwk();
-    const confused = await new SignJWT({
-      iss: idp.issuer,
-      aud: AUDIENCE,
-      sub: 'mallory',
-      exp: Math.floor(clock.now() / 1000) + 300,
-    })
-      .setProtectedHeader({ alg: 'HS256', kid: publicJwk.kid as string })
-      .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
+    // The classic confusion: HMAC keyed with the provider's public key, as JWK text and as PEM.
+    const publicKey = await importJWK(publicJwk, 'ES256', { extractable: true });
+    if (publicKey instanceof Uint8Array) throw new Error('an EC key imports as a key object');
+    const pem = await exportSPKI(publicKey);
+    const hmac = (secret: string) =>
+      new SignJWT({
+        iss: idp.issuer,
+        aud: AUDIENCE,
+        sub: 'mallory',
+        exp: Math.floor(clock.now() / 1000) + 300,
+      })
+        .setProtectedHeader({ alg: 'HS256', kid: publicJwk.kid as string })
+        .sign(new TextEncoder().encode(secret));
     for (const [what, token] of [
       ['alg none', none],
-      ['HS256', confused],
+      ['HS256 keyed with the JWK', await hmac(JSON.stringify(publicJwk))],
+      ['HS256 keyed with the PEM', await hmac(pem)],
     ] as const) {
       const reply = await viaProxy(proxy, token);
       assert.equal(reply.status, 401, what);
