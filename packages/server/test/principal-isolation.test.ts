@@ -164,11 +164,13 @@ describe('principal isolation with minted tokens', () => {
     assert.equal(done.result?.resultType, 'complete', JSON.stringify(done));
   });
 
-  it('/ws: a requestState handle from alice\'s socket is not bob\'s to use', async () => {
+  it("/ws: a requestState handle from alice's socket is not bob's to use", async () => {
     const alicePeer = await connectWs({ url: proxy.url, token: alice }, streamable.url, APP);
     const bobPeer = await connectWs({ url: proxy.url, token: bob }, streamable.url, APP);
     try {
-      alicePeer.send(modernRequest('ask', 'tools/call', { name: 'trigger-elicitation-request', arguments: {} }));
+      alicePeer.send(
+        modernRequest('ask', 'tools/call', { name: 'trigger-elicitation-request', arguments: {} }),
+      );
       const pending = await alicePeer.next((f) => f.id === 'ask');
       assert.equal(pending.result?.resultType, 'input_required', JSON.stringify(pending));
       const [key] = Object.keys(pending.result.inputRequests);
