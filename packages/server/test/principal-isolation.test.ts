@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { ADMIN, keyFile, mint, revoke } from './helpers/minted.ts';
-import { ELICIT_ANSWER, mcpFetch, modernHeaders, modernRequest } from './helpers/modern-client.ts';
+import { connectWs, ELICIT_ANSWER, mcpFetch, modernHeaders, modernRequest } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 import { type RecordingRelay, startRecordingRelay } from './helpers/recording-relay.ts';
 
 const VERSION = '2025-06-18';
+const APP = 'https://app.example.test';
 const INITIALIZE = {
   jsonrpc: '2.0',
   id: 'init',
@@ -64,6 +65,7 @@ describe('principal isolation with minted tokens', () => {
       ADMIN_TOKEN: ADMIN,
       SIGNING_KEYS: keyFile(),
       SESSION_SECRET: 'isolation-session-secret-0123456789abcdef0123',
+      CORS_ORIGINS: APP,
     });
     alice = (await mint(proxy.url, 'alice')).token;
     aliceAgain = (await mint(proxy.url, 'alice')).token;
@@ -160,5 +162,33 @@ describe('principal isolation with minted tokens', () => {
     assert.equal(stolen.error?.code, -32602, JSON.stringify(stolen));
     const done = await call(aliceAgain, retry(9));
     assert.equal(done.result?.resultType, 'complete', JSON.stringify(done));
+  });
+
+  it("/ws: a requestState handle from alice's socket is not bob's to use", async () => {
+    const alicePeer = await connectWs({ url: proxy.url, token: alice }, streamable.url, APP);
+    const bobPeer = await connectWs({ url: proxy.url, token: bob }, streamable.url, APP);
+    try {
+      alicePeer.send(
+        modernRequest('ask', 'tools/call', { name: 'trigger-elicitation-request', arguments: {} }),
+      );
+      const pending = await alicePeer.next((f) => f.id === 'ask');
+      assert.equal(pending.result?.resultType, 'input_required', JSON.stringify(pending));
+      const [key] = Object.keys(pending.result.inputRequests);
+      const retry = (id: string) =>
+        modernRequest(id, 'tools/call', {
+          name: 'trigger-elicitation-request',
+          arguments: {},
+          inputResponses: { [key as string]: ELICIT_ANSWER },
+          requestState: pending.result.requestState,
+        });
+      bobPeer.send(retry('steal'));
+      const stolen = await bobPeer.next((f) => f.id === 'steal');
+      assert.equal(stolen.error?.code, -32602, JSON.stringify(stolen));
+      alicePeer.send(retry('own'));
+      const done = await alicePeer.next((f) => f.id === 'own');
+      assert.equal(done.result?.resultType, 'complete', JSON.stringify(done));
+    } finally {
+      await Promise.all([alicePeer.close(), bobPeer.close()]);
+    }
   });
 });
