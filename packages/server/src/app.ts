@@ -67,7 +67,7 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import { resourceMetadataRoutes, withBearerChallenge } from './surfaces/resource-metadata.ts';
+import { resourceMetadataRoutes, resourceUrls, withBearerChallenge } from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -246,11 +246,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
+  let publicUrl = config.publicUrl;
   const oidc = new OidcVerifier(oidcIssuers(config), oidcTiming(config), {
     fetchJson: deps.oidcFetch ?? boundedJsonFetcher(),
     clock,
+    // Only under PUBLIC_URL: a Host-derived URL would let a token for another service pass here.
+    resourceAudiences: () =>
+      publicUrl === undefined ? [] : resourceUrls(publicUrl, Object.keys(currentServers)),
   });
-  let publicUrl = config.publicUrl;
   const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
   // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
   // revocations in the shared store, what each token holds open, and the one authenticator.

@@ -19,6 +19,7 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { loadConfig } from '../src/config/config.ts';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -217,5 +218,66 @@ describe('protected resource metadata and the SDK OAuth client', () => {
     }
     // The token never appears in the proxy's log.
     assert.ok(!proxy.logs.some((line) => line.includes(accessToken)));
+  });
+
+  it("accepts the proxy's own resource URLs under PUBLIC_URL as audiences (RFC 8707 providers)", async () => {
+    await idp.stop();
+    idp = await startOidcIssuer({ audience: AUDIENCE, audienceFromResource: true });
+    const path = join(mkdtempSync(join(tmpdir(), 'oidc-discovery-')), 'config.json');
+    const write = (publicUrl: string | undefined) =>
+      writeFileSync(
+        path,
+        JSON.stringify({
+          servers: { upstream: { url: upstream.url } },
+          oidc: { issuers: [{ issuer: idp.issuer, audience: 'https://unrelated.test', scopes: ['mcp'] }] },
+          ...(publicUrl === undefined ? {} : { publicUrl }),
+        }),
+      );
+    write(undefined);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: path });
+    const running = proxy;
+    const reload = () =>
+      running.app.reload(
+        loadConfig({ env: { PROXY_TOKEN: running.token, ALLOW_PRIVATE_NETWORKS: 'true' }, configPath: path }),
+      );
+    // PUBLIC_URL is the address the proxy is reached at (known once it listens).
+    write(running.url);
+    reload();
+    const endpoint = new URL(`${running.url}/servers/upstream/mcp`);
+    const provider = new MemoryOAuthProvider();
+    await assert.rejects(
+      new Client({ name: 'rfc8707', version: '1' }).connect(
+        new StreamableHTTPClientTransport(endpoint, { authProvider: provider }),
+      ),
+      UnauthorizedError,
+    );
+    if (provider.authorizationUrl === undefined) throw new Error('the client was not sent to authorize');
+    const transport = new StreamableHTTPClientTransport(endpoint, { authProvider: provider });
+    await transport.finishAuth(await idp.authorize(provider.authorizationUrl));
+    const token = provider.tokens()?.access_token as string;
+    const audience = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).aud;
+    assert.equal(audience, endpoint.href, 'the provider issued the token for the endpoint itself');
+    const client = new Client({ name: 'rfc8707', version: '1' });
+    await client.connect(transport);
+    assert.ok((await client.listTools()).tools.length > 0);
+    await client.close();
+
+    // Without PUBLIC_URL the proxy does not know its own URL: the Host cannot vouch for it.
+    write(undefined);
+    reload();
+    const refused = await fetch(endpoint, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    assert.equal(refused.status, 401);
+    assert.equal(
+      ((await refused.json()) as { error: { data: { reason: string } } }).error.data.reason,
+      'audience',
+    );
   });
 });

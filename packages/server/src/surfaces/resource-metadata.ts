@@ -27,6 +27,11 @@ export interface ResourceMetadataSource {
   publicUrl(): string | undefined;
 }
 
+/** The proxy's resource identifiers under `base`: itself, `/mcp` and each configured server's endpoint. */
+export function resourceUrls(base: string, serverNames: readonly string[]): string[] {
+  return [base, `${base}/mcp`, ...serverNames.map((name) => `${base}/servers/${name}/mcp`)];
+}
+
 /** A `Host` fit to be echoed in a URL and a quoted header parameter: a name or address, a port. */
 const PLAIN_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 /** The MCP endpoints that have metadata of their own. */

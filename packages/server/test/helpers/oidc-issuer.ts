@@ -20,6 +20,8 @@ export interface OidcIssuerOptions {
   readonly audience: string;
   /** The scope its resource server (the proxy) offers. */
   readonly scope?: string;
+  /** Tokens name the RFC 8707 resource the client asked for as `aud` (not `audience`). */
+  readonly audienceFromResource?: boolean;
   /** Extra claims of every access token (e.g. `groups`). */
   readonly extraClaims?: Readonly<Record<string, unknown>>;
 }
@@ -123,9 +125,9 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
           enabled: true,
           defaultResource: () => options.audience,
           useGrantedResource: () => true,
-          getResourceServerInfo: () => ({
+          getResourceServerInfo: (_ctx: unknown, indicator: string) => ({
             scope,
-            audience: options.audience,
+            audience: options.audienceFromResource ? indicator : options.audience,
             accessTokenTTL: 300,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'ES256' } },

@@ -62,6 +62,17 @@ export interface OidcTiming {
   readonly jwksCooldownMs: number;
 }
 
+/** What an issuer needs from the proxy. */
+export interface OidcDeps {
+  readonly fetchJson: JsonFetcher;
+  readonly clock: Pick<Clock, 'now'>;
+  /**
+   * The proxy's own resource URLs (under `PUBLIC_URL`): accepted as `aud` too, for providers that
+   * issue tokens for the RFC 8707 resource a client asked for (the metadata's `resource`).
+   */
+  readonly resourceAudiences?: (() => readonly string[]) | undefined;
+}
+
 /** Longest `sub` accepted: it becomes part of a session-binding key. */
 const MAX_SUBJECT_LENGTH = 255;
 
@@ -71,17 +82,15 @@ export class OidcIssuer {
   readonly #timing: OidcTiming;
   readonly #fetchJson: JsonFetcher;
   readonly #clock: Pick<Clock, 'now'>;
+  readonly #resourceAudiences: () => readonly string[];
   readonly #algorithms: string[];
   #jwks: JwksCache | undefined;
   #discovering: Promise<JwksCache> | undefined;
   #discoveryFailedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(
-    settings: OidcIssuerSettings,
-    timing: OidcTiming,
-    deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> },
-  ) {
+  constructor(settings: OidcIssuerSettings, timing: OidcTiming, deps: OidcDeps) {
     this.settings = settings;
+    this.#resourceAudiences = deps.resourceAudiences ?? (() => []);
     this.#timing = timing;
     this.#fetchJson = deps.fetchJson;
     this.#clock = deps.clock;
@@ -97,7 +106,7 @@ export class OidcIssuer {
     try {
       ({ payload } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
         issuer: this.settings.issuer,
-        audience: [...this.settings.audience],
+        audience: [...this.settings.audience, ...this.#resourceAudiences()],
         algorithms: this.#algorithms,
         clockTolerance: this.#timing.clockToleranceSeconds,
         currentDate: new Date(this.#clock.now()),

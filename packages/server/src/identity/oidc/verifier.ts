@@ -6,24 +6,18 @@
  * which remembers verified principals.
  */
 import { decodeJwt } from 'jose';
-import type { Clock } from '../../clock.ts';
 import { ProxyError } from '../../errors.ts';
 import type { BearerVerifier } from '../authenticator.ts';
 import type { Principal } from '../principal.ts';
-import type { JsonFetcher } from './fetch-json.ts';
-import { OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
+import { type OidcDeps, OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
 
 /** Verifies bearer JWTs of every configured issuer. */
 export class OidcVerifier implements BearerVerifier {
-  readonly #deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> };
+  readonly #deps: OidcDeps;
   #timing: OidcTiming;
   #issuers = new Map<string, OidcIssuer>();
 
-  constructor(
-    issuers: readonly OidcIssuerSettings[],
-    timing: OidcTiming,
-    deps: { readonly fetchJson: JsonFetcher; readonly clock: Pick<Clock, 'now'> },
-  ) {
+  constructor(issuers: readonly OidcIssuerSettings[], timing: OidcTiming, deps: OidcDeps) {
     this.#deps = deps;
     this.#timing = timing;
     this.replace(issuers, timing);
