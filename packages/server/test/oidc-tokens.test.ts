@@ -378,6 +378,8 @@ describe('OIDC configuration', () => {
   it('takes https issuers, and http ones only on loopback', () => {
     assert.throws(() => load({ OIDC_ISSUER: 'http://login.example.com', OIDC_AUDIENCE: 'a' }), /https/);
     assert.doesNotThrow(() => load({ OIDC_ISSUER: 'http://127.0.0.1:8080', OIDC_AUDIENCE: 'a' }));
+    assert.doesNotThrow(() => load({ OIDC_ISSUER: 'http://localhost', OIDC_AUDIENCE: 'a' }));
+    assert.throws(() => load({ OIDC_ISSUER: 'http://localhost.evil.test', OIDC_AUDIENCE: 'a' }), /https/);
   });
 
   it('refuses symmetric algorithms and grants naming unknown servers', () => {

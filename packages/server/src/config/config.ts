@@ -171,7 +171,8 @@ const grantsSchema = z.strictObject({
 const issuerUrl = z
   .string()
   .refine(
-    (value) => URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/])/.test(value),
+    (value) =>
+      URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])([:/]|$))/.test(value),
     'must be an https:// URL (http:// only on loopback)',
   );
 
