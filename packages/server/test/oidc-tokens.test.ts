@@ -236,6 +236,23 @@ describe('OIDC bearer tokens', () => {
     assert.equal(outsider.body.error.data.code, 'oidc_no_grant');
   });
 
+  it('adds up several matches: restricted lists join, an open one opens, a dotted path reaches nested claims', async () => {
+    const proxy = await start({
+      claims: {
+        groups: { staff: { servers: ['upstream'] }, ops: { servers: ['other'] } },
+        'realm_access.roles': { auditor: {} },
+      },
+    });
+    const both = await idp.sign({ groups: ['staff', 'ops'] });
+    assert.equal((await viaProxy(proxy, both, 'upstream')).status, 200);
+    assert.equal((await viaProxy(proxy, both, 'other')).status, 200);
+    const staffOnly = await idp.sign({ groups: 'staff' });
+    assert.equal((await viaProxy(proxy, staffOnly, 'other')).status, 404);
+    // A role whose grant restricts nothing opens every server, whatever else matched.
+    const auditor = await idp.sign({ groups: ['staff'], realm_access: { roles: ['auditor'] } });
+    assert.equal((await viaProxy(proxy, auditor, 'other')).status, 200);
+  });
+
   it('binds sessions to the principal: a refreshed token keeps them, another user gets 404', async () => {
     const proxy = await start();
     const post = async (token: string, message: unknown, sessionId?: string) =>
