@@ -346,6 +346,30 @@ describe('OIDC bearer tokens', () => {
     }
   });
 
+  it('closes a /ws socket opened with an OIDC token when the token expires', async () => {
+    const proxy = await start({}, { WS_ALLOW_MISSING_ORIGIN: 'true' });
+    const now = Math.floor(clock.now() / 1000);
+    const token = await idp.sign({ iat: now, exp: now + 60 });
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/ws?server=upstream`, [
+      'mcp',
+      `proxy-token.${token}`,
+    ]);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await new Promise<unknown>((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify(INITIALIZE)));
+      ws.once('message', resolve);
+      ws.once('error', reject);
+    });
+    clock.advance(59_000);
+    ws.ping();
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    clock.advance(2_000);
+    // A bound on the failure only: the close follows the clock's sweep at once.
+    const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), 5_000).unref());
+    assert.equal(await Promise.race([closed, timeout]), 4401);
+    ws.terminate();
+  });
+
   it('applies a reload: a changed mapping on the next request, a removed issuer at once', async () => {
     const proxy = await start({ claims: { groups: { staff: { servers: ['upstream'] } } } });
     const staff = await idp.sign({ groups: ['staff'] });

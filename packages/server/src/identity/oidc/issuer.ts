@@ -129,6 +129,9 @@ export class OidcIssuer {
       auth: 'oidc',
       grants,
       expiresAt: (payload.exp as number) * 1000,
+      // This token's own id, so that what it holds open (a /ws socket, an event stream) ends when
+      // it expires, as a minted token's does; sessions bind to the subject and carry on.
+      credentialId: `oidc:${hash('sha256', token, 'hex').slice(0, 32)}`,
     };
   }
 
