@@ -378,4 +378,22 @@ describe('minted tokens', () => {
       await redis.stop();
     }
   });
+
+  it('refuses a token it has not seen (503 store_unavailable) while the shared store cannot say whether it was revoked', async () => {
+    const { freePort } = await import('./helpers/net.ts');
+    const proxy = await start({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    try {
+      const { token } = await mint(proxy.url, 'alice');
+      const reply = await pingWith(proxy, token, `${upstream.origin}/echo-auth`);
+      assert.equal(reply.status, 503);
+      assert.equal(reply.body.error.data.code, 'store_unavailable');
+      assert.equal(
+        (await pingWith(proxy, proxy.token, `${upstream.origin}/echo-auth`)).status,
+        200,
+        'static tokens work',
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
 });
