@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHART_TITLE, renderChart } from './lib/chart.ts';
 import { eventStreamConcurrency, LOAD_CORES, RESULTS, SETTINGS, wanted } from './lib/env.ts';
+import { OIDC_AUDIENCE, startBenchIssuer } from './lib/oidc-issuer.ts';
 import { findPrevious } from './lib/previous.ts';
 import { pinSelf, stopAll } from './lib/procs.ts';
 import { renderReport } from './lib/report.ts';
@@ -33,7 +34,7 @@ import { leakCheck } from './scenarios/leak.ts';
 import { leakPaths } from './scenarios/leak-paths.ts';
 import { type LoadConfig, measurePoints } from './scenarios/load.ts';
 import { measureIdle } from './scenarios/memory.ts';
-import { checkSpec, directSpec, mcpSpec, proxySpec } from './scenarios/paths.ts';
+import { checkSpec, directSpec, mcpSpec, mintToken, proxySpec, withToken } from './scenarios/paths.ts';
 import { measurePeers } from './scenarios/peers.ts';
 import { profilePaths } from './scenarios/profile.ts';
 import { measureStartup } from './scenarios/startup.ts';
@@ -93,8 +94,12 @@ try {
   });
   const nginx = tools.nginx ? await startNginx(upstream.port, dir) : undefined;
   if (!nginx) results.notes.push('nginx is not installed: the nginx path was skipped.');
-  const proxy = await startProxy();
+  // Issue 17: an OIDC bearer token from a loopback issuer, against the static and minted ones.
+  const oidc = await startBenchIssuer();
+  const proxy = await startProxy({ env: { OIDC_ISSUER: oidc.issuer, OIDC_AUDIENCE } });
   const floor = await startNodeFloor(upstreamUrl);
+  // Issue 17: a minted user token on the same paths, against the static token's cost.
+  const minted = await mintToken(proxy.base);
   const baseline = SETTINGS.baselineRoot
     ? await startProxy({ root: SETTINGS.baselineRoot, name: 'proxy (baseline)' })
     : undefined;
@@ -118,7 +123,22 @@ try {
           },
         ]
       : []),
+    {
+      path: 'POST /proxy (minted)',
+      spec: withToken(proxySpec(proxy.base, target), minted, 'header'),
+      serverPids: proxy.pids,
+    },
     { path: '/mcp', spec: mcpSpec(proxy.base, target), serverPids: proxy.pids },
+    {
+      path: '/mcp (minted bearer)',
+      spec: withToken(mcpSpec(proxy.base, target), minted, 'bearer'),
+      serverPids: proxy.pids,
+    },
+    {
+      path: '/mcp (OIDC bearer)',
+      spec: withToken(mcpSpec(proxy.base, target), oidc.token, 'bearer'),
+      serverPids: proxy.pids,
+    },
     ...(baseline
       ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, target), serverPids: baseline.pids }]
       : []),

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AnswerMode, NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
+import { ADMIN_TOKEN, type AnswerMode, NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
 import { childPids, freePort, type Proc, startPinned, waitForHttp, waitForPort, waitUntil } from './procs.ts';
 import { nginxBinary } from './tools.ts';
 
@@ -96,6 +96,9 @@ export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
       ...(options.defaults
         ? { LOG_LEVEL: options.logLevel }
         : {
+            // Mints the bench's user token; the minted key stays in memory, nothing is written.
+            ADMIN_TOKEN,
+            STORE: 'memory',
             LOG_LEVEL: options.logLevel ?? 'warn',
             CORS_ORIGINS: ORIGIN,
             MCP_PROXY_CONFIG: options.configFile,

@@ -8,7 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
@@ -25,21 +31,31 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { Authenticator, type BearerVerifier } from './identity/authenticator.ts';
+import { CredentialHoldings } from './identity/credential-holdings.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { MintedTokens } from './identity/minted-tokens.ts';
+import { boundedJsonFetcher } from './identity/oidc/fetch-json.ts';
+import { oidcIssuers, oidcTiming } from './identity/oidc/settings.ts';
+import { OidcVerifier } from './identity/oidc/verifier.ts';
+import { Revocations } from './identity/revocations.ts';
+import { SigningKeys } from './identity/signing-keys.ts';
 import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
-import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
-import { RedisRateStore } from './limits/redis-rate-store.ts';
+import type { RateStore } from './limits/rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
-import { SessionStore } from './sessions/store.ts';
+import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
+import { openStore, storeKind } from './store/open-store.ts';
+import { namespaced, type Store } from './store/store.ts';
+import { authRoutes } from './surfaces/auth/routes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -51,6 +67,7 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
+import { resourceMetadataRoutes, resourceUrls, withBearerChallenge } from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -84,13 +101,19 @@ export interface AppDeps {
   readonly children?: ChildRegistry;
   /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
   readonly clientBundlePath?: string;
-  /** Where rate-limit counters live, instead of memory or REDIS_URL (tests: a slow store). */
+  /** The shared store, instead of the one the config names (tests). The app closes it. */
+  readonly store?: Store;
+  /** Where rate-limit counters live, instead of the store (tests: a slow store). */
   readonly rateStore?: RateStore;
+  /** More bearer-token verifiers (OIDC), tried for JWTs the proxy did not mint. */
+  readonly bearerVerifiers?: readonly BearerVerifier[];
   /**
    * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
    * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
    */
   readonly clock?: Clock;
+  /** How the OIDC verifier reads discovery documents and key sets (default: bounded `fetch`). */
+  readonly oidcFetch?: (url: string) => Promise<unknown>;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -116,6 +139,8 @@ const RESTART_SETTINGS = [
   'allowQueryToken',
   'corsMaxAgeSeconds',
   'redisUrl',
+  'store',
+  'dataDir',
   'metricsToken',
   'logFormat',
   'limits',
@@ -184,16 +209,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore(now);
-  if (config.redisUrl && !deps.rateStore) {
-    const redis = new RedisRateStore(
-      config.redisUrl,
-      throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
-    );
-    if (!(await redis.ready()))
-      logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
-    rateStore = redis;
+  // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
+  // add; a test may pass its own, or a rate store of its own (a slow one).
+  let store: Store;
+  if (deps.store) store = deps.store;
+  else {
+    const opened = await openStore(config, {
+      clock,
+      onError: throttledWarning(
+        logger,
+        'shared store (Redis) unreachable: rate-limit store unreachable, limits not enforced',
+      ),
+    });
+    if (!opened.ready) logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
+    store = opened.store;
   }
+  const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
   const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
     metrics.refusal(`rate_limit:${name}`),
   );
@@ -214,14 +245,86 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
+  let publicUrl = config.publicUrl;
+  const oidc = new OidcVerifier(oidcIssuers(config), oidcTiming(config), {
+    fetchJson: deps.oidcFetch ?? boundedJsonFetcher(),
+    clock,
+    // Only under PUBLIC_URL: a Host-derived URL would let a token for another service pass here.
+    resourceAudiences: () =>
+      publicUrl === undefined ? [] : resourceUrls(publicUrl, Object.keys(currentServers)),
+  });
+  const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
+  // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
+  // revocations in the shared store, what each token holds open, and the one authenticator.
+  const signingKeySettings = (c: Config) => ({
+    signingKeys: c.signingKeys,
+    dataDir: c.dataDir,
+    ephemeral: storeKind(c) === 'memory',
+  });
+  const signingKeys = new SigningKeys(signingKeySettings(config), now);
+  const minted = new MintedTokens(signingKeys, now);
+  const revocations = new Revocations(namespaced(store, 'revoked:'), now);
+  const holdings = new CredentialHoldings(clock);
+  const authenticator = new Authenticator({
+    statics: verifier,
+    minted,
+    revocations,
+    now,
+    verifiers: [oidc, ...(deps.bearerVerifiers ?? [])],
+  });
+  /** Whether an owner may keep what it opened: an OIDC subject while its issuer is configured. */
+  const ownerKnown = (ownerId: string): boolean =>
+    ownerId.startsWith('oidc:') ? oidc.knowsOwner(ownerId) : authenticator.knows(ownerId);
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
     admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
-    ownerValid: (ownerId) => verifier.knows(ownerId),
+    ownerValid: ownerKnown,
   });
-  const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
+  const live = new LiveRequests(ownerKnown, holdings);
+  // A revocation (here or announced by another instance) ends what the token holds: its sockets,
+  // streams and the proxy-held sessions it opened.
+  revocations.onRevoked((credentialId) => {
+    authenticator.forgetCredential(credentialId);
+    holdings.endCredential(credentialId);
+  });
+  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
+  const holdSession = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const principal = request.identity;
+    const id = reply.getHeader('mcp-session-id');
+    if (
+      principal?.credentialId !== undefined &&
+      typeof id === 'string' &&
+      id.startsWith(PROXY_SESSION_PREFIX)
+    ) {
+      holdings.hold(principal, () => void sessions.delete(id), {
+        endsAtExpiry: false,
+        key: id,
+        alive: () => sessions.has(id),
+      });
+    }
+    return payload;
+  };
+  // Listening starts before the first request where the store answers; a Redis that is down
+  // must not hold the start-up (the subscription completes when Redis comes back).
+  const listening = revocations.start().then(
+    () => true,
+    (error: Error) => {
+      logger.warn({ reason: error.message }, 'revocations from other instances are not heard');
+      return true;
+    },
+  );
+  let waited: NodeJS.Timeout | undefined;
+  const subscribed = await Promise.race([
+    listening,
+    new Promise<false>((resolve) => {
+      waited = setTimeout(() => resolve(false), 2_000);
+    }),
+  ]);
+  clearTimeout(waited);
+  if (!subscribed)
+    logger.warn('the shared store is not answering: revocations from other instances are heard once it does');
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -229,6 +332,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
     timeoutMs: config.upstream.timeoutMs,
   });
+  let currentServers = config.servers;
   const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
   const connector = new UpstreamConnector({
     guard,
@@ -288,6 +392,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
+  app.decorateRequest('credentialInAuthorization', false);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -316,18 +421,38 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
+  await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    await scope.register(authRoutes, {
+      minted,
+      revocations,
+      serverNames: () => Object.keys(currentServers),
+      now,
+    });
+  });
+  await app.register(async (scope) => {
+    const authenticate = proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken });
+    // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
+    scope.addHook('onRequest', async (request, reply) => {
+      try {
+        await authenticate(request, reply);
+      } catch (error) {
+        throw withBearerChallenge(resourceMetadata, request, error);
+      }
+    });
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -335,12 +460,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const mayKeepAfter =
     (changed: ReadonlySet<string>): MayKeep =>
     (ownerId, targetKey) => {
-      const identity = verifier.grantOf(ownerId);
-      if (identity === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, identity.servers, changed);
+      // An OIDC principal's grants come with each token: a reload re-judges them on its next
+      // request; what it holds now ends only with its issuer or with a server that changed.
+      if (ownerId.startsWith('oidc:'))
+        return (
+          oidc.knowsOwner(ownerId) &&
+          (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
+        );
+      const grants = authenticator.grantsOf(ownerId);
+      if (grants === undefined) return false;
+      return targetKey === undefined || targets.stillReaches(targetKey, grants.servers, changed);
     };
   const webSockets = registerWebSocket(app, {
-    verifier,
+    authenticator,
+    holdings,
     limiter,
     trustedProxies: config.trustedProxies,
     targets,
@@ -391,10 +524,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
+    signingKeys.replace(signingKeySettings(next));
+    // A dropped key must stop verifying the tokens it signed, cached or not; remembered OIDC
+    // principals carry the old claim mapping's grants: all are judged again on their next request.
+    authenticator.forgetVerified();
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens);
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
+    oidc.replace(oidcIssuers(next), oidcTiming(next));
+    publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
+    currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
@@ -414,9 +554,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     clearInterval(drainer);
+    holdings.close();
+    await revocations.close();
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();
+    await store.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

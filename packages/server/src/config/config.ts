@@ -25,7 +25,11 @@ export const DEFAULTS = {
   host: '0.0.0.0',
   port: 8000,
   proxyTokens: [] as string[],
-  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[] }>,
+  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[]; admin?: boolean }>,
+  /** A static token that may mint user tokens (issue 17); also `admin: true` on a config token. */
+  adminToken: undefined as string | undefined,
+  /** PEM files of Ed25519 keys that sign minted tokens, newest first (empty: one is generated). */
+  signingKeys: [] as string[],
   corsOrigins: [] as string[],
   corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
@@ -54,6 +58,10 @@ export const DEFAULTS = {
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
+  /** Where shared state lives (issue 17): `auto` is Redis with REDIS_URL, else SQLite in dataDir. */
+  store: 'auto' as 'auto' | 'memory' | 'sqlite' | 'redis',
+  /** The embedded store's file and a generated signing key live here. */
+  dataDir: './data',
   metricsToken: undefined as string | undefined,
   rateLimits: {
     windowMs: 60_000,
@@ -80,6 +88,18 @@ export const DEFAULTS = {
   allowQueryToken: false,
   sessionSecret: undefined as string | undefined,
   sessionSecretPrevious: [] as string[],
+  /** The proxy's external base URL (protected resource metadata; default: from each request). */
+  publicUrl: undefined as string | undefined,
+  // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
+  // the environment; `issuers` lists several, each with its own claim → grant mapping.
+  oidc: {
+    issuer: undefined as string | undefined,
+    audience: [] as string[],
+    issuers: [] as Array<Record<string, unknown>>,
+    clockToleranceSeconds: 30,
+    jwksMaxAgeMs: 600_000,
+    jwksCooldownMs: 30_000,
+  },
   servers: {} as Record<string, never>,
   egress: {
     allowPrivateNetworks: false,
@@ -138,6 +158,54 @@ const stdioServerSchema = z.strictObject({
   protocol: protocolSchema,
 });
 
+/** What a principal may do (identity/principal.ts `Grants`). */
+const grantsSchema = z.strictObject({
+  servers: z.array(serverName).optional(),
+  urls: z.array(z.string().min(1)).optional(),
+  tools: z.array(z.string().min(1)).optional(),
+  rateClass: z.string().min(1).optional(),
+  admin: z.boolean().optional(),
+});
+
+/** An OIDC issuer URL: https, or http on loopback only (tests, a provider beside the proxy). */
+const issuerUrl = z
+  .string()
+  .refine(
+    (value) =>
+      URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])([:/]|$))/.test(value),
+    'must be an https:// URL (http:// only on loopback)',
+  );
+
+/** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */
+const oidcIssuerSchema = z.strictObject({
+  issuer: issuerUrl,
+  audience: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .transform((aud) => (typeof aud === 'string' ? [aud] : aud)),
+  algorithms: z
+    .array(
+      z.enum([
+        'RS256',
+        'RS384',
+        'RS512',
+        'PS256',
+        'PS384',
+        'PS512',
+        'ES256',
+        'ES384',
+        'ES512',
+        'EdDSA',
+        'Ed25519',
+      ]),
+    )
+    .min(1)
+    .optional(),
+  jwksUri: issuerUrl.optional(),
+  claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
+  grants: grantsSchema.optional(),
+  scopes: z.array(z.string().min(1)).optional(),
+});
+
 const configSchema = z
   .object({
     host: z.string().min(1),
@@ -148,8 +216,11 @@ const configSchema = z
         sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be the 64 hex digits of SHA-256(token)'),
         name: z.string().min(1).max(64).optional(),
         servers: z.array(serverName).optional(),
+        admin: z.boolean().optional(),
       }),
     ),
+    adminToken: tokenSchema.optional(),
+    signingKeys: z.array(z.string().min(1)),
     corsOrigins: z.array(
       z
         .string()
@@ -190,6 +261,8 @@ const configSchema = z
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),
+    store: z.enum(['auto', 'memory', 'sqlite', 'redis']),
+    dataDir: z.string().min(1),
     redisUrl: z
       .string()
       .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
@@ -222,6 +295,22 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
+    publicUrl: z
+      .string()
+      .refine(
+        (u) => /^https?:\/\/[^/?#]+\/?$/.test(u) && URL.canParse(u),
+        'must be an http(s) origin, e.g. https://proxy.example.com',
+      )
+      .transform((u) => u.replace(/\/$/, ''))
+      .optional(),
+    oidc: z.strictObject({
+      issuer: issuerUrl.optional(),
+      audience: z.array(z.string().min(1)),
+      issuers: z.array(oidcIssuerSchema),
+      clockToleranceSeconds: z.number().int().min(0).max(300),
+      jwksMaxAgeMs: positiveInt,
+      jwksCooldownMs: z.number().int().min(0),
+    }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
       allowPrivateNetworks: z.boolean(),
@@ -310,6 +399,35 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     // Previous secrets only open ids; something must seal the new ones (issue 14, finding 2).
     throw new ConfigError(
       `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
+    );
+  }
+  if (config.oidc.issuer !== undefined && config.oidc.audience.length === 0) {
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['oidc', 'issuer'], origin)}: needs OIDC_AUDIENCE (the audience its tokens carry for this proxy)`,
+    );
+  }
+  for (const [index, entry] of config.oidc.issuers.entries()) {
+    if (config.oidc.issuers.findIndex((other) => other.issuer === entry.issuer) !== index) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": issuer ${entry.issuer} is listed twice`,
+      );
+    }
+    const named = [
+      entry.grants,
+      ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue)),
+    ];
+    const unknown = named
+      .flatMap((grants) => grants?.servers ?? [])
+      .find((name) => !Object.hasOwn(config.servers, name));
+    if (unknown !== undefined) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": no server named "${unknown}"`,
+      );
+    }
+  }
+  if (config.store === 'redis' && config.redisUrl === undefined) {
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
     );
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];

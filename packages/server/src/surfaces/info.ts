@@ -11,7 +11,7 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
     name: PRODUCT_NAME,
     version: VERSION,
     description: 'Forwards MCP JSON-RPC from frontends to MCP servers, with auth, CORS and an SSRF guard.',
-    auth: { header: 'X-Proxy-Token' },
+    auth: { header: 'X-Proxy-Token', bearer: 'Authorization: Bearer' },
     endpoints: [
       { method: 'GET', path: '/', auth: false, description: 'This document.' },
       { method: 'GET', path: '/health', auth: false, description: 'Liveness.' },
@@ -21,6 +21,12 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
         path: '/client/mcp-proxy-client.js',
         auth: false,
         description: 'The browser client as one ES module: import it from a page.',
+      },
+      {
+        method: 'GET',
+        path: '/.well-known/oauth-protected-resource[/mcp | /servers/{name}/mcp]',
+        auth: false,
+        description: 'OAuth protected resource metadata (RFC 9728), when an OIDC issuer is configured.',
       },
       { method: 'POST', path: '/proxy', auth: true, description: 'Forward one JSON-RPC message (envelope).' },
       {
@@ -40,6 +46,18 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
         path: '/servers/{name}/mcp',
         auth: true,
         description: 'MCP Streamable HTTP endpoint for a server configured by the operator.',
+      },
+      {
+        method: 'POST',
+        path: '/auth/tokens',
+        auth: true,
+        description: 'Mint a short-lived user token (admin token only).',
+      },
+      {
+        method: 'DELETE',
+        path: '/auth/tokens/{id}',
+        auth: true,
+        description: 'Revoke a minted token (admin token only).',
       },
     ],
   };

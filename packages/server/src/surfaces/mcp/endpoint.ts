@@ -26,6 +26,7 @@ import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
+import { bearerOf } from '../../identity/hook.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -83,7 +84,7 @@ export class McpEndpoint {
     const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
     request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
 
-    const target = await this.#resolve(request, serverName, identity.servers);
+    const target = await this.#resolve(request, serverName, identity.grants.servers);
     request.targetKey = TargetResolver.key(target);
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
@@ -278,7 +279,10 @@ export class McpEndpoint {
     serverName: string | undefined,
     allowed: readonly string[] | undefined,
   ): Promise<ResolvedTarget> {
-    const bearerToken = header(request, 'x-mcp-token') ?? bearerFrom(header(request, 'authorization'));
+    // Authorization is the caller's upstream token unless it carried the proxy credential.
+    const bearerToken =
+      header(request, 'x-mcp-token') ??
+      (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
     const url = header(request, 'x-mcp-server-url');
@@ -309,9 +313,4 @@ function parseBody(body: unknown): Inbound {
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = headerValue(request.headers, name);
   return value === undefined || value === '' ? undefined : value;
-}
-
-function bearerFrom(authorization: string | undefined): string | undefined {
-  const match = authorization === undefined ? null : /^Bearer\s+(\S+)$/i.exec(authorization);
-  return match?.[1];
 }

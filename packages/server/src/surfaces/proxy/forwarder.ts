@@ -20,7 +20,7 @@ import {
 import type { TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
-import type { TokenIdentity } from '../../identity/tokens.ts';
+import type { Principal } from '../../identity/principal.ts';
 import {
   isRequest,
   type JsonRpcNotification,
@@ -38,7 +38,7 @@ import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 
 /** What a caller asks to forward. */
 export interface ForwardRequest {
-  readonly identity: TokenIdentity;
+  readonly identity: Principal;
   readonly target: TargetRequest;
   readonly sessionId?: string | undefined;
   readonly protocolVersion?: string | undefined;
@@ -84,7 +84,7 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
-    const target = await this.#deps.targets.resolve(request.target, request.identity.servers);
+    const target = await this.#deps.targets.resolve(request.target, request.identity.grants.servers);
     const { message } = request;
     const route = await this.#deps.planner.plan(
       {

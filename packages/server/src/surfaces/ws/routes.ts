@@ -10,8 +10,9 @@ import { WebSocketServer } from 'ws';
 import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
 import type { TargetResolver } from '../../dispatch/targets.ts';
 import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
+import type { CredentialHoldings } from '../../identity/credential-holdings.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
-import type { TokenVerifier } from '../../identity/tokens.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { describeUrl } from '../../observability/logger.ts';
@@ -20,7 +21,9 @@ import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.
 
 /** What the WebSocket route needs. */
 export interface WsRouteOptions {
-  readonly verifier: TokenVerifier;
+  readonly authenticator: Authenticator;
+  /** Where a minted token's sockets are registered: its revocation or expiry closes them (4401). */
+  readonly holdings: CredentialHoldings;
   readonly limiter: RateLimiter;
   /** Reverse proxies whose X-Forwarded-For is believed. */
   readonly trustedProxies: readonly string[];
@@ -68,7 +71,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     // The URL may carry an upstream URL with a credential in it: log its shape, never its values.
     const shape = describeUrl(url);
     const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
-    let accepted: ReturnType<typeof checkHandshake>;
+    let accepted: Awaited<ReturnType<typeof checkHandshake>>;
     let route: Extract<Route, { kind: 'open-held' }>;
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
@@ -85,14 +88,15 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
-        accepted = checkHandshake(request, options.verifier, options.policy);
+        accepted = await checkHandshake(request, options.authenticator, options.policy);
       } catch (error) {
-        if (findProxyError(error)?.code === 'unauthorized')
+        const code = findProxyError(error)?.code;
+        if (code !== undefined && CREDENTIAL_REFUSALS.has(code))
           await options.limiter.consume('authFailuresPerIp', ip);
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      const target = await options.targets.resolve(accepted.target, accepted.identity.servers);
+      const target = await options.targets.resolve(accepted.target, accepted.identity.grants.servers);
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
@@ -127,7 +131,13 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             logger: log,
           });
           connections.add(connection);
-          ws.once('close', () => connections.delete(connection));
+          const release = options.holdings.hold(accepted.identity, (error) =>
+            connection.close(toCloseFrame(error)),
+          );
+          ws.once('close', () => {
+            connections.delete(connection);
+            release();
+          });
         });
       },
       (error: unknown) => {
