@@ -25,13 +25,22 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { registerAuditHooks } from './identity/audit-hooks.ts';
+import { openAuditSink } from './identity/audit-sink.ts';
+import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
 import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
-import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
+import {
+  type ClassLimitName,
+  type RateClasses,
+  RateLimiter,
+  type RateLimits,
+  type RateRule,
+} from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
 import { RedisRateStore } from './limits/redis-rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
@@ -91,6 +100,8 @@ export interface AppDeps {
    * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
    */
   readonly clock?: Clock;
+  /** Where audit lines go instead of `AUDIT_LOG`'s stdout or file (tests: a slow sink). */
+  readonly auditDestination?: AuditDestination;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -119,6 +130,8 @@ const RESTART_SETTINGS = [
   'metricsToken',
   'logFormat',
   'limits',
+  'auditLog',
+  'auditLogArguments',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
@@ -129,6 +142,23 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
     last = Date.now();
     logger.warn({ reason: error.message }, message);
   };
+}
+
+/** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
+function rateClasses(config: Config): RateClasses {
+  const classes: Record<string, Partial<Record<ClassLimitName, RateRule>>> = {};
+  for (const [name, rate] of Object.entries(config.rateClasses)) {
+    const windowMs = rate.windowMs ?? config.rateLimits.windowMs;
+    const rules: Partial<Record<ClassLimitName, RateRule>> = {};
+    if (rate.requestsPerWindow !== undefined)
+      rules.requestsPerToken = { max: rate.requestsPerWindow, windowMs };
+    if (rate.wsMessagesPerWindow !== undefined)
+      rules.wsMessagesPerToken = { max: rate.wsMessagesPerWindow, windowMs };
+    if (rate.sessionsPerWindow !== undefined)
+      rules.sessionsPerToken = { max: rate.sessionsPerWindow, windowMs };
+    classes[name] = rules;
+  }
+  return classes;
 }
 
 /** The rate limits a configuration asks for. */
@@ -194,8 +224,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
     rateStore = redis;
   }
-  const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
-    metrics.refusal(`rate_limit:${name}`),
+  const limiter = new RateLimiter(
+    rateStore,
+    rateLimits(config),
+    (name) => metrics.refusal(`rate_limit:${name}`),
+    rateClasses(config),
   );
   const inFlight = new InFlightLimits(
     {
@@ -215,10 +248,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
   const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
+  const auditSink =
+    deps.auditDestination === undefined && config.auditLog !== 'off'
+      ? openAuditSink(config.auditLog, (message) => logger.warn(message))
+      : undefined;
+  const auditDestination = deps.auditDestination ?? auditSink;
+  const audit =
+    auditDestination === undefined
+      ? undefined
+      : new AuditTrail({ destination: auditDestination, arguments: config.auditLogArguments, now });
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
-    admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
+    admit: (ownerId) =>
+      limiter.consume('sessionsPerToken', ownerId, verifier.grantOf(ownerId)?.grants.rateClass),
     ownerValid: (ownerId) => verifier.knows(ownerId),
   });
   const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
@@ -288,6 +331,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
+  app.decorateRequest('audit', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -318,6 +362,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
@@ -325,6 +370,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    if (audit) registerAuditHooks(scope, audit, 'mcp');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
@@ -337,11 +383,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     (ownerId, targetKey) => {
       const identity = verifier.grantOf(ownerId);
       if (identity === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, identity.servers, changed);
+      return targetKey === undefined || targets.stillReaches(targetKey, identity.grants, changed);
     };
   const webSockets = registerWebSocket(app, {
     verifier,
     limiter,
+    audit,
     trustedProxies: config.trustedProxies,
     targets,
     planner,
@@ -403,7 +450,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);
     void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
-    limiter.replaceLimits(rateLimits(next));
+    limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;
     access.corsAllowedHeaders = next.corsAllowedHeaders;
     access.trustedHosts = next.trustedHosts;
@@ -417,6 +464,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();
+    await auditSink?.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

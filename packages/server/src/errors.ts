@@ -186,6 +186,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33045,
     message: 'The WebSocket handshake could not be checked in time: retry.',
   },
+  forbidden_server: {
+    status: 403,
+    rpcCode: -33140,
+    message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -328,6 +333,7 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   unauthorized: 4401,
   invalid_target: 4400,
   target_forbidden: 4403,
+  forbidden_server: 4403,
   origin_forbidden: 4403,
   host_forbidden: 4403,
   unknown_server: 4404,

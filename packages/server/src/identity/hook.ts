@@ -7,12 +7,13 @@ import { ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
-import type { TokenIdentity, TokenVerifier } from './tokens.ts';
+import type { Principal } from './principal.ts';
+import type { TokenVerifier } from './tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth hook on protected routes. */
-    identity: TokenIdentity | undefined;
+    identity: Principal | undefined;
   }
 }
 
@@ -41,10 +42,10 @@ export function proxyTokenHook(
     }
     const ip = rateSubject(request.ip);
     await limiter.consume('requestsPerIp', ip);
-    await limiter.consume('requestsPerToken', request.identity.id);
+    await limiter.consume('requestsPerToken', request.identity.id, request.identity.grants.rateClass);
   };
 
-  async function authenticate(request: FastifyRequest): Promise<TokenIdentity> {
+  async function authenticate(request: FastifyRequest): Promise<Principal> {
     const ip = rateSubject(request.ip);
     // Brute-force protection: an address that failed too often is refused before any check.
     await limiter.assertUnder('authFailuresPerIp', ip);

@@ -6,22 +6,14 @@
  * which token matched. The config file names tokens by their SHA-256 only, never in plain text.
  */
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
+import type { Principal } from './principal.ts';
 
-/** A verified caller identity. */
-export interface TokenIdentity {
-  /** First 12 hex digits of SHA-256(token): for logs, metrics and rate-limit keys only. */
-  readonly id: string;
-  /**
-   * What sessions bind to (sealed ids, held and pooled sessions): the full SHA-256 of the token,
-   * `static:<64 hex>`. Never logged. 48 bits (`id`) is too few to bind to: tokens whose digests
-   * share a prefix would share sessions.
-   */
-  readonly principalKey: string;
-  /** The operator's name for the token, if the config file gives one. */
-  readonly name?: string | undefined;
-  /** When set, the only configured servers this token may reach (and no raw URLs). */
-  readonly servers?: readonly string[] | undefined;
-}
+/**
+ * A static token's principal: `id` is the first 12 hex digits of SHA-256(token) (logs, metrics,
+ * rate-limit keys); `principalKey` the full digest, `static:<64 hex>` (48 bits is too few to bind
+ * sessions to: tokens whose digests share a prefix would share them).
+ */
+export type TokenIdentity = Principal;
 
 /** A token the proxy accepts: its SHA-256 and what it may do. */
 export interface TokenGrant {
@@ -29,6 +21,12 @@ export interface TokenGrant {
   readonly sha256: string;
   readonly name?: string | undefined;
   readonly servers?: readonly string[] | undefined;
+  /** URL patterns of raw targets it may reach. */
+  readonly urls?: readonly string[] | undefined;
+  /** Tools it may list and call. */
+  readonly tools?: readonly string[] | undefined;
+  /** A rate class of the config's `rateClasses`. */
+  readonly rateClass?: string | undefined;
 }
 
 /** SHA-256 of a token as hex: how the config file names tokens. */
@@ -50,12 +48,21 @@ export class TokenVerifier {
   replace(tokens: readonly string[], grants: readonly TokenGrant[] = []): void {
     const all: TokenGrant[] = [...tokens.map((token) => ({ sha256: tokenDigest(token) })), ...grants];
     this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
-    this.#identities = all.map((grant) => ({
-      id: grant.sha256.toLowerCase().slice(0, 12),
-      principalKey: `static:${grant.sha256.toLowerCase()}`,
-      name: grant.name,
-      servers: grant.servers,
-    }));
+    this.#identities = all.map((grant) => {
+      const id = grant.sha256.toLowerCase().slice(0, 12);
+      return {
+        id,
+        principalKey: `static:${grant.sha256.toLowerCase()}`,
+        subject: grant.name ?? `token:${id}`,
+        auth: 'static',
+        grants: {
+          servers: grant.servers,
+          urls: grant.urls,
+          tools: grant.tools,
+          rateClass: grant.rateClass,
+        },
+      };
+    });
   }
 
   /**

@@ -9,7 +9,8 @@ import type { IncomingMessage } from 'node:http';
 import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { originAllowed } from '../../http/cors.ts';
-import type { TokenIdentity, TokenVerifier } from '../../identity/tokens.ts';
+import type { Principal } from '../../identity/principal.ts';
+import type { TokenVerifier } from '../../identity/tokens.ts';
 
 /** Subprotocol prefix that carries the proxy token, keeping it out of URLs. */
 export const TOKEN_PROTOCOL_PREFIX = 'proxy-token.';
@@ -24,7 +25,7 @@ export interface HandshakePolicy {
 
 /** What a valid handshake yields. */
 export interface AcceptedHandshake {
-  readonly identity: TokenIdentity;
+  readonly identity: Principal;
   readonly target: TargetRequest;
   /** The subprotocol to echo, if the client offered any. */
   readonly protocol: string | undefined;

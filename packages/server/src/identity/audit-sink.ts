@@ -1,0 +1,72 @@
+/**
+ * @module identity/audit-sink
+ * Where the audit trail writes (`AUDIT_LOG`): stdout or a file, asynchronously and buffered, so
+ * a line never blocks the event loop on a disk write. The buffer is bounded: while a slow disk
+ * holds more than `maxBufferedBytes`, lines are dropped and counted, and the count is written as
+ * a line of its own once writing resumes — memory never grows without bound.
+ */
+import pino from 'pino';
+import type { AuditDestination } from './audit-trail.ts';
+
+/** Bytes of audit lines held for a slow disk before lines are dropped. */
+export const AUDIT_BUFFER_BYTES = 8 * 1_048_576;
+
+/** An open audit sink. */
+export interface AuditSink extends AuditDestination {
+  /** Flushes what is buffered and closes the file. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the sink `setting` names (`stdout` or a path; `off` is never passed here).
+ * @param warn told, at most once a minute, that lines were dropped or the file failed.
+ */
+export function openAuditSink(
+  setting: string,
+  warn: (message: string) => void,
+  maxBufferedBytes = AUDIT_BUFFER_BYTES,
+): AuditSink {
+  const stream = pino.destination({
+    dest: setting === 'stdout' ? 1 : setting,
+    append: true,
+    sync: false,
+    // Written as soon as no write is in flight; lines arriving meanwhile go out together.
+    minLength: 0,
+    maxLength: maxBufferedBytes,
+  }) as ReturnType<typeof pino.destination> & NodeJS.EventEmitter;
+  let dropped = 0;
+  let lastWarning = 0;
+  const throttled = (message: string) => {
+    const now = Date.now();
+    if (now - lastWarning < 60_000) return;
+    lastWarning = now;
+    warn(message);
+  };
+  stream.on('drop', () => {
+    dropped++;
+    throttled('audit log: the destination is too slow, lines are being dropped');
+  });
+  // A failed open or write must not end the process: the trail reports it and goes on.
+  stream.on('error', (error: Error) => throttled(`audit log: cannot write (${error.message})`));
+  return {
+    write(line: string) {
+      if (dropped > 0) {
+        const count = dropped;
+        dropped = 0;
+        stream.write(`${JSON.stringify({ time: new Date().toISOString(), dropped: count })}\n`);
+      }
+      stream.write(line);
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        if (setting === 'stdout') {
+          stream.flush((() => resolve()) as never);
+          return;
+        }
+        stream.once('close', () => resolve());
+        stream.once('error', () => resolve());
+        stream.end();
+      });
+    },
+  };
+}
