@@ -49,11 +49,11 @@ export function patternRegExp(pattern: string): RegExp {
 function compile(part: string, one: string): string {
   return part
     .split(/(\*\*|\*)/)
-    .map((piece) => (piece === '**' ? '.*' : piece === '*' ? one : escape(piece)))
+    .map((piece) => (piece === '**' ? '.*' : piece === '*' ? one : escapeRegExp(piece)))
     .join('');
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
