@@ -6,8 +6,7 @@
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
-import type { Grants } from '../identity/principal.ts';
-import { permitsTarget, visibleTools } from '../policy/grants.ts';
+import { permitsTarget, type TargetGrants, visibleTools } from '../policy/grants.ts';
 import type { UpstreamTarget } from './connector.ts';
 import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
@@ -66,7 +65,7 @@ export class TargetResolver {
    * ({@link TargetResolver.resolve}) and, after a reload, for what is already open
    * ({@link TargetResolver.stillReaches}). The rule itself is policy/grants.ts's.
    */
-  static permits(grants: Grants | undefined, request: { server: string } | { url: string }): boolean {
+  static permits(grants: TargetGrants | undefined, request: { server: string } | { url: string }): boolean {
     return permitsTarget(grants, request);
   }
 
@@ -75,7 +74,7 @@ export class TargetResolver {
    * stream open to `targetKey` ({@link TargetResolver.key}), given the server names the reload
    * `changed`. A configured server must still exist, mean the same, and be permitted.
    */
-  stillReaches(targetKey: string, grants: Grants | undefined, changed: ReadonlySet<string>): boolean {
+  stillReaches(targetKey: string, grants: TargetGrants | undefined, changed: ReadonlySet<string>): boolean {
     const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
     if (name === undefined) return TargetResolver.permits(grants, { url: targetKey });
     return (
@@ -90,7 +89,7 @@ export class TargetResolver {
    * not name looks unknown (its existence is not revealed), a raw URL they do not allow is
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
    */
-  async resolve(request: TargetRequest, grants?: Grants): Promise<ResolvedTarget> {
+  async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
     if (!('server' in request) && !TargetResolver.permits(grants, request)) {
       throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
     }

@@ -5,8 +5,17 @@
  * /servers/{name}/mcp, /ws) asks these functions, through the target resolver and the tool
  * filter, so a rule changes in one place.
  */
-import type { Grants } from '../identity/principal.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+
+/**
+ * The part of a principal's grants (identity/principal.ts `Grants`) these rules read; declared
+ * here, structurally, so this lower layer imports nothing from identity/.
+ */
+export interface TargetGrants {
+  readonly servers?: readonly string[] | undefined;
+  readonly urls?: readonly string[] | undefined;
+  readonly tools?: readonly string[] | undefined;
+}
 
 /** What a caller names: a configured server, or a raw URL. */
 export type TargetName = { readonly server: string } | { readonly url: string };
@@ -16,7 +25,7 @@ export type TargetName = { readonly server: string } | { readonly url: string };
  * them. Raw URLs: any, unless `urls` is set (then only those its patterns match) or `servers`
  * is (then none: a principal limited to some servers reaches no URL it was not given).
  */
-export function permitsTarget(grants: Grants | undefined, target: TargetName): boolean {
+export function permitsTarget(grants: TargetGrants | undefined, target: TargetName): boolean {
   if (grants === undefined) return true;
   if ('server' in target) return grants.servers === undefined || grants.servers.includes(target.server);
   if (grants.urls !== undefined) return grants.urls.some((pattern) => urlMatches(pattern, target.url));
