@@ -41,14 +41,15 @@ import {
   type RateLimits,
   type RateRule,
 } from './limits/rate-limiter.ts';
-import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
-import { RedisRateStore } from './limits/redis-rate-store.ts';
+import type { RateStore } from './limits/rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
+import { openStore } from './store/open-store.ts';
+import { namespaced, type Store } from './store/store.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -93,7 +94,9 @@ export interface AppDeps {
   readonly children?: ChildRegistry;
   /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
   readonly clientBundlePath?: string;
-  /** Where rate-limit counters live, instead of memory or REDIS_URL (tests: a slow store). */
+  /** The shared store, instead of the one the config names (tests). The app closes it. */
+  readonly store?: Store;
+  /** Where rate-limit counters live, instead of the store (tests: a slow store). */
   readonly rateStore?: RateStore;
   /**
    * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
@@ -127,6 +130,8 @@ const RESTART_SETTINGS = [
   'allowQueryToken',
   'corsMaxAgeSeconds',
   'redisUrl',
+  'store',
+  'dataDir',
   'metricsToken',
   'logFormat',
   'limits',
@@ -214,16 +219,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
-  let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore(now);
-  if (config.redisUrl && !deps.rateStore) {
-    const redis = new RedisRateStore(
-      config.redisUrl,
-      throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
-    );
-    if (!(await redis.ready()))
-      logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
-    rateStore = redis;
+  // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
+  // add; a test may pass its own, or a rate store of its own (a slow one).
+  let store: Store;
+  if (deps.store) store = deps.store;
+  else {
+    const opened = await openStore(config, {
+      clock,
+      onError: throttledWarning(
+        logger,
+        'shared store (Redis) unreachable: rate-limit store unreachable, limits not enforced',
+      ),
+    });
+    if (!opened.ready) logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
+    store = opened.store;
   }
+  const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
   const limiter = new RateLimiter(
     rateStore,
     rateLimits(config),
@@ -247,7 +258,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens);
+  const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
   const auditSink =
     deps.auditDestination === undefined && config.auditLog !== 'off'
       ? openAuditSink(config.auditLog, (message) => logger.warn(message))
@@ -440,7 +451,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens);
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     const changed = targets.replaceServers(next.servers);
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
@@ -464,6 +475,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();
+    await store.close();
     await auditSink?.close();
   });
   app.addHook('onReady', async () => {

@@ -162,7 +162,7 @@ function listenFailure(error: unknown, config: Config): string | undefined {
 
 /** True when neither plain tokens nor grants by digest are configured. */
 function configuresNoToken(config: Config): boolean {
-  return config.proxyTokens.length === 0 && config.tokens.length === 0;
+  return config.proxyTokens.length === 0 && config.tokens.length === 0 && config.adminToken === undefined;
 }
 
 await main();

@@ -35,7 +35,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // Shared lower layers, usable from anywhere above.
   ['config/'],
   ['egress/'],
-  ['limits/', 'policy/', 'observability/'],
+  ['limits/', 'policy/', 'observability/', 'store/'],
   ['errors.ts', 'jsonrpc.ts', 'json-depth.ts', 'abort.ts', 'version.ts', 'clock.ts', 'ttl-cache.ts'],
 ];
 

@@ -32,6 +32,7 @@ export const DEFAULTS = {
     urls?: string[];
     tools?: string[];
     rateClass?: string;
+    admin?: boolean;
   }>,
   /** Named rate limits a principal's grant may pick (`rateClass`); unset fields: `rateLimits`. */
   rateClasses: {} as Record<string, never>,
@@ -39,6 +40,8 @@ export const DEFAULTS = {
   auditLog: 'off',
   /** Whether audit lines carry a call's arguments (off: they may hold personal data). */
   auditLogArguments: false,
+  /** A static token that may mint user tokens (issue 17); also `admin: true` on a config token. */
+  adminToken: undefined as string | undefined,
   corsOrigins: [] as string[],
   corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
@@ -67,6 +70,10 @@ export const DEFAULTS = {
   sessions: { idleTimeoutMs: 300_000, maxTotal: 1_000, maxPerToken: 100 },
   trustedProxies: [] as string[],
   redisUrl: undefined as string | undefined,
+  /** Where shared state lives (issue 17): `auto` is Redis with REDIS_URL, else SQLite in dataDir. */
+  store: 'auto' as 'auto' | 'memory' | 'sqlite' | 'redis',
+  /** The embedded store's file and a generated signing key live here. */
+  dataDir: './data',
   metricsToken: undefined as string | undefined,
   rateLimits: {
     windowMs: 60_000,
@@ -179,6 +186,7 @@ const configSchema = z
         /** Tools the token may list and call on any server. */
         tools: z.array(z.string().min(1)).optional(),
         rateClass: rateClassName.optional(),
+        admin: z.boolean().optional(),
       }),
     ),
     rateClasses: z.record(
@@ -192,6 +200,7 @@ const configSchema = z
     ),
     auditLog: z.string().min(1),
     auditLogArguments: z.boolean(),
+    adminToken: tokenSchema.optional(),
     corsOrigins: z.array(
       z
         .string()
@@ -232,6 +241,8 @@ const configSchema = z
     }),
     sessions: z.strictObject({ idleTimeoutMs: positiveInt, maxTotal: positiveInt, maxPerToken: positiveInt }),
     trustedProxies: z.array(z.string().min(1)),
+    store: z.enum(['auto', 'memory', 'sqlite', 'redis']),
+    dataDir: z.string().min(1),
     redisUrl: z
       .string()
       .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
@@ -352,6 +363,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     // Previous secrets only open ids; something must seal the new ones (issue 14, finding 2).
     throw new ConfigError(
       `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
+    );
+  }
+  if (config.store === 'redis' && config.redisUrl === undefined) {
+    throw new ConfigError(
+      `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
     );
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];

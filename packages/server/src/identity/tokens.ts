@@ -8,18 +8,13 @@
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import type { Principal } from './principal.ts';
 
-/**
- * A static token's principal: `id` is the first 12 hex digits of SHA-256(token) (logs, metrics,
- * rate-limit keys); `principalKey` the full digest, `static:<64 hex>` (48 bits is too few to bind
- * sessions to: tokens whose digests share a prefix would share them).
- */
-export type TokenIdentity = Principal;
-
 /** A token the proxy accepts: its SHA-256 and what it may do. */
 export interface TokenGrant {
   /** SHA-256 of the token, 64 hex digits. */
   readonly sha256: string;
+  /** The operator's name for the token: the principal's subject. */
   readonly name?: string | undefined;
+  /** When set, the only configured servers this token may reach (and no raw URLs). */
   readonly servers?: readonly string[] | undefined;
   /** URL patterns of raw targets it may reach. */
   readonly urls?: readonly string[] | undefined;
@@ -27,6 +22,8 @@ export interface TokenGrant {
   readonly tools?: readonly string[] | undefined;
   /** A rate class of the config's `rateClasses`. */
   readonly rateClass?: string | undefined;
+  /** May mint and revoke user tokens (`POST /auth/tokens`). */
+  readonly admin?: boolean | undefined;
 }
 
 /** SHA-256 of a token as hex: how the config file names tokens. */
@@ -34,35 +31,50 @@ export function tokenDigest(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+/**
+ * The named service principal of a static token. `principalKey` is the full SHA-256: 48 bits
+ * (`id`) is too few to bind sessions to, tokens whose digests share a prefix would share them.
+ */
+function staticPrincipal(grant: TokenGrant): Principal {
+  const digest = grant.sha256.toLowerCase();
+  const id = digest.slice(0, 12);
+  return {
+    id,
+    principalKey: `static:${digest}`,
+    subject: grant.name ?? `token:${id}`,
+    auth: 'static',
+    grants: {
+      ...(grant.servers === undefined ? {} : { servers: grant.servers }),
+      ...(grant.urls === undefined ? {} : { urls: grant.urls }),
+      ...(grant.tools === undefined ? {} : { tools: grant.tools }),
+      ...(grant.rateClass === undefined ? {} : { rateClass: grant.rateClass }),
+      ...(grant.admin === true ? { admin: true } : {}),
+    },
+  };
+}
+
 /** Verifies presented proxy tokens against the configured set. */
 export class TokenVerifier {
   #digests: readonly Buffer[] = [];
-  #identities: readonly TokenIdentity[] = [];
+  #principals: readonly Principal[] = [];
 
   /** @param tokens plain tokens (environment) and grants by digest (config file). */
-  constructor(tokens: readonly string[], grants: readonly TokenGrant[] = []) {
-    this.replace(tokens, grants);
+  constructor(tokens: readonly string[], grants: readonly TokenGrant[] = [], adminToken?: string) {
+    this.replace(tokens, grants, adminToken);
   }
 
-  /** Replaces the set of valid tokens (configuration reload). */
-  replace(tokens: readonly string[], grants: readonly TokenGrant[] = []): void {
-    const all: TokenGrant[] = [...tokens.map((token) => ({ sha256: tokenDigest(token) })), ...grants];
+  /**
+   * Replaces the set of valid tokens (configuration reload). `adminToken` (`ADMIN_TOKEN`) comes
+   * first so that, also listed in `PROXY_TOKENS`, it keeps its admin grant.
+   */
+  replace(tokens: readonly string[], grants: readonly TokenGrant[] = [], adminToken?: string): void {
+    const all: TokenGrant[] = [
+      ...(adminToken === undefined ? [] : [{ sha256: tokenDigest(adminToken), name: 'admin', admin: true }]),
+      ...tokens.map((token) => ({ sha256: tokenDigest(token) })),
+      ...grants,
+    ];
     this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
-    this.#identities = all.map((grant) => {
-      const id = grant.sha256.toLowerCase().slice(0, 12);
-      return {
-        id,
-        principalKey: `static:${grant.sha256.toLowerCase()}`,
-        subject: grant.name ?? `token:${id}`,
-        auth: 'static',
-        grants: {
-          servers: grant.servers,
-          urls: grant.urls,
-          tools: grant.tools,
-          rateClass: grant.rateClass,
-        },
-      };
-    });
+    this.#principals = all.map((grant) => staticPrincipal(grant));
   }
 
   /**
@@ -73,9 +85,9 @@ export class TokenVerifier {
     return this.grantOf(principalKey) !== undefined;
   }
 
-  /** The identity a principal key has now (its servers may have changed on a reload). */
-  grantOf(principalKey: string): TokenIdentity | undefined {
-    return this.#identities.find((identity) => identity.principalKey === principalKey);
+  /** The principal a key has now (its servers may have changed on a reload). */
+  grantOf(principalKey: string): Principal | undefined {
+    return this.#principals.find((identity) => identity.principalKey === principalKey);
   }
 
   /** Number of tokens accepted. */
@@ -83,8 +95,8 @@ export class TokenVerifier {
     return this.#digests.length;
   }
 
-  /** Returns the identity for a valid token, `undefined` otherwise. */
-  verify(candidate: string | undefined): TokenIdentity | undefined {
+  /** Returns the principal of a valid token, `undefined` otherwise. */
+  verify(candidate: string | undefined): Principal | undefined {
     if (candidate === undefined || candidate === '') return undefined;
     // The one-shot hash: no Hash object per request (issue #10).
     const presented = hash('sha256', candidate, 'buffer');
@@ -93,6 +105,6 @@ export class TokenVerifier {
       // No early exit: every token is compared whatever the outcome.
       if (timingSafeEqual(presented, this.#digests[i] as Buffer) && match === -1) match = i;
     }
-    return this.#identities[match];
+    return this.#principals[match];
   }
 }

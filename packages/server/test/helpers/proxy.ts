@@ -26,7 +26,14 @@ export async function startProxy(
   deps: AppDeps = {},
 ): Promise<RunningProxy> {
   const config = loadConfig({
-    env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', LOG_LEVEL: 'debug', ...env },
+    env: {
+      PROXY_TOKEN: TEST_TOKEN,
+      ALLOW_PRIVATE_NETWORKS: 'true',
+      LOG_LEVEL: 'debug',
+      // Nothing on disk unless a test asks for it (REDIS_URL keeps choosing Redis).
+      ...(env.REDIS_URL === undefined ? { STORE: 'memory' } : {}),
+      ...env,
+    },
   });
   const logs: string[] = [];
   const logDestination = new Writable({

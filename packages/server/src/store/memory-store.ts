@@ -1,0 +1,100 @@
+/**
+ * @module store/memory-store
+ * The {@link Store} in this process's memory: tests, and `STORE=memory` (nothing survives a
+ * restart). Bounded: past {@link MEMORY_STORE_MAX_KEYS} live keys, expired ones go first, then the
+ * oldest.
+ */
+import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
+import { MemoryRateStore, type WindowHit } from '../limits/rate-store.ts';
+import { LocalChannels, type Store, type StoreListener } from './store.ts';
+
+/** Most keys the memory store holds. */
+export const MEMORY_STORE_MAX_KEYS = 100_000;
+
+interface Entry {
+  readonly value: string;
+  /** Epoch ms, or Infinity for no expiry. */
+  readonly expiresAt: number;
+}
+
+/** Shared state for one process. */
+export class MemoryStore implements Store {
+  readonly #entries = new Map<string, Entry>();
+  readonly #counters: MemoryRateStore;
+  readonly #channels = new LocalChannels();
+  readonly #now: () => number;
+
+  constructor(clock: Clock = SYSTEM_CLOCK) {
+    this.#now = () => clock.now();
+    this.#counters = new MemoryRateStore(this.#now);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.#live(key)?.value;
+  }
+
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.#entries.delete(key);
+    if (this.#entries.size >= MEMORY_STORE_MAX_KEYS) this.#evict();
+    this.#entries.set(key, { value, expiresAt: ttlMs === undefined ? Infinity : this.#now() + ttlMs });
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    if (this.#live(key)) return false;
+    await this.set(key, value, ttlMs);
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const live = this.#live(key) !== undefined;
+    this.#entries.delete(key);
+    return live;
+  }
+
+  async deleteIf(key: string, value: string): Promise<boolean> {
+    if (this.#live(key)?.value !== value) return false;
+    return this.#entries.delete(key);
+  }
+
+  hit(key: string, windowMs: number): Promise<WindowHit> {
+    return this.#counters.hit(key, windowMs);
+  }
+
+  peek(key: string): Promise<WindowHit | undefined> {
+    return this.#counters.peek(key);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.#channels.deliver(channel, message);
+  }
+
+  async subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+    this.#channels.add(channel, listener);
+    return async () => {
+      this.#channels.remove(channel, listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+    this.#channels.clear();
+    await this.#counters.close();
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > this.#now()) return entry;
+    this.#entries.delete(key);
+    return undefined;
+  }
+
+  #evict(): void {
+    const now = this.#now();
+    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
+    for (const key of this.#entries.keys()) {
+      if (this.#entries.size < MEMORY_STORE_MAX_KEYS * 0.9) break;
+      this.#entries.delete(key);
+    }
+  }
+}

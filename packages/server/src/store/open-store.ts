@@ -1,0 +1,44 @@
+/**
+ * @module store/open-store
+ * Picks the {@link Store} a configuration asks for: `STORE=auto` (the default) means Redis when
+ * `REDIS_URL` is set, else the embedded `node:sqlite` file under `DATA_DIR`.
+ */
+import type { Clock } from '../clock.ts';
+import { MemoryStore } from './memory-store.ts';
+import { RedisStore } from './redis-store.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { Store, StoreKind } from './store.ts';
+
+/** The settings that choose a store. */
+export interface StoreSettings {
+  readonly store: 'auto' | StoreKind;
+  readonly dataDir: string;
+  readonly redisUrl?: string | undefined;
+}
+
+/** An opened store and which kind it is. */
+export interface OpenedStore {
+  readonly store: Store;
+  readonly kind: StoreKind;
+  /** Redis only: whether it answered within the first seconds (the proxy starts either way). */
+  readonly ready: boolean;
+}
+
+/** The kind `settings` resolve to. */
+export function storeKind(settings: StoreSettings): StoreKind {
+  if (settings.store !== 'auto') return settings.store;
+  return settings.redisUrl === undefined ? 'sqlite' : 'redis';
+}
+
+/** Opens the configured store. `onError` hears Redis trouble (throttle it: it can repeat). */
+export async function openStore(
+  settings: StoreSettings,
+  deps: { readonly clock: Clock; readonly onError: (error: Error) => void },
+): Promise<OpenedStore> {
+  const kind = storeKind(settings);
+  if (kind === 'memory') return { store: new MemoryStore(deps.clock), kind, ready: true };
+  if (kind === 'sqlite') return { store: new SqliteStore(settings.dataDir, deps.clock), kind, ready: true };
+  if (settings.redisUrl === undefined) throw new Error('STORE=redis needs REDIS_URL');
+  const redis = new RedisStore(settings.redisUrl, deps.onError);
+  return { store: redis, kind, ready: await redis.ready() };
+}

@@ -1,0 +1,160 @@
+/**
+ * @module store/redis-store
+ * The {@link Store} in Redis (`REDIS_URL`), shared by every instance: rate counters, revocations,
+ * and (issues 18, 19) the vault, locks, session ownership and the relay's pub/sub. Keys carry the
+ * `mcp-proxy:` prefix. Counters fail open when Redis is unreachable (a rate limiter must not take
+ * the proxy down); every other operation rejects, and its caller decides.
+ */
+import { Redis } from 'ioredis';
+import type { WindowHit } from '../limits/rate-store.ts';
+import { LocalChannels, type Store, type StoreListener } from './store.ts';
+
+/** One atomic hit: INCR, and PEXPIRE on a window's first hit. */
+const HIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`;
+
+/** Deletes a key only while it holds the given value. */
+const DELETE_IF_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** How long one Redis command may take. */
+const COMMAND_TIMEOUT_MS = 500;
+
+/** Shared state in Redis. */
+export class RedisStore implements Store {
+  readonly #redis: Redis;
+  readonly #url: string;
+  readonly #prefix: string;
+  readonly #onError: (error: Error) => void;
+  readonly #channels = new LocalChannels();
+  /** The subscriber connection (Redis reserves a connection that subscribes), opened on first use. */
+  #subscriber: Redis | undefined;
+
+  constructor(url: string, onError: (error: Error) => void, prefix = 'mcp-proxy:') {
+    this.#url = url;
+    this.#prefix = prefix;
+    this.#onError = onError;
+    this.#redis = this.#connect();
+  }
+
+  /** Waits (bounded) for the first connection, so the store holds from the first request. */
+  async ready(timeoutMs = 2_000): Promise<boolean> {
+    if (this.#redis.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#redis.once('ready', onReady);
+    });
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.#redis.get(this.#prefix + key)) ?? undefined;
+  }
+
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    if (ttlMs === undefined) await this.#redis.set(this.#prefix + key, value);
+    else await this.#redis.set(this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    const answer =
+      ttlMs === undefined
+        ? await this.#redis.set(this.#prefix + key, value, 'NX')
+        : await this.#redis.set(this.#prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    return answer === 'OK';
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#redis.del(this.#prefix + key)) > 0;
+  }
+
+  async deleteIf(key: string, value: string): Promise<boolean> {
+    return ((await this.#redis.eval(DELETE_IF_SCRIPT, 1, this.#prefix + key, value)) as number) > 0;
+  }
+
+  async hit(key: string, windowMs: number): Promise<WindowHit> {
+    if (this.#redis.status !== 'ready') {
+      this.#onError(new Error(`Redis is ${this.#redis.status}`));
+      return { count: 0, resetInMs: windowMs };
+    }
+    try {
+      const [count, ttl] = (await this.#redis.eval(HIT_SCRIPT, 1, this.#prefix + key, windowMs)) as [
+        number,
+        number,
+      ];
+      return { count, resetInMs: ttl };
+    } catch (error) {
+      this.#onError(error as Error);
+      return { count: 0, resetInMs: windowMs };
+    }
+  }
+
+  async peek(key: string): Promise<WindowHit | undefined> {
+    if (this.#redis.status !== 'ready') return undefined;
+    try {
+      const [count, ttl] = await Promise.all([
+        this.#redis.get(this.#prefix + key),
+        this.#redis.pttl(this.#prefix + key),
+      ]);
+      return count === null || ttl < 0 ? undefined : { count: Number(count), resetInMs: ttl };
+    } catch (error) {
+      this.#onError(error as Error);
+      return undefined;
+    }
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#redis.publish(this.#prefix + channel, message);
+  }
+
+  async subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+    const subscriber = this.#subscriberConnection();
+    const name = this.#prefix + channel;
+    if (this.#channels.add(name, listener)) await subscriber.subscribe(name);
+    return async () => {
+      if (this.#channels.remove(name, listener)) await subscriber.unsubscribe(name).catch(() => {});
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#channels.clear();
+    this.#subscriber?.disconnect();
+    this.#redis.disconnect();
+  }
+
+  #connect(): Redis {
+    const redis = new Redis(this.#url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    });
+    redis.on('error', (error: Error) => this.#onError(error));
+    return redis;
+  }
+
+  #subscriberConnection(): Redis {
+    if (this.#subscriber) return this.#subscriber;
+    // A subscriber waits for messages indefinitely: no command timeout, and it queues its
+    // SUBSCRIBE until connected (and re-subscribes after a reconnect, ioredis's default).
+    const subscriber = new Redis(this.#url, { lazyConnect: false, maxRetriesPerRequest: null });
+    subscriber.on('error', (error: Error) => this.#onError(error));
+    subscriber.on('message', (channel: string, message: string) => this.#channels.deliver(channel, message));
+    this.#subscriber = subscriber;
+    return subscriber;
+  }
+}

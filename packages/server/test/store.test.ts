@@ -1,0 +1,170 @@
+/**
+ * The shared store (issue 17): one contract, three implementations, each run against the real
+ * thing — memory, a node:sqlite file in a temporary DATA_DIR, and a real redis-server on loopback.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MemoryStore } from '../src/store/memory-store.ts';
+import { RedisStore } from '../src/store/redis-store.ts';
+import { SQLITE_FILE, SqliteStore } from '../src/store/sqlite-store.ts';
+import { namespaced, type Store } from '../src/store/store.ts';
+import { eventually } from './helpers/eventually.ts';
+import { ManualClock } from './helpers/manual-clock.ts';
+import { type RedisServer, startRedis } from './helpers/redis.ts';
+
+/** The contract every store keeps. `advance` moves its time past a TTL. */
+function contract(
+  name: string,
+  open: () => Promise<{ store: Store; advance: (ms: number) => Promise<void> }>,
+) {
+  describe(name, () => {
+    it('gets, sets, deletes and honours TTLs', async () => {
+      const { store, advance } = await open();
+      try {
+        assert.equal(await store.get('a'), undefined);
+        await store.set('a', '1');
+        await store.set('b', '2', 1_000);
+        assert.equal(await store.get('a'), '1');
+        assert.equal(await store.get('b'), '2');
+        await advance(1_500);
+        assert.equal(await store.get('b'), undefined, 'a TTL ends the value');
+        assert.equal(await store.get('a'), '1', 'no TTL: kept');
+        assert.equal(await store.delete('a'), true);
+        assert.equal(await store.delete('a'), false);
+        assert.equal(await store.get('a'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('claims once with setIfAbsent, again after the TTL, and releases only its own lock', async () => {
+      const { store, advance } = await open();
+      try {
+        assert.equal(await store.setIfAbsent('lock', 'me', 1_000), true);
+        assert.equal(await store.setIfAbsent('lock', 'you', 1_000), false);
+        assert.equal(await store.deleteIf('lock', 'you'), false);
+        assert.equal(await store.get('lock'), 'me');
+        await advance(1_500);
+        assert.equal(await store.setIfAbsent('lock', 'you', 1_000), true, 'an expired claim is free');
+        assert.equal(await store.deleteIf('lock', 'you'), true);
+        assert.equal(await store.get('lock'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('counts in windows, and keeps namespaces apart', async () => {
+      const { store } = await open();
+      try {
+        const a = namespaced(store, 'a:');
+        const b = namespaced(store, 'b:');
+        assert.equal((await a.hit('k', 60_000)).count, 1);
+        assert.equal((await a.hit('k', 60_000)).count, 2);
+        assert.equal((await b.hit('k', 60_000)).count, 1);
+        assert.equal((await a.peek('k'))?.count, 2);
+        await a.set('x', 'from a');
+        assert.equal(await b.get('x'), undefined);
+        assert.equal(await store.get('a:x'), 'from a');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('publishes to subscribers until they stop listening', async () => {
+      const { store } = await open();
+      try {
+        const heard: string[] = [];
+        const stop = await store.subscribe('ch', (message) => heard.push(message));
+        await store.publish('ch', 'one');
+        await store.publish('other', 'not this');
+        await eventually(() => heard.length > 0);
+        assert.deepEqual(heard, ['one']);
+        await stop();
+        await store.publish('ch', 'two');
+        await store.set('fence', '1');
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(heard, ['one']);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
+
+contract('memory store', async () => {
+  const clock = new ManualClock();
+  return { store: new MemoryStore(clock), advance: async (ms) => clock.advance(ms) };
+});
+
+describe('sqlite store', () => {
+  const dirs: string[] = [];
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  const fresh = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcpp-store-'));
+    dirs.push(dir);
+    return join(dir, 'data');
+  };
+  contract('contract', async () => {
+    const clock = new ManualClock();
+    return { store: new SqliteStore(fresh(), clock), advance: async (ms) => clock.advance(ms) };
+  });
+
+  it('keeps values across a restart, in an owner-only file created on first use', async () => {
+    const dataDir = fresh();
+    const first = new SqliteStore(dataDir);
+    assert.equal(existsSync(dataDir), false, 'nothing is written before the store is used');
+    await first.set('revoked:x', '1', 60_000);
+    await first.close();
+    assert.equal(statSync(join(dataDir, SQLITE_FILE)).mode & 0o777, 0o600);
+    const second = new SqliteStore(dataDir);
+    try {
+      assert.equal(await second.get('revoked:x'), '1');
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('redis store', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  let n = 0;
+  contract('contract', async () => {
+    // Redis keeps its own time: TTLs are real milliseconds, so the test's are short.
+    const store = new RedisStore(redis.url, () => {}, `t${n++}:`);
+    assert.equal(await store.ready(), true);
+    return {
+      store,
+      advance: async (ms) => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      },
+    };
+  });
+
+  it('carries messages between two instances', async () => {
+    const one = new RedisStore(redis.url, () => {});
+    const two = new RedisStore(redis.url, () => {});
+    try {
+      const heard: string[] = [];
+      await two.subscribe('revoked', (message) => heard.push(message));
+      await one.publish('revoked', 'jti-1');
+      await eventually(() => heard.length > 0);
+      assert.deepEqual(heard, ['jti-1']);
+      await one.set('shared', 'yes');
+      assert.equal(await two.get('shared'), 'yes');
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
