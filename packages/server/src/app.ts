@@ -149,6 +149,21 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
   };
 }
 
+/**
+ * The principal keys of config tokens whose tool grant a reload changes: what they have open was
+ * filtered by the old grant, so it ends (issue 17), as what a reload takes away always does.
+ */
+function retooledPrincipals(before: Config['tokens'], after: Config['tokens']): ReadonlySet<string> {
+  const tools = (tokens: Config['tokens']) =>
+    new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
+  const old = tools(before);
+  const keys = new Set<string>();
+  for (const [digest, granted] of tools(after)) {
+    if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
+  }
+  return keys;
+}
+
 /** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
 function rateClasses(config: Config): RateClasses {
   const classes: Record<string, Partial<Record<ClassLimitName, RateRule>>> = {};
@@ -388,12 +403,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
-  /** Whether an owner may keep what it has open to a target, given the servers a reload changed. */
+  /**
+   * Whether an owner may keep what it has open to a target, given the servers a reload changed
+   * and the principals whose tool grants it changed (their sessions hold the old tool filter).
+   */
   const mayKeepAfter =
-    (changed: ReadonlySet<string>): MayKeep =>
+    (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
     (ownerId, targetKey) => {
       const identity = verifier.grantOf(ownerId);
-      if (identity === undefined) return false;
+      if (identity === undefined || retooled.has(ownerId)) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, identity.grants, changed);
     };
   const webSockets = registerWebSocket(app, {
@@ -447,16 +465,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }, 100);
     drainer.unref();
   });
+  // The configuration in force: a reload compares the next one's tool grants with it.
+  let current = config;
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     const changed = targets.replaceServers(next.servers);
+    const retooled = retooledPrincipals(current.tokens, next.tokens);
+    current = next;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
-    const mayKeep = mayKeepAfter(changed);
+    const mayKeep = mayKeepAfter(changed, retooled);
     // Sockets first, so they close with 4401 rather than by their session ending.
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
+import { loadConfig } from '../src/config/config.ts';
 import { openAuditSink } from '../src/identity/audit-sink.ts';
 import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
@@ -427,5 +428,61 @@ describe('audit trail options', () => {
       .find((l) => l.dropped !== undefined);
     assert.ok(dropped && (dropped.dropped as number) > 0);
     assert.equal(warnings.length, 1);
+  });
+});
+
+describe('a reload that changes a tool grant', () => {
+  it('ends the sockets and sessions opened under the old grant; the new grant applies', async () => {
+    const upstream = await startEverything('sse');
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-retool-'));
+    const file = join(dir, 'proxy.json');
+    const write = (tools: string[]) =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          servers: { legacy: { url: upstream.url } },
+          tokens: [{ sha256: sha256(NARROW), tools }],
+        }),
+      );
+    write(['echo']);
+    const env = { ALLOW_PRIVATE_NETWORKS: 'true', WS_ALLOW_MISSING_ORIGIN: 'true', LOG_LEVEL: 'warn' };
+    const proxy = await startProxy({ ...env, MCP_PROXY_CONFIG: file });
+    try {
+      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/ws?server=legacy`, [
+        'mcp',
+        `proxy-token.${NARROW}`,
+      ]);
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const session = await postProxy({ url: proxy.url, token: NARROW }, { server: 'legacy', ...INIT });
+      const sessionId = session.headers.get('mcp-session-id') ?? '';
+      assert.notEqual(sessionId, '');
+      write(['echo', 'get-sum']);
+      proxy.app.reload(loadConfig({ env: { ...env, MCP_PROXY_CONFIG: file } }));
+      const timeout = new Promise<string>((resolve) => setTimeout(resolve, 5_000, 'still open').unref());
+      assert.equal(await Promise.race([closed, timeout]), 4401);
+      const stale = await postProxy(
+        { url: proxy.url, token: NARROW },
+        { server: 'legacy', jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { 'mcp-session-id': sessionId },
+      );
+      assert.equal(stale.status, 404);
+      const fresh = await postProxy({ url: proxy.url, token: NARROW }, { server: 'legacy', ...INIT });
+      const list = await postProxy(
+        { url: proxy.url, token: NARROW },
+        { server: 'legacy', jsonrpc: '2.0', id: 3, method: 'tools/list' },
+        { 'mcp-session-id': fresh.headers.get('mcp-session-id') ?? '' },
+      );
+      assert.deepEqual(list.body.result.tools.map((t: { name: string }) => t.name).sort(), [
+        'echo',
+        'get-sum',
+      ]);
+    } finally {
+      await proxy.close();
+      await upstream.stop();
+    }
   });
 });
