@@ -48,19 +48,29 @@ export function openAuditSink(
   });
   // A failed open or write must not end the process: the trail reports it and goes on.
   stream.on('error', (error: Error) => throttled(`audit log: cannot write (${error.message})`));
+  /** Says how many lines were dropped since it last said so. */
+  const reportDrops = () => {
+    if (dropped === 0) return;
+    const count = dropped;
+    dropped = 0;
+    // The count itself is never dropped: one short line past the bound.
+    const bounded = stream as unknown as { maxLength: number };
+    bounded.maxLength = 0;
+    stream.write(`${JSON.stringify({ time: new Date().toISOString(), dropped: count })}\n`);
+    bounded.maxLength = maxBufferedBytes;
+  };
   return {
     write(line: string) {
-      if (dropped > 0) {
-        const count = dropped;
-        dropped = 0;
-        stream.write(`${JSON.stringify({ time: new Date().toISOString(), dropped: count })}\n`);
-      }
+      const before = dropped;
       stream.write(line);
+      // Once a line finds room again, the count of those that did not follows it.
+      if (before > 0 && dropped === before) reportDrops();
     },
     close() {
+      reportDrops();
       return new Promise<void>((resolve) => {
         if (setting === 'stdout') {
-          stream.flush((() => resolve()) as never);
+          stream.flush(() => resolve());
           return;
         }
         stream.once('close', () => resolve());
