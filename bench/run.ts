@@ -23,7 +23,7 @@ import { leakCheck } from './scenarios/leak.ts';
 import { leakPaths } from './scenarios/leak-paths.ts';
 import { type LoadConfig, measurePoints } from './scenarios/load.ts';
 import { measureIdle } from './scenarios/memory.ts';
-import { checkSpec, directSpec, mcpSpec, proxySpec } from './scenarios/paths.ts';
+import { checkSpec, directSpec, mcpSpec, mintToken, proxySpec, withToken } from './scenarios/paths.ts';
 import { measurePeers } from './scenarios/peers.ts';
 import { profilePaths } from './scenarios/profile.ts';
 import { measureWs } from './scenarios/ws.ts';
@@ -80,6 +80,8 @@ try {
   if (!nginx) results.notes.push('nginx is not installed: the nginx path was skipped.');
   const proxy = await startProxy();
   const floor = await startNodeFloor(upstreamUrl);
+  // Issue 17: a minted user token on the same paths, against the static token's cost.
+  const minted = await mintToken(proxy.base);
   const baseline = SETTINGS.baselineRoot
     ? await startProxy({ root: SETTINGS.baselineRoot, name: 'proxy (baseline)' })
     : undefined;
@@ -97,7 +99,17 @@ try {
           },
         ]
       : []),
+    {
+      path: 'POST /proxy (minted)',
+      spec: withToken(proxySpec(proxy.base, upstreamUrl), minted, 'header'),
+      serverPids: proxy.pids,
+    },
     { path: '/mcp', spec: mcpSpec(proxy.base, upstreamUrl), serverPids: proxy.pids },
+    {
+      path: '/mcp (minted bearer)',
+      spec: withToken(mcpSpec(proxy.base, upstreamUrl), minted, 'bearer'),
+      serverPids: proxy.pids,
+    },
     ...(baseline
       ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, upstreamUrl), serverPids: baseline.pids }]
       : []),

@@ -59,6 +59,8 @@ export const SETTINGS = {
 
 /** The proxy token the bench configures. */
 export const PROXY_TOKEN = 'bench-proxy-token-0123456789abcdef';
+/** The admin token the bench mints user tokens with (issue 17: static vs minted cost). */
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 /** The browser origin the bench's WebSocket clients claim (and the proxy allows). */
 export const ORIGIN = 'http://bench.localhost';
 

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
+import { ADMIN_TOKEN, NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
 import { childPids, freePort, type Proc, startPinned, waitForHttp, waitUntil } from './procs.ts';
 import { nginxBinary } from './tools.ts';
 
@@ -79,6 +79,9 @@ export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
       HOST: '127.0.0.1',
       PORT: String(port),
       PROXY_TOKEN,
+      // Mints the bench's user token; the minted key stays in memory, nothing is written.
+      ADMIN_TOKEN,
+      STORE: 'memory',
       ALLOW_PRIVATE_NETWORKS: 'true',
       LOG_LEVEL: options.logLevel ?? 'warn',
       CORS_ORIGINS: ORIGIN,

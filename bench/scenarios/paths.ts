@@ -3,7 +3,7 @@
  * What a tools/call looks like on each path to the same upstream: straight to it, through
  * nginx, through the proxy's `POST /proxy` envelope, and through its `/mcp` pass-through.
  */
-import { ECHO_CALL, PROXY_TOKEN } from '../lib/env.ts';
+import { ADMIN_TOKEN, ECHO_CALL, PROXY_TOKEN } from '../lib/env.ts';
 import { expectAnswer, post } from '../lib/mcp-http.ts';
 import type { RequestSpec } from '../lib/wrk.ts';
 
@@ -53,6 +53,32 @@ export function mcpSpec(proxyBase: string, upstreamUrl: string, sessionId?: stri
     body: JSON.stringify(sessionId ? { ...ECHO_CALL, id: '__ID__' } : ECHO_CALL),
     uniqueIds: sessionId !== undefined,
   };
+}
+
+/**
+ * `spec` with a minted token in place of the static one (issue 17): in `X-Proxy-Token`, or as
+ * `Authorization: Bearer` (the way a browser app or an MCP client presents a user token).
+ */
+export function withToken(spec: RequestSpec, token: string, place: 'header' | 'bearer'): RequestSpec {
+  const { 'X-Proxy-Token': _static, ...headers } = spec.headers;
+  return {
+    ...spec,
+    headers:
+      place === 'header'
+        ? { ...headers, 'X-Proxy-Token': token }
+        : { ...headers, Authorization: `Bearer ${token}` },
+  };
+}
+
+/** Mints a user token on `proxyBase` with the bench's admin token, valid for the whole run. */
+export async function mintToken(proxyBase: string): Promise<string> {
+  const response = await fetch(`${proxyBase}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-proxy-token': ADMIN_TOKEN },
+    body: JSON.stringify({ subject: 'bench-user', ttlSeconds: 86_400 }),
+  });
+  if (response.status !== 201) throw new Error(`minting a token answered ${response.status}`);
+  return ((await response.json()) as { token: string }).token;
 }
 
 /** Sends one request of `spec` and checks the echo comes back (a broken path must not be timed). */

@@ -8,7 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
@@ -28,8 +34,13 @@ import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import { openAuditSink } from './identity/audit-sink.ts';
 import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
+import { Authenticator, type BearerVerifier } from './identity/authenticator.ts';
+import { CredentialHoldings } from './identity/credential-holdings.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { MintedTokens } from './identity/minted-tokens.ts';
+import { Revocations } from './identity/revocations.ts';
+import { SigningKeys } from './identity/signing-keys.ts';
 import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
@@ -47,9 +58,10 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
-import { SessionStore } from './sessions/store.ts';
-import { openStore } from './store/open-store.ts';
+import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
+import { openStore, storeKind } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
+import { authRoutes } from './surfaces/auth/routes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -98,6 +110,8 @@ export interface AppDeps {
   readonly store?: Store;
   /** Where rate-limit counters live, instead of the store (tests: a slow store). */
   readonly rateStore?: RateStore;
+  /** More bearer-token verifiers (OIDC), tried for JWTs the proxy did not mint. */
+  readonly bearerVerifiers?: readonly BearerVerifier[];
   /**
    * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
    * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
@@ -283,14 +297,58 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     auditDestination === undefined
       ? undefined
       : new AuditTrail({ destination: auditDestination, arguments: config.auditLogArguments, now });
+  // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
+  // revocations in the shared store, what each token holds open, and the one authenticator.
+  const signingKeySettings = (c: Config) => ({
+    signingKeys: c.signingKeys,
+    dataDir: c.dataDir,
+    ephemeral: storeKind(c) === 'memory',
+  });
+  const signingKeys = new SigningKeys(signingKeySettings(config), now);
+  const minted = new MintedTokens(signingKeys, now);
+  const revocations = new Revocations(namespaced(store, 'revoked:'), now);
+  const holdings = new CredentialHoldings(clock);
+  const authenticator = new Authenticator({
+    statics: verifier,
+    minted,
+    revocations,
+    now,
+    ...(deps.bearerVerifiers ? { verifiers: deps.bearerVerifiers } : {}),
+  });
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
     admit: (ownerId) =>
-      limiter.consume('sessionsPerToken', ownerId, verifier.grantOf(ownerId)?.grants.rateClass),
-    ownerValid: (ownerId) => verifier.knows(ownerId),
+      limiter.consume('sessionsPerToken', ownerId, authenticator.grantsOf(ownerId)?.rateClass),
+    ownerValid: (ownerId) => authenticator.knows(ownerId),
   });
-  const live = new LiveRequests((ownerId) => verifier.knows(ownerId));
+  const live = new LiveRequests((ownerId) => authenticator.knows(ownerId), holdings);
+  // A revocation (here or announced by another instance) ends what the token holds: its sockets,
+  // streams and the proxy-held sessions it opened.
+  revocations.onRevoked((credentialId) => {
+    authenticator.forgetCredential(credentialId);
+    holdings.endCredential(credentialId);
+  });
+  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
+  const holdSession = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const principal = request.identity;
+    const id = reply.getHeader('mcp-session-id');
+    if (
+      principal?.credentialId !== undefined &&
+      typeof id === 'string' &&
+      id.startsWith(PROXY_SESSION_PREFIX)
+    ) {
+      holdings.hold(principal, () => void sessions.delete(id), {
+        endsAtExpiry: false,
+        key: id,
+        alive: () => sessions.has(id),
+      });
+    }
+    return payload;
+  };
+  await revocations.start().catch((error: Error) => {
+    logger.warn({ reason: error.message }, 'revocations from other instances are not heard yet');
+  });
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -298,6 +356,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
     timeoutMs: config.upstream.timeoutMs,
   });
+  let currentServers = config.servers;
   const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
   const connector = new UpstreamConnector({
     guard,
@@ -358,6 +417,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
   app.decorateRequest('audit', undefined);
+  app.decorateRequest('credentialInAuthorization', false);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -387,19 +447,30 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter));
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
     if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(verifier, limiter, { query: config.allowQueryToken }));
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    await scope.register(authRoutes, {
+      minted,
+      revocations,
+      serverNames: () => Object.keys(currentServers),
+      now,
+    });
+  });
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken }));
     if (audit) registerAuditHooks(scope, audit, 'mcp');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('onSend', holdSession);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -410,12 +481,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const mayKeepAfter =
     (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
     (ownerId, targetKey) => {
-      const identity = verifier.grantOf(ownerId);
-      if (identity === undefined || retooled.has(ownerId)) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, identity.grants, changed);
+      const grants = authenticator.grantsOf(ownerId);
+      if (grants === undefined || retooled.has(ownerId)) return false;
+      return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
-    verifier,
+    authenticator,
+    holdings,
     limiter,
     audit,
     trustedProxies: config.trustedProxies,
@@ -469,12 +541,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   let current = config;
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
+    signingKeys.replace(signingKeySettings(next));
+    // A dropped key must stop verifying the tokens it signed, cached or not.
+    authenticator.forgetVerified();
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
     const changed = targets.replaceServers(next.servers);
     const retooled = retooledPrincipals(current.tokens, next.tokens);
     current = next;
+    currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
@@ -494,6 +570,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     clearInterval(drainer);
+    holdings.close();
+    await revocations.close();
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();

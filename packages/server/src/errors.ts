@@ -186,6 +186,43 @@ export const ERROR_REGISTRY = {
     rpcCode: -33045,
     message: 'The WebSocket handshake could not be checked in time: retry.',
   },
+  token_invalid: {
+    status: 401,
+    rpcCode: -33100,
+    message:
+      'The token is not valid here (malformed, altered, or signed by a key or algorithm this proxy does not accept): get a new one.',
+  },
+  token_expired: {
+    status: 401,
+    rpcCode: -33101,
+    message: 'The token has expired: get a new one from the app that issued it.',
+  },
+  token_revoked: {
+    status: 401,
+    rpcCode: -33102,
+    message: 'The token was revoked: get a new one from the app that issued it.',
+  },
+  origin_mismatch: {
+    status: 403,
+    rpcCode: -33103,
+    message: 'This token was minted for another origin: use it only from the page it was issued to.',
+  },
+  admin_required: {
+    status: 403,
+    rpcCode: -33104,
+    message:
+      'Minting and revoking tokens needs an admin token (ADMIN_TOKEN, or a config token with admin: true).',
+  },
+  invalid_token_request: {
+    status: 400,
+    rpcCode: -33105,
+    message: 'The token request is not valid.',
+  },
+  store_unavailable: {
+    status: 503,
+    rpcCode: -33106,
+    message: 'The shared store (Redis or the DATA_DIR database) did not answer: retry shortly.',
+  },
   forbidden_server: {
     status: 403,
     rpcCode: -33140,
@@ -331,6 +368,10 @@ export function relayedError(
 /** WebSocket close codes for errors that end a `/ws` connection (documented in docs/websocket.md). */
 const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   unauthorized: 4401,
+  token_invalid: 4401,
+  token_expired: 4401,
+  token_revoked: 4401,
+  origin_mismatch: 4403,
   invalid_target: 4400,
   target_forbidden: 4403,
   forbidden_server: 4403,

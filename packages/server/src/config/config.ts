@@ -42,6 +42,8 @@ export const DEFAULTS = {
   auditLogArguments: false,
   /** A static token that may mint user tokens (issue 17); also `admin: true` on a config token. */
   adminToken: undefined as string | undefined,
+  /** PEM files of Ed25519 keys that sign minted tokens, newest first (empty: one is generated). */
+  signingKeys: [] as string[],
   corsOrigins: [] as string[],
   corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
@@ -201,6 +203,7 @@ const configSchema = z
     auditLog: z.string().min(1),
     auditLogArguments: z.boolean(),
     adminToken: tokenSchema.optional(),
+    signingKeys: z.array(z.string().min(1)),
     corsOrigins: z.array(
       z
         .string()

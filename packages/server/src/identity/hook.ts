@@ -1,19 +1,27 @@
 /**
  * @module identity/hook
- * The Fastify hook that guards protected routes with `X-Proxy-Token`.
+ * The Fastify hook that guards protected routes: the credential comes from `X-Proxy-Token`, then
+ * (when allowed) `?proxy_token=`, then `Authorization: Bearer`, and the {@link Authenticator}
+ * turns it into the request's principal.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ProxyError } from '../errors.ts';
+import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS } from './authenticator.ts';
 import type { Principal } from './principal.ts';
-import type { TokenVerifier } from './tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth hook on protected routes. */
     identity: Principal | undefined;
+    /**
+     * True when the proxy credential came in `Authorization: Bearer`: that header is then the
+     * caller's credential for the proxy and is never read as an upstream token (MCP forbids
+     * passing an inbound token through).
+     */
+    credentialInAuthorization: boolean;
   }
 }
 
@@ -26,9 +34,15 @@ export interface TokenSources {
   readonly query: boolean;
 }
 
-/** Builds an `onRequest` hook that rejects requests without a valid proxy token (401). */
+/** The credential of an `Authorization: Bearer` header, if it has one. */
+export function bearerOf(authorization: string | undefined): string | undefined {
+  const match = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match?.[1];
+}
+
+/** Builds an `onRequest` hook that rejects requests without a valid credential (401). */
 export function proxyTokenHook(
-  verifier: TokenVerifier,
+  authenticator: Authenticator,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
 ) {
@@ -50,21 +64,28 @@ export function proxyTokenHook(
     // Brute-force protection: an address that failed too often is refused before any check.
     await limiter.assertUnder('authFailuresPerIp', ip);
     const header = request.headers[PROXY_TOKEN_HEADER];
-    let presented = typeof header === 'string' ? header : undefined;
+    let presented = typeof header === 'string' && header !== '' ? header : undefined;
     if (presented === undefined && sources.query) {
       const value = (request.query as Record<string, unknown> | undefined)?.proxy_token;
-      if (typeof value === 'string') presented = value;
+      if (typeof value === 'string' && value !== '') presented = value;
     }
-    const identity = verifier.verify(presented);
-    if (!identity) {
+    if (presented === undefined) {
+      presented = bearerOf(request.headers.authorization);
+      request.credentialInAuthorization = presented !== undefined;
+    }
+    if (presented === undefined) {
       await limiter.consume('authFailuresPerIp', ip);
       throw new ProxyError(
         'unauthorized',
-        presented === undefined
-          ? 'Missing proxy token: send it in the X-Proxy-Token header.'
-          : 'Invalid proxy token: check the X-Proxy-Token header.',
+        'Missing proxy token: send it in the X-Proxy-Token header or as Authorization: Bearer.',
       );
     }
-    return identity;
+    try {
+      return await authenticator.authenticate(presented, request.headers.origin);
+    } catch (error) {
+      const code = findProxyError(error)?.code;
+      if (code !== undefined && CREDENTIAL_REFUSALS.has(code)) await limiter.consume('authFailuresPerIp', ip);
+      throw error;
+    }
   }
 }

@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
+import type { CredentialHoldings } from './credential-holdings.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,10 +28,16 @@ export type MayKeep = (ownerId: string, targetKey: string | undefined) => boolea
 export class LiveRequests {
   readonly #byOwner = new Map<string, Map<ServerResponse, FastifyRequest>>();
   readonly #ownerValid: (ownerId: string) => boolean;
+  readonly #holdings: CredentialHoldings | undefined;
 
-  /** @param ownerValid whether an owner's token is still accepted (the verifier decides). */
-  constructor(ownerValid: (ownerId: string) => boolean) {
+  /**
+   * @param ownerValid whether an owner's token is still accepted (the verifier decides).
+   * @param holdings where a minted token's answers are registered, so its revocation or expiry
+   *   ends them.
+   */
+  constructor(ownerValid: (ownerId: string) => boolean, holdings?: CredentialHoldings) {
     this.#ownerValid = ownerValid;
+    this.#holdings = holdings;
   }
 
   /** An `onRequest` hook, after authentication, that follows the request until it is answered. */
@@ -44,6 +51,8 @@ export class LiveRequests {
         throw new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.');
       }
       this.#track(request.identity.principalKey, request, reply.raw);
+      const release = this.#holdings?.hold(request.identity, () => reply.raw.destroy());
+      if (release) reply.raw.once('close', release);
     };
   }
 

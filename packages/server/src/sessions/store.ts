@@ -108,6 +108,11 @@ export class SessionStore<S extends Closable> {
     };
   }
 
+  /** Whether a session with `id` is open (its idle clock untouched). */
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
   /** The session with `id` if `ownerId` opened it; refreshes its idle clock. */
   get(id: string, ownerId: string): S | undefined {
     const entry = this.#entries.get(id);

@@ -27,6 +27,7 @@ import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
+import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
@@ -288,7 +289,10 @@ export class McpEndpoint {
     serverName: string | undefined,
     grants: Grants,
   ): Promise<ResolvedTarget> {
-    const bearerToken = header(request, 'x-mcp-token') ?? bearerFrom(header(request, 'authorization'));
+    // Authorization is the caller's upstream token unless it carried the proxy credential.
+    const bearerToken =
+      header(request, 'x-mcp-token') ??
+      (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, grants);
     const url = header(request, 'x-mcp-server-url');
@@ -319,9 +323,4 @@ function parseBody(body: unknown): Inbound {
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = headerValue(request.headers, name);
   return value === undefined || value === '' ? undefined : value;
-}
-
-function bearerFrom(authorization: string | undefined): string | undefined {
-  const match = authorization === undefined ? null : /^Bearer\s+(\S+)$/i.exec(authorization);
-  return match?.[1];
 }

@@ -9,8 +9,9 @@ import type { IncomingMessage } from 'node:http';
 import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { originAllowed } from '../../http/cors.ts';
+import type { Authenticator } from '../../identity/authenticator.ts';
+import { bearerOf } from '../../identity/hook.ts';
 import type { Principal } from '../../identity/principal.ts';
-import type { TokenVerifier } from '../../identity/tokens.ts';
 
 /** Subprotocol prefix that carries the proxy token, keeping it out of URLs. */
 export const TOKEN_PROTOCOL_PREFIX = 'proxy-token.';
@@ -32,11 +33,11 @@ export interface AcceptedHandshake {
 }
 
 /** Checks an upgrade request; throws a ProxyError for the HTTP refusal. */
-export function checkHandshake(
+export async function checkHandshake(
   request: IncomingMessage,
-  verifier: TokenVerifier,
+  authenticator: Authenticator,
   policy: HandshakePolicy,
-): AcceptedHandshake {
+): Promise<AcceptedHandshake> {
   const origin = request.headers.origin;
   if (origin === undefined) {
     if (!policy.allowMissingOrigin) {
@@ -57,20 +58,18 @@ export function checkHandshake(
   const fromProtocol = offered
     .find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX))
     ?.slice(TOKEN_PROTOCOL_PREFIX.length);
-  const presented = fromProtocol ?? query.get('proxy_token') ?? undefined;
-  const identity = verifier.verify(presented);
-  if (!identity) {
+  const presented = fromProtocol || query.get('proxy_token') || bearerOf(request.headers.authorization);
+  if (!presented) {
     throw new ProxyError(
       'unauthorized',
-      presented === undefined
-        ? 'Missing proxy token: offer the subprotocol "proxy-token.<token>" (or the proxy_token query parameter).'
-        : 'Invalid proxy token.',
+      'Missing proxy token: offer the subprotocol "proxy-token.<token>" (or the proxy_token query parameter).',
     );
   }
   if (offered.length > 0 && !offered.includes(MCP_PROTOCOL)) {
     // A browser fails a handshake whose answer names no offered protocol; we never echo the token one.
     throw new ProxyError('invalid_target', 'Offer the "mcp" subprotocol next to the proxy token.');
   }
+  const identity = await authenticator.authenticate(presented, origin);
 
   return { identity, target: targetFrom(query), protocol: offered.length > 0 ? MCP_PROTOCOL : undefined };
 }

@@ -12,8 +12,9 @@ import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
 import type { TargetResolver } from '../../dispatch/targets.ts';
 import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
 import { type AuditTrail, serverLabel, socketAudit, targetLabel } from '../../identity/audit-trail.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
+import type { CredentialHoldings } from '../../identity/credential-holdings.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
-import type { TokenVerifier } from '../../identity/tokens.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { describeUrl } from '../../observability/logger.ts';
@@ -22,7 +23,9 @@ import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.
 
 /** What the WebSocket route needs. */
 export interface WsRouteOptions {
-  readonly verifier: TokenVerifier;
+  readonly authenticator: Authenticator;
+  /** Where a minted token's sockets are registered: its revocation or expiry closes them (4401). */
+  readonly holdings: CredentialHoldings;
   readonly limiter: RateLimiter;
   /** The audit trail, when it is on: a line per message, and per handshake refused by policy. */
   readonly audit?: AuditTrail | undefined;
@@ -72,7 +75,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     // The URL may carry an upstream URL with a credential in it: log its shape, never its values.
     const shape = describeUrl(url);
     const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
-    let accepted: ReturnType<typeof checkHandshake> | undefined;
+    let accepted: Awaited<ReturnType<typeof checkHandshake>> | undefined;
     // The socket's id in audit lines (an upgrade is not a Fastify request, so it has none).
     const socketId = randomUUID();
     let route: Extract<Route, { kind: 'open-held' }>;
@@ -91,9 +94,10 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
-        accepted = checkHandshake(request, options.verifier, options.policy);
+        accepted = await checkHandshake(request, options.authenticator, options.policy);
       } catch (error) {
-        if (findProxyError(error)?.code === 'unauthorized')
+        const code = findProxyError(error)?.code;
+        if (code !== undefined && CREDENTIAL_REFUSALS.has(code))
           await options.limiter.consume('authFailuresPerIp', ip);
         throw error;
       }
@@ -143,7 +147,11 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
-          ws.once('close', () => connections.delete(connection));
+          const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)));
+          ws.once('close', () => {
+            connections.delete(connection);
+            release();
+          });
         });
       },
       (error: unknown) => {

@@ -1,0 +1,142 @@
+/**
+ * @module identity/authenticator
+ * The one answer to "who is this?" for every surface (issue 17): a presented credential becomes a
+ * {@link Principal} or a stable refusal. Static tokens are checked first (constant time, no
+ * parsing); a JWT whose unverified issuer is the proxy goes to {@link MintedTokens}; other JWTs
+ * go to the bearer verifiers plugged in (OIDC). Verified tokens are cached by their SHA-256 until
+ * they expire (bounded), so a minted token costs a hash and a map lookup per request, like a
+ * static one; a revocation drops its entry on every instance.
+ */
+import { hash } from 'node:crypto';
+import { ProxyError } from '../errors.ts';
+import { looksMinted, type MintedTokens } from './minted-tokens.ts';
+import type { Grants, Principal } from './principal.ts';
+import type { Revocations } from './revocations.ts';
+import type { TokenVerifier } from './tokens.ts';
+
+/** Another kind of bearer token (OIDC): routes on unverified content, then verifies. */
+export interface BearerVerifier {
+  /** Whether `token` is this verifier's to judge (e.g. its `iss`); nothing is trusted yet. */
+  accepts(token: string): boolean;
+  /** The principal of a valid token; throws a ProxyError (`token_invalid`, `token_expired`…). */
+  verify(token: string): Promise<Principal>;
+}
+
+/** What the authenticator consults. */
+export interface AuthenticatorDeps {
+  readonly statics: TokenVerifier;
+  readonly minted: MintedTokens;
+  readonly revocations: Revocations;
+  readonly now: () => number;
+  /** Tried, in order, for JWTs that are not minted here. */
+  readonly verifiers?: readonly BearerVerifier[];
+  /** Most verified tokens cached (default 10 000); past it the oldest entry goes. */
+  readonly cacheEntries?: number;
+}
+
+/** Three base64url parts: a JWS in compact form (the signature may be empty, as `alg: none`'s is). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Error codes that mean "this credential is refused": they count as failed authentications. */
+export const CREDENTIAL_REFUSALS: ReadonlySet<string> = new Set([
+  'unauthorized',
+  'token_invalid',
+  'token_expired',
+  'token_revoked',
+]);
+
+/** Resolves presented credentials to principals. */
+export class Authenticator {
+  readonly #deps: AuthenticatorDeps;
+  readonly #cache = new Map<string, Principal>();
+  readonly #cacheEntries: number;
+
+  constructor(deps: AuthenticatorDeps) {
+    this.#deps = deps;
+    this.#cacheEntries = deps.cacheEntries ?? 10_000;
+  }
+
+  /**
+   * The principal `presented` stands for, checked against the request's `Origin` when the token
+   * is bound to one. Throws `unauthorized`, `token_invalid`, `token_expired`, `token_revoked`,
+   * `origin_mismatch` or `store_unavailable`.
+   */
+  async authenticate(presented: string, origin: string | undefined): Promise<Principal> {
+    const fixed = this.#deps.statics.verify(presented);
+    if (fixed) return fixed;
+    const key = hash('sha256', presented, 'base64url');
+    const cached = this.#cache.get(key);
+    if (cached) return checkOrigin(this.#stillValid(key, cached), origin);
+    let principal: Principal;
+    if (looksMinted(presented)) {
+      principal = await this.#deps.minted.verify(presented);
+      const id = principal.credentialId as string;
+      if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
+    } else {
+      const verifier = this.#deps.verifiers?.find((candidate) => candidate.accepts(presented));
+      if (!verifier) {
+        // A JWT nobody here issued or trusts (or one altered past recognition).
+        if (JWT_SHAPE.test(presented)) throw new ProxyError('token_invalid');
+        throw new ProxyError('unauthorized', 'Invalid proxy token.');
+      }
+      principal = await verifier.verify(presented);
+    }
+    if (principal.expiresAt !== undefined) this.#remember(key, principal);
+    return checkOrigin(principal, origin);
+  }
+
+  /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
+  forgetVerified(): void {
+    this.#cache.clear();
+  }
+
+  /** Forgets a revoked credential's cache entries. */
+  forgetCredential(credentialId: string): void {
+    for (const [key, principal] of this.#cache) {
+      if (principal.credentialId === credentialId) this.#cache.delete(key);
+    }
+  }
+
+  /**
+   * Whether what an owner opened may stay open: a static token until a reload drops it; a
+   * minted or OIDC subject always (its tokens expire and are revoked one by one, each ending
+   * what it holds).
+   */
+  knows(principalKey: string): boolean {
+    return !principalKey.startsWith('static:') || this.#deps.statics.knows(principalKey);
+  }
+
+  /** The grants a reload judges an owner's open sessions by (`undefined`: refused). */
+  grantsOf(principalKey: string): Grants | undefined {
+    if (principalKey.startsWith('static:')) return this.#deps.statics.grantOf(principalKey)?.grants;
+    // A token's own grants are fixed when it is minted; a reload only removes servers.
+    return {};
+  }
+
+  #stillValid(key: string, principal: Principal): Principal {
+    if (principal.expiresAt !== undefined && principal.expiresAt <= this.#deps.now()) {
+      this.#cache.delete(key);
+      throw new ProxyError('token_expired');
+    }
+    const id = principal.credentialId;
+    if (id !== undefined && this.#deps.revocations.knownRevoked(id)) {
+      this.#cache.delete(key);
+      throw new ProxyError('token_revoked');
+    }
+    return principal;
+  }
+
+  #remember(key: string, principal: Principal): void {
+    if (this.#cache.size >= this.#cacheEntries) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+    this.#cache.set(key, principal);
+  }
+}
+
+/** Refuses a token bound to an origin when the request comes from another (or none). */
+function checkOrigin(principal: Principal, origin: string | undefined): Principal {
+  if (principal.origin !== undefined && principal.origin !== origin) throw new ProxyError('origin_mismatch');
+  return principal;
+}

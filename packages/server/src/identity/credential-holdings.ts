@@ -1,0 +1,105 @@
+/**
+ * @module identity/credential-holdings
+ * What a minted credential holds open — `/ws` sockets, event streams, the proxy-held sessions it
+ * opened — so that revoking the token ends them at once, and its expiry ends its sockets and
+ * streams on time (issue 17): a socket authenticated once must not outlive the credential that
+ * opened it. Held sessions outlive an expiry: they bind to the subject, whose next token goes on.
+ */
+import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
+import { ProxyError } from '../errors.ts';
+import type { Principal } from './principal.ts';
+
+/** Ends one holding, with the reason to give its peer. */
+export type EndHolding = (error: ProxyError) => void;
+
+interface Holding {
+  readonly expiresAt: number;
+  readonly end: EndHolding;
+  /** Whether the credential's expiry ends it too (sockets, streams), or only its revocation. */
+  readonly endsAtExpiry: boolean;
+  readonly alive: (() => boolean) | undefined;
+}
+
+/** How a holding ends. */
+export interface HoldOptions {
+  /** Also end it when the credential expires (default true); false: only a revocation ends it. */
+  readonly endsAtExpiry?: boolean;
+  /** Names the holding: holding the same key again keeps one entry (a session used many times). */
+  readonly key?: string;
+  /**
+   * Whether what is held still exists: checked at each sweep, so a session that ended by itself
+   * does not keep its entry until the credential expires (up to 24 h of them otherwise).
+   */
+  readonly alive?: () => boolean;
+}
+
+/** How often expiries are checked. */
+const SWEEP_EVERY_MS = 1_000;
+
+/** Holdings by credential id. */
+export class CredentialHoldings {
+  readonly #byCredential = new Map<string, Map<unknown, Holding>>();
+  readonly #now: () => number;
+  readonly #stop: () => void;
+
+  constructor(clock: Clock = SYSTEM_CLOCK) {
+    this.#now = () => clock.now();
+    this.#stop = clock.every(SWEEP_EVERY_MS, () => this.#sweep());
+  }
+
+  /**
+   * Records that `principal`'s credential holds something `end` closes; returns the release to
+   * call when it closes by itself. A credential without an id or expiry (a static token) holds
+   * nothing here: reloads end those.
+   */
+  hold(principal: Principal, end: EndHolding, options: HoldOptions = {}): () => void {
+    const id = principal.credentialId;
+    if (id === undefined || principal.expiresAt === undefined) return () => {};
+    const holding = {
+      expiresAt: principal.expiresAt,
+      end,
+      endsAtExpiry: options.endsAtExpiry ?? true,
+      alive: options.alive,
+    };
+    let map = this.#byCredential.get(id);
+    if (!map) {
+      map = new Map();
+      this.#byCredential.set(id, map);
+    }
+    const own = map;
+    const key = options.key ?? holding;
+    own.set(key, holding);
+    return () => {
+      if (own.get(key) === holding) own.delete(key);
+      if (own.size === 0 && this.#byCredential.get(id) === own) this.#byCredential.delete(id);
+    };
+  }
+
+  /** Ends everything `credentialId` holds (its token was revoked). */
+  endCredential(credentialId: string): void {
+    const map = this.#byCredential.get(credentialId);
+    if (!map) return;
+    this.#byCredential.delete(credentialId);
+    for (const holding of map.values()) holding.end(new ProxyError('token_revoked'));
+  }
+
+  close(): void {
+    this.#stop();
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    for (const [id, map] of this.#byCredential) {
+      for (const [key, holding] of map) {
+        if (holding.alive?.() === false) {
+          map.delete(key);
+          continue;
+        }
+        if (holding.expiresAt > now) continue;
+        map.delete(key);
+        if (holding.endsAtExpiry) holding.end(new ProxyError('token_expired'));
+      }
+      if (map.size === 0) this.#byCredential.delete(id);
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * @module identity/minted-tokens
+ * Short-lived user tokens an app's backend asks the proxy for (issue 17): signed JWTs (`EdDSA`,
+ * `kid`, `typ: mcp-proxy+jwt`) carrying the subject, the grants the backend chose, an optional
+ * origin and a `jti` to revoke by. Verification accepts exactly what minting makes: EdDSA only
+ * (never `none`, never an HMAC keyed with a public key), our issuer and audience, a known `kid`,
+ * an `exp` no later than the TTL cap allows. The caller sees stable codes, never jose's wording.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { ProxyError } from '../errors.ts';
+import type { Grants, Principal } from './principal.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+/** `iss` and `aud` of every minted token: the proxy issues them for itself. */
+export const MINTED_ISSUER = 'mcp-proxy';
+/** The JWS `typ` of a minted token, so it is never mistaken for another kind of JWT. */
+export const MINTED_TYPE = 'mcp-proxy+jwt';
+/** The longest a minted token may live (issue 17: 24 h). */
+export const MAX_TTL_SECONDS = 86_400;
+/** Seconds of clock difference tolerated between the minting and the verifying instance. */
+const LEEWAY_SECONDS = 5;
+/** What a subject may contain: printable, no control characters (it reaches keys and logs' hash). */
+export const SUBJECT = /^[^\p{Cc}]{1,256}$/u;
+
+/** What a backend asks for. */
+export interface MintRequest {
+  readonly subject: string;
+  /** Capped at {@link MAX_TTL_SECONDS}. */
+  readonly ttlSeconds: number;
+  readonly servers?: readonly string[] | undefined;
+  readonly tools?: readonly string[] | undefined;
+  /** `https://app.example`: the token is refused from any other `Origin`. */
+  readonly origin?: string | undefined;
+}
+
+/** What a backend gets back. */
+export interface MintedToken {
+  readonly token: string;
+  /** ISO 8601. */
+  readonly expiresAt: string;
+  /** The `jti`: what `DELETE /auth/tokens/{id}` takes. */
+  readonly id: string;
+}
+
+/** The claims beyond the registered ones. */
+interface MintedClaims extends JWTPayload {
+  readonly servers?: string[];
+  readonly tools?: string[];
+  readonly origin?: string;
+}
+
+/** The principal of a minted subject (the same for every token minted for it). */
+export function mintedPrincipal(
+  subject: string,
+  grants: Grants,
+  extra: { expiresAt: number; origin?: string | undefined; credentialId: string },
+): Principal {
+  const principalKey = `minted:${subject}`;
+  return {
+    id: createHash('sha256').update(principalKey).digest('hex').slice(0, 12),
+    principalKey,
+    subject,
+    auth: 'minted',
+    grants,
+    expiresAt: extra.expiresAt,
+    ...(extra.origin === undefined ? {} : { origin: extra.origin }),
+    credentialId: extra.credentialId,
+  };
+}
+
+/** True when `token` is a JWT whose (unverified) `typ` or issuer says it is ours: routing only. */
+export function looksMinted(token: string): boolean {
+  if (token.split('.').length !== 3) return false;
+  try {
+    if (decodeProtectedHeader(token).typ === MINTED_TYPE) return true;
+  } catch {
+    return false;
+  }
+  try {
+    return decodeJwt(token).iss === MINTED_ISSUER;
+  } catch {
+    return false;
+  }
+}
+
+/** Signs and verifies minted tokens with the current {@link SigningKeys}. */
+export class MintedTokens {
+  readonly #keys: SigningKeys;
+  readonly #now: () => number;
+
+  constructor(keys: SigningKeys, now: () => number = Date.now) {
+    this.#keys = keys;
+    this.#now = now;
+  }
+
+  /** Signs a token for `request` with the newest key. */
+  async mint(request: MintRequest): Promise<MintedToken> {
+    const key = this.#keys.signer();
+    const issuedAt = Math.floor(this.#now() / 1000);
+    const expires = issuedAt + Math.min(Math.max(1, Math.floor(request.ttlSeconds)), MAX_TTL_SECONDS);
+    const id = randomBytes(16).toString('base64url');
+    const claims: MintedClaims = {
+      ...(request.servers === undefined ? {} : { servers: [...request.servers] }),
+      ...(request.tools === undefined ? {} : { tools: [...request.tools] }),
+      ...(request.origin === undefined ? {} : { origin: request.origin }),
+    };
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: MINTED_TYPE })
+      .setIssuer(MINTED_ISSUER)
+      .setAudience(MINTED_ISSUER)
+      .setSubject(request.subject)
+      .setJti(id)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(expires)
+      .sign(key.privateKey);
+    return { token, expiresAt: new Date(expires * 1000).toISOString(), id };
+  }
+
+  /** The principal of a valid token; throws `token_expired` or `token_invalid`. */
+  async verify(token: string): Promise<Principal> {
+    let payload: MintedClaims;
+    try {
+      const verified = await jwtVerify<MintedClaims>(
+        token,
+        (header) => {
+          const key = this.#keys.verifier(header.kid);
+          if (!key)
+            throw new ProxyError('token_invalid', 'The token names a signing key this proxy does not have.');
+          return key;
+        },
+        {
+          algorithms: ['EdDSA'],
+          issuer: MINTED_ISSUER,
+          audience: MINTED_ISSUER,
+          typ: MINTED_TYPE,
+          requiredClaims: ['sub', 'jti', 'exp', 'iat'],
+          currentDate: new Date(this.#now()),
+          clockTolerance: LEEWAY_SECONDS,
+          maxTokenAge: MAX_TTL_SECONDS + LEEWAY_SECONDS,
+        },
+      );
+      payload = verified.payload;
+    } catch (error) {
+      if (error instanceof ProxyError) throw error;
+      if (error instanceof errors.JWTExpired) throw new ProxyError('token_expired');
+      throw new ProxyError('token_invalid');
+    }
+    const { sub, jti, exp } = payload as Required<Pick<JWTPayload, 'sub' | 'jti' | 'exp'>>;
+    if (!SUBJECT.test(sub) || !validList(payload.servers) || !validList(payload.tools)) {
+      throw new ProxyError('token_invalid');
+    }
+    if (payload.origin !== undefined && typeof payload.origin !== 'string')
+      throw new ProxyError('token_invalid');
+    return mintedPrincipal(
+      sub,
+      {
+        ...(payload.servers === undefined ? {} : { servers: payload.servers }),
+        ...(payload.tools === undefined ? {} : { tools: payload.tools }),
+      },
+      { expiresAt: exp * 1000, origin: payload.origin, credentialId: jti },
+    );
+  }
+}
+
+function validList(value: unknown): value is string[] | undefined {
+  return value === undefined || (Array.isArray(value) && value.every((item) => typeof item === 'string'));
+}

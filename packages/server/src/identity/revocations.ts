@@ -1,0 +1,107 @@
+/**
+ * @module identity/revocations
+ * Revoked minted tokens, by `jti` (issue 17): kept in the shared store until the token would have
+ * expired, announced on the store's `revoked` channel so every instance ends what the token holds
+ * and drops it from its verified-token cache, and remembered locally so a cached token's check
+ * costs a map lookup, not a store round trip.
+ */
+import { ProxyError } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+
+/** Channel on which revocations are announced. */
+const CHANNEL = 'revoked';
+/** Most revocations remembered locally; past it the oldest go (the store still has them). */
+const LOCAL_MAX = 100_000;
+
+/** Heard about every revocation, local or announced by another instance. */
+export type RevocationListener = (credentialId: string) => void;
+
+/** Revocations in the shared store (pass a `revoked:` namespace of it). */
+export class Revocations {
+  readonly #store: Store;
+  readonly #now: () => number;
+  /** jti → when the entry may be forgotten (the token's expiry). */
+  readonly #local = new Map<string, number>();
+  readonly #listeners = new Set<RevocationListener>();
+  #unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(store: Store, now: () => number = Date.now) {
+    this.#store = store;
+    this.#now = now;
+  }
+
+  /** Listens for revocations made on other instances. */
+  async start(): Promise<void> {
+    this.#unsubscribe = await this.#store.subscribe(CHANNEL, (message) => {
+      const parsed = parse(message);
+      if (parsed) this.#remember(parsed.id, parsed.until);
+    });
+  }
+
+  /** Calls `listener` with every revoked id (to end sockets, sessions, cache entries). */
+  onRevoked(listener: RevocationListener): void {
+    this.#listeners.add(listener);
+  }
+
+  /** Revokes `id` until `until` (ms since the epoch): recorded, announced, acted on here. */
+  async revoke(id: string, until: number): Promise<void> {
+    const ttlMs = Math.max(1_000, until - this.#now());
+    try {
+      await this.#store.set(id, '1', ttlMs);
+    } catch (error) {
+      throw new ProxyError('store_unavailable', undefined, { cause: error });
+    }
+    this.#remember(id, until);
+    // Other instances hear it; a store that fails to announce still holds the record, which
+    // every instance reads before trusting a token it has not cached.
+    await this.#store.publish(CHANNEL, JSON.stringify({ id, until })).catch(() => {});
+  }
+
+  /** Whether this instance already knows `id` is revoked (no store round trip). */
+  knownRevoked(id: string): boolean {
+    const until = this.#local.get(id);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#local.delete(id);
+    return false;
+  }
+
+  /** Whether `id` is revoked, asking the store when this instance does not know. */
+  async isRevoked(id: string): Promise<boolean> {
+    if (this.knownRevoked(id)) return true;
+    try {
+      return (await this.#store.get(id)) !== undefined;
+    } catch (error) {
+      throw new ProxyError('store_unavailable', undefined, { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#unsubscribe?.();
+  }
+
+  #remember(id: string, until: number): void {
+    const fresh = !this.knownRevoked(id);
+    this.#local.delete(id);
+    if (this.#local.size >= LOCAL_MAX) {
+      for (const key of this.#local.keys()) {
+        if (this.#local.size < LOCAL_MAX * 0.9) break;
+        this.#local.delete(key);
+      }
+    }
+    this.#local.set(id, until);
+    if (!fresh) return;
+    for (const listener of this.#listeners) listener(id);
+  }
+}
+
+function parse(message: string): { id: string; until: number } | undefined {
+  try {
+    const value = JSON.parse(message) as { id?: unknown; until?: unknown };
+    if (typeof value.id === 'string' && typeof value.until === 'number')
+      return { id: value.id, until: value.until };
+  } catch {
+    // Not ours: ignored.
+  }
+  return undefined;
+}

@@ -1,0 +1,109 @@
+/**
+ * @module token-cli
+ * `npm run token -- --subject alice --servers github --ttl 1h` (issue 17): mints a user token for
+ * operators and scripts, from the same configuration (environment, `.env`, config file) and the
+ * same signing keys as the proxy, so the proxy accepts it. Prints `{ token, expiresAt, id }` as
+ * JSON on stdout; mistakes go to stderr with exit code 64 (usage) or 78 (configuration).
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type Config, ConfigError, loadConfig } from './config/config.ts';
+import { findProxyError } from './errors.ts';
+import { parseMintRequest } from './identity/mint-request.ts';
+import { MintedTokens } from './identity/minted-tokens.ts';
+import { SigningKeys } from './identity/signing-keys.ts';
+import { storeKind } from './store/open-store.ts';
+
+const USAGE = `Usage: npm run -s token -- --subject <who> [--ttl 1h] [--servers a,b] [--tools x,y] [--origin https://app.example]
+
+Mints a token the proxy accepts (X-Proxy-Token, Authorization: Bearer, or the /ws subprotocol),
+signed with the proxy's key (SIGNING_KEYS, or the one kept in DATA_DIR). Prints JSON:
+{ "token", "expiresAt", "id" }. --ttl takes seconds or 30s, 15m, 1h, 1d (at most 24 h; default 1h).
+`;
+
+/** `90`, `90s`, `15m`, `1h`, `1d` → seconds; undefined when it reads as none of them. */
+export function parseTtl(text: string): number | undefined {
+  const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { '': 1, s: 1, m: 60, h: 3_600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: process.argv.slice(2),
+      options: {
+        subject: { type: 'string' },
+        ttl: { type: 'string' },
+        servers: { type: 'string' },
+        tools: { type: 'string' },
+        origin: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    fail(`${(error as Error).message}\n\n${USAGE}`, 64);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const list = (value: unknown) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== '')
+      : undefined;
+  const ttlSeconds = typeof values.ttl === 'string' ? parseTtl(values.ttl) : undefined;
+  if (values.ttl !== undefined && ttlSeconds === undefined)
+    fail(`--ttl: "${values.ttl}" is not a duration\n\n${USAGE}`, 64);
+
+  let config: Config;
+  try {
+    config = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, 78);
+    throw error;
+  }
+  if (config.signingKeys.length === 0 && storeKind(config) === 'memory') {
+    fail(
+      'With STORE=memory the proxy keeps its generated key in memory: set SIGNING_KEYS so both use the same key.',
+      78,
+    );
+  }
+  let keys: SigningKeys;
+  try {
+    keys = new SigningKeys({ signingKeys: config.signingKeys, dataDir: config.dataDir });
+  } catch (error) {
+    fail(`Invalid configuration: ${(error as Error).message}`, 78);
+  }
+  try {
+    const request = parseMintRequest(
+      {
+        subject: values.subject,
+        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+        ...(values.servers === undefined ? {} : { servers: list(values.servers) }),
+        ...(values.tools === undefined ? {} : { tools: list(values.tools) }),
+        ...(values.origin === undefined ? {} : { origin: values.origin }),
+      },
+      { serverNames: Object.keys(config.servers) },
+    );
+    const minted = await new MintedTokens(keys).mint(request);
+    process.stdout.write(`${JSON.stringify(minted)}\n`);
+  } catch (error) {
+    const refused = findProxyError(error);
+    if (refused) fail(`${refused.message}\n\n${USAGE}`, 64);
+    throw error;
+  }
+}
+
+await main();
