@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { openAuditSink } from '../src/identity/audit-sink.ts';
 import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
+import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const NARROW = 'narrow-token-0123456789abcdef-xyz';
@@ -507,6 +508,48 @@ describe('a reload that changes a tool grant', () => {
         'echo',
         'get-sum',
       ]);
+    } finally {
+      await proxy.close();
+      await upstream.stop();
+    }
+  });
+});
+
+describe('a minted principal', () => {
+  it('meets the tools it was minted with, and is audited as minted under its subject', async () => {
+    const upstream = await startEverything('streamableHttp');
+    const lines: string[] = [];
+    const proxy = await startProxy(
+      { ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile() },
+      { auditDestination: { write: (line: string) => lines.push(line) } },
+    );
+    try {
+      const { token } = await mint(proxy.url, 'alice', { tools: ['echo'] });
+      const alice = { url: proxy.url, token };
+      const init = await postProxy(alice, { mcp_server_url: upstream.url, ...INIT });
+      const headers = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '' };
+      const call = (id: number, name: string) =>
+        postProxy(
+          alice,
+          {
+            mcp_server_url: upstream.url,
+            jsonrpc: '2.0',
+            id,
+            method: 'tools/call',
+            params: { name, arguments: { message: SECRET_ARG, a: 1, b: 2 } },
+          },
+          headers,
+        );
+      assert.equal((await call(1, 'get-sum')).body.error.code, -32602);
+      assert.equal((await call(2, 'echo')).body.result.content[0].text, `Echo: ${SECRET_ARG}`);
+      const audit = lines.map((l) => JSON.parse(l) as AuditLine);
+      const refused = audit.find((l) => l.name === 'get-sum');
+      assert.equal(refused?.outcome, 'forbidden_tool');
+      assert.equal(refused?.subject, 'alice');
+      assert.equal(refused?.auth, 'minted');
+      assert.equal(audit.find((l) => l.name === 'echo')?.outcome, 'ok');
+      const text = lines.join('');
+      for (const secret of [token, ADMIN, SECRET_ARG]) assert.ok(!text.includes(secret));
     } finally {
       await proxy.close();
       await upstream.stop();
