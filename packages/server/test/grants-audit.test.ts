@@ -279,6 +279,8 @@ describe('per-principal grants and the audit trail', () => {
     assert.equal(a.outcome, 'ok');
     assert.equal(b.outcome, 'forbidden_tool');
     assert.equal(a.requestId, b.requestId);
+    // One line per element, none for the exchange itself.
+    assert.equal(auditLines().filter((l) => l.requestId === a.requestId).length, 2);
   });
 
   it('WS /ws: the same tools; a raw URL handshake is refused 403; each message audited', async () => {
@@ -321,6 +323,13 @@ describe('per-principal grants and the audit trail', () => {
     );
     assert.equal(list.outcome, 'ok');
     assert.equal(list.requestId, line.requestId);
+    assert.deepEqual(
+      auditLines()
+        .filter((l) => l.requestId === line.requestId)
+        .map((l) => `${l.method} ${l.outcome}`)
+        .sort(),
+      ['initialize ok', 'tools/call forbidden_tool', 'tools/list ok'],
+    );
 
     const status = await new Promise<number>((resolve, reject) => {
       const refused = new WebSocket(`${wsUrl()}/ws?mcp_server_url=${encodeURIComponent(streamable.url)}`, [
