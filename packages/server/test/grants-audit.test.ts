@@ -448,6 +448,13 @@ describe('audit trail options', () => {
     }
   });
 
+  it('refuses to start with an AUDIT_LOG file it cannot open, naming it', async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), 'mcp-proxy-audit-missing-')), 'no-such-dir', 'audit.log');
+    await assert.rejects(startProxy({ AUDIT_LOG: missing }), (error: Error) =>
+      error.message.includes(`AUDIT_LOG: cannot open ${missing}`),
+    );
+  });
+
   it('a slow file drops and counts lines instead of buffering without bound', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'mcp-proxy-audit-sink-')), 'audit.log');
     const warnings: string[] = [];

@@ -5,7 +5,9 @@
  * holds more than `maxBufferedBytes`, lines are dropped and counted, and the count is written as
  * a line of its own once writing resumes — memory never grows without bound.
  */
+import { openSync } from 'node:fs';
 import pino from 'pino';
+import { ConfigError } from '../config/sources.ts';
 import type { AuditDestination } from './audit-trail.ts';
 
 /** Bytes of audit lines held for a slow disk before lines are dropped. */
@@ -19,6 +21,7 @@ export interface AuditSink extends AuditDestination {
 
 /**
  * Opens the sink `setting` names (`stdout` or a path; `off` is never passed here).
+ * Throws when the file cannot be opened for appending.
  * @param warn told, at most once a minute, that lines were dropped or the file failed.
  */
 export function openAuditSink(
@@ -26,8 +29,17 @@ export function openAuditSink(
   warn: (message: string) => void,
   maxBufferedBytes = AUDIT_BUFFER_BYTES,
 ): AuditSink {
+  let fd = 1;
+  if (setting !== 'stdout') {
+    try {
+      // Opened now, once: a path that cannot be written fails the start, not a later request.
+      fd = openSync(setting, 'a', 0o600);
+    } catch (error) {
+      throw new ConfigError(`AUDIT_LOG: cannot open ${setting} for appending (${(error as Error).message})`);
+    }
+  }
   const stream = pino.destination({
-    dest: setting === 'stdout' ? 1 : setting,
+    dest: fd,
     append: true,
     sync: false,
     // Written as soon as no write is in flight; lines arriving meanwhile go out together.
