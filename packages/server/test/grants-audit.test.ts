@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -445,6 +447,45 @@ describe('audit trail options', () => {
     } finally {
       await proxy.close();
       await upstream.stop();
+    }
+  });
+
+  it('writes the line of a request whose caller leaves before the answer', async () => {
+    const reached = Promise.withResolvers<void>();
+    const silent = createServer(() => reached.resolve()); // takes the request, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const lines: string[] = [];
+    const proxy = await startProxy({}, { auditDestination: { write: (line: string) => lines.push(line) } });
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const caller = new AbortController();
+      const call = fetch(`${proxy.url}/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': proxy.token },
+        body: JSON.stringify({
+          mcp_server_url: `http://127.0.0.1:${port}/mcp`,
+          transport: 'streamable-http',
+          jsonrpc: '2.0',
+          id: 'left',
+          method: 'tools/call',
+          params: { name: 'slow' },
+        }),
+        signal: caller.signal,
+      }).catch(() => undefined);
+      await reached.promise;
+      caller.abort();
+      await call;
+      await eventually(() => lines.length > 0, {
+        timeoutMs: 5_000,
+        what: 'the line of the call left behind',
+      });
+      const line = JSON.parse(lines[0] as string) as AuditLine;
+      assert.equal(line.name, 'slow');
+      assert.equal(line.outcome, 'client_closed');
+    } finally {
+      silent.closeAllConnections();
+      await proxy.close();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 

@@ -16,8 +16,15 @@ declare module 'fastify' {
 
 /** Adds the audit hooks to an authenticated scope (after the token hook). */
 export function registerAuditHooks(scope: FastifyInstance, trail: AuditTrail, surface: AuditSurface): void {
-  scope.addHook('onRequest', async (request) => {
-    if (request.identity) request.audit = trail.begin(request.id, request.identity, surface);
+  scope.addHook('onRequest', async (request, reply) => {
+    if (!request.identity) return;
+    const audit = trail.begin(request.id, request.identity, surface);
+    request.audit = audit;
+    // A caller that leaves before its answer ends gets no 'finish' (so no onResponse): its
+    // requests are written when the connection closes.
+    reply.raw.once('close', () =>
+      audit.finish(reply.statusCode, reply.raw.writableFinished ? undefined : 'client_closed'),
+    );
   });
   scope.addHook('onError', async (request, _reply, error) => {
     request.audit?.fail(error);
