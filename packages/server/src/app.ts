@@ -346,9 +346,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     return payload;
   };
-  await revocations.start().catch((error: Error) => {
-    logger.warn({ reason: error.message }, 'revocations from other instances are not heard yet');
-  });
+  // Listening starts before the first request where the store answers; a Redis that is down
+  // must not hold the start-up (the subscription completes when Redis comes back).
+  const listening = revocations.start().then(
+    () => true,
+    (error: Error) => {
+      logger.warn({ reason: error.message }, 'revocations from other instances are not heard');
+      return true;
+    },
+  );
+  let waited: NodeJS.Timeout | undefined;
+  const subscribed = await Promise.race([
+    listening,
+    new Promise<false>((resolve) => {
+      waited = setTimeout(() => resolve(false), 2_000);
+    }),
+  ]);
+  clearTimeout(waited);
+  if (!subscribed)
+    logger.warn('the shared store is not answering: revocations from other instances are heard once it does');
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({

@@ -50,10 +50,18 @@ export class Authenticator {
   readonly #deps: AuthenticatorDeps;
   readonly #cache = new Map<string, Principal>();
   readonly #cacheEntries: number;
+  #verifiers: readonly BearerVerifier[];
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps;
     this.#cacheEntries = deps.cacheEntries ?? 10_000;
+    this.#verifiers = deps.verifiers ?? [];
+  }
+
+  /** Replaces the bearer verifiers (a reload changed the issuers); cached tokens are forgotten. */
+  replaceVerifiers(verifiers: readonly BearerVerifier[]): void {
+    this.#verifiers = verifiers;
+    this.#cache.clear();
   }
 
   /**
@@ -73,7 +81,7 @@ export class Authenticator {
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
     } else {
-      const verifier = this.#deps.verifiers?.find((candidate) => candidate.accepts(presented));
+      const verifier = this.#verifiers.find((candidate) => candidate.accepts(presented));
       if (!verifier) {
         // A JWT nobody here issued or trusts (or one altered past recognition).
         if (JWT_SHAPE.test(presented)) throw new ProxyError('token_invalid');

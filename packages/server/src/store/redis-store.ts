@@ -126,7 +126,9 @@ export class RedisStore implements Store {
     const name = this.#prefix + channel;
     if (this.#channels.add(name, listener)) await subscriber.subscribe(name);
     return async () => {
-      if (this.#channels.remove(name, listener)) await subscriber.unsubscribe(name).catch(() => {});
+      // A subscriber that is not connected has nothing to undo (and would queue the command).
+      if (this.#channels.remove(name, listener) && subscriber.status === 'ready')
+        await subscriber.unsubscribe(name).catch(() => {});
     };
   }
 

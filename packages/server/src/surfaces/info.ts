@@ -11,7 +11,7 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
     name: PRODUCT_NAME,
     version: VERSION,
     description: 'Forwards MCP JSON-RPC from frontends to MCP servers, with auth, CORS and an SSRF guard.',
-    auth: { header: 'X-Proxy-Token' },
+    auth: { header: 'X-Proxy-Token', bearer: 'Authorization: Bearer' },
     endpoints: [
       { method: 'GET', path: '/', auth: false, description: 'This document.' },
       { method: 'GET', path: '/health', auth: false, description: 'Liveness.' },
@@ -40,6 +40,18 @@ export async function infoRoutes(app: FastifyInstance): Promise<void> {
         path: '/servers/{name}/mcp',
         auth: true,
         description: 'MCP Streamable HTTP endpoint for a server configured by the operator.',
+      },
+      {
+        method: 'POST',
+        path: '/auth/tokens',
+        auth: true,
+        description: 'Mint a short-lived user token (admin token only).',
+      },
+      {
+        method: 'DELETE',
+        path: '/auth/tokens/{id}',
+        auth: true,
+        description: 'Revoke a minted token (admin token only).',
       },
     ],
   };
