@@ -23,6 +23,7 @@ import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 const NARROW = 'narrow-token-0123456789abcdef-xyz';
 const PATTERNED = 'patterned-token-0123456789abcdef-q';
 const TIGHT = 'tight-token-0123456789abcdef-qqqq';
+const WIDE_HOSTS = 'wide-hosts-token-0123456789abcdef';
 const SECRET_ARG = 'secret-argument-value-7f3a9c';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
@@ -85,6 +86,8 @@ describe('per-principal grants and the audit trail', () => {
         `  - sha256: ${sha256(PATTERNED)}`,
         '    name: patterned',
         `    urls: ['http://127.0.0.1:*/mcp']`,
+        `  - sha256: ${sha256(WIDE_HOSTS)}`,
+        `    urls: ['http://**.example.test/mcp']`,
         `  - sha256: ${sha256(TIGHT)}`,
         '    rateClass: tight',
         '',
@@ -363,6 +366,13 @@ describe('per-principal grants and the audit trail', () => {
     const deeper = await postProxy(patterned, { mcp_server_url: `${streamable.url}/deeper`, ...INIT });
     assert.equal(deeper.status, 403);
     assert.equal(deeper.body.error.data.code, 'forbidden_server');
+    // `**` in the host never spans into the path.
+    const spanning = await postProxy(
+      { url: proxy.url, token: WIDE_HOSTS },
+      { mcp_server_url: `${new URL(streamable.url).origin}/x.example.test/mcp`, ...INIT },
+    );
+    assert.equal(spanning.status, 403);
+    assert.equal(spanning.body.error.data.code, 'forbidden_server');
     // Named servers stay open to it: its grant restricts URLs only.
     assert.equal((await postProxy(patterned, { server: 'hidden', ...INIT })).status, 200);
   });

@@ -34,7 +34,8 @@ export function permitsTarget(grants: TargetGrants | undefined, target: TargetNa
 
 /**
  * Whether `raw` matches a URL pattern: `*` stands for any run of characters within one host
- * label, port or path segment, `**` for any run at all. The URL is compared as scheme, host,
+ * label, port or path segment, `**` for any run within the host and port, or any run at all in
+ * the path. The URL is compared as scheme, host,
  * port and normalised path (`..` resolved, default port dropped); its query, fragment and any
  * user info never decide.
  */
@@ -51,14 +52,20 @@ export function patternRegExp(pattern: string): RegExp {
   const slash = pattern.indexOf('/', pattern.indexOf('//') + 2);
   const authority = slash === -1 ? pattern : pattern.slice(0, slash);
   const path = slash === -1 ? '/' : pattern.slice(slash);
-  return new RegExp(`^${compile(authority.toLowerCase(), '[^/.:]*')}${compile(path, '[^/]*')}$`);
+  // Nothing in the authority spans a `/`: `https://**.example.com` must not match
+  // `https://evil.test/x.example.com`.
+  const host = compile(authority.toLowerCase(), '[^/.:]*', '[^/]*');
+  return new RegExp(`^${host}${compile(path, '[^/]*', '.*')}$`);
 }
 
-/** A pattern part as a regular expression; `one` is what a single `*` may span there. */
-function compile(part: string, one: string): string {
+/**
+ * A pattern part as a regular expression: `one` is what a single `*` may span there, `many`
+ * what `**` may.
+ */
+function compile(part: string, one: string, many: string): string {
   return part
     .split(/(\*\*|\*)/)
-    .map((piece) => (piece === '**' ? '.*' : piece === '*' ? one : escapeRegExp(piece)))
+    .map((piece) => (piece === '**' ? many : piece === '*' ? one : escapeRegExp(piece)))
     .join('');
 }
 
