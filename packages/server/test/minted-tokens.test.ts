@@ -28,6 +28,17 @@ const INIT = {
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'minted', version: '1' } },
 } as const;
 
+/** The close of a socket, or a failure if it stays open `ms` (a regression fails fast, not at the file timeout). */
+function closeOf(closed: Promise<{ code: number; reason: string }>, ms = 5_000) {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    closed,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the socket stayed open ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** POST /proxy to `url` with `token` in X-Proxy-Token (and `headers`). */
 function pingWith(proxy: RunningProxy, token: string, url: string, headers: Record<string, string> = {}) {
   return postProxy({ url: proxy.url, token }, { ...PING, mcp_server_url: url }, headers);
@@ -331,9 +342,9 @@ describe('minted tokens', () => {
       });
 
       assert.equal(await revoke(proxy.url, revoked.id), 204);
-      assert.equal((await first.closed).code, 4401);
+      assert.equal((await closeOf(first.closed)).code, 4401);
       clock.advance(31_000);
-      assert.equal((await second.closed).code, 4401);
+      assert.equal((await closeOf(second.closed)).code, 4401);
       assert.equal(
         other.ws.readyState,
         WebSocket.OPEN,
@@ -355,12 +366,34 @@ describe('minted tokens', () => {
       assert.equal((await pingWith(two, token, url)).status, 200, 'cached on the second instance');
       const socket = await wsWith(two, token, { mcp_server_url: everything.url });
       assert.equal(await revoke(one.url, id), 204);
-      assert.equal((await socket.closed).code, 4401, 'the other instance heard it and closed the socket');
+      assert.equal(
+        (await closeOf(socket.closed)).code,
+        4401,
+        'the other instance heard it and closed the socket',
+      );
       const refused = await pingWith(two, token, url);
       assert.equal(refused.body.error.data.code, 'token_revoked');
     } finally {
       await Promise.all([one.close(), two.close()]);
       await redis.stop();
+    }
+  });
+
+  it('refuses a token it has not seen (503 store_unavailable) while the shared store cannot say whether it was revoked', async () => {
+    const { freePort } = await import('./helpers/net.ts');
+    const proxy = await start({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    try {
+      const { token } = await mint(proxy.url, 'alice');
+      const reply = await pingWith(proxy, token, `${upstream.origin}/echo-auth`);
+      assert.equal(reply.status, 503);
+      assert.equal(reply.body.error.data.code, 'store_unavailable');
+      assert.equal(
+        (await pingWith(proxy, proxy.token, `${upstream.origin}/echo-auth`)).status,
+        200,
+        'static tokens work',
+      );
+    } finally {
+      await proxy.close();
     }
   });
 });
