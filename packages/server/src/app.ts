@@ -31,6 +31,9 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { registerAuditHooks } from './identity/audit-hooks.ts';
+import { openAuditSink } from './identity/audit-sink.ts';
+import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
 import { Authenticator, type BearerVerifier } from './identity/authenticator.ts';
 import { CredentialHoldings } from './identity/credential-holdings.ts';
 import { proxyTokenHook } from './identity/hook.ts';
@@ -45,7 +48,13 @@ import { TokenVerifier } from './identity/tokens.ts';
 import { serverDeadlines } from './limits/connection-deadlines.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
-import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
+import {
+  type ClassLimitName,
+  type RateClasses,
+  RateLimiter,
+  type RateLimits,
+  type RateRule,
+} from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
@@ -114,6 +123,8 @@ export interface AppDeps {
   readonly clock?: Clock;
   /** How the OIDC verifier reads discovery documents and key sets (default: bounded `fetch`). */
   readonly oidcFetch?: (url: string) => Promise<unknown>;
+  /** Where audit lines go instead of `AUDIT_LOG`'s stdout or file (tests: a slow sink). */
+  readonly auditDestination?: AuditDestination;
 }
 
 const VERDICT_TTL_MS = 10 * 60_000;
@@ -144,6 +155,8 @@ const RESTART_SETTINGS = [
   'metricsToken',
   'logFormat',
   'limits',
+  'auditLog',
+  'auditLogArguments',
 ] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
@@ -154,6 +167,38 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
     last = Date.now();
     logger.warn({ reason: error.message }, message);
   };
+}
+
+/**
+ * The principal keys of config tokens whose tool grant a reload changes: what they have open was
+ * filtered by the old grant, so it ends (issue 17), as what a reload takes away always does.
+ */
+function retooledPrincipals(before: Config['tokens'], after: Config['tokens']): ReadonlySet<string> {
+  const tools = (tokens: Config['tokens']) =>
+    new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
+  const old = tools(before);
+  const keys = new Set<string>();
+  for (const [digest, granted] of tools(after)) {
+    if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
+  }
+  return keys;
+}
+
+/** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
+function rateClasses(config: Config): RateClasses {
+  const classes: Record<string, Partial<Record<ClassLimitName, RateRule>>> = {};
+  for (const [name, rate] of Object.entries(config.rateClasses)) {
+    const windowMs = rate.windowMs ?? config.rateLimits.windowMs;
+    const rules: Partial<Record<ClassLimitName, RateRule>> = {};
+    if (rate.requestsPerWindow !== undefined)
+      rules.requestsPerToken = { max: rate.requestsPerWindow, windowMs };
+    if (rate.wsMessagesPerWindow !== undefined)
+      rules.wsMessagesPerToken = { max: rate.wsMessagesPerWindow, windowMs };
+    if (rate.sessionsPerWindow !== undefined)
+      rules.sessionsPerToken = { max: rate.sessionsPerWindow, windowMs };
+    classes[name] = rules;
+  }
+  return classes;
 }
 
 /** The rate limits a configuration asks for. */
@@ -225,8 +270,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store = opened.store;
   }
   const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
-  const limiter = new RateLimiter(rateStore, rateLimits(config), (name) =>
-    metrics.refusal(`rate_limit:${name}`),
+  const limiter = new RateLimiter(
+    rateStore,
+    rateLimits(config),
+    (name) => metrics.refusal(`rate_limit:${name}`),
+    rateClasses(config),
   );
   const inFlight = new InFlightLimits(
     {
@@ -255,6 +303,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       publicUrl === undefined ? [] : resourceUrls(publicUrl, Object.keys(currentServers)),
   });
   const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
+  const auditSink =
+    deps.auditDestination === undefined && config.auditLog !== 'off'
+      ? openAuditSink(config.auditLog, (message) => logger.warn(message))
+      : undefined;
+  const auditDestination = deps.auditDestination ?? auditSink;
+  const audit =
+    auditDestination === undefined
+      ? undefined
+      : new AuditTrail({ destination: auditDestination, arguments: config.auditLogArguments, now });
   // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
   // revocations in the shared store, what each token holds open, and the one authenticator.
   const signingKeySettings = (c: Config) => ({
@@ -279,7 +336,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
-    admit: (ownerId) => limiter.consume('sessionsPerToken', ownerId),
+    admit: (ownerId) =>
+      limiter.consume('sessionsPerToken', ownerId, authenticator.grantsOf(ownerId)?.rateClass),
     ownerValid: ownerKnown,
   });
   const live = new LiveRequests(ownerKnown, holdings);
@@ -392,6 +450,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
+  app.decorateRequest('audit', undefined);
   app.decorateRequest('credentialInAuthorization', false);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
@@ -424,6 +483,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
@@ -449,6 +509,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         throw withBearerChallenge(resourceMetadata, request, error);
       }
     });
+    if (audit) registerAuditHooks(scope, audit, 'mcp');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
@@ -456,9 +517,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
-  /** Whether an owner may keep what it has open to a target, given the servers a reload changed. */
+  /**
+   * Whether an owner may keep what it has open to a target, given the servers a reload changed
+   * and the principals whose tool grants it changed (their sessions hold the old tool filter).
+   */
   const mayKeepAfter =
-    (changed: ReadonlySet<string>): MayKeep =>
+    (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
     (ownerId, targetKey) => {
       // An OIDC principal's grants come with each token: a reload re-judges them on its next
       // request; what it holds now ends only with its issuer or with a server that changed.
@@ -468,13 +532,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
         );
       const grants = authenticator.grantsOf(ownerId);
-      if (grants === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, grants.servers, changed);
+      if (grants === undefined || retooled.has(ownerId)) return false;
+      return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
     authenticator,
     holdings,
     limiter,
+    audit,
     trustedProxies: config.trustedProxies,
     targets,
     planner,
@@ -522,6 +587,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }, 100);
     drainer.unref();
   });
+  // The configuration in force: a reload compares the next one's tool grants with it.
+  let current = config;
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
@@ -534,16 +601,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     oidc.replace(oidcIssuers(next), oidcTiming(next));
     publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
+    const retooled = retooledPrincipals(current.tokens, next.tokens);
+    current = next;
     currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
-    const mayKeep = mayKeepAfter(changed);
+    const mayKeep = mayKeepAfter(changed, retooled);
     // Sockets first, so they close with 4401 rather than by their session ending.
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);
     void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
-    limiter.replaceLimits(rateLimits(next));
+    limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;
     access.corsAllowedHeaders = next.corsAllowedHeaders;
     access.trustedHosts = next.trustedHosts;
@@ -560,6 +629,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await guard.close();
     await rateStore.close();
     await store.close();
+    await auditSink?.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

@@ -234,6 +234,11 @@ export const ERROR_REGISTRY = {
     message:
       'The bearer token is valid but its claims match no grant in the proxy configuration: ask the operator for access.',
   },
+  forbidden_server: {
+    status: 403,
+    rpcCode: -33140,
+    message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -380,6 +385,7 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   origin_mismatch: 4403,
   invalid_target: 4400,
   target_forbidden: 4403,
+  forbidden_server: 4403,
   origin_forbidden: 4403,
   host_forbidden: 4403,
   unknown_server: 4404,

@@ -63,7 +63,15 @@ async function main(): Promise<void> {
   const children = new ChildRegistry();
   process.once('exit', () => children.killAll());
   const logDestination = prettyLogs(config.logFormat) ? prettyDestination() : undefined;
-  const app = await buildApp(config, logDestination ? { logDestination, children } : { children });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp(config, logDestination ? { logDestination, children } : { children });
+  } catch (error) {
+    // A setting only checkable by using it (an AUDIT_LOG file that cannot be opened).
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }

@@ -223,7 +223,7 @@ describe('minted tokens', () => {
       assert.equal(other.status, 404);
       const raw = await pingWith(proxy, token, `${upstream.origin}/echo-auth`);
       assert.equal(raw.status, 403);
-      assert.equal(raw.body.error.data.code, 'target_forbidden');
+      assert.equal(raw.body.error.data.code, 'forbidden_server');
     } finally {
       await proxy.close();
     }

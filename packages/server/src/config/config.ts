@@ -25,7 +25,21 @@ export const DEFAULTS = {
   host: '0.0.0.0',
   port: 8000,
   proxyTokens: [] as string[],
-  tokens: [] as Array<{ sha256: string; name?: string; servers?: string[]; admin?: boolean }>,
+  tokens: [] as Array<{
+    sha256: string;
+    name?: string;
+    servers?: string[];
+    urls?: string[];
+    tools?: string[];
+    rateClass?: string;
+    admin?: boolean;
+  }>,
+  /** Named rate limits a principal's grant may pick (`rateClass`); unset fields: `rateLimits`. */
+  rateClasses: {} as Record<string, never>,
+  /** The audit trail (issue 17): `off`, `stdout` or a file path. */
+  auditLog: 'off',
+  /** Whether audit lines carry a call's arguments (off: they may hold personal data). */
+  auditLogArguments: false,
   /** A static token that may mint user tokens (issue 17); also `admin: true` on a config token. */
   adminToken: undefined as string | undefined,
   /** PEM files of Ed25519 keys that sign minted tokens, newest first (empty: one is generated). */
@@ -122,6 +136,19 @@ const serverName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'server names use letters, digits, . _ -');
 
+/** A rate class's name (`rateClasses`). */
+const rateClassName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'rate class names use letters, digits, . _ -');
+
+/** A URL pattern of a grant: an http(s) or ws(s) URL where `*` and `**` stand for parts. */
+const urlPattern = z
+  .string()
+  .regex(
+    /^(?:https?|wss?):\/\/[^/?#\s]+(?:\/[^?#\s]*)?$/i,
+    'a URL pattern looks like https://*.example.com/mcp (no query or fragment)',
+  );
+
 /** A server's protocol era; `legacy` is the former name of `session`, still accepted. */
 const protocolSchema = z
   .enum(['auto', 'modern', 'session', 'legacy'])
@@ -216,9 +243,25 @@ const configSchema = z
         sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be the 64 hex digits of SHA-256(token)'),
         name: z.string().min(1).max(64).optional(),
         servers: z.array(serverName).optional(),
+        /** URL patterns of raw targets the token may reach (`https://*.example.com/mcp`). */
+        urls: z.array(urlPattern).optional(),
+        /** Tools the token may list and call on any server. */
+        tools: z.array(z.string().min(1)).optional(),
+        rateClass: rateClassName.optional(),
         admin: z.boolean().optional(),
       }),
     ),
+    rateClasses: z.record(
+      rateClassName,
+      z.strictObject({
+        windowMs: positiveInt.optional(),
+        requestsPerWindow: z.number().int().min(0).optional(),
+        wsMessagesPerWindow: z.number().int().min(0).optional(),
+        sessionsPerWindow: z.number().int().min(0).optional(),
+      }),
+    ),
+    auditLog: z.string().min(1),
+    auditLogArguments: z.boolean(),
     adminToken: tokenSchema.optional(),
     signingKeys: z.array(z.string().min(1)),
     corsOrigins: z.array(
@@ -436,6 +479,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (unknown !== undefined) {
       throw new ConfigError(
         `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}.servers": no server named "${unknown}"`,
+      );
+    }
+    if (grant.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grant.rateClass)) {
+      throw new ConfigError(
+        `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}.rateClass": no rate class named "${grant.rateClass}" in rateClasses`,
       );
     }
   }

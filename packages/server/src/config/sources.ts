@@ -77,6 +77,8 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['EGRESS_DENIED_HOSTS', ['egress', 'deniedHosts'], 'list'],
   ['EGRESS_ALLOWED_PORTS', ['egress', 'allowedPorts'], 'intList'],
   ['EGRESS_FOLLOW_REDIRECTS', ['egress', 'followRedirects'], 'int'],
+  ['AUDIT_LOG', ['auditLog'], 'string'],
+  ['AUDIT_LOG_ARGUMENTS', ['auditLogArguments'], 'bool'],
 ];
 
 /** Parses one environment value; throws ConfigError naming `source`. */

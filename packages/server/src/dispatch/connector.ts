@@ -31,7 +31,7 @@ export type UpstreamTarget =
       readonly bearerToken?: string | undefined;
       /** The configured server's name when the caller named one (not a raw URL). */
       readonly name?: string | undefined;
-      /** The operator's tool allowlist for this server, if any. */
+      /** The tools the caller may use: the server's allowlist narrowed by its grants, if any. */
       readonly tools?: readonly string[] | undefined;
       /** The era the operator pinned for this server (`auto` or absent: learnt). */
       readonly protocol?: ProtocolChoice | undefined;

@@ -6,6 +6,7 @@
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
+import { permitsTarget, type TargetGrants, visibleTools } from '../policy/grants.ts';
 import type { UpstreamTarget } from './connector.ts';
 import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
@@ -60,69 +61,69 @@ export class TargetResolver {
   }
 
   /**
-   * Whether a token limited to `allowed` servers (undefined: no limit) may name this target:
-   * THE decision, for new requests ({@link TargetResolver.resolve}) and, after a reload, for
-   * what is already open ({@link TargetResolver.stillReaches}). A limited token reaches no URL.
+   * Whether a principal with these grants may name this target: for new requests
+   * ({@link TargetResolver.resolve}) and, after a reload, for what is already open
+   * ({@link TargetResolver.stillReaches}). The rule itself is policy/grants.ts's.
    */
-  static permits(
-    allowed: readonly string[] | undefined,
-    request: { server: string } | { url: string },
-  ): boolean {
-    if (allowed === undefined) return true;
-    return 'server' in request && allowed.includes(request.server);
+  static permits(grants: TargetGrants | undefined, request: { server: string } | { url: string }): boolean {
+    return permitsTarget(grants, request);
   }
 
   /**
-   * After a reload: whether a token now limited to `allowed` may keep a session, socket or
+   * After a reload: whether a principal with these grants may keep a session, socket or
    * stream open to `targetKey` ({@link TargetResolver.key}), given the server names the reload
    * `changed`. A configured server must still exist, mean the same, and be permitted.
    */
-  stillReaches(
-    targetKey: string,
-    allowed: readonly string[] | undefined,
-    changed: ReadonlySet<string>,
-  ): boolean {
+  stillReaches(targetKey: string, grants: TargetGrants | undefined, changed: ReadonlySet<string>): boolean {
     const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
-    if (name === undefined) return TargetResolver.permits(allowed, { url: targetKey });
+    if (name === undefined) return TargetResolver.permits(grants, { url: targetKey });
     return (
-      TargetResolver.permits(allowed, { server: name }) &&
+      TargetResolver.permits(grants, { server: name }) &&
       !changed.has(name) &&
       Object.hasOwn(this.#servers, name)
     );
   }
 
   /**
-   * Vets and classifies a target. `allowed` restricts a token to some configured servers: it
-   * then reaches no raw URL, and other names look unknown (their existence is not revealed).
+   * Vets and classifies a target for a principal with these grants: a configured server they do
+   * not name looks unknown (its existence is not revealed), a raw URL they do not allow is
+   * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
    */
-  async resolve(request: TargetRequest, allowed?: readonly string[]): Promise<ResolvedTarget> {
-    if (!('server' in request) && !TargetResolver.permits(allowed, request)) {
-      throw new ProxyError(
-        'target_forbidden',
-        'This proxy token may only reach the servers configured for it.',
-        {
-          data: { reason: 'not_in_allowlist' },
-        },
-      );
+  async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
+    if (!('server' in request) && !TargetResolver.permits(grants, request)) {
+      throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
     }
+    const tools = grants?.tools;
     if ('server' in request) {
-      const permitted = TargetResolver.permits(allowed, request);
-      const server =
-        permitted && Object.hasOwn(this.#servers, request.server) ? this.#servers[request.server] : undefined;
+      const exists = Object.hasOwn(this.#servers, request.server);
+      const server = exists ? this.#servers[request.server] : undefined;
       if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
+      if (!TargetResolver.permits(grants, request)) {
+        // Answered as unknown; the audit trail reads the refusal from the cause.
+        throw new ProxyError('unknown_server', undefined, {
+          data: { server: request.server },
+          cause: new ProxyError('forbidden_server'),
+        });
+      }
       if ('command' in server)
         return {
           kind: 'stdio',
           name: request.server,
           server,
-          tools: server.tools,
+          tools: visibleTools(server.tools, tools),
           protocol: server.protocol,
         };
       // The operator's token for this server wins; otherwise the caller's (e.g. its OAuth token).
       const target = await this.#classify(server.url, server.transport, server.token ?? request.bearerToken);
-      return { ...target, name: request.server, tools: server.tools, protocol: server.protocol };
+      return {
+        ...target,
+        name: request.server,
+        tools: visibleTools(server.tools, tools),
+        protocol: server.protocol,
+      };
     }
-    return this.#classify(request.url, request.transport, request.bearerToken);
+    const target = await this.#classify(request.url, request.transport, request.bearerToken);
+    return tools === undefined ? target : { ...target, tools };
   }
 
   /**

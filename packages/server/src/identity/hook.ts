@@ -56,7 +56,7 @@ export function proxyTokenHook(
     }
     const ip = rateSubject(request.ip);
     await limiter.consume('requestsPerIp', ip);
-    await limiter.consume('requestsPerToken', request.identity.id);
+    await limiter.consume('requestsPerToken', request.identity.id, request.identity.grants.rateClass);
   };
 
   async function authenticate(request: FastifyRequest): Promise<Principal> {

@@ -16,6 +16,12 @@ export interface TokenGrant {
   readonly name?: string | undefined;
   /** When set, the only configured servers this token may reach (and no raw URLs). */
   readonly servers?: readonly string[] | undefined;
+  /** URL patterns of raw targets it may reach. */
+  readonly urls?: readonly string[] | undefined;
+  /** Tools it may list and call. */
+  readonly tools?: readonly string[] | undefined;
+  /** A rate class of the config's `rateClasses`. */
+  readonly rateClass?: string | undefined;
   /** May mint and revoke user tokens (`POST /auth/tokens`). */
   readonly admin?: boolean | undefined;
 }
@@ -39,6 +45,9 @@ function staticPrincipal(grant: TokenGrant): Principal {
     auth: 'static',
     grants: {
       ...(grant.servers === undefined ? {} : { servers: grant.servers }),
+      ...(grant.urls === undefined ? {} : { urls: grant.urls }),
+      ...(grant.tools === undefined ? {} : { tools: grant.tools }),
+      ...(grant.rateClass === undefined ? {} : { rateClass: grant.rateClass }),
       ...(grant.admin === true ? { admin: true } : {}),
     },
   };

@@ -3,7 +3,8 @@
  * Named rate limits over a {@link RateStore}: per proxy token and per client IP for HTTP
  * requests, WebSocket messages and new sessions, and a far tighter limit on failed
  * authentication per client IP (brute-force protection). Exceeding one is a 429 with
- * `Retry-After` and the stable code `rate_limited`.
+ * `Retry-After` and the stable code `rate_limited`. A principal's rate class (issue 17) replaces
+ * the per-principal limits with its own.
  */
 import { ProxyError } from '../errors.ts';
 import type { RateStore } from './rate-store.ts';
@@ -26,27 +27,46 @@ export interface RateLimits {
 /** The kinds of limit, for keys, errors and metrics. */
 export type RateLimitName = keyof RateLimits;
 
+/** The limits a rate class may change: those counted per principal. */
+export type ClassLimitName = 'requestsPerToken' | 'wsMessagesPerToken' | 'sessionsPerToken';
+
+/** Rate classes by name: each replaces some per-principal limits. */
+export type RateClasses = Readonly<Record<string, Partial<Readonly<Record<ClassLimitName, RateRule>>>>>;
+
 /** Checks and counts hits against the configured limits. */
 export class RateLimiter {
   readonly #store: RateStore;
   #limits: RateLimits;
+  #classes: RateClasses;
   /** Called for every refusal (metrics). */
   readonly #onLimited: (name: RateLimitName) => void;
 
-  constructor(store: RateStore, limits: RateLimits, onLimited: (name: RateLimitName) => void = () => {}) {
+  constructor(
+    store: RateStore,
+    limits: RateLimits,
+    onLimited: (name: RateLimitName) => void = () => {},
+    classes: RateClasses = {},
+  ) {
     this.#store = store;
     this.#limits = limits;
     this.#onLimited = onLimited;
+    this.#classes = classes;
   }
 
-  /** Replaces the limits (configuration reload); counters carry on. */
-  replaceLimits(limits: RateLimits): void {
+  /** Replaces the limits and rate classes (configuration reload); counters carry on. */
+  replaceLimits(limits: RateLimits, classes: RateClasses = {}): void {
     this.#limits = limits;
+    this.#classes = classes;
   }
 
-  /** Counts one hit; throws `rate_limited` (429) once the limit is exceeded. */
-  async consume(name: RateLimitName, subject: string): Promise<void> {
-    const rule = this.#limits[name];
+  /**
+   * Counts one hit; throws `rate_limited` (429) once the limit is exceeded. `rateClass`: the
+   * principal's class, whose rule (when it sets one for this limit) replaces the default.
+   */
+  async consume(name: RateLimitName, subject: string, rateClass?: string): Promise<void> {
+    const rule =
+      (rateClass === undefined ? undefined : this.#classes[rateClass]?.[name as ClassLimitName]) ??
+      this.#limits[name];
     if (rule.max === 0) return;
     const hit = await this.#store.hit(`${name}:${subject}`, rule.windowMs);
     if (hit.count > rule.max) this.#refuse(name, hit.resetInMs);

@@ -6,20 +6,25 @@
  */
 import { protocolError } from '../errors.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
+import { hidesTool } from './grants.ts';
 
-/** Applies one server's tool allowlist. */
+/**
+ * Applies a tool allowlist: a server's own, narrowed by the caller's grant (policy/grants.ts
+ * decides; see `visibleTools`).
+ */
 export class ToolFilter {
+  readonly #tools: readonly string[];
   readonly #allowed: ReadonlySet<string>;
 
   constructor(allowed: readonly string[]) {
+    this.#tools = allowed;
     this.#allowed = new Set(allowed);
   }
 
   /** The answer to a `tools/call` of a tool outside the allowlist; undefined when allowed. */
   refusal(message: JsonRpcMessage): JsonRpcResponse | undefined {
-    if (!('method' in message) || message.method !== 'tools/call' || !('id' in message)) return undefined;
+    if (!hidesTool(this.#tools, message) || !('method' in message) || !('id' in message)) return undefined;
     const name = message.params?.name;
-    if (typeof name === 'string' && this.#allowed.has(name)) return undefined;
     // Only a string is echoed: any other name (an object, say) is not text to show.
     return protocolError(
       message.id,
@@ -49,7 +54,7 @@ export class ToolFilter {
   }
 }
 
-/** The filter for a target, when its server has an allowlist. */
+/** The filter for a target, when it has an allowlist (its server's and its caller's grant). */
 export function toolFilterFor(target: {
   readonly tools?: readonly string[] | undefined;
 }): ToolFilter | undefined {

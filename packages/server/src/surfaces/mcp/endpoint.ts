@@ -26,7 +26,9 @@ import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
+import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { bearerOf } from '../../identity/hook.ts';
+import type { Grants } from '../../identity/principal.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -83,9 +85,15 @@ export class McpEndpoint {
     if (!identity) throw new ProxyError('unauthorized');
     const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
     request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
+    if (request.audit && inbound) {
+      for (const message of inbound.messages) request.audit.add(message);
+      const url = header(request, 'x-mcp-server-url');
+      request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
+    }
 
-    const target = await this.#resolve(request, serverName, identity.grants.servers);
+    const target = await this.#resolve(request, serverName, identity.grants);
     request.targetKey = TargetResolver.key(target);
+    request.audit?.target(targetLabel(target), target.tools);
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
     const era = inbound && eraOf(request, inbound);
@@ -239,6 +247,7 @@ export class McpEndpoint {
     }
     const refusal = filter.refusal(message);
     if (refusal) {
+      request.audit?.answer(refusal);
       const resealed = this.#deps.passThrough.sessionIdFor(undefined, target);
       if (resealed) reply.header('mcp-session-id', resealed);
       return reply.code(200).type('application/json').send(refusal);
@@ -255,6 +264,7 @@ export class McpEndpoint {
     });
     const sessionId = this.#deps.passThrough.sessionIdFor(result.sessionId, target);
     if (sessionId) reply.header('mcp-session-id', sessionId);
+    request.audit?.answer(result.response);
     return reply
       .code(200)
       .type('application/json')
@@ -277,14 +287,14 @@ export class McpEndpoint {
   async #resolve(
     request: FastifyRequest,
     serverName: string | undefined,
-    allowed: readonly string[] | undefined,
+    grants: Grants,
   ): Promise<ResolvedTarget> {
     // Authorization is the caller's upstream token unless it carried the proxy credential.
     const bearerToken =
       header(request, 'x-mcp-token') ??
       (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
     if (serverName !== undefined)
-      return this.#deps.targets.resolve({ server: serverName, bearerToken }, allowed);
+      return this.#deps.targets.resolve({ server: serverName, bearerToken }, grants);
     const url = header(request, 'x-mcp-server-url');
     if (url === undefined) {
       throw new ProxyError(
@@ -299,7 +309,7 @@ export class McpEndpoint {
         `X-MCP-Transport must be one of ${TRANSPORT_CHOICES.join(', ')}.`,
       );
     }
-    return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, allowed);
+    return this.#deps.targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, grants);
   }
 }
 

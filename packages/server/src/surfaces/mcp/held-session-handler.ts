@@ -66,9 +66,10 @@ export class HeldSessionHandler {
     }
     if (requests.length === 0) return reply.code(202).send();
 
-    if (acceptsEventStream(request)) return this.#answerAsStream(reply, session, requests);
+    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests);
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
     const responses = await this.#answerAsJson(reply, session, requests);
+    for (const response of responses) request.audit?.answer(response);
     return reply
       .code(200)
       .type('application/json')
@@ -125,7 +126,12 @@ export class HeldSessionHandler {
     );
   }
 
-  async #answerAsStream(reply: FastifyReply, session: HeldSession, requests: JsonRpcRequest[]) {
+  async #answerAsStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    session: HeldSession,
+    requests: JsonRpcRequest[],
+  ) {
     const writer = new EventStreamWriter({
       ...this.#deps.stream,
       heartbeatMs: this.#deps.stream.heartbeatMs,
@@ -143,6 +149,7 @@ export class HeldSessionHandler {
         if (!writer.write(message)) return false;
         idle.arm();
         if ('id' in message && !('method' in message) && message.id !== null && waiting.delete(message.id)) {
+          request.audit?.answer(message);
           if (waiting.size === 0) writer.close();
         }
         return true;

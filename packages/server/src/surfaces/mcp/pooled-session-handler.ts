@@ -73,6 +73,7 @@ export class PooledSessionHandler {
     // before any upstream session is opened for it.
     const refusal = refusalOf(message);
     if (refusal) {
+      request.audit?.answer(refusal.body);
       return reply.code(refusal.status).type('application/json').send(refusal.body);
     }
     const session = await this.#deps.pool.session(ctx, message);
@@ -87,7 +88,7 @@ export class PooledSessionHandler {
       meta.progressToken !== undefined ||
       meta[META.logLevel] !== undefined;
     if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
-      return this.#answerAsStream(reply, call, message);
+      return this.#answerAsStream(request, reply, call, message);
     }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
     const response = await call
@@ -95,6 +96,7 @@ export class PooledSessionHandler {
       .catch((error: unknown) => toJsonRpcError(error, message.id));
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
+    request.audit?.answer(response);
     // A method the server does not implement: 404 with -32601 (2026-07-28, Streamable HTTP).
     const status =
       'error' in response && response.error.code === PROTOCOL_ERRORS.method_not_found ? 404 : 200;
@@ -134,7 +136,12 @@ export class PooledSessionHandler {
     if (declared) checkParamHeaders(request.headers, declared, message.params?.arguments);
   }
 
-  async #answerAsStream(reply: FastifyReply, call: PooledCall, message: JsonRpcRequest) {
+  async #answerAsStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    call: PooledCall,
+    message: JsonRpcRequest,
+  ) {
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     // A listen stream is meant to stay quiet for long; any other answer may not go silent forever.
@@ -156,6 +163,7 @@ export class PooledSessionHandler {
         armIdle();
         if ('id' in incoming && !('method' in incoming) && incoming.id === message.id) {
           answered = true;
+          request.audit?.answer(incoming);
           writer.close();
         }
         return true;

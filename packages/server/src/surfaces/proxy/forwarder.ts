@@ -20,6 +20,7 @@ import {
 import type { TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
+import { type RequestAudit, targetLabel } from '../../identity/audit-trail.ts';
 import type { Principal } from '../../identity/principal.ts';
 import {
   isRequest,
@@ -47,6 +48,8 @@ export interface ForwardRequest {
   readonly forwardHeaders?: Readonly<Record<string, string>> | undefined;
   /** Aborted when the caller goes away. */
   readonly signal: AbortSignal;
+  /** The request's audit recorder, when the audit trail is on. */
+  readonly audit?: RequestAudit | undefined;
 }
 
 /** What came back. */
@@ -84,7 +87,8 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
-    const target = await this.#deps.targets.resolve(request.target, request.identity.grants.servers);
+    const target = await this.#deps.targets.resolve(request.target, request.identity.grants);
+    request.audit?.target(targetLabel(target), target.tools);
     const { message } = request;
     const route = await this.#deps.planner.plan(
       {

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { TargetResolver } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
+import { serverLabel } from '../../identity/audit-trail.ts';
 import { logsAt } from '../../observability/logger.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
@@ -34,6 +35,10 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
       if (name.startsWith('mcp-param-') && typeof value === 'string') forwardHeaders[name] = value;
     }
     const target = envelopeTarget(envelope);
+    if (request.audit) {
+      request.audit.add(message);
+      request.audit.server(serverLabel(target));
+    }
     // For a reload to judge this call while it runs (what it may still reach).
     request.targetKey = TargetResolver.requestKey(target);
     const result = await forwarder.forward({
@@ -44,7 +49,9 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
       protocolVersion: envelope.mcp_protocol_version ?? header('mcp-protocol-version'),
       message,
       signal: callerSignal(reply),
+      audit: request.audit,
     });
+    request.audit?.answer(result.response);
     if (result.sessionId) reply.header('mcp-session-id', result.sessionId);
     if (result.protocolVersion) reply.header('mcp-protocol-version', result.protocolVersion);
     if (!result.response) return reply.code(202).send();

@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import type { HeldSessions } from '../../dispatch/held-sessions.ts';
 import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
+import type { RequestAudit } from '../../identity/audit-trail.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   cancelledRequestId,
@@ -60,6 +61,8 @@ export interface WsConnectionDeps {
   readonly maxInFlight: number;
   /** Messages one frame (a JSON-RPC batch) may hold. */
   readonly maxBatchMessages: number;
+  /** The socket's audit recorder, when the audit trail is on. */
+  readonly audit?: RequestAudit | undefined;
 }
 
 /** Who is connected to what. */
@@ -67,6 +70,8 @@ export interface WsPeer {
   readonly ownerId: string;
   readonly target: UpstreamTarget;
   readonly targetKey: string;
+  /** The principal's rate class (its grants), if any. */
+  readonly rateClass?: string | undefined;
 }
 
 /** A WebSocket connection and its held session. */
@@ -171,7 +176,10 @@ export class WsConnection {
 
   #send(message: JsonRpcMessage, endsRequest = true): boolean {
     // The answer ends the request, delivered or not: its slot is free again.
-    if (endsRequest && isResponse(message) && message.id !== null) this.#releaseRequest(message.id);
+    if (endsRequest && isResponse(message) && message.id !== null) {
+      this.#releaseRequest(message.id);
+      this.#deps.audit?.answer(message);
+    }
     const socket = this.#socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     const { maxQueuedBytes } = this.#deps;
@@ -362,7 +370,7 @@ export class WsConnection {
       return;
     }
     try {
-      await this.#deps.limiter.consume('wsMessagesPerToken', this.#peer.ownerId);
+      await this.#deps.limiter.consume('wsMessagesPerToken', this.#peer.ownerId, this.#peer.rateClass);
     } catch (error) {
       const id = (messages[0] as { id?: unknown }).id;
       this.#sendError(error, typeof id === 'string' || typeof id === 'number' ? id : null);
@@ -374,9 +382,12 @@ export class WsConnection {
       if (isRequest(message)) {
         if (this.#requests.has(message.id)) {
           // The refusal must not free the slot of the request in flight under that id.
-          this.#sendError(new ProxyError('request_id_in_use'), message.id, false);
+          const refusal = new ProxyError('request_id_in_use');
+          this.#deps.audit?.refuseNow(message, refusal);
+          this.#sendError(refusal, message.id, false);
           continue;
         }
+        this.#deps.audit?.add(message);
         const refusal = this.#admit(message.id);
         if (refusal) {
           this.#sendError(refusal, message.id);
@@ -386,7 +397,10 @@ export class WsConnection {
       } else {
         // A cancelled request gets no answer (the MCP spec): its slot is free now.
         const cancelled = cancelledRequestId(message);
-        if (cancelled !== undefined) this.#releaseRequest(cancelled);
+        if (cancelled !== undefined) {
+          this.#releaseRequest(cancelled);
+          this.#deps.audit?.cancelled(cancelled);
+        }
         this.#toUpstream(session, message);
       }
     }
@@ -440,6 +454,8 @@ export class WsConnection {
     clearInterval(this.#drainWatch);
     for (const { release } of this.#early.take()) release();
     for (const [, release] of this.#requests.drain()) release();
+    // Requests still unanswered end with the socket.
+    this.#deps.audit?.finish(undefined, 'closed');
     this.#outbox.length = 0;
     this.#outboxBytes = 0;
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);

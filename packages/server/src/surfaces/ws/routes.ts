@@ -3,6 +3,7 @@
  * `WS /ws`: the browser-grade WebSocket surface. The upgrade is checked (Origin, proxy token,
  * target) before it completes; a refusal is a plain HTTP error with a JSON-RPC body.
  */
+import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -10,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
 import type { TargetResolver } from '../../dispatch/targets.ts';
 import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
+import { type AuditTrail, serverLabel, socketAudit, targetLabel } from '../../identity/audit-trail.ts';
 import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
 import type { CredentialHoldings } from '../../identity/credential-holdings.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
@@ -25,6 +27,8 @@ export interface WsRouteOptions {
   /** Where a minted token's sockets are registered: its revocation or expiry closes them (4401). */
   readonly holdings: CredentialHoldings;
   readonly limiter: RateLimiter;
+  /** The audit trail, when it is on: a line per message, and per handshake refused by policy. */
+  readonly audit?: AuditTrail | undefined;
   /** Reverse proxies whose X-Forwarded-For is believed. */
   readonly trustedProxies: readonly string[];
   readonly targets: TargetResolver;
@@ -36,7 +40,7 @@ export interface WsRouteOptions {
   readonly handshakeTimeoutMs: number;
   /** Whether an owner may still use a socket to a target (the reload's decision). */
   readonly mayKeep: MayKeep;
-  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter'>;
+  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit'>;
 }
 
 /** The open `/ws` sockets, as the app sees them. */
@@ -71,7 +75,9 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     // The URL may carry an upstream URL with a credential in it: log its shape, never its values.
     const shape = describeUrl(url);
     const log = app.log.child({ ws: true, path: shape.path, params: shape.params });
-    let accepted: Awaited<ReturnType<typeof checkHandshake>>;
+    let accepted: Awaited<ReturnType<typeof checkHandshake>> | undefined;
+    // The socket's id in audit lines (an upgrade is not a Fastify request, so it has none).
+    const socketId = randomUUID();
     let route: Extract<Route, { kind: 'open-held' }>;
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
@@ -96,7 +102,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      const target = await options.targets.resolve(accepted.target, accepted.identity.grants.servers);
+      const target = await options.targets.resolve(accepted.target, accepted.identity.grants);
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
@@ -116,7 +122,13 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         clearTimeout(deadline);
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const owner = { ownerId: route.ownerId, target: route.target, targetKey: route.targetKey };
+          const principal = (accepted as NonNullable<typeof accepted>).identity;
+          const owner = {
+            ownerId: route.ownerId,
+            target: route.target,
+            targetKey: route.targetKey,
+            rateClass: principal.grants.rateClass,
+          };
           // A reload may have run while the checks above awaited: what it ended, this must not
           // open (before any upstream connection is made).
           if (!options.mayKeep(owner.ownerId, owner.targetKey)) {
@@ -125,15 +137,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             ws.close(code, reason);
             return;
           }
+          const target = route.target;
           const connection = new WsConnection(ws, owner, {
             ...options.connection,
             limiter: options.limiter,
             logger: log,
+            audit:
+              options.audit &&
+              socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
-          const release = options.holdings.hold(accepted.identity, (error) =>
-            connection.close(toCloseFrame(error)),
-          );
+          const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)));
           ws.once('close', () => {
             connections.delete(connection);
             release();
@@ -145,6 +159,9 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         settled = true;
         clearTimeout(deadline);
         const reply = toErrorReply(error);
+        // A refusal of an authenticated caller (its grants, the egress guard) is audited.
+        if (options.audit && accepted)
+          options.audit.refused(socketId, accepted.identity, 'ws', serverLabel(accepted.target), error);
         log.info(
           { status: reply.status, error: reply.error.code, target: targetOf(url) },
           'websocket refused',
