@@ -102,19 +102,19 @@ class OneShot {
   readonly #request: OneShotRequest;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
-  /** Aborted when the exchange is over: refusals still in flight end with it. */
-  readonly #done = new AbortController();
-  readonly #refusals: ServerRequestRefusals;
+  /**
+   * Aborted when the exchange is over: refusals still in flight end with it. Made with the first
+   * refusal: few calls see a server request, and an aborted controller costs an event per call.
+   */
+  #done: AbortController | undefined;
+  #refusals: ServerRequestRefusals | undefined;
+  #over = false;
   /** The answer this exchange waits for. */
   readonly #answers = new Correlator();
 
   constructor(http: UpstreamHttp, request: OneShotRequest) {
     this.#http = http;
     this.#request = request;
-    this.#refusals = new ServerRequestRefusals(
-      (reply, signal) => this.#send(reply, signal, undefined),
-      this.#done.signal,
-    );
     this.#sessionId = request.sessionId;
     this.#protocolVersion = request.protocolVersion;
   }
@@ -126,8 +126,9 @@ class OneShot {
       if (isRequest(message)) response = await this.#call(message);
       else await this.#send(message, signal, undefined);
     } finally {
+      this.#over = true;
       // A plain reason: an argument-less abort() builds a DOMException (a stack) per call.
-      this.#done.abort('call over');
+      this.#done?.abort('call over');
     }
     return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
   }
@@ -212,11 +213,24 @@ class OneShot {
    * The throw ends the event stream being read as this call's error.
    */
   #refuse(request: JsonRpcRequest): void {
-    const refused = this.#refusals.refuse(
+    const refused = this.#refusalsOf().refuse(
       request,
       `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
     );
     if (!refused) throw tooManyServerRequests();
+  }
+
+  #refusalsOf(): ServerRequestRefusals {
+    if (this.#refusals === undefined) {
+      const done = new AbortController();
+      if (this.#over) done.abort('call over');
+      this.#done = done;
+      this.#refusals = new ServerRequestRefusals(
+        (reply, signal) => this.#send(reply, signal, undefined),
+        done.signal,
+      );
+    }
+    return this.#refusals;
   }
 
   /** The POST's headers, as the Streamable HTTP transport sends them. */
