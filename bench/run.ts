@@ -1,9 +1,11 @@
 /**
  * @module bench/run
- * `npm run bench`: measures the proxy against a fast hand-written upstream (direct, nginx,
- * POST /proxy, /mcp, WS /ws), a realistic upstream, peer proxies, idle-connection memory and a
- * leak check; profiles it; prints a Markdown report and writes JSON, Markdown and an SVG chart
- * to bench/results/. It prints figures and asserts nothing timed.
+ * `npm run bench`: measures the proxy's start-up memory; the proxy against a fast hand-written
+ * upstream answering with JSON and with an event stream (direct, nginx, POST /proxy, /mcp, and
+ * WS /ws), a realistic upstream, peer proxies, idle-connection memory and a leak check;
+ * profiles it; prints a Markdown report (event-stream and start-up figures set against earlier
+ * runs' results files) and writes JSON, Markdown and an SVG chart to bench/results/. It prints
+ * figures and asserts nothing timed.
  *
  * Knobs: see lib/env.ts (`BENCH_QUICK=1` for a smoke run, `BENCH_ONLY=http,ws` for sections).
  */
@@ -11,11 +13,19 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHART_TITLE, renderChart } from './lib/chart.ts';
-import { LOAD_CORES, RESULTS, SETTINGS, wanted } from './lib/env.ts';
+import { eventStreamConcurrency, LOAD_CORES, RESULTS, SETTINGS, wanted } from './lib/env.ts';
+import { findPrevious } from './lib/previous.ts';
 import { pinSelf, stopAll } from './lib/procs.ts';
 import { renderReport } from './lib/report.ts';
 import { type BenchResults, describeMachine } from './lib/results.ts';
-import { startEverything, startFastUpstream, startNginx, startNodeFloor, startProxy } from './lib/servers.ts';
+import {
+  type Server,
+  startEverything,
+  startFastUpstream,
+  startNginx,
+  startNodeFloor,
+  startProxy,
+} from './lib/servers.ts';
 import { ensureSystemTools } from './lib/tools.ts';
 import { runWrk, writeScript } from './lib/wrk.ts';
 import { measureEverything } from './scenarios/everything.ts';
@@ -26,6 +36,7 @@ import { measureIdle } from './scenarios/memory.ts';
 import { checkSpec, directSpec, mcpSpec, proxySpec } from './scenarios/paths.ts';
 import { measurePeers } from './scenarios/peers.ts';
 import { profilePaths } from './scenarios/profile.ts';
+import { measureStartup } from './scenarios/startup.ts';
 import { measureWs } from './scenarios/ws.ts';
 
 const started = Date.now();
@@ -62,8 +73,8 @@ const results: BenchResults = {
 log(`machine: ${results.machine.nproc} cores, ${results.machine.cpuModel}, Node ${results.machine.node}`);
 
 /** Runs one section; a failure becomes a note in the report instead of ending the run. */
-async function section(name: string, body: () => Promise<void>): Promise<void> {
-  if (!wanted(name)) return;
+async function section(name: string, body: () => Promise<void>, run = wanted(name)): Promise<void> {
+  if (!run) return;
   try {
     await body();
   } catch (error) {
@@ -74,8 +85,12 @@ async function section(name: string, body: () => Promise<void>): Promise<void> {
 }
 
 try {
-  const upstream = await startFastUpstream();
+  const upstream = await startFastUpstream(SETTINGS.upstreamAnswers);
   const upstreamUrl = `${upstream.base}/mcp`;
+  await section('startup', async () => {
+    log('start-up memory (fresh proxies, default configuration)');
+    results.startup = await measureStartup(upstreamUrl, SETTINGS.baselineRoot, log);
+  });
   const nginx = tools.nginx ? await startNginx(upstream.port, dir) : undefined;
   if (!nginx) results.notes.push('nginx is not installed: the nginx path was skipped.');
   const proxy = await startProxy();
@@ -83,43 +98,117 @@ try {
   const baseline = SETTINGS.baselineRoot
     ? await startProxy({ root: SETTINGS.baselineRoot, name: 'proxy (baseline)' })
     : undefined;
-  const paths: Array<Omit<LoadConfig, 'concurrency' | 'group'>> = [
-    { path: 'direct', spec: directSpec(upstreamUrl) },
-    ...(nginx ? [{ path: 'nginx', spec: directSpec(`${nginx.base}/mcp`), serverPids: nginx.pids }] : []),
-    { path: 'node floor', spec: directSpec(`${floor.base}/mcp`), serverPids: floor.pids },
-    { path: 'POST /proxy', spec: proxySpec(proxy.base, upstreamUrl), serverPids: proxy.pids },
+  /** Every HTTP path to `target` (an upstream's /mcp URL), through that upstream's nginx and floor. */
+  const pathsTo = (
+    target: string,
+    via: { nginx: Server | undefined; floor: Server },
+  ): Array<Omit<LoadConfig, 'concurrency' | 'group'>> => [
+    { path: 'direct', spec: directSpec(target) },
+    ...(via.nginx
+      ? [{ path: 'nginx', spec: directSpec(`${via.nginx.base}/mcp`), serverPids: via.nginx.pids }]
+      : []),
+    { path: 'node floor', spec: directSpec(`${via.floor.base}/mcp`), serverPids: via.floor.pids },
+    { path: 'POST /proxy', spec: proxySpec(proxy.base, target), serverPids: proxy.pids },
     ...(baseline
       ? [
           {
             path: 'POST /proxy (baseline)',
-            spec: proxySpec(baseline.base, upstreamUrl),
+            spec: proxySpec(baseline.base, target),
             serverPids: baseline.pids,
           },
         ]
       : []),
-    { path: '/mcp', spec: mcpSpec(proxy.base, upstreamUrl), serverPids: proxy.pids },
+    { path: '/mcp', spec: mcpSpec(proxy.base, target), serverPids: proxy.pids },
     ...(baseline
-      ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, upstreamUrl), serverPids: baseline.pids }]
+      ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, target), serverPids: baseline.pids }]
       : []),
   ];
+  const paths = pathsTo(upstreamUrl, { nginx, floor });
+  const pathWanted = (p: { path: string }) =>
+    SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', ''));
   for (const p of paths) await checkSpec(p.path, p.spec);
   // JIT and connection pools warm before the first measured point.
   for (const p of paths)
     await runWrk(writeScript(dir, `warm-${p.path.replace(/\W+/g, '')}`, p.spec), p.spec.url, 64, 2);
 
-  await section('http', async () => {
-    log('HTTP paths against the fast upstream');
-    // The Node floor is context, not a target: measured at the ends of the range only.
-    const configs = SETTINGS.concurrency.flatMap((concurrency) =>
-      paths
-        .filter((p) => p.path !== 'node floor' || concurrency === 1 || concurrency === 64)
-        .filter(
-          (p) => SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', '')),
-        )
-        .map((p): LoadConfig => ({ ...p, group: 'http', concurrency, upstreamPids: upstream.pids })),
-    );
-    results.points.push(...(await measurePoints(configs, dir, log)));
-  });
+  // The same paths to a second fast upstream that answers with an event stream, with its own nginx
+  // and floor; measured interleaved with the http section's JSON rows, so that the comparison
+  // between the two is not drift.
+  const eventStream = await (async () => {
+    if (!wanted('event-stream')) return undefined;
+    if (SETTINGS.upstreamAnswers === 'event-stream') {
+      results.notes.push(
+        'section event-stream skipped: BENCH_UPSTREAM_ANSWERS=event-stream already gives the http section event-stream answers.',
+      );
+      return undefined;
+    }
+    try {
+      const target = await startFastUpstream('event-stream');
+      const via = {
+        nginx: tools.nginx ? await startNginx(target.port, dir, 'nginx (event-stream)') : undefined,
+        floor: await startNodeFloor(`${target.base}/mcp`),
+      };
+      const streamPaths = pathsTo(`${target.base}/mcp`, via);
+      for (const p of streamPaths) {
+        const type = await checkSpec(`event-stream ${p.path}`, p.spec);
+        // The upstream must really answer with a stream; what each path hands on is worth seeing.
+        if (p.path === 'direct' && !type.startsWith('text/event-stream'))
+          throw new Error(`the event-stream upstream answered with ${type || 'no content type'}`);
+        log(`  event-stream ${p.path} answers with ${type || 'no content type'}`);
+      }
+      for (const p of streamPaths.filter(pathWanted))
+        await runWrk(writeScript(dir, `warm-es-${p.path.replace(/\W+/g, '')}`, p.spec), p.spec.url, 64, 2);
+      return { upstream: target, ...via, paths: streamPaths };
+    } catch (error) {
+      const message = (error as Error).message.split('\n').slice(0, 4).join(' ');
+      results.notes.push(`section event-stream failed: ${message}`);
+      log(`section event-stream failed: ${(error as Error).stack ?? message}`);
+      return undefined;
+    }
+  })();
+
+  // The Node floor is context, not a target: measured at the ends of the range only.
+  const httpConfigs = wanted('http')
+    ? SETTINGS.concurrency.flatMap((concurrency) =>
+        paths
+          .filter((p) => p.path !== 'node floor' || concurrency === 1 || concurrency === 64)
+          .filter(pathWanted)
+          .map((p): LoadConfig => ({ ...p, group: 'http', concurrency, upstreamPids: upstream.pids })),
+      )
+    : [];
+  const streamConfigs = eventStream
+    ? eventStreamConcurrency().flatMap((concurrency) =>
+        eventStream.paths.filter(pathWanted).map(
+          (p): LoadConfig => ({
+            ...p,
+            group: 'event-stream',
+            concurrency,
+            upstreamPids: eventStream.upstream.pids,
+          }),
+        ),
+      )
+    : [];
+  await section(
+    httpConfigs.length > 0 ? 'http' : 'event-stream',
+    async () => {
+      log(
+        [
+          httpConfigs.length > 0
+            ? `HTTP paths against the fast upstream (${SETTINGS.upstreamAnswers} answers)`
+            : '',
+          streamConfigs.length > 0
+            ? 'HTTP paths against the fast upstream answering with an event stream'
+            : '',
+        ]
+          .filter((line) => line !== '')
+          .join(', interleaved with '),
+      );
+      // Same concurrency next to each other: a JSON row and its event-stream row see the same drift.
+      const configs = [...httpConfigs, ...streamConfigs].sort((a, b) => a.concurrency - b.concurrency);
+      results.points.push(...(await measurePoints(configs, dir, log)));
+    },
+    httpConfigs.length + streamConfigs.length > 0,
+  );
   await section('ws', async () => {
     log('WS /ws');
     results.points.push(...(await measureWs(proxy, upstream, upstreamUrl, log)));
@@ -173,6 +262,9 @@ try {
   await baseline?.stop();
   await floor.stop();
   await nginx?.stop();
+  await eventStream?.floor.stop();
+  await eventStream?.nginx?.stop();
+  await eventStream?.upstream.stop();
 
   await section('memory', async () => {
     log('idle connections');
@@ -202,6 +294,10 @@ try {
 } finally {
   await stopAll();
   results.durationSeconds = elapsed();
+}
+
+if (results.startup || results.points.some((p) => p.group === 'event-stream')) {
+  results.previous = findPrevious(results, RESULTS, SETTINGS.previous);
 }
 
 mkdirSync(RESULTS, { recursive: true });

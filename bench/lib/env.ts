@@ -45,17 +45,41 @@ export const SETTINGS = {
   /** Requests after which the leak check's baseline RSS is taken. */
   leakBaseline: num('BENCH_LEAK_BASELINE', quick ? 20_000 : 100_000),
   /** Whole-run time budget in seconds; the leak check gets what is left of it. */
-  budgetSeconds: num('BENCH_BUDGET_SECONDS', quick ? 240 : 560),
-  /** Sections to run (comma list): http, ws, info, everything, peers, memory, profile, leak, and the
-   * optional leakpaths. Default: all but the optional ones. */
+  budgetSeconds: num('BENCH_BUDGET_SECONDS', quick ? 270 : 680),
+  /** Sections to run (comma list): startup, http, event-stream, ws, info, everything, peers,
+   * memory, profile, leak, and the optional leakpaths. Default: all but the optional ones. */
   only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
-  /** HTTP paths measured in the http section (comma list of path names, e.g. `POST /proxy,/mcp`);
-   * default: all. */
+  /** HTTP paths measured in the http and event-stream sections (comma list of path names, e.g.
+   * `POST /proxy,/mcp`); default: all. */
   paths: (process.env.BENCH_PATHS ?? '').split(',').filter((s) => s !== ''),
   /** Another checkout of the repository (e.g. `git worktree add /tmp/base HEAD`): its proxy is
-   * measured too, interleaved, as `POST /proxy (baseline)` and `/mcp (baseline)`. */
+   * measured too, interleaved, as `POST /proxy (baseline)` and `/mcp (baseline)` (and its start-up
+   * memory as `proxy (baseline)`). */
   baselineRoot: process.env.BENCH_BASELINE_ROOT ?? '',
+  /** How the fast upstream answers in every section but event-stream (which always gets
+   * event-stream answers): `json` (the default) or `event-stream`, e.g. to profile the
+   * event-stream path with `BENCH_ONLY=profile`. */
+  upstreamAnswers: answerMode(process.env.BENCH_UPSTREAM_ANSWERS),
+  /** A results JSON to compare the event-stream and start-up figures with; default: for each
+   * figure, the newest earlier file in bench/results/ that has it. */
+  previous: process.env.BENCH_PREVIOUS ?? '',
 } as const;
+
+/** How the fast upstream answers a request (see servers/fast-upstream.ts). */
+export type AnswerMode = 'json' | 'event-stream';
+
+function answerMode(raw: string | undefined): AnswerMode {
+  if (raw === undefined || raw === '' || raw === 'json') return 'json';
+  if (raw === 'event-stream') return raw;
+  throw new Error(`BENCH_UPSTREAM_ANSWERS must be json or event-stream, not ${raw}`);
+}
+
+/** The concurrency points of the event-stream section: 1 and 64 of BENCH_CONCURRENCY, or all of
+ * it when it has neither. */
+export function eventStreamConcurrency(): number[] {
+  const ends = SETTINGS.concurrency.filter((c) => c === 1 || c === 64);
+  return ends.length > 0 ? ends : [...SETTINGS.concurrency];
+}
 
 /** The proxy token the bench configures. */
 export const PROXY_TOKEN = 'bench-proxy-token-0123456789abcdef';

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
@@ -200,8 +200,19 @@ export function coreBusySeconds(cores: readonly number[]): number {
 
 /** Resident set size of one process in bytes (0 once it is gone). */
 export function rssBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** The largest resident set size the process has had (its high-water mark), in bytes. */
+export function peakRssBytes(pid: number): number {
+  return statusBytes(pid, 'VmHWM');
+}
+
+function statusBytes(pid: number, field: string): number {
   try {
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return match ? Number(match[1]) * 1024 : 0;
   } catch {
     return 0;
@@ -267,6 +278,32 @@ export function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
     timeoutMs,
     url,
   );
+}
+
+/**
+ * Resolves once 127.0.0.1:`port` accepts a TCP connection (closed at once, nothing sent: no
+ * request is served), polling every 10 ms; rejects if `exited` settles first or after `timeoutMs`.
+ */
+export async function waitForPort(port: number, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
+  let gone = false;
+  void exited?.then(() => {
+    gone = true;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (gone) throw new Error(`the process exited before port ${port} opened`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for port ${port}`);
+    await sleep(10);
+  }
 }
 
 /** Pins the calling process (all its threads) to `cores`. */

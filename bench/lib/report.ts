@@ -3,6 +3,8 @@
  * The Markdown report printed at the end of a run (and saved next to the JSON): every table
  * shows medians with min–max over the repetitions.
  */
+import type { AnswerMode } from './env.ts';
+import { previousPoint } from './previous.ts';
 import type { BenchResults } from './results.ts';
 import { med, type Point, spread } from './stats.ts';
 import { findPoint, judgeTargets } from './targets.ts';
@@ -56,48 +58,23 @@ export function renderReport(results: BenchResults): string {
   }
   out.push('');
 
+  if (results.startup && results.startup.length > 0) out.push(...startupSection(results), '');
+
+  const answers = results.settings.upstreamAnswers ?? 'json';
   const http = points.filter((p) => p.group === 'http');
   if (http.length > 0) {
-    out.push('### HTTP, fast upstream (tools/call echo)', '');
-    const rows = http.map((p) => {
-      const direct = findPoint(points, 'http', 'direct', p.concurrency);
-      const nginx = findPoint(points, 'http', 'nginx', p.concurrency);
-      const isDirect = p.path === 'direct';
-      return [
-        p.path,
-        String(p.concurrency),
-        rate(p) + errors(p),
-        ms(med(p, 'p50')),
-        ms(med(p, 'p99')),
-        ms(med(p, 'p999')),
-        isDirect
-          ? '—'
-          : `${signed(med(p, 'p50') - med(direct, 'p50'))} / ${signed(med(p, 'p99') - med(direct, 'p99'))}`,
-        isDirect ? '—' : ratio(med(p, 'rps') / med(direct, 'rps')),
-        p.path === 'nginx' || isDirect ? '—' : ratio(med(p, 'rps') / med(nginx, 'rps')),
-        cpu(p),
-        int(med(p, 'upstreamCpuUs')),
-      ];
-    });
+    out.push(`### HTTP, fast upstream (tools/call echo, ${ANSWERS[answers]})`, '');
+    out.push(httpTable(points, 'http'), '');
+  }
+
+  const eventStream = points.filter((p) => p.group === 'event-stream');
+  if (eventStream.length > 0) {
     out.push(
-      table(
-        [
-          'path',
-          'conc.',
-          'req/s median (min–max)',
-          'p50 ms',
-          'p99 ms',
-          'p99.9 ms',
-          'added µs p50 / p99',
-          '× direct',
-          '× nginx',
-          'server CPU µs/req (kernel part)',
-          'upstream CPU µs/req',
-        ],
-        rows,
-      ),
+      `### HTTP, fast upstream answering with an event stream (tools/call echo, ${ANSWERS['event-stream']})`,
       '',
     );
+    out.push(httpTable(points, 'event-stream'), '');
+    out.push(...comparisonSection(results, eventStream), '');
   }
 
   const ws = points.filter((p) => p.group === 'ws');
@@ -318,4 +295,198 @@ export function renderReport(results: BenchResults): string {
   }
   for (const note of results.notes) out.push(`- ${note}`);
   return `${out.join('\n')}\n`;
+}
+
+/** How the fast upstream answered, as the report names it. */
+const ANSWERS: Record<AnswerMode, string> = {
+  json: 'JSON answers',
+  'event-stream': 'one `event: message` per answer in a `text/event-stream`, as the SDK servers send',
+};
+
+/** The table of one HTTP group (`http` or `event-stream`), "added" and "×" against that group's direct and nginx. */
+function httpTable(points: readonly Point[], group: string): string {
+  const rows = points
+    .filter((p) => p.group === group)
+    .map((p) => {
+      const direct = findPoint(points, group, 'direct', p.concurrency);
+      const nginx = findPoint(points, group, 'nginx', p.concurrency);
+      const isDirect = p.path === 'direct';
+      return [
+        p.path,
+        String(p.concurrency),
+        rate(p) + errors(p),
+        ms(med(p, 'p50')),
+        ms(med(p, 'p99')),
+        ms(med(p, 'p999')),
+        isDirect
+          ? '—'
+          : `${signed(med(p, 'p50') - med(direct, 'p50'))} / ${signed(med(p, 'p99') - med(direct, 'p99'))}`,
+        isDirect ? '—' : ratio(med(p, 'rps') / med(direct, 'rps')),
+        p.path === 'nginx' || isDirect ? '—' : ratio(med(p, 'rps') / med(nginx, 'rps')),
+        cpu(p),
+        int(med(p, 'upstreamCpuUs')),
+      ];
+    });
+  return table(
+    [
+      'path',
+      'conc.',
+      'req/s median (min–max)',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'added µs p50 / p99',
+      '× direct',
+      '× nginx',
+      'server CPU µs/req (kernel part)',
+      'upstream CPU µs/req',
+    ],
+    rows,
+  );
+}
+
+/**
+ * One line per event-stream row against the JSON figures of the same path and concurrency: this
+ * run's when it measured them (interleaved with the event-stream rows), else the previous run's;
+ * and against the previous run's figures for the same event-stream row.
+ */
+function comparisonSection(results: BenchResults, eventStream: readonly Point[]): string[] {
+  const { points, previous } = results;
+  const jsonHere = (results.settings.upstreamAnswers ?? 'json') === 'json';
+  const from = new Set<string>();
+  const cpuVs = (now: number, then: number) =>
+    `${int(now)} vs ${int(then)} (${signed(now - then)}, ${ratio(now / then)})`;
+  const msVs = (now: number, then: number) =>
+    `${ms(now)} vs ${ms(then)} (${Number.isFinite(now - then) ? `${now >= then ? '+' : '-'}${ms(Math.abs(now - then))}` : 'n/a'})`;
+  const rows = eventStream.map((p) => {
+    const here = jsonHere ? findPoint(points, 'http', p.path, p.concurrency) : undefined;
+    const before = previousPoint(previous, 'event-stream', p.path, p.concurrency);
+    const beforeJson = previousPoint(previous, 'json', p.path, p.concurrency);
+    for (const figure of [before, beforeJson]) if (figure) from.add(figure.from);
+    const json =
+      here && here.runs.length > 0
+        ? {
+            cpuUs: med(here, 'cpuUs'),
+            upstreamCpuUs: med(here, 'upstreamCpuUs'),
+            p50: med(here, 'p50'),
+            p99: med(here, 'p99'),
+            rps: med(here, 'rps'),
+            source: 'this run',
+          }
+        : beforeJson && { ...beforeJson, source: 'previous run' };
+    const hasCpu = p.runs[0]?.cpuUs !== undefined;
+    const cpuNow = med(p, 'cpuUs');
+    return [
+      p.path,
+      String(p.concurrency),
+      json ? json.source : 'none',
+      !hasCpu ? '—' : json ? cpuVs(cpuNow, json.cpuUs) : 'n/a',
+      json ? msVs(med(p, 'p50'), json.p50) : 'n/a',
+      json ? msVs(med(p, 'p99'), json.p99) : 'n/a',
+      json ? ratio(med(p, 'rps') / json.rps) : 'n/a',
+      json ? cpuVs(med(p, 'upstreamCpuUs'), json.upstreamCpuUs) : 'n/a',
+      before
+        ? `${hasCpu ? `CPU ${int(before.cpuUs)} → ${int(cpuNow)} (${ratio(cpuNow / before.cpuUs)}), ` : ''}` +
+          `p50 ${ms(before.p50)} → ${ms(med(p, 'p50'))}`
+        : 'n/a',
+      beforeJson ? (hasCpu ? int(beforeJson.cpuUs) : '—') : 'n/a',
+    ];
+  });
+  return [
+    '#### Event-stream rows against JSON answers',
+    '',
+    table(
+      [
+        'path',
+        'conc.',
+        'JSON figures of',
+        'server CPU µs/req: event stream vs JSON',
+        'p50 ms: event stream vs JSON',
+        'p99 ms: event stream vs JSON',
+        'req/s: event stream ÷ JSON',
+        'upstream CPU µs/req: event stream vs JSON',
+        'previous run, event stream',
+        'previous run, JSON: server CPU µs/req',
+      ],
+      rows,
+    ),
+    '',
+    jsonHere
+      ? "JSON figures are this run's http rows at the same path and concurrency, measured interleaved with " +
+        "these; where this run did not measure them, the previous run's."
+      : "The http section ran with event-stream answers too: the JSON figures are the previous run's.",
+    from.size > 0
+      ? `Previous figures from the run(s) started ${[...from].sort().join(', ')} (bench/results/; BENCH_PREVIOUS to choose a file).`
+      : 'No earlier results file in bench/results/ had these rows.',
+  ];
+}
+
+/** Start-up RSS of a fresh proxy, default configuration, with the previous run's figures. */
+function startupSection(results: BenchResults): string[] {
+  const startup = results.startup ?? [];
+  const range = (values: readonly number[], format: (v: number) => string) => {
+    const s = spread(values);
+    return values.length > 1 ? `${format(s.median)} (${format(s.min)}–${format(s.max)})` : format(s.median);
+  };
+  const mibs = (v: number) => (v / 2 ** 20).toFixed(1);
+  const msInt = (v: number) => String(Math.round(v));
+  const rows = startup.map((s) => {
+    if (s.error && s.runs.length === 0) return [s.proxy, `failed: ${s.error}`, '', '', '', '', ''];
+    const before = results.previous?.startup.find((p) => p.proxy === s.proxy);
+    const now = (field: 'startRssBytes' | 'afterProxyRssBytes') => spread(s.runs.map((r) => r[field])).median;
+    return [
+      s.proxy,
+      range(
+        s.runs.map((r) => r.listenMs),
+        msInt,
+      ),
+      range(
+        s.runs.map((r) => r.startRssBytes),
+        mibs,
+      ),
+      `${range(
+        s.runs.map((r) => r.afterProxyRssBytes),
+        mibs,
+      )}; ${range(
+        s.runs.map((r) => r.firstProxyMs),
+        msInt,
+      )} ms`,
+      `${range(
+        s.runs.map((r) => r.afterMcpRssBytes),
+        mibs,
+      )}; ${range(
+        s.runs.map((r) => r.firstMcpMs),
+        msInt,
+      )} ms`,
+      range(
+        s.runs.map((r) => r.peakRssBytes),
+        mibs,
+      ),
+      before
+        ? `${mibs(before.startRssBytes)} → ${mibs(now('startRssBytes'))} / ` +
+          `${mibs(before.afterProxyRssBytes)} → ${mibs(now('afterProxyRssBytes'))} (run of ${before.from})`
+        : 'n/a',
+    ];
+  });
+  const node = results.machine.nodeBinary ? ` (${results.machine.nodeBinary})` : '';
+  return [
+    '### Start-up memory: a fresh proxy, default configuration',
+    '',
+    table(
+      [
+        'proxy',
+        'listening after ms',
+        'RSS MiB after start',
+        'RSS MiB after a first POST /proxy; its answer',
+        'RSS MiB after a first /mcp too; its answer',
+        'peak RSS MiB',
+        'previous run: after start / after a first POST /proxy',
+      ],
+      rows,
+    ),
+    '',
+    `Node ${results.machine.node}${node}; only HOST, PORT, PROXY_TOKEN and ALLOW_PRIVATE_NETWORKS set. ` +
+      'RSS read 1 s after the port first accepted a connection (no request served), then 1 s after each ' +
+      `first answer; median (min–max) over fresh processes (${Math.max(...startup.map((s) => s.runs.length))} per proxy).`,
+  ];
 }

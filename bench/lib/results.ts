@@ -11,7 +11,9 @@ import type { PathGrowth } from '../scenarios/leak-paths.ts';
 import type { IdleResult } from '../scenarios/memory.ts';
 import type { PeerNote } from '../scenarios/peers.ts';
 import type { ProfileResult } from '../scenarios/profile.ts';
+import type { StartupResult } from '../scenarios/startup.ts';
 import type { SETTINGS } from './env.ts';
+import type { Previous } from './previous.ts';
 import type { Point } from './stats.ts';
 
 /** What the figures were taken on. */
@@ -20,6 +22,8 @@ export interface Machine {
   readonly cpuModel: string;
   readonly memoryGiB: number;
   readonly node: string;
+  /** The Node binary every Node process of the run uses (absent in older files). */
+  readonly nodeBinary?: string;
   readonly kernel: string;
   readonly os: string;
   readonly wrk: string;
@@ -31,8 +35,15 @@ export interface BenchResults {
   readonly startedAt: string;
   durationSeconds: number;
   readonly machine: Machine;
-  readonly settings: typeof SETTINGS;
+  /** Older results files lack the settings added since (e.g. `upstreamAnswers`: JSON then). */
+  readonly settings: Omit<typeof SETTINGS, 'upstreamAnswers' | 'previous'> &
+    Partial<Pick<typeof SETTINGS, 'upstreamAnswers' | 'previous'>>;
+  /** HTTP points; group `http` (answers as `settings.upstreamAnswers`), `event-stream`, `ws`, … */
   readonly points: Point[];
+  /** Start-up RSS of a fresh proxy with the default configuration (absent in older files). */
+  startup?: StartupResult[];
+  /** An earlier run's figures for this run's event-stream rows and start-up figures. */
+  previous?: Previous;
   readonly idle: IdleResult[];
   leak?: LeakResult;
   leakPaths?: PathGrowth[];
@@ -67,6 +78,7 @@ export function describeMachine(): Machine {
     cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
+    nodeBinary: process.execPath,
     kernel: firstLine('uname', ['-r']),
     os: osRelease,
     wrk: firstLine('wrk', ['-v']).replace(/ \[.*$/, ''),

@@ -6,8 +6,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
-import { childPids, freePort, type Proc, startPinned, waitForHttp, waitUntil } from './procs.ts';
+import { type AnswerMode, NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
+import { childPids, freePort, type Proc, startPinned, waitForHttp, waitForPort, waitUntil } from './procs.ts';
 import { nginxBinary } from './tools.ts';
 
 /** A started server: its process(es) and where it listens. */
@@ -30,10 +30,10 @@ function server(proc: Proc, port: number, pids?: () => number[]): Server {
   };
 }
 
-/** The hand-written stateless upstream (HTTP `/mcp`, WebSocket `/ws`). */
-export async function startFastUpstream(): Promise<Server> {
-  const proc = startPinned(NODE, [join(ROOT, 'bench/servers/fast-upstream.ts'), '0'], {
-    name: 'fast upstream',
+/** The hand-written stateless upstream (HTTP `/mcp`, WebSocket `/ws`), answering as `answers` says. */
+export async function startFastUpstream(answers: AnswerMode = 'json'): Promise<Server> {
+  const proc = startPinned(NODE, [join(ROOT, 'bench/servers/fast-upstream.ts'), '0', answers], {
+    name: answers === 'json' ? 'fast upstream' : `fast upstream (${answers})`,
     cores: SERVER_CORES,
     captureStdout: true,
   });
@@ -64,6 +64,17 @@ export interface ProxyOptions {
   readonly name?: string;
   /** Another checkout of the repository to run the proxy from (a baseline to compare with). */
   readonly root?: string;
+  /**
+   * Only what the proxy needs to start and reach the bench's loopback upstreams (`HOST`, `PORT`,
+   * `PROXY_TOKEN`, `ALLOW_PRIVATE_NETWORKS`, no `.env`): the default configuration otherwise,
+   * log level and rate limits included. `logLevel` and `env` still apply.
+   */
+  readonly defaults?: boolean;
+  /**
+   * What "started" means: `/health` answers (the default), or the port accepts a connection,
+   * so that no request has been served yet.
+   */
+  readonly ready?: 'health' | 'port';
 }
 
 /** The proxy, started as `npm start` would, with the bench's configuration. */
@@ -80,30 +91,39 @@ export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
       PORT: String(port),
       PROXY_TOKEN,
       ALLOW_PRIVATE_NETWORKS: 'true',
-      LOG_LEVEL: options.logLevel ?? 'warn',
-      CORS_ORIGINS: ORIGIN,
       // A developer's .env must not change what the bench measures.
       DOTENV_PATH: join(ROOT, 'bench/.cache/no.env'),
-      MCP_PROXY_CONFIG: options.configFile,
-      // The bench's load is far above the default limits (1,200 requests per token per minute).
-      RATE_LIMIT_PER_TOKEN: '0',
-      RATE_LIMIT_PER_IP: '0',
-      RATE_LIMIT_WS_MESSAGES_PER_TOKEN: '0',
-      RATE_LIMIT_SESSIONS_PER_TOKEN: '0',
+      ...(options.defaults
+        ? { LOG_LEVEL: options.logLevel }
+        : {
+            LOG_LEVEL: options.logLevel ?? 'warn',
+            CORS_ORIGINS: ORIGIN,
+            MCP_PROXY_CONFIG: options.configFile,
+            // The bench's load is far above the default limits (1,200 requests per token per minute).
+            RATE_LIMIT_PER_TOKEN: '0',
+            RATE_LIMIT_PER_IP: '0',
+            RATE_LIMIT_WS_MESSAGES_PER_TOKEN: '0',
+            RATE_LIMIT_SESSIONS_PER_TOKEN: '0',
+          }),
       ...options.env,
     },
   });
   const started = server(proc, port);
-  await waitForHttp(`${started.base}/health`).catch((error: unknown) => {
+  const ready =
+    options.ready === 'port' ? waitForPort(port, 30_000, proc.exited) : waitForHttp(`${started.base}/health`);
+  await ready.catch((error: unknown) => {
     throw new Error(`${proc.name} did not start: ${(error as Error).message}\n${proc.stderrTail()}`);
   });
   return started;
 }
 
-/** nginx in front of `upstreamPort`: one worker, keep-alive to the upstream, no access log. */
-export async function startNginx(upstreamPort: number, dir: string): Promise<Server> {
+/**
+ * nginx in front of `upstreamPort`: one worker, keep-alive to the upstream, no access log, no
+ * buffering (event streams pass as they come). `name` keeps two instances' files apart.
+ */
+export async function startNginx(upstreamPort: number, dir: string, name = 'nginx'): Promise<Server> {
   const port = await freePort();
-  const prefix = join(dir, 'nginx');
+  const prefix = join(dir, name.replace(/\W+/g, '-'));
   mkdirSync(join(prefix, 'tmp'), { recursive: true });
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(
@@ -139,7 +159,7 @@ http {
 `,
   );
   const proc = startPinned(nginxBinary(), ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf], {
-    name: 'nginx',
+    name,
     cores: SERVER_CORES,
   });
   await waitUntil(() => childPids(proc.pid).length > 0, 10_000, 'nginx worker');

@@ -1,10 +1,10 @@
 /**
  * @module bench/lib/targets
- * The performance targets of issue #10, judged against a run's figures. They are reported,
- * never asserted: a missed target is a finding, not a failed run.
+ * The performance targets of issues #10 and #16, judged against a run's figures. They are
+ * reported, never asserted: a missed target is a finding, not a failed run.
  */
 import type { BenchResults } from './results.ts';
-import { med, type Point } from './stats.ts';
+import { med, type Point, spread } from './stats.ts';
 
 /** One target and how the run did against it. */
 export interface TargetVerdict {
@@ -77,6 +77,25 @@ export function judgeTargets(results: BenchResults): TargetVerdict[] {
         met: judge(ratio >= 5, ratio),
       });
     }
+  }
+  for (const path of ['POST /proxy', '/mcp']) {
+    const point = findPoint(points, 'event-stream', path, 64);
+    if (!point) continue;
+    const cpu = med(point, 'cpuUs');
+    verdicts.push({
+      target: `${path}, event-stream answers: proxy CPU per request ≤ 200 µs (c=64)`,
+      figure: us(cpu),
+      met: judge(cpu <= 200, cpu),
+    });
+  }
+  const startup = results.startup?.find((s) => s.proxy === 'proxy');
+  if (startup) {
+    const rss = spread(startup.runs.map((r) => r.startRssBytes)).median;
+    verdicts.push({
+      target: '≤ 80 MiB RSS after start (default configuration, no request yet)',
+      figure: Number.isFinite(rss) ? `${(rss / 2 ** 20).toFixed(1)} MiB` : 'n/a',
+      met: judge(rss <= 80 * 2 ** 20, rss),
+    });
   }
   const ws = results.idle.find((r) => r.mode === 'ws');
   const largest = ws?.samples.at(-1);

@@ -55,9 +55,14 @@ export function mcpSpec(proxyBase: string, upstreamUrl: string, sessionId?: stri
   };
 }
 
-/** Sends one request of `spec` and checks the echo comes back (a broken path must not be timed). */
-export async function checkSpec(name: string, spec: RequestSpec): Promise<void> {
+/**
+ * Sends one request of `spec` and checks the echo comes back (a broken path must not be timed);
+ * returns the answer's content type.
+ */
+export async function checkSpec(name: string, spec: RequestSpec): Promise<string> {
   const body = spec.uniqueIds ? spec.body.replace('"__ID__"', '"check-1"') : spec.body;
   const headers = Object.fromEntries(Object.entries(spec.headers).map(([k, v]) => [k.toLowerCase(), v]));
-  expectAnswer(name, await post(spec.url, headers, body), 'Echo: bench');
+  const answer = await post(spec.url, headers, body);
+  expectAnswer(name, answer, 'Echo: bench');
+  return answer.headers.get('content-type') ?? '';
 }

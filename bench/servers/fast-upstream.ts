@@ -1,16 +1,24 @@
 /**
  * @module bench/servers/fast-upstream
- * A hand-written, stateless Streamable HTTP MCP server on `node:http` (JSON responses, no
- * session, no SDK), plus the same responder over WebSocket at `/ws` for bridged sessions. It
- * is deliberately cheap so that what a benchmark measures through the proxy is the proxy.
+ * A hand-written, stateless Streamable HTTP MCP server on `node:http` (no session, no SDK),
+ * plus the same responder over WebSocket at `/ws` for bridged sessions. It is deliberately
+ * cheap so that what a benchmark measures through the proxy is the proxy.
  *
- * Usage: `node bench/servers/fast-upstream.ts [port]` — prints `{"port":N}` once listening.
+ * Two answer modes: `json` (one `application/json` body with its length) and `event-stream`
+ * (what the SDK servers send by default: a chunked `text/event-stream` holding one
+ * `event: message` per answer, ended once the answers are written). In `event-stream` mode a
+ * caller whose `Accept` does not list `text/event-stream` still gets JSON.
+ *
+ * Usage: `node bench/servers/fast-upstream.ts [port] [json|event-stream]` — prints
+ * `{"port":N}` once listening.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { respondAll } from './responder.ts';
 
 const MAX_BODY = 1_048_576;
+const mode = process.argv[3] ?? 'json';
+if (mode !== 'json' && mode !== 'event-stream') throw new Error(`unknown answer mode: ${mode}`);
 
 function handle(request: IncomingMessage, response: ServerResponse): void {
   const path = request.url === undefined ? '/' : request.url.split('?')[0];
@@ -49,6 +57,20 @@ function handle(request: IncomingMessage, response: ServerResponse): void {
     const answer = respondAll(parsed);
     if (answer === undefined) {
       response.writeHead(202).end();
+      return;
+    }
+    if (mode === 'event-stream' && request.headers.accept?.includes('text/event-stream')) {
+      // As the SDK's transport does (same headers, no length): one event per answer, then the end.
+      response.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      for (const one of Array.isArray(answer) ? answer : [answer]) {
+        response.write(`event: message\ndata: ${JSON.stringify(one)}\n\n`);
+      }
+      response.end();
       return;
     }
     const body = JSON.stringify(answer);

@@ -117,3 +117,21 @@ export function requestKey(id: RequestId): string {
 export function requestIdOf(key: string): RequestId {
   return key.startsWith('n:') ? Number(key.slice(2)) : key.slice(2);
 }
+
+/** The method that tells a peer to stop working on a request (MCP, cancellation). */
+const CANCELLED = 'notifications/cancelled';
+
+/** The `notifications/cancelled` telling a peer that request `requestId` is abandoned, and why. */
+export function cancelledNotice(requestId: RequestId, reason: string): JsonRpcNotification {
+  return { jsonrpc: '2.0', method: CANCELLED, params: { requestId, reason } };
+}
+
+/**
+ * The id of the request `message` cancels, when it is a `notifications/cancelled`; undefined
+ * for any other message, and for a notice whose `requestId` is no id (a peer's mistake, ignored).
+ */
+export function cancelledRequestId(message: JsonRpcMessage): RequestId | undefined {
+  if (!('method' in message) || message.method !== CANCELLED) return undefined;
+  const requestId = message.params?.requestId;
+  return typeof requestId === 'string' || typeof requestId === 'number' ? requestId : undefined;
+}

@@ -13,6 +13,8 @@
 import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
+  cancelledNotice,
+  cancelledRequestId,
   isRequest,
   isResponse,
   type JsonObject,
@@ -114,7 +116,8 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
     if (isResponse(message)) return; // modern clients answer through inputResponses
     if (!isRequest(message)) {
-      if (message.method === 'notifications/cancelled') await this.#cancel(message.params?.requestId);
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) await this.#cancel(cancelled);
       return;
     }
     const key = requestKey(message.id);
@@ -249,8 +252,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
     else if (call.waiting.length > 0) this.#flush(call);
   }
 
-  async #cancel(requestId: unknown): Promise<void> {
-    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+  async #cancel(requestId: RequestId): Promise<void> {
     const key = requestKey(requestId);
     const listen = this.#listens.remove(requestId);
     if (listen) {
@@ -262,14 +264,13 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
       if (this.#preparing.has(key)) this.#cancelledEarly.add(key);
       return;
     }
+    await this.#drop(call, 'cancelled by the client');
+  }
+
+  /** Forgets a call and tells the server it is cancelled (under the id the server knows: the proxy's). */
+  #drop(call: Call, reason: string): Promise<void> {
     this.#calls.forget(call);
-    await this.#inner
-      .send({
-        jsonrpc: '2.0',
-        method: 'notifications/cancelled',
-        params: { requestId: call.upstreamId, reason: 'cancelled by the client' },
-      })
-      .catch(() => {});
+    return this.#inner.send(cancelledNotice(call.upstreamId, reason)).catch(() => {});
   }
 
   #fromUpstream(message: JsonRpcMessage): void {
@@ -343,14 +344,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
         .send(protocolError(asked.id, 'internal_error', 'The client did not answer in time.'))
         .catch(() => {});
     }
-    this.#calls.forget(call);
-    this.#inner
-      .send({
-        jsonrpc: '2.0',
-        method: 'notifications/cancelled',
-        params: { requestId: call.upstreamId, reason: 'input not provided in time' },
-      })
-      .catch(() => {});
+    void this.#drop(call, 'input not provided in time');
   }
 
   #finish(call: Call, response: JsonRpcResponse): void {

@@ -13,6 +13,7 @@ import { linkAbort } from '../abort.ts';
 import { ProxyError, protocolError, relayedError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
+  cancelledRequestId,
   isRequest,
   isResponse,
   type JsonObject,
@@ -132,7 +133,8 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     if (!isRequest(message)) {
       // Modern servers take no client notifications: cancellation is closing the request's
       // stream (done here), capabilities travel with each request.
-      if (message.method === 'notifications/cancelled') this.#cancel(message.params?.requestId);
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) this.#cancel(cancelled);
       if (message.method === 'notifications/initialized') this.#startListening();
       return;
     }
@@ -185,8 +187,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
   }
 
   /** The client cancelled a request: close its upstream exchange (the modern cancellation). */
-  #cancel(requestId: unknown): void {
-    if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+  #cancel(requestId: RequestId): void {
     const key = requestKey(requestId);
     this.#running.get(key)?.abort(new ProxyError('upstream_unreachable', 'The request was cancelled.'));
     this.#running.delete(key);

@@ -1,5 +1,7 @@
 import { ProxyError, toJsonRpcError } from '../errors.ts';
 import {
+  cancelledNotice,
+  cancelledRequestId,
   isRequest,
   isResponse,
   type JsonRpcMessage,
@@ -11,7 +13,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
-import { Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
+import { abandonReason, Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
   REFUSAL_DEFAULTS,
   ServerRequestRefusals,
@@ -183,7 +185,7 @@ export class HeldSession {
     };
     const expected = this.#calls.expect(message.id, {
       ...options,
-      onAbandon: (timedOut) => this.abandon(sink, timedOut ? 'timeout' : 'client disconnected'),
+      onAbandon: (timedOut) => this.abandon(sink, abandonReason(timedOut)),
     });
     // The caller left before the request went out: never send it, so there is nothing to cancel.
     if (expected.signal.aborted) return expected.answer;
@@ -197,10 +199,8 @@ export class HeldSession {
 
   /** Sends a client notification or a client's answer to a server request upstream. */
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
-    if ('method' in message && message.method === 'notifications/cancelled') {
-      const requestId = message.params?.requestId;
-      if (typeof requestId === 'string' || typeof requestId === 'number') this.#abort(requestKey(requestId));
-    }
+    const cancelled = cancelledRequestId(message);
+    if (cancelled !== undefined) this.#abort(requestKey(cancelled));
     await this.upstream.send(message);
   }
 
@@ -221,9 +221,7 @@ export class HeldSession {
       this.#pending.delete(requestId);
       this.#filtered.delete(key);
       this.#abort(key);
-      this.upstream
-        .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
-        .catch(() => {});
+      this.upstream.send(cancelledNotice(requestId, reason)).catch(() => {});
     }
     this.#release(sink);
   }

@@ -10,6 +10,7 @@
 import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import {
+  cancelledNotice,
   isRequest,
   isResponse,
   type JsonRpcMessage,
@@ -20,7 +21,7 @@ import {
   requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
-import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
+import { refuseForProxyCaller, ServerRequestRefusals } from './server-request-refusals.ts';
 import type { UpstreamTransport } from './transport.ts';
 
 /**
@@ -131,6 +132,35 @@ export const abandonedRequest: AbandonError = (timedOut, timeoutMs) =>
   timedOut
     ? new ProxyError('upstream_timeout', undefined, timeoutMs === undefined ? {} : { data: { timeoutMs } })
     : new ProxyError('upstream_unreachable', 'The request was cancelled by the caller.');
+
+/** The reason a request whose wait ended unanswered is cancelled upstream with. */
+export function abandonReason(timedOut: boolean): string {
+  return timedOut ? 'timeout' : 'client disconnected';
+}
+
+/** A failed send as the caller sees it: its own {@link ProxyError}, else an unreachable upstream. */
+export function asProxyError(error: unknown): ProxyError {
+  return ProxyError.is(error) ? error : new ProxyError('upstream_unreachable', undefined, { cause: error });
+}
+
+/**
+ * Ties the wait for an answer to the send of its request: a send that fails fails the wait.
+ * With `inline` (the send resolves only once the answer stream ended, as over Streamable HTTP)
+ * a send that finished while the wait still waits means the upstream ended its answer without
+ * a response.
+ */
+export function followSend<T>(expected: Expected<T>, sent: Promise<void>, inline: boolean): void {
+  sent.then(
+    () => {
+      // Built only when still needed: an error captures a stack, and most calls are answered.
+      if (inline && !expected.settled)
+        expected.fail(
+          new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
+        );
+    },
+    (error: unknown) => expected.fail(asProxyError(error)),
+  );
+}
 
 /** Promises for answers, by request id, each bounded by a deadline and a signal. */
 export class Correlator<T = JsonRpcResponse> {
@@ -267,18 +297,9 @@ export class RequestCorrelator {
   async request(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
     const expected = this.#pending.expect(message.id, {
       ...options,
-      onAbandon: (timedOut) => this.#cancelUpstream(message.id, timedOut ? 'timeout' : 'client disconnected'),
+      onAbandon: (timedOut) => this.#cancelUpstream(message.id, abandonReason(timedOut)),
     });
-    this.#transport.send(message, { signal: expected.signal }).then(
-      // Only a request still waiting was left without an answer.
-      () => {
-        if (this.#inline && !expected.settled)
-          expected.fail(
-            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
-          );
-      },
-      (error: unknown) => expected.fail(asProxyError(error)),
-    );
+    followSend(expected, this.#transport.send(message, { signal: expected.signal }), this.#inline);
     return expected.answer;
   }
 
@@ -311,27 +332,15 @@ export class RequestCorrelator {
    * keeps asking gets a few answers, then every request in flight fails (issue 14 review, F2).
    */
   #refuseServerRequest(request: JsonRpcRequest): void {
-    const refused = this.#refusals.refuse(
-      request,
-      `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
-    );
-    if (!refused) this.#failAll(tooManyServerRequests());
+    const tooMany = refuseForProxyCaller(this.#refusals, request);
+    if (tooMany) this.#failAll(tooMany);
   }
 
   #cancelUpstream(requestId: RequestId, reason: string): void {
-    const notice: JsonRpcNotification = {
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId, reason },
-    };
-    this.#transport.send(notice).catch(() => {});
+    this.#transport.send(cancelledNotice(requestId, reason)).catch(() => {});
   }
 
   #failAll(error: ProxyError): void {
     this.#pending.failAll(error);
   }
-}
-
-function asProxyError(error: unknown): ProxyError {
-  return ProxyError.is(error) ? error : new ProxyError('upstream_unreachable', undefined, { cause: error });
 }

@@ -13,8 +13,8 @@
  * `tools/list` lookup goes through the transport, which owns that lookup.
  */
 
-import { ProxyError } from '../errors.ts';
 import {
+  cancelledNotice,
   initializeResultVersion,
   isRequest,
   isResponse,
@@ -24,12 +24,12 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import { readAnswer } from './answer.ts';
-import { Correlator, RequestCorrelator } from './correlator.ts';
+import { abandonReason, Correlator, followSend, RequestCorrelator } from './correlator.ts';
 import { upstreamHeaders } from './headers.ts';
 import type { UpstreamHttp } from './http.ts';
 import type { ParamHeaderCatalog } from './param-headers.ts';
 import { declaredVersion, isModernVersion, metadataHeaders } from './request-metadata.ts';
-import { ServerRequestRefusals, tooManyServerRequests } from './server-request-refusals.ts';
+import { refuseForProxyCaller, ServerRequestRefusals } from './server-request-refusals.ts';
 import { StreamableHttpTransport } from './streamable-http.ts';
 
 /** One exchange. */
@@ -139,27 +139,13 @@ class OneShot {
     const expected = this.#answers.expect(message.id, {
       timeoutMs,
       signal,
-      onAbandon: (timedOut) =>
-        this.#notify({
-          jsonrpc: '2.0',
-          method: 'notifications/cancelled',
-          params: { requestId: message.id, reason: timedOut ? 'timeout' : 'client disconnected' },
-        }),
+      onAbandon: (timedOut) => this.#notify(cancelledNotice(message.id, abandonReason(timedOut))),
     });
     const onResponse: OnResponse = (response) => {
       if (response.id === message.id) this.#answers.settle(response.id, response);
     };
-    this.#send(message, expected.signal, onResponse).then(
-      // Only a request still waiting was left without an answer.
-      () => {
-        // Built only when still needed: an error captures a stack, and most calls are answered.
-        if (!expected.settled)
-          expected.fail(
-            new ProxyError('upstream_protocol_error', 'The MCP server ended its answer without a response.'),
-          );
-      },
-      (error: unknown) => expected.fail(asProxyError(error)),
-    );
+    // The whole answer is read before the send resolves: one that ended unanswered is an error.
+    followSend(expected, this.#send(message, expected.signal, onResponse), true);
     return expected.answer;
   }
 
@@ -213,11 +199,8 @@ class OneShot {
    * The throw ends the event stream being read as this call's error.
    */
   #refuse(request: JsonRpcRequest): void {
-    const refused = this.#refusalsOf().refuse(
-      request,
-      `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
-    );
-    if (!refused) throw tooManyServerRequests();
+    const tooMany = refuseForProxyCaller(this.#refusalsOf(), request);
+    if (tooMany) throw tooMany;
   }
 
   #refusalsOf(): ServerRequestRefusals {
@@ -247,8 +230,4 @@ class OneShot {
     const metadata = isModernVersion(declaredVersion(message)) ? metadataHeaders(message) : undefined;
     return upstreamHeaders(parts, forwardHeaders, metadata);
   }
-}
-
-function asProxyError(error: unknown): ProxyError {
-  return ProxyError.is(error) ? error : new ProxyError('upstream_unreachable', undefined, { cause: error });
 }

@@ -84,6 +84,21 @@ export class ServerRequestRefusals {
   }
 }
 
+/**
+ * Refuses `request` on behalf of a `POST /proxy` caller, which cannot answer server requests.
+ * Returns the error that ends the call once the upstream asked too often, else undefined.
+ */
+export function refuseForProxyCaller(
+  refusals: ServerRequestRefusals,
+  request: JsonRpcRequest,
+): ProxyError | undefined {
+  const refused = refusals.refuse(
+    request,
+    `This client cannot answer "${request.method}" through POST /proxy; connect through /mcp or /ws instead.`,
+  );
+  return refused ? undefined : tooManyServerRequests();
+}
+
 /** The error of a call whose upstream kept sending requests its caller cannot answer. */
 export function tooManyServerRequests(): ProxyError {
   return new ProxyError(

@@ -4,7 +4,7 @@
  * needs: the upstream's own JSON-RPC error message, its status for 4xx, and an intact
  * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
  */
-import { ProxyError } from '../errors.ts';
+import { type ErrorData, ProxyError } from '../errors.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
@@ -36,14 +36,8 @@ export async function rejectStatus(
   }
   const status = response.status;
   const data = { upstreamStatus: status, ...(detail ? { upstreamMessage: detail } : {}) };
-  if (status === 401 || status === 403) {
-    const challenge = headerValue(response.headers, 'www-authenticate');
-    throw new ProxyError('upstream_unauthorized', undefined, {
-      status,
-      data,
-      headers: challenge ? { 'www-authenticate': challenge } : {},
-    });
-  }
+  const unauthorized = authRefusal(status, headerValue(response.headers, 'www-authenticate'), data);
+  if (unauthorized) throw unauthorized;
   if (status === 404 && context.sessionId !== undefined) {
     throw new ProxyError('upstream_session_expired', undefined, { data });
   }
@@ -59,6 +53,24 @@ export async function rejectStatus(
     );
   }
   throw new ProxyError('upstream_http_error', `The MCP server failed with HTTP ${status}.`, { data });
+}
+
+/**
+ * The error of an upstream's 401 or 403 (an HTTP answer or a refused WebSocket upgrade), else
+ * undefined: `upstream_unauthorized` with the upstream's status and its `WWW-Authenticate`
+ * challenge intact, so a caller can follow an OAuth-protected server's challenge.
+ */
+export function authRefusal(
+  status: number,
+  challenge: string | undefined,
+  data: ErrorData,
+): ProxyError | undefined {
+  if (status !== 401 && status !== 403) return undefined;
+  return new ProxyError('upstream_unauthorized', undefined, {
+    status,
+    data,
+    headers: challenge ? { 'www-authenticate': challenge } : {},
+  });
 }
 
 /** Pulls a short human message out of an error body (JSON-RPC error or plain text). */

@@ -10,6 +10,7 @@ import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { upstreamHeaders } from './headers.ts';
 import { toUpstreamError } from './http.ts';
 import { ConnectionSource } from './message-source.ts';
+import { authRefusal } from './status.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one WebSocket MCP endpoint. */
@@ -48,23 +49,15 @@ export class WebSocketTransport extends ConnectionSource implements UpstreamTran
       socket.once('open', resolve);
       socket.once('unexpected-response', (_request, response) => {
         const status = response.statusCode ?? 0;
-        const challenge = response.headers['www-authenticate'];
+        const data = { upstreamStatus: status };
         response.resume();
         reject(
-          status === 401 || status === 403
-            ? new ProxyError('upstream_unauthorized', undefined, {
-                status,
-                data: { upstreamStatus: status },
-                headers: typeof challenge === 'string' ? { 'www-authenticate': challenge } : {},
-              })
-            : new ProxyError(
-                'upstream_rejected',
-                `The MCP server refused the WebSocket upgrade (HTTP ${status}).`,
-                {
-                  status: 400,
-                  data: { upstreamStatus: status },
-                },
-              ),
+          authRefusal(status, response.headers['www-authenticate'], data) ??
+            new ProxyError(
+              'upstream_rejected',
+              `The MCP server refused the WebSocket upgrade (HTTP ${status}).`,
+              { status: 400, data },
+            ),
         );
         socket.terminate();
       });

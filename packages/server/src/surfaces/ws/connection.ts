@@ -17,6 +17,7 @@ import type { HeldSessions } from '../../dispatch/held-sessions.ts';
 import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
+  cancelledRequestId,
   isJsonRpcMessage,
   isRequest,
   isResponse,
@@ -383,11 +384,9 @@ export class WsConnection {
         }
         this.#toUpstream(session, message);
       } else {
-        if ('method' in message && message.method === 'notifications/cancelled') {
-          // A cancelled request gets no answer (the MCP spec): its slot is free now.
-          const requestId = message.params?.requestId;
-          if (typeof requestId === 'string' || typeof requestId === 'number') this.#releaseRequest(requestId);
-        }
+        // A cancelled request gets no answer (the MCP spec): its slot is free now.
+        const cancelled = cancelledRequestId(message);
+        if (cancelled !== undefined) this.#releaseRequest(cancelled);
         this.#toUpstream(session, message);
       }
     }
