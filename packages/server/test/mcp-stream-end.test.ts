@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
 
 const ANSWER = { jsonrpc: '2.0', id: 1, result: { marker: 'the-last-event' } };
@@ -24,15 +24,21 @@ const INITIALIZE = {
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
 };
 
-/** An upstream that sends the headers at once and, a moment later, its answer and end together. */
-async function startUpstream(): Promise<{ url: string; close: () => Promise<void> }> {
+/**
+ * An upstream that sends the headers at once and, a moment later, its answer and end together:
+ * in its next turn (the proxy still has the whole stream at once), or after `delayMs` (the proxy
+ * has begun streaming by then).
+ */
+async function startUpstream(delayMs?: number): Promise<{ url: string; close: () => Promise<void> }> {
   const server: Server = createServer((req, res) => {
     req.resume();
     req.once('end', () => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'upstream-session' });
       res.flushHeaders();
       // A separate turn, as a server that does some work before it answers.
-      setImmediate(() => res.end(`event: message\ndata: ${JSON.stringify(ANSWER)}\n\n`));
+      const answer = () => res.end(`event: message\ndata: ${JSON.stringify(ANSWER)}\n\n`);
+      if (delayMs === undefined) setImmediate(answer);
+      else setTimeout(answer, delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -65,8 +71,17 @@ function recordWrites(server: Server): string[] {
   return writes;
 }
 
-test('a relayed event stream ends in the same write as its last event', async (t) => {
-  const upstream = await startUpstream();
+for (const [name, delayMs] of [
+  ['at once (relayed whole)', undefined],
+  ['after the relay began streaming', 200],
+] as const) {
+  test(`a relayed event stream ends in the same write as its last event: answer ${name}`, async (t) => {
+    await relayedEnd(t, delayMs);
+  });
+}
+
+async function relayedEnd(t: TestContext, delayMs: number | undefined): Promise<void> {
+  const upstream = await startUpstream(delayMs);
   t.after(() => upstream.close());
   const proxy = await startProxy({ HOST: '127.0.0.1' });
   t.after(() => proxy.close());
@@ -88,11 +103,15 @@ test('a relayed event stream ends in the same write as its last event', async (t
 
   const carrying = writes.filter((write) => write.includes('the-last-event'));
   assert.equal(carrying.length, 1, 'the answer left in one write');
+  const write = carrying[0] ?? '';
+  // A stream the proxy had whole goes with its length: it is complete with its last byte.
+  const whole = /\r\ncontent-length: \d+\r\n/i.test(write) && write.endsWith('\n\n');
+  if (delayMs !== undefined) assert.ok(!whole, 'a stream still open was streamed');
   assert.ok(
-    carrying[0]?.endsWith('0\r\n\r\n'),
+    whole || write.endsWith('0\r\n\r\n'),
     `the stream's end left with the answer, not after it: ${JSON.stringify(writes.slice(-3))}`,
   );
-});
+}
 
 test('a relayed event stream that goes on still delivers each event as it comes', async (t) => {
   // The corking that keeps an end with its event must not hold back a stream that stays open.

@@ -28,6 +28,8 @@ const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-
 const MEDIA_TYPE = new RegExp(`^(${TOKEN})/(${TOKEN})`);
 /** One `; name=value` (or an empty `;`, which the grammar allows) at the start of what is left. */
 const PARAMETER = new RegExp(`^[\\t ]*;[\\t ]*(?:(${TOKEN})=(${TOKEN}|${QUOTED}))?`);
+const PLAIN_JSON: McpContentType = Object.freeze({ essence: 'application/json' });
+const PLAIN_EVENT_STREAM: McpContentType = Object.freeze({ essence: 'text/event-stream' });
 const MCP_TYPES: ReadonlySet<string> = new Set(['application/json', 'text/event-stream']);
 
 /**
@@ -38,6 +40,9 @@ export function mcpContentType(field: string | readonly string[] | undefined): M
   // A repeated field is a list to a browser (joined with ", "), whichever one undici shows first.
   const value = Array.isArray(field) ? (field.length === 1 ? field[0] : undefined) : field;
   if (typeof value !== 'string') return undefined;
+  // The spellings nearly every server sends, read on every answer: no parsing for them.
+  if (value === 'application/json') return PLAIN_JSON;
+  if (value === 'text/event-stream') return PLAIN_EVENT_STREAM;
   let rest = value.replace(/^[\t ]+|[\t ]+$/g, '');
   const type = MEDIA_TYPE.exec(rest);
   if (!type) return undefined;

@@ -102,19 +102,19 @@ class OneShot {
   readonly #request: OneShotRequest;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
-  /** Aborted when the exchange is over: refusals still in flight end with it. */
-  readonly #done = new AbortController();
-  readonly #refusals: ServerRequestRefusals;
+  /**
+   * Aborted when the exchange is over: refusals still in flight end with it. Made with the first
+   * refusal: few calls see a server request, and an aborted controller costs an event per call.
+   */
+  #done: AbortController | undefined;
+  #refusals: ServerRequestRefusals | undefined;
+  #over = false;
   /** The answer this exchange waits for. */
   readonly #answers = new Correlator();
 
   constructor(http: UpstreamHttp, request: OneShotRequest) {
     this.#http = http;
     this.#request = request;
-    this.#refusals = new ServerRequestRefusals(
-      (reply, signal) => this.#send(reply, signal, undefined),
-      this.#done.signal,
-    );
     this.#sessionId = request.sessionId;
     this.#protocolVersion = request.protocolVersion;
   }
@@ -126,8 +126,9 @@ class OneShot {
       if (isRequest(message)) response = await this.#call(message);
       else await this.#send(message, signal, undefined);
     } finally {
+      this.#over = true;
       // A plain reason: an argument-less abort() builds a DOMException (a stack) per call.
-      this.#done.abort('call over');
+      this.#done?.abort('call over');
     }
     return { response, sessionId: this.#sessionId, protocolVersion: this.#protocolVersion };
   }
@@ -198,8 +199,21 @@ class OneShot {
    * The throw ends the event stream being read as this call's error.
    */
   #refuse(request: JsonRpcRequest): void {
-    const tooMany = refuseForProxyCaller(this.#refusals, request);
+    const tooMany = refuseForProxyCaller(this.#refusalsOf(), request);
     if (tooMany) throw tooMany;
+  }
+
+  #refusalsOf(): ServerRequestRefusals {
+    if (this.#refusals === undefined) {
+      const done = new AbortController();
+      if (this.#over) done.abort('call over');
+      this.#done = done;
+      this.#refusals = new ServerRequestRefusals(
+        (reply, signal) => this.#send(reply, signal, undefined),
+        done.signal,
+      );
+    }
+    return this.#refusals;
   }
 
   /** The POST's headers, as the Streamable HTTP transport sends them. */

@@ -11,7 +11,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
 import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -22,6 +21,8 @@ import {
   discard,
   drain,
   headerValue,
+  tooLarge,
+  toUpstreamError,
   type UpstreamHttp,
   type UpstreamResponse,
 } from '../../upstream/http.ts';
@@ -103,9 +104,10 @@ export class PassThrough {
 
   /**
    * Relays an upstream response to the caller, sealing any session id it carries. An event
-   * stream is streamed event by event; any other body (a JSON answer) is read whole first, within
-   * the response size limit, and sent as one buffer with its length: cheaper than a stream per
-   * request, and a failure while reading becomes a proper error reply instead of a cut body.
+   * stream is streamed event by event (sent whole when it ended within the turn its relay began);
+   * any other body (a JSON answer) is read whole first, within the response size limit, and sent
+   * as one buffer with its length: cheaper than a stream per request, and a failure while reading
+   * becomes a proper error reply instead of a cut body.
    */
   async relay(
     reply: FastifyReply,
@@ -131,13 +133,26 @@ export class PassThrough {
       this.#relayHeaders(reply, response, sessionId);
       return reply.send(body);
     }
+    const limit = this.#http.responseLimitBytes;
+    // Most answers to a POST are a whole stream by now (one event, then the end): such a stream
+    // goes as one buffer with its length, like JSON, at the cost of JSON. One still open at the
+    // end of this turn of the event loop is streamed from there.
+    const first = await firstTurn(response, limit, forward.signal);
     this.#relayHeaders(reply, response, sessionId);
-    const limited = relayEvents(this.#http.responseLimitBytes, reply.raw);
-    // An SSE comment first, so the caller gets the headers now, not with the first event.
-    limited.push(Buffer.from(': proxied\n\n'));
-    pipeline(response.body, limited).catch(() => {
-      // The caller or the upstream went away mid-stream; both sides are already torn down.
+    if (first.ended) return reply.send(first.bytes);
+    const source = response.body;
+    const limited = relayEvents(first.counter, reply.raw);
+    // An SSE comment first, so the caller gets the headers now, not with the first event; when
+    // an event is already here, the headers go with it.
+    limited.push(first.bytes.length === 0 ? Buffer.from(': proxied\n\n') : first.bytes);
+    // Piped by hand, not with `stream.pipeline`: that builds an AbortController and aborts it
+    // (a DOMException with a stack) per stream, ~5% of the CPU of an answer relayed this way.
+    // The caller or the upstream going away mid-stream tears down both sides.
+    source.on('error', (error) => limited.destroy(error));
+    limited.once('close', () => {
+      if (!source.readableEnded) discard(response);
     });
+    source.pipe(limited);
     return reply.send(limited);
   }
 
@@ -206,9 +221,7 @@ export class PassThrough {
  * from a relayed chunk until the next turn of the event loop: an end that follows within the same
  * turn leaves in the same write, and a stream that goes on is delayed by one turn at most.
  */
-function relayEvents(limit: number, response: ServerResponse): Transform {
-  let count = 0;
-  let previous = -1;
+function relayEvents(counter: EventSizeCounter, response: ServerResponse): Transform {
   // The socket itself, not the response: a corked response buffers chunks that `end()` drops.
   let corked: Socket | undefined;
   const uncork = () => {
@@ -220,10 +233,7 @@ function relayEvents(limit: number, response: ServerResponse): Transform {
   response.once('close', uncork);
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      const end = lastEventEnd(chunk, previous);
-      count = end === -1 ? count + chunk.length : chunk.length - end;
-      previous = chunk.length > 0 ? (chunk[chunk.length - 1] as number) : previous;
-      if (count > limit) {
+      if (!counter.fits(chunk)) {
         callback(new Error('upstream response exceeds the size limit'));
         return;
       }
@@ -236,6 +246,84 @@ function relayEvents(limit: number, response: ServerResponse): Transform {
       callback(null, chunk);
     },
   });
+}
+
+/**
+ * The bytes of the event in progress (since the last blank line), across chunks: no single event
+ * may exceed the limit, however many a stream carries.
+ */
+class EventSizeCounter {
+  readonly #limit: number;
+  #count = 0;
+  #previous = -1;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Counts `chunk`; false once the event in progress is larger than the limit. */
+  fits(chunk: Buffer): boolean {
+    const end = lastEventEnd(chunk, this.#previous);
+    this.#count = end === -1 ? this.#count + chunk.length : chunk.length - end;
+    if (chunk.length > 0) this.#previous = chunk[chunk.length - 1] as number;
+    return this.#count <= this.#limit;
+  }
+}
+
+/** What an event stream sent in the turn of the event loop its relay began in. */
+interface FirstTurn {
+  /** The bytes so far (all of them when `ended`). */
+  readonly bytes: Buffer;
+  /** True when the stream ended within the turn. */
+  readonly ended: boolean;
+  /** The per-event count, carried on to the rest of the stream. */
+  readonly counter: EventSizeCounter;
+}
+
+/**
+ * Reads an event stream until it ends or the current turn of the event loop does, whichever
+ * comes first (an upstream that writes its answer and ends in one write has its end queued by
+ * then). A failure while reading becomes the caller's error reply, not a cut stream.
+ */
+function firstTurn(response: UpstreamResponse, limit: number, signal: AbortSignal): Promise<FirstTurn> {
+  const body = response.body;
+  const counter = new EventSizeCounter(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const { promise, resolve, reject } = Promise.withResolvers<FirstTurn>();
+  const stop = () => {
+    clearImmediate(turn);
+    body.off('data', onData);
+    body.off('end', onEnd);
+    body.off('error', onError);
+  };
+  const settle = (ended: boolean) => {
+    stop();
+    if (!ended) body.pause();
+    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+    resolve({ bytes, ended, counter });
+  };
+  const onData = (chunk: Buffer) => {
+    if (!counter.fits(chunk)) {
+      stop();
+      discard(response);
+      reject(tooLarge(limit));
+      return;
+    }
+    chunks.push(chunk);
+    size += chunk.length;
+  };
+  const onEnd = () => settle(true);
+  const onError = (error: unknown) => {
+    stop();
+    discard(response);
+    reject(toUpstreamError(error, signal));
+  };
+  const turn = setImmediate(settle, false);
+  body.on('data', onData);
+  body.once('end', onEnd);
+  body.once('error', onError);
+  return promise;
 }
 
 const LF = 0x0a;
