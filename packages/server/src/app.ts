@@ -375,6 +375,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerJsonBodyParser(app, inFlightHook.beforeParse);
   app.decorateRequest('identity', undefined);
   app.decorateRequest('credentialInAuthorization', false);
+  app.decorateRequest('recheckCredential', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -491,8 +492,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
-    // A dropped key must stop verifying the tokens it signed, cached or not.
+    // A dropped key must stop verifying the tokens it signed, cached or not, and end the
+    // sockets and streams they hold.
     authenticator.forgetVerified();
+    void holdings.recheckAll().catch(() => {});
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);

@@ -131,8 +131,10 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             logger: log,
           });
           connections.add(connection);
-          const release = options.holdings.hold(accepted.identity, (error) =>
-            connection.close(toCloseFrame(error)),
+          const release = options.holdings.hold(
+            accepted.identity,
+            (error) => connection.close(toCloseFrame(error)),
+            { recheck: accepted.recheck },
           );
           ws.once('close', () => {
             connections.delete(connection);
