@@ -452,6 +452,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('identity', undefined);
   app.decorateRequest('audit', undefined);
   app.decorateRequest('credentialInAuthorization', false);
+  app.decorateRequest('recheckCredential', undefined);
   app.decorateRequest('mcpMethod', undefined);
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
@@ -592,9 +593,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
-    // A dropped key must stop verifying the tokens it signed, cached or not; remembered OIDC
-    // principals carry the old claim mapping's grants: all are judged again on their next request.
+    // A dropped key must stop verifying the tokens it signed, cached or not, and end the sockets
+    // and streams they hold; remembered OIDC principals carry the old claim mapping's grants:
+    // all are judged again on their next request.
     authenticator.forgetVerified();
+    void holdings.recheckAll().catch(() => {});
     guard.replace(next.egress);
     targets.forgetVetted();
     verifier.replace(next.proxyTokens, next.tokens, next.adminToken);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { loadConfig } from '../src/config/config.ts';
 import { keyId } from '../src/identity/signing-keys.ts';
 import { type MisbehavingUpstream, startMisbehaving } from './fixtures/misbehaving-upstream.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
@@ -392,6 +393,34 @@ describe('minted tokens', () => {
         200,
         'static tokens work',
       );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a reload that drops a signing key ends the sockets its tokens hold', async () => {
+    await start();
+    try {
+      const old = await mint(proxy.url, 'alice');
+      const socket = await wsWith(proxy, old.token, { mcp_server_url: everything.url });
+      assert.equal(socket.status, 101);
+      const next = keyFile();
+      const env = {
+        ADMIN_TOKEN: ADMIN,
+        PROXY_TOKEN: proxy.token,
+        MCP_PROXY_CONFIG: configPath,
+        ALLOW_PRIVATE_NETWORKS: 'true',
+        WS_ALLOW_MISSING_ORIGIN: 'true',
+        CORS_ORIGINS: 'https://app.example.test',
+        STORE: 'memory',
+      };
+      proxy.app.reload(loadConfig({ env: { ...env, SIGNING_KEYS: `${next},${keyPath}` } }));
+      assert.equal(socket.ws.readyState, WebSocket.OPEN, 'a key kept for verifying keeps its sockets');
+      assert.equal((await pingWith(proxy, old.token, `${upstream.origin}/echo-auth`)).status, 200);
+      proxy.app.reload(loadConfig({ env: { ...env, SIGNING_KEYS: next } }));
+      assert.equal((await closeOf(socket.closed)).code, 4401);
+      const refused = await pingWith(proxy, old.token, `${upstream.origin}/echo-auth`);
+      assert.equal(refused.body.error.data.code, 'token_invalid');
     } finally {
       await proxy.close();
     }

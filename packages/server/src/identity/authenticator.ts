@@ -8,7 +8,7 @@
  * static one; a revocation drops its entry on every instance.
  */
 import { hash } from 'node:crypto';
-import { ProxyError } from '../errors.ts';
+import { findProxyError, ProxyError } from '../errors.ts';
 import { looksMinted, type MintedTokens } from './minted-tokens.ts';
 import type { Grants, Principal } from './principal.ts';
 import type { Revocations } from './revocations.ts';
@@ -91,6 +91,18 @@ export class Authenticator {
     }
     if (principal.expiresAt !== undefined) this.#remember(key, principal);
     return checkOrigin(principal, origin);
+  }
+
+  /**
+   * A check of `presented` to run again later (after a reload): the refusal it would get then,
+   * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
+   */
+  recheckOf(presented: string, origin: string | undefined): () => Promise<ProxyError | undefined> {
+    return () =>
+      this.authenticate(presented, origin).then(
+        () => undefined,
+        (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
+      );
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */

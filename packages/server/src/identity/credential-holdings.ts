@@ -18,7 +18,11 @@ interface Holding {
   /** Whether the credential's expiry ends it too (sockets, streams), or only its revocation. */
   readonly endsAtExpiry: boolean;
   readonly alive: (() => boolean) | undefined;
+  readonly recheck: Recheck | undefined;
 }
+
+/** Verifies a holding's credential again: the refusal, or `undefined` while it is still good. */
+export type Recheck = () => Promise<ProxyError | undefined>;
 
 /** How a holding ends. */
 export interface HoldOptions {
@@ -31,6 +35,8 @@ export interface HoldOptions {
    * does not keep its entry until the credential expires (up to 24 h of them otherwise).
    */
   readonly alive?: () => boolean;
+  /** Verifies the credential again after a reload (a signing key dropped): refused, it ends. */
+  readonly recheck?: Recheck | undefined;
 }
 
 /** How often expiries are checked. */
@@ -60,6 +66,7 @@ export class CredentialHoldings {
       end,
       endsAtExpiry: options.endsAtExpiry ?? true,
       alive: options.alive,
+      recheck: options.recheck,
     };
     let map = this.#byCredential.get(id);
     if (!map) {
@@ -81,6 +88,28 @@ export class CredentialHoldings {
     if (!map) return;
     this.#byCredential.delete(credentialId);
     for (const holding of map.values()) holding.end(new ProxyError('token_revoked'));
+  }
+
+  /**
+   * Verifies every holding's credential again (a reload changed the signing keys or issuers) and
+   * ends those refused now, with the refusal (`token_invalid` for a dropped key).
+   */
+  async recheckAll(): Promise<void> {
+    const checks: Promise<void>[] = [];
+    for (const [id, map] of this.#byCredential) {
+      for (const [key, holding] of map) {
+        if (!holding.recheck) continue;
+        checks.push(
+          holding.recheck().then((refusal) => {
+            if (!refusal || map.get(key) !== holding) return;
+            map.delete(key);
+            if (map.size === 0 && this.#byCredential.get(id) === map) this.#byCredential.delete(id);
+            holding.end(refusal);
+          }),
+        );
+      }
+    }
+    await Promise.all(checks);
   }
 
   close(): void {

@@ -22,6 +22,11 @@ declare module 'fastify' {
      * passing an inbound token through).
      */
     credentialInAuthorization: boolean;
+    /**
+     * For a minted or bearer token: verifies it again (after a reload), so what the request
+     * holds open ends when its signing key is dropped.
+     */
+    recheckCredential: (() => Promise<ProxyError | undefined>) | undefined;
   }
 }
 
@@ -81,7 +86,10 @@ export function proxyTokenHook(
       );
     }
     try {
-      return await authenticator.authenticate(presented, request.headers.origin);
+      const principal = await authenticator.authenticate(presented, request.headers.origin);
+      if (principal.credentialId !== undefined)
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin);
+      return principal;
     } catch (error) {
       const code = findProxyError(error)?.code;
       if (code !== undefined && CREDENTIAL_REFUSALS.has(code)) await limiter.consume('authFailuresPerIp', ip);

@@ -51,7 +51,9 @@ export class LiveRequests {
         throw new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.');
       }
       this.#track(request.identity.principalKey, request, reply.raw);
-      const release = this.#holdings?.hold(request.identity, () => reply.raw.destroy());
+      const release = this.#holdings?.hold(request.identity, () => reply.raw.destroy(), {
+        recheck: request.recheckCredential,
+      });
       if (release) reply.raw.once('close', release);
     };
   }

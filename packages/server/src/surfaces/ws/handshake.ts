@@ -30,6 +30,8 @@ export interface AcceptedHandshake {
   readonly target: TargetRequest;
   /** The subprotocol to echo, if the client offered any. */
   readonly protocol: string | undefined;
+  /** Verifies the credential again after a reload (minted and bearer tokens). */
+  readonly recheck: (() => Promise<ProxyError | undefined>) | undefined;
 }
 
 /** Checks an upgrade request; throws a ProxyError for the HTTP refusal. */
@@ -71,7 +73,12 @@ export async function checkHandshake(
   }
   const identity = await authenticator.authenticate(presented, origin);
 
-  return { identity, target: targetFrom(query), protocol: offered.length > 0 ? MCP_PROTOCOL : undefined };
+  return {
+    identity,
+    target: targetFrom(query),
+    protocol: offered.length > 0 ? MCP_PROTOCOL : undefined,
+    recheck: identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin),
+  };
 }
 
 function targetFrom(query: URLSearchParams): TargetRequest {

@@ -147,7 +147,9 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
-          const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)));
+          const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
+            recheck: (accepted as NonNullable<typeof accepted>).recheck,
+          });
           ws.once('close', () => {
             connections.delete(connection);
             release();
