@@ -20,11 +20,15 @@ const median = (values: number[]) => {
 const upstream = await startFastUpstream();
 try {
   const roots: Array<[string, string | undefined]> = [['this checkout', undefined]];
-  if (SETTINGS.baselineRoot !== '') roots.push([`baseline (${SETTINGS.baselineRoot})`, SETTINGS.baselineRoot]);
+  if (SETTINGS.baselineRoot !== '')
+    roots.push([`baseline (${SETTINGS.baselineRoot})`, SETTINGS.baselineRoot]);
   const samples = new Map<string, StartupRss[]>(roots.map(([name]) => [name, []]));
   for (let i = 0; i < Math.max(1, SETTINGS.repeats); i++) {
     for (const [name, root] of roots) {
-      const sample = await measureStartupRss({ upstreamUrl: `${upstream.base}/mcp`, ...(root ? { root } : {}) });
+      const sample = await measureStartupRss({
+        upstreamUrl: `${upstream.base}/mcp`,
+        ...(root ? { root } : {}),
+      });
       samples.get(name)?.push(sample);
     }
   }

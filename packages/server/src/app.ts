@@ -33,7 +33,6 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter, type RateLimits } from './limits/rate-limiter.ts';
 import { MemoryRateStore, type RateStore } from './limits/rate-store.ts';
-import { RedisRateStore } from './limits/redis-rate-store.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
@@ -175,7 +174,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;
-  const metrics = new ProxyMetrics(
+  const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
@@ -186,6 +185,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   let rateStore: RateStore = deps.rateStore ?? new MemoryRateStore(now);
   if (config.redisUrl && !deps.rateStore) {
+    // ioredis is loaded only when REDIS_URL asks for it: it costs ~8 MiB of a fresh process.
+    const { RedisRateStore } = await import('./limits/redis-rate-store.ts');
     const redis = new RedisRateStore(
       config.redisUrl,
       throttledWarning(logger, 'rate-limit store unreachable; limits not enforced'),
