@@ -25,6 +25,7 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
 import { TokenVerifier } from './identity/tokens.ts';
@@ -159,6 +160,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     return503OnClosing: false,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     requestIdHeader: false,
     genReqId: (raw) => {
       const incoming = raw.headers['x-request-id'];
