@@ -5,15 +5,38 @@
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
  */
 import { randomBytes } from 'node:crypto';
+import { enableCompileCache, flushCompileCache } from 'node:module';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { type DestinationStream, pino } from 'pino';
-import { buildApp } from './app.ts';
-import { type Config, ConfigError, loadConfig } from './config/config.ts';
-import { parseArgs, usage } from './config/usage.ts';
-import { ChildRegistry } from './upstream/child-registry.ts';
-import { VERSION } from './version.ts';
+import type { DestinationStream } from 'pino';
+import type { Config } from './config/config.ts';
+
+// Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
+// compiler that, once warm, holds ~10-25 MiB for the life of the process. Its output is kept in
+// Node's compile cache, so a restart loads the modules below without it. The cache lives with the
+// installed code (`node_modules/.cache`), never in a shared temporary folder whose entries another
+// user could plant; NODE_COMPILE_CACHE, when set, wins. Where it cannot be written, nothing changes.
+// The modules are imported dynamically because static imports would load before this line runs.
+enableCompileCache(fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)));
+const [
+  { pino },
+  { buildApp },
+  { ConfigError, loadConfig },
+  { parseArgs, usage },
+  { ChildRegistry },
+  { VERSION },
+] = await Promise.all([
+  import('pino'),
+  import('./app.ts'),
+  import('./config/config.ts'),
+  import('./config/usage.ts'),
+  import('./upstream/child-registry.ts'),
+  import('./version.ts'),
+]);
+// Written now rather than at exit: a proxy ends by a signal, and the cache is not written then.
+flushCompileCache();
 
 async function main(): Promise<void> {
   const command = parseArgs(process.argv.slice(2));
