@@ -31,6 +31,7 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import { openAuditSink } from './identity/audit-sink.ts';
 import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
@@ -230,6 +231,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     return503OnClosing: false,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     requestIdHeader: false,
     genReqId: (raw) => {
       const incoming = raw.headers['x-request-id'];
@@ -245,7 +247,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;
-  const metrics = new ProxyMetrics(
+  const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
