@@ -349,6 +349,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator.forgetCredential(credentialId);
     holdings.endCredential(credentialId);
   });
+  // Revocations announced while this instance was not listening were never heard: every token
+  // verified so far is checked against the store again, and what one holds ends if it was revoked.
+  revocations.onResync(() => {
+    authenticator.forgetVerified();
+    void holdings.recheckAll().catch(() => {});
+  });
   /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
   const holdSession = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const principal = request.identity;

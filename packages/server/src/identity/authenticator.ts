@@ -5,7 +5,10 @@
  * parsing); a JWT whose unverified issuer is the proxy goes to {@link MintedTokens}; other JWTs
  * go to the bearer verifiers plugged in (OIDC). Verified tokens are cached by their SHA-256 until
  * they expire (bounded), so a minted token costs a hash and a map lookup per request, like a
- * static one; a revocation drops its entry on every instance.
+ * static one; a revocation drops its entry on every instance. An announcement can be lost (a
+ * Redis subscriber that was down), so a cached minted token is also checked against the store
+ * again once its entry is {@link RECHECK_AFTER_MS} old: at most one store read per token per
+ * period.
  */
 import { hash } from 'node:crypto';
 import { findProxyError, ProxyError } from '../errors.ts';
@@ -34,6 +37,15 @@ export interface AuthenticatorDeps {
   readonly cacheEntries?: number;
 }
 
+/** How long a cached minted token is trusted before the store is asked again whether it was revoked. */
+export const RECHECK_AFTER_MS = 30_000;
+
+/** A verified token, and when the store last said it was not revoked. */
+interface Cached {
+  readonly principal: Principal;
+  checkedAt: number;
+}
+
 /** Three base64url parts: a JWS in compact form (the signature may be empty, as `alg: none`'s is). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -48,7 +60,7 @@ export const CREDENTIAL_REFUSALS: ReadonlySet<string> = new Set([
 /** Resolves presented credentials to principals. */
 export class Authenticator {
   readonly #deps: AuthenticatorDeps;
-  readonly #cache = new Map<string, Principal>();
+  readonly #cache = new Map<string, Cached>();
   readonly #cacheEntries: number;
   #verifiers: readonly BearerVerifier[];
 
@@ -74,7 +86,7 @@ export class Authenticator {
     if (fixed) return fixed;
     const key = hash('sha256', presented, 'base64url');
     const cached = this.#cache.get(key);
-    if (cached) return checkOrigin(this.#stillValid(key, cached), origin);
+    if (cached) return checkOrigin(await this.#stillValid(key, cached), origin);
     let principal: Principal;
     if (looksMinted(presented)) {
       principal = await this.#deps.minted.verify(presented);
@@ -112,8 +124,8 @@ export class Authenticator {
 
   /** Forgets a revoked credential's cache entries. */
   forgetCredential(credentialId: string): void {
-    for (const [key, principal] of this.#cache) {
-      if (principal.credentialId === credentialId) this.#cache.delete(key);
+    for (const [key, cached] of this.#cache) {
+      if (cached.principal.credentialId === credentialId) this.#cache.delete(key);
     }
   }
 
@@ -133,13 +145,24 @@ export class Authenticator {
     return {};
   }
 
-  #stillValid(key: string, principal: Principal): Principal {
-    if (principal.expiresAt !== undefined && principal.expiresAt <= this.#deps.now()) {
+  async #stillValid(key: string, cached: Cached): Promise<Principal> {
+    const { principal } = cached;
+    const now = this.#deps.now();
+    if (principal.expiresAt !== undefined && principal.expiresAt <= now) {
       this.#cache.delete(key);
       throw new ProxyError('token_expired');
     }
     const id = principal.credentialId;
-    if (id !== undefined && this.#deps.revocations.knownRevoked(id)) {
+    if (id === undefined) return principal;
+    let revoked = this.#deps.revocations.knownRevoked(id);
+    if (!revoked && principal.auth === 'minted' && now - cached.checkedAt >= RECHECK_AFTER_MS) {
+      // Stamped before the read, so concurrent requests share one round trip.
+      cached.checkedAt = now;
+      // A store that cannot answer leaves the cached verdict standing (it was checked once, and
+      // a subscriber that comes back re-checks everything): an outage must not refuse every user.
+      revoked = await this.#deps.revocations.isRevoked(id).catch(() => false);
+    }
+    if (revoked) {
       this.#cache.delete(key);
       throw new ProxyError('token_revoked');
     }
@@ -151,7 +174,7 @@ export class Authenticator {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);
     }
-    this.#cache.set(key, principal);
+    this.#cache.set(key, { principal, checkedAt: this.#deps.now() });
   }
 }
 

@@ -16,6 +16,9 @@ const LOCAL_MAX = 100_000;
 /** Heard about every revocation, local or announced by another instance. */
 export type RevocationListener = (credentialId: string) => void;
 
+/** Hears that announcements may have been missed: what relies on them is checked again. */
+export type ResyncListener = () => void;
+
 /** Revocations in the shared store (pass a `revoked:` namespace of it). */
 export class Revocations {
   readonly #store: Store;
@@ -23,6 +26,7 @@ export class Revocations {
   /** jti → when the entry may be forgotten (the token's expiry). */
   readonly #local = new Map<string, number>();
   readonly #listeners = new Set<RevocationListener>();
+  readonly #resync = new Set<ResyncListener>();
   #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(store: Store, now: () => number = Date.now) {
@@ -32,10 +36,24 @@ export class Revocations {
 
   /** Listens for revocations made on other instances. */
   async start(): Promise<void> {
-    this.#unsubscribe = await this.#store.subscribe(CHANNEL, (message) => {
-      const parsed = parse(message);
-      if (parsed) this.#remember(parsed.id, parsed.until);
-    });
+    this.#unsubscribe = await this.#store.subscribe(
+      CHANNEL,
+      (message) => {
+        const parsed = parse(message);
+        if (parsed) this.#remember(parsed.id, parsed.until);
+      },
+      () => {
+        for (const listener of this.#resync) listener();
+      },
+    );
+  }
+
+  /**
+   * Calls `listener` when revocations made elsewhere may have gone unheard (the subscription
+   * was down and is back): verified tokens must be checked against the store again.
+   */
+  onResync(listener: ResyncListener): void {
+    this.#resync.add(listener);
   }
 
   /** Calls `listener` with every revoked id (to end sockets, sessions, cache entries). */

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import type { WindowHit } from '../limits/rate-store.ts';
-import { LocalChannels, type Store, type StoreListener } from './store.ts';
+import { LocalChannels, type MissedListener, type Store, type StoreListener } from './store.ts';
 
 /** One atomic hit: INCR, and PEXPIRE on a window's first hit. */
 const HIT_SCRIPT = `
@@ -36,6 +36,8 @@ export class RedisStore implements Store {
   readonly #prefix: string;
   readonly #onError: (error: Error) => void;
   readonly #channels = new LocalChannels();
+  /** Who hears that the subscriber was down and is subscribed again. */
+  readonly #missed = new Set<MissedListener>();
   /** The subscriber connection (Redis reserves a connection that subscribes), opened on first use. */
   #subscriber: Redis | undefined;
 
@@ -121,11 +123,17 @@ export class RedisStore implements Store {
     await this.#redis.publish(this.#prefix + channel, message);
   }
 
-  async subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
+  async subscribe(
+    channel: string,
+    listener: StoreListener,
+    missed?: MissedListener,
+  ): Promise<() => Promise<void>> {
     const subscriber = this.#subscriberConnection();
     const name = this.#prefix + channel;
     if (this.#channels.add(name, listener)) await subscriber.subscribe(name);
+    if (missed) this.#missed.add(missed);
     return async () => {
+      if (missed) this.#missed.delete(missed);
       // A subscriber that is not connected has nothing to undo (and would queue the command).
       if (this.#channels.remove(name, listener) && subscriber.status === 'ready')
         await subscriber.unsubscribe(name).catch(() => {});
@@ -134,6 +142,7 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.#channels.clear();
+    this.#missed.clear();
     this.#subscriber?.disconnect();
     this.#redis.disconnect();
   }
@@ -152,8 +161,29 @@ export class RedisStore implements Store {
   #subscriberConnection(): Redis {
     if (this.#subscriber) return this.#subscriber;
     // A subscriber waits for messages indefinitely: no command timeout, and it queues its
-    // SUBSCRIBE until connected (and re-subscribes after a reconnect, ioredis's default).
-    const subscriber = new Redis(this.#url, { lazyConnect: false, maxRetriesPerRequest: null });
+    // SUBSCRIBE until connected. After a reconnect it subscribes again itself (not ioredis's
+    // autoResubscribe, which says nothing when it is done): what was published while it was down
+    // never arrives, so once subscribed again its users hear they may have missed messages.
+    const subscriber = new Redis(this.#url, {
+      lazyConnect: false,
+      maxRetriesPerRequest: null,
+      autoResubscribe: false,
+    });
+    let connectedBefore = false;
+    subscriber.on('ready', () => {
+      if (!connectedBefore) {
+        connectedBefore = true;
+        return;
+      }
+      const channels = this.#channels.channels();
+      if (channels.length === 0) return;
+      subscriber.subscribe(...channels).then(
+        () => {
+          for (const missed of this.#missed) missed();
+        },
+        (error: Error) => this.#onError(error),
+      );
+    });
     subscriber.on('error', (error: Error) => this.#onError(error));
     subscriber.on('message', (channel: string, message: string) => this.#channels.deliver(channel, message));
     this.#subscriber = subscriber;

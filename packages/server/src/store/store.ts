@@ -11,6 +11,12 @@ import type { RateStore } from '../limits/rate-store.ts';
 /** Called with each message published on a subscribed channel. */
 export type StoreListener = (message: string) => void;
 
+/**
+ * Called when a subscription is back after its connection dropped (Redis): messages published
+ * in between were never delivered, so a listener that keeps state re-reads what it relies on.
+ */
+export type MissedListener = () => void;
+
 /** Shared state. Keys and channels are plain strings; values are strings (JSON by convention). */
 export interface Store extends RateStore {
   /** The value under `key`, `undefined` when absent or expired. */
@@ -25,8 +31,11 @@ export interface Store extends RateStore {
   deleteIf(key: string, value: string): Promise<boolean>;
   /** Sends `message` to every subscriber of `channel`, in this process and (Redis) others. */
   publish(channel: string, message: string): Promise<void>;
-  /** Listens on `channel`; resolves once subscribed, to a function that stops listening. */
-  subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>>;
+  /**
+   * Listens on `channel`; resolves once subscribed, to a function that stops listening. `missed`
+   * hears that the subscription was down and is listening again (only Redis loses messages).
+   */
+  subscribe(channel: string, listener: StoreListener, missed?: MissedListener): Promise<() => Promise<void>>;
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
@@ -48,7 +57,7 @@ export function namespaced(store: Store, prefix: string): Store {
     hit: (key, windowMs) => store.hit(prefix + key, windowMs),
     peek: (key) => store.peek(prefix + key),
     publish: (channel, message) => store.publish(prefix + channel, message),
-    subscribe: (channel, listener) => store.subscribe(prefix + channel, listener),
+    subscribe: (channel, listener, missed) => store.subscribe(prefix + channel, listener, missed),
     close: async () => {},
   };
 }
@@ -90,6 +99,11 @@ export class LocalChannels {
     if (set.size > 0) return false;
     this.#listeners.delete(channel);
     return true;
+  }
+
+  /** The channels that have listeners. */
+  channels(): string[] {
+    return [...this.#listeners.keys()];
   }
 
   clear(): void {
