@@ -324,7 +324,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const signingKeys = new SigningKeys(signingKeySettings(config), now);
   const minted = new MintedTokens(signingKeys, now);
   const revocations = new Revocations(namespaced(store, 'revoked:'), now);
-  const holdings = new CredentialHoldings(clock);
+  const holdings = new CredentialHoldings(clock, (id) => revocations.knownRevoked(id));
   const authenticator = new Authenticator({
     statics: verifier,
     minted,

@@ -46,25 +46,39 @@ const SWEEP_EVERY_MS = 1_000;
 export class CredentialHoldings {
   readonly #byCredential = new Map<string, Map<unknown, Holding>>();
   readonly #now: () => number;
+  readonly #revoked: (credentialId: string) => boolean;
   readonly #stop: () => void;
 
-  constructor(clock: Clock = SYSTEM_CLOCK) {
+  /** @param revoked whether a credential is already known to be revoked (no store round trip). */
+  constructor(clock: Clock = SYSTEM_CLOCK, revoked: (credentialId: string) => boolean = () => false) {
     this.#now = () => clock.now();
+    this.#revoked = revoked;
     this.#stop = clock.every(SWEEP_EVERY_MS, () => this.#sweep());
   }
 
   /**
    * Records that `principal`'s credential holds something `end` closes; returns the release to
    * call when it closes by itself. A credential without an id or expiry (a static token) holds
-   * nothing here: reloads end those.
+   * nothing here: reloads end those. A credential revoked or expired since it was checked (the
+   * caller awaited rate limits, DNS, the store in between: a revocation then found nothing to
+   * end) ends what it would hold at once, before this returns.
    */
   hold(principal: Principal, end: EndHolding, options: HoldOptions = {}): () => void {
     const id = principal.credentialId;
     if (id === undefined || principal.expiresAt === undefined) return () => {};
+    const endsAtExpiry = options.endsAtExpiry ?? true;
+    if (this.#revoked(id)) {
+      end(new ProxyError('token_revoked'));
+      return () => {};
+    }
+    if (endsAtExpiry && principal.expiresAt <= this.#now()) {
+      end(new ProxyError('token_expired'));
+      return () => {};
+    }
     const holding = {
       expiresAt: principal.expiresAt,
       end,
-      endsAtExpiry: options.endsAtExpiry ?? true,
+      endsAtExpiry,
       alive: options.alive,
       recheck: options.recheck,
     };
