@@ -309,6 +309,38 @@ describe('minted tokens', () => {
     }
   });
 
+  it('refuses what minting never produces, even signed by its key: non-string sub or jti, a jti of another shape, a lifetime past 24 h', async () => {
+    await start({ RATE_LIMIT_AUTH_FAILURES_PER_IP: '0' });
+    try {
+      const url = `${upstream.origin}/echo-auth`;
+      const codeOf = async (token: string) => {
+        const reply = await pingWith(proxy, token, url);
+        return `${reply.status} ${reply.body?.error?.data?.code}`;
+      };
+      const key = createPrivateKey(readFileSync(keyPath));
+      const kid = keyId(createPublicKey(key));
+      const now = Math.floor(clock.now() / 1000);
+      const sign = (claims: Record<string, unknown>, iat = now, exp = now + 600) =>
+        new SignJWT({ iss: 'mcp-proxy', aud: 'mcp-proxy', sub: 'alice', jti: 'AAAAAAAAAAAAAAAAAAAAAA', ...claims })
+          .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'mcp-proxy+jwt' })
+          .setIssuedAt(iat)
+          .setExpirationTime(exp)
+          .sign(key);
+      assert.equal(await codeOf(await sign({})), '200 undefined', 'the shape minting makes');
+      assert.equal(await codeOf(await sign({ sub: ['alice'], jti: 'BBBBBBBBBBBBBBBBBBBBBB' })), '401 token_invalid');
+      assert.equal(await codeOf(await sign({ jti: { a: 1 } })), '401 token_invalid');
+      assert.equal(await codeOf(await sign({ jti: 'not-a-minted-id' })), '401 token_invalid');
+      // Issued just under 24 h ago, expiring in ten years: fresh verification must not take it,
+      // nor may a cache keep it past iat + 24 h.
+      const longLived = await sign({ jti: 'CCCCCCCCCCCCCCCCCCCCCC' }, now - 86_400 + 60, now + 10 * 365 * 86_400);
+      assert.equal(await codeOf(longLived), '401 token_invalid');
+      const tenYears = await sign({ jti: 'DDDDDDDDDDDDDDDDDDDDDD' }, now, now + 10 * 365 * 86_400);
+      assert.equal(await codeOf(tenYears), '401 token_invalid');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('refuses a token bound to an origin from any other origin', async () => {
     await start();
     try {

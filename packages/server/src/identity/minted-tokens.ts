@@ -20,6 +20,8 @@ export const MINTED_TYPE = 'mcp-proxy+jwt';
 export const MAX_TTL_SECONDS = 86_400;
 /** Seconds of clock difference tolerated between the minting and the verifying instance. */
 const LEEWAY_SECONDS = 5;
+/** A minted token's `jti` (its `id`): 16 random bytes, base64url. */
+export const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 /** What a subject may contain: printable, no control characters (it reaches keys and logs' hash). */
 export const SUBJECT = /^[^\p{Cc}]{1,256}$/u;
 
@@ -146,8 +148,19 @@ export class MintedTokens {
       if (error instanceof errors.JWTExpired) throw new ProxyError('token_expired');
       throw new ProxyError('token_invalid');
     }
-    const { sub, jti, exp } = payload as Required<Pick<JWTPayload, 'sub' | 'jti' | 'exp'>>;
-    if (!SUBJECT.test(sub) || !validList(payload.servers) || !validList(payload.tools)) {
+    // jose checks these claims are present, not their types: take only what minting makes.
+    const { sub, jti, exp, iat } = payload as Record<string, unknown>;
+    if (
+      typeof sub !== 'string' ||
+      !SUBJECT.test(sub) ||
+      typeof jti !== 'string' ||
+      !TOKEN_ID.test(jti) ||
+      typeof exp !== 'number' ||
+      typeof iat !== 'number' ||
+      exp - iat > MAX_TTL_SECONDS + LEEWAY_SECONDS ||
+      !validList(payload.servers) ||
+      !validList(payload.tools)
+    ) {
       throw new ProxyError('token_invalid');
     }
     if (payload.origin !== undefined && typeof payload.origin !== 'string')
@@ -158,7 +171,8 @@ export class MintedTokens {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
         ...(payload.tools === undefined ? {} : { tools: payload.tools }),
       },
-      { expiresAt: exp * 1000, origin: payload.origin, credentialId: jti },
+      // Never trusted (nor cached) past what verification itself would accept.
+      { expiresAt: Math.min(exp, iat + MAX_TTL_SECONDS) * 1000, origin: payload.origin, credentialId: jti },
     );
   }
 }

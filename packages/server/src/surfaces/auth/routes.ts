@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
 import { parseMintRequest } from '../../identity/mint-request.ts';
-import { MAX_TTL_SECONDS, type MintedTokens } from '../../identity/minted-tokens.ts';
+import { MAX_TTL_SECONDS, type MintedTokens, TOKEN_ID } from '../../identity/minted-tokens.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { Revocations } from '../../identity/revocations.ts';
 
@@ -22,8 +22,6 @@ export interface AuthRouteOptions {
 
 /** Seconds a revocation outlives the longest token, for clock differences between instances. */
 const REVOCATION_LEEWAY_SECONDS = 60;
-/** A minted token's `jti`: 16 random bytes, base64url. */
-const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 
 /** Registers the token routes. */
 export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions): Promise<void> {
