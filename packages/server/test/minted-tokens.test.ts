@@ -341,6 +341,22 @@ describe('minted tokens', () => {
     }
   });
 
+  it('refuses subjects with control, format or separator characters or surrounding spaces, and normalises them (NFC)', async () => {
+    await start();
+    try {
+      for (const subject of ['\u202Eevil', 'a\u2028b', 'a\u2029b', 'a\u200Bb', 'a\uFEFFb', ' alice', 'alice ', 'a\tb']) {
+        const reply = await mintRaw(proxy.url, { subject });
+        assert.equal(reply.status, 400, JSON.stringify(subject));
+        assert.equal(reply.body.error.data.code, 'invalid_token_request');
+      }
+      const decomposed = await mint(proxy.url, 'Jose\u0301');
+      assert.equal(decodeJwt(decomposed.token).sub, 'Jos\u00e9', 'one subject, one principal, however it was spelled');
+      assert.equal((await mint(proxy.url, 'alice smith')).id.length, 22, 'inner spaces are fine');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('refuses a token bound to an origin from any other origin', async () => {
     await start();
     try {

@@ -6,13 +6,23 @@
  */
 import { z } from 'zod';
 import { ProxyError } from '../errors.ts';
-import { MAX_TTL_SECONDS, type MintRequest, SUBJECT } from './minted-tokens.ts';
+import { MAX_TTL_SECONDS, type MintRequest, normalSubject, SUBJECT } from './minted-tokens.ts';
 
 /** Lifetime of a minted token when the request names none. */
 export const DEFAULT_TTL_SECONDS = 3_600;
 
 const mintBody = z.strictObject({
-  subject: z.string().regex(SUBJECT, 'subject must be 1 to 256 printable characters'),
+  subject: z
+    .string()
+    .transform(normalSubject)
+    .pipe(
+      z
+        .string()
+        .regex(
+          SUBJECT,
+          'subject must be 1 to 256 characters, without control, format or separator characters or surrounding spaces',
+        ),
+    ),
   ttlSeconds: z.number().int().positive().optional(),
   servers: z.array(z.string().min(1).max(128)).max(256).optional(),
   tools: z.array(z.string().min(1).max(256)).max(1_024).optional(),

@@ -22,8 +22,18 @@ export const MAX_TTL_SECONDS = 86_400;
 const LEEWAY_SECONDS = 5;
 /** A minted token's `jti` (its `id`): 16 random bytes, base64url. */
 export const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
-/** What a subject may contain: printable, no control characters (it reaches keys and logs' hash). */
-export const SUBJECT = /^[^\p{Cc}]{1,256}$/u;
+/**
+ * What a subject may be (it names a principal, reaches session keys and the audit trail): 1 to
+ * 256 characters, no control, format (bidi overrides, zero-width) or line/paragraph separator
+ * characters, no surrounding whitespace — so two subjects that look the same are the same. Minting
+ * takes it in NFC ({@link normalSubject}); verification refuses any other form.
+ */
+export const SUBJECT = /^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}(?<!\s)$/u;
+
+/** `subject` in NFC: the one spelling a principal is keyed by. */
+export function normalSubject(subject: string): string {
+  return subject.normalize('NFC');
+}
 
 /** What a backend asks for. */
 export interface MintRequest {
@@ -153,6 +163,7 @@ export class MintedTokens {
     if (
       typeof sub !== 'string' ||
       !SUBJECT.test(sub) ||
+      sub !== normalSubject(sub) ||
       typeof jti !== 'string' ||
       !TOKEN_ID.test(jti) ||
       typeof exp !== 'number' ||
