@@ -24,7 +24,10 @@ export interface Grants {
 
 /** A verified caller. */
 export interface Principal {
-  /** Short, loggable handle (12 hex digits of a hash): logs, metrics, rate-limit keys. */
+  /**
+   * Short, loggable handle (12 hex digits of a hash): logs and metrics only. Too short to key
+   * anything by (two principals may share it): rate limits count per `principalKey`.
+   */
   readonly id: string;
   /**
    * What sessions bind to (sealed ids, held and pooled sessions, requestState handles, era

@@ -6,6 +6,7 @@
  * `Retry-After` and the stable code `rate_limited`. A principal's rate class (issue 17) replaces
  * the per-principal limits with its own.
  */
+import { hash } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
 import type { RateStore } from './rate-store.ts';
 
@@ -32,6 +33,14 @@ export type ClassLimitName = 'requestsPerToken' | 'wsMessagesPerToken' | 'sessio
 
 /** Rate classes by name: each replaces some per-principal limits. */
 export type RateClasses = Readonly<Record<string, Partial<Readonly<Record<ClassLimitName, RateRule>>>>>;
+
+/** Subjects longer than this are counted under their SHA-256 (a subject can be a 256-character name). */
+const LONGEST_PLAIN_SUBJECT = 80;
+
+/** The counter key of `subject` under limit `name`: exact, and bounded in length. */
+function counterKey(name: RateLimitName, subject: string): string {
+  return `${name}:${subject.length > LONGEST_PLAIN_SUBJECT ? `#${hash('sha256', subject, 'base64url')}` : subject}`;
+}
 
 /** Checks and counts hits against the configured limits. */
 export class RateLimiter {
@@ -68,7 +77,7 @@ export class RateLimiter {
       (rateClass === undefined ? undefined : this.#classes[rateClass]?.[name as ClassLimitName]) ??
       this.#limits[name];
     if (rule.max === 0) return;
-    const hit = await this.#store.hit(`${name}:${subject}`, rule.windowMs);
+    const hit = await this.#store.hit(counterKey(name, subject), rule.windowMs);
     if (hit.count > rule.max) this.#refuse(name, hit.resetInMs);
   }
 
@@ -76,7 +85,7 @@ export class RateLimiter {
   async assertUnder(name: RateLimitName, subject: string): Promise<void> {
     const rule = this.#limits[name];
     if (rule.max === 0) return;
-    const hit = await this.#store.peek(`${name}:${subject}`);
+    const hit = await this.#store.peek(counterKey(name, subject));
     if (hit && hit.count >= rule.max) this.#refuse(name, hit.resetInMs);
   }
 
