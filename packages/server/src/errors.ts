@@ -239,6 +239,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33140,
     message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
   },
+  signing_key_unavailable: {
+    status: 503,
+    rpcCode: -33190,
+    message:
+      'The proxy has no signing key and cannot keep the one it would generate: the operator must make DATA_DIR writable or set SIGNING_KEYS.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -321,18 +321,31 @@ describe('minted tokens', () => {
       const kid = keyId(createPublicKey(key));
       const now = Math.floor(clock.now() / 1000);
       const sign = (claims: Record<string, unknown>, iat = now, exp = now + 600) =>
-        new SignJWT({ iss: 'mcp-proxy', aud: 'mcp-proxy', sub: 'alice', jti: 'AAAAAAAAAAAAAAAAAAAAAA', ...claims })
+        new SignJWT({
+          iss: 'mcp-proxy',
+          aud: 'mcp-proxy',
+          sub: 'alice',
+          jti: 'AAAAAAAAAAAAAAAAAAAAAA',
+          ...claims,
+        })
           .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'mcp-proxy+jwt' })
           .setIssuedAt(iat)
           .setExpirationTime(exp)
           .sign(key);
       assert.equal(await codeOf(await sign({})), '200 undefined', 'the shape minting makes');
-      assert.equal(await codeOf(await sign({ sub: ['alice'], jti: 'BBBBBBBBBBBBBBBBBBBBBB' })), '401 token_invalid');
+      assert.equal(
+        await codeOf(await sign({ sub: ['alice'], jti: 'BBBBBBBBBBBBBBBBBBBBBB' })),
+        '401 token_invalid',
+      );
       assert.equal(await codeOf(await sign({ jti: { a: 1 } })), '401 token_invalid');
       assert.equal(await codeOf(await sign({ jti: 'not-a-minted-id' })), '401 token_invalid');
       // Issued just under 24 h ago, expiring in ten years: fresh verification must not take it,
       // nor may a cache keep it past iat + 24 h.
-      const longLived = await sign({ jti: 'CCCCCCCCCCCCCCCCCCCCCC' }, now - 86_400 + 60, now + 10 * 365 * 86_400);
+      const longLived = await sign(
+        { jti: 'CCCCCCCCCCCCCCCCCCCCCC' },
+        now - 86_400 + 60,
+        now + 10 * 365 * 86_400,
+      );
       assert.equal(await codeOf(longLived), '401 token_invalid');
       const tenYears = await sign({ jti: 'DDDDDDDDDDDDDDDDDDDDDD' }, now, now + 10 * 365 * 86_400);
       assert.equal(await codeOf(tenYears), '401 token_invalid');
@@ -344,13 +357,26 @@ describe('minted tokens', () => {
   it('refuses subjects with control, format or separator characters or surrounding spaces, and normalises them (NFC)', async () => {
     await start();
     try {
-      for (const subject of ['\u202Eevil', 'a\u2028b', 'a\u2029b', 'a\u200Bb', 'a\uFEFFb', ' alice', 'alice ', 'a\tb']) {
+      for (const subject of [
+        '\u202Eevil',
+        'a\u2028b',
+        'a\u2029b',
+        'a\u200Bb',
+        'a\uFEFFb',
+        ' alice',
+        'alice ',
+        'a\tb',
+      ]) {
         const reply = await mintRaw(proxy.url, { subject });
         assert.equal(reply.status, 400, JSON.stringify(subject));
         assert.equal(reply.body.error.data.code, 'invalid_token_request');
       }
       const decomposed = await mint(proxy.url, 'Jose\u0301');
-      assert.equal(decodeJwt(decomposed.token).sub, 'Jos\u00e9', 'one subject, one principal, however it was spelled');
+      assert.equal(
+        decodeJwt(decomposed.token).sub,
+        'Jos\u00e9',
+        'one subject, one principal, however it was spelled',
+      );
       assert.equal((await mint(proxy.url, 'alice smith')).id.length, 22, 'inner spaces are fine');
     } finally {
       await proxy.close();

@@ -154,7 +154,10 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
     [upstream, everything] = await Promise.all([startMisbehaving(), startEverything('streamableHttp')]);
     keyPath = keyFile();
     const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-gaps-')), 'proxy.yaml');
-    writeFileSync(configPath, ['servers:', '  echo:', `    url: ${upstream.origin}/echo-auth`, ''].join('\n'));
+    writeFileSync(
+      configPath,
+      ['servers:', '  echo:', `    url: ${upstream.origin}/echo-auth`, ''].join('\n'),
+    );
     env = {
       ADMIN_TOKEN: ADMIN,
       SIGNING_KEYS: keyPath,
@@ -231,7 +234,9 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
       assert.equal((await ping(proxy, token)).status, 200, 'cached: the handshake needs no store read');
       gate.shutOnce();
       const opening = openSocket(proxy, token, everything.url);
-      await eventually(() => gate.waiting > 0, { what: 'the handshake to be authenticated and at the limiter' });
+      await eventually(() => gate.waiting > 0, {
+        what: 'the handshake to be authenticated and at the limiter',
+      });
       assert.equal(await revoke(proxy.url, id), 204);
       gate.open();
       const socket = await opening;
@@ -260,7 +265,11 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
           jsonrpc: '2.0',
           id: 1,
           method: 'initialize',
-          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'gaps', version: '1' } },
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'gaps', version: '1' },
+          },
         }),
       });
       await init.arrayBuffer();
@@ -275,7 +284,9 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
           'mcp-protocol-version': '2025-06-18',
         },
       });
-      await eventually(() => gate.waiting > 0, { what: 'the request to be authenticated and at the limiter' });
+      await eventually(() => gate.waiting > 0, {
+        what: 'the request to be authenticated and at the limiter',
+      });
       assert.equal(await revoke(proxy.url, id), 204);
       gate.open();
       const ended = streaming.then(

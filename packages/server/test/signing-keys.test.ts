@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -176,5 +176,56 @@ describe('signing keys', () => {
     assert.equal(await withKey([...key, '--servers', 'nope']), 64);
     assert.equal(await withKey([...key, '--ttl', 'soon']), 64);
     assert.equal(await withKey(['--bogus']), 64);
+  });
+
+  it('an unreadable key file stops start-up with one line naming it and why (exit 78), not a stack trace', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mcpp-unreadable-'));
+    // A directory where the key file should be: unreadable as a file (EISDIR), even for root.
+    mkdirSync(join(dataDir, 'signing-key.pem'));
+    const configured = mkdtempSync(join(tmpdir(), 'mcpp-unreadable-'));
+    for (const env of [{ DATA_DIR: dataDir }, { SIGNING_KEYS: configured, STORE: 'memory' }]) {
+      const outcome = await promisify(execFile)(process.execPath, [MAIN], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOST: '127.0.0.1',
+          PORT: String(await freePort()),
+          ADMIN_TOKEN: ADMIN,
+          DOTENV_PATH: '/nonexistent/.env',
+          ...env,
+        },
+      }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      assert.equal(outcome.code, 78, outcome.stderr);
+      const lines = outcome.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, outcome.stderr);
+      assert.match(lines[0] as string, /signing key .*(signing-key\.pem|mcpp-unreadable-\w+).*EISDIR/);
+    }
+  });
+
+  it('minting with an unwritable DATA_DIR is a 503 saying what to fix, not an internal error', async () => {
+    const { startProxy } = await import('./helpers/proxy.ts');
+    const { MemoryStore } = await import('../src/store/memory-store.ts');
+    // Nothing can be created under /sys, whoever runs the test (root included: EPERM).
+    const dataDir = '/sys/mcp-proxy-test-data';
+    const proxy = await startProxy(
+      { ADMIN_TOKEN: ADMIN, STORE: 'sqlite', DATA_DIR: dataDir },
+      { store: new MemoryStore() },
+    );
+    try {
+      const response = await fetch(`${proxy.url}/auth/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': ADMIN },
+        body: JSON.stringify({ subject: 'alice' }),
+      });
+      const body = (await response.json()) as { error: { message: string; data: { code: string } } };
+      assert.equal(response.status, 503);
+      assert.equal(body.error.data.code, 'signing_key_unavailable');
+      assert.match(body.error.message, /DATA_DIR|SIGNING_KEYS/);
+      assert.ok(!body.error.message.includes(dataDir), 'no server path in the reply');
+    } finally {
+      await proxy.close();
+    }
   });
 });

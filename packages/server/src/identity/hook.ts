@@ -62,7 +62,11 @@ export function proxyTokenHook(
     const ip = rateSubject(request.ip);
     await limiter.consume('requestsPerIp', ip);
     // The full principal key: the 12-digit `id` is for logs, and two principals could share it.
-    await limiter.consume('requestsPerToken', request.identity.principalKey, request.identity.grants.rateClass);
+    await limiter.consume(
+      'requestsPerToken',
+      request.identity.principalKey,
+      request.identity.grants.rateClass,
+    );
   };
 
   async function authenticate(request: FastifyRequest): Promise<Principal> {

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import { ProxyError } from '../errors.ts';
 import type { Grants, Principal } from './principal.ts';
-import type { SigningKeys } from './signing-keys.ts';
+import { SigningKeyError, type SigningKeys } from './signing-keys.ts';
 
 /** `iss` and `aud` of every minted token: the proxy issues them for itself. */
 export const MINTED_ISSUER = 'mcp-proxy';
@@ -108,7 +108,15 @@ export class MintedTokens {
 
   /** Signs a token for `request` with the newest key. */
   async mint(request: MintRequest): Promise<MintedToken> {
-    const key = this.#keys.signer();
+    let key: ReturnType<SigningKeys['signer']>;
+    try {
+      key = this.#keys.signer();
+    } catch (error) {
+      // The generated key cannot be kept (DATA_DIR unwritable): the operator's to fix, not a bug.
+      if (error instanceof SigningKeyError)
+        throw new ProxyError('signing_key_unavailable', undefined, { cause: error });
+      throw error;
+    }
     const issuedAt = Math.floor(this.#now() / 1000);
     const expires = issuedAt + Math.min(Math.max(1, Math.floor(request.ttlSeconds)), MAX_TTL_SECONDS);
     const id = randomBytes(16).toString('base64url');

@@ -16,6 +16,7 @@ import {
 } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../config/sources.ts';
 
 /** The generated key's file name under `DATA_DIR`. */
 export const GENERATED_KEY_FILE = 'signing-key.pem';
@@ -46,18 +47,41 @@ export function keyId(publicKey: KeyObject): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
-/** Reads one PEM private key; throws a message that names the file but never its content. */
+/**
+ * A key file that cannot be used: names the file and why (an errno), never its content. A
+ * configuration error: at start-up the proxy prints it and exits 78.
+ */
+export class SigningKeyError extends ConfigError {
+  /** The errno of a file that could not be read (`ENOENT`, `EACCES`, `EISDIR`…); absent: not a key. */
+  readonly errno: string | undefined;
+
+  constructor(message: string, errno?: string) {
+    super(message);
+    this.name = 'SigningKeyError';
+    this.errno = errno;
+  }
+}
+
+/** Reads one PEM private key; throws a {@link SigningKeyError}. */
 function readKey(path: string): SigningKey {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new SigningKeyError(
+      `signing key ${path}: ${errno === 'ENOENT' ? 'no such file' : `cannot be read (${errno})`}`,
+      errno,
+    );
+  }
   let privateKey: KeyObject;
   try {
-    privateKey = createPrivateKey(readFileSync(path, 'utf8'));
-  } catch (error) {
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not a PEM private key';
-    throw new Error(`signing key ${path}: ${reason}`);
+    privateKey = createPrivateKey(text);
+  } catch {
+    throw new SigningKeyError(`signing key ${path}: not a PEM private key`);
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new Error(
+    throw new SigningKeyError(
       `signing key ${path}: must be Ed25519 (openssl genpkey -algorithm ed25519), not ${privateKey.asymmetricKeyType}`,
     );
   }
@@ -92,7 +116,10 @@ export class SigningKeys {
     this.#keys = keys;
   }
 
-  /** The key that signs: the newest; generated (and kept under DATA_DIR) when there is none. */
+  /**
+   * The key that signs: the newest; generated (and kept under DATA_DIR) when there is none.
+   * Throws a {@link SigningKeyError} when the generated key cannot be kept.
+   */
   signer(): SigningKey {
     const newest = this.#keys[0];
     if (newest) return newest;
@@ -125,7 +152,7 @@ export class SigningKeys {
     try {
       return [readKey(join(dataDir, GENERATED_KEY_FILE))];
     } catch (error) {
-      if ((error as Error).message.endsWith('no such file')) return [];
+      if ((error as SigningKeyError).errno === 'ENOENT') return [];
       throw error;
     }
   }
@@ -135,14 +162,16 @@ export class SigningKeys {
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
       return { kid: keyId(publicKey), privateKey, publicKey };
     }
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const path = join(dataDir, GENERATED_KEY_FILE);
     const { privateKey } = generateKeyPairSync('ed25519');
     try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       // `wx`: when another process (the proxy, `npm run token`) got there first, use its key.
       writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { flag: 'wx', mode: 0o600 });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const errno = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      if (errno !== 'EEXIST')
+        throw new SigningKeyError(`signing key ${path}: cannot be written (${errno})`, errno);
     }
     return readKey(path);
   }

@@ -31,7 +31,15 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
       serverNames: options.serverNames(),
       within: admin.grants.servers,
     });
-    const minted = await options.minted.mint(wanted);
+    const minted = await options.minted.mint(wanted).catch((error: unknown) => {
+      // The operator's to fix: the file and errno go to the log (the caller gets the 503).
+      if (error instanceof ProxyError && error.code === 'signing_key_unavailable')
+        request.log.warn(
+          { reason: (error.cause as Error | undefined)?.message },
+          'cannot mint: no usable signing key',
+        );
+      throw error;
+    });
     request.log.info({ minted: minted.id, admin: admin.id }, 'token minted');
     return reply.code(201).header('cache-control', 'no-store').send(minted);
   });
