@@ -39,6 +39,7 @@ import { Authenticator, type BearerVerifier } from './identity/authenticator.ts'
 import { CredentialHoldings } from './identity/credential-holdings.ts';
 import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { MintRecords } from './identity/mint-records.ts';
 import { MintedTokens } from './identity/minted-tokens.ts';
 import { boundedJsonFetcher } from './identity/oidc/fetch-json.ts';
 import { oidcIssuers, oidcTiming } from './identity/oidc/settings.ts';
@@ -504,6 +505,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(authRoutes, {
       minted,
       revocations,
+      records: new MintRecords(namespaced(store, 'minted:'), now),
       serverNames: () => Object.keys(currentServers),
       now,
     });

@@ -239,6 +239,11 @@ export const ERROR_REGISTRY = {
     rpcCode: -33140,
     message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
   },
+  token_not_found: {
+    status: 404,
+    rpcCode: -33191,
+    message: 'No token with this id was minted here, or it has expired: there is nothing to revoke.',
+  },
   signing_key_unavailable: {
     status: 503,
     rpcCode: -33190,

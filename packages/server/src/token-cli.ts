@@ -7,12 +7,15 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SYSTEM_CLOCK } from './clock.ts';
 import { type Config, ConfigError, loadConfig } from './config/config.ts';
 import { findProxyError } from './errors.ts';
+import { CLI_MINTER, MintRecords } from './identity/mint-records.ts';
 import { parseMintRequest } from './identity/mint-request.ts';
 import { MintedTokens } from './identity/minted-tokens.ts';
 import { SigningKeys } from './identity/signing-keys.ts';
-import { storeKind } from './store/open-store.ts';
+import { openStore, storeKind } from './store/open-store.ts';
+import { namespaced } from './store/store.ts';
 
 const USAGE = `Usage: npm run -s token -- --subject <who> [--ttl 1h] [--servers a,b] [--tools x,y] [--origin https://app.example]
 
@@ -98,11 +101,37 @@ async function main(): Promise<void> {
       { serverNames: Object.keys(config.servers) },
     );
     const minted = await new MintedTokens(keys).mint(request);
+    await recordMinted(config, minted.id, Date.parse(minted.expiresAt));
     process.stdout.write(`${JSON.stringify(minted)}\n`);
   } catch (error) {
     const refused = findProxyError(error);
     if (refused) fail(`${refused.message}\n\n${USAGE}`, 64);
     throw error;
+  }
+}
+
+/**
+ * Records the token in the proxy's store, so `DELETE /auth/tokens/{id}` (by an unrestricted
+ * admin) can revoke it. A token that cannot be recorded is not printed: it could not be revoked.
+ */
+async function recordMinted(config: Config, id: string, until: number): Promise<void> {
+  if (storeKind(config) === 'memory') {
+    process.stderr.write(
+      'STORE=memory: the proxy cannot know of this token, so it cannot be revoked by id.\n',
+    );
+    return;
+  }
+  let opened: Awaited<ReturnType<typeof openStore>> | undefined;
+  try {
+    opened = await openStore(config, { clock: SYSTEM_CLOCK, onError: () => {} });
+    await new MintRecords(namespaced(opened.store, 'minted:')).record(id, CLI_MINTER, until);
+  } catch (error) {
+    fail(
+      `Cannot record the token in the store (${storeKind(config)}), so it is not printed: ${(error as Error).message}`,
+      69,
+    );
+  } finally {
+    await opened?.store.close();
   }
 }
 

@@ -456,9 +456,14 @@ describe('minted tokens', () => {
 
   it('refuses a token it has not seen (503 store_unavailable) while the shared store cannot say whether it was revoked', async () => {
     const { freePort } = await import('./helpers/net.ts');
+    const healthy = await start();
     const proxy = await start({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
     try {
-      const { token } = await mint(proxy.url, 'alice');
+      // Minted where the store answers (same key): minting needs the store, to record the minter.
+      const { token } = await mint(healthy.url, 'alice');
+      const refusedMint = await mintRaw(proxy.url, { subject: 'alice' });
+      assert.equal(refusedMint.status, 503);
+      assert.equal(refusedMint.body.error.data.code, 'store_unavailable');
       const reply = await pingWith(proxy, token, `${upstream.origin}/echo-auth`);
       assert.equal(reply.status, 503);
       assert.equal(reply.body.error.data.code, 'store_unavailable');
@@ -468,7 +473,7 @@ describe('minted tokens', () => {
         'static tokens work',
       );
     } finally {
-      await proxy.close();
+      await Promise.all([proxy.close(), healthy.close()]);
     }
   });
 

@@ -145,6 +145,12 @@ describe('signing keys', () => {
       const lifetime = Date.parse(fromCli.expiresAt) - Date.now();
       assert.ok(lifetime > 590_000 && lifetime <= 600_000, `--ttl 10m gave ${lifetime} ms`);
       assert.equal(await ping(proxy.url, fromCli.token), 'ok');
+      assert.equal(
+        await revoke(proxy.url, fromCli.id),
+        204,
+        'the CLI recorded it: an unrestricted admin revokes it',
+      );
+      assert.equal(await ping(proxy.url, fromCli.token), '401 token_revoked');
 
       await proxy.stop();
       proxy = await startMain({ DATA_DIR: dataDir });

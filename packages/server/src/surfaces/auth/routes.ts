@@ -2,12 +2,14 @@
  * @module surfaces/auth/routes
  * `POST /auth/tokens` and `DELETE /auth/tokens/{id}` (issue 17): an app's backend, holding an
  * admin token, mints short-lived tokens for its users and revokes them. Registered inside the
- * authenticated scope; only an admin static token passes the check here.
+ * authenticated scope; only an admin static token passes the check here. A token is revoked by
+ * the admin that minted it, or by an unrestricted one (no servers, urls or tools of its own).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
+import type { MintRecords } from '../../identity/mint-records.ts';
 import { parseMintRequest } from '../../identity/mint-request.ts';
-import { MAX_TTL_SECONDS, type MintedTokens, TOKEN_ID } from '../../identity/minted-tokens.ts';
+import { type MintedTokens, TOKEN_ID } from '../../identity/minted-tokens.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { Revocations } from '../../identity/revocations.ts';
 
@@ -15,13 +17,15 @@ import type { Revocations } from '../../identity/revocations.ts';
 export interface AuthRouteOptions {
   readonly minted: MintedTokens;
   readonly revocations: Revocations;
+  /** Who minted each token. */
+  readonly records: MintRecords;
   /** The configured server names now (a reload may change them). */
   readonly serverNames: () => readonly string[];
   readonly now: () => number;
 }
 
-/** Seconds a revocation outlives the longest token, for clock differences between instances. */
-const REVOCATION_LEEWAY_SECONDS = 60;
+/** How long a revocation outlives its token, for clock differences between instances. */
+const REVOCATION_LEEWAY_MS = 60_000;
 
 /** Registers the token routes. */
 export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions): Promise<void> {
@@ -40,23 +44,35 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
         );
       throw error;
     });
+    // Recorded before the token is handed out: one that could not be recorded could not be revoked.
+    await options.records.record(minted.id, admin.principalKey, Date.parse(minted.expiresAt));
     request.log.info({ minted: minted.id, admin: admin.id }, 'token minted');
     return reply.code(201).header('cache-control', 'no-store').send(minted);
   });
 
   app.delete<{ Params: { id: string } }>('/auth/tokens/:id', async (request, reply) => {
-    requireAdmin(request);
+    const admin = requireAdmin(request);
     const id = request.params.id;
     if (!TOKEN_ID.test(id))
       throw new ProxyError('invalid_token_request', 'Invalid token request: id is not a token id');
-    // Kept as long as any token could still be valid: the longest TTL, whenever it was minted.
-    await options.revocations.revoke(
-      id,
-      options.now() + (MAX_TTL_SECONDS + REVOCATION_LEEWAY_SECONDS) * 1000,
-    );
+    const record = await options.records.lookup(id);
+    if (!record) throw new ProxyError('token_not_found');
+    if (record.by !== admin.principalKey && !unrestricted(admin))
+      throw new ProxyError(
+        'admin_required',
+        'Only the admin token that minted this token, or an admin token without servers, urls or tools of its own, may revoke it.',
+      );
+    // Kept as long as the token could still be valid.
+    await options.revocations.revoke(id, Math.max(record.until, options.now()) + REVOCATION_LEEWAY_MS);
     request.log.info({ revoked: id }, 'token revoked');
     return reply.code(204).send();
   });
+}
+
+/** An admin limited to nothing: it may revoke any token. */
+function unrestricted(admin: Principal): boolean {
+  const { servers, urls, tools } = admin.grants;
+  return servers === undefined && urls === undefined && tools === undefined;
 }
 
 /** The request's principal, if it is an admin static token; else `admin_required`. */
