@@ -244,6 +244,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33191,
     message: 'No token with this id was minted here, or it has expired: there is nothing to revoke.',
   },
+  store_full: {
+    status: 503,
+    rpcCode: -33192,
+    message:
+      'The proxy keeps its state in memory (STORE=memory) and has no room left: retry once tokens expire; operators: use STORE=sqlite or Redis.',
+  },
   signing_key_unavailable: {
     status: 503,
     rpcCode: -33190,

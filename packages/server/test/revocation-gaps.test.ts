@@ -18,7 +18,7 @@ import { type MisbehavingUpstream, startMisbehaving } from './fixtures/misbehavi
 import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
-import { ADMIN, keyFile, mint, revoke } from './helpers/minted.ts';
+import { ADMIN, keyFile, mint, mintRaw, revoke } from './helpers/minted.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 import { type RedisServer, startRedis } from './helpers/redis.ts';
 
@@ -310,6 +310,31 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
       assert.equal(outcome, true, 'the stream stayed open after its token was revoked');
     } finally {
       gate.open();
+      await proxy.close();
+    }
+  });
+
+  it('STORE=memory never forgets an unexpired revocation: full, it refuses new ones (503 store_full)', async () => {
+    const clock = new ManualClock();
+    // Room for four keys: each mint records its minter, each revocation is one more key.
+    const proxy = await startProxy(env, { clock, store: new MemoryStore(clock, 4) });
+    try {
+      const a = await mint(proxy.url, 'alice');
+      const b = await mint(proxy.url, 'bob');
+      assert.equal(await revoke(proxy.url, a.id), 204);
+      await mint(proxy.url, 'carol');
+      const response = await fetch(`${proxy.url}/auth/tokens/${b.id}`, {
+        method: 'DELETE',
+        headers: { 'x-proxy-token': ADMIN },
+      });
+      assert.equal(response.status, 503);
+      const body = (await response.json()) as { error: { data: { code: string } } };
+      assert.equal(body.error.data.code, 'store_full');
+      const refused = await ping(proxy, a.token);
+      assert.equal(refused.body.error.data.code, 'token_revoked', 'the earlier revocation is kept');
+      clock.advance(700_000);
+      assert.equal((await mintRaw(proxy.url, { subject: 'dave' })).status, 201, 'expired entries make room');
+    } finally {
       await proxy.close();
     }
   });

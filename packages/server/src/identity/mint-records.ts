@@ -5,7 +5,7 @@
  * no token was minted with is refused rather than recorded as revoked for a day.
  */
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
+import { type Store, StoreFullError } from '../store/store.ts';
 
 /** What is kept about one minted token. */
 export interface MintRecord {
@@ -31,7 +31,7 @@ export class MintRecords {
     this.#now = now;
   }
 
-  /** Records that `by` minted token `id`, valid until `until`; `store_unavailable` if it cannot. */
+  /** Records that `by` minted token `id`, valid until `until`; `store_unavailable` (or `store_full`) if it cannot. */
   async record(id: string, by: string, until: number): Promise<void> {
     const value: MintRecord = { by, until };
     try {
@@ -41,7 +41,8 @@ export class MintRecords {
         Math.max(1_000, until - this.#now() + KEEP_PAST_EXPIRY_MS),
       );
     } catch (error) {
-      throw new ProxyError('store_unavailable', undefined, { cause: error });
+      const code = error instanceof StoreFullError ? 'store_full' : 'store_unavailable';
+      throw new ProxyError(code, undefined, { cause: error });
     }
   }
 

@@ -6,11 +6,14 @@
  * costs a map lookup, not a store round trip.
  */
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
+import { type Store, StoreFullError } from '../store/store.ts';
 
 /** Channel on which revocations are announced. */
 const CHANNEL = 'revoked';
-/** Most revocations remembered locally; past it the oldest go (the store still has them). */
+/**
+ * Most revocations remembered locally; past it expired ones go, then the oldest (the store still
+ * has them, and a token not cached is checked against the store).
+ */
 const LOCAL_MAX = 100_000;
 
 /** Heard about every revocation, local or announced by another instance. */
@@ -67,7 +70,9 @@ export class Revocations {
     try {
       await this.#store.set(id, '1', ttlMs);
     } catch (error) {
-      throw new ProxyError('store_unavailable', undefined, { cause: error });
+      throw new ProxyError(error instanceof StoreFullError ? 'store_full' : 'store_unavailable', undefined, {
+        cause: error,
+      });
     }
     this.#remember(id, until);
     // Other instances hear it; a store that fails to announce still holds the record, which
@@ -102,6 +107,8 @@ export class Revocations {
     const fresh = !this.knownRevoked(id);
     this.#local.delete(id);
     if (this.#local.size >= LOCAL_MAX) {
+      const now = this.#now();
+      for (const [key, expires] of this.#local) if (expires <= now) this.#local.delete(key);
       for (const key of this.#local.keys()) {
         if (this.#local.size < LOCAL_MAX * 0.9) break;
         this.#local.delete(key);

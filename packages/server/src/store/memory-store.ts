@@ -1,15 +1,18 @@
 /**
  * @module store/memory-store
  * The {@link Store} in this process's memory: tests, and `STORE=memory` (nothing survives a
- * restart). Bounded: past {@link MEMORY_STORE_MAX_KEYS} live keys, expired ones go first, then the
- * oldest.
+ * restart). Bounded: at {@link MEMORY_STORE_MAX_KEYS} keys, expired ones are swept; a live key is
+ * never dropped to make room (it may be a revocation), so a write of a new key is refused then
+ * ({@link StoreFullError}).
  */
 import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
 import { MemoryRateStore, type WindowHit } from '../limits/rate-store.ts';
-import { LocalChannels, type Store, type StoreListener } from './store.ts';
+import { LocalChannels, type Store, StoreFullError, type StoreListener } from './store.ts';
 
 /** Most keys the memory store holds. */
 export const MEMORY_STORE_MAX_KEYS = 100_000;
+/** A full store sweeps expired keys at most this often (a sweep walks every key). */
+const SWEEP_AT_MOST_EVERY_MS = 1_000;
 
 interface Entry {
   readonly value: string;
@@ -23,9 +26,13 @@ export class MemoryStore implements Store {
   readonly #counters: MemoryRateStore;
   readonly #channels = new LocalChannels();
   readonly #now: () => number;
+  readonly #maxKeys: number;
+  #lastSweep = -Infinity;
 
-  constructor(clock: Clock = SYSTEM_CLOCK) {
+  /** @param maxKeys most keys held (tests pass a small one). */
+  constructor(clock: Clock = SYSTEM_CLOCK, maxKeys = MEMORY_STORE_MAX_KEYS) {
     this.#now = () => clock.now();
+    this.#maxKeys = maxKeys;
     this.#counters = new MemoryRateStore(this.#now);
   }
 
@@ -34,8 +41,8 @@ export class MemoryStore implements Store {
   }
 
   async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    if (!this.#entries.has(key) && this.#entries.size >= this.#maxKeys) this.#makeRoom();
     this.#entries.delete(key);
-    if (this.#entries.size >= MEMORY_STORE_MAX_KEYS) this.#evict();
     this.#entries.set(key, { value, expiresAt: ttlMs === undefined ? Infinity : this.#now() + ttlMs });
   }
 
@@ -89,12 +96,14 @@ export class MemoryStore implements Store {
     return undefined;
   }
 
-  #evict(): void {
+  /** Sweeps expired keys; throws {@link StoreFullError} when every key is still live. */
+  #makeRoom(): void {
     const now = this.#now();
-    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
-    for (const key of this.#entries.keys()) {
-      if (this.#entries.size < MEMORY_STORE_MAX_KEYS * 0.9) break;
-      this.#entries.delete(key);
+    if (now - this.#lastSweep >= SWEEP_AT_MOST_EVERY_MS) {
+      this.#lastSweep = now;
+      for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key);
     }
+    if (this.#entries.size >= this.#maxKeys)
+      throw new StoreFullError(`the memory store holds ${this.#maxKeys} live keys`);
   }
 }

@@ -40,6 +40,17 @@ export interface Store extends RateStore {
   close(): Promise<void>;
 }
 
+/**
+ * A bounded store with no room left for a new key: it never drops a live one to make room (a
+ * dropped revocation would make a revoked token valid again), so the write is refused.
+ */
+export class StoreFullError extends Error {
+  constructor(message = 'the store is full') {
+    super(message);
+    this.name = 'StoreFullError';
+  }
+}
+
 /** Which implementation a store is, for logs and tests. */
 export type StoreKind = 'memory' | 'sqlite' | 'redis';
 
