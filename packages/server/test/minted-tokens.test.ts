@@ -383,6 +383,20 @@ describe('minted tokens', () => {
     }
   });
 
+  it('refuses to mint a token too large for a header (~8 KB), naming the cause', async () => {
+    await start();
+    try {
+      const tools = Array.from({ length: 200 }, (_, i) => `tool_${i}_${'x'.repeat(60)}`);
+      const reply = await mintRaw(proxy.url, { subject: 'alice', tools });
+      assert.equal(reply.status, 400);
+      assert.equal(reply.body.error.data.code, 'invalid_token_request');
+      assert.match(reply.body.error.message, /too large.*tools/);
+      assert.equal((await mintRaw(proxy.url, { subject: 'alice', tools: tools.slice(0, 20) })).status, 201);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('refuses a token bound to an origin from any other origin', async () => {
     await start();
     try {

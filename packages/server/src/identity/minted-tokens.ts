@@ -18,6 +18,11 @@ export const MINTED_ISSUER = 'mcp-proxy';
 export const MINTED_TYPE = 'mcp-proxy+jwt';
 /** The longest a minted token may live (issue 17: 24 h). */
 export const MAX_TTL_SECONDS = 86_400;
+/**
+ * The largest token minted, in bytes: it travels in a request header (Node refuses headers past
+ * 16 KB in total, proxies in front often at 8 KB), so one that would not fit is refused at mint.
+ */
+export const MAX_TOKEN_BYTES = 8_192;
 /** Seconds of clock difference tolerated between the minting and the verifying instance. */
 const LEEWAY_SECONDS = 5;
 /** A minted token's `jti` (its `id`): 16 random bytes, base64url. */
@@ -134,6 +139,12 @@ export class MintedTokens {
       .setIssuedAt(issuedAt)
       .setExpirationTime(expires)
       .sign(key.privateKey);
+    if (token.length > MAX_TOKEN_BYTES) {
+      throw new ProxyError(
+        'invalid_token_request',
+        `Invalid token request: the token would be too large for a header (${token.length} bytes, at most ${MAX_TOKEN_BYTES}): grant fewer or shorter tools or servers`,
+      );
+    }
     return { token, expiresAt: new Date(expires * 1000).toISOString(), id };
   }
 
