@@ -205,6 +205,35 @@ describe('minted tokens', () => {
       assert.deepEqual(((await upstreamToken.json()) as { result?: unknown }).result, {
         authorization: 'Bearer upstream-credential',
       });
+      // The proxy credential given again as the upstream token (a client whose HTTP layer adds
+      // it everywhere) is not passed through either: Authorization beside X-Proxy-Token,
+      // X-MCP-Token, and the envelope's mcp_token.
+      for (const extra of [{ authorization: `Bearer ${token}` }, { 'x-mcp-token': token }]) {
+        const echoed = await fetch(`${proxy.url}/servers/echo/mcp`, {
+          method: 'POST',
+          headers: {
+            accept: 'application/json, text/event-stream',
+            'content-type': 'application/json',
+            'x-proxy-token': token,
+            ...extra,
+          },
+          body: JSON.stringify(PING),
+        });
+        assert.deepEqual(
+          ((await echoed.json()) as { result?: unknown }).result,
+          { authorization: null },
+          `${Object.keys(extra)[0]}: the proxy credential went upstream`,
+        );
+      }
+      const viaEnvelope = await postProxy(
+        { url: proxy.url, token },
+        { ...PING, server: 'echo', mcp_token: token },
+      );
+      assert.deepEqual(
+        viaEnvelope.body.result,
+        { authorization: null },
+        'mcp_token: the proxy credential went upstream',
+      );
       // /ws, the subprotocol.
       const socket = await wsWith(proxy, token, { mcp_server_url: everything.url });
       assert.equal(socket.status, 101);

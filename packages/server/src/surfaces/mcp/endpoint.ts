@@ -27,7 +27,7 @@ import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
-import { bearerOf } from '../../identity/hook.ts';
+import { bearerOf, isProxyCredential } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
@@ -289,10 +289,12 @@ export class McpEndpoint {
     serverName: string | undefined,
     grants: Grants,
   ): Promise<ResolvedTarget> {
-    // Authorization is the caller's upstream token unless it carried the proxy credential.
-    const bearerToken =
+    // Authorization is the caller's upstream token unless it carried the proxy credential; the
+    // proxy credential itself, sent again as the upstream token, never goes upstream.
+    const offered =
       header(request, 'x-mcp-token') ??
       (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
+    const bearerToken = offered !== undefined && isProxyCredential(request, offered) ? undefined : offered;
     if (serverName !== undefined)
       return this.#deps.targets.resolve({ server: serverName, bearerToken }, grants);
     const url = header(request, 'x-mcp-server-url');

@@ -9,6 +9,7 @@ import { TargetResolver } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { serverLabel } from '../../identity/audit-trail.ts';
+import { isProxyCredential } from '../../identity/hook.ts';
 import { logsAt } from '../../observability/logger.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
@@ -34,7 +35,12 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
     for (const [name, value] of Object.entries(request.headers)) {
       if (name.startsWith('mcp-param-') && typeof value === 'string') forwardHeaders[name] = value;
     }
-    const target = envelopeTarget(envelope);
+    const named = envelopeTarget(envelope);
+    // The proxy credential sent again as `mcp_token` never goes upstream (no token passthrough).
+    const target =
+      named.bearerToken !== undefined && isProxyCredential(request, named.bearerToken)
+        ? { ...named, bearerToken: undefined }
+        : named;
     if (request.audit) {
       request.audit.add(message);
       request.audit.server(serverLabel(target));

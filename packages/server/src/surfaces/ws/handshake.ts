@@ -73,9 +73,11 @@ export async function checkHandshake(
   }
   const identity = await authenticator.authenticate(presented, origin);
 
+  const target = targetFrom(query);
   return {
     identity,
-    target: targetFrom(query),
+    // The proxy credential sent again as `mcp_token` never goes upstream (no token passthrough).
+    target: target.bearerToken === presented ? { ...target, bearerToken: undefined } : target,
     protocol: offered.length > 0 ? MCP_PROTOCOL : undefined,
     recheck: identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin),
   };
