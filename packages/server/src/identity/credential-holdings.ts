@@ -59,9 +59,10 @@ export class CredentialHoldings {
   /**
    * Records that `principal`'s credential holds something `end` closes; returns the release to
    * call when it closes by itself. A credential without an id or expiry (a static token) holds
-   * nothing here: reloads end those. A credential revoked or expired since it was checked (the
-   * caller awaited rate limits, DNS, the store in between: a revocation then found nothing to
-   * end) ends what it would hold at once, before this returns.
+   * nothing here: reloads end those. A credential revoked since it was checked (the caller
+   * awaited rate limits, DNS, the store in between: the revocation found nothing to end) ends what
+   * it would hold at once, before this returns. One that expired in between needs nothing here:
+   * the next sweep ends it (and a bearer token may be accepted a little past its `exp`, by leeway).
    */
   hold(principal: Principal, end: EndHolding, options: HoldOptions = {}): () => void {
     const id = principal.credentialId;
@@ -69,10 +70,6 @@ export class CredentialHoldings {
     const endsAtExpiry = options.endsAtExpiry ?? true;
     if (this.#revoked(id)) {
       end(new ProxyError('token_revoked'));
-      return () => {};
-    }
-    if (endsAtExpiry && principal.expiresAt <= this.#now()) {
-      end(new ProxyError('token_expired'));
       return () => {};
     }
     const holding = {
