@@ -234,4 +234,23 @@ describe('signing keys', () => {
       await proxy.close();
     }
   });
+
+  it('several npm run token at once on a fresh DATA_DIR all mint, with one key, and all record their tokens', async () => {
+    for (let round = 0; round < 2; round++) {
+      const dataDir = join(mkdtempSync(join(tmpdir(), 'mcpp-cli-race-')), 'data');
+      const runs = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          promisify(execFile)(process.execPath, [CLI, '--subject', 'alice'], {
+            env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, DOTENV_PATH: '/nonexistent/.env' },
+          }).then(
+            ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+            (error: { code: number; stdout: string; stderr: string }) => error,
+          ),
+        ),
+      );
+      for (const run of runs) assert.equal(run.code, 0, run.stderr);
+      const kids = new Set(runs.map((run) => decodeProtectedHeader(JSON.parse(run.stdout).token).kid));
+      assert.equal(kids.size, 1);
+    }
+  });
 });

@@ -38,9 +38,11 @@ function open(dataDir: string): Statements {
   const file = join(dataDir, SQLITE_FILE);
   const db = new DatabaseSync(file);
   chmodSync(file, 0o600);
+  // The busy timeout first: switching to WAL takes a lock that several processes opening the
+  // file at once (a proxy and `npm run token`s) would otherwise fail on at once (SQLITE_BUSY).
   db.exec(`
-    PRAGMA journal_mode = WAL;
     PRAGMA busy_timeout = 2000;
+    PRAGMA journal_mode = WAL;
     CREATE TABLE IF NOT EXISTS kv (
       key TEXT PRIMARY KEY,
       value TEXT NOT NULL,
