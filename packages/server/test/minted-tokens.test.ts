@@ -234,6 +234,13 @@ describe('minted tokens', () => {
         { authorization: null },
         'mcp_token: the proxy credential went upstream',
       );
+      const viaWs = await wsWith(proxy, token, { server: 'echo', mcp_token: token });
+      assert.deepEqual(
+        (viaWs.first as { result?: unknown }).result,
+        { authorization: null },
+        '/ws mcp_token: the proxy credential went upstream',
+      );
+      viaWs.ws.close();
       // /ws, the subprotocol.
       const socket = await wsWith(proxy, token, { mcp_server_url: everything.url });
       assert.equal(socket.status, 101);
