@@ -492,9 +492,7 @@ function checkGrantNames(
   const unknown = grants.servers?.find((name) => !Object.hasOwn(config.servers, name));
   if (unknown !== undefined) throw new ConfigError(`${where}.servers": no server named "${unknown}"`);
   if (grants.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grants.rateClass)) {
-    throw new ConfigError(
-      `${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`,
-    );
+    throw new ConfigError(`${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`);
   }
 }
 

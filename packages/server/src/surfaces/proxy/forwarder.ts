@@ -129,9 +129,7 @@ export class Forwarder {
         }
       }
       case 'one-shot':
-        return this.#deps.held.oneShot(route, route.target, (session) =>
-          this.#viaSession(session, request),
-        );
+        return this.#deps.held.oneShot(route, route.target, (session) => this.#viaSession(session, request));
       case 'pooled':
         return this.#viaPool(route, request);
       case 'pass-through':
