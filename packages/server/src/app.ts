@@ -338,8 +338,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
-    admit: (ownerId) =>
-      limiter.consume('sessionsPerToken', ownerId, authenticator.grantsOf(ownerId)?.rateClass),
+    admit: (ownerId, rateClass) => limiter.consume('sessionsPerToken', ownerId, rateClass),
     ownerValid: ownerKnown,
   });
   const live = new LiveRequests(ownerKnown, holdings);
@@ -410,7 +409,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({
     sessions,
-    open: (ownerId, target) => held.open(ownerId, target),
+    open: (owner, target) => held.open(owner, target),
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(

@@ -239,6 +239,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33140,
     message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
   },
+  token_not_found: {
+    status: 404,
+    rpcCode: -33160,
+    message:
+      'No minted token has this id: DELETE /auth/tokens/{id} takes the "id" that POST /auth/tokens or npm run token answered (22 characters), not the token or its subject.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

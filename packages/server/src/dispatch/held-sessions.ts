@@ -18,6 +18,12 @@ export interface OpenedSession {
   readonly session: HeldSession;
 }
 
+/** Who a session is opened for: the principal's key, and the rate class its grants name. */
+export interface SessionOwner {
+  readonly ownerId: string;
+  readonly rateClass?: string | undefined;
+}
+
 /** What opening sessions needs. */
 export interface HeldSessionsDeps {
   readonly sessions: SessionStore<HeldSession>;
@@ -35,12 +41,20 @@ export class HeldSessions {
   }
 
   /**
-   * Opens a session to `target` for `ownerId` and stores it under a fresh proxy id. When its
-   * upstream ends, the store forgets it (a closed session answers "not found").
+   * Opens a session to `target` for `owner` and stores it under a fresh proxy id, admitted under
+   * the owner's rate class. When its upstream ends, the store forgets it (a closed session
+   * answers "not found").
    */
-  async open(ownerId: string, target: UpstreamTarget, options?: AddOptions): Promise<OpenedSession> {
+  async open(
+    owner: SessionOwner,
+    target: UpstreamTarget,
+    options?: Omit<AddOptions, 'rateClass'>,
+  ): Promise<OpenedSession> {
     const sessions = this.#sessions;
-    const { id, value } = await sessions.add(ownerId, () => this.#connect(target), options);
+    const { id, value } = await sessions.add(owner.ownerId, () => this.#connect(target), {
+      ...options,
+      rateClass: owner.rateClass,
+    });
     value.onClosed(() => void sessions.delete(id));
     return { id, session: value };
   }
@@ -50,11 +64,12 @@ export class HeldSessions {
    * counts as a session (caps and admission) while it lives (issue #14.7).
    */
   async oneShot<T>(
-    ownerId: string,
+    owner: SessionOwner,
     target: UpstreamTarget,
     use: (session: HeldSession) => Promise<T>,
   ): Promise<T> {
-    const release = target.kind === 'stdio' ? await this.#sessions.reserve(ownerId) : undefined;
+    const release =
+      target.kind === 'stdio' ? await this.#sessions.reserve(owner.ownerId, owner.rateClass) : undefined;
     try {
       const session = await this.#connect(target);
       try {

@@ -50,18 +50,16 @@ export class Authenticator {
   readonly #deps: AuthenticatorDeps;
   readonly #cache = new Map<string, Principal>();
   readonly #cacheEntries: number;
-  #verifiers: readonly BearerVerifier[];
+  /**
+   * Fixed for the app's life: a reload changes what a verifier trusts in place (the OIDC
+   * verifier's `replace`) and calls {@link forgetVerified}.
+   */
+  readonly #verifiers: readonly BearerVerifier[];
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps;
     this.#cacheEntries = deps.cacheEntries ?? 10_000;
     this.#verifiers = deps.verifiers ?? [];
-  }
-
-  /** Replaces the bearer verifiers (a reload changed the issuers); cached tokens are forgotten. */
-  replaceVerifiers(verifiers: readonly BearerVerifier[]): void {
-    this.#verifiers = verifiers;
-    this.#cache.clear();
   }
 
   /**

@@ -36,7 +36,7 @@ export interface ModernPoolDeps<T extends PoolTarget> {
    * so this layer does not reach up to the connector). The store forgets it when it closes.
    */
   readonly open: (
-    ownerId: string,
+    owner: { readonly ownerId: string; readonly rateClass?: string | undefined },
     target: T,
   ) => Promise<{ readonly id: string; readonly session: HeldSession }>;
 }
@@ -44,6 +44,8 @@ export interface ModernPoolDeps<T extends PoolTarget> {
 /** Where a pooled session is wanted. */
 export interface PoolContext<T extends PoolTarget = PoolTarget> {
   readonly ownerId: string;
+  /** The caller's rate class: a session opened for it is admitted under it. */
+  readonly rateClass?: string | undefined;
   readonly target: T;
   readonly targetKey: string;
 }
@@ -84,7 +86,7 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
   }
 
   async #open(key: string, ctx: PoolContext<T>): Promise<HeldSession> {
-    const { id, session } = await this.#deps.open(ctx.ownerId, ctx.target);
+    const { id, session } = await this.#deps.open(ctx, ctx.target);
     this.#ids.set(key, id);
     session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);

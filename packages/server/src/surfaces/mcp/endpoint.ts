@@ -104,6 +104,7 @@ export class McpEndpoint {
     const route = await this.#deps.planner.plan(
       {
         principalKey: identity.principalKey,
+        rateClass: identity.grants.rateClass,
         surface: 'mcp',
         era,
         opens: inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false,
@@ -133,6 +134,7 @@ export class McpEndpoint {
       case 'one-shot':
         return this.#bridged(request, reply, inbound, {
           ownerId: route.ownerId,
+          rateClass: route.rateClass,
           target: route.target,
           targetKey: route.targetKey,
           sessionId: route.kind === 'held' ? route.sessionId : undefined,

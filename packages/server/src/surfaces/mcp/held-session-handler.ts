@@ -23,6 +23,8 @@ import type { SessionStore } from '../../sessions/store.ts';
 /** What a request through a held session needs to know about the caller. */
 export interface HeldSessionContext {
   readonly ownerId: string;
+  /** The caller's rate class: a session opened here is admitted under it. */
+  readonly rateClass?: string | undefined;
   readonly target: UpstreamTarget;
   readonly targetKey: string;
   readonly sessionId: string | undefined;
@@ -53,7 +55,7 @@ export class HeldSessionHandler {
     let session: HeldSession;
     if (sessionId === undefined) {
       if (!opens) throw new ProxyError('session_required');
-      const opened = await this.#deps.held.open(ctx.ownerId, ctx.target);
+      const opened = await this.#deps.held.open(ctx, ctx.target);
       sessionId = opened.id;
       session = opened.session;
     } else {

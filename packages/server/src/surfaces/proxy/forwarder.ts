@@ -93,6 +93,7 @@ export class Forwarder {
     const route = await this.#deps.planner.plan(
       {
         principalKey: request.identity.principalKey,
+        rateClass: request.identity.grants.rateClass,
         surface: 'proxy',
         era: clientEraOf(message, request.protocolVersion),
         opens: message.method === 'initialize',
@@ -119,7 +120,7 @@ export class Forwarder {
       }
       case 'open-held': {
         const { sessions, held } = this.#deps;
-        const { id, session } = await held.open(route.ownerId, route.target);
+        const { id, session } = await held.open(route, route.target);
         try {
           return { ...(await this.#viaSession(session, request)), sessionId: id };
         } catch (error) {
@@ -128,9 +129,7 @@ export class Forwarder {
         }
       }
       case 'one-shot':
-        return this.#deps.held.oneShot(route.ownerId, route.target, (session) =>
-          this.#viaSession(session, request),
-        );
+        return this.#deps.held.oneShot(route, route.target, (session) => this.#viaSession(session, request));
       case 'pooled':
         return this.#viaPool(route, request);
       case 'pass-through':

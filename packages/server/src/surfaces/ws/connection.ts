@@ -144,7 +144,7 @@ export class WsConnection {
     const { sessions, held } = this.#deps;
     try {
       // Its life is the socket's: never idled out.
-      const { id, session: value } = await held.open(this.#peer.ownerId, this.#peer.target, {
+      const { id, session: value } = await held.open(this.#peer, this.#peer.target, {
         expires: false,
       });
       this.#sessionId = id;

@@ -106,6 +106,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
+          rateClass: accepted.identity.grants.rateClass,
           surface: 'ws',
           era: undefined,
           opens: false,
