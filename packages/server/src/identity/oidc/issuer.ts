@@ -196,13 +196,12 @@ function invalid(reason: string, why: string): ProxyError {
 /** A jose failure as the caller's error: which check failed, never a claim's value. */
 function refusal(error: unknown, issuer: string): ProxyError {
   if (ProxyError.is(error)) return error;
+  // No jose error is ever attached as a cause: the claim errors carry the token's whole payload
+  // (`.payload`), which the request log would print at debug level.
   if (error instanceof errors.JWTExpired)
     return new ProxyError(
       'token_expired',
       'The bearer token has expired: get a new one from your identity provider.',
-      {
-        cause: error,
-      },
     );
   if (error instanceof errors.JWTClaimValidationFailed) {
     const reason =

@@ -1,0 +1,81 @@
+/**
+ * Regressions from the attacker review of OIDC (issue 17): what a refused token leaves in the
+ * logs, what a trusted proxy's `X-Forwarded-Proto` may put in a challenge, which issuer and
+ * `jwks_uri` URLs pass, which token types are access tokens, which audience is accepted where,
+ * and how a reload re-judges what a token holds open. A real `oidc-provider` on loopback where
+ * a provider is needed; an in-memory fetcher where a URL must be judged without being fetched.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
+import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const AUDIENCE = 'https://mcp-proxy.test';
+
+function configFile(content: unknown): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'oidc-review-')), 'config.json');
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
+const PING = { jsonrpc: '2.0', id: 1, method: 'ping' };
+
+/** POSTs a ping to `path` with a bearer token; the status and the body's error. */
+async function call(
+  proxy: RunningProxy,
+  token: string,
+  path = '/proxy',
+  body: unknown = { server: 'x', ...PING },
+) {
+  const response = await fetch(`${proxy.url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+    },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, text };
+}
+
+describe('OIDC review: a real provider on loopback', () => {
+  let idp: TestOidcIssuer;
+  let proxy: RunningProxy | undefined;
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE });
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await idp.stop();
+  });
+
+  it('logs no claim of a refused token, even at trace level (review 6)', async () => {
+    proxy = await startProxy({ OIDC_ISSUER: idp.issuer, OIDC_AUDIENCE: AUDIENCE, LOG_LEVEL: 'trace' });
+    const now = Math.floor(Date.now() / 1000);
+    const tokens = [
+      await idp.sign({ exp: now - 3600, email: 'SECRET-CLAIM-expired@example.test' }),
+      await idp.sign({ aud: 'https://other.test', email: 'SECRET-CLAIM-audience@example.test' }),
+      await idp.sign({ nbf: now + 3600, email: 'SECRET-CLAIM-nbf@example.test' }),
+      await idp.sign({ sub: 'x'.repeat(300), email: 'SECRET-CLAIM-subject@example.test' }),
+    ];
+    for (const token of tokens) {
+      for (const path of ['/proxy', '/mcp']) {
+        const { status, text } = await call(proxy, token, path);
+        assert.equal(status, 401, text);
+        assert.doesNotMatch(text, /SECRET-CLAIM/);
+      }
+    }
+    const leaks = proxy.logs.filter(
+      (line) =>
+        line.includes('SECRET-CLAIM') || tokens.some((token) => line.includes(token.split('.')[2] as string)),
+    );
+    assert.deepEqual(leaks, []);
+  });
+});
