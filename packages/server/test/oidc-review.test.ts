@@ -79,3 +79,43 @@ describe('OIDC review: a real provider on loopback', () => {
     assert.deepEqual(leaks, []);
   });
 });
+
+describe('OIDC review: what a trusted proxy forwards', () => {
+  it('puts only http or https from X-Forwarded-Proto in the challenge and the metadata (review 7)', async () => {
+    // No provider is contacted: a challenge and the metadata need only the configured issuer.
+    const proxy = await startProxy({
+      OIDC_ISSUER: 'https://idp.example.test',
+      OIDC_AUDIENCE: AUDIENCE,
+      TRUSTED_PROXIES: '127.0.0.1',
+    });
+    try {
+      const ask = (path: string, proto: string) =>
+        fetch(`${proxy.url}${path}`, {
+          method: path.endsWith('/mcp') && !path.includes('well-known') ? 'POST' : 'GET',
+          headers: {
+            'x-forwarded-proto': proto,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          ...(path.includes('well-known') ? {} : { body: '{}' }),
+        });
+      const hostile = 'https://evil.example/?", error_uri="https://evil.example';
+      for (const proto of [hostile, 'javascript', 'ftp']) {
+        const refused = await ask('/mcp', proto);
+        assert.equal(refused.status, 401);
+        const challenge = refused.headers.get('www-authenticate');
+        assert.ok(challenge === null || !/evil|javascript|ftp/.test(challenge), String(challenge));
+        const metadata = await ask('/.well-known/oauth-protected-resource/mcp', proto);
+        assert.doesNotMatch(await metadata.text(), /evil|javascript|ftp/);
+      }
+      // A sound one is still honoured.
+      const forwarded = await ask('/mcp', 'https');
+      assert.match(
+        String(forwarded.headers.get('www-authenticate')),
+        /resource_metadata="https:\/\/127\.0\.0\.1:/,
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+});
