@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -116,6 +117,42 @@ describe('OIDC review: what a trusted proxy forwards', () => {
       );
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe('OIDC review: issuer URLs', () => {
+  const load = (issuer: string, where: 'env' | 'file') =>
+    where === 'env'
+      ? loadConfig({ env: { OIDC_ISSUER: issuer, OIDC_AUDIENCE: 'a' } })
+      : loadConfig({ env: {}, configPath: configFile({ oidc: { issuers: [{ issuer, audience: 'a' }] } }) });
+
+  it('judges the host an http issuer names, and refuses userinfo, a query or a fragment (review 8)', () => {
+    for (const where of ['env', 'file'] as const) {
+      for (const issuer of [
+        // userinfo that makes a remote host look like loopback to a prefix check
+        'http://localhost:@evil.example.test',
+        'http://127.0.0.1:x@evil.example.test/',
+        'http://[::1]:@evil.example.test',
+        'https://user:secret@idp.example.test',
+        // `oidc:<issuer>#<sub>` must split in one place only
+        'https://idp.example.test/#t',
+        'https://idp.example.test/realm#b',
+        'https://idp.example.test/?tenant=a',
+        'http://localhost.evil.example.test',
+        'ftp://idp.example.test',
+      ]) {
+        assert.throws(() => load(issuer, where), /https/, `${where}: ${issuer}`);
+      }
+      for (const issuer of [
+        'https://idp.example.test',
+        'https://idp.example.test/realms/apps',
+        'http://127.0.0.1:8080',
+        'http://localhost',
+        'http://[::1]:9000/issuer',
+      ]) {
+        assert.doesNotThrow(() => load(issuer, where), `${where}: ${issuer}`);
+      }
     }
   });
 });

@@ -194,14 +194,23 @@ const grantsSchema = z.strictObject({
   admin: z.boolean().optional(),
 });
 
-/** An OIDC issuer URL: https, or http on loopback only (tests, a provider beside the proxy). */
-const issuerUrl = z
-  .string()
-  .refine(
-    (value) =>
-      URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])([:/]|$))/.test(value),
-    'must be an https:// URL (http:// only on loopback)',
-  );
+/** Hosts an http:// issuer or key set may name (tests, a provider beside the proxy). */
+const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * An OIDC issuer (or key set) URL: https, or http on loopback only. Judged on the parsed URL, so
+ * userinfo cannot make a remote host look like loopback (`http://localhost:@evil.example`); no
+ * userinfo and no fragment (an issuer's `#` would make `oidc:<issuer>#<sub>` ambiguous), and no
+ * query for an issuer (OpenID Connect Discovery 1.0 §2).
+ */
+const oidcUrl = (query: boolean) =>
+  z.string().refine((value) => {
+    const url = URL.parse(value);
+    if (url === null || url.username !== '' || url.password !== '' || value.includes('#')) return false;
+    if (!query && value.includes('?')) return false;
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTNAMES.has(url.hostname));
+  }, 'must be an https:// URL (http:// only on loopback) without userinfo, query or fragment');
+const issuerUrl = oidcUrl(false);
 
 /** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */
 const oidcIssuerSchema = z.strictObject({
@@ -227,7 +236,7 @@ const oidcIssuerSchema = z.strictObject({
     )
     .min(1)
     .optional(),
-  jwksUri: issuerUrl.optional(),
+  jwksUri: oidcUrl(true).optional(),
   claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
   grants: grantsSchema.optional(),
   scopes: z.array(z.string().min(1)).optional(),
