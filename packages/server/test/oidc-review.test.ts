@@ -156,3 +156,42 @@ describe('OIDC review: issuer URLs', () => {
     }
   });
 });
+
+describe('OIDC review: the key set a discovery document names', () => {
+  it('fetches keys over https, or plain http only from loopback (review 9)', async () => {
+    // An in-memory fetcher records what would be fetched: nothing leaves the process.
+    const cases: Array<{ issuer: string; jwks: string; fetched: boolean }> = [
+      { issuer: 'http://127.0.0.1:1', jwks: 'http://169.254.169.254/latest/meta-data', fetched: false },
+      { issuer: 'http://127.0.0.1:1', jwks: 'http://internal.corp.example.test/jwks', fetched: false },
+      { issuer: 'http://127.0.0.1:1', jwks: 'http://localhost:@evil.example.test/jwks', fetched: false },
+      { issuer: 'https://idp.example.test', jwks: 'http://idp.example.test/jwks', fetched: false },
+      { issuer: 'https://idp.example.test', jwks: 'file:///etc/passwd', fetched: false },
+      { issuer: 'https://idp.example.test', jwks: 'https://user:pw@idp.example.test/jwks', fetched: false },
+      { issuer: 'http://127.0.0.1:1', jwks: 'http://127.0.0.1:1/jwks', fetched: true },
+      { issuer: 'https://idp.example.test', jwks: 'https://keys.example.test/jwks?tenant=a', fetched: true },
+    ];
+    for (const { issuer, jwks, fetched: expected } of cases) {
+      const fetched: string[] = [];
+      const proxy = await startProxy(
+        { OIDC_ISSUER: issuer, OIDC_AUDIENCE: 'a' },
+        {
+          oidcFetch: async (url) => {
+            fetched.push(url);
+            return url.endsWith('/openid-configuration') ? { issuer, jwks_uri: jwks } : { keys: [] };
+          },
+        },
+      );
+      try {
+        const header = Buffer.from('{"alg":"ES256","kid":"k"}').toString('base64url');
+        const claims = Buffer.from(JSON.stringify({ iss: issuer, aud: 'a', sub: 's', exp: 9e9 })).toString(
+          'base64url',
+        );
+        const { status, text } = await call(proxy, `${header}.${claims}.AAAA`);
+        assert.equal(fetched.includes(jwks), expected, `${issuer} → ${jwks}: fetched ${fetched.join(', ')}`);
+        assert.equal(status, expected ? 401 : 503, text);
+      } finally {
+        await proxy.close();
+      }
+    }
+  });
+});

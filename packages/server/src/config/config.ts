@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { HostList } from '../egress/host-list.ts';
+import { isOidcUrl } from './oidc-url.ts';
 import {
   ConfigError,
   deepFreeze,
@@ -194,22 +195,14 @@ const grantsSchema = z.strictObject({
   admin: z.boolean().optional(),
 });
 
-/** Hosts an http:// issuer or key set may name (tests, a provider beside the proxy). */
-const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-/**
- * An OIDC issuer (or key set) URL: https, or http on loopback only. Judged on the parsed URL, so
- * userinfo cannot make a remote host look like loopback (`http://localhost:@evil.example`); no
- * userinfo and no fragment (an issuer's `#` would make `oidc:<issuer>#<sub>` ambiguous), and no
- * query for an issuer (OpenID Connect Discovery 1.0 §2).
- */
+/** An OIDC issuer (or key set) URL: https, or http on loopback only (config/oidc-url.ts). */
 const oidcUrl = (query: boolean) =>
-  z.string().refine((value) => {
-    const url = URL.parse(value);
-    if (url === null || url.username !== '' || url.password !== '' || value.includes('#')) return false;
-    if (!query && value.includes('?')) return false;
-    return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTNAMES.has(url.hostname));
-  }, 'must be an https:// URL (http:// only on loopback) without userinfo, query or fragment');
+  z
+    .string()
+    .refine(
+      (value) => isOidcUrl(value, { query }),
+      'must be an https:// URL (http:// only on loopback) without userinfo, query or fragment',
+    );
 const issuerUrl = oidcUrl(false);
 
 /** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */

@@ -10,6 +10,7 @@
 import { hash } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Clock } from '../../clock.ts';
+import { isOidcUrl } from '../../config/oidc-url.ts';
 import { ProxyError } from '../../errors.ts';
 import type { Grants, Principal } from '../principal.ts';
 import { type ClaimGrantMap, grantsFromClaims } from './claim-grants.ts';
@@ -165,10 +166,9 @@ export class OidcIssuer {
       // OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer asked about.
       if (document?.issuer !== this.settings.issuer) throw new Error(`${where} names another issuer`);
       if (typeof document.jwks_uri !== 'string') throw new Error(`${where} has no jwks_uri`);
-      // Keys fetched in clear text could be swapped on the way: https, unless the issuer itself
-      // is a loopback http one (development, tests).
-      const secure = document.jwks_uri.startsWith('https://') || this.settings.issuer.startsWith('http://');
-      if (!secure || !URL.canParse(document.jwks_uri)) throw new Error(`${where} names no https jwks_uri`);
+      // Keys fetched in clear text could be swapped on the way, and whoever wrote the document
+      // chooses where the proxy sends a request: https, or plain http to loopback only.
+      if (!isOidcUrl(document.jwks_uri, { query: true })) throw new Error(`${where} names no https jwks_uri`);
       url = document.jwks_uri;
     }
     return new JwksCache({
