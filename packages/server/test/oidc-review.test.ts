@@ -195,3 +195,56 @@ describe('OIDC review: the key set a discovery document names', () => {
     }
   });
 });
+
+describe('OIDC review: token types', () => {
+  let idp: TestOidcIssuer;
+  let proxy: RunningProxy | undefined;
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE });
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await idp.stop();
+  });
+
+  /** The status of POST /proxy with a token of type `typ`, and the refusal's reason. */
+  async function judged(typ: string | null): Promise<string> {
+    const token = await idp.sign({}, { typ });
+    const { status, text } = await call(proxy as RunningProxy, token);
+    if (status === 401) return `401 ${JSON.parse(text).error?.data?.reason}`;
+    return String(status);
+  }
+
+  it('refuses a JWT whose typ says it is no access token, and can require at+jwt (review 10)', async () => {
+    proxy = await startProxy({ OIDC_ISSUER: idp.issuer, OIDC_AUDIENCE: AUDIENCE });
+    // Accepted: an access token (RFC 9068), a plain JWT or no typ (many providers, ID tokens).
+    // `server: 'x'` is unknown: 404 means the token itself passed.
+    for (const typ of ['at+jwt', 'application/at+jwt', 'AT+JWT', 'JWT', null]) {
+      assert.equal(await judged(typ), '404', String(typ));
+    }
+    // Refused: logout tokens, security events, DPoP proofs… signed by the same provider.
+    for (const typ of [
+      'logout+jwt',
+      'secevent+jwt',
+      'dpop+jwt',
+      'application/jwt+logout',
+      'token-introspection+jwt',
+    ]) {
+      assert.equal(await judged(typ), '401 type', typ);
+    }
+    await proxy.close();
+
+    proxy = await startProxy({
+      OIDC_ISSUER: idp.issuer,
+      OIDC_AUDIENCE: AUDIENCE,
+      OIDC_REQUIRE_AT_JWT: 'true',
+    });
+    for (const typ of ['at+jwt', 'application/at+jwt']) assert.equal(await judged(typ), '404', String(typ));
+    for (const typ of ['JWT', null, 'logout+jwt']) assert.equal(await judged(typ), '401 type', String(typ));
+    // A real access token of the provider is an at+jwt.
+    const { status } = await call(proxy, await idp.serviceToken());
+    assert.equal(status, 404);
+  });
+});

@@ -114,6 +114,8 @@ export const DEFAULTS = {
     clockToleranceSeconds: 30,
     jwksMaxAgeMs: 600_000,
     jwksCooldownMs: 30_000,
+    /** Accept only RFC 9068 access tokens (`typ: at+jwt`), not plain JWTs (ID tokens). */
+    requireAtJwt: false,
   },
   servers: {} as Record<string, never>,
   egress: {
@@ -233,6 +235,7 @@ const oidcIssuerSchema = z.strictObject({
   claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
   grants: grantsSchema.optional(),
   scopes: z.array(z.string().min(1)).optional(),
+  requireAtJwt: z.boolean().optional(),
 });
 
 const configSchema = z
@@ -355,6 +358,7 @@ const configSchema = z
       clockToleranceSeconds: z.number().int().min(0).max(300),
       jwksMaxAgeMs: positiveInt,
       jwksCooldownMs: z.number().int().min(0),
+      requireAtJwt: z.boolean(),
     }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({

@@ -51,6 +51,8 @@ export interface OidcIssuerSettings {
   readonly grants?: Grants | undefined;
   /** Scopes advertised in the protected resource metadata (`scopes_supported`). */
   readonly scopes?: readonly string[] | undefined;
+  /** Accept only RFC 9068 access tokens (`typ: at+jwt`); otherwise a plain `JWT` or none passes too. */
+  readonly requireAtJwt?: boolean | undefined;
 }
 
 /** Timing shared by every issuer. */
@@ -73,6 +75,13 @@ export interface OidcDeps {
    */
   readonly resourceAudiences?: (() => readonly string[]) | undefined;
 }
+
+/**
+ * Token types (`typ`, media type without `application/`, RFC 8725 §3.11) that may be an access
+ * token. Others — `logout+jwt`, `secevent+jwt`, `dpop+jwt`… — are JWTs the same provider signs
+ * for other purposes, often with an audience this proxy accepts.
+ */
+const ACCESS_TOKEN_TYPES: ReadonlySet<string | undefined> = new Set(['at+jwt', 'jwt', undefined]);
 
 /** Longest `sub` accepted: it becomes part of a session-binding key. */
 const MAX_SUBJECT_LENGTH = 255;
@@ -104,8 +113,12 @@ export class OidcIssuer {
   async verify(token: string): Promise<Principal> {
     const jwks = await this.#keys();
     let payload: JWTPayload;
+    let typ: unknown;
     try {
-      ({ payload } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
+      ({
+        payload,
+        protectedHeader: { typ },
+      } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
         issuer: this.settings.issuer,
         audience: [...this.settings.audience, ...this.#resourceAudiences()],
         algorithms: this.#algorithms,
@@ -115,6 +128,12 @@ export class OidcIssuer {
       }));
     } catch (error) {
       throw refusal(error, this.settings.issuer);
+    }
+    const type = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : typ;
+    if (
+      this.settings.requireAtJwt ? type !== 'at+jwt' : !ACCESS_TOKEN_TYPES.has(type as string | undefined)
+    ) {
+      throw invalid('type', 'its type (`typ`) says it is not an access token');
     }
     const subject = payload.sub;
     if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
