@@ -342,7 +342,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       limiter.consume('sessionsPerToken', ownerId, authenticator.grantsOf(ownerId)?.rateClass),
     ownerValid: ownerKnown,
   });
-  const live = new LiveRequests(ownerKnown, holdings);
+  // `targets` is built further down; a recheck runs only after a request has named its target.
+  const live = new LiveRequests(ownerKnown, holdings, (grants, targetKey) =>
+    targets.stillReaches(targetKey, grants, new Set()),
+  );
   // A revocation (here or announced by another instance) ends what the token holds: its sockets,
   // streams and the proxy-held sessions it opened.
   revocations.onRevoked((credentialId) => {
@@ -595,16 +598,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
+    oidc.replace(oidcIssuers(next), oidcTiming(next));
+    publicUrl = next.publicUrl;
     // A dropped key must stop verifying the tokens it signed, cached or not, and end the sockets
     // and streams they hold; remembered OIDC principals carry the old claim mapping's grants:
-    // all are judged again on their next request.
+    // all are judged again, under the new keys and issuers (so only once those are in place:
+    // a recheck against the old ones would remember the old grants again).
     authenticator.forgetVerified();
     void holdings.recheckAll().catch(() => {});
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
-    oidc.replace(oidcIssuers(next), oidcTiming(next));
-    publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
     const retooled = retooledPrincipals(current.tokens, next.tokens);
     current = next;

@@ -10,7 +10,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
+import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -246,5 +249,164 @@ describe('OIDC review: token types', () => {
     // A real access token of the provider is an at+jwt.
     const { status } = await call(proxy, await idp.serviceToken());
     assert.equal(status, 404);
+  });
+});
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'oidc-review', version: '1' },
+  },
+};
+
+describe('OIDC review: a reload re-judges what a token holds (review 3)', () => {
+  let idp: TestOidcIssuer;
+  let upstream: ConformanceServer;
+  let proxy: RunningProxy | undefined;
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE });
+    upstream = await startConformanceServer();
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await upstream.stop();
+    await idp.stop();
+  });
+
+  const servers = () => ({ upstream: { url: upstream.url }, other: { url: upstream.url } });
+  const issuerWith = (claims: unknown) => ({ issuers: [{ issuer: idp.issuer, audience: AUDIENCE, claims }] });
+  const reload = (running: RunningProxy, oidc: unknown) =>
+    running.app.reload(
+      loadConfig({
+        env: {
+          PROXY_TOKEN: running.token,
+          ALLOW_PRIVATE_NETWORKS: 'true',
+          STORE: 'memory',
+          WS_ALLOW_MISSING_ORIGIN: 'true',
+        },
+        configPath: configFile({ servers: servers(), ...(oidc === undefined ? {} : { oidc }) }),
+      }),
+    );
+  const initialize = async (running: RunningProxy, token: string, server: string) =>
+    (await call(running, token, '/proxy', { server, ...INITIALIZE })).status;
+
+  const staffOnly = (servers: string[]) => ({ groups: { staff: { servers } } });
+  for (const { change, oidc, closes, server, after } of [
+    { change: 'removes the issuer', oidc: undefined, closes: 4401, server: 'other', after: 401 },
+    {
+      change: "removes the token's group",
+      oidc: { groups: { admins: {} } },
+      closes: 4403,
+      server: 'other',
+      after: 403,
+    },
+    {
+      change: "narrows the group's servers to the socket's",
+      oidc: staffOnly(['upstream']),
+      closes: undefined,
+      server: 'other',
+      after: 404,
+    },
+    {
+      change: "narrows the group's servers to others",
+      oidc: staffOnly(['other']),
+      closes: 4401,
+      server: 'upstream',
+      after: 404,
+    },
+  ]) {
+    it(`ends a /ws socket, and refuses the next request, when a reload ${change}`, async () => {
+      proxy = await startProxy({
+        MCP_PROXY_CONFIG: configFile({ servers: servers(), oidc: issuerWith({ groups: { staff: {} } }) }),
+        WS_ALLOW_MISSING_ORIGIN: 'true',
+      });
+      const running = proxy;
+      const token = await idp.sign({ groups: ['staff'] });
+      assert.equal(await initialize(running, token, 'other'), 200);
+      const ws = new WebSocket(`${running.url.replace('http', 'ws')}/ws?server=upstream`, [
+        'mcp',
+        `proxy-token.${token}`,
+      ]);
+      try {
+        await new Promise((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+        });
+        const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+        reload(running, oidc === undefined ? undefined : issuerWith(oidc));
+        if (closes !== undefined) {
+          // A bound on the failure only: the recheck closes it as soon as it has verified again.
+          const timeout = new Promise<string>((resolve) =>
+            setTimeout(() => resolve('still open'), 5_000).unref(),
+          );
+          assert.equal(await Promise.race([closed, timeout]), closes);
+        }
+        // The recheck must not have remembered the token under the old mapping.
+        const answered = await call(running, token, '/proxy', { server, ...INITIALIZE });
+        assert.equal(answered.status, after, answered.text);
+        if (closes === undefined) assert.equal(ws.readyState, WebSocket.OPEN);
+      } finally {
+        ws.terminate();
+      }
+    });
+  }
+
+  it('does not remember a verification that began before a reload', async () => {
+    // Keys served by an in-memory fetcher whose first key-set answer the test holds back.
+    const issuer = 'https://idp.example.test';
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const keys = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] };
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let keyFetches = 0;
+    let fetching: () => void = () => {};
+    const fetchStarted = new Promise<void>((resolve) => {
+      fetching = resolve;
+    });
+    const config = (claims: unknown) =>
+      configFile({ servers: servers(), oidc: { issuers: [{ issuer, audience: AUDIENCE, claims }] } });
+    proxy = await startProxy(
+      { MCP_PROXY_CONFIG: config({ groups: { staff: {} } }) },
+      {
+        oidcFetch: async (url) => {
+          if (url === `${issuer}/.well-known/openid-configuration`)
+            return { issuer, jwks_uri: `${issuer}/jwks` };
+          if (url !== `${issuer}/jwks`) throw new Error(`unexpected fetch of ${url}`);
+          if (++keyFetches === 1) {
+            fetching();
+            await held;
+          }
+          return keys;
+        },
+      },
+    );
+    const running = proxy;
+    const token = await new SignJWT({ groups: ['staff'] })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' })
+      .setIssuer(issuer)
+      .setAudience(AUDIENCE)
+      .setSubject('alice')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const before = initialize(running, token, 'other');
+    await fetchStarted;
+    running.app.reload(
+      loadConfig({
+        env: { PROXY_TOKEN: running.token, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory' },
+        configPath: config({ groups: { admins: {} } }),
+      }),
+    );
+    release();
+    // Begun under the old mapping, it may finish under it; what comes next may not.
+    assert.equal(await before, 200);
+    assert.equal(await initialize(running, token, 'other'), 403);
   });
 });

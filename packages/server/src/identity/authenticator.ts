@@ -34,6 +34,15 @@ export interface AuthenticatorDeps {
   readonly cacheEntries?: number;
 }
 
+/**
+ * Verifies a credential again (after a reload): the refusal it would get now, or `undefined`.
+ * `reaches` judges the principal it stands for now (an OIDC token's grants come from the claim
+ * mapping in force): false refuses it too, as a reload that took its target away.
+ */
+export type CredentialRecheck = (
+  reaches?: (principal: Principal) => boolean,
+) => Promise<ProxyError | undefined>;
+
 /** Three base64url parts: a JWS in compact form (the signature may be empty, as `alg: none`'s is). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -51,6 +60,11 @@ export class Authenticator {
   readonly #cache = new Map<string, Principal>();
   readonly #cacheEntries: number;
   #verifiers: readonly BearerVerifier[];
+  /**
+   * Bumped whenever the cache is forgotten: a verification begun before (against the old keys,
+   * issuers or claim mapping) may answer its own request, but is not remembered.
+   */
+  #generation = 0;
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps;
@@ -61,7 +75,7 @@ export class Authenticator {
   /** Replaces the bearer verifiers (a reload changed the issuers); cached tokens are forgotten. */
   replaceVerifiers(verifiers: readonly BearerVerifier[]): void {
     this.#verifiers = verifiers;
-    this.#cache.clear();
+    this.forgetVerified();
   }
 
   /**
@@ -75,6 +89,7 @@ export class Authenticator {
     const key = hash('sha256', presented, 'base64url');
     const cached = this.#cache.get(key);
     if (cached) return checkOrigin(this.#stillValid(key, cached), origin);
+    const generation = this.#generation;
     let principal: Principal;
     if (looksMinted(presented)) {
       principal = await this.#deps.minted.verify(presented);
@@ -89,7 +104,7 @@ export class Authenticator {
       }
       principal = await verifier.verify(presented);
     }
-    if (principal.expiresAt !== undefined) this.#remember(key, principal);
+    if (principal.expiresAt !== undefined && generation === this.#generation) this.#remember(key, principal);
     return checkOrigin(principal, origin);
   }
 
@@ -97,16 +112,23 @@ export class Authenticator {
    * A check of `presented` to run again later (after a reload): the refusal it would get then,
    * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
    */
-  recheckOf(presented: string, origin: string | undefined): () => Promise<ProxyError | undefined> {
-    return () =>
+  recheckOf(presented: string, origin: string | undefined): CredentialRecheck {
+    return (reaches) =>
       this.authenticate(presented, origin).then(
-        () => undefined,
+        (principal) =>
+          reaches === undefined || reaches(principal)
+            ? undefined
+            : new ProxyError(
+                'unauthorized',
+                'A configuration reload revoked the access of this token to this MCP server.',
+              ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
   forgetVerified(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 

@@ -9,7 +9,7 @@ import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { type Authenticator, CREDENTIAL_REFUSALS } from './authenticator.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS, type CredentialRecheck } from './authenticator.ts';
 import type { Principal } from './principal.ts';
 
 declare module 'fastify' {
@@ -26,7 +26,7 @@ declare module 'fastify' {
      * For a minted or bearer token: verifies it again (after a reload), so what the request
      * holds open ends when its signing key is dropped.
      */
-    recheckCredential: (() => Promise<ProxyError | undefined>) | undefined;
+    recheckCredential: CredentialRecheck | undefined;
   }
 }
 

@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { originAllowed } from '../../http/cors.ts';
-import type { Authenticator } from '../../identity/authenticator.ts';
+import type { Authenticator, CredentialRecheck } from '../../identity/authenticator.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Principal } from '../../identity/principal.ts';
 
@@ -31,7 +31,7 @@ export interface AcceptedHandshake {
   /** The subprotocol to echo, if the client offered any. */
   readonly protocol: string | undefined;
   /** Verifies the credential again after a reload (minted and bearer tokens). */
-  readonly recheck: (() => Promise<ProxyError | undefined>) | undefined;
+  readonly recheck: CredentialRecheck | undefined;
 }
 
 /** Checks an upgrade request; throws a ProxyError for the HTTP refusal. */

@@ -147,8 +147,12 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
+          const recheck = (accepted as NonNullable<typeof accepted>).recheck;
           const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
-            recheck: (accepted as NonNullable<typeof accepted>).recheck,
+            // Judged with the grants the token stands for now (an OIDC claim mapping reloaded).
+            recheck:
+              recheck &&
+              (() => recheck((now) => options.targets.stillReaches(owner.targetKey, now.grants, new Set()))),
           });
           ws.once('close', () => {
             connections.delete(connection);
