@@ -77,7 +77,12 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import { resourceMetadataRoutes, resourceUrls, withBearerChallenge } from './surfaces/resource-metadata.ts';
+import {
+  resourceMetadataRoutes,
+  resourceOf,
+  resourceUrls,
+  withBearerChallenge,
+} from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -488,7 +493,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
@@ -497,7 +505,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     await scope.register(authRoutes, {
       minted,
       revocations,
@@ -506,7 +517,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
   });
   await app.register(async (scope) => {
-    const authenticate = proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken });
+    const authenticate = proxyTokenHook(
+      authenticator,
+      limiter,
+      { query: config.allowQueryToken },
+      (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+    );
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook('onRequest', async (request, reply) => {
       try {
@@ -554,6 +570,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     handshakeTimeoutMs: config.server.requestTimeoutMs,
     // A handshake checked just before a reload is judged again once it completes.
     mayKeep: mayKeepAfter(new Set()),
+    resource: () => publicUrl,
     connection: {
       sessions,
       held,

@@ -410,3 +410,88 @@ describe('OIDC review: a reload re-judges what a token holds (review 3)', () => 
     assert.equal(await initialize(running, token, 'other'), 403);
   });
 });
+
+describe('OIDC review: resource audiences under PUBLIC_URL (review 11)', () => {
+  let idp: TestOidcIssuer;
+  let upstream: ConformanceServer;
+  let proxy: RunningProxy | undefined;
+  const PUBLIC = 'https://proxy.example.test';
+
+  beforeEach(async () => {
+    idp = await startOidcIssuer({ audience: AUDIENCE });
+    upstream = await startConformanceServer();
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    await upstream.stop();
+    await idp.stop();
+  });
+
+  /** Whether a token passes authentication on each surface (anything but a 401 / a refused handshake). */
+  async function surfaces(running: RunningProxy, token: string): Promise<Record<string, boolean>> {
+    const passes = async (path: string) => {
+      const body = path === '/proxy' ? { server: 'one', ...INITIALIZE } : INITIALIZE;
+      const { status } = await call(running, token, path, body);
+      return status !== 401;
+    };
+    const ws = new WebSocket(`${running.url.replace('http', 'ws')}/ws?server=one`, [
+      'mcp',
+      `proxy-token.${token}`,
+    ]);
+    const opened = await new Promise<boolean>((resolve) => {
+      ws.once('unexpected-response', () => resolve(false));
+      ws.once('open', () => resolve(true));
+      ws.once('error', () => resolve(false));
+    });
+    ws.terminate();
+    return {
+      '/proxy': await passes('/proxy'),
+      '/ws': opened,
+      '/mcp': await passes('/mcp'),
+      '/servers/one/mcp': await passes('/servers/one/mcp'),
+      '/servers/two/mcp': await passes('/servers/two/mcp'),
+    };
+  }
+
+  it('accepts a resource URL as audience only on the endpoint it names', async () => {
+    proxy = await startProxy({
+      MCP_PROXY_CONFIG: configFile({
+        servers: { one: { url: upstream.url }, two: { url: upstream.url } },
+        oidc: { issuers: [{ issuer: idp.issuer, audience: AUDIENCE }] },
+        publicUrl: PUBLIC,
+      }),
+      WS_ALLOW_MISSING_ORIGIN: 'true',
+    });
+    const only = (...open: string[]) =>
+      Object.fromEntries(
+        ['/proxy', '/ws', '/mcp', '/servers/one/mcp', '/servers/two/mcp'].map((path) => [
+          path,
+          open.includes(path),
+        ]),
+      );
+    const two = await idp.sign({ aud: `${PUBLIC}/servers/two/mcp` });
+    // Verified (and remembered) on its own endpoint first: the binding holds for the cached token too.
+    assert.equal((await call(proxy, two, '/servers/two/mcp', INITIALIZE)).status, 200);
+    const refused = await call(proxy, two, '/servers/one/mcp', INITIALIZE);
+    assert.equal(refused.status, 401);
+    assert.equal(JSON.parse(refused.text).error.data.reason, 'audience');
+    assert.deepEqual(await surfaces(proxy, two), only('/servers/two/mcp'));
+    assert.deepEqual(await surfaces(proxy, await idp.sign({ aud: PUBLIC })), only('/proxy', '/ws'));
+    assert.deepEqual(await surfaces(proxy, await idp.sign({ aud: `${PUBLIC}/mcp` })), only('/mcp'));
+    assert.deepEqual(
+      await surfaces(
+        proxy,
+        await idp.sign({ aud: [`${PUBLIC}/servers/one/mcp`, `${PUBLIC}/servers/two/mcp`] }),
+      ),
+      only('/servers/one/mcp', '/servers/two/mcp'),
+    );
+    // A configured audience is not tied to an endpoint; with it, a resource in `aud` does not narrow.
+    const everywhere = only('/proxy', '/ws', '/mcp', '/servers/one/mcp', '/servers/two/mcp');
+    assert.deepEqual(await surfaces(proxy, await idp.sign({})), everywhere);
+    assert.deepEqual(
+      await surfaces(proxy, await idp.sign({ aud: [AUDIENCE, `${PUBLIC}/servers/two/mcp`] })),
+      everywhere,
+    );
+  });
+});

@@ -58,6 +58,11 @@ function endpointPath(request: FastifyRequest): string {
   return ENDPOINT_PATH.test(path) ? path : '';
 }
 
+/** The resource URL (under `base`, i.e. `PUBLIC_URL`) of the MCP endpoint a request calls. */
+export function resourceOf(base: string, request: FastifyRequest): string {
+  return `${base}${endpointPath(request)}`;
+}
+
 /**
  * The `WWW-Authenticate` value of a 401 on an MCP endpoint, or `undefined` with no issuer
  * configured. `invalid` adds RFC 6750's `error="invalid_token"` (a token was sent and refused).

@@ -12,6 +12,7 @@ import { errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Clock } from '../../clock.ts';
 import { isOidcUrl } from '../../config/oidc-url.ts';
 import { ProxyError } from '../../errors.ts';
+import type { Verified } from '../authenticator.ts';
 import type { Grants, Principal } from '../principal.ts';
 import { type ClaimGrantMap, grantsFromClaims } from './claim-grants.ts';
 import type { JsonFetcher } from './fetch-json.ts';
@@ -109,9 +110,13 @@ export class OidcIssuer {
     this.#algorithms = (settings.algorithms ?? ASYMMETRIC_ALGORITHMS).filter((alg) => allowed.includes(alg));
   }
 
-  /** Verifies `token` (whose unverified `iss` named this issuer) and returns its principal. */
-  async verify(token: string): Promise<Principal> {
+  /**
+   * Verifies `token` (whose unverified `iss` named this issuer) and returns its principal; with
+   * the proxy resources it may be used at when only those made its audience acceptable.
+   */
+  async verify(token: string): Promise<Verified> {
     const jwks = await this.#keys();
+    const resourceAudiences = this.#resourceAudiences();
     let payload: JWTPayload;
     let typ: unknown;
     try {
@@ -120,7 +125,7 @@ export class OidcIssuer {
         protectedHeader: { typ },
       } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
         issuer: this.settings.issuer,
-        audience: [...this.settings.audience, ...this.#resourceAudiences()],
+        audience: [...this.settings.audience, ...resourceAudiences],
         algorithms: this.#algorithms,
         clockTolerance: this.#timing.clockToleranceSeconds,
         currentDate: new Date(this.#clock.now()),
@@ -142,7 +147,13 @@ export class OidcIssuer {
     const grants = grantsFromClaims(payload, this.settings.claims, this.settings.grants);
     if (grants === undefined) throw new ProxyError('oidc_no_grant');
     const principalKey = `oidc:${this.settings.issuer}#${subject}`;
-    return {
+    // A configured audience names the proxy as a whole; a resource URL names one endpoint only
+    // (RFC 8707), so a token for one configured server is not one for another, or for /proxy.
+    const audiences = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
+    const resources = audiences.some((audience) => this.settings.audience.includes(audience))
+      ? undefined
+      : audiences.filter((audience) => resourceAudiences.includes(audience));
+    const principal: Principal = {
       id: hash('sha256', principalKey, 'hex').slice(0, 12),
       principalKey,
       subject,
@@ -153,6 +164,7 @@ export class OidcIssuer {
       // it expires, as a minted token's does; sessions bind to the subject and carry on.
       credentialId: `oidc:${hash('sha256', token, 'hex').slice(0, 32)}`,
     };
+    return { principal, resources };
   }
 
   /** The key set, after discovery on first use (retried no sooner than the cooldown after a failure). */

@@ -39,6 +39,7 @@ export async function checkHandshake(
   request: IncomingMessage,
   authenticator: Authenticator,
   policy: HandshakePolicy,
+  resource?: string,
 ): Promise<AcceptedHandshake> {
   const origin = request.headers.origin;
   if (origin === undefined) {
@@ -71,13 +72,14 @@ export async function checkHandshake(
     // A browser fails a handshake whose answer names no offered protocol; we never echo the token one.
     throw new ProxyError('invalid_target', 'Offer the "mcp" subprotocol next to the proxy token.');
   }
-  const identity = await authenticator.authenticate(presented, origin);
+  const identity = await authenticator.authenticate(presented, origin, resource);
 
   return {
     identity,
     target: targetFrom(query),
     protocol: offered.length > 0 ? MCP_PROTOCOL : undefined,
-    recheck: identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin),
+    recheck:
+      identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin, resource),
   };
 }
 
