@@ -77,7 +77,12 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import { resourceMetadataRoutes, resourceUrls, withBearerChallenge } from './surfaces/resource-metadata.ts';
+import {
+  resourceMetadataRoutes,
+  resourceOf,
+  resourceUrls,
+  withBearerChallenge,
+} from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -341,7 +346,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     admit: (ownerId, rateClass) => limiter.consume('sessionsPerToken', ownerId, rateClass),
     ownerValid: ownerKnown,
   });
-  const live = new LiveRequests(ownerKnown, holdings);
+  // `targets` is built further down; a recheck runs only after a request has named its target.
+  const live = new LiveRequests(ownerKnown, holdings, (grants, targetKey) =>
+    targets.stillReaches(targetKey, grants, new Set()),
+  );
   // A revocation (here or announced by another instance) ends what the token holds: its sockets,
   // streams and the proxy-held sessions it opened.
   revocations.onRevoked((credentialId) => {
@@ -484,7 +492,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
@@ -493,7 +504,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     await scope.register(authRoutes, {
       minted,
       revocations,
@@ -502,7 +516,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
   });
   await app.register(async (scope) => {
-    const authenticate = proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken });
+    const authenticate = proxyTokenHook(
+      authenticator,
+      limiter,
+      { query: config.allowQueryToken },
+      (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+    );
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook('onRequest', async (request, reply) => {
       try {
@@ -550,6 +569,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     handshakeTimeoutMs: config.server.requestTimeoutMs,
     // A handshake checked just before a reload is judged again once it completes.
     mayKeep: mayKeepAfter(new Set()),
+    resource: () => publicUrl,
     connection: {
       sessions,
       held,
@@ -594,16 +614,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
+    oidc.replace(oidcIssuers(next), oidcTiming(next));
+    publicUrl = next.publicUrl;
     // A dropped key must stop verifying the tokens it signed, cached or not, and end the sockets
     // and streams they hold; remembered OIDC principals carry the old claim mapping's grants:
-    // all are judged again on their next request.
+    // all are judged again, under the new keys and issuers (so only once those are in place:
+    // a recheck against the old ones would remember the old grants again).
     authenticator.forgetVerified();
     void holdings.recheckAll().catch(() => {});
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
-    oidc.replace(oidcIssuers(next), oidcTiming(next));
-    publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
     const retooled = retooledPrincipals(current.tokens, next.tokens);
     current = next;

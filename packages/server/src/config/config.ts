@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { HostList } from '../egress/host-list.ts';
+import { isOidcUrl } from './oidc-url.ts';
 import {
   ConfigError,
   deepFreeze,
@@ -113,6 +114,8 @@ export const DEFAULTS = {
     clockToleranceSeconds: 30,
     jwksMaxAgeMs: 600_000,
     jwksCooldownMs: 30_000,
+    /** Accept only RFC 9068 access tokens (`typ: at+jwt`), not plain JWTs (ID tokens). */
+    requireAtJwt: false,
   },
   servers: {} as Record<string, never>,
   egress: {
@@ -200,14 +203,15 @@ const grantsSchema = z.strictObject({
   admin: z.boolean().optional(),
 });
 
-/** An OIDC issuer URL: https, or http on loopback only (tests, a provider beside the proxy). */
-const issuerUrl = z
-  .string()
-  .refine(
-    (value) =>
-      URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])([:/]|$))/.test(value),
-    'must be an https:// URL (http:// only on loopback)',
-  );
+/** An OIDC issuer (or key set) URL: https, or http on loopback only (config/oidc-url.ts). */
+const oidcUrl = (query: boolean) =>
+  z
+    .string()
+    .refine(
+      (value) => isOidcUrl(value, { query }),
+      'must be an https:// URL (http:// only on loopback) without userinfo, query or fragment',
+    );
+const issuerUrl = oidcUrl(false);
 
 /** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */
 const oidcIssuerSchema = z.strictObject({
@@ -233,10 +237,11 @@ const oidcIssuerSchema = z.strictObject({
     )
     .min(1)
     .optional(),
-  jwksUri: issuerUrl.optional(),
+  jwksUri: oidcUrl(true).optional(),
   claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
   grants: grantsSchema.optional(),
   scopes: z.array(z.string().min(1)).optional(),
+  requireAtJwt: z.boolean().optional(),
 });
 
 const configSchema = z
@@ -352,6 +357,7 @@ const configSchema = z
       clockToleranceSeconds: z.number().int().min(0).max(300),
       jwksMaxAgeMs: positiveInt,
       jwksCooldownMs: z.number().int().min(0),
+      requireAtJwt: z.boolean(),
     }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({

@@ -40,6 +40,8 @@ export interface WsRouteOptions {
   readonly handshakeTimeoutMs: number;
   /** Whether an owner may still use a socket to a target (the reload's decision). */
   readonly mayKeep: MayKeep;
+  /** The proxy's own resource URL (`PUBLIC_URL`), which a resource-bound bearer token must name. */
+  readonly resource?: (() => string | undefined) | undefined;
   readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit'>;
 }
 
@@ -94,7 +96,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
-        accepted = await checkHandshake(request, options.authenticator, options.policy);
+        accepted = await checkHandshake(request, options.authenticator, options.policy, options.resource?.());
       } catch (error) {
         const code = findProxyError(error)?.code;
         if (code !== undefined && CREDENTIAL_REFUSALS.has(code))
@@ -148,8 +150,12 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
+          const recheck = (accepted as NonNullable<typeof accepted>).recheck;
           const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
-            recheck: (accepted as NonNullable<typeof accepted>).recheck,
+            // Judged with the grants the token stands for now (an OIDC claim mapping reloaded).
+            recheck:
+              recheck &&
+              (() => recheck((now) => options.targets.stillReaches(owner.targetKey, now.grants, new Set()))),
           });
           ws.once('close', () => {
             connections.delete(connection);
