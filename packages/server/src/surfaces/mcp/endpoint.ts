@@ -170,10 +170,7 @@ export class McpEndpoint {
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
     const filter = toolFilterFor(target);
-    if (filter && inbound) {
-      const filtered = await this.#filtered(request, reply, filter, inbound, exchange);
-      if (filtered) return filtered;
-    }
+    if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
     if (await this.#fellBack(request, reply, response, inbound, exchange, route)) return reply;
     return this.#deps.passThrough.relay(reply, response, exchange);
@@ -232,7 +229,10 @@ export class McpEndpoint {
 
   /**
    * A server with a tool allowlist: a hidden tool's call is answered here as unknown, and a
-   * `tools/list` answer is read whole and filtered instead of streamed through.
+   * `tools/list` answer is read whole and filtered instead of streamed through. True when it
+   * answered the caller itself: a boolean, never the reply, which is a thenable that settles with
+   * `undefined` once sent, so an awaited reply read as "not answered" and the hidden call went
+   * upstream after all (issue 17 review, finding 1; as issue 14, finding 13).
    */
   async #filtered(
     request: FastifyRequest,
@@ -240,7 +240,7 @@ export class McpEndpoint {
     filter: ToolFilter,
     inbound: Inbound,
     target: PassThroughRequest,
-  ): Promise<FastifyReply | undefined> {
+  ): Promise<boolean> {
     const message = inbound.messages[0] as JsonRpcMessage;
     if (inbound.batch) {
       throw new ProxyError('invalid_message', 'Batches are not accepted for servers with a tool allowlist.');
@@ -250,9 +250,10 @@ export class McpEndpoint {
       request.audit?.answer(refusal);
       const resealed = this.#deps.passThrough.sessionIdFor(undefined, target);
       if (resealed) reply.header('mcp-session-id', resealed);
-      return reply.code(200).type('application/json').send(refusal);
+      reply.code(200).type('application/json').send(refusal);
+      return true;
     }
-    if (!filter.filters(message) || !isRequest(message)) return undefined;
+    if (!filter.filters(message) || !isRequest(message)) return false;
     const result = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
@@ -265,10 +266,11 @@ export class McpEndpoint {
     const sessionId = this.#deps.passThrough.sessionIdFor(result.sessionId, target);
     if (sessionId) reply.header('mcp-session-id', sessionId);
     request.audit?.answer(result.response);
-    return reply
+    reply
       .code(200)
       .type('application/json')
       .send(filter.filter(result.response as JsonRpcResponse));
+    return true;
   }
 
   async #bridged(
