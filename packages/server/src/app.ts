@@ -171,18 +171,38 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
 }
 
 /**
- * The principal keys of config tokens whose tool grant a reload changes: what they have open was
- * filtered by the old grant, so it ends (issue 17), as what a reload takes away always does.
+ * The owners whose tool grant a reload changes: config tokens whose `tools` changed, and the
+ * principals of OIDC issuers whose grant mapping (`grants`, `claims`) changed (which of them it
+ * narrows is in their tokens, not here: all of that issuer's). What they have open (a socket, a
+ * stream) was admitted under the old grant, so it ends (issue 17 and its review, finding 2), as
+ * what a reload takes away always does. Held sessions take each request's current grant anyway.
  */
-function retooledPrincipals(before: Config['tokens'], after: Config['tokens']): ReadonlySet<string> {
+function retooledPrincipals(before: Config, after: Config): (ownerId: string) => boolean {
   const tools = (tokens: Config['tokens']) =>
     new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
-  const old = tools(before);
+  const old = tools(before.tokens);
   const keys = new Set<string>();
-  for (const [digest, granted] of tools(after)) {
+  for (const [digest, granted] of tools(after.tokens)) {
     if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
   }
-  return keys;
+  const mapping = (config: Config) =>
+    new Map(
+      oidcIssuers(config).map((issuer) => [
+        issuer.issuer,
+        JSON.stringify([issuer.grants ?? null, issuer.claims ?? null]),
+      ]),
+    );
+  const oldMapping = mapping(before);
+  const issuers = new Set<string>();
+  for (const [issuer, granted] of mapping(after)) {
+    if (oldMapping.has(issuer) && oldMapping.get(issuer) !== granted) issuers.add(issuer);
+  }
+  return (ownerId) => {
+    if (keys.has(ownerId)) return true;
+    // `oidc:<issuer>#<sub>`: an issuer has no fragment, a `sub` may hold '#'.
+    const hashAt = ownerId.indexOf('#');
+    return ownerId.startsWith('oidc:') && hashAt > 5 && issuers.has(ownerId.slice(5, hashAt));
+  };
 }
 
 /** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
@@ -525,17 +545,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
    * and the principals whose tool grants it changed (their sessions hold the old tool filter).
    */
   const mayKeepAfter =
-    (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
+    (changed: ReadonlySet<string>, retooled: (ownerId: string) => boolean = () => false): MayKeep =>
     (ownerId, targetKey) => {
+      if (retooled(ownerId)) return false;
       // An OIDC principal's grants come with each token: a reload re-judges them on its next
-      // request; what it holds now ends only with its issuer or with a server that changed.
+      // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
+      // server that changed.
       if (ownerId.startsWith('oidc:'))
         return (
           oidc.knowsOwner(ownerId) &&
           (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
         );
       const grants = authenticator.grantsOf(ownerId);
-      if (grants === undefined || retooled.has(ownerId)) return false;
+      if (grants === undefined) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
@@ -606,7 +628,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     oidc.replace(oidcIssuers(next), oidcTiming(next));
     publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
-    const retooled = retooledPrincipals(current.tokens, next.tokens);
+    const retooled = retooledPrincipals(current, next);
     current = next;
     currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's

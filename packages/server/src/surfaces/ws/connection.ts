@@ -29,6 +29,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import { PendingRequests } from '../../upstream/correlator.ts';
@@ -79,6 +80,11 @@ export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;
   readonly #deps: WsConnectionDeps;
+  /**
+   * The socket's principal's tool allowlist on its target, as resolved at the handshake: the
+   * socket's credential never changes, and a reload that changes its grant ends the socket.
+   */
+  readonly #filter: ToolFilter | undefined;
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: HeldSession | undefined;
@@ -109,6 +115,7 @@ export class WsConnection {
   constructor(socket: WebSocket, peer: WsPeer, deps: WsConnectionDeps) {
     this.#socket = socket;
     this.#peer = peer;
+    this.#filter = toolFilterFor(peer.target);
     this.#deps = deps;
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     socket.on('pong', () => {
@@ -308,7 +315,9 @@ export class WsConnection {
 
   #start(session: HeldSession, message: JsonRpcMessage): void {
     if (isRequest(message)) {
-      session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+      session
+        .request(message, this.#sink, this.#filter)
+        .catch((error: unknown) => this.#sendError(error, message.id));
       return;
     }
     this.#sendsInFlight++;
