@@ -208,6 +208,19 @@ export class RequestAudit {
     this.#write(pending);
   }
 
+  /**
+   * A message dropped unforwarded: a notification under a request's method
+   * (policy/grants.ts `isRequestAsNotification`). Its line says `forbidden_tool` when it named a
+   * tool the caller may not use, else `invalid_message`.
+   */
+  dropped(message: JsonRpcMessage & { method: string }): void {
+    const facts = factsOf(message);
+    const asCall = { ...message, id: 0 } as JsonRpcMessage;
+    const outcome =
+      this.#tools !== undefined && hidesTool(this.#tools, asCall) ? 'forbidden_tool' : 'invalid_message';
+    this.#write({ facts, started: this.#trail.now(), outcome, refused: undefined });
+  }
+
   /** An answer going back to the caller: its request's outcome. */
   answer(message: JsonRpcMessage | undefined): void {
     if (message === undefined || 'method' in message || !('id' in message)) return;

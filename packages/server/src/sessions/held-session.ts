@@ -12,6 +12,7 @@ import {
   requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
+import { isRequestAsNotification } from '../policy/grants.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
 import { abandonReason, Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
@@ -204,8 +205,13 @@ export class HeldSession {
     return Promise.race([sent, expected.answer]);
   }
 
-  /** Sends a client notification or a client's answer to a server request upstream. */
+  /**
+   * Sends a client notification or a client's answer to a server request upstream. A
+   * notification under a request's method is never sent (the surfaces drop it first; this is
+   * the last line, for every surface a held session serves).
+   */
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if (isRequestAsNotification(message)) return;
     const cancelled = cancelledRequestId(message);
     if (cancelled !== undefined) this.#abort(requestKey(cancelled));
     await this.upstream.send(message);

@@ -30,6 +30,7 @@ import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
@@ -83,10 +84,11 @@ export class McpEndpoint {
     checkHostAndOrigin(request, this.#deps.inbound);
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
-    const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
-    request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
-    if (request.audit && inbound) {
-      for (const message of inbound.messages) request.audit.add(message);
+    const parsed = request.method === 'POST' ? parseBody(request.body) : undefined;
+    request.mcpMethod = parsed?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
+    if (request.audit && parsed) {
+      // Requests only: a notification gets no line (one under a request's method is dropped below).
+      for (const message of parsed.messages) request.audit.add(message);
       const url = header(request, 'x-mcp-server-url');
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
     }
@@ -94,6 +96,8 @@ export class McpEndpoint {
     const target = await this.#resolve(request, serverName, identity.grants);
     request.targetKey = TargetResolver.key(target);
     request.audit?.target(targetLabel(target), target.tools);
+    const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
+    if (parsed && !inbound) return reply.code(202).send();
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
     const era = inbound && eraOf(request, inbound);
@@ -320,6 +324,21 @@ function parseBody(body: unknown): Inbound {
   const messages = batch ? (body as unknown[]) : [body];
   if (messages.length === 0 || !messages.every(isJsonRpcMessage)) throw new ProxyError('invalid_message');
   return { messages: messages as JsonRpcMessage[], batch };
+}
+
+/**
+ * The messages that may go on: a notification under a request's method never reaches the
+ * upstream (policy/grants.ts `isRequestAsNotification`), it is dropped and audited. Undefined
+ * when nothing is left (the caller gets 202, as for any notification).
+ */
+function withoutRequestsAsNotifications(inbound: Inbound, request: FastifyRequest): Inbound | undefined {
+  if (!inbound.messages.some(isRequestAsNotification)) return inbound;
+  const kept: JsonRpcMessage[] = [];
+  for (const message of inbound.messages) {
+    if (!isRequestAsNotification(message)) kept.push(message);
+    else if ('method' in message) request.audit?.dropped(message);
+  }
+  return kept.length === 0 ? undefined : { messages: kept, batch: inbound.batch };
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {

@@ -28,6 +28,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../../jsonrpc.ts';
+import { isRequestAsNotification } from '../../policy/grants.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession } from '../../sessions/held-session.ts';
 import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
@@ -90,6 +91,11 @@ export class Forwarder {
     const target = await this.#deps.targets.resolve(request.target, request.identity.grants);
     request.audit?.target(targetLabel(target), target.tools);
     const { message } = request;
+    if (isRequestAsNotification(message)) {
+      // Never forwarded: the grant and the audit judge requests (issue 17 review, finding 4).
+      request.audit?.dropped(message);
+      return {};
+    }
     const route = await this.#deps.planner.plan(
       {
         principalKey: request.identity.principalKey,

@@ -29,6 +29,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
@@ -403,6 +404,9 @@ export class WsConnection {
           continue;
         }
         this.#toUpstream(session, message);
+      } else if (isRequestAsNotification(message)) {
+        // Never forwarded: the grant and the audit judge requests (policy/grants.ts).
+        if ('method' in message) this.#deps.audit?.dropped(message);
       } else {
         // A cancelled request gets no answer (the MCP spec): its slot is free now.
         const cancelled = cancelledRequestId(message);
