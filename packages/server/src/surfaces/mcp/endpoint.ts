@@ -215,9 +215,12 @@ export class McpEndpoint {
     const fallback = planner.fallbackAfter(route, { status: response.status, body: parseJson(text) });
     if (!fallback) return replay();
     try {
+      // Awaiting a route awaits its reply (a thenable that settles when the answer has ended):
+      // an event stream's error after its headers went out lands here too.
       await this.#run(request, reply, inbound, fallback.route);
     } catch (error) {
-      if (!fallback.keepOriginalOnFailure) throw error;
+      // Once the fallback has started answering, the upstream's own answer cannot follow it.
+      if (!fallback.keepOriginalOnFailure || reply.raw.headersSent) throw error;
       return replay();
     }
     planner.served(route, fallback);
