@@ -5,6 +5,7 @@
  * receives, so "the caller was told Unknown tool" is not mistaken for "it did not run".
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 import { type RecordingUpstream, startRecordingUpstream } from './helpers/recording-upstream.ts';
 
 const VERSION = '2025-06-18';
+/** A config token granted only `harmless`. */
+const NARROW = 'narrow-token-0123456789abcdef-hidden';
 
 describe('hidden tools on the Streamable HTTP pass-through', () => {
   let upstream: RecordingUpstream;
@@ -26,6 +29,7 @@ describe('hidden tools on the Streamable HTTP pass-through', () => {
       config,
       JSON.stringify({
         servers: { rec: { url: upstream.url, transport: 'streamable-http', tools: ['harmless'] } },
+        tokens: [{ sha256: createHash('sha256').update(NARROW).digest('hex'), tools: ['harmless'] }],
       }),
     );
     proxy = await startProxy({ MCP_PROXY_CONFIG: config });
@@ -89,6 +93,32 @@ describe('hidden tools on the Streamable HTTP pass-through', () => {
     await post(path, { jsonrpc: '2.0', id: 5, method: 'ping' }, { 'mcp-session-id': init.session });
     assert.equal(upstream.count('tools/list') - listsBefore, 1, 'tools/list is asked upstream once');
     assert.deepEqual(upstream.calledTools().slice(before), [], 'no hidden call reached the upstream');
+  });
+
+  it('/mcp to a raw URL: a principal’s tool grant stops the hidden call the same way', async () => {
+    const before = upstream.calledTools().length;
+    const headers = { 'x-proxy-token': NARROW, 'x-mcp-server-url': upstream.url };
+    const init = await post(
+      '/mcp',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      },
+      headers,
+    );
+    assert.equal(init.status, 200);
+    const call = {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'drop_database', arguments: {} },
+    };
+    const hidden = await post('/mcp', call, { ...headers, 'mcp-session-id': init.session ?? '' });
+    assert.match(hidden.text, /Unknown tool: drop_database/);
+    await post('/mcp', { jsonrpc: '2.0', id: 3, method: 'ping' }, headers);
+    assert.deepEqual(upstream.calledTools().slice(before), []);
   });
 
   it('an SDK client sees only the allowed tool and cannot run the hidden one', async () => {
