@@ -176,18 +176,24 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
 }
 
 /**
- * The principal keys of config tokens whose tool grant a reload changes: what they have open was
- * filtered by the old grant, so it ends (issue 17), as what a reload takes away always does.
+ * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
+ * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
+ * review, finding 2), as what a reload takes away always does. Held sessions take each request's
+ * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
+ * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
+ * whose tool grant changed ends there).
  */
-function retooledPrincipals(before: Config['tokens'], after: Config['tokens']): ReadonlySet<string> {
+function retooledPrincipals(before: Config, after: Config): (ownerId: string) => boolean {
   const tools = (tokens: Config['tokens']) =>
     new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
-  const old = tools(before);
+  const old = tools(before.tokens);
   const keys = new Set<string>();
-  for (const [digest, granted] of tools(after)) {
+  for (const [digest, granted] of tools(after.tokens)) {
     if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
   }
-  return keys;
+  // OIDC principals are judged again one by one (their tokens re-verified under the new mapping:
+  // holdings.recheckAll), and held sessions apply the current caller's tools on every request.
+  return (ownerId) => keys.has(ownerId);
 }
 
 /** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
@@ -543,17 +549,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
    * and the principals whose tool grants it changed (their sessions hold the old tool filter).
    */
   const mayKeepAfter =
-    (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
+    (changed: ReadonlySet<string>, retooled: (ownerId: string) => boolean = () => false): MayKeep =>
     (ownerId, targetKey) => {
+      if (retooled(ownerId)) return false;
       // An OIDC principal's grants come with each token: a reload re-judges them on its next
-      // request; what it holds now ends only with its issuer or with a server that changed.
+      // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
+      // server that changed.
       if (ownerId.startsWith('oidc:'))
         return (
           oidc.knowsOwner(ownerId) &&
           (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
         );
       const grants = authenticator.grantsOf(ownerId);
-      if (grants === undefined || retooled.has(ownerId)) return false;
+      if (grants === undefined) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
@@ -626,7 +634,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     guard.replace(next.egress);
     targets.forgetVetted();
     const changed = targets.replaceServers(next.servers);
-    const retooled = retooledPrincipals(current.tokens, next.tokens);
+    const retooled = retooledPrincipals(current, next);
     current = next;
     currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's

@@ -1,12 +1,11 @@
 /**
  * @module dispatch/held-sessions
- * The one place a proxy-held session is opened: an upstream connection from the connector, the
- * target's tool allowlist, a proxy-issued id in the session store (capped and admitted per
+ * The one place a proxy-held session is opened: an upstream connection from the connector, a
+ * proxy-issued id in the session store (capped and admitted per
  * principal there), forgotten when its upstream ends. Every route that holds an upstream for a
  * caller comes through here: POST /proxy sessions and one-shot connections, `/mcp` held
  * sessions, the modern pool and `/ws` sockets.
  */
-import { toolFilterFor } from '../policy/tool-filter.ts';
 import { HeldSession } from '../sessions/held-session.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
@@ -83,10 +82,7 @@ export class HeldSessions {
   }
 
   async #connect(target: UpstreamTarget): Promise<HeldSession> {
-    return new HeldSession(
-      TargetResolver.key(target),
-      await this.#connector.open(target),
-      toolFilterFor(target),
-    );
+    // No tool filter here: each request brings its caller's (HeldSession.request).
+    return new HeldSession(TargetResolver.key(target), await this.#connector.open(target));
   }
 }

@@ -152,10 +152,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           connections.add(connection);
           const recheck = (accepted as NonNullable<typeof accepted>).recheck;
           const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
-            // Judged with the grants the token stands for now (an OIDC claim mapping reloaded).
+            // Judged with the grants the token stands for now (an OIDC claim mapping reloaded): the
+            // socket must still reach its server, and its tool filter (fixed at the handshake)
+            // must still be the token's.
             recheck:
               recheck &&
-              (() => recheck((now) => options.targets.stillReaches(owner.targetKey, now.grants, new Set()))),
+              (() =>
+                recheck(
+                  (now) =>
+                    options.targets.stillReaches(owner.targetKey, now.grants, new Set()) &&
+                    sameTools(now.grants.tools, principal.grants.tools),
+                )),
           });
           ws.once('close', () => {
             connections.delete(connection);
@@ -240,4 +247,12 @@ function refuse(socket: Duplex, status: number, body: unknown): void {
       payload,
     () => socket.destroy(),
   );
+}
+
+/** Whether two tool grants allow the same tools (order aside). */
+function sameTools(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  const allowed = new Set(a);
+  return b.every((tool) => allowed.has(tool));
 }
