@@ -95,8 +95,9 @@ describe('the command line', { timeout: 60_000 }, () => {
     }
   });
 
+  // Three start-ups in a row: on a loaded machine one can take several seconds.
   it('LOG_FORMAT=pretty writes readable lines; JSON otherwise when stdout is not a terminal', {
-    timeout: 20_000,
+    timeout: 60_000,
   }, async () => {
     for (const [format, pretty] of [
       ['pretty', true],
