@@ -65,6 +65,7 @@ export type ProxyErrorCode =
   | 'oidc_issuer_unavailable'
   | 'oidc_no_grant'
   | 'forbidden_server'
+  | 'token_not_found'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

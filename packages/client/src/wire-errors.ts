@@ -77,6 +77,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oidc_issuer_unavailable: MCPProxyError,
   oidc_no_grant: ProxyAuthError,
   forbidden_server: ProxyAuthError,
+  token_not_found: InvalidInputError,
   internal_error: MCPProxyError,
 });
 

@@ -241,8 +241,9 @@ export const ERROR_REGISTRY = {
   },
   token_not_found: {
     status: 404,
-    rpcCode: -33191,
-    message: 'No token with this id was minted here, or it has expired: there is nothing to revoke.',
+    rpcCode: -33160,
+    message:
+      'No minted token has this id, or it has expired: DELETE /auth/tokens/{id} takes the "id" that POST /auth/tokens or npm run token answered (22 characters), not the token or its subject.',
   },
   store_full: {
     status: 503,
@@ -400,6 +401,9 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   token_expired: 4401,
   token_revoked: 4401,
   origin_mismatch: 4403,
+  oidc_no_grant: 4403,
+  oidc_issuer_unavailable: 1013,
+  store_unavailable: 1013,
   invalid_target: 4400,
   target_forbidden: 4403,
   forbidden_server: 4403,

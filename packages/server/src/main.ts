@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   }
 
   let generated: string | undefined;
-  if (configuresNoToken(config)) {
+  if (configuresNoCredential(config)) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
     generated = token;
@@ -97,6 +97,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${error.message}\n`);
     process.exit(78); // EX_CONFIG
   }
+  const waysIn = otherWaysIn(config);
+  if (waysIn !== undefined) app.log.warn(`no PROXY_TOKEN is configured: ${waysIn}`);
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }
@@ -144,12 +146,12 @@ async function main(): Promise<void> {
       // The reloaded file is authoritative: the generated token lives on only while no token at
       // all is configured; any configured one (plain or by digest) ends it for good, so a later
       // file without tokens leaves the proxy refusing everyone (issue 14 #3).
-      const keepGenerated = generated !== undefined && configuresNoToken(next);
+      const keepGenerated = generated !== undefined && configuresNoCredential(next);
       const restart = app.reload(
         keepGenerated ? { ...next, proxyTokens: Object.freeze([generated as string]) } : next,
       );
       if (!keepGenerated) generated = undefined;
-      if (configuresNoToken(next) && !keepGenerated)
+      if (configuresNoCredential(next) && !keepGenerated)
         app.log.warn('no proxy token is configured: every request is refused until one is');
       app.log.info({ restartNeededFor: restart }, 'configuration reloaded');
     } catch (error) {
@@ -217,9 +219,43 @@ function releaseStartupGarbage(): void {
   }
 }
 
-/** True when neither plain tokens nor grants by digest are configured. */
-function configuresNoToken(config: Config): boolean {
-  return config.proxyTokens.length === 0 && config.tokens.length === 0 && config.adminToken === undefined;
+/**
+ * True when no caller could authenticate: no plain token, no grant by digest, no admin token
+ * (which mints user tokens) and no OIDC issuer. Only then is a shared token generated: a
+ * deployment that signs its callers in with OIDC or minted tokens must not get a secret it did
+ * not ask for.
+ */
+function configuresNoCredential(config: Config): boolean {
+  return (
+    config.proxyTokens.length === 0 &&
+    config.tokens.length === 0 &&
+    config.adminToken === undefined &&
+    config.oidc.issuer === undefined &&
+    config.oidc.issuers.length === 0
+  );
+}
+
+/**
+ * How callers authenticate when no plain or config-file token is configured but something else
+ * is (issue 17), for the start-up warning; `undefined` otherwise. Issuer URLs are not secrets.
+ */
+function otherWaysIn(config: Config): string | undefined {
+  if (config.proxyTokens.length > 0 || config.tokens.length > 0) return undefined;
+  const issuers = [
+    ...new Set([
+      ...(config.oidc.issuer === undefined ? [] : [config.oidc.issuer]),
+      ...config.oidc.issuers.map((entry) => entry.issuer),
+    ]),
+  ];
+  const ways = [
+    ...(issuers.length === 0
+      ? []
+      : [`OIDC bearer tokens (Authorization: Bearer) from ${issuers.join(', ')}`]),
+    ...(config.adminToken === undefined
+      ? []
+      : ['tokens minted with ADMIN_TOKEN (POST /auth/tokens or npm run token), and ADMIN_TOKEN itself']),
+  ];
+  return ways.length === 0 ? undefined : `callers authenticate with ${ways.join('; ')}`;
 }
 
 await main();

@@ -58,6 +58,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['PUBLIC_URL', ['publicUrl'], 'string'],
   ['OIDC_ISSUER', ['oidc', 'issuer'], 'string'],
   ['OIDC_AUDIENCE', ['oidc', 'audience'], 'list'],
+  ['OIDC_REQUIRE_AT_JWT', ['oidc', 'requireAtJwt'], 'bool'],
   ['REDIS_URL', ['redisUrl'], 'string'],
   ['STORE', ['store'], 'string'],
   ['DATA_DIR', ['dataDir'], 'string'],

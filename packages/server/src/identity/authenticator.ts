@@ -17,12 +17,22 @@ import type { Grants, Principal } from './principal.ts';
 import type { Revocations } from './revocations.ts';
 import type { TokenVerifier } from './tokens.ts';
 
+/** A verified bearer token. */
+export interface Verified {
+  readonly principal: Principal;
+  /**
+   * The only resources (RFC 8707: the proxy's endpoint URLs) it may be used at, when it was
+   * accepted for naming them in its audience; absent: anywhere.
+   */
+  readonly resources?: readonly string[] | undefined;
+}
+
 /** Another kind of bearer token (OIDC): routes on unverified content, then verifies. */
 export interface BearerVerifier {
   /** Whether `token` is this verifier's to judge (e.g. its `iss`); nothing is trusted yet. */
   accepts(token: string): boolean;
   /** The principal of a valid token; throws a ProxyError (`token_invalid`, `token_expired`…). */
-  verify(token: string): Promise<Principal>;
+  verify(token: string): Promise<Verified>;
 }
 
 /** What the authenticator consults. */
@@ -37,12 +47,20 @@ export interface AuthenticatorDeps {
   readonly cacheEntries?: number;
 }
 
+/**
+ * Verifies a credential again (after a reload): the refusal it would get now, or `undefined`.
+ * `reaches` judges the principal it stands for now (an OIDC token's grants come from the claim
+ * mapping in force): false refuses it too, as a reload that took its target away.
+ */
+export type CredentialRecheck = (
+  reaches?: (principal: Principal) => boolean,
+) => Promise<ProxyError | undefined>;
+
 /** How long a cached minted token is trusted before the store is asked again whether it was revoked. */
 export const RECHECK_AFTER_MS = 30_000;
 
 /** A verified token, and when the store last said it was not revoked. */
-interface Cached {
-  readonly principal: Principal;
+interface Cached extends Verified {
   checkedAt: number;
 }
 
@@ -62,7 +80,16 @@ export class Authenticator {
   readonly #deps: AuthenticatorDeps;
   readonly #cache = new Map<string, Cached>();
   readonly #cacheEntries: number;
-  #verifiers: readonly BearerVerifier[];
+  /**
+   * Fixed for the app's life: a reload changes what a verifier trusts in place (the OIDC
+   * verifier's `replace`) and calls {@link forgetVerified}.
+   */
+  readonly #verifiers: readonly BearerVerifier[];
+  /**
+   * Bumped whenever the cache is forgotten: a verification begun before (against the old keys,
+   * issuers or claim mapping) may answer its own request, but is not remembered.
+   */
+  #generation = 0;
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps;
@@ -70,28 +97,26 @@ export class Authenticator {
     this.#verifiers = deps.verifiers ?? [];
   }
 
-  /** Replaces the bearer verifiers (a reload changed the issuers); cached tokens are forgotten. */
-  replaceVerifiers(verifiers: readonly BearerVerifier[]): void {
-    this.#verifiers = verifiers;
-    this.#cache.clear();
-  }
-
   /**
    * The principal `presented` stands for, checked against the request's `Origin` when the token
-   * is bound to one. Throws `unauthorized`, `token_invalid`, `token_expired`, `token_revoked`,
-   * `origin_mismatch` or `store_unavailable`.
+   * is bound to one, and against `resource` (the URL, under `PUBLIC_URL`, of the endpoint
+   * called) when it was accepted for naming one of the proxy's resources. Throws
+   * `unauthorized`, `token_invalid`, `token_expired`, `token_revoked`, `origin_mismatch` or
+   * `store_unavailable`.
    */
-  async authenticate(presented: string, origin: string | undefined): Promise<Principal> {
+  async authenticate(presented: string, origin: string | undefined, resource?: string): Promise<Principal> {
     const fixed = this.#deps.statics.verify(presented);
     if (fixed) return fixed;
     const key = hash('sha256', presented, 'base64url');
     const cached = this.#cache.get(key);
-    if (cached) return checkOrigin(await this.#stillValid(key, cached), origin);
-    let principal: Principal;
+    if (cached) return checkOrigin(checkResource(await this.#stillValid(key, cached), resource), origin);
+    const generation = this.#generation;
+    let verified: Verified;
     if (looksMinted(presented)) {
-      principal = await this.#deps.minted.verify(presented);
+      const principal = await this.#deps.minted.verify(presented);
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
+      verified = { principal };
     } else {
       const verifier = this.#verifiers.find((candidate) => candidate.accepts(presented));
       if (!verifier) {
@@ -99,33 +124,42 @@ export class Authenticator {
         if (JWT_SHAPE.test(presented)) throw new ProxyError('token_invalid');
         throw new ProxyError('unauthorized', 'Invalid proxy token.');
       }
-      principal = await verifier.verify(presented);
+      verified = await verifier.verify(presented);
     }
-    if (principal.expiresAt !== undefined) this.#remember(key, principal);
-    return checkOrigin(principal, origin);
+    if (verified.principal.expiresAt !== undefined && generation === this.#generation) {
+      this.#remember(key, verified);
+    }
+    return checkOrigin(checkResource(verified, resource), origin);
   }
 
   /**
    * A check of `presented` to run again later (after a reload): the refusal it would get then,
    * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
    */
-  recheckOf(presented: string, origin: string | undefined): () => Promise<ProxyError | undefined> {
-    return () =>
-      this.authenticate(presented, origin).then(
-        () => undefined,
+  recheckOf(presented: string, origin: string | undefined, resource?: string): CredentialRecheck {
+    return (reaches) =>
+      this.authenticate(presented, origin, resource).then(
+        (principal) =>
+          reaches === undefined || reaches(principal)
+            ? undefined
+            : new ProxyError(
+                'unauthorized',
+                'A configuration reload revoked the access of this token to this MCP server.',
+              ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
   forgetVerified(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 
   /** Forgets a revoked credential's cache entries. */
   forgetCredential(credentialId: string): void {
-    for (const [key, cached] of this.#cache) {
-      if (cached.principal.credentialId === credentialId) this.#cache.delete(key);
+    for (const [key, { principal }] of this.#cache) {
+      if (principal.credentialId === credentialId) this.#cache.delete(key);
     }
   }
 
@@ -145,7 +179,7 @@ export class Authenticator {
     return {};
   }
 
-  async #stillValid(key: string, cached: Cached): Promise<Principal> {
+  async #stillValid(key: string, cached: Cached): Promise<Verified> {
     const { principal } = cached;
     const now = this.#deps.now();
     if (principal.expiresAt !== undefined && principal.expiresAt <= now) {
@@ -153,7 +187,7 @@ export class Authenticator {
       throw new ProxyError('token_expired');
     }
     const id = principal.credentialId;
-    if (id === undefined) return principal;
+    if (id === undefined) return cached;
     let revoked = this.#deps.revocations.knownRevoked(id);
     if (!revoked && principal.auth === 'minted' && now - cached.checkedAt >= RECHECK_AFTER_MS) {
       // Stamped before the read, so concurrent requests share one round trip.
@@ -166,16 +200,29 @@ export class Authenticator {
       this.#cache.delete(key);
       throw new ProxyError('token_revoked');
     }
-    return principal;
+    return cached;
   }
 
-  #remember(key: string, principal: Principal): void {
+  #remember(key: string, verified: Verified): void {
     if (this.#cache.size >= this.#cacheEntries) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);
     }
-    this.#cache.set(key, { principal, checkedAt: this.#deps.now() });
+    this.#cache.set(key, { ...verified, checkedAt: this.#deps.now() });
   }
+}
+
+/**
+ * Refuses a token accepted for naming some of the proxy's resources at any other: a token for
+ * `PUBLIC_URL/servers/a/mcp` is not one for `/servers/b/mcp`, `/mcp` or `/proxy`.
+ */
+function checkResource({ principal, resources }: Verified, resource: string | undefined): Principal {
+  if (resources === undefined || (resource !== undefined && resources.includes(resource))) return principal;
+  throw new ProxyError(
+    'token_invalid',
+    "The bearer token was refused: it was issued for another of this proxy's endpoints (`aud`): ask the identity provider for a token for this one.",
+    { data: { reason: 'audience' } },
+  );
 }
 
 /** Refuses a token bound to an origin when the request comes from another (or none). */

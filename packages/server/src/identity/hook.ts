@@ -9,7 +9,7 @@ import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { type Authenticator, CREDENTIAL_REFUSALS } from './authenticator.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS, type CredentialRecheck } from './authenticator.ts';
 import type { Principal } from './principal.ts';
 
 declare module 'fastify' {
@@ -26,7 +26,7 @@ declare module 'fastify' {
      * For a minted or bearer token: verifies it again (after a reload), so what the request
      * holds open ends when its signing key is dropped.
      */
-    recheckCredential: (() => Promise<ProxyError | undefined>) | undefined;
+    recheckCredential: CredentialRecheck | undefined;
   }
 }
 
@@ -58,11 +58,16 @@ export function isProxyCredential(request: FastifyRequest, token: string): boole
   return typeof query === 'string' && token === query;
 }
 
-/** Builds an `onRequest` hook that rejects requests without a valid credential (401). */
+/**
+ * Builds an `onRequest` hook that rejects requests without a valid credential (401).
+ * @param resourceOf the URL (under `PUBLIC_URL`) of the endpoint a request calls: a token
+ *   accepted for naming one of the proxy's resources in its audience is good only there.
+ */
 export function proxyTokenHook(
   authenticator: Authenticator,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
+  resourceOf: (request: FastifyRequest) => string | undefined = () => undefined,
 ) {
   return async function requireProxyToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     try {
@@ -104,9 +109,10 @@ export function proxyTokenHook(
       );
     }
     try {
-      const principal = await authenticator.authenticate(presented, request.headers.origin);
+      const resource = resourceOf(request);
+      const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
       if (principal.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin);
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
       return principal;
     } catch (error) {
       const code = findProxyError(error)?.code;

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
+import type { Grants } from './principal.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,15 +30,23 @@ export class LiveRequests {
   readonly #byOwner = new Map<string, Map<ServerResponse, FastifyRequest>>();
   readonly #ownerValid: (ownerId: string) => boolean;
   readonly #holdings: CredentialHoldings | undefined;
+  readonly #reaches: ((grants: Grants, targetKey: string) => boolean) | undefined;
 
   /**
    * @param ownerValid whether an owner's token is still accepted (the verifier decides).
    * @param holdings where a minted token's answers are registered, so its revocation or expiry
    *   ends them.
+   * @param reaches whether grants still reach a target key: a token verified again after a
+   *   reload (an OIDC token under a new claim mapping) keeps its answer only while they do.
    */
-  constructor(ownerValid: (ownerId: string) => boolean, holdings?: CredentialHoldings) {
+  constructor(
+    ownerValid: (ownerId: string) => boolean,
+    holdings?: CredentialHoldings,
+    reaches?: (grants: Grants, targetKey: string) => boolean,
+  ) {
     this.#ownerValid = ownerValid;
     this.#holdings = holdings;
+    this.#reaches = reaches;
   }
 
   /** An `onRequest` hook, after authentication, that follows the request until it is answered. */
@@ -51,8 +60,16 @@ export class LiveRequests {
         throw new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.');
       }
       this.#track(request.identity.principalKey, request, reply.raw);
+      const recheck = request.recheckCredential;
+      const reaches = this.#reaches;
       const release = this.#holdings?.hold(request.identity, () => reply.raw.destroy(), {
-        recheck: request.recheckCredential,
+        recheck:
+          recheck &&
+          (() =>
+            recheck((principal) => {
+              const targetKey = request.targetKey;
+              return reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey);
+            })),
       });
       if (release) reply.raw.once('close', release);
     };

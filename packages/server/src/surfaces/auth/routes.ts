@@ -53,8 +53,10 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
   app.delete<{ Params: { id: string } }>('/auth/tokens/:id', async (request, reply) => {
     const admin = requireAdmin(request);
     const id = request.params.id;
-    if (!TOKEN_ID.test(id))
-      throw new ProxyError('invalid_token_request', 'Invalid token request: id is not a token id');
+    // Something that cannot be a minted id (the token itself, its subject) names no token.
+    if (!TOKEN_ID.test(id)) throw new ProxyError('token_not_found');
+    // Every mint is recorded (by POST /auth/tokens and npm run token), with who minted it: an id
+    // without a record names no live token, and nothing is stored for it.
     const record = await options.records.lookup(id);
     if (!record) throw new ProxyError('token_not_found');
     if (record.by !== admin.principalKey && !unrestricted(admin))
