@@ -66,6 +66,8 @@ export type ProxyErrorCode =
   | 'oidc_no_grant'
   | 'forbidden_server'
   | 'token_not_found'
+  | 'store_full'
+  | 'signing_key_unavailable'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -78,6 +78,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oidc_no_grant: ProxyAuthError,
   forbidden_server: ProxyAuthError,
   token_not_found: InvalidInputError,
+  store_full: MCPProxyError,
+  signing_key_unavailable: MCPProxyError,
   internal_error: MCPProxyError,
 });
 
