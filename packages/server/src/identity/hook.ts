@@ -46,19 +46,6 @@ export function bearerOf(authorization: string | undefined): string | undefined 
 }
 
 /**
- * Whether `token` is the credential this request authenticated to the proxy with, by the hook's
- * own precedence (X-Proxy-Token, else Authorization when it carried it, else `?proxy_token=`): a
- * caller's "upstream token" equal to it is never sent upstream (MCP forbids token passthrough).
- */
-export function isProxyCredential(request: FastifyRequest, token: string): boolean {
-  const header = request.headers[PROXY_TOKEN_HEADER];
-  if (typeof header === 'string' && header !== '') return token === header;
-  if (request.credentialInAuthorization) return token === bearerOf(request.headers.authorization);
-  const query = (request.query as Record<string, unknown> | undefined)?.proxy_token;
-  return typeof query === 'string' && token === query;
-}
-
-/**
  * Builds an `onRequest` hook that rejects requests without a valid credential (401).
  * @param resourceOf the URL (under `PUBLIC_URL`) of the endpoint a request calls: a token
  *   accepted for naming one of the proxy's resources in its audience is good only there.

@@ -9,7 +9,7 @@ import { TargetResolver } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { serverLabel } from '../../identity/audit-trail.ts';
-import { isProxyCredential } from '../../identity/hook.ts';
+import { isProxyCredential } from '../../identity/proxy-credential.ts';
 import { logsAt } from '../../observability/logger.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import { envelopeMessage, envelopeTarget, parseEnvelope } from './envelope.ts';
