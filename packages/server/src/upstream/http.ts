@@ -223,7 +223,10 @@ export function eachChunk(
     });
     // Stays attached: an abort that lands once this reader is done must not go uncaught.
     body.on('error', fail);
-    body.on('close', () => fail(prematureClose()));
+    // After the end, 'close' is the body's own clean-up: no error built (a stack) for it.
+    body.on('close', () => {
+      if (!settled) fail(prematureClose());
+    });
   });
 }
 
