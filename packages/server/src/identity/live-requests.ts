@@ -66,7 +66,8 @@ export class LiveRequests {
       }
       const response = reply.raw;
       this.#live.set(response, request);
-      response.once('close', this.#forget);
+      // A response closes once: `on` spares the wrapper `once` builds per request.
+      response.on('close', this.#forget);
       if (identity.credentialId !== undefined) {
         const release = this.#holdings?.hold(identity, () => response.destroy(), {
           recheck: request.recheckCredential,

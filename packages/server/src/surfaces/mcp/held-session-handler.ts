@@ -132,10 +132,7 @@ export class HeldSessionHandler {
     session: HeldSession,
     requests: JsonRpcRequest[],
   ) {
-    const writer = new EventStreamWriter({
-      ...this.#deps.stream,
-      heartbeatMs: this.#deps.stream.heartbeatMs,
-    });
+    const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
     // An answer stream may run long (progress, sampling) but not silently forever.
