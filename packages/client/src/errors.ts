@@ -55,6 +55,17 @@ export type ProxyErrorCode =
   | 'batch_too_large'
   | 'client_not_built'
   | 'handshake_timeout'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'token_revoked'
+  | 'origin_mismatch'
+  | 'admin_required'
+  | 'invalid_token_request'
+  | 'store_unavailable'
+  | 'oidc_issuer_unavailable'
+  | 'oidc_no_grant'
+  | 'forbidden_server'
+  | 'token_not_found'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -65,6 +65,19 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   batch_too_large: InvalidInputError,
   client_not_built: MCPProxyError,
   handshake_timeout: MCPProxyError,
+  // Identity (the proxy's docs/identity.md): a user token that is wrong, old, revoked, used from
+  // another origin, or one whose grants do not reach the server.
+  token_invalid: ProxyAuthError,
+  token_expired: ProxyAuthError,
+  token_revoked: ProxyAuthError,
+  origin_mismatch: ProxyAuthError,
+  admin_required: ProxyAuthError,
+  invalid_token_request: InvalidInputError,
+  store_unavailable: MCPProxyError,
+  oidc_issuer_unavailable: MCPProxyError,
+  oidc_no_grant: ProxyAuthError,
+  forbidden_server: ProxyAuthError,
+  token_not_found: InvalidInputError,
   internal_error: MCPProxyError,
 });
 

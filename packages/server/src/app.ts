@@ -31,6 +31,7 @@ import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import { openAuditSink } from './identity/audit-sink.ts';
 import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
@@ -76,7 +77,12 @@ import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import { resourceMetadataRoutes, resourceUrls, withBearerChallenge } from './surfaces/resource-metadata.ts';
+import {
+  resourceMetadataRoutes,
+  resourceOf,
+  resourceUrls,
+  withBearerChallenge,
+} from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -170,18 +176,24 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
 }
 
 /**
- * The principal keys of config tokens whose tool grant a reload changes: what they have open was
- * filtered by the old grant, so it ends (issue 17), as what a reload takes away always does.
+ * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
+ * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
+ * review, finding 2), as what a reload takes away always does. Held sessions take each request's
+ * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
+ * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
+ * whose tool grant changed ends there).
  */
-function retooledPrincipals(before: Config['tokens'], after: Config['tokens']): ReadonlySet<string> {
+function retooledPrincipals(before: Config, after: Config): (ownerId: string) => boolean {
   const tools = (tokens: Config['tokens']) =>
     new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
-  const old = tools(before);
+  const old = tools(before.tokens);
   const keys = new Set<string>();
-  for (const [digest, granted] of tools(after)) {
+  for (const [digest, granted] of tools(after.tokens)) {
     if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
   }
-  return keys;
+  // OIDC principals are judged again one by one (their tokens re-verified under the new mapping:
+  // holdings.recheckAll), and held sessions apply the current caller's tools on every request.
+  return (ownerId) => keys.has(ownerId);
 }
 
 /** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
@@ -230,6 +242,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // X-Forwarded-For is believed only from the operator's own reverse proxies.
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     return503OnClosing: false,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     requestIdHeader: false,
     genReqId: (raw) => {
       const incoming = raw.headers['x-request-id'];
@@ -245,7 +258,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.resolver ? { resolver: deps.resolver } : {}),
   });
   let openSockets = () => 0;
-  const metrics = new ProxyMetrics(
+  const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
@@ -336,11 +349,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
-    admit: (ownerId) =>
-      limiter.consume('sessionsPerToken', ownerId, authenticator.grantsOf(ownerId)?.rateClass),
+    admit: (ownerId, rateClass) => limiter.consume('sessionsPerToken', ownerId, rateClass),
     ownerValid: ownerKnown,
   });
-  const live = new LiveRequests(ownerKnown, holdings);
+  // `targets` is built further down; a recheck runs only after a request has named its target.
+  const live = new LiveRequests(ownerKnown, holdings, (grants, targetKey) =>
+    targets.stillReaches(targetKey, grants, new Set()),
+  );
   // A revocation (here or announced by another instance) ends what the token holds: its sockets,
   // streams and the proxy-held sessions it opened.
   revocations.onRevoked((credentialId) => {
@@ -413,7 +428,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({
     sessions,
-    open: (ownerId, target) => held.open(ownerId, target),
+    open: (owner, target) => held.open(owner, target),
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
@@ -488,7 +503,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
@@ -497,7 +515,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter));
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+    );
     await scope.register(authRoutes, {
       minted,
       revocations,
@@ -509,8 +530,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook(
       'onRequest',
-      proxyTokenHook(authenticator, limiter, { query: config.allowQueryToken }, (request, error) =>
-        withBearerChallenge(resourceMetadata, request, error),
+      proxyTokenHook(
+        authenticator,
+        limiter,
+        { query: config.allowQueryToken },
+        (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+        (request, error) => withBearerChallenge(resourceMetadata, request, error),
       ),
     );
     if (audit) registerAuditHooks(scope, audit, 'mcp');
@@ -526,17 +551,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
    * and the principals whose tool grants it changed (their sessions hold the old tool filter).
    */
   const mayKeepAfter =
-    (changed: ReadonlySet<string>, retooled: ReadonlySet<string> = new Set()): MayKeep =>
+    (changed: ReadonlySet<string>, retooled: (ownerId: string) => boolean = () => false): MayKeep =>
     (ownerId, targetKey) => {
+      if (retooled(ownerId)) return false;
       // An OIDC principal's grants come with each token: a reload re-judges them on its next
-      // request; what it holds now ends only with its issuer or with a server that changed.
+      // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
+      // server that changed.
       if (ownerId.startsWith('oidc:'))
         return (
           oidc.knowsOwner(ownerId) &&
           (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
         );
       const grants = authenticator.grantsOf(ownerId);
-      if (grants === undefined || retooled.has(ownerId)) return false;
+      if (grants === undefined) return false;
       return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
@@ -552,6 +579,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     handshakeTimeoutMs: config.server.requestTimeoutMs,
     // A handshake checked just before a reload is judged again once it completes.
     mayKeep: mayKeepAfter(new Set()),
+    resource: () => publicUrl,
     connection: {
       sessions,
       held,
@@ -596,18 +624,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     signingKeys.replace(signingKeySettings(next));
+    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
+    oidc.replace(oidcIssuers(next), oidcTiming(next));
+    publicUrl = next.publicUrl;
     // A dropped key must stop verifying the tokens it signed, cached or not, and end the sockets
     // and streams they hold; remembered OIDC principals carry the old claim mapping's grants:
-    // all are judged again on their next request.
+    // all are judged again, under the new keys and issuers (so only once those are in place:
+    // a recheck against the old ones would remember the old grants again).
     authenticator.forgetVerified();
     void holdings.recheckAll().catch(() => {});
     guard.replace(next.egress);
     targets.forgetVetted();
-    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
-    oidc.replace(oidcIssuers(next), oidcTiming(next));
-    publicUrl = next.publicUrl;
     const changed = targets.replaceServers(next.servers);
-    const retooled = retooledPrincipals(current.tokens, next.tokens);
+    const retooled = retooledPrincipals(current, next);
     current = next;
     currentServers = next.servers;
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's

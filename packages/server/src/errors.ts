@@ -239,6 +239,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33140,
     message: 'This caller may not reach that MCP server: ask the operator to grant its URL or server name.',
   },
+  token_not_found: {
+    status: 404,
+    rpcCode: -33160,
+    message:
+      'No minted token has this id: DELETE /auth/tokens/{id} takes the "id" that POST /auth/tokens or npm run token answered (22 characters), not the token or its subject.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -383,6 +389,9 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   token_expired: 4401,
   token_revoked: 4401,
   origin_mismatch: 4403,
+  oidc_no_grant: 4403,
+  oidc_issuer_unavailable: 1013,
+  store_unavailable: 1013,
   invalid_target: 4400,
   target_forbidden: 4403,
   forbidden_server: 4403,

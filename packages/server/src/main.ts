@@ -5,13 +5,38 @@
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
  */
 import { randomBytes } from 'node:crypto';
+import { enableCompileCache, flushCompileCache } from 'node:module';
 import { resolve } from 'node:path';
-import { type DestinationStream, pino } from 'pino';
-import { buildApp } from './app.ts';
-import { type Config, ConfigError, loadConfig } from './config/config.ts';
-import { parseArgs, usage } from './config/usage.ts';
-import { ChildRegistry } from './upstream/child-registry.ts';
-import { VERSION } from './version.ts';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { DestinationStream } from 'pino';
+import type { Config } from './config/config.ts';
+
+// Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
+// compiler that, once warm, holds ~10-25 MiB for the life of the process. Its output is kept in
+// Node's compile cache, so a restart loads the modules below without it. The cache lives with the
+// installed code (`node_modules/.cache`), never in a shared temporary folder whose entries another
+// user could plant; NODE_COMPILE_CACHE, when set, wins. Where it cannot be written, nothing changes.
+// The modules are imported dynamically because static imports would load before this line runs.
+enableCompileCache(fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)));
+const [
+  { pino },
+  { buildApp },
+  { ConfigError, loadConfig },
+  { parseArgs, usage },
+  { ChildRegistry },
+  { VERSION },
+] = await Promise.all([
+  import('pino'),
+  import('./app.ts'),
+  import('./config/config.ts'),
+  import('./config/usage.ts'),
+  import('./upstream/child-registry.ts'),
+  import('./version.ts'),
+]);
+// Written now rather than at exit: a proxy ends by a signal, and the cache is not written then.
+flushCompileCache();
 
 async function main(): Promise<void> {
   const command = parseArgs(process.argv.slice(2));
@@ -40,7 +65,7 @@ async function main(): Promise<void> {
   }
 
   let generated: string | undefined;
-  if (configuresNoToken(config)) {
+  if (configuresNoCredential(config)) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
     generated = token;
@@ -72,9 +97,13 @@ async function main(): Promise<void> {
     process.stderr.write(`${error.message}\n`);
     process.exit(78); // EX_CONFIG
   }
+  const waysIn = otherWaysIn(config);
+  if (waysIn !== undefined) app.log.warn(`no PROXY_TOKEN is configured: ${waysIn}`);
   if (config.corsOrigins.includes('*')) {
     app.log.warn('CORS_ORIGINS is "*": any web page can call this proxy if it also holds a proxy token');
   }
+  await app.ready();
+  releaseStartupGarbage();
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -117,12 +146,12 @@ async function main(): Promise<void> {
       // The reloaded file is authoritative: the generated token lives on only while no token at
       // all is configured; any configured one (plain or by digest) ends it for good, so a later
       // file without tokens leaves the proxy refusing everyone (issue 14 #3).
-      const keepGenerated = generated !== undefined && configuresNoToken(next);
+      const keepGenerated = generated !== undefined && configuresNoCredential(next);
       const restart = app.reload(
         keepGenerated ? { ...next, proxyTokens: Object.freeze([generated as string]) } : next,
       );
       if (!keepGenerated) generated = undefined;
-      if (configuresNoToken(next) && !keepGenerated)
+      if (configuresNoCredential(next) && !keepGenerated)
         app.log.warn('no proxy token is configured: every request is refused until one is');
       app.log.info({ restartNeededFor: restart }, 'configuration reloaded');
     } catch (error) {
@@ -168,9 +197,65 @@ function listenFailure(error: unknown, config: Config): string | undefined {
   }
 }
 
-/** True when neither plain tokens nor grants by digest are configured. */
-function configuresNoToken(config: Config): boolean {
-  return config.proxyTokens.length === 0 && config.tokens.length === 0 && config.adminToken === undefined;
+/**
+ * One full, compacting garbage collection once everything is loaded, before the first request
+ * (issue #16: start-up memory). Loading the ~700 modules grows V8's young generation to its
+ * largest size and leaves parse-time garbage in the old one; an idle process never shrinks
+ * them, so a fresh proxy held about 20 MiB of RSS it did not use. It costs ~60 ms, once; under
+ * load the young generation grows back as V8 sees fit.
+ */
+function releaseStartupGarbage(): void {
+  type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+  const exposed = (globalThis as { gc?: Gc }).gc;
+  // Without --expose-gc, the flag is on just long enough to take `gc` from a fresh context,
+  // then off again so no later context (vm, workers) gets it.
+  if (exposed === undefined) setFlagsFromString('--expose-gc');
+  try {
+    const gc = exposed ?? (runInNewContext('gc') as Gc);
+    // 'last-resort' is the collection that also returns the emptied pages to the system.
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  } finally {
+    if (exposed === undefined) setFlagsFromString('--no-expose-gc');
+  }
+}
+
+/**
+ * True when no caller could authenticate: no plain token, no grant by digest, no admin token
+ * (which mints user tokens) and no OIDC issuer. Only then is a shared token generated: a
+ * deployment that signs its callers in with OIDC or minted tokens must not get a secret it did
+ * not ask for.
+ */
+function configuresNoCredential(config: Config): boolean {
+  return (
+    config.proxyTokens.length === 0 &&
+    config.tokens.length === 0 &&
+    config.adminToken === undefined &&
+    config.oidc.issuer === undefined &&
+    config.oidc.issuers.length === 0
+  );
+}
+
+/**
+ * How callers authenticate when no plain or config-file token is configured but something else
+ * is (issue 17), for the start-up warning; `undefined` otherwise. Issuer URLs are not secrets.
+ */
+function otherWaysIn(config: Config): string | undefined {
+  if (config.proxyTokens.length > 0 || config.tokens.length > 0) return undefined;
+  const issuers = [
+    ...new Set([
+      ...(config.oidc.issuer === undefined ? [] : [config.oidc.issuer]),
+      ...config.oidc.issuers.map((entry) => entry.issuer),
+    ]),
+  ];
+  const ways = [
+    ...(issuers.length === 0
+      ? []
+      : [`OIDC bearer tokens (Authorization: Bearer) from ${issuers.join(', ')}`]),
+    ...(config.adminToken === undefined
+      ? []
+      : ['tokens minted with ADMIN_TOKEN (POST /auth/tokens or npm run token), and ADMIN_TOKEN itself']),
+  ];
+  return ways.length === 0 ? undefined : `callers authenticate with ${ways.join('; ')}`;
 }
 
 await main();

@@ -95,8 +95,9 @@ describe('the command line', { timeout: 60_000 }, () => {
     }
   });
 
+  // Three start-ups in a row: on a loaded machine one can take several seconds.
   it('LOG_FORMAT=pretty writes readable lines; JSON otherwise when stdout is not a terminal', {
-    timeout: 20_000,
+    timeout: 60_000,
   }, async () => {
     for (const [format, pretty] of [
       ['pretty', true],
@@ -119,6 +120,34 @@ describe('the command line', { timeout: 60_000 }, () => {
         } else {
           assert.equal((JSON.parse(line) as { level: number }).level, 30);
         }
+        assert.ok(!run.out.stdout.includes(TOKEN), 'no token in the logs');
+      } finally {
+        run.child.kill('SIGTERM');
+        await run.exited;
+      }
+    }
+  });
+
+  it('generates no shared token when callers authenticate with OIDC or minted tokens; a warning says how they do', {
+    timeout: 30_000,
+  }, async () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ OIDC_ISSUER: 'https://login.example.com', OIDC_AUDIENCE: 'https://proxy.example.com' }, /OIDC/],
+      [{ ADMIN_TOKEN: TOKEN, STORE: 'memory' }, /ADMIN_TOKEN/],
+    ];
+    for (const [env, how] of cases) {
+      const port = await freePort();
+      const run = start([], { PORT: String(port), HOST: '127.0.0.1', LOG_FORMAT: 'json', ...env });
+      try {
+        await waitFor(() => run.out.stdout, /listening/i);
+        assert.doesNotMatch(run.out.stdout, /X-Proxy-Token: /, 'no token was generated');
+        const warning = run.out.stdout
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as { level: number; msg: string })
+          .find((line) => line.level === 40 && /no PROXY_TOKEN/.test(line.msg));
+        assert.ok(warning, run.out.stdout);
+        assert.match(warning.msg, how);
         assert.ok(!run.out.stdout.includes(TOKEN), 'no token in the logs');
       } finally {
         run.child.kill('SIGTERM');

@@ -217,3 +217,76 @@ describe('era verdicts cannot be poisoned by a caller', () => {
     assert.equal(upstreamInit?.status, 200, 'the server itself answered the session client');
   });
 });
+
+/**
+ * An upstream whose answers depend on the credential a caller sends it: a 400 without a JSON-RPC
+ * error to anything carrying `Bearer bad-credential` (what reads as "not modern"), a modern
+ * server to everyone else. Records each POST's method and Authorization.
+ */
+async function startCredentialSensitiveServer() {
+  const seen: Array<{ method: string; authorization: string }> = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    req.on('end', () => {
+      let message: { id?: unknown; method?: string } = {};
+      try {
+        message = JSON.parse(body) as typeof message;
+      } catch {
+        // Not JSON: recorded without a method.
+      }
+      const authorization = req.headers.authorization ?? '';
+      seen.push({ method: message.method ?? '', authorization });
+      if (authorization === 'Bearer bad-credential') {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('bad credential');
+        return;
+      }
+      const result = message.method === 'tools/list' ? { tools: [] } : {};
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, result }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    seen,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('era verdicts and the caller’s upstream credentials', () => {
+  const fixture = proxiedUpstream(() => startCredentialSensitiveServer(), { HOST: '127.0.0.1' });
+
+  it('what the upstream answered one caller’s credential does not steer a caller with another', async () => {
+    const list = (token: string, id: number) =>
+      postProxy(fixture.proxy, {
+        mcp_server_url: fixture.upstream.url,
+        mcp_token: token,
+        ...modernRequest(id, 'tools/list'),
+      });
+    await list('bad-credential', 1);
+    assert.ok(
+      fixture.upstream.seen.some(
+        (r) => r.method === 'server/discover' && r.authorization === 'Bearer bad-credential',
+      ),
+      'the bad credential was probed',
+    );
+    const good = await list('good-credential', 2);
+    // Probed afresh under its own credential, and passed through as the modern request it is
+    // (not pooled into a session as for a session-era server).
+    const asGood = fixture.upstream.seen.filter((r) => r.authorization === 'Bearer good-credential');
+    assert.deepEqual(
+      asGood.map((r) => r.method),
+      ['server/discover', 'tools/list'],
+      JSON.stringify(good.body),
+    );
+    assert.deepEqual(good.body.result, { tools: [] }, JSON.stringify(good.body));
+  });
+});

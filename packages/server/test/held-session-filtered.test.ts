@@ -42,40 +42,42 @@ function collector(): MessageSink & { got: JsonRpcMessage[] } {
   };
 }
 
+/** The caller's tool allowlist, given with each request. */
+const filter = new ToolFilter(['shown']);
 const listed: JsonRpcResponse = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'hidden' }] } };
 
 describe('HeldSession: filtered request keys (F4)', () => {
   it('a tools/list whose send failed leaves no key behind for the next request with its id', async () => {
     const upstream = fakeUpstream();
-    const session = new HeldSession('t', upstream, new ToolFilter(['shown']));
+    const session = new HeldSession('t', upstream);
     const sink = collector();
     upstream.failNext = true;
-    await assert.rejects(session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink));
-    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, sink);
+    await assert.rejects(session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink, filter));
+    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, sink, filter);
     upstream.onmessage?.(listed);
     assert.deepEqual(sink.got, [listed], 'a custom answer is relayed as it is');
   });
 
   it('an abandoned tools/list leaves no key behind', async () => {
     const upstream = fakeUpstream();
-    const session = new HeldSession('t', upstream, new ToolFilter(['shown']));
+    const session = new HeldSession('t', upstream);
     const sink = collector();
-    await session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink);
+    await session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink, filter);
     session.abandon(sink);
     const next = collector();
-    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, next);
+    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, next, filter);
     upstream.onmessage?.(listed);
     assert.deepEqual(next.got, [listed]);
   });
 
   it('a tools/list failed by the upstream leaves no key behind', async () => {
     const upstream = fakeUpstream();
-    const session = new HeldSession('t', upstream, new ToolFilter(['shown']));
+    const session = new HeldSession('t', upstream);
     const sink = collector();
-    await session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink);
+    await session.request({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, sink, filter);
     upstream.onerror?.(new ProxyError('upstream_unreachable'));
     const next = collector();
-    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, next);
+    await session.request({ jsonrpc: '2.0', id: 1, method: 'custom/catalogue' }, next, filter);
     upstream.onmessage?.(listed);
     assert.deepEqual(next.got, [listed]);
   });

@@ -248,6 +248,18 @@ describe('minted tokens', () => {
       assert.equal(await revoke(proxy.url, revoked.id), 204);
       assert.equal(await codeOf(revoked.token), '401 token_revoked');
       assert.equal(await revoke(proxy.url, revoked.id, proxy.token), 403, 'only an admin revokes');
+      // Something that cannot be a minted token's id (a principal id, the token's subject, a
+      // typo) is a clear 404, and revokes nothing.
+      for (const notAnId of ['alice', 'abcdef012345', `${revoked.id}x`, 'a.b.c']) {
+        const response = await fetch(`${proxy.url}/auth/tokens/${notAnId}`, {
+          method: 'DELETE',
+          headers: { 'x-proxy-token': ADMIN },
+        });
+        // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
+        const body = (await response.json()) as any;
+        assert.equal(response.status, 404, notAnId);
+        assert.equal(body.error.data.code, 'token_not_found', notAnId);
+      }
 
       const good = await mint(proxy.url, 'alice');
       assert.equal(await codeOf(tampered(good.token)), '401 token_invalid');

@@ -302,6 +302,38 @@ describe('OIDC bearer tokens', () => {
     assert.equal(status, 401);
   });
 
+  it('opens sessions under the rate class its claims map to (sessionsPerWindow), not the default', async () => {
+    const file = configFile({
+      servers: { upstream: { url: upstream.url } },
+      rateClasses: { single: { sessionsPerWindow: 1 } },
+      oidc: {
+        issuers: [
+          { issuer: idp.issuer, audience: AUDIENCE, claims: { groups: { staff: { rateClass: 'single' } } } },
+        ],
+      },
+    });
+    proxy = await startProxy({ MCP_PROXY_CONFIG: file, WS_ALLOW_MISSING_ORIGIN: 'true' }, { clock });
+    const token = await idp.sign({ groups: ['staff'] });
+    // Each /ws socket holds one upstream session: the second one is past the class's one per window.
+    const socket = async () => {
+      const ws = new WebSocket(`${(proxy as RunningProxy).url.replace('http', 'ws')}/ws?server=upstream`, [
+        'mcp',
+        `proxy-token.${token}`,
+      ]);
+      // The answer to initialize, or the close frame's reason when the socket's session is refused.
+      const answer = await new Promise<string>((resolve, reject) => {
+        ws.once('open', () => ws.send(JSON.stringify(INITIALIZE)));
+        ws.once('message', (data) => resolve(String(data)));
+        ws.once('close', (_code, reason) => resolve(`closed: ${reason}`));
+        ws.once('error', reject);
+      });
+      ws.close();
+      return answer;
+    };
+    assert.match(await socket(), /"result"/);
+    assert.match(await socket(), /^closed: rate_limited/);
+  });
+
   it('trusts several issuers; the same sub from two issuers is two principals', async () => {
     const second = await startOidcIssuer({ audience: 'https://second.test' });
     try {
@@ -435,6 +467,20 @@ describe('OIDC configuration', () => {
       load({}, { issuers: [{ ...issuer, claims: { groups: { staff: { servers: ['github'] } } } }] }),
     );
     assert.throws(() => load({}, { issuers: [issuer, { ...issuer, audience: 'b' }] }), /listed twice/);
+  });
+
+  it('checks mapped and fallback grants as config tokens grants are checked (URL patterns, rate classes)', () => {
+    const issuer = { issuer: 'https://login.example.com', audience: 'a' };
+    const mapped = (grants: unknown) =>
+      load({}, { issuers: [{ ...issuer, claims: { groups: { staff: grants } } }] });
+    const fallback = (grants: unknown) => load({}, { issuers: [{ ...issuer, grants }] });
+    for (const check of [mapped, fallback]) {
+      assert.throws(() => check({ urls: ['not a url pattern'] }), /a URL pattern looks like/);
+      assert.throws(() => check({ rateClass: 'no spaces here' }), /rate class names use/);
+      assert.throws(() => check({ rateClass: 'missing' }), /no rate class named "missing"/);
+      assert.throws(() => check({ servers: ['gitlab'] }), /no server named "gitlab"/);
+      assert.doesNotThrow(() => check({ urls: ['https://*.example.com/mcp'], servers: ['github'] }));
+    }
   });
 });
 

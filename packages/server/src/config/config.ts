@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { HostList } from '../egress/host-list.ts';
+import { isOidcUrl } from './oidc-url.ts';
 import {
   ConfigError,
   deepFreeze,
@@ -113,6 +114,8 @@ export const DEFAULTS = {
     clockToleranceSeconds: 30,
     jwksMaxAgeMs: 600_000,
     jwksCooldownMs: 30_000,
+    /** Accept only RFC 9068 access tokens (`typ: at+jwt`), not plain JWTs (ID tokens). */
+    requireAtJwt: false,
   },
   servers: {} as Record<string, never>,
   egress: {
@@ -185,23 +188,30 @@ const stdioServerSchema = z.strictObject({
   protocol: protocolSchema,
 });
 
-/** What a principal may do (identity/principal.ts `Grants`). */
+/**
+ * What a principal may do (identity/principal.ts `Grants`): the one schema of a config token's
+ * grants, an OIDC claim mapping's and an issuer's fallback grants. {@link checkGrantNames} checks
+ * the names they use against the rest of the configuration.
+ */
 const grantsSchema = z.strictObject({
   servers: z.array(serverName).optional(),
-  urls: z.array(z.string().min(1)).optional(),
+  /** URL patterns of raw targets it may reach (`https://*.example.com/mcp`). */
+  urls: z.array(urlPattern).optional(),
+  /** Tools it may list and call on any server. */
   tools: z.array(z.string().min(1)).optional(),
-  rateClass: z.string().min(1).optional(),
+  rateClass: rateClassName.optional(),
   admin: z.boolean().optional(),
 });
 
-/** An OIDC issuer URL: https, or http on loopback only (tests, a provider beside the proxy). */
-const issuerUrl = z
-  .string()
-  .refine(
-    (value) =>
-      URL.canParse(value) && /^(https:|http:\/\/(127\.0\.0\.1|localhost|\[::1\])([:/]|$))/.test(value),
-    'must be an https:// URL (http:// only on loopback)',
-  );
+/** An OIDC issuer (or key set) URL: https, or http on loopback only (config/oidc-url.ts). */
+const oidcUrl = (query: boolean) =>
+  z
+    .string()
+    .refine(
+      (value) => isOidcUrl(value, { query }),
+      'must be an https:// URL (http:// only on loopback) without userinfo, query or fragment',
+    );
+const issuerUrl = oidcUrl(false);
 
 /** One trusted OpenID provider (identity/oidc/issuer.ts `OidcIssuerSettings`). */
 const oidcIssuerSchema = z.strictObject({
@@ -227,10 +237,11 @@ const oidcIssuerSchema = z.strictObject({
     )
     .min(1)
     .optional(),
-  jwksUri: issuerUrl.optional(),
+  jwksUri: oidcUrl(true).optional(),
   claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
   grants: grantsSchema.optional(),
   scopes: z.array(z.string().min(1)).optional(),
+  requireAtJwt: z.boolean().optional(),
 });
 
 const configSchema = z
@@ -239,16 +250,9 @@ const configSchema = z
     port: z.number().int().min(0).max(65_535),
     proxyTokens: z.array(tokenSchema),
     tokens: z.array(
-      z.strictObject({
+      grantsSchema.extend({
         sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be the 64 hex digits of SHA-256(token)'),
         name: z.string().min(1).max(64).optional(),
-        servers: z.array(serverName).optional(),
-        /** URL patterns of raw targets the token may reach (`https://*.example.com/mcp`). */
-        urls: z.array(urlPattern).optional(),
-        /** Tools the token may list and call on any server. */
-        tools: z.array(z.string().min(1)).optional(),
-        rateClass: rateClassName.optional(),
-        admin: z.boolean().optional(),
       }),
     ),
     rateClasses: z.record(
@@ -353,6 +357,7 @@ const configSchema = z
       clockToleranceSeconds: z.number().int().min(0).max(300),
       jwksMaxAgeMs: positiveInt,
       jwksCooldownMs: z.number().int().min(0),
+      requireAtJwt: z.boolean(),
     }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
     egress: z.strictObject({
@@ -455,17 +460,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
         `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": issuer ${entry.issuer} is listed twice`,
       );
     }
-    const named = [
-      entry.grants,
-      ...Object.values(entry.claims ?? {}).flatMap((byValue) => Object.values(byValue)),
-    ];
-    const unknown = named
-      .flatMap((grants) => grants?.servers ?? [])
-      .find((name) => !Object.hasOwn(config.servers, name));
-    if (unknown !== undefined) {
-      throw new ConfigError(
-        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": no server named "${unknown}"`,
-      );
+    const where = (key: string) =>
+      `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}.${key}"`;
+    if (entry.grants !== undefined) checkGrantNames(config, entry.grants, where('grants'));
+    for (const [claim, byValue] of Object.entries(entry.claims ?? {})) {
+      for (const [value, grants] of Object.entries(byValue)) {
+        checkGrantNames(config, grants, where(`claims.${claim}.${value}`));
+      }
     }
   }
   if (config.store === 'redis' && config.redisUrl === undefined) {
@@ -475,19 +476,30 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {
-    const unknown = grant.servers?.find((name) => !Object.hasOwn(config.servers, name));
-    if (unknown !== undefined) {
-      throw new ConfigError(
-        `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}.servers": no server named "${unknown}"`,
-      );
-    }
-    if (grant.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grant.rateClass)) {
-      throw new ConfigError(
-        `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}.rateClass": no rate class named "${grant.rateClass}" in rateClasses`,
-      );
-    }
+    checkGrantNames(
+      config,
+      grant,
+      `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}`,
+    );
   }
   return deepFreeze(config) as Config;
+}
+
+/**
+ * Checks that a grant's server and rate-class names exist in the configuration: the same check
+ * for a config token and for an OIDC mapping or fallback. `where` opens the message, up to and
+ * without the closing quote of the key (the field is appended).
+ */
+function checkGrantNames(
+  config: z.infer<typeof configSchema>,
+  grants: z.infer<typeof grantsSchema>,
+  where: string,
+): void {
+  const unknown = grants.servers?.find((name) => !Object.hasOwn(config.servers, name));
+  if (unknown !== undefined) throw new ConfigError(`${where}.servers": no server named "${unknown}"`);
+  if (grants.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grants.rateClass)) {
+    throw new ConfigError(`${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`);
+  }
 }
 
 function describeSource(path: readonly string[], origin: ReadonlyMap<string, string>): string {

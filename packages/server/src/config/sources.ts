@@ -4,9 +4,14 @@
  * variable table, `.env` and config-file reading, and the merge helpers `loadConfig` uses.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { extname, resolve } from 'node:path';
-import { parse as parseDotenv } from 'dotenv';
-import { parse as parseYaml } from 'yaml';
+
+/**
+ * The YAML and .env parsers are loaded only when there is a file to parse (issue #16: a proxy
+ * configured by its environment alone never holds them), synchronously since `loadConfig` is.
+ */
+const requireParser = createRequire(import.meta.url);
 
 /** Raised for any invalid setting; its message is the one line printed at start-up. */
 export class ConfigError extends Error {
@@ -53,6 +58,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['PUBLIC_URL', ['publicUrl'], 'string'],
   ['OIDC_ISSUER', ['oidc', 'issuer'], 'string'],
   ['OIDC_AUDIENCE', ['oidc', 'audience'], 'list'],
+  ['OIDC_REQUIRE_AT_JWT', ['oidc', 'requireAtJwt'], 'bool'],
   ['REDIS_URL', ['redisUrl'], 'string'],
   ['STORE', ['store'], 'string'],
   ['DATA_DIR', ['dataDir'], 'string'],
@@ -124,7 +130,7 @@ export function readDotenv(path: string): Record<string, string> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ConfigError(`Invalid configuration: cannot read ${path}: ${(error as Error).message}`);
   }
-  return parseDotenv(text);
+  return (requireParser('dotenv') as typeof import('dotenv')).parse(text);
 }
 
 /** Line and column (1-based) of a character offset in a text. */
@@ -179,7 +185,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   let data: unknown;
   const json = extname(path).toLowerCase() === '.json';
   try {
-    data = json ? JSON.parse(text) : parseYaml(text);
+    data = json ? JSON.parse(text) : (requireParser('yaml') as typeof import('yaml')).parse(text);
   } catch (error) {
     // Only where, never what: the parsers quote the text around the fault, which may be a secret.
     throw new ConfigError(

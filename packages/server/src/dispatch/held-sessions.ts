@@ -1,12 +1,11 @@
 /**
  * @module dispatch/held-sessions
- * The one place a proxy-held session is opened: an upstream connection from the connector, the
- * target's tool allowlist, a proxy-issued id in the session store (capped and admitted per
+ * The one place a proxy-held session is opened: an upstream connection from the connector, a
+ * proxy-issued id in the session store (capped and admitted per
  * principal there), forgotten when its upstream ends. Every route that holds an upstream for a
  * caller comes through here: POST /proxy sessions and one-shot connections, `/mcp` held
  * sessions, the modern pool and `/ws` sockets.
  */
-import { toolFilterFor } from '../policy/tool-filter.ts';
 import { HeldSession } from '../sessions/held-session.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
@@ -16,6 +15,12 @@ import { TargetResolver } from './targets.ts';
 export interface OpenedSession {
   readonly id: string;
   readonly session: HeldSession;
+}
+
+/** Who a session is opened for: the principal's key, and the rate class its grants name. */
+export interface SessionOwner {
+  readonly ownerId: string;
+  readonly rateClass?: string | undefined;
 }
 
 /** What opening sessions needs. */
@@ -35,12 +40,20 @@ export class HeldSessions {
   }
 
   /**
-   * Opens a session to `target` for `ownerId` and stores it under a fresh proxy id. When its
-   * upstream ends, the store forgets it (a closed session answers "not found").
+   * Opens a session to `target` for `owner` and stores it under a fresh proxy id, admitted under
+   * the owner's rate class. When its upstream ends, the store forgets it (a closed session
+   * answers "not found").
    */
-  async open(ownerId: string, target: UpstreamTarget, options?: AddOptions): Promise<OpenedSession> {
+  async open(
+    owner: SessionOwner,
+    target: UpstreamTarget,
+    options?: Omit<AddOptions, 'rateClass'>,
+  ): Promise<OpenedSession> {
     const sessions = this.#sessions;
-    const { id, value } = await sessions.add(ownerId, () => this.#connect(target), options);
+    const { id, value } = await sessions.add(owner.ownerId, () => this.#connect(target), {
+      ...options,
+      rateClass: owner.rateClass,
+    });
     value.onClosed(() => void sessions.delete(id));
     return { id, session: value };
   }
@@ -50,11 +63,12 @@ export class HeldSessions {
    * counts as a session (caps and admission) while it lives (issue #14.7).
    */
   async oneShot<T>(
-    ownerId: string,
+    owner: SessionOwner,
     target: UpstreamTarget,
     use: (session: HeldSession) => Promise<T>,
   ): Promise<T> {
-    const release = target.kind === 'stdio' ? await this.#sessions.reserve(ownerId) : undefined;
+    const release =
+      target.kind === 'stdio' ? await this.#sessions.reserve(owner.ownerId, owner.rateClass) : undefined;
     try {
       const session = await this.#connect(target);
       try {
@@ -68,10 +82,7 @@ export class HeldSessions {
   }
 
   async #connect(target: UpstreamTarget): Promise<HeldSession> {
-    return new HeldSession(
-      TargetResolver.key(target),
-      await this.#connector.open(target),
-      toolFilterFor(target),
-    );
+    // No tool filter here: each request brings its caller's (HeldSession.request).
+    return new HeldSession(TargetResolver.key(target), await this.#connector.open(target));
   }
 }

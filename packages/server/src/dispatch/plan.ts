@@ -53,6 +53,8 @@ export type SessionRef =
 export interface Caller {
   /** The principal the message is sent for: what sessions and sealed ids bind to. */
   readonly principalKey: string;
+  /** The rate class its grants name: sessions opened on its route are admitted under it. */
+  readonly rateClass?: string | undefined;
   readonly surface: Surface;
   /** The protocol era of the message; undefined when there is none (GET, DELETE, a socket). */
   readonly era: Era | undefined;
@@ -77,6 +79,8 @@ export type HttpTarget = Exclude<UpstreamTarget, { kind: 'stdio' }> & {
 /** What every route knows: whose message it is and where it goes. */
 interface RouteBase {
   readonly ownerId: string;
+  /** The caller's rate class, for the sessions the route opens. */
+  readonly rateClass?: string | undefined;
   /** The target's session key ({@link TargetResolver.key}): sessions and sealed ids bind to it. */
   readonly targetKey: string;
 }
@@ -147,7 +151,11 @@ function isHttp(target: UpstreamTarget): target is HttpTarget {
  * {@link DispatchPlanner.plan}), then this is asked again with the answer.
  */
 export function decide(caller: Caller, target: UpstreamTarget, known: Known): Route | undefined {
-  const base = { ownerId: caller.principalKey, targetKey: TargetResolver.key(target) };
+  const base = {
+    ownerId: caller.principalKey,
+    ...(caller.rateClass === undefined ? {} : { rateClass: caller.rateClass }),
+    targetKey: TargetResolver.key(target),
+  };
   const { session } = caller;
   if (caller.surface === 'ws') return { ...base, kind: 'open-held', target };
   if (session.kind === 'held') return { ...base, kind: 'held', sessionId: session.id, target };

@@ -95,7 +95,7 @@ export class AuditTrail {
       time: new Date(now).toISOString(),
       requestId: who.requestId,
       surface: who.surface,
-      subject: who.principal.subject,
+      subject: clip(who.principal.subject),
       auth: who.principal.auth,
       principal: who.principal.id,
       server,
@@ -208,6 +208,19 @@ export class RequestAudit {
     this.#write(pending);
   }
 
+  /**
+   * A message dropped unforwarded: a notification under a request's method
+   * (policy/grants.ts `isRequestAsNotification`). Its line says `forbidden_tool` when it named a
+   * tool the caller may not use, else `invalid_message`.
+   */
+  dropped(message: JsonRpcMessage & { method: string }): void {
+    const facts = factsOf(message);
+    const asCall = { ...message, id: 0 } as JsonRpcMessage;
+    const outcome =
+      this.#tools !== undefined && hidesTool(this.#tools, asCall) ? 'forbidden_tool' : 'invalid_message';
+    this.#write({ facts, started: this.#trail.now(), outcome, refused: undefined });
+  }
+
   /** An answer going back to the caller: its request's outcome. */
   answer(message: JsonRpcMessage | undefined): void {
     if (message === undefined || 'method' in message || !('id' in message)) return;
@@ -307,7 +320,7 @@ function factsOf(message: JsonRpcMessage & { method: string }): RequestFacts {
   const params = (message as { params?: Record<string, unknown> }).params;
   const id = (message as { id?: unknown }).id;
   return {
-    method: message.method,
+    method: clip(message.method),
     name: nameOf(params),
     rpcId: typeof id === 'number' || (typeof id === 'string' && id.length <= 64) ? id : undefined,
     arguments: params?.arguments,
@@ -315,10 +328,24 @@ function factsOf(message: JsonRpcMessage & { method: string }): RequestFacts {
   };
 }
 
-/** A tool or prompt name, or a resource URI without its query and fragment (they may hold secrets). */
+/**
+ * How long a caller-chosen text (a method, a name, a subject) may be in a line: a request may
+ * name a 200 KB method, and the trail must not copy it (issue 17 review, finding 12).
+ */
+const FIELD_LIMIT = 256;
+
+function clip(text: string): string {
+  return text.length > FIELD_LIMIT ? text.slice(0, FIELD_LIMIT) : text;
+}
+
+/**
+ * A tool or prompt name, or a resource URI without what may hold secrets: its query, its
+ * fragment and its user info (`https://bob:hunter2@host/…`).
+ */
 function nameOf(params: Record<string, unknown> | undefined): string | null {
   if (params === undefined) return null;
-  if (typeof params.name === 'string') return params.name.slice(0, 256);
-  if (typeof params.uri === 'string') return params.uri.split(/[?#]/, 1)[0]?.slice(0, 256) ?? null;
-  return null;
+  if (typeof params.name === 'string') return clip(params.name);
+  if (typeof params.uri !== 'string') return null;
+  const bare = params.uri.split(/[?#]/, 1)[0] ?? '';
+  return clip(bare.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1'));
 }

@@ -14,12 +14,22 @@ import type { Grants, Principal } from './principal.ts';
 import type { Revocations } from './revocations.ts';
 import type { TokenVerifier } from './tokens.ts';
 
+/** A verified bearer token. */
+export interface Verified {
+  readonly principal: Principal;
+  /**
+   * The only resources (RFC 8707: the proxy's endpoint URLs) it may be used at, when it was
+   * accepted for naming them in its audience; absent: anywhere.
+   */
+  readonly resources?: readonly string[] | undefined;
+}
+
 /** Another kind of bearer token (OIDC): routes on unverified content, then verifies. */
 export interface BearerVerifier {
   /** Whether `token` is this verifier's to judge (e.g. its `iss`); nothing is trusted yet. */
   accepts(token: string): boolean;
   /** The principal of a valid token; throws a ProxyError (`token_invalid`, `token_expired`…). */
-  verify(token: string): Promise<Principal>;
+  verify(token: string): Promise<Verified>;
 }
 
 /** What the authenticator consults. */
@@ -33,6 +43,15 @@ export interface AuthenticatorDeps {
   /** Most verified tokens cached (default 10 000); past it the oldest entry goes. */
   readonly cacheEntries?: number;
 }
+
+/**
+ * Verifies a credential again (after a reload): the refusal it would get now, or `undefined`.
+ * `reaches` judges the principal it stands for now (an OIDC token's grants come from the claim
+ * mapping in force): false refuses it too, as a reload that took its target away.
+ */
+export type CredentialRecheck = (
+  reaches?: (principal: Principal) => boolean,
+) => Promise<ProxyError | undefined>;
 
 /** Three base64url parts: a JWS in compact form (the signature may be empty, as `alg: none`'s is). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -48,9 +67,18 @@ export const CREDENTIAL_REFUSALS: ReadonlySet<string> = new Set([
 /** Resolves presented credentials to principals. */
 export class Authenticator {
   readonly #deps: AuthenticatorDeps;
-  readonly #cache = new Map<string, Principal>();
+  readonly #cache = new Map<string, Verified>();
   readonly #cacheEntries: number;
-  #verifiers: readonly BearerVerifier[];
+  /**
+   * Fixed for the app's life: a reload changes what a verifier trusts in place (the OIDC
+   * verifier's `replace`) and calls {@link forgetVerified}.
+   */
+  readonly #verifiers: readonly BearerVerifier[];
+  /**
+   * Bumped whenever the cache is forgotten: a verification begun before (against the old keys,
+   * issuers or claim mapping) may answer its own request, but is not remembered.
+   */
+  #generation = 0;
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps;
@@ -58,26 +86,24 @@ export class Authenticator {
     this.#verifiers = deps.verifiers ?? [];
   }
 
-  /** Replaces the bearer verifiers (a reload changed the issuers); cached tokens are forgotten. */
-  replaceVerifiers(verifiers: readonly BearerVerifier[]): void {
-    this.#verifiers = verifiers;
-    this.#cache.clear();
-  }
-
   /**
    * The principal `presented` stands for, checked against the request's `Origin` when the token
-   * is bound to one. Throws `unauthorized`, `token_invalid`, `token_expired`, `token_revoked`,
-   * `origin_mismatch` or `store_unavailable`.
+   * is bound to one, and against `resource` (the URL, under `PUBLIC_URL`, of the endpoint
+   * called) when it was accepted for naming one of the proxy's resources. Throws
+   * `unauthorized`, `token_invalid`, `token_expired`, `token_revoked`, `origin_mismatch` or
+   * `store_unavailable`.
    */
-  async authenticate(presented: string, origin: string | undefined): Promise<Principal> {
-    const known = this.authenticateNow(presented, origin);
+  async authenticate(presented: string, origin: string | undefined, resource?: string): Promise<Principal> {
+    const known = this.authenticateNow(presented, origin, resource);
     if (known) return known;
     const key = cacheKey(presented);
-    let principal: Principal;
+    const generation = this.#generation;
+    let verified: Verified;
     if (looksMinted(presented)) {
-      principal = await this.#deps.minted.verify(presented);
+      const principal = await this.#deps.minted.verify(presented);
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
+      verified = { principal };
     } else {
       const verifier = this.#verifiers.find((candidate) => candidate.accepts(presented));
       if (!verifier) {
@@ -85,10 +111,12 @@ export class Authenticator {
         if (JWT_SHAPE.test(presented)) throw new ProxyError('token_invalid');
         throw new ProxyError('unauthorized', 'Invalid proxy token.');
       }
-      principal = await verifier.verify(presented);
+      verified = await verifier.verify(presented);
     }
-    if (principal.expiresAt !== undefined) this.#remember(key, principal);
-    return checkOrigin(principal, origin);
+    if (verified.principal.expiresAt !== undefined && generation === this.#generation) {
+      this.#remember(key, verified);
+    }
+    return checkOrigin(checkResource(verified, resource), origin);
   }
 
   /**
@@ -96,7 +124,7 @@ export class Authenticator {
    * before (cached). Throws the same refusals; `undefined` when only {@link authenticate} can
    * say (a token not seen yet).
    */
-  authenticateNow(presented: string, origin: string | undefined): Principal | undefined {
+  authenticateNow(presented: string, origin: string | undefined, resource?: string): Principal | undefined {
     if (presented === '') return undefined;
     // One hash serves both the static tokens and the cache of verified ones.
     const digest = hash('sha256', presented, 'buffer');
@@ -105,29 +133,36 @@ export class Authenticator {
     if (this.#cache.size === 0) return undefined;
     const key = digest.toString('base64url');
     const cached = this.#cache.get(key);
-    return cached && checkOrigin(this.#stillValid(key, cached), origin);
+    return cached && checkOrigin(checkResource(this.#stillValid(key, cached), resource), origin);
   }
 
   /**
    * A check of `presented` to run again later (after a reload): the refusal it would get then,
    * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
    */
-  recheckOf(presented: string, origin: string | undefined): () => Promise<ProxyError | undefined> {
-    return () =>
-      this.authenticate(presented, origin).then(
-        () => undefined,
+  recheckOf(presented: string, origin: string | undefined, resource?: string): CredentialRecheck {
+    return (reaches) =>
+      this.authenticate(presented, origin, resource).then(
+        (principal) =>
+          reaches === undefined || reaches(principal)
+            ? undefined
+            : new ProxyError(
+                'unauthorized',
+                'A configuration reload revoked the access of this token to this MCP server.',
+              ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
   forgetVerified(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 
   /** Forgets a revoked credential's cache entries. */
   forgetCredential(credentialId: string): void {
-    for (const [key, principal] of this.#cache) {
+    for (const [key, { principal }] of this.#cache) {
       if (principal.credentialId === credentialId) this.#cache.delete(key);
     }
   }
@@ -148,7 +183,8 @@ export class Authenticator {
     return {};
   }
 
-  #stillValid(key: string, principal: Principal): Principal {
+  #stillValid(key: string, verified: Verified): Verified {
+    const { principal } = verified;
     if (principal.expiresAt !== undefined && principal.expiresAt <= this.#deps.now()) {
       this.#cache.delete(key);
       throw new ProxyError('token_expired');
@@ -158,21 +194,34 @@ export class Authenticator {
       this.#cache.delete(key);
       throw new ProxyError('token_revoked');
     }
-    return principal;
+    return verified;
   }
 
-  #remember(key: string, principal: Principal): void {
+  #remember(key: string, verified: Verified): void {
     if (this.#cache.size >= this.#cacheEntries) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);
     }
-    this.#cache.set(key, principal);
+    this.#cache.set(key, verified);
   }
 }
 
 /** The cache key of a presented token: its SHA-256 (the token itself is never kept). */
 function cacheKey(presented: string): string {
   return hash('sha256', presented, 'base64url');
+}
+
+/**
+ * Refuses a token accepted for naming some of the proxy's resources at any other: a token for
+ * `PUBLIC_URL/servers/a/mcp` is not one for `/servers/b/mcp`, `/mcp` or `/proxy`.
+ */
+function checkResource({ principal, resources }: Verified, resource: string | undefined): Principal {
+  if (resources === undefined || (resource !== undefined && resources.includes(resource))) return principal;
+  throw new ProxyError(
+    'token_invalid',
+    "The bearer token was refused: it was issued for another of this proxy's endpoints (`aud`): ask the identity provider for a token for this one.",
+    { data: { reason: 'audience' } },
+  );
 }
 
 /** Refuses a token bound to an origin when the request comes from another (or none). */

@@ -9,7 +9,7 @@ import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
-import { type Authenticator, CREDENTIAL_REFUSALS } from './authenticator.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS, type CredentialRecheck } from './authenticator.ts';
 import type { Principal } from './principal.ts';
 
 declare module 'fastify' {
@@ -26,7 +26,7 @@ declare module 'fastify' {
      * For a minted or bearer token: verifies it again (after a reload), so what the request
      * holds open ends when its signing key is dropped.
      */
-    recheckCredential: (() => Promise<ProxyError | undefined>) | undefined;
+    recheckCredential: CredentialRecheck | undefined;
   }
 }
 
@@ -53,11 +53,15 @@ export type RefusalMapper = (request: FastifyRequest, error: unknown) => unknown
  * the request against the per-address and per-principal limits. Callback-style: with a static
  * token or one verified before, and counters in this process, it goes on at once, without a
  * promise or a microtask; only a token not seen yet or a remote store (Redis) waits.
+ * @param resourceOf the URL (under `PUBLIC_URL`) of the endpoint a request calls: a token
+ *   accepted for naming one of the proxy's resources in its audience is good only there.
+ * @param mapRefusal turns a refusal into the one the caller gets (the /mcp scope's challenge).
  */
 export function proxyTokenHook(
   authenticator: Authenticator,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
+  resourceOf: (request: FastifyRequest) => string | undefined = () => undefined,
   mapRefusal?: RefusalMapper,
 ) {
   return function requireProxyToken(
@@ -88,6 +92,7 @@ export function proxyTokenHook(
   function admit(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const ip = rateSubject(request.ip);
     let known: Principal | undefined;
+    let resource: string | undefined;
     try {
       // Brute-force protection: an address that failed too often is refused before any check.
       const gate = limiter.assertUnderNow('authFailuresPerIp', ip);
@@ -99,14 +104,15 @@ export function proxyTokenHook(
             (error: unknown) => refuseCaller(request, reply, error),
           );
       const presented = credentialOf(request);
-      known = authenticator.authenticateNow(presented, request.headers.origin);
+      resource = resourceOf(request);
+      known = authenticator.authenticateNow(presented, request.headers.origin, resource);
       if (known === undefined)
-        return verify(request, presented, ip).then(
+        return verify(request, presented, resource, ip).then(
           (principal) => count(request, principal, ip),
           (error: unknown) => refuseCaller(request, reply, error),
         );
       if (known.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin);
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
     } catch (error) {
       const counted = countFailure(error, ip);
       if (counted === undefined) refuseCaller(request, reply, error);
@@ -136,14 +142,19 @@ export function proxyTokenHook(
       await countFailure(error, ip);
       throw error;
     }
-    return verify(request, presented, ip);
+    return verify(request, presented, resourceOf(request), ip);
   }
 
-  async function verify(request: FastifyRequest, presented: string, ip: string): Promise<Principal> {
+  async function verify(
+    request: FastifyRequest,
+    presented: string,
+    resource: string | undefined,
+    ip: string,
+  ): Promise<Principal> {
     try {
-      const principal = await authenticator.authenticate(presented, request.headers.origin);
+      const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
       if (principal.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin);
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
       return principal;
     } catch (error) {
       await countFailure(error, ip);

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
+import type { Grants } from './principal.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,15 +32,23 @@ export class LiveRequests {
   readonly #holdings: CredentialHoldings | undefined;
   /** One listener for every response (called with the response as `this`): no closure per request. */
   readonly #forget: (this: ServerResponse) => void;
+  readonly #reaches: ((grants: Grants, targetKey: string) => boolean) | undefined;
 
   /**
    * @param ownerValid whether an owner's token is still accepted (the verifier decides).
    * @param holdings where a minted token's answers are registered, so its revocation or expiry
    *   ends them.
+   * @param reaches whether grants still reach a target key: a token verified again after a
+   *   reload (an OIDC token under a new claim mapping) keeps its answer only while they do.
    */
-  constructor(ownerValid: (ownerId: string) => boolean, holdings?: CredentialHoldings) {
+  constructor(
+    ownerValid: (ownerId: string) => boolean,
+    holdings?: CredentialHoldings,
+    reaches?: (grants: Grants, targetKey: string) => boolean,
+  ) {
     this.#ownerValid = ownerValid;
     this.#holdings = holdings;
+    this.#reaches = reaches;
     const live = this.#live;
     this.#forget = function forget(this: ServerResponse): void {
       live.delete(this);
@@ -69,8 +78,18 @@ export class LiveRequests {
       // A response closes once: `on` spares the wrapper `once` builds per request.
       response.on('close', this.#forget);
       if (identity.credentialId !== undefined) {
+        const recheck = request.recheckCredential;
+        const reaches = this.#reaches;
         const release = this.#holdings?.hold(identity, () => response.destroy(), {
-          recheck: request.recheckCredential,
+          recheck:
+            recheck &&
+            (() =>
+              recheck((principal) => {
+                const targetKey = request.targetKey;
+                return (
+                  reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey)
+                );
+              })),
         });
         if (release) response.once('close', release);
       }

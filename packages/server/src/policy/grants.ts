@@ -86,6 +86,16 @@ export function visibleTools(
   return serverTools.filter((tool) => granted.includes(tool));
 }
 
+/**
+ * Whether `message` is a notification (no id) under a method that is not one (a `tools/call`
+ * with its id left out, say). The tool grant and the audit judge requests; such a message would
+ * run upstream unjudged, so no surface forwards it (issue 17 review, finding 4). Every MCP
+ * notification is `notifications/…`.
+ */
+export function isRequestAsNotification(message: JsonRpcMessage): boolean {
+  return 'method' in message && !('id' in message) && !message.method.startsWith('notifications/');
+}
+
 /** Whether `message` calls a tool outside `tools` (undefined: every tool is visible). */
 export function hidesTool(tools: readonly string[] | undefined, message: JsonRpcMessage): boolean {
   if (tools === undefined || !('method' in message) || message.method !== 'tools/call' || !('id' in message))

@@ -12,6 +12,7 @@ import {
   requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
+import { isRequestAsNotification } from '../policy/grants.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
 import { abandonReason, Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
@@ -72,9 +73,11 @@ export class HeldSession {
   readonly #backlog: string[] = [];
   #backlogBytes = 0;
   #standalone: MessageSink | undefined;
-  readonly #filter: ToolFilter | undefined;
-  /** Requests whose answers the tool filter must see. */
-  readonly #filtered = new Set<string>();
+  /**
+   * Requests whose answers a tool filter must see, and the filter: each request's own, its
+   * caller's grant at the time (issue 17 review, finding 2), never the session opener's.
+   */
+  readonly #filtered = new Map<string, ToolFilter>();
   /** Abort handles of requests whose upstream exchange is still running. */
   readonly #inFlight = new Map<string, AbortController>();
   /** Aborted when the upstream side ends: refusals still in flight end with it. */
@@ -88,14 +91,9 @@ export class HeldSession {
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
 
-  /**
-   * @param filter the server's tool allowlist, applied to requests and `tools/list` answers on
-   *   every surface this session serves.
-   */
-  constructor(target: string, upstream: UpstreamTransport, filter?: ToolFilter) {
+  constructor(target: string, upstream: UpstreamTransport) {
     this.target = target;
     this.upstream = upstream;
-    this.#filter = filter;
     this.#refusals = new ServerRequestRefusals(
       (reply, signal) => upstream.send(reply, { signal }),
       this.#done.signal,
@@ -138,11 +136,17 @@ export class HeldSession {
     else this.#onClosed.push(callback);
   }
 
-  /** Sends a client request upstream; its response (and its progress) will go to `sink`. */
-  async request(message: JsonRpcRequest, sink: MessageSink): Promise<void> {
+  /**
+   * Sends a client request upstream; its response (and its progress) will go to `sink`.
+   * `filter` is the tool allowlist of the caller making this request (policy/tool-filter.ts
+   * `toolFilterFor` of the target resolved for it now), or undefined when nothing restricts it:
+   * every caller names it, so a session opened under a wider grant never serves a narrower one
+   * (another token of the same subject, or after a reload) with the opener's.
+   */
+  async request(message: JsonRpcRequest, sink: MessageSink, filter: ToolFilter | undefined): Promise<void> {
     const key = requestKey(message.id);
     if (this.#pending.has(message.id)) throw new ProxyError('request_id_in_use');
-    const refusal = this.#filter?.refusal(message);
+    const refusal = filter?.refusal(message);
     if (refusal) {
       sink.deliver(refusal);
       return;
@@ -150,7 +154,7 @@ export class HeldSession {
     this.#pending.add(message.id, sink);
     const open = this.#openCount.get(sink) ?? 0;
     this.#openCount.set(sink, open + 1);
-    if (this.#filter?.filters(message)) this.#filtered.add(key);
+    if (filter?.filters(message)) this.#filtered.set(key, filter);
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
     if (open === 0) this.#active.push(sink);
@@ -174,7 +178,11 @@ export class HeldSession {
    * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
    * an abort cancels the request upstream.
    */
-  async call(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
+  async call(
+    message: JsonRpcRequest,
+    options: RequestOptions,
+    filter: ToolFilter | undefined,
+  ): Promise<JsonRpcResponse> {
     let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
@@ -199,13 +207,18 @@ export class HeldSession {
     // The answer, a failure or the deadline ends the call even while the send still runs: a
     // send may wait on the upstream itself (an era facade's own handshake), and an upstream
     // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
-    const sent = this.request(message, sink).then(() => expected.answer);
+    const sent = this.request(message, sink, filter).then(() => expected.answer);
     sent.catch(() => {});
     return Promise.race([sent, expected.answer]);
   }
 
-  /** Sends a client notification or a client's answer to a server request upstream. */
+  /**
+   * Sends a client notification or a client's answer to a server request upstream. A
+   * notification under a request's method is never sent (the surfaces drop it first; this is
+   * the last line, for every surface a held session serves).
+   */
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
+    if (isRequestAsNotification(message)) return;
     const cancelled = cancelledRequestId(message);
     if (cancelled !== undefined) this.#abort(requestKey(cancelled));
     await this.upstream.send(message);
@@ -269,7 +282,8 @@ export class HeldSession {
       const sink = this.#pending.take(message.id);
       if (!sink || message.id === null) return;
       const key = requestKey(message.id);
-      const filter = this.#filtered.delete(key) ? this.#filter : undefined;
+      const filter = this.#filtered.get(key);
+      if (filter) this.#filtered.delete(key);
       sink.deliver(filter ? filter.filter(message) : message);
       this.#settled(sink);
       return;

@@ -16,6 +16,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
+import type { ToolFilter } from '../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
@@ -36,7 +37,7 @@ export interface ModernPoolDeps<T extends PoolTarget> {
    * so this layer does not reach up to the connector). The store forgets it when it closes.
    */
   readonly open: (
-    ownerId: string,
+    owner: { readonly ownerId: string; readonly rateClass?: string | undefined },
     target: T,
   ) => Promise<{ readonly id: string; readonly session: HeldSession }>;
 }
@@ -44,6 +45,8 @@ export interface ModernPoolDeps<T extends PoolTarget> {
 /** Where a pooled session is wanted. */
 export interface PoolContext<T extends PoolTarget = PoolTarget> {
   readonly ownerId: string;
+  /** The caller's rate class: a session opened for it is admitted under it. */
+  readonly rateClass?: string | undefined;
   readonly target: T;
   readonly targetKey: string;
 }
@@ -84,7 +87,7 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
   }
 
   async #open(key: string, ctx: PoolContext<T>): Promise<HeldSession> {
-    const { id, session } = await this.#deps.open(ctx.ownerId, ctx.target);
+    const { id, session } = await this.#deps.open(ctx, ctx.target);
     this.#ids.set(key, id);
     session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);
@@ -92,9 +95,12 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
     return session;
   }
 
-  /** One request through a pooled session, under ids of the pool's own. */
-  prepare(session: HeldSession, message: JsonRpcRequest): PooledCall {
-    return new PooledCall(session, message, ++this.#seq);
+  /**
+   * One request through a pooled session, under ids of the pool's own. `filter` is this
+   * caller's tool allowlist (the key above holds no grant: the filter travels with each request).
+   */
+  prepare(session: HeldSession, message: JsonRpcRequest, filter: ToolFilter | undefined): PooledCall {
+    return new PooledCall(session, message, ++this.#seq, filter);
   }
 }
 
@@ -104,10 +110,12 @@ export class PooledCall {
   readonly #original: JsonRpcRequest;
   readonly #upstream: JsonRpcRequest;
   readonly #token: { readonly original: unknown; readonly pooled: string } | undefined;
+  readonly #filter: ToolFilter | undefined;
   #sink: MessageSink | undefined;
 
-  constructor(session: HeldSession, message: JsonRpcRequest, seq: number) {
+  constructor(session: HeldSession, message: JsonRpcRequest, seq: number, filter: ToolFilter | undefined) {
     this.#session = session;
+    this.#filter = filter;
     this.#original = message;
     const meta = metaOf(message);
     let params = message.params;
@@ -125,12 +133,12 @@ export class PooledCall {
       ...(sink.end ? { end: () => sink.end?.() } : {}),
     };
     this.#sink = mapped;
-    await this.#session.request(this.#upstream, mapped);
+    await this.#session.request(this.#upstream, mapped, this.#filter);
   }
 
   /** Sends the request and resolves with its response (POST /proxy, JSON answers). */
   async call(options: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<JsonRpcResponse> {
-    const response = await this.#session.call(this.#upstream, options);
+    const response = await this.#session.call(this.#upstream, options, this.#filter);
     return this.#restore(response) as JsonRpcResponse;
   }
 

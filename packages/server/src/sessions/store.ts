@@ -21,8 +21,11 @@ export interface SessionStoreOptions {
   readonly maxPerToken: number;
   /** Time and the idle sweep's timer (tests move time instead of waiting); default the system's. */
   readonly clock?: Clock;
-  /** Asked before every new session (e.g. a rate limit); throws to refuse. */
-  readonly admit?: (ownerId: string) => Promise<void>;
+  /**
+   * Asked before every new session (e.g. a rate limit, under the owner's rate class: the
+   * principal opening it says which, no lookup by owner id); throws to refuse.
+   */
+  readonly admit?: (ownerId: string, rateClass: string | undefined) => Promise<void>;
   /**
    * Whether an owner (proxy token) is still accepted; default: always. Sessions of owners it
    * refuses end at {@link SessionStore.endRevoked} and cannot be opened (issue 14 #3).
@@ -42,6 +45,8 @@ interface Entry<S> {
 export interface AddOptions {
   /** Close the session after the idle timeout (default true). */
   readonly expires?: boolean;
+  /** The owner's rate class (its grants), passed to `admit`. */
+  readonly rateClass?: string | undefined;
 }
 
 /** Prefix of proxy-issued session ids, so they are never mistaken for an upstream's own. */
@@ -74,7 +79,7 @@ export class SessionStore<S extends Closable> {
     create: (id: string) => Promise<S>,
     options: AddOptions = {},
   ): Promise<{ id: string; value: S }> {
-    await this.#claim(ownerId);
+    await this.#claim(ownerId, options.rateClass);
     const id = `${PROXY_SESSION_PREFIX}${randomBytes(18).toString('base64url')}`;
     let value: S;
     try {
@@ -98,8 +103,8 @@ export class SessionStore<S extends Closable> {
    * POST /proxy, issue #14.7) against the same caps and admission (rate limit) as a session.
    * Returns the function that gives the slot back; calling it again does nothing.
    */
-  async reserve(ownerId: string): Promise<() => void> {
-    await this.#claim(ownerId);
+  async reserve(ownerId: string, rateClass?: string): Promise<() => void> {
+    await this.#claim(ownerId, rateClass);
     let held = true;
     return () => {
       if (!held) return;
@@ -170,9 +175,9 @@ export class SessionStore<S extends Closable> {
   }
 
   /** Takes one slot for `ownerId`, or throws `session_limit` (caps) / the admission's error. */
-  async #claim(ownerId: string): Promise<void> {
+  async #claim(ownerId: string, rateClass: string | undefined): Promise<void> {
     this.#checkCapacity(ownerId);
-    await this.#options.admit?.(ownerId);
+    await this.#options.admit?.(ownerId, rateClass);
     this.#checkCapacity(ownerId);
     // Count the slot before the (slow) upstream handshake so concurrent opens cannot exceed the cap.
     this.#perOwner.set(ownerId, (this.#perOwner.get(ownerId) ?? 0) + 1);

@@ -39,18 +39,28 @@ const ENDPOINT_PATH = /^\/(?:mcp|servers\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/mcp)$
 
 /**
  * The proxy's base URL as a client sees it: `PUBLIC_URL`, else the request's scheme and `Host`
- * (`undefined` for a `Host` that is not a plain name or address: nothing odd is echoed).
+ * (`undefined` for a `Host` that is not a plain name or address, or a scheme other than http or
+ * https: nothing odd is echoed).
  */
 function baseUrl(source: ResourceMetadataSource, request: FastifyRequest): string | undefined {
   const configured = source.publicUrl();
   if (configured !== undefined) return configured;
-  return PLAIN_HOST.test(request.host) ? `${request.protocol}://${request.host}` : undefined;
+  // The scheme comes from X-Forwarded-Proto behind a trusted proxy: that is a free-form header,
+  // and it lands inside a quoted header parameter.
+  const scheme = request.protocol as string;
+  if (scheme !== 'http' && scheme !== 'https') return undefined;
+  return PLAIN_HOST.test(request.host) ? `${scheme}://${request.host}` : undefined;
 }
 
 /** The MCP endpoint path a request went to, without its query ('' when it is not one). */
 function endpointPath(request: FastifyRequest): string {
   const path = request.url.split('?', 1)[0] as string;
   return ENDPOINT_PATH.test(path) ? path : '';
+}
+
+/** The resource URL (under `base`, i.e. `PUBLIC_URL`) of the MCP endpoint a request calls. */
+export function resourceOf(base: string, request: FastifyRequest): string {
+  return `${base}${endpointPath(request)}`;
 }
 
 /**

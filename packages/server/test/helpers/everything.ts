@@ -21,31 +21,46 @@ export interface EverythingServer {
   stop(): Promise<void>;
 }
 
-/** Starts server-everything in `mode` and waits until it listens. */
+/**
+ * Starts server-everything in `mode` and waits until it says it listens. The port is chosen
+ * free, then bound by the child: another test process may take it in between (the suite runs
+ * files side by side), and then the child exits with EADDRINUSE while the port answers for
+ * someone else. So readiness is the child's own "listening on port" line, and a child that
+ * exits first is started again on another port.
+ */
 export async function startEverything(mode: 'streamableHttp' | 'sse'): Promise<EverythingServer> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [entry, mode], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  try {
-    await waitForPort(port);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw new Error(`server-everything ${mode} did not start: ${(error as Error).message}\n${stderr}`);
+  let failure = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const child: ChildProcess = spawn(process.execPath, [entry, mode], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const listening = new Promise<boolean>((resolve) => {
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString()).slice(-4000);
+        if (new RegExp(`(running|listening) on port ${port}\\b`).test(stderr)) resolve(true);
+      });
+      child.once('exit', () => resolve(false));
+    });
+    const deadline = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const started = await listening;
+    clearTimeout(deadline);
+    if (started) {
+      await waitForPort(port);
+      return {
+        url: `http://127.0.0.1:${port}/${mode === 'sse' ? 'sse' : 'mcp'}`,
+        port,
+        stop: async () => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill('SIGTERM');
+          await exited;
+        },
+      };
+    }
+    failure = stderr;
   }
-  return {
-    url: `http://127.0.0.1:${port}/${mode === 'sse' ? 'sse' : 'mcp'}`,
-    port,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  throw new Error(`server-everything ${mode} did not start:\n${failure}`);
 }

@@ -38,10 +38,13 @@ export interface TestOidcIssuer {
   rotate(options?: { readonly dropOld?: boolean }): Promise<string>;
   /** A real access token from the client-credentials grant. */
   serviceToken(): Promise<string>;
-  /** A JWT signed with the current key (or no key at all for `alg: none`), any claims. */
+  /**
+   * A JWT signed with the current key (or no key at all for `alg: none`), any claims; `typ` is
+   * `at+jwt` unless the header names another (`null`: none).
+   */
   sign(
     claims: Readonly<Record<string, unknown>>,
-    header?: { readonly kid?: string; readonly alg?: string },
+    header?: { readonly kid?: string; readonly alg?: string; readonly typ?: string | null },
   ): Promise<string>;
   /** The public JWK of the current key. */
   publicJwk(): JWK;
@@ -219,7 +222,11 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
         return `${part({ alg: 'none', typ: 'JWT' })}.${part(payload)}.`;
       }
       return new SignJWT(payload)
-        .setProtectedHeader({ alg: header.alg ?? 'ES256', kid: header.kid ?? key.kid, typ: 'at+jwt' })
+        .setProtectedHeader({
+          alg: header.alg ?? 'ES256',
+          kid: header.kid ?? key.kid,
+          ...(header.typ === null ? {} : { typ: header.typ ?? 'at+jwt' }),
+        })
         .sign(key.privateKey);
     },
     publicJwk: () => (keys[0] as SigningKey).publicJwk,

@@ -10,7 +10,9 @@
 import { hash } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Clock } from '../../clock.ts';
+import { isOidcUrl } from '../../config/oidc-url.ts';
 import { ProxyError } from '../../errors.ts';
+import type { Verified } from '../authenticator.ts';
 import type { Grants, Principal } from '../principal.ts';
 import { type ClaimGrantMap, grantsFromClaims } from './claim-grants.ts';
 import type { JsonFetcher } from './fetch-json.ts';
@@ -50,6 +52,8 @@ export interface OidcIssuerSettings {
   readonly grants?: Grants | undefined;
   /** Scopes advertised in the protected resource metadata (`scopes_supported`). */
   readonly scopes?: readonly string[] | undefined;
+  /** Accept only RFC 9068 access tokens (`typ: at+jwt`); otherwise a plain `JWT` or none passes too. */
+  readonly requireAtJwt?: boolean | undefined;
 }
 
 /** Timing shared by every issuer. */
@@ -72,6 +76,13 @@ export interface OidcDeps {
    */
   readonly resourceAudiences?: (() => readonly string[]) | undefined;
 }
+
+/**
+ * Token types (`typ`, media type without `application/`, RFC 8725 §3.11) that may be an access
+ * token. Others — `logout+jwt`, `secevent+jwt`, `dpop+jwt`… — are JWTs the same provider signs
+ * for other purposes, often with an audience this proxy accepts.
+ */
+const ACCESS_TOKEN_TYPES: ReadonlySet<string | undefined> = new Set(['at+jwt', 'jwt', undefined]);
 
 /** Longest `sub` accepted: it becomes part of a session-binding key. */
 const MAX_SUBJECT_LENGTH = 255;
@@ -99,14 +110,22 @@ export class OidcIssuer {
     this.#algorithms = (settings.algorithms ?? ASYMMETRIC_ALGORITHMS).filter((alg) => allowed.includes(alg));
   }
 
-  /** Verifies `token` (whose unverified `iss` named this issuer) and returns its principal. */
-  async verify(token: string): Promise<Principal> {
+  /**
+   * Verifies `token` (whose unverified `iss` named this issuer) and returns its principal; with
+   * the proxy resources it may be used at when only those made its audience acceptable.
+   */
+  async verify(token: string): Promise<Verified> {
     const jwks = await this.#keys();
+    const resourceAudiences = this.#resourceAudiences();
     let payload: JWTPayload;
+    let typ: unknown;
     try {
-      ({ payload } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
+      ({
+        payload,
+        protectedHeader: { typ },
+      } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
         issuer: this.settings.issuer,
-        audience: [...this.settings.audience, ...this.#resourceAudiences()],
+        audience: [...this.settings.audience, ...resourceAudiences],
         algorithms: this.#algorithms,
         clockTolerance: this.#timing.clockToleranceSeconds,
         currentDate: new Date(this.#clock.now()),
@@ -115,6 +134,12 @@ export class OidcIssuer {
     } catch (error) {
       throw refusal(error, this.settings.issuer);
     }
+    const type = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : typ;
+    if (
+      this.settings.requireAtJwt ? type !== 'at+jwt' : !ACCESS_TOKEN_TYPES.has(type as string | undefined)
+    ) {
+      throw invalid('type', 'its type (`typ`) says it is not an access token');
+    }
     const subject = payload.sub;
     if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
       throw invalid('subject', 'its `sub` claim is missing or too long');
@@ -122,7 +147,13 @@ export class OidcIssuer {
     const grants = grantsFromClaims(payload, this.settings.claims, this.settings.grants);
     if (grants === undefined) throw new ProxyError('oidc_no_grant');
     const principalKey = `oidc:${this.settings.issuer}#${subject}`;
-    return {
+    // A configured audience names the proxy as a whole; a resource URL names one endpoint only
+    // (RFC 8707), so a token for one configured server is not one for another, or for /proxy.
+    const audiences = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? []);
+    const resources = audiences.some((audience) => this.settings.audience.includes(audience))
+      ? undefined
+      : audiences.filter((audience) => resourceAudiences.includes(audience));
+    const principal: Principal = {
       id: hash('sha256', principalKey, 'hex').slice(0, 12),
       principalKey,
       subject,
@@ -133,6 +164,7 @@ export class OidcIssuer {
       // it expires, as a minted token's does; sessions bind to the subject and carry on.
       credentialId: `oidc:${hash('sha256', token, 'hex').slice(0, 32)}`,
     };
+    return { principal, resources };
   }
 
   /** The key set, after discovery on first use (retried no sooner than the cooldown after a failure). */
@@ -165,10 +197,9 @@ export class OidcIssuer {
       // OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer asked about.
       if (document?.issuer !== this.settings.issuer) throw new Error(`${where} names another issuer`);
       if (typeof document.jwks_uri !== 'string') throw new Error(`${where} has no jwks_uri`);
-      // Keys fetched in clear text could be swapped on the way: https, unless the issuer itself
-      // is a loopback http one (development, tests).
-      const secure = document.jwks_uri.startsWith('https://') || this.settings.issuer.startsWith('http://');
-      if (!secure || !URL.canParse(document.jwks_uri)) throw new Error(`${where} names no https jwks_uri`);
+      // Keys fetched in clear text could be swapped on the way, and whoever wrote the document
+      // chooses where the proxy sends a request: https, or plain http to loopback only.
+      if (!isOidcUrl(document.jwks_uri, { query: true })) throw new Error(`${where} names no https jwks_uri`);
       url = document.jwks_uri;
     }
     return new JwksCache({
@@ -196,13 +227,12 @@ function invalid(reason: string, why: string): ProxyError {
 /** A jose failure as the caller's error: which check failed, never a claim's value. */
 function refusal(error: unknown, issuer: string): ProxyError {
   if (ProxyError.is(error)) return error;
+  // No jose error is ever attached as a cause: the claim errors carry the token's whole payload
+  // (`.payload`), which the request log would print at debug level.
   if (error instanceof errors.JWTExpired)
     return new ProxyError(
       'token_expired',
       'The bearer token has expired: get a new one from your identity provider.',
-      {
-        cause: error,
-      },
     );
   if (error instanceof errors.JWTClaimValidationFailed) {
     const reason =

@@ -8,11 +8,14 @@ import type { OidcIssuerSettings, OidcTiming } from './issuer.ts';
 
 /** The configured issuers, each once. */
 export function oidcIssuers(config: Config): OidcIssuerSettings[] {
-  const { issuer, audience, issuers } = config.oidc;
-  const list: OidcIssuerSettings[] = issuers.map((entry) => ({ ...entry }));
+  const { issuer, audience, issuers, requireAtJwt } = config.oidc;
+  const list: OidcIssuerSettings[] = issuers.map((entry) => ({
+    ...entry,
+    requireAtJwt: entry.requireAtJwt ?? requireAtJwt,
+  }));
   if (issuer !== undefined) {
     const listed = list.findIndex((entry) => entry.issuer === issuer);
-    if (listed === -1) list.push({ issuer, audience });
+    if (listed === -1) list.push({ issuer, audience, requireAtJwt });
     else list[listed] = { ...(list[listed] as OidcIssuerSettings), audience };
   }
   return list;

@@ -7,8 +7,7 @@
  */
 import { decodeJwt } from 'jose';
 import { ProxyError } from '../../errors.ts';
-import type { BearerVerifier } from '../authenticator.ts';
-import type { Principal } from '../principal.ts';
+import type { BearerVerifier, Verified } from '../authenticator.ts';
 import { type OidcDeps, OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
 
 /** Verifies bearer JWTs of every configured issuer. */
@@ -59,7 +58,7 @@ export class OidcVerifier implements BearerVerifier {
   }
 
   /** Verifies `token` and returns its principal. Throws a {@link ProxyError} (401, 403 or 503). */
-  async verify(token: string): Promise<Principal> {
+  async verify(token: string): Promise<Verified> {
     const issuer = this.#issuerOf(token);
     if (issuer === undefined) {
       throw new ProxyError(

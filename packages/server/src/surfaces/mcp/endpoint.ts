@@ -30,6 +30,7 @@ import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
@@ -83,10 +84,11 @@ export class McpEndpoint {
     checkHostAndOrigin(request, this.#deps.inbound);
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
-    const inbound = request.method === 'POST' ? parseBody(request.body) : undefined;
-    request.mcpMethod = inbound?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
-    if (request.audit && inbound) {
-      for (const message of inbound.messages) request.audit.add(message);
+    const parsed = request.method === 'POST' ? parseBody(request.body) : undefined;
+    request.mcpMethod = parsed?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
+    if (request.audit && parsed) {
+      // Requests only: a notification gets no line (one under a request's method is dropped below).
+      for (const message of parsed.messages) request.audit.add(message);
       const url = header(request, 'x-mcp-server-url');
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
     }
@@ -94,6 +96,8 @@ export class McpEndpoint {
     const target = await this.#resolve(request, serverName, identity.grants);
     request.targetKey = TargetResolver.key(target);
     request.audit?.target(targetLabel(target), target.tools);
+    const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
+    if (parsed && !inbound) return reply.code(202).send();
     request.targetHost = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const sessionId = header(request, 'mcp-session-id');
     const era = inbound && eraOf(request, inbound);
@@ -104,6 +108,7 @@ export class McpEndpoint {
     const route = await this.#deps.planner.plan(
       {
         principalKey: identity.principalKey,
+        rateClass: identity.grants.rateClass,
         surface: 'mcp',
         era,
         opens: inbound?.messages.some((m) => 'method' in m && m.method === 'initialize') ?? false,
@@ -133,6 +138,7 @@ export class McpEndpoint {
       case 'one-shot':
         return this.#bridged(request, reply, inbound, {
           ownerId: route.ownerId,
+          rateClass: route.rateClass,
           target: route.target,
           targetKey: route.targetKey,
           sessionId: route.kind === 'held' ? route.sessionId : undefined,
@@ -170,10 +176,7 @@ export class McpEndpoint {
       signal: request.method === 'GET' ? this.#getSignal(reply) : callerSignal(reply),
     };
     const filter = toolFilterFor(target);
-    if (filter && inbound) {
-      const filtered = await this.#filtered(request, reply, filter, inbound, exchange);
-      if (filtered) return filtered;
-    }
+    if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
     if (await this.#fellBack(request, reply, response, inbound, exchange, route)) return reply;
     return this.#deps.passThrough.relay(reply, response, exchange);
@@ -214,9 +217,12 @@ export class McpEndpoint {
     const fallback = planner.fallbackAfter(route, { status: response.status, body: parseJson(text) });
     if (!fallback) return replay();
     try {
+      // Awaiting a route awaits its reply (a thenable that settles when the answer has ended):
+      // an event stream's error after its headers went out lands here too.
       await this.#run(request, reply, inbound, fallback.route);
     } catch (error) {
-      if (!fallback.keepOriginalOnFailure) throw error;
+      // Once the fallback has started answering, the upstream's own answer cannot follow it.
+      if (!fallback.keepOriginalOnFailure || reply.raw.headersSent) throw error;
       return replay();
     }
     planner.served(route, fallback);
@@ -232,7 +238,10 @@ export class McpEndpoint {
 
   /**
    * A server with a tool allowlist: a hidden tool's call is answered here as unknown, and a
-   * `tools/list` answer is read whole and filtered instead of streamed through.
+   * `tools/list` answer is read whole and filtered instead of streamed through. True when it
+   * answered the caller itself: a boolean, never the reply, which is a thenable that settles with
+   * `undefined` once sent, so an awaited reply read as "not answered" and the hidden call went
+   * upstream after all (issue 17 review, finding 1; as issue 14, finding 13).
    */
   async #filtered(
     request: FastifyRequest,
@@ -240,7 +249,7 @@ export class McpEndpoint {
     filter: ToolFilter,
     inbound: Inbound,
     target: PassThroughRequest,
-  ): Promise<FastifyReply | undefined> {
+  ): Promise<boolean> {
     const message = inbound.messages[0] as JsonRpcMessage;
     if (inbound.batch) {
       throw new ProxyError('invalid_message', 'Batches are not accepted for servers with a tool allowlist.');
@@ -250,9 +259,10 @@ export class McpEndpoint {
       request.audit?.answer(refusal);
       const resealed = this.#deps.passThrough.sessionIdFor(undefined, target);
       if (resealed) reply.header('mcp-session-id', resealed);
-      return reply.code(200).type('application/json').send(refusal);
+      reply.code(200).type('application/json').send(refusal);
+      return true;
     }
-    if (!filter.filters(message) || !isRequest(message)) return undefined;
+    if (!filter.filters(message) || !isRequest(message)) return false;
     const result = await callOnce(this.#deps.http, {
       url: target.url,
       bearerToken: target.bearerToken,
@@ -265,10 +275,11 @@ export class McpEndpoint {
     const sessionId = this.#deps.passThrough.sessionIdFor(result.sessionId, target);
     if (sessionId) reply.header('mcp-session-id', sessionId);
     request.audit?.answer(result.response);
-    return reply
+    reply
       .code(200)
       .type('application/json')
       .send(filter.filter(result.response as JsonRpcResponse));
+    return true;
   }
 
   async #bridged(
@@ -318,6 +329,21 @@ function parseBody(body: unknown): Inbound {
   const messages = batch ? (body as unknown[]) : [body];
   if (messages.length === 0 || !messages.every(isJsonRpcMessage)) throw new ProxyError('invalid_message');
   return { messages: messages as JsonRpcMessage[], batch };
+}
+
+/**
+ * The messages that may go on: a notification under a request's method never reaches the
+ * upstream (policy/grants.ts `isRequestAsNotification`), it is dropped and audited. Undefined
+ * when nothing is left (the caller gets 202, as for any notification).
+ */
+function withoutRequestsAsNotifications(inbound: Inbound, request: FastifyRequest): Inbound | undefined {
+  if (!inbound.messages.some(isRequestAsNotification)) return inbound;
+  const kept: JsonRpcMessage[] = [];
+  for (const message of inbound.messages) {
+    if (!isRequestAsNotification(message)) kept.push(message);
+    else if ('method' in message) request.audit?.dropped(message);
+  }
+  return kept.length === 0 ? undefined : { messages: kept, batch: inbound.batch };
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {

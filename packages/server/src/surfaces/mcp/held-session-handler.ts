@@ -17,12 +17,15 @@ import {
 } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
 import { isRequest, type JsonRpcRequest, type MessageBatch } from '../../jsonrpc.ts';
+import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 
 /** What a request through a held session needs to know about the caller. */
 export interface HeldSessionContext {
   readonly ownerId: string;
+  /** The caller's rate class: a session opened here is admitted under it. */
+  readonly rateClass?: string | undefined;
   readonly target: UpstreamTarget;
   readonly targetKey: string;
   readonly sessionId: string | undefined;
@@ -53,7 +56,7 @@ export class HeldSessionHandler {
     let session: HeldSession;
     if (sessionId === undefined) {
       if (!opens) throw new ProxyError('session_required');
-      const opened = await this.#deps.held.open(ctx.ownerId, ctx.target);
+      const opened = await this.#deps.held.open(ctx, ctx.target);
       sessionId = opened.id;
       session = opened.session;
     } else {
@@ -66,9 +69,11 @@ export class HeldSessionHandler {
     }
     if (requests.length === 0) return reply.code(202).send();
 
-    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests);
+    // The tool grant of this caller, now: not the session opener's (issue 17 review, finding 2).
+    const filter = toolFilterFor(ctx.target);
+    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests, filter);
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    const responses = await this.#answerAsJson(reply, session, requests);
+    const responses = await this.#answerAsJson(reply, session, requests, filter);
     for (const response of responses) request.audit?.answer(response);
     return reply
       .code(200)
@@ -115,12 +120,17 @@ export class HeldSessionHandler {
     return session;
   }
 
-  async #answerAsJson(reply: FastifyReply, session: HeldSession, requests: JsonRpcRequest[]) {
+  async #answerAsJson(
+    reply: FastifyReply,
+    session: HeldSession,
+    requests: JsonRpcRequest[],
+    filter: ToolFilter | undefined,
+  ) {
     const signal = callerSignal(reply);
     return Promise.all(
       requests.map((message) =>
         session
-          .call(message, { timeoutMs: this.#deps.timeoutMs, signal })
+          .call(message, { timeoutMs: this.#deps.timeoutMs, signal }, filter)
           .catch((error: unknown) => toJsonRpcError(error, message.id)),
       ),
     );
@@ -131,6 +141,7 @@ export class HeldSessionHandler {
     reply: FastifyReply,
     session: HeldSession,
     requests: JsonRpcRequest[],
+    filter: ToolFilter | undefined,
   ) {
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
@@ -168,7 +179,7 @@ export class HeldSessionHandler {
     // must not hold this stream's headers, progress or server requests back until the end.
     // request() registers each route before its first await, so the order is kept.
     for (const message of requests) {
-      session.request(message, sink).catch((error: unknown) => {
+      session.request(message, sink, filter).catch((error: unknown) => {
         sink.deliver(toJsonRpcError(error, message.id));
       });
     }

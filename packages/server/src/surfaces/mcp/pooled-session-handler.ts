@@ -30,6 +30,7 @@ import {
   type JsonRpcResponse,
   type MessageBatch,
 } from '../../jsonrpc.ts';
+import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { ModernSessionPool, PoolContext, PooledCall } from '../../sessions/modern-pool.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
@@ -78,7 +79,7 @@ export class PooledSessionHandler {
     }
     const session = await this.#deps.pool.session(ctx, message);
     if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
-    const call = this.#deps.pool.prepare(session, message);
+    const call = this.#deps.pool.prepare(session, message, toolFilterFor(ctx.target));
     // Stream only what may send something before its answer (like the SDK's `auto` mode): a
     // listen stream, and requests that asked for progress or log messages. Everything else gets
     // JSON when the client takes it, so the answer can set the HTTP status (404 for -32601).
@@ -126,8 +127,9 @@ export class PooledSessionHandler {
         method: 'tools/list',
         params: { _meta: metaOf(message) },
       };
+      // The proxy's own look-up, never shown to the caller: the server's whole list.
       const listed = await pool
-        .prepare(session, list)
+        .prepare(session, list, undefined)
         .call({ timeoutMs })
         .catch(() => undefined);
       if (listed && 'result' in listed) paramHeaders.learn(ctx.targetKey, listed.result);

@@ -29,6 +29,8 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { isRequestAsNotification } from '../../policy/grants.ts';
+import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import { PendingRequests } from '../../upstream/correlator.ts';
@@ -79,6 +81,11 @@ export class WsConnection {
   readonly #socket: WebSocket;
   readonly #peer: WsPeer;
   readonly #deps: WsConnectionDeps;
+  /**
+   * The socket's principal's tool allowlist on its target, as resolved at the handshake: the
+   * socket's credential never changes, and a reload that changes its grant ends the socket.
+   */
+  readonly #filter: ToolFilter | undefined;
   readonly #started = Date.now();
   #sessionId: string | undefined;
   #session: HeldSession | undefined;
@@ -109,6 +116,7 @@ export class WsConnection {
   constructor(socket: WebSocket, peer: WsPeer, deps: WsConnectionDeps) {
     this.#socket = socket;
     this.#peer = peer;
+    this.#filter = toolFilterFor(peer.target);
     this.#deps = deps;
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     socket.on('pong', () => {
@@ -144,7 +152,7 @@ export class WsConnection {
     const { sessions, held } = this.#deps;
     try {
       // Its life is the socket's: never idled out.
-      const { id, session: value } = await held.open(this.#peer.ownerId, this.#peer.target, {
+      const { id, session: value } = await held.open(this.#peer, this.#peer.target, {
         expires: false,
       });
       this.#sessionId = id;
@@ -308,7 +316,9 @@ export class WsConnection {
 
   #start(session: HeldSession, message: JsonRpcMessage): void {
     if (isRequest(message)) {
-      session.request(message, this.#sink).catch((error: unknown) => this.#sendError(error, message.id));
+      session
+        .request(message, this.#sink, this.#filter)
+        .catch((error: unknown) => this.#sendError(error, message.id));
       return;
     }
     this.#sendsInFlight++;
@@ -394,6 +404,9 @@ export class WsConnection {
           continue;
         }
         this.#toUpstream(session, message);
+      } else if (isRequestAsNotification(message)) {
+        // Never forwarded: the grant and the audit judge requests (policy/grants.ts).
+        if ('method' in message) this.#deps.audit?.dropped(message);
       } else {
         // A cancelled request gets no answer (the MCP spec): its slot is free now.
         const cancelled = cancelledRequestId(message);

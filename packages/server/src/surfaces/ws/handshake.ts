@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import { type TargetRequest, TRANSPORT_CHOICES, type TransportChoice } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { originAllowed } from '../../http/cors.ts';
-import type { Authenticator } from '../../identity/authenticator.ts';
+import type { Authenticator, CredentialRecheck } from '../../identity/authenticator.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Principal } from '../../identity/principal.ts';
 
@@ -31,7 +31,7 @@ export interface AcceptedHandshake {
   /** The subprotocol to echo, if the client offered any. */
   readonly protocol: string | undefined;
   /** Verifies the credential again after a reload (minted and bearer tokens). */
-  readonly recheck: (() => Promise<ProxyError | undefined>) | undefined;
+  readonly recheck: CredentialRecheck | undefined;
 }
 
 /** Checks an upgrade request; throws a ProxyError for the HTTP refusal. */
@@ -39,6 +39,7 @@ export async function checkHandshake(
   request: IncomingMessage,
   authenticator: Authenticator,
   policy: HandshakePolicy,
+  resource?: string,
 ): Promise<AcceptedHandshake> {
   const origin = request.headers.origin;
   if (origin === undefined) {
@@ -71,13 +72,14 @@ export async function checkHandshake(
     // A browser fails a handshake whose answer names no offered protocol; we never echo the token one.
     throw new ProxyError('invalid_target', 'Offer the "mcp" subprotocol next to the proxy token.');
   }
-  const identity = await authenticator.authenticate(presented, origin);
+  const identity = await authenticator.authenticate(presented, origin, resource);
 
   return {
     identity,
     target: targetFrom(query),
     protocol: offered.length > 0 ? MCP_PROTOCOL : undefined,
-    recheck: identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin),
+    recheck:
+      identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin, resource),
   };
 }
 

@@ -40,6 +40,8 @@ export interface WsRouteOptions {
   readonly handshakeTimeoutMs: number;
   /** Whether an owner may still use a socket to a target (the reload's decision). */
   readonly mayKeep: MayKeep;
+  /** The proxy's own resource URL (`PUBLIC_URL`), which a resource-bound bearer token must name. */
+  readonly resource?: (() => string | undefined) | undefined;
   readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit'>;
 }
 
@@ -94,7 +96,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     (async () => {
       await options.limiter.assertUnder('authFailuresPerIp', ip);
       try {
-        accepted = await checkHandshake(request, options.authenticator, options.policy);
+        accepted = await checkHandshake(request, options.authenticator, options.policy, options.resource?.());
       } catch (error) {
         const code = findProxyError(error)?.code;
         if (code !== undefined && CREDENTIAL_REFUSALS.has(code))
@@ -106,6 +108,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
+          rateClass: accepted.identity.grants.rateClass,
           surface: 'ws',
           era: undefined,
           opens: false,
@@ -147,8 +150,19 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
           });
           connections.add(connection);
+          const recheck = (accepted as NonNullable<typeof accepted>).recheck;
           const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
-            recheck: (accepted as NonNullable<typeof accepted>).recheck,
+            // Judged with the grants the token stands for now (an OIDC claim mapping reloaded): the
+            // socket must still reach its server, and its tool filter (fixed at the handshake)
+            // must still be the token's.
+            recheck:
+              recheck &&
+              (() =>
+                recheck(
+                  (now) =>
+                    options.targets.stillReaches(owner.targetKey, now.grants, new Set()) &&
+                    sameTools(now.grants.tools, principal.grants.tools),
+                )),
           });
           ws.once('close', () => {
             connections.delete(connection);
@@ -233,4 +247,12 @@ function refuse(socket: Duplex, status: number, body: unknown): void {
       payload,
     () => socket.destroy(),
   );
+}
+
+/** Whether two tool grants allow the same tools (order aside). */
+function sameTools(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.length !== b.length) return false;
+  const allowed = new Set(a);
+  return b.every((tool) => allowed.has(tool));
 }

@@ -1,0 +1,67 @@
+/**
+ * Issue #16 (start-up memory): a proxy with the default configuration does not load what that
+ * configuration does not use (Redis client, Prometheus client, YAML and .env parsers, Fastify's
+ * schema compilers). Each case builds the app in a fresh child process and lists the packages
+ * its CommonJS module cache holds; turning a feature on must load its package, so the check can
+ * see what it looks for. `node bench/startup-rss.ts` measures what this saves.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+const APP = new URL('../src/app.ts', import.meta.url).href;
+const CONFIG = new URL('../src/config/config.ts', import.meta.url).href;
+const WATCHED = ['ioredis', 'prom-client', 'yaml', 'dotenv', 'ajv', '@fastify/ajv-compiler'];
+
+const dir = mkdtempSync(join(tmpdir(), 'startup-modules-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The watched packages a fresh process holds after building and readying the app. */
+async function loadedPackages(env: Record<string, string>, dotenv = ''): Promise<string[]> {
+  const dotenvPath = join(dir, `${Object.keys(env).join('-') || 'default'}.env`);
+  if (dotenv !== '') writeFileSync(dotenvPath, dotenv);
+  const script = `
+    import { createRequire } from 'node:module';
+    const { buildApp } = await import(${JSON.stringify(APP)});
+    const { loadConfig } = await import(${JSON.stringify(CONFIG)});
+    const config = loadConfig({ env: ${JSON.stringify({ PROXY_TOKEN: 'startup-modules-token-0123456789abcdef', ...env })}, dotenvPath: ${JSON.stringify(dotenvPath)} });
+    const app = await buildApp(config, { logDestination: { write() {} } });
+    await app.ready();
+    const cached = Object.keys(createRequire(import.meta.url).cache);
+    const watched = ${JSON.stringify(WATCHED)};
+    process.stdout.write(JSON.stringify(watched.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + '/')))));
+    await app.close();
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    env: { PATH: process.env.PATH ?? '' },
+    timeout: 60_000,
+  });
+  return JSON.parse(stdout) as string[];
+}
+
+describe('start-up modules', () => {
+  it('loads none of the optional packages with the default configuration', async () => {
+    assert.deepEqual(await loadedPackages({}), []);
+  });
+
+  it('loads prom-client once METRICS_TOKEN is set, and dotenv once a .env file exists', async () => {
+    const loaded = await loadedPackages(
+      { METRICS_TOKEN: 'startup-modules-metrics-0123456789' },
+      'LOG_LEVEL=info\n',
+    );
+    assert.ok(loaded.includes('prom-client'), `loaded: ${loaded.join(', ')}`);
+    assert.ok(loaded.includes('dotenv'), `loaded: ${loaded.join(', ')}`);
+    assert.ok(!loaded.includes('ioredis'), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the YAML parser for a YAML config file', async () => {
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(file, 'logLevel: info\n');
+    const loaded = await loadedPackages({ MCP_PROXY_CONFIG: file });
+    assert.ok(loaded.includes('yaml'), `loaded: ${loaded.join(', ')}`);
+  });
+});
