@@ -28,17 +28,28 @@ import {
   startProxy,
 } from './lib/servers.ts';
 import { ensureSystemTools } from './lib/tools.ts';
-import { runWrk, writeScript } from './lib/wrk.ts';
+import { type RequestSpec, runWrk, writeScript } from './lib/wrk.ts';
 import { measureEverything } from './scenarios/everything.ts';
 import { leakCheck } from './scenarios/leak.ts';
 import { leakPaths } from './scenarios/leak-paths.ts';
 import { type LoadConfig, measurePoints } from './scenarios/load.ts';
 import { measureIdle } from './scenarios/memory.ts';
-import { checkSpec, directSpec, mcpSpec, mintToken, proxySpec, withToken } from './scenarios/paths.ts';
+import {
+  bridgedSpec,
+  checkSpec,
+  directSpec,
+  mcpSpec,
+  mintToken,
+  proxySpec,
+  withToken,
+} from './scenarios/paths.ts';
 import { measurePeers } from './scenarios/peers.ts';
 import { profilePaths } from './scenarios/profile.ts';
 import { measureStartup } from './scenarios/startup.ts';
 import { measureWs } from './scenarios/ws.ts';
+
+/** The bridged path's name (opt-in through BENCH_PATHS). */
+const BRIDGED = '/mcp (bridged WS)';
 
 const started = Date.now();
 const elapsed = () => (Date.now() - started) / 1000;
@@ -103,10 +114,14 @@ try {
   const baseline = SETTINGS.baselineRoot
     ? await startProxy({ root: SETTINGS.baselineRoot, name: 'proxy (baseline)' })
     : undefined;
-  /** Every HTTP path to `target` (an upstream's /mcp URL), through that upstream's nginx and floor. */
+  /**
+   * Every HTTP path to `target` (an upstream's /mcp URL), through that upstream's nginx and floor;
+   * `bridged`: `/mcp` specs in front of the upstream's WebSocket (a proxy-held session), when wanted.
+   */
   const pathsTo = (
     target: string,
     via: { nginx: Server | undefined; floor: Server },
+    bridged?: { proxy: RequestSpec; baseline: RequestSpec | undefined },
   ): Array<Omit<LoadConfig, 'concurrency' | 'group'>> => [
     { path: 'direct', spec: directSpec(target) },
     ...(via.nginx
@@ -142,10 +157,23 @@ try {
     ...(baseline
       ? [{ path: '/mcp (baseline)', spec: mcpSpec(baseline.base, target), serverPids: baseline.pids }]
       : []),
+    ...(bridged ? [{ path: BRIDGED, spec: bridged.proxy, serverPids: proxy.pids }] : []),
+    ...(bridged?.baseline && baseline
+      ? [{ path: `${BRIDGED} (baseline)`, spec: bridged.baseline, serverPids: baseline.pids }]
+      : []),
   ];
-  const paths = pathsTo(upstreamUrl, { nginx, floor });
   const pathWanted = (p: { path: string }) =>
     SETTINGS.paths.length === 0 || SETTINGS.paths.includes(p.path.replace(' (baseline)', ''));
+  // Issue 16: a bridged session's answers as an event stream the proxy writes itself. Opt-in
+  // (BENCH_PATHS names it): its sessions idle out after 5 min, too short for a whole run.
+  const bridgedTo = async (target: string) =>
+    SETTINGS.paths.includes(BRIDGED)
+      ? {
+          proxy: await bridgedSpec(proxy.base, target),
+          baseline: baseline ? await bridgedSpec(baseline.base, target) : undefined,
+        }
+      : undefined;
+  const paths = pathsTo(upstreamUrl, { nginx, floor }, await bridgedTo(upstreamUrl));
   for (const p of paths) await checkSpec(p.path, p.spec);
   // JIT and connection pools warm before the first measured point.
   for (const p of paths)
@@ -168,7 +196,7 @@ try {
         nginx: tools.nginx ? await startNginx(target.port, dir, 'nginx (event-stream)') : undefined,
         floor: await startNodeFloor(`${target.base}/mcp`),
       };
-      const streamPaths = pathsTo(`${target.base}/mcp`, via);
+      const streamPaths = pathsTo(`${target.base}/mcp`, via, await bridgedTo(`${target.base}/mcp`));
       for (const p of streamPaths) {
         const type = await checkSpec(`event-stream ${p.path}`, p.spec);
         // The upstream must really answer with a stream; what each path hands on is worth seeing.

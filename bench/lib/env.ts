@@ -50,7 +50,8 @@ export const SETTINGS = {
    * memory, profile, leak, and the optional leakpaths. Default: all but the optional ones. */
   only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
   /** HTTP paths measured in the http and event-stream sections (comma list of path names, e.g.
-   * `POST /proxy,/mcp`); default: all. */
+   * `POST /proxy,/mcp`); default: all but the opt-in `/mcp (bridged WS)`. With `profile`, the
+   * profiled paths among those named. */
   paths: (process.env.BENCH_PATHS ?? '').split(',').filter((s) => s !== ''),
   /** Another checkout of the repository (e.g. `git worktree add /tmp/base HEAD`): its proxy is
    * measured too, interleaved, as `POST /proxy (baseline)` and `/mcp (baseline)` (and its start-up

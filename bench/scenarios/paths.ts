@@ -4,7 +4,7 @@
  * nginx, through the proxy's `POST /proxy` envelope, and through its `/mcp` pass-through.
  */
 import { ADMIN_TOKEN, ECHO_CALL, PROXY_TOKEN } from '../lib/env.ts';
-import { expectAnswer, post } from '../lib/mcp-http.ts';
+import { expectAnswer, openSession, post } from '../lib/mcp-http.ts';
 import type { RequestSpec } from '../lib/wrk.ts';
 
 const ACCEPT = 'application/json, text/event-stream';
@@ -53,6 +53,20 @@ export function mcpSpec(proxyBase: string, upstreamUrl: string, sessionId?: stri
     body: JSON.stringify(sessionId ? { ...ECHO_CALL, id: '__ID__' } : ECHO_CALL),
     uniqueIds: sessionId !== undefined,
   };
+}
+
+/**
+ * `/mcp` in front of the fast upstream's WebSocket endpoint: a bridged (proxy-held) session, its
+ * answers written by the proxy as an event stream (the client's Accept lists both). Opens the
+ * session first; `mcpUrl` is the upstream's Streamable HTTP URL (`…/mcp`), its `/ws` is used.
+ */
+export async function bridgedSpec(proxyBase: string, mcpUrl: string): Promise<RequestSpec> {
+  const wsUrl = mcpUrl.replace(/^http/, 'ws').replace(/\/mcp$/, '/ws');
+  const sessionId = await openSession(`${proxyBase}/mcp`, {
+    'x-proxy-token': PROXY_TOKEN,
+    'x-mcp-server-url': wsUrl,
+  });
+  return mcpSpec(proxyBase, wsUrl, sessionId);
 }
 
 /**

@@ -9,7 +9,7 @@ import { type ProfileSummary, summariseProfile } from '../lib/cpuprofile.ts';
 import { SETTINGS } from '../lib/env.ts';
 import { type Server, startProxy } from '../lib/servers.ts';
 import { runWrk, writeScript } from '../lib/wrk.ts';
-import { checkSpec, mcpSpec, proxySpec } from './paths.ts';
+import { bridgedSpec, checkSpec, mcpSpec, proxySpec } from './paths.ts';
 import { measureWs } from './ws.ts';
 
 /** One profiled path. */
@@ -20,7 +20,13 @@ export interface ProfileResult {
   readonly error?: string;
 }
 
-/** Profiles POST /proxy, /mcp and WS /ws in front of `upstream`. */
+/** The paths a profile can be taken of; the bridged one only when BENCH_PATHS names it. */
+const PROFILED = ['POST /proxy', '/mcp', 'WS /ws', '/mcp (bridged WS)'] as const;
+
+/**
+ * Profiles POST /proxy, /mcp and WS /ws in front of `upstream` (with BENCH_PATHS, those of them
+ * it names, and `/mcp (bridged WS)`: `/mcp` to the upstream's WebSocket, a proxy-held session).
+ */
 export async function profilePaths(
   upstream: Server,
   dir: string,
@@ -29,7 +35,8 @@ export async function profilePaths(
 ): Promise<ProfileResult[]> {
   const upstreamUrl = `${upstream.base}/mcp`;
   const results: ProfileResult[] = [];
-  for (const path of ['POST /proxy', '/mcp', 'WS /ws'] as const) {
+  const named = PROFILED.filter((path) => SETTINGS.paths.includes(path));
+  for (const path of named.length > 0 ? named : PROFILED.slice(0, 3)) {
     const profDir = join(outDir, path.replace(/\W+/g, '').toLowerCase());
     mkdirSync(profDir, { recursive: true });
     const spawnedAt = Date.now();
@@ -44,7 +51,12 @@ export async function profilePaths(
         loadAt = Date.now() + 1_500; // after the load script's start-up and warm-up
         await measureWs(proxy, upstream, upstreamUrl, () => {}, [{ sockets: 64, inflight: 1 }], 1);
       } else {
-        const spec = path === '/mcp' ? mcpSpec(proxy.base, upstreamUrl) : proxySpec(proxy.base, upstreamUrl);
+        const spec =
+          path === '/mcp (bridged WS)'
+            ? await bridgedSpec(proxy.base, upstreamUrl)
+            : path === '/mcp'
+              ? mcpSpec(proxy.base, upstreamUrl)
+              : proxySpec(proxy.base, upstreamUrl);
         await checkSpec(`profile ${path}`, spec);
         const script = writeScript(dir, `profile-${path.replace(/\W+/g, '')}`, spec);
         await runWrk(script, spec.url, 64, 1);

@@ -15,8 +15,16 @@ export interface LinkedAbort {
   dispose(): void;
 }
 
-/** Links `sources` (and an optional deadline) into one signal. */
-export function linkAbort(sources: ReadonlyArray<AbortSignal | undefined>, timeoutMs?: number): LinkedAbort {
+/**
+ * Links `sources` (and an optional deadline) into one signal. `onAbort` is called once it
+ * aborts later on (not when a source was aborted already): the owner's own reaction, without
+ * a listener added to and removed from the signal on every exchange.
+ */
+export function linkAbort(
+  sources: ReadonlyArray<AbortSignal | undefined>,
+  timeoutMs?: number,
+  onAbort?: () => void,
+): LinkedAbort {
   const controller = new AbortController();
   const attached: Array<[AbortSignal, () => void]> = [];
   let timer: NodeJS.Timeout | undefined;
@@ -34,6 +42,7 @@ export function linkAbort(sources: ReadonlyArray<AbortSignal | undefined>, timeo
     const listener = () => {
       controller.abort(source.reason);
       dispose();
+      onAbort?.();
     };
     source.addEventListener('abort', listener, { once: true });
     attached.push([source, listener]);
@@ -43,6 +52,7 @@ export function linkAbort(sources: ReadonlyArray<AbortSignal | undefined>, timeo
       timedOut = true;
       controller.abort(new DOMException('The operation timed out.', 'TimeoutError'));
       dispose();
+      onAbort?.();
     }, timeoutMs);
     timer.unref();
   }

@@ -370,7 +370,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     void holdings.recheckAll().catch(() => {});
   });
   /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
-  const holdSession = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  const holdSession = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (error: Error | null, payload: unknown) => void,
+  ) => {
     const principal = request.identity;
     const id = reply.getHeader('mcp-session-id');
     if (
@@ -384,7 +389,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         alive: () => sessions.has(id),
       });
     }
-    return payload;
+    done(null, payload);
   };
   // Listening starts before the first request where the store answers; a Redis that is down
   // must not hold the start-up (the subscription completes when Redis comes back).
@@ -530,20 +535,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
   });
   await app.register(async (scope) => {
-    const authenticate = proxyTokenHook(
-      authenticator,
-      limiter,
-      { query: config.allowQueryToken },
-      (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
-    );
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
-    scope.addHook('onRequest', async (request, reply) => {
-      try {
-        await authenticate(request, reply);
-      } catch (error) {
-        throw withBearerChallenge(resourceMetadata, request, error);
-      }
-    });
+    scope.addHook(
+      'onRequest',
+      proxyTokenHook(
+        authenticator,
+        limiter,
+        { query: config.allowQueryToken },
+        (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+        (request, error) => withBearerChallenge(resourceMetadata, request, error),
+      ),
+    );
     if (audit) registerAuditHooks(scope, audit, 'mcp');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);

@@ -4,7 +4,7 @@
  * may queue for a slow reader (the stream is closed rather than buffered without limit) and a
  * comment heartbeat so idle intermediaries keep long-lived streams open.
  */
-import { PassThrough } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 
@@ -16,10 +16,17 @@ export interface EventStreamOptions {
   readonly heartbeatMs: number;
 }
 
+/** Nothing to do when the response asks for more: events are pushed as they come. */
+function noRead(): void {}
+
 /** One outbound SSE stream. */
 export class EventStreamWriter {
-  /** The body to hand to the HTTP response. */
-  readonly stream = new PassThrough();
+  /**
+   * The body to hand to the HTTP response. A plain Readable fed with push(), not a PassThrough:
+   * each event then goes straight to the reading side instead of through a writable side and a
+   * transform first (a bridged answer is a few events, and each one counted).
+   */
+  readonly stream = new Readable({ read: noRead });
   readonly #options: EventStreamOptions;
   readonly #heartbeat: NodeJS.Timeout | undefined;
   readonly #onClose: Array<() => void> = [];
@@ -54,7 +61,7 @@ export class EventStreamWriter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
-    this.stream.end();
+    if (!this.stream.destroyed) this.stream.push(null);
     for (const callback of this.#onClose.splice(0)) callback();
   }
 
@@ -66,13 +73,13 @@ export class EventStreamWriter {
 
   #raw(text: string): boolean {
     if (this.#closed) return false;
-    if (this.stream.writableLength > this.#options.maxQueuedBytes) {
+    if (this.stream.readableLength > this.#options.maxQueuedBytes) {
       // The reader is not keeping up: drop the stream rather than buffer without bound.
       this.stream.destroy();
       this.close();
       return false;
     }
-    this.stream.write(text);
+    this.stream.push(text);
     return true;
   }
 }
@@ -98,12 +105,19 @@ export interface IdleWatch {
 /** Calls `onIdle` once `timeoutMs` pass without {@link IdleWatch.arm}. */
 export function idleWatch(timeoutMs: number, onIdle: () => void): IdleWatch {
   let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
   return {
     arm: () => {
-      clearTimeout(timer);
-      timer = setTimeout(onIdle, timeoutMs);
-      timer.unref();
+      if (stopped) return;
+      // One timer per stream, restarted in place: no new timer for each event.
+      if (timer === undefined) {
+        timer = setTimeout(onIdle, timeoutMs);
+        timer.unref();
+      } else timer.refresh();
     },
-    stop: () => clearTimeout(timer),
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
   };
 }

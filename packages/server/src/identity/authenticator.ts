@@ -7,8 +7,9 @@
  * they expire (bounded), so a minted token costs a hash and a map lookup per request, like a
  * static one; a revocation drops its entry on every instance. An announcement can be lost (a
  * Redis subscriber that was down), so a cached minted token is also checked against the store
- * again once its entry is {@link RECHECK_AFTER_MS} old: at most one store read per token per
- * period.
+ * again once its entry is {@link RECHECK_AFTER_MS} old, in the background (the request at hand
+ * keeps the cached verdict; a revocation found ends the token as an announced one would): at most
+ * one store read per token per period.
  */
 import { hash } from 'node:crypto';
 import { findProxyError, ProxyError } from '../errors.ts';
@@ -105,11 +106,9 @@ export class Authenticator {
    * `store_unavailable`.
    */
   async authenticate(presented: string, origin: string | undefined, resource?: string): Promise<Principal> {
-    const fixed = this.#deps.statics.verify(presented);
-    if (fixed) return fixed;
-    const key = hash('sha256', presented, 'base64url');
-    const cached = this.#cache.get(key);
-    if (cached) return checkOrigin(checkResource(await this.#stillValid(key, cached), resource), origin);
+    const known = this.authenticateNow(presented, origin, resource);
+    if (known) return known;
+    const key = cacheKey(presented);
     const generation = this.#generation;
     let verified: Verified;
     if (looksMinted(presented)) {
@@ -130,6 +129,23 @@ export class Authenticator {
       this.#remember(key, verified);
     }
     return checkOrigin(checkResource(verified, resource), origin);
+  }
+
+  /**
+   * {@link authenticate} at once for what needs no I/O: a static token, or a token verified
+   * before (cached). Throws the same refusals; `undefined` when only {@link authenticate} can
+   * say (a token not seen yet).
+   */
+  authenticateNow(presented: string, origin: string | undefined, resource?: string): Principal | undefined {
+    if (presented === '') return undefined;
+    // One hash serves both the static tokens and the cache of verified ones.
+    const digest = hash('sha256', presented, 'buffer');
+    const fixed = this.#deps.statics.verifyDigest(digest);
+    if (fixed) return fixed;
+    if (this.#cache.size === 0) return undefined;
+    const key = digest.toString('base64url');
+    const cached = this.#cache.get(key);
+    return cached && checkOrigin(checkResource(this.#stillValid(key, cached), resource), origin);
   }
 
   /**
@@ -179,7 +195,7 @@ export class Authenticator {
     return {};
   }
 
-  async #stillValid(key: string, cached: Cached): Promise<Verified> {
+  #stillValid(key: string, cached: Cached): Verified {
     const { principal } = cached;
     const now = this.#deps.now();
     if (principal.expiresAt !== undefined && principal.expiresAt <= now) {
@@ -187,18 +203,16 @@ export class Authenticator {
       throw new ProxyError('token_expired');
     }
     const id = principal.credentialId;
-    if (id === undefined) return cached;
-    let revoked = this.#deps.revocations.knownRevoked(id);
-    if (!revoked && principal.auth === 'minted' && now - cached.checkedAt >= RECHECK_AFTER_MS) {
-      // Stamped before the read, so concurrent requests share one round trip.
-      cached.checkedAt = now;
-      // A store that cannot answer leaves the cached verdict standing (it was checked once, and
-      // a subscriber that comes back re-checks everything): an outage must not refuse every user.
-      revoked = await this.#deps.revocations.isRevoked(id).catch(() => false);
-    }
-    if (revoked) {
+    if (id !== undefined && this.#deps.revocations.knownRevoked(id)) {
       this.#cache.delete(key);
       throw new ProxyError('token_revoked');
+    }
+    if (id !== undefined && principal.auth === 'minted' && now - cached.checkedAt >= RECHECK_AFTER_MS) {
+      // Stamped first, so one read serves every request of the period. A revocation the store
+      // holds reaches the revocation listeners (this cache, what the token holds); a store that
+      // cannot answer leaves the verdict standing (a subscriber that comes back re-checks all).
+      cached.checkedAt = now;
+      void this.#deps.revocations.confirm(id, principal.expiresAt ?? now).catch(() => {});
     }
     return cached;
   }
@@ -210,6 +224,11 @@ export class Authenticator {
     }
     this.#cache.set(key, { ...verified, checkedAt: this.#deps.now() });
   }
+}
+
+/** The cache key of a presented token: its SHA-256 (the token itself is never kept). */
+function cacheKey(presented: string): string {
+  return hash('sha256', presented, 'base64url');
 }
 
 /**

@@ -4,7 +4,7 @@
  * (when allowed) `?proxy_token=`, then `Authorization: Bearer`, and the {@link Authenticator}
  * turns it into the request's principal.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { findProxyError, ProxyError } from '../errors.ts';
 import { rateSubject } from '../limits/client-address.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
@@ -45,39 +45,134 @@ export function bearerOf(authorization: string | undefined): string | undefined 
   return match?.[1];
 }
 
+/** Turns a refusal into the one the caller gets (e.g. with a `WWW-Authenticate` challenge). */
+export type RefusalMapper = (request: FastifyRequest, error: unknown) => unknown;
+
 /**
- * Builds an `onRequest` hook that rejects requests without a valid credential (401).
+ * Builds an `onRequest` hook that rejects requests without a valid credential (401), then counts
+ * the request against the per-address and per-principal limits. Callback-style: with a static
+ * token or one verified before, and counters in this process, it goes on at once, without a
+ * promise or a microtask; only a token not seen yet or a remote store (Redis) waits.
  * @param resourceOf the URL (under `PUBLIC_URL`) of the endpoint a request calls: a token
  *   accepted for naming one of the proxy's resources in its audience is good only there.
+ * @param mapRefusal turns a refusal into the one the caller gets (the /mcp scope's challenge).
  */
 export function proxyTokenHook(
   authenticator: Authenticator,
   limiter: RateLimiter,
   sources: TokenSources = { query: false },
   resourceOf: (request: FastifyRequest) => string | undefined = () => undefined,
+  mapRefusal?: RefusalMapper,
 ) {
-  return async function requireProxyToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  return function requireProxyToken(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+  ): void {
+    let pending: Promise<void> | undefined;
     try {
-      request.identity = await authenticate(request);
+      pending = admit(request, reply);
     } catch (error) {
-      // A refused caller gets no keep-alive connection to come back on (issue 14 #4).
-      closeAfterRefusal(request, reply);
-      throw error;
+      done(refusal(request, error));
+      return;
     }
-    const ip = rateSubject(request.ip);
-    await limiter.consume('requestsPerIp', ip);
-    // The full principal key: the 12-digit `id` is for logs, and two principals could share it.
-    await limiter.consume(
-      'requestsPerToken',
-      request.identity.principalKey,
-      request.identity.grants.rateClass,
-    );
+    if (pending === undefined) done();
+    else
+      pending.then(
+        () => done(),
+        (error: unknown) => done(refusal(request, error)),
+      );
   };
 
-  async function authenticate(request: FastifyRequest): Promise<Principal> {
+  function refusal(request: FastifyRequest, error: unknown): Error {
+    return (mapRefusal === undefined ? error : mapRefusal(request, error)) as Error;
+  }
+
+  /** Authenticates, then counts: at once when every step can be, else a promise. */
+  function admit(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const ip = rateSubject(request.ip);
-    // Brute-force protection: an address that failed too often is refused before any check.
-    await limiter.assertUnder('authFailuresPerIp', ip);
+    let known: Principal | undefined;
+    let resource: string | undefined;
+    try {
+      // Brute-force protection: an address that failed too often is refused before any check.
+      const gate = limiter.assertUnderNow('authFailuresPerIp', ip);
+      if (gate !== undefined)
+        return gate
+          .then(() => authenticate(request, ip))
+          .then(
+            (principal) => count(request, principal, ip),
+            (error: unknown) => refuseCaller(request, reply, error),
+          );
+      const presented = credentialOf(request);
+      resource = resourceOf(request);
+      known = authenticator.authenticateNow(presented, request.headers.origin, resource);
+      if (known === undefined)
+        return verify(request, presented, resource, ip).then(
+          (principal) => count(request, principal, ip),
+          (error: unknown) => refuseCaller(request, reply, error),
+        );
+      if (known.credentialId !== undefined)
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
+    } catch (error) {
+      const counted = countFailure(error, ip);
+      if (counted === undefined) refuseCaller(request, reply, error);
+      return counted.then(
+        () => refuseCaller(request, reply, error),
+        (countError: unknown) => refuseCaller(request, reply, countError),
+      );
+    }
+    return count(request, known, ip);
+  }
+
+  /** Counts an admitted request: per address, then per principal. */
+  function count(request: FastifyRequest, principal: Principal, ip: string): Promise<void> | undefined {
+    request.identity = principal;
+    const perIp = limiter.consumeNow('requestsPerIp', ip);
+    // The full principal key: the 12-digit `id` is for logs, and two principals could share it.
+    const key = principal.principalKey;
+    if (perIp !== undefined)
+      return perIp.then(() => limiter.consume('requestsPerToken', key, principal.grants.rateClass));
+    return limiter.consumeNow('requestsPerToken', key, principal.grants.rateClass);
+  }
+
+  /** The slow path of authentication: a credential that needs verifying (or a remote store). */
+  async function authenticate(request: FastifyRequest, ip: string): Promise<Principal> {
+    let presented: string;
+    try {
+      presented = credentialOf(request);
+    } catch (error) {
+      await countFailure(error, ip);
+      throw error;
+    }
+    return verify(request, presented, resourceOf(request), ip);
+  }
+
+  async function verify(
+    request: FastifyRequest,
+    presented: string,
+    resource: string | undefined,
+    ip: string,
+  ): Promise<Principal> {
+    try {
+      const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
+      if (principal.credentialId !== undefined)
+        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
+      return principal;
+    } catch (error) {
+      await countFailure(error, ip);
+      throw error;
+    }
+  }
+
+  /** Counts a refused credential against the address (brute-force protection). */
+  function countFailure(error: unknown, ip: string): Promise<void> | undefined {
+    const code = findProxyError(error)?.code;
+    if (code === undefined || !CREDENTIAL_REFUSALS.has(code)) return undefined;
+    return limiter.consumeNow('authFailuresPerIp', ip);
+  }
+
+  /** The presented credential; throws `unauthorized` when there is none. */
+  function credentialOf(request: FastifyRequest): string {
     const header = request.headers[PROXY_TOKEN_HEADER];
     let presented = typeof header === 'string' && header !== '' ? header : undefined;
     if (presented === undefined && sources.query) {
@@ -88,23 +183,17 @@ export function proxyTokenHook(
       presented = bearerOf(request.headers.authorization);
       request.credentialInAuthorization = presented !== undefined;
     }
-    if (presented === undefined) {
-      await limiter.consume('authFailuresPerIp', ip);
+    if (presented === undefined)
       throw new ProxyError(
         'unauthorized',
         'Missing proxy token: send it in the X-Proxy-Token header or as Authorization: Bearer.',
       );
-    }
-    try {
-      const resource = resourceOf(request);
-      const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
-      if (principal.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
-      return principal;
-    } catch (error) {
-      const code = findProxyError(error)?.code;
-      if (code !== undefined && CREDENTIAL_REFUSALS.has(code)) await limiter.consume('authFailuresPerIp', ip);
-      throw error;
-    }
+    return presented;
   }
+}
+
+/** A refused caller gets no keep-alive connection to come back on (issue 14 #4). */
+function refuseCaller(request: FastifyRequest, reply: FastifyReply, error: unknown): never {
+  closeAfterRefusal(request, reply);
+  throw error;
 }

@@ -6,7 +6,7 @@
  * so must a token whose servers a reload narrowed, or a server a reload removed or re-pointed.
  */
 import type { ServerResponse } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
@@ -25,11 +25,13 @@ declare module 'fastify' {
  */
 export type MayKeep = (ownerId: string, targetKey: string | undefined) => boolean;
 
-/** The answers in progress per owner (proxy-token identity). */
+/** The answers in progress, with the request (its owner, its target) each answers. */
 export class LiveRequests {
-  readonly #byOwner = new Map<string, Map<ServerResponse, FastifyRequest>>();
+  readonly #live = new Map<ServerResponse, FastifyRequest>();
   readonly #ownerValid: (ownerId: string) => boolean;
   readonly #holdings: CredentialHoldings | undefined;
+  /** One listener for every response (called with the response as `this`): no closure per request. */
+  readonly #forget: (this: ServerResponse) => void;
   readonly #reaches: ((grants: Grants, targetKey: string) => boolean) | undefined;
 
   /**
@@ -47,54 +49,59 @@ export class LiveRequests {
     this.#ownerValid = ownerValid;
     this.#holdings = holdings;
     this.#reaches = reaches;
+    const live = this.#live;
+    this.#forget = function forget(this: ServerResponse): void {
+      live.delete(this);
+    };
   }
 
-  /** An `onRequest` hook, after authentication, that follows the request until it is answered. */
+  /**
+   * An `onRequest` hook, after authentication, that follows the request until it is answered.
+   * Callback-style: an async hook costs a promise and a microtask on every request.
+   */
   hook() {
-    return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      if (!request.identity) return;
-      // Authentication awaited the rate limiter (a Redis round trip): a reload in between has
-      // already ended this owner's answers, so one that starts now must be refused here.
-      if (!this.#ownerValid(request.identity.principalKey)) {
-        closeAfterRefusal(request, reply);
-        throw new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.');
+    return (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+      const identity = request.identity;
+      if (!identity) {
+        done();
+        return;
       }
-      this.#track(request.identity.principalKey, request, reply.raw);
-      const recheck = request.recheckCredential;
-      const reaches = this.#reaches;
-      const release = this.#holdings?.hold(request.identity, () => reply.raw.destroy(), {
-        recheck:
-          recheck &&
-          (() =>
-            recheck((principal) => {
-              const targetKey = request.targetKey;
-              return reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey);
-            })),
-      });
-      if (release) reply.raw.once('close', release);
+      // Authentication may have awaited the rate limiter (a Redis round trip): a reload in between
+      // has already ended this owner's answers, so one that starts now must be refused here.
+      if (!this.#ownerValid(identity.principalKey)) {
+        closeAfterRefusal(request, reply);
+        done(new ProxyError('unauthorized', 'The proxy token was revoked by a configuration reload.'));
+        return;
+      }
+      const response = reply.raw;
+      this.#live.set(response, request);
+      // A response closes once: `on` spares the wrapper `once` builds per request.
+      response.on('close', this.#forget);
+      if (identity.credentialId !== undefined) {
+        const recheck = request.recheckCredential;
+        const reaches = this.#reaches;
+        const release = this.#holdings?.hold(identity, () => response.destroy(), {
+          recheck:
+            recheck &&
+            (() =>
+              recheck((principal) => {
+                const targetKey = request.targetKey;
+                return (
+                  reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey)
+                );
+              })),
+        });
+        if (release) response.once('close', release);
+      }
+      done();
     };
   }
 
   /** Ends, by closing its connection, every answer in progress that `mayKeep` refuses. */
   endUnreachable(mayKeep: MayKeep): void {
-    for (const [ownerId, responses] of this.#byOwner) {
-      for (const [response, request] of responses) {
-        if (!mayKeep(ownerId, request.targetKey)) response.destroy();
-      }
+    for (const [response, request] of this.#live) {
+      const ownerId = request.identity?.principalKey;
+      if (ownerId !== undefined && !mayKeep(ownerId, request.targetKey)) response.destroy();
     }
-  }
-
-  #track(ownerId: string, request: FastifyRequest, response: ServerResponse): void {
-    let responses = this.#byOwner.get(ownerId);
-    if (!responses) {
-      responses = new Map();
-      this.#byOwner.set(ownerId, responses);
-    }
-    const own = responses;
-    own.set(response, request);
-    response.once('close', () => {
-      own.delete(response);
-      if (own.size === 0 && this.#byOwner.get(ownerId) === own) this.#byOwner.delete(ownerId);
-    });
   }
 }

@@ -99,6 +99,23 @@ export class Revocations {
     }
   }
 
+  /**
+   * Asks the store whether `id` is revoked, even if this instance has not heard so; a revocation
+   * found there is acted on as an announced one (listeners hear it). `until`: the token's expiry.
+   */
+  async confirm(id: string, until: number): Promise<boolean> {
+    if (this.knownRevoked(id)) return true;
+    let stored: string | undefined;
+    try {
+      stored = await this.#store.get(id);
+    } catch (error) {
+      throw new ProxyError('store_unavailable', undefined, { cause: error });
+    }
+    if (stored === undefined) return false;
+    this.#remember(id, until);
+    return true;
+  }
+
   async close(): Promise<void> {
     await this.#unsubscribe?.();
   }

@@ -99,7 +99,11 @@ export class TokenVerifier {
   verify(candidate: string | undefined): Principal | undefined {
     if (candidate === undefined || candidate === '') return undefined;
     // The one-shot hash: no Hash object per request (issue #10).
-    const presented = hash('sha256', candidate, 'buffer');
+    return this.verifyDigest(hash('sha256', candidate, 'buffer'));
+  }
+
+  /** {@link verify} for a token already hashed (SHA-256): the authenticator hashes once. */
+  verifyDigest(presented: Buffer): Principal | undefined {
     let match = -1;
     for (let i = 0; i < this.#digests.length; i++) {
       // No early exit: every token is compared whatever the outcome.

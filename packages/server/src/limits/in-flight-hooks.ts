@@ -52,8 +52,9 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
         });
         return;
       }
-      // 'close' follows both a finished response and a connection lost midway.
-      reply.raw.once('close', release);
+      // 'close' follows both a finished response and a connection lost midway, once: `on`
+      // spares the wrapper `once` builds per request.
+      reply.raw.on('close', release);
       done();
     },
     beforeParse(request) {

@@ -18,6 +18,13 @@ export interface RateStore {
   hit(key: string, windowMs: number): Promise<WindowHit>;
   /** Reads a counter without counting. */
   peek(key: string): Promise<WindowHit | undefined>;
+  /**
+   * {@link hit} at once, for a store whose counters live in this process: the request hooks then
+   * go on without a promise and a microtask per limit. Absent on a remote store (Redis).
+   */
+  readonly hitNow?: ((key: string, windowMs: number) => WindowHit) | undefined;
+  /** {@link peek} at once; present exactly when {@link hitNow} is. */
+  readonly peekNow?: ((key: string) => WindowHit | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -34,6 +41,14 @@ export class MemoryRateStore implements RateStore {
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {
+    return this.hitNow(key, windowMs);
+  }
+
+  async peek(key: string): Promise<WindowHit | undefined> {
+    return this.peekNow(key);
+  }
+
+  hitNow(key: string, windowMs: number): WindowHit {
     const now = this.#now();
     let window = this.#windows.get(key);
     if (!window || window.resetAt <= now) {
@@ -46,7 +61,7 @@ export class MemoryRateStore implements RateStore {
     return { count: window.count, resetInMs: window.resetAt - now };
   }
 
-  async peek(key: string): Promise<WindowHit | undefined> {
+  peekNow(key: string): WindowHit | undefined {
     const now = this.#now();
     const window = this.#windows.get(key);
     if (!window || window.resetAt <= now) return undefined;

@@ -71,6 +71,14 @@ export class MemoryStore implements Store {
     return this.#counters.peek(key);
   }
 
+  hitNow(key: string, windowMs: number): WindowHit {
+    return this.#counters.hitNow(key, windowMs);
+  }
+
+  peekNow(key: string): WindowHit | undefined {
+    return this.#counters.peekNow(key);
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     this.#channels.deliver(channel, message);
   }

@@ -6,7 +6,7 @@
  * `STORE=memory`), `node:sqlite` under `DATA_DIR` (the embedded default) and Redis (`REDIS_URL`).
  * A new use (revocations, the OAuth vault, session ownership) takes a {@link namespaced} view.
  */
-import type { RateStore } from '../limits/rate-store.ts';
+import type { RateStore, WindowHit } from '../limits/rate-store.ts';
 
 /** Called with each message published on a subscribed channel. */
 export type StoreListener = (message: string) => void;
@@ -67,6 +67,9 @@ export function namespaced(store: Store, prefix: string): Store {
     deleteIf: (key, value) => store.deleteIf(prefix + key, value),
     hit: (key, windowMs) => store.hit(prefix + key, windowMs),
     peek: (key) => store.peek(prefix + key),
+    // Counters kept in this process stay synchronous through the view.
+    hitNow: store.hitNow && ((key, windowMs) => store.hitNow?.(prefix + key, windowMs) as WindowHit),
+    peekNow: store.peekNow && ((key) => store.peekNow?.(prefix + key)),
     publish: (channel, message) => store.publish(prefix + channel, message),
     subscribe: (channel, listener, missed) => store.subscribe(prefix + channel, listener, missed),
     close: async () => {},

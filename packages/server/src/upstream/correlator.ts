@@ -185,7 +185,7 @@ export class Correlator<T = JsonRpcResponse> {
   /** Waits for `id`'s answer (throws `request_id_in_use` when it is waited for already). */
   expect(id: RequestId, options: ExpectOptions = {}): Expected<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    const link = linkAbort([options.signal], options.timeoutMs);
+    const link = linkAbort([options.signal], options.timeoutMs, () => onAbort());
     let done = false;
     const waiter: Waiter<T> = {
       resolve: (value) => settle(() => resolve(value)),
@@ -195,7 +195,6 @@ export class Correlator<T = JsonRpcResponse> {
       if (done) return;
       done = true;
       this.#pending.delete(id, waiter);
-      link.signal.removeEventListener('abort', onAbort);
       link.dispose();
       then();
     };
@@ -214,7 +213,6 @@ export class Correlator<T = JsonRpcResponse> {
     // A caller gone already: nothing went out yet, so there is nothing to cancel upstream.
     if (link.signal.aborted)
       waiter.reject(this.#abandoned(link.timedOut, options.timeoutMs, options.signal?.reason));
-    else link.signal.addEventListener('abort', onAbort, { once: true });
     promise.catch(() => {});
     return {
       answer: promise,

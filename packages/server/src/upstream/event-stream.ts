@@ -7,7 +7,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { ProxyError } from '../errors.ts';
 import { mcpContentType } from './content-type.ts';
 import type { FlowGate } from './flow-gate.ts';
-import { discard, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
+import { discard, eachChunk, tooLarge, toUpstreamError, type UpstreamResponse } from './http.ts';
 
 /**
  * Feeds every event of an SSE body to `onEvent` until the stream ends, or until `onEvent` returns
@@ -49,16 +49,15 @@ export async function readEventStream(
   // loop, and only a stream still open then is dropped.
   let cutoff: NodeJS.Immediate | undefined;
   try {
-    for await (const chunk of response.body) {
-      if (failure || done) continue; // the end (or a cut-off) is on its way
-      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+    await eachChunk(response.body, (chunk) => {
+      if (failure || done) return undefined; // the end (or a cut-off) is on its way
+      parser.feed(decoder.decode(chunk, { stream: true }));
       if (failure || done) {
         cutoff = setImmediate(discard, response);
-        continue;
+        return undefined;
       }
-      const held = gate?.pass();
-      if (held) await held;
-    }
+      return gate?.pass();
+    });
   } catch (error) {
     // Once the reader has what it came for (or has failed), how the rest went does not matter.
     if (!(failure || done)) throw toUpstreamError(error, signal);

@@ -149,20 +149,90 @@ export class UpstreamHttp {
     const chunks: Buffer[] = [];
     let size = 0;
     try {
-      for await (const chunk of response.body) {
-        size += (chunk as Buffer).length;
+      await eachChunk(response.body, (chunk) => {
+        size += chunk.length;
         if (size > limit) {
           discard(response);
           throw tooLarge(limit);
         }
-        chunks.push(chunk as Buffer);
-      }
+        chunks.push(chunk);
+        return undefined;
+      });
     } catch (error) {
       throw toUpstreamError(error, signal);
     }
     // Most answers arrive in one chunk: no copy then.
     return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
   }
+}
+
+/**
+ * Feeds each chunk of `body` to `onChunk` until the body ends; rejects with the body's error,
+ * with a premature-close error when it closes before its end, or with what `onChunk` throws
+ * (the body is then dropped). A promise from `onChunk` holds reading until it settles.
+ * Listeners instead of `for await`: an async iterator costs a promise and a microtask per chunk
+ * and an iterator per body, on every upstream answer.
+ */
+export function eachChunk(
+  body: UpstreamResponse['body'],
+  onChunk: (chunk: Buffer) => Promise<void> | undefined,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // A body already over sends no events any more.
+    if (body.readableEnded) {
+      resolve();
+      return;
+    }
+    if (body.destroyed) {
+      body.on('error', () => {});
+      reject(body.errored ?? prematureClose());
+      return;
+    }
+    let settled = false;
+    const fail = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      reject(error);
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      let held: Promise<void> | undefined;
+      try {
+        held = onChunk(chunk);
+      } catch (error) {
+        fail(error);
+        body.destroy();
+        return;
+      }
+      if (held === undefined) return;
+      body.pause();
+      held.then(
+        () => {
+          if (!settled) body.resume();
+        },
+        (error: unknown) => {
+          fail(error);
+          body.destroy();
+        },
+      );
+    });
+    body.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve();
+    });
+    // Stays attached: an abort that lands once this reader is done must not go uncaught.
+    body.on('error', fail);
+    // After the end, 'close' is the body's own clean-up: no error built (a stack) for it.
+    body.on('close', () => {
+      if (!settled) fail(prematureClose());
+    });
+  });
+}
+
+/** What a body that closed before its end fails with (as Node's stream utilities say it). */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 /**

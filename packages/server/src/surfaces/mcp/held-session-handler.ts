@@ -143,10 +143,7 @@ export class HeldSessionHandler {
     requests: JsonRpcRequest[],
     filter: ToolFilter | undefined,
   ) {
-    const writer = new EventStreamWriter({
-      ...this.#deps.stream,
-      heartbeatMs: this.#deps.stream.heartbeatMs,
-    });
+    const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
     // An answer stream may run long (progress, sampling) but not silently forever.
@@ -195,11 +192,14 @@ export class HeldSessionHandler {
  * have awaited upstream work first). Returns true in that last case.
  */
 function closeWhenCallerLeaves(reply: FastifyReply, writer: EventStreamWriter): boolean {
-  const signal = callerSignal(reply);
-  if (signal.aborted) {
+  // What callerSignal() tells, without an AbortController and an event listener per answer: a
+  // response that closed unfinished is a caller gone ('close' after a finished response is the
+  // stream's own end, and closing the writer again does nothing).
+  const response = reply.raw;
+  if (response.destroyed && !response.writableFinished) {
     writer.close();
     return true;
   }
-  signal.addEventListener('abort', () => writer.close(), { once: true });
+  response.once('close', () => writer.close());
   return false;
 }
