@@ -66,6 +66,10 @@ export type ProxyErrorCode =
   | 'oidc_no_grant'
   | 'forbidden_server'
   | 'token_not_found'
+  | 'upstream_auth_required'
+  | 'upstream_auth_failed'
+  | 'upstream_auth_unsupported'
+  | 'oauth_state_invalid'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -78,6 +78,11 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oidc_no_grant: ProxyAuthError,
   forbidden_server: ProxyAuthError,
   token_not_found: InvalidInputError,
+  // The upstream OAuth broker (the proxy's docs/oauth.md): `data.authorizeUrl` is the page to open.
+  upstream_auth_required: UpstreamAuthError,
+  upstream_auth_failed: UpstreamError,
+  upstream_auth_unsupported: UpstreamError,
+  oauth_state_invalid: InvalidInputError,
   internal_error: MCPProxyError,
 });
 
