@@ -472,6 +472,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
+    broker,
   });
   let shuttingDown = false;
 

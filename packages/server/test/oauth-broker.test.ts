@@ -6,13 +6,17 @@
  * the proxy's callback; the retry succeeds with the token the proxy keeps, never shown to anyone.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
-import { type OAuthWorld, startOAuthWorld } from './helpers/oauth-world.ts';
+import { type OAuthWorld, type OAuthWorldOptions, startOAuthWorld } from './helpers/oauth-world.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const ALICE = 'alice-proxy-token-0123456789abcdef';
@@ -30,12 +34,24 @@ interface Setup {
   readonly publicUrl: string;
 }
 
-async function setup(env: Record<string, string> = {}, ttl = 60): Promise<Setup> {
+async function setup(
+  env: Record<string, string> = {},
+  options: {
+    readonly world?: (publicUrl: string) => OAuthWorldOptions;
+    readonly config?: (world: OAuthWorld) => unknown;
+  } = {},
+): Promise<Setup> {
   const clock = new ManualClock();
-  const world = await startOAuthWorld({ clock, accessTokenTtl: ttl });
-  cleanup.push(() => world.stop());
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
+  const world = await startOAuthWorld({ clock, accessTokenTtl: 60, ...options.world?.(publicUrl) });
+  cleanup.push(() => world.stop());
+  if (options.config) {
+    const dir = mkdtempSync(join(tmpdir(), 'oauth-config-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(options.config(world)));
+    env = { MCP_PROXY_CONFIG: join(dir, 'proxy.json'), ...env };
+  }
   const proxy = await startProxy(
     { PORT: String(port), PUBLIC_URL: publicUrl, PROXY_TOKENS: `${ALICE},${BOB}`, ...env },
     { clock },
@@ -106,7 +122,12 @@ describe('upstream OAuth broker on POST /proxy', () => {
     const tokens = upstreamTokens(s);
     assert.equal(tokens.length, 1);
     const token = tokens[0] as string;
-    const everything = [JSON.stringify(first.body), JSON.stringify(second.body), done.callback?.body, ...s.proxy.logs].join('\n');
+    const everything = [
+      JSON.stringify(first.body),
+      JSON.stringify(second.body),
+      done.callback?.body,
+      ...s.proxy.logs,
+    ].join('\n');
     assert.ok(!everything.includes(token), 'an upstream token was shown');
     assert.ok(!everything.includes(done.code as string), 'the authorization code was logged');
     // The caller's proxy token never went upstream.
@@ -150,7 +171,8 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.match(await replay.text(), /already used or expired/);
     const again = await fetch(url, { redirect: 'manual' });
     assert.equal(again.status, 400);
-    assert.equal((await again.json()).error.data.code, 'oauth_state_invalid');
+    const body = (await again.json()) as { error: { data: { code: string } } };
+    assert.equal(body.error.data.code, 'oauth_state_invalid');
     // A fresh state with an old code: the authorization server refuses the code.
     const url2 = authRequired(s, await whoami(s, BOB));
     const started = await fetch(url2, { redirect: 'manual' });
@@ -179,5 +201,117 @@ describe('upstream OAuth broker on POST /proxy', () => {
       assert.ok(!bytes.includes('refreshToken'), `${file} holds vault fields in clear`);
       assert.ok(!bytes.includes(token.split('.')[1] as string), `${file} holds the token's claims`);
     }
+  });
+
+  it('asks before the first call for an `auth: oauth` server, with the pre-registered client', async () => {
+    const s = await setup(
+      {},
+      {
+        world: (publicUrl) => ({
+          clients: [
+            {
+              client_id: 'proxy-preregistered',
+              client_secret: 'preregistered-secret-0123456789',
+              redirect_uris: [`${publicUrl}/oauth/callback`],
+              grant_types: ['authorization_code', 'refresh_token'],
+              response_types: ['code'],
+              token_endpoint_auth_method: 'client_secret_basic',
+            },
+          ],
+        }),
+        config: (world) => ({
+          servers: {
+            files: {
+              url: world.upstream.url,
+              transport: 'streamable-http',
+              auth: 'oauth',
+              oauth: { clientId: 'proxy-preregistered', clientSecret: 'preregistered-secret-0123456789' },
+            },
+          },
+        }),
+      },
+    );
+    const call = () =>
+      postProxy(
+        { url: s.proxy.url, token: ALICE },
+        {
+          server: 'files',
+          jsonrpc: '2.0',
+          id: nextId++,
+          method: 'tools/call',
+          params: { name: 'whoami', arguments: {} },
+        },
+      );
+    const first = await call();
+    assert.equal(first.status, 401);
+    assert.equal(first.body.error.data.server, 'files');
+    // Asked before any call: the upstream saw nothing but the metadata request.
+    assert.ok(!s.world.upstream.seen.some((r) => r.method === 'POST'));
+    const done = await s.world.user('alice').authorize(first.body.error.data.authorizeUrl, { follow: true });
+    assert.equal(done.callback?.status, 200, done.callback?.body);
+    const me = JSON.parse((await call()).body.result.content[0].text);
+    assert.equal(me.sub, 'alice');
+    assert.equal(me.client_id, 'proxy-preregistered');
+    // No dynamic registration happened.
+    assert.ok(!s.world.as.events.some((e) => e.startsWith('register:')));
+  });
+
+  it('refuses discovery that points at the cloud metadata address (egress guard)', async () => {
+    const s = await setup();
+    // A hostile upstream whose protected resource metadata names 169.254.169.254 as its issuer.
+    const hostile = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+      if (req.url?.startsWith('/.well-known/oauth-protected-resource')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ resource: `${base}/mcp`, authorization_servers: ['http://169.254.169.254/'] }),
+        );
+        return;
+      }
+      res.writeHead(401, {
+        'www-authenticate': `Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"`,
+      });
+      res.end();
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => hostile.close(() => resolve())));
+    const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/mcp`;
+    const reply = await postProxy(
+      { url: s.proxy.url, token: ALICE },
+      { mcp_server_url: url, transport: 'streamable-http', jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    );
+    assert.equal(reply.status, 403, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'target_forbidden');
+  });
+});
+
+describe('upstream OAuth broker on /mcp', () => {
+  it('answers a 2025 client with URL elicitation required (-32042), then serves it once signed in', async () => {
+    const s = await setup();
+    const connect = async () => {
+      const client = new Client({ name: 'oauth-broker-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(`${s.proxy.url}/mcp`), {
+        requestInit: { headers: { 'x-proxy-token': ALICE, 'x-mcp-server-url': s.world.upstream.url } },
+      });
+      await client.connect(transport);
+      cleanup.push(() => client.close());
+      return client;
+    };
+    const error = await connect().then(
+      () => assert.fail('connected without signing in'),
+      (e: { code?: number; data?: { elicitations?: Array<{ mode: string; url: string }> } }) => e,
+    );
+    assert.equal(error.code, -32042);
+    const [elicitation] = error.data?.elicitations ?? [];
+    assert.equal(elicitation?.mode, 'url');
+    assert.ok(elicitation?.url.startsWith(`${s.publicUrl}/oauth/start/`));
+    const done = await s.world.user('alice').authorize(elicitation.url, { follow: true });
+    assert.equal(done.callback?.status, 200, done.callback?.body);
+    const client = await connect();
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    const [content] = result.content as Array<{ text: string }>;
+    assert.equal(JSON.parse(content?.text ?? '{}').sub, 'alice');
+    const [token] = upstreamTokens(s);
+    assert.ok(token && !s.proxy.logs.join('\n').includes(token));
   });
 });
