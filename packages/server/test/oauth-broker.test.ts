@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { MemoryStore } from '../src/store/memory-store.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import { type OAuthWorld, type OAuthWorldOptions, startOAuthWorld } from './helpers/oauth-world.ts';
@@ -159,6 +160,43 @@ describe('upstream OAuth broker on POST /proxy', () => {
     s.world.as.forgetGrants();
     s.clock.advance(61_000);
     authRequired(s, await whoami(s, ALICE));
+  });
+
+  it('two instances sharing the store and VAULT_KEY share the tokens and refresh once', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore(clock);
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    const world = await startOAuthWorld({ clock, accessTokenTtl: 60 });
+    cleanup.push(() => world.stop());
+    const env = { PUBLIC_URL: publicUrl, PROXY_TOKENS: ALICE, VAULT_KEY: key };
+    const a = await startProxy({ ...env, PORT: String(port) }, { clock, store });
+    cleanup.push(() => a.close());
+    const b = await startProxy(env, { clock, store });
+    cleanup.push(() => b.close());
+    const call = (proxy: RunningProxy) =>
+      postProxy(
+        { url: proxy.url, token: ALICE },
+        {
+          mcp_server_url: world.upstream.url,
+          jsonrpc: '2.0',
+          id: nextId++,
+          method: 'tools/call',
+          params: { name: 'whoami', arguments: {} },
+        },
+      );
+    const first = await call(a);
+    assert.equal(first.status, 401);
+    const done = await world.user('alice').authorize(first.body.error.data.authorizeUrl, { follow: true });
+    assert.equal(done.callback?.status, 200);
+    // Signed in through A, served by B too.
+    assert.equal(subjectOf(await call(b)), 'alice');
+    clock.advance(61_000);
+    const [ra, rb] = await Promise.all([call(a), call(b)]);
+    assert.equal(subjectOf(ra), 'alice');
+    assert.equal(subjectOf(rb), 'alice');
+    assert.equal(world.as.events.filter((e) => e === 'token:refresh_token').length, 1);
   });
 
   it('refuses a replayed state, a replayed code and a used start link', async () => {
