@@ -294,6 +294,29 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.ok(!s.world.as.events.some((e) => e.startsWith('register:')));
   });
 
+  it("leaves a 401 from a server without OAuth metadata as the upstream's own refusal", async () => {
+    const s = await setup();
+    const plain = createServer((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="api-key"' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => plain.close(() => resolve())));
+    const reply = await postProxy(
+      { url: s.proxy.url, token: ALICE },
+      {
+        mcp_server_url: `http://127.0.0.1:${(plain.address() as AddressInfo).port}/mcp`,
+        transport: 'streamable-http',
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+      },
+    );
+    assert.equal(reply.status, 401, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    assert.equal(reply.headers.get('www-authenticate'), 'Bearer realm="api-key"');
+  });
+
   it('refuses discovery that points at the cloud metadata address (egress guard)', async () => {
     const s = await setup();
     // A hostile upstream whose protected resource metadata names 169.254.169.254 as its issuer.

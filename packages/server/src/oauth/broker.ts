@@ -12,7 +12,7 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
-import { canonical, discover, isLoopbackHttp, requestOptions } from './discovery.ts';
+import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import {
   CALLBACK_PATH,
@@ -132,9 +132,26 @@ export class OAuthBroker {
   /**
    * Starts a sign-in for (principal, target) and returns the `upstream_auth_required` error to
    * throw: discovery and registration happen now, so a server the proxy cannot sign in to fails
-   * here with a clear code rather than in the user's browser.
+   * here with a clear code rather than in the user's browser. A 401 from a server that shows no
+   * sign of OAuth (no metadata anywhere) is not the broker's: `notOAuth` is returned then, so the
+   * caller still sees the upstream's own refusal (and may bring a token of its own).
    */
   async required(
+    principalKey: string,
+    target: OAuthTarget,
+    challengeHeader: string | undefined,
+    openerOrigin: string | undefined,
+    notOAuth?: ProxyError,
+  ): Promise<ProxyError> {
+    try {
+      return await this.#begin(principalKey, target, challengeHeader, openerOrigin);
+    } catch (error) {
+      if (notOAuth && error instanceof ProxyError && error.data.reason === NO_OAUTH) return notOAuth;
+      throw error;
+    }
+  }
+
+  async #begin(
     principalKey: string,
     target: OAuthTarget,
     challengeHeader: string | undefined,

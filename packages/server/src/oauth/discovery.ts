@@ -34,6 +34,9 @@ export function isLoopbackHttp(url: URL): boolean {
   return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\./.test(host));
 }
 
+/** `data.reason` when nothing says the server uses OAuth at all (no metadata anywhere). */
+export const NO_OAUTH = 'no_authorization_server_metadata';
+
 function failed(message: string): ProxyError {
   return new ProxyError('upstream_auth_failed', message);
 }
@@ -49,7 +52,16 @@ export async function discover(
   const first = servers.find((s): s is string => typeof s === 'string' && URL.canParse(s));
   // Without resource metadata, 2025-03-26 servers are their own authorization server.
   const issuer = new URL(first ?? serverUrl.origin);
-  const as = await authorizationServer(fetch, issuer);
+  let as: oauth.AuthorizationServer;
+  try {
+    as = await authorizationServer(fetch, issuer);
+  } catch (error) {
+    // With resource metadata the server does use OAuth: its issuer is broken, not absent.
+    if (prm !== undefined && error instanceof ProxyError && error.data.reason === NO_OAUTH) {
+      throw failed("The MCP server's authorization server publishes no metadata the proxy can find.");
+    }
+    throw error;
+  }
   if (!as.code_challenge_methods_supported?.includes('S256')) {
     throw new ProxyError('upstream_auth_unsupported', undefined, {
       data: { reason: 'pkce_s256_not_offered' },
@@ -161,5 +173,9 @@ async function authorizationServer(fetch: OAuthFetch, issuer: URL): Promise<oaut
       throw failed("The MCP server's authorization server sent invalid metadata.");
     }
   }
-  throw failed("The MCP server's authorization server publishes no metadata the proxy can find.");
+  throw new ProxyError(
+    'upstream_auth_failed',
+    "The MCP server's authorization server publishes no metadata the proxy can find.",
+    { data: { reason: NO_OAUTH } },
+  );
 }

@@ -36,6 +36,7 @@ import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id
 import { discard, headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import { authRefusal } from '../../upstream/status.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
@@ -179,7 +180,10 @@ export class McpEndpoint {
     const principalKey = (request.identity as { principalKey: string }).principalKey;
     if (target.kind === 'stdio') throw new ProxyError('internal_error');
     if (brokered?.hadToken) await broker.rejected(principalKey, target);
-    const error = await broker.required(principalKey, target, challenge, header(request, 'origin'));
+    // Not an OAuth server after all: its own refusal, as without the broker.
+    const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
+    const error = await broker.required(principalKey, target, challenge, header(request, 'origin'), notOAuth);
+    if (error === notOAuth) throw error;
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
     const answer = urlElicitationRequired(only.id, error);

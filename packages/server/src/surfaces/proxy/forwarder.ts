@@ -118,6 +118,7 @@ export class Forwarder {
         resolved,
         refusal.headers['www-authenticate'],
         request.origin,
+        refusal,
       );
     }
   }
