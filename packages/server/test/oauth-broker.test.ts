@@ -346,6 +346,93 @@ describe('upstream OAuth broker on POST /proxy', () => {
   });
 });
 
+describe('upstream OAuth broker: discovery, registration, keys', () => {
+  it('falls back to OpenID discovery and the root resource metadata', async () => {
+    const s = await setup(
+      {},
+      { world: () => ({ oauthMetadata: false, metadataAtPath: false, challengeMetadata: false }) },
+    );
+    await connect(s, ALICE, 'alice');
+    assert.equal(subjectOf(await whoami(s, ALICE)), 'alice');
+    const paths = s.world.upstream.seen.filter((r) => r.method === 'GET').map((r) => r.path);
+    assert.deepEqual(paths, [
+      '/.well-known/oauth-protected-resource/mcp',
+      '/.well-known/oauth-protected-resource',
+    ]);
+  });
+
+  it('refuses an authorization server that does not offer PKCE S256', async () => {
+    const s = await setup();
+    const hostile = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+      const json = (value: unknown) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      if (req.url === '/.well-known/oauth-protected-resource/mcp') {
+        return json({ resource: `${base}/mcp`, authorization_servers: [base] });
+      }
+      if (req.url === '/.well-known/oauth-authorization-server') {
+        return json({
+          issuer: base,
+          authorization_endpoint: `${base}/authorize`,
+          token_endpoint: `${base}/token`,
+          registration_endpoint: `${base}/register`,
+          code_challenge_methods_supported: ['plain'],
+        });
+      }
+      res.writeHead(401, { 'www-authenticate': 'Bearer' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => hostile.close(() => resolve())));
+    const reply = await postProxy(
+      { url: s.proxy.url, token: ALICE },
+      {
+        mcp_server_url: `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/mcp`,
+        transport: 'streamable-http',
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+      },
+    );
+    assert.equal(reply.status, 502, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.code, -33202);
+    assert.equal(reply.body.error.data.reason, 'pkce_s256_not_offered');
+  });
+
+  it('serves the client metadata document only under an https PUBLIC_URL', async () => {
+    const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com' });
+    cleanup.push(() => https.close());
+    const doc = await fetch(`${https.url}/oauth/client-metadata.json`);
+    assert.equal(doc.status, 200);
+    const body = (await doc.json()) as Record<string, unknown>;
+    assert.equal(body.client_id, 'https://proxy.example.com/oauth/client-metadata.json');
+    assert.deepEqual(body.redirect_uris, ['https://proxy.example.com/oauth/callback']);
+    const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9' });
+    cleanup.push(() => plain.close());
+    assert.equal((await fetch(`${plain.url}/oauth/client-metadata.json`)).status, 404);
+  });
+
+  it('decrypts with an older VAULT_KEY after a rotation, and not without it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oauth-rotate-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const k1 = Buffer.alloc(32, 1).toString('base64');
+    const k2 = Buffer.alloc(32, 2).toString('base64');
+    const s = await setup({ STORE: 'sqlite', DATA_DIR: dir, VAULT_KEY: k1 });
+    await connect(s, ALICE, 'alice');
+    await s.proxy.close();
+    const env = { STORE: 'sqlite', DATA_DIR: dir, PUBLIC_URL: s.publicUrl, PROXY_TOKENS: ALICE };
+    const rotated = await startProxy({ ...env, VAULT_KEY: `${k2},${k1}` });
+    const viaRotated = await whoami({ ...s, proxy: rotated }, ALICE);
+    await rotated.close();
+    assert.equal(subjectOf(viaRotated), 'alice');
+    const dropped = await startProxy({ ...env, VAULT_KEY: k2 });
+    cleanup.push(() => dropped.close());
+    authRequired(s, await whoami({ ...s, proxy: dropped }, ALICE));
+  });
+});
+
 describe('upstream OAuth broker on /mcp', () => {
   it('answers a 2025 client with URL elicitation required (-32042), then serves it once signed in', async () => {
     const s = await setup();
