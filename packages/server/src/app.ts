@@ -579,6 +579,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
+    broker,
     authenticator,
     holdings,
     limiter,

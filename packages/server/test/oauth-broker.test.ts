@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import WebSocket from 'ws';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
@@ -461,5 +462,71 @@ describe('upstream OAuth broker on /mcp', () => {
     assert.equal(JSON.parse(content?.text ?? '{}').sub, 'alice');
     const [token] = upstreamTokens(s);
     assert.ok(token && !s.proxy.logs.join('\n').includes(token));
+  });
+});
+
+describe('upstream OAuth broker on /ws', () => {
+  /** Opens a socket, sends `first`, and collects frames until the socket closes. */
+  async function session(s: Setup, first: unknown) {
+    const query = new URLSearchParams({ mcp_server_url: s.world.upstream.url, transport: 'streamable-http' });
+    const ws = new WebSocket(
+      `${s.proxy.url.replace('http', 'ws')}/ws?${query}`,
+      ['mcp', `proxy-token.${ALICE}`],
+      {
+        origin: 'http://app.example',
+      },
+    );
+    // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
+    const frames: any[] = [];
+    ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify(first));
+    return { ws, frames, closed };
+  }
+
+  it('sends upstream_auth_required in an error frame, then serves the socket once signed in', async () => {
+    const s = await setup({ CORS_ORIGINS: 'http://app.example' });
+    const init = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    };
+    const refused = await session(s, init);
+    const until = Date.now() + 5_000;
+    while (!refused.frames.some((f) => f.error) && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    refused.ws.close();
+    const frame = refused.frames.find((f) => f.error?.data?.code === 'upstream_auth_required');
+    assert.ok(frame, JSON.stringify(refused.frames));
+    assert.equal(frame.error.code, -33200);
+    const done = await s.world.user('alice').authorize(frame.error.data.authorizeUrl, { follow: true });
+    assert.equal(done.callback?.status, 200, done.callback?.body);
+    const served = await session(s, init);
+    cleanup.push(() => served.ws.close());
+    served.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    served.ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {} },
+      }),
+    );
+    const deadline = Date.now() + 10_000;
+    while (!served.frames.some((f) => f.id === 2) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const answer = served.frames.find((f) => f.id === 2);
+    assert.equal(
+      JSON.parse(answer?.result?.content?.[0]?.text ?? '{}').sub,
+      'alice',
+      JSON.stringify(served.frames),
+    );
   });
 });
