@@ -68,6 +68,10 @@ export type ProxyErrorCode =
   | 'token_not_found'
   | 'store_full'
   | 'signing_key_unavailable'
+  | 'upstream_auth_required'
+  | 'upstream_auth_failed'
+  | 'upstream_auth_unsupported'
+  | 'oauth_state_invalid'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

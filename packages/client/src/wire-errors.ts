@@ -80,6 +80,11 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   token_not_found: InvalidInputError,
   store_full: MCPProxyError,
   signing_key_unavailable: MCPProxyError,
+  // The upstream OAuth broker (the proxy's docs/oauth.md): `data.authorizeUrl` is the page to open.
+  upstream_auth_required: UpstreamAuthError,
+  upstream_auth_failed: UpstreamError,
+  upstream_auth_unsupported: UpstreamError,
+  oauth_state_invalid: InvalidInputError,
   internal_error: MCPProxyError,
 });
 

@@ -58,6 +58,9 @@ import {
   type RateRule,
 } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { OAuthBroker, oauthSettingsOf } from './oauth/broker.ts';
+import { guardedFetch } from './oauth/guarded-fetch.ts';
+import { VaultKeys } from './oauth/vault-keys.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
@@ -76,6 +79,7 @@ import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
 import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
+import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
 import {
@@ -442,7 +446,23 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
   );
   const planner = new DispatchPlanner({ verdicts, eras });
+  // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through
+  // the guard; it acts only with PUBLIC_URL set (the callback must be reachable).
+  const broker = new OAuthBroker({
+    store: namespaced(store, 'oauth:'),
+    keys: new VaultKeys({
+      vaultKeys: config.vaultKeys,
+      dataDir: config.dataDir,
+      ephemeral: storeKind(config) === 'memory',
+    }),
+    fetch: guardedFetch(guard),
+    publicUrl: () => publicUrl,
+    server: (name) =>
+      Object.hasOwn(currentServers, name) ? oauthSettingsOf(currentServers[name]) : undefined,
+    now,
+  });
   const forwarder = new Forwarder({
+    broker,
     targets,
     http,
     planner,
@@ -470,6 +490,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
+    broker,
   });
   let shuttingDown = false;
 
@@ -509,6 +530,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
+  await app.register(oauthRoutes, broker);
   await app.register(async (scope) => {
     scope.addHook(
       'onRequest',
@@ -575,6 +597,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
     };
   const webSockets = registerWebSocket(app, {
+    broker,
     authenticator,
     holdings,
     limiter,

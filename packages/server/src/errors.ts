@@ -257,6 +257,29 @@ export const ERROR_REGISTRY = {
     message:
       'The proxy has no signing key and cannot keep the one it would generate: the operator must make DATA_DIR writable or set SIGNING_KEYS.',
   },
+  upstream_auth_required: {
+    status: 401,
+    rpcCode: -33200,
+    message:
+      'The MCP server needs you to sign in: open error.data.authorizeUrl in a browser window (top level or a popup), finish signing in, then retry the call.',
+  },
+  upstream_auth_failed: {
+    status: 502,
+    rpcCode: -33201,
+    message:
+      'Signing in to the MCP server failed at its authorization server: retry the call to start again.',
+  },
+  upstream_auth_unsupported: {
+    status: 502,
+    rpcCode: -33202,
+    message:
+      'The proxy cannot sign in to this MCP server: its authorization server lacks PKCE S256 or a way to register a client, or PUBLIC_URL is not set (see data.reason and docs/oauth.md).',
+  },
+  oauth_state_invalid: {
+    status: 400,
+    rpcCode: -33203,
+    message: 'This sign-in link is unknown, already used or expired: retry the call to get a new one.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -24,6 +24,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['http/'],
   // Who the caller is.
   ['identity/'],
+  // The upstream OAuth broker (issue 18): discovery, registration, the flow, the token vault.
+  ['oauth/'],
   // THE decision (plan.ts), targets, the connector, era and transport verdicts.
   ['dispatch/'],
   // Sessions the proxy holds, the modern pool, sealed ids.

@@ -45,6 +45,8 @@ export const DEFAULTS = {
   adminToken: undefined as string | undefined,
   /** PEM files of Ed25519 keys that sign minted tokens, newest first (empty: one is generated). */
   signingKeys: [] as string[],
+  /** Keys of the upstream OAuth token vault (base64, 32 bytes, newest first); empty: generated. */
+  vaultKeys: [] as string[],
   corsOrigins: [] as string[],
   corsAllowedHeaders: [] as string[],
   corsMaxAgeSeconds: 600,
@@ -171,6 +173,16 @@ const urlServerSchema = z.strictObject({
    * versions only), or `auto` (learnt from its answers; cached per upstream).
    */
   protocol: protocolSchema,
+  /** `oauth`: the proxy signs each user in before the first call (docs/oauth.md). */
+  auth: z.enum(['oauth']).optional(),
+  /** A client pre-registered at the server's authorization server, and the scopes to ask. */
+  oauth: z
+    .strictObject({
+      clientId: z.string().min(1),
+      clientSecret: z.string().min(1).optional(),
+      scopes: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
 });
 
 /** An operator-configured MCP server run as a child process speaking stdio. */
@@ -268,6 +280,11 @@ const configSchema = z
     auditLogArguments: z.boolean(),
     adminToken: tokenSchema.optional(),
     signingKeys: z.array(z.string().min(1)),
+    vaultKeys: z.array(
+      z
+        .string()
+        .refine((k) => Buffer.from(k, 'base64').length === 32, 'each VAULT_KEY must be 32 bytes in base64'),
+    ),
     corsOrigins: z.array(
       z
         .string()

@@ -32,6 +32,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['PROXY_TOKENS', ['proxyTokens'], 'list'],
   ['ADMIN_TOKEN', ['adminToken'], 'string'],
   ['SIGNING_KEYS', ['signingKeys'], 'list'],
+  ['VAULT_KEY', ['vaultKeys'], 'list'],
   ['CORS_ORIGINS', ['corsOrigins'], 'list'],
   ['CORS_ALLOWED_HEADERS', ['corsAllowedHeaders'], 'list'],
   ['CORS_MAX_AGE_SECONDS', ['corsMaxAgeSeconds'], 'int'],

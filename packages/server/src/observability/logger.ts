@@ -24,7 +24,8 @@ const REDACT_PATHS = [
 ];
 
 /** Query parameters whose value is a credential (compared after decoding, case-insensitively). */
-const SECRET_NAMES = new Set(['proxy_token', 'mcp_token', 'token', 'access_token']);
+// `code`: the OAuth callback's authorization code (/oauth/callback?code=…) is a credential too.
+const SECRET_NAMES = new Set(['proxy_token', 'mcp_token', 'token', 'access_token', 'code']);
 /** Rounds of percent-decoding tried on a name: more than any parser applies, so none slips by. */
 const DECODE_ROUNDS = 4;
 

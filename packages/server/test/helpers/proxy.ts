@@ -43,7 +43,8 @@ export async function startProxy(
     },
   });
   const app = await buildApp(config, { logDestination, ...deps });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  // A test that must know the port before the app is built (PUBLIC_URL) picks it and passes PORT.
+  await app.listen({ host: '127.0.0.1', port: env.PORT === undefined ? 0 : Number(env.PORT) });
   const { port } = app.server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

@@ -23,7 +23,7 @@ import {
   type TransportChoice,
 } from '../../dispatch/targets.ts';
 import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
-import { ProxyError } from '../../errors.ts';
+import { findProxyError, ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
@@ -31,15 +31,18 @@ import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isProxyCredential } from '../../identity/proxy-credential.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import type { OAuthBroker } from '../../oauth/broker.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
-import { headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
+import { discard, headerValue, type UpstreamHttp, type UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import { authRefusal } from '../../upstream/status.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
+import { urlElicitationRequired } from './url-elicitation.ts';
 
 /** Collaborators of the endpoint. */
 export interface McpEndpointDeps {
@@ -56,6 +59,17 @@ export interface McpEndpointDeps {
   readonly timeoutMs: number;
   /** Aborted when the proxy shuts down: relayed GET streams end then (they never end alone). */
   readonly shutdown: AbortSignal;
+  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
+  readonly broker?: OAuthBroker | undefined;
+}
+
+/** A request the broker supplies the upstream credential of. */
+interface Brokered {
+  readonly principalKey: string;
+  readonly target: ResolvedTarget;
+  /** Whether the vault held a token (a 401 then means it was refused). */
+  readonly hadToken: boolean;
+  readonly origin: string | undefined;
 }
 
 /** A parsed POST body. */
@@ -75,6 +89,8 @@ function eraOf(request: FastifyRequest, inbound: Inbound): Era {
 /** Serves the Streamable HTTP endpoint. */
 export class McpEndpoint {
   readonly #deps: McpEndpointDeps;
+  /** Requests whose upstream credential the broker supplies, while they run. */
+  readonly #brokered = new WeakMap<FastifyRequest, Brokered>();
 
   constructor(deps: McpEndpointDeps) {
     this.#deps = deps;
@@ -94,7 +110,9 @@ export class McpEndpoint {
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
     }
 
-    const target = await this.#resolve(request, serverName, identity.grants);
+    const resolved = await this.#resolve(request, serverName, identity.grants);
+    const target = await this.#withBrokeredToken(request, resolved, identity.principalKey);
+    if (target === undefined) return this.#authRequired(request, reply, parsed, resolved, undefined);
     request.targetKey = TargetResolver.key(target);
     request.audit?.target(targetLabel(target), target.tools);
     const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
@@ -118,7 +136,64 @@ export class McpEndpoint {
       target,
       () => callerSignal(reply),
     );
-    return this.#run(request, reply, inbound, route);
+    try {
+      return await this.#run(request, reply, inbound, route);
+    } catch (error) {
+      // A held or bridged route opens its upstream itself: its 401 arrives thrown.
+      const refusal = findProxyError(error);
+      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+      if (!this.#brokered.has(request) || reply.sent) throw error;
+      return this.#authRequired(request, reply, inbound, resolved, refusal.headers['www-authenticate']);
+    }
+  }
+
+  /**
+   * The target with the principal's upstream token from the vault when the broker acts (no
+   * credential from the caller or the operator); undefined when a sign-in must come first.
+   */
+  async #withBrokeredToken(
+    request: FastifyRequest,
+    target: ResolvedTarget,
+    principalKey: string,
+  ): Promise<ResolvedTarget | undefined> {
+    const broker = this.#deps.broker;
+    if (!broker?.enabled || target.kind === 'stdio' || target.bearerToken !== undefined) return target;
+    const token = await broker.bearerFor(principalKey, target);
+    this.#brokered.set(request, {
+      principalKey,
+      target,
+      hadToken: token !== undefined,
+      origin: header(request, 'origin'),
+    });
+    if (token === undefined) return broker.demands(target) ? undefined : target;
+    return { ...target, bearerToken: token };
+  }
+
+  /**
+   * Starts a sign-in and answers: a lone request gets MCP's URL elicitation error (-32042) as its
+   * answer; anything else (a notification, a batch, a GET) the HTTP 401 `upstream_auth_required`.
+   */
+  async #authRequired(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    target: ResolvedTarget,
+    challenge: string | undefined,
+  ): Promise<FastifyReply> {
+    const broker = this.#deps.broker as OAuthBroker;
+    const brokered = this.#brokered.get(request);
+    const principalKey = (request.identity as { principalKey: string }).principalKey;
+    if (target.kind === 'stdio') throw new ProxyError('internal_error');
+    if (brokered?.hadToken) await broker.rejected(principalKey, target);
+    // Not an OAuth server after all: its own refusal, as without the broker.
+    const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
+    const error = await broker.required(principalKey, target, challenge, header(request, 'origin'), notOAuth);
+    if (error === notOAuth) throw error;
+    const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
+    if (!only || !isRequest(only)) throw error;
+    const answer = urlElicitationRequired(only.id, error);
+    request.audit?.answer(answer);
+    return reply.code(200).type('application/json').send(answer);
   }
 
   /** Executes a route of the plan. */
@@ -179,6 +254,18 @@ export class McpEndpoint {
     const filter = toolFilterFor(target);
     if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
+    if (response.status === 401 && this.#brokered.has(request)) {
+      // The broker takes over the upstream's challenge: the caller is asked to sign in instead.
+      const challenge = headerValue(response.headers, 'www-authenticate');
+      discard(response);
+      return this.#authRequired(
+        request,
+        reply,
+        inbound,
+        this.#brokered.get(request)?.target ?? target,
+        challenge,
+      );
+    }
     if (await this.#fellBack(request, reply, response, inbound, exchange, route)) return reply;
     return this.#deps.passThrough.relay(reply, response, exchange);
   }

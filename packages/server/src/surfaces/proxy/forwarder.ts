@@ -19,7 +19,7 @@ import {
 } from '../../dispatch/plan.ts';
 import type { TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
-import { ProxyError } from '../../errors.ts';
+import { findProxyError, ProxyError } from '../../errors.ts';
 import { type RequestAudit, targetLabel } from '../../identity/audit-trail.ts';
 import type { Principal } from '../../identity/principal.ts';
 import {
@@ -28,6 +28,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../../jsonrpc.ts';
+import type { OAuthBroker } from '../../oauth/broker.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession } from '../../sessions/held-session.ts';
@@ -51,6 +52,8 @@ export interface ForwardRequest {
   readonly signal: AbortSignal;
   /** The request's audit recorder, when the audit trail is on. */
   readonly audit?: RequestAudit | undefined;
+  /** The caller's `Origin`: where the OAuth callback page reports a finished sign-in. */
+  readonly origin?: string | undefined;
 }
 
 /** What came back. */
@@ -76,6 +79,8 @@ export interface ForwarderDeps {
   readonly pool: ModernSessionPool<UpstreamTarget>;
   /** Seals Streamable HTTP session ids, as `/mcp` does: one id works on both surfaces. */
   readonly sealer: SessionIdSealer;
+  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
+  readonly broker?: OAuthBroker | undefined;
 }
 
 /** Forwards single messages to upstream MCP servers. */
@@ -88,8 +93,38 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
-    const target = await this.#deps.targets.resolve(request.target, request.identity.grants);
-    request.audit?.target(targetLabel(target), target.tools);
+    const resolved = await this.#deps.targets.resolve(request.target, request.identity.grants);
+    request.audit?.target(targetLabel(resolved), resolved.tools);
+    const broker = this.#deps.broker;
+    // The broker acts only when neither the caller nor the operator gave an upstream credential.
+    if (!broker?.enabled || resolved.kind === 'stdio' || resolved.bearerToken !== undefined) {
+      return this.#forwardTo(resolved, request);
+    }
+    const principalKey = request.identity.principalKey;
+    const token = await broker.bearerFor(principalKey, resolved);
+    if (token === undefined && broker.demands(resolved)) {
+      throw await broker.required(principalKey, resolved, undefined, request.origin);
+    }
+    try {
+      return await this.#forwardTo(
+        token === undefined ? resolved : { ...resolved, bearerToken: token },
+        request,
+      );
+    } catch (error) {
+      const refusal = findProxyError(error);
+      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+      if (token !== undefined) await broker.rejected(principalKey, resolved);
+      throw await broker.required(
+        principalKey,
+        resolved,
+        refusal.headers['www-authenticate'],
+        request.origin,
+        refusal,
+      );
+    }
+  }
+
+  async #forwardTo(target: UpstreamTarget, request: ForwardRequest): Promise<ForwardResult> {
     const { message } = request;
     if (isRequestAsNotification(message)) {
       // Never forwarded: the grant and the audit judge requests (issue 17 review, finding 4).

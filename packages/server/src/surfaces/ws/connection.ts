@@ -14,7 +14,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import type { HeldSessions } from '../../dispatch/held-sessions.ts';
-import { type CloseFrame, ProxyError, SOCKET_CLOSES, toCloseFrame, toJsonRpcError } from '../../errors.ts';
+import {
+  type CloseFrame,
+  findProxyError,
+  ProxyError,
+  SOCKET_CLOSES,
+  toCloseFrame,
+  toJsonRpcError,
+} from '../../errors.ts';
 import type { RequestAudit } from '../../identity/audit-trail.ts';
 import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
@@ -65,6 +72,11 @@ export interface WsConnectionDeps {
   readonly maxBatchMessages: number;
   /** The socket's audit recorder, when the audit trail is on. */
   readonly audit?: RequestAudit | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: starts a sign-in after the
+   * upstream's 401 (its challenge given) and returns the `upstream_auth_required` error to send.
+   */
+  readonly authRequired?: ((challenge: string | undefined) => Promise<ProxyError>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -174,7 +186,22 @@ export class WsConnection {
       }
     } catch (error) {
       for (const { release } of this.#early.take()) release();
-      this.close(toCloseFrame(error));
+      const failure = await this.#authFailure(error);
+      // The sign-in link travels in an error frame: a close reason has no room for it.
+      if (failure !== error) this.#sendError(failure, null, false);
+      this.close(toCloseFrame(failure));
+    }
+  }
+
+  /** The upstream's 401 turned into the broker's `upstream_auth_required`, when it acts. */
+  async #authFailure(error: unknown): Promise<unknown> {
+    const refusal = findProxyError(error);
+    const authRequired = this.#deps.authRequired;
+    if (!authRequired || refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) return error;
+    try {
+      return await authRequired(refusal.headers['www-authenticate']);
+    } catch (failure) {
+      return failure;
     }
   }
 
@@ -441,6 +468,12 @@ export class WsConnection {
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
+    const refusal = findProxyError(error);
+    if (this.#deps.authRequired && refusal?.code === 'upstream_unauthorized' && refusal.status === 401) {
+      // The broker's sign-in link instead of the upstream's refusal (it never rejects).
+      void this.#authFailure(error).then((failure) => this.#send(toJsonRpcError(failure, id), endsRequest));
+      return;
+    }
     this.#send(toJsonRpcError(error, id), endsRequest);
   }
 

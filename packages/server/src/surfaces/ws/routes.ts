@@ -17,7 +17,9 @@ import type { CredentialHoldings } from '../../identity/credential-holdings.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { OAuthBroker } from '../../oauth/broker.ts';
 import { describeUrl } from '../../observability/logger.ts';
+import { authRefusal } from '../../upstream/status.ts';
 import { WsConnection, type WsConnectionDeps } from './connection.ts';
 import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.ts';
 
@@ -42,7 +44,9 @@ export interface WsRouteOptions {
   readonly mayKeep: MayKeep;
   /** The proxy's own resource URL (`PUBLIC_URL`), which a resource-bound bearer token must name. */
   readonly resource?: (() => string | undefined) | undefined;
-  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit'>;
+  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit' | 'authRequired'>;
+  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
+  readonly broker?: OAuthBroker | undefined;
 }
 
 /** The open `/ws` sockets, as the app sees them. */
@@ -81,6 +85,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     // The socket's id in audit lines (an upgrade is not a Fastify request, so it has none).
     const socketId = randomUUID();
     let route: Extract<Route, { kind: 'open-held' }>;
+    let authRequired: WsConnectionDeps['authRequired'];
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -104,7 +109,24 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      const target = await options.targets.resolve(accepted.target, accepted.identity.grants);
+      const resolved = await options.targets.resolve(accepted.target, accepted.identity.grants);
+      const broker = options.broker;
+      let target = resolved;
+      if (broker?.enabled && resolved.kind !== 'stdio' && resolved.bearerToken === undefined) {
+        // The broker supplies the credential: the vault's token, or a sign-in once the upstream asks.
+        const principalKey = accepted.identity.principalKey;
+        const origin = request.headers.origin;
+        const token = await broker.bearerFor(principalKey, resolved);
+        if (token === undefined && broker.demands(resolved)) {
+          throw await broker.required(principalKey, resolved, undefined, origin);
+        }
+        if (token !== undefined) target = { ...resolved, bearerToken: token };
+        authRequired = async (challenge) => {
+          if (token !== undefined) await broker.rejected(principalKey, resolved);
+          const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
+          return broker.required(principalKey, resolved, challenge, origin, notOAuth);
+        };
+      }
       const planned = await options.planner.plan(
         {
           principalKey: accepted.identity.principalKey,
@@ -148,6 +170,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             audit:
               options.audit &&
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
+            authRequired,
           });
           connections.add(connection);
           const recheck = (accepted as NonNullable<typeof accepted>).recheck;

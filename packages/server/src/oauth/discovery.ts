@@ -1,0 +1,181 @@
+/**
+ * @module oauth/discovery
+ * Finds who issues tokens for an upstream MCP server, in the order the MCP authorization spec
+ * (2025-11-25) gives: the protected resource metadata (RFC 9728) named by the 401's
+ * `resource_metadata`, else at the path-aware then the root well-known URL; then the first of its
+ * authorization servers' metadata (RFC 8414, then OpenID discovery, path-aware variants first).
+ * A server that offers no PKCE S256 is refused: the flow would be open to code interception.
+ */
+import * as oauth from 'oauth4webapi';
+import { ProxyError } from '../errors.ts';
+import type { BearerChallenge } from './challenge.ts';
+import type { OAuthFetch } from './guarded-fetch.ts';
+
+/** What discovery learnt about an upstream. */
+export interface Discovered {
+  readonly as: oauth.AuthorizationServer;
+  /** The RFC 8707 resource indicator to ask tokens for. */
+  readonly resource: string;
+  /** Scopes the resource advertises (`scopes_supported`), if any. */
+  readonly scopesSupported?: readonly string[] | undefined;
+}
+
+/** Options of oauth4webapi calls: our fetch, and plain http only towards loopback (tests, local). */
+export function requestOptions(
+  fetch: OAuthFetch,
+  url: URL,
+): { [oauth.customFetch]: OAuthFetch; [oauth.allowInsecureRequests]: boolean } {
+  return { [oauth.customFetch]: fetch, [oauth.allowInsecureRequests]: isLoopbackHttp(url) };
+}
+
+/** Whether `url` is plain http to this machine, the one place http is accepted in the flow. */
+export function isLoopbackHttp(url: URL): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\./.test(host));
+}
+
+/** `data.reason` when nothing says the server uses OAuth at all (no metadata anywhere). */
+export const NO_OAUTH = 'no_authorization_server_metadata';
+
+function failed(message: string): ProxyError {
+  return new ProxyError('upstream_auth_failed', message);
+}
+
+/** Runs discovery for the MCP server at `serverUrl`, given its 401 challenge. */
+export async function discover(
+  fetch: OAuthFetch,
+  serverUrl: URL,
+  challenge: BearerChallenge,
+): Promise<Discovered> {
+  const prm = await resourceMetadata(fetch, serverUrl, challenge);
+  const servers = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers : [];
+  const first = servers.find((s): s is string => typeof s === 'string' && URL.canParse(s));
+  // Without resource metadata, 2025-03-26 servers are their own authorization server.
+  const issuer = new URL(first ?? serverUrl.origin);
+  let as: oauth.AuthorizationServer;
+  try {
+    as = await authorizationServer(fetch, issuer);
+  } catch (error) {
+    // With resource metadata the server does use OAuth: its issuer is broken, not absent.
+    if (prm !== undefined && error instanceof ProxyError && error.data.reason === NO_OAUTH) {
+      throw failed("The MCP server's authorization server publishes no metadata the proxy can find.");
+    }
+    throw error;
+  }
+  if (!as.code_challenge_methods_supported?.includes('S256')) {
+    throw new ProxyError('upstream_auth_unsupported', undefined, {
+      data: { reason: 'pkce_s256_not_offered' },
+    });
+  }
+  const resource = typeof prm?.resource === 'string' ? prm.resource : canonical(serverUrl);
+  const scopes = Array.isArray(prm?.scopes_supported)
+    ? prm.scopes_supported.filter((s): s is string => typeof s === 'string')
+    : undefined;
+  return { as, resource, scopesSupported: scopes };
+}
+
+/** The MCP server's canonical URI (RFC 8707 resource): no fragment, no trailing slash on the root. */
+export function canonical(url: URL): string {
+  const copy = new URL(url);
+  copy.hash = '';
+  return copy.pathname === '/' && copy.search === '' ? copy.origin : copy.href;
+}
+
+interface ResourceMetadata {
+  readonly resource?: unknown;
+  readonly authorization_servers?: unknown[];
+  readonly scopes_supported?: unknown[];
+}
+
+async function resourceMetadata(
+  fetch: OAuthFetch,
+  serverUrl: URL,
+  challenge: BearerChallenge,
+): Promise<ResourceMetadata | undefined> {
+  const candidates: URL[] = [];
+  if (challenge.resourceMetadata !== undefined && URL.canParse(challenge.resourceMetadata)) {
+    candidates.push(new URL(challenge.resourceMetadata));
+  }
+  const path = serverUrl.pathname === '/' ? '' : serverUrl.pathname.replace(/\/$/, '');
+  if (path !== '') candidates.push(new URL(`/.well-known/oauth-protected-resource${path}`, serverUrl.origin));
+  candidates.push(new URL('/.well-known/oauth-protected-resource', serverUrl.origin));
+  for (const url of candidates) {
+    const doc = await getJson(fetch, url);
+    if (doc === undefined) continue;
+    const metadata = doc as ResourceMetadata;
+    // RFC 9728 §3.3: the metadata must be about this server, else it could point us anywhere.
+    if (typeof metadata.resource === 'string' && !covers(metadata.resource, serverUrl)) {
+      throw failed("The MCP server's protected resource metadata names another resource.");
+    }
+    return metadata;
+  }
+  return undefined;
+}
+
+/** Whether a metadata `resource` names `serverUrl` (same origin, a path prefix of it). */
+function covers(resource: string, serverUrl: URL): boolean {
+  if (!URL.canParse(resource)) return false;
+  const named = new URL(resource);
+  if (named.origin !== serverUrl.origin) return false;
+  const prefix = named.pathname.endsWith('/') ? named.pathname : `${named.pathname}/`;
+  return (
+    named.pathname === serverUrl.pathname || serverUrl.pathname.startsWith(prefix) || named.pathname === '/'
+  );
+}
+
+async function getJson(fetch: OAuthFetch, url: URL): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' } });
+  } catch (cause) {
+    if (cause instanceof ProxyError) throw cause;
+    return undefined;
+  }
+  if (response.status !== 200) return undefined;
+  try {
+    const value: unknown = await response.json();
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The authorization server metadata URLs of `issuer`, in the MCP spec's order. */
+export function metadataUrls(issuer: URL): URL[] {
+  const path = issuer.pathname === '/' ? '' : issuer.pathname.replace(/\/$/, '');
+  if (path === '') {
+    return [
+      new URL('/.well-known/oauth-authorization-server', issuer.origin),
+      new URL('/.well-known/openid-configuration', issuer.origin),
+    ];
+  }
+  return [
+    new URL(`/.well-known/oauth-authorization-server${path}`, issuer.origin),
+    new URL(`/.well-known/openid-configuration${path}`, issuer.origin),
+    new URL(`${path}/.well-known/openid-configuration`, issuer.origin),
+  ];
+}
+
+async function authorizationServer(fetch: OAuthFetch, issuer: URL): Promise<oauth.AuthorizationServer> {
+  for (const url of metadataUrls(issuer)) {
+    let response: Response;
+    try {
+      response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' } });
+    } catch (cause) {
+      if (cause instanceof ProxyError) throw cause;
+      continue;
+    }
+    if (response.status !== 200) continue;
+    try {
+      // Checks `issuer` equals the one we asked about (RFC 8414 §3.3).
+      return await oauth.processDiscoveryResponse(issuer, response);
+    } catch {
+      throw failed("The MCP server's authorization server sent invalid metadata.");
+    }
+  }
+  throw new ProxyError(
+    'upstream_auth_failed',
+    "The MCP server's authorization server publishes no metadata the proxy can find.",
+    { data: { reason: NO_OAUTH } },
+  );
+}

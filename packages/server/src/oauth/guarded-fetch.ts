@@ -1,0 +1,73 @@
+/**
+ * @module oauth/guarded-fetch
+ * The one way the OAuth broker talks to authorization servers and protected-resource metadata:
+ * through the egress guard (vetted name, pinned connection), with a deadline, no redirects and a
+ * byte cap. The answer is handed back as a plain `Response` so oauth4webapi can process it.
+ */
+import { fetch as undiciFetch } from 'undici';
+import type { EgressGuard } from '../egress/types.ts';
+
+/** Limits of {@link guardedFetch}. */
+export interface GuardedFetchLimits {
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+}
+
+/** Defaults: metadata, registration and token answers are a few KiB. */
+export const GUARDED_FETCH_DEFAULTS: GuardedFetchLimits = { timeoutMs: 10_000, maxBytes: 256 * 1024 };
+
+/** What the flow's requests carry (oauth4webapi's `customFetch` options fit it). */
+export interface OAuthFetchInit {
+  readonly method?: string | undefined;
+  readonly headers?: Headers | Record<string, string> | undefined;
+  readonly body?: unknown;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** A fetch for the OAuth flow; oauth4webapi's `customFetch` has this shape. */
+export type OAuthFetch = (url: string, init: OAuthFetchInit) => Promise<Response>;
+
+/** Builds the flow's fetch over `guard`; throws a plain Error naming the URL's origin on failure. */
+export function guardedFetch(
+  guard: EgressGuard,
+  limits: GuardedFetchLimits = GUARDED_FETCH_DEFAULTS,
+): OAuthFetch {
+  return async (url, init) => {
+    const vetted = await guard.vet(url);
+    const signal = init.signal
+      ? AbortSignal.any([init.signal, AbortSignal.timeout(limits.timeoutMs)])
+      : AbortSignal.timeout(limits.timeoutMs);
+    const response = await undiciFetch(vetted, {
+      method: init.method ?? 'GET',
+      headers: Object.fromEntries(new Headers(init.headers as ConstructorParameters<typeof Headers>[0])),
+      body: (init.body as string | URLSearchParams | null | undefined) ?? null,
+      // A redirect would let a metadata document send the flow somewhere the guard never saw.
+      redirect: 'manual',
+      signal,
+      dispatcher: guard.dispatcher,
+    });
+    const declared = Number(response.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > limits.maxBytes) {
+      await response.body?.cancel();
+      throw new Error(`${vetted.origin} sent more than ${limits.maxBytes} bytes`);
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = response.body?.getReader();
+    while (reader) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limits.maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new Error(`${vetted.origin} sent more than ${limits.maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+    const headers = new Headers();
+    for (const [name, value] of response.headers) headers.append(name, value);
+    const body = [101, 103, 204, 205, 304].includes(response.status) ? null : Buffer.concat(chunks);
+    // A global Response: oauth4webapi checks `instanceof Response`.
+    return new Response(body, { status: response.status, headers });
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * @module oauth/vault-keys
+ * The keys that encrypt the token vault (issue 18): AES-256 keys, configured as `VAULT_KEY`
+ * (base64 32-byte keys, comma-separated, newest first: the newest encrypts, every listed key
+ * decrypts) or, with none configured, one generated on first use and kept owner-only in
+ * `DATA_DIR/vault-key` where every instance on the machine finds it. Each key is named by a short
+ * hash, written in front of what it sealed, so a rotation only adds a key in front.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The generated key's file name under `DATA_DIR`. */
+export const GENERATED_VAULT_KEY_FILE = 'vault-key';
+
+/** One AES-256 key and its id. */
+export interface VaultKey {
+  readonly kid: string;
+  readonly key: Buffer;
+}
+
+/** Where the keys come from. */
+export interface VaultKeySettings {
+  /** Base64 32-byte keys, newest first. Empty: the generated key. */
+  readonly vaultKeys: readonly string[];
+  readonly dataDir: string;
+  /** Keep a generated key in memory only (`STORE=memory`). */
+  readonly ephemeral?: boolean | undefined;
+}
+
+/** Decodes one configured key; the message never repeats the key. */
+export function parseVaultKey(encoded: string, index: number): VaultKey {
+  const key = Buffer.from(encoded.trim(), 'base64');
+  if (key.length !== 32) {
+    throw new Error(`VAULT_KEY entry ${index + 1}: must be 32 bytes in base64 (openssl rand -base64 32)`);
+  }
+  return { kid: createHash('sha256').update(key).digest('base64url').slice(0, 8), key };
+}
+
+/** The vault's keys, loaded lazily so a proxy that never brokers OAuth writes no key file. */
+export class VaultKeys {
+  readonly #settings: VaultKeySettings;
+  #keys: readonly VaultKey[] | undefined;
+
+  /** Checks configured keys now (a bad key fails the start, not the first sign-in). */
+  constructor(settings: VaultKeySettings) {
+    this.#settings = settings;
+    if (settings.vaultKeys.length > 0) this.#keys = settings.vaultKeys.map(parseVaultKey);
+  }
+
+  /** The key that encrypts: the newest. */
+  current(): VaultKey {
+    const keys = this.#load();
+    return keys[0] as VaultKey;
+  }
+
+  /** The key named `kid`, if it is one of ours. */
+  find(kid: string): VaultKey | undefined {
+    return this.#load().find((key) => key.kid === kid);
+  }
+
+  #load(): readonly VaultKey[] {
+    if (this.#keys === undefined) this.#keys = [this.#generated()];
+    return this.#keys;
+  }
+
+  #generated(): VaultKey {
+    if (this.#settings.ephemeral) return parseVaultKey(randomBytes(32).toString('base64'), 0);
+    const { dataDir } = this.#settings;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const path = join(dataDir, GENERATED_VAULT_KEY_FILE);
+    try {
+      // `wx`: when another process got there first, its key is the one to use.
+      writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    return parseVaultKey(readFileSync(path, 'utf8'), 0);
+  }
+}

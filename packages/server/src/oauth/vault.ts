@@ -1,0 +1,79 @@
+/**
+ * @module oauth/vault
+ * Upstream tokens at rest (issue 18): one entry per (principal, resource), encrypted with
+ * AES-256-GCM ({@link seal}) in the shared store, so the sqlite file or Redis never holds a token in
+ * clear and several instances share what a user connected. The slot name is a hash: the store
+ * does not even learn who connected to what.
+ */
+import { createHash } from 'node:crypto';
+import type { Store } from '../store/store.ts';
+import { open, seal } from './sealed-box.ts';
+import type { VaultKeys } from './vault-keys.ts';
+
+/** What the vault keeps for one principal and one upstream resource. */
+export interface VaultEntry {
+  readonly accessToken: string;
+  readonly refreshToken?: string | undefined;
+  /** When the access token expires (ms since the epoch); absent: unknown. */
+  readonly expiresAt?: number | undefined;
+  readonly scope?: string | undefined;
+  readonly issuer: string;
+  /** The vault slot's resource: the MCP server's URL. */
+  readonly resource: string;
+  /** The RFC 8707 resource indicator the tokens were asked for. */
+  readonly indicator: string;
+  /** The client the tokens were issued to (its store key), for refresh. */
+  readonly clientId: string;
+}
+
+/** How long an entry lives in the store without a refresh token (its access token's life). */
+const KEEP_WITH_REFRESH_MS = 90 * 24 * 3600 * 1000;
+
+/** Tokens per (principal, resource), sealed in the store. */
+export class TokenVault {
+  readonly #store: Store;
+  readonly #keys: VaultKeys;
+  readonly #now: () => number;
+
+  constructor(store: Store, keys: VaultKeys, now: () => number = Date.now) {
+    this.#store = store;
+    this.#keys = keys;
+    this.#now = now;
+  }
+
+  /** The store slot of (principal, resource): a hash, never the principal key itself. */
+  static slot(principalKey: string, resource: string): string {
+    return createHash('sha256').update(`${principalKey}\n${resource}`).digest('base64url');
+  }
+
+  /** The entry for (principal, resource), if any and readable. */
+  async get(principalKey: string, resource: string): Promise<VaultEntry | undefined> {
+    const slot = TokenVault.slot(principalKey, resource);
+    const sealed = await this.#store.get(slot);
+    if (sealed === undefined) return undefined;
+    const plain = open(this.#keys, slot, sealed);
+    if (plain === undefined) return undefined;
+    try {
+      return JSON.parse(plain) as VaultEntry;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores (replaces) the entry for (principal, resource). */
+  async put(principalKey: string, entry: VaultEntry): Promise<void> {
+    const slot = TokenVault.slot(principalKey, entry.resource);
+    const ttl =
+      entry.refreshToken !== undefined
+        ? KEEP_WITH_REFRESH_MS
+        : entry.expiresAt !== undefined
+          ? Math.max(1000, entry.expiresAt - this.#now())
+          : KEEP_WITH_REFRESH_MS;
+    await this.#store.set(slot, seal(this.#keys, slot, JSON.stringify(entry)), ttl);
+  }
+
+  /** Forgets the entry (refresh refused, user disconnected). */
+  async delete(principalKey: string, resource: string): Promise<void> {
+    await this.#store.delete(TokenVault.slot(principalKey, resource));
+  }
+}
