@@ -53,9 +53,16 @@ export interface AuthenticatorDeps {
  * `reaches` judges the principal it stands for now (an OIDC token's grants come from the claim
  * mapping in force): false refuses it too, as a reload that took its target away.
  */
-export type CredentialRecheck = (
-  reaches?: (principal: Principal) => boolean,
-) => Promise<ProxyError | undefined>;
+export interface CredentialRecheck {
+  (reaches?: (principal: Principal) => boolean): Promise<ProxyError | undefined>;
+  /**
+   * Whether a reload has forgotten the verified tokens since this check was made: the
+   * credential was verified under the old keys, issuers or claim mapping, and what it holds
+   * now was not held yet when the reload re-verified every holding, so it is checked again
+   * as it is held.
+   */
+  readonly stale: () => boolean;
+}
 
 /** How long a cached minted token is trusted before the store is asked again whether it was revoked. */
 export const RECHECK_AFTER_MS = 30_000;
@@ -151,9 +158,12 @@ export class Authenticator {
   /**
    * A check of `presented` to run again later (after a reload): the refusal it would get then,
    * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
+   * Taken before the verification it follows starts (or with it, on the cached path), so that
+   * its `stale()` tells a reload that ran in between.
    */
   recheckOf(presented: string, origin: string | undefined, resource?: string): CredentialRecheck {
-    return (reaches) =>
+    const generation = this.#generation;
+    const recheck = (reaches?: (principal: Principal) => boolean) =>
       this.authenticate(presented, origin, resource).then(
         (principal) =>
           reaches === undefined || reaches(principal)
@@ -164,6 +174,7 @@ export class Authenticator {
               ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
+    return Object.assign(recheck, { stale: () => generation !== this.#generation });
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */

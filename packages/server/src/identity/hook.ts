@@ -153,10 +153,12 @@ export function proxyTokenHook(
     resource: string | undefined,
     ip: string,
   ): Promise<Principal> {
+    // Taken first: a reload while the verification awaits leaves it stale, so what the request
+    // holds is verified again under the new keys (the reload's recheck did not see it yet).
+    const recheck = authenticator.recheckOf(presented, request.headers.origin, resource);
     try {
       const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
-      if (principal.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
+      if (principal.credentialId !== undefined) request.recheckCredential = recheck;
       return principal;
     } catch (error) {
       await countFailure(error, ip);

@@ -92,6 +92,7 @@ export class LiveRequests {
                   reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey)
                 );
               })),
+          stale: recheck?.stale(),
         });
         if (release) onResponseClosed(response, release);
       }
