@@ -350,7 +350,7 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
   });
 });
 
-describe('a reload while a request\'s first verification is in flight (issue 17 review)', () => {
+describe("a reload or revocation while a request's authentication awaits the store (issue 17 review)", () => {
   it('ends the answer it goes on to hold when the reload dropped the key that signed its token', async () => {
     // An upstream that never answers: the request stays open until the proxy ends it.
     const hung = new Set<ServerResponse>();
@@ -396,6 +396,64 @@ describe('a reload while a request\'s first verification is in flight (issue 17 
           env: { PROXY_TOKEN: proxy.token, ALLOW_PRIVATE_NETWORKS: 'true', ...env, SIGNING_KEYS: keyFile() },
         }),
       );
+      open();
+      const outcome = await Promise.race([
+        answer,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000).unref()),
+      ]);
+      assert.ok(outcome === 'ended' || outcome.startsWith('answered 401'), outcome);
+    } finally {
+      for (const response of hung) response.destroy();
+      await proxy.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('ends the answer it goes on to hold when its token was revoked while its request was counted', async () => {
+    const hung = new Set<ServerResponse>();
+    const silent = createHttpServer((_request, response) => void hung.add(response));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
+    // Counters the proxy must await (as with Redis); the request's count waits for the test.
+    const inner = namespaced(new MemoryStore(), '');
+    let gate: Promise<void> | undefined;
+    let open = () => {};
+    let reached = false;
+    const store: Store = {
+      ...inner,
+      hitNow: undefined,
+      peekNow: undefined,
+      hit: async (key, windowMs) => {
+        if (gate && key.startsWith('rate:')) {
+          reached = true;
+          await gate;
+        }
+        return inner.hit(key, windowMs);
+      },
+    };
+    const proxy = await startProxy(
+      { ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile(), UPSTREAM_TIMEOUT_MS: '60000' },
+      { store },
+    );
+    try {
+      const { token, id } = await mint(proxy.url, 'alice');
+      // Verified and cached: the revocation read is behind it, only the count is awaited.
+      assert.equal((await postProxy({ url: proxy.url, token }, PING)).status, 400);
+      gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const answer = fetch(`${proxy.url}/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': token },
+        body: JSON.stringify({ ...PING, mcp_server_url: silentUrl }),
+      }).then(
+        async (response) => `answered ${response.status}: ${await response.text()}`,
+        () => 'ended',
+      );
+      await eventually(() => reached, { what: 'the request to be counted' });
+      gate = undefined; // the revocation's own request is counted at once
+      // The revocation ends what the token holds: this request holds nothing yet.
+      assert.equal(await revoke(proxy.url, id), 204);
       open();
       const outcome = await Promise.race([
         answer,
