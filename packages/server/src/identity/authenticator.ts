@@ -132,7 +132,9 @@ export class Authenticator {
       }
       verified = await verifier.verify(presented);
     }
-    if (verified.principal.expiresAt !== undefined && generation === this.#generation) {
+    const expiresAt = verified.principal.expiresAt;
+    // Accepted past its `exp` by the verifier's leeway: verified afresh each time, never cached.
+    if (expiresAt !== undefined && expiresAt > this.#deps.now() && generation === this.#generation) {
       this.#remember(key, verified);
     }
     return checkOrigin(checkResource(verified, resource), origin);
@@ -152,7 +154,8 @@ export class Authenticator {
     if (this.#cache.size === 0) return undefined;
     const key = digest.toString('base64url');
     const cached = this.#cache.get(key);
-    return cached && checkOrigin(checkResource(this.#stillValid(key, cached), resource), origin);
+    const valid = cached && this.#stillValid(key, cached);
+    return valid && checkOrigin(checkResource(valid, resource), origin);
   }
 
   /**
@@ -206,12 +209,17 @@ export class Authenticator {
     return {};
   }
 
-  #stillValid(key: string, cached: Cached): Verified {
+  /**
+   * The cached verdict while it stands; `undefined` once the token's `exp` is past: whether it is
+   * still accepted then is the verifier's to say (its leeway is the one rule), and an expired
+   * token is never cached again, so it is not admitted and refused by turns.
+   */
+  #stillValid(key: string, cached: Cached): Verified | undefined {
     const { principal } = cached;
     const now = this.#deps.now();
     if (principal.expiresAt !== undefined && principal.expiresAt <= now) {
       this.#cache.delete(key);
-      throw new ProxyError('token_expired');
+      return undefined;
     }
     const id = principal.credentialId;
     if (id !== undefined && this.#deps.revocations.knownRevoked(id)) {
