@@ -405,8 +405,11 @@ describe('OIDC review: a reload re-judges what a token holds (review 3)', () => 
       }),
     );
     release();
-    // Begun under the old mapping, it may finish under it; what comes next may not.
-    assert.equal(await before, 200);
+    // Begun under the old mapping, it may finish under it, or end as what it holds is judged
+    // again under the new one (held after the reload re-judged every holding); what comes next
+    // may not pass.
+    const first = await before.catch(() => 'ended');
+    assert.ok(first === 200 || first === 'ended', String(first));
     assert.equal(await initialize(running, token, 'other'), 403);
   });
 });
