@@ -357,6 +357,32 @@ describe('minted tokens', () => {
     }
   });
 
+  it('refuses a token from its exp on, every time, cached or not (issue 17 review)', async () => {
+    await start({ RATE_LIMIT_AUTH_FAILURES_PER_IP: '0' });
+    try {
+      const url = `${upstream.origin}/echo-auth`;
+      const codesOf = async (token: string) => {
+        const codes: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const reply = await pingWith(proxy, token, url);
+          codes.push(`${reply.status} ${reply.body?.error?.data?.code}`);
+        }
+        return codes;
+      };
+      const cached = await mint(proxy.url, 'alice', { ttlSeconds: 60 });
+      assert.equal((await pingWith(proxy, cached.token, url)).status, 200, 'verified and cached');
+      const fresh = await mint(proxy.url, 'bob', { ttlSeconds: 60 });
+      const expired = Array(4).fill('401 token_expired');
+      for (const pastExp of [1_000, 3_000, 6_000]) {
+        clock.advance(Date.parse(cached.expiresAt) + pastExp - clock.now());
+        assert.deepEqual(await codesOf(cached.token), expired, `${pastExp} ms past exp, cached`);
+        assert.deepEqual(await codesOf(fresh.token), expired, `${pastExp} ms past exp, never seen`);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('refuses what minting never produces, even signed by its key: non-string sub or jti, a jti of another shape, a lifetime past 24 h', async () => {
     await start({ RATE_LIMIT_AUTH_FAILURES_PER_IP: '0' });
     try {

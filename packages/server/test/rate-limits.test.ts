@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { startMisbehaving } from './fixtures/misbehaving-upstream.ts';
@@ -35,6 +36,38 @@ describe('rate limits (in memory)', () => {
     } finally {
       await proxy.close();
       await upstream.stop();
+    }
+  });
+
+  it('closes the connection after every refusal of a credential or a count (issue 17 review)', async () => {
+    const proxy = await startProxy({
+      RATE_LIMIT_AUTH_FAILURES_PER_IP: '2',
+      RATE_LIMIT_PER_TOKEN: '1',
+      RATE_LIMIT_WINDOW_MS: '60000',
+    });
+    // The `Connection` header a refusal went out with (fetch hides it).
+    const connectionOf = (token: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = httpRequest(
+          `${proxy.url}/proxy`,
+          { method: 'POST', headers: { 'content-type': 'application/json', 'x-proxy-token': token } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(`${res.statusCode} ${res.headers.connection}`));
+          },
+        );
+        req.on('error', reject);
+        req.end('{}');
+      });
+    try {
+      assert.equal(await connectionOf(proxy.token), '400 keep-alive', 'admitted (counted once)');
+      assert.equal(await connectionOf(proxy.token), '429 close', 'a count refused');
+      // Two failures counted, the third is refused by the count itself, then by the gate.
+      const codes: string[] = [];
+      for (let i = 0; i < 4; i++) codes.push(await connectionOf(`wrong-token-${i}-aaaaaaaaaa`));
+      assert.deepEqual(codes, ['401 close', '401 close', '429 close', '429 close']);
+    } finally {
+      await proxy.close();
     }
   });
 

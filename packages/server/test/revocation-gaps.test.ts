@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { loadConfig } from '../src/config/config.ts';
 import { MemoryRateStore, type RateStore, type WindowHit } from '../src/limits/rate-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
@@ -344,6 +346,124 @@ describe('revocations that could go unheard', { timeout: 60_000 }, () => {
       assert.equal((await mintRaw(proxy.url, { subject: 'dave' })).status, 201, 'expired entries make room');
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+describe("a reload or revocation while a request's authentication awaits the store (issue 17 review)", () => {
+  it('ends the answer it goes on to hold when the reload dropped the key that signed its token', async () => {
+    // An upstream that never answers: the request stays open until the proxy ends it.
+    const hung = new Set<ServerResponse>();
+    const silent = createHttpServer((_request, response) => void hung.add(response));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
+    // The revocation read of the first verification waits until the test lets it go.
+    const shared = new MemoryStore();
+    const inner = namespaced(shared, '');
+    let gate: Promise<void> | undefined;
+    let open = () => {};
+    let reached = false;
+    const store: Store = {
+      ...inner,
+      get: async (key) => {
+        if (gate && key.startsWith('revoked:')) {
+          reached = true;
+          await gate;
+        }
+        return inner.get(key);
+      },
+    };
+    const keyPath = keyFile();
+    const env = { ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyPath, UPSTREAM_TIMEOUT_MS: '60000' };
+    const proxy = await startProxy(env, { store });
+    try {
+      const { token } = await mint(proxy.url, 'alice');
+      gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const answer = fetch(`${proxy.url}/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': token },
+        body: JSON.stringify({ ...PING, mcp_server_url: silentUrl }),
+      }).then(
+        async (response) => `answered ${response.status}: ${await response.text()}`,
+        () => 'ended',
+      );
+      await eventually(() => reached, { what: 'the verification to read the store' });
+      // The reload re-verifies every holding now: this request holds nothing yet.
+      proxy.app.reload(
+        loadConfig({
+          env: { PROXY_TOKEN: proxy.token, ALLOW_PRIVATE_NETWORKS: 'true', ...env, SIGNING_KEYS: keyFile() },
+        }),
+      );
+      open();
+      const outcome = await Promise.race([
+        answer,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000).unref()),
+      ]);
+      assert.ok(outcome === 'ended' || outcome.startsWith('answered 401'), outcome);
+    } finally {
+      for (const response of hung) response.destroy();
+      await proxy.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it('ends the answer it goes on to hold when its token was revoked while its request was counted', async () => {
+    const hung = new Set<ServerResponse>();
+    const silent = createHttpServer((_request, response) => void hung.add(response));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
+    // Counters the proxy must await (as with Redis); the request's count waits for the test.
+    const inner = namespaced(new MemoryStore(), '');
+    let gate: Promise<void> | undefined;
+    let open = () => {};
+    let reached = false;
+    const store: Store = {
+      ...inner,
+      hitNow: undefined,
+      peekNow: undefined,
+      hit: async (key, windowMs) => {
+        if (gate && key.startsWith('rate:')) {
+          reached = true;
+          await gate;
+        }
+        return inner.hit(key, windowMs);
+      },
+    };
+    const proxy = await startProxy(
+      { ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile(), UPSTREAM_TIMEOUT_MS: '60000' },
+      { store },
+    );
+    try {
+      const { token, id } = await mint(proxy.url, 'alice');
+      // Verified and cached: the revocation read is behind it, only the count is awaited.
+      assert.equal((await postProxy({ url: proxy.url, token }, PING)).status, 400);
+      gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const answer = fetch(`${proxy.url}/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': token },
+        body: JSON.stringify({ ...PING, mcp_server_url: silentUrl }),
+      }).then(
+        async (response) => `answered ${response.status}: ${await response.text()}`,
+        () => 'ended',
+      );
+      await eventually(() => reached, { what: 'the request to be counted' });
+      gate = undefined; // the revocation's own request is counted at once
+      // The revocation ends what the token holds: this request holds nothing yet.
+      assert.equal(await revoke(proxy.url, id), 204);
+      open();
+      const outcome = await Promise.race([
+        answer,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still open after 5 s'), 5_000).unref()),
+      ]);
+      assert.ok(outcome === 'ended' || outcome.startsWith('answered 401'), outcome);
+    } finally {
+      for (const response of hung) response.destroy();
+      await proxy.close();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 });

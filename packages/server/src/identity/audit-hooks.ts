@@ -5,6 +5,7 @@
  * trail is on, so with `AUDIT_LOG=off` requests carry `undefined` and nothing else.
  */
 import type { FastifyInstance } from 'fastify';
+import { onResponseClosed } from '../http/response-closed.ts';
 import type { AuditSurface, AuditTrail, RequestAudit } from './audit-trail.ts';
 
 declare module 'fastify' {
@@ -21,8 +22,9 @@ export function registerAuditHooks(scope: FastifyInstance, trail: AuditTrail, su
     const audit = trail.begin(request.id, request.identity, surface);
     request.audit = audit;
     // A caller that leaves before its answer ends gets no 'finish' (so no onResponse): its
-    // requests are written when the connection closes.
-    reply.raw.once('close', () =>
+    // requests are written when the connection closes (or at once, when it left while
+    // authentication awaited its store).
+    onResponseClosed(reply.raw, () =>
       audit.finish(reply.statusCode, reply.raw.writableFinished ? undefined : 'client_closed'),
     );
   });

@@ -53,9 +53,16 @@ export interface AuthenticatorDeps {
  * `reaches` judges the principal it stands for now (an OIDC token's grants come from the claim
  * mapping in force): false refuses it too, as a reload that took its target away.
  */
-export type CredentialRecheck = (
-  reaches?: (principal: Principal) => boolean,
-) => Promise<ProxyError | undefined>;
+export interface CredentialRecheck {
+  (reaches?: (principal: Principal) => boolean): Promise<ProxyError | undefined>;
+  /**
+   * Whether a reload has forgotten the verified tokens since this check was made: the
+   * credential was verified under the old keys, issuers or claim mapping, and what it holds
+   * now was not held yet when the reload re-verified every holding, so it is checked again
+   * as it is held.
+   */
+  readonly stale: () => boolean;
+}
 
 /** How long a cached minted token is trusted before the store is asked again whether it was revoked. */
 export const RECHECK_AFTER_MS = 30_000;
@@ -125,7 +132,9 @@ export class Authenticator {
       }
       verified = await verifier.verify(presented);
     }
-    if (verified.principal.expiresAt !== undefined && generation === this.#generation) {
+    const expiresAt = verified.principal.expiresAt;
+    // Accepted past its `exp` by the verifier's leeway: verified afresh each time, never cached.
+    if (expiresAt !== undefined && expiresAt > this.#deps.now() && generation === this.#generation) {
       this.#remember(key, verified);
     }
     return checkOrigin(checkResource(verified, resource), origin);
@@ -145,15 +154,19 @@ export class Authenticator {
     if (this.#cache.size === 0) return undefined;
     const key = digest.toString('base64url');
     const cached = this.#cache.get(key);
-    return cached && checkOrigin(checkResource(this.#stillValid(key, cached), resource), origin);
+    const valid = cached && this.#stillValid(key, cached);
+    return valid && checkOrigin(checkResource(valid, resource), origin);
   }
 
   /**
    * A check of `presented` to run again later (after a reload): the refusal it would get then,
    * or `undefined`. Only minted and bearer tokens need one: a reload ends static ones itself.
+   * Taken before the verification it follows starts (or with it, on the cached path), so that
+   * its `stale()` tells a reload that ran in between.
    */
   recheckOf(presented: string, origin: string | undefined, resource?: string): CredentialRecheck {
-    return (reaches) =>
+    const generation = this.#generation;
+    const recheck = (reaches?: (principal: Principal) => boolean) =>
       this.authenticate(presented, origin, resource).then(
         (principal) =>
           reaches === undefined || reaches(principal)
@@ -164,6 +177,7 @@ export class Authenticator {
               ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
+    return Object.assign(recheck, { stale: () => generation !== this.#generation });
   }
 
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
@@ -195,12 +209,17 @@ export class Authenticator {
     return {};
   }
 
-  #stillValid(key: string, cached: Cached): Verified {
+  /**
+   * The cached verdict while it stands; `undefined` once the token's `exp` is past: whether it is
+   * still accepted then is the verifier's to say (its leeway is the one rule), and an expired
+   * token is never cached again, so it is not admitted and refused by turns.
+   */
+  #stillValid(key: string, cached: Cached): Verified | undefined {
     const { principal } = cached;
     const now = this.#deps.now();
     if (principal.expiresAt !== undefined && principal.expiresAt <= now) {
       this.#cache.delete(key);
-      throw new ProxyError('token_expired');
+      return undefined;
     }
     const id = principal.credentialId;
     if (id !== undefined && this.#deps.revocations.knownRevoked(id)) {

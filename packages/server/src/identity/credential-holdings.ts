@@ -37,6 +37,11 @@ export interface HoldOptions {
   readonly alive?: () => boolean;
   /** Verifies the credential again after a reload (a signing key dropped): refused, it ends. */
   readonly recheck?: Recheck | undefined;
+  /**
+   * The credential was verified before a reload that has re-verified the holdings already:
+   * `recheck` runs as it is held.
+   */
+  readonly stale?: boolean | undefined;
 }
 
 /** How often expiries are checked. */
@@ -87,6 +92,7 @@ export class CredentialHoldings {
     const own = map;
     const key = options.key ?? holding;
     own.set(key, holding);
+    if (options.stale && holding.recheck) void this.#recheck(id, own, key, holding).catch(() => {});
     return () => {
       if (own.get(key) === holding) own.delete(key);
       if (own.size === 0 && this.#byCredential.get(id) === own) this.#byCredential.delete(id);
@@ -109,18 +115,20 @@ export class CredentialHoldings {
     const checks: Promise<void>[] = [];
     for (const [id, map] of this.#byCredential) {
       for (const [key, holding] of map) {
-        if (!holding.recheck) continue;
-        checks.push(
-          holding.recheck().then((refusal) => {
-            if (!refusal || map.get(key) !== holding) return;
-            map.delete(key);
-            if (map.size === 0 && this.#byCredential.get(id) === map) this.#byCredential.delete(id);
-            holding.end(refusal);
-          }),
-        );
+        if (holding.recheck) checks.push(this.#recheck(id, map, key, holding));
       }
     }
     await Promise.all(checks);
+  }
+
+  /** Verifies one holding's credential again; ends the holding when it is refused now. */
+  #recheck(id: string, map: Map<unknown, Holding>, key: unknown, holding: Holding): Promise<void> {
+    return (holding.recheck as Recheck)().then((refusal) => {
+      if (!refusal || map.get(key) !== holding) return;
+      map.delete(key);
+      if (map.size === 0 && this.#byCredential.get(id) === map) this.#byCredential.delete(id);
+      holding.end(refusal);
+    });
   }
 
   close(): void {

@@ -71,25 +71,35 @@ export function proxyTokenHook(
   ): void {
     let pending: Promise<void> | undefined;
     try {
-      pending = admit(request, reply);
+      pending = admit(request);
     } catch (error) {
-      done(refusal(request, error));
+      refuse(request, reply, done, error);
       return;
     }
     if (pending === undefined) done();
     else
       pending.then(
         () => done(),
-        (error: unknown) => done(refusal(request, error)),
+        (error: unknown) => refuse(request, reply, done, error),
       );
   };
 
-  function refusal(request: FastifyRequest, error: unknown): Error {
-    return (mapRefusal === undefined ? error : mapRefusal(request, error)) as Error;
+  /**
+   * Every refusal of the hook, whichever step threw (a counter included): a refused caller gets
+   * no keep-alive connection to come back on (issue 14 #4).
+   */
+  function refuse(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+    error: unknown,
+  ): void {
+    closeAfterRefusal(request, reply);
+    done((mapRefusal === undefined ? error : mapRefusal(request, error)) as Error);
   }
 
   /** Authenticates, then counts: at once when every step can be, else a promise. */
-  function admit(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+  function admit(request: FastifyRequest): Promise<void> | undefined {
     const ip = rateSubject(request.ip);
     let known: Principal | undefined;
     let resource: string | undefined;
@@ -97,29 +107,21 @@ export function proxyTokenHook(
       // Brute-force protection: an address that failed too often is refused before any check.
       const gate = limiter.assertUnderNow('authFailuresPerIp', ip);
       if (gate !== undefined)
-        return gate
-          .then(() => authenticate(request, ip))
-          .then(
-            (principal) => count(request, principal, ip),
-            (error: unknown) => refuseCaller(request, reply, error),
-          );
+        return gate.then(() => authenticate(request, ip)).then((principal) => count(request, principal, ip));
       const presented = credentialOf(request);
       resource = resourceOf(request);
       known = authenticator.authenticateNow(presented, request.headers.origin, resource);
       if (known === undefined)
-        return verify(request, presented, resource, ip).then(
-          (principal) => count(request, principal, ip),
-          (error: unknown) => refuseCaller(request, reply, error),
-        );
+        return verify(request, presented, resource, ip).then((principal) => count(request, principal, ip));
       if (known.credentialId !== undefined)
         request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
     } catch (error) {
+      // Counting may refuse too (the failures' own limit reached), at once or later.
       const counted = countFailure(error, ip);
-      if (counted === undefined) refuseCaller(request, reply, error);
-      return counted.then(
-        () => refuseCaller(request, reply, error),
-        (countError: unknown) => refuseCaller(request, reply, countError),
-      );
+      if (counted === undefined) throw error;
+      return counted.then(() => {
+        throw error;
+      });
     }
     return count(request, known, ip);
   }
@@ -153,10 +155,12 @@ export function proxyTokenHook(
     resource: string | undefined,
     ip: string,
   ): Promise<Principal> {
+    // Taken first: a reload while the verification awaits leaves it stale, so what the request
+    // holds is verified again under the new keys (the reload's recheck did not see it yet).
+    const recheck = authenticator.recheckOf(presented, request.headers.origin, resource);
     try {
       const principal = await authenticator.authenticate(presented, request.headers.origin, resource);
-      if (principal.credentialId !== undefined)
-        request.recheckCredential = authenticator.recheckOf(presented, request.headers.origin, resource);
+      if (principal.credentialId !== undefined) request.recheckCredential = recheck;
       return principal;
     } catch (error) {
       await countFailure(error, ip);
@@ -190,10 +194,4 @@ export function proxyTokenHook(
       );
     return presented;
   }
-}
-
-/** A refused caller gets no keep-alive connection to come back on (issue 14 #4). */
-function refuseCaller(request: FastifyRequest, reply: FastifyReply, error: unknown): never {
-  closeAfterRefusal(request, reply);
-  throw error;
 }

@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import { onResponseClosed } from '../http/response-closed.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
 import type { Grants } from './principal.ts';
@@ -75,8 +76,9 @@ export class LiveRequests {
       }
       const response = reply.raw;
       this.#live.set(response, request);
-      // A response closes once: `on` spares the wrapper `once` builds per request.
-      response.on('close', this.#forget);
+      // Authentication may have awaited its store while the caller left: the response may be
+      // closed already, and its 'close' is then past.
+      onResponseClosed(response, this.#forget);
       if (identity.credentialId !== undefined) {
         const recheck = request.recheckCredential;
         const reaches = this.#reaches;
@@ -90,8 +92,9 @@ export class LiveRequests {
                   reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey)
                 );
               })),
+          stale: recheck?.stale(),
         });
-        if (release) response.once('close', release);
+        if (release) onResponseClosed(response, release);
       }
       done();
     };

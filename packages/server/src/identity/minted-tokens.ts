@@ -195,14 +195,18 @@ export class MintedTokens {
     }
     if (payload.origin !== undefined && typeof payload.origin !== 'string')
       throw new ProxyError('token_invalid');
+    // Never trusted (nor cached) past what verification itself would accept.
+    const expiresAt = Math.min(exp, iat + MAX_TTL_SECONDS) * 1000;
+    // The leeway above is for `iat` from another instance's clock; `exp` is strict (docs/errors.md),
+    // the one rule the verified-token cache applies too: a token is not admitted and refused by turns.
+    if (expiresAt <= this.#now()) throw new ProxyError('token_expired');
     return mintedPrincipal(
       sub,
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
         ...(payload.tools === undefined ? {} : { tools: payload.tools }),
       },
-      // Never trusted (nor cached) past what verification itself would accept.
-      { expiresAt: Math.min(exp, iat + MAX_TTL_SECONDS) * 1000, origin: payload.origin, credentialId: jti },
+      { expiresAt, origin: payload.origin, credentialId: jti },
     );
   }
 }

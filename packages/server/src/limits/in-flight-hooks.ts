@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProxyError } from '../errors.ts';
+import { onResponseClosed } from '../http/response-closed.ts';
 import { closeAfterRefusal } from './connection-deadlines.ts';
 import type { InFlightLimits } from './in-flight.ts';
 
@@ -52,9 +53,9 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
         });
         return;
       }
-      // 'close' follows both a finished response and a connection lost midway, once: `on`
-      // spares the wrapper `once` builds per request.
-      reply.raw.on('close', release);
+      // 'close' follows both a finished response and a connection lost midway, once; a caller
+      // that left while authentication awaited its store has closed already.
+      onResponseClosed(reply.raw, release);
       done();
     },
     beforeParse(request) {

@@ -34,8 +34,6 @@ export function resourceUrls(base: string, serverNames: readonly string[]): stri
 
 /** A `Host` fit to be echoed in a URL and a quoted header parameter: a name or address, a port. */
 const PLAIN_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
-/** The MCP endpoints that have metadata of their own. */
-const ENDPOINT_PATH = /^\/(?:mcp|servers\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/mcp)$/;
 
 /**
  * The proxy's base URL as a client sees it: `PUBLIC_URL`, else the request's scheme and `Host`
@@ -52,10 +50,19 @@ function baseUrl(source: ResourceMetadataSource, request: FastifyRequest): strin
   return PLAIN_HOST.test(request.host) ? `${scheme}://${request.host}` : undefined;
 }
 
-/** The MCP endpoint path a request went to, without its query ('' when it is not one). */
+/**
+ * The MCP endpoint path a request went to ('' when it is not one), from the route the router
+ * matched and its decoded `name`: the raw URL may spell the same route differently
+ * (`/servers/%6fne/mcp`, `/%6dcp`), and a token bound to one endpoint must not reach another.
+ */
 function endpointPath(request: FastifyRequest): string {
-  const path = request.url.split('?', 1)[0] as string;
-  return ENDPOINT_PATH.test(path) ? path : '';
+  const route = request.routeOptions.url;
+  if (route === '/mcp') return '/mcp';
+  if (route !== '/servers/:name/mcp') return '';
+  const name = (request.params as { name?: unknown } | undefined)?.name;
+  if (typeof name !== 'string') return '';
+  // A name no server can have still names an endpoint of its own, never the proxy's base.
+  return `/servers/${SERVER_NAME.test(name) ? name : encodeURIComponent(name)}/mcp`;
 }
 
 /** The resource URL (under `base`, i.e. `PUBLIC_URL`) of the MCP endpoint a request calls. */

@@ -72,6 +72,8 @@ export async function checkHandshake(
     // A browser fails a handshake whose answer names no offered protocol; we never echo the token one.
     throw new ProxyError('invalid_target', 'Offer the "mcp" subprotocol next to the proxy token.');
   }
+  // Taken first: a reload while the verification awaits leaves it stale (checked again when held).
+  const recheck = authenticator.recheckOf(presented, origin, resource);
   const identity = await authenticator.authenticate(presented, origin, resource);
 
   const target = targetFrom(query);
@@ -80,8 +82,7 @@ export async function checkHandshake(
     // The proxy credential sent again as `mcp_token` never goes upstream (no token passthrough).
     target: target.bearerToken === presented ? { ...target, bearerToken: undefined } : target,
     protocol: offered.length > 0 ? MCP_PROTOCOL : undefined,
-    recheck:
-      identity.credentialId === undefined ? undefined : authenticator.recheckOf(presented, origin, resource),
+    recheck: identity.credentialId === undefined ? undefined : recheck,
   };
 }
 

@@ -186,6 +186,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
                     options.targets.stillReaches(owner.targetKey, now.grants, new Set()) &&
                     sameTools(now.grants.tools, principal.grants.tools),
                 )),
+            stale: recheck?.stale(),
           });
           ws.once('close', () => {
             connections.delete(connection);
