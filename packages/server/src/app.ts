@@ -456,6 +456,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       ephemeral: storeKind(config) === 'memory',
     }),
     fetch: guardedFetch(guard),
+    switchedOn: () => current.oauthBroker,
     publicUrl: () => publicUrl,
     server: (name) =>
       Object.hasOwn(currentServers, name) ? oauthSettingsOf(currentServers[name]) : undefined,

@@ -55,7 +55,13 @@ async function setup(
     env = { MCP_PROXY_CONFIG: join(dir, 'proxy.json'), ...env };
   }
   const proxy = await startProxy(
-    { PORT: String(port), PUBLIC_URL: publicUrl, PROXY_TOKENS: `${ALICE},${BOB}`, ...env },
+    {
+      PORT: String(port),
+      PUBLIC_URL: publicUrl,
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: `${ALICE},${BOB}`,
+      ...env,
+    },
     { clock },
   );
   cleanup.push(() => proxy.close());
@@ -109,6 +115,16 @@ function upstreamTokens(s: Setup): string[] {
 }
 
 describe('upstream OAuth broker on POST /proxy', () => {
+  it("stays out of the way unless OAUTH_BROKER is on: the upstream 401 is the caller's, with its challenge", async () => {
+    const s = await setup({ OAUTH_BROKER: 'false' });
+    const reply = await whoami(s, ALICE);
+    assert.equal(reply.status, 401, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    assert.equal(reply.body.error.data.authorizeUrl, undefined);
+    assert.match(String(reply.headers.get('www-authenticate')), /resource_metadata=/);
+    assert.equal(s.world.as.events.length, 0, 'nothing reached the authorization server');
+  });
+
   it('asks for sign-in, then calls with the token it keeps; no token reaches the caller or the logs', async () => {
     const s = await setup();
     const first = await whoami(s, ALICE);
@@ -171,7 +187,7 @@ describe('upstream OAuth broker on POST /proxy', () => {
     const publicUrl = `http://127.0.0.1:${port}`;
     const world = await startOAuthWorld({ clock, accessTokenTtl: 60 });
     cleanup.push(() => world.stop());
-    const env = { PUBLIC_URL: publicUrl, PROXY_TOKENS: ALICE, VAULT_KEY: key };
+    const env = { PUBLIC_URL: publicUrl, OAUTH_BROKER: 'true', PROXY_TOKENS: ALICE, VAULT_KEY: key };
     const a = await startProxy({ ...env, PORT: String(port) }, { clock, store });
     cleanup.push(() => a.close());
     const b = await startProxy(env, { clock, store });
@@ -403,14 +419,14 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
   });
 
   it('serves the client metadata document only under an https PUBLIC_URL', async () => {
-    const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com' });
+    const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com', OAUTH_BROKER: 'true' });
     cleanup.push(() => https.close());
     const doc = await fetch(`${https.url}/oauth/client-metadata.json`);
     assert.equal(doc.status, 200);
     const body = (await doc.json()) as Record<string, unknown>;
     assert.equal(body.client_id, 'https://proxy.example.com/oauth/client-metadata.json');
     assert.deepEqual(body.redirect_uris, ['https://proxy.example.com/oauth/callback']);
-    const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9' });
+    const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9', OAUTH_BROKER: 'true' });
     cleanup.push(() => plain.close());
     assert.equal((await fetch(`${plain.url}/oauth/client-metadata.json`)).status, 404);
   });
@@ -423,7 +439,13 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
     const s = await setup({ STORE: 'sqlite', DATA_DIR: dir, VAULT_KEY: k1 });
     await connect(s, ALICE, 'alice');
     await s.proxy.close();
-    const env = { STORE: 'sqlite', DATA_DIR: dir, PUBLIC_URL: s.publicUrl, PROXY_TOKENS: ALICE };
+    const env = {
+      STORE: 'sqlite',
+      DATA_DIR: dir,
+      PUBLIC_URL: s.publicUrl,
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: ALICE,
+    };
     const rotated = await startProxy({ ...env, VAULT_KEY: `${k2},${k1}` });
     const viaRotated = await whoami({ ...s, proxy: rotated }, ALICE);
     await rotated.close();

@@ -107,6 +107,12 @@ export const DEFAULTS = {
   sessionSecretPrevious: [] as string[],
   /** The proxy's external base URL (protected resource metadata; default: from each request). */
   publicUrl: undefined as string | undefined,
+  /**
+   * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
+   * the open findings of its security review (login CSRF on start links, mix-up without RFC 9207
+   * `iss`) are fixed.
+   */
+  oauthBroker: false,
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
   // the environment; `issuers` lists several, each with its own claim → grant mapping.
   oidc: {
@@ -359,6 +365,7 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
+    oauthBroker: z.boolean(),
     publicUrl: z
       .string()
       .refine(

@@ -57,6 +57,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['SESSION_SECRET_PREVIOUS', ['sessionSecretPrevious'], 'list'],
   ['TRUSTED_PROXIES', ['trustedProxies'], 'list'],
   ['PUBLIC_URL', ['publicUrl'], 'string'],
+  ['OAUTH_BROKER', ['oauthBroker'], 'bool'],
   ['OIDC_ISSUER', ['oidc', 'issuer'], 'string'],
   ['OIDC_AUDIENCE', ['oidc', 'audience'], 'list'],
   ['OIDC_REQUIRE_AT_JWT', ['oidc', 'requireAtJwt'], 'bool'],

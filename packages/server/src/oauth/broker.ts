@@ -57,6 +57,8 @@ export interface OAuthBrokerDeps {
   /** Every HTTP call of the flow: through the egress guard. */
   readonly fetch: OAuthFetch;
   /** PUBLIC_URL (no trailing slash), read at each use: a reload may change it. */
+  /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
+  readonly switchedOn: () => boolean;
   readonly publicUrl: () => string | undefined;
   /** The configured server of a name (its `auth` and `oauth` settings). */
   readonly server: (name: string) => OAuthServerSettings | undefined;
@@ -103,8 +105,9 @@ export class OAuthBroker {
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
   }
 
-  /** Whether the broker can run at all: PUBLIC_URL set, https (http only on loopback). */
+  /** Whether the broker runs: switched on (OAUTH_BROKER), PUBLIC_URL set, https (http only on loopback). */
   get enabled(): boolean {
+    if (!this.#deps.switchedOn()) return false;
     const url = this.#deps.publicUrl();
     return url !== undefined && (url.startsWith('https://') || isLoopbackHttp(new URL(url)));
   }
