@@ -38,7 +38,16 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config/'],
   ['egress/'],
   ['limits/', 'policy/', 'observability/', 'store/'],
-  ['errors.ts', 'jsonrpc.ts', 'json-depth.ts', 'abort.ts', 'version.ts', 'clock.ts', 'ttl-cache.ts'],
+  [
+    'errors.ts',
+    'jsonrpc.ts',
+    'json-depth.ts',
+    'abort.ts',
+    'version.ts',
+    'clock.ts',
+    'ttl-cache.ts',
+    'response-closed.ts',
+  ],
 ];
 
 /** The layer index of a path relative to src/, or -1 when no layer names it. */

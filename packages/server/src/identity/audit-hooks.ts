@@ -5,7 +5,7 @@
  * trail is on, so with `AUDIT_LOG=off` requests carry `undefined` and nothing else.
  */
 import type { FastifyInstance } from 'fastify';
-import { onResponseClosed } from '../http/response-closed.ts';
+import { onResponseClosed } from '../response-closed.ts';
 import type { AuditSurface, AuditTrail, RequestAudit } from './audit-trail.ts';
 
 declare module 'fastify' {

@@ -8,8 +8,8 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProxyError } from '../errors.ts';
-import { onResponseClosed } from '../http/response-closed.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
+import { onResponseClosed } from '../response-closed.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
 import type { Grants } from './principal.ts';
 

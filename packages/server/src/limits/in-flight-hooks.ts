@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ProxyError } from '../errors.ts';
-import { onResponseClosed } from '../http/response-closed.ts';
+import { onResponseClosed } from '../response-closed.ts';
 import { closeAfterRefusal } from './connection-deadlines.ts';
 import type { InFlightLimits } from './in-flight.ts';
 

@@ -1,5 +1,5 @@
 /**
- * @module http/response-closed
+ * @module response-closed
  * Runs cleanup when a response closes, including one that closed already: a hook that ran after
  * an await (authentication waiting on a remote store) may find its caller gone, and a 'close'
  * event that is already past never fires again, so a listener added then would leak what it
