@@ -47,6 +47,7 @@ const LAYERS: readonly (readonly string[])[] = [
     'clock.ts',
     'ttl-cache.ts',
     'response-closed.ts',
+    'read-capped.ts',
   ],
 ];
 

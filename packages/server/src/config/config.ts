@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { HostList } from '../egress/host-list.ts';
-import { isOidcUrl } from './oidc-url.ts';
+import { ASYMMETRIC_ALGORITHMS, isOidcUrl } from './oidc-url.ts';
 import {
   ConfigError,
   deepFreeze,
@@ -237,24 +237,7 @@ const oidcIssuerSchema = z.strictObject({
   audience: z
     .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
     .transform((aud) => (typeof aud === 'string' ? [aud] : aud)),
-  algorithms: z
-    .array(
-      z.enum([
-        'RS256',
-        'RS384',
-        'RS512',
-        'PS256',
-        'PS384',
-        'PS512',
-        'ES256',
-        'ES384',
-        'ES512',
-        'EdDSA',
-        'Ed25519',
-      ]),
-    )
-    .min(1)
-    .optional(),
+  algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).optional(),
   jwksUri: oidcUrl(true).optional(),
   claims: z.record(z.string().min(1), z.record(z.string(), grantsSchema)).optional(),
   grants: grantsSchema.optional(),

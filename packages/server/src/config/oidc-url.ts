@@ -7,6 +7,24 @@
  * loopback (`http://localhost:@evil.example`).
  */
 
+/**
+ * Signature algorithms with a public verification key: the only ones an issuer's tokens may use
+ * (never `none`, never HS*: an HMAC keyed with the provider's public key is the classic forgery).
+ */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+
 /** Hosts an http:// issuer or key set may name. */
 const LOOPBACK_HOSTNAMES: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
 

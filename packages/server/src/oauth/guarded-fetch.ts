@@ -6,6 +6,7 @@
  */
 import { fetch as undiciFetch } from 'undici';
 import type { EgressGuard } from '../egress/types.ts';
+import { readCapped } from '../read-capped.ts';
 
 /** Limits of {@link guardedFetch}. */
 export interface GuardedFetchLimits {
@@ -46,27 +47,10 @@ export function guardedFetch(
       signal,
       dispatcher: guard.dispatcher,
     });
-    const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > limits.maxBytes) {
-      await response.body?.cancel();
-      throw new Error(`${vetted.origin} sent more than ${limits.maxBytes} bytes`);
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = response.body?.getReader();
-    while (reader) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limits.maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw new Error(`${vetted.origin} sent more than ${limits.maxBytes} bytes`);
-      }
-      chunks.push(value);
-    }
+    const read = await readCapped(response, limits.maxBytes, vetted.origin);
     const headers = new Headers();
     for (const [name, value] of response.headers) headers.append(name, value);
-    const body = [101, 103, 204, 205, 304].includes(response.status) ? null : Buffer.concat(chunks);
+    const body = [101, 103, 204, 205, 304].includes(response.status) ? null : read;
     // A global Response: oauth4webapi checks `instanceof Response`.
     return new Response(body, { status: response.status, headers });
   };

@@ -6,8 +6,8 @@
  * ({@link StoreFullError}).
  */
 import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
-import { MemoryRateStore, type WindowHit } from '../limits/rate-store.ts';
-import { LocalChannels, type Store, StoreFullError, type StoreListener } from './store.ts';
+import { InProcessParts } from './in-process-parts.ts';
+import { type Store, StoreFullError } from './store.ts';
 
 /** Most keys the memory store holds. */
 export const MEMORY_STORE_MAX_KEYS = 100_000;
@@ -21,19 +21,18 @@ interface Entry {
 }
 
 /** Shared state for one process. */
-export class MemoryStore implements Store {
+export class MemoryStore extends InProcessParts implements Store {
   readonly #entries = new Map<string, Entry>();
-  readonly #counters: MemoryRateStore;
-  readonly #channels = new LocalChannels();
   readonly #now: () => number;
   readonly #maxKeys: number;
   #lastSweep = -Infinity;
 
   /** @param maxKeys most keys held (tests pass a small one). */
   constructor(clock: Clock = SYSTEM_CLOCK, maxKeys = MEMORY_STORE_MAX_KEYS) {
-    this.#now = () => clock.now();
+    const now = () => clock.now();
+    super(now);
+    this.#now = now;
     this.#maxKeys = maxKeys;
-    this.#counters = new MemoryRateStore(this.#now);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -63,37 +62,9 @@ export class MemoryStore implements Store {
     return this.#entries.delete(key);
   }
 
-  hit(key: string, windowMs: number): Promise<WindowHit> {
-    return this.#counters.hit(key, windowMs);
-  }
-
-  peek(key: string): Promise<WindowHit | undefined> {
-    return this.#counters.peek(key);
-  }
-
-  hitNow(key: string, windowMs: number): WindowHit {
-    return this.#counters.hitNow(key, windowMs);
-  }
-
-  peekNow(key: string): WindowHit | undefined {
-    return this.#counters.peekNow(key);
-  }
-
-  async publish(channel: string, message: string): Promise<void> {
-    this.#channels.deliver(channel, message);
-  }
-
-  async subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
-    this.#channels.add(channel, listener);
-    return async () => {
-      this.#channels.remove(channel, listener);
-    };
-  }
-
   async close(): Promise<void> {
     this.#entries.clear();
-    this.#channels.clear();
-    await this.#counters.close();
+    await this.closeParts();
   }
 
   #live(key: string): Entry | undefined {

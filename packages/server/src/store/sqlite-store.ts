@@ -12,8 +12,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
-import { MemoryRateStore, type WindowHit } from '../limits/rate-store.ts';
-import { LocalChannels, type Store, type StoreListener } from './store.ts';
+import { InProcessParts } from './in-process-parts.ts';
+import type { Store } from './store.ts';
 
 /** The database file's name under `DATA_DIR`. */
 export const SQLITE_FILE = 'mcp-proxy.sqlite';
@@ -63,19 +63,18 @@ function open(dataDir: string): Statements {
 }
 
 /** Shared state in a SQLite file. */
-export class SqliteStore implements Store {
+export class SqliteStore extends InProcessParts implements Store {
   readonly #dataDir: string;
-  readonly #counters: MemoryRateStore;
-  readonly #channels = new LocalChannels();
   readonly #now: () => number;
   readonly #stopSweep: () => void;
   #statements: Statements | undefined;
 
   /** A store in `DATA_DIR/mcp-proxy.sqlite`; nothing is opened until first used. */
   constructor(dataDir: string, clock: Clock = SYSTEM_CLOCK) {
+    const now = () => clock.now();
+    super(now);
     this.#dataDir = dataDir;
-    this.#now = () => clock.now();
-    this.#counters = new MemoryRateStore(this.#now);
+    this.#now = now;
     this.#stopSweep = clock.every(SWEEP_EVERY_MS, () => this.#statements?.sweep.run(this.#now()));
   }
 
@@ -102,37 +101,9 @@ export class SqliteStore implements Store {
     return Number(this.#sql().deleteIf.run(key, value, this.#now()).changes) > 0;
   }
 
-  hit(key: string, windowMs: number): Promise<WindowHit> {
-    return this.#counters.hit(key, windowMs);
-  }
-
-  peek(key: string): Promise<WindowHit | undefined> {
-    return this.#counters.peek(key);
-  }
-
-  hitNow(key: string, windowMs: number): WindowHit {
-    return this.#counters.hitNow(key, windowMs);
-  }
-
-  peekNow(key: string): WindowHit | undefined {
-    return this.#counters.peekNow(key);
-  }
-
-  async publish(channel: string, message: string): Promise<void> {
-    this.#channels.deliver(channel, message);
-  }
-
-  async subscribe(channel: string, listener: StoreListener): Promise<() => Promise<void>> {
-    this.#channels.add(channel, listener);
-    return async () => {
-      this.#channels.remove(channel, listener);
-    };
-  }
-
   async close(): Promise<void> {
     this.#stopSweep();
-    this.#channels.clear();
-    await this.#counters.close();
+    await this.closeParts();
     if (this.#statements?.db.isOpen) this.#statements.db.close();
     this.#statements = undefined;
   }

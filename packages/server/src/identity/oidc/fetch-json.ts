@@ -4,6 +4,7 @@
  * deadline, no redirects and a byte cap. The issuer is the operator's choice, but what it sends
  * must still neither hang a verification nor grow memory without bound (docs/security.md).
  */
+import { readCapped } from '../../read-capped.ts';
 
 /** Fetches JSON documents for discovery and JWKS. Throws a plain Error saying what failed. */
 export type JsonFetcher = (url: string) => Promise<unknown>;
@@ -29,26 +30,9 @@ export function boundedJsonFetcher(limits: JsonFetchLimits = JSON_FETCH_DEFAULTS
       await response.body?.cancel();
       throw new Error(`${url} answered HTTP ${response.status}`);
     }
-    const declared = Number(response.headers.get('content-length'));
-    if (Number.isFinite(declared) && declared > limits.maxBytes) {
-      await response.body?.cancel();
-      throw new Error(`${url} sent more than ${limits.maxBytes} bytes`);
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = response.body?.getReader();
-    while (reader) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limits.maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw new Error(`${url} sent more than ${limits.maxBytes} bytes`);
-      }
-      chunks.push(value);
-    }
+    const body = await readCapped(response, limits.maxBytes, url);
     try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      return JSON.parse(body.toString('utf8'));
     } catch {
       throw new Error(`${url} did not send JSON`);
     }

@@ -10,7 +10,7 @@
 import { hash } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Clock } from '../../clock.ts';
-import { isOidcUrl } from '../../config/oidc-url.ts';
+import { ASYMMETRIC_ALGORITHMS, isOidcUrl } from '../../config/oidc-url.ts';
 import { ProxyError } from '../../errors.ts';
 import type { Verified } from '../authenticator.ts';
 import type { Grants, Principal } from '../principal.ts';
@@ -18,20 +18,7 @@ import { type ClaimGrantMap, grantsFromClaims } from './claim-grants.ts';
 import type { JsonFetcher } from './fetch-json.ts';
 import { JwksCache } from './jwks-cache.ts';
 
-/** Signature algorithms with a public verification key; the only ones ever accepted. */
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-] as const;
+export { ASYMMETRIC_ALGORITHMS };
 
 /** What the operator configures for one issuer. */
 export interface OidcIssuerSettings {
