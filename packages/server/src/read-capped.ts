@@ -9,11 +9,17 @@
 /** What {@link readCapped} needs of a response (the global and undici's `Response` both fit). */
 export interface CappedSource {
   readonly headers: { get(name: string): string | null };
-  readonly body: ReadableStream<Uint8Array> | null;
+  // Untyped chunks: the global and undici's `Response` type their streams differently.
+  // biome-ignore lint/suspicious/noExplicitAny: either stream yields Uint8Array chunks
+  readonly body: ReadableStream<any> | null;
 }
 
 /** The whole body, or an Error naming `label` when it is over `maxBytes`. */
-export async function readCapped(response: CappedSource, maxBytes: number, label: string): Promise<Buffer> {
+export async function readCapped(
+  response: CappedSource,
+  maxBytes: number,
+  label: string,
+): Promise<ReturnType<typeof Buffer.concat>> {
   const tooLarge = () => new Error(`${label} sent more than ${maxBytes} bytes`);
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -26,12 +32,13 @@ export async function readCapped(response: CappedSource, maxBytes: number, label
   while (reader) {
     const { done, value } = await reader.read();
     if (done) break;
-    size += value.byteLength;
+    const chunk = value as Uint8Array;
+    size += chunk.byteLength;
     if (size > maxBytes) {
       await reader.cancel().catch(() => {});
       throw tooLarge();
     }
-    chunks.push(value);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
