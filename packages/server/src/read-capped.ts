@@ -6,12 +6,19 @@
  * where a hostile server could otherwise make it buffer without bound.
  */
 
-/** What {@link readCapped} needs of a response (the global and undici's `Response` both fit). */
+/** The reader {@link readCapped} takes from a body (any `ReadableStream` of bytes has one). */
+interface ChunkReader {
+  read(): Promise<{ readonly done: boolean; readonly value?: unknown }>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * What {@link readCapped} needs of a response: the global and undici's `Response` both fit (their
+ * stream types differ, so only the two methods used are named).
+ */
 export interface CappedSource {
   readonly headers: { get(name: string): string | null };
-  // Untyped chunks: the global and undici's `Response` type their streams differently.
-  // biome-ignore lint/suspicious/noExplicitAny: either stream yields Uint8Array chunks
-  readonly body: ReadableStream<any> | null;
+  readonly body: { getReader(): ChunkReader; cancel(): Promise<void> } | null;
 }
 
 /** The whole body, or an Error naming `label` when it is over `maxBytes`. */
