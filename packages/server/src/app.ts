@@ -18,6 +18,9 @@ import Fastify, {
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
+import { OAuthBroker, oauthSettingsOf } from './credentials/broker.ts';
+import { guardedFetch } from './credentials/guarded-fetch.ts';
+import { VaultKeys } from './credentials/vault-keys.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
 import { HeldSessions } from './dispatch/held-sessions.ts';
@@ -58,9 +61,6 @@ import {
   type RateRule,
 } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
-import { OAuthBroker, oauthSettingsOf } from './oauth/broker.ts';
-import { guardedFetch } from './oauth/guarded-fetch.ts';
-import { VaultKeys } from './oauth/vault-keys.ts';
 import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';

@@ -25,7 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // Who the caller is.
   ['identity/'],
   // The upstream OAuth broker (issue 18): discovery, registration, the flow, the token vault.
-  ['oauth/'],
+  ['credentials/'],
   // THE decision (plan.ts), targets, the connector, era and transport verdicts.
   ['dispatch/'],
   // Sessions the proxy holds, the modern pool, sealed ids.

@@ -9,6 +9,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { linkAbort } from '../../abort.ts';
+import type { OAuthBroker } from '../../credentials/broker.ts';
 import {
   type DispatchPlanner,
   mayFallBack,
@@ -31,7 +32,6 @@ import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isProxyCredential } from '../../identity/proxy-credential.ts';
 import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
-import type { OAuthBroker } from '../../oauth/broker.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';

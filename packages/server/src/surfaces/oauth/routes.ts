@@ -7,9 +7,9 @@
  * ID Metadata Document is served at `/oauth/client-metadata.json`.
  */
 import type { FastifyInstance } from 'fastify';
+import type { OAuthBroker } from '../../credentials/broker.ts';
+import { CALLBACK_PATH, CLIENT_METADATA_PATH } from '../../credentials/registration.ts';
 import { ProxyError, toErrorReply } from '../../errors.ts';
-import type { OAuthBroker } from '../../oauth/broker.ts';
-import { CALLBACK_PATH, CLIENT_METADATA_PATH } from '../../oauth/registration.ts';
 
 /** The message the callback page posts to its opener. */
 export const CALLBACK_MESSAGE_TYPE = 'mcp-proxy:oauth';

@@ -8,6 +8,7 @@
  * one-shot connection for a lone message.
  */
 
+import type { OAuthBroker } from '../../credentials/broker.ts';
 import { answerOfFailure } from '../../dispatch/answer-rules.ts';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import type { HeldSessions } from '../../dispatch/held-sessions.ts';
@@ -28,7 +29,6 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../../jsonrpc.ts';
-import type { OAuthBroker } from '../../oauth/broker.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession } from '../../sessions/held-session.ts';

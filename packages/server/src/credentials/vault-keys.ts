@@ -1,5 +1,5 @@
 /**
- * @module oauth/vault-keys
+ * @module credentials/vault-keys
  * The keys that encrypt the token vault (issue 18): AES-256 keys, configured as `VAULT_KEY`
  * (base64 32-byte keys, comma-separated, newest first: the newest encrypts, every listed key
  * decrypts) or, with none configured, one generated on first use and kept owner-only in

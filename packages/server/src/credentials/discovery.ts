@@ -1,5 +1,5 @@
 /**
- * @module oauth/discovery
+ * @module credentials/discovery
  * Finds who issues tokens for an upstream MCP server, in the order the MCP authorization spec
  * (2025-11-25) gives: the protected resource metadata (RFC 9728) named by the 401's
  * `resource_metadata`, else at the path-aware then the root well-known URL; then the first of its

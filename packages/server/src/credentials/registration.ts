@@ -1,5 +1,5 @@
 /**
- * @module oauth/registration
+ * @module credentials/registration
  * Which OAuth client the proxy is at an authorization server, in the MCP spec's priority: a client
  * the operator pre-registered for the server (config `oauth.clientId`), else the proxy's Client ID
  * Metadata Document (`PUBLIC_URL/oauth/client-metadata.json`, when `PUBLIC_URL` is https and the

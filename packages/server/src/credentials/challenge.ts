@@ -1,5 +1,5 @@
 /**
- * @module oauth/challenge
+ * @module credentials/challenge
  * Reads what an upstream's `WWW-Authenticate: Bearer …` challenge tells the broker: where its
  * protected resource metadata is (RFC 9728 §5.1) and which scopes it wants (RFC 6750 §3).
  */

@@ -1,5 +1,5 @@
 /**
- * @module oauth/guarded-fetch
+ * @module credentials/guarded-fetch
  * The one way the OAuth broker talks to authorization servers and protected-resource metadata:
  * through the egress guard (vetted name, pinned connection), with a deadline, no redirects and a
  * byte cap. The answer is handed back as a plain `Response` so oauth4webapi can process it.

@@ -1,5 +1,5 @@
 /**
- * @module oauth/vault
+ * @module credentials/vault
  * Upstream tokens at rest (issue 18): one entry per (principal, resource), encrypted with
  * AES-256-GCM ({@link seal}) in the shared store, so the sqlite file or Redis never holds a token in
  * clear and several instances share what a user connected. The slot name is a hash: the store

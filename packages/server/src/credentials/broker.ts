@@ -1,5 +1,5 @@
 /**
- * @module oauth/broker
+ * @module credentials/broker
  * The upstream OAuth broker (issue 18): signs each principal in to OAuth-protected MCP servers
  * and keeps their tokens server-side. `bearerFor` gives the access token for (principal, server),
  * refreshed shortly before it expires (once across instances: a store lock); `required` starts a
