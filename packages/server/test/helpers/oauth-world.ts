@@ -540,6 +540,13 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
       if (typeof method === 'string') rpcMethod = method;
     }
 
+    // No GET stream and no DELETE (stateless): refused before the token is looked at, so a client's
+    // stream attempt never meets a 401 and refreshes beside its POST (a refresh race: with
+    // rotating refresh tokens, the second use of one revokes the grant).
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST' }).end();
+      return;
+    }
     const bearer = /^Bearer ([^\s]+)$/i.exec(authorization ?? '')?.[1];
     const baseScope = deps.challengeScope === false ? {} : { scope: scopesSupported.join(' ') };
     if (bearer === undefined) {
@@ -568,10 +575,6 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
         res.writeHead(403, { 'www-authenticate': challenge({ error: 'insufficient_scope', scope }) }).end();
         return;
       }
-    }
-    if (req.method !== 'POST') {
-      res.writeHead(405, { allow: 'POST' }).end();
-      return;
     }
     const mcp = buildMcpServer();
     // Stateless (no session id): each POST gets its own server and transport.
