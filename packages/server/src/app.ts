@@ -331,13 +331,20 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, broker);
-  await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
-    if (audit) registerAuditHooks(scope, audit, 'proxy');
+  /**
+   * What POST /proxy and /mcp run after authentication, in this order: the audit, the live
+   * requests a reload may end, the in-flight caps, and the tie of a held session to its token.
+   */
+  const callerHooks = (scope: FastifyInstance, surface: 'proxy' | 'mcp') => {
+    if (audit) registerAuditHooks(scope, audit, surface);
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('onSend', holdSession);
+  };
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
+    callerHooks(scope, 'proxy');
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
@@ -365,11 +372,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         (request, error) => withBearerChallenge(resourceMetadata, request, error),
       ),
     );
-    if (audit) registerAuditHooks(scope, audit, 'mcp');
-    scope.addHook('onRequest', live.hook());
-    scope.addHook('onRequest', inFlightHook.onRequest);
-    scope.addHook('preHandler', inFlightHook.preHandler);
-    scope.addHook('onSend', holdSession);
+    callerHooks(scope, 'mcp');
     await scope.register(mcpRoutes, mcp);
   });
 
