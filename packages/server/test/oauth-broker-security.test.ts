@@ -586,8 +586,7 @@ describe('F4 + F7: what hostile metadata can make the proxy keep, and where it s
           authorization_servers: [`${base}/as/${prm[1]}`],
         });
       const as = /^\/.well-known\/oauth-authorization-server\/as\/(\d+)$/.exec(url.pathname);
-      if (as)
-        return json(res, 200, asMetadata(`${base}/as/${as[1]}`, base, { padding: PAD }));
+      if (as) return json(res, 200, asMetadata(`${base}/as/${as[1]}`, base, { padding: PAD }));
       if (url.pathname === '/register') {
         registrations++;
         return json(res, 201, { client_id: registrations === 2 ? `c-${PAD}` : `c${registrations}` });
