@@ -219,6 +219,7 @@ export class OAuthBroker {
       settings,
       issuerClients,
       principalKey,
+      signal,
     );
     throwIfOver(signal);
     const scopes = (
