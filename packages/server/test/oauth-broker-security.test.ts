@@ -788,6 +788,50 @@ describe('F5 + F6: a refused token or a forgotten client never leaves the user s
   });
 });
 
+describe('F6: invalid_client when the code is exchanged', () => {
+  it('drops the registration: the next sign-in registers again and succeeds', async () => {
+    let base = '';
+    let registrations = 0;
+    base = await serve((req, res, url, body) => {
+      if (url.pathname === '/mcp') {
+        if (req.headers.authorization === 'Bearer ACCESS-c2') {
+          return json(res, 200, { jsonrpc: '2.0', id: JSON.parse(body).id, result: { tools: [] } });
+        }
+        return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm"` });
+      }
+      if (url.pathname === '/prm')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [base] });
+      if (url.pathname === '/.well-known/oauth-authorization-server')
+        return json(res, 200, asMetadata(base, base));
+      if (url.pathname === '/register') {
+        registrations++;
+        return json(res, 201, { client_id: `c${registrations}` });
+      }
+      if (url.pathname === '/authorize') {
+        const back = new URL(url.searchParams.get('redirect_uri') ?? '');
+        back.searchParams.set('code', 'CODE');
+        back.searchParams.set('state', url.searchParams.get('state') ?? '');
+        return redirect(res, back.href);
+      }
+      if (url.pathname === '/token') {
+        // The server lost its first client between the registration and the exchange.
+        const client = new URLSearchParams(body).get('client_id');
+        if (client === 'c1') return json(res, 401, { error: 'invalid_client' });
+        return json(res, 200, { access_token: `ACCESS-${client}`, token_type: 'Bearer' });
+      }
+      res.writeHead(404).end();
+    });
+    const p = await proxyWith();
+    const list = () => call(p, ALICE, `${base}/mcp`, 'tools/list');
+    const refused = await browse(linkOf(await list()), ALICE);
+    assert.equal(refused.status, 502, refused.body);
+    const ended = await browse(linkOf(await list()), ALICE);
+    assert.equal(ended.status, 200, ended.body);
+    assert.equal(registrations, 2, 'the forgotten client was not registered again');
+    assert.equal((await list()).status, 200);
+  });
+});
+
 describe('F8: discovery honours the request deadline and the caller', () => {
   it('a dripping metadata server holds a call no longer than UPSTREAM_TIMEOUT_MS', {
     timeout: 30_000,
