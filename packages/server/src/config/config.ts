@@ -109,8 +109,8 @@ export const DEFAULTS = {
   publicUrl: undefined as string | undefined,
   /**
    * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
-   * the open findings of its security review (login CSRF on start links, mix-up without RFC 9207
-   * `iss`) are fixed.
+   * the fixes of its security review (login CSRF on start links, mix-up without RFC 9207 `iss`,
+   * F3-F8) are reviewed.
    */
   oauthBroker: false,
   /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
