@@ -731,6 +731,58 @@ describe('F5 + F6: a refused token or a forgotten client never leaves the user s
     assert.equal(w.as.events.filter((e) => e === 'token:refresh_token').length, 1);
   });
 
+  it('a token the upstream refuses before its expiry is refreshed and the call tried once more', async () => {
+    let base = '';
+    let issued = 0;
+    let refreshes = 0;
+    const refusedTokens = new Set<string>();
+    base = await serve((req, res, url, body) => {
+      if (url.pathname === '/mcp') {
+        const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+        if (/^ACCESS-\d+$/.test(token) && !refusedTokens.has(token)) {
+          return json(res, 200, { jsonrpc: '2.0', id: JSON.parse(body).id, result: { tools: [] } });
+        }
+        return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm"` });
+      }
+      if (url.pathname === '/prm')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [base] });
+      if (url.pathname === '/.well-known/oauth-authorization-server')
+        return json(res, 200, asMetadata(base, base));
+      if (url.pathname === '/register') return json(res, 201, { client_id: 'c' });
+      if (url.pathname === '/authorize') {
+        const back = new URL(url.searchParams.get('redirect_uri') ?? '');
+        back.searchParams.set('code', 'CODE');
+        back.searchParams.set('state', url.searchParams.get('state') ?? '');
+        return redirect(res, back.href);
+      }
+      if (url.pathname === '/token') {
+        if (new URLSearchParams(body).get('grant_type') === 'refresh_token') refreshes++;
+        issued++;
+        return json(res, 200, {
+          access_token: `ACCESS-${issued}`,
+          refresh_token: `R-${issued}`,
+          expires_in: 3600,
+          token_type: 'Bearer',
+        });
+      }
+      res.writeHead(404).end();
+    });
+    const p = await proxyWith();
+    const list = () => call(p, ALICE, `${base}/mcp`, 'tools/list');
+    await browse(linkOf(await list()), ALICE);
+    assert.equal((await list()).status, 200);
+    // The upstream stops accepting the first token long before it expires.
+    refusedTokens.add('ACCESS-1');
+    const again = await list();
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(refreshes, 1);
+    // A token refused right after its refresh asks for a sign-in, without a second refresh.
+    refusedTokens.add('ACCESS-2');
+    refusedTokens.add('ACCESS-3');
+    linkOf(await list());
+    assert.equal(refreshes, 2);
+  });
+
   it('invalid_client at the token endpoint drops the registration: the next call offers a sign-in', async () => {
     let base = '';
     let registrations = 0;

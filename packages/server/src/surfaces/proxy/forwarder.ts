@@ -121,12 +121,13 @@ export class Forwarder {
       } catch (error) {
         const refusal = findProxyError(error);
         if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-        // A refused token is refreshed (never simply dropped: review F5) and the call tried once more.
+        // A refused token is refreshed (never simply dropped: review F5) and the call tried once
+        // more; a token refused right after its refresh asks for a sign-in, with no second refresh.
         const fresh =
-          token === undefined
+          token === undefined || attempt > 0
             ? undefined
             : await broker.rejected(principalKey, resolved, token, request.signal);
-        if (fresh !== undefined && attempt === 0) {
+        if (fresh !== undefined) {
           token = fresh;
           continue;
         }
