@@ -326,6 +326,39 @@ describe('F1: a sign-in link binds only the principal that made the call, in its
   });
 });
 
+describe('F1: the bind cookie under an https PUBLIC_URL', () => {
+  it('is a __Host- cookie, Secure, and the bind wants the https origin', async () => {
+    const { world: w, clock } = await world();
+    const proxy = await startProxy(
+      {
+        PUBLIC_URL: 'https://proxy.example.com',
+        OAUTH_BROKER: 'true',
+        PROXY_TOKENS: ALICE,
+        CORS_ORIGINS: APP,
+      },
+      { clock },
+    );
+    cleanup.push(() => proxy.close());
+    const reply = await call({ proxy, publicUrl: 'https://proxy.example.com' }, ALICE, w.upstream.url);
+    const link = new URL(linkOf(reply));
+    assert.equal(link.origin, 'https://proxy.example.com');
+    const local = `${proxy.url}${link.pathname}`;
+    const post = (origin: string) =>
+      fetch(local, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin },
+        body: JSON.stringify({ credential: ALICE, origin: APP }),
+      });
+    assert.equal((await post(proxy.url)).status, 403);
+    const bound = await post('https://proxy.example.com');
+    assert.equal(bound.status, 200);
+    assert.match(
+      bound.headers.get('set-cookie') ?? '',
+      /^__Host-mcpp-oauth-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/,
+    );
+  });
+});
+
 describe('F2: mix-up without RFC 9207 iss', () => {
   /**
    * An honest authorization server that sends no `iss` and, like every real one, redirects only
