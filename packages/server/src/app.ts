@@ -259,6 +259,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     switchedOn: () => current.oauthBroker,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
+    issuerClients: () => current.oauthClients,
+    timeoutMs: () => config.upstream.timeoutMs,
     now,
   });
   const forwarder = new Forwarder({
@@ -330,7 +332,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
-  await app.register(oauthRoutes, broker);
+  await app.register(oauthRoutes, {
+    broker,
+    authenticator,
+    limiter,
+    corsOrigins: () => access.corsOrigins,
+    publicUrl: identity.publicUrl,
+  });
   /**
    * What POST /proxy and /mcp run after authentication, in this order: the audit, the live
    * requests a reload may end, the in-flight caps, and the tie of a held session to its token.

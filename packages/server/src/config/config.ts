@@ -119,10 +119,12 @@ export const DEFAULTS = {
   publicUrl: undefined as string | undefined,
   /**
    * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
-   * the open findings of its security review (login CSRF on start links, mix-up without RFC 9207
-   * `iss`) are fixed.
+   * the fixes of its security review (login CSRF on start links, mix-up without RFC 9207 `iss`,
+   * F3-F8) are reviewed.
    */
   oauthBroker: false,
+  /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
+  oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
   // the environment; `issuers` lists several, each with its own claim → grant mapping.
   oidc: {
@@ -249,6 +251,14 @@ const configSchema = z
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
     oauthBroker: z.boolean(),
+    oauthClients: z.array(
+      z.strictObject({
+        issuer: z.url(),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1).optional(),
+        scopes: z.array(z.string().min(1)).optional(),
+      }),
+    ),
     publicUrl: z
       .string()
       .refine(

@@ -59,7 +59,12 @@ export const urlServerSchema = z.strictObject({
     .strictObject({
       clientId: z.string().min(1),
       clientSecret: z.string().min(1).optional(),
+      /** The issuer the client is registered at: used only with it (security review F3). */
+      issuer: z.url().optional(),
       scopes: z.array(z.string().min(1)).optional(),
+    })
+    .refine((o) => o.clientSecret === undefined || o.issuer !== undefined, {
+      message: 'oauth.issuer is required with oauth.clientSecret (the secret goes to that issuer only)',
     })
     .optional(),
 });

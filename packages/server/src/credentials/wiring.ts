@@ -23,6 +23,10 @@ export interface BrokerWiring {
   readonly publicUrl: () => string | undefined;
   /** The configured servers now. */
   readonly servers: () => Config['servers'];
+  /** Clients pre-registered per issuer (`oauthClients`) now. */
+  readonly issuerClients: () => Config['oauthClients'];
+  /** The deadline of each call of the flow (UPSTREAM_TIMEOUT_MS). */
+  readonly timeoutMs: () => number;
   readonly now: () => number;
 }
 
@@ -42,6 +46,8 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
       const servers = deps.servers();
       return Object.hasOwn(servers, name) ? oauthSettingsOf(servers[name]) : undefined;
     },
+    issuerClients: deps.issuerClients,
+    timeoutMs: deps.timeoutMs,
     now: deps.now,
   });
 }
