@@ -79,6 +79,7 @@ import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
 import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
+import { oauthConnectionRoutes } from './surfaces/oauth/connections.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
@@ -556,6 +557,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       serverNames: () => Object.keys(currentServers),
       now,
     });
+    await scope.register(oauthConnectionRoutes, broker.connections);
   });
   await app.register(async (scope) => {
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.

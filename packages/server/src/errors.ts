@@ -280,6 +280,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33203,
     message: 'This sign-in link is unknown, already used or expired: retry the call to get a new one.',
   },
+  oauth_connection_not_found: {
+    status: 404,
+    rpcCode: -33210,
+    message:
+      'You have no upstream sign-in for this server: GET /oauth/connections lists the servers you are connected to.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

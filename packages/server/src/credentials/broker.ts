@@ -12,6 +12,7 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
+import { OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import {
@@ -98,11 +99,23 @@ export class OAuthBroker {
   readonly #vault: TokenVault;
   readonly #now: () => number;
   readonly #refreshing = new Map<string, Promise<StoredEntry | undefined>>();
+  readonly #connections: OAuthConnections;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
+    this.#connections = new OAuthConnections({
+      store: deps.store,
+      keys: deps.keys,
+      fetch: deps.fetch,
+      now: this.#now,
+    });
+  }
+
+  /** The principals' connections: listed and ended by `/oauth/connections`. */
+  get connections(): OAuthConnections {
+    return this.#connections;
   }
 
   /** Whether the broker runs: switched on (OAUTH_BROKER), PUBLIC_URL set, https (http only on loopback). */
@@ -154,11 +167,37 @@ export class OAuthBroker {
     }
   }
 
+  /**
+   * Step-up (MCP authorization, "Scope Challenge Handling"): the upstream refused the broker's
+   * token with 403 `insufficient_scope`. Starts a sign-in for the union of the scopes the token
+   * holds, the configured ones and those the challenge names, and returns the same
+   * `upstream_auth_required` error; undefined when the 403 is no scope challenge (it stays the
+   * upstream's own refusal). The token held keeps serving the calls it can until the new one
+   * replaces it.
+   */
+  async stepUp(
+    principalKey: string,
+    target: OAuthTarget,
+    challengeHeader: string | undefined,
+    openerOrigin: string | undefined,
+  ): Promise<ProxyError | undefined> {
+    const challenge = parseBearerChallenge(challengeHeader);
+    if (challenge.error?.toLowerCase() !== 'insufficient_scope') return undefined;
+    const held = await this.#vault.get(principalKey, canonical(target.url));
+    const configured = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth?.scopes;
+    const scopes = new Set(
+      [held?.scope, challenge.scope, configured?.join(' ')].flatMap((each) => each?.split(' ') ?? []),
+    );
+    scopes.delete('');
+    return this.#begin(principalKey, target, challengeHeader, openerOrigin, [...scopes].join(' '));
+  }
+
   async #begin(
     principalKey: string,
     target: OAuthTarget,
     challengeHeader: string | undefined,
     openerOrigin: string | undefined,
+    stepUpScopes?: string,
   ): Promise<ProxyError> {
     const publicUrl = this.#deps.publicUrl();
     if (publicUrl === undefined || !this.enabled) {
@@ -175,7 +214,9 @@ export class OAuthBroker {
       publicUrl,
       settings,
     );
-    const scopes = settings?.scopes?.join(' ') ?? challenge.scope ?? discovered.scopesSupported?.join(' ');
+    const scopes =
+      stepUpScopes ||
+      (settings?.scopes?.join(' ') ?? challenge.scope ?? discovered.scopesSupported?.join(' '));
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
     const redirectUri = `${publicUrl}${CALLBACK_PATH}`;
@@ -274,6 +315,7 @@ export class OAuthBroker {
       });
     }
     await this.#vault.put(flow.principalKey, this.#entry(flow, tokens, undefined));
+    await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin };
   }
 

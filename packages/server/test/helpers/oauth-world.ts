@@ -27,7 +27,8 @@
  * `consent:alice`, `deny:alice`, `register:<client_id>`, `token:authorization_code`,
  * `token:refresh_token`, `token-error:invalid_grant`, `revoke`); `world.as.forgetGrants()` drops every
  * grant and token it issued (a refresh then fails with `invalid_grant`; the next authorization asks
- * for consent again); `world.as.clients()` lists the clients it knows.
+ * for consent again); `world.as.clients()` lists the clients it knows; `world.as.stored('RefreshToken')`
+ * the refresh tokens it holds now (their values), `stored('Grant')` its grants.
  *
  * ## Time
  * One clock for the world: `clock` option (`{ now(): number }` in ms, e.g. the proxy's ManualClock),
@@ -161,6 +162,12 @@ export interface OAuthAuthorizationServer {
   forgetGrants(): void;
   /** Drops every login session (the next authorization shows the login form again). */
   forgetSessions(): void;
+  /**
+   * The ids of the live records of a kind it keeps: for `RefreshToken` these are the opaque
+   * refresh token values themselves (JWT access tokens are not stored), so a test can look for
+   * them in a store file, or see that a revocation ended them.
+   */
+  stored(kind: 'RefreshToken' | 'Grant'): string[];
 }
 
 /** Options of {@link ScriptedUser.authorize}. */
@@ -440,6 +447,11 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
     },
     forgetSessions() {
       for (const key of [...records.keys()]) if (key.startsWith('Session:')) records.delete(key);
+    },
+    stored(kind) {
+      return [...records]
+        .filter(([key, record]) => key.startsWith(`${kind}:`) && record.expires > Date.now())
+        .map(([key]) => key.slice(kind.length + 1));
     },
   };
 

@@ -141,9 +141,13 @@ export class McpEndpoint {
     } catch (error) {
       // A held or bridged route opens its upstream itself: its 401 arrives thrown.
       const refusal = findProxyError(error);
-      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      if (!this.#brokered.has(request) || reply.sent) throw error;
-      return this.#authRequired(request, reply, inbound, resolved, refusal.headers['www-authenticate']);
+      if (refusal?.code !== 'upstream_unauthorized' || !this.#brokered.has(request) || reply.sent)
+        throw error;
+      const challenge = refusal.headers['www-authenticate'];
+      const stepUp = refusal.status === 403 ? await this.#stepUp(request, challenge) : undefined;
+      if (stepUp) return this.#askSignIn(request, reply, inbound, stepUp);
+      if (refusal.status !== 401) throw error;
+      return this.#authRequired(request, reply, inbound, resolved, challenge);
     }
   }
 
@@ -189,6 +193,28 @@ export class McpEndpoint {
     const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
     const error = await broker.required(principalKey, target, challenge, header(request, 'origin'), notOAuth);
     if (error === notOAuth) throw error;
+    return this.#askSignIn(request, reply, inbound, error);
+  }
+
+  /**
+   * Step-up: the upstream refused the broker's token with 403 `insufficient_scope`; the caller
+   * is asked to sign in again for more scopes, as for a 401. Undefined when the broker supplied
+   * no token or the 403 is no scope challenge: the upstream's refusal stands.
+   */
+  async #stepUp(request: FastifyRequest, challenge: string | undefined): Promise<ProxyError | undefined> {
+    const brokered = this.#brokered.get(request);
+    const broker = this.#deps.broker;
+    if (!broker || !brokered?.hadToken || brokered.target.kind === 'stdio') return undefined;
+    return broker.stepUp(brokered.principalKey, brokered.target, challenge, brokered.origin);
+  }
+
+  /** Answers `upstream_auth_required`: in a lone request's answer where it can, else as the HTTP 401. */
+  #askSignIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    error: ProxyError,
+  ): FastifyReply {
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
     const answer = urlElicitationRequired(only.id, error);
@@ -254,6 +280,18 @@ export class McpEndpoint {
     const filter = toolFilterFor(target);
     if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
+    if (response.status === 403) {
+      const stepUp = await this.#stepUp(request, headerValue(response.headers, 'www-authenticate')).catch(
+        (error: unknown) => {
+          discard(response);
+          throw error;
+        },
+      );
+      if (stepUp) {
+        discard(response);
+        return this.#askSignIn(request, reply, inbound, stepUp);
+      }
+    }
     if (response.status === 401 && this.#brokered.has(request)) {
       // The broker takes over the upstream's challenge: the caller is asked to sign in instead.
       const challenge = headerValue(response.headers, 'www-authenticate');

@@ -112,6 +112,11 @@ export class Forwarder {
       );
     } catch (error) {
       const refusal = findProxyError(error);
+      if (refusal?.code === 'upstream_unauthorized' && refusal.status === 403 && token !== undefined) {
+        // Step-up: the token lacks a scope this call needs (403 insufficient_scope).
+        const challenge = refusal.headers['www-authenticate'];
+        throw (await broker.stepUp(principalKey, resolved, challenge, request.origin)) ?? error;
+      }
       if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
       if (token !== undefined) await broker.rejected(principalKey, resolved);
       throw await broker.required(
