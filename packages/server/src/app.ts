@@ -78,6 +78,7 @@ import { HeldSessionHandler } from './surfaces/mcp/held-session-handler.ts';
 import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
 import { mcpRoutes } from './surfaces/mcp/routes.ts';
+import { SignInRounds } from './surfaces/mcp/sign-in-input.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
 import { oauthConnectionRoutes } from './surfaces/oauth/connections.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
@@ -449,13 +450,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const planner = new DispatchPlanner({ verdicts, eras });
   // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through
   // the guard; it acts only with PUBLIC_URL set (the callback must be reachable).
+  const vaultKeys = new VaultKeys({
+    vaultKeys: config.vaultKeys,
+    dataDir: config.dataDir,
+    ephemeral: storeKind(config) === 'memory',
+  });
   const broker = new OAuthBroker({
     store: namespaced(store, 'oauth:'),
-    keys: new VaultKeys({
-      vaultKeys: config.vaultKeys,
-      dataDir: config.dataDir,
-      ephemeral: storeKind(config) === 'memory',
-    }),
+    keys: vaultKeys,
     fetch: guardedFetch(guard),
     switchedOn: () => current.oauthBroker,
     publicUrl: () => publicUrl,
@@ -493,6 +495,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
     broker,
+    signIn: new SignInRounds(vaultKeys, now),
   });
   let shuttingDown = false;
 

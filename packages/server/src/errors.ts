@@ -280,6 +280,12 @@ export const ERROR_REGISTRY = {
     rpcCode: -33203,
     message: 'This sign-in link is unknown, already used or expired: retry the call to get a new one.',
   },
+  upstream_auth_declined: {
+    status: 403,
+    rpcCode: -33211,
+    message:
+      'You declined to sign in to the MCP server, so the call was not made: retry it to be asked again.',
+  },
   oauth_connection_not_found: {
     status: 404,
     rpcCode: -33210,

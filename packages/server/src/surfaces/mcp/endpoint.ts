@@ -24,7 +24,7 @@ import {
   type TransportChoice,
 } from '../../dispatch/targets.ts';
 import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
-import { findProxyError, ProxyError } from '../../errors.ts';
+import { findProxyError, ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
@@ -42,6 +42,7 @@ import { authRefusal } from '../../upstream/status.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
+import type { SignInRounds } from './sign-in-input.ts';
 import { urlElicitationRequired } from './url-elicitation.ts';
 
 /** Collaborators of the endpoint. */
@@ -61,6 +62,8 @@ export interface McpEndpointDeps {
   readonly shutdown: AbortSignal;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
+  /** How a 2026-07-28 client is asked to sign in (an input request), and its retry resumed. */
+  readonly signIn?: SignInRounds | undefined;
 }
 
 /** A request the broker supplies the upstream credential of. */
@@ -102,6 +105,10 @@ export class McpEndpoint {
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
     const parsed = request.method === 'POST' ? parseBody(request.body) : undefined;
+    if (parsed && this.#deps.signIn) {
+      const resumed = this.#resumeSignIn(reply, parsed, identity.principalKey);
+      if (resumed) return resumed;
+    }
     request.mcpMethod = parsed?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
     if (request.audit && parsed) {
       // Requests only: a notification gets no line (one under a request's method is dropped below).
@@ -208,6 +215,29 @@ export class McpEndpoint {
     return broker.stepUp(brokered.principalKey, brokered.target, challenge, brokered.origin);
   }
 
+  /**
+   * A pooled session's upstream refused the broker's token mid-session (its answer carries the
+   * refusal and the challenge in `data`): the caller is asked to sign in (401) or to step up
+   * (403 `insufficient_scope`) instead. Undefined: the answer stands.
+   */
+  async #pooledRefusal(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    answer: JsonRpcResponse,
+  ): Promise<FastifyReply | undefined> {
+    const brokered = this.#brokered.get(request);
+    const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
+    if (!brokered || data?.code !== 'upstream_unauthorized') return undefined;
+    const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
+    if (data.upstreamStatus === 403) {
+      const stepUp = await this.#stepUp(request, challenge);
+      return stepUp && this.#askSignIn(request, reply, inbound, stepUp);
+    }
+    if (data.upstreamStatus !== 401) return undefined;
+    return this.#authRequired(request, reply, inbound, brokered.target, challenge);
+  }
+
   /** Answers `upstream_auth_required`: in a lone request's answer where it can, else as the HTTP 401. */
   #askSignIn(
     request: FastifyRequest,
@@ -217,9 +247,34 @@ export class McpEndpoint {
   ): FastifyReply {
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
-    const answer = urlElicitationRequired(only.id, error);
+    const signIn = this.#deps.signIn;
+    const principalKey = (request.identity as { principalKey: string }).principalKey;
+    // 2026-07-28 has no -32042: its clients are asked through an input request.
+    const answer =
+      signIn && clientEraOf(only, header(request, 'mcp-protocol-version')) === 'modern'
+        ? signIn.answer(only, error, principalKey)
+        : urlElicitationRequired(only.id, error);
     request.audit?.answer(answer);
     return reply.code(200).type('application/json').send(answer);
+  }
+
+  /**
+   * A 2026-07-28 client's retry after a sign-in round: the proxy's `requestState` and input
+   * response come off each request before anything else sees it. A declined sign-in (or a
+   * handle that is not the caller's) is the lone request's answer; undefined when it goes on.
+   */
+  #resumeSignIn(reply: FastifyReply, parsed: Inbound, principalKey: string): FastifyReply | undefined {
+    const signIn = this.#deps.signIn as SignInRounds;
+    for (const [index, message] of parsed.messages.entries()) {
+      if (!isRequest(message)) continue;
+      try {
+        parsed.messages[index] = signIn.resume(message, principalKey);
+      } catch (error) {
+        if (parsed.batch) throw error;
+        return reply.code(200).type('application/json').send(toJsonRpcError(error, message.id));
+      }
+    }
+    return undefined;
   }
 
   /** Executes a route of the plan. */
@@ -234,7 +289,9 @@ export class McpEndpoint {
         throw new ProxyError(route.code);
       case 'pooled':
         // Only a modern POST is pooled: it has a body.
-        return this.#deps.modern.post(request, reply, inbound as Inbound, route);
+        return this.#deps.modern.post(request, reply, inbound as Inbound, route, (answer) =>
+          this.#pooledRefusal(request, reply, inbound, answer),
+        );
       case 'held':
       case 'open-held':
       case 'one-shot':

@@ -58,6 +58,8 @@ export class PooledSessionHandler {
     reply: FastifyReply,
     inbound: MessageBatch,
     ctx: PoolContext<UpstreamTarget>,
+    /** Looks at an error answer first: the caller may answer instead (the OAuth broker's sign-in). */
+    intercept?: (answer: JsonRpcResponse) => Promise<FastifyReply | undefined>,
   ) {
     const requests = inbound.messages.filter(isRequest);
     // A modern client's only notification is cancellation on stdio; over HTTP closing the stream
@@ -95,6 +97,10 @@ export class PooledSessionHandler {
     const response = await call
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
       .catch((error: unknown) => toJsonRpcError(error, message.id));
+    if (intercept && 'error' in response) {
+      const answered = await intercept(response);
+      if (answered) return answered;
+    }
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
     request.audit?.answer(response);
