@@ -15,9 +15,11 @@ import {
   ALICE,
   authorizeUrlOf,
   BOB,
+  bindAs,
   callTool,
   connect,
   type OAuthSetup,
+  scopesAsked,
   setupOAuth,
   subjectOf,
   upstreamTokens,
@@ -36,13 +38,6 @@ async function connections(s: OAuthSetup, token: string, init: RequestInit = {},
   const text = await response.text();
   // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
   return { status: response.status, text, body: (text === '' ? undefined : JSON.parse(text)) as any };
-}
-
-/** The scopes the authorization request behind a one-time start link asks for. */
-async function scopesAsked(url: string): Promise<string[]> {
-  const started = await fetch(url, { redirect: 'manual' });
-  const location = new URL(started.headers.get('location') as string);
-  return (location.searchParams.get('scope') ?? '').split(' ').sort();
 }
 
 describe('GET /oauth/connections and DELETE /oauth/connections/{server}', () => {
@@ -138,11 +133,11 @@ describe('step-up on 403 insufficient_scope', () => {
     await connect(s, ALICE, 'alice');
     const refused = await callTool(s, ALICE, 'admin');
     const url = authorizeUrlOf(s, refused);
-    assert.deepEqual(await scopesAsked(url), ['mcp:admin', 'mcp:read']);
+    assert.deepEqual(await scopesAsked(url, ALICE), ['mcp:admin', 'mcp:read']);
     // The token held still serves what it can meanwhile.
     assert.equal(subjectOf(await callTool(s, ALICE, 'whoami')), 'alice');
     const url2 = authorizeUrlOf(s, await callTool(s, ALICE, 'admin'));
-    const done = await s.world.user('alice').authorize(url2, { follow: true });
+    const done = await s.world.user('alice').authorize(url2, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     assert.equal(done.sawConsent, true, 'the new scope needs consent');
     const admin = await callTool(s, ALICE, 'admin');
@@ -190,14 +185,14 @@ describe('step-up on 403 insufficient_scope', () => {
     );
     assert.equal(error.code, -32042);
     const url = error.data?.elicitations?.[0]?.url as string;
-    const done = await s.world.user('alice').authorize(url, { follow: true });
+    const done = await s.world.user('alice').authorize(url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     const result = await client.callTool({ name: 'admin', arguments: {} });
     assert.deepEqual(result.content, [{ type: 'text', text: 'admin ok' }]);
   });
 
   it('/ws: the step-up travels in an error frame', async () => {
-    const s = await setupOAuth(cleanup, { CORS_ORIGINS: 'http://app.example' });
+    const s = await setupOAuth(cleanup, {});
     await connect(s, ALICE, 'alice');
     const query = new URLSearchParams({ mcp_server_url: s.world.upstream.url, transport: 'streamable-http' });
     const ws = new WebSocket(
@@ -230,6 +225,6 @@ describe('step-up on 403 insufficient_scope', () => {
     }
     const frame = frames.find((f) => f.id === 2);
     assert.equal(frame?.error?.data?.code, 'upstream_auth_required', JSON.stringify(frames));
-    assert.deepEqual(await scopesAsked(frame.error.data.authorizeUrl), ['mcp:admin', 'mcp:read']);
+    assert.deepEqual(await scopesAsked(frame.error.data.authorizeUrl, ALICE), ['mcp:admin', 'mcp:read']);
   });
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { MODERN, mcpFetch, modernHeaders, modernRequest } from './helpers/modern-client.ts';
-import { ALICE, BOB, connect, type OAuthSetup, setupOAuth } from './helpers/oauth-proxy.ts';
+import { ALICE, BOB, bindAs, connect, type OAuthSetup, setupOAuth } from './helpers/oauth-proxy.ts';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -52,7 +52,9 @@ describe('/mcp: a 2026-07-28 client is asked to sign in with a URL-mode input re
     assert.ok(request.params.url.startsWith(`${s.publicUrl}/oauth/start/`), request.params.url);
     const handle: string = first.result.requestState;
     assert.ok(handle.startsWith('mcpp-auth.'));
-    const done = await s.world.user('alice').authorize(request.params.url, { follow: true });
+    const done = await s.world
+      .user('alice')
+      .authorize(request.params.url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     const retry = {
       name: 'whoami',
@@ -111,7 +113,9 @@ describe('/mcp: a 2026-07-28 client is asked to sign in with a URL-mode input re
     client.setRequestHandler('elicitation/create', async (request) => {
       const params = request.params as { mode?: string; url?: string };
       asked.push(params);
-      const done = await s.world.user('alice').authorize(params.url as string, { follow: true });
+      const done = await s.world
+        .user('alice')
+        .authorize(params.url as string, { follow: true, bind: bindAs(ALICE) });
       assert.equal(done.callback?.status, 200, done.callback?.body);
       return { action: 'accept' };
     });

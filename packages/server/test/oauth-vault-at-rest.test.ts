@@ -15,7 +15,9 @@ import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import {
   ALICE,
+  APP,
   authorizeUrlOf,
+  bindAs,
   callTool,
   connect,
   setupOAuth,
@@ -128,6 +130,7 @@ describe('two instances sharing Redis', () => {
       PUBLIC_URL: publicUrl,
       OAUTH_BROKER: 'true',
       PROXY_TOKENS: ALICE,
+      CORS_ORIGINS: APP,
       REDIS_URL: redis.url,
       VAULT_KEY: Buffer.alloc(32, 9).toString('base64'),
     };
@@ -138,7 +141,7 @@ describe('two instances sharing Redis', () => {
     const viaA = { world, proxy: a, clock, publicUrl };
     const viaB = { world, proxy: b, clock, publicUrl };
     const url = authorizeUrlOf(viaA, await callTool(viaA, ALICE, 'whoami'));
-    const done = await world.user('alice').authorize(url, { follow: true });
+    const done = await world.user('alice').authorize(url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     // Signed in through A, served by B: the vault is in Redis.
     assert.equal(subjectOf(await callTool(viaB, ALICE, 'whoami')), 'alice');

@@ -14,6 +14,13 @@ import { postProxy, type Reply, type RunningProxy, startProxy } from './proxy.ts
 
 export const ALICE = 'alice-proxy-token-0123456789abcdef';
 export const BOB = 'bob-proxy-token-0123456789abcdefgh';
+/** The app's origin: listed in CORS_ORIGINS, it answers the start page's bind (docs/oauth.md). */
+export const APP = 'http://app.example';
+
+/** What the app answers the start page (the bind protocol): `token`'s credential. */
+export function bindAs(token: string): { credential: string; origin: string } {
+  return { credential: token, origin: APP };
+}
 
 /** What {@link setupOAuth} started. */
 export interface OAuthSetup {
@@ -40,6 +47,7 @@ export async function setupOAuth(
       PUBLIC_URL: publicUrl,
       OAUTH_BROKER: 'true',
       PROXY_TOKENS: `${ALICE},${BOB}`,
+      CORS_ORIGINS: APP,
       ...env,
     },
     { clock },
@@ -66,7 +74,7 @@ export function callTool(
       method: 'tools/call',
       params: { name: tool, arguments: {} },
     },
-    { origin: 'http://app.example' },
+    { origin: APP },
   );
 }
 
@@ -93,7 +101,7 @@ export async function connect(
   upstreamUrl = s.world.upstream.url,
 ): Promise<void> {
   const url = authorizeUrlOf(s, await callTool(s, token, 'whoami', upstreamUrl));
-  const done = await s.world.user(user).authorize(url, { follow: true });
+  const done = await s.world.user(user).authorize(url, { follow: true, bind: bindAs(token) });
   assert.equal(done.callback?.status, 200, done.callback?.body);
 }
 
@@ -103,4 +111,24 @@ export function upstreamTokens(s: Pick<OAuthSetup, 'world'>): string[] {
     .authorizations()
     .filter((h) => h.startsWith('Bearer '))
     .map((h) => h.slice('Bearer '.length));
+}
+
+/**
+ * The scopes the authorization request behind a one-time start link asks for: binds the link as
+ * the page would for `token` (which uses it up) and reads the authorization URL it answers.
+ */
+export async function scopesAsked(url: string, token: string): Promise<string[]> {
+  const bound = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      origin: new URL(url).origin,
+      'sec-fetch-site': 'same-origin',
+    },
+    body: JSON.stringify(bindAs(token)),
+  });
+  const text = await bound.text();
+  assert.equal(bound.status, 200, text);
+  const authorize = new URL((JSON.parse(text) as { authorizeUrl: string }).authorizeUrl);
+  return (authorize.searchParams.get('scope') ?? '').split(' ').sort();
 }
