@@ -72,6 +72,10 @@ export type ProxyErrorCode =
   | 'upstream_auth_failed'
   | 'upstream_auth_unsupported'
   | 'oauth_state_invalid'
+  | 'oauth_bind_refused'
+  | 'oauth_sign_in_limited'
+  | 'upstream_auth_declined'
+  | 'oauth_connection_not_found'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

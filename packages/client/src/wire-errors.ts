@@ -85,6 +85,10 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   upstream_auth_failed: UpstreamError,
   upstream_auth_unsupported: UpstreamError,
   oauth_state_invalid: InvalidInputError,
+  oauth_bind_refused: ProxyAuthError,
+  oauth_sign_in_limited: RateLimitError,
+  upstream_auth_declined: UpstreamAuthError,
+  oauth_connection_not_found: InvalidInputError,
   internal_error: MCPProxyError,
 });
 
