@@ -107,16 +107,16 @@ export class McpEndpoint {
     const identity = request.identity;
     if (!identity) throw new ProxyError('unauthorized');
     const parsed = request.method === 'POST' ? parseBody(request.body) : undefined;
-    if (parsed && this.#deps.signIn) {
-      const resumed = this.#resumeSignIn(reply, parsed, identity.principalKey);
-      if (resumed) return resumed;
-    }
     request.mcpMethod = parsed?.messages.map((m) => ('method' in m ? m.method : 'response')).join(',');
     if (request.audit && parsed) {
       // Requests only: a notification gets no line (one under a request's method is dropped below).
       for (const message of parsed.messages) request.audit.add(message);
       const url = header(request, 'x-mcp-server-url');
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
+    }
+    if (parsed && this.#deps.signIn) {
+      const resumed = this.#resumeSignIn(request, reply, parsed, identity.principalKey);
+      if (resumed) return resumed;
     }
 
     const resolved = await this.#resolve(request, serverName, identity.grants);
@@ -266,7 +266,12 @@ export class McpEndpoint {
    * response come off each request before anything else sees it. A declined sign-in (or a
    * handle that is not the caller's) is the lone request's answer; undefined when it goes on.
    */
-  #resumeSignIn(reply: FastifyReply, parsed: Inbound, principalKey: string): FastifyReply | undefined {
+  #resumeSignIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    parsed: Inbound,
+    principalKey: string,
+  ): FastifyReply | undefined {
     const signIn = this.#deps.signIn as SignInRounds;
     for (const [index, message] of parsed.messages.entries()) {
       if (!isRequest(message)) continue;
@@ -274,7 +279,9 @@ export class McpEndpoint {
         parsed.messages[index] = signIn.resume(message, principalKey);
       } catch (error) {
         if (parsed.batch) throw error;
-        return reply.code(200).type('application/json').send(toJsonRpcError(error, message.id));
+        const answer = toJsonRpcError(error, message.id);
+        request.audit?.answer(answer);
+        return reply.code(200).type('application/json').send(answer);
       }
     }
     return undefined;
