@@ -117,6 +117,23 @@ describe('GET /oauth/connections and DELETE /oauth/connections/{server}', () => 
     assert.equal(subjectOf(await callTool(s, ALICE, 'whoami')), 'alice');
   });
 
+  for (const [offered, endpoint, outcome] of [
+    ['does not offer revocation', null, 'not_offered'],
+    ['names a revocation endpoint the egress guard refuses', 'https://169.254.169.254/revoke', 'failed'],
+  ] as const) {
+    it(`forgets the tokens anyway when the authorization server ${offered}`, async () => {
+      const s = await setupOAuth(cleanup, {}, { revocationEndpoint: endpoint });
+      await connect(s, ALICE, 'alice');
+      const server = new URL(s.world.upstream.url).host;
+      const ended = await connections(s, ALICE, { method: 'DELETE' }, `/${encodeURIComponent(server)}`);
+      assert.equal(ended.status, 200, ended.text);
+      assert.equal(ended.body.disconnected[0].revocation, outcome);
+      assert.ok(!s.world.as.events.includes('revoke'));
+      assert.deepEqual((await connections(s, ALICE)).body, { connections: [] });
+      authorizeUrlOf(s, await callTool(s, ALICE, 'whoami'));
+    });
+  }
+
   it('drops a connection whose tokens the vault no longer holds (refresh refused)', async () => {
     const s = await setupOAuth(cleanup);
     await connect(s, ALICE, 'alice');

@@ -28,7 +28,8 @@
  * `token:refresh_token`, `token-error:invalid_grant`, `revoke`); `world.as.forgetGrants()` drops every
  * grant and token it issued (a refresh then fails with `invalid_grant`; the next authorization asks
  * for consent again); `world.as.clients()` lists the clients it knows; `world.as.stored('RefreshToken')`
- * the refresh tokens it holds now (their values), `stored('Grant')` its grants.
+ * the refresh tokens it holds now (their values), `stored('Grant')` its grants. `revocationEndpoint`
+ * changes what its metadata says about revocation (`null`: not offered).
  *
  * ## Time
  * One clock for the world: `clock` option (`{ now(): number }` in ms, e.g. the proxy's ManualClock),
@@ -124,6 +125,12 @@ export interface OAuthWorldOptions extends UpstreamOptions {
    * refuses a client `scope` it does not know): list here the scopes of upstreams started later.
    */
   readonly extraScopes?: readonly string[];
+  /**
+   * What its metadata says the RFC 7009 revocation endpoint is: `null` leaves it out (revocation
+   * not offered), a string replaces the real one (e.g. an address the egress guard refuses).
+   * Default: the real endpoint, `/token/revocation`.
+   */
+  readonly revocationEndpoint?: string | null;
 }
 
 /** One request the upstream saw. */
@@ -254,6 +261,15 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
     if (options.oauthMetadata !== false && url.startsWith('/.well-known/oauth-authorization-server')) {
       // oidc-provider serves only OpenID discovery; RFC 8414 metadata of the same issuer is identical.
       req.url = '/.well-known/openid-configuration';
+    }
+    if (
+      options.revocationEndpoint !== undefined &&
+      req.url?.startsWith('/.well-known/openid-configuration')
+    ) {
+      rewriteMetadata(res, (metadata) => {
+        if (options.revocationEndpoint === null) delete metadata.revocation_endpoint;
+        else metadata.revocation_endpoint = options.revocationEndpoint;
+      });
     }
     const interaction = /^\/interaction\/([^/?]+)(?:\/(login|consent))?/.exec(url);
     if (interaction !== null) {
@@ -489,6 +505,22 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
       await close(server);
     },
   };
+}
+
+/** Rewrites the JSON document oidc-provider answers on `res` (it sets headers, then ends with the body). */
+function rewriteMetadata(res: ServerResponse, change: (metadata: Record<string, unknown>) => void): void {
+  const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
+  res.end = ((chunk?: unknown) => {
+    if (res.statusCode !== 200 || chunk === undefined || typeof chunk === 'function') return end(chunk);
+    const metadata = JSON.parse(Buffer.from(chunk as Buffer | string).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    change(metadata);
+    const body = JSON.stringify(metadata);
+    res.setHeader('content-length', Buffer.byteLength(body));
+    return end(body);
+  }) as typeof res.end;
 }
 
 function ownToken(_ctx: unknown, client: { clientId: string }, token: { clientId?: string }): boolean {
