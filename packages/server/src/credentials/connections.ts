@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import type { Store } from '../store/store.ts';
-import { requestOptions } from './discovery.ts';
+import { canonical, requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { clientAuth, type OAuthClient } from './registration.ts';
 import { open, seal } from './sealed-box.ts';
@@ -135,6 +135,14 @@ export class OAuthConnections {
   async disconnect(principalKey: string, server: string, signal?: AbortSignal): Promise<Disconnected[]> {
     const lines = await this.#read(principalKey);
     const matching = lines.filter((line) => line.server === server || line.resource === server);
+    if (matching.length === 0 && URL.canParse(server)) {
+      // A connection the index lost (a write that gave up waiting for its lock, or one made before
+      // the index existed) can still be ended by its URL: the vault is the truth.
+      const resource = canonical(new URL(server));
+      if ((await this.#vault.get(principalKey, resource)) !== undefined) {
+        matching.push({ server: new URL(resource).host, resource, at: 0 });
+      }
+    }
     const done: Disconnected[] = [];
     for (const line of matching) {
       const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
