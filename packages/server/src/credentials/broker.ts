@@ -501,7 +501,7 @@ export class OAuthBroker {
     signal: AbortSignal,
   ): Promise<StoredEntry | undefined> {
     const stale = (entry: StoredEntry) => this.#due(entry) || entry.accessToken === failed;
-    const lock = `lock:${slot}`;
+    const lock = TokenVault.lock(slot);
     const holder = randomBytes(12).toString('base64url');
     const deadline = this.#now() + REFRESH_LOCK_MS;
     while (!(await this.#deps.store.setIfAbsent(lock, holder, REFRESH_LOCK_MS))) {

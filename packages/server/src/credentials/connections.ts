@@ -24,6 +24,8 @@ import type { VaultKeys } from './vault-keys.ts';
  * small; past the cap the oldest connection is forgotten (index and tokens), never a new one.
  */
 export const MAX_CONNECTIONS_PER_PRINCIPAL = 100;
+/** How long a disconnect may hold a connection's refresh lock: two revocation requests. */
+const REVOKE_LOCK_MS = 30_000;
 /** An index lives as long as a vault entry with a refresh token does, renewed at each sign-in. */
 const INDEX_TTL_MS = 90 * 24 * 3600 * 1000;
 /** How long one writer may hold a principal's index; writers are sign-ins, seconds apart. */
@@ -145,11 +147,19 @@ export class OAuthConnections {
     }
     const done: Disconnected[] = [];
     for (const line of matching) {
-      const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
-      if (entry === undefined) continue;
-      const revocation = await this.#revoke(entry, signal);
-      await this.#vault.delete(principalKey, line.resource);
-      done.push({ server: line.server, resource: line.resource, revocation });
+      // Under the refresh lock (broker.ts): a refresh running now, here or on another instance,
+      // would put fresh tokens back after the delete, connected yet no longer listed.
+      const slot = TokenVault.slot(principalKey, line.resource);
+      const release = await this.#lock(TokenVault.lock(slot), REVOKE_LOCK_MS);
+      try {
+        const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
+        if (entry === undefined) continue;
+        const revocation = await this.#revoke(entry, signal);
+        await this.#vault.delete(principalKey, line.resource);
+        done.push({ server: line.server, resource: line.resource, revocation });
+      } finally {
+        await release();
+      }
     }
     if (matching.length > 0) {
       const ended = new Set(matching.map((line) => line.resource));
@@ -223,26 +233,33 @@ export class OAuthConnections {
     }
   }
 
-  /** Read-modify-write of a principal's index under a short store lock (instances share it). */
+  /**
+   * Takes a store lock (instances share it), waiting a bounded time for its holder; returns its
+   * release. Past the wait it goes on without: a stuck lock must not make a user's request hang.
+   */
+  async #lock(lock: string, ttlMs = INDEX_LOCK_MS): Promise<() => Promise<void>> {
+    const holder = randomBytes(12).toString('base64url');
+    let held = await this.#deps.store.setIfAbsent(lock, holder, ttlMs);
+    for (let tried = 0, wait = 10; !held && tried < INDEX_LOCK_TRIES; tried++) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      wait = Math.min(wait * 2, 200);
+      held = await this.#deps.store.setIfAbsent(lock, holder, ttlMs);
+    }
+    return async () => {
+      if (held) await this.#deps.store.deleteIf(lock, holder);
+    };
+  }
+
+  /** Read-modify-write of a principal's index under its lock. */
   async #update(principalKey: string, change: (lines: IndexLine[]) => Promise<IndexLine[]>): Promise<void> {
     const slot = OAuthConnections.#slot(principalKey);
-    const lock = `${slot}:lock`;
-    const holder = randomBytes(12).toString('base64url');
-    let held = await this.#deps.store.setIfAbsent(lock, holder, INDEX_LOCK_MS);
-    for (
-      let tries = 0, wait = 10;
-      !held && tries < INDEX_LOCK_TRIES;
-      tries++, wait = Math.min(wait * 2, 200)
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, wait));
-      held = await this.#deps.store.setIfAbsent(lock, holder, INDEX_LOCK_MS);
-    }
+    const release = await this.#lock(`${slot}:lock`);
     try {
       const next = await change(await this.#read(principalKey));
       if (next.length === 0) await this.#deps.store.delete(slot);
       else await this.#deps.store.set(slot, seal(this.#deps.keys, slot, JSON.stringify(next)), INDEX_TTL_MS);
     } finally {
-      if (held) await this.#deps.store.deleteIf(lock, holder);
+      await release();
     }
   }
 }
