@@ -11,6 +11,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
+import { eventually } from './helpers/eventually.ts';
 import {
   ALICE,
   authorizeUrlOf,
@@ -133,6 +134,34 @@ describe('GET /oauth/connections and DELETE /oauth/connections/{server}', () => 
       authorizeUrlOf(s, await callTool(s, ALICE, 'whoami'));
     });
   }
+
+  it('waits for a refresh in flight, so the refreshed tokens are not put back after the delete', async () => {
+    const s = await setupOAuth(cleanup);
+    await connect(s, ALICE, 'alice');
+    s.clock.advance(61_000);
+    const release = s.world.as.holdTokenResponses();
+    cleanup.push(release);
+    // The call refreshes: the authorization server rotates the refresh token, its answer is held.
+    const call = callTool(s, ALICE, 'whoami');
+    await eventually(() => s.world.as.events.includes('token:refresh_token'), { what: 'the refresh' });
+    const server = new URL(s.world.upstream.url).host;
+    const ended = connections(s, ALICE, { method: 'DELETE' }, `/${encodeURIComponent(server)}`);
+    // Something must not happen, so a bound: the disconnect does not end while the refresh runs.
+    const early = await Promise.race([
+      ended.then(() => 'ended'),
+      new Promise((resolve) => setTimeout(resolve, 400, 'waiting')),
+    ]);
+    assert.equal(early, 'waiting', 'the disconnect ran beside the refresh');
+    release();
+    assert.equal(subjectOf(await call), 'alice');
+    const done = await ended;
+    assert.equal(done.status, 200, done.text);
+    // It revoked what the refresh stored (the rotated refresh token), and nothing came back.
+    assert.equal(done.body.disconnected[0].revocation, 'revoked');
+    assert.deepEqual(s.world.as.stored('RefreshToken'), []);
+    assert.deepEqual((await connections(s, ALICE)).body, { connections: [] });
+    authorizeUrlOf(s, await callTool(s, ALICE, 'whoami'));
+  });
 
   it('drops a connection whose tokens the vault no longer holds (refresh refused)', async () => {
     const s = await setupOAuth(cleanup);

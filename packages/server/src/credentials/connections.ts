@@ -26,6 +26,8 @@ import type { VaultKeys } from './vault-keys.ts';
 export const MAX_CONNECTIONS_PER_PRINCIPAL = 100;
 /** How long a disconnect may hold a connection's refresh lock: two revocation requests. */
 const REVOKE_LOCK_MS = 30_000;
+/** How often a disconnect looks for a refresh in flight to end (~16 s: a refresh holds its lock 15 s at most). */
+const REFRESH_WAIT_TRIES = 84;
 /** An index lives as long as a vault entry with a refresh token does, renewed at each sign-in. */
 const INDEX_TTL_MS = 90 * 24 * 3600 * 1000;
 /** How long one writer may hold a principal's index; writers are sign-ins, seconds apart. */
@@ -150,7 +152,7 @@ export class OAuthConnections {
       // Under the refresh lock (broker.ts): a refresh running now, here or on another instance,
       // would put fresh tokens back after the delete, connected yet no longer listed.
       const slot = TokenVault.slot(principalKey, line.resource);
-      const release = await this.#lock(TokenVault.lock(slot), REVOKE_LOCK_MS);
+      const release = await this.#lock(TokenVault.lock(slot), REVOKE_LOCK_MS, REFRESH_WAIT_TRIES);
       try {
         const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
         if (entry === undefined) continue;
@@ -237,10 +239,10 @@ export class OAuthConnections {
    * Takes a store lock (instances share it), waiting a bounded time for its holder; returns its
    * release. Past the wait it goes on without: a stuck lock must not make a user's request hang.
    */
-  async #lock(lock: string, ttlMs = INDEX_LOCK_MS): Promise<() => Promise<void>> {
+  async #lock(lock: string, ttlMs = INDEX_LOCK_MS, tries = INDEX_LOCK_TRIES): Promise<() => Promise<void>> {
     const holder = randomBytes(12).toString('base64url');
     let held = await this.#deps.store.setIfAbsent(lock, holder, ttlMs);
-    for (let tried = 0, wait = 10; !held && tried < INDEX_LOCK_TRIES; tried++) {
+    for (let tried = 0, wait = 10; !held && tried < tries; tried++) {
       await new Promise((resolve) => setTimeout(resolve, wait));
       wait = Math.min(wait * 2, 200);
       held = await this.#deps.store.setIfAbsent(lock, holder, ttlMs);

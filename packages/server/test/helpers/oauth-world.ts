@@ -181,6 +181,11 @@ export interface OAuthAuthorizationServer {
    * them in a store file, or see that a revocation ended them.
    */
   stored(kind: 'RefreshToken' | 'Grant'): string[];
+  /**
+   * Holds the token endpoint's answers (issued, not yet sent) until the returned function is
+   * called: a test can keep a refresh in flight while something else happens.
+   */
+  holdTokenResponses(): () => void;
 }
 
 /** Options of {@link ScriptedUser.authorize}. */
@@ -256,6 +261,7 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
   const signingJwk: JWK = { ...(await exportJWK(privateKey)), kid: 'world-1', alg: 'ES256', use: 'sig' };
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = () => {};
+  let held: PromiseWithResolvers<void> | undefined;
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     if (options.oauthMetadata !== false && url.startsWith('/.well-known/oauth-authorization-server')) {
@@ -278,6 +284,14 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
         res.end(String(error));
       });
       return;
+    }
+    if (req.method === 'POST' && url.split('?')[0] === '/token' && held !== undefined) {
+      const gate = held.promise;
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        void gate.then(() => end(...args));
+        return res;
+      }) as typeof res.end;
     }
     if (req.method === 'POST' && url.startsWith('/token/revocation')) {
       res.on('finish', () => {
@@ -478,6 +492,14 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
     },
     forgetSessions() {
       for (const key of [...records.keys()]) if (key.startsWith('Session:')) records.delete(key);
+    },
+    holdTokenResponses() {
+      const gate = Promise.withResolvers<void>();
+      held = gate;
+      return () => {
+        if (held === gate) held = undefined;
+        gate.resolve();
+      };
     },
     stored(kind) {
       return [...records]
