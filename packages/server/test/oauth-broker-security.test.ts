@@ -613,6 +613,38 @@ describe('F4 + F7: what hostile metadata can make the proxy keep, and where it s
     assert.equal(bob.body.error.data.code, 'upstream_auth_required', 'the limit is per principal');
   });
 
+  it('keeps no oversized token an authorization server issues', async () => {
+    let base = '';
+    base = await serve((_req, res, url) => {
+      if (url.pathname === '/mcp') {
+        return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm"` });
+      }
+      if (url.pathname === '/prm')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [base] });
+      if (url.pathname === '/.well-known/oauth-authorization-server')
+        return json(res, 200, asMetadata(base, base));
+      if (url.pathname === '/register') return json(res, 201, { client_id: 'c' });
+      if (url.pathname === '/authorize') {
+        const back = new URL(url.searchParams.get('redirect_uri') ?? '');
+        back.searchParams.set('code', 'C');
+        back.searchParams.set('state', url.searchParams.get('state') ?? '');
+        return redirect(res, back.href);
+      }
+      if (url.pathname === '/token') return json(res, 200, { access_token: PAD, token_type: 'Bearer' });
+      res.writeHead(404).end();
+    });
+    const { store, sizes } = measured();
+    const p = await proxyWith({}, { store });
+    const ended = await browse(linkOf(await call(p, ALICE, `${base}/mcp`, 'tools/list')), ALICE);
+    assert.equal(ended.status, 502, ended.body);
+    assert.match(ended.body, /oversized token/);
+    assert.ok(
+      Math.max(...sizes.values()) < 8 * 1024,
+      `a value of ${Math.max(...sizes.values())} bytes was stored`,
+    );
+    linkOf(await call(p, ALICE, `${base}/mcp`, 'tools/list'));
+  });
+
   it('never redirects a browser from the start link, and refuses a non-https authorization endpoint', async () => {
     let base = '';
     const endpoints: Record<string, string> = {

@@ -34,6 +34,8 @@ import type { VaultKeys } from './vault-keys.ts';
 const FLOW_CALL_TIMEOUT_MS = 30_000;
 /** Longest `scope` the proxy asks for (review F4: a challenge or metadata chooses it). */
 const MAX_SCOPE = 1024;
+/** Longest access or refresh token kept (review F4: the authorization server chooses them). */
+const MAX_TOKEN = 16 * 1024;
 /** Refresh this long before expiry at most (a quarter of the token's life when that is shorter). */
 const REFRESH_MARGIN_MS = 60_000;
 /** How long one instance may hold a refresh lock. */
@@ -447,6 +449,9 @@ export class OAuthBroker {
     tokens: oauth.TokenEndpointResponse,
     previousRefresh: string | undefined,
   ): StoredEntry {
+    if (tokens.access_token.length > MAX_TOKEN || (tokens.refresh_token?.length ?? 0) > MAX_TOKEN) {
+      throw new ProxyError('upstream_auth_failed', 'The authorization server issued an oversized token.');
+    }
     const now = this.#now();
     return {
       accessToken: tokens.access_token,
