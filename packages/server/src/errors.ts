@@ -261,7 +261,7 @@ export const ERROR_REGISTRY = {
     status: 401,
     rpcCode: -33200,
     message:
-      'The MCP server needs you to sign in: open error.data.authorizeUrl in a browser window (top level or a popup), finish signing in, then retry the call.',
+      'The MCP server needs you to sign in: open error.data.authorizeUrl in a popup from the app that made the call (it answers the page, see docs/oauth.md), finish signing in, then retry the call.',
   },
   upstream_auth_failed: {
     status: 502,

@@ -7,7 +7,6 @@
  * `start` and `callback` are the two browser legs. No token leaves this module except as the
  * upstream's `Authorization` header.
  */
-import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
@@ -20,28 +19,25 @@ import {
   chooseClient,
   clientAuth,
   clientMetadata,
-  forgetRegistration,
   isIssuerKey,
   issuerKey,
-  type OAuthClient,
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
+import {
+  entryFrom,
+  forgetDeadClient,
+  isDue,
+  MAX_SCOPE,
+  plainCause,
+  type StoredEntry,
+  TokenRefresher,
+} from './token-refresh.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
 /** The default deadline of the flow's calls when the caller gives none (discovery, token). */
 const FLOW_CALL_TIMEOUT_MS = 30_000;
-/** Longest `scope` the proxy asks for (review F4: a challenge or metadata chooses it). */
-const MAX_SCOPE = 1024;
-/** Longest access or refresh token kept (review F4: the authorization server chooses them). */
-const MAX_TOKEN = 16 * 1024;
-/** Refresh this long before expiry at most (a quarter of the token's life when that is shorter). */
-const REFRESH_MARGIN_MS = 60_000;
-/** How long one instance may hold a refresh lock. */
-const REFRESH_LOCK_MS = 15_000;
-/** How often an instance waiting for another's refresh looks again. */
-const REFRESH_POLL_MS = 100;
 
 /** The server configuration the broker reads for one upstream. */
 export interface OAuthServerSettings {
@@ -83,15 +79,6 @@ export interface IssuerClient extends PreRegistered {
   readonly scopes?: readonly string[] | undefined;
 }
 
-/** What a stored vault entry carries besides the tokens: enough to refresh without discovery. */
-interface StoredEntry extends VaultEntry {
-  readonly as: oauth.AuthorizationServer;
-  readonly client: OAuthClient;
-  readonly dynamic?: boolean | undefined;
-  readonly redirectUri?: string | undefined;
-  readonly issuedAt: number;
-}
-
 /** The outcome of a completed callback, for the page that closes the popup. */
 export interface CallbackOutcome {
   readonly server: string;
@@ -117,7 +104,7 @@ export class OAuthBroker {
   readonly #vault: TokenVault;
   readonly #pending: PendingSignIns;
   readonly #now: () => number;
-  readonly #refreshing = new Map<string, Promise<StoredEntry | undefined>>();
+  readonly #refresher: TokenRefresher;
   readonly #connections: OAuthConnections;
 
   constructor(deps: OAuthBrokerDeps) {
@@ -125,6 +112,14 @@ export class OAuthBroker {
     this.#now = deps.now ?? Date.now;
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
     this.#pending = new PendingSignIns(deps.store, deps.keys);
+    this.#refresher = new TokenRefresher({
+      store: deps.store,
+      keys: deps.keys,
+      fetch: deps.fetch,
+      vault: this.#vault,
+      now: this.#now,
+      deadline: (signal) => this.#deadline(signal),
+    });
     this.#connections = new OAuthConnections({
       store: deps.store,
       keys: deps.keys,
@@ -159,8 +154,8 @@ export class OAuthBroker {
     const resource = canonical(target.url);
     const entry = (await this.#vault.get(principalKey, resource)) as StoredEntry | undefined;
     if (!entry) return undefined;
-    if (!this.#due(entry)) return entry.accessToken;
-    const refreshed = await this.#refreshOnce(principalKey, resource, undefined, signal);
+    if (!isDue(entry, this.#now())) return entry.accessToken;
+    const refreshed = await this.#refresher.refreshOnce(principalKey, resource, undefined, signal);
     return refreshed?.accessToken;
   }
 
@@ -178,7 +173,7 @@ export class OAuthBroker {
   ): Promise<string | undefined> {
     const resource = canonical(target.url);
     try {
-      const entry = await this.#refreshOnce(principalKey, resource, token, signal);
+      const entry = await this.#refresher.refreshOnce(principalKey, resource, token, signal);
       return entry?.accessToken === token ? undefined : entry?.accessToken;
     } catch {
       // The refresh failing (the authorization server down) must not hide the sign-in to offer.
@@ -386,7 +381,7 @@ export class OAuthBroker {
       );
       tokens = await oauth.processAuthorizationCodeResponse(flow.as, client, response);
     } catch (cause) {
-      await this.#forgetDeadClient(cause, flow);
+      await forgetDeadClient(this.#deps, cause, flow);
       if (cause instanceof ProxyError) throw refuse(cause);
       throw refuse(
         new ProxyError('upstream_auth_failed', 'The authorization server refused to issue tokens.', {
@@ -395,7 +390,7 @@ export class OAuthBroker {
         }),
       );
     }
-    await this.#vault.put(flow.principalKey, this.#entry(flow, tokens, undefined));
+    await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
     await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin };
   }
@@ -411,182 +406,6 @@ export class OAuthBroker {
     const timeout = AbortSignal.timeout(this.#deps.timeoutMs?.() || FLOW_CALL_TIMEOUT_MS);
     return signal ? AbortSignal.any([signal, timeout]) : timeout;
   }
-
-  /**
-   * `invalid_client` from the token endpoint: the authorization server forgot the client the
-   * proxy registered, so the registration is dropped and the next sign-in registers anew (F6).
-   */
-  async #forgetDeadClient(
-    cause: unknown,
-    source: {
-      as: oauth.AuthorizationServer;
-      client: OAuthClient;
-      dynamic?: boolean | undefined;
-      redirectUri?: string | undefined;
-    },
-  ): Promise<boolean> {
-    if (!(cause instanceof oauth.ResponseBodyError) || cause.error !== 'invalid_client') return false;
-    if (source.dynamic === true && source.redirectUri !== undefined) {
-      await forgetRegistration(
-        { store: this.#deps.store, keys: this.#deps.keys },
-        source.as.issuer,
-        source.redirectUri,
-        source.client.client_id,
-      );
-    }
-    return true;
-  }
-
-  #entry(
-    source: {
-      target: string;
-      indicator: string;
-      as: oauth.AuthorizationServer;
-      client: OAuthClient;
-      dynamic?: boolean | undefined;
-      redirectUri?: string | undefined;
-    },
-    tokens: oauth.TokenEndpointResponse,
-    previousRefresh: string | undefined,
-  ): StoredEntry {
-    if (tokens.access_token.length > MAX_TOKEN || (tokens.refresh_token?.length ?? 0) > MAX_TOKEN) {
-      throw new ProxyError('upstream_auth_failed', 'The authorization server issued an oversized token.');
-    }
-    const now = this.#now();
-    return {
-      accessToken: tokens.access_token,
-      // An AS that does not rotate refresh tokens answers without one: the old one stays good.
-      refreshToken: tokens.refresh_token ?? previousRefresh,
-      expiresAt: typeof tokens.expires_in === 'number' ? now + tokens.expires_in * 1000 : undefined,
-      scope: tokens.scope?.slice(0, MAX_SCOPE),
-      issuer: source.as.issuer,
-      resource: source.target,
-      indicator: source.indicator,
-      clientId: source.client.client_id,
-      as: source.as,
-      client: source.client,
-      dynamic: source.dynamic,
-      redirectUri: source.redirectUri,
-      issuedAt: now,
-    };
-  }
-
-  #due(entry: StoredEntry): boolean {
-    if (entry.expiresAt === undefined) return false;
-    const margin = Math.min(REFRESH_MARGIN_MS, (entry.expiresAt - entry.issuedAt) / 4);
-    return this.#now() >= entry.expiresAt - margin;
-  }
-
-  /**
-   * One refresh per (principal, resource): in this process a shared promise, across instances a
-   * lock. `failed` is an access token the upstream refused: an entry still holding it is stale
-   * even before its expiry.
-   */
-  #refreshOnce(
-    principalKey: string,
-    resource: string,
-    failed: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<StoredEntry | undefined> {
-    const slot = TokenVault.slot(principalKey, resource);
-    const running = this.#refreshing.get(slot);
-    if (running) return running;
-    const task = this.#refresh(principalKey, resource, slot, failed, this.#deadline(signal)).finally(() =>
-      this.#refreshing.delete(slot),
-    );
-    this.#refreshing.set(slot, task);
-    return task;
-  }
-
-  async #refresh(
-    principalKey: string,
-    resource: string,
-    slot: string,
-    failed: string | undefined,
-    signal: AbortSignal,
-  ): Promise<StoredEntry | undefined> {
-    const stale = (entry: StoredEntry) => this.#due(entry) || entry.accessToken === failed;
-    const lock = TokenVault.lock(slot);
-    const holder = randomBytes(12).toString('base64url');
-    const deadline = this.#now() + REFRESH_LOCK_MS;
-    while (!(await this.#deps.store.setIfAbsent(lock, holder, REFRESH_LOCK_MS))) {
-      // Another instance refreshes: its result lands in the vault.
-      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
-      const current = (await this.#vault.get(principalKey, resource)) as StoredEntry | undefined;
-      if (!current) return undefined;
-      if (!stale(current)) return current;
-      if (this.#now() > deadline || signal.aborted) return undefined;
-    }
-    try {
-      // Another instance may have refreshed between our read and the lock.
-      const read = await this.#vault.read(principalKey, resource);
-      const current = read?.entry as StoredEntry | undefined;
-      if (!read || !current) return undefined;
-      if (!stale(current)) return current;
-      // Compare-and-delete from here on (review F5): only the entry read above is dropped.
-      if (current.refreshToken === undefined) {
-        await this.#vault.deleteIfSealed(principalKey, resource, read.sealed);
-        return undefined;
-      }
-      const client: oauth.Client = { client_id: current.client.client_id };
-      let tokens: oauth.TokenEndpointResponse;
-      try {
-        const response = await oauth.refreshTokenGrantRequest(
-          current.as,
-          client,
-          clientAuth(current.client),
-          current.refreshToken,
-          {
-            ...requestOptions(this.#deps.fetch, new URL(current.as.token_endpoint ?? current.as.issuer)),
-            additionalParameters: { resource: current.indicator },
-            signal,
-          },
-        );
-        tokens = await oauth.processRefreshTokenResponse(current.as, client, response);
-      } catch (cause) {
-        const deadClient = await this.#forgetDeadClient(cause, current);
-        if (deadClient || (cause instanceof oauth.ResponseBodyError && cause.error === 'invalid_grant')) {
-          // Revoked or expired grant, or a client the server forgot: the user signs in again.
-          await this.#vault.deleteIfSealed(principalKey, resource, read.sealed);
-          return undefined;
-        }
-        if (cause instanceof ProxyError) throw cause;
-        throw new ProxyError(
-          'upstream_auth_failed',
-          'Refreshing the upstream access token failed: try again shortly.',
-          { cause: plainCause(cause) },
-        );
-      }
-      const next = this.#entry(
-        {
-          target: resource,
-          indicator: current.indicator,
-          as: current.as,
-          client: current.client,
-          dynamic: current.dynamic,
-          redirectUri: current.redirectUri,
-        },
-        tokens,
-        current.refreshToken,
-      );
-      await this.#vault.put(principalKey, next);
-      return next;
-    } finally {
-      await this.#deps.store.deleteIf(lock, holder);
-    }
-  }
-}
-
-/**
- * What of an oauth4webapi failure may be logged: its name, message and OAuth error code, never
- * the response or its body (a token answer the library refused still holds the tokens).
- */
-function plainCause(cause: unknown): Error {
-  if (!(cause instanceof Error)) return new Error('oauth flow failure');
-  const code = cause instanceof oauth.ResponseBodyError ? ` (${cause.error})` : '';
-  const plain = new Error(`${cause.message}${code}`);
-  plain.name = cause.name;
-  return plain;
 }
 
 /** Reads the `oauth` settings of a configured server entry, whatever its shape. */

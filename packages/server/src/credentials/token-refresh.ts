@@ -1,0 +1,238 @@
+/**
+ * @module credentials/token-refresh
+ * What the broker keeps per (principal, server) and how it is renewed (issue 18): a vault entry
+ * built from a token answer (bounded: review F4), whether it is due for refresh, and the
+ * single-flight refresh — one per (principal, resource) in a process, a store lock across
+ * instances. Every removal is compare-and-delete (review F5): only the entry that was read, and
+ * found stale, is dropped, never one a concurrent refresh or sign-in stored since. A client the
+ * authorization server forgot (`invalid_client`) is forgotten too, so the next sign-in registers
+ * again (review F6).
+ */
+import { randomBytes } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import { ProxyError } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+import { requestOptions } from './discovery.ts';
+import type { OAuthFetch } from './guarded-fetch.ts';
+import { clientAuth, forgetRegistration, type OAuthClient } from './registration.ts';
+import { TokenVault, type VaultEntry } from './vault.ts';
+import type { VaultKeys } from './vault-keys.ts';
+
+/** Longest `scope` kept or asked for (review F4: a challenge, metadata or token answer chooses it). */
+export const MAX_SCOPE = 1024;
+/** Longest access or refresh token kept (review F4: the authorization server chooses them). */
+const MAX_TOKEN = 16 * 1024;
+/** Refresh this long before expiry at most (a quarter of the token's life when that is shorter). */
+const REFRESH_MARGIN_MS = 60_000;
+/** How long one instance may hold a refresh lock. */
+const REFRESH_LOCK_MS = 15_000;
+/** How often an instance waiting for another's refresh looks again. */
+const REFRESH_POLL_MS = 100;
+
+/** What a stored vault entry carries besides the tokens: enough to refresh without discovery. */
+export interface StoredEntry extends VaultEntry {
+  readonly as: oauth.AuthorizationServer;
+  readonly client: OAuthClient;
+  /** Registered dynamically: dropped from the store when the server says `invalid_client`. */
+  readonly dynamic?: boolean | undefined;
+  readonly redirectUri?: string | undefined;
+  readonly issuedAt: number;
+}
+
+/** Where a token answer came from: a sign-in, or the entry it refreshes. */
+export interface EntrySource {
+  readonly target: string;
+  readonly indicator: string;
+  readonly as: oauth.AuthorizationServer;
+  readonly client: OAuthClient;
+  readonly dynamic?: boolean | undefined;
+  readonly redirectUri?: string | undefined;
+}
+
+/** The vault entry of a token answer; refuses oversized tokens (they would be kept for months). */
+export function entryFrom(
+  source: EntrySource,
+  tokens: oauth.TokenEndpointResponse,
+  previousRefresh: string | undefined,
+  now: number,
+): StoredEntry {
+  if (tokens.access_token.length > MAX_TOKEN || (tokens.refresh_token?.length ?? 0) > MAX_TOKEN) {
+    throw new ProxyError('upstream_auth_failed', 'The authorization server issued an oversized token.');
+  }
+  return {
+    accessToken: tokens.access_token,
+    // An AS that does not rotate refresh tokens answers without one: the old one stays good.
+    refreshToken: tokens.refresh_token ?? previousRefresh,
+    expiresAt: typeof tokens.expires_in === 'number' ? now + tokens.expires_in * 1000 : undefined,
+    scope: tokens.scope?.slice(0, MAX_SCOPE),
+    issuer: source.as.issuer,
+    resource: source.target,
+    indicator: source.indicator,
+    clientId: source.client.client_id,
+    as: source.as,
+    client: source.client,
+    dynamic: source.dynamic,
+    redirectUri: source.redirectUri,
+    issuedAt: now,
+  };
+}
+
+/** Whether `entry`'s access token is close enough to expiry to refresh it first. */
+export function isDue(entry: StoredEntry, now: number): boolean {
+  if (entry.expiresAt === undefined) return false;
+  const margin = Math.min(REFRESH_MARGIN_MS, (entry.expiresAt - entry.issuedAt) / 4);
+  return now >= entry.expiresAt - margin;
+}
+
+/**
+ * What of an oauth4webapi failure may be logged: its name, message and OAuth error code, never
+ * the response or its body (a token answer the library refused still holds the tokens).
+ */
+export function plainCause(cause: unknown): Error {
+  if (!(cause instanceof Error)) return new Error('oauth flow failure');
+  const code = cause instanceof oauth.ResponseBodyError ? ` (${cause.error})` : '';
+  const plain = new Error(`${cause.message}${code}`);
+  plain.name = cause.name;
+  return plain;
+}
+
+/**
+ * `invalid_client` from the token endpoint: the authorization server forgot the client the proxy
+ * registered, so the registration is dropped and the next sign-in registers anew (review F6).
+ * True when `cause` was that.
+ */
+export async function forgetDeadClient(
+  deps: { readonly store: Store; readonly keys: VaultKeys },
+  cause: unknown,
+  source: EntrySource,
+): Promise<boolean> {
+  if (!(cause instanceof oauth.ResponseBodyError) || cause.error !== 'invalid_client') return false;
+  if (source.dynamic === true && source.redirectUri !== undefined) {
+    await forgetRegistration(deps, source.as.issuer, source.redirectUri, source.client.client_id);
+  }
+  return true;
+}
+
+/** Collaborators of {@link TokenRefresher}. */
+export interface TokenRefresherDeps {
+  readonly store: Store;
+  readonly keys: VaultKeys;
+  readonly fetch: OAuthFetch;
+  readonly vault: TokenVault;
+  readonly now: () => number;
+  /** The caller's signal bounded by the flow's deadline. */
+  readonly deadline: (signal: AbortSignal | undefined) => AbortSignal;
+}
+
+/** Refreshes vault entries, once per (principal, resource). */
+export class TokenRefresher {
+  readonly #deps: TokenRefresherDeps;
+  readonly #running = new Map<string, Promise<StoredEntry | undefined>>();
+
+  constructor(deps: TokenRefresherDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * The entry of (principal, resource) after refreshing it when stale; undefined when there is
+   * none any more (the user signs in again). One refresh per (principal, resource): in this
+   * process a shared promise, across instances a lock. `failed` is an access token the upstream
+   * refused: an entry still holding it is stale even before its expiry.
+   */
+  refreshOnce(
+    principalKey: string,
+    resource: string,
+    failed: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredEntry | undefined> {
+    const slot = TokenVault.slot(principalKey, resource);
+    const running = this.#running.get(slot);
+    if (running) return running;
+    const task = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(signal)).finally(
+      () => this.#running.delete(slot),
+    );
+    this.#running.set(slot, task);
+    return task;
+  }
+
+  async #refresh(
+    principalKey: string,
+    resource: string,
+    slot: string,
+    failed: string | undefined,
+    signal: AbortSignal,
+  ): Promise<StoredEntry | undefined> {
+    const { store, vault, now } = this.#deps;
+    const stale = (entry: StoredEntry) => isDue(entry, now()) || entry.accessToken === failed;
+    const lock = TokenVault.lock(slot);
+    const holder = randomBytes(12).toString('base64url');
+    const deadline = now() + REFRESH_LOCK_MS;
+    while (!(await store.setIfAbsent(lock, holder, REFRESH_LOCK_MS))) {
+      // Another instance refreshes: its result lands in the vault.
+      await new Promise((resolve) => setTimeout(resolve, REFRESH_POLL_MS));
+      const current = (await vault.get(principalKey, resource)) as StoredEntry | undefined;
+      if (!current) return undefined;
+      if (!stale(current)) return current;
+      if (now() > deadline || signal.aborted) return undefined;
+    }
+    try {
+      // Another instance may have refreshed between our read and the lock.
+      const read = await vault.read(principalKey, resource);
+      const current = read?.entry as StoredEntry | undefined;
+      if (!read || !current) return undefined;
+      if (!stale(current)) return current;
+      // Compare-and-delete from here on (review F5): only the entry read above is dropped.
+      if (current.refreshToken === undefined) {
+        await vault.deleteIfSealed(principalKey, resource, read.sealed);
+        return undefined;
+      }
+      const client: oauth.Client = { client_id: current.client.client_id };
+      let tokens: oauth.TokenEndpointResponse;
+      try {
+        const response = await oauth.refreshTokenGrantRequest(
+          current.as,
+          client,
+          clientAuth(current.client),
+          current.refreshToken,
+          {
+            ...requestOptions(this.#deps.fetch, new URL(current.as.token_endpoint ?? current.as.issuer)),
+            additionalParameters: { resource: current.indicator },
+            signal,
+          },
+        );
+        tokens = await oauth.processRefreshTokenResponse(current.as, client, response);
+      } catch (cause) {
+        const source = { ...current, target: resource };
+        const deadClient = await forgetDeadClient(this.#deps, cause, source);
+        if (deadClient || (cause instanceof oauth.ResponseBodyError && cause.error === 'invalid_grant')) {
+          // Revoked or expired grant, or a client the server forgot: the user signs in again.
+          await vault.deleteIfSealed(principalKey, resource, read.sealed);
+          return undefined;
+        }
+        if (cause instanceof ProxyError) throw cause;
+        throw new ProxyError(
+          'upstream_auth_failed',
+          'Refreshing the upstream access token failed: try again shortly.',
+          { cause: plainCause(cause) },
+        );
+      }
+      const next = entryFrom(
+        {
+          target: resource,
+          indicator: current.indicator,
+          as: current.as,
+          client: current.client,
+          dynamic: current.dynamic,
+          redirectUri: current.redirectUri,
+        },
+        tokens,
+        current.refreshToken,
+        now(),
+      );
+      await vault.put(principalKey, next);
+      return next;
+    } finally {
+      await store.deleteIf(lock, holder);
+    }
+  }
+}
