@@ -258,6 +258,7 @@ export class OAuthBroker {
       settings,
       issuerClients,
       principalKey,
+      signal,
     );
     throwIfOver(signal);
     const scopes = (

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
-import { requestOptions } from './discovery.ts';
+import { requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
@@ -119,6 +119,7 @@ export async function chooseClient(
   preRegistered: PreRegistered | undefined,
   perIssuer: readonly PreRegistered[],
   principalKey: string,
+  signal?: AbortSignal,
 ): Promise<ChosenClient> {
   if (preRegistered) {
     if (
@@ -155,14 +156,14 @@ export async function chooseClient(
   const { client_id: _unused, ...metadata } = clientMetadata(publicUrl, key);
   let registered: oauth.OmitSymbolProperties<oauth.Client>;
   try {
-    const response = await oauth.dynamicClientRegistrationRequest(
-      as,
-      metadata,
-      requestOptions(deps.fetch, new URL(as.registration_endpoint)),
-    );
+    const response = await oauth.dynamicClientRegistrationRequest(as, metadata, {
+      ...requestOptions(deps.fetch, new URL(as.registration_endpoint)),
+      ...(signal ? { signal } : {}),
+    });
     registered = await oauth.processDynamicClientRegistrationResponse(response);
   } catch (cause) {
     if (cause instanceof ProxyError) throw cause;
+    throwIfOver(signal);
     throw new ProxyError(
       'upstream_auth_failed',
       "The MCP server's authorization server refused to register the proxy as a client.",
