@@ -129,4 +129,31 @@ describe('/mcp: a 2026-07-28 client is asked to sign in with a URL-mode input re
     assert.equal(asked.length, 1);
     assert.equal(asked[0]?.mode, 'url');
   });
+  it('SDK v2 client: the same when the answer is an event stream (progress asked for)', async () => {
+    const s = await setupOAuth(cleanup);
+    await connect(s, ALICE, 'alice');
+    const client = new Client(
+      { name: 'modern-oauth-test', version: '1.0.0' },
+      { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: MODERN } } },
+    );
+    const asked: Array<{ mode?: string; url?: string }> = [];
+    client.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { mode?: string; url?: string };
+      asked.push(params);
+      const done = await s.world
+        .user('alice')
+        .authorize(params.url as string, { follow: true, bind: bindAs(ALICE) });
+      assert.equal(done.callback?.status, 200, done.callback?.body);
+      return { action: 'accept' };
+    });
+    const transport = new StreamableHTTPClientTransport(new URL(`${s.proxy.url}/mcp`), {
+      requestInit: { headers: { 'X-Proxy-Token': ALICE, 'X-MCP-Server-URL': s.world.upstream.url } },
+    });
+    await client.connect(transport);
+    cleanup.push(() => client.close());
+    const result = await client.callTool({ name: 'admin', arguments: {} }, { onprogress: () => {} });
+    assert.deepEqual(result.content, [{ type: 'text', text: 'admin ok' }]);
+    assert.equal(asked.length, 1);
+    assert.equal(asked[0]?.mode, 'url');
+  });
 });

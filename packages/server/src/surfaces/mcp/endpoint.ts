@@ -31,7 +31,13 @@ import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isProxyCredential } from '../../identity/proxy-credential.ts';
-import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import {
+  isJsonRpcMessage,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../../jsonrpc.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -194,6 +200,20 @@ export class McpEndpoint {
     target: ResolvedTarget,
     challenge: string | undefined,
   ): Promise<FastifyReply> {
+    const error = await this.#signInFor(request, reply, target, challenge);
+    return this.#askSignIn(request, reply, inbound, error);
+  }
+
+  /**
+   * The `upstream_auth_required` of a sign-in started after the upstream's 401; throws the
+   * upstream's own refusal when the server shows no sign of OAuth.
+   */
+  async #signInFor(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    target: ResolvedTarget,
+    challenge: string | undefined,
+  ): Promise<ProxyError> {
     const broker = this.#deps.broker as OAuthBroker;
     const brokered = this.#brokered.get(request);
     const principalKey = (request.identity as { principalKey: string }).principalKey;
@@ -211,7 +231,7 @@ export class McpEndpoint {
       signal,
     );
     if (error === notOAuth) throw error;
-    return this.#askSignIn(request, reply, inbound, error);
+    return error;
   }
 
   /**
@@ -234,19 +254,22 @@ export class McpEndpoint {
   async #pooledRefusal(
     request: FastifyRequest,
     reply: FastifyReply,
-    inbound: Inbound | undefined,
+    message: JsonRpcRequest,
     answer: JsonRpcResponse,
-  ): Promise<FastifyReply | undefined> {
+  ): Promise<JsonRpcResponse | undefined> {
     const brokered = this.#brokered.get(request);
     const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
     if (!brokered || data?.code !== 'upstream_unauthorized') return undefined;
     const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
-    if (data.upstreamStatus === 403) {
-      const stepUp = await this.#stepUp(request, challenge);
-      return stepUp && this.#askSignIn(request, reply, inbound, stepUp);
+    let error: ProxyError | undefined;
+    if (data.upstreamStatus === 403) error = await this.#stepUp(request, challenge);
+    else if (data.upstreamStatus === 401) {
+      error = await this.#signInFor(request, reply, brokered.target, challenge).catch((refusal: unknown) => {
+        if (findProxyError(refusal)?.code === 'upstream_unauthorized') return undefined;
+        throw refusal;
+      });
     }
-    if (data.upstreamStatus !== 401) return undefined;
-    return this.#authRequired(request, reply, inbound, brokered.target, challenge);
+    return error && this.#signInAnswer(request, message, error);
   }
 
   /** Answers `upstream_auth_required`: in a lone request's answer where it can, else as the HTTP 401. */
@@ -258,15 +281,19 @@ export class McpEndpoint {
   ): FastifyReply {
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
+    const answer = this.#signInAnswer(request, only, error);
+    request.audit?.answer(answer);
+    return reply.code(200).type('application/json').send(answer);
+  }
+
+  /** The answer to `message` that asks for the sign-in of `error`, in the caller's era. */
+  #signInAnswer(request: FastifyRequest, message: JsonRpcRequest, error: ProxyError): JsonRpcResponse {
     const signIn = this.#deps.signIn;
     const principalKey = (request.identity as { principalKey: string }).principalKey;
     // 2026-07-28 has no -32042: its clients are asked through an input request.
-    const answer =
-      signIn && clientEraOf(only, header(request, 'mcp-protocol-version')) === 'modern'
-        ? signIn.answer(only, error, principalKey)
-        : urlElicitationRequired(only.id, error);
-    request.audit?.answer(answer);
-    return reply.code(200).type('application/json').send(answer);
+    return signIn && clientEraOf(message, header(request, 'mcp-protocol-version')) === 'modern'
+      ? signIn.answer(message, error, principalKey)
+      : urlElicitationRequired(message.id, error);
   }
 
   /**
@@ -307,8 +334,8 @@ export class McpEndpoint {
         throw new ProxyError(route.code);
       case 'pooled':
         // Only a modern POST is pooled: it has a body.
-        return this.#deps.modern.post(request, reply, inbound as Inbound, route, (answer) =>
-          this.#pooledRefusal(request, reply, inbound, answer),
+        return this.#deps.modern.post(request, reply, inbound as Inbound, route, (message, answer) =>
+          this.#pooledRefusal(request, reply, message, answer),
         );
       case 'held':
       case 'open-held':
