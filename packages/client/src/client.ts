@@ -14,6 +14,7 @@ import {
   type RequestArgs,
   type RequestOptions,
 } from './call-options.ts';
+import { type Disconnected, endConnection, listConnections, type UpstreamConnection } from './connections.ts';
 import { MCPProxyError, McpError, NotSupportedError } from './errors.ts';
 import { type ClientEventMap, Emitter, type Listener } from './events.ts';
 import { isObject } from './json.ts';
@@ -347,6 +348,32 @@ export class MCPProxyClient {
     // #14.15); 'close' follows it, and the caller's own listeners still see both.
     socket.addEventListener('error', () => {});
     return socket;
+  }
+
+  /**
+   * The MCP servers the proxy holds an upstream sign-in for, for this client's proxy token's
+   * principal (`GET /oauth/connections`): server, resource, issuer, scopes, expiry. Never a
+   * token. For a "connected accounts" page (the proxy's docs/oauth.md).
+   *
+   * @example
+   * ```ts
+   * for (const c of await client.connections()) console.log(c.server, c.scopes, c.expiresAt);
+   * ```
+   */
+  connections(options?: RequestOptions): Promise<UpstreamConnection[]> {
+    return this.#send(options, (signal) => listConnections(this.#options, signal));
+  }
+
+  /**
+   * Ends the upstream sign-in to `server` (a `server` or `resource` that {@link connections}
+   * lists): the proxy revokes the tokens at the authorization server where it offers
+   * revocation (RFC 7009), then forgets them; the next call to that server asks the user to sign
+   * in again. Rejects with `InvalidInputError` code `oauth_connection_not_found` when there is
+   * no such connection.
+   */
+  disconnect(server: string, options?: RequestOptions): Promise<Disconnected[]> {
+    if (typeof server !== 'string' || server === '') throw invalid('server', 'must be a non-empty string');
+    return this.#send(options, (signal) => endConnection(this.#options, server, signal));
   }
 
   /**

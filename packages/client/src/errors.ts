@@ -74,6 +74,8 @@ export type ProxyErrorCode =
   | 'oauth_state_invalid'
   | 'oauth_bind_refused'
   | 'oauth_sign_in_limited'
+  | 'upstream_auth_declined'
+  | 'oauth_connection_not_found'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -12,6 +12,7 @@ export type {
   RequestOptions,
 } from './call-options.ts';
 export { MCPProxyClient, MCPProxyClient as default } from './client.ts';
+export type { Disconnected, UpstreamConnection } from './connections.ts';
 export {
   type ClientErrorCode,
   type ErrorCode,

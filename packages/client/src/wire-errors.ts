@@ -87,6 +87,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oauth_state_invalid: InvalidInputError,
   oauth_bind_refused: ProxyAuthError,
   oauth_sign_in_limited: RateLimitError,
+  upstream_auth_declined: UpstreamAuthError,
+  oauth_connection_not_found: InvalidInputError,
   internal_error: MCPProxyError,
 });
 

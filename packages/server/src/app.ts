@@ -12,7 +12,7 @@ import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
-import { buildBroker } from './credentials/wiring.ts';
+import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
 import { HeldSessions } from './dispatch/held-sessions.ts';
@@ -58,7 +58,9 @@ import { HeldSessionHandler } from './surfaces/mcp/held-session-handler.ts';
 import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
 import { mcpRoutes } from './surfaces/mcp/routes.ts';
+import { SignInRounds } from './surfaces/mcp/sign-in-input.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
+import { oauthConnectionRoutes } from './surfaces/oauth/connections.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { proxyRoutes } from './surfaces/proxy/routes.ts';
@@ -253,9 +255,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
   );
   const planner = new DispatchPlanner({ verdicts, eras });
+  // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
+  const vaultKeys = vaultKeysFor(config);
   const broker = buildBroker(config, {
     store,
     guard,
+    keys: vaultKeys,
     switchedOn: () => current.oauthBroker,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
@@ -293,6 +298,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.upstream.timeoutMs,
     shutdown: shutdown.signal,
     broker,
+    signIn: new SignInRounds(vaultKeys, now),
   });
   let shuttingDown = false;
 
@@ -364,6 +370,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       serverNames: () => Object.keys(currentServers),
       now,
     });
+    await scope.register(oauthConnectionRoutes, broker.connections);
   });
   await app.register(async (scope) => {
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.

@@ -291,6 +291,18 @@ export const ERROR_REGISTRY = {
     rpcCode: -33205,
     message: 'Too many sign-ins started: finish one, or retry after the number of seconds in Retry-After.',
   },
+  upstream_auth_declined: {
+    status: 403,
+    rpcCode: -33211,
+    message:
+      'You declined to sign in to the MCP server, so the call was not made: retry it to be asked again.',
+  },
+  oauth_connection_not_found: {
+    status: 404,
+    rpcCode: -33210,
+    message:
+      'You have no upstream sign-in for this server: GET /oauth/connections lists the servers you are connected to.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

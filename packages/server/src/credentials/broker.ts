@@ -11,6 +11,7 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
+import { OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
@@ -104,6 +105,7 @@ export class OAuthBroker {
   readonly #pending: PendingSignIns;
   readonly #now: () => number;
   readonly #refresher: TokenRefresher;
+  readonly #connections: OAuthConnections;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
@@ -118,6 +120,17 @@ export class OAuthBroker {
       now: this.#now,
       deadline: (signal) => this.#deadline(signal),
     });
+    this.#connections = new OAuthConnections({
+      store: deps.store,
+      keys: deps.keys,
+      fetch: deps.fetch,
+      now: this.#now,
+    });
+  }
+
+  /** The principals' connections: listed and ended by `/oauth/connections`. */
+  get connections(): OAuthConnections {
+    return this.#connections;
   }
 
   /** Whether the broker runs: switched on (OAUTH_BROKER), PUBLIC_URL set, https (http only on loopback). */
@@ -193,11 +206,37 @@ export class OAuthBroker {
     }
   }
 
+  /**
+   * Step-up (MCP authorization, "Scope Challenge Handling"): the upstream refused the broker's
+   * token with 403 `insufficient_scope`. Starts a sign-in for the union of the scopes the token
+   * holds, the configured ones and those the challenge names, and returns the same
+   * `upstream_auth_required` error; undefined when the 403 is no scope challenge (it stays the
+   * upstream's own refusal). The token held keeps serving the calls it can until the new one
+   * replaces it.
+   */
+  async stepUp(
+    principalKey: string,
+    target: OAuthTarget,
+    challengeHeader: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<ProxyError | undefined> {
+    const challenge = parseBearerChallenge(challengeHeader);
+    if (challenge.error?.toLowerCase() !== 'insufficient_scope') return undefined;
+    const held = await this.#vault.get(principalKey, canonical(target.url));
+    const configured = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth?.scopes;
+    const scopes = new Set(
+      [held?.scope, challenge.scope, configured?.join(' ')].flatMap((each) => each?.split(' ') ?? []),
+    );
+    scopes.delete('');
+    return this.#begin(principalKey, target, challengeHeader, this.#deadline(signal), [...scopes].join(' '));
+  }
+
   async #begin(
     principalKey: string,
     target: OAuthTarget,
     challengeHeader: string | undefined,
     signal: AbortSignal,
+    stepUpScopes?: string,
   ): Promise<ProxyError> {
     const publicUrl = this.#deps.publicUrl();
     if (publicUrl === undefined || !this.enabled) {
@@ -223,10 +262,11 @@ export class OAuthBroker {
     );
     throwIfOver(signal);
     const scopes = (
-      settings?.scopes?.join(' ') ??
-      issuerClients.find((each) => each.issuer === discovered.as.issuer)?.scopes?.join(' ') ??
-      challenge.scope ??
-      discovered.scopesSupported?.join(' ')
+      stepUpScopes ||
+      (settings?.scopes?.join(' ') ??
+        issuerClients.find((each) => each.issuer === discovered.as.issuer)?.scopes?.join(' ') ??
+        challenge.scope ??
+        discovered.scopesSupported?.join(' '))
     )?.slice(0, MAX_SCOPE);
     const verifier = oauth.generateRandomCodeVerifier();
     const redirectUri = redirectUriFor(publicUrl, discovered.as.issuer);
@@ -352,6 +392,7 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
+    await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin };
   }
 

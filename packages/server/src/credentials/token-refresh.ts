@@ -164,7 +164,7 @@ export class TokenRefresher {
   ): Promise<StoredEntry | undefined> {
     const { store, vault, now } = this.#deps;
     const stale = (entry: StoredEntry) => isDue(entry, now()) || entry.accessToken === failed;
-    const lock = `lock:${slot}`;
+    const lock = TokenVault.lock(slot);
     const holder = randomBytes(12).toString('base64url');
     const deadline = now() + REFRESH_LOCK_MS;
     while (!(await store.setIfAbsent(lock, holder, REFRESH_LOCK_MS))) {

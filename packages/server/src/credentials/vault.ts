@@ -46,6 +46,14 @@ export class TokenVault {
     return createHash('sha256').update(`${principalKey}\n${resource}`).digest('base64url');
   }
 
+  /**
+   * The store lock of a slot: held by whoever rewrites the entry from what it read (a refresh,
+   * a disconnect), so one cannot bring back what the other just replaced or deleted.
+   */
+  static lock(slot: string): string {
+    return `lock:${slot}`;
+  }
+
   /** The entry for (principal, resource), if any and readable. */
   async get(principalKey: string, resource: string): Promise<VaultEntry | undefined> {
     return (await this.read(principalKey, resource))?.entry;

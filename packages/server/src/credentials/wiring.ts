@@ -17,6 +17,8 @@ export interface BrokerWiring {
   /** The shared store (the broker keeps its part under `oauth:`). */
   readonly store: Store;
   readonly guard: EgressGuard;
+  /** The vault's keys ({@link vaultKeysFor}). */
+  readonly keys: VaultKeys;
   /** OAUTH_BROKER now. */
   readonly switchedOn: () => boolean;
   /** PUBLIC_URL now. */
@@ -30,15 +32,20 @@ export interface BrokerWiring {
   readonly now: () => number;
 }
 
+/** The vault's keys: VAULT_KEY, else one generated under DATA_DIR (in memory with STORE=memory). */
+export function vaultKeysFor(config: Config): VaultKeys {
+  return new VaultKeys({
+    vaultKeys: config.vaultKeys,
+    dataDir: config.dataDir,
+    ephemeral: storeKind(config) === 'memory',
+  });
+}
+
 /** Builds the app's upstream OAuth broker. */
 export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
   return new OAuthBroker({
     store: namespaced(deps.store, 'oauth:'),
-    keys: new VaultKeys({
-      vaultKeys: config.vaultKeys,
-      dataDir: config.dataDir,
-      ephemeral: storeKind(config) === 'memory',
-    }),
+    keys: deps.keys,
     fetch: guardedFetch(deps.guard),
     switchedOn: deps.switchedOn,
     publicUrl: deps.publicUrl,

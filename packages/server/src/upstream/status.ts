@@ -68,7 +68,9 @@ export function authRefusal(
   if (status !== 401 && status !== 403) return undefined;
   return new ProxyError('upstream_unauthorized', undefined, {
     status,
-    data,
+    // In the body too: an answer relayed through a session (no HTTP headers of its own) keeps it,
+    // so a step-up (403 insufficient_scope) is still recognised (issue 18).
+    data: challenge ? { ...data, wwwAuthenticate: challenge.slice(0, 2048) } : data,
     headers: challenge ? { 'www-authenticate': challenge } : {},
   });
 }

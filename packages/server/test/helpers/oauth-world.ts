@@ -27,7 +27,9 @@
  * `consent:alice`, `deny:alice`, `register:<client_id>`, `token:authorization_code`,
  * `token:refresh_token`, `token-error:invalid_grant`, `revoke`); `world.as.forgetGrants()` drops every
  * grant and token it issued (a refresh then fails with `invalid_grant`; the next authorization asks
- * for consent again); `world.as.clients()` lists the clients it knows.
+ * for consent again); `world.as.clients()` lists the clients it knows; `world.as.stored('RefreshToken')`
+ * the refresh tokens it holds now (their values), `stored('Grant')` its grants. `revocationEndpoint`
+ * changes what its metadata says about revocation (`null`: not offered).
  *
  * ## Time
  * One clock for the world: `clock` option (`{ now(): number }` in ms, e.g. the proxy's ManualClock),
@@ -123,6 +125,12 @@ export interface OAuthWorldOptions extends UpstreamOptions {
    * refuses a client `scope` it does not know): list here the scopes of upstreams started later.
    */
   readonly extraScopes?: readonly string[];
+  /**
+   * What its metadata says the RFC 7009 revocation endpoint is: `null` leaves it out (revocation
+   * not offered), a string replaces the real one (e.g. an address the egress guard refuses).
+   * Default: the real endpoint, `/token/revocation`.
+   */
+  readonly revocationEndpoint?: string | null;
 }
 
 /** One request the upstream saw. */
@@ -167,6 +175,17 @@ export interface OAuthAuthorizationServer {
   forgetGrants(): void;
   /** Drops every login session (the next authorization shows the login form again). */
   forgetSessions(): void;
+  /**
+   * The ids of the live records of a kind it keeps: for `RefreshToken` these are the opaque
+   * refresh token values themselves (JWT access tokens are not stored), so a test can look for
+   * them in a store file, or see that a revocation ended them.
+   */
+  stored(kind: 'RefreshToken' | 'Grant'): string[];
+  /**
+   * Holds the token endpoint's answers (issued, not yet sent) until the returned function is
+   * called: a test can keep a refresh in flight while something else happens.
+   */
+  holdTokenResponses(): () => void;
 }
 
 /** Options of {@link ScriptedUser.authorize}. */
@@ -242,11 +261,21 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
   const signingJwk: JWK = { ...(await exportJWK(privateKey)), kid: 'world-1', alg: 'ES256', use: 'sig' };
 
   let handler: (req: IncomingMessage, res: ServerResponse) => void = () => {};
+  let held: PromiseWithResolvers<void> | undefined;
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     if (options.oauthMetadata !== false && url.startsWith('/.well-known/oauth-authorization-server')) {
       // oidc-provider serves only OpenID discovery; RFC 8414 metadata of the same issuer is identical.
       req.url = '/.well-known/openid-configuration';
+    }
+    if (
+      options.revocationEndpoint !== undefined &&
+      req.url?.startsWith('/.well-known/openid-configuration')
+    ) {
+      rewriteMetadata(res, (metadata) => {
+        if (options.revocationEndpoint === null) delete metadata.revocation_endpoint;
+        else metadata.revocation_endpoint = options.revocationEndpoint;
+      });
     }
     const interaction = /^\/interaction\/([^/?]+)(?:\/(login|consent))?/.exec(url);
     if (interaction !== null) {
@@ -255,6 +284,14 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
         res.end(String(error));
       });
       return;
+    }
+    if (req.method === 'POST' && url.split('?')[0] === '/token' && held !== undefined) {
+      const gate = held.promise;
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        void gate.then(() => end(...args));
+        return res;
+      }) as typeof res.end;
     }
     if (req.method === 'POST' && url.startsWith('/token/revocation')) {
       res.on('finish', () => {
@@ -456,6 +493,19 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
     forgetSessions() {
       for (const key of [...records.keys()]) if (key.startsWith('Session:')) records.delete(key);
     },
+    holdTokenResponses() {
+      const gate = Promise.withResolvers<void>();
+      held = gate;
+      return () => {
+        if (held === gate) held = undefined;
+        gate.resolve();
+      };
+    },
+    stored(kind) {
+      return [...records]
+        .filter(([key, record]) => key.startsWith(`${kind}:`) && record.expires > Date.now())
+        .map(([key]) => key.slice(kind.length + 1));
+    },
   };
 
   return {
@@ -477,6 +527,22 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
       await close(server);
     },
   };
+}
+
+/** Rewrites the JSON document oidc-provider answers on `res` (it sets headers, then ends with the body). */
+function rewriteMetadata(res: ServerResponse, change: (metadata: Record<string, unknown>) => void): void {
+  const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
+  res.end = ((chunk?: unknown) => {
+    if (res.statusCode !== 200 || chunk === undefined || typeof chunk === 'function') return end(chunk);
+    const metadata = JSON.parse(Buffer.from(chunk as Buffer | string).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    change(metadata);
+    const body = JSON.stringify(metadata);
+    res.setHeader('content-length', Buffer.byteLength(body));
+    return end(body);
+  }) as typeof res.end;
 }
 
 function ownToken(_ctx: unknown, client: { clientId: string }, token: { clientId?: string }): boolean {

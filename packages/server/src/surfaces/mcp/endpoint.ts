@@ -24,14 +24,20 @@ import {
   type TransportChoice,
 } from '../../dispatch/targets.ts';
 import { clientEraOf, type Era, parseJson } from '../../eras/classify.ts';
-import { findProxyError, ProxyError } from '../../errors.ts';
+import { findProxyError, ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { bearerOf } from '../../identity/hook.ts';
 import type { Grants } from '../../identity/principal.ts';
 import { isProxyCredential } from '../../identity/proxy-credential.ts';
-import { isJsonRpcMessage, isRequest, type JsonRpcMessage, type JsonRpcResponse } from '../../jsonrpc.ts';
+import {
+  isJsonRpcMessage,
+  isRequest,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../../jsonrpc.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -42,6 +48,7 @@ import { authRefusal } from '../../upstream/status.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
+import type { SignInRounds } from './sign-in-input.ts';
 import { urlElicitationRequired } from './url-elicitation.ts';
 
 /** Collaborators of the endpoint. */
@@ -61,6 +68,8 @@ export interface McpEndpointDeps {
   readonly shutdown: AbortSignal;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
+  /** How a 2026-07-28 client is asked to sign in (an input request), and its retry resumed. */
+  readonly signIn?: SignInRounds | undefined;
 }
 
 /** A request the broker supplies the upstream credential of. */
@@ -111,6 +120,10 @@ export class McpEndpoint {
       const url = header(request, 'x-mcp-server-url');
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
     }
+    if (parsed && this.#deps.signIn) {
+      const resumed = this.#resumeSignIn(request, reply, parsed, identity.principalKey);
+      if (resumed) return resumed;
+    }
 
     const resolved = await this.#resolve(request, serverName, identity.grants);
     const target = await this.#withBrokeredToken(request, resolved, identity.principalKey);
@@ -143,9 +156,13 @@ export class McpEndpoint {
     } catch (error) {
       // A held or bridged route opens its upstream itself: its 401 arrives thrown.
       const refusal = findProxyError(error);
-      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      if (!this.#brokered.has(request) || reply.sent) throw error;
-      return this.#authRequired(request, reply, inbound, resolved, refusal.headers['www-authenticate']);
+      if (refusal?.code !== 'upstream_unauthorized' || !this.#brokered.has(request) || reply.sent)
+        throw error;
+      const challenge = refusal.headers['www-authenticate'];
+      const stepUp = refusal.status === 403 ? await this.#stepUp(request, challenge) : undefined;
+      if (stepUp) return this.#askSignIn(request, reply, inbound, stepUp);
+      if (refusal.status !== 401) throw error;
+      return this.#authRequired(request, reply, inbound, resolved, challenge);
     }
   }
 
@@ -183,6 +200,20 @@ export class McpEndpoint {
     target: ResolvedTarget,
     challenge: string | undefined,
   ): Promise<FastifyReply> {
+    const error = await this.#signInFor(request, reply, target, challenge);
+    return this.#askSignIn(request, reply, inbound, error);
+  }
+
+  /**
+   * The `upstream_auth_required` of a sign-in started after the upstream's 401; throws the
+   * upstream's own refusal when the server shows no sign of OAuth.
+   */
+  async #signInFor(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    target: ResolvedTarget,
+    challenge: string | undefined,
+  ): Promise<ProxyError> {
     const broker = this.#deps.broker as OAuthBroker;
     const brokered = this.#brokered.get(request);
     const principalKey = (request.identity as { principalKey: string }).principalKey;
@@ -200,11 +231,95 @@ export class McpEndpoint {
       signal,
     );
     if (error === notOAuth) throw error;
+    return error;
+  }
+
+  /**
+   * Step-up: the upstream refused the broker's token with 403 `insufficient_scope`; the caller
+   * is asked to sign in again for more scopes, as for a 401. Undefined when the broker supplied
+   * no token or the 403 is no scope challenge: the upstream's refusal stands.
+   */
+  async #stepUp(request: FastifyRequest, challenge: string | undefined): Promise<ProxyError | undefined> {
+    const brokered = this.#brokered.get(request);
+    const broker = this.#deps.broker;
+    if (!broker || !brokered?.hadToken || brokered.target.kind === 'stdio') return undefined;
+    return broker.stepUp(brokered.principalKey, brokered.target, challenge);
+  }
+
+  /**
+   * A pooled session's upstream refused the broker's token mid-session (its answer carries the
+   * refusal and the challenge in `data`): the caller is asked to sign in (401) or to step up
+   * (403 `insufficient_scope`) instead. Undefined: the answer stands.
+   */
+  async #pooledRefusal(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    message: JsonRpcRequest,
+    answer: JsonRpcResponse,
+  ): Promise<JsonRpcResponse | undefined> {
+    const brokered = this.#brokered.get(request);
+    const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
+    if (!brokered || data?.code !== 'upstream_unauthorized') return undefined;
+    const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
+    let error: ProxyError | undefined;
+    if (data.upstreamStatus === 403) error = await this.#stepUp(request, challenge);
+    else if (data.upstreamStatus === 401) {
+      error = await this.#signInFor(request, reply, brokered.target, challenge).catch((refusal: unknown) => {
+        if (findProxyError(refusal)?.code === 'upstream_unauthorized') return undefined;
+        throw refusal;
+      });
+    }
+    return error && this.#signInAnswer(request, message, error);
+  }
+
+  /** Answers `upstream_auth_required`: in a lone request's answer where it can, else as the HTTP 401. */
+  #askSignIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: Inbound | undefined,
+    error: ProxyError,
+  ): FastifyReply {
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
-    const answer = urlElicitationRequired(only.id, error);
+    const answer = this.#signInAnswer(request, only, error);
     request.audit?.answer(answer);
     return reply.code(200).type('application/json').send(answer);
+  }
+
+  /** The answer to `message` that asks for the sign-in of `error`, in the caller's era. */
+  #signInAnswer(request: FastifyRequest, message: JsonRpcRequest, error: ProxyError): JsonRpcResponse {
+    const signIn = this.#deps.signIn;
+    const principalKey = (request.identity as { principalKey: string }).principalKey;
+    // 2026-07-28 has no -32042: its clients are asked through an input request.
+    return signIn && clientEraOf(message, header(request, 'mcp-protocol-version')) === 'modern'
+      ? signIn.answer(message, error, principalKey)
+      : urlElicitationRequired(message.id, error);
+  }
+
+  /**
+   * A 2026-07-28 client's retry after a sign-in round: the proxy's `requestState` and input
+   * response come off each request before anything else sees it. A declined sign-in (or a
+   * handle that is not the caller's) is the lone request's answer; undefined when it goes on.
+   */
+  #resumeSignIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    parsed: Inbound,
+    principalKey: string,
+  ): FastifyReply | undefined {
+    const signIn = this.#deps.signIn as SignInRounds;
+    for (const [index, message] of parsed.messages.entries()) {
+      if (!isRequest(message)) continue;
+      try {
+        parsed.messages[index] = signIn.resume(message, principalKey);
+      } catch (error) {
+        if (parsed.batch) throw error;
+        const answer = toJsonRpcError(error, message.id);
+        request.audit?.answer(answer);
+        return reply.code(200).type('application/json').send(answer);
+      }
+    }
+    return undefined;
   }
 
   /** Executes a route of the plan. */
@@ -219,7 +334,9 @@ export class McpEndpoint {
         throw new ProxyError(route.code);
       case 'pooled':
         // Only a modern POST is pooled: it has a body.
-        return this.#deps.modern.post(request, reply, inbound as Inbound, route);
+        return this.#deps.modern.post(request, reply, inbound as Inbound, route, (message, answer) =>
+          this.#pooledRefusal(request, reply, message, answer),
+        );
       case 'held':
       case 'open-held':
       case 'one-shot':
@@ -265,6 +382,18 @@ export class McpEndpoint {
     const filter = toolFilterFor(target);
     if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
+    if (response.status === 403) {
+      const stepUp = await this.#stepUp(request, headerValue(response.headers, 'www-authenticate')).catch(
+        (error: unknown) => {
+          discard(response);
+          throw error;
+        },
+      );
+      if (stepUp) {
+        discard(response);
+        return this.#askSignIn(request, reply, inbound, stepUp);
+      }
+    }
     if (response.status === 401 && this.#brokered.has(request)) {
       // The broker takes over the upstream's challenge: the caller is asked to sign in instead.
       const challenge = headerValue(response.headers, 'www-authenticate');

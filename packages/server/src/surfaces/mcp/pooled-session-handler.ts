@@ -58,6 +58,8 @@ export class PooledSessionHandler {
     reply: FastifyReply,
     inbound: MessageBatch,
     ctx: PoolContext<UpstreamTarget>,
+    /** Looks at an error answer first and may replace it (the OAuth broker's sign-in). */
+    intercept?: Intercept,
   ) {
     const requests = inbound.messages.filter(isRequest);
     // A modern client's only notification is cancellation on stdio; over HTTP closing the stream
@@ -89,12 +91,13 @@ export class PooledSessionHandler {
       meta.progressToken !== undefined ||
       meta[META.logLevel] !== undefined;
     if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
-      return this.#answerAsStream(request, reply, call, message);
+      return this.#answerAsStream(request, reply, call, message, intercept);
     }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    const response = await call
+    let response = await call
       .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
       .catch((error: unknown) => toJsonRpcError(error, message.id));
+    if (intercept && 'error' in response) response = (await intercept(message, response)) ?? response;
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
     request.audit?.answer(response);
@@ -143,6 +146,7 @@ export class PooledSessionHandler {
     reply: FastifyReply,
     call: PooledCall,
     message: JsonRpcRequest,
+    intercept: Intercept | undefined,
   ) {
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
@@ -161,6 +165,22 @@ export class PooledSessionHandler {
       deliver: (incoming) => {
         // A listen stream carries only its own subscription's notifications (and its end).
         if (!watchIdle && 'method' in incoming && !belongsTo(incoming, message.id)) return false;
+        if (intercept && 'error' in incoming && incoming.id === message.id && !answered) {
+          // The answer may be replaced (a sign-in): it is written once the replacement is known.
+          answered = true;
+          idle.stop();
+          void intercept(message, incoming)
+            .then(
+              (replacement) => replacement ?? incoming,
+              (error: unknown) => toJsonRpcError(error, message.id),
+            )
+            .then((final) => {
+              writer.write(final);
+              request.audit?.answer(final);
+              writer.close();
+            });
+          return true;
+        }
         if (!writer.write(incoming)) return false;
         armIdle();
         if ('id' in incoming && !('method' in incoming) && incoming.id === message.id) {
@@ -185,6 +205,9 @@ export class PooledSessionHandler {
     return sendEventStream(reply, writer);
   }
 }
+
+/** Looks at the error answer to `message` and may replace it (the OAuth broker's sign-in). */
+type Intercept = (message: JsonRpcRequest, answer: JsonRpcResponse) => Promise<JsonRpcResponse | undefined>;
 
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
 const REMOVED_METHODS = new Set([

@@ -120,6 +120,11 @@ export class Forwarder {
         );
       } catch (error) {
         const refusal = findProxyError(error);
+        if (refusal?.code === 'upstream_unauthorized' && refusal.status === 403 && token !== undefined) {
+          // Step-up: the token lacks a scope this call needs (403 insufficient_scope).
+          const challenge = refusal.headers['www-authenticate'];
+          throw (await broker.stepUp(principalKey, resolved, challenge, request.signal)) ?? error;
+        }
         if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
         // A refused token is refreshed (never simply dropped: review F5) and the call tried once
         // more; a token refused right after its refresh asks for a sign-in, with no second refresh.

@@ -66,9 +66,10 @@ export interface WsConnectionDeps {
   readonly audit?: RequestAudit | undefined;
   /**
    * When the OAuth broker supplies this socket's upstream credential: starts a sign-in after the
-   * upstream's 401 (its challenge given) and returns the `upstream_auth_required` error to send.
+   * upstream's 401, or its 403 `insufficient_scope` (step-up), given the refusal, and returns the
+   * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
    */
-  readonly authRequired?: ((challenge: string | undefined) => Promise<ProxyError>) | undefined;
+  readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -187,13 +188,13 @@ export class WsConnection {
     }
   }
 
-  /** The upstream's 401 turned into the broker's `upstream_auth_required`, when it acts. */
+  /** The upstream's 401 (or 403) turned into the broker's `upstream_auth_required`, when it acts. */
   async #authFailure(error: unknown): Promise<unknown> {
     const refusal = findProxyError(error);
     const authRequired = this.#deps.authRequired;
-    if (!authRequired || refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) return error;
+    if (!authRequired || !isAuthRefusal(refusal)) return error;
     try {
-      return await authRequired(refusal.headers['www-authenticate']);
+      return await authRequired(refusal);
     } catch (failure) {
       return failure;
     }
@@ -389,7 +390,7 @@ export class WsConnection {
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
     const refusal = findProxyError(error);
-    if (this.#deps.authRequired && refusal?.code === 'upstream_unauthorized' && refusal.status === 401) {
+    if (this.#deps.authRequired && isAuthRefusal(refusal)) {
       // The broker's sign-in link instead of the upstream's refusal (it never rejects).
       void this.#authFailure(error).then((failure) => this.#send(toJsonRpcError(failure, id), endsRequest));
       return;
@@ -439,4 +440,9 @@ export class WsConnection {
       'websocket closed',
     );
   }
+}
+
+/** An upstream's 401 or 403: the broker may answer it with a sign-in. */
+function isAuthRefusal(refusal: ProxyError | undefined): refusal is ProxyError {
+  return refusal?.code === 'upstream_unauthorized' && (refusal.status === 401 || refusal.status === 403);
 }

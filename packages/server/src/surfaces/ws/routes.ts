@@ -121,7 +121,14 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           throw await broker.required(principalKey, resolved, undefined, origin);
         }
         if (token !== undefined) target = { ...resolved, bearerToken: token };
-        authRequired = async (challenge) => {
+        authRequired = async (refusal) => {
+          const challenge = refusal.headers['www-authenticate'];
+          if (refusal.status === 403) {
+            // Step-up: a token that lacks a scope this call needs (403 insufficient_scope).
+            const stepUp =
+              token === undefined ? undefined : await broker.stepUp(principalKey, resolved, challenge);
+            return stepUp ?? refusal;
+          }
           if (token !== undefined) await broker.rejected(principalKey, resolved, token);
           const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
           return broker.required(principalKey, resolved, challenge, origin, notOAuth);
