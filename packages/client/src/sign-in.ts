@@ -12,7 +12,7 @@ import { isObject } from './json.ts';
 /** What the start page posts to its opener to ask for the caller's proxy credential. */
 export const BIND_REQUEST_TYPE = 'mcp-proxy:oauth-bind';
 /** What the opener answers the start page with (to the proxy's origin only). */
-export const BIND_REPLY_TYPE = 'mcp-proxy:oauth-bind-reply';
+export const BIND_REPLY_TYPE = 'mcp-proxy:oauth-credential';
 /** What the callback page posts to its opener when the sign-in ended. */
 export const RESULT_TYPE = 'mcp-proxy:oauth';
 

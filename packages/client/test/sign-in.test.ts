@@ -71,7 +71,7 @@ describe('authorize(): the sign-in popup', () => {
 
     window.dispatch({ origin: PROXY, source: popup, data: BIND });
     assert.deepEqual(popup.posted, [
-      { message: { type: 'mcp-proxy:oauth-bind-reply', credential: TOKEN }, targetOrigin: PROXY },
+      { message: { type: 'mcp-proxy:oauth-credential', credential: TOKEN }, targetOrigin: PROXY },
     ]);
 
     // A result from elsewhere does not end the sign-in.
@@ -171,23 +171,26 @@ describe('authorize(): the sign-in popup', () => {
     it('a popup the user closed rejects with popup_closed (after a grace for a late result)', async () => {
       const window = new FakeWindow();
       const signingIn = client(window).authorize(required());
-      let outcome: unknown;
+      let settledWith: unknown;
       signingIn.catch((e: unknown) => {
-        outcome = e;
+        settledWith = e;
       });
+      // Read through a call: an assertion about the value must not narrow what a callback sets later.
+      const outcome = (): unknown => settledWith;
       const popup = window.opened[0];
       assert.ok(popup);
       mock.timers.tick(5_000);
       await settle();
-      assert.equal(outcome, undefined, 'an open popup is waited for');
+      assert.equal(outcome(), undefined, 'an open popup is waited for');
       popup.closed = true;
       mock.timers.tick(400);
       await settle();
-      assert.equal(outcome, undefined, 'the result may still be on its way');
+      assert.equal(outcome(), undefined, 'the result may still be on its way');
       mock.timers.tick(1_000);
       await settle();
-      assert.ok(outcome instanceof SignInError, String(outcome));
-      assert.equal(outcome.code, 'popup_closed');
+      const error = outcome();
+      assert.ok(error instanceof SignInError, String(error));
+      assert.equal(error.code, 'popup_closed');
       assert.equal(window.listeners, 0);
     });
 
@@ -207,17 +210,20 @@ describe('authorize(): the sign-in popup', () => {
       const window = new FakeWindow();
       const c = client(window, { signInTimeoutMs: 60_000 });
       const signingIn = c.authorize(required());
-      let outcome: unknown;
+      let settledWith: unknown;
       signingIn.catch((e: unknown) => {
-        outcome = e;
+        settledWith = e;
       });
+      // Read through a call: an assertion about the value must not narrow what a callback sets later.
+      const outcome = (): unknown => settledWith;
       mock.timers.tick(59_000);
       await settle();
-      assert.equal(outcome, undefined);
+      assert.equal(outcome(), undefined);
       mock.timers.tick(1_000);
       await settle();
-      assert.ok(outcome instanceof SignInError, String(outcome));
-      assert.equal(outcome.code, 'sign_in_timeout');
+      const error = outcome();
+      assert.ok(error instanceof SignInError, String(error));
+      assert.equal(error.code, 'sign_in_timeout');
       assert.equal(window.opened[0]?.closed, true);
 
       const short = c.authorize(required(), { timeoutMs: 10 });
