@@ -228,8 +228,8 @@ describe('authorize(): the sign-in popup', () => {
 
       const short = c.authorize(required(), { timeoutMs: 10 });
       mock.timers.tick(10);
-      const error = await short.catch((e: unknown) => e);
-      assert.equal((error as { code?: unknown }).code, 'sign_in_timeout', 'a per-call timeoutMs wins');
+      const shortError = await short.catch((e: unknown) => e);
+      assert.equal((shortError as { code?: unknown }).code, 'sign_in_timeout', 'a per-call timeoutMs wins');
     });
   });
 });
