@@ -127,12 +127,20 @@ export class MCPProxyClient {
    * Capabilities: `sampling`, `elicitation` and `roots` for the handlers registered with
    * {@link MCPProxyClient.setRequestHandler}, then the `capabilities` option over them.
    */
-  async initialize(options?: RequestOptions): Promise<InitializeResult> {
+  initialize(options?: RequestOptions): Promise<InitializeResult> {
+    return this.#initialize(options, true);
+  }
+
+  /** `initialize()`; `signIn` false: a failed sign-in check is not handed to `onAuthRequired`. */
+  async #initialize(options: RequestOptions | undefined, signIn: boolean): Promise<InitializeResult> {
     this.#transport.resetSession();
     this.#initializeResult = undefined;
     const { protocolVersion, clientInfo } = this.#options;
     const capabilities = { ...this.#handlers.capabilities(), ...this.#options.capabilities };
-    const result = await this.request('initialize', { protocolVersion, capabilities, clientInfo }, options);
+    const params = { protocolVersion, capabilities, clientInfo };
+    const result = signIn
+      ? await this.request('initialize', params, options)
+      : await this.#request('initialize', params, options);
     // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
     this.#transport.setProtocolVersion(result.protocolVersion);
     await this.notify('notifications/initialized', undefined, options);
@@ -264,9 +272,8 @@ export class MCPProxyClient {
         throw error;
       }
       await this.#signedIn(error, options?.signal);
-      // Over `ws` the proxy fixes the socket's upstream credential when it opens: a new
-      // `initialize` needs a new socket to carry the token the sign-in stored.
-      if (method === 'initialize') this.#transport.resetSession();
+      // A failed initialize may have left a session id behind (ws: see #signedIn).
+      if (method === 'initialize' && this.#options.transport !== 'ws') this.#transport.resetSession();
       return this.#request(method, params, options);
     }
   }
@@ -453,7 +460,17 @@ export class MCPProxyClient {
         signal: lifetime,
         authorize: (options) => this.authorize(error, options),
       });
-      return answer !== false;
+      if (answer === false) return false;
+      if (this.#options.transport === 'ws') {
+        // Over `ws` the proxy fixes the socket's upstream credential when it opens: that session
+        // can never reach the server. A new socket carries the token the sign-in stored, opened
+        // once here for every call waiting, and initialized again (without asking for another
+        // sign-in) if the old one was.
+        const initialized = this.#initializeResult !== undefined;
+        this.#transport.resetSession();
+        if (initialized) await this.#initialize(undefined, false);
+      }
+      return true;
     });
     // The user's sign-in is not bounded by the call's timeoutMs; the caller's signal and close() are.
     const wait = callSignal([signal, lifetime], 0);

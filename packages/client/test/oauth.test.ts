@@ -111,6 +111,15 @@ describe('mcp-proxy-client and the OAuth broker', () => {
     });
   }
 
+  it('ws: a call other than initialize is retried on a new socket (the old one keeps its upstream credential)', async () => {
+    const c = client('frank', {
+      transport: 'ws',
+      window: browserWindow('frank'),
+      onAuthRequired: (_e, { authorize }) => authorize(),
+    });
+    assert.equal((await whoami(c)).sub, 'frank');
+  });
+
   it('calls that need the same sign-in share one: one hook call, one popup, both retried', async () => {
     const window = browserWindow('dave');
     let hooks = 0;
