@@ -460,6 +460,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     publicUrl: () => publicUrl,
     server: (name) =>
       Object.hasOwn(currentServers, name) ? oauthSettingsOf(currentServers[name]) : undefined,
+    issuerClients: () => current.oauthClients,
+    timeoutMs: () => config.upstream.timeoutMs,
     now,
   });
   const forwarder = new Forwarder({
@@ -531,7 +533,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
-  await app.register(oauthRoutes, broker);
+  await app.register(oauthRoutes, {
+    broker,
+    authenticator,
+    limiter,
+    corsOrigins: () => access.corsOrigins,
+    publicUrl: () => publicUrl,
+  });
   await app.register(async (scope) => {
     scope.addHook(
       'onRequest',

@@ -280,6 +280,17 @@ export const ERROR_REGISTRY = {
     rpcCode: -33203,
     message: 'This sign-in link is unknown, already used or expired: retry the call to get a new one.',
   },
+  oauth_bind_refused: {
+    status: 403,
+    rpcCode: -33204,
+    message:
+      'This sign-in link was not opened by the app that asked for it: retry the call from the app and let it open the link (docs/oauth.md, the bind protocol).',
+  },
+  oauth_sign_in_limited: {
+    status: 429,
+    rpcCode: -33205,
+    message: 'Too many sign-ins started: finish one, or retry after the number of seconds in Retry-After.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -15,6 +15,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
+import { issuerKey } from '../src/credentials/registration.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
@@ -23,6 +24,13 @@ import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/
 
 const ALICE = 'alice-proxy-token-0123456789abcdef';
 const BOB = 'bob-proxy-token-0123456789abcdefgh';
+
+/** The app's origin: listed in CORS_ORIGINS, it answers the start page's bind (docs/oauth.md). */
+const APP = 'http://app.example';
+/** What the start page gets from the app that opened it: the caller's proxy token. */
+function bindAs(credential: string) {
+  return { credential, origin: APP };
+}
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -60,6 +68,7 @@ async function setup(
       PUBLIC_URL: publicUrl,
       OAUTH_BROKER: 'true',
       PROXY_TOKENS: `${ALICE},${BOB}`,
+      CORS_ORIGINS: APP,
       ...env,
     },
     { clock },
@@ -101,7 +110,7 @@ function authRequired(s: Setup, reply: Reply): string {
 
 async function connect(s: Setup, token: string, user: string): Promise<void> {
   const url = authRequired(s, await whoami(s, token));
-  const done = await s.world.user(user).authorize(url, { follow: true });
+  const done = await s.world.user(user).authorize(url, { follow: true, bind: bindAs(token) });
   assert.equal(done.callback?.status, 200, done.callback?.body);
   assert.match(done.callback?.body ?? '', /Signed in/);
 }
@@ -129,7 +138,7 @@ describe('upstream OAuth broker on POST /proxy', () => {
     const s = await setup();
     const first = await whoami(s, ALICE);
     const url = authRequired(s, first);
-    const done = await s.world.user('alice').authorize(url, { follow: true });
+    const done = await s.world.user('alice').authorize(url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.sawLogin, true);
     assert.equal(done.callback?.status, 200);
     // The page tells the caller's origin only, and says nothing secret.
@@ -187,7 +196,13 @@ describe('upstream OAuth broker on POST /proxy', () => {
     const publicUrl = `http://127.0.0.1:${port}`;
     const world = await startOAuthWorld({ clock, accessTokenTtl: 60 });
     cleanup.push(() => world.stop());
-    const env = { PUBLIC_URL: publicUrl, OAUTH_BROKER: 'true', PROXY_TOKENS: ALICE, VAULT_KEY: key };
+    const env = {
+      PUBLIC_URL: publicUrl,
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: ALICE,
+      VAULT_KEY: key,
+      CORS_ORIGINS: APP,
+    };
     const a = await startProxy({ ...env, PORT: String(port) }, { clock, store });
     cleanup.push(() => a.close());
     const b = await startProxy(env, { clock, store });
@@ -205,7 +220,9 @@ describe('upstream OAuth broker on POST /proxy', () => {
       );
     const first = await call(a);
     assert.equal(first.status, 401);
-    const done = await world.user('alice').authorize(first.body.error.data.authorizeUrl, { follow: true });
+    const done = await world
+      .user('alice')
+      .authorize(first.body.error.data.authorizeUrl, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200);
     // Signed in through A, served by B too.
     assert.equal(subjectOf(await call(b)), 'alice');
@@ -219,22 +236,42 @@ describe('upstream OAuth broker on POST /proxy', () => {
   it('refuses a replayed state, a replayed code and a used start link', async () => {
     const s = await setup();
     const url = authRequired(s, await whoami(s, ALICE));
-    const done = await s.world.user('alice').authorize(url, { follow: true });
+    const done = await s.world.user('alice').authorize(url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200);
-    const replay = await fetch(done.redirect);
-    assert.equal(replay.status, 400);
-    assert.match(await replay.text(), /already used or expired/);
+    // Replayed in the same browser (its bind cookie is spent) and in another.
+    const cookie = Object.entries(s.world.user('alice').cookies(s.publicUrl))
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
+    for (const headers of [{ cookie }, {}]) {
+      const replay = await fetch(done.redirect, { headers });
+      assert.equal(replay.status, 400);
+      assert.match(await replay.text(), /already used or expired/);
+    }
     const again = await fetch(url, { redirect: 'manual' });
     assert.equal(again.status, 400);
-    const body = (await again.json()) as { error: { data: { code: string } } };
+    assert.match(await again.text(), /already used or expired/);
+    const rebind = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: s.publicUrl },
+      body: JSON.stringify(bindAs(ALICE)),
+    });
+    assert.equal(rebind.status, 400);
+    const body = (await rebind.json()) as { error: { data: { code: string } } };
     assert.equal(body.error.data.code, 'oauth_state_invalid');
     // A fresh state with an old code: the authorization server refuses the code.
     const url2 = authRequired(s, await whoami(s, BOB));
-    const started = await fetch(url2, { redirect: 'manual' });
-    const state = new URL(started.headers.get('location') as string).searchParams.get('state') as string;
+    const bound = await fetch(url2, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: s.publicUrl },
+      body: JSON.stringify(bindAs(BOB)),
+    });
+    assert.equal(bound.status, 200);
+    const bobCookie = (bound.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
+    const { authorizeUrl } = (await bound.json()) as { authorizeUrl: string };
+    const state = new URL(authorizeUrl).searchParams.get('state') as string;
     const forged = new URL(done.redirect);
     forged.searchParams.set('state', state);
-    const refused = await fetch(forged);
+    const refused = await fetch(forged, { headers: { cookie: bobCookie } });
     assert.equal(refused.status, 502);
     assert.equal(upstreamTokens(s).length, 0);
   });
@@ -263,11 +300,11 @@ describe('upstream OAuth broker on POST /proxy', () => {
       {},
       {
         world: (publicUrl) => ({
-          clients: [
+          clients: (issuer) => [
             {
               client_id: 'proxy-preregistered',
               client_secret: 'preregistered-secret-0123456789',
-              redirect_uris: [`${publicUrl}/oauth/callback`],
+              redirect_uris: [`${publicUrl}/oauth/callback/${issuerKey(issuer)}`],
               grant_types: ['authorization_code', 'refresh_token'],
               response_types: ['code'],
               token_endpoint_auth_method: 'client_secret_basic',
@@ -280,7 +317,11 @@ describe('upstream OAuth broker on POST /proxy', () => {
               url: world.upstream.url,
               transport: 'streamable-http',
               auth: 'oauth',
-              oauth: { clientId: 'proxy-preregistered', clientSecret: 'preregistered-secret-0123456789' },
+              oauth: {
+                clientId: 'proxy-preregistered',
+                clientSecret: 'preregistered-secret-0123456789',
+                issuer: world.issuer,
+              },
             },
           },
         }),
@@ -302,7 +343,9 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.equal(first.body.error.data.server, 'files');
     // Asked before any call: the upstream saw nothing but the metadata request.
     assert.ok(!s.world.upstream.seen.some((r) => r.method === 'POST'));
-    const done = await s.world.user('alice').authorize(first.body.error.data.authorizeUrl, { follow: true });
+    const done = await s.world
+      .user('alice')
+      .authorize(first.body.error.data.authorizeUrl, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     const me = JSON.parse((await call()).body.result.content[0].text);
     assert.equal(me.sub, 'alice');
@@ -421,14 +464,17 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
   it('serves the client metadata document only under an https PUBLIC_URL', async () => {
     const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com', OAUTH_BROKER: 'true' });
     cleanup.push(() => https.close());
-    const doc = await fetch(`${https.url}/oauth/client-metadata.json`);
+    // One document per issuer: its one redirect URI is that issuer's (mix-up defence).
+    const key = issuerKey('https://as.example.com');
+    const doc = await fetch(`${https.url}/oauth/client-metadata/${key}.json`);
     assert.equal(doc.status, 200);
     const body = (await doc.json()) as Record<string, unknown>;
-    assert.equal(body.client_id, 'https://proxy.example.com/oauth/client-metadata.json');
-    assert.deepEqual(body.redirect_uris, ['https://proxy.example.com/oauth/callback']);
+    assert.equal(body.client_id, `https://proxy.example.com/oauth/client-metadata/${key}.json`);
+    assert.deepEqual(body.redirect_uris, [`https://proxy.example.com/oauth/callback/${key}`]);
+    assert.equal((await fetch(`${https.url}/oauth/client-metadata/nope.json`)).status, 404);
     const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9', OAUTH_BROKER: 'true' });
     cleanup.push(() => plain.close());
-    assert.equal((await fetch(`${plain.url}/oauth/client-metadata.json`)).status, 404);
+    assert.equal((await fetch(`${plain.url}/oauth/client-metadata/${key}.json`)).status, 404);
   });
 
   it('decrypts with an older VAULT_KEY after a rotation, and not without it', async () => {
@@ -476,7 +522,9 @@ describe('upstream OAuth broker on /mcp', () => {
     const [elicitation] = error.data?.elicitations ?? [];
     assert.equal(elicitation?.mode, 'url');
     assert.ok(elicitation?.url.startsWith(`${s.publicUrl}/oauth/start/`));
-    const done = await s.world.user('alice').authorize(elicitation.url, { follow: true });
+    const done = await s.world
+      .user('alice')
+      .authorize(elicitation.url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     const client = await connect();
     const result = await client.callTool({ name: 'whoami', arguments: {} });
@@ -511,7 +559,7 @@ describe('upstream OAuth broker on /ws', () => {
   }
 
   it('sends upstream_auth_required in an error frame, then serves the socket once signed in', async () => {
-    const s = await setup({ CORS_ORIGINS: 'http://app.example' });
+    const s = await setup();
     const init = {
       jsonrpc: '2.0',
       id: 1,
@@ -527,7 +575,9 @@ describe('upstream OAuth broker on /ws', () => {
     const frame = refused.frames.find((f) => f.error?.data?.code === 'upstream_auth_required');
     assert.ok(frame, JSON.stringify(refused.frames));
     assert.equal(frame.error.code, -33200);
-    const done = await s.world.user('alice').authorize(frame.error.data.authorizeUrl, { follow: true });
+    const done = await s.world
+      .user('alice')
+      .authorize(frame.error.data.authorizeUrl, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200, done.callback?.body);
     const served = await session(s, init);
     cleanup.push(() => served.ws.close());

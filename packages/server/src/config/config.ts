@@ -113,6 +113,8 @@ export const DEFAULTS = {
    * `iss`) are fixed.
    */
   oauthBroker: false,
+  /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
+  oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
   // the environment; `issuers` lists several, each with its own claim → grant mapping.
   oidc: {
@@ -186,7 +188,12 @@ const urlServerSchema = z.strictObject({
     .strictObject({
       clientId: z.string().min(1),
       clientSecret: z.string().min(1).optional(),
+      /** The issuer the client is registered at: used only with it (security review F3). */
+      issuer: z.url().optional(),
       scopes: z.array(z.string().min(1)).optional(),
+    })
+    .refine((o) => o.clientSecret === undefined || o.issuer !== undefined, {
+      message: 'oauth.issuer is required with oauth.clientSecret (the secret goes to that issuer only)',
     })
     .optional(),
 });
@@ -349,6 +356,14 @@ const configSchema = z
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
     oauthBroker: z.boolean(),
+    oauthClients: z.array(
+      z.strictObject({
+        issuer: z.url(),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1).optional(),
+        scopes: z.array(z.string().min(1)).optional(),
+      }),
+    ),
     publicUrl: z
       .string()
       .refine(

@@ -46,15 +46,16 @@ export async function discover(
   fetch: OAuthFetch,
   serverUrl: URL,
   challenge: BearerChallenge,
+  signal?: AbortSignal,
 ): Promise<Discovered> {
-  const prm = await resourceMetadata(fetch, serverUrl, challenge);
+  const prm = await resourceMetadata(fetch, serverUrl, challenge, signal);
   const servers = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers : [];
   const first = servers.find((s): s is string => typeof s === 'string' && URL.canParse(s));
   // Without resource metadata, 2025-03-26 servers are their own authorization server.
   const issuer = new URL(first ?? serverUrl.origin);
   let as: oauth.AuthorizationServer;
   try {
-    as = await authorizationServer(fetch, issuer);
+    as = trimmed(await authorizationServer(fetch, issuer, signal));
   } catch (error) {
     // With resource metadata the server does use OAuth: its issuer is broken, not absent.
     if (prm !== undefined && error instanceof ProxyError && error.data.reason === NO_OAUTH) {
@@ -91,6 +92,7 @@ async function resourceMetadata(
   fetch: OAuthFetch,
   serverUrl: URL,
   challenge: BearerChallenge,
+  signal: AbortSignal | undefined,
 ): Promise<ResourceMetadata | undefined> {
   const candidates: URL[] = [];
   if (challenge.resourceMetadata !== undefined && URL.canParse(challenge.resourceMetadata)) {
@@ -100,7 +102,7 @@ async function resourceMetadata(
   if (path !== '') candidates.push(new URL(`/.well-known/oauth-protected-resource${path}`, serverUrl.origin));
   candidates.push(new URL('/.well-known/oauth-protected-resource', serverUrl.origin));
   for (const url of candidates) {
-    const doc = await getJson(fetch, url);
+    const doc = await getJson(fetch, url, signal);
     if (doc === undefined) continue;
     const metadata = doc as ResourceMetadata;
     // RFC 9728 §3.3: the metadata must be about this server, else it could point us anywhere.
@@ -123,12 +125,13 @@ function covers(resource: string, serverUrl: URL): boolean {
   );
 }
 
-async function getJson(fetch: OAuthFetch, url: URL): Promise<unknown> {
+async function getJson(fetch: OAuthFetch, url: URL, signal: AbortSignal | undefined): Promise<unknown> {
   let response: Response;
   try {
-    response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' } });
+    response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' }, signal });
   } catch (cause) {
     if (cause instanceof ProxyError) throw cause;
+    throwIfOver(signal);
     return undefined;
   }
   if (response.status !== 200) return undefined;
@@ -156,13 +159,18 @@ export function metadataUrls(issuer: URL): URL[] {
   ];
 }
 
-async function authorizationServer(fetch: OAuthFetch, issuer: URL): Promise<oauth.AuthorizationServer> {
+async function authorizationServer(
+  fetch: OAuthFetch,
+  issuer: URL,
+  signal: AbortSignal | undefined,
+): Promise<oauth.AuthorizationServer> {
   for (const url of metadataUrls(issuer)) {
     let response: Response;
     try {
-      response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' } });
+      response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' }, signal });
     } catch (cause) {
       if (cause instanceof ProxyError) throw cause;
+      throwIfOver(signal);
       continue;
     }
     if (response.status !== 200) continue;
@@ -178,4 +186,59 @@ async function authorizationServer(fetch: OAuthFetch, issuer: URL): Promise<oaut
     "The MCP server's authorization server publishes no metadata the proxy can find.",
     { data: { reason: NO_OAUTH } },
   );
+}
+
+/**
+ * The flow's deadline or the caller's abort ended discovery (review F8): no further candidate URL
+ * is tried, and the caller hears a timeout rather than "no OAuth here".
+ */
+export function throwIfOver(signal: AbortSignal | undefined): void {
+  if (signal?.aborted !== true) return;
+  throw new ProxyError('upstream_timeout', "The MCP server's authorization server did not answer in time.");
+}
+
+/** Longest URL or issuer kept from authorization server metadata (review F4). */
+const MAX_METADATA_URL = 2048;
+
+/**
+ * The fields of authorization server metadata the flow uses, each bounded (review F4: metadata is
+ * kept with every pending sign-in and vault entry, and an attacker chooses its size); the
+ * authorization endpoint must be https, or http on loopback (review F7: the browser is sent there).
+ */
+function trimmed(as: oauth.AuthorizationServer): oauth.AuthorizationServer {
+  const url = (value: unknown): string | undefined =>
+    typeof value === 'string' && value.length <= MAX_METADATA_URL && URL.canParse(value) ? value : undefined;
+  const endpoint = url(as.authorization_endpoint);
+  if (as.issuer.length > MAX_METADATA_URL)
+    throw failed("The MCP server's authorization server sent invalid metadata.");
+  if (endpoint !== undefined) {
+    const parsed = new URL(endpoint);
+    if (
+      !(parsed.protocol === 'https:' || isLoopbackHttp(parsed)) ||
+      parsed.username !== '' ||
+      parsed.password !== ''
+    ) {
+      throw failed("The MCP server's authorization endpoint is not an https URL.");
+    }
+  }
+  const methods = Array.isArray(as.token_endpoint_auth_methods_supported)
+    ? as.token_endpoint_auth_methods_supported.filter((m) =>
+        ['none', 'client_secret_basic', 'client_secret_post'].includes(m),
+      )
+    : undefined;
+  const kept: Record<string, unknown> = {
+    issuer: as.issuer,
+    authorization_endpoint: endpoint,
+    token_endpoint: url(as.token_endpoint),
+    registration_endpoint: url(as.registration_endpoint),
+    revocation_endpoint: url(as.revocation_endpoint),
+    code_challenge_methods_supported: as.code_challenge_methods_supported?.includes('S256') ? ['S256'] : [],
+    authorization_response_iss_parameter_supported:
+      as.authorization_response_iss_parameter_supported === true,
+    token_endpoint_auth_methods_supported: methods,
+    client_id_metadata_document_supported: as.client_id_metadata_document_supported === true,
+  };
+  return Object.fromEntries(
+    Object.entries(kept).filter(([, v]) => v !== undefined),
+  ) as unknown as oauth.AuthorizationServer;
 }

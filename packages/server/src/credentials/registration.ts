@@ -1,11 +1,13 @@
 /**
  * @module credentials/registration
  * Which OAuth client the proxy is at an authorization server, in the MCP spec's priority: a client
- * the operator pre-registered for the server (config `oauth.clientId`), else the proxy's Client ID
- * Metadata Document (`PUBLIC_URL/oauth/client-metadata.json`, when `PUBLIC_URL` is https and the
- * server supports it), else dynamic client registration (RFC 7591), registered once per issuer
- * and kept sealed in the store.
+ * the operator pre-registered (a server's `oauth.clientId`, or `oauthClients` per issuer), each
+ * only at its issuer; else the proxy's Client ID Metadata Document
+ * (`PUBLIC_URL/oauth/client-metadata/{issuer-key}.json`, when `PUBLIC_URL` is https and the server
+ * supports it); else dynamic client registration (RFC 7591), once per issuer, kept sealed in the
+ * store. Every issuer has its own redirect URI (`PUBLIC_URL/oauth/callback/{issuer-key}`).
  */
+import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
@@ -22,24 +24,52 @@ export interface OAuthClient {
   readonly auth: 'none' | 'client_secret_basic' | 'client_secret_post';
 }
 
-/** A client the operator registered (config). */
+/** A client the operator registered (config: a server's `oauth`, or an entry of `oauthClients`). */
 export interface PreRegistered {
   readonly clientId: string;
   readonly clientSecret?: string | undefined;
+  /**
+   * The issuer it was registered at: the client is used only when the server's authorization
+   * server is this one (required with a secret, so the secret never reaches another one).
+   */
+  readonly issuer?: string | undefined;
 }
 
-/** The path of the Client ID Metadata Document under PUBLIC_URL. */
-export const CLIENT_METADATA_PATH = '/oauth/client-metadata.json';
-/** The callback path under PUBLIC_URL. */
-export const CALLBACK_PATH = '/oauth/callback';
+/** The base of the Client ID Metadata Documents under PUBLIC_URL (one per issuer, see below). */
+export const CLIENT_METADATA_BASE = '/oauth/client-metadata';
+/** The base of the callback paths under PUBLIC_URL: `/oauth/callback/{issuer-key}`. */
+export const CALLBACK_BASE = '/oauth/callback';
+/** Longest client id or secret a registration may answer (review F4: it is stored for 30 days). */
+const MAX_CLIENT_FIELD = 1024;
+/** New dynamic registrations one principal may cause per hour, and the proxy per day (F4). */
+const REGISTRATIONS_PER_PRINCIPAL_HOUR = 10;
+const REGISTRATIONS_PER_DAY = 1000;
 
-/** The client metadata the proxy presents (the document it serves, and what it registers). */
-export function clientMetadata(publicUrl: string): Record<string, string | string[]> {
+/**
+ * The key of an issuer in its callback and metadata paths: each authorization server gets its own
+ * redirect URI, so a code that comes back on another one's is refused (mix-up, RFC 9700 §4.4).
+ */
+export function issuerKey(issuer: string): string {
+  return createHash('sha256').update(issuer).digest('base64url').slice(0, 22);
+}
+
+/** `PUBLIC_URL/oauth/callback/{issuer-key}`. */
+export function redirectUriFor(publicUrl: string, issuer: string): string {
+  return `${publicUrl}${CALLBACK_BASE}/${issuerKey(issuer)}`;
+}
+
+/** Whether `key` has the shape {@link issuerKey} gives. */
+export function isIssuerKey(key: string): boolean {
+  return /^[A-Za-z0-9_-]{22}$/.test(key);
+}
+
+/** The client metadata the proxy presents for one issuer (the document it serves, and what it registers). */
+export function clientMetadata(publicUrl: string, key: string): Record<string, string | string[]> {
   return {
-    client_id: `${publicUrl}${CLIENT_METADATA_PATH}`,
+    client_id: `${publicUrl}${CLIENT_METADATA_BASE}/${key}.json`,
     client_name: 'mcp-proxy',
     client_uri: publicUrl,
-    redirect_uris: [`${publicUrl}${CALLBACK_PATH}`],
+    redirect_uris: [`${publicUrl}${CALLBACK_BASE}/${key}`],
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'none',
@@ -62,38 +92,67 @@ export interface RegistrationDeps {
   readonly keys: VaultKeys;
 }
 
+/** What {@link chooseClient} picked. */
+export interface ChosenClient {
+  readonly client: OAuthClient;
+  /** Registered dynamically (kept in the store; forgotten when the server says invalid_client). */
+  readonly dynamic: boolean;
+}
+
 const REGISTERED_TTL_MS = 30 * 24 * 3600 * 1000;
 
-/** Picks (or registers) the client for `as`. */
+/** The store slot of the dynamic registration at `issuer` for `redirectUri`: a hash. */
+function registrationSlot(issuer: string, redirectUri: string): string {
+  return `client:${createHash('sha256').update(`${issuer}\n${redirectUri}`).digest('base64url')}`;
+}
+
+/**
+ * Picks (or registers) the client for `as`. Pre-registered clients come first, each only at the
+ * issuer it names (one without an issuer and without a secret: any); a server's client naming
+ * another issuer refuses the sign-in rather than fall back (review F3: its secret, or the
+ * operator's intent, is for that issuer only).
+ */
 export async function chooseClient(
   deps: RegistrationDeps,
   as: oauth.AuthorizationServer,
   publicUrl: string,
   preRegistered: PreRegistered | undefined,
-): Promise<OAuthClient> {
+  perIssuer: readonly PreRegistered[],
+  principalKey: string,
+): Promise<ChosenClient> {
   if (preRegistered) {
-    const methods = as.token_endpoint_auth_methods_supported;
-    const auth =
-      preRegistered.clientSecret === undefined
-        ? 'none'
-        : methods?.includes('client_secret_basic') === false && methods.includes('client_secret_post')
-          ? 'client_secret_post'
-          : 'client_secret_basic';
-    return { client_id: preRegistered.clientId, client_secret: preRegistered.clientSecret, auth };
+    if (
+      preRegistered.issuer !== undefined
+        ? preRegistered.issuer !== as.issuer
+        : preRegistered.clientSecret !== undefined
+    ) {
+      throw new ProxyError('upstream_auth_unsupported', undefined, {
+        data: { reason: 'client_issuer_mismatch' },
+      });
+    }
+    return { client: preRegisteredClient(as, preRegistered), dynamic: false };
   }
+  const configured = perIssuer.find((each) => each.issuer === as.issuer);
+  if (configured) return { client: preRegisteredClient(as, configured), dynamic: false };
+  const key = issuerKey(as.issuer);
   if (as.client_id_metadata_document_supported === true && publicUrl.startsWith('https://')) {
-    return { client_id: `${publicUrl}${CLIENT_METADATA_PATH}`, auth: 'none' };
+    return {
+      client: { client_id: `${publicUrl}${CLIENT_METADATA_BASE}/${key}.json`, auth: 'none' },
+      dynamic: false,
+    };
   }
   if (typeof as.registration_endpoint !== 'string') {
     throw new ProxyError('upstream_auth_unsupported', undefined, {
       data: { reason: 'no_client_registration' },
     });
   }
-  const slot = `client:${as.issuer}\n${publicUrl}`;
+  const redirectUri = redirectUriFor(publicUrl, as.issuer);
+  const slot = registrationSlot(as.issuer, redirectUri);
   const sealed = await deps.store.get(slot);
   const known = sealed === undefined ? undefined : open(deps.keys, slot, sealed);
-  if (known !== undefined) return JSON.parse(known) as OAuthClient;
-  const { client_id: _unused, ...metadata } = clientMetadata(publicUrl);
+  if (known !== undefined) return { client: JSON.parse(known) as OAuthClient, dynamic: true };
+  await admitRegistration(deps.store, principalKey);
+  const { client_id: _unused, ...metadata } = clientMetadata(publicUrl, key);
   let registered: oauth.OmitSymbolProperties<oauth.Client>;
   try {
     const response = await oauth.dynamicClientRegistrationRequest(
@@ -111,6 +170,12 @@ export async function chooseClient(
     );
   }
   const secret = typeof registered.client_secret === 'string' ? registered.client_secret : undefined;
+  if (registered.client_id.length > MAX_CLIENT_FIELD || (secret?.length ?? 0) > MAX_CLIENT_FIELD) {
+    throw new ProxyError(
+      'upstream_auth_failed',
+      "The MCP server's authorization server answered the registration with an oversized client.",
+    );
+  }
   const method = registered.token_endpoint_auth_method;
   const client: OAuthClient = {
     client_id: registered.client_id,
@@ -123,5 +188,48 @@ export async function chooseClient(
           : 'client_secret_basic',
   };
   await deps.store.set(slot, seal(deps.keys, slot, JSON.stringify(client)), REGISTERED_TTL_MS);
-  return client;
+  return { client, dynamic: true };
+}
+
+/**
+ * Forgets the dynamic registration at `issuer` when it is still `clientId` (the authorization
+ * server said `invalid_client`: it no longer knows it), so the next sign-in registers again
+ * (review F6). Compare-and-delete: a registration made since stays.
+ */
+export async function forgetRegistration(
+  deps: Pick<RegistrationDeps, 'store' | 'keys'>,
+  issuer: string,
+  redirectUri: string,
+  clientId: string,
+): Promise<void> {
+  const slot = registrationSlot(issuer, redirectUri);
+  const sealed = await deps.store.get(slot);
+  if (sealed === undefined) return;
+  const known = open(deps.keys, slot, sealed);
+  if (known !== undefined && (JSON.parse(known) as OAuthClient).client_id !== clientId) return;
+  await deps.store.deleteIf(slot, sealed);
+}
+
+function preRegisteredClient(as: oauth.AuthorizationServer, preRegistered: PreRegistered): OAuthClient {
+  const methods = as.token_endpoint_auth_methods_supported;
+  const auth =
+    preRegistered.clientSecret === undefined
+      ? 'none'
+      : methods?.includes('client_secret_basic') === false && methods.includes('client_secret_post')
+        ? 'client_secret_post'
+        : 'client_secret_basic';
+  return { client_id: preRegistered.clientId, client_secret: preRegistered.clientSecret, auth };
+}
+
+/** Counts a new dynamic registration against the per-principal and total caps (F4). */
+async function admitRegistration(store: Store, principalKey: string): Promise<void> {
+  const principal = createHash('sha256').update(principalKey).digest('base64url');
+  const mine = await store.hit(`regcount:${principal}`, 3600_000);
+  const all =
+    mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR ? mine : await store.hit('regcount:all', 24 * 3600_000);
+  if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR || all.count > REGISTRATIONS_PER_DAY) {
+    throw new ProxyError('oauth_sign_in_limited', undefined, {
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(all.resetInMs / 1000))) },
+    });
+  }
 }

@@ -48,16 +48,32 @@ export class TokenVault {
 
   /** The entry for (principal, resource), if any and readable. */
   async get(principalKey: string, resource: string): Promise<VaultEntry | undefined> {
+    return (await this.read(principalKey, resource))?.entry;
+  }
+
+  /** The entry and its sealed form (for {@link deleteIfSealed}), if any and readable. */
+  async read(
+    principalKey: string,
+    resource: string,
+  ): Promise<{ entry: VaultEntry; sealed: string } | undefined> {
     const slot = TokenVault.slot(principalKey, resource);
     const sealed = await this.#store.get(slot);
     if (sealed === undefined) return undefined;
     const plain = open(this.#keys, slot, sealed);
     if (plain === undefined) return undefined;
     try {
-      return JSON.parse(plain) as VaultEntry;
+      return { entry: JSON.parse(plain) as VaultEntry, sealed };
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Forgets the entry only while it is still `sealed` (as {@link read} gave it): what another
+   * request or instance stored since (a refresh, a new sign-in) stays.
+   */
+  async deleteIfSealed(principalKey: string, resource: string, sealed: string): Promise<boolean> {
+    return this.#store.deleteIf(TokenVault.slot(principalKey, resource), sealed);
   }
 
   /** Stores (replaces) the entry for (principal, resource). */

@@ -24,8 +24,11 @@ const REDACT_PATHS = [
 ];
 
 /** Query parameters whose value is a credential (compared after decoding, case-insensitively). */
-// `code`: the OAuth callback's authorization code (/oauth/callback?code=…) is a credential too.
-const SECRET_NAMES = new Set(['proxy_token', 'mcp_token', 'token', 'access_token', 'code']);
+// `code` and `state`: the OAuth callback's authorization code and sign-in state
+// (/oauth/callback/{key}?code=…&state=…) are credentials too.
+const SECRET_NAMES = new Set(['proxy_token', 'mcp_token', 'token', 'access_token', 'code', 'state']);
+/** A sign-in link's one-time id (`/oauth/start/{id}`) is a secret path segment. */
+const START_LINK = /^\/oauth\/start\/[^/?#]+/;
 /** Rounds of percent-decoding tried on a name: more than any parser applies, so none slips by. */
 const DECODE_ROUNDS = 4;
 
@@ -38,6 +41,7 @@ const DECODE_ROUNDS = 4;
  * `/mcp#proxy_token=…` as a query, so it must be redacted as one).
  */
 export function redactUrl(url: string): string {
+  if (url.startsWith('/oauth/start/')) url = url.replace(START_LINK, '/oauth/start/[REDACTED]');
   const mark = url.search(/[?#]/);
   if (mark === -1) return url;
   const pairs = url.slice(mark + 1).split('&');

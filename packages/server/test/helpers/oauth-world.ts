@@ -41,7 +41,8 @@
  * the same user finds the authorization server's session (no login form) and an existing grant (no
  * consent form). `await alice.authorize(url, options)` takes any URL that leads to the authorize
  * endpoint (the authorize URL itself, or the proxy's one-time `/oauth/start/<id>` URL that
- * redirects there), follows redirects by hand, submits the login form (`login=<name>`) and the
+ * redirects there; with `bind`, it answers the proxy's start page as its opener would, see
+ * {@link AuthorizeOptions.bind}), follows redirects by hand, submits the login form (`login=<name>`) and the
  * consent form (approve, or deny with `{ consent: 'deny' }`), and stops at the first redirect that
  * leaves the authorization server: the client's `redirect_uri` with `code`, `state`, `iss` (or
  * `error`). With `{ follow: true }` it also requests that callback URL (so the proxy's callback
@@ -108,8 +109,13 @@ export interface OAuthWorldOptions extends UpstreamOptions {
   readonly authorizationCodeTtl?: number;
   /** Serve RFC 8414 metadata at `/.well-known/oauth-authorization-server` (default true). */
   readonly oauthMetadata?: boolean;
-  /** Clients known before any registration (oidc-provider client metadata). */
-  readonly clients?: readonly Readonly<Record<string, unknown>>[];
+  /**
+   * Clients known before any registration (oidc-provider client metadata), or a function of the
+   * issuer giving them (redirect URIs may name it: the proxy's are per issuer).
+   */
+  readonly clients?:
+    | readonly Readonly<Record<string, unknown>>[]
+    | ((issuer: string) => readonly Readonly<Record<string, unknown>>[]);
   /** Allow dynamic client registration (default true). */
   readonly registration?: boolean;
   /**
@@ -171,6 +177,13 @@ export interface AuthorizeOptions {
   readonly follow?: boolean;
   /** Extra headers for the requests to origins other than the authorization server's. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * What the proxy's start page gets from its opener (docs/oauth.md, the bind protocol): the
+   * user then does what the page's script does, POSTs `{credential, origin}` to the start URL
+   * from the proxy's origin and follows the `authorizeUrl` it answers (keeping the bind cookie).
+   * Without it a start page stops the authorization (no opener: nothing is bound).
+   */
+  readonly bind?: { readonly credential: string; readonly origin: string };
 }
 
 /** Where an authorization ended. */
@@ -253,10 +266,12 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
   await listen(server);
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const knownClients =
+    typeof options.clients === 'function' ? options.clients(issuer) : (options.clients ?? []);
   const provider = new Provider(issuer, {
     jwks: { keys: [signingJwk] },
     adapter: memoryAdapter(records),
-    clients: (options.clients ?? []) as never,
+    clients: knownClients as never,
     ttl: {
       AccessToken: accessTokenTtl,
       AuthorizationCode: options.authorizationCodeTtl ?? 60,
@@ -431,7 +446,7 @@ export async function startOAuthWorld(options: OAuthWorldOptions = {}): Promise<
       return [...records]
         .filter(([key]) => key.startsWith('Client:'))
         .map(([, record]) => record.payload)
-        .concat((options.clients ?? []).map((client) => ({ ...client })));
+        .concat(knownClients.map((client) => ({ ...client })));
     },
     forgetGrants() {
       for (const key of [...records.keys()]) {
@@ -695,6 +710,28 @@ function scriptedUser(name: string, issuer: string): ScriptedUser {
           continue;
         }
         const page = await response.text();
+        if (response.status === 200 && page.includes('data-mcpp-bind')) {
+          if (options.bind === undefined)
+            throw new Error(`the start page at ${next.href} needs an opener (bind)`);
+          const bound = await request(
+            next,
+            {
+              method: 'POST',
+              headers: {
+                'content-type': 'application/json',
+                origin: next.origin,
+                'sec-fetch-site': 'same-origin',
+              },
+              body: JSON.stringify({ credential: options.bind.credential, origin: options.bind.origin }),
+            },
+            {},
+          );
+          const answer = await bound.text();
+          if (bound.status !== 200)
+            throw new Error(`the bind at ${next.href} was refused with HTTP ${bound.status}: ${answer}`);
+          next = new URL((JSON.parse(answer) as { authorizeUrl: string }).authorizeUrl);
+          continue;
+        }
         const action = /<form method="post" action="([^"]+)"/.exec(page)?.[1];
         if (response.status !== 200 || action === undefined) {
           throw new Error(

@@ -69,6 +69,8 @@ interface Brokered {
   readonly target: ResolvedTarget;
   /** Whether the vault held a token (a 401 then means it was refused). */
   readonly hadToken: boolean;
+  /** The token it supplied, so a refusal only touches an entry that still holds it (F5). */
+  readonly token: string | undefined;
   readonly origin: string | undefined;
 }
 
@@ -163,6 +165,7 @@ export class McpEndpoint {
       principalKey,
       target,
       hadToken: token !== undefined,
+      token,
       origin: header(request, 'origin'),
     });
     if (token === undefined) return broker.demands(target) ? undefined : target;
@@ -184,7 +187,7 @@ export class McpEndpoint {
     const brokered = this.#brokered.get(request);
     const principalKey = (request.identity as { principalKey: string }).principalKey;
     if (target.kind === 'stdio') throw new ProxyError('internal_error');
-    if (brokered?.hadToken) await broker.rejected(principalKey, target);
+    if (brokered?.token !== undefined) await broker.rejected(principalKey, target, brokered.token);
     // Not an OAuth server after all: its own refusal, as without the broker.
     const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
     const error = await broker.required(principalKey, target, challenge, header(request, 'origin'), notOAuth);

@@ -1,87 +1,169 @@
 /**
  * @module surfaces/oauth/routes
  * The browser legs of the upstream OAuth broker (issue 18), outside the authenticated scope: a
- * popup or tab carries no proxy token. `GET /oauth/start/{id}` follows a one-time link to the
- * authorization server; `GET /oauth/callback` completes the sign-in and answers a small page that
- * tells its opener (postMessage, to the origin that made the call only) and closes; the Client
- * ID Metadata Document is served at `/oauth/client-metadata.json`.
+ * popup carries no proxy token until its opener hands it over. `GET /oauth/start/{id}` answers
+ * the start page; `POST /oauth/start/{id}` is its bind (the opener's credential must be the
+ * principal that made the call: login CSRF, review F1) and sets the bind cookie;
+ * `GET /oauth/callback/{issuer-key}` completes the sign-in in the browser holding that cookie
+ * and answers a page that tells the app and closes; the Client ID Metadata Documents are served
+ * at `/oauth/client-metadata/{issuer-key}.json`. The bind protocol: docs/oauth.md.
  */
-import type { FastifyInstance } from 'fastify';
-import type { OAuthBroker } from '../../credentials/broker.ts';
-import { CALLBACK_PATH, CLIENT_METADATA_PATH } from '../../credentials/registration.ts';
-import { ProxyError, toErrorReply } from '../../errors.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CallbackRefused, type OAuthBroker } from '../../credentials/broker.ts';
+import { cookieTag, SIGN_IN_TTL_MS } from '../../credentials/pending-sign-ins.ts';
+import { CALLBACK_BASE, CLIENT_METADATA_BASE } from '../../credentials/registration.ts';
+import { findProxyError, ProxyError, toErrorReply } from '../../errors.ts';
+import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
+import { rateSubject } from '../../limits/client-address.ts';
+import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { callbackPage, messagePage, pageHeaders, scriptNonce, startPage } from './pages.ts';
 
-/** The message the callback page posts to its opener. */
-export const CALLBACK_MESSAGE_TYPE = 'mcp-proxy:oauth';
-
-/** No framing, no referrer (the URL held the code), only the page's own inline script. */
-function pageHeaders(nonce: string): Record<string, string> {
-  return {
-    'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; frame-ancestors 'none'; base-uri 'none'`,
-    'referrer-policy': 'no-referrer',
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-  };
+/** What the OAuth routes need besides the broker. */
+export interface OAuthRouteOptions {
+  readonly broker: OAuthBroker;
+  /** The one authenticator: the opener's credential is judged as a request's would be. */
+  readonly authenticator: Authenticator;
+  /** Failed credentials count against the address, as in the request hooks (brute force). */
+  readonly limiter: RateLimiter;
+  /** CORS_ORIGINS as configured now (a reload replaces it). */
+  readonly corsOrigins: () => readonly string[];
+  /** PUBLIC_URL (no trailing slash), read at each use. */
+  readonly publicUrl: () => string | undefined;
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Longest bind body: a credential (a JWT at most a few KiB) and an origin. */
+const MAX_BIND_BODY = 16 * 1024;
+
+/** Whether `origin` is listed by name in CORS_ORIGINS: a `*` lets any page be the opener. */
+function listed(origins: readonly string[], origin: string | undefined): origin is string {
+  return origin !== undefined && origin !== '*' && origins.includes(origin);
 }
 
-/** The page the callback answers: tells the opener (origin-checked by the browser) and closes. */
-function page(
-  nonce: string,
-  ok: boolean,
-  text: string,
-  server: string | undefined,
-  origin: string | undefined,
-): string {
-  const message = JSON.stringify({ type: CALLBACK_MESSAGE_TYPE, ok, ...(server ? { server } : {}) });
-  // `<` escaped so no value can end the script element.
-  const script =
-    origin === undefined
-      ? ''
-      : `<script nonce="${nonce}">try{if(window.opener){window.opener.postMessage(${message.replace(/</g, '\\u003c')},${JSON.stringify(origin).replace(/</g, '\\u003c')});window.close();}}catch(e){}</script>`;
-  return `<!doctype html><html><head><meta charset="utf-8"><title>mcp-proxy sign-in</title></head><body><p>${escapeHtml(text)}</p><p>You can close this tab.</p>${script}</body></html>`;
+/** The bind cookie's name for `state`: `__Host-` under https (Secure, Path=/, no Domain). */
+function cookieName(publicUrl: string, state: string): string {
+  return `${publicUrl.startsWith('https://') ? '__Host-' : ''}mcpp-oauth-${cookieTag(state)}`;
+}
+
+function cookieOf(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers.cookie;
+  if (typeof header !== 'string') return undefined;
+  for (const part of header.split(';')) {
+    const at = part.indexOf('=');
+    if (at !== -1 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
+  }
+  return undefined;
+}
+
+function refuse(reply: FastifyReply, error: unknown): FastifyReply {
+  const { status, headers, body } = toErrorReply(error);
+  return reply
+    .code(status)
+    .headers({ ...headers, 'cache-control': 'no-store' })
+    .send(body);
 }
 
 /** Registers the OAuth broker's public routes. */
-export async function oauthRoutes(app: FastifyInstance, broker: OAuthBroker): Promise<void> {
-  app.get<{ Params: { id: string } }>('/oauth/start/:id', async (request, reply) => {
-    const url = await broker.start(request.params.id);
-    if (url === undefined) {
-      const { status, body } = toErrorReply(new ProxyError('oauth_state_invalid'));
-      return reply.code(status).headers({ 'cache-control': 'no-store' }).send(body);
+export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptions): Promise<void> {
+  const { broker, authenticator, limiter } = options;
+
+  /** The principal key of the opener's credential, presented from its origin. */
+  async function authenticate(credential: string, origin: string, publicUrl: string, address: string) {
+    const ip = rateSubject(address);
+    await limiter.assertUnder('authFailuresPerIp', ip);
+    try {
+      return (await authenticator.authenticate(credential, origin, publicUrl)).principalKey;
+    } catch (error) {
+      const code = findProxyError(error)?.code;
+      if (code !== undefined && CREDENTIAL_REFUSALS.has(code)) await limiter.consume('authFailuresPerIp', ip);
+      throw error;
     }
-    return reply
-      .code(302)
-      .headers({ location: url, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' })
-      .send();
+  }
+
+  app.get<{ Params: { id: string } }>('/oauth/start/:id', async (request, reply) => {
+    const nonce = scriptNonce();
+    const info = await broker.startInfo(request.params.id);
+    if (info === undefined) {
+      const failure = new ProxyError('oauth_state_invalid');
+      return reply.code(failure.status).headers(pageHeaders(nonce, false)).send(messagePage(failure.message));
+    }
+    return reply.code(200).headers(pageHeaders(nonce, true)).send(startPage(nonce, info.server));
   });
 
-  app.get(CALLBACK_PATH, async (request, reply) => {
-    const nonce = crypto.randomUUID().replaceAll('-', '');
+  app.post<{ Params: { id: string } }>(
+    '/oauth/start/:id',
+    { bodyLimit: MAX_BIND_BODY },
+    async (request, reply) => {
+      const publicUrl = options.publicUrl();
+      try {
+        if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
+        // Only the proxy's own start page binds: a cross-site POST (another page driving the
+        // victim's browser) carries another Origin, and browsers always send it on a POST.
+        const fetchSite = request.headers['sec-fetch-site'];
+        if (
+          request.headers.origin !== new URL(publicUrl).origin ||
+          (fetchSite !== undefined && fetchSite !== 'same-origin')
+        ) {
+          throw new ProxyError('oauth_bind_refused');
+        }
+        const body = request.body as { credential?: unknown; origin?: unknown } | undefined;
+        const credential = typeof body?.credential === 'string' ? body.credential : '';
+        const opener = typeof body?.origin === 'string' ? body.origin : undefined;
+        if (credential === '')
+          throw new ProxyError(
+            'unauthorized',
+            'No proxy credential came from the app that opened this window.',
+          );
+        if (!listed(options.corsOrigins(), opener)) throw new ProxyError('oauth_bind_refused');
+        const principalKey = await authenticate(credential, opener, publicUrl, request.ip);
+        const bound = await broker.bind(request.params.id, principalKey, opener);
+        const secure = publicUrl.startsWith('https://') ? '; Secure' : '';
+        return reply
+          .code(200)
+          .headers({
+            'cache-control': 'no-store',
+            'set-cookie': `${cookieName(publicUrl, bound.state)}=${bound.nonce}; Path=/; Max-Age=${SIGN_IN_TTL_MS / 1000}; HttpOnly; SameSite=Lax${secure}`,
+          })
+          .send({ authorizeUrl: bound.authorizeUrl });
+      } catch (error) {
+        request.log.info({ code: findProxyError(error)?.code }, 'oauth bind refused');
+        return refuse(reply, error);
+      }
+    },
+  );
+
+  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (request, reply) => {
+    const nonce = scriptNonce();
+    const publicUrl = options.publicUrl() ?? '';
     const query = new URL(request.url, 'http://callback.invalid').searchParams;
+    const name = cookieName(publicUrl, query.get('state') ?? '');
+    const tell = (origin: string | undefined) => (listed(options.corsOrigins(), origin) ? origin : undefined);
+    const clear = `${name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax${publicUrl.startsWith('https://') ? '; Secure' : ''}`;
     try {
-      const outcome = await broker.callback(query);
+      const outcome = await broker.callback(request.params.key, query, cookieOf(request, name));
       return reply
         .code(200)
-        .headers(pageHeaders(nonce))
-        .type('text/html; charset=utf-8')
-        .send(page(nonce, true, `Signed in to ${outcome.server}.`, outcome.server, outcome.openerOrigin));
+        .headers({ ...pageHeaders(nonce, false), 'set-cookie': clear })
+        .send(callbackPage(nonce, { ok: true, server: outcome.server }, tell(outcome.openerOrigin)));
     } catch (error) {
-      const { status, error: failure } = toErrorReply(error);
+      const refused = error instanceof CallbackRefused ? error : undefined;
+      const { status, error: failure } = toErrorReply(refused?.error ?? error);
       request.log.warn({ code: failure.code }, 'oauth callback refused');
       return reply
         .code(status)
-        .headers(pageHeaders(nonce))
-        .type('text/html; charset=utf-8')
-        .send(page(nonce, false, failure.message, undefined, undefined));
+        .headers(pageHeaders(nonce, false))
+        .send(
+          callbackPage(
+            nonce,
+            { ok: false, code: failure.code, message: failure.message },
+            tell(refused?.openerOrigin),
+          ),
+        );
     }
   });
 
-  app.get(CLIENT_METADATA_PATH, async (_request, reply) => {
-    const document = broker.clientMetadataDocument();
+  app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
+    const key = /^(.+)\.json$/.exec(request.params.file)?.[1];
+    const document = key === undefined ? undefined : broker.clientMetadataDocument(key);
     if (document === undefined) return reply.code(404).send();
     return reply.code(200).header('cache-control', 'public, max-age=3600').send(document);
   });

@@ -101,26 +101,44 @@ export class Forwarder {
       return this.#forwardTo(resolved, request);
     }
     const principalKey = request.identity.principalKey;
-    const token = await broker.bearerFor(principalKey, resolved);
+    let token = await broker.bearerFor(principalKey, resolved, request.signal);
     if (token === undefined && broker.demands(resolved)) {
-      throw await broker.required(principalKey, resolved, undefined, request.origin);
-    }
-    try {
-      return await this.#forwardTo(
-        token === undefined ? resolved : { ...resolved, bearerToken: token },
-        request,
-      );
-    } catch (error) {
-      const refusal = findProxyError(error);
-      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      if (token !== undefined) await broker.rejected(principalKey, resolved);
       throw await broker.required(
         principalKey,
         resolved,
-        refusal.headers['www-authenticate'],
+        undefined,
         request.origin,
-        refusal,
+        undefined,
+        request.signal,
       );
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#forwardTo(
+          token === undefined ? resolved : { ...resolved, bearerToken: token },
+          request,
+        );
+      } catch (error) {
+        const refusal = findProxyError(error);
+        if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+        // A refused token is refreshed (never simply dropped: review F5) and the call tried once more.
+        const fresh =
+          token === undefined
+            ? undefined
+            : await broker.rejected(principalKey, resolved, token, request.signal);
+        if (fresh !== undefined && attempt === 0) {
+          token = fresh;
+          continue;
+        }
+        throw await broker.required(
+          principalKey,
+          resolved,
+          refusal.headers['www-authenticate'],
+          request.origin,
+          refusal,
+          request.signal,
+        );
+      }
     }
   }
 

@@ -122,7 +122,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         }
         if (token !== undefined) target = { ...resolved, bearerToken: token };
         authRequired = async (challenge) => {
-          if (token !== undefined) await broker.rejected(principalKey, resolved);
+          if (token !== undefined) await broker.rejected(principalKey, resolved, token);
           const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
           return broker.required(principalKey, resolved, challenge, origin, notOAuth);
         };

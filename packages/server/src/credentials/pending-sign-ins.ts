@@ -1,0 +1,168 @@
+/**
+ * @module credentials/pending-sign-ins
+ * Sign-ins between the `upstream_auth_required` error and the callback (issue 18), sealed in the
+ * store in two steps: a start link (`start:`) waits for the browser to prove it acts for the
+ * principal (the bind, docs/oauth.md); the bind turns it into a `state` (`state:`) that also holds
+ * the hash of the nonce in the browser's bind cookie. Store keys are hashes of the link id and the
+ * state, so a store reader cannot use them. Each principal and the whole proxy have a bounded
+ * number of sign-ins per {@link SIGN_IN_TTL_MS} (security review F4): an upstream that answers
+ * 401 to everything, or a caller naming many hostile servers, cannot grow the store.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type * as oauth from 'oauth4webapi';
+import { ProxyError } from '../errors.ts';
+import type { Store } from '../store/store.ts';
+import type { OAuthClient } from './registration.ts';
+import { open, seal } from './sealed-box.ts';
+import type { VaultKeys } from './vault-keys.ts';
+
+/** How long a sign-in may take from the error to the callback. */
+export const SIGN_IN_TTL_MS = 10 * 60 * 1000;
+/** Sign-ins one principal may start per {@link SIGN_IN_TTL_MS}. */
+export const SIGN_INS_PER_PRINCIPAL = 30;
+/** Sign-ins the whole proxy may start per {@link SIGN_IN_TTL_MS}. */
+export const SIGN_INS_TOTAL = 10_000;
+
+/** A sign-in as started: what the bind and the callback need. */
+export interface PendingFlow {
+  readonly principalKey: string;
+  /** The vault slot's resource: the MCP server's URL as the caller reaches it. */
+  readonly target: string;
+  readonly server: string;
+  readonly indicator: string;
+  /** The authorization server's metadata, trimmed to the fields the flow uses. */
+  readonly as: oauth.AuthorizationServer;
+  readonly client: OAuthClient;
+  /** Whether the client was registered dynamically (its store slot is dropped on invalid_client). */
+  readonly dynamic: boolean;
+  readonly verifier: string;
+  /** `PUBLIC_URL/oauth/callback/{issuer-key}`: the one redirect URI of this issuer (F2). */
+  readonly redirectUri: string;
+  /** The authorization request without `state` (added at the bind). */
+  readonly authorizeUrl: string;
+}
+
+/** A bound sign-in, waiting for its callback. */
+export interface BoundFlow extends PendingFlow {
+  /** SHA-256 (base64url) of the nonce in the browser's bind cookie. */
+  readonly nonceHash: string;
+  /** The app that answered the bind (an origin listed in CORS_ORIGINS): the callback tells it. */
+  readonly openerOrigin: string;
+}
+
+/** What a bind hands the browser. */
+export interface Bound {
+  readonly authorizeUrl: string;
+  readonly state: string;
+  readonly nonce: string;
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/** The cookie name suffix of a sign-in (its `state`): two sign-ins in one browser keep apart. */
+export function cookieTag(state: string): string {
+  return digest(`cookie\n${state}`).slice(0, 16);
+}
+
+/** Pending sign-ins in the store, keyed by hashes. */
+export class PendingSignIns {
+  readonly #store: Store;
+  readonly #keys: VaultKeys;
+
+  constructor(store: Store, keys: VaultKeys) {
+    this.#store = store;
+    this.#keys = keys;
+  }
+
+  /**
+   * Counts a new sign-in for `principalKey` against both caps; throws `oauth_sign_in_limited`
+   * past one. Called before discovery, so a refused caller costs no outbound request either.
+   */
+  async admit(principalKey: string): Promise<void> {
+    const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    if (mine.count > SIGN_INS_PER_PRINCIPAL) throw limited(mine.resetInMs);
+    const all = await this.#store.hit('count:all', SIGN_IN_TTL_MS);
+    if (all.count > SIGN_INS_TOTAL) throw limited(all.resetInMs);
+  }
+
+  /** Keeps `flow` under a new one-time link id, which it returns. */
+  async start(flow: PendingFlow): Promise<string> {
+    const id = randomBytes(18).toString('base64url');
+    const slot = `start:${digest(id)}`;
+    await this.#store.set(slot, seal(this.#keys, slot, JSON.stringify(flow)), SIGN_IN_TTL_MS);
+    return id;
+  }
+
+  /** The sign-in behind a link id, without consuming it (the start page names the server). */
+  async peek(id: string): Promise<PendingFlow | undefined> {
+    return (await this.#read(`start:${digest(id)}`))?.flow;
+  }
+
+  /**
+   * Consumes the link `id` when it belongs to `principalKey` and binds it: a fresh `state` and
+   * cookie nonce. Undefined when the link is unknown, used or expired; `wrongPrincipal` when it
+   * is someone else's (the link stays for its owner).
+   */
+  async bind(
+    id: string,
+    principalKey: string,
+    openerOrigin: string,
+  ): Promise<Bound | 'wrongPrincipal' | undefined> {
+    const slot = `start:${digest(id)}`;
+    const read = await this.#read(slot);
+    if (read === undefined) return undefined;
+    if (!same(read.flow.principalKey, principalKey)) return 'wrongPrincipal';
+    // Single use: of two racing binds only the one that removes the link goes on.
+    if (!(await this.#store.deleteIf(slot, read.sealed))) return undefined;
+    const state = randomBytes(24).toString('base64url');
+    const nonce = randomBytes(24).toString('base64url');
+    const bound: BoundFlow = { ...read.flow, nonceHash: digest(nonce), openerOrigin };
+    const stateSlot = `state:${digest(state)}`;
+    await this.#store.set(stateSlot, seal(this.#keys, stateSlot, JSON.stringify(bound)), SIGN_IN_TTL_MS);
+    const authorize = new URL(read.flow.authorizeUrl);
+    authorize.searchParams.set('state', state);
+    return { authorizeUrl: authorize.href, state, nonce };
+  }
+
+  /**
+   * The bound sign-in of `state`, consumed, when `nonce` (the browser's bind cookie) is the one
+   * bound into it; undefined otherwise (unknown, used, expired, or another browser). A wrong
+   * nonce does not consume it: the browser that holds the cookie can still finish.
+   */
+  async take(state: string, nonce: string | undefined): Promise<BoundFlow | undefined> {
+    if (state === '' || nonce === undefined || nonce === '') return undefined;
+    const slot = `state:${digest(state)}`;
+    const read = await this.#read(slot);
+    if (read === undefined) return undefined;
+    const flow = read.flow as BoundFlow;
+    if (typeof flow.nonceHash !== 'string' || !same(flow.nonceHash, digest(nonce))) return undefined;
+    return (await this.#store.deleteIf(slot, read.sealed)) ? flow : undefined;
+  }
+
+  async #read(slot: string): Promise<{ flow: PendingFlow; sealed: string } | undefined> {
+    const sealed = await this.#store.get(slot);
+    if (sealed === undefined) return undefined;
+    const plain = open(this.#keys, slot, sealed);
+    if (plain === undefined) return undefined;
+    try {
+      return { flow: JSON.parse(plain) as PendingFlow, sealed };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function limited(resetInMs: number): ProxyError {
+  return new ProxyError('oauth_sign_in_limited', undefined, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) },
+  });
+}
+
+/** Constant-time equality of two strings. */
+function same(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
