@@ -72,6 +72,8 @@ export type ProxyErrorCode =
   | 'upstream_auth_failed'
   | 'upstream_auth_unsupported'
   | 'oauth_state_invalid'
+  | 'oauth_bind_refused'
+  | 'oauth_sign_in_limited'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

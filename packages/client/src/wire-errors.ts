@@ -86,6 +86,9 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   upstream_auth_failed: UpstreamError,
   upstream_auth_unsupported: UpstreamError,
   oauth_state_invalid: InvalidInputError,
+  // The sign-in page was not opened by the app of the principal that asked (docs/oauth.md).
+  oauth_bind_refused: ProxyAuthError,
+  oauth_sign_in_limited: RateLimitError,
   internal_error: MCPProxyError,
 });
 

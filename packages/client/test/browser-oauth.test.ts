@@ -250,9 +250,13 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
           assert.ok(!each.text.includes(token.split('.')[2] ?? token), `a token signature at ${each.at}`);
         }
       }
+      // The bind: the start page got the credential from the page, and nothing else ever did.
       const credential = tokenOf(name);
-      for (const each of received.filter((r) => r.kind === 'message' && r.text.includes(credential))) {
+      const posted = received.filter((r) => r.kind === 'message' && r.text.includes(credential));
+      assert.ok(posted.length > 0, 'the start page received the proxy credential from its opener');
+      for (const each of posted) {
         assert.equal(each.at, stack.publicUrl, 'the proxy credential is only ever posted to a proxy page');
+        assert.match(each.text, /"type":"mcp-proxy:oauth-credential"/);
       }
     });
   }

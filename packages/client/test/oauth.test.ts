@@ -17,6 +17,9 @@ import {
 import { type FakePopup, FakeWindow } from './helpers/fake-window.ts';
 import { type OAuthStack, startOAuthStack, tokenOf } from './helpers/oauth-stack.ts';
 
+/** The app's origin: the opener of the sign-in popups (listed in CORS_ORIGINS, as the bind needs). */
+const APP = 'http://app.example';
+
 const TRANSPORTS: ReadonlyArray<readonly [TransportKind, string]> = [
   ['http', 'alice'],
   ['streamable', 'bob'],
@@ -28,7 +31,7 @@ describe('mcp-proxy-client and the OAuth broker', () => {
   const clients: MCPProxyClient[] = [];
 
   before(async () => {
-    stack = await startOAuthStack();
+    stack = await startOAuthStack({ CORS_ORIGINS: APP });
   });
   after(async () => {
     await Promise.all(clients.map((c) => c.close()));
@@ -50,24 +53,35 @@ describe('mcp-proxy-client and the OAuth broker', () => {
   }
 
   /**
-   * A window whose popups the scripted user `name` drives as a browser would: the proxy's start
-   * page, the authorization server's login and consent, the proxy's callback page, whose result
-   * it posts back to the opener from the proxy's origin.
+   * A window whose popups the scripted user `name` drives as a browser would. The proxy's start
+   * page asks its opener for the credential (posted from the proxy's origin, by the popup), and
+   * goes on with what the client answered, as the page's script does (docs/oauth.md, the bind
+   * protocol); then the authorization server's login and consent, and the proxy's callback page,
+   * whose result the popup posts back to the opener.
    */
   function browserWindow(name: string): FakeWindow {
     const window = new FakeWindow();
     const post = (popup: FakePopup, data: unknown) =>
       window.dispatch({ origin: stack.publicUrl, source: popup, data });
     window.onopen = (popup) => {
-      void (async () => {
-        const done = await stack.world.user(name).authorize(popup.url, { follow: true });
-        if (done.callback?.status === 200)
-          post(popup, { type: 'mcp-proxy:oauth', ok: true, server: 'upstream' });
-        else post(popup, { type: 'mcp-proxy:oauth', ok: false, message: done.callback?.body ?? done.error });
-        popup.closed = true;
-      })().catch((error: unknown) =>
-        post(popup, { type: 'mcp-proxy:oauth', ok: false, message: String(error) }),
-      );
+      popup.onmessage = (message, targetOrigin) => {
+        const { type, credential } = message as { type?: unknown; credential?: unknown };
+        if (type !== 'mcp-proxy:oauth-credential' || targetOrigin !== stack.publicUrl) return;
+        void (async () => {
+          const done = await stack.world
+            .user(name)
+            .authorize(popup.url, { follow: true, bind: { credential: String(credential), origin: APP } });
+          if (done.callback?.status === 200)
+            post(popup, { type: 'mcp-proxy:oauth', ok: true, server: 'upstream' });
+          else
+            post(popup, { type: 'mcp-proxy:oauth', ok: false, message: done.callback?.body ?? done.error });
+          popup.closed = true;
+        })().catch((error: unknown) =>
+          post(popup, { type: 'mcp-proxy:oauth', ok: false, message: String(error) }),
+        );
+      };
+      // The start page's first act: ask the opener (after the window.open call returned).
+      queueMicrotask(() => post(popup, { type: 'mcp-proxy:oauth-bind' }));
     };
     return window;
   }
