@@ -322,6 +322,7 @@ export class MCPProxyClient {
       return signIn({
         url,
         proxyOrigin,
+        server: error.server,
         credential: this.#options.proxyToken,
         window,
         timeoutMs,

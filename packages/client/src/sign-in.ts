@@ -57,6 +57,8 @@ export interface SignInRequest {
   readonly url: string;
   /** The only origin the credential goes to and results are accepted from. */
   readonly proxyOrigin: string;
+  /** The server the sign-in is for (`error.server`), when known: results for others are ignored. */
+  readonly server: string | undefined;
   /** The client's proxy credential, handed to the start page on request. */
   readonly credential: string;
   readonly window: SignInWindow;
@@ -81,8 +83,9 @@ export function signIn(request: SignInRequest): Promise<SignInResult> {
       reject(signal.reason);
       return;
     }
-    // A fixed target name: a second sign-in reuses the same popup instead of stacking windows.
-    const opened = request.window.open(request.url, 'mcp-proxy-sign-in', POPUP_FEATURES);
+    // A window of its own (`_blank`): a named one would be reused, and a second sign-in would
+    // navigate the first one's popup away under it.
+    const opened = request.window.open(request.url, '_blank', POPUP_FEATURES);
     if (opened === null || opened === undefined) {
       reject(
         new SignInError(
@@ -134,6 +137,8 @@ export function signIn(request: SignInRequest): Promise<SignInResult> {
       }
       if (type !== RESULT_TYPE) return;
       const { ok, server, code, message } = event.data;
+      // Another sign-in's result (the proxy names the server in both) is not this one's.
+      if (request.server !== undefined && typeof server === 'string' && server !== request.server) return;
       if (ok === true) {
         finish();
         resolve({ server: typeof server === 'string' ? server : undefined });

@@ -98,9 +98,15 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
   });
 
   /** A fresh browser context (its own cookies) recording everything its documents receive. */
-  async function recordingContext(): Promise<{ context: BrowserContext; received: Received[] }> {
+  async function recordingContext(): Promise<{
+    context: BrowserContext;
+    received: Received[];
+    /** Waits for every body still being read, then closes the context. */
+    finish(): Promise<void>;
+  }> {
     const context = await browser.newContext();
     const received: Received[] = [];
+    const reading: Promise<unknown>[] = [];
     await context.exposeBinding('__recordMessage', ({ frame }, origin: string, text: string) => {
       received.push({ kind: 'message', at: origin || new URL(frame.url()).origin, text });
     });
@@ -120,10 +126,12 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
     context.on('response', (response) => {
       const at = new URL(response.url()).origin;
       const headers = JSON.stringify(response.headers());
-      void response.text().then(
-        (body) => received.push({ kind: 'response', at, text: `${headers}\n${body}` }),
-        // Redirects and aborted loads have no body; their headers still count.
-        () => received.push({ kind: 'response', at, text: headers }),
+      reading.push(
+        response.text().then(
+          (body) => received.push({ kind: 'response', at, text: `${headers}\n${body}` }),
+          // Redirects and aborted loads have no body; their headers still count.
+          () => received.push({ kind: 'response', at, text: headers }),
+        ),
       );
     });
     context.on('page', (page) => {
@@ -133,7 +141,19 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
         );
       });
     });
-    return { context, received };
+    return {
+      context,
+      received,
+      async finish() {
+        // A body is readable only while its context lives: every read ends first.
+        for (let seen = 0; seen < reading.length; ) {
+          const batch = reading.slice(seen);
+          seen = reading.length;
+          await Promise.all(batch);
+        }
+        await context.close();
+      },
+    };
   }
 
   async function open(context: BrowserContext): Promise<Page> {
@@ -151,7 +171,7 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
 
   for (const [transport, name] of FLOWS) {
     it(`${transport}: typed error, sign-in popup through login and consent, then the call succeeds; no token reaches the browser`, async () => {
-      const { context, received } = await recordingContext();
+      const { context, received, finish } = await recordingContext();
       const page = await open(context);
       const target: Target = {
         proxyUrl: stack.proxy.url,
@@ -233,7 +253,7 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
         .filter((header) => header.startsWith('Bearer '))
         .map((header) => header.slice('Bearer '.length));
       assert.ok(tokens.length > 0);
-      await context.close();
+      await finish();
       assert.ok(received.some((r) => r.kind === 'response' && r.at === stack.publicUrl));
       assert.ok(
         received.some((r) => r.kind !== 'message' && r.text.includes('client_id')),

@@ -62,6 +62,7 @@ describe('authorize(): the sign-in popup', () => {
     assert.ok(popup);
     assert.equal(popup.url, START);
     assert.match(popup.features, /popup/);
+    assert.equal(popup.target, '_blank', 'a window of its own, never one another sign-in reuses');
 
     // Asked by someone else: a page of another origin in the popup, or a proxy page in another window.
     window.dispatch({ origin: 'https://evil.example', source: popup, data: BIND });
@@ -78,6 +79,7 @@ describe('authorize(): the sign-in popup', () => {
     window.dispatch({ origin: 'https://evil.example', source: popup, data: DONE });
     window.dispatch({ origin: PROXY, source: {}, data: DONE });
     window.dispatch({ origin: PROXY, source: popup, data: 'mcp-proxy:oauth' });
+    window.dispatch({ origin: PROXY, source: popup, data: { ...DONE, server: 'another-server' } });
     let settled = false;
     void signingIn.finally(() => {
       settled = true;
