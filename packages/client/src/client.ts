@@ -311,8 +311,8 @@ export class MCPProxyClient {
       if (window === undefined) {
         throw new NotSupportedError(
           'not_supported',
-          'authorize() needs a browser window to open the sign-in page (or the window option); ' +
-            'elsewhere open error.authorizeUrl in a browser yourself.',
+          'authorize() needs a browser window (or the window option): the sign-in page asks the ' +
+            'app that opened it for the proxy credential, so it must be opened from this app.',
           { data: { field: 'window' } },
         );
       }
