@@ -281,6 +281,41 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
     });
   }
 
+  it('closing the popup before signing in rejects the call with SignInError popup_closed', async () => {
+    const { context, finish } = await recordingContext();
+    const page = await open(context);
+    const popupOpened = context.waitForEvent('page');
+    const run = page.evaluate(
+      async (t: Omit<Target, 'transport'>) => {
+        const { MCPProxyClient, SignInError } = (window as unknown as PageGlobals).mcp;
+        const client = new MCPProxyClient({
+          ...t,
+          upstreamTransport: 'streamable-http',
+          onAuthRequired: (_error, { authorize }) =>
+            new Promise<void>((resolve, reject) => {
+              const button = document.createElement('button');
+              button.id = 'sign-in';
+              button.onclick = () => authorize().then(() => resolve(), reject);
+              document.body.append(button);
+            }),
+        });
+        const failure = await client.callTool('whoami', {}).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        await client.close();
+        return { isSignInError: failure instanceof SignInError, code: (failure as { code?: unknown }).code };
+      },
+      { proxyUrl: stack.proxy.url, proxyToken: tokenOf('dave'), mcpServerUrl: stack.world.upstream.url },
+    );
+    await page.click('#sign-in');
+    const popup = await popupOpened;
+    await popup.waitForSelector('input[name=login]', { timeout: 20_000 });
+    await popup.close();
+    assert.deepEqual(await run, { isSignInError: true, code: 'popup_closed' });
+    await finish();
+  });
+
   it('authorize() outside a user gesture is refused by the popup blocker: SignInError popup_blocked', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
