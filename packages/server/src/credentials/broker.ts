@@ -208,9 +208,11 @@ export class OAuthBroker {
         data: { reason: 'public_url_not_set' },
       });
     }
-    await this.#pending.admit(principalKey);
     const challenge = parseBearerChallenge(challengeHeader);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
+    // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
+    // upstream's own refusal however often it comes.
+    await this.#pending.admit(principalKey);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     const chosen = await chooseClient(

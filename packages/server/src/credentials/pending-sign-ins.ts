@@ -78,7 +78,7 @@ export class PendingSignIns {
 
   /**
    * Counts a new sign-in for `principalKey` against both caps; throws `oauth_sign_in_limited`
-   * past one. Called before discovery, so a refused caller costs no outbound request either.
+   * past one. Called before client registration and before anything is stored.
    */
   async admit(principalKey: string): Promise<void> {
     const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);

@@ -187,10 +187,18 @@ export class McpEndpoint {
     const brokered = this.#brokered.get(request);
     const principalKey = (request.identity as { principalKey: string }).principalKey;
     if (target.kind === 'stdio') throw new ProxyError('internal_error');
-    if (brokered?.token !== undefined) await broker.rejected(principalKey, target, brokered.token);
+    const signal = callerSignal(reply);
+    if (brokered?.token !== undefined) await broker.rejected(principalKey, target, brokered.token, signal);
     // Not an OAuth server after all: its own refusal, as without the broker.
     const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
-    const error = await broker.required(principalKey, target, challenge, header(request, 'origin'), notOAuth);
+    const error = await broker.required(
+      principalKey,
+      target,
+      challenge,
+      header(request, 'origin'),
+      notOAuth,
+      signal,
+    );
     if (error === notOAuth) throw error;
     const only = inbound && !inbound.batch && inbound.messages.length === 1 ? inbound.messages[0] : undefined;
     if (!only || !isRequest(only)) throw error;
