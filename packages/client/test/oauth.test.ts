@@ -179,4 +179,28 @@ describe('mcp-proxy-client and the OAuth broker', () => {
     });
     await assert.rejects(whoami(thrown), /the user said no/);
   });
+
+  it('the call’s signal and close() end the wait for a sign-in', async () => {
+    let hookSignal: AbortSignal | undefined;
+    let hookCalled: () => void = () => {};
+    const called = new Promise<void>((resolve) => {
+      hookCalled = resolve;
+    });
+    const c = client('erin', {
+      onAuthRequired: (_e, { signal }) => {
+        hookSignal = signal;
+        hookCalled();
+        return new Promise(() => {}); // the user never comes back
+      },
+    });
+    const controller = new AbortController();
+    const aborted = c.callTool('whoami', {}, { signal: controller.signal }).catch((e: unknown) => e);
+    await called; // this call now waits for the sign-in
+    controller.abort(new Error('navigated away'));
+    assert.match(String(await aborted), /navigated away/);
+    const call = whoami(c).catch((e: unknown) => e);
+    await c.close();
+    assert.equal(((await call) as { code?: unknown }).code, 'closed');
+    assert.equal(hookSignal?.aborted, true, 'the hook learns the client closed');
+  });
 });
