@@ -5,6 +5,8 @@
  * notification listeners and server-request handlers, an `AbortSignal` and a timeout on every
  * call.
  */
+
+import { type AuthorizeOptions, SignInGate, signInUrl } from './auth-required.ts';
 import {
   type CompleteOptions,
   LIST_METHODS,
@@ -15,7 +17,7 @@ import {
   type RequestOptions,
 } from './call-options.ts';
 import { type Disconnected, endConnection, listConnections, type UpstreamConnection } from './connections.ts';
-import { MCPProxyError, McpError, NotSupportedError } from './errors.ts';
+import { MCPProxyError, McpError, NotSupportedError, UpstreamAuthRequiredError } from './errors.ts';
 import { type ClientEventMap, Emitter, type Listener } from './events.ts';
 import { isObject } from './json.ts';
 import {
@@ -26,6 +28,7 @@ import {
   resolveOptions,
 } from './options.ts';
 import { type RequestHandler, ServerRequests } from './server-requests.ts';
+import { type SignInResult, signIn } from './sign-in.ts';
 import { abortable, callSignal } from './signals.ts';
 import { createTransport } from './transport/create.ts';
 import type { Transport } from './transport/transport.ts';
@@ -79,6 +82,7 @@ export class MCPProxyClient {
   readonly #handlers = new ServerRequests();
   readonly #progress = new Map<ProgressToken, NonNullable<RequestOptions['onprogress']>>();
   readonly #sockets = new Set<WebSocket>();
+  readonly #signIns = new SignInGate();
   #nextId = 1;
   #initializeResult: InitializeResult | undefined;
 
@@ -124,12 +128,20 @@ export class MCPProxyClient {
    * Capabilities: `sampling`, `elicitation` and `roots` for the handlers registered with
    * {@link MCPProxyClient.setRequestHandler}, then the `capabilities` option over them.
    */
-  async initialize(options?: RequestOptions): Promise<InitializeResult> {
+  initialize(options?: RequestOptions): Promise<InitializeResult> {
+    return this.#initialize(options, true);
+  }
+
+  /** `initialize()`; `signIn` false: a failed sign-in check is not handed to `onAuthRequired`. */
+  async #initialize(options: RequestOptions | undefined, signIn: boolean): Promise<InitializeResult> {
     this.#transport.resetSession();
     this.#initializeResult = undefined;
     const { protocolVersion, clientInfo } = this.#options;
     const capabilities = { ...this.#handlers.capabilities(), ...this.#options.capabilities };
-    const result = await this.request('initialize', { protocolVersion, capabilities, clientInfo }, options);
+    const params = { protocolVersion, capabilities, clientInfo };
+    const result = signIn
+      ? await this.request('initialize', params, options)
+      : await this.#request('initialize', params, options);
     // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
     this.#transport.setProtocolVersion(result.protocolVersion);
     await this.notify('notifications/initialized', undefined, options);
@@ -254,27 +266,72 @@ export class MCPProxyClient {
   async request<M extends string>(method: M, ...args: RequestArgs<M>): Promise<ResultOf<M>> {
     const [params, options] = args;
     if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
-    const id = this.#nextId++;
-    let sent = params as Record<string, unknown> | undefined;
-    const onprogress = options?.onprogress;
-    if (onprogress !== undefined) {
-      if (typeof onprogress !== 'function') throw invalid('onprogress', 'must be a function');
-      // MCP "Progress": the token is ours to choose; the request id is unique per client.
-      const meta = isObject(sent?._meta) ? sent._meta : {};
-      sent = { ...sent, _meta: { ...meta, progressToken: id } };
-      this.#progress.set(id, onprogress);
-    }
-    const message = { jsonrpc: '2.0' as const, id, method, ...(sent === undefined ? {} : { params: sent }) };
-    let response: JsonRpcResponse;
     try {
-      response = await this.#send(options, (signal) => this.#transport.request(message, { signal }));
-    } finally {
-      this.#progress.delete(id);
+      return await this.#request(method, params, options);
+    } catch (error) {
+      if (!(error instanceof UpstreamAuthRequiredError) || this.#options.onAuthRequired === undefined) {
+        throw error;
+      }
+      await this.#signedIn(error, options?.signal);
+      // A failed initialize may have left a session id behind (ws: see #signedIn).
+      if (method === 'initialize' && this.#options.transport !== 'ws') this.#transport.resetSession();
+      return this.#request(method, params, options);
     }
-    if ('error' in response) {
-      throw new McpError(response.error.code, response.error.message, response.error.data);
+  }
+
+  /**
+   * Opens the proxy's sign-in page for `error` in a popup and resolves once the user signed in to
+   * the MCP server; then send the failed call again. **Call it from a user gesture** (a click
+   * handler), synchronously: browsers block popups opened at any other time (`popup_blocked`).
+   *
+   * The page asks this window for the client's proxy token (so the sign-in is bound to the user
+   * who made the call, not to whoever opens the link); the client answers only that popup, and
+   * only while it shows a page of the proxy's origin. Rejects with a `SignInError`
+   * (`popup_blocked`, `popup_closed`, `sign_in_timeout`, `sign_in_failed`), an
+   * `InvalidInputError` when the page is not under `proxyUrl`'s origin, a `NotSupportedError`
+   * outside a browser, or the signal's reason.
+   *
+   * @example
+   * ```ts
+   * try { await client.callTool('search', { q }); }
+   * catch (error) {
+   *   if (!(error instanceof UpstreamAuthRequiredError)) throw error;
+   *   signInButton.onclick = async () => {
+   *     await client.authorize(error);
+   *     await client.callTool('search', { q });
+   *   };
+   * }
+   * ```
+   */
+  authorize(error: UpstreamAuthRequiredError, options: AuthorizeOptions = {}): Promise<SignInResult> {
+    // No await before signIn(): the popup must open within the caller's user gesture.
+    const proxyOrigin = new URL(this.#options.proxyUrl).origin;
+    const window = this.#options.window;
+    try {
+      const url = signInUrl(error, proxyOrigin);
+      if (window === undefined) {
+        throw new NotSupportedError(
+          'not_supported',
+          'authorize() needs a browser window (or the window option): the sign-in page asks the ' +
+            'app that opened it for the proxy credential, so it must be opened from this app.',
+          { data: { field: 'window' } },
+        );
+      }
+      const timeoutMs = options.timeoutMs ?? this.#options.signInTimeoutMs;
+      checkTimeout(timeoutMs, 'timeoutMs');
+      const call = callSignal([options.signal, this.#lifetime.signal], 0);
+      return signIn({
+        url,
+        proxyOrigin,
+        server: error.server,
+        credential: this.#options.proxyToken,
+        window,
+        timeoutMs,
+        signal: call.signal,
+      }).finally(() => call.dispose());
+    } catch (failure) {
+      return Promise.reject(failure);
     }
-    return response.result as ResultOf<M>;
   }
 
   /** Sends a notification (no answer), e.g. `notifications/roots/list_changed`. */
@@ -387,6 +444,69 @@ export class MCPProxyClient {
     this.#handlers.clear();
     for (const socket of this.#sockets) socket.close(1000, 'client closed');
     await this.#transport.close();
+  }
+
+  /** Sends one request; a JSON-RPC error answer throws {@link McpError}. */
+  async #request<M extends string>(
+    method: M,
+    params: unknown,
+    options: RequestOptions | undefined,
+  ): Promise<ResultOf<M>> {
+    const id = this.#nextId++;
+    let sent = params as Record<string, unknown> | undefined;
+    const onprogress = options?.onprogress;
+    if (onprogress !== undefined) {
+      if (typeof onprogress !== 'function') throw invalid('onprogress', 'must be a function');
+      // MCP "Progress": the token is ours to choose; the request id is unique per client.
+      const meta = isObject(sent?._meta) ? sent._meta : {};
+      sent = { ...sent, _meta: { ...meta, progressToken: id } };
+      this.#progress.set(id, onprogress);
+    }
+    const message = { jsonrpc: '2.0' as const, id, method, ...(sent === undefined ? {} : { params: sent }) };
+    let response: JsonRpcResponse;
+    try {
+      response = await this.#send(options, (signal) => this.#transport.request(message, { signal }));
+    } finally {
+      this.#progress.delete(id);
+    }
+    if ('error' in response) {
+      throw new McpError(response.error.code, response.error.message, response.error.data);
+    }
+    return response.result as ResultOf<M>;
+  }
+
+  /**
+   * Waits for the sign-in `error` asks for, through the `onAuthRequired` hook (shared with the
+   * other calls waiting for the same server); throws `error` when the hook gave up.
+   */
+  async #signedIn(error: UpstreamAuthRequiredError, signal: AbortSignal | undefined): Promise<void> {
+    const hook = this.#options.onAuthRequired;
+    if (hook === undefined) throw error;
+    const lifetime = this.#lifetime.signal;
+    const outcome = this.#signIns.join(error, async () => {
+      const answer = await hook(error, {
+        signal: lifetime,
+        authorize: (options) => this.authorize(error, options),
+      });
+      if (answer === false) return false;
+      if (this.#options.transport === 'ws') {
+        // Over `ws` the proxy fixes the socket's upstream credential when it opens: that session
+        // can never reach the server. A new socket carries the token the sign-in stored, opened
+        // once here for every call waiting, and initialized again (without asking for another
+        // sign-in) if the old one was.
+        const initialized = this.#initializeResult !== undefined;
+        this.#transport.resetSession();
+        if (initialized) await this.#initialize(undefined, false);
+      }
+      return true;
+    });
+    // The user's sign-in is not bounded by the call's timeoutMs; the caller's signal and close() are.
+    const wait = callSignal([signal, lifetime], 0);
+    try {
+      if (!(await abortable(outcome, wait.signal))) throw error;
+    } finally {
+      wait.dispose();
+    }
   }
 
   /** Runs one exchange under the call's signal: caller's signal, close() and the deadline. */

@@ -93,7 +93,15 @@ export type ClientErrorCode =
   /** The client was closed. */
   | 'closed'
   /** A WebSocket to the proxy closed while calls were in flight (see `data.closeCode`). */
-  | 'connection_closed';
+  | 'connection_closed'
+  /** `authorize()`: the browser blocked the sign-in popup (not called from a user gesture). */
+  | 'popup_blocked'
+  /** `authorize()`: the user closed the sign-in popup before it finished. */
+  | 'popup_closed'
+  /** `authorize()`: the sign-in did not finish within its `timeoutMs`. */
+  | 'sign_in_timeout'
+  /** `authorize()`: the proxy's callback page reported a failed sign-in. */
+  | 'sign_in_failed';
 
 /** A stable string code, including codes a newer proxy may add. */
 export type StableCode = ErrorCode | (string & {});
@@ -273,6 +281,40 @@ export class UpstreamAuthError extends UpstreamError {
     super(code, message, options);
     this.wwwAuthenticate = options.wwwAuthenticate;
   }
+}
+
+/**
+ * The MCP server needs the user to sign in (`upstream_auth_required`, HTTP 401): the proxy's
+ * OAuth broker (its docs/oauth.md) holds no token of this user for the server. Open
+ * {@link UpstreamAuthRequiredError.authorizeUrl} with `client.authorize(error)` (from a click),
+ * or let the client's `onAuthRequired` option do it and retry the call.
+ */
+export class UpstreamAuthRequiredError extends UpstreamAuthError {
+  static override readonly brand: symbol = Symbol.for('mcp-proxy-client.UpstreamAuthRequiredError');
+  override name = 'UpstreamAuthRequiredError';
+
+  /** The proxy's one-time sign-in page for this user and server (under the proxy's origin). */
+  get authorizeUrl(): string | undefined {
+    return readData(this.data, 'authorizeUrl', 'string');
+  }
+
+  /** The MCP server that needs the sign-in: its configured name, or its host. */
+  get server(): string | undefined {
+    return readData(this.data, 'server', 'string');
+  }
+}
+
+/**
+ * A sign-in popup opened by `client.authorize()` did not finish: the browser blocked it
+ * (`popup_blocked`: call `authorize()` from a click handler), the user closed it
+ * (`popup_closed`), it took longer than its `timeoutMs` (`sign_in_timeout`), or the proxy's
+ * callback page reported a failure (`sign_in_failed`, its `data.code` when it said).
+ */
+export class SignInError extends MCPProxyError {
+  static override readonly brand: symbol = Symbol.for('mcp-proxy-client.SignInError');
+  override name = 'SignInError';
+  declare readonly code: StableCode;
+  declare readonly data: ErrorData | undefined;
 }
 
 /** The call took too long: at the proxy (`upstream_timeout`) or in the client (`client_timeout`). */

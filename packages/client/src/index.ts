@@ -4,6 +4,7 @@
  * Default export and named export {@link MCPProxyClient}; typed errors; MCP spec types.
  * Three transports: POST /proxy (`http`), Streamable HTTP /mcp (`streamable`), WebSocket /ws (`ws`).
  */
+export type { AuthorizeOptions, AuthRequiredContext, AuthRequiredHandler } from './auth-required.ts';
 export type {
   CompleteOptions,
   Listings,
@@ -27,11 +28,13 @@ export {
   type ProxyErrorCode,
   RateLimitError,
   SessionError,
+  SignInError,
   type StableCode,
   TargetForbiddenError,
   type TargetForbiddenReason,
   TimeoutError,
   UpstreamAuthError,
+  UpstreamAuthRequiredError,
   UpstreamError,
 } from './errors.ts';
 export type { ClientEventMap, Listener } from './events.ts';
@@ -47,6 +50,7 @@ export {
   type WebSocketConstructor,
 } from './options.ts';
 export type { RequestHandler, RequestHandlerExtra } from './server-requests.ts';
+export type { SignInMessageEvent, SignInPopup, SignInResult, SignInWindow } from './sign-in.ts';
 export type * from './types.ts';
 export { VERSION } from './version.ts';
 export { ERROR_CLASSES } from './wire-errors.ts';

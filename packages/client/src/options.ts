@@ -3,7 +3,9 @@
  * The client's one options object: its type, every default in one literal, and the validation
  * that turns what the caller passed into {@link ResolvedOptions} (or throws before any I/O).
  */
+import type { AuthRequiredHandler } from './auth-required.ts';
 import { InvalidInputError } from './errors.ts';
+import type { SignInWindow } from './sign-in.ts';
 import type { ClientCapabilities, Implementation } from './types.ts';
 import { VERSION } from './version.ts';
 
@@ -65,6 +67,16 @@ export interface BaseClientOptions {
   clientInfo?: Implementation | undefined;
   /** Capabilities sent in `initialize`, merged over those the request handlers imply. */
   capabilities?: ClientCapabilities | undefined;
+  /**
+   * Called when a request fails because the MCP server needs the user to sign in (the proxy's
+   * OAuth broker, `upstream_auth_required`); the request is sent again once it settles. See
+   * {@link AuthRequiredHandler}. Without it such a request rejects with the error.
+   */
+  onAuthRequired?: AuthRequiredHandler | undefined;
+  /** How long `authorize()` waits for the user to sign in, in ms (default 300 000; 0 = no limit). */
+  signInTimeoutMs?: number | undefined;
+  /** The window that opens sign-in popups and receives their messages (default: the global `window`). */
+  window?: SignInWindow | undefined;
 }
 
 /** Options of `new MCPProxyClient(…)`: the base options plus exactly one of `mcpServerUrl` and `server`. */
@@ -89,6 +101,7 @@ export const DEFAULTS = Object.freeze({
   protocolVersion: '2025-06-18',
   clientInfo: Object.freeze({ name: 'mcp-proxy-client', version: VERSION }),
   capabilities: Object.freeze({}),
+  signInTimeoutMs: 300_000,
 } as const);
 
 /** Options after validation, defaults applied. */
@@ -107,6 +120,10 @@ export interface ResolvedOptions {
   readonly protocolVersion: string;
   readonly clientInfo: Implementation;
   readonly capabilities: ClientCapabilities;
+  readonly onAuthRequired: AuthRequiredHandler | undefined;
+  readonly signInTimeoutMs: number;
+  /** Undefined outside a browser (no global `window.open`): `authorize()` is not supported there. */
+  readonly window: SignInWindow | undefined;
 }
 
 const TRANSPORTS: readonly string[] = ['http', 'streamable', 'ws'];
@@ -140,6 +157,14 @@ export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions 
   const WebSocket = options.WebSocket;
   if (WebSocket !== undefined && typeof WebSocket !== 'function')
     throw invalid('WebSocket', 'must be a constructor');
+  const onAuthRequired = options.onAuthRequired;
+  if (onAuthRequired !== undefined && typeof onAuthRequired !== 'function') {
+    throw invalid('onAuthRequired', 'must be a function');
+  }
+  const signInTimeoutMs = options.signInTimeoutMs ?? DEFAULTS.signInTimeoutMs;
+  checkTimeout(signInTimeoutMs, 'signInTimeoutMs');
+  const window = options.window ?? browserWindow();
+  if (window !== undefined && typeof window.open !== 'function') throw invalid('window', 'must have open()');
   return {
     proxyUrl,
     proxyToken,
@@ -156,7 +181,18 @@ export function resolveOptions(options: MCPProxyClientOptions): ResolvedOptions 
     protocolVersion: optionalString(options.protocolVersion, 'protocolVersion') ?? DEFAULTS.protocolVersion,
     clientInfo: options.clientInfo ?? DEFAULTS.clientInfo,
     capabilities: options.capabilities ?? DEFAULTS.capabilities,
+    onAuthRequired,
+    signInTimeoutMs,
+    window,
   };
+}
+
+/** The page's window, when there is one that can open popups. */
+function browserWindow(): SignInWindow | undefined {
+  const global = globalThis as { window?: unknown; open?: unknown };
+  return global.window === globalThis && typeof global.open === 'function'
+    ? (globalThis as unknown as SignInWindow)
+    : undefined;
 }
 
 /** Throws unless `value` is a usable timeout: a finite number ≥ 0 (0 = none). */

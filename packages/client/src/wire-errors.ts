@@ -20,6 +20,7 @@ import {
   TargetForbiddenError,
   TimeoutError,
   UpstreamAuthError,
+  UpstreamAuthRequiredError,
   UpstreamError,
 } from './errors.ts';
 import { isObject } from './json.ts';
@@ -81,10 +82,11 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   store_full: MCPProxyError,
   signing_key_unavailable: MCPProxyError,
   // The upstream OAuth broker (the proxy's docs/oauth.md): `data.authorizeUrl` is the page to open.
-  upstream_auth_required: UpstreamAuthError,
+  upstream_auth_required: UpstreamAuthRequiredError,
   upstream_auth_failed: UpstreamError,
   upstream_auth_unsupported: UpstreamError,
   oauth_state_invalid: InvalidInputError,
+  // The sign-in page was not opened by the app of the principal that asked (docs/oauth.md).
   oauth_bind_refused: ProxyAuthError,
   oauth_sign_in_limited: RateLimitError,
   upstream_auth_declined: UpstreamAuthError,

@@ -32,8 +32,12 @@ import MCPProxyClient, {
   type ResourceTemplate,
   type Result,
   type ServerNotification,
+  type SignInError,
+  type SignInResult,
   TargetForbiddenError,
   type Tool,
+  type UpstreamAuthError,
+  UpstreamAuthRequiredError,
   UpstreamError,
 } from '../src/index.ts';
 
@@ -164,6 +168,33 @@ if (e instanceof TargetForbiddenError) {
 if (e instanceof UpstreamError) {
   type _ = Expect<Equal<typeof e.upstreamStatus, number | undefined>>;
 }
+
+// ——— Signing in: the typed error, authorize(), onAuthRequired ———
+export type SignIn = [
+  Expect<Extends<UpstreamAuthRequiredError, UpstreamAuthError>>,
+  Expect<Extends<SignInError, MCPProxyError>>,
+  Expect<Equal<ReturnType<typeof client.authorize>, Promise<SignInResult>>>,
+  Expect<Equal<SignInResult['server'], string | undefined>>,
+];
+if (e instanceof UpstreamAuthRequiredError) {
+  type _U = Expect<Equal<typeof e.authorizeUrl, string | undefined>>;
+  type _S = Expect<Equal<typeof e.server, string | undefined>>;
+  void client.authorize(e, { timeoutMs: 1000, signal: AbortSignal.timeout(1) });
+  // @ts-expect-error: authorize() takes the sign-in error, not any error
+  void client.authorize(new MCPProxyError('x', 'y'));
+}
+new MCPProxyClient({
+  proxyUrl: 'http://p',
+  proxyToken: 't',
+  server: 's',
+  signInTimeoutMs: 0,
+  onAuthRequired: async (error, { authorize, signal }) => {
+    type _E = Expect<Equal<typeof error, UpstreamAuthRequiredError>>;
+    type _A = Expect<Equal<ReturnType<typeof authorize>, Promise<SignInResult>>>;
+    type _G = Expect<Equal<typeof signal, AbortSignal>>;
+    return false;
+  },
+});
 
 // ——— Server-to-client request handlers: typed params and results ———
 const streaming = new MCPProxyClient({

@@ -3,13 +3,17 @@
  * Playwright) headless through playwright-core.
  */
 import { accessSync, constants } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type LaunchOptions } from 'playwright-core';
 
 /** The browser binary: CHROMIUM_PATH or Debian's. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-/** Launches headless Chromium with a fresh profile; fails clearly when it is not installed. */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Launches headless Chromium with a fresh profile; fails clearly when it is not installed.
+ * `options` go over the defaults (e.g. `ignoreDefaultArgs: ['--disable-popup-blocking']` to keep
+ * the browser's popup blocker, which Playwright turns off).
+ */
+export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
   try {
     accessSync(CHROMIUM_PATH, constants.X_OK);
   } catch {
@@ -30,5 +34,6 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-component-update',
       '--disable-sync',
     ],
+    ...options,
   });
 }
