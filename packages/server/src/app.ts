@@ -265,7 +265,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
     issuerClients: () => current.oauthClients,
-    timeoutMs: () => config.upstream.timeoutMs,
     now,
   });
   const forwarder = new Forwarder({

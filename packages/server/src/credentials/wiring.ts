@@ -27,8 +27,6 @@ export interface BrokerWiring {
   readonly servers: () => Config['servers'];
   /** Clients pre-registered per issuer (`oauthClients`) now. */
   readonly issuerClients: () => Config['oauthClients'];
-  /** The deadline of each call of the flow (UPSTREAM_TIMEOUT_MS). */
-  readonly timeoutMs: () => number;
   readonly now: () => number;
 }
 
@@ -54,7 +52,8 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
       return Object.hasOwn(servers, name) ? oauthSettingsOf(servers[name]) : undefined;
     },
     issuerClients: deps.issuerClients,
-    timeoutMs: deps.timeoutMs,
+    // Each call of the flow has the upstream deadline (UPSTREAM_TIMEOUT_MS, a restart setting).
+    timeoutMs: () => config.upstream.timeoutMs,
     now: deps.now,
   });
 }
