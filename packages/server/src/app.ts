@@ -2,25 +2,17 @@
  * @module app
  * `buildApp(config, deps)` assembles the proxy: logger, auth, CORS, egress guard, upstream
  * HTTP, sessions and routes. Nothing lives at module level, so tests build as many apps side
- * by side as they like.
+ * by side as they like. The identity parts are built in identity/wiring.ts, the OAuth broker in
+ * credentials/wiring.ts.
  */
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import fastifyCors from '@fastify/cors';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
-import { OAuthBroker, oauthSettingsOf } from './credentials/broker.ts';
-import { guardedFetch } from './credentials/guarded-fetch.ts';
-import { VaultKeys } from './credentials/vault-keys.ts';
+import { rateClasses, rateLimits } from './config/rate-rules.ts';
+import { restartOnlyChanges } from './config/restart-settings.ts';
+import { buildBroker } from './credentials/wiring.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
 import { HeldSessions } from './dispatch/held-sessions.ts';
@@ -32,42 +24,30 @@ import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
+import { trackIdleSockets } from './http/idle-sockets.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { lazySchemaCompilers } from './http/schema-compilers.ts';
+import { serverOptions } from './http/server-options.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
-import { openAuditSink } from './identity/audit-sink.ts';
-import { type AuditDestination, AuditTrail } from './identity/audit-trail.ts';
-import { Authenticator, type BearerVerifier } from './identity/authenticator.ts';
-import { CredentialHoldings } from './identity/credential-holdings.ts';
+import type { AuditDestination } from './identity/audit-trail.ts';
+import type { BearerVerifier } from './identity/authenticator.ts';
 import { proxyTokenHook } from './identity/hook.ts';
-import { LiveRequests, type MayKeep } from './identity/live-requests.ts';
+import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
-import { MintedTokens } from './identity/minted-tokens.ts';
-import { boundedJsonFetcher } from './identity/oidc/fetch-json.ts';
-import { oidcIssuers, oidcTiming } from './identity/oidc/settings.ts';
-import { OidcVerifier } from './identity/oidc/verifier.ts';
-import { Revocations } from './identity/revocations.ts';
-import { SigningKeys } from './identity/signing-keys.ts';
-import { TokenVerifier } from './identity/tokens.ts';
-import { serverDeadlines } from './limits/connection-deadlines.ts';
+import { mayKeepAfter, retooledPrincipals } from './identity/reload-reach.ts';
+import { holdSessionHook } from './identity/session-holding.ts';
+import { buildIdentity } from './identity/wiring.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
-import {
-  type ClassLimitName,
-  type RateClasses,
-  RateLimiter,
-  type RateLimits,
-  type RateRule,
-} from './limits/rate-limiter.ts';
+import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
-import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts';
+import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
-import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
-import { openStore, storeKind } from './store/open-store.ts';
+import { SessionStore } from './sessions/store.ts';
+import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
 import { authRoutes } from './surfaces/auth/routes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
@@ -144,31 +124,6 @@ const VERDICT_MAX_ENTRIES = 1_000;
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
 /** Interval of keep-alive comments on outbound event streams. */
 const STREAM_HEARTBEAT_MS = 25_000;
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-
-/** Settings a reload cannot change: they need a restart. */
-const RESTART_SETTINGS = [
-  'host',
-  'port',
-  'bodyLimitBytes',
-  'server',
-  'upstream',
-  'sessions',
-  'websocket',
-  'trustedProxies',
-  'sessionSecret',
-  'sessionSecretPrevious',
-  'allowQueryToken',
-  'corsMaxAgeSeconds',
-  'redisUrl',
-  'store',
-  'dataDir',
-  'metricsToken',
-  'logFormat',
-  'limits',
-  'auditLog',
-  'auditLogArguments',
-] as const satisfies ReadonlyArray<keyof Config>;
 
 /** A warning logged at most once a minute (a dead dependency must not flood the log). */
 function throttledWarning(logger: Logger, message: string): (error: Error) => void {
@@ -180,80 +135,12 @@ function throttledWarning(logger: Logger, message: string): (error: Error) => vo
   };
 }
 
-/**
- * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
- * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
- * review, finding 2), as what a reload takes away always does. Held sessions take each request's
- * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
- * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
- * whose tool grant changed ends there).
- */
-function retooledPrincipals(before: Config, after: Config): (ownerId: string) => boolean {
-  const tools = (tokens: Config['tokens']) =>
-    new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
-  const old = tools(before.tokens);
-  const keys = new Set<string>();
-  for (const [digest, granted] of tools(after.tokens)) {
-    if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
-  }
-  // OIDC principals are judged again one by one (their tokens re-verified under the new mapping:
-  // holdings.recheckAll), and held sessions apply the current caller's tools on every request.
-  return (ownerId) => keys.has(ownerId);
-}
-
-/** The rate classes of a configuration, as rules (a class's unset fields keep the defaults). */
-function rateClasses(config: Config): RateClasses {
-  const classes: Record<string, Partial<Record<ClassLimitName, RateRule>>> = {};
-  for (const [name, rate] of Object.entries(config.rateClasses)) {
-    const windowMs = rate.windowMs ?? config.rateLimits.windowMs;
-    const rules: Partial<Record<ClassLimitName, RateRule>> = {};
-    if (rate.requestsPerWindow !== undefined)
-      rules.requestsPerToken = { max: rate.requestsPerWindow, windowMs };
-    if (rate.wsMessagesPerWindow !== undefined)
-      rules.wsMessagesPerToken = { max: rate.wsMessagesPerWindow, windowMs };
-    if (rate.sessionsPerWindow !== undefined)
-      rules.sessionsPerToken = { max: rate.sessionsPerWindow, windowMs };
-    classes[name] = rules;
-  }
-  return classes;
-}
-
-/** The rate limits a configuration asks for. */
-function rateLimits(config: Config): RateLimits {
-  const rates = config.rateLimits;
-  const rule = (max: number) => ({ max, windowMs: rates.windowMs });
-  return {
-    requestsPerToken: rule(rates.requestsPerToken),
-    requestsPerIp: rule(rates.requestsPerIp),
-    wsMessagesPerToken: rule(rates.wsMessagesPerToken),
-    sessionsPerToken: rule(rates.sessionsPerToken),
-    authFailuresPerIp: rule(rates.authFailuresPerIp),
-  };
-}
-
 /** Builds the proxy's Fastify instance (not yet listening). */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel, deps.logDestination);
   const clock = deps.clock ?? SYSTEM_CLOCK;
   const now = () => clock.now();
-  const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    // Our own onResponse hook writes the one line per request; Fastify's own lines are off.
-    logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: lazyChildLoggerFactory,
-    bodyLimit: config.bodyLimitBytes,
-    ...serverDeadlines(config.server),
-    forceCloseConnections: 'idle',
-    // X-Forwarded-For is believed only from the operator's own reverse proxies.
-    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
-    return503OnClosing: false,
-    schemaController: { compilersFactory: lazySchemaCompilers() },
-    requestIdHeader: false,
-    genReqId: (raw) => {
-      const incoming = raw.headers['x-request-id'];
-      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    },
-  });
+  const app = Fastify(serverOptions(config, logger));
 
   app.server.maxConnections = config.server.maxConnections;
 
@@ -311,109 +198,29 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     bindHost: config.host,
     allowMissingOrigin: config.websocket.allowMissingOrigin,
   };
-  const verifier = new TokenVerifier(config.proxyTokens, config.tokens, config.adminToken);
-  let publicUrl = config.publicUrl;
-  const oidc = new OidcVerifier(oidcIssuers(config), oidcTiming(config), {
-    fetchJson: deps.oidcFetch ?? boundedJsonFetcher(),
+  const identity = buildIdentity(config, {
+    store,
     clock,
-    // Only under PUBLIC_URL: a Host-derived URL would let a token for another service pass here.
-    resourceAudiences: () =>
-      publicUrl === undefined ? [] : resourceUrls(publicUrl, Object.keys(currentServers)),
+    logger,
+    serverNames: () => Object.keys(currentServers),
+    resourceUrls,
+    bearerVerifiers: deps.bearerVerifiers,
+    oidcFetch: deps.oidcFetch,
+    auditDestination: deps.auditDestination,
   });
-  const resourceMetadata = { issuers: () => oidc.issuers, publicUrl: () => publicUrl };
-  const auditSink =
-    deps.auditDestination === undefined && config.auditLog !== 'off'
-      ? openAuditSink(config.auditLog, (message) => logger.warn(message))
-      : undefined;
-  const auditDestination = deps.auditDestination ?? auditSink;
-  const audit =
-    auditDestination === undefined
-      ? undefined
-      : new AuditTrail({ destination: auditDestination, arguments: config.auditLogArguments, now });
-  // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
-  // revocations in the shared store, what each token holds open, and the one authenticator.
-  const signingKeySettings = (c: Config) => ({
-    signingKeys: c.signingKeys,
-    dataDir: c.dataDir,
-    ephemeral: storeKind(c) === 'memory',
-  });
-  const signingKeys = new SigningKeys(signingKeySettings(config), now);
-  const minted = new MintedTokens(signingKeys, now);
-  const revocations = new Revocations(namespaced(store, 'revoked:'), now);
-  const holdings = new CredentialHoldings(clock, (id) => revocations.knownRevoked(id));
-  const authenticator = new Authenticator({
-    statics: verifier,
-    minted,
-    revocations,
-    now,
-    verifiers: [oidc, ...(deps.bearerVerifiers ?? [])],
-  });
-  /** Whether an owner may keep what it opened: an OIDC subject while its issuer is configured. */
-  const ownerKnown = (ownerId: string): boolean =>
-    ownerId.startsWith('oidc:') ? oidc.knowsOwner(ownerId) : authenticator.knows(ownerId);
+  const { authenticator, holdings, audit, resourceMetadata } = identity;
   const sessions = new SessionStore<HeldSession>({
     ...config.sessions,
     clock,
     admit: (ownerId, rateClass) => limiter.consume('sessionsPerToken', ownerId, rateClass),
-    ownerValid: ownerKnown,
+    ownerValid: identity.ownerKnown,
   });
   // `targets` is built further down; a recheck runs only after a request has named its target.
-  const live = new LiveRequests(ownerKnown, holdings, (grants, targetKey) =>
+  const live = new LiveRequests(identity.ownerKnown, holdings, (grants, targetKey) =>
     targets.stillReaches(targetKey, grants, new Set()),
   );
-  // A revocation (here or announced by another instance) ends what the token holds: its sockets,
-  // streams and the proxy-held sessions it opened.
-  revocations.onRevoked((credentialId) => {
-    authenticator.forgetCredential(credentialId);
-    holdings.endCredential(credentialId);
-  });
-  // Revocations announced while this instance was not listening were never heard: every token
-  // verified so far is checked against the store again, and what one holds ends if it was revoked.
-  revocations.onResync(() => {
-    authenticator.forgetVerified();
-    void holdings.recheckAll().catch(() => {});
-  });
-  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
-  const holdSession = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    payload: unknown,
-    done: (error: Error | null, payload: unknown) => void,
-  ) => {
-    const principal = request.identity;
-    const id = reply.getHeader('mcp-session-id');
-    if (
-      principal?.credentialId !== undefined &&
-      typeof id === 'string' &&
-      id.startsWith(PROXY_SESSION_PREFIX)
-    ) {
-      holdings.hold(principal, () => void sessions.delete(id), {
-        endsAtExpiry: false,
-        key: id,
-        alive: () => sessions.has(id),
-      });
-    }
-    done(null, payload);
-  };
-  // Listening starts before the first request where the store answers; a Redis that is down
-  // must not hold the start-up (the subscription completes when Redis comes back).
-  const listening = revocations.start().then(
-    () => true,
-    (error: Error) => {
-      logger.warn({ reason: error.message }, 'revocations from other instances are not heard');
-      return true;
-    },
-  );
-  let waited: NodeJS.Timeout | undefined;
-  const subscribed = await Promise.race([
-    listening,
-    new Promise<false>((resolve) => {
-      waited = setTimeout(() => resolve(false), 2_000);
-    }),
-  ]);
-  clearTimeout(waited);
-  if (!subscribed)
-    logger.warn('the shared store is not answering: revocations from other instances are heard once it does');
+  const holdSession = holdSessionHook(holdings, sessions);
+  await identity.listen();
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -446,20 +253,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
   );
   const planner = new DispatchPlanner({ verdicts, eras });
-  // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through
-  // the guard; it acts only with PUBLIC_URL set (the callback must be reachable).
-  const broker = new OAuthBroker({
-    store: namespaced(store, 'oauth:'),
-    keys: new VaultKeys({
-      vaultKeys: config.vaultKeys,
-      dataDir: config.dataDir,
-      ephemeral: storeKind(config) === 'memory',
-    }),
-    fetch: guardedFetch(guard),
+  const broker = buildBroker(config, {
+    store,
+    guard,
     switchedOn: () => current.oauthBroker,
-    publicUrl: () => publicUrl,
-    server: (name) =>
-      Object.hasOwn(currentServers, name) ? oauthSettingsOf(currentServers[name]) : undefined,
+    publicUrl: identity.publicUrl,
+    servers: () => currentServers,
     now,
   });
   const forwarder = new Forwarder({
@@ -532,26 +331,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, broker);
-  await app.register(async (scope) => {
-    scope.addHook(
-      'onRequest',
-      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
-    );
-    if (audit) registerAuditHooks(scope, audit, 'proxy');
+  /**
+   * What POST /proxy and /mcp run after authentication, in this order: the audit, the live
+   * requests a reload may end, the in-flight caps, and the tie of a held session to its token.
+   */
+  const callerHooks = (scope: FastifyInstance, surface: 'proxy' | 'mcp') => {
+    if (audit) registerAuditHooks(scope, audit, surface);
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('onSend', holdSession);
+  };
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
+    callerHooks(scope, 'proxy');
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
-    scope.addHook(
-      'onRequest',
-      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
-    );
+    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
     await scope.register(authRoutes, {
-      minted,
-      revocations,
+      minted: identity.minted,
+      revocations: identity.revocations,
       records: new MintRecords(namespaced(store, 'minted:'), now),
       serverNames: () => Object.keys(currentServers),
       now,
@@ -565,38 +365,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         authenticator,
         limiter,
         { query: config.allowQueryToken },
-        (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+        (request) => {
+          const publicUrl = identity.publicUrl();
+          return publicUrl === undefined ? undefined : resourceOf(publicUrl, request);
+        },
         (request, error) => withBearerChallenge(resourceMetadata, request, error),
       ),
     );
-    if (audit) registerAuditHooks(scope, audit, 'mcp');
-    scope.addHook('onRequest', live.hook());
-    scope.addHook('onRequest', inFlightHook.onRequest);
-    scope.addHook('preHandler', inFlightHook.preHandler);
-    scope.addHook('onSend', holdSession);
+    callerHooks(scope, 'mcp');
     await scope.register(mcpRoutes, mcp);
   });
 
-  /**
-   * Whether an owner may keep what it has open to a target, given the servers a reload changed
-   * and the principals whose tool grants it changed (their sessions hold the old tool filter).
-   */
-  const mayKeepAfter =
-    (changed: ReadonlySet<string>, retooled: (ownerId: string) => boolean = () => false): MayKeep =>
-    (ownerId, targetKey) => {
-      if (retooled(ownerId)) return false;
-      // An OIDC principal's grants come with each token: a reload re-judges them on its next
-      // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
-      // server that changed.
-      if (ownerId.startsWith('oidc:'))
-        return (
-          oidc.knowsOwner(ownerId) &&
-          (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
-        );
-      const grants = authenticator.grantsOf(ownerId);
-      if (grants === undefined) return false;
-      return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
-    };
+  const reach = { oidc: identity.oidc, authenticator, targets };
   const webSockets = registerWebSocket(app, {
     broker,
     authenticator,
@@ -610,8 +390,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     maxMessageBytes: config.websocket.maxMessageBytes,
     handshakeTimeoutMs: config.server.requestTimeoutMs,
     // A handshake checked just before a reload is judged again once it completes.
-    mayKeep: mayKeepAfter(new Set()),
-    resource: () => publicUrl,
+    mayKeep: mayKeepAfter(reach, new Set()),
+    resource: identity.publicUrl,
     connection: {
       sessions,
       held,
@@ -623,22 +403,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
   openSockets = webSockets.count;
-  let drainer: NodeJS.Timeout | undefined;
-  // Sockets and how many requests each has in flight: one with none can be closed at shutdown.
-  const sockets = new Map<Socket, number>();
-  app.server.on('connection', (socket: Socket) => {
-    sockets.set(socket, 0);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  app.server.on('upgrade', (request: IncomingMessage) => sockets.delete(request.socket));
-  app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    const socket = request.socket;
-    if (!sockets.has(socket)) return;
-    sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
-    response.once('close', () => {
-      if (sockets.has(socket)) sockets.set(socket, Math.max(0, (sockets.get(socket) ?? 1) - 1));
-    });
-  });
+  const idleSockets = trackIdleSockets(app.server);
   app.addHook('preClose', async () => {
     shuttingDown = true;
     // Streams that never end by themselves (GET event streams) end now; calls in flight finish.
@@ -646,25 +411,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     for (const session of sessions.values()) session.endStandalone();
     // Keep-alive connections that fall idle once their request finished (or never sent one)
     // would hold close() open until their timeout: close them as soon as they are idle.
-    drainer = setInterval(() => {
-      for (const [socket, inFlight] of sockets) if (inFlight === 0) socket.destroy();
-    }, 100);
-    drainer.unref();
+    idleSockets.drain();
   });
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
-    signingKeys.replace(signingKeySettings(next));
-    verifier.replace(next.proxyTokens, next.tokens, next.adminToken);
-    oidc.replace(oidcIssuers(next), oidcTiming(next));
-    publicUrl = next.publicUrl;
-    // A dropped key must stop verifying the tokens it signed, cached or not, and end the sockets
-    // and streams they hold; remembered OIDC principals carry the old claim mapping's grants:
-    // all are judged again, under the new keys and issuers (so only once those are in place:
-    // a recheck against the old ones would remember the old grants again).
-    authenticator.forgetVerified();
-    void holdings.recheckAll().catch(() => {});
+    identity.reload(next);
     guard.replace(next.egress);
     targets.forgetVetted();
     const changed = targets.replaceServers(next.servers);
@@ -674,7 +427,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
-    const mayKeep = mayKeepAfter(changed, retooled);
+    const mayKeep = mayKeepAfter(reach, changed, retooled);
     // Sockets first, so they close with 4401 rather than by their session ending.
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);
@@ -686,17 +439,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     access.allowMissingOrigin = next.websocket.allowMissingOrigin;
     app.log.level = next.logLevel;
     app.log.info(guard.describe());
-    return RESTART_SETTINGS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(next[key]));
+    return restartOnlyChanges(config, next);
   });
   app.addHook('onClose', async () => {
-    clearInterval(drainer);
-    holdings.close();
-    await revocations.close();
+    idleSockets.stop();
+    await identity.close();
     await sessions.closeAll();
     await guard.close();
     await rateStore.close();
     await store.close();
-    await auditSink?.close();
+    await identity.closeAudit();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

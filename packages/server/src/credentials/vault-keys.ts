@@ -7,8 +7,8 @@
  * hash, written in front of what it sealed, so a rotation only adds a key in front.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { type GeneratedKeyPlace, writeOnce } from '../store/data-dir.ts';
 
 /** The generated key's file name under `DATA_DIR`. */
 export const GENERATED_VAULT_KEY_FILE = 'vault-key';
@@ -20,12 +20,9 @@ export interface VaultKey {
 }
 
 /** Where the keys come from. */
-export interface VaultKeySettings {
+export interface VaultKeySettings extends GeneratedKeyPlace {
   /** Base64 32-byte keys, newest first. Empty: the generated key. */
   readonly vaultKeys: readonly string[];
-  readonly dataDir: string;
-  /** Keep a generated key in memory only (`STORE=memory`). */
-  readonly ephemeral?: boolean | undefined;
 }
 
 /** Decodes one configured key; the message never repeats the key. */
@@ -66,15 +63,8 @@ export class VaultKeys {
 
   #generated(): VaultKey {
     if (this.#settings.ephemeral) return parseVaultKey(randomBytes(32).toString('base64'), 0);
-    const { dataDir } = this.#settings;
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const path = join(dataDir, GENERATED_VAULT_KEY_FILE);
-    try {
-      // `wx`: when another process got there first, its key is the one to use.
-      writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    const fresh = `${randomBytes(32).toString('base64')}\n`;
+    const path = writeOnce(this.#settings.dataDir, GENERATED_VAULT_KEY_FILE, fresh);
     return parseVaultKey(readFileSync(path, 'utf8'), 0);
   }
 }

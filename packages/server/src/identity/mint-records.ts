@@ -4,8 +4,7 @@
  * lives: a revocation is for the admin that minted the token (or an unrestricted admin), and an id
  * no token was minted with is refused rather than recorded as revoked for a day.
  */
-import { ProxyError } from '../errors.ts';
-import { type Store, StoreFullError } from '../store/store.ts';
+import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
 /** What is kept about one minted token. */
 export interface MintRecord {
@@ -41,19 +40,13 @@ export class MintRecords {
         Math.max(1_000, until - this.#now() + KEEP_PAST_EXPIRY_MS),
       );
     } catch (error) {
-      const code = error instanceof StoreFullError ? 'store_full' : 'store_unavailable';
-      throw new ProxyError(code, undefined, { cause: error });
+      throw storeFailure(error);
     }
   }
 
   /** The record of token `id`, or `undefined` when none was minted with it (or it expired). */
   async lookup(id: string): Promise<MintRecord | undefined> {
-    let text: string | undefined;
-    try {
-      text = await this.#store.get(id);
-    } catch (error) {
-      throw new ProxyError('store_unavailable', undefined, { cause: error });
-    }
+    const text = await readOrRefuse(this.#store, id);
     if (text === undefined) return undefined;
     try {
       const value = JSON.parse(text) as Partial<MintRecord>;

@@ -5,8 +5,7 @@
  * and drops it from its verified-token cache, and remembered locally so a cached token's check
  * costs a map lookup, not a store round trip.
  */
-import { ProxyError } from '../errors.ts';
-import { type Store, StoreFullError } from '../store/store.ts';
+import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
 /** Channel on which revocations are announced. */
 const CHANNEL = 'revoked';
@@ -70,9 +69,7 @@ export class Revocations {
     try {
       await this.#store.set(id, '1', ttlMs);
     } catch (error) {
-      throw new ProxyError(error instanceof StoreFullError ? 'store_full' : 'store_unavailable', undefined, {
-        cause: error,
-      });
+      throw storeFailure(error);
     }
     this.#remember(id, until);
     // Other instances hear it; a store that fails to announce still holds the record, which
@@ -92,11 +89,7 @@ export class Revocations {
   /** Whether `id` is revoked, asking the store when this instance does not know. */
   async isRevoked(id: string): Promise<boolean> {
     if (this.knownRevoked(id)) return true;
-    try {
-      return (await this.#store.get(id)) !== undefined;
-    } catch (error) {
-      throw new ProxyError('store_unavailable', undefined, { cause: error });
-    }
+    return (await readOrRefuse(this.#store, id)) !== undefined;
   }
 
   /**
@@ -105,13 +98,7 @@ export class Revocations {
    */
   async confirm(id: string, until: number): Promise<boolean> {
     if (this.knownRevoked(id)) return true;
-    let stored: string | undefined;
-    try {
-      stored = await this.#store.get(id);
-    } catch (error) {
-      throw new ProxyError('store_unavailable', undefined, { cause: error });
-    }
-    if (stored === undefined) return false;
+    if ((await readOrRefuse(this.#store, id)) === undefined) return false;
     this.#remember(id, until);
     return true;
   }

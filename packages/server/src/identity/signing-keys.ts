@@ -14,9 +14,10 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/sources.ts';
+import { type GeneratedKeyPlace, writeOnce } from '../store/data-dir.ts';
 
 /** The generated key's file name under `DATA_DIR`. */
 export const GENERATED_KEY_FILE = 'signing-key.pem';
@@ -31,12 +32,9 @@ export interface SigningKey {
 }
 
 /** Where the keys come from. */
-export interface SigningKeySettings {
+export interface SigningKeySettings extends GeneratedKeyPlace {
   /** PEM files of Ed25519 private keys (PKCS#8), newest first. Empty: the generated key. */
   readonly signingKeys: readonly string[];
-  readonly dataDir: string;
-  /** Keep a generated key in memory only (`STORE=memory`: nothing on disk, lost on restart). */
-  readonly ephemeral?: boolean | undefined;
 }
 
 /** The RFC 7638 thumbprint of an Ed25519 public key: its `kid`. */
@@ -165,13 +163,11 @@ export class SigningKeys {
     const path = join(dataDir, GENERATED_KEY_FILE);
     const { privateKey } = generateKeyPairSync('ed25519');
     try {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      // `wx`: when another process (the proxy, `npm run token`) got there first, use its key.
-      writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { flag: 'wx', mode: 0o600 });
+      // When another process (the proxy, `npm run token`) got there first, its key is used.
+      writeOnce(dataDir, GENERATED_KEY_FILE, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
     } catch (error) {
       const errno = (error as NodeJS.ErrnoException).code ?? 'EIO';
-      if (errno !== 'EEXIST')
-        throw new SigningKeyError(`signing key ${path}: cannot be written (${errno})`, errno);
+      throw new SigningKeyError(`signing key ${path}: cannot be written (${errno})`, errno);
     }
     return readKey(path);
   }

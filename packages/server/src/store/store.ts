@@ -6,6 +6,7 @@
  * `STORE=memory`), `node:sqlite` under `DATA_DIR` (the embedded default) and Redis (`REDIS_URL`).
  * A new use (revocations, the OAuth vault, session ownership) takes a {@link namespaced} view.
  */
+import { ProxyError } from '../errors.ts';
 import type { RateStore, WindowHit } from '../limits/rate-store.ts';
 
 /** Called with each message published on a subscribed channel. */
@@ -48,6 +49,22 @@ export class StoreFullError extends Error {
   constructor(message = 'the store is full') {
     super(message);
     this.name = 'StoreFullError';
+  }
+}
+
+/** The error a caller sees when the shared store failed it: `store_full`, else `store_unavailable`. */
+export function storeFailure(cause: unknown): ProxyError {
+  return new ProxyError(cause instanceof StoreFullError ? 'store_full' : 'store_unavailable', undefined, {
+    cause,
+  });
+}
+
+/** Reads `key`; a store that cannot answer is the caller's `store_unavailable`. */
+export async function readOrRefuse(store: Pick<Store, 'get'>, key: string): Promise<string | undefined> {
+  try {
+    return await store.get(key);
+  } catch (error) {
+    throw storeFailure(error);
   }
 }
 

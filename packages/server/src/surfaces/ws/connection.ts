@@ -8,7 +8,8 @@
  * frames), and each request takes an in-flight slot until its answer goes out. The other way,
  * messages for the upstream go through an outbox bounded in bytes and messages, with a few
  * sends in flight at once: when the upstream stops taking them, reading the caller's socket
- * pauses, and a caller that keeps sending anyway is closed (issue 14 review, F1).
+ * pauses, and a caller that keeps sending anyway is closed (issue 14 review, F1). The outbox
+ * lives in outbox.ts, the reading of a frame's messages in frame-messages.ts.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
@@ -23,15 +24,11 @@ import {
   toJsonRpcError,
 } from '../../errors.ts';
 import type { RequestAudit } from '../../identity/audit-trail.ts';
-import { exceedsJsonDepth } from '../../json-depth.ts';
 import {
   cancelledRequestId,
-  isJsonRpcMessage,
   isRequest,
   isResponse,
   type JsonRpcMessage,
-  type JsonRpcNotification,
-  type JsonRpcResponse,
   type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
@@ -42,16 +39,11 @@ import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import { PendingRequests } from '../../upstream/correlator.ts';
 import { EarlyFrames } from './early-frames.ts';
+import { frameMessages, readableId } from './frame-messages.ts';
+import { UpstreamOutbox } from './outbox.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
-/**
- * Notifications and answers to server requests one socket may have on their way upstream at
- * once. Each transport's `send` settles only once the upstream took the bytes (a WebSocket
- * flushed them, a child drained its stdin, an HTTP exchange ended), so this bounds what a
- * transport buffers for the socket, and the POSTs it opens.
- */
-const UPSTREAM_SENDS_IN_FLIGHT = 4;
 /** Messages the outbox may hold: above half, reading the caller pauses; above all, it is closed. */
 const OUTBOX_MESSAGES = 1_024;
 
@@ -105,16 +97,18 @@ export class WsConnection {
   readonly #early = new EarlyFrames();
   /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
   readonly #requests = new PendingRequests<Release>();
-  /**
-   * Messages waiting to go upstream, oldest first, as JSON text: a parsed message can cost
-   * twenty times its text. Empty while the upstream keeps up.
-   */
-  readonly #outbox: Array<{ readonly text: string; readonly request: boolean }> = [];
-  #outboxBytes = 0;
+  /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
+  readonly #outbox = new UpstreamOutbox<HeldSession>({
+    request: (session, message) => {
+      session
+        .request(message, this.#sink, this.#filter)
+        .catch((error: unknown) => this.#sendError(error, message.id));
+    },
+    send: (session, message) => session.send(message).catch((error: unknown) => this.#sendError(error, null)),
+    drained: () => this.#maybeResumeReading(),
+  });
   /** Bytes of frames received and not yet handled (they are on their way to the outbox). */
   #arrivingBytes = 0;
-  /** Notifications and answers whose `send` has not settled. */
-  #sendsInFlight = 0;
   #readingPaused = false;
   /** Heartbeats seen in a row while reading was paused. */
   #pausedBeats = 0;
@@ -290,7 +284,7 @@ export class WsConnection {
    */
   #admitInbound(frameBytes: number): boolean {
     const { maxQueuedBytes } = this.#deps;
-    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    const bytes = this.#outbox.bytes + this.#arrivingBytes;
     if ((bytes > maxQueuedBytes && bytes > frameBytes) || this.#outbox.length > OUTBOX_MESSAGES) {
       this.#arrivingBytes -= frameBytes;
       // Reading again lets the close handshake complete; frames read meanwhile are dropped.
@@ -312,62 +306,12 @@ export class WsConnection {
 
   #maybeResumeReading(): void {
     if (!this.#readingPaused || this.#closed) return;
-    const bytes = this.#outboxBytes + this.#arrivingBytes;
+    const bytes = this.#outbox.bytes + this.#arrivingBytes;
     if (bytes > this.#deps.maxQueuedBytes / 4 || this.#outbox.length > OUTBOX_MESSAGES / 4) return;
     this.#readingPaused = false;
     this.#pausedBeats = 0;
     this.#alive = true; // Its pongs went unread while paused.
     this.#socket.resume();
-  }
-
-  /**
-   * Sends a message upstream in arrival order: at once while the outbox is empty and the sends
-   * in flight allow it, else after what is already waiting (a request never overtakes a
-   * notification sent before it, e.g. `notifications/initialized`).
-   */
-  #toUpstream(session: HeldSession, message: JsonRpcMessage): void {
-    const request = isRequest(message);
-    if (this.#outbox.length === 0 && (request || this.#sendsInFlight < UPSTREAM_SENDS_IN_FLIGHT)) {
-      this.#start(session, message);
-      return;
-    }
-    let text: string;
-    try {
-      text = JSON.stringify(message);
-    } catch {
-      return; // Not representable: parsed from a frame within the depth bound, so never here.
-    }
-    this.#outbox.push({ text, request });
-    this.#outboxBytes += text.length;
-  }
-
-  #start(session: HeldSession, message: JsonRpcMessage): void {
-    if (isRequest(message)) {
-      session
-        .request(message, this.#sink, this.#filter)
-        .catch((error: unknown) => this.#sendError(error, message.id));
-      return;
-    }
-    this.#sendsInFlight++;
-    session
-      .send(message as JsonRpcNotification | JsonRpcResponse)
-      .catch((error: unknown) => this.#sendError(error, null))
-      .finally(() => {
-        this.#sendsInFlight--;
-        this.#pump(session);
-      });
-  }
-
-  /** Starts what waits in the outbox, as far as the sends in flight allow. */
-  #pump(session: HeldSession): void {
-    while (this.#outbox.length > 0 && !this.#closed) {
-      const next = this.#outbox[0] as { readonly text: string; readonly request: boolean };
-      if (!next.request && this.#sendsInFlight >= UPSTREAM_SENDS_IN_FLIGHT) break;
-      this.#outbox.shift();
-      this.#outboxBytes -= next.text.length;
-      this.#start(session, JSON.parse(next.text) as JsonRpcMessage);
-    }
-    this.#maybeResumeReading();
   }
 
   async #handle(data: Buffer): Promise<void> {
@@ -378,44 +322,20 @@ export class WsConnection {
       this.#sendError(error, null);
       return;
     }
-    const text = data.toString();
-    if (exceedsJsonDepth(text)) {
-      this.#sendError(new ProxyError('json_too_deep'), null);
-      return;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      this.#sendError(new ProxyError('parse_error', 'Parse error: the frame is not valid JSON.'), null);
-      return;
-    }
-    const messages = Array.isArray(parsed) ? parsed : [parsed];
-    if (messages.length === 0 || !messages.every(isJsonRpcMessage)) {
-      const id = (parsed as { id?: unknown } | null)?.id;
-      this.#sendError(
-        new ProxyError('invalid_message'),
-        typeof id === 'string' || typeof id === 'number' ? id : null,
-      );
-      return;
-    }
-    if (messages.length > this.#deps.maxBatchMessages) {
-      this.#sendError(
-        new ProxyError('batch_too_large', undefined, { data: { limit: this.#deps.maxBatchMessages } }),
-        null,
-      );
+    const messages = frameMessages(data.toString(), this.#deps.maxBatchMessages);
+    if (!Array.isArray(messages)) {
+      this.#sendError(messages.error, messages.id);
       return;
     }
     try {
       await this.#deps.limiter.consume('wsMessagesPerToken', this.#peer.ownerId, this.#peer.rateClass);
     } catch (error) {
-      const id = (messages[0] as { id?: unknown }).id;
-      this.#sendError(error, typeof id === 'string' || typeof id === 'number' ? id : null);
+      this.#sendError(error, readableId(messages[0]));
       return;
     }
     const session = this.#session;
     if (!session || this.#closed) return;
-    for (const message of messages as JsonRpcMessage[]) {
+    for (const message of messages) {
       if (isRequest(message)) {
         if (this.#requests.has(message.id)) {
           // The refusal must not free the slot of the request in flight under that id.
@@ -430,7 +350,7 @@ export class WsConnection {
           this.#sendError(refusal, message.id);
           continue;
         }
-        this.#toUpstream(session, message);
+        this.#outbox.push(session, message);
       } else if (isRequestAsNotification(message)) {
         // Never forwarded: the grant and the audit judge requests (policy/grants.ts).
         if ('method' in message) this.#deps.audit?.dropped(message);
@@ -441,7 +361,7 @@ export class WsConnection {
           this.#releaseRequest(cancelled);
           this.#deps.audit?.cancelled(cancelled);
         }
-        this.#toUpstream(session, message);
+        this.#outbox.push(session, message);
       }
     }
   }
@@ -502,8 +422,7 @@ export class WsConnection {
     for (const [, release] of this.#requests.drain()) release();
     // Requests still unanswered end with the socket.
     this.#deps.audit?.finish(undefined, 'closed');
-    this.#outbox.length = 0;
-    this.#outboxBytes = 0;
+    this.#outbox.close();
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {

@@ -1,0 +1,63 @@
+/**
+ * @module identity/reload-reach
+ * What a reload takes away ends with it (issue 14 #3 and its review): the one decision of
+ * whether an owner may keep what it has open to a target under the new configuration.
+ */
+import type { Config } from '../config/config.ts';
+import type { TargetResolver } from '../dispatch/targets.ts';
+import type { Authenticator } from './authenticator.ts';
+import type { MayKeep } from './live-requests.ts';
+import type { OidcVerifier } from './oidc/verifier.ts';
+
+/**
+ * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
+ * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
+ * review, finding 2), as what a reload takes away always does. Held sessions take each request's
+ * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
+ * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
+ * whose tool grant changed ends there).
+ */
+export function retooledPrincipals(before: Config, after: Config): (ownerId: string) => boolean {
+  const tools = (tokens: Config['tokens']) =>
+    new Map(tokens.map((token) => [token.sha256.toLowerCase(), JSON.stringify(token.tools ?? null)]));
+  const old = tools(before.tokens);
+  const keys = new Set<string>();
+  for (const [digest, granted] of tools(after.tokens)) {
+    if (old.has(digest) && old.get(digest) !== granted) keys.add(`static:${digest}`);
+  }
+  // OIDC principals are judged again one by one (their tokens re-verified under the new mapping:
+  // holdings.recheckAll), and held sessions apply the current caller's tools on every request.
+  return (ownerId) => keys.has(ownerId);
+}
+
+/** What the decision reads: who is known now, and where each target key still leads. */
+export interface ReachDeps {
+  readonly oidc: OidcVerifier;
+  readonly authenticator: Authenticator;
+  readonly targets: TargetResolver;
+}
+
+/**
+ * Whether an owner may keep what it has open to a target, given the servers a reload changed
+ * and the principals whose tool grants it changed (their sessions hold the old tool filter).
+ */
+export function mayKeepAfter(
+  { oidc, authenticator, targets }: ReachDeps,
+  changed: ReadonlySet<string>,
+  retooled: (ownerId: string) => boolean = () => false,
+): MayKeep {
+  return (ownerId, targetKey) => {
+    if (retooled(ownerId)) return false;
+    // An OIDC principal's grants come with each token: a reload re-judges them on its next
+    // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
+    // server that changed.
+    if (ownerId.startsWith('oidc:'))
+      return (
+        oidc.knowsOwner(ownerId) &&
+        (targetKey === undefined || targets.stillReaches(targetKey, undefined, changed))
+      );
+    const grants = authenticator.grantsOf(ownerId);
+    if (grants === undefined) return false;
+    return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
+  };
+}
