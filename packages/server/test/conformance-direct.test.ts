@@ -6,12 +6,17 @@
  * passes here is the proxy's fault.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
 import { listServerScenarios, runConformance } from './helpers/conformance.ts';
 
 // Each mode has its own fixture and CLI run, mostly waiting on the scenarios' timers: side by side.
 describe('the conformance fixture, directly', { concurrency: true }, () => {
+  // Listed once for both runs: each listing is a CLI start.
+  let scenarios: string[] = [];
+  before(async () => {
+    scenarios = await listServerScenarios();
+  });
   for (const serverRequests of ['call', 'standalone'] as const) {
     test(`the fixture passes every conformance server scenario directly (server requests: ${serverRequests})`, {
       timeout: 180_000,
@@ -19,8 +24,7 @@ describe('the conformance fixture, directly', { concurrency: true }, () => {
       const server = await startConformanceServer({ serverRequests });
       t.after(() => server.stop());
 
-      const scenarios = await listServerScenarios();
-      const result = await runConformance(server.url, { timeoutMs: 150_000 });
+      const result = await runConformance(server.url, { timeoutMs: 150_000, listed: scenarios });
 
       const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
       assert.equal(

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { listServerScenarios, runConformance } from './helpers/conformance.ts';
 import { EXAMPLE_SERVER_ENV, exampleServerSource, startExampleServer } from './helpers/example-server.ts';
 import { startProxy } from './helpers/proxy.ts';
@@ -32,6 +33,11 @@ async function proxyFor(servers: string) {
 // Each test has its own upstream, proxy and CLI run: side by side, the stdio bridge's many child
 // starts overlap the other runs' waits.
 describe('the conformance suite through the proxy', { concurrency: true }, () => {
+  // Listed once for every run: each listing is a CLI start.
+  let scenarios: string[] = [];
+  before(async () => {
+    scenarios = await listServerScenarios();
+  });
   test('every scenario passes through /mcp in front of a Streamable HTTP upstream', {
     timeout: 180_000,
   }, async (t) => {
@@ -40,9 +46,9 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
     const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
     t.after(() => proxy.close());
 
-    const scenarios = await listServerScenarios();
     const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
       timeoutMs: 150_000,
+      listed: scenarios,
     });
     const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
     assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
@@ -65,10 +71,10 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
     const proxy = await proxyFor(`  conformance:\n    url: ${upstream.url}\n`);
     t.after(() => proxy.close());
 
-    const scenarios = await listServerScenarios();
     const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
       // A lost request shows as a 60 s timeout: fail well before the test's own timeout says less.
       timeoutMs: 150_000,
+      listed: scenarios,
     });
     const failures = result.failed.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
     assert.equal(result.failed.length, 0, `failed through the proxy:\n${failures}`);
@@ -109,13 +115,13 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
     timeout: 180_000,
   }, async (t) => {
     const proxy = await proxyFor(
-      `  conformance:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(STDIO_FIXTURE)}]\n`,
+      `  conformance:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(STDIO_FIXTURE)}]\n    env: ${JSON.stringify(compileCacheEnv())}\n`,
     );
     t.after(() => proxy.close());
 
-    const scenarios = await listServerScenarios();
     const result = await runConformance(`${proxy.url}/servers/conformance/mcp?proxy_token=${proxy.token}`, {
       timeoutMs: 150_000,
+      listed: scenarios,
     });
     // The bridge does not offer SSE resumability (no priming event, no retry field): the suite
     // rates those as recommendations (WARNING), never as failures. Anything else must pass.

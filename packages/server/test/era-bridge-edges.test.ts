@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { startModernServer } from './fixtures/modern-server.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import {
   connectLegacyClient,
   connectModernClient,
@@ -39,6 +40,7 @@ describe('a modern-only server over stdio', () => {
         '  modern:',
         `    command: ${JSON.stringify(process.execPath)}`,
         `    args: [${JSON.stringify(modernStdioEntry)}]`,
+        `    env: ${JSON.stringify(compileCacheEnv())}`,
       ].join('\n'),
     );
     proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP, MCP_PROXY_CONFIG: config });

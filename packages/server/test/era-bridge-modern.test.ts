@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
 import { startModernServer } from './fixtures/modern-server.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { startEverything } from './helpers/everything.ts';
 import {
   connectLegacyClient,
@@ -351,6 +352,7 @@ describe('modern client → proxy → configured stdio server (SDK v1 feature fi
         '  feat:',
         `    command: ${JSON.stringify(process.execPath)}`,
         `    args: [${JSON.stringify(featureServerEntry)}]`,
+        `    env: ${JSON.stringify(compileCacheEnv())}`,
       ].join('\n'),
     );
     proxy = await startProxy({ HOST: '127.0.0.1', CORS_ORIGINS: APP, MCP_PROXY_CONFIG: configPath });

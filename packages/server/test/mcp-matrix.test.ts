@@ -22,6 +22,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startConformanceServer } from './fixtures/conformance-server.ts';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
 import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import {
@@ -281,8 +282,12 @@ const CASES: TransportCase[] = [
         config,
         JSON.stringify({
           servers: {
-            everything: { command: process.execPath, args: [everythingEntry, 'stdio'] },
-            fixture: { command: process.execPath, args: [featureServerEntry] },
+            everything: {
+              command: process.execPath,
+              args: [everythingEntry, 'stdio'],
+              env: compileCacheEnv(),
+            },
+            fixture: { command: process.execPath, args: [featureServerEntry], env: compileCacheEnv() },
             'exits-early': {
               command: process.execPath,
               args: ['-e', 'setTimeout(() => process.exit(3), 300)'],

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { runFullFlow } from './helpers/flow.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -25,6 +26,7 @@ describe('POST /proxy → configured stdio servers', () => {
         '  everything:',
         `    command: ${JSON.stringify(process.execPath)}`,
         `    args: [${JSON.stringify(EVERYTHING)}, stdio]`,
+        `    env: ${JSON.stringify(compileCacheEnv())}`,
         '  crashing:',
         `    command: ${JSON.stringify(process.execPath)}`,
         `    args: ["-e", "process.stdin.once('data', () => process.exit(3))"]`,

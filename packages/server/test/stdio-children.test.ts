@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -30,6 +31,7 @@ function heldServerConfig(): { readonly configPath: string; readonly pidDir: str
       '  held:',
       `    command: ${JSON.stringify(process.execPath)}`,
       `    args: [${JSON.stringify(HELD_STDIO)}, ${JSON.stringify(pidDir)}]`,
+      `    env: ${JSON.stringify(compileCacheEnv())}`,
       '',
     ].join('\n'),
   );

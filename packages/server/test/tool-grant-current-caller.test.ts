@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -43,7 +44,7 @@ function writeConfig(config: unknown): string {
 /** The proxy's config: `staff` may use `staffTools` (all tools when undefined), `admin` all. */
 function oidcConfig(issuer: string, staffTools?: string[]) {
   return {
-    servers: { local: { command: process.execPath, args: [STDIO] } },
+    servers: { local: { command: process.execPath, args: [STDIO], env: compileCacheEnv() } },
     oidc: {
       issuers: [
         {
@@ -214,7 +215,9 @@ describe('minted tokens of one subject, two tool grants', () => {
     proxy = await startProxy({
       ADMIN_TOKEN: ADMIN,
       SIGNING_KEYS: keyFile(),
-      MCP_PROXY_CONFIG: writeConfig({ servers: { local: { command: process.execPath, args: [STDIO] } } }),
+      MCP_PROXY_CONFIG: writeConfig({
+        servers: { local: { command: process.execPath, args: [STDIO], env: compileCacheEnv() } },
+      }),
     });
   });
   after(async () => {

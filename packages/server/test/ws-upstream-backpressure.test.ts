@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { type AmplifyUpstream, startAmplifyUpstream } from './fixtures/amplify-hostile.ts';
 import { type ChildProxy, startChildProxy } from './helpers/child-proxy.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
 
 const HEAP_MB = 96;
@@ -32,7 +33,7 @@ async function setUp(): Promise<{ proxy: ChildProxy; upstream: AmplifyUpstream }
   const config = join(dir, 'proxy.yaml');
   writeFileSync(
     config,
-    `servers:\n  deaf:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(DEAF_STDIO)}]\n`,
+    `servers:\n  deaf:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(DEAF_STDIO)}]\n    env: ${JSON.stringify(compileCacheEnv())}\n`,
   );
   const proxy = await startChildProxy(
     { WS_ALLOW_MISSING_ORIGIN: 'true', LOG_LEVEL: 'error', MCP_PROXY_CONFIG: config },

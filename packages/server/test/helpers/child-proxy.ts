@@ -6,11 +6,22 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './net.ts';
 import { TEST_TOKEN } from './proxy.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+/**
+ * Children not stopped yet. A test that times out while its child is still starting never gets
+ * to register the child's stop, and a live child's pipes keep the test file's process (and the
+ * whole run) waiting forever: whatever is left is killed once the file's tests are done.
+ */
+const running = new Set<ChildProcess>();
+after(() => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 /** A proxy running in a child process. */
 export interface ChildProxy {
@@ -47,8 +58,19 @@ export async function startChildProxy(env: Record<string, string>, heapMb: numbe
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitForPort(port);
+  running.add(child);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
+  try {
+    await waitForPort(port, undefined, () => child.exitCode !== null || child.signalCode !== null);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
   return {
     url: `http://127.0.0.1:${port}`,
     token: TEST_TOKEN,

@@ -44,6 +44,11 @@ export interface ConformanceOptions {
   readonly scenarioTimeoutMs?: number;
   /** Budget for the whole run; scenarios not finished by then count as failed. */
   readonly timeoutMs?: number;
+  /**
+   * The CLI's server scenarios when the caller listed them already ({@link listServerScenarios}):
+   * a run of the whole suite then starts the CLI once, not twice.
+   */
+  readonly listed?: readonly string[];
 }
 
 /** The server scenarios a spec revision requires, per the CLI's frozen `requirements/<rev>.yaml`. */
@@ -145,7 +150,8 @@ export async function runConformance(
   else if (options.requirements !== undefined) {
     const { required, notScored } = await requiredServerScenarios(options.requirements, cli);
     expected = [...required, ...notScored.map((entry) => entry.scenario)];
-  } else expected = await listServerScenarios({ cli, timeoutMs: budget() });
+  } else
+    expected = options.listed ? [...options.listed] : await listServerScenarios({ cli, timeoutMs: budget() });
   const cwd = await mkdtemp(join(tmpdir(), 'mcp-conformance-'));
   const resultsDir = join(cwd, 'results');
   const outputs: string[] = [];

@@ -14,18 +14,24 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
-export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
-  await eventually(
+/**
+ * Resolves once something accepts TCP connections on 127.0.0.1:port. Throws at once when
+ * `gaveUp()` says the listener will never come (its process exited), else after `timeoutMs`.
+ */
+export async function waitForPort(port: number, timeoutMs = 20_000, gaveUp = () => false): Promise<void> {
+  const outcome = await eventually(
     () =>
-      new Promise<boolean>((resolve) => {
-        const socket = connect(port, '127.0.0.1');
-        socket.once('connect', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('error', () => resolve(false));
-      }),
+      gaveUp()
+        ? 'gave up'
+        : new Promise<'open' | false>((resolve) => {
+            const socket = connect(port, '127.0.0.1');
+            socket.once('connect', () => {
+              socket.destroy();
+              resolve('open');
+            });
+            socket.once('error', () => resolve(false));
+          }),
     { timeoutMs, intervalMs: 50, what: `a listener on port ${port}` },
   );
+  if (outcome === 'gave up') throw new Error(`no listener on port ${port}: its process is gone`);
 }
