@@ -102,7 +102,9 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
 
   it('/ws: large frames sent while the upstream connection opens are refused beyond a byte bound', async () => {
     const { proxy, upstream } = await setUp({ WS_ALLOW_MISSING_ORIGIN: 'true' });
-    const target = encodeURIComponent(`${upstream.wsOrigin}/slow-open?ms=2500`);
+    // The upstream's handshake completes only once the early frames were judged (or 20 s passed):
+    // not after a fixed time a loaded machine may need just to send them.
+    const target = encodeURIComponent(`${upstream.wsOrigin}/gated-open`);
     const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/ws?mcp_server_url=${target}`, [
       'mcp',
       `proxy-token.${proxy.token}`,
@@ -122,6 +124,12 @@ describe('memory exhaustion by one token (child process, small heap)', { timeout
     const frame = `{"jsonrpc":"2.0","method":"notifications/x","params":{"a":${emptyObjects(1_040_000)}}}`;
     for (let i = 0; i < 64; i++) ws.send(frame);
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: initializeParams() }));
+    const refusedSoFar = () => frames.filter((f) => f.error?.data.code === 'too_many_in_flight').length;
+    await eventually(() => refusedSoFar() >= 60 || ws.readyState !== WebSocket.OPEN, {
+      timeoutMs: 20_000,
+      what: 'the early frames to be refused',
+    }).catch(() => {});
+    upstream.openGate();
     await eventually(() => frames.some((f) => f.id === 1) || ws.readyState !== WebSocket.OPEN, {
       timeoutMs: 20_000,
       intervalMs: 50,

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { decodeProtectedHeader } from 'jose';
 import { keyId } from '../src/identity/signing-keys.ts';
 import { type MisbehavingUpstream, startMisbehaving } from './fixtures/misbehaving-upstream.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ADMIN, keyFile, mint, revoke } from './helpers/minted.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
@@ -138,7 +139,12 @@ describe('signing keys', () => {
         process.execPath,
         [CLI, '--subject', 'bob', '--ttl', '10m'],
         {
-          env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, DOTENV_PATH: '/nonexistent/.env' },
+          env: {
+            PATH: process.env.PATH ?? '',
+            DATA_DIR: dataDir,
+            DOTENV_PATH: '/nonexistent/.env',
+            ...compileCacheEnv(),
+          },
         },
       );
       const fromCli = JSON.parse(stdout) as { token: string; expiresAt: string; id: string };
@@ -165,14 +171,24 @@ describe('signing keys', () => {
   it('npm run token refuses what the proxy would', async () => {
     const run = (args: string[]) =>
       promisify(execFile)(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH ?? '', STORE: 'memory', DOTENV_PATH: '/nonexistent/.env' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          STORE: 'memory',
+          DOTENV_PATH: '/nonexistent/.env',
+          ...compileCacheEnv(),
+        },
       }).then(
         () => 0,
         (error: { code: number; stderr: string }) => error.code,
       );
     assert.equal(await run(['--subject', 'alice']), 78, 'STORE=memory without SIGNING_KEYS: no shared key');
     const key = ['--subject', 'alice'];
-    const env = { PATH: process.env.PATH ?? '', SIGNING_KEYS: keyFile(), DOTENV_PATH: '/nonexistent/.env' };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      SIGNING_KEYS: keyFile(),
+      DOTENV_PATH: '/nonexistent/.env',
+      ...compileCacheEnv(),
+    };
     const withKey = (args: string[]) =>
       promisify(execFile)(process.execPath, [CLI, ...args], { env }).then(
         () => 0,
@@ -241,7 +257,12 @@ describe('signing keys', () => {
       const runs = await Promise.all(
         Array.from({ length: 6 }, () =>
           promisify(execFile)(process.execPath, [CLI, '--subject', 'alice'], {
-            env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, DOTENV_PATH: '/nonexistent/.env' },
+            env: {
+              PATH: process.env.PATH ?? '',
+              DATA_DIR: dataDir,
+              DOTENV_PATH: '/nonexistent/.env',
+              ...compileCacheEnv(),
+            },
           }).then(
             ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
             (error: { code: number; stdout: string; stderr: string }) => error,
