@@ -292,7 +292,7 @@ try {
     log('server-everything');
     const everything = await startEverything();
     try {
-      results.points.push(...(await measureEverything(everything, proxy, [64], dir, log)));
+      results.points.push(...(await measureEverything(everything, proxy, [64], dir, log, baseline)));
     } catch (error) {
       results.notes.push(`server-everything run failed: ${(error as Error).message}`);
       log(`  failed: ${(error as Error).message}`);

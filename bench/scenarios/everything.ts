@@ -2,7 +2,8 @@
  * @module bench/scenarios/everything
  * One realistic run: `@modelcontextprotocol/server-everything` (the SDK's stateful Streamable
  * HTTP server, SSE answers) as the upstream, reached directly, through `POST /proxy` and
- * through `/mcp`, each with its own session, calling its `echo` tool.
+ * through `/mcp`, each with its own session, calling its `echo` tool; with a baseline proxy
+ * (`BENCH_BASELINE_ROOT`), its two paths too, interleaved.
  */
 import { PROXY_TOKEN } from '../lib/env.ts';
 import { expectAnswer, INITIALIZE, INITIALIZED, openSession, post } from '../lib/mcp-http.ts';
@@ -11,27 +12,40 @@ import type { Point } from '../lib/stats.ts';
 import { type LoadConfig, measurePoints } from './load.ts';
 import { checkSpec, directSpec, mcpSpec, proxySpec } from './paths.ts';
 
-/** Measures the three paths at each concurrency. */
+/** Measures the paths (direct, and each proxy's two) at each concurrency. */
 export async function measureEverything(
   everything: Server,
   proxy: Server,
   concurrency: readonly number[],
   dir: string,
   log: (line: string) => void,
+  baseline?: Server,
 ): Promise<Point[]> {
   const upstreamUrl = `${everything.base}/mcp`;
   const direct = directSpec(upstreamUrl, await openSession(upstreamUrl, {}));
-  const viaProxy = proxySpec(proxy.base, upstreamUrl, await proxySession(proxy.base, upstreamUrl));
-  const mcpUrl = `${proxy.base}/mcp`;
-  const viaMcp = mcpSpec(
-    proxy.base,
-    upstreamUrl,
-    await openSession(mcpUrl, { 'x-proxy-token': PROXY_TOKEN, 'x-mcp-server-url': upstreamUrl }),
-  );
+  const viaProxies = async (server: Server, suffix: string) => [
+    {
+      path: `POST /proxy${suffix}`,
+      spec: proxySpec(server.base, upstreamUrl, await proxySession(server.base, upstreamUrl)),
+      serverPids: server.pids,
+    },
+    {
+      path: `/mcp${suffix}`,
+      spec: mcpSpec(
+        server.base,
+        upstreamUrl,
+        await openSession(`${server.base}/mcp`, {
+          'x-proxy-token': PROXY_TOKEN,
+          'x-mcp-server-url': upstreamUrl,
+        }),
+      ),
+      serverPids: server.pids,
+    },
+  ];
   const paths = [
     { path: 'direct', spec: direct, serverPids: undefined },
-    { path: 'POST /proxy', spec: viaProxy, serverPids: proxy.pids },
-    { path: '/mcp', spec: viaMcp, serverPids: proxy.pids },
+    ...(await viaProxies(proxy, '')),
+    ...(baseline ? await viaProxies(baseline, ' (baseline)') : []),
   ];
   for (const { path, spec } of paths) await checkSpec(`server-everything ${path}`, spec);
   const configs: LoadConfig[] = [];

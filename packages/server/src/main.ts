@@ -202,7 +202,9 @@ function listenFailure(error: unknown, config: Config): string | undefined {
  * (issue #16: start-up memory). Loading the ~700 modules grows V8's young generation to its
  * largest size and leaves parse-time garbage in the old one; an idle process never shrinks
  * them, so a fresh proxy held about 20 MiB of RSS it did not use. It costs ~60 ms, once; under
- * load the young generation grows back as V8 sees fit.
+ * load the young generation grows back as V8 sees fit. At low load it stays small: about twice
+ * the scavenges and a few more mark-compacts, a few percent of CPU per request and the c=1 p99
+ * tail (docs/performance.md, "the c=1 p99"): the price of the 20 MiB, kept for now.
  */
 function releaseStartupGarbage(): void {
   type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;

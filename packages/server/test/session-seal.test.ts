@@ -239,6 +239,8 @@ describe('sealed session ids (issue 14, finding 2)', () => {
   it('another token can neither use nor end the session, on either surface', async () => {
     for (const open of [openOnMcp, openOnProxy]) {
       const sealed = await open(proxy, relay.url);
+      // The owner uses it first: the proxy remembers ids it opened (issue 16), for their owner only.
+      assertPinged(await viaProxy(proxy, relay.url, { sessionId: sealed }));
       const forwarded = relay.forwarded.length;
       assertNotFound(await mcp(proxy, relay.url, { token: ATTACKER, sessionId: sealed }), '/mcp');
       assertNotFound(

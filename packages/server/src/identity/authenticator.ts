@@ -147,12 +147,13 @@ export class Authenticator {
    */
   authenticateNow(presented: string, origin: string | undefined, resource?: string): Principal | undefined {
     if (presented === '') return undefined;
-    // One hash serves both the static tokens and the cache of verified ones.
-    const digest = hash('sha256', presented, 'buffer');
-    const fixed = this.#deps.statics.verifyDigest(digest);
+    // One hash serves both the static tokens and the cache of verified ones. Hex is the one
+    // output `hash()` takes without normalising an encoding name: with the Buffer made from it,
+    // a third cheaper than asking for a Buffer.
+    const key = cacheKey(presented);
+    const fixed = this.#deps.statics.verifyDigest(Buffer.from(key, 'hex'));
     if (fixed) return fixed;
     if (this.#cache.size === 0) return undefined;
-    const key = digest.toString('base64url');
     const cached = this.#cache.get(key);
     const valid = cached && this.#stillValid(key, cached);
     return valid && checkOrigin(checkResource(valid, resource), origin);
@@ -245,9 +246,9 @@ export class Authenticator {
   }
 }
 
-/** The cache key of a presented token: its SHA-256 (the token itself is never kept). */
+/** The cache key of a presented token: its SHA-256 in hex (the token itself is never kept). */
 function cacheKey(presented: string): string {
-  return hash('sha256', presented, 'base64url');
+  return hash('sha256', presented);
 }
 
 /**

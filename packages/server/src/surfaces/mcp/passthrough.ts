@@ -328,9 +328,20 @@ function firstTurn(response: UpstreamResponse, limit: number, signal: AbortSigna
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** How far from a chunk's end {@link lastEventEnd} looks byte by byte before searching it all. */
+const TAIL_BYTES = 8;
 
 /** Offset just past the last blank line in `chunk` (`previous`: the byte before it), or -1. */
 function lastEventEnd(chunk: Buffer, previous: number): number {
+  // A chunk usually ends with its event: its last few bytes are looked at first, because the
+  // three `lastIndexOf` below each read the whole chunk when their pair is absent (most streams
+  // only ever use one of the three).
+  const tail = Math.max(0, chunk.length - TAIL_BYTES);
+  for (let at = chunk.length - 2; at >= tail; at--) {
+    const byte = chunk[at];
+    const next = chunk[at + 1];
+    if ((byte === LF && (next === LF || next === CR)) || (byte === CR && next === CR)) return at + 2;
+  }
   const at = Math.max(chunk.lastIndexOf('\n\n'), chunk.lastIndexOf('\r\r'), chunk.lastIndexOf('\n\r'));
   if (at !== -1) return at + 2;
   const first = chunk[0];
