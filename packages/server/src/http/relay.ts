@@ -34,6 +34,12 @@ export const ACK_TIMEOUT_MS = 2_000;
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
 const MAX_EXCHANGES = 10_000;
+/**
+ * How long an instance that let a relayed request go unacknowledged is taken for gone: its
+ * heartbeat key may outlive it by that much, and each request for its sessions would otherwise
+ * wait {@link ACK_TIMEOUT_MS} again. Anything heard from it ends this at once.
+ */
+const SILENT_FOR_MS = 5_000;
 /** Marks a request the relay runs on the owner; its value names the exchange (one use). */
 const RELAY_HEADER = 'x-mcp-proxy-relay';
 /** Request headers never relayed: the proxy credential, hop-by-hop, recomputed ones. */
@@ -132,6 +138,8 @@ export class Relay {
   readonly #admitted = new Map<string, Principal>();
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
+  /** Instances that did not acknowledge a relayed request → until when they count as gone. */
+  readonly #silent = new Map<string, number>();
   #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(deps: RelayDeps) {
@@ -266,7 +274,7 @@ export class Relay {
       this.#deps.logger.warn({ reason: (error as Error).message }, 'relay: session owner unknown');
       return false;
     }
-    if (owner === undefined) return false;
+    if (owner === undefined || this.#isSilent(owner)) return false;
     if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return this.#relay(request, reply, owner);
   }
@@ -294,7 +302,10 @@ export class Relay {
         if (body === undefined) resolve(false);
         else body.destroy(new Error('the instance holding the session is gone'));
       };
-      const ackTimer = setTimeout(notAnswered, ACK_TIMEOUT_MS);
+      const ackTimer = setTimeout(() => {
+        this.#markSilent(owner);
+        notAnswered();
+      }, ACK_TIMEOUT_MS);
       const stopWatching = this.#deps.ownership.watch(owner, notAnswered);
       const onCallerClose = () => {
         if (settled || raw.writableFinished) return;
@@ -407,9 +418,31 @@ export class Relay {
       return;
     }
     if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
-    if (message.k === 'open') void this.#serve(message);
-    else if (message.k === 'cancel') this.#incoming.get(message.x)?.abort();
-    else this.#outgoing.get(message.x)?.on(message);
+    if (message.k === 'open') {
+      this.#silent.delete(message.from);
+      void this.#serve(message);
+    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.abort();
+    else {
+      const outgoing = this.#outgoing.get(message.x);
+      if (outgoing === undefined) return;
+      this.#silent.delete(outgoing.owner);
+      outgoing.on(message);
+    }
+  }
+
+  #isSilent(instance: string): boolean {
+    const until = this.#silent.get(instance);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#silent.delete(instance);
+    return false;
+  }
+
+  #markSilent(instance: string): void {
+    // Bounded: instances come and go over weeks; the expired ones are dropped first.
+    if (this.#silent.size >= 1_000)
+      for (const [id] of this.#silent) if (!this.#isSilent(id)) this.#silent.delete(id);
+    if (this.#silent.size < 1_000) this.#silent.set(instance, Date.now() + SILENT_FOR_MS);
   }
 
   #abandonAll(): void {
