@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
+import { eventually } from './helpers/eventually.ts';
 import { startEverything } from './helpers/everything.ts';
 import { connectClient, SAMPLING_MODEL, serverTarget, urlTarget } from './helpers/mcp-client.ts';
 import { connectModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
@@ -143,6 +145,54 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
       assert.match(JSON.stringify(result.content), new RegExp(SAMPLED_TEXT));
     } finally {
       await modern.close();
+    }
+  });
+
+  it('a caller leaving a relayed answer stream cancels the call on the owner, upstream', async () => {
+    const client = await connectClient(a, serverTarget('feat'));
+    try {
+      const sessionId = client.transport.sessionId as string;
+      const requestId = 'relayed-slow';
+      const body = JSON.stringify({
+        jsonrpc: '2.0',
+        id: requestId,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: { ms: 20_000 }, _meta: { progressToken: requestId } },
+      });
+      // Through the other instance, answered as an event stream: its headers come once the owner runs it.
+      const request = httpRequest(`${b.url}/servers/feat/mcp`, {
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          accept: 'application/json, text/event-stream',
+          'x-proxy-token': b.token,
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': '2025-11-25',
+        },
+      });
+      const response = await new Promise<IncomingMessage>((resolve, reject) => {
+        request.once('response', resolve);
+        request.once('error', reject);
+        request.end(body);
+      });
+      assert.equal(response.statusCode, 200);
+      assert.match(String(response.headers['content-type']), /text\/event-stream/);
+      // The progress event shows the call runs upstream; then the caller leaves.
+      await new Promise<void>((resolve) => response.once('data', () => resolve()));
+      request.destroy();
+      const observed = await eventually(
+        async () => {
+          const result = await client.client.callTool({ name: 'cancellations' }, undefined, REQUEST);
+          const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown; reason: string }>;
+          return list.find((entry) => entry.requestId === requestId);
+        },
+        { timeoutMs: 5_000, intervalMs: 50, what: 'the upstream seeing the cancellation' },
+      );
+      assert.equal(observed.reason, 'client disconnected');
+    } finally {
+      await client.close();
     }
   });
 

@@ -18,6 +18,7 @@
  * a new session).
  */
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Logger } from 'pino';
@@ -128,14 +129,21 @@ interface Outgoing {
   abandon(): void;
 }
 
+/** A relayed request on its owner, until its route's hooks take it in. */
+interface Admission {
+  readonly principal: Principal;
+  /** Hears the request's response object: a cancel closes it, as a caller leaving would. */
+  readonly responds: (response: ServerResponse) => void;
+}
+
 /** Relays requests for sessions held elsewhere, and runs those relayed here. */
 export class Relay {
   readonly #deps: RelayDeps;
   readonly #outgoing = new Map<string, Outgoing>();
   /** Exchanges running here for another instance, by id. */
   readonly #incoming = new Map<string, AbortController>();
-  /** Principals of relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
-  readonly #admitted = new Map<string, Principal>();
+  /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
+  readonly #admitted = new Map<string, Admission>();
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   /** Instances that did not acknowledge a relayed request → until when they count as gone. */
@@ -166,14 +174,15 @@ export class Relay {
   ): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
     return (request, reply, done) => {
       const exchange = request.headers[RELAY_HEADER];
-      const principal = typeof exchange === 'string' ? this.#admitted.get(exchange) : undefined;
-      if (principal === undefined) {
+      const admission = typeof exchange === 'string' ? this.#admitted.get(exchange) : undefined;
+      if (admission === undefined) {
         authenticate(request, reply, done);
         return;
       }
       this.#admitted.delete(exchange as string);
       this.#relayed.add(request);
-      request.identity = principal;
+      admission.responds(reply.raw);
+      request.identity = admission.principal;
       request.credentialInAuthorization = false;
       done();
     };
@@ -377,7 +386,15 @@ export class Relay {
     }
     const controller = new AbortController();
     this.#incoming.set(x, controller);
-    this.#admitted.set(x, open.principal);
+    // A cancel must reach the route as its caller leaving: \`inject\`'s own abort stops only
+    // reading the answer once the request body has been read, and the route would run on.
+    this.#admitted.set(x, {
+      principal: open.principal,
+      responds: (response) => {
+        if (controller.signal.aborted) response.destroy();
+        else controller.signal.addEventListener('abort', () => response.destroy(), { once: true });
+      },
+    });
     const stopWatching = this.#deps.ownership.watch(from, () => controller.abort());
     try {
       await this.#send(from, { k: 'ack', x });
