@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
 import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
 import { type Cluster, startCluster } from './helpers/cluster.ts';
+import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { connectClient, SAMPLING_MODEL, serverTarget, urlTarget } from './helpers/mcp-client.ts';
 import { connectModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
@@ -200,6 +202,55 @@ describe('three instances behind nginx round robin, sharing Redis (issue 19)', (
       assert.equal(modern.samplings.length, 3);
     } finally {
       await modern.close();
+    }
+  });
+
+  it('kill -9 of the instance relaying a call: the owner cancels it upstream', async () => {
+    const [, owner, relaying] = cluster.instances;
+    assert.ok(owner && relaying);
+    const client = await connectClient({ url: owner.url, token: cluster.token }, serverTarget('feat'));
+    try {
+      const requestId = 'relayed-then-orphaned';
+      const body = JSON.stringify({
+        jsonrpc: '2.0',
+        id: requestId,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: { ms: 30_000 }, _meta: { progressToken: requestId } },
+      });
+      const request = httpRequest(`${relaying.url}/servers/feat/mcp`, {
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          accept: 'application/json, text/event-stream',
+          'x-proxy-token': cluster.token,
+          'mcp-session-id': client.transport.sessionId as string,
+          'mcp-protocol-version': '2025-11-25',
+        },
+      });
+      request.on('error', () => {});
+      const response = await new Promise<IncomingMessage>((resolve, reject) => {
+        request.once('response', resolve);
+        request.once('error', reject);
+        request.end(body);
+      });
+      assert.equal(response.statusCode, 200);
+      response.on('error', () => {});
+      await new Promise<void>((resolve) => response.once('data', () => resolve()));
+      await relaying.kill('SIGKILL');
+      const observed = await eventually(
+        async () => {
+          const result = await client.client.callTool({ name: 'cancellations' }, undefined, REQUEST);
+          const list = JSON.parse(textOf(result)) as Array<{ requestId: unknown }>;
+          return list.find((entry) => entry.requestId === requestId);
+        },
+        { timeoutMs: 10_000, intervalMs: 100, what: 'the owner cancelling the orphaned call upstream' },
+      );
+      assert.ok(observed);
+    } finally {
+      await client.close();
+      await relaying.restart();
     }
   });
 
