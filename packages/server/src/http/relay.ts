@@ -31,6 +31,13 @@ import type { Store } from '../store/store.ts';
 
 /** How long an owner has to acknowledge a relayed request before it counts as gone. */
 export const ACK_TIMEOUT_MS = 2_000;
+/**
+ * The owner acknowledges a relayed request only if its answer has not started by then: a fast
+ * answer is its own acknowledgement (one message fewer each way).
+ */
+const ACK_AFTER_MS = 200;
+/** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
+const MAX_PART_BYTES = 1_048_576;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
@@ -82,15 +89,20 @@ type RelayMessage =
   | OpenMessage
   | { readonly k: 'cancel'; readonly x: string }
   | { readonly k: 'ack'; readonly x: string }
-  | {
-      readonly k: 'head';
-      readonly x: string;
-      readonly status: number;
-      readonly headers: Record<string, string>;
-    }
-  | { readonly k: 'data'; readonly x: string; readonly d: string }
-  | { readonly k: 'end'; readonly x: string }
+  | PartMessage
   | { readonly k: 'fail'; readonly x: string };
+
+/**
+ * A piece of the answer: its status and headers first, then bytes (base64), then its end. What
+ * is ready together travels in one message: a JSON answer is one part.
+ */
+interface PartMessage {
+  readonly k: 'part';
+  readonly x: string;
+  readonly head?: { readonly status: number; readonly headers: Record<string, string> };
+  readonly d?: string;
+  readonly end?: true;
+}
 
 /** What the owner's `inject` answers (Fastify's, with `payloadAsStream`). */
 export interface InjectedAnswer {
@@ -333,31 +345,28 @@ export class Relay {
             case 'ack':
               clearTimeout(ackTimer);
               return;
-            case 'head': {
-              clearTimeout(ackTimer);
-              body = new PassThrough();
-              reply.code(message.status);
-              for (const [name, value] of Object.entries(message.headers)) reply.header(name, value);
-              reply.send(body);
-              resolve(true);
-              return;
-            }
-            case 'data': {
+            case 'part': {
+              if (message.head !== undefined && body === undefined) {
+                clearTimeout(ackTimer);
+                body = new PassThrough();
+                reply.code(message.head.status);
+                for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
+                reply.send(body);
+                resolve(true);
+              }
               if (body === undefined) return;
-              body.write(Buffer.from(message.d, 'base64'));
-              // The owner cannot be slowed down over pub/sub: a caller this slow loses the exchange.
-              if (body.writableLength > MAX_QUEUED_BYTES) {
+              if (message.d !== undefined) body.write(Buffer.from(message.d, 'base64'));
+              if (message.end) {
+                finish();
+                body.end();
+              } else if (body.writableLength > MAX_QUEUED_BYTES) {
+                // The owner cannot be slowed down over pub/sub: a caller this slow loses the exchange.
                 finish();
                 cancel();
                 body.destroy(new Error('the caller reads too slowly'));
               }
               return;
             }
-            case 'end':
-              finish();
-              if (body === undefined) resolve(false);
-              else body.end();
-              return;
             case 'fail':
               notAnswered();
               return;
@@ -396,8 +405,11 @@ export class Relay {
       },
     });
     const stopWatching = this.#deps.ownership.watch(from, () => controller.abort());
+    let started = false;
+    const ack = setTimeout(() => {
+      if (!started) void this.#send(from, { k: 'ack', x }).catch(() => {});
+    }, ACK_AFTER_MS);
     try {
-      await this.#send(from, { k: 'ack', x });
       const answer = await this.#deps.inject({
         method: open.method,
         url: open.url,
@@ -406,25 +418,70 @@ export class Relay {
         payloadAsStream: true,
         signal: controller.signal,
       });
-      await this.#send(from, {
-        k: 'head',
-        x,
-        status: answer.statusCode,
-        headers: answerHeaders(answer.headers),
-      });
-      // One message per chunk, each sent before the next is read: the owner's own stream
-      // writer sees the back-pressure of the store.
-      for await (const chunk of answer.stream()) {
-        await this.#send(from, { k: 'data', x, d: (chunk as Buffer).toString('base64') });
-      }
-      await this.#send(from, { k: 'end', x });
+      started = true;
+      clearTimeout(ack);
+      await this.#stream(from, x, answer);
     } catch {
       if (!controller.signal.aborted) await this.#send(from, { k: 'fail', x }).catch(() => {});
     } finally {
+      clearTimeout(ack);
       this.#incoming.delete(x);
       this.#admitted.delete(x);
       stopWatching();
     }
+  }
+
+  /**
+   * Sends the answer in parts, one at a time: what arrives while a part is on its way goes in the
+   * next one, and reading stops while more than {@link MAX_PART_BYTES} wait, so the owner's own
+   * stream writer feels the store's pace. The first part waits for the current tick's writes: a
+   * JSON answer (head, body and end written at once) travels whole.
+   */
+  #stream(to: string, x: string, answer: InjectedAnswer): Promise<void> {
+    const stream = answer.stream();
+    return new Promise<void>((resolve, reject) => {
+      let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
+      const queue: Buffer[] = [];
+      let queued = 0;
+      let ended = false;
+      let sending = false;
+      let ready = false;
+      const pump = () => {
+        if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
+        const part: PartMessage = {
+          k: 'part',
+          x,
+          ...(head === undefined ? {} : { head }),
+          ...(queued === 0 ? {} : { d: Buffer.concat(queue).toString('base64') }),
+          ...(ended ? { end: true } : {}),
+        };
+        head = undefined;
+        queue.length = 0;
+        queued = 0;
+        sending = true;
+        stream.resume();
+        this.#send(to, part).then(() => {
+          sending = false;
+          if (part.end) resolve();
+          else pump();
+        }, reject);
+      };
+      stream.on('data', (chunk: Buffer) => {
+        queue.push(chunk);
+        queued += chunk.length;
+        if (queued > MAX_PART_BYTES) stream.pause();
+        pump();
+      });
+      stream.once('end', () => {
+        ended = true;
+        pump();
+      });
+      stream.once('error', reject);
+      setImmediate(() => {
+        ready = true;
+        pump();
+      });
+    });
   }
 
   #hear(text: string): void {
