@@ -388,7 +388,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (
       principal?.credentialId !== undefined &&
       typeof id === 'string' &&
-      id.startsWith(PROXY_SESSION_PREFIX)
+      id.startsWith(PROXY_SESSION_PREFIX) &&
+      // A session relayed from another instance is held (and ended on revocation) there.
+      sessions.has(id)
     ) {
       holdings.hold(principal, () => void sessions.delete(id), {
         endsAtExpiry: false,
@@ -431,7 +433,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store: namespaced(store, 'relay:'),
     ownership,
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
-    logger,
+    onError: storeTrouble,
   });
   await Promise.race([
     Promise.allSettled([ownership.start(), relay.start()]),

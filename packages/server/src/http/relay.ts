@@ -21,7 +21,6 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import type { Logger } from 'pino';
 import { handleTagOf } from '../eras/input-rounds.ts';
 import { ProxyError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
@@ -127,7 +126,8 @@ export interface RelayDeps {
   readonly store: Store;
   readonly ownership: SessionOwnership;
   readonly inject: Inject;
-  readonly logger: Logger;
+  /** Hears store failures (throttled by the caller: a Redis that is down fails every lookup). */
+  readonly onError: (error: Error) => void;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -243,7 +243,7 @@ export class Relay {
       () => done(null, payload),
       (error: Error) => {
         // The session works here; only a request for it landing elsewhere will not find it.
-        this.#deps.logger.warn({ reason: error.message }, 'relay: session ownership not recorded');
+        this.#deps.onError(error);
         done(null, payload);
       },
     );
@@ -292,7 +292,7 @@ export class Relay {
       }
     } catch (error) {
       // Without the store nobody can say where the session is: it is not here.
-      this.#deps.logger.warn({ reason: (error as Error).message }, 'relay: session owner unknown');
+      this.#deps.onError(error as Error);
       return false;
     }
     if (owner === undefined || this.#isSilent(owner)) return false;
