@@ -98,6 +98,23 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
       assert.equal(client.samplingRequests.length, 1);
       assert.match(textOf(sampled), new RegExp(SAMPLING_MODEL));
       assert.deepEqual(client.errors, []);
+      // DELETE through whichever instance ends it on its owner: gone on both.
+      const sessionId = client.transport.sessionId as string;
+      await client.transport.terminateSession();
+      for (const proxy of [a, b]) {
+        const after = await fetch(`${proxy.url}/servers/feat/mcp`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'x-proxy-token': proxy.token,
+            'mcp-session-id': sessionId,
+            'mcp-protocol-version': '2025-11-25',
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
+        });
+        assert.equal(after.status, 404, `after DELETE, on ${proxy === a ? 'a' : 'b'}`);
+      }
     } finally {
       await client.close();
     }
