@@ -346,6 +346,15 @@ export class Relay {
               clearTimeout(ackTimer);
               return;
             case 'part': {
+              if (message.head !== undefined && message.end && body === undefined) {
+                // A whole answer in one part (a JSON answer): sent as it is, with its length.
+                finish();
+                reply.code(message.head.status);
+                for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
+                reply.send(message.d === undefined ? undefined : Buffer.from(message.d, 'base64'));
+                resolve(true);
+                return;
+              }
               if (message.head !== undefined && body === undefined) {
                 clearTimeout(ackTimer);
                 body = new PassThrough();

@@ -76,7 +76,11 @@ export class SessionOwnership {
   claim(id: string): Promise<void> | undefined {
     if (this.#claimed.has(id)) return undefined;
     this.#claimed.set(id, Date.now());
-    return this.#deps.store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs);
+    return this.#deps.store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs).catch((error) => {
+      // Not recorded: the session's next answer tries again.
+      this.#claimed.delete(id);
+      throw error;
+    });
   }
 
   /** Whether this instance holds session `id` (no store round trip). */
