@@ -376,7 +376,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator.forgetVerified();
     void holdings.recheckAll().catch(() => {});
   });
-  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
+  /**
+   * Registers a proxy-held session a minted token was answered with, so its revocation ends it;
+   * and claims the session for this instance before its id leaves (issue 19).
+   */
   const holdSession = (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -398,7 +401,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         alive: () => sessions.has(id),
       });
     }
-    done(null, payload);
+    // Its ownership is recorded before the id reaches the caller (issue 19).
+    relay.claim(request, reply, payload, done);
   };
   // Listening starts before the first request where the store answers; a Redis that is down
   // must not hold the start-up (the subscription completes when Redis comes back).
@@ -569,7 +573,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
-    scope.addHook('onSend', relay.claim);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
@@ -605,7 +608,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
-    scope.addHook('onSend', relay.claim);
     await scope.register(mcpRoutes, mcp);
   });
 

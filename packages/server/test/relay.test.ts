@@ -234,6 +234,42 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
     assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
   });
 
+  it('a store that stops answering makes a session held elsewhere "not found", never a hang', async () => {
+    // The same store, through a view whose reads can be made to fail (Redis unreachable).
+    let down = false;
+    const shared = namespaced(store, '');
+    const flaky = {
+      ...shared,
+      get: (key: string) => (down ? Promise.reject(new Error('store down')) : shared.get(key)),
+    };
+    const c = await startProxy(
+      { HOST: '127.0.0.1', LOG_LEVEL: 'warn', MCP_PROXY_CONFIG: join(dir, 'proxy.json') },
+      { store: flaky },
+    );
+    try {
+      const opened = await postProxy(a, {
+        server: 'feat',
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      });
+      const sessionId = opened.headers.get('mcp-session-id') as string;
+      const ping = () =>
+        postProxy(c, { server: 'feat', mcp_session_id: sessionId, jsonrpc: '2.0', id: 2, method: 'ping' });
+      assert.equal((await ping()).status, 200, 'relayed while the store answers');
+      down = true;
+      const started = Date.now();
+      const reply = await ping();
+      assert.equal(reply.status, 404);
+      assert.equal(reply.body.error.data.code, 'session_not_found');
+      assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+    } finally {
+      down = false;
+      await c.close();
+    }
+  });
+
   it('without SESSION_SECRET, a pass-through id sealed by one instance opens on the other', async (t) => {
     const upstream = await startEverything('streamableHttp');
     t.after(() => upstream.stop());

@@ -55,6 +55,7 @@ export class SessionOwnership {
   readonly #watched = new Map<string, Set<() => void>>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #ticking = false;
 
   constructor(deps: OwnershipDeps) {
     this.#deps = deps;
@@ -144,7 +145,17 @@ export class SessionOwnership {
 
   /** One heartbeat: alive, renew or drop claims, look at the watched instances. */
   async #tick(): Promise<void> {
-    if (this.#closed) return;
+    // A store slower than the heartbeat must not pile ticks up.
+    if (this.#closed || this.#ticking) return;
+    this.#ticking = true;
+    try {
+      await this.#beatOnce();
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #beatOnce(): Promise<void> {
     const { store, onError } = this.#deps;
     const now = Date.now();
     const writes: Promise<unknown>[] = [this.#beat()];
