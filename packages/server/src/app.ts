@@ -67,7 +67,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionOwnership } from './sessions/ownership.ts';
-import { sealerSecrets } from './sessions/sealer-key.ts';
+import { configuredSecrets, sealerSecrets } from './sessions/sealer-key.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
 import { openStore, storeKind } from './store/open-store.ts';
@@ -433,16 +433,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     holdsLocally: (id) => sessions.has(id),
     onError: storeTrouble,
   });
+  // Only a store other processes share can lead to another instance: with the embedded ones
+  // (SQLite, memory) there is none, and nothing is written before it is needed.
+  const shared = deps.store !== undefined || !['sqlite', 'memory'].includes(storeKind(config));
   const relay = new Relay({
     store: namespaced(store, 'relay:'),
     ownership,
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
     onError: storeTrouble,
+    active: shared,
   });
-  await Promise.race([
-    Promise.allSettled([ownership.start(), relay.start()]),
-    new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
-  ]);
+  if (shared)
+    await Promise.race([
+      Promise.allSettled([ownership.start(), relay.start()]),
+      new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+    ]);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -473,7 +478,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
-    await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble),
+    shared
+      ? await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble)
+      : configuredSecrets(config),
   );
   const planner = new DispatchPlanner({ verdicts, eras });
   // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through

@@ -130,6 +130,8 @@ export interface RelayDeps {
   readonly inject: Inject;
   /** Hears store failures (throttled by the caller: a Redis that is down fails every lookup). */
   readonly onError: (error: Error) => void;
+  /** False when no other instance can share the store (embedded SQLite or memory): never relays. */
+  readonly active?: boolean;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -208,7 +210,7 @@ export class Relay {
    * Stateless requests cost a header and a property lookup.
    */
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    const destination = this.#destinationOf(request);
+    const destination = this.#deps.active === false ? undefined : this.#destinationOf(request);
     if (destination === undefined || this.#relayed.has(request)) {
       done();
       return;
@@ -232,9 +234,9 @@ export class Relay {
     done: (error: Error | null, payload: unknown) => void,
   ): void => {
     const id = reply.getHeader('mcp-session-id');
-    const { ownership } = this.#deps;
+    const { ownership, active } = this.#deps;
     const claimed =
-      typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
+      active !== false && typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
         ? ownership.claim(id)
         : undefined;
     if (claimed === undefined) {

@@ -56,6 +56,7 @@ export class SessionOwnership {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #ticking = false;
+  #started = false;
 
   constructor(deps: OwnershipDeps) {
     this.#deps = deps;
@@ -65,6 +66,7 @@ export class SessionOwnership {
 
   /** Says this instance is alive, then keeps saying it (a store down now hears it later). */
   async start(): Promise<void> {
+    this.#started = true;
     this.#timer = setInterval(() => void this.#tick(), this.#timing.heartbeatMs);
     this.#timer.unref();
     await this.#beat().catch((error: Error) => this.#deps.onError(error));
@@ -129,6 +131,7 @@ export class SessionOwnership {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    if (!this.#started) return;
     this.#watched.clear();
     const { store } = this.#deps;
     const ids = [...this.#claimed.keys()];

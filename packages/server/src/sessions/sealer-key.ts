@@ -14,17 +14,26 @@ import type { Store } from '../store/store.ts';
 /** The store key (under the caller's namespace). */
 const KEY = 'sealer-key';
 
+/** The secrets settings. */
+interface SecretSettings {
+  readonly sessionSecret?: string | undefined;
+  readonly sessionSecretPrevious: readonly string[];
+}
+
+/** The configured secrets, newest first; `[]` (a per-process key) without `SESSION_SECRET`. */
+export function configuredSecrets(configured: SecretSettings): string[] {
+  return configured.sessionSecret === undefined
+    ? []
+    : [configured.sessionSecret, ...configured.sessionSecretPrevious];
+}
+
 /** The configured secrets, newest first, or the store's shared key; `[]`: a per-process key. */
 export async function sealerSecrets(
-  configured: {
-    readonly sessionSecret?: string | undefined;
-    readonly sessionSecretPrevious: readonly string[];
-  },
+  configured: SecretSettings,
   store: Store,
   onError: (error: Error) => void,
 ): Promise<string[]> {
-  if (configured.sessionSecret !== undefined)
-    return [configured.sessionSecret, ...configured.sessionSecretPrevious];
+  if (configured.sessionSecret !== undefined) return configuredSecrets(configured);
   try {
     // The first instance to start writes it; the others (and restarts) find it there.
     await store.setIfAbsent(KEY, randomBytes(32).toString('base64url'));
