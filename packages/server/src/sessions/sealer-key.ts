@@ -6,7 +6,8 @@
  * generates a key and keeps it in the store, and every other one reads it from there. Whoever can
  * read the store can then open sealed ids (they hold an upstream's session id, which the store's
  * readers can see in far more ways): an operator who wants the key out of the store sets
- * `SESSION_SECRET`. Without a store that answers, the key is the process's own, as before.
+ * `SESSION_SECRET`. Without a store that answers, or with an embedded one no other process
+ * shares (app.ts asks only then), the key is the process's own, as before.
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.ts';
