@@ -100,6 +100,8 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
       assert.deepEqual(client.errors, []);
       // DELETE through whichever instance ends it on its owner: gone on both.
       const sessionId = client.transport.sessionId as string;
+      const owner = await store.get(`instances:session:${sessionId}`);
+      assert.ok(owner, 'the session is claimed in the store');
       await client.transport.terminateSession();
       for (const proxy of [a, b]) {
         const after = await fetch(`${proxy.url}/servers/feat/mcp`, {
@@ -115,6 +117,11 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
         });
         assert.equal(after.status, 404, `after DELETE, on ${proxy === a ? 'a' : 'b'}`);
       }
+      // Its ownership leaves the store with it (the next heartbeat), so nothing piles up there.
+      await eventually(async () => (await store.get(`instances:session:${sessionId}`)) === undefined, {
+        timeoutMs: 5_000,
+        what: "the ended session's ownership key to go",
+      });
     } finally {
       await client.close();
     }
