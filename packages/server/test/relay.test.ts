@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,7 +16,13 @@ import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startEverything } from './helpers/everything.ts';
-import { connectClient, SAMPLING_MODEL, serverTarget, urlTarget } from './helpers/mcp-client.ts';
+import {
+  connectClient,
+  SAMPLING_MODEL,
+  serverTarget,
+  startSlowCall,
+  urlTarget,
+} from './helpers/mcp-client.ts';
 import { connectModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -25,6 +30,14 @@ const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts',
 const REQUEST = { timeout: 15_000 } as const;
 /** Another principal's token: a session is found only by the principal that opened it. */
 const SECOND_TOKEN = 'relay-second-token-0123456789abcdef';
+/** A POST /proxy envelope opening a held session with the stdio fixture. */
+const OPEN = {
+  server: 'feat',
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+};
 
 /** The text of a tool result's first content item. */
 // biome-ignore lint/suspicious/noExplicitAny: tool results are arbitrary JSON.
@@ -128,13 +141,7 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
   });
 
   it('POST /proxy: a session opened on one instance is used on the other, by its principal only', async () => {
-    const opened = await postProxy(a, {
-      server: 'feat',
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    });
+    const opened = await postProxy(a, OPEN);
     assert.equal(opened.status, 200, JSON.stringify(opened.body));
     const sessionId = opened.headers.get('mcp-session-id') as string;
     assert.match(sessionId, /^mcpp-/);
@@ -177,35 +184,11 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
     try {
       const sessionId = client.transport.sessionId as string;
       const requestId = 'relayed-slow';
-      const body = JSON.stringify({
-        jsonrpc: '2.0',
-        id: requestId,
-        method: 'tools/call',
-        params: { name: 'slow', arguments: { ms: 20_000 }, _meta: { progressToken: requestId } },
-      });
       // Through the other instance, answered as an event stream: its headers come once the owner runs it.
-      const request = httpRequest(`${b.url}/servers/feat/mcp`, {
-        method: 'POST',
-        agent: false,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          accept: 'application/json, text/event-stream',
-          'x-proxy-token': b.token,
-          'mcp-session-id': sessionId,
-          'mcp-protocol-version': '2025-11-25',
-        },
-      });
-      const response = await new Promise<IncomingMessage>((resolve, reject) => {
-        request.once('response', resolve);
-        request.once('error', reject);
-        request.end(body);
-      });
-      assert.equal(response.statusCode, 200);
-      assert.match(String(response.headers['content-type']), /text\/event-stream/);
-      // The progress event shows the call runs upstream; then the caller leaves.
-      await new Promise<void>((resolve) => response.once('data', () => resolve()));
-      request.destroy();
+      const call = await startSlowCall(b, '/servers/feat/mcp', sessionId, requestId, 20_000);
+      assert.equal(call.status, 200);
+      assert.match(call.contentType, /text\/event-stream/);
+      call.leave();
       const observed = await eventually(
         async () => {
           const result = await client.client.callTool({ name: 'cancellations' }, undefined, REQUEST);
@@ -222,13 +205,7 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
 
   it('a session whose instance has gone is not found at once, never a hang', async () => {
     const c = await instance();
-    const opened = await postProxy(c, {
-      server: 'feat',
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    });
+    const opened = await postProxy(c, OPEN);
     const sessionId = opened.headers.get('mcp-session-id') as string;
     const ping = () =>
       postProxy(b, { server: 'feat', mcp_session_id: sessionId, jsonrpc: '2.0', id: 2, method: 'ping' });
@@ -254,13 +231,7 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
       { store: flaky },
     );
     try {
-      const opened = await postProxy(a, {
-        server: 'feat',
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-      });
+      const opened = await postProxy(a, OPEN);
       const sessionId = opened.headers.get('mcp-session-id') as string;
       const ping = () =>
         postProxy(c, { server: 'feat', mcp_session_id: sessionId, jsonrpc: '2.0', id: 2, method: 'ping' });

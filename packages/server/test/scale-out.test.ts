@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +18,13 @@ import { startWsUpstream, type WsUpstream } from './fixtures/ws-upstream.ts';
 import { type Cluster, startCluster } from './helpers/cluster.ts';
 import { eventually } from './helpers/eventually.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
-import { connectClient, SAMPLING_MODEL, serverTarget, urlTarget } from './helpers/mcp-client.ts';
+import {
+  connectClient,
+  SAMPLING_MODEL,
+  serverTarget,
+  startSlowCall,
+  urlTarget,
+} from './helpers/mcp-client.ts';
 import { connectModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
 import { postProxy } from './helpers/proxy.ts';
 
@@ -211,33 +216,15 @@ describe('three instances behind nginx round robin, sharing Redis (issue 19)', (
     const client = await connectClient({ url: owner.url, token: cluster.token }, serverTarget('feat'));
     try {
       const requestId = 'relayed-then-orphaned';
-      const body = JSON.stringify({
-        jsonrpc: '2.0',
-        id: requestId,
-        method: 'tools/call',
-        params: { name: 'slow', arguments: { ms: 30_000 }, _meta: { progressToken: requestId } },
-      });
-      const request = httpRequest(`${relaying.url}/servers/feat/mcp`, {
-        method: 'POST',
-        agent: false,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          accept: 'application/json, text/event-stream',
-          'x-proxy-token': cluster.token,
-          'mcp-session-id': client.transport.sessionId as string,
-          'mcp-protocol-version': '2025-11-25',
-        },
-      });
-      request.on('error', () => {});
-      const response = await new Promise<IncomingMessage>((resolve, reject) => {
-        request.once('response', resolve);
-        request.once('error', reject);
-        request.end(body);
-      });
-      assert.equal(response.statusCode, 200);
-      response.on('error', () => {});
-      await new Promise<void>((resolve) => response.once('data', () => resolve()));
+      const sessionId = client.transport.sessionId as string;
+      const call = await startSlowCall(
+        { url: relaying.url, token: cluster.token },
+        '/servers/feat/mcp',
+        sessionId,
+        requestId,
+        30_000,
+      );
+      assert.equal(call.status, 200);
       await relaying.kill('SIGKILL');
       const observed = await eventually(
         async () => {
