@@ -25,6 +25,8 @@ const INPUT_CAPABLE = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
 /** Prefix of the proxy's `requestState` handles. */
 const HANDLE_PREFIX = 'mcpp-state.';
+/** What an instance tag looks like (sessions/ownership.ts makes them: 16 base64url characters). */
+const INSTANCE_TAG = /^[\w-]{1,64}$/;
 
 /** A server request waiting for the client's input. */
 export interface Asked {
@@ -68,7 +70,9 @@ export function isHandle(state: unknown): state is string {
 export function handleTagOf(state: unknown): string | undefined {
   if (!isHandle(state)) return undefined;
   const end = state.indexOf('.', HANDLE_PREFIX.length);
-  return end < 0 ? undefined : state.slice(HANDLE_PREFIX.length, end);
+  const tag = end < 0 ? undefined : state.slice(HANDLE_PREFIX.length, end);
+  // A caller writes this: only what an instance id can be is looked up anywhere.
+  return tag !== undefined && INSTANCE_TAG.test(tag) ? tag : undefined;
 }
 
 /** The calls of one facade. */

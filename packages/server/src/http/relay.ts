@@ -53,6 +53,8 @@ const ACK_AFTER_MS = 200;
 const MAX_PART_BYTES = 1_048_576;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
+/** Longest proxy-held session id looked up in the store (the proxy issues 29 characters). */
+const MAX_SESSION_ID = 128;
 /** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
 const MAX_EXCHANGES = 10_000;
 /**
@@ -207,8 +209,11 @@ export class Relay {
       typeof body === 'object' && body !== null && 'mcp_session_id' in body
         ? (body as { mcp_session_id?: unknown }).mcp_session_id
         : request.headers['mcp-session-id'];
+    // A caller writes the id: one longer than any the proxy issues is simply not found here.
     if (typeof named === 'string')
-      return named.startsWith(PROXY_SESSION_PREFIX) ? { session: named } : undefined;
+      return named.startsWith(PROXY_SESSION_PREFIX) && named.length <= MAX_SESSION_ID
+        ? { session: named }
+        : undefined;
     if (typeof body !== 'object' || body === null) return undefined;
     for (const message of Array.isArray(body) ? (body as unknown[]) : [body]) {
       const params = (message as { params?: unknown } | null)?.params;
