@@ -23,7 +23,7 @@ import {
   startSlowCall,
   urlTarget,
 } from './helpers/mcp-client.ts';
-import { connectModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
+import { connectModernClient, ELICIT_ANSWER, modernRequest, SAMPLED_TEXT } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
@@ -177,6 +177,27 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
     } finally {
       await modern.close();
     }
+  });
+
+  it('POST /proxy: an input round started on one instance is answered through the other', async () => {
+    const asked = await postProxy(a, {
+      server: 'feat',
+      ...modernRequest(3, 'tools/call', { name: 'elicit', arguments: {} }),
+    });
+    assert.equal(asked.body.result?.resultType, 'input_required', JSON.stringify(asked.body));
+    const [key] = Object.keys(asked.body.result.inputRequests);
+    const done = await postProxy(b, {
+      server: 'feat',
+      ...modernRequest(4, 'tools/call', {
+        name: 'elicit',
+        arguments: {},
+        inputResponses: { [key as string]: ELICIT_ANSWER },
+        requestState: asked.body.result.requestState,
+      }),
+    });
+    assert.equal(done.body.id, 4, JSON.stringify(done.body));
+    assert.equal(done.body.result?.resultType, 'complete', JSON.stringify(done.body));
+    assert.match(JSON.stringify(done.body.result.content), /accept/);
   });
 
   it('a caller leaving a relayed answer stream cancels the call on the owner, upstream', async () => {
