@@ -27,6 +27,7 @@ import { corsOptions } from './http/cors.ts';
 import { trackIdleSockets } from './http/idle-sockets.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { type Inject, Relay } from './http/relay.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
@@ -45,9 +46,11 @@ import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
+import { SessionOwnership } from './sessions/ownership.ts';
+import { configuredSecrets, sealerSecrets } from './sessions/sealer-key.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
-import { openStore } from './store/open-store.ts';
+import { openStore, storeKind } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
 import { authRoutes } from './surfaces/auth/routes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
@@ -221,8 +224,35 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const live = new LiveRequests(identity.ownerKnown, holdings, (grants, targetKey) =>
     targets.stillReaches(targetKey, grants, new Set()),
   );
-  const holdSession = holdSessionHook(holdings, sessions);
   await identity.listen();
+  // Any instance serves any request (issue 19): who holds which session, and the relay to it.
+  const storeTrouble = throttledWarning(
+    logger,
+    'shared store unreachable: sessions held elsewhere not found',
+  );
+  const ownership = new SessionOwnership({
+    store: namespaced(store, 'instances:'),
+    holdsLocally: (id) => sessions.has(id),
+    onError: storeTrouble,
+  });
+  // Only a store other processes share can lead to another instance: with the embedded ones
+  // (SQLite, memory) there is none, and nothing is written before it is needed.
+  const shared = deps.store !== undefined || !['sqlite', 'memory'].includes(storeKind(config));
+  const relay = new Relay({
+    store: namespaced(store, 'relay:'),
+    ownership,
+    inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
+    onError: storeTrouble,
+    active: shared,
+  });
+  if (shared)
+    await Promise.race([
+      Promise.allSettled([ownership.start(), relay.start()]),
+      new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+    ]);
+  // A held session answered to a minted token ends with the token; its ownership is recorded
+  // before its id reaches the caller (issue 19).
+  const holdSession = holdSessionHook(holdings, sessions, relay.claim);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -244,6 +274,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A call waiting on a modern client's input is held as long as an idle session would be.
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     children: deps.children ?? new ChildRegistry(),
+    handleTag: ownership.instanceId,
   });
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({
@@ -252,7 +283,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
-    config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
+    shared
+      ? await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble)
+      : configuredSecrets(config),
   );
   const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
@@ -353,10 +386,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    // A message of a session another instance holds goes there (issue 19): the one relay decision.
+    scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
   };
   await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
+    scope.addHook(
+      'onRequest',
+      relay.trusting(proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl)),
+    );
     callerHooks(scope, 'proxy');
     await scope.register(proxyRoutes, forwarder);
   });
@@ -375,15 +413,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook(
       'onRequest',
-      proxyTokenHook(
-        authenticator,
-        limiter,
-        { query: config.allowQueryToken },
-        (request) => {
-          const publicUrl = identity.publicUrl();
-          return publicUrl === undefined ? undefined : resourceOf(publicUrl, request);
-        },
-        (request, error) => withBearerChallenge(resourceMetadata, request, error),
+      relay.trusting(
+        proxyTokenHook(
+          authenticator,
+          limiter,
+          { query: config.allowQueryToken },
+          (request) => {
+            const publicUrl = identity.publicUrl();
+            return publicUrl === undefined ? undefined : resourceOf(publicUrl, request);
+          },
+          (request, error) => withBearerChallenge(resourceMetadata, request, error),
+        ),
       ),
     );
     callerHooks(scope, 'mcp');
@@ -420,6 +460,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const idleSockets = trackIdleSockets(app.server);
   app.addHook('preClose', async () => {
     shuttingDown = true;
+    // Other instances stop relaying here, and what they relayed (or this one did) ends now.
+    await ownership.close();
+    await relay.close();
     // Streams that never end by themselves (GET event streams) end now; calls in flight finish.
     shutdown.abort();
     for (const session of sessions.values()) session.endStandalone();

@@ -13,11 +13,20 @@ export interface HeldSessionIds {
   delete(id: string): Promise<void>;
 }
 
+/** An `onSend` step run after the holding: it calls `done` itself (e.g. the relay's claim). */
+export type OnSendStep = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+  done: (error: Error | null, payload: unknown) => void,
+) => void;
+
 /**
  * An `onSend` hook that registers a proxy-held session a minted token was answered with, so its
- * revocation ends it (callback-style: an async hook costs a promise on every request).
+ * revocation ends it (callback-style: an async hook costs a promise on every request), then
+ * runs `then` (the ownership claim of issue 19) or passes the payload on.
  */
-export function holdSessionHook(holdings: CredentialHoldings, sessions: HeldSessionIds) {
+export function holdSessionHook(holdings: CredentialHoldings, sessions: HeldSessionIds, then?: OnSendStep) {
   return (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -29,7 +38,9 @@ export function holdSessionHook(holdings: CredentialHoldings, sessions: HeldSess
     if (
       principal?.credentialId !== undefined &&
       typeof id === 'string' &&
-      id.startsWith(PROXY_SESSION_PREFIX)
+      id.startsWith(PROXY_SESSION_PREFIX) &&
+      // A session relayed from another instance is held (and ended on revocation) there.
+      sessions.has(id)
     ) {
       holdings.hold(principal, () => void sessions.delete(id), {
         endsAtExpiry: false,
@@ -37,6 +48,7 @@ export function holdSessionHook(holdings: CredentialHoldings, sessions: HeldSess
         alive: () => sessions.has(id),
       });
     }
-    done(null, payload);
+    if (then) then(request, reply, payload, done);
+    else done(null, payload);
   };
 }

@@ -7,6 +7,8 @@
  *
  * @module
  */
+
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -143,7 +145,15 @@ export const CLIENT_ROOT = { uri: 'file:///srv/matrix-root', name: 'matrix root'
 export async function connectClient(
   proxy: ProxyAddress,
   target: ProxyTarget,
-  options: { readonly token?: string; readonly roots?: boolean } = {},
+  options: {
+    readonly token?: string;
+    readonly roots?: boolean;
+    /**
+     * Proxy base URLs each request goes to in turn (several instances, no affinity: issue 19);
+     * consecutive requests land on different instances.
+     */
+    readonly rotate?: readonly string[];
+  } = {},
 ): Promise<ConnectedClient> {
   const client = new Client(
     { name: 'mcp-proxy-matrix', version: '1.0.0' },
@@ -187,11 +197,15 @@ export async function connectClient(
   // request would otherwise hold the proxy's close() open until the server's headers timeout.
   const agent = new Agent();
   const standalone = new StandaloneWatch();
+  const rotated = rotation(options.rotate);
   const fetchWithAgent: FetchLike = async (url, init) => {
     const get = init?.method === 'GET';
     let response: Response;
     try {
-      response = (await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response;
+      response = (await undiciFetch(rotated(url), {
+        ...(init as object),
+        dispatcher: agent,
+      })) as unknown as Response;
     } catch (error) {
       if (get) standalone.fail();
       throw error;
@@ -230,6 +244,20 @@ export async function connectClient(
     standaloneOpened: (timeoutMs) => standalone.opened(timeoutMs),
     standaloneEnded: () => standalone.ended,
     close,
+  };
+}
+
+/**
+ * Sends each request to the next of `bases` in turn (same path and query), or leaves URLs alone
+ * without them.
+ */
+export function rotation(bases: readonly string[] | undefined): (url: string | URL) => string | URL {
+  if (bases === undefined || bases.length === 0) return (url) => url;
+  let next = 0;
+  return (url) => {
+    const parsed = new URL(url);
+    const base = bases[next++ % bases.length] as string;
+    return `${base}${parsed.pathname}${parsed.search}`;
   };
 }
 
@@ -330,4 +358,59 @@ export async function postRaw(
     body = JSON.parse(text);
   }
   return { status: response.status, body };
+}
+
+/** A call whose answer is an event stream under way, and a way to leave it. */
+export interface StreamedCall {
+  /** The answer's status and content type. */
+  readonly status: number;
+  readonly contentType: string;
+  /** Drops the connection, as a caller that goes away. */
+  leave(): void;
+}
+
+/**
+ * Starts the feature fixture's `slow` tool (`ms` long, progress 0 first) in `sessionId` on
+ * `${proxy.url}${path}`, answered as an event stream, and resolves once its first bytes (the
+ * progress event) arrived: the call is running upstream.
+ */
+export async function startSlowCall(
+  proxy: ProxyAddress,
+  path: string,
+  sessionId: string,
+  requestId: string,
+  ms: number,
+): Promise<StreamedCall> {
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: requestId,
+    method: 'tools/call',
+    params: { name: 'slow', arguments: { ms }, _meta: { progressToken: requestId } },
+  });
+  const request = httpRequest(`${proxy.url}${path}`, {
+    method: 'POST',
+    agent: false,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      accept: 'application/json, text/event-stream',
+      'x-proxy-token': proxy.token,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25',
+    },
+  });
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    request.once('response', resolve);
+    request.once('error', reject);
+    request.end(body);
+  });
+  // What a dropped connection raises later is expected.
+  request.on('error', () => {});
+  response.on('error', () => {});
+  await new Promise<void>((resolve) => response.once('data', () => resolve()));
+  return {
+    status: response.statusCode ?? 0,
+    contentType: String(response.headers['content-type']),
+    leave: () => request.destroy(),
+  };
 }

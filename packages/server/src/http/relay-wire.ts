@@ -1,0 +1,133 @@
+/**
+ * @module http/relay-wire
+ * What travels between instances when one relays a request to another (http/relay.ts): the
+ * messages, and what of a request and of its answer crosses. The proxy credential never does.
+ */
+import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import { bearerOf } from '../identity/hook.ts';
+import type { Principal } from '../identity/principal.ts';
+import { isProxyCredential } from '../identity/proxy-credential.ts';
+
+/** Marks a request the relay runs on the owner; its value names the exchange (one use). */
+export const RELAY_HEADER = 'x-mcp-proxy-relay';
+/** Request headers never relayed: the proxy credential, hop-by-hop, recomputed ones. */
+const DROPPED_REQUEST_HEADERS = new Set([
+  'x-proxy-token',
+  'cookie',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  RELAY_HEADER,
+]);
+/** Answer headers the receiving instance sets itself (hop-by-hop, its own CORS). */
+const DROPPED_ANSWER_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'date',
+  'vary',
+]);
+
+/** The request an owner runs. */
+export interface OpenMessage {
+  readonly k: 'open';
+  readonly x: string;
+  /** The requesting instance: answers go to its channel. */
+  readonly from: string;
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  readonly principal: Principal;
+}
+
+/** Everything that travels between instances, by exchange `x`. */
+export type RelayMessage =
+  | OpenMessage
+  | { readonly k: 'cancel'; readonly x: string }
+  | { readonly k: 'ack'; readonly x: string }
+  | PartMessage
+  | { readonly k: 'fail'; readonly x: string };
+
+/**
+ * A piece of the answer: its status and headers first, then bytes (base64), then its end. What
+ * is ready together travels in one message: a JSON answer is one part.
+ */
+export interface PartMessage {
+  readonly k: 'part';
+  readonly x: string;
+  readonly head?: { readonly status: number; readonly headers: Record<string, string> };
+  readonly d?: string;
+  readonly end?: true;
+}
+
+/** What the owner's `inject` answers (Fastify's, with `payloadAsStream`). */
+export interface InjectedAnswer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | number | undefined>;
+  stream(): Readable;
+}
+
+/** Runs a request through this instance's own routes. */
+export type Inject = (options: {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  headers: Record<string, string>;
+  payload?: string;
+  payloadAsStream: true;
+  signal: AbortSignal;
+}) => Promise<InjectedAnswer>;
+
+/**
+ * The caller's headers minus its proxy credential and hop-by-hop ones. The credential never
+ * travels, not even where the caller repeated it as the upstream token (`X-MCP-Token`, or
+ * `Authorization` beside `X-Proxy-Token`): here it would have been dropped, and the owner, which
+ * never sees the credential, could not tell it from an upstream token.
+ */
+export function relayedHeaders(request: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || DROPPED_REQUEST_HEADERS.has(name)) continue;
+    if (name === 'authorization') {
+      if (request.credentialInAuthorization) continue;
+      const bearer = typeof value === 'string' ? bearerOf(value) : undefined;
+      if (bearer !== undefined && isProxyCredential(request, bearer)) continue;
+    }
+    if (name === 'x-mcp-token' && typeof value === 'string' && isProxyCredential(request, value)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  // The owner logs the exchange under the id the caller was given.
+  headers['x-request-id'] = request.id;
+  return headers;
+}
+
+/** The body, without a POST /proxy `mcp_token` that is the proxy credential (see {@link relayedHeaders}). */
+export function relayedBody(request: FastifyRequest): unknown {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || !('mcp_token' in body)) return body;
+  const { mcp_token: token, ...rest } = body as { mcp_token?: unknown };
+  return typeof token === 'string' && isProxyCredential(request, token) ? rest : body;
+}
+
+/** The URL without a `proxy_token` query parameter (a credential, when allowed at all). */
+export function relayedUrl(url: string): string {
+  if (!url.includes('proxy_token')) return url;
+  const parsed = new URL(url, 'http://relay.invalid');
+  parsed.searchParams.delete('proxy_token');
+  return parsed.pathname + parsed.search;
+}
+
+/** The owner's answer headers the receiving instance repeats. */
+export function answerHeaders(headers: InjectedAnswer['headers']): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || DROPPED_ANSWER_HEADERS.has(name) || name.startsWith('access-control-'))
+      continue;
+    kept[name] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return kept;
+}
