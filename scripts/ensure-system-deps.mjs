@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Makes sure the Debian programs the tests (and the bench) need are installed: by default
- * Chromium (real-browser tests) and redis-server (shared rate limits); pass names to check
- * others (`node scripts/ensure-system-deps.mjs nginx wrk`).
+ * Chromium (real-browser tests), redis-server (shared state) and nginx (the multi-instance tests
+ * balance over it); pass names to check others (`node scripts/ensure-system-deps.mjs nginx wrk`).
  *
  * A missing program is installed with apt-get when we run as root on a Debian-like system (CI
  * on a fresh machine); otherwise the script fails with one line saying what to do. It never
@@ -39,7 +39,7 @@ function run(command, args) {
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${result.status}`);
 }
 
-const wanted = process.argv.length > 2 ? process.argv.slice(2) : ['chromium', 'redis-server'];
+const wanted = process.argv.length > 2 ? process.argv.slice(2) : ['chromium', 'redis-server', 'nginx'];
 const unknown = wanted.filter((name) => !(name in KNOWN));
 if (unknown.length > 0) {
   console.error(
