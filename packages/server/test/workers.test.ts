@@ -126,7 +126,11 @@ describe('WORKERS=2 without REDIS_URL: the primary serves the embedded store', (
   });
 
   it('replaces every worker on SIGUSR2 under load without a failed request', async () => {
-    running = await startWorkers({ DATA_DIR: dataDir() });
+    running = await startWorkers({
+      DATA_DIR: dataDir(),
+      RATE_LIMIT_PER_TOKEN: '1000000',
+      RATE_LIMIT_PER_IP: '1000000',
+    });
     const workers = running;
     const before = workers.workerPids();
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
