@@ -114,7 +114,7 @@ describe('WORKERS=2 without REDIS_URL: the primary serves the embedded store', (
     await eventually(
       () => {
         const now = workers.workerPids();
-        return now.length === 2 && !now.includes(first) && now.includes(second);
+        return now.length === 2 && !now.includes(first) && now.includes(second) && workers.listened() >= 3;
       },
       {
         timeoutMs: 20_000,

@@ -48,9 +48,57 @@ export interface IpcPort {
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
+/** Several calls or replies sent at once. */
+export interface StoreBatch {
+  readonly mcppStore: 'batch';
+  readonly items: readonly (StoreCall | StoreReply)[];
+}
+
 /** True for a message of this protocol. */
 export function isStoreMessage(message: unknown): message is { readonly mcppStore: string } {
   return typeof message === 'object' && message !== null && 'mcppStore' in message;
+}
+
+/** The calls or replies a message carries (one, or a batch's items). */
+export function storeItems(message: {
+  readonly mcppStore: string;
+}): readonly { readonly mcppStore: string }[] {
+  return message.mcppStore === 'batch' ? (message as StoreBatch).items : [message];
+}
+
+/**
+ * Sends messages on a port in batches: what is queued while the event loop works through its
+ * I/O goes out as one message when it turns (`setImmediate`). An IPC message costs a write and
+ * a parse each side, so under load many calls share one instead of each paying for its own.
+ */
+export class PortBatcher {
+  readonly #port: IpcPort;
+  #queue: (StoreCall | StoreReply)[] = [];
+  #scheduled = false;
+
+  constructor(port: IpcPort) {
+    this.#port = port;
+  }
+
+  push(item: StoreCall | StoreReply): void {
+    this.#queue.push(item);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends what is queued now; to a channel that is gone, nothing (calls end by their timeout). */
+  flush(): void {
+    this.#scheduled = false;
+    const items = this.#queue;
+    if (items.length === 0) return;
+    this.#queue = [];
+    try {
+      this.#port.send(items.length === 1 ? items[0] : ({ mcppStore: 'batch', items } satisfies StoreBatch));
+    } catch {
+      // The other process exited: the cluster ends or replaces this side too.
+    }
+  }
 }
 
 interface Pending {
@@ -67,6 +115,7 @@ export class ClusterStore implements Store {
   readonly #channels = new LocalChannels();
   readonly #onError: (error: Error) => void;
   readonly #listener = (message: unknown) => this.#receive(message);
+  readonly #out: PortBatcher;
   #nextId = 0;
   #closed = false;
 
@@ -82,6 +131,7 @@ export class ClusterStore implements Store {
     this.#port = port;
     this.#onError = onError;
     this.#timeoutMs = timeoutMs;
+    this.#out = new PortBatcher(port);
     port.on('message', this.#listener);
   }
 
@@ -168,20 +218,18 @@ export class ClusterStore implements Store {
       }, this.#timeoutMs);
       timer.unref();
       this.#pending.set(id, { resolve, reject, timer });
-      try {
-        this.#port.send({ mcppStore: 'call', id, op, args } satisfies StoreCall);
-      } catch (error) {
-        // The channel to the primary is gone (it exited): the cluster ends this worker too.
-        clearTimeout(timer);
-        this.#pending.delete(id);
-        reject(error as Error);
-      }
+      // A send that fails (the primary is gone, and the cluster ends this worker too) leaves the
+      // call to its timeout.
+      this.#out.push({ mcppStore: 'call', id, op, args } satisfies StoreCall);
     });
   }
 
   #receive(raw: unknown): void {
     if (!isStoreMessage(raw)) return;
-    const reply = raw as StoreReply;
+    for (const item of storeItems(raw)) this.#receiveOne(item as StoreReply);
+  }
+
+  #receiveOne(reply: StoreReply): void {
     if (reply.mcppStore === 'message') {
       this.#channels.deliver(reply.channel, reply.message);
       return;

@@ -5,14 +5,14 @@
  * between them (a message published by one worker reaches every worker listening, itself too).
  * The primary loads no Fastify: this file and the store are all it needs of the server.
  */
-import { type IpcPort, isStoreMessage, type StoreCall, type StoreReply } from './cluster-store.ts';
+import { type IpcPort, isStoreMessage, PortBatcher, type StoreCall, storeItems } from './cluster-store.ts';
 import type { Store } from './store.ts';
 
 /** Serves one store to any number of workers. */
 export class StoreHost {
   readonly #store: Store;
-  /** Channel -> the workers listening on it. */
-  readonly #listeners = new Map<string, Set<IpcPort>>();
+  /** Channel -> the workers listening on it (by their outgoing batchers). */
+  readonly #listeners = new Map<string, Set<PortBatcher>>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -21,23 +21,27 @@ export class StoreHost {
   /** Serves `port`'s calls until the returned function is called (the worker is gone). */
   attach(port: IpcPort): () => void {
     const channels = new Set<string>();
+    const out = new PortBatcher(port);
     const listener = (message: unknown) => {
-      if (!isStoreMessage(message) || message.mcppStore !== 'call') return;
-      const call = message as StoreCall;
-      this.#answer(port, call, channels).then(
-        (value) => reply(port, { mcppStore: 'result', id: call.id, value: value ?? null }),
-        (error: Error) =>
-          reply(port, { mcppStore: 'error', id: call.id, name: error.name, message: error.message }),
-      );
+      if (!isStoreMessage(message)) return;
+      for (const item of storeItems(message)) {
+        if (item.mcppStore !== 'call') continue;
+        const call = item as StoreCall;
+        this.#answer(out, call, channels).then(
+          (value) => out.push({ mcppStore: 'result', id: call.id, value: value ?? null }),
+          (error: Error) =>
+            out.push({ mcppStore: 'error', id: call.id, name: error.name, message: error.message }),
+        );
+      }
     };
     port.on('message', listener);
     return () => {
       port.off('message', listener);
-      for (const channel of channels) this.#unlisten(channel, port);
+      for (const channel of channels) this.#unlisten(channel, out);
     };
   }
 
-  async #answer(port: IpcPort, call: StoreCall, channels: Set<string>): Promise<unknown> {
+  async #answer(port: PortBatcher, call: StoreCall, channels: Set<string>): Promise<unknown> {
     const store = this.#store;
     const [a, b, c] = call.args;
     const text = (value: unknown) => String(value);
@@ -82,22 +86,13 @@ export class StoreHost {
 
   #publish(channel: string, message: string): void {
     for (const port of this.#listeners.get(channel) ?? [])
-      reply(port, { mcppStore: 'message', channel, message });
+      port.push({ mcppStore: 'message', channel, message });
   }
 
-  #unlisten(channel: string, port: IpcPort): void {
+  #unlisten(channel: string, port: PortBatcher): void {
     const ports = this.#listeners.get(channel);
     if (ports === undefined) return;
     ports.delete(port);
     if (ports.size === 0) this.#listeners.delete(channel);
-  }
-}
-
-/** Sends to a worker that may have just exited (its answer is then moot). */
-function reply(port: IpcPort, message: StoreReply): void {
-  try {
-    port.send(message);
-  } catch {
-    // The worker is gone; the cluster restarts it and its store calls start over.
   }
 }

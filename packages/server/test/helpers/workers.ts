@@ -23,6 +23,8 @@ export interface RunningWorkers {
   workerPids(): number[];
   /** Everything the processes wrote so far (for assertion messages). */
   output(): string;
+  /** How many times a worker has started listening (replacements included). */
+  listened(): number;
   /** Resolves with the primary's exit code once it has exited. */
   readonly exited: Promise<number | null>;
   /** SIGTERM, then SIGKILL if it lingers; waits for the exit. */
@@ -52,7 +54,8 @@ export async function startWorkers(env: Record<string, string>, workers = 2): Pr
       PORT: String(port),
       PROXY_TOKEN: TEST_TOKEN,
       ALLOW_PRIVATE_NETWORKS: 'true',
-      LOG_LEVEL: 'warn',
+      // info: each worker's "Server listening" line says it takes connections.
+      LOG_LEVEL: 'info',
       DOTENV_PATH: '/nonexistent/.env',
       WORKERS: String(workers),
       ...env,
@@ -60,17 +63,27 @@ export async function startWorkers(env: Record<string, string>, workers = 2): Pr
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let listened = 0;
+  let partial = '';
+  primary.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.includes('"msg":"Server listening at')) listened++;
+      // Access-log lines would crowd out what explains a failure.
+      else if (!line.includes('"msg":"request"')) output = `${output + line}\n`.slice(-50_000);
+    }
+  });
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-50_000);
   };
-  primary.stdout?.on('data', keep);
   primary.stderr?.on('data', keep);
   const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
   const pid = primary.pid as number;
   await waitForPort(port);
-  await eventually(() => childPids(pid).length === workers, {
+  await eventually(() => childPids(pid).length === workers && listened >= workers, {
     timeoutMs: 20_000,
-    what: () => `${workers} workers (output: ${output})`,
+    what: () => `${workers} workers listening (output: ${output})`,
   });
   return {
     url: `http://127.0.0.1:${port}`,
@@ -78,6 +91,7 @@ export async function startWorkers(env: Record<string, string>, workers = 2): Pr
     primary,
     workerPids: () => childPids(pid),
     output: () => output,
+    listened: () => listened,
     exited,
     async stop() {
       if (primary.exitCode !== null || primary.signalCode !== null) return;
