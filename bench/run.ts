@@ -2,7 +2,7 @@
  * @module bench/run
  * `npm run bench`: measures the proxy's start-up memory; the proxy against a fast hand-written
  * upstream answering with JSON and with an event stream (direct, nginx, POST /proxy, /mcp, and
- * WS /ws), a realistic upstream, peer proxies, idle-connection memory and a leak check;
+ * WS /ws), the relay between instances (issue 19), a realistic upstream, peer proxies, idle-connection memory and a leak check;
  * profiles it; prints a Markdown report (event-stream and start-up figures set against earlier
  * runs' results files) and writes JSON, Markdown and an SVG chart to bench/results/. It prints
  * figures and asserts nothing timed.
@@ -45,6 +45,7 @@ import {
 } from './scenarios/paths.ts';
 import { measurePeers } from './scenarios/peers.ts';
 import { profilePaths } from './scenarios/profile.ts';
+import { measureRelay } from './scenarios/relay.ts';
 import { measureStartup } from './scenarios/startup.ts';
 import { measureWs } from './scenarios/ws.ts';
 
@@ -260,6 +261,10 @@ try {
   await section('ws', async () => {
     log('WS /ws');
     results.points.push(...(await measureWs(proxy, upstream, upstreamUrl, log)));
+  });
+  await section('relay', async () => {
+    log('relay: a held session on its owner, and relayed through a second instance (Redis)');
+    results.points.push(...(await measureRelay(upstream, [1, 64], dir, log)));
   });
   await section('info', async () => {
     log('LOG_LEVEL=info');

@@ -46,7 +46,7 @@ export const SETTINGS = {
   leakBaseline: num('BENCH_LEAK_BASELINE', quick ? 20_000 : 100_000),
   /** Whole-run time budget in seconds; the leak check gets what is left of it. */
   budgetSeconds: num('BENCH_BUDGET_SECONDS', quick ? 270 : 680),
-  /** Sections to run (comma list): startup, http, event-stream, ws, info, everything, peers,
+  /** Sections to run (comma list): startup, http, event-stream, ws, relay, info, everything, peers,
    * memory, profile, leak, and the optional leakpaths and workers (WORKERS=2 against one process).
    * Default: all but the optional ones. */
   only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),

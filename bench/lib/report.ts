@@ -3,6 +3,8 @@
  * The Markdown report printed at the end of a run (and saved next to the JSON): every table
  * shows medians with min–max over the repetitions.
  */
+
+import { RELAY_GROUP, RELAY_PATHS } from '../scenarios/relay.ts';
 import type { AnswerMode } from './env.ts';
 import { previousPoint } from './previous.ts';
 import type { BenchResults } from './results.ts';
@@ -91,6 +93,47 @@ export function renderReport(results: BenchResults): string {
           ms(med(p, 'p999')),
           int(med(p, 'cpuUs')),
         ]),
+      ),
+      '',
+    );
+  }
+
+  const relay = points.filter((p) => p.group === RELAY_GROUP);
+  if (relay.length > 0) {
+    out.push(
+      '### Relay between instances (issue 19): a held `/mcp` session (bridged WebSocket) on its owner vs through a second instance and Redis',
+      '',
+      'CPU counts both proxies and redis-server; "added" is the relayed row minus the owner row.',
+      '',
+    );
+    out.push(
+      table(
+        [
+          'path',
+          'conc.',
+          'req/s median (min–max)',
+          'p50 ms',
+          'p99 ms',
+          'CPU µs/req',
+          'added µs p50 / p99',
+          'added CPU µs/req',
+        ],
+        relay.map((p) => {
+          const own = findPoint(points, RELAY_GROUP, RELAY_PATHS.owner, p.concurrency);
+          const isOwner = p.path === RELAY_PATHS.owner;
+          return [
+            p.path,
+            String(p.concurrency),
+            rate(p) + errors(p),
+            ms(med(p, 'p50')),
+            ms(med(p, 'p99')),
+            cpu(p),
+            isOwner
+              ? '—'
+              : `${signed(med(p, 'p50') - med(own, 'p50'))} / ${signed(med(p, 'p99') - med(own, 'p99'))}`,
+            isOwner ? '—' : int(med(p, 'cpuUs') - med(own, 'cpuUs')),
+          ];
+        }),
       ),
       '',
     );

@@ -33,6 +33,7 @@ import { ConnectionDrain } from './http/connection-drain.ts';
 import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { type Inject, Relay } from './http/relay.ts';
 import { lazySchemaCompilers } from './http/schema-compilers.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import { openAuditSink } from './identity/audit-sink.ts';
@@ -64,6 +65,8 @@ import { createLogger, lazyChildLoggerFactory } from './observability/logger.ts'
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
+import { SessionOwnership } from './sessions/ownership.ts';
+import { sealerSecrets } from './sessions/sealer-key.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
 import { openStore, storeKind } from './store/open-store.ts';
@@ -394,7 +397,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (
       principal?.credentialId !== undefined &&
       typeof id === 'string' &&
-      id.startsWith(PROXY_SESSION_PREFIX)
+      id.startsWith(PROXY_SESSION_PREFIX) &&
+      // A session relayed from another instance is held (and ended on revocation) there.
+      sessions.has(id)
     ) {
       holdings.hold(principal, () => void sessions.delete(id), {
         endsAtExpiry: false,
@@ -423,6 +428,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   clearTimeout(waited);
   if (!subscribed)
     logger.warn('the shared store is not answering: revocations from other instances are heard once it does');
+  // Any instance serves any request (issue 19): who holds which session, and the relay to it.
+  const storeTrouble = throttledWarning(
+    logger,
+    'shared store unreachable: sessions held elsewhere not found',
+  );
+  const ownership = new SessionOwnership({
+    store: namespaced(store, 'instances:'),
+    holdsLocally: (id) => sessions.has(id),
+    onError: storeTrouble,
+  });
+  const relay = new Relay({
+    store: namespaced(store, 'relay:'),
+    ownership,
+    inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
+    onError: storeTrouble,
+  });
+  await Promise.race([
+    Promise.allSettled([ownership.start(), relay.start()]),
+    new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+  ]);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -444,6 +469,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A call waiting on a modern client's input is held as long as an idle session would be.
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     children: deps.children ?? new ChildRegistry(),
+    handleTag: ownership.instanceId,
   });
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({
@@ -452,7 +478,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
-    config.sessionSecret === undefined ? [] : [config.sessionSecret, ...config.sessionSecretPrevious],
+    await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble),
   );
   const planner = new DispatchPlanner({ verdicts, eras });
   // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through
@@ -546,13 +572,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(async (scope) => {
     scope.addHook(
       'onRequest',
-      proxyTokenHook(authenticator, limiter, undefined, () => publicUrl),
+      relay.trusting(proxyTokenHook(authenticator, limiter, undefined, () => publicUrl)),
     );
     if (audit) registerAuditHooks(scope, audit, 'proxy');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
+    scope.addHook('onSend', relay.claim);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
@@ -572,19 +600,23 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
     scope.addHook(
       'onRequest',
-      proxyTokenHook(
-        authenticator,
-        limiter,
-        { query: config.allowQueryToken },
-        (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
-        (request, error) => withBearerChallenge(resourceMetadata, request, error),
+      relay.trusting(
+        proxyTokenHook(
+          authenticator,
+          limiter,
+          { query: config.allowQueryToken },
+          (request) => (publicUrl === undefined ? undefined : resourceOf(publicUrl, request)),
+          (request, error) => withBearerChallenge(resourceMetadata, request, error),
+        ),
       ),
     );
     if (audit) registerAuditHooks(scope, audit, 'mcp');
     scope.addHook('onRequest', live.hook());
     scope.addHook('onRequest', inFlightHook.onRequest);
     scope.addHook('preHandler', inFlightHook.preHandler);
+    scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
+    scope.addHook('onSend', relay.claim);
     await scope.register(mcpRoutes, mcp);
   });
 
@@ -657,6 +689,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('preClose', async () => {
     shuttingDown = true;
+    // Other instances stop relaying here, and what they relayed (or this one did) ends now.
+    await ownership.close();
+    await relay.close();
     endStreams();
     // Keep-alive connections that fall idle once their request finished (or never sent one)
     // would hold close() open until their timeout: close them as soon as they are idle.

@@ -60,6 +60,8 @@ export interface ConnectorDeps {
   readonly inputDeadlineMs?: number;
   /** Where stdio children are registered, so a forced exit can kill them. */
   readonly children?: ChildRegistry;
+  /** This instance's tag in `requestState` handles: a retry elsewhere is relayed here (issue 19). */
+  readonly handleTag?: string | undefined;
 }
 
 /** Turns targets into started transports. */
@@ -156,6 +158,7 @@ export class UpstreamConnector {
           : current,
       inputDeadlineMs: this.#deps.inputDeadlineMs ?? timeoutMs,
       timeoutMs,
+      handleTag: this.#deps.handleTag,
     });
   }
 }

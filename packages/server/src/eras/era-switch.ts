@@ -32,6 +32,8 @@ export interface EraSwitchOptions {
   /** How long a call waits for a modern client's input round. */
   readonly inputDeadlineMs: number;
   readonly timeoutMs: number;
+  /** This instance's tag in `requestState` handles (issue 19). */
+  readonly handleTag?: string | undefined;
 }
 
 /** Chooses the translation on the first message, then forwards everything to it. */
@@ -114,6 +116,7 @@ export class EraSwitch extends TransportCallbacks implements UpstreamTransport {
             inner: native,
             inputDeadlineMs: this.#options.inputDeadlineMs,
             timeoutMs: this.#options.timeoutMs,
+            handleTag: this.#options.handleTag,
           }),
         );
       }

@@ -60,13 +60,31 @@ export function isHandle(state: unknown): state is string {
   return typeof state === 'string' && state.startsWith(HANDLE_PREFIX);
 }
 
+/**
+ * The tag of the instance that handed out `handle` (`mcpp-state.<tag>.<random>`), undefined for
+ * a handle without one or anything else: a retry landing on another instance is relayed there
+ * (issue 19), with no store write per input round.
+ */
+export function handleTagOf(state: unknown): string | undefined {
+  if (!isHandle(state)) return undefined;
+  const end = state.indexOf('.', HANDLE_PREFIX.length);
+  return end < 0 ? undefined : state.slice(HANDLE_PREFIX.length, end);
+}
+
 /** The calls of one facade. */
 export class CallTable {
   /** By upstream id: the server's responses find their call here. */
   readonly #calls = new PendingRequests<Call>();
   readonly #byClient = new Map<string, Call>();
   readonly #handles = new Map<string, Call>();
+  /** Starts every handle: names this instance (see {@link handleTagOf}). */
+  readonly #handlePrefix: string;
   #seq = 0;
+
+  /** @param tag the instance's tag in handles (no `.`); empty: handles name no instance. */
+  constructor(tag = '') {
+    this.#handlePrefix = tag === '' ? HANDLE_PREFIX : `${HANDLE_PREFIX}${tag}.`;
+  }
 
   /** Number of calls running. */
   get size(): number {
@@ -129,7 +147,7 @@ export class CallTable {
     if (call.owner !== undefined) this.#byClient.delete(requestKey(call.owner));
     call.owner = undefined;
     if (call.handle) this.#handles.delete(call.handle);
-    call.handle = `${HANDLE_PREFIX}${randomBytes(18).toString('base64url')}`;
+    call.handle = `${this.#handlePrefix}${randomBytes(18).toString('base64url')}`;
     this.#handles.set(call.handle, call);
     return call.handle;
   }

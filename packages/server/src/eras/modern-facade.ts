@@ -46,6 +46,8 @@ export interface ModernEraFacadeOptions {
   readonly inputDeadlineMs: number;
   /** How long the `initialize` handshake may take. */
   readonly timeoutMs: number;
+  /** This instance's tag in `requestState` handles (issue 19: retries elsewhere are relayed). */
+  readonly handleTag?: string | undefined;
 }
 
 /** Speaks 2026-07-28 inward and the session era outward. */
@@ -54,7 +56,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
   readonly #options: ModernEraFacadeOptions;
   #initialized: Promise<JsonObject> | undefined;
   #logLevel: string | undefined;
-  readonly #calls = new CallTable();
+  readonly #calls: CallTable;
   /** The facade's own requests waiting: their response, or the failure that lost it. */
   readonly #internal = new Correlator();
   readonly #listens = new ListenTable();
@@ -71,6 +73,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
     super();
     this.#options = options;
     this.#inner = options.inner;
+    this.#calls = new CallTable(options.handleTag);
     this.#refusals = new ServerRequestRefusals(
       (reply, signal) => this.#inner.send(reply, { signal }),
       this.#done.signal,

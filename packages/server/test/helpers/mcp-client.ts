@@ -143,7 +143,15 @@ export const CLIENT_ROOT = { uri: 'file:///srv/matrix-root', name: 'matrix root'
 export async function connectClient(
   proxy: ProxyAddress,
   target: ProxyTarget,
-  options: { readonly token?: string; readonly roots?: boolean } = {},
+  options: {
+    readonly token?: string;
+    readonly roots?: boolean;
+    /**
+     * Proxy base URLs each request goes to in turn (several instances, no affinity: issue 19);
+     * consecutive requests land on different instances.
+     */
+    readonly rotate?: readonly string[];
+  } = {},
 ): Promise<ConnectedClient> {
   const client = new Client(
     { name: 'mcp-proxy-matrix', version: '1.0.0' },
@@ -187,11 +195,15 @@ export async function connectClient(
   // request would otherwise hold the proxy's close() open until the server's headers timeout.
   const agent = new Agent();
   const standalone = new StandaloneWatch();
+  const rotated = rotation(options.rotate);
   const fetchWithAgent: FetchLike = async (url, init) => {
     const get = init?.method === 'GET';
     let response: Response;
     try {
-      response = (await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response;
+      response = (await undiciFetch(rotated(url), {
+        ...(init as object),
+        dispatcher: agent,
+      })) as unknown as Response;
     } catch (error) {
       if (get) standalone.fail();
       throw error;
@@ -230,6 +242,20 @@ export async function connectClient(
     standaloneOpened: (timeoutMs) => standalone.opened(timeoutMs),
     standaloneEnded: () => standalone.ended,
     close,
+  };
+}
+
+/**
+ * Sends each request to the next of `bases` in turn (same path and query), or leaves URLs alone
+ * without them.
+ */
+export function rotation(bases: readonly string[] | undefined): (url: string | URL) => string | URL {
+  if (bases === undefined || bases.length === 0) return (url) => url;
+  let next = 0;
+  return (url) => {
+    const parsed = new URL(url);
+    const base = bases[next++ % bases.length] as string;
+    return `${base}${parsed.pathname}${parsed.search}`;
   };
 }
 

@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextp
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import WebSocket from 'ws';
+import { rotation } from './mcp-client.ts';
 import type { RunningProxy } from './proxy.ts';
 
 /** The protocol version of the sessionless era. */
@@ -97,7 +98,12 @@ export interface ModernClient {
 export async function connectModernClient(
   proxy: Pick<RunningProxy, 'url' | 'token'>,
   upstreamUrl: string,
-  options: { mode?: 'auto' | 'pin'; path?: string } = {},
+  options: {
+    mode?: 'auto' | 'pin';
+    path?: string;
+    /** Proxy base URLs each request goes to in turn (several instances, issue 19). */
+    rotate?: readonly string[];
+  } = {},
 ): Promise<ModernClient> {
   const client = new Client(
     { name: 'modern-sdk-test', version: '1.0.0' },
@@ -116,7 +122,7 @@ export async function connectModernClient(
     samplings.push(request.params);
     return { role: 'assistant', model: 'test-model', content: { type: 'text', text: SAMPLED_TEXT } };
   });
-  const pool = ownPool();
+  const pool = ownPool(rotation(options.rotate));
   // `options.path` (e.g. `/servers/x/mcp`) names the server itself: no X-MCP-Server-URL then.
   const headers: Record<string, string> = { 'X-Proxy-Token': proxy.token };
   if (options.path === undefined) headers['X-MCP-Server-URL'] = upstreamUrl;
@@ -213,11 +219,14 @@ export async function connectLegacyClient(
  * A connection pool of the client's own, destroyed on close: a pooled socket left open would
  * hold the proxy's close() until the server's keep-alive timeout.
  */
-function ownPool(): { fetch: FetchLike; destroy(): Promise<void> } {
+function ownPool(rotated: (url: string | URL) => string | URL = (url) => url): {
+  fetch: FetchLike;
+  destroy(): Promise<void>;
+} {
   const agent = new Agent();
   return {
     fetch: async (url, init) =>
-      (await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response,
+      (await undiciFetch(rotated(url), { ...(init as object), dispatcher: agent })) as unknown as Response,
     destroy: () => agent.destroy(),
   };
 }
