@@ -6,15 +6,18 @@
  * under load without a failed request; SIGTERM drains (readiness 503 first, requests served).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { startChildProxy } from './helpers/child-proxy.ts';
 import { eventually } from './helpers/eventually.ts';
+import { connectClient, serverTarget } from './helpers/mcp-client.ts';
 import { ADMIN, mint } from './helpers/minted.ts';
+import { TEST_TOKEN } from './helpers/proxy.ts';
 import { type RedisServer, startRedis } from './helpers/redis.ts';
 import { postEnvelope, type RunningWorkers, send, startWorkers } from './helpers/workers.ts';
 
@@ -99,11 +102,85 @@ async function revocationHoldsOnEveryWorker(workers: RunningWorkers): Promise<vo
     );
 }
 
+const featureServer = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
+/** A config file naming the stdio feature server `feat` (a session held by one worker). */
+const featConfig = () => {
+  const path = join(dataDir(), '..', 'proxy.json');
+  writeFileSync(
+    path,
+    JSON.stringify({ servers: { feat: { command: process.execPath, args: [featureServer] } } }),
+  );
+  return path;
+};
+
+/** The parent process of `pid` (a stdio server's parent is the worker holding its session). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/**
+ * Sessions one worker holds (a stdio upstream) work whichever worker each request reaches:
+ * every request on a new connection, so the workers take turns; the other worker relays.
+ */
+async function heldSessionsCrossWorkers(workers: RunningWorkers): Promise<void> {
+  const client = await connectClient({ url: workers.url, token: TEST_TOKEN }, serverTarget('feat'), {
+    freshConnections: true,
+  });
+  try {
+    const pids = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const result = await client.client.callTool({ name: 'pid' }, undefined, { timeout: 15_000 });
+      pids.add((result.content as { text: string }[])[0]?.text ?? '');
+    }
+    assert.equal(pids.size, 1, `one upstream process, saw ${[...pids].join(', ')}`);
+    assert.ok(workers.workerPids().includes(parentOf(Number([...pids][0]))), 'held by a worker');
+    const progress: number[] = [];
+    await client.client.callTool({ name: 'progress', arguments: { steps: 3, intervalMs: 5 } }, undefined, {
+      timeout: 15_000,
+      onprogress: (p) => progress.push(p.progress),
+    });
+    assert.deepEqual(progress, [1, 2, 3]);
+    assert.deepEqual(client.errors, []);
+  } finally {
+    await client.close();
+  }
+  const opened = await postEnvelope(workers.url, {
+    server: 'feat',
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'w', version: '1' } },
+  });
+  assert.equal(opened.status, 200, opened.body);
+  const sessionId = opened.headers['mcp-session-id'];
+  assert.match(String(sessionId), /^mcpp-/, 'a session the proxy holds');
+  const pids = new Set<string>();
+  for (let call = 0; call < 6; call++) {
+    const reply = await postEnvelope(workers.url, {
+      server: 'feat',
+      mcp_session_id: sessionId,
+      jsonrpc: '2.0',
+      id: call + 2,
+      method: 'tools/call',
+      params: { name: 'pid' },
+    });
+    assert.equal(reply.status, 200, `POST /proxy call ${call}: ${reply.body}`);
+    pids.add(JSON.parse(reply.body).result.content[0].text);
+  }
+  assert.equal(pids.size, 1);
+}
+
 describe('WORKERS=2 without REDIS_URL: the primary serves the embedded store', () => {
   it('counts one rate limit across workers, and a revocation holds on every worker', async () => {
     running = await startWorkers({ DATA_DIR: dataDir(), RATE_LIMIT_PER_TOKEN: '6', ADMIN_TOKEN: ADMIN });
     await countsAcrossWorkers(running);
     await revocationHoldsOnEveryWorker(running);
+  });
+
+  it('serves a held session whichever worker a request reaches (the relay over the IPC store)', async () => {
+    running = await startWorkers({ DATA_DIR: dataDir(), MCP_PROXY_CONFIG: featConfig() });
+    await heldSessionsCrossWorkers(running);
   });
 
   it('replaces a worker that dies, and keeps serving', async () => {
@@ -188,6 +265,15 @@ describe('WORKERS=2 with REDIS_URL: the workers share Redis', () => {
     });
     await countsAcrossWorkers(running);
     await revocationHoldsOnEveryWorker(running);
+  });
+
+  it('serves a held session whichever worker a request reaches (the relay over Redis)', async () => {
+    running = await startWorkers({
+      DATA_DIR: dataDir(),
+      REDIS_URL: redis.url,
+      MCP_PROXY_CONFIG: featConfig(),
+    });
+    await heldSessionsCrossWorkers(running);
   });
 });
 
