@@ -153,6 +153,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     { workers: count, store: store === undefined ? 'redis' : storeKind(config) },
     'starting workers',
   );
+  // STORE=memory keeps generated keys in each process: a token one worker mints (or a vault
+  // entry it seals) would mean nothing to the others.
+  if (storeKind(config) === 'memory' && (config.signingKeys.length === 0 || config.vaultKeys.length === 0))
+    logger.warn(
+      'STORE=memory with WORKERS: each worker generates its own signing and vault keys; set SIGNING_KEYS and VAULT_KEY, or use STORE=sqlite',
+    );
   for (let i = 0; i < count; i++) fork();
 }
 
