@@ -277,6 +277,37 @@ describe('WORKERS=2 with REDIS_URL: the workers share Redis', () => {
   });
 });
 
+describe('WORKERS=2: the primary speaks for the cluster', () => {
+  it('shows one generated token, which every worker accepts', async () => {
+    running = await startWorkers({ DATA_DIR: dataDir(), PROXY_TOKEN: '' });
+    const banners = [...running.output().matchAll(/X-Proxy-Token: (\S+)/g)];
+    assert.equal(banners.length, 1, `shown once (output: ${running.output()})`);
+    const token = banners[0]?.[1] as string;
+    for (let i = 0; i < 4; i++)
+      assert.equal(
+        (await postEnvelope(running.url, ping(i), undefined, token)).status,
+        200,
+        'accepted by each worker',
+      );
+  });
+
+  it('passes SIGHUP on: every worker reloads the configuration', async () => {
+    const envFile = join(dataDir(), '..', 'reload.env');
+    writeFileSync(envFile, 'RATE_LIMIT_PER_TOKEN=100\n');
+    running = await startWorkers({ DATA_DIR: dataDir(), DOTENV_PATH: envFile });
+    const workers = running;
+    assert.equal((await postEnvelope(workers.url, ping(0))).status, 200);
+    writeFileSync(envFile, 'RATE_LIMIT_PER_TOKEN=3\n');
+    workers.primary.kill('SIGHUP');
+    await eventually(() => workers.output().split('"msg":"configuration reloaded"').length - 1 >= 2, {
+      what: () => `both workers reloaded (output: ${workers.output()})`,
+    });
+    const statuses: number[] = [];
+    for (let i = 1; i < 7; i++) statuses.push((await postEnvelope(workers.url, ping(i))).status);
+    assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429], 'the new limit, on every worker');
+  });
+});
+
 describe('SIGTERM drains', () => {
   it('answers /ready 503 first while still serving, then exits cleanly', async () => {
     const proxy = await startChildProxy({ DATA_DIR: dataDir(), DRAIN_DELAY_MS: '3000' }, 256);
