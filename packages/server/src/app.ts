@@ -66,7 +66,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionOwnership } from './sessions/ownership.ts';
-import { sealerSecrets } from './sessions/sealer-key.ts';
+import { configuredSecrets, sealerSecrets } from './sessions/sealer-key.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { PROXY_SESSION_PREFIX, SessionStore } from './sessions/store.ts';
 import { openStore, storeKind } from './store/open-store.ts';
@@ -385,7 +385,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator.forgetVerified();
     void holdings.recheckAll().catch(() => {});
   });
-  /** Registers a proxy-held session a minted token was answered with, so its revocation ends it. */
+  /**
+   * Registers a proxy-held session a minted token was answered with, so its revocation ends it;
+   * and claims the session for this instance before its id leaves (issue 19).
+   */
   const holdSession = (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -407,7 +410,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         alive: () => sessions.has(id),
       });
     }
-    done(null, payload);
+    // Its ownership is recorded before the id reaches the caller (issue 19).
+    relay.claim(request, reply, payload, done);
   };
   // Listening starts before the first request where the store answers; a Redis that is down
   // must not hold the start-up (the subscription completes when Redis comes back).
@@ -438,16 +442,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     holdsLocally: (id) => sessions.has(id),
     onError: storeTrouble,
   });
+  // Only a store other processes share can lead to another instance: with the embedded ones
+  // (SQLite, memory) there is none, and nothing is written before it is needed.
+  const shared = deps.store !== undefined || !['sqlite', 'memory'].includes(storeKind(config));
   const relay = new Relay({
     store: namespaced(store, 'relay:'),
     ownership,
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
     onError: storeTrouble,
+    active: shared,
   });
-  await Promise.race([
-    Promise.allSettled([ownership.start(), relay.start()]),
-    new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
-  ]);
+  if (shared)
+    await Promise.race([
+      Promise.allSettled([ownership.start(), relay.start()]),
+      new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
+    ]);
   const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({
@@ -478,7 +487,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
-    await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble),
+    shared
+      ? await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble)
+      : configuredSecrets(config),
   );
   const planner = new DispatchPlanner({ verdicts, eras });
   // The upstream OAuth broker (issue 18): tokens sealed in the shared store, every call through
@@ -580,7 +591,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
-    scope.addHook('onSend', relay.claim);
     await scope.register(proxyRoutes, forwarder);
   });
   await app.register(async (scope) => {
@@ -616,7 +626,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scope.addHook('preHandler', inFlightHook.preHandler);
     scope.addHook('preHandler', relay.hook);
     scope.addHook('onSend', holdSession);
-    scope.addHook('onSend', relay.claim);
     await scope.register(mcpRoutes, mcp);
   });
 

@@ -98,6 +98,30 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
       assert.equal(client.samplingRequests.length, 1);
       assert.match(textOf(sampled), new RegExp(SAMPLING_MODEL));
       assert.deepEqual(client.errors, []);
+      // DELETE through whichever instance ends it on its owner: gone on both.
+      const sessionId = client.transport.sessionId as string;
+      const owner = await store.get(`instances:session:${sessionId}`);
+      assert.ok(owner, 'the session is claimed in the store');
+      await client.transport.terminateSession();
+      for (const proxy of [a, b]) {
+        const after = await fetch(`${proxy.url}/servers/feat/mcp`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'x-proxy-token': proxy.token,
+            'mcp-session-id': sessionId,
+            'mcp-protocol-version': '2025-11-25',
+          },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
+        });
+        assert.equal(after.status, 404, `after DELETE, on ${proxy === a ? 'a' : 'b'}`);
+      }
+      // Its ownership leaves the store with it (the next heartbeat), so nothing piles up there.
+      await eventually(async () => (await store.get(`instances:session:${sessionId}`)) === undefined, {
+        timeoutMs: 5_000,
+        what: "the ended session's ownership key to go",
+      });
     } finally {
       await client.close();
     }
@@ -215,6 +239,42 @@ describe('two instances, one store: held sessions answer on either (issue 19)', 
     assert.equal(gone.status, 404);
     assert.equal(gone.body.error.data.code, 'session_not_found');
     assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+  });
+
+  it('a store that stops answering makes a session held elsewhere "not found", never a hang', async () => {
+    // The same store, through a view whose reads can be made to fail (Redis unreachable).
+    let down = false;
+    const shared = namespaced(store, '');
+    const flaky = {
+      ...shared,
+      get: (key: string) => (down ? Promise.reject(new Error('store down')) : shared.get(key)),
+    };
+    const c = await startProxy(
+      { HOST: '127.0.0.1', LOG_LEVEL: 'warn', MCP_PROXY_CONFIG: join(dir, 'proxy.json') },
+      { store: flaky },
+    );
+    try {
+      const opened = await postProxy(a, {
+        server: 'feat',
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      });
+      const sessionId = opened.headers.get('mcp-session-id') as string;
+      const ping = () =>
+        postProxy(c, { server: 'feat', mcp_session_id: sessionId, jsonrpc: '2.0', id: 2, method: 'ping' });
+      assert.equal((await ping()).status, 200, 'relayed while the store answers');
+      down = true;
+      const started = Date.now();
+      const reply = await ping();
+      assert.equal(reply.status, 404);
+      assert.equal(reply.body.error.data.code, 'session_not_found');
+      assert.ok(Date.now() - started < 1_000, `answered in ${Date.now() - started} ms`);
+    } finally {
+      down = false;
+      await c.close();
+    }
   });
 
   it('without SESSION_SECRET, a pass-through id sealed by one instance opens on the other', async (t) => {

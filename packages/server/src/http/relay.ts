@@ -23,7 +23,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { handleTagOf } from '../eras/input-rounds.ts';
 import { ProxyError } from '../errors.ts';
+import { bearerOf } from '../identity/hook.ts';
 import type { Principal } from '../identity/principal.ts';
+import { isProxyCredential } from '../identity/proxy-credential.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
@@ -128,6 +130,8 @@ export interface RelayDeps {
   readonly inject: Inject;
   /** Hears store failures (throttled by the caller: a Redis that is down fails every lookup). */
   readonly onError: (error: Error) => void;
+  /** False when no other instance can share the store (embedded SQLite or memory): never relays. */
+  readonly active?: boolean;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -206,7 +210,7 @@ export class Relay {
    * Stateless requests cost a header and a property lookup.
    */
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    const destination = this.#destinationOf(request);
+    const destination = this.#deps.active === false ? undefined : this.#destinationOf(request);
     if (destination === undefined || this.#relayed.has(request)) {
       done();
       return;
@@ -230,9 +234,9 @@ export class Relay {
     done: (error: Error | null, payload: unknown) => void,
   ): void => {
     const id = reply.getHeader('mcp-session-id');
-    const { ownership } = this.#deps;
+    const { ownership, active } = this.#deps;
     const claimed =
-      typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
+      active !== false && typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
         ? ownership.claim(id)
         : undefined;
     if (claimed === undefined) {
@@ -346,6 +350,15 @@ export class Relay {
               clearTimeout(ackTimer);
               return;
             case 'part': {
+              if (message.head !== undefined && message.end && body === undefined) {
+                // A whole answer in one part (a JSON answer): sent as it is, with its length.
+                finish();
+                reply.code(message.head.status);
+                for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
+                reply.send(message.d === undefined ? undefined : Buffer.from(message.d, 'base64'));
+                resolve(true);
+                return;
+              }
               if (message.head !== undefined && body === undefined) {
                 clearTimeout(ackTimer);
                 body = new PassThrough();
@@ -380,7 +393,7 @@ export class Relay {
         method: request.method as OpenMessage['method'],
         url: relayedUrl(request.url),
         headers: relayedHeaders(request),
-        ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+        ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
       }).catch(notAnswered);
     });
@@ -533,18 +546,35 @@ export class Relay {
   }
 }
 
-/** The caller's headers minus its proxy credential and hop-by-hop ones. */
+/**
+ * The caller's headers minus its proxy credential and hop-by-hop ones. The credential never
+ * travels, not even where the caller repeated it as the upstream token (`X-MCP-Token`, or
+ * `Authorization` beside `X-Proxy-Token`): here it would have been dropped, and the owner, which
+ * never sees the credential, could not tell it from an upstream token.
+ */
 function relayedHeaders(request: FastifyRequest): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined || DROPPED_REQUEST_HEADERS.has(name)) continue;
-    // Authorization carried the proxy credential, not an upstream token: it stays here.
-    if (name === 'authorization' && request.credentialInAuthorization) continue;
+    if (name === 'authorization') {
+      if (request.credentialInAuthorization) continue;
+      const bearer = typeof value === 'string' ? bearerOf(value) : undefined;
+      if (bearer !== undefined && isProxyCredential(request, bearer)) continue;
+    }
+    if (name === 'x-mcp-token' && typeof value === 'string' && isProxyCredential(request, value)) continue;
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   // The owner logs the exchange under the id the caller was given.
   headers['x-request-id'] = request.id;
   return headers;
+}
+
+/** The body, without a POST /proxy `mcp_token` that is the proxy credential (see {@link relayedHeaders}). */
+function relayedBody(request: FastifyRequest): unknown {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || !('mcp_token' in body)) return body;
+  const { mcp_token: token, ...rest } = body as { mcp_token?: unknown };
+  return typeof token === 'string' && isProxyCredential(request, token) ? rest : body;
 }
 
 /** The URL without a `proxy_token` query parameter (a credential, when allowed at all). */

@@ -55,6 +55,8 @@ export class SessionOwnership {
   readonly #watched = new Map<string, Set<() => void>>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #ticking = false;
+  #started = false;
 
   constructor(deps: OwnershipDeps) {
     this.#deps = deps;
@@ -64,6 +66,7 @@ export class SessionOwnership {
 
   /** Says this instance is alive, then keeps saying it (a store down now hears it later). */
   async start(): Promise<void> {
+    this.#started = true;
     this.#timer = setInterval(() => void this.#tick(), this.#timing.heartbeatMs);
     this.#timer.unref();
     await this.#beat().catch((error: Error) => this.#deps.onError(error));
@@ -76,7 +79,11 @@ export class SessionOwnership {
   claim(id: string): Promise<void> | undefined {
     if (this.#claimed.has(id)) return undefined;
     this.#claimed.set(id, Date.now());
-    return this.#deps.store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs);
+    return this.#deps.store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs).catch((error) => {
+      // Not recorded: the session's next answer tries again.
+      this.#claimed.delete(id);
+      throw error;
+    });
   }
 
   /** Whether this instance holds session `id` (no store round trip). */
@@ -124,6 +131,7 @@ export class SessionOwnership {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    if (!this.#started) return;
     this.#watched.clear();
     const { store } = this.#deps;
     const ids = [...this.#claimed.keys()];
@@ -140,7 +148,17 @@ export class SessionOwnership {
 
   /** One heartbeat: alive, renew or drop claims, look at the watched instances. */
   async #tick(): Promise<void> {
-    if (this.#closed) return;
+    // A store slower than the heartbeat must not pile ticks up.
+    if (this.#closed || this.#ticking) return;
+    this.#ticking = true;
+    try {
+      await this.#beatOnce();
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #beatOnce(): Promise<void> {
     const { store, onError } = this.#deps;
     const now = Date.now();
     const writes: Promise<unknown>[] = [this.#beat()];
