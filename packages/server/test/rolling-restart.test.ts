@@ -62,6 +62,10 @@ describe('rolling restart behind nginx round robin', () => {
       });
       const agent = new Agent({ keepAlive: true, maxSockets: 8 });
       const failures: string[] = [];
+      // When each request failed and each restart began and ended, for a failure's message.
+      const started = performance.now();
+      const at = () => `${Math.round(performance.now() - started)} ms`;
+      const timeline: string[] = [];
       let done = 0;
       let stop = false;
       const loop = async () => {
@@ -75,9 +79,10 @@ describe('rolling restart behind nginx round robin', () => {
           };
           try {
             const answer = await postEnvelope(cluster.url, envelope, agent);
-            if (answer.status !== 200) failures.push(`${answer.status} ${answer.body.slice(0, 200)}`);
+            if (answer.status !== 200)
+              failures.push(`${at()}: ${answer.status} ${answer.body.slice(0, 200)}`);
           } catch (error) {
-            failures.push((error as Error).message);
+            failures.push(`${at()}: ${(error as Error).message}`);
           }
           done++;
         }
@@ -87,7 +92,9 @@ describe('rolling restart behind nginx round robin', () => {
         for (const instance of cluster.instances) {
           const before = done;
           await eventually(() => done >= before + 100, { timeoutMs: 20_000, what: 'load running' });
+          timeline.push(`${at()}: restarting instance ${instance.index}`);
           await instance.restart();
+          timeline.push(`${at()}: instance ${instance.index} started again`);
           // As a deployment does, the next instance waits until this one takes traffic again
           // (nginx retries an instance it saw refuse connections only after fail_timeout).
           await eventually(() => servesProxy(instance.url), {
@@ -103,7 +110,11 @@ describe('rolling restart behind nginx round robin', () => {
         agent.destroy();
         await cluster.stop();
       }
-      assert.deepEqual(failures, [], `no request failed among ${done} (${cluster.output()})`);
+      assert.deepEqual(
+        failures.slice(0, 10),
+        [],
+        `${failures.length} of ${done} requests failed; ${timeline.join('; ')} (${cluster.output()})`,
+      );
     });
   }
 });
