@@ -293,6 +293,41 @@ try {
     await infoProxy.stop();
     await infoBaseline?.stop();
   });
+  await section('workers', async () => {
+    // Issue 19: one port served by WORKERS=2 processes against one process, both on every core
+    // (the load generator and the upstream share them: this is the 2-core machine's real figure).
+    // Rate limits count (never refuse), so the shared counters' cost is in the figures: in the
+    // process for one, through the primary's store over IPC for two.
+    const cores = `0-${results.machine.nproc - 1}`;
+    log(`WORKERS=1 vs WORKERS=2 (proxy on cores ${cores})`);
+    const counting = { RATE_LIMIT_PER_TOKEN: '1000000000', RATE_LIMIT_PER_IP: '1000000000' };
+    const one = await startProxy({ name: 'proxy (WORKERS=1)', cores, env: { ...counting, WORKERS: '1' } });
+    const two = await startProxy({ name: 'proxy (WORKERS=2)', cores, env: { ...counting, WORKERS: '2' } });
+    try {
+      const configs = ['POST /proxy', '/mcp'].flatMap((path) =>
+        [
+          { suffix: ' (WORKERS=1)', server: one },
+          { suffix: ' (WORKERS=2)', server: two },
+        ].map(
+          ({ suffix, server }): LoadConfig => ({
+            group: 'workers',
+            path: `${path}${suffix}`,
+            concurrency: 64,
+            spec: path === '/mcp' ? mcpSpec(server.base, upstreamUrl) : proxySpec(server.base, upstreamUrl),
+            serverPids: server.pids,
+            upstreamPids: upstream.pids,
+          }),
+        ),
+      );
+      for (const c of configs) await checkSpec(`workers ${c.path}`, c.spec);
+      for (const c of configs)
+        await runWrk(writeScript(dir, `warm-w-${c.path.replace(/\W+/g, '')}`, c.spec), c.spec.url, 64, 2);
+      results.points.push(...(await measurePoints(configs, dir, log)));
+    } finally {
+      await one.stop();
+      await two.stop();
+    }
+  });
   await section('everything', async () => {
     log('server-everything');
     const everything = await startEverything();

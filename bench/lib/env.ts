@@ -47,7 +47,8 @@ export const SETTINGS = {
   /** Whole-run time budget in seconds; the leak check gets what is left of it. */
   budgetSeconds: num('BENCH_BUDGET_SECONDS', quick ? 270 : 680),
   /** Sections to run (comma list): startup, http, event-stream, ws, relay, info, everything, peers,
-   * memory, profile, leak, and the optional leakpaths. Default: all but the optional ones. */
+   * memory, profile, leak, and the optional leakpaths and workers (WORKERS=2 against one process).
+   * Default: all but the optional ones. */
   only: (process.env.BENCH_ONLY ?? '').split(',').filter((s) => s !== ''),
   /** HTTP paths measured in the http and event-stream sections (comma list of path names, e.g.
    * `POST /proxy,/mcp`); default: all but the opt-in `/mcp (bridged WS)`. With `profile`, the
@@ -98,7 +99,7 @@ export const ECHO_CALL = {
 } as const;
 
 /** Sections that run only when named in BENCH_ONLY. */
-const OPTIONAL = ['leakpaths'];
+const OPTIONAL = ['leakpaths', 'workers'];
 
 /** True if the section should run. */
 export function wanted(section: string): boolean {

@@ -161,6 +161,33 @@ export function renderReport(results: BenchResults): string {
     );
   }
 
+  const workers = points.filter((p) => p.group === 'workers');
+  if (workers.length > 0) {
+    out.push('### WORKERS=2 vs one process (issue 19; proxy on every core, c=64, rate limits counting)', '');
+    out.push(
+      table(
+        ['path', 'req/s', 'CPU µs/req', 'p50 ms', 'p99 ms', '× WORKERS=1 req/s'],
+        workers.map((p) => {
+          const single = findPoint(
+            points,
+            'workers',
+            p.path.replace('WORKERS=2', 'WORKERS=1'),
+            p.concurrency,
+          );
+          return [
+            p.path,
+            rate(p) + errors(p),
+            int(med(p, 'cpuUs')),
+            (med(p, 'p50') / 1000).toFixed(2),
+            (med(p, 'p99') / 1000).toFixed(2),
+            (med(p, 'rps') / med(single, 'rps')).toFixed(2),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+
   const everything = points.filter((p) => p.group === 'everything');
   if (everything.length > 0) {
     out.push('### Realistic upstream: @modelcontextprotocol/server-everything (stateful, SSE answers)', '');

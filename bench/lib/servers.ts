@@ -75,6 +75,8 @@ export interface ProxyOptions {
    * so that no request has been served yet.
    */
   readonly ready?: 'health' | 'port';
+  /** `taskset` cores of the proxy (default SERVER_CORES); with `WORKERS`, its workers' too. */
+  readonly cores?: string;
 }
 
 /** The proxy, started as `npm start` would, with the bench's configuration. */
@@ -83,7 +85,7 @@ export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
   const root = options.root ?? ROOT;
   const proc = startPinned(NODE, [...(options.nodeFlags ?? []), join(root, 'packages/server/src/main.ts')], {
     name: options.name ?? 'proxy',
-    cores: SERVER_CORES,
+    cores: options.cores ?? SERVER_CORES,
     cwd: root,
     cleanEnv: true,
     env: {
@@ -111,7 +113,9 @@ export async function startProxy(options: ProxyOptions = {}): Promise<Server> {
       ...options.env,
     },
   });
-  const started = server(proc, port);
+  // Under WORKERS the work is done by the primary's children: their CPU is the proxy's.
+  const clustered = (options.env?.WORKERS ?? '1') !== '1';
+  const started = server(proc, port, clustered ? () => [proc.pid, ...childPids(proc.pid)] : undefined);
   const ready =
     options.ready === 'port' ? waitForPort(port, 30_000, proc.exited) : waitForHttp(`${started.base}/health`);
   await ready.catch((error: unknown) => {

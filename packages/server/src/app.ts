@@ -23,8 +23,8 @@ import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
+import { ConnectionDrain } from './http/connection-drain.ts';
 import { corsOptions } from './http/cors.ts';
-import { trackIdleSockets } from './http/idle-sockets.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { type Inject, Relay } from './http/relay.ts';
@@ -78,6 +78,9 @@ import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { ParamHeaderCatalog } from './upstream/param-headers.ts';
 
+/** While draining, a keep-alive connection idle this long is closed (its client is not using it). */
+const DRAIN_IDLE_MS = 250;
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
@@ -85,6 +88,13 @@ declare module 'fastify' {
      * settings that only take effect after a restart. Throws, changing nothing, if invalid.
      */
     reload(config: Config): string[];
+    /**
+     * The first steps of a graceful stop (issue 19): `ready` false makes `/ready` answer 503 and
+     * every answer carry `Connection: close` while requests are still served; `quiet` then stops
+     * accepting connections, ends the streams that never end by themselves and waits (at most
+     * `boundMs`) for the open connections to finish. `close()` ends the rest.
+     */
+    drain: { unready(): void; quiet(boundMs: number): Promise<void> };
   }
   interface FastifyRequest {
     /** MCP method of the forwarded message, for the access log. */
@@ -333,6 +343,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     signIn: new SignInRounds(vaultKeys, now),
   });
   let shuttingDown = false;
+  // SIGTERM's first phase: still serving, but no longer ready (issue 19, rolling restarts).
+  let draining = false;
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
   app.removeContentTypeParser('text/plain');
@@ -358,7 +370,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
     // Requests that finish during shutdown must not leave a keep-alive socket holding close() open.
-    if (shuttingDown) reply.header('connection', 'close');
+    if (shuttingDown || draining) reply.header('connection', 'close');
     done(null, payload);
   });
   registerRequestLogging(app, metrics);
@@ -368,7 +380,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
-  await app.register(healthRoutes, { shuttingDown: () => shuttingDown });
+  await app.register(healthRoutes, { shuttingDown: () => shuttingDown || draining });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {
     broker,
@@ -457,18 +469,37 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
   openSockets = webSockets.count;
-  const idleSockets = trackIdleSockets(app.server);
+  let drainer: NodeJS.Timeout | undefined;
+  // Connections and how many requests each has in flight: one with none can be closed at shutdown.
+  const connections = new ConnectionDrain(app.server);
+  /** Streams that never end by themselves (GET event streams) end; calls in flight finish. */
+  const endStreams = () => {
+    shutdown.abort();
+    for (const session of sessions.values()) session.endStandalone();
+  };
+  app.decorate('drain', {
+    unready: () => {
+      draining = true;
+    },
+    quiet: async (boundMs: number) => {
+      draining = true;
+      connections.stopAccepting();
+      endStreams();
+      // A connection idle this long has no client about to use it; busy ones end with their next
+      // answer (Connection: close), so no request races the closing of its connection.
+      await connections.quiet(boundMs, DRAIN_IDLE_MS);
+    },
+  });
   app.addHook('preClose', async () => {
     shuttingDown = true;
     // Other instances stop relaying here, and what they relayed (or this one did) ends now.
     await ownership.close();
     await relay.close();
-    // Streams that never end by themselves (GET event streams) end now; calls in flight finish.
-    shutdown.abort();
-    for (const session of sessions.values()) session.endStandalone();
+    endStreams();
     // Keep-alive connections that fall idle once their request finished (or never sent one)
     // would hold close() open until their timeout: close them as soon as they are idle.
-    idleSockets.drain();
+    drainer = setInterval(() => connections.closeIdle(), 100);
+    drainer.unref();
   });
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
@@ -499,7 +530,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return restartOnlyChanges(config, next);
   });
   app.addHook('onClose', async () => {
-    idleSockets.stop();
+    clearInterval(drainer);
     await identity.close();
     await sessions.closeAll();
     await guard.close();

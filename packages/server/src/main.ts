@@ -4,8 +4,10 @@
  * busy port is one line, not a stack trace), reload on SIGHUP, and shut down gracefully on
  * SIGTERM/SIGINT (stop accepting, finish in-flight requests within a bound, close upstreams).
  */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { enableCompileCache, flushCompileCache } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -19,24 +21,14 @@ import type { Config } from './config/config.ts';
 // installed code (`node_modules/.cache`), never in a shared temporary folder whose entries another
 // user could plant; NODE_COMPILE_CACHE, when set, wins. Where it cannot be written, nothing changes.
 // The modules are imported dynamically because static imports would load before this line runs.
+// The server itself (app.ts, Fastify) loads only where it serves: a WORKERS primary never does.
 enableCompileCache(fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)));
-const [
-  { pino },
-  { buildApp },
-  { ConfigError, loadConfig },
-  { parseArgs, usage },
-  { ChildRegistry },
-  { VERSION },
-] = await Promise.all([
+const [{ pino }, { ConfigError, loadConfig }, { parseArgs, usage }, { VERSION }] = await Promise.all([
   import('pino'),
-  import('./app.ts'),
   import('./config/config.ts'),
   import('./config/usage.ts'),
-  import('./upstream/child-registry.ts'),
   import('./version.ts'),
 ]);
-// Written now rather than at exit: a proxy ends by a signal, and the cache is not written then.
-flushCompileCache();
 
 async function main(): Promise<void> {
   const command = parseArgs(process.argv.slice(2));
@@ -64,8 +56,18 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  const primary = cluster.isPrimary && workers > 1;
   let generated: string | undefined;
-  if (configuresNoCredential(config)) {
+  if (cluster.isWorker) {
+    // The primary generated the token (and showed it once): every worker accepts the same one.
+    const { GENERATED_TOKEN_ENV } = await import('./workers/primary.ts');
+    const fromPrimary = process.env[GENERATED_TOKEN_ENV];
+    if (fromPrimary !== undefined && configuresNoCredential(config)) {
+      generated = fromPrimary;
+      config = Object.freeze({ ...config, proxyTokens: Object.freeze([fromPrimary]) });
+    }
+  } else if (configuresNoCredential(config)) {
     // Serve out of the box, but with a strong secret the operator sees exactly once.
     const token = randomBytes(32).toString('base64url');
     generated = token;
@@ -84,13 +86,35 @@ async function main(): Promise<void> {
     );
   }
 
+  const logDestination = prettyLogs(config.logFormat) ? prettyDestination() : undefined;
+  if (primary) {
+    const [{ runPrimary }, { createLogger }] = await Promise.all([
+      import('./workers/primary.ts'),
+      import('./observability/logger.ts'),
+    ]);
+    flushCompileCache();
+    const logger = createLogger(config.logLevel, logDestination).child({ role: 'primary' });
+    await runPrimary({ config, count: workers, logger, generatedToken: generated });
+    return;
+  }
+  const [{ buildApp }, { ChildRegistry }] = await Promise.all([
+    import('./app.ts'),
+    import('./upstream/child-registry.ts'),
+  ]);
+  // Written now rather than at exit: a proxy ends by a signal, and the cache is not written then.
+  flushCompileCache();
   // Stdio children alive now: a forced exit kills them, since it cannot wait for their close.
   const children = new ChildRegistry();
   process.once('exit', () => children.killAll());
-  const logDestination = prettyLogs(config.logFormat) ? prettyDestination() : undefined;
+  // A worker without Redis reaches the store its primary holds (issue 19).
+  const store = cluster.isWorker ? await clusterStore(config) : undefined;
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
-    app = await buildApp(config, logDestination ? { logDestination, children } : { children });
+    app = await buildApp(config, {
+      children,
+      ...(logDestination ? { logDestination } : {}),
+      ...(store ? { store } : {}),
+    });
   } catch (error) {
     // A setting only checkable by using it (an AUDIT_LOG file that cannot be opened).
     if (!(error instanceof ConfigError)) throw error;
@@ -115,10 +139,14 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+    // SIGTERM is a planned stop (a rolling restart): not ready first, so a load balancer sends
+    // no more, while what it already sent is served. Ctrl-C does not wait for that.
+    const delay = signal === 'SIGTERM' ? config.drainDelayMs : 0;
+    app.drain.unready();
+    app.log.info({ signal, drainDelayMs: delay }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => {
       app.log.warn(
         { timeoutMs: config.shutdownTimeoutMs, children: children.size },
@@ -126,8 +154,11 @@ async function main(): Promise<void> {
       );
       children.killAll();
       process.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, config.shutdownTimeoutMs + delay);
     force.unref();
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    // Stop accepting; keep-alive clients get their next answer with Connection: close.
+    await app.drain.quiet(config.shutdownTimeoutMs / 2);
     app.close().then(
       () => {
         app.log.info('shut down cleanly');
@@ -161,8 +192,31 @@ async function main(): Promise<void> {
       );
     }
   });
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** A worker's store: Redis when configured (each worker connects), else the primary's over IPC. */
+async function clusterStore(config: Config) {
+  const [{ primaryHoldsStore }, { ClusterStore }] = await Promise.all([
+    import('./workers/primary.ts'),
+    import('./store/cluster-store.ts'),
+  ]);
+  if (!primaryHoldsStore(config)) return undefined;
+  let warned = 0;
+  return new ClusterStore(
+    {
+      send: (message) => process.send?.(message, undefined, undefined, () => {}),
+      on: (event, listener) => process.on(event, listener),
+      off: (event, listener) => process.off(event, listener),
+    },
+    (error) => {
+      // Counters fail open when the primary does not answer; say so at most once a minute.
+      if (Date.now() - warned < 60_000) return;
+      warned = Date.now();
+      process.stderr.write(`the primary's store did not answer (${error.message}): limits not enforced\n`);
+    },
+  );
 }
 
 /** Readable logs on a terminal, JSON lines elsewhere (log shippers), unless LOG_FORMAT says. */

@@ -508,6 +508,104 @@ describe('docker-compose.yml', () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// Several instances (issue 19): nginx round robin, three replicas, one Redis: the shape the
+// rolling-restart and relay tests run (test/helpers/cluster.ts).
+
+interface ReplicasService extends ComposeService {
+  deploy?: { replicas?: number };
+  volumes?: string[];
+}
+
+const replicasText = read('docker-compose.replicas.yml');
+const replicas = parseYaml(replicasText, { merge: true }) as {
+  services: Record<string, ReplicasService>;
+  networks?: Record<string, { internal?: boolean } | null>;
+};
+const nginxConf = read('deploy/nginx.conf');
+
+/** The directives inside the first `location / { … }` of an nginx configuration text. */
+function rootLocation(text: string): string[] {
+  const match = /location \/ \{([^}]*)\}/.exec(text);
+  assert.ok(match, 'a location / block');
+  return (match[1] ?? '')
+    .split(';')
+    .map((line) => line.replace(/\s+/g, ' ').trim())
+    .filter((line) => line !== '');
+}
+
+describe('docker-compose.replicas.yml and deploy/nginx.conf', () => {
+  const nginx = replicas.services.nginx as ReplicasService;
+  const proxy = replicas.services.proxy as ReplicasService;
+  const redis = replicas.services.redis as ReplicasService;
+
+  it('runs nginx in front of three proxy replicas sharing one Redis', () => {
+    assert.deepEqual(Object.keys(replicas.services).sort(), ['nginx', 'proxy', 'redis']);
+    assert.equal(proxy.deploy?.replicas, 3);
+    assert.deepEqual(proxy.build, { context: '.' });
+    assert.equal(proxy.environment?.REDIS_URL, 'redis://redis:6379');
+    assert.match(proxy.environment?.PROXY_TOKEN ?? '', /^\$\{PROXY_TOKEN:\?[^}]*set PROXY_TOKEN[^}]*\}$/);
+    assert.equal(proxy.ports, undefined, 'replicas are reached through nginx only');
+    assert.ok(nginx.volumes?.includes('./deploy/nginx.conf:/etc/nginx/nginx.conf:ro'));
+    assert.match(nginx.ports?.[0] ?? '', /^\$\{MCP_PROXY_PUBLISH:-127\.0\.0\.1:8000\}:8080$/);
+    assert.equal(redis.ports, undefined);
+    assert.deepEqual(redis.networks, ['backend']);
+    assert.equal(replicas.networks?.backend?.internal, true);
+  });
+
+  it('hardens every service and lets a replica drain before it is killed', () => {
+    for (const [name, service] of Object.entries(replicas.services)) {
+      assert.equal(service.read_only, true, `${name} read-only`);
+      assert.deepEqual(service.cap_drop, ['ALL'], `${name} drops capabilities`);
+      assert.ok(service.security_opt?.includes('no-new-privileges:true'), `${name} no-new-privileges`);
+      assert.ok(service.restart, `${name} restarts`);
+    }
+    assert.equal(nginx.user, '101:101', 'nginx runs unprivileged');
+    assert.deepEqual(proxy.healthcheck?.test, ['CMD', ...imageHealthcheck()]);
+    const drainMs = Number(/\$\{DRAIN_DELAY_MS:-(\d+)\}/.exec(proxy.environment?.DRAIN_DELAY_MS ?? '')?.[1]);
+    assert.ok(drainMs > 0, 'a drain delay by default');
+    const shutdownMs = loadConfig({}).shutdownTimeoutMs;
+    assert.ok(
+      seconds(proxy.stop_grace_period ?? '10s') * 1000 > drainMs + shutdownMs,
+      'grace > drain + shutdown',
+    );
+  });
+
+  it('balances round robin with no affinity, as the tests’ nginx does', () => {
+    assert.doesNotMatch(nginxConf, /^\s*(ip_hash|hash|sticky)\b/m, 'no affinity');
+    const harness = read('packages/server/test/helpers/cluster.ts');
+    assert.deepEqual(rootLocation(nginxConf), rootLocation(harness), 'the same location / as the tests');
+    assert.match(nginxConf, /server proxy:8000 max_fails=1 fail_timeout=2s;/);
+    assert.match(harness, /max_fails=1 fail_timeout=2s;/);
+    for (const directive of ['keepalive 32;', 'proxy_set_header Upgrade $http_upgrade;'])
+      assert.ok(nginxConf.includes(directive), directive);
+  });
+
+  it('is a configuration nginx accepts', () => {
+    const dir = mkdtempSync(join(scratch, 'nginx-'));
+    const conf = join(dir, 'nginx.conf');
+    // Compose's `proxy` name and the container's paths, made local.
+    writeFileSync(
+      conf,
+      nginxConf
+        .replaceAll('/tmp/', `${dir}/`)
+        .replace('server proxy:8000', 'server 127.0.0.1:9')
+        .replace('error_log /dev/stderr', `error_log ${dir}/error.log`),
+    );
+    const binary = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+    const result = spawnSync(binary, ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf], {
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, `${result.error?.message ?? ''}${result.stderr}`);
+  });
+
+  it('uses $ only for interpolation', () => {
+    for (const match of replicasText.matchAll(/\$(?!\{[A-Z_][A-Z0-9_]*(:?[-?][^}]*)?\}|\$)/g)) {
+      assert.fail(`stray $ at offset ${match.index}: escape it as $$`);
+    }
+  });
+});
+
 describe('.env.example', () => {
   const example = read('.env.example');
 

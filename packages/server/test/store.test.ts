@@ -3,14 +3,17 @@
  * thing — memory, a node:sqlite file in a temporary DATA_DIR, and a real redis-server on loopback.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ClusterStore, type IpcPort } from '../src/store/cluster-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { RedisStore } from '../src/store/redis-store.ts';
 import { SQLITE_FILE, SqliteStore } from '../src/store/sqlite-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
+import { StoreHost } from '../src/store/store-host.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { type RedisServer, startRedis } from './helpers/redis.ts';
@@ -97,6 +100,75 @@ function contract(
 contract('memory store', async () => {
   const clock = new ManualClock();
   return { store: new MemoryStore(clock), advance: async (ms) => clock.advance(ms) };
+});
+
+/** Two ends of an IPC channel in one process: messages are copied and arrive on a later tick. */
+function ipcPair(): [IpcPort, IpcPort] {
+  const left = new EventEmitter();
+  const right = new EventEmitter();
+  const end = (self: EventEmitter, other: EventEmitter): IpcPort => ({
+    send: (message) => setImmediate(() => other.emit('message', structuredClone(message))),
+    on: (event, listener) => self.on(event, listener),
+    off: (event, listener) => self.off(event, listener),
+  });
+  return [end(left, right), end(right, left)];
+}
+
+describe('cluster store (WORKERS without REDIS_URL: the primary serves its store over IPC)', () => {
+  contract('contract', async () => {
+    const clock = new ManualClock();
+    const backing = new MemoryStore(clock);
+    const [worker, primary] = ipcPair();
+    new StoreHost(backing).attach(primary);
+    return { store: new ClusterStore(worker), advance: async (ms) => clock.advance(ms) };
+  });
+
+  it('shares keys, counters and channels between workers; a gone worker stops hearing', async () => {
+    const backing = new MemoryStore();
+    const host = new StoreHost(backing);
+    const [oneEnd, oneHost] = ipcPair();
+    const [twoEnd, twoHost] = ipcPair();
+    host.attach(oneHost);
+    const detachTwo = host.attach(twoHost);
+    const one = new ClusterStore(oneEnd);
+    const two = new ClusterStore(twoEnd);
+    try {
+      await one.set('k', 'v');
+      assert.equal(await two.get('k'), 'v');
+      assert.equal(await one.setIfAbsent('lock', 'one', 60_000), true);
+      assert.equal(await two.setIfAbsent('lock', 'two', 60_000), false);
+      assert.equal((await one.hit('rate', 60_000)).count, 1);
+      assert.equal((await two.hit('rate', 60_000)).count, 2, 'one counter for every worker');
+      const heardByOne: string[] = [];
+      const heardByTwo: string[] = [];
+      await one.subscribe('ch', (message) => heardByOne.push(message));
+      await two.subscribe('ch', (message) => heardByTwo.push(message));
+      await two.publish('ch', 'hello');
+      await eventually(() => heardByOne.length > 0 && heardByTwo.length > 0);
+      assert.deepEqual([heardByOne, heardByTwo], [['hello'], ['hello']]);
+      detachTwo();
+      await one.publish('ch', 'after');
+      await eventually(() => heardByOne.length > 1);
+      await one.set('fence', '1');
+      assert.deepEqual(heardByTwo, ['hello'], 'a detached worker hears nothing more');
+    } finally {
+      await one.close();
+      await backing.close();
+    }
+  });
+
+  it('rejects a call the primary never answers, and counts fail open', async () => {
+    const silent: IpcPort = { send: () => {}, on: () => undefined, off: () => undefined };
+    const errors: Error[] = [];
+    const store = new ClusterStore(silent, (error) => errors.push(error), 50);
+    try {
+      await assert.rejects(store.get('k'), /did not answer/);
+      assert.deepEqual(await store.hit('k', 1_000), { count: 0, resetInMs: 1_000 });
+      assert.equal(errors.length, 1);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('sqlite store', () => {

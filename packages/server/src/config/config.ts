@@ -65,6 +65,10 @@ export const DEFAULTS = {
   logFormat: 'auto',
   bodyLimitBytes: 1_048_576,
   shutdownTimeoutMs: 10_000,
+  /** On SIGTERM, how long `/ready` answers 503 while requests are still served (issue 19). */
+  drainDelayMs: 0,
+  /** Processes serving the port (issue 19): `auto` is one per available core; 1 is no cluster. */
+  workers: 1 as number | 'auto',
   // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
   server: {
     headersTimeoutMs: 20_000,
@@ -196,6 +200,13 @@ const configSchema = z
     logFormat: z.enum(['auto', 'json', 'pretty']),
     bodyLimitBytes: positiveInt,
     shutdownTimeoutMs: positiveInt,
+    drainDelayMs: z.number().int().min(0),
+    workers: z.preprocess(
+      (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
+      z.union([z.literal('auto'), z.number().int().min(1).max(256)], {
+        error: 'must be a whole number of processes (1 or more) or "auto"',
+      }),
+    ),
     server: z
       .strictObject({
         headersTimeoutMs: positiveInt,

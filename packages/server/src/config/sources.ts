@@ -40,6 +40,8 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['LOG_FORMAT', ['logFormat'], 'string'],
   ['BODY_LIMIT_BYTES', ['bodyLimitBytes'], 'int'],
   ['SHUTDOWN_TIMEOUT_MS', ['shutdownTimeoutMs'], 'int'],
+  ['DRAIN_DELAY_MS', ['drainDelayMs'], 'int'],
+  ['WORKERS', ['workers'], 'string'],
   ['HEADERS_TIMEOUT_MS', ['server', 'headersTimeoutMs'], 'int'],
   ['REQUEST_TIMEOUT_MS', ['server', 'requestTimeoutMs'], 'int'],
   ['KEEP_ALIVE_TIMEOUT_MS', ['server', 'keepAliveTimeoutMs'], 'int'],

@@ -19,6 +19,7 @@ export const USAGE_SETTINGS: ReadonlyArray<readonly [name: string, meaning: stri
   ['LOG_FORMAT', 'auto (default: readable on a terminal, JSON otherwise), json or pretty'],
   ['SESSION_SECRET', 'key sealing session ids; the same on every instance behind a load balancer'],
   ['REDIS_URL', 'Redis for rate limits shared by several instances'],
+  ['WORKERS', 'processes serving the port: a number, or auto (one per core); default 1'],
   ['METRICS_TOKEN', 'enables GET /metrics behind Authorization: Bearer <METRICS_TOKEN>'],
 ];
 

@@ -153,6 +153,11 @@ export async function connectClient(
      * consecutive requests land on different instances.
      */
     readonly rotate?: readonly string[];
+    /**
+     * Every request on a connection of its own (no keep-alive): under `WORKERS` (node:cluster
+     * hands out connections, not requests) consecutive requests reach different workers.
+     */
+    readonly freshConnections?: boolean;
   } = {},
 ): Promise<ConnectedClient> {
   const client = new Client(
@@ -195,7 +200,7 @@ export async function connectClient(
   }
   // A connection pool of its own, destroyed on close: a pooled socket that never carried a
   // request would otherwise hold the proxy's close() open until the server's headers timeout.
-  const agent = new Agent();
+  const agent = new Agent(options.freshConnections ? { pipelining: 0 } : {});
   const standalone = new StandaloneWatch();
   const rotated = rotation(options.rotate);
   const fetchWithAgent: FetchLike = async (url, init) => {
