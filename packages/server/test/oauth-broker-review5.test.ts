@@ -1,0 +1,198 @@
+/**
+ * Issue 18, the second attacker review of the upstream OAuth broker (FIX-OAUTH5): each finding
+ * replayed black-box against the proxy, with the OAuth test world (oidc-provider) or hostile
+ * authorization and MCP servers written here, on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, it } from 'node:test';
+import { freePort } from './helpers/net.ts';
+import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const ALICE = 'alice-proxy-token-0123456789abcdef';
+const BOB = 'bob-proxy-token-0123456789abcdefgh';
+/** The app's origin, listed in CORS_ORIGINS. */
+const APP = 'http://app.example';
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void | Promise<void>;
+
+/** A small loopback HTTP server for hostile parties; returns its base URL. */
+async function serve(handler: Handler): Promise<string> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://local');
+      Promise.resolve(handler(req, res, url, Buffer.concat(chunks).toString())).catch(() => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function json(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(value));
+}
+
+/** Authorization server metadata for `issuer` with endpoints under `base`. */
+function asMetadata(issuer: string, base: string, extra: Record<string, unknown> = {}) {
+  return {
+    issuer,
+    authorization_endpoint: `${base}/authorize`,
+    token_endpoint: `${base}/token`,
+    registration_endpoint: `${base}/register`,
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+    ...extra,
+  };
+}
+
+interface Hostile {
+  /** The base URL; the MCP server is at `${base}/mcp` (and `/mcp/<n>`). */
+  readonly base: string;
+  /** What the token endpoint answers (a token answer's fields). */
+  tokenAnswer: Record<string, unknown>;
+  /** The `resource` its protected resource metadata names (default: the server's URL). */
+  resource: ((base: string, path: string) => string) | undefined;
+  /** What reached it: `revoke:<token>`, `token:<grant type>`. */
+  readonly events: string[];
+}
+
+/**
+ * An MCP server that answers 401 to everything, its protected resource metadata and an
+ * authorization server that registers anyone and issues whatever `tokenAnswer` says.
+ */
+async function hostile(): Promise<Hostile> {
+  const state: Hostile = {
+    base: '',
+    tokenAnswer: { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 3600 },
+    resource: undefined,
+    events: [],
+  };
+  const base = await serve((_req, res, url, body) => {
+    if (url.pathname === '/mcp' || url.pathname.startsWith('/mcp/'))
+      return json(
+        res,
+        401,
+        {},
+        { 'www-authenticate': `Bearer resource_metadata="${base}/prm${url.pathname}"` },
+      );
+    if (url.pathname.startsWith('/prm/')) {
+      const path = url.pathname.slice('/prm'.length);
+      return json(res, 200, {
+        resource: state.resource ? state.resource(base, path) : `${base}${path}`,
+        authorization_servers: [`${base}/as`],
+      });
+    }
+    if (url.pathname === '/.well-known/oauth-authorization-server/as')
+      return json(res, 200, asMetadata(`${base}/as`, base, { revocation_endpoint: `${base}/revoke` }));
+    if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
+    if (url.pathname === '/token') {
+      state.events.push(`token:${new URLSearchParams(body).get('grant_type')}`);
+      return json(res, 200, state.tokenAnswer);
+    }
+    if (url.pathname === '/revoke') {
+      state.events.push(`revoke:${new URLSearchParams(body).get('token')}`);
+      res.writeHead(200).end();
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  Object.assign(state, { base });
+  return state;
+}
+
+interface Proxy {
+  readonly proxy: RunningProxy;
+  readonly publicUrl: string;
+}
+
+/** A proxy with the broker on, PUBLIC_URL on its own loopback port, alice and bob as principals. */
+async function proxyWith(
+  env: Record<string, string> = {},
+  deps: Parameters<typeof startProxy>[1] = {},
+): Promise<Proxy> {
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const proxy = await startProxy(
+    {
+      PORT: String(port),
+      PUBLIC_URL: publicUrl,
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: `${ALICE},${BOB}`,
+      CORS_ORIGINS: APP,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    deps,
+  );
+  cleanup.push(() => proxy.close());
+  return { proxy, publicUrl };
+}
+
+let nextId = 1;
+function call(p: Proxy, token: string, serverUrl: string, method = 'tools/list'): Promise<Reply> {
+  return postProxy(
+    { url: p.proxy.url, token },
+    { mcp_server_url: serverUrl, jsonrpc: '2.0', id: nextId++, method },
+    { origin: APP },
+  );
+}
+
+function linkOf(reply: Reply): string {
+  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
+  return reply.body.error.data.authorizeUrl;
+}
+
+/** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
+async function bind(
+  link: string,
+  credential: string,
+): Promise<{ status: number; body: Record<string, string> }> {
+  const response = await fetch(link, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      origin: new URL(link).origin,
+      'sec-fetch-site': 'same-origin',
+    },
+    body: JSON.stringify({ credential, origin: APP }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+describe('R3: protected resource metadata names the resource, the proxy chooses the indicator', () => {
+  it('asks for the canonical server URL, whatever size of `resource` the metadata names', async () => {
+    const evil = await hostile();
+    evil.resource = (base) => `${base}/?${'"'.repeat(120_000)}`;
+    const p = await proxyWith();
+    const link = linkOf(await call(p, ALICE, `${evil.base}/mcp`));
+    const bound = await bind(link, ALICE);
+    assert.equal(bound.status, 200, JSON.stringify(bound.body));
+    const authorize = new URL(bound.body.authorizeUrl as string);
+    assert.equal(authorize.searchParams.get('resource'), `${evil.base}/mcp`);
+    assert.ok(authorize.href.length < 2048, `an authorization URL of ${authorize.href.length} characters`);
+  });
+});
