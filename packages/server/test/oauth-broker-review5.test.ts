@@ -196,3 +196,42 @@ describe('R3: protected resource metadata names the resource, the proxy chooses 
     assert.ok(authorize.href.length < 2048, `an authorization URL of ${authorize.href.length} characters`);
   });
 });
+
+/**
+ * Signs `credential` in through `link` against a hostile authorization server that grants
+ * anything: the bind, then the callback as the browser that bound would reach it.
+ */
+async function complete(link: string, credential: string): Promise<Response> {
+  const response = await fetch(link, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: new URL(link).origin, 'sec-fetch-site': 'same-origin' },
+    body: JSON.stringify({ credential, origin: APP }),
+  });
+  assert.equal(response.status, 200);
+  const cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] as string;
+  const authorize = new URL(((await response.json()) as { authorizeUrl: string }).authorizeUrl);
+  const callback = new URL(authorize.searchParams.get('redirect_uri') as string);
+  callback.searchParams.set('code', 'code-1');
+  callback.searchParams.set('state', authorize.searchParams.get('state') as string);
+  return fetch(callback, { headers: { cookie } });
+}
+
+function connections(p: Proxy, token: string): Promise<Response> {
+  return fetch(`${p.proxy.url}/oauth/connections`, { headers: { 'x-proxy-token': token, origin: APP } });
+}
+
+describe('R4: a token answer cannot break the connections list', () => {
+  it('clamps a huge expires_in, and lists the connection', async () => {
+    const evil = await hostile();
+    evil.tokenAnswer = { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 1e300 };
+    const p = await proxyWith();
+    const signedIn = await complete(linkOf(await call(p, ALICE, `${evil.base}/mcp`)), ALICE);
+    assert.equal(signedIn.status, 200, await signedIn.text());
+    const listed = await connections(p, ALICE);
+    const text = await listed.text();
+    assert.equal(listed.status, 200, text);
+    const [only] = (JSON.parse(text) as { connections: Array<{ expiresAt: string }> }).connections;
+    const expires = Date.parse(only?.expiresAt ?? '');
+    assert.ok(expires <= Date.now() + 366 * 24 * 3600 * 1000, only?.expiresAt);
+  });
+});

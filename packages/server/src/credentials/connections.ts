@@ -272,7 +272,17 @@ function describe(line: IndexLine, entry: VaultEntry): Connection {
     resource: line.resource,
     issuer: entry.issuer,
     scopes: entry.scope === undefined ? [] : entry.scope.split(' ').filter(Boolean),
-    expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt).toISOString(),
+    expiresAt: isoDate(entry.expiresAt),
     refreshable: entry.refreshToken !== undefined,
   };
+}
+
+/**
+ * An expiry as ISO 8601, or null when unknown or not a date (review R4: one entry stored before
+ * expiries were clamped must not break the whole list).
+ */
+function isoDate(at: number | undefined): string | null {
+  if (at === undefined) return null;
+  const date = new Date(at);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }

@@ -22,6 +22,11 @@ import type { VaultKeys } from './vault-keys.ts';
 export const MAX_SCOPE = 1024;
 /** Longest access or refresh token kept (review F4: the authorization server chooses them). */
 const MAX_TOKEN = 16 * 1024;
+/**
+ * Longest access token life believed (review R4): `expires_in` is the authorization server's
+ * choice, and an absurd one (1e300) would be an expiry no date can hold.
+ */
+const MAX_EXPIRES_IN_S = 365 * 24 * 3600;
 /** Refresh this long before expiry at most (a quarter of the token's life when that is shorter). */
 const REFRESH_MARGIN_MS = 60_000;
 /** How long one instance may hold a refresh lock. */
@@ -63,7 +68,10 @@ export function entryFrom(
     accessToken: tokens.access_token,
     // An AS that does not rotate refresh tokens answers without one: the old one stays good.
     refreshToken: tokens.refresh_token ?? previousRefresh,
-    expiresAt: typeof tokens.expires_in === 'number' ? now + tokens.expires_in * 1000 : undefined,
+    expiresAt:
+      typeof tokens.expires_in === 'number' && Number.isFinite(tokens.expires_in)
+        ? now + Math.min(Math.max(tokens.expires_in, 0), MAX_EXPIRES_IN_S) * 1000
+        : undefined,
     scope: tokens.scope?.slice(0, MAX_SCOPE),
     issuer: source.as.issuer,
     resource: source.target,
