@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
+import { eventually } from './helpers/eventually.ts';
 import { freePort } from './helpers/net.ts';
+import * as world from './helpers/oauth-proxy.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const ALICE = 'alice-proxy-token-0123456789abcdef';
@@ -204,7 +206,11 @@ describe('R3: protected resource metadata names the resource, the proxy chooses 
 async function complete(link: string, credential: string): Promise<Response> {
   const response = await fetch(link, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin: new URL(link).origin, 'sec-fetch-site': 'same-origin' },
+    headers: {
+      'content-type': 'application/json',
+      origin: new URL(link).origin,
+      'sec-fetch-site': 'same-origin',
+    },
     body: JSON.stringify({ credential, origin: APP }),
   });
   assert.equal(response.status, 200);
@@ -223,7 +229,12 @@ function connections(p: Proxy, token: string): Promise<Response> {
 describe('R4: a token answer cannot break the connections list', () => {
   it('clamps a huge expires_in, and lists the connection', async () => {
     const evil = await hostile();
-    evil.tokenAnswer = { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 1e300 };
+    evil.tokenAnswer = {
+      access_token: 'at-1',
+      refresh_token: 'rt-1',
+      token_type: 'bearer',
+      expires_in: 1e300,
+    };
     const p = await proxyWith();
     const signedIn = await complete(linkOf(await call(p, ALICE, `${evil.base}/mcp`)), ALICE);
     assert.equal(signedIn.status, 200, await signedIn.text());
@@ -233,5 +244,36 @@ describe('R4: a token answer cannot break the connections list', () => {
     const [only] = (JSON.parse(text) as { connections: Array<{ expiresAt: string }> }).connections;
     const expires = Date.parse(only?.expiresAt ?? '');
     assert.ok(expires <= Date.now() + 366 * 24 * 3600 * 1000, only?.expiresAt);
+  });
+});
+
+describe('R6: a refresh runs to its end whoever stops waiting for it', () => {
+  it('a caller leaving while the authorization server rotates the refresh token loses nothing', async () => {
+    const s = await world.setupOAuth(cleanup);
+    await world.connect(s, world.ALICE, 'alice');
+    s.clock.advance(61_000); // the access token is due
+    const release = s.world.as.holdTokenResponses();
+    const aborter = new AbortController();
+    const pending = fetch(`${s.proxy.url}/proxy`, {
+      method: 'POST',
+      signal: aborter.signal,
+      headers: { 'content-type': 'application/json', 'x-proxy-token': world.ALICE, origin: world.APP },
+      body: JSON.stringify({
+        mcp_server_url: s.world.upstream.url,
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'whoami', arguments: {} },
+      }),
+    }).catch(() => undefined);
+    // Rotated at the authorization server, its answer held: then the caller goes away.
+    await eventually(() => s.world.as.events.includes('token:refresh_token'));
+    aborter.abort();
+    await pending;
+    // A round trip behind the abort: the proxy has read the caller's close by the time it answers.
+    assert.equal((await fetch(`${s.proxy.url}/health`)).status, 200);
+    release();
+    assert.equal(world.subjectOf(await world.callTool(s, world.ALICE, 'whoami')), 'alice');
+    assert.ok(!s.world.as.events.includes('token-error:invalid_grant'), s.world.as.events.join());
   });
 });

@@ -121,6 +121,31 @@ export async function forgetDeadClient(
   return true;
 }
 
+/**
+ * `task`, or the caller's abort first: the caller stops waiting, the task goes on. An abort
+ * answers `upstream_timeout`, as an exchange past the flow's deadline does.
+ */
+export function untilAborted<T>(task: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return task;
+  const gone = () =>
+    new ProxyError('upstream_timeout', "The MCP server's authorization server did not answer in time.");
+  if (signal.aborted) return Promise.reject(gone());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(gone());
+    signal.addEventListener('abort', onAbort, { once: true });
+    task.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Collaborators of {@link TokenRefresher}. */
 export interface TokenRefresherDeps {
   readonly store: Store;
@@ -128,7 +153,7 @@ export interface TokenRefresherDeps {
   readonly fetch: OAuthFetch;
   readonly vault: TokenVault;
   readonly now: () => number;
-  /** The caller's signal bounded by the flow's deadline. */
+  /** The flow's deadline (with no caller signal: refreshes are detached from callers, R6). */
   readonly deadline: (signal: AbortSignal | undefined) => AbortSignal;
 }
 
@@ -154,13 +179,18 @@ export class TokenRefresher {
     signal: AbortSignal | undefined,
   ): Promise<StoredEntry | undefined> {
     const slot = TokenVault.slot(principalKey, resource);
-    const running = this.#running.get(slot);
-    if (running) return running;
-    const task = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(signal)).finally(
-      () => this.#running.delete(slot),
-    );
-    this.#running.set(slot, task);
-    return task;
+    let task = this.#running.get(slot);
+    if (task === undefined) {
+      // Review R6: detached from every caller's signal, bounded by the flow's deadline only. Once
+      // the authorization server rotated the refresh token, only storing its answer keeps the
+      // grant: a caller that leaves (and it may be the first of several) must not abort that.
+      const started = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(undefined));
+      task = started.finally(() => this.#running.delete(slot));
+      // Nobody may be waiting any more when it fails: that is no unhandled rejection.
+      task.catch(() => {});
+      this.#running.set(slot, task);
+    }
+    return untilAborted(task, signal);
   }
 
   async #refresh(
