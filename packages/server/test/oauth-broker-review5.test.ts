@@ -201,25 +201,19 @@ describe('R3: protected resource metadata names the resource, the proxy chooses 
 
 /**
  * Signs `credential` in through `link` against a hostile authorization server that grants
- * anything: the bind, then the callback as the browser that bound would reach it.
+ * anything: the bind, then the callback page's POST from the tab that bound it.
  */
 async function complete(link: string, credential: string): Promise<Response> {
-  const response = await fetch(link, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(link).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify({ credential, origin: APP }),
-  });
-  assert.equal(response.status, 200);
-  const cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] as string;
-  const authorize = new URL(((await response.json()) as { authorizeUrl: string }).authorizeUrl);
+  const bound = await bind(link, credential);
+  assert.equal(bound.status, 200);
+  const authorize = new URL(bound.body.authorizeUrl as string);
   const callback = new URL(authorize.searchParams.get('redirect_uri') as string);
-  callback.searchParams.set('code', 'code-1');
-  callback.searchParams.set('state', authorize.searchParams.get('state') as string);
-  return fetch(callback, { headers: { cookie } });
+  const query = new URLSearchParams({ code: 'code-1', state: bound.body.state as string });
+  return fetch(callback, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: callback.origin, 'sec-fetch-site': 'same-origin' },
+    body: JSON.stringify({ query: `?${query}`, nonce: bound.body.nonce }),
+  });
 }
 
 function connections(p: Proxy, token: string): Promise<Response> {
@@ -275,5 +269,55 @@ describe('R6: a refresh runs to its end whoever stops waiting for it', () => {
     release();
     assert.equal(world.subjectOf(await world.callTool(s, world.ALICE, 'whoami')), 'alice');
     assert.ok(!s.world.as.events.includes('token-error:invalid_grant'), s.world.as.events.join());
+  });
+});
+
+describe('R1: the sign-in completes only in the tab and at the origin that bound it', () => {
+  it('a nonce tossed into another browser (a cookie from another loopback port) completes nothing', async () => {
+    const s = await world.setupOAuth(cleanup);
+    // Bob has used the proxy before (a session and a consent at the authorization server).
+    await world.connect(s, world.BOB, 'bob');
+    // Alice binds her own link by script, and learns everything the bind answers.
+    const link = world.authorizeUrlOf(s, await world.callTool(s, world.ALICE, 'whoami'));
+    const bound = await fetch(link, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: s.publicUrl, 'sec-fetch-site': 'same-origin' },
+      body: JSON.stringify(world.bindAs(world.ALICE)),
+    });
+    assert.equal(bound.status, 200);
+    const tossed = (bound.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const answer = (await bound.json()) as { authorizeUrl: string; nonce?: string };
+    // Bob's browser follows Alice's authorization URL, carrying whatever a page on another port
+    // of 127.0.0.1 could put there (cookies do not isolate ports).
+    const done = await s.world.user('bob').authorize(answer.authorizeUrl, {
+      follow: true,
+      headers: tossed === '' ? {} : { cookie: tossed },
+    });
+    assert.equal(done.sawConsent, false);
+    assert.notEqual(done.callback?.status, 200, done.callback?.body);
+    // Nor can Alice's own script finish with Bob's code from another origin.
+    const callback = new URL(done.redirect.pathname, done.redirect);
+    const forged = await fetch(callback, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        origin: 'http://127.0.0.1:1',
+        'sec-fetch-site': 'same-site',
+      },
+      body: JSON.stringify({ query: done.redirect.search, nonce: answer.nonce }),
+    });
+    assert.equal(forged.status, 403);
+    const alice = await world.callTool(s, world.ALICE, 'whoami');
+    assert.equal(alice.body.error?.data?.code, 'upstream_auth_required', JSON.stringify(alice.body));
+  });
+
+  it('the callback GET only answers the page: it exchanges no code', async () => {
+    const s = await world.setupOAuth(cleanup);
+    const link = world.authorizeUrlOf(s, await world.callTool(s, world.ALICE, 'whoami'));
+    const done = await s.world.user('alice').authorize(link, { bind: world.bindAs(world.ALICE) });
+    const page = await fetch(done.redirect);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /data-mcpp-callback/);
+    assert.ok(!s.world.as.events.includes('token:authorization_code'), s.world.as.events.join());
   });
 });

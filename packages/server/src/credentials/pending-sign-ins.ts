@@ -3,7 +3,7 @@
  * Sign-ins between the `upstream_auth_required` error and the callback (issue 18), sealed in the
  * store in two steps: a start link (`start:`) waits for the browser to prove it acts for the
  * principal (the bind, docs/oauth.md); the bind turns it into a `state` (`state:`) that also holds
- * the hash of the nonce in the browser's bind cookie. Store keys are hashes of the link id and the
+ * the hash of the nonce the start page keeps in its tab's sessionStorage. Store keys are hashes of the link id and the
  * state, so a store reader cannot use them. Each principal and the whole proxy have a bounded
  * number of sign-ins per {@link SIGN_IN_TTL_MS} (security review F4): an upstream that answers
  * 401 to everything, or a caller naming many hostile servers, cannot grow the store.
@@ -44,7 +44,7 @@ export interface PendingFlow {
 
 /** A bound sign-in, waiting for its callback. */
 export interface BoundFlow extends PendingFlow {
-  /** SHA-256 (base64url) of the nonce in the browser's bind cookie. */
+  /** SHA-256 (base64url) of the nonce the binding tab keeps (sessionStorage, review R1). */
   readonly nonceHash: string;
   /** The app that answered the bind (an origin listed in CORS_ORIGINS): the callback tells it. */
   readonly openerOrigin: string;
@@ -59,11 +59,6 @@ export interface Bound {
 
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
-}
-
-/** The cookie name suffix of a sign-in (its `state`): two sign-ins in one browser keep apart. */
-export function cookieTag(state: string): string {
-  return digest(`cookie\n${state}`).slice(0, 16);
 }
 
 /** Pending sign-ins in the store, keyed by hashes. */
@@ -102,7 +97,7 @@ export class PendingSignIns {
 
   /**
    * Consumes the link `id` when it belongs to `principalKey` and binds it: a fresh `state` and
-   * cookie nonce. Undefined when the link is unknown, used or expired; `wrongPrincipal` when it
+   * nonce. Undefined when the link is unknown, used or expired; `wrongPrincipal` when it
    * is someone else's (the link stays for its owner).
    */
   async bind(
@@ -127,9 +122,9 @@ export class PendingSignIns {
   }
 
   /**
-   * The bound sign-in of `state`, consumed, when `nonce` (the browser's bind cookie) is the one
-   * bound into it; undefined otherwise (unknown, used, expired, or another browser). A wrong
-   * nonce does not consume it: the browser that holds the cookie can still finish.
+   * The bound sign-in of `state`, consumed, when `nonce` (what the binding tab kept) is the one
+   * bound into it; undefined otherwise (unknown, used, expired, or another tab). A wrong nonce
+   * does not consume it: the tab that bound it can still finish.
    */
   async take(state: string, nonce: string | undefined): Promise<BoundFlow | undefined> {
     if (state === '' || nonce === undefined || nonce === '') return undefined;
