@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
@@ -319,5 +320,59 @@ describe('R1: the sign-in completes only in the tab and at the origin that bound
     assert.equal(page.status, 200);
     assert.match(await page.text(), /data-mcpp-callback/);
     assert.ok(!s.world.as.events.includes('token:authorization_code'), s.world.as.events.join());
+  });
+});
+
+describe('R5: a /ws socket uses the token the vault holds now', () => {
+  it('after its token expires, a socket goes on with the refreshed one, and after a sign-in with the new one', async () => {
+    const s = await world.setupOAuth(cleanup);
+    await world.connect(s, world.ALICE, 'alice');
+    const query = new URLSearchParams({ mcp_server_url: s.world.upstream.url, transport: 'streamable-http' });
+    const ws = new WebSocket(
+      `${s.proxy.url.replace('http', 'ws')}/ws?${query}`,
+      ['mcp', `proxy-token.${world.ALICE}`],
+      {
+        origin: world.APP,
+      },
+    );
+    cleanup.push(() => ws.close());
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames
+    const frames: any[] = [];
+    ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString())));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const answer = async (id: number, method: string, params: unknown) => {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      return eventually(() => frames.find((frame) => frame.id === id), { what: `the answer to ${id}` });
+    };
+    await answer(1, 'initialize', {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    const whoami = async (id: number) => {
+      // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frame
+      const frame: any = await answer(id, 'tools/call', { name: 'whoami', arguments: {} });
+      assert.ok(frame.result, JSON.stringify(frame).slice(0, 300));
+      return JSON.parse(frame.result.content[0].text).sub;
+    };
+    assert.equal(await whoami(2), 'alice');
+    s.clock.advance(61_000); // the socket's token expires
+    assert.equal(await whoami(3), 'alice');
+    assert.ok(s.world.as.events.includes('token:refresh_token'));
+    // The grant is revoked at the authorization server: the user signs in again elsewhere.
+    s.world.as.forgetGrants();
+    s.clock.advance(61_000);
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frame
+    const refused: any = await answer(4, 'tools/call', { name: 'whoami', arguments: {} });
+    assert.equal(refused.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused));
+    const done = await s.world
+      .user('alice')
+      .authorize(refused.error.data.authorizeUrl, { follow: true, bind: world.bindAs(world.ALICE) });
+    assert.equal(done.callback?.status, 200, done.callback?.body);
+    assert.equal(await whoami(5), 'alice');
   });
 });

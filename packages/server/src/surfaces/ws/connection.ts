@@ -70,6 +70,12 @@ export interface WsConnectionDeps {
    * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
    */
   readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: reads the principal's
+   * current token from the vault (refreshing it when due) before a frame's messages go upstream,
+   * so a socket outlives its handshake token (review R5). Never rejects.
+   */
+  readonly freshen?: (() => Promise<void>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -334,6 +340,7 @@ export class WsConnection {
       this.#sendError(error, readableId(messages[0]));
       return;
     }
+    await this.#deps.freshen?.();
     const session = this.#session;
     if (!session || this.#closed) return;
     for (const message of messages) {
