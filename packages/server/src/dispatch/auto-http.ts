@@ -6,8 +6,8 @@
  */
 
 import type { JsonRpcMessage } from '../jsonrpc.ts';
-import type { UpstreamHttp } from '../upstream/http.ts';
 import type { BearerSource } from '../upstream/headers.ts';
+import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { SseTransport } from '../upstream/sse.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
