@@ -376,3 +376,36 @@ describe('R5: a /ws socket uses the token the vault holds now', () => {
     assert.equal(await whoami(5), 'alice');
   });
 });
+
+describe('item 8: sign-ins are counted when bound, not when offered', () => {
+  it('a server answering 401 to everything cannot spend the sign-ins of a principal', async () => {
+    const s = await world.setupOAuth(cleanup);
+    const evil = await hostile();
+    const p = { proxy: s.proxy, publicUrl: s.publicUrl };
+    const codes = new Set<string>();
+    for (let i = 0; i < 40; i++)
+      codes.add(String((await call(p, world.ALICE, `${evil.base}/mcp/${i}`)).body.error?.data?.code));
+    // The hostile server meets a cap of its own...
+    assert.ok(codes.has('oauth_sign_in_limited'), [...codes].join());
+    // ...and the principal can still sign in to another server.
+    await world.connect(s, world.ALICE, 'alice');
+    assert.equal(world.subjectOf(await world.callTool(s, world.ALICE, 'whoami')), 'alice');
+  });
+
+  it('binding counts: thirty sign-ins per principal per ten minutes', async () => {
+    const first = await hostile();
+    const second = await hostile();
+    const p = await proxyWith();
+    const links: string[] = [];
+    for (let i = 0; i < 31; i++) {
+      const base = i % 2 === 0 ? first.base : second.base;
+      links.push(linkOf(await call(p, ALICE, `${base}/mcp/${i}`)));
+    }
+    const statuses: number[] = [];
+    for (const link of links) statuses.push((await bind(link, ALICE)).status);
+    assert.deepEqual(statuses.slice(0, 30), new Array(30).fill(200));
+    assert.equal(statuses[30], 429);
+    // Bob's are his own.
+    assert.equal((await bind(linkOf(await call(p, BOB, `${first.base}/mcp/x`)), BOB)).status, 200);
+  });
+});

@@ -247,8 +247,9 @@ export class OAuthBroker {
     const challenge = parseBearerChallenge(challengeHeader);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
-    // upstream's own refusal however often it comes.
-    await this.#pending.admit(principalKey);
+    // upstream's own refusal however often it comes. An offer spends the server's own cap, not
+    // the principal's sign-ins (those count at the bind, review item 8).
+    await this.#pending.admitOffer(principalKey, target.url.origin);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     const chosen = await chooseClient(
