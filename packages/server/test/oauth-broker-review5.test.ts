@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
+import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -75,7 +76,7 @@ function asMetadata(issuer: string, base: string, extra: Record<string, unknown>
 interface Hostile {
   /** The base URL; the MCP server is at `${base}/mcp` (and `/mcp/<n>`). */
   readonly base: string;
-  /** What the token endpoint answers (a token answer's fields). */
+  /** What the token endpoint answers (a token answer's fields; `access_token: 'at-n'`: `at-<n>`, `rt-<n>`). */
   tokenAnswer: Record<string, unknown>;
   /** The `resource` its protected resource metadata names (default: the server's URL). */
   resource: ((base: string, path: string) => string) | undefined;
@@ -94,6 +95,7 @@ async function hostile(): Promise<Hostile> {
     resource: undefined,
     events: [],
   };
+  let issued = 0;
   const base = await serve((_req, res, url, body) => {
     if (url.pathname === '/mcp' || url.pathname.startsWith('/mcp/'))
       return json(
@@ -114,7 +116,13 @@ async function hostile(): Promise<Hostile> {
     if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
     if (url.pathname === '/token') {
       state.events.push(`token:${new URLSearchParams(body).get('grant_type')}`);
-      return json(res, 200, state.tokenAnswer);
+      issued++;
+      return json(res, 200, {
+        ...state.tokenAnswer,
+        ...(state.tokenAnswer.access_token === 'at-n'
+          ? { access_token: `at-${issued}`, refresh_token: `rt-${issued}` }
+          : {}),
+      });
     }
     if (url.pathname === '/revoke') {
       state.events.push(`revoke:${new URLSearchParams(body).get('token')}`);
@@ -407,5 +415,33 @@ describe('item 8: sign-ins are counted when bound, not when offered', () => {
     assert.equal(statuses[30], 429);
     // Bob's are his own.
     assert.equal((await bind(linkOf(await call(p, BOB, `${first.base}/mcp/x`)), BOB)).status, 200);
+  });
+});
+
+describe('item 7: past the connection cap, the oldest is revoked and logged', () => {
+  it('revokes what it evicts (RFC 7009), logs it without a token, and lists the newest 100', async () => {
+    const evil = await hostile();
+    evil.tokenAnswer = { access_token: 'at-n', token_type: 'bearer', expires_in: 3600 };
+    const clock = new ManualClock();
+    const p = await proxyWith({}, { clock });
+    for (let i = 0; i < 101; i++) {
+      // Thirty sign-ins per ten minutes: time moves on.
+      if (i > 0 && i % 25 === 0) clock.advance(11 * 60 * 1000);
+      const signedIn = await complete(linkOf(await call(p, ALICE, `${evil.base}/mcp/${i}`)), ALICE);
+      assert.equal(signedIn.status, 200, await signedIn.text());
+    }
+    assert.deepEqual(
+      evil.events.filter((e) => e.startsWith('revoke:')),
+      ['revoke:rt-1', 'revoke:at-1'],
+    );
+    const listed = (await (await connections(p, ALICE)).json()) as {
+      connections: Array<{ resource: string }>;
+    };
+    assert.equal(listed.connections.length, 100);
+    assert.ok(!listed.connections.some((c) => c.resource === `${evil.base}/mcp/0`));
+    const line = p.proxy.logs.find((l) => l.includes('evicted'));
+    assert.ok(line, 'the eviction was logged');
+    assert.match(line, /"revocation":"revoked"/);
+    assert.ok(!/at-1\b|rt-1\b/.test(p.proxy.logs.join('\n')), 'a token was logged');
   });
 });

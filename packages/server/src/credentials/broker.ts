@@ -11,7 +11,7 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
-import { OAuthConnections } from './connections.ts';
+import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
@@ -84,6 +84,8 @@ export interface CallbackOutcome {
   readonly server: string;
   /** The app that answered the bind: the only origin the page tells. */
   readonly openerOrigin?: string | undefined;
+  /** Connections ended to stay within the principal's cap (review item 7): the caller logs them. */
+  readonly evicted: readonly Disconnected[];
 }
 
 /** A refused callback: the error, and whom the page may tell (when the sign-in was known). */
@@ -404,8 +406,8 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
-    await this.#connections.record(flow.principalKey, flow.server, flow.target);
-    return { server: flow.server, openerOrigin: flow.openerOrigin };
+    const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
+    return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
   /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */

@@ -141,6 +141,13 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
         const query = new URLSearchParams(typeof body?.query === 'string' ? body.query : '');
         const nonce = typeof body?.nonce === 'string' ? body.nonce : undefined;
         const outcome = await broker.callback(request.params.key, query, nonce);
+        for (const ended of outcome.evicted) {
+          // Review item 7: what the cap ended is said, never silently (no token, no URL query).
+          request.log.warn(
+            { server: ended.server, revocation: ended.revocation },
+            'oauth connection evicted: the principal is past its connection cap',
+          );
+        }
         return reply
           .code(200)
           .header('cache-control', 'no-store')
