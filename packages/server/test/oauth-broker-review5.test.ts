@@ -445,3 +445,84 @@ describe('item 7: past the connection cap, the oldest is revoked and logged', ()
     assert.ok(!/at-1\b|rt-1\b/.test(p.proxy.logs.join('\n')), 'a token was logged');
   });
 });
+
+describe('R5: a /ws request refused with 401 while a newer token can be had', () => {
+  it('is sent once more with the refreshed token, without a sign-in', async () => {
+    let issued = 0;
+    let refreshes = 0;
+    const refused = new Set<string>();
+    const base: string = await serve((req, res, url, body) => {
+      if (url.pathname === '/mcp') {
+        const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+        if (req.method !== 'POST') return json(res, 405, {});
+        if (/^ACCESS-\d+$/.test(token) && !refused.has(token)) {
+          const message = JSON.parse(body) as { id?: number; method: string };
+          if (message.id === undefined) {
+            res.writeHead(202).end();
+            return;
+          }
+          const result =
+            message.method === 'initialize'
+              ? {
+                  protocolVersion: '2025-06-18',
+                  capabilities: { tools: {} },
+                  serverInfo: { name: 'h', version: '1' },
+                }
+              : { tools: [] };
+          return json(res, 200, { jsonrpc: '2.0', id: message.id, result });
+        }
+        return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm"` });
+      }
+      if (url.pathname === '/prm')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [base] });
+      if (url.pathname === '/.well-known/oauth-authorization-server')
+        return json(res, 200, asMetadata(base, base));
+      if (url.pathname === '/register') return json(res, 201, { client_id: 'c' });
+      if (url.pathname === '/token') {
+        if (new URLSearchParams(body).get('grant_type') === 'refresh_token') refreshes++;
+        issued++;
+        return json(res, 200, {
+          access_token: `ACCESS-${issued}`,
+          refresh_token: `R-${issued}`,
+          token_type: 'bearer',
+          expires_in: 3600,
+        });
+      }
+      res.writeHead(404).end();
+    });
+    const p = await proxyWith();
+    const signedIn = await complete(linkOf(await call(p, ALICE, `${base}/mcp`)), ALICE);
+    assert.equal(signedIn.status, 200, await signedIn.text());
+    const query = new URLSearchParams({ mcp_server_url: `${base}/mcp`, transport: 'streamable-http' });
+    const ws = new WebSocket(
+      `${p.proxy.url.replace('http', 'ws')}/ws?${query}`,
+      ['mcp', `proxy-token.${ALICE}`],
+      {
+        origin: APP,
+      },
+    );
+    cleanup.push(() => ws.close());
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames
+    const frames: any[] = [];
+    ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString())));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const answer = async (id: number, method: string, params: unknown = {}) => {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      return eventually(() => frames.find((frame) => frame.id === id), { what: `the answer to ${id}` });
+    };
+    await answer(1, 'initialize', {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    assert.ok((await answer(2, 'tools/list')).result);
+    // The authorization server ends the access token early (revoked); the refresh token is good.
+    refused.add('ACCESS-1');
+    const third = await answer(3, 'tools/list');
+    assert.ok(third.result, JSON.stringify(third));
+    assert.equal(refreshes, 1);
+  });
+});

@@ -44,7 +44,10 @@ export interface WsRouteOptions {
   readonly mayKeep: MayKeep;
   /** The proxy's own resource URL (`PUBLIC_URL`), which a resource-bound bearer token must name. */
   readonly resource?: (() => string | undefined) | undefined;
-  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen'>;
+  readonly connection: Omit<
+    WsConnectionDeps,
+    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed'
+  >;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
 }
@@ -87,6 +90,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     let route: Extract<Route, { kind: 'open-held' }>;
     let authRequired: WsConnectionDeps['authRequired'];
     let freshen: WsConnectionDeps['freshen'];
+    let renewed: WsConnectionDeps['renewed'];
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -132,6 +136,14 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           } catch {
             // The vault or the authorization server unreachable: the token held goes on.
           }
+        };
+        renewed = async () => {
+          const refused = current;
+          if (refused === undefined) return false;
+          const fresh = await broker.rejected(principalKey, resolved, refused);
+          if (fresh === undefined) return false;
+          current = fresh;
+          return true;
         };
         authRequired = async (refusal) => {
           const challenge = refusal.headers['www-authenticate'];
@@ -199,6 +211,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
             authRequired,
             freshen,
+            renewed,
           });
           connections.add(connection);
           const recheck = (accepted as NonNullable<typeof accepted>).recheck;
