@@ -29,6 +29,7 @@ import {
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  type JsonRpcRequest,
   type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
@@ -70,6 +71,18 @@ export interface WsConnectionDeps {
    * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
    */
   readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: reads the principal's
+   * current token from the vault (refreshing it when due) before a frame's messages go upstream,
+   * so a socket outlives its handshake token (review R5). Never rejects.
+   */
+  readonly freshen?: (() => Promise<void>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: the upstream answered 401
+   * to the token in use; true when a newer usable token is now in place (refreshed), so the
+   * request is sent once more instead of asking for a sign-in (review R5). Never rejects.
+   */
+  readonly renewed?: (() => Promise<boolean>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -100,11 +113,7 @@ export class WsConnection {
   readonly #requests = new PendingRequests<Release>();
   /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
   readonly #outbox = new UpstreamOutbox<HeldSession>({
-    request: (session, message) => {
-      session
-        .request(message, this.#sink, this.#filter)
-        .catch((error: unknown) => this.#sendError(error, message.id));
-    },
+    request: (session, message) => this.#request(session, message, true),
     send: (session, message) => session.send(message).catch((error: unknown) => this.#sendError(error, null)),
     drained: () => this.#maybeResumeReading(),
   });
@@ -334,6 +343,7 @@ export class WsConnection {
       this.#sendError(error, readableId(messages[0]));
       return;
     }
+    await this.#deps.freshen?.();
     const session = this.#session;
     if (!session || this.#closed) return;
     for (const message of messages) {
@@ -365,6 +375,20 @@ export class WsConnection {
         this.#outbox.push(session, message);
       }
     }
+  }
+
+  /** Sends a request upstream; a 401 the broker can answer with a newer token retries it once. */
+  #request(session: HeldSession, message: JsonRpcRequest, mayRetry: boolean): void {
+    session.request(message, this.#sink, this.#filter).catch(async (error: unknown) => {
+      const refusal = findProxyError(error);
+      if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
+        if (await this.#deps.renewed?.()) {
+          this.#request(session, message, false);
+          return;
+        }
+      }
+      this.#sendError(error, message.id);
+    });
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */
