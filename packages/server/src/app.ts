@@ -29,10 +29,8 @@ import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
-import { registerAuditHooks } from './identity/audit-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
-import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
 import { mayKeepAfter, retooledPrincipals } from './identity/reload-reach.ts';
@@ -50,7 +48,7 @@ import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
-import { authRoutes } from './surfaces/auth/routes.ts';
+import { registerCallerScopes } from './surfaces/caller-scopes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -58,19 +56,11 @@ import { McpEndpoint } from './surfaces/mcp/endpoint.ts';
 import { HeldSessionHandler } from './surfaces/mcp/held-session-handler.ts';
 import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
-import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { SignInRounds } from './surfaces/mcp/sign-in-input.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
-import { oauthConnectionRoutes } from './surfaces/oauth/connections.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
-import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import {
-  resourceMetadataRoutes,
-  resourceOf,
-  resourceUrls,
-  withBearerChallenge,
-} from './surfaces/resource-metadata.ts';
+import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -350,57 +340,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     corsOrigins: () => access.corsOrigins,
     publicUrl: identity.publicUrl,
   });
-  /**
-   * What POST /proxy and /mcp run after authentication, in this order: the audit, the live
-   * requests a reload may end, the in-flight caps, and the tie of a held session to its token.
-   */
-  const callerHooks = (scope: FastifyInstance, surface: 'proxy' | 'mcp') => {
-    if (audit) registerAuditHooks(scope, audit, surface);
-    scope.addHook('onRequest', live.hook());
-    scope.addHook('onRequest', inFlightHook.onRequest);
-    scope.addHook('preHandler', inFlightHook.preHandler);
-    // A message of a session another instance holds goes there (issue 19): the one relay decision.
-    scope.addHook('preHandler', relay.hook);
-    scope.addHook('onSend', holdSession);
-  };
-  await app.register(async (scope) => {
-    scope.addHook(
-      'onRequest',
-      relay.trusting(proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl)),
-    );
-    callerHooks(scope, 'proxy');
-    await scope.register(proxyRoutes, forwarder);
-  });
-  await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
-    await scope.register(authRoutes, {
+  await registerCallerScopes(app, {
+    authenticator,
+    limiter,
+    allowQueryToken: config.allowQueryToken,
+    publicUrl: identity.publicUrl,
+    resourceMetadata,
+    audit,
+    live,
+    inFlight: inFlightHook,
+    relay,
+    holdSession,
+    forwarder,
+    mcp,
+    auth: {
       minted: identity.minted,
       revocations: identity.revocations,
       records: new MintRecords(namespaced(store, 'minted:'), now),
       serverNames: () => Object.keys(currentServers),
       now,
-    });
-    await scope.register(oauthConnectionRoutes, broker.connections);
-  });
-  await app.register(async (scope) => {
-    // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
-    scope.addHook(
-      'onRequest',
-      relay.trusting(
-        proxyTokenHook(
-          authenticator,
-          limiter,
-          { query: config.allowQueryToken },
-          (request) => {
-            const publicUrl = identity.publicUrl();
-            return publicUrl === undefined ? undefined : resourceOf(publicUrl, request);
-          },
-          (request, error) => withBearerChallenge(resourceMetadata, request, error),
-        ),
-      ),
-    );
-    callerHooks(scope, 'mcp');
-    await scope.register(mcpRoutes, mcp);
+    },
+    connections: broker.connections,
   });
 
   const reach = { oidc: identity.oidc, authenticator, targets };
