@@ -181,7 +181,9 @@ export class McpEndpoint {
     if (filter && inbound && (await this.#filtered(request, reply, filter, inbound, exchange))) return reply;
     const response = await this.#deps.passThrough.send(request, exchange);
     // The broker takes over the upstream's 401 or 403 step-up: the caller is asked to sign in.
-    if (await this.#signIns.answered(request, reply, inbound, response, target)) return reply;
+    // (Checked here first: a success costs no extra await on the hot path.)
+    const challenged = response.status === 401 || response.status === 403;
+    if (challenged && (await this.#signIns.answered(request, reply, inbound, response, target))) return reply;
     if (await this.#fellBack(request, reply, response, inbound, exchange, route)) return reply;
     return this.#deps.passThrough.relay(reply, response, exchange);
   }
