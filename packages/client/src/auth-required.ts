@@ -4,8 +4,10 @@
  * the `onAuthRequired` hook's types, the check that a sign-in page is the proxy's before a
  * window opens on it, and the gate that lets every call waiting for the same sign-in share one.
  */
-import { InvalidInputError, UpstreamAuthRequiredError } from './errors.ts';
-import type { SignInResult } from './sign-in.ts';
+import { InvalidInputError, NotSupportedError, UpstreamAuthRequiredError } from './errors.ts';
+import { checkTimeout, type ResolvedOptions } from './options.ts';
+import { type SignInResult, signIn } from './sign-in.ts';
+import { callSignal } from './signals.ts';
 
 /** Options of `client.authorize()`. */
 export interface AuthorizeOptions {
@@ -83,5 +85,45 @@ export class SignInGate {
     };
     outcome.then(forget, forget);
     return outcome;
+  }
+}
+
+/**
+ * `client.authorize()`: opens the sign-in page `error` names in a popup (synchronously, so it
+ * stays within the caller's user gesture) and resolves once the user signed in. `lifetime` is the
+ * client's: closing the client ends the sign-in.
+ */
+export function openSignIn(
+  error: UpstreamAuthRequiredError,
+  options: AuthorizeOptions,
+  client: Pick<ResolvedOptions, 'proxyUrl' | 'window' | 'signInTimeoutMs' | 'proxyToken'>,
+  lifetime: AbortSignal,
+): Promise<SignInResult> {
+  const proxyOrigin = new URL(client.proxyUrl).origin;
+  const window = client.window;
+  try {
+    const url = signInUrl(error, proxyOrigin);
+    if (window === undefined) {
+      throw new NotSupportedError(
+        'not_supported',
+        'authorize() needs a browser window (or the window option): the sign-in page asks the ' +
+          'app that opened it for the proxy credential, so it must be opened from this app.',
+        { data: { field: 'window' } },
+      );
+    }
+    const timeoutMs = options.timeoutMs ?? client.signInTimeoutMs;
+    checkTimeout(timeoutMs, 'timeoutMs');
+    const call = callSignal([options.signal, lifetime], 0);
+    return signIn({
+      url,
+      proxyOrigin,
+      server: error.server,
+      credential: client.proxyToken,
+      window,
+      timeoutMs,
+      signal: call.signal,
+    }).finally(() => call.dispose());
+  } catch (failure) {
+    return Promise.reject(failure);
   }
 }

@@ -6,7 +6,7 @@
  * call.
  */
 
-import { type AuthorizeOptions, SignInGate, signInUrl } from './auth-required.ts';
+import { type AuthorizeOptions, openSignIn, SignInGate } from './auth-required.ts';
 import {
   type CompleteOptions,
   LIST_METHODS,
@@ -28,7 +28,7 @@ import {
   resolveOptions,
 } from './options.ts';
 import { type RequestHandler, ServerRequests } from './server-requests.ts';
-import { type SignInResult, signIn } from './sign-in.ts';
+import type { SignInResult } from './sign-in.ts';
 import { abortable, callSignal } from './signals.ts';
 import { createTransport } from './transport/create.ts';
 import type { Transport } from './transport/transport.ts';
@@ -304,34 +304,8 @@ export class MCPProxyClient {
    * ```
    */
   authorize(error: UpstreamAuthRequiredError, options: AuthorizeOptions = {}): Promise<SignInResult> {
-    // No await before signIn(): the popup must open within the caller's user gesture.
-    const proxyOrigin = new URL(this.#options.proxyUrl).origin;
-    const window = this.#options.window;
-    try {
-      const url = signInUrl(error, proxyOrigin);
-      if (window === undefined) {
-        throw new NotSupportedError(
-          'not_supported',
-          'authorize() needs a browser window (or the window option): the sign-in page asks the ' +
-            'app that opened it for the proxy credential, so it must be opened from this app.',
-          { data: { field: 'window' } },
-        );
-      }
-      const timeoutMs = options.timeoutMs ?? this.#options.signInTimeoutMs;
-      checkTimeout(timeoutMs, 'timeoutMs');
-      const call = callSignal([options.signal, this.#lifetime.signal], 0);
-      return signIn({
-        url,
-        proxyOrigin,
-        server: error.server,
-        credential: this.#options.proxyToken,
-        window,
-        timeoutMs,
-        signal: call.signal,
-      }).finally(() => call.dispose());
-    } catch (failure) {
-      return Promise.reject(failure);
-    }
+    // No await before the popup opens: it must open within the caller's user gesture.
+    return openSignIn(error, options, this.#options, this.#lifetime.signal);
   }
 
   /** Sends a notification (no answer), e.g. `notifications/roots/list_changed`. */
@@ -490,10 +464,9 @@ export class MCPProxyClient {
       });
       if (answer === false) return false;
       if (this.#options.transport === 'ws') {
-        // Over `ws` the proxy fixes the socket's upstream credential when it opens: that session
-        // can never reach the server. A new socket carries the token the sign-in stored, opened
-        // once here for every call waiting, and initialized again (without asking for another
-        // sign-in) if the old one was.
+        // Over `ws` the proxy fixes the socket's upstream credential when it opens: a new socket,
+        // opened once for every call waiting, carries the token the sign-in stored (initialized
+        // again, without asking for another sign-in, if the old one was).
         const initialized = this.#initializeResult !== undefined;
         this.#transport.resetSession();
         if (initialized) await this.#initialize(undefined, false);
