@@ -473,6 +473,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       inFlight,
       maxInFlight: config.limits.inFlightPerSocket,
       maxBatchMessages: config.limits.maxBatchMessages,
+      tracing,
     },
   });
   openSockets = webSockets.count;

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -173,7 +174,11 @@ describe('OpenTelemetry traces', () => {
   beforeEach(async () => {
     receiver = await startReceiver();
     upstream = await startUpstream();
-    proxy = await startProxy({ HOST: '127.0.0.1', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin });
+    proxy = await startProxy({
+      HOST: '127.0.0.1',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin,
+      WS_ALLOW_MISSING_ORIGIN: 'true',
+    });
   });
   afterEach(async () => {
     await proxy?.close();
@@ -338,5 +343,53 @@ describe('OpenTelemetry traces', () => {
     );
     assert.ok(unauthorized, 'the refused request has a span with its error code');
     assert.equal(unauthorized.status?.code, 2);
+  });
+
+  it('gives each /ws request message a server span, continuing its _meta.traceparent', async () => {
+    const running = proxy as RunningProxy;
+    const query = new URLSearchParams({
+      mcp_server_url: `${upstream.origin}/mcp`,
+      transport: 'streamable-http',
+    });
+    const ws = new WebSocket(`${running.url.replace('http', 'ws')}/ws?${query}`, [
+      'mcp',
+      `proxy-token.${running.token}`,
+    ]);
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames.
+    const answers = new Map<number, any>();
+    ws.on('message', (data) => {
+      const message = JSON.parse(data.toString());
+      if (typeof message.id === 'number') answers.set(message.id, message);
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const ask = async (id: number, method: string, params: unknown) => {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      return eventually(() => answers.get(id), { what: `the answer to ${method}` });
+    };
+    await ask(1, 'initialize', {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    const answer = await ask(2, 'tools/call', {
+      name: 'echo',
+      arguments: { text: SECRET_ARG },
+      _meta: { traceparent: INBOUND },
+    });
+    assert.equal(answer.result.content[0].text, 'ok');
+    ws.close();
+    const arrived = upstream.received.find((r) => r.message.method === 'tools/call');
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.equal(server.attributes['mcp_proxy.surface'], 'ws');
+    assert.equal(server.attributes['gen_ai.tool.name'], 'echo');
+    assert.equal(server.traceId, TRACE_ID);
+    assert.equal(server.parentSpanId, PARENT_ID);
+    const client = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
+    assert.ok(client, 'the upstream call is a client span under the message span');
+    assert.equal(arrived?.headers.traceparent, `00-${TRACE_ID}-${client.spanId}-01`);
+    assert.ok(!receiver.raw.join('\n').includes(SECRET_ARG));
   });
 });

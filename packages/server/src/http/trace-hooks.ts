@@ -82,7 +82,7 @@ function startSpan(request: FastifyRequest, tracing: Tracing, startTime: number)
 const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion';
 
 /** The JSON-RPC fields of the body: a message on /mcp, the envelope's own on POST /proxy. */
-interface MessageFields {
+export interface MessageFields {
   readonly method?: string;
   readonly params?: unknown;
 }
@@ -94,14 +94,15 @@ function messageOf(request: FastifyRequest): MessageFields | undefined {
   return { ...(typeof method === 'string' ? { method } : {}), params };
 }
 
-function metaOf(params: unknown): Record<string, unknown> | undefined {
+/** A message's `params._meta`: where a 2026-07-28 message carries its trace context (SEP-414). */
+export function metaOf(params: unknown): Record<string, unknown> | undefined {
   if (typeof params !== 'object' || params === null) return undefined;
   const meta = (params as { _meta?: unknown })._meta;
   return typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>) : undefined;
 }
 
-/** The tool, prompt or resource a message names (names only: never its arguments). */
-function messageAttributes(message: MessageFields | undefined): Attributes {
+/** The method and the tool, prompt or resource a message names (names only: never its arguments). */
+export function messageAttributes(message: MessageFields | undefined): Attributes {
   if (message?.method === undefined) return {};
   const attributes: Attributes = { 'mcp.method.name': cap(message.method) };
   const params = message.params as { name?: unknown; uri?: unknown } | undefined;
