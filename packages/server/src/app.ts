@@ -315,6 +315,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     servers: () => currentServers,
     issuerClients: () => current.oauthClients,
     now,
+    tracing,
   });
   const forwarder = new Forwarder({
     broker,

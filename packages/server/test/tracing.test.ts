@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
+import { ALICE, callTool, connect, setupOAuth, upstreamTokens } from './helpers/oauth-proxy.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 /** One exported span, flattened from OTLP JSON. */
@@ -391,5 +392,37 @@ describe('OpenTelemetry traces', () => {
     assert.ok(client, 'the upstream call is a client span under the message span');
     assert.equal(arrived?.headers.traceparent, `00-${TRACE_ID}-${client.spanId}-01`);
     assert.ok(!receiver.raw.join('\n').includes(SECRET_ARG));
+  });
+});
+
+describe('OpenTelemetry traces of the OAuth broker', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+
+  it('makes each step of the flow a client span under the request behind it, with no secret', async () => {
+    const receiver = await startReceiver();
+    cleanup.push(() => receiver.stop());
+    const s = await setupOAuth(cleanup, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin });
+    await connect(s, ALICE, 'alice');
+    assert.equal((await callTool(s, ALICE, 'whoami')).status, 200);
+    const tokens = upstreamTokens(s);
+    assert.ok(tokens.length > 0);
+    await s.proxy.close();
+    const spans = await eventually(() => receiver.spans.length > 0 && receiver.spans, { what: 'spans' });
+    const steps = spans.filter((span) => span.kind === CLIENT && span.name.startsWith('oauth '));
+    const names = new Set(steps.map((span) => span.attributes['mcp_proxy.oauth.step']));
+    for (const step of ['discovery', 'registration', 'token'])
+      assert.ok(names.has(step), `steps: ${[...names].join(', ')}`);
+    const callback = spans.find(
+      (span) => span.kind === SERVER && span.attributes['http.route'] === '/oauth/callback/:key',
+    );
+    assert.ok(callback, `routes: ${spans.map((span) => span.attributes['http.route']).join(', ')}`);
+    const exchange = steps.find((span) => span.attributes['mcp_proxy.oauth.step'] === 'token');
+    assert.equal(exchange?.parentSpanId, callback.spanId, 'the token exchange runs under the callback');
+    const everything = receiver.raw.join('\n');
+    for (const secret of [...tokens, ALICE]) assert.ok(!everything.includes(secret), 'a token was exported');
+    assert.ok(!/[?&](code|state)=/.test(everything), 'no authorization response parameter was exported');
   });
 });

@@ -71,10 +71,13 @@ function withoutCredentials(headers: Record<string, string>): Record<string, str
 export class UpstreamHttp {
   readonly #guard: EgressGuard;
   readonly #options: UpstreamHttpOptions;
+  /** Set only while tracing is on. */
+  readonly #tracing: Tracing | undefined;
 
   constructor(guard: EgressGuard, options: UpstreamHttpOptions) {
     this.#guard = guard;
     this.#options = options;
+    this.#tracing = options.tracing?.enabled === true ? options.tracing : undefined;
   }
 
   /** Largest body this client accepts. */
@@ -91,7 +94,9 @@ export class UpstreamHttp {
     let target = url;
     let hopInit = init;
     for (let hop = 1; ; hop++) {
-      const response = await this.#sendOnce(target, hopInit);
+      const response = await (this.#tracing === undefined
+        ? this.#sendOnce(target, hopInit)
+        : this.#sendTraced(this.#tracing, target, hopInit));
       if (!REDIRECT_STATUSES.has(response.status)) return response;
       discard(response);
       const location = headerValue(response.headers, 'location');
@@ -116,17 +121,19 @@ export class UpstreamHttp {
     }
   }
 
-  async #sendOnce(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
-    const tracing = this.#options.tracing;
-    if (tracing?.enabled !== true) return this.#exchange(url, init);
-    // One client span per exchange (each redirect hop too), ended when the answer's head arrives.
+  /**
+   * {@link UpstreamHttp.#sendOnce} in a client span (issue 21), ended when the answer's head
+   * arrives, with the span's trace context passed on. A method of its own so that with tracing
+   * off an exchange costs no extra promise.
+   */
+  async #sendTraced(tracing: Tracing, url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
     const span = tracing.client(`${init.method} upstream`, {
       'http.request.method': init.method,
       'server.address': url.hostname,
       'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
     });
     try {
-      const response = await this.#exchange(url, withTraceContext(init, span.headers()));
+      const response = await this.#sendOnce(url, withTraceContext(init, span.headers()));
       span.set({ 'http.response.status_code': response.status });
       span.end(response.status >= 500 ? String(response.status) : undefined);
       return response;
@@ -136,7 +143,7 @@ export class UpstreamHttp {
     }
   }
 
-  async #exchange(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
+  async #sendOnce(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
     const started = performance.now();
     const timing = this.#options.onTiming;
     try {
