@@ -12,6 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
+import { SYSTEM_CLOCK } from '../src/clock.ts';
+import { MemoryStore } from '../src/store/memory-store.ts';
+import { namespaced } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ALICE, callTool, connect, setupOAuth, upstreamTokens } from './helpers/oauth-proxy.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -424,5 +427,77 @@ describe('OpenTelemetry traces of the OAuth broker', () => {
     const everything = receiver.raw.join('\n');
     for (const secret of [...tokens, ALICE]) assert.ok(!everything.includes(secret), 'a token was exported');
     assert.ok(!/[?&](code|state)=/.test(everything), 'no authorization response parameter was exported');
+  });
+});
+
+describe('OpenTelemetry traces across instances', () => {
+  it('a request relayed to the instance holding its session: one trace, receiving span → relay → owner span → upstream', async () => {
+    const receiver = await startReceiver();
+    const upstream = await startUpstream();
+    const store = new MemoryStore(SYSTEM_CLOCK);
+    const instance = () =>
+      startProxy(
+        { HOST: '127.0.0.1', LOG_LEVEL: 'warn', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin },
+        { store: namespaced(store, '') },
+      );
+    const a = await instance();
+    const b = await instance();
+    try {
+      const post = (proxy: RunningProxy, headers: Record<string, string>, body: unknown) =>
+        fetch(`${proxy.url}/mcp`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'x-proxy-token': proxy.token,
+            'x-mcp-server-url': `${upstream.origin}/sse`,
+            'x-mcp-transport': 'sse',
+            ...headers,
+          },
+          body: JSON.stringify(body),
+        });
+      const init = await post(
+        a,
+        {},
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 't', version: '1' },
+          },
+        },
+      );
+      const session = init.headers.get('mcp-session-id') ?? '';
+      await answerOf(init);
+      const onB = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+      const call = await post(b, onB, {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'echo' },
+      });
+      assert.equal(call.status, 200);
+      assert.equal((await answerOf(call)).result.content[0].text, 'ok');
+    } finally {
+      await b.close();
+      await a.close();
+      await store.close();
+      await upstream.stop();
+    }
+    const spans = await eventually(() => receiver.spans.length > 0 && receiver.spans, { what: 'spans' });
+    await receiver.stop();
+    const calls = spans.filter((s) => s.kind === SERVER && s.name === 'tools/call');
+    const relay = spans.find((s) => s.kind === CLIENT && s.name === 'relay');
+    assert.ok(relay, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    const received = calls.find((s) => s.spanId === relay.parentSpanId);
+    const owner = calls.find((s) => s.parentSpanId === relay.spanId);
+    assert.ok(received, 'the relay span is a child of the receiving instance’s server span');
+    assert.ok(owner, 'the owner’s server span continues the relay span');
+    assert.equal(owner.traceId, received.traceId);
+    const upstreamCall = spans.find((s) => s.kind === CLIENT && s.parentSpanId === owner.spanId);
+    assert.ok(upstreamCall, 'the owner’s upstream call is in the same trace');
   });
 });
