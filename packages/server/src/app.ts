@@ -291,6 +291,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     children: deps.children ?? new ChildRegistry(),
     handleTag: ownership.instanceId,
+    tracing: tracing.enabled ? tracing : undefined,
   });
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({

@@ -7,9 +7,13 @@
  * flushes the exporter).
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
@@ -159,6 +163,7 @@ async function answerOf(response: Response): Promise<any> {
   return JSON.parse(data.at(-1) ?? 'null');
 }
 
+const metaStdioEntry = fileURLToPath(new URL('./fixtures/meta-stdio.ts', import.meta.url));
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_ID = '00f067aa0ba902b7';
 const INBOUND = `00-${TRACE_ID}-${PARENT_ID}-01`;
@@ -499,5 +504,65 @@ describe('OpenTelemetry traces across instances', () => {
     assert.equal(owner.traceId, received.traceId);
     const upstreamCall = spans.find((s) => s.kind === CLIENT && s.parentSpanId === owner.spanId);
     assert.ok(upstreamCall, 'the owner’s upstream call is in the same trace');
+  });
+});
+
+describe('OpenTelemetry traces to upstreams without headers', () => {
+  it('a message to a stdio server carries the send span’s traceparent in _meta, under the caller’s span', async () => {
+    const receiver = await startReceiver();
+    const dir = await mkdtemp(join(tmpdir(), 'mcpp-trace-'));
+    const config = join(dir, 'proxy.json');
+    await writeFile(
+      config,
+      JSON.stringify({ servers: { meta: { command: process.execPath, args: [metaStdioEntry] } } }),
+    );
+    const proxy = await startProxy({
+      HOST: '127.0.0.1',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin,
+      WS_ALLOW_MISSING_ORIGIN: 'true',
+      MCP_PROXY_CONFIG: config,
+    });
+    let meta: { traceparent?: string } | null = null;
+    try {
+      const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/ws?server=meta`, [
+        'mcp',
+        `proxy-token.${proxy.token}`,
+      ]);
+      // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames.
+      const answers = new Map<number, any>();
+      ws.on('message', (data) => {
+        const message = JSON.parse(data.toString());
+        if (typeof message.id === 'number') answers.set(message.id, message);
+      });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const ask = (id: number, method: string, params: unknown) => {
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+        return eventually(() => answers.get(id), { what: `the answer to ${method}` });
+      };
+      await ask(1, 'initialize', {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 't', version: '1' },
+      });
+      const answer = await ask(2, 'tools/call', {
+        name: 'echo',
+        arguments: {},
+        _meta: { traceparent: INBOUND },
+      });
+      meta = JSON.parse(answer.result.content[0].text);
+      ws.close();
+    } finally {
+      await proxy.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    const spans = await eventually(() => receiver.spans.length > 0 && receiver.spans, { what: 'spans' });
+    await receiver.stop();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server);
+    assert.equal(server.traceId, TRACE_ID);
+    const send = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
+    assert.ok(send, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.equal(send.attributes['network.transport'], 'stdio');
+    assert.equal(meta?.traceparent, `00-${TRACE_ID}-${send.spanId}-01`);
   });
 });
