@@ -42,6 +42,11 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY packages/server/package.json packages/server/
 COPY packages/server/src packages/server/src
 
+# DATA_DIR (./data: the embedded store, the generated vault and signing keys) is the one place
+# the proxy writes. Created for its user, so a volume mounted there (docker-compose.yml) starts
+# owned by it: a new named volume takes the owner of the image's directory.
+RUN mkdir -p /app/data && chown 1000:1000 /app/data
+
 # The base image's unprivileged `node` user, by number so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 

@@ -226,6 +226,8 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
 
       await page.click('#sign-in');
       const popup = await popupOpened;
+      // The start page names what is connected and binds only on the user's click.
+      await popup.click('#go', { timeout: 20_000 });
       await popup.waitForSelector('input[name=login]', { timeout: 20_000 });
       await popup.fill('input[name=login]', name);
       await popup.click('button');
@@ -310,6 +312,7 @@ describe('signing in to an OAuth-protected MCP server from Chromium', () => {
     );
     await page.click('#sign-in');
     const popup = await popupOpened;
+    await popup.click('#go', { timeout: 20_000 });
     await popup.waitForSelector('input[name=login]', { timeout: 20_000 });
     await popup.close();
     assert.deepEqual(await run, { isSignInError: true, code: 'popup_closed' });

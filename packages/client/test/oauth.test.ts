@@ -56,8 +56,8 @@ describe('mcp-proxy-client and the OAuth broker', () => {
    * A window whose popups the scripted user `name` drives as a browser would. The proxy's start
    * page asks its opener for the credential (posted from the proxy's origin, by the popup), and
    * goes on with what the client answered, as the page's script does (docs/oauth.md, the bind
-   * protocol); then the authorization server's login and consent, and the proxy's callback page,
-   * whose result the popup posts back to the opener.
+   * protocol); then the authorization server's login and consent, and the proxy's callback page
+   * (its POST), whose result the popup posts back to the opener.
    */
   function browserWindow(name: string): FakeWindow {
     const window = new FakeWindow();
@@ -71,10 +71,24 @@ describe('mcp-proxy-client and the OAuth broker', () => {
           const done = await stack.world
             .user(name)
             .authorize(popup.url, { follow: true, bind: { credential: String(credential), origin: APP } });
-          // What the callback page's script posts, and to whom (the browser drops it for any other origin).
-          const script = /postMessage\((\{.*?\}),("[^"]*")\)/.exec(done.callback?.body ?? '');
-          assert.ok(script, `the callback page posts its result: ${done.callback?.body}`);
-          if (JSON.parse(script[2] ?? '""') === APP) post(popup, JSON.parse(script[1] ?? '{}'));
+          // What the callback page's script posts, and to whom (the browser drops it for any
+          // other origin): built from the proxy's answer to its POST.
+          const answer = JSON.parse(done.callback?.body ?? '{}') as {
+            ok?: boolean;
+            server?: string;
+            openerOrigin?: string;
+            error?: { message: string; data?: { code?: string } };
+          };
+          assert.ok(answer.ok === true || answer.error, `the callback answers: ${done.callback?.body}`);
+          const message = answer.ok
+            ? { type: 'mcp-proxy:oauth', ok: true, server: answer.server }
+            : {
+                type: 'mcp-proxy:oauth',
+                ok: false,
+                code: answer.error?.data?.code,
+                message: answer.error?.message,
+              };
+          if (answer.openerOrigin === APP) post(popup, message);
           popup.closed = true;
         })().catch((error: unknown) =>
           post(popup, { type: 'mcp-proxy:oauth', ok: false, message: String(error) }),

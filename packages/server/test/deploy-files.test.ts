@@ -21,7 +21,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseDotenv } from 'dotenv';
@@ -408,12 +408,14 @@ interface ComposeService {
   depends_on?: Record<string, { condition?: string }>;
   networks?: string[];
   user?: string;
+  volumes?: string[];
 }
 
 const composeText = read('docker-compose.yml');
 const compose = parseYaml(composeText) as {
   services: Record<string, ComposeService>;
   networks?: Record<string, { internal?: boolean } | null>;
+  volumes?: Record<string, unknown>;
 };
 
 /** Seconds in a Compose duration such as `20s` or `1m30s`. */
@@ -471,6 +473,29 @@ describe('docker-compose.yml', () => {
       'loopback unless told',
     );
     assert.equal(proxy.depends_on?.redis?.condition, 'service_healthy');
+  });
+
+  it('gives DATA_DIR a named volume the unprivileged user can write (the root file system is read-only)', () => {
+    // The vault key, the signing key and the embedded store live there (FIX-OAUTH5 item 9): on a
+    // read-only root they need a volume, and a named one keeps them across restarts.
+    const workdir =
+      finalOf('WORKDIR').at(-1)?.args ?? stages[0]?.instructions.find((i) => i.keyword === 'WORKDIR')?.args;
+    assert.ok(workdir, 'the image sets a WORKDIR');
+    const dataDir = proxy.environment?.DATA_DIR ?? loadConfig({}).dataDir;
+    const path = posix.resolve(workdir, dataDir);
+    const mount = proxy.volumes?.map((v) => v.split(':')).find(([, target]) => target === path);
+    assert.ok(mount, `a volume is mounted at ${path}: ${JSON.stringify(proxy.volumes)}`);
+    const [source, , mode] = mount;
+    assert.match(source ?? '', /^[A-Za-z0-9][\w.-]*$/, 'a named volume, not a host path');
+    assert.notEqual(mode, 'ro');
+    assert.ok(compose.volumes && Object.hasOwn(compose.volumes, source ?? ''), 'declared under volumes:');
+    // A new named volume takes the owner of the image's directory: the image creates it for the
+    // user it runs as (else Docker creates it root-owned, and the proxy cannot write).
+    const user = finalOf('USER').at(-1)?.args ?? '';
+    const made = finalOf('RUN').some(
+      (r) => r.args.includes(`mkdir -p ${path}`) && r.args.includes(`chown ${user} ${path}`),
+    );
+    assert.ok(made, `the image creates ${path} owned by ${user}`);
   });
 
   it('runs redis unpublished on an internal network, read-only, with a healthcheck', () => {

@@ -2,7 +2,8 @@
  * The sign-in bind protocol (docs/oauth.md) in a real browser: Debian's Chromium loads an app
  * page from another loopback origin, which opens the `authorizeUrl` in a popup and answers the
  * start page's `mcp-proxy:oauth-bind` with its proxy token, as docs/oauth.md's minimal opener
- * does; the popup goes through the OAuth test world's login and consent (scripted), the callback
+ * does; the page names the server, the authorization server and the app, and binds on the
+ * user's click; the popup goes through the OAuth test world's login and consent (scripted), the callback
  * page tells the app and closes, and the call then succeeds. An app whose origin is not listed
  * in CORS_ORIGINS gets nothing bound.
  */
@@ -102,8 +103,21 @@ describe('the sign-in bind protocol in Chromium', () => {
   it('binds the sign-in to the app that made the call, then the call succeeds', async () => {
     const first = await whoami();
     assert.equal(first.body.error.data.code, 'upstream_auth_required');
-    const { page, popup, done } = await start(app.origin, first.body.error.data.authorizeUrl);
+    const link = first.body.error.data.authorizeUrl;
+    const { page, popup, done } = await start(app.origin, link);
     try {
+      // Review item 6: the popup says what is connected, where the user signs in and for which
+      // app, and binds nothing until the user clicks.
+      const button = await popup.waitForSelector('#go:visible');
+      const text = await popup.textContent('body');
+      assert.ok(text?.includes(`Sign in to ${new URL(world.upstream.url).host}`), text ?? '');
+      assert.ok(text?.includes(`your account at ${new URL(world.issuer).host}`), text ?? '');
+      assert.ok(text?.includes(`The app at ${app.origin} asks`), text ?? '');
+      assert.equal(popup.url(), link);
+      assert.ok(!world.as.events.some((e) => e.startsWith('login')), world.as.events.join());
+      // The link is not used up yet (nothing was bound): its page still answers.
+      assert.equal((await fetch(link)).status, 200);
+      await button.click();
       await popup.waitForSelector('input[name=login]');
       await popup.fill('input[name=login]', 'alice');
       await popup.click('button');
@@ -144,6 +158,7 @@ describe('the sign-in bind protocol in Chromium', () => {
     assert.equal(first.body.error.data.code, 'upstream_auth_required', JSON.stringify(first.body));
     const { page, popup } = await start(foreign.origin, first.body.error.data.authorizeUrl);
     try {
+      await popup.click('#go');
       await popup.waitForSelector('text=not opened by the app');
       assert.ok(!popup.url().startsWith(world.issuer), popup.url());
       // The link was not consumed, and nothing was connected.

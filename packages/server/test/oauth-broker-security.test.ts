@@ -121,6 +121,8 @@ async function browse(
   credential?: string,
 ): Promise<{ status: number; url: string; body: string }> {
   const jar = new Map<string, string[]>();
+  /** The tab's sessionStorage: the bind's nonce per state. */
+  const nonces = new Map<string, string>();
   let next = new URL(link);
   let init: RequestInit = {};
   for (let hop = 0; hop < 20; hop++) {
@@ -147,7 +149,21 @@ async function browse(
       continue;
     }
     if (response.status === 200 && body.startsWith('{"authorizeUrl"')) {
-      next = new URL((JSON.parse(body) as { authorizeUrl: string }).authorizeUrl);
+      const bound = JSON.parse(body) as { authorizeUrl: string; state: string; nonce: string };
+      nonces.set(bound.state, bound.nonce);
+      next = new URL(bound.authorizeUrl);
+      continue;
+    }
+    if (response.status === 200 && body.includes('data-mcpp-callback')) {
+      // The callback page's script: the query and the nonce this tab kept, POSTed same-origin.
+      init = {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: next.origin },
+        body: JSON.stringify({
+          query: next.search,
+          nonce: nonces.get(next.searchParams.get('state') ?? '') ?? '',
+        }),
+      };
       continue;
     }
     return { status: response.status, url: next.href, body };
@@ -249,7 +265,7 @@ describe('F1: a sign-in link binds only the principal that made the call, in its
     assert.ok(!logs.includes(done.state as string), 'the state was logged');
   });
 
-  it('an authorization URL copied to another browser completes nothing (the bind cookie is missing)', async () => {
+  it('an authorization URL copied to another browser completes nothing (its tab holds no nonce)', async () => {
     const { world: w, clock } = await world();
     const p = await proxyWith({}, { clock });
     const bobLink = linkOf(await call(p, BOB, w.upstream.url));
@@ -260,6 +276,7 @@ describe('F1: a sign-in link binds only the principal that made the call, in its
     assert.notEqual(subjectOf(await call(p, ALICE, w.upstream.url)), 'bob', 'alice acts as bob upstream');
     assert.equal(done.callback?.status, 400, done.callback?.body);
     assert.match(done.callback?.body ?? '', /already used or expired/);
+    assert.equal(w.as.events.filter((e) => e === 'token:authorization_code').length, 1, "only bob's own");
   });
 
   it('opened without an opener, the start page redirects nowhere and says what to do', async () => {
@@ -272,6 +289,9 @@ describe('F1: a sign-in link binds only the principal that made the call, in its
     const body = await page.text();
     assert.match(body, /Open this sign-in link from the app that asked you to sign in/);
     assert.match(body, /window\.opener\.postMessage\(\{type:"mcp-proxy:oauth-bind"\},'\*'\)/);
+    // It names what is connected, and where the user signs in (review item 6).
+    assert.match(body, new RegExp(`Sign in to <strong>${new URL(w.upstream.url).host}</strong>`));
+    assert.match(body, new RegExp(`your account at <strong>${new URL(w.issuer).host}</strong>`));
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'nonce-/);
     assert.equal(w.as.events.filter((e) => e.startsWith('authorize')).length, 0);
   });
@@ -301,33 +321,38 @@ describe('F1: a sign-in link binds only the principal that made the call, in its
     assert.equal((await bind(link, ALICE)).status, 200);
   });
 
-  it('tells only the app that bound the sign-in, and sets the bind cookie HttpOnly, SameSite=Lax', async () => {
+  it('tells only the app that bound the sign-in; the bind sets no cookie, the nonce goes to the page', async () => {
     const { world: w, clock } = await world();
     const p = await proxyWith({ CORS_ORIGINS: `https://other.example,${APP}` }, { clock });
     const link = linkOf(await call(p, ALICE, w.upstream.url));
     const bound = await bind(link, ALICE);
-    const cookie = bound.headers.get('set-cookie') ?? '';
-    assert.match(
-      cookie,
-      /^mcpp-oauth-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax$/,
-    );
-    const { authorizeUrl } = (await bound.json()) as { authorizeUrl: string };
-    assert.ok(authorizeUrl.startsWith(`${w.issuer}/`), authorizeUrl);
-    const done = await w.user('alice').authorize(authorizeUrl);
-    const callback = await fetch(done.redirect, { headers: { cookie: cookie.split(';')[0] as string } });
-    const page = await callback.text();
-    assert.equal(callback.status, 200, page);
-    assert.match(
-      page,
-      /postMessage\(\{"type":"mcp-proxy:oauth","ok":true,"server":"[^"]+"\},"http:\/\/app\.example"\)/,
-    );
-    assert.ok(!page.includes('other.example') && !page.includes("'*'"));
-    assert.match(callback.headers.get('set-cookie') ?? '', /Max-Age=0/);
+    assert.equal(bound.headers.get('set-cookie'), null);
+    const { authorizeUrl, state, nonce } = (await bound.json()) as Record<string, string>;
+    assert.ok(authorizeUrl?.startsWith(`${w.issuer}/`), authorizeUrl);
+    assert.equal(new URL(authorizeUrl as string).searchParams.get('state'), state);
+    assert.match(nonce ?? '', /^[A-Za-z0-9_-]{32}$/);
+    const done = await w.user('alice').authorize(authorizeUrl as string);
+    const page = await fetch(done.redirect);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /connect-src 'self'/);
+    const complete = (nonceSent: string) =>
+      fetch(new URL(done.redirect.pathname, done.redirect), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: p.publicUrl },
+        body: JSON.stringify({ query: done.redirect.search, nonce: nonceSent }),
+      });
+    // Another nonce (another tab) neither completes nor uses up the sign-in.
+    assert.equal((await complete('x'.repeat(32))).status, 400);
+    const answer = await complete(nonce as string);
+    const text = await answer.text();
+    assert.equal(answer.status, 200, text);
+    assert.deepEqual(JSON.parse(text), { ok: true, server: new URL(w.upstream.url).host, openerOrigin: APP });
+    assert.equal(subjectOf(await call(p, ALICE, w.upstream.url)), 'alice');
   });
 });
 
-describe('F1: the bind cookie under an https PUBLIC_URL', () => {
-  it('is a __Host- cookie, Secure, and the bind wants the https origin', async () => {
+describe('F1: the bind under an https PUBLIC_URL', () => {
+  it('wants the https origin', async () => {
     const { world: w, clock } = await world();
     const proxy = await startProxy(
       {
@@ -352,10 +377,7 @@ describe('F1: the bind cookie under an https PUBLIC_URL', () => {
     assert.equal((await post(proxy.url)).status, 403);
     const bound = await post('https://proxy.example.com');
     assert.equal(bound.status, 200);
-    assert.match(
-      bound.headers.get('set-cookie') ?? '',
-      /^__Host-mcpp-oauth-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]+; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/,
-    );
+    assert.equal(bound.headers.get('set-cookie'), null);
   });
 });
 

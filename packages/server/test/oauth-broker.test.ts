@@ -112,7 +112,7 @@ async function connect(s: Setup, token: string, user: string): Promise<void> {
   const url = authRequired(s, await whoami(s, token));
   const done = await s.world.user(user).authorize(url, { follow: true, bind: bindAs(token) });
   assert.equal(done.callback?.status, 200, done.callback?.body);
-  assert.match(done.callback?.body ?? '', /Signed in/);
+  assert.equal(JSON.parse(done.callback?.body ?? '{}').ok, true);
 }
 
 /** The access tokens the upstream saw (without `Bearer `). */
@@ -142,8 +142,11 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.equal(done.sawLogin, true);
     assert.equal(done.callback?.status, 200);
     // The page tells the caller's origin only, and says nothing secret.
-    assert.match(done.callback?.body ?? '', /postMessage\(\{"type":"mcp-proxy:oauth","ok":true/);
-    assert.match(done.callback?.body ?? '', /"http:\/\/app\.example"\)/);
+    assert.deepEqual(JSON.parse(done.callback?.body ?? '{}'), {
+      ok: true,
+      server: new URL(s.world.upstream.url).host,
+      openerOrigin: 'http://app.example',
+    });
     const second = await whoami(s, ALICE);
     assert.equal(subjectOf(second), 'alice');
     const tokens = upstreamTokens(s);
@@ -238,12 +241,16 @@ describe('upstream OAuth broker on POST /proxy', () => {
     const url = authRequired(s, await whoami(s, ALICE));
     const done = await s.world.user('alice').authorize(url, { follow: true, bind: bindAs(ALICE) });
     assert.equal(done.callback?.status, 200);
-    // Replayed in the same browser (its bind cookie is spent) and in another.
-    const cookie = Object.entries(s.world.user('alice').cookies(s.publicUrl))
-      .map(([k, v]) => `${k}=${v}`)
-      .join('; ');
-    for (const headers of [{ cookie }, {}]) {
-      const replay = await fetch(done.redirect, { headers });
+    /** The callback page's POST, as its script makes it. */
+    const complete = (redirect: URL, nonce: string) =>
+      fetch(new URL(redirect.pathname, redirect), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: s.publicUrl },
+        body: JSON.stringify({ query: redirect.search, nonce }),
+      });
+    // Replayed, with any nonce: the state is spent.
+    for (const nonce of ['', 'x'.repeat(32)]) {
+      const replay = await complete(done.redirect, nonce);
       assert.equal(replay.status, 400);
       assert.match(await replay.text(), /already used or expired/);
     }
@@ -266,12 +273,10 @@ describe('upstream OAuth broker on POST /proxy', () => {
       body: JSON.stringify(bindAs(BOB)),
     });
     assert.equal(bound.status, 200);
-    const bobCookie = (bound.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
-    const { authorizeUrl } = (await bound.json()) as { authorizeUrl: string };
-    const state = new URL(authorizeUrl).searchParams.get('state') as string;
+    const { state, nonce } = (await bound.json()) as { state: string; nonce: string };
     const forged = new URL(done.redirect);
     forged.searchParams.set('state', state);
-    const refused = await fetch(forged, { headers: { cookie: bobCookie } });
+    const refused = await complete(forged, nonce);
     assert.equal(refused.status, 502);
     assert.equal(upstreamTokens(s).length, 0);
   });

@@ -423,8 +423,12 @@ describe('OpenTelemetry traces of the OAuth broker', () => {
     const names = new Set(steps.map((span) => span.attributes['mcp_proxy.oauth.step']));
     for (const step of ['discovery', 'registration', 'token'])
       assert.ok(names.has(step), `steps: ${[...names].join(', ')}`);
+    // The callback page POSTs back to its route, which exchanges the code (docs/oauth.md).
     const callback = spans.find(
-      (span) => span.kind === SERVER && span.attributes['http.route'] === '/oauth/callback/:key',
+      (span) =>
+        span.kind === SERVER &&
+        span.attributes['http.route'] === '/oauth/callback/:key' &&
+        span.attributes['http.request.method'] === 'POST',
     );
     assert.ok(callback, `routes: ${spans.map((span) => span.attributes['http.route']).join(', ')}`);
     const exchange = steps.find((span) => span.attributes['mcp_proxy.oauth.step'] === 'token');

@@ -11,7 +11,7 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
-import { OAuthConnections } from './connections.ts';
+import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
@@ -84,6 +84,8 @@ export interface CallbackOutcome {
   readonly server: string;
   /** The app that answered the bind: the only origin the page tells. */
   readonly openerOrigin?: string | undefined;
+  /** Connections ended to stay within the principal's cap (review item 7): the caller logs them. */
+  readonly evicted: readonly Disconnected[];
 }
 
 /** A refused callback: the error, and whom the page may tell (when the sign-in was known). */
@@ -247,8 +249,9 @@ export class OAuthBroker {
     const challenge = parseBearerChallenge(challengeHeader);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
-    // upstream's own refusal however often it comes.
-    await this.#pending.admit(principalKey);
+    // upstream's own refusal however often it comes. An offer spends the server's own cap, not
+    // the principal's sign-ins (those count at the bind, review item 8).
+    await this.#pending.admitOffer(principalKey, target.url.origin);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     const chosen = await chooseClient(
@@ -305,17 +308,27 @@ export class OAuthBroker {
     });
   }
 
-  /** The server a start link signs in to (the start page names it); undefined when unknown or used. */
-  async startInfo(id: string): Promise<{ readonly server: string } | undefined> {
+  /**
+   * What a start link signs in to, for the start page to name (review item 6): the server, its
+   * host and the authorization server's host; undefined when the link is unknown or used.
+   */
+  async startInfo(
+    id: string,
+  ): Promise<{ readonly server: string; readonly host: string; readonly issuerHost: string } | undefined> {
     const flow = await this.#pending.peek(id);
-    return flow === undefined ? undefined : { server: flow.server };
+    if (flow === undefined) return undefined;
+    return {
+      server: flow.server,
+      host: URL.parse(flow.target)?.host ?? flow.server,
+      issuerHost: URL.parse(flow.as.issuer)?.host ?? flow.as.issuer,
+    };
   }
 
   /**
    * The bind (docs/oauth.md): the app that opened link `id` proved to be `principalKey`, from
    * `openerOrigin`. Consumes the link when it is that principal's and returns the authorization
    * URL (the endpoint recorded at the start, review F7) with a fresh `state`, and the nonce the
-   * browser's cookie must hold at the callback. Throws `oauth_state_invalid` for an unknown link,
+   * start page keeps in its tab's sessionStorage for the callback (review R1). Throws `oauth_state_invalid` for an unknown link,
    * `oauth_bind_refused` for another principal's.
    */
   async bind(id: string, principalKey: string, openerOrigin: string): Promise<Bound> {
@@ -326,12 +339,13 @@ export class OAuthBroker {
   }
 
   /**
-   * Completes a sign-in from the callback URL's query, arrived on `/oauth/callback/{key}` in a
-   * browser whose bind cookie holds `nonce`; stores the tokens. Throws {@link CallbackRefused}.
+   * Completes a sign-in from the callback URL's query, arrived on `/oauth/callback/{key}` and
+   * POSTed by the callback page with `nonce`, the one its tab kept at the bind; stores the
+   * tokens. Throws {@link CallbackRefused}.
    */
   async callback(key: string, query: URLSearchParams, nonce: string | undefined): Promise<CallbackOutcome> {
     const state = query.get('state') ?? '';
-    // Single use, and only in the browser that holds the bind cookie (login CSRF, review F1).
+    // Single use, and only from the tab (and origin) that bound it (login CSRF, review F1, R1).
     const flow = isIssuerKey(key) ? await this.#pending.take(state, nonce) : undefined;
     if (flow === undefined) throw new CallbackRefused(new ProxyError('oauth_state_invalid'), undefined);
     const refuse = (error: ProxyError) => new CallbackRefused(error, flow.openerOrigin);
@@ -392,8 +406,8 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
-    await this.#connections.record(flow.principalKey, flow.server, flow.target);
-    return { server: flow.server, openerOrigin: flow.openerOrigin };
+    const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
+    return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
   /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */

@@ -21,9 +21,12 @@ import type { VaultKeys } from './vault-keys.ts';
 
 /**
  * Connections one principal may have listed. An index is read whole at each call, so it stays
- * small; past the cap the oldest connection is forgotten (index and tokens), never a new one.
+ * small; past the cap the oldest connection is ended (revoked where offered, index and tokens
+ * forgotten), never a new one.
  */
 export const MAX_CONNECTIONS_PER_PRINCIPAL = 100;
+/** How long revoking a connection evicted past the cap may take (it delays the sign-in's page). */
+const EVICT_REVOKE_TIMEOUT_MS = 10_000;
 /** How long a disconnect may hold a connection's refresh lock: two revocation requests. */
 const REVOKE_LOCK_MS = 30_000;
 /** How often a disconnect looks for a refresh in flight to end (~16 s: a refresh holds its lock 15 s at most). */
@@ -95,18 +98,27 @@ export class OAuthConnections {
     this.#vault = new TokenVault(deps.store, deps.keys, deps.now);
   }
 
-  /** Remembers that `principalKey` connected `server` (the vault entry for `resource` exists). */
-  async record(principalKey: string, server: string, resource: string): Promise<void> {
+  /**
+   * Remembers that `principalKey` connected `server` (the vault entry for `resource` exists).
+   * Past the cap the oldest connection is ended as a disconnect ends it (revoked where offered,
+   * then deleted: review item 7, nothing stays that cannot be listed), and returned so the
+   * caller can log it.
+   */
+  async record(principalKey: string, server: string, resource: string): Promise<Disconnected[]> {
+    const evicted: IndexLine[] = [];
     await this.#update(principalKey, async (lines) => {
       const kept = lines.filter((line) => line.resource !== resource);
       kept.push({ server, resource, at: this.#deps.now() });
-      // Past the cap the oldest connection goes, tokens too: nothing stays that cannot be listed.
-      while (kept.length > MAX_CONNECTIONS_PER_PRINCIPAL) {
-        const oldest = kept.shift() as IndexLine;
-        await this.#vault.delete(principalKey, oldest.resource);
-      }
+      while (kept.length > MAX_CONNECTIONS_PER_PRINCIPAL) evicted.push(kept.shift() as IndexLine);
       return kept;
     });
+    const ended: Disconnected[] = [];
+    for (const line of evicted) {
+      // Best effort and bounded: the sign-in that caused it has already succeeded.
+      const done = await this.#end(principalKey, line, AbortSignal.timeout(EVICT_REVOKE_TIMEOUT_MS));
+      if (done) ended.push(done);
+    }
+    return ended;
   }
 
   /** The principal's connections, oldest first; lines whose tokens are gone are dropped. */
@@ -149,19 +161,8 @@ export class OAuthConnections {
     }
     const done: Disconnected[] = [];
     for (const line of matching) {
-      // Under the refresh lock (broker.ts): a refresh running now, here or on another instance,
-      // would put fresh tokens back after the delete, connected yet no longer listed.
-      const slot = TokenVault.slot(principalKey, line.resource);
-      const release = await this.#lock(TokenVault.lock(slot), REVOKE_LOCK_MS, REFRESH_WAIT_TRIES);
-      try {
-        const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
-        if (entry === undefined) continue;
-        const revocation = await this.#revoke(entry, signal);
-        await this.#vault.delete(principalKey, line.resource);
-        done.push({ server: line.server, resource: line.resource, revocation });
-      } finally {
-        await release();
-      }
+      const ended = await this.#end(principalKey, line, signal);
+      if (ended) done.push(ended);
     }
     if (matching.length > 0) {
       const ended = new Set(matching.map((line) => line.resource));
@@ -170,6 +171,27 @@ export class OAuthConnections {
       );
     }
     return done;
+  }
+
+  /** Revokes and deletes one connection's tokens; undefined when there were none any more. */
+  async #end(
+    principalKey: string,
+    line: IndexLine,
+    signal: AbortSignal | undefined,
+  ): Promise<Disconnected | undefined> {
+    // Under the refresh lock (broker.ts): a refresh running now, here or on another instance,
+    // would put fresh tokens back after the delete, connected yet no longer listed.
+    const slot = TokenVault.slot(principalKey, line.resource);
+    const release = await this.#lock(TokenVault.lock(slot), REVOKE_LOCK_MS, REFRESH_WAIT_TRIES);
+    try {
+      const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
+      if (entry === undefined) return undefined;
+      const revocation = await this.#revoke(entry, signal);
+      await this.#vault.delete(principalKey, line.resource);
+      return { server: line.server, resource: line.resource, revocation };
+    } finally {
+      await release();
+    }
   }
 
   /** RFC 7009: the refresh token first (ending it ends the grant at most servers), then the access token. */
@@ -272,7 +294,17 @@ function describe(line: IndexLine, entry: VaultEntry): Connection {
     resource: line.resource,
     issuer: entry.issuer,
     scopes: entry.scope === undefined ? [] : entry.scope.split(' ').filter(Boolean),
-    expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt).toISOString(),
+    expiresAt: isoDate(entry.expiresAt),
     refreshable: entry.refreshToken !== undefined,
   };
+}
+
+/**
+ * An expiry as ISO 8601, or null when unknown or not a date (review R4: one entry stored before
+ * expiries were clamped must not break the whole list).
+ */
+function isoDate(at: number | undefined): string | null {
+  if (at === undefined) return null;
+  const date = new Date(at);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }

@@ -68,7 +68,10 @@ export async function discover(
       data: { reason: 'pkce_s256_not_offered' },
     });
   }
-  const resource = typeof prm?.resource === 'string' ? prm.resource : canonical(serverUrl);
+  // Review R3: the metadata only vouches for the server (covers(), above); the indicator is the
+  // server's own canonical URI (MCP authorization, "Resource Parameter"), never the metadata's
+  // string, which the server chooses at any length and which is kept with every sign-in.
+  const resource = indicatorOf(serverUrl);
   const scopes = Array.isArray(prm?.scopes_supported)
     ? prm.scopes_supported.filter((s): s is string => typeof s === 'string')
     : undefined;
@@ -80,6 +83,18 @@ export function canonical(url: URL): string {
   const copy = new URL(url);
   copy.hash = '';
   return copy.pathname === '/' && copy.search === '' ? copy.origin : copy.href;
+}
+
+/**
+ * The RFC 8707 resource indicator of `serverUrl`: its canonical URI without query (RFC 8707 §2:
+ * no fragment, should have no query), refused past {@link MAX_METADATA_URL} like other URLs kept.
+ */
+function indicatorOf(serverUrl: URL): string {
+  const copy = new URL(serverUrl);
+  copy.search = '';
+  const indicator = canonical(copy);
+  if (indicator.length > MAX_METADATA_URL) throw failed("The MCP server's URL is too long to sign in to.");
+  return indicator;
 }
 
 interface ResourceMetadata {

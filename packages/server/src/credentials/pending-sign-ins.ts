@@ -3,10 +3,12 @@
  * Sign-ins between the `upstream_auth_required` error and the callback (issue 18), sealed in the
  * store in two steps: a start link (`start:`) waits for the browser to prove it acts for the
  * principal (the bind, docs/oauth.md); the bind turns it into a `state` (`state:`) that also holds
- * the hash of the nonce in the browser's bind cookie. Store keys are hashes of the link id and the
+ * the hash of the nonce the start page keeps in its tab's sessionStorage. Store keys are hashes of the link id and the
  * state, so a store reader cannot use them. Each principal and the whole proxy have a bounded
  * number of sign-ins per {@link SIGN_IN_TTL_MS} (security review F4): an upstream that answers
- * 401 to everything, or a caller naming many hostile servers, cannot grow the store.
+ * 401 to everything, or a caller naming many hostile servers, cannot grow the store. A principal's
+ * quota is spent by the sign-ins it binds (review item 8), not by the links it is offered: a
+ * server answering 401 to everything only meets the cap on its own offers.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type * as oauth from 'oauth4webapi';
@@ -18,8 +20,13 @@ import type { VaultKeys } from './vault-keys.ts';
 
 /** How long a sign-in may take from the error to the callback. */
 export const SIGN_IN_TTL_MS = 10 * 60 * 1000;
-/** Sign-ins one principal may start per {@link SIGN_IN_TTL_MS}. */
+/** Sign-ins one principal may bind per {@link SIGN_IN_TTL_MS}; also the links one server may cause it. */
 export const SIGN_INS_PER_PRINCIPAL = 30;
+/**
+ * Links one principal may be offered per {@link SIGN_IN_TTL_MS}, over all servers: one caller
+ * naming many hostile servers must not spend the proxy's total alone.
+ */
+export const OFFERS_PER_PRINCIPAL = 300;
 /** Sign-ins the whole proxy may start per {@link SIGN_IN_TTL_MS}. */
 export const SIGN_INS_TOTAL = 10_000;
 
@@ -44,7 +51,7 @@ export interface PendingFlow {
 
 /** A bound sign-in, waiting for its callback. */
 export interface BoundFlow extends PendingFlow {
-  /** SHA-256 (base64url) of the nonce in the browser's bind cookie. */
+  /** SHA-256 (base64url) of the nonce the binding tab keeps (sessionStorage, review R1). */
   readonly nonceHash: string;
   /** The app that answered the bind (an origin listed in CORS_ORIGINS): the callback tells it. */
   readonly openerOrigin: string;
@@ -61,11 +68,6 @@ function digest(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
 }
 
-/** The cookie name suffix of a sign-in (its `state`): two sign-ins in one browser keep apart. */
-export function cookieTag(state: string): string {
-  return digest(`cookie\n${state}`).slice(0, 16);
-}
-
 /** Pending sign-ins in the store, keyed by hashes. */
 export class PendingSignIns {
   readonly #store: Store;
@@ -77,12 +79,16 @@ export class PendingSignIns {
   }
 
   /**
-   * Counts a new sign-in for `principalKey` against both caps; throws `oauth_sign_in_limited`
-   * past one. Called before client registration and before anything is stored.
+   * Counts a link offered to `principalKey` for the server at `origin`: at most
+   * {@link SIGN_INS_PER_PRINCIPAL} per server, {@link OFFERS_PER_PRINCIPAL} in all, and
+   * {@link SIGN_INS_TOTAL} for the proxy; throws `oauth_sign_in_limited` past one. Called before
+   * client registration and before anything is stored.
    */
-  async admit(principalKey: string): Promise<void> {
-    const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
-    if (mine.count > SIGN_INS_PER_PRINCIPAL) throw limited(mine.resetInMs);
+  async admitOffer(principalKey: string, origin: string): Promise<void> {
+    const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
+    if (server.count > SIGN_INS_PER_PRINCIPAL) throw limited(server.resetInMs);
+    const mine = await this.#store.hit(`offers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    if (mine.count > OFFERS_PER_PRINCIPAL) throw limited(mine.resetInMs);
     const all = await this.#store.hit('count:all', SIGN_IN_TTL_MS);
     if (all.count > SIGN_INS_TOTAL) throw limited(all.resetInMs);
   }
@@ -102,8 +108,9 @@ export class PendingSignIns {
 
   /**
    * Consumes the link `id` when it belongs to `principalKey` and binds it: a fresh `state` and
-   * cookie nonce. Undefined when the link is unknown, used or expired; `wrongPrincipal` when it
-   * is someone else's (the link stays for its owner).
+   * nonce. Undefined when the link is unknown, used or expired; `wrongPrincipal` when it
+   * is someone else's (the link stays for its owner). Throws `oauth_sign_in_limited` past the
+   * principal's {@link SIGN_INS_PER_PRINCIPAL}.
    */
   async bind(
     id: string,
@@ -114,6 +121,10 @@ export class PendingSignIns {
     const read = await this.#read(slot);
     if (read === undefined) return undefined;
     if (!same(read.flow.principalKey, principalKey)) return 'wrongPrincipal';
+    // The principal's quota counts the sign-ins it goes on with (review item 8); a refusal here
+    // leaves the link for later.
+    const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    if (mine.count > SIGN_INS_PER_PRINCIPAL) throw limited(mine.resetInMs);
     // Single use: of two racing binds only the one that removes the link goes on.
     if (!(await this.#store.deleteIf(slot, read.sealed))) return undefined;
     const state = randomBytes(24).toString('base64url');
@@ -127,9 +138,9 @@ export class PendingSignIns {
   }
 
   /**
-   * The bound sign-in of `state`, consumed, when `nonce` (the browser's bind cookie) is the one
-   * bound into it; undefined otherwise (unknown, used, expired, or another browser). A wrong
-   * nonce does not consume it: the browser that holds the cookie can still finish.
+   * The bound sign-in of `state`, consumed, when `nonce` (what the binding tab kept) is the one
+   * bound into it; undefined otherwise (unknown, used, expired, or another tab). A wrong nonce
+   * does not consume it: the tab that bound it can still finish.
    */
   async take(state: string, nonce: string | undefined): Promise<BoundFlow | undefined> {
     if (state === '' || nonce === undefined || nonce === '') return undefined;

@@ -22,6 +22,11 @@ import type { VaultKeys } from './vault-keys.ts';
 export const MAX_SCOPE = 1024;
 /** Longest access or refresh token kept (review F4: the authorization server chooses them). */
 const MAX_TOKEN = 16 * 1024;
+/**
+ * Longest access token life believed (review R4): `expires_in` is the authorization server's
+ * choice, and an absurd one (1e300) would be an expiry no date can hold.
+ */
+const MAX_EXPIRES_IN_S = 365 * 24 * 3600;
 /** Refresh this long before expiry at most (a quarter of the token's life when that is shorter). */
 const REFRESH_MARGIN_MS = 60_000;
 /** How long one instance may hold a refresh lock. */
@@ -63,7 +68,10 @@ export function entryFrom(
     accessToken: tokens.access_token,
     // An AS that does not rotate refresh tokens answers without one: the old one stays good.
     refreshToken: tokens.refresh_token ?? previousRefresh,
-    expiresAt: typeof tokens.expires_in === 'number' ? now + tokens.expires_in * 1000 : undefined,
+    expiresAt:
+      typeof tokens.expires_in === 'number' && Number.isFinite(tokens.expires_in)
+        ? now + Math.min(Math.max(tokens.expires_in, 0), MAX_EXPIRES_IN_S) * 1000
+        : undefined,
     scope: tokens.scope?.slice(0, MAX_SCOPE),
     issuer: source.as.issuer,
     resource: source.target,
@@ -113,6 +121,31 @@ export async function forgetDeadClient(
   return true;
 }
 
+/**
+ * `task`, or the caller's abort first: the caller stops waiting, the task goes on. An abort
+ * answers `upstream_timeout`, as an exchange past the flow's deadline does.
+ */
+export function untilAborted<T>(task: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return task;
+  const gone = () =>
+    new ProxyError('upstream_timeout', "The MCP server's authorization server did not answer in time.");
+  if (signal.aborted) return Promise.reject(gone());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(gone());
+    signal.addEventListener('abort', onAbort, { once: true });
+    task.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Collaborators of {@link TokenRefresher}. */
 export interface TokenRefresherDeps {
   readonly store: Store;
@@ -120,7 +153,7 @@ export interface TokenRefresherDeps {
   readonly fetch: OAuthFetch;
   readonly vault: TokenVault;
   readonly now: () => number;
-  /** The caller's signal bounded by the flow's deadline. */
+  /** The flow's deadline (with no caller signal: refreshes are detached from callers, R6). */
   readonly deadline: (signal: AbortSignal | undefined) => AbortSignal;
 }
 
@@ -146,13 +179,18 @@ export class TokenRefresher {
     signal: AbortSignal | undefined,
   ): Promise<StoredEntry | undefined> {
     const slot = TokenVault.slot(principalKey, resource);
-    const running = this.#running.get(slot);
-    if (running) return running;
-    const task = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(signal)).finally(
-      () => this.#running.delete(slot),
-    );
-    this.#running.set(slot, task);
-    return task;
+    let task = this.#running.get(slot);
+    if (task === undefined) {
+      // Review R6: detached from every caller's signal, bounded by the flow's deadline only. Once
+      // the authorization server rotated the refresh token, only storing its answer keeps the
+      // grant: a caller that leaves (and it may be the first of several) must not abort that.
+      const started = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(undefined));
+      task = started.finally(() => this.#running.delete(slot));
+      // Nobody may be waiting any more when it fails: that is no unhandled rejection.
+      task.catch(() => {});
+      this.#running.set(slot, task);
+    }
+    return untilAborted(task, signal);
   }
 
   async #refresh(

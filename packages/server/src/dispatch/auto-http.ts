@@ -6,6 +6,7 @@
  */
 
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { BearerSource } from '../upstream/headers.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { SseTransport } from '../upstream/sse.ts';
@@ -19,7 +20,7 @@ export interface AutoHttpOptions {
   readonly url: URL;
   readonly http: UpstreamHttp;
   readonly verdicts: TransportVerdicts;
-  readonly bearerToken?: string | undefined;
+  readonly bearerToken?: BearerSource | undefined;
   readonly handshakeTimeoutMs: number;
   readonly paramHeaders?: ParamHeaderCatalog | undefined;
 }

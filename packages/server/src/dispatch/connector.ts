@@ -30,6 +30,11 @@ export type UpstreamTarget =
       readonly kind: 'http-auto' | 'streamable-http' | 'sse' | 'websocket';
       readonly url: URL;
       readonly bearerToken?: string | undefined;
+      /**
+       * The current token, read at each upstream request of a held session instead of
+       * `bearerToken` (the OAuth broker's on /ws: a refresh or a new sign-in replaces it, R5).
+       */
+      readonly bearer?: (() => string | undefined) | undefined;
       /** The configured server's name when the caller named one (not a raw URL). */
       readonly name?: string | undefined;
       /** The tools the caller may use: the server's allowlist narrowed by its grants, if any. */
@@ -99,7 +104,7 @@ export class UpstreamConnector {
       });
     }
     // Every URL transport is reached the same way: the vetted URL, with the target's token.
-    const reach = { url: target.url, bearerToken: target.bearerToken };
+    const reach = { url: target.url, bearerToken: target.bearer ?? target.bearerToken };
     switch (target.kind) {
       case 'websocket':
         return new WebSocketTransport({
@@ -157,7 +162,7 @@ export class UpstreamConnector {
           ? new StreamableHttpTransport({
               url: target.url,
               http,
-              bearerToken: target.bearerToken,
+              bearerToken: target.bearer ?? target.bearerToken,
               paramHeaders,
             })
           : current,

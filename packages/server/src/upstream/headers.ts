@@ -18,14 +18,20 @@ const ACCEPT: Readonly<Record<UpstreamAccept, string>> = {
   stream: 'text/event-stream',
 };
 
+/**
+ * An upstream credential: a fixed token, or a function read at each request (a long-lived
+ * session whose OAuth broker token a refresh or a new sign-in replaces, review R5).
+ */
+export type BearerSource = string | (() => string | undefined);
+
 /** The proxy's own parts of an upstream request's headers. */
 export interface UpstreamHeaderParts {
   /** Absent: no `Accept` of the proxy's own (the pass-through relays the caller's). */
   readonly accept?: UpstreamAccept | undefined;
   /** True when the body is a JSON-RPC message (`Content-Type: application/json`). */
   readonly jsonBody?: boolean | undefined;
-  /** The MCP token, sent as `Authorization: Bearer`. */
-  readonly bearerToken?: string | undefined;
+  /** The MCP token, sent as `Authorization: Bearer` (read now when it is a {@link BearerSource} function). */
+  readonly bearerToken?: BearerSource | undefined;
   /** The upstream's `Mcp-Session-Id` (session era). */
   readonly sessionId?: string | undefined;
   /** The negotiated `Mcp-Protocol-Version`. */
@@ -44,7 +50,8 @@ export function upstreamHeaders(
   const headers: Record<string, string> = {};
   if (parts.jsonBody) headers['content-type'] = 'application/json';
   if (parts.accept) headers.accept = ACCEPT[parts.accept];
-  if (parts.bearerToken) headers.authorization = `Bearer ${parts.bearerToken}`;
+  const bearer = typeof parts.bearerToken === 'function' ? parts.bearerToken() : parts.bearerToken;
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
   if (parts.sessionId) headers['mcp-session-id'] = parts.sessionId;
   if (parts.protocolVersion) headers['mcp-protocol-version'] = parts.protocolVersion;
   for (const more of extra) if (more) Object.assign(headers, more);

@@ -9,7 +9,7 @@ import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
-import { upstreamHeaders } from './headers.ts';
+import { type BearerSource, upstreamHeaders } from './headers.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { ConnectionSource } from './message-source.ts';
 import { rejectStatus } from './status.ts';
@@ -20,7 +20,7 @@ export interface SseOptions {
   readonly url: URL;
   readonly http: UpstreamHttp;
   /** Sent upstream as `Authorization: Bearer …`, nowhere else. */
-  readonly bearerToken?: string | undefined;
+  readonly bearerToken?: BearerSource | undefined;
   /** How long to wait for the `endpoint` event. */
   readonly handshakeTimeoutMs: number;
 }

@@ -10,7 +10,7 @@ import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { readAnswer } from './answer.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
 import { FlowGate } from './flow-gate.ts';
-import { type UpstreamAccept, upstreamHeaders } from './headers.ts';
+import { type BearerSource, type UpstreamAccept, upstreamHeaders } from './headers.ts';
 import { discard, drain, type UpstreamHttp } from './http.ts';
 import { MessageSource, parseMessages } from './message-source.ts';
 import type { ParamHeaderCatalog } from './param-headers.ts';
@@ -22,7 +22,7 @@ export interface StreamableHttpOptions {
   readonly url: URL;
   readonly http: UpstreamHttp;
   /** Sent upstream as `Authorization: Bearer …`, nowhere else. */
-  readonly bearerToken?: string | undefined;
+  readonly bearerToken?: BearerSource | undefined;
   /** Resume an existing upstream session. */
   readonly sessionId?: string | undefined;
   /** Protocol version already negotiated for that session. */

@@ -8,7 +8,7 @@ import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import type { Tracing } from '../observability/tracing.ts';
-import { upstreamHeaders } from './headers.ts';
+import { type BearerSource, upstreamHeaders } from './headers.ts';
 import { toUpstreamError } from './http.ts';
 import { ConnectionSource } from './message-source.ts';
 import { authRefusal } from './status.ts';
@@ -20,7 +20,7 @@ export interface WebSocketOptions {
   /** Already vetted by the guard (literal addresses are not looked up again). */
   readonly url: URL;
   readonly guard: EgressGuard;
-  readonly bearerToken?: string | undefined;
+  readonly bearerToken?: BearerSource | undefined;
   /** Largest frame accepted from the upstream. */
   readonly maxPayloadBytes: number;
   readonly handshakeTimeoutMs: number;

@@ -47,8 +47,9 @@
  * {@link AuthorizeOptions.bind}), follows redirects by hand, submits the login form (`login=<name>`) and the
  * consent form (approve, or deny with `{ consent: 'deny' }`), and stops at the first redirect that
  * leaves the authorization server: the client's `redirect_uri` with `code`, `state`, `iss` (or
- * `error`). With `{ follow: true }` it also requests that callback URL (so the proxy's callback
- * runs, with the cookies the user holds for that origin) and returns its response in `callback`.
+ * `error`). With `{ follow: true }` it also requests that callback URL and, for the proxy's
+ * callback page, does what its script does (POSTs the query with the nonce the tab kept at the
+ * bind), returning the last response in `callback`.
  * The login and consent pages are this file's own small HTML forms (see `interactionPage`).
  *
  * ## The upstream MCP server (`world.upstream`)
@@ -199,7 +200,8 @@ export interface AuthorizeOptions {
   /**
    * What the proxy's start page gets from its opener (docs/oauth.md, the bind protocol): the
    * user then does what the page's script does, POSTs `{credential, origin}` to the start URL
-   * from the proxy's origin and follows the `authorizeUrl` it answers (keeping the bind cookie).
+   * from the proxy's origin and follows the `authorizeUrl` it answers (keeping the nonce it
+   * answers in the tab's sessionStorage for the proxy's origin, which the callback page POSTs).
    * Without it a start page stops the authorization (no opener: nothing is bound).
    */
   readonly bind?: { readonly credential: string; readonly origin: string };
@@ -216,7 +218,10 @@ export interface AuthorizeResult {
   /** Which forms the user was shown on the way. */
   readonly sawLogin: boolean;
   readonly sawConsent: boolean;
-  /** The response of the redirect target, with `follow: true`. */
+  /**
+   * The response of the redirect target, with `follow: true`: for the proxy's callback page, the
+   * answer to the POST its script makes (JSON: `{ok, server, openerOrigin}` or an error).
+   */
   readonly callback?: { readonly status: number; readonly headers: Headers; readonly body: string };
 }
 
@@ -716,6 +721,16 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
 /** A user with a cookie jar per origin, driving the authorization server's forms by HTTP. */
 function scriptedUser(name: string, issuer: string): ScriptedUser {
   const jars = new Map<string, Map<string, { value: string; path: string }>>();
+  /** The tab's sessionStorage per origin: the start page's nonces, by `state`. */
+  const storage = new Map<string, Map<string, string>>();
+  function session(origin: string) {
+    let kept = storage.get(origin);
+    if (kept === undefined) {
+      kept = new Map();
+      storage.set(origin, kept);
+    }
+    return kept;
+  }
   const issuerOrigin = new URL(issuer).origin;
 
   function jar(origin: string) {
@@ -795,7 +810,10 @@ function scriptedUser(name: string, issuer: string): ScriptedUser {
           const answer = await bound.text();
           if (bound.status !== 200)
             throw new Error(`the bind at ${next.href} was refused with HTTP ${bound.status}: ${answer}`);
-          next = new URL((JSON.parse(answer) as { authorizeUrl: string }).authorizeUrl);
+          const boundAnswer = JSON.parse(answer) as { authorizeUrl: string; state: string; nonce: string };
+          // What the start page keeps in its tab's sessionStorage for the callback page.
+          session(next.origin).set(boundAnswer.state, boundAnswer.nonce);
+          next = new URL(boundAnswer.authorizeUrl);
           continue;
         }
         const action = /<form method="post" action="([^"]+)"/.exec(page)?.[1];
@@ -841,7 +859,29 @@ function scriptedUser(name: string, issuer: string): ScriptedUser {
       sawConsent,
     };
     if (!options.follow) return result;
-    const response = await request(redirect, {}, extra);
+    let response = await request(redirect, {}, extra);
+    const page = await response.text();
+    if (response.status === 200 && page.includes('data-mcpp-callback')) {
+      // The proxy's callback page: it POSTs the query with the nonce this tab kept (docs/oauth.md).
+      const kept = session(redirect.origin);
+      const nonce = kept.get(redirect.searchParams.get('state') ?? '') ?? '';
+      kept.delete(redirect.searchParams.get('state') ?? '');
+      response = await request(
+        new URL(redirect.pathname, redirect),
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            origin: redirect.origin,
+            'sec-fetch-site': 'same-origin',
+          },
+          body: JSON.stringify({ query: redirect.search, nonce }),
+        },
+        extra,
+      );
+    } else {
+      return { ...result, callback: { status: response.status, headers: response.headers, body: page } };
+    }
     return {
       ...result,
       callback: { status: response.status, headers: response.headers, body: await response.text() },

@@ -1,8 +1,9 @@
 /**
  * @module surfaces/oauth/pages
- * The two small pages of the sign-in (docs/oauth.md, the bind protocol): the start page asks its
- * opener for the caller's proxy credential and binds the sign-in with it; the callback page tells
- * the app that bound it (an origin listed in CORS_ORIGINS, never `*`) and closes. Both carry a
+ * The two small pages of the sign-in (docs/oauth.md, the bind protocol): the start page names
+ * what is being connected, asks its opener for the caller's proxy credential and binds the
+ * sign-in with it on the user's click; the callback page completes it with the nonce this tab
+ * kept, tells the app that bound it (an origin listed in CORS_ORIGINS, never `*`) and closes. Both carry a
  * strict CSP with a per-response nonce, no referrer and no caching.
  */
 
@@ -49,52 +50,93 @@ export function messagePage(text: string): string {
   return shell('mcp-proxy sign-in', `<p>${escapeHtml(text)}</p><p>You can close this window.</p>`);
 }
 
+/** What the start page names (review item 6: the user sees what is being connected, and for whom). */
+export interface StartPageInfo {
+  /** The configured server's name, or the host of a raw URL. */
+  readonly server: string;
+  /** The MCP server's host, shown beside a configured name (the name alone could be anyone's). */
+  readonly host: string;
+  /** The authorization server's host: where the user signs in. */
+  readonly issuerHost: string;
+}
+
+/** The sessionStorage key of a bound sign-in's nonce (per `state`): see {@link callbackPage}. */
+export const NONCE_KEY_PREFIX = 'mcpp-oauth:';
+
 /**
- * The start page: asks `window.opener` for the credential, POSTs it same-origin with the
- * opener's origin, then goes to the authorization URL the proxy answers. Without an opener, or
- * without an answer, it says what to do and binds nothing.
+ * The start page: names the server, the authorization server and (once it answered) the app that
+ * opened it, and binds only when the user clicks (confused deputy, review item 6: an
+ * authorization server that remembers consent per client would otherwise hand over a token with
+ * no prompt at all). It asks `window.opener` for the credential, and on the click POSTs it
+ * same-origin with the opener's origin; the bind answers the authorization URL and a nonce, kept
+ * in this tab's sessionStorage for the proxy's origin (review R1: only this tab, at this origin
+ * and port, can complete the sign-in), then it goes to the authorization server. Without an
+ * opener, or without an answer, it says what to do and binds nothing.
  */
-export function startPage(nonce: string, server: string): string {
+export function startPage(nonce: string, info: StartPageInfo): string {
   const texts = {
     noOpener:
       'Open this sign-in link from the app that asked you to sign in: it opens it in a popup and confirms it is you. A link opened on its own, or sent by someone else, cannot be used.',
     noAnswer:
       'The app that opened this window did not answer. Retry the call in the app and sign in from the window it opens.',
+    asks: ' asks to connect your account. Continue only if you started this in that app.',
     refused: 'The sign-in was refused.',
     unreachable: 'The proxy could not be reached: retry the call in the app.',
+    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
   };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');var b=document.getElementById('go');function say(x){m.textContent=x;}
 if(!window.opener){say(t.noOpener);return;}
-var done=false;var timer=setTimeout(function(){if(!done){done=true;say(t.noAnswer);}},${OPENER_WAIT_MS});
+var answered=false;var credential;var opener;var timer=setTimeout(function(){if(!answered){answered=true;say(t.noAnswer);}},${OPENER_WAIT_MS});
 window.addEventListener('message',function(e){var d=e.data;
-if(done||e.source!==window.opener||!d||d.type!==${literal(CREDENTIAL_MESSAGE_TYPE)}||typeof d.credential!=='string')return;
-done=true;clearTimeout(timer);say('Connecting…');
-fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({credential:d.credential,origin:e.origin})})
-.then(function(r){return r.json().then(function(b){return{ok:r.ok,b:b};});})
-.then(function(x){if(x.ok&&x.b&&typeof x.b.authorizeUrl==='string'){location.replace(x.b.authorizeUrl);}else{say((x.b&&x.b.error&&x.b.error.message)||t.refused);}})
+if(answered||e.source!==window.opener||!d||d.type!==${literal(CREDENTIAL_MESSAGE_TYPE)}||typeof d.credential!=='string')return;
+answered=true;clearTimeout(timer);credential=d.credential;opener=e.origin;
+document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.hidden=false;});
+b.addEventListener('click',function(){if(credential===undefined)return;b.disabled=true;say('Connecting…');
+fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({credential:credential,origin:opener})})
+.then(function(r){return r.json().then(function(x){return{ok:r.ok,b:x};});})
+.then(function(x){if(x.ok&&x.b&&typeof x.b.authorizeUrl==='string'&&typeof x.b.state==='string'&&typeof x.b.nonce==='string'){
+try{sessionStorage.setItem(${literal(NONCE_KEY_PREFIX)}+x.b.state,x.b.nonce);}catch(err){say(t.noStorage);return;}
+location.replace(x.b.authorizeUrl);}else{say((x.b&&x.b.error&&x.b.error.message)||t.refused);}})
 .catch(function(){say(t.unreachable);});});
 window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
+  const named =
+    info.server === info.host
+      ? escapeHtml(info.server)
+      : `${escapeHtml(info.server)} (${escapeHtml(info.host)})`;
   return shell(
     'mcp-proxy sign-in',
-    `<p data-mcpp-bind>Signing in to ${escapeHtml(server)}…</p><p id="m"></p><script nonce="${nonce}">${script}</script>`,
+    `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at <strong>${escapeHtml(info.issuerHost)}</strong>.</p>` +
+      `<p id="who" hidden>The app at <strong id="app"></strong>${escapeHtml(texts.asks)}</p>` +
+      `<p><button id="go" type="button" hidden>Continue to ${escapeHtml(info.issuerHost)}</button></p>` +
+      `<p id="m"></p><script nonce="${nonce}">${script}</script>`,
   );
 }
 
 /**
- * The callback page: tells the opener the outcome (addressed to `origin` only, the browser drops
- * it for any other page) and, on success, closes. Without an origin to tell it only says so.
+ * The callback page (review R1): it completes nothing by itself. Its script reads the nonce the
+ * start page kept in this tab's sessionStorage for the `state` in the URL, drops the code from
+ * the address bar, and POSTs both same-origin; the proxy exchanges the code only when the nonce
+ * is the one bound into that `state`. The answer names the app to tell (an origin listed in
+ * CORS_ORIGINS, never `*`): the page posts it the outcome and, on success, closes.
  */
-export function callbackPage(
-  nonce: string,
-  outcome: { ok: true; server: string } | { ok: false; code: string; message: string },
-  origin: string | undefined,
-): string {
-  const text = outcome.ok ? `Signed in to ${outcome.server}.` : outcome.message;
-  const message = { type: CALLBACK_MESSAGE_TYPE, ...outcome };
-  const close = outcome.ok ? 'window.close();' : '';
-  const script =
-    origin === undefined
-      ? ''
-      : `<script nonce="${nonce}">try{if(window.opener){window.opener.postMessage(${literal(message)},${literal(origin)});${close}}}catch(e){}</script>`;
-  return shell('mcp-proxy sign-in', `<p>${escapeHtml(text)}</p><p>You can close this window.</p>${script}`);
+export function callbackPage(nonce: string): string {
+  const texts = {
+    ok: 'Signed in to ',
+    refused: 'The sign-in was refused.',
+    unreachable: 'The proxy could not be reached: retry the call in the app.',
+  };
+  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(NONCE_KEY_PREFIX)}+state;var n='';
+try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
+try{history.replaceState(null,'',location.pathname);}catch(e){}
+function tell(origin,message,close){try{if(origin&&window.opener){window.opener.postMessage(message,origin);if(close)window.close();}}catch(e){}}
+fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({query:query,nonce:n})})
+.then(function(r){return r.json().then(function(b){return{ok:r.ok,b:b};});})
+.then(function(x){var b=x.b||{};if(x.ok&&b.ok===true){say(t.ok+b.server+'.');tell(b.openerOrigin,{type:${literal(CALLBACK_MESSAGE_TYPE)},ok:true,server:b.server},true);}
+else{var e=b.error||{};var msg=e.message||t.refused;say(msg);tell(b.openerOrigin,{type:${literal(CALLBACK_MESSAGE_TYPE)},ok:false,code:(e.data&&e.data.code)||'oauth_state_invalid',message:msg},false);}})
+.catch(function(){say(t.unreachable);});})();`;
+  return shell(
+    'mcp-proxy sign-in',
+    `<p data-mcpp-callback>Finishing the sign-in…</p><p id="m"></p><p>You can close this window.</p><script nonce="${nonce}">${script}</script>`,
+  );
 }

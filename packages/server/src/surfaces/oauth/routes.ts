@@ -3,14 +3,14 @@
  * The browser legs of the upstream OAuth broker (issue 18), outside the authenticated scope: a
  * popup carries no proxy token until its opener hands it over. `GET /oauth/start/{id}` answers
  * the start page; `POST /oauth/start/{id}` is its bind (the opener's credential must be the
- * principal that made the call: login CSRF, review F1) and sets the bind cookie;
- * `GET /oauth/callback/{issuer-key}` completes the sign-in in the browser holding that cookie
- * and answers a page that tells the app and closes; the Client ID Metadata Documents are served
+ * principal that made the call: login CSRF, review F1), answering a nonce the page keeps in its
+ * tab's sessionStorage; `GET /oauth/callback/{issuer-key}` answers a page that POSTs that nonce
+ * same-origin to `POST /oauth/callback/{issuer-key}`, which completes the sign-in only when the
+ * nonce is the one bound into the `state` (review R1); the Client ID Metadata Documents are served
  * at `/oauth/client-metadata/{issuer-key}.json`. The bind protocol: docs/oauth.md.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CallbackRefused, type OAuthBroker } from '../../credentials/broker.ts';
-import { cookieTag, SIGN_IN_TTL_MS } from '../../credentials/pending-sign-ins.ts';
 import { CALLBACK_BASE, CLIENT_METADATA_BASE } from '../../credentials/registration.ts';
 import { findProxyError, ProxyError, toErrorReply } from '../../errors.ts';
 import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
@@ -33,25 +33,24 @@ export interface OAuthRouteOptions {
 
 /** Longest bind body: a credential (a JWT at most a few KiB) and an origin. */
 const MAX_BIND_BODY = 16 * 1024;
+/** Longest callback body: the authorization response's query (code, state, iss) and the nonce. */
+const MAX_CALLBACK_BODY = 16 * 1024;
 
 /** Whether `origin` is listed by name in CORS_ORIGINS: a `*` lets any page be the opener. */
 function listed(origins: readonly string[], origin: string | undefined): origin is string {
   return origin !== undefined && origin !== '*' && origins.includes(origin);
 }
 
-/** The bind cookie's name for `state`: `__Host-` under https (Secure, Path=/, no Domain). */
-function cookieName(publicUrl: string, state: string): string {
-  return `${publicUrl.startsWith('https://') ? '__Host-' : ''}mcpp-oauth-${cookieTag(state)}`;
-}
-
-function cookieOf(request: FastifyRequest, name: string): string | undefined {
-  const header = request.headers.cookie;
-  if (typeof header !== 'string') return undefined;
-  for (const part of header.split(';')) {
-    const at = part.indexOf('=');
-    if (at !== -1 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
-  }
-  return undefined;
+/**
+ * Whether a POST comes from the proxy's own pages: a cross-site request (another page driving the
+ * victim's browser) carries another Origin, and browsers always send it on a POST.
+ */
+function sameOrigin(request: FastifyRequest, publicUrl: string): boolean {
+  const fetchSite = request.headers['sec-fetch-site'];
+  return (
+    request.headers.origin === new URL(publicUrl).origin &&
+    (fetchSite === undefined || fetchSite === 'same-origin')
+  );
 }
 
 function refuse(reply: FastifyReply, error: unknown): FastifyReply {
@@ -86,7 +85,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
       const failure = new ProxyError('oauth_state_invalid');
       return reply.code(failure.status).headers(pageHeaders(nonce, false)).send(messagePage(failure.message));
     }
-    return reply.code(200).headers(pageHeaders(nonce, true)).send(startPage(nonce, info.server));
+    return reply.code(200).headers(pageHeaders(nonce, true)).send(startPage(nonce, info));
   });
 
   app.post<{ Params: { id: string } }>(
@@ -96,15 +95,8 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
       const publicUrl = options.publicUrl();
       try {
         if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
-        // Only the proxy's own start page binds: a cross-site POST (another page driving the
-        // victim's browser) carries another Origin, and browsers always send it on a POST.
-        const fetchSite = request.headers['sec-fetch-site'];
-        if (
-          request.headers.origin !== new URL(publicUrl).origin ||
-          (fetchSite !== undefined && fetchSite !== 'same-origin')
-        ) {
-          throw new ProxyError('oauth_bind_refused');
-        }
+        // Only the proxy's own start page binds.
+        if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
         const body = request.body as { credential?: unknown; origin?: unknown } | undefined;
         const credential = typeof body?.credential === 'string' ? body.credential : '';
         const opener = typeof body?.origin === 'string' ? body.origin : undefined;
@@ -116,14 +108,12 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
         if (!listed(options.corsOrigins(), opener)) throw new ProxyError('oauth_bind_refused');
         const principalKey = await authenticate(credential, opener, publicUrl, request.ip);
         const bound = await broker.bind(request.params.id, principalKey, opener);
-        const secure = publicUrl.startsWith('https://') ? '; Secure' : '';
+        // No cookie (review R1): cookies are not port-separated, so on a loopback PUBLIC_URL a page
+        // on another port could toss one. The nonce stays in this tab's sessionStorage instead.
         return reply
           .code(200)
-          .headers({
-            'cache-control': 'no-store',
-            'set-cookie': `${cookieName(publicUrl, bound.state)}=${bound.nonce}; Path=/; Max-Age=${SIGN_IN_TTL_MS / 1000}; HttpOnly; SameSite=Lax${secure}`,
-          })
-          .send({ authorizeUrl: bound.authorizeUrl });
+          .header('cache-control', 'no-store')
+          .send({ authorizeUrl: bound.authorizeUrl, state: bound.state, nonce: bound.nonce });
       } catch (error) {
         request.log.info({ code: findProxyError(error)?.code }, 'oauth bind refused');
         return refuse(reply, error);
@@ -131,35 +121,48 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     },
   );
 
-  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (request, reply) => {
+  // The authorization server's redirect: only the page that completes the sign-in from this tab.
+  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (_request, reply) => {
     const nonce = scriptNonce();
-    const publicUrl = options.publicUrl() ?? '';
-    const query = new URL(request.url, 'http://callback.invalid').searchParams;
-    const name = cookieName(publicUrl, query.get('state') ?? '');
-    const tell = (origin: string | undefined) => (listed(options.corsOrigins(), origin) ? origin : undefined);
-    const clear = `${name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax${publicUrl.startsWith('https://') ? '; Secure' : ''}`;
-    try {
-      const outcome = await broker.callback(request.params.key, query, cookieOf(request, name));
-      return reply
-        .code(200)
-        .headers({ ...pageHeaders(nonce, false), 'set-cookie': clear })
-        .send(callbackPage(nonce, { ok: true, server: outcome.server }, tell(outcome.openerOrigin)));
-    } catch (error) {
-      const refused = error instanceof CallbackRefused ? error : undefined;
-      const { status, error: failure } = toErrorReply(refused?.error ?? error);
-      request.log.warn({ code: failure.code }, 'oauth callback refused');
-      return reply
-        .code(status)
-        .headers(pageHeaders(nonce, false))
-        .send(
-          callbackPage(
-            nonce,
-            { ok: false, code: failure.code, message: failure.message },
-            tell(refused?.openerOrigin),
-          ),
-        );
-    }
+    return reply.code(200).headers(pageHeaders(nonce, true)).send(callbackPage(nonce));
   });
+
+  app.post<{ Params: { key: string } }>(
+    `${CALLBACK_BASE}/:key`,
+    { bodyLimit: MAX_CALLBACK_BODY },
+    async (request, reply) => {
+      const publicUrl = options.publicUrl();
+      const tell = (origin: string | undefined) =>
+        listed(options.corsOrigins(), origin) ? origin : undefined;
+      try {
+        if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
+        if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
+        const body = request.body as { query?: unknown; nonce?: unknown } | undefined;
+        const query = new URLSearchParams(typeof body?.query === 'string' ? body.query : '');
+        const nonce = typeof body?.nonce === 'string' ? body.nonce : undefined;
+        const outcome = await broker.callback(request.params.key, query, nonce);
+        for (const ended of outcome.evicted) {
+          // Review item 7: what the cap ended is said, never silently (no token, no URL query).
+          request.log.warn(
+            { server: ended.server, revocation: ended.revocation },
+            'oauth connection evicted: the principal is past its connection cap',
+          );
+        }
+        return reply
+          .code(200)
+          .header('cache-control', 'no-store')
+          .send({ ok: true, server: outcome.server, openerOrigin: tell(outcome.openerOrigin) });
+      } catch (error) {
+        const refused = error instanceof CallbackRefused ? error : undefined;
+        const { status, headers, body } = toErrorReply(refused?.error ?? error);
+        request.log.warn({ code: findProxyError(refused?.error ?? error)?.code }, 'oauth callback refused');
+        return reply
+          .code(status)
+          .headers({ ...headers, 'cache-control': 'no-store' })
+          .send({ ...body, openerOrigin: tell(refused?.openerOrigin) });
+      }
+    },
+  );
 
   app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
     const key = /^(.+)\.json$/.exec(request.params.file)?.[1];

@@ -35,7 +35,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import type { Tracing } from '../../observability/tracing.ts';
+import type { ProxySpan, Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
@@ -73,6 +73,18 @@ export interface WsConnectionDeps {
    * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
    */
   readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: reads the principal's
+   * current token from the vault (refreshing it when due) before a frame's messages go upstream,
+   * so a socket outlives its handshake token (review R5). Never rejects.
+   */
+  readonly freshen?: (() => Promise<void>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: the upstream answered 401
+   * to the token in use; true when a newer usable token is now in place (refreshed), so the
+   * request is sent once more instead of asking for a sign-in (review R5). Never rejects.
+   */
+  readonly renewed?: (() => Promise<boolean>) | undefined;
   /** A server span per request message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
 }
@@ -105,16 +117,7 @@ export class WsConnection {
   readonly #requests = new PendingRequests<Release>();
   /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
   readonly #outbox = new UpstreamOutbox<HeldSession>({
-    request: (session, message) => {
-      const tracing = this.#deps.tracing;
-      if (tracing?.enabled === true) {
-        this.#tracedRequest(tracing, session, message);
-        return;
-      }
-      session
-        .request(message, this.#sink, this.#filter)
-        .catch((error: unknown) => this.#sendError(error, message.id));
-    },
+    request: (session, message) => this.#request(session, message, true, this.#spanFor(message)),
     send: (session, message) => session.send(message).catch((error: unknown) => this.#sendError(error, null)),
     drained: () => this.#maybeResumeReading(),
   });
@@ -344,6 +347,7 @@ export class WsConnection {
       this.#sendError(error, readableId(messages[0]));
       return;
     }
+    await this.#deps.freshen?.();
     const session = this.#session;
     if (!session || this.#closed) return;
     for (const message of messages) {
@@ -378,23 +382,39 @@ export class WsConnection {
   }
 
   /**
-   * A request with its server span (issue 21): from leaving for the upstream to its answer, the
-   * parent of the upstream calls it makes; a `_meta.traceparent` in the message is continued.
+   * A request's server span (issue 21), while tracing is on: from leaving for the upstream until
+   * it was handed over, the parent of the upstream calls it makes; a `_meta.traceparent` in the
+   * message is continued.
    */
-  #tracedRequest(tracing: Tracing, session: HeldSession, message: JsonRpcRequest): void {
-    const span = tracing.server(message.method.slice(0, 128), metaOf(message.params), {
+  #spanFor(message: JsonRpcRequest): ProxySpan | undefined {
+    const tracing = this.#deps.tracing;
+    if (tracing?.enabled !== true) return undefined;
+    return tracing.server(message.method.slice(0, 128), metaOf(message.params), {
       'mcp_proxy.surface': 'ws',
       ...messageAttributes(message),
     });
-    span
-      .run(() => session.request(message, this.#sink, this.#filter))
-      .then(
-        () => span.end(),
-        (error: unknown) => {
-          span.end(findProxyError(error)?.code ?? 'internal_error');
-          this.#sendError(error, message.id);
-        },
-      );
+  }
+
+  /** Sends a request upstream; a 401 the broker can answer with a newer token retries it once. */
+  #request(session: HeldSession, message: JsonRpcRequest, mayRetry: boolean, span?: ProxySpan): void {
+    const sent =
+      span === undefined
+        ? session.request(message, this.#sink, this.#filter)
+        : span.run(() => session.request(message, this.#sink, this.#filter));
+    sent.then(
+      () => span?.end(),
+      async (error: unknown) => {
+        const refusal = findProxyError(error);
+        if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
+          if (await this.#deps.renewed?.()) {
+            this.#request(session, message, false, span);
+            return;
+          }
+        }
+        span?.end(refusal?.code ?? 'internal_error');
+        this.#sendError(error, message.id);
+      },
+    );
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */

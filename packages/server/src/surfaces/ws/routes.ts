@@ -44,7 +44,10 @@ export interface WsRouteOptions {
   readonly mayKeep: MayKeep;
   /** The proxy's own resource URL (`PUBLIC_URL`), which a resource-bound bearer token must name. */
   readonly resource?: (() => string | undefined) | undefined;
-  readonly connection: Omit<WsConnectionDeps, 'logger' | 'limiter' | 'audit' | 'authRequired'>;
+  readonly connection: Omit<
+    WsConnectionDeps,
+    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed'
+  >;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
 }
@@ -86,6 +89,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     const socketId = randomUUID();
     let route: Extract<Route, { kind: 'open-held' }>;
     let authRequired: WsConnectionDeps['authRequired'];
+    let freshen: WsConnectionDeps['freshen'];
+    let renewed: WsConnectionDeps['renewed'];
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -120,16 +125,43 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         if (token === undefined && broker.demands(resolved)) {
           throw await broker.required(principalKey, resolved, undefined, origin);
         }
-        if (token !== undefined) target = { ...resolved, bearerToken: token };
+        // Review R5: the socket outlives its handshake token. Its upstream reads `current` at
+        // each request, and `current` is read again from the vault (refreshed when due) before
+        // each frame goes upstream: a refresh or a new sign-in reaches a socket already open.
+        let current = token;
+        target = { ...resolved, bearerToken: token, bearer: () => current };
+        freshen = async () => {
+          try {
+            current = (await broker.bearerFor(principalKey, resolved)) ?? current;
+          } catch {
+            // The vault or the authorization server unreachable: the token held goes on.
+          }
+        };
+        renewed = async () => {
+          const refused = current;
+          if (refused === undefined) return false;
+          const fresh = await broker.rejected(principalKey, resolved, refused);
+          if (fresh === undefined) return false;
+          current = fresh;
+          return true;
+        };
         authRequired = async (refusal) => {
           const challenge = refusal.headers['www-authenticate'];
           if (refusal.status === 403) {
             // Step-up: a token that lacks a scope this call needs (403 insufficient_scope).
             const stepUp =
-              token === undefined ? undefined : await broker.stepUp(principalKey, resolved, challenge);
+              current === undefined ? undefined : await broker.stepUp(principalKey, resolved, challenge);
             return stepUp ?? refusal;
           }
-          if (token !== undefined) await broker.rejected(principalKey, resolved, token);
+          const refused = current;
+          if (refused !== undefined) {
+            const fresh = await broker.rejected(principalKey, resolved, refused);
+            if (fresh !== undefined) {
+              // A usable token exists (refreshed now): no sign-in; the next call carries it.
+              current = fresh;
+              return refusal;
+            }
+          }
           const notOAuth = authRefusal(401, challenge, { upstreamStatus: 401 }) as ProxyError;
           return broker.required(principalKey, resolved, challenge, origin, notOAuth);
         };
@@ -178,6 +210,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               options.audit &&
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
             authRequired,
+            freshen,
+            renewed,
           });
           connections.add(connection);
           const recheck = (accepted as NonNullable<typeof accepted>).recheck;
