@@ -29,16 +29,14 @@ import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import {
-  answerHeaders,
   type Inject,
-  type InjectedAnswer,
   type OpenMessage,
-  type PartMessage,
   RELAY_HEADER,
   type RelayMessage,
   relayedBody,
   relayedHeaders,
   relayedUrl,
+  streamAnswer,
 } from './relay-wire.ts';
 
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
@@ -50,8 +48,6 @@ export const ACK_TIMEOUT_MS = 2_000;
  * answer is its own acknowledgement (one message fewer each way).
  */
 const ACK_AFTER_MS = 200;
-/** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
-const MAX_PART_BYTES = 1_048_576;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Longest proxy-held session id looked up in the store (the proxy issues 29 characters). */
@@ -386,7 +382,7 @@ export class Relay {
       });
       started = true;
       clearTimeout(ack);
-      await this.#stream(from, x, answer);
+      await streamAnswer(answer, x, (part) => this.#send(from, part));
     } catch {
       if (!controller.signal.aborted) await this.#send(from, { k: 'fail', x }).catch(() => {});
     } finally {
@@ -395,59 +391,6 @@ export class Relay {
       this.#admitted.delete(x);
       stopWatching();
     }
-  }
-
-  /**
-   * Sends the answer in parts, one at a time: what arrives while a part is on its way goes in the
-   * next one, and reading stops while more than {@link MAX_PART_BYTES} wait, so the owner's own
-   * stream writer feels the store's pace. The first part waits for the current tick's writes: a
-   * JSON answer (head, body and end written at once) travels whole.
-   */
-  #stream(to: string, x: string, answer: InjectedAnswer): Promise<void> {
-    const stream = answer.stream();
-    return new Promise<void>((resolve, reject) => {
-      let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
-      const queue: Buffer[] = [];
-      let queued = 0;
-      let ended = false;
-      let sending = false;
-      let ready = false;
-      const pump = () => {
-        if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
-        const part: PartMessage = {
-          k: 'part',
-          x,
-          ...(head === undefined ? {} : { head }),
-          ...(queued === 0 ? {} : { d: Buffer.concat(queue).toString('base64') }),
-          ...(ended ? { end: true } : {}),
-        };
-        head = undefined;
-        queue.length = 0;
-        queued = 0;
-        sending = true;
-        stream.resume();
-        this.#send(to, part).then(() => {
-          sending = false;
-          if (part.end) resolve();
-          else pump();
-        }, reject);
-      };
-      stream.on('data', (chunk: Buffer) => {
-        queue.push(chunk);
-        queued += chunk.length;
-        if (queued > MAX_PART_BYTES) stream.pause();
-        pump();
-      });
-      stream.once('end', () => {
-        ended = true;
-        pump();
-      });
-      stream.once('error', reject);
-      setImmediate(() => {
-        ready = true;
-        pump();
-      });
-    });
   }
 
   #hear(text: string): void {
