@@ -29,6 +29,7 @@ import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
+import { registerTraceHooks } from './http/trace-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
 import { LiveRequests } from './identity/live-requests.ts';
@@ -43,6 +44,7 @@ import type { RateStore } from './limits/rate-store.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
+import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionStore } from './sessions/store.ts';
@@ -137,10 +139,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
+  // Off (no SDK loaded, no hooks) unless an OTLP endpoint is configured (issue 21).
+  const tracing = await Tracing.create(config.tracing);
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
     onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
+    tracing,
   });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
   // add; a test may pass its own, or a rate store of its own (a slow one).
@@ -211,6 +216,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     storeGiven: deps.store !== undefined,
     sessions,
     logger,
+    tracing,
   });
   const { ownership, relay, sealer } = cluster;
   // A held session answered to a minted token ends with the token; its ownership is recorded
@@ -238,6 +244,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     children: deps.children ?? new ChildRegistry(),
     handleTag: ownership.instanceId,
+    tracing: tracing.enabled ? tracing : undefined,
   });
   const held = new HeldSessions({ sessions, connector });
   const pool = new ModernSessionPool<UpstreamTarget>({
@@ -257,6 +264,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     servers: () => currentServers,
     issuerClients: () => current.oauthClients,
     now,
+    tracing,
   });
   const forwarder = new Forwarder({
     broker,
@@ -324,6 +332,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
+  if (tracing.enabled) registerTraceHooks(app, tracing);
   registerRequestLogging(app, metrics);
   registerErrorHandlers(app);
 
@@ -387,6 +396,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       inFlight,
       maxInFlight: config.limits.inFlightPerSocket,
       maxBatchMessages: config.limits.maxBatchMessages,
+      tracing,
     },
   });
   openSockets = webSockets.count;
@@ -427,6 +437,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await rateStore.close();
     await store.close();
     await identity.closeAudit();
+    await tracing.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

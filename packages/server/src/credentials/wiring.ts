@@ -6,10 +6,12 @@
  */
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { OAuthBroker, oauthSettingsOf } from './broker.ts';
 import { guardedFetch } from './guarded-fetch.ts';
+import { tracedFetch } from './traced-fetch.ts';
 import { VaultKeys } from './vault-keys.ts';
 
 /** What the broker takes from the app; the getters read the configuration in force. */
@@ -28,6 +30,8 @@ export interface BrokerWiring {
   /** Clients pre-registered per issuer (`oauthClients`) now. */
   readonly issuerClients: () => Config['oauthClients'];
   readonly now: () => number;
+  /** OAuth calls as spans while tracing is on (issue 21). */
+  readonly tracing?: Tracing;
 }
 
 /** The vault's keys: VAULT_KEY, else one generated under DATA_DIR (in memory with STORE=memory). */
@@ -44,7 +48,10 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
   return new OAuthBroker({
     store: namespaced(deps.store, 'oauth:'),
     keys: deps.keys,
-    fetch: guardedFetch(deps.guard),
+    fetch:
+      deps.tracing?.enabled === true
+        ? tracedFetch(guardedFetch(deps.guard), deps.tracing)
+        : guardedFetch(deps.guard),
     switchedOn: deps.switchedOn,
     publicUrl: deps.publicUrl,
     server: (name) => {

@@ -9,6 +9,7 @@ import type { StdioServerConfig } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { ProtocolChoice } from '../eras/classify.ts';
 import { EraSwitch } from '../eras/era-switch.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { ChildRegistry } from '../upstream/child-registry.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
@@ -67,6 +68,8 @@ export interface ConnectorDeps {
   readonly children?: ChildRegistry;
   /** This instance's tag in `requestState` handles: a retry elsewhere is relayed here (issue 19). */
   readonly handleTag?: string | undefined;
+  /** Set only while tracing is on: messages to WebSocket and stdio upstreams carry its context (issue 21). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** Turns targets into started transports. */
@@ -97,6 +100,7 @@ export class UpstreamConnector {
         logger,
         maxLineBytes: responseLimitBytes,
         ...(children ? { children } : {}),
+        tracing: this.#deps.tracing,
       });
     }
     // Every URL transport is reached the same way: the vetted URL, with the target's token.
@@ -108,6 +112,7 @@ export class UpstreamConnector {
           guard,
           maxPayloadBytes: responseLimitBytes,
           handshakeTimeoutMs: timeoutMs,
+          tracing: this.#deps.tracing,
         });
       case 'sse':
         return new SseTransport({ ...reach, http, handshakeTimeoutMs: timeoutMs });

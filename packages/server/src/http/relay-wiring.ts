@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { throttledWarning } from '../observability/throttled-warning.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { SessionOwnership } from '../sessions/ownership.ts';
 import { configuredSecrets, sealerSecrets } from '../sessions/sealer-key.ts';
@@ -36,6 +37,8 @@ export interface RelayWiringDeps {
   readonly storeGiven: boolean;
   readonly sessions: SessionStore<HeldSession>;
   readonly logger: Logger;
+  /** A client span per relay hop while tracing is on (issue 21). */
+  readonly tracing?: Tracing;
 }
 
 /** The relay's parts, for one app. */
@@ -68,6 +71,7 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
     onError: storeTrouble,
     active: shared,
+    ...(deps.tracing ? { tracing: deps.tracing } : {}),
   });
   if (shared)
     await Promise.race([

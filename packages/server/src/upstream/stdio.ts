@@ -9,8 +9,10 @@ import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config/config.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { ChildRegistry } from './child-registry.ts';
 import { ConnectionSource } from './message-source.ts';
+import { sendTraced } from './trace-context.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How long a child gets between SIGTERM and SIGKILL. */
@@ -28,6 +30,8 @@ export interface StdioOptions {
   readonly maxLineBytes: number;
   /** Registry of live children (the app's), so a forced exit can kill this one too. */
   readonly children?: ChildRegistry;
+  /** Each message sent in a client span, its context in `_meta` (issue 21; off: undefined). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** Runs a configured MCP server as a child process and talks to it over stdio. */
@@ -94,7 +98,13 @@ export class StdioTransport extends ConnectionSource implements UpstreamTranspor
     this.#child?.stdout.resume();
   }
 
-  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+  send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+    const tracing = this.#options.tracing;
+    if (tracing !== undefined) return sendTraced(tracing, 'stdio', message, (traced) => this.#send(traced));
+    return this.#send(message);
+  }
+
+  async #send(message: JsonRpcMessage): Promise<void> {
     const child = this.#child;
     if (!child || this.closed || !child.stdin.writable) {
       throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);

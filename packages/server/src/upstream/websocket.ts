@@ -7,10 +7,12 @@ import WebSocket from 'ws';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { type BearerSource, upstreamHeaders } from './headers.ts';
 import { toUpstreamError } from './http.ts';
 import { ConnectionSource } from './message-source.ts';
 import { authRefusal } from './status.ts';
+import { sendTraced } from './trace-context.ts';
 import type { SendOptions, UpstreamTransport } from './transport.ts';
 
 /** How to reach one WebSocket MCP endpoint. */
@@ -22,6 +24,8 @@ export interface WebSocketOptions {
   /** Largest frame accepted from the upstream. */
   readonly maxPayloadBytes: number;
   readonly handshakeTimeoutMs: number;
+  /** Each message sent in a client span, its context in `_meta` (issue 21; off: undefined). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** WebSocket transport to one upstream server. */
@@ -86,7 +90,14 @@ export class WebSocketTransport extends ConnectionSource implements UpstreamTran
     this.#socket?.resume();
   }
 
-  async send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+  send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
+    const tracing = this.#options.tracing;
+    if (tracing !== undefined)
+      return sendTraced(tracing, 'websocket', message, (traced) => this.#send(traced));
+    return this.#send(message);
+  }
+
+  async #send(message: JsonRpcMessage): Promise<void> {
     const socket = this.#socket;
     if (!socket || this.closed || socket.readyState !== WebSocket.OPEN) {
       throw new ProxyError('upstream_unreachable', 'The MCP server WebSocket is closed.');

@@ -23,6 +23,7 @@ import {
   toCloseFrame,
   toJsonRpcError,
 } from '../../errors.ts';
+import { messageAttributes, metaOf } from '../../http/trace-hooks.ts';
 import type { RequestAudit } from '../../identity/audit-trail.ts';
 import {
   cancelledRequestId,
@@ -34,6 +35,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { ProxySpan, Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
@@ -83,6 +85,8 @@ export interface WsConnectionDeps {
    * request is sent once more instead of asking for a sign-in (review R5). Never rejects.
    */
   readonly renewed?: (() => Promise<boolean>) | undefined;
+  /** A server span per request message (issue 21; off: nothing). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** Who is connected to what. */
@@ -113,7 +117,7 @@ export class WsConnection {
   readonly #requests = new PendingRequests<Release>();
   /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
   readonly #outbox = new UpstreamOutbox<HeldSession>({
-    request: (session, message) => this.#request(session, message, true),
+    request: (session, message) => this.#request(session, message, true, this.#spanFor(message)),
     send: (session, message) => session.send(message).catch((error: unknown) => this.#sendError(error, null)),
     drained: () => this.#maybeResumeReading(),
   });
@@ -377,18 +381,40 @@ export class WsConnection {
     }
   }
 
-  /** Sends a request upstream; a 401 the broker can answer with a newer token retries it once. */
-  #request(session: HeldSession, message: JsonRpcRequest, mayRetry: boolean): void {
-    session.request(message, this.#sink, this.#filter).catch(async (error: unknown) => {
-      const refusal = findProxyError(error);
-      if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
-        if (await this.#deps.renewed?.()) {
-          this.#request(session, message, false);
-          return;
-        }
-      }
-      this.#sendError(error, message.id);
+  /**
+   * A request's server span (issue 21), while tracing is on: from leaving for the upstream until
+   * it was handed over, the parent of the upstream calls it makes; a `_meta.traceparent` in the
+   * message is continued.
+   */
+  #spanFor(message: JsonRpcRequest): ProxySpan | undefined {
+    const tracing = this.#deps.tracing;
+    if (tracing?.enabled !== true) return undefined;
+    return tracing.server(message.method.slice(0, 128), metaOf(message.params), {
+      'mcp_proxy.surface': 'ws',
+      ...messageAttributes(message),
     });
+  }
+
+  /** Sends a request upstream; a 401 the broker can answer with a newer token retries it once. */
+  #request(session: HeldSession, message: JsonRpcRequest, mayRetry: boolean, span?: ProxySpan): void {
+    const sent =
+      span === undefined
+        ? session.request(message, this.#sink, this.#filter)
+        : span.run(() => session.request(message, this.#sink, this.#filter));
+    sent.then(
+      () => span?.end(),
+      async (error: unknown) => {
+        const refusal = findProxyError(error);
+        if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
+          if (await this.#deps.renewed?.()) {
+            this.#request(session, message, false, span);
+            return;
+          }
+        }
+        span?.end(refusal?.code ?? 'internal_error');
+        this.#sendError(error, message.id);
+      },
+    );
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */
