@@ -42,6 +42,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
@@ -73,6 +74,7 @@ import {
   resourceUrls,
   withBearerChallenge,
 } from './surfaces/resource-metadata.ts';
+import { serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -159,12 +161,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.server.maxConnections = config.server.maxConnections;
 
-  const guard = new ReloadableGuard(config.egress, {
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
-    agent: { connections: config.upstream.maxConnectionsPerOrigin },
-    ...(deps.resolver ? { resolver: deps.resolver } : {}),
-  });
   let openSockets = () => 0;
+  // The status page (issue 21): only when a token could read it; `ownership` is built below.
+  const status = statusEnabled(config)
+    ? new LiveStatus({
+        now,
+        instanceId: () => ownership.instanceId,
+        servers: () => serverHosts(currentServers),
+        sessions: () => sessionCounts(sessions.values(), openSockets()),
+      })
+    : undefined;
+  const guard = new ReloadableGuard(
+    config.egress,
+    {
+      connectTimeoutMs: config.upstream.connectTimeoutMs,
+      agent: { connections: config.upstream.maxConnectionsPerOrigin },
+      ...(deps.resolver ? { resolver: deps.resolver } : {}),
+    },
+    status && ((host, reason) => status.egressRefusal(host, reason)),
+  );
   const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
@@ -172,7 +187,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
-    onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
+    onTiming: status
+      ? (outcome, seconds, url, failure) => {
+          metrics.upstream(outcome, seconds);
+          status.upstream(url, outcome, seconds, failure);
+        }
+      : (outcome, seconds) => metrics.upstream(outcome, seconds),
   });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
   // add; a test may pass its own, or a rate store of its own (a slow one).
@@ -373,13 +393,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (shuttingDown || draining) reply.header('connection', 'close');
     done(null, payload);
   });
-  registerRequestLogging(app, metrics);
+  registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
+  if (status)
+    await app.register(statusRoutes, { status, metricsToken: config.metricsToken, authenticator, limiter });
   await app.register(healthRoutes, { shuttingDown: () => shuttingDown || draining });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {

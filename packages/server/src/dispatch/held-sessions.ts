@@ -83,6 +83,6 @@ export class HeldSessions {
 
   async #connect(target: UpstreamTarget): Promise<HeldSession> {
     // No tool filter here: each request brings its caller's (HeldSession.request).
-    return new HeldSession(TargetResolver.key(target), await this.#connector.open(target));
+    return new HeldSession(TargetResolver.key(target), await this.#connector.open(target), target.kind);
   }
 }

@@ -5,13 +5,22 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { findProxyError, type JsonRpcId, ProxyError, toErrorReply } from '../errors.ts';
+import type { LiveStatus } from '../observability/live-status.ts';
 import { createPlainLogger, logsAt, redactUrl } from '../observability/logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
 
-/** Logs one line and records metrics for every answered request. */
-export function registerRequestLogging(app: FastifyInstance, metrics: ProxyMetrics): void {
+/**
+ * Logs one line and records metrics for every answered request, and counts it for the status
+ * page when there is one (`status` undefined: nothing).
+ */
+export function registerRequestLogging(
+  app: FastifyInstance,
+  metrics: ProxyMetrics,
+  status?: LiveStatus,
+): void {
   const access = createPlainLogger(app.log);
   app.addHook('onResponse', (request, reply, done) => {
+    status?.request(request.routeOptions.url, request.errorCode);
     if (metrics.enabled) {
       metrics.request(
         request.routeOptions.url,
