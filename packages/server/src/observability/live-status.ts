@@ -18,7 +18,9 @@ const MAX_REFUSALS = 50;
 /** Longest host kept in a refusal (a DNS name is at most 253 characters). */
 const MAX_HOST_CHARS = 255;
 /** Routes counted one by one (Fastify's route patterns); others count as "other". */
-const ROUTES = ['/proxy', '/mcp', '/servers/:name/mcp', '/health', '/ready', '/metrics', '/status.json'];
+const ROUTES = ['/proxy', '/mcp', '/servers/:name/mcp', '/ws', '/health', '/ready', '/metrics'];
+/** The status page's own routes: not counted, so watching the page does not move its numbers. */
+const OWN_ROUTES = new Set(['/status', '/status.json']);
 /** The quantiles the page shows. */
 const QUANTILES = [0.5, 0.9, 0.99];
 
@@ -84,6 +86,7 @@ export class LiveStatus {
 
   /** Counts one answered HTTP request: its route pattern, and its error code if it failed. */
   request(route: string | undefined, errorCode: string | undefined): void {
+    if (route !== undefined && OWN_ROUTES.has(route)) return;
     this.#requests++;
     const found = route === undefined ? -1 : ROUTES.indexOf(route);
     const index = found === -1 ? ROUTES.length : found;
