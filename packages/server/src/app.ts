@@ -29,6 +29,7 @@ import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { type Inject, Relay } from './http/relay.ts';
 import { serverOptions } from './http/server-options.ts';
+import { registerTraceHooks } from './http/trace-hooks.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
@@ -45,6 +46,7 @@ import type { RateStore } from './limits/rate-store.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
+import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionOwnership } from './sessions/ownership.ts';
@@ -184,6 +186,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
+  // Off (no SDK loaded, no hooks) unless an OTLP endpoint is configured (issue 21).
+  const tracing = await Tracing.create(config.tracing);
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
@@ -193,6 +197,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           status.upstream(url, outcome, seconds, failure);
         }
       : (outcome, seconds) => metrics.upstream(outcome, seconds),
+    tracing,
   });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
   // add; a test may pass its own, or a rate store of its own (a slow one).
@@ -274,6 +279,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
     onError: storeTrouble,
     active: shared,
+    tracing,
   });
   if (shared)
     await Promise.race([
@@ -393,6 +399,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (shuttingDown || draining) reply.header('connection', 'close');
     done(null, payload);
   });
+  if (tracing.enabled) registerTraceHooks(app, tracing);
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
@@ -488,6 +495,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       inFlight,
       maxInFlight: config.limits.inFlightPerSocket,
       maxBatchMessages: config.limits.maxBatchMessages,
+      tracing,
     },
   });
   openSockets = webSockets.count;
@@ -559,6 +567,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await rateStore.close();
     await store.close();
     await identity.closeAudit();
+    await tracing.close();
   });
   app.addHook('onReady', async () => {
     app.log.info(guard.describe());

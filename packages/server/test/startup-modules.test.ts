@@ -15,7 +15,16 @@ import { promisify } from 'node:util';
 
 const APP = new URL('../src/app.ts', import.meta.url).href;
 const CONFIG = new URL('../src/config/config.ts', import.meta.url).href;
-const WATCHED = ['ioredis', 'prom-client', 'yaml', 'dotenv', 'ajv', '@fastify/ajv-compiler'];
+const WATCHED = [
+  'ioredis',
+  'prom-client',
+  'yaml',
+  'dotenv',
+  'ajv',
+  '@fastify/ajv-compiler',
+  '@opentelemetry/api',
+  '@opentelemetry/sdk-trace',
+];
 
 const dir = mkdtempSync(join(tmpdir(), 'startup-modules-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,14 +33,17 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function loadedPackages(env: Record<string, string>, dotenv = ''): Promise<string[]> {
   const dotenvPath = join(dir, `${Object.keys(env).join('-') || 'default'}.env`);
   if (dotenv !== '') writeFileSync(dotenvPath, dotenv);
+  // ES modules (OpenTelemetry's) are not in require.cache: a resolve hook lists them.
   const script = `
-    import { createRequire } from 'node:module';
+    import { createRequire, registerHooks } from 'node:module';
+    const esm = [];
+    registerHooks({ resolve(specifier, context, next) { const found = next(specifier, context); esm.push(found.url); return found; } });
     const { buildApp } = await import(${JSON.stringify(APP)});
     const { loadConfig } = await import(${JSON.stringify(CONFIG)});
     const config = loadConfig({ env: ${JSON.stringify({ PROXY_TOKEN: 'startup-modules-token-0123456789abcdef', ...env })}, dotenvPath: ${JSON.stringify(dotenvPath)} });
     const app = await buildApp(config, { logDestination: { write() {} } });
     await app.ready();
-    const cached = Object.keys(createRequire(import.meta.url).cache);
+    const cached = [...Object.keys(createRequire(import.meta.url).cache), ...esm];
     const watched = ${JSON.stringify(WATCHED)};
     process.stdout.write(JSON.stringify(watched.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + '/')))));
     await app.close();
@@ -56,6 +68,11 @@ describe('start-up modules', () => {
     assert.ok(loaded.includes('prom-client'), `loaded: ${loaded.join(', ')}`);
     assert.ok(loaded.includes('dotenv'), `loaded: ${loaded.join(', ')}`);
     assert.ok(!loaded.includes('ioredis'), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the OpenTelemetry SDK once an OTLP endpoint is set (issue 21)', async () => {
+    const loaded = await loadedPackages({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
+    assert.ok(loaded.includes('@opentelemetry/sdk-trace'), `loaded: ${loaded.join(', ')}`);
   });
 
   it('loads the YAML parser for a YAML config file', async () => {

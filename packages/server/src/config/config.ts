@@ -94,6 +94,14 @@ export const DEFAULTS = {
   /** The embedded store's file and a generated signing key live here. */
   dataDir: './data',
   metricsToken: undefined as string | undefined,
+  /** OpenTelemetry traces (issue 21, docs/observability.md): off unless an OTLP endpoint is set. */
+  tracing: {
+    endpoint: undefined as string | undefined,
+    tracesEndpoint: undefined as string | undefined,
+    exporter: undefined as 'otlp' | 'none' | undefined,
+    serviceName: 'mcp-proxy',
+    recordSubject: false,
+  },
   rateLimits: {
     windowMs: 60_000,
     requestsPerToken: 1_200,
@@ -234,6 +242,13 @@ const configSchema = z
       .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL')
       .optional(),
     metricsToken: tokenSchema.optional(),
+    tracing: z.strictObject({
+      endpoint: z.url().optional(),
+      tracesEndpoint: z.url().optional(),
+      exporter: z.enum(['otlp', 'none']).optional(),
+      serviceName: z.string().min(1),
+      recordSubject: z.boolean(),
+    }),
     rateLimits: z.strictObject({
       windowMs: positiveInt,
       requestsPerToken: z.number().int().min(0),

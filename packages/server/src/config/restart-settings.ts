@@ -23,6 +23,7 @@ export const RESTART_SETTINGS = [
   'store',
   'dataDir',
   'metricsToken',
+  'tracing',
   'logFormat',
   'limits',
   'auditLog',

@@ -24,6 +24,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { handleTagOf } from '../eras/input-rounds.ts';
 import { ProxyError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
@@ -73,6 +74,8 @@ export interface RelayDeps {
   readonly onError: (error: Error) => void;
   /** False when no other instance can share the store (embedded SQLite or memory): never relays. */
   readonly active?: boolean;
+  /** A client span per relay hop, whose context the owner's server span continues (issue 21). */
+  readonly tracing?: Tracing;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -252,10 +255,14 @@ export class Relay {
   #relay(request: FastifyRequest, reply: FastifyReply, owner: string): Promise<boolean> {
     const x = randomBytes(16).toString('base64url');
     const raw = reply.raw;
+    const tracing = this.#deps.tracing;
+    const span =
+      tracing?.enabled === true ? tracing.client('relay', { 'mcp_proxy.relay.owner': owner }) : undefined;
     return new Promise<boolean>((resolve, reject) => {
       let body: PassThrough | undefined;
       let settled = false;
       const finish = () => {
+        span?.end();
         settled = true;
         this.#outgoing.delete(x);
         clearTimeout(ackTimer);
@@ -266,6 +273,7 @@ export class Relay {
       /** The owner did not (or could no longer) answer: the request goes on here, as not found. */
       const notAnswered = () => {
         if (settled) return;
+        span?.end('relay_not_answered');
         finish();
         cancel();
         if (body === undefined) resolve(false);
@@ -336,7 +344,8 @@ export class Relay {
         from: this.#deps.ownership.instanceId,
         method: request.method as OpenMessage['method'],
         url: relayedUrl(request.url),
-        headers: relayedHeaders(request),
+        headers:
+          span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
       }).catch(notAnswered);

@@ -8,6 +8,8 @@ import { type Dispatcher, request } from 'undici';
 import { refuse } from '../egress/refusal.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { type ErrorData, findProxyError, ProxyError } from '../errors.ts';
+import type { Tracing } from '../observability/tracing.ts';
+import { withTraceContext } from './trace-context.ts';
 
 /** Limits and timeouts for upstream HTTP. */
 export interface UpstreamHttpOptions {
@@ -20,6 +22,8 @@ export interface UpstreamHttpOptions {
    * URL it went to and, for a failure, its stable code or 5xx status.
    */
   readonly onTiming?: (outcome: 'ok' | 'error', seconds: number, url: URL, failure?: string | number) => void;
+  /** Spans for upstream calls, and the trace context passed on (issue 21). */
+  readonly tracing?: Tracing;
 }
 
 /** One upstream request. */
@@ -116,6 +120,26 @@ export class UpstreamHttp {
   }
 
   async #sendOnce(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
+    const tracing = this.#options.tracing;
+    if (tracing?.enabled !== true) return this.#exchange(url, init);
+    // One client span per exchange (each redirect hop too), ended when the answer's head arrives.
+    const span = tracing.client(`${init.method} upstream`, {
+      'http.request.method': init.method,
+      'server.address': url.hostname,
+      'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    });
+    try {
+      const response = await this.#exchange(url, withTraceContext(init, span.headers()));
+      span.set({ 'http.response.status_code': response.status });
+      span.end(response.status >= 500 ? String(response.status) : undefined);
+      return response;
+    } catch (error) {
+      span.end(findProxyError(error)?.code ?? 'internal_error');
+      throw error;
+    }
+  }
+
+  async #exchange(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
     const started = performance.now();
     const timing = this.#options.onTiming;
     try {

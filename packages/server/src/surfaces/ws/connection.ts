@@ -23,16 +23,19 @@ import {
   toCloseFrame,
   toJsonRpcError,
 } from '../../errors.ts';
+import { messageAttributes, metaOf } from '../../http/trace-hooks.ts';
 import type { RequestAudit } from '../../identity/audit-trail.ts';
 import {
   cancelledRequestId,
   isRequest,
   isResponse,
   type JsonRpcMessage,
+  type JsonRpcRequest,
   type RequestId,
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import type { Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
@@ -70,6 +73,8 @@ export interface WsConnectionDeps {
    * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
    */
   readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
+  /** A server span per request message (issue 21; off: nothing). */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** Who is connected to what. */
@@ -101,6 +106,11 @@ export class WsConnection {
   /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
   readonly #outbox = new UpstreamOutbox<HeldSession>({
     request: (session, message) => {
+      const tracing = this.#deps.tracing;
+      if (tracing?.enabled === true) {
+        this.#tracedRequest(tracing, session, message);
+        return;
+      }
       session
         .request(message, this.#sink, this.#filter)
         .catch((error: unknown) => this.#sendError(error, message.id));
@@ -365,6 +375,26 @@ export class WsConnection {
         this.#outbox.push(session, message);
       }
     }
+  }
+
+  /**
+   * A request with its server span (issue 21): from leaving for the upstream to its answer, the
+   * parent of the upstream calls it makes; a `_meta.traceparent` in the message is continued.
+   */
+  #tracedRequest(tracing: Tracing, session: HeldSession, message: JsonRpcRequest): void {
+    const span = tracing.server(message.method.slice(0, 128), metaOf(message.params), {
+      'mcp_proxy.surface': 'ws',
+      ...messageAttributes(message),
+    });
+    span
+      .run(() => session.request(message, this.#sink, this.#filter))
+      .then(
+        () => span.end(),
+        (error: unknown) => {
+          span.end(findProxyError(error)?.code ?? 'internal_error');
+          this.#sendError(error, message.id);
+        },
+      );
   }
 
   /** Takes an in-flight slot for a request, or says why not (its refusal). */

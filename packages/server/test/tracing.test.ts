@@ -1,0 +1,395 @@
+/**
+ * Issue 21: OpenTelemetry traces, exported over OTLP/HTTP to a receiver written here (JSON
+ * payloads decoded as the collector would): a `/mcp` call through a held session gives a server
+ * span and an upstream client span under it; `traceparent` reaches the upstream in headers and,
+ * for 2026-07-28 messages, in `_meta`; an inbound trace (header or `_meta`) is continued; no
+ * secret ever lands in an exported attribute. Spans are read after the proxy closed (shutdown
+ * flushes the exporter).
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import WebSocket from 'ws';
+import { eventually } from './helpers/eventually.ts';
+import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+/** One exported span, flattened from OTLP JSON. */
+interface ExportedSpan {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+  readonly attributes: Record<string, unknown>;
+  readonly status: { code?: number; message?: string } | undefined;
+}
+
+const SERVER = 2;
+const CLIENT = 3;
+
+/** Reads a request body as text (gunzipped if the exporter compressed it). */
+function bodyOf(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    ),
+  );
+}
+
+function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** An OTLP/HTTP traces receiver (JSON encoding) on loopback. */
+async function startReceiver() {
+  const spans: ExportedSpan[] = [];
+  const raw: string[] = [];
+  const server = createServer(async (req, res) => {
+    let body = await bodyOf(req);
+    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+    if (req.url !== '/v1/traces' || !String(req.headers['content-type']).includes('json')) {
+      res.writeHead(415).end();
+      return;
+    }
+    const text = body.toString();
+    raw.push(text);
+    // biome-ignore lint/suspicious/noExplicitAny: OTLP JSON.
+    const payload = JSON.parse(text) as any;
+    for (const resource of payload.resourceSpans ?? [])
+      for (const scope of resource.scopeSpans ?? [])
+        for (const span of scope.spans ?? []) {
+          const attributes: Record<string, unknown> = {};
+          for (const { key, value } of span.attributes ?? [])
+            attributes[key] = value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue;
+          spans.push({
+            traceId: span.traceId,
+            spanId: span.spanId,
+            parentSpanId: span.parentSpanId ?? '',
+            name: span.name,
+            kind: span.kind,
+            attributes,
+            status: span.status,
+          });
+        }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  const origin = await listen(server);
+  return { origin, spans, raw, stop: () => close(server) };
+}
+
+/** What the upstream received: each message with the headers it came with. */
+interface Received {
+  readonly headers: IncomingMessage['headers'];
+  // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC messages.
+  readonly message: any;
+}
+
+/** Answers any request with a small result; initialize with a server's. */
+// biome-ignore lint/suspicious/noExplicitAny: JSON-RPC messages.
+function answerTo(message: any): unknown {
+  if (message.method === 'initialize')
+    return {
+      protocolVersion: message.params?.protocolVersion ?? '2025-06-18',
+      capabilities: { tools: {} },
+      serverInfo: { name: 'trace-upstream', version: '1' },
+    };
+  return { content: [{ type: 'text', text: 'ok' }] };
+}
+
+/**
+ * An MCP server on loopback speaking Streamable HTTP at /mcp and the 2024 HTTP+SSE transport at
+ * /sse (+ /messages), recording what each message arrived with.
+ */
+async function startUpstream() {
+  const received: Received[] = [];
+  let stream: ServerResponse | undefined;
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'GET' && url.pathname === '/sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write('event: endpoint\ndata: /messages?s=1\n\n');
+      stream = res;
+      return;
+    }
+    if (req.method === 'DELETE') return void res.writeHead(200).end();
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    const message = JSON.parse((await bodyOf(req)).toString());
+    received.push({ headers: req.headers, message });
+    const answer =
+      typeof message.method === 'string' && 'id' in message
+        ? { jsonrpc: '2.0', id: message.id, result: answerTo(message) }
+        : undefined;
+    if (url.pathname === '/messages') {
+      res.writeHead(202).end();
+      if (answer) stream?.write(`event: message\ndata: ${JSON.stringify(answer)}\n\n`);
+      return;
+    }
+    if (answer === undefined) return void res.writeHead(202).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  });
+  const origin = await listen(server);
+  return { origin, received, stop: () => close(server) };
+}
+
+/** The JSON-RPC answer in a reply that is JSON or an event stream. */
+// biome-ignore lint/suspicious/noExplicitAny: JSON-RPC messages.
+async function answerOf(response: Response): Promise<any> {
+  const text = await response.text();
+  if (!(response.headers.get('content-type') ?? '').includes('event-stream')) return JSON.parse(text);
+  const data = text
+    .split('\n')
+    .filter((line) => line.startsWith('data:'))
+    .map((line) => line.slice(5).trim());
+  return JSON.parse(data.at(-1) ?? 'null');
+}
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT_ID = '00f067aa0ba902b7';
+const INBOUND = `00-${TRACE_ID}-${PARENT_ID}-01`;
+const SECRET_ARG = 'argument-secret-7f3c9a';
+const MCP_TOKEN = 'upstream-token-secret-91be4d';
+const MODERN_META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'trace-test', version: '1' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+describe('OpenTelemetry traces', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let proxy: RunningProxy | undefined;
+
+  beforeEach(async () => {
+    receiver = await startReceiver();
+    upstream = await startUpstream();
+    proxy = await startProxy({
+      HOST: '127.0.0.1',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.origin,
+      WS_ALLOW_MISSING_ORIGIN: 'true',
+    });
+  });
+  afterEach(async () => {
+    await proxy?.close();
+    await upstream.stop();
+    await receiver.stop();
+  });
+
+  /** Closes the proxy (flushing its spans) and returns what the receiver got. */
+  async function exported(): Promise<ExportedSpan[]> {
+    await proxy?.close();
+    proxy = undefined;
+    return eventually(() => receiver.spans.length > 0 && receiver.spans, { what: 'exported spans' });
+  }
+
+  const post = (headers: Record<string, string>, body: unknown) =>
+    fetch(`${(proxy as RunningProxy).url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': (proxy as RunningProxy).token,
+        ...headers,
+      },
+      body: JSON.stringify(body),
+    });
+
+  it('a /mcp call through a held session: server span, upstream client span under it, traceparent upstream', async () => {
+    const target = { 'x-mcp-server-url': `${upstream.origin}/sse`, 'x-mcp-transport': 'sse' };
+    const init = await post(target, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    assert.equal(init.status, 200, await init.clone().text());
+    const session = init.headers.get('mcp-session-id') ?? '';
+    assert.match(session, /^mcpp-/);
+    await answerOf(init);
+    const withSession = { ...target, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+    await (await post(withSession, { jsonrpc: '2.0', method: 'notifications/initialized' })).text();
+    const call = await post(withSession, {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { text: SECRET_ARG } },
+    });
+    assert.equal(call.status, 200);
+    assert.equal((await answerOf(call)).result.content[0].text, 'ok');
+
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.equal(server.attributes['gen_ai.tool.name'], 'echo');
+    assert.equal(server.attributes['mcp_proxy.surface'], 'mcp');
+    assert.equal(server.attributes['mcp_proxy.auth.kind'], 'static');
+    assert.equal(server.attributes['mcp_proxy.era'], 'session');
+    assert.equal(server.attributes['server.address'], undefined);
+    const client = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
+    assert.ok(client, 'the upstream call is a client span under the server span');
+    assert.equal(client.traceId, server.traceId);
+    const upstreamCall = upstream.received.find((r) => r.message.method === 'tools/call');
+    assert.equal(upstreamCall?.headers.traceparent, `00-${server.traceId}-${client.spanId}-01`);
+  });
+
+  it('continues an inbound traceparent header, and passes it on in headers and _meta to a 2026-07-28 server', async () => {
+    const reply = await post(
+      {
+        traceparent: INBOUND,
+        tracestate: 'vendor=abc',
+        'x-mcp-server-url': `${upstream.origin}/mcp?key=${MCP_TOKEN}`,
+        'x-mcp-transport': 'streamable-http',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      },
+      {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: SECRET_ARG }, _meta: MODERN_META },
+      },
+    );
+    assert.equal(reply.status, 200, await reply.clone().text());
+    await reply.text();
+    const arrived = upstream.received.find((r) => r.message.method === 'tools/call');
+    assert.ok(arrived, 'the call reached the upstream');
+    const header = String(arrived.headers.traceparent);
+    assert.match(header, new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-01$`));
+    assert.notEqual(header.split('-')[2], PARENT_ID, 'the upstream sees the proxy as its parent');
+    assert.equal(arrived.message.params._meta.traceparent, header);
+    assert.equal(arrived.headers.tracestate, 'vendor=abc');
+
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server);
+    assert.equal(server.traceId, TRACE_ID);
+    assert.equal(server.parentSpanId, PARENT_ID);
+    assert.equal(server.attributes['mcp_proxy.era'], 'modern');
+    const client = spans.find((s) => s.kind === CLIENT && s.spanId === header.split('-')[2]);
+    assert.ok(client, 'the traceparent upstream names the client span');
+    assert.equal(client.parentSpanId, server.spanId);
+  });
+
+  it('continues an inbound _meta.traceparent of a 2026-07-28 message', async () => {
+    const reply = await post(
+      {
+        'x-mcp-server-url': `${upstream.origin}/mcp`,
+        'x-mcp-transport': 'streamable-http',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      },
+      {
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {}, _meta: { ...MODERN_META, traceparent: INBOUND } },
+      },
+    );
+    assert.equal(reply.status, 200, await reply.clone().text());
+    await reply.text();
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server);
+    assert.equal(server.traceId, TRACE_ID);
+    assert.equal(server.parentSpanId, PARENT_ID);
+  });
+
+  it('exports no token, argument, result or query string in any attribute; errors carry their code', async () => {
+    const call = (headers: Record<string, string>) =>
+      post(
+        {
+          'x-mcp-server-url': `${upstream.origin}/mcp?api_key=${MCP_TOKEN}`,
+          'x-mcp-transport': 'streamable-http',
+          ...headers,
+        },
+        {
+          jsonrpc: '2.0',
+          id: 3,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { text: SECRET_ARG } },
+        },
+      ).then((r) => r.text());
+    await call({ authorization: `Bearer ${MCP_TOKEN}` });
+    const refused = await fetch(`${(proxy as RunningProxy).url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': 'wrong-token-0123456789abcdef',
+      },
+      body: '{}',
+    });
+    assert.equal(refused.status, 401);
+    const token = (proxy as RunningProxy).token;
+    const spans = await exported();
+    const everything = receiver.raw.join('\n');
+    for (const secret of [token, MCP_TOKEN, SECRET_ARG, 'wrong-token-0123456789abcdef'])
+      assert.ok(!everything.includes(secret), `${secret} was exported`);
+    const unauthorized = spans.find(
+      (s) => s.kind === SERVER && s.attributes['error.type'] === 'unauthorized',
+    );
+    assert.ok(unauthorized, 'the refused request has a span with its error code');
+    assert.equal(unauthorized.status?.code, 2);
+  });
+
+  it('gives each /ws request message a server span, continuing its _meta.traceparent', async () => {
+    const running = proxy as RunningProxy;
+    const query = new URLSearchParams({
+      mcp_server_url: `${upstream.origin}/mcp`,
+      transport: 'streamable-http',
+    });
+    const ws = new WebSocket(`${running.url.replace('http', 'ws')}/ws?${query}`, [
+      'mcp',
+      `proxy-token.${running.token}`,
+    ]);
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames.
+    const answers = new Map<number, any>();
+    ws.on('message', (data) => {
+      const message = JSON.parse(data.toString());
+      if (typeof message.id === 'number') answers.set(message.id, message);
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const ask = async (id: number, method: string, params: unknown) => {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      return eventually(() => answers.get(id), { what: `the answer to ${method}` });
+    };
+    await ask(1, 'initialize', {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    const answer = await ask(2, 'tools/call', {
+      name: 'echo',
+      arguments: { text: SECRET_ARG },
+      _meta: { traceparent: INBOUND },
+    });
+    assert.equal(answer.result.content[0].text, 'ok');
+    ws.close();
+    const arrived = upstream.received.find((r) => r.message.method === 'tools/call');
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
+    assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.equal(server.attributes['mcp_proxy.surface'], 'ws');
+    assert.equal(server.attributes['gen_ai.tool.name'], 'echo');
+    assert.equal(server.traceId, TRACE_ID);
+    assert.equal(server.parentSpanId, PARENT_ID);
+    const client = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
+    assert.ok(client, 'the upstream call is a client span under the message span');
+    assert.equal(arrived?.headers.traceparent, `00-${TRACE_ID}-${client.spanId}-01`);
+    assert.ok(!receiver.raw.join('\n').includes(SECRET_ARG));
+  });
+});
