@@ -9,7 +9,10 @@
  */
 import { LatencyWindow } from './latency-window.ts';
 
-/** Hosts tracked one by one; traffic to further hosts is counted under {@link OTHER_HOSTS}. */
+/**
+ * Hosts callers named that are tracked one by one; traffic to further ones is counted under
+ * {@link OTHER_HOSTS}. Configured servers' hosts always have their own entry.
+ */
 const MAX_HOSTS = 64;
 /** The entry that counts hosts beyond {@link MAX_HOSTS}. */
 export const OTHER_HOSTS = '(other hosts)';
@@ -176,7 +179,11 @@ export class LiveStatus {
   #statsFor(host: string, now: number): UpstreamStats {
     let stats = this.#upstreams.get(host);
     if (stats !== undefined) return stats;
-    const key = this.#upstreams.size < MAX_HOSTS ? host : OTHER_HOSTS;
+    // A configured server's host always gets its own entry (the table names it anyway); hosts
+    // callers named share one once the table is full. Reached only for a host not seen yet.
+    const own =
+      this.#upstreams.size < MAX_HOSTS || this.#deps.servers().some((server) => server.host === host);
+    const key = own ? host : OTHER_HOSTS;
     stats = this.#upstreams.get(key) ?? new UpstreamStats(now);
     this.#upstreams.set(key, stats);
     return stats;
