@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ProxyError } from '../src/errors.ts';
 import { LiveStatus, OTHER_HOSTS } from '../src/observability/live-status.ts';
 
 function live(servers: Array<{ name: string; host: string }> = []) {
@@ -62,7 +63,7 @@ describe('LiveStatus bounds', () => {
     status.request('/mcp', undefined);
     status.request('/mcp', 'upstream_timeout');
     status.request('/status.json', undefined);
-    status.upstream(url, 'error', 0.5, 'upstream_timeout');
+    status.upstream(url, 'error', 0.5, new ProxyError('upstream_timeout'));
     let snapshot = status.snapshot();
     assert.deepEqual(snapshot.requests, {
       total: 2,

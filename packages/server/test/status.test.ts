@@ -164,6 +164,35 @@ describe('the status page', () => {
       assert.ok(!text.includes(secret), `${secret} in the snapshot`);
   });
 
+  it('lists a refusal made when connecting (DNS rebinding after the vetting)', async () => {
+    let lookups = 0;
+    // The first answer (vetting) is public; every later one (connecting) is loopback: refused.
+    const rebinding = await startProxy(
+      { METRICS_TOKEN, ALLOW_PRIVATE_NETWORKS: 'false' },
+      {
+        resolver: async () => [{ address: lookups++ === 0 ? '93.184.216.34' : '127.0.0.1', family: 4 }],
+      },
+    );
+    try {
+      const port = new URL(good.url).port;
+      const reached = good.received.length;
+      const reply = await postProxy(rebinding, {
+        ...initialize(`http://rebind.test:${port}/mcp?key=rebind-secret`),
+        transport: 'streamable-http',
+      });
+      assert.equal(reply.status, 403, JSON.stringify(reply.body));
+      assert.ok(lookups >= 2, 'refused when connecting, not when vetting');
+      const { recent } = (await status(rebinding)).body.egressRefusals;
+      assert.deepEqual(
+        recent.map((r: { host: string; reason: string }) => [r.host, r.reason]),
+        [[`rebind.test:${port}`, 'address_forbidden']],
+      );
+      assert.equal(good.received.length, reached, 'nothing reached the upstream');
+    } finally {
+      await rebinding.close();
+    }
+  });
+
   it('keeps latency for one to two minutes of the injected clock', async () => {
     const host = new URL(good.url).host;
     const window = async () =>

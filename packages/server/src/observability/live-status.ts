@@ -7,6 +7,7 @@
  * touches a counter and a histogram bucket and allocates nothing; percentiles and the snapshot
  * are computed only when the page asks.
  */
+import type { ProxyError } from '../errors.ts';
 import { LatencyWindow } from './latency-window.ts';
 
 /**
@@ -102,9 +103,10 @@ export class LiveStatus {
 
   /**
    * Counts one upstream HTTP exchange (time to its headers) against the URL's host. `failure`
-   * is the stable code, or the 5xx status, of a failed one.
+   * is the error, or the 5xx status, of a failed one; the egress guard's refusal when connecting
+   * (an address that changed since the target was vetted, DNS rebinding) is a refusal too.
    */
-  upstream(url: URL, outcome: 'ok' | 'error', seconds: number, failure?: string | number): void {
+  upstream(url: URL, outcome: 'ok' | 'error', seconds: number, failure?: ProxyError | number): void {
     const now = this.#deps.now();
     const stats = this.#statsFor(url.host, now);
     stats.calls++;
@@ -113,7 +115,14 @@ export class LiveStatus {
     else {
       stats.errors++;
       stats.lastErrorAt = now;
-      stats.lastError = typeof failure === 'number' ? `http_${failure}` : (failure ?? 'error');
+      if (typeof failure === 'number') stats.lastError = `http_${failure}`;
+      else {
+        stats.lastError = failure?.code ?? 'error';
+        if (failure?.code === 'target_forbidden') {
+          const reason = failure.data.reason;
+          this.egressRefusal(url.host, typeof reason === 'string' ? reason : failure.code);
+        }
+      }
     }
   }
 

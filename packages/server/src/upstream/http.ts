@@ -19,9 +19,14 @@ export interface UpstreamHttpOptions {
   readonly responseLimitBytes: number;
   /**
    * Told how long each upstream exchange took to answer (metrics, the status page), with the
-   * URL it went to and, for a failure, its stable code or 5xx status.
+   * URL it went to and, for a failure, its error or 5xx status.
    */
-  readonly onTiming?: (outcome: 'ok' | 'error', seconds: number, url: URL, failure?: string | number) => void;
+  readonly onTiming?: (
+    outcome: 'ok' | 'error',
+    seconds: number,
+    url: URL,
+    failure?: ProxyError | number,
+  ) => void;
   /** Spans for upstream calls, and the trace context passed on (issue 21). */
   readonly tracing?: Tracing;
 }
@@ -158,7 +163,7 @@ export class UpstreamHttp {
       return { url, status: response.statusCode, headers: response.headers, body: response.body };
     } catch (error) {
       const failure = toUpstreamError(error, init.signal);
-      timing?.('error', (performance.now() - started) / 1000, url, failure.code);
+      timing?.('error', (performance.now() - started) / 1000, url, failure);
       throw failure;
     }
   }
