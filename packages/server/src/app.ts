@@ -76,7 +76,7 @@ import {
   resourceUrls,
   withBearerChallenge,
 } from './surfaces/resource-metadata.ts';
-import { serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
+import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -312,7 +312,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     children: deps.children ?? new ChildRegistry(),
     handleTag: ownership.instanceId,
   });
-  const held = new HeldSessions({ sessions, connector });
+  const held = new HeldSessions({
+    sessions,
+    connector,
+    ...(status && { onOpen: openingsOf(status) }),
+  });
   const pool = new ModernSessionPool<UpstreamTarget>({
     sessions,
     open: (owner, target) => held.open(owner, target),

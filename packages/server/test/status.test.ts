@@ -69,6 +69,7 @@ describe('the status page', () => {
           good: { url: good.url, transport: 'streamable-http' },
           // A configured URL may carry a key: the page shows its host only.
           keyed: { url: `${broken.url}?api_key=configured-secret-123`, transport: 'streamable-http' },
+          missing: { command: '/nonexistent/mcp-server' },
         },
       }),
     );
@@ -162,6 +163,18 @@ describe('the status page', () => {
     const text = JSON.stringify(after);
     for (const secret of ['configured-secret-123', 'refused-secret-456', '/mcp', METRICS_TOKEN, proxy.token])
       assert.ok(!text.includes(secret), `${secret} in the snapshot`);
+  });
+
+  it('shows a stdio server that cannot start as failing', async () => {
+    const reply = await postProxy(proxy, { server: 'missing', jsonrpc: '2.0', id: 1, method: 'ping' });
+    assert.equal(reply.status, 502);
+    const stdio = (await status(proxy)).body.upstreams.find(
+      (u: { host: string }) => u.host === 'stdio:missing',
+    );
+    assert.deepEqual(
+      [stdio.servers, stdio.health, stdio.calls, stdio.errors, stdio.lastError],
+      [['missing'], 'failing', 1, 1, 'upstream_unreachable'],
+    );
   });
 
   it('lists a refusal made when connecting (DNS rebinding after the vetting)', async () => {

@@ -107,23 +107,39 @@ export class LiveStatus {
    * (an address that changed since the target was vetted, DNS rebinding) is a refusal too.
    */
   upstream(url: URL, outcome: 'ok' | 'error', seconds: number, failure?: ProxyError | number): void {
+    const host = url.host;
+    const stats = this.#count(host, outcome === 'ok', seconds * 1000);
+    if (outcome === 'ok') return;
+    if (typeof failure === 'number') stats.lastError = `http_${failure}`;
+    else {
+      stats.lastError = failure?.code ?? 'error';
+      if (failure?.code === 'target_forbidden') {
+        const reason = failure.data.reason;
+        this.egressRefusal(host, typeof reason === 'string' ? reason : failure.code);
+      }
+    }
+  }
+
+  /**
+   * Counts the opening of an upstream without HTTP exchanges (a stdio command, a WebSocket):
+   * `host` is `stdio:<name>` or the URL's host; `failure` the error's code when it failed.
+   */
+  opened(host: string, ms: number, failure?: string): void {
+    const stats = this.#count(host, failure === undefined, ms);
+    if (failure !== undefined) stats.lastError = failure;
+  }
+
+  #count(host: string, ok: boolean, ms: number): UpstreamStats {
     const now = this.#deps.now();
-    const stats = this.#statsFor(url.host, now);
+    const stats = this.#statsFor(host, now);
     stats.calls++;
-    stats.latency.observe(seconds * 1000, now);
-    if (outcome === 'ok') stats.lastOkAt = now;
+    stats.latency.observe(ms, now);
+    if (ok) stats.lastOkAt = now;
     else {
       stats.errors++;
       stats.lastErrorAt = now;
-      if (typeof failure === 'number') stats.lastError = `http_${failure}`;
-      else {
-        stats.lastError = failure?.code ?? 'error';
-        if (failure?.code === 'target_forbidden') {
-          const reason = failure.data.reason;
-          this.egressRefusal(url.host, typeof reason === 'string' ? reason : failure.code);
-        }
-      }
     }
+    return stats;
   }
 
   /** Records a refusal by the egress guard (host only: a URL's path or query may hold a key). */

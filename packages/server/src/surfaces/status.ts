@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
+import type { HeldSessionsDeps } from '../dispatch/held-sessions.ts';
 import { findProxyError, ProxyError } from '../errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenVerifier } from '../identity/tokens.ts';
@@ -44,6 +45,12 @@ export function sessionCounts(
   const byTransport: Record<string, number> = {};
   for (const { transport } of sessions) byTransport[transport] = (byTransport[transport] ?? 0) + 1;
   return { byTransport, webSockets };
+}
+
+/** Counts a stdio or WebSocket upstream's opening (HeldSessions' `onOpen`) on the page. */
+export function openingsOf(status: LiveStatus): NonNullable<HeldSessionsDeps['onOpen']> {
+  return (host, ms, failure) =>
+    status.opened(host, ms, failure === undefined ? undefined : (findProxyError(failure)?.code ?? 'error'));
 }
 
 /** What the status routes need. */
