@@ -82,6 +82,8 @@ export class LiveStatus {
   readonly #upstreams = new Map<string, UpstreamStats>();
   readonly #refusals: EgressRefusalRecord[] = [];
   #refusalsTotal = 0;
+  #lastHref = '';
+  #lastStats: UpstreamStats | undefined;
 
   constructor(deps: LiveStatusDeps) {
     this.#deps = deps;
@@ -107,15 +109,25 @@ export class LiveStatus {
    * (an address that changed since the target was vetted, DNS rebinding) is a refusal too.
    */
   upstream(url: URL, outcome: 'ok' | 'error', seconds: number, failure?: ProxyError | number): void {
-    const host = url.host;
-    const stats = this.#count(host, outcome === 'ok', seconds * 1000);
+    // Most exchanges go where the previous one went: `href` is the URL's own string (no copy), so
+    // comparing it skips slicing out the host and hashing it into the table.
+    // (An entry, once made, is never removed or re-keyed, so the previous one stays right.)
+    const now = this.#deps.now();
+    const href = url.href;
+    let stats = this.#lastStats;
+    if (href !== this.#lastHref || stats === undefined) {
+      stats = this.#statsFor(url.host, now);
+      this.#lastHref = href;
+      this.#lastStats = stats;
+    }
+    this.#count(stats, outcome === 'ok', seconds * 1000, now);
     if (outcome === 'ok') return;
     if (typeof failure === 'number') stats.lastError = `http_${failure}`;
     else {
       stats.lastError = failure?.code ?? 'error';
       if (failure?.code === 'target_forbidden') {
         const reason = failure.data.reason;
-        this.egressRefusal(host, typeof reason === 'string' ? reason : failure.code);
+        this.egressRefusal(url.host, typeof reason === 'string' ? reason : failure.code);
       }
     }
   }
@@ -125,13 +137,13 @@ export class LiveStatus {
    * `host` is `stdio:<name>` or the URL's host; `failure` the error's code when it failed.
    */
   opened(host: string, ms: number, failure?: string): void {
-    const stats = this.#count(host, failure === undefined, ms);
+    const now = this.#deps.now();
+    const stats = this.#statsFor(host, now);
+    this.#count(stats, failure === undefined, ms, now);
     if (failure !== undefined) stats.lastError = failure;
   }
 
-  #count(host: string, ok: boolean, ms: number): UpstreamStats {
-    const now = this.#deps.now();
-    const stats = this.#statsFor(host, now);
+  #count(stats: UpstreamStats, ok: boolean, ms: number, now: number): void {
     stats.calls++;
     stats.latency.observe(ms, now);
     if (ok) stats.lastOkAt = now;
@@ -139,7 +151,6 @@ export class LiveStatus {
       stats.errors++;
       stats.lastErrorAt = now;
     }
-    return stats;
   }
 
   /** Records a refusal by the egress guard (host only: a URL's path or query may hold a key). */
