@@ -20,15 +20,11 @@ export function registerRequestLogging(
 ): void {
   const access = createPlainLogger(app.log);
   app.addHook('onResponse', (request, reply, done) => {
-    status?.request(request.routeOptions.url, request.errorCode);
+    // Fastify builds a new object on every read of `routeOptions`: read it once, and only when used.
+    const route = status !== undefined || metrics.enabled ? request.routeOptions.url : undefined;
+    status?.request(route, request.errorCode);
     if (metrics.enabled) {
-      metrics.request(
-        request.routeOptions.url,
-        request.method,
-        reply.statusCode,
-        request.mcpMethod,
-        reply.elapsedTime / 1000,
-      );
+      metrics.request(route, request.method, reply.statusCode, request.mcpMethod, reply.elapsedTime / 1000);
       metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
       metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
       if (request.errorCode) metrics.refusal(request.errorCode);
