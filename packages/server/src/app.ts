@@ -41,6 +41,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
@@ -63,6 +64,7 @@ import { metricsRoutes } from './surfaces/metrics.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
+import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
@@ -129,12 +131,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.server.maxConnections = config.server.maxConnections;
 
-  const guard = new ReloadableGuard(config.egress, {
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
-    agent: { connections: config.upstream.maxConnectionsPerOrigin },
-    ...(deps.resolver ? { resolver: deps.resolver } : {}),
-  });
   let openSockets = () => 0;
+  // The status page (issue 21): only when a token could read it; `ownership` is built below.
+  const status = statusEnabled(config)
+    ? new LiveStatus({
+        now,
+        instanceId: () => ownership.instanceId,
+        servers: () => serverHosts(currentServers),
+        sessions: () => sessionCounts(sessions.values(), openSockets()),
+      })
+    : undefined;
+  const guard = new ReloadableGuard(
+    config.egress,
+    {
+      connectTimeoutMs: config.upstream.connectTimeoutMs,
+      agent: { connections: config.upstream.maxConnectionsPerOrigin },
+      ...(deps.resolver ? { resolver: deps.resolver } : {}),
+    },
+    status && ((host, reason) => status.egressRefusal(host, reason)),
+  );
   const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
@@ -144,7 +159,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const http = new UpstreamHttp(guard, {
     timeoutMs: config.upstream.timeoutMs,
     responseLimitBytes: config.upstream.responseLimitBytes,
-    onTiming: (outcome, seconds) => metrics.upstream(outcome, seconds),
+    onTiming: status
+      ? (outcome, seconds, url, failure) => {
+          metrics.upstream(outcome, seconds);
+          status.upstream(url, outcome, seconds, failure);
+        }
+      : (outcome, seconds) => metrics.upstream(outcome, seconds),
     tracing,
   });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
@@ -246,7 +266,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     handleTag: ownership.instanceId,
     tracing: tracing.enabled ? tracing : undefined,
   });
-  const held = new HeldSessions({ sessions, connector });
+  const held = new HeldSessions({
+    sessions,
+    connector,
+    ...(status && { onOpen: openingsOf(status) }),
+  });
   const pool = new ModernSessionPool<UpstreamTarget>({
     sessions,
     open: (owner, target) => held.open(owner, target),
@@ -333,13 +357,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     done(null, payload);
   });
   if (tracing.enabled) registerTraceHooks(app, tracing);
-  registerRequestLogging(app, metrics);
+  registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
+  if (status)
+    await app.register(statusRoutes, { status, metricsToken: config.metricsToken, authenticator, limiter });
   await app.register(healthRoutes, { shuttingDown: () => stop.stopping });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {

@@ -27,16 +27,23 @@ export interface SessionOwner {
 export interface HeldSessionsDeps {
   readonly sessions: SessionStore<HeldSession>;
   readonly connector: UpstreamConnector;
+  /**
+   * Told how opening a stdio or WebSocket upstream went (the status page: they have no HTTP
+   * exchange to time): `host` is `stdio:<name>` or the URL's host, `failure` the error if any.
+   */
+  readonly onOpen?: (host: string, ms: number, failure?: unknown) => void;
 }
 
 /** Opens held sessions (stored) and one-shot connections (not stored). */
 export class HeldSessions {
   readonly #sessions: SessionStore<HeldSession>;
   readonly #connector: UpstreamConnector;
+  readonly #onOpen: HeldSessionsDeps['onOpen'];
 
   constructor(deps: HeldSessionsDeps) {
     this.#sessions = deps.sessions;
     this.#connector = deps.connector;
+    this.#onOpen = deps.onOpen;
   }
 
   /**
@@ -83,6 +90,19 @@ export class HeldSessions {
 
   async #connect(target: UpstreamTarget): Promise<HeldSession> {
     // No tool filter here: each request brings its caller's (HeldSession.request).
-    return new HeldSession(TargetResolver.key(target), await this.#connector.open(target));
+    const key = TargetResolver.key(target);
+    const onOpen = this.#onOpen;
+    if (onOpen === undefined || (target.kind !== 'stdio' && target.kind !== 'websocket'))
+      return new HeldSession(key, await this.#connector.open(target), target.kind);
+    const host = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
+    const started = performance.now();
+    try {
+      const upstream = await this.#connector.open(target);
+      onOpen(host, performance.now() - started);
+      return new HeldSession(key, upstream, target.kind);
+    } catch (error) {
+      onOpen(host, performance.now() - started, error);
+      throw error;
+    }
   }
 }

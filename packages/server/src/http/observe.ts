@@ -5,21 +5,26 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { findProxyError, type JsonRpcId, ProxyError, toErrorReply } from '../errors.ts';
+import type { LiveStatus } from '../observability/live-status.ts';
 import { createPlainLogger, logsAt, redactUrl } from '../observability/logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
 
-/** Logs one line and records metrics for every answered request. */
-export function registerRequestLogging(app: FastifyInstance, metrics: ProxyMetrics): void {
+/**
+ * Logs one line and records metrics for every answered request, and counts it for the status
+ * page when there is one (`status` undefined: nothing).
+ */
+export function registerRequestLogging(
+  app: FastifyInstance,
+  metrics: ProxyMetrics,
+  status?: LiveStatus,
+): void {
   const access = createPlainLogger(app.log);
   app.addHook('onResponse', (request, reply, done) => {
+    // Fastify builds a new object on every read of `routeOptions`: read it once, and only when used.
+    const route = status !== undefined || metrics.enabled ? request.routeOptions.url : undefined;
+    status?.request(route, request.errorCode);
     if (metrics.enabled) {
-      metrics.request(
-        request.routeOptions.url,
-        request.method,
-        reply.statusCode,
-        request.mcpMethod,
-        reply.elapsedTime / 1000,
-      );
+      metrics.request(route, request.method, reply.statusCode, request.mcpMethod, reply.elapsedTime / 1000);
       metrics.bytes('in', Number(request.headers['content-length'] ?? 0));
       metrics.bytes('out', Number(reply.getHeader('content-length') ?? 0));
       if (request.errorCode) metrics.refusal(request.errorCode);

@@ -54,6 +54,8 @@ export class HeldSession {
   readonly upstream: UpstreamTransport;
   /** What the session is connected to (URL or configured server name), to refuse reuse elsewhere. */
   readonly target: string;
+  /** The upstream transport's kind (`sse`, `websocket`, `stdio`...), for the status page. */
+  readonly transport: string;
   /** Where each request's answer goes. */
   readonly #pending = new PendingRequests<MessageSink>();
   /** The answers {@link call} waits for. */
@@ -91,9 +93,10 @@ export class HeldSession {
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
 
-  constructor(target: string, upstream: UpstreamTransport) {
+  constructor(target: string, upstream: UpstreamTransport, transport = 'unknown') {
     this.target = target;
     this.upstream = upstream;
+    this.transport = transport;
     this.#refusals = new ServerRequestRefusals(
       (reply, signal) => upstream.send(reply, { signal }),
       this.#done.signal,

@@ -17,8 +17,16 @@ export interface UpstreamHttpOptions {
   readonly timeoutMs: number;
   /** Largest upstream response body (or single SSE event) accepted. */
   readonly responseLimitBytes: number;
-  /** Told how long each upstream exchange took to answer (metrics). */
-  readonly onTiming?: (outcome: 'ok' | 'error', seconds: number) => void;
+  /**
+   * Told how long each upstream exchange took to answer (metrics, the status page), with the
+   * URL it went to and, for a failure, its error or 5xx status.
+   */
+  readonly onTiming?: (
+    outcome: 'ok' | 'error',
+    seconds: number,
+    url: URL,
+    failure?: ProxyError | number,
+  ) => void;
   /** Spans for upstream calls, and the trace context passed on (issue 21). */
   readonly tracing?: Tracing;
 }
@@ -156,11 +164,14 @@ export class UpstreamHttp {
         headersTimeout: this.#options.timeoutMs,
         bodyTimeout: init.streaming ? 0 : this.#options.timeoutMs,
       });
-      timing?.(response.statusCode < 500 ? 'ok' : 'error', (performance.now() - started) / 1000);
+      const status = response.statusCode;
+      if (status < 500) timing?.('ok', (performance.now() - started) / 1000, url);
+      else timing?.('error', (performance.now() - started) / 1000, url, status);
       return { url, status: response.statusCode, headers: response.headers, body: response.body };
     } catch (error) {
-      timing?.('error', (performance.now() - started) / 1000);
-      throw toUpstreamError(error, init.signal);
+      const failure = toUpstreamError(error, init.signal);
+      timing?.('error', (performance.now() - started) / 1000, url, failure);
+      throw failure;
     }
   }
 
