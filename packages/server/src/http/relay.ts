@@ -12,10 +12,13 @@
  * the store they share). The owner runs it through its own routes (`inject`) as if it had come
  * in there, with that principal: the session's binding to its principal is checked as always.
  *
- * Nobody may wait on an owner that is gone: the owner acknowledges within {@link ACK_TIMEOUT_MS},
- * and both sides watch each other's heartbeat while an exchange runs. A request whose owner does
- * not answer goes on locally, where its session is simply not found (404, MCP's signal to start
- * a new session).
+ * Nobody may wait on an owner that is gone, and nobody is told "not found" by one that is not:
+ * the owner acknowledges within {@link ACK_TIMEOUT_MS} and keeps saying so every
+ * {@link KEEPALIVE_MS} while the exchange runs, says `fail` whenever it gives an exchange up, and
+ * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
+ * locally, where its session is simply not found (404, MCP's signal to start a new session); one
+ * whose owner is alive but did not answer (or went quiet, or gave up) is answered
+ * `relay_interrupted` (503, retry), since its session still exists.
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -42,13 +45,27 @@ import {
 
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
 
-/** How long an owner has to acknowledge a relayed request before it counts as gone. */
+/**
+ * How long an owner has to acknowledge a relayed request; then its heartbeat is looked at: gone,
+ * the request goes on here (not found); alive, the caller is told to retry.
+ */
 export const ACK_TIMEOUT_MS = 2_000;
 /**
  * The owner acknowledges a relayed request only if its answer has not started by then: a fast
  * answer is its own acknowledgement (one message fewer each way).
  */
 const ACK_AFTER_MS = 200;
+/** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
+const KEEPALIVE_MS = 2_000;
+/**
+ * An exchange the owner has been silent about this long is over: a pub/sub message was lost (or
+ * the owner is stuck), and nobody else would end it.
+ */
+export const LIVENESS_MS = 4 * KEEPALIVE_MS;
+/** What a caller whose relayed request was interrupted is told to wait before retrying. */
+const RETRY_AFTER_SECONDS = 1;
+/** How often {@link Relay.quiet} looks at the exchanges running here. */
+const QUIET_POLL_MS = 50;
 /** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
 const MAX_PART_BYTES = 1_048_576;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
@@ -57,12 +74,6 @@ const MAX_QUEUED_BYTES = 4 * 1_048_576;
 const MAX_SESSION_ID = 128;
 /** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
 const MAX_EXCHANGES = 10_000;
-/**
- * How long an instance that let a relayed request go unacknowledged is taken for gone: its
- * heartbeat key may outlive it by that much, and each request for its sessions would otherwise
- * wait {@link ACK_TIMEOUT_MS} again. Anything heard from it ends this at once.
- */
-const SILENT_FOR_MS = 5_000;
 /** What the relay needs. */
 export interface RelayDeps {
   /** A namespaced view of the shared store (its pub/sub carries the exchanges). */
@@ -82,8 +93,16 @@ type Destination = { readonly session: string } | { readonly instance: string };
 interface Outgoing {
   readonly owner: string;
   on(message: RelayMessage): void;
-  /** Ends it (the relay closing or having missed messages). */
+  /** Ends it (the relay closing or having missed messages): the caller is told to retry. */
   abandon(): void;
+}
+
+/** A relayed exchange, on its owner. */
+interface Incoming {
+  /** The owner gives the exchange up: it ends here and the relaying instance hears `fail`. */
+  giveUp(): Promise<void>;
+  /** The relaying side cancelled (its caller left): it ends here, nobody to tell. */
+  cancel(): void;
 }
 
 /** A relayed request on its owner, until its route's hooks take it in. */
@@ -98,13 +117,11 @@ export class Relay {
   readonly #deps: RelayDeps;
   readonly #outgoing = new Map<string, Outgoing>();
   /** Exchanges running here for another instance, by id. */
-  readonly #incoming = new Map<string, AbortController>();
+  readonly #incoming = new Map<string, Incoming>();
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
-  /** Instances that did not acknowledge a relayed request → until when they count as gone. */
-  readonly #silent = new Map<string, number>();
   #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(deps: RelayDeps) {
@@ -117,7 +134,7 @@ export class Relay {
       this.#channelOf(this.#deps.ownership.instanceId),
       (text) => this.#hear(text),
       // Messages published while the subscription was down are lost: what was under way ends.
-      () => this.#abandonAll(),
+      () => void this.#abandonAll(),
     );
   }
 
@@ -194,9 +211,19 @@ export class Relay {
     );
   };
 
-  /** Ends every exchange under way (shutdown). */
+  /**
+   * Resolves once no exchange relayed here by another instance is running, or after `boundMs`
+   * (a drain: such an exchange has no connection of its own for the drain to wait on).
+   */
+  async quiet(boundMs: number): Promise<void> {
+    const until = performance.now() + boundMs;
+    while (this.#incoming.size > 0 && performance.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+  }
+
+  /** Ends every exchange under way (shutdown); the relaying instances hear `fail`. */
   async close(): Promise<void> {
-    this.#abandonAll();
+    await this.#abandonAll();
     await this.#unsubscribe?.().catch(() => {});
     this.#unsubscribe = undefined;
   }
@@ -243,39 +270,72 @@ export class Relay {
       this.#deps.onError(error as Error);
       return false;
     }
-    if (owner === undefined || this.#isSilent(owner)) return false;
+    if (owner === undefined) return false;
     if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return this.#relay(request, reply, owner);
   }
 
   /** Sends `request` to `owner` and answers with what comes back. */
   #relay(request: FastifyRequest, reply: FastifyReply, owner: string): Promise<boolean> {
-    const x = randomBytes(16).toString('base64url');
     const raw = reply.raw;
+    // A caller that left during the owner lookup has no `close` left to fire: relaying for it
+    // would open an exchange (a GET stream, say) that nobody ever ends.
+    if (raw.destroyed || request.socket.destroyed) return Promise.reject(new ProxyError('session_not_found'));
+    const x = randomBytes(16).toString('base64url');
     return new Promise<boolean>((resolve, reject) => {
       let body: PassThrough | undefined;
       let settled = false;
       const finish = () => {
         settled = true;
         this.#outgoing.delete(x);
-        clearTimeout(ackTimer);
+        clearTimeout(silence);
         stopWatching();
         raw.off('close', onCallerClose);
       };
       const cancel = () => void this.#send(owner, { k: 'cancel', x }).catch(() => {});
-      /** The owner did not (or could no longer) answer: the request goes on here, as not found. */
-      const notAnswered = () => {
+      /** The owner is gone (its heartbeat expired): the request goes on here, as not found. */
+      const ownerGone = () => {
         if (settled) return;
         finish();
         cancel();
         if (body === undefined) resolve(false);
         else body.destroy(new Error('the instance holding the session is gone'));
       };
-      const ackTimer = setTimeout(() => {
-        this.#markSilent(owner);
-        notAnswered();
-      }, ACK_TIMEOUT_MS);
-      const stopWatching = this.#deps.ownership.watch(owner, notAnswered);
+      /**
+       * The owner lives but did not see the exchange through: its session still exists there,
+       * so the caller is told to retry, never that it is not found.
+       */
+      const interrupted = () => {
+        if (settled) return;
+        finish();
+        cancel();
+        if (body === undefined)
+          reject(
+            new ProxyError('relay_interrupted', undefined, {
+              headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+              data: { retryAfterSeconds: RETRY_AFTER_SECONDS },
+            }),
+          );
+        else body.destroy(new Error('the relayed exchange was interrupted'));
+      };
+      /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
+      const onSilence = () => {
+        if (settled) return;
+        this.#deps.ownership.alive(owner).then(
+          (alive) => (alive ? interrupted() : ownerGone()),
+          (error: Error) => {
+            this.#deps.onError(error);
+            interrupted();
+          },
+        );
+      };
+      let silence = setTimeout(onSilence, ACK_TIMEOUT_MS);
+      /** The owner spoke: it has {@link LIVENESS_MS} to speak again. */
+      const heard = () => {
+        clearTimeout(silence);
+        silence = setTimeout(onSilence, LIVENESS_MS);
+      };
+      const stopWatching = this.#deps.ownership.watch(owner, ownerGone);
       const onCallerClose = () => {
         if (settled || raw.writableFinished) return;
         finish();
@@ -286,14 +346,15 @@ export class Relay {
       raw.once('close', onCallerClose);
       this.#outgoing.set(x, {
         owner,
-        abandon: notAnswered,
+        abandon: interrupted,
         on: (message) => {
           if (settled) return;
           switch (message.k) {
             case 'ack':
-              clearTimeout(ackTimer);
+              heard();
               return;
             case 'part': {
+              heard();
               if (message.head !== undefined && message.end && body === undefined) {
                 // A whole answer in one part (a JSON answer): sent as it is, with its length.
                 finish();
@@ -304,8 +365,14 @@ export class Relay {
                 return;
               }
               if (message.head !== undefined && body === undefined) {
-                clearTimeout(ackTimer);
                 body = new PassThrough();
+                // However the answer stream ends here (the caller gone, Fastify giving up on it),
+                // the owner stops producing it.
+                body.once('close', () => {
+                  if (settled) return;
+                  finish();
+                  cancel();
+                });
                 reply.code(message.head.status);
                 for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
                 reply.send(body);
@@ -325,7 +392,7 @@ export class Relay {
               return;
             }
             case 'fail':
-              notAnswered();
+              interrupted();
               return;
           }
         },
@@ -339,7 +406,7 @@ export class Relay {
         headers: relayedHeaders(request),
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
-      }).catch(notAnswered);
+      }).catch(interrupted);
     });
   }
 
@@ -351,8 +418,29 @@ export class Relay {
       return;
     }
     const controller = new AbortController();
-    this.#incoming.set(x, controller);
-    // A cancel must reach the route as its caller leaving: \`inject\`'s own abort stops only
+    /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
+    let told = false;
+    let lastSent = performance.now();
+    const send = async (message: RelayMessage): Promise<void> => {
+      lastSent = performance.now();
+      await this.#send(from, message);
+    };
+    // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
+    // an exchange that no longer runs (its caller hanging while both instances are up).
+    const giveUp = async () => {
+      controller.abort();
+      if (told) return;
+      told = true;
+      await send({ k: 'fail', x }).catch(() => {});
+    };
+    this.#incoming.set(x, {
+      giveUp,
+      cancel: () => {
+        told = true;
+        controller.abort();
+      },
+    });
+    // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
     // reading the answer once the request body has been read, and the route would run on.
     this.#admitted.set(x, {
       principal: open.principal,
@@ -361,11 +449,15 @@ export class Relay {
         else controller.signal.addEventListener('abort', () => response.destroy(), { once: true });
       },
     });
-    const stopWatching = this.#deps.ownership.watch(from, () => controller.abort());
+    const stopWatching = this.#deps.ownership.watch(from, () => void giveUp());
     let started = false;
     const ack = setTimeout(() => {
-      if (!started) void this.#send(from, { k: 'ack', x }).catch(() => {});
+      if (!started) void send({ k: 'ack', x }).catch(() => {});
     }, ACK_AFTER_MS);
+    // The relaying side ends an exchange it hears nothing about for LIVENESS_MS.
+    const keepAlive = setInterval(() => {
+      if (performance.now() - lastSent >= KEEPALIVE_MS / 2) void send({ k: 'ack', x }).catch(() => {});
+    }, KEEPALIVE_MS);
     try {
       const answer = await this.#deps.inject({
         method: open.method,
@@ -377,11 +469,13 @@ export class Relay {
       });
       started = true;
       clearTimeout(ack);
-      await this.#stream(from, x, answer);
+      await this.#stream(x, answer, controller.signal, send);
+      told = true;
     } catch {
-      if (!controller.signal.aborted) await this.#send(from, { k: 'fail', x }).catch(() => {});
+      await giveUp();
     } finally {
       clearTimeout(ack);
+      clearInterval(keepAlive);
       this.#incoming.delete(x);
       this.#admitted.delete(x);
       stopWatching();
@@ -394,9 +488,22 @@ export class Relay {
    * stream writer feels the store's pace. The first part waits for the current tick's writes: a
    * JSON answer (head, body and end written at once) travels whole.
    */
-  #stream(to: string, x: string, answer: InjectedAnswer): Promise<void> {
+  #stream(
+    x: string,
+    answer: InjectedAnswer,
+    signal: AbortSignal,
+    send: (message: RelayMessage) => Promise<void>,
+  ): Promise<void> {
     const stream = answer.stream();
     return new Promise<void>((resolve, reject) => {
+      // Given up (a cancel, the relay closing): whatever the route does with its response, the
+      // answer is not read any further.
+      const onAbort = () => {
+        stream.destroy();
+        reject(new Error('the relayed exchange was given up'));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
       let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
       const queue: Buffer[] = [];
       let queued = 0;
@@ -417,10 +524,13 @@ export class Relay {
         queued = 0;
         sending = true;
         stream.resume();
-        this.#send(to, part).then(() => {
+        send(part).then(() => {
           sending = false;
-          if (part.end) resolve();
-          else pump();
+          if (!part.end) pump();
+          else {
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          }
         }, reject);
       };
       stream.on('data', (chunk: Buffer) => {
@@ -449,36 +559,15 @@ export class Relay {
       return;
     }
     if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
-    if (message.k === 'open') {
-      this.#silent.delete(message.from);
-      void this.#serve(message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.abort();
-    else {
-      const outgoing = this.#outgoing.get(message.x);
-      if (outgoing === undefined) return;
-      this.#silent.delete(outgoing.owner);
-      outgoing.on(message);
-    }
+    if (message.k === 'open') void this.#serve(message);
+    else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
+    else this.#outgoing.get(message.x)?.on(message);
   }
 
-  #isSilent(instance: string): boolean {
-    const until = this.#silent.get(instance);
-    if (until === undefined) return false;
-    if (until > Date.now()) return true;
-    this.#silent.delete(instance);
-    return false;
-  }
-
-  #markSilent(instance: string): void {
-    // Bounded: instances come and go over weeks; the expired ones are dropped first.
-    if (this.#silent.size >= 1_000)
-      for (const [id] of this.#silent) if (!this.#isSilent(id)) this.#silent.delete(id);
-    if (this.#silent.size < 1_000) this.#silent.set(instance, Date.now() + SILENT_FOR_MS);
-  }
-
-  #abandonAll(): void {
+  /** Ends every exchange under way: callers here are told to retry, relaying instances hear `fail`. */
+  async #abandonAll(): Promise<void> {
     for (const outgoing of [...this.#outgoing.values()]) outgoing.abandon();
-    for (const controller of this.#incoming.values()) controller.abort();
+    await Promise.all([...this.#incoming.values()].map((incoming) => incoming.giveUp()));
   }
 
   #send(instance: string, message: RelayMessage): Promise<void> {

@@ -1,0 +1,240 @@
+/**
+ * Issue 19, the relay between instances under trouble (the attacker review of the scale-out
+ * work): a relayed caller never hangs and is never told "not found" for a session that exists,
+ * whatever the owner gives up or the store loses; nothing of the caller's credential crosses the
+ * store. Two instances in one process sharing a memory store; each instance sees the store
+ * through a view a test can make slow, deaf or forgetful.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SYSTEM_CLOCK } from '../src/clock.ts';
+import { MemoryStore } from '../src/store/memory-store.ts';
+import { namespaced, type Store } from '../src/store/store.ts';
+import { eventually } from './helpers/eventually.ts';
+import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
+/** Another principal's token. */
+const SECOND_TOKEN = 'relay-robust-second-token-0123456789';
+const OPEN = {
+  server: 'feat',
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+};
+const MCP_HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-06-18',
+};
+
+/** What a test may do to one instance's view of the shared store. */
+interface Tamper {
+  /** Before each publish (may delay it); returns false to drop it silently. */
+  publish?: (channel: string, message: string) => boolean | Promise<boolean>;
+  /** Before each set; may throw (a failed write). */
+  set?: (key: string) => void;
+  /** Before each get (may delay it). */
+  get?: (key: string) => void | Promise<void>;
+  /** Hears each `missed` listener registered. */
+  missed?: (channel: string, listener: () => void) => void;
+}
+
+/** Relay messages one view published: `{ channel, message }` parsed. */
+type Published = { channel: string; k: string; x: string; text: string };
+
+let dir: string;
+let store: MemoryStore;
+const running: RunningProxy[] = [];
+
+/** A view of the shared store, tampered with as `tamper` says, that records what it publishes. */
+function view(tamper: Tamper = {}, published: Published[] = []): Store {
+  const shared = namespaced(store, '');
+  return {
+    ...shared,
+    publish: async (channel, message) => {
+      if (tamper.publish && !(await tamper.publish(channel, message))) return;
+      const parsed = JSON.parse(message) as { k: string; x: string };
+      published.push({ channel, k: parsed.k, x: parsed.x, text: message });
+      return shared.publish(channel, message);
+    },
+    set: async (key, value, ttlMs) => {
+      tamper.set?.(key);
+      return shared.set(key, value, ttlMs);
+    },
+    get: async (key) => {
+      await tamper.get?.(key);
+      return shared.get(key);
+    },
+    subscribe: (channel, listener, missed) => {
+      if (missed) tamper.missed?.(channel, missed);
+      return shared.subscribe(channel, listener, missed);
+    },
+  };
+}
+
+async function instance(storeView: Store, env: Record<string, string> = {}): Promise<RunningProxy> {
+  const proxy = await startProxy(
+    {
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      PROXY_TOKENS: SECOND_TOKEN,
+      MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
+      ...env,
+    },
+    { store: storeView },
+  );
+  running.push(proxy);
+  return proxy;
+}
+
+/** A held POST /proxy session opened on `owner`. */
+async function openSession(owner: Pick<RunningProxy, 'url' | 'token'>): Promise<string> {
+  const opened = await postProxy(owner, OPEN);
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  return opened.headers.get('mcp-session-id') as string;
+}
+
+/** A call of the fixture's `slow` tool in session `sid`, through `via`; settles with its reply. */
+function slowCall(via: Pick<RunningProxy, 'url' | 'token'>, sid: string, ms: number): Promise<Reply> {
+  return postProxy(via, {
+    server: 'feat',
+    mcp_session_id: sid,
+    jsonrpc: '2.0',
+    id: 2,
+    method: 'tools/call',
+    params: { name: 'slow', arguments: { ms } },
+  });
+}
+
+function ping(via: Pick<RunningProxy, 'url' | 'token'>, sid: string): Promise<Reply> {
+  return postProxy(via, { server: 'feat', mcp_session_id: sid, jsonrpc: '2.0', id: 3, method: 'ping' });
+}
+
+/** Asserts the caller was told to retry (the session exists), not that it is not found. */
+function assertInterrupted(reply: Reply): void {
+  assert.equal(reply.status, 503, JSON.stringify(reply.body));
+  assert.equal(reply.body.error.data.code, 'relay_interrupted');
+  assert.equal(reply.headers.get('retry-after'), '1');
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcpp-relay-robust-'));
+  await writeFile(
+    join(dir, 'proxy.json'),
+    JSON.stringify({ servers: { feat: { command: process.execPath, args: [featureServerEntry] } } }),
+  );
+});
+afterEach(async () => {
+  await Promise.allSettled(running.splice(0).map((proxy) => proxy.close()));
+  await store?.close();
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+it("the owner's subscription dropping ends a relayed call with a retry, never a hang", {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const missed: Array<() => void> = [];
+  const ownerPublished: Published[] = [];
+  const a = await instance(
+    view(
+      { missed: (channel, listener) => channel.startsWith('relay:') && missed.push(listener) },
+      ownerPublished,
+    ),
+  );
+  const b = await instance(view());
+  const sid = await openSession(a);
+  const started = performance.now();
+  const call = slowCall(b, sid, 5_000);
+  // The owner runs it (it has acknowledged it).
+  await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
+  assert.ok(missed.length > 0);
+  for (const listener of missed) listener();
+  const reply = await call;
+  assertInterrupted(reply);
+  assert.ok(performance.now() - started < 4_000, 'told before the call would have answered');
+  // The session lives on: the retry works.
+  assert.equal((await ping(b, sid)).status, 200);
+});
+
+it('an owner that takes the relaying instance for gone says so: its caller is told to retry', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  let heartbeatFails = false;
+  const ownerPublished: Published[] = [];
+  const a = await instance(view({}, ownerPublished));
+  const b = await instance(
+    view({
+      set: (key) => {
+        if (heartbeatFails && key.startsWith('instances:alive:')) throw new Error('write failed');
+      },
+    }),
+  );
+  const sid = await openSession(a);
+  const started = performance.now();
+  const call = slowCall(b, sid, 12_000);
+  await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
+  // b's heartbeat key expires (5 s): a gives the exchange up.
+  heartbeatFails = true;
+  const reply = await call;
+  heartbeatFails = false;
+  assertInterrupted(reply);
+  assert.ok(performance.now() - started < 11_000, 'told before the call would have answered');
+});
+
+it('an owner that goes quiet mid-exchange (its messages lost) ends it after the liveness bound', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  let deaf = false;
+  const ownerPublished: Published[] = [];
+  const a = await instance(view({ publish: () => !deaf }, ownerPublished));
+  const b = await instance(view());
+  const sid = await openSession(a);
+  const started = performance.now();
+  const call = slowCall(b, sid, 25_000);
+  await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
+  // Everything the owner publishes from now on is lost, its heartbeat stays current.
+  deaf = true;
+  const reply = await call;
+  deaf = false;
+  assertInterrupted(reply);
+  assert.ok(performance.now() - started < 15_000, 'ended within the liveness bound');
+});
+
+it("one late answer from a healthy owner is a retry for that call, not 'not found' for its sessions", {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  let slowPublish = false;
+  const a = await instance(
+    view({
+      publish: async () => {
+        // A publish held up beyond the ack timeout (a GC pause, a busy store).
+        if (slowPublish) await new Promise((resolve) => setTimeout(resolve, 2_500));
+        return true;
+      },
+    }),
+  );
+  const b = await instance(view());
+  const mine = await openSession(a);
+  const theirs = await openSession({ url: a.url, token: SECOND_TOKEN });
+  assert.equal((await ping({ url: b.url, token: SECOND_TOKEN }, theirs)).status, 200);
+  slowPublish = true;
+  const late = await ping(b, mine);
+  slowPublish = false;
+  assertInterrupted(late);
+  // Every session on the owner still answers through the other instance at once.
+  assert.equal((await ping({ url: b.url, token: SECOND_TOKEN }, theirs)).status, 200);
+  assert.equal((await ping(b, mine)).status, 200);
+});
