@@ -238,3 +238,66 @@ it("one late answer from a healthy owner is a retry for that call, not 'not foun
   assert.equal((await ping({ url: b.url, token: SECOND_TOKEN }, theirs)).status, 200);
   assert.equal((await ping(b, mine)).status, 200);
 });
+
+it('a caller leaving during the owner lookup is not relayed: the session keeps its one GET stream', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  let slowLookups = false;
+  let lookingUp = false;
+  let lookedUp = false;
+  const relayed: Published[] = [];
+  const a = await instance(view());
+  const b = await instance(
+    view(
+      {
+        get: async (key) => {
+          if (!slowLookups) return;
+          // A busy or far store: the lookup outlasts the caller.
+          if (key.startsWith('instances:session:')) {
+            lookingUp = true;
+            await new Promise((resolve) => setTimeout(resolve, 300));
+          }
+          if (key.startsWith('instances:alive:')) lookedUp = true;
+        },
+      },
+      relayed,
+    ),
+  );
+  const init = await fetch(`${a.url}/servers/feat/mcp`, {
+    method: 'POST',
+    headers: { ...MCP_HEADERS, 'x-proxy-token': a.token },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: OPEN.params }),
+  });
+  await init.text();
+  const sid = init.headers.get('mcp-session-id') as string;
+  slowLookups = true;
+  const get = httpRequest({
+    host: '127.0.0.1',
+    port: new URL(b.url).port,
+    path: '/servers/feat/mcp',
+    method: 'GET',
+    agent: false,
+    headers: { ...MCP_HEADERS, accept: 'text/event-stream', 'x-proxy-token': b.token, 'mcp-session-id': sid },
+  });
+  get.on('error', () => {});
+  get.end();
+  // The caller leaves while b looks the owner up.
+  await eventually(() => lookingUp, { what: "b's owner lookup started" });
+  get.destroy();
+  await eventually(() => lookedUp, { what: "b's owner lookup" });
+  // The relay decision follows the lookup in the same turn of the event loop.
+  await new Promise((resolve) => setImmediate(resolve));
+  slowLookups = false;
+  assert.deepEqual(
+    relayed.filter((m) => m.k === 'open'),
+    [],
+    'nothing relayed for a caller that has left',
+  );
+  // The session's one standalone stream is free for its real client.
+  const own = await fetch(`${a.url}/servers/feat/mcp`, {
+    headers: { ...MCP_HEADERS, accept: 'text/event-stream', 'x-proxy-token': a.token, 'mcp-session-id': sid },
+  });
+  assert.equal(own.status, 200);
+  await own.body?.cancel();
+});
