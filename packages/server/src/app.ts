@@ -487,7 +487,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       endStreams();
       // A connection idle this long has no client about to use it; busy ones end with their next
       // answer (Connection: close), so no request races the closing of its connection.
-      await connections.quiet(boundMs, DRAIN_IDLE_MS);
+      // Requests relayed in from other instances have no connection here: they are waited for
+      // too, or relay.close() would abandon them after they ran upstream (issue 19).
+      await Promise.all([connections.quiet(boundMs, DRAIN_IDLE_MS), relay.quiet(boundMs)]);
     },
   });
   app.addHook('preClose', async () => {

@@ -301,3 +301,40 @@ it('a caller leaving during the owner lookup is not relayed: the session keeps i
   assert.equal(own.status, 200);
   await own.body?.cancel();
 });
+
+/** main.ts's SIGTERM path: unready, quiet within `boundMs`, close. */
+async function drain(proxy: RunningProxy, boundMs: number): Promise<void> {
+  proxy.app.drain.unready();
+  await proxy.app.drain.quiet(boundMs);
+  await proxy.app.close();
+}
+
+it('a drain finishes the calls relayed in from other instances, as it does its own', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const ownerPublished: Published[] = [];
+  const a = await instance(view({}, ownerPublished));
+  const b = await instance(view());
+  const sid = await openSession(a);
+  const call = slowCall(b, sid, 1_500);
+  await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
+  await drain(a, 10_000);
+  const reply = await call;
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  assert.equal(reply.body.result.content[0].text, 'waited 1500 ms');
+});
+
+it('a relayed call a drain cannot wait for is answered "retry", not "not found"', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const ownerPublished: Published[] = [];
+  const a = await instance(view({}, ownerPublished));
+  const b = await instance(view());
+  const sid = await openSession(a);
+  const call = slowCall(b, sid, 10_000);
+  await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
+  await drain(a, 300);
+  assertInterrupted(await call);
+});
