@@ -338,3 +338,55 @@ it('a relayed call a drain cannot wait for is answered "retry", not "not found"'
   await drain(a, 300);
   assertInterrupted(await call);
 });
+
+/** A raw POST (fetch would drop a `#…` part of the path), answered with its status. */
+function rawPost(url: string, path: string, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const { port } = new URL(url);
+    const sent = httpRequest(
+      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers },
+      (answer) => {
+        answer.resume();
+        answer.once('end', () => resolve(answer.statusCode ?? 0));
+      },
+    );
+    sent.once('error', reject);
+    sent.end(body);
+  });
+}
+
+it('a query credential never crosses the store, however its name is spelled', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const relayed: Published[] = [];
+  const env = { ALLOW_QUERY_TOKEN: 'true' };
+  const a = await instance(view(), env);
+  const b = await instance(view({}, relayed), env);
+  const init = await fetch(`${a.url}/servers/feat/mcp`, {
+    method: 'POST',
+    headers: { ...MCP_HEADERS, 'x-proxy-token': a.token },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: OPEN.params }),
+  });
+  await init.text();
+  const sid = init.headers.get('mcp-session-id') as string;
+  const headers = { ...MCP_HEADERS, 'mcp-session-id': sid };
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' });
+  for (const query of [
+    `?proxy_token=${a.token}`,
+    `?keep=1&proxy%5Ftoken=${a.token}`,
+    `?proxy%5ftoken=${a.token}&keep=1`,
+    `#proxy_token=${a.token}`,
+  ]) {
+    const status = await rawPost(b.url, `/servers/feat/mcp${query}`, headers, body);
+    assert.equal(status, 200, query);
+  }
+  const opens = relayed.filter((m) => m.k === 'open');
+  assert.equal(opens.length, 4, 'each was relayed');
+  for (const open of opens)
+    assert.ok(!open.text.includes(a.token), `the credential crossed the store: ${open.text}`);
+  // The caller's other parameters still reach the owner.
+  assert.ok(
+    opens.some((open) => (JSON.parse(open.text) as { url: string }).url === '/servers/feat/mcp?keep=1'),
+  );
+});

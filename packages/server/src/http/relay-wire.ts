@@ -113,12 +113,25 @@ export function relayedBody(request: FastifyRequest): unknown {
   return typeof token === 'string' && isProxyCredential(request, token) ? rest : body;
 }
 
-/** The URL without a `proxy_token` query parameter (a credential, when allowed at all). */
-export function relayedUrl(url: string): string {
-  if (!url.includes('proxy_token')) return url;
-  const parsed = new URL(url, 'http://relay.invalid');
-  parsed.searchParams.delete('proxy_token');
-  return parsed.pathname + parsed.search;
+/**
+ * The URL without a `proxy_token` query parameter (a credential, when allowed at all), however
+ * the caller spelled its name (`proxy%5Ftoken`, `#proxy_token=`): the query is rebuilt from what
+ * Fastify parsed, the very thing that authenticated the caller, so no spelling it decoded to
+ * `proxy_token` crosses the store, and the owner parses the same parameters again.
+ */
+export function relayedUrl(request: Pick<FastifyRequest, 'url' | 'query'>): string {
+  // The router's query starts at the first `?` or `#` (see observability/logger.ts).
+  const mark = request.url.search(/[?#]/);
+  if (mark === -1) return request.url;
+  const pairs: string[] = [];
+  const query = typeof request.query === 'object' && request.query !== null ? request.query : {};
+  for (const [name, value] of Object.entries(query as Record<string, unknown>)) {
+    if (name === 'proxy_token') continue;
+    for (const one of Array.isArray(value) ? value : [value])
+      pairs.push(`${encodeURIComponent(name)}=${encodeURIComponent(String(one ?? ''))}`);
+  }
+  const path = request.url.slice(0, mark);
+  return pairs.length === 0 ? path : `${path}?${pairs.join('&')}`;
 }
 
 /** The owner's answer headers the receiving instance repeats. */

@@ -402,7 +402,7 @@ export class Relay {
         x,
         from: this.#deps.ownership.instanceId,
         method: request.method as OpenMessage['method'],
-        url: relayedUrl(request.url),
+        url: relayedUrl(request),
         headers: relayedHeaders(request),
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
