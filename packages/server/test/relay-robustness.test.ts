@@ -390,3 +390,43 @@ it('a query credential never crosses the store, however its name is spelled', {
     opens.some((open) => (JSON.parse(open.text) as { url: string }).url === '/servers/feat/mcp?keep=1'),
   );
 });
+
+it('a store that lost its keys (restarted empty) has the claims written again within heartbeats', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const a = await instance(view());
+  const b = await instance(view());
+  const sid = await openSession(a);
+  assert.equal((await ping(b, sid)).status, 200);
+  const owner = await store.get(`instances:session:${sid}`);
+  assert.ok(owner !== undefined);
+  // Redis restarted without persistence: every key is gone (a's alive key, its claims).
+  await store.delete(`instances:session:${sid}`);
+  await store.delete(`instances:alive:${owner}`);
+  await eventually(async () => (await store.get(`instances:session:${sid}`)) === owner, {
+    timeoutMs: 6_000,
+    what: 'the claim written again',
+  });
+  assert.equal((await ping(b, sid)).status, 200);
+});
+
+it("a subscription that missed messages has the instance's claims written again", {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const missed: Array<() => void> = [];
+  const a = await instance(
+    view({ missed: (channel, listener) => channel.startsWith('relay:') && missed.push(listener) }),
+  );
+  const b = await instance(view());
+  const sid = await openSession(a);
+  const owner = await store.get(`instances:session:${sid}`);
+  await store.delete(`instances:session:${sid}`);
+  for (const listener of missed) listener();
+  await eventually(async () => (await store.get(`instances:session:${sid}`)) === owner, {
+    timeoutMs: 6_000,
+    what: 'the claim written again',
+  });
+  assert.equal((await ping(b, sid)).status, 200);
+});

@@ -134,7 +134,11 @@ export class Relay {
       this.#channelOf(this.#deps.ownership.instanceId),
       (text) => this.#hear(text),
       // Messages published while the subscription was down are lost: what was under way ends.
-      () => void this.#abandonAll(),
+      // The store itself may have restarted empty: this instance's claims are written again.
+      () => {
+        this.#deps.ownership.resync();
+        void this.#abandonAll();
+      },
     );
   }
 
