@@ -193,7 +193,12 @@ export class SessionOwnership {
         const write = store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs);
         // A rewrite after a loss that fails is tried again at the next heartbeat.
         writes.push(
-          lost ? write.catch((error: unknown) => ((this.#lost = true), Promise.reject(error))) : write,
+          lost
+            ? write.catch((error: unknown) => {
+                this.#lost = true;
+                throw error;
+              })
+            : write,
         );
       }
     }
