@@ -47,7 +47,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionOwnership } from './sessions/ownership.ts';
-import { configuredSecrets, sealerSecrets } from './sessions/sealer-key.ts';
+import { configuredSecrets, SharedSealerKey } from './sessions/sealer-key.ts';
 import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore, storeKind } from './store/open-store.ts';
@@ -292,11 +292,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     open: (owner, target) => held.open(owner, target),
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
-  const sealer = new SessionIdSealer(
-    shared
-      ? await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble)
-      : configuredSecrets(config),
-  );
+  const sealer = new SessionIdSealer(configuredSecrets(config));
+  // Without SESSION_SECRET, instances sharing a store seal under a key kept there (issue 19).
+  const sealerKey =
+    shared && config.sessionSecret === undefined
+      ? new SharedSealerKey({ store: namespaced(store, 'sessions:'), sealer, onError: storeTrouble })
+      : undefined;
+  await sealerKey?.start();
   const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
@@ -380,7 +382,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
-  await app.register(healthRoutes, { shuttingDown: () => shuttingDown || draining });
+  await app.register(healthRoutes, {
+    shuttingDown: () => shuttingDown || draining,
+    starting: () => sealerKey?.known === false,
+  });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {
     broker,
@@ -533,6 +538,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     clearInterval(drainer);
+    sealerKey?.close();
     await identity.close();
     await sessions.closeAll();
     await guard.close();

@@ -16,6 +16,7 @@ import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
+import { startEverything } from './helpers/everything.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
@@ -40,8 +41,10 @@ interface Tamper {
   publish?: (channel: string, message: string) => boolean | Promise<boolean>;
   /** Before each set; may throw (a failed write). */
   set?: (key: string) => void;
-  /** Before each get (may delay it). */
+  /** Before each get (may delay it, or throw). */
   get?: (key: string) => void | Promise<void>;
+  /** Before each setIfAbsent; may throw. */
+  setIfAbsent?: (key: string) => void;
   /** Hears each `missed` listener registered. */
   missed?: (channel: string, listener: () => void) => void;
 }
@@ -71,6 +74,10 @@ function view(tamper: Tamper = {}, published: Published[] = []): Store {
     get: async (key) => {
       await tamper.get?.(key);
       return shared.get(key);
+    },
+    setIfAbsent: async (key, value, ttlMs) => {
+      tamper.setIfAbsent?.(key);
+      return shared.setIfAbsent(key, value, ttlMs);
     },
     subscribe: (channel, listener, missed) => {
       if (missed) tamper.missed?.(channel, missed);
@@ -429,4 +436,67 @@ it("a subscription that missed messages has the instance's claims written again"
     what: 'the claim written again',
   });
   assert.equal((await ping(b, sid)).status, 200);
+});
+
+/** Whether a pass-through session opened through `a` to `upstreamUrl` answers through `b`. */
+async function sealedIdCrosses(a: RunningProxy, b: RunningProxy, upstreamUrl: string): Promise<boolean> {
+  const headers = { ...MCP_HEADERS, 'x-mcp-server-url': upstreamUrl };
+  const init = await fetch(`${a.url}/mcp`, {
+    method: 'POST',
+    headers: { ...headers, 'x-proxy-token': a.token },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: OPEN.params }),
+  });
+  await init.text();
+  const sid = init.headers.get('mcp-session-id') as string;
+  assert.match(sid, /^mcpp2\./);
+  const onB = await fetch(`${b.url}/mcp`, {
+    method: 'POST',
+    headers: { ...headers, 'x-proxy-token': b.token, 'mcp-session-id': sid },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+  });
+  await onB.text();
+  return onB.status === 200;
+}
+
+it('the shared sealing key, lost by the store, is written back before a new instance makes its own', {
+  timeout: 20_000,
+}, async (t) => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const upstream = await startEverything('streamableHttp');
+  t.after(() => upstream.stop());
+  const a = await instance(view());
+  const key = await store.get('sessions:sealer-key');
+  assert.ok(key !== undefined);
+  // Redis restarted without persistence.
+  await store.delete('sessions:sealer-key');
+  await eventually(async () => (await store.get('sessions:sealer-key')) === key, {
+    timeoutMs: 6_000,
+    what: 'the key written back',
+  });
+  const b = await instance(view());
+  assert.ok(await sealedIdCrosses(a, b, upstream.url));
+});
+
+it('an instance that started while the store did not answer is not ready until it shares the key', {
+  timeout: 20_000,
+}, async (t) => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const upstream = await startEverything('streamableHttp');
+  t.after(() => upstream.stop());
+  const a = await instance(view());
+  let down = true;
+  const failing = (key: string) => {
+    if (down && key === 'sessions:sealer-key') throw new Error('store unreachable');
+  };
+  const b = await instance(view({ get: failing, setIfAbsent: failing }));
+  const ready = await fetch(`${b.url}/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { status: string }).status, 'starting');
+  down = false;
+  await eventually(async () => (await fetch(`${b.url}/ready`)).status === 200, {
+    timeoutMs: 8_000,
+    what: 'b ready',
+  });
+  assert.ok(await sealedIdCrosses(a, b, upstream.url));
+  assert.ok(await sealedIdCrosses(b, a, upstream.url));
 });
