@@ -28,6 +28,7 @@ import { corsOptions } from './http/cors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
 import { type Inject, Relay } from './http/relay.ts';
+import { relayBox } from './http/relay-box.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerAuditHooks } from './identity/audit-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
@@ -254,6 +255,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
     onError: storeTrouble,
     active: shared,
+    box: relayBox(configuredSecrets(config)),
   });
   if (shared)
     await Promise.race([

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
+import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
@@ -56,6 +57,15 @@ let dir: string;
 let store: MemoryStore;
 const running: RunningProxy[] = [];
 
+/** A relay message's kind and exchange, when it travels in clear (sealed: neither). */
+function parseRelayed(message: string): { k: string; x: string } {
+  try {
+    return JSON.parse(message) as { k: string; x: string };
+  } catch {
+    return { k: 'sealed', x: '' };
+  }
+}
+
 /** A view of the shared store, tampered with as `tamper` says, that records what it publishes. */
 function view(tamper: Tamper = {}, published: Published[] = []): Store {
   const shared = namespaced(store, '');
@@ -63,7 +73,7 @@ function view(tamper: Tamper = {}, published: Published[] = []): Store {
     ...shared,
     publish: async (channel, message) => {
       if (tamper.publish && !(await tamper.publish(channel, message))) return;
-      const parsed = JSON.parse(message) as { k: string; x: string };
+      const parsed = parseRelayed(message);
       published.push({ channel, k: parsed.k, x: parsed.x, text: message });
       return shared.publish(channel, message);
     },
@@ -499,4 +509,67 @@ it('an instance that started while the store did not answer is not ready until i
   });
   assert.ok(await sealedIdCrosses(a, b, upstream.url));
   assert.ok(await sealedIdCrosses(b, a, upstream.url));
+});
+
+it('with SESSION_SECRET, relay messages are sealed: nothing in clear, forged or replayed ones unheard', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const env = { SESSION_SECRET: 'relay-robust-session-secret-0123456789abcdef' };
+  const ownerPublished: Published[] = [];
+  const relayed: Published[] = [];
+  const a = await instance(view({}, ownerPublished), env);
+  const b = await instance(view({}, relayed), env);
+  const sid = await openSession(a);
+  const upstreamSecret = 'upstream-secret-never-in-clear-42';
+  const call = await postProxy(b, {
+    server: 'feat',
+    mcp_session_id: sid,
+    mcp_token: upstreamSecret,
+    jsonrpc: '2.0',
+    id: 3,
+    method: 'ping',
+  });
+  assert.equal(call.status, 200, JSON.stringify(call.body));
+  const opens = relayed.filter((m) => m.channel.startsWith('relay:'));
+  assert.ok(opens.length > 0);
+  for (const message of [...opens, ...ownerPublished])
+    assert.ok(
+      !message.text.includes(upstreamSecret) && !message.text.includes('principal'),
+      `in clear: ${message.text}`,
+    );
+  // Someone who can publish to the store forges an open, then replays a sealed one.
+  const owner = (await store.get(`instances:session:${sid}`)) as string;
+  const heardByForger: string[] = [];
+  const stop = await store.subscribe('relay:to:forger', (message) => heardByForger.push(message));
+  await store.publish(
+    `relay:to:${owner}`,
+    JSON.stringify({
+      k: 'open',
+      x: 'forged-exchange',
+      from: 'forger',
+      method: 'POST',
+      url: '/proxy',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ server: 'feat', mcp_session_id: sid, jsonrpc: '2.0', id: 9, method: 'ping' }),
+      principal: { id: 'x', principalKey: 'static:x', subject: 'token:x', auth: 'static', grants: {} },
+    }),
+  );
+  const answeredBefore = ownerPublished.length;
+  // What the instances sealed opens with the secret (the test knows it).
+  const box = relayBox([env.SESSION_SECRET]) as RelayBox;
+  const opened = (m: Published) => box.open(m.channel.slice('relay:'.length), m.text);
+  const exchangeOf = (m: Published) => (JSON.parse(opened(m) ?? '{}') as { x?: string }).x;
+  const sealedOpen = opens[0] as Published;
+  await store.publish(sealedOpen.channel, sealedOpen.text);
+  // Two exchanges after them, each run whole on the owner.
+  assert.equal((await ping(b, sid)).status, 200);
+  assert.equal((await ping(b, sid)).status, 200);
+  await stop();
+  assert.deepEqual(heardByForger, [], 'the forged open was run');
+  const replayed = ownerPublished
+    .slice(answeredBefore)
+    .filter((m) => exchangeOf(m) === exchangeOf(sealedOpen));
+  assert.ok(exchangeOf(sealedOpen) !== undefined);
+  assert.deepEqual(replayed.map(opened), [], 'the replayed open was run again');
 });

@@ -30,6 +30,8 @@ import type { Principal } from '../identity/principal.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
+import { TtlCache } from '../ttl-cache.ts';
+import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import {
   answerHeaders,
   type Inject,
@@ -84,6 +86,8 @@ export interface RelayDeps {
   readonly onError: (error: Error) => void;
   /** False when no other instance can share the store (embedded SQLite or memory): never relays. */
   readonly active?: boolean;
+  /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
+  readonly box?: RelayBox | undefined;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -120,6 +124,11 @@ export class Relay {
   readonly #incoming = new Map<string, Incoming>();
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
+  /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
+  readonly #opened = new TtlCache<string, true>({
+    ttlMs: 2 * MAX_MESSAGE_AGE_MS,
+    maxEntries: MAX_EXCHANGES * 4,
+  });
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -130,9 +139,10 @@ export class Relay {
 
   /** Listens on this instance's channel. */
   async start(): Promise<void> {
+    const channel = this.#channelOf(this.#deps.ownership.instanceId);
     this.#unsubscribe = await this.#deps.store.subscribe(
-      this.#channelOf(this.#deps.ownership.instanceId),
-      (text) => this.#hear(text),
+      channel,
+      (text) => this.#hear(channel, text),
       // Messages published while the subscription was down are lost: what was under way ends.
       // The store itself may have restarted empty: this instance's claims are written again.
       () => {
@@ -555,7 +565,10 @@ export class Relay {
     });
   }
 
-  #hear(text: string): void {
+  #hear(channel: string, received: string): void {
+    const { box } = this.#deps;
+    const text = box === undefined ? received : box.open(channel, received);
+    if (text === undefined) return;
     let message: RelayMessage;
     try {
       message = JSON.parse(text) as RelayMessage;
@@ -563,8 +576,13 @@ export class Relay {
       return;
     }
     if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
-    if (message.k === 'open') void this.#serve(message);
-    else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
+    if (message.k === 'open') {
+      if (box !== undefined) {
+        if (this.#opened.get(message.x) !== undefined) return;
+        this.#opened.set(message.x, true);
+      }
+      void this.#serve(message);
+    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
     else this.#outgoing.get(message.x)?.on(message);
   }
 
@@ -575,7 +593,10 @@ export class Relay {
   }
 
   #send(instance: string, message: RelayMessage): Promise<void> {
-    return this.#deps.store.publish(this.#channelOf(instance), JSON.stringify(message));
+    const channel = this.#channelOf(instance);
+    const text = JSON.stringify(message);
+    const { box } = this.#deps;
+    return this.#deps.store.publish(channel, box === undefined ? text : box.seal(channel, text));
   }
 
   #channelOf(instance: string): string {
