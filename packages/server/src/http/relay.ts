@@ -335,17 +335,22 @@ export class Relay {
       /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
       const onSilence = () => {
         if (settled) return;
+        const before = words;
         this.#deps.ownership.alive(owner).then(
-          (alive) => (alive ? interrupted() : ownerGone()),
+          // A word that arrived during the look-up ends the silence.
+          (alive) => words === before && (alive ? interrupted() : ownerGone()),
           (error: Error) => {
             this.#deps.onError(error);
-            interrupted();
+            if (words === before) interrupted();
           },
         );
       };
       let silence = setTimeout(onSilence, ACK_TIMEOUT_MS);
+      /** Messages heard from the owner about this exchange. */
+      let words = 0;
       /** The owner spoke: it has {@link LIVENESS_MS} to speak again. */
       const heard = () => {
+        words++;
         clearTimeout(silence);
         silence = setTimeout(onSilence, LIVENESS_MS);
       };
