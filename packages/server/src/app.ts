@@ -7,7 +7,7 @@
  */
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { DestinationStream, Logger } from 'pino';
+import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
@@ -23,17 +23,14 @@ import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
 import { ReloadableGuard } from './egress/reloadable-guard.ts';
 import type { Resolver } from './egress/types.ts';
 import { type ErrorCode, ProxyError } from './errors.ts';
-import { ConnectionDrain } from './http/connection-drain.ts';
 import { corsOptions } from './http/cors.ts';
+import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { type Inject, Relay } from './http/relay.ts';
-import { relayBox } from './http/relay-box.ts';
+import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
-import { registerAuditHooks } from './identity/audit-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
-import { proxyTokenHook } from './identity/hook.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
 import { mayKeepAfter, retooledPrincipals } from './identity/reload-reach.ts';
@@ -45,15 +42,13 @@ import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
+import { throttledWarning } from './observability/throttled-warning.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { ModernSessionPool } from './sessions/modern-pool.ts';
-import { SessionOwnership } from './sessions/ownership.ts';
-import { configuredSecrets, SharedSealerKey } from './sessions/sealer-key.ts';
-import { SessionIdSealer } from './sessions/session-id-sealer.ts';
 import { SessionStore } from './sessions/store.ts';
-import { openStore, storeKind } from './store/open-store.ts';
+import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
-import { authRoutes } from './surfaces/auth/routes.ts';
+import { registerCallerScopes } from './surfaces/caller-scopes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
 import { healthRoutes } from './surfaces/health.ts';
 import { infoRoutes } from './surfaces/info.ts';
@@ -61,26 +56,15 @@ import { McpEndpoint } from './surfaces/mcp/endpoint.ts';
 import { HeldSessionHandler } from './surfaces/mcp/held-session-handler.ts';
 import { PassThrough } from './surfaces/mcp/passthrough.ts';
 import { PooledSessionHandler } from './surfaces/mcp/pooled-session-handler.ts';
-import { mcpRoutes } from './surfaces/mcp/routes.ts';
 import { SignInRounds } from './surfaces/mcp/sign-in-input.ts';
 import { metricsRoutes } from './surfaces/metrics.ts';
-import { oauthConnectionRoutes } from './surfaces/oauth/connections.ts';
 import { oauthRoutes } from './surfaces/oauth/routes.ts';
 import { Forwarder } from './surfaces/proxy/forwarder.ts';
-import { proxyRoutes } from './surfaces/proxy/routes.ts';
-import {
-  resourceMetadataRoutes,
-  resourceOf,
-  resourceUrls,
-  withBearerChallenge,
-} from './surfaces/resource-metadata.ts';
+import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { ParamHeaderCatalog } from './upstream/param-headers.ts';
-
-/** While draining, a keep-alive connection idle this long is closed (its client is not using it). */
-const DRAIN_IDLE_MS = 250;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -89,13 +73,6 @@ declare module 'fastify' {
      * settings that only take effect after a restart. Throws, changing nothing, if invalid.
      */
     reload(config: Config): string[];
-    /**
-     * The first steps of a graceful stop (issue 19): `ready` false makes `/ready` answer 503 and
-     * every answer carry `Connection: close` while requests are still served; `quiet` then stops
-     * accepting connections, ends the streams that never end by themselves and waits (at most
-     * `boundMs`) for the open connections to finish. `close()` ends the rest.
-     */
-    drain: { unready(): void; quiet(boundMs: number): Promise<void> };
   }
   interface FastifyRequest {
     /** MCP method of the forwarded message, for the access log. */
@@ -140,16 +117,6 @@ const VERDICT_MAX_ENTRIES = 1_000;
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
 /** Interval of keep-alive comments on outbound event streams. */
 const STREAM_HEARTBEAT_MS = 25_000;
-
-/** A warning logged at most once a minute (a dead dependency must not flood the log). */
-function throttledWarning(logger: Logger, message: string): (error: Error) => void {
-  let last = 0;
-  return (error) => {
-    if (Date.now() - last < 60_000) return;
-    last = Date.now();
-    logger.warn({ reason: error.message }, message);
-  };
-}
 
 /** Builds the proxy's Fastify instance (not yet listening). */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -236,32 +203,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     targets.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
-  // Any instance serves any request (issue 19): who holds which session, and the relay to it.
-  const storeTrouble = throttledWarning(
+  // Any instance serves any request (issue 19): who holds which session, the relay to it, and
+  // the sealer of session ids under a key every instance shares.
+  const cluster = await buildRelay(config, {
+    app,
+    store,
+    storeGiven: deps.store !== undefined,
+    sessions,
     logger,
-    'shared store unreachable: sessions held elsewhere not found',
-  );
-  const ownership = new SessionOwnership({
-    store: namespaced(store, 'instances:'),
-    holdsLocally: (id) => sessions.has(id),
-    onError: storeTrouble,
   });
-  // Only a store other processes share can lead to another instance: with the embedded ones
-  // (SQLite, memory) there is none, and nothing is written before it is needed.
-  const shared = deps.store !== undefined || !['sqlite', 'memory'].includes(storeKind(config));
-  const relay = new Relay({
-    store: namespaced(store, 'relay:'),
-    ownership,
-    inject: (options) => app.inject(options) as unknown as ReturnType<Inject>,
-    onError: storeTrouble,
-    active: shared,
-    box: relayBox(configuredSecrets(config)),
-  });
-  if (shared)
-    await Promise.race([
-      Promise.allSettled([ownership.start(), relay.start()]),
-      new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
-    ]);
+  const { ownership, relay, sealer } = cluster;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
@@ -294,13 +245,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     open: (owner, target) => held.open(owner, target),
   });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
-  const sealer = new SessionIdSealer(configuredSecrets(config));
-  // Without SESSION_SECRET, instances sharing a store seal under a key kept there (issue 19).
-  const sealerKey =
-    shared && config.sessionSecret === undefined
-      ? new SharedSealerKey({ store: namespaced(store, 'sessions:'), sealer, onError: storeTrouble })
-      : undefined;
-  await sealerKey?.start();
   const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
@@ -326,7 +270,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     pool,
     sealer,
   });
-  const shutdown = new AbortController();
+  // SIGTERM's phases (issue 19, rolling restarts): no longer ready, quiet, closed.
+  const stop = new GracefulStop(app.server, {
+    endSessionStreams: () => {
+      for (const session of sessions.values()) session.endStandalone();
+    },
+    beforeClose: cluster.close,
+    quietRelayed: cluster.quiet,
+  });
   const mcp = new McpEndpoint({
     targets,
     planner,
@@ -342,13 +293,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     modern: new PooledSessionHandler({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
-    shutdown: shutdown.signal,
+    shutdown: stop.signal,
     broker,
     signIn: new SignInRounds(vaultKeys, now),
   });
-  let shuttingDown = false;
-  // SIGTERM's first phase: still serving, but no longer ready (issue 19, rolling restarts).
-  let draining = false;
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
   app.removeContentTypeParser('text/plain');
@@ -369,12 +317,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.header('x-request-id', request.id);
     // Issue #14.10: whatever a body holds (relayed upstream content too), never sniff it as HTML.
     reply.header('x-content-type-options', 'nosniff');
-    const refused = shuttingDown && request.url !== '/health' && request.url !== '/ready';
+    const refused = stop.closing && request.url !== '/health' && request.url !== '/ready';
     done(refused ? new ProxyError('shutting_down') : undefined);
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
     // Requests that finish during shutdown must not leave a keep-alive socket holding close() open.
-    if (shuttingDown || draining) reply.header('connection', 'close');
+    if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
   registerRequestLogging(app, metrics);
@@ -384,10 +332,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
   if (config.metricsToken)
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
-  await app.register(healthRoutes, {
-    shuttingDown: () => shuttingDown || draining,
-    starting: () => sealerKey?.known === false,
-  });
+  await app.register(healthRoutes, { shuttingDown: () => stop.stopping, starting: cluster.starting });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {
     broker,
@@ -396,57 +341,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     corsOrigins: () => access.corsOrigins,
     publicUrl: identity.publicUrl,
   });
-  /**
-   * What POST /proxy and /mcp run after authentication, in this order: the audit, the live
-   * requests a reload may end, the in-flight caps, and the tie of a held session to its token.
-   */
-  const callerHooks = (scope: FastifyInstance, surface: 'proxy' | 'mcp') => {
-    if (audit) registerAuditHooks(scope, audit, surface);
-    scope.addHook('onRequest', live.hook());
-    scope.addHook('onRequest', inFlightHook.onRequest);
-    scope.addHook('preHandler', inFlightHook.preHandler);
-    // A message of a session another instance holds goes there (issue 19): the one relay decision.
-    scope.addHook('preHandler', relay.hook);
-    scope.addHook('onSend', holdSession);
-  };
-  await app.register(async (scope) => {
-    scope.addHook(
-      'onRequest',
-      relay.trusting(proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl)),
-    );
-    callerHooks(scope, 'proxy');
-    await scope.register(proxyRoutes, forwarder);
-  });
-  await app.register(async (scope) => {
-    scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, identity.publicUrl));
-    await scope.register(authRoutes, {
+  await registerCallerScopes(app, {
+    authenticator,
+    limiter,
+    allowQueryToken: config.allowQueryToken,
+    publicUrl: identity.publicUrl,
+    resourceMetadata,
+    audit,
+    live,
+    inFlight: inFlightHook,
+    relay,
+    holdSession,
+    forwarder,
+    mcp,
+    auth: {
       minted: identity.minted,
       revocations: identity.revocations,
       records: new MintRecords(namespaced(store, 'minted:'), now),
       serverNames: () => Object.keys(currentServers),
       now,
-    });
-    await scope.register(oauthConnectionRoutes, broker.connections);
-  });
-  await app.register(async (scope) => {
-    // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.
-    scope.addHook(
-      'onRequest',
-      relay.trusting(
-        proxyTokenHook(
-          authenticator,
-          limiter,
-          { query: config.allowQueryToken },
-          (request) => {
-            const publicUrl = identity.publicUrl();
-            return publicUrl === undefined ? undefined : resourceOf(publicUrl, request);
-          },
-          (request, error) => withBearerChallenge(resourceMetadata, request, error),
-        ),
-      ),
-    );
-    callerHooks(scope, 'mcp');
-    await scope.register(mcpRoutes, mcp);
+    },
+    connections: broker.connections,
   });
 
   const reach = { oidc: identity.oidc, authenticator, targets };
@@ -476,40 +391,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   });
   openSockets = webSockets.count;
-  let drainer: NodeJS.Timeout | undefined;
-  // Connections and how many requests each has in flight: one with none can be closed at shutdown.
-  const connections = new ConnectionDrain(app.server);
-  /** Streams that never end by themselves (GET event streams) end; calls in flight finish. */
-  const endStreams = () => {
-    shutdown.abort();
-    for (const session of sessions.values()) session.endStandalone();
-  };
-  app.decorate('drain', {
-    unready: () => {
-      draining = true;
-    },
-    quiet: async (boundMs: number) => {
-      draining = true;
-      connections.stopAccepting();
-      endStreams();
-      // A connection idle this long has no client about to use it; busy ones end with their next
-      // answer (Connection: close), so no request races the closing of its connection.
-      // Requests relayed in from other instances have no connection here: they are waited for
-      // too, or relay.close() would abandon them after they ran upstream (issue 19).
-      await Promise.all([connections.quiet(boundMs, DRAIN_IDLE_MS), relay.quiet(boundMs)]);
-    },
-  });
-  app.addHook('preClose', async () => {
-    shuttingDown = true;
-    // Other instances stop relaying here, and what they relayed (or this one did) ends now.
-    await ownership.close();
-    await relay.close();
-    endStreams();
-    // Keep-alive connections that fall idle once their request finished (or never sent one)
-    // would hold close() open until their timeout: close them as soon as they are idle.
-    drainer = setInterval(() => connections.closeIdle(), 100);
-    drainer.unref();
-  });
+  stop.register(app);
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
   app.decorate('reload', (next: Config): string[] => {
@@ -539,8 +421,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     return restartOnlyChanges(config, next);
   });
   app.addHook('onClose', async () => {
-    clearInterval(drainer);
-    sealerKey?.close();
+    stop.dispose();
     await identity.close();
     await sessions.closeAll();
     await guard.close();

@@ -40,6 +40,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['limits/', 'policy/', 'observability/', 'store/'],
   [
     'errors.ts',
+    'errors/',
     'jsonrpc.ts',
     'json-depth.ts',
     'abort.ts',

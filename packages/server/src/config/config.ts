@@ -439,7 +439,8 @@ function describeSource(path: readonly string[], origin: ReadonlyMap<string, str
   return `setting "${path.join('.') || '(root)'}"`;
 }
 
-function isOrigin(value: string): boolean {
+/** Whether `value` is a browser origin: http(s) scheme, host, optional port (a trailing `/` allowed). */
+export function isOrigin(value: string): boolean {
   try {
     const url = new URL(value);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value.replace(/\/$/, '');

@@ -1,7 +1,8 @@
 /**
  * @module http/relay-wire
  * What travels between instances when one relays a request to another (http/relay.ts): the
- * messages, and what of a request and of its answer crosses. The proxy credential never does.
+ * messages, what of a request and of its answer crosses, and how the owner streams the answer
+ * back in parts. The proxy credential never does.
  */
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
@@ -143,4 +144,76 @@ export function answerHeaders(headers: InjectedAnswer['headers']): Record<string
     kept[name] = Array.isArray(value) ? value.join(', ') : String(value);
   }
   return kept;
+}
+
+/** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
+const MAX_PART_BYTES = 1_048_576;
+
+/**
+ * Sends the answer in parts, one at a time: what arrives while a part is on its way goes in the
+ * next one, and reading stops while more than {@link MAX_PART_BYTES} wait, so the owner's own
+ * stream writer feels the store's pace. The first part waits for the current tick's writes: a
+ * JSON answer (head, body and end written at once) travels whole.
+ */
+export function streamAnswer(
+  answer: InjectedAnswer,
+  x: string,
+  send: (part: PartMessage) => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  const stream = answer.stream();
+  return new Promise<void>((resolve, reject) => {
+    // Given up (a cancel, the relay closing): whatever the route does with its response, the
+    // answer is not read any further.
+    const onAbort = () => {
+      stream.destroy();
+      reject(new Error('the relayed exchange was given up'));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let ended = false;
+    let sending = false;
+    let ready = false;
+    const pump = () => {
+      if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
+      const part: PartMessage = {
+        k: 'part',
+        x,
+        ...(head === undefined ? {} : { head }),
+        ...(queued === 0 ? {} : { d: Buffer.concat(queue).toString('base64') }),
+        ...(ended ? { end: true } : {}),
+      };
+      head = undefined;
+      queue.length = 0;
+      queued = 0;
+      sending = true;
+      stream.resume();
+      send(part).then(() => {
+        sending = false;
+        if (!part.end) pump();
+        else {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }
+      }, reject);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      queue.push(chunk);
+      queued += chunk.length;
+      if (queued > MAX_PART_BYTES) stream.pause();
+      pump();
+    });
+    stream.once('end', () => {
+      ended = true;
+      pump();
+    });
+    stream.once('error', reject);
+    setImmediate(() => {
+      ready = true;
+      pump();
+    });
+  });
 }

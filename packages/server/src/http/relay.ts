@@ -33,16 +33,14 @@ import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import {
-  answerHeaders,
   type Inject,
-  type InjectedAnswer,
   type OpenMessage,
-  type PartMessage,
   RELAY_HEADER,
   type RelayMessage,
   relayedBody,
   relayedHeaders,
   relayedUrl,
+  streamAnswer,
 } from './relay-wire.ts';
 
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
@@ -68,8 +66,6 @@ export const LIVENESS_MS = 4 * KEEPALIVE_MS;
 const RETRY_AFTER_SECONDS = 1;
 /** How often {@link Relay.quiet} looks at the exchanges running here. */
 const QUIET_POLL_MS = 50;
-/** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
-const MAX_PART_BYTES = 1_048_576;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Longest proxy-held session id looked up in the store (the proxy issues 29 characters). */
@@ -488,7 +484,7 @@ export class Relay {
       });
       started = true;
       clearTimeout(ack);
-      await this.#stream(x, answer, controller.signal, send);
+      await streamAnswer(answer, x, send, controller.signal);
       told = true;
     } catch {
       await giveUp();
@@ -499,75 +495,6 @@ export class Relay {
       this.#admitted.delete(x);
       stopWatching();
     }
-  }
-
-  /**
-   * Sends the answer in parts, one at a time: what arrives while a part is on its way goes in the
-   * next one, and reading stops while more than {@link MAX_PART_BYTES} wait, so the owner's own
-   * stream writer feels the store's pace. The first part waits for the current tick's writes: a
-   * JSON answer (head, body and end written at once) travels whole.
-   */
-  #stream(
-    x: string,
-    answer: InjectedAnswer,
-    signal: AbortSignal,
-    send: (message: RelayMessage) => Promise<void>,
-  ): Promise<void> {
-    const stream = answer.stream();
-    return new Promise<void>((resolve, reject) => {
-      // Given up (a cancel, the relay closing): whatever the route does with its response, the
-      // answer is not read any further.
-      const onAbort = () => {
-        stream.destroy();
-        reject(new Error('the relayed exchange was given up'));
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
-      const queue: Buffer[] = [];
-      let queued = 0;
-      let ended = false;
-      let sending = false;
-      let ready = false;
-      const pump = () => {
-        if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
-        const part: PartMessage = {
-          k: 'part',
-          x,
-          ...(head === undefined ? {} : { head }),
-          ...(queued === 0 ? {} : { d: Buffer.concat(queue).toString('base64') }),
-          ...(ended ? { end: true } : {}),
-        };
-        head = undefined;
-        queue.length = 0;
-        queued = 0;
-        sending = true;
-        stream.resume();
-        send(part).then(() => {
-          sending = false;
-          if (!part.end) pump();
-          else {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          }
-        }, reject);
-      };
-      stream.on('data', (chunk: Buffer) => {
-        queue.push(chunk);
-        queued += chunk.length;
-        if (queued > MAX_PART_BYTES) stream.pause();
-        pump();
-      });
-      stream.once('end', () => {
-        ended = true;
-        pump();
-      });
-      stream.once('error', reject);
-      setImmediate(() => {
-        ready = true;
-        pump();
-      });
-    });
   }
 
   #hear(channel: string, received: string): void {

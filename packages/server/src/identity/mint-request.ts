@@ -5,6 +5,7 @@
  * and within the minter's own, tool names, an origin.
  */
 import { z } from 'zod';
+import { isOrigin } from '../config/config.ts';
 import { ProxyError } from '../errors.ts';
 import { MAX_TTL_SECONDS, type MintRequest, normalSubject, SUBJECT } from './minted-tokens.ts';
 
@@ -70,13 +71,4 @@ export function parseMintRequest(body: unknown, context: MintContext): MintReque
     tools: request.tools,
     origin: request.origin?.replace(/\/$/, ''),
   };
-}
-
-function isOrigin(value: string): boolean {
-  const url = URL.parse(value);
-  return (
-    url !== null &&
-    (url.protocol === 'https:' || url.protocol === 'http:') &&
-    url.origin === value.replace(/\/$/, '')
-  );
 }

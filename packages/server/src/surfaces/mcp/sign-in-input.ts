@@ -18,7 +18,7 @@ import { open, seal } from '../../credentials/sealed-box.ts';
 import type { VaultKeys } from '../../credentials/vault-keys.ts';
 import { META, metaOf } from '../../eras/classify.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
-import type { JsonObject, JsonRpcRequest, JsonRpcResponse } from '../../jsonrpc.ts';
+import { asObject, type JsonObject, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
 
 /** The key of the proxy's input request in `inputRequests` / `inputResponses`. */
 export const SIGN_IN_INPUT_KEY = 'mcp-proxy/sign-in';
@@ -34,12 +34,6 @@ interface Sealed {
   readonly exp: number;
   readonly state?: unknown;
   readonly responses?: unknown;
-}
-
-function asObject(value: unknown): JsonObject | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as JsonObject)
-    : undefined;
 }
 
 /** Whether `message` can be asked for the sign-in through an input request. */
