@@ -308,6 +308,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       for (const session of sessions.values()) session.endStandalone();
     },
     beforeClose: cluster.close,
+    quietRelayed: cluster.quiet,
   });
   const mcp = new McpEndpoint({
     targets,
@@ -366,7 +367,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsRoutes, { metrics, token: config.metricsToken, limiter });
   if (status)
     await app.register(statusRoutes, { status, metricsToken: config.metricsToken, authenticator, limiter });
-  await app.register(healthRoutes, { shuttingDown: () => stop.stopping });
+  await app.register(healthRoutes, { shuttingDown: () => stop.stopping, starting: cluster.starting });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {
     broker,

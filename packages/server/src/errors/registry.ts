@@ -299,6 +299,12 @@ export const ERROR_REGISTRY = {
     message:
       'You have no upstream sign-in for this server: GET /oauth/connections lists the servers you are connected to.',
   },
+  relay_interrupted: {
+    status: 503,
+    rpcCode: -33224,
+    message:
+      'The instance holding this session did not finish relaying the request (it was slow, restarting or lost a message): retry after the seconds in Retry-After; the session is still there.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

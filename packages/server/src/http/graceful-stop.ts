@@ -34,6 +34,11 @@ export interface GracefulStopDeps {
   readonly endSessionStreams: () => void;
   /** Runs first when the app closes (other instances stop relaying here). */
   readonly beforeClose: () => Promise<void>;
+  /**
+   * Waits (at most `boundMs`) for the requests other instances relayed here: they have no
+   * connection here, and `beforeClose` would abandon them after they ran upstream (issue 19).
+   */
+  readonly quietRelayed?: (boundMs: number) => Promise<void>;
 }
 
 /** The stop phases of one app, and its connections. */
@@ -78,7 +83,10 @@ export class GracefulStop {
         this.#endStreams();
         // A connection idle this long has no client about to use it; busy ones end with their next
         // answer (Connection: close), so no request races the closing of its connection.
-        await this.#connections.quiet(boundMs, DRAIN_IDLE_MS);
+        await Promise.all([
+          this.#connections.quiet(boundMs, DRAIN_IDLE_MS),
+          this.#deps.quietRelayed?.(boundMs),
+        ]);
       },
     });
     app.addHook('preClose', async () => {

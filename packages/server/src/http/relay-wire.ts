@@ -114,12 +114,25 @@ export function relayedBody(request: FastifyRequest): unknown {
   return typeof token === 'string' && isProxyCredential(request, token) ? rest : body;
 }
 
-/** The URL without a `proxy_token` query parameter (a credential, when allowed at all). */
-export function relayedUrl(url: string): string {
-  if (!url.includes('proxy_token')) return url;
-  const parsed = new URL(url, 'http://relay.invalid');
-  parsed.searchParams.delete('proxy_token');
-  return parsed.pathname + parsed.search;
+/**
+ * The URL without a `proxy_token` query parameter (a credential, when allowed at all), however
+ * the caller spelled its name (`proxy%5Ftoken`, `#proxy_token=`): the query is rebuilt from what
+ * Fastify parsed, the very thing that authenticated the caller, so no spelling it decoded to
+ * `proxy_token` crosses the store, and the owner parses the same parameters again.
+ */
+export function relayedUrl(request: Pick<FastifyRequest, 'url' | 'query'>): string {
+  // The router's query starts at the first `?` or `#` (see observability/logger.ts).
+  const mark = request.url.search(/[?#]/);
+  if (mark === -1) return request.url;
+  const pairs: string[] = [];
+  const query = typeof request.query === 'object' && request.query !== null ? request.query : {};
+  for (const [name, value] of Object.entries(query as Record<string, unknown>)) {
+    if (name === 'proxy_token') continue;
+    for (const one of Array.isArray(value) ? value : [value])
+      pairs.push(`${encodeURIComponent(name)}=${encodeURIComponent(String(one ?? ''))}`);
+  }
+  const path = request.url.slice(0, mark);
+  return pairs.length === 0 ? path : `${path}?${pairs.join('&')}`;
 }
 
 /** The owner's answer headers the receiving instance repeats. */
@@ -146,9 +159,18 @@ export function streamAnswer(
   answer: InjectedAnswer,
   x: string,
   send: (part: PartMessage) => Promise<void>,
+  signal: AbortSignal,
 ): Promise<void> {
   const stream = answer.stream();
   return new Promise<void>((resolve, reject) => {
+    // Given up (a cancel, the relay closing): whatever the route does with its response, the
+    // answer is not read any further.
+    const onAbort = () => {
+      stream.destroy();
+      reject(new Error('the relayed exchange was given up'));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
     let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
     const queue: Buffer[] = [];
     let queued = 0;
@@ -171,8 +193,11 @@ export function streamAnswer(
       stream.resume();
       send(part).then(() => {
         sending = false;
-        if (part.end) resolve();
-        else pump();
+        if (!part.end) pump();
+        else {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }
       }, reject);
     };
     stream.on('data', (chunk: Buffer) => {

@@ -5,6 +5,7 @@
  * sealer of session ids under a key every instance shares. With an embedded store (SQLite,
  * memory) no other process can lead here: nothing is written to the store before it is needed,
  * the relay never relays, and the sealer key is the process's own (or `SESSION_SECRET`).
+ * With `SESSION_SECRET`, relay messages are sealed (http/relay-box.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -12,12 +13,13 @@ import { throttledWarning } from '../observability/throttled-warning.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { SessionOwnership } from '../sessions/ownership.ts';
-import { configuredSecrets, sealerSecrets } from '../sessions/sealer-key.ts';
+import { configuredSecrets, SharedSealerKey } from '../sessions/sealer-key.ts';
 import { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import { type StoreSettings, storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { type Inject, Relay } from './relay.ts';
+import { relayBox } from './relay-box.ts';
 
 /** How long start-up waits for the store's subscriptions before serving anyway. */
 const START_WAIT_MS = 2_000;
@@ -46,6 +48,10 @@ export interface RelayWiring {
   readonly ownership: SessionOwnership;
   readonly relay: Relay;
   readonly sealer: SessionIdSealer;
+  /** True while the sealing key shared with the other instances is not known (`/ready` 503). */
+  starting(): boolean;
+  /** Waits (at most `boundMs`) for the requests other instances relayed here (a drain). */
+  quiet(boundMs: number): Promise<void>;
   /** Other instances stop relaying here, and what they relayed (or this one did) ends now. */
   close(): Promise<void>;
 }
@@ -72,22 +78,28 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     onError: storeTrouble,
     active: shared,
     ...(deps.tracing ? { tracing: deps.tracing } : {}),
+    box: relayBox(configuredSecrets(config)),
   });
   if (shared)
     await Promise.race([
       Promise.allSettled([ownership.start(), relay.start()]),
       new Promise((resolve) => setTimeout(resolve, START_WAIT_MS).unref()),
     ]);
-  const sealer = new SessionIdSealer(
-    shared
-      ? await sealerSecrets(config, namespaced(store, 'sessions:'), storeTrouble)
-      : configuredSecrets(config),
-  );
+  const sealer = new SessionIdSealer(configuredSecrets(config));
+  // Without SESSION_SECRET, instances sharing a store seal under a key kept there.
+  const sealerKey =
+    shared && config.sessionSecret === undefined
+      ? new SharedSealerKey({ store: namespaced(store, 'sessions:'), sealer, onError: storeTrouble })
+      : undefined;
+  await sealerKey?.start();
   return {
     ownership,
     relay,
     sealer,
+    starting: () => sealerKey?.known === false,
+    quiet: (boundMs) => relay.quiet(boundMs),
     close: async () => {
+      sealerKey?.close();
       await ownership.close();
       await relay.close();
     },

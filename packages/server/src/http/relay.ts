@@ -12,10 +12,13 @@
  * the store they share). The owner runs it through its own routes (`inject`) as if it had come
  * in there, with that principal: the session's binding to its principal is checked as always.
  *
- * Nobody may wait on an owner that is gone: the owner acknowledges within {@link ACK_TIMEOUT_MS},
- * and both sides watch each other's heartbeat while an exchange runs. A request whose owner does
- * not answer goes on locally, where its session is simply not found (404, MCP's signal to start
- * a new session).
+ * Nobody may wait on an owner that is gone, and nobody is told "not found" by one that is not:
+ * the owner acknowledges within {@link ACK_TIMEOUT_MS} and keeps saying so every
+ * {@link KEEPALIVE_MS} while the exchange runs, says `fail` whenever it gives an exchange up, and
+ * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
+ * locally, where its session is simply not found (404, MCP's signal to start a new session); one
+ * whose owner is alive but did not answer (or went quiet, or gave up) is answered
+ * `relay_interrupted` (503, retry), since its session still exists.
  */
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -28,6 +31,8 @@ import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
+import { TtlCache } from '../ttl-cache.ts';
+import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import {
   type Inject,
   type OpenMessage,
@@ -41,25 +46,33 @@ import {
 
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
 
-/** How long an owner has to acknowledge a relayed request before it counts as gone. */
+/**
+ * How long an owner has to acknowledge a relayed request; then its heartbeat is looked at: gone,
+ * the request goes on here (not found); alive, the caller is told to retry.
+ */
 export const ACK_TIMEOUT_MS = 2_000;
 /**
  * The owner acknowledges a relayed request only if its answer has not started by then: a fast
  * answer is its own acknowledgement (one message fewer each way).
  */
 const ACK_AFTER_MS = 200;
+/** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
+const KEEPALIVE_MS = 2_000;
+/**
+ * An exchange the owner has been silent about this long is over: a pub/sub message was lost (or
+ * the owner is stuck), and nobody else would end it.
+ */
+export const LIVENESS_MS = 4 * KEEPALIVE_MS;
+/** What a caller whose relayed request was interrupted is told to wait before retrying. */
+const RETRY_AFTER_SECONDS = 1;
+/** How often {@link Relay.quiet} looks at the exchanges running here. */
+const QUIET_POLL_MS = 50;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Longest proxy-held session id looked up in the store (the proxy issues 29 characters). */
 const MAX_SESSION_ID = 128;
 /** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
 const MAX_EXCHANGES = 10_000;
-/**
- * How long an instance that let a relayed request go unacknowledged is taken for gone: its
- * heartbeat key may outlive it by that much, and each request for its sessions would otherwise
- * wait {@link ACK_TIMEOUT_MS} again. Anything heard from it ends this at once.
- */
-const SILENT_FOR_MS = 5_000;
 /** What the relay needs. */
 export interface RelayDeps {
   /** A namespaced view of the shared store (its pub/sub carries the exchanges). */
@@ -72,6 +85,8 @@ export interface RelayDeps {
   readonly active?: boolean;
   /** A client span per relay hop, whose context the owner's server span continues (issue 21). */
   readonly tracing?: Tracing;
+  /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
+  readonly box?: RelayBox | undefined;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -81,8 +96,16 @@ type Destination = { readonly session: string } | { readonly instance: string };
 interface Outgoing {
   readonly owner: string;
   on(message: RelayMessage): void;
-  /** Ends it (the relay closing or having missed messages). */
+  /** Ends it (the relay closing or having missed messages): the caller is told to retry. */
   abandon(): void;
+}
+
+/** A relayed exchange, on its owner. */
+interface Incoming {
+  /** The owner gives the exchange up: it ends here and the relaying instance hears `fail`. */
+  giveUp(): Promise<void>;
+  /** The relaying side cancelled (its caller left): it ends here, nobody to tell. */
+  cancel(): void;
 }
 
 /** A relayed request on its owner, until its route's hooks take it in. */
@@ -97,13 +120,16 @@ export class Relay {
   readonly #deps: RelayDeps;
   readonly #outgoing = new Map<string, Outgoing>();
   /** Exchanges running here for another instance, by id. */
-  readonly #incoming = new Map<string, AbortController>();
+  readonly #incoming = new Map<string, Incoming>();
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
+  /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
+  readonly #opened = new TtlCache<string, true>({
+    ttlMs: 2 * MAX_MESSAGE_AGE_MS,
+    maxEntries: MAX_EXCHANGES * 4,
+  });
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
-  /** Instances that did not acknowledge a relayed request → until when they count as gone. */
-  readonly #silent = new Map<string, number>();
   #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(deps: RelayDeps) {
@@ -112,11 +138,16 @@ export class Relay {
 
   /** Listens on this instance's channel. */
   async start(): Promise<void> {
+    const channel = this.#channelOf(this.#deps.ownership.instanceId);
     this.#unsubscribe = await this.#deps.store.subscribe(
-      this.#channelOf(this.#deps.ownership.instanceId),
-      (text) => this.#hear(text),
+      channel,
+      (text) => this.#hear(channel, text),
       // Messages published while the subscription was down are lost: what was under way ends.
-      () => this.#abandonAll(),
+      // The store itself may have restarted empty: this instance's claims are written again.
+      () => {
+        this.#deps.ownership.resync();
+        void this.#abandonAll();
+      },
     );
   }
 
@@ -193,9 +224,19 @@ export class Relay {
     );
   };
 
-  /** Ends every exchange under way (shutdown). */
+  /**
+   * Resolves once no exchange relayed here by another instance is running, or after `boundMs`
+   * (a drain: such an exchange has no connection of its own for the drain to wait on).
+   */
+  async quiet(boundMs: number): Promise<void> {
+    const until = performance.now() + boundMs;
+    while (this.#incoming.size > 0 && performance.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
+  }
+
+  /** Ends every exchange under way (shutdown); the relaying instances hear `fail`. */
   async close(): Promise<void> {
-    this.#abandonAll();
+    await this.#abandonAll();
     await this.#unsubscribe?.().catch(() => {});
     this.#unsubscribe = undefined;
   }
@@ -242,15 +283,18 @@ export class Relay {
       this.#deps.onError(error as Error);
       return false;
     }
-    if (owner === undefined || this.#isSilent(owner)) return false;
+    if (owner === undefined) return false;
     if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return this.#relay(request, reply, owner);
   }
 
   /** Sends `request` to `owner` and answers with what comes back. */
   #relay(request: FastifyRequest, reply: FastifyReply, owner: string): Promise<boolean> {
-    const x = randomBytes(16).toString('base64url');
     const raw = reply.raw;
+    // A caller that left during the owner lookup has no `close` left to fire: relaying for it
+    // would open an exchange (a GET stream, say) that nobody ever ends.
+    if (raw.destroyed || request.socket.destroyed) return Promise.reject(new ProxyError('session_not_found'));
+    const x = randomBytes(16).toString('base64url');
     const tracing = this.#deps.tracing;
     const span =
       tracing?.enabled === true ? tracing.client('relay', { 'mcp_proxy.relay.owner': owner }) : undefined;
@@ -261,13 +305,13 @@ export class Relay {
         span?.end();
         settled = true;
         this.#outgoing.delete(x);
-        clearTimeout(ackTimer);
+        clearTimeout(silence);
         stopWatching();
         raw.off('close', onCallerClose);
       };
       const cancel = () => void this.#send(owner, { k: 'cancel', x }).catch(() => {});
-      /** The owner did not (or could no longer) answer: the request goes on here, as not found. */
-      const notAnswered = () => {
+      /** The owner is gone (its heartbeat expired): the request goes on here, as not found. */
+      const ownerGone = () => {
         if (settled) return;
         span?.end('relay_not_answered');
         finish();
@@ -275,11 +319,46 @@ export class Relay {
         if (body === undefined) resolve(false);
         else body.destroy(new Error('the instance holding the session is gone'));
       };
-      const ackTimer = setTimeout(() => {
-        this.#markSilent(owner);
-        notAnswered();
-      }, ACK_TIMEOUT_MS);
-      const stopWatching = this.#deps.ownership.watch(owner, notAnswered);
+      /**
+       * The owner lives but did not see the exchange through: its session still exists there,
+       * so the caller is told to retry, never that it is not found.
+       */
+      const interrupted = () => {
+        if (settled) return;
+        finish();
+        cancel();
+        if (body === undefined)
+          reject(
+            new ProxyError('relay_interrupted', undefined, {
+              headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+              data: { retryAfterSeconds: RETRY_AFTER_SECONDS },
+            }),
+          );
+        else body.destroy(new Error('the relayed exchange was interrupted'));
+      };
+      /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
+      const onSilence = () => {
+        if (settled) return;
+        const before = words;
+        this.#deps.ownership.alive(owner).then(
+          // A word that arrived during the look-up ends the silence.
+          (alive) => words === before && (alive ? interrupted() : ownerGone()),
+          (error: Error) => {
+            this.#deps.onError(error);
+            if (words === before) interrupted();
+          },
+        );
+      };
+      let silence = setTimeout(onSilence, ACK_TIMEOUT_MS);
+      /** Messages heard from the owner about this exchange. */
+      let words = 0;
+      /** The owner spoke: it has {@link LIVENESS_MS} to speak again. */
+      const heard = () => {
+        words++;
+        clearTimeout(silence);
+        silence = setTimeout(onSilence, LIVENESS_MS);
+      };
+      const stopWatching = this.#deps.ownership.watch(owner, ownerGone);
       const onCallerClose = () => {
         if (settled || raw.writableFinished) return;
         finish();
@@ -290,14 +369,15 @@ export class Relay {
       raw.once('close', onCallerClose);
       this.#outgoing.set(x, {
         owner,
-        abandon: notAnswered,
+        abandon: interrupted,
         on: (message) => {
           if (settled) return;
           switch (message.k) {
             case 'ack':
-              clearTimeout(ackTimer);
+              heard();
               return;
             case 'part': {
+              heard();
               if (message.head !== undefined && message.end && body === undefined) {
                 // A whole answer in one part (a JSON answer): sent as it is, with its length.
                 finish();
@@ -308,8 +388,14 @@ export class Relay {
                 return;
               }
               if (message.head !== undefined && body === undefined) {
-                clearTimeout(ackTimer);
                 body = new PassThrough();
+                // However the answer stream ends here (the caller gone, Fastify giving up on it),
+                // the owner stops producing it.
+                body.once('close', () => {
+                  if (settled) return;
+                  finish();
+                  cancel();
+                });
                 reply.code(message.head.status);
                 for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
                 reply.send(body);
@@ -329,7 +415,7 @@ export class Relay {
               return;
             }
             case 'fail':
-              notAnswered();
+              interrupted();
               return;
           }
         },
@@ -339,12 +425,12 @@ export class Relay {
         x,
         from: this.#deps.ownership.instanceId,
         method: request.method as OpenMessage['method'],
-        url: relayedUrl(request.url),
+        url: relayedUrl(request),
         headers:
           span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
-      }).catch(notAnswered);
+      }).catch(interrupted);
     });
   }
 
@@ -356,8 +442,29 @@ export class Relay {
       return;
     }
     const controller = new AbortController();
-    this.#incoming.set(x, controller);
-    // A cancel must reach the route as its caller leaving: \`inject\`'s own abort stops only
+    /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
+    let told = false;
+    let lastSent = performance.now();
+    const send = async (message: RelayMessage): Promise<void> => {
+      lastSent = performance.now();
+      await this.#send(from, message);
+    };
+    // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
+    // an exchange that no longer runs (its caller hanging while both instances are up).
+    const giveUp = async () => {
+      controller.abort();
+      if (told) return;
+      told = true;
+      await send({ k: 'fail', x }).catch(() => {});
+    };
+    this.#incoming.set(x, {
+      giveUp,
+      cancel: () => {
+        told = true;
+        controller.abort();
+      },
+    });
+    // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
     // reading the answer once the request body has been read, and the route would run on.
     this.#admitted.set(x, {
       principal: open.principal,
@@ -366,11 +473,15 @@ export class Relay {
         else controller.signal.addEventListener('abort', () => response.destroy(), { once: true });
       },
     });
-    const stopWatching = this.#deps.ownership.watch(from, () => controller.abort());
+    const stopWatching = this.#deps.ownership.watch(from, () => void giveUp());
     let started = false;
     const ack = setTimeout(() => {
-      if (!started) void this.#send(from, { k: 'ack', x }).catch(() => {});
+      if (!started) void send({ k: 'ack', x }).catch(() => {});
     }, ACK_AFTER_MS);
+    // The relaying side ends an exchange it hears nothing about for LIVENESS_MS.
+    const keepAlive = setInterval(() => {
+      if (performance.now() - lastSent >= KEEPALIVE_MS / 2) void send({ k: 'ack', x }).catch(() => {});
+    }, KEEPALIVE_MS);
     try {
       const answer = await this.#deps.inject({
         method: open.method,
@@ -382,18 +493,23 @@ export class Relay {
       });
       started = true;
       clearTimeout(ack);
-      await streamAnswer(answer, x, (part) => this.#send(from, part));
+      await streamAnswer(answer, x, send, controller.signal);
+      told = true;
     } catch {
-      if (!controller.signal.aborted) await this.#send(from, { k: 'fail', x }).catch(() => {});
+      await giveUp();
     } finally {
       clearTimeout(ack);
+      clearInterval(keepAlive);
       this.#incoming.delete(x);
       this.#admitted.delete(x);
       stopWatching();
     }
   }
 
-  #hear(text: string): void {
+  #hear(channel: string, received: string): void {
+    const { box } = this.#deps;
+    const text = box === undefined ? received : box.open(channel, received);
+    if (text === undefined) return;
     let message: RelayMessage;
     try {
       message = JSON.parse(text) as RelayMessage;
@@ -402,39 +518,26 @@ export class Relay {
     }
     if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
     if (message.k === 'open') {
-      this.#silent.delete(message.from);
+      if (box !== undefined) {
+        if (this.#opened.get(message.x) !== undefined) return;
+        this.#opened.set(message.x, true);
+      }
       void this.#serve(message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.abort();
-    else {
-      const outgoing = this.#outgoing.get(message.x);
-      if (outgoing === undefined) return;
-      this.#silent.delete(outgoing.owner);
-      outgoing.on(message);
-    }
+    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
+    else this.#outgoing.get(message.x)?.on(message);
   }
 
-  #isSilent(instance: string): boolean {
-    const until = this.#silent.get(instance);
-    if (until === undefined) return false;
-    if (until > Date.now()) return true;
-    this.#silent.delete(instance);
-    return false;
-  }
-
-  #markSilent(instance: string): void {
-    // Bounded: instances come and go over weeks; the expired ones are dropped first.
-    if (this.#silent.size >= 1_000)
-      for (const [id] of this.#silent) if (!this.#isSilent(id)) this.#silent.delete(id);
-    if (this.#silent.size < 1_000) this.#silent.set(instance, Date.now() + SILENT_FOR_MS);
-  }
-
-  #abandonAll(): void {
+  /** Ends every exchange under way: callers here are told to retry, relaying instances hear `fail`. */
+  async #abandonAll(): Promise<void> {
     for (const outgoing of [...this.#outgoing.values()]) outgoing.abandon();
-    for (const controller of this.#incoming.values()) controller.abort();
+    await Promise.all([...this.#incoming.values()].map((incoming) => incoming.giveUp()));
   }
 
   #send(instance: string, message: RelayMessage): Promise<void> {
-    return this.#deps.store.publish(this.#channelOf(instance), JSON.stringify(message));
+    const channel = this.#channelOf(instance);
+    const text = JSON.stringify(message);
+    const { box } = this.#deps;
+    return this.#deps.store.publish(channel, box === undefined ? text : box.seal(channel, text));
   }
 
   #channelOf(instance: string): string {

@@ -57,6 +57,8 @@ export class SessionOwnership {
   #closed = false;
   #ticking = false;
   #started = false;
+  /** The store may have lost every key (see {@link SessionOwnership.resync}): claim all again. */
+  #lost = false;
 
   constructor(deps: OwnershipDeps) {
     this.#deps = deps;
@@ -84,6 +86,15 @@ export class SessionOwnership {
       this.#claimed.delete(id);
       throw error;
     });
+  }
+
+  /**
+   * The store may have lost its keys (a Redis restarted without persistence: its subscriptions
+   * came back with messages missed): the next heartbeat writes every claim again, rather than
+   * each in up to a third of its TTL, while other instances answer its sessions "not found".
+   */
+  resync(): void {
+    this.#lost = true;
   }
 
   /** Whether this instance holds session `id` (no store round trip). */
@@ -160,6 +171,16 @@ export class SessionOwnership {
 
   async #beatOnce(): Promise<void> {
     const { store, onError } = this.#deps;
+    // Its own alive key gone before its TTL means the store lost its keys (or this process
+    // stalled past the TTL): the claims may be gone too.
+    try {
+      if (await store.setIfAbsent(`alive:${this.instanceId}`, '1', this.#timing.aliveTtlMs))
+        this.#lost = true;
+    } catch (error) {
+      onError(error as Error);
+    }
+    const lost = this.#lost;
+    this.#lost = false;
     const now = Date.now();
     const writes: Promise<unknown>[] = [this.#beat()];
     for (const [id, written] of this.#claimed) {
@@ -167,9 +188,18 @@ export class SessionOwnership {
         // The session ended here: requests for it elsewhere stop being relayed to this instance.
         this.#claimed.delete(id);
         writes.push(store.deleteIf(`session:${id}`, this.instanceId));
-      } else if (now - written > this.#timing.claimTtlMs / 3) {
+      } else if (lost || now - written > this.#timing.claimTtlMs / 3) {
         this.#claimed.set(id, now);
-        writes.push(store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs));
+        const write = store.set(`session:${id}`, this.instanceId, this.#timing.claimTtlMs);
+        // A rewrite after a loss that fails is tried again at the next heartbeat.
+        writes.push(
+          lost
+            ? write.catch((error: unknown) => {
+                this.#lost = true;
+                throw error;
+              })
+            : write,
+        );
       }
     }
     for (const result of await Promise.allSettled(writes))

@@ -37,6 +37,9 @@ const HEADER_BYTES = KEY_ID_BYTES + NONCE_BYTES;
 /** Session ids are visible ASCII (MCP Streamable HTTP, session management). */
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
+/** Most keys a sealer opens with (configured previous secrets, or keys adopted over time). */
+const MAX_KEYS = 8;
+
 interface SealingKey {
   readonly id: number;
   readonly key: Buffer;
@@ -55,7 +58,7 @@ const OPENED_CACHE = { ttlMs: 10 * 60_000, maxEntries: 1024 } as const;
 /** Seals and opens pass-through session ids. */
 export class SessionIdSealer {
   /** Newest first: the first seals, all open. */
-  readonly #keys: readonly SealingKey[];
+  #keys: readonly SealingKey[];
   /** Ids that opened under the newest key, by owner, target and id (see {@link OPENED_CACHE}). */
   readonly #opened = new TtlCache<string, OpenedSessionId>(OPENED_CACHE);
 
@@ -65,10 +68,19 @@ export class SessionIdSealer {
    */
   constructor(secrets: readonly string[]) {
     const inputs = secrets.length > 0 ? secrets.map((s) => Buffer.from(s, 'utf8')) : [randomBytes(32)];
-    this.#keys = inputs.map((input) => ({
-      id: derive(input, KEY_ID_INFO, KEY_ID_BYTES)[0] as number,
-      key: derive(input, KEY_INFO, 32),
-    }));
+    this.#keys = inputs.map(sealingKey);
+  }
+
+  /**
+   * Seals with `secret` from now on (the key the instances share, known late: issue 19); the
+   * keys used so far still open what they sealed, up to {@link MAX_KEYS} in all.
+   */
+  adopt(secret: string): void {
+    const adopted = sealingKey(Buffer.from(secret, 'utf8'));
+    const kept = this.#keys.filter((old) => !old.key.equals(adopted.key));
+    this.#keys = [adopted, ...kept].slice(0, MAX_KEYS);
+    // Remembered answers were under the previous newest key: they would skip the re-seal.
+    this.#opened.clear();
   }
 
   /**
@@ -182,4 +194,8 @@ function decrypt(key: Buffer, nonce: Buffer, body: Buffer, tag: Buffer, aad: Buf
   } catch {
     return undefined; // a wrong key, owner, target or any flipped bit: just not this key
   }
+}
+
+function sealingKey(input: Buffer): SealingKey {
+  return { id: derive(input, KEY_ID_INFO, KEY_ID_BYTES)[0] as number, key: derive(input, KEY_INFO, 32) };
 }

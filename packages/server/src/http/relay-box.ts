@@ -1,0 +1,55 @@
+/**
+ * @module http/relay-box
+ * Relay messages sealed between instances (issue 19, the review's item 8). Whoever can publish
+ * to the shared store could otherwise run requests as any principal on any instance (an `open`
+ * names its principal), and whoever can read it sees what crosses: the upstream credentials of
+ * relayed requests, principals, answers. With `SESSION_SECRET` set, every message is sealed
+ * (AES-256-GCM, the vault's sealed box) under a key derived from it for the relay alone, bound to
+ * the channel it is published on, and stamped with its time: a message that does not open, was
+ * meant for another instance, or is older than {@link MAX_MESSAGE_AGE_MS} is dropped unheard.
+ * Without `SESSION_SECRET` the store is trusted as before (docs/security.md).
+ */
+import { hkdfSync } from 'node:crypto';
+import { open, seal } from '../credentials/sealed-box.ts';
+import { VaultKeys } from '../credentials/vault-keys.ts';
+
+/** The HKDF label: the relay's key is no other use's key. */
+const KEY_INFO = 'mcp-proxy relay aes-256-gcm v1';
+/** A sealed message older (or further ahead) than this is a replay or a clock gone wrong. */
+export const MAX_MESSAGE_AGE_MS = 30_000;
+
+/** Seals and opens relay messages. */
+export interface RelayBox {
+  /** `text` sealed for `channel`. */
+  seal(channel: string, text: string): string;
+  /** The text sealed for `channel`, if `sealed` opens there and is fresh; undefined otherwise. */
+  open(channel: string, sealed: string): string | undefined;
+}
+
+/**
+ * The box for `secrets` (newest first: the first seals, every one opens, as for session ids);
+ * undefined without any (`SESSION_SECRET` unset: messages travel as they are).
+ */
+export function relayBox(secrets: readonly string[], now: () => number = Date.now): RelayBox | undefined {
+  if (secrets.length === 0) return undefined;
+  const keys = new VaultKeys({
+    vaultKeys: secrets.map((secret) =>
+      Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), KEY_INFO, 32)).toString(
+        'base64',
+      ),
+    ),
+    dataDir: '',
+    ephemeral: true,
+  });
+  return {
+    seal: (channel, text) => seal(keys, channel, `${now()}.${text}`),
+    open: (channel, sealed) => {
+      const plain = open(keys, channel, sealed);
+      if (plain === undefined) return undefined;
+      const dot = plain.indexOf('.');
+      const at = Number(plain.slice(0, dot));
+      if (dot <= 0 || !Number.isFinite(at) || Math.abs(now() - at) > MAX_MESSAGE_AGE_MS) return undefined;
+      return plain.slice(dot + 1);
+    },
+  };
+}
