@@ -77,6 +77,8 @@ import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { ParamHeaderCatalog } from './upstream/param-headers.ts';
+import { MemberSessions } from './virtual/member-sessions.ts';
+import { VirtualServers } from './virtual/virtual-servers.ts';
 
 /** While draining, a keep-alive connection idle this long is closed (its client is not using it). */
 const DRAIN_IDLE_MS = 250;
@@ -291,6 +293,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     open: (owner, target) => held.open(owner, target),
   });
+  // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
+  const virtual = new VirtualServers({
+    settings: () => current.virtualServers,
+    resolve: (member, grants) => targets.resolve({ server: member }, grants),
+    members: new MemberSessions({
+      sessions,
+      open: held.open.bind(held),
+      timeoutMs: config.upstream.timeoutMs,
+    }),
+    logger,
+    onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
+  });
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
     shared
@@ -321,6 +335,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     paramHeaders,
     pool,
     sealer,
+    virtual,
   });
   const shutdown = new AbortController();
   const mcp = new McpEndpoint({
@@ -341,6 +356,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     shutdown: shutdown.signal,
     broker,
     signIn: new SignInRounds(vaultKeys, now),
+    virtual,
   });
   let shuttingDown = false;
   // SIGTERM's first phase: still serving, but no longer ready (issue 19, rolling restarts).

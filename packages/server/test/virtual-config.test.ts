@@ -33,7 +33,10 @@ function refusal(config: unknown): string {
 
 describe('virtualServers configuration', () => {
   it('accepts members that exist, with the default separator', () => {
-    const config = load({ servers: SERVERS, virtualServers: { workspace: { servers: ['github', 'linear'] } } });
+    const config = load({
+      servers: SERVERS,
+      virtualServers: { workspace: { servers: ['github', 'linear'] } },
+    });
     assert.deepEqual(config.virtualServers.workspace?.servers, ['github', 'linear']);
     assert.equal(config.virtualServers.workspace?.separator, '__');
   });
@@ -87,6 +90,9 @@ describe('virtualServers configuration', () => {
       refusal({ servers: SERVERS, virtualServers: { w: { servers: ['github'], separator: '/ ' } } }),
       /separator/,
     );
-    assert.match(refusal({ servers: SERVERS, virtualServers: { w: { servers: [] } } }), /at least one member/);
+    assert.match(
+      refusal({ servers: SERVERS, virtualServers: { w: { servers: [] } } }),
+      /at least one member/,
+    );
   });
 });

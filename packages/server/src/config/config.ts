@@ -409,9 +409,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const virtualProblem = virtualServerProblem(config.virtualServers, config.servers);
   if (virtualProblem !== undefined) {
     const [key, message] = virtualProblem;
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(key.split('.'), origin)}: ${message}`,
-    );
+    throw new ConfigError(`Invalid configuration: ${describeSource(key.split('.'), origin)}: ${message}`);
   }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {

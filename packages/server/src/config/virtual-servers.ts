@@ -22,8 +22,12 @@ export const virtualServerSchema = z.strictObject({
   tools: z.array(z.string().min(1)).optional(),
 });
 
-/** A virtual server as configured. */
-export type VirtualServerSettings = z.infer<typeof virtualServerSchema>;
+/** A virtual server as configured (validated). */
+export interface VirtualServerSettings {
+  readonly servers: readonly string[];
+  readonly separator: string;
+  readonly tools?: readonly string[] | undefined;
+}
 
 /**
  * What is wrong with the virtual servers given the configured ones, as `[key, message]`, or

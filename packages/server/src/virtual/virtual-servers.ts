@@ -1,0 +1,304 @@
+/**
+ * @module virtual/virtual-servers
+ * A virtual server (issue 20, docs/virtual-servers.md): the proxy answers as one MCP server whose
+ * tools are its members', each listed as `<member><separator><tool>`. `initialize` is answered
+ * here (the members are initialized by member-sessions.ts), `tools/list` pages through the
+ * members under a cursor of the proxy's own, and `tools/call` goes to the member its prefix
+ * names. A principal sees only the members its grants reach and the tools they allow (policy/
+ * grants.ts decides, as for a named server); a member that is down, or refuses, drops out of
+ * the lists (named in the result's `_meta`) while the others serve.
+ */
+import type { Logger } from 'pino';
+import type { VirtualServerSettings } from '../config/virtual-servers.ts';
+import type { UpstreamTarget } from '../dispatch/connector.ts';
+import type { SessionOwner } from '../dispatch/held-sessions.ts';
+import { clientEraOf, LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
+import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
+import type {
+  JsonObject,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+  RequestId,
+} from '../jsonrpc.ts';
+import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import { VERSION } from '../version.ts';
+import type { MemberSessions } from './member-sessions.ts';
+import { decodeCursor, encodeCursor, type ListPosition, memberName, prefixed } from './tool-names.ts';
+
+/** The `_meta` key of a list result naming the members that could not be listed. */
+export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
+
+/** Who is asking: the principal's key and its grants (identity/principal.ts, structurally). */
+export interface VirtualCaller {
+  readonly principalKey: string;
+  readonly grants: TargetGrants & { readonly rateClass?: string | undefined };
+}
+
+/** One message for a virtual server. */
+export interface VirtualRequest {
+  readonly caller: VirtualCaller;
+  readonly message: JsonRpcRequest | JsonRpcNotification;
+  /** The caller's `MCP-Protocol-Version` header, if any (it marks a 2026-07-28 caller). */
+  readonly protocolVersion?: string | undefined;
+  /** Aborted when the caller goes away. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What virtual servers need. */
+export interface VirtualServersDeps {
+  /** The configured virtual servers, as of now (a reload replaces them). */
+  readonly settings: () => Readonly<Record<string, VirtualServerSettings>>;
+  /** A member vetted for a principal with these grants (dispatch/targets.ts `TargetResolver.resolve`). */
+  readonly resolve: (member: string, grants: TargetGrants) => Promise<UpstreamTarget>;
+  readonly members: MemberSessions;
+  readonly logger: Logger;
+  /** Counts a member dropped from an answer, by the error's code (metrics). */
+  readonly onMemberDown?: (code: string) => void;
+}
+
+/** A member that could not serve an answer, as named in `_meta`. */
+interface Unavailable {
+  readonly server: string;
+  readonly code: string;
+}
+
+/** Serves every configured virtual server. */
+export class VirtualServers {
+  readonly #deps: VirtualServersDeps;
+
+  constructor(deps: VirtualServersDeps) {
+    this.#deps = deps;
+  }
+
+  /** Whether `name` is a virtual server (else it is a server, or unknown). */
+  has(name: string): boolean {
+    return Object.hasOwn(this.#deps.settings(), name);
+  }
+
+  /**
+   * Refuses a principal whose grants do not reach the virtual server `name` as a named server
+   * is refused: it looks unknown (the audit trail reads the refusal from the cause).
+   */
+  checkReach(name: string, grants: TargetGrants | undefined): void {
+    if (this.has(name) && permitsTarget(grants, { server: name })) return;
+    throw new ProxyError('unknown_server', undefined, {
+      data: { server: name },
+      ...(this.has(name) ? { cause: new ProxyError('forbidden_server') } : {}),
+    });
+  }
+
+  /**
+   * Answers one message sent to the virtual server `name` (which {@link has} names); undefined
+   * for a notification. A principal its grants keep out gets `unknown_server` (thrown). Whatever a member does, the answer is a JSON-RPC response: a member's
+   * failure on a call is that call's error, never a thrown one.
+   */
+  async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
+    this.checkReach(name, request.caller.grants);
+    const settings = this.#deps.settings()[name];
+    const { message } = request;
+    if (settings === undefined || !('id' in message)) return undefined;
+    if (clientEraOf(message, request.protocolVersion) === 'modern') {
+      // MCP's own signal: a 2026-07-28 client falls back to a 2025 version it also speaks.
+      return protocolError(
+        message.id,
+        'unsupported_protocol_version',
+        'Virtual servers speak the 2025 protocol versions only, so far.',
+        { supported: [...SESSION_VERSIONS] },
+      );
+    }
+    const view = new MemberView(name, settings, request, this.#deps);
+    switch (message.method) {
+      case 'initialize':
+        return view.initialize(message);
+      case 'ping':
+        return { jsonrpc: '2.0', id: message.id, result: {} };
+      case 'tools/list':
+        return view.listTools(message);
+      case 'tools/call':
+        return view.callTool(message);
+      default:
+        return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
+    }
+  }
+}
+
+/** One request's view of a virtual server: the members and tools its caller may see. */
+class MemberView {
+  readonly #name: string;
+  readonly #settings: VirtualServerSettings;
+  readonly #request: VirtualRequest;
+  readonly #deps: VirtualServersDeps;
+  readonly #owner: SessionOwner;
+  /** The members this caller may reach, in configured order. */
+  readonly #members: readonly string[];
+
+  constructor(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    deps: VirtualServersDeps,
+  ) {
+    this.#name = name;
+    this.#settings = settings;
+    this.#request = request;
+    this.#deps = deps;
+    const { caller } = request;
+    this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
+    this.#members = settings.servers.filter((member) => permitsTarget(caller.grants, { server: member }));
+  }
+
+  /** The answer to `initialize`: the proxy's own, with what the reachable members can do. */
+  async initialize(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const asked = message.params?.protocolVersion;
+    const version = SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
+    // Members are opened now, side by side: the first list then finds them ready.
+    const opened = await Promise.allSettled(
+      this.#members.map(async (member) =>
+        this.#deps.members.session(this.#owner, await this.#target(member)),
+      ),
+    );
+    const listChanged = opened.some((outcome) => {
+      if (outcome.status !== 'fulfilled') return false;
+      const tools = (outcome.value.initialized.capabilities as JsonObject | undefined)?.tools as
+        | JsonObject
+        | undefined;
+      return tools?.listChanged === true;
+    });
+    return {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: {
+        protocolVersion: version,
+        // Only what the proxy routes: tools (docs/virtual-servers.md lists what is not yet).
+        capabilities: { tools: listChanged ? { listChanged: true } : {} },
+        serverInfo: { name: this.#name, version: VERSION },
+      },
+    };
+  }
+
+  /**
+   * One page of the merged tool list: the next member's next page, names prefixed. Members that
+   * fail are skipped and named in `_meta`; a member's empty last page moves on to the next one,
+   * so a client only sees an empty page when nothing is left.
+   */
+  async listTools(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const cursor = message.params?.cursor;
+    const start: ListPosition | undefined =
+      cursor === undefined
+        ? { member: 0, cursor: undefined }
+        : decodeCursor(cursor, this.#settings.servers.length);
+    if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
+    const unavailable: Unavailable[] = [];
+    const servers = this.#settings.servers;
+    for (let index = start.member; index < servers.length; index++) {
+      const member = servers[index] as string;
+      if (!this.#members.includes(member)) continue;
+      const memberCursor = index === start.member ? start.cursor : undefined;
+      const page = await this.#memberCall(member, {
+        jsonrpc: '2.0',
+        id: message.id,
+        method: 'tools/list',
+        params: memberCursor === undefined ? {} : { cursor: memberCursor },
+      });
+      if (!('result' in page)) {
+        unavailable.push(this.#dropped(member, page));
+        continue;
+      }
+      const tools = this.#visible(member, page.result.tools);
+      const next: ListPosition | undefined =
+        typeof page.result.nextCursor === 'string'
+          ? { member: index, cursor: page.result.nextCursor }
+          : this.#nextMember(index + 1);
+      if (tools.length === 0 && next?.member !== index) continue;
+      return this.#listResult(message.id, tools, next, unavailable);
+    }
+    return this.#listResult(message.id, [], undefined, unavailable);
+  }
+
+  /** A call of a prefixed tool, sent to its member under the member's name for it. */
+  async callTool(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const name = message.params?.name;
+    const target =
+      typeof name === 'string' ? memberName(name, this.#members, this.#settings.separator) : undefined;
+    const allowed =
+      this.#settings.tools === undefined || (typeof name === 'string' && this.#settings.tools.includes(name));
+    if (target === undefined || !allowed) {
+      // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
+      return protocolError(
+        message.id,
+        'invalid_params',
+        `Unknown tool: ${typeof name === 'string' ? name : typeof name}`,
+      );
+    }
+    return this.#memberCall(target.member, { ...message, params: { ...message.params, name: target.name } });
+  }
+
+  /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
+  async #memberCall(member: string, message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    try {
+      const target = await this.#target(member);
+      return await this.#deps.members.call(this.#owner, target, message, this.#request.signal);
+    } catch (error) {
+      return toJsonRpcError(error, message.id);
+    }
+  }
+
+  /** The member vetted for this caller, its tool grant read in the member's own names. */
+  async #target(member: string): Promise<UpstreamTarget> {
+    const grants = this.#request.caller.grants;
+    const separator = this.#settings.separator;
+    // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
+    const tools = grants.tools?.map((tool) => memberName(tool, [member], separator)?.name ?? tool);
+    return this.#deps.resolve(member, tools === undefined ? grants : { ...grants, tools });
+  }
+
+  /** The tools of a member's page the caller may see, prefixed; entries of any other shape dropped. */
+  #visible(member: string, tools: unknown): JsonObject[] {
+    if (!Array.isArray(tools)) return [];
+    const allow = this.#settings.tools;
+    const visible: JsonObject[] = [];
+    for (const tool of tools) {
+      if (typeof tool !== 'object' || tool === null || typeof (tool as JsonObject).name !== 'string')
+        continue;
+      const name = prefixed(member, (tool as JsonObject).name as string, this.#settings.separator);
+      if (allow === undefined || allow.includes(name)) visible.push({ ...(tool as JsonObject), name });
+    }
+    return visible;
+  }
+
+  /** Where the list goes on after `index`: the next member this caller may see, if any. */
+  #nextMember(index: number): ListPosition | undefined {
+    const servers = this.#settings.servers;
+    for (let next = index; next < servers.length; next++) {
+      if (this.#members.includes(servers[next] as string)) return { member: next, cursor: undefined };
+    }
+    return undefined;
+  }
+
+  #listResult(
+    id: RequestId,
+    tools: JsonObject[],
+    next: ListPosition | undefined,
+    unavailable: readonly Unavailable[],
+  ): JsonRpcResponse {
+    return {
+      jsonrpc: '2.0',
+      id,
+      result: {
+        tools,
+        ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }),
+        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+      },
+    };
+  }
+
+  /** Logs and counts a member left out of an answer. */
+  #dropped(member: string, answer: JsonRpcResponse): Unavailable {
+    const data = 'error' in answer ? (answer.error.data as { code?: unknown } | undefined) : undefined;
+    const code = typeof data?.code === 'string' ? data.code : 'member_error';
+    this.#deps.logger.warn({ virtualServer: this.#name, member, code }, 'virtual server member unavailable');
+    this.#deps.onMemberDown?.(code);
+    return { server: member, code };
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Issue 20: a virtual server, the proxy answering as one MCP server over several configured
+ * ones — server-everything over stdio, an SDK server over Streamable HTTP written here, and a
+ * member that is down — through the official SDK client and POST /proxy.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
+import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp-client.ts';
+import { freePort } from './helpers/net.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const require = createRequire(import.meta.url);
+const EVERYTHING = join(
+  dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')),
+  'dist/index.js',
+);
+
+const UNAVAILABLE = 'io.github.mcp-proxy/unavailable';
+/** May reach the virtual server and its `notes` member only. */
+const NOTES_ONLY = 'virtual-notes-only-token-0123456789';
+/** May reach every member, but call only `notes__echo` (named as the client sees it). */
+const ECHO_ONLY = 'virtual-echo-only-token-0123456789ab';
+const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** An SDK v1 server (stateless Streamable HTTP, JSON answers) with `echo` and `add_note`. */
+async function startNotes(port = 0): Promise<{ server: Server; port: number; stop(): Promise<void> }> {
+  const server = createServer(async (req, res) => {
+    const mcp = new McpServer({ name: 'notes', version: '1.0.0' });
+    mcp.registerTool(
+      'echo',
+      { description: 'Echoes its input, as notes.', inputSchema: { message: z.string() } },
+      ({ message }) => ({ content: [{ type: 'text', text: `notes echo: ${message}` }] }),
+    );
+    mcp.registerTool(
+      'add_note',
+      { description: 'Adds a note.', inputSchema: { text: z.string() } },
+      ({ text }) => ({ content: [{ type: 'text', text: `noted: ${text}` }] }),
+    );
+    const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface ToolPage {
+  tools: Array<{ name: string; description?: string }>;
+  nextCursor?: string;
+  _meta?: Record<string, unknown>;
+}
+
+/** Every page of the merged list, as the SDK client gets them. */
+async function allPages(client: ConnectedClient): Promise<ToolPage[]> {
+  const pages: ToolPage[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = (await client.client.listTools(cursor === undefined ? {} : { cursor })) as ToolPage;
+    pages.push(page);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined && pages.length < 20);
+  return pages;
+}
+
+const names = (pages: readonly ToolPage[]) => pages.flatMap((page) => page.tools.map((tool) => tool.name));
+const unavailable = (pages: readonly ToolPage[]) =>
+  pages.flatMap((page) => (page._meta?.[UNAVAILABLE] as Array<{ server: string }> | undefined) ?? []);
+
+function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ text?: string }> }).content;
+  return content?.map((part) => part.text ?? '').join('') ?? '';
+}
+
+describe('virtual servers', () => {
+  let proxy: RunningProxy;
+  let notes: Awaited<ReturnType<typeof startNotes>>;
+  const clients: ConnectedClient[] = [];
+  const connect = async (token?: string) => {
+    const connected = await connectClient(proxy, serverTarget('workspace'), {
+      roots: false,
+      ...(token === undefined ? {} : { token }),
+    });
+    clients.push(connected);
+    return connected;
+  };
+
+  before(async () => {
+    notes = await startNotes();
+    const downPort = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-'));
+    const configPath = join(dir, 'proxy.yaml');
+    writeFileSync(
+      configPath,
+      [
+        'servers:',
+        '  everything:',
+        `    command: ${JSON.stringify(process.execPath)}`,
+        `    args: [${JSON.stringify(EVERYTHING)}, stdio]`,
+        `    env: ${JSON.stringify(compileCacheEnv())}`,
+        '  notes:',
+        `    url: http://127.0.0.1:${notes.port}/mcp`,
+        '    transport: streamable-http',
+        '  down:',
+        `    url: http://127.0.0.1:${downPort}/mcp`,
+        '    transport: streamable-http',
+        'virtualServers:',
+        '  workspace:',
+        '    servers: [everything, notes, down]',
+        'tokens:',
+        `  - sha256: ${sha256(NOTES_ONLY)}`,
+        '    servers: [workspace, notes]',
+        `  - sha256: ${sha256(ECHO_ONLY)}`,
+        '    tools: [notes__echo]',
+        '',
+      ].join('\n'),
+    );
+    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, UPSTREAM_TIMEOUT_MS: '5000' });
+  });
+  after(async () => {
+    for (const client of clients) await client.close().catch(() => {});
+    await proxy?.close();
+    await notes?.stop();
+  });
+
+  it('answers initialize as one server, and lists every member’s tools prefixed, page by page', async () => {
+    const { client } = await connect();
+    assert.equal(client.getServerVersion()?.name, 'workspace');
+    assert.ok(client.getServerCapabilities()?.tools, 'tools are advertised');
+    const pages = await allPages(clients[0] as ConnectedClient);
+    assert.ok(pages.length >= 2, `members are paged through (${pages.length} pages)`);
+    const listed = names(pages);
+    for (const name of ['everything__echo', 'notes__echo', 'notes__add_note'])
+      assert.ok(listed.includes(name), `${name} listed (got ${listed.join(', ')})`);
+    assert.ok(
+      listed.every((name) => /^(everything|notes)__/.test(name)),
+      'every name is prefixed',
+    );
+    assert.equal(new Set(listed).size, listed.length, 'no name twice');
+    assert.deepEqual(
+      unavailable(pages).map((entry) => entry.server),
+      ['down'],
+      'the member that is down is named in _meta',
+    );
+  });
+
+  it('routes a call to the member its prefix names, with the member’s own tool name', async () => {
+    const { client } = await connect();
+    assert.equal(
+      textOf(await client.callTool({ name: 'notes__echo', arguments: { message: 'hi' } })),
+      'notes echo: hi',
+    );
+    assert.equal(
+      textOf(await client.callTool({ name: 'everything__echo', arguments: { message: 'hi' } })),
+      'Echo: hi',
+    );
+    await assert.rejects(client.callTool({ name: 'nope__echo', arguments: {} }), /Unknown tool: nope__echo/);
+    await assert.rejects(client.callTool({ name: 'echo', arguments: {} }), /Unknown tool: echo/);
+  });
+
+  it('serves POST /proxy with server naming the virtual server', async () => {
+    const reply = await postProxy(proxy, {
+      server: 'workspace',
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name: 'notes__add_note', arguments: { text: 'milk' } },
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body.id, 7);
+    assert.equal(textOf(reply.body.result), 'noted: milk');
+  });
+
+  it('refuses a cursor the proxy did not issue', async () => {
+    const reply = await postProxy(proxy, {
+      server: 'workspace',
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/list',
+      params: { cursor: 'forged' },
+    });
+    assert.equal(reply.body.error.code, -32602);
+  });
+
+  it('shows a principal only the members and tools its grants allow', async () => {
+    const notesOnly = await connect(NOTES_ONLY);
+    const pages = await allPages(notesOnly);
+    assert.deepEqual(names(pages).sort(), ['notes__add_note', 'notes__echo']);
+    assert.deepEqual(unavailable(pages), [], 'a member it may not reach is not even named');
+    await assert.rejects(
+      notesOnly.client.callTool({ name: 'everything__echo', arguments: { message: 'x' } }),
+      /Unknown tool: everything__echo/,
+    );
+    const echoOnly = await connect(ECHO_ONLY);
+    assert.deepEqual(names(await allPages(echoOnly)), ['notes__echo']);
+    await assert.rejects(
+      echoOnly.client.callTool({ name: 'notes__add_note', arguments: { text: 'x' } }),
+      /Unknown tool/,
+    );
+  });
+
+  it('drops a member that goes down from the lists, and lists it again when it is back', async () => {
+    const { client } = await connect();
+    const port = notes.port;
+    await notes.stop();
+    const without = await allPages(clients.at(-1) as ConnectedClient);
+    assert.ok(!names(without).some((name) => name.startsWith('notes__')), 'notes dropped');
+    assert.ok(names(without).includes('everything__echo'), 'the others keep serving');
+    assert.deepEqual(
+      unavailable(without)
+        .map((entry) => entry.server)
+        .sort(),
+      ['down', 'notes'],
+    );
+    await assert.rejects(client.callTool({ name: 'notes__echo', arguments: { message: 'x' } }));
+    notes = await startNotes(port);
+    const back = await allPages(clients.at(-1) as ConnectedClient);
+    assert.ok(names(back).includes('notes__echo'), 'notes listed again');
+    assert.equal(
+      textOf(await client.callTool({ name: 'notes__echo', arguments: { message: 'back' } })),
+      'notes echo: back',
+    );
+  });
+});
