@@ -234,7 +234,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   // `targets` is built further down; a recheck runs only after a request has named its target.
   const live = new LiveRequests(identity.ownerKnown, holdings, (grants, targetKey) =>
-    targets.stillReaches(targetKey, grants, new Set()),
+    reachable.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
   // Any instance serves any request (issue 19): who holds which session, and the relay to it.
@@ -305,6 +305,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logger,
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
   });
+  // What a reload lets a running request keep: a virtual server's name is no configured server's.
+  const reachable: Pick<TargetResolver, 'stillReaches'> = {
+    stillReaches: (key, grants, changed) =>
+      virtual.stillReaches(key, grants) ?? targets.stillReaches(key, grants, changed),
+  };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(
     shared
@@ -458,7 +463,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await scope.register(mcpRoutes, mcp);
   });
 
-  const reach = { oidc: identity.oidc, authenticator, targets };
+  const reach = { oidc: identity.oidc, authenticator, targets: reachable };
   const webSockets = registerWebSocket(app, {
     broker,
     authenticator,

@@ -15,10 +15,11 @@ import { after, before, describe, it } from 'node:test';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { loadConfig } from '../src/config/config.ts';
 import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp-client.ts';
 import { freePort } from './helpers/net.ts';
-import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const require = createRequire(import.meta.url);
 const EVERYTHING = join(
@@ -31,6 +32,8 @@ const UNAVAILABLE = 'io.github.mcp-proxy/unavailable';
 const NOTES_ONLY = 'virtual-notes-only-token-0123456789';
 /** May reach every member, but call only `notes__echo` (named as the client sees it). */
 const ECHO_ONLY = 'virtual-echo-only-token-0123456789ab';
+/** May reach `notes` directly, but not the virtual server. */
+const NO_WORKSPACE = 'virtual-no-workspace-token-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** An SDK v1 server (stateless Streamable HTTP, JSON answers) with `echo` and `add_note`. */
@@ -95,8 +98,16 @@ function textOf(result: unknown): string {
 }
 
 describe('virtual servers', () => {
+  const ENV = () => ({
+    MCP_PROXY_CONFIG: configPath,
+    UPSTREAM_TIMEOUT_MS: '5000',
+    PROXY_TOKEN: TEST_TOKEN,
+    ALLOW_PRIVATE_NETWORKS: 'true',
+    STORE: 'memory',
+  });
   let proxy: RunningProxy;
   let notes: Awaited<ReturnType<typeof startNotes>>;
+  let configPath: string;
   const clients: ConnectedClient[] = [];
   const connect = async (token?: string) => {
     const connected = await connectClient(proxy, serverTarget('workspace'), {
@@ -111,7 +122,7 @@ describe('virtual servers', () => {
     notes = await startNotes();
     const downPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-'));
-    const configPath = join(dir, 'proxy.yaml');
+    configPath = join(dir, 'proxy.yaml');
     writeFileSync(
       configPath,
       [
@@ -134,10 +145,12 @@ describe('virtual servers', () => {
         '    servers: [workspace, notes]',
         `  - sha256: ${sha256(ECHO_ONLY)}`,
         '    tools: [notes__echo]',
+        `  - sha256: ${sha256(NO_WORKSPACE)}`,
+        '    servers: [notes]',
         '',
       ].join('\n'),
     );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, UPSTREAM_TIMEOUT_MS: '5000' });
+    proxy = await startProxy(ENV());
   });
   after(async () => {
     for (const client of clients) await client.close().catch(() => {});
@@ -242,5 +255,72 @@ describe('virtual servers', () => {
       textOf(await client.callTool({ name: 'notes__echo', arguments: { message: 'back' } })),
       'notes echo: back',
     );
+  });
+
+  it('lets a call in flight run on when a reload keeps the virtual server', async () => {
+    const call = postProxy(proxy, {
+      server: 'workspace',
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'tools/call',
+      params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 2 } },
+    });
+    // The call is under way once the member's session answers another request.
+    await postProxy(proxy, { server: 'workspace', jsonrpc: '2.0', id: 10, method: 'ping' });
+    proxy.app.reload(loadConfig({ env: ENV() }));
+    const reply = await call;
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.ok(reply.body.result, JSON.stringify(reply.body));
+  });
+
+  it('answers a 2026-07-28 client with UnsupportedProtocolVersion, and has no GET stream', async () => {
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'x-proxy-token': proxy.token,
+    };
+    const modern = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers: { ...headers, 'mcp-protocol-version': '2026-07-28' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+      }),
+    });
+    const body = (await modern.json()) as { error: { code: number; data: { supported: string[] } } };
+    assert.equal(body.error.code, -32022);
+    assert.ok(body.error.data.supported.includes('2025-11-25'));
+    const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token },
+    });
+    assert.equal(get.status, 405);
+    await get.body?.cancel();
+  });
+
+  it('looks unknown to a principal whose grants do not name it', async () => {
+    const reply = await postProxy(
+      { url: proxy.url, token: NOTES_ONLY },
+      { server: 'workspace', jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(reply.status, 200, 'NOTES_ONLY names workspace');
+    const hidden = await postProxy(
+      { url: proxy.url, token: NO_WORKSPACE },
+      { server: 'workspace', jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(hidden.status, 404);
+    assert.equal(hidden.body.error.data.code, 'unknown_server');
+    const mcp = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': NO_WORKSPACE,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    assert.equal(mcp.status, 404);
+    await mcp.body?.cancel();
   });
 });

@@ -77,6 +77,17 @@ export class VirtualServers {
   }
 
   /**
+   * After a reload, whether a principal with these grants may keep a request to `targetKey`
+   * (dispatch/targets.ts `TargetResolver.key`) running; undefined when the key names no virtual
+   * server (the target resolver judges it). Its members are judged per request, as they are used.
+   */
+  stillReaches(targetKey: string, grants: TargetGrants | undefined): boolean | undefined {
+    const name = targetKey.startsWith('server:') ? targetKey.slice('server:'.length) : undefined;
+    if (name === undefined || !this.has(name)) return undefined;
+    return permitsTarget(grants, { server: name });
+  }
+
+  /**
    * Refuses a principal whose grants do not reach the virtual server `name` as a named server
    * is refused: it looks unknown (the audit trail reads the refusal from the cause).
    */
@@ -148,30 +159,25 @@ class MemberView {
     this.#members = settings.servers.filter((member) => permitsTarget(caller.grants, { server: member }));
   }
 
-  /** The answer to `initialize`: the proxy's own, with what the reachable members can do. */
-  async initialize(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+  /**
+   * The answer to `initialize`: the proxy's own. Capabilities are what the virtual server routes
+   * (tools; no `listChanged`: it has no stream to send one on yet). The members are opened in the
+   * background, so the first list finds them ready while a slow one does not hold the handshake.
+   */
+  initialize(message: JsonRpcRequest): JsonRpcResponse {
     const asked = message.params?.protocolVersion;
     const version = SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
-    // Members are opened now, side by side: the first list then finds them ready.
-    const opened = await Promise.allSettled(
-      this.#members.map(async (member) =>
-        this.#deps.members.session(this.#owner, await this.#target(member)),
-      ),
-    );
-    const listChanged = opened.some((outcome) => {
-      if (outcome.status !== 'fulfilled') return false;
-      const tools = (outcome.value.initialized.capabilities as JsonObject | undefined)?.tools as
-        | JsonObject
-        | undefined;
-      return tools?.listChanged === true;
-    });
+    for (const member of this.#members) {
+      this.#target(member)
+        .then((target) => this.#deps.members.session(this.#owner, target))
+        .catch(() => {});
+    }
     return {
       jsonrpc: '2.0',
       id: message.id,
       result: {
         protocolVersion: version,
-        // Only what the proxy routes: tools (docs/virtual-servers.md lists what is not yet).
-        capabilities: { tools: listChanged ? { listChanged: true } : {} },
+        capabilities: { tools: {} },
         serverInfo: { name: this.#name, version: VERSION },
       },
     };
