@@ -70,6 +70,43 @@ async function startNotes(port = 0): Promise<{ server: Server; port: number; sto
   };
 }
 
+/**
+ * A member of our own that declares tools but answers `tools/list` with an error whose `data.code`
+ * is text of its choosing: it must never become a metric label or a `_meta` code.
+ */
+async function startOdd(): Promise<{ port: number; stop(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const message = JSON.parse(body) as { id?: number; method: string };
+      if (message.id === undefined) return void res.writeHead(202).end();
+      const answer =
+        message.method === 'initialize'
+          ? {
+              result: {
+                protocolVersion: '2025-06-18',
+                capabilities: { tools: {} },
+                serverInfo: { name: 'odd', version: '1' },
+              },
+            }
+          : { error: { code: -32000, message: 'no', data: { code: `evil-label-${message.id}` } } };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, ...answer }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const METRICS_TOKEN = 'virtual-metrics-token-0123456789';
+
 interface ToolPage {
   tools: Array<{ name: string; description?: string }>;
   nextCursor?: string;
@@ -104,10 +141,12 @@ describe('virtual servers', () => {
     PROXY_TOKEN: TEST_TOKEN,
     ALLOW_PRIVATE_NETWORKS: 'true',
     STORE: 'memory',
+    METRICS_TOKEN,
   });
   let proxy: RunningProxy;
   let notes: Awaited<ReturnType<typeof startNotes>>;
   let configPath: string;
+  let odd: Awaited<ReturnType<typeof startOdd>>;
   const clients: ConnectedClient[] = [];
   const connect = async (token?: string) => {
     const connected = await connectClient(proxy, serverTarget('workspace'), {
@@ -120,6 +159,7 @@ describe('virtual servers', () => {
 
   before(async () => {
     notes = await startNotes();
+    odd = await startOdd();
     const downPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-'));
     configPath = join(dir, 'proxy.yaml');
@@ -137,9 +177,12 @@ describe('virtual servers', () => {
         '  down:',
         `    url: http://127.0.0.1:${downPort}/mcp`,
         '    transport: streamable-http',
+        '  odd:',
+        `    url: http://127.0.0.1:${odd.port}/mcp`,
+        '    transport: streamable-http',
         'virtualServers:',
         '  workspace:',
-        '    servers: [everything, notes, down]',
+        '    servers: [everything, notes, down, odd]',
         'tokens:',
         `  - sha256: ${sha256(NOTES_ONLY)}`,
         '    servers: [workspace, notes]',
@@ -156,6 +199,7 @@ describe('virtual servers', () => {
     for (const client of clients) await client.close().catch(() => {});
     await proxy?.close();
     await notes?.stop();
+    await odd?.stop();
   });
 
   it('answers initialize as one server, and lists every member’s tools prefixed, page by page', async () => {
@@ -173,10 +217,20 @@ describe('virtual servers', () => {
     );
     assert.equal(new Set(listed).size, listed.length, 'no name twice');
     assert.deepEqual(
-      unavailable(pages).map((entry) => entry.server),
-      ['down'],
-      'the member that is down is named in _meta',
+      unavailable(pages),
+      [
+        { server: 'down', code: 'upstream_unreachable' },
+        { server: 'odd', code: 'member_error' },
+      ],
+      'the members that are down or fail are named in _meta, with codes of the proxy',
     );
+    const metrics = await fetch(`${proxy.url}/metrics`, {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    const text = await metrics.text();
+    assert.match(text, /reason="virtual_member:upstream_unreachable"/);
+    assert.match(text, /reason="virtual_member:member_error"/);
+    assert.doesNotMatch(text, /evil-label/, 'a member’s text never becomes a label');
   });
 
   it('routes a call to the member its prefix names, with the member’s own tool name', async () => {
@@ -245,7 +299,7 @@ describe('virtual servers', () => {
       unavailable(without)
         .map((entry) => entry.server)
         .sort(),
-      ['down', 'notes'],
+      ['down', 'notes', 'odd'],
     );
     await assert.rejects(client.callTool({ name: 'notes__echo', arguments: { message: 'x' } }));
     notes = await startNotes(port);

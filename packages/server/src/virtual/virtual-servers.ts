@@ -13,7 +13,7 @@ import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { clientEraOf, LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
-import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
+import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import type {
   JsonObject,
   JsonRpcNotification,
@@ -201,14 +201,10 @@ class MemberView {
       const member = servers[index] as string;
       if (!this.#members.includes(member)) continue;
       const memberCursor = index === start.member ? start.cursor : undefined;
-      const page = await this.#memberCall(member, {
-        jsonrpc: '2.0',
-        id: message.id,
-        method: 'tools/list',
-        params: memberCursor === undefined ? {} : { cursor: memberCursor },
-      });
-      if (!('result' in page)) {
-        unavailable.push(this.#dropped(member, page));
+      const page = await this.#listPage(member, message.id, memberCursor);
+      if (page === undefined) continue;
+      if ('code' in page) {
+        unavailable.push(this.#dropped(member, page.code));
         continue;
       }
       const tools = this.#visible(member, page.result.tools);
@@ -238,6 +234,34 @@ class MemberView {
       );
     }
     return this.#memberCall(target.member, { ...message, params: { ...message.params, name: target.name } });
+  }
+
+  /**
+   * A member's `tools/list` page; why it has none (the proxy's error code, or `member_error`
+   * for an error the member answered: never a code of its own, which could be any text); or
+   * undefined for a member that declares no tools (nothing to list, nothing wrong).
+   */
+  async #listPage(
+    member: string,
+    id: RequestId,
+    cursor: string | undefined,
+  ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
+    try {
+      const target = await this.#target(member);
+      const { initialized } = await this.#deps.members.session(this.#owner, target);
+      const capabilities = initialized.capabilities as JsonObject | undefined;
+      if (typeof capabilities?.tools !== 'object' || capabilities.tools === null) return undefined;
+      const request: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/list',
+        params: cursor === undefined ? {} : { cursor },
+      };
+      const answer = await this.#deps.members.call(this.#owner, target, request, this.#request.signal);
+      return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+    } catch (error) {
+      return { code: findProxyError(error)?.code ?? 'internal_error' };
+    }
   }
 
   /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
@@ -300,9 +324,7 @@ class MemberView {
   }
 
   /** Logs and counts a member left out of an answer. */
-  #dropped(member: string, answer: JsonRpcResponse): Unavailable {
-    const data = 'error' in answer ? (answer.error.data as { code?: unknown } | undefined) : undefined;
-    const code = typeof data?.code === 'string' ? data.code : 'member_error';
+  #dropped(member: string, code: string): Unavailable {
     this.#deps.logger.warn({ virtualServer: this.#name, member, code }, 'virtual server member unavailable');
     this.#deps.onMemberDown?.(code);
     return { server: member, code };
