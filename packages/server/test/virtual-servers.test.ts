@@ -50,6 +50,11 @@ async function startNotes(port = 0): Promise<{ server: Server; port: number; sto
       { description: 'Adds a note.', inputSchema: { text: z.string() } },
       ({ text }) => ({ content: [{ type: 'text', text: `noted: ${text}` }] }),
     );
+    mcp.registerPrompt(
+      'greet',
+      { description: 'Greets someone.', argsSchema: { who: z.string() } },
+      ({ who }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello, ${who}` } }] }),
+    );
     const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();
@@ -245,6 +250,27 @@ describe('virtual servers', () => {
     );
     await assert.rejects(client.callTool({ name: 'nope__echo', arguments: {} }), /Unknown tool: nope__echo/);
     await assert.rejects(client.callTool({ name: 'echo', arguments: {} }), /Unknown tool: echo/);
+  });
+
+  it('merges and routes prompts the same way', async () => {
+    const { client } = await connect();
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const result = await client.listPrompts(cursor === undefined ? {} : { cursor });
+      listed.push(...result.prompts.map((prompt) => prompt.name));
+      cursor = result.nextCursor;
+      if (cursor === undefined) break;
+    }
+    assert.ok(listed.includes('notes__greet'), listed.join(', '));
+    assert.ok(
+      listed.some((name) => name.startsWith('everything__')),
+      listed.join(', '),
+    );
+    const prompt = await client.getPrompt({ name: 'notes__greet', arguments: { who: 'Ada' } });
+    assert.deepEqual(prompt.messages[0]?.content, { type: 'text', text: 'Hello, Ada' });
+    await assert.rejects(client.getPrompt({ name: 'notes__nope' }), /Prompt notes__nope not found|nope/);
+    await assert.rejects(client.getPrompt({ name: 'greet' }), /Unknown prompt: greet/);
   });
 
   it('serves POST /proxy with server naming the virtual server', async () => {

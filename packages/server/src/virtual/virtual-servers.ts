@@ -57,6 +57,17 @@ export interface VirtualServersDeps {
   readonly onMemberDown?: (code: string) => void;
 }
 
+/** A list the virtual server merges from its members: its method, result field and capability. */
+interface Catalog {
+  readonly method: 'tools/list' | 'prompts/list';
+  readonly field: 'tools' | 'prompts';
+  /** What a named entry is called in an unknown-name answer. */
+  readonly noun: 'tool' | 'prompt';
+}
+
+const TOOLS: Catalog = { method: 'tools/list', field: 'tools', noun: 'tool' };
+const PROMPTS: Catalog = { method: 'prompts/list', field: 'prompts', noun: 'prompt' };
+
 /** A member that could not serve an answer, as named in `_meta`. */
 interface Unavailable {
   readonly server: string;
@@ -125,9 +136,13 @@ export class VirtualServers {
       case 'ping':
         return { jsonrpc: '2.0', id: message.id, result: {} };
       case 'tools/list':
-        return view.listTools(message);
+        return view.list(message, TOOLS);
       case 'tools/call':
-        return view.callTool(message);
+        return view.callNamed(message, TOOLS);
+      case 'prompts/list':
+        return view.list(message, PROMPTS);
+      case 'prompts/get':
+        return view.callNamed(message, PROMPTS);
       default:
         return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
     }
@@ -161,7 +176,7 @@ class MemberView {
 
   /**
    * The answer to `initialize`: the proxy's own. Capabilities are what the virtual server routes
-   * (tools; no `listChanged`: it has no stream to send one on yet). The members are opened in the
+   * (tools and prompts; no `listChanged`: it has no stream to send one on yet). The members are opened in the
    * background, so the first list finds them ready while a slow one does not hold the handshake.
    */
   initialize(message: JsonRpcRequest): JsonRpcResponse {
@@ -177,18 +192,19 @@ class MemberView {
       id: message.id,
       result: {
         protocolVersion: version,
-        capabilities: { tools: {} },
+        // Whether any member has prompts is only known once it answered: an empty list is harmless.
+        capabilities: { tools: {}, prompts: {} },
         serverInfo: { name: this.#name, version: VERSION },
       },
     };
   }
 
   /**
-   * One page of the merged tool list: the next member's next page, names prefixed. Members that
-   * fail are skipped and named in `_meta`; a member's empty last page moves on to the next one,
-   * so a client only sees an empty page when nothing is left.
+   * One page of a merged list (tools or prompts): the next member's next page, names prefixed.
+   * Members that fail are skipped and named in `_meta`; a member's empty last page moves on to
+   * the next one, so a client only sees an empty page when nothing is left.
    */
-  async listTools(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+  async list(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
     const cursor = message.params?.cursor;
     const start: ListPosition | undefined =
       cursor === undefined
@@ -201,60 +217,65 @@ class MemberView {
       const member = servers[index] as string;
       if (!this.#members.includes(member)) continue;
       const memberCursor = index === start.member ? start.cursor : undefined;
-      const page = await this.#listPage(member, message.id, memberCursor);
+      const page = await this.#listPage(member, message.id, memberCursor, catalog);
       if (page === undefined) continue;
       if ('code' in page) {
         unavailable.push(this.#dropped(member, page.code));
         continue;
       }
-      const tools = this.#visible(member, page.result.tools);
+      const items = this.#visible(member, page.result[catalog.field], catalog);
       const next: ListPosition | undefined =
         typeof page.result.nextCursor === 'string'
           ? { member: index, cursor: page.result.nextCursor }
           : this.#nextMember(index + 1);
-      if (tools.length === 0 && next?.member !== index) continue;
-      return this.#listResult(message.id, tools, next, unavailable);
+      if (items.length === 0 && next?.member !== index) continue;
+      return this.#listResult(message.id, catalog, items, next, unavailable);
     }
-    return this.#listResult(message.id, [], undefined, unavailable);
+    return this.#listResult(message.id, catalog, [], undefined, unavailable);
   }
 
-  /** A call of a prefixed tool, sent to its member under the member's name for it. */
-  async callTool(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+  /**
+   * A `tools/call` or `prompts/get` of a prefixed name, sent to its member under the member's
+   * name for it.
+   */
+  async callNamed(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
     const name = message.params?.name;
     const target =
       typeof name === 'string' ? memberName(name, this.#members, this.#settings.separator) : undefined;
-    const allowed =
-      this.#settings.tools === undefined || (typeof name === 'string' && this.#settings.tools.includes(name));
+    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
+    const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
     if (target === undefined || !allowed) {
       // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
       return protocolError(
         message.id,
         'invalid_params',
-        `Unknown tool: ${typeof name === 'string' ? name : typeof name}`,
+        `Unknown ${catalog.noun}: ${typeof name === 'string' ? name : typeof name}`,
       );
     }
     return this.#memberCall(target.member, { ...message, params: { ...message.params, name: target.name } });
   }
 
   /**
-   * A member's `tools/list` page; why it has none (the proxy's error code, or `member_error`
-   * for an error the member answered: never a code of its own, which could be any text); or
-   * undefined for a member that declares no tools (nothing to list, nothing wrong).
+   * A member's list page; why it has none (the proxy's error code, or `member_error` for an
+   * error the member answered: never a code of its own, which could be any text); or undefined
+   * for a member that declares no such capability (nothing to list, nothing wrong).
    */
   async #listPage(
     member: string,
     id: RequestId,
     cursor: string | undefined,
+    catalog: Catalog,
   ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
     try {
       const target = await this.#target(member);
       const { initialized } = await this.#deps.members.session(this.#owner, target);
       const capabilities = initialized.capabilities as JsonObject | undefined;
-      if (typeof capabilities?.tools !== 'object' || capabilities.tools === null) return undefined;
+      const declared = capabilities?.[catalog.field];
+      if (typeof declared !== 'object' || declared === null) return undefined;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
         id,
-        method: 'tools/list',
+        method: catalog.method,
         params: cursor === undefined ? {} : { cursor },
       };
       const answer = await this.#deps.members.call(this.#owner, target, request, this.#request.signal);
@@ -283,10 +304,10 @@ class MemberView {
     return this.#deps.resolve(member, tools === undefined ? grants : { ...grants, tools });
   }
 
-  /** The tools of a member's page the caller may see, prefixed; entries of any other shape dropped. */
-  #visible(member: string, tools: unknown): JsonObject[] {
+  /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
+  #visible(member: string, tools: unknown, catalog: Catalog): JsonObject[] {
     if (!Array.isArray(tools)) return [];
-    const allow = this.#settings.tools;
+    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const visible: JsonObject[] = [];
     for (const tool of tools) {
       if (typeof tool !== 'object' || tool === null || typeof (tool as JsonObject).name !== 'string')
@@ -308,7 +329,8 @@ class MemberView {
 
   #listResult(
     id: RequestId,
-    tools: JsonObject[],
+    catalog: Catalog,
+    items: JsonObject[],
     next: ListPosition | undefined,
     unavailable: readonly Unavailable[],
   ): JsonRpcResponse {
@@ -316,7 +338,7 @@ class MemberView {
       jsonrpc: '2.0',
       id,
       result: {
-        tools,
+        [catalog.field]: items,
         ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }),
         ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
       },
