@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 import { loadConfig } from '../src/config/config.ts';
@@ -54,6 +54,15 @@ async function startNotes(port = 0): Promise<{ server: Server; port: number; sto
       'greet',
       { description: 'Greets someone.', argsSchema: { who: z.string() } },
       ({ who }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello, ${who}` } }] }),
+    );
+    mcp.registerResource('today', 'notes://today', { mimeType: 'text/plain' }, (uri) => ({
+      contents: [{ uri: uri.href, text: 'buy milk' }],
+    }));
+    mcp.registerResource(
+      'day',
+      new ResourceTemplate('notes://day/{day}', { list: undefined }),
+      { mimeType: 'text/plain' },
+      (uri, { day }) => ({ contents: [{ uri: uri.href, text: `notes of ${String(day)}` }] }),
     );
     const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
     res.on('close', () => {
@@ -271,6 +280,37 @@ describe('virtual servers', () => {
     assert.deepEqual(prompt.messages[0]?.content, { type: 'text', text: 'Hello, Ada' });
     await assert.rejects(client.getPrompt({ name: 'notes__nope' }), /Prompt notes__nope not found|nope/);
     await assert.rejects(client.getPrompt({ name: 'greet' }), /Unknown prompt: greet/);
+  });
+
+  it('lists resources and templates under mapped URIs, and reads through them', async () => {
+    const { client } = await connect();
+    const uris: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const result = await client.listResources(cursor === undefined ? {} : { cursor });
+      uris.push(...result.resources.map((resource) => resource.uri));
+      cursor = result.nextCursor;
+      if (cursor === undefined) break;
+    }
+    assert.ok(uris.includes('mcpp://notes/notes://today'), uris.slice(0, 5).join(', '));
+    const fromEverything = uris.find((uri) => uri.startsWith('mcpp://everything/'));
+    assert.ok(fromEverything, 'server-everything’s resources are listed too');
+    const read = await client.readResource({ uri: 'mcpp://notes/notes://today' });
+    assert.equal((read.contents[0] as { text?: string }).text, 'buy milk');
+    const everything = await client.readResource({ uri: fromEverything });
+    assert.ok(everything.contents.length > 0);
+    const listedTemplates: string[] = [];
+    cursor = undefined;
+    for (let page = 0; page < 20; page++) {
+      const result = await client.listResourceTemplates(cursor === undefined ? {} : { cursor });
+      listedTemplates.push(...result.resourceTemplates.map((template) => template.uriTemplate));
+      cursor = result.nextCursor;
+      if (cursor === undefined) break;
+    }
+    assert.ok(listedTemplates.includes('mcpp://notes/notes://day/{day}'), listedTemplates.join(', '));
+    const day = await client.readResource({ uri: 'mcpp://notes/notes://day/monday' });
+    assert.equal((day.contents[0] as { text?: string }).text, 'notes of monday');
+    await assert.rejects(client.readResource({ uri: 'notes://today' }), /Unknown resource: notes:\/\/today/);
   });
 
   it('serves POST /proxy with server naming the virtual server', async () => {

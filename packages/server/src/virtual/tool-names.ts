@@ -1,7 +1,7 @@
 /**
  * @module virtual/tool-names
- * How a virtual server's names and cursors map to its members': a tool is listed as
- * `<member><separator><tool>`, and a list cursor of the proxy's own says which member's page
+ * How a virtual server's names, URIs and cursors map to its members': a tool or prompt is
+ * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>`, and a list cursor of the proxy's own says which member's page
  * comes next and that member's cursor for it.
  */
 
@@ -31,6 +31,30 @@ export function memberName(
       return { member, name: prefixedName.slice(head.length) };
   }
   return undefined;
+}
+
+/**
+ * The scheme of a member's resource URI as a client sees it: `mcpp://<member>/<the member's
+ * URI, as it is>`. The member's URI is appended unencoded, so a URI template stays a template
+ * (`mcpp://docs/file:///{path}` expands to what maps back to `file:///…`), and member names are
+ * valid host names (letters, digits, `_ . -`).
+ */
+const URI_PREFIX = 'mcpp://';
+
+/** The URI a client sees for a member's resource (or URI template). */
+export function exposedUri(member: string, uri: string): string {
+  return `${URI_PREFIX}${member}/${uri}`;
+}
+
+/** The member a client's URI belongs to, and the member's own URI; undefined when none claims it. */
+export function memberUri(uri: string, members: readonly string[]): MemberName | undefined {
+  if (!uri.startsWith(URI_PREFIX)) return undefined;
+  const rest = uri.slice(URI_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const member = rest.slice(0, slash);
+  const name = rest.slice(slash + 1);
+  return members.includes(member) && name !== '' ? { member, name } : undefined;
 }
 
 /** Where a merged list goes on: the member's position and its own cursor, if it gave one. */

@@ -1,10 +1,10 @@
 /**
  * @module virtual/virtual-servers
  * A virtual server (issue 20, docs/virtual-servers.md): the proxy answers as one MCP server whose
- * tools are its members', each listed as `<member><separator><tool>`. `initialize` is answered
- * here (the members are initialized by member-sessions.ts), `tools/list` pages through the
- * members under a cursor of the proxy's own, and `tools/call` goes to the member its prefix
- * names. A principal sees only the members its grants reach and the tools they allow (policy/
+ * tools, prompts and resources are its members', names listed as `<member><separator><name>`
+ * and URIs as `mcpp://<member>/<uri>` (tool-names.ts). `initialize` is answered here (the
+ * members are initialized by member-sessions.ts), lists page through the members under a cursor
+ * of the proxy's own, and a call, `prompts/get` or read goes to the member its name names. A principal sees only the members its grants reach and the tools they allow (policy/
  * grants.ts decides, as for a named server); a member that is down, or refuses, drops out of
  * the lists (named in the result's `_meta`) while the others serve.
  */
@@ -24,7 +24,15 @@ import type {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import { decodeCursor, encodeCursor, type ListPosition, memberName, prefixed } from './tool-names.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  exposedUri,
+  type ListPosition,
+  memberName,
+  memberUri,
+  prefixed,
+} from './tool-names.ts';
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -59,14 +67,44 @@ export interface VirtualServersDeps {
 
 /** A list the virtual server merges from its members: its method, result field and capability. */
 interface Catalog {
-  readonly method: 'tools/list' | 'prompts/list';
-  readonly field: 'tools' | 'prompts';
-  /** What a named entry is called in an unknown-name answer. */
-  readonly noun: 'tool' | 'prompt';
+  readonly method: 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
+  readonly field: 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
+  /** The member capability that says it has such a list. */
+  readonly capability: 'tools' | 'prompts' | 'resources';
+  /** The entry's field the client addresses it by: a name is prefixed, a URI mapped. */
+  readonly key: 'name' | 'uri' | 'uriTemplate';
+  /** What an entry is called in an unknown-name answer. */
+  readonly noun: 'tool' | 'prompt' | 'resource';
 }
 
-const TOOLS: Catalog = { method: 'tools/list', field: 'tools', noun: 'tool' };
-const PROMPTS: Catalog = { method: 'prompts/list', field: 'prompts', noun: 'prompt' };
+const TOOLS: Catalog = {
+  method: 'tools/list',
+  field: 'tools',
+  capability: 'tools',
+  key: 'name',
+  noun: 'tool',
+};
+const PROMPTS: Catalog = {
+  method: 'prompts/list',
+  field: 'prompts',
+  capability: 'prompts',
+  key: 'name',
+  noun: 'prompt',
+};
+const RESOURCES: Catalog = {
+  method: 'resources/list',
+  field: 'resources',
+  capability: 'resources',
+  key: 'uri',
+  noun: 'resource',
+};
+const TEMPLATES: Catalog = {
+  method: 'resources/templates/list',
+  field: 'resourceTemplates',
+  capability: 'resources',
+  key: 'uriTemplate',
+  noun: 'resource',
+};
 
 /** A member that could not serve an answer, as named in `_meta`. */
 interface Unavailable {
@@ -143,6 +181,12 @@ export class VirtualServers {
         return view.list(message, PROMPTS);
       case 'prompts/get':
         return view.callNamed(message, PROMPTS);
+      case 'resources/list':
+        return view.list(message, RESOURCES);
+      case 'resources/templates/list':
+        return view.list(message, TEMPLATES);
+      case 'resources/read':
+        return view.callNamed(message, RESOURCES);
       default:
         return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
     }
@@ -176,7 +220,7 @@ class MemberView {
 
   /**
    * The answer to `initialize`: the proxy's own. Capabilities are what the virtual server routes
-   * (tools and prompts; no `listChanged`: it has no stream to send one on yet). The members are opened in the
+   * (tools, prompts, resources; no `listChanged` nor `subscribe`: it has no stream to send one on yet). The members are opened in the
    * background, so the first list finds them ready while a slow one does not hold the handshake.
    */
   initialize(message: JsonRpcRequest): JsonRpcResponse {
@@ -193,14 +237,15 @@ class MemberView {
       result: {
         protocolVersion: version,
         // Whether any member has prompts is only known once it answered: an empty list is harmless.
-        capabilities: { tools: {}, prompts: {} },
+        capabilities: { tools: {}, prompts: {}, resources: {} },
         serverInfo: { name: this.#name, version: VERSION },
       },
     };
   }
 
   /**
-   * One page of a merged list (tools or prompts): the next member's next page, names prefixed.
+   * One page of a merged list (tools, prompts, resources, resource templates): the next
+   * member's next page, names prefixed or URIs mapped.
    * Members that fail are skipped and named in `_meta`; a member's empty last page moves on to
    * the next one, so a client only sees an empty page when nothing is left.
    */
@@ -235,13 +280,18 @@ class MemberView {
   }
 
   /**
-   * A `tools/call` or `prompts/get` of a prefixed name, sent to its member under the member's
-   * name for it.
+   * A `tools/call` or `prompts/get` of a prefixed name, or a `resources/read` of a mapped URI,
+   * sent to its member under the member's own name or URI.
    */
   async callNamed(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
-    const name = message.params?.name;
+    const field = catalog.key === 'name' ? 'name' : 'uri';
+    const name = message.params?.[field];
     const target =
-      typeof name === 'string' ? memberName(name, this.#members, this.#settings.separator) : undefined;
+      typeof name !== 'string'
+        ? undefined
+        : field === 'name'
+          ? memberName(name, this.#members, this.#settings.separator)
+          : memberUri(name, this.#members);
     const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
     if (target === undefined || !allowed) {
@@ -252,7 +302,10 @@ class MemberView {
         `Unknown ${catalog.noun}: ${typeof name === 'string' ? name : typeof name}`,
       );
     }
-    return this.#memberCall(target.member, { ...message, params: { ...message.params, name: target.name } });
+    return this.#memberCall(target.member, {
+      ...message,
+      params: { ...message.params, [field]: target.name },
+    });
   }
 
   /**
@@ -270,7 +323,7 @@ class MemberView {
       const target = await this.#target(member);
       const { initialized } = await this.#deps.members.session(this.#owner, target);
       const capabilities = initialized.capabilities as JsonObject | undefined;
-      const declared = capabilities?.[catalog.field];
+      const declared = capabilities?.[catalog.capability];
       if (typeof declared !== 'object' || declared === null) return undefined;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
@@ -305,15 +358,18 @@ class MemberView {
   }
 
   /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
-  #visible(member: string, tools: unknown, catalog: Catalog): JsonObject[] {
-    if (!Array.isArray(tools)) return [];
+  #visible(member: string, entries: unknown, catalog: Catalog): JsonObject[] {
+    if (!Array.isArray(entries)) return [];
     const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const visible: JsonObject[] = [];
-    for (const tool of tools) {
-      if (typeof tool !== 'object' || tool === null || typeof (tool as JsonObject).name !== 'string')
-        continue;
-      const name = prefixed(member, (tool as JsonObject).name as string, this.#settings.separator);
-      if (allow === undefined || allow.includes(name)) visible.push({ ...(tool as JsonObject), name });
+    for (const entry of entries) {
+      if (typeof entry !== 'object' || entry === null) continue;
+      const own = (entry as JsonObject)[catalog.key];
+      if (typeof own !== 'string') continue;
+      const exposed =
+        catalog.key === 'name' ? prefixed(member, own, this.#settings.separator) : exposedUri(member, own);
+      if (allow === undefined || allow.includes(exposed))
+        visible.push({ ...(entry as JsonObject), [catalog.key]: exposed });
     }
     return visible;
   }
