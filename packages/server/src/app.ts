@@ -12,6 +12,7 @@ import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
+import { memberCredentials } from './credentials/member-credentials.ts';
 import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
@@ -293,18 +294,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     open: (owner, target) => held.open(owner, target),
   });
-  // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
-  const virtual = new VirtualServers({
-    settings: () => current.virtualServers,
-    resolve: (member, grants) => targets.resolve({ server: member }, grants),
-    members: new MemberSessions({
-      sessions,
-      open: held.open.bind(held),
-      timeoutMs: config.upstream.timeoutMs,
-    }),
-    logger,
-    onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
-  });
   // What a reload lets a running request keep: a virtual server's name is no configured server's.
   const reachable: Pick<TargetResolver, 'stillReaches'> = {
     stillReaches: (key, grants, changed) =>
@@ -328,6 +317,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     servers: () => currentServers,
     issuerClients: () => current.oauthClients,
     now,
+  });
+  // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
+  const virtual = new VirtualServers({
+    settings: () => current.virtualServers,
+    resolve: (member, grants) => targets.resolve({ server: member }, grants),
+    members: new MemberSessions({
+      sessions,
+      open: held.open.bind(held),
+      timeoutMs: config.upstream.timeoutMs,
+    }),
+    logger,
+    onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
+    credentials: broker && memberCredentials(broker),
   });
   const forwarder = new Forwarder({
     broker,

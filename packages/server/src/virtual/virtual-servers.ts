@@ -2,11 +2,12 @@
  * @module virtual/virtual-servers
  * A virtual server (issue 20, docs/virtual-servers.md): the proxy answers as one MCP server whose
  * tools, prompts and resources are its members', names listed as `<member><separator><name>`
- * and URIs as `mcpp://<member>/<uri>` (tool-names.ts). `initialize` is answered here (the
+ * and URIs as `mcpp://<member>/<uri>` (member-names.ts). `initialize` is answered here (the
  * members are initialized by member-sessions.ts), lists page through the members under a cursor
- * of the proxy's own, and a call, `prompts/get` or read goes to the member its name names. A principal sees only the members its grants reach and the tools they allow (policy/
- * grants.ts decides, as for a named server); a member that is down, or refuses, drops out of
- * the lists (named in the result's `_meta`) while the others serve.
+ * of the proxy's own, and a call, `prompts/get` or read goes to the member its name names. A
+ * principal sees only the members its grants reach and the tools they allow (policy/grants.ts
+ * decides, as for a named server); a member that is down, or refuses, drops out of the lists
+ * (named in the result's `_meta`) while the others serve.
  */
 import type { Logger } from 'pino';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
@@ -23,7 +24,6 @@ import type {
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
-import type { MemberSessions } from './member-sessions.ts';
 import {
   decodeCursor,
   encodeCursor,
@@ -32,7 +32,8 @@ import {
   memberName,
   memberUri,
   prefixed,
-} from './tool-names.ts';
+} from './member-names.ts';
+import type { MemberSessions } from './member-sessions.ts';
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -53,6 +54,25 @@ export interface VirtualRequest {
   readonly signal?: AbortSignal | undefined;
 }
 
+/**
+ * How members get a principal's upstream OAuth credential: the broker's (credentials/
+ * member-credentials.ts), passed in so this layer does not reach up to it.
+ */
+export interface MemberCredentials {
+  /**
+   * The target with the principal's token from the vault; throws `upstream_auth_required` when a
+   * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   */
+  supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal): Promise<UpstreamTarget>;
+  /** What to answer after the member refused with 401: a sign-in for it, or the refusal itself. */
+  refused(
+    principalKey: string,
+    target: UpstreamTarget,
+    refusal: ProxyError,
+    signal?: AbortSignal,
+  ): Promise<ProxyError>;
+}
+
 /** What virtual servers need. */
 export interface VirtualServersDeps {
   /** The configured virtual servers, as of now (a reload replaces them). */
@@ -61,6 +81,8 @@ export interface VirtualServersDeps {
   readonly resolve: (member: string, grants: TargetGrants) => Promise<UpstreamTarget>;
   readonly members: MemberSessions;
   readonly logger: Logger;
+  /** The upstream OAuth broker's part, when it runs. */
+  readonly credentials?: MemberCredentials | undefined;
   /** Counts a member dropped from an answer, by the error's code (metrics). */
   readonly onMemberDown?: (code: string) => void;
 }
@@ -150,8 +172,9 @@ export class VirtualServers {
 
   /**
    * Answers one message sent to the virtual server `name` (which {@link has} names); undefined
-   * for a notification. A principal its grants keep out gets `unknown_server` (thrown). Whatever a member does, the answer is a JSON-RPC response: a member's
-   * failure on a call is that call's error, never a thrown one.
+   * for a notification. A principal its grants keep out gets `unknown_server` (thrown). Whatever
+   * a member does, the answer is a JSON-RPC response: a member's failure on a call is that
+   * call's error, never a thrown one.
    */
   async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
     this.checkReach(name, request.caller.grants);
@@ -320,19 +343,20 @@ class MemberView {
     catalog: Catalog,
   ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
     try {
-      const target = await this.#target(member);
-      const { initialized } = await this.#deps.members.session(this.#owner, target);
-      const capabilities = initialized.capabilities as JsonObject | undefined;
-      const declared = capabilities?.[catalog.capability];
-      if (typeof declared !== 'object' || declared === null) return undefined;
-      const request: JsonRpcRequest = {
-        jsonrpc: '2.0',
-        id,
-        method: catalog.method,
-        params: cursor === undefined ? {} : { cursor },
-      };
-      const answer = await this.#deps.members.call(this.#owner, target, request, this.#request.signal);
-      return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+      return await this.#reach(member, async (target) => {
+        const { initialized } = await this.#deps.members.session(this.#owner, target);
+        const capabilities = initialized.capabilities as JsonObject | undefined;
+        const declared = capabilities?.[catalog.capability];
+        if (typeof declared !== 'object' || declared === null) return undefined;
+        const request: JsonRpcRequest = {
+          jsonrpc: '2.0',
+          id,
+          method: catalog.method,
+          params: cursor === undefined ? {} : { cursor },
+        };
+        const answer = await this.#deps.members.call(this.#owner, target, request, this.#request.signal);
+        return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+      });
     } catch (error) {
       return { code: findProxyError(error)?.code ?? 'internal_error' };
     }
@@ -341,10 +365,34 @@ class MemberView {
   /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
   async #memberCall(member: string, message: JsonRpcRequest): Promise<JsonRpcResponse> {
     try {
-      const target = await this.#target(member);
-      return await this.#deps.members.call(this.#owner, target, message, this.#request.signal);
+      return await this.#reach(member, (target) =>
+        this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+      );
     } catch (error) {
       return toJsonRpcError(error, message.id);
+    }
+  }
+
+  /**
+   * Runs `use` on the member, vetted for this caller, with the principal's upstream OAuth token
+   * when the broker supplies it (as for a named server: only when neither the operator nor the
+   * caller gave a credential). A 401 of the member then asks the principal to sign in to that
+   * member only: `upstream_auth_required` is thrown, the other members are not affected.
+   */
+  async #reach<T>(member: string, use: (target: UpstreamTarget) => Promise<T>): Promise<T> {
+    const resolved = await this.#target(member);
+    const credentials = this.#deps.credentials;
+    if (credentials === undefined || resolved.kind === 'stdio' || resolved.bearerToken !== undefined)
+      return use(resolved);
+    const { principalKey } = this.#request.caller;
+    const signal = this.#request.signal;
+    const target = await credentials.supply(principalKey, resolved, signal);
+    try {
+      return await use(target);
+    } catch (error) {
+      const refusal = findProxyError(error);
+      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+      throw await credentials.refused(principalKey, resolved, refusal, signal);
     }
   }
 

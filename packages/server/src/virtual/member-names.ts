@@ -1,5 +1,5 @@
 /**
- * @module virtual/tool-names
+ * @module virtual/member-names
  * How a virtual server's names, URIs and cursors map to its members': a tool or prompt is
  * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>`, and a list cursor of the proxy's own says which member's page
  * comes next and that member's cursor for it.
