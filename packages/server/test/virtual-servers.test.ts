@@ -197,6 +197,9 @@ describe('virtual servers', () => {
         'virtualServers:',
         '  workspace:',
         '    servers: [everything, notes, down, odd]',
+        '  searchable:',
+        '    servers: [everything, notes]',
+        '    toolSearch: true',
         'tokens:',
         `  - sha256: ${sha256(NOTES_ONLY)}`,
         '    servers: [workspace, notes]',
@@ -311,6 +314,37 @@ describe('virtual servers', () => {
     const day = await client.readResource({ uri: 'mcpp://notes/notes://day/monday' });
     assert.equal((day.contents[0] as { text?: string }).text, 'notes of monday');
     await assert.rejects(client.readResource({ uri: 'notes://today' }), /Unknown resource: notes:\/\/today/);
+  });
+
+  it('offers search_tools and call_tool instead of the list in tool search mode', async () => {
+    const connected = await connectClient(proxy, serverTarget('searchable'), { roots: false });
+    clients.push(connected);
+    const { client } = connected;
+    const { tools } = await client.listTools();
+    assert.deepEqual(
+      tools.map((tool) => tool.name),
+      ['search_tools', 'call_tool'],
+    );
+    const found = await client.callTool({
+      name: 'search_tools',
+      arguments: { query: 'echo notes', limit: 2 },
+    });
+    const ranked = JSON.parse(textOf(found)).tools as Array<{ name: string; inputSchema?: unknown }>;
+    assert.deepEqual(
+      ranked.map((tool) => tool.name),
+      ['notes__echo', 'everything__echo'],
+      'the name and description that match most come first',
+    );
+    assert.ok(ranked[0]?.inputSchema, 'with what a call needs');
+    const called = await client.callTool({
+      name: 'call_tool',
+      arguments: { name: 'notes__echo', arguments: { message: 'found' } },
+    });
+    assert.equal(textOf(called), 'notes echo: found');
+    await assert.rejects(
+      client.callTool({ name: 'call_tool', arguments: { name: 'nope__x' } }),
+      /Unknown tool: nope__x/,
+    );
   });
 
   it('serves POST /proxy with server naming the virtual server', async () => {

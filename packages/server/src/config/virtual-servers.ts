@@ -20,6 +20,8 @@ export const virtualServerSchema = z.strictObject({
     .default('__'),
   /** Only these tools (their prefixed names) are listed and callable; others look unknown. */
   tools: z.array(z.string().min(1)).optional(),
+  /** Tool search mode: the client is listed `search_tools` and `call_tool` instead of every tool. */
+  toolSearch: z.boolean().default(false),
 });
 
 /** A virtual server as configured (validated). */
@@ -27,6 +29,7 @@ export interface VirtualServerSettings {
   readonly servers: readonly string[];
   readonly separator: string;
   readonly tools?: readonly string[] | undefined;
+  readonly toolSearch: boolean;
 }
 
 /**

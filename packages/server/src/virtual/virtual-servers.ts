@@ -15,12 +15,13 @@ import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { clientEraOf, LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
 import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
-import type {
-  JsonObject,
-  JsonRpcNotification,
-  JsonRpcRequest,
-  JsonRpcResponse,
-  RequestId,
+import {
+  asObject,
+  type JsonObject,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
@@ -34,6 +35,10 @@ import {
   prefixed,
 } from './member-names.ts';
 import type { MemberSessions } from './member-sessions.ts';
+import { CALL_TOOL, rankTools, SEARCH_MODE_TOOLS, SEARCH_TOOL } from './tool-search.ts';
+
+/** How many merged list pages one search reads at most (a member paging forever ends there). */
+const MAX_SEARCH_PAGES = 100;
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -197,9 +202,11 @@ export class VirtualServers {
       case 'ping':
         return { jsonrpc: '2.0', id: message.id, result: {} };
       case 'tools/list':
-        return view.list(message, TOOLS);
+        return settings.toolSearch
+          ? { jsonrpc: '2.0', id: message.id, result: { tools: [...SEARCH_MODE_TOOLS] } }
+          : view.list(message, TOOLS);
       case 'tools/call':
-        return view.callNamed(message, TOOLS);
+        return settings.toolSearch ? view.searchModeCall(message) : view.callNamed(message, TOOLS);
       case 'prompts/list':
         return view.list(message, PROMPTS);
       case 'prompts/get':
@@ -300,6 +307,52 @@ class MemberView {
       return this.#listResult(message.id, catalog, items, next, unavailable);
     }
     return this.#listResult(message.id, catalog, [], undefined, unavailable);
+  }
+
+  /**
+   * A `tools/call` in tool search mode: `search_tools` ranks the merged list (every page of
+   * every member, one page in memory at a time: only the best `limit` are kept between pages),
+   * `call_tool` calls one of them, and a member's tool named directly is still called.
+   */
+  async searchModeCall(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const params = message.params ?? {};
+    const args = asObject(params.arguments);
+    if (params.name === CALL_TOOL) {
+      if (typeof args.name !== 'string')
+        return protocolError(message.id, 'invalid_params', 'call_tool needs the name of a tool (a string)');
+      const call = { ...params, name: args.name, arguments: args.arguments ?? {} };
+      return this.callNamed({ ...message, params: call }, TOOLS);
+    }
+    if (params.name !== SEARCH_TOOL) return this.callNamed(message, TOOLS);
+    if (typeof args.query !== 'string')
+      return protocolError(message.id, 'invalid_params', 'search_tools needs a query (a string)');
+    let best: JsonObject[] = [];
+    const unavailable: Unavailable[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_SEARCH_PAGES; page++) {
+      const request: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id: message.id,
+        method: 'tools/list',
+        params: cursor === undefined ? {} : { cursor },
+      };
+      const answer = await this.list(request, TOOLS);
+      if (!('result' in answer)) break;
+      const tools = answer.result.tools as JsonObject[];
+      best = rankTools([...best, ...tools], args.query, args.limit);
+      const meta = answer.result._meta as JsonObject | undefined;
+      unavailable.push(...((meta?.[UNAVAILABLE_META] as Unavailable[] | undefined) ?? []));
+      cursor = typeof answer.result.nextCursor === 'string' ? answer.result.nextCursor : undefined;
+      if (cursor === undefined) break;
+    }
+    return {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: {
+        content: [{ type: 'text', text: JSON.stringify({ tools: best }) }],
+        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+      },
+    };
   }
 
   /**
