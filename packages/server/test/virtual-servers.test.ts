@@ -32,6 +32,8 @@ const UNAVAILABLE = 'io.github.mcp-proxy/unavailable';
 const NOTES_ONLY = 'virtual-notes-only-token-0123456789';
 /** May reach every member, but call only `notes__echo` (named as the client sees it). */
 const ECHO_ONLY = 'virtual-echo-only-token-0123456789ab';
+/** May reach the virtual server (all its members), and no server directly. */
+const WORKSPACE_ONLY = 'virtual-workspace-only-token-012345';
 /** May reach `notes` directly, but not the virtual server. */
 const NO_WORKSPACE = 'virtual-no-workspace-token-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -205,6 +207,8 @@ describe('virtual servers', () => {
         '    servers: [workspace, notes]',
         `  - sha256: ${sha256(ECHO_ONLY)}`,
         '    tools: [notes__echo]',
+        `  - sha256: ${sha256(WORKSPACE_ONLY)}`,
+        '    servers: [workspace]',
         `  - sha256: ${sha256(NO_WORKSPACE)}`,
         '    servers: [notes]',
         '',
@@ -380,6 +384,17 @@ describe('virtual servers', () => {
       notesOnly.client.callTool({ name: 'everything__echo', arguments: { message: 'x' } }),
       /Unknown tool: everything__echo/,
     );
+    const workspaceOnly = await connect(WORKSPACE_ONLY);
+    const everyMember = names(await allPages(workspaceOnly));
+    assert.ok(
+      everyMember.includes('everything__echo') && everyMember.includes('notes__echo'),
+      'a grant of the virtual server alone reaches its members',
+    );
+    const direct = await postProxy(
+      { url: proxy.url, token: WORKSPACE_ONLY },
+      { server: 'notes', jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(direct.status, 404, 'but not the members themselves');
     const echoOnly = await connect(ECHO_ONLY);
     assert.deepEqual(names(await allPages(echoOnly)), ['notes__echo']);
     await assert.rejects(

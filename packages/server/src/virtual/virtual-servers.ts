@@ -245,7 +245,7 @@ class MemberView {
     this.#deps = deps;
     const { caller } = request;
     this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
-    this.#members = settings.servers.filter((member) => permitsTarget(caller.grants, { server: member }));
+    this.#members = visibleMembers(settings.servers, caller.grants);
   }
 
   /**
@@ -455,7 +455,12 @@ class MemberView {
     const separator = this.#settings.separator;
     // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
     const tools = grants.tools?.map((tool) => memberName(tool, [member], separator)?.name ?? tool);
-    return this.#deps.resolve(member, tools === undefined ? grants : { ...grants, tools });
+    // Visible members are reached through the virtual server, whether or not the grant names them.
+    return this.#deps.resolve(member, {
+      ...grants,
+      servers: [member],
+      ...(tools === undefined ? {} : { tools }),
+    });
   }
 
   /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
@@ -508,4 +513,17 @@ class MemberView {
     this.#deps.onMemberDown?.(code);
     return { server: member, code };
   }
+}
+
+/**
+ * The members a principal sees: every one when its grant does not restrict servers or names
+ * the virtual server alone; when it also names some members, only those (`servers: [workspace,
+ * github]` sees GitHub's tools in `workspace`).
+ */
+export function visibleMembers(
+  members: readonly string[],
+  grants: TargetGrants | undefined,
+): readonly string[] {
+  const named = members.filter((member) => permitsTarget(grants, { server: member }));
+  return named.length === 0 ? members : named;
 }
