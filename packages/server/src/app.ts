@@ -294,10 +294,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     open: (owner, target) => held.open(owner, target),
   });
-  // What a reload lets a running request keep: a virtual server's name is no configured server's.
+  // What a reload lets a running request or session keep: a virtual server's name is no
+  // configured server's, and its members are reached through it.
   const reachable: Pick<TargetResolver, 'stillReaches'> = {
     stillReaches: (key, grants, changed) =>
-      virtual.stillReaches(key, grants) ?? targets.stillReaches(key, grants, changed),
+      virtual.stillReaches(key, grants) ??
+      (targets.stillReaches(key, grants, changed) ||
+        (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
   };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const sealer = new SessionIdSealer(

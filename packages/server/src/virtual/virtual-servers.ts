@@ -164,6 +164,21 @@ export class VirtualServers {
   }
 
   /**
+   * After a reload, whether a principal with these grants reaches the configured server of
+   * `targetKey` through a virtual server (a member session it holds may stay, when the member is
+   * unchanged: the target resolver judges that part).
+   */
+  reachesMember(targetKey: string, grants: TargetGrants | undefined): boolean {
+    const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
+    if (name === undefined) return false;
+    return Object.entries(this.#deps.settings()).some(
+      ([virtualName, settings]) =>
+        permitsTarget(grants, { server: virtualName }) &&
+        visibleMembers(settings.servers, grants).includes(name),
+    );
+  }
+
+  /**
    * Refuses a principal whose grants do not reach the virtual server `name` as a named server
    * is refused: it looks unknown (the audit trail reads the refusal from the cause).
    */
