@@ -38,10 +38,25 @@ const WORKSPACE_ONLY = 'virtual-workspace-only-token-012345';
 const NO_WORKSPACE = 'virtual-no-workspace-token-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
-/** An SDK v1 server (stateless Streamable HTTP, JSON answers) with `echo` and `add_note`. */
+/** What the `slow` tool of every notes server saw: a call started, a call cancelled. */
+const slowCalls = { started: Promise.withResolvers<void>(), cancelled: Promise.withResolvers<void>() };
+
+/** An SDK v1 server (stateless Streamable HTTP, JSON answers) with `echo`, `add_note` and `slow`. */
 async function startNotes(port = 0): Promise<{ server: Server; port: number; stop(): Promise<void> }> {
   const server = createServer(async (req, res) => {
     const mcp = new McpServer({ name: 'notes', version: '1.0.0' });
+    mcp.registerTool('slow', { description: 'Runs until cancelled (30 s at most).' }, async (extra) => {
+      slowCalls.started.resolve();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 30_000);
+        extra.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          slowCalls.cancelled.resolve();
+          resolve();
+        });
+      });
+      return { content: [{ type: 'text', text: 'done' }] };
+    });
     mcp.registerTool(
       'echo',
       { description: 'Echoes its input, as notes.', inputSchema: { message: z.string() } },
@@ -351,6 +366,24 @@ describe('virtual servers', () => {
     );
   });
 
+  it('passes a client’s cancellation on to the member', async () => {
+    const { client } = await connect();
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'notes__slow', arguments: {} }, undefined, {
+      signal: controller.signal,
+    });
+    call.catch(() => {});
+    await slowCalls.started.promise;
+    controller.abort();
+    await assert.rejects(call);
+    // Well before UPSTREAM_TIMEOUT_MS (5 s here), which would cancel the member's call anyway.
+    const cancelled = await Promise.race([
+      slowCalls.cancelled.promise.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(resolve, 2_500, false).unref()),
+    ]);
+    assert.ok(cancelled, 'the member saw the cancellation');
+  });
+
   it('serves POST /proxy with server naming the virtual server', async () => {
     const reply = await postProxy(proxy, {
       server: 'workspace',
@@ -378,7 +411,7 @@ describe('virtual servers', () => {
   it('shows a principal only the members and tools its grants allow', async () => {
     const notesOnly = await connect(NOTES_ONLY);
     const pages = await allPages(notesOnly);
-    assert.deepEqual(names(pages).sort(), ['notes__add_note', 'notes__echo']);
+    assert.deepEqual(names(pages).sort(), ['notes__add_note', 'notes__echo', 'notes__slow']);
     assert.deepEqual(unavailable(pages), [], 'a member it may not reach is not even named');
     await assert.rejects(
       notesOnly.client.callTool({ name: 'everything__echo', arguments: { message: 'x' } }),

@@ -17,11 +17,13 @@ import { clientEraOf, LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/c
 import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
+  cancelledRequestId,
   type JsonObject,
   type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
+  requestKey,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
@@ -142,6 +144,12 @@ interface Unavailable {
 /** Serves every configured virtual server. */
 export class VirtualServers {
   readonly #deps: VirtualServersDeps;
+  /**
+   * Requests being answered, by principal, virtual server and request id, so that a client's
+   * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
+   * open: the in-flight caps bound them.
+   */
+  readonly #inFlight = new Map<string, AbortController>();
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
@@ -200,7 +208,35 @@ export class VirtualServers {
     this.checkReach(name, request.caller.grants);
     const settings = this.#deps.settings()[name];
     const { message } = request;
-    if (settings === undefined || !('id' in message)) return undefined;
+    if (!('id' in message)) {
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      return undefined;
+    }
+    if (settings === undefined) return undefined;
+    // The member's exchange ends when the caller leaves or cancels: the member is told (MCP's
+    // cancellation, sent by the held session).
+    const key = this.#key(name, request, message.id);
+    const controller = new AbortController();
+    this.#inFlight.set(key, controller);
+    const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    try {
+      return await this.#answer(name, settings, { ...request, signal }, message);
+    } finally {
+      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+    }
+  }
+
+  #key(name: string, request: VirtualRequest, id: RequestId): string {
+    return `${request.caller.principalKey}\n${name}\n${requestKey(id)}`;
+  }
+
+  async #answer(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> {
     if (clientEraOf(message, request.protocolVersion) === 'modern') {
       // MCP's own signal: a 2026-07-28 client falls back to a 2025 version it also speaks.
       return protocolError(
