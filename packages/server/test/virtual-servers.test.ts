@@ -178,6 +178,8 @@ describe('virtual servers', () => {
   let notes: Awaited<ReturnType<typeof startNotes>>;
   let configPath: string;
   let odd: Awaited<ReturnType<typeof startOdd>>;
+  /** A member that takes requests and never answers. */
+  let silent: Server;
   const clients: ConnectedClient[] = [];
   const connect = async (token?: string) => {
     const connected = await connectClient(proxy, serverTarget('workspace'), {
@@ -191,6 +193,8 @@ describe('virtual servers', () => {
   before(async () => {
     notes = await startNotes();
     odd = await startOdd();
+    silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const downPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-'));
     configPath = join(dir, 'proxy.yaml');
@@ -208,12 +212,18 @@ describe('virtual servers', () => {
         '  down:',
         `    url: http://127.0.0.1:${downPort}/mcp`,
         '    transport: streamable-http',
+        '  silent:',
+        `    url: http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`,
+        '    transport: streamable-http',
         '  odd:',
         `    url: http://127.0.0.1:${odd.port}/mcp`,
         '    transport: streamable-http',
         'virtualServers:',
         '  workspace:',
         '    servers: [everything, notes, down, odd]',
+        '  slowspace:',
+        '    servers: [silent, notes]',
+        '    listTimeoutMs: 300',
         '  searchable:',
         '    servers: [everything, notes]',
         '    toolSearch: true',
@@ -236,6 +246,8 @@ describe('virtual servers', () => {
     await proxy?.close();
     await notes?.stop();
     await odd?.stop();
+    silent?.closeAllConnections();
+    await new Promise((resolve) => silent?.close(resolve));
   });
 
   it('answers initialize as one server, and lists every member’s tools prefixed, page by page', async () => {
@@ -364,6 +376,24 @@ describe('virtual servers', () => {
       client.callTool({ name: 'call_tool', arguments: { name: 'nope__x' } }),
       /Unknown tool: nope__x/,
     );
+  });
+
+  it('leaves a member that is slow to list out of the page, past the list deadline', async () => {
+    const started = performance.now();
+    const reply = await postProxy(proxy, {
+      server: 'slowspace',
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/list',
+    });
+    const elapsed = performance.now() - started;
+    assert.deepEqual(reply.body.result._meta[UNAVAILABLE], [{ server: 'silent', code: 'upstream_timeout' }]);
+    assert.ok(
+      (reply.body.result.tools as Array<{ name: string }>).some((tool) => tool.name === 'notes__echo'),
+      'the others serve',
+    );
+    // UPSTREAM_TIMEOUT_MS is 5 s here: the answer came from the 300 ms list deadline.
+    assert.ok(elapsed < 4_000, `answered in ${Math.round(elapsed)} ms`);
   });
 
   it('passes a client’s cancellation on to the member', async () => {

@@ -22,6 +22,8 @@ export const virtualServerSchema = z.strictObject({
   tools: z.array(z.string().min(1)).optional(),
   /** Tool search mode: the client is listed `search_tools` and `call_tool` instead of every tool. */
   toolSearch: z.boolean().default(false),
+  /** How long a member may take to give its list page before it is left out of that page. */
+  listTimeoutMs: z.number().int().positive().default(5_000),
 });
 
 /** A virtual server as configured (validated). */
@@ -30,6 +32,7 @@ export interface VirtualServerSettings {
   readonly separator: string;
   readonly tools?: readonly string[] | undefined;
   readonly toolSearch: boolean;
+  readonly listTimeoutMs: number;
 }
 
 /**

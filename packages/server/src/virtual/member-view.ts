@@ -9,7 +9,7 @@ import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
-import { findProxyError, protocolError, toJsonRpcError } from '../errors.ts';
+import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
   type JsonObject,
@@ -256,8 +256,21 @@ export class MemberView {
     cursor: string | undefined,
     catalog: Catalog,
   ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
+    // A slow member must not hold the whole list: past the virtual server's list deadline it is
+    // left out (its session keeps opening in the background, for the next list).
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new ProxyError('upstream_timeout')),
+      this.#settings.listTimeoutMs,
+    );
+    const caller = this.#request.signal;
+    const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
+    const expired = new Promise<never>((_, reject) => {
+      deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason), { once: true });
+    });
+    expired.catch(() => {});
     try {
-      return await this.#reach(member, async (target) => {
+      const page = this.#reach(member, async (target) => {
         const { initialized } = await this.#deps.members.session(this.#owner, target);
         const capabilities = initialized.capabilities as JsonObject | undefined;
         const declared = capabilities?.[catalog.capability];
@@ -268,11 +281,15 @@ export class MemberView {
           method: catalog.method,
           params: cursor === undefined ? {} : { cursor },
         };
-        const answer = await this.#deps.members.call(this.#owner, target, request, this.#request.signal);
+        const answer = await this.#deps.members.call(this.#owner, target, request, signal);
         return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
       });
+      page.catch(() => {});
+      return await Promise.race([page, expired]);
     } catch (error) {
       return { code: findProxyError(error)?.code ?? 'internal_error' };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
