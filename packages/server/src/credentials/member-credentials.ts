@@ -12,6 +12,9 @@ import type { OAuthBroker } from './broker.ts';
 /** The broker as virtual servers use it. */
 export function memberCredentials(broker: OAuthBroker): MemberCredentials {
   return {
+    get enabled() {
+      return broker.enabled;
+    },
     async supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal) {
       if (!broker.enabled || target.kind === 'stdio') return target;
       const token = await broker.bearerFor(principalKey, target, signal);

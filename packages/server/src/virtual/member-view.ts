@@ -119,7 +119,11 @@ export class MemberView {
     const version = SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
     for (const member of this.#members) {
       this.#target(member)
-        .then((target) => this.#deps.members.session(this.#owner, target))
+        .then((target) =>
+          // A member whose credential the broker would supply waits for a real request: warming
+          // it would open a session without the user's token, or start a sign-in nobody asked for.
+          this.#needsBroker(target) ? undefined : this.#deps.members.session(this.#owner, target),
+        )
         .catch(() => {});
     }
     return {
@@ -313,8 +317,7 @@ export class MemberView {
   async #reach<T>(member: string, use: (target: UpstreamTarget) => Promise<T>): Promise<T> {
     const resolved = await this.#target(member);
     const credentials = this.#deps.credentials;
-    if (credentials === undefined || resolved.kind === 'stdio' || resolved.bearerToken !== undefined)
-      return use(resolved);
+    if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
     const signal = this.#request.signal;
     const target = await credentials.supply(principalKey, resolved, signal);
@@ -325,6 +328,13 @@ export class MemberView {
       if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
       throw await credentials.refused(principalKey, resolved, refusal, signal);
     }
+  }
+
+  /** Whether the broker (when it runs) supplies this member's credential: none came with it. */
+  #needsBroker(target: UpstreamTarget): boolean {
+    return (
+      this.#deps.credentials !== undefined && target.kind !== 'stdio' && target.bearerToken === undefined
+    );
   }
 
   /** The member vetted for this caller, its tool grant read in the member's own names. */

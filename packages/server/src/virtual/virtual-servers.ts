@@ -46,6 +46,8 @@ export interface VirtualRequest {
  * member-credentials.ts), passed in so this layer does not reach up to it.
  */
 export interface MemberCredentials {
+  /** Whether the broker runs now (OAUTH_BROKER, reloadable). */
+  readonly enabled: boolean;
   /**
    * The target with the principal's token from the vault; throws `upstream_auth_required` when a
    * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
