@@ -77,7 +77,10 @@ async function startNotes(port = 0): Promise<{ server: Server; port: number; sto
     }));
     mcp.registerResource(
       'day',
-      new ResourceTemplate('notes://day/{day}', { list: undefined }),
+      new ResourceTemplate('notes://day/{day}', {
+        list: undefined,
+        complete: { day: (value) => ['monday', 'tuesday'].filter((day) => day.startsWith(value)) },
+      }),
       { mimeType: 'text/plain' },
       (uri, { day }) => ({ contents: [{ uri: uri.href, text: `notes of ${String(day)}` }] }),
     );
@@ -344,6 +347,11 @@ describe('virtual servers', () => {
     assert.ok(listedTemplates.includes('mcpp://notes/notes://day/{day}'), listedTemplates.join(', '));
     const day = await client.readResource({ uri: 'mcpp://notes/notes://day/monday' });
     assert.equal((day.contents[0] as { text?: string }).text, 'notes of monday');
+    const completed = await client.complete({
+      ref: { type: 'ref/resource', uri: 'mcpp://notes/notes://day/{day}' },
+      argument: { name: 'day', value: 'mo' },
+    });
+    assert.deepEqual(completed.completion.values, ['monday'], 'completions go to the member of the template');
     await assert.rejects(client.readResource({ uri: 'notes://today' }), /Unknown resource: notes:\/\/today/);
   });
 

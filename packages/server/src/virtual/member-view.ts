@@ -132,7 +132,7 @@ export class MemberView {
       result: {
         protocolVersion: version,
         // Whether any member has prompts is only known once it answered: an empty list is harmless.
-        capabilities: { tools: {}, prompts: {}, resources: {} },
+        capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} },
         serverInfo: { name: this.#name, version: VERSION },
       },
     };
@@ -172,6 +172,28 @@ export class MemberView {
       return this.#listResult(message.id, catalog, items, next, unavailable);
     }
     return this.#listResult(message.id, catalog, [], undefined, unavailable);
+  }
+
+  /**
+   * A `completion/complete`, sent to the member its reference names: a prompt by its prefixed
+   * name, a resource template by its mapped URI, rewritten to the member's own.
+   */
+  async complete(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const ref = asObject(message.params?.ref);
+    const field = ref.type === 'ref/prompt' ? 'name' : ref.type === 'ref/resource' ? 'uri' : undefined;
+    const named = field === undefined ? undefined : ref[field];
+    const target =
+      typeof named !== 'string'
+        ? undefined
+        : field === 'name'
+          ? memberName(named, this.#members, this.#settings.separator)
+          : memberUri(named, this.#members);
+    if (target === undefined || field === undefined) {
+      const shown = typeof named === 'string' ? named : typeof named;
+      return protocolError(message.id, 'invalid_params', `Unknown reference: ${shown}`);
+    }
+    const params = { ...message.params, ref: { ...ref, [field]: target.name } };
+    return this.#memberCall(target.member, { ...message, params });
   }
 
   /**

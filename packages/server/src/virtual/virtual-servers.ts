@@ -203,6 +203,8 @@ export class VirtualServers {
         return view.list(message, TEMPLATES);
       case 'resources/read':
         return view.callNamed(message, RESOURCES);
+      case 'completion/complete':
+        return view.complete(message);
       default:
         return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
     }
