@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { loadConfig } from '../src/config/config.ts';
 import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp-client.ts';
+import { connectModernClient } from './helpers/modern-client.ts';
 import { freePort } from './helpers/net.ts';
 import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
@@ -525,25 +526,39 @@ describe('virtual servers', () => {
     });
   }
 
-  it('answers a 2026-07-28 client with UnsupportedProtocolVersion, and has no GET stream', async () => {
+  it('serves a 2026-07-28 client (SDK v2), refuses a version it does not speak, and has no GET stream', async () => {
+    const modern = await connectModernClient(proxy, '', { path: '/servers/workspace/mcp' });
+    try {
+      const { tools } = await modern.client.listTools();
+      assert.ok(
+        tools.some((tool) => tool.name === 'notes__echo'),
+        tools.map((tool) => tool.name).join(', '),
+      );
+      const echo = await modern.client.callTool({ name: 'notes__echo', arguments: { message: 'modern' } });
+      assert.deepEqual(echo.content, [{ type: 'text', text: 'notes echo: modern' }]);
+    } finally {
+      await modern.close();
+    }
     const headers = {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       'x-proxy-token': proxy.token,
     };
-    const modern = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+    const future = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       method: 'POST',
-      headers: { ...headers, 'mcp-protocol-version': '2026-07-28' },
+      headers: { ...headers, 'mcp-protocol-version': '2099-01-01' },
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 1,
         method: 'tools/list',
-        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } },
       }),
     });
-    const body = (await modern.json()) as { error: { code: number; data: { supported: string[] } } };
+    const body = (await future.json()) as { error: { code: number; data: { supported: string[] } } };
     assert.equal(body.error.code, -32022);
-    assert.ok(body.error.data.supported.includes('2025-11-25'));
+    assert.ok(
+      body.error.data.supported.includes('2026-07-28') && body.error.data.supported.includes('2025-11-25'),
+    );
     const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token },
     });

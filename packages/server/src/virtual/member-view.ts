@@ -37,6 +37,13 @@ const MAX_SEARCH_PAGES = 100;
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
 
+/**
+ * What a virtual server declares: what it routes (whether a member has each is only known once it
+ * answered; an empty list costs nothing). No `listChanged` nor `subscribe`: it has no stream to
+ * send them on yet.
+ */
+export const VIRTUAL_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
+
 /** A list the virtual server merges from its members: its method, result field and capability. */
 export interface Catalog {
   readonly method: 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
@@ -132,7 +139,7 @@ export class MemberView {
       result: {
         protocolVersion: version,
         // Whether any member has prompts is only known once it answered: an empty list is harmless.
-        capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} },
+        capabilities: VIRTUAL_CAPABILITIES,
         serverInfo: { name: this.#name, version: VERSION },
       },
     };

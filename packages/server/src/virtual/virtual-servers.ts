@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
-import { clientEraOf, SESSION_VERSIONS } from '../eras/classify.ts';
+import { clientEraOf, META, MODERN_VERSION, SESSION_VERSIONS, withoutModernMeta } from '../eras/classify.ts';
 import { ProxyError, protocolError } from '../errors.ts';
 import {
   cancelledRequestId,
@@ -21,9 +21,28 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import { declaredVersion } from '../upstream/request-metadata.ts';
+import { VERSION } from '../version.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import { MemberView, PROMPTS, RESOURCES, TEMPLATES, TOOLS, visibleMembers } from './member-view.ts';
+import {
+  MemberView,
+  PROMPTS,
+  RESOURCES,
+  TEMPLATES,
+  TOOLS,
+  VIRTUAL_CAPABILITIES,
+  visibleMembers,
+} from './member-view.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
+
+/** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
+const CACHEABLE: ReadonlySet<string> = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
 
 /** Who is asking: the principal's key and its grants (identity/principal.ts, structurally). */
 export interface VirtualCaller {
@@ -173,14 +192,55 @@ export class VirtualServers {
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (clientEraOf(message, request.protocolVersion) === 'modern') {
-      // MCP's own signal: a 2026-07-28 client falls back to a 2025 version it also speaks.
-      return protocolError(
-        message.id,
-        'unsupported_protocol_version',
-        'Virtual servers speak the 2025 protocol versions only, so far.',
-        { supported: [...SESSION_VERSIONS] },
-      );
+      const asked = declaredVersion(message) ?? request.protocolVersion;
+      if (asked !== MODERN_VERSION) {
+        // MCP's own signal: the client picks a version both sides speak.
+        return protocolError(message.id, 'unsupported_protocol_version', 'Unsupported protocol version.', {
+          supported: [MODERN_VERSION, ...SESSION_VERSIONS],
+        });
+      }
+      return this.#answerModern(name, settings, request, message);
     }
+    return this.#route(name, settings, request, message);
+  }
+
+  /**
+   * A 2026-07-28 client's request: `server/discover` is answered here; anything else is routed
+   * as a 2025 one (the members' sessions are the proxy's own), its result marked complete and,
+   * for what a client may cache, private and not to be reused (each principal's view differs).
+   */
+  async #answerModern(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> {
+    if (message.method === 'server/discover') {
+      return {
+        jsonrpc: '2.0',
+        id: message.id,
+        result: {
+          resultType: 'complete',
+          supportedVersions: [MODERN_VERSION],
+          ttlMs: 0,
+          cacheScope: 'private',
+          capabilities: VIRTUAL_CAPABILITIES,
+          _meta: { [META.serverInfo]: { name, version: VERSION } },
+        },
+      };
+    }
+    const answer = await this.#route(name, settings, request, withoutModernMeta(message));
+    if (!('result' in answer)) return answer;
+    const hints = CACHEABLE.has(message.method) ? { ttlMs: 0, cacheScope: 'private' } : {};
+    return { ...answer, result: { ...answer.result, resultType: 'complete', ...hints } };
+  }
+
+  #route(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> | JsonRpcResponse {
     const view = new MemberView(name, settings, request, this.#deps);
     switch (message.method) {
       case 'initialize':
