@@ -546,7 +546,7 @@ describe('virtual servers', () => {
     };
     const future = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       method: 'POST',
-      headers: { ...headers, 'mcp-protocol-version': '2099-01-01' },
+      headers: { ...headers, 'mcp-protocol-version': '2099-01-01', 'mcp-method': 'tools/list' },
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 1,
@@ -559,6 +559,18 @@ describe('virtual servers', () => {
     assert.ok(
       body.error.data.supported.includes('2026-07-28') && body.error.data.supported.includes('2025-11-25'),
     );
+    const disagreeing = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers: { ...headers, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/list',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+      }),
+    });
+    assert.equal(disagreeing.status, 400, 'headers that disagree with the body are refused');
+    await disagreeing.body?.cancel();
     const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token },
     });

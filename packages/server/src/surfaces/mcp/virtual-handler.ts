@@ -11,6 +11,7 @@ import { callerSignal } from '../../http/caller-signal.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
+import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** One request to a virtual server's Streamable HTTP endpoint, its body parsed (POST) or not. */
@@ -33,6 +34,8 @@ export async function serveVirtual(
   if (exchange.messages === undefined) throw new ProxyError('method_not_allowed');
   const signal = callerSignal(reply);
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
+  // A 2026-07-28 request's headers must agree with its body, as on every other route.
+  for (const message of exchange.messages) checkHeaderAgreement(request.headers, message);
   const answers: JsonRpcResponse[] = [];
   for (const message of exchange.messages) {
     // A client's answer to a server request: the virtual server sends none yet.
