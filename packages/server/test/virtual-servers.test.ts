@@ -471,7 +471,7 @@ describe('virtual servers', () => {
     assert.deepEqual(names(await allPages(echoOnly)), ['notes__echo']);
     await assert.rejects(
       echoOnly.client.callTool({ name: 'notes__add_note', arguments: { text: 'x' } }),
-      /Unknown tool/,
+      /Unknown tool: notes__add_note/,
     );
   });
 

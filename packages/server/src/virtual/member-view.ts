@@ -264,18 +264,22 @@ export class MemberView {
           : memberUri(name, this.#members);
     const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
-    if (target === undefined || !allowed) {
-      // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
-      return protocolError(
+    // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
+    const unknown = () =>
+      protocolError(
         message.id,
         'invalid_params',
         `Unknown ${catalog.noun}: ${typeof name === 'string' ? name : typeof name}`,
       );
-    }
-    return this.#memberCall(target.member, {
-      ...message,
-      params: { ...message.params, [field]: target.name },
-    });
+    if (target === undefined || !allowed) return unknown();
+    const forwarded = { ...message, params: { ...message.params, [field]: target.name } };
+    // A tool the grants hide is refused here, under the name the client used (the member
+    // session's own filter would name the member's).
+    const hidden = (resolved: UpstreamTarget) =>
+      catalog === TOOLS && resolved.tools !== undefined && !resolved.tools.includes(target.name);
+    return this.#memberCall(target.member, forwarded, (resolved) =>
+      hidden(resolved) ? unknown() : undefined,
+    );
   }
 
   /**
@@ -327,10 +331,16 @@ export class MemberView {
   }
 
   /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
-  async #memberCall(member: string, message: JsonRpcRequest): Promise<JsonRpcResponse> {
+  async #memberCall(
+    member: string,
+    message: JsonRpcRequest,
+    refuse?: (target: UpstreamTarget) => JsonRpcResponse | undefined,
+  ): Promise<JsonRpcResponse> {
     try {
-      return await this.#reach(member, (target) =>
-        this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+      return await this.#reach(
+        member,
+        async (target) =>
+          refuse?.(target) ?? this.#deps.members.call(this.#owner, target, message, this.#request.signal),
       );
     } catch (error) {
       return toJsonRpcError(error, message.id);
