@@ -12,6 +12,7 @@ import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
+import { memberCredentials } from './credentials/member-credentials.ts';
 import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
@@ -69,6 +70,8 @@ import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { ChildRegistry } from './upstream/child-registry.ts';
 import { UpstreamHttp } from './upstream/http.ts';
 import { ParamHeaderCatalog } from './upstream/param-headers.ts';
+import { MemberSessions } from './virtual/member-sessions.ts';
+import { VirtualServers } from './virtual/virtual-servers.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -225,7 +228,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   // `targets` is built further down; a recheck runs only after a request has named its target.
   const live = new LiveRequests(identity.ownerKnown, holdings, (grants, targetKey) =>
-    targets.stillReaches(targetKey, grants, new Set()),
+    reachable.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
   // Any instance serves any request (issue 19): who holds which session, the relay to it, and
@@ -275,6 +278,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     open: (owner, target) => held.open(owner, target),
   });
+  // What a reload lets a running request or session keep: a virtual server's name is no
+  // configured server's, and its members are reached through it.
+  const reachable: Pick<TargetResolver, 'stillReaches'> = {
+    stillReaches: (key, grants, changed) =>
+      virtual.stillReaches(key, grants) ??
+      (targets.stillReaches(key, grants, changed) ||
+        (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
+  };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
@@ -290,6 +301,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     now,
     tracing,
   });
+  // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
+  const virtual = new VirtualServers({
+    settings: () => current.virtualServers,
+    resolve: (member, grants) => targets.resolve({ server: member }, grants),
+    members: new MemberSessions({
+      sessions,
+      open: held.open.bind(held),
+      timeoutMs: config.upstream.timeoutMs,
+    }),
+    logger,
+    onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
+    credentials: broker && memberCredentials(broker),
+  });
   const forwarder = new Forwarder({
     broker,
     targets,
@@ -301,6 +325,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     paramHeaders,
     pool,
     sealer,
+    virtual,
   });
   // SIGTERM's phases (issue 19, rolling restarts): no longer ready, quiet, closed.
   const stop = new GracefulStop(app.server, {
@@ -328,6 +353,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     shutdown: stop.signal,
     broker,
     signIn: new SignInRounds(vaultKeys, now),
+    virtual,
   });
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -399,7 +425,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     connections: broker.connections,
   });
 
-  const reach = { oidc: identity.oidc, authenticator, targets };
+  const reach = { oidc: identity.oidc, authenticator, targets: reachable };
   const webSockets = registerWebSocket(app, {
     broker,
     authenticator,

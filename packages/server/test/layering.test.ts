@@ -26,6 +26,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['identity/'],
   // The upstream OAuth broker (issue 18): discovery, registration, the flow, the token vault.
   ['credentials/'],
+  // Virtual servers (issue 20): the proxy as one MCP server over several configured ones.
+  ['virtual/'],
   // THE decision (plan.ts), targets, the connector, era and transport verdicts.
   ['dispatch/'],
   // Sessions the proxy holds, the modern pool, sealed ids.

@@ -28,6 +28,7 @@ import {
   readDotenv,
   setPath,
 } from './sources.ts';
+import { virtualServerProblem, virtualServerSchema } from './virtual-servers.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -150,6 +151,8 @@ export const DEFAULTS = {
     requireAtJwt: false,
   },
   servers: {} as Record<string, never>,
+  /** Several servers behind one endpoint (issue 20; docs/virtual-servers.md). Config file only. */
+  virtualServers: {} as Record<string, never>,
   egress: {
     allowPrivateNetworks: false,
     allowedHosts: [] as string[],
@@ -303,6 +306,7 @@ const configSchema = z
       requireAtJwt: z.boolean(),
     }),
     servers: z.record(serverName, z.union([urlServerSchema, stdioServerSchema])),
+    virtualServers: z.record(serverName, virtualServerSchema),
     egress: z.strictObject({
       allowPrivateNetworks: z.boolean(),
       allowedHosts: z.array(z.string().min(1)),
@@ -417,6 +421,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
     );
   }
+  const virtualProblem = virtualServerProblem(config.virtualServers, config.servers);
+  if (virtualProblem !== undefined) {
+    const [key, message] = virtualProblem;
+    throw new ConfigError(`Invalid configuration: ${describeSource(key.split('.'), origin)}: ${message}`);
+  }
   config.proxyTokens = [...new Set(config.proxyTokens)];
   for (const [index, grant] of config.tokens.entries()) {
     checkGrantNames(
@@ -438,7 +447,9 @@ function checkGrantNames(
   grants: z.infer<typeof grantsSchema>,
   where: string,
 ): void {
-  const unknown = grants.servers?.find((name) => !Object.hasOwn(config.servers, name));
+  const unknown = grants.servers?.find(
+    (name) => !Object.hasOwn(config.servers, name) && !Object.hasOwn(config.virtualServers, name),
+  );
   if (unknown !== undefined) throw new ConfigError(`${where}.servers": no server named "${unknown}"`);
   if (grants.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grants.rateClass)) {
     throw new ConfigError(`${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`);

@@ -34,7 +34,8 @@ export function retooledPrincipals(before: Config, after: Config): (ownerId: str
 export interface ReachDeps {
   readonly oidc: OidcVerifier;
   readonly authenticator: Authenticator;
-  readonly targets: TargetResolver;
+  /** The target resolver, or what stands for it (it judges virtual servers' names too). */
+  readonly targets: Pick<TargetResolver, 'stillReaches'>;
 }
 
 /**

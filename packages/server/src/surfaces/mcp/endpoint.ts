@@ -29,12 +29,14 @@ import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id
 import type { UpstreamHttp, UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import { BrokeredSignIn } from './brokered-sign-in.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import { eraOf, header, parseBody, resolveTarget, withoutRequestsAsNotifications } from './inbound.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
 import type { SignInRounds } from './sign-in-input.ts';
+import { serveVirtual } from './virtual-handler.ts';
 
 /** Collaborators of the endpoint. */
 export interface McpEndpointDeps {
@@ -55,6 +57,8 @@ export interface McpEndpointDeps {
   readonly broker?: OAuthBroker | undefined;
   /** How a 2026-07-28 client is asked to sign in (an input request), and its retry resumed. */
   readonly signIn?: SignInRounds | undefined;
+  /** Virtual servers (issue 20): `/servers/{name}/mcp` with a virtual server's name. */
+  readonly virtual?: VirtualServers | undefined;
 }
 
 /** Serves the Streamable HTTP endpoint. */
@@ -80,6 +84,13 @@ export class McpEndpoint {
       for (const message of parsed.messages) request.audit.add(message);
       const url = header(request, 'x-mcp-server-url');
       request.audit.server(serverName ?? (url === undefined ? null : serverLabel({ url })));
+    }
+    const virtual = this.#deps.virtual;
+    if (serverName !== undefined && virtual?.has(serverName)) {
+      const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
+      const messages = parsed && (inbound?.messages ?? []);
+      const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
+      return serveVirtual(virtual, exchange, request, reply);
     }
     if (parsed) {
       const resumed = this.#signIns.resume(request, reply, parsed, identity.principalKey);

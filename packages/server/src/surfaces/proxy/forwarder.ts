@@ -38,6 +38,7 @@ import type { SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
+import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** What a caller asks to forward. */
 export interface ForwardRequest {
@@ -81,6 +82,8 @@ export interface ForwarderDeps {
   readonly sealer: SessionIdSealer;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
+  /** Virtual servers (issue 20): `server` naming one is answered by the proxy itself. */
+  readonly virtual?: VirtualServers | undefined;
 }
 
 /** Forwards single messages to upstream MCP servers. */
@@ -93,6 +96,12 @@ export class Forwarder {
 
   /** Forwards one message and returns the upstream's answer. */
   async forward(request: ForwardRequest): Promise<ForwardResult> {
+    const virtual = this.#deps.virtual;
+    if ('server' in request.target && virtual?.has(request.target.server)) {
+      const { identity, message, protocolVersion, signal } = request;
+      const answer = { caller: identity, message, protocolVersion, signal };
+      return { response: await virtual.handle(request.target.server, answer) };
+    }
     const resolved = await this.#deps.targets.resolve(request.target, request.identity.grants);
     request.audit?.target(targetLabel(resolved), resolved.tools);
     const broker = this.#deps.broker;

@@ -1,0 +1,94 @@
+/**
+ * @module virtual/member-names
+ * How a virtual server's names, URIs and cursors map to its members': a tool or prompt is
+ * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>`, and a list cursor of the proxy's own says which member's page
+ * comes next and that member's cursor for it.
+ */
+
+/** A prefixed name taken apart: which member, and the member's own name for it. */
+export interface MemberName {
+  readonly member: string;
+  readonly name: string;
+}
+
+/** The name a client sees for a member's tool. */
+export function prefixed(member: string, name: string, separator: string): string {
+  return `${member}${separator}${name}`;
+}
+
+/**
+ * The member a prefixed name belongs to, and its name there; undefined when none of `members`
+ * claims it. The load-time check (config/virtual-servers.ts) makes the member unique.
+ */
+export function memberName(
+  prefixedName: string,
+  members: readonly string[],
+  separator: string,
+): MemberName | undefined {
+  for (const member of members) {
+    const head = member + separator;
+    if (prefixedName.length > head.length && prefixedName.startsWith(head))
+      return { member, name: prefixedName.slice(head.length) };
+  }
+  return undefined;
+}
+
+/**
+ * The scheme of a member's resource URI as a client sees it: `mcpp://<member>/<the member's
+ * URI, as it is>`. The member's URI is appended unencoded, so a URI template stays a template
+ * (`mcpp://docs/file:///{path}` expands to what maps back to `file:///…`), and member names are
+ * valid host names (letters, digits, `_ . -`).
+ */
+const URI_PREFIX = 'mcpp://';
+
+/** The URI a client sees for a member's resource (or URI template). */
+export function exposedUri(member: string, uri: string): string {
+  return `${URI_PREFIX}${member}/${uri}`;
+}
+
+/** The member a client's URI belongs to, and the member's own URI; undefined when none claims it. */
+export function memberUri(uri: string, members: readonly string[]): MemberName | undefined {
+  if (!uri.startsWith(URI_PREFIX)) return undefined;
+  const rest = uri.slice(URI_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  const member = rest.slice(0, slash);
+  const name = rest.slice(slash + 1);
+  return members.includes(member) && name !== '' ? { member, name } : undefined;
+}
+
+/** Where a merged list goes on: the member's position and its own cursor, if it gave one. */
+export interface ListPosition {
+  readonly member: number;
+  readonly cursor: string | undefined;
+}
+
+const CURSOR_PREFIX = 'mcpp-v1.';
+
+/** The cursor a client gets for `position`. Opaque to it, as MCP cursors are. */
+export function encodeCursor(position: ListPosition): string {
+  const payload = JSON.stringify(
+    position.cursor === undefined ? [position.member] : [position.member, position.cursor],
+  );
+  return CURSOR_PREFIX + Buffer.from(payload).toString('base64url');
+}
+
+/**
+ * The position a client's cursor names among `memberCount` members; undefined when it is not
+ * one this proxy issued (the caller then gets invalid params, as the spec asks).
+ */
+export function decodeCursor(cursor: unknown, memberCount: number): ListPosition | undefined {
+  if (typeof cursor !== 'string' || !cursor.startsWith(CURSOR_PREFIX)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString());
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length < 1 || parsed.length > 2) return undefined;
+  const [member, memberCursor] = parsed as unknown[];
+  if (typeof member !== 'number' || !Number.isInteger(member) || member < 0 || member >= memberCount)
+    return undefined;
+  if (memberCursor !== undefined && typeof memberCursor !== 'string') return undefined;
+  return { member, cursor: memberCursor };
+}

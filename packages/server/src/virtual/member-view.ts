@@ -1,0 +1,456 @@
+/**
+ * @module virtual/member-view
+ * One request's view of a virtual server (issue 20, docs/virtual-servers.md): the members and
+ * tools its principal may see, the merged lists (one member page at a time, under the proxy's
+ * cursor), a call, `prompts/get` or read routed to the member its name or URI names, tool
+ * search mode, and how a member's failure or missing sign-in becomes part of the answer.
+ */
+import type { VirtualServerSettings } from '../config/virtual-servers.ts';
+import type { UpstreamTarget } from '../dispatch/connector.ts';
+import type { SessionOwner } from '../dispatch/held-sessions.ts';
+import { LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
+import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
+import {
+  asObject,
+  type JsonObject,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../jsonrpc.ts';
+import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import { VERSION } from '../version.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  exposedUri,
+  type ListPosition,
+  memberName,
+  memberUri,
+  prefixed,
+} from './member-names.ts';
+import { CALL_TOOL, rankTools, SEARCH_TOOL } from './tool-search.ts';
+import type { VirtualRequest, VirtualServersDeps } from './virtual-servers.ts';
+
+/** How many merged list pages one search reads at most (a member paging forever ends there). */
+const MAX_SEARCH_PAGES = 100;
+
+/** The `_meta` key of a list result naming the members that could not be listed. */
+export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
+
+/**
+ * What a virtual server declares: what it routes (whether a member has each is only known once it
+ * answered; an empty list costs nothing). No `listChanged` nor `subscribe`: it has no stream to
+ * send them on yet.
+ */
+export const VIRTUAL_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
+
+/** A list the virtual server merges from its members: its method, result field and capability. */
+export interface Catalog {
+  readonly method: 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
+  readonly field: 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
+  /** The member capability that says it has such a list. */
+  readonly capability: 'tools' | 'prompts' | 'resources';
+  /** The entry's field the client addresses it by: a name is prefixed, a URI mapped. */
+  readonly key: 'name' | 'uri' | 'uriTemplate';
+  /** What an entry is called in an unknown-name answer. */
+  readonly noun: 'tool' | 'prompt' | 'resource';
+}
+
+export const TOOLS: Catalog = {
+  method: 'tools/list',
+  field: 'tools',
+  capability: 'tools',
+  key: 'name',
+  noun: 'tool',
+};
+export const PROMPTS: Catalog = {
+  method: 'prompts/list',
+  field: 'prompts',
+  capability: 'prompts',
+  key: 'name',
+  noun: 'prompt',
+};
+export const RESOURCES: Catalog = {
+  method: 'resources/list',
+  field: 'resources',
+  capability: 'resources',
+  key: 'uri',
+  noun: 'resource',
+};
+export const TEMPLATES: Catalog = {
+  method: 'resources/templates/list',
+  field: 'resourceTemplates',
+  capability: 'resources',
+  key: 'uriTemplate',
+  noun: 'resource',
+};
+
+/** A member that could not serve an answer, as named in `_meta`. */
+export interface Unavailable {
+  readonly server: string;
+  readonly code: string;
+}
+
+/** One request's view of a virtual server: the members and tools its caller may see. */
+export class MemberView {
+  readonly #name: string;
+  readonly #settings: VirtualServerSettings;
+  readonly #request: VirtualRequest;
+  readonly #deps: VirtualServersDeps;
+  readonly #owner: SessionOwner;
+  /** The members this caller may reach, in configured order. */
+  readonly #members: readonly string[];
+
+  constructor(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    deps: VirtualServersDeps,
+  ) {
+    this.#name = name;
+    this.#settings = settings;
+    this.#request = request;
+    this.#deps = deps;
+    const { caller } = request;
+    this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
+    this.#members = visibleMembers(settings.servers, caller.grants);
+  }
+
+  /**
+   * The answer to `initialize`: the proxy's own. Capabilities are what the virtual server routes
+   * (tools, prompts, resources; no `listChanged` nor `subscribe`: it has no stream to send one on yet). The members are opened in the
+   * background, so the first list finds them ready while a slow one does not hold the handshake.
+   */
+  initialize(message: JsonRpcRequest): JsonRpcResponse {
+    const asked = message.params?.protocolVersion;
+    const version = SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
+    for (const member of this.#members) {
+      this.#target(member)
+        .then((target) =>
+          // A member whose credential the broker would supply waits for a real request: warming
+          // it would open a session without the user's token, or start a sign-in nobody asked for.
+          this.#needsBroker(target) ? undefined : this.#deps.members.session(this.#owner, target),
+        )
+        .catch(() => {});
+    }
+    return {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: {
+        protocolVersion: version,
+        // Whether any member has prompts is only known once it answered: an empty list is harmless.
+        capabilities: VIRTUAL_CAPABILITIES,
+        serverInfo: { name: this.#name, version: VERSION },
+      },
+    };
+  }
+
+  /**
+   * One page of a merged list (tools, prompts, resources, resource templates): the next
+   * member's next page, names prefixed or URIs mapped.
+   * Members that fail are skipped and named in `_meta`; a member's empty last page moves on to
+   * the next one, so a client only sees an empty page when nothing is left.
+   */
+  async list(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
+    const cursor = message.params?.cursor;
+    const start: ListPosition | undefined =
+      cursor === undefined
+        ? { member: 0, cursor: undefined }
+        : decodeCursor(cursor, this.#settings.servers.length);
+    if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
+    const unavailable: Unavailable[] = [];
+    const servers = this.#settings.servers;
+    for (let index = start.member; index < servers.length; index++) {
+      const member = servers[index] as string;
+      if (!this.#members.includes(member)) continue;
+      const memberCursor = index === start.member ? start.cursor : undefined;
+      const page = await this.#listPage(member, message.id, memberCursor, catalog);
+      if (page === undefined) continue;
+      if ('code' in page) {
+        unavailable.push(this.#dropped(member, page.code));
+        continue;
+      }
+      const items = this.#visible(member, page.result[catalog.field], catalog);
+      const next: ListPosition | undefined =
+        typeof page.result.nextCursor === 'string'
+          ? { member: index, cursor: page.result.nextCursor }
+          : this.#nextMember(index + 1);
+      if (items.length === 0 && next?.member !== index) continue;
+      return this.#listResult(message.id, catalog, items, next, unavailable);
+    }
+    return this.#listResult(message.id, catalog, [], undefined, unavailable);
+  }
+
+  /**
+   * A `completion/complete`, sent to the member its reference names: a prompt by its prefixed
+   * name, a resource template by its mapped URI, rewritten to the member's own.
+   */
+  async complete(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const ref = asObject(message.params?.ref);
+    const field = ref.type === 'ref/prompt' ? 'name' : ref.type === 'ref/resource' ? 'uri' : undefined;
+    const named = field === undefined ? undefined : ref[field];
+    const target =
+      typeof named !== 'string'
+        ? undefined
+        : field === 'name'
+          ? memberName(named, this.#members, this.#settings.separator)
+          : memberUri(named, this.#members);
+    if (target === undefined || field === undefined) {
+      const shown = typeof named === 'string' ? named : typeof named;
+      return protocolError(message.id, 'invalid_params', `Unknown reference: ${shown}`);
+    }
+    const params = { ...message.params, ref: { ...ref, [field]: target.name } };
+    return this.#memberCall(target.member, { ...message, params });
+  }
+
+  /**
+   * A `tools/call` in tool search mode: `search_tools` ranks the merged list (every page of
+   * every member, one page in memory at a time: only the best `limit` are kept between pages),
+   * `call_tool` calls one of them, and a member's tool named directly is still called.
+   */
+  async searchModeCall(message: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const params = message.params ?? {};
+    const args = asObject(params.arguments);
+    if (params.name === CALL_TOOL) {
+      if (typeof args.name !== 'string')
+        return protocolError(message.id, 'invalid_params', 'call_tool needs the name of a tool (a string)');
+      const call = { ...params, name: args.name, arguments: args.arguments ?? {} };
+      return this.callNamed({ ...message, params: call }, TOOLS);
+    }
+    if (params.name !== SEARCH_TOOL) return this.callNamed(message, TOOLS);
+    if (typeof args.query !== 'string')
+      return protocolError(message.id, 'invalid_params', 'search_tools needs a query (a string)');
+    let best: JsonObject[] = [];
+    const unavailable: Unavailable[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_SEARCH_PAGES; page++) {
+      const request: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id: message.id,
+        method: 'tools/list',
+        params: cursor === undefined ? {} : { cursor },
+      };
+      const answer = await this.list(request, TOOLS);
+      if (!('result' in answer)) break;
+      const tools = answer.result.tools as JsonObject[];
+      best = rankTools([...best, ...tools], args.query, args.limit);
+      const meta = answer.result._meta as JsonObject | undefined;
+      unavailable.push(...((meta?.[UNAVAILABLE_META] as Unavailable[] | undefined) ?? []));
+      cursor = typeof answer.result.nextCursor === 'string' ? answer.result.nextCursor : undefined;
+      if (cursor === undefined) break;
+    }
+    return {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: {
+        content: [{ type: 'text', text: JSON.stringify({ tools: best }) }],
+        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+      },
+    };
+  }
+
+  /**
+   * A `tools/call` or `prompts/get` of a prefixed name, or a `resources/read` of a mapped URI,
+   * sent to its member under the member's own name or URI.
+   */
+  async callNamed(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
+    const field = catalog.key === 'name' ? 'name' : 'uri';
+    const name = message.params?.[field];
+    const target =
+      typeof name !== 'string'
+        ? undefined
+        : field === 'name'
+          ? memberName(name, this.#members, this.#settings.separator)
+          : memberUri(name, this.#members);
+    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
+    const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
+    // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
+    const unknown = () =>
+      protocolError(
+        message.id,
+        'invalid_params',
+        `Unknown ${catalog.noun}: ${typeof name === 'string' ? name : typeof name}`,
+      );
+    if (target === undefined || !allowed) return unknown();
+    const forwarded = { ...message, params: { ...message.params, [field]: target.name } };
+    // A tool the grants hide is refused here, under the name the client used (the member
+    // session's own filter would name the member's).
+    const hidden = (resolved: UpstreamTarget) =>
+      catalog === TOOLS && resolved.tools !== undefined && !resolved.tools.includes(target.name);
+    return this.#memberCall(target.member, forwarded, (resolved) =>
+      hidden(resolved) ? unknown() : undefined,
+    );
+  }
+
+  /**
+   * A member's list page; why it has none (the proxy's error code, or `member_error` for an
+   * error the member answered: never a code of its own, which could be any text); or undefined
+   * for a member that declares no such capability (nothing to list, nothing wrong).
+   */
+  async #listPage(
+    member: string,
+    id: RequestId,
+    cursor: string | undefined,
+    catalog: Catalog,
+  ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
+    // A slow member must not hold the whole list: past the virtual server's list deadline it is
+    // left out (its session keeps opening in the background, for the next list).
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new ProxyError('upstream_timeout')),
+      this.#settings.listTimeoutMs,
+    );
+    const caller = this.#request.signal;
+    const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
+    const expired = new Promise<never>((_, reject) => {
+      deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason), { once: true });
+    });
+    expired.catch(() => {});
+    try {
+      const page = this.#reach(member, async (target) => {
+        const { initialized } = await this.#deps.members.session(this.#owner, target);
+        const capabilities = initialized.capabilities as JsonObject | undefined;
+        const declared = capabilities?.[catalog.capability];
+        if (typeof declared !== 'object' || declared === null) return undefined;
+        const request: JsonRpcRequest = {
+          jsonrpc: '2.0',
+          id,
+          method: catalog.method,
+          params: cursor === undefined ? {} : { cursor },
+        };
+        const answer = await this.#deps.members.call(this.#owner, target, request, signal);
+        return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+      });
+      page.catch(() => {});
+      return await Promise.race([page, expired]);
+    } catch (error) {
+      return { code: findProxyError(error)?.code ?? 'internal_error' };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
+  async #memberCall(
+    member: string,
+    message: JsonRpcRequest,
+    refuse?: (target: UpstreamTarget) => JsonRpcResponse | undefined,
+  ): Promise<JsonRpcResponse> {
+    try {
+      return await this.#reach(
+        member,
+        async (target) =>
+          refuse?.(target) ?? this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+      );
+    } catch (error) {
+      return toJsonRpcError(error, message.id);
+    }
+  }
+
+  /**
+   * Runs `use` on the member, vetted for this caller, with the principal's upstream OAuth token
+   * when the broker supplies it (as for a named server: only when neither the operator nor the
+   * caller gave a credential). A 401 of the member then asks the principal to sign in to that
+   * member only: `upstream_auth_required` is thrown, the other members are not affected.
+   */
+  async #reach<T>(member: string, use: (target: UpstreamTarget) => Promise<T>): Promise<T> {
+    const resolved = await this.#target(member);
+    const credentials = this.#deps.credentials;
+    if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
+    const { principalKey } = this.#request.caller;
+    const signal = this.#request.signal;
+    const target = await credentials.supply(principalKey, resolved, signal);
+    try {
+      return await use(target);
+    } catch (error) {
+      const refusal = findProxyError(error);
+      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+      throw await credentials.refused(principalKey, resolved, refusal, signal);
+    }
+  }
+
+  /** Whether the broker (when it runs) supplies this member's credential: none came with it. */
+  #needsBroker(target: UpstreamTarget): boolean {
+    return (
+      this.#deps.credentials !== undefined && target.kind !== 'stdio' && target.bearerToken === undefined
+    );
+  }
+
+  /** The member vetted for this caller, its tool grant read in the member's own names. */
+  async #target(member: string): Promise<UpstreamTarget> {
+    const grants = this.#request.caller.grants;
+    const separator = this.#settings.separator;
+    // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
+    const tools = grants.tools?.map((tool) => memberName(tool, [member], separator)?.name ?? tool);
+    // Visible members are reached through the virtual server, whether or not the grant names them.
+    return this.#deps.resolve(member, {
+      ...grants,
+      servers: [member],
+      ...(tools === undefined ? {} : { tools }),
+    });
+  }
+
+  /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
+  #visible(member: string, entries: unknown, catalog: Catalog): JsonObject[] {
+    if (!Array.isArray(entries)) return [];
+    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
+    const visible: JsonObject[] = [];
+    for (const entry of entries) {
+      if (typeof entry !== 'object' || entry === null) continue;
+      const own = (entry as JsonObject)[catalog.key];
+      if (typeof own !== 'string') continue;
+      const exposed =
+        catalog.key === 'name' ? prefixed(member, own, this.#settings.separator) : exposedUri(member, own);
+      if (allow === undefined || allow.includes(exposed))
+        visible.push({ ...(entry as JsonObject), [catalog.key]: exposed });
+    }
+    return visible;
+  }
+
+  /** Where the list goes on after `index`: the next member this caller may see, if any. */
+  #nextMember(index: number): ListPosition | undefined {
+    const servers = this.#settings.servers;
+    for (let next = index; next < servers.length; next++) {
+      if (this.#members.includes(servers[next] as string)) return { member: next, cursor: undefined };
+    }
+    return undefined;
+  }
+
+  #listResult(
+    id: RequestId,
+    catalog: Catalog,
+    items: JsonObject[],
+    next: ListPosition | undefined,
+    unavailable: readonly Unavailable[],
+  ): JsonRpcResponse {
+    return {
+      jsonrpc: '2.0',
+      id,
+      result: {
+        [catalog.field]: items,
+        ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }),
+        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+      },
+    };
+  }
+
+  /** Logs and counts a member left out of an answer. */
+  #dropped(member: string, code: string): Unavailable {
+    this.#deps.logger.warn({ virtualServer: this.#name, member, code }, 'virtual server member unavailable');
+    this.#deps.onMemberDown?.(code);
+    return { server: member, code };
+  }
+}
+
+/**
+ * The members a principal sees: every one when its grant does not restrict servers or names
+ * the virtual server alone; when it also names some members, only those (`servers: [workspace,
+ * github]` sees GitHub's tools in `workspace`).
+ */
+export function visibleMembers(
+  members: readonly string[],
+  grants: TargetGrants | undefined,
+): readonly string[] {
+  const named = members.filter((member) => permitsTarget(grants, { server: member }));
+  return named.length === 0 ? members : named;
+}

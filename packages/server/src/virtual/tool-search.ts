@@ -1,0 +1,91 @@
+/**
+ * @module virtual/tool-search
+ * Tool search mode of a virtual server (issue 20, opt-in with `toolSearch: true`): for hosts that
+ * cap how many tools they take, the client sees two tools instead of the merged list,
+ * `search_tools` (the members' tools ranked by how well their name and description match a
+ * query) and `call_tool` (calls one of them by the name a search gave).
+ */
+import type { JsonObject } from '../jsonrpc.ts';
+
+/** The name of the search tool. */
+export const SEARCH_TOOL = 'search_tools';
+/** The name of the calling tool. */
+export const CALL_TOOL = 'call_tool';
+/** At most this many tools in one search answer. */
+export const MAX_SEARCH_RESULTS = 50;
+const DEFAULT_SEARCH_RESULTS = 10;
+
+/** The two tools a client of a virtual server in search mode is listed. */
+export const SEARCH_MODE_TOOLS: readonly JsonObject[] = [
+  {
+    name: SEARCH_TOOL,
+    description:
+      'Finds tools of this server by what they do: ranks every tool by how well its name and description match the query. Call one with call_tool.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        query: { type: 'string', description: 'Words describing the task, e.g. "create github issue".' },
+        limit: {
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_SEARCH_RESULTS,
+          description: `How many tools to return (default ${DEFAULT_SEARCH_RESULTS}).`,
+        },
+      },
+      required: ['query'],
+    },
+  },
+  {
+    name: CALL_TOOL,
+    description: 'Calls a tool that search_tools returned, by its name, with its arguments.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        name: { type: 'string', description: 'The tool name search_tools gave.' },
+        arguments: { type: 'object', description: "The tool's arguments, as its inputSchema describes." },
+      },
+      required: ['name'],
+    },
+  },
+];
+
+/** The words of a text, lowercased: `create_issue` and "Create an issue" share `create`, `issue`. */
+function words(text: string): string[] {
+  return text
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+}
+
+/**
+ * The tools that match `query`, best first, at most `limit`: a query word that is a word of the
+ * name counts most, one found inside the name less, one in the description least. Ties keep
+ * name order. Tools that match no word are left out.
+ */
+export function rankTools(tools: readonly JsonObject[], query: string, limit: unknown): JsonObject[] {
+  const terms = [...new Set(words(query))];
+  const count =
+    typeof limit === 'number' && Number.isInteger(limit)
+      ? Math.min(MAX_SEARCH_RESULTS, Math.max(1, limit))
+      : DEFAULT_SEARCH_RESULTS;
+  const scored: Array<{ tool: JsonObject; score: number; name: string }> = [];
+  for (const tool of tools) {
+    const name = String(tool.name);
+    const nameWords = new Set(words(name));
+    const lowerName = name.toLowerCase();
+    const description = typeof tool.description === 'string' ? tool.description.toLowerCase() : '';
+    let score = 0;
+    for (const term of terms) {
+      if (nameWords.has(term)) score += 5;
+      else if (lowerName.includes(term)) score += 3;
+      if (description.includes(term)) score += 1;
+    }
+    if (score > 0) scored.push({ tool, score, name });
+  }
+  scored.sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return scored.slice(0, count).map(({ tool }) => ({
+    name: tool.name,
+    ...(tool.description === undefined ? {} : { description: tool.description }),
+    ...(tool.inputSchema === undefined ? {} : { inputSchema: tool.inputSchema }),
+  }));
+}

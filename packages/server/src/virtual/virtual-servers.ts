@@ -1,0 +1,272 @@
+/**
+ * @module virtual/virtual-servers
+ * A virtual server (issue 20, docs/virtual-servers.md): the proxy answers as one MCP server whose
+ * tools, prompts and resources are its members', names listed as `<member><separator><name>`
+ * and URIs as `mcpp://<member>/<uri>` (member-names.ts). This file takes each message: who may
+ * reach the virtual server, which era asks, cancellations, and which method goes where; one
+ * request's view of the members (member-view.ts) answers it, through the member sessions the
+ * proxy holds as their MCP client (member-sessions.ts).
+ */
+import type { Logger } from 'pino';
+import type { VirtualServerSettings } from '../config/virtual-servers.ts';
+import type { UpstreamTarget } from '../dispatch/connector.ts';
+import { clientEraOf, META, MODERN_VERSION, SESSION_VERSIONS, withoutModernMeta } from '../eras/classify.ts';
+import { ProxyError, protocolError } from '../errors.ts';
+import {
+  cancelledRequestId,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+  requestKey,
+} from '../jsonrpc.ts';
+import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import { declaredVersion } from '../upstream/request-metadata.ts';
+import { VERSION } from '../version.ts';
+import type { MemberSessions } from './member-sessions.ts';
+import {
+  MemberView,
+  PROMPTS,
+  RESOURCES,
+  TEMPLATES,
+  TOOLS,
+  VIRTUAL_CAPABILITIES,
+  visibleMembers,
+} from './member-view.ts';
+import { SEARCH_MODE_TOOLS } from './tool-search.ts';
+
+/** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
+const CACHEABLE: ReadonlySet<string> = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+/** Who is asking: the principal's key and its grants (identity/principal.ts, structurally). */
+export interface VirtualCaller {
+  readonly principalKey: string;
+  readonly grants: TargetGrants & { readonly rateClass?: string | undefined };
+}
+
+/** One message for a virtual server. */
+export interface VirtualRequest {
+  readonly caller: VirtualCaller;
+  readonly message: JsonRpcRequest | JsonRpcNotification;
+  /** The caller's `MCP-Protocol-Version` header, if any (it marks a 2026-07-28 caller). */
+  readonly protocolVersion?: string | undefined;
+  /** Aborted when the caller goes away. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * How members get a principal's upstream OAuth credential: the broker's (credentials/
+ * member-credentials.ts), passed in so this layer does not reach up to it.
+ */
+export interface MemberCredentials {
+  /** Whether the broker runs now (OAUTH_BROKER, reloadable). */
+  readonly enabled: boolean;
+  /**
+   * The target with the principal's token from the vault; throws `upstream_auth_required` when a
+   * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   */
+  supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal): Promise<UpstreamTarget>;
+  /** What to answer after the member refused with 401: a sign-in for it, or the refusal itself. */
+  refused(
+    principalKey: string,
+    target: UpstreamTarget,
+    refusal: ProxyError,
+    signal?: AbortSignal,
+  ): Promise<ProxyError>;
+}
+
+/** What virtual servers need. */
+export interface VirtualServersDeps {
+  /** The configured virtual servers, as of now (a reload replaces them). */
+  readonly settings: () => Readonly<Record<string, VirtualServerSettings>>;
+  /** A member vetted for a principal with these grants (dispatch/targets.ts `TargetResolver.resolve`). */
+  readonly resolve: (member: string, grants: TargetGrants) => Promise<UpstreamTarget>;
+  readonly members: MemberSessions;
+  readonly logger: Logger;
+  /** The upstream OAuth broker's part, when it runs. */
+  readonly credentials?: MemberCredentials | undefined;
+  /** Counts a member dropped from an answer, by the error's code (metrics). */
+  readonly onMemberDown?: (code: string) => void;
+}
+
+/** Serves every configured virtual server. */
+export class VirtualServers {
+  readonly #deps: VirtualServersDeps;
+  /**
+   * Requests being answered, by principal, virtual server and request id, so that a client's
+   * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
+   * open: the in-flight caps bound them.
+   */
+  readonly #inFlight = new Map<string, AbortController>();
+
+  constructor(deps: VirtualServersDeps) {
+    this.#deps = deps;
+  }
+
+  /** Whether `name` is a virtual server (else it is a server, or unknown). */
+  has(name: string): boolean {
+    return Object.hasOwn(this.#deps.settings(), name);
+  }
+
+  /**
+   * After a reload, whether a principal with these grants may keep a request to `targetKey`
+   * (dispatch/targets.ts `TargetResolver.key`) running; undefined when the key names no virtual
+   * server (the target resolver judges it). Its members are judged per request, as they are used.
+   */
+  stillReaches(targetKey: string, grants: TargetGrants | undefined): boolean | undefined {
+    const name = targetKey.startsWith('server:') ? targetKey.slice('server:'.length) : undefined;
+    if (name === undefined || !this.has(name)) return undefined;
+    return permitsTarget(grants, { server: name });
+  }
+
+  /**
+   * After a reload, whether a principal with these grants reaches the configured server of
+   * `targetKey` through a virtual server (a member session it holds may stay, when the member is
+   * unchanged: the target resolver judges that part).
+   */
+  reachesMember(targetKey: string, grants: TargetGrants | undefined): boolean {
+    const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
+    if (name === undefined) return false;
+    return Object.entries(this.#deps.settings()).some(
+      ([virtualName, settings]) =>
+        permitsTarget(grants, { server: virtualName }) &&
+        visibleMembers(settings.servers, grants).includes(name),
+    );
+  }
+
+  /**
+   * Refuses a principal whose grants do not reach the virtual server `name` as a named server
+   * is refused: it looks unknown (the audit trail reads the refusal from the cause).
+   */
+  checkReach(name: string, grants: TargetGrants | undefined): void {
+    if (this.has(name) && permitsTarget(grants, { server: name })) return;
+    throw new ProxyError('unknown_server', undefined, {
+      data: { server: name },
+      ...(this.has(name) ? { cause: new ProxyError('forbidden_server') } : {}),
+    });
+  }
+
+  /**
+   * Answers one message sent to the virtual server `name` (which {@link has} names); undefined
+   * for a notification. A principal its grants keep out gets `unknown_server` (thrown). Whatever
+   * a member does, the answer is a JSON-RPC response: a member's failure on a call is that
+   * call's error, never a thrown one.
+   */
+  async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
+    this.checkReach(name, request.caller.grants);
+    const settings = this.#deps.settings()[name];
+    const { message } = request;
+    if (!('id' in message)) {
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      return undefined;
+    }
+    if (settings === undefined) return undefined;
+    // The member's exchange ends when the caller leaves or cancels: the member is told (MCP's
+    // cancellation, sent by the held session).
+    const key = this.#key(name, request, message.id);
+    const controller = new AbortController();
+    this.#inFlight.set(key, controller);
+    const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    try {
+      return await this.#answer(name, settings, { ...request, signal }, message);
+    } finally {
+      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+    }
+  }
+
+  #key(name: string, request: VirtualRequest, id: RequestId): string {
+    return `${request.caller.principalKey}\n${name}\n${requestKey(id)}`;
+  }
+
+  async #answer(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> {
+    if (clientEraOf(message, request.protocolVersion) === 'modern') {
+      const asked = declaredVersion(message) ?? request.protocolVersion;
+      if (asked !== MODERN_VERSION) {
+        // MCP's own signal: the client picks a version both sides speak.
+        return protocolError(message.id, 'unsupported_protocol_version', 'Unsupported protocol version.', {
+          supported: [MODERN_VERSION, ...SESSION_VERSIONS],
+        });
+      }
+      return this.#answerModern(name, settings, request, message);
+    }
+    return this.#route(name, settings, request, message);
+  }
+
+  /**
+   * A 2026-07-28 client's request: `server/discover` is answered here; anything else is routed
+   * as a 2025 one (the members' sessions are the proxy's own), its result marked complete and,
+   * for what a client may cache, private and not to be reused (each principal's view differs).
+   */
+  async #answerModern(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> {
+    if (message.method === 'server/discover') {
+      return {
+        jsonrpc: '2.0',
+        id: message.id,
+        result: {
+          resultType: 'complete',
+          supportedVersions: [MODERN_VERSION],
+          ttlMs: 0,
+          cacheScope: 'private',
+          capabilities: VIRTUAL_CAPABILITIES,
+          _meta: { [META.serverInfo]: { name, version: VERSION } },
+        },
+      };
+    }
+    const answer = await this.#route(name, settings, request, withoutModernMeta(message));
+    if (!('result' in answer)) return answer;
+    const hints = CACHEABLE.has(message.method) ? { ttlMs: 0, cacheScope: 'private' } : {};
+    return { ...answer, result: { ...answer.result, resultType: 'complete', ...hints } };
+  }
+
+  #route(
+    name: string,
+    settings: VirtualServerSettings,
+    request: VirtualRequest,
+    message: JsonRpcRequest,
+  ): Promise<JsonRpcResponse> | JsonRpcResponse {
+    const view = new MemberView(name, settings, request, this.#deps);
+    switch (message.method) {
+      case 'initialize':
+        return view.initialize(message);
+      case 'ping':
+        return { jsonrpc: '2.0', id: message.id, result: {} };
+      case 'tools/list':
+        return settings.toolSearch
+          ? { jsonrpc: '2.0', id: message.id, result: { tools: [...SEARCH_MODE_TOOLS] } }
+          : view.list(message, TOOLS);
+      case 'tools/call':
+        return settings.toolSearch ? view.searchModeCall(message) : view.callNamed(message, TOOLS);
+      case 'prompts/list':
+        return view.list(message, PROMPTS);
+      case 'prompts/get':
+        return view.callNamed(message, PROMPTS);
+      case 'resources/list':
+        return view.list(message, RESOURCES);
+      case 'resources/templates/list':
+        return view.list(message, TEMPLATES);
+      case 'resources/read':
+        return view.callNamed(message, RESOURCES);
+      case 'completion/complete':
+        return view.complete(message);
+      default:
+        return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
+    }
+  }
+}
