@@ -76,6 +76,7 @@ export type ProxyErrorCode =
   | 'oauth_sign_in_limited'
   | 'upstream_auth_declined'
   | 'oauth_connection_not_found'
+  | 'upstream_auth_ended'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -91,6 +91,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oauth_sign_in_limited: RateLimitError,
   upstream_auth_declined: UpstreamAuthError,
   oauth_connection_not_found: InvalidInputError,
+  // The user ended the socket's upstream sign-in: a new socket asks for one again.
+  upstream_auth_ended: UpstreamAuthError,
   internal_error: MCPProxyError,
 });
 
@@ -179,6 +181,7 @@ export const CLOSE_CODES: { readonly [closeCode: number]: ProxyErrorCode } = Obj
   4401: 'unauthorized',
   4403: 'target_forbidden',
   4404: 'unknown_server',
+  4410: 'upstream_auth_ended',
   4429: 'session_limit',
   4502: 'upstream_unreachable',
   4504: 'upstream_timeout',

@@ -162,6 +162,14 @@ export class OAuthBroker {
   }
 
   /**
+   * The end mark of (principal, target): it changes when the user disconnects it or it is
+   * evicted, so a holder of its token (an open socket) compares it with the one it read first.
+   */
+  endMark(principalKey: string, target: OAuthTarget): Promise<string | undefined> {
+    return this.#vault.endMark(principalKey, canonical(target.url));
+  }
+
+  /**
    * The upstream refused `token`, the access token the broker supplied. Only an entry that still
    * holds that token is touched (review F5: a socket's stale token must not destroy what a
    * refresh stored since): with a refresh token it is refreshed now, else it is dropped. Returns

@@ -299,6 +299,12 @@ export const ERROR_REGISTRY = {
     message:
       'You have no upstream sign-in for this server: GET /oauth/connections lists the servers you are connected to.',
   },
+  upstream_auth_ended: {
+    status: 401,
+    rpcCode: -33212,
+    message:
+      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so this socket closed: open a new one and sign in again when asked.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

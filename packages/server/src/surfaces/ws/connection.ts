@@ -74,9 +74,10 @@ export interface WsConnectionDeps {
   /**
    * When the OAuth broker supplies this socket's upstream credential: reads the principal's
    * current token from the vault (refreshing it when due) before a frame's messages go upstream,
-   * so a socket outlives its handshake token (review R5). Never rejects.
+   * so a socket outlives its handshake token (review R5). Never rejects; answers an error when
+   * the user ended the connection since the socket opened: the socket closes with it.
    */
-  readonly freshen?: (() => Promise<void>) | undefined;
+  readonly freshen?: (() => Promise<ProxyError | undefined>) | undefined;
   /**
    * When the OAuth broker supplies this socket's upstream credential: the upstream answered 401
    * to the token in use; true when a newer usable token is now in place (refreshed), so the
@@ -343,7 +344,14 @@ export class WsConnection {
       this.#sendError(error, readableId(messages[0]));
       return;
     }
-    await this.#deps.freshen?.();
+    const ended = await this.#deps.freshen?.();
+    if (ended !== undefined) {
+      for (const message of messages) {
+        if (isRequest(message)) this.#sendError(ended, message.id, false);
+      }
+      this.close(toCloseFrame(ended));
+      return;
+    }
     const session = this.#session;
     if (!session || this.#closed) return;
     for (const message of messages) {

@@ -121,6 +121,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         // The broker supplies the credential: the vault's token, or a sign-in once the upstream asks.
         const principalKey = accepted.identity.principalKey;
         const origin = request.headers.origin;
+        // Read before the token: a disconnect in between changes it, and the socket ends.
+        const openedMark = await broker.endMark(principalKey, resolved);
         const token = await broker.bearerFor(principalKey, resolved);
         if (token === undefined && broker.demands(resolved)) {
           throw await broker.required(principalKey, resolved, undefined, origin);
@@ -132,10 +134,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         target = { ...resolved, bearerToken: token, bearer: () => current };
         freshen = async () => {
           try {
-            current = (await broker.bearerFor(principalKey, resolved)) ?? current;
+            // Review oauth6 R1: the user ended this connection (disconnect, eviction) since the
+            // socket opened: what holds its token ends, a WebSocket upstream included.
+            const mark = await broker.endMark(principalKey, resolved);
+            if (mark !== undefined && mark !== openedMark) return new ProxyError('upstream_auth_ended');
+            // No entry any more (refresh refused, deleted): the old token is not used again;
+            // the upstream's 401 to a call without one asks for a sign-in.
+            current = await broker.bearerFor(principalKey, resolved);
           } catch {
             // The vault or the authorization server unreachable: the token held goes on.
           }
+          return undefined;
         };
         renewed = async () => {
           const refused = current;
