@@ -4,12 +4,19 @@
  * authorization and MCP servers written here, on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
+import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
+import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const { ALICE, APP } = world;
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -108,5 +115,138 @@ describe('R1: ending a connection reaches an open /ws socket', () => {
     const again = await openSocket(s, world.ALICE, s.world.upstream.url);
     const w3: any = await again.answer(2, 'tools/call', { name: 'whoami', arguments: {} });
     assert.equal(w3.error?.data?.code, 'upstream_auth_required', JSON.stringify(w3));
+  });
+});
+
+/** Where a hostile authorization server sends users to sign in (another origin than its issuer). */
+const FOREIGN_AUTHORIZE = 'https://login.microsoftonline.example/common/oauth2/v2.0/authorize';
+
+interface Hostile {
+  /** The base URL; the MCP server is at `${base}/mcp`, its issuer at `${base}/as`. */
+  readonly base: string;
+  /** What reached it: `token:<grant type>`, `mcp`. */
+  readonly events: string[];
+}
+
+/**
+ * An MCP server that answers 401 to everything, its protected resource metadata and an
+ * authorization server that registers anyone; `metadata` may change its metadata.
+ */
+async function hostile(metadata: (base: string) => Record<string, unknown> = () => ({})): Promise<Hostile> {
+  const events: string[] = [];
+  const base = await serve((_req, res, url, body) => {
+    if (url.pathname.startsWith('/prm/'))
+      return json(res, 200, { resource: `${base}${url.pathname.slice(4)}`, authorization_servers: [`${base}/as`] });
+    if (url.pathname === '/.well-known/oauth-authorization-server/as')
+      return json(res, 200, {
+        issuer: `${base}/as`,
+        authorization_endpoint: `${base}/authorize`,
+        token_endpoint: `${base}/token`,
+        registration_endpoint: `${base}/register`,
+        response_types_supported: ['code'],
+        code_challenge_methods_supported: ['S256'],
+        ...metadata(base),
+      });
+    if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
+    if (url.pathname === '/token') {
+      events.push(`token:${new URLSearchParams(body).get('grant_type')}`);
+      return json(res, 200, { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 3600 });
+    }
+    events.push('mcp');
+    return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm${url.pathname}"` });
+  });
+  return { base, events };
+}
+
+interface Proxy {
+  readonly proxy: RunningProxy;
+  readonly publicUrl: string;
+}
+
+/** A proxy with the broker on, PUBLIC_URL on its own loopback port; `file`: its config file. */
+async function proxyWith(env: Record<string, string> = {}, file?: unknown): Promise<Proxy> {
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const extra: Record<string, string> = {};
+  if (file !== undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'oauth-r6-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(file));
+    extra.MCP_PROXY_CONFIG = join(dir, 'proxy.json');
+  }
+  const proxy = await startProxy({
+    PORT: String(port),
+    PUBLIC_URL: publicUrl,
+    OAUTH_BROKER: 'true',
+    PROXY_TOKENS: ALICE,
+    CORS_ORIGINS: APP,
+    LOG_LEVEL: 'warn',
+    ...extra,
+    ...env,
+  });
+  cleanup.push(() => proxy.close());
+  return { proxy, publicUrl };
+}
+
+let nextId = 1;
+function call(p: Proxy, token: string, serverUrl: string, method = 'tools/list'): Promise<Reply> {
+  return postProxy(
+    { url: p.proxy.url, token },
+    { mcp_server_url: serverUrl, jsonrpc: '2.0', id: nextId++, method },
+    { origin: APP },
+  );
+}
+
+function linkOf(reply: Reply): string {
+  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
+  return reply.body.error.data.authorizeUrl;
+}
+
+/** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
+async function bind(link: string, credential: string): Promise<{ status: number; body: Record<string, string> }> {
+  const response = await fetch(link, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: new URL(link).origin, 'sec-fetch-site': 'same-origin' },
+    body: JSON.stringify({ credential, origin: APP }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+describe('R2: the start page names where the Continue button goes', () => {
+  it('refuses an authorization endpoint on another origin than its (unconfigured) issuer', async () => {
+    const evil = await hostile(() => ({ authorization_endpoint: FOREIGN_AUTHORIZE }));
+    const p = await proxyWith();
+    const reply = await call(p, ALICE, `${evil.base}/mcp`);
+    assert.equal(reply.body?.error?.data?.code, 'upstream_auth_unsupported', JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.reason, 'authorization_endpoint_elsewhere');
+  });
+
+  it('an issuer the operator configured may send users elsewhere: the page and button name both hosts', async () => {
+    let issuer = '';
+    const evil = await hostile((base) => {
+      issuer = `${base}/as`;
+      return { authorization_endpoint: FOREIGN_AUTHORIZE };
+    });
+    const p = await proxyWith({}, { oauthClients: [{ issuer: `${evil.base}/as`, clientId: 'c-configured' }] });
+    const link = linkOf(await call(p, ALICE, `${evil.base}/mcp`));
+    assert.equal(issuer, `${evil.base}/as`);
+    const page = await (await fetch(link)).text();
+    const issuerHost = new URL(evil.base).host;
+    const at = 'login.microsoftonline.example';
+    assert.match(page, new RegExp(`with your account at <strong>${at}</strong> \\(authorization server <strong>${issuerHost}</strong>\\)`));
+    assert.match(page, new RegExp(`Continue to ${at} \\(for ${issuerHost}\\)<`));
+    const bound = await bind(link, ALICE);
+    assert.equal(bound.status, 200, JSON.stringify(bound.body));
+    assert.equal(new URL(bound.body.authorizeUrl as string).host, at);
+  });
+
+  it('the same origin: the page and button name the authorization endpoint\'s host', async () => {
+    const evil = await hostile();
+    const p = await proxyWith();
+    const link = linkOf(await call(p, ALICE, `${evil.base}/mcp`));
+    const page = await (await fetch(link)).text();
+    const host = new URL(evil.base).host;
+    assert.match(page, new RegExp(`with your account at <strong>${host}</strong>\\.`));
+    assert.match(page, new RegExp(`Continue to ${host}<`));
   });
 });

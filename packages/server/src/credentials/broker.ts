@@ -256,12 +256,13 @@ export class OAuthBroker {
     }
     const challenge = parseBearerChallenge(challengeHeader);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
+    const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
+    const issuerClients = this.#deps.issuerClients?.() ?? [];
+    refuseForeignEndpoint(discovered.as, settings?.issuer, issuerClients);
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
     await this.#pending.admitOffer(principalKey, target.url.origin);
-    const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
-    const issuerClients = this.#deps.issuerClients?.() ?? [];
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,
@@ -322,13 +323,24 @@ export class OAuthBroker {
    */
   async startInfo(
     id: string,
-  ): Promise<{ readonly server: string; readonly host: string; readonly issuerHost: string } | undefined> {
+  ): Promise<
+    | {
+        readonly server: string;
+        readonly host: string;
+        readonly issuerHost: string;
+        readonly authorizeHost: string;
+      }
+    | undefined
+  > {
     const flow = await this.#pending.peek(id);
     if (flow === undefined) return undefined;
+    const issuerHost = URL.parse(flow.as.issuer)?.host ?? flow.as.issuer;
     return {
       server: flow.server,
       host: URL.parse(flow.target)?.host ?? flow.server,
-      issuerHost: URL.parse(flow.as.issuer)?.host ?? flow.as.issuer,
+      issuerHost,
+      // Where the Continue button really goes (review oauth6 R2): the page names that host.
+      authorizeHost: URL.parse(flow.authorizeUrl)?.host ?? issuerHost,
     };
   }
 
@@ -438,3 +450,26 @@ export function oauthSettingsOf(server: unknown): OAuthServerSettings | undefine
 }
 
 export type { VaultEntry };
+
+/**
+ * Review oauth6 R2: the start page names where the user signs in, and the button goes to the
+ * metadata's `authorization_endpoint`. An endpoint on another origin than its issuer would let a
+ * hostile authorization server send the user to a well-known one's login (a mix-up set-up), so
+ * it is refused unless the operator configured that issuer (a server's `oauth.issuer`, or
+ * `oauthClients`): real servers keep them on one origin (GitHub, Linear, Notion, Sentry,
+ * Cloudflare's, Google, Entra ID); an operator vouches for the few that do not (AWS Cognito).
+ */
+function refuseForeignEndpoint(
+  as: oauth.AuthorizationServer,
+  configuredIssuer: string | undefined,
+  issuerClients: readonly { readonly issuer: string }[],
+): void {
+  const endpoint = URL.parse(as.authorization_endpoint ?? '');
+  if (endpoint === null || endpoint.origin === URL.parse(as.issuer)?.origin) return;
+  if (configuredIssuer === as.issuer || issuerClients.some((each) => each.issuer === as.issuer)) return;
+  throw new ProxyError(
+    'upstream_auth_unsupported',
+    "The MCP server's authorization server sends users to another site than its own to sign in: the operator must configure its issuer (oauthClients) to allow it.",
+    { data: { reason: 'authorization_endpoint_elsewhere' } },
+  );
+}

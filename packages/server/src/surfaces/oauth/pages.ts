@@ -56,8 +56,14 @@ export interface StartPageInfo {
   readonly server: string;
   /** The MCP server's host, shown beside a configured name (the name alone could be anyone's). */
   readonly host: string;
-  /** The authorization server's host: where the user signs in. */
+  /** The authorization server's host (its issuer's). */
   readonly issuerHost: string;
+  /**
+   * The authorization endpoint's host: where the Continue button goes, so where the user signs
+   * in (review oauth6 R2: named, not the issuer alone; another origin only for an issuer the
+   * operator configured).
+   */
+  readonly authorizeHost: string;
 }
 
 /** The sessionStorage key of a bound sign-in's nonce (per `state`): see {@link callbackPage}. */
@@ -103,11 +109,18 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
     info.server === info.host
       ? escapeHtml(info.server)
       : `${escapeHtml(info.server)} (${escapeHtml(info.host)})`;
+  const at = escapeHtml(info.authorizeHost);
+  const where =
+    info.authorizeHost === info.issuerHost
+      ? `<strong>${at}</strong>`
+      : `<strong>${at}</strong> (authorization server <strong>${escapeHtml(info.issuerHost)}</strong>)`;
+  const button =
+    info.authorizeHost === info.issuerHost ? at : `${at} (for ${escapeHtml(info.issuerHost)})`;
   return shell(
     'mcp-proxy sign-in',
-    `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at <strong>${escapeHtml(info.issuerHost)}</strong>.</p>` +
+    `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at ${where}.</p>` +
       `<p id="who" hidden>The app at <strong id="app"></strong>${escapeHtml(texts.asks)}</p>` +
-      `<p><button id="go" type="button" hidden>Continue to ${escapeHtml(info.issuerHost)}</button></p>` +
+      `<p><button id="go" type="button" hidden>Continue to ${button}</button></p>` +
       `<p id="m"></p><script nonce="${nonce}">${script}</script>`,
   );
 }
