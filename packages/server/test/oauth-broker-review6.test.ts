@@ -15,8 +15,9 @@ import { eventually } from './helpers/eventually.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { MemoryStore } from '../src/store/memory-store.ts';
 
-const { ALICE, APP } = world;
+const { ALICE, BOB, APP } = world;
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -164,7 +165,11 @@ interface Proxy {
 }
 
 /** A proxy with the broker on, PUBLIC_URL on its own loopback port; `file`: its config file. */
-async function proxyWith(env: Record<string, string> = {}, file?: unknown): Promise<Proxy> {
+async function proxyWith(
+  env: Record<string, string> = {},
+  file?: unknown,
+  deps: Parameters<typeof startProxy>[1] = {},
+): Promise<Proxy> {
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   const extra: Record<string, string> = {};
@@ -178,12 +183,12 @@ async function proxyWith(env: Record<string, string> = {}, file?: unknown): Prom
     PORT: String(port),
     PUBLIC_URL: publicUrl,
     OAUTH_BROKER: 'true',
-    PROXY_TOKENS: ALICE,
+    PROXY_TOKENS: `${ALICE},${BOB}`,
     CORS_ORIGINS: APP,
     LOG_LEVEL: 'warn',
     ...extra,
     ...env,
-  });
+  }, deps);
   cleanup.push(() => proxy.close());
   return { proxy, publicUrl };
 }
@@ -248,5 +253,38 @@ describe('R2: the start page names where the Continue button goes', () => {
     const host = new URL(evil.base).host;
     assert.match(page, new RegExp(`with your account at <strong>${host}</strong>\\.`));
     assert.match(page, new RegExp(`Continue to ${host}<`));
+  });
+});
+
+/** The error code of each call's answer: `upstream_auth_required` (offered) or a refusal. */
+function codeOf(reply: Reply): string {
+  const code = reply.body?.error?.data?.code;
+  assert.ok(code === 'upstream_auth_required' || code === 'oauth_sign_in_limited', JSON.stringify(reply.body));
+  return code;
+}
+
+describe('R3: each principal has a bounded share of the sign-in offers', () => {
+  it('servers never connected share one cap of 30 offers per principal, however many origins', async () => {
+    // Two origins (a principal may cause 10 dynamic registrations an hour: more origins would
+    // meet that cap first), 20 offers each: 40 within each server's own cap of 30.
+    const servers = [await hostile(), await hostile()];
+    const p = await proxyWith();
+    const codes: string[] = [];
+    for (const evil of servers) {
+      for (let i = 0; i < 20; i++) codes.push(codeOf(await call(p, ALICE, `${evil.base}/mcp`)));
+    }
+    assert.equal(codes.filter((c) => c === 'upstream_auth_required').length, 30);
+    assert.equal(codes.filter((c) => c === 'oauth_sign_in_limited').length, 10);
+    // Another principal is not limited by alice's offers.
+    assert.equal(codeOf(await call(p, BOB, `${servers[0]?.base}/mcp`)), 'upstream_auth_required');
+  });
+
+  it('a principal still gets offers when others spent the proxy-wide total', async () => {
+    const store = new MemoryStore();
+    // What 34 principals making 300 offers each would have spent.
+    for (let i = 0; i < 10_200; i++) await store.hit('oauth:count:all', 10 * 60_000);
+    const evil = await hostile();
+    const p = await proxyWith({}, undefined, { store });
+    assert.equal(codeOf(await call(p, BOB, `${evil.base}/mcp`)), 'upstream_auth_required');
   });
 });

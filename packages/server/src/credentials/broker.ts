@@ -262,7 +262,11 @@ export class OAuthBroker {
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
-    await this.#pending.admitOffer(principalKey, target.url.origin);
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,
