@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
+import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -61,7 +62,7 @@ function json(
 }
 
 /** Opens /ws as `token` to `serverUrl`; `answer` sends a request and waits for its answer. */
-async function openSocket(s: world.OAuthSetup, token: string, serverUrl: string) {
+async function openSocket(s: { readonly proxy: { readonly url: string } }, token: string, serverUrl: string) {
   const query = new URLSearchParams({ mcp_server_url: serverUrl, transport: 'streamable-http' });
   const ws = new WebSocket(`${s.proxy.url.replace('http', 'ws')}/ws?${query}`, ['mcp', `proxy-token.${token}`], {
     origin: world.APP,
@@ -265,16 +266,21 @@ function codeOf(reply: Reply): string {
 
 describe('R3: each principal has a bounded share of the sign-in offers', () => {
   it('servers never connected share one cap of 30 offers per principal, however many origins', async () => {
-    // Two origins (a principal may cause 10 dynamic registrations an hour: more origins would
-    // meet that cap first), 20 offers each: 40 within each server's own cap of 30.
-    const servers = [await hostile(), await hostile()];
+    // Four origins (a principal may cause 10 dynamic registrations an hour: more origins would
+    // meet that cap first), 10 offers each: 40 within each server's own cap.
+    const servers = [await hostile(), await hostile(), await hostile(), await hostile()];
     const p = await proxyWith();
     const codes: string[] = [];
     for (const evil of servers) {
-      for (let i = 0; i < 20; i++) codes.push(codeOf(await call(p, ALICE, `${evil.base}/mcp`)));
+      for (let i = 0; i < 10; i++) codes.push(codeOf(await call(p, ALICE, `${evil.base}/mcp`)));
     }
     assert.equal(codes.filter((c) => c === 'upstream_auth_required').length, 30);
     assert.equal(codes.filter((c) => c === 'oauth_sign_in_limited').length, 10);
+    // One such server spends a third of it: 10 offers, then its own cap.
+    const one = await hostile();
+    const mine: string[] = [];
+    for (let i = 0; i < 12; i++) mine.push(codeOf(await call(p, BOB, `${one.base}/mcp`)));
+    assert.deepEqual(mine.slice(9), ['upstream_auth_required', 'oauth_sign_in_limited', 'oauth_sign_in_limited']);
     // Another principal is not limited by alice's offers.
     assert.equal(codeOf(await call(p, BOB, `${servers[0]?.base}/mcp`)), 'upstream_auth_required');
   });
@@ -286,5 +292,88 @@ describe('R3: each principal has a bounded share of the sign-in offers', () => {
     const evil = await hostile();
     const p = await proxyWith({}, undefined, { store });
     assert.equal(codeOf(await call(p, BOB, `${evil.base}/mcp`)), 'upstream_auth_required');
+  });
+});
+
+describe('R4: the per-frame token read on /ws never starts a refresh storm', () => {
+  it('frames do not wait for a refresh while the token is valid; a failed refresh backs off', async () => {
+    let base = '';
+    const events: string[] = [];
+    let refuseHeld = false;
+    let releaseRefresh: (() => void) | undefined;
+    const refreshing = new Promise<void>((resolve) => {
+      releaseRefresh = resolve;
+    });
+    base = await serve(async (req, res, url, body) => {
+      if (url.pathname.startsWith('/prm'))
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [`${base}/as`] });
+      if (url.pathname === '/.well-known/oauth-authorization-server/as')
+        return json(res, 200, {
+          issuer: `${base}/as`,
+          authorization_endpoint: `${base}/authorize`,
+          token_endpoint: `${base}/token`,
+          registration_endpoint: `${base}/register`,
+          response_types_supported: ['code'],
+          code_challenge_methods_supported: ['S256'],
+        });
+      if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
+      if (url.pathname === '/token') {
+        const grant = new URLSearchParams(body).get('grant_type');
+        events.push(`token:${grant}`);
+        if (grant === 'refresh_token') {
+          // The authorization server struggles: slow, then failing (not invalid_grant).
+          await refreshing;
+          return json(res, 503, { error: 'temporarily_unavailable' });
+        }
+        return json(res, 200, { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 60 });
+      }
+      if (url.pathname === '/mcp') {
+        if (req.headers.authorization !== 'Bearer at-1' || (refuseHeld && !body.includes('"initialize"')))
+          return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm/mcp"` });
+        if (req.method !== 'POST') return void res.writeHead(405).end();
+        const message = JSON.parse(body);
+        if (message.id === undefined) return void res.writeHead(202).end();
+        if (message.method === 'initialize')
+          return json(res, 200, {
+            jsonrpc: '2.0',
+            id: message.id,
+            result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'h', version: '1' } },
+          });
+        return json(res, 200, { jsonrpc: '2.0', id: message.id, result: { tools: [] } });
+      }
+      res.writeHead(404).end();
+    });
+    cleanup.push(() => releaseRefresh?.());
+    const clock = new ManualClock();
+    const p = await proxyWith({}, undefined, { clock });
+    const link = linkOf(await call(p, ALICE, `${base}/mcp`));
+    const bound = await bind(link, ALICE);
+    assert.equal(bound.status, 200);
+    const callback = new URL(new URL(bound.body.authorizeUrl as string).searchParams.get('redirect_uri') as string);
+    const done = await fetch(callback, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: p.publicUrl, 'sec-fetch-site': 'same-origin' },
+      body: JSON.stringify({ query: `?code=c&state=${bound.body.state}`, nonce: bound.body.nonce }),
+    });
+    assert.equal(done.status, 200, await done.text());
+
+    const socket = await openSocket(p, ALICE, `${base}/mcp`);
+    const refreshes = () => events.filter((e) => e === 'token:refresh_token').length;
+    clock.advance(50_000); // due for refresh (within its margin), still valid
+
+    // The refresh hangs: frames go on with the token held, none waits for it, one refresh runs.
+    for (let i = 0; i < 10; i++) assert.ok((await socket.answer(100 + i, 'tools/list')).result);
+    assert.equal(refreshes(), 1);
+    // It fails: no new refresh for the next frames (back-off), the held token serves on.
+    releaseRefresh?.();
+    await eventually(() => (refreshes() === 1 ? true : undefined), { what: 'the refresh ended' });
+    for (let i = 0; i < 10; i++) assert.ok((await socket.answer(200 + i, 'tools/list')).result);
+    assert.equal(refreshes(), 1);
+
+    // The upstream now refuses the held token: a sign-in is asked for, with no new refresh grant.
+    refuseHeld = true;
+    const refused: any = await socket.answer(300, 'tools/list');
+    assert.equal(refused.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused));
+    assert.equal(refreshes(), 1);
   });
 });

@@ -147,16 +147,28 @@ export class OAuthBroker {
     return target.name !== undefined && this.#deps.server(target.name)?.auth === 'oauth';
   }
 
-  /** The principal's access token for `target`, refreshed when close to expiry; else undefined. */
+  /**
+   * The principal's access token for `target`, refreshed when close to expiry; else undefined.
+   * `waitWhileValid: false` (a `/ws` frame, review oauth6 R4): a token due for refresh but not
+   * expired yet is answered at once and the refresh runs behind it, so no frame waits for the
+   * authorization server while the token held still works.
+   */
   async bearerFor(
     principalKey: string,
     target: OAuthTarget,
     signal?: AbortSignal,
+    waitWhileValid = true,
   ): Promise<string | undefined> {
     const resource = canonical(target.url);
     const entry = (await this.#vault.get(principalKey, resource)) as StoredEntry | undefined;
     if (!entry) return undefined;
-    if (!isDue(entry, this.#now())) return entry.accessToken;
+    const now = this.#now();
+    if (!isDue(entry, now)) return entry.accessToken;
+    if (!waitWhileValid && entry.expiresAt !== undefined && entry.expiresAt > now) {
+      // Its failure is the refresher's to remember (back-off); nobody waits for it here.
+      this.#refresher.refreshOnce(principalKey, resource, undefined, undefined).catch(() => {});
+      return entry.accessToken;
+    }
     const refreshed = await this.#refresher.refreshOnce(principalKey, resource, undefined, signal);
     return refreshed?.accessToken;
   }

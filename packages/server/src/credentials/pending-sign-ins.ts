@@ -34,6 +34,12 @@ export const OFFERS_PER_PRINCIPAL = 300;
  */
 export const STRANGER_OFFERS_PER_PRINCIPAL = 30;
 /**
+ * Links one principal may be offered per {@link SIGN_IN_TTL_MS} for one such server (origin): a
+ * server answering 401 to everything spends a third of {@link STRANGER_OFFERS_PER_PRINCIPAL},
+ * never all of it (review item 8: it meets its own cap, not the principal's).
+ */
+export const STRANGER_OFFERS_PER_SERVER = 10;
+/**
  * Each principal's guaranteed share per {@link SIGN_IN_TTL_MS} (review oauth6 R3): its first
  * offers never meet the proxy-wide {@link SIGN_INS_TOTAL}, and do not spend it, so no set of
  * principals can lock the others out of signing in; only offers past it spend the total.
@@ -92,7 +98,8 @@ export class PendingSignIns {
 
   /**
    * Counts a link offered to `principalKey` for the server at `origin`: at most
-   * {@link SIGN_INS_PER_PRINCIPAL} per server; {@link STRANGER_OFFERS_PER_PRINCIPAL} over all
+   * {@link SIGN_INS_PER_PRINCIPAL} per server ({@link STRANGER_OFFERS_PER_SERVER} for a server that
+   * is not `known`); {@link STRANGER_OFFERS_PER_PRINCIPAL} over all
    * servers that are not `known` (configured by the operator, or connected by this principal);
    * {@link OFFERS_PER_PRINCIPAL} in all; past its {@link OFFERS_SHARE_PER_PRINCIPAL}, within the
    * proxy's {@link SIGN_INS_TOTAL}. Throws `oauth_sign_in_limited` past one. Called before client
@@ -100,7 +107,7 @@ export class PendingSignIns {
    */
   async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
     const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
-    if (server.count > SIGN_INS_PER_PRINCIPAL) throw limited(server.resetInMs);
+    if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER)) throw limited(server.resetInMs);
     if (!known) {
       const strangers = await this.#store.hit(`strangers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
       if (strangers.count > STRANGER_OFFERS_PER_PRINCIPAL) throw limited(strangers.resetInMs);

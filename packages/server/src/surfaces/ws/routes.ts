@@ -140,17 +140,23 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             if (mark !== undefined && mark !== openedMark) return new ProxyError('upstream_auth_ended');
             // No entry any more (refresh refused, deleted): the old token is not used again;
             // the upstream's 401 to a call without one asks for a sign-in.
-            current = await broker.bearerFor(principalKey, resolved);
+            current = await broker.bearerFor(principalKey, resolved, undefined, false);
           } catch {
             // The vault or the authorization server unreachable: the token held goes on.
           }
           return undefined;
         };
+        // The token `renewed` just failed to replace: `authRequired`, which follows it for the same
+        // refusal, does not try again (review oauth6 R4: one refused request, one refresh).
+        let unrenewed: string | undefined;
         renewed = async () => {
           const refused = current;
           if (refused === undefined) return false;
           const fresh = await broker.rejected(principalKey, resolved, refused);
-          if (fresh === undefined) return false;
+          if (fresh === undefined) {
+            unrenewed = refused;
+            return false;
+          }
           current = fresh;
           return true;
         };
@@ -163,7 +169,9 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             return stepUp ?? refusal;
           }
           const refused = current;
-          if (refused !== undefined) {
+          const justFailed = refused === unrenewed;
+          unrenewed = undefined;
+          if (refused !== undefined && !justFailed) {
             const fresh = await broker.rejected(principalKey, resolved, refused);
             if (fresh !== undefined) {
               // A usable token exists (refreshed now): no sign-in; the next call carries it.
