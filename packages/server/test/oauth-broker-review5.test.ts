@@ -412,7 +412,9 @@ describe('item 8: sign-ins are counted when bound, not when offered', () => {
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(
       join(dir, 'proxy.json'),
-      JSON.stringify({ servers: { first: { url: `${first.base}/mcp/1` }, second: { url: `${second.base}/mcp/2` } } }),
+      JSON.stringify({
+        servers: { first: { url: `${first.base}/mcp/1` }, second: { url: `${second.base}/mcp/2` } },
+      }),
     );
     const p = await proxyWith({ MCP_PROXY_CONFIG: join(dir, 'proxy.json') });
     const links: string[] = [];

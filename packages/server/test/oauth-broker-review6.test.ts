@@ -11,14 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { MemoryStore } from '../src/store/memory-store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
-import { MemoryStore } from '../src/store/memory-store.ts';
 
 const { ALICE, BOB, APP } = world;
+
+// biome-ignore lint/suspicious/noExplicitAny: frames and answers are arbitrary JSON.
+type Json = any;
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -64,11 +67,15 @@ function json(
 /** Opens /ws as `token` to `serverUrl`; `answer` sends a request and waits for its answer. */
 async function openSocket(s: { readonly proxy: { readonly url: string } }, token: string, serverUrl: string) {
   const query = new URLSearchParams({ mcp_server_url: serverUrl, transport: 'streamable-http' });
-  const ws = new WebSocket(`${s.proxy.url.replace('http', 'ws')}/ws?${query}`, ['mcp', `proxy-token.${token}`], {
-    origin: world.APP,
-  });
+  const ws = new WebSocket(
+    `${s.proxy.url.replace('http', 'ws')}/ws?${query}`,
+    ['mcp', `proxy-token.${token}`],
+    {
+      origin: world.APP,
+    },
+  );
   cleanup.push(() => ws.close());
-  const frames: any[] = [];
+  const frames: Json[] = [];
   let closed: { code: number; reason: string } | undefined;
   ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString())));
   ws.on('close', (code: number, reason: Buffer) => {
@@ -96,7 +103,7 @@ describe('R1: ending a connection reaches an open /ws socket', () => {
     const s = await world.setupOAuth(cleanup, {}, { revocationEndpoint: null });
     await world.connect(s, world.ALICE, 'alice');
     const socket = await openSocket(s, world.ALICE, s.world.upstream.url);
-    const w1: any = await socket.answer(2, 'tools/call', { name: 'whoami', arguments: {} });
+    const w1: Json = await socket.answer(2, 'tools/call', { name: 'whoami', arguments: {} });
     assert.equal(JSON.parse(w1.result.content[0].text).sub, 'alice');
 
     const del = await fetch(`${s.proxy.url}/oauth/connections/${encodeURIComponent(s.world.upstream.url)}`, {
@@ -106,7 +113,7 @@ describe('R1: ending a connection reaches an open /ws socket', () => {
     assert.equal(del.status, 200, await del.text());
 
     // The next frame never reaches the upstream with the ended connection's token.
-    const w2: any = await socket.answer(3, 'tools/call', { name: 'whoami', arguments: {} });
+    const w2: Json = await socket.answer(3, 'tools/call', { name: 'whoami', arguments: {} });
     assert.equal(w2.result, undefined, JSON.stringify(w2));
     assert.equal(w2.error.data.code, 'upstream_auth_ended');
     const closed = await eventually(() => socket.closed(), { what: 'the socket closed' });
@@ -115,7 +122,7 @@ describe('R1: ending a connection reaches an open /ws socket', () => {
 
     // A new socket asks for a sign-in (the vault holds nothing for alice any more).
     const again = await openSocket(s, world.ALICE, s.world.upstream.url);
-    const w3: any = await again.answer(2, 'tools/call', { name: 'whoami', arguments: {} });
+    const w3: Json = await again.answer(2, 'tools/call', { name: 'whoami', arguments: {} });
     assert.equal(w3.error?.data?.code, 'upstream_auth_required', JSON.stringify(w3));
   });
 });
@@ -138,7 +145,10 @@ async function hostile(metadata: (base: string) => Record<string, unknown> = () 
   const events: string[] = [];
   const base = await serve((_req, res, url, body) => {
     if (url.pathname.startsWith('/prm/'))
-      return json(res, 200, { resource: `${base}${url.pathname.slice(4)}`, authorization_servers: [`${base}/as`] });
+      return json(res, 200, {
+        resource: `${base}${url.pathname.slice(4)}`,
+        authorization_servers: [`${base}/as`],
+      });
     if (url.pathname === '/.well-known/oauth-authorization-server/as')
       return json(res, 200, {
         issuer: `${base}/as`,
@@ -152,10 +162,20 @@ async function hostile(metadata: (base: string) => Record<string, unknown> = () 
     if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
     if (url.pathname === '/token') {
       events.push(`token:${new URLSearchParams(body).get('grant_type')}`);
-      return json(res, 200, { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 3600 });
+      return json(res, 200, {
+        access_token: 'at-1',
+        refresh_token: 'rt-1',
+        token_type: 'bearer',
+        expires_in: 3600,
+      });
     }
     events.push('mcp');
-    return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm${url.pathname}"` });
+    return json(
+      res,
+      401,
+      {},
+      { 'www-authenticate': `Bearer resource_metadata="${base}/prm${url.pathname}"` },
+    );
   });
   return { base, events };
 }
@@ -180,16 +200,19 @@ async function proxyWith(
     writeFileSync(join(dir, 'proxy.json'), JSON.stringify(file));
     extra.MCP_PROXY_CONFIG = join(dir, 'proxy.json');
   }
-  const proxy = await startProxy({
-    PORT: String(port),
-    PUBLIC_URL: publicUrl,
-    OAUTH_BROKER: 'true',
-    PROXY_TOKENS: `${ALICE},${BOB}`,
-    CORS_ORIGINS: APP,
-    LOG_LEVEL: 'warn',
-    ...extra,
-    ...env,
-  }, deps);
+  const proxy = await startProxy(
+    {
+      PORT: String(port),
+      PUBLIC_URL: publicUrl,
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: `${ALICE},${BOB}`,
+      CORS_ORIGINS: APP,
+      LOG_LEVEL: 'warn',
+      ...extra,
+      ...env,
+    },
+    deps,
+  );
   cleanup.push(() => proxy.close());
   return { proxy, publicUrl };
 }
@@ -209,10 +232,17 @@ function linkOf(reply: Reply): string {
 }
 
 /** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
-async function bind(link: string, credential: string): Promise<{ status: number; body: Record<string, string> }> {
+async function bind(
+  link: string,
+  credential: string,
+): Promise<{ status: number; body: Record<string, string> }> {
   const response = await fetch(link, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', origin: new URL(link).origin, 'sec-fetch-site': 'same-origin' },
+    headers: {
+      'content-type': 'application/json',
+      origin: new URL(link).origin,
+      'sec-fetch-site': 'same-origin',
+    },
     body: JSON.stringify({ credential, origin: APP }),
   });
   return { status: response.status, body: (await response.json()) as Record<string, string> };
@@ -233,20 +263,28 @@ describe('R2: the start page names where the Continue button goes', () => {
       issuer = `${base}/as`;
       return { authorization_endpoint: FOREIGN_AUTHORIZE };
     });
-    const p = await proxyWith({}, { oauthClients: [{ issuer: `${evil.base}/as`, clientId: 'c-configured' }] });
+    const p = await proxyWith(
+      {},
+      { oauthClients: [{ issuer: `${evil.base}/as`, clientId: 'c-configured' }] },
+    );
     const link = linkOf(await call(p, ALICE, `${evil.base}/mcp`));
     assert.equal(issuer, `${evil.base}/as`);
     const page = await (await fetch(link)).text();
     const issuerHost = new URL(evil.base).host;
     const at = 'login.microsoftonline.example';
-    assert.match(page, new RegExp(`with your account at <strong>${at}</strong> \\(authorization server <strong>${issuerHost}</strong>\\)`));
+    assert.match(
+      page,
+      new RegExp(
+        `with your account at <strong>${at}</strong> \\(authorization server <strong>${issuerHost}</strong>\\)`,
+      ),
+    );
     assert.match(page, new RegExp(`Continue to ${at} \\(for ${issuerHost}\\)<`));
     const bound = await bind(link, ALICE);
     assert.equal(bound.status, 200, JSON.stringify(bound.body));
     assert.equal(new URL(bound.body.authorizeUrl as string).host, at);
   });
 
-  it('the same origin: the page and button name the authorization endpoint\'s host', async () => {
+  it("the same origin: the page and button name the authorization endpoint's host", async () => {
     const evil = await hostile();
     const p = await proxyWith();
     const link = linkOf(await call(p, ALICE, `${evil.base}/mcp`));
@@ -260,7 +298,10 @@ describe('R2: the start page names where the Continue button goes', () => {
 /** The error code of each call's answer: `upstream_auth_required` (offered) or a refusal. */
 function codeOf(reply: Reply): string {
   const code = reply.body?.error?.data?.code;
-  assert.ok(code === 'upstream_auth_required' || code === 'oauth_sign_in_limited', JSON.stringify(reply.body));
+  assert.ok(
+    code === 'upstream_auth_required' || code === 'oauth_sign_in_limited',
+    JSON.stringify(reply.body),
+  );
   return code;
 }
 
@@ -280,7 +321,11 @@ describe('R3: each principal has a bounded share of the sign-in offers', () => {
     const one = await hostile();
     const mine: string[] = [];
     for (let i = 0; i < 12; i++) mine.push(codeOf(await call(p, BOB, `${one.base}/mcp`)));
-    assert.deepEqual(mine.slice(9), ['upstream_auth_required', 'oauth_sign_in_limited', 'oauth_sign_in_limited']);
+    assert.deepEqual(mine.slice(9), [
+      'upstream_auth_required',
+      'oauth_sign_in_limited',
+      'oauth_sign_in_limited',
+    ]);
     // Another principal is not limited by alice's offers.
     assert.equal(codeOf(await call(p, BOB, `${servers[0]?.base}/mcp`)), 'upstream_auth_required');
   });
@@ -325,7 +370,12 @@ describe('R4: the per-frame token read on /ws never starts a refresh storm', () 
           await refreshing;
           return json(res, 503, { error: 'temporarily_unavailable' });
         }
-        return json(res, 200, { access_token: 'at-1', refresh_token: 'rt-1', token_type: 'bearer', expires_in: 60 });
+        return json(res, 200, {
+          access_token: 'at-1',
+          refresh_token: 'rt-1',
+          token_type: 'bearer',
+          expires_in: 60,
+        });
       }
       if (url.pathname === '/mcp') {
         if (req.headers.authorization !== 'Bearer at-1' || (refuseHeld && !body.includes('"initialize"')))
@@ -337,7 +387,11 @@ describe('R4: the per-frame token read on /ws never starts a refresh storm', () 
           return json(res, 200, {
             jsonrpc: '2.0',
             id: message.id,
-            result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'h', version: '1' } },
+            result: {
+              protocolVersion: '2025-06-18',
+              capabilities: { tools: {} },
+              serverInfo: { name: 'h', version: '1' },
+            },
           });
         return json(res, 200, { jsonrpc: '2.0', id: message.id, result: { tools: [] } });
       }
@@ -349,7 +403,9 @@ describe('R4: the per-frame token read on /ws never starts a refresh storm', () 
     const link = linkOf(await call(p, ALICE, `${base}/mcp`));
     const bound = await bind(link, ALICE);
     assert.equal(bound.status, 200);
-    const callback = new URL(new URL(bound.body.authorizeUrl as string).searchParams.get('redirect_uri') as string);
+    const callback = new URL(
+      new URL(bound.body.authorizeUrl as string).searchParams.get('redirect_uri') as string,
+    );
     const done = await fetch(callback, {
       method: 'POST',
       headers: { 'content-type': 'application/json', origin: p.publicUrl, 'sec-fetch-site': 'same-origin' },
@@ -372,7 +428,7 @@ describe('R4: the per-frame token read on /ws never starts a refresh storm', () 
 
     // The upstream now refuses the held token: a sign-in is asked for, with no new refresh grant.
     refuseHeld = true;
-    const refused: any = await socket.answer(300, 'tools/list');
+    const refused: Json = await socket.answer(300, 'tools/list');
     assert.equal(refused.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused));
     assert.equal(refreshes(), 1);
   });

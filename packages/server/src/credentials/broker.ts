@@ -337,9 +337,7 @@ export class OAuthBroker {
    * What a start link signs in to, for the start page to name (review item 6): the server, its
    * host and the authorization server's host; undefined when the link is unknown or used.
    */
-  async startInfo(
-    id: string,
-  ): Promise<
+  async startInfo(id: string): Promise<
     | {
         readonly server: string;
         readonly host: string;

@@ -107,7 +107,8 @@ export class PendingSignIns {
    */
   async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
     const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
-    if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER)) throw limited(server.resetInMs);
+    if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
+      throw limited(server.resetInMs);
     if (!known) {
       const strangers = await this.#store.hit(`strangers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
       if (strangers.count > STRANGER_OFFERS_PER_PRINCIPAL) throw limited(strangers.resetInMs);

@@ -194,17 +194,22 @@ export class TokenRefresher {
     let task = this.#running.get(slot);
     if (task === undefined) {
       const failure = this.#backoff.get(slot);
-      if (failure !== undefined) return untilAborted(this.#held(principalKey, resource, failed, failure), signal);
+      if (failure !== undefined)
+        return untilAborted(this.#held(principalKey, resource, failed, failure), signal);
       // Review R6: detached from every caller's signal, bounded by the flow's deadline only. Once
       // the authorization server rotated the refresh token, only storing its answer keeps the
       // grant: a caller that leaves (and it may be the first of several) must not abort that.
-      const started = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(undefined)).catch(
-        (error: unknown) => {
-          // Review oauth6 R4: not again for a while; the token held serves meanwhile.
-          this.#backoff.set(slot, error);
-          throw error;
-        },
-      );
+      const started = this.#refresh(
+        principalKey,
+        resource,
+        slot,
+        failed,
+        this.#deps.deadline(undefined),
+      ).catch((error: unknown) => {
+        // Review oauth6 R4: not again for a while; the token held serves meanwhile.
+        this.#backoff.set(slot, error);
+        throw error;
+      });
       task = started.finally(() => this.#running.delete(slot));
       // Nobody may be waiting any more when it fails: that is no unhandled rejection.
       task.catch(() => {});

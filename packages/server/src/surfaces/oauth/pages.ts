@@ -122,8 +122,7 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
     info.authorizeHost === info.issuerHost
       ? `<strong>${at}</strong>`
       : `<strong>${at}</strong> (authorization server <strong>${escapeHtml(info.issuerHost)}</strong>)`;
-  const button =
-    info.authorizeHost === info.issuerHost ? at : `${at} (for ${escapeHtml(info.issuerHost)})`;
+  const button = info.authorizeHost === info.issuerHost ? at : `${at} (for ${escapeHtml(info.issuerHost)})`;
   return shell(
     'mcp-proxy sign-in',
     `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at ${where}.</p>` +
