@@ -442,8 +442,8 @@ describe('item 7: past the connection cap, the oldest is revoked and logged', ()
     const clock = new ManualClock();
     const p = await proxyWith({}, { clock });
     for (let i = 0; i < 101; i++) {
-      // Thirty sign-ins per ten minutes: time moves on.
-      if (i > 0 && i % 25 === 0) clock.advance(11 * 60 * 1000);
+      // Ten links per ten minutes from one server not connected yet (review oauth6 R3): time moves on.
+      if (i > 0 && i % 10 === 0) clock.advance(11 * 60 * 1000);
       const signedIn = await complete(linkOf(await call(p, ALICE, `${evil.base}/mcp/${i}`)), ALICE);
       assert.equal(signedIn.status, 200, await signedIn.text());
     }
