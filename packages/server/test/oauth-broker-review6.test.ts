@@ -99,6 +99,19 @@ async function openSocket(s: { readonly proxy: { readonly url: string } }, token
 }
 
 describe('R1: ending a connection reaches an open /ws socket', () => {
+  it('a socket that sends nothing closes too, at its next heartbeat', async () => {
+    const s = await world.setupOAuth(cleanup, { WS_HEARTBEAT_MS: '200' }, { revocationEndpoint: null });
+    await world.connect(s, world.ALICE, 'alice');
+    const socket = await openSocket(s, world.ALICE, s.world.upstream.url);
+    const del = await fetch(`${s.proxy.url}/oauth/connections/${encodeURIComponent(s.world.upstream.url)}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${world.ALICE}`, origin: world.APP },
+    });
+    assert.equal(del.status, 200, await del.text());
+    const closed = await eventually(() => socket.closed(), { what: 'the idle socket closed' });
+    assert.equal(closed.code, 4410);
+  });
+
   it('a DELETE /oauth/connections closes the socket with upstream_auth_ended (4410)', async () => {
     const s = await world.setupOAuth(cleanup, {}, { revocationEndpoint: null });
     await world.connect(s, world.ALICE, 'alice');

@@ -84,6 +84,12 @@ export interface WsConnectionDeps {
    * request is sent once more instead of asking for a sign-in (review R5). Never rejects.
    */
   readonly renewed?: (() => Promise<boolean>) | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: an error when the user
+   * ended the connection since the socket opened (review oauth6 R1). Asked at each heartbeat, so
+   * a socket that sends nothing (a WebSocket upstream pushing on) ends too. Never rejects.
+   */
+  readonly ended?: (() => Promise<ProxyError | undefined>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -431,6 +437,12 @@ export class WsConnection {
   }
 
   #beat(): void {
+    const ended = this.#deps.ended;
+    if (ended !== undefined) {
+      void ended().then((error) => {
+        if (error !== undefined && !this.#closed) this.close(toCloseFrame(error));
+      });
+    }
     if (this.#readingPaused) {
       // Unread, the peer's pongs cannot count; but an upstream that takes nothing for two
       // beats in a row holds the socket for nothing.

@@ -46,7 +46,7 @@ export interface WsRouteOptions {
   readonly resource?: (() => string | undefined) | undefined;
   readonly connection: Omit<
     WsConnectionDeps,
-    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed'
+    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed' | 'ended'
   >;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
@@ -91,6 +91,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     let authRequired: WsConnectionDeps['authRequired'];
     let freshen: WsConnectionDeps['freshen'];
     let renewed: WsConnectionDeps['renewed'];
+    let ended: WsConnectionDeps['ended'];
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -132,12 +133,24 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         // each frame goes upstream: a refresh or a new sign-in reaches a socket already open.
         let current = token;
         target = { ...resolved, bearerToken: token, bearer: () => current };
-        freshen = async () => {
+        ended = async () => {
           try {
             // Review oauth6 R1: the user ended this connection (disconnect, eviction) since the
             // socket opened: what holds its token ends, a WebSocket upstream included.
             const mark = await broker.endMark(principalKey, resolved);
-            if (mark !== undefined && mark !== openedMark) return new ProxyError('upstream_auth_ended');
+            return mark !== undefined && mark !== openedMark
+              ? new ProxyError('upstream_auth_ended')
+              : undefined;
+          } catch {
+            // The store unreachable: asked again at the next frame or heartbeat.
+            return undefined;
+          }
+        };
+        const endedNow = ended;
+        freshen = async () => {
+          const error = await endedNow();
+          if (error !== undefined) return error;
+          try {
             // No entry any more (refresh refused, deleted): the old token is not used again;
             // the upstream's 401 to a call without one asks for a sign-in.
             current = await broker.bearerFor(principalKey, resolved, undefined, false);
@@ -228,6 +241,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
             authRequired,
             freshen,
+            ended,
             renewed,
           });
           connections.add(connection);
