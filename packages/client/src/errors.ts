@@ -52,6 +52,7 @@ export type ProxyErrorCode =
   | 'json_too_deep'
   | 'too_many_in_flight'
   | 'overloaded'
+  | 'relay_interrupted'
   | 'batch_too_large'
   | 'client_not_built'
   | 'handshake_timeout'
@@ -76,6 +77,7 @@ export type ProxyErrorCode =
   | 'oauth_sign_in_limited'
   | 'upstream_auth_declined'
   | 'oauth_connection_not_found'
+  | 'upstream_auth_ended'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -63,6 +63,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   json_too_deep: InvalidInputError,
   too_many_in_flight: RateLimitError,
   overloaded: RateLimitError,
+  // Another instance holds the session and did not finish relaying: retry after Retry-After.
+  relay_interrupted: RateLimitError,
   batch_too_large: InvalidInputError,
   client_not_built: MCPProxyError,
   handshake_timeout: MCPProxyError,
@@ -91,6 +93,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oauth_sign_in_limited: RateLimitError,
   upstream_auth_declined: UpstreamAuthError,
   oauth_connection_not_found: InvalidInputError,
+  // The user ended the socket's upstream sign-in: a new socket asks for one again.
+  upstream_auth_ended: UpstreamAuthError,
   internal_error: MCPProxyError,
 });
 
@@ -179,6 +183,7 @@ export const CLOSE_CODES: { readonly [closeCode: number]: ProxyErrorCode } = Obj
   4401: 'unauthorized',
   4403: 'target_forbidden',
   4404: 'unknown_server',
+  4410: 'upstream_auth_ended',
   4429: 'session_limit',
   4502: 'upstream_unreachable',
   4504: 'upstream_timeout',

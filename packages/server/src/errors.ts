@@ -166,6 +166,7 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   too_many_in_flight: 4429,
   overloaded: 1013,
   upstream_timeout: 4504,
+  upstream_auth_ended: 4410,
   payload_too_large: 1009,
   shutting_down: 1001,
   internal_error: 1011,

@@ -109,6 +109,14 @@ describe('the sign-in bind protocol in Chromium', () => {
       // Review item 6: the popup says what is connected, where the user signs in and for which
       // app, and binds nothing until the user clicks.
       const button = await popup.waitForSelector('#go:visible');
+      // Review oauth6 item 5: shown, the button is not armed yet (a double-click's second click
+      // landing on it does nothing); it arms about half a second later.
+      const shownAt = Date.now();
+      assert.equal(await button.isDisabled(), true);
+      await popup.evaluate("document.getElementById('go').click()");
+      await popup.waitForSelector('#go:enabled');
+      assert.ok(Date.now() - shownAt >= 300, `armed after ${Date.now() - shownAt} ms`);
+      assert.equal(await popup.textContent('#m'), '', 'the early click did nothing');
       const text = await popup.textContent('body');
       assert.ok(text?.includes(`Sign in to ${new URL(world.upstream.url).host}`), text ?? '');
       assert.ok(text?.includes(`your account at ${new URL(world.issuer).host}`), text ?? '');

@@ -4,8 +4,11 @@
  * authorization and MCP servers written here, on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
@@ -403,11 +406,25 @@ describe('item 8: sign-ins are counted when bound, not when offered', () => {
   it('binding counts: thirty sign-ins per principal per ten minutes', async () => {
     const first = await hostile();
     const second = await hostile();
-    const p = await proxyWith();
+    // Configured servers: raw URLs of servers never connected are offered 30 links in all
+    // (review oauth6 R3), too few to reach the bind cap.
+    const dir = mkdtempSync(join(tmpdir(), 'oauth-r5-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, 'proxy.json'),
+      JSON.stringify({
+        servers: { first: { url: `${first.base}/mcp/1` }, second: { url: `${second.base}/mcp/2` } },
+      }),
+    );
+    const p = await proxyWith({ MCP_PROXY_CONFIG: join(dir, 'proxy.json') });
     const links: string[] = [];
     for (let i = 0; i < 31; i++) {
-      const base = i % 2 === 0 ? first.base : second.base;
-      links.push(linkOf(await call(p, ALICE, `${base}/mcp/${i}`)));
+      const reply = await postProxy(
+        { url: p.proxy.url, token: ALICE },
+        { server: i % 2 === 0 ? 'first' : 'second', jsonrpc: '2.0', id: nextId++, method: 'tools/list' },
+        { origin: APP },
+      );
+      links.push(linkOf(reply));
     }
     const statuses: number[] = [];
     for (const link of links) statuses.push((await bind(link, ALICE)).status);
@@ -425,8 +442,8 @@ describe('item 7: past the connection cap, the oldest is revoked and logged', ()
     const clock = new ManualClock();
     const p = await proxyWith({}, { clock });
     for (let i = 0; i < 101; i++) {
-      // Thirty sign-ins per ten minutes: time moves on.
-      if (i > 0 && i % 25 === 0) clock.advance(11 * 60 * 1000);
+      // Ten links per ten minutes from one server not connected yet (review oauth6 R3): time moves on.
+      if (i > 0 && i % 10 === 0) clock.advance(11 * 60 * 1000);
       const signedIn = await complete(linkOf(await call(p, ALICE, `${evil.base}/mcp/${i}`)), ALICE);
       assert.equal(signedIn.status, 200, await signedIn.text());
     }

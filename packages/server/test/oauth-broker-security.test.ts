@@ -702,8 +702,8 @@ describe('F4 + F7: what hostile metadata can make the proxy keep, and where it s
 
   it('never redirects a browser from the start link, and refuses a non-https authorization endpoint', async () => {
     let base = '';
+    // '1' (set below): on the issuer's origin, as review oauth6 R2 requires of an unconfigured issuer.
     const endpoints: Record<string, string> = {
-      '1': 'https://phish.example/login',
       '2': 'javascript:alert(1)',
       '3': 'http://phish.example/login',
     };
@@ -722,7 +722,9 @@ describe('F4 + F7: what hostile metadata can make the proxy keep, and where it s
         return json(
           res,
           200,
-          asMetadata(`${base}/as/${as[1]}`, base, { authorization_endpoint: endpoints[as[1] as string] }),
+          asMetadata(`${base}/as/${as[1]}`, base, {
+            authorization_endpoint: endpoints[as[1] as string] ?? `${base}/login`,
+          }),
         );
       }
       if (url.pathname === '/register') return json(res, 201, { client_id: 'c' });

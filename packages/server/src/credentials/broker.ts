@@ -147,18 +147,38 @@ export class OAuthBroker {
     return target.name !== undefined && this.#deps.server(target.name)?.auth === 'oauth';
   }
 
-  /** The principal's access token for `target`, refreshed when close to expiry; else undefined. */
+  /**
+   * The principal's access token for `target`, refreshed when close to expiry; else undefined.
+   * `waitWhileValid: false` (a `/ws` frame, review oauth6 R4): a token due for refresh but not
+   * expired yet is answered at once and the refresh runs behind it, so no frame waits for the
+   * authorization server while the token held still works.
+   */
   async bearerFor(
     principalKey: string,
     target: OAuthTarget,
     signal?: AbortSignal,
+    waitWhileValid = true,
   ): Promise<string | undefined> {
     const resource = canonical(target.url);
     const entry = (await this.#vault.get(principalKey, resource)) as StoredEntry | undefined;
     if (!entry) return undefined;
-    if (!isDue(entry, this.#now())) return entry.accessToken;
+    const now = this.#now();
+    if (!isDue(entry, now)) return entry.accessToken;
+    if (!waitWhileValid && entry.expiresAt !== undefined && entry.expiresAt > now) {
+      // Its failure is the refresher's to remember (back-off); nobody waits for it here.
+      this.#refresher.refreshOnce(principalKey, resource, undefined, undefined).catch(() => {});
+      return entry.accessToken;
+    }
     const refreshed = await this.#refresher.refreshOnce(principalKey, resource, undefined, signal);
     return refreshed?.accessToken;
+  }
+
+  /**
+   * The end mark of (principal, target): it changes when the user disconnects it or it is
+   * evicted, so a holder of its token (an open socket) compares it with the one it read first.
+   */
+  endMark(principalKey: string, target: OAuthTarget): Promise<string | undefined> {
+    return this.#vault.endMark(principalKey, canonical(target.url));
   }
 
   /**
@@ -248,12 +268,17 @@ export class OAuthBroker {
     }
     const challenge = parseBearerChallenge(challengeHeader);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
+    const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
+    const issuerClients = this.#deps.issuerClients?.() ?? [];
+    refuseForeignEndpoint(discovered.as, settings?.issuer, issuerClients);
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
-    await this.#pending.admitOffer(principalKey, target.url.origin);
-    const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
-    const issuerClients = this.#deps.issuerClients?.() ?? [];
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,
@@ -312,15 +337,24 @@ export class OAuthBroker {
    * What a start link signs in to, for the start page to name (review item 6): the server, its
    * host and the authorization server's host; undefined when the link is unknown or used.
    */
-  async startInfo(
-    id: string,
-  ): Promise<{ readonly server: string; readonly host: string; readonly issuerHost: string } | undefined> {
+  async startInfo(id: string): Promise<
+    | {
+        readonly server: string;
+        readonly host: string;
+        readonly issuerHost: string;
+        readonly authorizeHost: string;
+      }
+    | undefined
+  > {
     const flow = await this.#pending.peek(id);
     if (flow === undefined) return undefined;
+    const issuerHost = URL.parse(flow.as.issuer)?.host ?? flow.as.issuer;
     return {
       server: flow.server,
       host: URL.parse(flow.target)?.host ?? flow.server,
-      issuerHost: URL.parse(flow.as.issuer)?.host ?? flow.as.issuer,
+      issuerHost,
+      // Where the Continue button really goes (review oauth6 R2): the page names that host.
+      authorizeHost: URL.parse(flow.authorizeUrl)?.host ?? issuerHost,
     };
   }
 
@@ -430,3 +464,26 @@ export function oauthSettingsOf(server: unknown): OAuthServerSettings | undefine
 }
 
 export type { VaultEntry };
+
+/**
+ * Review oauth6 R2: the start page names where the user signs in, and the button goes to the
+ * metadata's `authorization_endpoint`. An endpoint on another origin than its issuer would let a
+ * hostile authorization server send the user to a well-known one's login (a mix-up set-up), so
+ * it is refused unless the operator configured that issuer (a server's `oauth.issuer`, or
+ * `oauthClients`): real servers keep them on one origin (GitHub, Linear, Notion, Sentry,
+ * Cloudflare's, Google, Entra ID); an operator vouches for the few that do not (AWS Cognito).
+ */
+function refuseForeignEndpoint(
+  as: oauth.AuthorizationServer,
+  configuredIssuer: string | undefined,
+  issuerClients: readonly { readonly issuer: string }[],
+): void {
+  const endpoint = URL.parse(as.authorization_endpoint ?? '');
+  if (endpoint === null || endpoint.origin === URL.parse(as.issuer)?.origin) return;
+  if (configuredIssuer === as.issuer || issuerClients.some((each) => each.issuer === as.issuer)) return;
+  throw new ProxyError(
+    'upstream_auth_unsupported',
+    "The MCP server's authorization server sends users to another site than its own to sign in: the operator must configure its issuer (oauthClients) to allow it.",
+    { data: { reason: 'authorization_endpoint_elsewhere' } },
+  );
+}

@@ -188,6 +188,8 @@ export class OAuthConnections {
       if (entry === undefined) return undefined;
       const revocation = await this.#revoke(entry, signal);
       await this.#vault.delete(principalKey, line.resource);
+      // Open sockets and WebSocket upstreams still hold the token: the mark ends them (R1).
+      await this.#vault.markEnded(principalKey, line.resource);
       return { server: line.server, resource: line.resource, revocation };
     } finally {
       await release();

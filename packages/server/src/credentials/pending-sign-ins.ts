@@ -27,7 +27,25 @@ export const SIGN_INS_PER_PRINCIPAL = 30;
  * naming many hostile servers must not spend the proxy's total alone.
  */
 export const OFFERS_PER_PRINCIPAL = 300;
-/** Sign-ins the whole proxy may start per {@link SIGN_IN_TTL_MS}. */
+/**
+ * Links one principal may be offered per {@link SIGN_IN_TTL_MS} for servers it is not connected
+ * to and the operator did not configure, all of them together (review oauth6 R3): raw URLs of
+ * hostile servers, however many, yield this many, not {@link OFFERS_PER_PRINCIPAL}.
+ */
+export const STRANGER_OFFERS_PER_PRINCIPAL = 30;
+/**
+ * Links one principal may be offered per {@link SIGN_IN_TTL_MS} for one such server (origin): a
+ * server answering 401 to everything spends a third of {@link STRANGER_OFFERS_PER_PRINCIPAL},
+ * never all of it (review item 8: it meets its own cap, not the principal's).
+ */
+export const STRANGER_OFFERS_PER_SERVER = 10;
+/**
+ * Each principal's guaranteed share per {@link SIGN_IN_TTL_MS} (review oauth6 R3): its first
+ * offers never meet the proxy-wide {@link SIGN_INS_TOTAL}, and do not spend it, so no set of
+ * principals can lock the others out of signing in; only offers past it spend the total.
+ */
+export const OFFERS_SHARE_PER_PRINCIPAL = 30;
+/** Offers past the principals' shares the whole proxy may make per {@link SIGN_IN_TTL_MS}. */
 export const SIGN_INS_TOTAL = 10_000;
 
 /** A sign-in as started: what the bind and the callback need. */
@@ -80,15 +98,26 @@ export class PendingSignIns {
 
   /**
    * Counts a link offered to `principalKey` for the server at `origin`: at most
-   * {@link SIGN_INS_PER_PRINCIPAL} per server, {@link OFFERS_PER_PRINCIPAL} in all, and
-   * {@link SIGN_INS_TOTAL} for the proxy; throws `oauth_sign_in_limited` past one. Called before
-   * client registration and before anything is stored.
+   * {@link SIGN_INS_PER_PRINCIPAL} per server ({@link STRANGER_OFFERS_PER_SERVER} for a server that
+   * is not `known`); {@link STRANGER_OFFERS_PER_PRINCIPAL} over all
+   * servers that are not `known` (configured by the operator, or connected by this principal);
+   * {@link OFFERS_PER_PRINCIPAL} in all; past its {@link OFFERS_SHARE_PER_PRINCIPAL}, within the
+   * proxy's {@link SIGN_INS_TOTAL}. Throws `oauth_sign_in_limited` past one. Called before client
+   * registration and before anything is stored.
    */
-  async admitOffer(principalKey: string, origin: string): Promise<void> {
+  async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
     const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
-    if (server.count > SIGN_INS_PER_PRINCIPAL) throw limited(server.resetInMs);
+    if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
+      throw limited(server.resetInMs);
+    if (!known) {
+      const strangers = await this.#store.hit(`strangers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+      if (strangers.count > STRANGER_OFFERS_PER_PRINCIPAL) throw limited(strangers.resetInMs);
+    }
     const mine = await this.#store.hit(`offers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
     if (mine.count > OFFERS_PER_PRINCIPAL) throw limited(mine.resetInMs);
+    // Within its share a principal never meets (nor spends) the total: the store then holds at
+    // most a share per principal plus the total.
+    if (mine.count <= OFFERS_SHARE_PER_PRINCIPAL) return;
     const all = await this.#store.hit('count:all', SIGN_IN_TTL_MS);
     if (all.count > SIGN_INS_TOTAL) throw limited(all.resetInMs);
   }

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
+import { TtlCache } from '../ttl-cache.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { clientAuth, forgetRegistration, type OAuthClient } from './registration.ts';
@@ -33,6 +34,14 @@ const REFRESH_MARGIN_MS = 60_000;
 const REFRESH_LOCK_MS = 15_000;
 /** How often an instance waiting for another's refresh looks again. */
 const REFRESH_POLL_MS = 100;
+/**
+ * How long a slot whose refresh failed (the authorization server down, 5xx, a timeout) is not
+ * refreshed again (review oauth6 R4): without it every `/ws` frame and every call started a new
+ * refresh grant while the token endpoint failed. The token held serves meanwhile.
+ */
+export const REFRESH_BACKOFF_MS = 30_000;
+/** Slots remembered as backing off at once (the oldest is forgotten first: it refreshes early). */
+const MAX_BACKOFFS = 10_000;
 
 /** What a stored vault entry carries besides the tokens: enough to refresh without discovery. */
 export interface StoredEntry extends VaultEntry {
@@ -161,9 +170,12 @@ export interface TokenRefresherDeps {
 export class TokenRefresher {
   readonly #deps: TokenRefresherDeps;
   readonly #running = new Map<string, Promise<StoredEntry | undefined>>();
+  /** Slots whose last refresh failed, with that failure: not refreshed again for a while. */
+  readonly #backoff: TtlCache<string, unknown>;
 
   constructor(deps: TokenRefresherDeps) {
     this.#deps = deps;
+    this.#backoff = new TtlCache({ ttlMs: REFRESH_BACKOFF_MS, maxEntries: MAX_BACKOFFS, now: deps.now });
   }
 
   /**
@@ -181,16 +193,44 @@ export class TokenRefresher {
     const slot = TokenVault.slot(principalKey, resource);
     let task = this.#running.get(slot);
     if (task === undefined) {
+      const failure = this.#backoff.get(slot);
+      if (failure !== undefined)
+        return untilAborted(this.#held(principalKey, resource, failed, failure), signal);
       // Review R6: detached from every caller's signal, bounded by the flow's deadline only. Once
       // the authorization server rotated the refresh token, only storing its answer keeps the
       // grant: a caller that leaves (and it may be the first of several) must not abort that.
-      const started = this.#refresh(principalKey, resource, slot, failed, this.#deps.deadline(undefined));
+      const started = this.#refresh(
+        principalKey,
+        resource,
+        slot,
+        failed,
+        this.#deps.deadline(undefined),
+      ).catch((error: unknown) => {
+        // Review oauth6 R4: not again for a while; the token held serves meanwhile.
+        this.#backoff.set(slot, error);
+        throw error;
+      });
       task = started.finally(() => this.#running.delete(slot));
       // Nobody may be waiting any more when it fails: that is no unhandled rejection.
       task.catch(() => {});
       this.#running.set(slot, task);
     }
     return untilAborted(task, signal);
+  }
+
+  /**
+   * While a slot backs off: the entry held, unless it is the one the upstream refused (`failed`),
+   * which fails as its refresh did (the caller asks for a sign-in, as after any failed refresh).
+   */
+  async #held(
+    principalKey: string,
+    resource: string,
+    failed: string | undefined,
+    failure: unknown,
+  ): Promise<StoredEntry | undefined> {
+    const entry = (await this.#deps.vault.get(principalKey, resource)) as StoredEntry | undefined;
+    if (entry !== undefined && failed !== undefined && entry.accessToken === failed) throw failure;
+    return entry;
   }
 
   async #refresh(

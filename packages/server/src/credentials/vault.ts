@@ -5,7 +5,7 @@
  * clear and several instances share what a user connected. The slot name is a hash: the store
  * does not even learn who connected to what.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
@@ -99,5 +99,27 @@ export class TokenVault {
   /** Forgets the entry (refresh refused, user disconnected). */
   async delete(principalKey: string, resource: string): Promise<void> {
     await this.#store.delete(TokenVault.slot(principalKey, resource));
+  }
+
+  /**
+   * Records that the user ended (principal, resource) — a disconnect or an eviction — with a new
+   * random mark. What still holds a token of that connection (an open `/ws` socket, a WebSocket
+   * upstream that authenticated once at its handshake) compares the mark it read when it opened
+   * with the current one and ends when they differ (review oauth6 R1): deleting the vault entry
+   * alone never reaches a token already handed out. Lives as long as a vault entry may.
+   */
+  async markEnded(principalKey: string, resource: string): Promise<void> {
+    const key = TokenVault.endedKey(TokenVault.slot(principalKey, resource));
+    await this.#store.set(key, randomBytes(12).toString('base64url'), KEEP_WITH_REFRESH_MS);
+  }
+
+  /** The current end mark of (principal, resource) ({@link markEnded}); undefined: never ended. */
+  async endMark(principalKey: string, resource: string): Promise<string | undefined> {
+    return this.#store.get(TokenVault.endedKey(TokenVault.slot(principalKey, resource)));
+  }
+
+  /** The store key of a slot's end mark. */
+  static endedKey(slot: string): string {
+    return `ended:${slot}`;
   }
 }

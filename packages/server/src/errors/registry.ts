@@ -305,6 +305,12 @@ export const ERROR_REGISTRY = {
     message:
       'The instance holding this session did not finish relaying the request (it was slow, restarting or lost a message): retry after the seconds in Retry-After; the session is still there.',
   },
+  upstream_auth_ended: {
+    status: 401,
+    rpcCode: -33212,
+    message:
+      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so this socket closed: open a new one and sign in again when asked.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

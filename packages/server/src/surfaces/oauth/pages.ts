@@ -15,6 +15,12 @@ export const BIND_MESSAGE_TYPE = 'mcp-proxy:oauth-bind';
 export const CREDENTIAL_MESSAGE_TYPE = 'mcp-proxy:oauth-credential';
 /** How long the start page waits for its opener's answer. */
 const OPENER_WAIT_MS = 10_000;
+/**
+ * How long the Continue button stays disabled once it is shown (and the page visible): a page
+ * that opens the popup under the user's cursor in the middle of a double-click must not have the
+ * second click land on it (clickjacking by timing).
+ */
+export const CONTINUE_ARM_MS = 500;
 
 /** Headers of both pages: no framing, no referrer (URLs hold codes), only the inline script. */
 export function pageHeaders(nonce: string, connect: boolean): Record<string, string> {
@@ -56,8 +62,14 @@ export interface StartPageInfo {
   readonly server: string;
   /** The MCP server's host, shown beside a configured name (the name alone could be anyone's). */
   readonly host: string;
-  /** The authorization server's host: where the user signs in. */
+  /** The authorization server's host (its issuer's). */
   readonly issuerHost: string;
+  /**
+   * The authorization endpoint's host: where the Continue button goes, so where the user signs
+   * in (review oauth6 R2: named, not the issuer alone; another origin only for an issuer the
+   * operator configured).
+   */
+  readonly authorizeHost: string;
 }
 
 /** The sessionStorage key of a bound sign-in's nonce (per `state`): see {@link callbackPage}. */
@@ -90,8 +102,10 @@ var answered=false;var credential;var opener;var timer=setTimeout(function(){if(
 window.addEventListener('message',function(e){var d=e.data;
 if(answered||e.source!==window.opener||!d||d.type!==${literal(CREDENTIAL_MESSAGE_TYPE)}||typeof d.credential!=='string')return;
 answered=true;clearTimeout(timer);credential=d.credential;opener=e.origin;
-document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.hidden=false;});
-b.addEventListener('click',function(){if(credential===undefined)return;b.disabled=true;say('Connecting…');
+document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.disabled=true;b.hidden=false;arm();});
+function arm(){if(document.visibilityState!=='visible'){document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);arm();}});return;}
+setTimeout(function(){b.disabled=false;},${CONTINUE_ARM_MS});}
+b.addEventListener('click',function(){if(credential===undefined||b.disabled)return;b.disabled=true;say('Connecting…');
 fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({credential:credential,origin:opener})})
 .then(function(r){return r.json().then(function(x){return{ok:r.ok,b:x};});})
 .then(function(x){if(x.ok&&x.b&&typeof x.b.authorizeUrl==='string'&&typeof x.b.state==='string'&&typeof x.b.nonce==='string'){
@@ -103,11 +117,17 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
     info.server === info.host
       ? escapeHtml(info.server)
       : `${escapeHtml(info.server)} (${escapeHtml(info.host)})`;
+  const at = escapeHtml(info.authorizeHost);
+  const where =
+    info.authorizeHost === info.issuerHost
+      ? `<strong>${at}</strong>`
+      : `<strong>${at}</strong> (authorization server <strong>${escapeHtml(info.issuerHost)}</strong>)`;
+  const button = info.authorizeHost === info.issuerHost ? at : `${at} (for ${escapeHtml(info.issuerHost)})`;
   return shell(
     'mcp-proxy sign-in',
-    `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at <strong>${escapeHtml(info.issuerHost)}</strong>.</p>` +
+    `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at ${where}.</p>` +
       `<p id="who" hidden>The app at <strong id="app"></strong>${escapeHtml(texts.asks)}</p>` +
-      `<p><button id="go" type="button" hidden>Continue to ${escapeHtml(info.issuerHost)}</button></p>` +
+      `<p><button id="go" type="button" hidden disabled>Continue to ${button}</button></p>` +
       `<p id="m"></p><script nonce="${nonce}">${script}</script>`,
   );
 }

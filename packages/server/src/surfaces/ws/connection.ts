@@ -76,9 +76,10 @@ export interface WsConnectionDeps {
   /**
    * When the OAuth broker supplies this socket's upstream credential: reads the principal's
    * current token from the vault (refreshing it when due) before a frame's messages go upstream,
-   * so a socket outlives its handshake token (review R5). Never rejects.
+   * so a socket outlives its handshake token (review R5). Never rejects; answers an error when
+   * the user ended the connection since the socket opened: the socket closes with it.
    */
-  readonly freshen?: (() => Promise<void>) | undefined;
+  readonly freshen?: (() => Promise<ProxyError | undefined>) | undefined;
   /**
    * When the OAuth broker supplies this socket's upstream credential: the upstream answered 401
    * to the token in use; true when a newer usable token is now in place (refreshed), so the
@@ -87,6 +88,12 @@ export interface WsConnectionDeps {
   readonly renewed?: (() => Promise<boolean>) | undefined;
   /** A server span per request message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
+  /**
+   * When the OAuth broker supplies this socket's upstream credential: an error when the user
+   * ended the connection since the socket opened (review oauth6 R1). Asked at each heartbeat, so
+   * a socket that sends nothing (a WebSocket upstream pushing on) ends too. Never rejects.
+   */
+  readonly ended?: (() => Promise<ProxyError | undefined>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -347,7 +354,14 @@ export class WsConnection {
       this.#sendError(error, readableId(messages[0]));
       return;
     }
-    await this.#deps.freshen?.();
+    const ended = await this.#deps.freshen?.();
+    if (ended !== undefined) {
+      for (const message of messages) {
+        if (isRequest(message)) this.#sendError(ended, message.id, false);
+      }
+      this.close(toCloseFrame(ended));
+      return;
+    }
     const session = this.#session;
     if (!session || this.#closed) return;
     for (const message of messages) {
@@ -449,6 +463,12 @@ export class WsConnection {
   }
 
   #beat(): void {
+    const ended = this.#deps.ended;
+    if (ended !== undefined) {
+      void ended().then((error) => {
+        if (error !== undefined && !this.#closed) this.close(toCloseFrame(error));
+      });
+    }
     if (this.#readingPaused) {
       // Unread, the peer's pongs cannot count; but an upstream that takes nothing for two
       // beats in a row holds the socket for nothing.

@@ -46,7 +46,7 @@ export interface WsRouteOptions {
   readonly resource?: (() => string | undefined) | undefined;
   readonly connection: Omit<
     WsConnectionDeps,
-    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed'
+    'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed' | 'ended'
   >;
   /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
   readonly broker?: OAuthBroker | undefined;
@@ -91,6 +91,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     let authRequired: WsConnectionDeps['authRequired'];
     let freshen: WsConnectionDeps['freshen'];
     let renewed: WsConnectionDeps['renewed'];
+    let ended: WsConnectionDeps['ended'];
     // An upgrading socket is outside Node's request deadlines: the checks below (limiter round
     // trips, DNS) get the configured request deadline, then the handshake is refused.
     let settled = false;
@@ -121,6 +122,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         // The broker supplies the credential: the vault's token, or a sign-in once the upstream asks.
         const principalKey = accepted.identity.principalKey;
         const origin = request.headers.origin;
+        // Read before the token: a disconnect in between changes it, and the socket ends.
+        const openedMark = await broker.endMark(principalKey, resolved);
         const token = await broker.bearerFor(principalKey, resolved);
         if (token === undefined && broker.demands(resolved)) {
           throw await broker.required(principalKey, resolved, undefined, origin);
@@ -130,18 +133,43 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         // each frame goes upstream: a refresh or a new sign-in reaches a socket already open.
         let current = token;
         target = { ...resolved, bearerToken: token, bearer: () => current };
-        freshen = async () => {
+        ended = async () => {
           try {
-            current = (await broker.bearerFor(principalKey, resolved)) ?? current;
+            // Review oauth6 R1: the user ended this connection (disconnect, eviction) since the
+            // socket opened: what holds its token ends, a WebSocket upstream included.
+            const mark = await broker.endMark(principalKey, resolved);
+            return mark !== undefined && mark !== openedMark
+              ? new ProxyError('upstream_auth_ended')
+              : undefined;
+          } catch {
+            // The store unreachable: asked again at the next frame or heartbeat.
+            return undefined;
+          }
+        };
+        const endedNow = ended;
+        freshen = async () => {
+          const error = await endedNow();
+          if (error !== undefined) return error;
+          try {
+            // No entry any more (refresh refused, deleted): the old token is not used again;
+            // the upstream's 401 to a call without one asks for a sign-in.
+            current = await broker.bearerFor(principalKey, resolved, undefined, false);
           } catch {
             // The vault or the authorization server unreachable: the token held goes on.
           }
+          return undefined;
         };
+        // The token `renewed` just failed to replace: `authRequired`, which follows it for the same
+        // refusal, does not try again (review oauth6 R4: one refused request, one refresh).
+        let unrenewed: string | undefined;
         renewed = async () => {
           const refused = current;
           if (refused === undefined) return false;
           const fresh = await broker.rejected(principalKey, resolved, refused);
-          if (fresh === undefined) return false;
+          if (fresh === undefined) {
+            unrenewed = refused;
+            return false;
+          }
           current = fresh;
           return true;
         };
@@ -154,7 +182,9 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             return stepUp ?? refusal;
           }
           const refused = current;
-          if (refused !== undefined) {
+          const justFailed = refused === unrenewed;
+          unrenewed = undefined;
+          if (refused !== undefined && !justFailed) {
             const fresh = await broker.rejected(principalKey, resolved, refused);
             if (fresh !== undefined) {
               // A usable token exists (refreshed now): no sign-in; the next call carries it.
@@ -211,6 +241,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
             authRequired,
             freshen,
+            ended,
             renewed,
           });
           connections.add(connection);
