@@ -14,65 +14,36 @@
  *
  * Nobody may wait on an owner that is gone, and nobody is told "not found" by one that is not:
  * the owner acknowledges within {@link ACK_TIMEOUT_MS} and keeps saying so every
- * {@link KEEPALIVE_MS} while the exchange runs, says `fail` whenever it gives an exchange up, and
+ * `KEEPALIVE_MS` while the exchange runs, says `fail` whenever it gives an exchange up, and
  * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
  * locally, where its session is simply not found (404, MCP's signal to start a new session); one
  * whose owner is alive but did not answer (or went quiet, or gave up) is answered
  * `relay_interrupted` (503, retry), since its session still exists.
+ *
+ * This file holds the decision, the channel and the bookkeeping of exchanges; the relaying
+ * side of one exchange is http/relay-outgoing.ts, the owner's side http/relay-serving.ts, and
+ * what crosses between them http/relay-wire.ts.
  */
-import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
-import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { handleTagOf } from '../eras/input-rounds.ts';
-import { ProxyError } from '../errors.ts';
-import type { Principal } from '../identity/principal.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
-import {
-  type Inject,
-  type OpenMessage,
-  RELAY_HEADER,
-  type RelayMessage,
-  relayedBody,
-  relayedHeaders,
-  relayedUrl,
-  streamAnswer,
-} from './relay-wire.ts';
+import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
+import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
+import { type Inject, MAX_EXCHANGES, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
 
+export { ACK_TIMEOUT_MS, LIVENESS_MS } from './relay-outgoing.ts';
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
 
-/**
- * How long an owner has to acknowledge a relayed request; then its heartbeat is looked at: gone,
- * the request goes on here (not found); alive, the caller is told to retry.
- */
-export const ACK_TIMEOUT_MS = 2_000;
-/**
- * The owner acknowledges a relayed request only if its answer has not started by then: a fast
- * answer is its own acknowledgement (one message fewer each way).
- */
-const ACK_AFTER_MS = 200;
-/** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
-const KEEPALIVE_MS = 2_000;
-/**
- * An exchange the owner has been silent about this long is over: a pub/sub message was lost (or
- * the owner is stuck), and nobody else would end it.
- */
-export const LIVENESS_MS = 4 * KEEPALIVE_MS;
-/** What a caller whose relayed request was interrupted is told to wait before retrying. */
-const RETRY_AFTER_SECONDS = 1;
 /** How often {@link Relay.quiet} looks at the exchanges running here. */
 const QUIET_POLL_MS = 50;
-/** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
-const MAX_QUEUED_BYTES = 4 * 1_048_576;
 /** Longest proxy-held session id looked up in the store (the proxy issues 29 characters). */
 const MAX_SESSION_ID = 128;
-/** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
-const MAX_EXCHANGES = 10_000;
+
 /** What the relay needs. */
 export interface RelayDeps {
   /** A namespaced view of the shared store (its pub/sub carries the exchanges). */
@@ -92,29 +63,6 @@ export interface RelayDeps {
 /** Where a request must run, when not necessarily here. */
 type Destination = { readonly session: string } | { readonly instance: string };
 
-/** A relayed exchange, on the instance that received it. */
-interface Outgoing {
-  readonly owner: string;
-  on(message: RelayMessage): void;
-  /** Ends it (the relay closing or having missed messages): the caller is told to retry. */
-  abandon(): void;
-}
-
-/** A relayed exchange, on its owner. */
-interface Incoming {
-  /** The owner gives the exchange up: it ends here and the relaying instance hears `fail`. */
-  giveUp(): Promise<void>;
-  /** The relaying side cancelled (its caller left): it ends here, nobody to tell. */
-  cancel(): void;
-}
-
-/** A relayed request on its owner, until its route's hooks take it in. */
-interface Admission {
-  readonly principal: Principal;
-  /** Hears the request's response object: a cancel closes it, as a caller leaving would. */
-  readonly responds: (response: ServerResponse) => void;
-}
-
 /** Relays requests for sessions held elsewhere, and runs those relayed here. */
 export class Relay {
   readonly #deps: RelayDeps;
@@ -131,9 +79,16 @@ export class Relay {
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
+  /** What this relay's exchanges share, on either side. */
+  readonly #relaying: RelayingSide;
+  readonly #owning: OwnerSide;
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
+    const send = (instance: string, message: RelayMessage) => this.#send(instance, message);
+    const { ownership, onError, tracing, inject } = deps;
+    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send };
+    this.#owning = { ownership, inject, incoming: this.#incoming, admitted: this.#admitted, send };
   }
 
   /** Listens on this instance's channel. */
@@ -285,225 +240,7 @@ export class Relay {
     }
     if (owner === undefined) return false;
     if (this.#outgoing.size >= MAX_EXCHANGES) return false;
-    return this.#relay(request, reply, owner);
-  }
-
-  /** Sends `request` to `owner` and answers with what comes back. */
-  #relay(request: FastifyRequest, reply: FastifyReply, owner: string): Promise<boolean> {
-    const raw = reply.raw;
-    // A caller that left during the owner lookup has no `close` left to fire: relaying for it
-    // would open an exchange (a GET stream, say) that nobody ever ends.
-    if (raw.destroyed || request.socket.destroyed) return Promise.reject(new ProxyError('session_not_found'));
-    const x = randomBytes(16).toString('base64url');
-    const tracing = this.#deps.tracing;
-    const span =
-      tracing?.enabled === true ? tracing.client('relay', { 'mcp_proxy.relay.owner': owner }) : undefined;
-    return new Promise<boolean>((resolve, reject) => {
-      let body: PassThrough | undefined;
-      let settled = false;
-      const finish = () => {
-        span?.end();
-        settled = true;
-        this.#outgoing.delete(x);
-        clearTimeout(silence);
-        stopWatching();
-        raw.off('close', onCallerClose);
-      };
-      const cancel = () => void this.#send(owner, { k: 'cancel', x }).catch(() => {});
-      /** The owner is gone (its heartbeat expired): the request goes on here, as not found. */
-      const ownerGone = () => {
-        if (settled) return;
-        span?.end('relay_not_answered');
-        finish();
-        cancel();
-        if (body === undefined) resolve(false);
-        else body.destroy(new Error('the instance holding the session is gone'));
-      };
-      /**
-       * The owner lives but did not see the exchange through: its session still exists there,
-       * so the caller is told to retry, never that it is not found.
-       */
-      const interrupted = () => {
-        if (settled) return;
-        finish();
-        cancel();
-        if (body === undefined)
-          reject(
-            new ProxyError('relay_interrupted', undefined, {
-              headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
-              data: { retryAfterSeconds: RETRY_AFTER_SECONDS },
-            }),
-          );
-        else body.destroy(new Error('the relayed exchange was interrupted'));
-      };
-      /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
-      const onSilence = () => {
-        if (settled) return;
-        const before = words;
-        this.#deps.ownership.alive(owner).then(
-          // A word that arrived during the look-up ends the silence.
-          (alive) => words === before && (alive ? interrupted() : ownerGone()),
-          (error: Error) => {
-            this.#deps.onError(error);
-            if (words === before) interrupted();
-          },
-        );
-      };
-      let silence = setTimeout(onSilence, ACK_TIMEOUT_MS);
-      /** Messages heard from the owner about this exchange. */
-      let words = 0;
-      /** The owner spoke: it has {@link LIVENESS_MS} to speak again. */
-      const heard = () => {
-        words++;
-        clearTimeout(silence);
-        silence = setTimeout(onSilence, LIVENESS_MS);
-      };
-      const stopWatching = this.#deps.ownership.watch(owner, ownerGone);
-      const onCallerClose = () => {
-        if (settled || raw.writableFinished) return;
-        finish();
-        cancel();
-        if (body === undefined) reject(new ProxyError('session_not_found'));
-        else body.destroy();
-      };
-      raw.once('close', onCallerClose);
-      this.#outgoing.set(x, {
-        owner,
-        abandon: interrupted,
-        on: (message) => {
-          if (settled) return;
-          switch (message.k) {
-            case 'ack':
-              heard();
-              return;
-            case 'part': {
-              heard();
-              if (message.head !== undefined && message.end && body === undefined) {
-                // A whole answer in one part (a JSON answer): sent as it is, with its length.
-                finish();
-                reply.code(message.head.status);
-                for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
-                reply.send(message.d === undefined ? undefined : Buffer.from(message.d, 'base64'));
-                resolve(true);
-                return;
-              }
-              if (message.head !== undefined && body === undefined) {
-                body = new PassThrough();
-                // However the answer stream ends here (the caller gone, Fastify giving up on it),
-                // the owner stops producing it.
-                body.once('close', () => {
-                  if (settled) return;
-                  finish();
-                  cancel();
-                });
-                reply.code(message.head.status);
-                for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
-                reply.send(body);
-                resolve(true);
-              }
-              if (body === undefined) return;
-              if (message.d !== undefined) body.write(Buffer.from(message.d, 'base64'));
-              if (message.end) {
-                finish();
-                body.end();
-              } else if (body.writableLength > MAX_QUEUED_BYTES) {
-                // The owner cannot be slowed down over pub/sub: a caller this slow loses the exchange.
-                finish();
-                cancel();
-                body.destroy(new Error('the caller reads too slowly'));
-              }
-              return;
-            }
-            case 'fail':
-              interrupted();
-              return;
-          }
-        },
-      });
-      this.#send(owner, {
-        k: 'open',
-        x,
-        from: this.#deps.ownership.instanceId,
-        method: request.method as OpenMessage['method'],
-        url: relayedUrl(request),
-        headers:
-          span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
-        ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
-        principal: request.identity as Principal,
-      }).catch(interrupted);
-    });
-  }
-
-  /** Runs a request relayed here by another instance and streams its answer back. */
-  async #serve(open: OpenMessage): Promise<void> {
-    const { x, from } = open;
-    if (this.#incoming.size >= MAX_EXCHANGES || this.#incoming.has(x)) {
-      await this.#send(from, { k: 'fail', x }).catch(() => {});
-      return;
-    }
-    const controller = new AbortController();
-    /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
-    let told = false;
-    let lastSent = performance.now();
-    const send = async (message: RelayMessage): Promise<void> => {
-      lastSent = performance.now();
-      await this.#send(from, message);
-    };
-    // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
-    // an exchange that no longer runs (its caller hanging while both instances are up).
-    const giveUp = async () => {
-      controller.abort();
-      if (told) return;
-      told = true;
-      await send({ k: 'fail', x }).catch(() => {});
-    };
-    this.#incoming.set(x, {
-      giveUp,
-      cancel: () => {
-        told = true;
-        controller.abort();
-      },
-    });
-    // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
-    // reading the answer once the request body has been read, and the route would run on.
-    this.#admitted.set(x, {
-      principal: open.principal,
-      responds: (response) => {
-        if (controller.signal.aborted) response.destroy();
-        else controller.signal.addEventListener('abort', () => response.destroy(), { once: true });
-      },
-    });
-    const stopWatching = this.#deps.ownership.watch(from, () => void giveUp());
-    let started = false;
-    const ack = setTimeout(() => {
-      if (!started) void send({ k: 'ack', x }).catch(() => {});
-    }, ACK_AFTER_MS);
-    // The relaying side ends an exchange it hears nothing about for LIVENESS_MS.
-    const keepAlive = setInterval(() => {
-      if (performance.now() - lastSent >= KEEPALIVE_MS / 2) void send({ k: 'ack', x }).catch(() => {});
-    }, KEEPALIVE_MS);
-    try {
-      const answer = await this.#deps.inject({
-        method: open.method,
-        url: open.url,
-        headers: { ...open.headers, [RELAY_HEADER]: x },
-        ...(open.body === undefined ? {} : { payload: open.body }),
-        payloadAsStream: true,
-        signal: controller.signal,
-      });
-      started = true;
-      clearTimeout(ack);
-      await streamAnswer(answer, x, send, controller.signal);
-      told = true;
-    } catch {
-      await giveUp();
-    } finally {
-      clearTimeout(ack);
-      clearInterval(keepAlive);
-      this.#incoming.delete(x);
-      this.#admitted.delete(x);
-      stopWatching();
-    }
+    return relayTo(this.#relaying, request, reply, owner);
   }
 
   #hear(channel: string, received: string): void {
@@ -522,7 +259,7 @@ export class Relay {
         if (this.#opened.get(message.x) !== undefined) return;
         this.#opened.set(message.x, true);
       }
-      void this.#serve(message);
+      void serveRelayed(this.#owning, message);
     } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
     else this.#outgoing.get(message.x)?.on(message);
   }

@@ -4,10 +4,8 @@
  * the proxy tokens. Without a METRICS_TOKEN the route does not exist.
  */
 import type { FastifyInstance } from 'fastify';
-import { ProxyError } from '../errors.ts';
+import { assertOperatorBearer, type OperatorBearer } from '../http/operator-bearer.ts';
 import { TokenVerifier } from '../identity/tokens.ts';
-import { rateSubject } from '../limits/client-address.ts';
-import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
 
@@ -22,23 +20,14 @@ export interface MetricsRouteOptions {
 /** Registers `GET /metrics`. */
 export async function metricsRoutes(app: FastifyInstance, options: MetricsRouteOptions): Promise<void> {
   const verifier = new TokenVerifier([options.token]);
+  const gate: OperatorBearer = {
+    limiter: options.limiter,
+    accepts: (token) => verifier.verify(token) !== undefined,
+    realm: 'metrics',
+    hint: 'Send the metrics token as Authorization: Bearer <METRICS_TOKEN>.',
+  };
   app.get('/metrics', async (request, reply) => {
-    const ip = rateSubject(request.ip);
-    try {
-      await options.limiter.assertUnder('authFailuresPerIp', ip);
-      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-      if (!verifier.verify(match?.[1])) {
-        await options.limiter.consume('authFailuresPerIp', ip);
-        throw new ProxyError(
-          'unauthorized',
-          'Send the metrics token as Authorization: Bearer <METRICS_TOKEN>.',
-          { headers: { 'www-authenticate': 'Bearer realm="metrics"' } },
-        );
-      }
-    } catch (error) {
-      closeAfterRefusal(request, reply);
-      throw error;
-    }
+    await assertOperatorBearer(gate, request, reply);
     return reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
   });
 }

@@ -8,11 +8,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { HeldSessionsDeps } from '../dispatch/held-sessions.ts';
-import { findProxyError, ProxyError } from '../errors.ts';
+import { findProxyError } from '../errors.ts';
+import { assertOperatorBearer, type OperatorBearer } from '../http/operator-bearer.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenVerifier } from '../identity/tokens.ts';
-import { rateSubject } from '../limits/client-address.ts';
-import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { LiveStatus, SessionCounts } from '../observability/live-status.ts';
 import { statusPage } from './status-page.ts';
@@ -87,23 +86,14 @@ export async function statusRoutes(app: FastifyInstance, options: StatusRouteOpt
   app.get('/status', (_request, reply) => {
     reply.headers(page.headers).send(page.html);
   });
+  const gate: OperatorBearer = {
+    limiter,
+    accepts: (token, request) => allowed(token, request.headers.origin),
+    realm: 'status',
+    hint: 'Send the metrics token, or an admin token, as Authorization: Bearer <token>.',
+  };
   app.get('/status.json', async (request, reply) => {
-    const ip = rateSubject(request.ip);
-    try {
-      await limiter.assertUnder('authFailuresPerIp', ip);
-      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-      if (!(await allowed(match?.[1], request.headers.origin))) {
-        await limiter.consume('authFailuresPerIp', ip);
-        throw new ProxyError(
-          'unauthorized',
-          'Send the metrics token, or an admin token, as Authorization: Bearer <token>.',
-          { headers: { 'www-authenticate': 'Bearer realm="status"' } },
-        );
-      }
-    } catch (error) {
-      closeAfterRefusal(request, reply);
-      throw error;
-    }
+    await assertOperatorBearer(gate, request, reply);
     return reply.header('cache-control', 'no-store').send(status.snapshot());
   });
 }

@@ -1,0 +1,212 @@
+/**
+ * @module http/relay-outgoing
+ * The relaying side of an exchange (http/relay.ts decides to relay): the instance that received
+ * a request for a session held elsewhere sends it to the owner, streams the answer back to its
+ * caller, and tells a gone owner (the request goes on here, as not found) from one that is alive
+ * but did not see the exchange through (the caller is told to retry).
+ */
+
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProxyError } from '../errors.ts';
+import type { Principal } from '../identity/principal.ts';
+import type { Tracing } from '../observability/tracing.ts';
+import type { SessionOwnership } from '../sessions/ownership.ts';
+import {
+  KEEPALIVE_MS,
+  type OpenMessage,
+  type RelayMessage,
+  relayedBody,
+  relayedHeaders,
+  relayedUrl,
+} from './relay-wire.ts';
+
+/**
+ * How long an owner has to acknowledge a relayed request; then its heartbeat is looked at: gone,
+ * the request goes on here (not found); alive, the caller is told to retry.
+ */
+export const ACK_TIMEOUT_MS = 2_000;
+/**
+ * An exchange the owner has been silent about this long is over: a pub/sub message was lost (or
+ * the owner is stuck), and nobody else would end it.
+ */
+export const LIVENESS_MS = 4 * KEEPALIVE_MS;
+/** What a caller whose relayed request was interrupted is told to wait before retrying. */
+const RETRY_AFTER_SECONDS = 1;
+/** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
+const MAX_QUEUED_BYTES = 4 * 1_048_576;
+
+/** A relayed exchange, on the instance that received it. */
+export interface Outgoing {
+  readonly owner: string;
+  on(message: RelayMessage): void;
+  /** Ends it (the relay closing or having missed messages): the caller is told to retry. */
+  abandon(): void;
+}
+
+/** What the relaying side of an exchange uses (the relay's, shared by all its exchanges). */
+export interface RelayingSide {
+  readonly ownership: SessionOwnership;
+  readonly onError: (error: Error) => void;
+  readonly tracing?: Tracing | undefined;
+  /** Exchanges relayed from here, by id: the relay routes the owner's messages to them. */
+  readonly outgoing: Map<string, Outgoing>;
+  readonly send: (instance: string, message: RelayMessage) => Promise<void>;
+}
+
+/**
+ * Sends `request` to `owner` and answers with what comes back; resolves false when the owner
+ * turned out to be gone before answering (the request goes on here).
+ */
+export function relayTo(
+  side: RelayingSide,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  owner: string,
+): Promise<boolean> {
+  const raw = reply.raw;
+  // A caller that left during the owner lookup has no `close` left to fire: relaying for it
+  // would open an exchange (a GET stream, say) that nobody ever ends.
+  if (raw.destroyed || request.socket.destroyed) return Promise.reject(new ProxyError('session_not_found'));
+  const x = randomBytes(16).toString('base64url');
+  const tracing = side.tracing;
+  const span =
+    tracing?.enabled === true ? tracing.client('relay', { 'mcp_proxy.relay.owner': owner }) : undefined;
+  return new Promise<boolean>((resolve, reject) => {
+    let body: PassThrough | undefined;
+    let settled = false;
+    const finish = () => {
+      span?.end();
+      settled = true;
+      side.outgoing.delete(x);
+      clearTimeout(silence);
+      stopWatching();
+      raw.off('close', onCallerClose);
+    };
+    const cancel = () => void side.send(owner, { k: 'cancel', x }).catch(() => {});
+    /** The owner is gone (its heartbeat expired): the request goes on here, as not found. */
+    const ownerGone = () => {
+      if (settled) return;
+      span?.end('relay_not_answered');
+      finish();
+      cancel();
+      if (body === undefined) resolve(false);
+      else body.destroy(new Error('the instance holding the session is gone'));
+    };
+    /**
+     * The owner lives but did not see the exchange through: its session still exists there,
+     * so the caller is told to retry, never that it is not found.
+     */
+    const interrupted = () => {
+      if (settled) return;
+      finish();
+      cancel();
+      if (body === undefined)
+        reject(
+          new ProxyError('relay_interrupted', undefined, {
+            headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+            data: { retryAfterSeconds: RETRY_AFTER_SECONDS },
+          }),
+        );
+      else body.destroy(new Error('the relayed exchange was interrupted'));
+    };
+    /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
+    const onSilence = () => {
+      if (settled) return;
+      const before = words;
+      side.ownership.alive(owner).then(
+        // A word that arrived during the look-up ends the silence.
+        (alive) => words === before && (alive ? interrupted() : ownerGone()),
+        (error: Error) => {
+          side.onError(error);
+          if (words === before) interrupted();
+        },
+      );
+    };
+    let silence = setTimeout(onSilence, ACK_TIMEOUT_MS);
+    /** Messages heard from the owner about this exchange. */
+    let words = 0;
+    /** The owner spoke: it has {@link LIVENESS_MS} to speak again. */
+    const heard = () => {
+      words++;
+      clearTimeout(silence);
+      silence = setTimeout(onSilence, LIVENESS_MS);
+    };
+    const stopWatching = side.ownership.watch(owner, ownerGone);
+    const onCallerClose = () => {
+      if (settled || raw.writableFinished) return;
+      finish();
+      cancel();
+      if (body === undefined) reject(new ProxyError('session_not_found'));
+      else body.destroy();
+    };
+    raw.once('close', onCallerClose);
+    side.outgoing.set(x, {
+      owner,
+      abandon: interrupted,
+      on: (message) => {
+        if (settled) return;
+        switch (message.k) {
+          case 'ack':
+            heard();
+            return;
+          case 'part': {
+            heard();
+            if (message.head !== undefined && message.end && body === undefined) {
+              // A whole answer in one part (a JSON answer): sent as it is, with its length.
+              finish();
+              reply.code(message.head.status);
+              for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
+              reply.send(message.d === undefined ? undefined : Buffer.from(message.d, 'base64'));
+              resolve(true);
+              return;
+            }
+            if (message.head !== undefined && body === undefined) {
+              body = new PassThrough();
+              // However the answer stream ends here (the caller gone, Fastify giving up on it),
+              // the owner stops producing it.
+              body.once('close', () => {
+                if (settled) return;
+                finish();
+                cancel();
+              });
+              reply.code(message.head.status);
+              for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
+              reply.send(body);
+              resolve(true);
+            }
+            if (body === undefined) return;
+            if (message.d !== undefined) body.write(Buffer.from(message.d, 'base64'));
+            if (message.end) {
+              finish();
+              body.end();
+            } else if (body.writableLength > MAX_QUEUED_BYTES) {
+              // The owner cannot be slowed down over pub/sub: a caller this slow loses the exchange.
+              finish();
+              cancel();
+              body.destroy(new Error('the caller reads too slowly'));
+            }
+            return;
+          }
+          case 'fail':
+            interrupted();
+            return;
+        }
+      },
+    });
+    side
+      .send(owner, {
+        k: 'open',
+        x,
+        from: side.ownership.instanceId,
+        method: request.method as OpenMessage['method'],
+        url: relayedUrl(request),
+        headers:
+          span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
+        ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
+        principal: request.identity as Principal,
+      })
+      .catch(interrupted);
+  });
+}
