@@ -92,7 +92,15 @@ export class Tracing {
         'service.name': settings.serviceName,
         'service.version': VERSION,
       }),
-      spanProcessors: [new sdk.BatchSpanProcessor({ exporter: new otlp.OTLPTraceExporter({ url }) })],
+      spanProcessors: [
+        new sdk.BatchSpanProcessor({
+          exporter: new otlp.OTLPTraceExporter({ url }),
+          // Explicit, not the SDK's (environment-dependent) defaults: with a collector down, the
+          // spans waiting to be sent are what the proxy holds, so their number is bounded here.
+          maxQueueSize: MAX_QUEUED_SPANS,
+          maxExportBatchSize: MAX_EXPORT_BATCH,
+        }),
+      ],
     });
     return new Tracing(
       {
@@ -165,11 +173,25 @@ export class Tracing {
   }
 }
 
-/** Reads a W3C field from headers (lower-case names) or a `_meta` object alike. */
+/** Spans waiting for the exporter at most (the rest are dropped while a collector is slow). */
+const MAX_QUEUED_SPANS = 2048;
+/** Spans per export request. */
+const MAX_EXPORT_BATCH = 512;
+
+/**
+ * Longest value of each W3C field read from a caller: a `traceparent` of version 00 is 55
+ * characters, and W3C Trace Context caps what a `tracestate` must carry at 512. Longer ones are
+ * ignored: OpenTelemetry's TraceState keeps the raw string, and every span of the request keeps
+ * its TraceState until exported, so a caller's megabyte would be held per span (heap exhaustion).
+ */
+const MAX_CARRIED: Readonly<Record<string, number>> = { traceparent: 55, tracestate: 512 };
+
+/** Reads a W3C field from headers (lower-case names) or a `_meta` object alike, within bounds. */
 const CARRIER_GETTER = {
   get(carrier: Carrier, key: string): string | undefined {
     const value = (carrier as Record<string, unknown>)[key];
-    return typeof value === 'string' ? value : undefined;
+    if (typeof value !== 'string') return undefined;
+    return value.length > (MAX_CARRIED[key] ?? 0) ? undefined : value;
   },
   keys(carrier: Carrier): string[] {
     return Object.keys(carrier);

@@ -1,0 +1,62 @@
+/**
+ * Issue 21 review: what a caller's W3C trace context may make the proxy's spans do. A huge
+ * `tracestate` is not kept by the spans (each would hold it until exported: heap exhaustion with a
+ * slow collector); a caller's "not sampled" flag does not hide its requests from the operator's
+ * traces. Spans go to an OTLP/HTTP receiver on loopback.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { Tracing } from '../src/observability/tracing.ts';
+
+const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
+const PARENT = `00-${TRACE_ID}-b7ad6b7169203331-01`;
+
+describe('a caller’s trace context', () => {
+  let server: Server;
+  let bodies: string[];
+  let tracing: Tracing;
+
+  beforeEach(async () => {
+    bodies = [];
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString());
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    tracing = await Tracing.create({ endpoint, serviceName: 'test', recordSubject: false });
+  });
+
+  afterEach(async () => {
+    await tracing.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('a tracestate within 512 characters is carried on', () => {
+    const span = tracing.server('tools/list', { traceparent: PARENT, tracestate: 'vendor=abc' }, {});
+    assert.equal(span.headers().tracestate, 'vendor=abc');
+    span.end();
+  });
+
+  it('a longer tracestate is not kept by the span (the trace itself is still continued)', () => {
+    const big = `k=v,${'x'.repeat(1_000_000)}`;
+    const span = tracing.server('tools/list', { traceparent: PARENT, tracestate: big }, {});
+    const headers = span.headers();
+    assert.equal(headers.tracestate, undefined);
+    assert.match(headers.traceparent ?? '', new RegExp(`^00-${TRACE_ID}-`));
+    span.end();
+  });
+
+  it('a traceparent longer than 55 characters (a future version with more fields) starts a new trace', () => {
+    const span = tracing.server('tools/list', { traceparent: `cc-${TRACE_ID}-b7ad6b7169203331-01-${'f'.repeat(10_000)}` }, {});
+    assert.doesNotMatch(span.headers().traceparent ?? '', new RegExp(TRACE_ID));
+    span.end();
+  });
+});
