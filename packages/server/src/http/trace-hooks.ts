@@ -111,8 +111,10 @@ export function messageAttributes(message: MessageFields | undefined): Attribute
     attributes['gen_ai.tool.name'] = cap(params.name);
   if (message.method === 'prompts/get' && typeof params.name === 'string')
     attributes['gen_ai.prompt.name'] = cap(params.name);
-  if (message.method.startsWith('resources/') && typeof params.uri === 'string')
-    attributes['mcp.resource.uri'] = cap(withoutQuery(params.uri));
+  if (message.method.startsWith('resources/') && typeof params.uri === 'string') {
+    const origin = resourceOrigin(params.uri);
+    if (origin !== undefined) attributes['mcp_proxy.resource.origin'] = cap(origin);
+  }
   return attributes;
 }
 
@@ -137,15 +139,16 @@ function surfaceOf(route: string): string {
   return 'http';
 }
 
-/** A resource URI without its query, fragment or user info (they can carry secrets). */
-function withoutQuery(uri: string): string {
+/**
+ * A resource URI's scheme, and its host when it has one (`https://files.example`, `data:`,
+ * `vault:`): never its path, opaque part, query, fragment or user info. Those are the argument of
+ * resources/read and can be the secret itself (a data: URI, a capability URL, `vault:token=…`).
+ * Undefined when it does not parse.
+ */
+function resourceOrigin(uri: string): string | undefined {
   const parsed = URL.parse(uri);
-  if (parsed === null) return uri.split(/[?#]/)[0] ?? '';
-  parsed.username = '';
-  parsed.password = '';
-  parsed.search = '';
-  parsed.hash = '';
-  return parsed.href;
+  if (parsed === null) return undefined;
+  return parsed.host === '' ? parsed.protocol : `${parsed.protocol}//${parsed.host}`;
 }
 
 function cap(text: string): string {
