@@ -59,4 +59,15 @@ describe('a caller’s trace context', () => {
     assert.doesNotMatch(span.headers().traceparent ?? '', new RegExp(TRACE_ID));
     span.end();
   });
+
+  it('a caller’s "not sampled" flag (00) does not keep its request out of the traces', async () => {
+    const hidden = `00-${TRACE_ID}-b7ad6b7169203331-00`;
+    const span = tracing.server('tools/call unsampled', { traceparent: hidden }, {});
+    assert.match(span.headers().traceparent ?? '', new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-01$`));
+    span.end();
+    await tracing.flush();
+    const exported = bodies.join('\n');
+    assert.match(exported, /tools\/call unsampled/);
+    assert.match(exported, new RegExp(TRACE_ID, 'i'));
+  });
 });

@@ -92,6 +92,12 @@ export class Tracing {
         'service.name': settings.serviceName,
         'service.version': VERSION,
       }),
+      // Sampling is the operator's call, not the caller's: a caller's traceparent with flags 00
+      // would otherwise keep its requests out of the proxy's traces. Its trace is still continued.
+      sampler: new sdk.ParentBasedSampler({
+        root: new sdk.AlwaysOnSampler(),
+        remoteParentNotSampled: new sdk.AlwaysOnSampler(),
+      }),
       spanProcessors: [
         new sdk.BatchSpanProcessor({
           exporter: new otlp.OTLPTraceExporter({ url }),
