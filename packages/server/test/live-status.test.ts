@@ -31,6 +31,32 @@ describe('LiveStatus bounds', () => {
     assert.equal(upstreams.length, 64 + 2);
   });
 
+  it('gives a new host the entry of the least recently used one idle beyond the latency window', () => {
+    const { status, advance } = live([{ name: 'quiet', host: 'configured.example' }]);
+    status.upstream(new URL('https://configured.example/mcp'), 'ok', 0.01);
+    // The configured host's entry and 63 junk hosts fill the 64 entries.
+    for (let i = 0; i < 63; i++) {
+      status.upstream(new URL(`https://junk${i}.attacker.example/`), 'error', 0.01, 502);
+      advance(1);
+    }
+    // While every entry is in recent use, a new host counts with the others.
+    status.upstream(new URL('https://early.example/mcp'), 'ok', 0.05);
+    assert.ok(status.snapshot().upstreams.some((u) => u.host === OTHER_HOSTS));
+    assert.equal(status.snapshot().upstreams.some((u) => u.host === 'early.example'), false);
+    advance(120_000);
+    status.upstream(new URL('https://junk62.attacker.example/'), 'error', 0.01, 502);
+    status.upstream(new URL('https://real-tool.example.com/mcp'), 'ok', 0.05);
+    const { upstreams } = status.snapshot();
+    assert.equal(upstreams.find((u) => u.host === 'real-tool.example.com')?.calls, 1);
+    assert.equal(upstreams.some((u) => u.host === 'junk0.attacker.example'), false, 'the oldest went');
+    assert.ok(upstreams.some((u) => u.host === 'junk1.attacker.example'), 'only one went');
+    assert.ok(upstreams.some((u) => u.host === 'junk62.attacker.example'), 'one in use stays');
+    assert.ok(upstreams.some((u) => u.host === 'configured.example'), 'a configured host stays');
+    // The same URL again after its entry went: counted afresh, not into a dropped entry.
+    status.upstream(new URL('https://real-tool.example.com/mcp'), 'ok', 0.05);
+    assert.equal(status.snapshot().upstreams.find((u) => u.host === 'real-tool.example.com')?.calls, 2);
+  });
+
   it('keeps the newest 50 refusals and counts them all', () => {
     const { status } = live();
     for (let i = 0; i < 500; i++) status.egressRefusal(`r${i}.example`, 'host_forbidden');

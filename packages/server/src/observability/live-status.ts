@@ -8,13 +8,18 @@
  * are computed only when the page asks.
  */
 import type { ProxyError } from '../errors.ts';
-import { LatencyWindow } from './latency-window.ts';
+import { HALF_WINDOW_MS, LatencyWindow } from './latency-window.ts';
 
 /**
  * Hosts callers named that are tracked one by one; traffic to further ones is counted under
  * {@link OTHER_HOSTS}. Configured servers' hosts always have their own entry.
  */
 const MAX_HOSTS = 64;
+/**
+ * How long a caller-named host must have been idle before a new host may take its entry: its
+ * latency window is empty by then, so the page loses only its totals and last success/failure.
+ */
+const IDLE_EVICT_MS = 2 * HALF_WINDOW_MS;
 /** The entry that counts hosts beyond {@link MAX_HOSTS}. */
 export const OTHER_HOSTS = '(other hosts)';
 /** Egress refusals kept for the page, newest last. */
@@ -36,10 +41,13 @@ class UpstreamStats {
   lastErrorAt: number | undefined;
   /** The last failure: a stable error code, or `http_<status>` for a 5xx answer. */
   lastError: string | undefined;
+  /** The latest exchange or opening (the clock's ms), for evicting idle hosts. */
+  lastAt: number;
   readonly latency: LatencyWindow;
 
   constructor(now: number) {
     this.latency = new LatencyWindow(now);
+    this.lastAt = now;
   }
 }
 
@@ -111,7 +119,7 @@ export class LiveStatus {
   upstream(url: URL, outcome: 'ok' | 'error', seconds: number, failure?: ProxyError | number): void {
     // Most exchanges go where the previous one went: `href` is the URL's own string (no copy), so
     // comparing it skips slicing out the host and hashing it into the table.
-    // (An entry, once made, is never removed or re-keyed, so the previous one stays right.)
+    // (Evicting an entry forgets the previous URL, so the previous one stays right.)
     const now = this.#deps.now();
     const href = url.href;
     let stats = this.#lastStats;
@@ -145,6 +153,7 @@ export class LiveStatus {
 
   #count(stats: UpstreamStats, ok: boolean, ms: number, now: number): void {
     stats.calls++;
+    stats.lastAt = now;
     stats.latency.observe(ms, now);
     if (ok) stats.lastOkAt = now;
     else {
@@ -216,13 +225,36 @@ export class LiveStatus {
     let stats = this.#upstreams.get(host);
     if (stats !== undefined) return stats;
     // A configured server's host always gets its own entry (the table names it anyway); hosts
-    // callers named share one once the table is full. Reached only for a host not seen yet.
+    // callers named share one once the table is full, unless the least recently used of them has
+    // been idle long enough to give up its entry (else 64 junk hosts named once would hold every
+    // entry for good). Reached only for a host not seen yet.
     const own =
-      this.#upstreams.size < MAX_HOSTS || this.#deps.servers().some((server) => server.host === host);
+      this.#upstreams.size < MAX_HOSTS ||
+      this.#deps.servers().some((server) => server.host === host) ||
+      this.#evictIdle(now);
     const key = own ? host : OTHER_HOSTS;
     stats = this.#upstreams.get(key) ?? new UpstreamStats(now);
     this.#upstreams.set(key, stats);
     return stats;
+  }
+
+  /** Drops the least recently used caller-named host if it has been idle long enough. */
+  #evictIdle(now: number): boolean {
+    const configured = new Set(this.#deps.servers().map((server) => server.host));
+    let oldest: string | undefined;
+    let oldestAt = Number.POSITIVE_INFINITY;
+    for (const [host, stats] of this.#upstreams) {
+      if (host === OTHER_HOSTS || configured.has(host) || stats.lastAt >= oldestAt) continue;
+      oldest = host;
+      oldestAt = stats.lastAt;
+    }
+    if (oldest === undefined || now - oldestAt < IDLE_EVICT_MS) return false;
+    if (this.#lastStats === this.#upstreams.get(oldest)) {
+      this.#lastStats = undefined;
+      this.#lastHref = '';
+    }
+    this.#upstreams.delete(oldest);
+    return true;
   }
 }
 
