@@ -42,16 +42,32 @@ describe('LiveStatus bounds', () => {
     // While every entry is in recent use, a new host counts with the others.
     status.upstream(new URL('https://early.example/mcp'), 'ok', 0.05);
     assert.ok(status.snapshot().upstreams.some((u) => u.host === OTHER_HOSTS));
-    assert.equal(status.snapshot().upstreams.some((u) => u.host === 'early.example'), false);
+    assert.equal(
+      status.snapshot().upstreams.some((u) => u.host === 'early.example'),
+      false,
+    );
     advance(120_000);
     status.upstream(new URL('https://junk62.attacker.example/'), 'error', 0.01, 502);
     status.upstream(new URL('https://real-tool.example.com/mcp'), 'ok', 0.05);
     const { upstreams } = status.snapshot();
     assert.equal(upstreams.find((u) => u.host === 'real-tool.example.com')?.calls, 1);
-    assert.equal(upstreams.some((u) => u.host === 'junk0.attacker.example'), false, 'the oldest went');
-    assert.ok(upstreams.some((u) => u.host === 'junk1.attacker.example'), 'only one went');
-    assert.ok(upstreams.some((u) => u.host === 'junk62.attacker.example'), 'one in use stays');
-    assert.ok(upstreams.some((u) => u.host === 'configured.example'), 'a configured host stays');
+    assert.equal(
+      upstreams.some((u) => u.host === 'junk0.attacker.example'),
+      false,
+      'the oldest went',
+    );
+    assert.ok(
+      upstreams.some((u) => u.host === 'junk1.attacker.example'),
+      'only one went',
+    );
+    assert.ok(
+      upstreams.some((u) => u.host === 'junk62.attacker.example'),
+      'one in use stays',
+    );
+    assert.ok(
+      upstreams.some((u) => u.host === 'configured.example'),
+      'a configured host stays',
+    );
     // The same URL again after its entry went: counted afresh, not into a dropped entry.
     status.upstream(new URL('https://real-tool.example.com/mcp'), 'ok', 0.05);
     assert.equal(status.snapshot().upstreams.find((u) => u.host === 'real-tool.example.com')?.calls, 2);

@@ -55,7 +55,11 @@ describe('a caller’s trace context', () => {
   });
 
   it('a traceparent longer than 55 characters (a future version with more fields) starts a new trace', () => {
-    const span = tracing.server('tools/list', { traceparent: `cc-${TRACE_ID}-b7ad6b7169203331-01-${'f'.repeat(10_000)}` }, {});
+    const span = tracing.server(
+      'tools/list',
+      { traceparent: `cc-${TRACE_ID}-b7ad6b7169203331-01-${'f'.repeat(10_000)}` },
+      {},
+    );
     assert.doesNotMatch(span.headers().traceparent ?? '', new RegExp(TRACE_ID));
     span.end();
   });

@@ -354,6 +354,20 @@ describe('OpenTelemetry traces', () => {
     assert.equal(unauthorized.status?.code, 2);
   });
 
+  it('names a span by its MCP method only when the method is a known one (else "other")', async () => {
+    const made = 'x/made-up-method-4d1e9b';
+    const reply = await post(
+      { 'x-mcp-server-url': `${upstream.origin}/mcp`, 'x-mcp-transport': 'streamable-http' },
+      { jsonrpc: '2.0', id: 9, method: made, params: {} },
+    );
+    await reply.text();
+    const spans = await exported();
+    const server = spans.find((s) => s.kind === SERVER && s.attributes['mcp.method.name'] === made);
+    assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.equal(server.name, 'other');
+    assert.ok(!spans.some((s) => s.name.includes(made)));
+  });
+
   it('gives each /ws request message a server span, continuing its _meta.traceparent', async () => {
     const running = proxy as RunningProxy;
     const query = new URLSearchParams({
@@ -387,6 +401,7 @@ describe('OpenTelemetry traces', () => {
       _meta: { traceparent: INBOUND },
     });
     assert.equal(answer.result.content[0].text, 'ok');
+    await ask(3, 'x/made-up-method-4d1e9b', {});
     ws.close();
     const arrived = upstream.received.find((r) => r.message.method === 'tools/call');
     const spans = await exported();
@@ -400,6 +415,10 @@ describe('OpenTelemetry traces', () => {
     assert.ok(client, 'the upstream call is a client span under the message span');
     assert.equal(arrived?.headers.traceparent, `00-${TRACE_ID}-${client.spanId}-01`);
     assert.ok(!receiver.raw.join('\n').includes(SECRET_ARG));
+    const made = spans.find(
+      (s) => s.kind === SERVER && s.attributes['mcp.method.name'] === 'x/made-up-method-4d1e9b',
+    );
+    assert.equal(made?.name, 'other', 'an unknown method does not name the span');
   });
 });
 

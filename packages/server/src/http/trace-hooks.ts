@@ -12,6 +12,7 @@
 
 import type { Attributes } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { knownMethod } from '../observability/mcp-methods.ts';
 import type { Carrier, ProxySpan, Tracing } from '../observability/tracing.ts';
 import { isModernVersion } from '../upstream/request-metadata.ts';
 
@@ -74,7 +75,8 @@ function startSpan(request: FastifyRequest, tracing: Tracing, startTime: number)
     attributes['mcp_proxy.auth.kind'] = identity.auth;
     if (tracing.recordSubject) attributes['enduser.id'] = identity.subject;
   }
-  const name = message?.method === undefined ? `${request.method} ${route}` : cap(message.method);
+  // A caller's own method name never names a span (cardinality, and whatever it carries).
+  const name = message?.method === undefined ? `${request.method} ${route}` : knownMethod(message.method);
   return tracing.server(name, carrier, attributes, startTime);
 }
 

@@ -6,30 +6,8 @@
  * cannot blow up cardinality with made-up method names.
  */
 import type { Counter, Histogram, Registry } from 'prom-client';
+import { KNOWN_METHODS } from './mcp-methods.ts';
 
-/** MCP methods counted by name; anything else is counted as "other". */
-const KNOWN_METHODS = new Set([
-  'initialize',
-  'ping',
-  'server/discover',
-  'tools/list',
-  'tools/call',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-  'resources/subscribe',
-  'resources/unsubscribe',
-  'prompts/list',
-  'prompts/get',
-  'completion/complete',
-  'logging/setLevel',
-  'subscriptions/listen',
-  'notifications/initialized',
-  'notifications/cancelled',
-  'notifications/progress',
-  'notifications/roots/list_changed',
-  'response',
-]);
 const ROUTES = new Set(['/', '/health', '/ready', '/metrics', '/proxy', '/mcp', '/servers/:name/mcp']);
 
 /** Where live counts come from at scrape time. */

@@ -35,6 +35,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
+import { knownMethod } from '../../observability/mcp-methods.ts';
 import type { ProxySpan, Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
@@ -403,7 +404,7 @@ export class WsConnection {
   #spanFor(message: JsonRpcRequest): ProxySpan | undefined {
     const tracing = this.#deps.tracing;
     if (tracing?.enabled !== true) return undefined;
-    return tracing.server(message.method.slice(0, 128), metaOf(message.params), {
+    return tracing.server(knownMethod(message.method), metaOf(message.params), {
       'mcp_proxy.surface': 'ws',
       ...messageAttributes(message),
     });
