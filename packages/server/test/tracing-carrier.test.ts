@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Tracing } from '../src/observability/tracing.ts';
+import { startChildProxy } from './helpers/child-proxy.ts';
 
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const PARENT = `00-${TRACE_ID}-b7ad6b7169203331-01`;
@@ -73,5 +74,43 @@ describe('a caller’s trace context', () => {
     const exported = bodies.join('\n');
     assert.match(exported, /tools\/call unsampled/);
     assert.match(exported, new RegExp(TRACE_ID, 'i'));
+  });
+});
+
+describe('a caller’s huge tracestate, with a collector that never answers', () => {
+  it('does not exhaust a proxy’s heap (spans waiting for export do not hold it)', async () => {
+    const sockets: Socket[] = [];
+    const hole = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', () => resolve()));
+    const collector = `http://127.0.0.1:${(hole.address() as AddressInfo).port}`;
+    // 250 spans holding 1 MB each would need twice this heap.
+    const proxy = await startChildProxy({ OTEL_EXPORTER_OTLP_ENDPOINT: collector }, 128);
+    try {
+      const big = `k=v,${'x'.repeat(1_000_000)}`;
+      for (let i = 0; i < 250 && proxy.alive(); i++) {
+        const body = JSON.stringify({
+          jsonrpc: '2.0',
+          id: i,
+          method: 'tools/list',
+          params: { _meta: { traceparent: PARENT, tracestate: big } },
+        });
+        await fetch(`${proxy.url}/mcp`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${proxy.token}`,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+          },
+          body,
+        })
+          .then((reply) => reply.arrayBuffer())
+          .catch(() => {});
+      }
+      assert.ok(proxy.alive(), `the proxy died: ${proxy.output().slice(-2000)}`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      hole.close();
+      await proxy.stop();
+    }
   });
 });
