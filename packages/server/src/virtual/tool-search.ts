@@ -14,6 +14,11 @@ export const CALL_TOOL = 'call_tool';
 /** At most this many tools in one search answer. */
 export const MAX_SEARCH_RESULTS = 50;
 const DEFAULT_SEARCH_RESULTS = 10;
+/** Only this much of a query is read, and at most this many distinct words of it. */
+export const MAX_QUERY_CHARS = 256;
+const MAX_QUERY_WORDS = 32;
+/** Only this much of a tool's name and description is ranked: the cost stays linear and small. */
+const MAX_RANKED_CHARS = 1024;
 
 /** The two tools a client of a virtual server in search mode is listed. */
 export const SEARCH_MODE_TOOLS: readonly JsonObject[] = [
@@ -63,7 +68,8 @@ function words(text: string): string[] {
  * name order. Tools that match no word are left out.
  */
 export function rankTools(tools: readonly JsonObject[], query: string, limit: unknown): JsonObject[] {
-  const terms = [...new Set(words(query))];
+  // Bounded so a hostile query or member text cannot block the event loop (words x text).
+  const terms = [...new Set(words(query.slice(0, MAX_QUERY_CHARS)))].slice(0, MAX_QUERY_WORDS);
   const count =
     typeof limit === 'number' && Number.isInteger(limit)
       ? Math.min(MAX_SEARCH_RESULTS, Math.max(1, limit))
@@ -71,9 +77,10 @@ export function rankTools(tools: readonly JsonObject[], query: string, limit: un
   const scored: Array<{ tool: JsonObject; score: number; name: string }> = [];
   for (const tool of tools) {
     const name = String(tool.name);
-    const nameWords = new Set(words(name));
-    const lowerName = name.toLowerCase();
-    const description = typeof tool.description === 'string' ? tool.description.toLowerCase() : '';
+    const lowerName = name.slice(0, MAX_RANKED_CHARS).toLowerCase();
+    const nameWords = new Set(words(lowerName));
+    const description =
+      typeof tool.description === 'string' ? tool.description.slice(0, MAX_RANKED_CHARS).toLowerCase() : '';
     let score = 0;
     for (const term of terms) {
       if (nameWords.has(term)) score += 5;
