@@ -28,11 +28,18 @@ import {
   memberUri,
   prefixed,
 } from './member-names.ts';
-import { CALL_TOOL, rankTools, SEARCH_TOOL } from './tool-search.ts';
+import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
 import type { VirtualRequest, VirtualServersDeps } from './virtual-servers.ts';
 
 /** How many merged list pages one search reads at most (a member paging forever ends there). */
-const MAX_SEARCH_PAGES = 100;
+const MAX_SEARCH_PAGES = 20;
+/** How many tools one search reads at most, over all pages. */
+const MAX_SEARCH_TOOLS = 5_000;
+/**
+ * One search's overall deadline, in list deadlines: each page is already bounded by the virtual
+ * server's `listTimeoutMs`, the whole search by this many of them (no new page starts past it).
+ */
+const SEARCH_DEADLINE_LISTS = 3;
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -223,7 +230,12 @@ export class MemberView {
     let best: JsonObject[] = [];
     const unavailable: Unavailable[] = [];
     let cursor: string | undefined;
-    for (let page = 0; page < MAX_SEARCH_PAGES; page++) {
+    // A member paging forever, or slowly, must not hold the search: pages, tools read and time
+    // are all bounded; what was read by then is ranked.
+    const deadline = performance.now() + SEARCH_DEADLINE_LISTS * this.#settings.listTimeoutMs;
+    let read = 0;
+    for (let page = 0; page < MAX_SEARCH_PAGES && read < MAX_SEARCH_TOOLS; page++) {
+      if (page > 0 && performance.now() >= deadline) break;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
         id: message.id,
@@ -232,7 +244,8 @@ export class MemberView {
       };
       const answer = await this.list(request, TOOLS);
       if (!('result' in answer)) break;
-      const tools = answer.result.tools as JsonObject[];
+      const tools = (answer.result.tools as JsonObject[]).slice(0, MAX_SEARCH_TOOLS - read);
+      read += tools.length;
       best = rankTools([...best, ...tools], args.query, args.limit);
       const meta = answer.result._meta as JsonObject | undefined;
       unavailable.push(...((meta?.[UNAVAILABLE_META] as Unavailable[] | undefined) ?? []));
@@ -243,7 +256,7 @@ export class MemberView {
       jsonrpc: '2.0',
       id: message.id,
       result: {
-        content: [{ type: 'text', text: JSON.stringify({ tools: best }) }],
+        content: [{ type: 'text', text: searchAnswerText(best) }],
         ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
       },
     };

@@ -19,6 +19,12 @@ export const MAX_QUERY_CHARS = 256;
 const MAX_QUERY_WORDS = 32;
 /** Only this much of a tool's name and description is ranked: the cost stays linear and small. */
 const MAX_RANKED_CHARS = 1024;
+/** A found tool's description is shown up to this length. */
+const MAX_SHOWN_DESCRIPTION = 1024;
+/** A found tool's inputSchema is shown when its JSON is at most this long (else a bare object). */
+const MAX_SHOWN_SCHEMA = 4096;
+/** One search answer's text stays under this many characters: the worst ranked are left out. */
+export const MAX_SEARCH_ANSWER_CHARS = 131_072;
 
 /** The two tools a client of a virtual server in search mode is listed. */
 export const SEARCH_MODE_TOOLS: readonly JsonObject[] = [
@@ -90,9 +96,38 @@ export function rankTools(tools: readonly JsonObject[], query: string, limit: un
     if (score > 0) scored.push({ tool, score, name });
   }
   scored.sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return scored.slice(0, count).map(({ tool }) => ({
+  return scored.slice(0, count).map(({ tool }) => shown(tool));
+}
+
+/**
+ * A found tool as a search answer shows it: a member's huge description is cut and a huge schema
+ * replaced by a bare object schema, so 50 results stay a small answer (the member's own list
+ * still has them whole).
+ */
+function shown(tool: JsonObject): JsonObject {
+  const description =
+    typeof tool.description === 'string' && tool.description.length > MAX_SHOWN_DESCRIPTION
+      ? `${tool.description.slice(0, MAX_SHOWN_DESCRIPTION)}…`
+      : tool.description;
+  let inputSchema = tool.inputSchema;
+  if (inputSchema !== undefined && (JSON.stringify(inputSchema)?.length ?? 0) > MAX_SHOWN_SCHEMA)
+    inputSchema = { type: 'object' };
+  return {
     name: tool.name,
-    ...(tool.description === undefined ? {} : { description: tool.description }),
-    ...(tool.inputSchema === undefined ? {} : { inputSchema: tool.inputSchema }),
-  }));
+    ...(description === undefined ? {} : { description }),
+    ...(inputSchema === undefined ? {} : { inputSchema }),
+  };
+}
+
+/** The search answer's text: the found tools, best first, the worst left out past the size cap. */
+export function searchAnswerText(found: readonly JsonObject[]): string {
+  const kept: string[] = [];
+  let size = '{"tools":[]}'.length;
+  for (const tool of found) {
+    const text = JSON.stringify(tool);
+    if (size + text.length + 1 > MAX_SEARCH_ANSWER_CHARS) break;
+    kept.push(text);
+    size += text.length + 1;
+  }
+  return `{"tools":[${kept.join(',')}]}`;
 }
