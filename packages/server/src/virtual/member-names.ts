@@ -18,19 +18,23 @@ export function prefixed(member: string, name: string, separator: string): strin
 
 /**
  * The member a prefixed name belongs to, and its name there; undefined when none of `members`
- * claims it. The load-time check (config/virtual-servers.ts) makes the member unique.
+ * claims it, or when several do. The load-time check (config/virtual-servers.ts) makes the member unique.
  */
 export function memberName(
   prefixedName: string,
   members: readonly string[],
   separator: string,
 ): MemberName | undefined {
+  let found: MemberName | undefined;
   for (const member of members) {
     const head = member + separator;
-    if (prefixedName.length > head.length && prefixedName.startsWith(head))
-      return { member, name: prefixedName.slice(head.length) };
+    if (prefixedName.length > head.length && prefixedName.startsWith(head)) {
+      // Two members claiming it: no guess (the load check should have refused them).
+      if (found !== undefined) return undefined;
+      found = { member, name: prefixedName.slice(head.length) };
+    }
   }
-  return undefined;
+  return found;
 }
 
 /**
