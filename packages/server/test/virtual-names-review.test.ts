@@ -49,3 +49,21 @@ it('a name two members could claim resolves to neither', () => {
   assert.equal(memberName('a___x', ['a', 'a_'], '__'), undefined);
   assert.deepEqual(memberName('a___x', ['a'], '__'), { member: 'a', name: '_x' });
 });
+
+it("a prefixed tool grant for github does not grant slack's tool literally named github__create_issue", async () => {
+  const calls: Array<{ member: string; request: JsonRpcRequest }> = [];
+  const ok = () => ({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'ran' }] } });
+  const v = virtualWith({ ws: { ...base, servers: ['github', 'slack'] } }, { github: ok, slack: ok }, calls);
+  const caller = { principalKey: 'p', grants: { servers: ['ws'], tools: ['github__create_issue'] } };
+  const call = (name: string) =>
+    v.handle('ws', { caller, message: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name } } });
+  const refused = await call('slack__github__create_issue');
+  assert.ok(refused !== undefined && 'error' in refused);
+  assert.equal(calls.length, 0);
+  const granted = await call('github__create_issue');
+  assert.ok(granted !== undefined && 'result' in granted);
+  assert.deepEqual(
+    calls.map(({ member, request }) => [member, request.params?.name]),
+    [['github', 'create_issue']],
+  );
+});

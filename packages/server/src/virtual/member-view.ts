@@ -394,7 +394,14 @@ export class MemberView {
     const grants = this.#request.caller.grants;
     const separator = this.#settings.separator;
     // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
-    const tools = grants.tools?.map((tool) => memberName(tool, [member], separator)?.name ?? tool);
+    // A name prefixed with a member's name grants that member's tool only: never a tool another
+    // member happens to call `github__create_issue` itself.
+    const members = this.#settings.servers;
+    const tools = grants.tools?.flatMap((tool) => {
+      const named = memberName(tool, members, separator);
+      if (named === undefined) return [tool];
+      return named.member === member ? [named.name] : [];
+    });
     // Visible members are reached through the virtual server, whether or not the grant names them.
     return this.#deps.resolve(member, {
       ...grants,
