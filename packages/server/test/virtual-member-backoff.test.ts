@@ -11,16 +11,25 @@ import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/
 async function member(refuse: boolean): Promise<Server> {
   const server = createServer((req, res) => {
     let body = '';
-    req.on('data', (c: Buffer) => { body += c; });
+    req.on('data', (c: Buffer) => {
+      body += c;
+    });
     req.on('end', () => {
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const m = JSON.parse(body);
       if (m.id === undefined) return void res.writeHead(202).end();
       const answer = refuse
         ? { error: { code: -32000, message: 'go away' } }
-        : { result: m.method === 'initialize'
-            ? { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'g', version: '1' } }
-            : { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] } };
+        : {
+            result:
+              m.method === 'initialize'
+                ? {
+                    protocolVersion: '2025-06-18',
+                    capabilities: { tools: {} },
+                    serverInfo: { name: 'g', version: '1' },
+                  }
+                : { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] },
+          };
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, ...answer }));
     });
@@ -39,22 +48,40 @@ before(async () => {
   good = await member(false);
   other = await member(false);
   const configPath = join(mkdtempSync(join(tmpdir(), 'review-virtual-')), 'proxy.yaml');
-  writeFileSync(configPath, [
-    'servers:',
-    ...[['evil', evil], ['good', good], ['other', other]].flatMap(([n, s]) => [
-      `  ${n}:`, `    url: http://127.0.0.1:${port(s as Server)}/mcp`, '    transport: streamable-http']),
-    'virtualServers:',
-    '  ws:',
-    '    servers: [evil, good]',
-    '  ws2:',
-    '    servers: [other]',
-    '',
-  ].join('\n'));
-  proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', RATE_LIMIT_SESSIONS_PER_TOKEN: '10' });
+  writeFileSync(
+    configPath,
+    [
+      'servers:',
+      ...[
+        ['evil', evil],
+        ['good', good],
+        ['other', other],
+      ].flatMap(([n, s]) => [
+        `  ${n}:`,
+        `    url: http://127.0.0.1:${port(s as Server)}/mcp`,
+        '    transport: streamable-http',
+      ]),
+      'virtualServers:',
+      '  ws:',
+      '    servers: [evil, good]',
+      '  ws2:',
+      '    servers: [other]',
+      '',
+    ].join('\n'),
+  );
+  proxy = await startProxy({
+    MCP_PROXY_CONFIG: configPath,
+    PROXY_TOKEN: TEST_TOKEN,
+    ALLOW_PRIVATE_NETWORKS: 'true',
+    RATE_LIMIT_SESSIONS_PER_TOKEN: '10',
+  });
 });
 after(async () => {
   await proxy?.close();
-  for (const s of [evil, good, other]) { s.closeAllConnections(); await new Promise((r) => s.close(r)); }
+  for (const s of [evil, good, other]) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
 });
 
 it('a member that refuses initialize does not spend the principal session budget on every list', async () => {

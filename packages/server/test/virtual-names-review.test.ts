@@ -42,7 +42,10 @@ function virtualWith(
 it('refuses members "a" and "a_" with separator "__" (both would list a___x)', () => {
   const problem = virtualServerProblem({ ws: { ...base, servers: ['a', 'a_'] } }, { a: {}, a_: {} });
   assert.match(problem?.[1] ?? '', /tool names of "a" and "a_" could collide/);
-  assert.equal(virtualServerProblem({ ws: { ...base, servers: ['a_', 'a'] } }, { a: {}, a_: {} })?.[0], 'virtualServers.ws.servers');
+  assert.equal(
+    virtualServerProblem({ ws: { ...base, servers: ['a_', 'a'] } }, { a: {}, a_: {} })?.[0],
+    'virtualServers.ws.servers',
+  );
 });
 
 it('a name two members could claim resolves to neither', () => {
@@ -66,4 +69,42 @@ it("a prefixed tool grant for github does not grant slack's tool literally named
     calls.map(({ member, request }) => [member, request.params?.name]),
     [['github', 'create_issue']],
   );
+});
+
+it('a cursor tells nothing of hidden members and is good only for the principal it was given to', async () => {
+  const page = (name: string) => () => ({
+    jsonrpc: '2.0',
+    id: 1,
+    result: { tools: [{ name, inputSchema: { type: 'object' } }] },
+  });
+  const v = virtualWith(
+    { ws: { ...base, servers: ['a', 'secret', 'b', 'secret2'] } },
+    { a: page('x'), secret: page('s'), b: page('y'), secret2: page('z') },
+  );
+  const caller = { principalKey: 'p', grants: { servers: ['ws', 'a', 'b'] } };
+  const list = (who: typeof caller, cursor?: string) =>
+    v.handle('ws', {
+      caller: who,
+      message: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/list',
+        ...(cursor === undefined ? {} : { params: { cursor } }),
+      },
+    }) as Promise<{ result?: { tools: Array<{ name: string }>; nextCursor?: string }; error?: unknown }>;
+  const first = await list(caller);
+  const cursor = first.result?.nextCursor as string;
+  const payload = cursor.slice('mcpp-v1.'.length, cursor.lastIndexOf('.'));
+  assert.deepEqual(JSON.parse(Buffer.from(payload, 'base64url').toString()), [1]);
+  const second = await list(caller, cursor);
+  assert.deepEqual(
+    second.result?.tools.map((tool) => tool.name),
+    ['b__y'],
+  );
+  assert.equal(second.result?.nextCursor, undefined);
+  // Forged positions, and another principal's cursor, are invalid cursors.
+  const forged = `mcpp-v1.${Buffer.from(JSON.stringify([3])).toString('base64url')}`;
+  assert.ok('error' in (await list(caller, forged)));
+  assert.ok('error' in (await list(caller, `${forged}.${cursor.slice(cursor.lastIndexOf('.') + 1)}`)));
+  assert.ok('error' in (await list({ ...caller, principalKey: 'q' }, cursor)));
 });

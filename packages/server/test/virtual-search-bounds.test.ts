@@ -75,7 +75,9 @@ it('search_tools answers stay small when a member lists giant tools', async () =
     const tools = [{ name: `t${pages}`, description: big, inputSchema: schema }];
     return { jsonrpc: '2.0', id: 1, result: { tools, ...(pages < 60 ? { nextCursor: `c${pages}` } : {}) } };
   });
-  const answer = (await v.handle('ws', search('match', 50))) as unknown as { result: { content: [{ text: string }] } };
+  const answer = (await v.handle('ws', search('match', 50))) as unknown as {
+    result: { content: [{ text: string }] };
+  };
   const text = answer.result.content[0].text;
   assert.ok(text.length <= MAX_SEARCH_ANSWER_CHARS, `answer ${text.length} chars`);
   assert.ok((JSON.parse(text) as { tools: unknown[] }).tools.length > 0);

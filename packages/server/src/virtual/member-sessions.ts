@@ -63,7 +63,11 @@ export class MemberSessions {
 
   constructor(deps: MemberSessionsDeps) {
     this.#deps = deps;
-    this.#failed = new TtlCache({ ttlMs: FAILED_OPEN_BACKOFF_MS, maxEntries: MAX_FAILED_OPENS, now: deps.now });
+    this.#failed = new TtlCache({
+      ttlMs: FAILED_OPEN_BACKOFF_MS,
+      maxEntries: MAX_FAILED_OPENS,
+      now: deps.now,
+    });
   }
 
   /** The member's session for this owner, opened and initialized on first use. */

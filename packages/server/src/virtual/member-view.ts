@@ -5,6 +5,7 @@
  * cursor), a call, `prompts/get` or read routed to the member its name or URI names, tool
  * search mode, and how a member's failure or missing sign-in becomes part of the answer.
  */
+import { createHmac } from 'node:crypto';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
@@ -107,14 +108,18 @@ export class MemberView {
   readonly #owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
   readonly #members: readonly string[];
+  /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
+  readonly #cursorSecret: Uint8Array;
 
   constructor(
     name: string,
     settings: VirtualServerSettings,
     request: VirtualRequest,
     deps: VirtualServersDeps,
+    cursorSecret: Uint8Array,
   ) {
     this.#name = name;
+    this.#cursorSecret = cursorSecret;
     this.#settings = settings;
     this.#request = request;
     this.#deps = deps;
@@ -163,13 +168,13 @@ export class MemberView {
     const start: ListPosition | undefined =
       cursor === undefined
         ? { member: 0, cursor: undefined }
-        : decodeCursor(cursor, this.#settings.servers.length);
+        : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
     if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
     const unavailable: Unavailable[] = [];
-    const servers = this.#settings.servers;
-    for (let index = start.member; index < servers.length; index++) {
-      const member = servers[index] as string;
-      if (!this.#members.includes(member)) continue;
+    // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
+    const members = this.#members;
+    for (let index = start.member; index < members.length; index++) {
+      const member = members[index] as string;
       const memberCursor = index === start.member ? start.cursor : undefined;
       const page = await this.#listPage(member, message.id, memberCursor, catalog);
       if (page === undefined) continue;
@@ -181,7 +186,9 @@ export class MemberView {
       const next: ListPosition | undefined =
         typeof page.result.nextCursor === 'string'
           ? { member: index, cursor: page.result.nextCursor }
-          : this.#nextMember(index + 1);
+          : index + 1 < members.length
+            ? { member: index + 1, cursor: undefined }
+            : undefined;
       if (items.length === 0 && next?.member !== index) continue;
       return this.#listResult(message.id, catalog, items, next, unavailable);
     }
@@ -427,13 +434,18 @@ export class MemberView {
     return visible;
   }
 
-  /** Where the list goes on after `index`: the next member this caller may see, if any. */
-  #nextMember(index: number): ListPosition | undefined {
-    const servers = this.#settings.servers;
-    for (let next = index; next < servers.length; next++) {
-      if (this.#members.includes(servers[next] as string)) return { member: next, cursor: undefined };
-    }
-    return undefined;
+  /**
+   * The tag that binds a cursor to this caller, virtual server, list and visible members: a
+   * cursor is only good for the principal it was given to (one it forged or took from another
+   * principal is an invalid cursor).
+   */
+  #cursorTag(catalog: Catalog): (payload: string) => string {
+    const bound = [this.#request.caller.principalKey, this.#name, catalog.method, this.#members.join(',')];
+    return (payload) =>
+      createHmac('sha256', this.#cursorSecret)
+        .update(JSON.stringify([...bound, payload]))
+        .digest('base64url')
+        .slice(0, 22);
   }
 
   #listResult(
@@ -448,7 +460,7 @@ export class MemberView {
       id,
       result: {
         [catalog.field]: items,
-        ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }),
+        ...(next === undefined ? {} : { nextCursor: encodeCursor(next, this.#cursorTag(catalog)) }),
         ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
       },
     };

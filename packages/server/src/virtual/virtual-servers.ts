@@ -7,6 +7,7 @@
  * request's view of the members (member-view.ts) answers it, through the member sessions the
  * proxy holds as their MCP client (member-sessions.ts).
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
@@ -104,6 +105,8 @@ export class VirtualServers {
    * open: the in-flight caps bound them.
    */
   readonly #inFlight = new Map<string, AbortController>();
+  /** Keys the list cursors' tags; a restart makes older cursors invalid (a client lists again). */
+  readonly #cursorSecret = randomBytes(32);
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
@@ -241,7 +244,7 @@ export class VirtualServers {
     request: VirtualRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps);
+    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);
