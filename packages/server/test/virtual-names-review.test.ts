@@ -108,3 +108,38 @@ it('a cursor tells nothing of hidden members and is good only for the principal 
   assert.ok('error' in (await list(caller, `${forged}.${cursor.slice(cursor.lastIndexOf('.') + 1)}`)));
   assert.ok('error' in (await list({ ...caller, principalKey: 'q' }, cursor)));
 });
+
+it('a hidden tool of a member the principal has not signed in to is unknown, not a sign-in', async () => {
+  const asked: string[] = [];
+  const v = new VirtualServers({
+    settings: () => ({ ws: { ...base, servers: ['files'] } }) as never,
+    resolve: async (member, grants) =>
+      ({
+        kind: 'http',
+        url: 'http://127.0.0.1/files',
+        name: member,
+        tools: visibleTools(undefined, grants.tools),
+      }) as never,
+    members: {
+      session: async () => assert.fail('no session'),
+      call: async () => assert.fail('no call'),
+    } as never,
+    logger,
+    credentials: {
+      enabled: true,
+      supply: async () => {
+        asked.push('supply');
+        throw new Error('the broker was asked');
+      },
+      refused: async (_p, _t, refusal) => refusal,
+    },
+  });
+  const caller = { principalKey: 'p', grants: { servers: ['ws'], tools: ['files__read'] } };
+  const answer = await v.handle('ws', {
+    caller,
+    message: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'files__delete' } },
+  });
+  assert.ok(answer !== undefined && 'error' in answer);
+  assert.match(answer.error.message, /Unknown tool: files__delete/);
+  assert.deepEqual(asked, []);
+});

@@ -359,8 +359,8 @@ export class MemberView {
     try {
       return await this.#reach(
         member,
-        async (target) =>
-          refuse?.(target) ?? this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        (target) => this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        refuse,
       );
     } catch (error) {
       return toJsonRpcError(error, message.id);
@@ -372,9 +372,18 @@ export class MemberView {
    * when the broker supplies it (as for a named server: only when neither the operator nor the
    * caller gave a credential). A 401 of the member then asks the principal to sign in to that
    * member only: `upstream_auth_required` is thrown, the other members are not affected.
+   * `refuse` may answer first, from the vetted target alone.
    */
-  async #reach<T>(member: string, use: (target: UpstreamTarget) => Promise<T>): Promise<T> {
+  async #reach<T>(
+    member: string,
+    use: (target: UpstreamTarget) => Promise<T>,
+    refuse?: (target: UpstreamTarget) => T | undefined,
+  ): Promise<T> {
     const resolved = await this.#target(member);
+    // Refused before the broker is asked: a hidden tool of a member the principal has not signed
+    // in to is an unknown tool, not a sign-in.
+    const early = refuse?.(resolved);
+    if (early !== undefined) return early;
     const credentials = this.#deps.credentials;
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
