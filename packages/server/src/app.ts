@@ -313,6 +313,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logger,
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: broker && memberCredentials(broker),
+    cursorSecret: config.sessionSecret,
   });
   const forwarder = new Forwarder({
     broker,

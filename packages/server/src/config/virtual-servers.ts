@@ -38,7 +38,8 @@ export interface VirtualServerSettings {
 /**
  * What is wrong with the virtual servers given the configured ones, as `[key, message]`, or
  * undefined. Prefixed tool names must route to exactly one member, so no member's name may
- * begin with another's name and the separator (`a` and `a__b` would both claim `a__b__c`):
+ * begin with another's name and the separator, counting its own separator (`a` and `a__b` would
+ * both claim `a__b__c`; `a` and `a_` both claim `a___x`):
  * with that, two members can never list the same prefixed name.
  */
 export function virtualServerProblem(
@@ -57,13 +58,15 @@ export function virtualServerProblem(
     if (new Set(settings.servers).size !== settings.servers.length)
       return [`${key}.servers`, 'a server is listed twice'];
     for (const member of settings.servers) {
+      // Also `a` and `a_` with `__`: a's tool `_x` and a_'s tool `x` are both `a___x`.
+      const head = member + settings.separator;
       const clash = settings.servers.find(
-        (other) => other !== member && other.startsWith(member + settings.separator),
+        (other) => other !== member && (other + settings.separator).startsWith(head),
       );
       if (clash !== undefined)
         return [
           `${key}.servers`,
-          `tool names of "${member}" and "${clash}" could collide ("${member}${settings.separator}" begins "${clash}"): rename one or pick another separator`,
+          `tool names of "${member}" and "${clash}" could collide ("${member}${settings.separator}" begins "${clash}${settings.separator}"): rename one or pick another separator`,
         ];
     }
   }

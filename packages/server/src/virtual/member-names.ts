@@ -4,6 +4,7 @@
  * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>`, and a list cursor of the proxy's own says which member's page
  * comes next and that member's cursor for it.
  */
+import { timingSafeEqual } from 'node:crypto';
 
 /** A prefixed name taken apart: which member, and the member's own name for it. */
 export interface MemberName {
@@ -18,19 +19,23 @@ export function prefixed(member: string, name: string, separator: string): strin
 
 /**
  * The member a prefixed name belongs to, and its name there; undefined when none of `members`
- * claims it. The load-time check (config/virtual-servers.ts) makes the member unique.
+ * claims it, or when several do. The load-time check (config/virtual-servers.ts) makes the member unique.
  */
 export function memberName(
   prefixedName: string,
   members: readonly string[],
   separator: string,
 ): MemberName | undefined {
+  let found: MemberName | undefined;
   for (const member of members) {
     const head = member + separator;
-    if (prefixedName.length > head.length && prefixedName.startsWith(head))
-      return { member, name: prefixedName.slice(head.length) };
+    if (prefixedName.length > head.length && prefixedName.startsWith(head)) {
+      // Two members claiming it: no guess (the load check should have refused them).
+      if (found !== undefined) return undefined;
+      found = { member, name: prefixedName.slice(head.length) };
+    }
   }
-  return undefined;
+  return found;
 }
 
 /**
@@ -65,23 +70,36 @@ export interface ListPosition {
 
 const CURSOR_PREFIX = 'mcpp-v1.';
 
-/** The cursor a client gets for `position`. Opaque to it, as MCP cursors are. */
-export function encodeCursor(position: ListPosition): string {
-  const payload = JSON.stringify(
-    position.cursor === undefined ? [position.member] : [position.member, position.cursor],
-  );
-  return CURSOR_PREFIX + Buffer.from(payload).toString('base64url');
+/**
+ * The cursor a client gets for `position`, followed by `tag` of it (an HMAC binding it to its
+ * caller: member-view.ts). Opaque to it, as MCP cursors are.
+ */
+export function encodeCursor(position: ListPosition, tag: (payload: string) => string): string {
+  const payload = Buffer.from(
+    JSON.stringify(position.cursor === undefined ? [position.member] : [position.member, position.cursor]),
+  ).toString('base64url');
+  return `${CURSOR_PREFIX}${payload}.${tag(payload)}`;
 }
 
 /**
  * The position a client's cursor names among `memberCount` members; undefined when it is not
- * one this proxy issued (the caller then gets invalid params, as the spec asks).
+ * one this proxy issued to this caller (its `tag` does not match) (the caller then gets invalid params, as the spec asks).
  */
-export function decodeCursor(cursor: unknown, memberCount: number): ListPosition | undefined {
+export function decodeCursor(
+  cursor: unknown,
+  memberCount: number,
+  tag: (payload: string) => string,
+): ListPosition | undefined {
   if (typeof cursor !== 'string' || !cursor.startsWith(CURSOR_PREFIX)) return undefined;
+  const dot = cursor.lastIndexOf('.');
+  const payload = cursor.slice(CURSOR_PREFIX.length, dot);
+  const given = Buffer.from(cursor.slice(dot + 1));
+  const expected = Buffer.from(tag(payload));
+  if (dot < CURSOR_PREFIX.length || given.length !== expected.length || !timingSafeEqual(given, expected))
+    return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString());
+    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString());
   } catch {
     return undefined;
   }

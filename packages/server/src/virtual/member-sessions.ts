@@ -18,7 +18,19 @@ import { toolFilterFor } from '../policy/tool-filter.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { PooledCall } from '../sessions/modern-pool.ts';
 import type { SessionStore } from '../sessions/store.ts';
+import { TtlCache } from '../ttl-cache.ts';
 import { PRODUCT_NAME, VERSION } from '../version.ts';
+
+/**
+ * After a member failed to open for a principal, its next requests get the same failure for this
+ * long without opening: a down or refusing member must not spend the principal's session budget
+ * on every list, call and warm-up until its healthy members are refused too.
+ */
+const FAILED_OPEN_BACKOFF_MS = 10_000;
+/** At most this many failed opens remembered (the oldest forgotten first). */
+const MAX_FAILED_OPENS = 10_000;
+/** Failures of the proxy's own budgets, not the member's: the next request may well succeed. */
+const NOT_REMEMBERED: ReadonlySet<string> = new Set(['rate_limited', 'session_limit']);
 
 /** What member sessions need. */
 export interface MemberSessionsDeps {
@@ -27,6 +39,8 @@ export interface MemberSessionsDeps {
   readonly open: (owner: SessionOwner, target: UpstreamTarget) => Promise<OpenedSession>;
   /** How long the handshake and each request may take. */
   readonly timeoutMs: number;
+  /** Clock in milliseconds (tests inject one); default `Date.now`. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** A member's session, initialized, with what the member said of itself. */
@@ -43,10 +57,17 @@ export class MemberSessions {
   readonly #ids = new Map<string, string>();
   readonly #opening = new Map<string, Promise<MemberSession>>();
   readonly #initialized = new WeakMap<HeldSession, JsonObject>();
+  /** Pool key → the error its last open failed with, for a short back-off. */
+  readonly #failed: TtlCache<string, unknown>;
   #seq = 0;
 
   constructor(deps: MemberSessionsDeps) {
     this.#deps = deps;
+    this.#failed = new TtlCache({
+      ttlMs: FAILED_OPEN_BACKOFF_MS,
+      maxEntries: MAX_FAILED_OPENS,
+      now: deps.now,
+    });
   }
 
   /** The member's session for this owner, opened and initialized on first use. */
@@ -58,9 +79,17 @@ export class MemberSessions {
     const existing = id === undefined ? undefined : this.#deps.sessions.get(id, owner.ownerId);
     const initialized = existing && !existing.closed ? this.#initialized.get(existing) : undefined;
     if (existing && initialized) return { session: existing, initialized };
+    const failed = this.#failed.get(key);
+    if (failed !== undefined) throw failed;
     let opening = this.#opening.get(key);
     if (!opening) {
-      opening = this.#open(key, owner, target).finally(() => this.#opening.delete(key));
+      opening = this.#open(key, owner, target)
+        .catch((error: unknown) => {
+          // Only the member's own failures (a caller going away is no ProxyError).
+          if (error instanceof ProxyError && !NOT_REMEMBERED.has(error.code)) this.#failed.set(key, error);
+          throw error;
+        })
+        .finally(() => this.#opening.delete(key));
       this.#opening.set(key, opening);
     }
     return opening;

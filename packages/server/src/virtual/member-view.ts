@@ -5,6 +5,7 @@
  * cursor), a call, `prompts/get` or read routed to the member its name or URI names, tool
  * search mode, and how a member's failure or missing sign-in becomes part of the answer.
  */
+import { createHmac } from 'node:crypto';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
@@ -28,11 +29,18 @@ import {
   memberUri,
   prefixed,
 } from './member-names.ts';
-import { CALL_TOOL, rankTools, SEARCH_TOOL } from './tool-search.ts';
+import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
 import type { VirtualRequest, VirtualServersDeps } from './virtual-servers.ts';
 
 /** How many merged list pages one search reads at most (a member paging forever ends there). */
-const MAX_SEARCH_PAGES = 100;
+const MAX_SEARCH_PAGES = 20;
+/** How many tools one search reads at most, over all pages. */
+const MAX_SEARCH_TOOLS = 5_000;
+/**
+ * One search's overall deadline, in list deadlines: each page is already bounded by the virtual
+ * server's `listTimeoutMs`, the whole search by this many of them (no new page starts past it).
+ */
+const SEARCH_DEADLINE_LISTS = 3;
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -100,14 +108,18 @@ export class MemberView {
   readonly #owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
   readonly #members: readonly string[];
+  /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
+  readonly #cursorSecret: Uint8Array;
 
   constructor(
     name: string,
     settings: VirtualServerSettings,
     request: VirtualRequest,
     deps: VirtualServersDeps,
+    cursorSecret: Uint8Array,
   ) {
     this.#name = name;
+    this.#cursorSecret = cursorSecret;
     this.#settings = settings;
     this.#request = request;
     this.#deps = deps;
@@ -156,13 +168,13 @@ export class MemberView {
     const start: ListPosition | undefined =
       cursor === undefined
         ? { member: 0, cursor: undefined }
-        : decodeCursor(cursor, this.#settings.servers.length);
+        : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
     if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
     const unavailable: Unavailable[] = [];
-    const servers = this.#settings.servers;
-    for (let index = start.member; index < servers.length; index++) {
-      const member = servers[index] as string;
-      if (!this.#members.includes(member)) continue;
+    // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
+    const members = this.#members;
+    for (let index = start.member; index < members.length; index++) {
+      const member = members[index] as string;
       const memberCursor = index === start.member ? start.cursor : undefined;
       const page = await this.#listPage(member, message.id, memberCursor, catalog);
       if (page === undefined) continue;
@@ -174,7 +186,9 @@ export class MemberView {
       const next: ListPosition | undefined =
         typeof page.result.nextCursor === 'string'
           ? { member: index, cursor: page.result.nextCursor }
-          : this.#nextMember(index + 1);
+          : index + 1 < members.length
+            ? { member: index + 1, cursor: undefined }
+            : undefined;
       if (items.length === 0 && next?.member !== index) continue;
       return this.#listResult(message.id, catalog, items, next, unavailable);
     }
@@ -223,7 +237,12 @@ export class MemberView {
     let best: JsonObject[] = [];
     const unavailable: Unavailable[] = [];
     let cursor: string | undefined;
-    for (let page = 0; page < MAX_SEARCH_PAGES; page++) {
+    // A member paging forever, or slowly, must not hold the search: pages, tools read and time
+    // are all bounded; what was read by then is ranked.
+    const deadline = performance.now() + SEARCH_DEADLINE_LISTS * this.#settings.listTimeoutMs;
+    let read = 0;
+    for (let page = 0; page < MAX_SEARCH_PAGES && read < MAX_SEARCH_TOOLS; page++) {
+      if (page > 0 && performance.now() >= deadline) break;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
         id: message.id,
@@ -232,7 +251,8 @@ export class MemberView {
       };
       const answer = await this.list(request, TOOLS);
       if (!('result' in answer)) break;
-      const tools = answer.result.tools as JsonObject[];
+      const tools = (answer.result.tools as JsonObject[]).slice(0, MAX_SEARCH_TOOLS - read);
+      read += tools.length;
       best = rankTools([...best, ...tools], args.query, args.limit);
       const meta = answer.result._meta as JsonObject | undefined;
       unavailable.push(...((meta?.[UNAVAILABLE_META] as Unavailable[] | undefined) ?? []));
@@ -243,7 +263,7 @@ export class MemberView {
       jsonrpc: '2.0',
       id: message.id,
       result: {
-        content: [{ type: 'text', text: JSON.stringify({ tools: best }) }],
+        content: [{ type: 'text', text: searchAnswerText(best) }],
         ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
       },
     };
@@ -339,8 +359,8 @@ export class MemberView {
     try {
       return await this.#reach(
         member,
-        async (target) =>
-          refuse?.(target) ?? this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        (target) => this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        refuse,
       );
     } catch (error) {
       return toJsonRpcError(error, message.id);
@@ -352,9 +372,18 @@ export class MemberView {
    * when the broker supplies it (as for a named server: only when neither the operator nor the
    * caller gave a credential). A 401 of the member then asks the principal to sign in to that
    * member only: `upstream_auth_required` is thrown, the other members are not affected.
+   * `refuse` may answer first, from the vetted target alone.
    */
-  async #reach<T>(member: string, use: (target: UpstreamTarget) => Promise<T>): Promise<T> {
+  async #reach<T>(
+    member: string,
+    use: (target: UpstreamTarget) => Promise<T>,
+    refuse?: (target: UpstreamTarget) => T | undefined,
+  ): Promise<T> {
     const resolved = await this.#target(member);
+    // Refused before the broker is asked: a hidden tool of a member the principal has not signed
+    // in to is an unknown tool, not a sign-in.
+    const early = refuse?.(resolved);
+    if (early !== undefined) return early;
     const credentials = this.#deps.credentials;
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
@@ -381,7 +410,14 @@ export class MemberView {
     const grants = this.#request.caller.grants;
     const separator = this.#settings.separator;
     // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
-    const tools = grants.tools?.map((tool) => memberName(tool, [member], separator)?.name ?? tool);
+    // A name prefixed with a member's name grants that member's tool only: never a tool another
+    // member happens to call `github__create_issue` itself.
+    const members = this.#settings.servers;
+    const tools = grants.tools?.flatMap((tool) => {
+      const named = memberName(tool, members, separator);
+      if (named === undefined) return [tool];
+      return named.member === member ? [named.name] : [];
+    });
     // Visible members are reached through the virtual server, whether or not the grant names them.
     return this.#deps.resolve(member, {
       ...grants,
@@ -407,13 +443,18 @@ export class MemberView {
     return visible;
   }
 
-  /** Where the list goes on after `index`: the next member this caller may see, if any. */
-  #nextMember(index: number): ListPosition | undefined {
-    const servers = this.#settings.servers;
-    for (let next = index; next < servers.length; next++) {
-      if (this.#members.includes(servers[next] as string)) return { member: next, cursor: undefined };
-    }
-    return undefined;
+  /**
+   * The tag that binds a cursor to this caller, virtual server, list and visible members: a
+   * cursor is only good for the principal it was given to (one it forged or took from another
+   * principal is an invalid cursor).
+   */
+  #cursorTag(catalog: Catalog): (payload: string) => string {
+    const bound = [this.#request.caller.principalKey, this.#name, catalog.method, this.#members.join(',')];
+    return (payload) =>
+      createHmac('sha256', this.#cursorSecret)
+        .update(JSON.stringify([...bound, payload]))
+        .digest('base64url')
+        .slice(0, 22);
   }
 
   #listResult(
@@ -428,7 +469,7 @@ export class MemberView {
       id,
       result: {
         [catalog.field]: items,
-        ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }),
+        ...(next === undefined ? {} : { nextCursor: encodeCursor(next, this.#cursorTag(catalog)) }),
         ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
       },
     };

@@ -7,6 +7,7 @@
  * request's view of the members (member-view.ts) answers it, through the member sessions the
  * proxy holds as their MCP client (member-sessions.ts).
  */
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
@@ -93,6 +94,11 @@ export interface VirtualServersDeps {
   readonly credentials?: MemberCredentials | undefined;
   /** Counts a member dropped from an answer, by the error's code (metrics). */
   readonly onMemberDown?: (code: string) => void;
+  /**
+   * Keys the list cursors' tags: derived from SESSION_SECRET when set, so every instance
+   * accepts the others' cursors; else random per process (a restart makes a client list again).
+   */
+  readonly cursorSecret?: string | undefined;
 }
 
 /** Serves every configured virtual server. */
@@ -104,9 +110,15 @@ export class VirtualServers {
    * open: the in-flight caps bound them.
    */
   readonly #inFlight = new Map<string, AbortController>();
+  /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
+  readonly #cursorSecret: Uint8Array;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#cursorSecret =
+      deps.cursorSecret === undefined
+        ? randomBytes(32)
+        : createHash('sha256').update(`mcp-proxy virtual list cursor\n${deps.cursorSecret}`).digest();
   }
 
   /** Whether `name` is a virtual server (else it is a server, or unknown). */
@@ -241,7 +253,7 @@ export class VirtualServers {
     request: VirtualRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps);
+    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);
