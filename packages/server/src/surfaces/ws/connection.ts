@@ -42,6 +42,7 @@ import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import { PendingRequests } from '../../upstream/correlator.ts';
+import { type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
 import { EarlyFrames } from './early-frames.ts';
 import { frameMessages, readableId } from './frame-messages.ts';
 import { UpstreamOutbox } from './outbox.ts';
@@ -52,7 +53,7 @@ const DRAIN_POLL_MS = 20;
 const OUTBOX_MESSAGES = 1_024;
 
 /** Limits and collaborators of a connection. */
-export interface WsConnectionDeps {
+export interface WsConnectionDeps extends BrokeredCredential {
   readonly sessions: SessionStore<HeldSession>;
   readonly held: HeldSessions;
   readonly heartbeatMs: number;
@@ -68,33 +69,8 @@ export interface WsConnectionDeps {
   readonly maxBatchMessages: number;
   /** The socket's audit recorder, when the audit trail is on. */
   readonly audit?: RequestAudit | undefined;
-  /**
-   * When the OAuth broker supplies this socket's upstream credential: starts a sign-in after the
-   * upstream's 401, or its 403 `insufficient_scope` (step-up), given the refusal, and returns the
-   * `upstream_auth_required` error to send (or the refusal itself when it is no scope challenge).
-   */
-  readonly authRequired?: ((refusal: ProxyError) => Promise<ProxyError>) | undefined;
-  /**
-   * When the OAuth broker supplies this socket's upstream credential: reads the principal's
-   * current token from the vault (refreshing it when due) before a frame's messages go upstream,
-   * so a socket outlives its handshake token (review R5). Never rejects; answers an error when
-   * the user ended the connection since the socket opened: the socket closes with it.
-   */
-  readonly freshen?: (() => Promise<ProxyError | undefined>) | undefined;
-  /**
-   * When the OAuth broker supplies this socket's upstream credential: the upstream answered 401
-   * to the token in use; true when a newer usable token is now in place (refreshed), so the
-   * request is sent once more instead of asking for a sign-in (review R5). Never rejects.
-   */
-  readonly renewed?: (() => Promise<boolean>) | undefined;
   /** A server span per request message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
-  /**
-   * When the OAuth broker supplies this socket's upstream credential: an error when the user
-   * ended the connection since the socket opened (review oauth6 R1). Asked at each heartbeat, so
-   * a socket that sends nothing (a WebSocket upstream pushing on) ends too. Never rejects.
-   */
-  readonly ended?: (() => Promise<ProxyError | undefined>) | undefined;
 }
 
 /** Who is connected to what. */
@@ -511,9 +487,4 @@ export class WsConnection {
       'websocket closed',
     );
   }
-}
-
-/** An upstream's 401 or 403: the broker may answer it with a sign-in. */
-function isAuthRefusal(refusal: ProxyError | undefined): refusal is ProxyError {
-  return refusal?.code === 'upstream_unauthorized' && (refusal.status === 401 || refusal.status === 403);
 }
