@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
+import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
@@ -27,41 +26,8 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void | Promise<void>;
-
-/** A small loopback HTTP server for hostile parties; returns its base URL. */
-async function serve(handler: Handler): Promise<string> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://local');
-      Promise.resolve(handler(req, res, url, Buffer.concat(chunks).toString())).catch(() => {
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-function json(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(value));
-}
+/** A hostile party's server (helpers/hostile-server.ts); stopped after each test. */
+const serve = (handler: Handler) => serveHostile(cleanup, handler);
 
 /** Authorization server metadata for `issuer` with endpoints under `base`. */
 function asMetadata(issuer: string, base: string, extra: Record<string, unknown> = {}) {

@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
@@ -15,6 +14,7 @@ import WebSocket from 'ws';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
+import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import { type OAuthWorld, startOAuthWorld } from './helpers/oauth-world.ts';
@@ -171,41 +171,8 @@ async function browse(
   throw new Error('too many hops');
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, body: string) => void | Promise<void>;
-
-/** A small loopback HTTP server for hostile parties. */
-async function serve(handler: Handler): Promise<string> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://local');
-      Promise.resolve(handler(req, res, url, Buffer.concat(chunks).toString())).catch(() => {
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-function json(
-  res: ServerResponse,
-  status: number,
-  value: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(value));
-}
+/** A hostile party's server (helpers/hostile-server.ts); stopped after each test. */
+const serve = (handler: Handler) => serveHostile(cleanup, handler);
 
 function redirect(res: ServerResponse, location: string): void {
   res.writeHead(302, { location });
