@@ -17,7 +17,7 @@ import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
 import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
 import type { Resolver } from './egress/types.ts';
-import { type ErrorCode, ProxyError } from './errors.ts';
+import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
@@ -71,14 +71,6 @@ declare module 'fastify' {
      * settings that only take effect after a restart. Throws, changing nothing, if invalid.
      */
     reload(config: Config): string[];
-  }
-  interface FastifyRequest {
-    /** MCP method of the forwarded message, for the access log. */
-    mcpMethod: string | undefined;
-    /** Upstream host, for the access log. */
-    targetHost: string | undefined;
-    /** Stable error code of a failed request, for the access log. */
-    errorCode: ErrorCode | undefined;
   }
 }
 
