@@ -14,16 +14,10 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
-import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
-import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
-import { HeldSessions } from './dispatch/held-sessions.ts';
-import { DispatchPlanner } from './dispatch/plan.ts';
-import { TargetResolver } from './dispatch/targets.ts';
-import { TransportVerdicts } from './dispatch/transport-verdicts.ts';
-import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
-import { ReloadableGuard } from './egress/reloadable-guard.ts';
+import type { TargetResolver } from './dispatch/targets.ts';
+import { buildDispatch } from './dispatch/wiring.ts';
 import type { Resolver } from './egress/types.ts';
-import { type ErrorCode, ProxyError } from './errors.ts';
+import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
@@ -48,7 +42,6 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
 import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
-import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
@@ -67,9 +60,7 @@ import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
-import { ChildRegistry } from './upstream/child-registry.ts';
-import { UpstreamHttp } from './upstream/http.ts';
-import { ParamHeaderCatalog } from './upstream/param-headers.ts';
+import type { ChildRegistry } from './upstream/child-registry.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 
@@ -80,14 +71,6 @@ declare module 'fastify' {
      * settings that only take effect after a restart. Throws, changing nothing, if invalid.
      */
     reload(config: Config): string[];
-  }
-  interface FastifyRequest {
-    /** MCP method of the forwarded message, for the access log. */
-    mcpMethod: string | undefined;
-    /** Upstream host, for the access log. */
-    targetHost: string | undefined;
-    /** Stable error code of a failed request, for the access log. */
-    errorCode: ErrorCode | undefined;
   }
 }
 
@@ -118,8 +101,6 @@ export interface AppDeps {
   readonly auditDestination?: AuditDestination;
 }
 
-const VERDICT_TTL_MS = 10 * 60_000;
-const VERDICT_MAX_ENTRIES = 1_000;
 /** Bytes an outbound event stream may queue for a slow reader before it is closed. */
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
 /** Interval of keep-alive comments on outbound event streams. */
@@ -144,32 +125,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         sessions: () => sessionCounts(sessions.values(), openSockets()),
       })
     : undefined;
-  const guard = new ReloadableGuard(
-    config.egress,
-    {
-      connectTimeoutMs: config.upstream.connectTimeoutMs,
-      agent: { connections: config.upstream.maxConnectionsPerOrigin },
-      ...(deps.resolver ? { resolver: deps.resolver } : {}),
-    },
-    status && ((host, reason) => status.egressRefusal(host, reason)),
-  );
   const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
   // Off (no SDK loaded, no hooks) unless an OTLP endpoint is configured (issue 21).
   const tracing = await Tracing.create(config.tracing);
-  const http = new UpstreamHttp(guard, {
-    timeoutMs: config.upstream.timeoutMs,
-    responseLimitBytes: config.upstream.responseLimitBytes,
-    onTiming: status
-      ? (outcome, seconds, url, failure) => {
-          metrics.upstream(outcome, seconds);
-          status.upstream(url, outcome, seconds, failure);
-        }
-      : (outcome, seconds) => metrics.upstream(outcome, seconds),
-    tracing,
-  });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
   // add; a test may pass its own, or a rate store of its own (a slow one).
   let store: Store;
@@ -245,38 +206,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
-  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
-  const paramHeaders = new ParamHeaderCatalog({ now });
-  const eras = new EraDetector({
-    http,
-    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
-    timeoutMs: config.upstream.timeoutMs,
-  });
   let currentServers = config.servers;
-  const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
-  const connector = new UpstreamConnector({
-    guard,
-    http,
+  // The way out (egress guard, upstream HTTP, targets, connector, session openers, planner).
+  const { guard, http, paramHeaders, targets, held, pool, planner } = buildDispatch(config, {
     logger,
-    timeoutMs: config.upstream.timeoutMs,
-    responseLimitBytes: config.upstream.responseLimitBytes,
-    verdicts,
-    paramHeaders,
-    eras,
-    // A call waiting on a modern client's input is held as long as an idle session would be.
-    inputDeadlineMs: config.sessions.idleTimeoutMs,
-    children: deps.children ?? new ChildRegistry(),
-    handleTag: ownership.instanceId,
-    tracing: tracing.enabled ? tracing : undefined,
-  });
-  const held = new HeldSessions({
+    now,
     sessions,
-    connector,
-    ...(status && { onOpen: openingsOf(status) }),
-  });
-  const pool = new ModernSessionPool<UpstreamTarget>({
-    sessions,
-    open: (owner, target) => held.open(owner, target),
+    metrics,
+    status,
+    tracing,
+    instanceId: ownership.instanceId,
+    resolver: deps.resolver,
+    children: deps.children,
+    onOpen: status && openingsOf(status),
   });
   // What a reload lets a running request or session keep: a virtual server's name is no
   // configured server's, and its members are reached through it.
@@ -287,7 +229,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
   };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
-  const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
   const broker = buildBroker(config, {

@@ -5,7 +5,7 @@
  * process environment. A bad value fails with one line naming where it came from.
  */
 import { z } from 'zod';
-import { HostList } from '../egress/host-list.ts';
+import { checkAcrossSettings } from './cross-checks.ts';
 import {
   grantsSchema,
   issuerUrl,
@@ -28,7 +28,7 @@ import {
   readDotenv,
   setPath,
 } from './sources.ts';
-import { virtualServerProblem, virtualServerSchema } from './virtual-servers.ts';
+import { virtualServerSchema } from './virtual-servers.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -382,78 +382,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   const config = parsed.data;
-  for (const key of ['allowedHosts', 'deniedHosts'] as const) {
-    try {
-      HostList.parse(config.egress[key], key);
-    } catch (error) {
-      const detail = (error as Error).message.slice(key.length + 2);
-      throw new ConfigError(`Invalid configuration: ${describeSource(['egress', key], origin)}: ${detail}`);
-    }
-  }
-  if (config.sessionSecretPrevious.length > 0 && config.sessionSecret === undefined) {
-    // Previous secrets only open ids; something must seal the new ones (issue 14, finding 2).
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
-    );
-  }
-  if (config.oidc.issuer !== undefined && config.oidc.audience.length === 0) {
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['oidc', 'issuer'], origin)}: needs OIDC_AUDIENCE (the audience its tokens carry for this proxy)`,
-    );
-  }
-  for (const [index, entry] of config.oidc.issuers.entries()) {
-    if (config.oidc.issuers.findIndex((other) => other.issuer === entry.issuer) !== index) {
-      throw new ConfigError(
-        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": issuer ${entry.issuer} is listed twice`,
-      );
-    }
-    const where = (key: string) =>
-      `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}.${key}"`;
-    if (entry.grants !== undefined) checkGrantNames(config, entry.grants, where('grants'));
-    for (const [claim, byValue] of Object.entries(entry.claims ?? {})) {
-      for (const [value, grants] of Object.entries(byValue)) {
-        checkGrantNames(config, grants, where(`claims.${claim}.${value}`));
-      }
-    }
-  }
-  if (config.store === 'redis' && config.redisUrl === undefined) {
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
-    );
-  }
-  const virtualProblem = virtualServerProblem(config.virtualServers, config.servers);
-  if (virtualProblem !== undefined) {
-    const [key, message] = virtualProblem;
-    throw new ConfigError(`Invalid configuration: ${describeSource(key.split('.'), origin)}: ${message}`);
-  }
+  checkAcrossSettings(config, (path) => `Invalid configuration: ${describeSource(path, origin)}`);
   config.proxyTokens = [...new Set(config.proxyTokens)];
-  for (const [index, grant] of config.tokens.entries()) {
-    checkGrantNames(
-      config,
-      grant,
-      `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}`,
-    );
-  }
   return deepFreeze(config) as Config;
-}
-
-/**
- * Checks that a grant's server and rate-class names exist in the configuration: the same check
- * for a config token and for an OIDC mapping or fallback. `where` opens the message, up to and
- * without the closing quote of the key (the field is appended).
- */
-function checkGrantNames(
-  config: z.infer<typeof configSchema>,
-  grants: z.infer<typeof grantsSchema>,
-  where: string,
-): void {
-  const unknown = grants.servers?.find(
-    (name) => !Object.hasOwn(config.servers, name) && !Object.hasOwn(config.virtualServers, name),
-  );
-  if (unknown !== undefined) throw new ConfigError(`${where}.servers": no server named "${unknown}"`);
-  if (grants.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grants.rateClass)) {
-    throw new ConfigError(`${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`);
-  }
 }
 
 function describeSource(path: readonly string[], origin: ReadonlyMap<string, string>): string {
