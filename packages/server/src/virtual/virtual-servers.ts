@@ -24,16 +24,10 @@ import {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
+import { PROMPTS, RESOURCES, TEMPLATES, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
+import { type MemberRelay, MemberRequests, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import {
-  MemberView,
-  PROMPTS,
-  RESOURCES,
-  TEMPLATES,
-  TOOLS,
-  VIRTUAL_CAPABILITIES,
-  visibleMembers,
-} from './member-view.ts';
+import { MemberView, visibleMembers } from './member-view.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
@@ -59,6 +53,13 @@ export interface VirtualRequest {
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
   readonly signal?: AbortSignal | undefined;
+  /** Where what members send for the request goes (an answer stream); none: it is dropped. */
+  readonly channel?: VirtualChannel | undefined;
+}
+
+/** A request on its way to the members: what they send for it goes to `relay`. */
+export interface RoutedRequest extends VirtualRequest {
+  readonly relay?: MemberRelay | undefined;
 }
 
 /**
@@ -112,9 +113,12 @@ export class VirtualServers {
   readonly #inFlight = new Map<string, AbortController>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
+  /** Members' server requests waiting for their clients' answers. */
+  readonly #requests: MemberRequests;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#requests = new MemberRequests(deps.members.timeoutMs);
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -173,7 +177,8 @@ export class VirtualServers {
   async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
     this.checkReach(name, request.caller.grants);
     const settings = this.#deps.settings()[name];
-    const { message } = request;
+    const { message, channel } = request;
+    const scope = `${request.caller.principalKey}\n${name}`;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
       if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
@@ -186,11 +191,22 @@ export class VirtualServers {
     const controller = new AbortController();
     this.#inFlight.set(key, controller);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    const era = clientEraOf(message, request.protocolVersion);
+    const relay = channel && this.#requests.relay(scope, channel, era);
     try {
-      return await this.#answer(name, settings, { ...request, signal }, message);
+      return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
       if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
     }
+  }
+
+  /**
+   * A client's answer to a member's server request (sampling, elicitation, roots), which it got
+   * on an answer stream: sent to the member that asked. Ignored when nothing waits for it.
+   */
+  answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
+    this.checkReach(name, caller.grants);
+    this.#requests.answer(`${caller.principalKey}\n${name}`, response);
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -200,7 +216,7 @@ export class VirtualServers {
   async #answer(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (clientEraOf(message, request.protocolVersion) === 'modern') {
@@ -224,7 +240,7 @@ export class VirtualServers {
   async #answerModern(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (message.method === 'server/discover') {
@@ -250,7 +266,7 @@ export class VirtualServers {
   #route(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
     const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
