@@ -7,10 +7,22 @@
 
 /**
  * What a virtual server declares: what it routes (whether a member has each is only known once it
- * answered; an empty list costs nothing). No `listChanged` nor `subscribe`: it has no stream to
- * send them on yet.
+ * answered; an empty list costs nothing). List changes, resource updates and log messages reach
+ * a client on its GET stream (client-streams.ts); a client without one simply gets none.
  */
-export const VIRTUAL_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
+export const VIRTUAL_CAPABILITIES = {
+  tools: { listChanged: true },
+  prompts: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  completions: {},
+  logging: {},
+} as const;
+
+/**
+ * What a virtual server declares to a 2026-07-28 client: the same lists, without what only a
+ * 2025 client's GET stream carries (that era has no logging level to set, and listens itself).
+ */
+export const MODERN_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
 
 /** A list the virtual server merges from its members: its method, result field and capability. */
 export interface Catalog {

@@ -31,6 +31,11 @@ export interface VirtualChannel {
   readonly asks: boolean;
 }
 
+/** Names a client for its members' requests: its principal and virtual server. */
+export function scopeOf(principalKey: string, name: string): string {
+  return `${principalKey}\n${name}`;
+}
+
 /** Sends a client's answer to the member that asked. */
 export type MemberReply = (response: JsonRpcResponse) => Promise<void>;
 

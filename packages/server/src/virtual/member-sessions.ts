@@ -13,7 +13,13 @@ import type { OpenedSession, SessionOwner } from '../dispatch/held-sessions.ts';
 import { TargetResolver } from '../dispatch/targets.ts';
 import { LATEST_SESSION_VERSION } from '../eras/classify.ts';
 import { ProxyError } from '../errors.ts';
-import type { JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import {
+  isRequest,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { PooledCall } from '../sessions/modern-pool.ts';
@@ -46,6 +52,14 @@ export interface MemberSessionsDeps {
   readonly now?: (() => number) | undefined;
 }
 
+/** Takes what a member sends outside any request: true when taken (or nothing to do). */
+export type MemberListener = (
+  ownerId: string,
+  member: string,
+  message: JsonRpcMessage,
+  reply: (response: JsonRpcResponse) => Promise<void>,
+) => boolean;
+
 /** A member's session, initialized, with what the member said of itself. */
 export interface MemberSession {
   readonly session: HeldSession;
@@ -63,6 +77,7 @@ export class MemberSessions {
   /** Pool key → the error its last open failed with, for a short back-off. */
   readonly #failed: TtlCache<string, unknown>;
   #seq = 0;
+  #listener: MemberListener | undefined;
 
   /** How long the handshake and each request may take. */
   get timeoutMs(): number {
@@ -122,10 +137,25 @@ export class MemberSessions {
     return call.call({ timeoutMs: this.#deps.timeoutMs, signal }, related && ((m) => related(m, reply)));
   }
 
+  /**
+   * Where what a member sends outside any request goes (virtual-servers.ts: the principal's GET
+   * streams), told the session's owner and member, and how to answer the member.
+   */
+  listen(listener: MemberListener): void {
+    this.#listener = listener;
+  }
+
   async #open(key: string, owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
     const { id, session } = await this.#deps.open(owner, target);
     session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);
+    });
+    const member = target.name ?? '';
+    const reply = (response: JsonRpcResponse) => session.send(response);
+    // Never kept for later (no stream will take a session's backlog): a notification nobody
+    // listens to is dropped, a server request is refused for the client.
+    session.attachStandalone({
+      deliver: (message) => this.#listener?.(owner.ownerId, member, message, reply) ?? !isRequest(message),
     });
     try {
       const initialized = await this.#handshake(session);

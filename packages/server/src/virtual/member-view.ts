@@ -174,6 +174,28 @@ export class MemberView {
   }
 
   /**
+   * A request for every member that declares `capability` (`logging/setLevel`), answered empty
+   * once each answered; a member that could not take it is named in `_meta`.
+   */
+  async fanOut(message: JsonRpcRequest, capability: 'logging'): Promise<JsonRpcResponse> {
+    const unavailable: Unavailable[] = [];
+    const send = async (target: UpstreamTarget) => {
+      const { initialized } = await this.#deps.members.session(this.#owner, target);
+      if (asObject(initialized.capabilities)[capability] === undefined) return undefined;
+      return this.#deps.members.call(this.#owner, target, message, this.#request.signal);
+    };
+    const each = this.#members.map(async (member) => {
+      const answer = await this.#reach(member, send).catch((error: unknown) => findProxyError(error));
+      const code =
+        answer instanceof ProxyError ? answer.code : answer && 'error' in answer ? 'member_error' : '';
+      if (code !== '') unavailable.push(this.#dropped(member, code));
+    });
+    await Promise.all(each);
+    const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
+    return { jsonrpc: '2.0', id: message.id, result };
+  }
+
+  /**
    * A `tools/call` in tool search mode: `search_tools` ranks the merged list (every page of
    * every member, one page in memory at a time: only the best `limit` are kept between pages),
    * `call_tool` calls one of them, and a member's tool named directly is still called.

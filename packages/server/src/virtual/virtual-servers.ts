@@ -24,8 +24,9 @@ import {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
-import { PROMPTS, RESOURCES, TEMPLATES, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
-import { type MemberRelay, MemberRequests, type VirtualChannel } from './member-requests.ts';
+import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
+import { ClientStreams } from './client-streams.ts';
+import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView, visibleMembers } from './member-view.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
@@ -115,10 +116,16 @@ export class VirtualServers {
   readonly #cursorSecret: Uint8Array;
   /** Members' server requests waiting for their clients' answers. */
   readonly #requests: MemberRequests;
+  /** The clients' GET streams. */
+  readonly #streams: ClientStreams;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
     this.#requests = new MemberRequests(deps.members.timeoutMs);
+    this.#streams = new ClientStreams(this.#requests);
+    deps.members.listen((owner, member, message, reply) =>
+      this.#streams.deliver(owner, member, message, reply),
+    );
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -178,7 +185,7 @@ export class VirtualServers {
     this.checkReach(name, request.caller.grants);
     const settings = this.#deps.settings()[name];
     const { message, channel } = request;
-    const scope = `${request.caller.principalKey}\n${name}`;
+    const scope = scopeOf(request.caller.principalKey, name);
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
       if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
@@ -206,7 +213,18 @@ export class VirtualServers {
    */
   answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
     this.checkReach(name, caller.grants);
-    this.#requests.answer(`${caller.principalKey}\n${name}`, response);
+    this.#requests.answer(scopeOf(caller.principalKey, name), response);
+  }
+
+  /**
+   * Opens a client's GET stream on the virtual server `name`: what the members it sees send
+   * outside its requests (list changes, log messages, resource updates, server requests) goes to
+   * `channel`. Returns what closes it.
+   */
+  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
+    this.checkReach(name, caller.grants);
+    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants);
+    return this.#streams.open(caller.principalKey, name, members, channel);
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -252,7 +270,7 @@ export class VirtualServers {
           supportedVersions: [MODERN_VERSION],
           ttlMs: 0,
           cacheScope: 'private',
-          capabilities: VIRTUAL_CAPABILITIES,
+          capabilities: MODERN_CAPABILITIES,
           _meta: { [META.serverInfo]: { name, version: VERSION } },
         },
       };
@@ -290,7 +308,11 @@ export class VirtualServers {
       case 'resources/templates/list':
         return view.list(message, TEMPLATES);
       case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
         return view.callNamed(message, RESOURCES);
+      case 'logging/setLevel':
+        return view.fanOut(message, 'logging');
       case 'completion/complete':
         return view.complete(message);
       default:

@@ -93,7 +93,8 @@ export class McpEndpoint {
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      return serveVirtual(virtual, exchange, request, reply, this.#deps.stream);
+      const { stream, shutdown } = this.#deps;
+      return serveVirtual(virtual, exchange, request, reply, { stream, shutdown });
     }
     if (parsed) {
       const resumed = this.#signIns.resume(request, reply, parsed, identity.principalKey);

@@ -4,7 +4,8 @@
  * statelessly (no `Mcp-Session-Id`: what it holds is per principal, in virtual/member-sessions.ts),
  * answering each POST with JSON, or with an event stream once a member sends something for the
  * request first (progress, a log message, a server request, whose answer the client POSTs).
- * There is no GET stream and nothing to DELETE (405, as the Streamable HTTP transport allows).
+ * A GET stream carries what members send outside any request; there is no session to DELETE
+ * (405, as the Streamable HTTP transport allows).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
@@ -37,17 +38,20 @@ export async function serveVirtual(
   exchange: VirtualExchange,
   request: FastifyRequest,
   reply: FastifyReply,
-  stream: EventStreamOptions,
+  streams: VirtualStreamOptions,
 ): Promise<FastifyReply> {
   virtual.checkReach(exchange.name, exchange.identity.grants);
-  if (exchange.messages === undefined) throw new ProxyError('method_not_allowed');
+  if (exchange.messages === undefined) {
+    if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
+    return openStream(virtual, exchange, request, reply, streams);
+  }
   const signal = callerSignal(reply);
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
   for (const message of exchange.messages) checkHeaderAgreement(request.headers, message);
   // What members send for a request (progress, log messages, server requests) needs a stream:
   // the answer becomes one at the first such message, else it stays JSON.
-  const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, stream) : undefined;
+  const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, streams.stream) : undefined;
   const answers: JsonRpcResponse[] = [];
   for (const message of exchange.messages) {
     // A client's answer to a member's server request, which it got on an answer stream.
@@ -71,6 +75,41 @@ export async function serveVirtual(
     .code(200)
     .type('application/json')
     .send(exchange.batch ? answers : answers[0]);
+}
+
+/** What the endpoint's own event streams need. */
+export interface VirtualStreamOptions {
+  readonly stream: EventStreamOptions;
+  /** Aborted when the proxy shuts down: a GET stream never ends by itself. */
+  readonly shutdown: AbortSignal;
+}
+
+/**
+ * GET: the client's stream of what the members it sees send outside its requests (list changes,
+ * log messages, resource updates, server requests), until it leaves or the proxy stops.
+ */
+function openStream(
+  virtual: VirtualServers,
+  exchange: VirtualExchange,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: VirtualStreamOptions,
+): FastifyReply {
+  if (!acceptsEventStream(request))
+    throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
+  const writer = new EventStreamWriter(options.stream);
+  const close = virtual.openStream(exchange.name, exchange.identity, {
+    send: (message) => writer.write(message),
+    asks: true,
+  });
+  writer.onClose(close);
+  const end = () => writer.close();
+  options.shutdown.addEventListener('abort', end, { once: true });
+  writer.onClose(() => options.shutdown.removeEventListener('abort', end));
+  reply.raw.once('close', end);
+  // Clients wait for the GET's headers before going on: send them now, not with the first event.
+  writer.comment('stream open');
+  return sendEventStream(reply, writer);
 }
 
 /**
