@@ -283,12 +283,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     http,
     sealer,
     passThrough: new PassThrough(http, sealer),
-    bridge: new HeldSessionHandler({
-      sessions,
-      held,
-      timeoutMs: config.upstream.timeoutMs,
-      stream,
-    }),
+    bridge: new HeldSessionHandler({ sessions, held, timeoutMs: config.upstream.timeoutMs, stream }),
     modern: new PooledSessionHandler({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
@@ -296,6 +291,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     broker,
     signIn: new SignInRounds(vaultKeys, now),
     virtual,
+    stream,
   });
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.

@@ -49,6 +49,11 @@ export class TtlCache<K, V> {
     this.#entries.set(key, { value, expires: this.#now() + this.#ttlMs });
   }
 
+  /** Forgets `key`'s entry; true when there was one. */
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
+  }
+
   /** Forgets every entry. */
   clear(): void {
     this.#entries.clear();

@@ -26,6 +26,8 @@ function virtualWith(
         tools: visibleTools(undefined, grants.tools),
       }) as never,
     members: {
+      listen() {},
+      timeoutMs: 5000,
       session: async () => ({
         session: {},
         initialized: { capabilities: { tools: {}, prompts: {}, resources: {} } },
@@ -121,6 +123,8 @@ it('a hidden tool of a member the principal has not signed in to is unknown, not
         tools: visibleTools(undefined, grants.tools),
       }) as never,
     members: {
+      listen() {},
+      timeoutMs: 5000,
       session: async () => assert.fail('no session'),
       call: async () => assert.fail('no call'),
     } as never,

@@ -526,7 +526,7 @@ describe('virtual servers', () => {
     });
   }
 
-  it('serves a 2026-07-28 client (SDK v2), refuses a version it does not speak, and has no GET stream', async () => {
+  it('serves a 2026-07-28 client (SDK v2), refuses a version it does not speak, and has no session to DELETE', async () => {
     const modern = await connectModernClient(proxy, '', { path: '/servers/workspace/mcp' });
     try {
       const { tools } = await modern.client.listTools();
@@ -574,8 +574,15 @@ describe('virtual servers', () => {
     const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token },
     });
-    assert.equal(get.status, 405);
+    assert.equal(get.status, 200, 'a GET stream carries what members send outside requests');
+    assert.match(get.headers.get('content-type') ?? '', /^text\/event-stream/);
     await get.body?.cancel();
+    const deleted = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'DELETE',
+      headers: { 'x-proxy-token': proxy.token },
+    });
+    assert.equal(deleted.status, 405);
+    await deleted.body?.cancel();
   });
 
   it('looks unknown to a principal whose grants do not name it', async () => {

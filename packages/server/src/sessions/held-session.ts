@@ -178,17 +178,20 @@ export class HeldSession {
 
   /**
    * Sends one request and resolves with its response: for callers that cannot take anything
-   * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
-   * an abort cancels the request upstream.
+   * else (POST /proxy). Server-initiated requests are refused on their behalf, unless `related`
+   * takes them (a caller that relays what comes for its request: a virtual server's client);
+   * a timeout or an abort cancels the request upstream.
    */
   async call(
     message: JsonRpcRequest,
     options: RequestOptions,
     filter: ToolFilter | undefined,
+    related?: (incoming: JsonRpcMessage) => boolean,
   ): Promise<JsonRpcResponse> {
     let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
+        if (related !== undefined && !isResponse(incoming) && related(incoming)) return true;
         // This caller cannot answer server requests (they are refused for it); an upstream that
         // keeps sending them fails the call (issue 14 review, F2).
         if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {

@@ -14,12 +14,15 @@ import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../er
 import {
   asObject,
   type JsonObject,
+  type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
+import { type Catalog, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
+import { exposedAnswer } from './client-view.ts';
 import {
   decodeCursor,
   encodeCursor,
@@ -29,8 +32,9 @@ import {
   memberUri,
   prefixed,
 } from './member-names.ts';
+import type { MemberReply } from './member-requests.ts';
 import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
-import type { VirtualRequest, VirtualServersDeps } from './virtual-servers.ts';
+import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
 
 /** How many merged list pages one search reads at most (a member paging forever ends there). */
 const MAX_SEARCH_PAGES = 20;
@@ -45,54 +49,6 @@ const SEARCH_DEADLINE_LISTS = 3;
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
 
-/**
- * What a virtual server declares: what it routes (whether a member has each is only known once it
- * answered; an empty list costs nothing). No `listChanged` nor `subscribe`: it has no stream to
- * send them on yet.
- */
-export const VIRTUAL_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
-
-/** A list the virtual server merges from its members: its method, result field and capability. */
-export interface Catalog {
-  readonly method: 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
-  readonly field: 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
-  /** The member capability that says it has such a list. */
-  readonly capability: 'tools' | 'prompts' | 'resources';
-  /** The entry's field the client addresses it by: a name is prefixed, a URI mapped. */
-  readonly key: 'name' | 'uri' | 'uriTemplate';
-  /** What an entry is called in an unknown-name answer. */
-  readonly noun: 'tool' | 'prompt' | 'resource';
-}
-
-export const TOOLS: Catalog = {
-  method: 'tools/list',
-  field: 'tools',
-  capability: 'tools',
-  key: 'name',
-  noun: 'tool',
-};
-export const PROMPTS: Catalog = {
-  method: 'prompts/list',
-  field: 'prompts',
-  capability: 'prompts',
-  key: 'name',
-  noun: 'prompt',
-};
-export const RESOURCES: Catalog = {
-  method: 'resources/list',
-  field: 'resources',
-  capability: 'resources',
-  key: 'uri',
-  noun: 'resource',
-};
-export const TEMPLATES: Catalog = {
-  method: 'resources/templates/list',
-  field: 'resourceTemplates',
-  capability: 'resources',
-  key: 'uriTemplate',
-  noun: 'resource',
-};
-
 /** A member that could not serve an answer, as named in `_meta`. */
 export interface Unavailable {
   readonly server: string;
@@ -103,7 +59,7 @@ export interface Unavailable {
 export class MemberView {
   readonly #name: string;
   readonly #settings: VirtualServerSettings;
-  readonly #request: VirtualRequest;
+  readonly #request: RoutedRequest;
   readonly #deps: VirtualServersDeps;
   readonly #owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
@@ -114,7 +70,7 @@ export class MemberView {
   constructor(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     deps: VirtualServersDeps,
     cursorSecret: Uint8Array,
   ) {
@@ -215,6 +171,28 @@ export class MemberView {
     }
     const params = { ...message.params, ref: { ...ref, [field]: target.name } };
     return this.#memberCall(target.member, { ...message, params });
+  }
+
+  /**
+   * A request for every member that declares `capability` (`logging/setLevel`), answered empty
+   * once each answered; a member that could not take it is named in `_meta`.
+   */
+  async fanOut(message: JsonRpcRequest, capability: 'logging'): Promise<JsonRpcResponse> {
+    const unavailable: Unavailable[] = [];
+    const send = async (target: UpstreamTarget) => {
+      const { initialized } = await this.#deps.members.session(this.#owner, target);
+      if (asObject(initialized.capabilities)[capability] === undefined) return undefined;
+      return this.#deps.members.call(this.#owner, target, message, this.#request.signal);
+    };
+    const each = this.#members.map(async (member) => {
+      const answer = await this.#reach(member, send).catch((error: unknown) => findProxyError(error));
+      const code =
+        answer instanceof ProxyError ? answer.code : answer && 'error' in answer ? 'member_error' : '';
+      if (code !== '') unavailable.push(this.#dropped(member, code));
+    });
+    await Promise.all(each);
+    const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
+    return { jsonrpc: '2.0', id: message.id, result };
   }
 
   /**
@@ -357,11 +335,17 @@ export class MemberView {
     refuse?: (target: UpstreamTarget) => JsonRpcResponse | undefined,
   ): Promise<JsonRpcResponse> {
     try {
-      return await this.#reach(
+      // Resource URIs inside the member's result are the virtual server's, as in its lists.
+      const answer = await this.#reach(
         member,
-        (target) => this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        (target) => {
+          const { relay, signal } = this.#request;
+          const related = relay && ((m: JsonRpcMessage, reply: MemberReply) => relay(member, m, reply));
+          return this.#deps.members.call(this.#owner, target, message, signal, related);
+        },
         refuse,
       );
+      return exposedAnswer(member, answer);
     } catch (error) {
       return toJsonRpcError(error, message.id);
     }

@@ -24,16 +24,11 @@ import {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
+import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
+import { ClientStreams } from './client-streams.ts';
+import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import {
-  MemberView,
-  PROMPTS,
-  RESOURCES,
-  TEMPLATES,
-  TOOLS,
-  VIRTUAL_CAPABILITIES,
-  visibleMembers,
-} from './member-view.ts';
+import { MemberView, visibleMembers } from './member-view.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
@@ -59,6 +54,13 @@ export interface VirtualRequest {
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
   readonly signal?: AbortSignal | undefined;
+  /** Where what members send for the request goes (an answer stream); none: it is dropped. */
+  readonly channel?: VirtualChannel | undefined;
+}
+
+/** A request on its way to the members: what they send for it goes to `relay`. */
+export interface RoutedRequest extends VirtualRequest {
+  readonly relay?: MemberRelay | undefined;
 }
 
 /**
@@ -112,9 +114,18 @@ export class VirtualServers {
   readonly #inFlight = new Map<string, AbortController>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
+  /** Members' server requests waiting for their clients' answers. */
+  readonly #requests: MemberRequests;
+  /** The clients' GET streams. */
+  readonly #streams: ClientStreams;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#requests = new MemberRequests(deps.members.timeoutMs);
+    this.#streams = new ClientStreams(this.#requests);
+    deps.members.listen((owner, member, message, reply) =>
+      this.#streams.deliver(owner, member, message, reply),
+    );
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -173,7 +184,8 @@ export class VirtualServers {
   async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
     this.checkReach(name, request.caller.grants);
     const settings = this.#deps.settings()[name];
-    const { message } = request;
+    const { message, channel } = request;
+    const scope = scopeOf(request.caller.principalKey, name);
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
       if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
@@ -186,11 +198,33 @@ export class VirtualServers {
     const controller = new AbortController();
     this.#inFlight.set(key, controller);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    const era = clientEraOf(message, request.protocolVersion);
+    const relay = channel && this.#requests.relay(scope, channel, era);
     try {
-      return await this.#answer(name, settings, { ...request, signal }, message);
+      return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
       if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
     }
+  }
+
+  /**
+   * A client's answer to a member's server request (sampling, elicitation, roots), which it got
+   * on an answer stream: sent to the member that asked. Ignored when nothing waits for it.
+   */
+  answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
+    this.checkReach(name, caller.grants);
+    this.#requests.answer(scopeOf(caller.principalKey, name), response);
+  }
+
+  /**
+   * Opens a client's GET stream on the virtual server `name`: what the members it sees send
+   * outside its requests (list changes, log messages, resource updates, server requests) goes to
+   * `channel`. Returns what closes it.
+   */
+  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
+    this.checkReach(name, caller.grants);
+    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants);
+    return this.#streams.open(caller.principalKey, name, members, channel);
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -200,7 +234,7 @@ export class VirtualServers {
   async #answer(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (clientEraOf(message, request.protocolVersion) === 'modern') {
@@ -224,7 +258,7 @@ export class VirtualServers {
   async #answerModern(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (message.method === 'server/discover') {
@@ -236,7 +270,7 @@ export class VirtualServers {
           supportedVersions: [MODERN_VERSION],
           ttlMs: 0,
           cacheScope: 'private',
-          capabilities: VIRTUAL_CAPABILITIES,
+          capabilities: MODERN_CAPABILITIES,
           _meta: { [META.serverInfo]: { name, version: VERSION } },
         },
       };
@@ -250,7 +284,7 @@ export class VirtualServers {
   #route(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
     const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
@@ -274,7 +308,11 @@ export class VirtualServers {
       case 'resources/templates/list':
         return view.list(message, TEMPLATES);
       case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
         return view.callNamed(message, RESOURCES);
+      case 'logging/setLevel':
+        return view.fanOut(message, 'logging');
       case 'completion/complete':
         return view.complete(message);
       default:
