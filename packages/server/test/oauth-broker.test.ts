@@ -124,7 +124,20 @@ function upstreamTokens(s: Setup): string[] {
 }
 
 describe('upstream OAuth broker on POST /proxy', () => {
-  it("stays out of the way unless OAUTH_BROKER is on: the upstream 401 is the caller's, with its challenge", async () => {
+  it('is on by default when PUBLIC_URL is set (OAUTH_BROKER unset)', async () => {
+    const s = await setup({ OAUTH_BROKER: '' });
+    authRequired(s, await whoami(s, ALICE));
+  });
+
+  it('stays off by default without PUBLIC_URL: the upstream 401 is the caller\'s', async () => {
+    const s = await setup({ OAUTH_BROKER: '', PUBLIC_URL: '' });
+    const reply = await whoami(s, ALICE);
+    assert.equal(reply.status, 401, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    assert.equal(s.world.as.events.length, 0, 'nothing reached the authorization server');
+  });
+
+  it("stays out of the way with OAUTH_BROKER=false: the upstream 401 is the caller's, with its challenge", async () => {
     const s = await setup({ OAUTH_BROKER: 'false' });
     const reply = await whoami(s, ALICE);
     assert.equal(reply.status, 401, JSON.stringify(reply.body));

@@ -131,11 +131,11 @@ export const DEFAULTS = {
   /** The proxy's external base URL (protected resource metadata; default: from each request). */
   publicUrl: undefined as string | undefined,
   /**
-   * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
-   * the fixes of its security review (login CSRF on start links, mix-up without RFC 9207 `iss`,
-   * F3-F8) are reviewed.
+   * The upstream OAuth broker (docs/oauth.md): unset, it runs when PUBLIC_URL is set (its links
+   * and callback live there, issue 18); `false` keeps it off, `true` asks for it (it still needs
+   * PUBLIC_URL). The one reading: credentials/wiring.ts `brokerSwitchedOn`.
    */
-  oauthBroker: false,
+  oauthBroker: undefined as boolean | undefined,
   /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
   oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
@@ -279,7 +279,7 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
-    oauthBroker: z.boolean(),
+    oauthBroker: z.boolean().optional(),
     oauthClients: z.array(
       z.strictObject({
         issuer: z.url(),

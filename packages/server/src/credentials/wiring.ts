@@ -2,7 +2,7 @@
  * @module credentials/wiring
  * `buildBroker(config, deps)` assembles the upstream OAuth broker (issue 18) for the app: tokens
  * sealed in the shared store under `oauth:`, every call through the egress guard; it acts only
- * with OAUTH_BROKER on and PUBLIC_URL set (the callback must be reachable).
+ * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
  */
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
@@ -21,7 +21,7 @@ export interface BrokerWiring {
   readonly guard: EgressGuard;
   /** The vault's keys ({@link vaultKeysFor}). */
   readonly keys: VaultKeys;
-  /** OAUTH_BROKER now. */
+  /** Whether the broker is switched on now ({@link brokerSwitchedOn}). */
   readonly switchedOn: () => boolean;
   /** PUBLIC_URL now. */
   readonly publicUrl: () => string | undefined;
@@ -32,6 +32,14 @@ export interface BrokerWiring {
   readonly now: () => number;
   /** OAuth calls as spans while tracing is on (issue 21). */
   readonly tracing?: Tracing;
+}
+
+/**
+ * Whether the operator wants the broker (issue 18's default): OAUTH_BROKER when set, else on
+ * exactly when PUBLIC_URL is set, since without it no sign-in link or callback can exist.
+ */
+export function brokerSwitchedOn(config: Pick<Config, 'oauthBroker' | 'publicUrl'>): boolean {
+  return config.oauthBroker ?? config.publicUrl !== undefined;
 }
 
 /** The vault's keys: VAULT_KEY, else one generated under DATA_DIR (in memory with STORE=memory). */
