@@ -13,7 +13,7 @@ import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
-import { brokerSwitchedOn, buildBroker, vaultKeysFor } from './credentials/wiring.ts';
+import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
 import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
 import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
 import { HeldSessions } from './dispatch/held-sessions.ts';
@@ -294,10 +294,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store,
     guard,
     keys: vaultKeys,
-    switchedOn: () => brokerSwitchedOn(current),
+    settings: () => current,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
-    issuerClients: () => current.oauthClients,
     now,
     tracing,
   });

@@ -6,6 +6,7 @@
  */
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import { loginIssuers } from '../identity/oidc/settings.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
@@ -21,14 +22,15 @@ export interface BrokerWiring {
   readonly guard: EgressGuard;
   /** The vault's keys ({@link vaultKeysFor}). */
   readonly keys: VaultKeys;
-  /** Whether the broker is switched on now ({@link brokerSwitchedOn}). */
-  readonly switchedOn: () => boolean;
+  /**
+   * The configuration in force (a reload replaces it): OAUTH_BROKER, `oauthClients`,
+   * OAUTH_USER_CODES and the OIDC login clients are read from it at each use.
+   */
+  readonly settings: () => Config;
   /** PUBLIC_URL now. */
   readonly publicUrl: () => string | undefined;
   /** The configured servers now. */
   readonly servers: () => Config['servers'];
-  /** Clients pre-registered per issuer (`oauthClients`) now. */
-  readonly issuerClients: () => Config['oauthClients'];
   readonly now: () => number;
   /** OAuth calls as spans while tracing is on (issue 21). */
   readonly tracing?: Tracing;
@@ -60,13 +62,15 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
       deps.tracing?.enabled === true
         ? tracedFetch(guardedFetch(deps.guard), deps.tracing)
         : guardedFetch(deps.guard),
-    switchedOn: deps.switchedOn,
+    switchedOn: () => brokerSwitchedOn(deps.settings()),
     publicUrl: deps.publicUrl,
     server: (name) => {
       const servers = deps.servers();
       return Object.hasOwn(servers, name) ? oauthSettingsOf(servers[name]) : undefined;
     },
-    issuerClients: deps.issuerClients,
+    issuerClients: () => deps.settings().oauthClients,
+    loginIssuers: () => loginIssuers(deps.settings()),
+    userCodes: () => deps.settings().oauthUserCodes,
     // Each call of the flow has the upstream deadline (UPSTREAM_TIMEOUT_MS, a restart setting).
     timeoutMs: () => config.upstream.timeoutMs,
     now: deps.now,
