@@ -78,6 +78,9 @@ export type ProxyErrorCode =
   | 'upstream_auth_declined'
   | 'oauth_connection_not_found'
   | 'upstream_auth_ended'
+  | 'oauth_code_invalid'
+  | 'oauth_user_mismatch'
+  | 'oauth_login_failed'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

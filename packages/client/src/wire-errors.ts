@@ -95,6 +95,10 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oauth_connection_not_found: InvalidInputError,
   // The user ended the socket's upstream sign-in: a new socket asks for one again.
   upstream_auth_ended: UpstreamAuthError,
+  // A sign-in link opened without its app (the proxy's docs/oauth.md): the proxy's own pages say these.
+  oauth_code_invalid: ProxyAuthError,
+  oauth_user_mismatch: ProxyAuthError,
+  oauth_login_failed: MCPProxyError,
   internal_error: MCPProxyError,
 });
 

@@ -235,10 +235,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store,
     guard,
     keys: vaultKeys,
-    switchedOn: () => current.oauthBroker,
+    settings: () => current,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
-    issuerClients: () => current.oauthClients,
     now,
     tracing,
   });

@@ -12,13 +12,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
 import { issuerKey } from '../src/credentials/registration.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
+import { connectMcp } from './helpers/oauth-proxy.ts';
 import { type OAuthWorld, type OAuthWorldOptions, startOAuthWorld } from './helpers/oauth-world.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -124,7 +123,20 @@ function upstreamTokens(s: Setup): string[] {
 }
 
 describe('upstream OAuth broker on POST /proxy', () => {
-  it("stays out of the way unless OAUTH_BROKER is on: the upstream 401 is the caller's, with its challenge", async () => {
+  it('is on by default when PUBLIC_URL is set (OAUTH_BROKER unset)', async () => {
+    const s = await setup({ OAUTH_BROKER: '' });
+    authRequired(s, await whoami(s, ALICE));
+  });
+
+  it("stays off by default without PUBLIC_URL: the upstream 401 is the caller's", async () => {
+    const s = await setup({ OAUTH_BROKER: '', PUBLIC_URL: '' });
+    const reply = await whoami(s, ALICE);
+    assert.equal(reply.status, 401, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    assert.equal(s.world.as.events.length, 0, 'nothing reached the authorization server');
+  });
+
+  it("stays out of the way with OAUTH_BROKER=false: the upstream 401 is the caller's, with its challenge", async () => {
     const s = await setup({ OAUTH_BROKER: 'false' });
     const reply = await whoami(s, ALICE);
     assert.equal(reply.status, 401, JSON.stringify(reply.body));
@@ -510,15 +522,7 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
 describe('upstream OAuth broker on /mcp', () => {
   it('answers a 2025 client with URL elicitation required (-32042), then serves it once signed in', async () => {
     const s = await setup();
-    const connect = async () => {
-      const client = new Client({ name: 'oauth-broker-test', version: '1.0.0' });
-      const transport = new StreamableHTTPClientTransport(new URL(`${s.proxy.url}/mcp`), {
-        requestInit: { headers: { 'x-proxy-token': ALICE, 'x-mcp-server-url': s.world.upstream.url } },
-      });
-      await client.connect(transport);
-      cleanup.push(() => client.close());
-      return client;
-    };
+    const connect = () => connectMcp(s, ALICE, cleanup);
     const error = await connect().then(
       () => assert.fail('connected without signing in'),
       (e: { code?: number; data?: { elicitations?: Array<{ mode: string; url: string }> } }) => e,

@@ -14,7 +14,8 @@ import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
 import {
   chooseClient,
   clientAuth,
@@ -24,6 +25,7 @@ import {
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
+import { SignInLinks } from './sign-in-links.ts';
 import {
   entryFrom,
   forgetDeadClient,
@@ -68,6 +70,10 @@ export interface OAuthBrokerDeps {
   readonly server: (name: string) => OAuthServerSettings | undefined;
   /** Clients the operator pre-registered per issuer (`oauthClients`), read at each use. */
   readonly issuerClients?: (() => readonly IssuerClient[]) | undefined;
+  /** OIDC issuers whose users sign in to the proxy to bind a link (proxy-login.ts), now. */
+  readonly loginIssuers?: (() => readonly LoginIssuer[]) | undefined;
+  /** OAUTH_USER_CODES now: links opened without their app may be bound with a one-time code. */
+  readonly userCodes?: (() => boolean) | undefined;
   /** The upstream deadline (UPSTREAM_TIMEOUT_MS), bounding discovery and token calls. */
   readonly timeoutMs?: (() => number) | undefined;
   readonly now?: () => number;
@@ -108,6 +114,7 @@ export class OAuthBroker {
   readonly #now: () => number;
   readonly #refresher: TokenRefresher;
   readonly #connections: OAuthConnections;
+  readonly #links: SignInLinks;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
@@ -128,6 +135,24 @@ export class OAuthBroker {
       fetch: deps.fetch,
       now: this.#now,
     });
+    this.#links = new SignInLinks({
+      pending: this.#pending,
+      login: new ProxyLogin({
+        store: deps.store,
+        keys: deps.keys,
+        fetch: deps.fetch,
+        issuers: deps.loginIssuers ?? (() => []),
+        publicUrl: deps.publicUrl,
+        deadline: () => this.#deadline(undefined),
+      }),
+      userCodes: deps.userCodes ?? (() => true),
+      now: this.#now,
+    });
+  }
+
+  /** The sign-in links' browser legs: described, bound (by the opener, a code, or a login). */
+  get links(): SignInLinks {
+    return this.#links;
   }
 
   /** The principals' connections: listed and ended by `/oauth/connections`. */
@@ -327,49 +352,10 @@ export class OAuthBroker {
       redirectUri,
       authorizeUrl: authorize.href,
     };
-    const id = await this.#pending.start(pending);
+    const { id, userCode } = await this.#links.offer(pending);
     return new ProxyError('upstream_auth_required', undefined, {
-      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server },
+      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server, ...(userCode ? { userCode } : {}) },
     });
-  }
-
-  /**
-   * What a start link signs in to, for the start page to name (review item 6): the server, its
-   * host and the authorization server's host; undefined when the link is unknown or used.
-   */
-  async startInfo(id: string): Promise<
-    | {
-        readonly server: string;
-        readonly host: string;
-        readonly issuerHost: string;
-        readonly authorizeHost: string;
-      }
-    | undefined
-  > {
-    const flow = await this.#pending.peek(id);
-    if (flow === undefined) return undefined;
-    const issuerHost = URL.parse(flow.as.issuer)?.host ?? flow.as.issuer;
-    return {
-      server: flow.server,
-      host: URL.parse(flow.target)?.host ?? flow.server,
-      issuerHost,
-      // Where the Continue button really goes (review oauth6 R2): the page names that host.
-      authorizeHost: URL.parse(flow.authorizeUrl)?.host ?? issuerHost,
-    };
-  }
-
-  /**
-   * The bind (docs/oauth.md): the app that opened link `id` proved to be `principalKey`, from
-   * `openerOrigin`. Consumes the link when it is that principal's and returns the authorization
-   * URL (the endpoint recorded at the start, review F7) with a fresh `state`, and the nonce the
-   * start page keeps in its tab's sessionStorage for the callback (review R1). Throws `oauth_state_invalid` for an unknown link,
-   * `oauth_bind_refused` for another principal's.
-   */
-  async bind(id: string, principalKey: string, openerOrigin: string): Promise<Bound> {
-    const bound = await this.#pending.bind(id, principalKey, openerOrigin);
-    if (bound === undefined) throw new ProxyError('oauth_state_invalid');
-    if (bound === 'wrongPrincipal') throw new ProxyError('oauth_bind_refused');
-    return bound;
   }
 
   /**
