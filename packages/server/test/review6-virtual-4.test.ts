@@ -1,0 +1,93 @@
+/**
+ * Review 6 (virtual servers), finding 4: a reload that takes a virtual server away from a token
+ * ends its calls in flight on `POST /proxy` but not on `/servers/{name}/mcp`. The endpoint
+ * returns to the virtual handler before it sets `request.targetKey` (surfaces/mcp/endpoint.ts),
+ * so `LiveRequests.endUnreachable` judges the request with no target and keeps it: a member
+ * call the token may no longer make through the virtual server runs to its end.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.ts';
+import { compileCacheEnv } from './helpers/compile-cache.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const require = createRequire(import.meta.url);
+const EVERYTHING = join(
+  dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')),
+  'dist/index.js',
+);
+const TOKEN = 'review6-virtual-reload-token-0123456789';
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('review6 virtual 4: a reload ends what it takes away on /servers/{virtual}/mcp too', () => {
+  let proxy: RunningProxy;
+  let dir: string;
+  let configPath: string;
+  const env = () => ({ MCP_PROXY_CONFIG: configPath });
+  const writeConfig = (servers: string[]) =>
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        servers: {
+          everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], env: compileCacheEnv() },
+        },
+        virtualServers: { workspace: { servers: ['everything'] } },
+        tokens: [{ sha256: sha256(TOKEN), servers }],
+      }),
+    );
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-review6-virtual-4-'));
+    configPath = join(dir, 'proxy.json');
+    writeConfig(['workspace', 'everything']);
+    proxy = await startProxy(env());
+  });
+  after(async () => {
+    await proxy?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ends a call in flight once the token no longer names the virtual server', async () => {
+    const body = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 3, steps: 3 } },
+    };
+    const inFlight = fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-06-18',
+        authorization: `Bearer ${TOKEN}`,
+      },
+      body: JSON.stringify(body),
+    }).then(
+      async (response) => ({ status: response.status, text: await response.text() }),
+      (error: unknown) => ({ status: 0, text: String(error) }),
+    );
+    // The call is under way once the member's session answers another request.
+    const echo = await postProxy(
+      { url: proxy.url, token: TOKEN },
+      {
+        server: 'workspace',
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'everything__echo', arguments: { message: 'x' } },
+      },
+    );
+    assert.ok(echo.body.result, JSON.stringify(echo.body));
+    writeConfig(['everything']);
+    proxy.app.reload(loadConfig({ env: env() }));
+    const reply = await inFlight;
+    // Ended: the connection is destroyed (as POST /proxy's is), never the call's result.
+    assert.doesNotMatch(reply.text, /Long running operation completed/, JSON.stringify(reply));
+  });
+});
