@@ -125,7 +125,9 @@ export class MemberView {
     this.#deps = deps;
     const { caller } = request;
     this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
-    this.#members = visibleMembers(settings.servers, caller.grants);
+    this.#members = visibleMembers(settings.servers, caller.grants, (server) =>
+      Object.hasOwn(deps.settings(), server),
+    );
   }
 
   /**
@@ -485,13 +487,16 @@ export class MemberView {
 
 /**
  * The members a principal sees: every one when its grant does not restrict servers or names
- * the virtual server alone; when it also names some members, only those (`servers: [workspace,
- * github]` sees GitHub's tools in `workspace`).
+ * virtual servers only; when it also names any other server, only the members it names
+ * (`servers: [workspace, github]` sees GitHub's tools in `workspace`), none when it names no
+ * current member. Whether the grant restricts is read from the grant alone, never from who the
+ * members are now: a reload that drops the one member a grant named must not widen it to all.
  */
 export function visibleMembers(
   members: readonly string[],
   grants: TargetGrants | undefined,
+  isVirtual: (name: string) => boolean,
 ): readonly string[] {
-  const named = members.filter((member) => permitsTarget(grants, { server: member }));
-  return named.length === 0 ? members : named;
+  const restricted = grants?.servers?.some((server) => !isVirtual(server)) ?? false;
+  return restricted ? members.filter((member) => permitsTarget(grants, { server: member })) : members;
 }

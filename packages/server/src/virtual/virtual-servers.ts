@@ -148,7 +148,7 @@ export class VirtualServers {
     return Object.entries(this.#deps.settings()).some(
       ([virtualName, settings]) =>
         permitsTarget(grants, { server: virtualName }) &&
-        visibleMembers(settings.servers, grants).includes(name),
+        visibleMembers(settings.servers, grants, (server) => this.has(server)).includes(name),
     );
   }
 
