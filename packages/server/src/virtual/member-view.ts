@@ -329,20 +329,25 @@ export class MemberView {
     });
     expired.catch(() => {});
     try {
-      const page = this.#reach(member, async (target) => {
-        const { initialized } = await this.#deps.members.session(this.#owner, target);
-        const capabilities = initialized.capabilities as JsonObject | undefined;
-        const declared = capabilities?.[catalog.capability];
-        if (typeof declared !== 'object' || declared === null) return undefined;
-        const request: JsonRpcRequest = {
-          jsonrpc: '2.0',
-          id,
-          method: catalog.method,
-          params: cursor === undefined ? {} : { cursor },
-        };
-        const answer = await this.#deps.members.call(this.#owner, target, request, signal);
-        return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
-      });
+      const page = this.#reach(
+        member,
+        async (target) => {
+          const { initialized } = await this.#deps.members.session(this.#owner, target);
+          const capabilities = initialized.capabilities as JsonObject | undefined;
+          const declared = capabilities?.[catalog.capability];
+          if (typeof declared !== 'object' || declared === null) return undefined;
+          const request: JsonRpcRequest = {
+            jsonrpc: '2.0',
+            id,
+            method: catalog.method,
+            params: cursor === undefined ? {} : { cursor },
+          };
+          const answer = await this.#deps.members.call(this.#owner, target, request, signal);
+          return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+        },
+        undefined,
+        false,
+      );
       page.catch(() => {});
       return await Promise.race([page, expired]);
     } catch (error) {
@@ -374,12 +379,14 @@ export class MemberView {
    * when the broker supplies it (as for a named server: only when neither the operator nor the
    * caller gave a credential). A 401 of the member then asks the principal to sign in to that
    * member only: `upstream_auth_required` is thrown, the other members are not affected.
-   * `refuse` may answer first, from the vetted target alone.
+   * `refuse` may answer first, from the vetted target alone. A list (`offers: false`) only looks
+   * in the vault: it starts no sign-in, each of which spends the principal's offer cap.
    */
   async #reach<T>(
     member: string,
     use: (target: UpstreamTarget) => Promise<T>,
     refuse?: (target: UpstreamTarget) => T | undefined,
+    offers = true,
   ): Promise<T> {
     const resolved = await this.#target(member);
     // Refused before the broker is asked: a hidden tool of a member the principal has not signed
@@ -390,13 +397,13 @@ export class MemberView {
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
     const signal = this.#request.signal;
-    const target = await credentials.supply(principalKey, resolved, signal);
+    const target = await credentials.supply(principalKey, resolved, signal, offers);
     try {
       return await use(target);
     } catch (error) {
       const refusal = findProxyError(error);
       if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      throw await credentials.refused(principalKey, resolved, refusal, signal);
+      throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
     }
   }
 

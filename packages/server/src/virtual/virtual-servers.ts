@@ -71,14 +71,24 @@ export interface MemberCredentials {
   /**
    * The target with the principal's token from the vault; throws `upstream_auth_required` when a
    * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   * `offer: false` (a list) starts no sign-in: the error then carries no link.
    */
-  supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal): Promise<UpstreamTarget>;
-  /** What to answer after the member refused with 401: a sign-in for it, or the refusal itself. */
+  supply(
+    principalKey: string,
+    target: UpstreamTarget,
+    signal?: AbortSignal,
+    offer?: boolean,
+  ): Promise<UpstreamTarget>;
+  /**
+   * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
+   * with `offer: false`, `upstream_auth_required` without starting a sign-in.
+   */
   refused(
     principalKey: string,
     target: UpstreamTarget,
     refusal: ProxyError,
     signal?: AbortSignal,
+    offer?: boolean,
   ): Promise<ProxyError>;
 }
 
