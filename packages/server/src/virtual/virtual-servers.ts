@@ -24,16 +24,10 @@ import {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
+import { SlowLists } from './list-gather.ts';
+import { visibleMembers } from './member-grants.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import {
-  MemberView,
-  PROMPTS,
-  RESOURCES,
-  TEMPLATES,
-  TOOLS,
-  VIRTUAL_CAPABILITIES,
-  visibleMembers,
-} from './member-view.ts';
+import { MemberView, PROMPTS, RESOURCES, TEMPLATES, TOOLS, VIRTUAL_CAPABILITIES } from './member-view.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
@@ -109,6 +103,8 @@ export interface VirtualServersDeps {
    * accepts the others' cursors; else random per process (a restart makes a client list again).
    */
   readonly cursorSecret?: string | undefined;
+  /** Clock in milliseconds (tests inject one); default `Date.now`. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** Serves every configured virtual server. */
@@ -122,9 +118,12 @@ export class VirtualServers {
   readonly #inFlight = new Map<string, AbortController>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
+  /** Members that gave no list page in time lately, per principal. */
+  readonly #slowLists: SlowLists;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#slowLists = new SlowLists(deps.now);
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -263,7 +262,7 @@ export class VirtualServers {
     request: VirtualRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
+    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#slowLists);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);
