@@ -113,9 +113,11 @@ export class VirtualServers {
   /**
    * Requests being answered, by principal, virtual server and request id, so that a client's
    * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
-   * open: the in-flight caps bound them.
+   * open: the in-flight caps bound them. Two tabs of one principal may use the same id at once
+   * (the endpoint holds no session to tell them apart): both are kept, and a cancellation of
+   * that id then reaches neither (review 6, VIRTUAL-6; MCP lets a receiver ignore one).
    */
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new Map<string, Set<AbortController>>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
   /** Members that gave no list page in time lately, per principal. */
@@ -185,7 +187,9 @@ export class VirtualServers {
     const { message } = request;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
-      if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      const running =
+        cancelled === undefined ? undefined : this.#inFlight.get(this.#key(name, request, cancelled));
+      if (running?.size === 1) for (const one of running) one.abort();
       return undefined;
     }
     if (settings === undefined) return undefined;
@@ -193,12 +197,15 @@ export class VirtualServers {
     // cancellation, sent by the held session).
     const key = this.#key(name, request, message.id);
     const controller = new AbortController();
-    this.#inFlight.set(key, controller);
+    const running = this.#inFlight.get(key) ?? new Set<AbortController>();
+    running.add(controller);
+    this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     try {
       return await this.#answer(name, settings, { ...request, signal }, message);
     } finally {
-      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+      running.delete(controller);
+      if (running.size === 0 && this.#inFlight.get(key) === running) this.#inFlight.delete(key);
     }
   }
 
