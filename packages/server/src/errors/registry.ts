@@ -311,6 +311,11 @@ export const ERROR_REGISTRY = {
     message:
       'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so this socket closed: open a new one and sign in again when asked.',
   },
+  search_limit: {
+    status: 429,
+    rpcCode: -33275,
+    message: 'One search_tools call per request: send the other searches in requests of their own.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

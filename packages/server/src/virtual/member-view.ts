@@ -10,7 +10,7 @@ import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
-import { findProxyError, protocolError, toJsonRpcError } from '../errors.ts';
+import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
   type JsonObject,
@@ -241,6 +241,8 @@ export class MemberView {
     if (params.name !== SEARCH_TOOL) return this.callNamed(message, TOOLS);
     if (typeof args.query !== 'string')
       return protocolError(message.id, 'invalid_params', 'search_tools needs a query (a string)');
+    if (this.#request.searches?.take() === false)
+      return toJsonRpcError(new ProxyError('search_limit'), message.id);
     let best: JsonObject[] = [];
     const unavailable: Unavailable[] = [];
     let cursor: string | undefined;
@@ -250,7 +252,7 @@ export class MemberView {
     const deadline = performance.now() + SEARCH_DEADLINE_LISTS * this.#settings.listTimeoutMs;
     let read = 0;
     for (let page = 0; page < MAX_SEARCH_PAGES && read < MAX_SEARCH_TOOLS; page++) {
-      if (page > 0 && performance.now() >= deadline) break;
+      if ((page > 0 && performance.now() >= deadline) || this.#request.signal?.aborted) break;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
         id: message.id,

@@ -28,7 +28,7 @@ import { SlowLists } from './list-gather.ts';
 import { visibleMembers } from './member-grants.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView, PROMPTS, RESOURCES, TEMPLATES, TOOLS, VIRTUAL_CAPABILITIES } from './member-view.ts';
-import { SEARCH_MODE_TOOLS } from './tool-search.ts';
+import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
 const CACHEABLE: ReadonlySet<string> = new Set([
@@ -53,6 +53,8 @@ export interface VirtualRequest {
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
   readonly signal?: AbortSignal | undefined;
+  /** The searches the request this message came in (a batch) may still run; none: one. */
+  readonly searches?: SearchBudget | undefined;
 }
 
 /**

@@ -12,6 +12,7 @@ import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** One request to a virtual server's Streamable HTTP endpoint, its body parsed (POST) or not. */
@@ -37,6 +38,7 @@ export async function serveVirtual(
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
   for (const message of exchange.messages) checkHeaderAgreement(request.headers, message);
   const answers: JsonRpcResponse[] = [];
+  const searches = new SearchBudget();
   for (const message of exchange.messages) {
     // A client's answer to a server request: the virtual server sends none yet.
     if (!('method' in message)) continue;
@@ -45,6 +47,7 @@ export async function serveVirtual(
       message,
       protocolVersion,
       signal,
+      searches,
     });
     if (answer !== undefined) answers.push(answer);
   }
