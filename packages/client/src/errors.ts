@@ -51,6 +51,7 @@ export type ProxyErrorCode =
   | 'shutting_down'
   | 'json_too_deep'
   | 'too_many_in_flight'
+  | 'search_limit'
   | 'overloaded'
   | 'relay_interrupted'
   | 'batch_too_large'

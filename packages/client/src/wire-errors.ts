@@ -66,6 +66,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   // Another instance holds the session and did not finish relaying: retry after Retry-After.
   relay_interrupted: RateLimitError,
   batch_too_large: InvalidInputError,
+  search_limit: RateLimitError,
   client_not_built: MCPProxyError,
   handshake_timeout: MCPProxyError,
   // Identity (the proxy's docs/identity.md): a user token that is wrong, old, revoked, used from

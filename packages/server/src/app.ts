@@ -254,6 +254,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
+    now,
   });
   const forwarder = new Forwarder({
     broker,

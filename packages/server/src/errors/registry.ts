@@ -329,6 +329,11 @@ export const ERROR_REGISTRY = {
     message:
       'Signing in to the proxy through its identity provider failed: retry the call in your app to get a new link.',
   },
+  search_limit: {
+    status: 429,
+    rpcCode: -33275,
+    message: 'One search_tools call per request: send the other searches in requests of their own.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

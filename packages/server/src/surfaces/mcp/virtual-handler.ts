@@ -21,6 +21,7 @@ import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
+import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** One request to a virtual server's Streamable HTTP endpoint, its body parsed (POST) or not. */
@@ -53,6 +54,7 @@ export async function serveVirtual(
   // the answer becomes one at the first such message, else it stays JSON.
   const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, streams.stream) : undefined;
   const answers: JsonRpcResponse[] = [];
+  const searches = new SearchBudget();
   for (const message of exchange.messages) {
     // A client's answer to a member's server request, which it got on an answer stream.
     if (!('method' in message)) {
@@ -65,6 +67,7 @@ export async function serveVirtual(
       protocolVersion,
       signal,
       channel: answerStream,
+      searches,
     });
     if (answer !== undefined) answers.push(answer);
   }
