@@ -14,6 +14,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import {
+  ExchangeSequence,
   KEEPALIVE_MS,
   type OpenMessage,
   type RelayMessage,
@@ -84,7 +85,9 @@ export function relayTo(
       stopWatching();
       raw.off('close', onCallerClose);
     };
-    const cancel = () => void side.send(owner, { k: 'cancel', x }).catch(() => {});
+    // This side's `open` is 0; the owner numbers its messages from 1.
+    const sequence = new ExchangeSequence(0, 0);
+    const cancel = () => void side.send(owner, { k: 'cancel', x, n: sequence.next() }).catch(() => {});
     /** The owner is gone (its heartbeat expired): the request goes on here, as not found. */
     const ownerGone = () => {
       if (settled) return;
@@ -147,6 +150,14 @@ export function relayTo(
       abandon: interrupted,
       on: (message) => {
         if (settled) return;
+        const order = sequence.hear(message.n);
+        // A replay (whoever can publish to the store, within the seal's freshness) is dropped;
+        // a message lost in between leaves the answer with a hole: the exchange cannot go on.
+        if (order === 'old') return;
+        if (order === 'gap') {
+          interrupted();
+          return;
+        }
         switch (message.k) {
           case 'ack':
             heard();
@@ -199,6 +210,7 @@ export function relayTo(
       .send(owner, {
         k: 'open',
         x,
+        n: 0,
         from: side.ownership.instanceId,
         method: request.method as OpenMessage['method'],
         url: relayedUrl(request),

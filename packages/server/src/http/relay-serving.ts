@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import {
+  ExchangeSequence,
   type Inject,
   KEEPALIVE_MS,
   MAX_EXCHANGES,
@@ -16,6 +17,7 @@ import {
   RELAY_HEADER,
   type RelayMessage,
   streamAnswer,
+  type Unnumbered,
 } from './relay-wire.ts';
 
 /**
@@ -28,8 +30,8 @@ const ACK_AFTER_MS = 200;
 export interface Incoming {
   /** The owner gives the exchange up: it ends here and the relaying instance hears `fail`. */
   giveUp(): Promise<void>;
-  /** The relaying side cancelled (its caller left): it ends here, nobody to tell. */
-  cancel(): void;
+  /** The relaying side spoke about the exchange (a `cancel`: its caller left). */
+  hear(message: RelayMessage): void;
 }
 
 /** A relayed request on its owner, until its route's hooks take it in. */
@@ -53,17 +55,18 @@ export interface OwnerSide {
 /** Runs a request relayed here by another instance and streams its answer back. */
 export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
   const { x, from } = open;
+  const sequence = new ExchangeSequence(0, 0);
   if (side.incoming.size >= MAX_EXCHANGES || side.incoming.has(x)) {
-    await side.send(from, { k: 'fail', x }).catch(() => {});
+    await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }
   const controller = new AbortController();
   /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
   let told = false;
   let lastSent = performance.now();
-  const send = async (message: RelayMessage): Promise<void> => {
+  const send = async (message: Unnumbered<RelayMessage>): Promise<void> => {
     lastSent = performance.now();
-    await side.send(from, message);
+    await side.send(from, { ...message, n: sequence.next() } as RelayMessage);
   };
   // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
   // an exchange that no longer runs (its caller hanging while both instances are up).
@@ -75,7 +78,9 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
   };
   side.incoming.set(x, {
     giveUp,
-    cancel: () => {
+    hear: (message) => {
+      // A replayed cancel (or anything not numbered above the last heard) is dropped.
+      if (message.k !== 'cancel' || sequence.hear(message.n) === 'old') return;
       told = true;
       controller.abort();
     },

@@ -41,6 +41,8 @@ const DROPPED_ANSWER_HEADERS = new Set([
 export interface OpenMessage {
   readonly k: 'open';
   readonly x: string;
+  /** Always 0: the first message the relaying side sends in its exchange (see {@link RelayMessage}). */
+  readonly n: 0;
   /** The requesting instance: answers go to its channel. */
   readonly from: string;
   readonly method: 'GET' | 'POST' | 'DELETE';
@@ -50,13 +52,52 @@ export interface OpenMessage {
   readonly principal: Principal;
 }
 
-/** Everything that travels between instances, by exchange `x`. */
+/**
+ * Everything that travels between instances, by exchange `x`. `n` numbers each side's messages
+ * within the exchange (the relaying side's `open` is 0, the owner's first message 1), sealed with
+ * them: a receiver takes only the next one, so a message replayed by whoever can publish to the
+ * store (within the seal's freshness) is dropped, and one lost in between ends the exchange.
+ */
 export type RelayMessage =
   | OpenMessage
-  | { readonly k: 'cancel'; readonly x: string }
-  | { readonly k: 'ack'; readonly x: string }
+  | { readonly k: 'cancel'; readonly x: string; readonly n: number }
+  | { readonly k: 'ack'; readonly x: string; readonly n: number }
   | PartMessage
-  | { readonly k: 'fail'; readonly x: string };
+  | { readonly k: 'fail'; readonly x: string; readonly n: number };
+
+/** A message before its side numbers it. */
+export type Unnumbered<M extends RelayMessage> = M extends RelayMessage ? Omit<M, 'n'> : never;
+
+/**
+ * Numbers the messages one side sends in one exchange, and checks those it hears from the other:
+ * `fresh` is true only for the next one.
+ */
+export class ExchangeSequence {
+  #sent: number;
+  #heard: number;
+
+  /** @param sent the number of the last message this side sent (the relaying side's `open`: 0). */
+  constructor(sent: number, heard: number) {
+    this.#sent = sent;
+    this.#heard = heard;
+  }
+
+  /** The number of this side's next message. */
+  next(): number {
+    return ++this.#sent;
+  }
+
+  /**
+   * `'old'` for a message already heard or not numbered (a replay: drop it); else it is now
+   * heard: `'next'`, or `'gap'` when one in between was lost.
+   */
+  hear(n: unknown): 'next' | 'old' | 'gap' {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= this.#heard) return 'old';
+    const next = n === this.#heard + 1;
+    this.#heard = n;
+    return next ? 'next' : 'gap';
+  }
+}
 
 /**
  * A piece of the answer: its status and headers first, then bytes (base64), then its end. What
@@ -65,6 +106,7 @@ export type RelayMessage =
 export interface PartMessage {
   readonly k: 'part';
   readonly x: string;
+  readonly n: number;
   readonly head?: { readonly status: number; readonly headers: Record<string, string> };
   readonly d?: string;
   readonly end?: true;
@@ -162,7 +204,7 @@ const MAX_PART_BYTES = 1_048_576;
 export function streamAnswer(
   answer: InjectedAnswer,
   x: string,
-  send: (part: PartMessage) => Promise<void>,
+  send: (part: Unnumbered<PartMessage>) => Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
   const stream = answer.stream();
@@ -183,7 +225,7 @@ export function streamAnswer(
     let ready = false;
     const pump = () => {
       if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
-      const part: PartMessage = {
+      const part: Unnumbered<PartMessage> = {
         k: 'part',
         x,
         ...(head === undefined ? {} : { head }),

@@ -255,12 +255,13 @@ export class Relay {
     }
     if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
     if (message.k === 'open') {
+      if (message.n !== 0) return;
       if (box !== undefined) {
         if (this.#opened.get(message.x) !== undefined) return;
         this.#opened.set(message.x, true);
       }
       void serveRelayed(this.#owning, message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
+    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.hear(message);
     else this.#outgoing.get(message.x)?.on(message);
   }
 

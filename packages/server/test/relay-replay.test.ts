@@ -1,9 +1,10 @@
 /**
- * Review 6, relay finding 1: with SESSION_SECRET, a sealed relay message is refused when it is
- * forged or stale, and a replayed `open` is not run again; but every other kind (`part`, `ack`,
- * `fail`) is heard again when someone who can publish to the store replays it within its 30 s
- * freshness. A replayed `part` writes its bytes into the caller's answer a second time: the
- * caller sees an event the upstream sent once (here a progress notification) twice.
+ * Replayed relay messages (review 6, relay finding 1): with SESSION_SECRET, a sealed relay
+ * message is refused when it is forged or stale, and a replayed `open` is not run again; every
+ * other kind (`part`, `ack`, `fail`) must not be heard again either when someone who can publish
+ * to the store replays it within its 30 s freshness. Before each message carried its number in
+ * the exchange, a replayed `part` wrote its bytes into the caller's answer a second time: the
+ * caller saw an event the upstream sent once (here a progress notification) twice.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,7 +32,7 @@ let store: MemoryStore;
 const running: RunningProxy[] = [];
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mcpp-review6-relay-1-'));
+  dir = await mkdtemp(join(tmpdir(), 'mcpp-relay-replay-'));
   await writeFile(
     join(dir, 'proxy.json'),
     JSON.stringify({ servers: { feat: { command: process.execPath, args: [featureServerEntry] } } }),
