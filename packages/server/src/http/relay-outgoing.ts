@@ -13,6 +13,7 @@ import { ProxyError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
+import { type RelayQuota, relayInterrupted } from './relay-quota.ts';
 import {
   ExchangeSequence,
   KEEPALIVE_MS,
@@ -33,8 +34,6 @@ export const ACK_TIMEOUT_MS = 2_000;
  * the owner is stuck), and nobody else would end it.
  */
 export const LIVENESS_MS = 4 * KEEPALIVE_MS;
-/** What a caller whose relayed request was interrupted is told to wait before retrying. */
-const RETRY_AFTER_SECONDS = 1;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 
@@ -54,6 +53,8 @@ export interface RelayingSide {
   /** Exchanges relayed from here, by id: the relay routes the owner's messages to them. */
   readonly outgoing: Map<string, Outgoing>;
   readonly send: (instance: string, message: RelayMessage) => Promise<void>;
+  /** The exchanges and held bytes every exchange relayed from here counts against. */
+  readonly quota: RelayQuota;
 }
 
 /**
@@ -70,6 +71,12 @@ export function relayTo(
   // A caller that left during the owner lookup has no `close` left to fire: relaying for it
   // would open an exchange (a GET stream, say) that nobody ever ends.
   if (raw.destroyed || request.socket.destroyed) return Promise.reject(new ProxyError('session_not_found'));
+  const principalKey = (request.identity as Principal).principalKey;
+  try {
+    side.quota.enter(principalKey);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const x = randomBytes(16).toString('base64url');
   const tracing = side.tracing;
   const span =
@@ -77,9 +84,19 @@ export function relayTo(
   return new Promise<boolean>((resolve, reject) => {
     let body: PassThrough | undefined;
     let settled = false;
+    /** Answer bytes this exchange holds here for its caller (counted in the quota). */
+    let held = 0;
+    const holding = (bytes: number): boolean => {
+      if (!side.quota.hold(bytes - held)) return false;
+      held = bytes;
+      return true;
+    };
     const finish = () => {
       span?.end();
       settled = true;
+      side.quota.hold(-held);
+      held = 0;
+      side.quota.leave(principalKey);
       side.outgoing.delete(x);
       clearTimeout(silence);
       stopWatching();
@@ -105,13 +122,7 @@ export function relayTo(
       if (settled) return;
       finish();
       cancel();
-      if (body === undefined)
-        reject(
-          new ProxyError('relay_interrupted', undefined, {
-            headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
-            data: { retryAfterSeconds: RETRY_AFTER_SECONDS },
-          }),
-        );
+      if (body === undefined) reject(relayInterrupted());
       else body.destroy(new Error('the relayed exchange was interrupted'));
     };
     /** Nothing heard in time: only an expired heartbeat makes the owner gone. */
@@ -174,7 +185,11 @@ export function relayTo(
               return;
             }
             if (message.head !== undefined && body === undefined) {
-              body = new PassThrough();
+              const stream = new PassThrough();
+              body = stream;
+              stream.on('drain', () => {
+                if (!settled) holding(stream.writableLength);
+              });
               // However the answer stream ends here (the caller gone, Fastify giving up on it),
               // the owner stops producing it.
               body.once('close', () => {
@@ -192,8 +207,8 @@ export function relayTo(
             if (message.end) {
               finish();
               body.end();
-            } else if (body.writableLength > MAX_QUEUED_BYTES) {
-              // The owner cannot be slowed down over pub/sub: a caller this slow loses the exchange.
+            } else if (body.writableLength > MAX_QUEUED_BYTES || !holding(body.writableLength)) {
+              // A caller this slow (or callers holding this much here together) loses the exchange.
               finish();
               cancel();
               body.destroy(new Error('the caller reads too slowly'));

@@ -12,7 +12,6 @@ import {
   ExchangeSequence,
   type Inject,
   KEEPALIVE_MS,
-  MAX_EXCHANGES,
   type OpenMessage,
   RELAY_HEADER,
   type RelayMessage,
@@ -50,13 +49,15 @@ export interface OwnerSide {
   /** Relayed requests not yet admitted by the relay's authentication hook, by exchange. */
   readonly admitted: Map<string, Admission>;
   readonly send: (instance: string, message: RelayMessage) => Promise<void>;
+  /** Exchanges run here for other instances at once: beyond, the relaying side hears `fail`. */
+  readonly maxExchanges: number;
 }
 
 /** Runs a request relayed here by another instance and streams its answer back. */
 export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
   const { x, from } = open;
   const sequence = new ExchangeSequence(0, 0);
-  if (side.incoming.size >= MAX_EXCHANGES || side.incoming.has(x)) {
+  if (side.incoming.size >= side.maxExchanges || side.incoming.has(x)) {
     await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }

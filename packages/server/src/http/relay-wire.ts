@@ -12,8 +12,6 @@ import { isProxyCredential } from '../identity/proxy-credential.ts';
 
 /** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
 export const KEEPALIVE_MS = 2_000;
-/** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
-export const MAX_EXCHANGES = 10_000;
 /** Marks a request the relay runs on the owner; its value names the exchange (one use). */
 export const RELAY_HEADER = 'x-mcp-proxy-relay';
 /** Request headers never relayed: the proxy credential, hop-by-hop, recomputed ones. */

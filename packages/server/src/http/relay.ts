@@ -33,8 +33,9 @@ import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
+import { RELAY_LIMITS, type RelayLimits, RelayQuota } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
-import { type Inject, MAX_EXCHANGES, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
+import { type Inject, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
 
 export { ACK_TIMEOUT_MS, LIVENESS_MS } from './relay-outgoing.ts';
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
@@ -58,6 +59,8 @@ export interface RelayDeps {
   readonly tracing?: Tracing;
   /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
   readonly box?: RelayBox | undefined;
+  /** Bounds other than {@link RELAY_LIMITS} (tests). */
+  readonly limits?: Partial<RelayLimits> | undefined;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -74,7 +77,7 @@ export class Relay {
   /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
   readonly #opened = new TtlCache<string, true>({
     ttlMs: 2 * MAX_MESSAGE_AGE_MS,
-    maxEntries: MAX_EXCHANGES * 4,
+    maxEntries: RELAY_LIMITS.maxExchanges * 4,
   });
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
@@ -87,8 +90,11 @@ export class Relay {
     this.#deps = deps;
     const send = (instance: string, message: RelayMessage) => this.#send(instance, message);
     const { ownership, onError, tracing, inject } = deps;
-    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send };
-    this.#owning = { ownership, inject, incoming: this.#incoming, admitted: this.#admitted, send };
+    const limits = { ...RELAY_LIMITS, ...deps.limits };
+    const quota = new RelayQuota(limits);
+    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
+    const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
+    this.#owning = { ownership, inject, incoming, admitted, send, maxExchanges: limits.maxExchanges };
   }
 
   /** Listens on this instance's channel. */
@@ -239,7 +245,6 @@ export class Relay {
       return false;
     }
     if (owner === undefined) return false;
-    if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return relayTo(this.#relaying, request, reply, owner);
   }
 
