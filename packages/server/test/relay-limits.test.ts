@@ -16,7 +16,7 @@ import type { RelayLimits } from '../src/http/relay-quota.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
 const wideEntry = fileURLToPath(new URL('./fixtures/wide-stdio.ts', import.meta.url));
@@ -146,4 +146,34 @@ it('exchanges beyond the per-principal and the total bound are told to retry, ne
   await eventually(async () => (await call(b, THIRD_TOKEN, third, 'feat', ping)).status === 200, {
     what: 'a call through once an exchange ended',
   });
+});
+
+it('a JSON answer larger than the bytes the relaying side may hold is told to retry, whole or not at all', {
+  timeout: 30_000,
+}, async () => {
+  const { a, b } = await pair({ maxHeldBytes: 64 * 1_024, partBytes: 16 * 1_024 });
+  // POST /proxy answers JSON: the relaying side gathers it whole before answering.
+  const opened = await postProxy(a, { server: 'wide', ...INITIALIZE });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  const sid = opened.headers.get('mcp-session-id') as string;
+  const wide = (chars: number) =>
+    postProxy(b, {
+      server: 'wide',
+      mcp_session_id: sid,
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'wide', arguments: { chars } },
+    });
+  // 30,000 euro signs: 90 KB of text, in parts of 16 KiB, past the 64 KiB held here.
+  const large = await wide(30_000);
+  assert.equal(large.status, 503, JSON.stringify(large.body).slice(0, 300));
+  assert.equal(large.body.error.data.code, 'relay_interrupted');
+  assert.equal(large.headers.get('retry-after'), '1');
+  // One within the bound arrives whole, and nothing stays held: the next one passes too.
+  for (let i = 0; i < 2; i++) {
+    const small = await wide(10_000);
+    assert.equal(small.status, 200, JSON.stringify(small.body).slice(0, 300));
+    assert.equal(small.body.result.content[0].text.length, 10_000);
+  }
 });

@@ -14,6 +14,7 @@ import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
+import { decodeRelayMessage } from '../src/http/relay-wire.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
@@ -96,12 +97,10 @@ it('a replayed sealed part is not written into the caller answer a second time',
   ).text();
   // A call with progress, through b: its answer stream is relayed from a in parts.
   const box = relayBox([SECRET]) as RelayBox;
-  const opened = (m: { channel: string; text: string }) =>
-    JSON.parse(box.open(m.channel.slice('relay:'.length), m.text) ?? '{}') as {
-      k?: string;
-      d?: string;
-      end?: true;
-    };
+  const opened = (m: { channel: string; text: string }) => {
+    const heard = decodeRelayMessage(m.channel.slice('relay:'.length), m.text, box);
+    return { ...(heard?.message as { k?: string; end?: true } | undefined), data: heard?.data };
+  };
   const before = ownerPublished.length;
   const answer = await fetch(`${b.url}/servers/feat/mcp`, {
     method: 'POST',
@@ -123,10 +122,7 @@ it('a replayed sealed part is not written into the caller answer a second time',
       ownerPublished.slice(before).find((m) => {
         const part = opened(m);
         return (
-          part.k === 'part' &&
-          part.end !== true &&
-          part.d !== undefined &&
-          Buffer.from(part.d, 'base64').toString().includes('notifications/progress')
+          part.k === 'part' && part.end !== true && part.data?.toString().includes('notifications/progress')
         );
       }),
     { timeoutMs: 10_000, what: 'a part carrying a progress notification' },

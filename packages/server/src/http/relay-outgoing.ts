@@ -16,8 +16,9 @@ import type { SessionOwnership } from '../sessions/ownership.ts';
 import { type RelayQuota, relayInterrupted } from './relay-quota.ts';
 import {
   ExchangeSequence,
-  KEEPALIVE_MS,
+  LIVENESS_MS,
   type OpenMessage,
+  type PartMessage,
   type RelayMessage,
   relayedBody,
   relayedHeaders,
@@ -29,18 +30,14 @@ import {
  * the request goes on here (not found); alive, the caller is told to retry.
  */
 export const ACK_TIMEOUT_MS = 2_000;
-/**
- * An exchange the owner has been silent about this long is over: a pub/sub message was lost (or
- * the owner is stuck), and nobody else would end it.
- */
-export const LIVENESS_MS = 4 * KEEPALIVE_MS;
 /** Bytes a relayed answer may queue for a slow caller before the exchange is given up. */
 const MAX_QUEUED_BYTES = 4 * 1_048_576;
 
 /** A relayed exchange, on the instance that received it. */
 export interface Outgoing {
   readonly owner: string;
-  on(message: RelayMessage): void;
+  /** Hears the owner's `message` (a part's bytes beside it). */
+  on(message: RelayMessage, data: Buffer | undefined): void;
   /** Ends it (the relay closing or having missed messages): the caller is told to retry. */
   abandon(): void;
 }
@@ -52,7 +49,7 @@ export interface RelayingSide {
   readonly tracing?: Tracing | undefined;
   /** Exchanges relayed from here, by id: the relay routes the owner's messages to them. */
   readonly outgoing: Map<string, Outgoing>;
-  readonly send: (instance: string, message: RelayMessage) => Promise<void>;
+  readonly send: (instance: string, message: RelayMessage, data?: Buffer) => Promise<void>;
   /** The exchanges and held bytes every exchange relayed from here counts against. */
   readonly quota: RelayQuota;
 }
@@ -83,6 +80,11 @@ export function relayTo(
     tracing?.enabled === true ? tracing.client('relay', { 'mcp_proxy.relay.owner': owner }) : undefined;
   return new Promise<boolean>((resolve, reject) => {
     let body: PassThrough | undefined;
+    /** The answer's status and headers, once heard; a whole (JSON) answer's bytes so far. */
+    let head: PartMessage['head'];
+    const whole: Buffer[] = [];
+    /** Answer bytes received, acknowledged to the owner in each `got`. */
+    let received = 0;
     let settled = false;
     /** Answer bytes this exchange holds here for its caller (counted in the quota). */
     let held = 0;
@@ -159,7 +161,7 @@ export function relayTo(
     side.outgoing.set(x, {
       owner,
       abandon: interrupted,
-      on: (message) => {
+      on: (message, data) => {
         if (settled) return;
         const order = sequence.hear(message.n);
         // A replay (whoever can publish to the store, within the seal's freshness) is dropped;
@@ -175,12 +177,25 @@ export function relayTo(
             return;
           case 'part': {
             heard();
-            if (message.head !== undefined && message.end && body === undefined) {
-              // A whole answer in one part (a JSON answer): sent as it is, with its length.
+            if (data !== undefined) {
+              received += data.length;
+              // The owner publishes more only as what it sent arrives (http/relay-credit.ts).
+              void side.send(owner, { k: 'got', x, n: sequence.next(), bytes: received }).catch(() => {});
+            }
+            head ??= message.head;
+            if (head === undefined) return;
+            if (!head.headers['content-type']?.startsWith('text/event-stream')) {
+              // A whole answer (JSON): gathered, then sent with its length, or, cut short, retried.
+              if (data !== undefined) {
+                whole.push(data);
+                if (!holding(held + data.length)) return interrupted();
+              }
+              if (!message.end) return;
+              const { status, headers } = head;
               finish();
-              reply.code(message.head.status);
-              for (const [name, value] of Object.entries(message.head.headers)) reply.header(name, value);
-              reply.send(message.d === undefined ? undefined : Buffer.from(message.d, 'base64'));
+              reply.code(status);
+              for (const [name, value] of Object.entries(headers)) reply.header(name, value);
+              reply.send(whole.length === 0 ? undefined : Buffer.concat(whole));
               resolve(true);
               return;
             }
@@ -203,7 +218,7 @@ export function relayTo(
               resolve(true);
             }
             if (body === undefined) return;
-            if (message.d !== undefined) body.write(Buffer.from(message.d, 'base64'));
+            if (data !== undefined) body.write(data);
             if (message.end) {
               finish();
               body.end();

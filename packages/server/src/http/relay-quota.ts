@@ -7,7 +7,7 @@
  */
 import { ProxyError } from '../errors.ts';
 
-/** The relay's bounds; every default in {@link RELAY_LIMITS}. */
+/** The relay's bounds, both sides; every default in {@link RELAY_LIMITS}. */
 export interface RelayLimits {
   /** Exchanges each side keeps at once (relayed out from here; run here for others). */
   readonly maxExchanges: number;
@@ -15,6 +15,12 @@ export interface RelayLimits {
   readonly maxExchangesPerPrincipal: number;
   /** Answer bytes held here for callers, across every exchange relayed out from here. */
   readonly maxHeldBytes: number;
+  /** The owner's answer bytes in one part (one published message). */
+  readonly partBytes: number;
+  /** The owner's answer bytes of one exchange published and not yet acknowledged. */
+  readonly windowBytes: number;
+  /** The owner's answer bytes published and not yet acknowledged, across its exchanges. */
+  readonly inFlightBytes: number;
 }
 
 /** The defaults (tests inject smaller ones through `AppDeps.relayLimits`). */
@@ -22,6 +28,9 @@ export const RELAY_LIMITS: RelayLimits = {
   maxExchanges: 10_000,
   maxExchangesPerPrincipal: 1_000,
   maxHeldBytes: 128 * 1_048_576,
+  partBytes: 256 * 1_024,
+  windowBytes: 1_048_576,
+  inFlightBytes: 4 * 1_048_576,
 };
 
 /** What a caller whose relayed request was interrupted is told to wait before retrying. */

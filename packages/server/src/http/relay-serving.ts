@@ -8,14 +8,17 @@
 import type { ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
+import { streamAnswer } from './relay-answer.ts';
+import { ExchangeCredit, type InFlightBytes } from './relay-credit.ts';
+import type { RelayLimits } from './relay-quota.ts';
 import {
   ExchangeSequence,
   type Inject,
   KEEPALIVE_MS,
+  LIVENESS_MS,
   type OpenMessage,
   RELAY_HEADER,
   type RelayMessage,
-  streamAnswer,
   type Unnumbered,
 } from './relay-wire.ts';
 
@@ -48,16 +51,18 @@ export interface OwnerSide {
   readonly incoming: Map<string, Incoming>;
   /** Relayed requests not yet admitted by the relay's authentication hook, by exchange. */
   readonly admitted: Map<string, Admission>;
-  readonly send: (instance: string, message: RelayMessage) => Promise<void>;
-  /** Exchanges run here for other instances at once: beyond, the relaying side hears `fail`. */
-  readonly maxExchanges: number;
+  readonly send: (instance: string, message: RelayMessage, data?: Buffer) => Promise<void>;
+  /** The exchanges, parts and windows of the relay. */
+  readonly limits: RelayLimits;
+  /** Answer bytes published from here and not yet acknowledged, across exchanges. */
+  readonly inFlight: InFlightBytes;
 }
 
 /** Runs a request relayed here by another instance and streams its answer back. */
 export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
   const { x, from } = open;
   const sequence = new ExchangeSequence(0, 0);
-  if (side.incoming.size >= side.maxExchanges || side.incoming.has(x)) {
+  if (side.incoming.size >= side.limits.maxExchanges || side.incoming.has(x)) {
     await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }
@@ -65,10 +70,15 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
   /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
   let told = false;
   let lastSent = performance.now();
-  const send = async (message: Unnumbered<RelayMessage>): Promise<void> => {
+  const send = async (message: Unnumbered<RelayMessage>, data?: Buffer): Promise<void> => {
     lastSent = performance.now();
-    await side.send(from, { ...message, n: sequence.next() } as RelayMessage);
+    await side.send(from, { ...message, n: sequence.next() } as RelayMessage, data);
   };
+  const { partBytes, windowBytes } = side.limits;
+  const credit = new ExchangeCredit(side.inFlight, windowBytes, {
+    signal: controller.signal,
+    waitMs: LIVENESS_MS,
+  });
   // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
   // an exchange that no longer runs (its caller hanging while both instances are up).
   const giveUp = async () => {
@@ -80,10 +90,14 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
   side.incoming.set(x, {
     giveUp,
     hear: (message) => {
-      // A replayed cancel (or anything not numbered above the last heard) is dropped.
-      if (message.k !== 'cancel' || sequence.hear(message.n) === 'old') return;
-      told = true;
-      controller.abort();
+      // A replay (anything not numbered above the last heard) is dropped; a `got` lost in
+      // between is covered by the next, which counts every byte received.
+      if (sequence.hear(message.n) === 'old') return;
+      if (message.k === 'got') credit.acked(message.bytes);
+      else if (message.k === 'cancel') {
+        told = true;
+        controller.abort();
+      }
     },
   });
   // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
@@ -115,11 +129,12 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
     });
     started = true;
     clearTimeout(ack);
-    await streamAnswer(answer, x, send, controller.signal);
+    await streamAnswer(answer, x, send, controller.signal, credit, partBytes);
     told = true;
   } catch {
     await giveUp();
   } finally {
+    credit.release();
     clearTimeout(ack);
     clearInterval(keepAlive);
     side.incoming.delete(x);

@@ -32,13 +32,21 @@ import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
+import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
 import { RELAY_LIMITS, type RelayLimits, RelayQuota } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
-import { type Inject, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
+import {
+  decodeRelayMessage,
+  encodeRelayMessage,
+  type Inject,
+  RELAY_HEADER,
+  type RelayMessage,
+} from './relay-wire.ts';
 
-export { ACK_TIMEOUT_MS, LIVENESS_MS } from './relay-outgoing.ts';
+export { ACK_TIMEOUT_MS } from './relay-outgoing.ts';
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
+export { LIVENESS_MS } from './relay-wire.ts';
 
 /** How often {@link Relay.quiet} looks at the exchanges running here. */
 const QUIET_POLL_MS = 50;
@@ -88,13 +96,15 @@ export class Relay {
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
-    const send = (instance: string, message: RelayMessage) => this.#send(instance, message);
+    const send = (instance: string, message: RelayMessage, data?: Buffer) =>
+      this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
     const limits = { ...RELAY_LIMITS, ...deps.limits };
     const quota = new RelayQuota(limits);
     this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
     const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
-    this.#owning = { ownership, inject, incoming, admitted, send, maxExchanges: limits.maxExchanges };
+    const inFlight = new InFlightBytes(limits.inFlightBytes);
+    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight };
   }
 
   /** Listens on this instance's channel. */
@@ -250,15 +260,9 @@ export class Relay {
 
   #hear(channel: string, received: string): void {
     const { box } = this.#deps;
-    const text = box === undefined ? received : box.open(channel, received);
-    if (text === undefined) return;
-    let message: RelayMessage;
-    try {
-      message = JSON.parse(text) as RelayMessage;
-    } catch {
-      return;
-    }
-    if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
+    const heard = decodeRelayMessage(channel, received, box);
+    if (heard === undefined) return;
+    const { message, data } = heard;
     if (message.k === 'open') {
       if (message.n !== 0) return;
       if (box !== undefined) {
@@ -266,8 +270,8 @@ export class Relay {
         this.#opened.set(message.x, true);
       }
       void serveRelayed(this.#owning, message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.hear(message);
-    else this.#outgoing.get(message.x)?.on(message);
+    } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
+    else this.#outgoing.get(message.x)?.on(message, data);
   }
 
   /** Ends every exchange under way: callers here are told to retry, relaying instances hear `fail`. */
@@ -276,11 +280,9 @@ export class Relay {
     await Promise.all([...this.#incoming.values()].map((incoming) => incoming.giveUp()));
   }
 
-  #send(instance: string, message: RelayMessage): Promise<void> {
+  #send(instance: string, message: RelayMessage, data?: Buffer): Promise<void> {
     const channel = this.#channelOf(instance);
-    const text = JSON.stringify(message);
-    const { box } = this.#deps;
-    return this.#deps.store.publish(channel, box === undefined ? text : box.seal(channel, text));
+    return this.#deps.store.publish(channel, encodeRelayMessage(channel, message, data, this.#deps.box));
   }
 
   #channelOf(instance: string): string {
