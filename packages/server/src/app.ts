@@ -22,7 +22,7 @@ import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { buildRelay } from './http/relay-wiring.ts';
+import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
@@ -75,7 +75,7 @@ declare module 'fastify' {
 }
 
 /** Injectable collaborators (tests use them; production takes the defaults). */
-export interface AppDeps {
+export interface AppDeps extends RelayAppDeps {
   /** Where log lines go (default: stdout). */
   readonly logDestination?: DestinationStream;
   /** DNS resolver for the egress guard. */
@@ -192,8 +192,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reachable.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
-  // Any instance serves any request (issue 19): who holds which session, the relay to it, and
-  // the sealer of session ids under a key every instance shares.
+  // Any instance serves any request (issue 19): session owners, the relay, the shared sealer.
   const cluster = await buildRelay(config, {
     app,
     store,
@@ -201,6 +200,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     logger,
     tracing,
+    ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
   const { ownership, relay, sealer } = cluster;
   // A held session answered to a minted token ends with the token; its ownership is recorded

@@ -3,12 +3,14 @@
  * thing — memory, a node:sqlite file in a temporary DATA_DIR, and a real redis-server on loopback.
  */
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ClusterStore, type IpcPort } from '../src/store/cluster-store.ts';
+import { fileURLToPath } from 'node:url';
+import { ClusterStore, type IpcPort, MAX_PORT_BYTES } from '../src/store/cluster-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { RedisStore } from '../src/store/redis-store.ts';
 import { SQLITE_FILE, SqliteStore } from '../src/store/sqlite-store.ts';
@@ -107,7 +109,11 @@ function ipcPair(): [IpcPort, IpcPort] {
   const left = new EventEmitter();
   const right = new EventEmitter();
   const end = (self: EventEmitter, other: EventEmitter): IpcPort => ({
-    send: (message) => setImmediate(() => other.emit('message', structuredClone(message))),
+    send: (message, done?: (error: Error | null) => void) =>
+      setImmediate(() => {
+        other.emit('message', structuredClone(message));
+        done?.(null);
+      }),
     on: (event, listener) => self.on(event, listener),
     off: (event, listener) => self.off(event, listener),
   });
@@ -153,6 +159,43 @@ describe('cluster store (WORKERS without REDIS_URL: the primary serves its store
       assert.deepEqual(heardByTwo, ['hello'], 'a detached worker hears nothing more');
     } finally {
       await one.close();
+      await backing.close();
+    }
+  });
+
+  it('a worker that stops reading makes publishes to it fail past a bound, never grow the primary', {
+    timeout: 30_000,
+  }, async () => {
+    const backing = new MemoryStore();
+    const host = new StoreHost(backing);
+    const worker = fork(fileURLToPath(new URL('./fixtures/stalled-store-worker.ts', import.meta.url)), [
+      '4000',
+    ]);
+    const subscribed = new Promise((resolve) =>
+      worker.on('message', (m) => m === 'subscribed' && resolve(m)),
+    );
+    host.attach({
+      send: (message, done) => worker.send(message as object, done),
+      on: (event, listener) => worker.on(event, listener),
+      off: (event, listener) => worker.off(event, listener),
+    });
+    const [publisherEnd, hostEnd] = ipcPair();
+    host.attach(hostEnd);
+    const publisher = new ClusterStore(publisherEnd, () => {}, 20_000);
+    try {
+      await subscribed;
+      // 40 messages of 1 MiB while the worker reads nothing: 40 MiB, past the 16 MiB bound.
+      const part = 'x'.repeat(1_048_576);
+      const published = await Promise.allSettled(
+        Array.from({ length: 40 }, () => publisher.publish('relay:to:stalled', part)),
+      );
+      const refused = published.filter((one) => one.status === 'rejected');
+      assert.ok(refused.length > 0, 'every publish to a worker that reads nothing was taken');
+      assert.ok(published.length - refused.length <= MAX_PORT_BYTES / part.length + 1, 'past the bound');
+      assert.match(String((refused[0] as PromiseRejectedResult).reason), /full/);
+    } finally {
+      worker.kill();
+      await publisher.close();
       await backing.close();
     }
   });

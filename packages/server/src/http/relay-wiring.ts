@@ -20,6 +20,7 @@ import { type StoreSettings, storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { type Inject, Relay } from './relay.ts';
 import { relayBox } from './relay-box.ts';
+import type { RelayLimits } from './relay-quota.ts';
 
 /** How long start-up waits for the store's subscriptions before serving anyway. */
 const START_WAIT_MS = 2_000;
@@ -30,8 +31,14 @@ interface RelaySettings extends StoreSettings {
   readonly sessionSecretPrevious: readonly string[];
 }
 
+/** What an app's caller may say of the relay (`AppDeps` carries it). */
+export interface RelayAppDeps {
+  /** Bounds other than the relay's defaults (tests: small enough to reach). */
+  readonly relayLimits?: Partial<RelayLimits>;
+}
+
 /** What the relay's parts take from the app. */
-export interface RelayWiringDeps {
+export interface RelayWiringDeps extends RelayAppDeps {
   /** The app whose routes run the requests relayed here. */
   readonly app: FastifyInstance;
   readonly store: Store;
@@ -79,6 +86,7 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     active: shared,
     ...(deps.tracing ? { tracing: deps.tracing } : {}),
     box: relayBox(configuredSecrets(config)),
+    limits: deps.relayLimits,
   });
   if (shared)
     await Promise.race([

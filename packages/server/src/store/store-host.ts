@@ -62,7 +62,7 @@ export class StoreHost {
       case 'peek':
         return store.peek(text(a));
       case 'publish':
-        this.#publish(text(a), text(b));
+        await this.#publish(text(a), text(b));
         return undefined;
       case 'subscribe': {
         const channel = text(a);
@@ -84,9 +84,21 @@ export class StoreHost {
     }
   }
 
-  #publish(channel: string, message: string): void {
-    for (const port of this.#listeners.get(channel) ?? [])
-      port.push({ mcppStore: 'message', channel, message });
+  /**
+   * Resolves once `message` is written out to every worker listening on `channel`; rejects when
+   * a worker's channel is past its bound (that worker reads too slowly: the publisher, a relay
+   * exchange, fails instead of the primary's memory growing) or gone.
+   */
+  #publish(channel: string, message: string): Promise<unknown> {
+    const sends = [...(this.#listeners.get(channel) ?? [])].map(
+      (port) =>
+        new Promise<void>((resolve, reject) => {
+          const sent = (error: Error | null) => (error === null ? resolve() : reject(error));
+          if (!port.push({ mcppStore: 'message', channel, message }, sent))
+            reject(new Error("a worker's store channel is full"));
+        }),
+    );
+    return Promise.all(sends);
   }
 
   #unlisten(channel: string, port: PortBatcher): void {
