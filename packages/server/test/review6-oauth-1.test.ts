@@ -30,6 +30,8 @@ interface SseWorld {
   readonly base: string;
   /** The Authorization header of every POST to a session's message endpoint, in order. */
   readonly posts: Array<{ readonly authorization: string | undefined; readonly method: string }>;
+  /** From now on the MCP server refuses `at-1` and the token endpoint's next token is `at-2`. */
+  rotate(): void;
 }
 
 /**
@@ -41,6 +43,8 @@ async function sseWorld(): Promise<SseWorld> {
   const streams = new Map<string, ServerResponse>();
   let next = 0;
   let base = '';
+  let accepted = 'Bearer at-1';
+  let issued = 'at-1';
   const challenge = () => ({ 'www-authenticate': `Bearer resource_metadata="${base}/prm/sse"` });
   const handler: Handler = (req, res, url, body) => {
     if (url.pathname === '/prm/sse')
@@ -57,7 +61,7 @@ async function sseWorld(): Promise<SseWorld> {
     if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
     if (url.pathname === '/token')
       return json(res, 200, {
-        access_token: 'at-1',
+        access_token: issued,
         refresh_token: 'rt-1',
         token_type: 'bearer',
         expires_in: 3600,
@@ -73,7 +77,7 @@ async function sseWorld(): Promise<SseWorld> {
     if (url.pathname === '/messages' && req.method === 'POST') {
       const message = JSON.parse(body) as Json;
       posts.push({ authorization: req.headers.authorization, method: String(message.method ?? 'response') });
-      if (req.headers.authorization !== 'Bearer at-1') return json(res, 401, {}, challenge());
+      if (req.headers.authorization !== accepted) return json(res, 401, {}, challenge());
       const stream = streams.get(url.searchParams.get('s') ?? '');
       if (stream === undefined) return void res.writeHead(404).end();
       res.writeHead(202).end('Accepted');
@@ -95,7 +99,14 @@ async function sseWorld(): Promise<SseWorld> {
   cleanup.push(() => {
     for (const stream of streams.values()) stream.destroy();
   });
-  return { base, posts };
+  return {
+    base,
+    posts,
+    rotate: () => {
+      accepted = 'Bearer at-2';
+      issued = 'at-2';
+    },
+  };
 }
 
 let nextId = 1;
@@ -136,31 +147,42 @@ async function signIn(publicUrl: string, refused: Reply): Promise<void> {
   assert.equal(done.status, 200, await done.text());
 }
 
+/** A proxy with the broker on, and alice signed in to a fresh {@link sseWorld}'s server. */
+async function signedIn() {
+  const world = await sseWorld();
+  const serverUrl = `${world.base}/sse`;
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const proxy = await startProxy({
+    PORT: String(port),
+    PUBLIC_URL: publicUrl,
+    OAUTH_BROKER: 'true',
+    PROXY_TOKENS: ALICE,
+    CORS_ORIGINS: APP,
+    LOG_LEVEL: 'warn',
+  });
+  cleanup.push(() => proxy.close());
+  await signIn(publicUrl, await call(proxy.url, serverUrl, 'tools/list'));
+  return { world, serverUrl, proxy };
+}
+
+/** Opens a session the proxy holds on POST /proxy; returns its id. */
+async function openSession(proxyUrl: string, serverUrl: string): Promise<string> {
+  const opened = await call(proxyUrl, serverUrl, 'initialize', undefined, {
+    protocolVersion: '2024-11-05',
+    capabilities: {},
+    clientInfo: { name: 't', version: '1' },
+  });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  const sessionId = opened.headers.get('mcp-session-id') ?? undefined;
+  assert.ok(sessionId?.startsWith('mcpp-'), `a held session: ${sessionId}`);
+  return sessionId as string;
+}
+
 describe('OAUTH-1: a disconnect reaches sessions the proxy holds, not only /ws sockets', () => {
   it('POST /proxy: a held HTTP+SSE session stops sending the token once the user disconnected', async () => {
-    const world = await sseWorld();
-    const serverUrl = `${world.base}/sse`;
-    const port = await freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    const proxy = await startProxy({
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      OAUTH_BROKER: 'true',
-      PROXY_TOKENS: ALICE,
-      CORS_ORIGINS: APP,
-      LOG_LEVEL: 'warn',
-    });
-    cleanup.push(() => proxy.close());
-
-    await signIn(publicUrl, await call(proxy.url, serverUrl, 'tools/list'));
-    const opened = await call(proxy.url, serverUrl, 'initialize', undefined, {
-      protocolVersion: '2024-11-05',
-      capabilities: {},
-      clientInfo: { name: 't', version: '1' },
-    });
-    assert.equal(opened.status, 200, JSON.stringify(opened.body));
-    const sessionId = opened.headers.get('mcp-session-id') ?? undefined;
-    assert.ok(sessionId?.startsWith('mcpp-'), `a held session: ${sessionId}`);
+    const { world, serverUrl, proxy } = await signedIn();
+    const sessionId = await openSession(proxy.url, serverUrl);
     const first = await call(proxy.url, serverUrl, 'tools/call', sessionId, { name: 'x', arguments: {} });
     assert.equal(first.body?.result?.content?.[0]?.text, 'served', JSON.stringify(first.body));
 
@@ -178,23 +200,28 @@ describe('OAUTH-1: a disconnect reaches sessions the proxy holds, not only /ws s
     const sent = world.posts.slice(before).filter((p) => p.authorization === 'Bearer at-1');
     assert.deepEqual(sent, [], "the ended connection's token went upstream after the disconnect");
     assert.equal(after.body?.result, undefined, JSON.stringify(after.body));
+    assert.equal(after.body?.error?.data?.code, 'upstream_auth_ended', JSON.stringify(after.body));
+    const again = await call(proxy.url, serverUrl, 'tools/call', sessionId, { name: 'x', arguments: {} });
+    assert.equal(again.body?.error?.data?.code, 'session_not_found', JSON.stringify(again.body));
+  });
+
+  it('POST /proxy: a held HTTP+SSE session sends the token a refresh stored, not the one it opened with', async () => {
+    const { world, serverUrl, proxy } = await signedIn();
+    const sessionId = await openSession(proxy.url, serverUrl);
+
+    // The server stops taking at-1: the proxy refreshes (at-2) and the held session must use it.
+    world.rotate();
+    const before = world.posts.length;
+    const after = await call(proxy.url, serverUrl, 'tools/call', sessionId, { name: 'x', arguments: {} });
+    assert.equal(after.body?.result?.content?.[0]?.text, 'served', JSON.stringify(after.body));
+    assert.deepEqual(
+      world.posts.slice(before).map((p) => p.authorization),
+      ['Bearer at-1', 'Bearer at-2'],
+    );
   });
 
   it('/mcp: a held HTTP+SSE session stops sending the token once the user disconnected', async () => {
-    const world = await sseWorld();
-    const serverUrl = `${world.base}/sse`;
-    const port = await freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    const proxy = await startProxy({
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      OAUTH_BROKER: 'true',
-      PROXY_TOKENS: ALICE,
-      CORS_ORIGINS: APP,
-      LOG_LEVEL: 'warn',
-    });
-    cleanup.push(() => proxy.close());
-    await signIn(publicUrl, await call(proxy.url, serverUrl, 'tools/list'));
+    const { world, serverUrl, proxy } = await signedIn();
 
     const mcp = async (message: Json, sessionId?: string) => {
       const response = await fetch(`${proxy.url}/mcp`, {
@@ -235,5 +262,8 @@ describe('OAUTH-1: a disconnect reaches sessions the proxy holds, not only /ws s
     const sent = world.posts.slice(before).filter((p) => p.authorization === 'Bearer at-1');
     assert.deepEqual(sent, [], "the ended connection's token went upstream after the disconnect");
     assert.doesNotMatch(after.body, /served/);
+    // Streamable HTTP's signal that the session is gone (initialize again), saying why.
+    assert.equal(after.status, 404, after.body);
+    assert.equal(JSON.parse(after.body).error?.data?.code, 'upstream_auth_ended', after.body);
   });
 });
