@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, it } from 'node:test';
-import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
+import { authServerMetadata, type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { freePort } from './helpers/net.ts';
 import { postProxy, type Reply, startProxy } from './helpers/proxy.ts';
 
@@ -50,14 +50,7 @@ async function sseWorld(): Promise<SseWorld> {
     if (url.pathname === '/prm/sse')
       return json(res, 200, { resource: `${base}/sse`, authorization_servers: [`${base}/as`] });
     if (url.pathname === '/.well-known/oauth-authorization-server/as')
-      return json(res, 200, {
-        issuer: `${base}/as`,
-        authorization_endpoint: `${base}/authorize`,
-        token_endpoint: `${base}/token`,
-        registration_endpoint: `${base}/register`,
-        response_types_supported: ['code'],
-        code_challenge_methods_supported: ['S256'],
-      });
+      return json(res, 200, authServerMetadata(base, `${base}/as`));
     if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
     if (url.pathname === '/token')
       return json(res, 200, {

@@ -194,7 +194,8 @@ export class PendingSignIns {
   }
 }
 
-function limited(resetInMs: number): ProxyError {
+/** `oauth_sign_in_limited`, telling when the cap met frees up (`Retry-After`). */
+export function limited(resetInMs: number): ProxyError {
   return new ProxyError('oauth_sign_in_limited', undefined, {
     headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) },
   });

@@ -13,6 +13,7 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
+import { limited } from './pending-sign-ins.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -44,6 +45,13 @@ const MAX_CLIENT_FIELD = 1024;
 /** New dynamic registrations one principal may cause per hour, and the proxy per day (F4). */
 const REGISTRATIONS_PER_PRINCIPAL_HOUR = 10;
 const REGISTRATIONS_PER_DAY = 1000;
+/**
+ * Each principal's own share of registrations per day (review6 OAUTH-2, as the offers' R3): they
+ * neither meet nor spend {@link REGISTRATIONS_PER_DAY}, so no set of principals naming hostile
+ * authorization servers can lock the others out of new ones; only those past it spend the total.
+ */
+const REGISTRATIONS_SHARE_PER_PRINCIPAL_DAY = 5;
+const DAY_MS = 24 * 3600_000;
 
 /**
  * The key of an issuer in its callback and metadata paths: each authorization server gets its own
@@ -222,15 +230,16 @@ function preRegisteredClient(as: oauth.AuthorizationServer, preRegistered: PreRe
   return { client_id: preRegistered.clientId, client_secret: preRegistered.clientSecret, auth };
 }
 
-/** Counts a new dynamic registration against the per-principal and total caps (F4). */
+/**
+ * Counts a new dynamic registration against the per-principal cap (F4); past the principal's
+ * daily share, against the proxy's total too (OAUTH-2).
+ */
 async function admitRegistration(store: Store, principalKey: string): Promise<void> {
   const principal = createHash('sha256').update(principalKey).digest('base64url');
   const mine = await store.hit(`regcount:${principal}`, 3600_000);
-  const all =
-    mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR ? mine : await store.hit('regcount:all', 24 * 3600_000);
-  if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR || all.count > REGISTRATIONS_PER_DAY) {
-    throw new ProxyError('oauth_sign_in_limited', undefined, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(all.resetInMs / 1000))) },
-    });
-  }
+  if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR) throw limited(mine.resetInMs);
+  const share = await store.hit(`regshare:${principal}`, DAY_MS);
+  if (share.count <= REGISTRATIONS_SHARE_PER_PRINCIPAL_DAY) return;
+  const all = await store.hit('regcount:all', DAY_MS);
+  if (all.count > REGISTRATIONS_PER_DAY) throw limited(all.resetInMs);
 }
