@@ -267,6 +267,12 @@ export class OAuthBroker {
       });
     }
     const challenge = parseBearerChallenge(challengeHeader);
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
+    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
@@ -274,10 +280,6 @@ export class OAuthBroker {
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
-    // A server the operator configured, or one this principal is connected to, is no stranger:
-    // raw URLs of servers never connected share one small cap (review oauth6 R3).
-    const known =
-      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
     await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
