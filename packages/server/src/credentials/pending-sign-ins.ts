@@ -126,7 +126,9 @@ export class PendingSignIns {
       const seen = await this.#store.peek(key);
       return { count: (seen?.count ?? 0) + 1, resetInMs: seen?.resetInMs ?? SIGN_IN_TTL_MS };
     };
-    const server = await count(`offers:${digest(`${principalKey}\n${origin}`)}`);
+    // Its own prefix (review6 D4): a principal key may hold a newline (an OIDC `sub`), so a
+    // digest of `key\norigin` under the per-principal prefix could be another principal's count.
+    const server = await count(`server-offers:${digest(`${principalKey}\n${origin}`)}`);
     if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
       throw limited(server.resetInMs);
     if (!known) {
