@@ -19,8 +19,10 @@ import {
   chooseClient,
   clientAuth,
   clientMetadata,
+  documentInUse,
   isIssuerKey,
   issuerKey,
+  keepDocumentInUse,
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
@@ -442,14 +444,19 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
+    await keepDocumentInUse(this.#deps.store, flow.as.issuer, flow.client);
     const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
-  /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */
-  clientMetadataDocument(key: string): Record<string, unknown> | undefined {
+  /**
+   * The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https and the proxy
+   * presented it there (a sign-in started or completed with it, review6 D1).
+   */
+  async clientMetadataDocument(key: string): Promise<Record<string, unknown> | undefined> {
     const publicUrl = this.#deps.publicUrl();
-    return publicUrl?.startsWith('https://') && isIssuerKey(key) ? clientMetadata(publicUrl, key) : undefined;
+    if (!publicUrl?.startsWith('https://') || !isIssuerKey(key)) return undefined;
+    return (await documentInUse(this.#deps.store, key)) ? clientMetadata(publicUrl, key) : undefined;
   }
 
   /** The caller's signal bounded by the upstream deadline (review F8). */

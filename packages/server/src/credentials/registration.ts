@@ -13,7 +13,7 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { limited } from './pending-sign-ins.ts';
+import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -108,6 +108,30 @@ export interface ChosenClient {
 }
 
 const REGISTERED_TTL_MS = 30 * 24 * 3600 * 1000;
+/** How long an issuer's metadata document is served after a sign-in completed with it: its refreshes. */
+const DOCUMENT_CONNECTED_MS = 90 * 24 * 3600 * 1000;
+
+/** The store slots marking an issuer key's metadata document in use: a sign-in started, or completed. */
+function documentSlots(key: string): { readonly started: string; readonly connected: string } {
+  return { started: `document:started:${key}`, connected: `document:connected:${key}` };
+}
+
+/**
+ * Whether the proxy presented its metadata document at issuer `key` (review6 D1): a sign-in
+ * started with it (for that sign-in's life) or completed with it (for its refreshes). Only
+ * those are served: the proxy does not vouch for itself at issuers it never went to.
+ */
+export async function documentInUse(store: Store, key: string): Promise<boolean> {
+  const slots = documentSlots(key);
+  return (await store.get(slots.started)) !== undefined || (await store.get(slots.connected)) !== undefined;
+}
+
+/** A sign-in completed (or refreshed) with `client` at `issuer`: its document stays served. */
+export async function keepDocumentInUse(store: Store, issuer: string, client: OAuthClient): Promise<void> {
+  const key = issuerKey(issuer);
+  if (!client.client_id.endsWith(`${CLIENT_METADATA_BASE}/${key}.json`)) return;
+  await store.set(documentSlots(key).connected, '1', DOCUMENT_CONNECTED_MS);
+}
 
 /** The store slot of the dynamic registration at `issuer` for `redirectUri`: a hash. */
 function registrationSlot(issuer: string, redirectUri: string): string {
@@ -145,6 +169,7 @@ export async function chooseClient(
   if (configured) return { client: preRegisteredClient(as, configured), dynamic: false };
   const key = issuerKey(as.issuer);
   if (as.client_id_metadata_document_supported === true && publicUrl.startsWith('https://')) {
+    await deps.store.set(documentSlots(key).started, '1', SIGN_IN_TTL_MS);
     return {
       client: { client_id: `${publicUrl}${CLIENT_METADATA_BASE}/${key}.json`, auth: 'none' },
       dynamic: false,

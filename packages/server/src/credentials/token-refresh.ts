@@ -16,7 +16,7 @@ import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { clientAuth, forgetRegistration, type OAuthClient } from './registration.ts';
+import { clientAuth, forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -310,7 +310,10 @@ export class TokenRefresher {
       );
       // Compare-and-set (review6 OAUTH-3): a sign-in completed meanwhile (a step-up, a new grant)
       // is newer than this refresh of the old one; the refresh that lost answers what is there.
-      if (await vault.putIfSealed(principalKey, next, read.sealed)) return next;
+      if (await vault.putIfSealed(principalKey, next, read.sealed)) {
+        await keepDocumentInUse(store, current.as.issuer, current.client);
+        return next;
+      }
       return (await vault.get(principalKey, resource)) as StoredEntry | undefined;
     } finally {
       await store.deleteIf(lock, holder);
