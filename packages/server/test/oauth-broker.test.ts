@@ -15,6 +15,7 @@ import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { issuerKey } from '../src/credentials/registration.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
+import { authServerMetadata, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
 import { connectMcp } from './helpers/oauth-proxy.ts';
@@ -478,17 +479,45 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
     assert.equal(reply.body.error.data.reason, 'pkce_s256_not_offered');
   });
 
-  it('serves the client metadata document only under an https PUBLIC_URL', async () => {
-    const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com', OAUTH_BROKER: 'true' });
+  it('serves the client metadata document only under an https PUBLIC_URL, for issuers it went to', async () => {
+    // An authorization server that takes the proxy's metadata document as its client id.
+    let base = '';
+    base = await serveHostile(cleanup, (_req, res, url) => {
+      if (url.pathname === '/prm/mcp')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [`${base}/as`] });
+      if (url.pathname === '/.well-known/oauth-authorization-server/as')
+        return json(res, 200, {
+          ...authServerMetadata(base, `${base}/as`),
+          client_id_metadata_document_supported: true,
+        });
+      return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm/mcp"` });
+    });
+    const https = await startProxy({
+      PUBLIC_URL: 'https://proxy.example.com',
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: ALICE,
+    });
     cleanup.push(() => https.close());
     // One document per issuer: its one redirect URI is that issuer's (mix-up defence).
-    const key = issuerKey('https://as.example.com');
-    const doc = await fetch(`${https.url}/oauth/client-metadata/${key}.json`);
+    const key = issuerKey(`${base}/as`);
+    const document = () => fetch(`${https.url}/oauth/client-metadata/${key}.json`);
+    // Review6 D1: not for an issuer the proxy never presented it to.
+    assert.equal((await document()).status, 404);
+    const offered = await postProxy(
+      { url: https.url, token: ALICE },
+      { mcp_server_url: `${base}/mcp`, jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    );
+    assert.equal(offered.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(offered.body));
+    const doc = await document();
     assert.equal(doc.status, 200);
     const body = (await doc.json()) as Record<string, unknown>;
     assert.equal(body.client_id, `https://proxy.example.com/oauth/client-metadata/${key}.json`);
     assert.deepEqual(body.redirect_uris, [`https://proxy.example.com/oauth/callback/${key}`]);
     assert.equal((await fetch(`${https.url}/oauth/client-metadata/nope.json`)).status, 404);
+    assert.equal(
+      (await fetch(`${https.url}/oauth/client-metadata/${issuerKey('https://as.example.com')}.json`)).status,
+      404,
+    );
     const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9', OAUTH_BROKER: 'true' });
     cleanup.push(() => plain.close());
     assert.equal((await fetch(`${plain.url}/oauth/client-metadata/${key}.json`)).status, 404);

@@ -61,6 +61,24 @@ function contract(
       }
     });
 
+    it('replaces a value only while it still holds the one expected (compare-and-set)', async () => {
+      const { store, advance } = await open();
+      try {
+        await store.set('slot', 'read');
+        await store.set('slot', 'newer');
+        assert.equal(await store.replaceIf('slot', 'read', 'mine', 200), false, 'lost to a newer write');
+        assert.equal(await store.get('slot'), 'newer');
+        assert.equal(await store.replaceIf('slot', 'newer', 'mine', 200), true);
+        assert.equal(await store.get('slot'), 'mine');
+        await advance(300);
+        assert.equal(await store.get('slot'), undefined, 'the new TTL holds');
+        assert.equal(await store.replaceIf('slot', 'mine', 'again'), false, 'nothing live to replace');
+        assert.equal(await store.get('slot'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('counts in windows, and keeps namespaces apart', async () => {
       const { store } = await open();
       try {

@@ -20,8 +20,10 @@ import {
   chooseClient,
   clientAuth,
   clientMetadata,
+  documentInUse,
   isIssuerKey,
   issuerKey,
+  keepDocumentInUse,
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
@@ -292,6 +294,12 @@ export class OAuthBroker {
       });
     }
     const challenge = parseBearerChallenge(challengeHeader);
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
+    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
@@ -299,10 +307,6 @@ export class OAuthBroker {
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
-    // A server the operator configured, or one this principal is connected to, is no stranger:
-    // raw URLs of servers never connected share one small cap (review oauth6 R3).
-    const known =
-      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
     await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
@@ -426,14 +430,19 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
+    await keepDocumentInUse(this.#deps.store, flow.as.issuer, flow.client);
     const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
-  /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */
-  clientMetadataDocument(key: string): Record<string, unknown> | undefined {
+  /**
+   * The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https and the proxy
+   * presented it there (a sign-in started or completed with it, review6 D1).
+   */
+  async clientMetadataDocument(key: string): Promise<Record<string, unknown> | undefined> {
     const publicUrl = this.#deps.publicUrl();
-    return publicUrl?.startsWith('https://') && isIssuerKey(key) ? clientMetadata(publicUrl, key) : undefined;
+    if (!publicUrl?.startsWith('https://') || !isIssuerKey(key)) return undefined;
+    return (await documentInUse(this.#deps.store, key)) ? clientMetadata(publicUrl, key) : undefined;
   }
 
   /** The caller's signal bounded by the upstream deadline (review F8). */

@@ -13,6 +13,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import type { WindowHit } from '../limits/rate-store.ts';
 import type { Store } from '../store/store.ts';
 import type { OAuthClient } from './registration.ts';
 import { open, seal } from './sealed-box.ts';
@@ -116,19 +117,40 @@ export class PendingSignIns {
    * registration and before anything is stored.
    */
   async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
-    const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
+    await this.#offerCaps(principalKey, origin, known, true);
+  }
+
+  /**
+   * Throws `oauth_sign_in_limited` when {@link admitOffer} would refuse this offer, spending
+   * nothing (review6 OAUTH-4): asked before discovery, so calls past a cap cost no metadata fetch.
+   */
+  async refuseOfferPastCap(principalKey: string, origin: string, known: boolean): Promise<void> {
+    await this.#offerCaps(principalKey, origin, known, false);
+  }
+
+  /** The offer caps in order; `spend`: each counter counts this offer, else each is only read. */
+  async #offerCaps(principalKey: string, origin: string, known: boolean, spend: boolean): Promise<void> {
+    // What the counter holds with this offer counted: spent now, or as it would be.
+    const count = async (key: string): Promise<WindowHit> => {
+      if (spend) return this.#store.hit(key, SIGN_IN_TTL_MS);
+      const seen = await this.#store.peek(key);
+      return { count: (seen?.count ?? 0) + 1, resetInMs: seen?.resetInMs ?? SIGN_IN_TTL_MS };
+    };
+    // Its own prefix (review6 D4): a principal key may hold a newline (an OIDC `sub`), so a
+    // digest of `key\norigin` under the per-principal prefix could be another principal's count.
+    const server = await count(`server-offers:${digest(`${principalKey}\n${origin}`)}`);
     if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
       throw limited(server.resetInMs);
     if (!known) {
-      const strangers = await this.#store.hit(`strangers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+      const strangers = await count(`strangers:${digest(principalKey)}`);
       if (strangers.count > STRANGER_OFFERS_PER_PRINCIPAL) throw limited(strangers.resetInMs);
     }
-    const mine = await this.#store.hit(`offers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    const mine = await count(`offers:${digest(principalKey)}`);
     if (mine.count > OFFERS_PER_PRINCIPAL) throw limited(mine.resetInMs);
     // Within its share a principal never meets (nor spends) the total: the store then holds at
     // most a share per principal plus the total.
     if (mine.count <= OFFERS_SHARE_PER_PRINCIPAL) return;
-    const all = await this.#store.hit('count:all', SIGN_IN_TTL_MS);
+    const all = await count('count:all');
     if (all.count > SIGN_INS_TOTAL) throw limited(all.resetInMs);
   }
 
@@ -249,7 +271,8 @@ export class PendingSignIns {
   }
 }
 
-function limited(resetInMs: number): ProxyError {
+/** `oauth_sign_in_limited`, telling when the cap met frees up (`Retry-After`). */
+export function limited(resetInMs: number): ProxyError {
   return new ProxyError('oauth_sign_in_limited', undefined, {
     headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) },
   });

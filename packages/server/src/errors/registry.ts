@@ -309,7 +309,7 @@ export const ERROR_REGISTRY = {
     status: 401,
     rpcCode: -33212,
     message:
-      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so this socket closed: open a new one and sign in again when asked.',
+      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so what held it (this socket, or this proxy session) ended: open a new one and sign in again when asked.',
   },
   oauth_code_invalid: {
     status: 403,

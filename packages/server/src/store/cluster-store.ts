@@ -21,6 +21,7 @@ export type StoreOp =
   | 'setIfAbsent'
   | 'delete'
   | 'deleteIf'
+  | 'replaceIf'
   | 'hit'
   | 'peek'
   | 'publish'
@@ -197,6 +198,10 @@ export class ClusterStore implements Store {
 
   async deleteIf(key: string, value: string): Promise<boolean> {
     return (await this.#call('deleteIf', [key, value])) === true;
+  }
+
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    return (await this.#call('replaceIf', [key, expected, value, ttlMs ?? null])) === true;
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {

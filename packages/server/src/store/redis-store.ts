@@ -26,6 +26,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/** Compare-and-set: ARGV[1] expected, ARGV[2] the new value, ARGV[3] its TTL in ms ('' for none). */
+const REPLACE_IF_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+`;
+
 /** How long one Redis command may take. */
 const COMMAND_TIMEOUT_MS = 500;
 /**
@@ -88,6 +95,13 @@ export class RedisStore implements Store {
 
   async deleteIf(key: string, value: string): Promise<boolean> {
     return ((await this.#redis.eval(DELETE_IF_SCRIPT, 1, this.#prefix + key, value)) as number) > 0;
+  }
+
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    const ttl = ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs)));
+    return (
+      ((await this.#redis.eval(REPLACE_IF_SCRIPT, 1, this.#prefix + key, expected, value, ttl)) as number) > 0
+    );
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {

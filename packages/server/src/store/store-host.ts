@@ -43,7 +43,7 @@ export class StoreHost {
 
   async #answer(port: PortBatcher, call: StoreCall, channels: Set<string>): Promise<unknown> {
     const store = this.#store;
-    const [a, b, c] = call.args;
+    const [a, b, c, d] = call.args;
     const text = (value: unknown) => String(value);
     const ttl = (value: unknown) => (typeof value === 'number' ? value : undefined);
     switch (call.op) {
@@ -57,6 +57,8 @@ export class StoreHost {
         return store.delete(text(a));
       case 'deleteIf':
         return store.deleteIf(text(a), text(b));
+      case 'replaceIf':
+        return store.replaceIf(text(a), text(b), text(c), ttl(d));
       case 'hit':
         return store.hit(text(a), Number(b));
       case 'peek':

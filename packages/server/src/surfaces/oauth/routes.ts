@@ -227,7 +227,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
 
   app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
     const key = /^(.+)\.json$/.exec(request.params.file)?.[1];
-    const document = key === undefined ? undefined : broker.clientMetadataDocument(key);
+    const document = key === undefined ? undefined : await broker.clientMetadataDocument(key);
     if (document === undefined) return reply.code(404).send();
     return reply.code(200).header('cache-control', 'public, max-age=3600').send(document);
   });
