@@ -21,24 +21,6 @@ export function oidcIssuers(config: Config): OidcIssuerSettings[] {
   return list;
 }
 
-/**
- * The issuers with the proxy's login client (`oidc.issuers[].login`, or `OIDC_LOGIN_CLIENT_ID`
- * for `OIDC_ISSUER`): users of these sign in to the proxy to bind an upstream sign-in link.
- */
-export function loginIssuers(
-  config: Config,
-): { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string | undefined }[] {
-  const { issuer, loginClientId, loginClientSecret, issuers } = config.oidc;
-  const listed = issuers.flatMap((entry) =>
-    entry.login === undefined || (entry.issuer === issuer && loginClientId !== undefined)
-      ? []
-      : [{ issuer: entry.issuer, ...entry.login }],
-  );
-  if (issuer === undefined || loginClientId === undefined) return listed;
-  const secret = loginClientSecret === undefined ? {} : { clientSecret: loginClientSecret };
-  return [...listed, { issuer, clientId: loginClientId, ...secret }];
-}
-
 /** Timing shared by every issuer. */
 export function oidcTiming(config: Config): OidcTiming {
   const { clockToleranceSeconds, jwksMaxAgeMs, jwksCooldownMs } = config.oidc;
