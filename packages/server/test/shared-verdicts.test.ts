@@ -24,11 +24,12 @@ import { postEnvelope, startWorkers } from './helpers/workers.ts';
 /** How long a verdict is kept (dispatch/wiring.ts). */
 const VERDICT_TTL_MS = 10 * 60_000;
 
-/** A modern `tools/list` through POST /proxy to `url`. */
-async function listModern(proxy: RunningProxy, url: string, id: number): Promise<void> {
-  const reply = await postProxy(proxy, { mcp_server_url: url, ...modernRequest(id, 'tools/list') });
+/** A `tools/list` through POST /proxy to `url`: a modern request, or a session client's. */
+async function listTools(proxy: RunningProxy, url: string, id: number, modern = true): Promise<void> {
+  const message = modern ? modernRequest(id, 'tools/list') : { jsonrpc: '2.0', id, method: 'tools/list' };
+  const reply = await postProxy(proxy, { mcp_server_url: url, ...message });
   assert.equal(reply.status, 200, JSON.stringify(reply.body));
-  assert.ok(Array.isArray(reply.body.result?.tools), JSON.stringify(reply.body));
+  assert.ok(reply.body.result?.tools?.length > 0, JSON.stringify(reply.body));
 }
 
 describe('era and transport verdicts shared through Redis', () => {
@@ -58,18 +59,18 @@ describe('era and transport verdicts shared through Redis', () => {
 
   it('B does not probe the era of an upstream A probed; an expired verdict is probed again, once', async () => {
     const server = await upstream();
-    await listModern(a, server.url, 1);
+    await listTools(a, server.url, 1);
     assert.equal(server.count('server/discover'), 1, 'A probed the era');
-    await listModern(b, server.url, 2);
-    await listModern(b, server.url, 3);
-    await listModern(a, server.url, 4);
+    await listTools(b, server.url, 2);
+    await listTools(b, server.url, 3);
+    await listTools(a, server.url, 4);
     assert.equal(server.count('server/discover'), 1, 'B used the verdict A learnt');
     assert.equal(server.count('tools/list'), 4);
 
     clock.advance(VERDICT_TTL_MS + 1_000);
-    await listModern(b, server.url, 5);
+    await listTools(b, server.url, 5);
     assert.equal(server.count('server/discover'), 2, 'the expired verdict was probed again');
-    await listModern(a, server.url, 6);
+    await listTools(a, server.url, 6);
     assert.equal(server.count('server/discover'), 2, 'A used the verdict B learnt anew');
   });
 
@@ -79,16 +80,7 @@ describe('era and transport verdicts shared through Redis', () => {
     const relay = await startRecordingRelay(everything.url);
     t.after(() => relay.stop());
     const probes = () => relay.requests.filter((request) => request === 'POST /sse').length;
-    const list = async (proxy: RunningProxy, id: number) => {
-      const reply = await postProxy(proxy, {
-        mcp_server_url: relay.url,
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/list',
-      });
-      assert.equal(reply.status, 200, JSON.stringify(reply.body));
-      assert.ok(reply.body.result.tools.length > 0);
-    };
+    const list = (proxy: RunningProxy, id: number) => listTools(proxy, relay.url, id, false);
     await list(a, 1);
     assert.equal(probes(), 1, 'A tried Streamable HTTP first');
     await list(b, 2);
@@ -104,22 +96,22 @@ describe('era and transport verdicts shared through Redis', () => {
       const hash = createHash('sha256').update(server.url).digest('base64url');
       const until = clock.now() + 60_000;
       await raw.set(`verdicts:era:${hash}`, JSON.stringify({ value: { modern: 'yes' }, until }), 60_000);
-      await listModern(b, server.url, 1);
+      await listTools(b, server.url, 1);
       assert.equal(server.count('server/discover'), 1, 'the malformed verdict was not taken');
     } finally {
       await raw.close();
     }
-    await listModern(a, server.url, 2);
+    await listTools(a, server.url, 2);
     assert.equal(server.count('server/discover'), 1, 'A took the verdict B learnt');
   });
 
   it('a store that is down fails no request: the upstream is probed, the trouble logged once', async () => {
     await redis.stop();
     const server = await upstream();
-    await listModern(a, server.url, 1);
-    await listModern(a, server.url, 2);
+    await listTools(a, server.url, 1);
+    await listTools(a, server.url, 2);
     assert.equal(server.count('server/discover'), 1, 'probed once, remembered locally');
-    await listModern(b, server.url, 3);
+    await listTools(b, server.url, 3);
     assert.equal(server.count('server/discover'), 2, 'B had to probe for itself');
     const warned = a.logs.filter((line) => line.includes('upstream verdicts not shared'));
     assert.equal(warned.length, 1, a.logs.slice(-5).join('\n'));
