@@ -208,7 +208,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
   let currentServers = config.servers;
   // The way out (egress guard, upstream HTTP, targets, connector, session openers, planner).
-  const { guard, http, paramHeaders, targets, held, pool, planner } = buildDispatch(config, {
+  const { guard, http, paramHeaders, targets, held, pool, planner, verdictChannels } = buildDispatch(config, {
     logger,
     now,
     sessions,
@@ -219,7 +219,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     resolver: deps.resolver,
     children: deps.children,
     onOpen: status && openingsOf(status),
+    verdictStore: namespaced(store, 'verdicts:'),
+    onVerdictStoreError: throttledWarning(logger, 'shared store unreachable: upstream verdicts not shared'),
   });
+  await verdictChannels.listen();
   // What a reload lets a running request or session keep: a virtual server's name is no
   // configured server's, and its members are reached through it.
   const reachable: Pick<TargetResolver, 'stillReaches'> = {
@@ -424,6 +427,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     stop.dispose();
     await identity.close();
     await sessions.closeAll();
+    await verdictChannels.close();
     await guard.close();
     await rateStore.close();
     await store.close();
