@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { ClusterStore, type IpcPort, MAX_PORT_BYTES } from '../src/store/cluster-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { RedisStore } from '../src/store/redis-store.ts';
@@ -19,6 +20,35 @@ import { StoreHost } from '../src/store/store-host.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { type RedisServer, startRedis } from './helpers/redis.ts';
+
+/** How much longer the Redis contract's TTLs are than the contract says (see there). */
+const TTL_STRETCH = 100;
+
+/** `store` with every TTL it is given stretched {@link TTL_STRETCH} times; `close` also runs `alsoClose`. */
+function stretchedTtls<T extends Store>(store: T, alsoClose: () => Promise<void>): T {
+  const stretch = (ttlMs: number | undefined) => (ttlMs === undefined ? undefined : ttlMs * TTL_STRETCH);
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      switch (property) {
+        case 'set':
+        case 'setIfAbsent':
+          return (key: string, text: string, ttlMs?: number) => value.call(target, key, text, stretch(ttlMs));
+        case 'replaceIf':
+          return (key: string, expected: string, text: string, ttlMs?: number) =>
+            value.call(target, key, expected, text, stretch(ttlMs));
+        case 'close':
+          return async () => {
+            await value.call(target);
+            await alsoClose();
+          };
+        default:
+          return value.bind(target);
+      }
+    },
+  });
+}
 
 /** The contract every store keeps. `advance` moves its time past a TTL. */
 function contract(
@@ -273,14 +303,25 @@ describe('redis store', () => {
   });
   let n = 0;
   contract('contract', async () => {
-    // Redis keeps its own time (no clock to inject): TTLs are real milliseconds, so the
-    // contract's are short and `advance` waits them out.
-    const store = new RedisStore(redis.url, () => {}, `t${n++}:`);
+    // Redis keeps its own time (no clock to inject). So that a loaded machine cannot outrun a
+    // TTL between two steps, the contract's TTLs are stretched 100 times (200 ms -> 20 s), and
+    // `advance` moves Redis's time by shortening every TTL under the prefix by as much.
+    const prefix = `t${n++}:`;
+    const admin = new Redis(redis.url);
+    const store = stretchedTtls(new RedisStore(redis.url, () => {}, prefix), () =>
+      admin.quit().then(() => {}),
+    );
     assert.equal(await store.ready(), true);
     return {
       store,
       advance: async (ms) => {
-        await new Promise((resolve) => setTimeout(resolve, ms));
+        for (const key of await admin.keys(`${prefix}*`)) {
+          const left = await admin.pttl(key);
+          if (left < 0) continue;
+          const after = left - ms * TTL_STRETCH;
+          if (after <= 0) await admin.del(key);
+          else await admin.pexpire(key, after);
+        }
       },
     };
   });
