@@ -321,7 +321,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
-  if (tracing.enabled) registerTraceHooks(app, tracing);
+  if (tracing.enabled)
+    registerTraceHooks(
+      app,
+      tracing,
+      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+    );
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
