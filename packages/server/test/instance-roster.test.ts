@@ -13,6 +13,13 @@ import { ManualClock } from './helpers/manual-clock.ts';
 
 const TIMING = { beatMs: 2_000, ttlMs: 6_500 };
 
+/** The ids `roster` lists, comma-joined. */
+const ids = (roster: InstanceRoster) =>
+  roster
+    .others()
+    .map((o) => o.id)
+    .join();
+
 function counts(id: string, requests = 0): InstanceCounts {
   return { id, startedAt: 1, requests, errors: 0, sessions: { byTransport: { sse: 1 }, webSockets: 2 } };
 }
@@ -55,14 +62,7 @@ describe('InstanceRoster', () => {
       [b, ['instance-a', 'instance-c']],
       [c, ['instance-a', 'instance-b']],
     ] as const)
-      await eventually(
-        () =>
-          who
-            .others()
-            .map((o) => o.id)
-            .join() === others.join(),
-        { what: `${others}` },
-      );
+      await eventually(() => ids(who) === others.join(), { what: `${others}` });
     assert.deepEqual(a.others()[0]?.sessions, { byTransport: { sse: 1 }, webSockets: 2 });
     bRequests = 7;
     clock.advance(TIMING.beatMs);
@@ -82,14 +82,7 @@ describe('InstanceRoster', () => {
       'gone before its TTL',
     );
     clock.advance(TIMING.beatMs + 1);
-    await eventually(
-      () =>
-        a
-          .others()
-          .map((o) => o.id)
-          .join() === 'instance-b',
-      { what: 'killed gone' },
-    );
+    await eventually(() => ids(a) === 'instance-b', { what: 'killed gone' });
   });
 
   it('keeps at most 64 others and ignores messages of another shape', async () => {
@@ -123,13 +116,6 @@ describe('InstanceRoster', () => {
     clock.advance(TIMING.ttlMs + 1);
     assert.equal(a.others().length, 0);
     await view.publish('beats', JSON.stringify(counts('newcomer')));
-    await eventually(
-      () =>
-        a
-          .others()
-          .map((o) => o.id)
-          .join() === 'newcomer',
-      { what: 'the newcomer' },
-    );
+    await eventually(() => ids(a) === 'newcomer', { what: 'the newcomer' });
   });
 });

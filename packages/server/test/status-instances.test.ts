@@ -14,6 +14,11 @@ import { type RecordingUpstream, startRecordingUpstream } from './helpers/record
 import { type RunningWorkers, send, startWorkers } from './helpers/workers.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+const HELLO = {
+  protocolVersion: '2025-06-18',
+  capabilities: {},
+  clientInfo: { name: 'status', version: '1' },
+};
 
 interface Instance {
   readonly id: string;
@@ -37,14 +42,7 @@ async function openSocket(url: string, upstream: RecordingUpstream): Promise<Web
   const query = new URLSearchParams({ mcp_server_url: upstream.url, transport: 'streamable-http' });
   const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?${query}`, ['mcp', `proxy-token.${TEST_TOKEN}`]);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  ws.send(
-    JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
-  );
+  ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: HELLO }));
   await new Promise((resolve) => ws.once('message', resolve));
   return ws;
 }
