@@ -653,6 +653,7 @@ describe('OpenTelemetry traces to upstreams without headers', () => {
         _meta: { traceparent: INBOUND },
       });
       meta = JSON.parse(answer.result.content[0].text);
+      await ask(3, 'x/made-up-method-4d1e9b', {});
       ws.close();
     } finally {
       await proxy.close();
@@ -667,6 +668,12 @@ describe('OpenTelemetry traces to upstreams without headers', () => {
     const send = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
     assert.ok(send, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
     assert.equal(send.attributes['network.transport'], 'stdio');
+    const sends = spans.filter((s) => s.kind === CLIENT && s.name === 'stdio send');
+    assert.ok(
+      sends.some((s) => s.attributes['mcp.method.name'] === 'other'),
+      'the made-up method was sent',
+    );
+    assert.ok(!receiver.raw.join('\n').includes('made-up-method'), 'a caller’s method name was exported');
     assert.equal(meta?.traceparent, `00-${TRACE_ID}-${send.spanId}-01`);
   });
 });
