@@ -36,6 +36,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { InstanceRoster } from './observability/instance-roster.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
@@ -203,6 +204,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
   const { ownership, relay, sealer } = cluster;
+  // Other instances' counts on the status page, with a store they share (issue 21).
+  const roster =
+    status && cluster.shared ? InstanceRoster.forStatus(status, { store, clock, logger }) : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
@@ -324,7 +328,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
-  if (tracing.enabled) registerTraceHooks(app, tracing);
+  if (tracing.enabled)
+    registerTraceHooks(
+      app,
+      tracing,
+      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+    );
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
@@ -425,6 +434,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     stop.dispose();
+    await roster?.close();
     await identity.close();
     await sessions.closeAll();
     await verdictChannels.close();

@@ -55,6 +55,8 @@ export interface RelayWiring {
   readonly ownership: SessionOwnership;
   readonly relay: Relay;
   readonly sealer: SessionIdSealer;
+  /** True when other instances share the store (Redis, the workers' cluster store, a test's). */
+  readonly shared: boolean;
   /** True while the sealing key shared with the other instances is not known (`/ready` 503). */
   starting(): boolean;
   /** Waits (at most `boundMs`) for the requests other instances relayed here (a drain). */
@@ -104,6 +106,7 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     ownership,
     relay,
     sealer,
+    shared,
     starting: () => sealerKey?.known === false,
     quiet: (boundMs) => relay.quiet(boundMs),
     close: async () => {
