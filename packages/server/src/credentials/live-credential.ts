@@ -61,6 +61,20 @@ export class LiveCredential {
     this.#current = token;
   }
 
+  /**
+   * The upstream refused the token in use (401): the broker refreshes it when the entry still
+   * holds it (else drops it). True when a newer token took its place, so the message is sent
+   * once more; false asks for a sign-in. Never rejects.
+   */
+  async refused(): Promise<boolean> {
+    const token = this.#current;
+    if (token === undefined) return false;
+    const fresh = await this.#broker.rejected(this.#principalKey, this.#target, token).catch(() => undefined);
+    if (fresh === undefined) return false;
+    this.#current = fresh;
+    return true;
+  }
+
   /** `upstream_auth_ended` when the user ended the connection since this was read. Never rejects. */
   async ended(): Promise<ProxyError | undefined> {
     try {

@@ -1,4 +1,4 @@
-import { ProxyError, toJsonRpcError } from '../errors.ts';
+import { findProxyError, ProxyError, toJsonRpcError } from '../errors.ts';
 import {
   cancelledNotice,
   cancelledRequestId,
@@ -50,6 +50,11 @@ export interface SessionCredential {
    * the connection since the session opened (review6 OAUTH-1). Never rejects.
    */
   freshen(): Promise<ProxyError | undefined>;
+  /**
+   * The upstream refused the token in use (401): true when a newer one took its place (a
+   * refresh), so the message may go once more. Never rejects.
+   */
+  refused(): Promise<boolean>;
 }
 
 /** The `_meta` key naming the `subscriptions/listen` request a notification belongs to. */
@@ -166,6 +171,18 @@ export class HeldSession {
     this.#failure = ended;
     await this.close().catch(() => {});
     throw ended;
+  }
+
+  /**
+   * A message of this session failed with `error`: true when it was the upstream's 401 to the
+   * broker's token and a refreshed token is in place now, so the caller sends it once more
+   * (issue 18, held-signin). False for anything else, and for a session without the broker's
+   * credential: the refusal then stands, or the caller is asked to sign in.
+   */
+  async refused(error: unknown): Promise<boolean> {
+    const refusal = findProxyError(error);
+    if (this.#credential === undefined || refusal?.code !== 'upstream_unauthorized') return false;
+    return refusal.status === 401 && (await this.#credential.refused());
   }
 
   /** Registers a callback for when the upstream side ends (the store then forgets the session). */

@@ -76,6 +76,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { createRemoteJWKSet, exportJWK, generateKeyPair, type JWK, type JWTPayload, jwtVerify } from 'jose';
 import Provider, { errors as oidcErrors } from 'oidc-provider';
 import { z } from 'zod';
+import { SseSessions } from './oauth-world-sse.ts';
 
 /** A clock in milliseconds (a ManualClock fits). */
 export interface WorldClock {
@@ -98,6 +99,11 @@ export interface UpstreamOptions {
   readonly challengeScope?: boolean;
   /** The path of the MCP endpoint (default `/mcp`). */
   readonly path?: string;
+  /**
+   * Its transport: `streamable-http` (default, stateless) or `sse` (HTTP+SSE, 2024-11-05: a GET
+   * stream at the path, POSTs to `<path>/messages`, each checked for the bearer token as a POST).
+   */
+  readonly transport?: 'streamable-http' | 'sse';
 }
 
 /** Options of {@link startOAuthWorld}. */
@@ -157,6 +163,8 @@ export interface OAuthUpstream {
   readonly seen: readonly SeenRequest[];
   /** The distinct `Authorization` headers it saw. */
   authorizations(): string[];
+  /** How many HTTP+SSE streams are open (`transport: 'sse'`). */
+  sseStreams(): number;
   stop(): Promise<void>;
 }
 
@@ -593,6 +601,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
   await listen(server);
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const resource = `${origin}${path}`;
+  const sse = new SseSessions(`${path}/messages`, () => buildMcpServer());
   const metadataUrl = `${origin}/.well-known/oauth-protected-resource${path}`;
   const metadata = {
     resource,
@@ -626,7 +635,8 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
       res.end(JSON.stringify(metadata));
       return;
     }
-    if (url.pathname !== path) {
+    const sseMessages = deps.transport === 'sse' && url.pathname === `${path}/messages`;
+    if (url.pathname !== path && !sseMessages) {
       res.statusCode = 404;
       res.end();
       return;
@@ -640,7 +650,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
     // No GET stream and no DELETE (stateless): refused before the token is looked at, so a client's
     // stream attempt never meets a 401 and refreshes beside its POST (a refresh race: with
     // rotating refresh tokens, the second use of one revokes the grant).
-    if (req.method !== 'POST') {
+    if (req.method !== 'POST' && (deps.transport !== 'sse' || req.method !== 'GET' || sseMessages)) {
       res.writeHead(405, { allow: 'POST' }).end();
       return;
     }
@@ -673,6 +683,16 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
         return;
       }
     }
+    const auth = {
+      token: bearer,
+      clientId: String(claims.client_id ?? ''),
+      scopes: [...granted].filter(Boolean),
+      extra: { sub: claims.sub },
+    };
+    if (deps.transport === 'sse') {
+      await sse.serve(req, res, url, body, auth);
+      return;
+    }
     const mcp = buildMcpServer();
     // Stateless (no session id): each POST gets its own server and transport.
     const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
@@ -681,12 +701,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
       void mcp.close();
     });
     await mcp.connect(transport);
-    (req as IncomingMessage & { auth?: unknown }).auth = {
-      token: bearer,
-      clientId: String(claims.client_id ?? ''),
-      scopes: [...granted].filter(Boolean),
-      extra: { sub: claims.sub },
-    };
+    (req as IncomingMessage & { auth?: unknown }).auth = auth;
     await transport.handleRequest(req, res, body);
   }
 
@@ -723,7 +738,9 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
     authorizations() {
       return [...new Set(seen.map((each) => each.authorization).filter((each) => each !== undefined))];
     },
+    sseStreams: () => sse.size,
     async stop() {
+      sse.close();
       await close(server);
     },
   };

@@ -152,11 +152,12 @@ export class BrokeredSignIn {
   }
 
   /**
-   * A pooled session's upstream refused the broker's token mid-session (its answer carries the
-   * refusal and the challenge in `data`): the caller is asked to sign in (401) or to step up
-   * (403 `insufficient_scope`) instead. Undefined: the answer stands.
+   * A session's upstream (held, or pooled) refused the broker's token after the session opened
+   * (its answer carries the refusal and the challenge in `data`): the caller is asked to sign in
+   * (401) or to step up (403 `insufficient_scope`) instead, for this request's principal and
+   * upstream. Undefined: the answer stands.
    */
-  async pooledRefusal(
+  async refusedInSession(
     request: FastifyRequest,
     reply: FastifyReply,
     message: JsonRpcRequest,

@@ -151,7 +151,7 @@ export class McpEndpoint {
       case 'pooled':
         // Only a modern POST is pooled: it has a body.
         return this.#deps.modern.post(request, reply, inbound as MessageBatch, route, (message, answer) =>
-          this.#signIns.pooledRefusal(request, reply, message, answer),
+          this.#signIns.refusedInSession(request, reply, message, answer),
         );
       case 'held':
       case 'open-held':
@@ -316,6 +316,10 @@ export class McpEndpoint {
     const { bridge } = this.#deps;
     if (request.method === 'GET') return bridge.get(request, reply, ctx);
     if (request.method === 'DELETE') return bridge.delete(reply, ctx);
-    return bridge.post(request, reply, inbound as MessageBatch, ctx);
+    // An upstream 401 (or 403 step-up) after the session opened asks for a sign-in, as a
+    // stateless call's does (issue 18, held-signin).
+    return bridge.post(request, reply, inbound as MessageBatch, ctx, (message, answer) =>
+      this.#signIns.refusedInSession(request, reply, message, answer),
+    );
   }
 }

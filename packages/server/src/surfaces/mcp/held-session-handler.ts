@@ -16,7 +16,7 @@ import {
   sendEventStream,
 } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream, acceptsJson } from '../../http/inbound-checks.ts';
-import { isRequest, type JsonRpcRequest, type MessageBatch } from '../../jsonrpc.ts';
+import { isRequest, type JsonRpcRequest, type JsonRpcResponse, type MessageBatch } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
@@ -47,8 +47,17 @@ export class HeldSessionHandler {
     this.#deps = deps;
   }
 
-  /** POST: one message or a batch. */
-  async post(request: FastifyRequest, reply: FastifyReply, inbound: MessageBatch, ctx: HeldSessionContext) {
+  /**
+   * POST: one message or a batch. `intercept` looks at each error answer first and may replace
+   * it (the OAuth broker's sign-in after the upstream's 401, or its step-up after a 403).
+   */
+  async post(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inbound: MessageBatch,
+    ctx: HeldSessionContext,
+    intercept?: Intercept,
+  ) {
     const { messages, batch } = inbound;
     const requests = messages.filter(isRequest);
     const opens = requests.some((m) => m.method === 'initialize');
@@ -71,9 +80,10 @@ export class HeldSessionHandler {
 
     // The tool grant of this caller, now: not the session opener's (issue 17 review, finding 2).
     const filter = toolFilterFor(ctx.target);
-    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, session, requests, filter);
+    const answers = { session, filter, intercept };
+    if (acceptsEventStream(request)) return this.#answerAsStream(request, reply, answers, requests);
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    const responses = await this.#answerAsJson(reply, session, requests, filter);
+    const responses = await this.#answerAsJson(reply, answers, requests);
     for (const response of responses) request.audit?.answer(response);
     return reply
       .code(200)
@@ -138,18 +148,15 @@ export class HeldSessionHandler {
     return session;
   }
 
-  async #answerAsJson(
-    reply: FastifyReply,
-    session: HeldSession,
-    requests: JsonRpcRequest[],
-    filter: ToolFilter | undefined,
-  ) {
+  async #answerAsJson(reply: FastifyReply, answers: Answers, requests: JsonRpcRequest[]) {
+    const { session, filter } = answers;
     const signal = callerSignal(reply);
+    const options = { timeoutMs: this.#deps.timeoutMs, signal };
     return Promise.all(
       requests.map((message) =>
-        session
-          .call(message, { timeoutMs: this.#deps.timeoutMs, signal }, filter)
-          .catch((error: unknown) => toJsonRpcError(error, message.id)),
+        sentOnceMore(session, () => session.call(message, options, filter)).catch((error: unknown) =>
+          failureAnswer(answers, message, error),
+        ),
       ),
     );
   }
@@ -157,10 +164,10 @@ export class HeldSessionHandler {
   async #answerAsStream(
     request: FastifyRequest,
     reply: FastifyReply,
-    session: HeldSession,
+    answers: Answers,
     requests: JsonRpcRequest[],
-    filter: ToolFilter | undefined,
   ) {
+    const { session, filter } = answers;
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     const waiting = new Set(requests.map((m) => m.id));
@@ -197,12 +204,50 @@ export class HeldSessionHandler {
     // must not hold this stream's headers, progress or server requests back until the end.
     // request() registers each route before its first await, so the order is kept.
     for (const message of requests) {
-      session.request(message, sink, filter).catch((error: unknown) => {
-        sink.deliver(toJsonRpcError(error, message.id));
-      });
+      sentOnceMore(session, () => session.request(message, sink, filter))
+        .catch((error: unknown) => failureAnswer(answers, message, error))
+        .then((answer) => answer && sink.deliver(answer))
+        .catch(() => {});
     }
     return sendEventStream(reply, writer);
   }
+}
+
+/** Looks at an error answer first and may replace it (the OAuth broker's sign-in). */
+export type Intercept = (
+  message: JsonRpcRequest,
+  answer: JsonRpcResponse,
+) => Promise<JsonRpcResponse | undefined>;
+
+/** How one POST's requests are answered: the session, the caller's tool grant, the interceptor. */
+interface Answers {
+  readonly session: HeldSession;
+  readonly filter: ToolFilter | undefined;
+  readonly intercept: Intercept | undefined;
+}
+
+/**
+ * Runs `send`, and once more when the upstream refused the broker's token and a refreshed one
+ * took its place (issue 18, held-signin): an HTTP+SSE upstream reads the token at each POST, so
+ * the session opened with the refused one goes on with the new one.
+ */
+async function sentOnceMore<T>(session: HeldSession, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (error) {
+    if (!(await session.refused(error))) throw error;
+    return send();
+  }
+}
+
+/** The answer to `message` that failed with `error`: the interceptor's when it gives one. */
+async function failureAnswer(answers: Answers, message: JsonRpcRequest, error: unknown) {
+  const answer = toJsonRpcError(error, message.id);
+  // A sign-in that cannot start (discovery failed) answers its own error.
+  const replaced = await answers
+    .intercept?.(message, answer)
+    .catch((failure: unknown) => toJsonRpcError(failure, message.id));
+  return replaced ?? answer;
 }
 
 /**

@@ -34,6 +34,7 @@ import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { ModernSessionPool, PoolContext, PooledCall } from '../../sessions/modern-pool.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
+import type { Intercept } from './held-session-handler.ts';
 
 /** Collaborators and limits. */
 export interface PooledSessionHandlerDeps {
@@ -205,9 +206,6 @@ export class PooledSessionHandler {
     return sendEventStream(reply, writer);
   }
 }
-
-/** Looks at the error answer to `message` and may replace it (the OAuth broker's sign-in). */
-type Intercept = (message: JsonRpcRequest, answer: JsonRpcResponse) => Promise<JsonRpcResponse | undefined>;
 
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
 const REMOVED_METHODS = new Set([
