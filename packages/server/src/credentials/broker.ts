@@ -64,6 +64,8 @@ export interface OAuthBrokerDeps {
   readonly keys: VaultKeys;
   /** Every HTTP call of the flow: through the egress guard. */
   readonly fetch: OAuthFetch;
+  /** Calls to the operator's login issuers (proxy-login.ts): trusted, not the upstream guard. */
+  readonly loginFetch: OAuthFetch;
   /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
   readonly switchedOn: () => boolean;
   /** PUBLIC_URL (no trailing slash), read at each use: a reload may change it. */
@@ -142,7 +144,7 @@ export class OAuthBroker {
       login: new ProxyLogin({
         store: deps.store,
         keys: deps.keys,
-        fetch: deps.fetch,
+        fetch: deps.loginFetch,
         issuers: deps.loginIssuers ?? (() => []),
         publicUrl: deps.publicUrl,
         deadline: () => this.#deadline(undefined),
