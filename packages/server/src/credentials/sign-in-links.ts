@@ -119,7 +119,9 @@ export class SignInLinks {
   /** Whether `flow` may still be bound by its code: one was offered, is alive, and codes are on now. */
   #codeBinds(flow: PendingFlow): boolean {
     return (
-      flow.userCodeHash !== undefined && (flow.userCodeExpiresAt ?? 0) > this.#deps.now() && this.#deps.userCodes()
+      flow.userCodeHash !== undefined &&
+      (flow.userCodeExpiresAt ?? 0) > this.#deps.now() &&
+      this.#deps.userCodes()
     );
   }
 
