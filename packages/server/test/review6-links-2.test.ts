@@ -32,7 +32,8 @@ async function postStart(url: string, body: unknown): Promise<{ status: number; 
 
 describe('review6 links 2: OAUTH_USER_CODES=false by reload', () => {
   it('stops codes already offered: the page offers no code and a typed code binds nothing', async () => {
-    const s = await setupOAuth(cleanup);
+    // Codes on (opt-in since the same review's DESIGN item), then off by reload.
+    const s = await setupOAuth(cleanup, { OAUTH_USER_CODES: 'true' });
     const reply = await callTool(s, ALICE, 'whoami');
     const url = authorizeUrlOf(s, reply);
     const code: string = reply.body.error.data.userCode;

@@ -5,6 +5,7 @@
  * guard (the operator's login issuers are trusted, like the OIDC verifier's); it acts only
  * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
  */
+import { brokerSwitchedOn } from '../config/broker-switch.ts';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { loginIssuers } from '../identity/oidc/settings.ts';
@@ -35,14 +36,6 @@ export interface BrokerWiring {
   readonly now: () => number;
   /** OAuth calls as spans while tracing is on (issue 21). */
   readonly tracing?: Tracing;
-}
-
-/**
- * Whether the operator wants the broker (issue 18's default): OAUTH_BROKER when set, else on
- * exactly when PUBLIC_URL is set, since without it no sign-in link or callback can exist.
- */
-export function brokerSwitchedOn(config: Pick<Config, 'oauthBroker' | 'publicUrl'>): boolean {
-  return config.oauthBroker ?? config.publicUrl !== undefined;
 }
 
 /** The vault's keys: VAULT_KEY, else one generated under DATA_DIR (in memory with STORE=memory). */
