@@ -4,7 +4,6 @@
  * with it (review6 links, DESIGN): the vault key a shared Redis needs, and the warning about
  * one-time codes. Read by the configuration's cross-checks, the broker's wiring and the start.
  */
-import { loginIssuers } from '../identity/oidc/settings.ts';
 import { storeKind } from '../store/open-store.ts';
 import type { Config } from './config.ts';
 
@@ -47,4 +46,22 @@ export function userCodesWarning(config: Config): string | undefined {
     'without their app bind by a one-time code, which a principal of this proxy can phish a user ' +
     'into typing (docs/oauth.md, "The trade-off of codes")'
   );
+}
+
+/**
+ * The issuers with the proxy's login client (`oidc.issuers[].login`, or `OIDC_LOGIN_CLIENT_ID`
+ * for `OIDC_ISSUER`): users of these sign in to the proxy to bind an upstream sign-in link.
+ */
+export function loginIssuers(
+  config: Config,
+): { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string | undefined }[] {
+  const { issuer, loginClientId, loginClientSecret, issuers } = config.oidc;
+  const listed = issuers.flatMap((entry) =>
+    entry.login === undefined || (entry.issuer === issuer && loginClientId !== undefined)
+      ? []
+      : [{ issuer: entry.issuer, ...entry.login }],
+  );
+  if (issuer === undefined || loginClientId === undefined) return listed;
+  const secret = loginClientSecret === undefined ? {} : { clientSecret: loginClientSecret };
+  return [...listed, { issuer, clientId: loginClientId, ...secret }];
 }

@@ -5,7 +5,7 @@
  * guard (the operator's login issuers are trusted, like the OIDC verifier's); it acts only
  * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
  */
-import { brokerSwitchedOn } from '../config/broker-switch.ts';
+import { brokerSwitchedOn, loginIssuers } from '../config/broker-switch.ts';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { Tracing } from '../observability/tracing.ts';
@@ -69,22 +69,4 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
     timeoutMs: () => config.upstream.timeoutMs,
     now: deps.now,
   });
-}
-
-/**
- * The issuers with the proxy's login client (`oidc.issuers[].login`, or `OIDC_LOGIN_CLIENT_ID`
- * for `OIDC_ISSUER`): users of these sign in to the proxy to bind an upstream sign-in link.
- */
-export function loginIssuers(
-  config: Config,
-): { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string | undefined }[] {
-  const { issuer, loginClientId, loginClientSecret, issuers } = config.oidc;
-  const listed = issuers.flatMap((entry) =>
-    entry.login === undefined || (entry.issuer === issuer && loginClientId !== undefined)
-      ? []
-      : [{ issuer: entry.issuer, ...entry.login }],
-  );
-  if (issuer === undefined || loginClientId === undefined) return listed;
-  const secret = loginClientSecret === undefined ? {} : { clientSecret: loginClientSecret };
-  return [...listed, { issuer, clientId: loginClientId, ...secret }];
 }
