@@ -44,7 +44,8 @@ async function sseMember() {
   let base = '';
   const challenge = () => ({ 'www-authenticate': `Bearer resource_metadata="${base}/prm/sse"` });
   const handler: Handler = (req, res, url, body) => {
-    if (url.pathname === '/prm/sse')
+    // Also at the well-known place: an `auth: oauth` server is asked before any 401.
+    if (url.pathname === '/prm/sse' || url.pathname === '/.well-known/oauth-protected-resource/sse')
       return json(res, 200, { resource: `${base}/sse`, authorization_servers: [`${base}/as`] });
     if (url.pathname === '/.well-known/oauth-authorization-server/as')
       return json(res, 200, authServerMetadata(base, `${base}/as`));
@@ -89,80 +90,88 @@ async function sseMember() {
 }
 
 describe('CREDS-1: a disconnect reaches the sessions a virtual server holds to its members', () => {
-  it('the member session opened with the ended token is closed by the next request', async () => {
-    const member = await sseMember();
-    const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-creds-1-'));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(
-      join(dir, 'proxy.json'),
-      JSON.stringify({
-        servers: { files: { url: `${member.base}/sse`, transport: 'sse' } },
-        virtualServers: { workspace: { servers: ['files'] } },
-      }),
-    );
-    const port = await freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    const proxy = await startProxy({
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      OAUTH_BROKER: 'true',
-      PROXY_TOKENS: ALICE,
-      CORS_ORIGINS: APP,
-      LOG_LEVEL: 'warn',
-      MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
-    });
-    cleanup.push(() => proxy.close());
-    let id = 1;
-    const call = () =>
-      postProxy(
-        { url: proxy.url, token: ALICE },
-        {
-          server: 'workspace',
-          jsonrpc: '2.0',
-          id: id++,
-          method: 'tools/call',
-          params: { name: 'files__x', arguments: {} },
-        },
-        { origin: APP },
+  // `auth: oauth`: the next request finds no token and asks for a sign-in without reaching the
+  // member's session; that session must end all the same.
+  for (const auth of [undefined, 'oauth'] as const) {
+    it(`the member session opened with the ended token is closed by the next request (auth: ${auth ?? 'unset'})`, async () => {
+      const member = await sseMember();
+      const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-creds-1-'));
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(
+        join(dir, 'proxy.json'),
+        JSON.stringify({
+          servers: { files: { url: `${member.base}/sse`, transport: 'sse', ...(auth ? { auth } : {}) } },
+          virtualServers: { workspace: { servers: ['files'] } },
+        }),
       );
+      const port = await freePort();
+      const publicUrl = `http://127.0.0.1:${port}`;
+      const proxy = await startProxy({
+        PORT: String(port),
+        PUBLIC_URL: publicUrl,
+        OAUTH_BROKER: 'true',
+        PROXY_TOKENS: ALICE,
+        CORS_ORIGINS: APP,
+        LOG_LEVEL: 'warn',
+        MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
+      });
+      cleanup.push(() => proxy.close());
+      let id = 1;
+      const call = () =>
+        postProxy(
+          { url: proxy.url, token: ALICE },
+          {
+            server: 'workspace',
+            jsonrpc: '2.0',
+            id: id++,
+            method: 'tools/call',
+            params: { name: 'files__x', arguments: {} },
+          },
+          { origin: APP },
+        );
 
-    // Signed in as the start and callback pages would.
-    const refused = await call();
-    assert.equal(refused.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused.body));
-    const same = { 'content-type': 'application/json', origin: publicUrl, 'sec-fetch-site': 'same-origin' };
-    const bound = await fetch(refused.body.error.data.authorizeUrl, {
-      method: 'POST',
-      headers: same,
-      body: JSON.stringify({ credential: ALICE, origin: APP }),
+      // Signed in as the start and callback pages would.
+      const refused = await call();
+      assert.equal(refused.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused.body));
+      const same = { 'content-type': 'application/json', origin: publicUrl, 'sec-fetch-site': 'same-origin' };
+      const bound = await fetch(refused.body.error.data.authorizeUrl, {
+        method: 'POST',
+        headers: same,
+        body: JSON.stringify({ credential: ALICE, origin: APP }),
+      });
+      const b = (await bound.json()) as { authorizeUrl: string; state: string; nonce: string };
+      assert.equal(bound.status, 200, JSON.stringify(b));
+      const callback = new URL(b.authorizeUrl).searchParams.get('redirect_uri') as string;
+      const done = await fetch(callback, {
+        method: 'POST',
+        headers: same,
+        body: JSON.stringify({ query: `?code=c&state=${b.state}`, nonce: b.nonce }),
+      });
+      assert.equal(done.status, 200, await done.text());
+
+      const served = await call();
+      assert.equal(served.body?.result?.content?.[0]?.text, 'served', JSON.stringify(served.body));
+      assert.equal(member.opened.length, 1, 'one member session, authenticated with at-1');
+
+      const del = await fetch(`${proxy.url}/oauth/connections/files`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${ALICE}`, origin: APP },
+      });
+      assert.equal(del.status, 200, await del.text());
+
+      // The next request through the virtual server: as on /proxy and /mcp (OAUTH-1), the session
+      // authenticated with the ended token must serve nobody any more.
+      const after = await call();
+      assert.equal(after.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(after.body));
+      const outcome = await Promise.race([
+        member.closed.then(() => 'closed'),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 3000).unref()),
+      ]);
+      assert.equal(
+        outcome,
+        'closed',
+        "the member's stream opened with the ended token is still open upstream",
+      );
     });
-    const b = (await bound.json()) as { authorizeUrl: string; state: string; nonce: string };
-    assert.equal(bound.status, 200, JSON.stringify(b));
-    const callback = new URL(b.authorizeUrl).searchParams.get('redirect_uri') as string;
-    const done = await fetch(callback, {
-      method: 'POST',
-      headers: same,
-      body: JSON.stringify({ query: `?code=c&state=${b.state}`, nonce: b.nonce }),
-    });
-    assert.equal(done.status, 200, await done.text());
-
-    const served = await call();
-    assert.equal(served.body?.result?.content?.[0]?.text, 'served', JSON.stringify(served.body));
-    assert.equal(member.opened.length, 1, 'one member session, authenticated with at-1');
-
-    const del = await fetch(`${proxy.url}/oauth/connections/files`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${ALICE}`, origin: APP },
-    });
-    assert.equal(del.status, 200, await del.text());
-
-    // The next request through the virtual server: as on /proxy and /mcp (OAUTH-1), the session
-    // authenticated with the ended token must serve nobody any more.
-    const after = await call();
-    assert.equal(after.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(after.body));
-    const outcome = await Promise.race([
-      member.closed.then(() => 'closed'),
-      new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 3000).unref()),
-    ]);
-    assert.equal(outcome, 'closed', "the member's stream opened with the ended token is still open upstream");
-  });
+  }
 });
