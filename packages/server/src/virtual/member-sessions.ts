@@ -101,7 +101,7 @@ export class MemberSessions {
   async session(owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
     const key = MemberSessions.#key(owner, target);
     const held = this.#held(key, owner);
-    if (held && (await MemberSessions.#renewed(held.session))) return held;
+    if (held && (await held.session.renewed())) return held;
     // A failure is remembered for the token it was met with: a refusal of none (a 401 before the
     // sign-in) must not stand in the way of the token the sign-in brings.
     const failedKey = `${key}\n${tokenHash(target)}`;
@@ -130,7 +130,7 @@ export class MemberSessions {
    */
   async renew(owner: SessionOwner, target: UpstreamTarget): Promise<void> {
     const held = this.#held(MemberSessions.#key(owner, target, true), owner);
-    if (held) await MemberSessions.#renewed(held.session);
+    await held?.session.renewed();
   }
 
   /**
@@ -166,14 +166,6 @@ export class MemberSessions {
     const session = id === undefined ? undefined : this.#deps.sessions.get(id, owner.ownerId);
     const initialized = session && !session.closed ? this.#initialized.get(session) : undefined;
     return session && initialized ? { session, initialized } : undefined;
-  }
-
-  /** False when the session's sign-in was ended: it is closed now (its store entry goes with it). */
-  static async #renewed(session: HeldSession): Promise<boolean> {
-    return session.renew().then(
-      () => true,
-      () => false,
-    );
   }
 
   /**
