@@ -18,7 +18,8 @@
  * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
  * locally, where its session is simply not found (404, MCP's signal to start a new session); one
  * whose owner is alive but did not answer (or went quiet, or gave up) is answered
- * `relay_interrupted` (503, retry), since its session still exists.
+ * `relay_interrupted` (503, retry), since its session still exists; so is one whose owner
+ * cannot be looked up (the store down): only a store that answers "nobody" means not found.
  *
  * This file holds the decision, the channel and the bookkeeping of exchanges; the relaying
  * side of one exchange is http/relay-outgoing.ts, the owner's side http/relay-serving.ts, and
@@ -34,7 +35,7 @@ import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
-import { RELAY_LIMITS, type RelayLimits, RelayQuota } from './relay-quota.ts';
+import { RELAY_LIMITS, type RelayLimits, RelayQuota, relayInterrupted } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
 import {
   decodeRelayMessage,
@@ -250,9 +251,10 @@ export class Relay {
         owner = destination.instance;
       }
     } catch (error) {
-      // Without the store nobody can say where the session is: it is not here.
+      // Without the store nobody can say where the session is: it may well live on another
+      // instance, and "not found" would make its client drop it (review 7, RELAY-2). Retry.
       this.#deps.onError(error as Error);
-      return false;
+      throw relayInterrupted();
     }
     if (owner === undefined) return false;
     return relayTo(this.#relaying, request, reply, owner);
