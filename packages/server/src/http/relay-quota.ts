@@ -1,7 +1,8 @@
 /**
  * @module http/relay-quota
- * What the relaying side of http/relay.ts may hold at once (issue 19, review 6 item 3): exchanges
- * in all and per principal, and answer bytes received but not yet taken by their callers, across
+ * What each side of http/relay.ts may hold at once (issue 19, review 6 item 3, review 7 RELAY-1):
+ * exchanges in all and per principal (relayed out from here; run here for others, counted apart),
+ * and, on the relaying side, answer bytes received but not yet taken by their callers, across
  * exchanges. A request beyond any of them is answered `relay_interrupted` (503, retry after a
  * second): its session still exists on its owner, so it is never "not found" here.
  */
@@ -11,7 +12,7 @@ import { ProxyError } from '../errors.ts';
 export interface RelayLimits {
   /** Exchanges each side keeps at once (relayed out from here; run here for others). */
   readonly maxExchanges: number;
-  /** Exchanges one principal may have relayed out from here at once. */
+  /** Exchanges one principal may have at once (relayed out from here; run here for others). */
   readonly maxExchangesPerPrincipal: number;
   /** Answer bytes held here for callers, across every exchange relayed out from here. */
   readonly maxHeldBytes: number;
@@ -57,16 +58,23 @@ export class RelayQuota {
 
   /** Takes one exchange for `principalKey`; throws `relay_interrupted` when any bound is reached. */
   enter(principalKey: string): void {
+    if (!this.admits(principalKey)) throw relayInterrupted();
+  }
+
+  /** Takes one exchange for `principalKey` if no bound is reached; false (nothing taken) if one is. */
+  admits(principalKey: string): boolean {
     const mine = this.#perPrincipal.get(principalKey) ?? 0;
     const limits = this.#limits;
+    // The principal's own bound first: past it, one principal cannot use up the total.
     if (
-      this.#exchanges >= limits.maxExchanges ||
       mine >= limits.maxExchangesPerPrincipal ||
+      this.#exchanges >= limits.maxExchanges ||
       this.#heldBytes >= limits.maxHeldBytes
     )
-      throw relayInterrupted();
+      return false;
     this.#exchanges++;
     this.#perPrincipal.set(principalKey, mine + 1);
+    return true;
   }
 
   /** Gives back an exchange {@link enter} took. */

@@ -105,7 +105,9 @@ export class Relay {
     this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
     const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
     const inFlight = new InFlightBytes(limits.inFlightBytes);
-    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight };
+    // The owner's exchanges are counted apart from those relayed out (each side has its bounds).
+    const serving = new RelayQuota(limits);
+    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight, quota: serving };
   }
 
   /** Listens on this instance's channel. */
