@@ -132,3 +132,66 @@ it('a replayed sealed part is not written into the caller answer a second time',
   const steps = [...body.matchAll(/"progress":(\d+)/g)].map((m) => Number(m[1]));
   assert.deepEqual(steps, [1, 2, 3, 4], `the caller's stream: ${body}`);
 });
+
+it('an owner whose replay memory is full of fresh opens refuses new ones, never forgetting one to replay', {
+  timeout: 30_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const ownerPublished: Array<{ channel: string; text: string }> = [];
+  const relayedOut: Array<{ channel: string; text: string }> = [];
+  const env = {
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    SESSION_SECRET: SECRET,
+    MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
+  };
+  // The owner remembers two opens (each for the seal's freshness window and then some).
+  const a = await startProxy(env, {
+    store: recordingView(ownerPublished),
+    relayLimits: { maxRecentOpens: 2 },
+  });
+  running.push(a);
+  const b = await startProxy(env, { store: recordingView(relayedOut) });
+  running.push(b);
+  const opened = await fetch(`${a.url}/proxy`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-proxy-token': a.token },
+    body: JSON.stringify({
+      server: 'feat',
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    }),
+  });
+  assert.equal(opened.status, 200, await opened.text());
+  const sid = opened.headers.get('mcp-session-id') as string;
+  const ping = async () => {
+    const answer = await fetch(`${b.url}/proxy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-proxy-token': b.token },
+      body: JSON.stringify({ server: 'feat', mcp_session_id: sid, jsonrpc: '2.0', id: 2, method: 'ping' }),
+    });
+    return { status: answer.status, text: await answer.text() };
+  };
+  const box = relayBox([SECRET]) as RelayBox;
+  const heard = (m: { channel: string; text: string }) =>
+    decodeRelayMessage(m.channel.slice('relay:'.length), m.text, box)?.message;
+  const relayedBefore = relayedOut.length;
+  assert.equal((await ping()).status, 200);
+  assert.equal((await ping()).status, 200);
+  // A third open while both are fresh: refused (retry), not run at the cost of forgetting one.
+  const third = await ping();
+  assert.equal(third.status, 503, third.text);
+  assert.match(third.text, /relay_interrupted/);
+  // The first open, replayed by whoever can publish to the store: still remembered, not run.
+  const firstOpen = relayedOut.slice(relayedBefore).find((m) => heard(m)?.k === 'open');
+  assert.ok(firstOpen !== undefined);
+  const exchange = heard(firstOpen)?.x;
+  const answeredBefore = ownerPublished.length;
+  await store.publish(firstOpen.channel, firstOpen.text);
+  // Another refused open after it: the owner has heard the replay by the time it answers this.
+  assert.equal((await ping()).status, 503);
+  const rerun = ownerPublished.slice(answeredBefore).filter((m) => heard(m)?.x === exchange);
+  assert.deepEqual(rerun.map(heard), [], 'the replayed open was run again');
+});

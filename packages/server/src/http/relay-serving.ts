@@ -63,13 +63,21 @@ export interface OwnerSide {
   readonly inFlight: InFlightBytes;
 }
 
-/** Runs a request relayed here by another instance and streams its answer back. */
-export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
+/**
+ * Runs a request relayed here by another instance and streams its answer back; refuses it
+ * (`fail`) when `remembered` is false (the relay could not note it against replay).
+ */
+export async function serveRelayed(side: OwnerSide, open: OpenMessage, remembered: boolean): Promise<void> {
   const { x, from } = open;
   const sequence = new ExchangeSequence(0, 0);
   // The open is parsed, not validated: one without a principal is refused, never thrown on.
   const principalKey = (open.principal as Partial<Principal> | undefined)?.principalKey;
-  if (typeof principalKey !== 'string' || side.incoming.has(x) || !side.quota.admits(principalKey)) {
+  if (
+    !remembered ||
+    typeof principalKey !== 'string' ||
+    side.incoming.has(x) ||
+    !side.quota.admits(principalKey)
+  ) {
     await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }

@@ -84,10 +84,7 @@ export class Relay {
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
   /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
-  readonly #opened = new TtlCache<string, true>({
-    ttlMs: 2 * MAX_MESSAGE_AGE_MS,
-    maxEntries: RELAY_LIMITS.maxExchanges * 4,
-  });
+  readonly #opened: TtlCache<string, true>;
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -101,6 +98,7 @@ export class Relay {
       this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
     const limits = { ...RELAY_LIMITS, ...deps.limits };
+    this.#opened = new TtlCache({ ttlMs: 2 * MAX_MESSAGE_AGE_MS, maxEntries: limits.maxRecentOpens });
     const quota = new RelayQuota(limits);
     this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
     const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
@@ -269,11 +267,11 @@ export class Relay {
     const { message, data } = heard;
     if (message.k === 'open') {
       if (message.n !== 0) return;
-      if (box !== undefined) {
-        if (this.#opened.get(message.x) !== undefined) return;
-        this.#opened.set(message.x, true);
-      }
-      void serveRelayed(this.#owning, message);
+      // A sealed open replayed within its freshness is dropped unheard (its exchange may run).
+      if (box !== undefined && this.#opened.get(message.x) !== undefined) return;
+      // One the memory of opens has no room for is refused: forgetting a fresh one would let
+      // it be replayed (review 7, RELAY-6).
+      void serveRelayed(this.#owning, message, box === undefined || this.#opened.add(message.x, true));
     } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
     else this.#outgoing.get(message.x)?.on(message, data);
   }
