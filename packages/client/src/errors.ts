@@ -308,6 +308,14 @@ export class UpstreamAuthRequiredError extends UpstreamAuthError {
   get server(): string | undefined {
     return readData(this.data, 'server', 'string');
   }
+
+  /**
+   * The one-time code to show the user beside {@link authorizeUrl} when the link is opened
+   * without this app (`XXXX-XXXX`); only when the proxy offers codes (`OAUTH_USER_CODES=true`).
+   */
+  get userCode(): string | undefined {
+    return readData(this.data, 'userCode', 'string');
+  }
 }
 
 /**

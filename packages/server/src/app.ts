@@ -9,6 +9,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
+import { userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
@@ -238,6 +239,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
+  const codesWarning = userCodesWarning(config);
+  if (codesWarning !== undefined) logger.warn(codesWarning);
   const broker = buildBroker(config, {
     store,
     guard,

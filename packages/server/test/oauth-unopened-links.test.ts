@@ -1,7 +1,8 @@
 /**
  * Issue 18: a sign-in link opened without the app that asked for it (an MCP client on /mcp got it
  * through URL elicitation; the user opens it in a browser, no opener). It binds only for the
- * principal that got it: with the one-time code shown beside it (few tries, short life), or by
+ * principal that got it: with the one-time code shown beside it (opt-in: OAUTH_USER_CODES=true;
+ * few tries, short life), or by
  * the user signing in to the proxy at the principal's OIDC issuer (the proxy as OIDC client).
  * Real parts: oidc-provider as the upstream's authorization server and as the users' identity
  * provider, the SDK v1 client, the SDK upstream.
@@ -46,9 +47,12 @@ function wrong(code: string): string {
   return code.startsWith('0') ? `1${code.slice(1)}` : `0${code.slice(1)}`;
 }
 
+/** Codes are opt-in (review6 links, DESIGN). */
+const CODES_ON = { OAUTH_USER_CODES: 'true' };
+
 describe('a sign-in link opened without its app: the one-time code', () => {
   it('reaches an SDK client beside the link (never in it), and binds its own principal once typed', async () => {
-    const s = await setupOAuth(cleanup);
+    const s = await setupOAuth(cleanup, CODES_ON);
     const connect = () => connectMcp(s, ALICE, cleanup);
     const error = await connect().then(
       () => assert.fail('connected without signing in'),
@@ -88,7 +92,7 @@ describe('a sign-in link opened without its app: the one-time code', () => {
   });
 
   it('voids the link at the fifth wrong code', async () => {
-    const s = await setupOAuth(cleanup);
+    const s = await setupOAuth(cleanup, CODES_ON);
     const reply = await callTool(s, ALICE, 'whoami');
     const url = authorizeUrlOf(s, reply);
     const code: string = reply.body.error.data.userCode;
@@ -102,7 +106,7 @@ describe('a sign-in link opened without its app: the one-time code', () => {
   });
 
   it('expires the code after five minutes, while the link still serves its app', async () => {
-    const s = await setupOAuth(cleanup);
+    const s = await setupOAuth(cleanup, CODES_ON);
     const reply = await callTool(s, ALICE, 'whoami');
     const url = authorizeUrlOf(s, reply);
     s.clock.advance(5 * 60 * 1000 + 1);
@@ -114,13 +118,27 @@ describe('a sign-in link opened without its app: the one-time code', () => {
     assert.match(await (await fetch(url)).text(), /data-mcpp-bind/);
   });
 
-  it('offers no code with OAUTH_USER_CODES=false: the link then binds only through its app', async () => {
-    const s = await setupOAuth(cleanup, { OAUTH_USER_CODES: 'false' });
-    const reply = await callTool(s, ALICE, 'whoami');
-    const url = authorizeUrlOf(s, reply);
-    assert.equal(reply.body.error.data.userCode, undefined);
-    const refused = await postStart(url, { code: 'ABCD-EFGH' });
-    assert.equal(refused.body.error.data.code, 'oauth_state_invalid');
+  it('offers no code unless OAUTH_USER_CODES=true: the link then binds only through its app', async () => {
+    for (const env of [{}, { OAUTH_USER_CODES: 'false' }]) {
+      const s = await setupOAuth(cleanup, env);
+      const reply = await callTool(s, ALICE, 'whoami');
+      const url = authorizeUrlOf(s, reply);
+      assert.equal(reply.body.error.data.userCode, undefined);
+      // The page's script offers no confirmation (the code form stays hidden).
+      assert.match(await (await fetch(url)).text(), /var c="none"/);
+      const refused = await postStart(url, { code: 'ABCD-EFGH' });
+      assert.equal(refused.body.error.data.code, 'oauth_state_invalid');
+      // Nothing to warn about without codes.
+      assert.ok(!s.proxy.logs.some((line) => line.includes('OAUTH_USER_CODES=true')));
+    }
+  });
+
+  it('warns at start when codes are on and no OIDC login client binds links instead', async () => {
+    const s = await setupOAuth(cleanup, CODES_ON);
+    const warning = s.proxy.logs.find((line) => line.includes('OAUTH_USER_CODES=true'));
+    assert.ok(warning, s.proxy.logs.join('\n'));
+    assert.equal(JSON.parse(warning).level, 40);
+    assert.match(warning, /OIDC_LOGIN_CLIENT_ID/);
   });
 });
 

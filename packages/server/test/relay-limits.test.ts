@@ -1,6 +1,6 @@
 /**
  * Issue 19, the relaying side's bounds (review 6, relay item 3): exchanges in all, exchanges per
- * principal, and answer bytes held for callers. A request beyond any of them is told to retry
+ * principal, and answer bytes held for callers, in all and per principal (review 7, RELAY-3). A request beyond any of them is told to retry
  * (503 relay_interrupted, Retry-After), never "not found": its session lives on its owner, and a
  * 404 would tell the client to drop it. Two instances in one process share a memory store; the
  * relaying one (b) runs with bounds small enough to reach.
@@ -126,6 +126,29 @@ function assertRetry(reply: { status: number; text: string; retryAfter: string |
   assert.equal(reply.retryAfter, '1');
 }
 
+/** A POST /proxy session of the `wide` server opened on `owner` with `token`; its id. */
+async function openWide(owner: RunningProxy, token: string): Promise<string> {
+  const opened = await postProxy(owner, { server: 'wide', ...INITIALIZE }, { 'x-proxy-token': token });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  return opened.headers.get('mcp-session-id') as string;
+}
+
+/** A `wide` call of `chars` euro signs (3 bytes each) in session `sid` through `via`: a JSON answer. */
+function callWide(via: RunningProxy, token: string, sid: string, chars: number) {
+  return postProxy(
+    via,
+    {
+      server: 'wide',
+      mcp_session_id: sid,
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'wide', arguments: { chars } },
+    },
+    { 'x-proxy-token': token },
+  );
+}
+
 it('exchanges beyond the per-principal and the total bound are told to retry, never "not found"', {
   timeout: 30_000,
 }, async () => {
@@ -153,18 +176,8 @@ it('a JSON answer larger than the bytes the relaying side may hold is told to re
 }, async () => {
   const { a, b } = await pair({ maxHeldBytes: 64 * 1_024, partBytes: 16 * 1_024 });
   // POST /proxy answers JSON: the relaying side gathers it whole before answering.
-  const opened = await postProxy(a, { server: 'wide', ...INITIALIZE });
-  assert.equal(opened.status, 200, JSON.stringify(opened.body));
-  const sid = opened.headers.get('mcp-session-id') as string;
-  const wide = (chars: number) =>
-    postProxy(b, {
-      server: 'wide',
-      mcp_session_id: sid,
-      jsonrpc: '2.0',
-      id: 2,
-      method: 'tools/call',
-      params: { name: 'wide', arguments: { chars } },
-    });
+  const sid = await openWide(a, a.token);
+  const wide = (chars: number) => callWide(b, a.token, sid, chars);
   // 30,000 euro signs: 90 KB of text, in parts of 16 KiB, past the 64 KiB held here.
   const large = await wide(30_000);
   assert.equal(large.status, 503, JSON.stringify(large.body).slice(0, 300));
@@ -175,5 +188,31 @@ it('a JSON answer larger than the bytes the relaying side may hold is told to re
     const small = await wide(10_000);
     assert.equal(small.status, 200, JSON.stringify(small.body).slice(0, 300));
     assert.equal(small.body.result.content[0].text.length, 10_000);
+  }
+});
+
+it("one principal holds at most its share of the relaying side's answer bytes; another's answers pass", {
+  timeout: 30_000,
+}, async () => {
+  // Bytes are counted as they arrive, not timed: a JSON answer is held whole until it is sent.
+  const { a, b } = await pair({
+    maxHeldBytes: 256 * 1_024,
+    maxHeldBytesPerPrincipal: 64 * 1_024,
+    partBytes: 16 * 1_024,
+  });
+  const mine = await openWide(a, a.token);
+  const theirs = await openWide(a, SECOND_TOKEN);
+  // 30,000 euro signs (90 KB): within the 256 KiB held in all, past one principal's 64 KiB.
+  const large = await callWide(b, a.token, mine, 30_000);
+  assert.equal(large.status, 503, JSON.stringify(large.body).slice(0, 300));
+  assert.equal(large.body.error.data.code, 'relay_interrupted');
+  // Within the share: the first principal's and the other's answers arrive whole.
+  for (const [token, sid] of [
+    [a.token, mine],
+    [SECOND_TOKEN, theirs],
+  ] as const) {
+    const small = await callWide(b, token, sid, 20_000);
+    assert.equal(small.status, 200, JSON.stringify(small.body).slice(0, 300));
+    assert.equal(small.body.result.content[0].text.length, 20_000);
   }
 });

@@ -14,11 +14,12 @@ import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
+import type { RelayLimits } from '../src/http/relay-quota.ts';
 import { decodeRelayMessage } from '../src/http/relay-wire.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
 const SECRET = 'review6-relay-session-secret-0123456789abcdef';
@@ -26,6 +27,13 @@ const HEADERS = {
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',
   'mcp-protocol-version': '2025-06-18',
+};
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
 };
 
 let dir: string;
@@ -57,31 +65,39 @@ function recordingView(published: Array<{ channel: string; text: string }>): Sto
   };
 }
 
-it('a replayed sealed part is not written into the caller answer a second time', {
-  timeout: 30_000,
-}, async () => {
+/**
+ * The owner `a` (recording what it publishes into `ownerPublished`, with `ownerLimits`) and `b`
+ * (on the view `relayingView` makes of the shared store), both sealing with {@link SECRET}.
+ */
+async function sealedPair(
+  ownerPublished: Array<{ channel: string; text: string }>,
+  relayingView: (shared: Store) => Store,
+  ownerLimits: Partial<RelayLimits> = {},
+): Promise<{ a: RunningProxy; b: RunningProxy }> {
   store = new MemoryStore(SYSTEM_CLOCK);
-  const ownerPublished: Array<{ channel: string; text: string }> = [];
   const env = {
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
     SESSION_SECRET: SECRET,
     MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
   };
-  const a = await startProxy(env, { store: recordingView(ownerPublished) });
+  const a = await startProxy(env, { store: recordingView(ownerPublished), relayLimits: ownerLimits });
   running.push(a);
-  const b = await startProxy(env, { store: namespaced(store, '') });
+  const b = await startProxy(env, { store: relayingView(namespaced(store, '')) });
   running.push(b);
+  return { a, b };
+}
+
+it('a replayed sealed part is not written into the caller answer a second time', {
+  timeout: 30_000,
+}, async () => {
+  const ownerPublished: Array<{ channel: string; text: string }> = [];
+  const { a, b } = await sealedPair(ownerPublished, (shared) => shared);
   // A /mcp session held by a.
   const init = await fetch(`${a.url}/servers/feat/mcp`, {
     method: 'POST',
     headers: { ...HEADERS, 'x-proxy-token': a.token },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    }),
+    body: JSON.stringify(INITIALIZE),
   });
   assert.equal(init.status, 200);
   await init.text();
@@ -131,4 +147,46 @@ it('a replayed sealed part is not written into the caller answer a second time',
   const body = await text;
   const steps = [...body.matchAll(/"progress":(\d+)/g)].map((m) => Number(m[1]));
   assert.deepEqual(steps, [1, 2, 3, 4], `the caller's stream: ${body}`);
+});
+
+it('an owner whose replay memory is full of fresh opens refuses new ones, never forgetting one to replay', {
+  timeout: 30_000,
+}, async () => {
+  const ownerPublished: Array<{ channel: string; text: string }> = [];
+  const relayedOut: Array<{ channel: string; text: string }> = [];
+  // The owner remembers two opens (each for the seal's freshness window and then some).
+  const { a, b } = await sealedPair(ownerPublished, () => recordingView(relayedOut), { maxRecentOpens: 2 });
+  const opened = await postProxy(a, { server: 'feat', ...INITIALIZE });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  const sid = opened.headers.get('mcp-session-id') as string;
+  const ping = async () => {
+    const answer = await postProxy(b, {
+      server: 'feat',
+      mcp_session_id: sid,
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'ping',
+    });
+    return { status: answer.status, text: JSON.stringify(answer.body) };
+  };
+  const box = relayBox([SECRET]) as RelayBox;
+  const heard = (m: { channel: string; text: string }) =>
+    decodeRelayMessage(m.channel.slice('relay:'.length), m.text, box)?.message;
+  const relayedBefore = relayedOut.length;
+  assert.equal((await ping()).status, 200);
+  assert.equal((await ping()).status, 200);
+  // A third open while both are fresh: refused (retry), not run at the cost of forgetting one.
+  const third = await ping();
+  assert.equal(third.status, 503, third.text);
+  assert.match(third.text, /relay_interrupted/);
+  // The first open, replayed by whoever can publish to the store: still remembered, not run.
+  const firstOpen = relayedOut.slice(relayedBefore).find((m) => heard(m)?.k === 'open');
+  assert.ok(firstOpen !== undefined);
+  const exchange = heard(firstOpen)?.x;
+  const answeredBefore = ownerPublished.length;
+  await store.publish(firstOpen.channel, firstOpen.text);
+  // Another refused open after it: the owner has heard the replay by the time it answers this.
+  assert.equal((await ping()).status, 503);
+  const rerun = ownerPublished.slice(answeredBefore).filter((m) => heard(m)?.x === exchange);
+  assert.deepEqual(rerun.map(heard), [], 'the replayed open was run again');
 });

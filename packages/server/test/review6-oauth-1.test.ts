@@ -9,14 +9,10 @@
  * with a resource server that checks JWT access tokens itself: only the proxy can stop using it.
  */
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
 import { afterEach, describe, it } from 'node:test';
-import { authServerMetadata, type Handler, json, serveHostile } from './helpers/hostile-server.ts';
-import { freePort } from './helpers/net.ts';
-import { postProxy, type Reply, startProxy } from './helpers/proxy.ts';
-
-const ALICE = 'alice-proxy-token-0123456789abcdef';
-const APP = 'http://app.example';
+import { ALICE, APP } from './helpers/oauth-proxy.ts';
+import { disconnect, signInFrom, startBrokerProxy, startOAuthSseServer } from './helpers/oauth-sse-server.ts';
+import { postProxy } from './helpers/proxy.ts';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -25,82 +21,6 @@ afterEach(async () => {
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC answers are arbitrary JSON.
 type Json = any;
-
-interface SseWorld {
-  readonly base: string;
-  /** The Authorization header of every POST to a session's message endpoint, in order. */
-  readonly posts: Array<{ readonly authorization: string | undefined; readonly method: string }>;
-  /** From now on the MCP server refuses `at-1` and the token endpoint's next token is `at-2`. */
-  rotate(): void;
-}
-
-/**
- * An authorization server (dynamic registration, no revocation endpoint, access token `at-1`)
- * and an HTTP+SSE (2024-11-05) MCP server that accepts only `Bearer at-1`, on one loopback port.
- */
-async function sseWorld(): Promise<SseWorld> {
-  const posts: SseWorld['posts'] = [];
-  const streams = new Map<string, ServerResponse>();
-  let next = 0;
-  let base = '';
-  let accepted = 'Bearer at-1';
-  let issued = 'at-1';
-  const challenge = () => ({ 'www-authenticate': `Bearer resource_metadata="${base}/prm/sse"` });
-  const handler: Handler = (req, res, url, body) => {
-    if (url.pathname === '/prm/sse')
-      return json(res, 200, { resource: `${base}/sse`, authorization_servers: [`${base}/as`] });
-    if (url.pathname === '/.well-known/oauth-authorization-server/as')
-      return json(res, 200, authServerMetadata(base, `${base}/as`));
-    if (url.pathname === '/register') return json(res, 201, { client_id: 'c1' });
-    if (url.pathname === '/token')
-      return json(res, 200, {
-        access_token: issued,
-        refresh_token: 'rt-1',
-        token_type: 'bearer',
-        expires_in: 3600,
-      });
-    if (url.pathname === '/sse' && req.method === 'GET') {
-      if (req.headers.authorization !== 'Bearer at-1') return json(res, 401, {}, challenge());
-      const id = String(++next);
-      streams.set(id, res);
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-      res.write(`event: endpoint\ndata: /messages?s=${id}\n\n`);
-      return;
-    }
-    if (url.pathname === '/messages' && req.method === 'POST') {
-      const message = JSON.parse(body) as Json;
-      posts.push({ authorization: req.headers.authorization, method: String(message.method ?? 'response') });
-      if (req.headers.authorization !== accepted) return json(res, 401, {}, challenge());
-      const stream = streams.get(url.searchParams.get('s') ?? '');
-      if (stream === undefined) return void res.writeHead(404).end();
-      res.writeHead(202).end('Accepted');
-      if (message.id === undefined) return;
-      const result =
-        message.method === 'initialize'
-          ? {
-              protocolVersion: '2024-11-05',
-              capabilities: { tools: {} },
-              serverInfo: { name: 'sse-upstream', version: '1' },
-            }
-          : { content: [{ type: 'text', text: 'served' }] };
-      stream.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`);
-      return;
-    }
-    res.writeHead(404).end();
-  };
-  base = await serveHostile(cleanup, handler);
-  cleanup.push(() => {
-    for (const stream of streams.values()) stream.destroy();
-  });
-  return {
-    base,
-    posts,
-    rotate: () => {
-      accepted = 'Bearer at-2';
-      issued = 'at-2';
-    },
-  };
-}
 
 let nextId = 1;
 function call(proxyUrl: string, serverUrl: string, method: string, sessionId?: string, params: Json = {}) {
@@ -119,43 +39,12 @@ function call(proxyUrl: string, serverUrl: string, method: string, sessionId?: s
   );
 }
 
-/** Signs alice in from a refused call, as the start and callback pages would. */
-async function signIn(publicUrl: string, refused: Reply): Promise<void> {
-  assert.equal(refused.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(refused.body));
-  const link: string = refused.body.error.data.authorizeUrl;
-  const same = { 'content-type': 'application/json', origin: publicUrl, 'sec-fetch-site': 'same-origin' };
-  const bound = await fetch(link, {
-    method: 'POST',
-    headers: same,
-    body: JSON.stringify({ credential: ALICE, origin: APP }),
-  });
-  const b = (await bound.json()) as { authorizeUrl: string; state: string; nonce: string };
-  assert.equal(bound.status, 200, JSON.stringify(b));
-  const callback = new URL(b.authorizeUrl).searchParams.get('redirect_uri') as string;
-  const done = await fetch(callback, {
-    method: 'POST',
-    headers: same,
-    body: JSON.stringify({ query: `?code=c&state=${b.state}`, nonce: b.nonce }),
-  });
-  assert.equal(done.status, 200, await done.text());
-}
-
-/** A proxy with the broker on, and alice signed in to a fresh {@link sseWorld}'s server. */
+/** A proxy with the broker on, and alice signed in to a fresh OAuth-protected HTTP+SSE server. */
 async function signedIn() {
-  const world = await sseWorld();
-  const serverUrl = `${world.base}/sse`;
-  const port = await freePort();
-  const publicUrl = `http://127.0.0.1:${port}`;
-  const proxy = await startProxy({
-    PORT: String(port),
-    PUBLIC_URL: publicUrl,
-    OAUTH_BROKER: 'true',
-    PROXY_TOKENS: ALICE,
-    CORS_ORIGINS: APP,
-    LOG_LEVEL: 'warn',
-  });
-  cleanup.push(() => proxy.close());
-  await signIn(publicUrl, await call(proxy.url, serverUrl, 'tools/list'));
+  const world = await startOAuthSseServer(cleanup);
+  const serverUrl = world.url;
+  const { proxy, publicUrl } = await startBrokerProxy(cleanup);
+  await signInFrom(publicUrl, await call(proxy.url, serverUrl, 'tools/list'));
   return { world, serverUrl, proxy };
 }
 
@@ -179,13 +68,8 @@ describe('OAUTH-1: a disconnect reaches sessions the proxy holds, not only /ws s
     const first = await call(proxy.url, serverUrl, 'tools/call', sessionId, { name: 'x', arguments: {} });
     assert.equal(first.body?.result?.content?.[0]?.text, 'served', JSON.stringify(first.body));
 
-    const del = await fetch(`${proxy.url}/oauth/connections/${encodeURIComponent(serverUrl)}`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${ALICE}`, origin: APP },
-    });
-    const ended = await del.text();
-    assert.equal(del.status, 200, ended);
-    assert.equal(JSON.parse(ended).disconnected[0].revocation, 'not_offered');
+    const ended = await disconnect(proxy.url, serverUrl);
+    assert.equal(ended.disconnected[0].revocation, 'not_offered');
     const before = world.posts.length;
 
     // The user ended the connection: the held session must not serve with its token any more.
@@ -244,11 +128,7 @@ describe('OAUTH-1: a disconnect reaches sessions the proxy holds, not only /ws s
     const first = await mcp({ method: 'tools/call', params: { name: 'x', arguments: {} } }, sessionId);
     assert.match(first.body, /served/);
 
-    const del = await fetch(`${proxy.url}/oauth/connections/${encodeURIComponent(serverUrl)}`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${ALICE}`, origin: APP },
-    });
-    assert.equal(del.status, 200, await del.text());
+    await disconnect(proxy.url, serverUrl);
     const before = world.posts.length;
 
     const after = await mcp({ method: 'tools/call', params: { name: 'x', arguments: {} } }, sessionId);

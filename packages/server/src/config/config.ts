@@ -133,11 +133,14 @@ export const DEFAULTS = {
   /**
    * The upstream OAuth broker (docs/oauth.md): unset, it runs when PUBLIC_URL is set (its links
    * and callback live there, issue 18); `false` keeps it off, `true` asks for it (it still needs
-   * PUBLIC_URL). The one reading: credentials/wiring.ts `brokerSwitchedOn`.
+   * PUBLIC_URL). The one reading: config/broker-switch.ts `brokerSwitchedOn`.
    */
   oauthBroker: undefined as boolean | undefined,
-  /** A sign-in link opened without its app may be bound with a one-time code (docs/oauth.md). */
-  oauthUserCodes: true,
+  /**
+   * A sign-in link opened without its app may be bound with a one-time code (docs/oauth.md).
+   * Opt-in (review6 links): codes can be phished, so a proxy offers them only when asked.
+   */
+  oauthUserCodes: false,
   /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
   oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from

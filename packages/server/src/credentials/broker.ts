@@ -12,7 +12,14 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
-import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
+import {
+  canonical,
+  isLoopbackHttp,
+  isNoOAuth,
+  refuseForeignEndpoint,
+  requestOptions,
+  throwIfOver,
+} from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
 import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
@@ -27,6 +34,7 @@ import {
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
+import { RememberedDiscovery } from './remembered-discovery.ts';
 import { SignInLinks } from './sign-in-links.ts';
 import {
   entryFrom,
@@ -64,6 +72,8 @@ export interface OAuthBrokerDeps {
   readonly keys: VaultKeys;
   /** Every HTTP call of the flow: through the egress guard. */
   readonly fetch: OAuthFetch;
+  /** Calls to the operator's login issuers (proxy-login.ts): trusted, not the upstream guard. */
+  readonly loginFetch: OAuthFetch;
   /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
   readonly switchedOn: () => boolean;
   /** PUBLIC_URL (no trailing slash), read at each use: a reload may change it. */
@@ -117,12 +127,14 @@ export class OAuthBroker {
   readonly #refresher: TokenRefresher;
   readonly #connections: OAuthConnections;
   readonly #links: SignInLinks;
+  readonly #discovery: RememberedDiscovery;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
     this.#pending = new PendingSignIns(deps.store, deps.keys);
+    this.#discovery = new RememberedDiscovery(deps.fetch, this.#now);
     this.#refresher = new TokenRefresher({
       store: deps.store,
       keys: deps.keys,
@@ -142,7 +154,7 @@ export class OAuthBroker {
       login: new ProxyLogin({
         store: deps.store,
         keys: deps.keys,
-        fetch: deps.fetch,
+        fetch: deps.loginFetch,
         issuers: deps.loginIssuers ?? (() => []),
         publicUrl: deps.publicUrl,
         deadline: () => this.#deadline(undefined),
@@ -250,7 +262,7 @@ export class OAuthBroker {
     try {
       return await this.#begin(principalKey, target, challengeHeader, this.#deadline(signal));
     } catch (error) {
-      if (notOAuth && error instanceof ProxyError && error.data.reason === NO_OAUTH) return notOAuth;
+      if (notOAuth && isNoOAuth(error)) return notOAuth;
       throw error;
     }
   }
@@ -294,20 +306,25 @@ export class OAuthBroker {
       });
     }
     const challenge = parseBearerChallenge(challengeHeader);
+    // A server lately found without OAuth costs no fetch and no cap (review6 LINKS-3): its plain
+    // 401 (an API key missing) stays the upstream's own refusal however often it comes.
+    this.#discovery.refuseIfRemembered(target.url);
     // A server the operator configured, or one this principal is connected to, is no stranger:
     // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
-    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4).
+    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4); a stranger's
+    // discovery spends its caps (review6 LINKS-3: raw URLs answering 401, however many, cost
+    // the stranger caps' worth of discoveries), a known server's only once it proves to use
+    // OAuth. An offer spends the server's own cap, not the principal's sign-ins (those count at
+    // the bind, review item 8).
     const known =
       target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
-    await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
-    const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
+    if (known) await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
+    else await this.#pending.admitOffer(principalKey, target.url.origin, known);
+    const discovered = await this.#discovery.discover(target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     refuseForeignEndpoint(discovered.as, settings?.issuer, issuerClients);
-    // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
-    // upstream's own refusal however often it comes. An offer spends the server's own cap, not
-    // the principal's sign-ins (those count at the bind, review item 8).
-    await this.#pending.admitOffer(principalKey, target.url.origin, known);
+    if (known) await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,
@@ -459,26 +476,3 @@ export function oauthSettingsOf(server: unknown): OAuthServerSettings | undefine
 }
 
 export type { VaultEntry };
-
-/**
- * Review oauth6 R2: the start page names where the user signs in, and the button goes to the
- * metadata's `authorization_endpoint`. An endpoint on another origin than its issuer would let a
- * hostile authorization server send the user to a well-known one's login (a mix-up set-up), so
- * it is refused unless the operator configured that issuer (a server's `oauth.issuer`, or
- * `oauthClients`): real servers keep them on one origin (GitHub, Linear, Notion, Sentry,
- * Cloudflare's, Google, Entra ID); an operator vouches for the few that do not (AWS Cognito).
- */
-function refuseForeignEndpoint(
-  as: oauth.AuthorizationServer,
-  configuredIssuer: string | undefined,
-  issuerClients: readonly { readonly issuer: string }[],
-): void {
-  const endpoint = URL.parse(as.authorization_endpoint ?? '');
-  if (endpoint === null || endpoint.origin === URL.parse(as.issuer)?.origin) return;
-  if (configuredIssuer === as.issuer || issuerClients.some((each) => each.issuer === as.issuer)) return;
-  throw new ProxyError(
-    'upstream_auth_unsupported',
-    "The MCP server's authorization server sends users to another site than its own to sign in: the operator must configure its issuer (oauthClients) to allow it.",
-    { data: { reason: 'authorization_endpoint_elsewhere' } },
-  );
-}

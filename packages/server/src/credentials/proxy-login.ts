@@ -57,7 +57,11 @@ export interface LoginStart {
 export interface ProxyLoginDeps {
   readonly store: Store;
   readonly keys: VaultKeys;
-  /** Every call to the identity provider (discovery, token): the broker's guarded fetch. */
+  /**
+   * Every call to the identity provider (discovery, token): the operator configured it, so it is
+   * reached like the OIDC verifier's key sets (deadline, cap, no redirects), not through the
+   * upstream egress guard (review6 LINKS-1).
+   */
   readonly fetch: OAuthFetch;
   /** The issuers with a login client, read at each use (reloadable). */
   readonly issuers: () => readonly LoginIssuer[];

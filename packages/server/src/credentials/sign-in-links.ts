@@ -81,7 +81,7 @@ export class SignInLinks {
     const confirmation: Confirmation =
       loginIssuer !== undefined && this.#deps.login.issuerFor(flow.principalKey) !== undefined
         ? 'login'
-        : flow.userCodeHash !== undefined && (flow.userCodeExpiresAt ?? 0) > this.#deps.now()
+        : this.#codeBinds(flow)
           ? 'code'
           : 'none';
     return {
@@ -106,9 +106,23 @@ export class SignInLinks {
     return this.#bound(await this.#deps.pending.bind(id, principalKey, openerOrigin), 'oauth_bind_refused');
   }
 
-  /** The code's bind (PendingSignIns.bindByCode): the user typed the code offered with link `id`. */
+  /**
+   * The code's bind (PendingSignIns.bindByCode): the user typed the code offered with link `id`.
+   * Codes switched off since the offer (a reload of OAUTH_USER_CODES) bind nothing (review6
+   * LINKS-2): the operator's switch stops the codes already handed out too.
+   */
   bindByCode(id: string, code: string): Promise<Bound> {
+    if (!this.#deps.userCodes()) return Promise.reject(new ProxyError('oauth_state_invalid'));
     return this.#deps.pending.bindByCode(id, code, this.#deps.now());
+  }
+
+  /** Whether `flow` may still be bound by its code: one was offered, is alive, and codes are on now. */
+  #codeBinds(flow: PendingFlow): boolean {
+    return (
+      flow.userCodeHash !== undefined &&
+      (flow.userCodeExpiresAt ?? 0) > this.#deps.now() &&
+      this.#deps.userCodes()
+    );
   }
 
   /** Starts the user's sign-in to the proxy for link `id` (a `login` link only). */

@@ -1,16 +1,18 @@
 /**
  * @module credentials/wiring
  * `buildBroker(config, deps)` assembles the upstream OAuth broker (issue 18) for the app: tokens
- * sealed in the shared store under `oauth:`, every call through the egress guard; it acts only
+ * sealed in the shared store under `oauth:`, every call to what a server names through the egress
+ * guard (the operator's login issuers are trusted, like the OIDC verifier's); it acts only
  * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
  */
+import { brokerSwitchedOn, loginIssuers } from '../config/broker-switch.ts';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { OAuthBroker, oauthSettingsOf } from './broker.ts';
-import { guardedFetch } from './guarded-fetch.ts';
+import { guardedFetch, type OAuthFetch, trustedFetch } from './guarded-fetch.ts';
 import { tracedFetch } from './traced-fetch.ts';
 import { VaultKeys } from './vault-keys.ts';
 
@@ -35,14 +37,6 @@ export interface BrokerWiring {
   readonly tracing?: Tracing;
 }
 
-/**
- * Whether the operator wants the broker (issue 18's default): OAUTH_BROKER when set, else on
- * exactly when PUBLIC_URL is set, since without it no sign-in link or callback can exist.
- */
-export function brokerSwitchedOn(config: Pick<Config, 'oauthBroker' | 'publicUrl'>): boolean {
-  return config.oauthBroker ?? config.publicUrl !== undefined;
-}
-
 /** The vault's keys: VAULT_KEY, else one generated under DATA_DIR (in memory with STORE=memory). */
 export function vaultKeysFor(config: Config): VaultKeys {
   return new VaultKeys({
@@ -54,13 +48,14 @@ export function vaultKeysFor(config: Config): VaultKeys {
 
 /** Builds the app's upstream OAuth broker. */
 export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
+  const traced = (fetch: OAuthFetch) =>
+    deps.tracing?.enabled === true ? tracedFetch(fetch, deps.tracing) : fetch;
   return new OAuthBroker({
     store: namespaced(deps.store, 'oauth:'),
     keys: deps.keys,
-    fetch:
-      deps.tracing?.enabled === true
-        ? tracedFetch(guardedFetch(deps.guard), deps.tracing)
-        : guardedFetch(deps.guard),
+    fetch: traced(guardedFetch(deps.guard)),
+    // The operator's own identity providers, like the OIDC verifier's (review6 LINKS-1).
+    loginFetch: traced(trustedFetch()),
     switchedOn: () => brokerSwitchedOn(deps.settings()),
     publicUrl: deps.publicUrl,
     server: (name) => {
@@ -74,22 +69,4 @@ export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
     timeoutMs: () => config.upstream.timeoutMs,
     now: deps.now,
   });
-}
-
-/**
- * The issuers with the proxy's login client (`oidc.issuers[].login`, or `OIDC_LOGIN_CLIENT_ID`
- * for `OIDC_ISSUER`): users of these sign in to the proxy to bind an upstream sign-in link.
- */
-export function loginIssuers(
-  config: Config,
-): { readonly issuer: string; readonly clientId: string; readonly clientSecret?: string | undefined }[] {
-  const { issuer, loginClientId, loginClientSecret, issuers } = config.oidc;
-  const listed = issuers.flatMap((entry) =>
-    entry.login === undefined || (entry.issuer === issuer && loginClientId !== undefined)
-      ? []
-      : [{ issuer: entry.issuer, ...entry.login }],
-  );
-  if (issuer === undefined || loginClientId === undefined) return listed;
-  const secret = loginClientSecret === undefined ? {} : { clientSecret: loginClientSecret };
-  return [...listed, { issuer, clientId: loginClientId, ...secret }];
 }

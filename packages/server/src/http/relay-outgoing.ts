@@ -89,14 +89,14 @@ export function relayTo(
     /** Answer bytes this exchange holds here for its caller (counted in the quota). */
     let held = 0;
     const holding = (bytes: number): boolean => {
-      if (!side.quota.hold(bytes - held)) return false;
+      if (!side.quota.hold(principalKey, bytes - held)) return false;
       held = bytes;
       return true;
     };
     const finish = () => {
       span?.end();
       settled = true;
-      side.quota.hold(-held);
+      side.quota.hold(principalKey, -held);
       held = 0;
       side.quota.leave(principalKey);
       side.outgoing.delete(x);

@@ -1,8 +1,9 @@
 /**
  * @module http/relay-quota
- * What the relaying side of http/relay.ts may hold at once (issue 19, review 6 item 3): exchanges
- * in all and per principal, and answer bytes received but not yet taken by their callers, across
- * exchanges. A request beyond any of them is answered `relay_interrupted` (503, retry after a
+ * What each side of http/relay.ts may hold at once (issue 19, review 6 item 3, review 7 RELAY-1):
+ * exchanges in all and per principal (relayed out from here; run here for others, counted apart),
+ * and, on the relaying side, answer bytes received but not yet taken by their callers, in all
+ * and per principal (review 7, RELAY-3). A request beyond any of them is answered `relay_interrupted` (503, retry after a
  * second): its session still exists on its owner, so it is never "not found" here.
  */
 import { ProxyError } from '../errors.ts';
@@ -11,10 +12,18 @@ import { ProxyError } from '../errors.ts';
 export interface RelayLimits {
   /** Exchanges each side keeps at once (relayed out from here; run here for others). */
   readonly maxExchanges: number;
-  /** Exchanges one principal may have relayed out from here at once. */
+  /** Exchanges one principal may have at once (relayed out from here; run here for others). */
   readonly maxExchangesPerPrincipal: number;
   /** Answer bytes held here for callers, across every exchange relayed out from here. */
   readonly maxHeldBytes: number;
+  /** The share of {@link maxHeldBytes} one principal's exchanges may hold (review 7, RELAY-3). */
+  readonly maxHeldBytesPerPrincipal: number;
+  /**
+   * Sealed opens an owner remembers against replay, each for twice the seal's freshness; past
+   * it, new opens are refused (retry) rather than forgetting one that could be replayed
+   * (review 7, RELAY-6). The default admits 2,000 opens a second, sustained.
+   */
+  readonly maxRecentOpens: number;
   /** The owner's answer bytes in one part (one published message). */
   readonly partBytes: number;
   /** The owner's answer bytes of one exchange published and not yet acknowledged. */
@@ -28,6 +37,8 @@ export const RELAY_LIMITS: RelayLimits = {
   maxExchanges: 10_000,
   maxExchangesPerPrincipal: 1_000,
   maxHeldBytes: 128 * 1_048_576,
+  maxHeldBytesPerPrincipal: 32 * 1_048_576,
+  maxRecentOpens: 120_000,
   partBytes: 256 * 1_024,
   windowBytes: 1_048_576,
   inFlightBytes: 4 * 1_048_576,
@@ -44,10 +55,17 @@ export function relayInterrupted(): ProxyError {
   });
 }
 
-/** Counts the relaying side's exchanges (per principal) and held bytes against {@link RelayLimits}. */
+/** What one principal has under way on one side. */
+interface PrincipalUse {
+  exchanges: number;
+  heldBytes: number;
+}
+
+/** Counts one side's exchanges and held bytes, in all and per principal, against {@link RelayLimits}. */
 export class RelayQuota {
   readonly #limits: RelayLimits;
-  readonly #perPrincipal = new Map<string, number>();
+  /** Principals with an exchange under way (an entry goes with its last exchange). */
+  readonly #perPrincipal = new Map<string, PrincipalUse>();
   #exchanges = 0;
   #heldBytes = 0;
 
@@ -57,33 +75,53 @@ export class RelayQuota {
 
   /** Takes one exchange for `principalKey`; throws `relay_interrupted` when any bound is reached. */
   enter(principalKey: string): void {
-    const mine = this.#perPrincipal.get(principalKey) ?? 0;
-    const limits = this.#limits;
-    if (
-      this.#exchanges >= limits.maxExchanges ||
-      mine >= limits.maxExchangesPerPrincipal ||
-      this.#heldBytes >= limits.maxHeldBytes
-    )
-      throw relayInterrupted();
-    this.#exchanges++;
-    this.#perPrincipal.set(principalKey, mine + 1);
+    if (!this.admits(principalKey)) throw relayInterrupted();
   }
 
-  /** Gives back an exchange {@link enter} took. */
+  /** Takes one exchange for `principalKey` if no bound is reached; false (nothing taken) if one is. */
+  admits(principalKey: string): boolean {
+    const mine = this.#perPrincipal.get(principalKey);
+    const limits = this.#limits;
+    // The principal's own bounds first: past them, one principal cannot use up the totals.
+    if (
+      (mine !== undefined &&
+        (mine.exchanges >= limits.maxExchangesPerPrincipal ||
+          mine.heldBytes >= limits.maxHeldBytesPerPrincipal)) ||
+      this.#exchanges >= limits.maxExchanges ||
+      this.#heldBytes >= limits.maxHeldBytes
+    )
+      return false;
+    this.#exchanges++;
+    if (mine === undefined) this.#perPrincipal.set(principalKey, { exchanges: 1, heldBytes: 0 });
+    else mine.exchanges++;
+    return true;
+  }
+
+  /** Gives back an exchange {@link enter} took (after its held bytes). */
   leave(principalKey: string): void {
+    const mine = this.#perPrincipal.get(principalKey);
+    if (mine === undefined) return;
     this.#exchanges--;
-    const mine = (this.#perPrincipal.get(principalKey) ?? 1) - 1;
-    if (mine <= 0) this.#perPrincipal.delete(principalKey);
-    else this.#perPrincipal.set(principalKey, mine);
+    mine.exchanges--;
+    if (mine.exchanges <= 0) this.#perPrincipal.delete(principalKey);
   }
 
   /**
-   * Changes the bytes one exchange holds by `delta`; false (and nothing taken) when growing
-   * would pass {@link RelayLimits.maxHeldBytes}.
+   * Changes the bytes one of `principalKey`'s exchanges holds by `delta`; false (and nothing
+   * taken) when growing would pass {@link RelayLimits.maxHeldBytes} or the principal's share.
    */
-  hold(delta: number): boolean {
-    if (delta > 0 && this.#heldBytes + delta > this.#limits.maxHeldBytes) return false;
+  hold(principalKey: string, delta: number): boolean {
+    const mine = this.#perPrincipal.get(principalKey);
+    if (mine === undefined) return delta <= 0;
+    const limits = this.#limits;
+    if (
+      delta > 0 &&
+      (this.#heldBytes + delta > limits.maxHeldBytes ||
+        mine.heldBytes + delta > limits.maxHeldBytesPerPrincipal)
+    )
+      return false;
     this.#heldBytes += delta;
+    mine.heldBytes += delta;
     return true;
   }
 }

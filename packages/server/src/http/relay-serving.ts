@@ -10,7 +10,7 @@ import type { Principal } from '../identity/principal.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { streamAnswer } from './relay-answer.ts';
 import { ExchangeCredit, type InFlightBytes } from './relay-credit.ts';
-import type { RelayLimits } from './relay-quota.ts';
+import type { RelayLimits, RelayQuota } from './relay-quota.ts';
 import {
   ExchangeSequence,
   type Inject,
@@ -54,15 +54,30 @@ export interface OwnerSide {
   readonly send: (instance: string, message: RelayMessage, data?: Buffer) => Promise<void>;
   /** The exchanges, parts and windows of the relay. */
   readonly limits: RelayLimits;
+  /**
+   * The exchanges run here for other instances, in all and per principal (review 7, RELAY-1):
+   * one principal relaying through many instances stays within its share here too.
+   */
+  readonly quota: RelayQuota;
   /** Answer bytes published from here and not yet acknowledged, across exchanges. */
   readonly inFlight: InFlightBytes;
 }
 
-/** Runs a request relayed here by another instance and streams its answer back. */
-export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
+/**
+ * Runs a request relayed here by another instance and streams its answer back; refuses it
+ * (`fail`) when `remembered` is false (the relay could not note it against replay).
+ */
+export async function serveRelayed(side: OwnerSide, open: OpenMessage, remembered: boolean): Promise<void> {
   const { x, from } = open;
   const sequence = new ExchangeSequence(0, 0);
-  if (side.incoming.size >= side.limits.maxExchanges || side.incoming.has(x)) {
+  // The open is parsed, not validated: one without a principal is refused, never thrown on.
+  const principalKey = (open.principal as Partial<Principal> | undefined)?.principalKey;
+  if (
+    !remembered ||
+    typeof principalKey !== 'string' ||
+    side.incoming.has(x) ||
+    !side.quota.admits(principalKey)
+  ) {
     await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }
@@ -134,6 +149,7 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
   } catch {
     await giveUp();
   } finally {
+    side.quota.leave(principalKey);
     credit.release();
     clearTimeout(ack);
     clearInterval(keepAlive);

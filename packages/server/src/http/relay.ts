@@ -18,7 +18,8 @@
  * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
  * locally, where its session is simply not found (404, MCP's signal to start a new session); one
  * whose owner is alive but did not answer (or went quiet, or gave up) is answered
- * `relay_interrupted` (503, retry), since its session still exists.
+ * `relay_interrupted` (503, retry), since its session still exists; so is one whose owner
+ * cannot be looked up (the store down): only a store that answers "nobody" means not found.
  *
  * This file holds the decision, the channel and the bookkeeping of exchanges; the relaying
  * side of one exchange is http/relay-outgoing.ts, the owner's side http/relay-serving.ts, and
@@ -34,7 +35,7 @@ import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
-import { RELAY_LIMITS, type RelayLimits, RelayQuota } from './relay-quota.ts';
+import { RELAY_LIMITS, type RelayLimits, RelayQuota, relayInterrupted } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
 import {
   decodeRelayMessage,
@@ -83,10 +84,7 @@ export class Relay {
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
   /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
-  readonly #opened = new TtlCache<string, true>({
-    ttlMs: 2 * MAX_MESSAGE_AGE_MS,
-    maxEntries: RELAY_LIMITS.maxExchanges * 4,
-  });
+  readonly #opened: TtlCache<string, true>;
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -100,11 +98,14 @@ export class Relay {
       this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
     const limits = { ...RELAY_LIMITS, ...deps.limits };
+    this.#opened = new TtlCache({ ttlMs: 2 * MAX_MESSAGE_AGE_MS, maxEntries: limits.maxRecentOpens });
     const quota = new RelayQuota(limits);
     this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
     const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
     const inFlight = new InFlightBytes(limits.inFlightBytes);
-    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight };
+    // The owner's exchanges are counted apart from those relayed out (each side has its bounds).
+    const serving = new RelayQuota(limits);
+    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight, quota: serving };
   }
 
   /** Listens on this instance's channel. */
@@ -250,9 +251,10 @@ export class Relay {
         owner = destination.instance;
       }
     } catch (error) {
-      // Without the store nobody can say where the session is: it is not here.
+      // Without the store nobody can say where the session is: it may well live on another
+      // instance, and "not found" would make its client drop it (review 7, RELAY-2). Retry.
       this.#deps.onError(error as Error);
-      return false;
+      throw relayInterrupted();
     }
     if (owner === undefined) return false;
     return relayTo(this.#relaying, request, reply, owner);
@@ -265,11 +267,11 @@ export class Relay {
     const { message, data } = heard;
     if (message.k === 'open') {
       if (message.n !== 0) return;
-      if (box !== undefined) {
-        if (this.#opened.get(message.x) !== undefined) return;
-        this.#opened.set(message.x, true);
-      }
-      void serveRelayed(this.#owning, message);
+      // A sealed open replayed within its freshness is dropped unheard (its exchange may run).
+      if (box !== undefined && this.#opened.get(message.x) !== undefined) return;
+      // One the memory of opens has no room for is refused: forgetting a fresh one would let
+      // it be replayed (review 7, RELAY-6).
+      void serveRelayed(this.#owning, message, box === undefined || this.#opened.add(message.x, true));
     } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
     else this.#outgoing.get(message.x)?.on(message, data);
   }

@@ -185,6 +185,17 @@ export class HeldSession {
     return refusal.status === 401 && (await this.#credential.refused());
   }
 
+  /**
+   * {@link renew} for a session the proxy holds for itself (a pooled one, a virtual server's
+   * member): false when its sign-in was ended and it is closed now, so the caller opens another.
+   */
+  async renewed(): Promise<boolean> {
+    return this.renew().then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Registers a callback for when the upstream side ends (the store then forgets the session). */
   onClosed(callback: () => void): void {
     if (this.#closed) callback();

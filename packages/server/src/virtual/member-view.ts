@@ -381,7 +381,11 @@ export class MemberView {
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
     const signal = this.#request.signal;
-    const target = await credentials.supply(principalKey, resolved, signal, offers);
+    const target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
+      // No token now: a session still held with an ended one must not live on (review7 CREDS-1).
+      await this.#deps.members.renew(this.#owner, resolved);
+      throw error;
+    });
     try {
       return await use(target);
     } catch (error) {

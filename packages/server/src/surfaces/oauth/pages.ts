@@ -16,9 +16,10 @@ export const CREDENTIAL_MESSAGE_TYPE = 'mcp-proxy:oauth-credential';
 /** How long the start page waits for its opener's answer. */
 const OPENER_WAIT_MS = 10_000;
 /**
- * How long the Continue button stays disabled once it is shown (and the page visible): a page
- * that opens the popup under the user's cursor in the middle of a double-click must not have the
- * second click land on it (clickjacking by timing).
+ * How long the Continue button stays disabled once it is shown, and again each time the page is
+ * back visible and focused after it was hidden or lost focus (review6 D2): a page that opens the
+ * popup under the user's cursor in the middle of a double-click, or brings it to the front under
+ * a click, must not have that click land on it (clickjacking by timing).
  */
 export const CONTINUE_ARM_MS = 500;
 
@@ -119,21 +120,24 @@ export function startPage(nonce: string, info: StartPageInfo): string {
   };
   const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');var b=document.getElementById('go');function say(x){m.textContent=x;}
 ${POST_SCRIPT}
-function arm(button){if(document.visibilityState!=='visible'){document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);arm(button);}});return;}
-setTimeout(function(){button.disabled=false;},${CONTINUE_ARM_MS});}
+function arm(button){var off=false;var timer;function can(){return document.visibilityState==='visible'&&document.hasFocus();}
+function down(){clearTimeout(timer);button.disabled=true;}
+function up(){down();if(!off&&can())timer=setTimeout(function(){if(!off&&can())button.disabled=false;},${CONTINUE_ARM_MS});}
+document.addEventListener('visibilitychange',up);window.addEventListener('focus',up);window.addEventListener('blur',down);up();
+return function(hold){off=hold;up();};}
 function go(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);}
 function unopened(fallback){var c=${literal(info.confirmation)};if(c==='none'){say(fallback);return;}
-var box=document.getElementById(c);box.hidden=false;var button=document.getElementById(c+'-go');arm(button);
+var box=document.getElementById(c);box.hidden=false;var button=document.getElementById(c+'-go');var hold=arm(button);
 button.addEventListener('click',function(){if(button.disabled)return;
-if(c==='code'){var typed=document.getElementById('code-input').value;if(!typed)return;button.disabled=true;say('Checking the code…');post({code:typed},['authorizeUrl','state','nonce'],go).then(function(){button.disabled=false;});}
-else{button.disabled=true;say('Going to sign-in…');post({login:true},['loginUrl','state','nonce'],function(x){if(keep(${literal(LOGIN_NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.loginUrl);});}});}
+if(c==='code'){var typed=document.getElementById('code-input').value;if(!typed)return;hold(true);say('Checking the code…');post({code:typed},['authorizeUrl','state','nonce'],go).then(function(){hold(false);});}
+else{hold(true);say('Going to sign-in…');post({login:true},['loginUrl','state','nonce'],function(x){if(keep(${literal(LOGIN_NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.loginUrl);});}});}
 if(!window.opener){unopened(t.noOpener);return;}
-var answered=false;var credential;var opener;var timer=setTimeout(function(){if(!answered){answered=true;unopened(t.noAnswer);}},${OPENER_WAIT_MS});
+var answered=false;var credential;var opener;var holdB;var timer=setTimeout(function(){if(!answered){answered=true;unopened(t.noAnswer);}},${OPENER_WAIT_MS});
 window.addEventListener('message',function(e){var d=e.data;
 if(answered||e.source!==window.opener||!d||d.type!==${literal(CREDENTIAL_MESSAGE_TYPE)}||typeof d.credential!=='string')return;
 answered=true;clearTimeout(timer);credential=d.credential;opener=e.origin;
-document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.disabled=true;b.hidden=false;arm(b);});
-b.addEventListener('click',function(){if(credential===undefined||b.disabled)return;b.disabled=true;say('Connecting…');
+document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.disabled=true;b.hidden=false;holdB=arm(b);});
+b.addEventListener('click',function(){if(credential===undefined||b.disabled)return;holdB(true);say('Connecting…');
 post({credential:credential,origin:opener},['authorizeUrl','state','nonce'],go);});
 window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
   const named =
