@@ -21,18 +21,12 @@ import {
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
-import { type Catalog, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
+import { type Catalog, PROMPTS, RESOURCES, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
 import { exposedAnswer } from './client-view.ts';
-import {
-  decodeCursor,
-  encodeCursor,
-  exposedUri,
-  type ListPosition,
-  memberName,
-  memberUri,
-  prefixed,
-} from './member-names.ts';
+import { decodeCursor, encodeCursor, type ListPosition, memberName } from './member-names.ts';
+import { ambiguousMeta, MemberNaming } from './member-naming.ts';
 import type { MemberReply } from './member-requests.ts';
+import type { NameClaims } from './name-claims.ts';
 import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
 import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
 
@@ -66,6 +60,8 @@ export class MemberView {
   readonly #members: readonly string[];
   /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
   readonly #cursorSecret: Uint8Array;
+  /** How entries are named, and which member a client's name or URI belongs to. */
+  readonly #naming: MemberNaming;
 
   constructor(
     name: string,
@@ -73,6 +69,7 @@ export class MemberView {
     request: RoutedRequest,
     deps: VirtualServersDeps,
     cursorSecret: Uint8Array,
+    claims: NameClaims,
   ) {
     this.#name = name;
     this.#cursorSecret = cursorSecret;
@@ -82,6 +79,14 @@ export class MemberView {
     const { caller } = request;
     this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
     this.#members = visibleMembers(settings.servers, caller.grants);
+    this.#naming = new MemberNaming({
+      settings,
+      name,
+      principalKey: caller.principalKey,
+      members: this.#members,
+      claims,
+      page: (member, cursor, catalog, id) => this.#listPage(member, id, cursor, catalog),
+    });
   }
 
   /**
@@ -126,6 +131,8 @@ export class MemberView {
         ? { member: 0, cursor: undefined }
         : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
     if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
+    const claims = await this.#naming.claimsOf(catalog, message.id);
+    const ambiguous = ambiguousMeta(cursor === undefined ? claims?.ambiguous : undefined);
     const unavailable: Unavailable[] = [];
     // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
     const members = this.#members;
@@ -138,7 +145,7 @@ export class MemberView {
         unavailable.push(this.#dropped(member, page.code));
         continue;
       }
-      const items = this.#visible(member, page.result[catalog.field], catalog);
+      const items = this.#naming.visible(member, page.result[catalog.field], catalog, claims);
       const next: ListPosition | undefined =
         typeof page.result.nextCursor === 'string'
           ? { member: index, cursor: page.result.nextCursor }
@@ -146,9 +153,9 @@ export class MemberView {
             ? { member: index + 1, cursor: undefined }
             : undefined;
       if (items.length === 0 && next?.member !== index) continue;
-      return this.#listResult(message.id, catalog, items, next, unavailable);
+      return this.#listResult(message.id, catalog, items, next, unavailable, ambiguous);
     }
-    return this.#listResult(message.id, catalog, [], undefined, unavailable);
+    return this.#listResult(message.id, catalog, [], undefined, unavailable, ambiguous);
   }
 
   /**
@@ -159,12 +166,9 @@ export class MemberView {
     const ref = asObject(message.params?.ref);
     const field = ref.type === 'ref/prompt' ? 'name' : ref.type === 'ref/resource' ? 'uri' : undefined;
     const named = field === undefined ? undefined : ref[field];
+    const catalog = field === 'name' ? PROMPTS : RESOURCES;
     const target =
-      typeof named !== 'string'
-        ? undefined
-        : field === 'name'
-          ? memberName(named, this.#members, this.#settings.separator)
-          : memberUri(named, this.#members);
+      typeof named !== 'string' ? undefined : await this.#naming.target(named, catalog, message.id);
     if (target === undefined || field === undefined) {
       const shown = typeof named === 'string' ? named : typeof named;
       return protocolError(message.id, 'invalid_params', `Unknown reference: ${shown}`);
@@ -255,11 +259,7 @@ export class MemberView {
     const field = catalog.key === 'name' ? 'name' : 'uri';
     const name = message.params?.[field];
     const target =
-      typeof name !== 'string'
-        ? undefined
-        : field === 'name'
-          ? memberName(name, this.#members, this.#settings.separator)
-          : memberUri(name, this.#members);
+      typeof name !== 'string' ? undefined : await this.#naming.target(name, catalog, message.id);
     const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
     // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
@@ -410,23 +410,6 @@ export class MemberView {
     });
   }
 
-  /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
-  #visible(member: string, entries: unknown, catalog: Catalog): JsonObject[] {
-    if (!Array.isArray(entries)) return [];
-    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
-    const visible: JsonObject[] = [];
-    for (const entry of entries) {
-      if (typeof entry !== 'object' || entry === null) continue;
-      const own = (entry as JsonObject)[catalog.key];
-      if (typeof own !== 'string') continue;
-      const exposed =
-        catalog.key === 'name' ? prefixed(member, own, this.#settings.separator) : exposedUri(member, own);
-      if (allow === undefined || allow.includes(exposed))
-        visible.push({ ...(entry as JsonObject), [catalog.key]: exposed });
-    }
-    return visible;
-  }
-
   /**
    * The tag that binds a cursor to this caller, virtual server, list and visible members: a
    * cursor is only good for the principal it was given to (one it forged or took from another
@@ -447,6 +430,7 @@ export class MemberView {
     items: JsonObject[],
     next: ListPosition | undefined,
     unavailable: readonly Unavailable[],
+    meta: JsonObject = {},
   ): JsonRpcResponse {
     return {
       jsonrpc: '2.0',
@@ -454,7 +438,9 @@ export class MemberView {
       result: {
         [catalog.field]: items,
         ...(next === undefined ? {} : { nextCursor: encodeCursor(next, this.#cursorTag(catalog)) }),
-        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+        ...(unavailable.length === 0 && Object.keys(meta).length === 0
+          ? {}
+          : { _meta: { ...(unavailable.length === 0 ? {} : { [UNAVAILABLE_META]: unavailable }), ...meta } }),
       },
     };
   }

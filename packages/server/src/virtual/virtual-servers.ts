@@ -29,6 +29,7 @@ import { ClientStreams } from './client-streams.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView, visibleMembers } from './member-view.ts';
+import { NameClaims } from './name-claims.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
@@ -118,14 +119,18 @@ export class VirtualServers {
   readonly #requests: MemberRequests;
   /** The clients' GET streams. */
   readonly #streams: ClientStreams;
+  /** Which member an unprefixed name belongs to (`prefix: none`). */
+  readonly #claims: NameClaims;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     this.#streams = new ClientStreams(this.#requests);
-    deps.members.listen((owner, member, message, reply) =>
-      this.#streams.deliver(owner, member, message, reply),
-    );
+    this.#claims = new NameClaims(deps.logger);
+    deps.members.listen((owner, member, message, reply) => {
+      if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
+      return this.#streams.deliver(owner, member, message, reply);
+    });
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -287,7 +292,7 @@ export class VirtualServers {
     request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
+    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#claims);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);
