@@ -63,6 +63,7 @@ import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
+import { virtualSessionPool } from './virtual/virtual-session.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -291,6 +292,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     broker,
     signIn: new SignInRounds(vaultKeys, now),
     virtual,
+    virtualModern: new PooledSessionHandler({
+      pool: virtualSessionPool({
+        virtual,
+        sessions,
+        inputDeadlineMs: config.sessions.idleTimeoutMs,
+        timeoutMs: config.upstream.timeoutMs,
+        handleTag: ownership.instanceId,
+      }),
+      paramHeaders,
+      timeoutMs: config.upstream.timeoutMs,
+      stream,
+    }),
     stream,
   });
 
