@@ -63,7 +63,7 @@ import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
-import { virtualSessionPool } from './virtual/virtual-session.ts';
+import { VirtualSessions } from './virtual/virtual-session.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -257,6 +257,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
   });
+  // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
+  const virtualSessions = new VirtualSessions({
+    virtual,
+    sessions,
+    inputDeadlineMs: config.sessions.idleTimeoutMs,
+    timeoutMs: config.upstream.timeoutMs,
+    handleTag: ownership.instanceId,
+  });
   const forwarder = new Forwarder({
     broker,
     targets,
@@ -293,13 +301,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     signIn: new SignInRounds(vaultKeys, now),
     virtual,
     virtualModern: new PooledSessionHandler({
-      pool: virtualSessionPool({
-        virtual,
-        sessions,
-        inputDeadlineMs: config.sessions.idleTimeoutMs,
-        timeoutMs: config.upstream.timeoutMs,
-        handleTag: ownership.instanceId,
-      }),
+      pool: virtualSessions.pool,
       paramHeaders,
       timeoutMs: config.upstream.timeoutMs,
       stream,
@@ -401,6 +403,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       maxInFlight: config.limits.inFlightPerSocket,
       maxBatchMessages: config.limits.maxBatchMessages,
       tracing,
+      virtual: virtualSessions,
     },
   });
   openSockets = webSockets.count;

@@ -9,22 +9,33 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { OpenedSession, SessionOwner } from '../dispatch/held-sessions.ts';
+import { EraSwitch } from '../eras/era-switch.ts';
 import { ModernEraFacade } from '../eras/modern-facade.ts';
 import { ProxyError } from '../errors.ts';
 import {
+  asObject,
   cancelledNotice,
   cancelledRequestId,
   isRequest,
   isResponse,
+  type JsonObject,
   type JsonRpcMessage,
   type RequestId,
 } from '../jsonrpc.ts';
+import type { TargetGrants } from '../policy/grants.ts';
 import { HeldSession } from '../sessions/held-session.ts';
 import { ModernSessionPool } from '../sessions/modern-pool.ts';
-import type { SessionStore } from '../sessions/store.ts';
+import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import type { VirtualChannel } from './member-requests.ts';
 import type { VirtualCaller, VirtualServers } from './virtual-servers.ts';
+
+/** The client capability each server request a member may send needs. */
+const ASKED_CAPABILITY: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
 
 /** What the modern pool holds a virtual server's session for: the virtual server and the caller. */
 export interface VirtualPoolTarget {
@@ -37,7 +48,7 @@ export interface VirtualPoolTarget {
   readonly tools?: undefined;
 }
 
-/** What the pool of virtual sessions needs. */
+/** What virtual servers' sessions need. */
 export interface VirtualSessionsDeps {
   readonly virtual: VirtualServers;
   readonly sessions: SessionStore<HeldSession>;
@@ -49,29 +60,83 @@ export interface VirtualSessionsDeps {
 }
 
 /**
- * The modern pool of virtual servers' sessions: each a held session (so the session caps and the
- * idle sweep apply) whose upstream is the era facade over a {@link VirtualSessionTransport}.
+ * Virtual servers' sessions held for clients that need one: each a held session (so the session
+ * caps and the idle sweep apply) over a {@link VirtualSessionTransport}.
  */
-export function virtualSessionPool(deps: VirtualSessionsDeps): ModernSessionPool<VirtualPoolTarget> {
-  const open = async (owner: SessionOwner, target: VirtualPoolTarget): Promise<OpenedSession> => {
-    const { id, value } = await deps.sessions.add(
+export class VirtualSessions {
+  readonly #deps: VirtualSessionsDeps;
+  /** 2026-07-28 clients of `/servers/{name}/mcp`: the era facade, pooled per client envelope. */
+  readonly pool: ModernSessionPool<VirtualPoolTarget>;
+
+  constructor(deps: VirtualSessionsDeps) {
+    this.#deps = deps;
+    this.pool = new ModernSessionPool<VirtualPoolTarget>({
+      sessions: deps.sessions,
+      open: (owner, target) => this.#open(owner, target, (inner) => this.#facade(inner), {}),
+    });
+  }
+
+  /** Whether `name` is a virtual server. */
+  has(name: string): boolean {
+    return this.#deps.virtual.has(name);
+  }
+
+  /** Whether grants still reach the virtual server `targetKey` names; undefined: it names none. */
+  stillReaches(targetKey: string, grants: TargetGrants | undefined): boolean | undefined {
+    return this.#deps.virtual.stillReaches(targetKey, grants);
+  }
+
+  /** Refuses a caller whose grants do not reach the virtual server `name` (it looks unknown). */
+  checkReach(name: string, caller: VirtualCaller): void {
+    this.#deps.virtual.checkReach(name, caller.grants);
+  }
+
+  /**
+   * A `/ws` socket's session, for its life: the client's first message picks the era (a
+   * 2026-07-28 client gets the era facade in front, as for any session-era server).
+   */
+  openSocket(owner: SessionOwner, target: VirtualPoolTarget): Promise<OpenedSession> {
+    const { inputDeadlineMs, timeoutMs, handleTag } = this.#deps;
+    const era = (native: UpstreamTransport) =>
+      new EraSwitch({
+        native,
+        supportsModern: async () => false,
+        probeInBand: false,
+        learnModern: () => {},
+        modernOnly: () => false,
+        learnModernOnly: () => {},
+        modernTransport: (transport) => transport,
+        inputDeadlineMs,
+        timeoutMs,
+        handleTag,
+      });
+    return this.#open(owner, target, era, { expires: false });
+  }
+
+  #facade(inner: UpstreamTransport): UpstreamTransport {
+    const { inputDeadlineMs, timeoutMs, handleTag } = this.#deps;
+    return new ModernEraFacade({ inner, inputDeadlineMs, timeoutMs, handleTag });
+  }
+
+  async #open(
+    owner: SessionOwner,
+    target: VirtualPoolTarget,
+    wrap: (inner: UpstreamTransport) => UpstreamTransport,
+    options: Omit<AddOptions, 'rateClass'>,
+  ): Promise<OpenedSession> {
+    const { sessions, virtual } = this.#deps;
+    const { id, value } = await sessions.add(
       owner.ownerId,
       async () => {
-        const facade = new ModernEraFacade({
-          inner: new VirtualSessionTransport(deps.virtual, target.name, target.caller),
-          inputDeadlineMs: deps.inputDeadlineMs,
-          timeoutMs: deps.timeoutMs,
-          handleTag: deps.handleTag,
-        });
+        const transport = new VirtualSessionTransport(virtual, target.name, target.caller);
         // The key a reload judges: the virtual server, as for its requests.
-        return new HeldSession(`server:${target.name}`, facade, 'virtual');
+        return new HeldSession(`server:${target.name}`, wrap(transport), 'virtual');
       },
-      { rateClass: owner.rateClass },
+      { ...options, rateClass: owner.rateClass },
     );
-    value.onClosed(() => void deps.sessions.delete(id));
+    value.onClosed(() => void sessions.delete(id));
     return { id, session: value };
-  };
-  return new ModernSessionPool<VirtualPoolTarget>({ sessions: deps.sessions, open });
+  }
 }
 
 /**
@@ -95,6 +160,9 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   readonly #channel: VirtualChannel = {
     send: (message) => {
       if (this.#closed) return false;
+      // Members are told the proxy takes every server request; this client may not: refused.
+      const needs = isRequest(message) ? ASKED_CAPABILITY[message.method] : undefined;
+      if (needs !== undefined && this.#clientCapabilities[needs] === undefined) return false;
       this.onmessage?.(message);
       return true;
     },
@@ -102,6 +170,8 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   };
   #closeStream: (() => void) | undefined;
   #closed = false;
+  /** What the client declared in its `initialize`. */
+  #clientCapabilities: JsonObject = {};
 
   constructor(virtual: VirtualServers, name: string, caller: VirtualCaller) {
     super();
@@ -130,6 +200,7 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
       } else if (message.method === 'notifications/initialized') this.#openStream();
       return;
     }
+    if (message.method === 'initialize') this.#clientCapabilities = asObject(message.params?.capabilities);
     const controller = new AbortController();
     this.#running.add(controller);
     const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;

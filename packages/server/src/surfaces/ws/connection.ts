@@ -42,10 +42,12 @@ import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import { PendingRequests } from '../../upstream/correlator.ts';
+import type { VirtualPoolTarget, VirtualSessions } from '../../virtual/virtual-session.ts';
 import { type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
 import { EarlyFrames } from './early-frames.ts';
 import { frameMessages, readableId } from './frame-messages.ts';
 import { UpstreamOutbox } from './outbox.ts';
+import { openSocketSession } from './virtual-socket.ts';
 
 /** How often a paused connection checks whether its reader caught up. */
 const DRAIN_POLL_MS = 20;
@@ -71,12 +73,15 @@ export interface WsConnectionDeps extends BrokeredCredential {
   readonly audit?: RequestAudit | undefined;
   /** A server span per request message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
+  /** Virtual servers' sessions, for sockets that name one. */
+  readonly virtual?: VirtualSessions | undefined;
 }
 
 /** Who is connected to what. */
 export interface WsPeer {
   readonly ownerId: string;
-  readonly target: UpstreamTarget;
+  /** A configured or caller-named server, or a virtual server (surfaces/ws/virtual-socket.ts). */
+  readonly target: UpstreamTarget | VirtualPoolTarget;
   readonly targetKey: string;
   /** The principal's rate class (its grants), if any. */
   readonly rateClass?: string | undefined;
@@ -156,9 +161,7 @@ export class WsConnection {
     const { sessions, held } = this.#deps;
     try {
       // Its life is the socket's: never idled out.
-      const { id, session: value } = await held.open(this.#peer, this.#peer.target, {
-        expires: false,
-      });
+      const { id, session: value } = await openSocketSession(held, this.#deps.virtual, this.#peer);
       this.#sessionId = id;
       this.#session = value;
       if (this.#closed) {
