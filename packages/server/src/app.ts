@@ -426,6 +426,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Sockets first, so they close with 4401 rather than by their session ending.
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);
+    virtual.refreshStreams((principalKey) => authenticator.grantsOf(principalKey));
     void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
     limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;

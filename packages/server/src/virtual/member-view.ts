@@ -15,6 +15,7 @@ import {
   asObject,
   type JsonObject,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
@@ -197,6 +198,18 @@ export class MemberView {
     await Promise.all(each);
     const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
     return { jsonrpc: '2.0', id: message.id, result };
+  }
+
+  /**
+   * A notification for the visible members `pick` chooses, on their sessions for this caller (a
+   * member that cannot be reached is skipped: a notification has no answer to fail).
+   */
+  async notify(message: JsonRpcNotification, pick: (visible: readonly string[]) => string[]): Promise<void> {
+    const send = async (target: UpstreamTarget) => {
+      const { session } = await this.#deps.members.session(this.#owner, target);
+      await session.send(message);
+    };
+    await Promise.all(pick(this.#members).map((member) => this.#reach(member, send).catch(() => {})));
   }
 
   /**

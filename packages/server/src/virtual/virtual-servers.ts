@@ -32,6 +32,9 @@ import { MemberView, visibleMembers } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
 import { SEARCH_MODE_TOOLS } from './tool-search.ts';
 
+/** A client's notification that its roots changed. */
+const ROOTS_CHANGED = 'notifications/roots/list_changed';
+
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
 const CACHEABLE: ReadonlySet<string> = new Set([
   'tools/list',
@@ -191,12 +194,17 @@ export class VirtualServers {
     const settings = this.#deps.settings()[name];
     const { message, channel } = request;
     const scope = scopeOf(request.caller.principalKey, name);
+    if (settings === undefined) return undefined;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
       if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      // The client's roots changed: the members that asked for them are told (they ask again).
+      if (message.method === ROOTS_CHANGED) {
+        const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#claims);
+        await view.notify(message, (visible) => this.#requests.askedRoots(scope, visible));
+      }
       return undefined;
     }
-    if (settings === undefined) return undefined;
     // The member's exchange ends when the caller leaves or cancels: the member is told (MCP's
     // cancellation, sent by the held session).
     const key = this.#key(name, request, message.id);
@@ -230,6 +238,22 @@ export class VirtualServers {
     this.checkReach(name, caller.grants);
     const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants);
     return this.#streams.open(caller.principalKey, name, members, channel);
+  }
+
+  /**
+   * After a reload: every open stream takes only the members its principal sees now (none on a
+   * virtual server that is gone). `grantsOf` gives a principal's grants as configured now;
+   * undefined (a principal whose grants come with each token) leaves its streams as they were.
+   */
+  refreshStreams(grantsOf: (principalKey: string) => TargetGrants | undefined): void {
+    this.#streams.refresh((principalKey, name) => {
+      const grants = grantsOf(principalKey);
+      if (grants === undefined) return undefined;
+      const settings = this.#deps.settings()[name];
+      return settings && permitsTarget(grants, { server: name })
+        ? visibleMembers(settings.servers, grants)
+        : [];
+    });
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
