@@ -6,59 +6,42 @@
  * stream, while the member session stays for another virtual server). SDK v1 clients.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/config.ts';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
-import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp-client.ts';
-import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { featureStdio, startVirtualProxy, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
-const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
+/** Three configured servers; `workspace` has the members given. */
+function configWith(everythingUrl: string, workspace: string[]): object {
+  return {
+    servers: {
+      everything: { url: everythingUrl, transport: 'streamable-http' },
+      local: featureStdio(),
+      spare: featureStdio(),
+    },
+    virtualServers: {
+      roomy: { servers: ['everything'] },
+      workspace: { servers: workspace },
+      solo: { servers: ['local'] },
+    },
+  };
+}
 
 describe('client-side changes through a virtual server', () => {
-  let everything: EverythingServer;
-  let proxy: RunningProxy;
-  let dir: string;
+  let world: VirtualProxy;
   const clients: ConnectedClient[] = [];
   const connect = async (name: string, roots = false) => {
-    const connected = await connectClient(proxy, serverTarget(name), { roots });
+    const connected = await connectClient(world.proxy, serverTarget(name), { roots });
     clients.push(connected);
     return connected;
   };
-  const configWith = (workspace: string[]) => {
-    const stdio = { command: process.execPath, args: [STDIO_FIXTURE], env: compileCacheEnv() };
-    return {
-      servers: {
-        everything: { url: everything.url, transport: 'streamable-http' },
-        local: stdio,
-        spare: stdio,
-      },
-      virtualServers: {
-        roomy: { servers: ['everything'] },
-        workspace: { servers: workspace },
-        solo: { servers: ['local'] },
-      },
-    };
-  };
-
-  const env = () => ({ MCP_PROXY_CONFIG: join(dir, 'proxy.json'), UPSTREAM_TIMEOUT_MS: '15000' });
 
   before(async () => {
-    everything = await startEverything('streamableHttp');
-    dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-client-changes-'));
-    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(configWith(['local', 'spare'])));
-    proxy = await startProxy(env());
+    world = await startVirtualProxy((url) => configWith(url, ['local', 'spare']));
   });
   after(async () => {
     for (const client of clients) await client.close().catch(() => {});
-    await proxy?.close();
-    await everything?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.stop();
   });
 
   it('tells the members that asked for roots that the client’s roots changed', async () => {
@@ -81,12 +64,7 @@ describe('client-side changes through a virtual server', () => {
     await Promise.all([workspace.standaloneOpened(10_000), solo.standaloneOpened(10_000)]);
     // `local` leaves `workspace`; the principal still reaches it through `solo`, so its member
     // session (and the fixture's process) stays.
-    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(configWith(['spare'])));
-    proxy.app.reload(
-      loadConfig({
-        env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory', ...env() },
-      }),
-    );
+    world.reload(configWith(world.everything.url, ['spare']));
     await solo.client.callTool({ name: 'local__grow', arguments: { delayMs: 50 } });
     await solo.notifications.waitFor('notifications/tools/list_changed', 10_000);
     // Both streams were open when it came: the workspace one no longer has `local`.

@@ -6,23 +6,10 @@
  * Members: server-everything (Streamable HTTP) and the feature fixture (stdio).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { COUNTER_URI } from './fixtures/feature-server.ts';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
-import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { connectModernClient, type ModernClient, SAMPLED_TEXT } from './helpers/modern-client.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
-
-const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
-
-function textOf(result: unknown): string {
-  const content = (result as { content?: Array<{ text?: string }> }).content;
-  return content?.map((part) => part.text ?? '').join('') ?? '';
-}
+import { featureStdio, startVirtualProxy, textOf, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
 /** Resolves when `notified` is, or fails after 5 s naming what did not come. */
 async function within5s(notified: Promise<void>, what: string): Promise<void> {
@@ -38,34 +25,23 @@ async function within5s(notified: Promise<void>, what: string): Promise<void> {
 }
 
 describe('a virtual server’s 2026-07-28 clients', () => {
-  let everything: EverythingServer;
-  let proxy: RunningProxy;
-  let dir: string;
+  let world: VirtualProxy;
   const clients: ModernClient[] = [];
   const connect = async () => {
-    const modern = await connectModernClient(proxy, '', { path: '/servers/workspace/mcp' });
+    const modern = await connectModernClient(world.proxy, '', { path: '/servers/workspace/mcp' });
     clients.push(modern);
     return modern;
   };
 
   before(async () => {
-    everything = await startEverything('streamableHttp');
-    dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-modern-input-'));
-    const config = {
-      servers: {
-        everything: { url: everything.url, transport: 'streamable-http' },
-        local: { command: process.execPath, args: [STDIO_FIXTURE], env: compileCacheEnv() },
-      },
+    world = await startVirtualProxy((url) => ({
+      servers: { everything: { url, transport: 'streamable-http' }, local: featureStdio() },
       virtualServers: { workspace: { servers: ['everything', 'local'] } },
-    };
-    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(config));
-    proxy = await startProxy({ MCP_PROXY_CONFIG: join(dir, 'proxy.json'), UPSTREAM_TIMEOUT_MS: '15000' });
+    }));
   });
   after(async () => {
     for (const client of clients) await client.close().catch(() => {});
-    await proxy?.close();
-    await everything?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.stop();
   });
 
   it('asks a member’s sampling and elicitation in input rounds and answers the member', async () => {

@@ -5,28 +5,16 @@
  * once; every other name reaches its own member. One member alone needs no reading of lists.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
-import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp-client.ts';
-import { type RunningProxy, startProxy } from './helpers/proxy.ts';
+import type { RunningProxy } from './helpers/proxy.ts';
+import { featureStdio, startVirtualProxy, textOf, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
-const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
 const AMBIGUOUS = 'io.github.mcp-proxy/ambiguous';
 
-function textOf(result: unknown): string {
-  const content = (result as { content?: Array<{ text?: string }> }).content;
-  return content?.map((part) => part.text ?? '').join('') ?? '';
-}
-
 describe('a virtual server without prefixes', () => {
-  let everything: EverythingServer;
+  let world: VirtualProxy;
   let proxy: RunningProxy;
-  let dir: string;
   const clients: ConnectedClient[] = [];
   const connect = async (name: string) => {
     const connected = await connectClient(proxy, serverTarget(name));
@@ -35,26 +23,18 @@ describe('a virtual server without prefixes', () => {
   };
 
   before(async () => {
-    everything = await startEverything('streamableHttp');
-    dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-unprefixed-'));
-    const config = {
-      servers: {
-        everything: { url: everything.url, transport: 'streamable-http' },
-        local: { command: process.execPath, args: [STDIO_FIXTURE], env: compileCacheEnv() },
-      },
+    world = await startVirtualProxy((url) => ({
+      servers: { everything: { url, transport: 'streamable-http' }, local: featureStdio() },
       virtualServers: {
         flat: { servers: ['everything', 'local'], prefix: 'none' },
         solo: { servers: ['local'], prefix: 'none' },
       },
-    };
-    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(config));
-    proxy = await startProxy({ MCP_PROXY_CONFIG: join(dir, 'proxy.json'), UPSTREAM_TIMEOUT_MS: '15000' });
+    }));
+    proxy = world.proxy;
   });
   after(async () => {
     for (const client of clients) await client.close().catch(() => {});
-    await proxy?.close();
-    await everything?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.stop();
   });
 
   it('lists names as the members do, hides a name two members list, and routes the others', async () => {

@@ -7,19 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';
-import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { connectWs, modernRequest, type WsPeer } from './helpers/modern-client.ts';
-import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { type RunningProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { featureStdio, startVirtualProxy, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
-const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
 const APP = 'https://app.example';
 /** Reaches the `everything` server only, not the virtual server. */
 const NO_WORKSPACE = 'virtual-ws-no-workspace-token-0123456789';
@@ -28,9 +22,8 @@ const OWN_MEMBERS = 'virtual-ws-own-members-token-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a virtual server on /ws', () => {
-  let everything: EverythingServer;
+  let world: VirtualProxy;
   let proxy: RunningProxy;
-  let dir: string;
   const peers: WsPeer[] = [];
   const open = async (token = TEST_TOKEN) => {
     const peer = await connectWs({ url: proxy.url, token }, { server: 'workspace' }, APP);
@@ -52,32 +45,23 @@ describe('a virtual server on /ws', () => {
   };
 
   before(async () => {
-    everything = await startEverything('streamableHttp');
-    dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-virtual-ws-'));
-    const config = {
-      servers: {
-        everything: { url: everything.url, transport: 'streamable-http' },
-        local: { command: process.execPath, args: [STDIO_FIXTURE], env: compileCacheEnv() },
-      },
-      virtualServers: { workspace: { servers: ['everything', 'local'] } },
-      tokens: [
-        { sha256: sha256(TEST_TOKEN) },
-        { sha256: sha256(NO_WORKSPACE), servers: ['everything'] },
-        { sha256: sha256(OWN_MEMBERS) },
-      ],
-    };
-    writeFileSync(join(dir, 'proxy.json'), JSON.stringify(config));
-    proxy = await startProxy({
-      MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
-      UPSTREAM_TIMEOUT_MS: '15000',
-      CORS_ORIGINS: APP,
-    });
+    world = await startVirtualProxy(
+      (url) => ({
+        servers: { everything: { url, transport: 'streamable-http' }, local: featureStdio() },
+        virtualServers: { workspace: { servers: ['everything', 'local'] } },
+        tokens: [
+          { sha256: sha256(TEST_TOKEN) },
+          { sha256: sha256(NO_WORKSPACE), servers: ['everything'] },
+          { sha256: sha256(OWN_MEMBERS) },
+        ],
+      }),
+      { CORS_ORIGINS: APP },
+    );
+    proxy = world.proxy;
   });
   after(async () => {
     for (const peer of peers) await peer.close().catch(() => {});
-    await proxy?.close();
-    await everything?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await world?.stop();
   });
 
   it('lists and calls the merged tools, and asks the socket a member’s sampling', async () => {
