@@ -115,6 +115,7 @@ describe('mcp-proxy-client and the OAuth broker', () => {
       assert.equal(error.code, 'upstream_auth_required');
       assert.ok(error.authorizeUrl?.startsWith(`${stack.publicUrl}/oauth/start/`), error.authorizeUrl);
       assert.equal(error.server, new URL(stack.world.upstream.url).host);
+      assert.equal(error.userCode, undefined, 'codes are opt-in');
 
       const window = browserWindow(name);
       const seen: unknown[] = [];
@@ -192,6 +193,26 @@ describe('mcp-proxy-client and the OAuth broker', () => {
       },
     });
     await assert.rejects(whoami(thrown), /the user said no/);
+  });
+
+  it('userCode: the one-time code to show beside the link, when the proxy offers codes', async () => {
+    const withCodes = await startOAuthStack({ CORS_ORIGINS: APP, OAUTH_USER_CODES: 'true' });
+    try {
+      const c = new MCPProxyClient({
+        proxyUrl: withCodes.proxy.url,
+        proxyToken: tokenOf('dave'),
+        mcpServerUrl: withCodes.world.upstream.url,
+        upstreamTransport: 'streamable-http',
+        timeoutMs: 20_000,
+      });
+      clients.push(c);
+      const error = await c.initialize().catch((e: unknown) => e);
+      assert.ok(error instanceof UpstreamAuthRequiredError, String(error));
+      assert.match(error.userCode ?? '', /^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$/);
+      assert.ok(!error.authorizeUrl?.includes(error.userCode ?? '-'), 'the code is not in the link');
+    } finally {
+      await withCodes.close();
+    }
   });
 
   it('the call’s signal and close() end the wait for a sign-in', async () => {

@@ -179,6 +179,7 @@ export type SignIn = [
 if (e instanceof UpstreamAuthRequiredError) {
   type _U = Expect<Equal<typeof e.authorizeUrl, string | undefined>>;
   type _S = Expect<Equal<typeof e.server, string | undefined>>;
+  type _C = Expect<Equal<typeof e.userCode, string | undefined>>;
   void client.authorize(e, { timeoutMs: 1000, signal: AbortSignal.timeout(1) });
   // @ts-expect-error: authorize() takes the sign-in error, not any error
   void client.authorize(new MCPProxyError('x', 'y'));

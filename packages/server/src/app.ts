@@ -9,6 +9,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
+import { userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
@@ -22,7 +23,7 @@ import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { buildRelay } from './http/relay-wiring.ts';
+import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
@@ -36,6 +37,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { InstanceRoster } from './observability/instance-roster.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
@@ -76,7 +78,7 @@ declare module 'fastify' {
 }
 
 /** Injectable collaborators (tests use them; production takes the defaults). */
-export interface AppDeps {
+export interface AppDeps extends RelayAppDeps {
   /** Where log lines go (default: stdout). */
   readonly logDestination?: DestinationStream;
   /** DNS resolver for the egress guard. */
@@ -193,8 +195,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reachable.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
-  // Any instance serves any request (issue 19): who holds which session, the relay to it, and
-  // the sealer of session ids under a key every instance shares.
+  // Any instance serves any request (issue 19): session owners, the relay, the shared sealer.
   const cluster = await buildRelay(config, {
     app,
     store,
@@ -202,14 +203,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     logger,
     tracing,
+    ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
   const { ownership, relay, sealer } = cluster;
+  // Other instances' counts on the status page, with a store they share (issue 21).
+  const roster =
+    status && cluster.shared ? InstanceRoster.forStatus(status, { store, clock, logger }) : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
   let currentServers = config.servers;
   // The way out (egress guard, upstream HTTP, targets, connector, session openers, planner).
-  const { guard, http, paramHeaders, targets, held, pool, planner } = buildDispatch(config, {
+  const { guard, http, paramHeaders, targets, held, pool, planner, verdictChannels } = buildDispatch(config, {
     logger,
     now,
     sessions,
@@ -220,7 +225,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     resolver: deps.resolver,
     children: deps.children,
     onOpen: status && openingsOf(status),
+    verdictStore: namespaced(store, 'verdicts:'),
+    onVerdictStoreError: throttledWarning(logger, 'shared store unreachable: upstream verdicts not shared'),
   });
+  await verdictChannels.listen();
   // What a reload lets a running request or session keep: a virtual server's name is no
   // configured server's, and its members are reached through it.
   const reachable: Pick<TargetResolver, 'stillReaches'> = {
@@ -232,14 +240,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
+  const codesWarning = userCodesWarning(config);
+  if (codesWarning !== undefined) logger.warn(codesWarning);
   const broker = buildBroker(config, {
     store,
     guard,
     keys: vaultKeys,
-    switchedOn: () => current.oauthBroker,
+    settings: () => current,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
-    issuerClients: () => current.oauthClients,
     now,
     tracing,
   });
@@ -256,6 +265,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
+    now,
   });
   // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
   const virtualSessions = new VirtualSessions({
@@ -336,7 +346,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
-  if (tracing.enabled) registerTraceHooks(app, tracing);
+  if (tracing.enabled)
+    registerTraceHooks(
+      app,
+      tracing,
+      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+    );
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
@@ -439,8 +454,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     stop.dispose();
+    await roster?.close();
     await identity.close();
     await sessions.closeAll();
+    await verdictChannels.close();
     await guard.close();
     await rateStore.close();
     await store.close();

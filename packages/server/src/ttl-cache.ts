@@ -3,7 +3,8 @@
  * The one bounded, expiring map of the proxy: what it learnt of an upstream (transport, era)
  * or accepted of a target URL is reused for a while, never for ever (an upstream may be
  * upgraded, a name's DNS answers change), and never without bound (callers choose the keys).
- * Full, it drops the entry written longest ago; an expired entry is dropped when read.
+ * Full, `set` drops the entry written longest ago (`add` refuses instead while it is fresh); an
+ * expired entry is dropped when read.
  */
 
 /** Lifetime and size of a cache. */
@@ -40,13 +41,36 @@ export class TtlCache<K, V> {
     return entry.value;
   }
 
-  /** Stores `value` for `key`, fresh for the TTL from now; makes room by dropping the oldest write. */
-  set(key: K, value: V): void {
-    if (this.#maxEntries <= 0 || this.#ttlMs <= 0) return;
+  /**
+   * Stores `value` for `key`, fresh for the TTL from now (or `ttlMs`, when shorter: what another
+   * instance learnt earlier has only the rest of its lifetime left); makes room by dropping the
+   * oldest write.
+   */
+  set(key: K, value: V, ttlMs = this.#ttlMs): void {
+    const lifetime = Math.min(ttlMs, this.#ttlMs);
+    if (this.#maxEntries <= 0 || lifetime <= 0) return;
     this.#entries.delete(key);
     // Maps iterate in insertion order, and a write re-inserts: the first key is the oldest write.
     if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as K);
-    this.#entries.set(key, { value, expires: this.#now() + this.#ttlMs });
+    this.#entries.set(key, { value, expires: this.#now() + lifetime });
+  }
+
+  /**
+   * Stores `value` for `key` unless the cache is full of fresh entries: false then, and nothing
+   * fresh is dropped to make room (a memory that must not forget, e.g. of replays).
+   */
+  add(key: K, value: V): boolean {
+    if (this.#maxEntries <= 0 || this.#ttlMs <= 0) return false;
+    this.#entries.delete(key);
+    const now = this.#now();
+    // Every entry lives the same TTL from its write: the oldest write is the first to expire.
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#entries.size < this.#maxEntries) break;
+      if (entry.expires > now) return false;
+      this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { value, expires: now + this.#ttlMs });
+    return true;
   }
 
   /** Forgets `key`'s entry; true when there was one. */

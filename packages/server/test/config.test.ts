@@ -23,6 +23,8 @@ describe('config', () => {
     assert.deepEqual(config.corsOrigins, []);
     assert.equal(config.egress.allowPrivateNetworks, false);
     assert.equal(config.upstream.timeoutMs, DEFAULTS.upstream.timeoutMs);
+    // One-time codes of sign-in links are opt-in (consent phishing, docs/oauth.md).
+    assert.equal(config.oauthUserCodes, false);
   });
 
   it('merges config file < .env < environment', () => {
@@ -146,6 +148,21 @@ describe('config', () => {
         },
       );
     }
+  });
+
+  it('refuses the OAuth broker on a shared Redis without VAULT_KEY, naming it', () => {
+    const shared = { PUBLIC_URL: 'https://proxy.example', REDIS_URL: 'redis://127.0.0.1:6379' };
+    assert.throws(
+      () => loadConfig({ env: shared }),
+      (error: unknown) =>
+        error instanceof ConfigError && /^Invalid configuration: REDIS_URL: .*VAULT_KEY/.test(error.message),
+    );
+    // Each way out: the key, the broker off, or no shared store.
+    const key = Buffer.alloc(32, 1).toString('base64');
+    assert.deepEqual(loadConfig({ env: { ...shared, VAULT_KEY: key } }).vaultKeys, [key]);
+    assert.equal(loadConfig({ env: { ...shared, OAUTH_BROKER: 'false' } }).oauthBroker, false);
+    assert.equal(loadConfig({ env: { ...shared, STORE: 'sqlite' } }).store, 'sqlite');
+    assert.equal(loadConfig({ env: { REDIS_URL: shared.REDIS_URL } }).publicUrl, undefined);
   });
 
   it('does not echo a bad token value', () => {

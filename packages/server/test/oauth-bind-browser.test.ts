@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../../client/test/helpers/chromium.ts';
 import { type StaticServer, serveStatic } from '../../client/test/helpers/static.ts';
+import { CONTINUE_ARM_MS } from '../src/surfaces/oauth/pages.ts';
 import { eventually } from './helpers/eventually.ts';
 import { freePort } from './helpers/net.ts';
 import { type OAuthWorld, startOAuthWorld } from './helpers/oauth-world.ts';
@@ -86,9 +87,15 @@ describe('the sign-in bind protocol in Chromium', () => {
   async function start(
     origin: string,
     link: string,
+    pauseClock = false,
   ): Promise<{ page: Page; popup: Page; done: Promise<Json> }> {
     const page = await browser.newPage();
     await page.goto(`${origin}/`);
+    // The page's timers (the button's arming) then run only when the test moves the clock.
+    if (pauseClock) {
+      await page.clock.install();
+      await page.clock.pauseAt(Date.now() + 1000);
+    }
     const popupOpened = page.waitForEvent('popup');
     const done = page.evaluate(
       ([l, t]) =>
@@ -104,18 +111,19 @@ describe('the sign-in bind protocol in Chromium', () => {
     const first = await whoami();
     assert.equal(first.body.error.data.code, 'upstream_auth_required');
     const link = first.body.error.data.authorizeUrl;
-    const { page, popup, done } = await start(app.origin, link);
+    const { page, popup, done } = await start(app.origin, link, true);
     try {
       // Review item 6: the popup says what is connected, where the user signs in and for which
       // app, and binds nothing until the user clicks.
       const button = await popup.waitForSelector('#go:visible');
       // Review oauth6 item 5: shown, the button is not armed yet (a double-click's second click
-      // landing on it does nothing); it arms about half a second later.
-      const shownAt = Date.now();
+      // landing on it does nothing); it arms half a second later (the page's clock is paused).
       assert.equal(await button.isDisabled(), true);
       await popup.evaluate("document.getElementById('go').click()");
-      await popup.waitForSelector('#go:enabled');
-      assert.ok(Date.now() - shownAt >= 300, `armed after ${Date.now() - shownAt} ms`);
+      await popup.clock.runFor(CONTINUE_ARM_MS - 1);
+      assert.equal(await button.isDisabled(), true);
+      await popup.clock.runFor(1);
+      assert.equal(await button.isDisabled(), false);
       assert.equal(await popup.textContent('#m'), '', 'the early click did nothing');
       const text = await popup.textContent('body');
       assert.ok(text?.includes(`Sign in to ${new URL(world.upstream.url).host}`), text ?? '');
@@ -125,7 +133,38 @@ describe('the sign-in bind protocol in Chromium', () => {
       assert.ok(!world.as.events.some((e) => e.startsWith('login')), world.as.events.join());
       // The link is not used up yet (nothing was bound): its page still answers.
       assert.equal((await fetch(link)).status, 200);
+      // Review6 D2: losing focus disarms it; focused again it stays disarmed, and arms again
+      // only half a second later (another window brought to the front under a click).
+      const disabledAfter = await popup.evaluate<boolean[]>(`(() => {
+        const go = document.getElementById('go');
+        window.dispatchEvent(new Event('blur'));
+        const blurred = go.disabled;
+        window.dispatchEvent(new Event('focus'));
+        return [blurred, go.disabled];
+      })()`);
+      assert.deepEqual(disabledAfter, [true, true], 'disarmed on blur, still on focus');
+      await popup.clock.runFor(CONTINUE_ARM_MS - 1);
+      assert.equal(await button.isDisabled(), true);
+      await popup.clock.runFor(1);
+      assert.equal(await button.isDisabled(), false);
+      // Once clicked it never arms again, whatever focus does: the bind's POST is held here
+      // until that is checked.
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await popup.route(link, async (route) => {
+        if (route.request().method() === 'POST') await held;
+        await route.continue();
+      });
       await button.click();
+      await popup.evaluate(
+        "window.dispatchEvent(new Event('blur'));window.dispatchEvent(new Event('focus'))",
+      );
+      await popup.clock.runFor(CONTINUE_ARM_MS * 2);
+      assert.equal(await button.isDisabled(), true, 'the button armed again after its click');
+      release();
+      await popup.clock.resume();
       await popup.waitForSelector('input[name=login]');
       await popup.fill('input[name=login]', 'alice');
       await popup.click('button');

@@ -28,6 +28,23 @@ describe('TtlCache', () => {
     assert.equal(cache.size, 2);
   });
 
+  it('add refuses a key while full of fresh entries, and makes room only from expired ones', () => {
+    const clock = new ManualClock(0);
+    const cache = new TtlCache<string, number>({ ttlMs: 1_000, maxEntries: 2, now: () => clock.now() });
+    assert.equal(cache.add('a', 1), true);
+    clock.advance(500);
+    assert.equal(cache.add('b', 2), true);
+    assert.equal(cache.add('c', 3), false, 'full of fresh entries');
+    assert.equal(cache.get('a'), 1, 'nothing fresh was dropped');
+    assert.equal(cache.get('c'), undefined);
+    clock.advance(500);
+    // 'a' has expired: it makes room; 'b' is still fresh.
+    assert.equal(cache.add('c', 3), true);
+    assert.equal(cache.get('b'), 2);
+    assert.equal(cache.get('c'), 3);
+    assert.equal(cache.size, 2);
+  });
+
   it('keeps nothing with a zero TTL or size', () => {
     for (const options of [
       { ttlMs: 0, maxEntries: 8 },

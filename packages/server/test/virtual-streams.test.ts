@@ -26,8 +26,10 @@ import {
 import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
-/** Sees `workspace` without its `local` member (it names `everything`), and `solo` (only `local`). */
+/** Names `everything`, so sees `workspace` without its `local` member, and nothing of `solo`. */
 const NO_LOCAL = 'virtual-streams-no-local-token-0123456789';
+/** Names only virtual servers (`pair`, `solo`): sees every member of both. */
+const PAIR_AND_SOLO = 'virtual-streams-pair-solo-token-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Every tool of every page of the merged list. */
@@ -76,10 +78,12 @@ describe('virtual server streams', () => {
       virtualServers: {
         workspace: { servers: ['everything', 'local', 'modern'] },
         solo: { servers: ['local'] },
+        pair: { servers: ['everything', 'modern'] },
       },
       tokens: [
         { sha256: sha256(TEST_TOKEN) },
         { sha256: sha256(NO_LOCAL), servers: ['workspace', 'everything', 'solo'] },
+        { sha256: sha256(PAIR_AND_SOLO), servers: ['pair', 'solo'] },
       ],
     };
     writeFileSync(join(dir, 'proxy.json'), JSON.stringify(config));
@@ -181,17 +185,25 @@ describe('virtual server streams', () => {
     await client.unsubscribeResource({ uri: counter });
   });
 
-  it('never streams a member to a principal who does not see it on that virtual server', async () => {
-    const hidden = await connect('workspace', NO_LOCAL);
-    const solo = await connect('solo', NO_LOCAL);
-    await Promise.all([hidden.standaloneOpened(10_000), solo.standaloneOpened(10_000)]);
+  it('never streams a member to a principal on a virtual server that does not have it', async () => {
+    const pair = await connect('pair', PAIR_AND_SOLO);
+    const solo = await connect('solo', PAIR_AND_SOLO);
+    await Promise.all([pair.standaloneOpened(10_000), solo.standaloneOpened(10_000)]);
     // The principal's session with `local` (reached through `solo`) tells of a new tool.
     await solo.client.callTool({ name: 'local__grow', arguments: { delayMs: 50 } });
     await solo.notifications.waitFor('notifications/tools/list_changed', 10_000);
-    // Both streams were open when it came; the workspace one (no `local` there) got nothing.
+    // Both streams were open when it came; the `pair` one (no `local` there) got nothing.
     await solo.client.ping();
-    assert.equal(hidden.notifications.all('notifications/tools/list_changed').length, 0);
+    assert.equal(pair.notifications.all('notifications/tools/list_changed').length, 0);
+    const listed = await allToolNames(pair.client);
+    assert.ok(listed.length > 0 && listed.every((name) => !name.startsWith('local__')), listed.join(', '));
+  });
+
+  it('shows a member its grants do not name on no virtual server', async () => {
+    const hidden = await connect('workspace', NO_LOCAL);
     const listed = await allToolNames(hidden.client);
     assert.ok(listed.length > 0 && listed.every((name) => !name.startsWith('local__')), listed.join(', '));
+    const solo = await connect('solo', NO_LOCAL);
+    assert.deepEqual(await allToolNames(solo.client), []);
   });
 });

@@ -131,11 +131,16 @@ export const DEFAULTS = {
   /** The proxy's external base URL (protected resource metadata; default: from each request). */
   publicUrl: undefined as string | undefined,
   /**
-   * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
-   * the fixes of its security review (login CSRF on start links, mix-up without RFC 9207 `iss`,
-   * F3-F8) are reviewed.
+   * The upstream OAuth broker (docs/oauth.md): unset, it runs when PUBLIC_URL is set (its links
+   * and callback live there, issue 18); `false` keeps it off, `true` asks for it (it still needs
+   * PUBLIC_URL). The one reading: config/broker-switch.ts `brokerSwitchedOn`.
    */
-  oauthBroker: false,
+  oauthBroker: undefined as boolean | undefined,
+  /**
+   * A sign-in link opened without its app may be bound with a one-time code (docs/oauth.md).
+   * Opt-in (review6 links): codes can be phished, so a proxy offers them only when asked.
+   */
+  oauthUserCodes: false,
   /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
   oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
@@ -144,6 +149,9 @@ export const DEFAULTS = {
     issuer: undefined as string | undefined,
     audience: [] as string[],
     issuers: [] as Array<Record<string, unknown>>,
+    /** The proxy's login client at `issuer` (binds sign-in links to the user, docs/oauth.md). */
+    loginClientId: undefined as string | undefined,
+    loginClientSecret: undefined as string | undefined,
     clockToleranceSeconds: 30,
     jwksMaxAgeMs: 600_000,
     jwksCooldownMs: 30_000,
@@ -279,7 +287,8 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
-    oauthBroker: z.boolean(),
+    oauthBroker: z.boolean().optional(),
+    oauthUserCodes: z.boolean(),
     oauthClients: z.array(
       z.strictObject({
         issuer: z.url(),
@@ -300,6 +309,8 @@ const configSchema = z
       issuer: issuerUrl.optional(),
       audience: z.array(z.string().min(1)),
       issuers: z.array(oidcIssuerSchema),
+      loginClientId: z.string().min(1).optional(),
+      loginClientSecret: z.string().min(1).optional(),
       clockToleranceSeconds: z.number().int().min(0).max(300),
       jwksMaxAgeMs: positiveInt,
       jwksCooldownMs: z.number().int().min(0),

@@ -1,11 +1,12 @@
 /**
  * @module config/cross-checks
  * The checks a schema of one field cannot make, run on the parsed configuration: a setting that
- * needs another (SESSION_SECRET_PREVIOUS, OIDC_ISSUER, STORE=redis), names that must exist
+ * needs another (SESSION_SECRET_PREVIOUS, OIDC_ISSUER, STORE=redis, the broker on a shared Redis), names that must exist
  * elsewhere (a grant's servers and rate class, a virtual server's members), host lists that
  * must parse, issuers listed once. Each failure names where the setting came from.
  */
 import { HostList } from '../egress/host-list.ts';
+import { sharedVaultKeyProblem } from './broker-switch.ts';
 import type { Config } from './config.ts';
 import { ConfigError } from './sources.ts';
 import { virtualServerProblem } from './virtual-servers.ts';
@@ -57,6 +58,8 @@ export function checkAcrossSettings(config: Config, describe: Describe): void {
   if (config.store === 'redis' && config.redisUrl === undefined) {
     throw new ConfigError(`${describe(['store'])}: STORE=redis needs REDIS_URL`);
   }
+  const vaultProblem = sharedVaultKeyProblem(config);
+  if (vaultProblem !== undefined) throw new ConfigError(`${describe(['redisUrl'])}: ${vaultProblem}`);
   const virtualProblem = virtualServerProblem(config.virtualServers, config.servers);
   if (virtualProblem !== undefined) {
     const [key, message] = virtualProblem;

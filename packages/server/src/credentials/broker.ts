@@ -12,18 +12,30 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
-import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
+import {
+  canonical,
+  isLoopbackHttp,
+  isNoOAuth,
+  refuseForeignEndpoint,
+  requestOptions,
+  throwIfOver,
+} from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
 import {
   chooseClient,
   clientAuth,
   clientMetadata,
+  documentInUse,
   isIssuerKey,
   issuerKey,
+  keepDocumentInUse,
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
+import { RememberedDiscovery } from './remembered-discovery.ts';
+import { SignInLinks } from './sign-in-links.ts';
 import {
   entryFrom,
   forgetDeadClient,
@@ -60,6 +72,8 @@ export interface OAuthBrokerDeps {
   readonly keys: VaultKeys;
   /** Every HTTP call of the flow: through the egress guard. */
   readonly fetch: OAuthFetch;
+  /** Calls to the operator's login issuers (proxy-login.ts): trusted, not the upstream guard. */
+  readonly loginFetch: OAuthFetch;
   /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
   readonly switchedOn: () => boolean;
   /** PUBLIC_URL (no trailing slash), read at each use: a reload may change it. */
@@ -68,6 +82,10 @@ export interface OAuthBrokerDeps {
   readonly server: (name: string) => OAuthServerSettings | undefined;
   /** Clients the operator pre-registered per issuer (`oauthClients`), read at each use. */
   readonly issuerClients?: (() => readonly IssuerClient[]) | undefined;
+  /** OIDC issuers whose users sign in to the proxy to bind a link (proxy-login.ts), now. */
+  readonly loginIssuers?: (() => readonly LoginIssuer[]) | undefined;
+  /** OAUTH_USER_CODES now: links opened without their app may be bound with a one-time code. */
+  readonly userCodes?: (() => boolean) | undefined;
   /** The upstream deadline (UPSTREAM_TIMEOUT_MS), bounding discovery and token calls. */
   readonly timeoutMs?: (() => number) | undefined;
   readonly now?: () => number;
@@ -108,12 +126,15 @@ export class OAuthBroker {
   readonly #now: () => number;
   readonly #refresher: TokenRefresher;
   readonly #connections: OAuthConnections;
+  readonly #links: SignInLinks;
+  readonly #discovery: RememberedDiscovery;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? Date.now;
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
     this.#pending = new PendingSignIns(deps.store, deps.keys);
+    this.#discovery = new RememberedDiscovery(deps.fetch, this.#now);
     this.#refresher = new TokenRefresher({
       store: deps.store,
       keys: deps.keys,
@@ -128,6 +149,24 @@ export class OAuthBroker {
       fetch: deps.fetch,
       now: this.#now,
     });
+    this.#links = new SignInLinks({
+      pending: this.#pending,
+      login: new ProxyLogin({
+        store: deps.store,
+        keys: deps.keys,
+        fetch: deps.loginFetch,
+        issuers: deps.loginIssuers ?? (() => []),
+        publicUrl: deps.publicUrl,
+        deadline: () => this.#deadline(undefined),
+      }),
+      userCodes: deps.userCodes ?? (() => true),
+      now: this.#now,
+    });
+  }
+
+  /** The sign-in links' browser legs: described, bound (by the opener, a code, or a login). */
+  get links(): SignInLinks {
+    return this.#links;
   }
 
   /** The principals' connections: listed and ended by `/oauth/connections`. */
@@ -223,7 +262,7 @@ export class OAuthBroker {
     try {
       return await this.#begin(principalKey, target, challengeHeader, this.#deadline(signal));
     } catch (error) {
-      if (notOAuth && error instanceof ProxyError && error.data.reason === NO_OAUTH) return notOAuth;
+      if (notOAuth && isNoOAuth(error)) return notOAuth;
       throw error;
     }
   }
@@ -267,18 +306,25 @@ export class OAuthBroker {
       });
     }
     const challenge = parseBearerChallenge(challengeHeader);
-    const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
+    // A server lately found without OAuth costs no fetch and no cap (review6 LINKS-3): its plain
+    // 401 (an API key missing) stays the upstream's own refusal however often it comes.
+    this.#discovery.refuseIfRemembered(target.url);
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
+    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4); a stranger's
+    // discovery spends its caps (review6 LINKS-3: raw URLs answering 401, however many, cost
+    // the stranger caps' worth of discoveries), a known server's only once it proves to use
+    // OAuth. An offer spends the server's own cap, not the principal's sign-ins (those count at
+    // the bind, review item 8).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    if (known) await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
+    else await this.#pending.admitOffer(principalKey, target.url.origin, known);
+    const discovered = await this.#discovery.discover(target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     refuseForeignEndpoint(discovered.as, settings?.issuer, issuerClients);
-    // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
-    // upstream's own refusal however often it comes. An offer spends the server's own cap, not
-    // the principal's sign-ins (those count at the bind, review item 8).
-    // A server the operator configured, or one this principal is connected to, is no stranger:
-    // raw URLs of servers never connected share one small cap (review oauth6 R3).
-    const known =
-      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
-    await this.#pending.admitOffer(principalKey, target.url.origin, known);
+    if (known) await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,
@@ -327,49 +373,10 @@ export class OAuthBroker {
       redirectUri,
       authorizeUrl: authorize.href,
     };
-    const id = await this.#pending.start(pending);
+    const { id, userCode } = await this.#links.offer(pending);
     return new ProxyError('upstream_auth_required', undefined, {
-      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server },
+      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server, ...(userCode ? { userCode } : {}) },
     });
-  }
-
-  /**
-   * What a start link signs in to, for the start page to name (review item 6): the server, its
-   * host and the authorization server's host; undefined when the link is unknown or used.
-   */
-  async startInfo(id: string): Promise<
-    | {
-        readonly server: string;
-        readonly host: string;
-        readonly issuerHost: string;
-        readonly authorizeHost: string;
-      }
-    | undefined
-  > {
-    const flow = await this.#pending.peek(id);
-    if (flow === undefined) return undefined;
-    const issuerHost = URL.parse(flow.as.issuer)?.host ?? flow.as.issuer;
-    return {
-      server: flow.server,
-      host: URL.parse(flow.target)?.host ?? flow.server,
-      issuerHost,
-      // Where the Continue button really goes (review oauth6 R2): the page names that host.
-      authorizeHost: URL.parse(flow.authorizeUrl)?.host ?? issuerHost,
-    };
-  }
-
-  /**
-   * The bind (docs/oauth.md): the app that opened link `id` proved to be `principalKey`, from
-   * `openerOrigin`. Consumes the link when it is that principal's and returns the authorization
-   * URL (the endpoint recorded at the start, review F7) with a fresh `state`, and the nonce the
-   * start page keeps in its tab's sessionStorage for the callback (review R1). Throws `oauth_state_invalid` for an unknown link,
-   * `oauth_bind_refused` for another principal's.
-   */
-  async bind(id: string, principalKey: string, openerOrigin: string): Promise<Bound> {
-    const bound = await this.#pending.bind(id, principalKey, openerOrigin);
-    if (bound === undefined) throw new ProxyError('oauth_state_invalid');
-    if (bound === 'wrongPrincipal') throw new ProxyError('oauth_bind_refused');
-    return bound;
   }
 
   /**
@@ -440,14 +447,19 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
+    await keepDocumentInUse(this.#deps.store, flow.as.issuer, flow.client);
     const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
-  /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */
-  clientMetadataDocument(key: string): Record<string, unknown> | undefined {
+  /**
+   * The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https and the proxy
+   * presented it there (a sign-in started or completed with it, review6 D1).
+   */
+  async clientMetadataDocument(key: string): Promise<Record<string, unknown> | undefined> {
     const publicUrl = this.#deps.publicUrl();
-    return publicUrl?.startsWith('https://') && isIssuerKey(key) ? clientMetadata(publicUrl, key) : undefined;
+    if (!publicUrl?.startsWith('https://') || !isIssuerKey(key)) return undefined;
+    return (await documentInUse(this.#deps.store, key)) ? clientMetadata(publicUrl, key) : undefined;
   }
 
   /** The caller's signal bounded by the upstream deadline (review F8). */
@@ -464,26 +476,3 @@ export function oauthSettingsOf(server: unknown): OAuthServerSettings | undefine
 }
 
 export type { VaultEntry };
-
-/**
- * Review oauth6 R2: the start page names where the user signs in, and the button goes to the
- * metadata's `authorization_endpoint`. An endpoint on another origin than its issuer would let a
- * hostile authorization server send the user to a well-known one's login (a mix-up set-up), so
- * it is refused unless the operator configured that issuer (a server's `oauth.issuer`, or
- * `oauthClients`): real servers keep them on one origin (GitHub, Linear, Notion, Sentry,
- * Cloudflare's, Google, Entra ID); an operator vouches for the few that do not (AWS Cognito).
- */
-function refuseForeignEndpoint(
-  as: oauth.AuthorizationServer,
-  configuredIssuer: string | undefined,
-  issuerClients: readonly { readonly issuer: string }[],
-): void {
-  const endpoint = URL.parse(as.authorization_endpoint ?? '');
-  if (endpoint === null || endpoint.origin === URL.parse(as.issuer)?.origin) return;
-  if (configuredIssuer === as.issuer || issuerClients.some((each) => each.issuer === as.issuer)) return;
-  throw new ProxyError(
-    'upstream_auth_unsupported',
-    "The MCP server's authorization server sends users to another site than its own to sign in: the operator must configure its issuer (oauthClients) to allow it.",
-    { data: { reason: 'authorization_endpoint_elsewhere' } },
-  );
-}

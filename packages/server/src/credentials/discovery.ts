@@ -58,7 +58,7 @@ export async function discover(
     as = trimmed(await authorizationServer(fetch, issuer, signal));
   } catch (error) {
     // With resource metadata the server does use OAuth: its issuer is broken, not absent.
-    if (prm !== undefined && error instanceof ProxyError && error.data.reason === NO_OAUTH) {
+    if (prm !== undefined && isNoOAuth(error)) {
       throw failed("The MCP server's authorization server publishes no metadata the proxy can find.");
     }
     throw error;
@@ -203,11 +203,21 @@ async function authorizationServer(
       throw failed("The MCP server's authorization server sent invalid metadata.");
     }
   }
-  throw new ProxyError(
+  throw noOAuthMetadata();
+}
+
+/** The error of a server that shows no sign of OAuth: no metadata anywhere ({@link NO_OAUTH}). */
+export function noOAuthMetadata(): ProxyError {
+  return new ProxyError(
     'upstream_auth_failed',
     "The MCP server's authorization server publishes no metadata the proxy can find.",
     { data: { reason: NO_OAUTH } },
   );
+}
+
+/** Whether `error` says the server shows no sign of OAuth ({@link noOAuthMetadata}). */
+export function isNoOAuth(error: unknown): boolean {
+  return error instanceof ProxyError && error.data.reason === NO_OAUTH;
 }
 
 /**
@@ -263,4 +273,27 @@ function trimmed(as: oauth.AuthorizationServer): oauth.AuthorizationServer {
   return Object.fromEntries(
     Object.entries(kept).filter(([, v]) => v !== undefined),
   ) as unknown as oauth.AuthorizationServer;
+}
+
+/**
+ * Review oauth6 R2: the start page names where the user signs in, and the button goes to the
+ * metadata's `authorization_endpoint`. An endpoint on another origin than its issuer would let a
+ * hostile authorization server send the user to a well-known one's login (a mix-up set-up), so
+ * it is refused unless the operator configured that issuer (a server's `oauth.issuer`, or
+ * `oauthClients`): real servers keep them on one origin (GitHub, Linear, Notion, Sentry,
+ * Cloudflare's, Google, Entra ID); an operator vouches for the few that do not (AWS Cognito).
+ */
+export function refuseForeignEndpoint(
+  as: oauth.AuthorizationServer,
+  configuredIssuer: string | undefined,
+  issuerClients: readonly { readonly issuer: string }[],
+): void {
+  const endpoint = URL.parse(as.authorization_endpoint ?? '');
+  if (endpoint === null || endpoint.origin === URL.parse(as.issuer)?.origin) return;
+  if (configuredIssuer === as.issuer || issuerClients.some((each) => each.issuer === as.issuer)) return;
+  throw new ProxyError(
+    'upstream_auth_unsupported',
+    "The MCP server's authorization server sends users to another site than its own to sign in: the operator must configure its issuer (oauthClients) to allow it.",
+    { data: { reason: 'authorization_endpoint_elsewhere' } },
+  );
 }

@@ -1,10 +1,13 @@
 /**
  * @module credentials/guarded-fetch
- * The one way the OAuth broker talks to authorization servers and protected-resource metadata:
- * through the egress guard (vetted name, pinned connection), with a deadline, no redirects and a
- * byte cap. The answer is handed back as a plain `Response` so oauth4webapi can process it.
+ * The two ways the OAuth broker makes HTTP calls, both with a deadline, no redirects and a byte
+ * cap, the answer handed back as a plain `Response` so oauth4webapi can process it:
+ * {@link guardedFetch} for what callers' servers name (authorization servers, protected-resource
+ * metadata): through the egress guard (vetted name, pinned connection); {@link trustedFetch} for
+ * the identity providers the operator configured (the proxy's own login, review6 LINKS-1): like
+ * the OIDC verifier's key-set fetch, not subject to the upstream egress policy.
  */
-import { fetch as undiciFetch } from 'undici';
+import { type Dispatcher, fetch as undiciFetch } from 'undici';
 import type { EgressGuard } from '../egress/types.ts';
 import { readCapped } from '../read-capped.ts';
 
@@ -28,26 +31,42 @@ export interface OAuthFetchInit {
 /** A fetch for the OAuth flow; oauth4webapi's `customFetch` has this shape. */
 export type OAuthFetch = (url: string, init: OAuthFetchInit) => Promise<Response>;
 
+/** Where one call goes: the URL to connect to and, when pinned, the dispatcher that connects. */
+type Route = (url: string) => Promise<{ readonly url: URL; readonly dispatcher?: Dispatcher | undefined }>;
+
 /** Builds the flow's fetch over `guard`; throws a plain Error naming the URL's origin on failure. */
 export function guardedFetch(
   guard: EgressGuard,
   limits: GuardedFetchLimits = GUARDED_FETCH_DEFAULTS,
 ): OAuthFetch {
+  return boundedFetch(async (url) => ({ url: await guard.vet(url), dispatcher: guard.dispatcher }), limits);
+}
+
+/**
+ * A fetch for an operator-configured identity provider (a login issuer): the same deadline, cap
+ * and refusal of redirects, without the upstream egress guard, which is the policy for what
+ * callers may reach (an issuer on a private network or another port must not need it widened).
+ */
+export function trustedFetch(limits: GuardedFetchLimits = GUARDED_FETCH_DEFAULTS): OAuthFetch {
+  return boundedFetch(async (url) => ({ url: new URL(url) }), limits);
+}
+
+function boundedFetch(route: Route, limits: GuardedFetchLimits): OAuthFetch {
   return async (url, init) => {
-    const vetted = await guard.vet(url);
+    const { url: target, dispatcher } = await route(url);
     const signal = init.signal
       ? AbortSignal.any([init.signal, AbortSignal.timeout(limits.timeoutMs)])
       : AbortSignal.timeout(limits.timeoutMs);
-    const response = await undiciFetch(vetted, {
+    const response = await undiciFetch(target, {
       method: init.method ?? 'GET',
       headers: Object.fromEntries(new Headers(init.headers as ConstructorParameters<typeof Headers>[0])),
       body: (init.body as string | URLSearchParams | null | undefined) ?? null,
       // A redirect would let a metadata document send the flow somewhere the guard never saw.
       redirect: 'manual',
       signal,
-      dispatcher: guard.dispatcher,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
     });
-    const read = await readCapped(response, limits.maxBytes, vetted.origin);
+    const read = await readCapped(response, limits.maxBytes, target.origin);
     const headers = new Headers();
     for (const [name, value] of response.headers) headers.append(name, value);
     const body = [101, 103, 204, 205, 304].includes(response.status) ? null : read;

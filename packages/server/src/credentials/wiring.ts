@@ -1,16 +1,18 @@
 /**
  * @module credentials/wiring
  * `buildBroker(config, deps)` assembles the upstream OAuth broker (issue 18) for the app: tokens
- * sealed in the shared store under `oauth:`, every call through the egress guard; it acts only
- * with OAUTH_BROKER on and PUBLIC_URL set (the callback must be reachable).
+ * sealed in the shared store under `oauth:`, every call to what a server names through the egress
+ * guard (the operator's login issuers are trusted, like the OIDC verifier's); it acts only
+ * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
  */
+import { brokerSwitchedOn, loginIssuers } from '../config/broker-switch.ts';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { OAuthBroker, oauthSettingsOf } from './broker.ts';
-import { guardedFetch } from './guarded-fetch.ts';
+import { guardedFetch, type OAuthFetch, trustedFetch } from './guarded-fetch.ts';
 import { tracedFetch } from './traced-fetch.ts';
 import { VaultKeys } from './vault-keys.ts';
 
@@ -21,14 +23,15 @@ export interface BrokerWiring {
   readonly guard: EgressGuard;
   /** The vault's keys ({@link vaultKeysFor}). */
   readonly keys: VaultKeys;
-  /** OAUTH_BROKER now. */
-  readonly switchedOn: () => boolean;
+  /**
+   * The configuration in force (a reload replaces it): OAUTH_BROKER, `oauthClients`,
+   * OAUTH_USER_CODES and the OIDC login clients are read from it at each use.
+   */
+  readonly settings: () => Config;
   /** PUBLIC_URL now. */
   readonly publicUrl: () => string | undefined;
   /** The configured servers now. */
   readonly servers: () => Config['servers'];
-  /** Clients pre-registered per issuer (`oauthClients`) now. */
-  readonly issuerClients: () => Config['oauthClients'];
   readonly now: () => number;
   /** OAuth calls as spans while tracing is on (issue 21). */
   readonly tracing?: Tracing;
@@ -45,20 +48,23 @@ export function vaultKeysFor(config: Config): VaultKeys {
 
 /** Builds the app's upstream OAuth broker. */
 export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
+  const traced = (fetch: OAuthFetch) =>
+    deps.tracing?.enabled === true ? tracedFetch(fetch, deps.tracing) : fetch;
   return new OAuthBroker({
     store: namespaced(deps.store, 'oauth:'),
     keys: deps.keys,
-    fetch:
-      deps.tracing?.enabled === true
-        ? tracedFetch(guardedFetch(deps.guard), deps.tracing)
-        : guardedFetch(deps.guard),
-    switchedOn: deps.switchedOn,
+    fetch: traced(guardedFetch(deps.guard)),
+    // The operator's own identity providers, like the OIDC verifier's (review6 LINKS-1).
+    loginFetch: traced(trustedFetch()),
+    switchedOn: () => brokerSwitchedOn(deps.settings()),
     publicUrl: deps.publicUrl,
     server: (name) => {
       const servers = deps.servers();
       return Object.hasOwn(servers, name) ? oauthSettingsOf(servers[name]) : undefined;
     },
-    issuerClients: deps.issuerClients,
+    issuerClients: () => deps.settings().oauthClients,
+    loginIssuers: () => loginIssuers(deps.settings()),
+    userCodes: () => deps.settings().oauthUserCodes,
     // Each call of the flow has the upstream deadline (UPSTREAM_TIMEOUT_MS, a restart setting).
     timeoutMs: () => config.upstream.timeoutMs,
     now: deps.now,

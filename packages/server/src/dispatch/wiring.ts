@@ -2,9 +2,9 @@
  * @module dispatch/wiring
  * `buildDispatch(config, deps)` assembles the way out for the app: the egress guard (reloadable),
  * the one upstream HTTP client, what is learnt about each upstream (transport and era verdicts,
- * `x-mcp-header` declarations), the target resolver, the connector, the one opener of held
- * sessions, the modern pool and the planner. app.ts wires them to the surfaces; a reload replaces
- * the guard's policy and the resolver's servers.
+ * shared through the store; `x-mcp-header` declarations), the target resolver, the connector,
+ * the one opener of held sessions, the modern pool and the planner. app.ts wires them to the
+ * surfaces; a reload replaces the guard's policy and the resolver's servers.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
@@ -16,6 +16,7 @@ import type { Tracing } from '../observability/tracing.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { ModernSessionPool } from '../sessions/modern-pool.ts';
 import type { SessionStore } from '../sessions/store.ts';
+import type { Store } from '../store/store.ts';
 import { ChildRegistry } from '../upstream/child-registry.ts';
 import { UpstreamHttp } from '../upstream/http.ts';
 import { ParamHeaderCatalog } from '../upstream/param-headers.ts';
@@ -47,6 +48,13 @@ export interface DispatchDeps {
   readonly resolver?: Resolver | undefined;
   /** Registry of live stdio children (main.ts kills them on a forced exit). */
   readonly children?: ChildRegistry | undefined;
+  /**
+   * Where transport and era verdicts are shared with the other instances (a namespaced view of
+   * the store, issue 19); absent: this instance keeps its own.
+   */
+  readonly verdictStore?: Store | undefined;
+  /** Hears the verdict store failing (throttled by the caller). */
+  readonly onVerdictStoreError?: ((error: Error) => void) | undefined;
 }
 
 /** The dispatch parts of one app. */
@@ -58,6 +66,8 @@ export interface Dispatch {
   readonly held: HeldSessions;
   readonly pool: ModernSessionPool<UpstreamTarget>;
   readonly planner: DispatchPlanner;
+  /** The shared verdicts' subscriptions: listen once at start, close at shutdown. */
+  readonly verdictChannels: { listen(): Promise<void>; close(): Promise<void> };
 }
 
 /** Builds the guard, the upstream HTTP client, the verdict caches, resolver, connector and openers. */
@@ -83,13 +93,17 @@ export function buildDispatch(config: Config, deps: DispatchDeps): Dispatch {
       : (outcome, seconds) => metrics.upstream(outcome, seconds),
     tracing: deps.tracing,
   });
-  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
+  const shared = {
+    ttlMs: VERDICT_TTL_MS,
+    maxEntries: VERDICT_MAX_ENTRIES,
+    now,
+    store: deps.verdictStore,
+    onError: deps.onVerdictStoreError,
+  };
+  const verdicts = new TransportVerdicts(shared);
+  const eraVerdicts = new EraVerdicts(shared);
   const paramHeaders = new ParamHeaderCatalog({ now });
-  const eras = new EraDetector({
-    http,
-    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
-    timeoutMs: config.upstream.timeoutMs,
-  });
+  const eras = new EraDetector({ http, verdicts: eraVerdicts, timeoutMs: config.upstream.timeoutMs });
   const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
   const connector = new UpstreamConnector({
     guard,
@@ -113,5 +127,13 @@ export function buildDispatch(config: Config, deps: DispatchDeps): Dispatch {
     open: (owner, target) => held.open(owner, target),
   });
   const planner = new DispatchPlanner({ verdicts, eras });
-  return { guard, http, paramHeaders, targets, held, pool, planner };
+  const verdictChannels = {
+    listen: async () => {
+      await Promise.all([verdicts.listen(), eraVerdicts.listen()]);
+    },
+    close: async () => {
+      await Promise.all([verdicts.close(), eraVerdicts.close()]);
+    },
+  };
+  return { guard, http, paramHeaders, targets, held, pool, planner, verdictChannels };
 }

@@ -18,7 +18,8 @@
  * both sides watch each other's heartbeat. A request whose owner's heartbeat has expired goes on
  * locally, where its session is simply not found (404, MCP's signal to start a new session); one
  * whose owner is alive but did not answer (or went quiet, or gave up) is answered
- * `relay_interrupted` (503, retry), since its session still exists.
+ * `relay_interrupted` (503, retry), since its session still exists; so is one whose owner
+ * cannot be looked up (the store down): only a store that answers "nobody" means not found.
  *
  * This file holds the decision, the channel and the bookkeeping of exchanges; the relaying
  * side of one exchange is http/relay-outgoing.ts, the owner's side http/relay-serving.ts, and
@@ -32,12 +33,21 @@ import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
+import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
+import { RELAY_LIMITS, type RelayLimits, RelayQuota, relayInterrupted } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
-import { type Inject, MAX_EXCHANGES, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
+import {
+  decodeRelayMessage,
+  encodeRelayMessage,
+  type Inject,
+  RELAY_HEADER,
+  type RelayMessage,
+} from './relay-wire.ts';
 
-export { ACK_TIMEOUT_MS, LIVENESS_MS } from './relay-outgoing.ts';
+export { ACK_TIMEOUT_MS } from './relay-outgoing.ts';
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
+export { LIVENESS_MS } from './relay-wire.ts';
 
 /** How often {@link Relay.quiet} looks at the exchanges running here. */
 const QUIET_POLL_MS = 50;
@@ -58,6 +68,8 @@ export interface RelayDeps {
   readonly tracing?: Tracing;
   /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
   readonly box?: RelayBox | undefined;
+  /** Bounds other than {@link RELAY_LIMITS} (tests). */
+  readonly limits?: Partial<RelayLimits> | undefined;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -72,10 +84,7 @@ export class Relay {
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
   /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
-  readonly #opened = new TtlCache<string, true>({
-    ttlMs: 2 * MAX_MESSAGE_AGE_MS,
-    maxEntries: MAX_EXCHANGES * 4,
-  });
+  readonly #opened: TtlCache<string, true>;
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -85,10 +94,18 @@ export class Relay {
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
-    const send = (instance: string, message: RelayMessage) => this.#send(instance, message);
+    const send = (instance: string, message: RelayMessage, data?: Buffer) =>
+      this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
-    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send };
-    this.#owning = { ownership, inject, incoming: this.#incoming, admitted: this.#admitted, send };
+    const limits = { ...RELAY_LIMITS, ...deps.limits };
+    this.#opened = new TtlCache({ ttlMs: 2 * MAX_MESSAGE_AGE_MS, maxEntries: limits.maxRecentOpens });
+    const quota = new RelayQuota(limits);
+    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
+    const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
+    const inFlight = new InFlightBytes(limits.inFlightBytes);
+    // The owner's exchanges are counted apart from those relayed out (each side has its bounds).
+    const serving = new RelayQuota(limits);
+    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight, quota: serving };
   }
 
   /** Listens on this instance's channel. */
@@ -234,34 +251,29 @@ export class Relay {
         owner = destination.instance;
       }
     } catch (error) {
-      // Without the store nobody can say where the session is: it is not here.
+      // Without the store nobody can say where the session is: it may well live on another
+      // instance, and "not found" would make its client drop it (review 7, RELAY-2). Retry.
       this.#deps.onError(error as Error);
-      return false;
+      throw relayInterrupted();
     }
     if (owner === undefined) return false;
-    if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return relayTo(this.#relaying, request, reply, owner);
   }
 
   #hear(channel: string, received: string): void {
     const { box } = this.#deps;
-    const text = box === undefined ? received : box.open(channel, received);
-    if (text === undefined) return;
-    let message: RelayMessage;
-    try {
-      message = JSON.parse(text) as RelayMessage;
-    } catch {
-      return;
-    }
-    if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
+    const heard = decodeRelayMessage(channel, received, box);
+    if (heard === undefined) return;
+    const { message, data } = heard;
     if (message.k === 'open') {
-      if (box !== undefined) {
-        if (this.#opened.get(message.x) !== undefined) return;
-        this.#opened.set(message.x, true);
-      }
-      void serveRelayed(this.#owning, message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
-    else this.#outgoing.get(message.x)?.on(message);
+      if (message.n !== 0) return;
+      // A sealed open replayed within its freshness is dropped unheard (its exchange may run).
+      if (box !== undefined && this.#opened.get(message.x) !== undefined) return;
+      // One the memory of opens has no room for is refused: forgetting a fresh one would let
+      // it be replayed (review 7, RELAY-6).
+      void serveRelayed(this.#owning, message, box === undefined || this.#opened.add(message.x, true));
+    } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
+    else this.#outgoing.get(message.x)?.on(message, data);
   }
 
   /** Ends every exchange under way: callers here are told to retry, relaying instances hear `fail`. */
@@ -270,11 +282,9 @@ export class Relay {
     await Promise.all([...this.#incoming.values()].map((incoming) => incoming.giveUp()));
   }
 
-  #send(instance: string, message: RelayMessage): Promise<void> {
+  #send(instance: string, message: RelayMessage, data?: Buffer): Promise<void> {
     const channel = this.#channelOf(instance);
-    const text = JSON.stringify(message);
-    const { box } = this.#deps;
-    return this.#deps.store.publish(channel, box === undefined ? text : box.seal(channel, text));
+    return this.#deps.store.publish(channel, encodeRelayMessage(channel, message, data, this.#deps.box));
   }
 
   #channelOf(instance: string): string {

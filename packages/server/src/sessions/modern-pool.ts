@@ -17,16 +17,18 @@ import {
   type JsonRpcResponse,
 } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
-import type { HeldSession, MessageSink } from './held-session.ts';
+import type { HeldSession, MessageSink, SessionCredential } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
 /**
  * What the pool needs of a target (the dispatch layer's `UpstreamTarget` fits): its upstream
- * credential, if any, is part of the pool key; `kind` only makes the shape a target's.
+ * credential, if any, is part of the pool key, unless it is the broker's (`credential`: the
+ * session reads it at each request); `kind` only makes the shape a target's.
  */
 export interface PoolTarget {
   readonly kind: string;
   readonly bearerToken?: string | undefined;
+  readonly credential?: SessionCredential | undefined;
 }
 
 /** What the pool needs. */
@@ -63,12 +65,18 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
     this.#deps = deps;
   }
 
-  /** The session for this caller, target and client envelope; opened on first use. */
+  /**
+   * The session for this caller, target and client envelope; opened on first use. A session on
+   * the broker's credential reads it again first (a refresh or a new sign-in reaches it); one
+   * whose sign-in the user ended since it opened closes, and a new one opens (review7 CREDS-2).
+   */
   async session(ctx: PoolContext<T>, message: JsonRpcRequest): Promise<HeldSession> {
     const meta = metaOf(message);
     // The upstream credential is part of the key: a session opened with one caller's token
-    // must never carry another's requests.
-    const credential = ctx.target.bearerToken ?? '';
+    // must never carry another's requests. The broker's is one per owner (the key's first part)
+    // whatever token it holds now: keyed by token, each refresh or disconnect left the old
+    // session running upstream beside a new one.
+    const credential = ctx.target.credential !== undefined ? 'broker' : (ctx.target.bearerToken ?? '');
     const envelope = JSON.stringify([
       meta[META.clientCapabilities] ?? {},
       meta[META.clientInfo] ?? {},
@@ -77,7 +85,7 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
     const key = `${ctx.ownerId}\n${ctx.targetKey}\n${createHash('sha256').update(envelope).digest('base64url')}`;
     const id = this.#ids.get(key);
     const existing = id === undefined ? undefined : this.#deps.sessions.get(id, ctx.ownerId);
-    if (existing && !existing.closed) return existing;
+    if (existing && !existing.closed && (await existing.renewed())) return existing;
     let opening = this.#opening.get(key);
     if (!opening) {
       opening = this.#open(key, ctx).finally(() => this.#opening.delete(key));

@@ -93,29 +93,44 @@ export class MemberSessions {
     });
   }
 
-  /** The member's session for this owner, opened and initialized on first use. */
+  /**
+   * The member's session for this owner, opened and initialized on first use. A session on the
+   * broker's credential reads it again first (a refresh or a new sign-in reaches it); one whose
+   * sign-in the user ended since it opened is closed and a new one opened (review7 CREDS-1).
+   */
   async session(owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
-    // The credential is part of the key: a session opened with one token never carries another's.
-    const credential = 'bearerToken' in target && target.bearerToken !== undefined ? target.bearerToken : '';
-    const key = `${owner.ownerId}\n${TargetResolver.key(target)}\n${createHash('sha256').update(credential).digest('base64url')}`;
-    const id = this.#ids.get(key);
-    const existing = id === undefined ? undefined : this.#deps.sessions.get(id, owner.ownerId);
-    const initialized = existing && !existing.closed ? this.#initialized.get(existing) : undefined;
-    if (existing && initialized) return { session: existing, initialized };
-    const failed = this.#failed.get(key);
+    const key = MemberSessions.#key(owner, target);
+    const held = this.#held(key, owner);
+    if (held && (await held.session.renewed())) return held;
+    // A failure is remembered for the token it was met with: a refusal of none (a 401 before the
+    // sign-in) must not stand in the way of the token the sign-in brings.
+    const failedKey = `${key}\n${tokenHash(target)}`;
+    const failed = this.#failed.get(failedKey);
     if (failed !== undefined) throw failed;
     let opening = this.#opening.get(key);
     if (!opening) {
       opening = this.#open(key, owner, target)
         .catch((error: unknown) => {
           // Only the member's own failures (a caller going away is no ProxyError).
-          if (error instanceof ProxyError && !NOT_REMEMBERED.has(error.code)) this.#failed.set(key, error);
+          if (error instanceof ProxyError && !NOT_REMEMBERED.has(error.code))
+            this.#failed.set(failedKey, error);
           throw error;
         })
         .finally(() => this.#opening.delete(key));
       this.#opening.set(key, opening);
     }
     return opening;
+  }
+
+  /**
+   * The owner's session to the member on the broker's credential, if one is open, reads its
+   * credential again: when the user ended the sign-in it was opened with, it closes. For a request
+   * that does not reach it (the vault holds no token now: a sign-in is asked for instead), so what
+   * authenticated with the ended token (an HTTP+SSE stream, a WebSocket) does not live on.
+   */
+  async renew(owner: SessionOwner, target: UpstreamTarget): Promise<void> {
+    const held = this.#held(MemberSessions.#key(owner, target, true), owner);
+    await held?.session.renewed();
   }
 
   /**
@@ -143,6 +158,33 @@ export class MemberSessions {
    */
   listen(listener: MemberListener): void {
     this.#listener = listener;
+  }
+
+  /** The open, initialized session under `key`, if any. */
+  #held(key: string, owner: SessionOwner): MemberSession | undefined {
+    const id = this.#ids.get(key);
+    const session = id === undefined ? undefined : this.#deps.sessions.get(id, owner.ownerId);
+    const initialized = session && !session.closed ? this.#initialized.get(session) : undefined;
+    return session && initialized ? { session, initialized } : undefined;
+  }
+
+  /**
+   * The pool key. A session on the broker's credential is one per owner and member, whatever
+   * token it holds now: it reads the token at each request and ends with the sign-in (review7
+   * CREDS-1), where a key by token left the old session open beside a new one at each refresh or
+   * disconnect. Any other credential (the operator's) is part of the key: a session opened with
+   * one token never carries another's.
+   */
+  static #key(
+    owner: SessionOwner,
+    target: UpstreamTarget,
+    brokered = MemberSessions.#brokered(target),
+  ): string {
+    return `${owner.ownerId}\n${TargetResolver.key(target)}\n${brokered ? 'broker' : tokenHash(target)}`;
+  }
+
+  static #brokered(target: UpstreamTarget): boolean {
+    return target.kind !== 'stdio' && target.credential !== undefined;
   }
 
   async #open(key: string, owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
@@ -193,4 +235,12 @@ export class MemberSessions {
     await session.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     return response.result;
   }
+}
+
+/** A hash of the token the target carries now ('' when none). */
+function tokenHash(target: UpstreamTarget): string {
+  const token = target.kind === 'stdio' ? undefined : target.bearerToken;
+  return createHash('sha256')
+    .update(token ?? '')
+    .digest('base64url');
 }

@@ -26,11 +26,13 @@ import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
 import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
 import { ClientStreams } from './client-streams.ts';
+import { SlowLists } from './list-gather.ts';
+import { visibleMembers } from './member-grants.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import { MemberView, visibleMembers } from './member-view.ts';
+import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
-import { SEARCH_MODE_TOOLS } from './tool-search.ts';
+import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
 
 /** A client's notification that its roots changed. */
 const ROOTS_CHANGED = 'notifications/roots/list_changed';
@@ -60,6 +62,8 @@ export interface VirtualRequest {
   readonly signal?: AbortSignal | undefined;
   /** Where what members send for the request goes (an answer stream); none: it is dropped. */
   readonly channel?: VirtualChannel | undefined;
+  /** The searches the request this message came in (a batch) may still run; none: one. */
+  readonly searches?: SearchBudget | undefined;
 }
 
 /** A request on its way to the members: what they send for it goes to `relay`. */
@@ -77,14 +81,24 @@ export interface MemberCredentials {
   /**
    * The target with the principal's token from the vault; throws `upstream_auth_required` when a
    * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   * `offer: false` (a list) starts no sign-in: the error then carries no link.
    */
-  supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal): Promise<UpstreamTarget>;
-  /** What to answer after the member refused with 401: a sign-in for it, or the refusal itself. */
+  supply(
+    principalKey: string,
+    target: UpstreamTarget,
+    signal?: AbortSignal,
+    offer?: boolean,
+  ): Promise<UpstreamTarget>;
+  /**
+   * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
+   * with `offer: false`, `upstream_auth_required` without starting a sign-in.
+   */
   refused(
     principalKey: string,
     target: UpstreamTarget,
     refusal: ProxyError,
     signal?: AbortSignal,
+    offer?: boolean,
   ): Promise<ProxyError>;
 }
 
@@ -105,6 +119,8 @@ export interface VirtualServersDeps {
    * accepts the others' cursors; else random per process (a restart makes a client list again).
    */
   readonly cursorSecret?: string | undefined;
+  /** Clock in milliseconds (tests inject one); default `Date.now`. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** Serves every configured virtual server. */
@@ -113,9 +129,11 @@ export class VirtualServers {
   /**
    * Requests being answered, by principal, virtual server and request id, so that a client's
    * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
-   * open: the in-flight caps bound them.
+   * open: the in-flight caps bound them. Two tabs of one principal may use the same id at once
+   * (the endpoint holds no session to tell them apart): both are kept, and a cancellation of
+   * that id then reaches neither (review 6, VIRTUAL-6; MCP lets a receiver ignore one).
    */
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new Map<string, Set<AbortController>>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
   /** Members' server requests waiting for their clients' answers. */
@@ -124,9 +142,12 @@ export class VirtualServers {
   readonly #streams: ClientStreams;
   /** Which member an unprefixed name belongs to (`prefix: none`). */
   readonly #claims: NameClaims;
+  /** Members that gave no list page in time lately, per principal. */
+  readonly #slowLists: SlowLists;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#slowLists = new SlowLists(deps.now);
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     this.#streams = new ClientStreams(this.#requests);
     this.#claims = new NameClaims(deps.logger);
@@ -167,7 +188,7 @@ export class VirtualServers {
     return Object.entries(this.#deps.settings()).some(
       ([virtualName, settings]) =>
         permitsTarget(grants, { server: virtualName }) &&
-        visibleMembers(settings.servers, grants).includes(name),
+        visibleMembers(settings.servers, grants, (server) => this.has(server)).includes(name),
     );
   }
 
@@ -197,11 +218,14 @@ export class VirtualServers {
     if (settings === undefined) return undefined;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
-      if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      const running =
+        cancelled === undefined ? undefined : this.#inFlight.get(this.#key(name, request, cancelled));
+      if (running?.size === 1) for (const one of running) one.abort();
       // The client's roots changed: the members that asked for them are told (they ask again).
       if (message.method === ROOTS_CHANGED) {
-        const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#claims);
-        await view.notify(message, (visible) => this.#requests.askedRoots(scope, visible));
+        await this.#view(name, settings, request).notify(message, (visible) =>
+          this.#requests.askedRoots(scope, visible),
+        );
       }
       return undefined;
     }
@@ -209,14 +233,17 @@ export class VirtualServers {
     // cancellation, sent by the held session).
     const key = this.#key(name, request, message.id);
     const controller = new AbortController();
-    this.#inFlight.set(key, controller);
+    const running = this.#inFlight.get(key) ?? new Set<AbortController>();
+    running.add(controller);
+    this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     const era = clientEraOf(message, request.protocolVersion);
     const relay = channel && this.#requests.relay(scope, channel, era);
     try {
       return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
-      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+      running.delete(controller);
+      if (running.size === 0 && this.#inFlight.get(key) === running) this.#inFlight.delete(key);
     }
   }
 
@@ -236,7 +263,9 @@ export class VirtualServers {
    */
   openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
     this.checkReach(name, caller.grants);
-    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants);
+    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants, (server) =>
+      this.has(server),
+    );
     return this.#streams.open(caller.principalKey, name, members, channel);
   }
 
@@ -251,9 +280,21 @@ export class VirtualServers {
       if (grants === undefined) return undefined;
       const settings = this.#deps.settings()[name];
       return settings && permitsTarget(grants, { server: name })
-        ? visibleMembers(settings.servers, grants)
+        ? visibleMembers(settings.servers, grants, (server) => this.has(server))
         : [];
     });
+  }
+
+  #view(name: string, settings: VirtualServerSettings, request: RoutedRequest): MemberView {
+    return new MemberView(
+      name,
+      settings,
+      request,
+      this.#deps,
+      this.#cursorSecret,
+      this.#slowLists,
+      this.#claims,
+    );
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -316,7 +357,7 @@ export class VirtualServers {
     request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#claims);
+    const view = this.#view(name, settings, request);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);

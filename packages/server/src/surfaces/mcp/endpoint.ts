@@ -93,6 +93,9 @@ export class McpEndpoint {
     }
     const virtual = this.#deps.virtual;
     if (serverName !== undefined && virtual?.has(serverName)) {
+      // Named before the first await, so a reload that takes the virtual server away ends this
+      // request too (LiveRequests judges a request without a target key as reaching nothing yet).
+      request.targetKey = TargetResolver.requestKey({ server: serverName });
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };

@@ -25,6 +25,7 @@ import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
+import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
@@ -84,6 +85,7 @@ export async function serveVirtual(
   // the answer becomes one at the first such message, else it stays JSON.
   const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, streams.stream) : undefined;
   const answers: JsonRpcResponse[] = [];
+  const searches = new SearchBudget();
   for (const message of exchange.messages) {
     // A client's answer to a member's server request, which it got on an answer stream.
     if (!('method' in message)) {
@@ -96,6 +98,7 @@ export async function serveVirtual(
       protocolVersion,
       signal,
       channel: answerStream,
+      searches,
     });
     if (answer !== undefined) answers.push(answer);
   }
