@@ -65,6 +65,7 @@ import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
+import { VirtualSessions } from './virtual/virtual-session.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -266,6 +267,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cursorSecret: config.sessionSecret,
     now,
   });
+  // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
+  const virtualSessions = new VirtualSessions({
+    virtual,
+    sessions,
+    inputDeadlineMs: config.sessions.idleTimeoutMs,
+    timeoutMs: config.upstream.timeoutMs,
+    handleTag: ownership.instanceId,
+  });
   const forwarder = new Forwarder({
     broker,
     targets,
@@ -301,6 +310,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     broker,
     signIn: new SignInRounds(vaultKeys, now),
     virtual,
+    virtualModern: new PooledSessionHandler({
+      pool: virtualSessions.pool,
+      paramHeaders,
+      timeoutMs: config.upstream.timeoutMs,
+      stream,
+    }),
     stream,
   });
 
@@ -403,6 +418,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       maxInFlight: config.limits.inFlightPerSocket,
       maxBatchMessages: config.limits.maxBatchMessages,
       tracing,
+      virtual: virtualSessions,
     },
   });
   openSockets = webSockets.count;
@@ -425,6 +441,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Sockets first, so they close with 4401 rather than by their session ending.
     webSockets.endUnreachable(mayKeep);
     live.endUnreachable(mayKeep);
+    virtual.refreshStreams((principalKey) => authenticator.grantsOf(principalKey));
     void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
     limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;

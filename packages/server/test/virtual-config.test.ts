@@ -85,6 +85,22 @@ describe('virtualServers configuration', () => {
     assert.equal(config.virtualServers.workspace?.separator, '.');
   });
 
+  it('takes prefix none (names as members give them, no prefix to collide) and refuses another mode', () => {
+    const config = load({
+      servers: { ...SERVERS, lin__ear: { url: 'https://x.example/mcp' } },
+      virtualServers: { workspace: { servers: ['lin', 'lin__ear'], prefix: 'none' } },
+    });
+    assert.equal(config.virtualServers.workspace?.prefix, 'none');
+    assert.equal(
+      load({ servers: SERVERS, virtualServers: { w: { servers: ['github'] } } }).virtualServers.w?.prefix,
+      'member',
+    );
+    assert.match(
+      refusal({ servers: SERVERS, virtualServers: { w: { servers: ['github'], prefix: 'server' } } }),
+      /prefix/,
+    );
+  });
+
   it('refuses a separator with characters tool names cannot hold, and an empty member list', () => {
     assert.match(
       refusal({ servers: SERVERS, virtualServers: { w: { servers: ['github'], separator: '/ ' } } }),

@@ -18,6 +18,11 @@ export const virtualServerSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,8}$/, 'the separator uses 1-8 of the characters A-Z a-z 0-9 _ . -')
     .default('__'),
+  /**
+   * How a member's tool and prompt names are shown: `member` prefixes them with the member's name
+   * and the separator; `none` shows them as the member does (a name two members list is hidden).
+   */
+  prefix: z.enum(['member', 'none']).default('member'),
   /** Only these tools (their prefixed names) are listed and callable; others look unknown. */
   tools: z.array(z.string().min(1)).optional(),
   /** Tool search mode: the client is listed `search_tools` and `call_tool` instead of every tool. */
@@ -30,6 +35,8 @@ export const virtualServerSchema = z.strictObject({
 export interface VirtualServerSettings {
   readonly servers: readonly string[];
   readonly separator: string;
+  /** Default (and when absent) `member`. */
+  readonly prefix?: 'member' | 'none' | undefined;
   readonly tools?: readonly string[] | undefined;
   readonly toolSearch: boolean;
   readonly listTimeoutMs: number;
@@ -57,6 +64,9 @@ export function virtualServerProblem(
     }
     if (new Set(settings.servers).size !== settings.servers.length)
       return [`${key}.servers`, 'a server is listed twice'];
+    // Unprefixed names are the members' own: no prefix can collide (a name two members list
+    // is refused when listed, virtual/name-claims.ts).
+    if (settings.prefix === 'none') continue;
     for (const member of settings.servers) {
       // Also `a` and `a_` with `__`: a's tool `_x` and a_'s tool `x` are both `a___x`.
       const head = member + settings.separator;

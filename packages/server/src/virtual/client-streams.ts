@@ -16,7 +16,8 @@ const MAX_STREAMS_PER_SCOPE = 16;
 /** One open stream: its virtual server, the members its principal sees there, where it writes. */
 interface OpenStream {
   readonly name: string;
-  readonly members: readonly string[];
+  /** Replaced after a reload: the members the principal sees under its grants of now. */
+  members: readonly string[];
   readonly channel: VirtualChannel;
 }
 
@@ -51,6 +52,16 @@ export class ClientStreams {
         this.#byPrincipal.delete(principalKey);
       }
     };
+  }
+
+  /**
+   * After a reload: each open stream takes the members `membersOf` gives for its principal and
+   * virtual server now (undefined: as it was, for a principal whose grants are not known here).
+   */
+  refresh(membersOf: (principalKey: string, name: string) => readonly string[] | undefined): void {
+    for (const [principalKey, streams] of this.#byPrincipal) {
+      for (const stream of streams) stream.members = membersOf(principalKey, stream.name) ?? stream.members;
+    }
   }
 
   /**

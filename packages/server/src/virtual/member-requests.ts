@@ -22,6 +22,8 @@ import { exposedMessage } from './client-view.ts';
 const ASKABLE: ReadonlySet<string> = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
 /** Server requests waiting for a client's answer, over every client of this instance. */
 const MAX_WAITING = 10_000;
+/** How long a member that asked a client for roots is told of its roots changing. */
+const ROOTS_ASKERS_MS = 3_600_000;
 
 /** Where the client of one request can be sent what a member sends for that request. */
 export interface VirtualChannel {
@@ -48,6 +50,8 @@ export class MemberRequests {
   readonly #waiting: TtlCache<string, { readonly id: RequestId; readonly reply: MemberReply }>;
   /** Makes the proxy's ids unique across instances and restarts (a client may keep an old one). */
   readonly #prefix = `mcpp-ask-${randomBytes(6).toString('base64url')}-`;
+  /** By scope and member: the members that asked the scope's clients for roots. */
+  readonly #askedRoots = new TtlCache<string, true>({ ttlMs: ROOTS_ASKERS_MS, maxEntries: MAX_WAITING });
   #seq = 0;
 
   /** @param timeoutMs how long an answer is waited for (a member's request lasts no longer). */
@@ -64,9 +68,15 @@ export class MemberRequests {
     const asks = channel.asks && era === 'session';
     return (member, message, reply) => {
       if (!isRequest(message)) return channel.send(exposedMessage(member, message));
+      if (message.method === 'roots/list') this.#askedRoots.set(`${scope}\n${member}`, true);
       if (!asks || !ASKABLE.has(message.method)) return false;
       return this.#ask(scope, message, reply, channel);
     };
+  }
+
+  /** Which of `members` asked the scope's clients for roots lately (they are told of a change). */
+  askedRoots(scope: string, members: readonly string[]): string[] {
+    return members.filter((member) => this.#askedRoots.get(`${scope}\n${member}`) !== undefined);
   }
 
   /** A client's answer to a server request: sent to the member that asked; false when none did. */

@@ -39,7 +39,7 @@ const MAX_FAILED_OPENS = 10_000;
 const NOT_REMEMBERED: ReadonlySet<string> = new Set(['rate_limited', 'session_limit']);
 
 /** What the proxy declares to members, as their client: what a virtual server's client is asked. */
-const MEMBER_CLIENT_CAPABILITIES = { sampling: {}, elicitation: { form: {} }, roots: {} };
+const MEMBER_CLIENT_CAPABILITIES = { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } };
 
 /** What member sessions need. */
 export interface MemberSessionsDeps {

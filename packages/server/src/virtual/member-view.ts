@@ -15,25 +15,20 @@ import {
   asObject,
   type JsonObject,
   type JsonRpcMessage,
+  type JsonRpcNotification,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
 } from '../jsonrpc.ts';
 import { VERSION } from '../version.ts';
-import { type Catalog, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
+import { type Catalog, PROMPTS, RESOURCES, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
 import { exposedAnswer } from './client-view.ts';
 import { gatherPage, type MemberPage, type SlowListKey, type SlowLists } from './list-gather.ts';
 import { memberGrants, visibleMembers } from './member-grants.ts';
-import {
-  decodeCursor,
-  encodeCursor,
-  exposedUri,
-  type ListPosition,
-  memberName,
-  memberUri,
-  prefixed,
-} from './member-names.ts';
+import { decodeCursor, encodeCursor, type ListPosition } from './member-names.ts';
+import { ambiguousMeta, MemberNaming } from './member-naming.ts';
 import type { MemberReply } from './member-requests.ts';
+import type { NameClaims } from './name-claims.ts';
 import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
 import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
 
@@ -67,6 +62,8 @@ export class MemberView {
   readonly #members: readonly string[];
   /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
   readonly #cursorSecret: Uint8Array;
+  /** How entries are named, and which member a client's name or URI belongs to. */
+  readonly #naming: MemberNaming;
   /** Members too slow to list lately (virtual-servers.ts holds them). */
   readonly #slowLists: SlowLists;
 
@@ -77,6 +74,7 @@ export class MemberView {
     deps: VirtualServersDeps,
     cursorSecret: Uint8Array,
     slowLists: SlowLists,
+    claims: NameClaims,
   ) {
     this.#name = name;
     this.#cursorSecret = cursorSecret;
@@ -89,6 +87,14 @@ export class MemberView {
     this.#members = visibleMembers(settings.servers, caller.grants, (server) =>
       Object.hasOwn(deps.settings(), server),
     );
+    this.#naming = new MemberNaming({
+      settings,
+      name,
+      principalKey: caller.principalKey,
+      members: this.#members,
+      claims,
+      page: (member, cursor, catalog, id) => this.#claimPage(member, id, cursor, catalog),
+    });
   }
 
   /**
@@ -137,6 +143,8 @@ export class MemberView {
         ? { member: 0, cursor: undefined }
         : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
     if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
+    const claims = await this.#naming.claimsOf(catalog, message.id);
+    const ambiguous = ambiguousMeta(cursor === undefined ? claims?.ambiguous : undefined);
     // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
     const members = this.#members;
     const member = (index: number) => members[index] as string;
@@ -146,7 +154,7 @@ export class MemberView {
       count: members.length,
       ask: (index, memberCursor, signal) =>
         this.#listPage(member(index), message.id, memberCursor, catalog, signal, () => opened.add(index)),
-      entries: (index, result) => this.#visible(member(index), result[catalog.field], catalog),
+      entries: (index, result) => this.#naming.visible(member(index), result[catalog.field], catalog, claims),
       deadlineMs: Math.min(this.#settings.listTimeoutMs, until - performance.now()),
       signal: this.#request.signal,
     });
@@ -155,7 +163,7 @@ export class MemberView {
         this.#slowLists.add(this.#slowKey(member(index), catalog));
       return this.#dropped(member(index), code);
     });
-    return this.#listResult(message.id, catalog, page.items, page.next, unavailable);
+    return this.#listResult(message.id, catalog, page.items, page.next, unavailable, ambiguous);
   }
 
   /**
@@ -166,12 +174,9 @@ export class MemberView {
     const ref = asObject(message.params?.ref);
     const field = ref.type === 'ref/prompt' ? 'name' : ref.type === 'ref/resource' ? 'uri' : undefined;
     const named = field === undefined ? undefined : ref[field];
+    const catalog = field === 'name' ? PROMPTS : RESOURCES;
     const target =
-      typeof named !== 'string'
-        ? undefined
-        : field === 'name'
-          ? memberName(named, this.#members, this.#settings.separator)
-          : memberUri(named, this.#members);
+      typeof named !== 'string' ? undefined : await this.#naming.target(named, catalog, message.id);
     if (target === undefined || field === undefined) {
       const shown = typeof named === 'string' ? named : typeof named;
       return protocolError(message.id, 'invalid_params', `Unknown reference: ${shown}`);
@@ -200,6 +205,18 @@ export class MemberView {
     await Promise.all(each);
     const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
     return { jsonrpc: '2.0', id: message.id, result };
+  }
+
+  /**
+   * A notification for the visible members `pick` chooses, on their sessions for this caller (a
+   * member that cannot be reached is skipped: a notification has no answer to fail).
+   */
+  async notify(message: JsonRpcNotification, pick: (visible: readonly string[]) => string[]): Promise<void> {
+    const send = async (target: UpstreamTarget) => {
+      const { session } = await this.#deps.members.session(this.#owner, target);
+      await session.send(message);
+    };
+    await Promise.all(pick(this.#members).map((member) => this.#reach(member, send).catch(() => {})));
   }
 
   /**
@@ -265,11 +282,7 @@ export class MemberView {
     const field = catalog.key === 'name' ? 'name' : 'uri';
     const name = message.params?.[field];
     const target =
-      typeof name !== 'string'
-        ? undefined
-        : field === 'name'
-          ? memberName(name, this.#members, this.#settings.separator)
-          : memberUri(name, this.#members);
+      typeof name !== 'string' ? undefined : await this.#naming.target(name, catalog, message.id);
     const allow = catalog === TOOLS ? this.#settings.tools : undefined;
     const allowed = allow === undefined || (typeof name === 'string' && allow.includes(name));
     // As the spec answers an unknown tool: a hidden member's tools look like no tool at all.
@@ -329,6 +342,22 @@ export class MemberView {
     } catch (error) {
       return { code: findProxyError(error)?.code ?? 'internal_error' };
     }
+  }
+
+  /** A member's page for reading names' claims (name-claims.ts), within the list deadline. */
+  #claimPage(
+    member: string,
+    id: RequestId,
+    cursor: string | undefined,
+    catalog: Catalog,
+  ): Promise<MemberPage> {
+    const deadline = AbortSignal.timeout(this.#settings.listTimeoutMs);
+    const caller = this.#request.signal;
+    const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
+    const late = new Promise<MemberPage>((resolve) =>
+      signal.addEventListener('abort', () => resolve({ code: 'upstream_timeout' }), { once: true }),
+    );
+    return Promise.race([this.#listPage(member, id, cursor, catalog, signal, () => {}), late]);
   }
 
   #slowKey(member: string, catalog: Catalog): SlowListKey {
@@ -408,23 +437,6 @@ export class MemberView {
     return this.#deps.resolve(member, memberGrants(this.#request.caller.grants, member, servers, separator));
   }
 
-  /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
-  #visible(member: string, entries: unknown, catalog: Catalog): JsonObject[] {
-    if (!Array.isArray(entries)) return [];
-    const allow = catalog === TOOLS ? this.#settings.tools : undefined;
-    const visible: JsonObject[] = [];
-    for (const entry of entries) {
-      if (typeof entry !== 'object' || entry === null) continue;
-      const own = (entry as JsonObject)[catalog.key];
-      if (typeof own !== 'string') continue;
-      const exposed =
-        catalog.key === 'name' ? prefixed(member, own, this.#settings.separator) : exposedUri(member, own);
-      if (allow === undefined || allow.includes(exposed))
-        visible.push({ ...(entry as JsonObject), [catalog.key]: exposed });
-    }
-    return visible;
-  }
-
   /**
    * The tag that binds a cursor to this caller, virtual server, list and visible members: a
    * cursor is only good for the principal it was given to (one it forged or took from another
@@ -445,6 +457,7 @@ export class MemberView {
     items: JsonObject[],
     next: ListPosition | undefined,
     unavailable: readonly Unavailable[],
+    meta: JsonObject = {},
   ): JsonRpcResponse {
     return {
       jsonrpc: '2.0',
@@ -452,7 +465,9 @@ export class MemberView {
       result: {
         [catalog.field]: items,
         ...(next === undefined ? {} : { nextCursor: encodeCursor(next, this.#cursorTag(catalog)) }),
-        ...(unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } }),
+        ...(unavailable.length === 0 && Object.keys(meta).length === 0
+          ? {}
+          : { _meta: { ...(unavailable.length === 0 ? {} : { [UNAVAILABLE_META]: unavailable }), ...meta } }),
       },
     };
   }

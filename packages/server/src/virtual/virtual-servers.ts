@@ -31,7 +31,11 @@ import { visibleMembers } from './member-grants.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
+import { NameClaims } from './name-claims.ts';
 import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
+
+/** A client's notification that its roots changed. */
+const ROOTS_CHANGED = 'notifications/roots/list_changed';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
 const CACHEABLE: ReadonlySet<string> = new Set([
@@ -136,6 +140,8 @@ export class VirtualServers {
   readonly #requests: MemberRequests;
   /** The clients' GET streams. */
   readonly #streams: ClientStreams;
+  /** Which member an unprefixed name belongs to (`prefix: none`). */
+  readonly #claims: NameClaims;
   /** Members that gave no list page in time lately, per principal. */
   readonly #slowLists: SlowLists;
 
@@ -144,9 +150,11 @@ export class VirtualServers {
     this.#slowLists = new SlowLists(deps.now);
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     this.#streams = new ClientStreams(this.#requests);
-    deps.members.listen((owner, member, message, reply) =>
-      this.#streams.deliver(owner, member, message, reply),
-    );
+    this.#claims = new NameClaims(deps.logger);
+    deps.members.listen((owner, member, message, reply) => {
+      if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
+      return this.#streams.deliver(owner, member, message, reply);
+    });
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -207,14 +215,20 @@ export class VirtualServers {
     const settings = this.#deps.settings()[name];
     const { message, channel } = request;
     const scope = scopeOf(request.caller.principalKey, name);
+    if (settings === undefined) return undefined;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
       const running =
         cancelled === undefined ? undefined : this.#inFlight.get(this.#key(name, request, cancelled));
       if (running?.size === 1) for (const one of running) one.abort();
+      // The client's roots changed: the members that asked for them are told (they ask again).
+      if (message.method === ROOTS_CHANGED) {
+        await this.#view(name, settings, request).notify(message, (visible) =>
+          this.#requests.askedRoots(scope, visible),
+        );
+      }
       return undefined;
     }
-    if (settings === undefined) return undefined;
     // The member's exchange ends when the caller leaves or cancels: the member is told (MCP's
     // cancellation, sent by the held session).
     const key = this.#key(name, request, message.id);
@@ -253,6 +267,34 @@ export class VirtualServers {
       this.has(server),
     );
     return this.#streams.open(caller.principalKey, name, members, channel);
+  }
+
+  /**
+   * After a reload: every open stream takes only the members its principal sees now (none on a
+   * virtual server that is gone). `grantsOf` gives a principal's grants as configured now;
+   * undefined (a principal whose grants come with each token) leaves its streams as they were.
+   */
+  refreshStreams(grantsOf: (principalKey: string) => TargetGrants | undefined): void {
+    this.#streams.refresh((principalKey, name) => {
+      const grants = grantsOf(principalKey);
+      if (grants === undefined) return undefined;
+      const settings = this.#deps.settings()[name];
+      return settings && permitsTarget(grants, { server: name })
+        ? visibleMembers(settings.servers, grants, (server) => this.has(server))
+        : [];
+    });
+  }
+
+  #view(name: string, settings: VirtualServerSettings, request: RoutedRequest): MemberView {
+    return new MemberView(
+      name,
+      settings,
+      request,
+      this.#deps,
+      this.#cursorSecret,
+      this.#slowLists,
+      this.#claims,
+    );
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -315,7 +357,7 @@ export class VirtualServers {
     request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#slowLists);
+    const view = this.#view(name, settings, request);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);

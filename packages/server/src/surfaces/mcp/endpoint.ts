@@ -31,6 +31,7 @@ import type { UpstreamHttp, UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
+import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
 import { BrokeredSignIn } from './brokered-sign-in.ts';
 import type { HeldSessionContext, HeldSessionHandler } from './held-session-handler.ts';
 import { eraOf, header, parseBody, resolveTarget, withoutRequestsAsNotifications } from './inbound.ts';
@@ -60,6 +61,8 @@ export interface McpEndpointDeps {
   readonly signIn?: SignInRounds | undefined;
   /** Virtual servers (issue 20): `/servers/{name}/mcp` with a virtual server's name. */
   readonly virtual?: VirtualServers | undefined;
+  /** Serves virtual servers' 2026-07-28 clients (through pooled sessions); given with `virtual`. */
+  readonly virtualModern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
   /** Limits of the event streams the endpoint answers with itself (a virtual server's). */
   readonly stream: EventStreamOptions;
 }
@@ -96,8 +99,8 @@ export class McpEndpoint {
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      const { stream, shutdown } = this.#deps;
-      return serveVirtual(virtual, exchange, request, reply, { stream, shutdown });
+      const { stream, shutdown, virtualModern } = this.#deps;
+      return serveVirtual(virtual, exchange, request, reply, { stream, shutdown, modern: virtualModern });
     }
     if (parsed) {
       const resumed = this.#signIns.resume(request, reply, parsed, identity.principalKey);

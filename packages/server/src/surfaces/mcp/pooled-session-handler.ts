@@ -32,13 +32,19 @@ import {
 } from '../../jsonrpc.ts';
 import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
-import type { ModernSessionPool, PoolContext, PooledCall } from '../../sessions/modern-pool.ts';
+import type { ModernSessionPool, PoolContext, PooledCall, PoolTarget } from '../../sessions/modern-pool.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 import type { Intercept } from './held-session-handler.ts';
 
+/**
+ * What a pooled session is for: a configured server (`UpstreamTarget`), or a virtual server
+ * (virtual/virtual-session.ts); its `tools` grant, if any, filters each request.
+ */
+type PooledTarget = PoolTarget & { readonly tools?: readonly string[] | undefined };
+
 /** Collaborators and limits. */
-export interface PooledSessionHandlerDeps {
-  readonly pool: ModernSessionPool<UpstreamTarget>;
+export interface PooledSessionHandlerDeps<T extends PooledTarget = UpstreamTarget> {
+  readonly pool: ModernSessionPool<T>;
   /** `x-mcp-header` declarations, learnt from the `tools/list` answers the pooled sessions relay. */
   readonly paramHeaders: ParamHeaderCatalog;
   readonly timeoutMs: number;
@@ -46,10 +52,10 @@ export interface PooledSessionHandlerDeps {
 }
 
 /** Serves modern requests bound for session-era upstreams. */
-export class PooledSessionHandler {
-  readonly #deps: PooledSessionHandlerDeps;
+export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
+  readonly #deps: PooledSessionHandlerDeps<T>;
 
-  constructor(deps: PooledSessionHandlerDeps) {
+  constructor(deps: PooledSessionHandlerDeps<T>) {
     this.#deps = deps;
   }
 
@@ -58,7 +64,7 @@ export class PooledSessionHandler {
     request: FastifyRequest,
     reply: FastifyReply,
     inbound: MessageBatch,
-    ctx: PoolContext<UpstreamTarget>,
+    ctx: PoolContext<T>,
     /** Looks at an error answer first and may replace it (the OAuth broker's sign-in). */
     intercept?: Intercept,
   ) {
@@ -116,7 +122,7 @@ export class PooledSessionHandler {
     request: FastifyRequest,
     session: HeldSession,
     message: JsonRpcRequest,
-    ctx: PoolContext<UpstreamTarget>,
+    ctx: PoolContext<T>,
   ): Promise<void> {
     const name = message.params?.name;
     if (typeof name !== 'string') return;

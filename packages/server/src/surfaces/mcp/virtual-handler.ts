@@ -5,9 +5,13 @@
  * answering each POST with JSON, or with an event stream once a member sends something for the
  * request first (progress, a log message, a server request, whose answer the client POSTs).
  * A GET stream carries what members send outside any request; there is no session to DELETE
- * (405, as the Streamable HTTP transport allows).
+ * (405, as the Streamable HTTP transport allows). A 2026-07-28 client is served as any client of
+ * a session-era server is: through a pooled session (virtual/virtual-session.ts), so a member's
+ * server request becomes an input round and `subscriptions/listen` carries list changes.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { clientEraOf, MODERN_VERSION } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import {
@@ -19,10 +23,12 @@ import { acceptsEventStream } from '../../http/inbound-checks.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
-import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
 import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
+import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
+import type { PooledSessionHandler } from './pooled-session-handler.ts';
 
 /** One request to a virtual server's Streamable HTTP endpoint, its body parsed (POST) or not. */
 export interface VirtualExchange {
@@ -46,10 +52,35 @@ export async function serveVirtual(
     if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
     return openStream(virtual, exchange, request, reply, streams);
   }
-  const signal = callerSignal(reply);
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
   for (const message of exchange.messages) checkHeaderAgreement(request.headers, message);
+  // A version the proxy does not speak is refused by the virtual server itself (with every
+  // version it does speak, both eras).
+  const modern = exchange.messages.some(
+    (message) =>
+      clientEraOf(message, protocolVersion) === 'modern' &&
+      (declaredVersion(message) ?? protocolVersion) === MODERN_VERSION,
+  );
+  if (modern && streams.modern !== undefined) {
+    const { identity, name } = exchange;
+    const target: VirtualPoolTarget = { kind: 'virtual', name, caller: identity };
+    // Grants are part of the key: a principal whose grants changed gets a session of its own.
+    const grants = createHash('sha256').update(JSON.stringify(identity.grants)).digest('base64url');
+    const ctx = {
+      ownerId: identity.principalKey,
+      rateClass: identity.grants.rateClass,
+      target,
+      targetKey: `virtual:${name}:${grants}`,
+    };
+    return streams.modern.post(
+      request,
+      reply,
+      { messages: [...exchange.messages], batch: exchange.batch },
+      ctx,
+    );
+  }
+  const signal = callerSignal(reply);
   // What members send for a request (progress, log messages, server requests) needs a stream:
   // the answer becomes one at the first such message, else it stays JSON.
   const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, streams.stream) : undefined;
@@ -80,9 +111,10 @@ export async function serveVirtual(
     .send(exchange.batch ? answers : answers[0]);
 }
 
-/** What the endpoint's own event streams need. */
+/** What the endpoint's own event streams need, and what serves its 2026-07-28 clients. */
 export interface VirtualStreamOptions {
   readonly stream: EventStreamOptions;
+  readonly modern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
   /** Aborted when the proxy shuts down: a GET stream never ends by itself. */
   readonly shutdown: AbortSignal;
 }

@@ -39,6 +39,7 @@ import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
+import type { VirtualPoolTarget, VirtualSessions } from '../../virtual/virtual-session.ts';
 import { type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
 import { EarlyFrames } from './early-frames.ts';
 import { frameMessages, readableId } from './frame-messages.ts';
@@ -46,6 +47,7 @@ import { WsMessageSpans } from './message-spans.ts';
 import { UpstreamOutbox } from './outbox.ts';
 import { type RequestCaps, RequestsInFlight } from './requests-in-flight.ts';
 import { SocketWriter } from './socket-writer.ts';
+import { openSocketSession } from './virtual-socket.ts';
 
 /** Messages the outbox may hold: above half, reading the caller pauses; above all, it is closed. */
 const OUTBOX_MESSAGES = 1_024;
@@ -65,12 +67,15 @@ export interface WsConnectionDeps extends BrokeredCredential, Omit<RequestCaps, 
   readonly audit?: RequestAudit | undefined;
   /** A server span per inbound message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
+  /** Virtual servers' sessions, for sockets that name one. */
+  readonly virtual?: VirtualSessions | undefined;
 }
 
 /** Who is connected to what. */
 export interface WsPeer {
   readonly ownerId: string;
-  readonly target: UpstreamTarget;
+  /** A configured or caller-named server, or a virtual server (surfaces/ws/virtual-socket.ts). */
+  readonly target: UpstreamTarget | VirtualPoolTarget;
   readonly targetKey: string;
   /** The principal's rate class (its grants), if any. */
   readonly rateClass?: string | undefined;
@@ -166,9 +171,7 @@ export class WsConnection {
     const { sessions, held } = this.#deps;
     try {
       // Its life is the socket's: never idled out.
-      const { id, session: value } = await held.open(this.#peer, this.#peer.target, {
-        expires: false,
-      });
+      const { id, session: value } = await openSocketSession(held, this.#deps.virtual, this.#peer);
       this.#sessionId = id;
       this.#session = value;
       if (this.#closed) {

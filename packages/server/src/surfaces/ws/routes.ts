@@ -23,6 +23,7 @@ import { describeUrl } from '../../observability/logger.ts';
 import { authRefusal } from '../../upstream/status.ts';
 import { WsConnection, type WsConnectionDeps } from './connection.ts';
 import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.ts';
+import { type VirtualPeer, virtualPeer } from './virtual-socket.ts';
 
 /** What the WebSocket route needs. */
 export interface WsRouteOptions {
@@ -89,6 +90,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
     // The socket's id in audit lines (an upgrade is not a Fastify request, so it has none).
     const socketId = randomUUID();
     let route: Extract<Route, { kind: 'open-held' }>;
+    // Set instead of `route` when the socket names a virtual server.
+    let virtual: VirtualPeer | undefined;
     let authRequired: WsConnectionDeps['authRequired'];
     let freshen: WsConnectionDeps['freshen'];
     let renewed: WsConnectionDeps['renewed'];
@@ -116,6 +119,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
+      virtual = virtualPeer(options.connection.virtual, accepted.target, accepted.identity);
+      if (virtual !== undefined) return;
       const resolved = await options.targets.resolve(accepted.target, accepted.identity.grants);
       const broker = options.broker;
       let target = resolved;
@@ -197,7 +202,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         if (socket.destroyed) return;
         wss.handleUpgrade(request, socket, head, (ws) => {
           const principal = (accepted as NonNullable<typeof accepted>).identity;
-          const owner = {
+          const owner = virtual ?? {
             ownerId: route.ownerId,
             target: route.target,
             targetKey: route.targetKey,
@@ -211,14 +216,20 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             ws.close(code, reason);
             return;
           }
-          const target = route.target;
+          const target = owner.target;
           const connection = new WsConnection(ws, owner, {
             ...options.connection,
             limiter: options.limiter,
             logger: log,
             audit:
               options.audit &&
-              socketAudit(options.audit, socketId, principal, targetLabel(target), target.tools),
+              socketAudit(
+                options.audit,
+                socketId,
+                principal,
+                target.kind === 'virtual' ? target.name : targetLabel(target),
+                target.tools,
+              ),
             authRequired,
             freshen,
             ended,
@@ -235,7 +246,8 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
               (() =>
                 recheck(
                   (now) =>
-                    options.targets.stillReaches(owner.targetKey, now.grants, new Set()) &&
+                    (options.connection.virtual?.stillReaches(owner.targetKey, now.grants) ??
+                      options.targets.stillReaches(owner.targetKey, now.grants, new Set())) &&
                     sameTools(now.grants.tools, principal.grants.tools),
                 )),
             stale: recheck?.stale(),

@@ -1,0 +1,84 @@
+/**
+ * The conformance suite through a virtual server of ONE member (issue 20): with `prefix: none`
+ * its tools and prompts keep their own names, so the suite's scenarios call them as they would
+ * directly. Every scenario gets the same verdict through the virtual server as directly, except
+ * what a virtual server is not, on purpose (each named in {@link DIFFERENT}, with why).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { startConformanceServer } from './fixtures/conformance-server.ts';
+import { type ConformanceResult, listServerScenarios, runConformance } from './helpers/conformance.ts';
+import { startProxy } from './helpers/proxy.ts';
+
+/**
+ * Scenarios that pass directly and differ through the virtual server, and the one line each
+ * gives instead: resource URIs are shown as `mcpp://<member>/<uri>` (reversibly, so several
+ * members' URIs never clash) while these scenarios read the server's own fixed URIs; and a
+ * virtual server issues no `Mcp-Session-Id` (it is stateless towards its client), which the two
+ * SSE scenarios rate as a WARNING (a recommendation, not a failure of the transport).
+ */
+const DIFFERENT: Readonly<Record<string, RegExp>> = {
+  'resources-read-text': /^FAILURE .*Unknown resource: test:\/\/static-text$/,
+  'resources-read-binary': /^FAILURE .*Unknown resource: test:\/\/static-binary$/,
+  'resources-templates-read': /^FAILURE .*Unknown resource: test:\/\/template\/123\/data$/,
+  'resources-subscribe': /^FAILURE .*Unknown resource: test:\/\/watched-resource$/,
+  'resources-unsubscribe': /^FAILURE .*Unknown resource: test:\/\/watched-resource$/,
+  'server-sse-polling': /^WARNING server-sse-polling-session: Server provides session ID/,
+  'server-sse-multiple-streams': /^WARNING server-sse-multiple-streams-session: Server provides session ID/,
+};
+
+/** Each scenario's verdict: `passed`, or the failing checks' lines. */
+function verdicts(result: ConformanceResult): Record<string, string> {
+  return Object.fromEntries([
+    ...result.passed.map((scenario) => [scenario, 'passed']),
+    ...result.failed.map(({ scenario, detail }) => [scenario, detail]),
+  ]);
+}
+
+describe('the conformance suite through a virtual server of one member', () => {
+  let scenarios: string[] = [];
+  before(async () => {
+    scenarios = await listServerScenarios();
+  });
+
+  test('every scenario fares through the virtual server as it does directly', {
+    timeout: 240_000,
+  }, async (t) => {
+    const upstream = await startConformanceServer();
+    t.after(() => upstream.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-conformance-virtual-'));
+    const configPath = join(dir, 'proxy.yaml');
+    writeFileSync(
+      configPath,
+      `servers:\n  conformance:\n    url: ${upstream.url}\nvirtualServers:\n  one:\n    servers: [conformance]\n    prefix: none\n`,
+    );
+    // The suite is a plain MCP client: it cannot set headers, so the token rides in the URL.
+    const proxy = await startProxy({
+      HOST: '127.0.0.1',
+      ALLOW_QUERY_TOKEN: 'true',
+      MCP_PROXY_CONFIG: configPath,
+      LOG_LEVEL: 'warn',
+    });
+    t.after(() => proxy.close());
+
+    const direct = await runConformance(upstream.url, { timeoutMs: 100_000, listed: scenarios });
+    const virtual = await runConformance(`${proxy.url}/servers/one/mcp?proxy_token=${proxy.token}`, {
+      timeoutMs: 100_000,
+      listed: scenarios,
+    });
+    t.diagnostic(
+      `${virtual.passed.length}/${scenarios.length} scenarios passed through the virtual server, ${direct.passed.length} directly`,
+    );
+    const through = verdicts(virtual);
+    const expected = verdicts(direct);
+    assert.equal(direct.failed.length, 0, 'the fixture passes every scenario directly');
+    for (const [scenario, line] of Object.entries(DIFFERENT)) {
+      assert.match(through[scenario] ?? 'not run', line, scenario);
+      expected[scenario] = through[scenario] as string;
+    }
+    assert.deepEqual(through, expected);
+  });
+});
