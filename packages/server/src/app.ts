@@ -343,7 +343,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onSend', (_request, reply, payload, done) => {
     // Requests that finish during shutdown must not leave a keep-alive socket holding close() open.
-    if (stop.stopping) reply.header('connection', 'close');
+    if (stop.closesConnections) reply.header('connection', 'close');
     done(null, payload);
   });
   if (tracing.enabled)

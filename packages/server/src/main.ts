@@ -14,6 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config/config.ts';
+import type { IpcPort } from './store/cluster-store.ts';
 
 // Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
 // compiler that, once warm, holds ~10-25 MiB for the life of the process. Its output is kept in
@@ -157,8 +158,16 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs + delay);
     force.unref();
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    // Stop accepting; keep-alive clients get their next answer with Connection: close.
-    await app.drain.quiet(config.shutdownTimeoutMs / 2);
+    // Stop accepting; keep-alive clients get their next answer with Connection: close, and
+    // connections idle longer than their client (a load balancer) keeps one are closed.
+    await app.drain.quiet({
+      boundMs: config.shutdownTimeoutMs / 2,
+      idleMs: config.drainIdleMs,
+      // Under WORKERS the primary holds the listener: wait for its word that it is closed.
+      listenerClosed: cluster.isWorker
+        ? async () => (await import('./workers/listener-gate.ts')).listenerClosed(PRIMARY)
+        : undefined,
+    });
     app.close().then(
       () => {
         app.log.info('shut down cleanly');
@@ -196,6 +205,13 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
+/** A worker's IPC channel to its primary (a send once the primary is gone is dropped). */
+const PRIMARY: IpcPort = {
+  send: (message, done) => process.send?.(message, undefined, undefined, done),
+  on: (event, listener) => process.on(event, listener),
+  off: (event, listener) => process.off(event, listener),
+};
+
 /** A worker's store: Redis when configured (each worker connects), else the primary's over IPC. */
 async function clusterStore(config: Config) {
   const [{ primaryHoldsStore }, { ClusterStore }] = await Promise.all([
@@ -204,19 +220,12 @@ async function clusterStore(config: Config) {
   ]);
   if (!primaryHoldsStore(config)) return undefined;
   let warned = 0;
-  return new ClusterStore(
-    {
-      send: (message, done) => process.send?.(message, undefined, undefined, done),
-      on: (event, listener) => process.on(event, listener),
-      off: (event, listener) => process.off(event, listener),
-    },
-    (error) => {
-      // Counters fail open when the primary does not answer; say so at most once a minute.
-      if (Date.now() - warned < 60_000) return;
-      warned = Date.now();
-      process.stderr.write(`the primary's store did not answer (${error.message}): limits not enforced\n`);
-    },
-  );
+  return new ClusterStore(PRIMARY, (error) => {
+    // Counters fail open when the primary does not answer; say so at most once a minute.
+    if (Date.now() - warned < 60_000) return;
+    warned = Date.now();
+    process.stderr.write(`the primary's store did not answer (${error.message}): limits not enforced\n`);
+  });
 }
 
 /** Readable logs on a terminal, JSON lines elsewhere (log shippers), unless LOG_FORMAT says. */

@@ -604,6 +604,22 @@ describe('docker-compose.replicas.yml and deploy/nginx.conf', () => {
     assert.match(harness, /max_fails=1 fail_timeout=2s;/);
     for (const directive of ['keepalive 32;', 'proxy_set_header Upgrade $http_upgrade;'])
       assert.ok(nginxConf.includes(directive), directive);
+    assert.match(
+      harness,
+      /keepalive_timeout \$\{NGINX_IDLE_S\}s;/,
+      'the tests’ nginx sets its idle timeout too',
+    );
+  });
+
+  it('lets a draining replica leave idle connections to nginx until nginx has closed them', () => {
+    const nginxIdleMs = seconds(/^\s*keepalive_timeout (\d+s);/m.exec(nginxConf)?.[1] ?? '60s') * 1000;
+    const drainIdleMs = Number(
+      /\$\{DRAIN_IDLE_MS:-(\d+)\}/.exec(proxy.environment?.DRAIN_IDLE_MS ?? '')?.[1],
+    );
+    const defaults = loadConfig({});
+    assert.ok(drainIdleMs > nginxIdleMs, 'DRAIN_IDLE_MS above nginx’s upstream keepalive_timeout');
+    assert.ok(drainIdleMs < defaults.shutdownTimeoutMs / 2, 'DRAIN_IDLE_MS within the drain’s bound');
+    assert.ok(defaults.server.keepAliveTimeoutMs > nginxIdleMs, 'KEEP_ALIVE_TIMEOUT_MS above nginx’s too');
   });
 
   it('is a configuration nginx accepts', () => {

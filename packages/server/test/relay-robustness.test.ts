@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
+import { loadConfig } from '../src/config/config.ts';
 import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
 import { decodeRelayMessage } from '../src/http/relay-wire.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
@@ -316,10 +317,10 @@ it('a caller leaving during the owner lookup is not relayed: the session keeps i
   await own.body?.cancel();
 });
 
-/** main.ts's SIGTERM path: unready, quiet within `boundMs`, close. */
+/** main.ts's SIGTERM path: unready, quiet within `boundMs` (with the default idle wait), close. */
 async function drain(proxy: RunningProxy, boundMs: number): Promise<void> {
   proxy.app.drain.unready();
-  await proxy.app.drain.quiet(boundMs);
+  await proxy.app.drain.quiet({ boundMs, idleMs: loadConfig({}).drainIdleMs });
   await proxy.app.close();
 }
 

@@ -68,6 +68,11 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 10_000,
   /** On SIGTERM, how long `/ready` answers 503 while requests are still served (issue 19). */
   drainDelayMs: 0,
+  /**
+   * While draining, how long a keep-alive connection must have been idle before it is closed:
+   * set it above the load balancer's idle timeout, which then closes it first (issue 19).
+   */
+  drainIdleMs: 250,
   /** Processes serving the port (issue 19): `auto` is one per available core; 1 is no cluster. */
   workers: 1 as number | 'auto',
   // Deadlines on inbound connections, authenticated or not (issue 14 #4; docs/security.md).
@@ -220,6 +225,7 @@ const configSchema = z
     bodyLimitBytes: positiveInt,
     shutdownTimeoutMs: positiveInt,
     drainDelayMs: z.number().int().min(0),
+    drainIdleMs: z.number().int().min(0),
     workers: z.preprocess(
       (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
       z.union([z.literal('auto'), z.number().int().min(1).max(256)], {

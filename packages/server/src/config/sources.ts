@@ -41,6 +41,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['BODY_LIMIT_BYTES', ['bodyLimitBytes'], 'int'],
   ['SHUTDOWN_TIMEOUT_MS', ['shutdownTimeoutMs'], 'int'],
   ['DRAIN_DELAY_MS', ['drainDelayMs'], 'int'],
+  ['DRAIN_IDLE_MS', ['drainIdleMs'], 'int'],
   ['WORKERS', ['workers'], 'string'],
   ['HEADERS_TIMEOUT_MS', ['server', 'headersTimeoutMs'], 'int'],
   ['REQUEST_TIMEOUT_MS', ['server', 'requestTimeoutMs'], 'int'],

@@ -2,9 +2,12 @@
  * @module http/connection-drain
  * The inbound connections of one server and what each has in flight, for a shutdown that loses
  * no request (issue 19, rolling restarts). Closing a keep-alive connection while it is idle races
- * the client's next request on it (that request fails); a connection that gets an answer with
- * `Connection: close` ends cleanly instead. So a drain stops accepting, lets each busy connection
- * end with its next answer, and closes only those idle long enough that no client is using them.
+ * the client's next request on it: the request may already be on the wire, and a load balancer
+ * does not retry a POST it has sent (nginx: `proxy_next_upstream` without `non_idempotent`). Only
+ * the client closes an idle connection without that race. So a drain stops accepting, lets each
+ * busy connection end with its next answer (`Connection: close`), and closes only connections
+ * idle longer than their client keeps one (`DRAIN_IDLE_MS`, set above the load balancer's idle
+ * timeout: it has closed them by then).
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';

@@ -15,6 +15,7 @@ import type { IpcPort } from '../store/cluster-store.ts';
 import { openStore, storeKind } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { StoreHost } from '../store/store-host.ts';
+import { ListenerGate } from './listener-gate.ts';
 
 /** The environment variable that hands workers the primary's generated token (never logged). */
 export const GENERATED_TOKEN_ENV = 'MCP_PROXY_GENERATED_TOKEN';
@@ -57,10 +58,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   let rolling = false;
   /** Whether any worker has listened: before, a death is a start-up failure all would share. */
   let served = false;
+  const gate = new ListenerGate(() => Object.values(cluster.workers ?? {}).filter((w) => w !== undefined));
 
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     if (host !== undefined) detach.set(worker, host.attach(ipcPortOf(worker)));
+    gate.attach(worker);
     worker.once('listening', () => {
       served = true;
     });
@@ -100,6 +103,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    gate.stoppingAll();
     logger.info({ signal }, 'stopping workers');
     const force = setTimeout(
       () => {

@@ -9,7 +9,7 @@
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,13 @@ import { TEST_TOKEN } from './proxy.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+/**
+ * How long nginx keeps an idle connection to an instance (its upstream `keepalive_timeout`), and
+ * how long a draining instance leaves an idle connection to nginx before closing it: longer, so
+ * nginx has closed it first and no request races its closing (docs/deployment.md).
+ */
+const NGINX_IDLE_S = 1;
+const DRAIN_IDLE_MS = NGINX_IDLE_S * 1000 + 500;
 
 /** What to start. */
 export interface ClusterOptions {
@@ -64,8 +71,24 @@ export interface Cluster {
   readonly redis: RedisServer | undefined;
   /** Everything every instance wrote so far, for assertion messages. */
   output(): string;
+  /**
+   * How often nginx's error log (at `info`) names each way an upstream failed it, e.g.
+   * `{ "upstream prematurely closed connection": 2 }`: what a lost request met.
+   */
+  nginxFailures(): Record<string, number>;
+  /** nginx's error-log lines that name a failure (a refused connect, which nginx retries, aside). */
+  nginxFailureLines(): string[];
   stop(): Promise<void>;
 }
+
+/** The upstream failures nginx logs, by the words its error log uses. */
+const NGINX_FAILURES = [
+  'upstream prematurely closed connection',
+  'Connection reset by peer',
+  'Connection refused',
+  'upstream timed out',
+  'no live upstreams',
+] as const;
 
 /** Starts `instances` proxies (sharing Redis unless told not to) and nginx in front. */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -102,6 +125,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     redis,
     output: () =>
       instances.map((instance) => `--- instance ${instance.index}\n${instance.output()}`).join('\n'),
+    nginxFailures: () => {
+      const log = nginx?.errorLog() ?? '';
+      return Object.fromEntries(
+        NGINX_FAILURES.map((words) => [words, log.split(words).length - 1] as const).filter(([, n]) => n > 0),
+      );
+    },
+    nginxFailureLines: () =>
+      (nginx?.errorLog() ?? '')
+        .split('\n')
+        .filter((line) =>
+          NGINX_FAILURES.some((words) => words !== 'Connection refused' && line.includes(words)),
+        ),
     async stop() {
       await nginx?.stop();
       await Promise.all(instances.map((instance) => instance.kill('SIGKILL')));
@@ -133,6 +168,7 @@ async function startInstance(
         ALLOW_PRIVATE_NETWORKS: 'true',
         LOG_LEVEL: 'warn',
         DOTENV_PATH: '/nonexistent/.env',
+        DRAIN_IDLE_MS: String(DRAIN_IDLE_MS),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -144,7 +180,14 @@ async function startInstance(
     child.stderr?.on('data', keep);
     const current = child;
     exited = new Promise<void>((resolve) => current.once('exit', () => resolve()));
-    await waitForPort(port);
+    try {
+      await waitForPort(port);
+    } catch (error) {
+      // Not yet listening (a saturated machine): it must not outlive the test that gave up on it.
+      current.kill('SIGKILL');
+      await exited;
+      throw error;
+    }
   };
   await launch();
   const alive = () => child.exitCode === null && child.signalCode === null;
@@ -171,6 +214,8 @@ async function startInstance(
 
 interface Nginx {
   readonly url: string;
+  /** What nginx has written to its error log so far. */
+  errorLog(): string;
   stop(): Promise<void>;
 }
 
@@ -193,7 +238,7 @@ async function startNginx(ports: readonly number[], prefix: string): Promise<Ngi
     `worker_processes 1;
 daemon off;
 pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
+error_log ${prefix}/error.log info;
 events { worker_connections 1024; }
 http {
   access_log off;
@@ -205,6 +250,7 @@ http {
   upstream mcp_proxy {
 ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).join('\n')}
     keepalive 32;
+    keepalive_timeout ${NGINX_IDLE_S}s;
   }
   server {
     listen 127.0.0.1:${port};
@@ -222,7 +268,8 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).joi
 }
 `,
   );
-  const child = spawn(nginxBinary(), ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf], {
+  const errorLog = join(prefix, 'error.log');
+  const child = spawn(nginxBinary(), ['-p', prefix, '-e', errorLog, '-c', conf], {
     stdio: 'ignore',
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -233,6 +280,7 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=2s;`).joi
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    errorLog: () => (existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : ''),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
