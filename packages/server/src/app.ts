@@ -329,11 +329,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     done(null, payload);
   });
   if (tracing.enabled)
-    registerTraceHooks(
-      app,
-      tracing,
-      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
-    );
+    registerTraceHooks(app, tracing, {
+      named: (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+      tools: (name) => (currentServers[name] ?? current.virtualServers[name])?.tools,
+      virtual: (name) => Object.hasOwn(current.virtualServers, name),
+    });
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
