@@ -23,6 +23,7 @@ import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { ROSTER_KEY_INFO, relayBox } from './http/relay-box.ts';
 import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
@@ -44,6 +45,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
 import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
+import { configuredSecrets } from './sessions/sealer-key.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
@@ -208,7 +210,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { ownership, relay, sealer } = cluster;
   // Other instances' counts on the status page, with a store they share (issue 21).
   const roster =
-    status && cluster.shared ? InstanceRoster.forStatus(status, { store, clock, logger }) : undefined;
+    status && cluster.shared
+      ? InstanceRoster.forStatus(status, {
+          store,
+          clock,
+          logger,
+          box: relayBox(configuredSecrets(config), () => clock.now(), ROSTER_KEY_INFO),
+        })
+      : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
@@ -347,11 +356,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     done(null, payload);
   });
   if (tracing.enabled)
-    registerTraceHooks(
-      app,
-      tracing,
-      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
-    );
+    registerTraceHooks(app, tracing, {
+      named: (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+      tools: (name) => (currentServers[name] ?? current.virtualServers[name])?.tools,
+      virtual: (name) => Object.hasOwn(current.virtualServers, name),
+    });
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import { ROSTER_KEY_INFO, relayBox } from '../src/http/relay-box.ts';
 import { type InstanceCounts, InstanceRoster, MAX_INSTANCES } from '../src/observability/instance-roster.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
@@ -35,8 +36,9 @@ describe('InstanceRoster', () => {
     const store = new MemoryStore(clock);
     cleanup.push(() => store.close());
     const errors: Error[] = [];
-    const roster = async (id: string, requests = () => 0) => {
+    const roster = async (id: string, requests = () => 0, secret?: string) => {
       const made = new InstanceRoster({
+        box: secret === undefined ? undefined : relayBox([secret], () => clock.now(), ROSTER_KEY_INFO),
         store: namespaced(store, 'status:'),
         clock,
         counts: () => counts(id, requests()),
@@ -117,5 +119,27 @@ describe('InstanceRoster', () => {
     assert.equal(a.others().length, 0);
     await view.publish('beats', JSON.stringify(counts('newcomer')));
     await eventually(() => ids(a) === 'newcomer', { what: 'the newcomer' });
+  });
+
+  it('with SESSION_SECRET, hears only beats sealed under the same secret for the roster', async () => {
+    const { store, roster } = await world();
+    const a = await roster('instance-a', () => 0, 'secret-one');
+    const b = await roster('instance-b', () => 7, 'secret-one');
+    await eventually(() => ids(a) === 'instance-b' && ids(b) === 'instance-a', { what: 'the sealed pair' });
+    assert.equal(a.others()[0]?.requests, 7);
+    // Someone who can publish to the store, without the secret: a plain beat, one sealed under
+    // another secret, and a relay message's seal (the same secret, the relay's key) are ignored.
+    const view = namespaced(store, 'status:');
+    await view.publish('beats', JSON.stringify(counts('forged-plain')));
+    const other = await roster('forged-other-secret', () => 0, 'secret-two');
+    const relay = relayBox(['secret-one']);
+    await view.publish(
+      'beats',
+      relay?.seal('beats', Buffer.from(JSON.stringify(counts('forged-relay')))) ?? '',
+    );
+    const c = await roster('instance-c', () => 0, 'secret-one');
+    await eventually(() => ids(a) === 'instance-b,instance-c', { what: 'the third sealed instance' });
+    assert.equal(ids(other), '', 'beats sealed under another secret do not open');
+    assert.equal(ids(c), 'instance-a,instance-b');
   });
 });

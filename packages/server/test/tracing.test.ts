@@ -14,40 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ALICE, callTool, connect, setupOAuth, upstreamTokens } from './helpers/oauth-proxy.ts';
+import { bodyOf, CLIENT, type ExportedSpan, SERVER, startReceiver } from './helpers/otlp-receiver.ts';
 import { type RunningProxy, startProxy } from './helpers/proxy.ts';
-
-/** One exported span, flattened from OTLP JSON. */
-interface ExportedSpan {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
-  readonly name: string;
-  readonly kind: number;
-  readonly attributes: Record<string, unknown>;
-  readonly status: { code?: number; message?: string } | undefined;
-  readonly start: bigint;
-  readonly end: bigint;
-}
-
-const SERVER = 2;
-const CLIENT = 3;
-
-/** Reads a request body as text (gunzipped if the exporter compressed it). */
-function bodyOf(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 function listen(server: Server): Promise<string> {
   return new Promise((resolve) =>
@@ -60,45 +34,6 @@ function listen(server: Server): Promise<string> {
 function close(server: Server): Promise<void> {
   server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
-}
-
-/** An OTLP/HTTP traces receiver (JSON encoding) on loopback. */
-async function startReceiver() {
-  const spans: ExportedSpan[] = [];
-  const raw: string[] = [];
-  const server = createServer(async (req, res) => {
-    let body = await bodyOf(req);
-    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-    if (req.url !== '/v1/traces' || !String(req.headers['content-type']).includes('json')) {
-      res.writeHead(415).end();
-      return;
-    }
-    const text = body.toString();
-    raw.push(text);
-    // biome-ignore lint/suspicious/noExplicitAny: OTLP JSON.
-    const payload = JSON.parse(text) as any;
-    for (const resource of payload.resourceSpans ?? [])
-      for (const scope of resource.scopeSpans ?? [])
-        for (const span of scope.spans ?? []) {
-          const attributes: Record<string, unknown> = {};
-          for (const { key, value } of span.attributes ?? [])
-            attributes[key] = value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue;
-          spans.push({
-            traceId: span.traceId,
-            spanId: span.spanId,
-            parentSpanId: span.parentSpanId ?? '',
-            name: span.name,
-            kind: span.kind,
-            attributes,
-            status: span.status,
-            start: BigInt(span.startTimeUnixNano),
-            end: BigInt(span.endTimeUnixNano),
-          });
-        }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  });
-  const origin = await listen(server);
-  return { origin, spans, raw, stop: () => close(server) };
 }
 
 /** What the upstream received: each message with the headers it came with. */

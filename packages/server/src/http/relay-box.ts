@@ -7,7 +7,8 @@
  * (AES-256-GCM, the vault's sealed box) under a key derived from it for the relay alone, bound to
  * the channel it is published on, and stamped with its time: a message that does not open, was
  * meant for another instance, or is older than {@link MAX_MESSAGE_AGE_MS} is dropped unheard.
- * Without `SESSION_SECRET` the store is trusted as before (docs/security.md).
+ * Without `SESSION_SECRET` the store is trusted as before (docs/security.md). The status page's
+ * instance roster seals its beats the same way, under a key of its own (`info`).
  */
 import { hkdfSync } from 'node:crypto';
 import { openBytes, sealBytes } from '../credentials/sealed-box.ts';
@@ -15,6 +16,8 @@ import { VaultKeys } from '../credentials/vault-keys.ts';
 
 /** The HKDF label: the relay's key is no other use's key. */
 const KEY_INFO = 'mcp-proxy relay aes-256-gcm v1';
+/** The label of the status page's instance roster (observability/instance-roster.ts). */
+export const ROSTER_KEY_INFO = 'mcp-proxy status roster aes-256-gcm v1';
 /** What ends the time stamp in front of the sealed bytes. */
 const DOT = 0x2e;
 /** A sealed message older (or further ahead) than this is a replay or a clock gone wrong. */
@@ -32,11 +35,15 @@ export interface RelayBox {
  * The box for `secrets` (newest first: the first seals, every one opens, as for session ids);
  * undefined without any (`SESSION_SECRET` unset: messages travel as they are).
  */
-export function relayBox(secrets: readonly string[], now: () => number = Date.now): RelayBox | undefined {
+export function relayBox(
+  secrets: readonly string[],
+  now: () => number = Date.now,
+  info = KEY_INFO,
+): RelayBox | undefined {
   if (secrets.length === 0) return undefined;
   const keys = new VaultKeys({
     vaultKeys: secrets.map((secret) =>
-      Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), KEY_INFO, 32)).toString(
+      Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), info, 32)).toString(
         'base64',
       ),
     ),

@@ -14,6 +14,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { knownMethod } from '../observability/mcp-methods.ts';
 import type { Carrier, ProxySpan, Tracing } from '../observability/tracing.ts';
+import { visibleTools } from '../policy/grants.ts';
 import { isModernVersion } from '../upstream/request-metadata.ts';
 
 declare module 'fastify' {
@@ -29,11 +30,21 @@ const MAX_TEXT = 128;
 /** Whether a name is a configured server's (or virtual server's) now: only those reach a span. */
 export type ServerNamed = (name: string) => boolean;
 
+/** What the spans may say of the servers callers name (the configuration now). */
+export interface SpanServers {
+  /** Whether `name` is a configured or virtual server's name. */
+  readonly named: ServerNamed;
+  /** A configured or virtual server's own tool allowlist (undefined: none). */
+  readonly tools: (name: string) => readonly string[] | undefined;
+  /** Whether `name` is a virtual server's (whose members a principal's grants may hide). */
+  readonly virtual: (name: string) => boolean;
+}
+
 /** Registers the server-span hooks on `app` (call only when `tracing.enabled`). */
-export function registerTraceHooks(app: FastifyInstance, tracing: Tracing, configured: ServerNamed): void {
+export function registerTraceHooks(app: FastifyInstance, tracing: Tracing, servers: SpanServers): void {
   app.decorateRequest('traceSpan', undefined);
   app.addHook('preHandler', (request, _reply, done) => {
-    const span = startSpan(request, tracing, configured, performance.timeOrigin + performance.now());
+    const span = startSpan(request, tracing, servers, performance.timeOrigin + performance.now());
     request.traceSpan = span;
     // Everything the route does from here (hooks, handler, upstream calls) runs under it.
     span.run(done);
@@ -42,7 +53,7 @@ export function registerTraceHooks(app: FastifyInstance, tracing: Tracing, confi
     let span = request.traceSpan;
     if (span === undefined) {
       const started = performance.timeOrigin + performance.now() - reply.elapsedTime;
-      span = startSpan(request, tracing, configured, started);
+      span = startSpan(request, tracing, servers, started);
     }
     span.set({
       'http.response.status_code': reply.statusCode,
@@ -57,7 +68,7 @@ export function registerTraceHooks(app: FastifyInstance, tracing: Tracing, confi
 function startSpan(
   request: FastifyRequest,
   tracing: Tracing,
-  configured: ServerNamed,
+  servers: SpanServers,
   startTime: number,
 ): ProxySpan {
   const route = request.routeOptions.url ?? 'unknown';
@@ -68,8 +79,8 @@ function startSpan(
     'http.request.method': request.method,
     'http.route': route,
     'mcp_proxy.surface': surfaceOf(route),
-    ...messageAttributes(message),
-    ...targetAttributes(request, configured),
+    ...messageAttributes(message, shownTools(request, servers)),
+    ...targetAttributes(request, servers.named),
   };
   const version = request.headers['mcp-protocol-version'];
   if (typeof version === 'string' && version !== '') {
@@ -111,17 +122,52 @@ export function metaOf(params: unknown): Record<string, unknown> | undefined {
   return typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>) : undefined;
 }
 
-/** The method and the tool, prompt or resource a message names (names only: never its arguments). */
-export function messageAttributes(message: MessageFields | undefined): Attributes {
+/**
+ * Whether a tool's name may appear in a span: never a tool the caller's grants (or its server's
+ * allowlist) hide, since the surfaces answer such a call as they answer an unknown tool. Read from
+ * what the request names, before its target is resolved: a virtual server's members can be hidden
+ * per principal (its `servers` grant), so there a restricted principal's tool names never appear.
+ */
+export type ToolShown = (tool: string) => boolean;
+
+function shownTools(request: FastifyRequest, servers: SpanServers): ToolShown {
+  const grants = request.identity?.grants;
+  const server = serverNamed(request);
+  if (server === undefined || !servers.named(server)) return (tool) => visible(grants?.tools, tool);
+  if (servers.virtual(server) && grants?.servers !== undefined) return () => false;
+  const allowed = visibleTools(servers.tools(server), grants?.tools);
+  return (tool) => visible(allowed, tool);
+}
+
+function visible(allowed: readonly string[] | undefined, tool: string): boolean {
+  return allowed === undefined || allowed.includes(tool);
+}
+
+/**
+ * A tool or prompt name a span may carry: the MCP specification's tool-name charset (ASCII
+ * letters, digits, `_`, `-`, `.`; 1 to 128 characters), else the caller's own text: `other`.
+ */
+export function spanName(name: string): string {
+  return /^[A-Za-z0-9_.-]{1,128}$/.test(name) ? name : 'other';
+}
+
+/**
+ * The method and the tool, prompt or resource a message names (names only: never its arguments;
+ * a tool `shown` says is hidden is `other`).
+ */
+export function messageAttributes(
+  message: MessageFields | undefined,
+  shown: ToolShown = () => true,
+): Attributes {
   if (message?.method === undefined) return {};
   // A caller's own method name never reaches an attribute either: "other" (review of issue 21).
   const attributes: Attributes = { 'mcp.method.name': knownMethod(message.method) };
   const params = message.params as { name?: unknown; uri?: unknown } | undefined;
   if (typeof params !== 'object' || params === null) return attributes;
   if (message.method === 'tools/call' && typeof params.name === 'string')
-    attributes['gen_ai.tool.name'] = cap(params.name);
+    attributes['gen_ai.tool.name'] = shown(params.name) ? spanName(params.name) : 'other';
   if (message.method === 'prompts/get' && typeof params.name === 'string')
-    attributes['gen_ai.prompt.name'] = cap(params.name);
+    attributes['gen_ai.prompt.name'] = spanName(params.name);
   if (message.method.startsWith('resources/') && typeof params.uri === 'string') {
     const origin = resourceOrigin(params.uri);
     if (origin !== undefined) attributes['mcp_proxy.resource.origin'] = cap(origin);
@@ -134,12 +180,21 @@ export function messageAttributes(message: MessageFields | undefined): Attribute
  * configured server has is the caller's text: left out (the refusal's code says what went wrong).
  */
 function targetAttributes(request: FastifyRequest, configured: ServerNamed): Attributes {
-  const name = (request.params as { name?: unknown } | undefined)?.name;
-  if (typeof name === 'string') return serverAttributes(name, configured);
-  const body = request.body as { server?: unknown; mcp_server_url?: unknown } | undefined;
+  const name = serverNamed(request);
+  if (name !== undefined) return serverAttributes(name, configured);
+  const body = request.body as { mcp_server_url?: unknown } | undefined;
   if (typeof body !== 'object' || body === null) return {};
-  if (typeof body.server === 'string') return serverAttributes(body.server, configured);
   return urlAttributes(typeof body.mcp_server_url === 'string' ? body.mcp_server_url : undefined);
+}
+
+/** The server a request names (route `/servers/{name}/mcp`, or POST /proxy's `server`), if any. */
+function serverNamed(request: FastifyRequest): string | undefined {
+  const name = (request.params as { name?: unknown } | undefined)?.name;
+  if (typeof name === 'string') return name;
+  const body = request.body as { server?: unknown } | undefined;
+  return typeof body === 'object' && body !== null && typeof body.server === 'string'
+    ? body.server
+    : undefined;
 }
 
 /** `mcp_proxy.server` for a configured server's name; nothing for any other text. */

@@ -8,7 +8,10 @@
  *
  * Bounded: at most {@link MAX_INSTANCES} others are kept (a message from a further one waits
  * until an entry expires), and a message that is not the expected shape, or too large, is
- * ignored. The counts are numbers and transport names: nothing secret travels.
+ * ignored. The counts are numbers and transport names: nothing secret travels; but whoever can
+ * publish to the store could fill the page with made-up instances (pushing real ones off it), so
+ * with `SESSION_SECRET` set beats are sealed as relay messages are (http/relay-box.ts, a key of
+ * their own), and one that does not open is ignored.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
@@ -45,8 +48,9 @@ export const ROSTER_TIMING: RosterTiming = { beatMs: 2_000, ttlMs: 6_500 };
 
 /** Other instances kept at most. */
 export const MAX_INSTANCES = 64;
-/** Longest message read (a beat is a few hundred bytes). */
+/** Longest message read (a beat is a few hundred bytes; sealed, base64 and a nonce and tag more). */
 const MAX_MESSAGE_CHARS = 4_096;
+const MAX_SEALED_CHARS = 6_144;
 /** Transport names a beat may carry at most. */
 const MAX_KINDS = 8;
 /** The channel (in the store's `status:` view). */
@@ -62,6 +66,14 @@ export interface RosterDeps {
   /** Hears store failures (throttled by the caller). */
   readonly onError: (error: Error) => void;
   readonly timing?: RosterTiming;
+  /** Seals and opens beats (`SESSION_SECRET` set); undefined: the store is trusted. */
+  readonly box?: BeatBox | undefined;
+}
+
+/** Seals messages for a channel and opens them there (http/relay-box.ts's `RelayBox`). */
+export interface BeatBox {
+  seal(channel: string, plain: Uint8Array): string;
+  open(channel: string, sealed: string): Buffer | undefined;
 }
 
 /** A published beat: the counts, or that the instance is leaving. */
@@ -82,7 +94,13 @@ export class InstanceRoster {
    */
   static forStatus(
     status: LiveStatus,
-    deps: { readonly store: Store; readonly clock: Clock; readonly logger: Logger },
+    deps: {
+      readonly store: Store;
+      readonly clock: Clock;
+      readonly logger: Logger;
+      /** Seals the beats (`SESSION_SECRET` set: a key of the roster's own); undefined: plain. */
+      readonly box: BeatBox | undefined;
+    },
   ): InstanceRoster {
     const onError = throttledWarning(
       deps.logger,
@@ -93,6 +111,7 @@ export class InstanceRoster {
       clock: deps.clock,
       counts: () => status.counts(),
       onError,
+      box: deps.box,
     });
     status.showOthers(() => roster.others());
     roster.start().catch(onError);
@@ -136,14 +155,16 @@ export class InstanceRoster {
 
   async #publish(beat: Beat): Promise<void> {
     try {
-      await this.#deps.store.publish(CHANNEL, JSON.stringify(beat));
+      const text = JSON.stringify(beat);
+      const box = this.#deps.box;
+      await this.#deps.store.publish(CHANNEL, box ? box.seal(CHANNEL, Buffer.from(text)) : text);
     } catch (error) {
       this.#deps.onError(error as Error);
     }
   }
 
   #heard(message: string): void {
-    const beat = message.length > MAX_MESSAGE_CHARS ? undefined : parseBeat(message);
+    const beat = parseBeat(this.#opened(message));
     if (beat === undefined || beat.id === this.#deps.counts().id) return;
     if ('gone' in beat) {
       this.#others.delete(beat.id);
@@ -158,6 +179,14 @@ export class InstanceRoster {
     this.#others.set(beat.id, { ...beat, heardAt: now, self: false });
     // A newcomer (or one this instance had given up on) hears this one without waiting a beat.
     if (!known) this.#beat();
+  }
+
+  /** The beat's text: opened when sealed (else ''), within the bound either way. */
+  #opened(message: string): string {
+    const box = this.#deps.box;
+    if (box === undefined) return message.length > MAX_MESSAGE_CHARS ? '' : message;
+    const plain = message.length > MAX_SEALED_CHARS ? undefined : box.open(CHANNEL, message);
+    return plain === undefined || plain.length > MAX_MESSAGE_CHARS ? '' : plain.toString('utf8');
   }
 
   #expire(now: number): void {

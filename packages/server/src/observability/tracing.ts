@@ -192,6 +192,17 @@ const MAX_EXPORT_BATCH = 512;
  */
 const MAX_CARRIED: Readonly<Record<string, number>> = { traceparent: 55, tracestate: 512 };
 
+/**
+ * The W3C fields of `carrier` that are strings within bounds, copied (a carrier kept for a while,
+ * a `/ws` socket's handshake, holds no more than its spans would read); undefined when none is.
+ */
+export function carried(carrier: Carrier): Carrier | undefined {
+  const traceparent = CARRIER_GETTER.get(carrier, 'traceparent');
+  if (traceparent === undefined) return undefined;
+  const tracestate = CARRIER_GETTER.get(carrier, 'tracestate');
+  return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
+}
+
 /** Reads a W3C field from headers (lower-case names) or a `_meta` object alike, within bounds. */
 const CARRIER_GETTER = {
   get(carrier: Carrier, key: string): string | undefined {

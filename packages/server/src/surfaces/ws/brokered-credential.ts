@@ -4,7 +4,7 @@
  * its upstream credential: the per-frame token read, the retry after a refresh, the sign-in
  * after a refusal, and whether the user ended the connection since the socket opened.
  */
-import type { ProxyError } from '../../errors.ts';
+import { findProxyError, type ProxyError } from '../../errors.ts';
 
 /** The broker's part of a connection's collaborators (all absent when the caller brings its own token). */
 export interface BrokeredCredential {
@@ -38,4 +38,16 @@ export interface BrokeredCredential {
 /** An upstream's 401 or 403: the broker may answer it with a sign-in. */
 export function isAuthRefusal(refusal: ProxyError | undefined): refusal is ProxyError {
   return refusal?.code === 'upstream_unauthorized' && (refusal.status === 401 || refusal.status === 403);
+}
+
+/** An upstream's 401 (or 403) turned into the broker's `upstream_auth_required`, when it acts. */
+export async function authFailure(credential: BrokeredCredential, error: unknown): Promise<unknown> {
+  const refusal = findProxyError(error);
+  const authRequired = credential.authRequired;
+  if (!authRequired || !isAuthRefusal(refusal)) return error;
+  try {
+    return await authRequired(refusal);
+  } catch (failure) {
+    return failure;
+  }
 }

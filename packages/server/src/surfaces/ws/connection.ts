@@ -34,16 +34,16 @@ import {
   type JsonRpcRequest,
 } from '../../jsonrpc.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import type { ProxySpan, Tracing } from '../../observability/tracing.ts';
+import type { Carrier, ProxySpan, Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
 import type { VirtualPoolTarget, VirtualSessions } from '../../virtual/virtual-session.ts';
-import { type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
+import { authFailure, type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
 import { EarlyFrames } from './early-frames.ts';
 import { frameMessages, readableId } from './frame-messages.ts';
-import { WsMessageSpans } from './message-spans.ts';
+import { endClosed, WsMessageSpans } from './message-spans.ts';
 import { UpstreamOutbox } from './outbox.ts';
 import { type RequestCaps, RequestsInFlight } from './requests-in-flight.ts';
 import { SocketWriter } from './socket-writer.ts';
@@ -79,6 +79,8 @@ export interface WsPeer {
   readonly targetKey: string;
   /** The principal's rate class (its grants), if any. */
   readonly rateClass?: string | undefined;
+  /** The trace context the handshake carried (message-spans.ts). */
+  readonly trace?: Carrier | undefined;
 }
 
 /** A WebSocket connection and its held session. */
@@ -130,7 +132,7 @@ export class WsConnection {
     this.#peer = peer;
     this.#filter = toolFilterFor(peer.target);
     this.#deps = deps;
-    this.#spans = WsMessageSpans.of(deps.tracing, peer.targetKey);
+    this.#spans = WsMessageSpans.of(deps.tracing, { ...peer, tools: peer.target.tools });
     this.#requests = new RequestsInFlight({ ...deps, ownerId: peer.ownerId });
     this.#writer = new SocketWriter(socket, {
       maxQueuedBytes: deps.maxQueuedBytes,
@@ -190,23 +192,11 @@ export class WsConnection {
         this.#handleSafely(raw, at);
       }
     } catch (error) {
-      for (const { release } of this.#early.take()) release();
-      const failure = await this.#authFailure(error);
+      this.#dropEarly();
+      const failure = await authFailure(this.#deps, error);
       // The sign-in link travels in an error frame: a close reason has no room for it.
       if (failure !== error) this.#sendError(failure, null, false);
       this.close(toCloseFrame(failure));
-    }
-  }
-
-  /** The upstream's 401 (or 403) turned into the broker's `upstream_auth_required`, when it acts. */
-  async #authFailure(error: unknown): Promise<unknown> {
-    const refusal = findProxyError(error);
-    const authRequired = this.#deps.authRequired;
-    if (!authRequired || !isAuthRefusal(refusal)) return error;
-    try {
-      return await authRequired(refusal);
-    } catch (failure) {
-      return failure;
     }
   }
 
@@ -226,7 +216,7 @@ export class WsConnection {
   #onFrame(data: WebSocket.RawData, isBinary: boolean): void {
     this.#framesIn++;
     // A closing socket (e.g. closed for flooding) takes nothing more.
-    if (this.#socket.readyState !== WebSocket.OPEN) return;
+    if (this.#socket.readyState !== WebSocket.OPEN) return void this.#spans?.closed(WsMessageSpans.now());
     if (isBinary) {
       this.close(SOCKET_CLOSES.binary_frame);
       return;
@@ -327,7 +317,7 @@ export class WsConnection {
       return;
     }
     const session = this.#session;
-    if (!session || this.#closed) return;
+    if (!session || this.#closed) return void this.#spans?.closed(at, messages);
     for (const message of messages) this.#forward(session, message, this.#spans?.start(message, at));
   }
 
@@ -385,7 +375,7 @@ export class WsConnection {
     const refusal = findProxyError(error);
     if (this.#deps.authRequired && isAuthRefusal(refusal)) {
       // The broker's sign-in link instead of the upstream's refusal (it never rejects).
-      void this.#authFailure(error).then((failure) =>
+      void authFailure(this.#deps, error).then((failure) =>
         this.#send(toJsonRpcError(failure, id), endsRequest, codeOf(failure)),
       );
       return;
@@ -415,16 +405,24 @@ export class WsConnection {
     this.#socket.ping();
   }
 
+  /** Frames still waiting for the upstream connection, which will not come: dropped. */
+  #dropEarly(): void {
+    for (const { release, at } of this.#early.take()) {
+      release();
+      this.#spans?.closed(at);
+    }
+  }
+
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
     this.#writer.close();
-    for (const { release } of this.#early.take()) release();
+    this.#dropEarly();
     // Requests still unanswered end with the socket.
     this.#requests.close();
     this.#deps.audit?.finish(undefined, 'closed');
-    for (const span of this.#outbox.close()) span.end();
+    for (const span of this.#outbox.close()) endClosed(span);
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {

@@ -20,6 +20,7 @@ import type { MayKeep } from '../../identity/live-requests.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
 import { describeUrl } from '../../observability/logger.ts';
+import { type Carrier, carried } from '../../observability/tracing.ts';
 import { authRefusal } from '../../upstream/status.ts';
 import { WsConnection, type WsConnectionDeps } from './connection.ts';
 import { checkHandshake, type HandshakePolicy, MCP_PROTOCOL } from './handshake.ts';
@@ -207,6 +208,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
             target: route.target,
             targetKey: route.targetKey,
             rateClass: principal.grants.rateClass,
+            ...(options.connection.tracing?.enabled ? { trace: handshakeTrace(request) } : {}),
           };
           // A reload may have run while the checks above awaited: what it ended, this must not
           // open (before any upstream connection is made).
@@ -289,6 +291,17 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       }
     },
   };
+}
+
+/**
+ * The trace context a handshake carries: its `traceparent` / `tracestate` headers, else query
+ * parameters of those names (a browser cannot set headers on a WebSocket; the project already
+ * reads the proxy token there): within the W3C bounds, copied (the socket keeps it).
+ */
+function handshakeTrace(request: IncomingMessage): Carrier | undefined {
+  if (typeof request.headers.traceparent === 'string') return carried(request.headers as Carrier);
+  const query = URL.parse(request.url ?? '/', 'http://ws.invalid')?.searchParams;
+  return carried({ traceparent: query?.get('traceparent'), tracestate: query?.get('tracestate') });
 }
 
 /** Why a reload ends a socket: its token was revoked or no longer reaches the socket's target. */
