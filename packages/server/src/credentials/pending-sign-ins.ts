@@ -113,31 +113,15 @@ export class PendingSignIns {
    * is not `known`); {@link STRANGER_OFFERS_PER_PRINCIPAL} over all
    * servers that are not `known` (configured by the operator, or connected by this principal);
    * {@link OFFERS_PER_PRINCIPAL} in all; past its {@link OFFERS_SHARE_PER_PRINCIPAL}, within the
-   * proxy's {@link SIGN_INS_TOTAL}. Throws `oauth_sign_in_limited` past one. Called before client
-   * registration and before anything is stored.
+   * proxy's {@link SIGN_INS_TOTAL}. Throws `oauth_sign_in_limited` past one. Called before discovery,
+   * client registration and anything stored.
    */
   async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
-    await this.#offerCaps(principalKey, origin, known, true);
-  }
-
-  /**
-   * Throws `oauth_sign_in_limited` when {@link admitOffer} would refuse this offer, spending
-   * nothing (review6 OAUTH-4): asked before discovery, so calls past a cap cost no metadata fetch.
-   */
-  async refuseOfferPastCap(principalKey: string, origin: string, known: boolean): Promise<void> {
-    await this.#offerCaps(principalKey, origin, known, false);
-  }
-
-  /** The offer caps in order; `spend`: each counter counts this offer, else each is only read. */
-  async #offerCaps(principalKey: string, origin: string, known: boolean, spend: boolean): Promise<void> {
-    // What the counter holds with this offer counted: spent now, or as it would be.
-    const count = async (key: string): Promise<WindowHit> => {
-      if (spend) return this.#store.hit(key, SIGN_IN_TTL_MS);
-      const seen = await this.#store.peek(key);
-      return { count: (seen?.count ?? 0) + 1, resetInMs: seen?.resetInMs ?? SIGN_IN_TTL_MS };
-    };
-    // Its own prefix (review6 D4): a principal key may hold a newline (an OIDC `sub`), so a
-    // digest of `key\norigin` under the per-principal prefix could be another principal's count.
+    // Each counter counts this offer, then is compared (review7 CREDS-3: a look now and a
+    // spend later let calls arriving together all pass). Its own prefix (review6 D4): a principal
+    // key may hold a newline (an OIDC `sub`), so a digest of `key\norigin` under the
+    // per-principal prefix could be another principal's count.
+    const count = (key: string): Promise<WindowHit> => this.#store.hit(key, SIGN_IN_TTL_MS);
     const server = await count(`server-offers:${digest(`${principalKey}\n${origin}`)}`);
     if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
       throw limited(server.resetInMs);

@@ -4,9 +4,14 @@
  * AES-256-GCM ({@link seal}) in the shared store, so the sqlite file or Redis never holds a token in
  * clear and several instances share what a user connected. The slot name is a hash: the store
  * does not even learn who connected to what.
+ *
+ * A disconnect leaves a sealed tombstone in the entry's slot (review7 CREDS-4): what still holds
+ * the ended token learns of the end from the same key the token lived in, so no store eviction
+ * can drop the end while keeping the entry. A deletion (a refused refresh) leaves the slot empty:
+ * "sign in again", not "ended".
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Store } from '../store/store.ts';
+import { type Store, StoreFullError } from '../store/store.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -28,6 +33,14 @@ export interface VaultEntry {
 
 /** How long an entry lives in the store without a refresh token (its access token's life). */
 const KEEP_WITH_REFRESH_MS = 90 * 24 * 3600 * 1000;
+
+/** What a disconnect leaves in the slot: the end's random mark. */
+interface Tombstone {
+  readonly ended: string;
+}
+
+/** What a slot holds once opened: an entry, a tombstone, or nothing readable. */
+type SlotContent = { entry: VaultEntry; sealed: string } | { tombstone: Tombstone } | undefined;
 
 /** Tokens per (principal, resource), sealed in the store. */
 export class TokenVault {
@@ -64,16 +77,28 @@ export class TokenVault {
     principalKey: string,
     resource: string,
   ): Promise<{ entry: VaultEntry; sealed: string } | undefined> {
-    const slot = TokenVault.slot(principalKey, resource);
+    const content = await this.#content(TokenVault.slot(principalKey, resource));
+    return content !== undefined && 'entry' in content ? content : undefined;
+  }
+
+  /** The slot opened: an entry (an object with an access token), a tombstone, or undefined. */
+  async #content(slot: string): Promise<SlotContent> {
     const sealed = await this.#store.get(slot);
     if (sealed === undefined) return undefined;
     const plain = open(this.#keys, slot, sealed);
     if (plain === undefined) return undefined;
+    let parsed: unknown;
     try {
-      return { entry: JSON.parse(plain) as VaultEntry, sealed };
+      parsed = JSON.parse(plain);
     } catch {
       return undefined;
     }
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    if ('accessToken' in parsed && typeof parsed.accessToken === 'string') {
+      return { entry: parsed as VaultEntry, sealed };
+    }
+    if ('ended' in parsed && typeof parsed.ended === 'string') return { tombstone: { ended: parsed.ended } };
+    return undefined;
   }
 
   /**
@@ -112,26 +137,38 @@ export class TokenVault {
     return { slot, sealed: seal(this.#keys, slot, JSON.stringify(entry)), ttl };
   }
 
-  /** Forgets the entry (refresh refused, user disconnected). */
-  async delete(principalKey: string, resource: string): Promise<void> {
-    await this.#store.delete(TokenVault.slot(principalKey, resource));
+  /**
+   * Ends (principal, resource) — a disconnect or an eviction — with a new random mark, put in
+   * place of the entry (a sealed tombstone) and under the slot's own end key. What still holds a
+   * token of that connection (an open `/ws` socket, a WebSocket upstream that authenticated once
+   * at its handshake) compares the mark it read when it opened with the current one and ends when
+   * they differ (review oauth6 R1): deleting the vault entry alone never reaches a token already
+   * handed out. The end key outlives a new sign-in (which replaces the tombstone); the tombstone
+   * outlives an eviction of the end key (CREDS-4). Both live as long as a vault entry may.
+   */
+  async end(principalKey: string, resource: string): Promise<void> {
+    const slot = TokenVault.slot(principalKey, resource);
+    const mark = randomBytes(12).toString('base64url');
+    const tombstone: Tombstone = { ended: mark };
+    await this.#store.set(slot, seal(this.#keys, slot, JSON.stringify(tombstone)), KEEP_WITH_REFRESH_MS);
+    try {
+      await this.#store.set(TokenVault.endedKey(slot), mark, KEEP_WITH_REFRESH_MS);
+    } catch (error) {
+      // A full memory store refuses a new key; the tombstone (an existing key) already ends it.
+      if (!(error instanceof StoreFullError)) throw error;
+    }
   }
 
   /**
-   * Records that the user ended (principal, resource) — a disconnect or an eviction — with a new
-   * random mark. What still holds a token of that connection (an open `/ws` socket, a WebSocket
-   * upstream that authenticated once at its handshake) compares the mark it read when it opened
-   * with the current one and ends when they differ (review oauth6 R1): deleting the vault entry
-   * alone never reaches a token already handed out. Lives as long as a vault entry may.
+   * The current end mark of (principal, resource) ({@link end}); undefined: never ended. The end
+   * key first (it holds the latest end, also after a new sign-in), else the slot's tombstone.
    */
-  async markEnded(principalKey: string, resource: string): Promise<void> {
-    const key = TokenVault.endedKey(TokenVault.slot(principalKey, resource));
-    await this.#store.set(key, randomBytes(12).toString('base64url'), KEEP_WITH_REFRESH_MS);
-  }
-
-  /** The current end mark of (principal, resource) ({@link markEnded}); undefined: never ended. */
   async endMark(principalKey: string, resource: string): Promise<string | undefined> {
-    return this.#store.get(TokenVault.endedKey(TokenVault.slot(principalKey, resource)));
+    const slot = TokenVault.slot(principalKey, resource);
+    const mark = await this.#store.get(TokenVault.endedKey(slot));
+    if (mark !== undefined) return mark;
+    const content = await this.#content(slot);
+    return content !== undefined && 'tombstone' in content ? content.tombstone.ended : undefined;
   }
 
   /** The store key of a slot's end mark. */

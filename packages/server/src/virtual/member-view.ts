@@ -149,17 +149,21 @@ export class MemberView {
     const members = this.#members;
     const member = (index: number) => members[index] as string;
     const opened = new Set<number>();
+    const left = until - performance.now();
+    // A member cut off by a search's shorter deadline may well answer within the list's own: only
+    // the list's own deadline marks it slow (review7 CREDS-5).
+    const ownDeadline = this.#settings.listTimeoutMs <= left;
     const page = await gatherPage({
       start,
       count: members.length,
       ask: (index, memberCursor, signal) =>
         this.#listPage(member(index), message.id, memberCursor, catalog, signal, () => opened.add(index)),
       entries: (index, result) => this.#naming.visible(member(index), result[catalog.field], catalog, claims),
-      deadlineMs: Math.min(this.#settings.listTimeoutMs, until - performance.now()),
+      deadlineMs: Math.min(this.#settings.listTimeoutMs, left),
       signal: this.#request.signal,
     });
     const unavailable = page.unavailable.map(({ index, code }) => {
-      if (code === 'upstream_timeout' && opened.has(index))
+      if (code === 'upstream_timeout' && ownDeadline && opened.has(index))
         this.#slowLists.add(this.#slowKey(member(index), catalog));
       return this.#dropped(member(index), code);
     });
