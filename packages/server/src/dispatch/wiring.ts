@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import { purposeSeal } from '../credentials/purpose-seal.ts';
 import { ReloadableGuard } from '../egress/reloadable-guard.ts';
 import type { Resolver } from '../egress/types.ts';
 import type { LiveStatus } from '../observability/live-status.ts';
@@ -15,6 +16,7 @@ import type { ProxyMetrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { ModernSessionPool } from '../sessions/modern-pool.ts';
+import { configuredSecrets } from '../sessions/sealer-key.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import { ChildRegistry } from '../upstream/child-registry.ts';
@@ -30,6 +32,8 @@ import { VET_CACHE_DEFAULTS } from './vet-cache.ts';
 
 const VERDICT_TTL_MS = 10 * 60_000;
 const VERDICT_MAX_ENTRIES = 1_000;
+/** The verdicts' key label (credentials/purpose-seal.ts). */
+const VERDICT_PURPOSE = 'mcp-proxy shared verdicts aes-256-gcm v1';
 
 /** What the dispatch parts take from the app. */
 export interface DispatchDeps {
@@ -99,6 +103,8 @@ export function buildDispatch(config: Config, deps: DispatchDeps): Dispatch {
     now,
     store: deps.verdictStore,
     onError: deps.onVerdictStoreError,
+    // With SESSION_SECRET a store writer is not trusted: what is shared is sealed and keyed.
+    seal: purposeSeal(configuredSecrets(config), VERDICT_PURPOSE),
   };
   const verdicts = new TransportVerdicts(shared);
   const eraVerdicts = new EraVerdicts(shared);
