@@ -60,7 +60,7 @@ it("one principal's relayed calls do not fill the owner's replay memory against 
     PROXY_TOKENS: `${TEST_TOKEN},${OTHER_TOKEN}`,
     MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
   };
-  const a = await startProxy(env, { store: namespaced(store, ''), relayLimits: { maxRecentOpens: 8 } });
+  const a = await startProxy(env, { store: namespaced(store, ''), relayLimits: { maxRelaySenders: 1 } });
   running.push(a);
   const b = await startProxy(env, { store: namespaced(store, '') });
   running.push(b);
