@@ -44,6 +44,7 @@ import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
 import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
+import { configuredSecrets } from './sessions/sealer-key.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
@@ -208,7 +209,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { ownership, relay, sealer } = cluster;
   // Other instances' counts on the status page, with a store they share (issue 21).
   const roster =
-    status && cluster.shared ? InstanceRoster.forStatus(status, { store, clock, logger }) : undefined;
+    status && cluster.shared
+      ? InstanceRoster.forStatus(status, { store, clock, logger, secrets: configuredSecrets(config) })
+      : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);

@@ -8,10 +8,15 @@
  *
  * Bounded: at most {@link MAX_INSTANCES} others are kept (a message from a further one waits
  * until an entry expires), and a message that is not the expected shape, or too large, is
- * ignored. The counts are numbers and transport names: nothing secret travels.
+ * ignored. The counts are numbers and transport names: nothing secret travels, but with
+ * `SESSION_SECRET` a store writer is not trusted (review 8, SHARED-3): beats are sealed as relay
+ * messages are (http/relay-box.ts, under a key for beats alone, time-stamped: 30 s fresh), and an
+ * unsealed or stale one is ignored, so nobody without the secret can invent instances to crowd
+ * real ones off the page, nor say a real one is gone.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
+import { type RelayBox, relayBox } from '../http/relay-box.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import type { LiveStatus, SessionCounts } from './live-status.ts';
 import { throttledWarning } from './throttled-warning.ts';
@@ -51,6 +56,8 @@ const MAX_MESSAGE_CHARS = 4_096;
 const MAX_KINDS = 8;
 /** The channel (in the store's `status:` view). */
 const CHANNEL = 'beats';
+/** The beats' key label (credentials/purpose-seal.ts). */
+const BEAT_PURPOSE = 'mcp-proxy status beats aes-256-gcm v1';
 
 /** What the roster needs. */
 export interface RosterDeps {
@@ -62,6 +69,8 @@ export interface RosterDeps {
   /** Hears store failures (throttled by the caller). */
   readonly onError: (error: Error) => void;
   readonly timing?: RosterTiming;
+  /** Seals beats (`SESSION_SECRET` set): unsealed, unopenable or stale ones are ignored. */
+  readonly box?: RelayBox | undefined;
 }
 
 /** A published beat: the counts, or that the instance is leaving. */
@@ -82,7 +91,13 @@ export class InstanceRoster {
    */
   static forStatus(
     status: LiveStatus,
-    deps: { readonly store: Store; readonly clock: Clock; readonly logger: Logger },
+    deps: {
+      readonly store: Store;
+      readonly clock: Clock;
+      readonly logger: Logger;
+      /** The configured secrets, newest first (`[]`: beats travel unsealed). */
+      readonly secrets: readonly string[];
+    },
   ): InstanceRoster {
     const onError = throttledWarning(
       deps.logger,
@@ -93,6 +108,7 @@ export class InstanceRoster {
       clock: deps.clock,
       counts: () => status.counts(),
       onError,
+      box: relayBox(deps.secrets, Date.now, BEAT_PURPOSE),
     });
     status.showOthers(() => roster.others());
     roster.start().catch(onError);
@@ -136,14 +152,16 @@ export class InstanceRoster {
 
   async #publish(beat: Beat): Promise<void> {
     try {
-      await this.#deps.store.publish(CHANNEL, JSON.stringify(beat));
+      const json = JSON.stringify(beat);
+      const { box } = this.#deps;
+      await this.#deps.store.publish(CHANNEL, box ? box.seal(CHANNEL, Buffer.from(json, 'utf8')) : json);
     } catch (error) {
       this.#deps.onError(error as Error);
     }
   }
 
   #heard(message: string): void {
-    const beat = message.length > MAX_MESSAGE_CHARS ? undefined : parseBeat(message);
+    const beat = message.length > MAX_MESSAGE_CHARS ? undefined : parseBeat(this.#opened(message));
     if (beat === undefined || beat.id === this.#deps.counts().id) return;
     if ('gone' in beat) {
       this.#others.delete(beat.id);
@@ -158,6 +176,12 @@ export class InstanceRoster {
     this.#others.set(beat.id, { ...beat, heardAt: now, self: false });
     // A newcomer (or one this instance had given up on) hears this one without waiting a beat.
     if (!known) this.#beat();
+  }
+
+  /** The beat's JSON, opened when beats are sealed (`''`, which parses to nothing, if it does not open). */
+  #opened(message: string): string {
+    const { box } = this.#deps;
+    return box === undefined ? message : (box.open(CHANNEL, message)?.toString('utf8') ?? '');
   }
 
   #expire(now: number): void {
