@@ -10,6 +10,7 @@
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
 import {
@@ -46,7 +47,6 @@ import {
   TokenRefresher,
 } from './token-refresh.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /** The default deadline of the flow's calls when the caller gives none (discovery, token). */
 const FLOW_CALL_TIMEOUT_MS = 30_000;

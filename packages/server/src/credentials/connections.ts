@@ -11,13 +11,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
+import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import { canonical, requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { clientAuth, type OAuthClient } from './registration.ts';
-import { open, seal } from './sealed-box.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /**
  * Connections one principal may have listed. An index is read whole at each call, so it stays

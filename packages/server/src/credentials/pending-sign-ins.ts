@@ -14,11 +14,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { WindowHit } from '../limits/rate-store.ts';
+import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import type { OAuthClient } from './registration.ts';
-import { open, seal } from './sealed-box.ts';
 import { USER_CODE_ATTEMPTS, userCodeDigest } from './user-codes.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /** How long a sign-in may take from the error to the callback. */
 export const SIGN_IN_TTL_MS = 10 * 60 * 1000;

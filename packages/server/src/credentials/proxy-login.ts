@@ -12,12 +12,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
-import { open, seal } from './sealed-box.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /** Where the identity provider sends the user back: `PUBLIC_URL/oauth/login/{issuer-key}`. */
 export const LOGIN_BASE = '/oauth/login';

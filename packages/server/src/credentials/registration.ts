@@ -10,12 +10,12 @@
 import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
-import { open, seal } from './sealed-box.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /** A client as the broker keeps it: its id, and a secret when it has one. */
 export interface OAuthClient {

@@ -13,12 +13,12 @@ import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { clientAuth, forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
-import type { VaultKeys } from './vault-keys.ts';
 
 /** Longest `scope` kept or asked for (review F4: a challenge, metadata or token answer chooses it). */
 export const MAX_SCOPE = 1024;

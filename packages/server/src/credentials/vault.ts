@@ -11,9 +11,9 @@
  * "sign in again", not "ended".
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { open, seal } from '../store/sealed-box.ts';
 import { type Store, StoreFullError } from '../store/store.ts';
-import { open, seal } from './sealed-box.ts';
-import type { VaultKeys } from './vault-keys.ts';
+import type { VaultKeys } from '../store/vault-keys.ts';
 
 /** What the vault keeps for one principal and one upstream resource. */
 export interface VaultEntry {

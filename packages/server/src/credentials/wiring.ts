@@ -11,10 +11,10 @@ import type { EgressGuard } from '../egress/types.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
+import { VaultKeys } from '../store/vault-keys.ts';
 import { OAuthBroker, oauthSettingsOf } from './broker.ts';
 import { guardedFetch, type OAuthFetch, trustedFetch } from './guarded-fetch.ts';
 import { tracedFetch } from './traced-fetch.ts';
-import { VaultKeys } from './vault-keys.ts';
 
 /** What the broker takes from the app; the getters read the configuration in force. */
 export interface BrokerWiring {

@@ -9,9 +9,14 @@
  *
  * The store holds untrusted input: keys are hashes of the upstream key (a URL may carry a secret
  * in its query), values are validated, and a failing store never fails a request (the caller
- * probes, as it would with no store at all).
+ * probes, as it would with no store at all). With `SESSION_SECRET` ({@link SharedVerdictOptions.seal})
+ * whoever can write to the store is not trusted either: stored values and announcements are
+ * sealed for their key or channel (one that does not open is not heard), and keys are HMACs, so
+ * neither a forged verdict steers an instance nor a key name lets a URL's secret be guessed
+ * offline. Without it the store is trusted (docs/security.md).
  */
 import { createHash } from 'node:crypto';
+import type { PurposeSeal } from '../store/purpose-seal.ts';
 import type { Store } from '../store/store.ts';
 import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 
@@ -34,6 +39,8 @@ export interface SharedVerdictOptions<V> extends TtlCacheOptions {
   readonly merge?: ((mine: V | undefined, theirs: V) => V) | undefined;
   /** Hears the store failing (throttle it: it repeats while the store is down). */
   readonly onError?: ((error: Error) => void) | undefined;
+  /** Seals and names what is shared (`SESSION_SECRET` set); absent: plain JSON under SHA-256 names. */
+  readonly seal?: PurposeSeal | undefined;
 }
 
 /** One key's local entry: its hash (the store's key) and what is known (`undefined`: nothing). */
@@ -96,7 +103,7 @@ export class SharedVerdicts<V> {
     if (slot !== undefined) return slot.value;
     // Hashing costs only while announcements of keys not looked at yet are waiting.
     if (this.#heard.size === 0) return undefined;
-    const hash = hashOf(key);
+    const hash = this.#name(key);
     const heard = this.#heard.get(hash);
     if (heard === undefined) return undefined;
     this.#heard.delete(hash);
@@ -128,7 +135,7 @@ export class SharedVerdicts<V> {
   /** Records what `key` was found to speak; a change is written through and announced. */
   set(key: string, value: V): void {
     const slot = this.#local.get(key);
-    const hash = slot?.hash ?? hashOf(key);
+    const hash = slot?.hash ?? this.#name(key);
     this.#keep(key, hash, value, this.#options.ttlMs);
     if (slot?.value !== undefined && JSON.stringify(slot.value) === JSON.stringify(value)) return;
     void this.#share(hash, value);
@@ -139,8 +146,9 @@ export class SharedVerdicts<V> {
     if (!store) return;
     const until = this.#now() + ttlMs;
     try {
-      await store.set(`${kind}:${hash}`, JSON.stringify({ value, until }), ttlMs);
-      await store.publish(kind, JSON.stringify({ hash, value, until }));
+      const slot = `${kind}:${hash}`;
+      await store.set(slot, this.#wrap(slot, JSON.stringify({ value, until })), ttlMs);
+      await store.publish(kind, this.#wrap(kind, JSON.stringify({ hash, value, until })));
     } catch (error) {
       this.#options.onError?.(error as Error);
     }
@@ -148,17 +156,18 @@ export class SharedVerdicts<V> {
 
   async #read(key: string): Promise<V | undefined> {
     const { store, kind } = this.#options;
-    const hash = hashOf(key);
+    const hash = this.#name(key);
+    const slot = `${kind}:${hash}`;
     let timer: NodeJS.Timeout | undefined;
     try {
       const text = await Promise.race([
-        (store as Store).get(`${kind}:${hash}`),
+        (store as Store).get(slot),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('the store did not answer in time')), RECALL_TIMEOUT_MS);
           timer.unref();
         }),
       ]);
-      const shared = text === undefined ? undefined : this.#parse(text);
+      const shared = text === undefined ? undefined : this.#parse(slot, text);
       // A verdict learnt meanwhile (here, or heard) wins over what the store had.
       const now = this.get(key);
       if (now !== undefined) return now;
@@ -178,7 +187,7 @@ export class SharedVerdicts<V> {
   }
 
   #hear(message: string): void {
-    const parsed = this.#parse(message);
+    const parsed = this.#parse(this.#options.kind, message);
     const hash = parsed?.hash;
     if (parsed === undefined || typeof hash !== 'string' || !HASH.test(hash)) return;
     const key = this.#keys.get(hash);
@@ -191,12 +200,18 @@ export class SharedVerdicts<V> {
     this.#keep(key, hash, value, parsed.until - this.#now());
   }
 
-  /** A stored or announced verdict, validated; undefined when malformed or expired. */
-  #parse(text: string): (Shared<V> & { readonly hash: unknown }) | undefined {
+  /**
+   * A verdict stored under `slot` or announced on it (the channel), validated; undefined when
+   * malformed, expired, or (with a seal) not sealed for `slot` by an instance.
+   */
+  #parse(slot: string, text: string): (Shared<V> & { readonly hash: unknown }) | undefined {
     if (text.length > MAX_MESSAGE_CHARS) return undefined;
+    const { seal } = this.#options;
+    const plain = seal === undefined ? text : seal.open(slot, text)?.toString('utf8');
+    if (plain === undefined) return undefined;
     let raw: { value?: unknown; until?: unknown; hash?: unknown };
     try {
-      raw = JSON.parse(text) as typeof raw;
+      raw = JSON.parse(plain) as typeof raw;
     } catch {
       return undefined;
     }
@@ -207,16 +222,23 @@ export class SharedVerdicts<V> {
     return value === undefined ? undefined : { value, until: raw.until, hash: raw.hash };
   }
 
+  /** What is written under `slot` (a store key or the channel): `json`, sealed when there is a seal. */
+  #wrap(slot: string, json: string): string {
+    const { seal } = this.#options;
+    return seal === undefined ? json : seal.seal(slot, Buffer.from(json, 'utf8'));
+  }
+
+  /** The store's name for `key`: keyed (HMAC) with a seal, else its SHA-256; no URL is written. */
+  #name(key: string): string {
+    const { seal } = this.#options;
+    return seal === undefined ? createHash('sha256').update(key).digest('base64url') : seal.name(key);
+  }
+
   #keep(key: string, hash: string, value: V | undefined, ttlMs: number): void {
     this.#local.set(key, { hash, value }, ttlMs);
     this.#keys.set(hash, key, ttlMs);
   }
 }
 
-/** What a key's hash looks like (base64url SHA-256). */
+/** What a key's name looks like (base64url SHA-256 or HMAC-SHA-256). */
 const HASH = /^[A-Za-z0-9_-]{43}$/;
-
-/** The store's name for `key`: its SHA-256, so no URL (nor its query) is written to the store. */
-function hashOf(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
-}

@@ -15,7 +15,9 @@ import type { ProxyMetrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { ModernSessionPool } from '../sessions/modern-pool.ts';
+import { configuredSecrets } from '../sessions/sealer-key.ts';
 import type { SessionStore } from '../sessions/store.ts';
+import { purposeSeal } from '../store/purpose-seal.ts';
 import type { Store } from '../store/store.ts';
 import { ChildRegistry } from '../upstream/child-registry.ts';
 import { UpstreamHttp } from '../upstream/http.ts';
@@ -30,6 +32,8 @@ import { VET_CACHE_DEFAULTS } from './vet-cache.ts';
 
 const VERDICT_TTL_MS = 10 * 60_000;
 const VERDICT_MAX_ENTRIES = 1_000;
+/** The verdicts' key label (store/purpose-seal.ts). */
+const VERDICT_PURPOSE = 'mcp-proxy shared verdicts aes-256-gcm v1';
 
 /** What the dispatch parts take from the app. */
 export interface DispatchDeps {
@@ -99,6 +103,8 @@ export function buildDispatch(config: Config, deps: DispatchDeps): Dispatch {
     now,
     store: deps.verdictStore,
     onError: deps.onVerdictStoreError,
+    // With SESSION_SECRET a store writer is not trusted: what is shared is sealed and keyed.
+    seal: purposeSeal(configuredSecrets(config), VERDICT_PURPOSE),
   };
   const verdicts = new TransportVerdicts(shared);
   const eraVerdicts = new EraVerdicts(shared);

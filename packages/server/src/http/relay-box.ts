@@ -10,13 +10,11 @@
  * Without `SESSION_SECRET` the store is trusted as before (docs/security.md). The status page's
  * instance roster seals its beats the same way, under a key of its own (`info`).
  */
-import { hkdfSync } from 'node:crypto';
-import { openBytes, sealBytes } from '../credentials/sealed-box.ts';
-import { VaultKeys } from '../credentials/vault-keys.ts';
+import { purposeSeal } from '../store/purpose-seal.ts';
 
-/** The HKDF label: the relay's key is no other use's key. */
-const KEY_INFO = 'mcp-proxy relay aes-256-gcm v1';
-/** The label of the status page's instance roster (observability/instance-roster.ts). */
+/** The relay's purpose (its key's HKDF label): the relay's key is no other use's key. */
+export const RELAY_PURPOSE = 'mcp-proxy relay aes-256-gcm v1';
+/** The purpose of the status page's instance roster (observability/instance-roster.ts). */
 export const ROSTER_KEY_INFO = 'mcp-proxy status roster aes-256-gcm v1';
 /** What ends the time stamp in front of the sealed bytes. */
 const DOT = 0x2e;
@@ -33,27 +31,20 @@ export interface RelayBox {
 
 /**
  * The box for `secrets` (newest first: the first seals, every one opens, as for session ids);
- * undefined without any (`SESSION_SECRET` unset: messages travel as they are).
+ * undefined without any (`SESSION_SECRET` unset: messages travel as they are). `purpose` keys
+ * another use of time-stamped messages between instances (store/purpose-seal.ts).
  */
 export function relayBox(
   secrets: readonly string[],
   now: () => number = Date.now,
-  info = KEY_INFO,
+  purpose: string = RELAY_PURPOSE,
 ): RelayBox | undefined {
-  if (secrets.length === 0) return undefined;
-  const keys = new VaultKeys({
-    vaultKeys: secrets.map((secret) =>
-      Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), info, 32)).toString(
-        'base64',
-      ),
-    ),
-    dataDir: '',
-    ephemeral: true,
-  });
+  const box = purposeSeal(secrets, purpose);
+  if (box === undefined) return undefined;
   return {
-    seal: (channel, plain) => sealBytes(keys, channel, Buffer.concat([Buffer.from(`${now()}.`), plain])),
+    seal: (channel, plain) => box.seal(channel, Buffer.concat([Buffer.from(`${now()}.`), plain])),
     open: (channel, sealed) => {
-      const plain = openBytes(keys, channel, sealed);
+      const plain = box.open(channel, sealed);
       if (plain === undefined) return undefined;
       const dot = plain.indexOf(DOT);
       const at = Number(plain.subarray(0, Math.max(0, dot)).toString('latin1'));

@@ -19,11 +19,12 @@ export interface RelayLimits {
   /** The share of {@link maxHeldBytes} one principal's exchanges may hold (review 7, RELAY-3). */
   readonly maxHeldBytesPerPrincipal: number;
   /**
-   * Sealed opens an owner remembers against replay, each for twice the seal's freshness; past
-   * it, new opens are refused (retry) rather than forgetting one that could be replayed
-   * (review 7, RELAY-6). The default admits 2,000 opens a second, sustained.
+   * Sending instances (per boot) an owner remembers sealed opens of, against replay, each until
+   * twice the seal's freshness after its last open (http/relay-senders.ts); past it, a new
+   * sender's opens are refused (retry) rather than forgetting one that could be replayed
+   * (review 7 RELAY-6, review 8 SHARED-1). Callers cannot fill it: only instances are senders.
    */
-  readonly maxRecentOpens: number;
+  readonly maxRelaySenders: number;
   /** The owner's answer bytes in one part (one published message). */
   readonly partBytes: number;
   /** The owner's answer bytes of one exchange published and not yet acknowledged. */
@@ -38,7 +39,7 @@ export const RELAY_LIMITS: RelayLimits = {
   maxExchangesPerPrincipal: 1_000,
   maxHeldBytes: 128 * 1_048_576,
   maxHeldBytesPerPrincipal: 32 * 1_048_576,
-  maxRecentOpens: 120_000,
+  maxRelaySenders: 1_024,
   partBytes: 256 * 1_024,
   windowBytes: 1_048_576,
   inFlightBytes: 4 * 1_048_576,

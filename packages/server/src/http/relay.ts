@@ -25,17 +25,18 @@
  * side of one exchange is http/relay-outgoing.ts, the owner's side http/relay-serving.ts, and
  * what crosses between them http/relay-wire.ts.
  */
+import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { handleTagOf } from '../eras/input-rounds.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
-import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
 import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
 import { RELAY_LIMITS, type RelayLimits, RelayQuota, relayInterrupted } from './relay-quota.ts';
+import { RelaySenders } from './relay-senders.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
 import {
   decodeRelayMessage,
@@ -83,8 +84,11 @@ export class Relay {
   readonly #incoming = new Map<string, Incoming>();
   /** Relayed requests not yet admitted by {@link Relay.trusting}, by exchange. */
   readonly #admitted = new Map<string, Admission>();
-  /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
-  readonly #opened: TtlCache<string, true>;
+  /** Sealed opens heard, per sending instance: one replayed within its freshness is not run again. */
+  readonly #senders: RelaySenders;
+  /** This process's boot nonce and the number of its last sealed open (the owners' replay check). */
+  readonly #boot = randomBytes(12).toString('base64url');
+  #opens = 0;
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
   #unsubscribe: (() => Promise<void>) | undefined;
@@ -98,7 +102,7 @@ export class Relay {
       this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
     const limits = { ...RELAY_LIMITS, ...deps.limits };
-    this.#opened = new TtlCache({ ttlMs: 2 * MAX_MESSAGE_AGE_MS, maxEntries: limits.maxRecentOpens });
+    this.#senders = new RelaySenders({ maxSenders: limits.maxRelaySenders, keepMs: 2 * MAX_MESSAGE_AGE_MS });
     const quota = new RelayQuota(limits);
     this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
     const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
@@ -267,11 +271,12 @@ export class Relay {
     const { message, data } = heard;
     if (message.k === 'open') {
       if (message.n !== 0) return;
-      // A sealed open replayed within its freshness is dropped unheard (its exchange may run).
-      if (box !== undefined && this.#opened.get(message.x) !== undefined) return;
-      // One the memory of opens has no room for is refused: forgetting a fresh one would let
-      // it be replayed (review 7, RELAY-6).
-      void serveRelayed(this.#owning, message, box === undefined || this.#opened.add(message.x, true));
+      // A sealed open replayed within its freshness is dropped unheard (its exchange may run);
+      // one from a sender the memory has no room for (or unnumbered) is refused: forgetting a
+      // fresh sender would let its opens be replayed (review 7 RELAY-6, review 8 SHARED-1).
+      const verdict = box === undefined ? 'fresh' : this.#senders.hear(message);
+      if (verdict === 'replay') return;
+      void serveRelayed(this.#owning, message, verdict === 'fresh');
     } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
     else this.#outgoing.get(message.x)?.on(message, data);
   }
@@ -284,7 +289,13 @@ export class Relay {
 
   #send(instance: string, message: RelayMessage, data?: Buffer): Promise<void> {
     const channel = this.#channelOf(instance);
-    return this.#deps.store.publish(channel, encodeRelayMessage(channel, message, data, this.#deps.box));
+    const { box } = this.#deps;
+    // A sealed open carries this boot's next number (the owner's replay check, per sender).
+    const sent =
+      message.k === 'open' && box !== undefined
+        ? { ...message, boot: this.#boot, seq: ++this.#opens }
+        : message;
+    return this.#deps.store.publish(channel, encodeRelayMessage(channel, sent, data, box));
   }
 
   #channelOf(instance: string): string {

@@ -14,11 +14,11 @@
  * request gets the proxy's `upstream_auth_required` error in its answer.
  */
 
-import { open, seal } from '../../credentials/sealed-box.ts';
-import type { VaultKeys } from '../../credentials/vault-keys.ts';
 import { META, metaOf } from '../../eras/classify.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { asObject, type JsonObject, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { open, seal } from '../../store/sealed-box.ts';
+import type { VaultKeys } from '../../store/vault-keys.ts';
 import { signInPrompt } from './url-elicitation.ts';
 
 /** The key of the proxy's input request in `inputRequests` / `inputResponses`. */

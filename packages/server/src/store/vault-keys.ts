@@ -1,5 +1,5 @@
 /**
- * @module credentials/vault-keys
+ * @module store/vault-keys
  * The keys that encrypt the token vault (issue 18): AES-256 keys, configured as `VAULT_KEY`
  * (base64 32-byte keys, comma-separated, newest first: the newest encrypts, every listed key
  * decrypts) or, with none configured, one generated on first use and kept owner-only in
@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type GeneratedKeyPlace, writeOnce } from '../store/data-dir.ts';
+import { type GeneratedKeyPlace, writeOnce } from './data-dir.ts';
 
 /** The generated key's file name under `DATA_DIR`. */
 export const GENERATED_VAULT_KEY_FILE = 'vault-key';

@@ -1,5 +1,5 @@
 /**
- * @module credentials/sealed-box
+ * @module store/sealed-box
  * AES-256-GCM around the vault's values: `v1.<kid>.<iv>.<ciphertext+tag>` (base64url). The store
  * key the value lives under is the additional data, so a sealed value moved to another slot (one
  * principal's tokens copied under another's key) no longer opens.
