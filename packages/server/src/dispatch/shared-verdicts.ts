@@ -66,7 +66,8 @@ export class SharedVerdicts<V> {
   /** Announced verdicts of keys this instance has not looked at yet, by hash. */
   readonly #heard: TtlCache<string, Shared<V>>;
   readonly #recalls = new Map<string, Promise<V | undefined>>();
-  #unsubscribe: (() => Promise<void>) | undefined;
+  /** The subscription to other instances' announcements, once made (or undefined: failed). */
+  #subscribing: Promise<(() => Promise<void>) | undefined> | undefined;
 
   constructor(options: SharedVerdictOptions<V>) {
     this.#options = options;
@@ -76,25 +77,36 @@ export class SharedVerdicts<V> {
     this.#heard = new TtlCache(options);
   }
 
-  /** Listens for verdicts other instances learn. */
+  /**
+   * Listens for verdicts other instances learn. Resolves at once: a store that cannot be reached
+   * (its subscription waits for the connection) must not hold up the start, since unheard
+   * announcements cost probes, never requests.
+   */
   async listen(): Promise<void> {
     const { store, kind } = this.#options;
     if (!store) return;
-    try {
-      this.#unsubscribe = await store.subscribe(
+    this.#subscribing = store
+      .subscribe(
         kind,
         (message) => this.#hear(message),
         // Announcements were lost while the subscription was down: start again from the store.
         () => this.#local.clear(),
+      )
+      .then(
+        (unsubscribe) => unsubscribe,
+        (error: unknown) => {
+          this.#options.onError?.(error as Error);
+          return undefined;
+        },
       );
-    } catch (error) {
-      // Unheard announcements cost probes, never requests: the proxy starts all the same.
-      this.#options.onError?.(error as Error);
-    }
   }
 
   async close(): Promise<void> {
-    await this.#unsubscribe?.();
+    const subscribing = this.#subscribing;
+    this.#subscribing = undefined;
+    // A subscription still waiting for its connection is undone once it is made (the store's
+    // close ends the wait first).
+    void subscribing?.then((unsubscribe) => unsubscribe?.());
   }
 
   /** What is known of `key` here, without asking the store. */
