@@ -100,7 +100,11 @@ describe('review8 creds 1: a transient failure of the resource metadata', () => 
     // One blip: the resource metadata answers 503 to the first discovery.
     server.state.metadataDown = true;
     const during = await call(1);
-    assert.equal(during.status, 401, JSON.stringify(during.body));
+    // The server's 401 names its metadata, a plain sign of OAuth: the blip is the sign-in
+    // failing, to retry (not the upstream's own refusal, which would say "check mcp_token").
+    assert.equal(during.status, 502, JSON.stringify(during.body));
+    assert.equal(during.body?.error?.data?.code, 'upstream_auth_failed', JSON.stringify(during.body));
+    assert.equal(during.body?.error?.data?.reason, 'metadata_unavailable', JSON.stringify(during.body));
     server.state.metadataDown = false;
     const gets = server.state.metadataGets;
 
@@ -112,5 +116,37 @@ describe('review8 creds 1: a transient failure of the resource metadata', () => 
       `one 503 of the metadata made the proxy forget the server uses OAuth: ${JSON.stringify(after.body)}` +
         ` (metadata GETs after the blip: ${server.state.metadataGets - gets})`,
     );
+  });
+
+  it("a bare 401 whose metadata URLs answer 503 stays the upstream's own refusal, not remembered", async () => {
+    // An API-key server (no OAuth named in its 401) behind a gateway answering 503 elsewhere.
+    const state = { wellKnownGets: 0 };
+    const origin = await listen((request, response) => {
+      request.resume();
+      if (request.url?.startsWith('/.well-known/')) {
+        state.wellKnownGets++;
+        return json(response, 503, { error: 'unavailable' });
+      }
+      response.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+      response.end('{"error":"missing api key"}');
+    });
+    const port = await freePort();
+    const proxy = await startProxy({
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      OAUTH_BROKER: 'true',
+    });
+    cleanup.push(() => proxy.close());
+    const call = (id: number) =>
+      postProxy(proxy, { mcp_server_url: `${origin}/mcp`, jsonrpc: '2.0', id, method: 'tools/list' });
+    const first = await call(1);
+    assert.equal(first.status, 401, JSON.stringify(first.body));
+    assert.equal(first.body?.error?.data?.code, 'upstream_unauthorized', JSON.stringify(first.body));
+    const gets = state.wellKnownGets;
+    assert.ok(gets > 0, 'the first call ran discovery');
+    const second = await call(2);
+    assert.equal(second.body?.error?.data?.code, 'upstream_unauthorized', JSON.stringify(second.body));
+    // Nothing was concluded from the 503s: the next call asks again (once they answer 404 it stops).
+    assert.equal(state.wellKnownGets - gets, gets, 'the 503s were remembered as "no OAuth"');
   });
 });
