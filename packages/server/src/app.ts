@@ -437,6 +437,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     identity.reload(next);
+    vaultKeys.replace(next.vaultKeys);
     guard.replace(next.egress);
     targets.forgetVetted();
     const changed = targets.replaceServers(next.servers);

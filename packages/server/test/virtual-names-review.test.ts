@@ -146,6 +146,7 @@ it('a hidden tool of a member the principal has not signed in to is unknown, not
         asked.push('supply');
         throw new Error('the broker was asked');
       },
+      renewed: async () => undefined,
       refused: async (_p, _t, refusal) => refusal,
     },
   });

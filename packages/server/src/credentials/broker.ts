@@ -16,9 +16,9 @@ import { type Disconnected, OAuthConnections } from './connections.ts';
 import {
   canonical,
   isLoopbackHttp,
-  isNoOAuth,
   refuseForeignEndpoint,
   requestOptions,
+  showsNoOAuth,
   throwIfOver,
 } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
@@ -246,7 +246,7 @@ export class OAuthBroker {
    * Starts a sign-in for (principal, target) and returns the `upstream_auth_required` error to
    * throw: discovery and registration happen now, so a server the proxy cannot sign in to fails
    * here with a clear code rather than in the user's browser. A 401 from a server that shows no
-   * sign of OAuth (no metadata anywhere) is not the broker's: `notOAuth` is returned then, so the
+   * sign of OAuth (no metadata anywhere: discovery.ts `showsNoOAuth`) is not the broker's: `notOAuth` is returned then, so the
    * caller still sees the upstream's own refusal (and may bring a token of its own). `signal`
    * (the caller's abort, the request's deadline) ends discovery early (review F8).
    * `_openerOrigin` is no longer used: the app that answers the bind is the one told.
@@ -262,7 +262,7 @@ export class OAuthBroker {
     try {
       return await this.#begin(principalKey, target, challengeHeader, this.#deadline(signal));
     } catch (error) {
-      if (notOAuth && isNoOAuth(error)) return notOAuth;
+      if (notOAuth && showsNoOAuth(error, parseBearerChallenge(challengeHeader))) return notOAuth;
       throw error;
     }
   }
@@ -308,7 +308,7 @@ export class OAuthBroker {
     const challenge = parseBearerChallenge(challengeHeader);
     // A server lately found without OAuth costs no fetch and no cap (review6 LINKS-3): its plain
     // 401 (an API key missing) stays the upstream's own refusal however often it comes.
-    this.#discovery.refuseIfRemembered(target.url);
+    this.#discovery.refuseIfRemembered(target.url, challenge);
     // A server the operator configured, or one this principal is connected to, is no stranger:
     // raw URLs of servers never connected share one small cap (review oauth6 R3). The caps are
     // spent before discovery (review6 OAUTH-4, LINKS-3; review7 CREDS-3: looked at before and

@@ -36,6 +36,11 @@ export function isLoopbackHttp(url: URL): boolean {
 
 /** `data.reason` when nothing says the server uses OAuth at all (no metadata anywhere). */
 export const NO_OAUTH = 'no_authorization_server_metadata';
+/**
+ * `data.reason` when no metadata was found but some candidate URL did not answer plainly (review8
+ * CREDS-1: a 5xx, a 429, a reset, a timeout): the server may well use OAuth, nothing is concluded.
+ */
+export const METADATA_UNAVAILABLE = 'metadata_unavailable';
 
 function failed(message: string): ProxyError {
   return new ProxyError('upstream_auth_failed', message);
@@ -48,7 +53,7 @@ export async function discover(
   challenge: BearerChallenge,
   signal?: AbortSignal,
 ): Promise<Discovered> {
-  const prm = await resourceMetadata(fetch, serverUrl, challenge, signal);
+  const { metadata: prm, unsure } = await resourceMetadata(fetch, serverUrl, challenge, signal);
   const servers = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers : [];
   const first = servers.find((s): s is string => typeof s === 'string' && URL.canParse(s));
   // Without resource metadata, 2025-03-26 servers are their own authorization server.
@@ -61,6 +66,8 @@ export async function discover(
     if (prm !== undefined && isNoOAuth(error)) {
       throw failed("The MCP server's authorization server publishes no metadata the proxy can find.");
     }
+    // Its resource metadata did not answer plainly: "no OAuth" would be a guess (review8 CREDS-1).
+    if (unsure && isNoOAuth(error)) throw metadataUnavailable();
     throw error;
   }
   if (!as.code_challenge_methods_supported?.includes('S256')) {
@@ -108,7 +115,7 @@ async function resourceMetadata(
   serverUrl: URL,
   challenge: BearerChallenge,
   signal: AbortSignal | undefined,
-): Promise<ResourceMetadata | undefined> {
+): Promise<{ readonly metadata?: ResourceMetadata | undefined; readonly unsure: boolean }> {
   const candidates: URL[] = [];
   if (challenge.resourceMetadata !== undefined && URL.canParse(challenge.resourceMetadata)) {
     candidates.push(new URL(challenge.resourceMetadata));
@@ -116,17 +123,19 @@ async function resourceMetadata(
   const path = serverUrl.pathname === '/' ? '' : serverUrl.pathname.replace(/\/$/, '');
   if (path !== '') candidates.push(new URL(`/.well-known/oauth-protected-resource${path}`, serverUrl.origin));
   candidates.push(new URL('/.well-known/oauth-protected-resource', serverUrl.origin));
+  let unsure = false;
   for (const url of candidates) {
     const doc = await getJson(fetch, url, signal);
-    if (doc === undefined) continue;
+    if (doc === UNSURE) unsure = true;
+    if (doc === UNSURE || doc === undefined) continue;
     const metadata = doc as ResourceMetadata;
     // RFC 9728 §3.3: the metadata must be about this server, else it could point us anywhere.
     if (typeof metadata.resource === 'string' && !covers(metadata.resource, serverUrl)) {
       throw failed("The MCP server's protected resource metadata names another resource.");
     }
-    return metadata;
+    return { metadata, unsure };
   }
-  return undefined;
+  return { unsure };
 }
 
 /** Whether a metadata `resource` names `serverUrl` (same origin, a path prefix of it). */
@@ -140,30 +149,40 @@ function covers(resource: string, serverUrl: URL): boolean {
   );
 }
 
+/** A candidate URL that did not answer plainly: no conclusion may be drawn from it. */
+const UNSURE = Symbol('unsure');
+
+/** Statuses that say "try again later" rather than "no document here" (RFC 9110, RFC 6585). */
+const PASSING_STATUSES = new Set([408, 425, 429]);
+
 /**
- * GETs a metadata document: the response when the server answered 200, else undefined (the
- * caller tries its next candidate). A refusal of the egress guard (a ProxyError) and the flow's
+ * GETs a metadata document: the response when the server answered 200, undefined when it plainly
+ * has none there (any other answer below 500), {@link UNSURE} when the answer says nothing about
+ * the document (a 5xx, a 408/425/429, no answer at all: review8 CREDS-1). The caller tries its
+ * next candidate in either case. A refusal of the egress guard (a ProxyError) and the flow's
  * deadline end discovery instead.
  */
 async function getMetadata(
   fetch: OAuthFetch,
   url: URL,
   signal: AbortSignal | undefined,
-): Promise<Response | undefined> {
+): Promise<Response | undefined | typeof UNSURE> {
   let response: Response;
   try {
     response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' }, signal });
   } catch (cause) {
     if (cause instanceof ProxyError) throw cause;
     throwIfOver(signal);
-    return undefined;
+    return UNSURE;
   }
+  if (response.status >= 500 || PASSING_STATUSES.has(response.status)) return UNSURE;
   return response.status === 200 ? response : undefined;
 }
 
+/** The JSON object at `url`; undefined when there is none, {@link UNSURE} as {@link getMetadata}. */
 async function getJson(fetch: OAuthFetch, url: URL, signal: AbortSignal | undefined): Promise<unknown> {
   const response = await getMetadata(fetch, url, signal);
-  if (response === undefined) return undefined;
+  if (response === undefined || response === UNSURE) return response;
   try {
     const value: unknown = await response.json();
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
@@ -193,9 +212,11 @@ async function authorizationServer(
   issuer: URL,
   signal: AbortSignal | undefined,
 ): Promise<oauth.AuthorizationServer> {
+  let unsure = false;
   for (const url of metadataUrls(issuer)) {
     const response = await getMetadata(fetch, url, signal);
-    if (response === undefined) continue;
+    if (response === UNSURE) unsure = true;
+    if (response === undefined || response === UNSURE) continue;
     try {
       // Checks `issuer` equals the one we asked about (RFC 8414 §3.3).
       return await oauth.processDiscoveryResponse(issuer, response);
@@ -203,7 +224,7 @@ async function authorizationServer(
       throw failed("The MCP server's authorization server sent invalid metadata.");
     }
   }
-  throw noOAuthMetadata();
+  throw unsure ? metadataUnavailable() : noOAuthMetadata();
 }
 
 /** The error of a server that shows no sign of OAuth: no metadata anywhere ({@link NO_OAUTH}). */
@@ -218,6 +239,30 @@ export function noOAuthMetadata(): ProxyError {
 /** Whether `error` says the server shows no sign of OAuth ({@link noOAuthMetadata}). */
 export function isNoOAuth(error: unknown): boolean {
   return error instanceof ProxyError && error.data.reason === NO_OAUTH;
+}
+
+/** The error of metadata that did not answer plainly ({@link METADATA_UNAVAILABLE}): not remembered. */
+function metadataUnavailable(): ProxyError {
+  return new ProxyError(
+    'upstream_auth_failed',
+    "The MCP server's OAuth metadata did not answer (an error, a rate limit or no answer): retry the call.",
+    { data: { reason: METADATA_UNAVAILABLE } },
+  );
+}
+
+/**
+ * Whether the caller of a 401 should see the upstream's own refusal rather than `error`: the server
+ * shows no sign of OAuth, or its metadata did not answer while its 401 named none (an API-key
+ * server whose well-known URLs fail is no OAuth server). A 401 naming `resource_metadata` is a
+ * plain sign of OAuth: unanswered metadata is then the sign-in failing, to retry.
+ */
+export function showsNoOAuth(error: unknown, challenge: BearerChallenge): boolean {
+  if (isNoOAuth(error)) return true;
+  return (
+    error instanceof ProxyError &&
+    error.data.reason === METADATA_UNAVAILABLE &&
+    challenge.resourceMetadata === undefined
+  );
 }
 
 /**

@@ -30,6 +30,14 @@ export function memberCredentials(broker: OAuthBroker): MemberCredentials {
         ? await broker.required(principalKey, target, undefined, undefined, undefined, signal)
         : signInNeeded(target);
     },
+    async renewed(target: UpstreamTarget) {
+      // Only the broker's own token (supply's credential) is refreshed, never an operator's.
+      const credential = target.kind === 'stdio' ? undefined : target.credential;
+      if (!broker.enabled || credential === undefined || target.kind === 'stdio') return undefined;
+      // The broker refreshes it when its entry still holds it (review F5), as for a named server.
+      if (!(await credential.refused())) return undefined;
+      return { ...target, bearerToken: credential.bearer() };
+    },
     async refused(
       principalKey: string,
       target: UpstreamTarget,

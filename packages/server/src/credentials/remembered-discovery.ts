@@ -7,7 +7,13 @@
  * (origin and path: one origin may host servers with and without OAuth), a plain 401 costs the
  * upstream one discovery per {@link NO_OAUTH_TTL_MS}; a server that turns OAuth on is noticed
  * after at most that long. In memory per instance: a bounded cache, nothing a caller can grow.
+ *
+ * What is remembered is a finding about discovery's whole input: the resource and the metadata
+ * URL its 401 named, if any (review8 CREDS-4: a bare 401 for the same URL, another transport's,
+ * must not stand for a 401 that names `resource_metadata`). Only a plain "no metadata" is kept,
+ * never metadata that did not answer (review8 CREDS-1: a 503, a rate limit, a timeout).
  */
+import { createHash } from 'node:crypto';
 import { TtlCache } from '../ttl-cache.ts';
 import type { BearerChallenge } from './challenge.ts';
 import { type Discovered, discover, isNoOAuth, noOAuthMetadata } from './discovery.ts';
@@ -29,8 +35,8 @@ export class RememberedDiscovery {
   }
 
   /** Throws discovery's "no OAuth metadata" error when `serverUrl` was found so lately. */
-  refuseIfRemembered(serverUrl: URL): void {
-    if (this.#withoutOAuth.get(resourceOf(serverUrl)) === true) throw noOAuthMetadata();
+  refuseIfRemembered(serverUrl: URL, challenge: BearerChallenge): void {
+    if (this.#withoutOAuth.get(keyOf(serverUrl, challenge)) === true) throw noOAuthMetadata();
   }
 
   /** Runs discovery for `serverUrl`, remembering a finding of no OAuth metadata. */
@@ -38,13 +44,21 @@ export class RememberedDiscovery {
     try {
       return await discover(this.#fetch, serverUrl, challenge, signal);
     } catch (error) {
-      if (isNoOAuth(error)) this.#withoutOAuth.set(resourceOf(serverUrl), true);
+      if (isNoOAuth(error)) this.#withoutOAuth.set(keyOf(serverUrl, challenge), true);
       throw error;
     }
   }
 }
 
-/** The key of a resource: its origin and path (a query names no other server). */
-function resourceOf(serverUrl: URL): string {
-  return `${serverUrl.origin}${serverUrl.pathname}`;
+/**
+ * The key of a discovery: the resource's origin and path (a query names no other server) and the
+ * metadata URL its challenge named (discovery reads nothing else of the challenge), hashed: the
+ * upstream chooses both, each up to some KiB, and the memory holds thousands.
+ */
+function keyOf(serverUrl: URL, challenge: BearerChallenge): string {
+  const named = JSON.stringify([
+    `${serverUrl.origin}${serverUrl.pathname}`,
+    challenge.resourceMetadata ?? null,
+  ]);
+  return createHash('sha256').update(named).digest('base64url');
 }

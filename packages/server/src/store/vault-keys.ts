@@ -34,15 +34,30 @@ export function parseVaultKey(encoded: string, index: number): VaultKey {
   return { kid: createHash('sha256').update(key).digest('base64url').slice(0, 8), key };
 }
 
-/** The vault's keys, loaded lazily so a proxy that never brokers OAuth writes no key file. */
+/**
+ * The vault's keys, loaded lazily so a proxy that never brokers OAuth writes no key file; a
+ * reload replaces the configured ones (review8 CREDS-2: a rotation, a leaked key dropped, or a
+ * VAULT_KEY given with the broker switched on must take effect, as SIGNING_KEYS do).
+ */
 export class VaultKeys {
-  readonly #settings: VaultKeySettings;
+  #settings: VaultKeySettings;
   #keys: readonly VaultKey[] | undefined;
 
   /** Checks configured keys now (a bad key fails the start, not the first sign-in). */
   constructor(settings: VaultKeySettings) {
     this.#settings = settings;
     if (settings.vaultKeys.length > 0) this.#keys = settings.vaultKeys.map(parseVaultKey);
+  }
+
+  /**
+   * Takes the next configuration's keys (checked first: a bad key throws and changes nothing).
+   * None configured: back to the generated key, read again from DATA_DIR when next needed.
+   */
+  replace(vaultKeys: readonly string[]): void {
+    const keys = vaultKeys.length > 0 ? vaultKeys.map(parseVaultKey) : undefined;
+    if (keys === undefined && this.#settings.vaultKeys.length === 0) return;
+    this.#settings = { ...this.#settings, vaultKeys };
+    this.#keys = keys;
   }
 
   /** The key that encrypts: the newest. */

@@ -414,17 +414,24 @@ export class MemberView {
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
     const signal = this.#request.signal;
-    const target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
+    let target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
       // No token now: a session still held with an ended one must not live on (review7 CREDS-1).
       await this.#deps.members.renew(this.#owner, resolved);
       throw error;
     });
-    try {
-      return await use(target);
-    } catch (error) {
-      const refusal = findProxyError(error);
-      if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await use(target);
+      } catch (error) {
+        const refusal = findProxyError(error);
+        if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+        // A refused token is refreshed and the request tried once more, as for a named server
+        // (review8 CREDS-3); refused again, or no newer token, asks for a sign-in.
+        const renewed = attempt === 0 ? await credentials.renewed(target) : undefined;
+        if (renewed === undefined)
+          throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
+        target = renewed;
+      }
     }
   }
 

@@ -90,6 +90,12 @@ export interface MemberCredentials {
     offer?: boolean,
   ): Promise<UpstreamTarget>;
   /**
+   * After the member refused with 401 the broker's token `supply` gave: the target with a newer
+   * token (refreshed), to try the request once more as a named server does (review8 CREDS-3);
+   * undefined when there is none (no broker token, the refresh failed). Never rejects.
+   */
+  renewed(target: UpstreamTarget): Promise<UpstreamTarget | undefined>;
+  /**
    * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
    * with `offer: false`, `upstream_auth_required` without starting a sign-in.
    */
