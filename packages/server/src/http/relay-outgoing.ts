@@ -259,6 +259,7 @@ export function relayTo(
           span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
+        address: request.ip,
       })
       .catch(interrupted);
   });
