@@ -23,6 +23,7 @@ import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { registerWriteIdleDeadline } from './http/write-idle.ts';
 import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
@@ -338,6 +339,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
     );
   registerRequestLogging(app, metrics, status);
+  registerWriteIdleDeadline(app, config.server.writeIdleTimeoutMs);
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);
