@@ -6,49 +6,36 @@
  * address a caller wrote in a header.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced } from '../src/store/store.ts';
+import { type ConfigDir, configDir, INITIALIZE_2025 } from './helpers/config-dir.ts';
 import { eventually } from './helpers/eventually.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const featureServerEntry = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-};
-
-let dir: string;
+let config: ConfigDir;
 let store: MemoryStore;
 const running: RunningProxy[] = [];
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mcpp-relay-open-'));
-  await writeFile(
-    join(dir, 'proxy.json'),
-    JSON.stringify({ servers: { feat: { command: process.execPath, args: [featureServerEntry] } } }),
-  );
+  config = await configDir('mcpp-relay-open-', {
+    feat: { command: process.execPath, args: [featureServerEntry] },
+  });
 });
 afterEach(async () => {
   await Promise.allSettled(running.splice(0).map((proxy) => proxy.close()));
   await store?.close();
 });
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => config.remove());
 
 /** The owner `a` and `b`, sharing one store (unsealed: a test can publish opens itself). */
 async function pair(): Promise<{ a: RunningProxy; b: RunningProxy }> {
   store = new MemoryStore(SYSTEM_CLOCK);
-  const env = { HOST: '127.0.0.1', LOG_LEVEL: 'info', MCP_PROXY_CONFIG: join(dir, 'proxy.json') };
+  const env = { HOST: '127.0.0.1', LOG_LEVEL: 'info', MCP_PROXY_CONFIG: config.path };
   const a = await startProxy(env, { store: namespaced(store, '') });
   running.push(a);
   const b = await startProxy(env, { store: namespaced(store, '') });
@@ -58,7 +45,7 @@ async function pair(): Promise<{ a: RunningProxy; b: RunningProxy }> {
 
 /** A POST /proxy session of `feat` held by `owner`: its id. */
 async function openSession(owner: RunningProxy): Promise<string> {
-  const opened = await postProxy(owner, { server: 'feat', ...INITIALIZE });
+  const opened = await postProxy(owner, { server: 'feat', ...INITIALIZE_2025 });
   assert.equal(opened.status, 200, JSON.stringify(opened.body));
   return opened.headers.get('mcp-session-id') as string;
 }

@@ -6,36 +6,23 @@
  * answer, and the slot comes back while it still does not read.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type ConfigDir, configDir, INITIALIZE_2025 } from './helpers/config-dir.ts';
 import { eventually } from './helpers/eventually.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const wideEntry = fileURLToPath(new URL('./fixtures/wide-stdio.ts', import.meta.url));
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-};
-
-let dir: string;
+let config: ConfigDir;
 let proxy: RunningProxy;
 const sockets: Socket[] = [];
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mcpp-write-idle-'));
-  await writeFile(
-    join(dir, 'proxy.json'),
-    JSON.stringify({ servers: { wide: { command: process.execPath, args: [wideEntry] } } }),
-  );
+  config = await configDir('mcpp-write-idle-', { wide: { command: process.execPath, args: [wideEntry] } });
   proxy = await startProxy({
     LOG_LEVEL: 'warn',
-    MCP_PROXY_CONFIG: join(dir, 'proxy.json'),
+    MCP_PROXY_CONFIG: config.path,
     IN_FLIGHT_PER_TOKEN: '1',
     WRITE_IDLE_TIMEOUT_MS: '1000',
   });
@@ -43,7 +30,7 @@ before(async () => {
 after(async () => {
   for (const socket of sockets) socket.destroy();
   await proxy?.close();
-  await rm(dir, { recursive: true, force: true });
+  await config.remove();
 });
 
 /** A `wide` call of `chars` euro signs (3 bytes each) in session `sid`. */
@@ -61,7 +48,7 @@ function wide(sid: string, chars: number, id: number) {
 it('an answer its caller stopped reading is cut after the write-idle deadline, and gives back what it held', {
   timeout: 60_000,
 }, async () => {
-  const opened = await postProxy(proxy, { server: 'wide', ...INITIALIZE });
+  const opened = await postProxy(proxy, { server: 'wide', ...INITIALIZE_2025 });
   assert.equal(opened.status, 200, JSON.stringify(opened.body));
   const sid = opened.headers.get('mcp-session-id') as string;
   // A 9 MB answer on a raw connection that reads its first bytes, then nothing: more than the
