@@ -27,6 +27,7 @@ import { ROSTER_KEY_INFO, relayBox } from './http/relay-box.ts';
 import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
+import { registerWriteIdleDeadline } from './http/write-idle.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
 import { LiveRequests } from './identity/live-requests.ts';
@@ -362,6 +363,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       virtual: (name) => Object.hasOwn(current.virtualServers, name),
     });
   registerRequestLogging(app, metrics, status);
+  registerWriteIdleDeadline(app, config.server.writeIdleTimeoutMs);
   registerErrorHandlers(app);
 
   await app.register(infoRoutes);

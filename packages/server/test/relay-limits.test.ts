@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, it } from 'node:test';
@@ -38,6 +39,7 @@ let dir: string;
 let store: MemoryStore;
 const running: RunningProxy[] = [];
 const streams: AbortController[] = [];
+const sockets: Socket[] = [];
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcpp-relay-limits-'));
@@ -53,6 +55,7 @@ before(async () => {
 });
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.abort();
+  for (const socket of sockets.splice(0)) socket.destroy();
   await Promise.allSettled(running.splice(0).map((proxy) => proxy.close()));
   await store?.close();
 });
@@ -215,4 +218,80 @@ it("one principal holds at most its share of the relaying side's answer bytes; a
     assert.equal(small.status, 200, JSON.stringify(small.body).slice(0, 300));
     assert.equal(small.body.result.content[0].text.length, 20_000);
   }
+});
+
+/**
+ * A POST /proxy call through `via` on a raw connection: resolves once the answer's first bytes
+ * arrived, with the socket paused there (the caller stops reading) and a function that reads
+ * the rest and resolves with the bytes read in all.
+ */
+async function callWideUnread(
+  via: RunningProxy,
+  token: string,
+  sid: string,
+  chars: number,
+): Promise<{ head: string; readRest: () => Promise<number> }> {
+  const body = JSON.stringify({
+    server: 'wide',
+    mcp_session_id: sid,
+    jsonrpc: '2.0',
+    id: 3,
+    method: 'tools/call',
+    params: { name: 'wide', arguments: { chars } },
+  });
+  const { port } = new URL(via.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  sockets.push(socket);
+  socket.write(
+    `POST /proxy HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-proxy-token: ${token}\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  const first = await new Promise<Buffer>((resolve, reject) => {
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      resolve(chunk);
+    });
+    socket.once('error', reject);
+  });
+  const readRest = () =>
+    new Promise<number>((resolve, reject) => {
+      let bytes = first.length;
+      socket.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      socket.once('end', () => resolve(bytes));
+      socket.once('error', reject);
+      socket.resume();
+    });
+  return { head: first.subarray(0, 200).toString('latin1'), readRest };
+}
+
+it("an answer the caller has not read yet still counts against its principal's exchanges and bytes", {
+  timeout: 60_000,
+}, async () => {
+  // Review 7, RELAY-4. 3,000,000 euro signs: a 9 MB JSON answer, more than the loopback socket
+  // buffers take from a caller that does not read (counted in bytes, not timed).
+  const { a, b } = await pair({ maxExchangesPerPrincipal: 1 });
+  const sid = await openWide(a, a.token);
+  const unread = await callWideUnread(b, a.token, sid, 3_000_000);
+  // Its head is out: the relaying side has the whole answer and handed it to the response.
+  assert.match(unread.head, /^HTTP\/1\.1 200 /);
+  // While the caller does not read, the exchange (and its 9 MB) is still held for it: the
+  // principal's next exchange is past its bound.
+  assertRetry(
+    await (async () => {
+      const reply = await callWide(b, a.token, sid, 10);
+      return {
+        status: reply.status,
+        text: JSON.stringify(reply.body),
+        retryAfter: reply.headers.get('retry-after'),
+      };
+    })(),
+    'while the first answer is unread',
+  );
+  // Read, the answer gives its exchange back.
+  assert.ok((await unread.readRest()) > 9_000_000, 'the whole answer arrives');
+  await eventually(async () => (await callWide(b, a.token, sid, 10)).status === 200, {
+    what: 'the next call once the first answer was read',
+  });
 });

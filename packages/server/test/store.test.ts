@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { ClusterStore, type IpcPort, MAX_PORT_BYTES } from '../src/store/cluster-store.ts';
+import { ClusterStore, type IpcPort, MAX_PENDING_CALLS, MAX_PORT_BYTES } from '../src/store/cluster-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { RedisStore } from '../src/store/redis-store.ts';
 import { SQLITE_FILE, SqliteStore } from '../src/store/sqlite-store.ts';
@@ -245,6 +245,68 @@ describe('cluster store (WORKERS without REDIS_URL: the primary serves its store
       worker.kill();
       await publisher.close();
       await backing.close();
+    }
+  });
+
+  it("a worker past its channel's bound still gets its calls answered and small messages (a relay `fail`)", async () => {
+    // Review 7, RELAY-5. The primary's channel to the worker delivers, but reports nothing
+    // written out until the end (a worker that reads slowly): what it was sent stays counted.
+    const [workerEnd, hostEnd] = ipcPair();
+    const unwritten: Array<(error: Error | null) => void> = [];
+    const slow: IpcPort = {
+      ...hostEnd,
+      send: (message, done) => hostEnd.send(message, () => unwritten.push(done)),
+    };
+    const backing = new MemoryStore();
+    const host = new StoreHost(backing);
+    host.attach(slow);
+    const [publisherEnd, publisherHost] = ipcPair();
+    host.attach(publisherHost);
+    const worker = new ClusterStore(workerEnd);
+    const publisher = new ClusterStore(publisherEnd, () => {}, 60_000);
+    const heard: string[] = [];
+    /** Publishes `count` copies of `message` to the worker: how many were refused once each was refused or heard. */
+    const flood = async (message: string, count: number) => {
+      let refused = 0;
+      const before = heard.length;
+      for (let i = 0; i < count; i++) void publisher.publish('relay:to:w', message).catch(() => refused++);
+      await eventually(() => refused + heard.length - before === count, {
+        what: 'every message heard or refused',
+      });
+      return refused;
+    };
+    try {
+      await worker.subscribe('relay:to:w', (message) => heard.push(message));
+      await publisher.set('k', 'v');
+      // A part of nearly the whole bound, then more: the channel is at its bound, bulk is refused.
+      assert.equal(await flood('x'.repeat(MAX_PORT_BYTES - 1_000), 1), 0);
+      assert.equal(await flood('x'.repeat(1_048_576), 4), 4, 'the bound holds');
+      // Small messages (a relay's `fail`, `ack`, `got`) still pass, past the bound...
+      assert.equal(await flood('{"k":"fail","x":"an-exchange-id","n":1}'.padEnd(100), 20), 0);
+      // ...and the worker's own calls are still answered.
+      assert.equal(await worker.get('k'), 'v');
+      // Small items past the bound have a bounded reserve (a sixteenth of it): 4,000 of 1,000 bytes pass it.
+      const refusedSmall = await flood('s'.repeat(1_000), 4_000);
+      assert.ok(refusedSmall > 0, 'the reserve is bounded');
+      // With the reserve used up too, the worker's calls are still answered.
+      assert.equal(await worker.get('k'), 'v');
+    } finally {
+      for (const done of unwritten.splice(0)) done(null);
+      await worker.close();
+      await publisher.close();
+      await backing.close();
+    }
+  });
+
+  it('refuses a call at once while too many await the primary (their answers are never refused)', async () => {
+    const silent: IpcPort = { send: () => {}, on: () => undefined, off: () => undefined };
+    const store = new ClusterStore(silent, () => {}, 60_000);
+    try {
+      const waiting = Array.from({ length: MAX_PENDING_CALLS }, (_, i) => store.get(`k${i}`).catch(() => {}));
+      await assert.rejects(store.get('one more'), /too many/);
+      assert.equal(waiting.length, MAX_PENDING_CALLS);
+    } finally {
+      await store.close();
     }
   });
 

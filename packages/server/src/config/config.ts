@@ -80,6 +80,8 @@ export const DEFAULTS = {
     headersTimeoutMs: 20_000,
     requestTimeoutMs: 60_000,
     keepAliveTimeoutMs: 72_000,
+    // An answer none of whose waiting bytes went out this long (its caller stopped reading).
+    writeIdleTimeoutMs: 60_000,
     // Open connections of every kind (/ws sockets and event streams too): past it, new ones are
     // dropped, so a flood cannot take the file descriptors upstream connections need.
     maxConnections: 10_000,
@@ -237,6 +239,7 @@ const configSchema = z
         headersTimeoutMs: positiveInt,
         requestTimeoutMs: positiveInt,
         keepAliveTimeoutMs: positiveInt,
+        writeIdleTimeoutMs: positiveInt,
         maxConnections: positiveInt,
       })
       // Node refuses a header deadline later than the whole-request one.

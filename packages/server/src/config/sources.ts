@@ -46,6 +46,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['HEADERS_TIMEOUT_MS', ['server', 'headersTimeoutMs'], 'int'],
   ['REQUEST_TIMEOUT_MS', ['server', 'requestTimeoutMs'], 'int'],
   ['KEEP_ALIVE_TIMEOUT_MS', ['server', 'keepAliveTimeoutMs'], 'int'],
+  ['WRITE_IDLE_TIMEOUT_MS', ['server', 'writeIdleTimeoutMs'], 'int'],
   ['MAX_CONNECTIONS', ['server', 'maxConnections'], 'int'],
   ['UPSTREAM_TIMEOUT_MS', ['upstream', 'timeoutMs'], 'int'],
   ['UPSTREAM_CONNECT_TIMEOUT_MS', ['upstream', 'connectTimeoutMs'], 'int'],

@@ -48,6 +48,8 @@ export function registerRequestLogging(
           reqId: request.id,
           method: request.method,
           url: redactUrl(request.url),
+          // The caller's (behind trusted proxies; a relayed request's as its relaying instance saw it).
+          remoteAddress: request.ip,
           mcpMethod: request.mcpMethod,
           target: request.targetHost,
           status: reply.statusCode,

@@ -12,6 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.ts';
 import type { Principal } from '../identity/principal.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import { onResponseClosed } from '../response-closed.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
 import { type RelayQuota, relayInterrupted } from './relay-quota.ts';
 import {
@@ -93,12 +94,22 @@ export function relayTo(
       held = bytes;
       return true;
     };
-    const finish = () => {
-      span?.end();
-      settled = true;
+    let released = false;
+    /** Gives back what the exchange counted against the quota (once). */
+    const release = () => {
+      if (released) return;
+      released = true;
       side.quota.hold(principalKey, -held);
       held = 0;
       side.quota.leave(principalKey);
+    };
+    const finish = () => {
+      span?.end();
+      settled = true;
+      // What the answer holds (a gathered JSON Buffer, the stream's queue) is held until the
+      // response is written out or its caller gone, not when the owner's last part arrived: a
+      // caller that does not read keeps its exchange and bytes counted (review 7, RELAY-4).
+      onResponseClosed(raw, release);
       side.outgoing.delete(x);
       clearTimeout(silence);
       stopWatching();
@@ -248,6 +259,7 @@ export function relayTo(
           span === undefined ? relayedHeaders(request) : { ...relayedHeaders(request), ...span.headers() },
         ...(request.body === undefined ? {} : { body: JSON.stringify(relayedBody(request)) }),
         principal: request.identity as Principal,
+        address: request.ip,
       })
       .catch(interrupted);
   });

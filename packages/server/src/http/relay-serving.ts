@@ -12,11 +12,13 @@ import { streamAnswer } from './relay-answer.ts';
 import { ExchangeCredit, type InFlightBytes } from './relay-credit.ts';
 import type { RelayLimits, RelayQuota } from './relay-quota.ts';
 import {
+  addressOf,
   ExchangeSequence,
   type Inject,
   KEEPALIVE_MS,
   LIVENESS_MS,
   type OpenMessage,
+  principalOf,
   RELAY_HEADER,
   type RelayMessage,
   type Unnumbered,
@@ -70,17 +72,14 @@ export interface OwnerSide {
 export async function serveRelayed(side: OwnerSide, open: OpenMessage, remembered: boolean): Promise<void> {
   const { x, from } = open;
   const sequence = new ExchangeSequence(0, 0);
-  // The open is parsed, not validated: one without a principal is refused, never thrown on.
-  const principalKey = (open.principal as Partial<Principal> | undefined)?.principalKey;
-  if (
-    !remembered ||
-    typeof principalKey !== 'string' ||
-    side.incoming.has(x) ||
-    !side.quota.admits(principalKey)
-  ) {
+  // The open is parsed JSON: one whose principal is not shaped as one is refused, never run.
+  const principal = principalOf(open.principal);
+  const principalKey = principal?.principalKey;
+  if (!remembered || principalKey === undefined || side.incoming.has(x) || !side.quota.admits(principalKey)) {
     await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }
+  const address = addressOf(open.address);
   const controller = new AbortController();
   /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
   let told = false;
@@ -118,7 +117,7 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage, remembere
   // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
   // reading the answer once the request body has been read, and the route would run on.
   side.admitted.set(x, {
-    principal: open.principal,
+    principal: principal as Principal,
     responds: (response) => {
       if (controller.signal.aborted) response.destroy();
       else controller.signal.addEventListener('abort', () => response.destroy(), { once: true });
@@ -139,6 +138,7 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage, remembere
       url: open.url,
       headers: { ...open.headers, [RELAY_HEADER]: x },
       ...(open.body === undefined ? {} : { payload: open.body }),
+      ...(address === undefined ? {} : { remoteAddress: address }),
       payloadAsStream: true,
       signal: controller.signal,
     });

@@ -4,6 +4,7 @@
  * messages, what of a request and of its answer crosses, and how the owner streams the answer
  * back in parts. The proxy credential never does.
  */
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { bearerOf } from '../identity/hook.ts';
@@ -29,6 +30,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
   'transfer-encoding',
   'content-length',
   'upgrade',
+  // The owner hears the caller's address in the open itself, as this instance resolved it.
+  'x-forwarded-for',
   RELAY_HEADER,
 ]);
 /** Answer headers the receiving instance sets itself (hop-by-hop, its own CORS). */
@@ -54,6 +57,8 @@ export interface OpenMessage {
   readonly headers: Record<string, string>;
   readonly body?: string;
   readonly principal: Principal;
+  /** The caller's address as the relaying instance resolved it (its socket, trusted proxies). */
+  readonly address?: string;
 }
 
 /**
@@ -176,6 +181,71 @@ export function decodeRelayMessage(
   return { message: message as RelayMessage, data };
 }
 
+/** The kinds of {@link Principal.auth}. */
+const AUTH_KINDS = new Set<unknown>(['static', 'minted', 'oidc']);
+
+/**
+ * The principal an `open` carries, when it is shaped as one: a copy of the fields a principal
+ * has, each of its type; undefined for anything else (the owner refuses the open). Whoever can
+ * publish to an unsealed store could send any JSON here.
+ */
+export function principalOf(value: unknown): Principal | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const p = value as Record<string, unknown>;
+  const grants = grantsOf(p.grants);
+  if (
+    !isText(p.id) ||
+    !isText(p.principalKey) ||
+    !isText(p.subject) ||
+    !AUTH_KINDS.has(p.auth) ||
+    grants === undefined ||
+    !(p.expiresAt === undefined || Number.isFinite(p.expiresAt)) ||
+    !(p.origin === undefined || isText(p.origin)) ||
+    !(p.credentialId === undefined || isText(p.credentialId))
+  )
+    return undefined;
+  return {
+    id: p.id,
+    principalKey: p.principalKey,
+    subject: p.subject,
+    auth: p.auth as Principal['auth'],
+    grants,
+    ...(p.expiresAt === undefined ? {} : { expiresAt: p.expiresAt as number }),
+    ...(p.origin === undefined ? {} : { origin: p.origin }),
+    ...(p.credentialId === undefined ? {} : { credentialId: p.credentialId }),
+  };
+}
+
+function grantsOf(value: unknown): Principal['grants'] | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const g = value as Record<string, unknown>;
+  const names = (list: unknown) => list === undefined || (Array.isArray(list) && list.every(isText));
+  if (
+    !names(g.servers) ||
+    !names(g.urls) ||
+    !names(g.tools) ||
+    !(g.rateClass === undefined || isText(g.rateClass)) ||
+    !(g.admin === undefined || typeof g.admin === 'boolean')
+  )
+    return undefined;
+  return {
+    ...(g.servers === undefined ? {} : { servers: g.servers as string[] }),
+    ...(g.urls === undefined ? {} : { urls: g.urls as string[] }),
+    ...(g.tools === undefined ? {} : { tools: g.tools as string[] }),
+    ...(g.rateClass === undefined ? {} : { rateClass: g.rateClass as string }),
+    ...(g.admin === undefined ? {} : { admin: g.admin as boolean }),
+  };
+}
+
+/** The caller's address an `open` carries, when it is an IP address; undefined otherwise. */
+export function addressOf(value: unknown): string | undefined {
+  return typeof value === 'string' && isIP(value) !== 0 ? value : undefined;
+}
+
+function isText(value: unknown): value is string {
+  return typeof value === 'string';
+}
+
 /** What the owner's `inject` answers (Fastify's, with `payloadAsStream`). */
 export interface InjectedAnswer {
   readonly statusCode: number;
@@ -189,6 +259,8 @@ export type Inject = (options: {
   url: string;
   headers: Record<string, string>;
   payload?: string;
+  /** The caller's address, as the request's socket shows it (`inject`'s own is 127.0.0.1). */
+  remoteAddress?: string;
   payloadAsStream: true;
   signal: AbortSignal;
 }) => Promise<InjectedAnswer>;

@@ -73,6 +73,17 @@ export function storeItems(message: {
  * reads too slowly beyond (a pub/sub message carries up to a relay part).
  */
 export const MAX_PORT_BYTES = 16 * 1_048_576;
+/**
+ * Items of at most this many bytes (a relay's `ack`, `got`, `cancel`, `fail`) may still go past
+ * {@link MAX_PORT_BYTES}, into a reserve of a sixteenth of it: bulk (relay parts) cannot hold
+ * back the few words that end or pace an exchange (review 7, RELAY-5).
+ */
+const SMALL_ITEM_BYTES = 4_096;
+/**
+ * Calls a worker may have awaiting the primary; one more is refused at once. It bounds the
+ * answers the primary may owe a worker, which are therefore never refused (review 7, RELAY-5).
+ */
+export const MAX_PENDING_CALLS = 10_000;
 
 /** Hears that an item pushed on a {@link PortBatcher} went out (null) or never will. */
 export type Sent = (error: Error | null) => void;
@@ -98,10 +109,16 @@ export class PortBatcher {
     this.#maxBytes = maxBytes;
   }
 
-  /** Queues `item`; false (and `sent` not called) when the port is past its bound in bytes. */
+  /**
+   * Queues `item`; false (and `sent` not called) when the port is past its bound in bytes (a
+   * small item: past the reserve beyond it). An answer to a call is always taken: the calling
+   * side bounds how many it awaits ({@link MAX_PENDING_CALLS}).
+   */
   push(item: StoreCall | StoreReply, sent?: Sent): boolean {
     const bytes = sizeOf(item);
-    if (this.#bytes > 0 && this.#bytes + bytes > this.#maxBytes) return false;
+    const answer = item.mcppStore === 'result' || item.mcppStore === 'error';
+    const bound = bytes <= SMALL_ITEM_BYTES ? this.#maxBytes + this.#maxBytes / 16 : this.#maxBytes;
+    if (!answer && this.#bytes > 0 && this.#bytes + bytes > bound) return false;
     this.#bytes += bytes;
     this.#queuedBytes += bytes;
     this.#queue.push(item);
@@ -259,6 +276,8 @@ export class ClusterStore implements Store {
 
   #call(op: StoreOp, args: readonly (string | number | null)[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error('the store is closed'));
+    if (this.#pending.size >= MAX_PENDING_CALLS)
+      return Promise.reject(new Error('too many store calls await the primary process'));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -27,6 +27,8 @@ export class StoreHost {
       for (const item of storeItems(message)) {
         if (item.mcppStore !== 'call') continue;
         const call = item as StoreCall;
+        // Answers are always taken, past the channel's bound too: the worker bounds the calls
+        // it awaits, and one refused here would leave it waiting out its timeout.
         this.#answer(out, call, channels).then(
           (value) => out.push({ mcppStore: 'result', id: call.id, value: value ?? null }),
           (error: Error) =>
