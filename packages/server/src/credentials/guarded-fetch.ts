@@ -4,7 +4,6 @@
  * through the egress guard (vetted name, pinned connection), with a deadline, no redirects and a
  * byte cap. The answer is handed back as a plain `Response` so oauth4webapi can process it.
  */
-import { fetch as undiciFetch } from 'undici';
 import type { EgressGuard } from '../egress/types.ts';
 import { readCapped } from '../read-capped.ts';
 
@@ -38,6 +37,8 @@ export function guardedFetch(
     const signal = init.signal
       ? AbortSignal.any([init.signal, AbortSignal.timeout(limits.timeoutMs)])
       : AbortSignal.timeout(limits.timeoutMs);
+    // undici's index, loaded on the broker's first request: nothing else uses it (egress/undici-parts.ts).
+    const { fetch: undiciFetch } = await import('undici');
     const response = await undiciFetch(vetted, {
       method: init.method ?? 'GET',
       headers: Object.fromEntries(new Headers(init.headers as ConstructorParameters<typeof Headers>[0])),
