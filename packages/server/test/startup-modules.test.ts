@@ -1,7 +1,7 @@
 /**
  * Issue #16 (start-up memory): a proxy with the default configuration does not load what that
  * configuration does not use (Redis client, Prometheus client, YAML and .env parsers, Fastify's
- * schema compilers, undici's index and, through it or an ES import of `node:http`, Node's own
+ * schema compilers, jose (until a JWT is verified), undici's index and, through it or an ES import of `node:http`, Node's own
  * bundled undici). Each case builds the app in a fresh child process and lists the packages
  * its module caches hold; turning a feature on must load its package, so the check can see what
  * it looks for. `node bench/startup-rss.ts` measures what this saves.
@@ -26,6 +26,7 @@ const WATCHED = [
   '@opentelemetry/api',
   '@opentelemetry/sdk-trace',
   'undici/index.js',
+  'jose',
 ];
 /** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
 const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
@@ -75,6 +76,10 @@ describe('start-up modules', () => {
       'undici/index.js',
       'node:internal/deps/undici',
     ]);
+  });
+
+  it('sees jose once it is loaded (the first JWT minted or verified)', async () => {
+    assert.deepEqual(await loadedPackages({}, '', 'jose'), ['jose']);
   });
 
   it('loads prom-client once METRICS_TOKEN is set, and dotenv once a .env file exists', async () => {
