@@ -1,7 +1,8 @@
 /**
  * Issue #16 (start-up memory): a proxy with the default configuration does not load what that
  * configuration does not use (Redis client, Prometheus client, YAML and .env parsers, Fastify's
- * schema compilers, jose (until a JWT is verified), undici's index and, through it or an ES import of `node:http`, Node's own
+ * schema compilers, jose (until a JWT is verified), the held-session transports and era bridge
+ * (until a session is held), undici's index and, through it or an ES import of `node:http`, Node's own
  * bundled undici). Each case builds the app in a fresh child process and lists the packages
  * its module caches hold; turning a feature on must load its package, so the check can see what
  * it looks for. `node bench/startup-rss.ts` measures what this saves.
@@ -27,6 +28,14 @@ const WATCHED = [
   '@opentelemetry/sdk-trace',
   'undici/index.js',
   'jose',
+];
+/** Our own modules a proxy that only passes requests through never needs: held-session transports, the era bridge. */
+const OWN_WATCHED = [
+  'upstream/stdio.ts',
+  'upstream/sse.ts',
+  'upstream/websocket.ts',
+  'dispatch/auto-http.ts',
+  'eras/era-switch.ts',
 ];
 /** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
 const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
@@ -55,6 +64,7 @@ async function loadedPackages(env: Record<string, string>, dotenv = '', andThen 
     const cached = [...Object.keys(createRequire(import.meta.url).cache), ...esm];
     const watched = ${JSON.stringify(WATCHED)};
     const loaded = watched.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + (name.endsWith('.js') ? '' : '/'))));
+    for (const file of ${JSON.stringify(OWN_WATCHED)}) if (esm.some((url) => url.endsWith('/packages/server/src/' + file))) loaded.push(file);
     if (process.moduleLoadList.includes(${JSON.stringify(NODE_UNDICI)})) loaded.push('node:internal/deps/undici');
     process.stdout.write(JSON.stringify(loaded));
     await app.close();
@@ -76,6 +86,11 @@ describe('start-up modules', () => {
       'undici/index.js',
       'node:internal/deps/undici',
     ]);
+  });
+
+  it('sees the era bridge once it is loaded (the first held session)', async () => {
+    const bridge = new URL('../src/eras/era-switch.ts', import.meta.url).href;
+    assert.deepEqual(await loadedPackages({}, '', bridge), ['eras/era-switch.ts']);
   });
 
   it('sees jose once it is loaded (the first JWT minted or verified)', async () => {
