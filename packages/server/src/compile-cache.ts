@@ -2,7 +2,7 @@
  * @module compile-cache
  * Node's compile cache for the proxy's own process (issue #16: start-up memory). Node strips the
  * types of every `.ts` file it loads with a WebAssembly compiler that, once instantiated, holds
- * ~8 MiB for the life of the process. The compile cache keeps its output, so a later start loads
+ * ~15 MiB for the life of the process. The compile cache keeps its output, so a later start loads
  * those files without it; but only `NODE_COMPILE_CACHE` in the environment covers the entry
  * file, which Node strips before any of its code runs. So the entry turns the cache on and, if
  * the environment did not, replaces its own process image (same pid, same standard streams,
