@@ -22,6 +22,9 @@ import { constants, enableCompileCache } from 'node:module';
  */
 export function startWithCompileCache(directory: string): void {
   if (enableCompileCache(directory).status !== constants.compileCacheStatus.ENABLED) return;
+  // A process started with the variable set (by the operator, or by the exec below) never execs:
+  // should Node have failed to enable the cache from it, this call may have, and must not loop.
+  if (process.env.NODE_COMPILE_CACHE !== undefined) return;
   if (process.channel !== undefined || process.execve === undefined) return;
   if (process.execArgv.some((flag) => flag.startsWith('--inspect') || flag.startsWith('--debug'))) return;
   try {
