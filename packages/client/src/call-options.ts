@@ -1,8 +1,10 @@
 /**
  * @module call-options
  * What each call of the client accepts besides its params: a signal, a deadline, a progress
- * listener, a page cursor; and the listings `iterate()` walks.
+ * listener, a page cursor; and the listings `iterate()` walks, page by page.
  */
+import { MCPProxyError } from './errors.ts';
+import { invalid } from './options.ts';
 import type {
   CompleteParams,
   Cursor,
@@ -64,4 +66,38 @@ export const LIST_METHODS = Object.freeze({
 /** The params of a list request for the page at `cursor` (none for the first page). */
 export function page(options: { cursor?: Cursor | undefined } | undefined): { cursor: Cursor } | undefined {
   return options?.cursor === undefined ? undefined : { cursor: options.cursor };
+}
+
+/** Asks for one page of a listing: the client's `request()`, with its sign-in retry. */
+export type PageRequest = (
+  method: (typeof LIST_METHODS)[keyof Listings],
+  params: { cursor: Cursor } | undefined,
+) => Promise<Record<string, unknown>>;
+
+/**
+ * Every item of the `kind` listing, one page at a time through `list`. A page without the
+ * listing's array, or a cursor the server already gave, fails with `invalid_response`.
+ */
+export async function* walkListing<K extends keyof Listings>(
+  kind: K,
+  list: PageRequest,
+): AsyncGenerator<Listings[K], void> {
+  const method: (typeof LIST_METHODS)[keyof Listings] = LIST_METHODS[kind];
+  if (method === undefined) throw invalid('kind', `must be one of ${Object.keys(LIST_METHODS).join(', ')}`);
+  const seen = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const result = await list(method, page({ cursor }));
+    const items = result[kind];
+    if (!Array.isArray(items)) {
+      throw new MCPProxyError('invalid_response', `The ${method} result has no "${kind}" array.`);
+    }
+    yield* items as Listings[K][];
+    cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+    // A server repeating a cursor would loop forever; stop it (every loop bounded).
+    if (cursor !== undefined && seen.has(cursor)) {
+      throw new MCPProxyError('invalid_response', `${method} returned the cursor ${cursor} twice.`);
+    }
+    if (cursor !== undefined) seen.add(cursor);
+  } while (cursor !== undefined);
 }

@@ -9,24 +9,18 @@
 import { type AuthorizeOptions, openSignIn, SignInGate } from './auth-required.ts';
 import {
   type CompleteOptions,
-  LIST_METHODS,
   type Listings,
   type ListOptions,
   page,
   type RequestArgs,
   type RequestOptions,
+  walkListing,
 } from './call-options.ts';
+import { Calls } from './calls.ts';
 import { type Disconnected, endConnection, listConnections, type UpstreamConnection } from './connections.ts';
 import { MCPProxyError, McpError, NotSupportedError, UpstreamAuthRequiredError } from './errors.ts';
 import { type ClientEventMap, Emitter, type Listener } from './events.ts';
-import { isObject } from './json.ts';
-import {
-  checkTimeout,
-  invalid,
-  type MCPProxyClientOptions,
-  type ResolvedOptions,
-  resolveOptions,
-} from './options.ts';
+import { invalid, type MCPProxyClientOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import { type RequestHandler, ServerRequests } from './server-requests.ts';
 import type { SignInResult } from './sign-in.ts';
 import { abortable, callSignal } from './signals.ts';
@@ -40,13 +34,11 @@ import type {
   EmptyResult,
   GetPromptResult,
   InitializeResult,
-  JsonRpcResponse,
   ListPromptsResult,
   ListResourcesResult,
   ListResourceTemplatesResult,
   ListToolsResult,
   LoggingLevel,
-  ProgressToken,
   PromptReference,
   ReadResourceResult,
   ResourceTemplateReference,
@@ -80,10 +72,9 @@ export class MCPProxyClient {
   readonly #events = new Emitter();
   readonly #lifetime = new AbortController();
   readonly #handlers = new ServerRequests();
-  readonly #progress = new Map<ProgressToken, NonNullable<RequestOptions['onprogress']>>();
   readonly #sockets = new Set<WebSocket>();
   readonly #signIns = new SignInGate();
-  #nextId = 1;
+  readonly #calls: Calls;
   #initializeResult: InitializeResult | undefined;
 
   /** Validates `options` (throws `InvalidInputError`); sends nothing yet. */
@@ -91,14 +82,12 @@ export class MCPProxyClient {
     this.#options = resolveOptions(options);
     this.#transport = createTransport(this.#options, {
       onnotification: (notification) => {
-        if (notification.method === 'notifications/progress') {
-          const listener = this.#progress.get(notification.params.progressToken);
-          if (listener) Emitter.safely(listener, notification.params);
-        }
+        this.#calls.progressed(notification);
         this.#events.emit(notification);
       },
       onrequest: (request, signal) => this.#handlers.answer(request, signal),
     });
+    this.#calls = new Calls(this.#transport, this.#options.timeoutMs, this.#lifetime.signal);
   }
 
   /** The MCP session id after `initialize()`, if the server uses sessions. */
@@ -141,7 +130,7 @@ export class MCPProxyClient {
     const params = { protocolVersion, capabilities, clientInfo };
     const result = signIn
       ? await this.request('initialize', params, options)
-      : await this.#request('initialize', params, options);
+      : await this.#calls.request('initialize', params, options);
     // MCP lifecycle: later requests carry the version the server chose (spec 2025-06-18, basic/transports).
     this.#transport.setProtocolVersion(result.protocolVersion);
     await this.notify('notifications/initialized', undefined, options);
@@ -229,28 +218,8 @@ export class MCPProxyClient {
    * for await (const tool of client.iterate('tools')) console.log(tool.name);
    * ```
    */
-  async *iterate<K extends keyof Listings>(
-    kind: K,
-    options?: RequestOptions,
-  ): AsyncGenerator<Listings[K], void> {
-    const method: (typeof LIST_METHODS)[keyof Listings] = LIST_METHODS[kind];
-    if (method === undefined) throw invalid('kind', `must be one of ${Object.keys(LIST_METHODS).join(', ')}`);
-    const seen = new Set<string>();
-    let cursor: string | undefined;
-    do {
-      const result: Record<string, unknown> = await this.request(method, page({ cursor }), options);
-      const items = result[kind];
-      if (!Array.isArray(items)) {
-        throw new MCPProxyError('invalid_response', `The ${method} result has no "${kind}" array.`);
-      }
-      yield* items as Listings[K][];
-      cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
-      // A server repeating a cursor would loop forever; stop it (every loop bounded).
-      if (cursor !== undefined && seen.has(cursor)) {
-        throw new MCPProxyError('invalid_response', `${method} returned the cursor ${cursor} twice.`);
-      }
-      if (cursor !== undefined) seen.add(cursor);
-    } while (cursor !== undefined);
+  iterate<K extends keyof Listings>(kind: K, options?: RequestOptions): AsyncGenerator<Listings[K], void> {
+    return walkListing(kind, (method, params) => this.request(method, params, options));
   }
 
   /**
@@ -267,7 +236,7 @@ export class MCPProxyClient {
     const [params, options] = args;
     if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
     try {
-      return await this.#request(method, params, options);
+      return await this.#calls.request(method, params, options);
     } catch (error) {
       if (!(error instanceof UpstreamAuthRequiredError) || this.#options.onAuthRequired === undefined) {
         throw error;
@@ -275,7 +244,7 @@ export class MCPProxyClient {
       await this.#signedIn(error, options?.signal);
       // A failed initialize may have left a session id behind (ws: see #signedIn).
       if (method === 'initialize' && this.#options.transport !== 'ws') this.#transport.resetSession();
-      return this.#request(method, params, options);
+      return this.#calls.request(method, params, options);
     }
   }
 
@@ -311,8 +280,7 @@ export class MCPProxyClient {
   /** Sends a notification (no answer), e.g. `notifications/roots/list_changed`. */
   async notify(method: string, params?: Record<string, unknown>, options?: RequestOptions): Promise<void> {
     if (typeof method !== 'string' || method === '') throw invalid('method', 'must be a non-empty string');
-    const message = { jsonrpc: '2.0' as const, method, ...(params === undefined ? {} : { params }) };
-    await this.#send(options, (signal) => this.#transport.notify(message, { signal }));
+    await this.#calls.notify(method, params, options);
   }
 
   /**
@@ -392,7 +360,7 @@ export class MCPProxyClient {
    * ```
    */
   connections(options?: RequestOptions): Promise<UpstreamConnection[]> {
-    return this.#send(options, (signal) => listConnections(this.#options, signal));
+    return this.#calls.send(options, (signal) => listConnections(this.#options, signal));
   }
 
   /**
@@ -404,7 +372,7 @@ export class MCPProxyClient {
    */
   disconnect(server: string, options?: RequestOptions): Promise<Disconnected[]> {
     if (typeof server !== 'string' || server === '') throw invalid('server', 'must be a non-empty string');
-    return this.#send(options, (signal) => endConnection(this.#options, server, signal));
+    return this.#calls.send(options, (signal) => endConnection(this.#options, server, signal));
   }
 
   /**
@@ -418,35 +386,6 @@ export class MCPProxyClient {
     this.#handlers.clear();
     for (const socket of this.#sockets) socket.close(1000, 'client closed');
     await this.#transport.close();
-  }
-
-  /** Sends one request; a JSON-RPC error answer throws {@link McpError}. */
-  async #request<M extends string>(
-    method: M,
-    params: unknown,
-    options: RequestOptions | undefined,
-  ): Promise<ResultOf<M>> {
-    const id = this.#nextId++;
-    let sent = params as Record<string, unknown> | undefined;
-    const onprogress = options?.onprogress;
-    if (onprogress !== undefined) {
-      if (typeof onprogress !== 'function') throw invalid('onprogress', 'must be a function');
-      // MCP "Progress": the token is ours to choose; the request id is unique per client.
-      const meta = isObject(sent?._meta) ? sent._meta : {};
-      sent = { ...sent, _meta: { ...meta, progressToken: id } };
-      this.#progress.set(id, onprogress);
-    }
-    const message = { jsonrpc: '2.0' as const, id, method, ...(sent === undefined ? {} : { params: sent }) };
-    let response: JsonRpcResponse;
-    try {
-      response = await this.#send(options, (signal) => this.#transport.request(message, { signal }));
-    } finally {
-      this.#progress.delete(id);
-    }
-    if ('error' in response) {
-      throw new McpError(response.error.code, response.error.message, response.error.data);
-    }
-    return response.result as ResultOf<M>;
   }
 
   /**
@@ -479,22 +418,6 @@ export class MCPProxyClient {
       if (!(await abortable(outcome, wait.signal))) throw error;
     } finally {
       wait.dispose();
-    }
-  }
-
-  /** Runs one exchange under the call's signal: caller's signal, close() and the deadline. */
-  async #send<T>(
-    options: RequestOptions | undefined,
-    exchange: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
-    const timeoutMs = options?.timeoutMs ?? this.#options.timeoutMs;
-    checkTimeout(timeoutMs, 'timeoutMs');
-    const call = callSignal([options?.signal, this.#lifetime.signal], timeoutMs);
-    try {
-      if (call.signal.aborted) throw call.signal.reason;
-      return await abortable(exchange(call.signal), call.signal);
-    } finally {
-      call.dispose();
     }
   }
 }

@@ -51,6 +51,7 @@ export type ProxyErrorCode =
   | 'shutting_down'
   | 'json_too_deep'
   | 'too_many_in_flight'
+  | 'search_limit'
   | 'overloaded'
   | 'relay_interrupted'
   | 'batch_too_large'
@@ -78,6 +79,9 @@ export type ProxyErrorCode =
   | 'upstream_auth_declined'
   | 'oauth_connection_not_found'
   | 'upstream_auth_ended'
+  | 'oauth_code_invalid'
+  | 'oauth_user_mismatch'
+  | 'oauth_login_failed'
   | 'internal_error';
 
 /** Codes the client raises itself, without an answer from the proxy. */

@@ -66,6 +66,7 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   // Another instance holds the session and did not finish relaying: retry after Retry-After.
   relay_interrupted: RateLimitError,
   batch_too_large: InvalidInputError,
+  search_limit: RateLimitError,
   client_not_built: MCPProxyError,
   handshake_timeout: MCPProxyError,
   // Identity (the proxy's docs/identity.md): a user token that is wrong, old, revoked, used from
@@ -95,6 +96,10 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   oauth_connection_not_found: InvalidInputError,
   // The user ended the socket's upstream sign-in: a new socket asks for one again.
   upstream_auth_ended: UpstreamAuthError,
+  // A sign-in link opened without its app (the proxy's docs/oauth.md): the proxy's own pages say these.
+  oauth_code_invalid: ProxyAuthError,
+  oauth_user_mismatch: ProxyAuthError,
+  oauth_login_failed: MCPProxyError,
   internal_error: MCPProxyError,
 });
 

@@ -14,21 +14,15 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
-import { UpstreamConnector, type UpstreamTarget } from './dispatch/connector.ts';
-import { EraDetector, EraVerdicts } from './dispatch/era-detector.ts';
-import { HeldSessions } from './dispatch/held-sessions.ts';
-import { DispatchPlanner } from './dispatch/plan.ts';
-import { TargetResolver } from './dispatch/targets.ts';
-import { TransportVerdicts } from './dispatch/transport-verdicts.ts';
-import { VET_CACHE_DEFAULTS } from './dispatch/vet-cache.ts';
-import { ReloadableGuard } from './egress/reloadable-guard.ts';
+import type { TargetResolver } from './dispatch/targets.ts';
+import { buildDispatch } from './dispatch/wiring.ts';
 import type { Resolver } from './egress/types.ts';
-import { type ErrorCode, ProxyError } from './errors.ts';
+import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { buildRelay } from './http/relay-wiring.ts';
+import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
 import type { AuditDestination } from './identity/audit-trail.ts';
@@ -42,13 +36,13 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { InstanceRoster } from './observability/instance-roster.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
 import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
-import { ModernSessionPool } from './sessions/modern-pool.ts';
 import { SessionStore } from './sessions/store.ts';
 import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
@@ -67,9 +61,7 @@ import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
-import { ChildRegistry } from './upstream/child-registry.ts';
-import { UpstreamHttp } from './upstream/http.ts';
-import { ParamHeaderCatalog } from './upstream/param-headers.ts';
+import type { ChildRegistry } from './upstream/child-registry.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 
@@ -81,18 +73,10 @@ declare module 'fastify' {
      */
     reload(config: Config): string[];
   }
-  interface FastifyRequest {
-    /** MCP method of the forwarded message, for the access log. */
-    mcpMethod: string | undefined;
-    /** Upstream host, for the access log. */
-    targetHost: string | undefined;
-    /** Stable error code of a failed request, for the access log. */
-    errorCode: ErrorCode | undefined;
-  }
 }
 
 /** Injectable collaborators (tests use them; production takes the defaults). */
-export interface AppDeps {
+export interface AppDeps extends RelayAppDeps {
   /** Where log lines go (default: stdout). */
   readonly logDestination?: DestinationStream;
   /** DNS resolver for the egress guard. */
@@ -118,8 +102,6 @@ export interface AppDeps {
   readonly auditDestination?: AuditDestination;
 }
 
-const VERDICT_TTL_MS = 10 * 60_000;
-const VERDICT_MAX_ENTRIES = 1_000;
 /** Bytes an outbound event stream may queue for a slow reader before it is closed. */
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
 /** Interval of keep-alive comments on outbound event streams. */
@@ -144,32 +126,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         sessions: () => sessionCounts(sessions.values(), openSockets()),
       })
     : undefined;
-  const guard = new ReloadableGuard(
-    config.egress,
-    {
-      connectTimeoutMs: config.upstream.connectTimeoutMs,
-      agent: { connections: config.upstream.maxConnectionsPerOrigin },
-      ...(deps.resolver ? { resolver: deps.resolver } : {}),
-    },
-    status && ((host, reason) => status.egressRefusal(host, reason)),
-  );
   const metrics = await ProxyMetrics.create(
     { sessions: () => sessions.size, sockets: () => openSockets() },
     { enabled: config.metricsToken !== undefined },
   );
   // Off (no SDK loaded, no hooks) unless an OTLP endpoint is configured (issue 21).
   const tracing = await Tracing.create(config.tracing);
-  const http = new UpstreamHttp(guard, {
-    timeoutMs: config.upstream.timeoutMs,
-    responseLimitBytes: config.upstream.responseLimitBytes,
-    onTiming: status
-      ? (outcome, seconds, url, failure) => {
-          metrics.upstream(outcome, seconds);
-          status.upstream(url, outcome, seconds, failure);
-        }
-      : (outcome, seconds) => metrics.upstream(outcome, seconds),
-    tracing,
-  });
   // One store for shared state (issue 17): rate counters, revocations, and what issues 18 and 19
   // add; a test may pass its own, or a rate store of its own (a slow one).
   let store: Store;
@@ -231,8 +193,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reachable.stillReaches(targetKey, grants, new Set()),
   );
   await identity.listen();
-  // Any instance serves any request (issue 19): who holds which session, the relay to it, and
-  // the sealer of session ids under a key every instance shares.
+  // Any instance serves any request (issue 19): session owners, the relay, the shared sealer.
   const cluster = await buildRelay(config, {
     app,
     store,
@@ -240,44 +201,32 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     logger,
     tracing,
+    ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
   const { ownership, relay, sealer } = cluster;
+  // Other instances' counts on the status page, with a store they share (issue 21).
+  const roster =
+    status && cluster.shared ? InstanceRoster.forStatus(status, { store, clock, logger }) : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
   // before its id reaches the caller (issue 19).
   const holdSession = holdSessionHook(holdings, sessions, relay.claim);
-  const verdicts = new TransportVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now });
-  const paramHeaders = new ParamHeaderCatalog({ now });
-  const eras = new EraDetector({
-    http,
-    verdicts: new EraVerdicts({ ttlMs: VERDICT_TTL_MS, maxEntries: VERDICT_MAX_ENTRIES, now }),
-    timeoutMs: config.upstream.timeoutMs,
-  });
   let currentServers = config.servers;
-  const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
-  const connector = new UpstreamConnector({
-    guard,
-    http,
+  // The way out (egress guard, upstream HTTP, targets, connector, session openers, planner).
+  const { guard, http, paramHeaders, targets, held, pool, planner, verdictChannels } = buildDispatch(config, {
     logger,
-    timeoutMs: config.upstream.timeoutMs,
-    responseLimitBytes: config.upstream.responseLimitBytes,
-    verdicts,
-    paramHeaders,
-    eras,
-    // A call waiting on a modern client's input is held as long as an idle session would be.
-    inputDeadlineMs: config.sessions.idleTimeoutMs,
-    children: deps.children ?? new ChildRegistry(),
-    handleTag: ownership.instanceId,
-    tracing: tracing.enabled ? tracing : undefined,
-  });
-  const held = new HeldSessions({
+    now,
     sessions,
-    connector,
-    ...(status && { onOpen: openingsOf(status) }),
+    metrics,
+    status,
+    tracing,
+    instanceId: ownership.instanceId,
+    resolver: deps.resolver,
+    children: deps.children,
+    onOpen: status && openingsOf(status),
+    verdictStore: namespaced(store, 'verdicts:'),
+    onVerdictStoreError: throttledWarning(logger, 'shared store unreachable: upstream verdicts not shared'),
   });
-  const pool = new ModernSessionPool<UpstreamTarget>({
-    sessions,
-    open: (owner, target) => held.open(owner, target),
-  });
+  await verdictChannels.listen();
   // What a reload lets a running request or session keep: a virtual server's name is no
   // configured server's, and its members are reached through it.
   const reachable: Pick<TargetResolver, 'stillReaches'> = {
@@ -287,17 +236,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
   };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
-  const planner = new DispatchPlanner({ verdicts, eras });
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
   const broker = buildBroker(config, {
     store,
     guard,
     keys: vaultKeys,
-    switchedOn: () => current.oauthBroker,
+    settings: () => current,
     publicUrl: identity.publicUrl,
     servers: () => currentServers,
-    issuerClients: () => current.oauthClients,
     now,
     tracing,
   });
@@ -314,6 +261,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
+    now,
   });
   const forwarder = new Forwarder({
     broker,
@@ -342,12 +290,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     http,
     sealer,
     passThrough: new PassThrough(http, sealer),
-    bridge: new HeldSessionHandler({
-      sessions,
-      held,
-      timeoutMs: config.upstream.timeoutMs,
-      stream,
-    }),
+    bridge: new HeldSessionHandler({ sessions, held, timeoutMs: config.upstream.timeoutMs, stream }),
     modern: new PooledSessionHandler({ pool, paramHeaders, timeoutMs: config.upstream.timeoutMs, stream }),
     inbound: access,
     timeoutMs: config.upstream.timeoutMs,
@@ -355,6 +298,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     broker,
     signIn: new SignInRounds(vaultKeys, now),
     virtual,
+    stream,
   });
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -384,7 +328,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     if (stop.stopping) reply.header('connection', 'close');
     done(null, payload);
   });
-  if (tracing.enabled) registerTraceHooks(app, tracing);
+  if (tracing.enabled)
+    registerTraceHooks(
+      app,
+      tracing,
+      (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
+    );
   registerRequestLogging(app, metrics, status);
   registerErrorHandlers(app);
 
@@ -485,8 +434,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   app.addHook('onClose', async () => {
     stop.dispose();
+    await roster?.close();
     await identity.close();
     await sessions.closeAll();
+    await verdictChannels.close();
     await guard.close();
     await rateStore.close();
     await store.close();

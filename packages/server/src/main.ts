@@ -211,7 +211,7 @@ async function clusterStore(config: Config) {
   let warned = 0;
   return new ClusterStore(
     {
-      send: (message) => process.send?.(message, undefined, undefined, () => {}),
+      send: (message, done) => process.send?.(message, undefined, undefined, done),
       on: (event, listener) => process.on(event, listener),
       off: (event, listener) => process.off(event, listener),
     },

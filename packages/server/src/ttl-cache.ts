@@ -40,13 +40,23 @@ export class TtlCache<K, V> {
     return entry.value;
   }
 
-  /** Stores `value` for `key`, fresh for the TTL from now; makes room by dropping the oldest write. */
-  set(key: K, value: V): void {
-    if (this.#maxEntries <= 0 || this.#ttlMs <= 0) return;
+  /**
+   * Stores `value` for `key`, fresh for the TTL from now (or `ttlMs`, when shorter: what another
+   * instance learnt earlier has only the rest of its lifetime left); makes room by dropping the
+   * oldest write.
+   */
+  set(key: K, value: V, ttlMs = this.#ttlMs): void {
+    const lifetime = Math.min(ttlMs, this.#ttlMs);
+    if (this.#maxEntries <= 0 || lifetime <= 0) return;
     this.#entries.delete(key);
     // Maps iterate in insertion order, and a write re-inserts: the first key is the oldest write.
     if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as K);
-    this.#entries.set(key, { value, expires: this.#now() + this.#ttlMs });
+    this.#entries.set(key, { value, expires: this.#now() + lifetime });
+  }
+
+  /** Forgets `key`'s entry; true when there was one. */
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
   }
 
   /** Forgets every entry. */

@@ -12,13 +12,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import WebSocket from 'ws';
 import { issuerKey } from '../src/credentials/registration.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
+import { authServerMetadata, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
+import { connectMcp } from './helpers/oauth-proxy.ts';
 import { type OAuthWorld, type OAuthWorldOptions, startOAuthWorld } from './helpers/oauth-world.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -124,7 +124,20 @@ function upstreamTokens(s: Setup): string[] {
 }
 
 describe('upstream OAuth broker on POST /proxy', () => {
-  it("stays out of the way unless OAUTH_BROKER is on: the upstream 401 is the caller's, with its challenge", async () => {
+  it('is on by default when PUBLIC_URL is set (OAUTH_BROKER unset)', async () => {
+    const s = await setup({ OAUTH_BROKER: '' });
+    authRequired(s, await whoami(s, ALICE));
+  });
+
+  it("stays off by default without PUBLIC_URL: the upstream 401 is the caller's", async () => {
+    const s = await setup({ OAUTH_BROKER: '', PUBLIC_URL: '' });
+    const reply = await whoami(s, ALICE);
+    assert.equal(reply.status, 401, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    assert.equal(s.world.as.events.length, 0, 'nothing reached the authorization server');
+  });
+
+  it("stays out of the way with OAUTH_BROKER=false: the upstream 401 is the caller's, with its challenge", async () => {
     const s = await setup({ OAUTH_BROKER: 'false' });
     const reply = await whoami(s, ALICE);
     assert.equal(reply.status, 401, JSON.stringify(reply.body));
@@ -466,17 +479,45 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
     assert.equal(reply.body.error.data.reason, 'pkce_s256_not_offered');
   });
 
-  it('serves the client metadata document only under an https PUBLIC_URL', async () => {
-    const https = await startProxy({ PUBLIC_URL: 'https://proxy.example.com', OAUTH_BROKER: 'true' });
+  it('serves the client metadata document only under an https PUBLIC_URL, for issuers it went to', async () => {
+    // An authorization server that takes the proxy's metadata document as its client id.
+    let base = '';
+    base = await serveHostile(cleanup, (_req, res, url) => {
+      if (url.pathname === '/prm/mcp')
+        return json(res, 200, { resource: `${base}/mcp`, authorization_servers: [`${base}/as`] });
+      if (url.pathname === '/.well-known/oauth-authorization-server/as')
+        return json(res, 200, {
+          ...authServerMetadata(base, `${base}/as`),
+          client_id_metadata_document_supported: true,
+        });
+      return json(res, 401, {}, { 'www-authenticate': `Bearer resource_metadata="${base}/prm/mcp"` });
+    });
+    const https = await startProxy({
+      PUBLIC_URL: 'https://proxy.example.com',
+      OAUTH_BROKER: 'true',
+      PROXY_TOKENS: ALICE,
+    });
     cleanup.push(() => https.close());
     // One document per issuer: its one redirect URI is that issuer's (mix-up defence).
-    const key = issuerKey('https://as.example.com');
-    const doc = await fetch(`${https.url}/oauth/client-metadata/${key}.json`);
+    const key = issuerKey(`${base}/as`);
+    const document = () => fetch(`${https.url}/oauth/client-metadata/${key}.json`);
+    // Review6 D1: not for an issuer the proxy never presented it to.
+    assert.equal((await document()).status, 404);
+    const offered = await postProxy(
+      { url: https.url, token: ALICE },
+      { mcp_server_url: `${base}/mcp`, jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    );
+    assert.equal(offered.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(offered.body));
+    const doc = await document();
     assert.equal(doc.status, 200);
     const body = (await doc.json()) as Record<string, unknown>;
     assert.equal(body.client_id, `https://proxy.example.com/oauth/client-metadata/${key}.json`);
     assert.deepEqual(body.redirect_uris, [`https://proxy.example.com/oauth/callback/${key}`]);
     assert.equal((await fetch(`${https.url}/oauth/client-metadata/nope.json`)).status, 404);
+    assert.equal(
+      (await fetch(`${https.url}/oauth/client-metadata/${issuerKey('https://as.example.com')}.json`)).status,
+      404,
+    );
     const plain = await startProxy({ PUBLIC_URL: 'http://127.0.0.1:9', OAUTH_BROKER: 'true' });
     cleanup.push(() => plain.close());
     assert.equal((await fetch(`${plain.url}/oauth/client-metadata/${key}.json`)).status, 404);
@@ -510,15 +551,7 @@ describe('upstream OAuth broker: discovery, registration, keys', () => {
 describe('upstream OAuth broker on /mcp', () => {
   it('answers a 2025 client with URL elicitation required (-32042), then serves it once signed in', async () => {
     const s = await setup();
-    const connect = async () => {
-      const client = new Client({ name: 'oauth-broker-test', version: '1.0.0' });
-      const transport = new StreamableHTTPClientTransport(new URL(`${s.proxy.url}/mcp`), {
-        requestInit: { headers: { 'x-proxy-token': ALICE, 'x-mcp-server-url': s.world.upstream.url } },
-      });
-      await client.connect(transport);
-      cleanup.push(() => client.close());
-      return client;
-    };
+    const connect = () => connectMcp(s, ALICE, cleanup);
     const error = await connect().then(
       () => assert.fail('connected without signing in'),
       (e: { code?: number; data?: { elicitations?: Array<{ mode: string; url: string }> } }) => e,

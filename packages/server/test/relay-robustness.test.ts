@@ -14,6 +14,7 @@ import { after, afterEach, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_CLOCK } from '../src/clock.ts';
 import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
+import { decodeRelayMessage } from '../src/http/relay-wire.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
@@ -58,12 +59,8 @@ let store: MemoryStore;
 const running: RunningProxy[] = [];
 
 /** A relay message's kind and exchange, when it travels in clear (sealed: neither). */
-function parseRelayed(message: string): { k: string; x: string } {
-  try {
-    return JSON.parse(message) as { k: string; x: string };
-  } catch {
-    return { k: 'sealed', x: '' };
-  }
+function parseRelayed(channel: string, message: string): { k: string; x: string } {
+  return decodeRelayMessage(channel, message, undefined)?.message ?? { k: 'sealed', x: '' };
 }
 
 /** A view of the shared store, tampered with as `tamper` says, that records what it publishes. */
@@ -73,7 +70,7 @@ function view(tamper: Tamper = {}, published: Published[] = []): Store {
     ...shared,
     publish: async (channel, message) => {
       if (tamper.publish && !(await tamper.publish(channel, message))) return;
-      const parsed = parseRelayed(message);
+      const parsed = parseRelayed(channel, message);
       published.push({ channel, k: parsed.k, x: parsed.x, text: message });
       return shared.publish(channel, message);
     },
@@ -558,8 +555,8 @@ it('with SESSION_SECRET, relay messages are sealed: nothing in clear, forged or 
   const answeredBefore = ownerPublished.length;
   // What the instances sealed opens with the secret (the test knows it).
   const box = relayBox([env.SESSION_SECRET]) as RelayBox;
-  const opened = (m: Published) => box.open(m.channel.slice('relay:'.length), m.text);
-  const exchangeOf = (m: Published) => (JSON.parse(opened(m) ?? '{}') as { x?: string }).x;
+  const opened = (m: Published) => decodeRelayMessage(m.channel.slice('relay:'.length), m.text, box);
+  const exchangeOf = (m: Published) => opened(m)?.message.x;
   const sealedOpen = opens[0] as Published;
   await store.publish(sealedOpen.channel, sealedOpen.text);
   // Two exchanges after them, each run whole on the owner.

@@ -2,7 +2,8 @@
  * The `/status` page in Debian's Chromium (issue 21): it runs under its strict CSP (no violation
  * reported), takes the token from the URL fragment and forgets it there, or from its form,
  * shows live counters, upstreams, sessions and egress refusals, writes caller-chosen text as
- * text (a refused host that looks like markup stays text), and refuses a wrong token.
+ * text (a refused host that looks like markup stays text), and refuses a wrong token. A second
+ * instance shares the first one's store: the page lists both, marking the one that answered.
  * `STATUS_SCREENSHOT=docs/status.png` (from the repository root) saves the screenshot the docs use.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +17,9 @@ import type { Browser, Page } from 'playwright-core';
 type InPage = { document: { querySelector(selector: string): { textContent: string | null } | null } };
 
 import { launchChromium } from '../../client/test/helpers/chromium.ts';
+import { SYSTEM_CLOCK } from '../src/clock.ts';
+import { MemoryStore } from '../src/store/memory-store.ts';
+import { namespaced } from '../src/store/store.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 import { type RecordingUpstream, startRecordingUpstream } from './helpers/recording-upstream.ts';
@@ -39,6 +43,8 @@ describe('/status in Chromium', () => {
   let upstream: EverythingServer;
   let stateless: RecordingUpstream;
   let proxy: RunningProxy;
+  let second: RunningProxy;
+  const store = new MemoryStore(SYSTEM_CLOCK);
   let browser: Browser;
   const cspViolations: string[] = [];
 
@@ -52,13 +58,26 @@ describe('/status in Chromium', () => {
         servers: { everything: { url: upstream.url, transport: 'sse' }, tools: { url: stateless.url } },
       }),
     );
-    proxy = await startProxy({
+    const env = {
       MCP_PROXY_CONFIG: config,
       HOST: '127.0.0.1',
       METRICS_TOKEN,
       ADMIN_TOKEN,
       EGRESS_DENIED_HOSTS: 'internal.example',
-    });
+    };
+    proxy = await startProxy(env, { store: namespaced(store, '') });
+    second = await startProxy(env, { store: namespaced(store, '') });
+    // The second instance holds a session of its own.
+    assert.equal(
+      (
+        await postProxy(second, {
+          ...initialize(stateless.url),
+          mcp_server_url: undefined,
+          server: 'everything',
+        })
+      ).status,
+      200,
+    );
     // Some traffic: a held session over HTTP+SSE, calls, refusals (one with a markup-like host).
     const { mcp_server_url: _, ...named } = initialize(upstream.url);
     const opened = await postProxy(proxy, { ...named, server: 'everything' });
@@ -72,6 +91,8 @@ describe('/status in Chromium', () => {
   after(async () => {
     await browser?.close();
     await proxy?.close();
+    await second?.close();
+    await store.close();
     await upstream?.stop();
     await stateless?.stop();
   });
@@ -94,6 +115,14 @@ describe('/status in Chromium', () => {
       const text = await page.textContent('#view');
       assert.match(text ?? '', /held sessions/);
       assert.match((await page.textContent('#sessions')) ?? '', /sse/);
+      // Both instances: a header row and one each (the second is heard within a beat).
+      await page.locator('#instances tr').nth(2).waitFor({ timeout: 10_000 });
+      const instances = (await page.textContent('#instances')) ?? '';
+      assert.equal(instances.match(/\(this one\)/g)?.length, 1, instances);
+      assert.equal(await page.locator('#instances tr').count(), 3, 'a header and both instances');
+      // Sessions by kind and instance: this one's SSE session and sockets, the other's session.
+      const sessions = (await page.textContent('#sessions')) ?? '';
+      assert.ok((sessions.match(/\(this one\)/g) ?? []).length >= 2, sessions);
       const upstreams = (await page.textContent('#upstreams')) ?? '';
       assert.match(upstreams, new RegExp(`everything${new URL(upstream.url).host}up`));
       const refusals = (await page.textContent('#refusals')) ?? '';

@@ -3,12 +3,15 @@
  * thing — memory, a node:sqlite file in a temporary DATA_DIR, and a real redis-server on loopback.
  */
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ClusterStore, type IpcPort } from '../src/store/cluster-store.ts';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { ClusterStore, type IpcPort, MAX_PORT_BYTES } from '../src/store/cluster-store.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { RedisStore } from '../src/store/redis-store.ts';
 import { SQLITE_FILE, SqliteStore } from '../src/store/sqlite-store.ts';
@@ -17,6 +20,35 @@ import { StoreHost } from '../src/store/store-host.ts';
 import { eventually } from './helpers/eventually.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { type RedisServer, startRedis } from './helpers/redis.ts';
+
+/** How much longer the Redis contract's TTLs are than the contract says (see there). */
+const TTL_STRETCH = 100;
+
+/** `store` with every TTL it is given stretched {@link TTL_STRETCH} times; `close` also runs `alsoClose`. */
+function stretchedTtls<T extends Store>(store: T, alsoClose: () => Promise<void>): T {
+  const stretch = (ttlMs: number | undefined) => (ttlMs === undefined ? undefined : ttlMs * TTL_STRETCH);
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      switch (property) {
+        case 'set':
+        case 'setIfAbsent':
+          return (key: string, text: string, ttlMs?: number) => value.call(target, key, text, stretch(ttlMs));
+        case 'replaceIf':
+          return (key: string, expected: string, text: string, ttlMs?: number) =>
+            value.call(target, key, expected, text, stretch(ttlMs));
+        case 'close':
+          return async () => {
+            await value.call(target);
+            await alsoClose();
+          };
+        default:
+          return value.bind(target);
+      }
+    },
+  });
+}
 
 /** The contract every store keeps. `advance` moves its time past a TTL. */
 function contract(
@@ -54,6 +86,24 @@ function contract(
         assert.equal(await store.setIfAbsent('lock', 'you', 200), true, 'an expired claim is free');
         assert.equal(await store.deleteIf('lock', 'you'), true);
         assert.equal(await store.get('lock'), undefined);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('replaces a value only while it still holds the one expected (compare-and-set)', async () => {
+      const { store, advance } = await open();
+      try {
+        await store.set('slot', 'read');
+        await store.set('slot', 'newer');
+        assert.equal(await store.replaceIf('slot', 'read', 'mine', 200), false, 'lost to a newer write');
+        assert.equal(await store.get('slot'), 'newer');
+        assert.equal(await store.replaceIf('slot', 'newer', 'mine', 200), true);
+        assert.equal(await store.get('slot'), 'mine');
+        await advance(300);
+        assert.equal(await store.get('slot'), undefined, 'the new TTL holds');
+        assert.equal(await store.replaceIf('slot', 'mine', 'again'), false, 'nothing live to replace');
+        assert.equal(await store.get('slot'), undefined);
       } finally {
         await store.close();
       }
@@ -107,7 +157,11 @@ function ipcPair(): [IpcPort, IpcPort] {
   const left = new EventEmitter();
   const right = new EventEmitter();
   const end = (self: EventEmitter, other: EventEmitter): IpcPort => ({
-    send: (message) => setImmediate(() => other.emit('message', structuredClone(message))),
+    send: (message, done?: (error: Error | null) => void) =>
+      setImmediate(() => {
+        other.emit('message', structuredClone(message));
+        done?.(null);
+      }),
     on: (event, listener) => self.on(event, listener),
     off: (event, listener) => self.off(event, listener),
   });
@@ -153,6 +207,43 @@ describe('cluster store (WORKERS without REDIS_URL: the primary serves its store
       assert.deepEqual(heardByTwo, ['hello'], 'a detached worker hears nothing more');
     } finally {
       await one.close();
+      await backing.close();
+    }
+  });
+
+  it('a worker that stops reading makes publishes to it fail past a bound, never grow the primary', {
+    timeout: 30_000,
+  }, async () => {
+    const backing = new MemoryStore();
+    const host = new StoreHost(backing);
+    const worker = fork(fileURLToPath(new URL('./fixtures/stalled-store-worker.ts', import.meta.url)), [
+      '4000',
+    ]);
+    const subscribed = new Promise((resolve) =>
+      worker.on('message', (m) => m === 'subscribed' && resolve(m)),
+    );
+    host.attach({
+      send: (message, done) => worker.send(message as object, done),
+      on: (event, listener) => worker.on(event, listener),
+      off: (event, listener) => worker.off(event, listener),
+    });
+    const [publisherEnd, hostEnd] = ipcPair();
+    host.attach(hostEnd);
+    const publisher = new ClusterStore(publisherEnd, () => {}, 20_000);
+    try {
+      await subscribed;
+      // 40 messages of 1 MiB while the worker reads nothing: 40 MiB, past the 16 MiB bound.
+      const part = 'x'.repeat(1_048_576);
+      const published = await Promise.allSettled(
+        Array.from({ length: 40 }, () => publisher.publish('relay:to:stalled', part)),
+      );
+      const refused = published.filter((one) => one.status === 'rejected');
+      assert.ok(refused.length > 0, 'every publish to a worker that reads nothing was taken');
+      assert.ok(published.length - refused.length <= MAX_PORT_BYTES / part.length + 1, 'past the bound');
+      assert.match(String((refused[0] as PromiseRejectedResult).reason), /full/);
+    } finally {
+      worker.kill();
+      await publisher.close();
       await backing.close();
     }
   });
@@ -212,14 +303,25 @@ describe('redis store', () => {
   });
   let n = 0;
   contract('contract', async () => {
-    // Redis keeps its own time (no clock to inject): TTLs are real milliseconds, so the
-    // contract's are short and `advance` waits them out.
-    const store = new RedisStore(redis.url, () => {}, `t${n++}:`);
+    // Redis keeps its own time (no clock to inject). So that a loaded machine cannot outrun a
+    // TTL between two steps, the contract's TTLs are stretched 100 times (200 ms -> 20 s), and
+    // `advance` moves Redis's time by shortening every TTL under the prefix by as much.
+    const prefix = `t${n++}:`;
+    const admin = new Redis(redis.url);
+    const store = stretchedTtls(new RedisStore(redis.url, () => {}, prefix), () =>
+      admin.quit().then(() => {}),
+    );
     assert.equal(await store.ready(), true);
     return {
       store,
       advance: async (ms) => {
-        await new Promise((resolve) => setTimeout(resolve, ms));
+        for (const key of await admin.keys(`${prefix}*`)) {
+          const left = await admin.pttl(key);
+          if (left < 0) continue;
+          const after = left - ms * TTL_STRETCH;
+          if (after <= 0) await admin.del(key);
+          else await admin.pexpire(key, after);
+        }
       },
     };
   });

@@ -32,6 +32,8 @@ interface ExportedSpan {
   readonly kind: number;
   readonly attributes: Record<string, unknown>;
   readonly status: { code?: number; message?: string } | undefined;
+  readonly start: bigint;
+  readonly end: bigint;
 }
 
 const SERVER = 2;
@@ -89,6 +91,8 @@ async function startReceiver() {
             kind: span.kind,
             attributes,
             status: span.status,
+            start: BigInt(span.startTimeUnixNano),
+            end: BigInt(span.endTimeUnixNano),
           });
         }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -118,10 +122,12 @@ function answerTo(message: any): unknown {
 
 /**
  * An MCP server on loopback speaking Streamable HTTP at /mcp and the 2024 HTTP+SSE transport at
- * /sse (+ /messages), recording what each message arrived with.
+ * /sse (+ /messages), recording what each message arrived with. Over SSE, the answer to a call of
+ * the tool `held` waits until the test calls what it pushed to `held`.
  */
 async function startUpstream() {
   const received: Received[] = [];
+  const held: Array<() => void> = [];
   let stream: ServerResponse | undefined;
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -141,14 +147,16 @@ async function startUpstream() {
         : undefined;
     if (url.pathname === '/messages') {
       res.writeHead(202).end();
-      if (answer) stream?.write(`event: message\ndata: ${JSON.stringify(answer)}\n\n`);
+      const send = () => stream?.write(`event: message\ndata: ${JSON.stringify(answer)}\n\n`);
+      if (answer && message.params?.name === 'held') held.push(send);
+      else if (answer) send();
       return;
     }
     if (answer === undefined) return void res.writeHead(202).end();
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   });
   const origin = await listen(server);
-  return { origin, received, stop: () => close(server) };
+  return { origin, received, held, stop: () => close(server) };
 }
 
 /** The JSON-RPC answer in a reply that is JSON or an event stream. */
@@ -354,7 +362,7 @@ describe('OpenTelemetry traces', () => {
     assert.equal(unauthorized.status?.code, 2);
   });
 
-  it('names a span by its MCP method only when the method is a known one (else "other")', async () => {
+  it('names a span by its MCP method only when the method is a known one (else "other"), nor keeps it in an attribute', async () => {
     const made = 'x/made-up-method-4d1e9b';
     const reply = await post(
       { 'x-mcp-server-url': `${upstream.origin}/mcp`, 'x-mcp-transport': 'streamable-http' },
@@ -362,13 +370,32 @@ describe('OpenTelemetry traces', () => {
     );
     await reply.text();
     const spans = await exported();
-    const server = spans.find((s) => s.kind === SERVER && s.attributes['mcp.method.name'] === made);
+    const server = spans.find((s) => s.kind === SERVER && s.attributes['mcp_proxy.surface'] === 'mcp');
     assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
     assert.equal(server.name, 'other');
-    assert.ok(!spans.some((s) => s.name.includes(made)));
+    assert.equal(server.attributes['mcp.method.name'], 'other');
+    assert.ok(!receiver.raw.join('\n').includes('made-up-method'), 'the made-up method was exported');
   });
 
-  it('gives each /ws request message a server span, continuing its _meta.traceparent', async () => {
+  it('names the server only when it is a configured one (a caller-named URL: its host)', async () => {
+    const running = proxy as RunningProxy;
+    const envelope = (fields: Record<string, unknown>) =>
+      fetch(`${running.url}/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-proxy-token': running.token },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', ...fields }),
+      }).then((r) => r.status);
+    assert.equal(await envelope({ server: 'no-such-server-5c0ffee' }), 404);
+    await envelope({ mcp_server_url: `${upstream.origin}/mcp/path-5c0ffee?k=5c0ffee` });
+    const spans = await exported();
+    const proxied = spans.filter((s) => s.kind === SERVER && s.attributes['http.route'] === '/proxy');
+    assert.equal(proxied.length, 2, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
+    assert.ok(!receiver.raw.join('\n').includes('5c0ffee'), 'caller text was exported');
+    assert.ok(proxied.every((s) => s.attributes['mcp_proxy.server'] === undefined));
+    assert.ok(proxied.some((s) => s.attributes['server.address'] === new URL(upstream.origin).host));
+  });
+
+  it('gives each /ws message a server span, continuing its _meta.traceparent', async () => {
     const running = proxy as RunningProxy;
     const query = new URLSearchParams({
       mcp_server_url: `${upstream.origin}/mcp`,
@@ -409,16 +436,69 @@ describe('OpenTelemetry traces', () => {
     assert.ok(server, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
     assert.equal(server.attributes['mcp_proxy.surface'], 'ws');
     assert.equal(server.attributes['gen_ai.tool.name'], 'echo');
+    assert.equal(server.attributes['server.address'], new URL(upstream.origin).host);
     assert.equal(server.traceId, TRACE_ID);
     assert.equal(server.parentSpanId, PARENT_ID);
     const client = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
     assert.ok(client, 'the upstream call is a client span under the message span');
     assert.equal(arrived?.headers.traceparent, `00-${TRACE_ID}-${client.spanId}-01`);
     assert.ok(!receiver.raw.join('\n').includes(SECRET_ARG));
+    const notification = spans.find((s) => s.kind === SERVER && s.name === 'notifications/initialized');
+    assert.ok(notification, 'a notification has a server span too');
+    assert.equal(notification.attributes['mcp_proxy.surface'], 'ws');
     const made = spans.find(
-      (s) => s.kind === SERVER && s.attributes['mcp.method.name'] === 'x/made-up-method-4d1e9b',
+      (s) => s.kind === SERVER && s.attributes['mcp_proxy.surface'] === 'ws' && s.name === 'other',
     );
-    assert.equal(made?.name, 'other', 'an unknown method does not name the span');
+    assert.ok(made, 'an unknown method does not name the span');
+    assert.equal(made.attributes['mcp.method.name'], 'other');
+    assert.ok(!receiver.raw.join('\n').includes('made-up-method'));
+  });
+
+  it('ends a /ws request’s span when its answer goes to the socket, not when it was handed upstream', async () => {
+    const running = proxy as RunningProxy;
+    const query = new URLSearchParams({ mcp_server_url: `${upstream.origin}/sse`, transport: 'sse' });
+    const ws = new WebSocket(`${running.url.replace('http', 'ws')}/ws?${query}`, [
+      'mcp',
+      `proxy-token.${running.token}`,
+    ]);
+    // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC frames.
+    const answers: any[] = [];
+    ws.on('message', (data) => answers.push(JSON.parse(data.toString())));
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const send = (message: Record<string, unknown>) =>
+      ws.send(JSON.stringify({ jsonrpc: '2.0', ...message }));
+    const answered = (id: number) =>
+      eventually(() => answers.find((a) => a.id === id), { what: `the answer to ${id}` });
+    const init = { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } };
+    send({ id: 1, method: 'initialize', params: init });
+    await answered(1);
+    send({ method: 'notifications/initialized' });
+    // The upstream took the call (202 on its message endpoint) and holds the answer.
+    send({ id: 2, method: 'tools/call', params: { name: 'held' } });
+    await eventually(() => upstream.held.length === 1, { what: 'the held call upstream' });
+    // Answered while the call waits: its span ends before the call's answer leaves.
+    send({ id: 3, method: 'ping' });
+    await answered(3);
+    // The same id again while the first waits: refused, with a span of its own.
+    send({ id: 2, method: 'tools/call', params: { name: 'echo' } });
+    assert.equal((await answered(2)).error.data.code, 'request_id_in_use');
+    upstream.held[0]?.();
+    await eventually(() => answers.find((a) => a.id === 2 && a.result), { what: 'the held answer' });
+    ws.close();
+    const spans = await exported();
+    const ws_ = spans.filter((s) => s.kind === SERVER && s.attributes['mcp_proxy.surface'] === 'ws');
+    const held = ws_.find((s) => s.name === 'tools/call' && s.attributes['gen_ai.tool.name'] === 'held');
+    const ping = ws_.find((s) => s.name === 'ping');
+    assert.ok(held && ping, `spans: ${ws_.map((s) => s.name).join(', ')}`);
+    assert.equal(held.status?.code ?? 0, 0);
+    assert.ok(held.end > ping.end, 'the call’s span lasted until its answer went out');
+    assert.ok(
+      ws_.some((s) => s.name === 'notifications/initialized'),
+      'the notification has a span',
+    );
+    const refused = ws_.find((s) => s.attributes['error.type'] === 'request_id_in_use');
+    assert.ok(refused, 'the refused duplicate has a span with its code');
+    assert.equal(refused.attributes['gen_ai.tool.name'], 'echo');
   });
 });
 
@@ -573,6 +653,7 @@ describe('OpenTelemetry traces to upstreams without headers', () => {
         _meta: { traceparent: INBOUND },
       });
       meta = JSON.parse(answer.result.content[0].text);
+      await ask(3, 'x/made-up-method-4d1e9b', {});
       ws.close();
     } finally {
       await proxy.close();
@@ -583,9 +664,16 @@ describe('OpenTelemetry traces to upstreams without headers', () => {
     const server = spans.find((s) => s.kind === SERVER && s.name === 'tools/call');
     assert.ok(server);
     assert.equal(server.traceId, TRACE_ID);
+    assert.equal(server.attributes['mcp_proxy.server'], 'meta', 'a configured server is named');
     const send = spans.find((s) => s.kind === CLIENT && s.parentSpanId === server.spanId);
     assert.ok(send, `spans: ${spans.map((s) => `${s.kind}:${s.name}`).join(', ')}`);
     assert.equal(send.attributes['network.transport'], 'stdio');
+    const sends = spans.filter((s) => s.kind === CLIENT && s.name === 'stdio send');
+    assert.ok(
+      sends.some((s) => s.attributes['mcp.method.name'] === 'other'),
+      'the made-up method was sent',
+    );
+    assert.ok(!receiver.raw.join('\n').includes('made-up-method'), 'a caller’s method name was exported');
     assert.equal(meta?.traceparent, `00-${TRACE_ID}-${send.spanId}-01`);
   });
 });

@@ -26,6 +26,8 @@ function virtualWith(
         tools: visibleTools(undefined, grants.tools),
       }) as never,
     members: {
+      listen() {},
+      timeoutMs: 5000,
       session: async () => ({
         session: {},
         initialized: { capabilities: { tools: {}, prompts: {}, resources: {} } },
@@ -77,9 +79,15 @@ it('a cursor tells nothing of hidden members and is good only for the principal 
     id: 1,
     result: { tools: [{ name, inputSchema: { type: 'object' } }] },
   });
+  // b answers only once the first page is given, so that page holds a's tools alone (a page
+  // holds every member that answered before the first one still running).
+  let answerB = () => {};
+  const bMayAnswer = new Promise<void>((resolve) => {
+    answerB = resolve;
+  });
   const v = virtualWith(
     { ws: { ...base, servers: ['a', 'secret', 'b', 'secret2'] } },
-    { a: page('x'), secret: page('s'), b: page('y'), secret2: page('z') },
+    { a: page('x'), secret: page('s'), b: () => bMayAnswer.then(page('y')), secret2: page('z') },
   );
   const caller = { principalKey: 'p', grants: { servers: ['ws', 'a', 'b'] } };
   const list = (who: typeof caller, cursor?: string) =>
@@ -93,6 +101,11 @@ it('a cursor tells nothing of hidden members and is good only for the principal 
       },
     }) as Promise<{ result?: { tools: Array<{ name: string }>; nextCursor?: string }; error?: unknown }>;
   const first = await list(caller);
+  answerB();
+  assert.deepEqual(
+    first.result?.tools.map((tool) => tool.name),
+    ['a__x'],
+  );
   const cursor = first.result?.nextCursor as string;
   const payload = cursor.slice('mcpp-v1.'.length, cursor.lastIndexOf('.'));
   assert.deepEqual(JSON.parse(Buffer.from(payload, 'base64url').toString()), [1]);
@@ -121,6 +134,8 @@ it('a hidden tool of a member the principal has not signed in to is unknown, not
         tools: visibleTools(undefined, grants.tools),
       }) as never,
     members: {
+      listen() {},
+      timeoutMs: 5000,
       session: async () => assert.fail('no session'),
       call: async () => assert.fail('no call'),
     } as never,

@@ -36,6 +36,8 @@ function virtualWith(settings: object, answer: (request: JsonRpcRequest) => Prom
     resolve: async (member, grants) =>
       ({ kind: 'http', url: `http://127.0.0.1/${member}`, name: member, tools: grants.tools }) as never,
     members: {
+      listen() {},
+      timeoutMs: 5000,
       session: async () => ({ session: {}, initialized: { capabilities: { tools: {} } } }),
       call: async (_owner: unknown, _target: unknown, request: JsonRpcRequest) => answer(request),
     } as never,

@@ -5,7 +5,7 @@
  * process environment. A bad value fails with one line naming where it came from.
  */
 import { z } from 'zod';
-import { HostList } from '../egress/host-list.ts';
+import { checkAcrossSettings } from './cross-checks.ts';
 import {
   grantsSchema,
   issuerUrl,
@@ -28,7 +28,7 @@ import {
   readDotenv,
   setPath,
 } from './sources.ts';
-import { virtualServerProblem, virtualServerSchema } from './virtual-servers.ts';
+import { virtualServerSchema } from './virtual-servers.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -131,11 +131,13 @@ export const DEFAULTS = {
   /** The proxy's external base URL (protected resource metadata; default: from each request). */
   publicUrl: undefined as string | undefined,
   /**
-   * The upstream OAuth broker (docs/oauth.md) runs only when switched on: off by default until
-   * the fixes of its security review (login CSRF on start links, mix-up without RFC 9207 `iss`,
-   * F3-F8) are reviewed.
+   * The upstream OAuth broker (docs/oauth.md): unset, it runs when PUBLIC_URL is set (its links
+   * and callback live there, issue 18); `false` keeps it off, `true` asks for it (it still needs
+   * PUBLIC_URL). The one reading: credentials/wiring.ts `brokerSwitchedOn`.
    */
-  oauthBroker: false,
+  oauthBroker: undefined as boolean | undefined,
+  /** A sign-in link opened without its app may be bound with a one-time code (docs/oauth.md). */
+  oauthUserCodes: true,
   /** Clients pre-registered per authorization server (issuer), used for any server it serves. */
   oauthClients: [] as { issuer: string; clientId: string; clientSecret?: string; scopes?: string[] }[],
   // OIDC bearer tokens (issue 17; docs/identity.md#oidc). `issuer` + `audience` is the one from
@@ -144,6 +146,9 @@ export const DEFAULTS = {
     issuer: undefined as string | undefined,
     audience: [] as string[],
     issuers: [] as Array<Record<string, unknown>>,
+    /** The proxy's login client at `issuer` (binds sign-in links to the user, docs/oauth.md). */
+    loginClientId: undefined as string | undefined,
+    loginClientSecret: undefined as string | undefined,
     clockToleranceSeconds: 30,
     jwksMaxAgeMs: 600_000,
     jwksCooldownMs: 30_000,
@@ -279,7 +284,8 @@ const configSchema = z
     sessionSecretPrevious: z.array(
       z.string().min(32, 'each previous session secret must be at least 32 characters'),
     ),
-    oauthBroker: z.boolean(),
+    oauthBroker: z.boolean().optional(),
+    oauthUserCodes: z.boolean(),
     oauthClients: z.array(
       z.strictObject({
         issuer: z.url(),
@@ -300,6 +306,8 @@ const configSchema = z
       issuer: issuerUrl.optional(),
       audience: z.array(z.string().min(1)),
       issuers: z.array(oidcIssuerSchema),
+      loginClientId: z.string().min(1).optional(),
+      loginClientSecret: z.string().min(1).optional(),
       clockToleranceSeconds: z.number().int().min(0).max(300),
       jwksMaxAgeMs: positiveInt,
       jwksCooldownMs: z.number().int().min(0),
@@ -382,78 +390,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     );
   }
   const config = parsed.data;
-  for (const key of ['allowedHosts', 'deniedHosts'] as const) {
-    try {
-      HostList.parse(config.egress[key], key);
-    } catch (error) {
-      const detail = (error as Error).message.slice(key.length + 2);
-      throw new ConfigError(`Invalid configuration: ${describeSource(['egress', key], origin)}: ${detail}`);
-    }
-  }
-  if (config.sessionSecretPrevious.length > 0 && config.sessionSecret === undefined) {
-    // Previous secrets only open ids; something must seal the new ones (issue 14, finding 2).
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['sessionSecretPrevious'], origin)}: needs SESSION_SECRET (the secret that seals new session ids)`,
-    );
-  }
-  if (config.oidc.issuer !== undefined && config.oidc.audience.length === 0) {
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['oidc', 'issuer'], origin)}: needs OIDC_AUDIENCE (the audience its tokens carry for this proxy)`,
-    );
-  }
-  for (const [index, entry] of config.oidc.issuers.entries()) {
-    if (config.oidc.issuers.findIndex((other) => other.issuer === entry.issuer) !== index) {
-      throw new ConfigError(
-        `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}": issuer ${entry.issuer} is listed twice`,
-      );
-    }
-    const where = (key: string) =>
-      `Invalid configuration: ${describeSource(['oidc', 'issuers'], origin)} key "oidc.issuers.${index}.${key}"`;
-    if (entry.grants !== undefined) checkGrantNames(config, entry.grants, where('grants'));
-    for (const [claim, byValue] of Object.entries(entry.claims ?? {})) {
-      for (const [value, grants] of Object.entries(byValue)) {
-        checkGrantNames(config, grants, where(`claims.${claim}.${value}`));
-      }
-    }
-  }
-  if (config.store === 'redis' && config.redisUrl === undefined) {
-    throw new ConfigError(
-      `Invalid configuration: ${describeSource(['store'], origin)}: STORE=redis needs REDIS_URL`,
-    );
-  }
-  const virtualProblem = virtualServerProblem(config.virtualServers, config.servers);
-  if (virtualProblem !== undefined) {
-    const [key, message] = virtualProblem;
-    throw new ConfigError(`Invalid configuration: ${describeSource(key.split('.'), origin)}: ${message}`);
-  }
+  checkAcrossSettings(config, (path) => `Invalid configuration: ${describeSource(path, origin)}`);
   config.proxyTokens = [...new Set(config.proxyTokens)];
-  for (const [index, grant] of config.tokens.entries()) {
-    checkGrantNames(
-      config,
-      grant,
-      `Invalid configuration: ${describeSource(['tokens'], origin)} key "tokens.${index}`,
-    );
-  }
   return deepFreeze(config) as Config;
-}
-
-/**
- * Checks that a grant's server and rate-class names exist in the configuration: the same check
- * for a config token and for an OIDC mapping or fallback. `where` opens the message, up to and
- * without the closing quote of the key (the field is appended).
- */
-function checkGrantNames(
-  config: z.infer<typeof configSchema>,
-  grants: z.infer<typeof grantsSchema>,
-  where: string,
-): void {
-  const unknown = grants.servers?.find(
-    (name) => !Object.hasOwn(config.servers, name) && !Object.hasOwn(config.virtualServers, name),
-  );
-  if (unknown !== undefined) throw new ConfigError(`${where}.servers": no server named "${unknown}"`);
-  if (grants.rateClass !== undefined && !Object.hasOwn(config.rateClasses, grants.rateClass)) {
-    throw new ConfigError(`${where}.rateClass": no rate class named "${grants.rateClass}" in rateClasses`);
-  }
 }
 
 function describeSource(path: readonly string[], origin: ReadonlyMap<string, string>): string {

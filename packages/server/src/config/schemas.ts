@@ -122,4 +122,8 @@ export const oidcIssuerSchema = z.strictObject({
   grants: grantsSchema.optional(),
   scopes: z.array(z.string().min(1)).optional(),
   requireAtJwt: z.boolean().optional(),
+  /** The proxy's own OIDC client here: users sign in to bind sign-in links (docs/oauth.md). */
+  login: z
+    .strictObject({ clientId: z.string().min(1), clientSecret: z.string().min(1).optional() })
+    .optional(),
 });

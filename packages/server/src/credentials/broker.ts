@@ -14,16 +14,20 @@ import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, discover, isLoopbackHttp, NO_OAUTH, requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { type Bound, type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
+import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
 import {
   chooseClient,
   clientAuth,
   clientMetadata,
+  documentInUse,
   isIssuerKey,
   issuerKey,
+  keepDocumentInUse,
   type PreRegistered,
   redirectUriFor,
 } from './registration.ts';
+import { SignInLinks } from './sign-in-links.ts';
 import {
   entryFrom,
   forgetDeadClient,
@@ -68,6 +72,10 @@ export interface OAuthBrokerDeps {
   readonly server: (name: string) => OAuthServerSettings | undefined;
   /** Clients the operator pre-registered per issuer (`oauthClients`), read at each use. */
   readonly issuerClients?: (() => readonly IssuerClient[]) | undefined;
+  /** OIDC issuers whose users sign in to the proxy to bind a link (proxy-login.ts), now. */
+  readonly loginIssuers?: (() => readonly LoginIssuer[]) | undefined;
+  /** OAUTH_USER_CODES now: links opened without their app may be bound with a one-time code. */
+  readonly userCodes?: (() => boolean) | undefined;
   /** The upstream deadline (UPSTREAM_TIMEOUT_MS), bounding discovery and token calls. */
   readonly timeoutMs?: (() => number) | undefined;
   readonly now?: () => number;
@@ -108,6 +116,7 @@ export class OAuthBroker {
   readonly #now: () => number;
   readonly #refresher: TokenRefresher;
   readonly #connections: OAuthConnections;
+  readonly #links: SignInLinks;
 
   constructor(deps: OAuthBrokerDeps) {
     this.#deps = deps;
@@ -128,6 +137,24 @@ export class OAuthBroker {
       fetch: deps.fetch,
       now: this.#now,
     });
+    this.#links = new SignInLinks({
+      pending: this.#pending,
+      login: new ProxyLogin({
+        store: deps.store,
+        keys: deps.keys,
+        fetch: deps.fetch,
+        issuers: deps.loginIssuers ?? (() => []),
+        publicUrl: deps.publicUrl,
+        deadline: () => this.#deadline(undefined),
+      }),
+      userCodes: deps.userCodes ?? (() => true),
+      now: this.#now,
+    });
+  }
+
+  /** The sign-in links' browser legs: described, bound (by the opener, a code, or a login). */
+  get links(): SignInLinks {
+    return this.#links;
   }
 
   /** The principals' connections: listed and ended by `/oauth/connections`. */
@@ -267,6 +294,12 @@ export class OAuthBroker {
       });
     }
     const challenge = parseBearerChallenge(challengeHeader);
+    // A server the operator configured, or one this principal is connected to, is no stranger:
+    // raw URLs of servers never connected share one small cap (review oauth6 R3). A call past a
+    // cap is refused before discovery costs any outbound fetch (review6 OAUTH-4).
+    const known =
+      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
+    await this.#pending.refuseOfferPastCap(principalKey, target.url.origin, known);
     const discovered = await discover(this.#deps.fetch, target.url, challenge, signal);
     const settings = target.name === undefined ? undefined : this.#deps.server(target.name)?.oauth;
     const issuerClients = this.#deps.issuerClients?.() ?? [];
@@ -274,10 +307,6 @@ export class OAuthBroker {
     // Counted once the server is known to use OAuth: a plain 401 (an API key missing) stays the
     // upstream's own refusal however often it comes. An offer spends the server's own cap, not
     // the principal's sign-ins (those count at the bind, review item 8).
-    // A server the operator configured, or one this principal is connected to, is no stranger:
-    // raw URLs of servers never connected share one small cap (review oauth6 R3).
-    const known =
-      target.name !== undefined || (await this.#vault.get(principalKey, canonical(target.url))) !== undefined;
     await this.#pending.admitOffer(principalKey, target.url.origin, known);
     const chosen = await chooseClient(
       { fetch: this.#deps.fetch, store: this.#deps.store, keys: this.#deps.keys },
@@ -327,49 +356,10 @@ export class OAuthBroker {
       redirectUri,
       authorizeUrl: authorize.href,
     };
-    const id = await this.#pending.start(pending);
+    const { id, userCode } = await this.#links.offer(pending);
     return new ProxyError('upstream_auth_required', undefined, {
-      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server },
+      data: { authorizeUrl: `${publicUrl}/oauth/start/${id}`, server, ...(userCode ? { userCode } : {}) },
     });
-  }
-
-  /**
-   * What a start link signs in to, for the start page to name (review item 6): the server, its
-   * host and the authorization server's host; undefined when the link is unknown or used.
-   */
-  async startInfo(id: string): Promise<
-    | {
-        readonly server: string;
-        readonly host: string;
-        readonly issuerHost: string;
-        readonly authorizeHost: string;
-      }
-    | undefined
-  > {
-    const flow = await this.#pending.peek(id);
-    if (flow === undefined) return undefined;
-    const issuerHost = URL.parse(flow.as.issuer)?.host ?? flow.as.issuer;
-    return {
-      server: flow.server,
-      host: URL.parse(flow.target)?.host ?? flow.server,
-      issuerHost,
-      // Where the Continue button really goes (review oauth6 R2): the page names that host.
-      authorizeHost: URL.parse(flow.authorizeUrl)?.host ?? issuerHost,
-    };
-  }
-
-  /**
-   * The bind (docs/oauth.md): the app that opened link `id` proved to be `principalKey`, from
-   * `openerOrigin`. Consumes the link when it is that principal's and returns the authorization
-   * URL (the endpoint recorded at the start, review F7) with a fresh `state`, and the nonce the
-   * start page keeps in its tab's sessionStorage for the callback (review R1). Throws `oauth_state_invalid` for an unknown link,
-   * `oauth_bind_refused` for another principal's.
-   */
-  async bind(id: string, principalKey: string, openerOrigin: string): Promise<Bound> {
-    const bound = await this.#pending.bind(id, principalKey, openerOrigin);
-    if (bound === undefined) throw new ProxyError('oauth_state_invalid');
-    if (bound === 'wrongPrincipal') throw new ProxyError('oauth_bind_refused');
-    return bound;
   }
 
   /**
@@ -440,14 +430,19 @@ export class OAuthBroker {
       );
     }
     await this.#vault.put(flow.principalKey, entryFrom(flow, tokens, undefined, this.#now()));
+    await keepDocumentInUse(this.#deps.store, flow.as.issuer, flow.client);
     const evicted = await this.#connections.record(flow.principalKey, flow.server, flow.target);
     return { server: flow.server, openerOrigin: flow.openerOrigin, evicted };
   }
 
-  /** The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https. */
-  clientMetadataDocument(key: string): Record<string, unknown> | undefined {
+  /**
+   * The Client ID Metadata Document of the issuer `key`, when PUBLIC_URL is https and the proxy
+   * presented it there (a sign-in started or completed with it, review6 D1).
+   */
+  async clientMetadataDocument(key: string): Promise<Record<string, unknown> | undefined> {
     const publicUrl = this.#deps.publicUrl();
-    return publicUrl?.startsWith('https://') && isIssuerKey(key) ? clientMetadata(publicUrl, key) : undefined;
+    if (!publicUrl?.startsWith('https://') || !isIssuerKey(key)) return undefined;
+    return (await documentInUse(this.#deps.store, key)) ? clientMetadata(publicUrl, key) : undefined;
   }
 
   /** The caller's signal bounded by the upstream deadline (review F8). */

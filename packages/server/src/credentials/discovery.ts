@@ -140,7 +140,16 @@ function covers(resource: string, serverUrl: URL): boolean {
   );
 }
 
-async function getJson(fetch: OAuthFetch, url: URL, signal: AbortSignal | undefined): Promise<unknown> {
+/**
+ * GETs a metadata document: the response when the server answered 200, else undefined (the
+ * caller tries its next candidate). A refusal of the egress guard (a ProxyError) and the flow's
+ * deadline end discovery instead.
+ */
+async function getMetadata(
+  fetch: OAuthFetch,
+  url: URL,
+  signal: AbortSignal | undefined,
+): Promise<Response | undefined> {
   let response: Response;
   try {
     response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' }, signal });
@@ -149,7 +158,12 @@ async function getJson(fetch: OAuthFetch, url: URL, signal: AbortSignal | undefi
     throwIfOver(signal);
     return undefined;
   }
-  if (response.status !== 200) return undefined;
+  return response.status === 200 ? response : undefined;
+}
+
+async function getJson(fetch: OAuthFetch, url: URL, signal: AbortSignal | undefined): Promise<unknown> {
+  const response = await getMetadata(fetch, url, signal);
+  if (response === undefined) return undefined;
   try {
     const value: unknown = await response.json();
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
@@ -180,15 +194,8 @@ async function authorizationServer(
   signal: AbortSignal | undefined,
 ): Promise<oauth.AuthorizationServer> {
   for (const url of metadataUrls(issuer)) {
-    let response: Response;
-    try {
-      response = await fetch(url.href, { method: 'GET', headers: { accept: 'application/json' }, signal });
-    } catch (cause) {
-      if (cause instanceof ProxyError) throw cause;
-      throwIfOver(signal);
-      continue;
-    }
-    if (response.status !== 200) continue;
+    const response = await getMetadata(fetch, url, signal);
+    if (response === undefined) continue;
     try {
       // Checks `issuer` equals the one we asked about (RFC 8414 §3.3).
       return await oauth.processDiscoveryResponse(issuer, response);

@@ -13,9 +13,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import type { WindowHit } from '../limits/rate-store.ts';
 import type { Store } from '../store/store.ts';
 import type { OAuthClient } from './registration.ts';
 import { open, seal } from './sealed-box.ts';
+import { USER_CODE_ATTEMPTS, userCodeDigest } from './user-codes.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
 /** How long a sign-in may take from the error to the callback. */
@@ -65,14 +67,23 @@ export interface PendingFlow {
   readonly redirectUri: string;
   /** The authorization request without `state` (added at the bind). */
   readonly authorizeUrl: string;
+  /** The digest of the one-time code offered with the link (user-codes.ts), if one was. */
+  readonly userCodeHash?: string | undefined;
+  /** When that code stops being accepted (ms). */
+  readonly userCodeExpiresAt?: number | undefined;
+  /** The OIDC issuer the user signs in to the proxy with to bind the link (proxy-login.ts), if any. */
+  readonly loginIssuer?: string | undefined;
 }
 
 /** A bound sign-in, waiting for its callback. */
 export interface BoundFlow extends PendingFlow {
   /** SHA-256 (base64url) of the nonce the binding tab keeps (sessionStorage, review R1). */
   readonly nonceHash: string;
-  /** The app that answered the bind (an origin listed in CORS_ORIGINS): the callback tells it. */
-  readonly openerOrigin: string;
+  /**
+   * The app that answered the bind (an origin listed in CORS_ORIGINS): the callback tells it.
+   * Absent when the link was bound without an opener (a code, a sign-in to the proxy).
+   */
+  readonly openerOrigin?: string | undefined;
 }
 
 /** What a bind hands the browser. */
@@ -106,19 +117,40 @@ export class PendingSignIns {
    * registration and before anything is stored.
    */
   async admitOffer(principalKey: string, origin: string, known: boolean): Promise<void> {
-    const server = await this.#store.hit(`offers:${digest(`${principalKey}\n${origin}`)}`, SIGN_IN_TTL_MS);
+    await this.#offerCaps(principalKey, origin, known, true);
+  }
+
+  /**
+   * Throws `oauth_sign_in_limited` when {@link admitOffer} would refuse this offer, spending
+   * nothing (review6 OAUTH-4): asked before discovery, so calls past a cap cost no metadata fetch.
+   */
+  async refuseOfferPastCap(principalKey: string, origin: string, known: boolean): Promise<void> {
+    await this.#offerCaps(principalKey, origin, known, false);
+  }
+
+  /** The offer caps in order; `spend`: each counter counts this offer, else each is only read. */
+  async #offerCaps(principalKey: string, origin: string, known: boolean, spend: boolean): Promise<void> {
+    // What the counter holds with this offer counted: spent now, or as it would be.
+    const count = async (key: string): Promise<WindowHit> => {
+      if (spend) return this.#store.hit(key, SIGN_IN_TTL_MS);
+      const seen = await this.#store.peek(key);
+      return { count: (seen?.count ?? 0) + 1, resetInMs: seen?.resetInMs ?? SIGN_IN_TTL_MS };
+    };
+    // Its own prefix (review6 D4): a principal key may hold a newline (an OIDC `sub`), so a
+    // digest of `key\norigin` under the per-principal prefix could be another principal's count.
+    const server = await count(`server-offers:${digest(`${principalKey}\n${origin}`)}`);
     if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
       throw limited(server.resetInMs);
     if (!known) {
-      const strangers = await this.#store.hit(`strangers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+      const strangers = await count(`strangers:${digest(principalKey)}`);
       if (strangers.count > STRANGER_OFFERS_PER_PRINCIPAL) throw limited(strangers.resetInMs);
     }
-    const mine = await this.#store.hit(`offers:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    const mine = await count(`offers:${digest(principalKey)}`);
     if (mine.count > OFFERS_PER_PRINCIPAL) throw limited(mine.resetInMs);
     // Within its share a principal never meets (nor spends) the total: the store then holds at
     // most a share per principal plus the total.
     if (mine.count <= OFFERS_SHARE_PER_PRINCIPAL) return;
-    const all = await this.#store.hit('count:all', SIGN_IN_TTL_MS);
+    const all = await count('count:all');
     if (all.count > SIGN_INS_TOTAL) throw limited(all.resetInMs);
   }
 
@@ -144,12 +176,53 @@ export class PendingSignIns {
   async bind(
     id: string,
     principalKey: string,
-    openerOrigin: string,
+    openerOrigin: string | undefined,
   ): Promise<Bound | 'wrongPrincipal' | undefined> {
     const slot = `start:${digest(id)}`;
     const read = await this.#read(slot);
     if (read === undefined) return undefined;
     if (!same(read.flow.principalKey, principalKey)) return 'wrongPrincipal';
+    return this.#bound(slot, read, openerOrigin);
+  }
+
+  /**
+   * Consumes the link `id` when `code` is the one-time code offered with it (typed by the user on
+   * a start page that has no opener) and binds it for its own principal. Every try counts, in
+   * the store (so across instances): the {@link USER_CODE_ATTEMPTS}th wrong one voids the link.
+   * Throws `oauth_state_invalid` (unknown, used, expired link; no code offered, or expired),
+   * `oauth_code_invalid` (wrong code: `data.attemptsLeft`), `oauth_sign_in_limited`.
+   */
+  async bindByCode(id: string, code: string, now: number): Promise<Bound> {
+    const slot = `start:${digest(id)}`;
+    const read = await this.#read(slot);
+    const { userCodeHash, userCodeExpiresAt } = read?.flow ?? {};
+    if (read === undefined || userCodeHash === undefined) throw new ProxyError('oauth_state_invalid');
+    if (userCodeExpiresAt === undefined || userCodeExpiresAt <= now) {
+      throw new ProxyError(
+        'oauth_state_invalid',
+        "This sign-in link's code has expired: retry the call in your app for a new link and code.",
+      );
+    }
+    // Counted before the comparison, so parallel guesses are bounded too.
+    const tries = await this.#store.hit(`code-tries:${digest(id)}`, SIGN_IN_TTL_MS);
+    const attemptsLeft = USER_CODE_ATTEMPTS - tries.count;
+    if (attemptsLeft < 0) throw new ProxyError('oauth_state_invalid');
+    if (!same(userCodeHash, userCodeDigest(code))) {
+      if (attemptsLeft === 0) await this.#store.deleteIf(slot, read.sealed);
+      throw new ProxyError('oauth_code_invalid', undefined, { data: { attemptsLeft } });
+    }
+    const bound = await this.#bound(slot, read, undefined);
+    if (bound === undefined) throw new ProxyError('oauth_state_invalid');
+    return bound;
+  }
+
+  /** Binds a link read from `slot` (its principal checked): quota, single use, state and nonce. */
+  async #bound(
+    slot: string,
+    read: { flow: PendingFlow; sealed: string },
+    openerOrigin: string | undefined,
+  ): Promise<Bound | undefined> {
+    const { principalKey } = read.flow;
     // The principal's quota counts the sign-ins it goes on with (review item 8); a refusal here
     // leaves the link for later.
     const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
@@ -158,7 +231,11 @@ export class PendingSignIns {
     if (!(await this.#store.deleteIf(slot, read.sealed))) return undefined;
     const state = randomBytes(24).toString('base64url');
     const nonce = randomBytes(24).toString('base64url');
-    const bound: BoundFlow = { ...read.flow, nonceHash: digest(nonce), openerOrigin };
+    const bound: BoundFlow = {
+      ...read.flow,
+      nonceHash: digest(nonce),
+      ...(openerOrigin === undefined ? {} : { openerOrigin }),
+    };
     const stateSlot = `state:${digest(state)}`;
     await this.#store.set(stateSlot, seal(this.#keys, stateSlot, JSON.stringify(bound)), SIGN_IN_TTL_MS);
     const authorize = new URL(read.flow.authorizeUrl);
@@ -194,7 +271,8 @@ export class PendingSignIns {
   }
 }
 
-function limited(resetInMs: number): ProxyError {
+/** `oauth_sign_in_limited`, telling when the cap met frees up (`Retry-After`). */
+export function limited(resetInMs: number): ProxyError {
   return new ProxyError('oauth_sign_in_limited', undefined, {
     headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) },
   });

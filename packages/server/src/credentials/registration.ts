@@ -13,6 +13,7 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
+import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
 import { open, seal } from './sealed-box.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -44,6 +45,13 @@ const MAX_CLIENT_FIELD = 1024;
 /** New dynamic registrations one principal may cause per hour, and the proxy per day (F4). */
 const REGISTRATIONS_PER_PRINCIPAL_HOUR = 10;
 const REGISTRATIONS_PER_DAY = 1000;
+/**
+ * Each principal's own share of registrations per day (review6 OAUTH-2, as the offers' R3): they
+ * neither meet nor spend {@link REGISTRATIONS_PER_DAY}, so no set of principals naming hostile
+ * authorization servers can lock the others out of new ones; only those past it spend the total.
+ */
+const REGISTRATIONS_SHARE_PER_PRINCIPAL_DAY = 5;
+const DAY_MS = 24 * 3600_000;
 
 /**
  * The key of an issuer in its callback and metadata paths: each authorization server gets its own
@@ -100,6 +108,30 @@ export interface ChosenClient {
 }
 
 const REGISTERED_TTL_MS = 30 * 24 * 3600 * 1000;
+/** How long an issuer's metadata document is served after a sign-in completed with it: its refreshes. */
+const DOCUMENT_CONNECTED_MS = 90 * 24 * 3600 * 1000;
+
+/** The store slots marking an issuer key's metadata document in use: a sign-in started, or completed. */
+function documentSlots(key: string): { readonly started: string; readonly connected: string } {
+  return { started: `document:started:${key}`, connected: `document:connected:${key}` };
+}
+
+/**
+ * Whether the proxy presented its metadata document at issuer `key` (review6 D1): a sign-in
+ * started with it (for that sign-in's life) or completed with it (for its refreshes). Only
+ * those are served: the proxy does not vouch for itself at issuers it never went to.
+ */
+export async function documentInUse(store: Store, key: string): Promise<boolean> {
+  const slots = documentSlots(key);
+  return (await store.get(slots.started)) !== undefined || (await store.get(slots.connected)) !== undefined;
+}
+
+/** A sign-in completed (or refreshed) with `client` at `issuer`: its document stays served. */
+export async function keepDocumentInUse(store: Store, issuer: string, client: OAuthClient): Promise<void> {
+  const key = issuerKey(issuer);
+  if (!client.client_id.endsWith(`${CLIENT_METADATA_BASE}/${key}.json`)) return;
+  await store.set(documentSlots(key).connected, '1', DOCUMENT_CONNECTED_MS);
+}
 
 /** The store slot of the dynamic registration at `issuer` for `redirectUri`: a hash. */
 function registrationSlot(issuer: string, redirectUri: string): string {
@@ -137,6 +169,7 @@ export async function chooseClient(
   if (configured) return { client: preRegisteredClient(as, configured), dynamic: false };
   const key = issuerKey(as.issuer);
   if (as.client_id_metadata_document_supported === true && publicUrl.startsWith('https://')) {
+    await deps.store.set(documentSlots(key).started, '1', SIGN_IN_TTL_MS);
     return {
       client: { client_id: `${publicUrl}${CLIENT_METADATA_BASE}/${key}.json`, auth: 'none' },
       dynamic: false,
@@ -222,15 +255,16 @@ function preRegisteredClient(as: oauth.AuthorizationServer, preRegistered: PreRe
   return { client_id: preRegistered.clientId, client_secret: preRegistered.clientSecret, auth };
 }
 
-/** Counts a new dynamic registration against the per-principal and total caps (F4). */
+/**
+ * Counts a new dynamic registration against the per-principal cap (F4); past the principal's
+ * daily share, against the proxy's total too (OAUTH-2).
+ */
 async function admitRegistration(store: Store, principalKey: string): Promise<void> {
   const principal = createHash('sha256').update(principalKey).digest('base64url');
   const mine = await store.hit(`regcount:${principal}`, 3600_000);
-  const all =
-    mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR ? mine : await store.hit('regcount:all', 24 * 3600_000);
-  if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR || all.count > REGISTRATIONS_PER_DAY) {
-    throw new ProxyError('oauth_sign_in_limited', undefined, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(all.resetInMs / 1000))) },
-    });
-  }
+  if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR) throw limited(mine.resetInMs);
+  const share = await store.hit(`regshare:${principal}`, DAY_MS);
+  if (share.count <= REGISTRATIONS_SHARE_PER_PRINCIPAL_DAY) return;
+  const all = await store.hit('regcount:all', DAY_MS);
+  if (all.count > REGISTRATIONS_PER_DAY) throw limited(all.resetInMs);
 }

@@ -3,8 +3,9 @@
  * What the broker keeps per (principal, server) and how it is renewed (issue 18): a vault entry
  * built from a token answer (bounded: review F4), whether it is due for refresh, and the
  * single-flight refresh — one per (principal, resource) in a process, a store lock across
- * instances. Every removal is compare-and-delete (review F5): only the entry that was read, and
- * found stale, is dropped, never one a concurrent refresh or sign-in stored since. A client the
+ * instances. Every removal is compare-and-delete (review F5), and the refreshed entry is stored
+ * compare-and-set (review6 OAUTH-3): only the entry that was read, and found stale, is dropped or
+ * replaced, never one a concurrent refresh or sign-in stored since. A client the
  * authorization server forgot (`invalid_client`) is forgotten too, so the next sign-in registers
  * again (review F6).
  */
@@ -15,7 +16,7 @@ import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { clientAuth, forgetRegistration, type OAuthClient } from './registration.ts';
+import { clientAuth, forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 import type { VaultKeys } from './vault-keys.ts';
 
@@ -307,8 +308,13 @@ export class TokenRefresher {
         current.refreshToken,
         now(),
       );
-      await vault.put(principalKey, next);
-      return next;
+      // Compare-and-set (review6 OAUTH-3): a sign-in completed meanwhile (a step-up, a new grant)
+      // is newer than this refresh of the old one; the refresh that lost answers what is there.
+      if (await vault.putIfSealed(principalKey, next, read.sealed)) {
+        await keepDocumentInUse(store, current.as.issuer, current.client);
+        return next;
+      }
+      return (await vault.get(principalKey, resource)) as StoredEntry | undefined;
     } finally {
       await store.deleteIf(lock, holder);
     }

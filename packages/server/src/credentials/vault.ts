@@ -86,6 +86,22 @@ export class TokenVault {
 
   /** Stores (replaces) the entry for (principal, resource). */
   async put(principalKey: string, entry: VaultEntry): Promise<void> {
+    const { slot, sealed, ttl } = this.#sealed(principalKey, entry);
+    await this.#store.set(slot, sealed, ttl);
+  }
+
+  /**
+   * Stores the entry only while the slot still holds `sealed` (as {@link read} gave it): a
+   * refresh that read an entry must not overwrite what a sign-in stored since (review6 OAUTH-3).
+   * False when it lost: the slot holds something newer, or nothing any more.
+   */
+  async putIfSealed(principalKey: string, entry: VaultEntry, sealed: string): Promise<boolean> {
+    const next = this.#sealed(principalKey, entry);
+    return this.#store.replaceIf(next.slot, sealed, next.sealed, next.ttl);
+  }
+
+  /** The slot, sealed form and store TTL of an entry. */
+  #sealed(principalKey: string, entry: VaultEntry): { slot: string; sealed: string; ttl: number } {
     const slot = TokenVault.slot(principalKey, entry.resource);
     const ttl =
       entry.refreshToken !== undefined
@@ -93,7 +109,7 @@ export class TokenVault {
         : entry.expiresAt !== undefined
           ? Math.max(1000, entry.expiresAt - this.#now())
           : KEEP_WITH_REFRESH_MS;
-    await this.#store.set(slot, seal(this.#keys, slot, JSON.stringify(entry)), ttl);
+    return { slot, sealed: seal(this.#keys, slot, JSON.stringify(entry)), ttl };
   }
 
   /** Forgets the entry (refresh refused, user disconnected). */

@@ -46,7 +46,8 @@ export class AutoHttpTransport extends TransportCallbacks implements UpstreamTra
   }
 
   async start(): Promise<void> {
-    const known = this.#options.verdicts.get(this.#options.url);
+    // What this instance, or another one through the shared store, learnt of the URL.
+    const known = await this.#options.verdicts.recall(this.#options.url);
     if (known === 'sse') this.#inner = await this.#startSse();
     else if (known === 'streamable-http') this.#inner = this.#streamable();
   }

@@ -9,6 +9,7 @@ import type { StdioServerConfig } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { ProtocolChoice } from '../eras/classify.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import type { SessionCredential } from '../sessions/held-session.ts';
 import type { ChildRegistry } from '../upstream/child-registry.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
@@ -26,10 +27,11 @@ export type UpstreamTarget =
       readonly url: URL;
       readonly bearerToken?: string | undefined;
       /**
-       * The current token, read at each upstream request of a held session instead of
-       * `bearerToken` (the OAuth broker's on /ws: a refresh or a new sign-in replaces it, R5).
+       * The OAuth broker's credential, read at each upstream request of a held session instead
+       * of `bearerToken`: a refresh or a new sign-in replaces it (R5), a disconnect ends the
+       * session (review6 OAUTH-1).
        */
-      readonly bearer?: (() => string | undefined) | undefined;
+      readonly credential?: SessionCredential | undefined;
       /** The configured server's name when the caller named one (not a raw URL). */
       readonly name?: string | undefined;
       /** The tools the caller may use: the server's allowlist narrowed by its grants, if any. */
@@ -104,7 +106,7 @@ export class UpstreamConnector {
       });
     }
     // Every URL transport is reached the same way: the vetted URL, with the target's token.
-    const reach = { url: target.url, bearerToken: target.bearer ?? target.bearerToken };
+    const reach = { url: target.url, bearerToken: target.credential?.bearer ?? target.bearerToken };
     switch (target.kind) {
       case 'websocket': {
         const { WebSocketTransport } = await import('../upstream/websocket.ts');
@@ -173,7 +175,7 @@ export class UpstreamConnector {
           ? new StreamableHttpTransport({
               url: target.url,
               http,
-              bearerToken: target.bearer ?? target.bearerToken,
+              bearerToken: target.credential?.bearer ?? target.bearerToken,
               paramHeaders,
             })
           : current,

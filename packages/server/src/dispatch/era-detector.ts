@@ -17,10 +17,10 @@ import {
   parseJson,
 } from '../eras/classify.ts';
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
-import { TtlCache, type TtlCacheOptions } from '../ttl-cache.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
 import { upstreamHeaders } from '../upstream/headers.ts';
 import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import { type SharedVerdictOptions, SharedVerdicts } from './shared-verdicts.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
 export interface EraVerdict {
@@ -28,26 +28,66 @@ export interface EraVerdict {
   readonly session?: boolean | undefined;
 }
 
-/** Limits of the verdict cache. */
-export type EraVerdictOptions = TtlCacheOptions;
+/** Limits of the verdict cache, and the store it is shared through. */
+export type EraVerdictOptions = Omit<SharedVerdictOptions<EraVerdict>, 'kind' | 'parse' | 'merge'>;
 
-/** A bounded, expiring map from upstream URL to what it speaks. */
+/**
+ * A bounded, expiring map from upstream key to what it speaks, shared with the other instances
+ * through the store (issue 19).
+ */
 export class EraVerdicts {
-  readonly #cache: TtlCache<string, EraVerdict>;
+  readonly #verdicts: SharedVerdicts<EraVerdict>;
 
   constructor(options: EraVerdictOptions) {
-    this.#cache = new TtlCache(options);
+    this.#verdicts = new SharedVerdicts({
+      ...options,
+      kind: 'era',
+      parse: eraVerdictOf,
+      // What another instance learnt of one era leaves what this one knows of the other.
+      merge: (mine, theirs) => ({ ...mine, ...theirs }),
+    });
   }
 
-  /** What is known of `key`, if still fresh. */
+  /** What is known of `key`, if still fresh (never waits on the store). */
   get(key: string): EraVerdict {
-    return this.#cache.get(key) ?? {};
+    return this.#verdicts.get(key) ?? {};
+  }
+
+  /** Whether {@link recall} could learn more of `key` than {@link get} knows. */
+  mayRecall(key: string): boolean {
+    return this.#verdicts.mayRecall(key);
+  }
+
+  /** What is known of `key`, asking the shared store when this instance knows nothing. */
+  async recall(key: string): Promise<EraVerdict> {
+    return (await this.#verdicts.recall(key)) ?? {};
   }
 
   /** Records whether `key` speaks `era` (what was known of the other era stays, with a new lifetime). */
   learn(key: string, era: Era, supported: boolean): void {
-    this.#cache.set(key, { ...this.get(key), [era]: supported });
+    this.#verdicts.set(key, { ...this.get(key), [era]: supported });
   }
+
+  /** Listens for what other instances learn. */
+  listen(): Promise<void> {
+    return this.#verdicts.listen();
+  }
+
+  close(): Promise<void> {
+    return this.#verdicts.close();
+  }
+}
+
+/** A verdict read from the store: only the two known fields, each a boolean if present. */
+function eraVerdictOf(value: unknown): EraVerdict | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { modern, session } = value as Record<string, unknown>;
+  if (
+    (modern !== undefined && typeof modern !== 'boolean') ||
+    (session !== undefined && typeof session !== 'boolean')
+  )
+    return undefined;
+  return { ...(modern === undefined ? {} : { modern }), ...(session === undefined ? {} : { session }) };
 }
 
 /** The upstream being asked about. */
@@ -83,6 +123,19 @@ export class EraDetector {
     return this.#deps.verdicts.get(target.key);
   }
 
+  /** Whether {@link recall} could learn more than {@link known} (the shared store, on a miss). */
+  mayRecall(target: EraProbeTarget): boolean {
+    return (
+      (target.protocol === undefined || target.protocol === 'auto') &&
+      this.#deps.verdicts.mayRecall(target.key)
+    );
+  }
+
+  /** What is known, asking the shared store when this instance knows nothing (no probe). */
+  async recall(target: EraProbeTarget): Promise<EraVerdict> {
+    return this.mayRecall(target) ? this.#deps.verdicts.recall(target.key) : this.known(target);
+  }
+
   /** Records what a server's answer revealed. */
   learn(target: EraProbeTarget, era: Era, supported: boolean): void {
     if (target.protocol === undefined || target.protocol === 'auto')
@@ -90,18 +143,18 @@ export class EraDetector {
   }
 
   /**
-   * Whether the upstream speaks the modern era; probes with `server/discover` when unknown
-   * (concurrent callers share one probe). `undefined` when the probe was inconclusive (the
-   * server failed, refused the credentials, or could not be reached): nothing is cached then.
+   * Whether the upstream speaks the modern era: from what this instance knows, else what
+   * another one learnt (the shared store), else a `server/discover` probe (concurrent callers
+   * share one). `undefined` when the probe was inconclusive (the server failed, refused the
+   * credentials, or could not be reached; nothing is cached then), or for a target probed in band.
    */
   async supportsModern(target: EraProbeTarget, signal?: AbortSignal): Promise<boolean | undefined> {
     const known = this.known(target).modern;
     if (known !== undefined) return known;
-    const { key, url } = target;
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+    const { key } = target;
     let probe = this.#probes.get(key);
     if (!probe) {
-      probe = this.#probe(target, url).finally(() => this.#probes.delete(key));
+      probe = this.#recallOrProbe(target).finally(() => this.#probes.delete(key));
       this.#probes.set(key, probe);
     }
     if (!signal) return probe;
@@ -111,6 +164,14 @@ export class EraDetector {
     signal.addEventListener('abort', onAbort, { once: true });
     probe.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     return promise;
+  }
+
+  async #recallOrProbe(target: EraProbeTarget): Promise<boolean | undefined> {
+    const recalled = (await this.recall(target)).modern;
+    if (recalled !== undefined) return recalled;
+    const { url } = target;
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+    return this.#probe(target, url);
   }
 
   async #probe(target: EraProbeTarget, url: URL): Promise<boolean | undefined> {

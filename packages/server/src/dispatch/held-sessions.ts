@@ -6,7 +6,7 @@
  * caller comes through here: POST /proxy sessions and one-shot connections, `/mcp` held
  * sessions, the modern pool and `/ws` sockets.
  */
-import { HeldSession } from '../sessions/held-session.ts';
+import { HeldSession, type SessionCredential } from '../sessions/held-session.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
 import { TargetResolver } from './targets.ts';
@@ -93,16 +93,21 @@ export class HeldSessions {
     const key = TargetResolver.key(target);
     const onOpen = this.#onOpen;
     if (onOpen === undefined || (target.kind !== 'stdio' && target.kind !== 'websocket'))
-      return new HeldSession(key, await this.#connector.open(target), target.kind);
+      return new HeldSession(key, await this.#connector.open(target), target.kind, credentialOf(target));
     const host = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const started = performance.now();
     try {
       const upstream = await this.#connector.open(target);
       onOpen(host, performance.now() - started);
-      return new HeldSession(key, upstream, target.kind);
+      return new HeldSession(key, upstream, target.kind, credentialOf(target));
     } catch (error) {
       onOpen(host, performance.now() - started, error);
       throw error;
     }
   }
+}
+
+/** The broker's credential a session to `target` holds (review6 OAUTH-1), if any. */
+function credentialOf(target: UpstreamTarget): SessionCredential | undefined {
+  return target.kind === 'stdio' ? undefined : target.credential;
 }

@@ -34,7 +34,7 @@ import {
   SSE_STATUSES,
 } from './answer-rules.ts';
 import { UpstreamConnector, type UpstreamTarget } from './connector.ts';
-import type { EraDetector, EraVerdict } from './era-detector.ts';
+import type { EraDetector, EraProbeTarget, EraVerdict } from './era-detector.ts';
 import { TargetResolver } from './targets.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
 
@@ -245,26 +245,63 @@ export class DispatchPlanner {
    * without a session: nothing else is routed by it (and its key costs a hash of the credential).
    */
   known(target: UpstreamTarget, caller?: Caller): Known {
-    const eraMatters = caller === undefined || (caller.session.kind === 'none' && caller.surface !== 'ws');
-    return {
-      transport: target.kind === 'http-auto' ? this.#verdicts.get(target.url) : undefined,
-      era: eraMatters ? this.#eras.known(UpstreamConnector.eraTarget(target)) : {},
-    };
+    const era = eraMatters(caller) ? UpstreamConnector.eraTarget(target) : undefined;
+    return this.#known(target, era);
   }
 
   /**
-   * The route of one message. A modern caller of an HTTP upstream of unknown era waits for the
-   * era probe (`server/discover`, shared by concurrent callers); an inconclusive probe leaves
-   * the message on its stateless way. `signal` (the caller leaving) is asked for only then.
+   * The route of one message. A message without a session whose route hangs on what this
+   * instance does not know yet first asks the shared store what another instance learnt (issue
+   * 19; only on a local miss, so never on the hot path). A modern caller of an HTTP upstream of
+   * unknown era then waits for the era probe (`server/discover`, shared by concurrent callers);
+   * an inconclusive probe leaves the message on its stateless way. `signal` (the caller
+   * leaving) is asked for only then.
    */
   async plan(caller: Caller, target: UpstreamTarget, signal?: () => AbortSignal): Promise<Route> {
-    const known = this.known(target, caller);
+    const eraTarget = eraMatters(caller) ? UpstreamConnector.eraTarget(target) : undefined;
+    let known = this.#known(target, eraTarget);
+    if (
+      caller.session.kind === 'none' &&
+      caller.surface !== 'ws' &&
+      this.#mayRecall(target, eraTarget, known)
+    )
+      known = await this.#recall(target, eraTarget, known);
     const route = decide(caller, target, known);
     if (route) return route;
-    const modern = await this.#eras.supportsModern(UpstreamConnector.eraTarget(target), signal?.());
+    const modern = await this.#eras.supportsModern(
+      eraTarget ?? UpstreamConnector.eraTarget(target),
+      signal?.(),
+    );
     // `true` or unknown: stateless; only a known `false` pools.
     const era = { ...known.era, modern: modern ?? true };
     return decide(caller, target, { ...known, era }) as Route;
+  }
+
+  #known(target: UpstreamTarget, eraTarget: EraProbeTarget | undefined): Known {
+    return {
+      transport: target.kind === 'http-auto' ? this.#verdicts.get(target.url) : undefined,
+      era: eraTarget ? this.#eras.known(eraTarget) : {},
+    };
+  }
+
+  /** Whether the shared store may know what this instance does not, of what routes the message. */
+  #mayRecall(target: UpstreamTarget, eraTarget: EraProbeTarget | undefined, known: Known): boolean {
+    const transport = target.kind === 'http-auto' && known.transport === undefined;
+    const era = eraTarget !== undefined && known.era.modern === undefined && known.era.session === undefined;
+    return (
+      (transport && this.#verdicts.mayRecall(target.url)) ||
+      (era && this.#eras.mayRecall(eraTarget as EraProbeTarget))
+    );
+  }
+
+  async #recall(target: UpstreamTarget, eraTarget: EraProbeTarget | undefined, known: Known): Promise<Known> {
+    const [transport, era] = await Promise.all([
+      target.kind === 'http-auto' && known.transport === undefined
+        ? this.#verdicts.recall(target.url)
+        : known.transport,
+      eraTarget ? this.#eras.recall(eraTarget) : known.era,
+    ]);
+    return { transport, era };
   }
 
   /**
@@ -297,6 +334,11 @@ export class DispatchPlanner {
   served(route: PassThroughRoute, fallback: Fallback): void {
     if (fallback.verdictIfServed) this.#verdicts.set(route.target.url, fallback.verdictIfServed);
   }
+}
+
+/** Whether a message is routed by its target's era: only one without a session (not a socket). */
+function eraMatters(caller: Caller | undefined): boolean {
+  return caller === undefined || (caller.session.kind === 'none' && caller.surface !== 'ws');
 }
 
 function isError(body: unknown): boolean {

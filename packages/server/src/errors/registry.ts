@@ -257,7 +257,7 @@ export const ERROR_REGISTRY = {
     status: 401,
     rpcCode: -33200,
     message:
-      'The MCP server needs you to sign in: open error.data.authorizeUrl in a popup from the app that made the call (it answers the page, see docs/oauth.md), finish signing in, then retry the call.',
+      'The MCP server needs you to sign in: open error.data.authorizeUrl in a popup from the app that made the call (it answers the page, see docs/oauth.md), or in a browser (then type error.data.userCode when the page asks, or sign in to the proxy), finish signing in, then retry the call.',
   },
   upstream_auth_failed: {
     status: 502,
@@ -309,7 +309,30 @@ export const ERROR_REGISTRY = {
     status: 401,
     rpcCode: -33212,
     message:
-      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so this socket closed: open a new one and sign in again when asked.',
+      'You ended your sign-in to this MCP server (disconnected, or evicted past 100 connections), so what held it (this socket, or this proxy session) ended: open a new one and sign in again when asked.',
+  },
+  oauth_code_invalid: {
+    status: 403,
+    rpcCode: -33213,
+    message:
+      'That is not the code of this sign-in: type the code your own app showed you with this link (data.attemptsLeft tries are left). If someone sent you the link and the code, stop.',
+  },
+  oauth_user_mismatch: {
+    status: 403,
+    rpcCode: -33214,
+    message:
+      'You signed in to the proxy as someone else than the user who asked for this sign-in, so nothing was connected: open the link from your own app, signed in as yourself.',
+  },
+  oauth_login_failed: {
+    status: 502,
+    rpcCode: -33215,
+    message:
+      'Signing in to the proxy through its identity provider failed: retry the call in your app to get a new link.',
+  },
+  search_limit: {
+    status: 429,
+    rpcCode: -33275,
+    message: 'One search_tools call per request: send the other searches in requests of their own.',
   },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -4,10 +4,21 @@
  * and the one place errors (ours and Fastify's own) become HTTP status + JSON-RPC body.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { findProxyError, type JsonRpcId, ProxyError, toErrorReply } from '../errors.ts';
+import { type ErrorCode, findProxyError, type JsonRpcId, ProxyError, toErrorReply } from '../errors.ts';
 import type { LiveStatus } from '../observability/live-status.ts';
 import { createPlainLogger, logsAt, redactUrl } from '../observability/logger.ts';
 import type { ProxyMetrics } from '../observability/metrics.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** MCP method of the forwarded message, for the access log. */
+    mcpMethod: string | undefined;
+    /** Upstream host, for the access log. */
+    targetHost: string | undefined;
+    /** Stable error code of a failed request, for the access log. */
+    errorCode: ErrorCode | undefined;
+  }
+}
 
 /**
  * Logs one line and records metrics for every answered request, and counts it for the status

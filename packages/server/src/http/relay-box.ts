@@ -10,20 +10,22 @@
  * Without `SESSION_SECRET` the store is trusted as before (docs/security.md).
  */
 import { hkdfSync } from 'node:crypto';
-import { open, seal } from '../credentials/sealed-box.ts';
+import { openBytes, sealBytes } from '../credentials/sealed-box.ts';
 import { VaultKeys } from '../credentials/vault-keys.ts';
 
 /** The HKDF label: the relay's key is no other use's key. */
 const KEY_INFO = 'mcp-proxy relay aes-256-gcm v1';
+/** What ends the time stamp in front of the sealed bytes. */
+const DOT = 0x2e;
 /** A sealed message older (or further ahead) than this is a replay or a clock gone wrong. */
 export const MAX_MESSAGE_AGE_MS = 30_000;
 
-/** Seals and opens relay messages. */
+/** Seals and opens relay messages (bytes: an answer's travel as they are, encoded once by the seal). */
 export interface RelayBox {
-  /** `text` sealed for `channel`. */
-  seal(channel: string, text: string): string;
-  /** The text sealed for `channel`, if `sealed` opens there and is fresh; undefined otherwise. */
-  open(channel: string, sealed: string): string | undefined;
+  /** `plain` sealed for `channel`. */
+  seal(channel: string, plain: Uint8Array): string;
+  /** The bytes sealed for `channel`, if `sealed` opens there and is fresh; undefined otherwise. */
+  open(channel: string, sealed: string): Buffer | undefined;
 }
 
 /**
@@ -42,14 +44,14 @@ export function relayBox(secrets: readonly string[], now: () => number = Date.no
     ephemeral: true,
   });
   return {
-    seal: (channel, text) => seal(keys, channel, `${now()}.${text}`),
+    seal: (channel, plain) => sealBytes(keys, channel, Buffer.concat([Buffer.from(`${now()}.`), plain])),
     open: (channel, sealed) => {
-      const plain = open(keys, channel, sealed);
+      const plain = openBytes(keys, channel, sealed);
       if (plain === undefined) return undefined;
-      const dot = plain.indexOf('.');
-      const at = Number(plain.slice(0, dot));
+      const dot = plain.indexOf(DOT);
+      const at = Number(plain.subarray(0, Math.max(0, dot)).toString('latin1'));
       if (dot <= 0 || !Number.isFinite(at) || Math.abs(now() - at) > MAX_MESSAGE_AGE_MS) return undefined;
-      return plain.slice(dot + 1);
+      return plain.subarray(dot + 1);
     },
   };
 }

@@ -8,14 +8,18 @@
 import type { ServerResponse } from 'node:http';
 import type { Principal } from '../identity/principal.ts';
 import type { SessionOwnership } from '../sessions/ownership.ts';
+import { streamAnswer } from './relay-answer.ts';
+import { ExchangeCredit, type InFlightBytes } from './relay-credit.ts';
+import type { RelayLimits } from './relay-quota.ts';
 import {
+  ExchangeSequence,
   type Inject,
   KEEPALIVE_MS,
-  MAX_EXCHANGES,
+  LIVENESS_MS,
   type OpenMessage,
   RELAY_HEADER,
   type RelayMessage,
-  streamAnswer,
+  type Unnumbered,
 } from './relay-wire.ts';
 
 /**
@@ -28,8 +32,8 @@ const ACK_AFTER_MS = 200;
 export interface Incoming {
   /** The owner gives the exchange up: it ends here and the relaying instance hears `fail`. */
   giveUp(): Promise<void>;
-  /** The relaying side cancelled (its caller left): it ends here, nobody to tell. */
-  cancel(): void;
+  /** The relaying side spoke about the exchange (a `cancel`: its caller left). */
+  hear(message: RelayMessage): void;
 }
 
 /** A relayed request on its owner, until its route's hooks take it in. */
@@ -47,24 +51,34 @@ export interface OwnerSide {
   readonly incoming: Map<string, Incoming>;
   /** Relayed requests not yet admitted by the relay's authentication hook, by exchange. */
   readonly admitted: Map<string, Admission>;
-  readonly send: (instance: string, message: RelayMessage) => Promise<void>;
+  readonly send: (instance: string, message: RelayMessage, data?: Buffer) => Promise<void>;
+  /** The exchanges, parts and windows of the relay. */
+  readonly limits: RelayLimits;
+  /** Answer bytes published from here and not yet acknowledged, across exchanges. */
+  readonly inFlight: InFlightBytes;
 }
 
 /** Runs a request relayed here by another instance and streams its answer back. */
 export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<void> {
   const { x, from } = open;
-  if (side.incoming.size >= MAX_EXCHANGES || side.incoming.has(x)) {
-    await side.send(from, { k: 'fail', x }).catch(() => {});
+  const sequence = new ExchangeSequence(0, 0);
+  if (side.incoming.size >= side.limits.maxExchanges || side.incoming.has(x)) {
+    await side.send(from, { k: 'fail', x, n: sequence.next() }).catch(() => {});
     return;
   }
   const controller = new AbortController();
   /** Whether the relaying side knows the exchange is over (its end, its `fail`, its cancel). */
   let told = false;
   let lastSent = performance.now();
-  const send = async (message: RelayMessage): Promise<void> => {
+  const send = async (message: Unnumbered<RelayMessage>, data?: Buffer): Promise<void> => {
     lastSent = performance.now();
-    await side.send(from, message);
+    await side.send(from, { ...message, n: sequence.next() } as RelayMessage, data);
   };
+  const { partBytes, windowBytes } = side.limits;
+  const credit = new ExchangeCredit(side.inFlight, windowBytes, {
+    signal: controller.signal,
+    waitMs: LIVENESS_MS,
+  });
   // Every way the owner stops short says `fail`: the relaying side would otherwise wait on
   // an exchange that no longer runs (its caller hanging while both instances are up).
   const giveUp = async () => {
@@ -75,9 +89,15 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
   };
   side.incoming.set(x, {
     giveUp,
-    cancel: () => {
-      told = true;
-      controller.abort();
+    hear: (message) => {
+      // A replay (anything not numbered above the last heard) is dropped; a `got` lost in
+      // between is covered by the next, which counts every byte received.
+      if (sequence.hear(message.n) === 'old') return;
+      if (message.k === 'got') credit.acked(message.bytes);
+      else if (message.k === 'cancel') {
+        told = true;
+        controller.abort();
+      }
     },
   });
   // A cancel must reach the route as its caller leaving: `inject`'s own abort stops only
@@ -109,11 +129,12 @@ export async function serveRelayed(side: OwnerSide, open: OpenMessage): Promise<
     });
     started = true;
     clearTimeout(ack);
-    await streamAnswer(answer, x, send, controller.signal);
+    await streamAnswer(answer, x, send, controller.signal, credit, partBytes);
     told = true;
   } catch {
     await giveUp();
   } finally {
+    credit.release();
     clearTimeout(ack);
     clearInterval(keepAlive);
     side.incoming.delete(x);

@@ -9,11 +9,15 @@ import type { FastifyRequest } from 'fastify';
 import { bearerOf } from '../identity/hook.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isProxyCredential } from '../identity/proxy-credential.ts';
+import type { RelayBox } from './relay-box.ts';
 
 /** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
 export const KEEPALIVE_MS = 2_000;
-/** Exchanges each side keeps at once: beyond, a relay is refused (and answered "not found"). */
-export const MAX_EXCHANGES = 10_000;
+/**
+ * An exchange the other side has been silent about this long is over: a pub/sub message was lost
+ * (or that side is stuck), and nobody else would end it.
+ */
+export const LIVENESS_MS = 4 * KEEPALIVE_MS;
 /** Marks a request the relay runs on the owner; its value names the exchange (one use). */
 export const RELAY_HEADER = 'x-mcp-proxy-relay';
 /** Request headers never relayed: the proxy credential, hop-by-hop, recomputed ones. */
@@ -41,6 +45,8 @@ const DROPPED_ANSWER_HEADERS = new Set([
 export interface OpenMessage {
   readonly k: 'open';
   readonly x: string;
+  /** Always 0: the first message the relaying side sends in its exchange (see {@link RelayMessage}). */
+  readonly n: 0;
   /** The requesting instance: answers go to its channel. */
   readonly from: string;
   readonly method: 'GET' | 'POST' | 'DELETE';
@@ -50,24 +56,124 @@ export interface OpenMessage {
   readonly principal: Principal;
 }
 
-/** Everything that travels between instances, by exchange `x`. */
+/**
+ * Everything that travels between instances, by exchange `x`. `n` numbers each side's messages
+ * within the exchange (the relaying side's `open` is 0, the owner's first message 1), sealed with
+ * them: a receiver takes only the next one, so a message replayed by whoever can publish to the
+ * store (within the seal's freshness) is dropped, and one lost in between ends the exchange.
+ */
 export type RelayMessage =
   | OpenMessage
-  | { readonly k: 'cancel'; readonly x: string }
-  | { readonly k: 'ack'; readonly x: string }
+  | { readonly k: 'cancel'; readonly x: string; readonly n: number }
+  /** The relaying side has received `bytes` of the answer in all (the owner's pace, see http/relay-answer.ts). */
+  | { readonly k: 'got'; readonly x: string; readonly n: number; readonly bytes: number }
+  | { readonly k: 'ack'; readonly x: string; readonly n: number }
   | PartMessage
-  | { readonly k: 'fail'; readonly x: string };
+  | { readonly k: 'fail'; readonly x: string; readonly n: number };
+
+/** A message before its side numbers it. */
+export type Unnumbered<M extends RelayMessage> = M extends RelayMessage ? Omit<M, 'n'> : never;
 
 /**
- * A piece of the answer: its status and headers first, then bytes (base64), then its end. What
- * is ready together travels in one message: a JSON answer is one part.
+ * Numbers the messages one side sends in one exchange, and checks those it hears from the other:
+ * `fresh` is true only for the next one.
+ */
+export class ExchangeSequence {
+  #sent: number;
+  #heard: number;
+
+  /** @param sent the number of the last message this side sent (the relaying side's `open`: 0). */
+  constructor(sent: number, heard: number) {
+    this.#sent = sent;
+    this.#heard = heard;
+  }
+
+  /** The number of this side's next message. */
+  next(): number {
+    return ++this.#sent;
+  }
+
+  /**
+   * `'old'` for a message already heard or not numbered (a replay: drop it); else it is now
+   * heard: `'next'`, or `'gap'` when one in between was lost.
+   */
+  hear(n: unknown): 'next' | 'old' | 'gap' {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= this.#heard) return 'old';
+    const next = n === this.#heard + 1;
+    this.#heard = n;
+    return next ? 'next' : 'gap';
+  }
+}
+
+/**
+ * A piece of the answer: its status and headers first, then bytes, then its end. Its bytes
+ * travel beside the message ({@link encodeRelayMessage}), at most a part's worth each.
  */
 export interface PartMessage {
   readonly k: 'part';
   readonly x: string;
+  readonly n: number;
   readonly head?: { readonly status: number; readonly headers: Record<string, string> };
-  readonly d?: string;
   readonly end?: true;
+}
+
+/** A message heard, with the bytes that travelled beside it. */
+export interface HeardMessage {
+  readonly message: RelayMessage;
+  readonly data: Buffer | undefined;
+}
+
+/** Ends a message's JSON where its bytes follow (JSON text never holds a raw newline). */
+const NEWLINE = 0x0a;
+
+/**
+ * The text published for `message` and its bytes on `channel`, encoded once: sealed, the JSON,
+ * a newline and the raw bytes under one seal; in clear, the JSON and the bytes in base64 on the
+ * next line.
+ */
+export function encodeRelayMessage(
+  channel: string,
+  message: RelayMessage,
+  data: Buffer | undefined,
+  box: RelayBox | undefined,
+): string {
+  const json = JSON.stringify(message);
+  const hasData = data !== undefined && data.length > 0;
+  if (box !== undefined) {
+    const head = Buffer.from(json);
+    return box.seal(channel, hasData ? Buffer.concat([head, Buffer.of(NEWLINE), data]) : head);
+  }
+  return hasData ? `${json}\n${data.toString('base64')}` : json;
+}
+
+/** The message published as `text` on `channel`; undefined when it does not open or parse. */
+export function decodeRelayMessage(
+  channel: string,
+  text: string,
+  box: RelayBox | undefined,
+): HeardMessage | undefined {
+  let json: string;
+  let data: Buffer | undefined;
+  if (box !== undefined) {
+    const plain = box.open(channel, text);
+    if (plain === undefined) return undefined;
+    const line = plain.indexOf(NEWLINE);
+    json = (line === -1 ? plain : plain.subarray(0, line)).toString('utf8');
+    if (line !== -1) data = plain.subarray(line + 1);
+  } else {
+    const line = text.indexOf('\n');
+    json = line === -1 ? text : text.slice(0, line);
+    if (line !== -1) data = Buffer.from(text.slice(line + 1), 'base64');
+  }
+  let message: unknown;
+  try {
+    message = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof message !== 'object' || message === null || typeof (message as RelayMessage).x !== 'string')
+    return undefined;
+  return { message: message as RelayMessage, data };
 }
 
 /** What the owner's `inject` answers (Fastify's, with `payloadAsStream`). */
@@ -148,76 +254,4 @@ export function answerHeaders(headers: InjectedAnswer['headers']): Record<string
     kept[name] = Array.isArray(value) ? value.join(', ') : String(value);
   }
   return kept;
-}
-
-/** Bytes of answer the owner gathers into one part before it stops reading until that part is out. */
-const MAX_PART_BYTES = 1_048_576;
-
-/**
- * Sends the answer in parts, one at a time: what arrives while a part is on its way goes in the
- * next one, and reading stops while more than {@link MAX_PART_BYTES} wait, so the owner's own
- * stream writer feels the store's pace. The first part waits for the current tick's writes: a
- * JSON answer (head, body and end written at once) travels whole.
- */
-export function streamAnswer(
-  answer: InjectedAnswer,
-  x: string,
-  send: (part: PartMessage) => Promise<void>,
-  signal: AbortSignal,
-): Promise<void> {
-  const stream = answer.stream();
-  return new Promise<void>((resolve, reject) => {
-    // Given up (a cancel, the relay closing): whatever the route does with its response, the
-    // answer is not read any further.
-    const onAbort = () => {
-      stream.destroy();
-      reject(new Error('the relayed exchange was given up'));
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    let head: PartMessage['head'] = { status: answer.statusCode, headers: answerHeaders(answer.headers) };
-    const queue: Buffer[] = [];
-    let queued = 0;
-    let ended = false;
-    let sending = false;
-    let ready = false;
-    const pump = () => {
-      if (sending || !ready || (head === undefined && queued === 0 && !ended)) return;
-      const part: PartMessage = {
-        k: 'part',
-        x,
-        ...(head === undefined ? {} : { head }),
-        ...(queued === 0 ? {} : { d: Buffer.concat(queue).toString('base64') }),
-        ...(ended ? { end: true } : {}),
-      };
-      head = undefined;
-      queue.length = 0;
-      queued = 0;
-      sending = true;
-      stream.resume();
-      send(part).then(() => {
-        sending = false;
-        if (!part.end) pump();
-        else {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        }
-      }, reject);
-    };
-    stream.on('data', (chunk: Buffer) => {
-      queue.push(chunk);
-      queued += chunk.length;
-      if (queued > MAX_PART_BYTES) stream.pause();
-      pump();
-    });
-    stream.once('end', () => {
-      ended = true;
-      pump();
-    });
-    stream.once('error', reject);
-    setImmediate(() => {
-      ready = true;
-      pump();
-    });
-  });
 }

@@ -20,6 +20,7 @@ import { type StoreSettings, storeKind } from '../store/open-store.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import { type Inject, Relay } from './relay.ts';
 import { relayBox } from './relay-box.ts';
+import type { RelayLimits } from './relay-quota.ts';
 
 /** How long start-up waits for the store's subscriptions before serving anyway. */
 const START_WAIT_MS = 2_000;
@@ -30,8 +31,14 @@ interface RelaySettings extends StoreSettings {
   readonly sessionSecretPrevious: readonly string[];
 }
 
+/** What an app's caller may say of the relay (`AppDeps` carries it). */
+export interface RelayAppDeps {
+  /** Bounds other than the relay's defaults (tests: small enough to reach). */
+  readonly relayLimits?: Partial<RelayLimits>;
+}
+
 /** What the relay's parts take from the app. */
-export interface RelayWiringDeps {
+export interface RelayWiringDeps extends RelayAppDeps {
   /** The app whose routes run the requests relayed here. */
   readonly app: FastifyInstance;
   readonly store: Store;
@@ -48,6 +55,8 @@ export interface RelayWiring {
   readonly ownership: SessionOwnership;
   readonly relay: Relay;
   readonly sealer: SessionIdSealer;
+  /** True when other instances share the store (Redis, the workers' cluster store, a test's). */
+  readonly shared: boolean;
   /** True while the sealing key shared with the other instances is not known (`/ready` 503). */
   starting(): boolean;
   /** Waits (at most `boundMs`) for the requests other instances relayed here (a drain). */
@@ -79,6 +88,7 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     active: shared,
     ...(deps.tracing ? { tracing: deps.tracing } : {}),
     box: relayBox(configuredSecrets(config)),
+    limits: deps.relayLimits,
   });
   if (shared)
     await Promise.race([
@@ -96,6 +106,7 @@ export async function buildRelay(config: RelaySettings, deps: RelayWiringDeps): 
     ownership,
     relay,
     sealer,
+    shared,
     starting: () => sealerKey?.known === false,
     quiet: (boundMs) => relay.quiet(boundMs),
     close: async () => {

@@ -32,12 +32,21 @@ import { PROXY_SESSION_PREFIX } from '../sessions/store.ts';
 import type { Store } from '../store/store.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { MAX_MESSAGE_AGE_MS, type RelayBox } from './relay-box.ts';
+import { InFlightBytes } from './relay-credit.ts';
 import { type Outgoing, type RelayingSide, relayTo } from './relay-outgoing.ts';
+import { RELAY_LIMITS, type RelayLimits, RelayQuota } from './relay-quota.ts';
 import { type Admission, type Incoming, type OwnerSide, serveRelayed } from './relay-serving.ts';
-import { type Inject, MAX_EXCHANGES, RELAY_HEADER, type RelayMessage } from './relay-wire.ts';
+import {
+  decodeRelayMessage,
+  encodeRelayMessage,
+  type Inject,
+  RELAY_HEADER,
+  type RelayMessage,
+} from './relay-wire.ts';
 
-export { ACK_TIMEOUT_MS, LIVENESS_MS } from './relay-outgoing.ts';
+export { ACK_TIMEOUT_MS } from './relay-outgoing.ts';
 export type { Inject, InjectedAnswer } from './relay-wire.ts';
+export { LIVENESS_MS } from './relay-wire.ts';
 
 /** How often {@link Relay.quiet} looks at the exchanges running here. */
 const QUIET_POLL_MS = 50;
@@ -58,6 +67,8 @@ export interface RelayDeps {
   readonly tracing?: Tracing;
   /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
   readonly box?: RelayBox | undefined;
+  /** Bounds other than {@link RELAY_LIMITS} (tests). */
+  readonly limits?: Partial<RelayLimits> | undefined;
 }
 
 /** Where a request must run, when not necessarily here. */
@@ -74,7 +85,7 @@ export class Relay {
   /** Exchanges opened here lately: a sealed `open` replayed within its freshness is not run again. */
   readonly #opened = new TtlCache<string, true>({
     ttlMs: 2 * MAX_MESSAGE_AGE_MS,
-    maxEntries: MAX_EXCHANGES * 4,
+    maxEntries: RELAY_LIMITS.maxExchanges * 4,
   });
   /** Requests running here for another instance: never relayed again. */
   readonly #relayed = new WeakSet<FastifyRequest>();
@@ -85,10 +96,15 @@ export class Relay {
 
   constructor(deps: RelayDeps) {
     this.#deps = deps;
-    const send = (instance: string, message: RelayMessage) => this.#send(instance, message);
+    const send = (instance: string, message: RelayMessage, data?: Buffer) =>
+      this.#send(instance, message, data);
     const { ownership, onError, tracing, inject } = deps;
-    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send };
-    this.#owning = { ownership, inject, incoming: this.#incoming, admitted: this.#admitted, send };
+    const limits = { ...RELAY_LIMITS, ...deps.limits };
+    const quota = new RelayQuota(limits);
+    this.#relaying = { ownership, onError, tracing, outgoing: this.#outgoing, send, quota };
+    const { incoming, admitted } = { incoming: this.#incoming, admitted: this.#admitted };
+    const inFlight = new InFlightBytes(limits.inFlightBytes);
+    this.#owning = { ownership, inject, incoming, admitted, send, limits, inFlight };
   }
 
   /** Listens on this instance's channel. */
@@ -239,29 +255,23 @@ export class Relay {
       return false;
     }
     if (owner === undefined) return false;
-    if (this.#outgoing.size >= MAX_EXCHANGES) return false;
     return relayTo(this.#relaying, request, reply, owner);
   }
 
   #hear(channel: string, received: string): void {
     const { box } = this.#deps;
-    const text = box === undefined ? received : box.open(channel, received);
-    if (text === undefined) return;
-    let message: RelayMessage;
-    try {
-      message = JSON.parse(text) as RelayMessage;
-    } catch {
-      return;
-    }
-    if (typeof message !== 'object' || message === null || typeof message.x !== 'string') return;
+    const heard = decodeRelayMessage(channel, received, box);
+    if (heard === undefined) return;
+    const { message, data } = heard;
     if (message.k === 'open') {
+      if (message.n !== 0) return;
       if (box !== undefined) {
         if (this.#opened.get(message.x) !== undefined) return;
         this.#opened.set(message.x, true);
       }
       void serveRelayed(this.#owning, message);
-    } else if (message.k === 'cancel') this.#incoming.get(message.x)?.cancel();
-    else this.#outgoing.get(message.x)?.on(message);
+    } else if (message.k === 'cancel' || message.k === 'got') this.#incoming.get(message.x)?.hear(message);
+    else this.#outgoing.get(message.x)?.on(message, data);
   }
 
   /** Ends every exchange under way: callers here are told to retry, relaying instances hear `fail`. */
@@ -270,11 +280,9 @@ export class Relay {
     await Promise.all([...this.#incoming.values()].map((incoming) => incoming.giveUp()));
   }
 
-  #send(instance: string, message: RelayMessage): Promise<void> {
+  #send(instance: string, message: RelayMessage, data?: Buffer): Promise<void> {
     const channel = this.#channelOf(instance);
-    const text = JSON.stringify(message);
-    const { box } = this.#deps;
-    return this.#deps.store.publish(channel, box === undefined ? text : box.seal(channel, text));
+    return this.#deps.store.publish(channel, encodeRelayMessage(channel, message, data, this.#deps.box));
   }
 
   #channelOf(instance: string): string {

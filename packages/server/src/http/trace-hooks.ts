@@ -26,11 +26,14 @@ declare module 'fastify' {
 /** Longest text attribute taken from a caller (method names, tool names): bounded cardinality of bytes. */
 const MAX_TEXT = 128;
 
+/** Whether a name is a configured server's (or virtual server's) now: only those reach a span. */
+export type ServerNamed = (name: string) => boolean;
+
 /** Registers the server-span hooks on `app` (call only when `tracing.enabled`). */
-export function registerTraceHooks(app: FastifyInstance, tracing: Tracing): void {
+export function registerTraceHooks(app: FastifyInstance, tracing: Tracing, configured: ServerNamed): void {
   app.decorateRequest('traceSpan', undefined);
   app.addHook('preHandler', (request, _reply, done) => {
-    const span = startSpan(request, tracing, performance.timeOrigin + performance.now());
+    const span = startSpan(request, tracing, configured, performance.timeOrigin + performance.now());
     request.traceSpan = span;
     // Everything the route does from here (hooks, handler, upstream calls) runs under it.
     span.run(done);
@@ -39,11 +42,11 @@ export function registerTraceHooks(app: FastifyInstance, tracing: Tracing): void
     let span = request.traceSpan;
     if (span === undefined) {
       const started = performance.timeOrigin + performance.now() - reply.elapsedTime;
-      span = startSpan(request, tracing, started);
+      span = startSpan(request, tracing, configured, started);
     }
     span.set({
       'http.response.status_code': reply.statusCode,
-      ...(request.mcpMethod === undefined ? {} : { 'mcp.method.name': cap(request.mcpMethod) }),
+      ...(request.mcpMethod === undefined ? {} : { 'mcp.method.name': knownMethods(request.mcpMethod) }),
     });
     span.end(request.errorCode ?? (reply.statusCode >= 500 ? 'internal_error' : undefined));
     done();
@@ -51,7 +54,12 @@ export function registerTraceHooks(app: FastifyInstance, tracing: Tracing): void
 }
 
 /** The server span of `request`, from what is known of it so far. */
-function startSpan(request: FastifyRequest, tracing: Tracing, startTime: number): ProxySpan {
+function startSpan(
+  request: FastifyRequest,
+  tracing: Tracing,
+  configured: ServerNamed,
+  startTime: number,
+): ProxySpan {
   const route = request.routeOptions.url ?? 'unknown';
   const message = messageOf(request);
   const headerCarrier = request.headers as Carrier;
@@ -61,7 +69,7 @@ function startSpan(request: FastifyRequest, tracing: Tracing, startTime: number)
     'http.route': route,
     'mcp_proxy.surface': surfaceOf(route),
     ...messageAttributes(message),
-    ...targetAttributes(request),
+    ...targetAttributes(request, configured),
   };
   const version = request.headers['mcp-protocol-version'];
   if (typeof version === 'string' && version !== '') {
@@ -106,7 +114,8 @@ export function metaOf(params: unknown): Record<string, unknown> | undefined {
 /** The method and the tool, prompt or resource a message names (names only: never its arguments). */
 export function messageAttributes(message: MessageFields | undefined): Attributes {
   if (message?.method === undefined) return {};
-  const attributes: Attributes = { 'mcp.method.name': cap(message.method) };
+  // A caller's own method name never reaches an attribute either: "other" (review of issue 21).
+  const attributes: Attributes = { 'mcp.method.name': knownMethod(message.method) };
   const params = message.params as { name?: unknown; uri?: unknown } | undefined;
   if (typeof params !== 'object' || params === null) return attributes;
   if (message.method === 'tools/call' && typeof params.name === 'string')
@@ -120,18 +129,28 @@ export function messageAttributes(message: MessageFields | undefined): Attribute
   return attributes;
 }
 
-/** The configured server's name, or the upstream's host (never its path or query). */
-function targetAttributes(request: FastifyRequest): Attributes {
+/**
+ * The configured server's name, or the upstream's host (never its path or query). A name no
+ * configured server has is the caller's text: left out (the refusal's code says what went wrong).
+ */
+function targetAttributes(request: FastifyRequest, configured: ServerNamed): Attributes {
   const name = (request.params as { name?: unknown } | undefined)?.name;
-  if (typeof name === 'string') return { 'mcp_proxy.server': cap(name) };
+  if (typeof name === 'string') return serverAttributes(name, configured);
   const body = request.body as { server?: unknown; mcp_server_url?: unknown } | undefined;
   if (typeof body !== 'object' || body === null) return {};
-  if (typeof body.server === 'string') return { 'mcp_proxy.server': cap(body.server) };
-  if (typeof body.mcp_server_url === 'string') {
-    const host = URL.parse(body.mcp_server_url)?.host;
-    if (host) return { 'server.address': cap(host) };
-  }
-  return {};
+  if (typeof body.server === 'string') return serverAttributes(body.server, configured);
+  return urlAttributes(typeof body.mcp_server_url === 'string' ? body.mcp_server_url : undefined);
+}
+
+/** `mcp_proxy.server` for a configured server's name; nothing for any other text. */
+export function serverAttributes(name: string, configured: ServerNamed): Attributes {
+  return configured(name) ? { 'mcp_proxy.server': name } : {};
+}
+
+/** `server.address` for an upstream a caller named by URL: its host alone. */
+export function urlAttributes(url: string | undefined): Attributes {
+  const host = url === undefined ? undefined : URL.parse(url)?.host;
+  return host ? { 'server.address': cap(host) } : {};
 }
 
 function surfaceOf(route: string): string {
@@ -151,6 +170,11 @@ function resourceOrigin(uri: string): string | undefined {
   const parsed = URL.parse(uri);
   if (parsed === null) return undefined;
   return parsed.host === '' ? parsed.protocol : `${parsed.protocol}//${parsed.host}`;
+}
+
+/** A comma-joined list of methods (a batch's, on /mcp), each a known one or "other". */
+function knownMethods(methods: string): string {
+  return cap(methods.split(',', MAX_TEXT).map(knownMethod).join(','));
 }
 
 function cap(text: string): string {

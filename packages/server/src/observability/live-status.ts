@@ -8,6 +8,7 @@
  * are computed only when the page asks.
  */
 import type { ProxyError } from '../errors.ts';
+import type { InstanceCounts, InstanceSummary } from './instance-roster.ts';
 import { HALF_WINDOW_MS, LatencyWindow } from './latency-window.ts';
 
 /**
@@ -92,6 +93,8 @@ export class LiveStatus {
   #refusalsTotal = 0;
   #lastHref = '';
   #lastStats: UpstreamStats | undefined;
+  /** The other live instances sharing the store (instance-roster.ts); none without one. */
+  #others: () => readonly InstanceSummary[] = () => [];
 
   constructor(deps: LiveStatusDeps) {
     this.#deps = deps;
@@ -169,9 +172,26 @@ export class LiveStatus {
     this.#refusals.push({ at: this.#deps.now(), host: host.slice(0, MAX_HOST_CHARS), reason });
   }
 
+  /** Shows the other instances `others` lists (a shared store's roster) with this one. */
+  showOthers(others: () => readonly InstanceSummary[]): void {
+    this.#others = others;
+  }
+
+  /** This instance's counts, as it publishes them to the others. */
+  counts(): InstanceCounts {
+    return {
+      id: this.#deps.instanceId(),
+      startedAt: this.#startedAt,
+      requests: this.#requests,
+      errors: this.#errors,
+      sessions: this.#deps.sessions(),
+    };
+  }
+
   /** Everything the page shows, as JSON-ready data. */
   snapshot(): StatusSnapshot {
     const now = this.#deps.now();
+    const self = this.counts();
     const servers = this.#deps.servers();
     const namesByHost = new Map<string, string[]>();
     for (const { name, host } of servers) {
@@ -215,7 +235,8 @@ export class LiveStatus {
         byRoute,
         errorsByCode: Object.fromEntries([...this.#byCode].sort((a, b) => b[1] - a[1])),
       },
-      sessions: { instance: this.#deps.instanceId(), ...this.#deps.sessions() },
+      sessions: { instance: self.id, ...self.sessions },
+      instances: [{ ...self, heardAt: now, self: true }, ...this.#others()],
       upstreams,
       egressRefusals: { total: this.#refusalsTotal, recent: [...this.#refusals].reverse() },
     };
@@ -291,6 +312,8 @@ export interface StatusSnapshot {
     errorsByCode: Record<string, number>;
   };
   readonly sessions: SessionCounts & { instance: string };
+  /** Every live instance, the one that answered first (`self`); others only with a shared store. */
+  readonly instances: InstanceSummary[];
   readonly upstreams: UpstreamSnapshot[];
   readonly egressRefusals: { total: number; recent: EgressRefusalRecord[] };
 }

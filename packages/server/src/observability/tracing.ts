@@ -43,7 +43,7 @@ export function tracesUrl(settings: TracingSettings): string | undefined {
 
 /** A span the proxy holds while its work runs. */
 export interface ProxySpan {
-  /** Adds attributes (never a token, an argument or a result). */
+  /** Adds attributes (never a token, an argument or a result); none once ended. */
   set(attributes: Attributes): void;
   /** Ends it; an error code (the registry's) marks it failed. */
   end(errorCode?: string): void;
@@ -220,7 +220,7 @@ class ActiveSpan implements ProxySpan {
   }
 
   set(attributes: Attributes): void {
-    this.#span.setAttributes(attributes);
+    if (!this.#ended) this.#span.setAttributes(attributes);
   }
 
   end(errorCode?: string): void {

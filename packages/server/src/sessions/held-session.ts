@@ -38,6 +38,20 @@ export interface MessageSink {
   end?(): void;
 }
 
+/**
+ * A credential that may change while a session holds it: the OAuth broker's
+ * (credentials/live-credential.ts), absent when the caller or the operator brought the token.
+ */
+export interface SessionCredential {
+  /** The token to send now: the session's upstream reads it at each request. */
+  readonly bearer: () => string | undefined;
+  /**
+   * Reads the token again before a caller's messages go upstream; an error when the user ended
+   * the connection since the session opened (review6 OAUTH-1). Never rejects.
+   */
+  freshen(): Promise<ProxyError | undefined>;
+}
+
 /** The `_meta` key naming the `subscriptions/listen` request a notification belongs to. */
 const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
@@ -92,11 +106,18 @@ export class HeldSession {
   #closed = false;
   #failure: ProxyError | undefined;
   #onClosed: Array<() => void> = [];
+  readonly #credential: SessionCredential | undefined;
 
-  constructor(target: string, upstream: UpstreamTransport, transport = 'unknown') {
+  constructor(
+    target: string,
+    upstream: UpstreamTransport,
+    transport = 'unknown',
+    credential?: SessionCredential | undefined,
+  ) {
     this.target = target;
     this.upstream = upstream;
     this.transport = transport;
+    this.#credential = credential;
     this.#refusals = new ServerRequestRefusals(
       (reply, signal) => upstream.send(reply, { signal }),
       this.#done.signal,
@@ -131,6 +152,20 @@ export class HeldSession {
   /** The last upstream failure, if any: why the connection ended. */
   get failure(): ProxyError | undefined {
     return this.#failure;
+  }
+
+  /**
+   * Before a caller's messages go through this session: its credential is read again (a refresh
+   * or a new sign-in reaches a session already open), and when the user ended it since the
+   * session opened (review6 OAUTH-1) the session closes, its streams with it, and the error is
+   * thrown: the upstream authenticated with the ended token must serve nobody any more.
+   */
+  async renew(): Promise<void> {
+    const ended = await this.#credential?.freshen();
+    if (ended === undefined) return;
+    this.#failure = ended;
+    await this.close().catch(() => {});
+    throw ended;
   }
 
   /** Registers a callback for when the upstream side ends (the store then forgets the session). */
@@ -178,17 +213,20 @@ export class HeldSession {
 
   /**
    * Sends one request and resolves with its response: for callers that cannot take anything
-   * else (POST /proxy). Server-initiated requests are refused on their behalf; a timeout or
-   * an abort cancels the request upstream.
+   * else (POST /proxy). Server-initiated requests are refused on their behalf, unless `related`
+   * takes them (a caller that relays what comes for its request: a virtual server's client);
+   * a timeout or an abort cancels the request upstream.
    */
   async call(
     message: JsonRpcRequest,
     options: RequestOptions,
     filter: ToolFilter | undefined,
+    related?: (incoming: JsonRpcMessage) => boolean,
   ): Promise<JsonRpcResponse> {
     let serverRequests = 0;
     const sink: MessageSink = {
       deliver: (incoming) => {
+        if (related !== undefined && !isResponse(incoming) && related(incoming)) return true;
         // This caller cannot answer server requests (they are refused for it); an upstream that
         // keeps sending them fails the call (issue 14 review, F2).
         if (isRequest(incoming) && ++serverRequests > REFUSAL_DEFAULTS.maxRefused) {
@@ -210,7 +248,15 @@ export class HeldSession {
     // The answer, a failure or the deadline ends the call even while the send still runs: a
     // send may wait on the upstream itself (an era facade's own handshake), and an upstream
     // that never lets it finish must not hold the caller past its timeout (issue 14, #1).
-    const sent = this.request(message, sink, filter).then(() => expected.answer);
+    const sent = this.request(message, sink, filter).then(
+      () => expected.answer,
+      (error: unknown) => {
+        // A send that failed (the upstream's 401) ends the wait too: its id is free at once
+        // for the caller's retry with a refreshed token, not only after the deadline.
+        this.#calls.fail(message.id, error);
+        throw error;
+      },
+    );
     sent.catch(() => {});
     return Promise.race([sent, expected.answer]);
   }

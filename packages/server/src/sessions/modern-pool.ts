@@ -136,9 +136,17 @@ export class PooledCall {
     await this.#session.request(this.#upstream, mapped, this.#filter);
   }
 
-  /** Sends the request and resolves with its response (POST /proxy, JSON answers). */
-  async call(options: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<JsonRpcResponse> {
-    const response = await this.#session.call(this.#upstream, options, this.#filter);
+  /**
+   * Sends the request and resolves with its response (POST /proxy, JSON answers); `related`
+   * may take what the server sends for it meanwhile (progress, server requests), with the
+   * caller's ids.
+   */
+  async call(
+    options: { timeoutMs: number; signal?: AbortSignal | undefined },
+    related?: (message: JsonRpcMessage) => boolean,
+  ): Promise<JsonRpcResponse> {
+    const restored = related && ((message: JsonRpcMessage) => related(this.#restore(message)));
+    const response = await this.#session.call(this.#upstream, options, this.#filter, restored);
     return this.#restore(response) as JsonRpcResponse;
   }
 

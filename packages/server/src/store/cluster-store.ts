@@ -21,6 +21,7 @@ export type StoreOp =
   | 'setIfAbsent'
   | 'delete'
   | 'deleteIf'
+  | 'replaceIf'
   | 'hit'
   | 'peek'
   | 'publish'
@@ -43,7 +44,8 @@ export type StoreReply =
 
 /** One end of an IPC channel (a cluster worker's `process`, or the primary's `Worker`). */
 export interface IpcPort {
-  send(message: unknown): void;
+  /** Sends `message`; `done` hears when it has been written to the channel (or could not be). */
+  send(message: unknown, done: (error: Error | null) => void): void;
   on(event: 'message', listener: (message: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
@@ -67,24 +69,47 @@ export function storeItems(message: {
 }
 
 /**
+ * Bytes a port may have queued and in its IPC channel, not yet written out: the other process
+ * reads too slowly beyond (a pub/sub message carries up to a relay part).
+ */
+export const MAX_PORT_BYTES = 16 * 1_048_576;
+
+/** Hears that an item pushed on a {@link PortBatcher} went out (null) or never will. */
+export type Sent = (error: Error | null) => void;
+
+/**
  * Sends messages on a port in batches: what is queued while the event loop works through its
  * I/O goes out as one message when it turns (`setImmediate`). An IPC message costs a write and
  * a parse each side, so under load many calls share one instead of each paying for its own.
+ * What is queued or not yet written out is bounded in bytes: past the bound an item is refused.
  */
 export class PortBatcher {
   readonly #port: IpcPort;
+  readonly #maxBytes: number;
   #queue: (StoreCall | StoreReply)[] = [];
+  #waiting: Sent[] = [];
+  #queuedBytes = 0;
+  /** Bytes queued, plus those sent and not yet written out. */
+  #bytes = 0;
   #scheduled = false;
 
-  constructor(port: IpcPort) {
+  constructor(port: IpcPort, maxBytes = MAX_PORT_BYTES) {
     this.#port = port;
+    this.#maxBytes = maxBytes;
   }
 
-  push(item: StoreCall | StoreReply): void {
+  /** Queues `item`; false (and `sent` not called) when the port is past its bound in bytes. */
+  push(item: StoreCall | StoreReply, sent?: Sent): boolean {
+    const bytes = sizeOf(item);
+    if (this.#bytes > 0 && this.#bytes + bytes > this.#maxBytes) return false;
+    this.#bytes += bytes;
+    this.#queuedBytes += bytes;
     this.#queue.push(item);
-    if (this.#scheduled) return;
+    if (sent !== undefined) this.#waiting.push(sent);
+    if (this.#scheduled) return true;
     this.#scheduled = true;
     setImmediate(() => this.flush());
+    return true;
   }
 
   /** Sends what is queued now; to a channel that is gone, nothing (calls end by their timeout). */
@@ -92,13 +117,33 @@ export class PortBatcher {
     this.#scheduled = false;
     const items = this.#queue;
     if (items.length === 0) return;
+    const waiting = this.#waiting;
+    const bytes = this.#queuedBytes;
     this.#queue = [];
+    this.#waiting = [];
+    this.#queuedBytes = 0;
+    const done = (error: Error | null) => {
+      this.#bytes -= bytes;
+      for (const sent of waiting) sent(error);
+    };
     try {
-      this.#port.send(items.length === 1 ? items[0] : ({ mcppStore: 'batch', items } satisfies StoreBatch));
-    } catch {
+      this.#port.send(
+        items.length === 1 ? items[0] : ({ mcppStore: 'batch', items } satisfies StoreBatch),
+        done,
+      );
+    } catch (error) {
       // The other process exited: the cluster ends or replaces this side too.
+      done(error as Error);
     }
   }
+}
+
+/** About how many bytes `item` takes in the channel (its strings: what can be large). */
+function sizeOf(item: StoreCall | StoreReply): number {
+  if (item.mcppStore === 'message') return item.channel.length + item.message.length;
+  if (item.mcppStore === 'call')
+    return item.args.reduce<number>((sum, arg) => sum + (typeof arg === 'string' ? arg.length : 8), 64);
+  return item.mcppStore === 'result' && typeof item.value === 'string' ? item.value.length + 64 : 64;
 }
 
 interface Pending {
@@ -153,6 +198,10 @@ export class ClusterStore implements Store {
 
   async deleteIf(key: string, value: string): Promise<boolean> {
     return (await this.#call('deleteIf', [key, value])) === true;
+  }
+
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    return (await this.#call('replaceIf', [key, expected, value, ttlMs ?? null])) === true;
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {
@@ -220,7 +269,10 @@ export class ClusterStore implements Store {
       this.#pending.set(id, { resolve, reject, timer });
       // A send that fails (the primary is gone, and the cluster ends this worker too) leaves the
       // call to its timeout.
-      this.#out.push({ mcppStore: 'call', id, op, args } satisfies StoreCall);
+      if (this.#out.push({ mcppStore: 'call', id, op, args } satisfies StoreCall)) return;
+      clearTimeout(timer);
+      this.#pending.delete(id);
+      reject(new Error('the channel to the primary process is full'));
     });
   }
 

@@ -62,6 +62,12 @@ export class MemoryStore extends InProcessParts implements Store {
     return this.#entries.delete(key);
   }
 
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    if (this.#live(key)?.value !== expected) return false;
+    await this.set(key, value, ttlMs);
+    return true;
+  }
+
   async close(): Promise<void> {
     this.#entries.clear();
     await this.closeParts();

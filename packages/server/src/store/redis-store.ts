@@ -26,8 +26,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/** Compare-and-set: ARGV[1] expected, ARGV[2] the new value, ARGV[3] its TTL in ms ('' for none). */
+const REPLACE_IF_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+`;
+
 /** How long one Redis command may take. */
 const COMMAND_TIMEOUT_MS = 500;
+/**
+ * How long one PUBLISH may take on its own connection: messages carry relayed answers (parts of
+ * up to 256 KiB), paced by the relay, not by this bound.
+ */
+const PUBLISH_TIMEOUT_MS = 2_000;
 
 /** Shared state in Redis. */
 export class RedisStore implements Store {
@@ -40,27 +52,24 @@ export class RedisStore implements Store {
   readonly #missed = new Set<MissedListener>();
   /** The subscriber connection (Redis reserves a connection that subscribes), opened on first use. */
   #subscriber: Redis | undefined;
+  /**
+   * The connection PUBLISH goes out on: relayed answers never queue the heartbeats, ownership
+   * look-ups and rate counters of the command connection behind them.
+   */
+  readonly #publisher: Redis;
 
   constructor(url: string, onError: (error: Error) => void, prefix = 'mcp-proxy:') {
     this.#url = url;
     this.#prefix = prefix;
     this.#onError = onError;
     this.#redis = this.#connect();
+    this.#publisher = this.#connect(PUBLISH_TIMEOUT_MS);
   }
 
-  /** Waits (bounded) for the first connection, so the store holds from the first request. */
+  /** Waits (bounded) for the first connections, so the store holds from the first request. */
   async ready(timeoutMs = 2_000): Promise<boolean> {
-    if (this.#redis.status === 'ready') return true;
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.#redis.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#redis.once('ready', onReady);
-    });
+    const ready = await Promise.all([this.#redis, this.#publisher].map((one) => readyOf(one, timeoutMs)));
+    return ready.every(Boolean);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -86,6 +95,13 @@ export class RedisStore implements Store {
 
   async deleteIf(key: string, value: string): Promise<boolean> {
     return ((await this.#redis.eval(DELETE_IF_SCRIPT, 1, this.#prefix + key, value)) as number) > 0;
+  }
+
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    const ttl = ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs)));
+    return (
+      ((await this.#redis.eval(REPLACE_IF_SCRIPT, 1, this.#prefix + key, expected, value, ttl)) as number) > 0
+    );
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {
@@ -120,7 +136,7 @@ export class RedisStore implements Store {
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.#redis.publish(this.#prefix + channel, message);
+    await this.#publisher.publish(this.#prefix + channel, message);
   }
 
   async subscribe(
@@ -144,15 +160,16 @@ export class RedisStore implements Store {
     this.#channels.clear();
     this.#missed.clear();
     this.#subscriber?.disconnect();
+    this.#publisher.disconnect();
     this.#redis.disconnect();
   }
 
-  #connect(): Redis {
+  #connect(commandTimeout = COMMAND_TIMEOUT_MS): Redis {
     const redis = new Redis(this.#url, {
       lazyConnect: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: COMMAND_TIMEOUT_MS,
+      commandTimeout,
     });
     redis.on('error', (error: Error) => this.#onError(error));
     return redis;
@@ -189,4 +206,19 @@ export class RedisStore implements Store {
     this.#subscriber = subscriber;
     return subscriber;
   }
+}
+
+/** Waits (bounded) for `redis` to be connected; false when it is not in time. */
+function readyOf(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+  });
 }

@@ -29,6 +29,7 @@ interface Statements {
   readonly dropExpired: StatementSync;
   readonly delete: StatementSync;
   readonly deleteIf: StatementSync;
+  readonly replaceIf: StatementSync;
   readonly sweep: StatementSync;
 }
 
@@ -58,6 +59,7 @@ function open(dataDir: string): Statements {
     dropExpired: db.prepare('DELETE FROM kv WHERE key = ? AND expires_at <= ?'),
     delete: db.prepare(`DELETE FROM kv WHERE key = ? AND ${live}`),
     deleteIf: db.prepare(`DELETE FROM kv WHERE key = ? AND value = ? AND ${live}`),
+    replaceIf: db.prepare(`UPDATE kv SET value = ?, expires_at = ? WHERE key = ? AND value = ? AND ${live}`),
     sweep: db.prepare('DELETE FROM kv WHERE expires_at <= ?'),
   };
 }
@@ -99,6 +101,11 @@ export class SqliteStore extends InProcessParts implements Store {
 
   async deleteIf(key: string, value: string): Promise<boolean> {
     return Number(this.#sql().deleteIf.run(key, value, this.#now()).changes) > 0;
+  }
+
+  async replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    const changes = this.#sql().replaceIf.run(value, this.#expiry(ttlMs), key, expected, this.#now()).changes;
+    return Number(changes) > 0;
   }
 
   async close(): Promise<void> {

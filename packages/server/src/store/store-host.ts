@@ -43,7 +43,7 @@ export class StoreHost {
 
   async #answer(port: PortBatcher, call: StoreCall, channels: Set<string>): Promise<unknown> {
     const store = this.#store;
-    const [a, b, c] = call.args;
+    const [a, b, c, d] = call.args;
     const text = (value: unknown) => String(value);
     const ttl = (value: unknown) => (typeof value === 'number' ? value : undefined);
     switch (call.op) {
@@ -57,12 +57,14 @@ export class StoreHost {
         return store.delete(text(a));
       case 'deleteIf':
         return store.deleteIf(text(a), text(b));
+      case 'replaceIf':
+        return store.replaceIf(text(a), text(b), text(c), ttl(d));
       case 'hit':
         return store.hit(text(a), Number(b));
       case 'peek':
         return store.peek(text(a));
       case 'publish':
-        this.#publish(text(a), text(b));
+        await this.#publish(text(a), text(b));
         return undefined;
       case 'subscribe': {
         const channel = text(a);
@@ -84,9 +86,21 @@ export class StoreHost {
     }
   }
 
-  #publish(channel: string, message: string): void {
-    for (const port of this.#listeners.get(channel) ?? [])
-      port.push({ mcppStore: 'message', channel, message });
+  /**
+   * Resolves once `message` is written out to every worker listening on `channel`; rejects when
+   * a worker's channel is past its bound (that worker reads too slowly: the publisher, a relay
+   * exchange, fails instead of the primary's memory growing) or gone.
+   */
+  #publish(channel: string, message: string): Promise<unknown> {
+    const sends = [...(this.#listeners.get(channel) ?? [])].map(
+      (port) =>
+        new Promise<void>((resolve, reject) => {
+          const sent = (error: Error | null) => (error === null ? resolve() : reject(error));
+          if (!port.push({ mcppStore: 'message', channel, message }, sent))
+            reject(new Error("a worker's store channel is full"));
+        }),
+    );
+    return Promise.all(sends);
   }
 
   #unlisten(channel: string, port: PortBatcher): void {

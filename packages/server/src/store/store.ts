@@ -30,6 +30,11 @@ export interface Store extends RateStore {
   delete(key: string): Promise<boolean>;
   /** Removes `key` only while it still holds `value` (releasing one's own lock). */
   deleteIf(key: string, value: string): Promise<boolean>;
+  /**
+   * Stores `value` only while `key` still holds `expected` (compare-and-set): a writer that read
+   * a value and lost to another writer since stores nothing. True if stored.
+   */
+  replaceIf(key: string, expected: string, value: string, ttlMs?: number): Promise<boolean>;
   /** Sends `message` to every subscriber of `channel`, in this process and (Redis) others. */
   publish(channel: string, message: string): Promise<void>;
   /**
@@ -82,6 +87,7 @@ export function namespaced(store: Store, prefix: string): Store {
     setIfAbsent: (key, value, ttlMs) => store.setIfAbsent(prefix + key, value, ttlMs),
     delete: (key) => store.delete(prefix + key),
     deleteIf: (key, value) => store.deleteIf(prefix + key, value),
+    replaceIf: (key, expected, value, ttlMs) => store.replaceIf(prefix + key, expected, value, ttlMs),
     hit: (key, windowMs) => store.hit(prefix + key, windowMs),
     peek: (key) => store.peek(prefix + key),
     // Counters kept in this process stay synchronous through the view.

@@ -60,8 +60,11 @@ function render(s) {
       u.lastErrorAt === null ? '—' : ago(u.lastErrorAt, s.now) + ' (' + u.lastError + ')']), 'No upstream yet.');
   table('codes', [['error code'], ['count', 1]], Object.entries(s.requests.errorsByCode).map(([c, n]) => [c, n]), 'No errors.');
   table('routes', [['route'], ['requests', 1]], Object.entries(s.requests.byRoute).map(([r, n]) => [r, n]), 'No requests.');
-  table('sessions', [['instance'], ['upstream transport'], ['open', 1]],
-    Object.entries(s.sessions.byTransport).map(([k, n]) => [s.sessions.instance, k, n]).concat([[s.sessions.instance, '/ws sockets', s.sessions.webSockets]]), '');
+  const named = (i) => ({ text: i.self ? i.id + ' (this one)' : i.id, cls: i.self ? 'good' : '' });
+  table('instances', [['instance'], ['up'], ['requests', 1], ['errors', 1], ['last heard']],
+    s.instances.map((i) => [named(i), ago(i.startedAt, s.now).replace(' ago', ''), i.requests, i.errors, i.self ? 'now' : ago(i.heardAt, s.now)]), '');
+  table('sessions', [['instance'], ['kind'], ['open', 1]],
+    s.instances.flatMap((i) => Object.entries(i.sessions.byTransport).map(([k, n]) => [named(i), k, n]).concat([[named(i), '/ws sockets', i.sessions.webSockets]])), '');
   table('refusals', [['when'], ['host'], ['reason']], s.egressRefusals.recent.map((r) => [ago(r.at, s.now), r.host, r.reason]), 'No refusals.');
 }
 async function poll() {
@@ -90,7 +93,8 @@ const BODY = `<h1>mcp-proxy status</h1>
 <h2>Upstreams <span class="muted">(time to headers, last 1–2 min)</span></h2><table id="upstreams"></table>
 <h2>Errors by code <span class="muted">(since start)</span></h2><table id="codes"></table>
 <h2>Requests by route</h2><table id="routes"></table>
-<h2>Open sessions <span class="muted">(this instance)</span></h2><table id="sessions"></table>
+<h2>Instances <span class="muted">(sharing this one's store)</span></h2><table id="instances"></table>
+<h2>Open sessions <span class="muted">(by instance and upstream transport)</span></h2><table id="sessions"></table>
 <h2>Recent egress refusals</h2><table id="refusals"></table>
 </div>`;
 

@@ -7,6 +7,7 @@
  */
 import { findProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
+import { knownMethod } from '../observability/mcp-methods.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { UpstreamRequest } from './http.ts';
 import { isModernVersion } from './request-metadata.ts';
@@ -56,7 +57,8 @@ export async function sendTraced(
   if (!('method' in message)) return send(message);
   const span = tracing.client(`${transport} send`, {
     'network.transport': transport,
-    'mcp.method.name': message.method.slice(0, 128),
+    // The caller's method name is its own text: a known method or "other" (as on server spans).
+    'mcp.method.name': knownMethod(message.method),
   });
   try {
     await send(withMeta(message, span.headers()));

@@ -13,7 +13,13 @@ import type { OpenedSession, SessionOwner } from '../dispatch/held-sessions.ts';
 import { TargetResolver } from '../dispatch/targets.ts';
 import { LATEST_SESSION_VERSION } from '../eras/classify.ts';
 import { ProxyError } from '../errors.ts';
-import type { JsonObject, JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import {
+  isRequest,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../jsonrpc.ts';
 import { toolFilterFor } from '../policy/tool-filter.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import { PooledCall } from '../sessions/modern-pool.ts';
@@ -32,6 +38,9 @@ const MAX_FAILED_OPENS = 10_000;
 /** Failures of the proxy's own budgets, not the member's: the next request may well succeed. */
 const NOT_REMEMBERED: ReadonlySet<string> = new Set(['rate_limited', 'session_limit']);
 
+/** What the proxy declares to members, as their client: what a virtual server's client is asked. */
+const MEMBER_CLIENT_CAPABILITIES = { sampling: {}, elicitation: { form: {} }, roots: {} };
+
 /** What member sessions need. */
 export interface MemberSessionsDeps {
   readonly sessions: SessionStore<HeldSession>;
@@ -42,6 +51,14 @@ export interface MemberSessionsDeps {
   /** Clock in milliseconds (tests inject one); default `Date.now`. */
   readonly now?: (() => number) | undefined;
 }
+
+/** Takes what a member sends outside any request: true when taken (or nothing to do). */
+export type MemberListener = (
+  ownerId: string,
+  member: string,
+  message: JsonRpcMessage,
+  reply: (response: JsonRpcResponse) => Promise<void>,
+) => boolean;
 
 /** A member's session, initialized, with what the member said of itself. */
 export interface MemberSession {
@@ -60,6 +77,12 @@ export class MemberSessions {
   /** Pool key → the error its last open failed with, for a short back-off. */
   readonly #failed: TtlCache<string, unknown>;
   #seq = 0;
+  #listener: MemberListener | undefined;
+
+  /** How long the handshake and each request may take. */
+  get timeoutMs(): number {
+    return this.#deps.timeoutMs;
+  }
 
   constructor(deps: MemberSessionsDeps) {
     this.#deps = deps;
@@ -97,23 +120,42 @@ export class MemberSessions {
 
   /**
    * One request to a member, answered under the caller's id. The member's tool allowlist (its
-   * server's, narrowed by the caller's grants: the resolved target's `tools`) applies.
+   * server's, narrowed by the caller's grants: the resolved target's `tools`) applies. `related`
+   * may take what the member sends for the request meanwhile (progress, a log message, a server
+   * request, with the caller's ids), and is given how to answer the member.
    */
   async call(
     owner: SessionOwner,
     target: UpstreamTarget,
     message: JsonRpcRequest,
     signal?: AbortSignal,
+    related?: (message: JsonRpcMessage, reply: (response: JsonRpcResponse) => Promise<void>) => boolean,
   ): Promise<JsonRpcResponse> {
     const { session } = await this.session(owner, target);
     const call = new PooledCall(session, message, ++this.#seq, toolFilterFor(target));
-    return call.call({ timeoutMs: this.#deps.timeoutMs, signal });
+    const reply = (response: JsonRpcResponse) => session.send(response);
+    return call.call({ timeoutMs: this.#deps.timeoutMs, signal }, related && ((m) => related(m, reply)));
+  }
+
+  /**
+   * Where what a member sends outside any request goes (virtual-servers.ts: the principal's GET
+   * streams), told the session's owner and member, and how to answer the member.
+   */
+  listen(listener: MemberListener): void {
+    this.#listener = listener;
   }
 
   async #open(key: string, owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
     const { id, session } = await this.#deps.open(owner, target);
     session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);
+    });
+    const member = target.name ?? '';
+    const reply = (response: JsonRpcResponse) => session.send(response);
+    // Never kept for later (no stream will take a session's backlog): a notification nobody
+    // listens to is dropped, a server request is refused for the client.
+    session.attachStandalone({
+      deliver: (message) => this.#listener?.(owner.ownerId, member, message, reply) ?? !isRequest(message),
     });
     try {
       const initialized = await this.#handshake(session);
@@ -127,8 +169,9 @@ export class MemberSessions {
   }
 
   /**
-   * MCP's handshake, the proxy as the client. It declares no client capabilities: sampling,
-   * elicitation and roots are not routed to the virtual server's caller yet (docs/virtual-servers.md).
+   * MCP's handshake, the proxy as the client. It declares what a virtual server's client may be
+   * asked on its answer stream (member-requests.ts): a client that cannot answer (POST /proxy,
+   * a 2026-07-28 client) gets the member's request refused for it, as on any held session.
    */
   async #handshake(session: HeldSession): Promise<JsonObject> {
     const request: JsonRpcRequest = {
@@ -137,7 +180,7 @@ export class MemberSessions {
       method: 'initialize',
       params: {
         protocolVersion: LATEST_SESSION_VERSION,
-        capabilities: {},
+        capabilities: MEMBER_CLIENT_CAPABILITIES,
         clientInfo: { name: PRODUCT_NAME, version: VERSION },
       },
     };

@@ -1,7 +1,7 @@
 /**
  * @module virtual/member-view
  * One request's view of a virtual server (issue 20, docs/virtual-servers.md): the members and
- * tools its principal may see, the merged lists (one member page at a time, under the proxy's
+ * tools its principal may see, the merged lists (pages gathered by list-gather.ts, under the proxy's
  * cursor), a call, `prompts/get` or read routed to the member its name or URI names, tool
  * search mode, and how a member's failure or missing sign-in becomes part of the answer.
  */
@@ -14,12 +14,16 @@ import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../er
 import {
   asObject,
   type JsonObject,
+  type JsonRpcMessage,
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
 } from '../jsonrpc.ts';
-import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { VERSION } from '../version.ts';
+import { type Catalog, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
+import { exposedAnswer } from './client-view.ts';
+import { gatherPage, type MemberPage, type SlowListKey, type SlowLists } from './list-gather.ts';
+import { memberGrants, visibleMembers } from './member-grants.ts';
 import {
   decodeCursor,
   encodeCursor,
@@ -29,8 +33,9 @@ import {
   memberUri,
   prefixed,
 } from './member-names.ts';
+import type { MemberReply } from './member-requests.ts';
 import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
-import type { VirtualRequest, VirtualServersDeps } from './virtual-servers.ts';
+import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
 
 /** How many merged list pages one search reads at most (a member paging forever ends there). */
 const MAX_SEARCH_PAGES = 20;
@@ -38,60 +43,12 @@ const MAX_SEARCH_PAGES = 20;
 const MAX_SEARCH_TOOLS = 5_000;
 /**
  * One search's overall deadline, in list deadlines: each page is already bounded by the virtual
- * server's `listTimeoutMs`, the whole search by this many of them (no new page starts past it).
+ * server's `listTimeoutMs`, the whole search by this many of them (a page ends there too).
  */
 const SEARCH_DEADLINE_LISTS = 3;
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
-
-/**
- * What a virtual server declares: what it routes (whether a member has each is only known once it
- * answered; an empty list costs nothing). No `listChanged` nor `subscribe`: it has no stream to
- * send them on yet.
- */
-export const VIRTUAL_CAPABILITIES = { tools: {}, prompts: {}, resources: {}, completions: {} } as const;
-
-/** A list the virtual server merges from its members: its method, result field and capability. */
-export interface Catalog {
-  readonly method: 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list';
-  readonly field: 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
-  /** The member capability that says it has such a list. */
-  readonly capability: 'tools' | 'prompts' | 'resources';
-  /** The entry's field the client addresses it by: a name is prefixed, a URI mapped. */
-  readonly key: 'name' | 'uri' | 'uriTemplate';
-  /** What an entry is called in an unknown-name answer. */
-  readonly noun: 'tool' | 'prompt' | 'resource';
-}
-
-export const TOOLS: Catalog = {
-  method: 'tools/list',
-  field: 'tools',
-  capability: 'tools',
-  key: 'name',
-  noun: 'tool',
-};
-export const PROMPTS: Catalog = {
-  method: 'prompts/list',
-  field: 'prompts',
-  capability: 'prompts',
-  key: 'name',
-  noun: 'prompt',
-};
-export const RESOURCES: Catalog = {
-  method: 'resources/list',
-  field: 'resources',
-  capability: 'resources',
-  key: 'uri',
-  noun: 'resource',
-};
-export const TEMPLATES: Catalog = {
-  method: 'resources/templates/list',
-  field: 'resourceTemplates',
-  capability: 'resources',
-  key: 'uriTemplate',
-  noun: 'resource',
-};
 
 /** A member that could not serve an answer, as named in `_meta`. */
 export interface Unavailable {
@@ -103,29 +60,35 @@ export interface Unavailable {
 export class MemberView {
   readonly #name: string;
   readonly #settings: VirtualServerSettings;
-  readonly #request: VirtualRequest;
+  readonly #request: RoutedRequest;
   readonly #deps: VirtualServersDeps;
   readonly #owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
   readonly #members: readonly string[];
   /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
   readonly #cursorSecret: Uint8Array;
+  /** Members too slow to list lately (virtual-servers.ts holds them). */
+  readonly #slowLists: SlowLists;
 
   constructor(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     deps: VirtualServersDeps,
     cursorSecret: Uint8Array,
+    slowLists: SlowLists,
   ) {
     this.#name = name;
     this.#cursorSecret = cursorSecret;
+    this.#slowLists = slowLists;
     this.#settings = settings;
     this.#request = request;
     this.#deps = deps;
     const { caller } = request;
     this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
-    this.#members = visibleMembers(settings.servers, caller.grants);
+    this.#members = visibleMembers(settings.servers, caller.grants, (server) =>
+      Object.hasOwn(deps.settings(), server),
+    );
   }
 
   /**
@@ -158,41 +121,41 @@ export class MemberView {
   }
 
   /**
-   * One page of a merged list (tools, prompts, resources, resource templates): the next
-   * member's next page, names prefixed or URIs mapped.
-   * Members that fail are skipped and named in `_meta`; a member's empty last page moves on to
-   * the next one, so a client only sees an empty page when nothing is left.
+   * One page of a merged list (tools, prompts, resources, resource templates): the members from
+   * the cursor's on, asked together under one deadline (list-gather.ts), names prefixed or URIs
+   * mapped. Members that fail are skipped and named in `_meta`. `until` (a search's deadline,
+   * `performance.now()` time) shortens the page's deadline.
    */
-  async list(message: JsonRpcRequest, catalog: Catalog): Promise<JsonRpcResponse> {
+  async list(
+    message: JsonRpcRequest,
+    catalog: Catalog,
+    until = Number.POSITIVE_INFINITY,
+  ): Promise<JsonRpcResponse> {
     const cursor = message.params?.cursor;
     const start: ListPosition | undefined =
       cursor === undefined
         ? { member: 0, cursor: undefined }
         : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
     if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
-    const unavailable: Unavailable[] = [];
     // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
     const members = this.#members;
-    for (let index = start.member; index < members.length; index++) {
-      const member = members[index] as string;
-      const memberCursor = index === start.member ? start.cursor : undefined;
-      const page = await this.#listPage(member, message.id, memberCursor, catalog);
-      if (page === undefined) continue;
-      if ('code' in page) {
-        unavailable.push(this.#dropped(member, page.code));
-        continue;
-      }
-      const items = this.#visible(member, page.result[catalog.field], catalog);
-      const next: ListPosition | undefined =
-        typeof page.result.nextCursor === 'string'
-          ? { member: index, cursor: page.result.nextCursor }
-          : index + 1 < members.length
-            ? { member: index + 1, cursor: undefined }
-            : undefined;
-      if (items.length === 0 && next?.member !== index) continue;
-      return this.#listResult(message.id, catalog, items, next, unavailable);
-    }
-    return this.#listResult(message.id, catalog, [], undefined, unavailable);
+    const member = (index: number) => members[index] as string;
+    const opened = new Set<number>();
+    const page = await gatherPage({
+      start,
+      count: members.length,
+      ask: (index, memberCursor, signal) =>
+        this.#listPage(member(index), message.id, memberCursor, catalog, signal, () => opened.add(index)),
+      entries: (index, result) => this.#visible(member(index), result[catalog.field], catalog),
+      deadlineMs: Math.min(this.#settings.listTimeoutMs, until - performance.now()),
+      signal: this.#request.signal,
+    });
+    const unavailable = page.unavailable.map(({ index, code }) => {
+      if (code === 'upstream_timeout' && opened.has(index))
+        this.#slowLists.add(this.#slowKey(member(index), catalog));
+      return this.#dropped(member(index), code);
+    });
+    return this.#listResult(message.id, catalog, page.items, page.next, unavailable);
   }
 
   /**
@@ -218,6 +181,28 @@ export class MemberView {
   }
 
   /**
+   * A request for every member that declares `capability` (`logging/setLevel`), answered empty
+   * once each answered; a member that could not take it is named in `_meta`.
+   */
+  async fanOut(message: JsonRpcRequest, capability: 'logging'): Promise<JsonRpcResponse> {
+    const unavailable: Unavailable[] = [];
+    const send = async (target: UpstreamTarget) => {
+      const { initialized } = await this.#deps.members.session(this.#owner, target);
+      if (asObject(initialized.capabilities)[capability] === undefined) return undefined;
+      return this.#deps.members.call(this.#owner, target, message, this.#request.signal);
+    };
+    const each = this.#members.map(async (member) => {
+      const answer = await this.#reach(member, send).catch((error: unknown) => findProxyError(error));
+      const code =
+        answer instanceof ProxyError ? answer.code : answer && 'error' in answer ? 'member_error' : '';
+      if (code !== '') unavailable.push(this.#dropped(member, code));
+    });
+    await Promise.all(each);
+    const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
+    return { jsonrpc: '2.0', id: message.id, result };
+  }
+
+  /**
    * A `tools/call` in tool search mode: `search_tools` ranks the merged list (every page of
    * every member, one page in memory at a time: only the best `limit` are kept between pages),
    * `call_tool` calls one of them, and a member's tool named directly is still called.
@@ -234,22 +219,25 @@ export class MemberView {
     if (params.name !== SEARCH_TOOL) return this.callNamed(message, TOOLS);
     if (typeof args.query !== 'string')
       return protocolError(message.id, 'invalid_params', 'search_tools needs a query (a string)');
+    if (this.#request.searches?.take() === false)
+      return toJsonRpcError(new ProxyError('search_limit'), message.id);
     let best: JsonObject[] = [];
     const unavailable: Unavailable[] = [];
     let cursor: string | undefined;
     // A member paging forever, or slowly, must not hold the search: pages, tools read and time
-    // are all bounded; what was read by then is ranked.
+    // are all bounded (each page's own deadline ends at the search's); what was read by then is
+    // ranked.
     const deadline = performance.now() + SEARCH_DEADLINE_LISTS * this.#settings.listTimeoutMs;
     let read = 0;
     for (let page = 0; page < MAX_SEARCH_PAGES && read < MAX_SEARCH_TOOLS; page++) {
-      if (page > 0 && performance.now() >= deadline) break;
+      if ((page > 0 && performance.now() >= deadline) || this.#request.signal?.aborted) break;
       const request: JsonRpcRequest = {
         jsonrpc: '2.0',
         id: message.id,
         method: 'tools/list',
         params: cursor === undefined ? {} : { cursor },
       };
-      const answer = await this.list(request, TOOLS);
+      const answer = await this.list(request, TOOLS, deadline);
       if (!('result' in answer)) break;
       const tools = (answer.result.tools as JsonObject[]).slice(0, MAX_SEARCH_TOOLS - read);
       read += tools.length;
@@ -305,49 +293,46 @@ export class MemberView {
   /**
    * A member's list page; why it has none (the proxy's error code, or `member_error` for an
    * error the member answered: never a code of its own, which could be any text); or undefined
-   * for a member that declares no such capability (nothing to list, nothing wrong).
+   * for a member that declares no such capability (nothing to list, nothing wrong). `opened` is
+   * told once the member's session is open (a member still opening is not remembered as slow).
    */
   async #listPage(
     member: string,
     id: RequestId,
     cursor: string | undefined,
     catalog: Catalog,
-  ): Promise<{ readonly result: JsonObject } | { readonly code: string } | undefined> {
-    // A slow member must not hold the whole list: past the virtual server's list deadline it is
-    // left out (its session keeps opening in the background, for the next list).
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new ProxyError('upstream_timeout')),
-      this.#settings.listTimeoutMs,
-    );
-    const caller = this.#request.signal;
-    const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
-    const expired = new Promise<never>((_, reject) => {
-      deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason), { once: true });
-    });
-    expired.catch(() => {});
+    signal: AbortSignal,
+    opened: () => void,
+  ): Promise<MemberPage> {
+    if (this.#slowLists.has(this.#slowKey(member, catalog))) return { code: 'upstream_timeout' };
     try {
-      const page = this.#reach(member, async (target) => {
-        const { initialized } = await this.#deps.members.session(this.#owner, target);
-        const capabilities = initialized.capabilities as JsonObject | undefined;
-        const declared = capabilities?.[catalog.capability];
-        if (typeof declared !== 'object' || declared === null) return undefined;
-        const request: JsonRpcRequest = {
-          jsonrpc: '2.0',
-          id,
-          method: catalog.method,
-          params: cursor === undefined ? {} : { cursor },
-        };
-        const answer = await this.#deps.members.call(this.#owner, target, request, signal);
-        return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
-      });
-      page.catch(() => {});
-      return await Promise.race([page, expired]);
+      return await this.#reach(
+        member,
+        async (target) => {
+          const { initialized } = await this.#deps.members.session(this.#owner, target);
+          opened();
+          const capabilities = initialized.capabilities as JsonObject | undefined;
+          const declared = capabilities?.[catalog.capability];
+          if (typeof declared !== 'object' || declared === null) return undefined;
+          const request: JsonRpcRequest = {
+            jsonrpc: '2.0',
+            id,
+            method: catalog.method,
+            params: cursor === undefined ? {} : { cursor },
+          };
+          const answer = await this.#deps.members.call(this.#owner, target, request, signal);
+          return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
+        },
+        undefined,
+        false,
+      );
     } catch (error) {
       return { code: findProxyError(error)?.code ?? 'internal_error' };
-    } finally {
-      clearTimeout(timer);
     }
+  }
+
+  #slowKey(member: string, catalog: Catalog): SlowListKey {
+    return [this.#request.caller.principalKey, this.#name, member, catalog.method];
   }
 
   /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
@@ -357,11 +342,17 @@ export class MemberView {
     refuse?: (target: UpstreamTarget) => JsonRpcResponse | undefined,
   ): Promise<JsonRpcResponse> {
     try {
-      return await this.#reach(
+      // Resource URIs inside the member's result are the virtual server's, as in its lists.
+      const answer = await this.#reach(
         member,
-        (target) => this.#deps.members.call(this.#owner, target, message, this.#request.signal),
+        (target) => {
+          const { relay, signal } = this.#request;
+          const related = relay && ((m: JsonRpcMessage, reply: MemberReply) => relay(member, m, reply));
+          return this.#deps.members.call(this.#owner, target, message, signal, related);
+        },
         refuse,
       );
+      return exposedAnswer(member, answer);
     } catch (error) {
       return toJsonRpcError(error, message.id);
     }
@@ -372,12 +363,14 @@ export class MemberView {
    * when the broker supplies it (as for a named server: only when neither the operator nor the
    * caller gave a credential). A 401 of the member then asks the principal to sign in to that
    * member only: `upstream_auth_required` is thrown, the other members are not affected.
-   * `refuse` may answer first, from the vetted target alone.
+   * `refuse` may answer first, from the vetted target alone. A list (`offers: false`) only looks
+   * in the vault: it starts no sign-in, each of which spends the principal's offer cap.
    */
   async #reach<T>(
     member: string,
     use: (target: UpstreamTarget) => Promise<T>,
     refuse?: (target: UpstreamTarget) => T | undefined,
+    offers = true,
   ): Promise<T> {
     const resolved = await this.#target(member);
     // Refused before the broker is asked: a hidden tool of a member the principal has not signed
@@ -388,13 +381,13 @@ export class MemberView {
     if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
     const { principalKey } = this.#request.caller;
     const signal = this.#request.signal;
-    const target = await credentials.supply(principalKey, resolved, signal);
+    const target = await credentials.supply(principalKey, resolved, signal, offers);
     try {
       return await use(target);
     } catch (error) {
       const refusal = findProxyError(error);
       if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-      throw await credentials.refused(principalKey, resolved, refusal, signal);
+      throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
     }
   }
 
@@ -407,23 +400,8 @@ export class MemberView {
 
   /** The member vetted for this caller, its tool grant read in the member's own names. */
   async #target(member: string): Promise<UpstreamTarget> {
-    const grants = this.#request.caller.grants;
-    const separator = this.#settings.separator;
-    // A grant may name a tool as the client sees it (`github__create_issue`) or as its server does.
-    // A name prefixed with a member's name grants that member's tool only: never a tool another
-    // member happens to call `github__create_issue` itself.
-    const members = this.#settings.servers;
-    const tools = grants.tools?.flatMap((tool) => {
-      const named = memberName(tool, members, separator);
-      if (named === undefined) return [tool];
-      return named.member === member ? [named.name] : [];
-    });
-    // Visible members are reached through the virtual server, whether or not the grant names them.
-    return this.#deps.resolve(member, {
-      ...grants,
-      servers: [member],
-      ...(tools === undefined ? {} : { tools }),
-    });
+    const { servers, separator } = this.#settings;
+    return this.#deps.resolve(member, memberGrants(this.#request.caller.grants, member, servers, separator));
   }
 
   /** The entries of a member's page the caller may see, prefixed; entries of any other shape dropped. */
@@ -481,17 +459,4 @@ export class MemberView {
     this.#deps.onMemberDown?.(code);
     return { server: member, code };
   }
-}
-
-/**
- * The members a principal sees: every one when its grant does not restrict servers or names
- * the virtual server alone; when it also names some members, only those (`servers: [workspace,
- * github]` sees GitHub's tools in `workspace`).
- */
-export function visibleMembers(
-  members: readonly string[],
-  grants: TargetGrants | undefined,
-): readonly string[] {
-  const named = members.filter((member) => permitsTarget(grants, { server: member }));
-  return named.length === 0 ? members : named;
 }

@@ -60,6 +60,21 @@ export const SEARCH_MODE_TOOLS: readonly JsonObject[] = [
   },
 ];
 
+/**
+ * The searches one request (a batch) may run: one. A batch of many `search_tools` calls would
+ * each read up to 20 list pages, one after the other, for a single HTTP request.
+ */
+export class SearchBudget {
+  #left = 1;
+
+  /** Whether a search may run now (it is counted). */
+  take(): boolean {
+    if (this.#left === 0) return false;
+    this.#left--;
+    return true;
+  }
+}
+
 /** The words of a text, lowercased: `create_issue` and "Create an issue" share `create`, `issue`. */
 function words(text: string): string[] {
   return text

@@ -24,17 +24,14 @@ import {
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
+import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
+import { ClientStreams } from './client-streams.ts';
+import { SlowLists } from './list-gather.ts';
+import { visibleMembers } from './member-grants.ts';
+import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
-import {
-  MemberView,
-  PROMPTS,
-  RESOURCES,
-  TEMPLATES,
-  TOOLS,
-  VIRTUAL_CAPABILITIES,
-  visibleMembers,
-} from './member-view.ts';
-import { SEARCH_MODE_TOOLS } from './tool-search.ts';
+import { MemberView } from './member-view.ts';
+import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
 
 /** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
 const CACHEABLE: ReadonlySet<string> = new Set([
@@ -59,6 +56,15 @@ export interface VirtualRequest {
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
   readonly signal?: AbortSignal | undefined;
+  /** Where what members send for the request goes (an answer stream); none: it is dropped. */
+  readonly channel?: VirtualChannel | undefined;
+  /** The searches the request this message came in (a batch) may still run; none: one. */
+  readonly searches?: SearchBudget | undefined;
+}
+
+/** A request on its way to the members: what they send for it goes to `relay`. */
+export interface RoutedRequest extends VirtualRequest {
+  readonly relay?: MemberRelay | undefined;
 }
 
 /**
@@ -71,14 +77,24 @@ export interface MemberCredentials {
   /**
    * The target with the principal's token from the vault; throws `upstream_auth_required` when a
    * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   * `offer: false` (a list) starts no sign-in: the error then carries no link.
    */
-  supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal): Promise<UpstreamTarget>;
-  /** What to answer after the member refused with 401: a sign-in for it, or the refusal itself. */
+  supply(
+    principalKey: string,
+    target: UpstreamTarget,
+    signal?: AbortSignal,
+    offer?: boolean,
+  ): Promise<UpstreamTarget>;
+  /**
+   * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
+   * with `offer: false`, `upstream_auth_required` without starting a sign-in.
+   */
   refused(
     principalKey: string,
     target: UpstreamTarget,
     refusal: ProxyError,
     signal?: AbortSignal,
+    offer?: boolean,
   ): Promise<ProxyError>;
 }
 
@@ -99,6 +115,8 @@ export interface VirtualServersDeps {
    * accepts the others' cursors; else random per process (a restart makes a client list again).
    */
   readonly cursorSecret?: string | undefined;
+  /** Clock in milliseconds (tests inject one); default `Date.now`. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** Serves every configured virtual server. */
@@ -107,14 +125,28 @@ export class VirtualServers {
   /**
    * Requests being answered, by principal, virtual server and request id, so that a client's
    * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
-   * open: the in-flight caps bound them.
+   * open: the in-flight caps bound them. Two tabs of one principal may use the same id at once
+   * (the endpoint holds no session to tell them apart): both are kept, and a cancellation of
+   * that id then reaches neither (review 6, VIRTUAL-6; MCP lets a receiver ignore one).
    */
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new Map<string, Set<AbortController>>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
+  /** Members' server requests waiting for their clients' answers. */
+  readonly #requests: MemberRequests;
+  /** The clients' GET streams. */
+  readonly #streams: ClientStreams;
+  /** Members that gave no list page in time lately, per principal. */
+  readonly #slowLists: SlowLists;
 
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
+    this.#slowLists = new SlowLists(deps.now);
+    this.#requests = new MemberRequests(deps.members.timeoutMs);
+    this.#streams = new ClientStreams(this.#requests);
+    deps.members.listen((owner, member, message, reply) =>
+      this.#streams.deliver(owner, member, message, reply),
+    );
     this.#cursorSecret =
       deps.cursorSecret === undefined
         ? randomBytes(32)
@@ -148,7 +180,7 @@ export class VirtualServers {
     return Object.entries(this.#deps.settings()).some(
       ([virtualName, settings]) =>
         permitsTarget(grants, { server: virtualName }) &&
-        visibleMembers(settings.servers, grants).includes(name),
+        visibleMembers(settings.servers, grants, (server) => this.has(server)).includes(name),
     );
   }
 
@@ -173,10 +205,13 @@ export class VirtualServers {
   async handle(name: string, request: VirtualRequest): Promise<JsonRpcResponse | undefined> {
     this.checkReach(name, request.caller.grants);
     const settings = this.#deps.settings()[name];
-    const { message } = request;
+    const { message, channel } = request;
+    const scope = scopeOf(request.caller.principalKey, name);
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
-      if (cancelled !== undefined) this.#inFlight.get(this.#key(name, request, cancelled))?.abort();
+      const running =
+        cancelled === undefined ? undefined : this.#inFlight.get(this.#key(name, request, cancelled));
+      if (running?.size === 1) for (const one of running) one.abort();
       return undefined;
     }
     if (settings === undefined) return undefined;
@@ -184,13 +219,40 @@ export class VirtualServers {
     // cancellation, sent by the held session).
     const key = this.#key(name, request, message.id);
     const controller = new AbortController();
-    this.#inFlight.set(key, controller);
+    const running = this.#inFlight.get(key) ?? new Set<AbortController>();
+    running.add(controller);
+    this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    const era = clientEraOf(message, request.protocolVersion);
+    const relay = channel && this.#requests.relay(scope, channel, era);
     try {
-      return await this.#answer(name, settings, { ...request, signal }, message);
+      return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
-      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+      running.delete(controller);
+      if (running.size === 0 && this.#inFlight.get(key) === running) this.#inFlight.delete(key);
     }
+  }
+
+  /**
+   * A client's answer to a member's server request (sampling, elicitation, roots), which it got
+   * on an answer stream: sent to the member that asked. Ignored when nothing waits for it.
+   */
+  answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
+    this.checkReach(name, caller.grants);
+    this.#requests.answer(scopeOf(caller.principalKey, name), response);
+  }
+
+  /**
+   * Opens a client's GET stream on the virtual server `name`: what the members it sees send
+   * outside its requests (list changes, log messages, resource updates, server requests) goes to
+   * `channel`. Returns what closes it.
+   */
+  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
+    this.checkReach(name, caller.grants);
+    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants, (server) =>
+      this.has(server),
+    );
+    return this.#streams.open(caller.principalKey, name, members, channel);
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
@@ -200,7 +262,7 @@ export class VirtualServers {
   async #answer(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (clientEraOf(message, request.protocolVersion) === 'modern') {
@@ -224,7 +286,7 @@ export class VirtualServers {
   async #answerModern(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> {
     if (message.method === 'server/discover') {
@@ -236,7 +298,7 @@ export class VirtualServers {
           supportedVersions: [MODERN_VERSION],
           ttlMs: 0,
           cacheScope: 'private',
-          capabilities: VIRTUAL_CAPABILITIES,
+          capabilities: MODERN_CAPABILITIES,
           _meta: { [META.serverInfo]: { name, version: VERSION } },
         },
       };
@@ -250,10 +312,10 @@ export class VirtualServers {
   #route(
     name: string,
     settings: VirtualServerSettings,
-    request: VirtualRequest,
+    request: RoutedRequest,
     message: JsonRpcRequest,
   ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret);
+    const view = new MemberView(name, settings, request, this.#deps, this.#cursorSecret, this.#slowLists);
     switch (message.method) {
       case 'initialize':
         return view.initialize(message);
@@ -274,7 +336,11 @@ export class VirtualServers {
       case 'resources/templates/list':
         return view.list(message, TEMPLATES);
       case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
         return view.callNamed(message, RESOURCES);
+      case 'logging/setLevel':
+        return view.fanOut(message, 'logging');
       case 'completion/complete':
         return view.complete(message);
       default:

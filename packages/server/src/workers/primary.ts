@@ -162,11 +162,12 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   for (let i = 0; i < count; i++) fork();
 }
 
-/** A worker's IPC channel as the store host sees it; a send to a worker gone is dropped. */
+/** A worker's IPC channel as the store host sees it; a send to a worker gone fails. */
 function ipcPortOf(worker: Worker): IpcPort {
   return {
-    send: (message) => {
-      if (worker.isConnected()) worker.send(message as object, undefined, () => {});
+    send: (message, done) => {
+      if (worker.isConnected()) worker.send(message as object, undefined, done);
+      else done(new Error('the worker is gone'));
     },
     on: (event, listener) => worker.on(event, listener),
     off: (event, listener) => worker.off(event, listener),

@@ -51,3 +51,18 @@ export function json(
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(value));
 }
+
+/**
+ * The metadata of an authorization server at `issuer` with its endpoints under `base`, which
+ * registers clients dynamically (RFC 8414 fields the broker reads).
+ */
+export function authServerMetadata(base: string, issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    authorization_endpoint: `${base}/authorize`,
+    token_endpoint: `${base}/token`,
+    registration_endpoint: `${base}/register`,
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+  };
+}

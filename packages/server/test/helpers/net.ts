@@ -47,7 +47,7 @@ export async function freePort(): Promise<number> {
     const port = nextCandidate();
     if (await bindable(port)) return port;
   }
-  throw new Error('no free port in this test process\'s slice');
+  throw new Error("no free port in this test process's slice");
 }
 
 /**

@@ -7,6 +7,8 @@
  * @module
  */
 import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ManualClock } from './manual-clock.ts';
 import { freePort } from './net.ts';
 import { type OAuthWorld, type OAuthWorldOptions, startOAuthWorld } from './oauth-world.ts';
@@ -131,4 +133,20 @@ export async function scopesAsked(url: string, token: string): Promise<string[]>
   assert.equal(bound.status, 200, text);
   const authorize = new URL((JSON.parse(text) as { authorizeUrl: string }).authorizeUrl);
   return (authorize.searchParams.get('scope') ?? '').split(' ').sort();
+}
+
+/** An SDK v1 client connected through the proxy's `/mcp` to `upstreamUrl` as `token` (closed by `cleanup`). */
+export async function connectMcp(
+  s: Pick<OAuthSetup, 'proxy' | 'world'>,
+  token: string,
+  cleanup: Array<() => Promise<void> | void>,
+  upstreamUrl = s.world.upstream.url,
+): Promise<Client> {
+  const client = new Client({ name: 'oauth-test', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(`${s.proxy.url}/mcp`), {
+    requestInit: { headers: { 'x-proxy-token': token, 'x-mcp-server-url': upstreamUrl } },
+  });
+  await client.connect(transport);
+  cleanup.push(() => client.close());
+  return client;
 }

@@ -204,8 +204,19 @@ export interface AuthorizeOptions {
    * answers in the tab's sessionStorage for the proxy's origin, which the callback page POSTs).
    * Without it a start page stops the authorization (no opener: nothing is bound).
    */
-  readonly bind?: { readonly credential: string; readonly origin: string };
+  readonly bind?: Bind;
 }
+
+/**
+ * How the scripted user binds the proxy's start page: as its opener would (`credential`,
+ * `origin`); opened without an app, by typing the one-time `code`; or by signing in to the proxy
+ * (`login` drives the identity provider from the login URL to its redirect back to the proxy,
+ * whose page the user then completes as its script does).
+ */
+export type Bind =
+  | { readonly credential: string; readonly origin: string }
+  | { readonly code: string }
+  | { readonly login: (loginUrl: string) => Promise<URL> };
 
 /** Where an authorization ended. */
 export interface AuthorizeResult {
@@ -794,19 +805,36 @@ function scriptedUser(name: string, issuer: string): ScriptedUser {
         if (response.status === 200 && page.includes('data-mcpp-bind')) {
           if (options.bind === undefined)
             throw new Error(`the start page at ${next.href} needs an opener (bind)`);
-          const bound = await request(
-            next,
-            {
-              method: 'POST',
-              headers: {
-                'content-type': 'application/json',
-                origin: next.origin,
-                'sec-fetch-site': 'same-origin',
+          const sameOrigin = (url: URL, body: unknown) =>
+            request(
+              url,
+              {
+                method: 'POST',
+                headers: {
+                  'content-type': 'application/json',
+                  origin: url.origin,
+                  'sec-fetch-site': 'same-origin',
+                },
+                body: JSON.stringify(body),
               },
-              body: JSON.stringify({ credential: options.bind.credential, origin: options.bind.origin }),
-            },
-            {},
-          );
+              {},
+            );
+          const bind = options.bind;
+          let bound: Response;
+          if ('login' in bind) {
+            const started = await sameOrigin(next, { login: true });
+            const leaving = (await started.json()) as { loginUrl: string; state: string; nonce: string };
+            if (started.status !== 200)
+              throw new Error(`the login start was refused: ${JSON.stringify(leaving)}`);
+            // The login return page POSTs the query with the nonce this tab kept when leaving.
+            const back = await bind.login(leaving.loginUrl);
+            bound = await sameOrigin(new URL(back.pathname, back), {
+              query: back.search,
+              nonce: leaving.nonce,
+            });
+          } else {
+            bound = await sameOrigin(next, 'code' in bind ? { code: bind.code } : bind);
+          }
           const answer = await bound.text();
           if (bound.status !== 200)
             throw new Error(`the bind at ${next.href} was refused with HTTP ${bound.status}: ${answer}`);

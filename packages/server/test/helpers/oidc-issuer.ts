@@ -50,6 +50,8 @@ export interface TestOidcIssuer {
   publicJwk(): JWK;
   /** Follows an authorization URL through the login to the redirect; returns its `code`. */
   authorize(url: URL): Promise<string>;
+  /** Follows an authorization URL through the login; returns the redirect back to the client. */
+  authorizeRedirect(url: URL): Promise<URL>;
   stop(): Promise<void>;
 }
 
@@ -178,6 +180,34 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
     await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
   }
 
+  async function authorizeRedirect(url: URL): Promise<URL> {
+    const cookies = new Map<string, string>();
+    let next = url.href;
+    for (let hop = 0; hop < 10; hop++) {
+      const response = await fetch(next, {
+        redirect: 'manual',
+        headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
+      });
+      for (const line of response.headers.getSetCookie()) {
+        const [pair = ''] = line.split(';');
+        const at = pair.indexOf('=');
+        const expired = /expires=Thu, 01 Jan 1970|max-age=0/i.test(line);
+        if (expired) cookies.delete(pair.slice(0, at));
+        else cookies.set(pair.slice(0, at), pair.slice(at + 1));
+      }
+      const location = response.headers.get('location');
+      await response.body?.cancel();
+      if (location === null) throw new Error(`the login stopped at ${next} with HTTP ${response.status}`);
+      const target = new URL(location, next);
+      if (target.origin !== issuer && target.searchParams.get('code') !== null) return target;
+      if (target.searchParams.has('error')) {
+        throw new Error(`authorization failed: ${target.searchParams.get('error_description')}`);
+      }
+      next = target.href;
+    }
+    throw new Error('too many redirects during the login');
+  }
+
   return {
     issuer,
     get jwksHits() {
@@ -231,33 +261,9 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<TestO
     },
     publicJwk: () => (keys[0] as SigningKey).publicJwk,
     async authorize(url) {
-      const cookies = new Map<string, string>();
-      let next = url.href;
-      for (let hop = 0; hop < 10; hop++) {
-        const response = await fetch(next, {
-          redirect: 'manual',
-          headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
-        });
-        for (const line of response.headers.getSetCookie()) {
-          const [pair = ''] = line.split(';');
-          const at = pair.indexOf('=');
-          const expired = /expires=Thu, 01 Jan 1970|max-age=0/i.test(line);
-          if (expired) cookies.delete(pair.slice(0, at));
-          else cookies.set(pair.slice(0, at), pair.slice(at + 1));
-        }
-        const location = response.headers.get('location');
-        await response.body?.cancel();
-        if (location === null) throw new Error(`the login stopped at ${next} with HTTP ${response.status}`);
-        const target = new URL(location, next);
-        const code = target.searchParams.get('code');
-        if (target.origin !== issuer && code !== null) return code;
-        if (target.searchParams.has('error')) {
-          throw new Error(`authorization failed: ${target.searchParams.get('error_description')}`);
-        }
-        next = target.href;
-      }
-      throw new Error('too many redirects during the login');
+      return (await authorizeRedirect(url)).searchParams.get('code') as string;
     },
+    authorizeRedirect,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

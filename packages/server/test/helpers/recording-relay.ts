@@ -14,6 +14,8 @@ export interface RecordingRelay {
   readonly issued: readonly string[];
   /** Session ids the proxy sent upstream (request headers), one per request, oldest first. */
   readonly forwarded: readonly string[];
+  /** Every request relayed, as `METHOD /path` (query left off), oldest first. */
+  readonly requests: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -22,7 +24,9 @@ export async function startRecordingRelay(upstreamUrl: string): Promise<Recordin
   const target = new URL(upstreamUrl);
   const issued: string[] = [];
   const forwarded: string[] = [];
+  const requests: string[] = [];
   const server = createServer((req, res) => {
+    requests.push(`${req.method} ${(req.url ?? '/').split('?', 1)[0]}`);
     const sent = req.headers['mcp-session-id'];
     if (typeof sent === 'string') forwarded.push(sent);
     const out = httpRequest(
@@ -50,6 +54,7 @@ export async function startRecordingRelay(upstreamUrl: string): Promise<Recordin
     url: `http://127.0.0.1:${port}${target.pathname}`,
     issued,
     forwarded,
+    requests,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -8,6 +8,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { OAuthBroker } from '../../credentials/broker.ts';
+import { LiveCredential } from '../../credentials/live-credential.ts';
 import type { ResolvedTarget } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
 import { findProxyError, ProxyError, toJsonRpcError } from '../../errors.ts';
@@ -59,7 +60,10 @@ export class BrokeredSignIn {
   ): Promise<ResolvedTarget | undefined> {
     const broker = this.#deps.broker;
     if (!broker?.enabled || target.kind === 'stdio' || target.bearerToken !== undefined) return target;
-    const token = await broker.bearerFor(principalKey, target);
+    // A session opened with it holds the credential: a refresh, a new sign-in or a disconnect
+    // reaches it at its next message (review6 OAUTH-1).
+    const credential = await LiveCredential.read(broker, principalKey, target);
+    const token = credential.token;
     this.#brokered.set(request, {
       principalKey,
       target,
@@ -67,8 +71,8 @@ export class BrokeredSignIn {
       token,
       origin: header(request, 'origin'),
     });
-    if (token === undefined) return broker.demands(target) ? undefined : target;
-    return { ...target, bearerToken: token };
+    if (token === undefined && broker.demands(target)) return undefined;
+    return { ...target, bearerToken: token, credential };
   }
 
   /**

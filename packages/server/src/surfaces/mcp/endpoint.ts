@@ -21,6 +21,7 @@ import { TargetResolver } from '../../dispatch/targets.ts';
 import { parseJson } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
+import type { EventStreamOptions } from '../../http/event-stream-writer.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import { isRequest, type JsonRpcMessage, type JsonRpcResponse, type MessageBatch } from '../../jsonrpc.ts';
@@ -59,6 +60,8 @@ export interface McpEndpointDeps {
   readonly signIn?: SignInRounds | undefined;
   /** Virtual servers (issue 20): `/servers/{name}/mcp` with a virtual server's name. */
   readonly virtual?: VirtualServers | undefined;
+  /** Limits of the event streams the endpoint answers with itself (a virtual server's). */
+  readonly stream: EventStreamOptions;
 }
 
 /** Serves the Streamable HTTP endpoint. */
@@ -87,10 +90,14 @@ export class McpEndpoint {
     }
     const virtual = this.#deps.virtual;
     if (serverName !== undefined && virtual?.has(serverName)) {
+      // Named before the first await, so a reload that takes the virtual server away ends this
+      // request too (LiveRequests judges a request without a target key as reaching nothing yet).
+      request.targetKey = TargetResolver.requestKey({ server: serverName });
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      return serveVirtual(virtual, exchange, request, reply);
+      const { stream, shutdown } = this.#deps;
+      return serveVirtual(virtual, exchange, request, reply, { stream, shutdown });
     }
     if (parsed) {
       const resumed = this.#signIns.resume(request, reply, parsed, identity.principalKey);

@@ -60,7 +60,7 @@ export class HeldSessionHandler {
       sessionId = opened.id;
       session = opened.session;
     } else {
-      session = this.#session(sessionId, ctx);
+      session = await this.#renewed(sessionId, ctx);
     }
     reply.header('mcp-session-id', sessionId);
 
@@ -86,7 +86,7 @@ export class HeldSessionHandler {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
     if (!acceptsEventStream(request))
       throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
-    const session = this.#session(ctx.sessionId, ctx);
+    const session = await this.#renewed(ctx.sessionId, ctx);
     if (session.hasStandalone) throw new ProxyError('stream_conflict');
     const writer = new EventStreamWriter(this.#deps.stream);
     // Clients wait for the GET's headers before going on; send them now, not with the first event.
@@ -96,10 +96,12 @@ export class HeldSessionHandler {
     const sink: MessageSink = { deliver: (message) => writer.write(message), end: () => writer.close() };
     session.attachStandalone(sink);
     writer.onClose(() => session.detachStandalone(sink));
-    const keepAlive = setInterval(
-      () => this.#deps.sessions.get(ctx.sessionId as string, ctx.ownerId),
-      30_000,
-    );
+    const keepAlive = setInterval(() => {
+      this.#deps.sessions.get(ctx.sessionId as string, ctx.ownerId);
+      // A stream that keeps the session alive must not outlive its sign-in: one the user ended
+      // closes the session, and this stream with it (review6 OAUTH-1).
+      session.renew().catch(() => {});
+    }, 30_000);
     keepAlive.unref();
     writer.onClose(() => clearInterval(keepAlive));
     return sendEventStream(reply, writer);
@@ -117,6 +119,22 @@ export class HeldSessionHandler {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
     if (!session || session.closed || session.target !== ctx.targetKey)
       throw new ProxyError('session_not_found');
+    return session;
+  }
+
+  /**
+   * The session, its credential read again first (review6 OAUTH-1). A session whose sign-in the
+   * user ended is gone: 404, Streamable HTTP's signal to initialize again (a 401 would tell the
+   * client to sign in to the proxy), with `upstream_auth_ended` saying why.
+   */
+  async #renewed(id: string, ctx: HeldSessionContext): Promise<HeldSession> {
+    const session = this.#session(id, ctx);
+    try {
+      await session.renew();
+    } catch (error) {
+      if (!(error instanceof ProxyError) || error.code !== 'upstream_auth_ended') throw error;
+      throw new ProxyError('upstream_auth_ended', undefined, { status: 404, cause: error });
+    }
     return session;
   }
 

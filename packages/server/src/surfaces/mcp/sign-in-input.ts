@@ -19,6 +19,7 @@ import type { VaultKeys } from '../../credentials/vault-keys.ts';
 import { META, metaOf } from '../../eras/classify.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { asObject, type JsonObject, type JsonRpcRequest, type JsonRpcResponse } from '../../jsonrpc.ts';
+import { signInPrompt } from './url-elicitation.ts';
 
 /** The key of the proxy's input request in `inputRequests` / `inputResponses`. */
 export const SIGN_IN_INPUT_KEY = 'mcp-proxy/sign-in';
@@ -59,7 +60,6 @@ export class SignInRounds {
    */
   answer(message: JsonRpcRequest, error: ProxyError, principalKey: string): JsonRpcResponse {
     if (!acceptsUrlInput(message)) return toJsonRpcError(error, message.id);
-    const server = String(error.data.server);
     const sealed: Sealed = {
       exp: this.#now() + HANDLE_TTL_MS,
       ...(message.params?.requestState === undefined ? {} : { state: message.params.requestState }),
@@ -77,7 +77,7 @@ export class SignInRounds {
             params: {
               mode: 'url',
               url: String(error.data.authorizeUrl),
-              message: `Sign in to ${server} to continue: open the link and finish signing in.`,
+              message: signInPrompt(error, ''),
             },
           },
         },

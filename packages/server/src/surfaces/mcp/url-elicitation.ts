@@ -13,11 +13,22 @@ import type { JsonRpcResponse } from '../../jsonrpc.ts';
 /** MCP's URLElicitationRequiredError code (2025-11-25). */
 export const URL_ELICITATION_REQUIRED = -32042;
 
+/**
+ * What an MCP client shows beside the sign-in link (both eras): the one-time code the start
+ * page asks for when it is opened without the app (credentials/user-codes.ts), when the link
+ * has one. The code rides in the message, never in the URL: the link alone binds nothing.
+ */
+export function signInPrompt(error: ProxyError, after: string): string {
+  const code = typeof error.data.userCode === 'string' ? error.data.userCode : undefined;
+  const typed = code === undefined ? '' : ` When the page asks for a code, type ${code}.`;
+  return `Sign in to ${String(error.data.server)} to continue: open the link and finish signing in${after}.${typed}`;
+}
+
 /** The -32042 answer to request `id` for an `upstream_auth_required` error. */
 export function urlElicitationRequired(id: JsonRpcId, error: ProxyError): JsonRpcResponse {
   const url = String(error.data.authorizeUrl);
   const server = String(error.data.server);
-  const message = `Sign in to ${server} to continue: open the link, finish signing in, then retry.`;
+  const message = signInPrompt(error, ', then retry');
   return {
     jsonrpc: '2.0',
     id,
@@ -29,6 +40,7 @@ export function urlElicitationRequired(id: JsonRpcId, error: ProxyError): JsonRp
         code: error.code,
         authorizeUrl: url,
         server,
+        ...(typeof error.data.userCode === 'string' ? { userCode: error.data.userCode } : {}),
       },
     },
   } as JsonRpcResponse;

@@ -70,10 +70,26 @@ export interface StartPageInfo {
    * operator configured).
    */
   readonly authorizeHost: string;
+  /** How the page binds when no app answers it (credentials/sign-in-links.ts). */
+  readonly confirmation: 'code' | 'login' | 'none';
+  /** The identity provider's host, for a `login` confirmation. */
+  readonly loginHost?: string | undefined;
 }
 
 /** The sessionStorage key of a bound sign-in's nonce (per `state`): see {@link callbackPage}. */
 export const NONCE_KEY_PREFIX = 'mcpp-oauth:';
+/** The sessionStorage key of a login's nonce (per its `state`): see {@link loginReturnPage}. */
+export const LOGIN_NONCE_KEY_PREFIX = 'mcpp-login:';
+
+/**
+ * The page script's one POST to its own path: `then(answer)` with a 2xx JSON answer whose
+ * `fields` are strings, else the refusal's message said.
+ */
+const POST_SCRIPT = `function post(body,fields,then){return fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify(body)})
+.then(function(r){return r.json().then(function(x){return{ok:r.ok,b:x};});})
+.then(function(x){var b=x.b||{};if(x.ok&&fields.every(function(f){return typeof b[f]==='string';})){then(b);}else{say((b.error&&b.error.message)||t.refused);}})
+.catch(function(){say(t.unreachable);});}
+function keep(prefix,state,value){try{sessionStorage.setItem(prefix+state,value);return true;}catch(err){say(t.noStorage);return false;}}`;
 
 /**
  * The start page: names the server, the authorization server and (once it answered) the app that
@@ -83,7 +99,10 @@ export const NONCE_KEY_PREFIX = 'mcpp-oauth:';
  * same-origin with the opener's origin; the bind answers the authorization URL and a nonce, kept
  * in this tab's sessionStorage for the proxy's origin (review R1: only this tab, at this origin
  * and port, can complete the sign-in), then it goes to the authorization server. Without an
- * opener, or without an answer, it says what to do and binds nothing.
+ * opener, or without an answer, it offers the link's confirmation (issue 18: a client that
+ * opened it from a URL elicitation): the one-time code to type, with a warning to type only a
+ * code the user's own app showed, or a sign-in to the proxy at the principal's identity
+ * provider; a link with neither binds nothing.
  */
 export function startPage(nonce: string, info: StartPageInfo): string {
   const texts = {
@@ -95,23 +114,27 @@ export function startPage(nonce: string, info: StartPageInfo): string {
     refused: 'The sign-in was refused.',
     unreachable: 'The proxy could not be reached: retry the call in the app.',
     noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+    codeWarning:
+      'Type the code your own app showed you next to this link, just now. If someone sent you this link or a code, stop: typing their code would connect your account to them.',
   };
   const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');var b=document.getElementById('go');function say(x){m.textContent=x;}
-if(!window.opener){say(t.noOpener);return;}
-var answered=false;var credential;var opener;var timer=setTimeout(function(){if(!answered){answered=true;say(t.noAnswer);}},${OPENER_WAIT_MS});
+${POST_SCRIPT}
+function arm(button){if(document.visibilityState!=='visible'){document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);arm(button);}});return;}
+setTimeout(function(){button.disabled=false;},${CONTINUE_ARM_MS});}
+function go(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);}
+function unopened(fallback){var c=${literal(info.confirmation)};if(c==='none'){say(fallback);return;}
+var box=document.getElementById(c);box.hidden=false;var button=document.getElementById(c+'-go');arm(button);
+button.addEventListener('click',function(){if(button.disabled)return;
+if(c==='code'){var typed=document.getElementById('code-input').value;if(!typed)return;button.disabled=true;say('Checking the code…');post({code:typed},['authorizeUrl','state','nonce'],go).then(function(){button.disabled=false;});}
+else{button.disabled=true;say('Going to sign-in…');post({login:true},['loginUrl','state','nonce'],function(x){if(keep(${literal(LOGIN_NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.loginUrl);});}});}
+if(!window.opener){unopened(t.noOpener);return;}
+var answered=false;var credential;var opener;var timer=setTimeout(function(){if(!answered){answered=true;unopened(t.noAnswer);}},${OPENER_WAIT_MS});
 window.addEventListener('message',function(e){var d=e.data;
 if(answered||e.source!==window.opener||!d||d.type!==${literal(CREDENTIAL_MESSAGE_TYPE)}||typeof d.credential!=='string')return;
 answered=true;clearTimeout(timer);credential=d.credential;opener=e.origin;
-document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.disabled=true;b.hidden=false;arm();});
-function arm(){if(document.visibilityState!=='visible'){document.addEventListener('visibilitychange',function v(){if(document.visibilityState==='visible'){document.removeEventListener('visibilitychange',v);arm();}});return;}
-setTimeout(function(){b.disabled=false;},${CONTINUE_ARM_MS});}
+document.getElementById('app').textContent=opener;document.getElementById('who').hidden=false;b.disabled=true;b.hidden=false;arm(b);});
 b.addEventListener('click',function(){if(credential===undefined||b.disabled)return;b.disabled=true;say('Connecting…');
-fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({credential:credential,origin:opener})})
-.then(function(r){return r.json().then(function(x){return{ok:r.ok,b:x};});})
-.then(function(x){if(x.ok&&x.b&&typeof x.b.authorizeUrl==='string'&&typeof x.b.state==='string'&&typeof x.b.nonce==='string'){
-try{sessionStorage.setItem(${literal(NONCE_KEY_PREFIX)}+x.b.state,x.b.nonce);}catch(err){say(t.noStorage);return;}
-location.replace(x.b.authorizeUrl);}else{say((x.b&&x.b.error&&x.b.error.message)||t.refused);}})
-.catch(function(){say(t.unreachable);});});
+post({credential:credential,origin:opener},['authorizeUrl','state','nonce'],go);});
 window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
   const named =
     info.server === info.host
@@ -123,12 +146,43 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
       ? `<strong>${at}</strong>`
       : `<strong>${at}</strong> (authorization server <strong>${escapeHtml(info.issuerHost)}</strong>)`;
   const button = info.authorizeHost === info.issuerHost ? at : `${at} (for ${escapeHtml(info.issuerHost)})`;
+  const loginHost = escapeHtml(info.loginHost ?? '');
   return shell(
     'mcp-proxy sign-in',
     `<p data-mcpp-bind>Sign in to <strong>${named}</strong> with your account at ${where}.</p>` +
       `<p id="who" hidden>The app at <strong id="app"></strong>${escapeHtml(texts.asks)}</p>` +
       `<p><button id="go" type="button" hidden disabled>Continue to ${button}</button></p>` +
+      `<div id="code" hidden><p><strong>${escapeHtml(texts.codeWarning)}</strong></p>` +
+      `<p><label>Code from your app: <input id="code-input" autocomplete="off" spellcheck="false" maxlength="16"></label> ` +
+      `<button id="code-go" type="button" disabled>Continue to ${button}</button></p></div>` +
+      `<div id="login" hidden><p>To confirm it is you, sign in to the proxy with your account at <strong>${loginHost}</strong>; ` +
+      `the sign-in to ${named} goes on only if that is the account that asked for it.</p>` +
+      `<p><button id="login-go" type="button" disabled>Sign in at ${loginHost}</button></p></div>` +
       `<p id="m"></p><script nonce="${nonce}">${script}</script>`,
+  );
+}
+
+/**
+ * The page the identity provider sends the user back to after signing in to the proxy
+ * (credentials/proxy-login.ts). Like {@link callbackPage} it completes nothing by itself: it
+ * POSTs the answer's query with the nonce its tab kept, drops the code from the address bar, and
+ * on success keeps the upstream sign-in's nonce and goes on to the authorization server.
+ */
+export function loginReturnPage(nonce: string): string {
+  const texts = {
+    refused: 'The sign-in was refused.',
+    unreachable: 'The proxy could not be reached: retry the call in the app.',
+    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+  };
+  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+${POST_SCRIPT}
+var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(LOGIN_NONCE_KEY_PREFIX)}+state;var n='';
+try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
+try{history.replaceState(null,'',location.pathname);}catch(e){}
+post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);});})();`;
+  return shell(
+    'mcp-proxy sign-in',
+    `<p data-mcpp-login>Checking who signed in…</p><p id="m"></p><script nonce="${nonce}">${script}</script>`,
   );
 }
 

@@ -7,16 +7,19 @@
  * tab's sessionStorage; `GET /oauth/callback/{issuer-key}` answers a page that POSTs that nonce
  * same-origin to `POST /oauth/callback/{issuer-key}`, which completes the sign-in only when the
  * nonce is the one bound into the `state` (review R1); the Client ID Metadata Documents are served
- * at `/oauth/client-metadata/{issuer-key}.json`. The bind protocol: docs/oauth.md.
+ * at `/oauth/client-metadata/{issuer-key}.json`. A start page opened without its app binds with
+ * `{code}` (the one-time code) or `{login: true}` (a sign-in to the proxy, back on
+ * `/oauth/login/{issuer-key}`). The bind protocol: docs/oauth.md.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CallbackRefused, type OAuthBroker } from '../../credentials/broker.ts';
+import { LOGIN_BASE } from '../../credentials/proxy-login.ts';
 import { CALLBACK_BASE, CLIENT_METADATA_BASE } from '../../credentials/registration.ts';
 import { findProxyError, ProxyError, toErrorReply } from '../../errors.ts';
 import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
 import { rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import { callbackPage, messagePage, pageHeaders, scriptNonce, startPage } from './pages.ts';
+import { callbackPage, loginReturnPage, messagePage, pageHeaders, scriptNonce, startPage } from './pages.ts';
 
 /** What the OAuth routes need besides the broker. */
 export interface OAuthRouteOptions {
@@ -78,9 +81,37 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     }
   }
 
+  /**
+   * What a page the proxy was sent back to POSTs (the callback's, the login's): the answer's
+   * query and the nonce its tab kept; only from the proxy's own page, with the broker on.
+   */
+  function returned(request: FastifyRequest, publicUrl: string | undefined) {
+    if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
+    if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
+    const body = request.body as { query?: unknown; nonce?: unknown } | undefined;
+    return {
+      query: new URLSearchParams(typeof body?.query === 'string' ? body.query : ''),
+      nonce: typeof body?.nonce === 'string' ? body.nonce : undefined,
+    };
+  }
+
+  /** The code's bind: wrong codes count against the address too, as failed credentials do. */
+  async function byCode(id: string, code: string, address: string) {
+    const ip = rateSubject(address);
+    await limiter.assertUnder('authFailuresPerIp', ip);
+    try {
+      const { authorizeUrl, state, nonce } = await broker.links.bindByCode(id, code);
+      return { authorizeUrl, state, nonce };
+    } catch (error) {
+      if (findProxyError(error)?.code === 'oauth_code_invalid')
+        await limiter.consume('authFailuresPerIp', ip);
+      throw error;
+    }
+  }
+
   app.get<{ Params: { id: string } }>('/oauth/start/:id', async (request, reply) => {
     const nonce = scriptNonce();
-    const info = await broker.startInfo(request.params.id);
+    const info = await broker.links.startInfo(request.params.id);
     if (info === undefined) {
       const failure = new ProxyError('oauth_state_invalid');
       return reply.code(failure.status).headers(pageHeaders(nonce, false)).send(messagePage(failure.message));
@@ -97,7 +128,18 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
         if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
         // Only the proxy's own start page binds.
         if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
-        const body = request.body as { credential?: unknown; origin?: unknown } | undefined;
+        const body = request.body as
+          | { credential?: unknown; origin?: unknown; code?: unknown; login?: unknown }
+          | undefined;
+        // Opened without its app (docs/oauth.md): the one-time code, or a sign-in to the proxy.
+        if (typeof body?.code === 'string') {
+          const bound = await byCode(request.params.id, body.code, request.ip);
+          return reply.code(200).header('cache-control', 'no-store').send(bound);
+        }
+        if (body?.login === true) {
+          const started = await broker.links.loginStart(request.params.id);
+          return reply.code(200).header('cache-control', 'no-store').send(started);
+        }
         const credential = typeof body?.credential === 'string' ? body.credential : '';
         const opener = typeof body?.origin === 'string' ? body.origin : undefined;
         if (credential === '')
@@ -107,7 +149,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
           );
         if (!listed(options.corsOrigins(), opener)) throw new ProxyError('oauth_bind_refused');
         const principalKey = await authenticate(credential, opener, publicUrl, request.ip);
-        const bound = await broker.bind(request.params.id, principalKey, opener);
+        const bound = await broker.links.bind(request.params.id, principalKey, opener);
         // No cookie (review R1): cookies are not port-separated, so on a loopback PUBLIC_URL a page
         // on another port could toss one. The nonce stays in this tab's sessionStorage instead.
         return reply
@@ -135,11 +177,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
       const tell = (origin: string | undefined) =>
         listed(options.corsOrigins(), origin) ? origin : undefined;
       try {
-        if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
-        if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
-        const body = request.body as { query?: unknown; nonce?: unknown } | undefined;
-        const query = new URLSearchParams(typeof body?.query === 'string' ? body.query : '');
-        const nonce = typeof body?.nonce === 'string' ? body.nonce : undefined;
+        const { query, nonce } = returned(request, publicUrl);
         const outcome = await broker.callback(request.params.key, query, nonce);
         for (const ended of outcome.evicted) {
           // Review item 7: what the cap ended is said, never silently (no token, no URL query).
@@ -164,9 +202,32 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     },
   );
 
+  // The identity provider's redirect after the user signed in to the proxy: a page that POSTs
+  // the answer with the nonce its tab kept, then goes on to the upstream's authorization.
+  app.get<{ Params: { key: string } }>(`${LOGIN_BASE}/:key`, async (_request, reply) => {
+    const nonce = scriptNonce();
+    return reply.code(200).headers(pageHeaders(nonce, true)).send(loginReturnPage(nonce));
+  });
+
+  app.post<{ Params: { key: string } }>(
+    `${LOGIN_BASE}/:key`,
+    { bodyLimit: MAX_CALLBACK_BODY },
+    async (request, reply) => {
+      try {
+        const { query, nonce } = returned(request, options.publicUrl());
+        const bound = await broker.links.loginFinish(request.params.key, query, nonce);
+        const { authorizeUrl, state, nonce: next } = bound;
+        return reply.code(200).header('cache-control', 'no-store').send({ authorizeUrl, state, nonce: next });
+      } catch (error) {
+        request.log.warn({ code: findProxyError(error)?.code }, 'oauth login refused');
+        return refuse(reply, error);
+      }
+    },
+  );
+
   app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
     const key = /^(.+)\.json$/.exec(request.params.file)?.[1];
-    const document = key === undefined ? undefined : broker.clientMetadataDocument(key);
+    const document = key === undefined ? undefined : await broker.clientMetadataDocument(key);
     if (document === undefined) return reply.code(404).send();
     return reply.code(200).header('cache-control', 'public, max-age=3600').send(document);
   });

@@ -9,6 +9,7 @@
  */
 
 import type { OAuthBroker } from '../../credentials/broker.ts';
+import { LiveCredential } from '../../credentials/live-credential.ts';
 import { answerOfFailure } from '../../dispatch/answer-rules.ts';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import type { HeldSessions } from '../../dispatch/held-sessions.ts';
@@ -110,8 +111,10 @@ export class Forwarder {
       return this.#forwardTo(resolved, request);
     }
     const principalKey = request.identity.principalKey;
-    let token = await broker.bearerFor(principalKey, resolved, request.signal);
-    if (token === undefined && broker.demands(resolved)) {
+    // A session opened with it holds the credential: a refresh, a new sign-in or a disconnect
+    // reaches it at its next message (review6 OAUTH-1).
+    const credential = await LiveCredential.read(broker, principalKey, resolved, request.signal);
+    if (credential.token === undefined && broker.demands(resolved)) {
       throw await broker.required(
         principalKey,
         resolved,
@@ -122,11 +125,9 @@ export class Forwarder {
       );
     }
     for (let attempt = 0; ; attempt++) {
+      const token = credential.token;
       try {
-        return await this.#forwardTo(
-          token === undefined ? resolved : { ...resolved, bearerToken: token },
-          request,
-        );
+        return await this.#forwardTo({ ...resolved, bearerToken: token, credential }, request);
       } catch (error) {
         const refusal = findProxyError(error);
         if (refusal?.code === 'upstream_unauthorized' && refusal.status === 403 && token !== undefined) {
@@ -142,7 +143,7 @@ export class Forwarder {
             ? undefined
             : await broker.rejected(principalKey, resolved, token, request.signal);
         if (fresh !== undefined) {
-          token = fresh;
+          credential.replace(fresh);
           continue;
         }
         throw await broker.required(
@@ -190,6 +191,7 @@ export class Forwarder {
         if (session.target !== route.targetKey) {
           throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
         }
+        await session.renew();
         return { ...(await this.#viaSession(session, request, route.target)), sessionId: route.sessionId };
       }
       case 'open-held': {

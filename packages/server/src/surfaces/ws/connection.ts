@@ -9,7 +9,9 @@
  * messages for the upstream go through an outbox bounded in bytes and messages, with a few
  * sends in flight at once: when the upstream stops taking them, reading the caller's socket
  * pauses, and a caller that keeps sending anyway is closed (issue 14 review, F1). The outbox
- * lives in outbox.ts, the reading of a frame's messages in frame-messages.ts.
+ * lives in outbox.ts, the reading of a frame's messages in frame-messages.ts, the writing to
+ * the caller in socket-writer.ts, the requests in flight in requests-in-flight.ts and the
+ * messages' trace spans in message-spans.ts.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket from 'ws';
@@ -23,7 +25,6 @@ import {
   toCloseFrame,
   toJsonRpcError,
 } from '../../errors.ts';
-import { messageAttributes, metaOf } from '../../http/trace-hooks.ts';
 import type { RequestAudit } from '../../identity/audit-trail.ts';
 import {
   cancelledRequestId,
@@ -31,29 +32,26 @@ import {
   isResponse,
   type JsonRpcMessage,
   type JsonRpcRequest,
-  type RequestId,
 } from '../../jsonrpc.ts';
-import type { InFlightLimits, Release } from '../../limits/in-flight.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
-import { knownMethod } from '../../observability/mcp-methods.ts';
 import type { ProxySpan, Tracing } from '../../observability/tracing.ts';
 import { isRequestAsNotification } from '../../policy/grants.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { SessionStore } from '../../sessions/store.ts';
-import { PendingRequests } from '../../upstream/correlator.ts';
 import { type BrokeredCredential, isAuthRefusal } from './brokered-credential.ts';
 import { EarlyFrames } from './early-frames.ts';
 import { frameMessages, readableId } from './frame-messages.ts';
+import { WsMessageSpans } from './message-spans.ts';
 import { UpstreamOutbox } from './outbox.ts';
+import { type RequestCaps, RequestsInFlight } from './requests-in-flight.ts';
+import { SocketWriter } from './socket-writer.ts';
 
-/** How often a paused connection checks whether its reader caught up. */
-const DRAIN_POLL_MS = 20;
 /** Messages the outbox may hold: above half, reading the caller pauses; above all, it is closed. */
 const OUTBOX_MESSAGES = 1_024;
 
-/** Limits and collaborators of a connection. */
-export interface WsConnectionDeps extends BrokeredCredential {
+/** Limits and collaborators of a connection (the in-flight caps: requests-in-flight.ts). */
+export interface WsConnectionDeps extends BrokeredCredential, Omit<RequestCaps, 'ownerId'> {
   readonly sessions: SessionStore<HeldSession>;
   readonly held: HeldSessions;
   readonly heartbeatMs: number;
@@ -61,15 +59,11 @@ export interface WsConnectionDeps extends BrokeredCredential {
   readonly maxQueuedBytes: number;
   readonly logger: FastifyBaseLogger;
   readonly limiter: RateLimiter;
-  /** Per-token and total in-flight caps shared with the HTTP surfaces. */
-  readonly inFlight: InFlightLimits;
-  /** Requests one socket may have in flight at once. */
-  readonly maxInFlight: number;
   /** Messages one frame (a JSON-RPC batch) may hold. */
   readonly maxBatchMessages: number;
   /** The socket's audit recorder, when the audit trail is on. */
   readonly audit?: RequestAudit | undefined;
-  /** A server span per request message (issue 21; off: nothing). */
+  /** A server span per inbound message (issue 21; off: nothing). */
   readonly tracing?: Tracing | undefined;
 }
 
@@ -97,24 +91,33 @@ export class WsConnection {
   #session: HeldSession | undefined;
   /** Raw frames waiting for the upstream connection. */
   readonly #early = new EarlyFrames();
-  /** In-flight slots of this socket's requests, by request id, until their answer goes out. */
-  readonly #requests = new PendingRequests<Release>();
-  /** Messages on their way upstream, bounded (surfaces/ws/outbox.ts). */
-  readonly #outbox = new UpstreamOutbox<HeldSession>({
-    request: (session, message) => this.#request(session, message, true, this.#spanFor(message)),
-    send: (session, message) => session.send(message).catch((error: unknown) => this.#sendError(error, null)),
+  /** This socket's requests until their answer goes out: slots and spans (requests-in-flight.ts). */
+  readonly #requests: RequestsInFlight;
+  /** What goes to the caller, paced by its reading (socket-writer.ts). */
+  readonly #writer: SocketWriter;
+  /** Messages on their way upstream with their spans, bounded (surfaces/ws/outbox.ts). */
+  readonly #outbox = new UpstreamOutbox<HeldSession, ProxySpan>({
+    request: (session, message, span) => this.#request(session, message, true, span),
+    send: (session, message, span) =>
+      session.send(message).then(
+        () => span?.end(),
+        (error: unknown) => {
+          span?.end(codeOf(error));
+          this.#sendError(error, null);
+        },
+      ),
     drained: () => this.#maybeResumeReading(),
   });
+  /** The server span of each inbound message, while tracing is on (message-spans.ts). */
+  readonly #spans: WsMessageSpans | undefined;
   /** Bytes of frames received and not yet handled (they are on their way to the outbox). */
   #arrivingBytes = 0;
   #readingPaused = false;
   /** Heartbeats seen in a row while reading was paused. */
   #pausedBeats = 0;
   #framesIn = 0;
-  #framesOut = 0;
   #alive = true;
   #heartbeat: NodeJS.Timeout | undefined;
-  #drainWatch: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(socket: WebSocket, peer: WsPeer, deps: WsConnectionDeps) {
@@ -122,6 +125,13 @@ export class WsConnection {
     this.#peer = peer;
     this.#filter = toolFilterFor(peer.target);
     this.#deps = deps;
+    this.#spans = WsMessageSpans.of(deps.tracing, peer.targetKey);
+    this.#requests = new RequestsInFlight({ ...deps, ownerId: peer.ownerId });
+    this.#writer = new SocketWriter(socket, {
+      maxQueuedBytes: deps.maxQueuedBytes,
+      upstream: () => this.#session?.upstream,
+      tooSlow: () => this.close(SOCKET_CLOSES.reader_too_slow),
+    });
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     socket.on('pong', () => {
       this.#alive = true;
@@ -172,9 +182,9 @@ export class WsConnection {
         this.close(toCloseFrame(failure, 'upstream'));
       });
       // In arrival order, before any later frame (those run in later events).
-      for (const { raw, release } of this.#early.take()) {
+      for (const { raw, release, at } of this.#early.take()) {
         release();
-        this.#handleSafely(raw);
+        this.#handleSafely(raw, at);
       }
     } catch (error) {
       for (const { release } of this.#early.take()) release();
@@ -201,45 +211,13 @@ export class WsConnection {
     deliver: (message) => this.#send(message),
   };
 
-  #send(message: JsonRpcMessage, endsRequest = true): boolean {
+  #send(message: JsonRpcMessage, endsRequest = true, errorCode?: string): boolean {
     // The answer ends the request, delivered or not: its slot is free again.
     if (endsRequest && isResponse(message) && message.id !== null) {
-      this.#releaseRequest(message.id);
+      this.#requests.answered(message.id, errorCode);
       this.#deps.audit?.answer(message);
     }
-    const socket = this.#socket;
-    if (socket.readyState !== WebSocket.OPEN) return false;
-    const { maxQueuedBytes } = this.#deps;
-    if (socket.bufferedAmount > maxQueuedBytes) {
-      // The reader stopped reading even with upstream paused: give up rather than buffer on.
-      this.close(SOCKET_CLOSES.reader_too_slow);
-      return false;
-    }
-    this.#framesOut++;
-    socket.send(JSON.stringify(message));
-    if (socket.bufferedAmount > maxQueuedBytes / 2 && !this.#drainWatch) this.#pauseUpstream();
-    return true;
-  }
-
-  /**
-   * Stops reading upstream until the reader has drained most of what is queued. `ws` has no
-   * drain event, so the queue is polled while paused (only then).
-   */
-  #pauseUpstream(): void {
-    const upstream = this.#session?.upstream;
-    if (!upstream) return;
-    upstream.pause();
-    this.#drainWatch = setInterval(() => {
-      if (
-        this.#socket.readyState !== WebSocket.OPEN ||
-        this.#socket.bufferedAmount < this.#deps.maxQueuedBytes / 4
-      ) {
-        clearInterval(this.#drainWatch);
-        this.#drainWatch = undefined;
-        upstream.resume();
-      }
-    }, DRAIN_POLL_MS);
-    this.#drainWatch.unref();
+    return this.#writer.write(message);
   }
 
   #onFrame(data: WebSocket.RawData, isBinary: boolean): void {
@@ -251,22 +229,24 @@ export class WsConnection {
       return;
     }
     const raw = Buffer.isBuffer(data) ? data : Buffer.from(data.toString());
+    const at = this.#spans === undefined ? 0 : WsMessageSpans.now();
     if (!this.#early.waiting) {
-      this.#handleSafely(raw);
+      this.#handleSafely(raw, at);
       return;
     }
     try {
-      this.#early.keep(raw, () => this.#deps.inFlight.acquire(this.#peer.ownerId));
+      this.#early.keep(raw, () => this.#deps.inFlight.acquire(this.#peer.ownerId), at);
     } catch (error) {
+      this.#spans?.refused(codeOf(error), at);
       this.#sendError(error, null);
     }
   }
 
   /** Handles a frame; an exception would be an unhandled rejection, which ends the process (issue 14, #1). */
-  #handleSafely(raw: Buffer): void {
+  #handleSafely(raw: Buffer, at: number): void {
     this.#arrivingBytes += raw.length;
     if (!this.#admitInbound(raw.length)) return;
-    this.#handle(raw)
+    this.#handle(raw, at)
       .catch(() => this.close(SOCKET_CLOSES.internal))
       .finally(() => {
         this.#arrivingBytes -= raw.length;
@@ -312,27 +292,31 @@ export class WsConnection {
     this.#socket.resume();
   }
 
-  async #handle(data: Buffer): Promise<void> {
+  async #handle(data: Buffer, at: number): Promise<void> {
     try {
       // /ws frames are new work as HTTP bodies are: shed them too while the heap is nearly full.
       this.#deps.inFlight.assertHeapRoom(false);
     } catch (error) {
+      this.#spans?.refused(codeOf(error), at);
       this.#sendError(error, null);
       return;
     }
     const messages = frameMessages(data.toString(), this.#deps.maxBatchMessages);
     if (!Array.isArray(messages)) {
+      this.#spans?.refused(codeOf(messages.error), at);
       this.#sendError(messages.error, messages.id);
       return;
     }
     try {
       await this.#deps.limiter.consume('wsMessagesPerToken', this.#peer.ownerId, this.#peer.rateClass);
     } catch (error) {
+      this.#spans?.refused(codeOf(error), at, messages);
       this.#sendError(error, readableId(messages[0]));
       return;
     }
     const ended = await this.#deps.freshen?.();
     if (ended !== undefined) {
+      this.#spans?.refused(ended.code, at, messages);
       for (const message of messages) {
         if (isRequest(message)) this.#sendError(ended, message.id, false);
       }
@@ -341,102 +325,69 @@ export class WsConnection {
     }
     const session = this.#session;
     if (!session || this.#closed) return;
-    for (const message of messages) {
-      if (isRequest(message)) {
-        if (this.#requests.has(message.id)) {
-          // The refusal must not free the slot of the request in flight under that id.
-          const refusal = new ProxyError('request_id_in_use');
-          this.#deps.audit?.refuseNow(message, refusal);
-          this.#sendError(refusal, message.id, false);
-          continue;
-        }
-        this.#deps.audit?.add(message);
-        const refusal = this.#admit(message.id);
-        if (refusal) {
-          this.#sendError(refusal, message.id);
-          continue;
-        }
-        this.#outbox.push(session, message);
-      } else if (isRequestAsNotification(message)) {
-        // Never forwarded: the grant and the audit judge requests (policy/grants.ts).
-        if ('method' in message) this.#deps.audit?.dropped(message);
-      } else {
-        // A cancelled request gets no answer (the MCP spec): its slot is free now.
-        const cancelled = cancelledRequestId(message);
-        if (cancelled !== undefined) {
-          this.#releaseRequest(cancelled);
-          this.#deps.audit?.cancelled(cancelled);
-        }
-        this.#outbox.push(session, message);
+    for (const message of messages) this.#forward(session, message, this.#spans?.start(message, at));
+  }
+
+  /** Sends one message of a frame on (or refuses it), with its span. */
+  #forward(session: HeldSession, message: JsonRpcMessage, span: ProxySpan | undefined): void {
+    if (isRequest(message)) {
+      // The refusal must not free the slot (nor end the span) of the request in flight under that id.
+      const refusal = this.#requests.has(message.id) ? new ProxyError('request_id_in_use') : undefined;
+      if (refusal) this.#deps.audit?.refuseNow(message, refusal);
+      else this.#deps.audit?.add(message);
+      const refused = refusal ?? this.#requests.admit(message.id, span);
+      if (refused) {
+        span?.end(refused.code);
+        this.#sendError(refused, message.id, refusal === undefined);
+        return;
       }
+      this.#outbox.push(session, message, span);
+    } else if (isRequestAsNotification(message)) {
+      // Never forwarded: the grant and the audit judge requests (policy/grants.ts).
+      if ('method' in message) this.#deps.audit?.dropped(message);
+      span?.end();
+    } else {
+      // A cancelled request gets no answer (the MCP spec): its slot is free now.
+      const cancelled = cancelledRequestId(message);
+      if (cancelled !== undefined) {
+        this.#requests.cancelled(cancelled);
+        this.#deps.audit?.cancelled(cancelled);
+      }
+      this.#outbox.push(session, message, span);
     }
   }
 
   /**
-   * A request's server span (issue 21), while tracing is on: from leaving for the upstream until
-   * it was handed over, the parent of the upstream calls it makes; a `_meta.traceparent` in the
-   * message is continued.
+   * Sends a request upstream, under its span (which its answer ends); a 401 the broker can
+   * answer with a newer token retries it once.
    */
-  #spanFor(message: JsonRpcRequest): ProxySpan | undefined {
-    const tracing = this.#deps.tracing;
-    if (tracing?.enabled !== true) return undefined;
-    return tracing.server(knownMethod(message.method), metaOf(message.params), {
-      'mcp_proxy.surface': 'ws',
-      ...messageAttributes(message),
-    });
-  }
-
-  /** Sends a request upstream; a 401 the broker can answer with a newer token retries it once. */
   #request(session: HeldSession, message: JsonRpcRequest, mayRetry: boolean, span?: ProxySpan): void {
     const sent =
       span === undefined
         ? session.request(message, this.#sink, this.#filter)
         : span.run(() => session.request(message, this.#sink, this.#filter));
-    sent.then(
-      () => span?.end(),
-      async (error: unknown) => {
-        const refusal = findProxyError(error);
-        if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
-          if (await this.#deps.renewed?.()) {
-            this.#request(session, message, false, span);
-            return;
-          }
+    sent.catch(async (error: unknown) => {
+      const refusal = findProxyError(error);
+      if (mayRetry && refusal?.status === 401 && isAuthRefusal(refusal) && !this.#closed) {
+        if (await this.#deps.renewed?.()) {
+          this.#request(session, message, false, span);
+          return;
         }
-        span?.end(refusal?.code ?? 'internal_error');
-        this.#sendError(error, message.id);
-      },
-    );
-  }
-
-  /** Takes an in-flight slot for a request, or says why not (its refusal). */
-  #admit(id: RequestId): ProxyError | undefined {
-    if (this.#requests.size >= this.#deps.maxInFlight) {
-      return new ProxyError(
-        'too_many_in_flight',
-        'Too many requests in flight on this WebSocket: wait for answers before sending more.',
-        { data: { limit: this.#deps.maxInFlight } },
-      );
-    }
-    try {
-      this.#requests.add(id, this.#deps.inFlight.acquire(this.#peer.ownerId));
-      return undefined;
-    } catch (error) {
-      return error as ProxyError;
-    }
-  }
-
-  #releaseRequest(id: RequestId): void {
-    this.#requests.take(id)?.();
+      }
+      this.#sendError(error, message.id);
+    });
   }
 
   #sendError(error: unknown, id: string | number | null, endsRequest = true): void {
     const refusal = findProxyError(error);
     if (this.#deps.authRequired && isAuthRefusal(refusal)) {
       // The broker's sign-in link instead of the upstream's refusal (it never rejects).
-      void this.#authFailure(error).then((failure) => this.#send(toJsonRpcError(failure, id), endsRequest));
+      void this.#authFailure(error).then((failure) =>
+        this.#send(toJsonRpcError(failure, id), endsRequest, codeOf(failure)),
+      );
       return;
     }
-    this.#send(toJsonRpcError(error, id), endsRequest);
+    this.#send(toJsonRpcError(error, id), endsRequest, codeOf(error));
   }
 
   #beat(): void {
@@ -465,12 +416,12 @@ export class WsConnection {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
-    clearInterval(this.#drainWatch);
+    this.#writer.close();
     for (const { release } of this.#early.take()) release();
-    for (const [, release] of this.#requests.drain()) release();
     // Requests still unanswered end with the socket.
+    this.#requests.close();
     this.#deps.audit?.finish(undefined, 'closed');
-    this.#outbox.close();
+    for (const span of this.#outbox.close()) span.end();
     if (this.#sessionId) void this.#deps.sessions.delete(this.#sessionId);
     this.#deps.logger.info(
       {
@@ -481,10 +432,15 @@ export class WsConnection {
         code,
         reason,
         framesIn: this.#framesIn,
-        framesOut: this.#framesOut,
+        framesOut: this.#writer.frames,
         durationMs: Date.now() - this.#started,
       },
       'websocket closed',
     );
   }
+}
+
+/** The registry's code of an error a caller is answered with (anything else is internal). */
+function codeOf(error: unknown): string {
+  return findProxyError(error)?.code ?? 'internal_error';
 }

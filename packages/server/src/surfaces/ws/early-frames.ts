@@ -16,10 +16,11 @@ const MAX_EARLY_FRAMES = 64;
  */
 const EARLY_QUEUE_BYTES = 1_048_576;
 
-/** A frame waiting, and its in-flight slot. */
+/** A frame waiting, its in-flight slot, and when it arrived (for its span; 0 untraced). */
 export interface EarlyFrame {
   readonly raw: Buffer;
   readonly release: Release;
+  readonly at: number;
 }
 
 /** The frames of one socket waiting for its upstream connection. */
@@ -38,7 +39,7 @@ export class EarlyFrames {
    * counts against the token's and the process's caps). Throws when the queue is full or no
    * slot is free: the caller answers with the error.
    */
-  keep(raw: Buffer, acquire: () => Release): void {
+  keep(raw: Buffer, acquire: () => Release, at = 0): void {
     const frames = this.#frames;
     if (frames === undefined) return;
     if (
@@ -51,7 +52,7 @@ export class EarlyFrames {
         { data: { limitBytes: EARLY_QUEUE_BYTES, limitFrames: MAX_EARLY_FRAMES } },
       );
     }
-    frames.push({ raw, release: acquire() });
+    frames.push({ raw, release: acquire(), at });
     this.#bytes += raw.length;
   }
 

@@ -22,33 +22,38 @@ import {
  */
 const UPSTREAM_SENDS_IN_FLIGHT = 4;
 
-/** A message waiting to go upstream. */
-interface Queued {
+/** A message waiting to go upstream, and what the connection keeps with it (`T`). */
+interface Queued<T> {
   readonly text: string;
   readonly request: boolean;
+  readonly tag: T | undefined;
 }
 
-/** How the outbox starts a message on a session `S`. */
-export interface OutboxHooks<S> {
+/** How the outbox starts a message on a session `S`; `T` is what came with it (its span). */
+export interface OutboxHooks<S, T> {
   /** Starts a request (its answer arrives on the socket); failures are the hook's to report. */
-  readonly request: (session: S, message: JsonRpcRequest) => void;
+  readonly request: (session: S, message: JsonRpcRequest, tag: T | undefined) => void;
   /** Sends a notification or an answer; settles (never rejects) once the upstream took it. */
-  readonly send: (session: S, message: JsonRpcNotification | JsonRpcResponse) => Promise<void>;
+  readonly send: (
+    session: S,
+    message: JsonRpcNotification | JsonRpcResponse,
+    tag: T | undefined,
+  ) => Promise<void>;
   /** Called after waiting messages were started: reading the caller may resume. */
   readonly drained: () => void;
 }
 
 /** The messages of one socket on their way upstream. */
-export class UpstreamOutbox<S> {
-  readonly #hooks: OutboxHooks<S>;
+export class UpstreamOutbox<S, T = undefined> {
+  readonly #hooks: OutboxHooks<S, T>;
   /** Oldest first; empty while the upstream keeps up. */
-  readonly #queue: Queued[] = [];
+  readonly #queue: Queued<T>[] = [];
   #bytes = 0;
   /** Notifications and answers whose `send` has not settled. */
   #sendsInFlight = 0;
   #closed = false;
 
-  constructor(hooks: OutboxHooks<S>) {
+  constructor(hooks: OutboxHooks<S, T>) {
     this.#hooks = hooks;
   }
 
@@ -63,10 +68,10 @@ export class UpstreamOutbox<S> {
   }
 
   /** Sends a message upstream in arrival order (at once, or after what already waits). */
-  push(session: S, message: JsonRpcMessage): void {
+  push(session: S, message: JsonRpcMessage, tag?: T): void {
     const request = isRequest(message);
     if (this.#queue.length === 0 && (request || this.#sendsInFlight < UPSTREAM_SENDS_IN_FLIGHT)) {
-      this.#start(session, message);
+      this.#start(session, message, tag);
       return;
     }
     let text: string;
@@ -75,24 +80,25 @@ export class UpstreamOutbox<S> {
     } catch {
       return; // Not representable: parsed from a frame within the depth bound, so never here.
     }
-    this.#queue.push({ text, request });
+    this.#queue.push({ text, request, tag });
     this.#bytes += text.length;
   }
 
-  /** Drops what waits; nothing starts any more (the socket closed). */
-  close(): void {
+  /** Drops what waits; nothing starts any more (the socket closed). Returns their tags. */
+  close(): T[] {
     this.#closed = true;
-    this.#queue.length = 0;
+    const dropped = this.#queue.splice(0).flatMap(({ tag }) => (tag === undefined ? [] : [tag]));
     this.#bytes = 0;
+    return dropped;
   }
 
-  #start(session: S, message: JsonRpcMessage): void {
+  #start(session: S, message: JsonRpcMessage, tag: T | undefined): void {
     if (isRequest(message)) {
-      this.#hooks.request(session, message);
+      this.#hooks.request(session, message, tag);
       return;
     }
     this.#sendsInFlight++;
-    this.#hooks.send(session, message as JsonRpcNotification | JsonRpcResponse).finally(() => {
+    this.#hooks.send(session, message as JsonRpcNotification | JsonRpcResponse, tag).finally(() => {
       this.#sendsInFlight--;
       this.#pump(session);
     });
@@ -101,11 +107,11 @@ export class UpstreamOutbox<S> {
   /** Starts what waits, as far as the sends in flight allow. */
   #pump(session: S): void {
     while (this.#queue.length > 0 && !this.#closed) {
-      const next = this.#queue[0] as Queued;
+      const next = this.#queue[0] as Queued<T>;
       if (!next.request && this.#sendsInFlight >= UPSTREAM_SENDS_IN_FLIGHT) break;
       this.#queue.shift();
       this.#bytes -= next.text.length;
-      this.#start(session, JSON.parse(next.text) as JsonRpcMessage);
+      this.#start(session, JSON.parse(next.text) as JsonRpcMessage, next.tag);
     }
     this.#hooks.drained();
   }

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import type { OAuthBroker } from '../../credentials/broker.ts';
+import { LiveCredential } from '../../credentials/live-credential.ts';
 import type { DispatchPlanner, Route } from '../../dispatch/plan.ts';
 import type { TargetResolver } from '../../dispatch/targets.ts';
 import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply } from '../../errors.ts';
@@ -122,55 +123,32 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         // The broker supplies the credential: the vault's token, or a sign-in once the upstream asks.
         const principalKey = accepted.identity.principalKey;
         const origin = request.headers.origin;
-        // Read before the token: a disconnect in between changes it, and the socket ends.
-        const openedMark = await broker.endMark(principalKey, resolved);
-        const token = await broker.bearerFor(principalKey, resolved);
+        // The mark is read before the token: a disconnect in between changes it, and the socket ends.
+        const credential = await LiveCredential.read(broker, principalKey, resolved);
+        const token = credential.token;
         if (token === undefined && broker.demands(resolved)) {
           throw await broker.required(principalKey, resolved, undefined, origin);
         }
-        // Review R5: the socket outlives its handshake token. Its upstream reads `current` at
-        // each request, and `current` is read again from the vault (refreshed when due) before
-        // each frame goes upstream: a refresh or a new sign-in reaches a socket already open.
-        let current = token;
-        target = { ...resolved, bearerToken: token, bearer: () => current };
-        ended = async () => {
-          try {
-            // Review oauth6 R1: the user ended this connection (disconnect, eviction) since the
-            // socket opened: what holds its token ends, a WebSocket upstream included.
-            const mark = await broker.endMark(principalKey, resolved);
-            return mark !== undefined && mark !== openedMark
-              ? new ProxyError('upstream_auth_ended')
-              : undefined;
-          } catch {
-            // The store unreachable: asked again at the next frame or heartbeat.
-            return undefined;
-          }
-        };
-        const endedNow = ended;
-        freshen = async () => {
-          const error = await endedNow();
-          if (error !== undefined) return error;
-          try {
-            // No entry any more (refresh refused, deleted): the old token is not used again;
-            // the upstream's 401 to a call without one asks for a sign-in.
-            current = await broker.bearerFor(principalKey, resolved, undefined, false);
-          } catch {
-            // The vault or the authorization server unreachable: the token held goes on.
-          }
-          return undefined;
-        };
+        // Review R5: the socket outlives its handshake token. Its upstream reads the credential
+        // at each request, read again from the vault (refreshed when due) before each frame goes
+        // upstream: a refresh or a new sign-in reaches a socket already open. Review oauth6 R1:
+        // the user ended this connection (disconnect, eviction) since the socket opened: what
+        // holds its token ends, a WebSocket upstream included.
+        target = { ...resolved, bearerToken: token, credential };
+        ended = () => credential.ended();
+        freshen = () => credential.freshen();
         // The token `renewed` just failed to replace: `authRequired`, which follows it for the same
         // refusal, does not try again (review oauth6 R4: one refused request, one refresh).
         let unrenewed: string | undefined;
         renewed = async () => {
-          const refused = current;
+          const refused = credential.token;
           if (refused === undefined) return false;
           const fresh = await broker.rejected(principalKey, resolved, refused);
           if (fresh === undefined) {
             unrenewed = refused;
             return false;
           }
-          current = fresh;
+          credential.replace(fresh);
           return true;
         };
         authRequired = async (refusal) => {
@@ -178,17 +156,19 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           if (refusal.status === 403) {
             // Step-up: a token that lacks a scope this call needs (403 insufficient_scope).
             const stepUp =
-              current === undefined ? undefined : await broker.stepUp(principalKey, resolved, challenge);
+              credential.token === undefined
+                ? undefined
+                : await broker.stepUp(principalKey, resolved, challenge);
             return stepUp ?? refusal;
           }
-          const refused = current;
+          const refused = credential.token;
           const justFailed = refused === unrenewed;
           unrenewed = undefined;
           if (refused !== undefined && !justFailed) {
             const fresh = await broker.rejected(principalKey, resolved, refused);
             if (fresh !== undefined) {
               // A usable token exists (refreshed now): no sign-in; the next call carries it.
-              current = fresh;
+              credential.replace(fresh);
               return refusal;
             }
           }

@@ -1,0 +1,70 @@
+/**
+ * @module virtual/client-streams
+ * The GET event streams of a virtual server's clients (issue 20): what a member sends outside
+ * any request of a client (a list change, a log message, a resource update, a server request)
+ * goes to the open streams of the principal whose member session sent it, on each virtual
+ * server that has that member among the ones the principal sees. Member sessions are the
+ * principal's (member-sessions.ts), so one principal's streams never carry another's members.
+ */
+import { ProxyError } from '../errors.ts';
+import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts';
+import { type MemberReply, type MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
+
+/** GET streams one principal may hold open on one virtual server (several tabs, not thousands). */
+const MAX_STREAMS_PER_SCOPE = 16;
+
+/** One open stream: its virtual server, the members its principal sees there, where it writes. */
+interface OpenStream {
+  readonly name: string;
+  readonly members: readonly string[];
+  readonly channel: VirtualChannel;
+}
+
+/** The open GET streams, by principal. */
+export class ClientStreams {
+  readonly #byPrincipal = new Map<string, Set<OpenStream>>();
+  readonly #requests: MemberRequests;
+
+  constructor(requests: MemberRequests) {
+    this.#requests = requests;
+  }
+
+  /**
+   * Opens a stream of `principalKey` on the virtual server `name`, where it sees `members`;
+   * returns what closes it. Too many on one virtual server: `stream_conflict`.
+   */
+  open(principalKey: string, name: string, members: readonly string[], channel: VirtualChannel): () => void {
+    let streams = this.#byPrincipal.get(principalKey);
+    const same = streams ? [...streams].filter((stream) => stream.name === name).length : 0;
+    if (same >= MAX_STREAMS_PER_SCOPE) {
+      throw new ProxyError('stream_conflict', 'Too many GET event streams are open on this virtual server.');
+    }
+    if (streams === undefined) {
+      streams = new Set();
+      this.#byPrincipal.set(principalKey, streams);
+    }
+    const stream: OpenStream = { name, members, channel };
+    streams.add(stream);
+    return () => {
+      streams.delete(stream);
+      if (streams.size === 0 && this.#byPrincipal.get(principalKey) === streams) {
+        this.#byPrincipal.delete(principalKey);
+      }
+    };
+  }
+
+  /**
+   * A member's message outside any request, from the session it holds for `principalKey`: a
+   * notification goes to every stream that sees the member (true even when none does: there is
+   * nobody to keep it for), a server request to the first that takes it (false when none: the
+   * session refuses it for the client).
+   */
+  deliver(principalKey: string, member: string, message: JsonRpcMessage, reply: MemberReply): boolean {
+    const relays = [...(this.#byPrincipal.get(principalKey) ?? [])]
+      .filter((stream) => stream.members.includes(member))
+      .map((stream) => this.#requests.relay(scopeOf(principalKey, stream.name), stream.channel, 'session'));
+    if (isRequest(message)) return relays.some((relay) => relay(member, message, reply));
+    for (const relay of relays) relay(member, message, reply);
+    return true;
+  }
+}

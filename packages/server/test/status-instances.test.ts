@@ -1,0 +1,122 @@
+/**
+ * Issue 21: with a shared store the status page lists every live instance — its open sessions by
+ * kind, requests and errors — marking the one that answered, and drops an instance that died.
+ * Two real processes sharing a real redis-server; then one `WORKERS=2` process (the embedded
+ * cluster store), whose workers each answer for both.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { type Cluster, startCluster } from './helpers/cluster.ts';
+import { eventually } from './helpers/eventually.ts';
+import { TEST_TOKEN } from './helpers/proxy.ts';
+import { type RecordingUpstream, startRecordingUpstream } from './helpers/recording-upstream.ts';
+import { type RunningWorkers, send, startWorkers } from './helpers/workers.ts';
+
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+const HELLO = {
+  protocolVersion: '2025-06-18',
+  capabilities: {},
+  clientInfo: { name: 'status', version: '1' },
+};
+
+interface Instance {
+  readonly id: string;
+  readonly self: boolean;
+  readonly requests: number;
+  readonly errors: number;
+  readonly sessions: { byTransport: Record<string, number>; webSockets: number };
+}
+
+async function instancesOf(url: string): Promise<Instance[]> {
+  const answer = await send(url, {
+    path: '/status.json',
+    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+  });
+  assert.equal(answer.status, 200, answer.body);
+  return JSON.parse(answer.body).instances;
+}
+
+/** Opens a /ws socket to `upstream` through `url`; resolves once it is open. */
+async function openSocket(url: string, upstream: RecordingUpstream): Promise<WebSocket> {
+  const query = new URLSearchParams({ mcp_server_url: upstream.url, transport: 'streamable-http' });
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?${query}`, ['mcp', `proxy-token.${TEST_TOKEN}`]);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: HELLO }));
+  await new Promise((resolve) => ws.once('message', resolve));
+  return ws;
+}
+
+describe('the status page across instances', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+
+  it('lists every instance sharing Redis with its counts, marks the one answering, drops one killed', async () => {
+    const upstream = await startRecordingUpstream(['echo']);
+    cleanup.push(() => upstream.stop());
+    const cluster: Cluster = await startCluster({
+      instances: 2,
+      nginx: false,
+      env: { METRICS_TOKEN, WS_ALLOW_MISSING_ORIGIN: 'true' },
+    });
+    cleanup.push(() => cluster.stop());
+    const [a, b] = cluster.instances as [Cluster['instances'][0], Cluster['instances'][0]];
+    const ws = await openSocket(a.url, upstream);
+    cleanup.push(() => ws.terminate());
+    const refused = await send(a.url, {
+      method: 'POST',
+      path: '/proxy',
+      headers: { 'x-proxy-token': 'wrong' },
+      body: '{}',
+    });
+    assert.equal(refused.status, 401);
+    const [aSelf] = await instancesOf(a.url);
+    assert.equal(aSelf?.self, true);
+    assert.equal(aSelf?.sessions.webSockets, 1);
+
+    const seen = await eventually(
+      async () => {
+        const listed = await instancesOf(b.url);
+        const other = listed.find((i) => i.id === aSelf?.id);
+        return other?.errors === 1 && other.sessions.webSockets === 1 && listed;
+      },
+      { what: 'instance a’s counts on instance b’s page' },
+    );
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0]?.self, true, 'the answering instance comes first, marked');
+    assert.notEqual(seen[0]?.id, aSelf?.id);
+    assert.equal(seen[1]?.self, false);
+    assert.equal(seen[1]?.sessions.byTransport['streamable-http'], 1);
+
+    await a.kill('SIGKILL');
+    // Not heard from for the TTL (6.5 s): gone.
+    await eventually(async () => (await instancesOf(b.url)).length === 1, {
+      what: 'the killed instance gone',
+      timeoutMs: 15_000,
+      intervalMs: 250,
+    });
+  });
+
+  it('WORKERS=2 without Redis: each worker answers for both', async () => {
+    const upstream = await startRecordingUpstream(['echo']);
+    cleanup.push(() => upstream.stop());
+    const workers: RunningWorkers = await startWorkers({ METRICS_TOKEN, WS_ALLOW_MISSING_ORIGIN: 'true' });
+    cleanup.push(() => workers.stop());
+    const ws = await openSocket(workers.url, upstream);
+    cleanup.push(() => ws.terminate());
+    const answering = new Set<string>();
+    await eventually(
+      async () => {
+        // A connection of its own each time: the cluster hands them to its workers in turn.
+        const listed = await instancesOf(workers.url);
+        const total = listed.reduce((sum, i) => sum + i.sessions.webSockets, 0);
+        const self = listed.filter((i) => i.self);
+        if (listed.length === 2 && total === 1 && self.length === 1) answering.add(self[0]?.id ?? '');
+        return answering.size === 2;
+      },
+      { what: 'both workers answering with both listed', timeoutMs: 15_000 },
+    );
+  });
+});
