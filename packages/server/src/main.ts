@@ -6,24 +6,29 @@
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { enableCompileCache, flushCompileCache } from 'node:module';
+import { flushCompileCache } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { DestinationStream } from 'pino';
+import { startWithCompileCache } from './compile-cache.ts';
 import type { Config } from './config/config.ts';
 import type { IpcPort } from './store/cluster-store.ts';
 
 // Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
 // compiler that, once warm, holds ~10-25 MiB for the life of the process. Its output is kept in
-// Node's compile cache, so a restart loads the modules below without it. The cache lives with the
-// installed code (`node_modules/.cache`), never in a shared temporary folder whose entries another
-// user could plant; NODE_COMPILE_CACHE, when set, wins. Where it cannot be written, nothing changes.
-// The modules are imported dynamically because static imports would load before this line runs.
-// The server itself (app.ts, Fastify) loads only where it serves: a WORKERS primary never does.
-enableCompileCache(fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)));
+// Node's compile cache, so a restart loads the modules below without it, and this file too once
+// the process has re-executed itself with the cache named in its environment (compile-cache.ts).
+// The cache lives with the installed code (`node_modules/.cache`), never in a shared temporary
+// folder whose entries another user could plant; NODE_COMPILE_CACHE, when set, wins. Where it
+// cannot be written, nothing changes. The modules are imported dynamically because static
+// imports would load before this line runs. The server itself (app.ts, Fastify) loads only where
+// it serves: a WORKERS primary never does.
+startWithCompileCache(
+  fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)),
+);
 const [{ pino }, { ConfigError, loadConfig }, { parseArgs, usage }, { VERSION }] = await Promise.all([
   import('pino'),
   import('./config/config.ts'),

@@ -1,9 +1,11 @@
 /**
  * Issue #16 (start-up memory): a proxy with the default configuration does not load what that
  * configuration does not use (Redis client, Prometheus client, YAML and .env parsers, Fastify's
- * schema compilers). Each case builds the app in a fresh child process and lists the packages
- * its CommonJS module cache holds; turning a feature on must load its package, so the check can
- * see what it looks for. `node bench/startup-rss.ts` measures what this saves.
+ * schema compilers, jose (until a JWT is verified), the held-session transports and era bridge
+ * (until a session is held), undici's index and, through it or an ES import of `node:http`, Node's own
+ * bundled undici). Each case builds the app in a fresh child process and lists the packages
+ * its module caches hold; turning a feature on must load its package, so the check can see what
+ * it looks for. `node bench/startup-rss.ts` measures what this saves.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,13 +26,28 @@ const WATCHED = [
   '@fastify/ajv-compiler',
   '@opentelemetry/api',
   '@opentelemetry/sdk-trace',
+  'undici/index.js',
+  'jose',
 ];
+/** Our own modules a proxy that only passes requests through never needs: held-session transports, the era bridge. */
+const OWN_WATCHED = [
+  'upstream/stdio.ts',
+  'upstream/sse.ts',
+  'upstream/websocket.ts',
+  'dispatch/auto-http.ts',
+  'eras/era-switch.ts',
+];
+/** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
+const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
 
 const dir = mkdtempSync(join(tmpdir(), 'startup-modules-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The watched packages a fresh process holds after building and readying the app. */
-async function loadedPackages(env: Record<string, string>, dotenv = ''): Promise<string[]> {
+/**
+ * The watched packages a fresh process holds after building and readying the app (and then
+ * importing `andThen`, when named).
+ */
+async function loadedPackages(env: Record<string, string>, dotenv = '', andThen = ''): Promise<string[]> {
   const dotenvPath = join(dir, `${Object.keys(env).join('-') || 'default'}.env`);
   if (dotenv !== '') writeFileSync(dotenvPath, dotenv);
   // ES modules (OpenTelemetry's) are not in require.cache: a resolve hook lists them.
@@ -43,9 +60,13 @@ async function loadedPackages(env: Record<string, string>, dotenv = ''): Promise
     const config = loadConfig({ env: ${JSON.stringify({ PROXY_TOKEN: 'startup-modules-token-0123456789abcdef', ...env })}, dotenvPath: ${JSON.stringify(dotenvPath)} });
     const app = await buildApp(config, { logDestination: { write() {} } });
     await app.ready();
+    if (${JSON.stringify(andThen)} !== '') await import(${JSON.stringify(andThen)});
     const cached = [...Object.keys(createRequire(import.meta.url).cache), ...esm];
     const watched = ${JSON.stringify(WATCHED)};
-    process.stdout.write(JSON.stringify(watched.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + '/')))));
+    const loaded = watched.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + (name.endsWith('.js') ? '' : '/'))));
+    for (const file of ${JSON.stringify(OWN_WATCHED)}) if (esm.some((url) => url.endsWith('/packages/server/src/' + file))) loaded.push(file);
+    if (process.moduleLoadList.includes(${JSON.stringify(NODE_UNDICI)})) loaded.push('node:internal/deps/undici');
+    process.stdout.write(JSON.stringify(loaded));
     await app.close();
   `;
   const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
@@ -58,6 +79,22 @@ async function loadedPackages(env: Record<string, string>, dotenv = ''): Promise
 describe('start-up modules', () => {
   it('loads none of the optional packages with the default configuration', async () => {
     assert.deepEqual(await loadedPackages({}), []);
+  });
+
+  it("sees undici's index and Node's bundled undici once they are loaded", async () => {
+    assert.deepEqual(await loadedPackages({}, '', 'undici'), [
+      'undici/index.js',
+      'node:internal/deps/undici',
+    ]);
+  });
+
+  it('sees the era bridge once it is loaded (the first held session)', async () => {
+    const bridge = new URL('../src/eras/era-switch.ts', import.meta.url).href;
+    assert.deepEqual(await loadedPackages({}, '', bridge), ['eras/era-switch.ts']);
+  });
+
+  it('sees jose once it is loaded (the first JWT minted or verified)', async () => {
+    assert.deepEqual(await loadedPackages({}, '', 'jose'), ['jose']);
   });
 
   it('loads prom-client once METRICS_TOKEN is set, and dotenv once a .env file exists', async () => {

@@ -7,7 +7,7 @@
  * the identity providers the operator configured (the proxy's own login, review6 LINKS-1): like
  * the OIDC verifier's key-set fetch, not subject to the upstream egress policy.
  */
-import { type Dispatcher, fetch as undiciFetch } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { EgressGuard } from '../egress/types.ts';
 import { readCapped } from '../read-capped.ts';
 
@@ -57,6 +57,8 @@ function boundedFetch(route: Route, limits: GuardedFetchLimits): OAuthFetch {
     const signal = init.signal
       ? AbortSignal.any([init.signal, AbortSignal.timeout(limits.timeoutMs)])
       : AbortSignal.timeout(limits.timeoutMs);
+    // undici's index, loaded on the broker's first request: nothing else uses it (egress/undici-parts.ts).
+    const { fetch: undiciFetch } = await import('undici');
     const response = await undiciFetch(target, {
       method: init.method ?? 'GET',
       headers: Object.fromEntries(new Headers(init.headers as ConstructorParameters<typeof Headers>[0])),

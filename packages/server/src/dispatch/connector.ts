@@ -8,19 +8,14 @@ import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { ProtocolChoice } from '../eras/classify.ts';
-import { EraSwitch } from '../eras/era-switch.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionCredential } from '../sessions/held-session.ts';
 import type { ChildRegistry } from '../upstream/child-registry.ts';
 import type { UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
-import { SseTransport } from '../upstream/sse.ts';
-import { StdioTransport } from '../upstream/stdio.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
-import { WebSocketTransport } from '../upstream/websocket.ts';
 import { learnModernOnly } from './answer-rules.ts';
-import { AutoHttpTransport } from './auto-http.ts';
 import type { EraDetector, EraProbeTarget } from './era-detector.ts';
 import type { TransportVerdicts } from './transport-verdicts.ts';
 
@@ -84,18 +79,23 @@ export class UpstreamConnector {
 
   /** Opens and starts a transport for `target`. */
   async open(target: UpstreamTarget): Promise<UpstreamTransport> {
-    const transport = this.#transportFor(target);
+    const transport = await this.#transportFor(target);
     const eras = this.#deps.eras;
-    const bridged = eras ? this.#eraSwitch(target, transport, eras) : transport;
+    const bridged = eras ? await this.#eraSwitch(target, transport, eras) : transport;
     await bridged.start();
     return bridged;
   }
 
-  /** The (not yet started) transport that speaks `target`'s wire protocol. */
-  #transportFor(target: UpstreamTarget): UpstreamTransport {
+  /**
+   * The (not yet started) transport that speaks `target`'s wire protocol. Each is loaded with
+   * the first session that needs it (issue #16: a proxy that only passes requests through, the
+   * default, never loads the held-session transports, the era bridge or node:child_process).
+   */
+  async #transportFor(target: UpstreamTarget): Promise<UpstreamTransport> {
     const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders, children } =
       this.#deps;
     if (target.kind === 'stdio') {
+      const { StdioTransport } = await import('../upstream/stdio.ts');
       return new StdioTransport({
         name: target.name,
         server: target.server,
@@ -108,7 +108,8 @@ export class UpstreamConnector {
     // Every URL transport is reached the same way: the vetted URL, with the target's token.
     const reach = { url: target.url, bearerToken: target.credential?.bearer ?? target.bearerToken };
     switch (target.kind) {
-      case 'websocket':
+      case 'websocket': {
+        const { WebSocketTransport } = await import('../upstream/websocket.ts');
         return new WebSocketTransport({
           ...reach,
           guard,
@@ -116,11 +117,15 @@ export class UpstreamConnector {
           handshakeTimeoutMs: timeoutMs,
           tracing: this.#deps.tracing,
         });
-      case 'sse':
+      }
+      case 'sse': {
+        const { SseTransport } = await import('../upstream/sse.ts');
         return new SseTransport({ ...reach, http, handshakeTimeoutMs: timeoutMs });
+      }
       case 'streamable-http':
         return new StreamableHttpTransport({ ...reach, http, longLived: true, paramHeaders });
-      case 'http-auto':
+      case 'http-auto': {
+        const { AutoHttpTransport } = await import('./auto-http.ts');
         return new AutoHttpTransport({
           ...reach,
           http,
@@ -128,6 +133,7 @@ export class UpstreamConnector {
           handshakeTimeoutMs: timeoutMs,
           paramHeaders,
         });
+      }
     }
   }
 
@@ -147,7 +153,12 @@ export class UpstreamConnector {
     };
   }
 
-  #eraSwitch(target: UpstreamTarget, native: UpstreamTransport, eras: EraDetector): UpstreamTransport {
+  async #eraSwitch(
+    target: UpstreamTarget,
+    native: UpstreamTransport,
+    eras: EraDetector,
+  ): Promise<UpstreamTransport> {
+    const { EraSwitch } = await import('../eras/era-switch.ts');
     const { http, timeoutMs, paramHeaders } = this.#deps;
     const probeTarget = UpstreamConnector.eraTarget(target);
     // The 2024-11-05 SSE transport predates the modern era: such a server is legacy by definition.

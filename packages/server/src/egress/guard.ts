@@ -14,13 +14,14 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { LookupFunction } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import { EGRESS_DEFAULTS } from './defaults.ts';
 import { HostList } from './host-list.ts';
 import { createGuardedConnector, createPinnedLookup, type PinOverride } from './pinned-lookup.ts';
 import { refuse } from './refusal.ts';
 import { TargetPolicy } from './target-policy.ts';
 import type { EgressGuard, EgressPolicy, ResolvedAddress, Resolver } from './types.ts';
+import { Agent } from './undici-parts.ts';
 import { parseTarget, refuseAmbiguous } from './url-policy.ts';
 
 /** Injectable collaborators and tuning for {@link createEgressGuard}. */
@@ -40,7 +41,7 @@ export interface EgressGuardDeps {
   /** TLS settings for https/wss upstreams (e.g. a private CA). */
   readonly tls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized'>;
   /** Pool tuning for the shared agent (keep-alive, connections per origin, …). */
-  readonly agent?: Omit<Agent.Options, 'connect' | 'factory'>;
+  readonly agent?: Omit<UndiciAgent.Options, 'connect' | 'factory'>;
 }
 
 /** The default resolver: every A and AAAA answer, in the order the system resolver gives them. */
@@ -59,7 +60,7 @@ class Guard implements EgressGuard {
   readonly #allowed: HostList;
   readonly #denied: HostList;
   readonly #targets: TargetPolicy;
-  readonly #agent: Agent;
+  readonly #agent: UndiciAgent;
   readonly lookup: LookupFunction;
 
   constructor(policy: EgressPolicy, deps: EgressGuardDeps) {

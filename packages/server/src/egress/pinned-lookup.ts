@@ -8,12 +8,13 @@
  */
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connectors } from 'undici';
 import type { IpAddress } from './address-policy.ts';
 import { parseIpAddress } from './address-policy.ts';
 import { refuse } from './refusal.ts';
 import type { TargetPolicy } from './target-policy.ts';
 import type { ResolvedAddress } from './types.ts';
+import { buildConnector } from './undici-parts.ts';
 import { checkPort, DEFAULT_PORTS } from './url-policy.ts';
 
 /**
@@ -90,7 +91,7 @@ export interface GuardedConnectorOptions {
   readonly lookup: LookupFunction;
   readonly allowedPorts: readonly number[];
   /** Passed to undici's `buildConnector` (TLS settings, connect timeout); `lookup` is ours. */
-  readonly connect: buildConnector.BuildOptions;
+  readonly connect: Connectors.BuildOptions;
 }
 
 /**
@@ -98,8 +99,8 @@ export interface GuardedConnectorOptions {
  * reach a lookup function) before delegating to undici's own connector with the pinned lookup.
  * With it, even a request that skipped `vet()` cannot leave through the dispatcher.
  */
-export function createGuardedConnector(options: GuardedConnectorOptions): buildConnector.connector {
-  const base = buildConnector({ ...options.connect, lookup: options.lookup } as buildConnector.BuildOptions);
+export function createGuardedConnector(options: GuardedConnectorOptions): Connectors.connector {
+  const base = buildConnector({ ...options.connect, lookup: options.lookup } as Connectors.BuildOptions);
   return (connectOptions, callback) => {
     try {
       const port = Number(connectOptions.port) || (DEFAULT_PORTS[connectOptions.protocol] ?? 0);

@@ -7,8 +7,9 @@
  * an `exp` no later than the TTL cap allows. The caller sees stable codes, never jose's wording.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { JWTPayload } from 'jose';
 import { ProxyError } from '../errors.ts';
+import { peekJwt } from './jwt-peek.ts';
 import type { Grants, Principal } from './principal.ts';
 import { SigningKeyError, type SigningKeys } from './signing-keys.ts';
 
@@ -88,17 +89,9 @@ export function mintedPrincipal(
 
 /** True when `token` is a JWT whose (unverified) `typ` or issuer says it is ours: routing only. */
 export function looksMinted(token: string): boolean {
-  if (token.split('.').length !== 3) return false;
-  try {
-    if (decodeProtectedHeader(token).typ === MINTED_TYPE) return true;
-  } catch {
-    return false;
-  }
-  try {
-    return decodeJwt(token).iss === MINTED_ISSUER;
-  } catch {
-    return false;
-  }
+  const header = peekJwt(token, 0);
+  if (header === undefined) return false;
+  return header.typ === MINTED_TYPE || peekJwt(token, 1)?.iss === MINTED_ISSUER;
 }
 
 /** Signs and verifies minted tokens with the current {@link SigningKeys}. */
@@ -130,6 +123,8 @@ export class MintedTokens {
       ...(request.tools === undefined ? {} : { tools: [...request.tools] }),
       ...(request.origin === undefined ? {} : { origin: request.origin }),
     };
+    // jose loads with the first token minted or verified, not at start (issue #16).
+    const { SignJWT } = await import('jose');
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: MINTED_TYPE })
       .setIssuer(MINTED_ISSUER)
@@ -150,6 +145,7 @@ export class MintedTokens {
 
   /** The principal of a valid token; throws `token_expired` or `token_invalid`. */
   async verify(token: string): Promise<Principal> {
+    const { errors, jwtVerify } = await import('jose');
     let payload: MintedClaims;
     try {
       const verified = await jwtVerify<MintedClaims>(

@@ -4,9 +4,10 @@
  * pinned dispatcher, redirects are vetted hop by hop (or refused), time is bounded, bodies are
  * size-limited, and transport failures become {@link ProxyError}s with stable codes.
  */
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { refuse } from '../egress/refusal.ts';
 import type { EgressGuard } from '../egress/types.ts';
+import { request } from '../egress/undici-parts.ts';
 import { type ErrorData, findProxyError, ProxyError } from '../errors.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { withTraceContext } from './trace-context.ts';

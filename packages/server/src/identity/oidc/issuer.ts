@@ -8,7 +8,7 @@
  * `exp`/`nbf` within a small leeway.
  */
 import { hash } from 'node:crypto';
-import { errors, type JWTPayload, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Clock } from '../../clock.ts';
 import { ASYMMETRIC_ALGORITHMS, isOidcUrl } from '../../config/oidc-url.ts';
 import { ProxyError } from '../../errors.ts';
@@ -102,6 +102,8 @@ export class OidcIssuer {
    * the proxy resources it may be used at when only those made its audience acceptable.
    */
   async verify(token: string): Promise<Verified> {
+    // jose loads with the first token verified, not at start (issue #16).
+    const jose = await import('jose');
     const jwks = await this.#keys();
     const resourceAudiences = this.#resourceAudiences();
     let payload: JWTPayload;
@@ -110,7 +112,7 @@ export class OidcIssuer {
       ({
         payload,
         protectedHeader: { typ },
-      } = await jwtVerify(token, (header, input) => jwks.key(header, input), {
+      } = await jose.jwtVerify(token, (header, input) => jwks.key(header, input), {
         issuer: this.settings.issuer,
         audience: [...this.settings.audience, ...resourceAudiences],
         algorithms: this.#algorithms,
@@ -119,7 +121,7 @@ export class OidcIssuer {
         requiredClaims: ['exp', 'sub'],
       }));
     } catch (error) {
-      throw refusal(error, this.settings.issuer);
+      throw refusal(error, this.settings.issuer, jose.errors);
     }
     const type = typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : typ;
     if (
@@ -211,8 +213,11 @@ function invalid(reason: string, why: string): ProxyError {
   return new ProxyError('token_invalid', `The bearer token was refused: ${why}.`, { data: { reason } });
 }
 
+/** jose's error classes. */
+type JoseErrors = typeof import('jose').errors;
+
 /** A jose failure as the caller's error: which check failed, never a claim's value. */
-function refusal(error: unknown, issuer: string): ProxyError {
+function refusal(error: unknown, issuer: string, errors: JoseErrors): ProxyError {
   if (ProxyError.is(error)) return error;
   // No jose error is ever attached as a cause: the claim errors carry the token's whole payload
   // (`.payload`), which the request log would print at debug level.

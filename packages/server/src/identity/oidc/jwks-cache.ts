@@ -6,14 +6,7 @@
  * identity provider one request per cooldown, not one per token. One fetch at a time; callers
  * that arrive meanwhile share it. Time is the injected clock's, so tests move it.
  */
-import {
-  createLocalJWKSet,
-  errors,
-  type FlattenedJWSInput,
-  type JSONWebKeySet,
-  type JWK,
-  type JWSHeaderParameters,
-} from 'jose';
+import type { createLocalJWKSet, FlattenedJWSInput, JSONWebKeySet, JWK, JWSHeaderParameters } from 'jose';
 import type { Clock } from '../../clock.ts';
 import type { JsonFetcher } from './fetch-json.ts';
 
@@ -63,6 +56,7 @@ export class JwksCache {
     try {
       return await this.#current()(header, token);
     } catch (error) {
+      const { errors } = await import('jose');
       if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
       // An unknown kid: the issuer may have rotated since the last fetch.
       if (!this.#mayFetch()) throw error;
@@ -114,6 +108,7 @@ export class JwksCache {
       usable.push(jwk);
     }
     const set: JSONWebKeySet = { keys: usable };
+    const { createLocalJWKSet } = await import('jose');
     this.#resolver = createLocalJWKSet(set);
     this.#fetchedAt = this.#options.clock.now();
   }

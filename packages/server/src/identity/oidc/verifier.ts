@@ -5,9 +5,9 @@
  * ({@link OidcIssuer} verifies it for real). A {@link BearerVerifier} of the Authenticator,
  * which remembers verified principals.
  */
-import { decodeJwt } from 'jose';
 import { ProxyError } from '../../errors.ts';
 import type { BearerVerifier, Verified } from '../authenticator.ts';
+import { peekJwt } from '../jwt-peek.ts';
 import { type OidcDeps, OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
 
 /** Verifies bearer JWTs of every configured issuer. */
@@ -74,11 +74,7 @@ export class OidcVerifier implements BearerVerifier {
 
   #issuerOf(token: string): OidcIssuer | undefined {
     if (this.#issuers.size === 0) return undefined;
-    try {
-      const iss = decodeJwt(token).iss;
-      return iss === undefined ? undefined : this.#issuers.get(iss);
-    } catch {
-      return undefined;
-    }
+    const iss = peekJwt(token, 1)?.iss;
+    return typeof iss === 'string' ? this.#issuers.get(iss) : undefined;
   }
 }
