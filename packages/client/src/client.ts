@@ -403,9 +403,10 @@ export class MCPProxyClient {
       });
       if (answer === false) return false;
       if (this.#options.transport === 'ws') {
-        // Over `ws` the proxy fixes the socket's upstream credential when it opens: a new socket,
-        // opened once for every call waiting, carries the token the sign-in stored (initialized
-        // again, without asking for another sign-in, if the old one was).
+        // Over `ws` the proxy reads the stored token per frame, but a WebSocket upstream takes it
+        // only at its own handshake: a new socket, opened once for every call waiting, carries the
+        // token the sign-in stored (initialized again, without asking for another sign-in, if the
+        // old one was).
         const initialized = this.#initializeResult !== undefined;
         this.#transport.resetSession();
         if (initialized) await this.#initialize(undefined, false);

@@ -15,10 +15,11 @@ export const USAGE_SETTINGS: ReadonlyArray<readonly [name: string, meaning: stri
   ['CORS_ORIGINS', 'browser origins allowed to call the proxy, comma-separated'],
   ['ALLOW_PRIVATE_NETWORKS', 'allow MCP servers on loopback and private addresses (development)'],
   ['EGRESS_ALLOWED_HOSTS', 'only these MCP servers are reachable (names, *.suffix, CIDRs)'],
+  ['PUBLIC_URL', "the proxy's external origin; turns on sign-ins to OAuth MCP servers (docs/oauth.md)"],
   ['LOG_LEVEL', 'fatal, error, warn, info (default), debug, trace or silent'],
   ['LOG_FORMAT', 'auto (default: readable on a terminal, JSON otherwise), json or pretty'],
   ['SESSION_SECRET', 'key sealing session ids; the same on every instance behind a load balancer'],
-  ['REDIS_URL', 'Redis for rate limits shared by several instances'],
+  ['REDIS_URL', 'Redis for the state several instances share (limits, sessions, the OAuth vault)'],
   ['WORKERS', 'processes serving the port: a number, or auto (one per core); default 1'],
   ['METRICS_TOKEN', 'enables GET /metrics behind Authorization: Bearer <METRICS_TOKEN>'],
 ];

@@ -257,7 +257,7 @@ export const ERROR_REGISTRY = {
     status: 401,
     rpcCode: -33200,
     message:
-      'The MCP server needs you to sign in: open error.data.authorizeUrl in a popup from the app that made the call (it answers the page, see docs/oauth.md), or in a browser (then sign in to the proxy, or, when one-time codes are on, type error.data.userCode when the page asks), finish signing in, then retry the call.',
+      'The MCP server needs you to sign in: open error.data.authorizeUrl in a popup from the app that made the call (it answers the page, see docs/oauth.md), finish signing in, then retry the call. Opened without the app, the page goes on only by signing in to the proxy where it offers that, or with error.data.userCode when one is given.',
   },
   upstream_auth_failed: {
     status: 502,

@@ -35,9 +35,16 @@ export interface ChildProxy {
   stop(): Promise<void>;
 }
 
-/** Starts `main.ts` with `--max-old-space-size=heapMb`, loopback allowed, one known token. */
-export async function startChildProxy(env: Record<string, string>, heapMb: number): Promise<ChildProxy> {
-  const port = await freePort();
+/**
+ * Starts `main.ts` with `--max-old-space-size=heapMb`, loopback allowed, one known token (`env`
+ * goes over these), on `fixedPort` (default: a free one).
+ */
+export async function startChildProxy(
+  env: Record<string, string>,
+  heapMb: number,
+  fixedPort?: number,
+): Promise<ChildProxy> {
+  const port = fixedPort ?? (await freePort());
   const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
