@@ -1,7 +1,7 @@
 /**
  * The conformance suite through a virtual server of ONE member (issue 20): with `prefix: none`
- * its tools and prompts keep their own names, so the suite's scenarios call them as they would
- * directly. Every scenario gets the same verdict through the virtual server as directly, except
+ * its tools, prompts and resource URIs keep their own names, so the suite's scenarios call and
+ * read them as they would directly. Every scenario gets the same verdict through the virtual server as directly, except
  * what a virtual server is not, on purpose (each named in {@link DIFFERENT}, with why).
  */
 import assert from 'node:assert/strict';
@@ -15,17 +15,12 @@ import { startProxy } from './helpers/proxy.ts';
 
 /**
  * Scenarios that pass directly and differ through the virtual server, and the one line each
- * gives instead: resource URIs are shown as `mcpp://<member>/<uri>` (reversibly, so several
- * members' URIs never clash) while these scenarios read the server's own fixed URIs; and a
- * virtual server issues no `Mcp-Session-Id` (it is stateless towards its client), which the two
- * SSE scenarios rate as a WARNING (a recommendation, not a failure of the transport).
+ * gives instead: a virtual server issues no `Mcp-Session-Id` (it is stateless towards its
+ * client), which the two SSE scenarios rate as a WARNING (a recommendation, not a failure of the
+ * transport). Resource URIs are the member's own (one member, `prefix: none`): the scenarios
+ * that read the server's fixed URIs fare as directly.
  */
 const DIFFERENT: Readonly<Record<string, RegExp>> = {
-  'resources-read-text': /^FAILURE .*Unknown resource: test:\/\/static-text$/,
-  'resources-read-binary': /^FAILURE .*Unknown resource: test:\/\/static-binary$/,
-  'resources-templates-read': /^FAILURE .*Unknown resource: test:\/\/template\/123\/data$/,
-  'resources-subscribe': /^FAILURE .*Unknown resource: test:\/\/watched-resource$/,
-  'resources-unsubscribe': /^FAILURE .*Unknown resource: test:\/\/watched-resource$/,
   'server-sse-polling': /^WARNING server-sse-polling-session: Server provides session ID/,
   'server-sse-multiple-streams': /^WARNING server-sse-multiple-streams-session: Server provides session ID/,
 };

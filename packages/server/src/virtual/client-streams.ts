@@ -8,6 +8,7 @@
  */
 import { ProxyError } from '../errors.ts';
 import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { MemberMapping } from './member-names.ts';
 import { type MemberReply, type MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 
 /** GET streams one principal may hold open on one virtual server (several tabs, not thousands). */
@@ -25,9 +26,12 @@ interface OpenStream {
 export class ClientStreams {
   readonly #byPrincipal = new Map<string, Set<OpenStream>>();
   readonly #requests: MemberRequests;
+  /** How a virtual server (by name, as configured now) shows its members' URIs and loggers. */
+  readonly #mappingOf: (name: string) => MemberMapping;
 
-  constructor(requests: MemberRequests) {
+  constructor(requests: MemberRequests, mappingOf: (name: string) => MemberMapping) {
     this.#requests = requests;
+    this.#mappingOf = mappingOf;
   }
 
   /**
@@ -73,7 +77,14 @@ export class ClientStreams {
   deliver(principalKey: string, member: string, message: JsonRpcMessage, reply: MemberReply): boolean {
     const relays = [...(this.#byPrincipal.get(principalKey) ?? [])]
       .filter((stream) => stream.members.includes(member))
-      .map((stream) => this.#requests.relay(scopeOf(principalKey, stream.name), stream.channel, 'session'));
+      .map((stream) =>
+        this.#requests.relay(
+          scopeOf(principalKey, stream.name),
+          stream.channel,
+          'session',
+          this.#mappingOf(stream.name),
+        ),
+      );
     if (isRequest(message)) return relays.some((relay) => relay(member, message, reply));
     for (const relay of relays) relay(member, message, reply);
     return true;

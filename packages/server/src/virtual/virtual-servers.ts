@@ -28,6 +28,7 @@ import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './cat
 import { ClientStreams } from './client-streams.ts';
 import { SlowLists } from './list-gather.ts';
 import { visibleMembers } from './member-grants.ts';
+import { memberMapping } from './member-names.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
@@ -149,7 +150,11 @@ export class VirtualServers {
     this.#deps = deps;
     this.#slowLists = new SlowLists(deps.now);
     this.#requests = new MemberRequests(deps.members.timeoutMs);
-    this.#streams = new ClientStreams(this.#requests);
+    // A virtual server a reload took away maps as one of several members would (its streams
+    // take no member any more: refreshStreams).
+    this.#streams = new ClientStreams(this.#requests, (name) =>
+      memberMapping(deps.settings()[name] ?? { servers: [] }),
+    );
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
       if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
@@ -238,7 +243,7 @@ export class VirtualServers {
     this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     const era = clientEraOf(message, request.protocolVersion);
-    const relay = channel && this.#requests.relay(scope, channel, era);
+    const relay = channel && this.#requests.relay(scope, channel, era, memberMapping(settings));
     try {
       return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
