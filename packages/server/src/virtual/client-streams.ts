@@ -17,6 +17,8 @@ const MAX_STREAMS_PER_SCOPE = 16;
 /** One open stream: its virtual server, the members its principal sees there, where it writes. */
 interface OpenStream {
   readonly name: string;
+  /** The client session it belongs to (client-sessions.ts), if any: its end ends the stream. */
+  readonly session: string | undefined;
   /** Replaced after a reload: the members the principal sees under its grants of now. */
   members: readonly string[];
   readonly channel: VirtualChannel;
@@ -38,7 +40,13 @@ export class ClientStreams {
    * Opens a stream of `principalKey` on the virtual server `name`, where it sees `members`;
    * returns what closes it. Too many on one virtual server: `stream_conflict`.
    */
-  open(principalKey: string, name: string, members: readonly string[], channel: VirtualChannel): () => void {
+  open(
+    principalKey: string,
+    name: string,
+    members: readonly string[],
+    channel: VirtualChannel,
+    session?: string,
+  ): () => void {
     let streams = this.#byPrincipal.get(principalKey);
     const same = streams ? [...streams].filter((stream) => stream.name === name).length : 0;
     if (same >= MAX_STREAMS_PER_SCOPE) {
@@ -48,7 +56,7 @@ export class ClientStreams {
       streams = new Set();
       this.#byPrincipal.set(principalKey, streams);
     }
-    const stream: OpenStream = { name, members, channel };
+    const stream: OpenStream = { name, session, members, channel };
     streams.add(stream);
     return () => {
       streams.delete(stream);
@@ -56,6 +64,12 @@ export class ClientStreams {
         this.#byPrincipal.delete(principalKey);
       }
     };
+  }
+
+  /** Ends the streams of the client session `session` of `principalKey` (it was ended). */
+  end(principalKey: string, session: string): void {
+    for (const stream of [...(this.#byPrincipal.get(principalKey) ?? [])])
+      if (stream.session === session) stream.channel.close?.();
   }
 
   /**

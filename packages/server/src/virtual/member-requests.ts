@@ -32,6 +32,8 @@ export interface VirtualChannel {
   send(message: JsonRpcMessage): boolean;
   /** Whether the client can answer server requests sent here (an answer stream can; a WebSocket too). */
   readonly asks: boolean;
+  /** Ends it (a GET stream whose session was ended); none: it ends with what it serves. */
+  readonly close?: (() => void) | undefined;
 }
 
 /** Names a client for its members' requests: its principal and virtual server. */

@@ -57,6 +57,11 @@ export interface VirtualCaller {
 export interface VirtualRequest {
   readonly caller: VirtualCaller;
   readonly message: JsonRpcRequest | JsonRpcNotification;
+  /**
+   * The client's session (virtual/client-sessions.ts, a 2025-era client of /servers/{name}/mcp):
+   * its requests' ids are its own, so a cancellation names one by session and id.
+   */
+  readonly session?: string | undefined;
   /** The caller's `MCP-Protocol-Version` header, if any (it marks a 2026-07-28 caller). */
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
@@ -128,11 +133,12 @@ export interface VirtualServersDeps {
 export class VirtualServers {
   readonly #deps: VirtualServersDeps;
   /**
-   * Requests being answered, by principal, virtual server and request id, so that a client's
-   * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
-   * open: the in-flight caps bound them. Two tabs of one principal may use the same id at once
-   * (the endpoint holds no session to tell them apart): both are kept, and a cancellation of
-   * that id then reaches neither (review 6, VIRTUAL-6; MCP lets a receiver ignore one).
+   * Requests being answered, by client session (else principal), virtual server and request id,
+   * so that a client's `notifications/cancelled` (a POST of its own) reaches them. Each is an
+   * HTTP request still open: the in-flight caps bound them. A client with a session names its
+   * own requests; without one (`POST /proxy`), two tabs of one principal may use the same id at
+   * once: both are kept, and a cancellation of that id then reaches neither (review 6,
+   * VIRTUAL-6; MCP lets a receiver ignore one).
    */
   readonly #inFlight = new Map<string, Set<AbortController>>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
@@ -266,12 +272,17 @@ export class VirtualServers {
    * outside its requests (list changes, log messages, resource updates, server requests) goes to
    * `channel`. Returns what closes it.
    */
-  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
+  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel, session?: string): () => void {
     this.checkReach(name, caller.grants);
     const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants, (server) =>
       this.has(server),
     );
-    return this.#streams.open(caller.principalKey, name, members, channel);
+    return this.#streams.open(caller.principalKey, name, members, channel, session);
+  }
+
+  /** Ends the GET streams of a client session that was ended (on this instance). */
+  endStreams(principalKey: string, session: string): void {
+    this.#streams.end(principalKey, session);
   }
 
   /**
@@ -303,7 +314,9 @@ export class VirtualServers {
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
-    return `${request.caller.principalKey}\n${name}\n${requestKey(id)}`;
+    const client =
+      request.session === undefined ? `p:${request.caller.principalKey}` : `s:${request.session}`;
+    return `${client}\n${name}\n${requestKey(id)}`;
   }
 
   async #answer(
