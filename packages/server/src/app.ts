@@ -66,6 +66,7 @@ import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metada
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
+import { ClientSessions } from './virtual/client-sessions.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 import { VirtualSessions } from './virtual/virtual-session.ts';
@@ -326,6 +327,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
+    virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
     stream,
   });
 

@@ -47,14 +47,28 @@ describe('review6 virtual 7: one search per request', () => {
       method: 'tools/call',
       params: { name: 'search_tools', arguments: { query: 'echo' } },
     });
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-06-18',
+      authorization: `Bearer ${TEST_TOKEN}`,
+    };
+    // A 2025-era client initializes first and sends its session id on.
+    const initialized = await fetch(`${proxy.url}/servers/searchable/mcp`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
+    });
+    const session = initialized.headers.get('mcp-session-id');
+    assert.ok(session);
     const response = await fetch(`${proxy.url}/servers/searchable/mcp`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2025-06-18',
-        authorization: `Bearer ${TEST_TOKEN}`,
-      },
+      headers: { ...headers, 'mcp-session-id': session },
       body: JSON.stringify([search(1), search(2), search(3)]),
     });
     assert.equal(response.status, 200);

@@ -531,7 +531,7 @@ describe('virtual servers', () => {
     });
   }
 
-  it('serves a 2026-07-28 client (SDK v2), refuses a version it does not speak, and has no session to DELETE', async () => {
+  it('serves a 2026-07-28 client (SDK v2), refuses a version it does not speak, and gives a 2025 client a session it ends', async () => {
     const modern = await connectModernClient(proxy, '', { path: '/servers/workspace/mcp' });
     try {
       const { tools } = await modern.client.listTools();
@@ -576,18 +576,51 @@ describe('virtual servers', () => {
     });
     assert.equal(disagreeing.status, 400, 'headers that disagree with the body are refused');
     await disagreeing.body?.cancel();
-    const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+    // A 2025-era client gets a session at initialize, needs it on every later request, ends it.
+    const bare = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       headers: { accept: 'text/event-stream', 'x-proxy-token': proxy.token },
+    });
+    assert.equal(bare.status, 400, 'a GET without the session id');
+    await bare.body?.cancel();
+    const initialized = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
+    });
+    await initialized.body?.cancel();
+    const session = initialized.headers.get('mcp-session-id') ?? '';
+    assert.match(session, /^mcpp2\./, 'a sealed session id');
+    const withSession = { 'x-proxy-token': proxy.token, 'mcp-session-id': session };
+    const get = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      headers: { accept: 'text/event-stream', ...withSession },
     });
     assert.equal(get.status, 200, 'a GET stream carries what members send outside requests');
     assert.match(get.headers.get('content-type') ?? '', /^text\/event-stream/);
-    await get.body?.cancel();
     const deleted = await fetch(`${proxy.url}/servers/workspace/mcp`, {
       method: 'DELETE',
-      headers: { 'x-proxy-token': proxy.token },
+      headers: withSession,
     });
-    assert.equal(deleted.status, 405);
-    await deleted.body?.cancel();
+    assert.equal(deleted.status, 204);
+    // Its GET stream ends with it.
+    assert.equal((await get.text()).includes('stream open'), true);
+    const again = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'DELETE',
+      headers: withSession,
+    });
+    assert.equal(again.status, 404, 'an ended session is not found');
+    await again.body?.cancel();
+    const after = await fetch(`${proxy.url}/servers/workspace/mcp`, {
+      method: 'POST',
+      headers: { ...headers, 'mcp-session-id': session },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'ping' }),
+    });
+    assert.equal(after.status, 404, 'nor served');
+    await after.body?.cancel();
   });
 
   it('looks unknown to a principal whose grants do not name it', async () => {

@@ -2,7 +2,8 @@
  * Issue 20: a virtual server with `prefix: none` shows its members' tools and prompts under their
  * own names. Two members (server-everything over Streamable HTTP, the feature fixture over
  * stdio) both list `echo`: it is hidden from both, named in the first page's `_meta` and logged
- * once; every other name reaches its own member. One member alone needs no reading of lists.
+ * once; every other name reaches its own member. One member alone needs no reading of lists,
+ * and its resource URIs are its own too (nothing to route); several members' stay mapped.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,6 +29,7 @@ describe('a virtual server without prefixes', () => {
       virtualServers: {
         flat: { servers: ['everything', 'local'], prefix: 'none' },
         solo: { servers: ['local'], prefix: 'none' },
+        whole: { servers: ['everything'], prefix: 'none' },
       },
     }));
     proxy = world.proxy;
@@ -87,5 +89,30 @@ describe('a virtual server without prefixes', () => {
     const unknown = await client.callTool({ name: 'no-such-tool', arguments: {} });
     assert.equal(unknown.isError, true);
     assert.match(textOf(unknown), /no-such-tool/);
+  });
+
+  it('shows the resource URIs of the one member as the member does, and reads them', async () => {
+    const client = await connect('whole');
+    const { resources } = await client.listResources();
+    assert.ok(resources.length > 0);
+    for (const resource of resources) assert.doesNotMatch(resource.uri, /^mcpp:/, resource.uri);
+    const first = resources[0]?.uri as string;
+    const read = await client.readResource({ uri: first });
+    assert.equal(read.contents[0]?.uri, first, 'the read names the URI as asked');
+    const { resourceTemplates } = await client.listResourceTemplates();
+    assert.ok(resourceTemplates.length > 0);
+    for (const template of resourceTemplates) assert.doesNotMatch(template.uriTemplate, /^mcpp:/);
+    // A tool's links are the member's, and read through the virtual server as they are.
+    const links = await client.callTool({ name: 'get-resource-links', arguments: { count: 2 } });
+    const linked = (links.content as Array<{ type: string; uri?: string }>).filter(
+      (part) => part.type === 'resource_link',
+    );
+    assert.equal(linked.length, 2);
+    for (const link of linked) {
+      assert.doesNotMatch(link.uri ?? '', /^mcpp:/);
+      const again = await client.readResource({ uri: link.uri as string });
+      assert.equal(again.contents[0]?.uri, link.uri);
+    }
+    await assert.rejects(client.readResource({ uri: 'mcpp://everything/x' }), /-32602|Unknown resource/);
   });
 });

@@ -8,6 +8,7 @@
  */
 import { ProxyError } from '../errors.ts';
 import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { MemberMapping } from './member-names.ts';
 import { type MemberReply, type MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 
 /** GET streams one principal may hold open on one virtual server (several tabs, not thousands). */
@@ -16,6 +17,8 @@ const MAX_STREAMS_PER_SCOPE = 16;
 /** One open stream: its virtual server, the members its principal sees there, where it writes. */
 interface OpenStream {
   readonly name: string;
+  /** The client session it belongs to (client-sessions.ts), if any: its end ends the stream. */
+  readonly session: string | undefined;
   /** Replaced after a reload: the members the principal sees under its grants of now. */
   members: readonly string[];
   readonly channel: VirtualChannel;
@@ -25,16 +28,25 @@ interface OpenStream {
 export class ClientStreams {
   readonly #byPrincipal = new Map<string, Set<OpenStream>>();
   readonly #requests: MemberRequests;
+  /** How a virtual server (by name, as configured now) shows its members' URIs and loggers. */
+  readonly #mappingOf: (name: string) => MemberMapping;
 
-  constructor(requests: MemberRequests) {
+  constructor(requests: MemberRequests, mappingOf: (name: string) => MemberMapping) {
     this.#requests = requests;
+    this.#mappingOf = mappingOf;
   }
 
   /**
    * Opens a stream of `principalKey` on the virtual server `name`, where it sees `members`;
    * returns what closes it. Too many on one virtual server: `stream_conflict`.
    */
-  open(principalKey: string, name: string, members: readonly string[], channel: VirtualChannel): () => void {
+  open(
+    principalKey: string,
+    name: string,
+    members: readonly string[],
+    channel: VirtualChannel,
+    session?: string,
+  ): () => void {
     let streams = this.#byPrincipal.get(principalKey);
     const same = streams ? [...streams].filter((stream) => stream.name === name).length : 0;
     if (same >= MAX_STREAMS_PER_SCOPE) {
@@ -44,7 +56,7 @@ export class ClientStreams {
       streams = new Set();
       this.#byPrincipal.set(principalKey, streams);
     }
-    const stream: OpenStream = { name, members, channel };
+    const stream: OpenStream = { name, session, members, channel };
     streams.add(stream);
     return () => {
       streams.delete(stream);
@@ -52,6 +64,12 @@ export class ClientStreams {
         this.#byPrincipal.delete(principalKey);
       }
     };
+  }
+
+  /** Ends the streams of the client session `session` of `principalKey` (it was ended). */
+  end(principalKey: string, session: string): void {
+    for (const stream of [...(this.#byPrincipal.get(principalKey) ?? [])])
+      if (stream.session === session) stream.channel.close?.();
   }
 
   /**
@@ -73,7 +91,14 @@ export class ClientStreams {
   deliver(principalKey: string, member: string, message: JsonRpcMessage, reply: MemberReply): boolean {
     const relays = [...(this.#byPrincipal.get(principalKey) ?? [])]
       .filter((stream) => stream.members.includes(member))
-      .map((stream) => this.#requests.relay(scopeOf(principalKey, stream.name), stream.channel, 'session'));
+      .map((stream) =>
+        this.#requests.relay(
+          scopeOf(principalKey, stream.name),
+          stream.channel,
+          'session',
+          this.#mappingOf(stream.name),
+        ),
+      );
     if (isRequest(message)) return relays.some((relay) => relay(member, message, reply));
     for (const relay of relays) relay(member, message, reply);
     return true;

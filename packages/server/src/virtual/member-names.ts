@@ -1,8 +1,9 @@
 /**
  * @module virtual/member-names
  * How a virtual server's names, URIs and cursors map to its members': a tool or prompt is
- * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>`, and a list cursor of the proxy's own says which member's page
- * comes next and that member's cursor for it.
+ * listed as `<member><separator><name>`, a resource as `mcpp://<member>/<uri>` (a name as
+ * the member gives it with `prefix: none`, a URI too when that member is the only one), and a list cursor of the proxy's own
+ * says which member's page comes next and that member's cursor for it.
  */
 import { timingSafeEqual } from 'node:crypto';
 
@@ -46,20 +47,56 @@ export function memberName(
  */
 const URI_PREFIX = 'mcpp://';
 
-/** The URI a client sees for a member's resource (or URI template). */
-export function exposedUri(member: string, uri: string): string {
-  return `${URI_PREFIX}${member}/${uri}`;
+/**
+ * What a virtual server adds to what its members name besides tools and prompts: a resource
+ * URI (and template) shown as `mcpp://<member>/<uri>`, so several members' URIs never clash and
+ * a read finds its member; a log message's logger headed by the member's name. With `prefix:
+ * none` and ONE configured member it adds nothing: there is nothing to route nor tell apart, so
+ * the virtual server names everything as the member does (issue 20: the conformance suite reads
+ * fixed URIs). Judged on the configured members, not on those a principal sees, so every
+ * principal (and a link one gives another) names a resource alike.
+ */
+export interface MemberMapping {
+  /** The URI a client sees for a member's resource (or URI template). */
+  uri(member: string, uri: string): string;
+  /** The member of `members` a client's URI belongs to, and the member's own URI; undefined when none claims it. */
+  owner(uri: string, members: readonly string[]): MemberName | undefined;
+  /** The logger a client sees for a member's log message that named `logger` (or none). */
+  logger(member: string, logger: unknown): unknown;
 }
 
-/** The member a client's URI belongs to, and the member's own URI; undefined when none claims it. */
-export function memberUri(uri: string, members: readonly string[]): MemberName | undefined {
-  if (!uri.startsWith(URI_PREFIX)) return undefined;
-  const rest = uri.slice(URI_PREFIX.length);
-  const slash = rest.indexOf('/');
-  if (slash <= 0) return undefined;
-  const member = rest.slice(0, slash);
-  const name = rest.slice(slash + 1);
-  return members.includes(member) && name !== '' ? { member, name } : undefined;
+/** How the virtual server configured with `settings` maps its members' URIs and loggers: the one place deciding. */
+export function memberMapping(settings: {
+  readonly servers: readonly string[];
+  readonly prefix?: 'member' | 'none' | undefined;
+}): MemberMapping {
+  const [only, ...others] = settings.servers;
+  if (settings.prefix === 'none' && only !== undefined && others.length === 0) return asIs(only);
+  return MAPPED;
+}
+
+const MAPPED: MemberMapping = {
+  uri: (member, uri) => `${URI_PREFIX}${member}/${uri}`,
+  owner(uri, members) {
+    if (!uri.startsWith(URI_PREFIX)) return undefined;
+    const rest = uri.slice(URI_PREFIX.length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0) return undefined;
+    const member = rest.slice(0, slash);
+    const name = rest.slice(slash + 1);
+    return members.includes(member) && name !== '' ? { member, name } : undefined;
+  },
+  logger: (member, logger) => (typeof logger === 'string' ? `${member}/${logger}` : member),
+};
+
+/** The mapping of a virtual server that is its one member, as directly. */
+function asIs(only: string): MemberMapping {
+  return {
+    uri: (_member, uri) => uri,
+    // A principal who does not see the member reaches none of its URIs.
+    owner: (uri, members) => (members.includes(only) && uri !== '' ? { member: only, name: uri } : undefined),
+    logger: (_member, logger) => logger,
+  };
 }
 
 /** Where a merged list goes on: the member's position and its own cursor, if it gave one. */

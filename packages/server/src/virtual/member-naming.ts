@@ -3,12 +3,13 @@
  * How one request's view of a virtual server names its members' entries, and the way back to
  * the member: a tool or prompt is prefixed with its member's name (`prefix: member`) or shown as
  * the member gives it (`prefix: none`: then it is the one member's, or the one whose list has it,
- * name-claims.ts); a resource URI is always mapped (`mcpp://<member>/<uri>`), reversibly.
+ * name-claims.ts); a resource URI as its {@link MemberMapping} says (`mcpp://<member>/<uri>`,
+ * reversibly, unless the virtual server is its one member with `prefix: none`).
  */
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { JsonObject, RequestId } from '../jsonrpc.ts';
 import { type Catalog, TOOLS } from './catalogs.ts';
-import { exposedUri, type MemberName, memberName, memberUri, prefixed } from './member-names.ts';
+import { type MemberMapping, type MemberName, memberMapping, memberName, prefixed } from './member-names.ts';
 import { AMBIGUOUS_META, type ClaimPage, type Claims, type NameClaims } from './name-claims.ts';
 
 /** What naming needs of one request's view (member-view.ts). */
@@ -27,9 +28,16 @@ export interface NamingContext {
 /** Names one view's entries and finds the member a client's name or URI belongs to. */
 export class MemberNaming {
   readonly #context: NamingContext;
+  readonly #mapping: MemberMapping;
 
   constructor(context: NamingContext) {
     this.#context = context;
+    this.#mapping = memberMapping(context.settings);
+  }
+
+  /** How URIs (and loggers) are shown: in lists, and in what members answer (client-view.ts). */
+  get mapping(): MemberMapping {
+    return this.#mapping;
   }
 
   /**
@@ -47,7 +55,7 @@ export class MemberNaming {
       if (typeof own !== 'string' || claims?.ambiguous.has(own)) continue;
       const exposed =
         catalog.key !== 'name'
-          ? exposedUri(member, own)
+          ? this.#mapping.uri(member, own)
           : settings.prefix === 'none'
             ? own
             : prefixed(member, own, settings.separator);
@@ -60,7 +68,7 @@ export class MemberNaming {
   /** The member a client's name (or URI, for resources) belongs to, and its own name for it. */
   async target(named: string, catalog: Catalog, id: RequestId): Promise<MemberName | undefined> {
     const { settings, members } = this.#context;
-    if (catalog.key !== 'name') return memberUri(named, members);
+    if (catalog.key !== 'name') return this.#mapping.owner(named, members);
     if (settings.prefix !== 'none') return memberName(named, members, settings.separator);
     const only = members.length === 1 ? members[0] : undefined;
     if (only !== undefined) return { member: only, name: named };

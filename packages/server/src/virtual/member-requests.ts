@@ -17,6 +17,7 @@ import {
 } from '../jsonrpc.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import { exposedMessage } from './client-view.ts';
+import type { MemberMapping } from './member-names.ts';
 
 /** Server requests a client of a virtual server may be asked, per virtual server (2025 era). */
 const ASKABLE: ReadonlySet<string> = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
@@ -31,6 +32,8 @@ export interface VirtualChannel {
   send(message: JsonRpcMessage): boolean;
   /** Whether the client can answer server requests sent here (an answer stream can; a WebSocket too). */
   readonly asks: boolean;
+  /** Ends it (a GET stream whose session was ended); none: it ends with what it serves. */
+  readonly close?: (() => void) | undefined;
 }
 
 /** Names a client for its members' requests: its principal and virtual server. */
@@ -61,13 +64,18 @@ export class MemberRequests {
 
   /**
    * The relay for one client request: `scope` names the client (its principal and virtual
-   * server: only its own answers are taken from it).
+   * server: only its own answers are taken from it); `mapping` is that virtual server's.
    */
-  relay(scope: string, channel: VirtualChannel, era: 'session' | 'modern'): MemberRelay {
+  relay(
+    scope: string,
+    channel: VirtualChannel,
+    era: 'session' | 'modern',
+    mapping: MemberMapping,
+  ): MemberRelay {
     // A 2026-07-28 client is never sent a server request: it would be asked in input rounds.
     const asks = channel.asks && era === 'session';
     return (member, message, reply) => {
-      if (!isRequest(message)) return channel.send(exposedMessage(member, message));
+      if (!isRequest(message)) return channel.send(exposedMessage(member, message, mapping));
       if (message.method === 'roots/list') this.#askedRoots.set(`${scope}\n${member}`, true);
       if (!asks || !ASKABLE.has(message.method)) return false;
       return this.#ask(scope, message, reply, channel);

@@ -385,7 +385,7 @@ export class MemberView {
         },
         refuse,
       );
-      return exposedAnswer(member, answer);
+      return exposedAnswer(member, answer, this.#naming.mapping);
     } catch (error) {
       return toJsonRpcError(error, message.id);
     }

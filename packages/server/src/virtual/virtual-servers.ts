@@ -28,6 +28,7 @@ import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './cat
 import { ClientStreams } from './client-streams.ts';
 import { SlowLists } from './list-gather.ts';
 import { visibleMembers } from './member-grants.ts';
+import { memberMapping } from './member-names.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
@@ -56,6 +57,11 @@ export interface VirtualCaller {
 export interface VirtualRequest {
   readonly caller: VirtualCaller;
   readonly message: JsonRpcRequest | JsonRpcNotification;
+  /**
+   * The client's session (virtual/client-sessions.ts, a 2025-era client of /servers/{name}/mcp):
+   * its requests' ids are its own, so a cancellation names one by session and id.
+   */
+  readonly session?: string | undefined;
   /** The caller's `MCP-Protocol-Version` header, if any (it marks a 2026-07-28 caller). */
   readonly protocolVersion?: string | undefined;
   /** Aborted when the caller goes away. */
@@ -133,11 +139,12 @@ export interface VirtualServersDeps {
 export class VirtualServers {
   readonly #deps: VirtualServersDeps;
   /**
-   * Requests being answered, by principal, virtual server and request id, so that a client's
-   * `notifications/cancelled` (a POST of its own) reaches them. Each is an HTTP request still
-   * open: the in-flight caps bound them. Two tabs of one principal may use the same id at once
-   * (the endpoint holds no session to tell them apart): both are kept, and a cancellation of
-   * that id then reaches neither (review 6, VIRTUAL-6; MCP lets a receiver ignore one).
+   * Requests being answered, by client session (else principal), virtual server and request id,
+   * so that a client's `notifications/cancelled` (a POST of its own) reaches them. Each is an
+   * HTTP request still open: the in-flight caps bound them. A client with a session names its
+   * own requests; without one (`POST /proxy`), two tabs of one principal may use the same id at
+   * once: both are kept, and a cancellation of that id then reaches neither (review 6,
+   * VIRTUAL-6; MCP lets a receiver ignore one).
    */
   readonly #inFlight = new Map<string, Set<AbortController>>();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
@@ -155,7 +162,11 @@ export class VirtualServers {
     this.#deps = deps;
     this.#slowLists = new SlowLists(deps.now);
     this.#requests = new MemberRequests(deps.members.timeoutMs);
-    this.#streams = new ClientStreams(this.#requests);
+    // A virtual server a reload took away maps as one of several members would (its streams
+    // take no member any more: refreshStreams).
+    this.#streams = new ClientStreams(this.#requests, (name) =>
+      memberMapping(deps.settings()[name] ?? { servers: [] }),
+    );
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
       if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
@@ -244,7 +255,7 @@ export class VirtualServers {
     this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     const era = clientEraOf(message, request.protocolVersion);
-    const relay = channel && this.#requests.relay(scope, channel, era);
+    const relay = channel && this.#requests.relay(scope, channel, era, memberMapping(settings));
     try {
       return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
@@ -267,12 +278,17 @@ export class VirtualServers {
    * outside its requests (list changes, log messages, resource updates, server requests) goes to
    * `channel`. Returns what closes it.
    */
-  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel): () => void {
+  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel, session?: string): () => void {
     this.checkReach(name, caller.grants);
     const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants, (server) =>
       this.has(server),
     );
-    return this.#streams.open(caller.principalKey, name, members, channel);
+    return this.#streams.open(caller.principalKey, name, members, channel, session);
+  }
+
+  /** Ends the GET streams of a client session that was ended (on this instance). */
+  endStreams(principalKey: string, session: string): void {
+    this.#streams.end(principalKey, session);
   }
 
   /**
@@ -304,7 +320,9 @@ export class VirtualServers {
   }
 
   #key(name: string, request: VirtualRequest, id: RequestId): string {
-    return `${request.caller.principalKey}\n${name}\n${requestKey(id)}`;
+    const client =
+      request.session === undefined ? `p:${request.caller.principalKey}` : `s:${request.session}`;
+    return `${client}\n${name}\n${requestKey(id)}`;
   }
 
   async #answer(

@@ -30,6 +30,7 @@ import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id
 import type { UpstreamHttp, UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
+import type { ClientSessions } from '../../virtual/client-sessions.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
 import { BrokeredSignIn } from './brokered-sign-in.ts';
@@ -63,6 +64,8 @@ export interface McpEndpointDeps {
   readonly virtual?: VirtualServers | undefined;
   /** Serves virtual servers' 2026-07-28 clients (through pooled sessions); given with `virtual`. */
   readonly virtualModern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
+  /** The session ids of virtual servers' 2025-era clients; given with `virtual`. */
+  readonly virtualSessions?: ClientSessions | undefined;
   /** Limits of the event streams the endpoint answers with itself (a virtual server's). */
   readonly stream: EventStreamOptions;
 }
@@ -99,8 +102,9 @@ export class McpEndpoint {
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      const { stream, shutdown, virtualModern } = this.#deps;
-      return serveVirtual(virtual, exchange, request, reply, { stream, shutdown, modern: virtualModern });
+      const { stream, shutdown, virtualModern, virtualSessions } = this.#deps;
+      const options = { stream, shutdown, modern: virtualModern, sessions: virtualSessions };
+      return serveVirtual(virtual, exchange, request, reply, options);
     }
     if (parsed) {
       const resumed = this.#signIns.resume(request, reply, parsed, identity.principalKey);

@@ -1,11 +1,12 @@
 /**
  * @module surfaces/mcp/virtual-handler
  * `/servers/{name}/mcp` when `name` is a virtual server (issue 20): the proxy is the MCP server,
- * statelessly (no `Mcp-Session-Id`: what it holds is per principal, in virtual/member-sessions.ts),
  * answering each POST with JSON, or with an event stream once a member sends something for the
  * request first (progress, a log message, a server request, whose answer the client POSTs).
- * A GET stream carries what members send outside any request; there is no session to DELETE
- * (405, as the Streamable HTTP transport allows). A 2026-07-28 client is served as any client of
+ * A 2025-era client gets an `Mcp-Session-Id` at `initialize` (sealed, nothing kept per session:
+ * virtual/client-sessions.ts; what the proxy holds is per principal, virtual/member-sessions.ts),
+ * sends it on every later request, and ends it with DELETE. A GET stream of the session carries
+ * what members send outside any request. A 2026-07-28 client is served as any client of
  * a session-era server is: through a pooled session (virtual/virtual-session.ts), so a member's
  * server request becomes an input round and `subscriptions/listen` carries list changes.
  */
@@ -24,6 +25,7 @@ import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
+import type { ClientSessions } from '../../virtual/client-sessions.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
 import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
@@ -49,8 +51,11 @@ export async function serveVirtual(
 ): Promise<FastifyReply> {
   virtual.checkReach(exchange.name, exchange.identity.grants);
   if (exchange.messages === undefined) {
+    if (request.method === 'DELETE' && streams.sessions !== undefined)
+      return endSession(virtual, streams.sessions, exchange, request, reply);
     if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
-    return openStream(virtual, exchange, request, reply, streams);
+    const session = await sessionOf(streams.sessions, exchange, request);
+    return openStream(virtual, exchange, request, reply, streams, session);
   }
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
@@ -80,6 +85,16 @@ export async function serveVirtual(
       ctx,
     );
   }
+  // A 2025-era client's session: a new one at initialize, else the one it names.
+  const initializes = exchange.messages.some(
+    (message) => 'method' in message && message.method === 'initialize',
+  );
+  let session: string | undefined;
+  if (initializes && streams.sessions !== undefined) {
+    const issued = streams.sessions.issue(exchange.identity.principalKey, exchange.name);
+    reply.header('mcp-session-id', issued);
+  } else if (exchange.messages.some((message) => clientEraOf(message, protocolVersion) === 'session'))
+    session = await sessionOf(streams.sessions, exchange, request);
   const signal = callerSignal(reply);
   // What members send for a request (progress, log messages, server requests) needs a stream:
   // the answer becomes one at the first such message, else it stays JSON.
@@ -95,6 +110,7 @@ export async function serveVirtual(
     const answer = await virtual.handle(exchange.name, {
       caller: exchange.identity,
       message,
+      session,
       protocolVersion,
       signal,
       channel: answerStream,
@@ -117,6 +133,42 @@ export interface VirtualStreamOptions {
   readonly modern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
   /** Aborted when the proxy shuts down: a GET stream never ends by itself. */
   readonly shutdown: AbortSignal;
+  /** The session ids of 2025-era clients; none: the endpoint issues none (stateless). */
+  readonly sessions?: ClientSessions | undefined;
+}
+
+/**
+ * The session a 2025-era request names (its key), when the endpoint issues sessions: a request
+ * without one is refused `session_required` (400), an unknown or ended one `session_not_found`
+ * (404), as the Streamable HTTP transport asks of a server that issues session ids.
+ */
+async function sessionOf(
+  sessions: ClientSessions | undefined,
+  exchange: VirtualExchange,
+  request: FastifyRequest,
+): Promise<string | undefined> {
+  if (sessions === undefined) return undefined;
+  const sealed = headerValue(request.headers, 'mcp-session-id');
+  if (sealed === undefined) throw new ProxyError('session_required');
+  const session = await sessions.open(sealed, exchange.identity.principalKey, exchange.name);
+  if (session === undefined) throw new ProxyError('session_not_found');
+  return session.key;
+}
+
+/** DELETE: ends the session it names (204), and its GET streams here; 404 when it was not live. */
+async function endSession(
+  virtual: VirtualServers,
+  sessions: ClientSessions,
+  exchange: VirtualExchange,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const session = await sessionOf(sessions, exchange, request);
+  const sealed = headerValue(request.headers, 'mcp-session-id') as string;
+  if (!(await sessions.end(sealed, exchange.identity.principalKey, exchange.name)))
+    throw new ProxyError('session_not_found');
+  if (session !== undefined) virtual.endStreams(exchange.identity.principalKey, session);
+  return reply.code(204).send();
 }
 
 /**
@@ -129,14 +181,17 @@ function openStream(
   request: FastifyRequest,
   reply: FastifyReply,
   options: VirtualStreamOptions,
+  session: string | undefined,
 ): FastifyReply {
   if (!acceptsEventStream(request))
     throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
   const writer = new EventStreamWriter(options.stream);
-  const close = virtual.openStream(exchange.name, exchange.identity, {
-    send: (message) => writer.write(message),
-    asks: true,
-  });
+  const close = virtual.openStream(
+    exchange.name,
+    exchange.identity,
+    { send: (message) => writer.write(message), asks: true, close: () => writer.close() },
+    session,
+  );
   writer.onClose(close);
   const end = () => writer.close();
   options.shutdown.addEventListener('abort', end, { once: true });

@@ -1,0 +1,82 @@
+/**
+ * @module virtual/client-sessions
+ * The `Mcp-Session-Id` a virtual server issues its 2025-era clients at `initialize` (issue 20),
+ * as the Streamable HTTP transport expects of a server: later requests carry it (400 without),
+ * an unknown or ended one gets 404, and a `DELETE` ends it. The proxy keeps nothing per session:
+ * the id is sealed like its other session ids (sessions/session-id-sealer.ts) for the principal
+ * and the virtual server, so any instance sharing the secret opens it and nobody else can. It
+ * holds a random name (what cancellations and GET streams are keyed by) and when it was issued:
+ * a session lasts at most {@link SESSION_LIFETIME_MS}, so an ended one is remembered (in the
+ * shared store, every instance sees it) only until it would have expired anyway.
+ */
+import { randomBytes } from 'node:crypto';
+import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
+import type { Store } from '../store/store.ts';
+
+/** How long a client's session lasts at most, from its `initialize` (then 404: it initializes again). */
+export const SESSION_LIFETIME_MS = 24 * 60 * 60_000;
+
+/** What {@link ClientSessions} needs. */
+export interface ClientSessionsDeps {
+  readonly sealer: SessionIdSealer;
+  /** A namespaced view of the shared store: where ended sessions are marked. */
+  readonly store: Store;
+  /** Clock in milliseconds; default `Date.now`. */
+  readonly now?: (() => number) | undefined;
+}
+
+/** A session id that opened: the name it is known by (never shown: the client has the sealed id). */
+export interface ClientSession {
+  readonly key: string;
+}
+
+/** Issues, opens and ends the session ids of virtual servers' clients. */
+export class ClientSessions {
+  readonly #deps: ClientSessionsDeps;
+  readonly #now: () => number;
+
+  constructor(deps: ClientSessionsDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** A new session id for `principalKey` on the virtual server `name`. */
+  issue(principalKey: string, name: string): string {
+    const key = randomBytes(16).toString('base64url');
+    return this.#deps.sealer.seal(`${key}.${this.#now()}`, principalKey, targetOf(name));
+  }
+
+  /** The session `sealedId` names, when it was issued to this principal here and is live. */
+  async open(sealedId: string, principalKey: string, name: string): Promise<ClientSession | undefined> {
+    const opened = this.#unsealed(sealedId, principalKey, name);
+    if (opened === undefined) return undefined;
+    return (await this.#deps.store.get(opened.key)) === undefined ? { key: opened.key } : undefined;
+  }
+
+  /** Ends the session `sealedId` names; false when it was not live (unknown, expired or ended). */
+  async end(sealedId: string, principalKey: string, name: string): Promise<boolean> {
+    const opened = this.#unsealed(sealedId, principalKey, name);
+    if (opened === undefined) return false;
+    // Kept until the id would have expired: after that it does not open anyway.
+    return this.#deps.store.setIfAbsent(opened.key, 'ended', Math.max(1, opened.expiresAt - this.#now()));
+  }
+
+  #unsealed(
+    sealedId: string,
+    principalKey: string,
+    name: string,
+  ): { readonly key: string; readonly expiresAt: number } | undefined {
+    const opened = this.#deps.sealer.open(sealedId, principalKey, targetOf(name));
+    if (opened === undefined) return undefined;
+    const dot = opened.upstreamId.lastIndexOf('.');
+    const issuedAt = Number(opened.upstreamId.slice(dot + 1));
+    const expiresAt = issuedAt + SESSION_LIFETIME_MS;
+    if (dot <= 0 || !Number.isFinite(issuedAt) || expiresAt <= this.#now()) return undefined;
+    return { key: opened.upstreamId.slice(0, dot), expiresAt };
+  }
+}
+
+/** What a session id is sealed for besides its principal: no other target's id opens as one. */
+function targetOf(name: string): string {
+  return `virtual-client:${name}`;
+}
