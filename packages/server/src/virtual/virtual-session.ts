@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { OpenedSession, SessionOwner } from '../dispatch/held-sessions.ts';
-import { EraSwitch } from '../eras/era-switch.ts';
 import { ModernEraFacade } from '../eras/modern-facade.ts';
 import { ProxyError } from '../errors.ts';
 import {
@@ -95,7 +94,9 @@ export class VirtualSessions {
    * A `/ws` socket's session, for its life: the client's first message picks the era (a
    * 2026-07-28 client gets the era facade in front, as for any session-era server).
    */
-  openSocket(owner: SessionOwner, target: VirtualPoolTarget): Promise<OpenedSession> {
+  async openSocket(owner: SessionOwner, target: VirtualPoolTarget): Promise<OpenedSession> {
+    // Loaded with the first socket, as the connector loads it for held sessions (start-up memory).
+    const { EraSwitch } = await import('../eras/era-switch.ts');
     const { inputDeadlineMs, timeoutMs, handleTag } = this.#deps;
     const era = (native: UpstreamTransport) =>
       new EraSwitch({
