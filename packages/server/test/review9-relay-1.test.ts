@@ -21,8 +21,14 @@ let proxy: RunningProxy;
 const sockets: Socket[] = [];
 
 before(async () => {
-  config = await configDir('mcpp-review9-relay-1-', { wide: { command: process.execPath, args: [wideEntry] } });
-  proxy = await startProxy({ LOG_LEVEL: 'warn', MCP_PROXY_CONFIG: config.path, WRITE_IDLE_TIMEOUT_MS: '1000' });
+  config = await configDir('mcpp-review9-relay-1-', {
+    wide: { command: process.execPath, args: [wideEntry] },
+  });
+  proxy = await startProxy({
+    LOG_LEVEL: 'warn',
+    MCP_PROXY_CONFIG: config.path,
+    WRITE_IDLE_TIMEOUT_MS: '1000',
+  });
 });
 after(async () => {
   for (const socket of sockets) socket.destroy();
