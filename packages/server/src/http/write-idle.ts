@@ -6,8 +6,14 @@
  * connection. An answer with bytes waiting to go out, none of which went out for
  * `WRITE_IDLE_TIMEOUT_MS`, has its connection closed. A caller that reads slowly keeps its
  * answer; one that waits quietly for it (nothing to send yet) is never cut.
+ *
+ * Progress is what the socket has finished writing, and a single write finishes only when all of
+ * it has gone out: a large body handed over in one write would show none while a slow caller
+ * reads it steadily (review 9). So a body over {@link SLICE_BYTES} is sent as a stream of slices
+ * of that size, each written when the last has drained: each one out is progress.
  */
 import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { onResponseClosed } from '../response-closed.ts';
 
@@ -17,6 +23,25 @@ interface Progress {
   sent: number;
   /** When that last changed, or its connection last had nothing waiting (performance.now()). */
   since: number;
+}
+
+/** The largest single write of a body: a slow reader finishes one well within any deadline. */
+export const SLICE_BYTES = 64 * 1024;
+
+/** `body` as a stream of {@link SLICE_BYTES} slices (a Buffer's views: nothing is copied). */
+function sliced(body: Buffer): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset >= body.length) {
+        this.push(null);
+        return;
+      }
+      const end = Math.min(body.length, offset + SLICE_BYTES);
+      this.push(body.subarray(offset, end));
+      offset = end;
+    },
+  });
 }
 
 /** Looks at the answers under way at most this often (a quarter of the deadline, within bounds). */
@@ -50,6 +75,21 @@ export function registerWriteIdleDeadline(app: FastifyInstance, timeoutMs: numbe
       onResponseClosed(response, () => answers.delete(response));
     }
     done();
+  });
+  app.addHook('onSend', (request, reply, payload, done) => {
+    // Most answers are small: a string is measured (let alone copied) only when it may be large.
+    const large =
+      typeof payload === 'string'
+        ? payload.length * 3 > SLICE_BYTES && Buffer.byteLength(payload) > SLICE_BYTES
+        : Buffer.isBuffer(payload) && payload.length > SLICE_BYTES;
+    if (!large || request.method === 'HEAD') {
+      done(null, payload);
+      return;
+    }
+    const body = typeof payload === 'string' ? Buffer.from(payload) : (payload as Buffer);
+    // A stream gets no Content-Length from Fastify: the body's own length still goes with it.
+    reply.header('content-length', body.length);
+    done(null, sliced(body));
   });
   app.addHook('onClose', (_app, done) => {
     clearInterval(sweep);
