@@ -1,7 +1,7 @@
 /**
  * Review 9 (misc) finding 2: every DELETE of a virtual server's 2025-era client session leaves an
  * "ended" mark in the shared store for the rest of the id's 24 h (virtual/client-sessions.ts
- * `end`, line 62), one per session, and a principal may open and end sessions as fast as its rate
+ * `end`, line 61), one per session, and a principal may open and end sessions as fast as its rate
  * limit lets it (RATE_LIMIT_PER_TOKEN 1200/min: ~600 marks a minute, ~864 000 a day, from one
  * principal). Nothing bounds the marks per principal. With STORE=memory the store holds 100 000
  * live keys and never drops a live one (it may be a revocation): one principal's session churn
