@@ -7,10 +7,11 @@
  * live keys and never drops a live one (it may be a revocation): one principal's session churn
  * fills it within hours, and for the next day the admin's mints and revocations are refused
  * (503 store_full); with SQLite or Redis the marks are rows and memory that grow alike.
- * Here the store is given room for a few keys (as revocation-gaps.test.ts does) so the churn
- * that fills it is short; the proportion is the same.
- * Control: the same loop with GET instead of DELETE (no marks) passes; with DELETE the revocation
- * is refused 503 (store_full).
+ * Here the store is given room for a few keys more than the marks one principal may now leave
+ * (ENDS_PER_PRINCIPAL; as revocation-gaps.test.ts does) so the churn that fills it is short; the
+ * proportion is the same.
+ * Control: the same loop with GET instead of DELETE (no marks) passes; with DELETE and no bound
+ * the revocation is refused 503 (store_full). Fixed: the DELETEs past the bound are 429.
  * Real parts: the proxy with a small in-process store, plain HTTP.
  */
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { MemoryStore } from '../src/store/memory-store.ts';
+import { ENDS_PER_PRINCIPAL } from '../src/virtual/client-sessions.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { ADMIN, keyFile, mint, revoke } from './helpers/minted.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
@@ -46,17 +48,17 @@ describe('review9 misc 2: ended virtual sessions in the shared store', () => {
       }),
     );
     const clock = new ManualClock();
-    // Room for 16 keys: the proxy keeps two itself (heartbeat, sealing key), a mint and a
-    // revocation take one each.
+    // Room for the bound's marks and 8 keys more: the proxy keeps two itself (heartbeat,
+    // sealing key), a mint and a revocation take one each.
     const proxy = await startProxy(
       { MCP_PROXY_CONFIG: join(dir, 'proxy.json'), ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile() },
-      { clock, store: new MemoryStore(clock, 16) },
+      { clock, store: new MemoryStore(clock, ENDS_PER_PRINCIPAL + 8) },
     );
     cleanup.push(() => proxy.close());
 
     // A principal opens and ends 2025-era sessions, well within its rate limit.
     const statuses: number[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < ENDS_PER_PRINCIPAL + 20; i++) {
       const initialized = await fetch(`${proxy.url}/servers/workspace/mcp`, {
         method: 'POST',
         headers,
@@ -92,5 +94,10 @@ describe('review9 misc 2: ended virtual sessions in the shared store', () => {
       `another principal's ended sessions filled the store: the admin cannot mint (${String(minted)})`,
     );
     assert.equal(await revoke(proxy.url, minted.id), 204, 'nor revoke');
+    assert.deepEqual(
+      [...new Set(statuses.slice(ENDS_PER_PRINCIPAL))],
+      [429],
+      'the DELETEs past the bound are refused rate_limited',
+    );
   });
 });

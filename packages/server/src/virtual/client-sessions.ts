@@ -7,14 +7,25 @@
  * and the virtual server, so any instance sharing the secret opens it and nobody else can. It
  * holds a random name (what cancellations and GET streams are keyed by) and when it was issued:
  * a session lasts at most {@link SESSION_LIFETIME_MS}, so an ended one is remembered (in the
- * shared store, every instance sees it) only until it would have expired anyway.
+ * shared store, every instance sees it) only until it would have expired anyway, and a principal
+ * leaves at most {@link ENDS_PER_PRINCIPAL} such marks a lifetime (past it a DELETE is refused
+ * `rate_limited`): one principal's churn cannot fill the store that also holds revocations.
  */
 import { randomBytes } from 'node:crypto';
+import { ProxyError } from '../errors.ts';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
-import type { Store } from '../store/store.ts';
+import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
 /** How long a client's session lasts at most, from its `initialize` (then 404: it initializes again). */
 export const SESSION_LIFETIME_MS = 24 * 60 * 60_000;
+
+/**
+ * Most sessions one principal ends by DELETE per {@link SESSION_LIFETIME_MS} window, each leaving
+ * a mark in the shared store that lives as long; past it a DELETE is refused `rate_limited` (429)
+ * and writes nothing (the session then ends by expiring; a client that would not wait initializes
+ * anew).
+ */
+export const ENDS_PER_PRINCIPAL = 100;
 
 /** What {@link ClientSessions} needs. */
 export interface ClientSessionsDeps {
@@ -28,6 +39,11 @@ export interface ClientSessionsDeps {
 /** A session id that opened: the name it is known by (never shown: the client has the sealed id). */
 export interface ClientSession {
   readonly key: string;
+  /**
+   * The id to hand back when it differs from the one the client sent (it was sealed under a
+   * previous secret and is now sealed under the current one); else `undefined`.
+   */
+  readonly resealedId?: string | undefined;
 }
 
 /** Issues, opens and ends the session ids of virtual servers' clients. */
@@ -50,30 +66,57 @@ export class ClientSessions {
   async open(sealedId: string, principalKey: string, name: string): Promise<ClientSession | undefined> {
     const opened = this.#unsealed(sealedId, principalKey, name);
     if (opened === undefined) return undefined;
-    return (await this.#deps.store.get(opened.key)) === undefined ? { key: opened.key } : undefined;
+    if ((await readOrRefuse(this.#deps.store, opened.key)) !== undefined) return undefined;
+    return { key: opened.key, resealedId: opened.resealedId };
   }
 
-  /** Ends the session `sealedId` names; false when it was not live (unknown, expired or ended). */
+  /**
+   * Ends the session `sealedId` names; false when it was not live (unknown, expired or ended).
+   * Throws `rate_limited` past {@link ENDS_PER_PRINCIPAL}, `store_unavailable` when the store fails.
+   */
   async end(sealedId: string, principalKey: string, name: string): Promise<boolean> {
     const opened = this.#unsealed(sealedId, principalKey, name);
     if (opened === undefined) return false;
-    // Kept until the id would have expired: after that it does not open anyway.
-    return this.#deps.store.setIfAbsent(opened.key, 'ended', Math.max(1, opened.expiresAt - this.#now()));
+    const { store } = this.#deps;
+    try {
+      const ends = await store.hit(`ends:${principalKey}`, SESSION_LIFETIME_MS);
+      if (ends.count > ENDS_PER_PRINCIPAL) throw tooManyEnds(ends.resetInMs);
+      // Kept until the id would have expired: after that it does not open anyway.
+      return await store.setIfAbsent(opened.key, 'ended', Math.max(1, opened.expiresAt - this.#now()));
+    } catch (error) {
+      throw error instanceof ProxyError ? error : storeFailure(error);
+    }
   }
 
   #unsealed(
     sealedId: string,
     principalKey: string,
     name: string,
-  ): { readonly key: string; readonly expiresAt: number } | undefined {
+  ):
+    | { readonly key: string; readonly expiresAt: number; readonly resealedId: string | undefined }
+    | undefined {
     const opened = this.#deps.sealer.open(sealedId, principalKey, targetOf(name));
     if (opened === undefined) return undefined;
     const dot = opened.upstreamId.lastIndexOf('.');
     const issuedAt = Number(opened.upstreamId.slice(dot + 1));
     const expiresAt = issuedAt + SESSION_LIFETIME_MS;
     if (dot <= 0 || !Number.isFinite(issuedAt) || expiresAt <= this.#now()) return undefined;
-    return { key: opened.upstreamId.slice(0, dot), expiresAt };
+    const resealedId = opened.resealed ? opened.sealedId : undefined;
+    return { key: opened.upstreamId.slice(0, dot), expiresAt, resealedId };
   }
+}
+
+/** The refusal of a DELETE past {@link ENDS_PER_PRINCIPAL}; the window resets in `resetInMs`. */
+function tooManyEnds(resetInMs: number): ProxyError {
+  const retryAfter = Math.max(1, Math.ceil(resetInMs / 1000));
+  return new ProxyError(
+    'rate_limited',
+    `Too many sessions ended: at most ${ENDS_PER_PRINCIPAL} a day; retry in ${retryAfter} s or let the session expire.`,
+    {
+      headers: { 'retry-after': String(retryAfter) },
+      data: { limit: 'sessionEnds', retryAfterSeconds: retryAfter },
+    },
+  );
 }
 
 /** What a session id is sealed for besides its principal: no other target's id opens as one. */

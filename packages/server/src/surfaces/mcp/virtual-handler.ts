@@ -54,7 +54,7 @@ export async function serveVirtual(
     if (request.method === 'DELETE' && streams.sessions !== undefined)
       return endSession(virtual, streams.sessions, exchange, request, reply);
     if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
-    const session = await sessionOf(streams.sessions, exchange, request);
+    const session = await sessionOf(streams.sessions, exchange, request, reply);
     return openStream(virtual, exchange, request, reply, streams, session);
   }
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
@@ -94,7 +94,7 @@ export async function serveVirtual(
     const issued = streams.sessions.issue(exchange.identity.principalKey, exchange.name);
     reply.header('mcp-session-id', issued);
   } else if (exchange.messages.some((message) => clientEraOf(message, protocolVersion) === 'session'))
-    session = await sessionOf(streams.sessions, exchange, request);
+    session = await sessionOf(streams.sessions, exchange, request, reply);
   const signal = callerSignal(reply);
   // What members send for a request (progress, log messages, server requests) needs a stream:
   // the answer becomes one at the first such message, else it stays JSON.
@@ -140,18 +140,21 @@ export interface VirtualStreamOptions {
 /**
  * The session a 2025-era request names (its key), when the endpoint issues sessions: a request
  * without one is refused `session_required` (400), an unknown or ended one `session_not_found`
- * (404), as the Streamable HTTP transport asks of a server that issues session ids.
+ * (404), as the Streamable HTTP transport asks of a server that issues session ids. An id sealed
+ * under a previous secret is handed back re-sealed under the current one (`Mcp-Session-Id`).
  */
 async function sessionOf(
   sessions: ClientSessions | undefined,
   exchange: VirtualExchange,
   request: FastifyRequest,
+  reply: FastifyReply,
 ): Promise<string | undefined> {
   if (sessions === undefined) return undefined;
   const sealed = headerValue(request.headers, 'mcp-session-id');
   if (sealed === undefined) throw new ProxyError('session_required');
   const session = await sessions.open(sealed, exchange.identity.principalKey, exchange.name);
   if (session === undefined) throw new ProxyError('session_not_found');
+  if (session.resealedId !== undefined) reply.header('mcp-session-id', session.resealedId);
   return session.key;
 }
 
@@ -163,7 +166,7 @@ async function endSession(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const session = await sessionOf(sessions, exchange, request);
+  const session = await sessionOf(sessions, exchange, request, reply);
   const sealed = headerValue(request.headers, 'mcp-session-id') as string;
   if (!(await sessions.end(sealed, exchange.identity.principalKey, exchange.name)))
     throw new ProxyError('session_not_found');
