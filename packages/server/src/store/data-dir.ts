@@ -4,7 +4,8 @@
  * signing, the OAuth vault). The folder is owner-only; a generated file is written once, and
  * every process on the machine (other instances, `npm run token`) uses the first one written.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Where a generated key lives, and whether it may live on disk at all. */
@@ -15,16 +16,23 @@ export interface GeneratedKeyPlace {
 }
 
 /**
- * Writes `DATA_DIR/<name>` (owner-only) unless it exists, and returns its path. `wx`: when another
- * process got there first, its file is the one to use. Other write failures throw.
+ * Writes `DATA_DIR/<name>` (owner-only) unless it exists, and returns its path: when another
+ * process got there first, its file is the one to use. The content is written to a file of this
+ * process's own and then linked under the name (link fails when the name exists), so no process
+ * ever reads a file another is still writing: an exclusive create (`wx`) makes the name appear
+ * empty before its content. Other write failures throw.
  */
 export function writeOnce(dataDir: string, name: string, content: string): string {
   const path = join(dataDir, name);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const draft = join(dataDir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  writeFileSync(draft, content, { flag: 'wx', mode: 0o600 });
   try {
-    writeFileSync(path, content, { flag: 'wx', mode: 0o600 });
+    linkSync(draft, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(draft, { force: true });
   }
   return path;
 }
