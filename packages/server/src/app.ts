@@ -9,7 +9,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
-import { userCodesWarning } from './config/broker-switch.ts';
+import { brokerSwitchedOn, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
@@ -438,6 +438,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   stop.register(app);
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
+  // The broker's own decision (https, or http on loopback) tells the operator what it does.
+  if (brokerSwitchedOn(config) && config.publicUrl !== undefined && !broker.enabled)
+    logger.warn(
+      `PUBLIC_URL ${config.publicUrl} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
+    );
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     identity.reload(next);

@@ -137,6 +137,18 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.equal(s.world.as.events.length, 0, 'nothing reached the authorization server');
   });
 
+  it('says at start that a plain-http PUBLIC_URL off loopback keeps it off, and stays off', async () => {
+    const s = await setup({ OAUTH_BROKER: '', PUBLIC_URL: 'http://proxy.example.test' });
+    const warned = s.proxy.logs.filter((line) => line.includes('the OAuth broker stays off'));
+    assert.equal(warned.length, 1, s.proxy.logs.join('\n'));
+    assert.match(String(warned[0]), /PUBLIC_URL http:\/\/proxy\.example\.test/);
+    const reply = await whoami(s, ALICE);
+    assert.equal(reply.body.error.data.code, 'upstream_unauthorized');
+    // Loopback http (the tests' own PUBLIC_URL) runs the broker and says nothing of the kind.
+    const running = await setup({ OAUTH_BROKER: '' });
+    assert.equal(running.proxy.logs.filter((line) => line.includes('the OAuth broker stays off')).length, 0);
+  });
+
   it("stays out of the way with OAUTH_BROKER=false: the upstream 401 is the caller's, with its challenge", async () => {
     const s = await setup({ OAUTH_BROKER: 'false' });
     const reply = await whoami(s, ALICE);
