@@ -441,7 +441,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // The broker's own decision (https, or http on loopback) tells the operator what it does.
   if (brokerSwitchedOn(config) && config.publicUrl !== undefined && !broker.enabled)
     logger.warn(
-      `PUBLIC_URL ${config.publicUrl} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
+      `PUBLIC_URL ${new URL(config.publicUrl).origin} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
     );
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.

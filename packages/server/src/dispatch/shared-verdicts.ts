@@ -68,6 +68,8 @@ export class SharedVerdicts<V> {
   readonly #recalls = new Map<string, Promise<V | undefined>>();
   /** The subscription to other instances' announcements, once made (or undefined: failed). */
   #subscribing: Promise<(() => Promise<void>) | undefined> | undefined;
+  /** Undoes the subscription, once it is made. */
+  #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(options: SharedVerdictOptions<V>) {
     this.#options = options;
@@ -93,7 +95,12 @@ export class SharedVerdicts<V> {
         () => this.#local.clear(),
       )
       .then(
-        (unsubscribe) => unsubscribe,
+        (unsubscribe) => {
+          // What was announced before the subscription was made went unheard: ask the store again.
+          this.#local.clear();
+          this.#unsubscribe = unsubscribe;
+          return unsubscribe;
+        },
         (error: unknown) => {
           this.#options.onError?.(error as Error);
           return undefined;
@@ -102,11 +109,20 @@ export class SharedVerdicts<V> {
   }
 
   async close(): Promise<void> {
+    const { onError } = this.#options;
     const subscribing = this.#subscribing;
+    const made = this.#unsubscribe;
     this.#subscribing = undefined;
+    this.#unsubscribe = undefined;
+    if (made !== undefined) {
+      await made().catch((error: unknown) => onError?.(error as Error));
+      return;
+    }
     // A subscription still waiting for its connection is undone once it is made (the store's
     // close ends the wait first).
-    void subscribing?.then((unsubscribe) => unsubscribe?.());
+    void subscribing
+      ?.then((unsubscribe) => unsubscribe?.())
+      .catch((error: unknown) => onError?.(error as Error));
   }
 
   /** What is known of `key` here, without asking the store. */

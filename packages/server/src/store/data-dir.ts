@@ -26,11 +26,19 @@ export function writeOnce(dataDir: string, name: string, content: string): strin
   const path = join(dataDir, name);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const draft = join(dataDir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}`);
-  writeFileSync(draft, content, { flag: 'wx', mode: 0o600 });
   try {
+    writeFileSync(draft, content, { flag: 'wx', mode: 0o600 });
     linkSync(draft, path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return path;
+    // A file system without hard links (some network and FUSE mounts): the exclusive create.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EXDEV') throw error;
+    try {
+      writeFileSync(path, content, { flag: 'wx', mode: 0o600 });
+    } catch (fallback) {
+      if ((fallback as NodeJS.ErrnoException).code !== 'EEXIST') throw fallback;
+    }
   } finally {
     rmSync(draft, { force: true });
   }

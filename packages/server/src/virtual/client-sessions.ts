@@ -11,7 +11,7 @@
  * leaves at most {@link ENDS_PER_PRINCIPAL} such marks a lifetime (past it a DELETE is refused
  * `rate_limited`): one principal's churn cannot fill the store that also holds revocations.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
@@ -79,7 +79,11 @@ export class ClientSessions {
     if (opened === undefined) return false;
     const { store } = this.#deps;
     try {
-      const ends = await store.hit(`ends:${principalKey}`, SESSION_LIFETIME_MS);
+      const ends = await store.hit(
+        // The principal's key (a subject, for OIDC) is hashed: the store holds no one's name.
+        `ends:${createHash('sha256').update(principalKey).digest('base64url')}`,
+        SESSION_LIFETIME_MS,
+      );
       if (ends.count > ENDS_PER_PRINCIPAL) throw tooManyEnds(ends.resetInMs);
       // Kept until the id would have expired: after that it does not open anyway.
       return await store.setIfAbsent(opened.key, 'ended', Math.max(1, opened.expiresAt - this.#now()));
