@@ -13,7 +13,6 @@
 import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
-  cancelledNotice,
   cancelledRequestId,
   isRequest,
   isResponse,
@@ -25,6 +24,7 @@ import {
   type RequestId,
   requestKey,
 } from '../jsonrpc.ts';
+import { cancelUpstream } from '../upstream/cancellation.ts';
 import { Correlator } from '../upstream/correlator.ts';
 import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
@@ -273,7 +273,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
   /** Forgets a call and tells the server it is cancelled (under the id the server knows: the proxy's). */
   #drop(call: Call, reason: string): Promise<void> {
     this.#calls.forget(call);
-    return this.#inner.send(cancelledNotice(call.upstreamId, reason)).catch(() => {});
+    return cancelUpstream(this.#inner, call.upstreamId, reason);
   }
 
   #fromUpstream(message: JsonRpcMessage): void {

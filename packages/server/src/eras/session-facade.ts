@@ -22,8 +22,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestKey,
 } from '../jsonrpc.ts';
+import { RunningRequests, requestCancelled } from '../upstream/cancellation.ts';
 import { type AbandonError, Correlator } from '../upstream/correlator.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import {
@@ -49,8 +49,7 @@ export interface SessionEraFacadeOptions {
 }
 
 /** A wait the caller's signal ended fails with the signal's reason. */
-const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) =>
-  reason ?? new ProxyError('upstream_unreachable', 'The request was cancelled.');
+const cancelled: AbandonError = (_timedOut, _timeoutMs, reason) => reason ?? requestCancelled();
 
 /** Speaks the session era inward and 2026-07-28 outward. */
 export class SessionEraFacade extends TransportCallbacks implements UpstreamTransport {
@@ -65,8 +64,8 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
   /** Answers the client owes for server requests the facade made from `inputRequests`. */
   readonly #inputs = new Correlator(cancelled);
   readonly #subscriptions = new Set<string>();
-  /** Client requests still running, by request key: the client's `notifications/cancelled` aborts them. */
-  readonly #running = new Map<string, AbortController>();
+  /** Client requests still running: the client's `notifications/cancelled` aborts them. */
+  readonly #running = new RunningRequests();
   #listen: { id: string; controller: AbortController; acknowledged: boolean } | undefined;
   /** The server answered a listen with an error: it will not be asked again this session. */
   #listenRefused = false;
@@ -115,8 +114,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
   async close(): Promise<void> {
     this.#closed = true;
     this.#listen?.controller.abort();
-    for (const controller of this.#running.values()) controller.abort();
-    this.#running.clear();
+    this.#running.abortAll();
     const ended = new ProxyError('upstream_unreachable', 'The session ended.');
     this.#waiters.failAll(ended);
     this.#inputs.failAll(ended);
@@ -134,7 +132,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
       // Modern servers take no client notifications: cancellation is closing the request's
       // stream (done here), capabilities travel with each request.
       const cancelled = cancelledRequestId(message);
-      if (cancelled !== undefined) this.#cancel(cancelled);
+      if (cancelled !== undefined) this.#running.cancel(cancelled);
       if (message.method === 'notifications/initialized') this.#startListening();
       return;
     }
@@ -171,9 +169,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
    * through `onmessage`; the caller's signal or the client's `notifications/cancelled` aborts it.
    */
   #start(message: JsonRpcRequest, signal: AbortSignal | undefined): void {
-    const key = requestKey(message.id);
-    const controller = new AbortController();
-    this.#running.set(key, controller);
+    const controller = this.#running.start(message.id);
     const link = linkAbort([signal, controller.signal]);
     this.#call(message, link.signal)
       .catch((error: unknown) => {
@@ -182,15 +178,8 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
       })
       .finally(() => {
         link.dispose();
-        if (this.#running.get(key) === controller) this.#running.delete(key);
+        this.#running.finish(message.id, controller);
       });
-  }
-
-  /** The client cancelled a request: close its upstream exchange (the modern cancellation). */
-  #cancel(requestId: RequestId): void {
-    const key = requestKey(requestId);
-    this.#running.get(key)?.abort(new ProxyError('upstream_unreachable', 'The request was cancelled.'));
-    this.#running.delete(key);
   }
 
   async #initialize(message: JsonRpcRequest, signal: AbortSignal | undefined): Promise<void> {

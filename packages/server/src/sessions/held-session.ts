@@ -1,6 +1,5 @@
 import { findProxyError, ProxyError, toJsonRpcError } from '../errors.ts';
 import {
-  cancelledNotice,
   cancelledRequestId,
   isRequest,
   isResponse,
@@ -14,6 +13,7 @@ import {
 } from '../jsonrpc.ts';
 import { isRequestAsNotification } from '../policy/grants.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import { cancelUpstream, RunningRequests } from '../upstream/cancellation.ts';
 import { abandonReason, Correlator, PendingRequests, type RequestOptions } from '../upstream/correlator.ts';
 import {
   REFUSAL_DEFAULTS,
@@ -100,7 +100,7 @@ export class HeldSession {
    */
   readonly #filtered = new Map<string, ToolFilter>();
   /** Abort handles of requests whose upstream exchange is still running. */
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new RunningRequests();
   /** Aborted when the upstream side ends: refusals still in flight end with it. */
   readonly #done = new AbortController();
   /**
@@ -226,8 +226,7 @@ export class HeldSession {
     if (open === 0) this.#active.push(sink);
     // Over Streamable HTTP, closing a request's stream is its cancellation (2026-07-28): keep a
     // handle to abort it when the caller cancels or goes away.
-    const controller = new AbortController();
-    this.#inFlight.set(key, controller);
+    const controller = this.#inFlight.start(message.id);
     try {
       await this.upstream.send(message, { signal: controller.signal });
     } catch (error) {
@@ -235,7 +234,7 @@ export class HeldSession {
       this.#forget(key, token, sink);
       throw error;
     } finally {
-      if (this.#inFlight.get(key) === controller) this.#inFlight.delete(key);
+      this.#inFlight.finish(message.id, controller);
     }
   }
 
@@ -297,14 +296,8 @@ export class HeldSession {
   async send(message: JsonRpcNotification | JsonRpcResponse): Promise<void> {
     if (isRequestAsNotification(message)) return;
     const cancelled = cancelledRequestId(message);
-    if (cancelled !== undefined) this.#abort(requestKey(cancelled));
+    if (cancelled !== undefined) this.#inFlight.cancel(cancelled);
     await this.upstream.send(message);
-  }
-
-  /** Aborts the upstream exchange of one request, if it has its own (an HTTP stream). */
-  #abort(key: string): void {
-    this.#inFlight.get(key)?.abort(new ProxyError('upstream_unreachable', 'The request was cancelled.'));
-    this.#inFlight.delete(key);
   }
 
   /**
@@ -314,11 +307,10 @@ export class HeldSession {
   abandon(sink: MessageSink, reason = 'client disconnected'): void {
     for (const [requestId, owner] of this.#pending.entries()) {
       if (owner !== sink) continue;
-      const key = requestKey(requestId);
       this.#pending.delete(requestId);
-      this.#filtered.delete(key);
-      this.#abort(key);
-      this.upstream.send(cancelledNotice(requestId, reason)).catch(() => {});
+      this.#filtered.delete(requestKey(requestId));
+      this.#inFlight.cancel(requestId);
+      void cancelUpstream(this.upstream, requestId, reason);
     }
     this.#release(sink);
   }

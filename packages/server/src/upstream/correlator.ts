@@ -10,7 +10,6 @@
 import { linkAbort } from '../abort.ts';
 import { ProxyError } from '../errors.ts';
 import {
-  cancelledNotice,
   isRequest,
   isResponse,
   type JsonRpcMessage,
@@ -21,6 +20,7 @@ import {
   requestIdOf,
   requestKey,
 } from '../jsonrpc.ts';
+import { cancelUpstream } from './cancellation.ts';
 import { refuseForProxyCaller, ServerRequestRefusals } from './server-request-refusals.ts';
 import type { UpstreamTransport } from './transport.ts';
 
@@ -295,7 +295,7 @@ export class RequestCorrelator {
   async request(message: JsonRpcRequest, options: RequestOptions): Promise<JsonRpcResponse> {
     const expected = this.#pending.expect(message.id, {
       ...options,
-      onAbandon: (timedOut) => this.#cancelUpstream(message.id, abandonReason(timedOut)),
+      onAbandon: (timedOut) => void cancelUpstream(this.#transport, message.id, abandonReason(timedOut)),
     });
     followSend(expected, this.#transport.send(message, { signal: expected.signal }), this.#inline);
     return expected.answer;
@@ -332,10 +332,6 @@ export class RequestCorrelator {
   #refuseServerRequest(request: JsonRpcRequest): void {
     const tooMany = refuseForProxyCaller(this.#refusals, request);
     if (tooMany) this.#failAll(tooMany);
-  }
-
-  #cancelUpstream(requestId: RequestId, reason: string): void {
-    this.#transport.send(cancelledNotice(requestId, reason)).catch(() => {});
   }
 
   #failAll(error: ProxyError): void {
