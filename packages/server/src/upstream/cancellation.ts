@@ -21,9 +21,9 @@ export function cancelUpstream(
   return upstream.send(cancelledNotice(requestId, reason)).catch(() => {});
 }
 
-/** The error a request's exchange ends with when its caller cancelled it. */
-export function requestCancelled(): ProxyError {
-  return new ProxyError('upstream_unreachable', 'The request was cancelled.');
+/** The error a request's exchange ends with when its caller cancelled it (`cause`: the abort seen). */
+export function requestCancelled(cause?: unknown): ProxyError {
+  return new ProxyError('upstream_unreachable', 'The request was cancelled.', { cause });
 }
 
 /**

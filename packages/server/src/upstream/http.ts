@@ -10,6 +10,7 @@ import type { EgressGuard } from '../egress/types.ts';
 import { request } from '../egress/undici-parts.ts';
 import { type ErrorData, findProxyError, ProxyError } from '../errors.ts';
 import type { Tracing } from '../observability/tracing.ts';
+import { requestCancelled } from './cancellation.ts';
 import { withTraceContext } from './trace-context.ts';
 
 /** Limits and timeouts for upstream HTTP. */
@@ -333,7 +334,7 @@ export function toUpstreamError(error: unknown, signal?: AbortSignal): ProxyErro
     const reason = findProxyError(signal.reason);
     if (reason) return reason;
     if (isTimeout(signal.reason)) return new ProxyError('upstream_timeout', undefined, { cause: error });
-    return new ProxyError('upstream_unreachable', 'The request was cancelled.', { cause: error });
+    return requestCancelled(error);
   }
   const code = errorCode(error);
   const data: ErrorData = code ? { reason: code } : {};
