@@ -8,8 +8,6 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestIdOf,
-  requestKey,
 } from '../jsonrpc.ts';
 import { isRequestAsNotification } from '../policy/grants.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
@@ -98,7 +96,7 @@ export class HeldSession {
    * Requests whose answers a tool filter must see, and the filter: each request's own, its
    * caller's grant at the time (issue 17 review, finding 2), never the session opener's.
    */
-  readonly #filtered = new Map<string, ToolFilter>();
+  readonly #filtered = new PendingRequests<ToolFilter>();
   /** Abort handles of requests whose upstream exchange is still running. */
   readonly #inFlight = new RunningRequests();
   /** Aborted when the upstream side ends: refusals still in flight end with it. */
@@ -210,7 +208,6 @@ export class HeldSession {
    * (another token of the same subject, or after a reload) with the opener's.
    */
   async request(message: JsonRpcRequest, sink: MessageSink, filter: ToolFilter | undefined): Promise<void> {
-    const key = requestKey(message.id);
     if (this.#pending.has(message.id)) throw new ProxyError('request_id_in_use');
     const refusal = filter?.refusal(message);
     if (refusal) {
@@ -220,7 +217,7 @@ export class HeldSession {
     this.#pending.add(message.id, sink);
     const open = this.#openCount.get(sink) ?? 0;
     this.#openCount.set(sink, open + 1);
-    if (filter?.filters(message)) this.#filtered.set(key, filter);
+    if (filter?.filters(message)) this.#filtered.add(message.id, filter);
     const token = progressToken(message);
     if (token !== undefined) this.#progress.set(token, sink);
     if (open === 0) this.#active.push(sink);
@@ -231,7 +228,7 @@ export class HeldSession {
       await this.upstream.send(message, { signal: controller.signal });
     } catch (error) {
       if (controller.signal.aborted) return;
-      this.#forget(key, token, sink);
+      this.#forget(message.id, token, sink);
       throw error;
     } finally {
       this.#inFlight.finish(message.id, controller);
@@ -308,7 +305,7 @@ export class HeldSession {
     for (const [requestId, owner] of this.#pending.entries()) {
       if (owner !== sink) continue;
       this.#pending.delete(requestId);
-      this.#filtered.delete(requestKey(requestId));
+      this.#filtered.delete(requestId);
       this.#inFlight.cancel(requestId);
       void cancelUpstream(this.upstream, requestId, reason);
     }
@@ -349,10 +346,8 @@ export class HeldSession {
   #route(message: JsonRpcMessage): void {
     if (isResponse(message)) {
       const sink = this.#pending.take(message.id);
-      if (!sink || message.id === null) return;
-      const key = requestKey(message.id);
-      const filter = this.#filtered.get(key);
-      if (filter) this.#filtered.delete(key);
+      if (!sink) return;
+      const filter = this.#filtered.take(message.id);
       sink.deliver(filter ? filter.filter(message) : message);
       this.#settled(sink);
       return;
@@ -399,9 +394,9 @@ export class HeldSession {
     }
   }
 
-  #forget(key: string, token: string | undefined, sink: MessageSink): void {
-    if (this.#pending.delete(requestIdOf(key), sink)) this.#settled(sink);
-    this.#filtered.delete(key);
+  #forget(id: RequestId, token: string | undefined, sink: MessageSink): void {
+    if (this.#pending.delete(id, sink)) this.#settled(sink);
+    this.#filtered.delete(id);
     if (token !== undefined) this.#progress.delete(token);
   }
 
@@ -425,7 +420,7 @@ export class HeldSession {
       else sink.deliver(toJsonRpcError(error, id));
     }
     // Request keys the filter was to see leave with their requests (issue 14 review, F4).
-    this.#filtered.clear();
+    this.#filtered.drain();
     this.#progress.clear();
     this.#active.length = 0;
     this.#openCount.clear();
