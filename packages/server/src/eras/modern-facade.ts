@@ -22,9 +22,8 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestKey,
 } from '../jsonrpc.ts';
-import { cancelUpstream } from '../upstream/cancellation.ts';
+import { cancelUpstream, RunningRequests } from '../upstream/cancellation.ts';
 import { Correlator } from '../upstream/correlator.ts';
 import { REFUSAL_DEFAULTS, ServerRequestRefusals } from '../upstream/server-request-refusals.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
@@ -60,9 +59,8 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
   /** The facade's own requests waiting: their response, or the failure that lost it. */
   readonly #internal = new Correlator();
   readonly #listens = new ListenTable();
-  /** Client requests still waiting for the session to open, and those cancelled meanwhile. */
-  readonly #preparing = new Set<string>();
-  readonly #cancelledEarly = new Set<string>();
+  /** Client requests still waiting for the session to open: a cancellation meanwhile aborts one. */
+  readonly #preparing = new RunningRequests();
   #seq = 0;
   /** Aborted when the upstream connection ends: refusals still in flight end with it. */
   readonly #done = new AbortController();
@@ -123,13 +121,11 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
       if (cancelled !== undefined) await this.#cancel(cancelled);
       return;
     }
-    const key = requestKey(message.id);
-    this.#preparing.add(key);
+    const preparing = this.#preparing.start(message.id);
     try {
-      await this.#dispatch(message, options.signal);
+      await this.#dispatch(message, options.signal, preparing.signal);
     } finally {
-      this.#preparing.delete(key);
-      this.#cancelledEarly.delete(key);
+      this.#preparing.finish(message.id, preparing);
     }
   }
 
@@ -138,9 +134,13 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
     return this.#calls.size > 0 || this.#listens.size > 0;
   }
 
-  async #dispatch(message: JsonRpcRequest, signal: AbortSignal | undefined): Promise<void> {
+  async #dispatch(
+    message: JsonRpcRequest,
+    signal: AbortSignal | undefined,
+    cancelled: AbortSignal,
+  ): Promise<void> {
     // Cancelled while the session was still opening: nothing goes upstream.
-    const gone = () => signal?.aborted === true || this.#cancelledEarly.has(requestKey(message.id));
+    const gone = () => signal?.aborted === true || cancelled.aborted;
     const initialized = await this.#initialize(message);
     if (gone()) return;
     const meta = metaOf(message);
@@ -256,7 +256,6 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
   }
 
   async #cancel(requestId: RequestId): Promise<void> {
-    const key = requestKey(requestId);
     const listen = this.#listens.remove(requestId);
     if (listen) {
       await this.#unsubscribeUnused(listen);
@@ -264,7 +263,7 @@ export class ModernEraFacade extends TransportCallbacks implements UpstreamTrans
     }
     const call = this.#calls.byClient(requestId);
     if (!call) {
-      if (this.#preparing.has(key)) this.#cancelledEarly.add(key);
+      this.#preparing.cancel(requestId);
       return;
     }
     await this.#drop(call, 'cancelled by the client');

@@ -27,8 +27,8 @@ export function requestCancelled(cause?: unknown): ProxyError {
 }
 
 /**
- * Abort handles of the requests whose upstream exchange still runs, by request id: a client's
- * `notifications/cancelled` aborts the exchange of the request it names.
+ * Abort handles of the client requests still running (their upstream exchange, or the wait for
+ * a session to open), by request id: a client's `notifications/cancelled` aborts the one it names.
  */
 export class RunningRequests {
   readonly #running = new Map<string, AbortController>();
