@@ -40,15 +40,16 @@ export interface ReachDeps {
 
 /**
  * Whether an owner may keep what it has open to a target, given the servers a reload changed
- * and the principals whose tool grants it changed (their sessions hold the old tool filter).
+ * and the principals whose tool grants it changed for what it has open there (their sessions
+ * hold the old tool filter).
  */
 export function mayKeepAfter(
   { oidc, authenticator, targets }: ReachDeps,
   changed: ReadonlySet<string>,
-  retooled: (ownerId: string) => boolean = () => false,
+  retooled: (ownerId: string, targetKey: string | undefined) => boolean = () => false,
 ): MayKeep {
   return (ownerId, targetKey) => {
-    if (retooled(ownerId)) return false;
+    if (retooled(ownerId, targetKey)) return false;
     // An OIDC principal's grants come with each token: a reload re-judges them on its next
     // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
     // server that changed.
