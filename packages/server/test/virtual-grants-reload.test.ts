@@ -29,6 +29,8 @@ interface Grants {
   readonly toolsToken: string[];
   /** The OIDC group `staff`'s servers (`wide` keeps every member). */
   readonly staff: string[];
+  /** The virtual server's own `tools` allowlist (the operator's policy), if any. */
+  readonly allowlist?: string[];
 }
 
 const WIDE: Grants = {
@@ -40,7 +42,12 @@ const WIDE: Grants = {
 function configOf(everythingUrl: string, issuer: string, grants: Grants): object {
   return {
     servers: { everything: { url: everythingUrl, transport: 'streamable-http' }, local: featureStdio() },
-    virtualServers: { workspace: { servers: ['everything', 'local'] } },
+    virtualServers: {
+      workspace: {
+        servers: ['everything', 'local'],
+        ...(grants.allowlist === undefined ? {} : { tools: grants.allowlist }),
+      },
+    },
     tokens: [
       { sha256: sha256(TEST_TOKEN) },
       { sha256: sha256(MEMBERS_TOKEN), servers: grants.membersToken },
@@ -164,6 +171,16 @@ describe('open virtual sessions follow grant changes', () => {
     }
     reload({});
     assert.deepEqual((await listTools(modern, true)).sort(), ['everything__echo', 'local__echo']);
+  });
+
+  it('hides a tool a reload takes out of the virtual server’s allowlist, on an open socket', async () => {
+    reload({});
+    const peer = await openSocket(TEST_TOKEN);
+    assert.ok((await listTools(peer)).includes('local__echo'));
+    reload({ allowlist: ['everything__echo', 'local__pid'] });
+    assert.deepEqual((await listTools(peer)).sort(), ['everything__echo', 'local__pid']);
+    const hidden = await echo(peer, 'local__echo');
+    assert.match(hidden.error?.message ?? '', /Unknown tool: local__echo/, JSON.stringify(hidden));
   });
 
   it('narrows an OIDC principal’s open socket and GET stream by the token’s grants of now', async () => {
