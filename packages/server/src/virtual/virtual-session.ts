@@ -192,8 +192,9 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   resume(): void {}
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
-    if (this.#closed) throw new ProxyError('upstream_unreachable', 'The virtual server session closed.');
+    // The grants of now: verified again first when a reload ran since the last message.
     const caller = await this.#caller.current();
+    if (this.#closed) throw new ProxyError('upstream_unreachable', 'The virtual server session closed.');
     if (isResponse(message)) {
       this.#virtual.answer(this.#name, caller, message);
       return;
