@@ -12,7 +12,8 @@ import type { OidcVerifier } from './oidc/verifier.ts';
 /**
  * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
  * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
- * review, finding 2), as what a reload takes away always does. Held sessions take each request's
+ * review, finding 2), as what a reload takes away always does; a virtual server's sockets and
+ * sessions are spared by the caller (app.ts): they take the grants of now at each request. Held sessions take each request's
  * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
  * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
  * whose tool grant changed ends there).
