@@ -329,6 +329,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
     stream,
+    follow: identity.follow,
   });
 
   // JSON only: a text/plain body is a client mistake (415), not a string envelope.
@@ -457,11 +458,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
     const mayKeep = mayKeepAfter(reach, changed, retooled);
+    // A virtual server's sockets and sessions take the grants of now per request: a tool grant
+    // that changed leaves them open (its requests in flight, admitted under the old one, end).
+    const keepOpen = mayKeepAfter(reach, changed, (owner, key) => retooled(owner) && !virtual.follows(key));
     // Sockets first, so they close with 4401 rather than by their session ending.
-    webSockets.endUnreachable(mayKeep);
+    webSockets.endUnreachable(keepOpen);
     live.endUnreachable(mayKeep);
-    virtual.refreshStreams((principalKey) => authenticator.grantsOf(principalKey));
-    void sessions.endRevoked((ownerId, session) => mayKeep(ownerId, session.target));
+    virtual.refreshStreams();
+    void sessions.endRevoked((ownerId, session) => keepOpen(ownerId, session.target));
     limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;
     access.corsAllowedHeaders = next.corsAllowedHeaders;

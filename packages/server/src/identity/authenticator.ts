@@ -181,6 +181,11 @@ export class Authenticator {
     return Object.assign(recheck, { stale: () => generation !== this.#generation });
   }
 
+  /** Counts the reloads that made verified tokens stale ({@link forgetVerified}). */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** Forgets every verified token (a reload changed the keys or issuers they were checked against). */
   forgetVerified(): void {
     this.#generation++;

@@ -12,7 +12,8 @@ import type { OidcVerifier } from './oidc/verifier.ts';
 /**
  * The owners whose tool grant a reload changes: config tokens whose `tools` changed. What they
  * have open (a socket, a stream) was admitted under the old grant, so it ends (issue 17 and its
- * review, finding 2), as what a reload takes away always does. Held sessions take each request's
+ * review, finding 2), as what a reload takes away always does; a virtual server's sockets and
+ * sessions are spared by the caller (app.ts): they take the grants of now at each request. Held sessions take each request's
  * current grant anyway. OIDC principals are not listed: which of them a changed mapping narrows
  * is in their tokens, so each holding is re-verified instead (`holdings.recheckAll`; a socket
  * whose tool grant changed ends there).
@@ -40,15 +41,16 @@ export interface ReachDeps {
 
 /**
  * Whether an owner may keep what it has open to a target, given the servers a reload changed
- * and the principals whose tool grants it changed (their sessions hold the old tool filter).
+ * and the principals whose tool grants it changed for what it has open there (their sessions
+ * hold the old tool filter).
  */
 export function mayKeepAfter(
   { oidc, authenticator, targets }: ReachDeps,
   changed: ReadonlySet<string>,
-  retooled: (ownerId: string) => boolean = () => false,
+  retooled: (ownerId: string, targetKey: string | undefined) => boolean = () => false,
 ): MayKeep {
   return (ownerId, targetKey) => {
-    if (retooled(ownerId)) return false;
+    if (retooled(ownerId, targetKey)) return false;
     // An OIDC principal's grants come with each token: a reload re-judges them on its next
     // request; what it holds now ends with its issuer, its issuer's grant mapping, or with a
     // server that changed.

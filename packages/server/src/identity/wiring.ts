@@ -14,6 +14,7 @@ import { openAuditSink } from './audit-sink.ts';
 import { type AuditDestination, AuditTrail } from './audit-trail.ts';
 import { Authenticator, type BearerVerifier } from './authenticator.ts';
 import { CredentialHoldings } from './credential-holdings.ts';
+import { FollowedPrincipal, type FollowPrincipal } from './followed-principal.ts';
 import { MintedTokens } from './minted-tokens.ts';
 import { boundedJsonFetcher } from './oidc/fetch-json.ts';
 import { oidcIssuers, oidcTiming } from './oidc/settings.ts';
@@ -49,6 +50,8 @@ export interface Identity {
   readonly revocations: Revocations;
   readonly holdings: CredentialHoldings;
   readonly authenticator: Authenticator;
+  /** The principal of a holding as the configuration in force sees it (open virtual sessions). */
+  readonly follow: FollowPrincipal;
   /** The audit trail, when AUDIT_LOG (or a test's destination) asks for one. */
   readonly audit: AuditTrail | undefined;
   /** What the RFC 9728 metadata routes answer with. */
@@ -139,6 +142,7 @@ export function buildIdentity(config: Config, deps: IdentityDeps): Identity {
     revocations,
     holdings,
     authenticator,
+    follow: (principal, recheck) => new FollowedPrincipal(principal, recheck, authenticator),
     audit,
     resourceMetadata,
     publicUrl: () => publicUrl,

@@ -8,8 +8,10 @@
  */
 import { ProxyError } from '../errors.ts';
 import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts';
+import type { TargetGrants } from '../policy/grants.ts';
 import type { MemberMapping } from './member-names.ts';
 import { type MemberReply, type MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
+import type { OpenCaller } from './virtual-servers.ts';
 
 /** GET streams one principal may hold open on one virtual server (several tabs, not thousands). */
 const MAX_STREAMS_PER_SCOPE = 16;
@@ -17,9 +19,11 @@ const MAX_STREAMS_PER_SCOPE = 16;
 /** One open stream: its virtual server, the members its principal sees there, where it writes. */
 interface OpenStream {
   readonly name: string;
+  /** Whose stream it is: its grants of now decide the members it takes. */
+  readonly caller: OpenCaller;
   /** The client session it belongs to (client-sessions.ts), if any: its end ends the stream. */
   readonly session: string | undefined;
-  /** Replaced after a reload: the members the principal sees under its grants of now. */
+  /** Replaced after a reload: the members the caller sees under its grants of now. */
   members: readonly string[];
   readonly channel: VirtualChannel;
 }
@@ -30,23 +34,25 @@ export class ClientStreams {
   readonly #requests: MemberRequests;
   /** How a virtual server (by name, as configured now) shows its members' URIs and loggers. */
   readonly #mappingOf: (name: string) => MemberMapping;
+  /** The members grants see on a virtual server (by name, as configured now). */
+  readonly #membersOf: (name: string, grants: TargetGrants) => readonly string[];
 
-  constructor(requests: MemberRequests, mappingOf: (name: string) => MemberMapping) {
+  constructor(
+    requests: MemberRequests,
+    mappingOf: (name: string) => MemberMapping,
+    membersOf: (name: string, grants: TargetGrants) => readonly string[],
+  ) {
     this.#requests = requests;
     this.#mappingOf = mappingOf;
+    this.#membersOf = membersOf;
   }
 
   /**
-   * Opens a stream of `principalKey` on the virtual server `name`, where it sees `members`;
+   * Opens a stream of `caller` on the virtual server `name`, taking the members it sees there;
    * returns what closes it. Too many on one virtual server: `stream_conflict`.
    */
-  open(
-    principalKey: string,
-    name: string,
-    members: readonly string[],
-    channel: VirtualChannel,
-    session?: string,
-  ): () => void {
+  open(caller: OpenCaller, name: string, channel: VirtualChannel, session?: string): () => void {
+    const { principalKey } = caller;
     let streams = this.#byPrincipal.get(principalKey);
     const same = streams ? [...streams].filter((stream) => stream.name === name).length : 0;
     if (same >= MAX_STREAMS_PER_SCOPE) {
@@ -56,8 +62,16 @@ export class ClientStreams {
       streams = new Set();
       this.#byPrincipal.set(principalKey, streams);
     }
-    const stream: OpenStream = { name, session, members, channel };
+    const stream: OpenStream = {
+      name,
+      caller,
+      session,
+      members: this.#membersOf(name, caller.grants),
+      channel,
+    };
     streams.add(stream);
+    // Its grants may be older than a reload that ran since the caller was verified.
+    this.#follow(stream);
     return () => {
       streams.delete(stream);
       if (streams.size === 0 && this.#byPrincipal.get(principalKey) === streams) {
@@ -72,14 +86,25 @@ export class ClientStreams {
       if (stream.session === session) stream.channel.close?.();
   }
 
+  /** After a reload: each open stream takes the members its caller sees under its grants of now. */
+  refresh(): void {
+    for (const streams of this.#byPrincipal.values()) for (const stream of streams) this.#follow(stream);
+  }
+
   /**
-   * After a reload: each open stream takes the members `membersOf` gives for its principal and
-   * virtual server now (undefined: as it was, for a principal whose grants are not known here).
+   * Gives `stream` the members its caller sees once its grants of now are known (verified again
+   * after a reload); a caller refused now keeps none (what it holds is being ended for it).
    */
-  refresh(membersOf: (principalKey: string, name: string) => readonly string[] | undefined): void {
-    for (const [principalKey, streams] of this.#byPrincipal) {
-      for (const stream of streams) stream.members = membersOf(principalKey, stream.name) ?? stream.members;
-    }
+  #follow(stream: OpenStream): void {
+    stream.caller.current().then(
+      // The grants last verified, whichever verification finished last.
+      () => {
+        stream.members = this.#membersOf(stream.name, stream.caller.grants);
+      },
+      () => {
+        stream.members = [];
+      },
+    );
   }
 
   /**

@@ -24,6 +24,21 @@ export function visibleMembers(
 }
 
 /**
+ * The members a principal with `grants` sees on the virtual server `name` configured as
+ * `settings` (none when the virtual server is gone or its grants do not reach it): what its
+ * streams take, judged again after each reload.
+ */
+export function membersSeen(
+  name: string,
+  settings: { readonly servers: readonly string[] } | undefined,
+  grants: TargetGrants | undefined,
+  isVirtual: (name: string) => boolean,
+): readonly string[] {
+  if (settings === undefined || !permitsTarget(grants, { server: name })) return [];
+  return visibleMembers(settings.servers, grants, isVirtual);
+}
+
+/**
  * The grants `member` is reached with: the principal's, the member named (a visible member is
  * reached through the virtual server, whether or not the grant names it), and its tool grant
  * read in the member's own names. A grant may name a tool as the client sees it

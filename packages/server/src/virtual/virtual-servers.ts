@@ -27,7 +27,7 @@ import { VERSION } from '../version.ts';
 import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
 import { ClientStreams } from './client-streams.ts';
 import { SlowLists } from './list-gather.ts';
-import { visibleMembers } from './member-grants.ts';
+import { membersSeen } from './member-grants.ts';
 import { memberMapping } from './member-names.ts';
 import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
@@ -51,6 +51,15 @@ const CACHEABLE: ReadonlySet<string> = new Set([
 export interface VirtualCaller {
   readonly principalKey: string;
   readonly grants: TargetGrants & { readonly rateClass?: string | undefined };
+}
+
+/**
+ * The caller of something held open on a virtual server (a `/ws` socket's session, a GET stream,
+ * a 2026-07-28 client's pooled session): its grants follow reloads (identity/followed-principal.ts).
+ */
+export interface OpenCaller extends VirtualCaller {
+  /** Itself with its grants of now (its credential verified again after a reload); rejects when refused. */
+  current(): Promise<VirtualCaller>;
 }
 
 /** One message for a virtual server. */
@@ -164,8 +173,10 @@ export class VirtualServers {
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     // A virtual server a reload took away maps as one of several members would (its streams
     // take no member any more: refreshStreams).
-    this.#streams = new ClientStreams(this.#requests, (name) =>
-      memberMapping(deps.settings()[name] ?? { servers: [] }),
+    this.#streams = new ClientStreams(
+      this.#requests,
+      (name) => memberMapping(deps.settings()[name] ?? { servers: [] }),
+      (name, grants) => membersSeen(name, deps.settings()[name], grants, (server) => this.has(server)),
     );
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
@@ -189,9 +200,22 @@ export class VirtualServers {
    * server (the target resolver judges it). Its members are judged per request, as they are used.
    */
   stillReaches(targetKey: string, grants: TargetGrants | undefined): boolean | undefined {
+    const name = this.#named(targetKey);
+    return name === undefined ? undefined : permitsTarget(grants, { server: name });
+  }
+
+  /**
+   * Whether `targetKey` names a virtual server: what is open to one (a socket, a session) takes
+   * its caller's grants of now at each request, so a changed tool grant need not end it.
+   */
+  follows(targetKey: string | undefined): boolean {
+    return targetKey !== undefined && this.#named(targetKey) !== undefined;
+  }
+
+  /** The virtual server a target key names, if any. */
+  #named(targetKey: string): string | undefined {
     const name = targetKey.startsWith('server:') ? targetKey.slice('server:'.length) : undefined;
-    if (name === undefined || !this.has(name)) return undefined;
-    return permitsTarget(grants, { server: name });
+    return name !== undefined && this.has(name) ? name : undefined;
   }
 
   /**
@@ -202,10 +226,8 @@ export class VirtualServers {
   reachesMember(targetKey: string, grants: TargetGrants | undefined): boolean {
     const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
     if (name === undefined) return false;
-    return Object.entries(this.#deps.settings()).some(
-      ([virtualName, settings]) =>
-        permitsTarget(grants, { server: virtualName }) &&
-        visibleMembers(settings.servers, grants, (server) => this.has(server)).includes(name),
+    return Object.entries(this.#deps.settings()).some(([virtualName, settings]) =>
+      membersSeen(virtualName, settings, grants, (server) => this.has(server)).includes(name),
     );
   }
 
@@ -276,14 +298,12 @@ export class VirtualServers {
   /**
    * Opens a client's GET stream on the virtual server `name`: what the members it sees send
    * outside its requests (list changes, log messages, resource updates, server requests) goes to
-   * `channel`. Returns what closes it.
+   * `channel`, the members judged again after each reload by the caller's grants of then.
+   * Returns what closes it.
    */
-  openStream(name: string, caller: VirtualCaller, channel: VirtualChannel, session?: string): () => void {
+  openStream(name: string, caller: OpenCaller, channel: VirtualChannel, session?: string): () => void {
     this.checkReach(name, caller.grants);
-    const members = visibleMembers(this.#deps.settings()[name]?.servers ?? [], caller.grants, (server) =>
-      this.has(server),
-    );
-    return this.#streams.open(caller.principalKey, name, members, channel, session);
+    return this.#streams.open(caller, name, channel, session);
   }
 
   /** Ends the GET streams of a client session that was ended (on this instance). */
@@ -292,19 +312,11 @@ export class VirtualServers {
   }
 
   /**
-   * After a reload: every open stream takes only the members its principal sees now (none on a
-   * virtual server that is gone). `grantsOf` gives a principal's grants as configured now;
-   * undefined (a principal whose grants come with each token) leaves its streams as they were.
+   * After a reload: every open stream takes only the members its caller sees now, under the
+   * grants its credential stands for now (none on a virtual server that is gone).
    */
-  refreshStreams(grantsOf: (principalKey: string) => TargetGrants | undefined): void {
-    this.#streams.refresh((principalKey, name) => {
-      const grants = grantsOf(principalKey);
-      if (grants === undefined) return undefined;
-      const settings = this.#deps.settings()[name];
-      return settings && permitsTarget(grants, { server: name })
-        ? visibleMembers(settings.servers, grants, (server) => this.has(server))
-        : [];
-    });
+  refreshStreams(): void {
+    this.#streams.refresh();
   }
 
   #view(name: string, settings: VirtualServerSettings, request: RoutedRequest): MemberView {

@@ -27,7 +27,7 @@ import { ModernSessionPool } from '../sessions/modern-pool.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import type { VirtualChannel } from './member-requests.ts';
-import type { VirtualCaller, VirtualServers } from './virtual-servers.ts';
+import type { OpenCaller, VirtualCaller, VirtualServers } from './virtual-servers.ts';
 
 /** The client capability each server request a member may send needs. */
 const ASKED_CAPABILITY: Readonly<Record<string, string>> = {
@@ -36,11 +36,14 @@ const ASKED_CAPABILITY: Readonly<Record<string, string>> = {
   'roots/list': 'roots',
 };
 
-/** What the modern pool holds a virtual server's session for: the virtual server and the caller. */
+/**
+ * What the modern pool holds a virtual server's session for: the virtual server and the caller,
+ * whose grants of now answer each request.
+ */
 export interface VirtualPoolTarget {
   readonly kind: 'virtual';
   readonly name: string;
-  readonly caller: VirtualCaller;
+  readonly caller: OpenCaller;
   /** Never: a virtual server's members get their credentials themselves (part of the pool key). */
   readonly bearerToken?: undefined;
   /** No tool filter at this level: the virtual server applies the grants per member. */
@@ -143,15 +146,16 @@ export class VirtualSessions {
 /**
  * The virtual server `name`, for one caller, as a session-era transport: each request is answered
  * by {@link VirtualServers.handle} (what members send for it arrives as messages before the
- * answer), a response answers a member's server request, and once initialized the transport
- * takes what members send outside any request, as a GET stream would.
+ * answer) with the caller's grants of now (a reload may have narrowed or widened them since the
+ * session opened), a response answers a member's server request, and once initialized the
+ * transport takes what members send outside any request, as a GET stream would.
  */
 export class VirtualSessionTransport extends TransportCallbacks implements UpstreamTransport {
   readonly sessionId = undefined;
   readonly protocolVersion = undefined;
   readonly #virtual: VirtualServers;
   readonly #name: string;
-  readonly #caller: VirtualCaller;
+  readonly #caller: OpenCaller;
   /**
    * The ids requests are handled under: unique to this transport, so that two sessions of one
    * principal (two client envelopes) never cancel each other's requests.
@@ -174,7 +178,7 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   /** What the client declared in its `initialize`. */
   #clientCapabilities: JsonObject = {};
 
-  constructor(virtual: VirtualServers, name: string, caller: VirtualCaller) {
+  constructor(virtual: VirtualServers, name: string, caller: OpenCaller) {
     super();
     this.#virtual = virtual;
     this.#name = name;
@@ -188,16 +192,18 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   resume(): void {}
 
   async send(message: JsonRpcMessage, options: SendOptions = {}): Promise<void> {
+    // The grants of now: verified again first when a reload ran since the last message.
+    const caller = await this.#caller.current();
     if (this.#closed) throw new ProxyError('upstream_unreachable', 'The virtual server session closed.');
     if (isResponse(message)) {
-      this.#virtual.answer(this.#name, this.#caller, message);
+      this.#virtual.answer(this.#name, caller, message);
       return;
     }
     if (!isRequest(message)) {
       const cancelled = cancelledRequestId(message);
       if (cancelled !== undefined) {
         const notice = cancelledNotice(this.#ownId(cancelled), 'cancelled by the client');
-        await this.#virtual.handle(this.#name, { caller: this.#caller, message: notice });
+        await this.#virtual.handle(this.#name, { caller, message: notice });
       } else if (message.method === 'notifications/initialized') this.#openStream();
       return;
     }
@@ -207,7 +213,7 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
     const signal = options.signal ? AbortSignal.any([options.signal, controller.signal]) : controller.signal;
     try {
       const answer = await this.#virtual.handle(this.#name, {
-        caller: this.#caller,
+        caller,
         message: { ...message, id: this.#ownId(message.id) },
         signal,
         channel: this.#channel,

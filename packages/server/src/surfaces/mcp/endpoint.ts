@@ -24,6 +24,7 @@ import { callerSignal } from '../../http/caller-signal.ts';
 import type { EventStreamOptions } from '../../http/event-stream-writer.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
+import type { FollowPrincipal } from '../../identity/followed-principal.ts';
 import { isRequest, type JsonRpcMessage, type JsonRpcResponse, type MessageBatch } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -68,6 +69,8 @@ export interface McpEndpointDeps {
   readonly virtualSessions?: ClientSessions | undefined;
   /** Limits of the event streams the endpoint answers with itself (a virtual server's). */
   readonly stream: EventStreamOptions;
+  /** A virtual server's GET streams and sessions follow their principal's grants of now. */
+  readonly follow: FollowPrincipal;
 }
 
 /** Serves the Streamable HTTP endpoint. */
@@ -102,8 +105,8 @@ export class McpEndpoint {
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      const { stream, shutdown, virtualModern, virtualSessions } = this.#deps;
-      const options = { stream, shutdown, modern: virtualModern, sessions: virtualSessions };
+      const { stream, shutdown, virtualModern, virtualSessions, follow } = this.#deps;
+      const options = { stream, shutdown, modern: virtualModern, sessions: virtualSessions, follow };
       return serveVirtual(virtual, exchange, request, reply, options);
     }
     if (parsed) {

@@ -21,6 +21,7 @@ import {
   sendEventStream,
 } from '../../http/event-stream-writer.ts';
 import { acceptsEventStream } from '../../http/inbound-checks.ts';
+import type { FollowPrincipal } from '../../identity/followed-principal.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
@@ -69,7 +70,9 @@ export async function serveVirtual(
   );
   if (modern && streams.modern !== undefined) {
     const { identity, name } = exchange;
-    const target: VirtualPoolTarget = { kind: 'virtual', name, caller: identity };
+    // The session outlives this request: its grants follow reloads.
+    const caller = streams.follow(identity, request.recheckCredential);
+    const target: VirtualPoolTarget = { kind: 'virtual', name, caller };
     // Grants are part of the key: a principal whose grants changed gets a session of its own.
     const grants = createHash('sha256').update(JSON.stringify(identity.grants)).digest('base64url');
     const ctx = {
@@ -135,6 +138,8 @@ export interface VirtualStreamOptions {
   readonly shutdown: AbortSignal;
   /** The session ids of 2025-era clients; none: the endpoint issues none (stateless). */
   readonly sessions?: ClientSessions | undefined;
+  /** What stays open (a GET stream, a pooled session) follows its principal's grants of now. */
+  readonly follow: FollowPrincipal;
 }
 
 /**
@@ -191,7 +196,7 @@ function openStream(
   const writer = new EventStreamWriter(options.stream);
   const close = virtual.openStream(
     exchange.name,
-    exchange.identity,
+    options.follow(exchange.identity, request.recheckCredential),
     { send: (message) => writer.write(message), asks: true, close: () => writer.close() },
     session,
   );

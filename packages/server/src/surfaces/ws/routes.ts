@@ -16,6 +16,7 @@ import { findProxyError, ProxyError, SOCKET_CLOSES, toCloseFrame, toErrorReply }
 import { type AuditTrail, serverLabel, socketAudit, targetLabel } from '../../identity/audit-trail.ts';
 import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
 import type { CredentialHoldings } from '../../identity/credential-holdings.ts';
+import { FollowedPrincipal } from '../../identity/followed-principal.ts';
 import type { MayKeep } from '../../identity/live-requests.ts';
 import { ClientAddress, rateSubject } from '../../limits/client-address.ts';
 import type { RateLimiter } from '../../limits/rate-limiter.ts';
@@ -120,7 +121,13 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         throw error;
       }
       await options.limiter.consume('requestsPerIp', ip);
-      virtual = virtualPeer(options.connection.virtual, accepted.target, accepted.identity);
+      const { identity, recheck } = accepted;
+      virtual = virtualPeer(
+        options.connection.virtual,
+        accepted.target,
+        identity,
+        () => new FollowedPrincipal(identity, recheck, options.authenticator),
+      );
       if (virtual !== undefined) return;
       const resolved = await options.targets.resolve(accepted.target, accepted.identity.grants);
       const broker = options.broker;
@@ -242,15 +249,16 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
           const release = options.holdings.hold(principal, (error) => connection.close(toCloseFrame(error)), {
             // Judged with the grants the token stands for now (an OIDC claim mapping reloaded): the
             // socket must still reach its server, and its tool filter (fixed at the handshake)
-            // must still be the token's.
+            // must still be the token's; a virtual server's socket takes the grants of now at
+            // each request (identity/followed-principal.ts), so only its reach is judged here.
             recheck:
               recheck &&
               (() =>
                 recheck(
                   (now) =>
-                    (options.connection.virtual?.stillReaches(owner.targetKey, now.grants) ??
-                      options.targets.stillReaches(owner.targetKey, now.grants, new Set())) &&
-                    sameTools(now.grants.tools, principal.grants.tools),
+                    options.connection.virtual?.stillReaches(owner.targetKey, now.grants) ??
+                    (options.targets.stillReaches(owner.targetKey, now.grants, new Set()) &&
+                      sameTools(now.grants.tools, principal.grants.tools)),
                 )),
             stale: recheck?.stale(),
           });

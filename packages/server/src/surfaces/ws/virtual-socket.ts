@@ -11,6 +11,7 @@
 import type { HeldSessions, OpenedSession } from '../../dispatch/held-sessions.ts';
 import type { TargetRequest } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
+import type { FollowedPrincipal } from '../../identity/followed-principal.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { VirtualPoolTarget, VirtualSessions } from '../../virtual/virtual-session.ts';
 import type { WsPeer } from './connection.ts';
@@ -20,19 +21,21 @@ export type VirtualPeer = WsPeer & { readonly target: VirtualPoolTarget };
 
 /**
  * The socket's peer when the handshake names a virtual server (one the caller's grants reach:
- * else it looks unknown, thrown); undefined for any other target.
+ * else it looks unknown, thrown); undefined for any other target. Its requests are answered with
+ * the grants `follow` gives of now (a reload may narrow or widen them while the socket is open).
  */
 export function virtualPeer(
   virtual: VirtualSessions | undefined,
   target: TargetRequest,
   identity: Principal,
+  follow: () => FollowedPrincipal,
 ): VirtualPeer | undefined {
   const name = 'server' in target ? target.server : undefined;
   if (virtual === undefined || name === undefined || !virtual.has(name)) return undefined;
   virtual.checkReach(name, identity);
   return {
     ownerId: identity.principalKey,
-    target: { kind: 'virtual', name, caller: identity },
+    target: { kind: 'virtual', name, caller: follow() },
     targetKey: `server:${name}`,
     rateClass: identity.grants.rateClass,
   };
