@@ -53,6 +53,8 @@ export const FLEET_LIMITS = {
   principalBytes: 1 << 20,
   /** Bytes of every principal's messages on their way to the store at once. */
   totalBytes: 16 << 20,
+  /** Server requests of one principal's members offered to other instances and not yet taken. */
+  principalOffers: 32,
 } as const;
 
 /** Seals a message for the channel it travels on (http/relay-box.ts, under its own purpose). */
@@ -113,6 +115,8 @@ export class FleetStreams {
   #outgoingTotal = 0;
   /** Server requests offered to other instances, until one says it took them. */
   readonly #offered = new Map<string, NodeJS.Timeout>();
+  /** By principal: how many of {@link #offered} are its members'. */
+  readonly #offers = new Map<string, number>();
   readonly #own: Promise<(() => Promise<void>) | undefined> | undefined;
 
   constructor(here: ClientStreams, requests: MemberRequests, deps?: FleetDeps) {
@@ -190,12 +194,15 @@ export class FleetStreams {
   async close(): Promise<void> {
     for (const timer of this.#offered.values()) clearTimeout(timer);
     this.#offered.clear();
+    this.#offers.clear();
     const stops = [this.#own, ...[...this.#watched.values()].map((watched) => watched.stop)];
     this.#watched.clear();
     for (const stop of stops) await (await stop)?.().catch(() => {});
   }
 
   #offer(principalKey: string, member: string, message: JsonRpcRequest, reply: MemberReply): boolean {
+    const offers = this.#offers.get(principalKey) ?? 0;
+    if (offers >= FLEET_LIMITS.principalOffers) return false;
     const asked = this.#requests.askElsewhere(principalKey, message, reply);
     if (asked === undefined) return false;
     if (!this.#publish(principalKey, streamsChannel(principalKey), { t: 'member', member, message: asked })) {
@@ -204,7 +211,7 @@ export class FleetStreams {
     }
     const key = `${principalKey}\n${requestKey(asked.id)}`;
     const timer = setTimeout(() => {
-      this.#offered.delete(key);
+      this.#settled(principalKey, key);
       const waiting = this.#requests.untaken(principalKey, asked.id);
       // As a held session with no stream open refuses it (MCP: a request gets a response).
       const refusal = `No connected client can answer "${message.method}" right now.`;
@@ -212,6 +219,7 @@ export class FleetStreams {
     }, FLEET_LIMITS.takenMs);
     timer.unref();
     this.#offered.set(key, timer);
+    this.#offers.set(principalKey, offers + 1);
     return true;
   }
 
@@ -283,9 +291,18 @@ export class FleetStreams {
 
   #took(principalKey: string, id: RequestId, name: string): void {
     if (!this.#requests.taken(principalKey, id, name)) return;
-    const key = `${principalKey}\n${requestKey(id)}`;
-    clearTimeout(this.#offered.get(key));
+    this.#settled(principalKey, `${principalKey}\n${requestKey(id)}`);
+  }
+
+  /** An offered request was taken, or its time to be taken ran out. */
+  #settled(principalKey: string, key: string): void {
+    const timer = this.#offered.get(key);
+    if (timer === undefined) return;
+    clearTimeout(timer);
     this.#offered.delete(key);
+    const left = (this.#offers.get(principalKey) ?? 1) - 1;
+    if (left > 0) this.#offers.set(principalKey, left);
+    else this.#offers.delete(principalKey);
   }
 
   /** Publishes `body` for `principalKey` on `channel`; false when its bound is reached. */

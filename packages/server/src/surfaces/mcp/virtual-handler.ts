@@ -158,7 +158,7 @@ async function sessionOf(
   return session.key;
 }
 
-/** DELETE: ends the session it names (204), and its GET streams here; 404 when it was not live. */
+/** DELETE: ends the session it names (204), and its GET streams on every instance; 404 when not live. */
 async function endSession(
   virtual: VirtualServers,
   sessions: ClientSessions,
