@@ -33,12 +33,11 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestKey,
 } from '../jsonrpc.ts';
 import { throttledWarning } from '../observability/throttled-warning.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import type { ClientStreams } from './client-streams.ts';
-import type { MemberReply, MemberRequests, VirtualChannel } from './member-requests.ts';
+import { type MemberReply, type MemberRequests, waitingKey } from './member-requests.ts';
 
 /** The purpose (HKDF label) of the key that seals these messages: no other use's key. */
 export const FLEET_PURPOSE = 'mcp-proxy virtual fleet aes-256-gcm v1';
@@ -136,14 +135,12 @@ export class FleetStreams {
    * Opens a stream here ({@link ClientStreams.open}); `ready` resolves once the stream also hears
    * what the principal's member sessions on other instances send (bounded: it opens anyway).
    */
-  open(
-    principalKey: string,
-    name: string,
-    members: readonly string[],
-    channel: VirtualChannel,
-    session?: string,
-  ): { readonly close: () => void; readonly ready: Promise<void> } {
-    const close = this.#here.open(principalKey, name, members, channel, session);
+  open(...stream: Parameters<ClientStreams['open']>): {
+    readonly close: () => void;
+    readonly ready: Promise<void>;
+  } {
+    const [principalKey] = stream;
+    const close = this.#here.open(...stream);
     const release = this.#watch(principalKey);
     const ready = this.#watched.get(principalKey)?.stop.then(() => {});
     return {
@@ -209,7 +206,7 @@ export class FleetStreams {
       this.#requests.untaken(principalKey, asked.id);
       return false;
     }
-    const key = `${principalKey}\n${requestKey(asked.id)}`;
+    const key = waitingKey(principalKey, asked.id);
     const timer = setTimeout(() => {
       this.#settled(principalKey, key);
       const waiting = this.#requests.untaken(principalKey, asked.id);
@@ -291,7 +288,7 @@ export class FleetStreams {
 
   #took(principalKey: string, id: RequestId, name: string): void {
     if (!this.#requests.taken(principalKey, id, name)) return;
-    this.#settled(principalKey, `${principalKey}\n${requestKey(id)}`);
+    this.#settled(principalKey, waitingKey(principalKey, id));
   }
 
   /** An offered request was taken, or its time to be taken ran out. */

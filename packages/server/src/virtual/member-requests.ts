@@ -55,6 +55,11 @@ export function askerOf(id: RequestId | null): string | undefined {
   return typeof id === 'string' ? ASK_ID.exec(id)?.[1] : undefined;
 }
 
+/** What a server request asked of `principalKey`'s client under the proxy's `id` waits under. */
+export function waitingKey(principalKey: string, id: RequestId): string {
+  return `${principalKey}\n${requestKey(id)}`;
+}
+
 /** A server request waiting for its client's answer. */
 interface Waiting {
   /** The member's id for it. */
@@ -102,7 +107,7 @@ export class MemberRequests {
       if (!asks || !ASKABLE.has(message.method)) return false;
       const asked = this.#ask(principalKey, name, message, reply);
       if (channel.send(asked)) return true;
-      this.#waiting.delete(`${principalKey}\n${requestKey(asked.id)}`);
+      this.#waiting.delete(waitingKey(principalKey, asked.id));
       return false;
     };
   }
@@ -122,7 +127,7 @@ export class MemberRequests {
 
   /** Another instance asked its client of `name` the request `id` ({@link askElsewhere}). */
   taken(principalKey: string, id: RequestId, name: string): boolean {
-    const waiting = this.#waiting.get(`${principalKey}\n${requestKey(id)}`);
+    const waiting = this.#waiting.get(waitingKey(principalKey, id));
     if (waiting === undefined || waiting.name !== undefined) return false;
     waiting.name = name;
     return true;
@@ -130,7 +135,7 @@ export class MemberRequests {
 
   /** Forgets the request `id` when no instance took it: the member's id and reply, if so. */
   untaken(principalKey: string, id: RequestId): Omit<Waiting, 'name'> | undefined {
-    const key = `${principalKey}\n${requestKey(id)}`;
+    const key = waitingKey(principalKey, id);
     const waiting = this.#waiting.get(key);
     if (waiting === undefined || waiting.name !== undefined) return undefined;
     this.#waiting.delete(key);
@@ -148,7 +153,7 @@ export class MemberRequests {
    */
   answer(principalKey: string, name: string, response: JsonRpcResponse): boolean {
     if (response.id === null) return false;
-    const key = `${principalKey}\n${requestKey(response.id)}`;
+    const key = waitingKey(principalKey, response.id);
     const waiting = this.#waiting.get(key);
     if (waiting === undefined || (waiting.name !== undefined && waiting.name !== name)) return false;
     this.#waiting.delete(key);
@@ -163,7 +168,7 @@ export class MemberRequests {
     reply: MemberReply,
   ): JsonRpcRequest {
     const id = `mcpp-ask-${this.tag}-${++this.#seq}`;
-    this.#waiting.set(`${principalKey}\n${requestKey(id)}`, { id: message.id, reply, name });
+    this.#waiting.set(waitingKey(principalKey, id), { id: message.id, reply, name });
     return { ...message, id };
   }
 }
