@@ -23,6 +23,8 @@ import { type RedisServer, startRedis } from './helpers/redis.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/feature-server.ts', import.meta.url));
 const OTHER_TOKEN = 'virtual-fleet-other-token-0123456789abcdef';
+/** A principal with no GET stream open anywhere. */
+const LONE_TOKEN = 'virtual-fleet-lone-token-0123456789abcdef';
 const SECRET = 'virtual-fleet-session-secret-0123456789abcdef';
 const PATH = '/servers/solo/mcp';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -149,7 +151,11 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
     const config = {
       servers: { local: { command: process.execPath, args: [FIXTURE], env: compileCacheEnv() } },
       virtualServers: { solo: { servers: ['local'] } },
-      tokens: [{ sha256: sha256(TEST_TOKEN) }, { sha256: sha256(OTHER_TOKEN) }],
+      tokens: [
+        { sha256: sha256(TEST_TOKEN) },
+        { sha256: sha256(OTHER_TOKEN) },
+        { sha256: sha256(LONE_TOKEN) },
+      ],
     };
     await writeFile(join(dir, 'proxy.json'), JSON.stringify(config));
     const env = {
@@ -282,5 +288,19 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
     });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(otherEnded, false);
+  });
+
+  it('refuses a member’s server request for the client when no instance has a stream to ask it on', async () => {
+    const session = await openSession(b, LONE_TOKEN);
+    // The member session on B asks for roots 100 ms after it initialized; no instance takes it,
+    // so the member is answered MCP's "method not found", as on one instance with no stream.
+    const refused = await eventually(
+      async () => {
+        const roots = await call(b, LONE_TOKEN, session, 'roots');
+        return roots.includes('error') && roots;
+      },
+      { what: 'the member’s roots/list refused', timeoutMs: 10_000 },
+    );
+    assert.match(refused, /-32601/);
   });
 });

@@ -46,7 +46,7 @@ export const FLEET_PURPOSE = 'mcp-proxy virtual fleet aes-256-gcm v1';
 export const FLEET_LIMITS = {
   /** How long another instance has to say it asked its client a member's server request. */
   takenMs: 2_000,
-  /** How long a GET stream's opening waits for its principal's channel (then it opens anyway). */
+  /** How long a GET stream's opening (and the start) waits for a channel (then it goes on). */
   listenMs: 2_000,
   /** Bytes of one principal's messages on their way to the store at once; more are dropped. */
   principalBytes: 1 << 20,
@@ -126,9 +126,12 @@ export class FleetStreams {
     this.#own = deps && this.#listen(channel, (body) => this.#hearAsks(body));
   }
 
-  /** Resolves once this instance hears answers meant for it (or its store failed). */
+  /**
+   * Resolves once this instance hears answers meant for it (or its store failed; bounded: a
+   * store that does not answer never holds the start).
+   */
   async listening(): Promise<void> {
-    await this.#own;
+    await Promise.race([this.#own, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
   }
 
   /**
