@@ -67,6 +67,7 @@ import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } f
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
 import { ClientSessions } from './virtual/client-sessions.ts';
+import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 import { VirtualSessions } from './virtual/virtual-session.ts';
@@ -276,8 +277,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
+    // Its clients' streams and answers cross to the other instances sharing the store.
+    fleet: cluster.shared
+      ? fleetOn(store, relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger)
+      : undefined,
     now,
   });
+  await virtual.listening();
   // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
   const virtualSessions = new VirtualSessions({
     virtual,
@@ -478,6 +484,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     stop.dispose();
     await roster?.close();
+    await virtual.close();
     await identity.close();
     await sessions.closeAll();
     await verdictChannels.close();

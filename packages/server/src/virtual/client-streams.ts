@@ -109,23 +109,43 @@ export class ClientStreams {
 
   /**
    * A member's message outside any request, from the session it holds for `principalKey`: a
-   * notification goes to every stream that sees the member (true even when none does: there is
-   * nobody to keep it for), a server request to the first that takes it (false when none: the
-   * session refuses it for the client).
+   * notification goes to every stream here that sees the member (true even when none does:
+   * there is nobody to keep it for), a server request to the first that takes it (false when
+   * none: another instance's stream may, virtual/fleet-streams.ts).
    */
   deliver(principalKey: string, member: string, message: JsonRpcMessage, reply: MemberReply): boolean {
-    const relays = [...(this.#byPrincipal.get(principalKey) ?? [])]
-      .filter((stream) => stream.members.includes(member))
-      .map((stream) =>
-        this.#requests.relay(
-          scopeOf(principalKey, stream.name),
-          stream.channel,
-          'session',
-          this.#mappingOf(stream.name),
-        ),
-      );
+    const relays = this.#seeing(principalKey, member).map((stream) =>
+      this.#requests.relay(
+        principalKey,
+        stream.name,
+        stream.channel,
+        'session',
+        this.#mappingOf(stream.name),
+      ),
+    );
     if (isRequest(message)) return relays.some((relay) => relay(member, message, reply));
     for (const relay of relays) relay(member, message, reply);
     return true;
+  }
+
+  /**
+   * A member's message outside any request that another instance's member session sent (a
+   * server request already under the asking instance's id, waiting there): a notification goes
+   * to every stream here that sees the member; a request to the first that can ask, whose
+   * virtual server is returned (undefined when none took it).
+   */
+  heard(principalKey: string, member: string, message: JsonRpcMessage): string | undefined {
+    const streams = this.#seeing(principalKey, member);
+    if (isRequest(message))
+      return streams.find((stream) => stream.channel.asks && stream.channel.send(message))?.name;
+    // A notification is never answered: the reply is never called.
+    this.deliver(principalKey, member, message, async () => {});
+    return undefined;
+  }
+
+  #seeing(principalKey: string, member: string): OpenStream[] {
+    return [...(this.#byPrincipal.get(principalKey) ?? [])].filter((stream) =>
+      stream.members.includes(member),
+    );
   }
 }

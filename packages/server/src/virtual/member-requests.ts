@@ -47,12 +47,37 @@ export type MemberReply = (response: JsonRpcResponse) => Promise<void>;
 /** What a member's request-related message does: taken (true), or left to the session (false). */
 export type MemberRelay = (member: string, message: JsonRpcMessage, reply: MemberReply) => boolean;
 
+/** The proxy's id of a server request it asked a client: `mcpp-ask-<instance tag>-<n>`. */
+const ASK_ID = /^mcpp-ask-([A-Za-z0-9_-]{8})-\d{1,15}$/;
+
+/** The tag of the instance that asked a client the request `id` names; undefined when none did. */
+export function askerOf(id: RequestId | null): string | undefined {
+  return typeof id === 'string' ? ASK_ID.exec(id)?.[1] : undefined;
+}
+
+/** What a server request asked of `principalKey`'s client under the proxy's `id` waits under. */
+export function waitingKey(principalKey: string, id: RequestId): string {
+  return `${principalKey}\n${requestKey(id)}`;
+}
+
+/** A server request waiting for its client's answer. */
+interface Waiting {
+  /** The member's id for it. */
+  readonly id: RequestId;
+  readonly reply: MemberReply;
+  /** The virtual server it was asked on; undefined while another instance has not yet taken it. */
+  name: string | undefined;
+}
+
 /** Server requests of members waiting for their clients' answers. */
 export class MemberRequests {
-  /** By the asked client's scope and the proxy's id: the member's id and how to reach it. */
-  readonly #waiting: TtlCache<string, { readonly id: RequestId; readonly reply: MemberReply }>;
-  /** Makes the proxy's ids unique across instances and restarts (a client may keep an old one). */
-  readonly #prefix = `mcpp-ask-${randomBytes(6).toString('base64url')}-`;
+  /** By the asked client's principal and the proxy's id: the member's id and how to reach it. */
+  readonly #waiting: TtlCache<string, Waiting>;
+  /**
+   * Names this instance in the proxy's ids, unique across instances and restarts (a client may
+   * keep an old one): the instance an answer comes to finds the one that asked by it.
+   */
+  readonly tag = randomBytes(6).toString('base64url');
   /** By scope and member: the members that asked the scope's clients for roots. */
   readonly #askedRoots = new TtlCache<string, true>({ ttlMs: ROOTS_ASKERS_MS, maxEntries: MAX_WAITING });
   #seq = 0;
@@ -63,11 +88,12 @@ export class MemberRequests {
   }
 
   /**
-   * The relay for one client request: `scope` names the client (its principal and virtual
-   * server: only its own answers are taken from it); `mapping` is that virtual server's.
+   * The relay for one client request: the client is `principalKey`'s on the virtual server
+   * `name` (only its own answers are taken from it); `mapping` is that virtual server's.
    */
   relay(
-    scope: string,
+    principalKey: string,
+    name: string,
     channel: VirtualChannel,
     era: 'session' | 'modern',
     mapping: MemberMapping,
@@ -76,10 +102,44 @@ export class MemberRequests {
     const asks = channel.asks && era === 'session';
     return (member, message, reply) => {
       if (!isRequest(message)) return channel.send(exposedMessage(member, message, mapping));
-      if (message.method === 'roots/list') this.#askedRoots.set(`${scope}\n${member}`, true);
+      if (message.method === 'roots/list')
+        this.#askedRoots.set(`${scopeOf(principalKey, name)}\n${member}`, true);
       if (!asks || !ASKABLE.has(message.method)) return false;
-      return this.#ask(scope, message, reply, channel);
+      const asked = this.#ask(principalKey, name, message, reply);
+      if (channel.send(asked)) return true;
+      this.#waiting.delete(waitingKey(principalKey, asked.id));
+      return false;
     };
+  }
+
+  /**
+   * A member's server request that no client here took, for another instance's client of
+   * `principalKey` to be asked: the request under the proxy's id, waiting here for the answer
+   * (on any virtual server, until {@link taken} names the one that asked).
+   */
+  askElsewhere(
+    principalKey: string,
+    message: JsonRpcRequest,
+    reply: MemberReply,
+  ): JsonRpcRequest | undefined {
+    return ASKABLE.has(message.method) ? this.#ask(principalKey, undefined, message, reply) : undefined;
+  }
+
+  /** Another instance asked its client of `name` the request `id` ({@link askElsewhere}). */
+  taken(principalKey: string, id: RequestId, name: string): boolean {
+    const waiting = this.#waiting.get(waitingKey(principalKey, id));
+    if (waiting === undefined || waiting.name !== undefined) return false;
+    waiting.name = name;
+    return true;
+  }
+
+  /** Forgets the request `id` when no instance took it: the member's id and reply, if so. */
+  untaken(principalKey: string, id: RequestId): Omit<Waiting, 'name'> | undefined {
+    const key = waitingKey(principalKey, id);
+    const waiting = this.#waiting.get(key);
+    if (waiting === undefined || waiting.name !== undefined) return undefined;
+    this.#waiting.delete(key);
+    return waiting;
   }
 
   /** Which of `members` asked the scope's clients for roots lately (they are told of a change). */
@@ -87,23 +147,28 @@ export class MemberRequests {
     return members.filter((member) => this.#askedRoots.get(`${scope}\n${member}`) !== undefined);
   }
 
-  /** A client's answer to a server request: sent to the member that asked; false when none did. */
-  answer(scope: string, response: JsonRpcResponse): boolean {
+  /**
+   * A client's answer to a server request asked here: sent to the member that asked; false when
+   * nothing here waits for it from this principal's client of `name`.
+   */
+  answer(principalKey: string, name: string, response: JsonRpcResponse): boolean {
     if (response.id === null) return false;
-    const key = `${scope}\n${requestKey(response.id)}`;
+    const key = waitingKey(principalKey, response.id);
     const waiting = this.#waiting.get(key);
-    if (waiting === undefined) return false;
+    if (waiting === undefined || (waiting.name !== undefined && waiting.name !== name)) return false;
     this.#waiting.delete(key);
     waiting.reply({ ...response, id: waiting.id }).catch(() => {});
     return true;
   }
 
-  #ask(scope: string, message: JsonRpcRequest, reply: MemberReply, channel: VirtualChannel): boolean {
-    const id = `${this.#prefix}${++this.#seq}`;
-    const key = `${scope}\n${requestKey(id)}`;
-    this.#waiting.set(key, { id: message.id, reply });
-    if (channel.send({ ...message, id })) return true;
-    this.#waiting.delete(key);
-    return false;
+  #ask(
+    principalKey: string,
+    name: string | undefined,
+    message: JsonRpcRequest,
+    reply: MemberReply,
+  ): JsonRpcRequest {
+    const id = `mcpp-ask-${this.tag}-${++this.#seq}`;
+    this.#waiting.set(waitingKey(principalKey, id), { id: message.id, reply, name });
+    return { ...message, id };
   }
 }

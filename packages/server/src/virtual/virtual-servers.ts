@@ -26,10 +26,17 @@ import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
 import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
 import { ClientStreams } from './client-streams.ts';
+import { type FleetDeps, FleetStreams } from './fleet-streams.ts';
 import { SlowLists } from './list-gather.ts';
 import { membersSeen } from './member-grants.ts';
 import { memberMapping } from './member-names.ts';
-import { type MemberRelay, MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
+import {
+  askerOf,
+  type MemberRelay,
+  MemberRequests,
+  scopeOf,
+  type VirtualChannel,
+} from './member-requests.ts';
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
@@ -140,6 +147,8 @@ export interface VirtualServersDeps {
    * accepts the others' cursors; else random per process (a restart makes a client list again).
    */
   readonly cursorSecret?: string | undefined;
+  /** The other instances sharing the store, when there are any (virtual/fleet-streams.ts). */
+  readonly fleet?: FleetDeps | undefined;
   /** Clock in milliseconds (tests inject one); default `Date.now`. */
   readonly now?: (() => number) | undefined;
 }
@@ -160,8 +169,8 @@ export class VirtualServers {
   readonly #cursorSecret: Uint8Array;
   /** Members' server requests waiting for their clients' answers. */
   readonly #requests: MemberRequests;
-  /** The clients' GET streams. */
-  readonly #streams: ClientStreams;
+  /** The clients' GET streams, here and on the other instances. */
+  readonly #streams: FleetStreams;
   /** Which member an unprefixed name belongs to (`prefix: none`). */
   readonly #claims: NameClaims;
   /** Members that gave no list page in time lately, per principal. */
@@ -173,11 +182,12 @@ export class VirtualServers {
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     // A virtual server a reload took away maps as one of several members would (its streams
     // take no member any more: refreshStreams).
-    this.#streams = new ClientStreams(
+    const here = new ClientStreams(
       this.#requests,
       (name) => memberMapping(deps.settings()[name] ?? { servers: [] }),
       (name, grants) => membersSeen(name, deps.settings()[name], grants, (server) => this.has(server)),
     );
+    this.#streams = new FleetStreams(here, this.#requests, deps.fleet);
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
       if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
@@ -277,7 +287,9 @@ export class VirtualServers {
     this.#inFlight.set(key, running);
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     const era = clientEraOf(message, request.protocolVersion);
-    const relay = channel && this.#requests.relay(scope, channel, era, memberMapping(settings));
+    const relay =
+      channel &&
+      this.#requests.relay(request.caller.principalKey, name, channel, era, memberMapping(settings));
     try {
       return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
@@ -288,27 +300,45 @@ export class VirtualServers {
 
   /**
    * A client's answer to a member's server request (sampling, elicitation, roots), which it got
-   * on an answer stream: sent to the member that asked. Ignored when nothing waits for it.
+   * on a stream: sent to the member that asked, here or on the instance its id names. Ignored
+   * when nothing waits for it from this principal.
    */
   answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
     this.checkReach(name, caller.grants);
-    this.#requests.answer(scopeOf(caller.principalKey, name), response);
+    if (!this.#requests.answer(caller.principalKey, name, response))
+      this.#streams.answer(caller.principalKey, name, response, askerOf(response.id));
   }
 
   /**
    * Opens a client's GET stream on the virtual server `name`: what the members it sees send
    * outside its requests (list changes, log messages, resource updates, server requests) goes to
-   * `channel`, the members judged again after each reload by the caller's grants of then.
-   * Returns what closes it.
+   * `channel`, from this instance's member sessions and (once `ready`) the other instances'; the
+   * members judged again after each reload by the caller's grants of then.
+   * Returns what closes it, and when it hears the other instances.
    */
-  openStream(name: string, caller: OpenCaller, channel: VirtualChannel, session?: string): () => void {
+  openStream(
+    name: string,
+    caller: OpenCaller,
+    channel: VirtualChannel,
+    session?: string,
+  ): { readonly close: () => void; readonly ready: Promise<void> } {
     this.checkReach(name, caller.grants);
     return this.#streams.open(caller, name, channel, session);
   }
 
-  /** Ends the GET streams of a client session that was ended (on this instance). */
+  /** Ends the GET streams of a client session that was ended, on every instance. */
   endStreams(principalKey: string, session: string): void {
     this.#streams.end(principalKey, session);
+  }
+
+  /** Resolves once answers meant for this instance's server requests reach it from the others. */
+  listening(): Promise<void> {
+    return this.#streams.listening();
+  }
+
+  /** Stops hearing the other instances (the app closes). */
+  close(): Promise<void> {
+    return this.#streams.close();
   }
 
   /**

@@ -240,7 +240,7 @@ export class VirtualSessionTransport extends TransportCallbacks implements Upstr
   #openStream(): void {
     if (this.#closeStream !== undefined) return;
     try {
-      this.#closeStream = this.#virtual.openStream(this.#name, this.#caller, this.#channel);
+      this.#closeStream = this.#virtual.openStream(this.#name, this.#caller, this.#channel).close;
     } catch {
       // Too many streams open for this principal: this session goes without (its listens hear nothing).
     }

@@ -163,7 +163,7 @@ async function sessionOf(
   return session.key;
 }
 
-/** DELETE: ends the session it names (204), and its GET streams here; 404 when it was not live. */
+/** DELETE: ends the session it names (204), and its GET streams on every instance; 404 when not live. */
 async function endSession(
   virtual: VirtualServers,
   sessions: ClientSessions,
@@ -183,18 +183,18 @@ async function endSession(
  * GET: the client's stream of what the members it sees send outside its requests (list changes,
  * log messages, resource updates, server requests), until it leaves or the proxy stops.
  */
-function openStream(
+async function openStream(
   virtual: VirtualServers,
   exchange: VirtualExchange,
   request: FastifyRequest,
   reply: FastifyReply,
   options: VirtualStreamOptions,
   session: string | undefined,
-): FastifyReply {
+): Promise<FastifyReply> {
   if (!acceptsEventStream(request))
     throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
   const writer = new EventStreamWriter(options.stream);
-  const close = virtual.openStream(
+  const { close, ready } = virtual.openStream(
     exchange.name,
     options.follow(exchange.identity, request.recheckCredential),
     { send: (message) => writer.write(message), asks: true, close: () => writer.close() },
@@ -205,7 +205,9 @@ function openStream(
   options.shutdown.addEventListener('abort', end, { once: true });
   writer.onClose(() => options.shutdown.removeEventListener('abort', end));
   reply.raw.once('close', end);
-  // Clients wait for the GET's headers before going on: send them now, not with the first event.
+  // Clients wait for the GET's headers before going on: send them once the stream hears the
+  // other instances too (a member session there may be about to send), not with the first event.
+  await ready;
   writer.comment('stream open');
   return sendEventStream(reply, writer);
 }

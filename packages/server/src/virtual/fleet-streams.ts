@@ -1,0 +1,331 @@
+/**
+ * @module virtual/fleet-streams
+ * Virtual servers' streams across instances sharing the store (issue 20, several instances). Each
+ * instance opens its own member sessions for the principals it serves, and a client's requests
+ * may come to any instance, so three things cross between them on the store's pub/sub:
+ *
+ * - what a member sends outside any request goes to the principal's GET streams on every
+ *   instance (a channel per principal, listened to only where that principal has a stream here:
+ *   each instance judges which members its streams see, by the principal's grants);
+ * - a member's server request that no stream here takes is offered there, already under this
+ *   instance's id (member-requests.ts): an instance that wrote it to a stream says so; unsaid
+ *   within {@link FLEET_LIMITS}.takenMs, it is refused for the client as it would be with no
+ *   stream at all;
+ * - a client's answer to a server request, which names the instance that asked in its id, goes
+ *   to that instance's own channel; the end of a client session (DELETE) ends its streams on
+ *   every instance.
+ *
+ * Messages are sealed for the channel they travel on (`SESSION_SECRET`, as relay messages are:
+ * the box is passed in) and carry the principal, which the hearing side checks against the
+ * channel's and never crosses: one principal's messages reach only its own streams, an answer
+ * only what waits for that principal. What one principal has on its way out is bounded in bytes.
+ */
+import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { protocolError } from '../errors.ts';
+import {
+  asObject,
+  isJsonRpcMessage,
+  isRequest,
+  type JsonObject,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type RequestId,
+} from '../jsonrpc.ts';
+import { throttledWarning } from '../observability/throttled-warning.ts';
+import { namespaced, type Store } from '../store/store.ts';
+import type { ClientStreams } from './client-streams.ts';
+import { type MemberReply, type MemberRequests, waitingKey } from './member-requests.ts';
+
+/** The purpose (HKDF label) of the key that seals these messages: no other use's key. */
+export const FLEET_PURPOSE = 'mcp-proxy virtual fleet aes-256-gcm v1';
+
+/** Bounds, all defaults in one literal. */
+export const FLEET_LIMITS = {
+  /** How long another instance has to say it asked its client a member's server request. */
+  takenMs: 2_000,
+  /** How long a GET stream's opening (and the start) waits for a channel (then it goes on). */
+  listenMs: 2_000,
+  /** Bytes of one principal's messages on their way to the store at once; more are dropped. */
+  principalBytes: 1 << 20,
+  /** Bytes of every principal's messages on their way to the store at once. */
+  totalBytes: 16 << 20,
+  /** Server requests of one principal's members offered to other instances and not yet taken. */
+  principalOffers: 32,
+} as const;
+
+/** Seals a message for the channel it travels on (http/relay-box.ts, under its own purpose). */
+export interface FleetBox {
+  seal(channel: string, plain: Uint8Array): string;
+  /** The bytes sealed for `channel`, if `sealed` opens there and is fresh. */
+  open(channel: string, sealed: string): Buffer | undefined;
+}
+
+/** What reaching the other instances needs (none: one instance, nothing crosses). */
+export interface FleetDeps {
+  /** A namespaced view of the store the instances share. */
+  readonly store: Store;
+  /** Seals every message (`SESSION_SECRET` set); none: the store is trusted (docs/security.md). */
+  readonly box?: FleetBox | undefined;
+  /** Hears the store's failures (throttled by the caller). */
+  readonly onError: (error: Error) => void;
+}
+
+/** What reaching the other instances through the shared `store` needs: its view, its warnings. */
+export function fleetOn(store: Store, box: FleetBox | undefined, logger: Logger): FleetDeps {
+  return {
+    store: namespaced(store, 'virtual-fleet:'),
+    box,
+    onError: throttledWarning(logger, 'shared store unreachable: virtual server streams not shared'),
+  };
+}
+
+/** A principal's channel, listened to while it has streams here. */
+interface Watched {
+  count: number;
+  readonly stop: Promise<(() => Promise<void>) | undefined>;
+}
+
+/** A store's failure as an error (a rejection may be anything). */
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** The principal's channel: named by a hash (the store holds no one's name). */
+function streamsChannel(principalKey: string): string {
+  return `streams:${createHash('sha256').update(principalKey).digest('base64url')}`;
+}
+
+/** An instance's own channel: answers to its server requests, and who took them. */
+function asksChannel(tag: string): string {
+  return `asks:${tag}`;
+}
+
+/** The GET streams of virtual servers' clients, on this instance and (a shared store) the others. */
+export class FleetStreams {
+  readonly #here: ClientStreams;
+  readonly #requests: MemberRequests;
+  readonly #deps: FleetDeps | undefined;
+  readonly #watched = new Map<string, Watched>();
+  /** By principal: bytes of its messages on their way to the store. */
+  readonly #outgoing = new Map<string, number>();
+  #outgoingTotal = 0;
+  /** Server requests offered to other instances, until one says it took them. */
+  readonly #offered = new Map<string, NodeJS.Timeout>();
+  /** By principal: how many of {@link #offered} are its members'. */
+  readonly #offers = new Map<string, number>();
+  readonly #own: Promise<(() => Promise<void>) | undefined> | undefined;
+
+  constructor(here: ClientStreams, requests: MemberRequests, deps?: FleetDeps) {
+    this.#here = here;
+    this.#requests = requests;
+    this.#deps = deps;
+    const channel = asksChannel(requests.tag);
+    this.#own = deps && this.#listen(channel, (body) => this.#hearAsks(body));
+  }
+
+  /**
+   * Resolves once this instance hears answers meant for it (or its store failed; bounded: a
+   * store that does not answer never holds the start).
+   */
+  async listening(): Promise<void> {
+    await Promise.race([this.#own, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
+  }
+
+  /**
+   * Opens a stream here ({@link ClientStreams.open}); `ready` resolves once the stream also hears
+   * what the principal's member sessions on other instances send (bounded: it opens anyway).
+   */
+  open(...stream: Parameters<ClientStreams['open']>): {
+    readonly close: () => void;
+    readonly ready: Promise<void>;
+  } {
+    const { principalKey } = stream[0];
+    const close = this.#here.open(...stream);
+    const release = this.#watch(principalKey);
+    const ready = this.#watched.get(principalKey)?.stop.then(() => {});
+    return {
+      close: () => {
+        close();
+        release();
+      },
+      ready: Promise.race([ready, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]).then(() => {}),
+    };
+  }
+
+  /** Ends the streams of the client session `session` of `principalKey`, on every instance. */
+  end(principalKey: string, session: string): void {
+    this.#here.end(principalKey, session);
+    this.#publish(principalKey, streamsChannel(principalKey), { t: 'end', session });
+  }
+
+  /** After a reload ({@link ClientStreams.refresh}; each instance refreshes its own). */
+  refresh(): void {
+    this.#here.refresh();
+  }
+
+  /**
+   * A member's message outside any request (what {@link ClientStreams.deliver} returns): a
+   * notification goes to the streams here and is told to the other instances; a server request
+   * no stream here takes is offered to them (refused later when none takes it).
+   */
+  deliver(principalKey: string, member: string, message: JsonRpcMessage, reply: MemberReply): boolean {
+    const taken = this.#here.deliver(principalKey, member, message, reply);
+    if (this.#deps === undefined) return taken;
+    if (!isRequest(message)) {
+      this.#publish(principalKey, streamsChannel(principalKey), { t: 'member', member, message });
+      return true;
+    }
+    return taken || this.#offer(principalKey, member, message, reply);
+  }
+
+  /**
+   * A client's answer to a server request that nothing here waits for: sent to the instance
+   * whose id it carries. False when the id is this instance's or no instance's.
+   */
+  answer(principalKey: string, name: string, response: JsonRpcResponse, asker: string | undefined): boolean {
+    if (asker === undefined || asker === this.#requests.tag) return false;
+    return this.#publish(principalKey, asksChannel(asker), { t: 'answer', name, response });
+  }
+
+  /** Stops listening (the app closes). */
+  async close(): Promise<void> {
+    for (const timer of this.#offered.values()) clearTimeout(timer);
+    this.#offered.clear();
+    this.#offers.clear();
+    const stops = [this.#own, ...[...this.#watched.values()].map((watched) => watched.stop)];
+    this.#watched.clear();
+    for (const stop of stops) await (await stop)?.().catch(() => {});
+  }
+
+  #offer(principalKey: string, member: string, message: JsonRpcRequest, reply: MemberReply): boolean {
+    const offers = this.#offers.get(principalKey) ?? 0;
+    if (offers >= FLEET_LIMITS.principalOffers) return false;
+    const asked = this.#requests.askElsewhere(principalKey, message, reply);
+    if (asked === undefined) return false;
+    if (!this.#publish(principalKey, streamsChannel(principalKey), { t: 'member', member, message: asked })) {
+      this.#requests.untaken(principalKey, asked.id);
+      return false;
+    }
+    const key = waitingKey(principalKey, asked.id);
+    const timer = setTimeout(() => {
+      this.#settled(principalKey, key);
+      const waiting = this.#requests.untaken(principalKey, asked.id);
+      // As a held session with no stream open refuses it (MCP: a request gets a response).
+      const refusal = `No connected client can answer "${message.method}" right now.`;
+      waiting?.reply(protocolError(waiting.id, 'method_not_found', refusal)).catch(() => {});
+    }, FLEET_LIMITS.takenMs);
+    timer.unref();
+    this.#offered.set(key, timer);
+    this.#offers.set(principalKey, offers + 1);
+    return true;
+  }
+
+  /** Refcounts the principal's channel: listened to while it has a stream here. */
+  #watch(principalKey: string): () => void {
+    const deps = this.#deps;
+    if (deps === undefined) return () => {};
+    let watched = this.#watched.get(principalKey);
+    if (watched === undefined) {
+      const channel = streamsChannel(principalKey);
+      const stop = this.#listen(channel, (body) => this.#hearStreams(principalKey, body));
+      watched = { count: 0, stop };
+      this.#watched.set(principalKey, watched);
+    }
+    const entry = watched;
+    entry.count += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.count -= 1;
+      if (entry.count > 0 || this.#watched.get(principalKey) !== entry) return;
+      this.#watched.delete(principalKey);
+      void entry.stop.then((stop) => stop?.()).catch((error: unknown) => deps.onError(asError(error)));
+    };
+  }
+
+  /** Subscribes to `channel`: each message that opens (sealed for it, when sealing) is heard. */
+  #listen(channel: string, hear: (body: JsonObject) => void): Promise<(() => Promise<void>) | undefined> {
+    const deps = this.#deps as FleetDeps;
+    const listener = (text: string) => {
+      const plain = deps.box === undefined ? text : deps.box.open(channel, text)?.toString('utf8');
+      if (plain === undefined) return;
+      let body: JsonObject;
+      try {
+        body = asObject(JSON.parse(plain));
+      } catch {
+        return;
+      }
+      // Never this instance's own (a channel it listens to and publishes on).
+      if (body.from !== this.#requests.tag && typeof body.p === 'string') hear(body);
+    };
+    return deps.store.subscribe(channel, listener).catch((error: unknown) => {
+      deps.onError(asError(error));
+      return undefined;
+    });
+  }
+
+  /** A principal's channel: its member sessions elsewhere, or the end of one of its sessions. */
+  #hearStreams(principalKey: string, body: JsonObject): void {
+    // The channel is named by a hash: the principal it carries must be the one listened for.
+    if (body.p !== principalKey) return;
+    if (body.t === 'end' && typeof body.session === 'string') this.#here.end(principalKey, body.session);
+    if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
+    const name = this.#here.heard(principalKey, body.member, body.message);
+    if (name !== undefined && isRequest(body.message) && typeof body.from === 'string')
+      this.#publish(principalKey, asksChannel(body.from), { t: 'taken', id: body.message.id, name });
+  }
+
+  /** This instance's channel: a client's answer to its server request, or who asked it. */
+  #hearAsks(body: JsonObject): void {
+    const principalKey = body.p as string;
+    if (typeof body.name !== 'string') return;
+    if (body.t === 'answer' && isJsonRpcMessage(body.response) && !('method' in body.response))
+      this.#requests.answer(principalKey, body.name, body.response);
+    if (body.t === 'taken' && (typeof body.id === 'string' || typeof body.id === 'number'))
+      this.#took(principalKey, body.id, body.name);
+  }
+
+  #took(principalKey: string, id: RequestId, name: string): void {
+    if (!this.#requests.taken(principalKey, id, name)) return;
+    this.#settled(principalKey, waitingKey(principalKey, id));
+  }
+
+  /** An offered request was taken, or its time to be taken ran out. */
+  #settled(principalKey: string, key: string): void {
+    const timer = this.#offered.get(key);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#offered.delete(key);
+    const left = (this.#offers.get(principalKey) ?? 1) - 1;
+    if (left > 0) this.#offers.set(principalKey, left);
+    else this.#offers.delete(principalKey);
+  }
+
+  /** Publishes `body` for `principalKey` on `channel`; false when its bound is reached. */
+  #publish(principalKey: string, channel: string, body: JsonObject): boolean {
+    const deps = this.#deps;
+    if (deps === undefined) return false;
+    const plain = JSON.stringify({ ...body, from: this.#requests.tag, p: principalKey });
+    const bytes = Buffer.byteLength(plain);
+    const held = this.#outgoing.get(principalKey) ?? 0;
+    if (held + bytes > FLEET_LIMITS.principalBytes || this.#outgoingTotal + bytes > FLEET_LIMITS.totalBytes)
+      return false;
+    this.#outgoing.set(principalKey, held + bytes);
+    this.#outgoingTotal += bytes;
+    const wire = deps.box === undefined ? plain : deps.box.seal(channel, Buffer.from(plain));
+    deps.store
+      .publish(channel, wire)
+      .catch((error: unknown) => deps.onError(asError(error)))
+      .finally(() => {
+        const left = (this.#outgoing.get(principalKey) ?? bytes) - bytes;
+        if (left > 0) this.#outgoing.set(principalKey, left);
+        else this.#outgoing.delete(principalKey);
+        this.#outgoingTotal -= bytes;
+      });
+    return true;
+  }
+}
