@@ -10,7 +10,7 @@ import { ProxyError } from '../errors.ts';
 import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts';
 import type { TargetGrants } from '../policy/grants.ts';
 import type { MemberMapping } from './member-names.ts';
-import { type MemberReply, type MemberRequests, scopeOf, type VirtualChannel } from './member-requests.ts';
+import type { MemberReply, MemberRequests, VirtualChannel } from './member-requests.ts';
 import type { OpenCaller } from './virtual-servers.ts';
 
 /** GET streams one principal may hold open on one virtual server (several tabs, not thousands). */
