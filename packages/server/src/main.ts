@@ -100,6 +100,8 @@ async function main(): Promise<void> {
       import('./observability/logger.ts'),
     ]);
     flushCompileCache();
+    // The primary forwards sockets and holds the workers' store: what it loaded is all it needs.
+    releaseStartupGarbage();
     releaseOptimizers();
     const logger = createLogger(config.logLevel, logDestination).child({ role: 'primary' });
     await runPrimary({ config, count: workers, logger, generatedToken: generated });
