@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { DestinationStream } from 'pino';
 import { startWithCompileCache } from './compile-cache.ts';
 import type { Config } from './config/config.ts';
-import { holdOptimizersBack, releaseStartupGarbage } from './startup-memory.ts';
+import { holdOptimizersBack, releaseStartupGarbage, startupV8Flags } from './startup-memory.ts';
 import type { IpcPort } from './store/cluster-store.ts';
 
 // Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
@@ -24,10 +24,12 @@ import type { IpcPort } from './store/cluster-store.ts';
 // folder whose entries another user could plant; NODE_COMPILE_CACHE, when set, wins. Where it
 // cannot be written, nothing changes. The modules are imported dynamically because static
 // imports would load before this line runs. The server itself (app.ts, Fastify) loads only where
-// it serves: a WORKERS primary never does. The optimizing compilers wait until they are loaded
+// it serves: a WORKERS primary never does. The same re-execution gives V8 the flags it reads only
+// when it makes its heap, and the optimizing compilers wait until the modules are loaded
 // (startup-memory.ts).
 startWithCompileCache(
   fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)),
+  startupV8Flags(),
 );
 const releaseOptimizers = holdOptimizersBack();
 const [{ pino }, { ConfigError, loadConfig }, { parseArgs, usage }, { VERSION }] = await Promise.all([
