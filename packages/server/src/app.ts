@@ -39,8 +39,6 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
-import { InstanceRoster } from './observability/instance-roster.ts';
-import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
@@ -124,9 +122,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.server.maxConnections = config.server.maxConnections;
 
   let openSockets = () => 0;
-  // The status page (issue 21): only when a token could read it; `ownership` is built below.
+  // The status page (issue 21): only when a token could read it, and only then loaded (issue
+  // #16: start-up memory); `ownership` is built below.
   const status = statusEnabled(config)
-    ? new LiveStatus({
+    ? new (await import('./observability/live-status.ts')).LiveStatus({
         now,
         instanceId: () => ownership.instanceId,
         servers: () => serverHosts(currentServers),
@@ -214,7 +213,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Other instances' counts on the status page, with a store they share (issue 21).
   const roster =
     status && cluster.shared
-      ? InstanceRoster.forStatus(status, {
+      ? (await import('./observability/instance-roster.ts')).InstanceRoster.forStatus(status, {
           store,
           clock,
           logger,

@@ -14,24 +14,31 @@ import { constants, enableCompileCache } from 'node:module';
 
 /**
  * Enables the compile cache in `directory` and, when it was not already on (the environment's
- * `NODE_COMPILE_CACHE` wins), re-executes the process with `NODE_COMPILE_CACHE` set to it.
- * Returns only when no re-execution happened: the cache was already on, cannot be written there
- * or is disabled (`NODE_DISABLE_COMPILE_CACHE`), an IPC channel (a cluster worker, a forking
- * parent) or a debugger would not survive the exec, or the platform has no `execve` (Windows).
- * The process then carries on as it is, the modules it loads later still cached.
+ * `NODE_COMPILE_CACHE` wins), re-executes the process with `NODE_COMPILE_CACHE` set to it; it
+ * re-executes too when the process lacks one of `v8Flags`, which only take effect where V8 makes
+ * its heap (startup-memory.ts), adding them ahead of the flags it was given. Returns only when no
+ * re-execution happened: nothing was missing, an IPC channel (a cluster worker, a forking parent)
+ * or a debugger would not survive the exec, or the platform has no `execve` (Windows). The
+ * process then carries on as it is, the modules it loads later still cached where the cache
+ * could be enabled.
  */
-export function startWithCompileCache(directory: string): void {
-  if (enableCompileCache(directory).status !== constants.compileCacheStatus.ENABLED) return;
-  // A process started with the variable set (by the operator, or by the exec below) never execs:
-  // should Node have failed to enable the cache from it, this call may have, and must not loop.
-  if (process.env.NODE_COMPILE_CACHE !== undefined) return;
+export function startWithCompileCache(directory: string, v8Flags: readonly string[] = []): void {
+  // A process started with the variable set (by the operator, or by the exec below) never execs
+  // for it: should Node have failed to enable the cache from it, this call may have, and must
+  // not loop. The flags, once added, are in `execArgv`: no loop either.
+  const enabled = enableCompileCache(directory).status === constants.compileCacheStatus.ENABLED;
+  const cache =
+    enabled && process.env.NODE_COMPILE_CACHE === undefined ? { NODE_COMPILE_CACHE: directory } : {};
+  const flags = v8Flags.filter((flag) => !process.execArgv.includes(flag));
+  if (Object.keys(cache).length === 0 && flags.length === 0) return;
   if (process.channel !== undefined || process.execve === undefined) return;
   if (process.execArgv.some((flag) => flag.startsWith('--inspect') || flag.startsWith('--debug'))) return;
   try {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-      ...process.env,
-      NODE_COMPILE_CACHE: directory,
-    });
+    process.execve(
+      process.execPath,
+      [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)],
+      { ...process.env, ...cache },
+    );
   } catch {
     // execve(2) failed (the binary moved, a seccomp policy): the process is unchanged, and keeps
     // the type stripper it already holds.

@@ -10,11 +10,10 @@ import { flushCompileCache } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { DestinationStream } from 'pino';
 import { startWithCompileCache } from './compile-cache.ts';
 import type { Config } from './config/config.ts';
+import { holdOptimizersBack, releaseStartupGarbage, startupV8Flags } from './startup-memory.ts';
 import type { IpcPort } from './store/cluster-store.ts';
 
 // Issue #16 (start-up memory): Node strips the types of every .ts file it loads with a WebAssembly
@@ -25,10 +24,14 @@ import type { IpcPort } from './store/cluster-store.ts';
 // folder whose entries another user could plant; NODE_COMPILE_CACHE, when set, wins. Where it
 // cannot be written, nothing changes. The modules are imported dynamically because static
 // imports would load before this line runs. The server itself (app.ts, Fastify) loads only where
-// it serves: a WORKERS primary never does.
+// it serves: a WORKERS primary never does. The same re-execution gives V8 the flags it reads only
+// when it makes its heap, and the optimizing compilers wait until the modules are loaded
+// (startup-memory.ts).
 startWithCompileCache(
   fileURLToPath(new URL('../../../node_modules/.cache/mcp-proxy/compile', import.meta.url)),
+  startupV8Flags(),
 );
+const releaseOptimizers = holdOptimizersBack();
 const [{ pino }, { ConfigError, loadConfig }, { parseArgs, usage }, { VERSION }] = await Promise.all([
   import('pino'),
   import('./config/config.ts'),
@@ -99,6 +102,9 @@ async function main(): Promise<void> {
       import('./observability/logger.ts'),
     ]);
     flushCompileCache();
+    // The primary forwards sockets and holds the workers' store: what it loaded is all it needs.
+    releaseStartupGarbage();
+    releaseOptimizers();
     const logger = createLogger(config.logLevel, logDestination).child({ role: 'primary' });
     await runPrimary({ config, count: workers, logger, generatedToken: generated });
     return;
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
   }
   await app.ready();
   releaseStartupGarbage();
+  releaseOptimizers();
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -262,30 +269,6 @@ function listenFailure(error: unknown, config: Config): string | undefined {
       return `Cannot listen on ${where}: HOST is not an address of this machine. Set HOST (0.0.0.0 for every interface).`;
     default:
       return undefined;
-  }
-}
-
-/**
- * One full, compacting garbage collection once everything is loaded, before the first request
- * (issue #16: start-up memory). Loading the ~700 modules grows V8's young generation to its
- * largest size and leaves parse-time garbage in the old one; an idle process never shrinks
- * them, so a fresh proxy held about 20 MiB of RSS it did not use. It costs ~60 ms, once; under
- * load the young generation grows back as V8 sees fit. At low load it stays small: about twice
- * the scavenges and a few more mark-compacts, a few percent of CPU per request and the c=1 p99
- * tail (docs/performance.md, "the c=1 p99"): the price of the 20 MiB, kept for now.
- */
-function releaseStartupGarbage(): void {
-  type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
-  const exposed = (globalThis as { gc?: Gc }).gc;
-  // Without --expose-gc, the flag is on just long enough to take `gc` from a fresh context,
-  // then off again so no later context (vm, workers) gets it.
-  if (exposed === undefined) setFlagsFromString('--expose-gc');
-  try {
-    const gc = exposed ?? (runInNewContext('gc') as Gc);
-    // 'last-resort' is the collection that also returns the emptied pages to the system.
-    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  } finally {
-    if (exposed === undefined) setFlagsFromString('--no-expose-gc');
   }
 }
 

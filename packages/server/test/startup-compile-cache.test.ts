@@ -2,6 +2,8 @@
  * Issue #16 (start-up memory): the proxy serves from a process whose environment names Node's
  * compile cache, so not even its entry file needs the type stripper; it is the process that was
  * started (same pid, the flags it was given), and an operator's own NODE_COMPILE_CACHE is kept.
+ * Its young generation has a floor (`--min-semi-space-size`, startup-memory.ts) unless the
+ * operator sized it.
  * `node bench/startup-rss.ts` measures what this saves. Reads /proc: Linux only.
  */
 import assert from 'node:assert/strict';
@@ -29,7 +31,9 @@ describe('start-up compile cache', { skip: !linux && 'reads /proc' }, () => {
       assert.equal(health.status, 200);
       const environ = procList(proxy.child.pid, 'environ');
       assert.ok(environ.includes(`NODE_COMPILE_CACHE=${CACHE}`), `environment: ${environ.join(' ')}`);
-      assert.ok(procList(proxy.child.pid, 'cmdline').includes('--max-old-space-size=96'));
+      const cmdline = procList(proxy.child.pid, 'cmdline');
+      assert.ok(cmdline.includes('--max-old-space-size=96'), `command line: ${cmdline.join(' ')}`);
+      assert.ok(cmdline.includes('--min-semi-space-size=8'), `command line: ${cmdline.join(' ')}`);
     } finally {
       await proxy.stop();
     }
@@ -45,6 +49,22 @@ describe('start-up compile cache', { skip: !linux && 'reads /proc' }, () => {
         entry.startsWith('NODE_COMPILE_CACHE='),
       );
       assert.deepEqual(environ, [`NODE_COMPILE_CACHE=${own}`]);
+      assert.ok(procList(proxy.child.pid, 'cmdline').includes('--min-semi-space-size=8'));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it("keeps the operator's own young-generation size", async () => {
+    const proxy = await startChildProxy({}, 96, undefined, ['--max-semi-space-size=2']);
+    try {
+      assert.equal((await fetch(`${proxy.url}/health`)).status, 200);
+      const cmdline = procList(proxy.child.pid, 'cmdline');
+      assert.ok(cmdline.includes('--max-semi-space-size=2'), `command line: ${cmdline.join(' ')}`);
+      assert.ok(
+        !cmdline.some((arg) => arg.startsWith('--min-semi-space-size')),
+        `command line: ${cmdline.join(' ')}`,
+      );
     } finally {
       await proxy.stop();
     }

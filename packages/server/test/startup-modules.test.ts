@@ -29,13 +29,19 @@ const WATCHED = [
   'undici/index.js',
   'jose',
 ];
-/** Our own modules a proxy that only passes requests through never needs: held-session transports, the era bridge. */
+/**
+ * Our own modules a proxy that only passes requests through never needs: held-session
+ * transports, the era bridge, the status page (no token could read it).
+ */
 const OWN_WATCHED = [
   'upstream/stdio.ts',
   'upstream/sse.ts',
   'upstream/websocket.ts',
   'dispatch/auto-http.ts',
   'eras/era-switch.ts',
+  'observability/live-status.ts',
+  'observability/latency-window.ts',
+  'surfaces/status-page.ts',
 ];
 /** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
 const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
@@ -105,6 +111,16 @@ describe('start-up modules', () => {
     assert.ok(loaded.includes('prom-client'), `loaded: ${loaded.join(', ')}`);
     assert.ok(loaded.includes('dotenv'), `loaded: ${loaded.join(', ')}`);
     assert.ok(!loaded.includes('ioredis'), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the status page once a token could read it (an admin token)', async () => {
+    const loaded = await loadedPackages({ ADMIN_TOKEN: 'startup-modules-admin-0123456789abcdef' });
+    for (const file of [
+      'observability/live-status.ts',
+      'observability/latency-window.ts',
+      'surfaces/status-page.ts',
+    ])
+      assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
   });
 
   it('loads the OpenTelemetry SDK once an OTLP endpoint is set (issue 21)', async () => {

@@ -14,7 +14,6 @@ import type { Authenticator } from '../identity/authenticator.ts';
 import { TokenVerifier } from '../identity/tokens.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { LiveStatus, SessionCounts } from '../observability/live-status.ts';
-import { statusPage } from './status-page.ts';
 
 /** True when someone could read the status: a metrics token or an admin token is configured. */
 export function statusEnabled(config: Config): boolean {
@@ -68,7 +67,8 @@ export async function statusRoutes(app: FastifyInstance, options: StatusRouteOpt
   const { status, authenticator, limiter } = options;
   const metricsToken =
     options.metricsToken === undefined ? undefined : new TokenVerifier([options.metricsToken]);
-  const page = statusPage();
+  // The page's markup loads with the routes, only where they exist (issue #16: start-up memory).
+  const page = (await import('./status-page.ts')).statusPage();
 
   /** True for the metrics token or an admin static token; anything else is a refusal. */
   async function allowed(presented: string | undefined, origin: string | undefined): Promise<boolean> {

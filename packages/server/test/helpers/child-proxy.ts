@@ -36,16 +36,17 @@ export interface ChildProxy {
 }
 
 /**
- * Starts `main.ts` with `--max-old-space-size=heapMb`, loopback allowed, one known token (`env`
- * goes over these), on `fixedPort` (default: a free one).
+ * Starts `main.ts` with `--max-old-space-size=heapMb` (and `nodeFlags`), loopback allowed, one
+ * known token (`env` goes over these), on `fixedPort` (default: a free one).
  */
 export async function startChildProxy(
   env: Record<string, string>,
   heapMb: number,
   fixedPort?: number,
+  nodeFlags: readonly string[] = [],
 ): Promise<ChildProxy> {
   const port = fixedPort ?? (await freePort());
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, MAIN], {
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, ...nodeFlags, MAIN], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
