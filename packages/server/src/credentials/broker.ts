@@ -13,20 +13,12 @@ import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
-import {
-  canonical,
-  isLoopbackHttp,
-  refuseForeignEndpoint,
-  requestOptions,
-  showsNoOAuth,
-  throwIfOver,
-} from './discovery.ts';
+import { canonical, isLoopbackHttp, refuseForeignEndpoint, showsNoOAuth, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
 import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
 import {
   chooseClient,
-  clientAuth,
   clientMetadata,
   documentInUse,
   isIssuerKey,
@@ -37,6 +29,7 @@ import {
 } from './registration.ts';
 import { RememberedDiscovery } from './remembered-discovery.ts';
 import { SignInLinks } from './sign-in-links.ts';
+import { requestTokens } from './token-endpoint.ts';
 import {
   entryFrom,
   forgetDeadClient,
@@ -417,23 +410,15 @@ export class OAuthBroker {
         }),
       );
     }
-    const tokenUrl = new URL(flow.as.token_endpoint ?? flow.as.issuer);
     let tokens: oauth.TokenEndpointResponse;
     try {
-      const response = await oauth.authorizationCodeGrantRequest(
-        flow.as,
-        client,
-        clientAuth(flow.client),
+      const grant = {
+        kind: 'authorization_code',
         params,
-        flow.redirectUri,
-        flow.verifier,
-        {
-          ...requestOptions(this.#deps.fetch, tokenUrl),
-          additionalParameters: { resource: flow.indicator },
-          signal: this.#deadline(undefined),
-        },
-      );
-      tokens = await oauth.processAuthorizationCodeResponse(flow.as, client, response);
+        redirectUri: flow.redirectUri,
+        verifier: flow.verifier,
+      } as const;
+      tokens = await requestTokens(this.#deps.fetch, flow, grant, this.#deadline(undefined));
     } catch (cause) {
       await forgetDeadClient(this.#deps, cause, flow);
       if (cause instanceof ProxyError) throw refuse(cause);

@@ -15,9 +15,9 @@ import { ProxyError } from '../errors.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
 import { TtlCache } from '../ttl-cache.ts';
-import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
-import { clientAuth, forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
+import { forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
+import { requestTokens } from './token-endpoint.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 
 /** Longest `scope` kept or asked for (review F4: a challenge, metadata or token answer chooses it). */
@@ -265,21 +265,10 @@ export class TokenRefresher {
         await vault.deleteIfSealed(principalKey, resource, read.sealed);
         return undefined;
       }
-      const client: oauth.Client = { client_id: current.client.client_id };
       let tokens: oauth.TokenEndpointResponse;
       try {
-        const response = await oauth.refreshTokenGrantRequest(
-          current.as,
-          client,
-          clientAuth(current.client),
-          current.refreshToken,
-          {
-            ...requestOptions(this.#deps.fetch, new URL(current.as.token_endpoint ?? current.as.issuer)),
-            additionalParameters: { resource: current.indicator },
-            signal,
-          },
-        );
-        tokens = await oauth.processRefreshTokenResponse(current.as, client, response);
+        const grant = { kind: 'refresh_token', refreshToken: current.refreshToken } as const;
+        tokens = await requestTokens(this.#deps.fetch, current, grant, signal);
       } catch (cause) {
         const source = { ...current, target: resource };
         const deadClient = await forgetDeadClient(this.#deps, cause, source);
