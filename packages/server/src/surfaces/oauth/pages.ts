@@ -93,6 +93,17 @@ const POST_SCRIPT = `function post(body,fields,then){return fetch(location.pathn
 function keep(prefix,state,value){try{sessionStorage.setItem(prefix+state,value);return true;}catch(err){say(t.noStorage);return false;}}`;
 
 /**
+ * The script lines of a page a redirect lands on: `query` is the answer's query, `n` the nonce this
+ * tab kept under `prefix` for its `state` (taken: read once, then forgotten), and the code leaves
+ * the address bar.
+ */
+function takeNonceScript(prefix: string): string {
+  return `var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(prefix)}+state;var n='';
+try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
+try{history.replaceState(null,'',location.pathname);}catch(e){}`;
+}
+
+/**
  * The start page: names the server, the authorization server and (once it answered) the app that
  * opened it, and binds only when the user clicks (confused deputy, review item 6: an
  * authorization server that remembers consent per client would otherwise hand over a token with
@@ -180,9 +191,7 @@ export function loginReturnPage(nonce: string): string {
   };
   const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
 ${POST_SCRIPT}
-var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(LOGIN_NONCE_KEY_PREFIX)}+state;var n='';
-try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
-try{history.replaceState(null,'',location.pathname);}catch(e){}
+${takeNonceScript(LOGIN_NONCE_KEY_PREFIX)}
 post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);});})();`;
   return shell(
     'mcp-proxy sign-in',
@@ -204,9 +213,7 @@ export function callbackPage(nonce: string): string {
     unreachable: 'The proxy could not be reached: retry the call in the app.',
   };
   const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
-var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(NONCE_KEY_PREFIX)}+state;var n='';
-try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
-try{history.replaceState(null,'',location.pathname);}catch(e){}
+${takeNonceScript(NONCE_KEY_PREFIX)}
 function tell(origin,message,close){try{if(origin&&window.opener){window.opener.postMessage(message,origin);if(close)window.close();}}catch(e){}}
 fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({query:query,nonce:n})})
 .then(function(r){return r.json().then(function(b){return{ok:r.ok,b:b};});})

@@ -64,6 +64,12 @@ function refuse(reply: FastifyReply, error: unknown): FastifyReply {
     .send(body);
 }
 
+/** Answers with a page a redirect lands on: it POSTs back to its own path, under a fresh script nonce. */
+function pageReply(reply: FastifyReply, page: (nonce: string) => string): FastifyReply {
+  const nonce = scriptNonce();
+  return reply.code(200).headers(pageHeaders(nonce, true)).send(page(nonce));
+}
+
 /** Registers the OAuth broker's public routes. */
 export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptions): Promise<void> {
   const { broker, authenticator, limiter } = options;
@@ -164,10 +170,9 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
   );
 
   // The authorization server's redirect: only the page that completes the sign-in from this tab.
-  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (_request, reply) => {
-    const nonce = scriptNonce();
-    return reply.code(200).headers(pageHeaders(nonce, true)).send(callbackPage(nonce));
-  });
+  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (_request, reply) =>
+    pageReply(reply, callbackPage),
+  );
 
   app.post<{ Params: { key: string } }>(
     `${CALLBACK_BASE}/:key`,
@@ -204,10 +209,9 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
 
   // The identity provider's redirect after the user signed in to the proxy: a page that POSTs
   // the answer with the nonce its tab kept, then goes on to the upstream's authorization.
-  app.get<{ Params: { key: string } }>(`${LOGIN_BASE}/:key`, async (_request, reply) => {
-    const nonce = scriptNonce();
-    return reply.code(200).headers(pageHeaders(nonce, true)).send(loginReturnPage(nonce));
-  });
+  app.get<{ Params: { key: string } }>(`${LOGIN_BASE}/:key`, async (_request, reply) =>
+    pageReply(reply, loginReturnPage),
+  );
 
   app.post<{ Params: { key: string } }>(
     `${LOGIN_BASE}/:key`,
