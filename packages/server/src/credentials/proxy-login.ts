@@ -12,6 +12,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
@@ -197,12 +198,8 @@ export class ProxyLogin {
     const sealed = await this.#deps.store.get(slot);
     const plain = sealed === undefined ? undefined : open(this.#deps.keys, slot, sealed);
     if (sealed === undefined || plain === undefined) return undefined;
-    let pending: PendingLogin;
-    try {
-      pending = JSON.parse(plain) as PendingLogin;
-    } catch {
-      return undefined;
-    }
+    const pending = parseJsonObject(plain) as PendingLogin | undefined;
+    if (pending === undefined) return undefined;
     const left = Buffer.from(pending.tabNonceHash ?? '');
     const right = Buffer.from(digest(nonce));
     if (left.length !== right.length || !timingSafeEqual(left, right)) return undefined;

@@ -11,6 +11,7 @@
  * "sign in again", not "ended".
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import { type Store, StoreFullError } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
@@ -87,13 +88,8 @@ export class TokenVault {
     if (sealed === undefined) return undefined;
     const plain = open(this.#keys, slot, sealed);
     if (plain === undefined) return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(plain);
-    } catch {
-      return undefined;
-    }
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const parsed = parseJsonObject(plain);
+    if (parsed === undefined) return undefined;
     if ('accessToken' in parsed && typeof parsed.accessToken === 'string') {
       return { entry: parsed as VaultEntry, sealed };
     }

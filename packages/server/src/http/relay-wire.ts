@@ -10,6 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import { bearerOf } from '../identity/hook.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isProxyCredential } from '../identity/proxy-credential.ts';
+import { parseJsonObject } from '../json-object.ts';
 import type { RelayBox } from './relay-box.ts';
 
 /** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
@@ -170,14 +171,8 @@ export function decodeRelayMessage(
     json = line === -1 ? text : text.slice(0, line);
     if (line !== -1) data = Buffer.from(text.slice(line + 1), 'base64');
   }
-  let message: unknown;
-  try {
-    message = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof message !== 'object' || message === null || typeof (message as RelayMessage).x !== 'string')
-    return undefined;
+  const message = parseJsonObject(json);
+  if (message === undefined || typeof (message as RelayMessage).x !== 'string') return undefined;
   return { message: message as RelayMessage, data };
 }
 
