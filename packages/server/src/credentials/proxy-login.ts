@@ -19,6 +19,7 @@ import type { VaultKeys } from '../store/vault-keys.ts';
 import { requestOptions } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
+import { exchangeCode } from './token-endpoint.ts';
 
 /** Where the identity provider sends the user back: `PUBLIC_URL/oauth/login/{issuer-key}`. */
 export const LOGIN_BASE = '/oauth/login';
@@ -144,18 +145,9 @@ export class ProxyLogin {
     const auth = login.clientSecret === undefined ? oauth.None() : oauth.ClientSecretPost(login.clientSecret);
     try {
       const params = oauth.validateAuthResponse(as, client, query, query.get('state') ?? '');
-      const response = await oauth.authorizationCodeGrantRequest(
-        as,
-        client,
-        auth,
-        params,
-        redirectUri,
-        pending.verifier,
-        {
-          ...requestOptions(this.#deps.fetch, new URL(as.token_endpoint ?? as.issuer)),
-          signal: this.#deps.deadline(),
-        },
-      );
+      const call = { fetch: this.#deps.fetch, signal: this.#deps.deadline() };
+      const callback = { params, redirectUri, verifier: pending.verifier };
+      const response = await exchangeCode(call, { as, client, auth }, callback);
       // The ID token comes straight from the token endpoint (OIDC Core 3.1.3.7: its TLS vouches
       // for it); its iss, aud, exp and nonce are checked here.
       const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
