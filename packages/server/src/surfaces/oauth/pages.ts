@@ -82,6 +82,18 @@ export const NONCE_KEY_PREFIX = 'mcpp-oauth:';
 /** The sessionStorage key of a login's nonce (per its `state`): see {@link loginReturnPage}. */
 export const LOGIN_NONCE_KEY_PREFIX = 'mcpp-login:';
 
+/** What a page says when its POST fails, or when it cannot keep the next nonce. */
+const FAILURE_TEXTS = {
+  refused: 'The sign-in was refused.',
+  unreachable: 'The proxy could not be reached: retry the call in the app.',
+  noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+};
+
+/** How every page script opens: its `texts` as `t`, and `say` writing into the page's message line. */
+function scriptOpening(texts: Record<string, string>): string {
+  return `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}`;
+}
+
 /**
  * The page script's one POST to its own path: `then(answer)` with a 2xx JSON answer whose
  * `fields` are strings, else the refusal's message said.
@@ -123,13 +135,11 @@ export function startPage(nonce: string, info: StartPageInfo): string {
     noAnswer:
       'The app that opened this window did not answer. Retry the call in the app and sign in from the window it opens.',
     asks: ' asks to connect your account. Continue only if you started this in that app.',
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
-    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+    ...FAILURE_TEXTS,
     codeWarning:
       'Type the code your own app showed you next to this link, just now. If someone sent you this link or a code, stop: typing their code would connect your account to them.',
   };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');var b=document.getElementById('go');function say(x){m.textContent=x;}
+  const script = `${scriptOpening(texts)}var b=document.getElementById('go');
 ${POST_SCRIPT}
 function arm(button){var off=false;var timer;function can(){return document.visibilityState==='visible'&&document.hasFocus();}
 function down(){clearTimeout(timer);button.disabled=true;}
@@ -184,12 +194,7 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
  * on success keeps the upstream sign-in's nonce and goes on to the authorization server.
  */
 export function loginReturnPage(nonce: string): string {
-  const texts = {
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
-    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
-  };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+  const script = `${scriptOpening(FAILURE_TEXTS)}
 ${POST_SCRIPT}
 ${takeNonceScript(LOGIN_NONCE_KEY_PREFIX)}
 post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);});})();`;
@@ -209,10 +214,9 @@ post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(
 export function callbackPage(nonce: string): string {
   const texts = {
     ok: 'Signed in to ',
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
+    ...FAILURE_TEXTS,
   };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+  const script = `${scriptOpening(texts)}
 ${takeNonceScript(NONCE_KEY_PREFIX)}
 function tell(origin,message,close){try{if(origin&&window.opener){window.opener.postMessage(message,origin);if(close)window.close();}}catch(e){}}
 fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({query:query,nonce:n})})
