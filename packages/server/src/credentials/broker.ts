@@ -9,8 +9,7 @@
  */
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, isLoopbackHttp, refuseForeignEndpoint, showsNoOAuth, throwIfOver } from './discovery.ts';
@@ -58,13 +57,8 @@ export interface OAuthTarget {
   readonly name?: string | undefined;
 }
 
-/** Collaborators of the broker. */
-export interface OAuthBrokerDeps {
-  /** The broker's own view of the shared store (namespaced). */
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  /** Every HTTP call of the flow: through the egress guard. */
-  readonly fetch: OAuthFetch;
+/** Collaborators of the broker; its `fetch` (every HTTP call of the flow) goes through the egress guard. */
+export interface OAuthBrokerDeps extends BrokerMeans {
   /** Calls to the operator's login issuers (proxy-login.ts): trusted, not the upstream guard. */
   readonly loginFetch: OAuthFetch;
   /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
@@ -128,25 +122,18 @@ export class OAuthBroker {
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
     this.#pending = new PendingSignIns(deps.store, deps.keys);
     this.#discovery = new RememberedDiscovery(deps.fetch, this.#now);
+    const means: BrokerMeans = { store: deps.store, keys: deps.keys, fetch: deps.fetch };
     this.#refresher = new TokenRefresher({
-      store: deps.store,
-      keys: deps.keys,
-      fetch: deps.fetch,
+      ...means,
       vault: this.#vault,
       now: this.#now,
       deadline: (signal) => this.#deadline(signal),
     });
-    this.#connections = new OAuthConnections({
-      store: deps.store,
-      keys: deps.keys,
-      fetch: deps.fetch,
-      now: this.#now,
-    });
+    this.#connections = new OAuthConnections({ ...means, now: this.#now });
     this.#links = new SignInLinks({
       pending: this.#pending,
       login: new ProxyLogin({
-        store: deps.store,
-        keys: deps.keys,
+        ...means,
         fetch: deps.loginFetch,
         issuers: deps.loginIssuers ?? (() => []),
         publicUrl: deps.publicUrl,

@@ -14,10 +14,8 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
 import { exchangeCode } from './token-endpoint.ts';
 
@@ -55,16 +53,12 @@ export interface LoginStart {
   readonly nonce: string;
 }
 
-/** Collaborators of {@link ProxyLogin}. */
-export interface ProxyLoginDeps {
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  /**
-   * Every call to the identity provider (discovery, token): the operator configured it, so it is
-   * reached like the OIDC verifier's key sets (deadline, cap, no redirects), not through the
-   * upstream egress guard (review6 LINKS-1).
-   */
-  readonly fetch: OAuthFetch;
+/**
+ * Collaborators of {@link ProxyLogin}. Its `fetch` makes every call to the identity provider
+ * (discovery, token): the operator configured it, so it is reached like the OIDC verifier's key
+ * sets (deadline, cap, no redirects), not through the upstream egress guard (review6 LINKS-1).
+ */
+export interface ProxyLoginDeps extends BrokerMeans {
   /** The issuers with a login client, read at each use (reloadable). */
   readonly issuers: () => readonly LoginIssuer[];
   readonly publicUrl: () => string | undefined;

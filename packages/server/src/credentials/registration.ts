@@ -12,9 +12,8 @@ import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
 import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
 
 /** A client as the broker keeps it: its id, and a secret when it has one. */
@@ -92,13 +91,8 @@ export function clientAuth(client: OAuthClient): oauth.ClientAuth {
     : oauth.ClientSecretBasic(client.client_secret);
 }
 
-/** Collaborators of {@link chooseClient}. */
-export interface RegistrationDeps {
-  readonly fetch: OAuthFetch;
-  /** Registered clients, per issuer and callback (namespaced). */
-  readonly store: Store;
-  readonly keys: VaultKeys;
-}
+/** Collaborators of {@link chooseClient}: registered clients are kept per issuer and callback. */
+export type RegistrationDeps = BrokerMeans;
 
 /** What {@link chooseClient} picked. */
 export interface ChosenClient {

@@ -12,10 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
 import { TtlCache } from '../ttl-cache.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
 import { requestTokens } from './token-endpoint.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
@@ -120,7 +118,7 @@ export function plainCause(cause: unknown): Error {
  * True when `cause` was that.
  */
 export async function forgetDeadClient(
-  deps: { readonly store: Store; readonly keys: VaultKeys },
+  deps: Omit<BrokerMeans, 'fetch'>,
   cause: unknown,
   source: EntrySource,
 ): Promise<boolean> {
@@ -157,10 +155,7 @@ export function untilAborted<T>(task: Promise<T>, signal: AbortSignal | undefine
 }
 
 /** Collaborators of {@link TokenRefresher}. */
-export interface TokenRefresherDeps {
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  readonly fetch: OAuthFetch;
+export interface TokenRefresherDeps extends BrokerMeans {
   readonly vault: TokenVault;
   readonly now: () => number;
   /** The flow's deadline (with no caller signal: refreshes are detached from callers, R6). */
