@@ -11,13 +11,12 @@
  * server answering 401 to everything only meets the cap on its own offers.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { WindowHit } from '../limits/rate-store.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
-import type { OAuthClient } from './registration.ts';
+import type { EntrySource } from './token-refresh.ts';
 import { USER_CODE_ATTEMPTS, userCodeDigest } from './user-codes.ts';
 
 /** How long a sign-in may take from the error to the callback. */
@@ -51,16 +50,9 @@ export const OFFERS_SHARE_PER_PRINCIPAL = 30;
 export const SIGN_INS_TOTAL = 10_000;
 
 /** A sign-in as started: what the bind and the callback need. */
-export interface PendingFlow {
+export interface PendingFlow extends EntrySource {
   readonly principalKey: string;
-  /** The vault slot's resource: the MCP server's URL as the caller reaches it. */
-  readonly target: string;
   readonly server: string;
-  readonly indicator: string;
-  /** The authorization server's metadata, trimmed to the fields the flow uses. */
-  readonly as: oauth.AuthorizationServer;
-  readonly client: OAuthClient;
-  /** Whether the client was registered dynamically (its store slot is dropped on invalid_client). */
   readonly dynamic: boolean;
   readonly verifier: string;
   /** `PUBLIC_URL/oauth/callback/{issuer-key}`: the one redirect URI of this issuer (F2). */

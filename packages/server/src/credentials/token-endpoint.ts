@@ -35,6 +35,7 @@ export interface TokenCall {
 
 /** The broker's side of a sign-in: the authorization server, its client, the MCP server's indicator. */
 export interface TokenRequester {
+  /** The authorization server's metadata, trimmed to the fields the flow uses. */
   readonly as: oauth.AuthorizationServer;
   readonly client: OAuthClient;
   readonly indicator: string;

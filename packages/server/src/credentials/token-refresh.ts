@@ -15,7 +15,7 @@ import { ProxyError } from '../errors.ts';
 import { TtlCache } from '../ttl-cache.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
-import { requestTokens } from './token-endpoint.ts';
+import { requestTokens, type TokenRequester } from './token-endpoint.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 
 /** Longest `scope` kept or asked for (review F4: a challenge, metadata or token answer chooses it). */
@@ -53,11 +53,10 @@ export interface StoredEntry extends VaultEntry {
 }
 
 /** Where a token answer came from: a sign-in, or the entry it refreshes. */
-export interface EntrySource {
+export interface EntrySource extends TokenRequester {
+  /** The vault slot's resource: the MCP server's URL as the caller reaches it. */
   readonly target: string;
-  readonly indicator: string;
-  readonly as: oauth.AuthorizationServer;
-  readonly client: OAuthClient;
+  /** Whether the client was registered dynamically (its store slot is dropped on invalid_client). */
   readonly dynamic?: boolean | undefined;
   readonly redirectUri?: string | undefined;
 }
