@@ -9,11 +9,12 @@
  * `revocation_endpoint` (RFC 7009), through the egress guard, then deletes them: a revocation
  * that fails never keeps a token the user asked to forget.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { open, seal } from '../store/sealed-box.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { canonical, requestOptions } from './discovery.ts';
+import { digest } from './hashed-secrets.ts';
 import { clientAuth, type OAuthClient } from './registration.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 
@@ -235,7 +236,7 @@ export class OAuthConnections {
   }
 
   static #slot(principalKey: string): string {
-    return `connections:${createHash('sha256').update(principalKey).digest('base64url')}`;
+    return `connections:${digest(principalKey)}`;
   }
 
   async #read(principalKey: string): Promise<IndexLine[]> {

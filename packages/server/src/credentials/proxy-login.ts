@@ -9,13 +9,14 @@
  * not to whoever opens it. Like the upstream sign-in, the return completes only in the tab that
  * left (a nonce in its sessionStorage, POSTed same-origin), and its state is single use.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions } from './discovery.ts';
+import { digest, sameText } from './hashed-secrets.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
 import { exchangeCode } from './token-endpoint.ts';
 
@@ -64,10 +65,6 @@ export interface ProxyLoginDeps extends BrokerMeans {
   readonly publicUrl: () => string | undefined;
   /** The deadline of one login's calls. */
   readonly deadline: () => AbortSignal;
-}
-
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
 }
 
 /** Signs users in to the proxy through their OIDC issuer, to bind sign-in links to them. */
@@ -186,9 +183,7 @@ export class ProxyLogin {
     if (sealed === undefined || plain === undefined) return undefined;
     const pending = parseJsonObject(plain) as PendingLogin | undefined;
     if (pending === undefined) return undefined;
-    const left = Buffer.from(pending.tabNonceHash ?? '');
-    const right = Buffer.from(digest(nonce));
-    if (left.length !== right.length || !timingSafeEqual(left, right)) return undefined;
+    if (!sameText(pending.tabNonceHash ?? '', digest(nonce))) return undefined;
     return (await this.#deps.store.deleteIf(slot, sealed)) ? pending : undefined;
   }
 }
