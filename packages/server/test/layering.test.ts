@@ -45,6 +45,7 @@ const LAYERS: readonly (readonly string[])[] = [
     'errors/',
     'jsonrpc.ts',
     'json-depth.ts',
+    'json-object.ts',
     'abort.ts',
     'version.ts',
     'clock.ts',

@@ -9,24 +9,15 @@
  */
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
-import {
-  canonical,
-  isLoopbackHttp,
-  refuseForeignEndpoint,
-  requestOptions,
-  showsNoOAuth,
-  throwIfOver,
-} from './discovery.ts';
+import { canonical, isLoopbackHttp, refuseForeignEndpoint, showsNoOAuth, throwIfOver } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
 import { type PendingFlow, PendingSignIns } from './pending-sign-ins.ts';
 import { type LoginIssuer, ProxyLogin } from './proxy-login.ts';
 import {
   chooseClient,
-  clientAuth,
   clientMetadata,
   documentInUse,
   isIssuerKey,
@@ -37,6 +28,7 @@ import {
 } from './registration.ts';
 import { RememberedDiscovery } from './remembered-discovery.ts';
 import { SignInLinks } from './sign-in-links.ts';
+import { requestTokens } from './token-endpoint.ts';
 import {
   entryFrom,
   forgetDeadClient,
@@ -65,13 +57,8 @@ export interface OAuthTarget {
   readonly name?: string | undefined;
 }
 
-/** Collaborators of the broker. */
-export interface OAuthBrokerDeps {
-  /** The broker's own view of the shared store (namespaced). */
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  /** Every HTTP call of the flow: through the egress guard. */
-  readonly fetch: OAuthFetch;
+/** Collaborators of the broker; its `fetch` (every HTTP call of the flow) goes through the egress guard. */
+export interface OAuthBrokerDeps extends BrokerMeans {
   /** Calls to the operator's login issuers (proxy-login.ts): trusted, not the upstream guard. */
   readonly loginFetch: OAuthFetch;
   /** OAUTH_BROKER: the broker acts only when the operator switched it on. */
@@ -135,25 +122,18 @@ export class OAuthBroker {
     this.#vault = new TokenVault(deps.store, deps.keys, this.#now);
     this.#pending = new PendingSignIns(deps.store, deps.keys);
     this.#discovery = new RememberedDiscovery(deps.fetch, this.#now);
+    const means: BrokerMeans = { store: deps.store, keys: deps.keys, fetch: deps.fetch };
     this.#refresher = new TokenRefresher({
-      store: deps.store,
-      keys: deps.keys,
-      fetch: deps.fetch,
+      ...means,
       vault: this.#vault,
       now: this.#now,
       deadline: (signal) => this.#deadline(signal),
     });
-    this.#connections = new OAuthConnections({
-      store: deps.store,
-      keys: deps.keys,
-      fetch: deps.fetch,
-      now: this.#now,
-    });
+    this.#connections = new OAuthConnections({ ...means, now: this.#now });
     this.#links = new SignInLinks({
       pending: this.#pending,
       login: new ProxyLogin({
-        store: deps.store,
-        keys: deps.keys,
+        ...means,
         fetch: deps.loginFetch,
         issuers: deps.loginIssuers ?? (() => []),
         publicUrl: deps.publicUrl,
@@ -417,23 +397,15 @@ export class OAuthBroker {
         }),
       );
     }
-    const tokenUrl = new URL(flow.as.token_endpoint ?? flow.as.issuer);
     let tokens: oauth.TokenEndpointResponse;
     try {
-      const response = await oauth.authorizationCodeGrantRequest(
-        flow.as,
-        client,
-        clientAuth(flow.client),
+      const grant = {
+        kind: 'authorization_code',
         params,
-        flow.redirectUri,
-        flow.verifier,
-        {
-          ...requestOptions(this.#deps.fetch, tokenUrl),
-          additionalParameters: { resource: flow.indicator },
-          signal: this.#deadline(undefined),
-        },
-      );
-      tokens = await oauth.processAuthorizationCodeResponse(flow.as, client, response);
+        redirectUri: flow.redirectUri,
+        verifier: flow.verifier,
+      } as const;
+      tokens = await requestTokens(this.#deps.fetch, flow, grant, this.#deadline(undefined));
     } catch (cause) {
       await forgetDeadClient(this.#deps, cause, flow);
       if (cause instanceof ProxyError) throw refuse(cause);

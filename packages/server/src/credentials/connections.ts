@@ -9,13 +9,12 @@
  * `revocation_endpoint` (RFC 7009), through the egress guard, then deletes them: a revocation
  * that fails never keeps a token the user asked to forget.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { open, seal } from '../store/sealed-box.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { canonical, requestOptions } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
+import { digest } from './hashed-secrets.ts';
 import { clientAuth, type OAuthClient } from './registration.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 
@@ -78,13 +77,8 @@ type EntryWithClient = VaultEntry & {
   readonly client?: OAuthClient;
 };
 
-/** Collaborators of {@link OAuthConnections}. */
-export interface ConnectionsDeps {
-  /** The broker's namespaced store (the vault's). */
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  /** Revocation requests: through the egress guard. */
-  readonly fetch: OAuthFetch;
+/** Collaborators of {@link OAuthConnections}; `fetch` (revocation requests) goes through the egress guard. */
+export interface ConnectionsDeps extends BrokerMeans {
   readonly now: () => number;
 }
 
@@ -242,7 +236,7 @@ export class OAuthConnections {
   }
 
   static #slot(principalKey: string): string {
-    return `connections:${createHash('sha256').update(principalKey).digest('base64url')}`;
+    return `connections:${digest(principalKey)}`;
   }
 
   async #read(principalKey: string): Promise<IndexLine[]> {

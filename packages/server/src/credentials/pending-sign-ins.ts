@@ -10,14 +10,14 @@
  * quota is spent by the sign-ins it binds (review item 8), not by the links it is offered: a
  * server answering 401 to everything only meets the cap on its own offers.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type * as oauth from 'oauth4webapi';
+import { randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
 import type { WindowHit } from '../limits/rate-store.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
-import type { OAuthClient } from './registration.ts';
+import { digest, sameText } from './hashed-secrets.ts';
+import type { EntrySource } from './token-refresh.ts';
 import { USER_CODE_ATTEMPTS, userCodeDigest } from './user-codes.ts';
 
 /** How long a sign-in may take from the error to the callback. */
@@ -51,16 +51,9 @@ export const OFFERS_SHARE_PER_PRINCIPAL = 30;
 export const SIGN_INS_TOTAL = 10_000;
 
 /** A sign-in as started: what the bind and the callback need. */
-export interface PendingFlow {
+export interface PendingFlow extends EntrySource {
   readonly principalKey: string;
-  /** The vault slot's resource: the MCP server's URL as the caller reaches it. */
-  readonly target: string;
   readonly server: string;
-  readonly indicator: string;
-  /** The authorization server's metadata, trimmed to the fields the flow uses. */
-  readonly as: oauth.AuthorizationServer;
-  readonly client: OAuthClient;
-  /** Whether the client was registered dynamically (its store slot is dropped on invalid_client). */
   readonly dynamic: boolean;
   readonly verifier: string;
   /** `PUBLIC_URL/oauth/callback/{issuer-key}`: the one redirect URI of this issuer (F2). */
@@ -91,10 +84,6 @@ export interface Bound {
   readonly authorizeUrl: string;
   readonly state: string;
   readonly nonce: string;
-}
-
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
 }
 
 /** Pending sign-ins in the store, keyed by hashes. */
@@ -165,7 +154,7 @@ export class PendingSignIns {
     const slot = `start:${digest(id)}`;
     const read = await this.#read(slot);
     if (read === undefined) return undefined;
-    if (!same(read.flow.principalKey, principalKey)) return 'wrongPrincipal';
+    if (!sameText(read.flow.principalKey, principalKey)) return 'wrongPrincipal';
     return this.#bound(slot, read, openerOrigin);
   }
 
@@ -191,7 +180,7 @@ export class PendingSignIns {
     const tries = await this.#store.hit(`code-tries:${digest(id)}`, SIGN_IN_TTL_MS);
     const attemptsLeft = USER_CODE_ATTEMPTS - tries.count;
     if (attemptsLeft < 0) throw new ProxyError('oauth_state_invalid');
-    if (!same(userCodeHash, userCodeDigest(code))) {
+    if (!sameText(userCodeHash, userCodeDigest(code))) {
       if (attemptsLeft === 0) await this.#store.deleteIf(slot, read.sealed);
       throw new ProxyError('oauth_code_invalid', undefined, { data: { attemptsLeft } });
     }
@@ -238,7 +227,7 @@ export class PendingSignIns {
     const read = await this.#read(slot);
     if (read === undefined) return undefined;
     const flow = read.flow as BoundFlow;
-    if (typeof flow.nonceHash !== 'string' || !same(flow.nonceHash, digest(nonce))) return undefined;
+    if (typeof flow.nonceHash !== 'string' || !sameText(flow.nonceHash, digest(nonce))) return undefined;
     return (await this.#store.deleteIf(slot, read.sealed)) ? flow : undefined;
   }
 
@@ -260,11 +249,4 @@ export function limited(resetInMs: number): ProxyError {
   return new ProxyError('oauth_sign_in_limited', undefined, {
     headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) },
   });
-}
-
-/** Constant-time equality of two strings. */
-function same(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }

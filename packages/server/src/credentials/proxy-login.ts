@@ -9,15 +9,16 @@
  * not to whoever opens it. Like the upstream sign-in, the return completes only in the tab that
  * left (a nonce in its sessionStorage, POSTed same-origin), and its state is single use.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
+import { digest, sameText } from './hashed-secrets.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
+import { exchangeCode } from './token-endpoint.ts';
 
 /** Where the identity provider sends the user back: `PUBLIC_URL/oauth/login/{issuer-key}`. */
 export const LOGIN_BASE = '/oauth/login';
@@ -53,25 +54,17 @@ export interface LoginStart {
   readonly nonce: string;
 }
 
-/** Collaborators of {@link ProxyLogin}. */
-export interface ProxyLoginDeps {
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  /**
-   * Every call to the identity provider (discovery, token): the operator configured it, so it is
-   * reached like the OIDC verifier's key sets (deadline, cap, no redirects), not through the
-   * upstream egress guard (review6 LINKS-1).
-   */
-  readonly fetch: OAuthFetch;
+/**
+ * Collaborators of {@link ProxyLogin}. Its `fetch` makes every call to the identity provider
+ * (discovery, token): the operator configured it, so it is reached like the OIDC verifier's key
+ * sets (deadline, cap, no redirects), not through the upstream egress guard (review6 LINKS-1).
+ */
+export interface ProxyLoginDeps extends BrokerMeans {
   /** The issuers with a login client, read at each use (reloadable). */
   readonly issuers: () => readonly LoginIssuer[];
   readonly publicUrl: () => string | undefined;
   /** The deadline of one login's calls. */
   readonly deadline: () => AbortSignal;
-}
-
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
 }
 
 /** Signs users in to the proxy through their OIDC issuer, to bind sign-in links to them. */
@@ -143,18 +136,9 @@ export class ProxyLogin {
     const auth = login.clientSecret === undefined ? oauth.None() : oauth.ClientSecretPost(login.clientSecret);
     try {
       const params = oauth.validateAuthResponse(as, client, query, query.get('state') ?? '');
-      const response = await oauth.authorizationCodeGrantRequest(
-        as,
-        client,
-        auth,
-        params,
-        redirectUri,
-        pending.verifier,
-        {
-          ...requestOptions(this.#deps.fetch, new URL(as.token_endpoint ?? as.issuer)),
-          signal: this.#deps.deadline(),
-        },
-      );
+      const call = { fetch: this.#deps.fetch, signal: this.#deps.deadline() };
+      const callback = { params, redirectUri, verifier: pending.verifier };
+      const response = await exchangeCode(call, { as, client, auth }, callback);
       // The ID token comes straight from the token endpoint (OIDC Core 3.1.3.7: its TLS vouches
       // for it); its iss, aud, exp and nonce are checked here.
       const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
@@ -197,15 +181,9 @@ export class ProxyLogin {
     const sealed = await this.#deps.store.get(slot);
     const plain = sealed === undefined ? undefined : open(this.#deps.keys, slot, sealed);
     if (sealed === undefined || plain === undefined) return undefined;
-    let pending: PendingLogin;
-    try {
-      pending = JSON.parse(plain) as PendingLogin;
-    } catch {
-      return undefined;
-    }
-    const left = Buffer.from(pending.tabNonceHash ?? '');
-    const right = Buffer.from(digest(nonce));
-    if (left.length !== right.length || !timingSafeEqual(left, right)) return undefined;
+    const pending = parseJsonObject(plain) as PendingLogin | undefined;
+    if (pending === undefined) return undefined;
+    if (!sameText(pending.tabNonceHash ?? '', digest(nonce))) return undefined;
     return (await this.#deps.store.deleteIf(slot, sealed)) ? pending : undefined;
   }
 }

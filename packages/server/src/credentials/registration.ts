@@ -7,14 +7,13 @@
  * supports it); else dynamic client registration (RFC 7591), once per issuer, kept sealed in the
  * store. Every issuer has its own redirect URI (`PUBLIC_URL/oauth/callback/{issuer-key}`).
  */
-import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
+import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
+import { digest } from './hashed-secrets.ts';
 import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
 
 /** A client as the broker keeps it: its id, and a secret when it has one. */
@@ -58,7 +57,7 @@ const DAY_MS = 24 * 3600_000;
  * redirect URI, so a code that comes back on another one's is refused (mix-up, RFC 9700 §4.4).
  */
 export function issuerKey(issuer: string): string {
-  return createHash('sha256').update(issuer).digest('base64url').slice(0, 22);
+  return digest(issuer).slice(0, 22);
 }
 
 /** `PUBLIC_URL/oauth/callback/{issuer-key}`. */
@@ -92,13 +91,8 @@ export function clientAuth(client: OAuthClient): oauth.ClientAuth {
     : oauth.ClientSecretBasic(client.client_secret);
 }
 
-/** Collaborators of {@link chooseClient}. */
-export interface RegistrationDeps {
-  readonly fetch: OAuthFetch;
-  /** Registered clients, per issuer and callback (namespaced). */
-  readonly store: Store;
-  readonly keys: VaultKeys;
-}
+/** Collaborators of {@link chooseClient}: registered clients are kept per issuer and callback. */
+export type RegistrationDeps = BrokerMeans;
 
 /** What {@link chooseClient} picked. */
 export interface ChosenClient {
@@ -135,7 +129,7 @@ export async function keepDocumentInUse(store: Store, issuer: string, client: OA
 
 /** The store slot of the dynamic registration at `issuer` for `redirectUri`: a hash. */
 function registrationSlot(issuer: string, redirectUri: string): string {
-  return `client:${createHash('sha256').update(`${issuer}\n${redirectUri}`).digest('base64url')}`;
+  return `client:${digest(`${issuer}\n${redirectUri}`)}`;
 }
 
 /**
@@ -260,7 +254,7 @@ function preRegisteredClient(as: oauth.AuthorizationServer, preRegistered: PreRe
  * daily share, against the proxy's total too (OAUTH-2).
  */
 async function admitRegistration(store: Store, principalKey: string): Promise<void> {
-  const principal = createHash('sha256').update(principalKey).digest('base64url');
+  const principal = digest(principalKey);
   const mine = await store.hit(`regcount:${principal}`, 3600_000);
   if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR) throw limited(mine.resetInMs);
   const share = await store.hit(`regshare:${principal}`, DAY_MS);

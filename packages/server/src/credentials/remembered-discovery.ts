@@ -13,11 +13,11 @@
  * must not stand for a 401 that names `resource_metadata`). Only a plain "no metadata" is kept,
  * never metadata that did not answer (review8 CREDS-1: a 503, a rate limit, a timeout).
  */
-import { createHash } from 'node:crypto';
 import { TtlCache } from '../ttl-cache.ts';
 import type { BearerChallenge } from './challenge.ts';
 import { type Discovered, discover, isNoOAuth, noOAuthMetadata } from './discovery.ts';
 import type { OAuthFetch } from './guarded-fetch.ts';
+import { digest } from './hashed-secrets.ts';
 
 /** How long "this server has no OAuth metadata" is believed. */
 export const NO_OAUTH_TTL_MS = 2 * 60 * 1000;
@@ -60,5 +60,5 @@ function keyOf(serverUrl: URL, challenge: BearerChallenge): string {
     `${serverUrl.origin}${serverUrl.pathname}`,
     challenge.resourceMetadata ?? null,
   ]);
-  return createHash('sha256').update(named).digest('base64url');
+  return digest(named);
 }

@@ -12,12 +12,10 @@
 import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
-import type { Store } from '../store/store.ts';
-import type { VaultKeys } from '../store/vault-keys.ts';
 import { TtlCache } from '../ttl-cache.ts';
-import { requestOptions } from './discovery.ts';
-import type { OAuthFetch } from './guarded-fetch.ts';
-import { clientAuth, forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
+import type { BrokerMeans } from './broker-means.ts';
+import { forgetRegistration, keepDocumentInUse, type OAuthClient } from './registration.ts';
+import { requestTokens, type TokenRequester } from './token-endpoint.ts';
 import { TokenVault, type VaultEntry } from './vault.ts';
 
 /** Longest `scope` kept or asked for (review F4: a challenge, metadata or token answer chooses it). */
@@ -55,11 +53,10 @@ export interface StoredEntry extends VaultEntry {
 }
 
 /** Where a token answer came from: a sign-in, or the entry it refreshes. */
-export interface EntrySource {
+export interface EntrySource extends TokenRequester {
+  /** The vault slot's resource: the MCP server's URL as the caller reaches it. */
   readonly target: string;
-  readonly indicator: string;
-  readonly as: oauth.AuthorizationServer;
-  readonly client: OAuthClient;
+  /** Whether the client was registered dynamically (its store slot is dropped on invalid_client). */
   readonly dynamic?: boolean | undefined;
   readonly redirectUri?: string | undefined;
 }
@@ -120,7 +117,7 @@ export function plainCause(cause: unknown): Error {
  * True when `cause` was that.
  */
 export async function forgetDeadClient(
-  deps: { readonly store: Store; readonly keys: VaultKeys },
+  deps: Omit<BrokerMeans, 'fetch'>,
   cause: unknown,
   source: EntrySource,
 ): Promise<boolean> {
@@ -157,10 +154,7 @@ export function untilAborted<T>(task: Promise<T>, signal: AbortSignal | undefine
 }
 
 /** Collaborators of {@link TokenRefresher}. */
-export interface TokenRefresherDeps {
-  readonly store: Store;
-  readonly keys: VaultKeys;
-  readonly fetch: OAuthFetch;
+export interface TokenRefresherDeps extends BrokerMeans {
   readonly vault: TokenVault;
   readonly now: () => number;
   /** The flow's deadline (with no caller signal: refreshes are detached from callers, R6). */
@@ -265,21 +259,10 @@ export class TokenRefresher {
         await vault.deleteIfSealed(principalKey, resource, read.sealed);
         return undefined;
       }
-      const client: oauth.Client = { client_id: current.client.client_id };
       let tokens: oauth.TokenEndpointResponse;
       try {
-        const response = await oauth.refreshTokenGrantRequest(
-          current.as,
-          client,
-          clientAuth(current.client),
-          current.refreshToken,
-          {
-            ...requestOptions(this.#deps.fetch, new URL(current.as.token_endpoint ?? current.as.issuer)),
-            additionalParameters: { resource: current.indicator },
-            signal,
-          },
-        );
-        tokens = await oauth.processRefreshTokenResponse(current.as, client, response);
+        const grant = { kind: 'refresh_token', refreshToken: current.refreshToken } as const;
+        tokens = await requestTokens(this.#deps.fetch, current, grant, signal);
       } catch (cause) {
         const source = { ...current, target: resource };
         const deadClient = await forgetDeadClient(this.#deps, cause, source);

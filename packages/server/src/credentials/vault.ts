@@ -10,10 +10,12 @@
  * can drop the end while keeping the entry. A deletion (a refused refresh) leaves the slot empty:
  * "sign in again", not "ended".
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { parseJsonObject } from '../json-object.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import { type Store, StoreFullError } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
+import { digest } from './hashed-secrets.ts';
 
 /** What the vault keeps for one principal and one upstream resource. */
 export interface VaultEntry {
@@ -56,7 +58,7 @@ export class TokenVault {
 
   /** The store slot of (principal, resource): a hash, never the principal key itself. */
   static slot(principalKey: string, resource: string): string {
-    return createHash('sha256').update(`${principalKey}\n${resource}`).digest('base64url');
+    return digest(`${principalKey}\n${resource}`);
   }
 
   /**
@@ -87,13 +89,8 @@ export class TokenVault {
     if (sealed === undefined) return undefined;
     const plain = open(this.#keys, slot, sealed);
     if (plain === undefined) return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(plain);
-    } catch {
-      return undefined;
-    }
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const parsed = parseJsonObject(plain);
+    if (parsed === undefined) return undefined;
     if ('accessToken' in parsed && typeof parsed.accessToken === 'string') {
       return { entry: parsed as VaultEntry, sealed };
     }

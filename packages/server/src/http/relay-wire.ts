@@ -10,6 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import { bearerOf } from '../identity/hook.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isProxyCredential } from '../identity/proxy-credential.ts';
+import { parseJsonObject } from '../json-object.ts';
 import type { RelayBox } from './relay-box.ts';
 
 /** While an exchange runs, the owner says so at least this often (an ack, unless a part went). */
@@ -21,28 +22,20 @@ export const KEEPALIVE_MS = 2_000;
 export const LIVENESS_MS = 4 * KEEPALIVE_MS;
 /** Marks a request the relay runs on the owner; its value names the exchange (one use). */
 export const RELAY_HEADER = 'x-mcp-proxy-relay';
+/** The connection's own headers and the body's framing: each hop sets them for itself. */
+const PER_HOP_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'content-length'];
 /** Request headers never relayed: the proxy credential, hop-by-hop, recomputed ones. */
 const DROPPED_REQUEST_HEADERS = new Set([
   'x-proxy-token',
   'cookie',
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'content-length',
+  ...PER_HOP_HEADERS,
   'upgrade',
   // The owner hears the caller's address in the open itself, as this instance resolved it.
   'x-forwarded-for',
   RELAY_HEADER,
 ]);
 /** Answer headers the receiving instance sets itself (hop-by-hop, its own CORS). */
-const DROPPED_ANSWER_HEADERS = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'content-length',
-  'date',
-  'vary',
-]);
+const DROPPED_ANSWER_HEADERS = new Set([...PER_HOP_HEADERS, 'date', 'vary']);
 
 /** The request an owner runs. */
 export interface OpenMessage {
@@ -170,14 +163,8 @@ export function decodeRelayMessage(
     json = line === -1 ? text : text.slice(0, line);
     if (line !== -1) data = Buffer.from(text.slice(line + 1), 'base64');
   }
-  let message: unknown;
-  try {
-    message = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof message !== 'object' || message === null || typeof (message as RelayMessage).x !== 'string')
-    return undefined;
+  const message = parseJsonObject(json);
+  if (message === undefined || typeof (message as RelayMessage).x !== 'string') return undefined;
   return { message: message as RelayMessage, data };
 }
 

@@ -4,6 +4,7 @@
  * lives: a revocation is for the admin that minted the token (or an unrestricted admin), and an id
  * no token was minted with is refused rather than recorded as revoked for a day.
  */
+import { parseJsonObject } from '../json-object.ts';
 import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
 /** What is kept about one minted token. */
@@ -48,13 +49,9 @@ export class MintRecords {
   async lookup(id: string): Promise<MintRecord | undefined> {
     const text = await readOrRefuse(this.#store, id);
     if (text === undefined) return undefined;
-    try {
-      const value = JSON.parse(text) as Partial<MintRecord>;
-      if (typeof value.by === 'string' && typeof value.until === 'number')
-        return { by: value.by, until: value.until };
-    } catch {
-      // Not a record this code wrote: treated as absent.
-    }
-    return undefined;
+    const value = parseJsonObject(text) as Partial<MintRecord> | undefined;
+    // Not a record this code wrote: treated as absent.
+    if (typeof value?.by !== 'string' || typeof value.until !== 'number') return undefined;
+    return { by: value.by, until: value.until };
   }
 }

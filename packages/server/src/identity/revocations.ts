@@ -5,6 +5,7 @@
  * and drops it from its verified-token cache, and remembered locally so a cached token's check
  * costs a map lookup, not a store round trip.
  */
+import { parseJsonObject } from '../json-object.ts';
 import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
 /** Channel on which revocations are announced. */
@@ -125,12 +126,8 @@ export class Revocations {
 }
 
 function parse(message: string): { id: string; until: number } | undefined {
-  try {
-    const value = JSON.parse(message) as { id?: unknown; until?: unknown };
-    if (typeof value.id === 'string' && typeof value.until === 'number')
-      return { id: value.id, until: value.until };
-  } catch {
-    // Not ours: ignored.
-  }
-  return undefined;
+  const value = parseJsonObject(message) as { id?: unknown; until?: unknown } | undefined;
+  // Not ours: ignored.
+  if (typeof value?.id !== 'string' || typeof value.until !== 'number') return undefined;
+  return { id: value.id, until: value.until };
 }

@@ -26,13 +26,12 @@ export type OnSendStep = (
  * revocation ends it (callback-style: an async hook costs a promise on every request), then
  * runs `then` (the ownership claim of issue 19) or passes the payload on.
  */
-export function holdSessionHook(holdings: CredentialHoldings, sessions: HeldSessionIds, then?: OnSendStep) {
-  return (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    payload: unknown,
-    done: (error: Error | null, payload: unknown) => void,
-  ): void => {
+export function holdSessionHook(
+  holdings: CredentialHoldings,
+  sessions: HeldSessionIds,
+  then?: OnSendStep,
+): OnSendStep {
+  return (request, reply, payload, done) => {
     const principal = request.identity;
     const id = reply.getHeader('mcp-session-id');
     if (

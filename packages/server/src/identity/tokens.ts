@@ -6,24 +6,14 @@
  * which token matched. The config file names tokens by their SHA-256 only, never in plain text.
  */
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
-import type { Principal } from './principal.ts';
+import type { Grants, Principal } from './principal.ts';
 
-/** A token the proxy accepts: its SHA-256 and what it may do. */
-export interface TokenGrant {
+/** A token the proxy accepts: its SHA-256, its name, and what it may do. */
+export interface TokenGrant extends Grants {
   /** SHA-256 of the token, 64 hex digits. */
   readonly sha256: string;
   /** The operator's name for the token: the principal's subject. */
   readonly name?: string | undefined;
-  /** When set, the only configured servers this token may reach (and no raw URLs). */
-  readonly servers?: readonly string[] | undefined;
-  /** URL patterns of raw targets it may reach. */
-  readonly urls?: readonly string[] | undefined;
-  /** Tools it may list and call. */
-  readonly tools?: readonly string[] | undefined;
-  /** A rate class of the config's `rateClasses`. */
-  readonly rateClass?: string | undefined;
-  /** May mint and revoke user tokens (`POST /auth/tokens`). */
-  readonly admin?: boolean | undefined;
 }
 
 /** SHA-256 of a token as hex: how the config file names tokens. */

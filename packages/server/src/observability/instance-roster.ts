@@ -15,6 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
+import { parseJsonObject } from '../json-object.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import type { LiveStatus, SessionCounts } from './live-status.ts';
 import { throttledWarning } from './throttled-warning.ts';
@@ -198,13 +199,8 @@ export class InstanceRoster {
 
 /** A beat of the expected shape, or undefined. */
 function parseBeat(message: string): Beat | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(message);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
+  const value = parseJsonObject(message);
+  if (value === undefined) return undefined;
   const fields = value as Record<string, unknown>;
   const { id } = fields;
   if (typeof id !== 'string' || !/^[\x21-\x7e]{1,64}$/.test(id)) return undefined;

@@ -82,6 +82,18 @@ export const NONCE_KEY_PREFIX = 'mcpp-oauth:';
 /** The sessionStorage key of a login's nonce (per its `state`): see {@link loginReturnPage}. */
 export const LOGIN_NONCE_KEY_PREFIX = 'mcpp-login:';
 
+/** What a page says when its POST fails, or when it cannot keep the next nonce. */
+const FAILURE_TEXTS = {
+  refused: 'The sign-in was refused.',
+  unreachable: 'The proxy could not be reached: retry the call in the app.',
+  noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+};
+
+/** How every page script opens: its `texts` as `t`, and `say` writing into the page's message line. */
+function scriptOpening(texts: Record<string, string>): string {
+  return `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}`;
+}
+
 /**
  * The page script's one POST to its own path: `then(answer)` with a 2xx JSON answer whose
  * `fields` are strings, else the refusal's message said.
@@ -91,6 +103,17 @@ const POST_SCRIPT = `function post(body,fields,then){return fetch(location.pathn
 .then(function(x){var b=x.b||{};if(x.ok&&fields.every(function(f){return typeof b[f]==='string';})){then(b);}else{say((b.error&&b.error.message)||t.refused);}})
 .catch(function(){say(t.unreachable);});}
 function keep(prefix,state,value){try{sessionStorage.setItem(prefix+state,value);return true;}catch(err){say(t.noStorage);return false;}}`;
+
+/**
+ * The script lines of a page a redirect lands on: `query` is the answer's query, `n` the nonce this
+ * tab kept under `prefix` for its `state` (taken: read once, then forgotten), and the code leaves
+ * the address bar.
+ */
+function takeNonceScript(prefix: string): string {
+  return `var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(prefix)}+state;var n='';
+try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
+try{history.replaceState(null,'',location.pathname);}catch(e){}`;
+}
 
 /**
  * The start page: names the server, the authorization server and (once it answered) the app that
@@ -112,13 +135,11 @@ export function startPage(nonce: string, info: StartPageInfo): string {
     noAnswer:
       'The app that opened this window did not answer. Retry the call in the app and sign in from the window it opens.',
     asks: ' asks to connect your account. Continue only if you started this in that app.',
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
-    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
+    ...FAILURE_TEXTS,
     codeWarning:
       'Type the code your own app showed you next to this link, just now. If someone sent you this link or a code, stop: typing their code would connect your account to them.',
   };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');var b=document.getElementById('go');function say(x){m.textContent=x;}
+  const script = `${scriptOpening(texts)}var b=document.getElementById('go');
 ${POST_SCRIPT}
 function arm(button){var off=false;var timer;function can(){return document.visibilityState==='visible'&&document.hasFocus();}
 function down(){clearTimeout(timer);button.disabled=true;}
@@ -173,16 +194,9 @@ window.opener.postMessage({type:${literal(BIND_MESSAGE_TYPE)}},'*');})();`;
  * on success keeps the upstream sign-in's nonce and goes on to the authorization server.
  */
 export function loginReturnPage(nonce: string): string {
-  const texts = {
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
-    noStorage: 'This browser keeps no session storage for the proxy: the sign-in cannot be completed here.',
-  };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
+  const script = `${scriptOpening(FAILURE_TEXTS)}
 ${POST_SCRIPT}
-var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(LOGIN_NONCE_KEY_PREFIX)}+state;var n='';
-try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
-try{history.replaceState(null,'',location.pathname);}catch(e){}
+${takeNonceScript(LOGIN_NONCE_KEY_PREFIX)}
 post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(${literal(NONCE_KEY_PREFIX)},x.state,x.nonce))location.replace(x.authorizeUrl);});})();`;
   return shell(
     'mcp-proxy sign-in',
@@ -200,13 +214,10 @@ post({query:query,nonce:n},['authorizeUrl','state','nonce'],function(x){if(keep(
 export function callbackPage(nonce: string): string {
   const texts = {
     ok: 'Signed in to ',
-    refused: 'The sign-in was refused.',
-    unreachable: 'The proxy could not be reached: retry the call in the app.',
+    ...FAILURE_TEXTS,
   };
-  const script = `(function(){var t=${literal(texts)};var m=document.getElementById('m');function say(x){m.textContent=x;}
-var query=location.search;var state=new URLSearchParams(query).get('state')||'';var key=${literal(NONCE_KEY_PREFIX)}+state;var n='';
-try{n=sessionStorage.getItem(key)||'';sessionStorage.removeItem(key);}catch(e){}
-try{history.replaceState(null,'',location.pathname);}catch(e){}
+  const script = `${scriptOpening(texts)}
+${takeNonceScript(NONCE_KEY_PREFIX)}
 function tell(origin,message,close){try{if(origin&&window.opener){window.opener.postMessage(message,origin);if(close)window.close();}}catch(e){}}
 fetch(location.pathname,{method:'POST',credentials:'same-origin',headers:{'content-type':'application/json'},body:JSON.stringify({query:query,nonce:n})})
 .then(function(r){return r.json().then(function(b){return{ok:r.ok,b:b};});})

@@ -64,6 +64,25 @@ function refuse(reply: FastifyReply, error: unknown): FastifyReply {
     .send(body);
 }
 
+type LandingRequest = FastifyRequest<{ Params: { key: string } }>;
+
+/**
+ * Where a redirect lands, at `${base}/:key`: a GET serves `page` (under a fresh script nonce),
+ * which POSTs the answer's query and its tab's nonce back to the same path, to `finish`.
+ */
+function landing(
+  app: FastifyInstance,
+  base: string,
+  page: (nonce: string) => string,
+  finish: (request: LandingRequest, reply: FastifyReply) => Promise<FastifyReply>,
+): void {
+  app.get<{ Params: { key: string } }>(`${base}/:key`, async (_request, reply) => {
+    const nonce = scriptNonce();
+    return reply.code(200).headers(pageHeaders(nonce, true)).send(page(nonce));
+  });
+  app.post<{ Params: { key: string } }>(`${base}/:key`, { bodyLimit: MAX_CALLBACK_BODY }, finish);
+}
+
 /** Registers the OAuth broker's public routes. */
 export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptions): Promise<void> {
   const { broker, authenticator, limiter } = options;
@@ -164,66 +183,47 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
   );
 
   // The authorization server's redirect: only the page that completes the sign-in from this tab.
-  app.get<{ Params: { key: string } }>(`${CALLBACK_BASE}/:key`, async (_request, reply) => {
-    const nonce = scriptNonce();
-    return reply.code(200).headers(pageHeaders(nonce, true)).send(callbackPage(nonce));
-  });
-
-  app.post<{ Params: { key: string } }>(
-    `${CALLBACK_BASE}/:key`,
-    { bodyLimit: MAX_CALLBACK_BODY },
-    async (request, reply) => {
-      const publicUrl = options.publicUrl();
-      const tell = (origin: string | undefined) =>
-        listed(options.corsOrigins(), origin) ? origin : undefined;
-      try {
-        const { query, nonce } = returned(request, publicUrl);
-        const outcome = await broker.callback(request.params.key, query, nonce);
-        for (const ended of outcome.evicted) {
-          // Review item 7: what the cap ended is said, never silently (no token, no URL query).
-          request.log.warn(
-            { server: ended.server, revocation: ended.revocation },
-            'oauth connection evicted: the principal is past its connection cap',
-          );
-        }
-        return reply
-          .code(200)
-          .header('cache-control', 'no-store')
-          .send({ ok: true, server: outcome.server, openerOrigin: tell(outcome.openerOrigin) });
-      } catch (error) {
-        const refused = error instanceof CallbackRefused ? error : undefined;
-        const { status, headers, body } = toErrorReply(refused?.error ?? error);
-        request.log.warn({ code: findProxyError(refused?.error ?? error)?.code }, 'oauth callback refused');
-        return reply
-          .code(status)
-          .headers({ ...headers, 'cache-control': 'no-store' })
-          .send({ ...body, openerOrigin: tell(refused?.openerOrigin) });
+  landing(app, CALLBACK_BASE, callbackPage, async (request, reply) => {
+    const publicUrl = options.publicUrl();
+    const tell = (origin: string | undefined) => (listed(options.corsOrigins(), origin) ? origin : undefined);
+    try {
+      const { query, nonce } = returned(request, publicUrl);
+      const outcome = await broker.callback(request.params.key, query, nonce);
+      for (const ended of outcome.evicted) {
+        // Review item 7: what the cap ended is said, never silently (no token, no URL query).
+        request.log.warn(
+          { server: ended.server, revocation: ended.revocation },
+          'oauth connection evicted: the principal is past its connection cap',
+        );
       }
-    },
-  );
+      return reply
+        .code(200)
+        .header('cache-control', 'no-store')
+        .send({ ok: true, server: outcome.server, openerOrigin: tell(outcome.openerOrigin) });
+    } catch (error) {
+      const refused = error instanceof CallbackRefused ? error : undefined;
+      const { status, headers, body } = toErrorReply(refused?.error ?? error);
+      request.log.warn({ code: findProxyError(refused?.error ?? error)?.code }, 'oauth callback refused');
+      return reply
+        .code(status)
+        .headers({ ...headers, 'cache-control': 'no-store' })
+        .send({ ...body, openerOrigin: tell(refused?.openerOrigin) });
+    }
+  });
 
   // The identity provider's redirect after the user signed in to the proxy: a page that POSTs
   // the answer with the nonce its tab kept, then goes on to the upstream's authorization.
-  app.get<{ Params: { key: string } }>(`${LOGIN_BASE}/:key`, async (_request, reply) => {
-    const nonce = scriptNonce();
-    return reply.code(200).headers(pageHeaders(nonce, true)).send(loginReturnPage(nonce));
+  landing(app, LOGIN_BASE, loginReturnPage, async (request, reply) => {
+    try {
+      const { query, nonce } = returned(request, options.publicUrl());
+      const bound = await broker.links.loginFinish(request.params.key, query, nonce);
+      const { authorizeUrl, state, nonce: next } = bound;
+      return reply.code(200).header('cache-control', 'no-store').send({ authorizeUrl, state, nonce: next });
+    } catch (error) {
+      request.log.warn({ code: findProxyError(error)?.code }, 'oauth login refused');
+      return refuse(reply, error);
+    }
   });
-
-  app.post<{ Params: { key: string } }>(
-    `${LOGIN_BASE}/:key`,
-    { bodyLimit: MAX_CALLBACK_BODY },
-    async (request, reply) => {
-      try {
-        const { query, nonce } = returned(request, options.publicUrl());
-        const bound = await broker.links.loginFinish(request.params.key, query, nonce);
-        const { authorizeUrl, state, nonce: next } = bound;
-        return reply.code(200).header('cache-control', 'no-store').send({ authorizeUrl, state, nonce: next });
-      } catch (error) {
-        request.log.warn({ code: findProxyError(error)?.code }, 'oauth login refused');
-        return refuse(reply, error);
-      }
-    },
-  );
 
   app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
     const key = /^(.+)\.json$/.exec(request.params.file)?.[1];
