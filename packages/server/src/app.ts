@@ -145,10 +145,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   else {
     const opened = await openStore(config, {
       clock,
-      onError: throttledWarning(
-        logger,
-        'shared store (Redis) unreachable: rate-limit store unreachable, limits not enforced',
-      ),
+      onError: throttledWarning(logger, 'shared store (Redis) unreachable'),
     });
     if (!opened.ready) logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
     store = opened.store;
@@ -159,6 +156,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     rateLimits(config),
     (name) => metrics.refusal(`rate_limit:${name}`),
     rateClasses(config),
+    {
+      now,
+      onStoreFailure: throttledWarning(
+        logger,
+        'shared store did not answer a counter: rate limits not enforced, failed authentications counted by this instance alone, sign-ins refused (503) until it answers',
+      ),
+    },
   );
   const inFlight = new InFlightLimits(
     {

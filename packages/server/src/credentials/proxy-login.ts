@@ -12,6 +12,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { countOrRefuse } from '../limits/store-failures.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
@@ -91,7 +92,7 @@ export class ProxyLogin {
   async start(linkId: string, issuer: string): Promise<LoginStart> {
     // Anyone holding the link may press the button: each press costs a store entry and a
     // discovery request, so a link starts a few logins only.
-    const starts = await this.#deps.store.hit(`login-starts:${digest(linkId)}`, LOGIN_TTL_MS);
+    const starts = await countOrRefuse(this.#deps.store, `login-starts:${digest(linkId)}`, LOGIN_TTL_MS);
     if (starts.count > LOGINS_PER_LINK) {
       throw new ProxyError('oauth_sign_in_limited', undefined, {
         headers: { 'retry-after': String(Math.max(1, Math.ceil(starts.resetInMs / 1000))) },
