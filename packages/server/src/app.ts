@@ -442,8 +442,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   stop.register(app);
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
-  // The broker's own decision (https, or http on loopback) tells the operator what it does.
-  if (brokerSwitchedOn(config) && config.publicUrl !== undefined && !broker.enabled)
+  // The broker's own decision (https, or http on loopback) tells the operator what it does; the
+  // origin only (no userinfo, no path).
+  if (broker.enabled && config.publicUrl !== undefined) {
+    const origin = new URL(config.publicUrl).origin;
+    logger.info(
+      { publicUrl: origin },
+      `OAuth broker on: upstream sign-in links and callbacks at PUBLIC_URL ${origin}`,
+    );
+  } else if (brokerSwitchedOn(config) && config.publicUrl !== undefined)
     logger.warn(
       `PUBLIC_URL ${new URL(config.publicUrl).origin} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
     );
