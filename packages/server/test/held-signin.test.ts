@@ -237,3 +237,44 @@ describe('pooled sessions of POST /proxy meet the upstream 401 after they opened
     assert.equal(subOf(served.body.result), 'alice');
   });
 });
+
+/**
+ * `whoami` on `/mcp` as a 2026-07-28 caller of the world's HTTP+SSE upstream (pooled): its answer,
+ * from JSON or (`progressToken` given: the request asks for progress) from the event stream.
+ */
+async function mcpWhoami(s: OAuthSetup, id: number, progressToken?: string) {
+  const meta = progressToken === undefined ? {} : { progressToken };
+  const message = modernRequest(id, 'tools/call', { name: 'whoami', arguments: {} }, meta);
+  const response = await mcpFetch({ url: s.proxy.url, token: ALICE }, s.world.upstream.url, {
+    body: message,
+    headers: { ...modernHeaders(message), 'x-mcp-transport': 'sse' },
+  });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  if (progressToken === undefined) return JSON.parse(text);
+  assert.match(String(response.headers.get('content-type')), /text\/event-stream/);
+  const events = text
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => JSON.parse(line.slice('data: '.length)));
+  return events.find((event) => event.id === id && !('method' in event));
+}
+
+describe('pooled sessions of /mcp meet the upstream 401 after they opened (issue 18)', () => {
+  for (const answer of ['JSON', 'an event stream'] as const) {
+    it(`a token the upstream refuses early is refreshed once and the call sent once more (${answer})`, async () => {
+      const upstreamClock = new ManualClock();
+      const s = await setupOAuth(cleanup, {}, { transport: 'sse', clock: upstreamClock });
+      await connect(s, ALICE, 'alice');
+      const progress = answer === 'JSON' ? undefined : 'p';
+      const first = await mcpWhoami(s, 1, progress);
+      assert.equal(subOf(first.result), 'alice', JSON.stringify(first));
+      upstreamClock.advance(61_000);
+      const served = await mcpWhoami(s, 2, progress);
+      assert.ok(served?.result, JSON.stringify(served));
+      assert.equal(subOf(served.result), 'alice');
+      assert.equal(s.world.as.events.filter((e) => e === 'token:refresh_token').length, 1, 'refreshed once');
+      assert.equal(s.world.upstream.sseStreams(), 1, 'the pooled session opened first still serves');
+    });
+  }
+});
