@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { startMisbehaving } from './fixtures/misbehaving-upstream.ts';
-import { ALICE, authorizeUrlOf, callTool, setupOAuth } from './helpers/oauth-proxy.ts';
+import { ALICE, authorizeUrlOf, callTool, postStart, setupOAuth } from './helpers/oauth-proxy.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
 
@@ -18,21 +18,6 @@ const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()?.();
 });
-
-/** Types `code` on the one-time start page at `url`, as its form does. */
-// biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
-async function typeCode(url: string, code: string): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(url).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify({ code }),
-  });
-  return { status: response.status, body: await response.json() };
-}
 
 describe('counters when the shared store fails', () => {
   it('refuses a sign-in code (503) while Redis cannot count its tries, however often it is typed', async () => {
@@ -53,13 +38,13 @@ describe('counters when the shared store fails', () => {
     cleanup.push(() => void admin.disconnect());
     await admin.call('ACL', 'SETUSER', 'default', '-@scripting');
     for (let attempt = 0; attempt < 8; attempt++) {
-      const typed = await typeCode(url, wrong);
+      const typed = await postStart(url, { code: wrong });
       assert.equal(typed.status, 503, `try ${attempt + 1}: ${JSON.stringify(typed.body)}`);
       assert.equal(typed.body.error.data.code, 'store_unavailable');
     }
     // Counting again, the tries count from the start: none was spent uncounted.
     await admin.call('ACL', 'SETUSER', 'default', '+@all');
-    const counted = await typeCode(url, wrong);
+    const counted = await postStart(url, { code: wrong });
     assert.equal(counted.status, 403, JSON.stringify(counted.body));
     assert.equal(counted.body.error.data.code, 'oauth_code_invalid');
     assert.equal(counted.body.error.data.attemptsLeft, 4);
