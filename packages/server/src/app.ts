@@ -9,7 +9,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
-import { brokerSwitchedOn, userCodesWarning } from './config/broker-switch.ts';
+import { brokerStartLine, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
@@ -39,6 +39,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { COUNTER_FAILURE_WARNING } from './limits/store-failures.ts';
 import { InstanceRoster } from './observability/instance-roster.ts';
 import { LiveStatus } from './observability/live-status.ts';
 import { createLogger } from './observability/logger.ts';
@@ -156,13 +157,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     rateLimits(config),
     (name) => metrics.refusal(`rate_limit:${name}`),
     rateClasses(config),
-    {
-      now,
-      onStoreFailure: throttledWarning(
-        logger,
-        'shared store did not answer a counter: rate limits not enforced, failed authentications counted by this instance alone, sign-ins refused (503) until it answers',
-      ),
-    },
+    { now, onStoreFailure: throttledWarning(logger, COUNTER_FAILURE_WARNING) },
   );
   const inFlight = new InFlightLimits(
     {
@@ -442,18 +437,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   stop.register(app);
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
-  // The broker's own decision (https, or http on loopback) tells the operator what it does; the
-  // origin only (no userinfo, no path).
-  if (broker.enabled && config.publicUrl !== undefined) {
-    const origin = new URL(config.publicUrl).origin;
-    logger.info(
-      { publicUrl: origin },
-      `OAuth broker on: upstream sign-in links and callbacks at PUBLIC_URL ${origin}`,
-    );
-  } else if (brokerSwitchedOn(config) && config.publicUrl !== undefined)
-    logger.warn(
-      `PUBLIC_URL ${new URL(config.publicUrl).origin} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
-    );
+  // The broker's own decision (https, or http on loopback) tells the operator what it does.
+  const brokerSays = brokerStartLine(config, broker.enabled);
+  if (brokerSays) logger[brokerSays.level]({ publicUrl: brokerSays.origin }, brokerSays.message);
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     identity.reload(next);

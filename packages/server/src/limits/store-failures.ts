@@ -17,6 +17,10 @@ import { storeFailure } from '../store/store.ts';
 import type { RateLimitName } from './rate-limiter.ts';
 import type { RateStore, WindowHit } from './rate-store.ts';
 
+/** What the proxy logs (at most once a minute) while the store does not answer its counters. */
+export const COUNTER_FAILURE_WARNING =
+  'shared store did not answer a counter: rate limits not enforced, failed authentications counted by this instance alone, sign-ins refused (503) until it answers';
+
 /** `open`: the hit is let through uncounted; `local`: it is counted in this process meanwhile. */
 export type OnStoreFailure = 'open' | 'local';
 
