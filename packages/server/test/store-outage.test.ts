@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 describe('counters when the shared store fails', () => {
-  it('refuses a sign-in code (503) while Redis cannot count its tries, however often it is typed', async () => {
+  it('refuses sign-in codes and new sign-in links (503) while Redis cannot count them', async () => {
     const redis = await startRedis();
     cleanup.push(() => redis.stop());
     const s = await setupOAuth(cleanup, {
@@ -37,6 +37,12 @@ describe('counters when the shared store fails', () => {
     const admin = new Redis(redis.url);
     cleanup.push(() => void admin.disconnect());
     await admin.call('ACL', 'SETUSER', 'default', '-@scripting');
+    // No new sign-in link is offered uncounted either: nothing reaches the authorization server.
+    const before = s.world.as.events.length;
+    const offered = await callTool(s, ALICE, 'whoami');
+    assert.equal(offered.status, 503, JSON.stringify(offered.body));
+    assert.equal(offered.body.error.data.code, 'store_unavailable');
+    assert.equal(s.world.as.events.length, before);
     for (let attempt = 0; attempt < 8; attempt++) {
       const typed = await postStart(url, { code: wrong });
       assert.equal(typed.status, 503, `try ${attempt + 1}: ${JSON.stringify(typed.body)}`);
