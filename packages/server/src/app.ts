@@ -9,7 +9,7 @@ import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
-import { brokerSwitchedOn, userCodesWarning } from './config/broker-switch.ts';
+import { brokerStartLine, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
@@ -39,6 +39,7 @@ import { InFlightLimits } from './limits/in-flight.ts';
 import { inFlightHooks } from './limits/in-flight-hooks.ts';
 import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
+import { COUNTER_FAILURE_WARNING } from './limits/store-failures.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
@@ -145,10 +146,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   else {
     const opened = await openStore(config, {
       clock,
-      onError: throttledWarning(
-        logger,
-        'shared store (Redis) unreachable: rate-limit store unreachable, limits not enforced',
-      ),
+      onError: throttledWarning(logger, 'shared store (Redis) unreachable'),
     });
     if (!opened.ready) logger.warn('Redis (REDIS_URL) is not reachable yet; limits apply once it is');
     store = opened.store;
@@ -159,6 +157,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     rateLimits(config),
     (name) => metrics.refusal(`rate_limit:${name}`),
     rateClasses(config),
+    { now, onStoreFailure: throttledWarning(logger, COUNTER_FAILURE_WARNING) },
   );
   const inFlight = new InFlightLimits(
     {
@@ -445,10 +444,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
   // The broker's own decision (https, or http on loopback) tells the operator what it does.
-  if (brokerSwitchedOn(config) && config.publicUrl !== undefined && !broker.enabled)
-    logger.warn(
-      `PUBLIC_URL ${new URL(config.publicUrl).origin} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
-    );
+  const brokerSays = brokerStartLine(config, broker.enabled);
+  if (brokerSays) logger[brokerSays.level]({ publicUrl: brokerSays.origin }, brokerSays.message);
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     identity.reload(next);

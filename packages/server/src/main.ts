@@ -230,14 +230,8 @@ async function clusterStore(config: Config) {
     import('./workers/primary.ts'),
     import('./store/cluster-store.ts'),
   ]);
-  if (!primaryHoldsStore(config)) return undefined;
-  let warned = 0;
-  return new ClusterStore(PRIMARY, (error) => {
-    // Counters fail open when the primary does not answer; say so at most once a minute.
-    if (Date.now() - warned < 60_000) return;
-    warned = Date.now();
-    process.stderr.write(`the primary's store did not answer (${error.message}): limits not enforced\n`);
-  });
+  // A counter the primary does not answer is the rate limiter's to warn of (app.ts).
+  return primaryHoldsStore(config) ? new ClusterStore(PRIMARY) : undefined;
 }
 
 /** Readable logs on a terminal, JSON lines elsewhere (log shippers), unless LOG_FORMAT says. */

@@ -192,3 +192,89 @@ describe('held sessions meet the upstream 401 after they opened (issue 18)', () 
     assert.equal(subOf(served.result), 'alice', JSON.stringify(served));
   });
 });
+
+/** `whoami` through POST /proxy as a 2026-07-28 caller: pooled in a session the proxy holds. */
+function modernWhoami(s: OAuthSetup, token: string): Promise<Reply> {
+  return postProxy(
+    { url: s.proxy.url, token },
+    {
+      mcp_server_url: s.world.upstream.url,
+      transport: 'sse',
+      ...modernRequest(nextId++, 'tools/call', { name: 'whoami', arguments: {} }),
+    },
+    { origin: APP },
+  );
+}
+
+describe('pooled sessions of POST /proxy meet the upstream 401 after they opened (issue 18)', () => {
+  it('a token the upstream refuses early is refreshed once and the call sent once more', async () => {
+    const upstreamClock = new ManualClock();
+    const s = await setupOAuth(cleanup, {}, { transport: 'sse', clock: upstreamClock });
+    await connect(s, ALICE, 'alice');
+    const first = await modernWhoami(s, ALICE);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(subOf(first.body.result), 'alice', JSON.stringify(first.body));
+    const refreshes = () => s.world.as.events.filter((e) => e === 'token:refresh_token').length;
+    upstreamClock.advance(61_000);
+    const served = await modernWhoami(s, ALICE);
+    assert.equal(served.status, 200, JSON.stringify(served.body));
+    assert.equal(subOf(served.body.result), 'alice');
+    assert.equal(refreshes(), 1, 'refreshed once');
+    assert.equal(s.world.upstream.sseStreams(), 1, 'the pooled session opened first still serves');
+  });
+
+  it('a refused refresh answers upstream_auth_required; after the sign-in the pooled session serves', async () => {
+    const s = await setupOAuth(cleanup, {}, { transport: 'sse' });
+    await connect(s, ALICE, 'alice');
+    assert.equal((await modernWhoami(s, ALICE)).status, 200);
+    revokeAndExpire(s);
+    const refused = await modernWhoami(s, ALICE);
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.data.code, 'upstream_auth_required', JSON.stringify(refused.body));
+    await signIn(s, 'alice', ALICE, refused.body.error.data.authorizeUrl);
+    const served = await modernWhoami(s, ALICE);
+    assert.equal(served.status, 200, JSON.stringify(served.body));
+    assert.equal(subOf(served.body.result), 'alice');
+  });
+});
+
+/**
+ * `whoami` on `/mcp` as a 2026-07-28 caller of the world's HTTP+SSE upstream (pooled): its answer,
+ * from JSON or (`progressToken` given: the request asks for progress) from the event stream.
+ */
+async function mcpWhoami(s: OAuthSetup, id: number, progressToken?: string) {
+  const meta = progressToken === undefined ? {} : { progressToken };
+  const message = modernRequest(id, 'tools/call', { name: 'whoami', arguments: {} }, meta);
+  const response = await mcpFetch({ url: s.proxy.url, token: ALICE }, s.world.upstream.url, {
+    body: message,
+    headers: { ...modernHeaders(message), 'x-mcp-transport': 'sse' },
+  });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  if (progressToken === undefined) return JSON.parse(text);
+  assert.match(String(response.headers.get('content-type')), /text\/event-stream/);
+  const events = text
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => JSON.parse(line.slice('data: '.length)));
+  return events.find((event) => event.id === id && !('method' in event));
+}
+
+describe('pooled sessions of /mcp meet the upstream 401 after they opened (issue 18)', () => {
+  for (const answer of ['JSON', 'an event stream'] as const) {
+    it(`a token the upstream refuses early is refreshed once and the call sent once more (${answer})`, async () => {
+      const upstreamClock = new ManualClock();
+      const s = await setupOAuth(cleanup, {}, { transport: 'sse', clock: upstreamClock });
+      await connect(s, ALICE, 'alice');
+      const progress = answer === 'JSON' ? undefined : 'p';
+      const first = await mcpWhoami(s, 1, progress);
+      assert.equal(subOf(first.result), 'alice', JSON.stringify(first));
+      upstreamClock.advance(61_000);
+      const served = await mcpWhoami(s, 2, progress);
+      assert.ok(served?.result, JSON.stringify(served));
+      assert.equal(subOf(served.result), 'alice');
+      assert.equal(s.world.as.events.filter((e) => e === 'token:refresh_token').length, 1, 'refreshed once');
+      assert.equal(s.world.upstream.sseStreams(), 1, 'the pooled session opened first still serves');
+    });
+  }
+});

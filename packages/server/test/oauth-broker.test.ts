@@ -149,6 +149,23 @@ describe('upstream OAuth broker on POST /proxy', () => {
     assert.equal(running.proxy.logs.filter((line) => line.includes('the OAuth broker stays off')).length, 0);
   });
 
+  it('says at start that it is on, naming the PUBLIC_URL origin; off, it says nothing of the kind', async () => {
+    const on = (s: Setup) => s.proxy.logs.filter((line) => line.includes('OAuth broker on'));
+    const s = await setup({ OAUTH_BROKER: '' });
+    assert.equal(on(s).length, 1, s.proxy.logs.join('\n'));
+    const line = JSON.parse(String(on(s)[0])) as { level: number; publicUrl: string; msg: string };
+    assert.equal(line.publicUrl, s.publicUrl);
+    assert.ok(line.msg.includes(`PUBLIC_URL ${s.publicUrl}`), line.msg);
+    assert.equal(line.level, 30, 'an info line');
+    for (const off of [
+      { OAUTH_BROKER: 'false' },
+      { OAUTH_BROKER: '', PUBLIC_URL: 'http://proxy.example.test' },
+    ]) {
+      const quiet = await setup(off);
+      assert.equal(on(quiet).length, 0, JSON.stringify(off));
+    }
+  });
+
   it("stays out of the way with OAUTH_BROKER=false: the upstream 401 is the caller's, with its challenge", async () => {
     const s = await setup({ OAUTH_BROKER: 'false' });
     const reply = await whoami(s, ALICE);

@@ -17,6 +17,7 @@ import {
   callTool,
   connectMcp,
   type OAuthSetup,
+  postStart,
   setupOAuth,
   subjectOf,
 } from './helpers/oauth-proxy.ts';
@@ -26,21 +27,6 @@ const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()?.();
 });
-
-/** POSTs `body` to a start link as the start page's script does (same origin). */
-// biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
-async function postStart(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(url).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
 
 /** A wrong code of the right shape (never the one offered). */
 function wrong(code: string): string {

@@ -9,26 +9,12 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.ts';
-import { ALICE, APP, authorizeUrlOf, BOB, callTool, setupOAuth } from './helpers/oauth-proxy.ts';
+import { ALICE, APP, authorizeUrlOf, BOB, callTool, postStart, setupOAuth } from './helpers/oauth-proxy.ts';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()?.();
 });
-
-// biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
-async function postStart(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(url).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
 
 describe('review6 links 2: OAUTH_USER_CODES=false by reload', () => {
   it('stops codes already offered: the page offers no code and a typed code binds nothing', async () => {

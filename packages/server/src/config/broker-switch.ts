@@ -34,6 +34,35 @@ export function sharedVaultKeyProblem(config: Config): string | undefined {
   );
 }
 
+/** What the start says of the broker: a level, its message, and the `PUBLIC_URL` origin it names. */
+export interface BrokerStartLine {
+  readonly level: 'info' | 'warn';
+  readonly message: string;
+  readonly origin: string;
+}
+
+/**
+ * The start's line about the broker, from its own `enabled` decision (https, or http on
+ * loopback): on, with the `PUBLIC_URL` origin its links and callbacks use; switched on but kept
+ * off by a plain-http `PUBLIC_URL` elsewhere, a warning. Only the origin is named (no userinfo,
+ * no path). Undefined when the operator did not switch it on.
+ */
+export function brokerStartLine(config: Config, enabled: boolean): BrokerStartLine | undefined {
+  if (!brokerMayRun(config) || config.publicUrl === undefined) return undefined;
+  const origin = new URL(config.publicUrl).origin;
+  if (enabled)
+    return {
+      level: 'info',
+      message: `OAuth broker on: upstream sign-in links and callbacks at PUBLIC_URL ${origin}`,
+      origin,
+    };
+  return {
+    level: 'warn',
+    message: `PUBLIC_URL ${origin} is plain http on a host that is not loopback: the OAuth broker stays off (it needs https there); set an https PUBLIC_URL, or OAUTH_BROKER=false to silence this`,
+    origin,
+  };
+}
+
 /**
  * The start-up warning of one-time codes (docs/security.md, "consent phishing"): switched on
  * (OAUTH_USER_CODES=true) while the broker runs and no OIDC issuer has the proxy's login client,

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
 import type { WindowHit } from '../limits/rate-store.ts';
+import { countOrRefuse } from '../limits/store-failures.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { VaultKeys } from '../store/vault-keys.ts';
@@ -110,7 +111,7 @@ export class PendingSignIns {
     // spend later let calls arriving together all pass). Its own prefix (review6 D4): a principal
     // key may hold a newline (an OIDC `sub`), so a digest of `key\norigin` under the
     // per-principal prefix could be another principal's count.
-    const count = (key: string): Promise<WindowHit> => this.#store.hit(key, SIGN_IN_TTL_MS);
+    const count = (key: string): Promise<WindowHit> => countOrRefuse(this.#store, key, SIGN_IN_TTL_MS);
     const server = await count(`server-offers:${digest(`${principalKey}\n${origin}`)}`);
     if (server.count > (known ? SIGN_INS_PER_PRINCIPAL : STRANGER_OFFERS_PER_SERVER))
       throw limited(server.resetInMs);
@@ -177,7 +178,7 @@ export class PendingSignIns {
       );
     }
     // Counted before the comparison, so parallel guesses are bounded too.
-    const tries = await this.#store.hit(`code-tries:${digest(id)}`, SIGN_IN_TTL_MS);
+    const tries = await countOrRefuse(this.#store, `code-tries:${digest(id)}`, SIGN_IN_TTL_MS);
     const attemptsLeft = USER_CODE_ATTEMPTS - tries.count;
     if (attemptsLeft < 0) throw new ProxyError('oauth_state_invalid');
     if (!sameText(userCodeHash, userCodeDigest(code))) {
@@ -198,7 +199,7 @@ export class PendingSignIns {
     const { principalKey } = read.flow;
     // The principal's quota counts the sign-ins it goes on with (review item 8); a refusal here
     // leaves the link for later.
-    const mine = await this.#store.hit(`count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
+    const mine = await countOrRefuse(this.#store, `count:${digest(principalKey)}`, SIGN_IN_TTL_MS);
     if (mine.count > SIGN_INS_PER_PRINCIPAL) throw limited(mine.resetInMs);
     // Single use: of two racing binds only the one that removes the link goes on.
     if (!(await this.#store.deleteIf(slot, read.sealed))) return undefined;

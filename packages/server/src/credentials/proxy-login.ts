@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import { parseJsonObject } from '../json-object.ts';
+import { countOrRefuse } from '../limits/store-failures.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions } from './discovery.ts';
@@ -84,7 +85,7 @@ export class ProxyLogin {
   async start(linkId: string, issuer: string): Promise<LoginStart> {
     // Anyone holding the link may press the button: each press costs a store entry and a
     // discovery request, so a link starts a few logins only.
-    const starts = await this.#deps.store.hit(`login-starts:${digest(linkId)}`, LOGIN_TTL_MS);
+    const starts = await countOrRefuse(this.#deps.store, `login-starts:${digest(linkId)}`, LOGIN_TTL_MS);
     if (starts.count > LOGINS_PER_LINK) {
       throw new ProxyError('oauth_sign_in_limited', undefined, {
         headers: { 'retry-after': String(Math.max(1, Math.ceil(starts.resetInMs / 1000))) },

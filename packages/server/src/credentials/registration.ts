@@ -9,6 +9,7 @@
  */
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
+import { countOrRefuse } from '../limits/store-failures.ts';
 import { open, seal } from '../store/sealed-box.ts';
 import type { Store } from '../store/store.ts';
 import type { BrokerMeans } from './broker-means.ts';
@@ -255,10 +256,10 @@ function preRegisteredClient(as: oauth.AuthorizationServer, preRegistered: PreRe
  */
 async function admitRegistration(store: Store, principalKey: string): Promise<void> {
   const principal = digest(principalKey);
-  const mine = await store.hit(`regcount:${principal}`, 3600_000);
+  const mine = await countOrRefuse(store, `regcount:${principal}`, 3600_000);
   if (mine.count > REGISTRATIONS_PER_PRINCIPAL_HOUR) throw limited(mine.resetInMs);
-  const share = await store.hit(`regshare:${principal}`, DAY_MS);
+  const share = await countOrRefuse(store, `regshare:${principal}`, DAY_MS);
   if (share.count <= REGISTRATIONS_SHARE_PER_PRINCIPAL_DAY) return;
-  const all = await store.hit('regcount:all', DAY_MS);
+  const all = await countOrRefuse(store, 'regcount:all', DAY_MS);
   if (all.count > REGISTRATIONS_PER_DAY) throw limited(all.resetInMs);
 }

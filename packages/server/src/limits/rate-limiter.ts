@@ -8,7 +8,8 @@
  */
 import { hash } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
-import type { RateStore, WindowHit } from './rate-store.ts';
+import { MemoryRateStore, type RateStore, type WindowHit } from './rate-store.ts';
+import { RATE_LIMITS_ON_STORE_FAILURE } from './store-failures.ts';
 
 /** One limit: at most `max` hits per `windowMs`; `max` 0 disables it. */
 export interface RateRule {
@@ -42,6 +43,14 @@ function counterKey(name: RateLimitName, subject: string): string {
   return `${name}:${subject.length > LONGEST_PLAIN_SUBJECT ? `#${hash('sha256', subject, 'base64url')}` : subject}`;
 }
 
+/** How a {@link RateLimiter} lives through a store that does not answer. */
+export interface StoreFailureOptions {
+  /** Hears each counter the store did not answer (throttle it: it repeats). */
+  readonly onStoreFailure?: (error: Error) => void;
+  /** Time of the counters kept in this process meanwhile (store-failures.ts `local`). */
+  readonly now?: () => number;
+}
+
 /** Checks and counts hits against the configured limits. */
 export class RateLimiter {
   readonly #store: RateStore;
@@ -49,17 +58,23 @@ export class RateLimiter {
   #classes: RateClasses;
   /** Called for every refusal (metrics). */
   readonly #onLimited: (name: RateLimitName) => void;
+  readonly #onStoreFailure: (error: Error) => void;
+  /** Where the limits that count locally while the store does not answer count meanwhile. */
+  readonly #local: MemoryRateStore;
 
   constructor(
     store: RateStore,
     limits: RateLimits,
     onLimited: (name: RateLimitName) => void = () => {},
     classes: RateClasses = {},
+    failures: StoreFailureOptions = {},
   ) {
     this.#store = store;
     this.#limits = limits;
     this.#onLimited = onLimited;
     this.#classes = classes;
+    this.#onStoreFailure = failures.onStoreFailure ?? (() => {});
+    this.#local = new MemoryRateStore(failures.now);
   }
 
   /** Replaces the limits and rate classes (configuration reload); counters carry on. */
@@ -91,7 +106,10 @@ export class RateLimiter {
       this.#judgeHit(name, rule, store.hitNow(key, rule.windowMs));
       return undefined;
     }
-    return store.hit(key, rule.windowMs).then((hit) => this.#judgeHit(name, rule, hit));
+    return store.hit(key, rule.windowMs).then(
+      (hit) => this.#judgeHit(name, rule, hit),
+      (error: unknown) => this.#judgeHit(name, rule, this.#failed(name, error)?.hitNow(key, rule.windowMs)),
+    );
   }
 
   /** Throws `rate_limited` if `subject` is already over the limit, without counting a hit. */
@@ -109,11 +127,23 @@ export class RateLimiter {
       this.#judgePeek(name, rule, store.peekNow(key));
       return undefined;
     }
-    return store.peek(key).then((hit) => this.#judgePeek(name, rule, hit));
+    return store.peek(key).then(
+      (hit) => this.#judgePeek(name, rule, hit),
+      (error: unknown) => this.#judgePeek(name, rule, this.#failed(name, error)?.peekNow(key)),
+    );
   }
 
-  #judgeHit(name: RateLimitName, rule: RateRule, hit: WindowHit): void {
-    if (hit.count > rule.max) this.#refuse(name, hit.resetInMs);
+  /**
+   * The store did not answer limit `name`'s counter: the counters of this process when the limit
+   * counts locally meanwhile, else none (the hit goes through). One decision: store-failures.ts.
+   */
+  #failed(name: RateLimitName, error: unknown): MemoryRateStore | undefined {
+    this.#onStoreFailure(error instanceof Error ? error : new Error(String(error)));
+    return RATE_LIMITS_ON_STORE_FAILURE[name] === 'local' ? this.#local : undefined;
+  }
+
+  #judgeHit(name: RateLimitName, rule: RateRule, hit: WindowHit | undefined): void {
+    if (hit && hit.count > rule.max) this.#refuse(name, hit.resetInMs);
   }
 
   #judgePeek(name: RateLimitName, rule: RateRule, hit: WindowHit | undefined): void {

@@ -5,8 +5,8 @@
  * cluster's IPC channel ({@link StoreHost} is the other end). Every worker then shares the same
  * keys, claims, rate counters and channels, so what works across Redis instances (revocations,
  * the vault's locks, session ownership and the relay) works across workers unchanged.
- * A call the primary does not answer within {@link CLUSTER_STORE_TIMEOUT_MS} rejects; counters
- * fail open then, as they do with Redis (a rate limiter must not take the proxy down).
+ * A call the primary does not answer within {@link CLUSTER_STORE_TIMEOUT_MS} rejects, a counter's
+ * too, as with Redis: its caller decides (limits/store-failures.ts).
  */
 import type { WindowHit } from '../limits/rate-store.ts';
 import { LocalChannels, type Store, StoreFullError, type StoreListener } from './store.ts';
@@ -175,23 +175,14 @@ export class ClusterStore implements Store {
   readonly #timeoutMs: number;
   readonly #pending = new Map<number, Pending>();
   readonly #channels = new LocalChannels();
-  readonly #onError: (error: Error) => void;
   readonly #listener = (message: unknown) => this.#receive(message);
   readonly #out: PortBatcher;
   #nextId = 0;
   #closed = false;
 
-  /**
-   * @param port the IPC channel to the primary (`process` in a worker).
-   * @param onError hears a counter that failed open (throttle it: it can repeat).
-   */
-  constructor(
-    port: IpcPort,
-    onError: (error: Error) => void = () => {},
-    timeoutMs = CLUSTER_STORE_TIMEOUT_MS,
-  ) {
+  /** @param port the IPC channel to the primary (`process` in a worker). */
+  constructor(port: IpcPort, timeoutMs = CLUSTER_STORE_TIMEOUT_MS) {
     this.#port = port;
-    this.#onError = onError;
     this.#timeoutMs = timeoutMs;
     this.#out = new PortBatcher(port);
     port.on('message', this.#listener);
@@ -222,21 +213,11 @@ export class ClusterStore implements Store {
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {
-    try {
-      return (await this.#call('hit', [key, windowMs])) as WindowHit;
-    } catch (error) {
-      this.#onError(error as Error);
-      return { count: 0, resetInMs: windowMs };
-    }
+    return (await this.#call('hit', [key, windowMs])) as WindowHit;
   }
 
   async peek(key: string): Promise<WindowHit | undefined> {
-    try {
-      return ((await this.#call('peek', [key])) as WindowHit | null) ?? undefined;
-    } catch (error) {
-      this.#onError(error as Error);
-      return undefined;
-    }
+    return ((await this.#call('peek', [key])) as WindowHit | null) ?? undefined;
   }
 
   async publish(channel: string, message: string): Promise<void> {

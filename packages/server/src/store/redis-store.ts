@@ -2,8 +2,9 @@
  * @module store/redis-store
  * The {@link Store} in Redis (`REDIS_URL`), shared by every instance: rate counters, revocations,
  * and (issues 18, 19) the vault, locks, session ownership and the relay's pub/sub. Keys carry the
- * `mcp-proxy:` prefix. Counters fail open when Redis is unreachable (a rate limiter must not take
- * the proxy down); every other operation rejects, and its caller decides.
+ * `mcp-proxy:` prefix. Every operation rejects when Redis does not answer, counters included: the
+ * caller decides (limits/store-failures.ts: a rate limit lets traffic through, a security counter
+ * refuses).
  */
 import { Redis } from 'ioredis';
 import type { WindowHit } from '../limits/rate-store.ts';
@@ -105,34 +106,19 @@ export class RedisStore implements Store {
   }
 
   async hit(key: string, windowMs: number): Promise<WindowHit> {
-    if (this.#redis.status !== 'ready') {
-      this.#onError(new Error(`Redis is ${this.#redis.status}`));
-      return { count: 0, resetInMs: windowMs };
-    }
-    try {
-      const [count, ttl] = (await this.#redis.eval(HIT_SCRIPT, 1, this.#prefix + key, windowMs)) as [
-        number,
-        number,
-      ];
-      return { count, resetInMs: ttl };
-    } catch (error) {
-      this.#onError(error as Error);
-      return { count: 0, resetInMs: windowMs };
-    }
+    const [count, ttl] = (await this.#redis.eval(HIT_SCRIPT, 1, this.#prefix + key, windowMs)) as [
+      number,
+      number,
+    ];
+    return { count, resetInMs: ttl };
   }
 
   async peek(key: string): Promise<WindowHit | undefined> {
-    if (this.#redis.status !== 'ready') return undefined;
-    try {
-      const [count, ttl] = await Promise.all([
-        this.#redis.get(this.#prefix + key),
-        this.#redis.pttl(this.#prefix + key),
-      ]);
-      return count === null || ttl < 0 ? undefined : { count: Number(count), resetInMs: ttl };
-    } catch (error) {
-      this.#onError(error as Error);
-      return undefined;
-    }
+    const [count, ttl] = await Promise.all([
+      this.#redis.get(this.#prefix + key),
+      this.#redis.pttl(this.#prefix + key),
+    ]);
+    return count === null || ttl < 0 ? undefined : { count: Number(count), resetInMs: ttl };
   }
 
   async publish(channel: string, message: string): Promise<void> {

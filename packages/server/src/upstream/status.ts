@@ -75,6 +75,18 @@ export function authRefusal(
   });
 }
 
+/**
+ * The upstream's 401 or 403 carried in an error answer, as the refusal {@link authRefusal} throws:
+ * a session that answers its caller (an era facade) turns the thrown refusal into an answer whose
+ * `data` keeps the status and challenge. Undefined for any other answer.
+ */
+export function refusalInAnswer(answer: JsonRpcResponse): ProxyError | undefined {
+  const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
+  if (data?.code !== 'upstream_unauthorized' || typeof data.upstreamStatus !== 'number') return undefined;
+  const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
+  return authRefusal(data.upstreamStatus, challenge, { upstreamStatus: data.upstreamStatus });
+}
+
 /** Pulls a short human message out of an error body (JSON-RPC error or plain text). */
 function extractDetail(text: string): string | undefined {
   const trimmed = text.trim();

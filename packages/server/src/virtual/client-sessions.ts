@@ -13,6 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
+import { countOrRefuse } from '../limits/store-failures.ts';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import { readOrRefuse, type Store, storeFailure } from '../store/store.ts';
 
@@ -79,7 +80,8 @@ export class ClientSessions {
     if (opened === undefined) return false;
     const { store } = this.#deps;
     try {
-      const ends = await store.hit(
+      const ends = await countOrRefuse(
+        store,
         // The principal's key (a subject, for OIDC) is hashed: the store holds no one's name.
         `ends:${createHash('sha256').update(principalKey).digest('base64url')}`,
         SESSION_LIFETIME_MS,

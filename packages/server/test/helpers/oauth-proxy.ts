@@ -120,19 +120,25 @@ export function upstreamTokens(s: Pick<OAuthSetup, 'world'>): string[] {
  * the page would for `token` (which uses it up) and reads the authorization URL it answers.
  */
 export async function scopesAsked(url: string, token: string): Promise<string[]> {
-  const bound = await fetch(url, {
+  const bound = await postStart(url, bindAs(token));
+  assert.equal(bound.status, 200, JSON.stringify(bound.body));
+  const authorize = new URL((bound.body as { authorizeUrl: string }).authorizeUrl);
+  return (authorize.searchParams.get('scope') ?? '').split(' ').sort();
+}
+
+/** POSTs `body` to a start link as the start page's script does (same origin): a bind, or a typed code. */
+// biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON bodies.
+export async function postStart(url: string, body: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
       origin: new URL(url).origin,
       'sec-fetch-site': 'same-origin',
     },
-    body: JSON.stringify(bindAs(token)),
+    body: JSON.stringify(body),
   });
-  const text = await bound.text();
-  assert.equal(bound.status, 200, text);
-  const authorize = new URL((JSON.parse(text) as { authorizeUrl: string }).authorizeUrl);
-  return (authorize.searchParams.get('scope') ?? '').split(' ').sort();
+  return { status: response.status, body: await response.json() };
 }
 
 /** An SDK v1 client connected through the proxy's `/mcp` to `upstreamUrl` as `token` (closed by `cleanup`). */

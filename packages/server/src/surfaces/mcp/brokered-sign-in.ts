@@ -15,7 +15,7 @@ import { findProxyError, ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { isRequest, type JsonRpcRequest, type JsonRpcResponse, type MessageBatch } from '../../jsonrpc.ts';
 import { discard, headerValue, type UpstreamResponse } from '../../upstream/http.ts';
-import { authRefusal } from '../../upstream/status.ts';
+import { authRefusal, refusalInAnswer } from '../../upstream/status.ts';
 import { header } from './inbound.ts';
 import type { SignInRounds } from './sign-in-input.ts';
 import { urlElicitationRequired } from './url-elicitation.ts';
@@ -164,12 +164,12 @@ export class BrokeredSignIn {
     answer: JsonRpcResponse,
   ): Promise<JsonRpcResponse | undefined> {
     const brokered = this.#brokered.get(request);
-    const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
-    if (!brokered || data?.code !== 'upstream_unauthorized') return undefined;
-    const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
+    const refusal = refusalInAnswer(answer);
+    if (!brokered || refusal === undefined) return undefined;
+    const challenge = refusal.headers['www-authenticate'];
     let error: ProxyError | undefined;
-    if (data.upstreamStatus === 403) error = await this.#stepUp(request, challenge);
-    else if (data.upstreamStatus === 401) {
+    if (refusal.status === 403) error = await this.#stepUp(request, challenge);
+    else {
       error = await this.#signInFor(request, reply, brokered.target, challenge).catch((refusal: unknown) => {
         if (findProxyError(refusal)?.code === 'upstream_unauthorized') return undefined;
         throw refusal;

@@ -34,6 +34,7 @@ import { toolFilterFor } from '../../policy/tool-filter.ts';
 import type { HeldSession, MessageSink } from '../../sessions/held-session.ts';
 import type { ModernSessionPool, PoolContext, PooledCall, PoolTarget } from '../../sessions/modern-pool.ts';
 import { checkParamHeaders, type ParamHeaderCatalog } from '../../upstream/param-headers.ts';
+import { refusalInAnswer } from '../../upstream/status.ts';
 import type { Intercept } from './held-session-handler.ts';
 
 /**
@@ -88,7 +89,7 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
     }
     const session = await this.#deps.pool.session(ctx, message);
     if (message.method === 'tools/call') await this.#checkParamHeaders(request, session, message, ctx);
-    const call = this.#deps.pool.prepare(session, message, toolFilterFor(ctx.target));
+    const prepare = () => this.#deps.pool.prepare(session, message, toolFilterFor(ctx.target));
     // Stream only what may send something before its answer (like the SDK's `auto` mode): a
     // listen stream, and requests that asked for progress or log messages. Everything else gets
     // JSON when the client takes it, so the answer can set the HTTP status (404 for -32601).
@@ -98,12 +99,16 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
       meta.progressToken !== undefined ||
       meta[META.logLevel] !== undefined;
     if (acceptsEventStream(request) && (streams || !acceptsJson(request))) {
-      return this.#answerAsStream(request, reply, call, message, intercept);
+      return this.#answerAsStream(request, reply, { session, message, prepare }, intercept);
     }
     if (!acceptsJson(request)) throw new ProxyError('not_acceptable');
-    let response = await call
-      .call({ timeoutMs: this.#deps.timeoutMs, signal: callerSignal(reply) })
-      .catch((error: unknown) => toJsonRpcError(error, message.id));
+    const signal = callerSignal(reply);
+    const called = () =>
+      prepare()
+        .call({ timeoutMs: this.#deps.timeoutMs, signal })
+        .catch((error: unknown) => toJsonRpcError(error, message.id));
+    let response = await called();
+    if (await sendsOnceMore(session, response)) response = await called();
     if (intercept && 'error' in response) response = (await intercept(message, response)) ?? response;
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
@@ -151,10 +156,12 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
   async #answerAsStream(
     request: FastifyRequest,
     reply: FastifyReply,
-    call: PooledCall,
-    message: JsonRpcRequest,
+    pooled: { session: HeldSession; message: JsonRpcRequest; prepare: () => PooledCall },
     intercept: Intercept | undefined,
   ) {
+    const { session, message } = pooled;
+    let call = pooled.prepare();
+    let retried = false;
     const writer = new EventStreamWriter(this.#deps.stream);
     writer.comment('stream open');
     // A listen stream is meant to stay quiet for long; any other answer may not go silent forever.
@@ -172,20 +179,22 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
       deliver: (incoming) => {
         // A listen stream carries only its own subscription's notifications (and its end).
         if (!watchIdle && 'method' in incoming && !belongsTo(incoming, message.id)) return false;
-        if (intercept && 'error' in incoming && incoming.id === message.id && !answered) {
-          // The answer may be replaced (a sign-in): it is written once the replacement is known.
+        const refused = 'error' in incoming && incoming.id === message.id && !answered;
+        if (refused && (intercept || (!retried && refusalInAnswer(incoming)))) {
+          // The request may go once more (a refreshed token), or the answer be replaced (a
+          // sign-in): it is written once that is known.
           answered = true;
           idle.stop();
-          void intercept(message, incoming)
-            .then(
+          void resend(incoming).then(async (resent) => {
+            if (resent) return;
+            const final = await (intercept?.(message, incoming) ?? Promise.resolve(undefined)).then(
               (replacement) => replacement ?? incoming,
               (error: unknown) => toJsonRpcError(error, message.id),
-            )
-            .then((final) => {
-              writer.write(final);
-              request.audit?.answer(final);
-              writer.close();
-            });
+            );
+            writer.write(final);
+            request.audit?.answer(final);
+            writer.close();
+          });
           return true;
         }
         if (!writer.write(incoming)) return false;
@@ -199,6 +208,16 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
       },
       end: () => writer.close(),
     };
+    /** Sends the request once more after the upstream's 401 when a refreshed token is in place. */
+    const resend = async (answer: JsonRpcResponse): Promise<boolean> => {
+      if (retried || !(await sendsOnceMore(session, answer)) || writer.closed) return false;
+      retried = true;
+      answered = false;
+      armIdle();
+      call = pooled.prepare();
+      await call.start(sink).catch((error: unknown) => sink.deliver(toJsonRpcError(error, message.id)));
+      return true;
+    };
     writer.onClose(() => {
       idle.stop();
       // Closing the stream before the answer is the modern era's cancellation.
@@ -211,6 +230,17 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
     });
     return sendEventStream(reply, writer);
   }
+}
+
+/**
+ * Whether a pooled request answered `answer` goes once more: the upstream refused the broker's
+ * token (401) and a refreshed one took its place. The decision is the session's, as for every
+ * held session (HeldSession.refused, issue 18 held-signin); a pooled session's facade answers the
+ * refusal rather than throwing it.
+ */
+async function sendsOnceMore(session: HeldSession, answer: JsonRpcResponse): Promise<boolean> {
+  const refusal = refusalInAnswer(answer);
+  return refusal !== undefined && (await session.refused(refusal));
 }
 
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */

@@ -39,6 +39,7 @@ import type { SessionStore } from '../../sessions/store.ts';
 import type { UpstreamHttp } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
+import { refusalInAnswer } from '../../upstream/status.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** What a caller asks to forward. */
@@ -297,6 +298,12 @@ export class Forwarder {
     const response = await this.#deps.pool
       .prepare(session, message, toolFilterFor(route.target))
       .call({ timeoutMs: this.#deps.timeoutMs, signal });
+    // The pooled session's facade answers the upstream's 401 or 403 rather than throwing it: on
+    // the broker's credential it is thrown again, so forward() decides as for every other route
+    // (refresh once and send once more, else a sign-in; a step-up for a 403).
+    const brokered = route.target.kind !== 'stdio' && route.target.credential !== undefined;
+    const refusal = brokered ? refusalInAnswer(response) : undefined;
+    if (refusal !== undefined) throw refusal;
     return { response };
   }
 
