@@ -440,6 +440,7 @@ describe('minted tokens', () => {
         ' alice',
         'alice ',
         'a\tb',
+        'carol\uD800',
       ]) {
         const reply = await mintRaw(proxy.url, { subject });
         assert.equal(reply.status, 400, JSON.stringify(subject));

@@ -39,10 +39,11 @@ describe('review10 dupb 1: principals whose keys differ only in ill-formed UTF-1
     assert.equal(done.callback?.status, 200, done.callback?.body);
     assert.equal(subjectOf(await callTool(s, victim, 'whoami')), 'carol');
 
-    // Another principal, never signed in upstream: it must be asked to sign in, not served
-    // with carol's upstream account.
+    // Another principal, never signed in upstream, whose `sub` is ill-formed: it must not be
+    // served with carol's upstream account. The proxy refuses such a subject at the door.
     const reply = await callTool(s, other, 'whoami');
     assert.equal(reply.status, 401, `served as ${JSON.stringify(reply.body?.result ?? reply.body)}`);
-    assert.equal(reply.body.error.data.code, 'upstream_auth_required');
+    assert.equal(reply.body.error.data.code, 'token_invalid');
+    assert.match(reply.body.error.message, /well-formed/);
   });
 });

@@ -147,7 +147,10 @@ export class ProxyLogin {
         requireIdToken: true,
       });
       const subject = oauth.getValidatedIdTokenClaims(result)?.sub;
-      if (typeof subject !== 'string' || subject === '') throw failed('the ID token names no subject');
+      // As for access tokens (identity/oidc/issuer.ts): an ill-formed subject keys another's slots.
+      if (typeof subject !== 'string' || subject === '' || !subject.isWellFormed()) {
+        throw failed('the ID token names no well-formed subject');
+      }
       return { linkId: pending.linkId, principalKey: `oidc:${login.issuer}#${subject}` };
     } catch (cause) {
       if (cause instanceof ProxyError) throw cause;

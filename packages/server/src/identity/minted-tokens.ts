@@ -30,11 +30,11 @@ const LEEWAY_SECONDS = 5;
 export const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 /**
  * What a subject may be (it names a principal, reaches session keys and the audit trail): 1 to
- * 256 characters, no control, format (bidi overrides, zero-width) or line/paragraph separator
- * characters, no surrounding whitespace — so two subjects that look the same are the same. Minting
+ * 256 characters, no control, format (bidi overrides, zero-width), line/paragraph separator or
+ * lone surrogate characters, no surrounding whitespace — so two subjects that look the same are the same. Minting
  * takes it in NFC ({@link normalSubject}); verification refuses any other form.
  */
-export const SUBJECT = /^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}(?<!\s)$/u;
+export const SUBJECT = /^(?!\s)[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]{1,256}(?<!\s)$/u;
 
 /** `subject` in NFC: the one spelling a principal is keyed by. */
 export function normalSubject(subject: string): string {

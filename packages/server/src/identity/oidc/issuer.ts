@@ -130,8 +130,15 @@ export class OidcIssuer {
       throw invalid('type', 'its type (`typ`) says it is not an access token');
     }
     const subject = payload.sub;
-    if (typeof subject !== 'string' || subject === '' || subject.length > MAX_SUBJECT_LENGTH) {
-      throw invalid('subject', 'its `sub` claim is missing or too long');
+    // An ill-formed `sub` (a lone surrogate) would key the same slots as its U+FFFD spelling
+    // once hashed as UTF-8: two principals, one set of upstream tokens.
+    if (
+      typeof subject !== 'string' ||
+      subject === '' ||
+      subject.length > MAX_SUBJECT_LENGTH ||
+      !subject.isWellFormed()
+    ) {
+      throw invalid('subject', 'its `sub` claim is missing, too long or not well-formed Unicode');
     }
     const grants = grantsFromClaims(payload, this.settings.claims, this.settings.grants);
     if (grants === undefined) throw new ProxyError('oidc_no_grant');
