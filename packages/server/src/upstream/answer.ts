@@ -31,7 +31,9 @@ export interface AnswerReading {
    * Resumes the answer's event stream after the event `lastEventId` (a GET with `Last-Event-ID`,
    * MCP 2025-11-25 "Resumability and Redelivery"); none: a stream that ends early is not resumed.
    */
-  readonly resume?: ((lastEventId: string, signal: AbortSignal | undefined) => Promise<UpstreamResponse>) | undefined;
+  readonly resume?:
+    | ((lastEventId: string, signal: AbortSignal | undefined) => Promise<UpstreamResponse>)
+    | undefined;
   /** The server accepted the message (2xx), issuing this session id, if any: before any body is read. */
   readonly accepted?: ((issuedSessionId: string | undefined) => void) | undefined;
 }
@@ -132,7 +134,10 @@ async function readAnswerStream(
       await rejectStatus(http, response, { sessionId: reading.sessionId });
     if (!isEventStream(response)) {
       discard(response);
-      throw new ProxyError('upstream_protocol_error', 'The MCP server resumed an answer stream with no event stream.');
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server resumed an answer stream with no event stream.',
+      );
     }
   }
 }
