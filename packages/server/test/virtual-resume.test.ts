@@ -170,7 +170,8 @@ describe('resumable answer streams of a virtual server', () => {
 
     const refusal = async (response: Response, status: number, code: string) => {
       assert.equal(response.status, status);
-      assert.equal((await response.json()).error.data.code, code);
+      const body = (await response.json()) as { error: { data: { code: string } } };
+      assert.equal(body.error.data.code, code);
     };
     await refusal(await raw.resume(await raw.initialize(), id), 403, 'stream_event_foreign');
     const other = rawClient(proxy.url, OTHER_TOKEN);
