@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
+import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
 import { textOf } from './helpers/virtual-proxy.ts';
@@ -42,6 +43,20 @@ function eventsOf(text: string): SseEvent[] {
       }
       return { ...fields, data: fields.data ?? '' } as SseEvent;
     });
+}
+
+/** Reads `response`'s stream up to its first event (the priming one), leaving the rest unread. */
+async function firstEvent(response: Response): Promise<SseEvent> {
+  assert.equal(response.headers.get('content-type'), 'text/event-stream');
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  let text = '';
+  while (!text.includes('\n\n')) {
+    const { done, value } = await reader.read();
+    assert.ok(!done, 'the stream opens with its priming event');
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return eventsOf(text)[0] as SseEvent;
 }
 
 /** A raw 2025-era client of one proxy's virtual server `one`, as `token`. */
@@ -73,7 +88,7 @@ function rawClient(base: string, token = TEST_TOKEN) {
       await response.text();
       return response.headers.get('mcp-session-id') as string;
     },
-    call(session: string, name: string, signal?: AbortSignal): Promise<Response> {
+    call(session: string, name: string, signal?: AbortSignal, args: object = {}): Promise<Response> {
       return fetch(url, {
         method: 'POST',
         headers: headers(session),
@@ -81,7 +96,7 @@ function rawClient(base: string, token = TEST_TOKEN) {
           jsonrpc: '2.0',
           id: 1,
           method: 'tools/call',
-          params: { name, arguments: {} },
+          params: { name, arguments: args },
         }),
         ...(signal && { signal }),
       });
@@ -202,23 +217,48 @@ describe('resumable answer streams of a virtual server', () => {
     const leaving = new AbortController();
     const response = await rawClient(first.url).call(session, 'test_reconnection', leaving.signal);
     // The client reads the priming event and leaves: the call goes on (leaving is no cancel).
-    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    let text = '';
-    assert.equal(response.headers.get('content-type'), 'text/event-stream');
-    while (!text.includes('\n\n')) {
-      const { done, value } = await reader.read();
-      assert.ok(!done, 'the stream opens with its priming event');
-      text += new TextDecoder().decode(value);
-    }
+    const priming = await firstEvent(response);
     leaving.abort();
-    const [priming] = eventsOf(text);
-    assert.equal(priming?.data, '');
+    assert.equal(priming.data, '');
 
     // The second instance replays what the first logged, or waits for it: the answer, then the end.
-    const resumed = await rawClient(second.url).resume(session, priming?.id as string);
+    const resumed = await rawClient(second.url).resume(session, priming.id as string);
     assert.equal(resumed.status, 200);
     const events = eventsOf(await resumed.text());
     assert.equal(events.length, 1);
     assert.match(JSON.parse(events[0]?.data ?? '{}').result.content[0].text, /Reconnection test completed/);
+  });
+
+  test('resumed streams open at once in one session are bounded', async (t) => {
+    const proxy = await startProxy({ MCP_PROXY_CONFIG: configFile(member) });
+    t.after(() => proxy.close());
+    const raw = rawClient(proxy.url);
+    const session = await raw.initialize();
+    // The member's elicitation waits for the client's answer: the stream stays unfinished.
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    const { id } = await firstEvent(
+      await raw.call(session, 'test_elicitation', leaving.signal, { message: 'Hold on' }),
+    );
+    const open: Response[] = [];
+    t.after(() => Promise.all(open.map((response) => response.body?.cancel())));
+    for (let n = 0; n < 8; n++) {
+      const resumed = await raw.resume(session, id as string);
+      assert.equal(resumed.status, 200);
+      open.push(resumed);
+    }
+    const refused = await raw.resume(session, id as string);
+    assert.equal(refused.status, 409);
+    const body = (await refused.json()) as { error: { data: { code: string } } };
+    assert.equal(body.error.data.code, 'stream_conflict');
+    // One closed by its client makes room for another.
+    await open.shift()?.body?.cancel();
+    const again = await eventually(async () => {
+      const response = await raw.resume(session, id as string);
+      if (response.status === 200) return response;
+      await response.text();
+      return undefined;
+    });
+    open.push(again);
   });
 });

@@ -10,6 +10,7 @@
  * session, or to another principal, and cannot be guessed.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { type Store, storeFailure } from '../store/store.ts';
 
@@ -17,6 +18,8 @@ import { type Store, storeFailure } from '../store/store.ts';
 export const MAX_EVENTS_PER_SESSION = 256;
 /** Bytes of messages one client session keeps for resumption; past it the oldest are dropped. */
 export const MAX_EVENT_BYTES_PER_SESSION = 256 * 1024;
+/** Resumed streams one client session may have open on one instance at once (409 past it). */
+export const MAX_RESUMES_PER_SESSION = 8;
 /** Writers losing the compare-and-set to another instance in a row before an append gives up. */
 const MAX_APPEND_TRIES = 8;
 /** Characters of the tag an event id carries (base64url of HMAC-SHA-256: 132 bits). */
@@ -66,6 +69,8 @@ export class AnswerEvents {
   readonly #now: () => number;
   /** Appends of this instance, chained per session log: its own writers never race each other. */
   readonly #chains = new Map<string, Promise<unknown>>();
+  /** Resumed streams open here, per session log. */
+  readonly #watching = new Map<string, number>();
 
   constructor(deps: AnswerEventsDeps) {
     this.#store = deps.store;
@@ -157,9 +162,34 @@ export class AnswerEvents {
     return Math.max(0, session.expiresAt - this.#now());
   }
 
-  /** Listens for appends to `session`'s log (any instance's); resolves to what stops listening. */
-  watch(session: LoggedSession, listener: () => void): Promise<() => Promise<void>> {
-    return this.#store.subscribe(logKey(session.key), listener, listener);
+  /**
+   * Listens for appends to `session`'s log (any instance's); resolves to what stops listening.
+   * Past {@link MAX_RESUMES_PER_SESSION} listening here: `stream_conflict`.
+   */
+  async watch(session: LoggedSession, listener: () => void): Promise<() => Promise<void>> {
+    const key = logKey(session.key);
+    const watching = this.#watching.get(key) ?? 0;
+    if (watching >= MAX_RESUMES_PER_SESSION)
+      throw new ProxyError('stream_conflict', 'Too many resumed streams are open in this session.');
+    this.#watching.set(key, watching + 1);
+    const release = () => {
+      const left = (this.#watching.get(key) ?? 1) - 1;
+      if (left > 0) this.#watching.set(key, left);
+      else this.#watching.delete(key);
+    };
+    let stop: () => Promise<void>;
+    try {
+      stop = await this.#store.subscribe(key, listener, listener);
+    } catch (error) {
+      release();
+      throw storeFailure(error);
+    }
+    let stopped = false;
+    return () => {
+      if (!stopped) release();
+      stopped = true;
+      return stop();
+    };
   }
 
   async #write(session: LoggedSession, key: string, added: readonly Logged[]): Promise<void> {
