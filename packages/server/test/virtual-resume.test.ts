@@ -261,4 +261,19 @@ describe('resumable answer streams of a virtual server', () => {
     });
     open.push(again);
   });
+
+  test('a principal keeps the events of at most 32 sessions a day; past it streams are served, not resumable', async (t) => {
+    const proxy = await startProxy({ MCP_PROXY_CONFIG: configFile(member) });
+    t.after(() => proxy.close());
+    const raw = rawClient(proxy.url);
+    for (let n = 0; n < 32; n++) {
+      const events = eventsOf(await (await raw.call(await raw.initialize(), 'test_simple_text')).text());
+      assert.ok(events.every((event) => event.id !== undefined));
+    }
+    const session = await raw.initialize();
+    const events = eventsOf(await (await raw.call(session, 'test_simple_text')).text());
+    assert.equal(events.length, 1, 'no priming event: nothing to resume from');
+    assert.equal(events[0]?.id, undefined);
+    assert.equal(JSON.parse(events[0]?.data ?? '{}').id, 1);
+  });
 });

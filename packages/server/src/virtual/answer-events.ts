@@ -18,6 +18,14 @@ import { type Store, storeFailure } from '../store/store.ts';
 export const MAX_EVENTS_PER_SESSION = 256;
 /** Bytes of messages one client session keeps for resumption; past it the oldest are dropped. */
 export const MAX_EVENT_BYTES_PER_SESSION = 256 * 1024;
+/**
+ * Session logs one principal may start per day (a session lasts a day at most); past it its
+ * answer streams are not kept (served, not resumable): a principal's bytes in the store stay
+ * within this many times {@link MAX_EVENT_BYTES_PER_SESSION}.
+ */
+export const LOGS_PER_PRINCIPAL = 32;
+/** The window of {@link LOGS_PER_PRINCIPAL}: a session's lifetime. */
+const LOG_WINDOW_MS = 24 * 60 * 60_000;
 /** Resumed streams one client session may have open on one instance at once (409 past it). */
 export const MAX_RESUMES_PER_SESSION = 8;
 /** Writers losing the compare-and-set to another instance in a row before an append gives up. */
@@ -25,10 +33,11 @@ const MAX_APPEND_TRIES = 8;
 /** Characters of the tag an event id carries (base64url of HMAC-SHA-256: 132 bits). */
 const TAG_LENGTH = 22;
 
-/** The client session a log belongs to: its secret name and when it expires. */
+/** The client session a log belongs to: its secret name, when it expires, and its principal. */
 export interface LoggedSession {
   readonly key: string;
   readonly expiresAt: number;
+  readonly principalKey: string;
 }
 
 /** One kept event: stream, position, the message (JSON; '' the priming event; null the end). */
@@ -200,12 +209,13 @@ export class AnswerEvents {
       const value = JSON.stringify(bounded([...parseLog(before), ...added]));
       let stored: boolean;
       try {
+        if (before === undefined) await this.#countNewLog(session);
         stored =
           before === undefined
             ? await this.#store.setIfAbsent(key, value, ttlMs)
             : await this.#store.replaceIf(key, before, value, ttlMs);
       } catch (error) {
-        throw storeFailure(error);
+        throw ProxyError.is(error) ? error : storeFailure(error);
       }
       if (stored) {
         // Announced for resumed streams waiting on this log, here or on another instance.
@@ -214,6 +224,20 @@ export class AnswerEvents {
       }
     }
     throw storeFailure(new Error('the answer events of a session kept changing under its writer'));
+  }
+
+  /** Counts a log `session`'s principal starts; throws `rate_limited` past {@link LOGS_PER_PRINCIPAL}. */
+  async #countNewLog(session: LoggedSession): Promise<void> {
+    // The principal's key (a subject, for OIDC) is hashed: the store holds no one's name.
+    const principal = createHash('sha256').update(session.principalKey).digest('base64url');
+    const { count } = await this.#store.hit(`logs:${principal}`, LOG_WINDOW_MS);
+    if (count > LOGS_PER_PRINCIPAL)
+      throw new ProxyError('rate_limited', 'Too many resumable sessions today.');
+  }
+
+  /** Forgets `session`'s log (the session was ended). */
+  async forget(session: LoggedSession): Promise<void> {
+    await this.#store.delete(logKey(session.key)).catch(() => false);
   }
 
   async #read(key: string): Promise<string | undefined> {

@@ -30,10 +30,15 @@ export interface ResumableAnswers {
   readonly pollMs: () => number;
 }
 
-/** Closes `writer` after `pollMs` (0: never) unless it closed before; the timer goes with it. */
-function pollAfter(writer: EventStreamWriter, pollMs: number): void {
+/**
+ * Closes `writer` after `pollMs` (0: never) unless it closed before, or `resumable` says the
+ * stream can no longer be resumed then; the timer goes with it.
+ */
+function pollAfter(writer: EventStreamWriter, pollMs: number, resumable: () => boolean = () => true): void {
   if (pollMs <= 0) return;
-  const timer = setTimeout(() => writer.close(), pollMs);
+  const timer = setTimeout(() => {
+    if (resumable()) writer.close();
+  }, pollMs);
   timer.unref();
   writer.onClose(() => clearTimeout(timer));
 }
@@ -69,8 +74,9 @@ export class ResumableAnswer implements VirtualChannel {
     reply.raw.once('close', () => this.#writer.close());
     sendEventStream(reply, this.#writer);
     this.#then([undefined], (id) => {
-      if (id !== undefined) this.#writer.prime(id, RESUME_RETRY_MS);
-      pollAfter(this.#writer, answers.pollMs());
+      if (id === undefined) return;
+      this.#writer.prime(id, RESUME_RETRY_MS);
+      pollAfter(this.#writer, answers.pollMs(), () => this.#logged);
     });
   }
 

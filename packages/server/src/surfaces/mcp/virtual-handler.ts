@@ -25,6 +25,7 @@ import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
+import type { LoggedSession } from '../../virtual/answer-events.ts';
 import type { ClientSession, ClientSessions } from '../../virtual/client-sessions.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
 import { SearchBudget } from '../../virtual/tool-search.ts';
@@ -53,14 +54,15 @@ export async function serveVirtual(
   virtual.checkReach(exchange.name, exchange.identity.grants);
   if (exchange.messages === undefined) {
     if (request.method === 'DELETE' && streams.sessions !== undefined)
-      return endSession(virtual, streams.sessions, exchange, request, reply);
+      return endSession(virtual, { ...streams, sessions: streams.sessions }, exchange, request, reply);
     if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
     const session = await sessionOf(streams.sessions, exchange, request, reply);
     const lastEventId = headerValue(request.headers, 'last-event-id');
     if (session !== undefined && lastEventId !== undefined && streams.answers !== undefined) {
       if (!acceptsEventStream(request))
         throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
-      return resumeAnswer(reply, streams.stream, streams.answers, session, lastEventId, streams.shutdown);
+      const logged = { ...session, principalKey: exchange.identity.principalKey };
+      return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, streams.shutdown);
     }
     return openStream(virtual, exchange, request, reply, streams, session?.key);
   }
@@ -103,7 +105,8 @@ export async function serveVirtual(
     reply.header('mcp-session-id', issued);
   } else if (exchange.messages.some((message) => clientEraOf(message, protocolVersion) === 'session'))
     session = await sessionOf(streams.sessions, exchange, request, reply);
-  const answerStream = answerStreamOf(exchange.messages, request, reply, streams, session);
+  const logged = session && { ...session, principalKey: exchange.identity.principalKey };
+  const answerStream = answerStreamOf(exchange.messages, request, reply, streams, logged);
   // A resumable answer outlives its connection (disconnection is not cancellation: MCP
   // 2025-11-25); the client cancels it with notifications/cancelled.
   const signal = answerStream instanceof ResumableAnswer ? streams.shutdown : callerSignal(reply);
@@ -146,12 +149,12 @@ function answerStreamOf(
   request: FastifyRequest,
   reply: FastifyReply,
   streams: VirtualStreamOptions,
-  session: ClientSession | undefined,
+  session: (ClientSession & LoggedSession) | undefined,
 ): ResumableAnswer | LazyAnswerStream | undefined {
   if (!acceptsEventStream(request)) return undefined;
   const calls = messages.some((message) => 'method' in message && message.method === 'tools/call');
   if (calls && streams.answers !== undefined && (session?.version ?? '') >= RESUMABLE_SINCE)
-    return new ResumableAnswer(reply, streams.stream, streams.answers, session as ClientSession);
+    return new ResumableAnswer(reply, streams.stream, streams.answers, session as LoggedSession);
   return new LazyAnswerStream(reply, streams.stream);
 }
 
@@ -191,10 +194,13 @@ async function sessionOf(
   return session;
 }
 
-/** DELETE: ends the session it names (204), and its GET streams here; 404 when it was not live. */
+/**
+ * DELETE: ends the session it names (204), its GET streams here, and the events it kept for
+ * resumption; 404 when it was not live.
+ */
 async function endSession(
   virtual: VirtualServers,
-  sessions: ClientSessions,
+  { sessions, answers }: VirtualStreamOptions & { readonly sessions: ClientSessions },
   exchange: VirtualExchange,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -203,7 +209,10 @@ async function endSession(
   const sealed = headerValue(request.headers, 'mcp-session-id') as string;
   if (!(await sessions.end(sealed, exchange.identity.principalKey, exchange.name)))
     throw new ProxyError('session_not_found');
-  if (session !== undefined) virtual.endStreams(exchange.identity.principalKey, session.key);
+  if (session !== undefined) {
+    virtual.endStreams(exchange.identity.principalKey, session.key);
+    await answers?.events.forget({ ...session, principalKey: exchange.identity.principalKey });
+  }
   return reply.code(204).send();
 }
 
