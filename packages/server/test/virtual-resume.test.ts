@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { type ConformanceServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
@@ -150,6 +151,36 @@ describe('resumable answer streams of a virtual server', () => {
     assert.match(resumes[0]?.lastEventId ?? '', /^[\w-]+\.\d+\.[\w-]{22}$/);
   });
 
+  test('the SDK client resumes again a resumed stream the proxy closed before anything new', async (t) => {
+    const proxy = await startProxy({ MCP_PROXY_CONFIG: configFile(member), ANSWER_POLL_MS: '200' });
+    t.after(() => proxy.close());
+    const resumes: string[] = [];
+    const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/servers/one/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${TEST_TOKEN}` } },
+      fetch: (input, init) => {
+        const lastEventId = new Headers(init?.headers).get('last-event-id');
+        if ((init?.method ?? 'GET') === 'GET' && lastEventId !== null) resumes.push(lastEventId);
+        return fetch(input, init);
+      },
+    });
+    const client = new Client(
+      { name: 'resume-test', version: '1.0.0' },
+      { capabilities: { elicitation: {} } },
+    );
+    // The member's call waits for this answer, which waits for a second resumption: the first
+    // resumed stream is closed with nothing new on it, and the client must still know its cursor.
+    client.setRequestHandler(ElicitRequestSchema, async () => {
+      await eventually(() => resumes.length >= 2, { timeoutMs: 20_000, what: 'a second resumption' });
+      return { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } };
+    });
+    await client.connect(transport);
+    t.after(() => client.close());
+
+    const result = await client.callTool({ name: 'test_elicitation', arguments: { message: 'Who?' } });
+    assert.match(textOf(result), /accept/);
+    assert.equal(resumes[0], resumes[1], 'both resumed from the event before the wait');
+  });
+
   test('a stream starts primed, its events carry ids, and a resumption replays what followed an id', async (t) => {
     const proxy = await startProxy({ MCP_PROXY_CONFIG: configFile(member) });
     t.after(() => proxy.close());
@@ -166,10 +197,11 @@ describe('resumable answer streams of a virtual server', () => {
 
     const resumed = await raw.resume(session, priming.id);
     assert.equal(resumed.status, 200);
-    // The answer again, under its own id, and the stream ends with it.
-    assert.deepEqual(eventsOf(await resumed.text()), [answer]);
+    // Primed again with the id resumed from, the answer again under its own id, and the end.
+    const reprimed = { id: priming.id, retry: '500', data: '' };
+    assert.deepEqual(eventsOf(await resumed.text()), [reprimed, answer]);
     const after = await raw.resume(session, answer.id);
-    assert.deepEqual(eventsOf(await after.text()), []);
+    assert.deepEqual(eventsOf(await after.text()), [{ ...reprimed, id: answer.id }]);
   });
 
   test('an id of another session, of another principal, or made up is refused; one whose events were dropped is unknown', async (t) => {
@@ -225,8 +257,9 @@ describe('resumable answer streams of a virtual server', () => {
     const resumed = await rawClient(second.url).resume(session, priming.id as string);
     assert.equal(resumed.status, 200);
     const events = eventsOf(await resumed.text());
-    assert.equal(events.length, 1);
-    assert.match(JSON.parse(events[0]?.data ?? '{}').result.content[0].text, /Reconnection test completed/);
+    assert.deepEqual(events[0], { id: priming.id, retry: '500', data: '' });
+    assert.equal(events.length, 2);
+    assert.match(JSON.parse(events[1]?.data ?? '{}').result.content[0].text, /Reconnection test completed/);
   });
 
   test('resumed streams open at once in one session are bounded', async (t) => {

@@ -169,6 +169,9 @@ export async function resumeAnswer(
     writer.close();
     throw new ProxyError('stream_event_unknown');
   }
+  // Primed again with the id it resumes from: a client that keeps its cursor per connection (the
+  // SDK does) then still has one if this stream too is closed before anything new is written.
+  writer.prime(lastEventId, RESUME_RETRY_MS);
   deliver(first);
   const end = () => writer.close();
   shutdown.addEventListener('abort', end, { once: true });
