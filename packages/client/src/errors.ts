@@ -32,6 +32,8 @@ export type ProxyErrorCode =
   | 'not_acceptable'
   | 'session_required'
   | 'stream_conflict'
+  | 'stream_event_foreign'
+  | 'stream_event_unknown'
   | 'unsupported_protocol_version'
   | 'not_found'
   | 'unknown_server'
@@ -359,7 +361,8 @@ export class InvalidInputError extends MCPProxyError {
 
 /**
  * The session is gone, missing or over a limit (`session_not_found`, `upstream_session_expired`,
- * `session_required`, `session_limit`, `request_id_in_use`, `stream_conflict`). When
+ * `session_required`, `session_limit`, `request_id_in_use`, `stream_conflict`,
+ * `stream_event_foreign`, `stream_event_unknown`). When
  * {@link SessionError.expired} is true, call `initialize()` again.
  */
 export class SessionError extends MCPProxyError {

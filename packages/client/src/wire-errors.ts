@@ -43,6 +43,8 @@ export const ERROR_CLASSES: { readonly [C in ProxyErrorCode]: ErrorClass } = Obj
   not_acceptable: InvalidInputError,
   session_required: SessionError,
   stream_conflict: SessionError,
+  stream_event_foreign: SessionError,
+  stream_event_unknown: SessionError,
   unsupported_protocol_version: InvalidInputError,
   not_found: MCPProxyError,
   unknown_server: InvalidInputError,

@@ -65,6 +65,7 @@ import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metada
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import type { ChildRegistry } from './upstream/child-registry.ts';
+import { AnswerEvents } from './virtual/answer-events.ts';
 import { ClientSessions } from './virtual/client-sessions.ts';
 import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
@@ -332,6 +333,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       stream,
     }),
     virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
+    virtualAnswers: {
+      events: new AnswerEvents({ store: namespaced(store, 'virtual-answers:'), now }),
+      pollMs: () => current.server.answerPollMs,
+    },
     stream,
     follow: identity.follow,
   });

@@ -3,7 +3,8 @@
  * its tools, prompts and resource URIs keep their own names, so the suite's scenarios call and
  * read them as they would directly, and a 2025-era client gets an `Mcp-Session-Id` at
  * `initialize` as from the server itself. Every scenario gets the same verdict through the
- * virtual server as directly but `server-sse-polling` (resumable streams: not built).
+ * virtual server as directly, `server-sse-polling` too: a 2025-11-25 session's `tools/call` is
+ * answered with a resumable stream (priming event, `retry`, event ids, Last-Event-ID).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,12 +60,7 @@ describe('the conformance suite through a virtual server of one member', () => {
     const through = verdicts(virtual);
     const expected = verdicts(direct);
     assert.equal(direct.failed.length, 0, 'the fixture passes every scenario directly');
-    // The one scenario left (issue 20): the member answers `test_reconnection` with an event
-    // stream it closes mid-call for the client to resume (SEP-1699, priming event and
-    // Last-Event-ID); the virtual server answers JSON and resumes no stream, so the scenario
-    // only records INFO. Named here so a change either way is seen.
-    assert.match(through['server-sse-polling'] ?? 'not run', /^no successful check/);
-    expected['server-sse-polling'] = through['server-sse-polling'] as string;
+    assert.equal(virtual.passed.length, scenarios.length, 'every scenario passes through the virtual server');
     assert.deepEqual(through, expected);
   });
 });

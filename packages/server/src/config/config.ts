@@ -85,6 +85,9 @@ export const DEFAULTS = {
     // Open connections of every kind (/ws sockets and event streams too): past it, new ones are
     // dropped, so a flood cannot take the file descriptors upstream connections need.
     maxConnections: 10_000,
+    // How long a resumable answer stream (a virtual server's, MCP 2025-11-25) waits open for its
+    // answer before the proxy closes it and the client resumes it with Last-Event-ID; 0: never.
+    answerPollMs: 0,
   },
   upstream: {
     timeoutMs: 30_000,
@@ -241,6 +244,7 @@ const configSchema = z
         keepAliveTimeoutMs: positiveInt,
         writeIdleTimeoutMs: positiveInt,
         maxConnections: positiveInt,
+        answerPollMs: z.number().int().min(0),
       })
       // Node refuses a header deadline later than the whole-request one.
       .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, {

@@ -48,6 +48,7 @@ export const ENV_VARS: ReadonlyArray<readonly [name: string, path: readonly stri
   ['KEEP_ALIVE_TIMEOUT_MS', ['server', 'keepAliveTimeoutMs'], 'int'],
   ['WRITE_IDLE_TIMEOUT_MS', ['server', 'writeIdleTimeoutMs'], 'int'],
   ['MAX_CONNECTIONS', ['server', 'maxConnections'], 'int'],
+  ['ANSWER_POLL_MS', ['server', 'answerPollMs'], 'int'],
   ['UPSTREAM_TIMEOUT_MS', ['upstream', 'timeoutMs'], 'int'],
   ['UPSTREAM_CONNECT_TIMEOUT_MS', ['upstream', 'connectTimeoutMs'], 'int'],
   ['UPSTREAM_RESPONSE_LIMIT_BYTES', ['upstream', 'responseLimitBytes'], 'int'],

@@ -25,6 +25,10 @@ export type ProtocolChoice = 'auto' | 'modern' | 'session';
 export const SESSION_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 /** The newest session-era version: what the proxy negotiates when it must pick one. */
 export const LATEST_SESSION_VERSION = SESSION_VERSIONS[0];
+/** The session-era version a server answering `initialize` with `asked` picks: it, when spoken. */
+export function negotiatedSessionVersion(asked: unknown): string {
+  return SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
+}
 /** The modern version the proxy speaks. */
 export const MODERN_VERSION = FIRST_MODERN_VERSION;
 

@@ -26,14 +26,7 @@ import {
 import { RunningRequests, requestCancelled } from '../upstream/cancellation.ts';
 import { type AbandonError, Correlator } from '../upstream/correlator.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
-import {
-  LATEST_SESSION_VERSION,
-  META,
-  MODERN_VERSION,
-  SESSION_VERSIONS,
-  sessionResult,
-  withMeta,
-} from './classify.ts';
+import { META, MODERN_VERSION, negotiatedSessionVersion, sessionResult, withMeta } from './classify.ts';
 
 /** Rounds of input a request may need before the proxy gives up on it. */
 const MAX_INPUT_ROUNDS = 8;
@@ -186,10 +179,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     const params = message.params ?? {};
     if (params.clientInfo !== undefined) this.#clientInfo = params.clientInfo;
     if (params.capabilities !== undefined) this.#capabilities = params.capabilities;
-    const requested = params.protocolVersion;
-    this.#version = (SESSION_VERSIONS as readonly unknown[]).includes(requested)
-      ? (requested as string)
-      : LATEST_SESSION_VERSION;
+    this.#version = negotiatedSessionVersion(params.protocolVersion);
     const discover = await this.#requestUpstream(
       this.#modern({ jsonrpc: '2.0', id: this.#internalId('discover'), method: 'server/discover' }),
       signal,

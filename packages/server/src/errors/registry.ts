@@ -334,6 +334,18 @@ export const ERROR_REGISTRY = {
     rpcCode: -33275,
     message: 'One search_tools call per request: send the other searches in requests of their own.',
   },
+  stream_event_foreign: {
+    status: 403,
+    rpcCode: -33290,
+    message:
+      'Last-Event-ID names no event of this session: resume a stream with the last id it sent you, in the session it belongs to.',
+  },
+  stream_event_unknown: {
+    status: 400,
+    rpcCode: -33291,
+    message:
+      'The stream Last-Event-ID names can no longer be resumed (its events expired or were dropped): send the request again.',
+  },
   internal_error: { status: 500, rpcCode: -32603, message: 'Internal proxy error.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -46,9 +46,21 @@ export class EventStreamWriter {
     return this.#closed;
   }
 
-  /** Writes one message; false when the stream is closed or was closed for falling behind. */
-  write(message: JsonRpcMessage): boolean {
-    return this.#raw(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  /**
+   * Writes one message (as the event `id`, on a resumable stream); false when the stream is
+   * closed or was closed for falling behind.
+   */
+  write(message: JsonRpcMessage, id?: string): boolean {
+    const data = `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+    return this.#raw(id === undefined ? data : `id: ${id}\n${data}`);
+  }
+
+  /**
+   * Writes the priming event of a resumable stream (MCP 2025-11-25): an id to resume from, the
+   * wait before resuming (`retry`), no data.
+   */
+  prime(id: string, retryMs: number): boolean {
+    return this.#raw(`id: ${id}\nretry: ${retryMs}\ndata: \n\n`);
   }
 
   /** Writes an SSE comment (ignored by readers; flushes the response headers at once). */

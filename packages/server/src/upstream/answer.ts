@@ -6,6 +6,7 @@
  * JSON and event streams carry messages, handed on as they are parsed.
  */
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyError } from '../errors.ts';
 import { isResponse, type JsonRpcMessage } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from './event-stream.ts';
@@ -26,6 +27,13 @@ export interface AnswerReading {
   readonly gate?: FlowGate | undefined;
   /** Takes the messages of the answer, batch by batch. */
   readonly deliver: (messages: readonly JsonRpcMessage[]) => void;
+  /**
+   * Resumes the answer's event stream after the event `lastEventId` (a GET with `Last-Event-ID`,
+   * MCP 2025-11-25 "Resumability and Redelivery"); none: a stream that ends early is not resumed.
+   */
+  readonly resume?:
+    | ((lastEventId: string, signal: AbortSignal | undefined) => Promise<UpstreamResponse>)
+    | undefined;
   /** The server accepted the message (2xx), issuing this session id, if any: before any body is read. */
   readonly accepted?: ((issuedSessionId: string | undefined) => void) | undefined;
 }
@@ -64,21 +72,7 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
     return;
   }
   if (isEventStream(response)) {
-    const awaited = message.id;
-    await readEventStream(
-      response,
-      http.responseLimitBytes,
-      (event) => {
-        if (!isMessageEvent(event)) return false;
-        const messages = parseMessages(event.data);
-        deliver(messages);
-        // A request's stream is over with its answer (the server should close it then): one that
-        // trickles on must not hold a socket for a finished call (issue 14, finding 6).
-        return messages.some((m) => isResponse(m) && m.id === awaited);
-      },
-      signal,
-      reading.gate,
-    );
+    await readAnswerStream(response, reading, message.id);
     return;
   }
   if (isJson(response)) {
@@ -91,4 +85,59 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
     'The MCP server answered with neither JSON nor an event stream: is this an MCP endpoint?',
     { data: { upstreamStatus: status } },
   );
+}
+
+/** Resumptions of one answer in a row that bring no new event before it is given up on. */
+const MAX_IDLE_RESUMES = 3;
+/** The longest `retry:` a server may ask the proxy to wait before resuming (a call has its deadline). */
+const MAX_RETRY_MS = 5_000;
+/** The wait before resuming when the server named none. */
+const DEFAULT_RETRY_MS = 1_000;
+
+/**
+ * Reads a request's event stream until its answer. A server may close the stream before the
+ * answer once it sent an event id (SSE polling, SEP-1699): the stream is then resumed from the
+ * last id after the server's `retry:` wait, for as long as each resumption brings something new.
+ */
+async function readAnswerStream(
+  first: UpstreamResponse,
+  reading: AnswerReading,
+  awaited: string | number,
+): Promise<void> {
+  const { http, signal, deliver } = reading;
+  let answered = false;
+  let lastEventId: string | undefined;
+  let retryMs = DEFAULT_RETRY_MS;
+  const onEvent = (event: { id?: string | undefined; event?: string | undefined; data: string }) => {
+    if (event.id) lastEventId = event.id;
+    if (!isMessageEvent(event)) return false;
+    const messages = parseMessages(event.data);
+    deliver(messages);
+    // A request's stream is over with its answer (the server should close it then): one that
+    // trickles on must not hold a socket for a finished call (issue 14, finding 6).
+    answered = messages.some((m) => isResponse(m) && m.id === awaited);
+    return answered;
+  };
+  const onRetry = (ms: number) => {
+    retryMs = Math.min(ms, MAX_RETRY_MS);
+  };
+  let response = first;
+  for (let idle = 0; ; ) {
+    const before = lastEventId;
+    await readEventStream(response, http.responseLimitBytes, onEvent, signal, reading.gate, onRetry);
+    idle = lastEventId === before ? idle + 1 : 0;
+    if (answered || lastEventId === undefined || reading.resume === undefined || idle > MAX_IDLE_RESUMES)
+      return;
+    await sleep(retryMs, undefined, { signal });
+    response = await reading.resume(lastEventId, signal);
+    if (response.status < 200 || response.status >= 300)
+      await rejectStatus(http, response, { sessionId: reading.sessionId });
+    if (!isEventStream(response)) {
+      discard(response);
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server resumed an answer stream with no event stream.',
+      );
+    }
+  }
 }

@@ -12,7 +12,8 @@ import { discard, eachChunk, tooLarge, toUpstreamError, type UpstreamResponse } 
 /**
  * Feeds every event of an SSE body to `onEvent` until the stream ends, or until `onEvent` returns
  * true (the reader has what it came for: the rest is dropped and the connection closed). An event
- * larger than `limitBytes` aborts the stream with `upstream_response_too_large`.
+ * larger than `limitBytes` aborts the stream with `upstream_response_too_large`. `onRetry` hears
+ * the server's `retry:` field (how long to wait before resuming the stream).
  */
 export async function readEventStream(
   response: UpstreamResponse,
@@ -20,6 +21,7 @@ export async function readEventStream(
   onEvent: (event: EventSourceMessage) => unknown,
   signal?: AbortSignal,
   gate?: FlowGate,
+  onRetry?: (retryMs: number) => void,
 ): Promise<void> {
   let failure: ProxyError | undefined;
   let done = false;
@@ -34,6 +36,7 @@ export async function readEventStream(
         failure = ProxyError.is(error) ? error : unhandled(error);
       }
     },
+    ...(onRetry && { onRetry }),
     onError: (error) => {
       // Unknown fields and bad retry values are ignored, as the SSE spec says; size is not.
       if (error.type === 'max-buffer-size-exceeded') failure ??= tooLarge(limitBytes);

@@ -96,6 +96,13 @@ export class StreamableHttpTransport extends MessageSource implements UpstreamTr
       signal,
       gate: this.#gate,
       deliver: (messages) => this.deliver(messages),
+      resume: (lastEventId, resumeSignal) =>
+        http.send(url, {
+          method: 'GET',
+          headers: this.#headers('stream', { 'last-event-id': lastEventId }),
+          signal: resumeSignal ?? signal,
+          streaming: true,
+        }),
       accepted: (issued) => {
         if (issued) this.#sessionId = issued;
         if (

@@ -40,6 +40,10 @@ export interface ClientSessionsDeps {
 /** A session id that opened: the name it is known by (never shown: the client has the sealed id). */
 export interface ClientSession {
   readonly key: string;
+  /** When it expires (its answer events expire with it: virtual/answer-events.ts). */
+  readonly expiresAt: number;
+  /** The protocol version negotiated at its `initialize`; undefined for an id issued before it was kept. */
+  readonly version: string | undefined;
   /**
    * The id to hand back when it differs from the one the client sent (it was sealed under a
    * previous secret and is now sealed under the current one); else `undefined`.
@@ -57,10 +61,10 @@ export class ClientSessions {
     this.#now = deps.now ?? Date.now;
   }
 
-  /** A new session id for `principalKey` on the virtual server `name`. */
-  issue(principalKey: string, name: string): string {
+  /** A new session id for `principalKey` on the virtual server `name`, negotiating `version`. */
+  issue(principalKey: string, name: string, version: string): string {
     const key = randomBytes(16).toString('base64url');
-    return this.#deps.sealer.seal(`${key}.${this.#now()}`, principalKey, targetOf(name));
+    return this.#deps.sealer.seal(`${key}.${this.#now()}.${version}`, principalKey, targetOf(name));
   }
 
   /** The session `sealedId` names, when it was issued to this principal here and is live. */
@@ -68,7 +72,8 @@ export class ClientSessions {
     const opened = this.#unsealed(sealedId, principalKey, name);
     if (opened === undefined) return undefined;
     if ((await readOrRefuse(this.#deps.store, opened.key)) !== undefined) return undefined;
-    return { key: opened.key, resealedId: opened.resealedId };
+    const { key, expiresAt, version, resealedId } = opened;
+    return { key, expiresAt, version, resealedId };
   }
 
   /**
@@ -98,17 +103,16 @@ export class ClientSessions {
     sealedId: string,
     principalKey: string,
     name: string,
-  ):
-    | { readonly key: string; readonly expiresAt: number; readonly resealedId: string | undefined }
-    | undefined {
+  ): (ClientSession & { readonly resealedId: string | undefined }) | undefined {
     const opened = this.#deps.sealer.open(sealedId, principalKey, targetOf(name));
     if (opened === undefined) return undefined;
-    const dot = opened.upstreamId.lastIndexOf('.');
-    const issuedAt = Number(opened.upstreamId.slice(dot + 1));
+    // `key.issuedAt.version` (ids issued before the version was kept: `key.issuedAt`).
+    const [key, issued, version, ...rest] = opened.upstreamId.split('.');
+    const issuedAt = Number(issued);
     const expiresAt = issuedAt + SESSION_LIFETIME_MS;
-    if (dot <= 0 || !Number.isFinite(issuedAt) || expiresAt <= this.#now()) return undefined;
+    if (!key || rest.length > 0 || !Number.isFinite(issuedAt) || expiresAt <= this.#now()) return undefined;
     const resealedId = opened.resealed ? opened.sealedId : undefined;
-    return { key: opened.upstreamId.slice(0, dot), expiresAt, resealedId };
+    return { key, expiresAt, version, resealedId };
   }
 }
 

@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
-import { LATEST_SESSION_VERSION, SESSION_VERSIONS } from '../eras/classify.ts';
+import { negotiatedSessionVersion } from '../eras/classify.ts';
 import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
@@ -103,8 +103,7 @@ export class MemberView {
    * background, so the first list finds them ready while a slow one does not hold the handshake.
    */
   initialize(message: JsonRpcRequest): JsonRpcResponse {
-    const asked = message.params?.protocolVersion;
-    const version = SESSION_VERSIONS.find((known) => known === asked) ?? LATEST_SESSION_VERSION;
+    const version = negotiatedSessionVersion(message.params?.protocolVersion);
     for (const member of this.#members) {
       this.#target(member)
         .then((target) =>

@@ -39,6 +39,7 @@ import type { HeldSessionContext, HeldSessionHandler } from './held-session-hand
 import { eraOf, header, parseBody, resolveTarget, withoutRequestsAsNotifications } from './inbound.ts';
 import type { PassThrough, PassThroughRequest } from './passthrough.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
+import type { ResumableAnswers } from './resumable-answer.ts';
 import type { SignInRounds } from './sign-in-input.ts';
 import { serveVirtual } from './virtual-handler.ts';
 
@@ -67,6 +68,8 @@ export interface McpEndpointDeps {
   readonly virtualModern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
   /** The session ids of virtual servers' 2025-era clients; given with `virtual`. */
   readonly virtualSessions?: ClientSessions | undefined;
+  /** Resumable answer streams of virtual servers' 2025-era sessions (resumable-answer.ts). */
+  readonly virtualAnswers?: ResumableAnswers | undefined;
   /** Limits of the event streams the endpoint answers with itself (a virtual server's). */
   readonly stream: EventStreamOptions;
   /** A virtual server's GET streams and sessions follow their principal's grants of now. */
@@ -105,8 +108,15 @@ export class McpEndpoint {
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };
-      const { stream, shutdown, virtualModern, virtualSessions, follow } = this.#deps;
-      const options = { stream, shutdown, modern: virtualModern, sessions: virtualSessions, follow };
+      const { stream, shutdown, virtualModern, virtualSessions, virtualAnswers, follow } = this.#deps;
+      const options = {
+        stream,
+        shutdown,
+        modern: virtualModern,
+        sessions: virtualSessions,
+        answers: virtualAnswers,
+        follow,
+      };
       return serveVirtual(virtual, exchange, request, reply, options);
     }
     if (parsed) {

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { clientEraOf, MODERN_VERSION } from '../../eras/classify.ts';
+import { clientEraOf, MODERN_VERSION, negotiatedSessionVersion } from '../../eras/classify.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import {
@@ -23,15 +23,17 @@ import {
 import { acceptsEventStream } from '../../http/inbound-checks.ts';
 import type { FollowPrincipal } from '../../identity/followed-principal.ts';
 import type { Principal } from '../../identity/principal.ts';
-import type { JsonRpcMessage, JsonRpcResponse } from '../../jsonrpc.ts';
+import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../jsonrpc.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
-import type { ClientSessions } from '../../virtual/client-sessions.ts';
+import type { LoggedSession } from '../../virtual/answer-events.ts';
+import type { ClientSession, ClientSessions } from '../../virtual/client-sessions.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
 import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
 import type { PooledSessionHandler } from './pooled-session-handler.ts';
+import { ResumableAnswer, type ResumableAnswers, resumeAnswer } from './resumable-answer.ts';
 
 /** One request to a virtual server's Streamable HTTP endpoint, its body parsed (POST) or not. */
 export interface VirtualExchange {
@@ -53,10 +55,17 @@ export async function serveVirtual(
   virtual.checkReach(exchange.name, exchange.identity.grants);
   if (exchange.messages === undefined) {
     if (request.method === 'DELETE' && streams.sessions !== undefined)
-      return endSession(virtual, streams.sessions, exchange, request, reply);
+      return endSession(virtual, { ...streams, sessions: streams.sessions }, exchange, request, reply);
     if (request.method !== 'GET') throw new ProxyError('method_not_allowed');
     const session = await sessionOf(streams.sessions, exchange, request, reply);
-    return openStream(virtual, exchange, request, reply, streams, session);
+    const lastEventId = headerValue(request.headers, 'last-event-id');
+    if (session !== undefined && lastEventId !== undefined && streams.answers !== undefined) {
+      if (!acceptsEventStream(request))
+        throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
+      const logged = { ...session, principalKey: exchange.identity.principalKey };
+      return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, streams.shutdown);
+    }
+    return openStream(virtual, exchange, request, reply, streams, session?.key);
   }
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
@@ -89,19 +98,21 @@ export async function serveVirtual(
     );
   }
   // A 2025-era client's session: a new one at initialize, else the one it names.
-  const initializes = exchange.messages.some(
-    (message) => 'method' in message && message.method === 'initialize',
+  let session: ClientSession | undefined;
+  const initialize = exchange.messages.find(
+    (message): message is JsonRpcRequest => 'method' in message && message.method === 'initialize',
   );
-  let session: string | undefined;
-  if (initializes && streams.sessions !== undefined) {
-    const issued = streams.sessions.issue(exchange.identity.principalKey, exchange.name);
+  if (initialize !== undefined && streams.sessions !== undefined) {
+    const version = negotiatedSessionVersion(initialize.params?.protocolVersion);
+    const issued = streams.sessions.issue(exchange.identity.principalKey, exchange.name, version);
     reply.header('mcp-session-id', issued);
   } else if (exchange.messages.some((message) => clientEraOf(message, protocolVersion) === 'session'))
     session = await sessionOf(streams.sessions, exchange, request, reply);
-  const signal = callerSignal(reply);
-  // What members send for a request (progress, log messages, server requests) needs a stream:
-  // the answer becomes one at the first such message, else it stays JSON.
-  const answerStream = acceptsEventStream(request) ? new LazyAnswerStream(reply, streams.stream) : undefined;
+  const logged = session && { ...session, principalKey: exchange.identity.principalKey };
+  const answerStream = answerStreamOf(exchange.messages, request, reply, streams, logged);
+  // A resumable answer outlives its connection (disconnection is not cancellation: MCP
+  // 2025-11-25); the client cancels it with notifications/cancelled.
+  const signal = answerStream instanceof ResumableAnswer ? streams.shutdown : callerSignal(reply);
   const answers: JsonRpcResponse[] = [];
   const searches = new SearchBudget();
   for (const message of exchange.messages) {
@@ -113,7 +124,7 @@ export async function serveVirtual(
     const answer = await virtual.handle(exchange.name, {
       caller: exchange.identity,
       message,
-      session,
+      session: session?.key,
       protocolVersion,
       signal,
       channel: answerStream,
@@ -130,9 +141,34 @@ export async function serveVirtual(
     .send(exchange.batch ? answers : answers[0]);
 }
 
+/**
+ * The answer stream of a POST, if it may have one: resumable for a `tools/call` of a session that
+ * negotiated 2025-11-25 or later (resumability and SSE polling came with it), else one that
+ * starts at the first message a member sends for the request (progress, a log message, a
+ * server request), the answer staying JSON without any.
+ */
+function answerStreamOf(
+  messages: readonly JsonRpcMessage[],
+  request: FastifyRequest,
+  reply: FastifyReply,
+  streams: VirtualStreamOptions,
+  session: (ClientSession & LoggedSession) | undefined,
+): ResumableAnswer | LazyAnswerStream | undefined {
+  if (!acceptsEventStream(request)) return undefined;
+  const calls = messages.some((message) => 'method' in message && message.method === 'tools/call');
+  if (calls && streams.answers !== undefined && (session?.version ?? '') >= RESUMABLE_SINCE)
+    return new ResumableAnswer(reply, streams.stream, streams.answers, session as LoggedSession);
+  return new LazyAnswerStream(reply, streams.stream);
+}
+
+/** The first session-era version whose clients resume streams (priming events, SSE polling). */
+const RESUMABLE_SINCE = '2025-11-25';
+
 /** What the endpoint's own event streams need, and what serves its 2026-07-28 clients. */
 export interface VirtualStreamOptions {
   readonly stream: EventStreamOptions;
+  /** Resumable answer streams of 2025-era sessions; none: answers are not resumable. */
+  readonly answers?: ResumableAnswers | undefined;
   readonly modern?: PooledSessionHandler<VirtualPoolTarget> | undefined;
   /** Aborted when the proxy shuts down: a GET stream never ends by itself. */
   readonly shutdown: AbortSignal;
@@ -153,20 +189,23 @@ async function sessionOf(
   exchange: VirtualExchange,
   request: FastifyRequest,
   reply: FastifyReply,
-): Promise<string | undefined> {
+): Promise<ClientSession | undefined> {
   if (sessions === undefined) return undefined;
   const sealed = headerValue(request.headers, 'mcp-session-id');
   if (sealed === undefined) throw new ProxyError('session_required');
   const session = await sessions.open(sealed, exchange.identity.principalKey, exchange.name);
   if (session === undefined) throw new ProxyError('session_not_found');
   if (session.resealedId !== undefined) reply.header('mcp-session-id', session.resealedId);
-  return session.key;
+  return session;
 }
 
-/** DELETE: ends the session it names (204), and its GET streams on every instance; 404 when not live. */
+/**
+ * DELETE: ends the session it names (204), its GET streams on every instance, and the events it
+ * kept for resumption; 404 when it was not live.
+ */
 async function endSession(
   virtual: VirtualServers,
-  sessions: ClientSessions,
+  { sessions, answers }: VirtualStreamOptions & { readonly sessions: ClientSessions },
   exchange: VirtualExchange,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -175,7 +214,10 @@ async function endSession(
   const sealed = headerValue(request.headers, 'mcp-session-id') as string;
   if (!(await sessions.end(sealed, exchange.identity.principalKey, exchange.name)))
     throw new ProxyError('session_not_found');
-  if (session !== undefined) virtual.endStreams(exchange.identity.principalKey, session);
+  if (session !== undefined) {
+    virtual.endStreams(exchange.identity.principalKey, session.key);
+    await answers?.events.forget({ ...session, principalKey: exchange.identity.principalKey });
+  }
   return reply.code(204).send();
 }
 
