@@ -144,6 +144,29 @@ function readEvents(response: Response) {
   return { messages, ended, cancel: () => reader.cancel().catch(() => {}) };
 }
 
+/**
+ * Calls the fixture's `sample` tool on `proxy` (as TEST_TOKEN's client): its answer stream, and
+ * the member's sampling request once it came on it.
+ */
+async function sampleOn(proxy: RunningProxy, session: string, id: string, prompt: string) {
+  const calling = await fetch(`${proxy.url}${PATH}`, {
+    method: 'POST',
+    headers: headersOf(TEST_TOKEN, session),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'local__sample', arguments: { prompt } },
+    }),
+  });
+  const answerStream = readEvents(calling);
+  const sampling = await eventually(
+    () => answerStream.messages.find((m) => m.method === 'sampling/createMessage'),
+    { what: `sampling on the answer stream of ${id}`, timeoutMs: 10_000 },
+  );
+  return { answerStream, sampling };
+}
+
 /** A GET stream of the session on `proxy`. */
 async function openStream(proxy: RunningProxy, token: string, session: string) {
   const response = await fetch(`${proxy.url}${PATH}`, {
@@ -204,21 +227,7 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
     streams.push(stream, otherStream);
     // A call on B (which opens the principal's member session there) asks for sampling on its
     // answer stream; the client answers through A.
-    const calling = await fetch(`${b.url}${PATH}`, {
-      method: 'POST',
-      headers: headersOf(TEST_TOKEN, session),
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'sample-1',
-        method: 'tools/call',
-        params: { name: 'local__sample', arguments: { prompt: 'fleet' } },
-      }),
-    });
-    const answerStream = readEvents(calling);
-    const sampling = await eventually(
-      () => answerStream.messages.find((m) => m.method === 'sampling/createMessage'),
-      { what: 'sampling on the answer stream at B', timeoutMs: 10_000 },
-    );
+    const { answerStream, sampling } = await sampleOn(b, session, 'sample-1', 'fleet');
     const tagOfB = askerOf(sampling) as string;
     const sampled = (text: string) => ({
       result: { role: 'assistant', model: 'fleet-model', content: { type: 'text', text } },
@@ -285,21 +294,7 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
 
   it('refuses an answer that cannot cross to the asking instance, and tells the member', async () => {
     const session = await openSession(a, TEST_TOKEN);
-    const calling = await fetch(`${b.url}${PATH}`, {
-      method: 'POST',
-      headers: headersOf(TEST_TOKEN, session),
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'sample-inflated',
-        method: 'tools/call',
-        params: { name: 'local__sample', arguments: { prompt: 'inflated' } },
-      }),
-    });
-    const answerStream = readEvents(calling);
-    const sampling = await eventually(
-      () => answerStream.messages.find((m) => m.method === 'sampling/createMessage'),
-      { what: 'sampling on the answer stream at B', timeoutMs: 10_000 },
-    );
+    const { answerStream, sampling } = await sampleOn(b, session, 'sample-inflated', 'inflated');
     // Under BODY_LIMIT_BYTES (1 MiB) as posted; written out again (each 1e9 as 1000000000) on
     // its way to B, more than an answer's bound there.
     const numbers = Array.from({ length: 180_000 }, () => '1e9').join(',');
