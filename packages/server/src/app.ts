@@ -278,7 +278,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cursorSecret: config.sessionSecret,
     // Its clients' streams and answers cross to the other instances sharing the store.
     fleet: cluster.shared
-      ? fleetOn(store, relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger)
+      ? fleetOn(store, relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger, config.bodyLimitBytes)
       : undefined,
     now,
   });

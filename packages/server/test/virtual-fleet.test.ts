@@ -40,11 +40,14 @@ function eventsOf(text: string): Message[] {
     .map((line) => JSON.parse(line.slice('data:'.length)));
 }
 
-/** A client's session on the virtual server, opened on `proxy`; its requests go where asked. */
-async function openSession(proxy: RunningProxy, token: string): Promise<string> {
+/**
+ * A client's session on the virtual server, opened on `proxy`; its requests go where asked.
+ * `accept`: what its POSTs accept (JSON alone: a member's server request never rides on them).
+ */
+async function openSession(proxy: RunningProxy, token: string, accept?: string): Promise<string> {
   const answer = await fetch(`${proxy.url}${PATH}`, {
     method: 'POST',
-    headers: headersOf(token),
+    headers: headersOf(token, undefined, accept),
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 0,
@@ -60,25 +63,35 @@ async function openSession(proxy: RunningProxy, token: string): Promise<string> 
   assert.equal(answer.status, 200);
   const session = answer.headers.get('mcp-session-id') ?? '';
   assert.ok(session.length > 0);
-  await post(proxy, token, session, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  await post(proxy, token, session, { jsonrpc: '2.0', method: 'notifications/initialized' }, accept);
   return session;
 }
 
-function headersOf(token: string, session?: string): Record<string, string> {
+function headersOf(
+  token: string,
+  session?: string,
+  accept = 'application/json, text/event-stream',
+): Record<string, string> {
   return {
     authorization: `Bearer ${token}`,
     'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
+    accept,
     'mcp-protocol-version': '2025-06-18',
     ...(session === undefined ? {} : { 'mcp-session-id': session }),
   };
 }
 
 /** POSTs one message; the answer's last JSON-RPC message (undefined for 202). */
-async function post(proxy: RunningProxy, token: string, session: string, body: Message): Promise<Message> {
+async function post(
+  proxy: RunningProxy,
+  token: string,
+  session: string,
+  body: Message,
+  accept?: string,
+): Promise<Message> {
   const answer = await fetch(`${proxy.url}${PATH}`, {
     method: 'POST',
-    headers: headersOf(token, session),
+    headers: headersOf(token, session, accept),
     body: JSON.stringify(body),
   });
   const text = await answer.text();
@@ -90,13 +103,21 @@ async function post(proxy: RunningProxy, token: string, session: string, body: M
 }
 
 /** Calls a tool of the fixture (`local__<name>`); the text of its result. */
-async function call(proxy: RunningProxy, token: string, session: string, name: string, args = {}) {
-  const answer = await post(proxy, token, session, {
+async function call(
+  proxy: RunningProxy,
+  token: string,
+  session: string,
+  name: string,
+  args = {},
+  accept?: string,
+) {
+  const message = {
     jsonrpc: '2.0',
     id: `call-${name}-${Math.random()}`,
     method: 'tools/call',
     params: { name: `local__${name}`, arguments: args },
-  });
+  };
+  const answer = await post(proxy, token, session, message, accept);
   return (answer?.result?.content?.[0]?.text as string | undefined) ?? JSON.stringify(answer);
 }
 
@@ -121,6 +142,29 @@ function readEvents(response: Response) {
     }
   })();
   return { messages, ended, cancel: () => reader.cancel().catch(() => {}) };
+}
+
+/**
+ * Calls the fixture's `sample` tool on `proxy` (as TEST_TOKEN's client): its answer stream, and
+ * the member's sampling request once it came on it.
+ */
+async function sampleOn(proxy: RunningProxy, session: string, id: string, prompt: string) {
+  const calling = await fetch(`${proxy.url}${PATH}`, {
+    method: 'POST',
+    headers: headersOf(TEST_TOKEN, session),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'local__sample', arguments: { prompt } },
+    }),
+  });
+  const answerStream = readEvents(calling);
+  const sampling = await eventually(
+    () => answerStream.messages.find((m) => m.method === 'sampling/createMessage'),
+    { what: `sampling on the answer stream of ${id}`, timeoutMs: 10_000 },
+  );
+  return { answerStream, sampling };
 }
 
 /** A GET stream of the session on `proxy`. */
@@ -183,21 +227,7 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
     streams.push(stream, otherStream);
     // A call on B (which opens the principal's member session there) asks for sampling on its
     // answer stream; the client answers through A.
-    const calling = await fetch(`${b.url}${PATH}`, {
-      method: 'POST',
-      headers: headersOf(TEST_TOKEN, session),
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 'sample-1',
-        method: 'tools/call',
-        params: { name: 'local__sample', arguments: { prompt: 'fleet' } },
-      }),
-    });
-    const answerStream = readEvents(calling);
-    const sampling = await eventually(
-      () => answerStream.messages.find((m) => m.method === 'sampling/createMessage'),
-      { what: 'sampling on the answer stream at B', timeoutMs: 10_000 },
-    );
+    const { answerStream, sampling } = await sampleOn(b, session, 'sample-1', 'fleet');
     const tagOfB = askerOf(sampling) as string;
     const sampled = (text: string) => ({
       result: { role: 'assistant', model: 'fleet-model', content: { type: 'text', text } },
@@ -262,6 +292,27 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
     );
   });
 
+  it('refuses an answer that cannot cross to the asking instance, and tells the member', async () => {
+    const session = await openSession(a, TEST_TOKEN);
+    const { answerStream, sampling } = await sampleOn(b, session, 'sample-inflated', 'inflated');
+    // Under BODY_LIMIT_BYTES (1 MiB) as posted; written out again (each 1e9 as 1000000000) on
+    // its way to B, more than an answer's bound there.
+    const numbers = Array.from({ length: 180_000 }, () => '1e9').join(',');
+    const inflated = `{"jsonrpc":"2.0","id":${JSON.stringify(sampling.id)},"result":{"role":"assistant","model":"m","content":{"type":"text","text":"x"},"_meta":{"n":[${numbers}]}}}`;
+    const answered = await fetch(`${a.url}${PATH}`, {
+      method: 'POST',
+      headers: headersOf(TEST_TOKEN, session),
+      body: inflated,
+    });
+    const refusal = await answered.text();
+    assert.equal(answered.status, 503, refusal);
+    assert.equal(JSON.parse(refusal).error?.data?.code, 'overloaded');
+    // The member is answered with the error at once (not after UPSTREAM_TIMEOUT_MS).
+    await answerStream.ended;
+    const result = answerStream.messages.find((m) => m.id === 'sample-inflated');
+    assert.match(JSON.stringify(result), /-33036/);
+  });
+
   it('ends the GET stream on one instance when the session is deleted on the other', async () => {
     const session = await openSession(b, TEST_TOKEN);
     const stream = await openStream(a, TEST_TOKEN, session);
@@ -291,12 +342,14 @@ describe('a virtual server across two instances sharing Redis', { timeout: 60_00
   });
 
   it('refuses a member’s server request for the client when no instance has a stream to ask it on', async () => {
-    const session = await openSession(b, LONE_TOKEN);
+    // JSON alone: the member's roots/list must not ride on an answer stream of these POSTs (it
+    // would be asked there, not refused).
+    const session = await openSession(b, LONE_TOKEN, 'application/json');
     // The member session on B asks for roots 100 ms after it initialized; no instance takes it,
     // so the member is answered MCP's "method not found", as on one instance with no stream.
     const refused = await eventually(
       async () => {
-        const roots = await call(b, LONE_TOKEN, session, 'roots');
+        const roots = await call(b, LONE_TOKEN, session, 'roots', {}, 'application/json');
         return roots.includes('error') && roots;
       },
       { what: 'the member’s roots/list refused', timeoutMs: 10_000 },

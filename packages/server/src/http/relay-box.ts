@@ -27,6 +27,8 @@ export interface RelayBox {
   seal(channel: string, plain: Uint8Array): string;
   /** The bytes sealed for `channel`, if `sealed` opens there and is fresh; undefined otherwise. */
   open(channel: string, sealed: string): Buffer | undefined;
+  /** A keyed name for `text` under the purpose's own naming key (store/purpose-seal.ts). */
+  name(text: string): string;
 }
 
 /**
@@ -51,5 +53,6 @@ export function relayBox(
       if (dot <= 0 || !Number.isFinite(at) || Math.abs(now() - at) > MAX_MESSAGE_AGE_MS) return undefined;
       return plain.subarray(dot + 1);
     },
+    name: box.name,
   };
 }

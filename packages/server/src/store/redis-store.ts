@@ -51,6 +51,8 @@ export class RedisStore implements Store {
   readonly #channels = new LocalChannels();
   /** Who hears that the subscriber was down and is subscribed again. */
   readonly #missed = new Set<MissedListener>();
+  /** By channel: its SUBSCRIBE while under way (a later listener is subscribed once it is done). */
+  readonly #subscribing = new Map<string, Promise<unknown>>();
   /** The subscriber connection (Redis reserves a connection that subscribes), opened on first use. */
   #subscriber: Redis | undefined;
   /**
@@ -132,7 +134,23 @@ export class RedisStore implements Store {
   ): Promise<() => Promise<void>> {
     const subscriber = this.#subscriberConnection();
     const name = this.#prefix + channel;
-    if (this.#channels.add(name, listener)) await subscriber.subscribe(name);
+    let subscribing = this.#subscribing.get(name);
+    if (this.#channels.add(name, listener)) {
+      const made = subscriber.subscribe(name);
+      subscribing = made;
+      this.#subscribing.set(name, made);
+      const done = () => {
+        if (this.#subscribing.get(name) === made) this.#subscribing.delete(name);
+      };
+      made.then(done, done);
+    }
+    try {
+      // A listener added while the channel's SUBSCRIBE is under way hears nothing before it is done.
+      await subscribing;
+    } catch (error) {
+      this.#channels.remove(name, listener);
+      throw error;
+    }
     if (missed) this.#missed.add(missed);
     return async () => {
       if (missed) this.#missed.delete(missed);
@@ -145,6 +163,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     this.#channels.clear();
     this.#missed.clear();
+    this.#subscribing.clear();
     this.#subscriber?.disconnect();
     this.#publisher.disconnect();
     this.#redis.disconnect();

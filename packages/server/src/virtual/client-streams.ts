@@ -80,10 +80,13 @@ export class ClientStreams {
     };
   }
 
-  /** Ends the streams of the client session `session` of `principalKey` (it was ended). */
-  end(principalKey: string, session: string): void {
+  /**
+   * Ends the streams of the client session `session` of `principalKey` (it was ended); without
+   * `session`, every stream of `principalKey` that can end (what it heard may be incomplete).
+   */
+  end(principalKey: string, session?: string): void {
     for (const stream of [...(this.#byPrincipal.get(principalKey) ?? [])])
-      if (stream.session === session) stream.channel.close?.();
+      if (session === undefined || stream.session === session) stream.channel.close?.();
   }
 
   /** After a reload: each open stream takes the members its caller sees under its grants of now. */

@@ -18,12 +18,20 @@
  * Messages are sealed for the channel they travel on (`SESSION_SECRET`, as relay messages are:
  * the box is passed in) and carry the principal, which the hearing side checks against the
  * channel's and never crosses: one principal's messages reach only its own streams, an answer
- * only what waits for that principal. What one principal has on its way out is bounded in bytes.
+ * only what waits for that principal. A principal's channel is named by an HMAC of its key under
+ * a key of the box's (a hash without `SESSION_SECRET`): a store reader cannot tell whose it is.
+ * What one principal has on its way out is bounded in bytes, its members' messages apart from its
+ * clients' answers (an answer the proxy accepted always fits alone); an answer that does not fit
+ * is refused to the client and answered to the member with an error, never dropped unsaid.
+ *
+ * The store's subscriber may drop and come back (Redis): what was published meanwhile is lost,
+ * so the principal's streams here are ended then (the client opens another; a session ended
+ * meanwhile gets 404).
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { protocolError } from '../errors.ts';
+import { ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
 import {
   asObject,
   isJsonRpcMessage,
@@ -37,6 +45,7 @@ import {
 import { throttledWarning } from '../observability/throttled-warning.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import type { ClientStreams } from './client-streams.ts';
+import { type Lane, OutgoingBytes } from './fleet-outgoing.ts';
 import { type MemberReply, type MemberRequests, waitingKey } from './member-requests.ts';
 
 /** The purpose (HKDF label) of the key that seals these messages: no other use's key. */
@@ -54,6 +63,8 @@ export const FLEET_LIMITS = {
   totalBytes: 16 << 20,
   /** Server requests of one principal's members offered to other instances and not yet taken. */
   principalOffers: 32,
+  /** Bytes around a client's answer on its way (what names it): its bound is the body's and this. */
+  answerEnvelope: 64 << 10,
 } as const;
 
 /** Seals a message for the channel it travels on (http/relay-box.ts, under its own purpose). */
@@ -61,6 +72,8 @@ export interface FleetBox {
   seal(channel: string, plain: Uint8Array): string;
   /** The bytes sealed for `channel`, if `sealed` opens there and is fresh. */
   open(channel: string, sealed: string): Buffer | undefined;
+  /** A keyed name for `text` (an HMAC under a key of its own): what names a principal's channel. */
+  name(text: string): string;
 }
 
 /** What reaching the other instances needs (none: one instance, nothing crosses). */
@@ -71,31 +84,43 @@ export interface FleetDeps {
   readonly box?: FleetBox | undefined;
   /** Hears the store's failures (throttled by the caller). */
   readonly onError: (error: Error) => void;
+  /** The largest client answer the proxy accepts (`BODY_LIMIT_BYTES`): one always crosses. */
+  readonly answerBytes?: number | undefined;
 }
 
-/** What reaching the other instances through the shared `store` needs: its view, its warnings. */
-export function fleetOn(store: Store, box: FleetBox | undefined, logger: Logger): FleetDeps {
+/**
+ * What reaching the other instances through the shared `store` needs: its view, its warnings,
+ * and the largest answer a client may POST (`answerBytes`, `BODY_LIMIT_BYTES`).
+ */
+export function fleetOn(
+  store: Store,
+  box: FleetBox | undefined,
+  logger: Logger,
+  answerBytes?: number,
+): FleetDeps {
   return {
     store: namespaced(store, 'virtual-fleet:'),
     box,
     onError: throttledWarning(logger, 'shared store unreachable: virtual server streams not shared'),
+    answerBytes,
   };
+}
+
+/** A subscription: what undoes it once made (undefined: it failed), and whether it settled. */
+interface Listening {
+  readonly made: Promise<(() => Promise<void>) | undefined>;
+  settled: boolean;
 }
 
 /** A principal's channel, listened to while it has streams here. */
 interface Watched {
   count: number;
-  readonly stop: Promise<(() => Promise<void>) | undefined>;
+  readonly listening: Listening;
 }
 
 /** A store's failure as an error (a rejection may be anything). */
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-/** The principal's channel: named by a hash (the store holds no one's name). */
-function streamsChannel(principalKey: string): string {
-  return `streams:${createHash('sha256').update(principalKey).digest('base64url')}`;
 }
 
 /** An instance's own channel: answers to its server requests, and who took them. */
@@ -109,19 +134,28 @@ export class FleetStreams {
   readonly #requests: MemberRequests;
   readonly #deps: FleetDeps | undefined;
   readonly #watched = new Map<string, Watched>();
-  /** By principal: bytes of its messages on their way to the store. */
-  readonly #outgoing = new Map<string, number>();
-  #outgoingTotal = 0;
+  /** Bytes of each principal's messages on their way to the store. */
+  readonly #outgoing: OutgoingBytes;
   /** Server requests offered to other instances, until one says it took them. */
   readonly #offered = new Map<string, NodeJS.Timeout>();
   /** By principal: how many of {@link #offered} are its members'. */
   readonly #offers = new Map<string, number>();
-  readonly #own: Promise<(() => Promise<void>) | undefined> | undefined;
+  readonly #own: Listening | undefined;
+  #closed = false;
 
   constructor(here: ClientStreams, requests: MemberRequests, deps?: FleetDeps) {
     this.#here = here;
     this.#requests = requests;
     this.#deps = deps;
+    // A client's answer the proxy accepted always fits alone.
+    const client = Math.max(
+      FLEET_LIMITS.principalBytes,
+      (deps?.answerBytes ?? 0) + FLEET_LIMITS.answerEnvelope,
+    );
+    this.#outgoing = new OutgoingBytes(
+      { member: FLEET_LIMITS.principalBytes, client },
+      FLEET_LIMITS.totalBytes,
+    );
     const channel = asksChannel(requests.tag);
     this.#own = deps && this.#listen(channel, (body) => this.#hearAsks(body));
   }
@@ -131,7 +165,7 @@ export class FleetStreams {
    * store that does not answer never holds the start).
    */
   async listening(): Promise<void> {
-    await Promise.race([this.#own, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
+    await Promise.race([this.#own?.made, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
   }
 
   /**
@@ -145,7 +179,7 @@ export class FleetStreams {
     const { principalKey } = stream[0];
     const close = this.#here.open(...stream);
     const release = this.#watch(principalKey);
-    const ready = this.#watched.get(principalKey)?.stop.then(() => {});
+    const ready = this.#watched.get(principalKey)?.listening.made.then(() => {});
     return {
       close: () => {
         close();
@@ -158,7 +192,7 @@ export class FleetStreams {
   /** Ends the streams of the client session `session` of `principalKey`, on every instance. */
   end(principalKey: string, session: string): void {
     this.#here.end(principalKey, session);
-    this.#publish(principalKey, streamsChannel(principalKey), { t: 'end', session });
+    this.#publish(principalKey, this.#streamsChannel(principalKey), { t: 'end', session }, 'client');
   }
 
   /** After a reload ({@link ClientStreams.refresh}; each instance refreshes its own). */
@@ -175,7 +209,7 @@ export class FleetStreams {
     const taken = this.#here.deliver(principalKey, member, message, reply);
     if (this.#deps === undefined) return taken;
     if (!isRequest(message)) {
-      this.#publish(principalKey, streamsChannel(principalKey), { t: 'member', member, message });
+      this.#publish(principalKey, this.#streamsChannel(principalKey), { t: 'member', member, message });
       return true;
     }
     return taken || this.#offer(principalKey, member, message, reply);
@@ -183,21 +217,45 @@ export class FleetStreams {
 
   /**
    * A client's answer to a server request that nothing here waits for: sent to the instance
-   * whose id it carries. False when the id is this instance's or no instance's.
+   * whose id it carries. False when the id is this instance's or no instance's. When it cannot
+   * be sent (too much of the principal's is on its way), the member is answered with an error
+   * instead and the client is refused (`overloaded`, thrown): an accepted answer is never lost.
    */
   answer(principalKey: string, name: string, response: JsonRpcResponse, asker: string | undefined): boolean {
     if (asker === undefined || asker === this.#requests.tag) return false;
-    return this.#publish(principalKey, asksChannel(asker), { t: 'answer', name, response });
+    const channel = asksChannel(asker);
+    if (this.#publish(principalKey, channel, { t: 'answer', name, response }, 'client')) return true;
+    const refusal = new ProxyError(
+      'overloaded',
+      'The answer could not be passed on to the proxy instance that asked for it (too much is on its way there): the server that asked was told so.',
+      { data: { limit: 'fleetAnswerBytes' } },
+    );
+    if (response.id !== null) {
+      const failed = toJsonRpcError(refusal, response.id);
+      this.#publish(principalKey, channel, { t: 'answer', name, response: failed }, 'client');
+    }
+    throw refusal;
   }
 
-  /** Stops listening (the app closes). */
+  /**
+   * Stops listening (the app closes). A subscription still waiting for the store (unreachable)
+   * is not waited for: it is undone once made, or fails as the store closes.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     for (const timer of this.#offered.values()) clearTimeout(timer);
     this.#offered.clear();
     this.#offers.clear();
-    const stops = [this.#own, ...[...this.#watched.values()].map((watched) => watched.stop)];
+    const listenings = [this.#own, ...[...this.#watched.values()].map((watched) => watched.listening)];
     this.#watched.clear();
-    for (const stop of stops) await (await stop)?.().catch(() => {});
+    const undone: Promise<void>[] = [];
+    for (const listening of listenings) {
+      if (listening === undefined) continue;
+      const undo = listening.made.then((stop) => stop?.()).catch(() => {});
+      if (listening.settled) undone.push(undo);
+    }
+    // An unsubscription the store does not answer never holds the close either.
+    await Promise.race([Promise.all(undone), delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
   }
 
   #offer(principalKey: string, member: string, message: JsonRpcRequest, reply: MemberReply): boolean {
@@ -205,7 +263,8 @@ export class FleetStreams {
     if (offers >= FLEET_LIMITS.principalOffers) return false;
     const asked = this.#requests.askElsewhere(principalKey, message, reply);
     if (asked === undefined) return false;
-    if (!this.#publish(principalKey, streamsChannel(principalKey), { t: 'member', member, message: asked })) {
+    const offer = { t: 'member', member, message: asked };
+    if (!this.#publish(principalKey, this.#streamsChannel(principalKey), offer)) {
       this.#requests.untaken(principalKey, asked.id);
       return false;
     }
@@ -229,9 +288,15 @@ export class FleetStreams {
     if (deps === undefined) return () => {};
     let watched = this.#watched.get(principalKey);
     if (watched === undefined) {
-      const channel = streamsChannel(principalKey);
-      const stop = this.#listen(channel, (body) => this.#hearStreams(principalKey, body));
-      watched = { count: 0, stop };
+      const channel = this.#streamsChannel(principalKey);
+      const listening = this.#listen(
+        channel,
+        (body) => this.#hearStreams(principalKey, body),
+        // What was published while the subscriber was away is lost (a session's end, a list
+        // change, a server request offered): the streams end, and their clients open them again.
+        () => this.#here.end(principalKey),
+      );
+      watched = { count: 0, listening };
       this.#watched.set(principalKey, watched);
     }
     const entry = watched;
@@ -243,12 +308,27 @@ export class FleetStreams {
       entry.count -= 1;
       if (entry.count > 0 || this.#watched.get(principalKey) !== entry) return;
       this.#watched.delete(principalKey);
-      void entry.stop.then((stop) => stop?.()).catch((error: unknown) => deps.onError(asError(error)));
+      void entry.listening.made
+        .then((stop) => stop?.())
+        .catch((error: unknown) => deps.onError(asError(error)));
     };
   }
 
-  /** Subscribes to `channel`: each message that opens (sealed for it, when sealing) is heard. */
-  #listen(channel: string, hear: (body: JsonObject) => void): Promise<(() => Promise<void>) | undefined> {
+  /** The principal's channel: named so that the store holds no one's name (keyed, with a box). */
+  #streamsChannel(principalKey: string): string {
+    const box = this.#deps?.box;
+    const name =
+      box === undefined
+        ? createHash('sha256').update(principalKey).digest('base64url')
+        : box.name(principalKey);
+    return `streams:${name}`;
+  }
+
+  /**
+   * Subscribes to `channel`: each message that opens (sealed for it, when sealing) is heard;
+   * `missed` hears that messages may have been lost (the subscriber was away).
+   */
+  #listen(channel: string, hear: (body: JsonObject) => void, missed?: () => void): Listening {
     const deps = this.#deps as FleetDeps;
     const listener = (text: string) => {
       const plain = deps.box === undefined ? text : deps.box.open(channel, text)?.toString('utf8');
@@ -262,10 +342,20 @@ export class FleetStreams {
       // Never this instance's own (a channel it listens to and publishes on).
       if (body.from !== this.#requests.tag && typeof body.p === 'string') hear(body);
     };
-    return deps.store.subscribe(channel, listener).catch((error: unknown) => {
-      deps.onError(asError(error));
-      return undefined;
+    const listening: Listening = {
+      made: deps.store.subscribe(channel, listener, missed).then(
+        (stop) => stop,
+        (error: unknown) => {
+          if (!this.#closed) deps.onError(asError(error));
+          return undefined;
+        },
+      ),
+      settled: false,
+    };
+    void listening.made.finally(() => {
+      listening.settled = true;
     });
+    return listening;
   }
 
   /** A principal's channel: its member sessions elsewhere, or the end of one of its sessions. */
@@ -275,8 +365,10 @@ export class FleetStreams {
     if (body.t === 'end' && typeof body.session === 'string') this.#here.end(principalKey, body.session);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
-    if (name !== undefined && isRequest(body.message) && typeof body.from === 'string')
-      this.#publish(principalKey, asksChannel(body.from), { t: 'taken', id: body.message.id, name });
+    if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {
+      const taken = { t: 'taken', id: body.message.id, name };
+      this.#publish(principalKey, asksChannel(body.from), taken, 'client');
+    }
   }
 
   /** This instance's channel: a client's answer to its server request, or who asked it. */
@@ -305,27 +397,21 @@ export class FleetStreams {
     else this.#offers.delete(principalKey);
   }
 
-  /** Publishes `body` for `principalKey` on `channel`; false when its bound is reached. */
-  #publish(principalKey: string, channel: string, body: JsonObject): boolean {
+  /**
+   * Publishes `body` for `principalKey` on `channel`, counted in its `lane`; false when the
+   * lane's bound (or all lanes') is reached.
+   */
+  #publish(principalKey: string, channel: string, body: JsonObject, lane: Lane = 'member'): boolean {
     const deps = this.#deps;
     if (deps === undefined) return false;
     const plain = JSON.stringify({ ...body, from: this.#requests.tag, p: principalKey });
-    const bytes = Buffer.byteLength(plain);
-    const held = this.#outgoing.get(principalKey) ?? 0;
-    if (held + bytes > FLEET_LIMITS.principalBytes || this.#outgoingTotal + bytes > FLEET_LIMITS.totalBytes)
-      return false;
-    this.#outgoing.set(principalKey, held + bytes);
-    this.#outgoingTotal += bytes;
+    const release = this.#outgoing.take(principalKey, lane, Buffer.byteLength(plain));
+    if (release === undefined) return false;
     const wire = deps.box === undefined ? plain : deps.box.seal(channel, Buffer.from(plain));
     deps.store
       .publish(channel, wire)
       .catch((error: unknown) => deps.onError(asError(error)))
-      .finally(() => {
-        const left = (this.#outgoing.get(principalKey) ?? bytes) - bytes;
-        if (left > 0) this.#outgoing.set(principalKey, left);
-        else this.#outgoing.delete(principalKey);
-        this.#outgoingTotal -= bytes;
-      });
+      .finally(release);
     return true;
   }
 }

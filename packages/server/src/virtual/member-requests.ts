@@ -18,11 +18,12 @@ import {
 import { TtlCache } from '../ttl-cache.ts';
 import { exposedMessage } from './client-view.ts';
 import type { MemberMapping } from './member-names.ts';
+import { type MemberReply, WAITING_LIMITS, type Waiting, WaitingAsks } from './waiting-asks.ts';
+
+export type { MemberReply } from './waiting-asks.ts';
 
 /** Server requests a client of a virtual server may be asked, per virtual server (2025 era). */
 const ASKABLE: ReadonlySet<string> = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
-/** Server requests waiting for a client's answer, over every client of this instance. */
-const MAX_WAITING = 10_000;
 /** How long a member that asked a client for roots is told of its roots changing. */
 const ROOTS_ASKERS_MS = 3_600_000;
 
@@ -41,9 +42,6 @@ export function scopeOf(principalKey: string, name: string): string {
   return `${principalKey}\n${name}`;
 }
 
-/** Sends a client's answer to the member that asked. */
-export type MemberReply = (response: JsonRpcResponse) => Promise<void>;
-
 /** What a member's request-related message does: taken (true), or left to the session (false). */
 export type MemberRelay = (member: string, message: JsonRpcMessage, reply: MemberReply) => boolean;
 
@@ -60,31 +58,28 @@ export function waitingKey(principalKey: string, id: RequestId): string {
   return `${principalKey}\n${requestKey(id)}`;
 }
 
-/** A server request waiting for its client's answer. */
-interface Waiting {
-  /** The member's id for it. */
-  readonly id: RequestId;
-  readonly reply: MemberReply;
-  /** The virtual server it was asked on; undefined while another instance has not yet taken it. */
-  name: string | undefined;
-}
-
 /** Server requests of members waiting for their clients' answers. */
 export class MemberRequests {
   /** By the asked client's principal and the proxy's id: the member's id and how to reach it. */
-  readonly #waiting: TtlCache<string, Waiting>;
+  readonly #waiting: WaitingAsks;
   /**
    * Names this instance in the proxy's ids, unique across instances and restarts (a client may
    * keep an old one): the instance an answer comes to finds the one that asked by it.
    */
   readonly tag = randomBytes(6).toString('base64url');
   /** By scope and member: the members that asked the scope's clients for roots. */
-  readonly #askedRoots = new TtlCache<string, true>({ ttlMs: ROOTS_ASKERS_MS, maxEntries: MAX_WAITING });
+  readonly #askedRoots = new TtlCache<string, true>({
+    ttlMs: ROOTS_ASKERS_MS,
+    maxEntries: WAITING_LIMITS.total,
+  });
   #seq = 0;
 
-  /** @param timeoutMs how long an answer is waited for (a member's request lasts no longer). */
-  constructor(timeoutMs: number, now?: () => number) {
-    this.#waiting = new TtlCache({ ttlMs: timeoutMs, maxEntries: MAX_WAITING, now });
+  /**
+   * @param timeoutMs how long an answer is waited for (a member's request lasts no longer): then
+   * the member is answered with a timeout error.
+   */
+  constructor(timeoutMs: number) {
+    this.#waiting = new WaitingAsks(timeoutMs);
   }
 
   /**
@@ -106,8 +101,9 @@ export class MemberRequests {
         this.#askedRoots.set(`${scopeOf(principalKey, name)}\n${member}`, true);
       if (!asks || !ASKABLE.has(message.method)) return false;
       const asked = this.#ask(principalKey, name, message, reply);
+      if (asked === undefined) return false;
       if (channel.send(asked)) return true;
-      this.#waiting.delete(waitingKey(principalKey, asked.id));
+      this.#waiting.take(waitingKey(principalKey, asked.id));
       return false;
     };
   }
@@ -115,7 +111,8 @@ export class MemberRequests {
   /**
    * A member's server request that no client here took, for another instance's client of
    * `principalKey` to be asked: the request under the proxy's id, waiting here for the answer
-   * (on any virtual server, until {@link taken} names the one that asked).
+   * (on any virtual server, until {@link taken} names the one that asked); undefined when it
+   * cannot be asked, or too many wait already.
    */
   askElsewhere(
     principalKey: string,
@@ -138,8 +135,7 @@ export class MemberRequests {
     const key = waitingKey(principalKey, id);
     const waiting = this.#waiting.get(key);
     if (waiting === undefined || waiting.name !== undefined) return undefined;
-    this.#waiting.delete(key);
-    return waiting;
+    return this.#waiting.take(key);
   }
 
   /** Which of `members` asked the scope's clients for roots lately (they are told of a change). */
@@ -156,7 +152,7 @@ export class MemberRequests {
     const key = waitingKey(principalKey, response.id);
     const waiting = this.#waiting.get(key);
     if (waiting === undefined || (waiting.name !== undefined && waiting.name !== name)) return false;
-    this.#waiting.delete(key);
+    this.#waiting.take(key);
     waiting.reply({ ...response, id: waiting.id }).catch(() => {});
     return true;
   }
@@ -166,9 +162,10 @@ export class MemberRequests {
     name: string | undefined,
     message: JsonRpcRequest,
     reply: MemberReply,
-  ): JsonRpcRequest {
+  ): JsonRpcRequest | undefined {
     const id = `mcpp-ask-${this.tag}-${++this.#seq}`;
-    this.#waiting.set(waitingKey(principalKey, id), { id: message.id, reply, name });
+    if (!this.#waiting.add(principalKey, waitingKey(principalKey, id), { id: message.id, reply, name }))
+      return undefined;
     return { ...message, id };
   }
 }

@@ -301,7 +301,8 @@ export class VirtualServers {
   /**
    * A client's answer to a member's server request (sampling, elicitation, roots), which it got
    * on a stream: sent to the member that asked, here or on the instance its id names. Ignored
-   * when nothing waits for it from this principal.
+   * when nothing waits for it from this principal; `overloaded` (thrown) when it cannot be sent
+   * on to that instance now (the member is answered with an error then).
    */
   answer(name: string, caller: VirtualCaller, response: JsonRpcResponse): void {
     this.checkReach(name, caller.grants);

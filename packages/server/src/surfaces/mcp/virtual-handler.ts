@@ -250,6 +250,15 @@ async function openStream(
   // Clients wait for the GET's headers before going on: send them once the stream hears the
   // other instances too (a member session there may be about to send), not with the first event.
   await ready;
+  // A DELETE on another instance before this one listened for it went unheard: checked again.
+  if (session !== undefined) {
+    try {
+      await sessionOf(options.sessions, exchange, request, reply);
+    } catch (error) {
+      writer.close();
+      throw error;
+    }
+  }
   writer.comment('stream open');
   return sendEventStream(reply, writer);
 }
