@@ -15,6 +15,7 @@ import { SIGN_INS_PER_PRINCIPAL, STRANGER_OFFERS_PER_SERVER } from '../src/crede
 import { MemoryStore } from '../src/store/memory-store.ts';
 import { authServerMetadata, json, serveHostile } from './helpers/hostile-server.ts';
 import { freePort } from './helpers/net.ts';
+import { startBrokerProxy } from './helpers/oauth-sse-server.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
 
 const ALICE = 'alice-proxy-token-0123456789abcdef';
@@ -54,18 +55,7 @@ async function hostile(): Promise<{ readonly base: string; readonly metadataFetc
 
 /** A proxy with the broker on, for alice (its PUBLIC_URL its own origin), closed after the test. */
 async function brokerProxy(env: Record<string, string> = {}) {
-  const port = await freePort();
-  const proxy = await startProxy({
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    OAUTH_BROKER: 'true',
-    PROXY_TOKENS: ALICE,
-    CORS_ORIGINS: APP,
-    LOG_LEVEL: 'warn',
-    ...env,
-  });
-  cleanup.push(() => proxy.close());
-  return proxy;
+  return (await startBrokerProxy(cleanup, env)).proxy;
 }
 
 /** An authorization server: RFC 8414 metadata and an open registration endpoint. */
