@@ -17,6 +17,7 @@ import { eventually } from './helpers/eventually.ts';
 import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
 import { freePort } from './helpers/net.ts';
+import { linkOf } from './helpers/oauth-proxy.ts';
 import { type OAuthWorld, startOAuthWorld } from './helpers/oauth-world.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -82,11 +83,6 @@ function call(p: Proxy, token: string, serverUrl: string, method = 'tools/call')
 function subjectOf(reply: Reply): string | undefined {
   if (reply.status !== 200) return undefined;
   return JSON.parse(reply.body.result.content[0].text).sub;
-}
-
-function linkOf(reply: Reply): string {
-  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
-  return reply.body.error.data.authorizeUrl;
 }
 
 /** The bind POST the start page makes (docs/oauth.md), with the given headers. */

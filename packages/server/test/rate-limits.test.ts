@@ -154,8 +154,16 @@ describe('rate limits (in memory)', () => {
             `${proxy.url.replace('http', 'ws')}/ws?mcp_server_url=${encodeURIComponent(`${upstream.origin}/echo-auth`)}`,
             ['mcp', `proxy-token.${proxy.token}`],
           );
-          ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-          setTimeout(() => ws.close(1000), 300);
+          // Counted from the opening handshake: a fixed time from the call ended a session the
+          // loaded machine had not opened yet ("closed before the connection was established").
+          let ending: NodeJS.Timeout | undefined;
+          ws.once('open', () => {
+            ending = setTimeout(() => ws.close(1000), 300);
+          });
+          ws.once('close', (code, reason) => {
+            clearTimeout(ending);
+            resolve({ code, reason: reason.toString() });
+          });
         });
       assert.equal((await open()).code, 1000);
       const second = await open();

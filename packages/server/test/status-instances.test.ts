@@ -2,15 +2,18 @@
  * Issue 21: with a shared store the status page lists every live instance — its open sessions by
  * kind, requests and errors — marking the one that answered, and drops an instance that died.
  * Two real processes sharing a real redis-server; then one `WORKERS=2` process (the embedded
- * cluster store), whose workers each answer for both.
+ * cluster store), whose workers each answer for both. Last, beats someone without SESSION_SECRET
+ * publishes do not crowd real instances off the page (review 8, SHARED-3).
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { RedisStore } from '../src/store/redis-store.ts';
 import { type Cluster, startCluster } from './helpers/cluster.ts';
 import { eventually } from './helpers/eventually.ts';
-import { TEST_TOKEN } from './helpers/proxy.ts';
+import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 import { type RecordingUpstream, startRecordingUpstream } from './helpers/recording-upstream.ts';
+import { type RedisServer, startRedis } from './helpers/redis.ts';
 import { type RunningWorkers, send, startWorkers } from './helpers/workers.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
@@ -118,5 +121,65 @@ describe('the status page across instances', () => {
       },
       { what: 'both workers answering with both listed', timeoutMs: 15_000 },
     );
+  });
+});
+
+/**
+ * Review 8 of shared state, finding 3: the status page's roster (observability/instance-roster.ts)
+ * takes every well-formed beat published on `status:beats` as an instance, unsealed even with
+ * SESSION_SECRET set (under which relay messages are sealed because a store writer is not
+ * trusted). It keeps at most 64 others and, full, ignores newcomers until one expires: whoever
+ * can publish to Redis keeps 64 invented instances alive (one beat each every few seconds) and
+ * the operator never sees a real instance that starts, nor can tell the invented counts from
+ * real ones. (A `gone` beat naming a real instance likewise drops it until its next beat.)
+ */
+describe('the status page with SESSION_SECRET and a store others can publish to', () => {
+  const SECRET = 'review8-shared-3-session-secret-0123456789abcdef';
+
+  let redis: RedisServer;
+  let raw: RedisStore | undefined;
+  let spoofing: NodeJS.Timeout | undefined;
+  const running: RunningProxy[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    clearInterval(spoofing);
+    await Promise.allSettled(running.map((proxy) => proxy.close()));
+    await raw?.close();
+    await redis?.stop();
+  });
+
+  it('with SESSION_SECRET, beats someone else publishes do not crowd real instances off the status page', {
+    timeout: 60_000,
+  }, async () => {
+    const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET, METRICS_TOKEN, LOG_LEVEL: 'warn' };
+    const a = await startProxy(env);
+    running.push(a);
+    // Someone who can publish to Redis (no SESSION_SECRET) invents 64 instances and keeps them alive.
+    raw = new RedisStore(redis.url, () => {});
+    assert.ok(await raw.ready(), 'the test reaches Redis');
+    const store = raw;
+    const beat = async () => {
+      for (let i = 0; i < 64; i++) {
+        const id = `invented-${String(i).padStart(2, '0')}`;
+        const counts = { requests: 0, errors: 0, sessions: { byTransport: {}, webSockets: 0 } };
+        await store.publish('status:beats', JSON.stringify({ id, startedAt: Date.now(), ...counts }));
+      }
+    };
+    await beat();
+    spoofing = setInterval(() => void beat().catch(() => {}), 1_000);
+    const b = await startProxy(env);
+    running.push(b);
+    const bId = (await instancesOf(b.url)).find((instance) => instance.self)?.id as string;
+    assert.ok(bId);
+    // b beats every 2 s; a lists it within a few beats.
+    const listed = await eventually(
+      async () => ((await instancesOf(a.url)).some((instance) => instance.id === bId) ? true : undefined),
+      { timeoutMs: 8_000, what: `a listing b (${bId}) among the instances` },
+    ).catch((error: Error) => error);
+    const shown = (await instancesOf(a.url)).map((instance) => instance.id);
+    assert.equal(listed, true, `a's status page lists: ${shown.join(', ')}`);
   });
 });

@@ -4,6 +4,9 @@
  * progress, and with it what the answer held (here its in-flight slot), instead of holding it
  * for as long as it keeps the connection. Counted in bytes: the caller reads far less than the
  * answer, and the slot comes back while it still does not read.
+ *
+ * The same proxy serves the second case (review 9, RELAY-1): a caller that reads its large
+ * answer steadily is never cut, however long one large write takes to drain.
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -76,4 +79,46 @@ it('an answer its caller stopped reading is cut after the write-idle deadline, a
   socket.resume();
   await ended;
   assert.ok(read < 9_000_000, `the cut answer was not sent whole (${read} bytes read)`);
+});
+
+/**
+ * Review 9, RELAY-1 (repro, not fixed): the write-idle deadline (http/write-idle.ts) cuts a
+ * caller that IS reading, steadily, when its answer went to the socket as one large write.
+ * Progress is measured as `bytesWritten - writableLength`, which moves only when a whole
+ * write completes: while one 9 MB JSON body drains into a reader's socket buffers, that value
+ * stays put however fast the reader reads, and after WRITE_IDLE_TIMEOUT_MS the connection is
+ * destroyed mid-answer. Here the reader takes about 64 KiB every 20 ms (~3 MB/s, a fair
+ * mobile link), and the deadline is 1 s: the same holds at the default 60 s for any answer that
+ * takes longer than 60 s to drain past the kernel buffers (e.g. 9 MB at 100 KB/s).
+ */
+it('a caller reading its large answer steadily is not cut by the write-idle deadline', {
+  timeout: 60_000,
+}, async () => {
+  const opened = await postProxy(proxy, { server: 'wide', ...INITIALIZE_2025 });
+  assert.equal(opened.status, 200, JSON.stringify(opened.body));
+  const sid = opened.headers.get('mcp-session-id') as string;
+  const body = JSON.stringify(wide(sid, 3_000_000, 2));
+  const socket = connect(Number(new URL(proxy.url).port), '127.0.0.1');
+  sockets.push(socket);
+  socket.write(
+    `POST /proxy HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-proxy-token: ${proxy.token}\r\n` +
+      `connection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  const chunks: Buffer[] = [];
+  let read = 0;
+  // A steady reader: every chunk it takes, it takes the next 20 ms later.
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    read += chunk.length;
+    socket.pause();
+    setTimeout(() => socket.resume(), 20);
+  });
+  await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const text = Buffer.concat(chunks).toString('latin1');
+  const headEnd = text.indexOf('\r\n\r\n');
+  assert.ok(headEnd > 0, 'an answer head arrived');
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(text.slice(0, headEnd))?.[1]);
+  const bodyBytes = read - headEnd - 4;
+  assert.ok(Number.isFinite(length) && length > 9_000_000, `a 9 MB answer (${text.slice(0, headEnd)})`);
+  assert.equal(bodyBytes, length, `the steady reader got its whole answer (${bodyBytes} of ${length} bytes)`);
 });

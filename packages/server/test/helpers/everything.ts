@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { compileCacheEnv } from './compile-cache.ts';
 import { freePort, waitForPort } from './net.ts';
 
 const require = createRequire(import.meta.url);
@@ -63,4 +64,13 @@ export async function startEverything(mode: 'streamableHttp' | 'sse'): Promise<E
     failure = stderr;
   }
   throw new Error(`server-everything ${mode} did not start:\n${failure}`);
+}
+
+/** A configured server that runs server-everything over stdio (the compile cache shared). */
+export function everythingStdio(): {
+  command: string;
+  args: string[];
+  env: ReturnType<typeof compileCacheEnv>;
+} {
+  return { command: process.execPath, args: [entry, 'stdio'], env: compileCacheEnv() };
 }

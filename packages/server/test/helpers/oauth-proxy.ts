@@ -156,3 +156,26 @@ export async function connectMcp(
   cleanup.push(() => client.close());
   return client;
 }
+
+/** The sign-in link a refused call (`upstream_auth_required`) offers. */
+export function linkOf(reply: Reply): string {
+  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
+  return reply.body.error.data.authorizeUrl;
+}
+
+/** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
+export async function bind(
+  link: string,
+  credential: string,
+): Promise<{ status: number; body: Record<string, string> }> {
+  const response = await fetch(link, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      origin: new URL(link).origin,
+      'sec-fetch-site': 'same-origin',
+    },
+    body: JSON.stringify({ credential, origin: APP }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}

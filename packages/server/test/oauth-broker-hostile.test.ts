@@ -12,9 +12,10 @@ import WebSocket from 'ws';
 import { eventually } from './helpers/eventually.ts';
 import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
-import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
-import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { bind, linkOf } from './helpers/oauth-proxy.ts';
+import { startBrokerProxy } from './helpers/oauth-sse-server.ts';
+import { postProxy, type Reply, type startProxy } from './helpers/proxy.ts';
 
 const ALICE = 'alice-proxy-token-0123456789abcdef';
 const BOB = 'bob-proxy-token-0123456789abcdefgh';
@@ -104,32 +105,14 @@ async function hostile(): Promise<Hostile> {
   return state;
 }
 
-interface Proxy {
-  readonly proxy: RunningProxy;
-  readonly publicUrl: string;
-}
+type Proxy = Awaited<ReturnType<typeof startBrokerProxy>>;
 
 /** A proxy with the broker on, PUBLIC_URL on its own loopback port, alice and bob as principals. */
-async function proxyWith(
+function proxyWith(
   env: Record<string, string> = {},
   deps: Parameters<typeof startProxy>[1] = {},
 ): Promise<Proxy> {
-  const port = await freePort();
-  const publicUrl = `http://127.0.0.1:${port}`;
-  const proxy = await startProxy(
-    {
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      OAUTH_BROKER: 'true',
-      PROXY_TOKENS: `${ALICE},${BOB}`,
-      CORS_ORIGINS: APP,
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
-    deps,
-  );
-  cleanup.push(() => proxy.close());
-  return { proxy, publicUrl };
+  return startBrokerProxy(cleanup, { PROXY_TOKENS: `${ALICE},${BOB}`, ...env }, deps);
 }
 
 let nextId = 1;
@@ -139,28 +122,6 @@ function call(p: Proxy, token: string, serverUrl: string, method = 'tools/list')
     { mcp_server_url: serverUrl, jsonrpc: '2.0', id: nextId++, method },
     { origin: APP },
   );
-}
-
-function linkOf(reply: Reply): string {
-  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
-  return reply.body.error.data.authorizeUrl;
-}
-
-/** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
-async function bind(
-  link: string,
-  credential: string,
-): Promise<{ status: number; body: Record<string, string> }> {
-  const response = await fetch(link, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(link).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify({ credential, origin: APP }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, string> };
 }
 
 describe('R3: protected resource metadata names the resource, the proxy chooses the indicator', () => {

@@ -13,9 +13,10 @@ import { MemoryStore } from '../src/store/memory-store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { type Handler, json, serveHostile } from './helpers/hostile-server.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
-import { freePort } from './helpers/net.ts';
 import * as world from './helpers/oauth-proxy.ts';
-import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { bind, linkOf } from './helpers/oauth-proxy.ts';
+import { startBrokerProxy } from './helpers/oauth-sse-server.ts';
+import { postProxy, type Reply, type startProxy } from './helpers/proxy.ts';
 
 const { ALICE, BOB, APP } = world;
 
@@ -159,10 +160,7 @@ async function hostile(metadata: (base: string) => Record<string, unknown> = () 
   return { base, events };
 }
 
-interface Proxy {
-  readonly proxy: RunningProxy;
-  readonly publicUrl: string;
-}
+type Proxy = Awaited<ReturnType<typeof startBrokerProxy>>;
 
 /** A proxy with the broker on, PUBLIC_URL on its own loopback port; `file`: its config file. */
 async function proxyWith(
@@ -170,8 +168,6 @@ async function proxyWith(
   file?: unknown,
   deps: Parameters<typeof startProxy>[1] = {},
 ): Promise<Proxy> {
-  const port = await freePort();
-  const publicUrl = `http://127.0.0.1:${port}`;
   const extra: Record<string, string> = {};
   if (file !== undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'oauth-r6-'));
@@ -179,21 +175,7 @@ async function proxyWith(
     writeFileSync(join(dir, 'proxy.json'), JSON.stringify(file));
     extra.MCP_PROXY_CONFIG = join(dir, 'proxy.json');
   }
-  const proxy = await startProxy(
-    {
-      PORT: String(port),
-      PUBLIC_URL: publicUrl,
-      OAUTH_BROKER: 'true',
-      PROXY_TOKENS: `${ALICE},${BOB}`,
-      CORS_ORIGINS: APP,
-      LOG_LEVEL: 'warn',
-      ...extra,
-      ...env,
-    },
-    deps,
-  );
-  cleanup.push(() => proxy.close());
-  return { proxy, publicUrl };
+  return startBrokerProxy(cleanup, { PROXY_TOKENS: `${ALICE},${BOB}`, ...extra, ...env }, deps);
 }
 
 let nextId = 1;
@@ -203,28 +185,6 @@ function call(p: Proxy, token: string, serverUrl: string, method = 'tools/list')
     { mcp_server_url: serverUrl, jsonrpc: '2.0', id: nextId++, method },
     { origin: APP },
   );
-}
-
-function linkOf(reply: Reply): string {
-  assert.equal(reply.body?.error?.data?.code, 'upstream_auth_required', JSON.stringify(reply.body));
-  return reply.body.error.data.authorizeUrl;
-}
-
-/** The bind POST the start page makes (docs/oauth.md); answers the parsed JSON. */
-async function bind(
-  link: string,
-  credential: string,
-): Promise<{ status: number; body: Record<string, string> }> {
-  const response = await fetch(link, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      origin: new URL(link).origin,
-      'sec-fetch-site': 'same-origin',
-    },
-    body: JSON.stringify({ credential, origin: APP }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, string> };
 }
 
 describe('R2: the start page names where the Continue button goes', () => {
