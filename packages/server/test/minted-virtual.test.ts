@@ -19,8 +19,9 @@ import { promisify } from 'node:util';
 import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { type ConnectedClient, connectClient, postRaw, serverTarget } from './helpers/mcp-client.ts';
 import { ADMIN, keyFile, mint, mintRaw } from './helpers/minted.ts';
-import { connectWs, type WsPeer } from './helpers/modern-client.ts';
+import type { WsPeer } from './helpers/modern-client.ts';
 import { TEST_TOKEN } from './helpers/proxy.ts';
+import { listedTools, openVirtualSocket, socketAsker } from './helpers/virtual-clients.ts';
 import { featureStdio, startVirtualProxy, textOf, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
 const CLI = fileURLToPath(new URL('../src/token-cli.ts', import.meta.url));
@@ -50,38 +51,13 @@ describe('minted tokens limited to a virtual server', () => {
   let cliConfig = '';
   const peers: WsPeer[] = [];
   const clients: ConnectedClient[] = [];
-  let id = 0;
+  const { ask, listTools: socketTools } = socketAsker();
 
   /** A 2025-era client's socket to `workspace` with `token`, initialized. */
   const openSocket = async (token: string) => {
-    const peer = await connectWs({ url: world.proxy.url, token }, { server: 'workspace' }, APP);
+    const peer = await openVirtualSocket(world.proxy.url, token, 'workspace', APP);
     peers.push(peer);
-    peer.send({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    });
-    await peer.next((frame) => frame.id === 0);
-    peer.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     return peer;
-  };
-  // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
-  const ask = async (peer: WsPeer, method: string, params?: object): Promise<any> => {
-    const sent = ++id;
-    peer.send({ jsonrpc: '2.0', id: sent, method, ...(params ? { params } : {}) });
-    return peer.next((frame) => frame.id === sent);
-  };
-  /** Every page of the merged tool list on a socket. */
-  const socketTools = async (peer: WsPeer): Promise<string[]> => {
-    const names: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await ask(peer, 'tools/list', cursor === undefined ? {} : { cursor });
-      names.push(...page.result.tools.map((tool: { name: string }) => tool.name));
-      cursor = page.result.nextCursor;
-    } while (cursor !== undefined);
-    return names;
   };
   const echo = (peer: WsPeer, name: string) =>
     ask(peer, 'tools/call', { name, arguments: { message: 'hi' } });
@@ -112,13 +88,7 @@ describe('minted tokens limited to a virtual server', () => {
     const { token } = await mint(world.proxy.url, 'alice', { servers: ['workspace'] });
     const connected = await connectClient(world.proxy, serverTarget('workspace'), { token, roots: false });
     clients.push(connected);
-    const listed: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await connected.client.listTools(cursor === undefined ? {} : { cursor });
-      listed.push(...page.tools.map((tool) => tool.name));
-      cursor = page.nextCursor;
-    } while (cursor !== undefined);
+    const listed = await listedTools(connected.client);
     assert.ok(listed.includes('everything__echo') && listed.includes('local__echo'), listed.join());
     const called = await connected.client.callTool({ name: 'local__echo', arguments: { message: 'hi' } });
     assert.match(textOf(called), /hi/);
