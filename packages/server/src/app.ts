@@ -410,7 +410,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       minted: identity.minted,
       revocations: identity.revocations,
       records: new MintRecords(namespaced(store, 'minted:'), now),
-      serverNames: () => Object.keys(currentServers),
+      configured: () => current,
       now,
     },
     connections: broker.connections,

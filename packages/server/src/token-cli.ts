@@ -20,6 +20,7 @@ import { namespaced } from './store/store.ts';
 const USAGE = `Usage: npm run -s token -- --subject <who> [--ttl 1h] [--servers a,b] [--tools x,y] [--origin https://app.example]
 
 Mints a token the proxy accepts (X-Proxy-Token, Authorization: Bearer, or the /ws subprotocol),
+limited with --servers to configured servers or virtual servers, with --tools to those tools,
 signed with the proxy's key (SIGNING_KEYS, or the one kept in DATA_DIR). Prints JSON:
 { "token", "expiresAt", "id" }. --ttl takes seconds or 30s, 15m, 1h, 1d (at most 24 h; default 1h).
 `;
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
         ...(values.tools === undefined ? {} : { tools: list(values.tools) }),
         ...(values.origin === undefined ? {} : { origin: values.origin }),
       },
-      { serverNames: Object.keys(config.servers) },
+      { configured: config },
     );
     const minted = await new MintedTokens(keys).mint(request);
     await recordMinted(config, minted.id, Date.parse(minted.expiresAt));

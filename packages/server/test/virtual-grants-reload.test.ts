@@ -13,6 +13,7 @@ import { type ConnectedClient, connectClient, serverTarget } from './helpers/mcp
 import { connectWs, MODERN, modernHeaders, modernRequest, type WsPeer } from './helpers/modern-client.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { TEST_TOKEN } from './helpers/proxy.ts';
+import { listedTools, openVirtualSocket, socketAsker } from './helpers/virtual-clients.ts';
 import { featureStdio, startVirtualProxy, type VirtualProxy } from './helpers/virtual-proxy.ts';
 
 const APP = 'https://app.example';
@@ -79,44 +80,15 @@ describe('open virtual sessions follow grant changes', () => {
   let idp: TestOidcIssuer;
   const peers: WsPeer[] = [];
   const clients: ConnectedClient[] = [];
-  let id = 0;
+  const { ask, listTools } = socketAsker();
   const reload = (grants: Partial<Grants>) =>
     world.reload(configOf(world.everything.url, idp.issuer, { ...WIDE, ...grants }));
 
   /** A 2025-era client's socket to `workspace`, initialized. */
   const openSocket = async (token: string) => {
-    const peer = await connectWs({ url: world.proxy.url, token }, { server: 'workspace' }, APP);
+    const peer = await openVirtualSocket(world.proxy.url, token, 'workspace', APP);
     peers.push(peer);
-    peer.send({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
-    });
-    await peer.next((frame) => frame.id === 0);
-    peer.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     return peer;
-  };
-  // biome-ignore lint/suspicious/noExplicitAny: frames are arbitrary JSON.
-  const ask = async (peer: WsPeer, method: string, params?: object, modern = false): Promise<any> => {
-    const sent = ++id;
-    peer.send(
-      modern
-        ? modernRequest(sent, method, { ...params })
-        : { jsonrpc: '2.0', id: sent, method, ...(params ? { params } : {}) },
-    );
-    return peer.next((frame) => frame.id === sent);
-  };
-  /** Every page of the merged tool list, as the socket's client sees it. */
-  const listTools = async (peer: WsPeer, modern = false): Promise<string[]> => {
-    const names: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await ask(peer, 'tools/list', cursor === undefined ? {} : { cursor }, modern);
-      names.push(...toolNames(page));
-      cursor = page.result.nextCursor;
-    } while (cursor !== undefined);
-    return names;
   };
   const echo = (peer: WsPeer, name: string, modern = false) =>
     ask(peer, 'tools/call', { name, arguments: { message: 'hi' } }, modern);
@@ -207,13 +179,7 @@ describe('open virtual sessions follow grant changes', () => {
     reload({ staff: ['workspace', 'everything'] });
     // The socket's requests and the 2025 session's and a 2026-07-28 client's see `local` no more.
     assert.ok(!(await listTools(socket)).some((name) => name.startsWith('local__')));
-    const listed: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await staff.client.listTools(cursor === undefined ? {} : { cursor });
-      listed.push(...page.tools.map((tool) => tool.name));
-      cursor = page.nextCursor;
-    } while (cursor !== undefined);
+    const listed = await listedTools(staff.client);
     assert.ok(listed.includes('everything__echo') && !listed.some((name) => name.startsWith('local__')));
     const modernTools: string[] = [];
     let modernCursor: string | undefined;

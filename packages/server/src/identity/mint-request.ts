@@ -1,12 +1,13 @@
 /**
  * @module identity/mint-request
  * What a request for a minted token may ask (issue 17), checked the same way for
- * `POST /auth/tokens` and `npm run token`: a subject, a TTL (capped), servers named in the config
- * and within the minter's own, tool names, an origin.
+ * `POST /auth/tokens` and `npm run token`: a subject, a TTL (capped), servers or virtual servers
+ * named in the config and within the minter's own, tool names, an origin.
  */
 import { z } from 'zod';
-import { isOrigin } from '../config/config.ts';
+import { type Config, isOrigin } from '../config/config.ts';
 import { ProxyError } from '../errors.ts';
+import { restrictsMembers } from '../virtual/member-grants.ts';
 import { MAX_TTL_SECONDS, type MintRequest, normalSubject, SUBJECT } from './minted-tokens.ts';
 
 /** Lifetime of a minted token when the request names none. */
@@ -35,8 +36,8 @@ const mintBody = z.strictObject({
 
 /** What the request is judged against. */
 export interface MintContext {
-  /** Server names the configuration has now. */
-  readonly serverNames: readonly string[];
+  /** The configuration now: the servers and virtual servers (issue 20) a token may be limited to. */
+  readonly configured: Pick<Config, 'servers' | 'virtualServers'>;
   /** The minter's own servers, when it is limited: the token gets (some of) them. */
   readonly within?: readonly string[] | undefined;
 }
@@ -50,7 +51,9 @@ export function parseMintRequest(body: unknown, context: MintContext): MintReque
     throw new ProxyError('invalid_token_request', `Invalid token request: ${field}: ${issue?.message}`);
   }
   const request = parsed.data;
-  const unknown = request.servers?.find((name) => !context.serverNames.includes(name));
+  const { servers: named, virtualServers } = context.configured;
+  const isVirtual = (name: string) => Object.hasOwn(virtualServers, name);
+  const unknown = request.servers?.find((name) => !Object.hasOwn(named, name) && !isVirtual(name));
   if (unknown !== undefined)
     throw new ProxyError(
       'invalid_token_request',
@@ -62,6 +65,20 @@ export function parseMintRequest(body: unknown, context: MintContext): MintReque
     throw new ProxyError(
       'invalid_token_request',
       `Invalid token request: servers: "${outside}" is not one the admin token may reach`,
+    );
+  }
+  // A grant naming virtual servers only sees every member through them; an admin whose grant sees
+  // only the members it names must not mint one that sees the others (docs/identity.md).
+  const servers = request.servers;
+  if (
+    within !== undefined &&
+    servers?.some(isVirtual) === true &&
+    restrictsMembers(within, isVirtual) &&
+    !restrictsMembers(servers, isVirtual)
+  ) {
+    throw new ProxyError(
+      'invalid_token_request',
+      'Invalid token request: servers: the admin token sees only the members it names of a virtual server: name those members too',
     );
   }
   return {

@@ -19,8 +19,20 @@ export function visibleMembers(
   grants: TargetGrants | undefined,
   isVirtual: (name: string) => boolean,
 ): readonly string[] {
-  const restricted = grants?.servers?.some((server) => !isVirtual(server)) ?? false;
-  return restricted ? members.filter((member) => permitsTarget(grants, { server: member })) : members;
+  return restrictsMembers(grants?.servers, isVirtual)
+    ? members.filter((member) => permitsTarget(grants, { server: member }))
+    : members;
+}
+
+/**
+ * Whether a `servers` grant limits which members of a virtual server it sees: it does when it
+ * names any server that is not a virtual one (absent, or naming virtual servers only: every member).
+ */
+export function restrictsMembers(
+  servers: readonly string[] | undefined,
+  isVirtual: (name: string) => boolean,
+): boolean {
+  return servers?.some((server) => !isVirtual(server)) ?? false;
 }
 
 /**

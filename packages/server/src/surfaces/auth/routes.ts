@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
 import type { MintRecords } from '../../identity/mint-records.ts';
-import { parseMintRequest } from '../../identity/mint-request.ts';
+import { type MintContext, parseMintRequest } from '../../identity/mint-request.ts';
 import { type MintedTokens, TOKEN_ID } from '../../identity/minted-tokens.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { Revocations } from '../../identity/revocations.ts';
@@ -19,8 +19,8 @@ export interface AuthRouteOptions {
   readonly revocations: Revocations;
   /** Who minted each token. */
   readonly records: MintRecords;
-  /** The configured server names now (a reload may change them). */
-  readonly serverNames: () => readonly string[];
+  /** The configuration now (a reload may change it): the servers and virtual servers a token may name. */
+  readonly configured: () => MintContext['configured'];
   readonly now: () => number;
 }
 
@@ -32,7 +32,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
   app.post('/auth/tokens', async (request, reply) => {
     const admin = requireAdmin(request);
     const wanted = parseMintRequest(request.body, {
-      serverNames: options.serverNames(),
+      configured: options.configured(),
       within: admin.grants.servers,
     });
     const minted = await options.minted.mint(wanted).catch((error: unknown) => {
