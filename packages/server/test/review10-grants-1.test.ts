@@ -100,7 +100,10 @@ describe('review10 grants 1: a pooled virtual session shared by two tokens of on
     assert.ok(!(await listTools(beta)).some((name) => name.startsWith('local__')));
     // Only alpha's group is widened to `local`; beta's grant is as it was.
     world.reload(configOf(world.everything.url, idp.issuer, ['workspace', 'everything', 'local']));
-    assert.ok((await listTools(alpha)).some((name) => name.startsWith('local__')), 'alpha is widened');
+    assert.ok(
+      (await listTools(alpha)).some((name) => name.startsWith('local__')),
+      'alpha is widened',
+    );
     const betaNow = await listTools(beta);
     assert.ok(betaNow.includes('everything__echo'), betaNow.join());
     assert.ok(
@@ -108,6 +111,9 @@ describe('review10 grants 1: a pooled virtual session shared by two tokens of on
       `beta's grant never named local, yet it lists: ${betaNow.filter((name) => name.startsWith('local__')).join()}`,
     );
     const called = await ask(beta, 'tools/call', { name: 'local__echo', arguments: { message: 'hi' } });
-    assert.ok(called.error !== undefined, `beta called a member it was never granted: ${JSON.stringify(called)}`);
+    assert.ok(
+      called.error !== undefined,
+      `beta called a member it was never granted: ${JSON.stringify(called)}`,
+    );
   });
 });

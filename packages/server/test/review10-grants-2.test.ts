@@ -90,7 +90,9 @@ describe('review10 grants 2: the subject’s next token on a pooled virtual sess
     assert.equal(before.status, 200, JSON.stringify(before.body));
     // A reload that changes nothing for this subject.
     proxy.app.reload(
-      loadConfig({ env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory', ...env } }),
+      loadConfig({
+        env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory', ...env },
+      }),
     );
     const afterReload = await listTools(second);
     assert.ok(

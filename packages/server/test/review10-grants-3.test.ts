@@ -56,7 +56,12 @@ describe('review10 grants 3: a configured server turned virtual by a reload', ()
     });
     await peer.next((frame) => frame.id === 0);
     peer.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
-    peer.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'before' } } });
+    peer.send({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'before' } },
+    });
     assert.match(JSON.stringify((await peer.next((frame) => frame.id === 1)).result), /before/);
 
     world.reload(virtualized());
@@ -66,7 +71,12 @@ describe('review10 grants 3: a configured server turned virtual by a reload', ()
     void peer.closed.then(({ code }) => {
       closedCode = code;
     });
-    peer.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'after' } } });
+    peer.send({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'after' } },
+    });
     const outcome = await Promise.race([
       peer.closed.then(({ code }) => ({ closed: code })),
       peer.next((frame) => frame.id === 2).then((frame) => ({ frame })),

@@ -59,7 +59,10 @@ describe('review10 grants 4: a GET stream while its OIDC token is verified again
     everything = await startEverything('streamableHttp');
     dir = mkdtempSync(join(tmpdir(), 'review10-grants-4-'));
     file = join(dir, 'proxy.json');
-    writeFileSync(file, JSON.stringify(configOf(everything.url, idp.issuer, ['workspace', 'everything', 'local'])));
+    writeFileSync(
+      file,
+      JSON.stringify(configOf(everything.url, idp.issuer, ['workspace', 'everything', 'local'])),
+    );
     env = { MCP_PROXY_CONFIG: file, UPSTREAM_TIMEOUT_MS: '15000' };
     proxy = await startProxy(env, {
       oidcFetch: async (url) => {
@@ -98,7 +101,9 @@ describe('review10 grants 4: a GET stream while its OIDC token is verified again
     });
     writeFileSync(file, JSON.stringify(configOf(everything.url, idp.issuer, ['workspace', 'everything'])));
     proxy.app.reload(
-      loadConfig({ env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory', ...env } }),
+      loadConfig({
+        env: { PROXY_TOKEN: TEST_TOKEN, ALLOW_PRIVATE_NETWORKS: 'true', STORE: 'memory', ...env },
+      }),
     );
     // The wide stream (which still sees `local`) hears the change: it was relayed by then.
     await wide.notifications.waitFor('notifications/tools/list_changed', 10_000);
