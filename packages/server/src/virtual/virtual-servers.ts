@@ -69,6 +69,11 @@ export interface VirtualCaller {
 export interface OpenCaller extends VirtualCaller {
   /** Itself with its grants of now (its credential verified again after a reload); rejects when refused. */
   current(): Promise<VirtualCaller>;
+  /**
+   * What `seen` gives it at once, while {@link current} may still be verifying it again: never
+   * more than its grants of now allow (fail closed), none when they cannot be known without I/O.
+   */
+  seenNow<T>(seen: (grants: TargetGrants) => readonly T[]): readonly T[];
 }
 
 /** One message for a virtual server. */
