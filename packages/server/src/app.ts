@@ -15,7 +15,6 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
-import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
 import type { Resolver } from './egress/types.ts';
 import { ProxyError } from './errors.ts';
@@ -32,7 +31,7 @@ import type { AuditDestination } from './identity/audit-trail.ts';
 import type { BearerVerifier } from './identity/authenticator.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
-import { mayKeepAfter, retooledPrincipals } from './identity/reload-reach.ts';
+import { holdingReach, mayKeepAfter, reloadVerdicts, retooledPrincipals } from './identity/reload-reach.ts';
 import { holdSessionHook } from './identity/session-holding.ts';
 import { buildIdentity } from './identity/wiring.ts';
 import { InFlightLimits } from './limits/in-flight.ts';
@@ -240,14 +239,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onVerdictStoreError: throttledWarning(logger, 'shared store unreachable: upstream verdicts not shared'),
   });
   await verdictChannels.listen();
-  // What a reload lets a running request or session keep: a virtual server's name is no
-  // configured server's, and its members are reached through it.
-  const reachable: Pick<TargetResolver, 'stillReaches'> = {
-    stillReaches: (key, grants, changed) =>
-      virtual.stillReaches(key, grants) ??
-      (targets.stillReaches(key, grants, changed) ||
-        (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
-  };
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };
   // The vault's keys seal the broker's tokens and the sign-in rounds' request states alike.
   const vaultKeys = vaultKeysFor(config);
@@ -283,6 +274,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     now,
   });
   await virtual.listening();
+  // What a reload lets a running request or session keep: a virtual server's name is no
+  // configured server's, and its members are reached through it.
+  const reachable = holdingReach(virtual, targets);
   // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
   const virtualSessions = new VirtualSessions({
     virtual,
@@ -464,15 +458,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
-    const mayKeep = mayKeepAfter(reach, changed, retooled);
-    // A virtual server's sockets and sessions take the grants of now per request: a tool grant
-    // that changed leaves them open (its requests in flight, admitted under the old one, end).
-    const keepOpen = mayKeepAfter(reach, changed, (owner, key) => retooled(owner) && !virtual.follows(key));
+    // A virtual server's sockets and sessions (and its member sessions) take the grants of now
+    // per request: a tool grant that changed leaves them open (its requests in flight end).
+    const verdicts = reloadVerdicts(reach, changed, retooled, virtual);
     // Sockets first, so they close with 4401 rather than by their session ending.
-    webSockets.endUnreachable(keepOpen);
-    live.endUnreachable(mayKeep);
+    webSockets.endUnreachable(verdicts.sockets);
+    live.endUnreachable(verdicts.requests);
     virtual.refreshStreams();
-    void sessions.endRevoked((ownerId, session) => keepOpen(ownerId, session.target));
+    void sessions.endRevoked(verdicts.sessions);
     limiter.replaceLimits(rateLimits(next), rateClasses(next));
     access.corsOrigins = next.corsOrigins;
     access.corsAllowedHeaders = next.corsAllowedHeaders;

@@ -34,6 +34,12 @@ export interface BearerVerifier {
   accepts(token: string): boolean;
   /** The principal of a valid token; throws a ProxyError (`token_invalid`, `token_expired`…). */
   verify(token: string): Promise<Verified>;
+  /**
+   * The grants the settings in force give `token`'s claims, read without verifying it (no I/O):
+   * for a token verified before, what holds until it is verified again (review10 GRANTS-4).
+   * Undefined when the settings in force take no token like it.
+   */
+  regrant?(token: string): Grants | undefined;
 }
 
 /** What the authenticator consults. */
@@ -62,6 +68,12 @@ export interface CredentialRecheck {
    * as it is held.
    */
   readonly stale: () => boolean;
+  /**
+   * The grants the configuration in force gives the credential's claims, as they were verified,
+   * read without I/O (a bearer verifier's claim mapping: {@link BearerVerifier.regrant}); undefined
+   * when only verifying it again can say.
+   */
+  readonly regrant: () => Grants | undefined;
 }
 
 /** How long a cached minted token is trusted before the store is asked again whether it was revoked. */
@@ -178,7 +190,11 @@ export class Authenticator {
               ),
         (error: unknown) => findProxyError(error) ?? new ProxyError('token_invalid'),
       );
-    return Object.assign(recheck, { stale: () => generation !== this.#generation });
+    const regrant = () =>
+      looksMinted(presented)
+        ? undefined
+        : this.#verifiers.find((verifier) => verifier.accepts(presented))?.regrant?.(presented);
+    return Object.assign(recheck, { stale: () => generation !== this.#generation, regrant });
   }
 
   /** Counts the reloads that made verified tokens stale ({@link forgetVerified}). */

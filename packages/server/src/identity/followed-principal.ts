@@ -83,6 +83,29 @@ export class FollowedPrincipal {
     return this;
   }
 
+  /**
+   * What `seen` gives this principal at once, while {@link current} may still be verifying it
+   * again (review10 GRANTS-4): what its grants of now give, when they are known without verifying
+   * (a static token's as configured now, a minted token's own, any other's once verified under
+   * the reload in force); else only what both its grants as last verified and the configuration
+   * of now applied to its claims give (an OIDC claim mapping: `regrant`); none when neither can
+   * be read without I/O. Fail closed: never more than its grants of now, nor than before.
+   */
+  seenNow<T>(seen: (grants: Grants) => readonly T[]): readonly T[] {
+    const principal = this.#principal;
+    if (principal.auth === 'static') {
+      const grants = this.#deps.grantsOf(principal.principalKey);
+      return grants === undefined ? [] : seen(grants);
+    }
+    const recheck = this.#recheck;
+    if (principal.auth === 'minted' || recheck === undefined || this.#verifiedAt === this.#deps.generation)
+      return seen(principal.grants);
+    const regranted = recheck.regrant?.();
+    if (regranted === undefined) return [];
+    const before = new Set(seen(principal.grants));
+    return seen(regranted).filter((item) => before.has(item));
+  }
+
   async #verify(recheck: CredentialRecheck, generation: number): Promise<void> {
     let verified: Principal | undefined;
     const refusal = await recheck((now) => {

@@ -5,6 +5,8 @@
  */
 import type { Config } from '../config/config.ts';
 import type { TargetResolver } from '../dispatch/targets.ts';
+import type { HeldSession } from '../sessions/held-session.ts';
+import type { VirtualServers } from '../virtual/virtual-servers.ts';
 import type { Authenticator } from './authenticator.ts';
 import type { MayKeep } from './live-requests.ts';
 import type { OidcVerifier } from './oidc/verifier.ts';
@@ -62,5 +64,53 @@ export function mayKeepAfter(
     const grants = authenticator.grantsOf(ownerId);
     if (grants === undefined) return false;
     return targetKey === undefined || targets.stillReaches(targetKey, grants, changed);
+  };
+}
+
+/**
+ * Where a target key still leads after a reload, for what is open there: what was opened to a
+ * virtual server is judged as one (virtual/virtual-key.ts), whatever a configured server of the
+ * same name became (review10 GRANTS-3); anything else by the target resolver, a configured
+ * server also while its grants reach it as a member of a virtual server they see.
+ */
+export function holdingReach(
+  virtual: Pick<VirtualServers, 'stillReaches' | 'reachesMember'>,
+  targets: Pick<TargetResolver, 'stillReaches'>,
+): Pick<TargetResolver, 'stillReaches'> {
+  return {
+    stillReaches: (key, grants, changed) =>
+      virtual.stillReaches(key, grants) ??
+      (targets.stillReaches(key, grants, changed) ||
+        (virtual.reachesMember(key, grants) && targets.stillReaches(key, undefined, changed))),
+  };
+}
+
+/** What one reload lets stay open, by kind of holding. */
+export interface ReloadVerdicts {
+  /** A running request: one admitted under a tool grant the reload changed ends. */
+  readonly requests: MayKeep;
+  /** A `/ws` socket: one to a virtual server takes the grants of now, and outlives a tool-grant change. */
+  readonly sockets: MayKeep;
+  /**
+   * A held session: one to a virtual server, or a member session behind one (it applies each
+   * request's tool grant: review10 GRANTS-5), outlives a tool-grant change.
+   */
+  readonly sessions: (ownerId: string, session: HeldSession) => boolean;
+}
+
+/** The verdicts of a reload that changed the servers `changed` and the tool grants `retooled` names. */
+export function reloadVerdicts(
+  reach: ReachDeps,
+  changed: ReadonlySet<string>,
+  retooled: (ownerId: string) => boolean,
+  virtual: Pick<VirtualServers, 'follows'>,
+): ReloadVerdicts {
+  const requests = mayKeepAfter(reach, changed, retooled);
+  const untooled = mayKeepAfter(reach, changed);
+  return {
+    requests,
+    sockets: mayKeepAfter(reach, changed, (owner, key) => retooled(owner) && !virtual.follows(key)),
+    sessions: (ownerId, session) =>
+      (virtual.follows(session.target, session) ? untooled : requests)(ownerId, session.target),
   };
 }

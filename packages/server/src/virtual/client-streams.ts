@@ -23,7 +23,7 @@ interface OpenStream {
   readonly caller: OpenCaller;
   /** The client session it belongs to (client-sessions.ts), if any: its end ends the stream. */
   readonly session: string | undefined;
-  /** Replaced after a reload: the members the caller sees under its grants of now. */
+  /** Replaced after a reload: the members the caller sees under its grants of now ({@link ClientStreams.refresh}). */
   members: readonly string[];
   readonly channel: VirtualChannel;
 }
@@ -62,15 +62,10 @@ export class ClientStreams {
       streams = new Set();
       this.#byPrincipal.set(principalKey, streams);
     }
-    const stream: OpenStream = {
-      name,
-      caller,
-      session,
-      members: this.#membersOf(name, caller.grants),
-      channel,
-    };
+    // Its members are given at once by #follow: its grants may be older than a reload that ran
+    // since the caller was verified.
+    const stream: OpenStream = { name, caller, session, members: [], channel };
     streams.add(stream);
-    // Its grants may be older than a reload that ran since the caller was verified.
     this.#follow(stream);
     return () => {
       streams.delete(stream);
@@ -95,14 +90,19 @@ export class ClientStreams {
   }
 
   /**
-   * Gives `stream` the members its caller sees once its grants of now are known (verified again
-   * after a reload); a caller refused now keeps none (what it holds is being ended for it).
+   * Gives `stream` at once the members its caller may see while its credential is verified again
+   * after a reload (fail closed, review10 GRANTS-4: never one its grants of now hide), and those it
+   * sees under its grants of now once they are known; a caller refused now keeps none (what it
+   * holds is being ended for it).
    */
   #follow(stream: OpenStream): void {
-    stream.caller.current().then(
-      // The grants last verified, whichever verification finished last.
+    const { caller, name } = stream;
+    const seen = () => caller.seenNow((grants) => this.#membersOf(name, grants));
+    stream.members = seen();
+    caller.current().then(
+      // Read again: a later reload may have run since this verification began.
       () => {
-        stream.members = this.#membersOf(stream.name, stream.caller.grants);
+        stream.members = seen();
       },
       () => {
         stream.members = [];

@@ -74,6 +74,8 @@ export class MemberSessions {
   readonly #ids = new Map<string, string>();
   readonly #opening = new Map<string, Promise<MemberSession>>();
   readonly #initialized = new WeakMap<HeldSession, JsonObject>();
+  /** Every session opened here, from its opening on (a reload may judge it before its handshake ends). */
+  readonly #mine = new WeakSet<HeldSession>();
   /** Pool key → the error its last open failed with, for a short back-off. */
   readonly #failed: TtlCache<string, unknown>;
   #seq = 0;
@@ -160,6 +162,15 @@ export class MemberSessions {
     this.#listener = listener;
   }
 
+  /**
+   * Whether `session` is a member session: each request through it applies its caller's tool
+   * grant of the moment (the target's `tools`), so a reload that changes only a tool grant
+   * leaves it open, with what the client set up through it (a subscription, a log level).
+   */
+  holds(session: HeldSession): boolean {
+    return this.#mine.has(session);
+  }
+
   /** The open, initialized session under `key`, if any. */
   #held(key: string, owner: SessionOwner): MemberSession | undefined {
     const id = this.#ids.get(key);
@@ -189,6 +200,7 @@ export class MemberSessions {
 
   async #open(key: string, owner: SessionOwner, target: UpstreamTarget): Promise<MemberSession> {
     const { id, session } = await this.#deps.open(owner, target);
+    this.#mine.add(session);
     session.onClosed(() => {
       if (this.#ids.get(key) === id) this.#ids.delete(key);
     });

@@ -22,6 +22,7 @@ import {
   requestKey,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import type { HeldSession } from '../sessions/held-session.ts';
 import { declaredVersion } from '../upstream/request-metadata.ts';
 import { VERSION } from '../version.ts';
 import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
@@ -41,6 +42,7 @@ import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
 import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
+import { virtualNameOf } from './virtual-key.ts';
 
 /** A client's notification that its roots changed. */
 const ROOTS_CHANGED = 'notifications/roots/list_changed';
@@ -67,6 +69,11 @@ export interface VirtualCaller {
 export interface OpenCaller extends VirtualCaller {
   /** Itself with its grants of now (its credential verified again after a reload); rejects when refused. */
   current(): Promise<VirtualCaller>;
+  /**
+   * What `seen` gives it at once, while {@link current} may still be verifying it again: never
+   * more than its grants of now allow (fail closed), none when they cannot be known without I/O.
+   */
+  seenNow<T>(seen: (grants: TargetGrants) => readonly T[]): readonly T[];
 }
 
 /** One message for a virtual server. */
@@ -205,27 +212,25 @@ export class VirtualServers {
   }
 
   /**
-   * After a reload, whether a principal with these grants may keep a request to `targetKey`
-   * (dispatch/targets.ts `TargetResolver.key`) running; undefined when the key names no virtual
-   * server (the target resolver judges it). Its members are judged per request, as they are used.
+   * After a reload, whether a principal with these grants may keep what it opened to a virtual
+   * server (`targetKey` from virtual-key.ts) running; false once that virtual server is gone,
+   * undefined when the key names none (what was opened to a configured server or a URL: the
+   * target resolver judges it). Its members are judged per request, as they are used.
    */
   stillReaches(targetKey: string, grants: TargetGrants | undefined): boolean | undefined {
-    const name = this.#named(targetKey);
-    return name === undefined ? undefined : permitsTarget(grants, { server: name });
+    const name = virtualNameOf(targetKey);
+    if (name === undefined) return undefined;
+    return this.has(name) && permitsTarget(grants, { server: name });
   }
 
   /**
-   * Whether `targetKey` names a virtual server: what is open to one (a socket, a session) takes
-   * its caller's grants of now at each request, so a changed tool grant need not end it.
+   * Whether what is open under `targetKey` takes its caller's grants of now at each request, so
+   * that a changed tool grant need not end it: what was opened to a virtual server (a socket, a
+   * session), and a member session (`session`: it applies each request's tool grant).
    */
-  follows(targetKey: string | undefined): boolean {
-    return targetKey !== undefined && this.#named(targetKey) !== undefined;
-  }
-
-  /** The virtual server a target key names, if any. */
-  #named(targetKey: string): string | undefined {
-    const name = targetKey.startsWith('server:') ? targetKey.slice('server:'.length) : undefined;
-    return name !== undefined && this.has(name) ? name : undefined;
+  follows(targetKey: string | undefined, session?: HeldSession): boolean {
+    if (session !== undefined && this.#deps.members.holds(session)) return true;
+    return targetKey !== undefined && virtualNameOf(targetKey) !== undefined;
   }
 
   /**

@@ -27,6 +27,7 @@ import { ModernSessionPool } from '../sessions/modern-pool.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
 import type { VirtualChannel } from './member-requests.ts';
+import { virtualKey } from './virtual-key.ts';
 import type { OpenCaller, VirtualCaller, VirtualServers } from './virtual-servers.ts';
 
 /** The client capability each server request a member may send needs. */
@@ -134,7 +135,7 @@ export class VirtualSessions {
       async () => {
         const transport = new VirtualSessionTransport(virtual, target.name, target.caller);
         // The key a reload judges: the virtual server, as for its requests.
-        return new HeldSession(`server:${target.name}`, wrap(transport), 'virtual');
+        return new HeldSession(virtualKey(target.name), wrap(transport), 'virtual');
       },
       { ...options, rateClass: owner.rateClass },
     );

@@ -163,6 +163,11 @@ export class OidcIssuer {
     return { principal, resources };
   }
 
+  /** The grants these settings' claim mapping gives `claims` (a token's, verified before). */
+  grantsOf(claims: JWTPayload): Grants | undefined {
+    return grantsFromClaims(claims, this.settings.claims, this.settings.grants);
+  }
+
   /** The key set, after discovery on first use (retried no sooner than the cooldown after a failure). */
   async #keys(): Promise<JwksCache> {
     if (this.#jwks !== undefined) return this.#jwks;

@@ -8,6 +8,7 @@
 import { ProxyError } from '../../errors.ts';
 import type { BearerVerifier, Verified } from '../authenticator.ts';
 import { peekJwt } from '../jwt-peek.ts';
+import type { Grants } from '../principal.ts';
 import { type OidcDeps, OidcIssuer, type OidcIssuerSettings, type OidcTiming } from './issuer.ts';
 
 /** Verifies bearer JWTs of every configured issuer. */
@@ -70,6 +71,16 @@ export class OidcVerifier implements BearerVerifier {
       );
     }
     return issuer.verify(token);
+  }
+
+  /**
+   * What the settings in force (the claim mapping of its issuer now) give `token`'s claims, read
+   * without verifying it: only for a token verified before (review10 GRANTS-4).
+   */
+  regrant(token: string): Grants | undefined {
+    const issuer = this.#issuerOf(token);
+    const claims = peekJwt(token, 1);
+    return issuer === undefined || claims === undefined ? undefined : issuer.grantsOf(claims);
   }
 
   #issuerOf(token: string): OidcIssuer | undefined {

@@ -32,6 +32,7 @@ import type { UpstreamHttp, UpstreamResponse } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import { checkHeaderAgreement } from '../../upstream/request-metadata.ts';
 import type { ClientSessions } from '../../virtual/client-sessions.ts';
+import { virtualKey } from '../../virtual/virtual-key.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
 import { BrokeredSignIn } from './brokered-sign-in.ts';
@@ -104,7 +105,7 @@ export class McpEndpoint {
     if (serverName !== undefined && virtual?.has(serverName)) {
       // Named before the first await, so a reload that takes the virtual server away ends this
       // request too (LiveRequests judges a request without a target key as reaching nothing yet).
-      request.targetKey = TargetResolver.requestKey({ server: serverName });
+      request.targetKey = virtualKey(serverName);
       const inbound = parsed && withoutRequestsAsNotifications(parsed, request);
       const messages = parsed && (inbound?.messages ?? []);
       const exchange = { name: serverName, identity, messages, batch: parsed?.batch ?? false };

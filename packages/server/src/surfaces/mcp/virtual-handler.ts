@@ -82,8 +82,13 @@ export async function serveVirtual(
     // The session outlives this request: its grants follow reloads.
     const caller = streams.follow(identity, request.recheckCredential);
     const target: VirtualPoolTarget = { kind: 'virtual', name, caller };
-    // Grants are part of the key: a principal whose grants changed gets a session of its own.
-    const grants = createHash('sha256').update(JSON.stringify(identity.grants)).digest('base64url');
+    // The credential is part of the key (review10 GRANTS-1, GRANTS-2): the session answers with
+    // the principal of the token that opened it, verified again after each reload, so it never
+    // answers another token of the subject (other claims, or one its expired predecessor
+    // opened); its grants too, so a principal whose grants changed gets a session of its own.
+    const grants = createHash('sha256')
+      .update(JSON.stringify([identity.credentialId ?? null, identity.grants]))
+      .digest('base64url');
     const ctx = {
       ownerId: identity.principalKey,
       rateClass: identity.grants.rateClass,

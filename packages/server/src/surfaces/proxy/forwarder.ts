@@ -19,7 +19,7 @@ import {
   type Route,
   sessionRefOf,
 } from '../../dispatch/plan.ts';
-import type { TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
+import { type TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
 import { findProxyError, ProxyError } from '../../errors.ts';
 import { type RequestAudit, targetLabel } from '../../identity/audit-trail.ts';
@@ -40,6 +40,7 @@ import type { UpstreamHttp } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 import { refusalInAnswer } from '../../upstream/status.ts';
+import { virtualKey } from '../../virtual/virtual-key.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 
 /** What a caller asks to forward. */
@@ -94,6 +95,16 @@ export class Forwarder {
 
   constructor(deps: ForwarderDeps) {
     this.#deps = deps;
+  }
+
+  /**
+   * The key a reload judges a call to `target` by while it runs, known before it is forwarded:
+   * a virtual server's (virtual-key.ts: judged as one, review10 GRANTS-3), else the target's.
+   */
+  requestKey(target: TargetRequest): string {
+    const virtual = this.#deps.virtual;
+    if ('server' in target && virtual?.has(target.server)) return virtualKey(target.server);
+    return TargetResolver.requestKey(target);
   }
 
   /** Forwards one message and returns the upstream's answer. */

@@ -5,7 +5,6 @@
  * notifications and responses get 202.
  */
 import type { FastifyInstance } from 'fastify';
-import { TargetResolver } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import { serverLabel } from '../../identity/audit-trail.ts';
@@ -49,7 +48,7 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
       request.audit.server(serverLabel(target));
     }
     // For a reload to judge this call while it runs (what it may still reach).
-    request.targetKey = TargetResolver.requestKey(target);
+    request.targetKey = forwarder.requestKey(target);
     const result = await forwarder.forward({
       forwardHeaders,
       identity,

@@ -427,7 +427,7 @@ export class WsConnection {
     this.#deps.logger.info(
       {
         ws: true,
-        target: /^(stdio|server):/.test(this.#peer.targetKey)
+        target: /^(stdio|server|virtual):/.test(this.#peer.targetKey)
           ? this.#peer.targetKey
           : URL.parse(this.#peer.targetKey)?.host,
         code,

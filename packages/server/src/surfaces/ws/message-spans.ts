@@ -46,8 +46,8 @@ export class WsMessageSpans {
     this.#tracing = tracing;
     this.#tools = tools;
     this.#handshake = trace;
-    // The socket's target was resolved at the handshake: a configured server's name, or a URL.
-    const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
+    // The socket's target was resolved at the handshake: a configured or virtual server's name, or a URL.
+    const name = /^(?:server|stdio|virtual):(.*)$/s.exec(targetKey)?.[1];
     this.#attributes = {
       'mcp_proxy.surface': 'ws',
       ...(name === undefined ? urlAttributes(targetKey) : serverAttributes(name, () => true)),

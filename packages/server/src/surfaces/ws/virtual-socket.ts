@@ -13,6 +13,7 @@ import type { TargetRequest } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import type { FollowedPrincipal } from '../../identity/followed-principal.ts';
 import type { Principal } from '../../identity/principal.ts';
+import { virtualKey } from '../../virtual/virtual-key.ts';
 import type { VirtualPoolTarget, VirtualSessions } from '../../virtual/virtual-session.ts';
 import type { WsPeer } from './connection.ts';
 
@@ -36,7 +37,7 @@ export function virtualPeer(
   return {
     ownerId: identity.principalKey,
     target: { kind: 'virtual', name, caller: follow() },
-    targetKey: `server:${name}`,
+    targetKey: virtualKey(name),
     rateClass: identity.grants.rateClass,
   };
 }
