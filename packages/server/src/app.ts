@@ -23,7 +23,6 @@ import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { ROSTER_KEY_INFO, relayBox } from './http/relay-box.ts';
 import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
@@ -123,11 +122,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   let openSockets = () => 0;
   // The status page (issue 21): only when a token could read it, and only then loaded (issue
-  // #16: start-up memory); `ownership` is built below.
+  // #16: start-up memory); `instanceId` is known below.
   const status = statusEnabled(config)
     ? new (await import('./observability/live-status.ts')).LiveStatus({
         now,
-        instanceId: () => ownership.instanceId,
+        instanceId: () => instanceId,
         servers: () => serverHosts(currentServers),
         sessions: () => sessionCounts(sessions.values(), openSockets()),
       })
@@ -209,15 +208,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     tracing,
     ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
-  const { ownership, relay, sealer } = cluster;
+  const { instanceId, relay, sealer } = cluster;
+  // What instances sharing a store seal what they send each other with: loaded only then.
+  const boxes = cluster.shared ? await import('./http/relay-box.ts') : undefined;
   // Other instances' counts on the status page, with a store they share (issue 21).
   const roster =
-    status && cluster.shared
+    status && boxes
       ? (await import('./observability/instance-roster.ts')).InstanceRoster.forStatus(status, {
           store,
           clock,
           logger,
-          box: relayBox(configuredSecrets(config), () => clock.now(), ROSTER_KEY_INFO),
+          box: boxes.relayBox(configuredSecrets(config), () => clock.now(), boxes.ROSTER_KEY_INFO),
         })
       : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
@@ -232,7 +233,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     metrics,
     status,
     tracing,
-    instanceId: ownership.instanceId,
+    instanceId,
     resolver: deps.resolver,
     children: deps.children,
     onOpen: status && openingsOf(status),
@@ -277,8 +278,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     credentials: broker && memberCredentials(broker),
     cursorSecret: config.sessionSecret,
     // Its clients' streams and answers cross to the other instances sharing the store.
-    fleet: cluster.shared
-      ? fleetOn(store, relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger)
+    fleet: boxes
+      ? fleetOn(store, boxes.relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger)
       : undefined,
     now,
   });
@@ -289,7 +290,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     timeoutMs: config.upstream.timeoutMs,
-    handleTag: ownership.instanceId,
+    handleTag: instanceId,
   });
   const forwarder = new Forwarder({
     broker,

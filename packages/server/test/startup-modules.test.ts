@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { startRedis } from './helpers/redis.ts';
 
 const APP = new URL('../src/app.ts', import.meta.url).href;
 const CONFIG = new URL('../src/config/config.ts', import.meta.url).href;
@@ -31,7 +32,9 @@ const WATCHED = [
 ];
 /**
  * Our own modules a proxy that only passes requests through never needs: held-session
- * transports, the era bridge, the status page (no token could read it).
+ * transports, the era bridge, the status page (no token could read it), the relay to other
+ * instances, their registry and the seal of what they send each other (no store another
+ * process shares).
  */
 const OWN_WATCHED = [
   'upstream/stdio.ts',
@@ -42,6 +45,9 @@ const OWN_WATCHED = [
   'observability/live-status.ts',
   'observability/latency-window.ts',
   'surfaces/status-page.ts',
+  'http/relay.ts',
+  'sessions/ownership.ts',
+  'http/relay-box.ts',
 ];
 /** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
 const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
@@ -120,6 +126,14 @@ describe('start-up modules', () => {
       'observability/latency-window.ts',
       'surfaces/status-page.ts',
     ])
+      assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the relay once the store is shared (REDIS_URL)', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    const loaded = await loadedPackages({ REDIS_URL: redis.url });
+    for (const file of ['http/relay.ts', 'sessions/ownership.ts', 'http/relay-box.ts', 'ioredis'])
       assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
   });
 

@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { OAuthConnections } from '../credentials/connections.ts';
-import type { Relay } from '../http/relay.ts';
+import type { RelayHooks } from '../http/relay-wiring.ts';
 import { registerAuditHooks } from '../identity/audit-hooks.ts';
 import type { AuditTrail } from '../identity/audit-trail.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
@@ -39,7 +39,7 @@ export interface CallerScopesDeps {
   readonly audit: AuditTrail | undefined;
   readonly live: LiveRequests;
   readonly inFlight: InFlightHooks;
-  readonly relay: Relay;
+  readonly relay: RelayHooks;
   readonly holdSession: ReturnType<typeof holdSessionHook>;
   readonly forwarder: Forwarder;
   readonly mcp: McpEndpoint;
