@@ -7,28 +7,25 @@
  */
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { DestinationStream } from 'pino';
-import { type Clock, SYSTEM_CLOCK } from './clock.ts';
+import type { AppDeps } from './app-deps.ts';
+import { SYSTEM_CLOCK } from './clock.ts';
 import { brokerStartLine, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
 import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
-import { buildBroker, vaultKeysFor } from './credentials/wiring.ts';
+import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
+import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
-import type { Resolver } from './egress/types.ts';
 import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
-import { ROSTER_KEY_INFO, relayBox } from './http/relay-box.ts';
-import { buildRelay, type RelayAppDeps } from './http/relay-wiring.ts';
+import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { registerTraceHooks } from './http/trace-hooks.ts';
 import { registerWriteIdleDeadline } from './http/write-idle.ts';
-import type { AuditDestination } from './identity/audit-trail.ts';
-import type { BearerVerifier } from './identity/authenticator.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
 import { holdingReach, mayKeepAfter, reloadVerdicts, retooledPrincipals } from './identity/reload-reach.ts';
@@ -63,13 +60,14 @@ import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
-import type { ChildRegistry } from './upstream/child-registry.ts';
 import { AnswerEvents } from './virtual/answer-events.ts';
 import { ClientSessions } from './virtual/client-sessions.ts';
 import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 import { VirtualSessions } from './virtual/virtual-session.ts';
+
+export type { AppDeps };
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -78,34 +76,12 @@ declare module 'fastify' {
      * settings that only take effect after a restart. Throws, changing nothing, if invalid.
      */
     reload(config: Config): string[];
+    /**
+     * Loads what `config` uses and the running configuration did not (the OAuth broker): main.ts
+     * awaits it before {@link reload}, so no request finds a feature on but not yet loaded.
+     */
+    prepareReload(config: Config): Promise<void>;
   }
-}
-
-/** Injectable collaborators (tests use them; production takes the defaults). */
-export interface AppDeps extends RelayAppDeps {
-  /** Where log lines go (default: stdout). */
-  readonly logDestination?: DestinationStream;
-  /** DNS resolver for the egress guard. */
-  readonly resolver?: Resolver;
-  /** Registry of live stdio children; main.ts passes its own to kill them on a forced exit. */
-  readonly children?: ChildRegistry;
-  /** The built browser client served at /client/mcp-proxy-client.js (default: packages/client/dist). */
-  readonly clientBundlePath?: string;
-  /** The shared store, instead of the one the config names (tests). The app closes it. */
-  readonly store?: Store;
-  /** Where rate-limit counters live, instead of the store (tests: a slow store). */
-  readonly rateStore?: RateStore;
-  /** More bearer-token verifiers (OIDC), tried for JWTs the proxy did not mint. */
-  readonly bearerVerifiers?: readonly BearerVerifier[];
-  /**
-   * Time for rate windows, idle sessions and caches (default: the system clock). Tests pass one
-   * they can move forward, instead of sleeping; a Redis store keeps Redis's own time.
-   */
-  readonly clock?: Clock;
-  /** How the OIDC verifier reads discovery documents and key sets (default: bounded `fetch`). */
-  readonly oidcFetch?: (url: string) => Promise<unknown>;
-  /** Where audit lines go instead of `AUDIT_LOG`'s stdout or file (tests: a slow sink). */
-  readonly auditDestination?: AuditDestination;
 }
 
 /** Bytes an outbound event stream may queue for a slow reader before it is closed. */
@@ -124,11 +100,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   let openSockets = () => 0;
   // The status page (issue 21): only when a token could read it, and only then loaded (issue
-  // #16: start-up memory); `ownership` is built below.
+  // #16: start-up memory); `instanceId` is known below.
   const status = statusEnabled(config)
     ? new (await import('./observability/live-status.ts')).LiveStatus({
         now,
-        instanceId: () => ownership.instanceId,
+        instanceId: () => instanceId,
         servers: () => serverHosts(currentServers),
         sessions: () => sessionCounts(sessions.values(), openSockets()),
       })
@@ -208,15 +184,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     tracing,
     ...(deps.relayLimits ? { relayLimits: deps.relayLimits } : {}),
   });
-  const { ownership, relay, sealer } = cluster;
+  const { instanceId, relay, sealer } = cluster;
+  // What instances sharing a store seal what they send each other with: loaded only then.
+  const boxes = cluster.shared ? await import('./http/relay-box.ts') : undefined;
   // Other instances' counts on the status page, with a store they share (issue 21).
   const roster =
-    status && cluster.shared
+    status && boxes
       ? (await import('./observability/instance-roster.ts')).InstanceRoster.forStatus(status, {
           store,
           clock,
           logger,
-          box: relayBox(configuredSecrets(config), () => clock.now(), ROSTER_KEY_INFO),
+          box: boxes.relayBox(configuredSecrets(config), () => clock.now(), boxes.ROSTER_KEY_INFO),
         })
       : undefined;
   // A held session answered to a minted token ends with the token; its ownership is recorded
@@ -231,7 +209,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     metrics,
     status,
     tracing,
-    instanceId: ownership.instanceId,
+    instanceId,
     resolver: deps.resolver,
     children: deps.children,
     onOpen: status && openingsOf(status),
@@ -244,7 +222,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const vaultKeys = vaultKeysFor(config);
   const codesWarning = userCodesWarning(config);
   if (codesWarning !== undefined) logger.warn(codesWarning);
-  const broker = buildBroker(config, {
+  // The upstream OAuth broker (issue 18), loaded only once a configuration runs it (issue #16).
+  const brokers = new BrokerHolder(config, {
     store,
     guard,
     keys: vaultKeys,
@@ -254,6 +233,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     now,
     tracing,
   });
+  await brokers.loadFor(config);
+  const broker = () => brokers.current;
   // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
   const virtual = new VirtualServers({
     settings: () => current.virtualServers,
@@ -265,11 +246,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     logger,
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
-    credentials: broker && memberCredentials(broker),
+    credentials: memberCredentials(broker),
     cursorSecret: config.sessionSecret,
     // Its clients' streams and answers cross to the other instances sharing the store.
-    fleet: cluster.shared
-      ? fleetOn(store, relayBox(configuredSecrets(config), now, FLEET_PURPOSE), logger, config.bodyLimitBytes)
+    fleet: boxes
+      ? fleetOn(
+          store,
+          boxes.relayBox(configuredSecrets(config), now, FLEET_PURPOSE),
+          logger,
+          config.bodyLimitBytes,
+        )
       : undefined,
     now,
   });
@@ -283,7 +269,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sessions,
     inputDeadlineMs: config.sessions.idleTimeoutMs,
     timeoutMs: config.upstream.timeoutMs,
-    handleTag: ownership.instanceId,
+    handleTag: instanceId,
   });
   const forwarder = new Forwarder({
     broker,
@@ -381,7 +367,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { shuttingDown: () => stop.stopping, starting: cluster.starting });
   await app.register(resourceMetadataRoutes, resourceMetadata);
   await app.register(oauthRoutes, {
-    broker,
+    broker: () => brokers.load(),
     authenticator,
     limiter,
     corsOrigins: () => access.corsOrigins,
@@ -407,7 +393,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       configured: () => current,
       now,
     },
-    connections: broker.connections,
+    connections: async () => (await brokers.load()).connections,
   });
 
   const reach = { oidc: identity.oidc, authenticator, targets: reachable };
@@ -443,8 +429,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // The configuration in force: a reload compares the next one's tool grants with it.
   let current = config;
   // The broker's own decision (https, or http on loopback) tells the operator what it does.
-  const brokerSays = brokerStartLine(config, broker.enabled);
+  const brokerSays = brokerStartLine(config, brokers.current?.enabled ?? false);
   if (brokerSays) logger[brokerSays.level]({ publicUrl: brokerSays.origin }, brokerSays.message);
+  app.decorate('prepareReload', (next: Config) => brokers.loadFor(next));
   app.decorate('reload', (next: Config): string[] => {
     // Build everything that can fail first, so a bad file leaves the running config untouched.
     identity.reload(next);
@@ -455,6 +442,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const retooled = retooledPrincipals(current, next);
     current = next;
     currentServers = next.servers;
+    // A caller that did not prepare the reload: the broker comes a moment later.
+    brokers
+      .loadFor(next)
+      .catch((error: unknown) => app.log.error({ err: error }, 'the OAuth broker did not load'));
     // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
     // sockets, streams and sessions, and whatever reaches a server its token may no longer name
     // or that was removed or re-pointed. One decision; new requests meet the same in resolve().

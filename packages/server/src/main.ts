@@ -191,10 +191,12 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGHUP', () => {
+  const reload = async () => {
     // Re-read everything; a bad configuration is reported and the running one kept.
     try {
       const next = loadConfig({ env: process.env, dotenvPath: resolve(process.env.DOTENV_PATH ?? '.env') });
+      // What the new configuration uses and the running one did not is loaded first (issue #16).
+      await app.prepareReload(next);
       // The reloaded file is authoritative: the generated token lives on only while no token at
       // all is configured; any configured one (plain or by digest) ends it for good, so a later
       // file without tokens leaves the proxy refusing everyone (issue 14 #3).
@@ -212,7 +214,8 @@ async function main(): Promise<void> {
         'configuration reload failed; keeping the running configuration',
       );
     }
-  });
+  };
+  process.on('SIGHUP', () => void reload());
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -18,6 +18,13 @@ const TIER_FLAGS = /--(no-)?(turbofan|maglev|opt|jitless)\b/;
  * idle process then keeps (a process that only loads zod: 62 MiB RSS, 54 without them). Code
  * that runs hot once the proxy serves is optimized as before, from the feedback gathered since.
  * Flags the operator gave (`NODE_OPTIONS`, the command line) are left as they are.
+ *
+ * Node's warning about flags changed after start is general; for these two it does not apply:
+ * Node keeps V8's flags unfrozen for `setFlagsFromString` (node.cc), V8 reads both at each
+ * tiering decision (`maglev::IsMaglevEnabled()` is `v8_flags.maglev`) and builds the Maglev
+ * dispatcher whatever their value, and both end as they began (their implications, worked out
+ * at start, still hold). No optimizing job exists while they are off, so none races with the
+ * writes. A function hot while they were off is optimized (TurboFan) once they are on again.
  */
 export function holdOptimizersBack(): () => void {
   const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((flag) => TIER_FLAGS.test(flag));

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { compileCacheEnv } from './helpers/compile-cache.ts';
+import { startRedis } from './helpers/redis.ts';
 
 const APP = new URL('../src/app.ts', import.meta.url).href;
 const CONFIG = new URL('../src/config/config.ts', import.meta.url).href;
@@ -29,10 +30,13 @@ const WATCHED = [
   '@opentelemetry/sdk-trace',
   'undici/index.js',
   'jose',
+  'oauth4webapi',
 ];
 /**
  * Our own modules a proxy that only passes requests through never needs: held-session
- * transports, the era bridge, the status page (no token could read it).
+ * transports, the era bridge, the status page (no token could read it), the relay to other
+ * instances, their registry and the seal of what they send each other (no store another
+ * process shares), the upstream OAuth broker and its OAuth library (no PUBLIC_URL).
  */
 const OWN_WATCHED = [
   'upstream/stdio.ts',
@@ -43,6 +47,10 @@ const OWN_WATCHED = [
   'observability/live-status.ts',
   'observability/latency-window.ts',
   'surfaces/status-page.ts',
+  'http/relay.ts',
+  'sessions/ownership.ts',
+  'http/relay-box.ts',
+  'credentials/broker.ts',
 ];
 /** Node's bundled undici (its fetch, WebSocket, MessageEvent), as `process.moduleLoadList` names it. */
 const NODE_UNDICI = 'NativeModule internal/deps/undici/undici';
@@ -122,6 +130,20 @@ describe('start-up modules', () => {
       'observability/latency-window.ts',
       'surfaces/status-page.ts',
     ])
+      assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the relay once the store is shared (REDIS_URL)', async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    const loaded = await loadedPackages({ REDIS_URL: redis.url });
+    for (const file of ['http/relay.ts', 'sessions/ownership.ts', 'http/relay-box.ts', 'ioredis'])
+      assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
+  });
+
+  it('loads the OAuth broker once PUBLIC_URL runs it', async () => {
+    const loaded = await loadedPackages({ PUBLIC_URL: 'http://127.0.0.1:8000' });
+    for (const file of ['credentials/broker.ts', 'oauth4webapi'])
       assert.ok(loaded.includes(file), `loaded: ${loaded.join(', ')}`);
   });
 

@@ -16,7 +16,7 @@ export function brokerSwitchedOn(config: Pick<Config, 'oauthBroker' | 'publicUrl
 }
 
 /** Switched on and with PUBLIC_URL: the broker may seal tokens and offer links. */
-function brokerMayRun(config: Config): boolean {
+export function brokerMayRun(config: Config): boolean {
   return brokerSwitchedOn(config) && config.publicUrl !== undefined;
 }
 

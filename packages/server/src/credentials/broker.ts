@@ -10,6 +10,7 @@
 import * as oauth from 'oauth4webapi';
 import { ProxyError } from '../errors.ts';
 import type { BrokerMeans } from './broker-means.ts';
+import { CallbackRefused } from './callback-refused.ts';
 import { parseBearerChallenge } from './challenge.ts';
 import { type Disconnected, OAuthConnections } from './connections.ts';
 import { canonical, isLoopbackHttp, refuseForeignEndpoint, showsNoOAuth, throwIfOver } from './discovery.ts';
@@ -91,18 +92,6 @@ export interface CallbackOutcome {
   readonly openerOrigin?: string | undefined;
   /** Connections ended to stay within the principal's cap (review item 7): the caller logs them. */
   readonly evicted: readonly Disconnected[];
-}
-
-/** A refused callback: the error, and whom the page may tell (when the sign-in was known). */
-export class CallbackRefused extends Error {
-  readonly error: ProxyError;
-  readonly openerOrigin: string | undefined;
-  constructor(error: ProxyError, openerOrigin: string | undefined) {
-    super(error.message, { cause: error });
-    this.name = 'CallbackRefused';
-    this.error = error;
-    this.openerOrigin = openerOrigin;
-  }
 }
 
 /** Signs principals in to upstream MCP servers and keeps their tokens. */

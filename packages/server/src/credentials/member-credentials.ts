@@ -12,14 +12,15 @@ import type { MemberCredentials } from '../virtual/virtual-servers.ts';
 import type { OAuthBroker } from './broker.ts';
 import { LiveCredential } from './live-credential.ts';
 
-/** The broker as virtual servers use it. */
-export function memberCredentials(broker: OAuthBroker): MemberCredentials {
+/** The broker as virtual servers use it; `current` is the broker if loaded (else it is off). */
+export function memberCredentials(current: () => OAuthBroker | undefined): MemberCredentials {
   return {
     get enabled() {
-      return broker.enabled;
+      return current()?.enabled === true;
     },
     async supply(principalKey: string, target: UpstreamTarget, signal?: AbortSignal, offer = true) {
-      if (!broker.enabled || target.kind === 'stdio') return target;
+      const broker = current();
+      if (!broker?.enabled || target.kind === 'stdio') return target;
       // The member's session holds the credential, not the token read now: a refresh or a new
       // sign-in reaches it, a disconnect ends it (review7 CREDS-1, as held sessions do).
       const credential = await LiveCredential.read(broker, principalKey, target, signal);
@@ -33,7 +34,7 @@ export function memberCredentials(broker: OAuthBroker): MemberCredentials {
     async renewed(target: UpstreamTarget) {
       // Only the broker's own token (supply's credential) is refreshed, never an operator's.
       const credential = target.kind === 'stdio' ? undefined : target.credential;
-      if (!broker.enabled || credential === undefined || target.kind === 'stdio') return undefined;
+      if (!current()?.enabled || credential === undefined || target.kind === 'stdio') return undefined;
       // The broker refreshes it when its entry still holds it (review F5), as for a named server.
       if (!(await credential.refused())) return undefined;
       return { ...target, bearerToken: credential.bearer() };
@@ -45,7 +46,8 @@ export function memberCredentials(broker: OAuthBroker): MemberCredentials {
       signal?: AbortSignal,
       offer = true,
     ) {
-      if (!broker.enabled || target.kind === 'stdio') return refusal;
+      const broker = current();
+      if (!broker?.enabled || target.kind === 'stdio') return refusal;
       if (!offer) return signInNeeded(target);
       const challenge = refusal.headers['www-authenticate'];
       // A server that is no OAuth server keeps its own refusal (the broker's `notOAuth`).

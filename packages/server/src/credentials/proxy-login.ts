@@ -18,11 +18,10 @@ import { open, seal } from '../store/sealed-box.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions } from './discovery.ts';
 import { digest, sameText } from './hashed-secrets.ts';
+import { LOGIN_BASE } from './oauth-paths.ts';
 import { isIssuerKey, issuerKey } from './registration.ts';
 import { exchangeCode } from './token-endpoint.ts';
 
-/** Where the identity provider sends the user back: `PUBLIC_URL/oauth/login/{issuer-key}`. */
-export const LOGIN_BASE = '/oauth/login';
 /** How long a user may take at the identity provider. */
 const LOGIN_TTL_MS = 10 * 60 * 1000;
 /** Logins one link may start (a user retrying is fine; a script pressing the button is not). */

@@ -15,6 +15,7 @@ import type { Store } from '../store/store.ts';
 import type { BrokerMeans } from './broker-means.ts';
 import { requestOptions, throwIfOver } from './discovery.ts';
 import { digest } from './hashed-secrets.ts';
+import { CALLBACK_BASE, CLIENT_METADATA_BASE } from './oauth-paths.ts';
 import { limited, SIGN_IN_TTL_MS } from './pending-sign-ins.ts';
 
 /** A client as the broker keeps it: its id, and a secret when it has one. */
@@ -36,10 +37,6 @@ export interface PreRegistered {
   readonly issuer?: string | undefined;
 }
 
-/** The base of the Client ID Metadata Documents under PUBLIC_URL (one per issuer, see below). */
-export const CLIENT_METADATA_BASE = '/oauth/client-metadata';
-/** The base of the callback paths under PUBLIC_URL: `/oauth/callback/{issuer-key}`. */
-export const CALLBACK_BASE = '/oauth/callback';
 /** Longest client id or secret a registration may answer (review F4: it is stored for 30 days). */
 const MAX_CLIENT_FIELD = 1024;
 /** New dynamic registrations one principal may cause per hour, and the proxy per day (F4). */

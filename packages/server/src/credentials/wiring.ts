@@ -1,20 +1,18 @@
 /**
  * @module credentials/wiring
- * `buildBroker(config, deps)` assembles the upstream OAuth broker (issue 18) for the app: tokens
- * sealed in the shared store under `oauth:`, every call to what a server names through the egress
- * guard (the operator's login issuers are trusted, like the OIDC verifier's); it acts only
- * with PUBLIC_URL set (the callback must be reachable) unless OAUTH_BROKER=false.
+ * What the app holds of the upstream OAuth broker (issue 18): the vault's keys, and the broker
+ * itself, loaded only once a configuration runs it (PUBLIC_URL set, OAUTH_BROKER not false: the
+ * callback must be reachable), at start or when a reload asks for it (issue #16: start-up
+ * memory). Until then the routes that serve a request find no broker, as they would find it off.
  */
-import { brokerSwitchedOn, loginIssuers } from '../config/broker-switch.ts';
+import { brokerMayRun } from '../config/broker-switch.ts';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { storeKind } from '../store/open-store.ts';
-import { namespaced, type Store } from '../store/store.ts';
+import type { Store } from '../store/store.ts';
 import { VaultKeys } from '../store/vault-keys.ts';
-import { OAuthBroker, oauthSettingsOf } from './broker.ts';
-import { guardedFetch, type OAuthFetch, trustedFetch } from './guarded-fetch.ts';
-import { tracedFetch } from './traced-fetch.ts';
+import type { OAuthBroker } from './broker.ts';
 
 /** What the broker takes from the app; the getters read the configuration in force. */
 export interface BrokerWiring {
@@ -46,27 +44,39 @@ export function vaultKeysFor(config: Config): VaultKeys {
   });
 }
 
-/** Builds the app's upstream OAuth broker. */
-export function buildBroker(config: Config, deps: BrokerWiring): OAuthBroker {
-  const traced = (fetch: OAuthFetch) =>
-    deps.tracing?.enabled === true ? tracedFetch(fetch, deps.tracing) : fetch;
-  return new OAuthBroker({
-    store: namespaced(deps.store, 'oauth:'),
-    keys: deps.keys,
-    fetch: traced(guardedFetch(deps.guard)),
-    // The operator's own identity providers, like the OIDC verifier's (review6 LINKS-1).
-    loginFetch: traced(trustedFetch()),
-    switchedOn: () => brokerSwitchedOn(deps.settings()),
-    publicUrl: deps.publicUrl,
-    server: (name) => {
-      const servers = deps.servers();
-      return Object.hasOwn(servers, name) ? oauthSettingsOf(servers[name]) : undefined;
-    },
-    issuerClients: () => deps.settings().oauthClients,
-    loginIssuers: () => loginIssuers(deps.settings()),
-    userCodes: () => deps.settings().oauthUserCodes,
-    // Each call of the flow has the upstream deadline (UPSTREAM_TIMEOUT_MS, a restart setting).
-    timeoutMs: () => config.upstream.timeoutMs,
-    now: deps.now,
-  });
+/**
+ * The app's broker, loaded when first needed. `current` (synchronous, for the paths every request
+ * takes) is undefined until then; the broker's own pages and `/oauth/connections`, rare and
+ * asynchronous, load it on their first use whatever the configuration (what the store holds of an
+ * earlier run with the broker on is theirs to show, as before).
+ */
+export class BrokerHolder {
+  readonly #config: Config;
+  readonly #deps: BrokerWiring;
+  #current: OAuthBroker | undefined;
+  #loading: Promise<OAuthBroker> | undefined;
+
+  constructor(config: Config, deps: BrokerWiring) {
+    this.#config = config;
+    this.#deps = deps;
+  }
+
+  /** The broker, once loaded. */
+  get current(): OAuthBroker | undefined {
+    return this.#current;
+  }
+
+  /** Loads the broker (once) and resolves to it. */
+  load(): Promise<OAuthBroker> {
+    this.#loading ??= import('./build-broker.ts').then(({ buildBroker }) => {
+      this.#current = buildBroker(this.#config, this.#deps);
+      return this.#current;
+    });
+    return this.#loading;
+  }
+
+  /** Loads the broker when `config` runs it (at start, before a reload applies `config`). */
+  async loadFor(config: Config): Promise<void> {
+    if (brokerMayRun(config)) await this.load();
+  }
 }

@@ -63,8 +63,6 @@ export interface RelayDeps {
   readonly inject: Inject;
   /** Hears store failures (throttled by the caller: a Redis that is down fails every lookup). */
   readonly onError: (error: Error) => void;
-  /** False when no other instance can share the store (embedded SQLite or memory): never relays. */
-  readonly active?: boolean;
   /** A client span per relay hop, whose context the owner's server span continues (issue 21). */
   readonly tracing?: Tracing;
   /** Seals every message (`SESSION_SECRET` set): unsealed or unopenable ones are dropped. */
@@ -157,7 +155,7 @@ export class Relay {
    * Stateless requests cost a header and a property lookup.
    */
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    const destination = this.#deps.active === false ? undefined : this.#destinationOf(request);
+    const destination = this.#destinationOf(request);
     if (destination === undefined || this.#relayed.has(request)) {
       done();
       return;
@@ -181,9 +179,9 @@ export class Relay {
     done: (error: Error | null, payload: unknown) => void,
   ): void => {
     const id = reply.getHeader('mcp-session-id');
-    const { ownership, active } = this.#deps;
+    const { ownership } = this.#deps;
     const claimed =
-      active !== false && typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
+      typeof id === 'string' && id.startsWith(PROXY_SESSION_PREFIX) && ownership.holds(id)
         ? ownership.claim(id)
         : undefined;
     if (claimed === undefined) {

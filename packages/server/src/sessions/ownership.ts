@@ -10,8 +10,8 @@
  * (eras/input-rounds.ts): they live for one input round, and a store write each would race the
  * client's retry.
  */
-import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/store.ts';
+import { newInstanceId } from './instance-id.ts';
 
 /** Timing of the heartbeat and of the keys. */
 export interface OwnershipTiming {
@@ -63,7 +63,7 @@ export class SessionOwnership {
   constructor(deps: OwnershipDeps) {
     this.#deps = deps;
     this.#timing = deps.timing ?? OWNERSHIP_TIMING;
-    this.instanceId = deps.instanceId ?? randomBytes(12).toString('base64url');
+    this.instanceId = deps.instanceId ?? newInstanceId();
   }
 
   /** Says this instance is alive, then keeps saying it (a store down now hears it later). */

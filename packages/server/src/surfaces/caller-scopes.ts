@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { OAuthConnections } from '../credentials/connections.ts';
-import type { Relay } from '../http/relay.ts';
+import type { RelayHooks } from '../http/relay-wiring.ts';
 import { registerAuditHooks } from '../identity/audit-hooks.ts';
 import type { AuditTrail } from '../identity/audit-trail.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
@@ -39,12 +39,13 @@ export interface CallerScopesDeps {
   readonly audit: AuditTrail | undefined;
   readonly live: LiveRequests;
   readonly inFlight: InFlightHooks;
-  readonly relay: Relay;
+  readonly relay: RelayHooks;
   readonly holdSession: ReturnType<typeof holdSessionHook>;
   readonly forwarder: Forwarder;
   readonly mcp: McpEndpoint;
   readonly auth: AuthRouteOptions;
-  readonly connections: OAuthConnections;
+  /** The broker's connections, loading the broker on first use (issue #16). */
+  readonly connections: () => Promise<OAuthConnections>;
 }
 
 /** Registers the three authenticated scopes on `app`. */
@@ -74,7 +75,7 @@ export async function registerCallerScopes(app: FastifyInstance, deps: CallerSco
   await app.register(async (scope) => {
     scope.addHook('onRequest', proxyTokenHook(authenticator, limiter, undefined, deps.publicUrl));
     await scope.register(authRoutes, deps.auth);
-    await scope.register(oauthConnectionRoutes, deps.connections);
+    await scope.register(oauthConnectionRoutes, { connections: deps.connections });
   });
   await app.register(async (scope) => {
     // RFC 9728 §5.1: a 401 here says where an MCP client learns how to sign in.

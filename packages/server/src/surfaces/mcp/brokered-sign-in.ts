@@ -22,8 +22,11 @@ import { urlElicitationRequired } from './url-elicitation.ts';
 
 /** Collaborators of the endpoint's sign-ins. */
 export interface BrokeredSignInDeps {
-  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
-  readonly broker?: OAuthBroker | undefined;
+  /**
+   * The upstream OAuth broker, once loaded (undefined: not loaded, so off): signs the principal
+   * in when the caller brings no credential.
+   */
+  readonly broker?: (() => OAuthBroker | undefined) | undefined;
   /** How a 2026-07-28 client is asked to sign in (an input request), and its retry resumed. */
   readonly signIn?: SignInRounds | undefined;
 }
@@ -58,7 +61,7 @@ export class BrokeredSignIn {
     target: ResolvedTarget,
     principalKey: string,
   ): Promise<ResolvedTarget | undefined> {
-    const broker = this.#deps.broker;
+    const broker = this.#deps.broker?.();
     if (!broker?.enabled || target.kind === 'stdio' || target.bearerToken !== undefined) return target;
     // A session opened with it holds the credential: a refresh, a new sign-in or a disconnect
     // reaches it at its next message (review6 OAUTH-1).
@@ -215,7 +218,7 @@ export class BrokeredSignIn {
     target: ResolvedTarget,
     challenge: string | undefined,
   ): Promise<ProxyError> {
-    const broker = this.#deps.broker as OAuthBroker;
+    const broker = this.#deps.broker?.() as OAuthBroker;
     const brokered = this.#brokered.get(request);
     const principalKey = (request.identity as { principalKey: string }).principalKey;
     if (target.kind === 'stdio') throw new ProxyError('internal_error');
@@ -242,7 +245,7 @@ export class BrokeredSignIn {
    */
   async #stepUp(request: FastifyRequest, challenge: string | undefined): Promise<ProxyError | undefined> {
     const brokered = this.#brokered.get(request);
-    const broker = this.#deps.broker;
+    const broker = this.#deps.broker?.();
     if (!broker || !brokered?.hadToken || brokered.target.kind === 'stdio') return undefined;
     return broker.stepUp(brokered.principalKey, brokered.target, challenge);
   }

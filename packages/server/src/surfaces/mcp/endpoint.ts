@@ -59,8 +59,11 @@ export interface McpEndpointDeps {
   readonly timeoutMs: number;
   /** Aborted when the proxy shuts down: relayed GET streams end then (they never end alone). */
   readonly shutdown: AbortSignal;
-  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
-  readonly broker?: OAuthBroker | undefined;
+  /**
+   * The upstream OAuth broker, once loaded (undefined: not loaded, so off): signs the principal
+   * in when the caller brings no credential.
+   */
+  readonly broker?: (() => OAuthBroker | undefined) | undefined;
   /** How a 2026-07-28 client is asked to sign in (an input request), and its retry resumed. */
   readonly signIn?: SignInRounds | undefined;
   /** Virtual servers (issue 20): `/servers/{name}/mcp` with a virtual server's name. */

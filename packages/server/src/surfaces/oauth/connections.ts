@@ -20,15 +20,18 @@ function principalOf(request: FastifyRequest): string {
 /** Registers the connection routes (inside the authenticated scope). */
 export async function oauthConnectionRoutes(
   app: FastifyInstance,
-  connections: OAuthConnections,
+  options: {
+    /** The broker's connections (loading the broker on first use: issue #16). */
+    readonly connections: () => Promise<OAuthConnections>;
+  },
 ): Promise<void> {
   app.get('/oauth/connections', async (request, reply) => {
-    const listed = await connections.list(principalOf(request));
+    const listed = await (await options.connections()).list(principalOf(request));
     return reply.code(200).header('cache-control', 'no-store').send({ connections: listed });
   });
 
   app.delete<{ Params: { server: string } }>('/oauth/connections/:server', async (request, reply) => {
-    const ended = await connections.disconnect(
+    const ended = await (await options.connections()).disconnect(
       principalOf(request),
       request.params.server,
       callerSignal(reply),

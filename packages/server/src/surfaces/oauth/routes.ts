@@ -12,9 +12,9 @@
  * `/oauth/login/{issuer-key}`). The bind protocol: docs/oauth.md.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CallbackRefused, type OAuthBroker } from '../../credentials/broker.ts';
-import { LOGIN_BASE } from '../../credentials/proxy-login.ts';
-import { CALLBACK_BASE, CLIENT_METADATA_BASE } from '../../credentials/registration.ts';
+import type { OAuthBroker } from '../../credentials/broker.ts';
+import { CallbackRefused } from '../../credentials/callback-refused.ts';
+import { CALLBACK_BASE, CLIENT_METADATA_BASE, LOGIN_BASE } from '../../credentials/oauth-paths.ts';
 import { findProxyError, ProxyError, toErrorReply } from '../../errors.ts';
 import { type Authenticator, CREDENTIAL_REFUSALS } from '../../identity/authenticator.ts';
 import { rateSubject } from '../../limits/client-address.ts';
@@ -23,7 +23,8 @@ import { callbackPage, loginReturnPage, messagePage, pageHeaders, scriptNonce, s
 
 /** What the OAuth routes need besides the broker. */
 export interface OAuthRouteOptions {
-  readonly broker: OAuthBroker;
+  /** The broker, loaded on the first request here (issue #16: start-up memory). */
+  readonly broker: () => Promise<OAuthBroker>;
   /** The one authenticator: the opener's credential is judged as a request's would be. */
   readonly authenticator: Authenticator;
   /** Failed credentials count against the address, as in the request hooks (brute force). */
@@ -85,7 +86,7 @@ function landing(
 
 /** Registers the OAuth broker's public routes. */
 export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptions): Promise<void> {
-  const { broker, authenticator, limiter } = options;
+  const { authenticator, limiter } = options;
 
   /** The principal key of the opener's credential, presented from its origin. */
   async function authenticate(credential: string, origin: string, publicUrl: string, address: string) {
@@ -104,7 +105,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
    * What a page the proxy was sent back to POSTs (the callback's, the login's): the answer's
    * query and the nonce its tab kept; only from the proxy's own page, with the broker on.
    */
-  function returned(request: FastifyRequest, publicUrl: string | undefined) {
+  function returned(request: FastifyRequest, publicUrl: string | undefined, broker: OAuthBroker) {
     if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
     if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
     const body = request.body as { query?: unknown; nonce?: unknown } | undefined;
@@ -119,7 +120,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     const ip = rateSubject(address);
     await limiter.assertUnder('authFailuresPerIp', ip);
     try {
-      const { authorizeUrl, state, nonce } = await broker.links.bindByCode(id, code);
+      const { authorizeUrl, state, nonce } = await (await options.broker()).links.bindByCode(id, code);
       return { authorizeUrl, state, nonce };
     } catch (error) {
       if (findProxyError(error)?.code === 'oauth_code_invalid')
@@ -130,7 +131,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
 
   app.get<{ Params: { id: string } }>('/oauth/start/:id', async (request, reply) => {
     const nonce = scriptNonce();
-    const info = await broker.links.startInfo(request.params.id);
+    const info = await (await options.broker()).links.startInfo(request.params.id);
     if (info === undefined) {
       const failure = new ProxyError('oauth_state_invalid');
       return reply.code(failure.status).headers(pageHeaders(nonce, false)).send(messagePage(failure.message));
@@ -144,6 +145,7 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     async (request, reply) => {
       const publicUrl = options.publicUrl();
       try {
+        const broker = await options.broker();
         if (publicUrl === undefined || !broker.enabled) throw new ProxyError('oauth_state_invalid');
         // Only the proxy's own start page binds.
         if (!sameOrigin(request, publicUrl)) throw new ProxyError('oauth_bind_refused');
@@ -187,7 +189,8 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
     const publicUrl = options.publicUrl();
     const tell = (origin: string | undefined) => (listed(options.corsOrigins(), origin) ? origin : undefined);
     try {
-      const { query, nonce } = returned(request, publicUrl);
+      const broker = await options.broker();
+      const { query, nonce } = returned(request, publicUrl, broker);
       const outcome = await broker.callback(request.params.key, query, nonce);
       for (const ended of outcome.evicted) {
         // Review item 7: what the cap ended is said, never silently (no token, no URL query).
@@ -215,7 +218,8 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
   // the answer with the nonce its tab kept, then goes on to the upstream's authorization.
   landing(app, LOGIN_BASE, loginReturnPage, async (request, reply) => {
     try {
-      const { query, nonce } = returned(request, options.publicUrl());
+      const broker = await options.broker();
+      const { query, nonce } = returned(request, options.publicUrl(), broker);
       const bound = await broker.links.loginFinish(request.params.key, query, nonce);
       const { authorizeUrl, state, nonce: next } = bound;
       return reply.code(200).header('cache-control', 'no-store').send({ authorizeUrl, state, nonce: next });
@@ -227,7 +231,8 @@ export async function oauthRoutes(app: FastifyInstance, options: OAuthRouteOptio
 
   app.get<{ Params: { file: string } }>(`${CLIENT_METADATA_BASE}/:file`, async (request, reply) => {
     const key = /^(.+)\.json$/.exec(request.params.file)?.[1];
-    const document = key === undefined ? undefined : await broker.clientMetadataDocument(key);
+    const document =
+      key === undefined ? undefined : await (await options.broker()).clientMetadataDocument(key);
     if (document === undefined) return reply.code(404).send();
     return reply.code(200).header('cache-control', 'public, max-age=3600').send(document);
   });

@@ -83,8 +83,11 @@ export interface ForwarderDeps {
   readonly pool: ModernSessionPool<UpstreamTarget>;
   /** Seals Streamable HTTP session ids, as `/mcp` does: one id works on both surfaces. */
   readonly sealer: SessionIdSealer;
-  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
-  readonly broker?: OAuthBroker | undefined;
+  /**
+   * The upstream OAuth broker, once loaded (undefined: not loaded, so off): signs the principal
+   * in when the caller brings no credential.
+   */
+  readonly broker?: (() => OAuthBroker | undefined) | undefined;
   /** Virtual servers (issue 20): `server` naming one is answered by the proxy itself. */
   readonly virtual?: VirtualServers | undefined;
 }
@@ -117,7 +120,7 @@ export class Forwarder {
     }
     const resolved = await this.#deps.targets.resolve(request.target, request.identity.grants);
     request.audit?.target(targetLabel(resolved), resolved.tools);
-    const broker = this.#deps.broker;
+    const broker = this.#deps.broker?.();
     // The broker acts only when neither the caller nor the operator gave an upstream credential.
     if (!broker?.enabled || resolved.kind === 'stdio' || resolved.bearerToken !== undefined) {
       return this.#forwardTo(resolved, request);

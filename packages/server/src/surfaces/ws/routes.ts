@@ -52,8 +52,11 @@ export interface WsRouteOptions {
     WsConnectionDeps,
     'logger' | 'limiter' | 'audit' | 'authRequired' | 'freshen' | 'renewed' | 'ended'
   >;
-  /** The upstream OAuth broker: signs the principal in when the caller brings no credential. */
-  readonly broker?: OAuthBroker | undefined;
+  /**
+   * The upstream OAuth broker, once loaded (undefined: not loaded, so off): signs the principal
+   * in when the caller brings no credential.
+   */
+  readonly broker?: (() => OAuthBroker | undefined) | undefined;
 }
 
 /** The open `/ws` sockets, as the app sees them. */
@@ -130,7 +133,7 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
       );
       if (virtual !== undefined) return;
       const resolved = await options.targets.resolve(accepted.target, accepted.identity.grants);
-      const broker = options.broker;
+      const broker = options.broker?.();
       let target = resolved;
       if (broker?.enabled && resolved.kind !== 'stdio' && resolved.bearerToken === undefined) {
         // The broker supplies the credential: the vault's token, or a sign-in once the upstream asks.
