@@ -59,4 +59,13 @@ describe('review10 HARD-1: failed authentications while Redis refuses to count',
     });
     assert.deepEqual(guesses, [401, 401, 401, 429, 429, 429]);
   });
+
+  it('holds a guesser when the Redis named by REDIS_URL became a read-only replica (a failover)', async () => {
+    const elsewhere = await startRedis();
+    cleanup.push(() => elsewhere.stop());
+    const guesses = await guessesWhile((admin) =>
+      admin.call('REPLICAOF', '127.0.0.1', new URL(elsewhere.url).port),
+    );
+    assert.deepEqual(guesses, [401, 401, 401, 429, 429, 429]);
+  });
 });
