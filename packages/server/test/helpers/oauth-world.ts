@@ -104,6 +104,8 @@ export interface UpstreamOptions {
    * stream at the path, POSTs to `<path>/messages`, each checked for the bearer token as a POST).
    */
   readonly transport?: 'streamable-http' | 'sse';
+  /** Registers more features on each of its MCP servers (a test's hostile answers, say). */
+  readonly extend?: (mcp: McpServer) => void;
 }
 
 /** Options of {@link startOAuthWorld}. */
@@ -727,6 +729,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
     mcp.registerTool('admin', { description: 'Needs the mcp:admin scope.' }, () => ({
       content: [{ type: 'text', text: 'admin ok' }],
     }));
+    deps.extend?.(mcp);
     return mcp;
   }
 
