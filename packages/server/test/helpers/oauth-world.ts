@@ -106,6 +106,8 @@ export interface UpstreamOptions {
   readonly transport?: 'streamable-http' | 'sse';
   /** Registers more features on each of its MCP servers (a test's hostile answers, say). */
   readonly extend?: (mcp: McpServer) => void;
+  /** Awaited before each 401 to a token presented and refused: a test orders refusals with it. */
+  readonly beforeRefusal?: () => Promise<void>;
 }
 
 /** Options of {@link startOAuthWorld}. */
@@ -671,6 +673,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
         currentDate: new Date(deps.clock.now()),
       }));
     } catch {
+      await deps.beforeRefusal?.();
       res.writeHead(401, { 'www-authenticate': challenge({ error: 'invalid_token', ...baseScope }) }).end();
       return;
     }
