@@ -87,19 +87,33 @@ export function findProxyError(value: unknown): ProxyError | undefined {
   return undefined;
 }
 
+/**
+ * Where an error answer this process made keeps the {@link ProxyError} it was made from: a symbol
+ * key, which no message parsed from the wire can hold and which never goes out (JSON has none).
+ */
+const MADE_FROM = Symbol('mcp-proxy.answerMadeFrom');
+
 /** Turns anything thrown into the proxy's one error reply shape. */
 export function toErrorReply(value: unknown, id: JsonRpcId = null): ErrorReply {
   const error = findProxyError(value) ?? new ProxyError('internal_error', undefined, { cause: value });
-  return {
-    status: error.status,
-    headers: error.headers,
-    error,
-    body: {
-      jsonrpc: '2.0',
-      id,
-      error: { code: error.rpcCode, message: error.message, data: { ...error.data, code: error.code } },
-    },
+  const body: JsonRpcErrorBody = {
+    jsonrpc: '2.0',
+    id,
+    error: { code: error.rpcCode, message: error.message, data: { ...error.data, code: error.code } },
   };
+  // Enumerable, so a copy of the answer (another id) is still known as the proxy's own.
+  Object.defineProperty(body, MADE_FROM, { value: error, enumerable: true });
+  return { status: error.status, headers: error.headers, error, body };
+}
+
+/**
+ * The error this process made `answer` from ({@link toErrorReply}), else undefined: an answer
+ * an upstream wrote may say anything in `error.data` (a `code` of the proxy's own included), so
+ * only this tells the proxy's answers from an upstream's (review10 HARD-3).
+ */
+export function proxyErrorOf(answer: JsonRpcResponse): ProxyError | undefined {
+  const from = (answer as object as Record<symbol, unknown>)[MADE_FROM];
+  return ProxyError.is(from) ? from : undefined;
 }
 
 /** Any thrown value as a JSON-RPC error response a session, a stream or a socket can carry. */

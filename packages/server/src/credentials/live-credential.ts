@@ -62,14 +62,15 @@ export class LiveCredential {
   }
 
   /**
-   * The upstream refused the token in use (401): the broker refreshes it when the entry still
-   * holds it (else drops it). True when a newer token took its place, so the message is sent
-   * once more; false asks for a sign-in. Never rejects.
+   * The upstream refused `sent`, the token a message went with (401): the broker refreshes it
+   * when the vault still holds it (else drops it), and answers the newer token the vault holds
+   * when another message's refusal replaced it already, so N messages refused together cost one
+   * refresh, not one each (review10 HARD-2). True when a newer token took its place, so the
+   * message is sent once more; false asks for a sign-in. Never rejects.
    */
-  async refused(): Promise<boolean> {
-    const token = this.#current;
-    if (token === undefined) return false;
-    const fresh = await this.#broker.rejected(this.#principalKey, this.#target, token).catch(() => undefined);
+  async refused(sent: string | undefined): Promise<boolean> {
+    if (sent === undefined) return false;
+    const fresh = await this.#broker.rejected(this.#principalKey, this.#target, sent).catch(() => undefined);
     if (fresh === undefined) return false;
     this.#current = fresh;
     return true;

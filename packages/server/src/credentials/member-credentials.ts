@@ -35,8 +35,9 @@ export function memberCredentials(current: () => OAuthBroker | undefined): Membe
       // Only the broker's own token (supply's credential) is refreshed, never an operator's.
       const credential = target.kind === 'stdio' ? undefined : target.credential;
       if (!current()?.enabled || credential === undefined || target.kind === 'stdio') return undefined;
-      // The broker refreshes it when its entry still holds it (review F5), as for a named server.
-      if (!(await credential.refused())) return undefined;
+      // The broker refreshes the token this attempt went with when its entry still holds it
+      // (review F5, review10 HARD-2), as for a named server.
+      if (!(await credential.refused(target.bearerToken))) return undefined;
       return { ...target, bearerToken: credential.bearer() };
     },
     async refused(

@@ -107,7 +107,7 @@ export class RateLimiter {
       return undefined;
     }
     return store.hit(key, rule.windowMs).then(
-      (hit) => this.#judgeHit(name, rule, hit),
+      (hit) => this.#judgeHit(name, rule, this.#withLocal(name, key, hit)),
       (error: unknown) => this.#judgeHit(name, rule, this.#failed(name, error)?.hitNow(key, rule.windowMs)),
     );
   }
@@ -128,7 +128,7 @@ export class RateLimiter {
       return undefined;
     }
     return store.peek(key).then(
-      (hit) => this.#judgePeek(name, rule, hit),
+      (hit) => this.#judgePeek(name, rule, this.#withLocal(name, key, hit)),
       (error: unknown) => this.#judgePeek(name, rule, this.#failed(name, error)?.peekNow(key)),
     );
   }
@@ -140,6 +140,18 @@ export class RateLimiter {
   #failed(name: RateLimitName, error: unknown): MemoryRateStore | undefined {
     this.#onStoreFailure(error instanceof Error ? error : new Error(String(error)));
     return RATE_LIMITS_ON_STORE_FAILURE[name] === 'local' ? this.#local : undefined;
+  }
+
+  /**
+   * The store's count of `key`, or this process's when larger, for a limit that counts locally
+   * while the store fails: a store that answers reads but refuses to count (scripts or writes
+   * refused, a replica after a failover) must not hide the hits counted here meanwhile (review10
+   * HARD-1). Until its window ends, the local count stands even once the store counts again.
+   */
+  #withLocal(name: RateLimitName, key: string, hit: WindowHit | undefined): WindowHit | undefined {
+    if (RATE_LIMITS_ON_STORE_FAILURE[name] !== 'local') return hit;
+    const local = this.#local.peekNow(key);
+    return local !== undefined && (hit === undefined || local.count > hit.count) ? local : hit;
   }
 
   #judgeHit(name: RateLimitName, rule: RateRule, hit: WindowHit | undefined): void {

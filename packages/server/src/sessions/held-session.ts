@@ -49,10 +49,10 @@ export interface SessionCredential {
    */
   freshen(): Promise<ProxyError | undefined>;
   /**
-   * The upstream refused the token in use (401): true when a newer one took its place (a
-   * refresh), so the message may go once more. Never rejects.
+   * The upstream refused `sent`, the token a message went with (401): true when a newer one took
+   * its place (a refresh, or one already made), so the message may go once more. Never rejects.
    */
-  refused(): Promise<boolean>;
+  refused(sent: string | undefined): Promise<boolean>;
 }
 
 /** The `_meta` key naming the `subscriptions/listen` request a notification belongs to. */
@@ -172,15 +172,25 @@ export class HeldSession {
   }
 
   /**
-   * A message of this session failed with `error`: true when it was the upstream's 401 to the
-   * broker's token and a refreshed token is in place now, so the caller sends it once more
-   * (issue 18, held-signin). False for anything else, and for a session without the broker's
-   * credential: the refusal then stands, or the caller is asked to sign in.
+   * The broker's token a message sent through this session now goes with (undefined: none, or
+   * not the broker's). Its sender keeps it for {@link refused}: the token a refusal names is the
+   * one the message carried, not whatever the session holds by the time the refusal comes.
    */
-  async refused(error: unknown): Promise<boolean> {
+  get bearer(): string | undefined {
+    return this.#credential?.bearer();
+  }
+
+  /**
+   * A message of this session, sent with `sentWith` ({@link bearer} as it went), failed with
+   * `error`: true when it was the upstream's 401 to the broker's token and a newer token is in
+   * place now, so the caller sends it once more (issue 18, held-signin); only a token the vault
+   * still holds is refreshed (review10 HARD-2). False for anything else, and for a session
+   * without the broker's credential: the refusal then stands, or the caller is asked to sign in.
+   */
+  async refused(error: unknown, sentWith: string | undefined): Promise<boolean> {
     const refusal = findProxyError(error);
     if (this.#credential === undefined || refusal?.code !== 'upstream_unauthorized') return false;
-    return refusal.status === 401 && (await this.#credential.refused());
+    return refusal.status === 401 && (await this.#credential.refused(sentWith));
   }
 
   /**

@@ -4,7 +4,7 @@
  * needs: the upstream's own JSON-RPC error message, its status for 4xx, and an intact
  * `WWW-Authenticate` on 401 so OAuth-protected servers keep working.
  */
-import { type ErrorData, ProxyError } from '../errors.ts';
+import { type ErrorData, ProxyError, proxyErrorOf } from '../errors.ts';
 import type { JsonRpcMessage, JsonRpcResponse } from '../jsonrpc.ts';
 import { headerValue, type UpstreamHttp, type UpstreamResponse } from './http.ts';
 import { parseMessages } from './message-source.ts';
@@ -76,15 +76,14 @@ export function authRefusal(
 }
 
 /**
- * The upstream's 401 or 403 carried in an error answer, as the refusal {@link authRefusal} throws:
- * a session that answers its caller (an era facade) turns the thrown refusal into an answer whose
- * `data` keeps the status and challenge. Undefined for any other answer.
+ * The upstream's 401 or 403 carried in an error answer, as the refusal {@link authRefusal} threw:
+ * a session that answers its caller (an era facade) turns the thrown refusal into an answer. Only
+ * an answer the proxy made from that refusal counts: an upstream's own answer naming
+ * `upstream_unauthorized` in its `data` is just its answer (review10 HARD-3). Undefined otherwise.
  */
 export function refusalInAnswer(answer: JsonRpcResponse): ProxyError | undefined {
-  const data = 'error' in answer ? (answer.error.data as Record<string, unknown> | undefined) : undefined;
-  if (data?.code !== 'upstream_unauthorized' || typeof data.upstreamStatus !== 'number') return undefined;
-  const challenge = typeof data.wwwAuthenticate === 'string' ? data.wwwAuthenticate : undefined;
-  return authRefusal(data.upstreamStatus, challenge, { upstreamStatus: data.upstreamStatus });
+  const refusal = proxyErrorOf(answer);
+  return refusal?.code === 'upstream_unauthorized' ? refusal : undefined;
 }
 
 /** Pulls a short human message out of an error body (JSON-RPC error or plain text). */

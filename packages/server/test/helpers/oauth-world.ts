@@ -104,6 +104,10 @@ export interface UpstreamOptions {
    * stream at the path, POSTs to `<path>/messages`, each checked for the bearer token as a POST).
    */
   readonly transport?: 'streamable-http' | 'sse';
+  /** Registers more features on each of its MCP servers (a test's hostile answers, say). */
+  readonly extend?: (mcp: McpServer) => void;
+  /** Awaited before each 401 to a token presented and refused: a test orders refusals with it. */
+  readonly beforeRefusal?: () => Promise<void>;
 }
 
 /** Options of {@link startOAuthWorld}. */
@@ -669,6 +673,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
         currentDate: new Date(deps.clock.now()),
       }));
     } catch {
+      await deps.beforeRefusal?.();
       res.writeHead(401, { 'www-authenticate': challenge({ error: 'invalid_token', ...baseScope }) }).end();
       return;
     }
@@ -727,6 +732,7 @@ async function startUpstreamServer(deps: UpstreamDeps): Promise<OAuthUpstream> {
     mcp.registerTool('admin', { description: 'Needs the mcp:admin scope.' }, () => ({
       content: [{ type: 'text', text: 'admin ok' }],
     }));
+    deps.extend?.(mcp);
     return mcp;
   }
 

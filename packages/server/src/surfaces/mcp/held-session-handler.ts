@@ -229,13 +229,15 @@ interface Answers {
 /**
  * Runs `send`, and once more when the upstream refused the broker's token and a refreshed one
  * took its place (issue 18, held-signin): an HTTP+SSE upstream reads the token at each POST, so
- * the session opened with the refused one goes on with the new one.
+ * the session opened with the refused one goes on with the new one. The token `send` goes with is
+ * read as it goes: a refusal refreshes that one, not one another refusal put in its place.
  */
 async function sentOnceMore<T>(session: HeldSession, send: () => Promise<T>): Promise<T> {
+  const sentWith = session.bearer;
   try {
     return await send();
   } catch (error) {
-    if (!(await session.refused(error))) throw error;
+    if (!(await session.refused(error, sentWith))) throw error;
     return send();
   }
 }

@@ -107,8 +107,9 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
       prepare()
         .call({ timeoutMs: this.#deps.timeoutMs, signal })
         .catch((error: unknown) => toJsonRpcError(error, message.id));
+    const sentWith = session.bearer;
     let response = await called();
-    if (await sendsOnceMore(session, response)) response = await called();
+    if (await sendsOnceMore(session, response, sentWith)) response = await called();
     if (intercept && 'error' in response) response = (await intercept(message, response)) ?? response;
     if (message.method === 'tools/list' && 'result' in response)
       this.#deps.paramHeaders.learn(ctx.targetKey, response.result);
@@ -160,6 +161,7 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
     intercept: Intercept | undefined,
   ) {
     const { session, message } = pooled;
+    const sentWith = session.bearer;
     let call = pooled.prepare();
     let retried = false;
     const writer = new EventStreamWriter(this.#deps.stream);
@@ -210,7 +212,7 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
     };
     /** Sends the request once more after the upstream's 401 when a refreshed token is in place. */
     const resend = async (answer: JsonRpcResponse): Promise<boolean> => {
-      if (retried || !(await sendsOnceMore(session, answer)) || writer.closed) return false;
+      if (retried || !(await sendsOnceMore(session, answer, sentWith)) || writer.closed) return false;
       retried = true;
       answered = false;
       armIdle();
@@ -233,14 +235,18 @@ export class PooledSessionHandler<T extends PooledTarget = UpstreamTarget> {
 }
 
 /**
- * Whether a pooled request answered `answer` goes once more: the upstream refused the broker's
- * token (401) and a refreshed one took its place. The decision is the session's, as for every
+ * Whether a pooled request, sent with `sentWith`, answered `answer` goes once more: the upstream
+ * refused the broker's token (401) and a newer one took its place. The decision is the session's, as for every
  * held session (HeldSession.refused, issue 18 held-signin); a pooled session's facade answers the
  * refusal rather than throwing it.
  */
-async function sendsOnceMore(session: HeldSession, answer: JsonRpcResponse): Promise<boolean> {
+async function sendsOnceMore(
+  session: HeldSession,
+  answer: JsonRpcResponse,
+  sentWith: string | undefined,
+): Promise<boolean> {
   const refusal = refusalInAnswer(answer);
-  return refusal !== undefined && (await session.refused(refusal));
+  return refusal !== undefined && (await session.refused(refusal, sentWith));
 }
 
 /** Session-era methods 2026-07-28 removed: a modern server answers them 404, -32601. */
