@@ -29,6 +29,8 @@ const TOOLS_ADMIN = 'mint-within-tools-admin-0123456789';
 const URLS_ADMIN = 'mint-within-urls-admin-0123456789';
 /** An admin config token limited to those URLs and one tool. */
 const BOTH_ADMIN = 'mint-within-both-admin-0123456789';
+/** An admin config token held to a rate class of three requests a window. */
+const RATED_ADMIN = 'mint-within-rated-admin-0123456789';
 /** An admin config token limited to the configured server (so to no raw URL). */
 const SERVERS_ADMIN = 'mint-within-servers-admin-0123456789';
 const LOOPBACK_MCP = 'http://127.0.0.1:*/mcp';
@@ -69,7 +71,9 @@ describe('a minted token stays within its minter’s grants', () => {
       configPath,
       JSON.stringify({
         servers: { everything: { url: everything.url } },
+        rateClasses: { tight: { requestsPerWindow: 3 } },
         tokens: [
+          { sha256: sha256(RATED_ADMIN), admin: true, rateClass: 'tight' },
           { sha256: sha256(TOOLS_ADMIN), admin: true, tools: ['echo', 'get-sum'] },
           { sha256: sha256(URLS_ADMIN), admin: true, urls: [LOOPBACK_MCP] },
           { sha256: sha256(BOTH_ADMIN), admin: true, urls: [LOOPBACK_MCP], tools: ['echo'] },
@@ -129,12 +133,19 @@ describe('a minted token stays within its minter’s grants', () => {
     assert.equal(await reaches(inherited, everything.url), true);
     assert.equal(await reaches(inherited, elsewhere), false);
 
-    for (const wider of ['http://127.0.0.1:*/**', 'http://**/mcp', 'https://127.0.0.1:*/mcp']) {
+    for (const wider of [
+      'http://127.0.0.1:*/**',
+      'http://127.0.0.1:*/*',
+      'http://**/mcp',
+      'https://127.0.0.1:*/mcp',
+    ]) {
       assertRefused(
         await mintBy(URLS_ADMIN, { urls: [LOOPBACK_MCP, wider] }),
         new RegExp(`urls: "${wider.replaceAll('*', '\\*')}" reaches URLs the admin token may not`),
       );
     }
+    // Its own pattern, and the same with the scheme and host spelled in capitals, are within it.
+    assert.equal((await mintBy(URLS_ADMIN, { urls: [LOOPBACK_MCP, 'HTTP://127.0.0.1:*/mcp'] })).status, 201);
     const narrower = tokenOf(await mintBy(URLS_ADMIN, { urls: [everything.url] }));
     assert.equal(await reaches(narrower, everything.url), true);
     assert.equal(await reaches(narrower, everything.url.replace(/\/mcp$/, '/x/mcp')), false);
@@ -167,6 +178,15 @@ describe('a minted token stays within its minter’s grants', () => {
     assert.equal(await reaches(inherited, elsewhere), false);
     const unlimited = tokenOf(await mintBy(BOTH_ADMIN, {}));
     assert.deepEqual(await toolsSeen(unlimited, { mcp_server_url: everything.url }), ['echo']);
+  });
+
+  it('an admin held to a rate class mints tokens held to it', async () => {
+    const reply = await mintRaw(proxy.url, { subject: 'within-rated', ttlSeconds: 600 }, RATED_ADMIN);
+    const caller = { url: proxy.url, token: tokenOf(reply) };
+    const statuses: number[] = [];
+    for (let id = 1; id <= 4; id++)
+      statuses.push((await postProxy(caller, { server: 'everything', ...INIT, id })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
   });
 
   it('an unrestricted admin mints anything, URL patterns included', async () => {
