@@ -17,10 +17,11 @@ import { SigningKeys } from './identity/signing-keys.ts';
 import { openStore, storeKind } from './store/open-store.ts';
 import { namespaced } from './store/store.ts';
 
-const USAGE = `Usage: npm run -s token -- --subject <who> [--ttl 1h] [--servers a,b] [--tools x,y] [--origin https://app.example]
+const USAGE = `Usage: npm run -s token -- --subject <who> [--ttl 1h] [--servers a,b] [--urls p,q] [--tools x,y] [--origin https://app.example]
 
 Mints a token the proxy accepts (X-Proxy-Token, Authorization: Bearer, or the /ws subprotocol),
-limited with --servers to configured servers or virtual servers, with --tools to those tools,
+limited with --servers to configured servers or virtual servers, with --urls to raw URLs those
+patterns match (https://*.example.com/mcp), with --tools to those tools,
 signed with the proxy's key (SIGNING_KEYS, or the one kept in DATA_DIR). Prints JSON:
 { "token", "expiresAt", "id" }. --ttl takes seconds or 30s, 15m, 1h, 1d (at most 24 h; default 1h).
 `;
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
         subject: { type: 'string' },
         ttl: { type: 'string' },
         servers: { type: 'string' },
+        urls: { type: 'string' },
         tools: { type: 'string' },
         origin: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
         subject: values.subject,
         ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
         ...(values.servers === undefined ? {} : { servers: list(values.servers) }),
+        ...(values.urls === undefined ? {} : { urls: list(values.urls) }),
         ...(values.tools === undefined ? {} : { tools: list(values.tools) }),
         ...(values.origin === undefined ? {} : { origin: values.origin }),
       },

@@ -26,7 +26,7 @@ export const rateClassName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'rate class names use letters, digits, . _ -');
 
 /** A URL pattern of a grant: an http(s) or ws(s) URL where `*` and `**` stand for parts. */
-const urlPattern = z
+export const urlPattern = z
   .string()
   .regex(
     /^(?:https?|wss?):\/\/[^/?#\s]+(?:\/[^?#\s]*)?$/i,

@@ -2,12 +2,14 @@
  * @module identity/mint-request
  * What a request for a minted token may ask (issue 17), checked the same way for
  * `POST /auth/tokens` and `npm run token`: a subject, a TTL (capped), servers or virtual servers
- * named in the config and within the minter's own, tool names, an origin.
+ * named in the config, URL patterns, tool names, an origin; and grants within the minter's own
+ * in every dimension (policy/grant-within.ts), a field left out taking the minter's.
  */
 import { z } from 'zod';
 import { type Config, isOrigin } from '../config/config.ts';
+import { urlPattern } from '../config/schemas.ts';
 import { ProxyError } from '../errors.ts';
-import { restrictsMembers } from '../virtual/member-grants.ts';
+import { describeExcess, grantExcess, type HandedGrants } from '../policy/grant-within.ts';
 import { MAX_TTL_SECONDS, type MintRequest, normalSubject, SUBJECT } from './minted-tokens.ts';
 
 /** Lifetime of a minted token when the request names none. */
@@ -27,6 +29,8 @@ const mintBody = z.strictObject({
     ),
   ttlSeconds: z.number().int().positive().optional(),
   servers: z.array(z.string().min(1).max(128)).max(256).optional(),
+  // Bounded so comparing them with the minter's patterns stays cheap (policy/grant-within.ts).
+  urls: z.array(urlPattern.max(512)).max(64).optional(),
   tools: z.array(z.string().min(1).max(256)).max(1_024).optional(),
   origin: z
     .string()
@@ -38,8 +42,11 @@ const mintBody = z.strictObject({
 export interface MintContext {
   /** The configuration now: the servers and virtual servers (issue 20) a token may be limited to. */
   readonly configured: Pick<Config, 'servers' | 'virtualServers'>;
-  /** The minter's own servers, when it is limited: the token gets (some of) them. */
-  readonly within?: readonly string[] | undefined;
+  /**
+   * The minter's own grants: the token's never exceed them, and a field the request leaves out
+   * takes the minter's. Absent: a minter limited by nothing (`npm run token`).
+   */
+  readonly minter?: HandedGrants | undefined;
 }
 
 /** Checks a request body; throws `invalid_token_request` naming the first bad field. */
@@ -59,33 +66,26 @@ export function parseMintRequest(body: unknown, context: MintContext): MintReque
       'invalid_token_request',
       `Invalid token request: servers: no server named "${unknown}"`,
     );
-  const within = context.within;
-  const outside = within === undefined ? undefined : request.servers?.find((name) => !within.includes(name));
-  if (outside !== undefined) {
+  const minter = context.minter ?? {};
+  const grants: HandedGrants = {
+    servers: request.servers ?? minter.servers,
+    urls: request.urls ?? minter.urls,
+    tools: request.tools ?? minter.tools,
+    rateClass: minter.rateClass,
+  };
+  const excess = grantExcess(grants, minter, isVirtual);
+  if (excess !== undefined)
     throw new ProxyError(
       'invalid_token_request',
-      `Invalid token request: servers: "${outside}" is not one the admin token may reach`,
+      `Invalid token request: ${describeExcess(excess, 'the admin token')}`,
     );
-  }
-  // A grant naming virtual servers only sees every member through them; an admin whose grant sees
-  // only the members it names must not mint one that sees the others (docs/identity.md).
-  const servers = request.servers;
-  if (
-    within !== undefined &&
-    servers?.some(isVirtual) === true &&
-    restrictsMembers(within, isVirtual) &&
-    !restrictsMembers(servers, isVirtual)
-  ) {
-    throw new ProxyError(
-      'invalid_token_request',
-      'Invalid token request: servers: the admin token sees only the members it names of a virtual server: name those members too',
-    );
-  }
   return {
     subject: request.subject,
     ttlSeconds: Math.min(request.ttlSeconds ?? DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS),
-    servers: request.servers ?? within,
-    tools: request.tools,
+    servers: grants.servers,
+    urls: grants.urls,
+    tools: grants.tools,
+    rateClass: grants.rateClass,
     origin: request.origin?.replace(/\/$/, ''),
   };
 }

@@ -47,7 +47,11 @@ export interface MintRequest {
   /** Capped at {@link MAX_TTL_SECONDS}. */
   readonly ttlSeconds: number;
   readonly servers?: readonly string[] | undefined;
+  /** URL patterns of raw targets it may reach. */
+  readonly urls?: readonly string[] | undefined;
   readonly tools?: readonly string[] | undefined;
+  /** The minter's rate class (a token never escapes its minter's limits). */
+  readonly rateClass?: string | undefined;
   /** `https://app.example`: the token is refused from any other `Origin`. */
   readonly origin?: string | undefined;
 }
@@ -64,7 +68,9 @@ export interface MintedToken {
 /** The claims beyond the registered ones. */
 interface MintedClaims extends JWTPayload {
   readonly servers?: string[];
+  readonly urls?: string[];
   readonly tools?: string[];
+  readonly rateClass?: string;
   readonly origin?: string;
 }
 
@@ -120,7 +126,9 @@ export class MintedTokens {
     const id = randomBytes(16).toString('base64url');
     const claims: MintedClaims = {
       ...(request.servers === undefined ? {} : { servers: [...request.servers] }),
+      ...(request.urls === undefined ? {} : { urls: [...request.urls] }),
       ...(request.tools === undefined ? {} : { tools: [...request.tools] }),
+      ...(request.rateClass === undefined ? {} : { rateClass: request.rateClass }),
       ...(request.origin === undefined ? {} : { origin: request.origin }),
     };
     // jose loads with the first token minted or verified, not at start (issue #16).
@@ -137,7 +145,7 @@ export class MintedTokens {
     if (token.length > MAX_TOKEN_BYTES) {
       throw new ProxyError(
         'invalid_token_request',
-        `Invalid token request: the token would be too large for a header (${token.length} bytes, at most ${MAX_TOKEN_BYTES}): grant fewer or shorter tools or servers`,
+        `Invalid token request: the token would be too large for a header (${token.length} bytes, at most ${MAX_TOKEN_BYTES}): grant fewer or shorter tools, servers or URL patterns`,
       );
     }
     return { token, expiresAt: new Date(expires * 1000).toISOString(), id };
@@ -185,7 +193,9 @@ export class MintedTokens {
       typeof iat !== 'number' ||
       exp - iat > MAX_TTL_SECONDS + LEEWAY_SECONDS ||
       !validList(payload.servers) ||
-      !validList(payload.tools)
+      !validList(payload.urls) ||
+      !validList(payload.tools) ||
+      !(payload.rateClass === undefined || typeof payload.rateClass === 'string')
     ) {
       throw new ProxyError('token_invalid');
     }
@@ -200,7 +210,9 @@ export class MintedTokens {
       sub,
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
+        ...(payload.urls === undefined ? {} : { urls: payload.urls }),
         ...(payload.tools === undefined ? {} : { tools: payload.tools }),
+        ...(payload.rateClass === undefined ? {} : { rateClass: payload.rateClass }),
       },
       { expiresAt, origin: payload.origin, credentialId: jti },
     );

@@ -46,31 +46,58 @@ export function urlMatches(pattern: string, raw: string): boolean {
   return patternRegExp(pattern).test(subject);
 }
 
-/** The regular expression of a URL pattern (scheme and authority matched case-insensitively). */
-export function patternRegExp(pattern: string): RegExp {
+/** What a wildcard of a URL pattern may span: one host label or port, no `/`, or anything. */
+export type PatternSpan = 'label' | 'segment' | 'any';
+
+/** A piece of a URL pattern: literal text, or a wildcard. */
+export type PatternPart = { readonly text: string } | { readonly span: PatternSpan };
+
+/** The regular expression each span stands for. */
+const SPAN_SOURCE: Readonly<Record<PatternSpan, string>> = { label: '[^/.:]*', segment: '[^/]*', any: '.*' };
+
+/**
+ * A URL pattern as the pieces it matches, in order (scheme and authority lowercased): what
+ * {@link patternRegExp} compiles and what policy/grant-within.ts compares patterns by.
+ */
+export function patternParts(pattern: string): PatternPart[] {
   // URL.parse lowercases scheme and host, so the pattern's are too; paths keep their case.
   const slash = pattern.indexOf('/', pattern.indexOf('//') + 2);
   const authority = slash === -1 ? pattern : pattern.slice(0, slash);
   const path = slash === -1 ? '/' : pattern.slice(slash);
   // Nothing in the authority spans a `/`: `https://**.example.com` must not match
   // `https://evil.test/x.example.com`.
-  const host = compile(authority.toLowerCase(), '[^/.:]*', '[^/]*');
-  return new RegExp(`^${host}${compile(path, '[^/]*', '.*')}$`);
+  return [...split(authority.toLowerCase(), 'label', 'segment'), ...split(path, 'segment', 'any')];
 }
 
-/**
- * A pattern part as a regular expression: `one` is what a single `*` may span there, `many`
- * what `**` may.
- */
-function compile(part: string, one: string, many: string): string {
+/** The regular expression of a URL pattern (scheme and authority matched case-insensitively). */
+export function patternRegExp(pattern: string): RegExp {
+  const source = patternParts(pattern)
+    .map((part) => ('text' in part ? escapeRegExp(part.text) : SPAN_SOURCE[part.span]))
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+/** A pattern part's pieces: `one` is what a single `*` may span there, `many` what `**` may. */
+function split(part: string, one: PatternSpan, many: PatternSpan): PatternPart[] {
   return part
     .split(/(\*\*|\*)/)
-    .map((piece) => (piece === '**' ? many : piece === '*' ? one : escapeRegExp(piece)))
-    .join('');
+    .filter((piece) => piece !== '')
+    .map((piece) => (piece === '**' ? { span: many } : piece === '*' ? { span: one } : { text: piece }));
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Whether a `servers` grant limits which members of a virtual server it sees: it does when it
+ * names any server that is not a virtual one (absent, or naming virtual servers only: every member).
+ */
+export function restrictsMembers(
+  servers: readonly string[] | undefined,
+  isVirtual: (name: string) => boolean,
+): boolean {
+  return servers?.some((server) => !isVirtual(server)) ?? false;
 }
 
 /**

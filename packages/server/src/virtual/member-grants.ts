@@ -4,7 +4,7 @@
  * docs/virtual-servers.md "Per-principal view"): which members it sees, and the grants each
  * member is reached with. The rules themselves are policy/grants.ts's.
  */
-import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
+import { permitsTarget, restrictsMembers, type TargetGrants } from '../policy/grants.ts';
 import { memberName } from './member-names.ts';
 
 /**
@@ -22,17 +22,6 @@ export function visibleMembers(
   return restrictsMembers(grants?.servers, isVirtual)
     ? members.filter((member) => permitsTarget(grants, { server: member }))
     : members;
-}
-
-/**
- * Whether a `servers` grant limits which members of a virtual server it sees: it does when it
- * names any server that is not a virtual one (absent, or naming virtual servers only: every member).
- */
-export function restrictsMembers(
-  servers: readonly string[] | undefined,
-  isVirtual: (name: string) => boolean,
-): boolean {
-  return servers?.some((server) => !isVirtual(server)) ?? false;
 }
 
 /**

@@ -33,7 +33,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
     const admin = requireAdmin(request);
     const wanted = parseMintRequest(request.body, {
       configured: options.configured(),
-      within: admin.grants.servers,
+      minter: admin.grants,
     });
     const minted = await options.minted.mint(wanted).catch((error: unknown) => {
       // The operator's to fix: the file and errno go to the log (the caller gets the 503).

@@ -1,0 +1,158 @@
+/**
+ * @module policy/grant-within
+ * THE decision whether one grant is within another (review of issue 17): a credential that hands
+ * on grants (an admin token minting one, `POST /auth/tokens`) never hands on more than it holds,
+ * in any dimension: servers (virtual servers and the members they show included), raw URL
+ * patterns, tools, rate class, admin.
+ */
+import {
+  type PatternPart,
+  type PatternSpan,
+  patternParts,
+  restrictsMembers,
+  type TargetGrants,
+} from './grants.ts';
+
+/** Every dimension of a grant (identity/principal.ts `Grants`, declared structurally here). */
+export interface HandedGrants extends TargetGrants {
+  readonly rateClass?: string | undefined;
+  readonly admin?: boolean | undefined;
+}
+
+/** Where a grant exceeds another, and how. */
+export type GrantExcess =
+  /** Names a server, URL pattern or tool beyond the holder's. */
+  | { readonly dimension: 'servers' | 'urls' | 'tools'; readonly kind: 'outside'; readonly name: string }
+  /** Is not limited in a dimension where the holder is. */
+  | { readonly dimension: 'servers' | 'urls' | 'tools'; readonly kind: 'unlimited' }
+  /** Names virtual servers only (every member) where the holder sees only the members it names. */
+  | { readonly dimension: 'servers'; readonly kind: 'members' }
+  /** Reaches raw URLs where the holder reaches none (it is limited to servers). */
+  | { readonly dimension: 'urls'; readonly kind: 'none' }
+  /** Another rate class than the holder's, or admin where the holder is not. */
+  | { readonly dimension: 'rateClass' | 'admin'; readonly kind: 'other' };
+
+/**
+ * Where `inner` reaches, sees or may do something `outer` does not: `undefined` when every
+ * target, tool and right of `inner` is one of `outer`'s. Judged from the grants alone, as
+ * policy/grants.ts applies them (so a reload changes neither side's meaning). URL patterns are
+ * compared conservatively: a pattern is within another when the other matches every URL it can.
+ */
+export function grantExcess(
+  inner: HandedGrants,
+  outer: HandedGrants,
+  isVirtual: (name: string) => boolean,
+): GrantExcess | undefined {
+  return serversExcess(inner, outer, isVirtual) ?? urlsExcess(inner, outer) ?? otherExcess(inner, outer);
+}
+
+function serversExcess(
+  inner: HandedGrants,
+  outer: HandedGrants,
+  isVirtual: (name: string) => boolean,
+): GrantExcess | undefined {
+  const held = outer.servers;
+  if (held === undefined) return undefined;
+  const asked = inner.servers;
+  if (asked === undefined) return { dimension: 'servers', kind: 'unlimited' };
+  const outside = asked.find((name) => !held.includes(name));
+  if (outside !== undefined) return { dimension: 'servers', kind: 'outside', name: outside };
+  // A grant naming virtual servers only sees every member through them (virtual/member-grants.ts).
+  if (asked.some(isVirtual) && restrictsMembers(held, isVirtual) && !restrictsMembers(asked, isVirtual))
+    return { dimension: 'servers', kind: 'members' };
+  return undefined;
+}
+
+/** The raw URLs a grant reaches (policy/grants.ts `permitsTarget`): all, or those its patterns match. */
+function urlReach(grants: TargetGrants): readonly string[] | 'all' {
+  if (grants.urls !== undefined) return grants.urls;
+  return grants.servers === undefined ? 'all' : [];
+}
+
+function urlsExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | undefined {
+  const held = urlReach(outer);
+  if (held === 'all') return undefined;
+  const asked = urlReach(inner);
+  if (held.length === 0 && (asked === 'all' || asked.length > 0)) return { dimension: 'urls', kind: 'none' };
+  if (asked === 'all') return { dimension: 'urls', kind: 'unlimited' };
+  const outside = asked.find((pattern) => !held.some((mine) => patternWithin(pattern, mine)));
+  return outside === undefined ? undefined : { dimension: 'urls', kind: 'outside', name: outside };
+}
+
+function otherExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | undefined {
+  const held = outer.tools;
+  if (held !== undefined) {
+    if (inner.tools === undefined) return { dimension: 'tools', kind: 'unlimited' };
+    // By name: a name that means one member's tool on a virtual server (`github__x`) is still
+    // another name than `x`, so a subset of names is never a wider view (member-grants.ts).
+    const outside = inner.tools.find((tool) => !held.includes(tool));
+    if (outside !== undefined) return { dimension: 'tools', kind: 'outside', name: outside };
+  }
+  // Rate classes are not ordered (each sets its own limits): within means the same one.
+  if (inner.rateClass !== outer.rateClass) return { dimension: 'rateClass', kind: 'other' };
+  if (inner.admin === true && outer.admin !== true) return { dimension: 'admin', kind: 'other' };
+  return undefined;
+}
+
+/** The message for a refused hand-on: the dimension, and what to name instead. `holder`: "the admin token". */
+export function describeExcess(excess: GrantExcess, holder: string): string {
+  const { dimension } = excess;
+  switch (excess.kind) {
+    case 'outside':
+      return dimension === 'urls'
+        ? `urls: "${excess.name}" reaches URLs ${holder} may not: name patterns within its own`
+        : `${dimension}: "${excess.name}" is not one ${holder} may ${dimension === 'tools' ? 'use' : 'reach'}`;
+    case 'unlimited':
+      return `${dimension}: ${holder} is limited to some ${dimension === 'urls' ? 'URL patterns' : dimension}: name ${dimension} within its own`;
+    case 'members':
+      return `servers: ${holder} sees only the members it names of a virtual server: name those members too`;
+    case 'none':
+      return `urls: ${holder} reaches no raw URL: leave out urls and name servers`;
+    case 'other':
+      return `${dimension}: ${holder} may not hand on another ${dimension === 'admin' ? 'admin right' : 'rate class'}`;
+  }
+}
+
+/** What a wildcard may span, narrowest first: a wider one takes in a narrower one. */
+const SPAN_WIDTH: Readonly<Record<PatternSpan, number>> = { label: 0, segment: 1, any: 2 };
+
+/** A pattern read one character (or one wildcard) at a time. */
+type Unit = string | { readonly span: PatternSpan };
+
+function units(parts: readonly PatternPart[]): Unit[] {
+  return parts.flatMap((part): Unit[] => ('text' in part ? [...part.text] : [part]));
+}
+
+/** Whether a wildcard spanning `span` may stand for `unit` (a character, or a narrower wildcard). */
+function spans(span: PatternSpan, unit: Unit): boolean {
+  if (typeof unit !== 'string') return SPAN_WIDTH[unit.span] <= SPAN_WIDTH[span];
+  if (span === 'any') return true;
+  return unit !== '/' && (span === 'segment' || (unit !== '.' && unit !== ':'));
+}
+
+/**
+ * Whether every URL `inner` matches, `outer` matches too: each of `inner`'s characters and
+ * wildcards must be matched by `outer`'s in order, a wildcard only by one at least as wide. Sound
+ * (never says yes wrongly); it may say no to an exotic pair that is in fact within (then name the
+ * outer pattern itself). Quadratic in the patterns' lengths, which requests bound.
+ */
+export function patternWithin(inner: string, outer: string): boolean {
+  const asked = units(patternParts(inner));
+  const held = units(patternParts(outer));
+  // row[j]: the units of `inner` read so far are matched by the first j units of `outer`.
+  let row = held.map(() => false);
+  row.unshift(true);
+  for (let j = 1; j <= held.length; j++) row[j] = row[j - 1] === true && typeof held[j - 1] !== 'string';
+  for (const unit of asked) {
+    const next = [false];
+    for (let j = 1; j <= held.length; j++) {
+      const mine = held[j - 1] as Unit;
+      next[j] =
+        typeof mine === 'string'
+          ? row[j - 1] === true && unit === mine
+          : next[j - 1] === true || (row[j] === true && spans(mine.span, unit));
+    }
+    row = next;
+  }
+  return row[held.length] === true;
+}
