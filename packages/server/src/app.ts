@@ -15,7 +15,6 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
-import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
 import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
