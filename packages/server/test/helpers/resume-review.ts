@@ -122,7 +122,8 @@ export function rawClient(base: string, token = TEST_TOKEN) {
       return fetch(url, { headers: { ...get, accept: 'text/event-stream', 'last-event-id': lastEventId } });
     },
     end(session: string): Promise<Response> {
-      return fetch(url, { method: 'DELETE', headers: headers(session) });
+      const { 'content-type': _, ...bare } = headers(session);
+      return fetch(url, { method: 'DELETE', headers: bare });
     },
   };
 }
