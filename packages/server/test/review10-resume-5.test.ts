@@ -29,7 +29,10 @@ test("DELETE ends the session's running resumable calls and their resumed stream
     });
   });
   t.after(() => member.stop());
-  const proxy = await startProxy({ MCP_PROXY_CONFIG: oneMemberConfig(member.url), UPSTREAM_TIMEOUT_MS: '20000' });
+  const proxy = await startProxy({
+    MCP_PROXY_CONFIG: oneMemberConfig(member.url),
+    UPSTREAM_TIMEOUT_MS: '20000',
+  });
   t.after(() => proxy.close());
   const raw = rawClient(proxy.url);
   const session = await raw.initialize();

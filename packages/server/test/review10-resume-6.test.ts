@@ -6,8 +6,8 @@
  * dead one (surfaces/mcp/resumable-answer.ts resumeAnswer, virtual/answer-events.ts).
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startChildProxy } from './helpers/child-proxy.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';

@@ -39,8 +39,13 @@ test("a session's answer log keeps at most 256 KiB of the store, whatever the an
   const raw = rawClient(proxy.url);
   const session = await raw.initialize();
   const events = eventsOf(await (await raw.call(session, 'euros')).text());
-  assert.ok(events.some((event) => event.data.includes('€')), 'the answer came');
-  const logs = [...redisValues(redis.url)].filter(([key]) => key.includes('virtual-answers:') && !key.includes(':logs:'));
+  assert.ok(
+    events.some((event) => event.data.includes('€')),
+    'the answer came',
+  );
+  const logs = [...redisValues(redis.url)].filter(
+    ([key]) => key.includes('virtual-answers:') && !key.includes(':logs:'),
+  );
   assert.equal(logs.length, 1, `one answer log: ${logs.map(([key]) => key).join(', ')}`);
   const [, bytes] = logs[0] as [string, number];
   assert.ok(bytes <= 256 * 1024 + 4096, `the session's log holds ${bytes} bytes of the store`);

@@ -16,7 +16,10 @@ import { TEST_TOKEN } from './proxy.ts';
 /** The config file of a proxy with the virtual server `one` over the member at `url`. */
 export function oneMemberConfig(url: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'mcp-proxy-review-resume-')), 'proxy.yaml');
-  writeFileSync(path, `servers:\n  m:\n    url: ${url}\nvirtualServers:\n  one:\n    servers: [m]\n    prefix: none\n`);
+  writeFileSync(
+    path,
+    `servers:\n  m:\n    url: ${url}\nvirtualServers:\n  one:\n    servers: [m]\n    prefix: none\n`,
+  );
   return path;
 }
 
@@ -27,7 +30,7 @@ export async function startMember(
   const server: Server = createServer(async (req, res) => {
     const mcp = new McpServer({ name: 'member', version: '1.0.0' });
     register(mcp);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    const transport = new StreamableHTTPServerTransport({});
     res.on('close', () => {
       void transport.close();
       void mcp.close();
@@ -102,7 +105,11 @@ export function rawClient(base: string, token = TEST_TOKEN) {
           jsonrpc: '2.0',
           id: 0,
           method: 'initialize',
-          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'raw', version: '1' },
+          },
         }),
       });
       assert.equal(response.status, 200);
