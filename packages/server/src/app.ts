@@ -15,7 +15,6 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
-import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
 import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
@@ -314,7 +313,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
     virtualAnswers: {
-      events: new AnswerEvents({ store: namespaced(store, 'virtual-answers:'), now }),
+      events: new AnswerEvents({
+        store: namespaced(store, 'virtual-answers:'),
+        upstreamTimeoutMs: config.upstream.timeoutMs,
+        now,
+      }),
       pollMs: () => current.server.answerPollMs,
     },
     stream,

@@ -1,0 +1,105 @@
+/**
+ * @module virtual/answer-log
+ * How a client session's answer-stream events lie in the store (virtual/answer-events.ts keeps
+ * them): append-only, one key per event (a slot) and one small head naming the kept slots and
+ * their sizes, so an event costs the store about its own size (never a rewrite of the log). A
+ * message is kept deflated (base64): the session's bounds count the bytes the store holds.
+ * The head of a forgotten log is a tombstone until the session's expiry: nothing is written to it
+ * again.
+ */
+import { promisify } from 'node:util';
+import { deflateRaw, inflateRaw } from 'node:zlib';
+
+/** Events one client session keeps for resumption; past it the oldest are dropped. */
+export const MAX_EVENTS_PER_SESSION = 256;
+/** Bytes of the store one client session's events take; past it the oldest are dropped. */
+export const MAX_EVENT_BYTES_PER_SESSION = 256 * 1024;
+/** Bytes a slot costs the store beyond its value (its key, the head's record of it). */
+const SLOT_OVERHEAD = 64;
+
+const deflate = promisify(deflateRaw);
+const inflate = promisify(inflateRaw);
+
+/** One event: stream, position, the message (JSON; '' the priming event; null the end), deadline. */
+export interface Logged {
+  readonly s: string;
+  readonly n: number;
+  readonly m: string | null;
+  /** When the stream, silent since this event, is taken for dead (its writer gone). */
+  readonly d: number;
+}
+
+/** A log's head: the first kept slot and the store bytes of each kept slot from it on. */
+export interface Head {
+  readonly f: number;
+  readonly z: readonly number[];
+  /** Set once the session was ended: the log is never written again. */
+  readonly x?: 1;
+}
+
+/** The head of a log with nothing in it yet. */
+export const EMPTY_HEAD: Head = { f: 0, z: [] };
+
+/** The head of a forgotten log. */
+export const TOMBSTONE: string = JSON.stringify({ f: 0, z: [], x: 1 } satisfies Head);
+
+/** The store key of slot `slot` of the log under `key`. */
+export function slotKey(key: string, slot: number): string {
+  return `${key}:${slot}`;
+}
+
+/** The head stored under a log's key; an unreadable one is empty (it is only ever written here). */
+export function parseHead(value: string | undefined): Head {
+  if (value === undefined) return EMPTY_HEAD;
+  try {
+    const head = JSON.parse(value) as Head;
+    return Number.isSafeInteger(head.f) && Array.isArray(head.z) ? head : EMPTY_HEAD;
+  } catch {
+    return EMPTY_HEAD;
+  }
+}
+
+/** The slot value of `event`: its message deflated. */
+export async function encode(event: Logged): Promise<string> {
+  const m = event.m === null || event.m === '' ? event.m : (await deflate(event.m)).toString('base64');
+  return JSON.stringify({ ...event, m });
+}
+
+/**
+ * The event of a slot value when it is of `stream`; its message inflated only when it comes
+ * after position `after` (one at or before it is not replayed). Undefined when unreadable.
+ */
+export async function decode(value: string, stream: string, after: number): Promise<Logged | undefined> {
+  try {
+    const event = JSON.parse(value) as Logged;
+    if (event.s !== stream || !Number.isSafeInteger(event.n) || typeof event.d !== 'number') return undefined;
+    if (event.n <= after || event.m === null || event.m === '') return event;
+    return { ...event, m: (await inflate(Buffer.from(event.m, 'base64'))).toString() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The store bytes of a slot value. */
+export function sizeOf(value: string): number {
+  return Buffer.byteLength(value) + SLOT_OVERHEAD;
+}
+
+/**
+ * The head after `added` slots of `sizes` bytes: the oldest dropped while past
+ * {@link MAX_EVENTS_PER_SESSION} or {@link MAX_EVENT_BYTES_PER_SESSION}, never the added ones
+ * (an answer larger than the bound is kept, alone, with its stream's end). `dropped`: how many.
+ */
+export function grown(head: Head, sizes: readonly number[]): { head: Head; dropped: number } {
+  const all = [...head.z, ...sizes];
+  let bytes = all.reduce((sum, size) => sum + size, 0);
+  let dropped = 0;
+  while (
+    dropped < head.z.length &&
+    (all.length - dropped > MAX_EVENTS_PER_SESSION || bytes > MAX_EVENT_BYTES_PER_SESSION)
+  ) {
+    bytes -= all[dropped] as number;
+    dropped++;
+  }
+  return { head: { f: head.f + dropped, z: all.slice(dropped) }, dropped };
+}
