@@ -15,7 +15,17 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ProxyError } from '../errors.ts';
 import type { JsonRpcMessage } from '../jsonrpc.ts';
 import { type Store, storeFailure } from '../store/store.ts';
-import { decode, encode, grown, type Logged, parseHead, sizeOf, slotKey, TOMBSTONE } from './answer-log.ts';
+import {
+  decode,
+  encode,
+  grown,
+  keptSlots,
+  type Logged,
+  parseHead,
+  sizeOf,
+  slotKey,
+  TOMBSTONE,
+} from './answer-log.ts';
 
 /**
  * Session logs one principal may start per day (a session lasts a day at most); past it its
@@ -148,7 +158,7 @@ export class AnswerEvents {
   async after(session: LoggedSession, cursor: EventCursor): Promise<Replay | undefined> {
     const key = logKey(session.key);
     const head = parseHead(await this.#read(key));
-    const values = await Promise.all(head.z.map((_, index) => this.#read(slotKey(key, head.f + index))));
+    const values = await Promise.all(keptSlots(head).map((slot) => this.#read(slotKey(key, slot))));
     const replay = await this.#replayOf(session, cursor, values);
     // A gap between the cursor and what is kept, or a stream dead before its end: not resumable.
     if (replay === undefined || replay.from > cursor.seq + 1) return undefined;
@@ -225,7 +235,7 @@ export class AnswerEvents {
         : this.#store.replaceIf(key, before, TOMBSTONE, ttlMs)
       ).catch(() => false);
       if (!stored) continue;
-      this.#drop(key, head.f, head.z.length);
+      this.#drop(key, head.f, head.t - head.f);
       // Resumed streams re-read, find nothing, and end.
       await this.#store.publish(key, '').catch(() => {});
       return;
@@ -243,17 +253,19 @@ export class AnswerEvents {
       const head = parseHead(before);
       // The session was ended: its log is not made again.
       if (head.x === 1) return;
-      const { head: next, dropped } = grown(head, sizes);
-      const start = head.f + head.z.length;
+      let dropped: number;
       try {
+        const grew = await grown(head, sizes, (slot) => this.#slotSize(key, slot));
+        dropped = grew.dropped;
+        const next = JSON.stringify(grew.head);
         if (before === undefined) await this.#countNewLog(session);
         const stored =
           before === undefined
-            ? await this.#store.setIfAbsent(key, JSON.stringify(next), ttlMs)
-            : await this.#store.replaceIf(key, before, JSON.stringify(next), ttlMs);
+            ? await this.#store.setIfAbsent(key, next, ttlMs)
+            : await this.#store.replaceIf(key, before, next, ttlMs);
         if (!stored) continue;
         await Promise.all(
-          values.map((value, index) => this.#store.set(slotKey(key, start + index), value, ttlMs)),
+          values.map((value, index) => this.#store.set(slotKey(key, head.t + index), value, ttlMs)),
         );
       } catch (error) {
         throw ProxyError.is(error) ? error : storeFailure(error);
@@ -264,6 +276,12 @@ export class AnswerEvents {
       return;
     }
     throw storeFailure(new Error('the answer events of a session kept changing under its writer'));
+  }
+
+  /** The store bytes of slot `slot` of the log under `key` (undefined: it holds nothing). */
+  async #slotSize(key: string, slot: number): Promise<number | undefined> {
+    const value = await this.#store.get(slotKey(key, slot));
+    return value === undefined ? undefined : sizeOf(value);
   }
 
   /** Removes `count` slots of the log under `key` from `first` on (no longer in its head). */

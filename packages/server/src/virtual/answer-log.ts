@@ -2,8 +2,8 @@
  * @module virtual/answer-log
  * How a client session's answer-stream events lie in the store (virtual/answer-events.ts keeps
  * them): append-only, one key per event (a slot) and one small head naming the kept slots and
- * their sizes, so an event costs the store about its own size (never a rewrite of the log). A
- * message is kept deflated (base64): the session's bounds count the bytes the store holds.
+ * the bytes they take, so an event costs the store about its own size (never a rewrite of the
+ * log). A message is kept deflated (base64): the session's bounds count the bytes the store holds.
  * The head of a forgotten log is a tombstone until the session's expiry: nothing is written to it
  * again.
  */
@@ -29,19 +29,20 @@ export interface Logged {
   readonly d: number;
 }
 
-/** A log's head: the first kept slot and the store bytes of each kept slot from it on. */
+/** A log's head: the kept slots (from `f` to before `t`) and the store bytes they take. */
 export interface Head {
   readonly f: number;
-  readonly z: readonly number[];
+  readonly t: number;
+  readonly b: number;
   /** Set once the session was ended: the log is never written again. */
   readonly x?: 1;
 }
 
 /** The head of a log with nothing in it yet. */
-export const EMPTY_HEAD: Head = { f: 0, z: [] };
+export const EMPTY_HEAD: Head = { f: 0, t: 0, b: 0 };
 
 /** The head of a forgotten log. */
-export const TOMBSTONE: string = JSON.stringify({ f: 0, z: [], x: 1 } satisfies Head);
+export const TOMBSTONE: string = JSON.stringify({ ...EMPTY_HEAD, x: 1 } satisfies Head);
 
 /** The store key of slot `slot` of the log under `key`. */
 export function slotKey(key: string, slot: number): string {
@@ -53,7 +54,7 @@ export function parseHead(value: string | undefined): Head {
   if (value === undefined) return EMPTY_HEAD;
   try {
     const head = JSON.parse(value) as Head;
-    return Number.isSafeInteger(head.f) && Array.isArray(head.z) ? head : EMPTY_HEAD;
+    return [head.f, head.t, head.b].every(Number.isSafeInteger) ? head : EMPTY_HEAD;
   } catch {
     return EMPTY_HEAD;
   }
@@ -85,21 +86,40 @@ export function sizeOf(value: string): number {
   return Buffer.byteLength(value) + SLOT_OVERHEAD;
 }
 
+/** The store bytes of slot `slot`; undefined when it holds nothing. */
+export type SlotSize = (slot: number) => Promise<number | undefined>;
+
 /**
- * The head after `added` slots of `sizes` bytes: the oldest dropped while past
+ * The head after slots of `sizes` bytes are added: the oldest dropped while past
  * {@link MAX_EVENTS_PER_SESSION} or {@link MAX_EVENT_BYTES_PER_SESSION}, never the added ones
- * (an answer larger than the bound is kept, alone, with its stream's end). `dropped`: how many.
+ * (an answer larger than the bound is kept, alone, with its stream's end). Only the slots
+ * dropped are read (for their sizes), unless one of them holds nothing (its writer died before
+ * storing it): the bytes of the slots kept are counted again then. `dropped`: how many.
  */
-export function grown(head: Head, sizes: readonly number[]): { head: Head; dropped: number } {
-  const all = [...head.z, ...sizes];
-  let bytes = all.reduce((sum, size) => sum + size, 0);
-  let dropped = 0;
-  while (
-    dropped < head.z.length &&
-    (all.length - dropped > MAX_EVENTS_PER_SESSION || bytes > MAX_EVENT_BYTES_PER_SESSION)
-  ) {
-    bytes -= all[dropped] as number;
-    dropped++;
+export async function grown(
+  head: Head,
+  sizes: readonly number[],
+  sizeAt: SlotSize,
+): Promise<{ head: Head; dropped: number }> {
+  const t = head.t + sizes.length;
+  const added = sizes.reduce((sum, size) => sum + size, 0);
+  let bytes = head.b + added;
+  let f = head.f;
+  let recount = false;
+  while (f < head.t && (t - f > MAX_EVENTS_PER_SESSION || bytes > MAX_EVENT_BYTES_PER_SESSION)) {
+    const size = await sizeAt(f);
+    if (size === undefined) recount = true;
+    bytes -= size ?? 0;
+    f++;
   }
-  return { head: { f: head.f + dropped, z: all.slice(dropped) }, dropped };
+  if (recount) {
+    const kept = await Promise.all(keptSlots({ f, t: head.t, b: 0 }).map(sizeAt));
+    bytes = kept.reduce<number>((sum, size) => sum + (size ?? 0), added);
+  }
+  return { head: { f, t, b: bytes }, dropped: f - head.f };
+}
+
+/** The slots a head keeps. */
+export function keptSlots(head: Head): number[] {
+  return Array.from({ length: head.t - head.f }, (_, index) => head.f + index);
 }
