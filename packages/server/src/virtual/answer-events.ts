@@ -5,11 +5,12 @@
  * the shared store, so a client that lost the stream (or was asked to poll) resumes it with a GET
  * carrying `Last-Event-ID`, on this instance or any other sharing the store. The log is kept
  * append-only (virtual/answer-log.ts), per client session, bounded in events and bytes (the
- * oldest dropped first) and expiring with the session; resumed streams hear each append with
- * its events. A stream silent past the upstream deadline (and some slack) is dead (its writer
- * gone): it is not resumed. An event id names its stream and position and carries a tag keyed by the session's
- * secret name (never shown: the client holds it sealed), so an id is worth nothing in another
- * session, or to another principal, and cannot be guessed.
+ * oldest dropped first) and expiring with the session; an append is announced with its slots,
+ * and a resumed stream reads only those. A stream silent past the upstream deadline (and some
+ * slack) is dead (its writer gone): it is not resumed. An event id names its stream and position
+ * and carries a tag keyed by the session's secret name (never shown: the client holds it
+ * sealed), so an id is worth nothing in another session, or to another principal, and cannot be
+ * guessed.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ProxyError } from '../errors.ts';
@@ -200,10 +201,12 @@ export class AnswerEvents {
     // Decoded one after another: the listener hears appends in the order they were announced.
     let decoded = Promise.resolve();
     const heard = (message: string) => {
-      const values = parseValues(message);
-      if (values === undefined) return missed();
+      const slots = parseSlots(message);
+      if (slots === undefined) return missed();
+      // Only the slots announced are read: what the listener has is not read again.
       decoded = decoded
-        .then(() => this.#replayOf(session, { stream: cursor.stream, seq: -1 }, values))
+        .then(() => Promise.all(slots.map((slot) => this.#read(slotKey(key, slot)))))
+        .then((values) => this.#replayOf(session, { stream: cursor.stream, seq: -1 }, values))
         .then((replay) => replay && listener(replay))
         .catch(missed);
     };
@@ -271,8 +274,8 @@ export class AnswerEvents {
         throw ProxyError.is(error) ? error : storeFailure(error);
       }
       this.#drop(key, head.f, dropped);
-      // Announced, with the events, to resumed streams waiting on this log, here or elsewhere.
-      await this.#store.publish(key, JSON.stringify(values)).catch(() => {});
+      // Announced, with its slots, to resumed streams waiting on this log, here or elsewhere.
+      await this.#store.publish(key, `${head.t}:${values.length}`).catch(() => {});
       return;
     }
     throw storeFailure(new Error('the answer events of a session kept changing under its writer'));
@@ -335,14 +338,12 @@ export class AnswerEvents {
   }
 }
 
-/** The slot values an append announced; undefined when the message carries none (re-read). */
-function parseValues(message: string): string[] | undefined {
-  try {
-    const parsed: unknown = JSON.parse(message);
-    return Array.isArray(parsed) && parsed.every((value) => typeof value === 'string') ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
+/** The slots an append announced (`<first>:<count>`); undefined when it names none (re-read). */
+function parseSlots(message: string): number[] | undefined {
+  const match = /^(\d{1,15}):(\d{1,3})$/.exec(message);
+  if (match === null) return undefined;
+  const first = Number(match[1]);
+  return keptSlots({ f: first, t: first + Number(match[2]), b: 0 });
 }
 
 /** The store key (and channel) of a session's log: a hash, so the store never holds the key. */

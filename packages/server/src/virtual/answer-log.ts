@@ -3,7 +3,8 @@
  * How a client session's answer-stream events lie in the store (virtual/answer-events.ts keeps
  * them): append-only, one key per event (a slot) and one small head naming the kept slots and
  * the bytes they take, so an event costs the store about its own size (never a rewrite of the
- * log). A message is kept deflated (base64): the session's bounds count the bytes the store holds.
+ * log). A message is kept deflated (base64) when that is smaller: the session's bounds count the
+ * bytes the store holds.
  * The head of a forgotten log is a tombstone until the session's expiry: nothing is written to it
  * again.
  */
@@ -60,10 +61,12 @@ export function parseHead(value: string | undefined): Head {
   }
 }
 
-/** The slot value of `event`: its message deflated. */
+/** The slot value of `event`: its message deflated (`z`) when that takes fewer bytes. */
 export async function encode(event: Logged): Promise<string> {
-  const m = event.m === null || event.m === '' ? event.m : (await deflate(event.m)).toString('base64');
-  return JSON.stringify({ ...event, m });
+  const plain = JSON.stringify(event);
+  if (event.m === null || event.m === '') return plain;
+  const packed = JSON.stringify({ ...event, m: (await deflate(event.m)).toString('base64'), z: 1 });
+  return Buffer.byteLength(packed) < Buffer.byteLength(plain) ? packed : plain;
 }
 
 /**
@@ -74,8 +77,13 @@ export async function decode(value: string, stream: string, after: number): Prom
   try {
     const event = JSON.parse(value) as Logged;
     if (event.s !== stream || !Number.isSafeInteger(event.n) || typeof event.d !== 'number') return undefined;
-    if (event.n <= after || event.m === null || event.m === '') return event;
-    return { ...event, m: (await inflate(Buffer.from(event.m, 'base64'))).toString() };
+    if (event.n <= after || event.m === null || !('z' in event)) return event;
+    return {
+      s: event.s,
+      n: event.n,
+      d: event.d,
+      m: (await inflate(Buffer.from(event.m, 'base64'))).toString(),
+    };
   } catch {
     return undefined;
   }
