@@ -77,7 +77,7 @@ export interface Replay {
 export interface AnswerEventsDeps {
   /** A namespaced view of the shared store, where the logs live and changes are announced. */
   readonly store: Store;
-  /** How long an upstream call may take (UPSTREAM_TIMEOUT_MS): a stream silent longer is dead. */
+  /** How long an upstream call may take (UPSTREAM_TIMEOUT_MS): a stream silent for twice that is dead. */
   readonly upstreamTimeoutMs: number;
   /** Clock in milliseconds; default `Date.now`. */
   readonly now?: (() => number) | undefined;
@@ -96,7 +96,8 @@ export class AnswerEvents {
   constructor(deps: AnswerEventsDeps) {
     this.#store = deps.store;
     this.#now = deps.now ?? Date.now;
-    this.#silenceMs = deps.upstreamTimeoutMs + DEAD_STREAM_SLACK_MS;
+    // A member's session may be opened first (initialize), then called: each has the deadline.
+    this.#silenceMs = 2 * deps.upstreamTimeoutMs + DEAD_STREAM_SLACK_MS;
   }
 
   /** A new stream name (random: one session's streams say nothing of another's). */
