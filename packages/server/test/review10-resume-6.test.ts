@@ -52,4 +52,8 @@ test('a stream whose instance died mid-call is not waited for until the session 
   // (an error answer, or closed for the client to learn the stream is gone) well within 15 s.
   const outcome = await Promise.race([resumed.text().then(() => 'ended'), sleep(15_000, 'still open')]);
   assert.equal(outcome, 'ended', 'the resumed stream of a dead instance waits on');
+  // And it is not resumed again (a polling client would loop until the session expires).
+  const again = await rawClient(survivor.url).resume(session, priming.id as string);
+  assert.equal(again.status, 400);
+  assert.equal((await again.json()).error.code, -33291, 'stream_event_unknown');
 });
