@@ -313,7 +313,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }),
     virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
     virtualAnswers: {
-      events: new AnswerEvents({ store: namespaced(store, 'virtual-answers:'), now }),
+      events: new AnswerEvents({
+        store: namespaced(store, 'virtual-answers:'),
+        upstreamTimeoutMs: config.upstream.timeoutMs,
+        now,
+      }),
       pollMs: () => current.server.answerPollMs,
     },
     stream,

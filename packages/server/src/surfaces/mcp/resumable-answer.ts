@@ -145,23 +145,47 @@ export async function resumeAnswer(
   if (cursor === undefined) throw new ProxyError('stream_event_foreign');
   const writer = new EventStreamWriter(options);
   let seq = cursor.seq;
+  /** Closes the stream once its writer is taken for dead (silent past the upstream deadline). */
+  let dead: NodeJS.Timeout | undefined;
+  writer.onClose(() => clearTimeout(dead));
+  /** Until the first read is written, what is heard waits for it (then the log is read again). */
+  let heardEarly: boolean | undefined = false;
+  let first: Replay | undefined;
+  /** Re-reads what the log kept after the cursor (an append may not have been heard). */
+  const reread = () => {
+    if (heardEarly !== undefined) heardEarly = true;
+    else if (!writer.closed) events.after(session, cursor).then(deliver, () => writer.close());
+  };
   /** Writes what is new in `replay` (a read may overtake another: positions say what is new). */
-  const deliver = (replay: Replay | undefined) => {
-    // Dropped from the log while the client was reading: it has had what there was.
-    if (replay === undefined) return writer.close();
+  const deliver = (replay: Replay | undefined): void => {
+    // Dropped from the log while the client was reading, or the stream died: nothing more comes.
+    if (replay === undefined) {
+      writer.close();
+      return;
+    }
+    if (writer.closed) return;
+    // Heard before the first read was written, or after an append not heard: the log has it all.
+    if ((heardEarly !== undefined && replay !== first) || replay.from > seq + 1) {
+      reread();
+      return;
+    }
     for (const event of replay.events) {
       if (event.seq <= seq) continue;
       seq = event.seq;
       writer.write(event.message, event.id);
     }
-    if (replay.ended) writer.close();
+    clearTimeout(dead);
+    if (replay.ended) {
+      writer.close();
+      return;
+    }
+    dead = setTimeout(() => writer.close(), events.msUntil(replay.deadline));
+    dead.unref();
   };
   // Listening first: an event logged between the first read and the subscription is not missed.
-  const stop = await events.watch(session, () => {
-    if (!writer.closed) events.after(session, cursor).then(deliver, () => writer.close());
-  });
+  const stop = await events.watch(session, cursor, deliver, reread);
   writer.onClose(() => void stop().catch(() => {}));
-  const first = await events.after(session, cursor).catch((error: unknown) => {
+  first = await events.after(session, cursor).catch((error: unknown) => {
     writer.close();
     throw error;
   });
@@ -173,6 +197,9 @@ export async function resumeAnswer(
   // SDK does) then still has one if this stream too is closed before anything new is written.
   writer.prime(lastEventId, RESUME_RETRY_MS);
   deliver(first);
+  const early = heardEarly;
+  heardEarly = undefined;
+  if (early) reread();
   const end = () => writer.close();
   shutdown.addEventListener('abort', end, { once: true });
   writer.onClose(() => shutdown.removeEventListener('abort', end));
