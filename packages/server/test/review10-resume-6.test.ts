@@ -55,5 +55,6 @@ test('a stream whose instance died mid-call is not waited for until the session 
   // And it is not resumed again (a polling client would loop until the session expires).
   const again = await rawClient(survivor.url).resume(session, priming.id as string);
   assert.equal(again.status, 400);
-  assert.equal((await again.json()).error.code, -33291, 'stream_event_unknown');
+  const body = (await again.json()) as { error: { code: number } };
+  assert.equal(body.error.code, -33291, 'stream_event_unknown');
 });
