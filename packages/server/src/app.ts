@@ -291,6 +291,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     beforeClose: cluster.close,
     quietRelayed: cluster.quiet,
   });
+  const clientSessions = new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now });
   const mcp = new McpEndpoint({
     targets,
     planner,
@@ -311,12 +312,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
-    virtualSessions: new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now }),
+    virtualSessions: clientSessions,
     virtualAnswers: {
       events: new AnswerEvents({
         store: namespaced(store, 'virtual-answers:'),
         upstreamTimeoutMs: config.upstream.timeoutMs,
         now,
+        ended: (key) => clientSessions.isEnded(key),
       }),
       pollMs: () => current.server.answerPollMs,
     },

@@ -81,6 +81,11 @@ export interface AnswerEventsDeps {
   readonly upstreamTimeoutMs: number;
   /** Clock in milliseconds; default `Date.now`. */
   readonly now?: (() => number) | undefined;
+  /**
+   * Whether the client session keyed `key` was ended (client-sessions.ts keeps that mark): a log
+   * is not begun for an ended session, so its end needs no mark of this module's own.
+   */
+  readonly ended?: ((key: string) => Promise<boolean>) | undefined;
 }
 
 /** The logs of client sessions' answer streams. */
@@ -88,6 +93,7 @@ export class AnswerEvents {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #silenceMs: number;
+  readonly #ended: (key: string) => Promise<boolean>;
   /** Appends of this instance, chained per session log: its own writers never race each other. */
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Resumed streams open here, per session log. */
@@ -96,6 +102,7 @@ export class AnswerEvents {
   constructor(deps: AnswerEventsDeps) {
     this.#store = deps.store;
     this.#now = deps.now ?? Date.now;
+    this.#ended = deps.ended ?? (async () => false);
     // A member's session may be opened first (initialize), then called: each has the deadline.
     this.#silenceMs = 2 * deps.upstreamTimeoutMs + DEAD_STREAM_SLACK_MS;
   }
@@ -232,12 +239,12 @@ export class AnswerEvents {
     const ttlMs = this.expiresInMs(session);
     for (let tries = 0; tries < MAX_APPEND_TRIES && ttlMs > 0; tries++) {
       const before = await this.#store.get(key).catch(() => undefined);
+      // No log yet: none is begun for an ended session (#write), so nothing needs marking; one
+      // mark per ended session (the client session's own) keeps a principal's churn bounded.
+      if (before === undefined) return;
       const head = parseHead(before);
       if (head.x === 1) return;
-      const stored = await (before === undefined
-        ? this.#store.setIfAbsent(key, TOMBSTONE, ttlMs)
-        : this.#store.replaceIf(key, before, TOMBSTONE, ttlMs)
-      ).catch(() => false);
+      const stored = await this.#store.replaceIf(key, before, TOMBSTONE, ttlMs).catch(() => false);
       if (!stored) continue;
       this.#drop(key, head.f, head.t - head.f);
       // Resumed streams re-read, find nothing, and end.
@@ -262,7 +269,10 @@ export class AnswerEvents {
         const grew = await grown(head, sizes, (slot) => this.#slotSize(key, slot));
         dropped = grew.dropped;
         const next = JSON.stringify(grew.head);
-        if (before === undefined) await this.#countNewLog(session);
+        if (before === undefined) {
+          if (await this.#ended(session.key)) return;
+          await this.#countNewLog(session);
+        }
         const stored =
           before === undefined
             ? await this.#store.setIfAbsent(key, next, ttlMs)

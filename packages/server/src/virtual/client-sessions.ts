@@ -76,6 +76,11 @@ export class ClientSessions {
     return { key, expiresAt, version, resealedId };
   }
 
+  /** Whether the session keyed `key` (a {@link ClientSession}'s) was ended; throws `store_unavailable`. */
+  async isEnded(key: string): Promise<boolean> {
+    return (await readOrRefuse(this.#deps.store, key)) !== undefined;
+  }
+
   /**
    * Ends the session `sealedId` names; false when it was not live (unknown, expired or ended).
    * Throws `rate_limited` past {@link ENDS_PER_PRINCIPAL}, `store_unavailable` when the store fails.
