@@ -5,13 +5,8 @@
  * in any dimension: servers (virtual servers and the members they show included), raw URL
  * patterns, tools, rate class, admin.
  */
-import {
-  type PatternPart,
-  type PatternSpan,
-  patternParts,
-  restrictsMembers,
-  type TargetGrants,
-} from './grants.ts';
+import { restrictsMembers, type TargetGrants } from './grants.ts';
+import { patternWithin } from './url-pattern.ts';
 
 /** Every dimension of a grant (identity/principal.ts `Grants`, declared structurally here). */
 export interface HandedGrants extends TargetGrants {
@@ -111,48 +106,4 @@ export function describeExcess(excess: GrantExcess, holder: string): string {
     case 'other':
       return `${dimension}: ${holder} may not hand on another ${dimension === 'admin' ? 'admin right' : 'rate class'}`;
   }
-}
-
-/** What a wildcard may span, narrowest first: a wider one takes in a narrower one. */
-const SPAN_WIDTH: Readonly<Record<PatternSpan, number>> = { label: 0, segment: 1, any: 2 };
-
-/** A pattern read one character (or one wildcard) at a time. */
-type Unit = string | { readonly span: PatternSpan };
-
-function units(parts: readonly PatternPart[]): Unit[] {
-  return parts.flatMap((part): Unit[] => ('text' in part ? [...part.text] : [part]));
-}
-
-/** Whether a wildcard spanning `span` may stand for `unit` (a character, or a narrower wildcard). */
-function spans(span: PatternSpan, unit: Unit): boolean {
-  if (typeof unit !== 'string') return SPAN_WIDTH[unit.span] <= SPAN_WIDTH[span];
-  if (span === 'any') return true;
-  return unit !== '/' && (span === 'segment' || (unit !== '.' && unit !== ':'));
-}
-
-/**
- * Whether every URL `inner` matches, `outer` matches too: each of `inner`'s characters and
- * wildcards must be matched by `outer`'s in order, a wildcard only by one at least as wide. Sound
- * (never says yes wrongly); it may say no to an exotic pair that is in fact within (then name the
- * outer pattern itself). Quadratic in the patterns' lengths, which requests bound.
- */
-export function patternWithin(inner: string, outer: string): boolean {
-  const asked = units(patternParts(inner));
-  const held = units(patternParts(outer));
-  // row[j]: the units of `inner` read so far are matched by the first j units of `outer`.
-  let row = held.map(() => false);
-  row.unshift(true);
-  for (let j = 1; j <= held.length; j++) row[j] = row[j - 1] === true && typeof held[j - 1] !== 'string';
-  for (const unit of asked) {
-    const next = [false];
-    for (let j = 1; j <= held.length; j++) {
-      const mine = held[j - 1] as Unit;
-      next[j] =
-        typeof mine === 'string'
-          ? row[j - 1] === true && unit === mine
-          : next[j - 1] === true || (row[j] === true && spans(mine.span, unit));
-    }
-    row = next;
-  }
-  return row[held.length] === true;
 }
