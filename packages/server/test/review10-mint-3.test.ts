@@ -60,4 +60,22 @@ describe('review10 MINT-3: judging requested URL patterns costs bounded CPU what
     assert.match(reply.body.error.message, /too large for a header/);
     assert.ok(cpuMs < 250, `one mint request cost ${cpuMs.toFixed(0)} ms of CPU comparing URL patterns`);
   });
+
+  it('patterns that fit in a token but are costly to compare with the admin’s are refused, not compared at length', async () => {
+    // 10 × 500 characters fit in a token; comparing them with the admin's 101 patterns would be
+    // about 23 million steps (the work cap is 4 million).
+    const urls = Array.from(
+      { length: 10 },
+      (_, i) => `https://api.example.com/${'*a'.repeat(236)}${String(i).padStart(2, '0')}`,
+    );
+    assert.ok(urls.every((url) => url.length <= 500));
+    const started = process.cpuUsage();
+    const reply = await mintRaw(proxy.url, { subject: 'mint-3-costly', urls }, LISTED_ADMIN);
+    const spent = process.cpuUsage(started);
+    const cpuMs = (spent.user + spent.system) / 1000;
+    assert.equal(reply.status, 400, JSON.stringify(reply.body));
+    assert.equal(reply.body.error.data.code, 'invalid_token_request');
+    assert.match(reply.body.error.message, /urls: too many or too long patterns to compare/);
+    assert.ok(cpuMs < 250, `one mint request cost ${cpuMs.toFixed(0)} ms of CPU comparing URL patterns`);
+  });
 });

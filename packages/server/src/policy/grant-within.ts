@@ -6,7 +6,7 @@
  * patterns, tools, rate class, admin.
  */
 import { restrictsMembers, type TargetGrants } from './grants.ts';
-import { patternWithin } from './url-pattern.ts';
+import { patternWithin, withinCost } from './url-pattern.ts';
 
 /** Every dimension of a grant (identity/principal.ts `Grants`, declared structurally here). */
 export interface HandedGrants extends TargetGrants {
@@ -24,8 +24,17 @@ export type GrantExcess =
   | { readonly dimension: 'servers'; readonly kind: 'members' }
   /** Reaches raw URLs where the holder reaches none (it is limited to servers). */
   | { readonly dimension: 'urls'; readonly kind: 'none' }
+  /** Names URL patterns too many or long to compare with the holder's ({@link MAX_URL_WORK}). */
+  | { readonly dimension: 'urls'; readonly kind: 'costly' }
   /** Another rate class than the holder's, or admin where the holder is not. */
   | { readonly dimension: 'rateClass' | 'admin'; readonly kind: 'other' };
+
+/**
+ * The most work (pattern characters compared, summed over the pairs) judging URL patterns may
+ * take: a few tens of milliseconds. Neither the holder's list nor (at verification) the token's
+ * is otherwise bounded, and each pair costs the product of its lengths (review10 MINT-3).
+ */
+export const MAX_URL_WORK = 4_000_000;
 
 /**
  * Where `inner` reaches, sees or may do something `outer` does not: `undefined` when every
@@ -70,8 +79,18 @@ function urlsExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | und
   const asked = urlReach(inner);
   if (held.length === 0 && (asked === 'all' || asked.length > 0)) return { dimension: 'urls', kind: 'none' };
   if (asked === 'all') return { dimension: 'urls', kind: 'unlimited' };
-  const outside = asked.find((pattern) => !held.some((mine) => patternWithin(pattern, mine)));
-  return outside === undefined ? undefined : { dimension: 'urls', kind: 'outside', name: outside };
+  let work = 0;
+  for (const pattern of asked) {
+    // One of the holder's own (a field left out takes the holder's): within at no comparing.
+    if (held.includes(pattern)) continue;
+    const within = held.some((mine) => {
+      work += withinCost(pattern, mine);
+      return work <= MAX_URL_WORK && patternWithin(pattern, mine);
+    });
+    if (work > MAX_URL_WORK) return { dimension: 'urls', kind: 'costly' };
+    if (!within) return { dimension: 'urls', kind: 'outside', name: pattern };
+  }
+  return undefined;
 }
 
 function otherExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | undefined {
@@ -103,6 +122,8 @@ export function describeExcess(excess: GrantExcess, holder: string): string {
       return `servers: ${holder} sees only the members it names of a virtual server: name those members too`;
     case 'none':
       return `urls: ${holder} reaches no raw URL: leave out urls and name servers`;
+    case 'costly':
+      return `urls: too many or too long patterns to compare with those of ${holder}: name fewer or shorter ones`;
     case 'other':
       return `${dimension}: ${holder} may not hand on another ${dimension === 'admin' ? 'admin right' : 'rate class'}`;
   }
