@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       },
       { configured: config },
     );
-    const minted = await new MintedTokens(keys).mint(request);
+    const minted = await new MintedTokens(keys).mint(request, CLI_MINTER);
     await recordMinted(config, minted.id, Date.parse(minted.expiresAt));
     process.stdout.write(`${JSON.stringify(minted)}\n`);
   } catch (error) {

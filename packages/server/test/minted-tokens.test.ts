@@ -6,7 +6,7 @@
  * with the public key, another origin.
  */
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -400,6 +400,8 @@ describe('minted tokens', () => {
           aud: 'mcp-proxy',
           sub: 'alice',
           jti: 'AAAAAAAAAAAAAAAAAAAAAA',
+          // `npm run token`'s minter: 16 hex digits of the SHA-256 of its principal key `cli`.
+          minter: createHash('sha256').update('cli').digest('hex').slice(0, 16),
           ...claims,
         })
           .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'mcp-proxy+jwt' })
@@ -413,6 +415,15 @@ describe('minted tokens', () => {
       );
       assert.equal(await codeOf(await sign({ jti: { a: 1 } })), '401 token_invalid');
       assert.equal(await codeOf(await sign({ jti: 'not-a-minted-id' })), '401 token_invalid');
+      // No minter (minted before tokens were scoped by it), or one of another shape (review10 MINT-5).
+      assert.equal(
+        await codeOf(await sign({ minter: undefined, jti: 'EEEEEEEEEEEEEEEEEEEEEE' })),
+        '401 token_invalid',
+      );
+      assert.equal(
+        await codeOf(await sign({ minter: 'cli', jti: 'FFFFFFFFFFFFFFFFFFFFFF' })),
+        '401 token_invalid',
+      );
       // Issued just under 24 h ago, expiring in ten years: fresh verification must not take it,
       // nor may a cache keep it past iat + 24 h.
       const longLived = await sign(

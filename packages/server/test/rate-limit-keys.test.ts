@@ -10,6 +10,8 @@ import { MemoryRateStore, type RateStore, type WindowHit } from '../src/limits/r
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
 
+const sha256hex = (text: string) => createHash('sha256').update(text).digest('hex');
+
 /** A rate store that records the keys it is asked to count. */
 class RecordingStore implements RateStore {
   readonly #inner = new MemoryRateStore();
@@ -42,9 +44,11 @@ describe('per-principal rate limits', () => {
         assert.equal(reply.status, 400, 'refused after authentication (no target), counted all the same');
         const perToken = store.keys.filter((key) => key.startsWith('requestsPerToken:'));
         assert.equal(perToken.length, 1);
-        const shortId = createHash('sha256').update(`minted:${subject}`).digest('hex').slice(0, 12);
+        // The principal is scoped by its minter: 16 hex digits of the admin's principal key's hash.
+        const minter = sha256hex(`static:${sha256hex(ADMIN)}`).slice(0, 16);
+        const shortId = sha256hex(`minted:${minter}:${subject}`).slice(0, 12);
         assert.notEqual(perToken[0], `requestsPerToken:${shortId}`);
-        if (subject === 'alice') assert.equal(perToken[0], 'requestsPerToken:minted:alice');
+        if (subject === 'alice') assert.equal(perToken[0], `requestsPerToken:minted:${minter}:alice`);
         else assert.ok((perToken[0] as string).length < 100, 'a long key is hashed');
       }
     } finally {

@@ -188,6 +188,7 @@ export function principalOf(value: unknown): Principal | undefined {
     grants === undefined ||
     !(p.expiresAt === undefined || Number.isFinite(p.expiresAt)) ||
     !(p.origin === undefined || isText(p.origin)) ||
+    !(p.minter === undefined || isText(p.minter)) ||
     !(p.credentialId === undefined || isText(p.credentialId))
   )
     return undefined;
@@ -199,6 +200,7 @@ export function principalOf(value: unknown): Principal | undefined {
     grants,
     ...(p.expiresAt === undefined ? {} : { expiresAt: p.expiresAt as number }),
     ...(p.origin === undefined ? {} : { origin: p.origin }),
+    ...(p.minter === undefined ? {} : { minter: p.minter }),
     ...(p.credentialId === undefined ? {} : { credentialId: p.credentialId }),
   };
 }

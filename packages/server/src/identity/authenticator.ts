@@ -14,6 +14,7 @@
 import { hash } from 'node:crypto';
 import { findProxyError, ProxyError } from '../errors.ts';
 import { looksMinted, type MintedTokens } from './minted-tokens.ts';
+import { beyondMinter, type MinterBounds, minterGrants } from './minter-bounds.ts';
 import type { Grants, Principal } from './principal.ts';
 import type { Revocations } from './revocations.ts';
 import type { TokenVerifier } from './tokens.ts';
@@ -46,6 +47,8 @@ export interface BearerVerifier {
 export interface AuthenticatorDeps {
   readonly statics: TokenVerifier;
   readonly minted: MintedTokens;
+  /** What a minted token is judged against again when verified: its minter's grants now. */
+  readonly minters: MinterBounds;
   readonly revocations: Revocations;
   readonly now: () => number;
   /** Tried, in order, for JWTs that are not minted here. */
@@ -134,6 +137,8 @@ export class Authenticator {
       const principal = await this.#deps.minted.verify(presented);
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
+      const beyond = beyondMinter(principal, this.#deps.minters);
+      if (beyond !== undefined) throw beyond;
       verified = { principal };
     } else {
       const verifier = this.#verifiers.find((candidate) => candidate.accepts(presented));
@@ -221,14 +226,31 @@ export class Authenticator {
    * what it holds).
    */
   knows(principalKey: string): boolean {
+    if (principalKey.startsWith('minted:')) return this.#mintedOwnerGrants(principalKey) !== undefined;
     return !principalKey.startsWith('static:') || this.#deps.statics.knows(principalKey);
+  }
+
+  /**
+   * Whether a minted principal's grants, as verified, are still within its minter's now (without
+   * I/O): what an open holding shows before its token is verified again (review10 MINT-2).
+   */
+  stillWithinMinter(principal: Principal): boolean {
+    return beyondMinter(principal, this.#deps.minters) === undefined;
   }
 
   /** The grants a reload judges an owner's open sessions by (`undefined`: refused). */
   grantsOf(principalKey: string): Grants | undefined {
     if (principalKey.startsWith('static:')) return this.#deps.statics.grantOf(principalKey)?.grants;
-    // A token's own grants are fixed when it is minted; a reload only removes servers.
+    // A token's own grants are fixed when it is minted (its verification judges them against
+    // its minter's now); a reload only removes servers, or the minter (review10 MINT-2).
+    if (principalKey.startsWith('minted:')) return this.#mintedOwnerGrants(principalKey);
     return {};
+  }
+
+  /** `{}` while the minter in a minted principal key (`minted:<minter>:<subject>`) is configured. */
+  #mintedOwnerGrants(principalKey: string): Grants | undefined {
+    const minter = principalKey.slice('minted:'.length, principalKey.indexOf(':', 'minted:'.length));
+    return minterGrants(minter, this.#deps.minters) === undefined ? undefined : {};
   }
 
   /**

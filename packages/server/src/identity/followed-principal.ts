@@ -4,7 +4,7 @@
  * GET stream or session (issue 20) — as the configuration in force sees it: THE decision of
  * which grants an open holding answers with after a reload. A static token's are its grants as
  * configured now; a minted token's are its own (fixed when it was minted: verified again, the
- * same); an OIDC token's are what the reloaded claim mapping gives its claims (verified again, as
+ * same, unless they now exceed its minter's: refused); an OIDC token's are what the reloaded claim mapping gives its claims (verified again, as
  * the holdings' recheck does for every credential a reload may narrow). Verification runs once
  * per reload, when the holding is next used.
  */
@@ -18,6 +18,8 @@ export interface FollowDeps {
   readonly generation: number;
   /** A static token's grants as configured now; undefined once a reload dropped it. */
   grantsOf(principalKey: string): Grants | undefined;
+  /** Whether a minted principal's grants are still within its minter's now (no I/O). */
+  stillWithinMinter(principal: Principal): boolean;
 }
 
 /** The followed principal of a holding: its principal as verified, and its credential's recheck. */
@@ -86,7 +88,7 @@ export class FollowedPrincipal {
   /**
    * What `seen` gives this principal at once, while {@link current} may still be verifying it
    * again (review10 GRANTS-4): what its grants of now give, when they are known without verifying
-   * (a static token's as configured now, a minted token's own, any other's once verified under
+   * (a static token's as configured now, a minted token's own while within its minter's, any other's once verified under
    * the reload in force); else only what both its grants as last verified and the configuration
    * of now applied to its claims give (an OIDC claim mapping: `regrant`); none when neither can
    * be read without I/O. Fail closed: never more than its grants of now, nor than before.
@@ -98,8 +100,9 @@ export class FollowedPrincipal {
       return grants === undefined ? [] : seen(grants);
     }
     const recheck = this.#recheck;
-    if (principal.auth === 'minted' || recheck === undefined || this.#verifiedAt === this.#deps.generation)
-      return seen(principal.grants);
+    if (principal.auth === 'minted')
+      return this.#deps.stillWithinMinter(principal) ? seen(principal.grants) : [];
+    if (recheck === undefined || this.#verifiedAt === this.#deps.generation) return seen(principal.grants);
     const regranted = recheck.regrant?.();
     if (regranted === undefined) return [];
     const before = new Set(seen(principal.grants));

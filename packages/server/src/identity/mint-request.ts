@@ -10,7 +10,13 @@ import { type Config, isOrigin } from '../config/config.ts';
 import { urlPattern } from '../config/schemas.ts';
 import { ProxyError } from '../errors.ts';
 import { describeExcess, grantExcess, type HandedGrants } from '../policy/grant-within.ts';
-import { MAX_TTL_SECONDS, type MintRequest, normalSubject, SUBJECT } from './minted-tokens.ts';
+import {
+  MAX_TOKEN_BYTES,
+  MAX_TTL_SECONDS,
+  type MintRequest,
+  normalSubject,
+  SUBJECT,
+} from './minted-tokens.ts';
 
 /** Lifetime of a minted token when the request names none. */
 export const DEFAULT_TTL_SECONDS = 3_600;
@@ -58,6 +64,13 @@ export function parseMintRequest(body: unknown, context: MintContext): MintReque
     throw new ProxyError('invalid_token_request', `Invalid token request: ${field}: ${issue?.message}`);
   }
   const request = parsed.data;
+  // Patterns past what a token can carry are refused before they are compared (review10 MINT-3).
+  const urlBytes = request.urls?.reduce((sum, pattern) => sum + Buffer.byteLength(pattern), 0) ?? 0;
+  if (urlBytes > MAX_TOKEN_BYTES)
+    throw new ProxyError(
+      'invalid_token_request',
+      `Invalid token request: urls: the token would be too large for a header (${urlBytes} bytes of URL patterns, at most ${MAX_TOKEN_BYTES}): name fewer or shorter ones`,
+    );
   const { servers: named, virtualServers } = context.configured;
   const isVirtual = (name: string) => Object.hasOwn(virtualServers, name);
   const unknown = request.servers?.find((name) => !Object.hasOwn(named, name) && !isVirtual(name));

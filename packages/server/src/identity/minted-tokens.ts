@@ -36,6 +36,19 @@ export const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
  */
 export const SUBJECT = /^(?!\s)[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]{1,256}(?<!\s)$/u;
 
+/**
+ * What a minted token's `minter` claim is: 16 hex digits of the SHA-256 of the minting admin's
+ * principal key (`cli` for `npm run token`). It scopes the token's principal (review10 MINT-5):
+ * two admins minting the same subject make two principals, which share no session or upstream
+ * sign-in; and it names whose grants the token must stay within (review10 MINT-2).
+ */
+export const MINTER_ID = /^[0-9a-f]{16}$/;
+
+/** The `minter` claim of the tokens minted by the principal `principalKey` ({@link MINTER_ID}). */
+export function minterId(principalKey: string): string {
+  return createHash('sha256').update(principalKey).digest('hex').slice(0, 16);
+}
+
 /** `subject` in NFC: the one spelling a principal is keyed by. */
 export function normalSubject(subject: string): string {
   return subject.normalize('NFC');
@@ -67,6 +80,7 @@ export interface MintedToken {
 
 /** The claims beyond the registered ones. */
 interface MintedClaims extends JWTPayload {
+  readonly minter?: string;
   readonly servers?: string[];
   readonly urls?: string[];
   readonly tools?: string[];
@@ -74,19 +88,21 @@ interface MintedClaims extends JWTPayload {
   readonly origin?: string;
 }
 
-/** The principal of a minted subject (the same for every token minted for it). */
-export function mintedPrincipal(
+/** The principal of a subject minted by `minter` (the same for every token that minter mints for it). */
+function mintedPrincipal(
   subject: string,
+  minter: string,
   grants: Grants,
   extra: { expiresAt: number; origin?: string | undefined; credentialId: string },
 ): Principal {
-  const principalKey = `minted:${subject}`;
+  const principalKey = `minted:${minter}:${subject}`;
   return {
     id: createHash('sha256').update(principalKey).digest('hex').slice(0, 12),
     principalKey,
     subject,
     auth: 'minted',
     grants,
+    minter,
     expiresAt: extra.expiresAt,
     ...(extra.origin === undefined ? {} : { origin: extra.origin }),
     credentialId: extra.credentialId,
@@ -110,8 +126,8 @@ export class MintedTokens {
     this.#now = now;
   }
 
-  /** Signs a token for `request` with the newest key. */
-  async mint(request: MintRequest): Promise<MintedToken> {
+  /** Signs a token for `request` with the newest key; `minter`: the minting principal's key (or `cli`). */
+  async mint(request: MintRequest, minter: string): Promise<MintedToken> {
     let key: ReturnType<SigningKeys['signer']>;
     try {
       key = this.#keys.signer();
@@ -125,6 +141,7 @@ export class MintedTokens {
     const expires = issuedAt + Math.min(Math.max(1, Math.floor(request.ttlSeconds)), MAX_TTL_SECONDS);
     const id = randomBytes(16).toString('base64url');
     const claims: MintedClaims = {
+      minter: minterId(minter),
       ...(request.servers === undefined ? {} : { servers: [...request.servers] }),
       ...(request.urls === undefined ? {} : { urls: [...request.urls] }),
       ...(request.tools === undefined ? {} : { tools: [...request.tools] }),
@@ -201,6 +218,12 @@ export class MintedTokens {
     }
     if (payload.origin !== undefined && typeof payload.origin !== 'string')
       throw new ProxyError('token_invalid');
+    const { minter } = payload;
+    if (typeof minter !== 'string' || !MINTER_ID.test(minter))
+      throw new ProxyError(
+        'token_invalid',
+        'The token was minted by an earlier version of the proxy (it names no minter): mint a new one.',
+      );
     // Never trusted (nor cached) past what verification itself would accept.
     const expiresAt = Math.min(exp, iat + MAX_TTL_SECONDS) * 1000;
     // The leeway above is for `iat` from another instance's clock; `exp` is strict (docs/errors.md),
@@ -208,6 +231,7 @@ export class MintedTokens {
     if (expiresAt <= this.#now()) throw new ProxyError('token_expired');
     return mintedPrincipal(
       sub,
+      minter,
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
         ...(payload.urls === undefined ? {} : { urls: payload.urls }),

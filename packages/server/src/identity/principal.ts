@@ -31,7 +31,8 @@ export interface Principal {
   readonly id: string;
   /**
    * What sessions bind to (sealed ids, held and pooled sessions, requestState handles, era
-   * verdict scoping): `static:<sha256 of the token>`, `minted:<subject>`, `oidc:<issuer>#<sub>`.
+   * verdict scoping): `static:<sha256 of the token>`, `minted:<minter>:<subject>` (the
+   * minter: a hash of the minting admin's principal key), `oidc:<issuer>#<sub>`.
    * Never logged.
    */
   readonly principalKey: string;
@@ -43,6 +44,8 @@ export interface Principal {
   readonly expiresAt?: number | undefined;
   /** A minted token's bound origin: requests from another `Origin` are refused. */
   readonly origin?: string | undefined;
+  /** A minted token's `minter` claim (identity/minted-tokens.ts `minterId`): whose grants bound it. */
+  readonly minter?: string | undefined;
   /** The credential's own id (a minted token's `jti`): revocation ends what it holds. */
   readonly credentialId?: string | undefined;
 }

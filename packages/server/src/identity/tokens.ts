@@ -6,6 +6,7 @@
  * which token matched. The config file names tokens by their SHA-256 only, never in plain text.
  */
 import { createHash, hash, timingSafeEqual } from 'node:crypto';
+import { minterId } from './minted-tokens.ts';
 import type { Grants, Principal } from './principal.ts';
 
 /** A token the proxy accepts: its SHA-256, its name, and what it may do. */
@@ -47,6 +48,8 @@ function staticPrincipal(grant: TokenGrant): Principal {
 export class TokenVerifier {
   #digests: readonly Buffer[] = [];
   #principals: readonly Principal[] = [];
+  /** The admin tokens by the minter id of the tokens they mint (identity/minted-tokens.ts). */
+  #admins: ReadonlyMap<string, Grants> = new Map();
 
   /** @param tokens plain tokens (environment) and grants by digest (config file). */
   constructor(tokens: readonly string[], grants: readonly TokenGrant[] = [], adminToken?: string) {
@@ -65,6 +68,17 @@ export class TokenVerifier {
     ];
     this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
     this.#principals = all.map((grant) => staticPrincipal(grant));
+    // The first of a digest listed twice is the one verify() finds: the same here.
+    const admins = new Map<string, Grants>();
+    for (const principal of this.#principals.toReversed()) {
+      if (principal.grants.admin === true) admins.set(minterId(principal.principalKey), principal.grants);
+    }
+    this.#admins = admins;
+  }
+
+  /** The grants now of the admin token whose minted tokens name `minter`; undefined when none. */
+  adminGrants(minter: string): Grants | undefined {
+    return this.#admins.get(minter);
   }
 
   /**

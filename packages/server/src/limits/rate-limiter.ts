@@ -97,8 +97,7 @@ export class RateLimiter {
    */
   consumeNow(name: RateLimitName, subject: string, rateClass?: string): Promise<void> | undefined {
     const rule =
-      (rateClass === undefined ? undefined : this.#classes[rateClass]?.[name as ClassLimitName]) ??
-      this.#limits[name];
+      (rateClass === undefined ? undefined : this.#classRule(name, rateClass)) ?? this.#limits[name];
     if (rule.max === 0) return undefined;
     const key = counterKey(name, subject);
     const store = this.#store;
@@ -160,6 +159,23 @@ export class RateLimiter {
 
   #judgePeek(name: RateLimitName, rule: RateRule, hit: WindowHit | undefined): void {
     if (hit && hit.count >= rule.max) this.#refuse(name, hit.resetInMs);
+  }
+
+  /**
+   * A class's rule for a limit (undefined: the class sets none, the default applies). A class the
+   * configuration no longer has (a minted token's, renamed by a reload) is refused, never taken
+   * for the defaults, which may be looser (review10 MINT-6).
+   */
+  #classRule(name: RateLimitName, rateClass: string): RateRule | undefined {
+    if (!Object.hasOwn(this.#classes, rateClass)) {
+      this.#onLimited(name);
+      throw new ProxyError(
+        'rate_limited',
+        'Rate limit exceeded: the rate class this credential is held to is no longer configured: get a new one.',
+        { data: { limit: name } },
+      );
+    }
+    return this.#classes[rateClass]?.[name as ClassLimitName];
   }
 
   #refuse(name: RateLimitName, resetInMs: number): never {

@@ -5,13 +5,8 @@
  * in any dimension: servers (virtual servers and the members they show included), raw URL
  * patterns, tools, rate class, admin.
  */
-import {
-  type PatternPart,
-  type PatternSpan,
-  patternParts,
-  restrictsMembers,
-  type TargetGrants,
-} from './grants.ts';
+import { restrictsMembers, type TargetGrants } from './grants.ts';
+import { patternWithin, withinCost } from './url-pattern.ts';
 
 /** Every dimension of a grant (identity/principal.ts `Grants`, declared structurally here). */
 export interface HandedGrants extends TargetGrants {
@@ -29,8 +24,17 @@ export type GrantExcess =
   | { readonly dimension: 'servers'; readonly kind: 'members' }
   /** Reaches raw URLs where the holder reaches none (it is limited to servers). */
   | { readonly dimension: 'urls'; readonly kind: 'none' }
+  /** Names URL patterns too many or long to compare with the holder's ({@link MAX_URL_WORK}). */
+  | { readonly dimension: 'urls'; readonly kind: 'costly' }
   /** Another rate class than the holder's, or admin where the holder is not. */
   | { readonly dimension: 'rateClass' | 'admin'; readonly kind: 'other' };
+
+/**
+ * The most work (pattern characters compared, summed over the pairs) judging URL patterns may
+ * take: a few tens of milliseconds. Neither the holder's list nor (at verification) the token's
+ * is otherwise bounded, and each pair costs the product of its lengths (review10 MINT-3).
+ */
+export const MAX_URL_WORK = 4_000_000;
 
 /**
  * Where `inner` reaches, sees or may do something `outer` does not: `undefined` when every
@@ -75,8 +79,18 @@ function urlsExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | und
   const asked = urlReach(inner);
   if (held.length === 0 && (asked === 'all' || asked.length > 0)) return { dimension: 'urls', kind: 'none' };
   if (asked === 'all') return { dimension: 'urls', kind: 'unlimited' };
-  const outside = asked.find((pattern) => !held.some((mine) => patternWithin(pattern, mine)));
-  return outside === undefined ? undefined : { dimension: 'urls', kind: 'outside', name: outside };
+  let work = 0;
+  for (const pattern of asked) {
+    // One of the holder's own (a field left out takes the holder's): within at no comparing.
+    if (held.includes(pattern)) continue;
+    const within = held.some((mine) => {
+      work += withinCost(pattern, mine);
+      return work <= MAX_URL_WORK && patternWithin(pattern, mine);
+    });
+    if (work > MAX_URL_WORK) return { dimension: 'urls', kind: 'costly' };
+    if (!within) return { dimension: 'urls', kind: 'outside', name: pattern };
+  }
+  return undefined;
 }
 
 function otherExcess(inner: HandedGrants, outer: HandedGrants): GrantExcess | undefined {
@@ -108,51 +122,9 @@ export function describeExcess(excess: GrantExcess, holder: string): string {
       return `servers: ${holder} sees only the members it names of a virtual server: name those members too`;
     case 'none':
       return `urls: ${holder} reaches no raw URL: leave out urls and name servers`;
+    case 'costly':
+      return `urls: too many or too long patterns to compare with those of ${holder}: name fewer or shorter ones`;
     case 'other':
       return `${dimension}: ${holder} may not hand on another ${dimension === 'admin' ? 'admin right' : 'rate class'}`;
   }
-}
-
-/** What a wildcard may span, narrowest first: a wider one takes in a narrower one. */
-const SPAN_WIDTH: Readonly<Record<PatternSpan, number>> = { label: 0, segment: 1, any: 2 };
-
-/** A pattern read one character (or one wildcard) at a time. */
-type Unit = string | { readonly span: PatternSpan };
-
-function units(parts: readonly PatternPart[]): Unit[] {
-  return parts.flatMap((part): Unit[] => ('text' in part ? [...part.text] : [part]));
-}
-
-/** Whether a wildcard spanning `span` may stand for `unit` (a character, or a narrower wildcard). */
-function spans(span: PatternSpan, unit: Unit): boolean {
-  if (typeof unit !== 'string') return SPAN_WIDTH[unit.span] <= SPAN_WIDTH[span];
-  if (span === 'any') return true;
-  return unit !== '/' && (span === 'segment' || (unit !== '.' && unit !== ':'));
-}
-
-/**
- * Whether every URL `inner` matches, `outer` matches too: each of `inner`'s characters and
- * wildcards must be matched by `outer`'s in order, a wildcard only by one at least as wide. Sound
- * (never says yes wrongly); it may say no to an exotic pair that is in fact within (then name the
- * outer pattern itself). Quadratic in the patterns' lengths, which requests bound.
- */
-export function patternWithin(inner: string, outer: string): boolean {
-  const asked = units(patternParts(inner));
-  const held = units(patternParts(outer));
-  // row[j]: the units of `inner` read so far are matched by the first j units of `outer`.
-  let row = held.map(() => false);
-  row.unshift(true);
-  for (let j = 1; j <= held.length; j++) row[j] = row[j - 1] === true && typeof held[j - 1] !== 'string';
-  for (const unit of asked) {
-    const next = [false];
-    for (let j = 1; j <= held.length; j++) {
-      const mine = held[j - 1] as Unit;
-      next[j] =
-        typeof mine === 'string'
-          ? row[j - 1] === true && unit === mine
-          : next[j - 1] === true || (row[j] === true && spans(mine.span, unit));
-    }
-    row = next;
-  }
-  return row[held.length] === true;
 }

@@ -35,7 +35,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
       configured: options.configured(),
       minter: admin.grants,
     });
-    const minted = await options.minted.mint(wanted).catch((error: unknown) => {
+    const minted = await options.minted.mint(wanted, admin.principalKey).catch((error: unknown) => {
       // The operator's to fix: the file and errno go to the log (the caller gets the 503).
       if (error instanceof ProxyError && error.code === 'signing_key_unavailable')
         request.log.warn(
