@@ -238,18 +238,33 @@ export class AnswerEvents {
     const key = logKey(session.key);
     const ttlMs = this.expiresInMs(session);
     for (let tries = 0; tries < MAX_APPEND_TRIES && ttlMs > 0; tries++) {
-      const before = await this.#store.get(key).catch(() => undefined);
+      // A read that fails is tried again (then the log is deleted below), never taken for "none".
+      const before = await this.#store.get(key).then(
+        (value) => ({ value }),
+        () => undefined,
+      );
+      if (before === undefined) continue;
+      return await this.#tombstone(key, before.value, ttlMs);
+    }
+    await this.#store.delete(key).catch(() => false);
+  }
+
+  /** Turns the head `before` of the log under `key` into a tombstone (nothing when none is there). */
+  async #tombstone(key: string, before: string | undefined, ttlMs: number): Promise<void> {
+    for (let tries = 0; tries < MAX_APPEND_TRIES; tries++) {
       // No log yet: none is begun for an ended session (#write), so nothing needs marking; one
       // mark per ended session (the client session's own) keeps a principal's churn bounded.
       if (before === undefined) return;
       const head = parseHead(before);
       if (head.x === 1) return;
       const stored = await this.#store.replaceIf(key, before, TOMBSTONE, ttlMs).catch(() => false);
-      if (!stored) continue;
-      this.#drop(key, head.f, head.t - head.f);
-      // Resumed streams re-read, find nothing, and end.
-      await this.#store.publish(key, '').catch(() => {});
-      return;
+      if (stored) {
+        this.#drop(key, head.f, head.t - head.f);
+        // Resumed streams re-read, find nothing, and end.
+        await this.#store.publish(key, '').catch(() => {});
+        return;
+      }
+      before = await this.#store.get(key).catch(() => before);
     }
     await this.#store.delete(key).catch(() => false);
   }
@@ -281,6 +296,10 @@ export class AnswerEvents {
         await Promise.all(
           values.map((value, index) => this.#store.set(slotKey(key, head.t + index), value, ttlMs)),
         );
+        // The session may have ended between the check and the new log (its forget found none).
+        if (before === undefined && (await this.#ended(session.key))) {
+          return await this.#tombstone(key, next, ttlMs);
+        }
       } catch (error) {
         throw ProxyError.is(error) ? error : storeFailure(error);
       }

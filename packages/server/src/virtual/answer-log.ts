@@ -3,8 +3,9 @@
  * How a client session's answer-stream events lie in the store (virtual/answer-events.ts keeps
  * them): append-only, one key per event (a slot) and one small head naming the kept slots and
  * the bytes they take, so an event costs the store about its own size (never a rewrite of the
- * log). A message is kept deflated (base64) when that is smaller: the session's bounds count the
- * bytes the store holds.
+ * log). A message is kept deflated (base64) when that is smaller; the session's bounds count
+ * the larger of the bytes the store holds and the message's own (inflated) bytes, so a message
+ * that deflates well cannot fill a reader's memory past them.
  * The head of a forgotten log is a tombstone until the session's expiry: nothing is written to it
  * again.
  */
@@ -17,6 +18,8 @@ export const MAX_EVENTS_PER_SESSION = 256;
 export const MAX_EVENT_BYTES_PER_SESSION = 256 * 1024;
 /** Bytes a slot costs the store beyond its value (its key, the head's record of it). */
 const SLOT_OVERHEAD = 64;
+/** Bytes a deflated message kept before its plain size was recorded may inflate to, at most. */
+const MAX_INFLATED_BYTES = 16 * 1024 * 1024;
 
 const deflate = promisify(deflateRaw);
 const inflate = promisify(inflateRaw);
@@ -65,7 +68,9 @@ export function parseHead(value: string | undefined): Head {
 export async function encode(event: Logged): Promise<string> {
   const plain = JSON.stringify(event);
   if (event.m === null || event.m === '') return plain;
-  const packed = JSON.stringify({ ...event, m: (await deflate(event.m)).toString('base64'), z: 1 });
+  const m = (await deflate(event.m)).toString('base64');
+  // `p`: the plain bytes, counted against the bounds and the most the message may inflate to.
+  const packed = JSON.stringify({ ...event, m, z: 1, p: Buffer.byteLength(event.m) });
   return Buffer.byteLength(packed) < Buffer.byteLength(plain) ? packed : plain;
 }
 
@@ -75,23 +80,42 @@ export async function encode(event: Logged): Promise<string> {
  */
 export async function decode(value: string, stream: string, after: number): Promise<Logged | undefined> {
   try {
-    const event = JSON.parse(value) as Logged;
+    const event = JSON.parse(value) as Logged & { readonly p?: unknown };
     if (event.s !== stream || !Number.isSafeInteger(event.n) || typeof event.d !== 'number') return undefined;
     if (event.n <= after || event.m === null || !('z' in event)) return event;
     return {
       s: event.s,
       n: event.n,
       d: event.d,
-      m: (await inflate(Buffer.from(event.m, 'base64'))).toString(),
+      m: (
+        await inflate(Buffer.from(event.m, 'base64'), {
+          maxOutputLength: plainBytes(event.p) ?? MAX_INFLATED_BYTES,
+        })
+      ).toString(),
     };
   } catch {
     return undefined;
   }
 }
 
-/** The store bytes of a slot value. */
+/** A recorded plain size, when it is one. */
+function plainBytes(p: unknown): number | undefined {
+  return typeof p === 'number' && Number.isSafeInteger(p) && p > 0 ? p : undefined;
+}
+
+/**
+ * The bytes a slot value counts against the session's bounds: what the store holds, or the
+ * message's plain bytes when it was deflated and they are more (a reader inflates it).
+ */
 export function sizeOf(value: string): number {
-  return Buffer.byteLength(value) + SLOT_OVERHEAD;
+  const stored = Buffer.byteLength(value);
+  if (!value.includes('"z":1')) return stored + SLOT_OVERHEAD;
+  try {
+    const plain = plainBytes((JSON.parse(value) as { readonly p?: unknown }).p) ?? MAX_INFLATED_BYTES;
+    return Math.max(stored, plain) + SLOT_OVERHEAD;
+  } catch {
+    return stored + SLOT_OVERHEAD;
+  }
 }
 
 /** The store bytes of slot `slot`; undefined when it holds nothing. */
