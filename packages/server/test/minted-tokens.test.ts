@@ -6,7 +6,7 @@
  * with the public key, another origin.
  */
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
-import { keyId } from '../src/identity/signing-keys.ts';
+import { minterClaim } from '../src/identity/minted-tokens.ts';
+import { keyId, signingKey } from '../src/identity/signing-keys.ts';
 import { type MisbehavingUpstream, startMisbehaving } from './fixtures/misbehaving-upstream.ts';
 import { type EverythingServer, startEverything } from './helpers/everything.ts';
 import { ManualClock } from './helpers/manual-clock.ts';
@@ -400,8 +401,8 @@ describe('minted tokens', () => {
           aud: 'mcp-proxy',
           sub: 'alice',
           jti: 'AAAAAAAAAAAAAAAAAAAAAA',
-          // `npm run token`'s minter: 16 hex digits of the SHA-256 of its principal key `cli`.
-          minter: createHash('sha256').update('cli').digest('hex').slice(0, 16),
+          // `npm run token`'s minter: its principal key `cli`, HMAC'd under the signing key.
+          minter: minterClaim('cli', signingKey(key).minterSecret),
           ...claims,
         })
           .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'mcp-proxy+jwt' })

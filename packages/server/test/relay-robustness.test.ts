@@ -571,3 +571,56 @@ it('with SESSION_SECRET, relay messages are sealed: nothing in clear, forged or 
   assert.ok(exchangeOf(sealedOpen) !== undefined);
   assert.deepEqual(replayed.map(opened), [], 'the replayed open was run again');
 });
+
+it('review11 (7): an open whose minted principal names another minter than its key, or no minter id, is refused', {
+  timeout: 20_000,
+}, async () => {
+  store = new MemoryStore(SYSTEM_CLOCK);
+  const a = await instance(view());
+  const sid = await openSession(a);
+  const owner = (await store.get(`instances:session:${sid}`)) as string;
+  const heard: Array<{ k: string; x: string }> = [];
+  const stop = await store.subscribe('relay:to:forger', (message) =>
+    heard.push(parseRelayed('relay:to:forger', message)),
+  );
+  const minter = 'a'.repeat(16);
+  const forge = (x: string, principalMinter: string) =>
+    store.publish(
+      `relay:to:${owner}`,
+      JSON.stringify({
+        k: 'open',
+        x,
+        n: 0,
+        from: 'forger',
+        method: 'POST',
+        url: '/proxy',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ server: 'feat', jsonrpc: '2.0', id: 9, method: 'ping' }),
+        principal: {
+          id: 'x',
+          principalKey: `minted:${minter}:alice`,
+          subject: 'alice',
+          auth: 'minted',
+          grants: {},
+          minter: principalMinter,
+          credentialId: 'AAAAAAAAAAAAAAAAAAAAAA',
+        },
+      }),
+    );
+  await forge('minter-matches', minter);
+  await forge('minter-differs', 'b'.repeat(16));
+  await forge('minter-not-an-id', 'cli');
+  const kindsOf = (x: string) => heard.filter((m) => m.x === x).map((m) => m.k);
+  await eventually(
+    () => ['minter-matches', 'minter-differs', 'minter-not-an-id'].every((x) => kindsOf(x).length > 0),
+    {
+      timeoutMs: 8_000,
+      what: `an answer to each open (heard ${JSON.stringify(heard)})`,
+    },
+  );
+  await stop();
+  // Run (and answered: that minter is not configured here, so 401), not refused unrun.
+  assert.deepEqual(kindsOf('minter-matches'), ['part'], 'the well-formed open was run');
+  assert.deepEqual(kindsOf('minter-differs'), ['fail']);
+  assert.deepEqual(kindsOf('minter-not-an-id'), ['fail']);
+});

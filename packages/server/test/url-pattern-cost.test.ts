@@ -14,6 +14,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { keyFile, mintRaw } from './helpers/minted.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
@@ -31,7 +32,12 @@ describe('review10 MINT-1: a minted URL pattern cannot make one request burn sec
         tokens: [{ sha256: sha256(LIMITED_ADMIN), admin: true, urls: ['http://127.0.0.1:*/**'] }],
       }),
     );
-    proxy = await startProxy({ HOST: '127.0.0.1', SIGNING_KEYS: keyFile(), MCP_PROXY_CONFIG: configPath });
+    proxy = await startProxy({
+      HOST: '127.0.0.1',
+      SIGNING_KEYS: keyFile(),
+      MCP_PROXY_CONFIG: configPath,
+      WS_ALLOW_MISSING_ORIGIN: 'true',
+    });
   });
   after(async () => {
     await proxy?.close();
@@ -61,5 +67,85 @@ describe('review10 MINT-1: a minted URL pattern cannot make one request burn sec
     assert.equal(reply.status, 403, JSON.stringify(reply.body));
     assert.equal(reply.body.error.data.code, 'forbidden_server');
     assert.ok(cpuMs < 500, `one request cost ${cpuMs.toFixed(0)} ms of CPU matching the URL pattern`);
+  });
+
+  it('review11: a raw URL over 2048 characters is refused on /mcp and /ws as POST /proxy refuses it', async () => {
+    const minted = await mintRaw(
+      proxy.url,
+      { subject: 'long-url', ttlSeconds: 600, urls: ['http://127.0.0.1:*/**'] },
+      LIMITED_ADMIN,
+    );
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    const token = minted.body.token as string;
+    const long = `http://127.0.0.1:1/${'a'.repeat(15_000)}`;
+
+    const viaProxy = await postProxy(
+      { url: proxy.url, token },
+      { mcp_server_url: long, jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(viaProxy.status, 400, JSON.stringify(viaProxy.body));
+    assert.equal(viaProxy.body.error.data.code, 'invalid_envelope');
+
+    const viaMcp = await fetch(`${proxy.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': token,
+        'x-mcp-server-url': long,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    const mcpBody = (await viaMcp.json()) as { error: { data: { code: string; field?: string } } };
+    assert.equal(viaMcp.status, 400, JSON.stringify(mcpBody));
+    assert.equal(mcpBody.error.data.code, 'invalid_envelope');
+    assert.equal(mcpBody.error.data.field, 'mcp_server_url');
+
+    const wsUrl = `${proxy.url.replace(/^http/, 'ws')}/ws?mcp_server_url=${encodeURIComponent(long)}`;
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = new WebSocket(wsUrl, ['mcp', `proxy-token.${token}`]);
+      socket.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      socket.once('open', () => reject(new Error('opened')));
+      socket.once('error', () => {});
+    });
+    assert.equal(refused.status, 400, refused.body);
+    assert.equal(JSON.parse(refused.body).error.data.code, 'invalid_envelope');
+  });
+
+  it('review11: a long raw URL that leaves every pattern early is not matched to their ends', async () => {
+    // 10 patterns of 500 characters (what fits in a token), each within the admin's: a URL of 2048
+    // characters cost 2048 × 5000 steps per request (about 90 ms of CPU) though it differs from all
+    // of them at its first path character.
+    const urls = Array.from(
+      { length: 10 },
+      (_, i) => `http://127.0.0.1:*/${String(i).padStart(2, '0')}${'a'.repeat(480)}`,
+    );
+    const minted = await mintRaw(proxy.url, { subject: 'early-out', ttlSeconds: 600, urls }, LIMITED_ADMIN);
+    assert.equal(minted.status, 201, JSON.stringify(minted.body));
+    const caller = { url: proxy.url, token: minted.body.token as string };
+    const envelope = {
+      mcp_server_url: `http://127.0.0.1:1/b${'a'.repeat(2000)}`,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'ping',
+    };
+    const started = process.cpuUsage();
+    for (let i = 0; i < 20; i++) {
+      const reply = await postProxy(caller, envelope);
+      assert.equal(reply.status, 403, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'forbidden_server');
+    }
+    const spent = process.cpuUsage(started);
+    const cpuMs = (spent.user + spent.system) / 1000;
+    assert.ok(
+      cpuMs < 500,
+      `twenty refused requests cost ${cpuMs.toFixed(0)} ms of CPU matching URL patterns`,
+    );
   });
 });

@@ -13,6 +13,13 @@ import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.
 /** Transport choices a caller may make for a URL. */
 export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse', 'websocket'] as const;
 
+/**
+ * The longest raw upstream URL a caller may name, in characters, on every surface (POST /proxy's
+ * envelope, /mcp's X-MCP-Server-URL, /ws's query): matching one against a grant's URL patterns
+ * costs its length times theirs (review 11).
+ */
+export const MAX_TARGET_URL_LENGTH = 2048;
+
 /** A transport choice. */
 export type TransportChoice = (typeof TRANSPORT_CHOICES)[number];
 
@@ -90,6 +97,14 @@ export class TargetResolver {
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
    */
   async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
+    if ('url' in request && request.url.length > MAX_TARGET_URL_LENGTH) {
+      // Worded as POST /proxy's envelope words it, before any pattern is matched against it.
+      throw new ProxyError(
+        'invalid_envelope',
+        `Invalid proxy envelope: mcp_server_url is longer than ${MAX_TARGET_URL_LENGTH} characters.`,
+        { data: { field: 'mcp_server_url' } },
+      );
+    }
     if (!('server' in request) && !TargetResolver.permits(grants, request)) {
       throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
     }

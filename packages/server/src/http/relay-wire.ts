@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { bearerOf } from '../identity/hook.ts';
+import { MINTER_ID } from '../identity/minted-tokens.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isProxyCredential } from '../identity/proxy-credential.ts';
 import { parseJsonObject } from '../json-object.ts';
@@ -188,7 +189,7 @@ export function principalOf(value: unknown): Principal | undefined {
     grants === undefined ||
     !(p.expiresAt === undefined || Number.isFinite(p.expiresAt)) ||
     !(p.origin === undefined || isText(p.origin)) ||
-    !(p.minter === undefined || isText(p.minter)) ||
+    !(p.minter === undefined || mintersKey(p.minter, p.principalKey)) ||
     !(p.credentialId === undefined || isText(p.credentialId))
   )
     return undefined;
@@ -203,6 +204,14 @@ export function principalOf(value: unknown): Principal | undefined {
     ...(p.minter === undefined ? {} : { minter: p.minter }),
     ...(p.credentialId === undefined ? {} : { credentialId: p.credentialId }),
   };
+}
+
+/**
+ * Whether `minter` is a minter id ({@link MINTER_ID}) and the one its minted principal key
+ * (`minted:<minter>:<subject>`) is scoped by: the owner judges the principal against it.
+ */
+function mintersKey(minter: unknown, principalKey: string): minter is string {
+  return typeof minter === 'string' && MINTER_ID.test(minter) && principalKey.startsWith(`minted:${minter}:`);
 }
 
 function grantsOf(value: unknown): Principal['grants'] | undefined {

@@ -87,6 +87,9 @@ interface Cached extends Verified {
   checkedAt: number;
 }
 
+/** A remembered verdict: the token is within its minter's grants. */
+const WITHIN = 'within';
+
 /** Three base64url parts: a JWS in compact form (the signature may be empty, as `alg: none`'s is). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -102,6 +105,11 @@ export const CREDENTIAL_REFUSALS: ReadonlySet<string> = new Set([
 export class Authenticator {
   readonly #deps: AuthenticatorDeps;
   readonly #cache = new Map<string, Cached>();
+  /**
+   * Per minted token (`jti`), under the reload in force: {@link beyondMinter}'s verdict. Cleared by
+   * {@link forgetVerified}; at most `cacheEntries`, the oldest going first.
+   */
+  readonly #minterVerdicts = new Map<string, ProxyError | typeof WITHIN>();
   readonly #cacheEntries: number;
   /**
    * Fixed for the app's life: a reload changes what a verifier trusts in place (the OIDC
@@ -137,7 +145,7 @@ export class Authenticator {
       const principal = await this.#deps.minted.verify(presented);
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
-      const beyond = beyondMinter(principal, this.#deps.minters);
+      const beyond = this.#beyondMinter(principal);
       if (beyond !== undefined) throw beyond;
       verified = { principal };
     } else {
@@ -211,6 +219,7 @@ export class Authenticator {
   forgetVerified(): void {
     this.#generation++;
     this.#cache.clear();
+    this.#minterVerdicts.clear();
   }
 
   /** Forgets a revoked credential's cache entries. */
@@ -235,7 +244,25 @@ export class Authenticator {
    * I/O): what an open holding shows before its token is verified again (review10 MINT-2).
    */
   stillWithinMinter(principal: Principal): boolean {
-    return beyondMinter(principal, this.#deps.minters) === undefined;
+    return this.#beyondMinter(principal) === undefined;
+  }
+
+  /**
+   * {@link beyondMinter}, remembered per token until the next reload (review 11: comparing URL
+   * patterns may cost tens of ms): refusals too, or a refused token would pay it at every request.
+   */
+  #beyondMinter(principal: Principal): ProxyError | undefined {
+    const id = principal.credentialId;
+    if (principal.auth !== 'minted' || id === undefined) return beyondMinter(principal, this.#deps.minters);
+    const known = this.#minterVerdicts.get(id);
+    if (known !== undefined) return known === WITHIN ? undefined : known;
+    const verdict = beyondMinter(principal, this.#deps.minters);
+    if (this.#minterVerdicts.size >= this.#cacheEntries) {
+      const oldest = this.#minterVerdicts.keys().next();
+      if (!oldest.done) this.#minterVerdicts.delete(oldest.value);
+    }
+    this.#minterVerdicts.set(id, verdict ?? WITHIN);
+    return verdict;
   }
 
   /** The grants a reload judges an owner's open sessions by (`undefined`: refused). */

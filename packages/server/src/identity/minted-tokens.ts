@@ -6,10 +6,11 @@
  * (never `none`, never an HMAC keyed with a public key), our issuer and audience, a known `kid`,
  * an `exp` no later than the TTL cap allows. The caller sees stable codes, never jose's wording.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { ProxyError } from '../errors.ts';
 import { peekJwt } from './jwt-peek.ts';
+import { CLI_MINTER } from './mint-records.ts';
 import type { Grants, Principal } from './principal.ts';
 import { SigningKeyError, type SigningKeys } from './signing-keys.ts';
 
@@ -37,16 +38,25 @@ export const TOKEN_ID = /^[A-Za-z0-9_-]{22}$/;
 export const SUBJECT = /^(?!\s)[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]{1,256}(?<!\s)$/u;
 
 /**
- * What a minted token's `minter` claim is: 16 hex digits of the SHA-256 of the minting admin's
- * principal key (`cli` for `npm run token`). It scopes the token's principal (review10 MINT-5):
- * two admins minting the same subject make two principals, which share no session or upstream
- * sign-in; and it names whose grants the token must stay within (review10 MINT-2).
+ * A minter id: 16 hex digits. A minted principal's `minter` ({@link minterId}) scopes it (review10
+ * MINT-5): two admins minting the same subject make two principals, which share no session or
+ * upstream sign-in; and it names whose grants the token must stay within (review10 MINT-2). The
+ * token's `minter` claim ({@link minterClaim}) has the same shape but is keyed by the signing key.
  */
 export const MINTER_ID = /^[0-9a-f]{16}$/;
 
-/** The `minter` claim of the tokens minted by the principal `principalKey` ({@link MINTER_ID}). */
+/** The minter id of the principal `principalKey` (`cli` for `npm run token`): never in a token. */
 export function minterId(principalKey: string): string {
   return createHash('sha256').update(principalKey).digest('hex').slice(0, 16);
+}
+
+/**
+ * The `minter` claim of the tokens `principalKey` mints under a signing key (its
+ * `minterSecret`): an HMAC, so that a browser reading the claim cannot test guesses at the
+ * admin token offline, as it could a hash of its principal key (review 11).
+ */
+export function minterClaim(principalKey: string, minterSecret: Buffer): string {
+  return createHmac('sha256', minterSecret).update(principalKey).digest('hex').slice(0, 16);
 }
 
 /** `subject` in NFC: the one spelling a principal is keyed by. */
@@ -91,18 +101,19 @@ interface MintedClaims extends JWTPayload {
 /** The principal of a subject minted by `minter` (the same for every token that minter mints for it). */
 function mintedPrincipal(
   subject: string,
-  minter: string,
+  minter: string | undefined,
   grants: Grants,
   extra: { expiresAt: number; origin?: string | undefined; credentialId: string },
 ): Principal {
-  const principalKey = `minted:${minter}:${subject}`;
+  // No minter: none configured now minted it (refused as such: identity/minter-bounds.ts).
+  const principalKey = `minted:${minter ?? 'unknown'}:${subject}`;
   return {
     id: createHash('sha256').update(principalKey).digest('hex').slice(0, 12),
     principalKey,
     subject,
     auth: 'minted',
     grants,
-    minter,
+    ...(minter === undefined ? {} : { minter }),
     expiresAt: extra.expiresAt,
     ...(extra.origin === undefined ? {} : { origin: extra.origin }),
     credentialId: extra.credentialId,
@@ -120,10 +131,13 @@ export function looksMinted(token: string): boolean {
 export class MintedTokens {
   readonly #keys: SigningKeys;
   readonly #now: () => number;
+  readonly #minters: () => Iterable<string>;
 
-  constructor(keys: SigningKeys, now: () => number = Date.now) {
+  /** `minters`: the principal keys of the admin tokens configured now (`cli` is always one). */
+  constructor(keys: SigningKeys, now: () => number = Date.now, minters: () => Iterable<string> = () => []) {
     this.#keys = keys;
     this.#now = now;
+    this.#minters = minters;
   }
 
   /** Signs a token for `request` with the newest key; `minter`: the minting principal's key (or `cli`). */
@@ -141,7 +155,7 @@ export class MintedTokens {
     const expires = issuedAt + Math.min(Math.max(1, Math.floor(request.ttlSeconds)), MAX_TTL_SECONDS);
     const id = randomBytes(16).toString('base64url');
     const claims: MintedClaims = {
-      minter: minterId(minter),
+      minter: minterClaim(minter, key.minterSecret),
       ...(request.servers === undefined ? {} : { servers: [...request.servers] }),
       ...(request.urls === undefined ? {} : { urls: [...request.urls] }),
       ...(request.tools === undefined ? {} : { tools: [...request.tools] }),
@@ -172,6 +186,7 @@ export class MintedTokens {
   async verify(token: string): Promise<Principal> {
     const { errors, jwtVerify } = await import('jose');
     let payload: MintedClaims;
+    let kid: string | undefined;
     try {
       const verified = await jwtVerify<MintedClaims>(
         token,
@@ -193,6 +208,7 @@ export class MintedTokens {
         },
       );
       payload = verified.payload;
+      kid = verified.protectedHeader.kid;
     } catch (error) {
       if (error instanceof ProxyError) throw error;
       if (error instanceof errors.JWTExpired) throw new ProxyError('token_expired');
@@ -231,7 +247,7 @@ export class MintedTokens {
     if (expiresAt <= this.#now()) throw new ProxyError('token_expired');
     return mintedPrincipal(
       sub,
-      minter,
+      this.#minterOf(minter, kid),
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
         ...(payload.urls === undefined ? {} : { urls: payload.urls }),
@@ -240,6 +256,18 @@ export class MintedTokens {
       },
       { expiresAt, origin: payload.origin, credentialId: jti },
     );
+  }
+  /**
+   * The minter id ({@link minterId}) of the minter configured now whose claim under the key `kid`
+   * is `claim`; undefined when none is (its admin token is no longer configured).
+   */
+  #minterOf(claim: string, kid: string | undefined): string | undefined {
+    const secret = this.#keys.minterSecret(kid);
+    if (secret === undefined) return undefined;
+    for (const principalKey of [CLI_MINTER, ...this.#minters()]) {
+      if (minterClaim(principalKey, secret) === claim) return minterId(principalKey);
+    }
+    return undefined;
   }
 }
 

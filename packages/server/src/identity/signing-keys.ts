@@ -9,6 +9,7 @@
  */
 import {
   createHash,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -29,6 +30,20 @@ export interface SigningKey {
   readonly kid: string;
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;
+  /**
+   * The key minted tokens' `minter` claims are HMACs under (identity/minted-tokens.ts
+   * `minterClaim`): derived from the private key, so no claim can be recomputed without it.
+   */
+  readonly minterSecret: Buffer;
+}
+
+/** The key pair of an Ed25519 private key, named by its `kid`. */
+export function signingKey(privateKey: KeyObject): SigningKey {
+  const publicKey = createPublicKey(privateKey);
+  const minterSecret = createHmac('sha256', 'mcp-proxy minter claim')
+    .update(privateKey.export({ type: 'pkcs8', format: 'der' }))
+    .digest();
+  return { kid: keyId(publicKey), privateKey, publicKey, minterSecret };
 }
 
 /** Where the keys come from. */
@@ -83,8 +98,7 @@ function readKey(path: string): SigningKey {
       `signing key ${path}: must be Ed25519 (openssl genpkey -algorithm ed25519), not ${privateKey.asymmetricKeyType}`,
     );
   }
-  const publicKey = createPublicKey(privateKey);
-  return { kid: keyId(publicKey), privateKey, publicKey };
+  return signingKey(privateKey);
 }
 
 /** The current keys; {@link SigningKeys.replace} swaps them on a reload. */
@@ -126,6 +140,11 @@ export class SigningKeys {
     return generated;
   }
 
+  /** The {@link SigningKey.minterSecret} of the key named `kid` (one {@link verifier} found). */
+  minterSecret(kid: string | undefined): Buffer | undefined {
+    return this.#keys.find((key) => key.kid === kid)?.minterSecret;
+  }
+
   /** The public key named `kid`, if it is one of ours. */
   verifier(kid: string | undefined): KeyObject | undefined {
     if (kid === undefined) return undefined;
@@ -157,8 +176,7 @@ export class SigningKeys {
 
   #generate(dataDir: string): SigningKey {
     if (this.#settings.ephemeral) {
-      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-      return { kid: keyId(publicKey), privateKey, publicKey };
+      return signingKey(generateKeyPairSync('ed25519').privateKey);
     }
     const path = join(dataDir, GENERATED_KEY_FILE);
     const { privateKey } = generateKeyPairSync('ed25519');

@@ -76,7 +76,12 @@ export class TokenVerifier {
     this.#admins = admins;
   }
 
-  /** The grants now of the admin token whose minted tokens name `minter`; undefined when none. */
+  /** The principal keys of the admin tokens configured now: who may have minted a token. */
+  adminKeys(): string[] {
+    return this.#principals.filter((p) => p.grants.admin === true).map((p) => p.principalKey);
+  }
+
+  /** The grants now of the admin token whose minter id ({@link minterId}) is `minter`; undefined when none. */
   adminGrants(minter: string): Grants | undefined {
     return this.#admins.get(minter);
   }

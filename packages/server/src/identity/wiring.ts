@@ -112,7 +112,7 @@ export function buildIdentity(config: Config, deps: IdentityDeps): Identity {
   // Minted tokens (issue 17): keys (a generated one stays in memory with STORE=memory), the
   // revocations in the shared store, what each token holds open, and the one authenticator.
   const signingKeys = new SigningKeys(signingKeySettings(config), now);
-  const minted = new MintedTokens(signingKeys, now);
+  const minted = new MintedTokens(signingKeys, now, () => verifier.adminKeys());
   const revocations = new Revocations(namespaced(store, 'revoked:'), now);
   // What a minted token is judged against when verified (review10 MINT-2): kept here, replaced
   // by a reload before the tokens are verified again.

@@ -77,7 +77,10 @@ function spans(span: PatternSpan, unit: Unit): boolean {
   return unit !== '/' && (span === 'segment' || (unit !== '.' && unit !== ':'));
 }
 
-/** Whether `held` matches all of `asked`, in O(|asked|·|held|) time and O(|held|) memory. */
+/**
+ * Whether `held` matches all of `asked`, in O(|asked|·|held|) time and O(|held|) memory; it stops
+ * at the first unit of `asked` no prefix of `held` can take.
+ */
 function unitsWithin(asked: readonly Unit[], held: readonly Unit[]): boolean {
   // row[j]: the units of `asked` read so far are matched by the first j units of `held`.
   let row = held.map(() => false);
@@ -85,13 +88,17 @@ function unitsWithin(asked: readonly Unit[], held: readonly Unit[]): boolean {
   for (let j = 1; j <= held.length; j++) row[j] = row[j - 1] === true && typeof held[j - 1] !== 'string';
   for (const unit of asked) {
     const next = [false];
+    let live = false;
     for (let j = 1; j <= held.length; j++) {
       const mine = held[j - 1] as Unit;
       next[j] =
         typeof mine === 'string'
           ? row[j - 1] === true && unit === mine
           : next[j - 1] === true || (row[j] === true && spans(mine.span, unit));
+      live ||= next[j] === true;
     }
+    // No prefix of `held` matches what was read: nothing read later can revive one (review 11).
+    if (!live) return false;
     row = next;
   }
   return row[held.length] === true;

@@ -3,7 +3,7 @@
  * The POST /proxy envelope: the target and its credentials next to the JSON-RPC fields.
  */
 import { z } from 'zod';
-import { type TargetRequest, TRANSPORT_CHOICES } from '../../dispatch/targets.ts';
+import { MAX_TARGET_URL_LENGTH, type TargetRequest, TRANSPORT_CHOICES } from '../../dispatch/targets.ts';
 import { ProxyError } from '../../errors.ts';
 import type { JsonRpcNotification, JsonRpcRequest } from '../../jsonrpc.ts';
 
@@ -12,7 +12,7 @@ import type { JsonRpcNotification, JsonRpcRequest } from '../../jsonrpc.ts';
  * and test/envelope.test.ts checks the two agree over a generated table of envelopes.
  */
 const MAX = {
-  mcp_server_url: 2048,
+  mcp_server_url: MAX_TARGET_URL_LENGTH,
   server: 64,
   mcp_token: 8192,
   /** Session ids and versions travel in headers. */
