@@ -15,7 +15,6 @@ import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
-import type { TargetResolver } from './dispatch/targets.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
 import { ProxyError } from './errors.ts';
 import { corsOptions } from './http/cors.ts';
@@ -332,6 +331,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
   app.decorateRequest('targetKey', undefined);
+  app.decorateRequest('inFlightHeld', undefined);
 
   await app.register(fastifyCors, () => corsOptions(access, config.corsMaxAgeSeconds));
 
