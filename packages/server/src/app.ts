@@ -337,6 +337,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
   app.decorateRequest('targetKey', undefined);
+  app.decorateRequest('inFlightHeld', undefined);
 
   await app.register(fastifyCors, () => corsOptions(access, config.corsMaxAgeSeconds));
 

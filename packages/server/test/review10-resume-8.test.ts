@@ -32,7 +32,6 @@ test('a resumable call left on one instance is cancelled by notifications/cancel
   });
   t.after(() => member.stop());
   const redis = await startRedis();
-  t.after(() => redis.stop());
   const env = {
     MCP_PROXY_CONFIG: oneMemberConfig(member.url),
     REDIS_URL: redis.url,
@@ -43,6 +42,9 @@ test('a resumable call left on one instance is cancelled by notifications/cancel
   t.after(() => first.close());
   const second = await startProxy(env);
   t.after(() => second.close());
+  // After the proxies close (hooks run in the order they were added): a proxy closing while
+  // its Redis is gone waits on it.
+  t.after(() => redis.stop());
 
   const session = await rawClient(first.url).initialize();
   const leaving = new AbortController();

@@ -10,11 +10,27 @@ import { onResponseClosed } from '../response-closed.ts';
 import { closeAfterRefusal } from './connection-deadlines.ts';
 import type { InFlightLimits } from './in-flight.ts';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Work that outlives the response and holds the request's in-flight slot until it settles. */
+    inFlightHeld: Promise<unknown> | undefined;
+  }
+}
+
+/**
+ * Keeps `request`'s in-flight slot (if it took one) until `work` settles, past the response's
+ * close: a call that goes on after its caller left (a resumable answer) still counts against
+ * IN_FLIGHT_PER_TOKEN and IN_FLIGHT_TOTAL (review10 RESUME-3).
+ */
+export function holdInFlightSlot(request: FastifyRequest, work: Promise<unknown>): void {
+  request.inFlightHeld = work;
+}
+
 /** Hooks to add to an authenticated scope, after the token hook. */
 export interface InFlightHooks {
   /**
    * Takes an in-flight slot for each POST before its body is read; gives it back when the response
-   * closes. Callback-style hooks, not async ones: Fastify then goes on at once instead of a
+   * closes, or once the work {@link holdInFlightSlot} names settles, if later. Callback-style hooks, not async ones: Fastify then goes on at once instead of a
    * promise and a microtask later, on every request.
    */
   readonly onRequest: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
@@ -55,7 +71,11 @@ export function inFlightHooks(limits: InFlightLimits, maxBatchMessages: number):
       }
       // 'close' follows both a finished response and a connection lost midway, once; a caller
       // that left while authentication awaited its store has closed already.
-      onResponseClosed(reply.raw, release);
+      onResponseClosed(reply.raw, () => {
+        const held = request.inFlightHeld;
+        if (held === undefined) release();
+        else void held.then(release, release);
+      });
       done();
     },
     beforeParse(request) {

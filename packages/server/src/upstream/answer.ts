@@ -87,17 +87,27 @@ export async function readAnswer(response: UpstreamResponse, reading: AnswerRead
   );
 }
 
-/** Resumptions of one answer in a row that bring no new event before it is given up on. */
+/** Resumptions of one answer in a row that deliver no message before it is given up on. */
 const MAX_IDLE_RESUMES = 3;
+/**
+ * Resumptions of one answer in all (review10 RESUME-2): a server delivering a message on each,
+ * at the shortest wait, is resumed for {@link MAX_RESUMES} × {@link MIN_RETRY_MS} at least.
+ */
+const MAX_RESUMES = 1_000;
 /** The longest `retry:` a server may ask the proxy to wait before resuming (a call has its deadline). */
 const MAX_RETRY_MS = 5_000;
+/** The shortest wait before resuming, whatever `retry:` the server asked for (`retry: 0` included). */
+const MIN_RETRY_MS = 100;
 /** The wait before resuming when the server named none. */
 const DEFAULT_RETRY_MS = 1_000;
 
 /**
  * Reads a request's event stream until its answer. A server may close the stream before the
  * answer once it sent an event id (SSE polling, SEP-1699): the stream is then resumed from the
- * last id after the server's `retry:` wait, for as long as each resumption brings something new.
+ * last id after the server's `retry:` wait (within {@link MIN_RETRY_MS}..{@link MAX_RETRY_MS}),
+ * for as long as resumptions deliver messages: {@link MAX_IDLE_RESUMES} in a row that deliver
+ * none (new event ids are not enough: review10 RESUME-2), or {@link MAX_RESUMES} in all, fail
+ * the call then, rather than leave it waiting for its deadline.
  */
 async function readAnswerStream(
   first: UpstreamResponse,
@@ -106,6 +116,7 @@ async function readAnswerStream(
 ): Promise<void> {
   const { http, signal, deliver } = reading;
   let answered = false;
+  let delivered = false;
   let lastEventId: string | undefined;
   let retryMs = DEFAULT_RETRY_MS;
   const onEvent = (event: { id?: string | undefined; event?: string | undefined; data: string }) => {
@@ -113,23 +124,30 @@ async function readAnswerStream(
     if (!isMessageEvent(event)) return false;
     const messages = parseMessages(event.data);
     deliver(messages);
+    delivered = true;
     // A request's stream is over with its answer (the server should close it then): one that
     // trickles on must not hold a socket for a finished call (issue 14, finding 6).
     answered = messages.some((m) => isResponse(m) && m.id === awaited);
     return answered;
   };
   const onRetry = (ms: number) => {
-    retryMs = Math.min(ms, MAX_RETRY_MS);
+    retryMs = Math.min(Math.max(ms, MIN_RETRY_MS), MAX_RETRY_MS);
   };
   let response = first;
-  for (let idle = 0; ; ) {
-    const before = lastEventId;
+  for (let idle = 0, resumes = 0; ; resumes++) {
+    delivered = false;
     await readEventStream(response, http.responseLimitBytes, onEvent, signal, reading.gate, onRetry);
-    idle = lastEventId === before ? idle + 1 : 0;
-    if (answered || lastEventId === undefined || reading.resume === undefined || idle > MAX_IDLE_RESUMES)
-      return;
+    idle = delivered ? 0 : idle + 1;
+    if (answered || lastEventId === undefined || reading.resume === undefined) return;
+    if (idle > MAX_IDLE_RESUMES || resumes >= MAX_RESUMES)
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server closed its answer stream again and again without the answer.',
+        { data: { resumptions: resumes } },
+      );
+    const resumeFrom = headerSafeEventId(lastEventId);
     await sleep(retryMs, undefined, { signal });
-    response = await reading.resume(lastEventId, signal);
+    response = await reading.resume(resumeFrom, signal);
     if (response.status < 200 || response.status >= 300)
       await rejectStatus(http, response, { sessionId: reading.sessionId });
     if (!isEventStream(response)) {
@@ -140,4 +158,20 @@ async function readAnswerStream(
       );
     }
   }
+}
+
+/** What an HTTP header value may hold (tab, visible ASCII and space, Latin-1 beyond). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The event id to resume from, as a `Last-Event-ID` header value: an id no header can carry
+ * (a character beyond Latin-1, a control character) is the server's protocol error (review10
+ * RESUME-9), not the HTTP client's exception.
+ */
+function headerSafeEventId(id: string): string {
+  if (HEADER_VALUE.test(id)) return id;
+  throw new ProxyError(
+    'upstream_protocol_error',
+    'The MCP server named an event id no Last-Event-ID header can carry: its answer stream cannot be resumed.',
+  );
 }

@@ -12,8 +12,11 @@
  *   within {@link FLEET_LIMITS}.takenMs, it is refused for the client as it would be with no
  *   stream at all;
  * - a client's answer to a server request, which names the instance that asked in its id, goes
- *   to that instance's own channel; the end of a client session (DELETE) ends its streams on
- *   every instance.
+ *   to that instance's own channel; the end of a client session (DELETE) ends its streams, and
+ *   the calls and resumed streams that outlive their connections, on every instance; a client's
+ *   `notifications/cancelled` for a call of its session that is not running here is told to
+ *   the other instances (review10 RESUME-5, RESUME-8). A principal's channel is listened to
+ *   while it has a GET stream, or a call or stream that outlives its connection, here.
  *
  * Messages are sealed for the channel they travel on (`SESSION_SECRET`, as relay messages are:
  * the box is passed in) and carry the principal, which the hearing side checks against the
@@ -118,6 +121,14 @@ interface Watched {
   readonly listening: Listening;
 }
 
+/** What a client session's end and cancellations do to the calls running here. */
+export interface FleetCalls {
+  /** The session ended (on another instance). */
+  ended(principalKey: string, session: string): void;
+  /** The client cancelled its session's call `id` on the virtual server `name` (on another instance). */
+  cancelled(principalKey: string, name: string, session: string, id: RequestId): void;
+}
+
 /** A store's failure as an error (a rejection may be anything). */
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
@@ -132,6 +143,7 @@ function asksChannel(tag: string): string {
 export class FleetStreams {
   readonly #here: ClientStreams;
   readonly #requests: MemberRequests;
+  readonly #calls: FleetCalls;
   readonly #deps: FleetDeps | undefined;
   readonly #watched = new Map<string, Watched>();
   /** Bytes of each principal's messages on their way to the store. */
@@ -143,9 +155,10 @@ export class FleetStreams {
   readonly #own: Listening | undefined;
   #closed = false;
 
-  constructor(here: ClientStreams, requests: MemberRequests, deps?: FleetDeps) {
+  constructor(here: ClientStreams, requests: MemberRequests, calls: FleetCalls, deps?: FleetDeps) {
     this.#here = here;
     this.#requests = requests;
+    this.#calls = calls;
     this.#deps = deps;
     // A client's answer the proxy accepted always fits alone.
     const client = Math.max(
@@ -178,7 +191,7 @@ export class FleetStreams {
   } {
     const { principalKey } = stream[0];
     const close = this.#here.open(...stream);
-    const release = this.#watch(principalKey);
+    const release = this.watch(principalKey);
     const ready = this.#watched.get(principalKey)?.listening.made.then(() => {});
     return {
       close: () => {
@@ -189,10 +202,19 @@ export class FleetStreams {
     };
   }
 
-  /** Ends the streams of the client session `session` of `principalKey`, on every instance. */
+  /**
+   * Ends the streams of the client session `session` of `principalKey` here, and what the session
+   * has on the other instances (its streams, its calls: {@link FleetCalls.ended}).
+   */
   end(principalKey: string, session: string): void {
     this.#here.end(principalKey, session);
     this.#publish(principalKey, this.#streamsChannel(principalKey), { t: 'end', session }, 'client');
+  }
+
+  /** Tells the other instances the client cancelled its session's call `id` (none runs here). */
+  cancel(principalKey: string, name: string, session: string, id: RequestId): void {
+    const body = { t: 'cancel', name, session, id };
+    this.#publish(principalKey, this.#streamsChannel(principalKey), body, 'client');
   }
 
   /** After a reload ({@link ClientStreams.refresh}; each instance refreshes its own). */
@@ -282,8 +304,11 @@ export class FleetStreams {
     return true;
   }
 
-  /** Refcounts the principal's channel: listened to while it has a stream here. */
-  #watch(principalKey: string): () => void {
+  /**
+   * Refcounts the principal's channel: listened to while it has a stream here, or a call or a
+   * resumed stream that outlives its connection (until the returned function is called).
+   */
+  watch(principalKey: string): () => void {
     const deps = this.#deps;
     if (deps === undefined) return () => {};
     let watched = this.#watched.get(principalKey);
@@ -362,7 +387,15 @@ export class FleetStreams {
   #hearStreams(principalKey: string, body: JsonObject): void {
     // The channel is named by a hash: the principal it carries must be the one listened for.
     if (body.p !== principalKey) return;
-    if (body.t === 'end' && typeof body.session === 'string') this.#here.end(principalKey, body.session);
+    if (body.t === 'end' && typeof body.session === 'string') {
+      this.#here.end(principalKey, body.session);
+      this.#calls.ended(principalKey, body.session);
+    }
+    if (body.t === 'cancel' && typeof body.session === 'string' && typeof body.name === 'string') {
+      const { id } = body;
+      if (typeof id === 'string' || typeof id === 'number')
+        this.#calls.cancelled(principalKey, body.name, body.session, id);
+    }
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
     if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {

@@ -19,7 +19,6 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   type RequestId,
-  requestKey,
 } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
@@ -41,6 +40,8 @@ import {
 import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
+import { callKey, RunningCalls } from './running-calls.ts';
+import { SessionEnds, type SessionHold } from './session-ends.ts';
 import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
 import { virtualNameOf } from './virtual-key.ts';
 
@@ -163,21 +164,16 @@ export interface VirtualServersDeps {
 /** Serves every configured virtual server. */
 export class VirtualServers {
   readonly #deps: VirtualServersDeps;
-  /**
-   * Requests being answered, by client session (else principal), virtual server and request id,
-   * so that a client's `notifications/cancelled` (a POST of its own) reaches them. Each is an
-   * HTTP request still open: the in-flight caps bound them. A client with a session names its
-   * own requests; without one (`POST /proxy`), two tabs of one principal may use the same id at
-   * once: both are kept, and a cancellation of that id then reaches neither (review 6,
-   * VIRTUAL-6; MCP lets a receiver ignore one).
-   */
-  readonly #inFlight = new Map<string, Set<AbortController>>();
+  /** Requests being answered here, so that a client's cancellation reaches them. */
+  readonly #running = new RunningCalls();
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
   /** Members' server requests waiting for their clients' answers. */
   readonly #requests: MemberRequests;
   /** The clients' GET streams, here and on the other instances. */
   readonly #streams: FleetStreams;
+  /** What ends with a client session here: calls and streams that outlive their connections. */
+  readonly #sessionEnds = new SessionEnds();
   /** Which member an unprefixed name belongs to (`prefix: none`). */
   readonly #claims: NameClaims;
   /** Members that gave no list page in time lately, per principal. */
@@ -194,7 +190,12 @@ export class VirtualServers {
       (name) => memberMapping(deps.settings()[name] ?? { servers: [] }),
       (name, grants) => membersSeen(name, deps.settings()[name], grants, (server) => this.has(server)),
     );
-    this.#streams = new FleetStreams(here, this.#requests, deps.fleet);
+    const calls = {
+      ended: (principalKey: string, session: string) => this.#sessionEnds.end(principalKey, session),
+      cancelled: (principalKey: string, name: string, session: string, id: RequestId) =>
+        this.#running.cancel(callKey({ caller: { principalKey }, session }, name, id)),
+    };
+    this.#streams = new FleetStreams(here, this.#requests, calls, deps.fleet);
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
       if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
@@ -272,9 +273,14 @@ export class VirtualServers {
     if (settings === undefined) return undefined;
     if (!('id' in message)) {
       const cancelled = cancelledRequestId(message);
-      const running =
-        cancelled === undefined ? undefined : this.#inFlight.get(this.#key(name, request, cancelled));
-      if (running?.size === 1) for (const one of running) one.abort();
+      // A call of the session may run on another instance (one that outlives its connection: a
+      // resumable answer); the session's calls there hear the cancellation (review10 RESUME-8).
+      if (
+        cancelled !== undefined &&
+        !this.#running.cancel(callKey(request, name, cancelled)) &&
+        request.session
+      )
+        this.#streams.cancel(request.caller.principalKey, name, request.session, cancelled);
       // The client's roots changed: the members that asked for them are told (they ask again).
       if (message.method === ROOTS_CHANGED) {
         await this.#view(name, settings, request).notify(message, (visible) =>
@@ -285,11 +291,7 @@ export class VirtualServers {
     }
     // The member's exchange ends when the caller leaves or cancels: the member is told (MCP's
     // cancellation, sent by the held session).
-    const key = this.#key(name, request, message.id);
-    const controller = new AbortController();
-    const running = this.#inFlight.get(key) ?? new Set<AbortController>();
-    running.add(controller);
-    this.#inFlight.set(key, running);
+    const { controller, done } = this.#running.start(callKey(request, name, message.id));
     const signal = request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
     const era = clientEraOf(message, request.protocolVersion);
     const relay =
@@ -298,8 +300,7 @@ export class VirtualServers {
     try {
       return await this.#answer(name, settings, { ...request, signal, relay }, message);
     } finally {
-      running.delete(controller);
-      if (running.size === 0 && this.#inFlight.get(key) === running) this.#inFlight.delete(key);
+      done();
     }
   }
 
@@ -332,9 +333,30 @@ export class VirtualServers {
     return this.#streams.open(caller, name, channel, session);
   }
 
-  /** Ends the GET streams of a client session that was ended, on every instance. */
-  endStreams(principalKey: string, session: string): void {
+  /**
+   * Ends what a client session that was ended has, on every instance: its GET streams, and what
+   * holds its end ({@link holdSession}).
+   */
+  endSession(principalKey: string, session: string): void {
+    this.#sessionEnds.end(principalKey, session);
     this.#streams.end(principalKey, session);
+  }
+
+  /**
+   * Holds a client session's end for what outlives its connection (a resumable call, a stream
+   * resumed from one): the hold's signal is aborted when the session ends, here or on another
+   * instance (which this one listens to meanwhile), until the hold is released.
+   */
+  holdSession(principalKey: string, session: string): SessionHold {
+    const hold = this.#sessionEnds.hold(principalKey, session);
+    const unwatch = this.#streams.watch(principalKey);
+    return {
+      signal: hold.signal,
+      release: () => {
+        hold.release();
+        unwatch();
+      },
+    };
   }
 
   /** Resolves once answers meant for this instance's server requests reach it from the others. */
@@ -365,12 +387,6 @@ export class VirtualServers {
       this.#slowLists,
       this.#claims,
     );
-  }
-
-  #key(name: string, request: VirtualRequest, id: RequestId): string {
-    const client =
-      request.session === undefined ? `p:${request.caller.principalKey}` : `s:${request.session}`;
-    return `${client}\n${name}\n${requestKey(id)}`;
   }
 
   async #answer(

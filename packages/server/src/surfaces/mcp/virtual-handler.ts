@@ -24,6 +24,8 @@ import { acceptsEventStream } from '../../http/inbound-checks.ts';
 import type { FollowPrincipal } from '../../identity/followed-principal.ts';
 import type { Principal } from '../../identity/principal.ts';
 import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../jsonrpc.ts';
+import { holdInFlightSlot } from '../../limits/in-flight-hooks.ts';
+import { onResponseClosed } from '../../response-closed.ts';
 import { headerValue } from '../../upstream/http.ts';
 import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-metadata.ts';
 import type { LoggedSession } from '../../virtual/answer-events.ts';
@@ -63,7 +65,11 @@ export async function serveVirtual(
       if (!acceptsEventStream(request))
         throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
       const logged = { ...session, principalKey: exchange.identity.principalKey };
-      return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, streams.shutdown);
+      // The stream ends with its session (DELETE, here or on another instance: review10 RESUME-5).
+      const held = virtual.holdSession(logged.principalKey, session.key);
+      onResponseClosed(reply.raw, held.release);
+      const ends = AbortSignal.any([streams.shutdown, held.signal]);
+      return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, ends);
     }
     return openStream(virtual, exchange, request, reply, streams, session?.key);
   }
@@ -115,27 +121,30 @@ export async function serveVirtual(
     session = await sessionOf(streams.sessions, exchange, request, reply);
   const logged = session && { ...session, principalKey: exchange.identity.principalKey };
   const answerStream = answerStreamOf(exchange.messages, request, reply, streams, logged);
-  // A resumable answer outlives its connection (disconnection is not cancellation: MCP
-  // 2025-11-25); the client cancels it with notifications/cancelled.
-  const signal = answerStream instanceof ResumableAnswer ? streams.shutdown : callerSignal(reply);
-  const answers: JsonRpcResponse[] = [];
-  const searches = new SearchBudget();
-  for (const message of exchange.messages) {
-    // A client's answer to a member's server request, which it got on an answer stream.
-    if (!('method' in message)) {
-      virtual.answer(exchange.name, exchange.identity, message);
-      continue;
-    }
-    const answer = await virtual.handle(exchange.name, {
-      caller: exchange.identity,
-      message,
-      session: session?.key,
-      protocolVersion,
-      signal,
-      channel: answerStream,
-      searches,
-    });
-    if (answer !== undefined) answers.push(answer);
+  const { messages } = exchange;
+  let answers: JsonRpcResponse[];
+  if (answerStream instanceof ResumableAnswer && logged !== undefined) {
+    // A resumable answer outlives its connection (disconnection is not cancellation: MCP
+    // 2025-11-25); the client cancels it with notifications/cancelled, or ends its session. It
+    // keeps its in-flight slot until it is over (review10 RESUME-3, RESUME-5).
+    const held = virtual.holdSession(logged.principalKey, logged.key);
+    const signal = AbortSignal.any([streams.shutdown, held.signal]);
+    const handling = handleAll(
+      virtual,
+      exchange,
+      { messages, session: logged.key, protocolVersion, signal },
+      answerStream,
+    );
+    holdInFlightSlot(request, handling);
+    answers = await handling.finally(held.release);
+  } else {
+    const signal = callerSignal(reply);
+    answers = await handleAll(
+      virtual,
+      exchange,
+      { messages, session: session?.key, protocolVersion, signal },
+      answerStream,
+    );
   }
   if (answers.length > 0) request.audit?.answer(answers[0]);
   if (answerStream?.started) return answerStream.end(answers);
@@ -144,6 +153,41 @@ export async function serveVirtual(
     .code(200)
     .type('application/json')
     .send(exchange.batch ? answers : answers[0]);
+}
+
+/** The messages of one POST, and how they are handled: their session, version and signal. */
+interface Handling {
+  readonly messages: readonly JsonRpcMessage[];
+  readonly session: string | undefined;
+  readonly protocolVersion: string | undefined;
+  readonly signal: AbortSignal;
+}
+
+/** Handles the POSTed messages one after the other: the answers to its requests. */
+async function handleAll(
+  virtual: VirtualServers,
+  exchange: VirtualExchange,
+  { messages, ...handling }: Handling,
+  channel: VirtualChannel | undefined,
+): Promise<JsonRpcResponse[]> {
+  const answers: JsonRpcResponse[] = [];
+  const searches = new SearchBudget();
+  for (const message of messages) {
+    // A client's answer to a member's server request, which it got on an answer stream.
+    if (!('method' in message)) {
+      virtual.answer(exchange.name, exchange.identity, message);
+      continue;
+    }
+    const answer = await virtual.handle(exchange.name, {
+      caller: exchange.identity,
+      message,
+      ...handling,
+      channel,
+      searches,
+    });
+    if (answer !== undefined) answers.push(answer);
+  }
+  return answers;
 }
 
 /**
@@ -220,7 +264,7 @@ async function endSession(
   if (!(await sessions.end(sealed, exchange.identity.principalKey, exchange.name)))
     throw new ProxyError('session_not_found');
   if (session !== undefined) {
-    virtual.endStreams(exchange.identity.principalKey, session.key);
+    virtual.endSession(exchange.identity.principalKey, session.key);
     await answers?.events.forget({ ...session, principalKey: exchange.identity.principalKey });
   }
   return reply.code(204).send();

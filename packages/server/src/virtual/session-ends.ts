@@ -1,0 +1,62 @@
+/**
+ * @module virtual/session-ends
+ * What ends with a 2025-era client session of a virtual server (DELETE) on this instance: the
+ * calls that outlive their connection (resumable answers) and the streams resumed from them
+ * (review10 RESUME-5). Each holds a signal that is aborted when its session ends, here or on
+ * another instance (heard through virtual/fleet-streams.ts); nothing is kept for a session that
+ * nothing holds.
+ */
+
+/** A hold on a session's end: its signal, and what gives the hold back. */
+export interface SessionHold {
+  /** Aborted when the session ends. */
+  readonly signal: AbortSignal;
+  /** Gives the hold back (once; later calls do nothing). */
+  release(): void;
+}
+
+/** One held session: aborted at its end, kept while anything holds it. */
+interface Held {
+  readonly controller: AbortController;
+  holders: number;
+}
+
+/** The sessions held on this instance, by principal and session. */
+export class SessionEnds {
+  readonly #held = new Map<string, Held>();
+
+  /** Holds the end of `principalKey`'s session `session`. */
+  hold(principalKey: string, session: string): SessionHold {
+    const key = heldKey(principalKey, session);
+    let entry = this.#held.get(key);
+    if (entry === undefined) {
+      entry = { controller: new AbortController(), holders: 0 };
+      this.#held.set(key, entry);
+    }
+    const held = entry;
+    held.holders += 1;
+    let released = false;
+    return {
+      signal: held.controller.signal,
+      release: () => {
+        if (released) return;
+        released = true;
+        held.holders -= 1;
+        if (held.holders === 0 && this.#held.get(key) === held) this.#held.delete(key);
+      },
+    };
+  }
+
+  /** The session ended: what holds it here is aborted. */
+  end(principalKey: string, session: string): void {
+    const key = heldKey(principalKey, session);
+    const held = this.#held.get(key);
+    if (held === undefined) return;
+    this.#held.delete(key);
+    held.controller.abort();
+  }
+}
+
+function heldKey(principalKey: string, session: string): string {
+  return `${principalKey}\n${session}`;
+}
