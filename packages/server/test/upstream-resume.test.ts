@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startPollingMember } from './helpers/polling-member.ts';
 import { startProxy } from './helpers/proxy.ts';
-import { oneMemberConfig, rawClient } from './helpers/resume-review.ts';
+import { oneMemberConfig, rawClient } from './helpers/resumable-member.ts';
 
 /** The answer of a call to `spin` through a virtual server over `memberUrl`. */
 async function callSpin(memberUrl: string, t: { after(fn: () => Promise<void>): void }): Promise<string> {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
-import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 test('a session keeps answers by their own size, however well they deflate', async (t) => {
   const member = await startMember((mcp) => {

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 /** Bytes of the answer logs' values in Redis (the per-principal counters left out). */
 function answerLogBytes(url: string): number {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 test('DELETE on one instance ends the resumable call and resumed stream left on another', async (t) => {
   const calls = { started: 0, aborted: 0 };

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 /** The bytes of every string value in Redis, by key. */
 function redisValues(url: string): Map<string, number> {

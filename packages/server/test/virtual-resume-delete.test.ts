@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 test("DELETE ends the session's running resumable calls and their resumed streams", async (t) => {
   let started = false;

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 const NOTES = 300;
 const NOTE = 'p'.repeat(1000);

@@ -12,7 +12,7 @@ import { startChildProxy } from './helpers/child-proxy.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 const SECRET = 'review10-resume-session-secret-0123456789';
 

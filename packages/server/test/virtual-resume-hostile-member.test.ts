@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
-import { oneMemberConfig, rawClient } from './helpers/resume-review.ts';
+import { oneMemberConfig, rawClient } from './helpers/resumable-member.ts';
 
 test('a member that closes every resumed stream after a new id and no message is given up on', async (t) => {
   let resumes = 0;

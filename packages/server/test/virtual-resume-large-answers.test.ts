@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, type TestContext, test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
-import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { eventsOf, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 const BIG = 'x'.repeat(300_000);
 /** As big, and not compressible: past the log's byte bound however it is kept. */

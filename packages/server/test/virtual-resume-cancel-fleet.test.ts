@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resume-review.ts';
+import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
 
 const SECRET = 'review10-resume-session-secret-0123456789';
 
