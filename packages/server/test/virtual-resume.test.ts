@@ -238,12 +238,22 @@ describe('resumable answer streams of a virtual server', () => {
 
   test('a stream left on one instance is resumed on another sharing Redis', async (t) => {
     const redis = await startRedis();
-    t.after(() => redis.stop());
     const env = { MCP_PROXY_CONFIG: configFile(member), REDIS_URL: redis.url, SESSION_SECRET: SECRET };
-    const first = await startProxy(env);
-    t.after(() => first.close());
-    const second = await startProxy(env);
-    t.after(() => second.close());
+    const first = await startProxy(env).catch(async (error: unknown) => {
+      await redis.stop();
+      throw error;
+    });
+    const second = await startProxy(env).catch(async (error: unknown) => {
+      await first.close();
+      await redis.stop();
+      throw error;
+    });
+    // The proxies close while their Redis still answers: a close with the shared store gone can
+    // outlast the framework's 10 s close timeout (a known gap, left for its own fix).
+    t.after(async () => {
+      await Promise.all([first.close(), second.close()]);
+      await redis.stop();
+    });
 
     const session = await rawClient(first.url).initialize();
     const leaving = new AbortController();
