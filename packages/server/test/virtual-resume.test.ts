@@ -19,95 +19,11 @@ import { type ConformanceServer, startConformanceServer } from './fixtures/confo
 import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
+import { eventsOf, firstEvent, rawClient } from './helpers/resumable-member.ts';
 import { textOf } from './helpers/virtual-proxy.ts';
 
 const OTHER_TOKEN = 'other-proxy-token-0123456789abcdef';
 const SECRET = 'virtual-resume-session-secret-0123456789';
-
-/** One event of an event stream: its id, retry and data, as sent. */
-interface SseEvent {
-  readonly id?: string;
-  readonly retry?: string;
-  readonly data: string;
-}
-
-/** The events of an event stream's text (comments left out). */
-function eventsOf(text: string): SseEvent[] {
-  return text
-    .split('\n\n')
-    .filter((block) => block.split('\n').some((line) => !line.startsWith(':') && line !== ''))
-    .map((block) => {
-      const fields: Record<string, string> = {};
-      for (const line of block.split('\n')) {
-        const colon = line.indexOf(':');
-        if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
-      }
-      return { ...fields, data: fields.data ?? '' } as SseEvent;
-    });
-}
-
-/** Reads `response`'s stream up to its first event (the priming one), leaving the rest unread. */
-async function firstEvent(response: Response): Promise<SseEvent> {
-  assert.equal(response.headers.get('content-type'), 'text/event-stream');
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  let text = '';
-  while (!text.includes('\n\n')) {
-    const { done, value } = await reader.read();
-    assert.ok(!done, 'the stream opens with its priming event');
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return eventsOf(text)[0] as SseEvent;
-}
-
-/** A raw 2025-era client of one proxy's virtual server `one`, as `token`. */
-function rawClient(base: string, token = TEST_TOKEN) {
-  const url = `${base}/servers/one/mcp`;
-  const headers = (session?: string) => ({
-    authorization: `Bearer ${token}`,
-    accept: 'application/json, text/event-stream',
-    'content-type': 'application/json',
-    ...(session === undefined ? {} : { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }),
-  });
-  return {
-    async initialize(): Promise<string> {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: headers(),
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 0,
-          method: 'initialize',
-          params: {
-            protocolVersion: '2025-11-25',
-            capabilities: {},
-            clientInfo: { name: 'raw', version: '1' },
-          },
-        }),
-      });
-      assert.equal(response.status, 200);
-      await response.text();
-      return response.headers.get('mcp-session-id') as string;
-    },
-    call(session: string, name: string, signal?: AbortSignal, args: object = {}): Promise<Response> {
-      return fetch(url, {
-        method: 'POST',
-        headers: headers(session),
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'tools/call',
-          params: { name, arguments: args },
-        }),
-        ...(signal && { signal }),
-      });
-    },
-    resume(session: string, lastEventId: string): Promise<Response> {
-      const { 'content-type': _, ...get } = headers(session);
-      return fetch(url, { headers: { ...get, accept: 'text/event-stream', 'last-event-id': lastEventId } });
-    },
-  };
-}
 
 /** The config file of a proxy with the virtual server `one` over `member`. */
 function configFile(member: ConformanceServer): string {
@@ -257,7 +173,7 @@ describe('resumable answer streams of a virtual server', () => {
 
     const session = await rawClient(first.url).initialize();
     const leaving = new AbortController();
-    const response = await rawClient(first.url).call(session, 'test_reconnection', leaving.signal);
+    const response = await rawClient(first.url).call(session, 'test_reconnection', 1, leaving.signal);
     // The client reads the priming event and leaves: the call goes on (leaving is no cancel).
     const priming = await firstEvent(response);
     leaving.abort();
@@ -281,7 +197,7 @@ describe('resumable answer streams of a virtual server', () => {
     const leaving = new AbortController();
     t.after(() => leaving.abort());
     const { id } = await firstEvent(
-      await raw.call(session, 'test_elicitation', leaving.signal, { message: 'Hold on' }),
+      await raw.call(session, 'test_elicitation', 1, leaving.signal, { message: 'Hold on' }),
     );
     const open: Response[] = [];
     t.after(() => Promise.all(open.map((response) => response.body?.cancel())));
