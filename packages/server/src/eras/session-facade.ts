@@ -11,18 +11,8 @@
  */
 import { linkAbort } from '../abort.ts';
 import { ProxyError, protocolError, relayedError, toJsonRpcError } from '../errors.ts';
-import {
-  asObject,
-  cancelledRequestId,
-  isRequest,
-  isResponse,
-  type JsonObject,
-  type JsonRpcMessage,
-  type JsonRpcNotification,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-  type RequestId,
-} from '../jsonrpc.ts';
+import type { JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse, RequestId } from '../jsonrpc.ts';
+import { asObject, cancelledRequestId, isRequest, isResponse } from '../jsonrpc.ts';
 import { RunningRequests, requestCancelled } from '../upstream/cancellation.ts';
 import { type AbandonError, Correlator } from '../upstream/correlator.ts';
 import { type SendOptions, TransportCallbacks, type UpstreamTransport } from '../upstream/transport.ts';
@@ -383,7 +373,7 @@ export class SessionEraFacade extends TransportCallbacks implements UpstreamTran
     this.#deliver(protocolError(id, 'internal_error', message));
   }
 
-  #deliver(message: JsonRpcMessage | JsonRpcNotification): void {
+  #deliver(message: JsonRpcMessage): void {
     this.onmessage?.(message);
   }
 }

@@ -9,13 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { META, metaOf } from '../eras/classify.ts';
-import {
-  isResponse,
-  type JsonObject,
-  type JsonRpcMessage,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-} from '../jsonrpc.ts';
+import type { JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import { isResponse } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
 import type { HeldSession, MessageSink, SessionCredential } from './held-session.ts';
 import type { SessionStore } from './store.ts';

@@ -14,16 +14,8 @@
  */
 
 import { ProxyError } from '../errors.ts';
-import {
-  cancelledNotice,
-  initializeResultVersion,
-  isRequest,
-  isResponse,
-  type JsonRpcMessage,
-  type JsonRpcNotification,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-} from '../jsonrpc.ts';
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
+import { cancelledNotice, initializeResultVersion, isRequest, isResponse } from '../jsonrpc.ts';
 import { readAnswer } from './answer.ts';
 import { abandonedRequest, abandonReason, asProxyError, RequestCorrelator } from './correlator.ts';
 import { upstreamHeaders } from './headers.ts';
