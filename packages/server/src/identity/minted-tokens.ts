@@ -64,17 +64,15 @@ export function normalSubject(subject: string): string {
   return subject.normalize('NFC');
 }
 
-/** What a backend asks for. */
-export interface MintRequest {
+/**
+ * What a backend asks for: a subject, a lifetime, an origin, and the token's grants as
+ * {@link Grants} describes them (never `admin`; the rate class is the minter's, so a token never
+ * escapes its minter's limits).
+ */
+export interface MintRequest extends Pick<Grants, 'servers' | 'urls' | 'tools' | 'rateClass'> {
   readonly subject: string;
   /** Capped at {@link MAX_TTL_SECONDS}. */
   readonly ttlSeconds: number;
-  readonly servers?: readonly string[] | undefined;
-  /** URL patterns of raw targets it may reach. */
-  readonly urls?: readonly string[] | undefined;
-  readonly tools?: readonly string[] | undefined;
-  /** The minter's rate class (a token never escapes its minter's limits). */
-  readonly rateClass?: string | undefined;
   /** `https://app.example`: the token is refused from any other `Origin`. */
   readonly origin?: string | undefined;
 }
