@@ -119,11 +119,23 @@ export abstract class MessageSource extends TransportCallbacks {
 
 /**
  * Base of the transports that hold one connection and no MCP session id (stdio, WebSocket,
- * HTTP+SSE): closing is idempotent, releases the connection, then tells the owner.
+ * HTTP+SSE), each built from its `Options`: closing is idempotent, releases the connection,
+ * then tells the owner.
  */
-export abstract class ConnectionSource extends MessageSource {
+export abstract class ConnectionSource<Options> extends MessageSource {
   readonly sessionId: string | undefined = undefined;
+  readonly #options: Options;
   #closed = false;
+
+  constructor(options: Options) {
+    super();
+    this.#options = options;
+  }
+
+  /** What the transport was built with. */
+  protected get options(): Options {
+    return this.#options;
+  }
 
   /** True once {@link close} has begun: late events and sends are ignored or refused. */
   protected get closed(): boolean {

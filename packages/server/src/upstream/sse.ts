@@ -26,26 +26,20 @@ export interface SseOptions {
 }
 
 /** Legacy HTTP+SSE transport to one upstream server. */
-export class SseTransport extends ConnectionSource implements UpstreamTransport {
-  readonly #options: SseOptions;
+export class SseTransport extends ConnectionSource<SseOptions> implements UpstreamTransport {
   readonly #closer = new AbortController();
   readonly #gate = new FlowGate();
   #endpoint: URL | undefined;
   /** The endpoint's session, in the spellings an error message may quote it (never shown). */
   #endpointSecrets: readonly string[] = [];
 
-  constructor(options: SseOptions) {
-    super();
-    this.#options = options;
-  }
-
   async start(): Promise<void> {
-    const { http, url, handshakeTimeoutMs } = this.#options;
+    const { http, url, handshakeTimeoutMs } = this.options;
     const handshakeLink = linkAbort([this.#closer.signal], handshakeTimeoutMs);
     const handshake = handshakeLink.signal;
     const response = await http.send(url, {
       method: 'GET',
-      headers: upstreamHeaders({ accept: 'stream', bearerToken: this.#options.bearerToken }),
+      headers: upstreamHeaders({ accept: 'stream', bearerToken: this.options.bearerToken }),
       signal: this.#closer.signal,
       streaming: true,
     });
@@ -120,13 +114,13 @@ export class SseTransport extends ConnectionSource implements UpstreamTransport 
     if (!endpoint || this.closed) {
       throw new ProxyError('upstream_unreachable', 'The MCP server event stream is closed.');
     }
-    const { http } = this.#options;
+    const { http } = this.options;
     const link = linkAbort([options.signal, this.#closer.signal]);
     const signal = link.signal;
     try {
       const response = await http.send(endpoint, {
         method: 'POST',
-        headers: upstreamHeaders({ jsonBody: true, bearerToken: this.#options.bearerToken }),
+        headers: upstreamHeaders({ jsonBody: true, bearerToken: this.options.bearerToken }),
         body: JSON.stringify(message),
         signal,
       });
@@ -149,11 +143,11 @@ export class SseTransport extends ConnectionSource implements UpstreamTransport 
   #resolveEndpoint(data: string): URL {
     let endpoint: URL;
     try {
-      endpoint = new URL(data.trim(), this.#options.url);
+      endpoint = new URL(data.trim(), this.options.url);
     } catch {
       throw new ProxyError('upstream_protocol_error', 'The MCP server sent an invalid SSE endpoint.');
     }
-    if (endpoint.origin !== this.#options.url.origin) {
+    if (endpoint.origin !== this.options.url.origin) {
       throw new ProxyError(
         'upstream_protocol_error',
         'The MCP server named an SSE endpoint on another origin.',

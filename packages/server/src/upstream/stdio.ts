@@ -35,17 +35,11 @@ export interface StdioOptions {
 }
 
 /** Runs a configured MCP server as a child process and talks to it over stdio. */
-export class StdioTransport extends ConnectionSource implements UpstreamTransport {
-  readonly #options: StdioOptions;
+export class StdioTransport extends ConnectionSource<StdioOptions> implements UpstreamTransport {
   #child: ChildProcessWithoutNullStreams | undefined;
 
-  constructor(options: StdioOptions) {
-    super();
-    this.#options = options;
-  }
-
   async start(): Promise<void> {
-    const { server, name, logger } = this.#options;
+    const { server, name, logger } = this.options;
     const env: Record<string, string> = {};
     for (const key of INHERITED_ENV) {
       const value = process.env[key];
@@ -57,7 +51,7 @@ export class StdioTransport extends ConnectionSource implements UpstreamTranspor
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.#child = child;
-    this.#options.children?.track(child);
+    this.options.children?.track(child);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (error) => {
@@ -99,7 +93,7 @@ export class StdioTransport extends ConnectionSource implements UpstreamTranspor
   }
 
   send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
-    const tracing = this.#options.tracing;
+    const tracing = this.options.tracing;
     if (tracing !== undefined) return sendTraced(tracing, 'stdio', message, (traced) => this.#send(traced));
     return this.#send(message);
   }
@@ -107,14 +101,14 @@ export class StdioTransport extends ConnectionSource implements UpstreamTranspor
   async #send(message: JsonRpcMessage): Promise<void> {
     const child = this.#child;
     if (!child || this.closed || !child.stdin.writable) {
-      throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
+      throw new ProxyError('upstream_unreachable', `The MCP server "${this.options.name}" is not running.`);
     }
     const stdin = child.stdin;
     // Backpressure both ways round: a send waits for room before writing (concurrent sends
     // must not pile up in stdin's buffer, issue 14 review F1) and until its bytes are taken.
     if (stdin.writableNeedDrain) await drained(stdin);
     if (this.closed || !stdin.writable) {
-      throw new ProxyError('upstream_unreachable', `The MCP server "${this.#options.name}" is not running.`);
+      throw new ProxyError('upstream_unreachable', `The MCP server "${this.options.name}" is not running.`);
     }
     if (!stdin.write(`${JSON.stringify(message)}\n`)) await drained(stdin);
   }
@@ -144,7 +138,7 @@ export class StdioTransport extends ConnectionSource implements UpstreamTranspor
    * session (`upstream_response_too_large`); on stderr it is skipped.
    */
   #readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void, fatal = true): void {
-    const limit = this.#options.maxLineBytes;
+    const limit = this.options.maxLineBytes;
     let parts: Buffer[] = [];
     let held = 0;
     /** True while the rest of an over-long line is being skipped. */

@@ -29,17 +29,11 @@ export interface WebSocketOptions {
 }
 
 /** WebSocket transport to one upstream server. */
-export class WebSocketTransport extends ConnectionSource implements UpstreamTransport {
-  readonly #options: WebSocketOptions;
+export class WebSocketTransport extends ConnectionSource<WebSocketOptions> implements UpstreamTransport {
   #socket: WebSocket | undefined;
 
-  constructor(options: WebSocketOptions) {
-    super();
-    this.#options = options;
-  }
-
   async start(): Promise<void> {
-    const { url, guard, bearerToken, maxPayloadBytes, handshakeTimeoutMs } = this.#options;
+    const { url, guard, bearerToken, maxPayloadBytes, handshakeTimeoutMs } = this.options;
     const socket = new WebSocket(url, ['mcp'], {
       lookup: guard.lookup,
       headers: upstreamHeaders({ bearerToken }),
@@ -91,7 +85,7 @@ export class WebSocketTransport extends ConnectionSource implements UpstreamTran
   }
 
   send(message: JsonRpcMessage, _options: SendOptions = {}): Promise<void> {
-    const tracing = this.#options.tracing;
+    const tracing = this.options.tracing;
     if (tracing !== undefined)
       return sendTraced(tracing, 'websocket', message, (traced) => this.#send(traced));
     return this.#send(message);
