@@ -8,17 +8,18 @@
  * (here: the one that configures the admin token again) clears the verdicts first; the request
  * in flight then stores the verdict of its stale minter (none: `token_revoked`) under the new
  * reload, and the token stays refused until the next reload (and what it holds open is ended by
- * the reload's recheck). The store's await is held open by stopping a real redis-server
- * (SIGSTOP) while the request is in it.
+ * the reload's recheck). The store's await is held open by a loopback relay in front of a real
+ * redis-server, which holds the revocation read of that token (its `jti` on the wire) until the
+ * reload is done.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config/config.ts';
 import { keyFile, mintRaw } from './helpers/minted.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
@@ -28,8 +29,47 @@ const ADMIN = 'review11-verdicts-1-admin-0123456789ab';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 const PING = { jsonrpc: '2.0', id: 1, method: 'ping' };
 
+/**
+ * A loopback relay to Redis that, once armed with a text, holds what the proxy sends from the
+ * first chunk carrying it on (that connection's only), until released.
+ */
+function holdingRelay(redisPort: number) {
+  let armed: { text: string; reached: () => void } | undefined;
+  let release: (() => void) | undefined;
+  const server: Server = createServer((client) => {
+    const upstream = createConnection(redisPort, '127.0.0.1');
+    const held: Buffer[] = [];
+    let holding = false;
+    upstream.on('data', (chunk) => client.write(chunk));
+    client.on('data', (chunk: Buffer) => {
+      if (!holding && armed !== undefined && chunk.includes(armed.text)) {
+        holding = true;
+        armed.reached();
+        armed = undefined;
+        release = () => {
+          holding = false;
+          for (const part of held.splice(0)) upstream.write(part);
+        };
+      }
+      if (holding) held.push(chunk);
+      else upstream.write(chunk);
+    });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  return {
+    server,
+    /** Resolves once a chunk carrying `text` is held. */
+    hold: (text: string) => new Promise<void>((reached) => (armed = { text, reached })),
+    release: () => release?.(),
+  };
+}
+
 describe('review11 VERDICTS-1: a verdict judged across a reload is not kept under the new one', () => {
   let redis: ChildProcess;
+  let relay: ReturnType<typeof holdingRelay>;
   let redisUrl = '';
   let proxy: RunningProxy;
   const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review11-verdicts-1-')), 'proxy.json');
@@ -59,13 +99,16 @@ describe('review11 VERDICTS-1: a verdict judged across a reload is not kept unde
       { stdio: 'ignore' },
     );
     await waitForPort(port);
-    redisUrl = `redis://127.0.0.1:${port}`;
+    relay = holdingRelay(port);
+    await new Promise<void>((resolve) => relay.server.listen(0, '127.0.0.1', resolve));
+    redisUrl = `redis://127.0.0.1:${(relay.server.address() as { port: number }).port}`;
     configure(true);
     proxy = await startProxy(env());
   });
   after(async () => {
-    redis?.kill('SIGCONT');
+    relay?.release();
     await proxy?.close();
+    relay?.server.close();
     if (redis && redis.exitCode === null) {
       const exited = new Promise((resolve) => redis.once('exit', resolve));
       redis.kill('SIGTERM');
@@ -86,13 +129,12 @@ describe('review11 VERDICTS-1: a verdict judged across a reload is not kept unde
     assert.equal(dropped.body.error.data.code, 'token_revoked');
 
     // A request read under "no such admin" waits on the store (isRevoked) while the admin comes back.
-    redis.kill('SIGSTOP');
+    const reached = relay.hold(minted.body.id as string);
     const inFlight = postProxy(caller, PING);
-    // Only lets the request reach the store; if it has not yet, the reload precedes it (no bug seen).
-    await sleep(500);
+    await reached;
     configure(true);
     reload();
-    redis.kill('SIGCONT');
+    relay.release();
     await inFlight;
 
     const restored = await postProxy(caller, PING);
