@@ -145,7 +145,8 @@ export class Authenticator {
       const principal = await this.#deps.minted.verify(presented);
       const id = principal.credentialId as string;
       if (await this.#deps.revocations.isRevoked(id)) throw new ProxyError('token_revoked');
-      const beyond = this.#beyondMinter(principal);
+      // Its minter was read under `generation`: a reload since may have configured it again.
+      const beyond = this.#beyondMinter(principal, generation === this.#generation);
       if (beyond !== undefined) throw beyond;
       verified = { principal };
     } else {
@@ -244,19 +245,24 @@ export class Authenticator {
    * I/O): what an open holding shows before its token is verified again (review10 MINT-2).
    */
   stillWithinMinter(principal: Principal): boolean {
-    return this.#beyondMinter(principal) === undefined;
+    // Verified under some earlier reload, maybe: a minter found then is the same now (its id is
+    // the admin's), but "none configured" may have changed since (review11 VERDICTS-1).
+    return this.#beyondMinter(principal, principal.minter !== undefined) === undefined;
   }
 
   /**
    * {@link beyondMinter}, remembered per token until the next reload (review 11: comparing URL
    * patterns may cost tens of ms): refusals too, or a refused token would pay it at every request.
+   * Remembered only when `current`: the principal's minter was read under the reload in force
+   * (review11 VERDICTS-1), as the judgement itself reads the configuration in force.
    */
-  #beyondMinter(principal: Principal): ProxyError | undefined {
+  #beyondMinter(principal: Principal, current: boolean): ProxyError | undefined {
     const id = principal.credentialId;
     if (principal.auth !== 'minted' || id === undefined) return beyondMinter(principal, this.#deps.minters);
     const known = this.#minterVerdicts.get(id);
     if (known !== undefined) return known === WITHIN ? undefined : known;
     const verdict = beyondMinter(principal, this.#deps.minters);
+    if (!current) return verdict;
     if (this.#minterVerdicts.size >= this.#cacheEntries) {
       const oldest = this.#minterVerdicts.keys().next();
       if (!oldest.done) this.#minterVerdicts.delete(oldest.value);

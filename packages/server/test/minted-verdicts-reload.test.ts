@@ -10,7 +10,8 @@
  * reload, and the token stays refused until the next reload (and what it holds open is ended by
  * the reload's recheck). The store's await is held open by a loopback relay in front of a real
  * redis-server, which holds the revocation read of that token (its `jti` on the wire) until the
- * reload is done.
+ * reload is done. Fixed: a verdict is remembered only when the minter it was judged with was read
+ * under the reload in force (identity/authenticator.ts `#beyondMinter`'s `current`).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
