@@ -50,6 +50,8 @@ export class TokenVerifier {
   #principals: readonly Principal[] = [];
   /** The admin tokens by the minter id of the tokens they mint (identity/minted-tokens.ts). */
   #admins: ReadonlyMap<string, Grants> = new Map();
+  /** Their principal keys. */
+  #adminKeys: readonly string[] = [];
 
   /** @param tokens plain tokens (environment) and grants by digest (config file). */
   constructor(tokens: readonly string[], grants: readonly TokenGrant[] = [], adminToken?: string) {
@@ -68,17 +70,20 @@ export class TokenVerifier {
     ];
     this.#digests = all.map((grant) => Buffer.from(grant.sha256.toLowerCase(), 'hex'));
     this.#principals = all.map((grant) => staticPrincipal(grant));
-    // The first of a digest listed twice is the one verify() finds: the same here.
-    const admins = new Map<string, Grants>();
-    for (const principal of this.#principals.toReversed()) {
-      if (principal.grants.admin === true) admins.set(minterId(principal.principalKey), principal.grants);
+    // A digest listed twice is its first listing, as verify() finds it: an admin listing after a
+    // plain one makes no admin (review11 MINTER-1).
+    const first = new Map<string, Principal>();
+    for (const principal of this.#principals) {
+      if (!first.has(principal.principalKey)) first.set(principal.principalKey, principal);
     }
-    this.#admins = admins;
+    const admins = [...first.values()].filter((principal) => principal.grants.admin === true);
+    this.#adminKeys = admins.map((principal) => principal.principalKey);
+    this.#admins = new Map(admins.map((principal) => [minterId(principal.principalKey), principal.grants]));
   }
 
   /** The principal keys of the admin tokens configured now: who may have minted a token. */
-  adminKeys(): string[] {
-    return this.#principals.filter((p) => p.grants.admin === true).map((p) => p.principalKey);
+  adminKeys(): readonly string[] {
+    return this.#adminKeys;
   }
 
   /** The grants now of the admin token whose minter id ({@link minterId}) is `minter`; undefined when none. */

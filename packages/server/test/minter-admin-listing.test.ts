@@ -6,7 +6,8 @@
  * (which maps minted tokens' claims back to their minter) lists it too. An operator who lists
  * the admin token in PROXY_TOKENS (read before the config file's tokens) makes it a plain token:
  * it can no longer mint (403), yet the tokens it minted stay accepted as "within their minter",
- * though their minter, as authentication sees it now, is no admin at all.
+ * though their minter, as authentication sees it now, is no admin at all. Fixed: identity/tokens.ts
+ * takes the admin map and `adminKeys()` from each digest's first listing, as `verify()` does.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
