@@ -5,7 +5,8 @@
  * offline against it. The claim must depend on the proxy's signing key too.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
@@ -37,5 +38,27 @@ describe('review11 (3): the minter claim is no offline check of the admin token'
       }
     }
     assert.notEqual(claims[0], claims[1], 'the same admin under two signing keys: two claims');
+  });
+
+  it('a token whose claim is in the form before this (the hash) is told it was minted by an earlier version', async () => {
+    const keys = keyFile();
+    const proxy = await startProxy({ ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keys });
+    try {
+      const { token } = await mint(proxy.url, 'alice');
+      // The same token as an earlier proxy minted it, signed with the same key: only its claim differs.
+      const [header, payload] = token.split('.') as [string, string];
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+      claims.minter = sha256hex(`static:${sha256hex(ADMIN)}`).slice(0, 16);
+      const signed = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      const signature = sign(null, Buffer.from(signed), createPrivateKey(readFileSync(keys)));
+      const earlier = `${signed}.${signature.toString('base64url')}`;
+
+      const reply = await postProxy({ url: proxy.url, token: earlier }, { jsonrpc: '2.0', id: 1, method: 'ping' });
+      assert.equal(reply.status, 401, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'token_invalid');
+      assert.match(reply.body.error.message, /earlier version of the proxy/);
+    } finally {
+      await proxy.close();
+    }
   });
 });

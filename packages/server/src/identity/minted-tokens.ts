@@ -243,9 +243,15 @@ export class MintedTokens {
     // The leeway above is for `iat` from another instance's clock; `exp` is strict (docs/errors.md),
     // the one rule the verified-token cache applies too: a token is not admitted and refused by turns.
     if (expiresAt <= this.#now()) throw new ProxyError('token_expired');
+    const minterNow = this.#minterOf(minter, kid);
+    if (minterNow === undefined && this.#inEarlierForm(minter))
+      throw new ProxyError(
+        'token_invalid',
+        'The token was minted by an earlier version of the proxy (its minter claim is in a form no longer accepted): mint a new one.',
+      );
     return mintedPrincipal(
       sub,
-      this.#minterOf(minter, kid),
+      minterNow,
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
         ...(payload.urls === undefined ? {} : { urls: payload.urls }),
@@ -266,6 +272,18 @@ export class MintedTokens {
       if (minterClaim(principalKey, secret) === claim) return minterId(principalKey);
     }
     return undefined;
+  }
+
+  /**
+   * Whether `claim` names a minter configured now in the form tokens carried before it was keyed
+   * by the signing key (its {@link minterId}): such a token is refused as minted by an earlier
+   * version, not as one whose admin is gone.
+   */
+  #inEarlierForm(claim: string): boolean {
+    for (const principalKey of [CLI_MINTER, ...this.#minters()]) {
+      if (minterId(principalKey) === claim) return true;
+    }
+    return false;
   }
 }
 
