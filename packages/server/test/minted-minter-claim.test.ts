@@ -53,7 +53,10 @@ describe('review11 (3): the minter claim is no offline check of the admin token'
       const signature = sign(null, Buffer.from(signed), createPrivateKey(readFileSync(keys)));
       const earlier = `${signed}.${signature.toString('base64url')}`;
 
-      const reply = await postProxy({ url: proxy.url, token: earlier }, { jsonrpc: '2.0', id: 1, method: 'ping' });
+      const reply = await postProxy(
+        { url: proxy.url, token: earlier },
+        { jsonrpc: '2.0', id: 1, method: 'ping' },
+      );
       assert.equal(reply.status, 401, JSON.stringify(reply.body));
       assert.equal(reply.body.error.data.code, 'token_invalid');
       assert.match(reply.body.error.message, /earlier version of the proxy/);

@@ -7,6 +7,7 @@ import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
 import { permitsTarget, type TargetGrants, visibleTools } from '../policy/grants.ts';
+import { matchedForm } from '../policy/url-pattern.ts';
 import type { UpstreamTarget } from './connector.ts';
 import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
@@ -14,8 +15,9 @@ import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.
 export const TRANSPORT_CHOICES = ['auto', 'streamable-http', 'sse', 'websocket'] as const;
 
 /**
- * The longest raw upstream URL a caller may name, in characters, on every surface (POST /proxy's
- * envelope, /mcp's X-MCP-Server-URL, /ws's query): matching one against a grant's URL patterns
+ * The longest upstream URL a caller may name, in characters, on every surface (POST /proxy's
+ * envelope, /mcp's X-MCP-Server-URL, /ws's query): raw, and as matched against a grant's URL
+ * patterns (its parsed form, non-ASCII characters percent-encoded: review11 URLPATTERN-1), which
  * costs its length times theirs (review 11).
  */
 export const MAX_TARGET_URL_LENGTH = 2048;
@@ -97,11 +99,11 @@ export class TargetResolver {
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
    */
   async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
-    if ('url' in request && request.url.length > MAX_TARGET_URL_LENGTH) {
+    if ('url' in request && tooLong(request.url)) {
       // Worded as POST /proxy's envelope words it, before any pattern is matched against it.
       throw new ProxyError(
         'invalid_envelope',
-        `Invalid proxy envelope: mcp_server_url is longer than ${MAX_TARGET_URL_LENGTH} characters.`,
+        `Invalid proxy envelope: mcp_server_url is longer than ${MAX_TARGET_URL_LENGTH} characters (counted with its non-ASCII characters percent-encoded).`,
         { data: { field: 'mcp_server_url' } },
       );
     }
@@ -183,4 +185,9 @@ export class TargetResolver {
     this.#vetted.set(raw, url);
     return url;
   }
+}
+
+/** Whether a raw target URL is over {@link MAX_TARGET_URL_LENGTH}, as given or as patterns read it. */
+function tooLong(raw: string): boolean {
+  return raw.length > MAX_TARGET_URL_LENGTH || (matchedForm(raw)?.length ?? 0) > MAX_TARGET_URL_LENGTH;
 }

@@ -1,10 +1,12 @@
 /**
  * @module policy/url-pattern
  * THE URL pattern matcher (issue 17): what a `urls` grant's patterns match, and whether one
- * pattern matches every URL another does. Both run one dynamic programme over the pattern read a
- * character (or a wildcard) at a time, in time linear in the product of the two lengths: never a
- * backtracking regular expression, which a pattern with many `**` makes exponential (review10
- * MINT-1).
+ * pattern matches every URL another does. Both read the pattern a character (or a wildcard) at a
+ * time, in time linear in the product of the two lengths: never a backtracking regular
+ * expression, which a pattern with many `**` makes exponential (review10 MINT-1). A URL is
+ * matched with one bit per pattern unit, 32 units a machine word (review11 URLPATTERN-2: a 2 KB
+ * URL against 5 000 characters of patterns is a few hundred thousand word operations, not ten
+ * million steps).
  */
 
 /** What a wildcard of a URL pattern may span: one host label or port, no `/`, or anything. */
@@ -21,9 +23,19 @@ export type PatternPart = { readonly text: string } | { readonly span: PatternSp
  * a character like any other.
  */
 export function urlMatches(pattern: string, raw: string): boolean {
+  const form = matchedForm(raw);
+  return form !== undefined && compiledMatches(compile(pattern), form);
+}
+
+/**
+ * The text of `raw` that patterns are matched against: scheme, `//`, host and port (the default
+ * port dropped, an IDN host in punycode), and the path (`..` resolved, non-ASCII characters
+ * percent-encoded); undefined when `raw` is no URL. Its length, not `raw`'s, is what matching
+ * costs (review11 URLPATTERN-1: a raw `€` is nine characters here).
+ */
+export function matchedForm(raw: string): string | undefined {
   const url = URL.parse(raw);
-  if (url === null) return false;
-  return unitsWithin([...`${url.protocol}//${url.host}${url.pathname}`], units(patternParts(pattern)));
+  return url === null ? undefined : `${url.protocol}//${url.host}${url.pathname}`;
 }
 
 /**
@@ -102,4 +114,98 @@ function unitsWithin(asked: readonly Unit[], held: readonly Unit[]): boolean {
     row = next;
   }
   return row[held.length] === true;
+}
+
+/** A URL pattern ready to match URLs: one bit per unit (bit 0: nothing read), in 32-bit words. */
+interface Compiled {
+  readonly words: number;
+  /** The bit of the whole pattern read. */
+  readonly last: number;
+  /** Per character (code point): the units that are it. */
+  readonly literal: ReadonlyMap<number, Uint32Array>;
+  /** Per {@link CLASSES} entry: the wildcard units that may span a character of that class. */
+  readonly wild: readonly Uint32Array[];
+  /** Every wildcard unit. */
+  readonly wildcards: Uint32Array;
+  /** What matches the empty string: bit 0, and a leading wildcard's. */
+  readonly start: Uint32Array;
+}
+
+/** The characters wildcards tell apart, one of each class: `/`, `.` and `:`, any other. */
+const CLASSES = ['/', '.', 'a'] as const;
+
+function classOf(char: string): number {
+  return char === '/' ? 0 : char === '.' || char === ':' ? 1 : 2;
+}
+
+function compile(pattern: string): Compiled {
+  const merged: Unit[] = [];
+  for (const unit of units(patternParts(pattern))) {
+    const previous = merged.at(-1);
+    if (typeof unit === 'string' || previous === undefined || typeof previous === 'string') merged.push(unit);
+    // Two wildcards in a row match what the wider alone does: its runs take in the narrower's.
+    else if (SPAN_WIDTH[unit.span] > SPAN_WIDTH[previous.span]) merged[merged.length - 1] = unit;
+  }
+  const words = (merged.length >>> 5) + 1;
+  const set = (bits: Uint32Array, index: number) => {
+    bits[index >>> 5] = ((bits[index >>> 5] as number) | (1 << (index & 31))) >>> 0;
+  };
+  const literal = new Map<number, Uint32Array>();
+  const wild = CLASSES.map(() => new Uint32Array(words));
+  const wildcards = new Uint32Array(words);
+  const start = new Uint32Array(words);
+  set(start, 0);
+  merged.forEach((unit, at) => {
+    const bit = at + 1;
+    if (typeof unit === 'string') {
+      const code = unit.codePointAt(0) as number;
+      const bits = literal.get(code) ?? new Uint32Array(words);
+      literal.set(code, bits);
+      set(bits, bit);
+      return;
+    }
+    set(wildcards, bit);
+    CLASSES.forEach((sample, index) => {
+      if (spans(unit.span, sample)) set(wild[index] as Uint32Array, bit);
+    });
+    if (bit === 1) set(start, bit);
+  });
+  return { words, last: merged.length, literal, wild, wildcards, start };
+}
+
+/**
+ * Whether a compiled pattern matches all of `form`: {@link unitsWithin}'s table, a row at a time
+ * as bits. A literal unit is reached from the unit before it on its character; a wildcard stays
+ * reached on a character it spans, or is reached with the literal before it (no two wildcards
+ * are adjacent once compiled). Stops at the first row with no unit reached.
+ */
+function compiledMatches(pattern: Compiled, form: string): boolean {
+  const { words, wildcards } = pattern;
+  const none = new Uint32Array(words);
+  let row = pattern.start.slice();
+  let next = new Uint32Array(words);
+  for (const char of form) {
+    const literal = pattern.literal.get(char.codePointAt(0) as number) ?? none;
+    const wild = pattern.wild[classOf(char)] as Uint32Array;
+    let rowCarry = 0;
+    let literalCarry = 0;
+    let live = 0;
+    for (let word = 0; word < words; word++) {
+      const reached = row[word] as number;
+      const byLiteral = ((reached << 1) | rowCarry) & (literal[word] as number);
+      rowCarry = reached >>> 31;
+      const now =
+        byLiteral |
+        (reached & (wild[word] as number)) |
+        (((byLiteral << 1) | literalCarry) & (wildcards[word] as number));
+      literalCarry = byLiteral >>> 31;
+      next[word] = now;
+      live |= now;
+    }
+    if (live === 0) return false;
+    const read = row;
+    row = next;
+    next = read;
+  }
+  return (((row[pattern.last >>> 5] as number) >>> (pattern.last & 31)) & 1) === 1;
 }
