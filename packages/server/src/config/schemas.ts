@@ -4,6 +4,7 @@
  * stdio child), grants, OIDC issuers. config.ts assembles them into the one config schema.
  */
 import { z } from 'zod';
+import { normalPattern } from '../policy/url-pattern-normal.ts';
 import { ASYMMETRIC_ALGORITHMS, isOidcUrl } from './oidc-url.ts';
 
 /** A positive whole number (counts, bytes, milliseconds). */
@@ -25,13 +26,26 @@ export const rateClassName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'rate class names use letters, digits, . _ -');
 
-/** A URL pattern of a grant: an http(s) or ws(s) URL where `*` and `**` stand for parts. */
+/**
+ * A URL pattern of a grant: an http(s) or ws(s) URL where `*` and `**` stand for parts, taken in
+ * the form targets are matched in (policy/url-pattern-normal.ts: `http://h:80/café` becomes
+ * `http://h/caf%C3%A9`), or refused when it has none.
+ */
 export const urlPattern = z
   .string()
   .regex(
     /^(?:https?|wss?):\/\/[^/?#\s]+(?:\/[^?#\s]*)?$/i,
     'a URL pattern looks like https://*.example.com/mcp (no query or fragment)',
-  );
+  )
+  .transform((pattern, context) => {
+    const normal = normalPattern(pattern);
+    if ('pattern' in normal) return normal.pattern;
+    context.addIssue({
+      code: 'custom',
+      message: `the URL pattern ${pattern} can match nothing: ${normal.refused}`,
+    });
+    return z.NEVER;
+  });
 
 /** A server's protocol era; `legacy` is the former name of `session`, still accepted. */
 const protocolSchema = z

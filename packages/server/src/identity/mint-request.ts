@@ -36,7 +36,7 @@ const mintBody = z.strictObject({
   ttlSeconds: z.number().int().positive().optional(),
   servers: z.array(z.string().min(1).max(128)).max(256).optional(),
   // Bounded so comparing them with the minter's patterns stays cheap (policy/grant-within.ts).
-  urls: z.array(urlPattern.max(512)).max(64).optional(),
+  urls: z.array(z.string().max(512).pipe(urlPattern)).max(64).optional(),
   tools: z.array(z.string().min(1).max(256)).max(1_024).optional(),
   origin: z
     .string()
