@@ -6,6 +6,7 @@
  * caller decides (limits/store-failures.ts: a rate limit lets traffic through, a security counter
  * refuses).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { WindowHit } from '../limits/rate-store.ts';
 import { LocalChannels, type MissedListener, type Store, type StoreListener } from './store.ts';
@@ -60,6 +61,13 @@ export class RedisStore implements Store {
    * look-ups and rate counters of the command connection behind them.
    */
   readonly #publisher: Redis;
+  /**
+   * Aborted by {@link close}: a SUBSCRIBE the subscriber still queues (Redis unreachable) then
+   * fails instead of holding its caller, and the app's close, forever.
+   */
+  readonly #closing = new AbortController();
+  /** True once an UNSUBSCRIBE went unanswered, until the subscriber hears from Redis again. */
+  #unanswered = false;
 
   constructor(url: string, onError: (error: Error) => void, prefix = 'mcp-proxy:') {
     this.#url = url;
@@ -132,6 +140,7 @@ export class RedisStore implements Store {
     listener: StoreListener,
     missed?: MissedListener,
   ): Promise<() => Promise<void>> {
+    this.#closing.signal.throwIfAborted();
     const subscriber = this.#subscriberConnection();
     const name = this.#prefix + channel;
     let subscribing = this.#subscribing.get(name);
@@ -146,7 +155,7 @@ export class RedisStore implements Store {
     }
     try {
       // A listener added while the channel's SUBSCRIBE is under way hears nothing before it is done.
-      await subscribing;
+      if (subscribing !== undefined) await untilAborted(subscribing, this.#closing.signal);
     } catch (error) {
       this.#channels.remove(name, listener);
       throw error;
@@ -156,17 +165,34 @@ export class RedisStore implements Store {
       if (missed) this.#missed.delete(missed);
       // A subscriber that is not connected has nothing to undo (and would queue the command).
       if (this.#channels.remove(name, listener) && subscriber.status === 'ready')
-        await subscriber.unsubscribe(name).catch(() => {});
+        await this.#unsubscribe(subscriber, name);
     };
   }
 
   async close(): Promise<void> {
+    this.#closing.abort(new Error('the store is closed'));
     this.#channels.clear();
     this.#missed.clear();
     this.#subscribing.clear();
     this.#subscriber?.disconnect();
     this.#publisher.disconnect();
     this.#redis.disconnect();
+  }
+
+  /**
+   * UNSUBSCRIBE, waited for at most a command's timeout: a subscriber that looks connected may
+   * have lost Redis without knowing (a partition: nothing answers, and the subscriber has no
+   * command timeout). Once one went unanswered the next are sent without waiting, until the
+   * subscriber hears from Redis again: a close undoing many channels waits once, not per channel.
+   */
+  async #unsubscribe(subscriber: Redis, name: string): Promise<void> {
+    const sent = subscriber.unsubscribe(name).then(
+      () => true,
+      () => true,
+    );
+    if (this.#unanswered) return;
+    const answered = await Promise.race([sent, delay(COMMAND_TIMEOUT_MS, false, { ref: false })]);
+    if (!answered) this.#unanswered = true;
   }
 
   #connect(commandTimeout = COMMAND_TIMEOUT_MS): Redis {
@@ -193,6 +219,7 @@ export class RedisStore implements Store {
     });
     let connectedBefore = false;
     subscriber.on('ready', () => {
+      this.#unanswered = false;
       if (!connectedBefore) {
         connectedBefore = true;
         return;
@@ -207,10 +234,23 @@ export class RedisStore implements Store {
       );
     });
     subscriber.on('error', (error: Error) => this.#onError(error));
-    subscriber.on('message', (channel: string, message: string) => this.#channels.deliver(channel, message));
+    subscriber.on('message', (channel: string, message: string) => {
+      this.#unanswered = false;
+      this.#channels.deliver(channel, message);
+    });
     this.#subscriber = subscriber;
     return subscriber;
   }
+}
+
+/** Settles as `promise` does, or rejects once `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const aborted = () => reject(signal.reason);
+    signal.addEventListener('abort', aborted, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', aborted));
+  });
 }
 
 /** Waits (bounded) for `redis` to be connected; false when it is not in time. */
