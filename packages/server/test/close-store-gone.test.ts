@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startProxy } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
+import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
 
 const SECRET = 'close-store-gone-session-secret-0123456789';
 
@@ -26,26 +26,12 @@ for (const [signal, what] of [
   test(`proxies close after their shared Redis was ${what}, with calls and streams open`, {
     timeout: 90_000,
   }, async (t) => {
-    // The member's tool answers only when its request is cancelled: calls stay under way.
-    const member = await startMember((mcp) => {
-      mcp.registerTool('wait', { description: 'waits until cancelled' }, (extra) => {
-        return new Promise((resolve) => {
-          extra.signal.addEventListener('abort', () =>
-            resolve({ content: [{ type: 'text', text: 'gone' }] }),
-          );
-        });
-      });
-    });
-    t.after(() => member.stop());
-    const redis = await startRedis();
-    t.after(() => redis.stop());
-    const env = {
-      MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-      REDIS_URL: redis.url,
-      SESSION_SECRET: SECRET,
-    };
-    const first = await startProxy(env);
-    const second = await startProxy(env);
+    // The member's tool answers only when its call is cancelled: calls stay under way.
+    const [member, redis] = await Promise.all([startWaitingMember(60_000), startRedis()]);
+    t.after(() => Promise.all([member.stop(), redis.stop()]));
+    const config = oneMemberConfig(member.url);
+    const env = { MCP_PROXY_CONFIG: config, REDIS_URL: redis.url, SESSION_SECRET: SECRET };
+    const [first, second] = [await startProxy(env), await startProxy(env)];
     let closed = false;
     t.after(async () => {
       if (!closed) await Promise.allSettled([first.close(), second.close()]);

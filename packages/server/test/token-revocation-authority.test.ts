@@ -21,32 +21,31 @@ const FREE = 'free-plan-admin-token-0123456789abcdef';
 const PAID = 'paid-plan-admin-token-0123456789abcdef';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
+/** Starts a proxy with ADMIN_TOKEN, the servers `a` and `b`, and the config file's `lines`. */
+function startWithConfig(lines: readonly string[]) {
+  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-authority-')), 'proxy.yaml');
+  const servers = [
+    'servers:',
+    '  a:',
+    '    url: http://127.0.0.1:9/mcp',
+    '  b:',
+    '    url: http://127.0.0.1:9/mcp',
+  ];
+  writeFileSync(configPath, [...servers, ...lines, ''].join('\n'));
+  return startProxy({ ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile(), MCP_PROXY_CONFIG: configPath });
+}
+
 describe('revoking a minted token', () => {
   it('is for the admin that minted it or an unrestricted admin; an unknown id is 404', async () => {
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-authority-')), 'proxy.yaml');
-    writeFileSync(
-      configPath,
-      [
-        'servers:',
-        '  a:',
-        '    url: http://127.0.0.1:9/mcp',
-        '  b:',
-        '    url: http://127.0.0.1:9/mcp',
-        'tokens:',
-        `  - sha256: ${sha256(TEAM_A)}`,
-        '    servers: [a]',
-        '    admin: true',
-        `  - sha256: ${sha256(TEAM_B)}`,
-        '    servers: [b]',
-        '    admin: true',
-        '',
-      ].join('\n'),
-    );
-    const proxy = await startProxy({
-      ADMIN_TOKEN: ADMIN,
-      SIGNING_KEYS: keyFile(),
-      MCP_PROXY_CONFIG: configPath,
-    });
+    const proxy = await startWithConfig([
+      'tokens:',
+      `  - sha256: ${sha256(TEAM_A)}`,
+      '    servers: [a]',
+      '    admin: true',
+      `  - sha256: ${sha256(TEAM_B)}`,
+      '    servers: [b]',
+      '    admin: true',
+    ]);
     try {
       const byA = await mintRaw(proxy.url, { subject: 'alice' }, TEAM_A);
       assert.equal(byA.status, 201);
@@ -76,33 +75,20 @@ describe('revoking a minted token', () => {
   });
 
   it('is refused to an admin limited only by its rate class, for another admin’s tokens', async () => {
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-authority-')), 'proxy.yaml');
-    writeFileSync(
-      configPath,
-      [
-        'servers:',
-        '  a:',
-        '    url: http://127.0.0.1:9/mcp',
-        'rateClasses:',
-        '  free:',
-        '    requestsPerWindow: 100',
-        '  paid:',
-        '    requestsPerWindow: 10000',
-        'tokens:',
-        `  - sha256: ${sha256(FREE)}`,
-        '    rateClass: free',
-        '    admin: true',
-        `  - sha256: ${sha256(PAID)}`,
-        '    rateClass: paid',
-        '    admin: true',
-        '',
-      ].join('\n'),
-    );
-    const proxy = await startProxy({
-      ADMIN_TOKEN: ADMIN,
-      SIGNING_KEYS: keyFile(),
-      MCP_PROXY_CONFIG: configPath,
-    });
+    const proxy = await startWithConfig([
+      'rateClasses:',
+      '  free:',
+      '    requestsPerWindow: 100',
+      '  paid:',
+      '    requestsPerWindow: 10000',
+      'tokens:',
+      `  - sha256: ${sha256(FREE)}`,
+      '    rateClass: free',
+      '    admin: true',
+      `  - sha256: ${sha256(PAID)}`,
+      '    rateClass: paid',
+      '    admin: true',
+    ]);
     try {
       const byPaid = await mintRaw(proxy.url, { subject: 'alice' }, PAID);
       assert.equal(byPaid.status, 201);

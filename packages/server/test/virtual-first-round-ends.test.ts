@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startMember } from './helpers/resumable-member.ts';
+import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
 
 /** The RESP form of a SUBSCRIBE command's name (ioredis writes it in lower case). */
 const SUBSCRIBE = /\r\nsubscribe\r\n/i;
@@ -73,21 +73,8 @@ async function startHoldingForwarder(target: string) {
 
 for (const how of ['DELETE', 'notifications/cancelled'] as const) {
   test(`a ${how} through another instance in a resumable call's first round trip ends the call`, async (t) => {
-    const calls = { started: 0, aborted: 0 };
-    const member = await startMember((mcp) => {
-      mcp.registerTool('wait', { description: 'Waits for its cancellation (20 s at most).' }, (extra) => {
-        calls.started++;
-        return new Promise((resolve) => {
-          const done = () => resolve({ content: [{ type: 'text', text: 'over' }] });
-          const timer = setTimeout(done, 20_000);
-          extra.signal.addEventListener('abort', () => {
-            calls.aborted++;
-            clearTimeout(timer);
-            done();
-          });
-        });
-      });
-    });
+    const member = await startWaitingMember();
+    const { calls } = member;
     t.after(() => member.stop());
     const redis = await startRedis();
     const forwarder = await startHoldingForwarder(redis.url);
