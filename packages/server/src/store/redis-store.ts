@@ -62,10 +62,11 @@ export class RedisStore implements Store {
    */
   readonly #publisher: Redis;
   /**
-   * Aborted by {@link close}: a SUBSCRIBE the subscriber still queues (Redis unreachable) then
-   * fails instead of holding its caller, and the app's close, forever.
+   * What fails the SUBSCRIBEs still awaited: the subscriber queues one while Redis is unreachable,
+   * and {@link close} must not leave its caller (and the app's close) waiting forever.
    */
-  readonly #closing = new AbortController();
+  readonly #awaitingSubscribe = new Set<(error: Error) => void>();
+  #closed = false;
   /** True once an UNSUBSCRIBE went unanswered, until the subscriber hears from Redis again. */
   #unanswered = false;
 
@@ -140,7 +141,7 @@ export class RedisStore implements Store {
     listener: StoreListener,
     missed?: MissedListener,
   ): Promise<() => Promise<void>> {
-    this.#closing.signal.throwIfAborted();
+    if (this.#closed) throw new Error('the store is closed');
     const subscriber = this.#subscriberConnection();
     const name = this.#prefix + channel;
     let subscribing = this.#subscribing.get(name);
@@ -155,7 +156,7 @@ export class RedisStore implements Store {
     }
     try {
       // A listener added while the channel's SUBSCRIBE is under way hears nothing before it is done.
-      if (subscribing !== undefined) await untilAborted(subscribing, this.#closing.signal);
+      if (subscribing !== undefined) await this.#untilClosed(subscribing);
     } catch (error) {
       this.#channels.remove(name, listener);
       throw error;
@@ -170,13 +171,23 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.#closing.abort(new Error('the store is closed'));
+    this.#closed = true;
+    for (const fail of this.#awaitingSubscribe) fail(new Error('the store is closed'));
+    this.#awaitingSubscribe.clear();
     this.#channels.clear();
     this.#missed.clear();
     this.#subscribing.clear();
     this.#subscriber?.disconnect();
     this.#publisher.disconnect();
     this.#redis.disconnect();
+  }
+
+  /** Settles as `promise` does, or rejects once the store closes. */
+  #untilClosed<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#awaitingSubscribe.add(reject);
+      promise.then(resolve, reject).finally(() => this.#awaitingSubscribe.delete(reject));
+    });
   }
 
   /**
@@ -241,16 +252,6 @@ export class RedisStore implements Store {
     this.#subscriber = subscriber;
     return subscriber;
   }
-}
-
-/** Settles as `promise` does, or rejects once `signal` aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const aborted = () => reject(signal.reason);
-    signal.addEventListener('abort', aborted, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', aborted));
-  });
 }
 
 /** Waits (bounded) for `redis` to be connected; false when it is not in time. */
