@@ -42,7 +42,7 @@ import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { configuredSecrets } from './sessions/sealer-key.ts';
 import { SessionStore } from './sessions/store.ts';
-import { openStore } from './store/open-store.ts';
+import { ANSWER_LOGS_NAMESPACE, openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
 import { registerCallerScopes } from './surfaces/caller-scopes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
@@ -315,7 +315,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     virtualSessions: clientSessions,
     virtualAnswers: {
       events: new AnswerEvents({
-        store: namespaced(store, 'virtual-answers:'),
+        store: namespaced(store, ANSWER_LOGS_NAMESPACE),
         upstreamTimeoutMs: config.upstream.timeoutMs,
         now,
         ended: (key) => clientSessions.isEnded(key),

@@ -323,6 +323,43 @@ describe('cluster store (WORKERS without REDIS_URL: the primary serves its store
   });
 });
 
+describe('memory store key quotas (STORE=memory: answer logs take at most half of its keys)', () => {
+  it('refuses a new key past its prefix quota, counts what is deleted or expired, and leaves other keys their room', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore(clock, 10, [{ prefix: 'q:', maxKeys: 3 }]);
+    try {
+      await store.set('q:a', '1');
+      await store.set('q:b', '1', 1_000);
+      assert.equal(await store.setIfAbsent('q:c', '1'), true);
+      await assert.rejects(store.set('q:d', '1'), { name: 'StoreFullError' });
+      await store.set('q:a', '2');
+      assert.equal(await store.get('q:a'), '2', 'a key already held is written again at the quota');
+      for (let n = 0; n < 7; n++) await store.set(`other:${n}`, '1');
+      await assert.rejects(store.set('other:7', '1'), { name: 'StoreFullError' }, 'the whole store is full');
+      await store.delete('other:6');
+
+      assert.equal(await store.delete('q:a'), true);
+      await store.set('q:d', '1');
+      assert.equal(await store.deleteIf('q:c', '1'), true);
+      await store.set('q:e', '1');
+      await assert.rejects(store.set('q:f', '1'), { name: 'StoreFullError' });
+      clock.advance(1_001);
+      assert.equal(await store.get('q:b'), undefined, 'expired');
+      await store.set('q:f', '1');
+      assert.equal(await store.get('q:f'), '1');
+      // An expired key found by a sweep (not read first) is counted out too.
+      await store.delete('q:d');
+      await store.set('q:b', '1', 1_000);
+      await assert.rejects(store.set('q:g', '1'), { name: 'StoreFullError' });
+      clock.advance(1_001);
+      await store.set('q:h', '1');
+      assert.equal(await store.get('q:h'), '1');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('sqlite store', () => {
   const dirs: string[] = [];
   after(() => {

@@ -4,7 +4,7 @@
  * `REDIS_URL` is set, else the embedded `node:sqlite` file under `DATA_DIR`.
  */
 import type { Clock } from '../clock.ts';
-import { MemoryStore } from './memory-store.ts';
+import { MEMORY_STORE_MAX_KEYS, MemoryStore } from './memory-store.ts';
 import type { Store, StoreKind } from './store.ts';
 
 /** The settings that choose a store. */
@@ -22,6 +22,23 @@ export interface OpenedStore {
   readonly ready: boolean;
 }
 
+/**
+ * The namespace of resumable answer logs (virtual/answer-events.ts): what the proxy does without
+ * when the store refuses it (the stream is served, not resumable).
+ */
+export const ANSWER_LOGS_NAMESPACE = 'virtual-answers:';
+
+/**
+ * The memory store (`STORE=memory`) of `maxKeys` keys: answer logs take at most half of them
+ * (a principal's take up to 32 x 257 keys), so they never crowd out what must be written
+ * (revocations, mint records, session ends, counters).
+ */
+export function memoryStore(clock: Clock, maxKeys = MEMORY_STORE_MAX_KEYS): MemoryStore {
+  return new MemoryStore(clock, maxKeys, [
+    { prefix: ANSWER_LOGS_NAMESPACE, maxKeys: Math.floor(maxKeys / 2) },
+  ]);
+}
+
 /** The kind `settings` resolve to. */
 export function storeKind(settings: StoreSettings): StoreKind {
   if (settings.store !== 'auto') return settings.store;
@@ -34,7 +51,7 @@ export async function openStore(
   deps: { readonly clock: Clock; readonly onError: (error: Error) => void },
 ): Promise<OpenedStore> {
   const kind = storeKind(settings);
-  if (kind === 'memory') return { store: new MemoryStore(deps.clock), kind, ready: true };
+  if (kind === 'memory') return { store: memoryStore(deps.clock), kind, ready: true };
   // The other two load only when chosen: ioredis costs ~8 MiB of a fresh process (issue 16).
   if (kind === 'sqlite') {
     const { SqliteStore } = await import('./sqlite-store.ts');

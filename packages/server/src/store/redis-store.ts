@@ -6,6 +6,7 @@
  * caller decides (limits/store-failures.ts: a rate limit lets traffic through, a security counter
  * refuses).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { WindowHit } from '../limits/rate-store.ts';
 import { LocalChannels, type MissedListener, type Store, type StoreListener } from './store.ts';
@@ -60,6 +61,14 @@ export class RedisStore implements Store {
    * look-ups and rate counters of the command connection behind them.
    */
   readonly #publisher: Redis;
+  /**
+   * What fails the SUBSCRIBEs still awaited: the subscriber queues one while Redis is unreachable,
+   * and {@link close} must not leave its caller (and the app's close) waiting forever.
+   */
+  readonly #awaitingSubscribe = new Set<(error: Error) => void>();
+  #closed = false;
+  /** True once an UNSUBSCRIBE went unanswered, until the subscriber hears from Redis again. */
+  #unanswered = false;
 
   constructor(url: string, onError: (error: Error) => void, prefix = 'mcp-proxy:') {
     this.#url = url;
@@ -132,6 +141,7 @@ export class RedisStore implements Store {
     listener: StoreListener,
     missed?: MissedListener,
   ): Promise<() => Promise<void>> {
+    if (this.#closed) throw new Error('the store is closed');
     const subscriber = this.#subscriberConnection();
     const name = this.#prefix + channel;
     let subscribing = this.#subscribing.get(name);
@@ -146,7 +156,7 @@ export class RedisStore implements Store {
     }
     try {
       // A listener added while the channel's SUBSCRIBE is under way hears nothing before it is done.
-      await subscribing;
+      if (subscribing !== undefined) await this.#untilClosed(subscribing);
     } catch (error) {
       this.#channels.remove(name, listener);
       throw error;
@@ -156,17 +166,44 @@ export class RedisStore implements Store {
       if (missed) this.#missed.delete(missed);
       // A subscriber that is not connected has nothing to undo (and would queue the command).
       if (this.#channels.remove(name, listener) && subscriber.status === 'ready')
-        await subscriber.unsubscribe(name).catch(() => {});
+        await this.#unsubscribe(subscriber, name);
     };
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const fail of this.#awaitingSubscribe) fail(new Error('the store is closed'));
+    this.#awaitingSubscribe.clear();
     this.#channels.clear();
     this.#missed.clear();
     this.#subscribing.clear();
     this.#subscriber?.disconnect();
     this.#publisher.disconnect();
     this.#redis.disconnect();
+  }
+
+  /** Settles as `promise` does, or rejects once the store closes. */
+  #untilClosed<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#awaitingSubscribe.add(reject);
+      promise.then(resolve, reject).finally(() => this.#awaitingSubscribe.delete(reject));
+    });
+  }
+
+  /**
+   * UNSUBSCRIBE, waited for at most a command's timeout: a subscriber that looks connected may
+   * have lost Redis without knowing (a partition: nothing answers, and the subscriber has no
+   * command timeout). Once one went unanswered the next are sent without waiting, until the
+   * subscriber hears from Redis again: a close undoing many channels waits once, not per channel.
+   */
+  async #unsubscribe(subscriber: Redis, name: string): Promise<void> {
+    const sent = subscriber.unsubscribe(name).then(
+      () => true,
+      () => true,
+    );
+    if (this.#unanswered) return;
+    const answered = await Promise.race([sent, delay(COMMAND_TIMEOUT_MS, false, { ref: false })]);
+    if (!answered) this.#unanswered = true;
   }
 
   #connect(commandTimeout = COMMAND_TIMEOUT_MS): Redis {
@@ -193,6 +230,7 @@ export class RedisStore implements Store {
     });
     let connectedBefore = false;
     subscriber.on('ready', () => {
+      this.#unanswered = false;
       if (!connectedBefore) {
         connectedBefore = true;
         return;
@@ -207,7 +245,10 @@ export class RedisStore implements Store {
       );
     });
     subscriber.on('error', (error: Error) => this.#onError(error));
-    subscriber.on('message', (channel: string, message: string) => this.#channels.deliver(channel, message));
+    subscriber.on('message', (channel: string, message: string) => {
+      this.#unanswered = false;
+      this.#channels.deliver(channel, message);
+    });
     this.#subscriber = subscriber;
     return subscriber;
   }

@@ -64,6 +64,8 @@ export const FLEET_LIMITS = {
   principalBytes: 1 << 20,
   /** Bytes of every principal's messages on their way to the store at once. */
   totalBytes: 16 << 20,
+  /** Cancellations waiting to be told to the other instances once more, on this instance. */
+  cancelsAgain: 1_024,
   /** Server requests of one principal's members offered to other instances and not yet taken. */
   principalOffers: 32,
   /** Bytes around a client's answer on its way (what names it): its bound is the body's and this. */
@@ -152,6 +154,8 @@ export class FleetStreams {
   readonly #offered = new Map<string, NodeJS.Timeout>();
   /** By principal: how many of {@link #offered} are its members'. */
   readonly #offers = new Map<string, number>();
+  /** Cancellations to be told once more ({@link cancel}). */
+  readonly #again = new Set<NodeJS.Timeout>();
   readonly #own: Listening | undefined;
   #closed = false;
 
@@ -192,14 +196,22 @@ export class FleetStreams {
     const { principalKey } = stream[0];
     const close = this.#here.open(...stream);
     const release = this.watch(principalKey);
-    const ready = this.#watched.get(principalKey)?.listening.made.then(() => {});
     return {
       close: () => {
         close();
         release();
       },
-      ready: Promise.race([ready, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]).then(() => {}),
+      ready: this.listeningTo(principalKey),
     };
+  }
+
+  /**
+   * Resolves once the principal's channel, watched here ({@link watch}), is listened to (or its
+   * subscription failed; bounded: it resolves after {@link FLEET_LIMITS}.listenMs anyway).
+   */
+  async listeningTo(principalKey: string): Promise<void> {
+    const made = this.#watched.get(principalKey)?.listening.made;
+    await Promise.race([made, delay(FLEET_LIMITS.listenMs, undefined, { ref: false })]);
   }
 
   /**
@@ -211,10 +223,23 @@ export class FleetStreams {
     this.#publish(principalKey, this.#streamsChannel(principalKey), { t: 'end', session }, 'client');
   }
 
-  /** Tells the other instances the client cancelled its session's call `id` (none runs here). */
+  /**
+   * Tells the other instances the client cancelled its session's call `id` (none runs here).
+   * Told once more {@link FLEET_LIMITS}.listenMs later: an instance whose call started just
+   * before may not have been listening yet, and listens by then (a DELETE needs no second word:
+   * its mark in the store is looked at once listening). Cancelling a call twice does nothing more.
+   */
   cancel(principalKey: string, name: string, session: string, id: RequestId): void {
     const body = { t: 'cancel', name, session, id };
-    this.#publish(principalKey, this.#streamsChannel(principalKey), body, 'client');
+    const channel = this.#streamsChannel(principalKey);
+    if (!this.#publish(principalKey, channel, body, 'client')) return;
+    if (this.#again.size >= FLEET_LIMITS.cancelsAgain) return;
+    const timer = setTimeout(() => {
+      this.#again.delete(timer);
+      this.#publish(principalKey, channel, body, 'client');
+    }, FLEET_LIMITS.listenMs);
+    timer.unref();
+    this.#again.add(timer);
   }
 
   /** After a reload ({@link ClientStreams.refresh}; each instance refreshes its own). */
@@ -265,8 +290,9 @@ export class FleetStreams {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of this.#offered.values()) clearTimeout(timer);
+    for (const timer of [...this.#offered.values(), ...this.#again]) clearTimeout(timer);
     this.#offered.clear();
+    this.#again.clear();
     this.#offers.clear();
     const listenings = [this.#own, ...[...this.#watched.values()].map((watched) => watched.listening)];
     this.#watched.clear();

@@ -345,11 +345,21 @@ export class VirtualServers {
   /**
    * Holds a client session's end for what outlives its connection (a resumable call, a stream
    * resumed from one): the hold's signal is aborted when the session ends, here or on another
-   * instance (which this one listens to meanwhile), until the hold is released.
+   * instance (which this one listens to meanwhile), until the hold is released. An end told
+   * before this instance listened went unheard: once listening, `ended` (the session's mark in
+   * the store) is asked, and a session ended meanwhile ends here too.
    */
-  holdSession(principalKey: string, session: string): SessionHold {
+  holdSession(principalKey: string, session: string, ended: () => Promise<boolean>): SessionHold {
     const hold = this.#sessionEnds.hold(principalKey, session);
     const unwatch = this.#streams.watch(principalKey);
+    this.#streams
+      .listeningTo(principalKey)
+      .then(() => !hold.signal.aborted && ended())
+      .then(
+        (wasEnded) => wasEnded && this.#sessionEnds.end(principalKey, session),
+        // A store that cannot say leaves the hold to the end it hears (or the call's timeout).
+        () => {},
+      );
     return {
       signal: hold.signal,
       release: () => {

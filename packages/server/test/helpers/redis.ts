@@ -8,6 +8,8 @@ import { freePort, waitForPort } from './net.ts';
 /** A running Redis. */
 export interface RedisServer {
   readonly url: string;
+  /** Sends `signal` to the server (SIGSTOP: it holds its connections open and answers nothing). */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -33,10 +35,15 @@ export async function startRedis(): Promise<RedisServer> {
   await waitForPort(port);
   return {
     url: `redis://127.0.0.1:${port}`,
+    signal: (signal) => {
+      child.kill(signal);
+    },
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      // A stopped server (SIGSTOP) acts on it once continued.
+      child.kill('SIGCONT');
       await exited;
     },
   };

@@ -49,6 +49,37 @@ export async function startMember(
   };
 }
 
+/** What a {@link startWaitingMember}'s `wait` tool saw: calls started, and those cancelled. */
+export interface WaitCalls {
+  started: number;
+  aborted: number;
+}
+
+/**
+ * Starts a member whose tool `wait` answers once its call is cancelled (or after `ms`): a call
+ * that stays under way until the proxy ends it.
+ */
+export async function startWaitingMember(
+  ms = 20_000,
+): Promise<{ url: string; calls: WaitCalls; stop(): Promise<void> }> {
+  const calls: WaitCalls = { started: 0, aborted: 0 };
+  const member = await startMember((mcp) => {
+    mcp.registerTool('wait', { description: `Waits for its cancellation (${ms} ms at most).` }, (extra) => {
+      calls.started++;
+      return new Promise((resolve) => {
+        const done = () => resolve({ content: [{ type: 'text', text: 'over' }] });
+        const timer = setTimeout(done, ms);
+        extra.signal.addEventListener('abort', () => {
+          calls.aborted++;
+          clearTimeout(timer);
+          done();
+        });
+      });
+    });
+  });
+  return { ...member, calls };
+}
+
 /** One event of an event stream: its id, retry and data, as sent. */
 export interface SseEvent {
   readonly id?: string;

@@ -3,7 +3,7 @@
  * `POST /auth/tokens` and `DELETE /auth/tokens/{id}` (issue 17): an app's backend, holding an
  * admin token, mints short-lived tokens for its users and revokes them. Registered inside the
  * authenticated scope; only an admin static token passes the check here. A token is revoked by
- * the admin that minted it, or by an unrestricted one (no servers, urls or tools of its own).
+ * the admin that minted it, or by an unrestricted one (no servers, urls, tools or rate class of its own).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
@@ -62,7 +62,7 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
     if (record.by !== admin.principalKey && !unrestricted(admin))
       throw new ProxyError(
         'admin_required',
-        'Only the admin token that minted this token, or an admin token without servers, urls or tools of its own, may revoke it.',
+        'Only the admin token that minted this token, or an admin token without servers, urls, tools or rateClass of its own, may revoke it.',
       );
     // Kept as long as the token could still be valid.
     await options.revocations.revoke(id, Math.max(record.until, options.now()) + REVOCATION_LEEWAY_MS);
@@ -71,10 +71,14 @@ export async function authRoutes(app: FastifyInstance, options: AuthRouteOptions
   });
 }
 
-/** An admin limited to nothing: it may revoke any token. */
+/**
+ * An admin limited to nothing: it may revoke any token. A rate class is a limit too: every token
+ * an admin mints carries its class, so admins that differ only by class serve different tenants
+ * (or plans), and neither revokes the other's tokens.
+ */
 function unrestricted(admin: Principal): boolean {
-  const { servers, urls, tools } = admin.grants;
-  return servers === undefined && urls === undefined && tools === undefined;
+  const { servers, urls, tools, rateClass } = admin.grants;
+  return servers === undefined && urls === undefined && tools === undefined && rateClass === undefined;
 }
 
 /** The request's principal, if it is an admin static token; else `admin_required`. */

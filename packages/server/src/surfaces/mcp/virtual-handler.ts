@@ -66,7 +66,9 @@ export async function serveVirtual(
         throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
       const logged = { ...session, principalKey: exchange.identity.principalKey };
       // The stream ends with its session (DELETE, here or on another instance: review10 RESUME-5).
-      const held = virtual.holdSession(logged.principalKey, session.key);
+      const held = virtual.holdSession(logged.principalKey, session.key, () =>
+        endedSession(streams, session),
+      );
       onResponseClosed(reply.raw, held.release);
       const ends = AbortSignal.any([streams.shutdown, held.signal]);
       return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, ends);
@@ -127,7 +129,7 @@ export async function serveVirtual(
     // A resumable answer outlives its connection (disconnection is not cancellation: MCP
     // 2025-11-25); the client cancels it with notifications/cancelled, or ends its session. It
     // keeps its in-flight slot until it is over (review10 RESUME-3, RESUME-5).
-    const held = virtual.holdSession(logged.principalKey, logged.key);
+    const held = virtual.holdSession(logged.principalKey, logged.key, () => endedSession(streams, logged));
     const signal = AbortSignal.any([streams.shutdown, held.signal]);
     const handling = handleAll(
       virtual,
@@ -246,6 +248,11 @@ async function sessionOf(
   if (session === undefined) throw new ProxyError('session_not_found');
   if (session.resealedId !== undefined) reply.header('mcp-session-id', session.resealedId);
   return session;
+}
+
+/** Whether `session` was ended since it was opened (its mark in the store). */
+async function endedSession(streams: VirtualStreamOptions, session: ClientSession): Promise<boolean> {
+  return (await streams.sessions?.isEnded(session.key)) === true;
 }
 
 /**
