@@ -342,7 +342,7 @@ export function renderReport(results: BenchResults): string {
     }
     const s = profile.summary;
     out.push(
-      `Busy ${Math.round(s.busyMs)} ms sampled. Self time by origin: ` +
+      `Busy ${Math.round(s.busyMs)} ms sampled${perRequest(s.busyMs, profile.requests)}. Self time by origin: ` +
         s.byOrigin.map((e) => `${e.name} ${e.percent.toFixed(1)}%`).join(', '),
       '',
       table(
@@ -365,6 +365,12 @@ export function renderReport(results: BenchResults): string {
   }
   for (const note of results.notes) out.push(`- ${note}`);
   return `${out.join('\n')}\n`;
+}
+
+/** ", N requests (M µs of sampled CPU each, the profiler's own cost included)", when counted. */
+function perRequest(busyMs: number, requests: number | undefined): string {
+  if (!requests) return '';
+  return ` over ${requests.toLocaleString('en')} requests (${Math.round((busyMs * 1000) / requests)} µs each, the profiler's own cost included)`;
 }
 
 /** How the fast upstream answered, as the report names it. */

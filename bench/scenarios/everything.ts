@@ -65,7 +65,7 @@ export async function measureEverything(
 }
 
 /** initialize + notifications/initialized through POST /proxy; returns the upstream's session id. */
-async function proxySession(proxyBase: string, upstreamUrl: string): Promise<string> {
+export async function proxySession(proxyBase: string, upstreamUrl: string): Promise<string> {
   const headers = { 'x-proxy-token': PROXY_TOKEN };
   const init = await post(`${proxyBase}/proxy`, headers, { mcp_server_url: upstreamUrl, ...INITIALIZE });
   expectAnswer('initialize through POST /proxy', init, 'protocolVersion');
