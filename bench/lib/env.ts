@@ -62,6 +62,9 @@ export const SETTINGS = {
    * event-stream answers): `json` (the default) or `event-stream`, e.g. to profile the
    * event-stream path with `BENCH_ONLY=profile`. */
   upstreamAnswers: answerMode(process.env.BENCH_UPSTREAM_ANSWERS),
+  /** CPU the fast upstream spends (spinning) before each HTTP answer, in µs (0: none): to see what
+   * an upstream's own cost on the shared core does to the proxy's CPU per request (issue 16). */
+  upstreamWorkUs: num('BENCH_UPSTREAM_WORK_US', 0),
   /** What the profile section loads the proxy against: `fast` (the fast upstream, the default) or
    * `everything` (`@modelcontextprotocol/server-everything`, one session per path, as the
    * everything section measures it; `POST /proxy` and `/mcp` only). */
