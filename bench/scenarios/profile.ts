@@ -6,9 +6,9 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ProfileSummary, summariseProfile } from '../lib/cpuprofile.ts';
-import { type Server, startProxy } from '../lib/servers.ts';
 import { PROXY_TOKEN, SETTINGS } from '../lib/env.ts';
 import { openSession } from '../lib/mcp-http.ts';
+import { type Server, startProxy } from '../lib/servers.ts';
 import { type RequestSpec, runWrk, writeScript } from '../lib/wrk.ts';
 import { proxySession } from './everything.ts';
 import { bridgedSpec, checkSpec, mcpSpec, proxySpec } from './paths.ts';
