@@ -363,7 +363,16 @@ try {
     log('CPU profiles');
     const profileDir = join(RESULTS, 'cpuprofiles');
     rmSync(profileDir, { recursive: true, force: true });
-    results.profiles = await profilePaths(upstream, dir, profileDir, log);
+    if (SETTINGS.profileUpstream === 'everything') {
+      const everything = await startEverything();
+      try {
+        results.profiles = await profilePaths(everything, dir, profileDir, log, true);
+      } finally {
+        await everything.stop();
+      }
+    } else {
+      results.profiles = await profilePaths(upstream, dir, profileDir, log);
+    }
   });
   await section('leakpaths', async () => {
     log('RSS growth per path');

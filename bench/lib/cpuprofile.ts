@@ -41,6 +41,23 @@ export interface ProfileSummary {
   /** Inclusive time of functions in packages/server/src (what each of our steps costs in all). */
   readonly topOursInclusive: ProfileEntry[];
   readonly byOrigin: ProfileEntry[];
+  /** Self time by group: ours (all our files), Node (its JS), undici, Fastify, other npm, GC,
+   * native (socket writes, crypto, ...), V8 outside JS. */
+  readonly byGroup: ProfileEntry[];
+}
+
+/** The group of an origin (see {@link originOf}) in {@link ProfileSummary.byGroup}. */
+export function groupOf(origin: string): string {
+  if (origin.startsWith('ours: ')) return 'ours';
+  if (origin === 'node internals') return 'Node (JS)';
+  if (origin === 'npm: undici') return 'undici';
+  if (origin === 'npm: fastify' || origin.startsWith('npm: @fastify/') || origin === 'npm: find-my-way')
+    return 'Fastify';
+  if (origin.startsWith('npm: ')) return 'other npm';
+  if (origin === 'GC') return 'GC';
+  if (origin === 'native') return 'native';
+  if (origin.startsWith('(program')) return 'V8 outside JS';
+  return 'other';
 }
 
 /** Where a script URL comes from: our file, an npm package, Node itself, or native code. */
@@ -123,7 +140,15 @@ export function summariseProfile(path: string, skipMs = 0, top = 20): ProfileSum
       .slice(0, 2)
       .map(([name, ms]) => ({ name, percent: (100 * ms) / entry.ms })),
   }));
-  return { busyMs: busy, topSelf, topOursInclusive: rank(inclusive, top), byOrigin: rank(origins, 15) };
+  const groups = new Map<string, number>();
+  for (const [origin, ms] of origins) add(groups, groupOf(origin), ms);
+  return {
+    busyMs: busy,
+    topSelf,
+    topOursInclusive: rank(inclusive, top),
+    byOrigin: rank(origins, 15),
+    byGroup: rank(groups, groups.size),
+  };
 }
 
 function add(map: Map<string, number>, key: string, value: number): void {

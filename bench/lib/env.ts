@@ -62,6 +62,13 @@ export const SETTINGS = {
    * event-stream answers): `json` (the default) or `event-stream`, e.g. to profile the
    * event-stream path with `BENCH_ONLY=profile`. */
   upstreamAnswers: answerMode(process.env.BENCH_UPSTREAM_ANSWERS),
+  /** CPU the fast upstream spends (spinning) before each HTTP answer, in µs (0: none): to see what
+   * an upstream's own cost on the shared core does to the proxy's CPU per request (issue 16). */
+  upstreamWorkUs: num('BENCH_UPSTREAM_WORK_US', 0),
+  /** What the profile section loads the proxy against: `fast` (the fast upstream, the default) or
+   * `everything` (`@modelcontextprotocol/server-everything`, one session per path, as the
+   * everything section measures it; `POST /proxy` and `/mcp` only). */
+  profileUpstream: profileUpstream(process.env.BENCH_PROFILE_UPSTREAM),
   /** A results JSON to compare the event-stream and start-up figures with; default: for each
    * figure, the newest earlier file in bench/results/ that has it. */
   previous: process.env.BENCH_PREVIOUS ?? '',
@@ -74,6 +81,12 @@ function answerMode(raw: string | undefined): AnswerMode {
   if (raw === undefined || raw === '' || raw === 'json') return 'json';
   if (raw === 'event-stream') return raw;
   throw new Error(`BENCH_UPSTREAM_ANSWERS must be json or event-stream, not ${raw}`);
+}
+
+function profileUpstream(raw: string | undefined): 'fast' | 'everything' {
+  if (raw === undefined || raw === '' || raw === 'fast') return 'fast';
+  if (raw === 'everything') return raw;
+  throw new Error(`BENCH_PROFILE_UPSTREAM must be fast or everything, not ${raw}`);
 }
 
 /** The concurrency points of the event-stream section: 1 and 64 of BENCH_CONCURRENCY, or all of

@@ -200,7 +200,7 @@ export function renderReport(results: BenchResults): string {
           'p50 ms',
           'p99 ms',
           'added µs p50 / p99',
-          'proxy CPU µs/req',
+          'proxy (or floor) CPU µs/req (kernel part)',
           'upstream CPU µs/req',
         ],
         everything.map((p) => {
@@ -214,7 +214,7 @@ export function renderReport(results: BenchResults): string {
             p.path === 'direct'
               ? '—'
               : `${signed(med(p, 'p50') - med(direct, 'p50'))} / ${signed(med(p, 'p99') - med(direct, 'p99'))}`,
-            p.path === 'direct' ? '—' : int(med(p, 'cpuUs')),
+            p.path === 'direct' ? '—' : cpu(p),
             int(med(p, 'upstreamCpuUs')),
           ];
         }),
@@ -342,8 +342,10 @@ export function renderReport(results: BenchResults): string {
     }
     const s = profile.summary;
     out.push(
-      `Busy ${Math.round(s.busyMs)} ms sampled. Self time by origin: ` +
+      `Busy ${Math.round(s.busyMs)} ms sampled${perRequest(s.busyMs, profile.requests)}. Self time by origin: ` +
         s.byOrigin.map((e) => `${e.name} ${e.percent.toFixed(1)}%`).join(', '),
+      '',
+      `By group: ${s.byGroup.map((e) => `${e.name} ${e.percent.toFixed(1)}%`).join(', ')}.`,
       '',
       table(
         ['top self time', '%', 'nearest of our functions on the stack'],
@@ -365,6 +367,12 @@ export function renderReport(results: BenchResults): string {
   }
   for (const note of results.notes) out.push(`- ${note}`);
   return `${out.join('\n')}\n`;
+}
+
+/** ", N requests (M µs of sampled CPU each, the profiler's own cost included)", when counted. */
+function perRequest(busyMs: number, requests: number | undefined): string {
+  if (!requests) return '';
+  return ` over ${requests.toLocaleString('en')} requests (${Math.round((busyMs * 1000) / requests)} µs each, the profiler's own cost included)`;
 }
 
 /** How the fast upstream answered, as the report names it. */

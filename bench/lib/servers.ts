@@ -6,7 +6,16 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_TOKEN, type AnswerMode, NODE, ORIGIN, PROXY_TOKEN, ROOT, SERVER_CORES } from './env.ts';
+import {
+  ADMIN_TOKEN,
+  type AnswerMode,
+  NODE,
+  ORIGIN,
+  PROXY_TOKEN,
+  ROOT,
+  SERVER_CORES,
+  SETTINGS,
+} from './env.ts';
 import { childPids, freePort, type Proc, startPinned, waitForHttp, waitForPort, waitUntil } from './procs.ts';
 import { nginxBinary } from './tools.ts';
 
@@ -32,7 +41,8 @@ function server(proc: Proc, port: number, pids?: () => number[]): Server {
 
 /** The hand-written stateless upstream (HTTP `/mcp`, WebSocket `/ws`), answering as `answers` says. */
 export async function startFastUpstream(answers: AnswerMode = 'json'): Promise<Server> {
-  const proc = startPinned(NODE, [join(ROOT, 'bench/servers/fast-upstream.ts'), '0', answers], {
+  const work = String(SETTINGS.upstreamWorkUs);
+  const proc = startPinned(NODE, [join(ROOT, 'bench/servers/fast-upstream.ts'), '0', answers, work], {
     name: answers === 'json' ? 'fast upstream' : `fast upstream (${answers})`,
     cores: SERVER_CORES,
     captureStdout: true,

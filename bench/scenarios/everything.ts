@@ -1,13 +1,14 @@
 /**
  * @module bench/scenarios/everything
  * One realistic run: `@modelcontextprotocol/server-everything` (the SDK's stateful Streamable
- * HTTP server, SSE answers) as the upstream, reached directly, through `POST /proxy` and
- * through `/mcp`, each with its own session, calling its `echo` tool; with a baseline proxy
- * (`BENCH_BASELINE_ROOT`), its two paths too, interleaved.
+ * HTTP server, SSE answers) as the upstream, reached directly, through the node floor (what any
+ * Node forwarder pays), through `POST /proxy` and through `/mcp`, each with its own session,
+ * calling its `echo` tool; with a baseline proxy (`BENCH_BASELINE_ROOT`), its two paths too,
+ * interleaved.
  */
 import { PROXY_TOKEN } from '../lib/env.ts';
 import { expectAnswer, INITIALIZE, INITIALIZED, openSession, post } from '../lib/mcp-http.ts';
-import type { Server } from '../lib/servers.ts';
+import { type Server, startNodeFloor } from '../lib/servers.ts';
 import type { Point } from '../lib/stats.ts';
 import { type LoadConfig, measurePoints } from './load.ts';
 import { checkSpec, directSpec, mcpSpec, proxySpec } from './paths.ts';
@@ -42,8 +43,12 @@ export async function measureEverything(
       serverPids: server.pids,
     },
   ];
+  // What any Node forwarder pays in front of this upstream: the node floor on a session of its own.
+  const floor = await startNodeFloor(upstreamUrl);
+  const floorSpec = directSpec(`${floor.base}/mcp`, await openSession(upstreamUrl, {}));
   const paths = [
     { path: 'direct', spec: direct, serverPids: undefined },
+    { path: 'node floor', spec: floorSpec, serverPids: floor.pids },
     ...(await viaProxies(proxy, '')),
     ...(baseline ? await viaProxies(baseline, ' (baseline)') : []),
   ];
@@ -61,11 +66,15 @@ export async function measureEverything(
       });
     }
   }
-  return measurePoints(configs, dir, log);
+  try {
+    return await measurePoints(configs, dir, log);
+  } finally {
+    await floor.stop();
+  }
 }
 
 /** initialize + notifications/initialized through POST /proxy; returns the upstream's session id. */
-async function proxySession(proxyBase: string, upstreamUrl: string): Promise<string> {
+export async function proxySession(proxyBase: string, upstreamUrl: string): Promise<string> {
   const headers = { 'x-proxy-token': PROXY_TOKEN };
   const init = await post(`${proxyBase}/proxy`, headers, { mcp_server_url: upstreamUrl, ...INITIALIZE });
   expectAnswer('initialize through POST /proxy', init, 'protocolVersion');

@@ -9,8 +9,10 @@
  * `event: message` per answer, ended once the answers are written). In `event-stream` mode a
  * caller whose `Accept` does not list `text/event-stream` still gets JSON.
  *
- * Usage: `node bench/servers/fast-upstream.ts [port] [json|event-stream]` — prints
- * `{"port":N}` once listening.
+ * Usage: `node bench/servers/fast-upstream.ts [port] [json|event-stream] [work µs]` — prints
+ * `{"port":N}` once listening. `work µs`: CPU spent (spinning) before each HTTP answer, to stand
+ * for a real server's cost on the core it shares with the proxy (issue 16: server-everything
+ * spends 300–400 µs a request).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -19,6 +21,14 @@ import { respondAll } from './responder.ts';
 const MAX_BODY = 1_048_576;
 const mode = process.argv[3] ?? 'json';
 if (mode !== 'json' && mode !== 'event-stream') throw new Error(`unknown answer mode: ${mode}`);
+const workNs = BigInt(Math.round(Number(process.argv[4] ?? 0) * 1000));
+
+/** Spins for `workNs` (a stand-in for a real server's work on each request). */
+function work(): void {
+  if (workNs === 0n) return;
+  const until = process.hrtime.bigint() + workNs;
+  while (process.hrtime.bigint() < until);
+}
 
 function handle(request: IncomingMessage, response: ServerResponse): void {
   const path = request.url === undefined ? '/' : request.url.split('?')[0];
@@ -55,6 +65,7 @@ function handle(request: IncomingMessage, response: ServerResponse): void {
       return;
     }
     const answer = respondAll(parsed);
+    work();
     if (answer === undefined) {
       response.writeHead(202).end();
       return;

@@ -7,7 +7,7 @@
  *
  * Usage: `node bench/servers/node-floor.ts <upstream URL>` — prints `{"port":N}` once listening.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'undici';
 
 const upstream = new URL(process.argv[2] ?? 'http://127.0.0.1:1/mcp');
@@ -19,7 +19,12 @@ const server = createServer({ keepAliveTimeout: 120_000 }, (req, res) => {
   req.on('end', () => {
     request(upstream, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: req.headers.accept ?? 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        accept: req.headers.accept ?? 'application/json',
+        // A stateful server's session (server-everything), as any forwarder must pass it on.
+        ...sessionHeaders(req.headers),
+      },
       body: Buffer.concat(chunks),
       dispatcher,
     }).then(
@@ -36,6 +41,15 @@ const server = createServer({ keepAliveTimeout: 120_000 }, (req, res) => {
   });
 });
 server.maxRequestsPerSocket = 0;
+
+function sessionHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const id = headers['mcp-session-id'];
+  const version = headers['mcp-protocol-version'];
+  if (typeof id !== 'string') return {};
+  return typeof version === 'string'
+    ? { 'mcp-session-id': id, 'mcp-protocol-version': version }
+    : { 'mcp-session-id': id };
+}
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   process.stdout.write(

@@ -113,6 +113,47 @@ async function relayedEnd(t: TestContext, delayMs: number | undefined): Promise<
   );
 }
 
+test('a streamed relay warns of no listener leak (issue 16: one warning, stack and stderr line per answer)', async (t) => {
+  // Every answer the proxy streams (server-everything's, whose end trails its event) used to put
+  // 11 'close' listeners on its response: Node then built a MaxListenersExceededWarning, with a
+  // stack, and wrote it to stderr, for each such answer.
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const upstream = await startUpstream(50);
+  t.after(() => upstream.close());
+  const proxy = await startProxy({ HOST: '127.0.0.1' });
+  t.after(() => proxy.close());
+  const writes = recordWrites(proxy.app.server);
+
+  for (let call = 0; call < 3; call++) {
+    const response = await fetch(`${proxy.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': proxy.token,
+        'x-mcp-server-url': upstream.url,
+        'x-mcp-transport': 'streamable-http',
+      },
+      body: JSON.stringify(INITIALIZE),
+    });
+    assert.equal(response.status, 200);
+    assert.match(await response.text(), /the-last-event/);
+  }
+  // A warning is emitted on a later tick than the listener that crossed the limit.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(
+    writes.some((write) => write.includes(': proxied')),
+    'the answers were streamed (the headers went before the event)',
+  );
+  assert.deepEqual(
+    warnings.map((warning) => `${warning.name}: ${warning.message}`),
+    [],
+  );
+});
+
 test('a relayed event stream that goes on still delivers each event as it comes', async (t) => {
   // The corking that keeps an end with its event must not hold back a stream that stays open.
   const server: Server = createServer((req, res) => {

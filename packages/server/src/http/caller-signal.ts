@@ -3,7 +3,9 @@
  * An AbortSignal that fires when the caller disconnects before its response was sent, so
  * upstream work for a caller that left is cancelled rather than left running.
  */
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { onResponseClosed } from '../response-closed.ts';
 
 /**
  * Signal aborted when the caller's connection closes before the reply finished. Already
@@ -13,13 +15,8 @@ import type { FastifyReply } from 'fastify';
  */
 export function callerSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  const response = reply.raw;
-  if (response.destroyed) {
-    if (!response.writableFinished) controller.abort();
-    return controller.signal;
-  }
-  response.once('close', () => {
-    if (!response.writableFinished) controller.abort();
+  onResponseClosed(reply.raw, function (this: ServerResponse) {
+    if (!this.writableFinished) controller.abort();
   });
   return controller.signal;
 }

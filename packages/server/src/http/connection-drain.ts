@@ -12,6 +12,7 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
+import { onResponseClosed } from '../response-closed.ts';
 
 /** How often {@link ConnectionDrain.quiet} looks at the connections. */
 const POLL_MS = 50;
@@ -39,7 +40,7 @@ export class ConnectionDrain {
       const connection = this.#connections.get(request.socket);
       if (connection === undefined) return;
       connection.inFlight++;
-      response.once('close', () => {
+      onResponseClosed(response, () => {
         connection.inFlight = Math.max(0, connection.inFlight - 1);
         connection.idleSince = performance.now();
       });

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
+import { onResponseClosed } from '../../response-closed.ts';
 import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { relayedContentType } from '../../upstream/content-type.ts';
 import { isEventStream } from '../../upstream/event-stream.ts';
@@ -230,7 +231,7 @@ function relayEvents(counter: EventSizeCounter, response: ServerResponse): Trans
   };
   // `end()` has queued the terminator by `prefinish`: it leaves with the last event then.
   response.once('prefinish', uncork);
-  response.once('close', uncork);
+  onResponseClosed(response, uncork);
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       if (!counter.fits(chunk)) {
