@@ -3,7 +3,10 @@
  * Runs one workspace's test files (`test/**\/*.test.ts` under the working directory), the longest
  * first (issue 15). `node --test` runs its files in name order, so a long file whose name sorts
  * late (workers.test.ts) started when the others were nearly done and ran alone at the end of the
- * run; started first, it overlaps the short ones instead.
+ * run; started first, it overlaps the short ones instead. But the long files are the heavy ones
+ * (child proxies, nginx, Chromium, conformance CLIs): all started at once on 2 cores, each took
+ * twice as long and some missed their start-up deadlines. So no more than half the slots hold a
+ * long file at a time; the order is planned as if each file took as long as it last did.
  *
  * How long each file takes comes from the last run on this machine (kept per workspace in
  * node_modules/.cache/mcp-proxy/test-durations/), else from scripts/test-durations.json, the
@@ -23,6 +26,8 @@ import { parseArgs } from 'node:util';
 
 /** What a file named in no record is taken to last: after the long files, before the short. */
 const UNKNOWN_SECONDS = 5;
+/** A file that lasts this long counts as long: at most half the slots run one at a time. */
+const LONG_SECONDS = 20;
 /** How many of the slowest files the run names at its end. */
 const SLOWEST_SHOWN = 10;
 
@@ -48,13 +53,40 @@ function readRecord(path) {
 const learned = readRecord(LEARNED);
 const known = { ...readRecord(SEED)[workspace], ...learned };
 const seconds = (file) => known[file] ?? UNKNOWN_SECONDS;
-const files = globSync('test/**/*.test.ts').sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+const concurrency = Number(values.concurrency);
+
+/**
+ * The files in the order they should start: plays the run through with `concurrency` slots, each
+ * file lasting `seconds(file)`, and gives every slot that frees the longest file left, or the
+ * longest short one while half the slots already hold long ones.
+ */
+function plan(files) {
+  const pending = [...files].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+  const running = [];
+  const order = [];
+  let now = 0;
+  while (pending.length > 0) {
+    if (running.length === concurrency) {
+      running.sort((a, b) => a.ends - b.ends);
+      now = running.shift().ends;
+      continue;
+    }
+    const long = running.filter(({ file }) => seconds(file) >= LONG_SECONDS).length;
+    const short = pending.findIndex((file) => seconds(file) < LONG_SECONDS);
+    const [file] = pending.splice(long < concurrency / 2 || short === -1 ? 0 : short, 1);
+    running.push({ file, ends: now + seconds(file) });
+    order.push(file);
+  }
+  return order;
+}
+
+const files = plan(globSync('test/**/*.test.ts'));
 
 const took = {};
 let passed = false;
 const stream = run({
   files: files.map((file) => resolve(file)),
-  concurrency: Number(values.concurrency),
+  concurrency,
   timeout: Number(values.timeout),
 });
 stream.on('test:complete', ({ file, nesting, name, details }) => {
