@@ -14,7 +14,8 @@
  * one) is taken to be as long as {@link UNKNOWN_SECONDS}. The order is all this changes: every
  * file runs, in a process of its own, as `node --test` would run it.
  *
- * Usage: node ../../scripts/run-tests.mjs --concurrency=4 (from a workspace's folder).
+ * Usage: node ../../scripts/run-tests.mjs --concurrency=4 [file...] (from a workspace's folder; files
+ * named run instead of all, e.g. `npm test -w mcp-proxy-server -- test/cli.test.ts`).
  * Exits non-zero when a test failed.
  */
 import { globSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,8 @@ const SLOWEST_SHOWN = 10;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SEED = resolve(root, 'scripts/test-durations.json');
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: { concurrency: { type: 'string', default: '2' }, timeout: { type: 'string', default: '120000' } },
 });
 const workspace = JSON.parse(readFileSync('package.json', 'utf8')).name;
@@ -80,7 +82,7 @@ function plan(files) {
   return order;
 }
 
-const files = plan(globSync('test/**/*.test.ts'));
+const files = plan(positionals.length > 0 ? positionals : globSync('test/**/*.test.ts'));
 
 const took = {};
 let passed = false;
