@@ -20,7 +20,9 @@ function reference(pattern: string, raw: string): boolean {
   const path = url.pathname.replace(/%[0-9a-f]{2}/gi, (octet) => octet.toUpperCase());
   const text = [...`${url.protocol}//${url.host}${path}`];
   const cut = pattern.indexOf('/', pattern.indexOf('//') + 2);
-  const patternHost = (cut === -1 ? pattern : pattern.slice(0, cut)).replace(/^.*?\/\//, '').replace(/:[^:]*$/, '');
+  const patternHost = (cut === -1 ? pattern : pattern.slice(0, cut))
+    .replace(/^.*?\/\//, '')
+    .replace(/:[^:]*$/, '');
   const address = /^[0-9*.]*$/.test(patternHost) && /[0-9]/.test(patternHost);
   if (address && !/^[0-9.]+$/.test(url.hostname)) return false;
   const tokens: Token[] = [];

@@ -8,6 +8,11 @@
  * to keep the token out of. This test runs a real nginx with two locations and a token granted
  * `/public/**`: the proxy must refuse the target (4xx, before any request) and nginx must never
  * see a request for `/admin/`.
+ *
+ * Fixed: dispatch/targets.ts refuses, `400 invalid_target`, a target whose path has an encoded
+ * `/` or `\` (`%2F`, `%5C`, any case) or a segment starting `..;` or `.;` (servlet containers
+ * drop what follows `;`, then resolve the dots), for every token; a pattern naming one is refused
+ * where patterns are taken in (it could match nothing).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,13 +21,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.ts';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
-const CALLER = 'review12-urlpattern-1-caller-0123456789';
+const CALLER = 'url-pattern-encoded-slash-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
-describe('review12 URLPATTERN-1: an encoded slash does not carry a target out of its pattern', () => {
+describe('an encoded slash does not carry a target out of its pattern (review12 URLPATTERN-1)', () => {
   let nginx: ChildProcess;
   let exited: Promise<void>;
   let nginxPort: number;
@@ -30,7 +36,7 @@ describe('review12 URLPATTERN-1: an encoded slash does not carry a target out of
   let proxy: RunningProxy;
 
   before(async () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-review12-urlpattern-1-'));
+    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-encoded-slash-'));
     mkdirSync(join(prefix, 'tmp'));
     nginxPort = await freePort();
     accessLog = join(prefix, 'access.log');
@@ -102,6 +108,11 @@ http {
     '/public/..%2Fadmin%2Fmcp',
     '/public/%2e%2e%2fadmin%2fmcp',
     '/public/x/..%2F..%2Fadmin/mcp',
+    '/public/..%5cadmin%5Cmcp',
+    '/public/..;/admin/mcp',
+    '/public/x/.;/../..;/admin/mcp',
+    '/public/%2E%2e;x/admin/mcp',
+    '/public/..%3B/admin/mcp',
   ]) {
     it(`a target ${path} is refused and never reaches /admin/`, async () => {
       const before = seen().length;
@@ -117,6 +128,30 @@ http {
         reply.status === 400 || reply.status === 403,
         `refused before any upstream request: got ${reply.status} ${JSON.stringify(reply.body)}`,
       );
+      assert.equal(reply.body.error.data.code, 'invalid_target', JSON.stringify(reply.body));
+      assert.equal(seen().length, before, `nginx saw ${JSON.stringify(seen().slice(before))}`);
     });
   }
+
+  it('a path with a ; that starts no dot segment, or dots that are a name, is still reached', async () => {
+    for (const path of ['/public/a;b/mcp', '/public/...;/mcp', '/public/.well-known/mcp']) {
+      const reply = await postProxy(
+        { url: proxy.url, token: CALLER },
+        { mcp_server_url: `http://127.0.0.1:${nginxPort}${path}`, jsonrpc: '2.0', id: 1, method: 'ping' },
+      );
+      assert.equal(reply.status, 200, `${path}: ${JSON.stringify(reply.body)}`);
+    }
+  });
+
+  it('a configured pattern naming an encoded slash is refused: it could match nothing', () => {
+    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-encoded-slash-')), 'proxy.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: ['http://127.0.0.1/a%2fb/**'] }] }),
+    );
+    assert.throws(
+      () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
+      /can match nothing: its path has an encoded `\/` or `\\` \(%2F, %5C\)/,
+    );
+  });
 });

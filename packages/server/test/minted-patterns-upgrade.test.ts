@@ -15,6 +15,10 @@
  * The token here is made as the previous version's `POST /auth/tokens` made it: the unchanged
  * signer (identity/minted-tokens.ts `MintedTokens.mint`) with the same key and admin, and the
  * admin's pattern as that version stored it.
+ *
+ * Fixed: a token's patterns are normalised when it is verified (identity/minted-tokens.ts),
+ * before it is judged against its minter and matched; a pattern with no normal form is left out
+ * and matches nothing (the token does not become unlimited in URLs).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -28,18 +32,24 @@ import { keyFile } from './helpers/minted.ts';
 import { freePort } from './helpers/net.ts';
 import { postProxy, startProxy } from './helpers/proxy.ts';
 
-const ADMIN = 'review12-urlpattern-5-admin-0123456789';
+const ADMIN = 'minted-patterns-upgrade-admin-0123456789';
+const UNLIMITED_ADMIN = 'minted-patterns-upgrade-unlimited-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
-describe('review12 URLPATTERN-5: a token minted before patterns were normalised stays within its admin', () => {
+describe('a token minted before patterns were normalised (review12 URLPATTERN-5)', () => {
   it('a token carrying its admin’s pattern as then written is not revoked', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mcpp-review12-urlpattern-5-'));
+    const dir = mkdtempSync(join(tmpdir(), 'mcpp-minted-patterns-upgrade-'));
     const key = keyFile(dir);
     const written = 'http://127.0.0.1:80/**';
     const configPath = join(dir, 'proxy.json');
     writeFileSync(
       configPath,
-      JSON.stringify({ tokens: [{ sha256: sha256(ADMIN), admin: true, urls: [written] }] }),
+      JSON.stringify({
+        tokens: [
+          { sha256: sha256(ADMIN), admin: true, urls: [written] },
+          { sha256: sha256(UNLIMITED_ADMIN), admin: true },
+        ],
+      }),
     );
     const proxy = await startProxy({ SIGNING_KEYS: key, MCP_PROXY_CONFIG: configPath });
     try {
@@ -73,6 +83,16 @@ describe('review12 URLPATTERN-5: a token minted before patterns were normalised 
         401,
         `a token minted before the upgrade, carrying its admin's own pattern: ${JSON.stringify(oldReply.body)}`,
       );
+
+      // A pattern with no normal form matches nothing: left out, the token reaches no URL (its
+      // `urls` kept, empty), not every URL as a token without `urls` would.
+      const none = await signer.mint(
+        { subject: 'before-upgrade', ttlSeconds: 600, urls: ['http://ü*.example/**'] },
+        `static:${sha256(UNLIMITED_ADMIN)}`,
+      );
+      const noneReply = await ping(none.token);
+      assert.equal(noneReply.status, 403, JSON.stringify(noneReply.body));
+      assert.equal(noneReply.body.error.data.code, 'forbidden_server');
     } finally {
       await proxy.close();
     }
