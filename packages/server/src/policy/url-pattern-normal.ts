@@ -37,7 +37,8 @@ export function normalPattern(pattern: string): NormalPattern {
   const hostEnd = authority.indexOf(':', authority.startsWith('[') ? authority.indexOf(']') : 0);
   const host = normalHost(scheme, hostEnd === -1 ? authority : authority.slice(0, hostEnd));
   if (host === undefined) return { refused: 'its host is not a host name or address' };
-  if (host === false) return { refused: 'a wildcard is in a host label with non-ASCII characters' };
+  if (host === false)
+    return { refused: 'a wildcard is in a host label with non-ASCII characters or in punycode (xn--)' };
   const port = normalPort(scheme, hostEnd === -1 ? '' : authority.slice(hostEnd + 1));
   if (port === undefined) return { refused: 'its port is not a number up to 65535 (or a wildcard)' };
   const written = slash === -1 ? '/' : pattern.slice(slash);
