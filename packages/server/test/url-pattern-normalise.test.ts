@@ -100,15 +100,19 @@ describe('review11 URLPATTERN-3: a pattern reaches the URL it spells', () => {
   });
 
   it('a configured pattern that can match nothing is refused when the config is loaded', () => {
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-normalise-')), 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: ['http://127.0.0.1/a/*/../b'] }] }),
-    );
-    assert.throws(
-      () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
-      /can match nothing: a `\.\.` segment of its path removes a wildcard/,
-    );
+    for (const [pattern, refusal] of [
+      ['http://127.0.0.1/a/*/../b', /can match nothing: a `\.\.` segment of its path removes a wildcard/],
+      // Review 12 URLPATTERN-1: targets with an encoded slash are refused (url-pattern-encoded-slash).
+      ['http://127.0.0.1/a%2fb/**', /can match nothing: its path has an encoded `\/` or `\\` \(%2F, %5C\)/],
+    ] as const) {
+      const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-normalise-')), 'proxy.json');
+      writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [pattern] }] }));
+      assert.throws(
+        () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
+        refusal,
+        pattern,
+      );
+    }
   });
 
   it('a pattern without wildcards is normalised to the very text that URL is matched as', () => {
