@@ -4,6 +4,8 @@
  * recursion over (URL position, pattern position), a wildcard either ending or taking one more
  * character it may span. Random patterns and URLs, most URLs spelt from their pattern (so that
  * matches are common), some altered by a character; patterns long enough to cross 32-unit words.
+ * Review 12: a URL's percent-escapes are read in uppercase (URLPATTERN-3), and a pattern whose
+ * host is digits, dots and wildcards matches IPv4 hosts only (URLPATTERN-4).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -15,8 +17,14 @@ type Token = { readonly char: string } | { readonly stops: string };
 function reference(pattern: string, raw: string): boolean {
   const url = URL.parse(raw);
   if (url === null) return false;
-  const text = [...`${url.protocol}//${url.host}${url.pathname}`];
+  const path = url.pathname.replace(/%[0-9a-f]{2}/gi, (octet) => octet.toUpperCase());
+  const text = [...`${url.protocol}//${url.host}${path}`];
   const cut = pattern.indexOf('/', pattern.indexOf('//') + 2);
+  const patternHost = (cut === -1 ? pattern : pattern.slice(0, cut))
+    .replace(/^.*?\/\//, '')
+    .replace(/:[^:]*$/, '');
+  const address = /^[0-9*.]*$/.test(patternHost) && /[0-9]/.test(patternHost);
+  if (address && !/^[0-9.]+$/.test(url.hostname)) return false;
   const tokens: Token[] = [];
   const read = (part: string, one: string, many: string) => {
     for (let at = 0; at < part.length; ) {
@@ -66,10 +74,10 @@ function random(seed: number) {
   return { next, pick, count: (most: number) => Math.floor(next() * (most + 1)) };
 }
 
-const HOST_PIECES = ['a', 'b', 'ab', '-', '.', '*', '**', 'x1'] as const;
-const PATH_PIECES = ['a', 'b', 'ab', '/', '.', '-', '*', '**', '%41', 'é', ':', '..'] as const;
+const HOST_PIECES = ['a', 'b', 'ab', '-', '.', '*', '**', 'x1', '1', '27', '1.2'] as const;
+const PATH_PIECES = ['a', 'b', 'ab', '/', '.', '-', '*', '**', '%41', '%4A', 'é', ':', '..'] as const;
 /** What a wildcard may become when a URL is spelt from a pattern. */
-const FILLS = ['', 'a', 'ab', 'b.a', 'a/b', '/', 'x:y', 'é'] as const;
+const FILLS = ['', 'a', 'ab', 'b.a', 'a/b', '/', 'x:y', 'é', '7', '1.2', '%4a'] as const;
 
 describe('URL patterns: the bit-parallel matcher decides as the rule does', () => {
   it('agrees with a brute-force matcher on 20 000 random pattern/URL pairs', () => {
@@ -85,8 +93,9 @@ describe('URL patterns: the bit-parallel matcher decides as the rule does', () =
       let spelt = pattern.replace(/\*\*|\*/g, () => rng.pick(FILLS));
       if (rng.next() < 0.3) {
         const at = rng.count(spelt.length - 1);
-        spelt = `${spelt.slice(0, at)}${rng.pick(['a', '/', '.', '*', 'z'])}${spelt.slice(at + 1)}`;
+        spelt = `${spelt.slice(0, at)}${rng.pick(['a', '/', '.', '*', 'z', '3'])}${spelt.slice(at + 1)}`;
       }
+      if (rng.next() < 0.3) spelt = spelt.replace(/%[0-9A-F]{2}/g, (octet) => octet.toLowerCase());
       const expected = reference(pattern, spelt);
       if (expected) matches++;
       assert.equal(urlMatches(pattern, spelt), expected, `${pattern} against ${spelt}`);

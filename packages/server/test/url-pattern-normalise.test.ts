@@ -12,6 +12,14 @@
  * Fixed: patterns are put in the form targets are matched in where they are taken in, the config
  * and a mint request (policy/url-pattern-normal.ts), or refused when they can match nothing. The
  * normal form of a pattern without wildcards is the matched form of that URL, on random URLs.
+ *
+ * Review 12 URLPATTERN-2: the refusal of a wildcard in a non-ASCII host label read the label as
+ * written, so `http://%C3%BC*.example.com/**` (percent-encoded `ü*`) was kept as `xn--*-dha`,
+ * matching `xxx£yyy.example.com` (`xn--xxxyyy-dha`) and not `übung.example.com`. Fixed: checked
+ * again as parsed (a wildcard label in punycode is refused).
+ * URLPATTERN-3 (lockout): percent-escapes were matched as written, hex case included, so
+ * `/caf%c3%a9/**` reached neither `/café/mcp` nor `/caf%C3%A9/mcp`, and `/café/**` not a target
+ * spelt `/caf%c3%a9/mcp`. Fixed: both sides read escapes in uppercase.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -92,19 +100,41 @@ describe('review11 URLPATTERN-3: a pattern reaches the URL it spells', () => {
   });
 
   it('a configured pattern that can match nothing is refused when the config is loaded', () => {
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-normalise-')), 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: ['http://127.0.0.1/a/*/../b'] }] }),
-    );
-    assert.throws(
-      () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
-      /can match nothing: a `\.\.` segment of its path removes a wildcard/,
-    );
+    for (const [pattern, refusal] of [
+      ['http://127.0.0.1/a/*/../b', /can match nothing: a `\.\.` segment of its path removes a wildcard/],
+      // Review 12 URLPATTERN-1: targets with an encoded slash are refused (url-pattern-encoded-slash).
+      ['http://127.0.0.1/a%2fb/**', /can match nothing: its path has an encoded `\/` or `\\` \(%2F, %5C\)/],
+    ] as const) {
+      const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-normalise-')), 'proxy.json');
+      writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [pattern] }] }));
+      assert.throws(
+        () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
+        refusal,
+        pattern,
+      );
+    }
   });
 
   it('a pattern without wildcards is normalised to the very text that URL is matched as', () => {
-    const pieces = ['a', 'B', '/', '.', '..', '-', 'é', '%41', ' ', '"', '{', '\\', '~', ':', '@x'];
+    const pieces = [
+      'a',
+      'B',
+      '/',
+      '.',
+      '..',
+      '-',
+      'é',
+      '%41',
+      '%4a',
+      '%2e',
+      ' ',
+      '"',
+      '{',
+      '\\',
+      '~',
+      ':',
+      '@x',
+    ];
     const hosts = [
       '127.0.0.1',
       '127.1',
@@ -133,7 +163,75 @@ describe('review11 URLPATTERN-3: a pattern reaches the URL it spells', () => {
       checked++;
       assert.equal(normal.pattern, form, url);
       assert.ok(urlMatches(normal.pattern, url), url);
+      assert.deepEqual(normalPattern(normal.pattern), normal, `normal form of ${url} is its own`);
     }
     assert.ok(checked > 2_500, `${checked} of 3 000 random URLs checked`);
+  });
+});
+
+const ENCODED_WILD_LABEL = 'http://%C3%BC*.example.com/**';
+
+describe('review12 URLPATTERN-2: a wildcard in a percent-encoded non-ASCII host label is refused', () => {
+  it('a mint request naming it is refused as one naming ü* is', async () => {
+    const proxy = await startProxy({ ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile() });
+    try {
+      const plain = await mintRaw(proxy.url, {
+        subject: 'idn',
+        ttlSeconds: 600,
+        urls: ['http://ü*.example.com/**'],
+      });
+      assert.equal(plain.status, 400, JSON.stringify(plain.body));
+      const encoded = await mintRaw(proxy.url, {
+        subject: 'idn',
+        ttlSeconds: 600,
+        urls: [ENCODED_WILD_LABEL],
+      });
+      assert.equal(
+        encoded.status,
+        400,
+        `minted with ${ENCODED_WILD_LABEL}, which matches xn--xxxyyy-dha.example.com (xxx£yyy): ${encoded.status}`,
+      );
+      assert.equal(encoded.body.error.data.code, 'invalid_token_request');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('the config refuses it, and a wildcard label written in punycode', () => {
+    for (const pattern of [
+      ENCODED_WILD_LABEL,
+      'http://xn--*.example.com/**',
+      'http://XN--bcher*.example/**',
+    ]) {
+      const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-normalise-')), 'proxy.json');
+      writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [pattern] }] }));
+      assert.throws(
+        () => loadConfig({ env: { MCP_PROXY_CONFIG: configPath, STORE: 'memory' } }),
+        /can match nothing: a wildcard is in a host label with non-ASCII/,
+        pattern,
+      );
+    }
+  });
+});
+
+describe('review12 URLPATTERN-3: percent-escapes are read alike in patterns and targets', () => {
+  it('a pattern with lowercase escapes reaches the URL it spells, in either spelling', async () => {
+    const base = `http://127.0.0.1:${await freePort()}`;
+    for (const target of [`${base}/café/mcp`, `${base}/caf%C3%A9/mcp`, `${base}/caf%c3%A9/mcp`]) {
+      const status = await statusFor(`${base}/caf%c3%a9/**`, target);
+      assert.notEqual(status, 403, `${target}: the pattern names this very URL`);
+    }
+  });
+
+  it('a pattern with a non-ASCII segment reaches that segment spelt with lowercase escapes', async () => {
+    const base = `http://127.0.0.1:${await freePort()}`;
+    const status = await statusFor(`${base}/café/**`, `${base}/caf%c3%a9/mcp`);
+    assert.notEqual(status, 403, 'the pattern names this very URL');
+  });
+
+  it('other escapes still tell paths apart', async () => {
+    const base = `http://127.0.0.1:${await freePort()}`;
+    const status = await statusFor(`${base}/caf%c3%a9/**`, `${base}/caf%c3%a8/mcp`);
+    assert.equal(status, 403);
   });
 });

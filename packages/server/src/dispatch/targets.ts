@@ -6,6 +6,7 @@
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
+import { CompiledPatterns } from '../policy/compiled-patterns.ts';
 import { permitsTarget, type TargetGrants, visibleTools } from '../policy/grants.ts';
 import { matchedForm } from '../policy/url-pattern.ts';
 import type { UpstreamTarget } from './connector.ts';
@@ -38,6 +39,7 @@ export class TargetResolver {
   #servers: Config['servers'];
   readonly #guard: EgressGuard;
   readonly #vetted: VetCache;
+  readonly #patterns = new CompiledPatterns();
 
   constructor(
     servers: Config['servers'],
@@ -74,8 +76,8 @@ export class TargetResolver {
    * ({@link TargetResolver.resolve}) and, after a reload, for what is already open
    * ({@link TargetResolver.stillReaches}). The rule itself is policy/grants.ts's.
    */
-  static permits(grants: TargetGrants | undefined, request: { server: string } | { url: string }): boolean {
-    return permitsTarget(grants, request);
+  #permits(grants: TargetGrants | undefined, request: { server: string } | { url: string }): boolean {
+    return permitsTarget(grants, request, this.#patterns);
   }
 
   /**
@@ -85,11 +87,9 @@ export class TargetResolver {
    */
   stillReaches(targetKey: string, grants: TargetGrants | undefined, changed: ReadonlySet<string>): boolean {
     const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
-    if (name === undefined) return TargetResolver.permits(grants, { url: targetKey });
+    if (name === undefined) return this.#permits(grants, { url: targetKey });
     return (
-      TargetResolver.permits(grants, { server: name }) &&
-      !changed.has(name) &&
-      Object.hasOwn(this.#servers, name)
+      this.#permits(grants, { server: name }) && !changed.has(name) && Object.hasOwn(this.#servers, name)
     );
   }
 
@@ -99,15 +99,8 @@ export class TargetResolver {
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
    */
   async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
-    if ('url' in request && tooLong(request.url)) {
-      // Worded as POST /proxy's envelope words it, before any pattern is matched against it.
-      throw new ProxyError(
-        'invalid_envelope',
-        `Invalid proxy envelope: mcp_server_url is longer than ${MAX_TARGET_URL_LENGTH} characters (counted with its non-ASCII characters percent-encoded).`,
-        { data: { field: 'mcp_server_url' } },
-      );
-    }
-    if (!('server' in request) && !TargetResolver.permits(grants, request)) {
+    if ('url' in request) refuseUnclear(request.url);
+    if (!('server' in request) && !this.#permits(grants, request)) {
       throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
     }
     const tools = grants?.tools;
@@ -115,7 +108,7 @@ export class TargetResolver {
       const exists = Object.hasOwn(this.#servers, request.server);
       const server = exists ? this.#servers[request.server] : undefined;
       if (!server) throw new ProxyError('unknown_server', undefined, { data: { server: request.server } });
-      if (!TargetResolver.permits(grants, request)) {
+      if (!this.#permits(grants, request)) {
         // Answered as unknown; the audit trail reads the refusal from the cause.
         throw new ProxyError('unknown_server', undefined, {
           data: { server: request.server },
@@ -187,7 +180,28 @@ export class TargetResolver {
   }
 }
 
-/** Whether a raw target URL is over {@link MAX_TARGET_URL_LENGTH}, as given or as patterns read it. */
-function tooLong(raw: string): boolean {
-  return raw.length > MAX_TARGET_URL_LENGTH || (matchedForm(raw)?.length ?? 0) > MAX_TARGET_URL_LENGTH;
+/**
+ * Refuses a raw target URL before any pattern is matched against it: over
+ * {@link MAX_TARGET_URL_LENGTH}, as given or as patterns read it; or with a path an upstream may
+ * read as another path than the one matched (review12 URLPATTERN-1): a `/` or `\` percent-encoded
+ * (`/public/..%2Fadmin`: nginx decodes it, then resolves the `..`), or a segment `..;` / `.;`
+ * (servlet containers drop what follows `;` and resolve what is left), dots or `;` encoded or not.
+ */
+function refuseUnclear(raw: string): void {
+  const form = matchedForm(raw);
+  if (raw.length > MAX_TARGET_URL_LENGTH || (form?.length ?? 0) > MAX_TARGET_URL_LENGTH) {
+    // Worded as POST /proxy's envelope words it.
+    throw new ProxyError(
+      'invalid_envelope',
+      `Invalid proxy envelope: mcp_server_url is longer than ${MAX_TARGET_URL_LENGTH} characters (counted with its non-ASCII characters percent-encoded).`,
+      { data: { field: 'mcp_server_url' } },
+    );
+  }
+  const path = form?.slice(form.indexOf('/', form.indexOf('//') + 2)) ?? '';
+  if (/%2F|%5C/.test(path) || /\/(?:\.|%2E){1,2}(?:;|%3B)/.test(path)) {
+    throw new ProxyError(
+      'invalid_target',
+      'The MCP server URL has an encoded "/" or "\\" (%2F, %5C) or a segment starting "..;" or ".;" in its path, which a server may read as another path: name the path plainly.',
+    );
+  }
 }

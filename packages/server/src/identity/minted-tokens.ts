@@ -9,6 +9,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { ProxyError } from '../errors.ts';
+import { normalPattern } from '../policy/url-pattern-normal.ts';
 import { peekJwt } from './jwt-peek.ts';
 import { CLI_MINTER } from './mint-records.ts';
 import type { Grants, Principal } from './principal.ts';
@@ -254,7 +255,7 @@ export class MintedTokens {
       minterNow,
       {
         ...(payload.servers === undefined ? {} : { servers: payload.servers }),
-        ...(payload.urls === undefined ? {} : { urls: payload.urls }),
+        ...(payload.urls === undefined ? {} : { urls: normalPatterns(payload.urls) }),
         ...(payload.tools === undefined ? {} : { tools: payload.tools }),
         ...(payload.rateClass === undefined ? {} : { rateClass: payload.rateClass }),
       },
@@ -285,6 +286,19 @@ export class MintedTokens {
     }
     return false;
   }
+}
+
+/**
+ * A token's URL patterns in normal form (policy/url-pattern-normal.ts), as config and mint
+ * requests are taken in: a token minted before they were carries them as written, and is judged
+ * against its minter and matched in the form its minter's now are (review12 URLPATTERN-5). A
+ * pattern with no normal form matches nothing, so it is left out (the list is kept, even empty).
+ */
+function normalPatterns(patterns: readonly string[]): string[] {
+  return patterns.flatMap((pattern) => {
+    const normal = normalPattern(pattern);
+    return 'pattern' in normal ? [normal.pattern] : [];
+  });
 }
 
 function validList(value: unknown): value is string[] | undefined {

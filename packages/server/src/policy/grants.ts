@@ -6,7 +6,6 @@
  * filter, so a rule changes in one place.
  */
 import type { JsonRpcMessage } from '../jsonrpc.ts';
-import { urlMatches } from './url-pattern.ts';
 
 /**
  * The part of a principal's grants (identity/principal.ts `Grants`) these rules read; declared
@@ -21,16 +20,32 @@ export interface TargetGrants {
 /** What a caller names: a configured server, or a raw URL. */
 export type TargetName = { readonly server: string } | { readonly url: string };
 
+/** Matches a raw URL against URL patterns (policy/compiled-patterns.ts keeps them compiled). */
+export interface UrlPatternMatcher {
+  matchesAny(patterns: readonly string[], raw: string): boolean;
+}
+
 /**
  * Whether `grants` let a principal reach a target. Configured names: any, unless `servers` lists
- * them. Raw URLs: any, unless `urls` is set (then only those its patterns match:
- * policy/url-pattern.ts) or `servers` is (then none: a principal limited to some servers reaches
- * no URL it was not given).
+ * them. Raw URLs: any, unless `urls` is set (then only those its patterns match, read by
+ * `patterns`: policy/url-pattern.ts) or `servers` is (then none: a principal limited to some
+ * servers reaches no URL it was not given).
  */
-export function permitsTarget(grants: TargetGrants | undefined, target: TargetName): boolean {
+export function permitsTarget(grants: TargetGrants | undefined, target: { readonly server: string }): boolean;
+export function permitsTarget(
+  grants: TargetGrants | undefined,
+  target: TargetName,
+  patterns: UrlPatternMatcher,
+): boolean;
+export function permitsTarget(
+  grants: TargetGrants | undefined,
+  target: TargetName,
+  patterns?: UrlPatternMatcher,
+): boolean {
   if (grants === undefined) return true;
   if ('server' in target) return grants.servers === undefined || grants.servers.includes(target.server);
-  if (grants.urls !== undefined) return grants.urls.some((pattern) => urlMatches(pattern, target.url));
+  // The overloads give every URL a matcher.
+  if (grants.urls !== undefined) return patterns?.matchesAny(grants.urls, target.url) === true;
   return grants.servers === undefined;
 }
 

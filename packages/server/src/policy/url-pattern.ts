@@ -6,7 +6,9 @@
  * expression, which a pattern with many `**` makes exponential (review10 MINT-1). A URL is
  * matched with one bit per pattern unit, 32 units a machine word (review11 URLPATTERN-2: a 2 KB
  * URL against 5 000 characters of patterns is a few hundred thousand word operations, not ten
- * million steps).
+ * million steps). A pattern whose host is an address with wildcards (`127.0.0.*`, `10.**`)
+ * matches IPv4 addresses only: its wildcards stand for digits, never for a domain name's letters
+ * (review12 URLPATTERN-4: `127.0.0.*` reached `127.0.0.com`).
  */
 
 /** What a wildcard of a URL pattern may span: one host label or port, no `/`, or anything. */
@@ -19,12 +21,13 @@ export type PatternPart = { readonly text: string } | { readonly span: PatternSp
  * Whether `raw` matches a URL pattern: `*` stands for any run of characters within one host
  * label, port or path segment, `**` for any run within the host and port, or any run at all in
  * the path. The URL is compared as scheme, host, port and normalised path (`..` resolved, default
- * port dropped); its query, fragment and any user info never decide. A `*` in the URL itself is
- * a character like any other.
+ * port dropped, percent-escapes in uppercase); its query, fragment and any user info never decide.
+ * A `*` in the URL itself is a character like any other. A host of digits and wildcards matches
+ * IPv4 addresses only.
  */
 export function urlMatches(pattern: string, raw: string): boolean {
   const form = matchedForm(raw);
-  return form !== undefined && compiledMatches(compile(pattern), form);
+  return form !== undefined && formMatches(compilePattern(pattern), form);
 }
 
 /**
@@ -35,7 +38,37 @@ export function urlMatches(pattern: string, raw: string): boolean {
  */
 export function matchedForm(raw: string): string | undefined {
   const url = URL.parse(raw);
-  return url === null ? undefined : `${url.protocol}//${url.host}${url.pathname}`;
+  return url === null ? undefined : `${url.protocol}//${url.host}${upperEscapes(url.pathname)}`;
+}
+
+/**
+ * `text` with the hex digits of its percent-escapes uppercased: `%c3%a9` and `%C3%A9` are the same
+ * octets (RFC 3986 §6.2.2.1), so targets and patterns are both read in this one spelling (review12
+ * URLPATTERN-3).
+ */
+export function upperEscapes(text: string): string {
+  return text.replace(/%[\da-f]{2}/gi, (octet) => octet.toUpperCase());
+}
+
+/**
+ * Whether a pattern's host is an address with wildcards (digits, `*` and dots only, a digit among
+ * them): its wildcards then stand for an IPv4 address's digits, so it matches addresses only.
+ */
+function addressPattern(pattern: string): boolean {
+  const host = authorityOf(pattern).replace(/:[^:\]]*$/, '');
+  return /^[\d*.]+$/.test(host) && /\d/.test(host);
+}
+
+/** Whether a matched form's host is an IPv4 address (a parsed host of digits and dots is one). */
+function ipv4Form(form: string): boolean {
+  return /^[\d.]+(?::\d+)?$/.test(authorityOf(form));
+}
+
+/** The host and port of a pattern or matched form (`scheme://` then up to the path). */
+function authorityOf(text: string): string {
+  const start = text.indexOf('//') + 2;
+  const slash = text.indexOf('/', start);
+  return text.slice(start, slash === -1 ? undefined : slash).toLowerCase();
 }
 
 /**
@@ -45,6 +78,8 @@ export function matchedForm(raw: string): string | undefined {
  * outer pattern itself).
  */
 export function patternWithin(inner: string, outer: string): boolean {
+  // An address pattern reaches no domain name: what is within it must be one too.
+  if (addressPattern(outer) && !addressPattern(inner)) return false;
   return unitsWithin(units(patternParts(inner)), units(patternParts(outer)));
 }
 
@@ -116,13 +151,22 @@ function unitsWithin(asked: readonly Unit[], held: readonly Unit[]): boolean {
   return row[held.length] === true;
 }
 
-/** A URL pattern ready to match URLs: one bit per unit (bit 0: nothing read), in 32-bit words. */
-interface Compiled {
+/**
+ * A URL pattern ready to match URLs ({@link compilePattern}, {@link formMatches}): one bit per
+ * unit (bit 0: nothing read), in 32-bit words.
+ */
+export interface CompiledPattern {
+  /** Matches IPv4 hosts only ({@link addressPattern}). */
+  readonly addressOnly: boolean;
+  /** Its literal runs, in order: a URL that lacks one (in that order) is no match, at no DP cost. */
+  readonly runs: readonly string[];
   readonly words: number;
   /** The bit of the whole pattern read. */
   readonly last: number;
   /** Per character (code point): the units that are it. */
   readonly literal: ReadonlyMap<number, Uint32Array>;
+  /** The same for the ASCII characters, by code: a matched form is all ASCII. */
+  readonly ascii: readonly (Uint32Array | undefined)[];
   /** Per {@link CLASSES} entry: the wildcard units that may span a character of that class. */
   readonly wild: readonly Uint32Array[];
   /** Every wildcard unit. */
@@ -134,11 +178,13 @@ interface Compiled {
 /** The characters wildcards tell apart, one of each class: `/`, `.` and `:`, any other. */
 const CLASSES = ['/', '.', 'a'] as const;
 
-function classOf(char: string): number {
-  return char === '/' ? 0 : char === '.' || char === ':' ? 1 : 2;
+/** The {@link CLASSES} index of the character `code`. */
+function classOf(code: number): number {
+  return code === 0x2f ? 0 : code === 0x2e || code === 0x3a ? 1 : 2;
 }
 
-function compile(pattern: string): Compiled {
+/** `pattern` compiled: match it against many URLs with {@link formMatches} (its cost is its length). */
+export function compilePattern(pattern: string): CompiledPattern {
   const merged: Unit[] = [];
   for (const unit of units(patternParts(pattern))) {
     const previous = merged.at(-1);
@@ -170,7 +216,43 @@ function compile(pattern: string): Compiled {
     });
     if (bit === 1) set(start, bit);
   });
-  return { words, last: merged.length, literal, wild, wildcards, start };
+  const ascii = Array.from({ length: 128 }, (_, code) => literal.get(code));
+  const runs = [''];
+  for (const unit of merged) {
+    if (typeof unit !== 'string') runs.push('');
+    else runs[runs.length - 1] += unit;
+  }
+  return {
+    addressOnly: addressPattern(pattern),
+    runs: runs.filter((run) => run !== ''),
+    words,
+    last: merged.length,
+    literal,
+    ascii,
+    wild,
+    wildcards,
+    start,
+  };
+}
+
+/** Whether a compiled pattern matches a URL in its {@link matchedForm}. */
+export function formMatches(pattern: CompiledPattern, form: string): boolean {
+  return (
+    (!pattern.addressOnly || ipv4Form(form)) &&
+    runsInOrder(pattern.runs, form) &&
+    compiledMatches(pattern, form)
+  );
+}
+
+/** Whether `runs` occur in `form` in order, without overlapping: what any match needs. */
+function runsInOrder(runs: readonly string[], form: string): boolean {
+  let from = 0;
+  for (const run of runs) {
+    const at = form.indexOf(run, from);
+    if (at === -1) return false;
+    from = at + run.length;
+  }
+  return true;
 }
 
 /**
@@ -179,14 +261,15 @@ function compile(pattern: string): Compiled {
  * reached on a character it spans, or is reached with the literal before it (no two wildcards
  * are adjacent once compiled). Stops at the first row with no unit reached.
  */
-function compiledMatches(pattern: Compiled, form: string): boolean {
+function compiledMatches(pattern: CompiledPattern, form: string): boolean {
   const { words, wildcards } = pattern;
   const none = new Uint32Array(words);
   let row = pattern.start.slice();
   let next = new Uint32Array(words);
-  for (const char of form) {
-    const literal = pattern.literal.get(char.codePointAt(0) as number) ?? none;
-    const wild = pattern.wild[classOf(char)] as Uint32Array;
+  for (let at = 0; at < form.length; at++) {
+    const code = form.charCodeAt(at);
+    const literal = (code < 128 ? pattern.ascii[code] : pattern.literal.get(code)) ?? none;
+    const wild = pattern.wild[classOf(code)] as Uint32Array;
     let rowCarry = 0;
     let literalCarry = 0;
     let live = 0;
