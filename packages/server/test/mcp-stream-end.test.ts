@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { startProxy } from './helpers/proxy.ts';
+import { type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const ANSWER = { jsonrpc: '2.0', id: 1, result: { marker: 'the-last-event' } };
 const INITIALIZE = {
@@ -80,6 +80,23 @@ for (const [name, delayMs] of [
   });
 }
 
+/** Initializes through `/mcp` to `upstreamUrl`, checking the answer carries the upstream's last event. */
+async function initializeThrough(proxy: RunningProxy, upstreamUrl: string): Promise<void> {
+  const response = await fetch(`${proxy.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'x-proxy-token': proxy.token,
+      'x-mcp-server-url': upstreamUrl,
+      'x-mcp-transport': 'streamable-http',
+    },
+    body: JSON.stringify(INITIALIZE),
+  });
+  assert.equal(response.status, 200);
+  assert.match(await response.text(), /the-last-event/);
+}
+
 async function relayedEnd(t: TestContext, delayMs: number | undefined): Promise<void> {
   const upstream = await startUpstream(delayMs);
   t.after(() => upstream.close());
@@ -87,19 +104,7 @@ async function relayedEnd(t: TestContext, delayMs: number | undefined): Promise<
   t.after(() => proxy.close());
   const writes = recordWrites(proxy.app.server);
 
-  const response = await fetch(`${proxy.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'x-proxy-token': proxy.token,
-      'x-mcp-server-url': upstream.url,
-      'x-mcp-transport': 'streamable-http',
-    },
-    body: JSON.stringify(INITIALIZE),
-  });
-  assert.equal(response.status, 200);
-  assert.match(await response.text(), /the-last-event/);
+  await initializeThrough(proxy, upstream.url);
 
   const carrying = writes.filter((write) => write.includes('the-last-event'));
   assert.equal(carrying.length, 1, 'the answer left in one write');
@@ -128,19 +133,7 @@ test('a streamed relay warns of no listener leak (issue 16: one warning, stack a
   const writes = recordWrites(proxy.app.server);
 
   for (let call = 0; call < 3; call++) {
-    const response = await fetch(`${proxy.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'x-proxy-token': proxy.token,
-        'x-mcp-server-url': upstream.url,
-        'x-mcp-transport': 'streamable-http',
-      },
-      body: JSON.stringify(INITIALIZE),
-    });
-    assert.equal(response.status, 200);
-    assert.match(await response.text(), /the-last-event/);
+    await initializeThrough(proxy, upstream.url);
   }
   // A warning is emitted on a later tick than the listener that crossed the limit.
   await new Promise((resolve) => setImmediate(resolve));
