@@ -9,8 +9,8 @@
  * share a real redis-server; the first call and the cancel go through different instances.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startProxy } from './helpers/proxy.ts';
