@@ -13,35 +13,17 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
 import { eventually } from './helpers/eventually.ts';
-import { startProxy } from './helpers/proxy.ts';
-import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
+import { startFleetPair } from './helpers/fleet-pair.ts';
+import { firstEvent, rawClient } from './helpers/resumable-member.ts';
 
 test('a cancellation told twice does not cancel a later call that reused its id', async (t) => {
-  const member = await startWaitingMember();
-  const { calls } = member;
-  t.after(() => member.stop());
-  const redis = await startRedis();
-  const env = {
-    MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-    REDIS_URL: redis.url,
-    SESSION_SECRET: 'review12-gaps-2-session-secret-0123456789',
-    UPSTREAM_TIMEOUT_MS: '20000',
-  };
-  const running = await startProxy(env);
-  const elsewhere = await startProxy(env);
-  const leaving = new AbortController();
-  t.after(async () => {
-    leaving.abort();
-    await Promise.all([running.close(), elsewhere.close()]);
-    await redis.stop();
-  });
+  const { calls, running, elsewhere, leaving } = await startFleetPair(t);
   const here = rawClient(running.url);
   const there = rawClient(elsewhere.url);
   const session = await here.initialize();
 
   // Call 7 runs on `running`; its instance listens on the principal's channel meanwhile.
-  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving.signal))).data, '');
+  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving))).data, '');
   await eventually(() => calls.started === 1, { what: 'the first call running on the member' });
   const cancelledAt = Date.now();
   const cancelled = await fetch(there.url, {
@@ -62,7 +44,7 @@ test('a cancellation told twice does not cancel a later call that reused its id'
   );
 
   // The client starts a new call with the same id; it must run on until its own end.
-  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving.signal))).data, '');
+  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving))).data, '');
   await eventually(() => calls.started === 2, { what: 'the second call running on the member' });
   // Past the moment the cancellation is told again (listenMs after it was first told).
   await delay(Math.max(0, cancelledAt + FLEET_LIMITS.listenMs + 1_000 - Date.now()));

@@ -12,10 +12,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
 import { eventually } from './helpers/eventually.ts';
-import { startHoldingForwarder } from './helpers/holding-forwarder.ts';
-import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
-import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
+import { startFleetPair } from './helpers/fleet-pair.ts';
+import { TEST_TOKEN } from './helpers/proxy.ts';
+import { firstEvent, rawClient } from './helpers/resumable-member.ts';
 
 const FLOODER_TOKEN = 'review12-gaps-3-flooding-principal-token';
 
@@ -25,27 +24,11 @@ function cancelling(id: number | string): string {
 }
 
 test("another principal's flood of cancellations does not keep a first-round cancellation from its call", async (t) => {
-  const member = await startWaitingMember();
-  const { calls } = member;
-  t.after(() => member.stop());
-  const redis = await startRedis();
-  const forwarder = await startHoldingForwarder(redis.url);
-  const env = {
-    MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-    SESSION_SECRET: 'review12-gaps-3-session-secret-0123456789',
-    UPSTREAM_TIMEOUT_MS: '20000',
-    PROXY_TOKENS: FLOODER_TOKEN,
-  };
-  const running = await startProxy({ ...env, REDIS_URL: forwarder.url });
-  const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url });
-  const leaving = new AbortController();
-  t.after(async () => {
-    leaving.abort();
-    forwarder.release();
-    await Promise.all([running.close(), elsewhere.close()]);
-    await forwarder.stop();
-    await redis.stop();
+  const { calls, running, elsewhere, forwarder, leaving } = await startFleetPair(t, {
+    holding: true,
+    env: { PROXY_TOKENS: FLOODER_TOKEN },
   });
+  assert.ok(forwarder);
   const victim = rawClient(running.url, TEST_TOKEN);
   const victimThere = rawClient(elsewhere.url, TEST_TOKEN);
   const flooder = rawClient(elsewhere.url, FLOODER_TOKEN);
@@ -54,7 +37,7 @@ test("another principal's flood of cancellations does not keep a first-round can
 
   // The victim's call starts on `running`, whose subscription to its channel is held.
   const held = forwarder.holdNextSubscribe();
-  assert.equal((await firstEvent(await victim.call(session, 'wait', 7, leaving.signal))).data, '');
+  assert.equal((await firstEvent(await victim.call(session, 'wait', 7, leaving))).data, '');
   await held;
   await eventually(() => calls.started === 1, { what: 'the call running on the member' });
 

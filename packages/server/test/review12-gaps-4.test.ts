@@ -12,37 +12,17 @@ import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
 import { eventually } from './helpers/eventually.ts';
-import { startHoldingForwarder } from './helpers/holding-forwarder.ts';
-import { startProxy } from './helpers/proxy.ts';
-import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
+import { startFleetPair } from './helpers/fleet-pair.ts';
+import { firstEvent, rawClient } from './helpers/resumable-member.ts';
 
 test('a DELETE after listenMs but before a slow subscription is made still ends the call', async (t) => {
-  const member = await startWaitingMember();
-  const { calls } = member;
-  t.after(() => member.stop());
-  const redis = await startRedis();
-  const forwarder = await startHoldingForwarder(redis.url);
-  const env = {
-    MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-    SESSION_SECRET: 'review12-gaps-4-session-secret-0123456789',
-    UPSTREAM_TIMEOUT_MS: '20000',
-  };
-  const running = await startProxy({ ...env, REDIS_URL: forwarder.url });
-  const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url });
-  const leaving = new AbortController();
-  t.after(async () => {
-    leaving.abort();
-    forwarder.release();
-    await Promise.all([running.close(), elsewhere.close()]);
-    await forwarder.stop();
-    await redis.stop();
-  });
+  const { calls, running, elsewhere, forwarder, leaving } = await startFleetPair(t, { holding: true });
+  assert.ok(forwarder);
   const here = rawClient(running.url);
   const session = await here.initialize();
 
   const held = forwarder.holdNextSubscribe();
-  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving.signal))).data, '');
+  assert.equal((await firstEvent(await here.call(session, 'wait', 7, leaving))).data, '');
   await held;
   const heldAt = Date.now();
   await eventually(() => calls.started === 1, { what: 'the call running on the member' });

@@ -10,38 +10,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
-import { startHoldingForwarder } from './helpers/holding-forwarder.ts';
-import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
-import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
+import { startFleetPair } from './helpers/fleet-pair.ts';
+import { TEST_TOKEN } from './helpers/proxy.ts';
+import { firstEvent, rawClient } from './helpers/resumable-member.ts';
 
 for (const how of ['DELETE', 'notifications/cancelled'] as const) {
   test(`a ${how} through another instance in a resumable call's first round trip ends the call`, async (t) => {
-    const member = await startWaitingMember();
-    const { calls } = member;
-    t.after(() => member.stop());
-    const redis = await startRedis();
-    const forwarder = await startHoldingForwarder(redis.url);
-    const env = {
-      MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-      SESSION_SECRET: 'first-round-ends-test-secret-0123456789',
-      UPSTREAM_TIMEOUT_MS: '20000',
-    };
-    const running = await startProxy({ ...env, REDIS_URL: forwarder.url });
-    const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url });
-    t.after(async () => {
-      forwarder.release();
-      await Promise.all([running.close(), elsewhere.close()]);
-      await forwarder.stop();
-      await redis.stop();
-    });
+    const { calls, running, elsewhere, forwarder, leaving } = await startFleetPair(t, { holding: true });
+    assert.ok(forwarder);
     const here = rawClient(running.url);
     const session = await here.initialize();
-    const leaving = new AbortController();
-    t.after(() => leaving.abort());
 
     const held = forwarder.holdNextSubscribe();
-    const priming = await firstEvent(await here.call(session, 'wait', 7, leaving.signal));
+    const priming = await firstEvent(await here.call(session, 'wait', 7, leaving));
     assert.equal(priming.data, '');
     await held;
     await eventually(() => calls.started === 1, { what: 'the call running on the member' });
