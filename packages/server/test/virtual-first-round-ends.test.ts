@@ -8,96 +8,21 @@
  * the call must still end, and its member hear the cancellation.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { eventually } from './helpers/eventually.ts';
-import { startProxy, TEST_TOKEN } from './helpers/proxy.ts';
-import { startRedis } from './helpers/redis.ts';
-import { firstEvent, oneMemberConfig, rawClient, startWaitingMember } from './helpers/resumable-member.ts';
-
-/** The RESP form of a SUBSCRIBE command's name (ioredis writes it in lower case). */
-const SUBSCRIBE = /\r\nsubscribe\r\n/i;
-
-/** A TCP forwarder to Redis that, once armed, holds the connection that sends a SUBSCRIBE. */
-async function startHoldingForwarder(target: string) {
-  const { hostname, port } = new URL(target);
-  let armed = false;
-  let heldSubscribe: (() => void) | undefined;
-  const releases: Array<() => void> = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(port), hostname);
-    sockets.add(client).add(upstream);
-    upstream.pipe(client);
-    let held: Buffer[] | undefined;
-    client.on('data', (chunk: Buffer) => {
-      if (held === undefined && armed && SUBSCRIBE.test(chunk.toString('latin1'))) {
-        armed = false;
-        held = [];
-        releases.push(() => {
-          for (const part of held ?? []) upstream.write(part);
-          held = undefined;
-        });
-        heldSubscribe?.();
-      }
-      if (held !== undefined) held.push(chunk);
-      else upstream.write(chunk);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    /** Resolves once the next SUBSCRIBE is held. */
-    holdNextSubscribe(): Promise<void> {
-      armed = true;
-      return new Promise((resolve) => {
-        heldSubscribe = resolve;
-      });
-    },
-    release(): void {
-      for (const release of releases.splice(0)) release();
-    },
-    stop(): Promise<void> {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { startFleetPair } from './helpers/fleet-pair.ts';
+import { TEST_TOKEN } from './helpers/proxy.ts';
+import { firstEvent, rawClient } from './helpers/resumable-member.ts';
 
 for (const how of ['DELETE', 'notifications/cancelled'] as const) {
   test(`a ${how} through another instance in a resumable call's first round trip ends the call`, async (t) => {
-    const member = await startWaitingMember();
-    const { calls } = member;
-    t.after(() => member.stop());
-    const redis = await startRedis();
-    const forwarder = await startHoldingForwarder(redis.url);
-    const env = {
-      MCP_PROXY_CONFIG: oneMemberConfig(member.url),
-      SESSION_SECRET: 'first-round-ends-test-secret-0123456789',
-      UPSTREAM_TIMEOUT_MS: '20000',
-    };
-    const running = await startProxy({ ...env, REDIS_URL: forwarder.url });
-    const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url });
-    t.after(async () => {
-      forwarder.release();
-      await Promise.all([running.close(), elsewhere.close()]);
-      await forwarder.stop();
-      await redis.stop();
-    });
+    const { calls, running, elsewhere, forwarder, leaving } = await startFleetPair(t, { holding: true });
+    assert.ok(forwarder);
     const here = rawClient(running.url);
     const session = await here.initialize();
-    const leaving = new AbortController();
-    t.after(() => leaving.abort());
 
     const held = forwarder.holdNextSubscribe();
-    const priming = await firstEvent(await here.call(session, 'wait', 7, leaving.signal));
+    const priming = await firstEvent(await here.call(session, 'wait', 7, leaving));
     assert.equal(priming.data, '');
     await held;
     await eventually(() => calls.started === 1, { what: 'the call running on the member' });
