@@ -5,7 +5,8 @@
  * never dropped to make room (it may be a revocation), so a write of a new key is refused then
  * ({@link StoreFullError}). Keys under a {@link KeyQuota}'s prefix (what the proxy does without
  * when refused: resumable answer logs) are also refused past the quota's own bound, so they never
- * take the room of what must be written.
+ * take the room of what must be written, and past a group's share of it (a group: one principal's
+ * keys), so one group never takes the room of the others.
  */
 import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
 import { InProcessParts } from './in-process-parts.ts';
@@ -16,15 +17,18 @@ export const MEMORY_STORE_MAX_KEYS = 100_000;
 /** A full store sweeps expired keys at most this often (a sweep walks every key). */
 const SWEEP_AT_MOST_EVERY_MS = 1_000;
 
-/** Most keys the keys under `prefix` may take. */
+/** Most keys the keys under `prefix` may take, and (`maxPerGroup`) the keys of one group. */
 export interface KeyQuota {
   readonly prefix: string;
   readonly maxKeys: number;
+  /** Most keys of one group: the keys whose text after `prefix` starts with the same `<group>/`. */
+  readonly maxPerGroup?: number | undefined;
 }
 
-/** A quota and how many keys it holds (expired ones not yet swept included). */
+/** A quota and how many keys it holds, in all and by group (expired ones not yet swept included). */
 interface Counted extends KeyQuota {
   held: number;
+  readonly groups: Map<string, number>;
 }
 
 interface Entry {
@@ -54,7 +58,7 @@ export class MemoryStore extends InProcessParts implements Store {
     super(now);
     this.#now = now;
     this.#maxKeys = maxKeys;
-    this.#quotas = quotas.map((quota) => ({ ...quota, held: 0 }));
+    this.#quotas = quotas.map((quota) => ({ ...quota, held: 0, groups: new Map<string, number>() }));
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -70,10 +74,11 @@ export class MemoryStore extends InProcessParts implements Store {
       return;
     }
     const quota = this.#quotaOf(key);
-    if (this.#entries.size >= this.#maxKeys || (quota !== undefined && quota.held >= quota.maxKeys))
-      this.#makeRoom(quota);
+    const group = quota && groupOf(quota, key);
+    if (this.#entries.size >= this.#maxKeys || (quota !== undefined && isFull(quota, group)))
+      this.#makeRoom(quota, group);
     this.#entries.set(key, entry);
-    if (quota !== undefined) quota.held += 1;
+    if (quota !== undefined) count(quota, group, 1);
   }
 
   async setIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
@@ -101,7 +106,10 @@ export class MemoryStore extends InProcessParts implements Store {
 
   async close(): Promise<void> {
     this.#entries.clear();
-    for (const quota of this.#quotas) quota.held = 0;
+    for (const quota of this.#quotas) {
+      quota.held = 0;
+      quota.groups.clear();
+    }
     await this.closeParts();
   }
 
@@ -117,7 +125,7 @@ export class MemoryStore extends InProcessParts implements Store {
   #remove(key: string): boolean {
     if (!this.#entries.delete(key)) return false;
     const quota = this.#quotaOf(key);
-    if (quota !== undefined) quota.held -= 1;
+    if (quota !== undefined) count(quota, groupOf(quota, key), -1);
     return true;
   }
 
@@ -128,9 +136,9 @@ export class MemoryStore extends InProcessParts implements Store {
 
   /**
    * Sweeps expired keys; throws {@link StoreFullError} when every key is still live, or every key
-   * of the new key's `quota`.
+   * of the new key's `quota`, or of its `group` there.
    */
-  #makeRoom(quota: Counted | undefined): void {
+  #makeRoom(quota: Counted | undefined, group: string | undefined): void {
     const now = this.#now();
     if (now - this.#lastSweep >= SWEEP_AT_MOST_EVERY_MS) {
       this.#lastSweep = now;
@@ -140,5 +148,32 @@ export class MemoryStore extends InProcessParts implements Store {
       throw new StoreFullError(`the memory store holds ${this.#maxKeys} live keys`);
     if (quota !== undefined && quota.held >= quota.maxKeys)
       throw new StoreFullError(`the memory store holds ${quota.maxKeys} live keys under ${quota.prefix}`);
+    if (quota !== undefined && isFull(quota, group))
+      throw new StoreFullError(
+        `the memory store holds ${quota.maxPerGroup} live keys of one group under ${quota.prefix}`,
+      );
   }
+}
+
+/** The group of `key` under `quota` (undefined: the quota has no groups, or the key names none). */
+function groupOf(quota: KeyQuota, key: string): string | undefined {
+  if (quota.maxPerGroup === undefined) return undefined;
+  const end = key.indexOf('/', quota.prefix.length);
+  return end < 0 ? undefined : key.slice(quota.prefix.length, end);
+}
+
+/** Whether `quota` (or its `group`) has no room for one more key. */
+function isFull(quota: Counted, group: string | undefined): boolean {
+  if (quota.held >= quota.maxKeys) return true;
+  const maxPerGroup = quota.maxPerGroup;
+  return group !== undefined && maxPerGroup !== undefined && (quota.groups.get(group) ?? 0) >= maxPerGroup;
+}
+
+/** Counts a key of `quota` (and its `group`) in (`by` 1) or out (-1). */
+function count(quota: Counted, group: string | undefined, by: 1 | -1): void {
+  quota.held += by;
+  if (group === undefined) return;
+  const held = (quota.groups.get(group) ?? 0) + by;
+  if (held > 0) quota.groups.set(group, held);
+  else quota.groups.delete(group);
 }

@@ -28,14 +28,24 @@ export interface OpenedStore {
  */
 export const ANSWER_LOGS_NAMESPACE = 'virtual-answers:';
 
+/** Principals whose answer logs, each at its share, fill the answer logs' half of the memory store. */
+export const ANSWER_LOG_SHARES = 8;
+
 /**
  * The memory store (`STORE=memory`) of `maxKeys` keys: answer logs take at most half of them
  * (a principal's take up to 32 x 257 keys), so they never crowd out what must be written
- * (revocations, mint records, session ends, counters).
+ * (revocations, mint records, session ends, counters); one principal's (its keys are grouped
+ * by principal: answer-events.ts) at most 1/{@link ANSWER_LOG_SHARES} of that half, so one
+ * principal never makes the others' streams unresumable.
  */
 export function memoryStore(clock: Clock, maxKeys = MEMORY_STORE_MAX_KEYS): MemoryStore {
+  const answerLogKeys = Math.floor(maxKeys / 2);
   return new MemoryStore(clock, maxKeys, [
-    { prefix: ANSWER_LOGS_NAMESPACE, maxKeys: Math.floor(maxKeys / 2) },
+    {
+      prefix: ANSWER_LOGS_NAMESPACE,
+      maxKeys: answerLogKeys,
+      maxPerGroup: Math.floor(answerLogKeys / ANSWER_LOG_SHARES),
+    },
   ]);
 }
 

@@ -140,7 +140,7 @@ export class AnswerEvents {
     seq: number,
     messages: ReadonlyArray<JsonRpcMessage | undefined | null>,
   ): Promise<void> {
-    const key = logKey(session.key);
+    const key = logKey(session);
     const d = this.#now() + this.#silenceMs;
     const added = messages.map((message, index) => ({
       s: stream,
@@ -165,7 +165,7 @@ export class AnswerEvents {
    * without its end).
    */
   async after(session: LoggedSession, cursor: EventCursor): Promise<Replay | undefined> {
-    const key = logKey(session.key);
+    const key = logKey(session);
     const head = parseHead(await this.#read(key));
     const values = await Promise.all(keptSlots(head).map((slot) => this.#read(slotKey(key, slot))));
     const replay = await this.#replayOf(session, cursor, values);
@@ -196,7 +196,7 @@ export class AnswerEvents {
     listener: (replay: Replay) => void,
     missed: () => void,
   ): Promise<() => Promise<void>> {
-    const key = logKey(session.key);
+    const key = logKey(session);
     const watching = this.#watching.get(key) ?? 0;
     if (watching >= MAX_RESUMES_PER_SESSION)
       throw new ProxyError('stream_conflict', 'Too many resumed streams are open in this session.');
@@ -235,7 +235,7 @@ export class AnswerEvents {
 
   /** Forgets `session`'s log (the session was ended): its head becomes a tombstone. */
   async forget(session: LoggedSession): Promise<void> {
-    const key = logKey(session.key);
+    const key = logKey(session);
     const ttlMs = this.expiresInMs(session);
     for (let tries = 0; tries < MAX_APPEND_TRIES && ttlMs > 0; tries++) {
       // A read that fails is tried again (then the log is deleted below), never taken for "none".
@@ -352,9 +352,7 @@ export class AnswerEvents {
 
   /** Counts a log `session`'s principal starts; throws `rate_limited` past {@link LOGS_PER_PRINCIPAL}. */
   async #countNewLog(session: LoggedSession): Promise<void> {
-    // The principal's key (a subject, for OIDC) is hashed: the store holds no one's name.
-    const principal = createHash('sha256').update(session.principalKey).digest('base64url');
-    const { count } = await this.#store.hit(`logs:${principal}`, LOG_WINDOW_MS);
+    const { count } = await this.#store.hit(`logs:${principalHash(session.principalKey)}`, LOG_WINDOW_MS);
     if (count > LOGS_PER_PRINCIPAL)
       throw new ProxyError('rate_limited', 'Too many resumable sessions today.');
   }
@@ -376,9 +374,19 @@ function parseSlots(message: string): number[] | undefined {
   return keptSlots({ f: first, t: first + Number(match[2]), b: 0 });
 }
 
-/** The store key (and channel) of a session's log: a hash, so the store never holds the key. */
-function logKey(sessionKey: string): string {
-  return createHash('sha256').update(`answer-events:${sessionKey}`).digest('base64url');
+/**
+ * The store key (and channel) of a session's log: hashes, so the store never holds the session's
+ * key nor the principal's; grouped by principal (`<principal>/<session>`), so a bounded store
+ * can bound each principal's logs (store/open-store.ts memoryStore).
+ */
+function logKey(session: LoggedSession): string {
+  const log = createHash('sha256').update(`answer-events:${session.key}`).digest('base64url');
+  return `${principalHash(session.principalKey)}/${log}`;
+}
+
+/** The principal's key (a subject, for OIDC) hashed: the store holds no one's name. */
+function principalHash(principalKey: string): string {
+  return createHash('sha256').update(principalKey).digest('base64url');
 }
 
 /** The tag of an event id: keyed by the session's secret name. */

@@ -15,8 +15,10 @@
  *   to that instance's own channel; the end of a client session (DELETE) ends its streams, and
  *   the calls and resumed streams that outlive their connections, on every instance; a client's
  *   `notifications/cancelled` for a call of its session that is not running here is told to
- *   the other instances (review10 RESUME-5, RESUME-8). A principal's channel is listened to
- *   while it has a GET stream, or a call or stream that outlives its connection, here.
+ *   the other instances (review10 RESUME-5, RESUME-8; told again as virtual/fleet-cancels.ts
+ *   says). A principal's channel is listened to while it has a GET stream, or a call or stream
+ *   that outlives its connection, here (or a cancellation it keeps), and an instance says so
+ *   on it each time it starts listening.
  *
  * Messages are sealed for the channel they travel on (`SESSION_SECRET`, as relay messages are:
  * the box is passed in) and carry the principal, which the hearing side checks against the
@@ -48,6 +50,7 @@ import {
 import { throttledWarning } from '../observability/throttled-warning.ts';
 import { namespaced, type Store } from '../store/store.ts';
 import type { ClientStreams } from './client-streams.ts';
+import { FleetCancels } from './fleet-cancels.ts';
 import { type Lane, OutgoingBytes } from './fleet-outgoing.ts';
 import { type MemberReply, type MemberRequests, waitingKey } from './member-requests.ts';
 
@@ -64,8 +67,6 @@ export const FLEET_LIMITS = {
   principalBytes: 1 << 20,
   /** Bytes of every principal's messages on their way to the store at once. */
   totalBytes: 16 << 20,
-  /** Cancellations waiting to be told to the other instances once more, on this instance. */
-  cancelsAgain: 1_024,
   /** Server requests of one principal's members offered to other instances and not yet taken. */
   principalOffers: 32,
   /** Bytes around a client's answer on its way (what names it): its bound is the body's and this. */
@@ -111,10 +112,12 @@ export function fleetOn(
   };
 }
 
-/** A subscription: what undoes it once made (undefined: it failed), and whether it settled. */
+/** A subscription: what undoes it once made (undefined: it failed), whether it settled, and when. */
 interface Listening {
   readonly made: Promise<(() => Promise<void>) | undefined>;
   settled: boolean;
+  /** When it was made (this instance's clock); undefined until then. */
+  madeAt?: number;
 }
 
 /** A principal's channel, listened to while it has streams here. */
@@ -127,8 +130,11 @@ interface Watched {
 export interface FleetCalls {
   /** The session ended (on another instance). */
   ended(principalKey: string, session: string): void;
-  /** The client cancelled its session's call `id` on the virtual server `name` (on another instance). */
-  cancelled(principalKey: string, name: string, session: string, id: RequestId): void;
+  /**
+   * The client cancelled its session's call `id` on the virtual server `name` (on another
+   * instance); only a call started by `startedBy` (this instance's clock), when given.
+   */
+  cancelled(principalKey: string, name: string, session: string, id: RequestId, startedBy?: number): void;
 }
 
 /** A store's failure as an error (a rejection may be anything). */
@@ -154,12 +160,25 @@ export class FleetStreams {
   readonly #offered = new Map<string, NodeJS.Timeout>();
   /** By principal: how many of {@link #offered} are its members'. */
   readonly #offers = new Map<string, number>();
-  /** Cancellations to be told once more ({@link cancel}). */
-  readonly #again = new Set<NodeJS.Timeout>();
+  readonly #cancels: FleetCancels;
+  readonly #now: () => number;
   readonly #own: Listening | undefined;
   #closed = false;
 
-  constructor(here: ClientStreams, requests: MemberRequests, calls: FleetCalls, deps?: FleetDeps) {
+  constructor(
+    here: ClientStreams,
+    requests: MemberRequests,
+    calls: FleetCalls,
+    deps?: FleetDeps,
+    now: () => number = Date.now,
+  ) {
+    this.#now = now;
+    const channel = {
+      tell: (principalKey: string, body: JsonObject) =>
+        this.#publish(principalKey, this.#streamsChannel(principalKey), body, 'client'),
+      watch: (principalKey: string) => this.watch(principalKey),
+    };
+    this.#cancels = new FleetCancels(channel, calls, now);
     this.#here = here;
     this.#requests = requests;
     this.#calls = calls;
@@ -173,8 +192,7 @@ export class FleetStreams {
       { member: FLEET_LIMITS.principalBytes, client },
       FLEET_LIMITS.totalBytes,
     );
-    const channel = asksChannel(requests.tag);
-    this.#own = deps && this.#listen(channel, (body) => this.#hearAsks(body));
+    this.#own = deps && this.#listen(asksChannel(requests.tag), (body) => this.#hearAsks(body));
   }
 
   /**
@@ -215,6 +233,20 @@ export class FleetStreams {
   }
 
   /**
+   * Calls `look` once the principal's channel, watched here, is listened to ({@link listeningTo}),
+   * and once more when a subscription slower than that wait is made: what was told on the channel
+   * before is to be looked up then (a session's end mark).
+   */
+  whenListening(principalKey: string, look: () => void): void {
+    const made = this.#watched.get(principalKey)?.listening.made;
+    const late = delay(FLEET_LIMITS.listenMs, true, { ref: false });
+    void Promise.race([made?.then(() => false), late]).then((slow) => {
+      look();
+      if (slow === true) void made?.then(() => this.#closed || look());
+    });
+  }
+
+  /**
    * Ends the streams of the client session `session` of `principalKey` here, and what the session
    * has on the other instances (its streams, its calls: {@link FleetCalls.ended}).
    */
@@ -224,22 +256,12 @@ export class FleetStreams {
   }
 
   /**
-   * Tells the other instances the client cancelled its session's call `id` (none runs here).
-   * Told once more {@link FLEET_LIMITS}.listenMs later: an instance whose call started just
-   * before may not have been listening yet, and listens by then (a DELETE needs no second word:
-   * its mark in the store is looked at once listening). Cancelling a call twice does nothing more.
+   * Tells the other instances the client cancelled its session's call `id` (none runs here), and
+   * again as an instance starts listening (virtual/fleet-cancels.ts; a DELETE needs no second
+   * word: its mark in the store is looked at once listening).
    */
   cancel(principalKey: string, name: string, session: string, id: RequestId): void {
-    const body = { t: 'cancel', name, session, id };
-    const channel = this.#streamsChannel(principalKey);
-    if (!this.#publish(principalKey, channel, body, 'client')) return;
-    if (this.#again.size >= FLEET_LIMITS.cancelsAgain) return;
-    const timer = setTimeout(() => {
-      this.#again.delete(timer);
-      this.#publish(principalKey, channel, body, 'client');
-    }, FLEET_LIMITS.listenMs);
-    timer.unref();
-    this.#again.add(timer);
+    this.#cancels.pass(principalKey, name, session, id);
   }
 
   /** After a reload ({@link ClientStreams.refresh}; each instance refreshes its own). */
@@ -290,9 +312,9 @@ export class FleetStreams {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of [...this.#offered.values(), ...this.#again]) clearTimeout(timer);
+    for (const timer of this.#offered.values()) clearTimeout(timer);
     this.#offered.clear();
-    this.#again.clear();
+    this.#cancels.clear();
     this.#offers.clear();
     const listenings = [this.#own, ...[...this.#watched.values()].map((watched) => watched.listening)];
     this.#watched.clear();
@@ -349,6 +371,9 @@ export class FleetStreams {
       );
       watched = { count: 0, listening };
       this.#watched.set(principalKey, watched);
+      void listening.made.then((stop) => {
+        if (stop !== undefined && !this.#closed) this.#cancels.listened(principalKey);
+      });
     }
     const entry = watched;
     entry.count += 1;
@@ -405,6 +430,7 @@ export class FleetStreams {
     };
     void listening.made.finally(() => {
       listening.settled = true;
+      listening.madeAt = this.#now();
     });
     return listening;
   }
@@ -417,11 +443,9 @@ export class FleetStreams {
       this.#here.end(principalKey, body.session);
       this.#calls.ended(principalKey, body.session);
     }
-    if (body.t === 'cancel' && typeof body.session === 'string' && typeof body.name === 'string') {
-      const { id } = body;
-      if (typeof id === 'string' || typeof id === 'number')
-        this.#calls.cancelled(principalKey, body.name, body.session, id);
-    }
+    if (body.t === 'cancel')
+      this.#cancels.heard(principalKey, body, this.#watched.get(principalKey)?.listening.madeAt);
+    if (body.t === 'listening') this.#cancels.retell(principalKey);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
     if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {

@@ -25,13 +25,20 @@ export function callKey(owner: CallOwner, name: string, id: RequestId): string {
 
 /** The calls running here. */
 export class RunningCalls {
-  readonly #running = new Map<string, Set<AbortController>>();
+  /** By key: each call's controller, and when it started. */
+  readonly #running = new Map<string, Map<AbortController, number>>();
+  readonly #now: () => number;
+
+  /** @param now the clock calls' starts are told by ({@link cancel}'s `startedBy`). */
+  constructor(now: () => number) {
+    this.#now = now;
+  }
 
   /** A call under `key` starts: its controller (what cancels it), and what says it is over. */
   start(key: string): { readonly controller: AbortController; done(): void } {
     const controller = new AbortController();
-    const running = this.#running.get(key) ?? new Set<AbortController>();
-    running.add(controller);
+    const running = this.#running.get(key) ?? new Map<AbortController, number>();
+    running.set(controller, this.#now());
     this.#running.set(key, running);
     return {
       controller,
@@ -42,11 +49,14 @@ export class RunningCalls {
     };
   }
 
-  /** Cancels the one call running under `key`; false when none runs here. */
-  cancel(key: string): boolean {
+  /**
+   * Cancels the one call running under `key` (when it started by `startedBy`: a cancellation
+   * known to be older than a call is not meant for it); false when none runs here.
+   */
+  cancel(key: string, startedBy = Number.POSITIVE_INFINITY): boolean {
     const running = this.#running.get(key);
     if (running === undefined) return false;
-    if (running.size === 1) for (const one of running) one.abort();
+    if (running.size === 1) for (const [one, startedAt] of running) if (startedAt <= startedBy) one.abort();
     return true;
   }
 }

@@ -165,7 +165,7 @@ export interface VirtualServersDeps {
 export class VirtualServers {
   readonly #deps: VirtualServersDeps;
   /** Requests being answered here, so that a client's cancellation reaches them. */
-  readonly #running = new RunningCalls();
+  readonly #running: RunningCalls;
   /** Keys the list cursors' tags (never the secret itself: a key of its own is derived). */
   readonly #cursorSecret: Uint8Array;
   /** Members' server requests waiting for their clients' answers. */
@@ -182,6 +182,8 @@ export class VirtualServers {
   constructor(deps: VirtualServersDeps) {
     this.#deps = deps;
     this.#slowLists = new SlowLists(deps.now);
+    const now = deps.now ?? Date.now;
+    this.#running = new RunningCalls(now);
     this.#requests = new MemberRequests(deps.members.timeoutMs);
     // A virtual server a reload took away maps as one of several members would (its streams
     // take no member any more: refreshStreams).
@@ -192,10 +194,10 @@ export class VirtualServers {
     );
     const calls = {
       ended: (principalKey: string, session: string) => this.#sessionEnds.end(principalKey, session),
-      cancelled: (principalKey: string, name: string, session: string, id: RequestId) =>
-        this.#running.cancel(callKey({ caller: { principalKey }, session }, name, id)),
+      cancelled: (principalKey: string, name: string, session: string, id: RequestId, startedBy?: number) =>
+        this.#running.cancel(callKey({ caller: { principalKey }, session }, name, id), startedBy),
     };
-    this.#streams = new FleetStreams(here, this.#requests, calls, deps.fleet);
+    this.#streams = new FleetStreams(here, this.#requests, calls, deps.fleet, now);
     this.#claims = new NameClaims(deps.logger);
     deps.members.listen((owner, member, message, reply) => {
       if ('method' in message && message.method.endsWith('/list_changed')) this.#claims.forget(owner);
@@ -346,20 +348,21 @@ export class VirtualServers {
    * Holds a client session's end for what outlives its connection (a resumable call, a stream
    * resumed from one): the hold's signal is aborted when the session ends, here or on another
    * instance (which this one listens to meanwhile), until the hold is released. An end told
-   * before this instance listened went unheard: once listening, `ended` (the session's mark in
-   * the store) is asked, and a session ended meanwhile ends here too.
+   * before this instance listened went unheard: once listening (and again when a subscription
+   * slower than that wait is made: {@link FleetStreams.whenListening}), `ended` (the session's
+   * mark in the store) is asked, and a session ended meanwhile ends here too.
    */
   holdSession(principalKey: string, session: string, ended: () => Promise<boolean>): SessionHold {
     const hold = this.#sessionEnds.hold(principalKey, session);
     const unwatch = this.#streams.watch(principalKey);
-    this.#streams
-      .listeningTo(principalKey)
-      .then(() => !hold.signal.aborted && ended())
-      .then(
+    this.#streams.whenListening(principalKey, () => {
+      if (hold.signal.aborted) return;
+      ended().then(
         (wasEnded) => wasEnded && this.#sessionEnds.end(principalKey, session),
         // A store that cannot say leaves the hold to the end it hears (or the call's timeout).
         () => {},
       );
+    });
     return {
       signal: hold.signal,
       release: () => {
