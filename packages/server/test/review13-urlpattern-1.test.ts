@@ -1,0 +1,121 @@
+/**
+ * Review 13 (short review of fix-last-3) URLPATTERN-1: a token's URL grant (`urls`) and the
+ * target refusals of dispatch/targets.ts (an encoded `/`, a `..;` segment: review12
+ * URLPATTERN-1) are applied to the URL the caller names only. With redirects followed
+ * (`EGRESS_FOLLOW_REDIRECTS` > 0), upstream/http.ts sends each hop to wherever the `Location`
+ * says once the egress guard vetted it (scheme, host, port, addresses): the grant is never asked
+ * again. So a token granted `http://h/public/**` reaches `http://h/admin/mcp` through any path
+ * under `/public/` that redirects (a login bounce, an open redirect, a moved page), and an
+ * encoded slash the target check now refuses (`/public/..%2Fadmin%2Fmcp`) comes back in a
+ * `Location`, which nginx decodes and resolves to `/admin/mcp`.
+ *
+ * A real nginx serves `/public/` and `/admin/` and redirects two `/public/` paths (307, so the
+ * POST is repeated): the proxy must not send any request to `/admin/` for this token.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort, waitForPort } from './helpers/net.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+
+const CALLER = 'review13-urlpattern-1-caller-0123456789';
+const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+
+describe('a redirect does not carry a target out of its URL grant (review13 URLPATTERN-1)', () => {
+  let nginx: ChildProcess;
+  let exited: Promise<void>;
+  let nginxPort: number;
+  let accessLog: string;
+  let proxy: RunningProxy;
+
+  before(async () => {
+    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-review13-urlpattern-1-'));
+    mkdirSync(join(prefix, 'tmp'));
+    nginxPort = await freePort();
+    accessLog = join(prefix, 'access.log');
+    const conf = join(prefix, 'nginx.conf');
+    const answer = (where: string) =>
+      `default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{"where":"${where}"}}';`;
+    writeFileSync(
+      conf,
+      `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+events { worker_connections 64; }
+http {
+  log_format path '$uri';
+  access_log ${accessLog} path;
+  absolute_redirect off;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location = /public/moved { return 307 /admin/mcp; }
+    location = /public/encoded { return 307 /public/..%2Fadmin%2Fmcp; }
+    location /public/ { ${answer('public')} }
+    location /admin/ { ${answer('admin')} }
+  }
+}
+`,
+    );
+    nginx = spawn(
+      existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx',
+      ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf],
+      { stdio: 'ignore' },
+    );
+    exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
+    await waitForPort(nginxPort);
+    const configPath = join(prefix, 'proxy.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${nginxPort}/public/**`] }],
+      }),
+    );
+    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+  });
+
+  after(async () => {
+    await proxy?.close();
+    if (nginx && nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGTERM');
+    await exited;
+  });
+
+  const seen = () =>
+    existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : [];
+
+  it('the granted prefix is reached (the setup works)', async () => {
+    const reply = await postProxy(
+      { url: proxy.url, token: CALLER },
+      { mcp_server_url: `http://127.0.0.1:${nginxPort}/public/mcp`, jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.ok(seen().includes('/public/mcp'), `nginx saw ${JSON.stringify(seen())}`);
+  });
+
+  for (const path of ['/public/moved', '/public/encoded']) {
+    it(`a redirect from ${path} is not followed to /admin/`, async () => {
+      const before = seen().length;
+      const reply = await postProxy(
+        { url: proxy.url, token: CALLER },
+        { mcp_server_url: `http://127.0.0.1:${nginxPort}${path}`, jsonrpc: '2.0', id: 1, method: 'ping' },
+      );
+      const admin = seen()
+        .slice(before)
+        .filter((line) => line.startsWith('/admin/'));
+      assert.deepEqual(
+        admin,
+        [],
+        `the grant /public/** let the token reach ${admin.join(', ')} (answer ${reply.status} ${JSON.stringify(reply.body)})`,
+      );
+      assert.notEqual(reply.status, 200, JSON.stringify(reply.body));
+    });
+  }
+});
