@@ -11,7 +11,7 @@ import type { ProtocolChoice } from '../eras/classify.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import type { SessionCredential } from '../sessions/held-session.ts';
 import type { ChildRegistry } from '../upstream/child-registry.ts';
-import type { UpstreamHttp } from '../upstream/http.ts';
+import type { ReachTest, UpstreamHttp } from '../upstream/http.ts';
 import type { ParamHeaderCatalog } from '../upstream/param-headers.ts';
 import { StreamableHttpTransport } from '../upstream/streamable-http.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
@@ -34,6 +34,11 @@ export type UpstreamTarget =
       readonly credential?: SessionCredential | undefined;
       /** The configured server's name when the caller named one (not a raw URL). */
       readonly name?: string | undefined;
+      /**
+       * Where the upstream may send the proxy on to for this caller (redirect hops, an SSE
+       * endpoint): set by dispatch/targets.ts when a URL grant judges the caller's reach.
+       */
+      readonly mayReach?: ReachTest | undefined;
       /** The tools the caller may use: the server's allowlist narrowed by its grants, if any. */
       readonly tools?: readonly string[] | undefined;
       /** The era the operator pinned for this server (`auto` or absent: learnt). */
@@ -92,8 +97,7 @@ export class UpstreamConnector {
    * default, never loads the held-session transports, the era bridge or node:child_process).
    */
   async #transportFor(target: UpstreamTarget): Promise<UpstreamTransport> {
-    const { guard, http, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders, children } =
-      this.#deps;
+    const { guard, logger, timeoutMs, responseLimitBytes, verdicts, paramHeaders, children } = this.#deps;
     if (target.kind === 'stdio') {
       const { StdioTransport } = await import('../upstream/stdio.ts');
       return new StdioTransport({
@@ -105,6 +109,7 @@ export class UpstreamConnector {
         tracing: this.#deps.tracing,
       });
     }
+    const http = this.#deps.http.reaching(target.mayReach);
     // Every URL transport is reached the same way: the vetted URL, with the target's token.
     const reach = { url: target.url, bearerToken: target.credential?.bearer ?? target.bearerToken };
     switch (target.kind) {
@@ -150,6 +155,7 @@ export class UpstreamConnector {
       url: target.url,
       bearerToken: target.bearerToken,
       protocol: target.protocol,
+      mayReach: target.mayReach,
     };
   }
 
@@ -159,7 +165,7 @@ export class UpstreamConnector {
     eras: EraDetector,
   ): Promise<UpstreamTransport> {
     const { EraSwitch } = await import('../eras/era-switch.ts');
-    const { http, timeoutMs, paramHeaders } = this.#deps;
+    const { timeoutMs, paramHeaders } = this.#deps;
     const probeTarget = UpstreamConnector.eraTarget(target);
     // The 2024-11-05 SSE transport predates the modern era: such a server is legacy by definition.
     const sessionOnly = target.kind === 'sse';
@@ -174,7 +180,7 @@ export class UpstreamConnector {
         target.kind === 'http-auto' || target.kind === 'streamable-http'
           ? new StreamableHttpTransport({
               url: target.url,
-              http,
+              http: this.#deps.http.reaching(target.mayReach),
               bearerToken: target.credential?.bearer ?? target.bearerToken,
               paramHeaders,
             })

@@ -19,7 +19,13 @@ import {
 import type { JsonRpcMessage, RequestId } from '../jsonrpc.ts';
 import { isEventStream, isJson, isMessageEvent, readEventStream } from '../upstream/event-stream.ts';
 import { upstreamHeaders } from '../upstream/headers.ts';
-import { discard, tooLarge, type UpstreamHttp, type UpstreamResponse } from '../upstream/http.ts';
+import {
+  discard,
+  type ReachTest,
+  tooLarge,
+  type UpstreamHttp,
+  type UpstreamResponse,
+} from '../upstream/http.ts';
 import { type SharedVerdictOptions, SharedVerdicts } from './shared-verdicts.ts';
 
 /** What is known of one upstream; `undefined` = not known yet. */
@@ -98,6 +104,8 @@ export interface EraProbeTarget {
   readonly url?: URL | undefined;
   readonly bearerToken?: string | undefined;
   readonly protocol?: ProtocolChoice | undefined;
+  /** Where a probe's redirects may go for the caller (dispatch/targets.ts). */
+  readonly mayReach?: ReachTest | undefined;
 }
 
 /** Collaborators of the detector. */
@@ -175,7 +183,8 @@ export class EraDetector {
   }
 
   async #probe(target: EraProbeTarget, url: URL): Promise<boolean | undefined> {
-    const { http, timeoutMs } = this.#deps;
+    const { timeoutMs } = this.#deps;
+    const http = this.#deps.http.reaching(target.mayReach);
     const link = linkAbort([], timeoutMs);
     const discover = discoverProbe('mcp-proxy-era-probe');
     const headers = upstreamHeaders(

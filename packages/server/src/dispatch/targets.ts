@@ -9,6 +9,7 @@ import { ProxyError } from '../errors.ts';
 import { CompiledPatterns } from '../policy/compiled-patterns.ts';
 import { permitsTarget, type TargetGrants, visibleTools } from '../policy/grants.ts';
 import { matchedForm } from '../policy/url-pattern.ts';
+import type { ReachTest } from '../upstream/http.ts';
 import type { UpstreamTarget } from './connector.ts';
 import { VET_CACHE_DEFAULTS, VetCache, type VetCacheOptions } from './vet-cache.ts';
 
@@ -33,6 +34,9 @@ export type TargetRequest =
 
 /** A vetted target; `http-auto` still has to be probed (Streamable HTTP or legacy SSE). */
 export type ResolvedTarget = UpstreamTarget;
+
+/** A vetted target reached by URL. */
+type UrlTarget = Exclude<ResolvedTarget, { readonly kind: 'stdio' }>;
 
 /** Resolves caller-named targets against the egress guard and the configured servers. */
 export class TargetResolver {
@@ -81,13 +85,35 @@ export class TargetResolver {
   }
 
   /**
+   * Whether a principal with these grants may reach the URL `raw`: the one rule for the URL a
+   * caller names ({@link TargetResolver.resolve}), every URL an upstream then sends the proxy on
+   * to (redirect hops, an SSE endpoint: the target's `mayReach`), and what stays open after a
+   * reload. Judged by URL patterns, a URL must also be one whose path the patterns read as the
+   * upstream will ({@link unjudgeable}).
+   */
+  #reaches(grants: TargetGrants | undefined, raw: string): boolean {
+    if (grants?.urls !== undefined && unjudgeable(raw, true) !== undefined) return false;
+    return this.#permits(grants, { url: raw });
+  }
+
+  /**
+   * The reach test a raw URL target carries for a principal with these grants (see
+   * upstream/http.ts `ReachTest`), or none when no URL grant limits where it may go: then the
+   * egress guard alone vets redirects and SSE endpoints, as for configured servers.
+   */
+  #reachTest(grants: TargetGrants | undefined): ReachTest | undefined {
+    if (grants?.urls === undefined) return undefined;
+    return (url) => this.#reaches(grants, url.href);
+  }
+
+  /**
    * After a reload: whether a principal with these grants may keep a session, socket or
    * stream open to `targetKey` ({@link TargetResolver.key}), given the server names the reload
    * `changed`. A configured server must still exist, mean the same, and be permitted.
    */
   stillReaches(targetKey: string, grants: TargetGrants | undefined, changed: ReadonlySet<string>): boolean {
     const name = /^(?:server|stdio):(.*)$/s.exec(targetKey)?.[1];
-    if (name === undefined) return this.#permits(grants, { url: targetKey });
+    if (name === undefined) return this.#reaches(grants, targetKey);
     return (
       this.#permits(grants, { server: name }) && !changed.has(name) && Object.hasOwn(this.#servers, name)
     );
@@ -96,10 +122,13 @@ export class TargetResolver {
   /**
    * Vets and classifies a target for a principal with these grants: a configured server they do
    * not name looks unknown (its existence is not revealed), a raw URL they do not allow is
-   * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants.
+   * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants. A
+   * raw URL target carries its reach test (`mayReach`, {@link TargetResolver.#reachTest}); a
+   * configured server none: where its redirects and SSE endpoint lead is the operator's choice,
+   * within the egress policy.
    */
   async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
-    if ('url' in request) refuseUnclear(request.url);
+    if ('url' in request) refuseUnjudgeable(request.url, grants?.urls !== undefined);
     if (!('server' in request) && !this.#permits(grants, request)) {
       throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
     }
@@ -133,7 +162,8 @@ export class TargetResolver {
       };
     }
     const target = await this.#classify(request.url, request.transport, request.bearerToken);
-    return tools === undefined ? target : { ...target, tools };
+    const mayReach = this.#reachTest(grants);
+    return tools === undefined && mayReach === undefined ? target : { ...target, tools, mayReach };
   }
 
   /**
@@ -160,7 +190,7 @@ export class TargetResolver {
     raw: string,
     transport: TransportChoice,
     bearerToken: string | undefined,
-  ): Promise<ResolvedTarget> {
+  ): Promise<UrlTarget> {
     const url = this.#vetted.get(raw) ?? (await this.#vet(raw));
     const isWs = url.protocol === 'ws:' || url.protocol === 'wss:';
     if (isWs !== (transport === 'websocket') && transport !== 'auto') {
@@ -170,7 +200,7 @@ export class TargetResolver {
       );
     }
     if (isWs) return { kind: 'websocket', url, bearerToken };
-    return { kind: transport === 'auto' ? 'http-auto' : transport, url, bearerToken } as ResolvedTarget;
+    return { kind: transport === 'auto' ? 'http-auto' : transport, url, bearerToken } as UrlTarget;
   }
 
   async #vet(raw: string): Promise<URL> {
@@ -181,15 +211,26 @@ export class TargetResolver {
 }
 
 /**
- * Refuses a raw target URL before any pattern is matched against it: over
- * {@link MAX_TARGET_URL_LENGTH}, as given or as patterns read it; or with a path an upstream may
- * read as another path than the one matched (review12 URLPATTERN-1): a `/` or `\` percent-encoded
- * (`/public/..%2Fadmin`: nginx decodes it, then resolves the `..`), or a segment `..;` / `.;`
- * (servlet containers drop what follows `;` and resolve what is left), dots or `;` encoded or not.
+ * Why a raw target URL cannot be judged, if it cannot: over {@link MAX_TARGET_URL_LENGTH}, as
+ * given or as patterns read it (any caller); or, when URL patterns judge it (`byPatterns`), with
+ * a path an upstream may read as another path than the one matched (review12 URLPATTERN-1): a
+ * `/` or `\` percent-encoded (`/public/..%2Fadmin`: nginx decodes it, then resolves the `..`), or a
+ * segment `..;` / `.;` (servlet containers drop what follows `;` and resolve what is left), dots
+ * or `;` encoded or not. A caller no pattern limits may name such a path (`/group%2Fproject`).
  */
-function refuseUnclear(raw: string): void {
+function unjudgeable(raw: string, byPatterns: boolean): 'too_long' | 'unclear_path' | undefined {
   const form = matchedForm(raw);
-  if (raw.length > MAX_TARGET_URL_LENGTH || (form?.length ?? 0) > MAX_TARGET_URL_LENGTH) {
+  if (raw.length > MAX_TARGET_URL_LENGTH || (form?.length ?? 0) > MAX_TARGET_URL_LENGTH) return 'too_long';
+  if (!byPatterns) return undefined;
+  const path = form?.slice(form.indexOf('/', form.indexOf('//') + 2)) ?? '';
+  if (/%2F|%5C/.test(path) || /\/(?:\.|%2E){1,2}(?:;|%3B)/.test(path)) return 'unclear_path';
+  return undefined;
+}
+
+/** Refuses a raw target URL that {@link unjudgeable} says cannot be judged, before any matching. */
+function refuseUnjudgeable(raw: string, byPatterns: boolean): void {
+  const why = unjudgeable(raw, byPatterns);
+  if (why === 'too_long') {
     // Worded as POST /proxy's envelope words it.
     throw new ProxyError(
       'invalid_envelope',
@@ -197,11 +238,10 @@ function refuseUnclear(raw: string): void {
       { data: { field: 'mcp_server_url' } },
     );
   }
-  const path = form?.slice(form.indexOf('/', form.indexOf('//') + 2)) ?? '';
-  if (/%2F|%5C/.test(path) || /\/(?:\.|%2E){1,2}(?:;|%3B)/.test(path)) {
+  if (why === 'unclear_path') {
     throw new ProxyError(
       'invalid_target',
-      'The MCP server URL has an encoded "/" or "\\" (%2F, %5C) or a segment starting "..;" or ".;" in its path, which a server may read as another path: name the path plainly.',
+      'The MCP server URL has an encoded "/" or "\\" (%2F, %5C) or a segment starting "..;" or ".;" in its path, which a server may read as another path than the one your URL grant matched: name the path plainly.',
     );
   }
 }

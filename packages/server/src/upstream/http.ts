@@ -33,6 +33,13 @@ export interface UpstreamHttpOptions {
   readonly tracing?: Tracing;
 }
 
+/**
+ * Whether the caller a request is sent for may reach `url`, a URL the upstream sends the proxy
+ * on to: a redirect hop, or an SSE `endpoint` (upstream/sse.ts). dispatch/targets.ts builds it
+ * from the caller's URL grant (review13 URLPATTERN-1/2).
+ */
+export type ReachTest = (url: URL) => boolean;
+
 /** One upstream request. */
 export interface UpstreamRequest {
   readonly method: 'GET' | 'POST' | 'DELETE';
@@ -83,11 +90,27 @@ export class UpstreamHttp {
   readonly #options: UpstreamHttpOptions;
   /** Set only while tracing is on. */
   readonly #tracing: Tracing | undefined;
+  /** Absent: the egress guard alone decides where the upstream may send the proxy on to. */
+  readonly #mayReach: ReachTest | undefined;
 
-  constructor(guard: EgressGuard, options: UpstreamHttpOptions) {
+  constructor(guard: EgressGuard, options: UpstreamHttpOptions, mayReach?: ReachTest) {
     this.#guard = guard;
     this.#options = options;
     this.#tracing = options.tracing?.enabled === true ? options.tracing : undefined;
+    this.#mayReach = mayReach;
+  }
+
+  /**
+   * This client for one caller's target: a redirect hop, or an SSE endpoint, that `mayReach`
+   * refuses is not followed. No test (a configured server, a caller no URL grant limits): this.
+   */
+  reaching(mayReach: ReachTest | undefined): UpstreamHttp {
+    return mayReach === undefined ? this : new UpstreamHttp(this.#guard, this.#options, mayReach);
+  }
+
+  /** Whether the upstream may send the proxy on to `url` (the guard still vets it). */
+  mayReach(url: URL): boolean {
+    return this.#mayReach?.(url) ?? true;
   }
 
   /** Largest body this client accepts. */
@@ -96,9 +119,10 @@ export class UpstreamHttp {
   }
 
   /**
-   * Sends a request; redirects are vetted again by the guard or refused. A hop to another origin
-   * goes without the caller's credentials and session (issue #14.8); a redirect that would turn
-   * a POST or DELETE into a bodiless GET is refused (see docs/security.md, Redirects).
+   * Sends a request; redirects are vetted again by the guard, and by the caller's reach test
+   * ({@link UpstreamHttp.reaching}), or refused. A hop to another origin goes without the
+   * caller's credentials and session (issue #14.8); a redirect that would turn a POST or DELETE
+   * into a bodiless GET is refused (see docs/security.md, Redirects).
    */
   async send(url: URL, init: UpstreamRequest): Promise<UpstreamResponse> {
     let target = url;
@@ -122,6 +146,12 @@ export class UpstreamHttp {
         throw refuse(
           'redirect_refused',
           `The MCP server answered ${response.status} to a ${hopInit.method}, which would turn it into a GET without its JSON-RPC body; the proxy follows only 307 and 308 redirects for ${hopInit.method} requests.`,
+        );
+      }
+      if (!this.mayReach(next)) {
+        throw refuse(
+          'redirect_refused',
+          'The MCP server redirected to a URL outside what this caller may reach (its URL grant).',
         );
       }
       // Browsers' rule (Fetch §4.4): scheme, host and port together decide what stays.

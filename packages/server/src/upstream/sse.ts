@@ -139,7 +139,11 @@ export class SseTransport extends ConnectionSource<SseOptions> implements Upstre
     this.#closer.abort(new ProxyError('upstream_unreachable', 'The upstream connection was closed.'));
   }
 
-  /** The endpoint must stay on the stream's origin: a server cannot send the proxy elsewhere. */
+  /**
+   * The endpoint must stay on the stream's origin, and within what the caller may reach (its URL
+   * grant: review13 URLPATTERN-2, `http` is limited to it): a server cannot send the proxy, and
+   * the caller's messages, elsewhere.
+   */
   #resolveEndpoint(data: string): URL {
     let endpoint: URL;
     try {
@@ -151,6 +155,12 @@ export class SseTransport extends ConnectionSource<SseOptions> implements Upstre
       throw new ProxyError(
         'upstream_protocol_error',
         'The MCP server named an SSE endpoint on another origin.',
+      );
+    }
+    if (!this.options.http.mayReach(endpoint)) {
+      throw new ProxyError(
+        'upstream_protocol_error',
+        'The MCP server named an SSE endpoint outside the target’s grant (the URLs this caller may reach).',
       );
     }
     return endpoint;

@@ -211,6 +211,7 @@ export class McpEndpoint {
     const exchange: PassThroughRequest = {
       url: target.url,
       bearerToken: target.bearerToken,
+      mayReach: target.mayReach,
       upstreamSessionId: opened?.upstreamId,
       sealedSessionId: opened?.sealedId,
       resealed: opened?.resealed ?? false,
@@ -311,7 +312,7 @@ export class McpEndpoint {
       return true;
     }
     if (!filter.filters(message) || !isRequest(message)) return false;
-    const result = await callOnce(this.#deps.http, {
+    const result = await callOnce(this.#deps.http.reaching(target.mayReach), {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,

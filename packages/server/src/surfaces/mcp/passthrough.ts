@@ -22,6 +22,7 @@ import {
   discard,
   drain,
   headerValue,
+  type ReachTest,
   tooLarge,
   toUpstreamError,
   type UpstreamHttp,
@@ -54,6 +55,8 @@ export const RELAYED_CONTENT_POLICY = "sandbox; default-src 'none'";
 export interface PassThroughRequest {
   readonly url: URL;
   readonly bearerToken?: string | undefined;
+  /** Where the upstream's redirects may take the request for this caller (dispatch/targets.ts). */
+  readonly mayReach?: ReachTest | undefined;
   /** The upstream's session id, unsealed. */
   readonly upstreamSessionId?: string | undefined;
   /** The caller's sealed id (handed back while the upstream keeps its id), re-sealed if stale. */
@@ -94,7 +97,7 @@ export class PassThrough {
       sessionId: forward.upstreamSessionId,
     });
     const headers = { ...forwarded, ...own };
-    return this.#http.send(forward.url, {
+    return this.#http.reaching(forward.mayReach).send(forward.url, {
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
       ...(forward.body === undefined ? {} : { body: forward.body }),

@@ -36,7 +36,7 @@ import type { HeldSession } from '../../sessions/held-session.ts';
 import type { ModernSessionPool } from '../../sessions/modern-pool.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import type { SessionStore } from '../../sessions/store.ts';
-import type { UpstreamHttp } from '../../upstream/http.ts';
+import type { ReachTest, UpstreamHttp } from '../../upstream/http.ts';
 import { callOnce } from '../../upstream/one-shot.ts';
 import type { ParamHeaderCatalog } from '../../upstream/param-headers.ts';
 import { refusalInAnswer } from '../../upstream/status.ts';
@@ -268,6 +268,7 @@ export class Forwarder {
       readonly url: URL;
       readonly bearerToken?: string | undefined;
       readonly tools?: readonly string[] | undefined;
+      readonly mayReach?: ReachTest | undefined;
     },
     request: ForwardRequest,
     session: { readonly opened: OpenedSessionId | undefined; readonly targetKey: string },
@@ -278,7 +279,7 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await callOnce(this.#deps.http, {
+    const exchanged = await callOnce(this.#deps.http.reaching(target.mayReach), {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: upstreamSessionId,
