@@ -11,8 +11,10 @@
  *
  * Fixed: dispatch/targets.ts refuses, `400 invalid_target`, a target whose path has an encoded
  * `/` or `\` (`%2F`, `%5C`, any case) or a segment starting `..;` or `.;` (servlet containers
- * drop what follows `;`, then resolve the dots), for every token; a pattern naming one is refused
- * where patterns are taken in (it could match nothing: url-pattern-normalise.test.ts).
+ * drop what follows `;`, then resolve the dots), for every token whose reach URL patterns judge;
+ * a pattern naming one is refused where patterns are taken in (it could match nothing:
+ * url-pattern-normalise.test.ts). A caller no URL pattern limits may name such a path (an
+ * upstream's `group%2Fproject`): nothing is matched that it could escape (review13, Low).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -131,6 +133,19 @@ http {
       assert.equal(seen().length, before, `nginx saw ${JSON.stringify(seen().slice(before))}`);
     });
   }
+
+  it('a caller no URL pattern limits names an encoded slash and reaches it', async () => {
+    const before = seen().length;
+    const reply = await postProxy(proxy, {
+      mcp_server_url: `http://127.0.0.1:${nginxPort}/public/group%2Fproject/mcp`,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'ping',
+    });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(reply.body.result, { where: 'public' });
+    assert.deepEqual(seen().slice(before), ['/public/group/project/mcp']);
+  });
 
   it('a path with a ; that starts no dot segment, or dots that are a name, is still reached', async () => {
     for (const path of ['/public/a;b/mcp', '/public/...;/mcp', '/public/.well-known/mcp']) {

@@ -11,6 +11,12 @@
  *
  * A real nginx serves `/public/` and `/admin/` and redirects two `/public/` paths (307, so the
  * POST is repeated): the proxy must not send any request to `/admin/` for this token.
+ *
+ * Fixed: a raw URL target judged by URL patterns carries its reach test (dispatch/targets.ts, the
+ * rule the first URL is judged by), and upstream/http.ts asks it before following each hop:
+ * refused `target_forbidden` (`redirect_refused`), as any other refused redirect, on POST /proxy
+ * and /mcp. A redirect inside the grant is still followed; a caller no URL pattern limits, and a
+ * configured server (the operator's choice), are limited by the egress policy alone.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -22,10 +28,11 @@ import { after, before, describe, it } from 'node:test';
 import { freePort, waitForPort } from './helpers/net.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
-const CALLER = 'review13-urlpattern-1-caller-0123456789';
+const CALLER = 'redirect-grant-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a redirect does not carry a target out of its URL grant (review13 URLPATTERN-1)', () => {
+  let upstream: string;
   let nginx: ChildProcess;
   let exited: Promise<void>;
   let nginxPort: number;
@@ -33,7 +40,7 @@ describe('a redirect does not carry a target out of its URL grant (review13 URLP
   let proxy: RunningProxy;
 
   before(async () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-review13-urlpattern-1-'));
+    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-redirect-grant-'));
     mkdirSync(join(prefix, 'tmp'));
     nginxPort = await freePort();
     accessLog = join(prefix, 'access.log');
@@ -57,8 +64,10 @@ http {
   scgi_temp_path ${prefix}/tmp/scgi;
   server {
     listen 127.0.0.1:${nginxPort};
+    location = /public/inside { return 307 /public/mcp; }
     location = /public/moved { return 307 /admin/mcp; }
     location = /public/encoded { return 307 /public/..%2Fadmin%2Fmcp; }
+    location = /public/semicolon { return 307 "/public/..;/admin/mcp"; }
     location /public/ { ${answer('public')} }
     location /admin/ { ${answer('admin')} }
   }
@@ -72,11 +81,13 @@ http {
     );
     exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
     await waitForPort(nginxPort);
+    upstream = `http://127.0.0.1:${nginxPort}`;
     const configPath = join(prefix, 'proxy.json');
     writeFileSync(
       configPath,
       JSON.stringify({
-        tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${nginxPort}/public/**`] }],
+        servers: { moved: { url: `${upstream}/public/moved`, transport: 'streamable-http' } },
+        tokens: [{ sha256: sha256(CALLER), urls: [`${upstream}/public/**`] }],
       }),
     );
     proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
@@ -116,6 +127,72 @@ http {
         `the grant /public/** let the token reach ${admin.join(', ')} (answer ${reply.status} ${JSON.stringify(reply.body)})`,
       );
       assert.notEqual(reply.status, 200, JSON.stringify(reply.body));
+      assert.equal(reply.status, 403, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.code, 'target_forbidden', JSON.stringify(reply.body));
+      assert.equal(reply.body.error.data.reason, 'redirect_refused', JSON.stringify(reply.body));
+      assert.match(reply.body.error.message, /outside what this caller may reach/);
     });
   }
+
+  it('a redirect to a ..; segment is not followed either (the path rule holds for every hop)', async () => {
+    const before = seen().length;
+    const reply = await postProxy(
+      { url: proxy.url, token: CALLER },
+      { mcp_server_url: `${upstream}/public/semicolon`, jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(reply.body?.error?.data?.reason, 'redirect_refused', JSON.stringify(reply.body));
+    assert.deepEqual(seen().slice(before), ['/public/semicolon']);
+  });
+
+  it('a redirect inside the grant is followed', async () => {
+    const before = seen().length;
+    const reply = await postProxy(
+      { url: proxy.url, token: CALLER },
+      { mcp_server_url: `${upstream}/public/inside`, jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(reply.body.result, { where: 'public' });
+    assert.deepEqual(seen().slice(before), ['/public/inside', '/public/mcp']);
+  });
+
+  it('on /mcp too: the pass-through does not follow the redirect out of the grant', async () => {
+    const before = seen().length;
+    const response = await fetch(`${proxy.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-proxy-token': CALLER,
+        'x-mcp-server-url': `${upstream}/public/moved`,
+        'x-mcp-transport': 'streamable-http',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    const body = (await response.json()) as { error?: { data?: { code?: string; reason?: string } } };
+    const admin = seen()
+      .slice(before)
+      .filter((line) => line.startsWith('/admin/'));
+    assert.deepEqual(admin, [], `/mcp let the token reach ${admin.join(', ')}`);
+    assert.equal(response.status, 403, JSON.stringify(body));
+    assert.equal(body.error?.data?.reason, 'redirect_refused', JSON.stringify(body));
+  });
+
+  it('a caller no URL pattern limits, and a configured server, follow redirects as the egress policy allows', async () => {
+    const before = seen().length;
+    const unlimited = await postProxy(proxy, {
+      mcp_server_url: `${upstream}/public/moved`,
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'ping',
+    });
+    assert.equal(unlimited.status, 200, JSON.stringify(unlimited.body));
+    assert.deepEqual(unlimited.body.result, { where: 'admin' });
+    const configured = await postProxy(
+      { url: proxy.url, token: CALLER },
+      { server: 'moved', jsonrpc: '2.0', id: 1, method: 'ping' },
+    );
+    assert.equal(configured.status, 200, JSON.stringify(configured.body));
+    assert.deepEqual(configured.body.result, { where: 'admin' });
+    assert.deepEqual(seen().slice(before), ['/public/moved', '/admin/mcp', '/public/moved', '/admin/mcp']);
+  });
 });

@@ -10,6 +10,11 @@
  * this needs no configuration: the SSE transport is always on.
  *
  * A real loopback HTTP+SSE server records every request's path: none may be outside the grant.
+ *
+ * Fixed: the SSE transport asks the target's reach test (dispatch/targets.ts, the rule the stream's
+ * URL was judged by) about the endpoint: outside, the call fails `upstream_protocol_error` ("SSE
+ * endpoint outside the target's grant") before any POST. A caller no URL pattern limits still
+ * uses any endpoint on the stream's origin.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,7 +27,7 @@ import { after, before, describe, it } from 'node:test';
 import { initializeResult } from './fixtures/hostile-upstream.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
-const CALLER = 'review13-urlpattern-2-caller-0123456789';
+const CALLER = 'sse-endpoint-grant-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A legacy HTTP+SSE server: GET /public/<name> names the endpoint `ENDPOINTS[name]`. */
@@ -78,7 +83,7 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review13-urlpattern-2-')), 'proxy.json');
+    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-sse-endpoint-grant-')), 'proxy.json');
     writeFileSync(
       configPath,
       JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${port}/public/**`] }] }),
@@ -93,9 +98,9 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const ping = (name: string) =>
+  const ping = (name: string, token = CALLER) =>
     postProxy(
-      { url: proxy.url, token: CALLER },
+      { url: proxy.url, token },
       {
         mcp_server_url: `http://127.0.0.1:${port}/public/${name}`,
         transport: 'sse',
@@ -128,6 +133,18 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
         [],
         `the grant /public/** let the token post to ${outside.join(', ')} (answer ${reply.status} ${JSON.stringify(reply.body)})`,
       );
+      assert.equal(reply.body?.error?.data?.code, 'upstream_protocol_error', JSON.stringify(reply.body));
+      assert.match(reply.body.error.message, /SSE endpoint outside the target’s grant/);
     });
   }
+
+  it('a caller no URL pattern limits posts to an endpoint anywhere on the stream’s origin', async () => {
+    const before = paths.length;
+    const reply = await ping('admin-sse', proxy.token);
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.ok(
+      paths.slice(before).some((line) => line.startsWith('POST /admin/messages')),
+      JSON.stringify(paths.slice(before)),
+    );
+  });
 });
