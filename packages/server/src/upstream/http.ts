@@ -33,11 +33,7 @@ export interface UpstreamHttpOptions {
   readonly tracing?: Tracing;
 }
 
-/**
- * Whether the caller a request is sent for may reach `url`, a URL the upstream sends the proxy
- * on to: a redirect hop, or an SSE `endpoint` (upstream/sse.ts). dispatch/targets.ts builds it
- * from the caller's URL grant (review13 URLPATTERN-1/2).
- */
+/** Whether a caller may be sent on to `url` (a redirect, an SSE endpoint): dispatch/targets.ts. */
 export type ReachTest = (url: URL) => boolean;
 
 /** One upstream request. */
@@ -100,10 +96,7 @@ export class UpstreamHttp {
     this.#mayReach = mayReach;
   }
 
-  /**
-   * This client for one caller's target: a redirect hop, or an SSE endpoint, that `mayReach`
-   * refuses is not followed. No test (a configured server, a caller no URL grant limits): this.
-   */
+  /** This client for one caller's target, following no redirect (nor SSE endpoint) `mayReach` refuses. */
   reaching(mayReach: ReachTest | undefined): UpstreamHttp {
     return mayReach === undefined ? this : new UpstreamHttp(this.#guard, this.#options, mayReach);
   }
@@ -149,10 +142,7 @@ export class UpstreamHttp {
         );
       }
       if (!this.mayReach(next)) {
-        throw refuse(
-          'redirect_refused',
-          'The MCP server redirected to a URL outside what this caller may reach (its URL grant).',
-        );
+        throw refuse('redirect_refused', 'The MCP server redirected outside what this caller may reach.');
       }
       // Browsers' rule (Fetch §4.4): scheme, host and port together decide what stays.
       if (next.origin !== target.origin)
