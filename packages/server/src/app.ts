@@ -61,7 +61,7 @@ import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } f
 import { registerWebSocket } from './surfaces/ws/routes.ts';
 import { AnswerEvents } from './virtual/answer-events.ts';
 import { ClientSessions } from './virtual/client-sessions.ts';
-import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
+import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-channels.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
 import { VirtualServers } from './virtual/virtual-servers.ts';
 import { VirtualSessions } from './virtual/virtual-session.ts';
