@@ -1,0 +1,90 @@
+/**
+ * @module virtual/member-reach
+ * How one request reaches a member of a virtual server (member-view.ts): the member vetted for
+ * its caller (the tool grant read in the member's own names), with the principal's upstream OAuth
+ * token when the broker supplies it (docs/oauth.md), a refused token renewed once, and a sign-in
+ * asked for that member alone.
+ */
+import type { VirtualServerSettings } from '../config/virtual-servers.ts';
+import type { UpstreamTarget } from '../dispatch/connector.ts';
+import type { SessionOwner } from '../dispatch/held-sessions.ts';
+import { findProxyError } from '../errors.ts';
+import { memberGrants } from './member-grants.ts';
+import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
+
+/** Reaches the members of one virtual server for one request's caller. */
+export class MemberReach {
+  readonly #settings: VirtualServerSettings;
+  readonly #request: RoutedRequest;
+  readonly #deps: VirtualServersDeps;
+  readonly #owner: SessionOwner;
+
+  constructor(
+    settings: VirtualServerSettings,
+    request: RoutedRequest,
+    deps: VirtualServersDeps,
+    owner: SessionOwner,
+  ) {
+    this.#settings = settings;
+    this.#request = request;
+    this.#deps = deps;
+    this.#owner = owner;
+  }
+
+  /**
+   * Runs `use` on the member, vetted for this caller, with the principal's upstream OAuth token
+   * when the broker supplies it (as for a named server: only when neither the operator nor the
+   * caller gave a credential). A 401 of the member then asks the principal to sign in to that
+   * member only: `upstream_auth_required` is thrown, the other members are not affected.
+   * `refuse` may answer first, from the vetted target alone. A list (`offers: false`) only looks
+   * in the vault: it starts no sign-in, each of which spends the principal's offer cap.
+   */
+  async reach<T>(
+    member: string,
+    use: (target: UpstreamTarget) => Promise<T>,
+    refuse?: (target: UpstreamTarget) => T | undefined,
+    offers = true,
+  ): Promise<T> {
+    const resolved = await this.target(member);
+    // Refused before the broker is asked: a hidden tool of a member the principal has not signed
+    // in to is an unknown tool, not a sign-in.
+    const early = refuse?.(resolved);
+    if (early !== undefined) return early;
+    const credentials = this.#deps.credentials;
+    if (credentials === undefined || !this.needsBroker(resolved)) return use(resolved);
+    const { principalKey } = this.#request.caller;
+    const signal = this.#request.signal;
+    let target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
+      // No token now: a session still held with an ended one must not live on (review7 CREDS-1).
+      await this.#deps.members.renew(this.#owner, resolved);
+      throw error;
+    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await use(target);
+      } catch (error) {
+        const refusal = findProxyError(error);
+        if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
+        // A refused token is refreshed and the request tried once more, as for a named server
+        // (review8 CREDS-3); refused again, or no newer token, asks for a sign-in.
+        const renewed = attempt === 0 ? await credentials.renewed(target) : undefined;
+        if (renewed === undefined)
+          throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
+        target = renewed;
+      }
+    }
+  }
+
+  /** Whether the broker (when it runs) supplies this member's credential: none came with it. */
+  needsBroker(target: UpstreamTarget): boolean {
+    return (
+      this.#deps.credentials !== undefined && target.kind !== 'stdio' && target.bearerToken === undefined
+    );
+  }
+
+  /** The member vetted for this caller, its tool grant read in the member's own names. */
+  async target(member: string): Promise<UpstreamTarget> {
+    const { servers, separator } = this.#settings;
+    return this.#deps.resolve(member, memberGrants(this.#request.caller.grants, member, servers, separator));
+  }
+}
