@@ -8,9 +8,46 @@
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
-import { findProxyError } from '../errors.ts';
+import { findProxyError, type ProxyError } from '../errors.ts';
 import { memberGrants } from './member-grants.ts';
 import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
+
+/**
+ * How members get a principal's upstream OAuth credential: the broker's (credentials/
+ * member-credentials.ts), passed in so this layer does not reach up to it.
+ */
+export interface MemberCredentials {
+  /** Whether the broker runs now (OAUTH_BROKER, reloadable). */
+  readonly enabled: boolean;
+  /**
+   * The target with the principal's token from the vault; throws `upstream_auth_required` when a
+   * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
+   * `offer: false` (a list) starts no sign-in: the error then carries no link.
+   */
+  supply(
+    principalKey: string,
+    target: UpstreamTarget,
+    signal?: AbortSignal,
+    offer?: boolean,
+  ): Promise<UpstreamTarget>;
+  /**
+   * After the member refused with 401 the broker's token `supply` gave: the target with a newer
+   * token (refreshed), to try the request once more as a named server does (review8 CREDS-3);
+   * undefined when there is none (no broker token, the refresh failed). Never rejects.
+   */
+  renewed(target: UpstreamTarget): Promise<UpstreamTarget | undefined>;
+  /**
+   * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
+   * with `offer: false`, `upstream_auth_required` without starting a sign-in.
+   */
+  refused(
+    principalKey: string,
+    target: UpstreamTarget,
+    refusal: ProxyError,
+    signal?: AbortSignal,
+    offer?: boolean,
+  ): Promise<ProxyError>;
+}
 
 /** Reaches the members of one virtual server for one request's caller. */
 export class MemberReach {
