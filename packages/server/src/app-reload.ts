@@ -2,7 +2,8 @@
  * @module app-reload
  * What a reload (SIGHUP, `app.reload`) does to the running app (app.ts wires it): the parts that
  * can refuse the new configuration first, so a bad file leaves the running one untouched; then
- * the new configuration is adopted and what it takes away ends with it, in one order.
+ * the new configuration is adopted and what it takes away ends with it, in one order. It also
+ * declares the app's `reload` and `prepareReload`.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config/config.ts';
@@ -20,6 +21,21 @@ import type { SessionStore } from './sessions/store.ts';
 import type { VaultKeys } from './store/vault-keys.ts';
 import type { WsRegistry } from './surfaces/ws/routes.ts';
 import type { VirtualServers } from './virtual/virtual-servers.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Applies a new configuration without dropping sessions (SIGHUP). Returns the changed
+     * settings that only take effect after a restart. Throws, changing nothing, if invalid.
+     */
+    reload(config: Config): string[];
+    /**
+     * Loads what `config` uses and the running configuration did not (the OAuth broker): main.ts
+     * awaits it before {@link reload}, so no request finds a feature on but not yet loaded.
+     */
+    prepareReload(config: Config): Promise<void>;
+  }
+}
 
 /** The Origin and Host rules CORS, /mcp and /ws share: a reload updates them in place. */
 export interface AccessRules {

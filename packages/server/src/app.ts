@@ -7,11 +7,11 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppDeps } from './app-deps.ts';
+import { buildLimits } from './app-limits.ts';
 import { reloader } from './app-reload.ts';
 import { SYSTEM_CLOCK } from './clock.ts';
 import { brokerStartLine, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
-import { rateClasses, rateLimits } from './config/rate-rules.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
@@ -24,11 +24,7 @@ import { MintRecords } from './identity/mint-records.ts';
 import { holdingReach, mayKeepAfter } from './identity/reload-reach.ts';
 import { holdSessionHook } from './identity/session-holding.ts';
 import { buildIdentity } from './identity/wiring.ts';
-import { InFlightLimits } from './limits/in-flight.ts';
-import { inFlightHooks } from './limits/in-flight-hooks.ts';
-import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
-import { COUNTER_FAILURE_WARNING } from './limits/store-failures.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
@@ -57,21 +53,6 @@ import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-channels.ts';
 import { buildVirtual } from './virtual/wiring.ts';
 
 export type { AppDeps };
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /**
-     * Applies a new configuration without dropping sessions (SIGHUP). Returns the changed
-     * settings that only take effect after a restart. Throws, changing nothing, if invalid.
-     */
-    reload(config: Config): string[];
-    /**
-     * Loads what `config` uses and the running configuration did not (the OAuth broker): main.ts
-     * awaits it before {@link reload}, so no request finds a feature on but not yet loaded.
-     */
-    prepareReload(config: Config): Promise<void>;
-  }
-}
 
 /** Bytes an outbound event stream may queue for a slow reader before it is closed. */
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
@@ -117,22 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store = opened.store;
   }
   const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
-  const limiter = new RateLimiter(
-    rateStore,
-    rateLimits(config),
-    (name) => metrics.refusal(`rate_limit:${name}`),
-    rateClasses(config),
-    { now, onStoreFailure: throttledWarning(logger, COUNTER_FAILURE_WARNING) },
-  );
-  const inFlight = new InFlightLimits(
-    {
-      perOwner: config.limits.inFlightPerToken,
-      total: config.limits.inFlightTotal,
-      shedHeapPercent: config.limits.shedHeapPercent,
-    },
-    { onRefused: (reason) => metrics.refusal(`in_flight:${reason}`) },
-  );
-  const inFlightHook = inFlightHooks(inFlight, config.limits.maxBatchMessages);
+  const { limiter, inFlight, inFlightHook } = buildLimits(config, { rateStore, metrics, now, logger });
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,

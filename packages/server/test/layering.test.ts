@@ -23,6 +23,7 @@ const LAYERS: readonly (readonly string[])[] = [
     'startup-memory.ts',
     'app.ts',
     'app-deps.ts',
+    'app-limits.ts',
     'app-reload.ts',
     'token-cli.ts',
     'workers/',
