@@ -49,23 +49,21 @@ export interface MemberCredentials {
   ): Promise<ProxyError>;
 }
 
+/** Whom a member is reached for: one request to a virtual server. */
+export interface ReachContext {
+  readonly settings: VirtualServerSettings;
+  readonly request: RoutedRequest;
+  readonly deps: VirtualServersDeps;
+  /** Who holds the member sessions: the principal, with its rate class. */
+  readonly owner: SessionOwner;
+}
+
 /** Reaches the members of one virtual server for one request's caller. */
 export class MemberReach {
-  readonly #settings: VirtualServerSettings;
-  readonly #request: RoutedRequest;
-  readonly #deps: VirtualServersDeps;
-  readonly #owner: SessionOwner;
+  readonly #context: ReachContext;
 
-  constructor(
-    settings: VirtualServerSettings,
-    request: RoutedRequest,
-    deps: VirtualServersDeps,
-    owner: SessionOwner,
-  ) {
-    this.#settings = settings;
-    this.#request = request;
-    this.#deps = deps;
-    this.#owner = owner;
+  constructor(context: ReachContext) {
+    this.#context = context;
   }
 
   /**
@@ -87,13 +85,13 @@ export class MemberReach {
     // in to is an unknown tool, not a sign-in.
     const early = refuse?.(resolved);
     if (early !== undefined) return early;
-    const credentials = this.#deps.credentials;
+    const credentials = this.#context.deps.credentials;
     if (credentials === undefined || !this.needsBroker(resolved)) return use(resolved);
-    const { principalKey } = this.#request.caller;
-    const signal = this.#request.signal;
+    const { principalKey } = this.#context.request.caller;
+    const signal = this.#context.request.signal;
     let target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
       // No token now: a session still held with an ended one must not live on (review7 CREDS-1).
-      await this.#deps.members.renew(this.#owner, resolved);
+      await this.#context.deps.members.renew(this.#context.owner, resolved);
       throw error;
     });
     for (let attempt = 0; ; attempt++) {
@@ -115,13 +113,18 @@ export class MemberReach {
   /** Whether the broker (when it runs) supplies this member's credential: none came with it. */
   needsBroker(target: UpstreamTarget): boolean {
     return (
-      this.#deps.credentials !== undefined && target.kind !== 'stdio' && target.bearerToken === undefined
+      this.#context.deps.credentials !== undefined &&
+      target.kind !== 'stdio' &&
+      target.bearerToken === undefined
     );
   }
 
   /** The member vetted for this caller, its tool grant read in the member's own names. */
   async target(member: string): Promise<UpstreamTarget> {
-    const { servers, separator } = this.#settings;
-    return this.#deps.resolve(member, memberGrants(this.#request.caller.grants, member, servers, separator));
+    const { servers, separator } = this.#context.settings;
+    return this.#context.deps.resolve(
+      member,
+      memberGrants(this.#context.request.caller.grants, member, servers, separator),
+    );
   }
 }

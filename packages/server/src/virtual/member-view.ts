@@ -75,7 +75,7 @@ export class MemberView {
       Object.hasOwn(deps.settings(), server),
     );
     this.#members = members;
-    this.#reach = new MemberReach(settings, request, deps, owner);
+    this.#reach = new MemberReach({ settings, request, deps, owner });
     const naming = new MemberNaming({
       settings,
       name,

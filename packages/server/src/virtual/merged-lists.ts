@@ -7,16 +7,13 @@
  * one too slow is remembered as such a while.
  */
 import { createHmac } from 'node:crypto';
-import type { VirtualServerSettings } from '../config/virtual-servers.ts';
-import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { findProxyError, protocolError } from '../errors.ts';
 import type { JsonObject, JsonRpcRequest, JsonRpcResponse, RequestId } from '../jsonrpc.ts';
 import type { Catalog } from './catalogs.ts';
 import { gatherPage, type MemberPage, type SlowListKey, type SlowLists } from './list-gather.ts';
 import { decodeCursor, encodeCursor, type ListPosition } from './member-names.ts';
 import { ambiguousMeta, type MemberNaming } from './member-naming.ts';
-import type { MemberReach } from './member-reach.ts';
-import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
+import type { MemberReach, ReachContext } from './member-reach.ts';
 
 /** The `_meta` key of a list result naming the members that could not be listed. */
 export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
@@ -28,13 +25,9 @@ export interface Unavailable {
 }
 
 /** What one request's lists need of its view (member-view.ts). */
-export interface ListsContext {
-  /** The virtual server's name and settings. */
+export interface ListsContext extends ReachContext {
+  /** The virtual server's name. */
   readonly name: string;
-  readonly settings: VirtualServerSettings;
-  readonly request: RoutedRequest;
-  readonly deps: VirtualServersDeps;
-  readonly owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
   readonly members: readonly string[];
   /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
