@@ -5,36 +5,26 @@
  * by side as they like. The identity parts are built in identity/wiring.ts, the OAuth broker in
  * credentials/wiring.ts.
  */
-import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppDeps } from './app-deps.ts';
+import { buildLimits } from './app-limits.ts';
+import { reloader } from './app-reload.ts';
 import { SYSTEM_CLOCK } from './clock.ts';
 import { brokerStartLine, userCodesWarning } from './config/broker-switch.ts';
 import type { Config } from './config/config.ts';
-import { rateClasses, rateLimits } from './config/rate-rules.ts';
-import { restartOnlyChanges } from './config/restart-settings.ts';
 import { memberCredentials } from './credentials/member-credentials.ts';
 import { BrokerHolder, vaultKeysFor } from './credentials/wiring.ts';
 import { buildDispatch } from './dispatch/wiring.ts';
-import { ProxyError } from './errors.ts';
-import { corsOptions } from './http/cors.ts';
 import { GracefulStop } from './http/graceful-stop.ts';
-import { registerJsonBodyParser } from './http/json-body.ts';
-import { registerErrorHandlers, registerRequestLogging } from './http/observe.ts';
+import { registerPlumbing } from './http/plumbing.ts';
 import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
-import { registerTraceHooks } from './http/trace-hooks.ts';
-import { registerWriteIdleDeadline } from './http/write-idle.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
-import { holdingReach, mayKeepAfter, reloadVerdicts, retooledPrincipals } from './identity/reload-reach.ts';
+import { holdingReach, mayKeepAfter } from './identity/reload-reach.ts';
 import { holdSessionHook } from './identity/session-holding.ts';
 import { buildIdentity } from './identity/wiring.ts';
-import { InFlightLimits } from './limits/in-flight.ts';
-import { inFlightHooks } from './limits/in-flight-hooks.ts';
-import { RateLimiter } from './limits/rate-limiter.ts';
 import type { RateStore } from './limits/rate-store.ts';
-import { COUNTER_FAILURE_WARNING } from './limits/store-failures.ts';
 import { createLogger } from './observability/logger.ts';
 import { ProxyMetrics } from './observability/metrics.ts';
 import { throttledWarning } from './observability/throttled-warning.ts';
@@ -42,7 +32,7 @@ import { Tracing } from './observability/tracing.ts';
 import type { HeldSession } from './sessions/held-session.ts';
 import { configuredSecrets } from './sessions/sealer-key.ts';
 import { SessionStore } from './sessions/store.ts';
-import { ANSWER_LOGS_NAMESPACE, openStore } from './store/open-store.ts';
+import { openStore } from './store/open-store.ts';
 import { namespaced, type Store } from './store/store.ts';
 import { registerCallerScopes } from './surfaces/caller-scopes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
@@ -59,29 +49,10 @@ import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
-import { AnswerEvents } from './virtual/answer-events.ts';
-import { ClientSessions } from './virtual/client-sessions.ts';
-import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
-import { MemberSessions } from './virtual/member-sessions.ts';
-import { VirtualServers } from './virtual/virtual-servers.ts';
-import { VirtualSessions } from './virtual/virtual-session.ts';
+import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-channels.ts';
+import { buildVirtual } from './virtual/wiring.ts';
 
 export type { AppDeps };
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /**
-     * Applies a new configuration without dropping sessions (SIGHUP). Returns the changed
-     * settings that only take effect after a restart. Throws, changing nothing, if invalid.
-     */
-    reload(config: Config): string[];
-    /**
-     * Loads what `config` uses and the running configuration did not (the OAuth broker): main.ts
-     * awaits it before {@link reload}, so no request finds a feature on but not yet loaded.
-     */
-    prepareReload(config: Config): Promise<void>;
-  }
-}
 
 /** Bytes an outbound event stream may queue for a slow reader before it is closed. */
 const STREAM_QUEUE_BYTES = 4 * 1_048_576;
@@ -127,22 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     store = opened.store;
   }
   const rateStore: RateStore = deps.rateStore ?? namespaced(store, 'rate:');
-  const limiter = new RateLimiter(
-    rateStore,
-    rateLimits(config),
-    (name) => metrics.refusal(`rate_limit:${name}`),
-    rateClasses(config),
-    { now, onStoreFailure: throttledWarning(logger, COUNTER_FAILURE_WARNING) },
-  );
-  const inFlight = new InFlightLimits(
-    {
-      perOwner: config.limits.inFlightPerToken,
-      total: config.limits.inFlightTotal,
-      shedHeapPercent: config.limits.shedHeapPercent,
-    },
-    { onRefused: (reason) => metrics.refusal(`in_flight:${reason}`) },
-  );
-  const inFlightHook = inFlightHooks(inFlight, config.limits.maxBatchMessages);
+  const { limiter, inFlight, inFlightHook } = buildLimits(config, { rateStore, metrics, now, logger });
   // Origin and Host rules shared by CORS, /mcp and /ws; a reload updates them in place.
   const access = {
     corsOrigins: config.corsOrigins,
@@ -235,18 +191,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await brokers.loadFor(config);
   const broker = () => brokers.current;
   // Virtual servers (issue 20): the proxy answers as one MCP server over several configured ones.
-  const virtual = new VirtualServers({
-    settings: () => current.virtualServers,
-    resolve: (member, grants) => targets.resolve({ server: member }, grants),
-    members: new MemberSessions({
-      sessions,
-      open: held.open.bind(held),
-      timeoutMs: config.upstream.timeoutMs,
-    }),
+  const virtualParts = await buildVirtual(config, {
+    store,
     logger,
+    now,
+    sessions,
+    held,
+    targets,
+    sealer,
+    instanceId,
+    current: () => current,
     onMemberDown: (code) => metrics.refusal(`virtual_member:${code}`),
     credentials: memberCredentials(broker),
-    cursorSecret: config.sessionSecret,
     // Its clients' streams and answers cross to the other instances sharing the store.
     fleet: boxes
       ? fleetOn(
@@ -256,20 +212,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           config.bodyLimitBytes,
         )
       : undefined,
-    now,
   });
-  await virtual.listening();
+  const { virtual, sessions: virtualSessions } = virtualParts;
   // What a reload lets a running request or session keep: a virtual server's name is no
   // configured server's, and its members are reached through it.
   const reachable = holdingReach(virtual, targets);
-  // Sessions of virtual servers for 2026-07-28 clients of /servers/{name}/mcp and /ws sockets.
-  const virtualSessions = new VirtualSessions({
-    virtual,
-    sessions,
-    inputDeadlineMs: config.sessions.idleTimeoutMs,
-    timeoutMs: config.upstream.timeoutMs,
-    handleTag: instanceId,
-  });
   const forwarder = new Forwarder({
     broker,
     targets,
@@ -291,7 +238,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     beforeClose: cluster.close,
     quietRelayed: cluster.quiet,
   });
-  const clientSessions = new ClientSessions({ sealer, store: namespaced(store, 'virtual-sessions:'), now });
   const mcp = new McpEndpoint({
     targets,
     planner,
@@ -312,57 +258,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeoutMs: config.upstream.timeoutMs,
       stream,
     }),
-    virtualSessions: clientSessions,
-    virtualAnswers: {
-      events: new AnswerEvents({
-        store: namespaced(store, ANSWER_LOGS_NAMESPACE),
-        upstreamTimeoutMs: config.upstream.timeoutMs,
-        now,
-        ended: (key) => clientSessions.isEnded(key),
-      }),
-      pollMs: () => current.server.answerPollMs,
-    },
+    virtualSessions: virtualParts.clients,
+    virtualAnswers: { events: virtualParts.answers, pollMs: () => current.server.answerPollMs },
     stream,
     follow: identity.follow,
   });
 
-  // JSON only: a text/plain body is a client mistake (415), not a string envelope.
-  app.removeContentTypeParser('text/plain');
-  registerJsonBodyParser(app, inFlightHook.beforeParse);
-  app.decorateRequest('identity', undefined);
-  app.decorateRequest('audit', undefined);
-  app.decorateRequest('credentialInAuthorization', false);
-  app.decorateRequest('recheckCredential', undefined);
-  app.decorateRequest('mcpMethod', undefined);
-  app.decorateRequest('targetHost', undefined);
-  app.decorateRequest('errorCode', undefined);
-  app.decorateRequest('targetKey', undefined);
-  app.decorateRequest('inFlightHeld', undefined);
-
-  await app.register(fastifyCors, () => corsOptions(access, config.corsMaxAgeSeconds));
-
-  // Callback-style hooks: an async one costs a promise and a microtask on every request.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    // Issue #14.10: whatever a body holds (relayed upstream content too), never sniff it as HTML.
-    reply.header('x-content-type-options', 'nosniff');
-    const refused = stop.closing && request.url !== '/health' && request.url !== '/ready';
-    done(refused ? new ProxyError('shutting_down') : undefined);
-  });
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    // Requests that finish during shutdown must not leave a keep-alive socket holding close() open.
-    if (stop.closesConnections) reply.header('connection', 'close');
-    done(null, payload);
-  });
-  if (tracing.enabled)
-    registerTraceHooks(app, tracing, {
+  await registerPlumbing(app, {
+    beforeParse: inFlightHook.beforeParse,
+    access,
+    corsMaxAgeSeconds: config.corsMaxAgeSeconds,
+    stop,
+    tracing,
+    spanServers: {
       named: (name) => Object.hasOwn(currentServers, name) || Object.hasOwn(current.virtualServers, name),
       tools: (name) => (currentServers[name] ?? current.virtualServers[name])?.tools,
       virtual: (name) => Object.hasOwn(current.virtualServers, name),
-    });
-  registerRequestLogging(app, metrics, status);
-  registerWriteIdleDeadline(app, config.server.writeIdleTimeoutMs);
-  registerErrorHandlers(app);
+    },
+    metrics,
+    status,
+    writeIdleTimeoutMs: config.server.writeIdleTimeoutMs,
+  });
 
   await app.register(infoRoutes);
   await app.register(clientBundleRoutes, { path: deps.clientBundlePath ?? DEFAULT_CLIENT_BUNDLE_PATH });
@@ -438,40 +354,29 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const brokerSays = brokerStartLine(config, brokers.current?.enabled ?? false);
   if (brokerSays) logger[brokerSays.level]({ publicUrl: brokerSays.origin }, brokerSays.message);
   app.decorate('prepareReload', (next: Config) => brokers.loadFor(next));
-  app.decorate('reload', (next: Config): string[] => {
-    // Build everything that can fail first, so a bad file leaves the running config untouched.
-    identity.reload(next);
-    vaultKeys.replace(next.vaultKeys);
-    guard.replace(next.egress);
-    targets.forgetVetted();
-    const changed = targets.replaceServers(next.servers);
-    const retooled = retooledPrincipals(current, next);
-    current = next;
-    currentServers = next.servers;
-    // A caller that did not prepare the reload: the broker comes a moment later.
-    brokers
-      .loadFor(next)
-      .catch((error: unknown) => app.log.error({ err: error }, 'the OAuth broker did not load'));
-    // What a reload takes away ends with it (issue 14 #3 and its review): a revoked token's
-    // sockets, streams and sessions, and whatever reaches a server its token may no longer name
-    // or that was removed or re-pointed. One decision; new requests meet the same in resolve().
-    // A virtual server's sockets and sessions (and its member sessions) take the grants of now
-    // per request: a tool grant that changed leaves them open (its requests in flight end).
-    const verdicts = reloadVerdicts(reach, changed, retooled, virtual);
-    // Sockets first, so they close with 4401 rather than by their session ending.
-    webSockets.endUnreachable(verdicts.sockets);
-    live.endUnreachable(verdicts.requests);
-    virtual.refreshStreams();
-    void sessions.endRevoked(verdicts.sessions);
-    limiter.replaceLimits(rateLimits(next), rateClasses(next));
-    access.corsOrigins = next.corsOrigins;
-    access.corsAllowedHeaders = next.corsAllowedHeaders;
-    access.trustedHosts = next.trustedHosts;
-    access.allowMissingOrigin = next.websocket.allowMissingOrigin;
-    app.log.level = next.logLevel;
-    app.log.info(guard.describe());
-    return restartOnlyChanges(config, next);
-  });
+  app.decorate(
+    'reload',
+    reloader(config, {
+      identity,
+      vaultKeys,
+      guard,
+      targets,
+      brokers,
+      reach,
+      virtual,
+      sockets: webSockets,
+      live,
+      sessions,
+      limiter,
+      access,
+      log: app.log,
+      current: () => current,
+      adopt: (next) => {
+        current = next;
+        currentServers = next.servers;
+      },
+    }),
+  );
   app.addHook('onClose', async () => {
     stop.dispose();
     await roster?.close();

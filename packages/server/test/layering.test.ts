@@ -17,7 +17,17 @@ const SRC = resolve(import.meta.dirname, '../src');
  */
 const LAYERS: readonly (readonly string[])[] = [
   // Entry and wiring: the only place that knows every part.
-  ['main.ts', 'compile-cache.ts', 'startup-memory.ts', 'app.ts', 'app-deps.ts', 'token-cli.ts', 'workers/'],
+  [
+    'main.ts',
+    'compile-cache.ts',
+    'startup-memory.ts',
+    'app.ts',
+    'app-deps.ts',
+    'app-limits.ts',
+    'app-reload.ts',
+    'token-cli.ts',
+    'workers/',
+  ],
   // The public surfaces, thin: POST /proxy, /mcp, /ws, info, health, metrics.
   ['surfaces/'],
   // Cross-cutting HTTP plumbing: CORS, inbound checks, caller signal, event streams, access log.

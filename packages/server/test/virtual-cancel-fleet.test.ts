@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CANCEL_KEEPING } from '../src/virtual/fleet-cancels.ts';
-import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
+import { FLEET_LIMITS } from '../src/virtual/fleet-channels.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startFleetPair } from './helpers/fleet-pair.ts';
 import { TEST_TOKEN } from './helpers/proxy.ts';

@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { FLEET_LIMITS } from '../src/virtual/fleet-streams.ts';
+import { FLEET_LIMITS } from '../src/virtual/fleet-channels.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startFleetPair } from './helpers/fleet-pair.ts';
 import { TEST_TOKEN } from './helpers/proxy.ts';

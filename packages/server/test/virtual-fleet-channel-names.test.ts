@@ -1,6 +1,6 @@
 /**
  * Review 10 (virtual fleet), finding 3: with SESSION_SECRET set, a principal's pub/sub channel
- * is still named by a keyless SHA-256 of its principal key (virtual/fleet-streams.ts
+ * is still named by a keyless SHA-256 of its principal key (virtual/fleet-channels.ts
  * streamsChannel). Principal keys are guessable (`oidc:<issuer>#<sub>`, `minted:<subject>`,
  * `static:<sha256 of the token>` as written in the configuration), so whoever can read the
  * store (`PUBSUB CHANNELS`, `MONITOR`) learns which principals have a virtual server's GET stream

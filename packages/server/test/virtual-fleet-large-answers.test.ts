@@ -1,7 +1,7 @@
 /**
  * Review 10 (virtual fleet), finding 4: a client's answer to a member's server request that
  * must cross to the asking instance is silently dropped when it is larger than the per-principal
- * in-flight bound (virtual/fleet-streams.ts #publish: FLEET_LIMITS.principalBytes, 1 MiB), though
+ * in-flight bound (virtual/fleet-channels.ts #publish: FLEET_LIMITS.principalBytes, 1 MiB), though
  * the proxy accepted the POST (202, BODY_LIMIT_BYTES allows it) and would have delivered the same
  * answer posted to the asking instance. `VirtualServers.answer` ignores `#publish`'s false, so
  * the client is told nothing and the member waits until its call times out. A sampling result

@@ -1,6 +1,6 @@
 /**
  * Review 10 (virtual fleet), finding 5: FleetStreams subscribes without the store's `missed`
- * listener (virtual/fleet-streams.ts #listen: `deps.store.subscribe(channel, listener)`), so when
+ * listener (virtual/fleet-channels.ts #listen: `deps.store.subscribe(channel, listener)`), so when
  * the instance's Redis subscriber drops and comes back (store/redis-store.ts resubscribes and
  * tells only those who passed `missed`), whatever was published meanwhile is lost without a
  * word: here the `end` of a DELETEd session, so the GET stream of that session on the other

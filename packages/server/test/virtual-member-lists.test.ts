@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { JsonRpcRequest } from '../src/jsonrpc.ts';
-import { UNAVAILABLE_META } from '../src/virtual/member-view.ts';
+import { UNAVAILABLE_META } from '../src/virtual/merged-lists.ts';
 import { VirtualServers } from '../src/virtual/virtual-servers.ts';
 import { compileCacheEnv } from './helpers/compile-cache.ts';
 import { eventually } from './helpers/eventually.ts';

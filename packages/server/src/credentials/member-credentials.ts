@@ -8,7 +8,7 @@
  */
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import { ProxyError } from '../errors.ts';
-import type { MemberCredentials } from '../virtual/virtual-servers.ts';
+import type { MemberCredentials } from '../virtual/member-reach.ts';
 import type { OAuthBroker } from './broker.ts';
 import { LiveCredential } from './live-credential.ts';
 

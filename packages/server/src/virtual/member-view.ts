@@ -1,33 +1,32 @@
 /**
  * @module virtual/member-view
  * One request's view of a virtual server (issue 20, docs/virtual-servers.md): the members and
- * tools its principal may see, the merged lists (pages gathered by list-gather.ts, under the proxy's
- * cursor), a call, `prompts/get` or read routed to the member its name or URI names, tool
- * search mode, and how a member's failure or missing sign-in becomes part of the answer.
+ * tools its principal may see, the merged lists (merged-lists.ts), a call, `prompts/get` or read
+ * routed to the member its name or URI names (reached as member-reach.ts says), tool search mode,
+ * and how a member's failure or missing sign-in becomes part of the answer.
  */
-import { createHmac } from 'node:crypto';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
 import type { SessionOwner } from '../dispatch/held-sessions.ts';
 import { negotiatedSessionVersion } from '../eras/classify.ts';
 import { findProxyError, ProxyError, protocolError, toJsonRpcError } from '../errors.ts';
-import {
-  asObject,
-  type JsonObject,
-  type JsonRpcMessage,
-  type JsonRpcNotification,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-  type RequestId,
+import type {
+  JsonObject,
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
 } from '../jsonrpc.ts';
+import { asObject } from '../jsonrpc.ts';
 import { VERSION } from '../version.ts';
 import { type Catalog, PROMPTS, RESOURCES, TOOLS, VIRTUAL_CAPABILITIES } from './catalogs.ts';
 import { exposedAnswer } from './client-view.ts';
-import { gatherPage, type MemberPage, type SlowListKey, type SlowLists } from './list-gather.ts';
-import { memberGrants, visibleMembers } from './member-grants.ts';
-import { decodeCursor, encodeCursor, type ListPosition } from './member-names.ts';
-import { ambiguousMeta, MemberNaming } from './member-naming.ts';
+import type { SlowLists } from './list-gather.ts';
+import { visibleMembers } from './member-grants.ts';
+import { MemberNaming } from './member-naming.ts';
+import { MemberReach } from './member-reach.ts';
 import type { MemberReply } from './member-requests.ts';
+import { MergedLists, UNAVAILABLE_META, type Unavailable } from './merged-lists.ts';
 import type { NameClaims } from './name-claims.ts';
 import { CALL_TOOL, rankTools, SEARCH_TOOL, searchAnswerText } from './tool-search.ts';
 import type { RoutedRequest, VirtualServersDeps } from './virtual-servers.ts';
@@ -42,15 +41,6 @@ const MAX_SEARCH_TOOLS = 5_000;
  */
 const SEARCH_DEADLINE_LISTS = 3;
 
-/** The `_meta` key of a list result naming the members that could not be listed. */
-export const UNAVAILABLE_META = 'io.github.mcp-proxy/unavailable';
-
-/** A member that could not serve an answer, as named in `_meta`. */
-export interface Unavailable {
-  readonly server: string;
-  readonly code: string;
-}
-
 /** One request's view of a virtual server: the members and tools its caller may see. */
 export class MemberView {
   readonly #name: string;
@@ -60,12 +50,10 @@ export class MemberView {
   readonly #owner: SessionOwner;
   /** The members this caller may reach, in configured order. */
   readonly #members: readonly string[];
-  /** The key of the cursors' tags (virtual-servers.ts makes one per process). */
-  readonly #cursorSecret: Uint8Array;
   /** How entries are named, and which member a client's name or URI belongs to. */
   readonly #naming: MemberNaming;
-  /** Members too slow to list lately (virtual-servers.ts holds them). */
-  readonly #slowLists: SlowLists;
+  readonly #reach: MemberReach;
+  readonly #lists: MergedLists;
 
   constructor(
     name: string,
@@ -77,24 +65,29 @@ export class MemberView {
     claims: NameClaims,
   ) {
     this.#name = name;
-    this.#cursorSecret = cursorSecret;
-    this.#slowLists = slowLists;
     this.#settings = settings;
     this.#request = request;
     this.#deps = deps;
     const { caller } = request;
-    this.#owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
-    this.#members = visibleMembers(settings.servers, caller.grants, (server) =>
+    const owner = { ownerId: caller.principalKey, rateClass: caller.grants.rateClass };
+    this.#owner = owner;
+    const members = visibleMembers(settings.servers, caller.grants, (server) =>
       Object.hasOwn(deps.settings(), server),
     );
-    this.#naming = new MemberNaming({
+    this.#members = members;
+    this.#reach = new MemberReach({ settings, request, deps, owner });
+    const naming = new MemberNaming({
       settings,
       name,
       principalKey: caller.principalKey,
-      members: this.#members,
+      members,
       claims,
-      page: (member, cursor, catalog, id) => this.#claimPage(member, id, cursor, catalog),
+      page: (member, cursor, catalog, id) => this.#lists.claimPage(member, id, cursor, catalog),
     });
+    this.#naming = naming;
+    const reach = this.#reach;
+    const context = { name, settings, request, deps, owner, members, cursorSecret, slowLists, naming, reach };
+    this.#lists = new MergedLists(context);
   }
 
   /**
@@ -105,11 +98,12 @@ export class MemberView {
   initialize(message: JsonRpcRequest): JsonRpcResponse {
     const version = negotiatedSessionVersion(message.params?.protocolVersion);
     for (const member of this.#members) {
-      this.#target(member)
+      this.#reach
+        .target(member)
         .then((target) =>
           // A member whose credential the broker would supply waits for a real request: warming
           // it would open a session without the user's token, or start a sign-in nobody asked for.
-          this.#needsBroker(target) ? undefined : this.#deps.members.session(this.#owner, target),
+          this.#reach.needsBroker(target) ? undefined : this.#deps.members.session(this.#owner, target),
         )
         .catch(() => {});
     }
@@ -125,48 +119,9 @@ export class MemberView {
     };
   }
 
-  /**
-   * One page of a merged list (tools, prompts, resources, resource templates): the members from
-   * the cursor's on, asked together under one deadline (list-gather.ts), names prefixed or URIs
-   * mapped. Members that fail are skipped and named in `_meta`. `until` (a search's deadline,
-   * `performance.now()` time) shortens the page's deadline.
-   */
-  async list(
-    message: JsonRpcRequest,
-    catalog: Catalog,
-    until = Number.POSITIVE_INFINITY,
-  ): Promise<JsonRpcResponse> {
-    const cursor = message.params?.cursor;
-    const start: ListPosition | undefined =
-      cursor === undefined
-        ? { member: 0, cursor: undefined }
-        : decodeCursor(cursor, this.#members.length, this.#cursorTag(catalog));
-    if (start === undefined) return protocolError(message.id, 'invalid_params', 'Invalid cursor');
-    const claims = await this.#naming.claimsOf(catalog, message.id);
-    const ambiguous = ambiguousMeta(cursor === undefined ? claims?.ambiguous : undefined);
-    // Positions count the caller's visible members only: a cursor tells nothing of hidden ones.
-    const members = this.#members;
-    const member = (index: number) => members[index] as string;
-    const opened = new Set<number>();
-    const left = until - performance.now();
-    // A member cut off by a search's shorter deadline may well answer within the list's own: only
-    // the list's own deadline marks it slow (review7 CREDS-5).
-    const ownDeadline = this.#settings.listTimeoutMs <= left;
-    const page = await gatherPage({
-      start,
-      count: members.length,
-      ask: (index, memberCursor, signal) =>
-        this.#listPage(member(index), message.id, memberCursor, catalog, signal, () => opened.add(index)),
-      entries: (index, result) => this.#naming.visible(member(index), result[catalog.field], catalog, claims),
-      deadlineMs: Math.min(this.#settings.listTimeoutMs, left),
-      signal: this.#request.signal,
-    });
-    const unavailable = page.unavailable.map(({ index, code }) => {
-      if (code === 'upstream_timeout' && ownDeadline && opened.has(index))
-        this.#slowLists.add(this.#slowKey(member(index), catalog));
-      return this.#dropped(member(index), code);
-    });
-    return this.#listResult(message.id, catalog, page.items, page.next, unavailable, ambiguous);
+  /** One page of a merged list ({@link MergedLists.list}; `until`: a search's deadline). */
+  list(message: JsonRpcRequest, catalog: Catalog, until?: number): Promise<JsonRpcResponse> {
+    return this.#lists.list(message, catalog, until);
   }
 
   /**
@@ -200,10 +155,10 @@ export class MemberView {
       return this.#deps.members.call(this.#owner, target, message, this.#request.signal);
     };
     const each = this.#members.map(async (member) => {
-      const answer = await this.#reach(member, send).catch((error: unknown) => findProxyError(error));
+      const answer = await this.#reach.reach(member, send).catch((error: unknown) => findProxyError(error));
       const code =
         answer instanceof ProxyError ? answer.code : answer && 'error' in answer ? 'member_error' : '';
-      if (code !== '') unavailable.push(this.#dropped(member, code));
+      if (code !== '') unavailable.push(this.#lists.dropped(member, code));
     });
     await Promise.all(each);
     const result = unavailable.length === 0 ? {} : { _meta: { [UNAVAILABLE_META]: unavailable } };
@@ -219,7 +174,7 @@ export class MemberView {
       const { session } = await this.#deps.members.session(this.#owner, target);
       await session.send(message);
     };
-    await Promise.all(pick(this.#members).map((member) => this.#reach(member, send).catch(() => {})));
+    await Promise.all(pick(this.#members).map((member) => this.#reach.reach(member, send).catch(() => {})));
   }
 
   /**
@@ -306,67 +261,6 @@ export class MemberView {
     );
   }
 
-  /**
-   * A member's list page; why it has none (the proxy's error code, or `member_error` for an
-   * error the member answered: never a code of its own, which could be any text); or undefined
-   * for a member that declares no such capability (nothing to list, nothing wrong). `opened` is
-   * told once the member's session is open (a member still opening is not remembered as slow).
-   */
-  async #listPage(
-    member: string,
-    id: RequestId,
-    cursor: string | undefined,
-    catalog: Catalog,
-    signal: AbortSignal,
-    opened: () => void,
-  ): Promise<MemberPage> {
-    if (this.#slowLists.has(this.#slowKey(member, catalog))) return { code: 'upstream_timeout' };
-    try {
-      return await this.#reach(
-        member,
-        async (target) => {
-          const { initialized } = await this.#deps.members.session(this.#owner, target);
-          opened();
-          const capabilities = initialized.capabilities as JsonObject | undefined;
-          const declared = capabilities?.[catalog.capability];
-          if (typeof declared !== 'object' || declared === null) return undefined;
-          const request: JsonRpcRequest = {
-            jsonrpc: '2.0',
-            id,
-            method: catalog.method,
-            params: cursor === undefined ? {} : { cursor },
-          };
-          const answer = await this.#deps.members.call(this.#owner, target, request, signal);
-          return 'result' in answer ? { result: answer.result } : { code: 'member_error' };
-        },
-        undefined,
-        false,
-      );
-    } catch (error) {
-      return { code: findProxyError(error)?.code ?? 'internal_error' };
-    }
-  }
-
-  /** A member's page for reading names' claims (name-claims.ts), within the list deadline. */
-  #claimPage(
-    member: string,
-    id: RequestId,
-    cursor: string | undefined,
-    catalog: Catalog,
-  ): Promise<MemberPage> {
-    const deadline = AbortSignal.timeout(this.#settings.listTimeoutMs);
-    const caller = this.#request.signal;
-    const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
-    const late = new Promise<MemberPage>((resolve) =>
-      signal.addEventListener('abort', () => resolve({ code: 'upstream_timeout' }), { once: true }),
-    );
-    return Promise.race([this.#listPage(member, id, cursor, catalog, signal, () => {}), late]);
-  }
-
-  #slowKey(member: string, catalog: Catalog): SlowListKey {
-    return [this.#request.caller.principalKey, this.#name, member, catalog.method];
-  }
-
   /** A request to a member; its failure becomes the answer (the error's JSON-RPC form). */
   async #memberCall(
     member: string,
@@ -375,7 +269,7 @@ export class MemberView {
   ): Promise<JsonRpcResponse> {
     try {
       // Resource URIs inside the member's result are the virtual server's, as in its lists.
-      const answer = await this.#reach(
+      const answer = await this.#reach.reach(
         member,
         (target) => {
           const { relay, signal } = this.#request;
@@ -388,104 +282,5 @@ export class MemberView {
     } catch (error) {
       return toJsonRpcError(error, message.id);
     }
-  }
-
-  /**
-   * Runs `use` on the member, vetted for this caller, with the principal's upstream OAuth token
-   * when the broker supplies it (as for a named server: only when neither the operator nor the
-   * caller gave a credential). A 401 of the member then asks the principal to sign in to that
-   * member only: `upstream_auth_required` is thrown, the other members are not affected.
-   * `refuse` may answer first, from the vetted target alone. A list (`offers: false`) only looks
-   * in the vault: it starts no sign-in, each of which spends the principal's offer cap.
-   */
-  async #reach<T>(
-    member: string,
-    use: (target: UpstreamTarget) => Promise<T>,
-    refuse?: (target: UpstreamTarget) => T | undefined,
-    offers = true,
-  ): Promise<T> {
-    const resolved = await this.#target(member);
-    // Refused before the broker is asked: a hidden tool of a member the principal has not signed
-    // in to is an unknown tool, not a sign-in.
-    const early = refuse?.(resolved);
-    if (early !== undefined) return early;
-    const credentials = this.#deps.credentials;
-    if (credentials === undefined || !this.#needsBroker(resolved)) return use(resolved);
-    const { principalKey } = this.#request.caller;
-    const signal = this.#request.signal;
-    let target = await credentials.supply(principalKey, resolved, signal, offers).catch(async (error) => {
-      // No token now: a session still held with an ended one must not live on (review7 CREDS-1).
-      await this.#deps.members.renew(this.#owner, resolved);
-      throw error;
-    });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await use(target);
-      } catch (error) {
-        const refusal = findProxyError(error);
-        if (refusal?.code !== 'upstream_unauthorized' || refusal.status !== 401) throw error;
-        // A refused token is refreshed and the request tried once more, as for a named server
-        // (review8 CREDS-3); refused again, or no newer token, asks for a sign-in.
-        const renewed = attempt === 0 ? await credentials.renewed(target) : undefined;
-        if (renewed === undefined)
-          throw await credentials.refused(principalKey, resolved, refusal, signal, offers);
-        target = renewed;
-      }
-    }
-  }
-
-  /** Whether the broker (when it runs) supplies this member's credential: none came with it. */
-  #needsBroker(target: UpstreamTarget): boolean {
-    return (
-      this.#deps.credentials !== undefined && target.kind !== 'stdio' && target.bearerToken === undefined
-    );
-  }
-
-  /** The member vetted for this caller, its tool grant read in the member's own names. */
-  async #target(member: string): Promise<UpstreamTarget> {
-    const { servers, separator } = this.#settings;
-    return this.#deps.resolve(member, memberGrants(this.#request.caller.grants, member, servers, separator));
-  }
-
-  /**
-   * The tag that binds a cursor to this caller, virtual server, list and visible members: a
-   * cursor is only good for the principal it was given to (one it forged or took from another
-   * principal is an invalid cursor).
-   */
-  #cursorTag(catalog: Catalog): (payload: string) => string {
-    const bound = [this.#request.caller.principalKey, this.#name, catalog.method, this.#members.join(',')];
-    return (payload) =>
-      createHmac('sha256', this.#cursorSecret)
-        .update(JSON.stringify([...bound, payload]))
-        .digest('base64url')
-        .slice(0, 22);
-  }
-
-  #listResult(
-    id: RequestId,
-    catalog: Catalog,
-    items: JsonObject[],
-    next: ListPosition | undefined,
-    unavailable: readonly Unavailable[],
-    meta: JsonObject = {},
-  ): JsonRpcResponse {
-    return {
-      jsonrpc: '2.0',
-      id,
-      result: {
-        [catalog.field]: items,
-        ...(next === undefined ? {} : { nextCursor: encodeCursor(next, this.#cursorTag(catalog)) }),
-        ...(unavailable.length === 0 && Object.keys(meta).length === 0
-          ? {}
-          : { _meta: { ...(unavailable.length === 0 ? {} : { [UNAVAILABLE_META]: unavailable }), ...meta } }),
-      },
-    };
-  }
-
-  /** Logs and counts a member left out of an answer. */
-  #dropped(member: string, code: string): Unavailable {
-    this.#deps.logger.warn({ virtualServer: this.#name, member, code }, 'virtual server member unavailable');
-    this.#deps.onMemberDown?.(code);
-    return { server: member, code };
   }
 }

@@ -3,33 +3,28 @@
  * A virtual server (issue 20, docs/virtual-servers.md): the proxy answers as one MCP server whose
  * tools, prompts and resources are its members', names listed as `<member><separator><name>`
  * and URIs as `mcpp://<member>/<uri>` (member-names.ts). This file takes each message: who may
- * reach the virtual server, which era asks, cancellations, and which method goes where; one
- * request's view of the members (member-view.ts) answers it, through the member sessions the
- * proxy holds as their MCP client (member-sessions.ts).
+ * reach the virtual server, cancellations, streams and what holds a client session's end; which
+ * method goes where is virtual-routes.ts's, and one request's view of the members
+ * (member-view.ts) answers it, through the member sessions the proxy holds as their MCP client
+ * (member-sessions.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VirtualServerSettings } from '../config/virtual-servers.ts';
 import type { UpstreamTarget } from '../dispatch/connector.ts';
-import { clientEraOf, META, MODERN_VERSION, SESSION_VERSIONS, withoutModernMeta } from '../eras/classify.ts';
-import { ProxyError, protocolError } from '../errors.ts';
-import {
-  cancelledRequestId,
-  type JsonRpcNotification,
-  type JsonRpcRequest,
-  type JsonRpcResponse,
-  type RequestId,
-} from '../jsonrpc.ts';
+import { clientEraOf } from '../eras/classify.ts';
+import { ProxyError } from '../errors.ts';
+import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, RequestId } from '../jsonrpc.ts';
+import { cancelledRequestId } from '../jsonrpc.ts';
 import { permitsTarget, type TargetGrants } from '../policy/grants.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
-import { declaredVersion } from '../upstream/request-metadata.ts';
-import { VERSION } from '../version.ts';
-import { MODERN_CAPABILITIES, PROMPTS, RESOURCES, TEMPLATES, TOOLS } from './catalogs.ts';
 import { ClientStreams } from './client-streams.ts';
-import { type FleetDeps, FleetStreams } from './fleet-streams.ts';
+import type { FleetDeps } from './fleet-channels.ts';
+import { FleetStreams } from './fleet-streams.ts';
 import { SlowLists } from './list-gather.ts';
 import { membersSeen } from './member-grants.ts';
 import { memberMapping } from './member-names.ts';
+import type { MemberCredentials } from './member-reach.ts';
 import {
   askerOf,
   type MemberRelay,
@@ -42,20 +37,12 @@ import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
 import { callKey, RunningCalls } from './running-calls.ts';
 import { SessionEnds, type SessionHold } from './session-ends.ts';
-import { SEARCH_MODE_TOOLS, type SearchBudget } from './tool-search.ts';
+import type { SearchBudget } from './tool-search.ts';
 import { virtualNameOf } from './virtual-key.ts';
+import { answerRouted } from './virtual-routes.ts';
 
 /** A client's notification that its roots changed. */
 const ROOTS_CHANGED = 'notifications/roots/list_changed';
-
-/** Results a 2026-07-28 client may cache: they carry cache hints (private, never reused). */
-const CACHEABLE: ReadonlySet<string> = new Set([
-  'tools/list',
-  'prompts/list',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-]);
 
 /** Who is asking: the principal's key and its grants (identity/principal.ts, structurally). */
 export interface VirtualCaller {
@@ -99,43 +86,6 @@ export interface VirtualRequest {
 /** A request on its way to the members: what they send for it goes to `relay`. */
 export interface RoutedRequest extends VirtualRequest {
   readonly relay?: MemberRelay | undefined;
-}
-
-/**
- * How members get a principal's upstream OAuth credential: the broker's (credentials/
- * member-credentials.ts), passed in so this layer does not reach up to it.
- */
-export interface MemberCredentials {
-  /** Whether the broker runs now (OAUTH_BROKER, reloadable). */
-  readonly enabled: boolean;
-  /**
-   * The target with the principal's token from the vault; throws `upstream_auth_required` when a
-   * sign-in must come first (`auth: oauth`); the target as it is when the broker does not act.
-   * `offer: false` (a list) starts no sign-in: the error then carries no link.
-   */
-  supply(
-    principalKey: string,
-    target: UpstreamTarget,
-    signal?: AbortSignal,
-    offer?: boolean,
-  ): Promise<UpstreamTarget>;
-  /**
-   * After the member refused with 401 the broker's token `supply` gave: the target with a newer
-   * token (refreshed), to try the request once more as a named server does (review8 CREDS-3);
-   * undefined when there is none (no broker token, the refresh failed). Never rejects.
-   */
-  renewed(target: UpstreamTarget): Promise<UpstreamTarget | undefined>;
-  /**
-   * What to answer after the member refused with 401: a sign-in for it, or the refusal itself;
-   * with `offer: false`, `upstream_auth_required` without starting a sign-in.
-   */
-  refused(
-    principalKey: string,
-    target: UpstreamTarget,
-    refusal: ProxyError,
-    signal?: AbortSignal,
-    offer?: boolean,
-  ): Promise<ProxyError>;
 }
 
 /** What virtual servers need. */
@@ -300,7 +250,10 @@ export class VirtualServers {
       channel &&
       this.#requests.relay(request.caller.principalKey, name, channel, era, memberMapping(settings));
     try {
-      return await this.#answer(name, settings, { ...request, signal, relay }, message);
+      const routed = { ...request, signal, relay };
+      const { protocolVersion } = request;
+      const view = () => this.#view(name, settings, routed);
+      return await answerRouted({ name, settings, protocolVersion, view }, message);
     } finally {
       done();
     }
@@ -400,94 +353,5 @@ export class VirtualServers {
       this.#slowLists,
       this.#claims,
     );
-  }
-
-  async #answer(
-    name: string,
-    settings: VirtualServerSettings,
-    request: RoutedRequest,
-    message: JsonRpcRequest,
-  ): Promise<JsonRpcResponse> {
-    if (clientEraOf(message, request.protocolVersion) === 'modern') {
-      const asked = declaredVersion(message) ?? request.protocolVersion;
-      if (asked !== MODERN_VERSION) {
-        // MCP's own signal: the client picks a version both sides speak.
-        return protocolError(message.id, 'unsupported_protocol_version', 'Unsupported protocol version.', {
-          supported: [MODERN_VERSION, ...SESSION_VERSIONS],
-        });
-      }
-      return this.#answerModern(name, settings, request, message);
-    }
-    return this.#route(name, settings, request, message);
-  }
-
-  /**
-   * A 2026-07-28 client's request: `server/discover` is answered here; anything else is routed
-   * as a 2025 one (the members' sessions are the proxy's own), its result marked complete and,
-   * for what a client may cache, private and not to be reused (each principal's view differs).
-   */
-  async #answerModern(
-    name: string,
-    settings: VirtualServerSettings,
-    request: RoutedRequest,
-    message: JsonRpcRequest,
-  ): Promise<JsonRpcResponse> {
-    if (message.method === 'server/discover') {
-      return {
-        jsonrpc: '2.0',
-        id: message.id,
-        result: {
-          resultType: 'complete',
-          supportedVersions: [MODERN_VERSION],
-          ttlMs: 0,
-          cacheScope: 'private',
-          capabilities: MODERN_CAPABILITIES,
-          _meta: { [META.serverInfo]: { name, version: VERSION } },
-        },
-      };
-    }
-    const answer = await this.#route(name, settings, request, withoutModernMeta(message));
-    if (!('result' in answer)) return answer;
-    const hints = CACHEABLE.has(message.method) ? { ttlMs: 0, cacheScope: 'private' } : {};
-    return { ...answer, result: { ...answer.result, resultType: 'complete', ...hints } };
-  }
-
-  #route(
-    name: string,
-    settings: VirtualServerSettings,
-    request: RoutedRequest,
-    message: JsonRpcRequest,
-  ): Promise<JsonRpcResponse> | JsonRpcResponse {
-    const view = this.#view(name, settings, request);
-    switch (message.method) {
-      case 'initialize':
-        return view.initialize(message);
-      case 'ping':
-        return { jsonrpc: '2.0', id: message.id, result: {} };
-      case 'tools/list':
-        return settings.toolSearch
-          ? { jsonrpc: '2.0', id: message.id, result: { tools: [...SEARCH_MODE_TOOLS] } }
-          : view.list(message, TOOLS);
-      case 'tools/call':
-        return settings.toolSearch ? view.searchModeCall(message) : view.callNamed(message, TOOLS);
-      case 'prompts/list':
-        return view.list(message, PROMPTS);
-      case 'prompts/get':
-        return view.callNamed(message, PROMPTS);
-      case 'resources/list':
-        return view.list(message, RESOURCES);
-      case 'resources/templates/list':
-        return view.list(message, TEMPLATES);
-      case 'resources/read':
-      case 'resources/subscribe':
-      case 'resources/unsubscribe':
-        return view.callNamed(message, RESOURCES);
-      case 'logging/setLevel':
-        return view.fanOut(message, 'logging');
-      case 'completion/complete':
-        return view.complete(message);
-      default:
-        return protocolError(message.id, 'method_not_found', `Method not found: ${message.method}`);
-    }
   }
 }
