@@ -1,5 +1,9 @@
 /**
- * Review 13, GAPS-4: review 12 GAPS-4 (an end told after the first look at the session's end
+ * A 2025-era session's GET stream on a virtual server ends with its session, even when the end
+ * is told before the instance serving the stream listens to the principal's channel.
+ *
+ * Review 13, GAPS-4 (fixed: the stream holds its session's end as a resumable call does, and the
+ * end mark is looked at again when the slow subscription is made): review 12 GAPS-4 (an end told after the first look at the session's end
  * mark and before a subscription slower than listenMs is made goes unheard) was fixed for a
  * resumable call's hold only (virtual-servers.ts holdSession, FleetStreams.whenListening). A GET
  * stream has the same window: its headers go out once the principal's channel is listened to OR
