@@ -43,6 +43,7 @@ import type { HeldSession } from './sessions/held-session.ts';
 import { configuredSecrets } from './sessions/sealer-key.ts';
 import { SessionStore } from './sessions/store.ts';
 import { ANSWER_LOGS_NAMESPACE, openStore } from './store/open-store.ts';
+import { purposeSeal } from './store/purpose-seal.ts';
 import { namespaced, type Store } from './store/store.ts';
 import { registerCallerScopes } from './surfaces/caller-scopes.ts';
 import { clientBundleRoutes, DEFAULT_CLIENT_BUNDLE_PATH } from './surfaces/client-bundle.ts';
@@ -59,7 +60,7 @@ import { Forwarder } from './surfaces/proxy/forwarder.ts';
 import { resourceMetadataRoutes, resourceUrls } from './surfaces/resource-metadata.ts';
 import { openingsOf, serverHosts, sessionCounts, statusEnabled, statusRoutes } from './surfaces/status.ts';
 import { registerWebSocket } from './surfaces/ws/routes.ts';
-import { AnswerEvents } from './virtual/answer-events.ts';
+import { ANSWER_LOGS_PURPOSE, AnswerEvents } from './virtual/answer-events.ts';
 import { ClientSessions } from './virtual/client-sessions.ts';
 import { FLEET_PURPOSE, fleetOn } from './virtual/fleet-streams.ts';
 import { MemberSessions } from './virtual/member-sessions.ts';
@@ -319,6 +320,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         upstreamTimeoutMs: config.upstream.timeoutMs,
         now,
         ended: (key) => clientSessions.isEnded(key),
+        name: purposeSeal(configuredSecrets(config), ANSWER_LOGS_PURPOSE)?.name,
       }),
       pollMs: () => current.server.answerPollMs,
     },

@@ -1,5 +1,9 @@
 /**
- * Review 13, GAPS-5: answer-log keys are now grouped by principal as `<sha256 of the principal
+ * A resumable answer log's store keys (and its principal's `logs:` counter) are named by an
+ * HMAC of the principal key under a key derived from SESSION_SECRET (virtual/answer-events.ts,
+ * ANSWER_LOGS_PURPOSE), never by its plain hash when the secret is set.
+ *
+ * Review 13, GAPS-5 (fixed): answer-log keys are now grouped by principal as `<sha256 of the principal
  * key>/<log>` (virtual/answer-events.ts logKey, principalHash), a keyless hash even with
  * SESSION_SECRET set (the same as the `logs:` counter's name). Principal keys are guessable
  * (`static:<sha256 of the token>` as written in the configuration, `oidc:<issuer>#<sub>`,
