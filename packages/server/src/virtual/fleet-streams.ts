@@ -445,7 +445,7 @@ export class FleetStreams {
     }
     if (body.t === 'cancel')
       this.#cancels.heard(principalKey, body, this.#watched.get(principalKey)?.listening.madeAt);
-    if (body.t === 'listening') this.#cancels.retell(principalKey);
+    if (body.t === 'listening') this.#cancels.retell(principalKey, body.from);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
     if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {

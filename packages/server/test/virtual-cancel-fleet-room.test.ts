@@ -1,5 +1,8 @@
 /**
- * Review 13, GAPS-1: the kept cancellations' instance-wide bound (1,024) is shared by every
+ * Kept cancellations make room at the expense of the principal keeping the most
+ * (virtual/fleet-cancels.ts PassedCancels.keep): a principal keeping few always gets room.
+ *
+ * Review 13, GAPS-1 (fixed): the kept cancellations' instance-wide bound (1,024) is shared by every
  * principal, and one principal's share is 64 of it: 16 principals (16 tokens, 16 OIDC subjects
  * of an open identity provider, 16 minted subjects) each posting one batch of 64 cancellations
  * of ids that run nowhere fill it, and another principal's cancellation in its call's first round

@@ -1,5 +1,8 @@
 /**
- * Review 13, GAPS-2: an instance remembers at most 256 heard nonces per principal (for 60 s);
+ * A principal past its share of remembered nonces has its cancellations told again ignored
+ * (virtual/fleet-cancels.ts HeardCancels.acts): a nonce not remembered never cancels twice.
+ *
+ * Review 13, GAPS-2 (fixed): an instance remembers at most 256 heard nonces per principal (for 60 s);
  * past that, "its nonces are not remembered" (virtual/fleet-cancels.ts HeardCancels.first) and a
  * cancellation told again is acted on again. A principal that cancelled 256 calls within a minute
  * (a busy app under one token: its users' cancels add up) is back to review 12 GAPS-2: its
