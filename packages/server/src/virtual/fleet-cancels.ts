@@ -91,8 +91,7 @@ export class FleetCancels {
    */
   retell(principalKey: string, to: unknown): void {
     if (typeof to !== 'string') return;
-    for (const body of this.#passed.retell(principalKey, to))
-      this.#channel.tell(principalKey, { ...body, again: 1 });
+    this.#passed.retell(principalKey, to, (body) => this.#channel.tell(principalKey, { ...body, again: 1 }));
   }
 
   /**
@@ -173,17 +172,14 @@ class PassedCancels {
   }
 
   /**
-   * The principal's kept cancellations to tell again now for instance `to` (once each per
-   * instance, to {@link CANCEL_KEEPING}.retoldInstances instances at most).
+   * Tells again (`tell`, false when it could not) the principal's kept cancellations for instance
+   * `to`: once each per instance, to {@link CANCEL_KEEPING}.retoldInstances instances at most.
    */
-  retell(principalKey: string, to: string): CancelBody[] {
-    const bodies: CancelBody[] = [];
+  retell(principalKey: string, to: string, tell: (body: CancelBody) => boolean): void {
     for (const kept of this.#keeping.get(principalKey)?.bodies.values() ?? []) {
       if (kept.retoldTo.has(to) || kept.retoldTo.size >= CANCEL_KEEPING.retoldInstances) continue;
-      kept.retoldTo.add(to);
-      bodies.push(kept.body);
+      if (tell(kept.body)) kept.retoldTo.add(to);
     }
-    return bodies;
   }
 
   /** Forgets everything (the app closes). */
