@@ -11,7 +11,7 @@
  * (up to 32 x 257 = 8,224 keys a day each, so 7 principals fill the 50,000 keys of
  * STORE=memory's half) took the whole quota, and every other principal's streams were served
  * without event ids (not resumable) until those logs expired, a day later. Each principal now
- * has a share (an eighth of the half): a second principal's first call is still resumable once
+ * has a share (a sixth of the half): a second principal's first call is still resumable once
  * the first principal reached its bound.
  */
 import assert from 'node:assert/strict';

@@ -36,6 +36,8 @@ import {
 export const LOGS_PER_PRINCIPAL = 32;
 /** The window of {@link LOGS_PER_PRINCIPAL}: a session's lifetime. */
 const LOG_WINDOW_MS = 24 * 60 * 60_000;
+/** The purpose (HKDF label) of the key that names principals' answer logs: no other use's key. */
+export const ANSWER_LOGS_PURPOSE = 'mcp-proxy virtual answer logs v1';
 /** Resumed streams one client session may have open on one instance at once (409 past it). */
 export const MAX_RESUMES_PER_SESSION = 8;
 /** Writers losing the compare-and-set to another instance in a row before an append gives up. */
@@ -82,6 +84,12 @@ export interface AnswerEventsDeps {
   /** Clock in milliseconds; default `Date.now`. */
   readonly now?: (() => number) | undefined;
   /**
+   * A keyed name for a principal's key (an HMAC under a key derived from `SESSION_SECRET` for
+   * {@link ANSWER_LOGS_PURPOSE}); none: its SHA-256, which a store reader can match to a key it
+   * guesses (`static:<hash of a token>`, `oidc:<issuer>#<sub>`).
+   */
+  readonly name?: ((principalKey: string) => string) | undefined;
+  /**
    * Whether the client session keyed `key` was ended (client-sessions.ts keeps that mark): a log
    * is not begun for an ended session, so its end needs no mark of this module's own.
    */
@@ -94,6 +102,7 @@ export class AnswerEvents {
   readonly #now: () => number;
   readonly #silenceMs: number;
   readonly #ended: (key: string) => Promise<boolean>;
+  readonly #name: (principalKey: string) => string;
   /** Appends of this instance, chained per session log: its own writers never race each other. */
   readonly #chains = new Map<string, Promise<unknown>>();
   /** Resumed streams open here, per session log. */
@@ -103,6 +112,7 @@ export class AnswerEvents {
     this.#store = deps.store;
     this.#now = deps.now ?? Date.now;
     this.#ended = deps.ended ?? (async () => false);
+    this.#name = deps.name ?? principalHash;
     // A member's session may be opened first (initialize), then called: each has the deadline.
     this.#silenceMs = 2 * deps.upstreamTimeoutMs + DEAD_STREAM_SLACK_MS;
   }
@@ -140,7 +150,7 @@ export class AnswerEvents {
     seq: number,
     messages: ReadonlyArray<JsonRpcMessage | undefined | null>,
   ): Promise<void> {
-    const key = logKey(session);
+    const key = this.#logKey(session);
     const d = this.#now() + this.#silenceMs;
     const added = messages.map((message, index) => ({
       s: stream,
@@ -165,7 +175,7 @@ export class AnswerEvents {
    * without its end).
    */
   async after(session: LoggedSession, cursor: EventCursor): Promise<Replay | undefined> {
-    const key = logKey(session);
+    const key = this.#logKey(session);
     const head = parseHead(await this.#read(key));
     const values = await Promise.all(keptSlots(head).map((slot) => this.#read(slotKey(key, slot))));
     const replay = await this.#replayOf(session, cursor, values);
@@ -196,7 +206,7 @@ export class AnswerEvents {
     listener: (replay: Replay) => void,
     missed: () => void,
   ): Promise<() => Promise<void>> {
-    const key = logKey(session);
+    const key = this.#logKey(session);
     const watching = this.#watching.get(key) ?? 0;
     if (watching >= MAX_RESUMES_PER_SESSION)
       throw new ProxyError('stream_conflict', 'Too many resumed streams are open in this session.');
@@ -235,7 +245,7 @@ export class AnswerEvents {
 
   /** Forgets `session`'s log (the session was ended): its head becomes a tombstone. */
   async forget(session: LoggedSession): Promise<void> {
-    const key = logKey(session);
+    const key = this.#logKey(session);
     const ttlMs = this.expiresInMs(session);
     for (let tries = 0; tries < MAX_APPEND_TRIES && ttlMs > 0; tries++) {
       // A read that fails is tried again (then the log is deleted below), never taken for "none".
@@ -352,9 +362,19 @@ export class AnswerEvents {
 
   /** Counts a log `session`'s principal starts; throws `rate_limited` past {@link LOGS_PER_PRINCIPAL}. */
   async #countNewLog(session: LoggedSession): Promise<void> {
-    const { count } = await this.#store.hit(`logs:${principalHash(session.principalKey)}`, LOG_WINDOW_MS);
+    const { count } = await this.#store.hit(`logs:${this.#name(session.principalKey)}`, LOG_WINDOW_MS);
     if (count > LOGS_PER_PRINCIPAL)
       throw new ProxyError('rate_limited', 'Too many resumable sessions today.');
+  }
+
+  /**
+   * The store key (and channel) of a session's log: hashes, so the store never holds the session's
+   * key nor the principal's; grouped by principal (`<principal>/<session>`), so a bounded store
+   * can bound each principal's logs (store/open-store.ts memoryStore).
+   */
+  #logKey(session: LoggedSession): string {
+    const log = createHash('sha256').update(`answer-events:${session.key}`).digest('base64url');
+    return `${this.#name(session.principalKey)}/${log}`;
   }
 
   async #read(key: string): Promise<string | undefined> {
@@ -374,17 +394,7 @@ function parseSlots(message: string): number[] | undefined {
   return keptSlots({ f: first, t: first + Number(match[2]), b: 0 });
 }
 
-/**
- * The store key (and channel) of a session's log: hashes, so the store never holds the session's
- * key nor the principal's; grouped by principal (`<principal>/<session>`), so a bounded store
- * can bound each principal's logs (store/open-store.ts memoryStore).
- */
-function logKey(session: LoggedSession): string {
-  const log = createHash('sha256').update(`answer-events:${session.key}`).digest('base64url');
-  return `${principalHash(session.principalKey)}/${log}`;
-}
-
-/** The principal's key (a subject, for OIDC) hashed: the store holds no one's name. */
+/** The principal's key (a subject, for OIDC) hashed, without `SESSION_SECRET`. */
 function principalHash(principalKey: string): string {
   return createHash('sha256').update(principalKey).digest('base64url');
 }

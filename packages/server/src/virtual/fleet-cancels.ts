@@ -5,10 +5,12 @@
  * may not listen to that channel yet (its subscription is still on its way to the store), so
  * the instance that passed the cancellation on keeps it a while ({@link CANCEL_KEEPING}) and
  * tells it again whenever an instance says it started listening to the channel (and when it
- * starts listening itself). Each cancellation carries a nonce: an instance acts on a nonce at
- * most once, so a cancellation told again never cancels a newer call that reused the id.
- * Both memories are bounded, in all and per principal (one principal's flood leaves the others
- * their share).
+ * starts listening itself), once to each instance. Each cancellation carries a nonce: an instance
+ * acts on a nonce at most once, so a cancellation told again never cancels a newer call that
+ * reused the id; a principal whose nonces this instance could not all remember has its
+ * cancellations told again ignored meanwhile (only first tellings are acted on). Both memories
+ * are bounded, in all and per principal, and make room at the expense of the principal holding
+ * the most: one principal's flood (or many principals' at their share) leaves another its room.
  */
 import { randomBytes } from 'node:crypto';
 import type { JsonObject, RequestId } from '../jsonrpc.ts';
@@ -18,15 +20,22 @@ import type { FleetCalls } from './fleet-streams.ts';
 export const CANCEL_KEEPING = {
   /** How long a passed-on cancellation is kept to be told again. */
   keptMs: 30_000,
-  /** Passed-on cancellations kept on this instance at once (more are told once only). */
+  /**
+   * Passed-on cancellations kept on this instance at once: past it, room is made by forgetting
+   * the oldest of the principal keeping the most (a principal keeping as many or more is told
+   * once only).
+   */
   kept: 1_024,
   /** Of which one principal's, at most. */
   principalKept: 64,
-  /** Times one kept cancellation is told again at most. */
-  retold: 8,
-  /** Nonces heard, remembered on this instance at once (the oldest forgotten first). */
+  /** Instances one kept cancellation is told again to at most (once each, as each says it listens). */
+  retoldInstances: 32,
+  /**
+   * Nonces heard, remembered on this instance at once: past it, room is made by forgetting one of
+   * the principal remembered most (whose cancellations told again are ignored a while then).
+   */
   heard: 16_384,
-  /** Of which one principal's, at most (past it its nonces are not remembered). */
+  /** Of which one principal's, at most (past it, its cancellations told again are ignored a while). */
   principalHeard: 256,
 } as const;
 
@@ -73,13 +82,16 @@ export class FleetCancels {
    */
   listened(principalKey: string): void {
     this.#channel.tell(principalKey, { t: 'listening' });
-    this.retell(principalKey);
+    this.retell(principalKey, HERE);
   }
 
-  /** Tells again the principal's kept cancellations (an instance said it started listening). */
-  retell(principalKey: string): void {
-    for (const body of this.#passed.retell(principalKey))
-      this.#channel.tell(principalKey, { ...body, again: 1 });
+  /**
+   * Tells again the principal's kept cancellations not yet told again for the instance tagged
+   * `to` (what a message's `from` says), which said it started listening.
+   */
+  retell(principalKey: string, to: unknown): void {
+    if (typeof to !== 'string') return;
+    this.#passed.retell(principalKey, to, (body) => this.#channel.tell(principalKey, { ...body, again: 1 }));
   }
 
   /**
@@ -92,8 +104,9 @@ export class FleetCancels {
     if (typeof session !== 'string' || typeof name !== 'string') return;
     if (typeof id !== 'string' && typeof id !== 'number') return;
     // Without a nonce: from an instance of an earlier version, which tells each once.
-    if (typeof nonce === 'string' && !this.#heard.first(principalKey, nonce)) return;
-    this.#calls.cancelled(principalKey, name, session, id, body.again === 1 ? listenedAt : undefined);
+    const again = body.again === 1;
+    if (typeof nonce === 'string' && !this.#heard.acts(principalKey, nonce, again)) return;
+    this.#calls.cancelled(principalKey, name, session, id, again ? listenedAt : undefined);
   }
 
   /** Forgets what it keeps (the app closes). */
@@ -102,10 +115,31 @@ export class FleetCancels {
   }
 }
 
-/** One principal's kept cancellations, and what stops its channel being listened to. */
+/** What {@link FleetCancels.listened} tells again for: the keeper itself (it may have missed a word). */
+const HERE = '';
+
+/** A kept cancellation: when it is forgotten, and the instances it was told again for. */
+interface Kept {
+  readonly body: CancelBody;
+  readonly retoldTo: Set<string>;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** One principal's kept cancellations (oldest first), and what stops its channel being listened to. */
 interface Keeping {
-  readonly bodies: Map<string, { readonly body: CancelBody; retold: number; readonly timer: NodeJS.Timeout }>;
+  readonly bodies: Map<string, Kept>;
   readonly unwatch: () => void;
+}
+
+/** The key of `groups` whose value holds the most (`sizeOf`); undefined when it is empty. */
+function holdingMost<V>(groups: Map<string, V>, sizeOf: (value: V) => number): string | undefined {
+  let most: string | undefined;
+  let size = 0;
+  for (const [key, value] of groups) {
+    const held = sizeOf(value);
+    if (held > size) [most, size] = [key, held];
+  }
+  return most;
 }
 
 /** The cancellations this instance passed on, kept to be told again. */
@@ -118,33 +152,34 @@ class PassedCancels {
    * principal's channel meanwhile (to hear who starts listening). False at a bound (told once).
    */
   keep(principalKey: string, body: CancelBody, watch: () => () => void): boolean {
-    const keeping = this.#keeping.get(principalKey);
-    if (this.#count >= CANCEL_KEEPING.kept) return false;
-    if ((keeping?.bodies.size ?? 0) >= CANCEL_KEEPING.principalKept) return false;
-    const entry = keeping ?? { bodies: new Map(), unwatch: watch() };
+    const own = this.#keeping.get(principalKey)?.bodies.size ?? 0;
+    if (own >= CANCEL_KEEPING.principalKept) return false;
+    if (this.#count >= CANCEL_KEEPING.kept) {
+      const most = holdingMost(this.#keeping, (keeping) => keeping.bodies.size);
+      const theirs = most === undefined ? undefined : this.#keeping.get(most);
+      // Room is made only at the expense of a principal keeping more than this one.
+      if (most === undefined || theirs === undefined || theirs.bodies.size <= own + 1) return false;
+      const [oldest] = theirs.bodies.keys();
+      if (oldest !== undefined) this.#forget(most, theirs, oldest);
+    }
+    const entry = this.#keeping.get(principalKey) ?? { bodies: new Map(), unwatch: watch() };
     this.#keeping.set(principalKey, entry);
-    const timer = setTimeout(() => {
-      entry.bodies.delete(body.nonce);
-      this.#count -= 1;
-      if (entry.bodies.size > 0 || this.#keeping.get(principalKey) !== entry) return;
-      this.#keeping.delete(principalKey);
-      entry.unwatch();
-    }, CANCEL_KEEPING.keptMs);
+    const timer = setTimeout(() => this.#forget(principalKey, entry, body.nonce), CANCEL_KEEPING.keptMs);
     timer.unref();
-    entry.bodies.set(body.nonce, { body, retold: 0, timer });
+    entry.bodies.set(body.nonce, { body, retoldTo: new Set(), timer });
     this.#count += 1;
     return true;
   }
 
-  /** The principal's kept cancellations to tell again now (each at most {@link CANCEL_KEEPING}.retold times). */
-  retell(principalKey: string): CancelBody[] {
-    const bodies: CancelBody[] = [];
+  /**
+   * Tells again (`tell`, false when it could not) the principal's kept cancellations for instance
+   * `to`: once each per instance, to {@link CANCEL_KEEPING}.retoldInstances instances at most.
+   */
+  retell(principalKey: string, to: string, tell: (body: CancelBody) => boolean): void {
     for (const kept of this.#keeping.get(principalKey)?.bodies.values() ?? []) {
-      if (kept.retold >= CANCEL_KEEPING.retold) continue;
-      kept.retold += 1;
-      bodies.push(kept.body);
+      if (kept.retoldTo.has(to) || kept.retoldTo.size >= CANCEL_KEEPING.retoldInstances) continue;
+      if (tell(kept.body)) kept.retoldTo.add(to);
     }
-    return bodies;
   }
 
   /** Forgets everything (the app closes). */
@@ -154,43 +189,90 @@ class PassedCancels {
     this.#keeping.clear();
     this.#count = 0;
   }
+
+  #forget(principalKey: string, entry: Keeping, nonce: string): void {
+    const kept = entry.bodies.get(nonce);
+    if (kept === undefined) return;
+    clearTimeout(kept.timer);
+    entry.bodies.delete(nonce);
+    this.#count -= 1;
+    if (entry.bodies.size > 0 || this.#keeping.get(principalKey) !== entry) return;
+    this.#keeping.delete(principalKey);
+    entry.unwatch();
+  }
 }
 
 /** The nonces of the cancellations this instance heard, for a while. */
 class HeardCancels {
   readonly #now: () => number;
-  /** By principal and nonce, oldest first: when each was heard. */
-  readonly #heard = new Map<string, { readonly principalKey: string; readonly at: number }>();
-  readonly #principals = new Map<string, number>();
+  /** By principal, then by nonce (oldest first): when each was heard. */
+  readonly #heard = new Map<string, Map<string, number>>();
+  #count = 0;
+  /**
+   * Principals some of whose nonces were not remembered (or forgotten early), until when their
+   * cancellations told again are ignored (oldest first); past {@link CANCEL_KEEPING}.heard of
+   * them, everyone's are ({@link #allDeafUntil}).
+   */
+  readonly #deaf = new Map<string, number>();
+  #allDeafUntil = 0;
 
   constructor(now: () => number) {
     this.#now = now;
   }
 
-  /** Whether `nonce` of `principalKey` is heard for the first time (remembered then, within bounds). */
-  first(principalKey: string, nonce: string): boolean {
-    const key = `${principalKey}\n${nonce}`;
-    if (this.#heard.has(key)) return false;
+  /**
+   * Whether to act on the cancellation `nonce` of `principalKey` (`again`: told again): once
+   * per nonce, and a telling again only while every nonce of the principal that could still be
+   * told again is remembered.
+   */
+  acts(principalKey: string, nonce: string, again: boolean): boolean {
+    const own = this.#heard.get(principalKey);
+    if (own?.has(nonce) === true) return false;
     const now = this.#now();
-    // Told again only while kept: a nonce older than that is never heard again.
-    const forgetBefore = now - 2 * CANCEL_KEEPING.keptMs;
-    for (const [oldest, { at }] of this.#heard) {
-      if (at >= forgetBefore && this.#heard.size < CANCEL_KEEPING.heard) break;
-      this.#forget(oldest);
+    for (const [deaf, until] of this.#deaf) {
+      if (until > now) break;
+      this.#deaf.delete(deaf);
     }
-    const count = this.#principals.get(principalKey) ?? 0;
-    if (count >= CANCEL_KEEPING.principalHeard) return true;
-    this.#heard.set(key, { principalKey, at: now });
-    this.#principals.set(principalKey, count + 1);
+    if (again && (now < this.#allDeafUntil || (this.#deaf.get(principalKey) ?? 0) > now)) return false;
+    if ((own?.size ?? 0) >= CANCEL_KEEPING.principalHeard) {
+      this.#deafen(principalKey, now);
+      return true;
+    }
+    if (this.#count >= CANCEL_KEEPING.heard) this.#makeRoom(principalKey, now);
+    const nonces = own ?? new Map<string, number>();
+    this.#heard.set(principalKey, nonces);
+    nonces.set(nonce, now);
+    this.#count += 1;
     return true;
   }
 
-  #forget(key: string): void {
-    const heard = this.#heard.get(key);
-    if (heard === undefined) return;
-    this.#heard.delete(key);
-    const left = (this.#principals.get(heard.principalKey) ?? 1) - 1;
-    if (left > 0) this.#principals.set(heard.principalKey, left);
-    else this.#principals.delete(heard.principalKey);
+  /** Forgets the nonces no longer told again, then (still full) one of the principal remembered most. */
+  #makeRoom(principalKey: string, now: number): void {
+    // Told again only while kept: a nonce older than that is never heard again.
+    const forgetBefore = now - 2 * CANCEL_KEEPING.keptMs;
+    for (const [principal, nonces] of this.#heard) {
+      for (const [nonce, at] of nonces) {
+        if (at >= forgetBefore) break;
+        nonces.delete(nonce);
+        this.#count -= 1;
+      }
+      if (nonces.size === 0) this.#heard.delete(principal);
+    }
+    if (this.#count < CANCEL_KEEPING.heard) return;
+    const most = holdingMost(this.#heard, (nonces) => nonces.size) ?? principalKey;
+    const nonces = this.#heard.get(most);
+    const [oldest] = nonces?.keys() ?? [];
+    if (nonces === undefined || oldest === undefined) return;
+    nonces.delete(oldest);
+    this.#count -= 1;
+    this.#deafen(most, now);
+  }
+
+  /** Ignores the principal's cancellations told again while one it could not remember may be. */
+  #deafen(principalKey: string, now: number): void {
+    const until = now + 2 * CANCEL_KEEPING.keptMs;
+    this.#deaf.delete(principalKey);
+    if (this.#deaf.size >= CANCEL_KEEPING.heard) this.#allDeafUntil = until;
+    else this.#deaf.set(principalKey, until);
   }
 }

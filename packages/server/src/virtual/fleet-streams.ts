@@ -221,7 +221,7 @@ export class FleetStreams {
       this.#calls.ended(principalKey, body.session);
     }
     if (body.t === 'cancel') this.#cancels.heard(principalKey, body, this.#channels.madeAt(principalKey));
-    if (body.t === 'listening') this.#cancels.retell(principalKey);
+    if (body.t === 'listening') this.#cancels.retell(principalKey, body.from);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
     if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {

@@ -9,11 +9,13 @@ import type { Config } from '../config/config.ts';
 import type { HeldSessions } from '../dispatch/held-sessions.ts';
 import type { TargetResolver } from '../dispatch/targets.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
+import { configuredSecrets } from '../sessions/sealer-key.ts';
 import type { SessionIdSealer } from '../sessions/session-id-sealer.ts';
 import type { SessionStore } from '../sessions/store.ts';
 import { ANSWER_LOGS_NAMESPACE } from '../store/open-store.ts';
+import { purposeSeal } from '../store/purpose-seal.ts';
 import { namespaced, type Store } from '../store/store.ts';
-import { AnswerEvents } from './answer-events.ts';
+import { ANSWER_LOGS_PURPOSE, AnswerEvents } from './answer-events.ts';
 import { ClientSessions } from './client-sessions.ts';
 import type { FleetDeps } from './fleet-channels.ts';
 import type { MemberCredentials } from './member-reach.ts';
@@ -91,6 +93,7 @@ export async function buildVirtual(config: Config, deps: VirtualWiringDeps): Pro
     upstreamTimeoutMs: config.upstream.timeoutMs,
     now,
     ended: (key) => clients.isEnded(key),
+    name: purposeSeal(configuredSecrets(config), ANSWER_LOGS_PURPOSE)?.name,
   });
   return { virtual, sessions: virtualSessions, clients, answers };
 }

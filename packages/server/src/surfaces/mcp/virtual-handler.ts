@@ -73,7 +73,7 @@ export async function serveVirtual(
       const ends = AbortSignal.any([streams.shutdown, held.signal]);
       return resumeAnswer(reply, streams.stream, streams.answers, logged, lastEventId, ends);
     }
-    return openStream(virtual, exchange, request, reply, streams, session?.key);
+    return openStream(virtual, exchange, request, reply, streams, session);
   }
   const protocolVersion = headerValue(request.headers, 'mcp-protocol-version');
   // A 2026-07-28 request's headers must agree with its body, as on every other route.
@@ -287,7 +287,7 @@ async function openStream(
   request: FastifyRequest,
   reply: FastifyReply,
   options: VirtualStreamOptions,
-  session: string | undefined,
+  session: ClientSession | undefined,
 ): Promise<FastifyReply> {
   if (!acceptsEventStream(request))
     throw new ProxyError('not_acceptable', 'Accept must include text/event-stream.');
@@ -296,9 +296,18 @@ async function openStream(
     exchange.name,
     options.follow(exchange.identity, request.recheckCredential),
     { send: (message) => writer.write(message), asks: true, close: () => writer.close() },
-    session,
+    session?.key,
   );
   writer.onClose(close);
+  if (session !== undefined) {
+    // An end told before this instance listened (a subscription slower than `ready`'s wait
+    // included) is looked up in the store once it listens: the stream ends then (review13 GAPS-4).
+    const held = virtual.holdSession(exchange.identity.principalKey, session.key, () =>
+      endedSession(options, session),
+    );
+    held.signal.addEventListener('abort', () => writer.close(), { once: true });
+    writer.onClose(held.release);
+  }
   const end = () => writer.close();
   options.shutdown.addEventListener('abort', end, { once: true });
   writer.onClose(() => options.shutdown.removeEventListener('abort', end));
