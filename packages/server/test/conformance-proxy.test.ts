@@ -116,7 +116,7 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
     const stdio = await startStdioRelay(() => createConformanceMcpServer());
     t.after(() => stdio.close());
     const proxy = await proxyFor(
-      `  conformance:\n    command: ${JSON.stringify(stdio.command)}\n    args: ${JSON.stringify(stdio.args)}\n    env: ${JSON.stringify(stdio.env)}\n`,
+      `  conformance:\n    command: ${JSON.stringify(stdio.server.command)}\n    args: ${JSON.stringify(stdio.server.args)}\n    env: ${JSON.stringify(stdio.server.env)}\n`,
     );
     t.after(() => proxy.close());
 

@@ -1,7 +1,6 @@
 /**
  * Serves an MCP server per stdio child from the test process: the proxy's config names
- * {@link StdioRelay.command} and {@link StdioRelay.args} (fixtures/stdio-relay.ts, a pipe to a
- * Unix socket), and each child's connection gets a server of its own from `create`, as a child
+ * {@link StdioRelay.server} (fixtures/stdio-relay.ts, a pipe to a Unix socket), and each child's connection gets a server of its own from `create`, as a child
  * loading the server itself would. Starting dozens of children (one per bridged session) then
  * costs dozens of bare Node starts, not dozens of SDK loads.
  *
@@ -18,11 +17,14 @@ import { compileCacheEnv } from './compile-cache.ts';
 
 const RELAY = fileURLToPath(new URL('../fixtures/stdio-relay.ts', import.meta.url));
 
-/** A stdio server for a proxy config: run `command` with `args` and `env`. */
+/** A relay serving the stdio children a proxy config starts. */
 export interface StdioRelay {
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly env: Record<string, string>;
+  /** The server's entry in a proxy config (`servers: { name: server }`). */
+  readonly server: {
+    readonly command: string;
+    readonly args: string[];
+    readonly env: Record<string, string>;
+  };
   /** How many children have connected so far. */
   connections(): number;
   /** Stops serving and ends every connection. */
@@ -52,9 +54,7 @@ export async function startStdioRelay(create: () => McpServer): Promise<StdioRel
     server.listen(path, resolve);
   });
   return {
-    command: process.execPath,
-    args: [RELAY, path],
-    env: compileCacheEnv(),
+    server: { command: process.execPath, args: [RELAY, path], env: compileCacheEnv() },
     connections: () => connected,
     close: async () => {
       for (const socket of open) socket.destroy();
