@@ -8,14 +8,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { startConformanceServer } from './fixtures/conformance-server.ts';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
+import { createConformanceMcpServer, startConformanceServer } from './fixtures/conformance-server.ts';
 import { listServerScenarios, runConformance } from './helpers/conformance.ts';
 import { EXAMPLE_SERVER_ENV, exampleServerSource, startExampleServer } from './helpers/example-server.ts';
 import { startProxy } from './helpers/proxy.ts';
-
-const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/conformance-stdio.ts', import.meta.url));
+import { startStdioRelay } from './helpers/stdio-relay.ts';
 
 async function proxyFor(servers: string) {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-proxy-conformance-'));
@@ -114,8 +111,12 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
   test('the scenarios pass through the session bridge in front of a stdio upstream', {
     timeout: 180_000,
   }, async (t) => {
+    // One child per session, each a pipe to a fixture server of its own in this process: the
+    // bridge's dozens of children cost bare Node starts, not SDK loads (helpers/stdio-relay.ts).
+    const stdio = await startStdioRelay(() => createConformanceMcpServer());
+    t.after(() => stdio.close());
     const proxy = await proxyFor(
-      `  conformance:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(STDIO_FIXTURE)}]\n    env: ${JSON.stringify(compileCacheEnv())}\n`,
+      `  conformance:\n    command: ${JSON.stringify(stdio.server.command)}\n    args: ${JSON.stringify(stdio.server.args)}\n    env: ${JSON.stringify(stdio.server.env)}\n`,
     );
     t.after(() => proxy.close());
 
@@ -132,6 +133,8 @@ describe('the conformance suite through the proxy', { concurrency: true }, () =>
     const failures = hard.map(({ scenario, detail }) => `- ${scenario}: ${detail}`).join('\n');
     assert.equal(hard.length, 0, `failed through the bridge:\n${failures}`);
     assert.ok(result.passed.length >= scenarios.length - 1);
+    // Through the bridge, each in a child of its own: not one child serving them all.
+    assert.ok(stdio.connections() >= scenarios.length, `${stdio.connections()} stdio children`);
     t.diagnostic(
       `${result.passed.length}/${scenarios.length} scenarios passed through the proxy (stdio bridge)`,
     );

@@ -10,16 +10,19 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.ts';
-import { compileCacheEnv } from './helpers/compile-cache.ts';
+import { createConformanceMcpServer } from './fixtures/conformance-server.ts';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { startOidcIssuer, type TestOidcIssuer } from './helpers/oidc-issuer.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { startStdioRelay } from './helpers/stdio-relay.ts';
 
 const AUDIENCE = 'https://mcp-proxy.test';
-const STDIO = fileURLToPath(new URL('./fixtures/conformance-stdio.ts', import.meta.url));
+// The stdio server `local`: a child per session, each a pipe to a conformance server of its own in
+// this process (helpers/stdio-relay.ts).
+const stdio = await startStdioRelay(() => createConformanceMcpServer());
+after(() => stdio.close());
 const SESSION_VERSION = '2025-06-18';
 const MODERN = '2026-07-28';
 const INIT = {
@@ -44,7 +47,7 @@ function writeConfig(config: unknown): string {
 /** The proxy's config: `staff` may use `staffTools` (all tools when undefined), `admin` all. */
 function oidcConfig(issuer: string, staffTools?: string[]) {
   return {
-    servers: { local: { command: process.execPath, args: [STDIO], env: compileCacheEnv() } },
+    servers: { local: stdio.server },
     oidc: {
       issuers: [
         {
@@ -216,7 +219,7 @@ describe('minted tokens of one subject, two tool grants', () => {
       ADMIN_TOKEN: ADMIN,
       SIGNING_KEYS: keyFile(),
       MCP_PROXY_CONFIG: writeConfig({
-        servers: { local: { command: process.execPath, args: [STDIO], env: compileCacheEnv() } },
+        servers: { local: stdio.server },
       }),
     });
   });

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileCacheEnv } from './compile-cache.ts';
 import { eventually } from './eventually.ts';
 import { freePort, waitForPort } from './net.ts';
 import { TEST_TOKEN } from './proxy.ts';
@@ -169,6 +170,8 @@ async function startInstance(
         LOG_LEVEL: 'warn',
         DOTENV_PATH: '/nonexistent/.env',
         DRAIN_IDLE_MS: String(DRAIN_IDLE_MS),
+        // The run's compile cache, so the instance starts as it is: no re-execution to name one.
+        ...compileCacheEnv(),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,6 +8,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { compileCacheEnv } from './compile-cache.ts';
 import { eventually } from './eventually.ts';
 import { freePort, waitForPort } from './net.ts';
 import { TEST_TOKEN } from './proxy.ts';
@@ -58,6 +59,8 @@ export async function startWorkers(env: Record<string, string>, workers = 2): Pr
       LOG_LEVEL: 'info',
       DOTENV_PATH: '/nonexistent/.env',
       WORKERS: String(workers),
+      // The run's compile cache, so the instance starts as it is: no re-execution to name one.
+      ...compileCacheEnv(),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
