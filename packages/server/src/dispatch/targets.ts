@@ -217,7 +217,9 @@ export class TargetResolver {
  * sessions are a principal's, and its tokens may carry different grants (review14 URLPATTERN-2).
  */
 function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
-  return urls === undefined ? undefined : createHash('sha256').update(JSON.stringify(urls)).digest('base64url');
+  return urls === undefined
+    ? undefined
+    : createHash('sha256').update(JSON.stringify(urls)).digest('base64url');
 }
 
 /**

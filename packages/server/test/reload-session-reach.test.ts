@@ -10,9 +10,15 @@
  *
  * A real loopback HTTP+SSE server records every POST's path: after the reload none may reach
  * `/public/internal/` (the session may end, or the call be refused: either is correct).
+ *
+ * Fixed: a held session to a raw URL records the URLs its upstream sent it on to
+ * (sessions/session-reach.ts) and the reload judges them with its target (identity/reload-reach.ts):
+ * the session ends, its event stream upstream closed. (Its caller's grant changed, so the caller
+ * would not be served by it anyway: dispatch/held-sessions.ts servesCaller.)
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,16 +29,16 @@ import { loadConfig } from '../src/config/config.ts';
 import { initializeResult } from './fixtures/hostile-upstream.ts';
 import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
-const CALLER = 'review14-urlpattern-1-caller-0123456789';
+const CALLER = 'reload-session-reach-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
-describe('review14 URLPATTERN-1: a reload that narrows a URL grant stops a held SSE session’s endpoint', () => {
+describe('a reload that narrows a URL grant ends a held SSE session whose endpoint it excludes (review14 URLPATTERN-1)', () => {
   let server: Server;
   let port: number;
   let proxy: RunningProxy;
   const posts: string[] = [];
   const streams = new Set<ServerResponse>();
-  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review14-urlpattern-1-')), 'proxy.json');
+  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-reload-session-reach-')), 'proxy.json');
   const configure = (urls: readonly string[]) =>
     writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls }] }));
 
@@ -114,6 +120,10 @@ describe('review14 URLPATTERN-1: a reload that narrows a URL grant stops a held 
     assert.equal(ping.status, 200, JSON.stringify(ping.body));
     assert.ok(posts.includes('/public/internal/messages'), `the setup works: ${JSON.stringify(posts)}`);
 
+    // The session's event stream upstream, which the reload must end.
+    const [stream] = streams;
+    assert.ok(stream, 'the session holds an event stream upstream');
+    const ended = once(stream, 'close', { signal: AbortSignal.timeout(10_000) });
     // The operator narrows the grant: /public/internal/ is no longer the token's to reach.
     configure([`http://127.0.0.1:${port}/public/sse`, `http://127.0.0.1:${port}/public/messages`]);
     proxy.app.reload(
@@ -145,5 +155,8 @@ describe('review14 URLPATTERN-1: a reload that narrows a URL grant stops a held 
       [],
       `after the reload the token still posted to ${posts.slice(before).join(', ')} (answer ${after.status} ${JSON.stringify(after.body)})`,
     );
+    assert.equal(after.body?.error?.data?.code, 'session_not_found', JSON.stringify(after.body));
+    // The reload ended the session (it reached an endpoint the new grant excludes): not left open.
+    await ended;
   });
 });

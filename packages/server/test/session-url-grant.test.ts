@@ -11,6 +11,11 @@
  *
  * A real loopback HTTP+SSE server records every POST's path: none of the narrow token's messages
  * may reach `/admin/`.
+ *
+ * Fixed: a session to a raw URL records the digest of its opener's URL grant; the modern pool keys
+ * by it (the narrow token gets a session of its own, whose endpoint its grant refuses), and a held
+ * session named by id serves only a caller with the same grant (`session_not_found` otherwise, as
+ * for a session that is not the caller's): dispatch/held-sessions.ts servesCaller.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -20,7 +25,7 @@ import { initializeResult } from './fixtures/hostile-upstream.ts';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
-describe('review14 URLPATTERN-2: a sibling token’s session does not carry a narrower token past its grant', () => {
+describe('a sibling token’s session does not carry a narrower token past its grant (review14 URLPATTERN-2)', () => {
   let server: Server;
   let port: number;
   let proxy: RunningProxy;
@@ -112,5 +117,38 @@ describe('review14 URLPATTERN-2: a sibling token’s session does not carry a na
       [],
       `the narrow token's ping was posted to /admin/messages through the wide token's pooled session (answer ${reply.status} ${JSON.stringify(reply.body)})`,
     );
+    // Its own pooled session: the endpoint is outside its grant.
+    assert.equal(reply.body?.error?.data?.code, 'upstream_protocol_error', JSON.stringify(reply.body));
+  });
+
+  it('a held session opened by the wide token is not the narrow token’s', async () => {
+    const wide = await mint(proxy.url, 'bob', { urls: [`http://127.0.0.1:${port}/**`] });
+    const narrow = await mint(proxy.url, 'bob', { urls: [`http://127.0.0.1:${port}/public/**`] });
+    const send = (token: string, message: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      postProxy(
+        { url: proxy.url, token },
+        {
+          mcp_server_url: `http://127.0.0.1:${port}/public/sse`,
+          transport: 'sse',
+          jsonrpc: '2.0',
+          ...message,
+        },
+        headers,
+      );
+    const init = await send(wide.token, {
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    assert.equal(init.status, 200, JSON.stringify(init.body));
+    const sessionId = init.headers.get('mcp-session-id');
+    assert.ok(sessionId, 'the wide token holds a session');
+    const byWide = await send(wide.token, { id: 2, method: 'ping' }, { 'mcp-session-id': sessionId });
+    assert.equal(byWide.status, 200, JSON.stringify(byWide.body));
+
+    const before = posts.length;
+    const byNarrow = await send(narrow.token, { id: 3, method: 'ping' }, { 'mcp-session-id': sessionId });
+    assert.deepEqual(posts.slice(before), [], JSON.stringify(byNarrow.body));
+    assert.equal(byNarrow.body?.error?.data?.code, 'session_not_found', JSON.stringify(byNarrow.body));
   });
 });
