@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { initializeResult } from './fixtures/hostile-upstream.ts';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
+import { mcpFetch } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 describe('a sibling token’s session does not carry a narrower token past its grant (review14 URLPATTERN-2)', () => {
@@ -150,5 +151,34 @@ describe('a sibling token’s session does not carry a narrower token past its g
     const byNarrow = await send(narrow.token, { id: 3, method: 'ping' }, { 'mcp-session-id': sessionId });
     assert.deepEqual(posts.slice(before), [], JSON.stringify(byNarrow.body));
     assert.equal(byNarrow.body?.error?.data?.code, 'session_not_found', JSON.stringify(byNarrow.body));
+  });
+
+  it('/mcp: a held session opened by the wide token is not the narrow token’s', async () => {
+    const wide = await mint(proxy.url, 'carol', { urls: [`http://127.0.0.1:${port}/**`] });
+    const narrow = await mint(proxy.url, 'carol', { urls: [`http://127.0.0.1:${port}/public/**`] });
+    const send = (token: string, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      mcpFetch({ url: proxy.url, token }, `http://127.0.0.1:${port}/public/sse`, {
+        body: { jsonrpc: '2.0', ...body },
+        headers: { 'x-mcp-transport': 'sse', ...headers },
+      });
+    const init = await send(wide.token, {
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    const initText = await init.text();
+    assert.equal(init.status, 200, initText);
+    const sessionId = init.headers.get('mcp-session-id');
+    assert.ok(sessionId, `the wide token holds a session: ${initText}`);
+    const session = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' };
+    const byWide = await send(wide.token, { id: 2, method: 'ping' }, session);
+    assert.equal(byWide.status, 200, await byWide.text());
+
+    const before = posts.length;
+    const byNarrow = await send(narrow.token, { id: 3, method: 'ping' }, session);
+    const text = await byNarrow.text();
+    assert.deepEqual(posts.slice(before), [], text);
+    assert.equal(byNarrow.status, 404, text);
+    assert.equal(JSON.parse(text).error?.data?.code, 'session_not_found', text);
   });
 });
