@@ -14,7 +14,8 @@
  * Fixed: the SSE transport asks the target's reach test (dispatch/targets.ts, the rule the stream's
  * URL was judged by) about the endpoint: outside, the call fails `upstream_protocol_error` ("SSE
  * endpoint outside the target's grant") before any POST. A caller no URL pattern limits still
- * uses any endpoint on the stream's origin.
+ * uses any endpoint on the stream's origin. A relative endpoint is read against the URL the stream
+ * was finally read from, after redirects (review14 URLPATTERN-3), not the one first named.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -35,6 +36,8 @@ const ENDPOINTS: Readonly<Record<string, string>> = {
   'plain-sse': '/public/messages',
   'admin-sse': '/admin/messages',
   'encoded-sse': '/public/..%2Fadmin%2Fmessages',
+  // Relative: read against the URL the stream came from (GET /public/moved-sse redirects here).
+  'v2/sse': 'messages',
 };
 
 describe('an SSE endpoint does not carry a target out of its URL grant (review13 URLPATTERN-2)', () => {
@@ -48,6 +51,10 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       paths.push(`${req.method} ${req.url}`);
       const name = req.url?.slice('/public/'.length) ?? '';
+      if (req.method === 'GET' && name === 'moved-sse') {
+        res.writeHead(307, { location: '/public/v2/sse' }).end();
+        return;
+      }
       if (req.method === 'GET' && req.url?.startsWith('/public/') && Object.hasOwn(ENDPOINTS, name)) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(`event: endpoint\ndata: ${ENDPOINTS[name]}\n\n`);
@@ -88,7 +95,7 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
       configPath,
       JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${port}/public/**`] }] }),
     );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath });
+    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
@@ -137,6 +144,14 @@ describe('an SSE endpoint does not carry a target out of its URL grant (review13
       assert.match(reply.body.error.message, /SSE endpoint outside the target’s grant/);
     });
   }
+
+  it('a redirected stream’s relative endpoint is read against where the stream came from (review14 URLPATTERN-3)', async () => {
+    const before = paths.length;
+    const reply = await ping('moved-sse');
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const posted = paths.slice(before).filter((line) => line.startsWith('POST') && line.includes('messages'));
+    assert.deepEqual(posted, ['POST /public/v2/messages'], JSON.stringify(paths.slice(before)));
+  });
 
   it('a caller no URL pattern limits posts to an endpoint anywhere on the stream’s origin', async () => {
     const before = paths.length;

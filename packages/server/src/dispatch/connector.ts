@@ -39,6 +39,11 @@ export type UpstreamTarget =
        * endpoint): set by dispatch/targets.ts when a URL grant judges the caller's reach.
        */
       readonly mayReach?: ReachTest | undefined;
+      /**
+       * With `mayReach`: the digest of the URL grant it judges by. A held or pooled session
+       * records it, and serves only callers with the same (sessions/session-reach.ts).
+       */
+      readonly urlGrant?: string | undefined;
       /** The tools the caller may use: the server's allowlist narrowed by its grants, if any. */
       readonly tools?: readonly string[] | undefined;
       /** The era the operator pinned for this server (`auto` or absent: learnt). */

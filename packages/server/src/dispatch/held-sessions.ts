@@ -7,7 +7,9 @@
  * sessions, the modern pool and `/ws` sockets.
  */
 import { HeldSession, type SessionCredential } from '../sessions/held-session.ts';
+import { SessionReach } from '../sessions/session-reach.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
+import type { UpstreamTransport } from '../upstream/transport.ts';
 import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
 import { TargetResolver } from './targets.ts';
 
@@ -88,23 +90,48 @@ export class HeldSessions {
     }
   }
 
-  async #connect(target: UpstreamTarget): Promise<HeldSession> {
+  async #connect(named: UpstreamTarget): Promise<HeldSession> {
     // No tool filter here: each request brings its caller's (HeldSession.request).
-    const key = TargetResolver.key(target);
+    const key = TargetResolver.key(named);
+    const { target, reach } = reachOf(named);
+    const held = (upstream: UpstreamTransport) =>
+      new HeldSession(key, upstream, target.kind, credentialOf(target), reach);
     const onOpen = this.#onOpen;
     if (onOpen === undefined || (target.kind !== 'stdio' && target.kind !== 'websocket'))
-      return new HeldSession(key, await this.#connector.open(target), target.kind, credentialOf(target));
+      return held(await this.#connector.open(target));
     const host = target.kind === 'stdio' ? `stdio:${target.name}` : target.url.host;
     const started = performance.now();
     try {
       const upstream = await this.#connector.open(target);
       onOpen(host, performance.now() - started);
-      return new HeldSession(key, upstream, target.kind, credentialOf(target));
+      return held(upstream);
     } catch (error) {
       onOpen(host, performance.now() - started, error);
       throw error;
     }
   }
+}
+
+/**
+ * Whether a caller whose request resolved to `target` (its key `targetKey`) may use `session`:
+ * one to the same target, opened under the same URL grant (its digest, dispatch/targets.ts): a
+ * sibling token with another grant does not ride it, nor a caller whose grant a reload changed
+ * (review14 URLPATTERN-2). Otherwise the session is not the caller's (`session_not_found`).
+ */
+export function servesCaller(session: HeldSession, targetKey: string, target: UpstreamTarget): boolean {
+  const grant = target.kind === 'stdio' ? undefined : target.urlGrant;
+  return session.target === targetKey && session.reach?.grant === grant;
+}
+
+/**
+ * A raw URL target's session records its caller's URL grant and every URL its upstream sends it
+ * on to (sessions/session-reach.ts), whether or not a URL grant limits it now: a reload may add
+ * one. A configured server's redirects and endpoint are the operator's choice.
+ */
+function reachOf(target: UpstreamTarget): { target: UpstreamTarget; reach?: SessionReach } {
+  if (target.kind === 'stdio' || target.name !== undefined) return { target };
+  const reach = new SessionReach(target.urlGrant);
+  return { target: { ...target, mayReach: reach.judging(target.mayReach) }, reach };
 }
 
 /** The broker's credential a session to `target` holds (review6 OAUTH-1), if any. */

@@ -3,6 +3,7 @@
  * Turns what a caller names (a URL with a transport choice, or a configured server's name) into
  * a vetted upstream target. Requests can name URLs; only the operator's config can name commands.
  */
+import { createHash } from 'node:crypto';
 import type { Config } from '../config/config.ts';
 import type { EgressGuard } from '../egress/types.ts';
 import { ProxyError } from '../errors.ts';
@@ -123,8 +124,8 @@ export class TargetResolver {
    * Vets and classifies a target for a principal with these grants: a configured server they do
    * not name looks unknown (its existence is not revealed), a raw URL they do not allow is
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants. A
-   * raw URL target carries its reach test (`mayReach`, {@link TargetResolver.#reachTest}); a
-   * configured server none: where its redirects and SSE endpoint lead is the operator's choice,
+   * raw URL target carries its reach test (`mayReach`, {@link TargetResolver.#reachTest}) and
+   * its grant's digest (`urlGrant`); a configured server none: where its redirects and SSE endpoint lead is the operator's choice,
    * within the egress policy.
    */
   async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
@@ -163,7 +164,8 @@ export class TargetResolver {
     }
     const target = await this.#classify(request.url, request.transport, request.bearerToken);
     const mayReach = this.#reachTest(grants);
-    return tools === undefined && mayReach === undefined ? target : { ...target, tools, mayReach };
+    if (mayReach === undefined) return tools === undefined ? target : { ...target, tools };
+    return { ...target, tools, mayReach, urlGrant: digestOfUrls(grants?.urls) };
   }
 
   /**
@@ -208,6 +210,16 @@ export class TargetResolver {
     this.#vetted.set(raw, url);
     return url;
   }
+}
+
+/**
+ * The digest of a URL grant (its patterns, in order), which a held or pooled session records:
+ * sessions are a principal's, and its tokens may carry different grants (review14 URLPATTERN-2).
+ */
+function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
+  return urls === undefined
+    ? undefined
+    : createHash('sha256').update(JSON.stringify(urls)).digest('base64url');
 }
 
 /**

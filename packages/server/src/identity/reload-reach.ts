@@ -93,7 +93,8 @@ export interface ReloadVerdicts {
   readonly sockets: MayKeep;
   /**
    * A held session: one to a virtual server, or a member session behind one (it applies each
-   * request's tool grant: review10 GRANTS-5), outlives a tool-grant change.
+   * request's tool grant: review10 GRANTS-5), outlives a tool-grant change. One to a raw URL
+   * ends unless every URL it reached (sessions/session-reach.ts) is still reached too.
    */
   readonly sessions: (ownerId: string, session: HeldSession) => boolean;
 }
@@ -110,7 +111,11 @@ export function reloadVerdicts(
   return {
     requests,
     sockets: mayKeepAfter(reach, changed, (owner, key) => retooled(owner) && !virtual.follows(key)),
-    sessions: (ownerId, session) =>
-      (virtual.follows(session.target, session) ? untooled : requests)(ownerId, session.target),
+    sessions: (ownerId, session) => {
+      const mayKeep = virtual.follows(session.target, session) ? untooled : requests;
+      // And every URL its upstream sent it on to (review14 URLPATTERN-1): an SSE endpoint, a hop.
+      const reached = session.reach?.urls ?? [];
+      return mayKeep(ownerId, session.target) && [...reached].every((url) => mayKeep(ownerId, url));
+    },
   };
 }

@@ -19,6 +19,7 @@ import {
   tooManyServerRequests,
 } from '../upstream/server-request-refusals.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
+import type { SessionReach } from './session-reach.ts';
 
 /** Somewhere upstream messages can be delivered: a stream, a socket, a waiting call. */
 export interface MessageSink {
@@ -73,6 +74,8 @@ export class HeldSession {
   readonly target: string;
   /** The upstream transport's kind (`sse`, `websocket`, `stdio`...), for the status page. */
   readonly transport: string;
+  /** A raw URL target's: the URL grant it was opened under, the URLs it was sent on to. */
+  readonly reach: SessionReach | undefined;
   /** Where each request's answer goes. */
   readonly #pending = new PendingRequests<MessageSink>();
   /** The answers {@link call} waits for. */
@@ -116,8 +119,10 @@ export class HeldSession {
     upstream: UpstreamTransport,
     transport = 'unknown',
     credential?: SessionCredential | undefined,
+    reach?: SessionReach | undefined,
   ) {
     this.target = target;
+    this.reach = reach;
     this.upstream = upstream;
     this.transport = transport;
     this.#credential = credential;

@@ -3,7 +3,8 @@
  * Upstream sessions held for modern (2026-07-28) clients of session-era servers. A modern
  * client has no session of its own, so the proxy keeps one per proxy token, target and client
  * envelope (capabilities and identity: a session-era server decides from `initialize` what it
- * may ask the client, so only requests that declare the same ones may share a session).
+ * may ask the client, so only requests that declare the same ones may share a session), and URL
+ * grant (a principal's tokens may each carry their own).
  * Requests from different callers meet in one session, so each is sent up under an id (and a
  * progress token) of the pool's own and mapped back on the way down.
  */
@@ -24,6 +25,11 @@ export interface PoolTarget {
   readonly kind: string;
   readonly bearerToken?: string | undefined;
   readonly credential?: SessionCredential | undefined;
+  /**
+   * The digest of the caller's URL grant, if one judges its reach: part of the pool key, as the
+   * sessions of a principal's tokens with different grants are not shared (review14 URLPATTERN-2).
+   */
+  readonly urlGrant?: string | undefined;
 }
 
 /** What the pool needs. */
@@ -76,6 +82,7 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
       meta[META.clientCapabilities] ?? {},
       meta[META.clientInfo] ?? {},
       credential,
+      ctx.target.urlGrant ?? null,
     ]);
     const key = `${ctx.ownerId}\n${ctx.targetKey}\n${createHash('sha256').update(envelope).digest('base64url')}`;
     const id = this.#ids.get(key);

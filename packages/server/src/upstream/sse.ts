@@ -63,7 +63,7 @@ export class SseTransport extends ConnectionSource<SseOptions> implements Upstre
       (event) => {
         if (event.event === 'endpoint') {
           try {
-            this.#endpoint = this.#resolveEndpoint(event.data);
+            this.#endpoint = this.#resolveEndpoint(event.data, response.url);
             this.#endpointSecrets = endpointSecrets(event.data.trim(), this.#endpoint);
             resolve();
           } catch (error) {
@@ -140,14 +140,16 @@ export class SseTransport extends ConnectionSource<SseOptions> implements Upstre
   }
 
   /**
-   * The endpoint must stay on the stream's origin, and within what the caller may reach (its URL
-   * grant: review13 URLPATTERN-2, `http` is limited to it): a server cannot send the proxy, and
-   * the caller's messages, elsewhere.
+   * The endpoint, read against the URL the stream came from (`base`: after any redirect, as the
+   * server meant it: review14 URLPATTERN-3), must stay on the target's origin (the one its
+   * credential is for), and within what the caller may reach (its URL grant: review13
+   * URLPATTERN-2, `http` is limited to it): a server cannot send the proxy, and the caller's
+   * messages, elsewhere.
    */
-  #resolveEndpoint(data: string): URL {
+  #resolveEndpoint(data: string, base: URL): URL {
     let endpoint: URL;
     try {
-      endpoint = new URL(data.trim(), this.options.url);
+      endpoint = new URL(data.trim(), base);
     } catch {
       throw new ProxyError('upstream_protocol_error', 'The MCP server sent an invalid SSE endpoint.');
     }

@@ -6,7 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
-import type { HeldSessions } from '../../dispatch/held-sessions.ts';
+import { type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import {
@@ -127,7 +127,7 @@ export class HeldSessionHandler {
 
   #session(id: string, ctx: HeldSessionContext): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
-    if (!session || session.closed || session.target !== ctx.targetKey)
+    if (!session || session.closed || !servesCaller(session, ctx.targetKey, ctx.target))
       throw new ProxyError('session_not_found');
     return session;
   }

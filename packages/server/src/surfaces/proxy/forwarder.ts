@@ -12,7 +12,7 @@ import type { OAuthBroker } from '../../credentials/broker.ts';
 import { LiveCredential } from '../../credentials/live-credential.ts';
 import { answerOfFailure } from '../../dispatch/answer-rules.ts';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
-import type { HeldSessions } from '../../dispatch/held-sessions.ts';
+import { type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
 import {
   type DispatchPlanner,
   type PassThroughRoute,
@@ -203,8 +203,11 @@ export class Forwarder {
       case 'held': {
         const session = this.#deps.sessions.get(route.sessionId, route.ownerId);
         if (!session || session.closed) throw new ProxyError('session_not_found');
-        if (session.target !== route.targetKey) {
-          throw new ProxyError('session_not_found', 'This proxy session belongs to another MCP server.');
+        if (!servesCaller(session, route.targetKey, route.target)) {
+          throw new ProxyError(
+            'session_not_found',
+            'This proxy session belongs to another MCP server or URL grant.',
+          );
         }
         await session.renew();
         return { ...(await this.#viaSession(session, request, route.target)), sessionId: route.sessionId };

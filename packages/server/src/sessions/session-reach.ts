@@ -1,0 +1,44 @@
+/**
+ * @module sessions/session-reach
+ * What a held session to a raw URL target may reach, and has reached (review14 URLPATTERN-1/2):
+ * the URL grant it was opened under (a digest: a caller with another grant does not use it),
+ * and every URL its upstream sent it on to beyond the first (redirect hops, an SSE endpoint), so
+ * that a reload judges them as it judges the session's target.
+ */
+import type { ReachTest } from '../upstream/http.ts';
+
+/**
+ * How many distinct URLs beyond its target a session's upstream may send it on to: past them a
+ * new one is refused as out of reach (a reload could not judge an unbounded list).
+ */
+export const MAX_REACHED_URLS = 8;
+
+/** A session's reach: its grant's digest, and the URLs reached so far. */
+export class SessionReach {
+  /** Digest of the URL grant the session was opened under; absent when no URL grant judged it. */
+  readonly grant: string | undefined;
+  readonly #urls = new Set<string>();
+
+  constructor(grant: string | undefined) {
+    this.grant = grant;
+  }
+
+  /** The URLs reached beyond the target, as `href`s. */
+  get urls(): ReadonlySet<string> {
+    return this.#urls;
+  }
+
+  /**
+   * The session's reach test: the opener's (`test`, absent when no URL grant limits it), each URL
+   * it lets through remembered, up to {@link MAX_REACHED_URLS}.
+   */
+  judging(test: ReachTest | undefined): ReachTest {
+    return (url) => {
+      if (test !== undefined && !test(url)) return false;
+      if (this.#urls.has(url.href)) return true;
+      if (this.#urls.size >= MAX_REACHED_URLS) return false;
+      this.#urls.add(url.href);
+      return true;
+    };
+  }
+}
