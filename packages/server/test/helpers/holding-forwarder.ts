@@ -16,7 +16,12 @@ export async function startHoldingForwarder(target: string) {
   let heldSubscribe: (() => void) | undefined;
   const releases: Array<() => void> = [];
   const sockets = new Set<Socket>();
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(Number(port), hostname);
     sockets.add(client).add(upstream);
     upstream.pipe(client);
@@ -50,6 +55,16 @@ export async function startHoldingForwarder(target: string) {
       return new Promise((resolve) => {
         heldSubscribe = resolve;
       });
+    },
+    /** Cuts every connection and refuses new ones until {@link mend} (the instance's link to Redis drops). */
+    cut(): void {
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    /** Lets connections in again after {@link cut}. */
+    mend(): void {
+      refusing = false;
     },
     release(): void {
       for (const release of releases.splice(0)) release();
