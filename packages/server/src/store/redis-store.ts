@@ -43,6 +43,12 @@ const COMMAND_TIMEOUT_MS = 500;
  */
 const PUBLISH_TIMEOUT_MS = 2_000;
 
+/**
+ * How long the users of a subscriber that came back wait, at most, for the command and publish
+ * connections to be back too before they hear they may have missed messages.
+ */
+const MISSED_WAIT_MS = 2_000;
+
 /** Shared state in Redis. */
 export class RedisStore implements Store {
   readonly #redis: Redis;
@@ -237,8 +243,12 @@ export class RedisStore implements Store {
       }
       const channels = this.#channels.channels();
       if (channels.length === 0) return;
+      // Its users look up what they missed and say they listen again: told once the other
+      // connections (dropped with it, as a rule) are back too, or a command's wait later.
       subscriber.subscribe(...channels).then(
-        () => {
+        async () => {
+          await Promise.all([this.#redis, this.#publisher].map((one) => readyOf(one, MISSED_WAIT_MS)));
+          if (this.#closed) return;
           for (const missed of this.#missed) missed();
         },
         (error: Error) => this.#onError(error),

@@ -80,18 +80,20 @@ export class FleetCancels {
    * This instance started listening to the principal's channel: says so there (the others tell
    * it the cancellations they keep), and tells again the ones it keeps (it may have missed that).
    */
-  listened(principalKey: string): void {
-    this.#channel.tell(principalKey, { t: 'listening' });
-    this.retell(principalKey, HERE);
+  listened(principalKey: string, round: number): void {
+    this.#channel.tell(principalKey, { t: 'listening', n: round });
+    this.retell(principalKey, HERE, round);
   }
 
   /**
    * Tells again the principal's kept cancellations not yet told again for the instance tagged
-   * `to` (what a message's `from` says), which said it started listening.
+   * `to` (what a message's `from` says) in its subscription `round` (its `n`: a subscriber that
+   * came back is a new round, which may have missed them), which said it started listening.
    */
-  retell(principalKey: string, to: unknown): void {
+  retell(principalKey: string, to: unknown, round: unknown): void {
     if (typeof to !== 'string') return;
-    this.#passed.retell(principalKey, to, (body) => this.#channel.tell(principalKey, { ...body, again: 1 }));
+    const tag = Number.isSafeInteger(round) ? `${to}#${round as number}` : to;
+    this.#passed.retell(principalKey, tag, (body) => this.#channel.tell(principalKey, { ...body, again: 1 }));
   }
 
   /**
@@ -234,6 +236,8 @@ class HeardCancels {
       this.#deaf.delete(deaf);
     }
     if (again && (now < this.#allDeafUntil || (this.#deaf.get(principalKey) ?? 0) > now)) return false;
+    if (own !== undefined && own.size >= CANCEL_KEEPING.principalHeard)
+      this.#forgetOld(principalKey, own, now);
     if ((own?.size ?? 0) >= CANCEL_KEEPING.principalHeard) {
       this.#deafen(principalKey, now);
       return true;
@@ -248,16 +252,7 @@ class HeardCancels {
 
   /** Forgets the nonces no longer told again, then (still full) one of the principal remembered most. */
   #makeRoom(principalKey: string, now: number): void {
-    // Told again only while kept: a nonce older than that is never heard again.
-    const forgetBefore = now - 2 * CANCEL_KEEPING.keptMs;
-    for (const [principal, nonces] of this.#heard) {
-      for (const [nonce, at] of nonces) {
-        if (at >= forgetBefore) break;
-        nonces.delete(nonce);
-        this.#count -= 1;
-      }
-      if (nonces.size === 0) this.#heard.delete(principal);
-    }
+    for (const [principal, nonces] of this.#heard) this.#forgetOld(principal, nonces, now);
     if (this.#count < CANCEL_KEEPING.heard) return;
     const most = holdingMost(this.#heard, (nonces) => nonces.size) ?? principalKey;
     const nonces = this.#heard.get(most);
@@ -266,6 +261,20 @@ class HeardCancels {
     nonces.delete(oldest);
     this.#count -= 1;
     this.#deafen(most, now);
+  }
+
+  /**
+   * Forgets the principal's nonces no longer told again (oldest first): told again only while
+   * kept, a nonce older than twice that is never heard again.
+   */
+  #forgetOld(principalKey: string, nonces: Map<string, number>, now: number): void {
+    const forgetBefore = now - 2 * CANCEL_KEEPING.keptMs;
+    for (const [nonce, at] of nonces) {
+      if (at >= forgetBefore) break;
+      nonces.delete(nonce);
+      this.#count -= 1;
+    }
+    if (nonces.size === 0 && this.#heard.get(principalKey) === nonces) this.#heard.delete(principalKey);
   }
 
   /** Ignores the principal's cancellations told again while one it could not remember may be. */

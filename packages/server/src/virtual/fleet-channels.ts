@@ -93,6 +93,13 @@ interface Listening {
 interface Watched {
   count: number;
   readonly listening: Listening;
+  /**
+   * Its subscription's round: 0 when made, one more each time the subscriber comes back (what
+   * was published meanwhile is lost: the other instances hear it as a new listener).
+   */
+  round: number;
+  /** What looks up what was told on the channel while it was not listened to ({@link FleetChannels.whenListening}). */
+  readonly looks: Set<() => void>;
 }
 
 /** What the channels bring to their owner (virtual/fleet-streams.ts). */
@@ -103,8 +110,8 @@ export interface ChannelHearing {
   heard(principalKey: string, body: JsonObject): void;
   /** What was published on it while the subscriber was away is lost. */
   missed(principalKey: string): void;
-  /** Its subscription was made (not after close). */
-  listened(principalKey: string): void;
+  /** Its subscription was made (not after close), or made again (`round`: which time, from 0). */
+  listened(principalKey: string, round: number): void;
 }
 
 /** A store's failure as an error (a rejection may be anything). */
@@ -172,16 +179,25 @@ export class FleetChannels {
 
   /**
    * Calls `look` once the principal's channel, watched here, is listened to ({@link listeningTo}),
-   * and once more when a subscription slower than that wait is made: what was told on the channel
-   * before is to be looked up then (a session's end mark).
+   * once more when a subscription slower than that wait is made, and each time the subscriber
+   * comes back: what was told on the channel before is to be looked up then (a session's end
+   * mark). Until the returned function is called.
    */
-  whenListening(principalKey: string, look: () => void): void {
-    const made = this.#watched.get(principalKey)?.listening.made;
+  whenListening(principalKey: string, look: () => void): () => void {
+    const watched = this.#watched.get(principalKey);
+    let stopped = false;
+    const once = () => stopped || this.#closed || look();
+    watched?.looks.add(once);
+    const made = watched?.listening.made;
     const late = delay(FLEET_LIMITS.listenMs, true, { ref: false });
     void Promise.race([made?.then(() => false), late]).then((slow) => {
-      look();
-      if (slow === true) void made?.then(() => this.#closed || look());
+      once();
+      if (slow === true) void made?.then(once);
     });
+    return () => {
+      stopped = true;
+      watched?.looks.delete(once);
+    };
   }
 
   /** When the principal's channel was listened to here (this instance's clock), if it is. */
@@ -202,12 +218,12 @@ export class FleetChannels {
       const listening = this.#listen(
         channel,
         (body) => this.#hearing.heard(principalKey, body),
-        () => this.#hearing.missed(principalKey),
+        () => this.#cameBack(principalKey),
       );
-      watched = { count: 0, listening };
+      watched = { count: 0, listening, round: 0, looks: new Set() };
       this.#watched.set(principalKey, watched);
       void listening.made.then((stop) => {
-        if (stop !== undefined && !this.#closed) this.#hearing.listened(principalKey);
+        if (stop !== undefined && !this.#closed) this.#hearing.listened(principalKey, 0);
       });
     }
     const entry = watched;
@@ -223,6 +239,21 @@ export class FleetChannels {
         .then((stop) => stop?.())
         .catch((error: unknown) => deps.onError(asError(error)));
     };
+  }
+
+  /**
+   * The subscriber to the principal's channel came back (what was published meanwhile is lost):
+   * its owner hears so, the channel counts as listened to from now, the other instances hear it
+   * as a new listener (they tell again what they keep), and what looks up the lost words does.
+   */
+  #cameBack(principalKey: string): void {
+    const watched = this.#watched.get(principalKey);
+    if (watched === undefined || this.#closed) return;
+    watched.round += 1;
+    watched.listening.madeAt = this.#now();
+    this.#hearing.missed(principalKey);
+    this.#hearing.listened(principalKey, watched.round);
+    for (const look of [...watched.looks]) look();
   }
 
   /** The principal's channel: named so that the store holds no one's name (keyed, with a box). */

@@ -76,7 +76,7 @@ export class FleetStreams {
         // What was published while the subscriber was away is lost (a session's end, a list
         // change, a server request offered): the streams end, and their clients open them again.
         missed: (principalKey) => this.#here.end(principalKey),
-        listened: (principalKey) => this.#cancels.listened(principalKey),
+        listened: (principalKey, round) => this.#cancels.listened(principalKey, round),
       },
       now,
     );
@@ -127,11 +127,12 @@ export class FleetStreams {
 
   /**
    * Calls `look` once the principal's channel, watched here, is listened to ({@link listeningTo}),
-   * and once more when a subscription slower than that wait is made: what was told on the channel
-   * before is to be looked up then (a session's end mark).
+   * once more when a subscription slower than that wait is made, and each time the subscriber
+   * comes back: what was told on the channel before is to be looked up then (a session's end
+   * mark). Until the returned function is called.
    */
-  whenListening(principalKey: string, look: () => void): void {
-    this.#channels.whenListening(principalKey, look);
+  whenListening(principalKey: string, look: () => void): () => void {
+    return this.#channels.whenListening(principalKey, look);
   }
 
   /**
@@ -221,7 +222,7 @@ export class FleetStreams {
       this.#calls.ended(principalKey, body.session);
     }
     if (body.t === 'cancel') this.#cancels.heard(principalKey, body, this.#channels.madeAt(principalKey));
-    if (body.t === 'listening') this.#cancels.retell(principalKey, body.from);
+    if (body.t === 'listening') this.#cancels.retell(principalKey, body.from, body.n);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);
     if (name !== undefined && isRequest(body.message) && typeof body.from === 'string') {

@@ -7,6 +7,30 @@
  * nothing holds.
  */
 
+/** How a failed look-up of a session's end mark is tried again: at most this often, doubling apart. */
+export const END_LOOKUP = { retries: 3, firstRetryMs: 500 } as const;
+
+/**
+ * Asks `ended` whether the session was ended (its mark in the store) while `live()` holds, and
+ * calls `end` when it was. A store that cannot say is asked again ({@link END_LOOKUP}), not
+ * taken for "not ended". Resolves once the first answer is in (or the first failure).
+ */
+export async function lookUpEnd(
+  ended: () => Promise<boolean>,
+  live: () => boolean,
+  end: () => void,
+  attempt = 0,
+): Promise<void> {
+  if (!live()) return;
+  try {
+    if (await ended()) end();
+  } catch {
+    if (attempt >= END_LOOKUP.retries) return;
+    const again = () => void lookUpEnd(ended, live, end, attempt + 1);
+    setTimeout(again, END_LOOKUP.firstRetryMs * 2 ** attempt).unref();
+  }
+}
+
 /** A hold on a session's end: its signal, and what gives the hold back. */
 export interface SessionHold {
   /** Aborted when the session ends. */

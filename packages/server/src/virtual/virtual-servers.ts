@@ -36,7 +36,7 @@ import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
 import { callKey, RunningCalls } from './running-calls.ts';
-import { SessionEnds, type SessionHold } from './session-ends.ts';
+import { lookUpEnd, SessionEnds, type SessionHold } from './session-ends.ts';
 import type { SearchBudget } from './tool-search.ts';
 import { virtualNameOf } from './virtual-key.ts';
 import { answerRouted } from './virtual-routes.ts';
@@ -302,23 +302,35 @@ export class VirtualServers {
    * resumed from one): the hold's signal is aborted when the session ends, here or on another
    * instance (which this one listens to meanwhile), until the hold is released. An end told
    * before this instance listened went unheard: once listening (and again when a subscription
-   * slower than that wait is made: {@link FleetStreams.whenListening}), `ended` (the session's
-   * mark in the store) is asked, and a session ended meanwhile ends here too.
+   * slower than that wait is made, and each time the store's subscriber comes back:
+   * {@link FleetStreams.whenListening}), `ended` (the session's mark in the store) is asked while
+   * the hold is held (a store that cannot say is asked again, bounded: `lookUpEnd`), and a session
+   * ended meanwhile ends here too. `looked` resolves once the first answer is in (or the release).
    */
-  holdSession(principalKey: string, session: string, ended: () => Promise<boolean>): SessionHold {
+  holdSession(
+    principalKey: string,
+    session: string,
+    ended: () => Promise<boolean>,
+  ): SessionHold & { readonly looked: Promise<void> } {
     const hold = this.#sessionEnds.hold(principalKey, session);
     const unwatch = this.#streams.watch(principalKey);
-    this.#streams.whenListening(principalKey, () => {
-      if (hold.signal.aborted) return;
-      ended().then(
-        (wasEnded) => wasEnded && this.#sessionEnds.end(principalKey, session),
-        // A store that cannot say leaves the hold to the end it hears (or the call's timeout).
-        () => {},
-      );
+    let released = false;
+    const live = () => !released && !hold.signal.aborted;
+    const end = () => this.#sessionEnds.end(principalKey, session);
+    let firstLooked: (() => void) | undefined;
+    const looked = new Promise<void>((resolve) => {
+      firstLooked = resolve;
+    });
+    const stopLooking = this.#streams.whenListening(principalKey, () => {
+      void lookUpEnd(ended, live, end).finally(firstLooked);
     });
     return {
       signal: hold.signal,
+      looked,
       release: () => {
+        released = true;
+        stopLooking();
+        firstLooked?.();
         hold.release();
         unwatch();
       },

@@ -1,7 +1,9 @@
 /**
- * Review 14, GAPS-2 and GAPS-3: what crosses on a principal's channel while the running
- * instance's Redis subscriber is away is lost, and only its GET streams hear so
- * (virtual/fleet-streams.ts `missed` ends `#here`'s streams alone):
+ * A Redis subscriber that comes back (review 14, GAPS-2 and GAPS-3): what crossed on a
+ * principal's channel while the running instance's subscriber was away is lost. Fixed: the
+ * instance then says it listens again (a new round: kept cancellations are told again) and its
+ * held sessions look their end marks up again (virtual/fleet-channels.ts #cameBack). Before,
+ * only its GET streams heard so (virtual/fleet-streams.ts `missed` ended `#here`'s streams alone):
  *
  * - GAPS-2: a cancellation passed on meanwhile is kept 30 s by the instance that passed it, to
  *   be told again once the running instance listens (virtual/fleet-cancels.ts), but a subscriber

@@ -1,5 +1,7 @@
 /**
- * Review 14, GAPS-1: a principal's remembered nonces never age out below the instance's whole
+ * A principal's remembered cancellation nonces age out (review 14, GAPS-1, fixed in
+ * virtual/fleet-cancels.ts HeardCancels.acts: its nonces older than 2 x keptMs are forgotten
+ * before its 256 bound is judged). Before, they never aged out below the instance's whole
  * bound (virtual/fleet-cancels.ts HeardCancels.acts: a principal's map is pruned only in
  * #makeRoom, which runs only once all principals together hold CANCEL_KEEPING.heard = 16,384).
  * So "past 256 nonces in 60 s" is really "past 256 nonces ever heard on this instance": a
@@ -9,11 +11,13 @@
  *
  * Three instances share a real redis-server; `running` reaches it through a forwarder that can
  * hold its SUBSCRIBE. The 256 earlier cancellations are heard more than 2 x keptMs (60 s) before
- * the one that matters: none of them could be told again any more.
+ * the one that matters (the instances' clock moved on, not waited for): none of them could be
+ * told again any more.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { type Clock, SYSTEM_CLOCK } from '../src/clock.ts';
 import { CANCEL_KEEPING } from '../src/virtual/fleet-cancels.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startHoldingForwarder } from './helpers/holding-forwarder.ts';
@@ -37,9 +41,13 @@ test('256 cancellations heard over a minute ago do not deafen the principal: a c
     SESSION_SECRET: 'review14-gaps-1-session-secret-0123456789',
     UPSTREAM_TIMEOUT_MS: '20000',
   };
-  const running = await startProxy({ ...env, REDIS_URL: forwarder.url });
-  const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url });
-  const third = await startProxy({ ...env, REDIS_URL: redis.url });
+  // The instances' clock (one for all three: what they seal for one another stays fresh), which
+  // the test moves forward instead of waiting a minute; timers stay real.
+  let ahead = 0;
+  const clock: Clock = { now: () => Date.now() + ahead, every: SYSTEM_CLOCK.every };
+  const running = await startProxy({ ...env, REDIS_URL: forwarder.url }, { clock });
+  const elsewhere = await startProxy({ ...env, REDIS_URL: redis.url }, { clock });
+  const third = await startProxy({ ...env, REDIS_URL: redis.url }, { clock });
   const leaving = new AbortController();
   t.after(async () => {
     leaving.abort();
@@ -66,7 +74,7 @@ test('256 cancellations heard over a minute ago do not deafen the principal: a c
   await eventually(() => calls.aborted === 1, { what: 'call 8 cancelled (the 256 heard before it)' });
 
   // Long enough that none of those 256 can be told again (kept 30 s; remembered for 2 x that).
-  await delay(2 * CANCEL_KEEPING.keptMs + 2_000);
+  ahead += 2 * CANCEL_KEEPING.keptMs + 2_000;
 
   // A minute later: call 9, one cancellation of nothing, then 9's own (a quiet principal now).
   assert.equal((await firstEvent(await here.call(session, 'wait', 9, leaving.signal))).data, '');
