@@ -299,6 +299,8 @@ async function openStream(
     session?.key,
   );
   writer.onClose(close);
+  let looked = Promise.resolve();
+  let ended = () => false;
   if (session !== undefined) {
     // An end told before this instance listened (a subscription slower than `ready`'s wait
     // included) is looked up in the store once it listens: the stream ends then (review13 GAPS-4).
@@ -307,6 +309,8 @@ async function openStream(
     );
     held.signal.addEventListener('abort', () => writer.close(), { once: true });
     writer.onClose(held.release);
+    looked = held.looked;
+    ended = () => held.signal.aborted;
   }
   const end = () => writer.close();
   options.shutdown.addEventListener('abort', end, { once: true });
@@ -315,14 +319,12 @@ async function openStream(
   // Clients wait for the GET's headers before going on: send them once the stream hears the
   // other instances too (a member session there may be about to send), not with the first event.
   await ready;
-  // A DELETE on another instance before this one listened for it went unheard: checked again.
-  if (session !== undefined) {
-    try {
-      await sessionOf(options.sessions, exchange, request, reply);
-    } catch (error) {
-      writer.close();
-      throw error;
-    }
+  // A DELETE on another instance before this one listened for it went unheard: the hold looks
+  // the session's end mark up once listening (one store read), and its end is a 404 still.
+  await looked;
+  if (ended()) {
+    writer.close();
+    throw new ProxyError('session_not_found');
   }
   writer.comment('stream open');
   return sendEventStream(reply, writer);
