@@ -5,7 +5,8 @@
  * may not listen to that channel yet (its subscription is still on its way to the store), so
  * the instance that passed the cancellation on keeps it a while ({@link CANCEL_KEEPING}) and
  * tells it again whenever an instance says it started listening to the channel (and when it
- * starts listening itself), once to each instance. Each cancellation carries a nonce: an instance
+ * starts listening itself), once to each instance and subscription round (an instance whose
+ * subscriber came back is heard anew). Each cancellation carries a nonce: an instance
  * acts on a nonce at most once, so a cancellation told again never cancels a newer call that
  * reused the id; a principal whose nonces this instance could not all remember has its
  * cancellations told again ignored meanwhile (only first tellings are acted on). Both memories
@@ -28,7 +29,10 @@ export const CANCEL_KEEPING = {
   kept: 1_024,
   /** Of which one principal's, at most. */
   principalKept: 64,
-  /** Instances one kept cancellation is told again to at most (once each, as each says it listens). */
+  /**
+   * Tellings again of one kept cancellation at most: once per instance and subscription round,
+   * as each says it listens.
+   */
   retoldInstances: 32,
   /**
    * Nonces heard, remembered on this instance at once: past it, room is made by forgetting one of
