@@ -216,7 +216,7 @@ export class TargetResolver {
  * The digest of a URL grant (its patterns, in order), which a held or pooled session records:
  * sessions are a principal's, and its tokens may carry different grants (review14 URLPATTERN-2).
  */
-function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
+export function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
   return urls === undefined
     ? undefined
     : createHash('sha256').update(JSON.stringify(urls)).digest('base64url');

@@ -1,5 +1,5 @@
 /**
- * Review 15 (short review of fix-last-5) URLPATTERN-3: a held session to a raw URL serves only
+ * A reload that changes a URL grant (review 15 URLPATTERN-3): a held session to a raw URL serves only
  * callers with the URL grant it was opened under (dispatch/held-sessions.ts `servesCaller`). A
  * reload that changes a config token's `urls` without taking anything away (it widens them) makes
  * every held session of that token unusable for it (documented), but the reload does not end
@@ -11,6 +11,9 @@
  * A real loopback HTTP+SSE server; `MAX_SESSIONS_PER_TOKEN=1`; the token's grant widens from
  * `/public/**` to `/public/**` and `/docs/**`. After the reload the old session answers
  * session_not_found (as designed); a new initialize must then open a session.
+ *
+ * Fixed: the reload ends a raw URL session whose grant digest is not its config token's now
+ * (identity/reload-reach.ts `regranted`); its owner may also DELETE it (session-url-grant.test.ts).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
