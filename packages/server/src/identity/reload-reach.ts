@@ -4,7 +4,7 @@
  * whether an owner may keep what it has open to a target under the new configuration.
  */
 import type { Config } from '../config/config.ts';
-import { digestOfUrls, type TargetResolver } from '../dispatch/targets.ts';
+import { digestOfUrls, type GrantsNow, type TargetResolver } from '../dispatch/targets.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import type { VirtualServers } from '../virtual/virtual-servers.ts';
 import type { Authenticator } from './authenticator.ts';
@@ -140,4 +140,18 @@ function regranted(
   if (session.reach === undefined || !ownerId.startsWith('static:')) return false;
   const urls = authenticator.grantsOf(ownerId)?.urls;
   return session.reach.grant !== digestOfUrls(urls);
+}
+
+/**
+ * An owner's grants after a reload, for a reach test asked after it (a redirect answered later:
+ * review15 URLPATTERN-2): a config token's as the configuration says them now; a minted token's
+ * are its own, fixed when minted, while its minter is configured; an OIDC principal's come with
+ * each of its tokens, so they are not known here (the hop is refused).
+ */
+export function grantsAfterReload(authenticator: Pick<Authenticator, 'grantsOf'>): GrantsNow {
+  return (ownerId, before) => {
+    if (ownerId.startsWith('static:')) return authenticator.grantsOf(ownerId);
+    if (ownerId.startsWith('minted:')) return authenticator.grantsOf(ownerId) && before;
+    return undefined;
+  };
 }

@@ -128,7 +128,7 @@ export class McpEndpoint {
       if (resumed) return resumed;
     }
 
-    const resolved = await resolveTarget(this.#deps.targets, request, serverName, identity.grants);
+    const resolved = await resolveTarget(this.#deps.targets, request, serverName, identity);
     const target = await this.#signIns.withBrokeredToken(request, resolved, identity.principalKey);
     if (target === undefined) return this.#signIns.authRequired(request, reply, parsed, resolved, undefined);
     request.targetKey = TargetResolver.key(target);

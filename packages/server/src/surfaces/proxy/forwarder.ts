@@ -118,7 +118,11 @@ export class Forwarder {
       const answer = { caller: identity, message, protocolVersion, signal };
       return { response: await virtual.handle(request.target.server, answer) };
     }
-    const resolved = await this.#deps.targets.resolve(request.target, request.identity.grants);
+    const resolved = await this.#deps.targets.resolve(
+      request.target,
+      request.identity.grants,
+      request.identity.principalKey,
+    );
     request.audit?.target(targetLabel(resolved), resolved.tools);
     const broker = this.#deps.broker?.();
     // The broker acts only when neither the caller nor the operator gave an upstream credential.

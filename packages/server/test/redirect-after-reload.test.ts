@@ -1,5 +1,5 @@
 /**
- * Review 15 (short review of fix-last-5) URLPATTERN-2: a raw URL target's reach test
+ * A redirect answered after a reload (review 15 URLPATTERN-2): a raw URL target's reach test
  * (dispatch/targets.ts `#reachTest`) closes over the caller's grants of the moment the request
  * was resolved. A reload that narrows the grant judges what is recorded at that moment (a held
  * session's URLs, a live request's target key), but a redirect that arrives AFTER the reload, on
@@ -10,6 +10,9 @@
  * has reloaded the proxy with the token narrowed from `/public/**` to `/public/mcp`, then answers
  * 307 to `/public/internal/mcp`: nothing may be posted there (the hop is refused, or the request
  * ended by the reload: either is correct).
+ *
+ * Fixed: a reach test made before a reload judges by the owner's grants of now
+ * (dispatch/targets.ts `#reachTest`, identity/reload-reach.ts `grantsAfterReload`).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
