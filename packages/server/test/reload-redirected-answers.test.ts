@@ -1,5 +1,6 @@
 /**
- * Review 15 (short review of fix-last-5) URLPATTERN-1: the fix of review14 URLPATTERN-1 records
+ * A reload and an answer that comes from a redirect hop (review 15 URLPATTERN-1): the fix of
+ * review14 URLPATTERN-1 records
  * the URLs a HELD session was sent on to and has the reload judge them; a request in flight on
  * the `/mcp` pass-through (identity/live-requests.ts `endUnreachable`) is still judged by its
  * target key alone (`request.targetKey`, the URL the caller named). With redirects followed, a
@@ -10,7 +11,10 @@
  * `/public/internal/mcp`, which answers with an event stream it keeps open. The token is granted
  * `/public/**`; the operator narrows it to `/public/mcp`: the upstream stream at
  * `/public/internal/mcp` must end with the reload, as a held session's does
- * (reload-session-reach.test.ts).
+ * (reload-session-reach.test.ts). The same for a POST /proxy call read from the hop.
+ *
+ * Fixed: each hop a request is sent on to is recorded on it (identity/live-requests.ts
+ * `recordingReach`, `answeredFrom`), and `endUnreachable` judges it with the target.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -32,6 +36,8 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
   let port: number;
   let proxy: RunningProxy;
   const streams = new Set<ServerResponse>();
+  /** Told of the next stream the hop opens. */
+  let streamOpened: ((stream: ServerResponse) => void) | undefined;
   const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review15-urlpattern-1-')), 'proxy.json');
   const configure = (urls: readonly string[]) =>
     writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls }] }));
@@ -56,6 +62,7 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
           );
           streams.add(res);
           res.once('close', () => streams.delete(res));
+          streamOpened?.(res);
         });
         return;
       }
@@ -74,6 +81,21 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
+
+  const reload = (urls: readonly string[]) => {
+    configure(urls);
+    proxy.app.reload(
+      loadConfig({
+        env: {
+          PROXY_TOKEN: TEST_TOKEN,
+          ALLOW_PRIVATE_NETWORKS: 'true',
+          STORE: 'memory',
+          EGRESS_FOLLOW_REDIRECTS: '2',
+          MCP_PROXY_CONFIG: configPath,
+        },
+      }),
+    );
+  };
 
   it('the upstream stream from /public/internal/ ends when the reload takes /public/internal/ away', async () => {
     const caller = new AbortController();
@@ -136,5 +158,36 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
     } finally {
       caller.abort();
     }
+  });
+
+  it('POST /proxy: the answer read from /public/internal/ ends when the reload takes it away', async () => {
+    reload([`http://127.0.0.1:${port}/public/**`]);
+    const opened = new Promise<ServerResponse>((resolve) => {
+      streamOpened = resolve;
+    });
+    const answer = postProxy(
+      { url: proxy.url, token: CALLER },
+      {
+        mcp_server_url: `http://127.0.0.1:${port}/public/mcp`,
+        transport: 'streamable-http',
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: {}, _meta: { progressToken: 't' } },
+      },
+    ).catch((error: unknown) => error);
+    // The setup works: the call was followed to /public/internal/mcp, which streams its answer.
+    const stream = await opened;
+    const ended = once(stream, 'close', { signal: AbortSignal.timeout(10_000) });
+    reload([`http://127.0.0.1:${port}/public/mcp`]);
+    await ended.catch((error: unknown) => {
+      throw new Error(
+        'after the reload POST /proxy still reads its answer from /public/internal/mcp (10 s)',
+        {
+          cause: error,
+        },
+      );
+    });
+    await answer;
   });
 });
