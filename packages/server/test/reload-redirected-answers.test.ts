@@ -1,8 +1,7 @@
 /**
  * A reload and an answer that comes from a redirect hop (review 15 URLPATTERN-1): the fix of
- * review14 URLPATTERN-1 records
- * the URLs a HELD session was sent on to and has the reload judge them; a request in flight on
- * the `/mcp` pass-through (identity/live-requests.ts `endUnreachable`) is still judged by its
+ * review14 URLPATTERN-1 records the URLs a HELD session was sent on to and has the reload judge
+ * them; a request in flight on the `/mcp` pass-through (identity/live-requests.ts `endUnreachable`) is still judged by its
  * target key alone (`request.targetKey`, the URL the caller named). With redirects followed, a
  * streamed answer whose POST was redirected inside the grant keeps streaming from the hop after
  * a reload that takes that hop's path away from the token: the same bug on another surface.
