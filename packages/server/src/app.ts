@@ -21,7 +21,7 @@ import { buildRelay } from './http/relay-wiring.ts';
 import { serverOptions } from './http/server-options.ts';
 import { LiveRequests } from './identity/live-requests.ts';
 import { MintRecords } from './identity/mint-records.ts';
-import { holdingReach, mayKeepAfter } from './identity/reload-reach.ts';
+import { grantsAfterReload, holdingReach, mayKeepAfter } from './identity/reload-reach.ts';
 import { holdSessionHook } from './identity/session-holding.ts';
 import { buildIdentity } from './identity/wiring.ts';
 import type { RateStore } from './limits/rate-store.ts';
@@ -170,6 +170,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     onOpen: status && openingsOf(status),
     verdictStore: namespaced(store, 'verdicts:'),
     onVerdictStoreError: throttledWarning(logger, 'shared store unreachable: upstream verdicts not shared'),
+    grantsNow: grantsAfterReload(authenticator),
   });
   await verdictChannels.listen();
   const stream = { maxQueuedBytes: STREAM_QUEUE_BYTES, heartbeatMs: STREAM_HEARTBEAT_MS };

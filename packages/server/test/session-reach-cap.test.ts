@@ -2,7 +2,8 @@
  * A held session to a raw URL remembers every URL its upstream sent it on to beyond its stream's
  * (sessions/session-reach.ts), so that a reload can judge them (reload-session-reach.test.ts).
  * The list is bounded: an upstream that redirects each message to a URL of its own cannot grow it
- * without end. Past {@link MAX_REACHED_URLS} a new one is refused as outside the grant.
+ * without end. Past {@link MAX_REACHED_URLS} a new one is refused as outside the grant; a caller
+ * no URL grant limits follows it unrecorded (review 15 design note).
  *
  * A real loopback HTTP+SSE server names `/public/messages` as its endpoint and answers each POST
  * there with a 307 to a new `/public/messages/<n>`: the session's endpoint and the hops followed
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_REACHED_URLS } from '../src/sessions/session-reach.ts';
 import { initializeResult } from './fixtures/hostile-upstream.ts';
-import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const CALLER = 'session-reach-cap-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -85,9 +86,9 @@ describe('a held session remembers a bounded number of URLs it was sent on to', 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const send = (id: number, method: string, headers: Record<string, string> = {}) =>
+  const send = (id: number, method: string, headers: Record<string, string> = {}, token = CALLER) =>
     postProxy(
-      { url: proxy.url, token: CALLER },
+      { url: proxy.url, token },
       {
         mcp_server_url: `http://127.0.0.1:${port}/public/sse`,
         transport: 'sse',
@@ -131,5 +132,18 @@ describe('a held session remembers a bounded number of URLs it was sent on to', 
       `hops followed besides the endpoint: ${JSON.stringify(answeredAt)}`,
     );
     assert.ok(!answeredAt.includes(`/public/messages/${hops}`), 'the refused hop was not posted to');
+  });
+
+  it(`without a URL grant, follows hops past ${MAX_REACHED_URLS} (unrecorded) rather than refuse them`, async () => {
+    const init = await send(1, 'initialize', {}, TEST_TOKEN);
+    const sessionId = init.headers.get('mcp-session-id');
+    assert.ok(sessionId, `a held session was opened: ${JSON.stringify(init.body)}`);
+    const before = answeredAt.length;
+    for (let id = 2; id < 2 + 2 * MAX_REACHED_URLS; id++) {
+      const reply = await send(id, 'ping', { 'mcp-session-id': sessionId }, TEST_TOKEN);
+      assert.equal(reply.status, 200, `ping ${id}: ${JSON.stringify(reply.body)}`);
+      assert.equal(reply.body?.error, undefined, `ping ${id}: ${JSON.stringify(reply.body)}`);
+    }
+    assert.equal(answeredAt.length - before, 2 * MAX_REACHED_URLS, JSON.stringify(answeredAt.slice(before)));
   });
 });

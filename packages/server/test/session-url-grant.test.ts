@@ -181,4 +181,38 @@ describe('a sibling token’s session does not carry a narrower token past its g
     assert.equal(byNarrow.status, 404, text);
     assert.equal(JSON.parse(text).error?.data?.code, 'session_not_found', text);
   });
+
+  it('/mcp: the owner may DELETE its session whatever grant it was opened under (review15 URLPATTERN-3)', async () => {
+    const wide = await mint(proxy.url, 'dave', { urls: [`http://127.0.0.1:${port}/**`] });
+    const narrow = await mint(proxy.url, 'dave', { urls: [`http://127.0.0.1:${port}/public/**`] });
+    const url = `http://127.0.0.1:${port}/public/sse`;
+    const init = await mcpFetch({ url: proxy.url, token: wide.token }, url, {
+      body: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      },
+      headers: { 'x-mcp-transport': 'sse' },
+    });
+    const initText = await init.text();
+    const sessionId = init.headers.get('mcp-session-id');
+    assert.ok(sessionId, `the wide token holds a session: ${initText}`);
+    const session = {
+      'x-mcp-transport': 'sse',
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-06-18',
+    };
+    const ended = await mcpFetch({ url: proxy.url, token: narrow.token }, url, {
+      method: 'DELETE',
+      headers: session,
+    });
+    assert.equal(ended.status, 200, await ended.text());
+    const byWide = await mcpFetch({ url: proxy.url, token: wide.token }, url, {
+      body: { jsonrpc: '2.0', id: 2, method: 'ping' },
+      headers: session,
+    });
+    const text = await byWide.text();
+    assert.equal(byWide.status, 404, `the session outlived its owner's DELETE: ${text}`);
+  });
 });

@@ -120,7 +120,15 @@ export class HeldSessions {
  */
 export function servesCaller(session: HeldSession, targetKey: string, target: UpstreamTarget): boolean {
   const grant = target.kind === 'stdio' ? undefined : target.urlGrant;
-  return session.target === targetKey && session.reach?.grant === grant;
+  return endableBy(session, targetKey) && session.reach?.grant === grant;
+}
+
+/**
+ * Whether a caller whose request resolved to `targetKey` may END `session` (the store gave it to
+ * its owner): one to the same target, under any URL grant (review15 URLPATTERN-3).
+ */
+export function endableBy(session: HeldSession, targetKey: string): boolean {
+  return session.target === targetKey;
 }
 
 /**

@@ -39,21 +39,33 @@ export type ResolvedTarget = UpstreamTarget;
 /** A vetted target reached by URL. */
 type UrlTarget = Exclude<ResolvedTarget, { readonly kind: 'stdio' }>;
 
+/**
+ * An owner's grants after a reload, as the configuration now says them (identity/reload-reach.ts
+ * `grantsAfterReload`), given those it had (`before`): `undefined` when they are not known (then
+ * what its reach test is asked is refused) or the owner is gone.
+ */
+export type GrantsNow = (ownerId: string, before: TargetGrants) => TargetGrants | undefined;
+
 /** Resolves caller-named targets against the egress guard and the configured servers. */
 export class TargetResolver {
   #servers: Config['servers'];
   readonly #guard: EgressGuard;
   readonly #vetted: VetCache;
   readonly #patterns = new CompiledPatterns();
+  readonly #grantsNow: GrantsNow;
+  /** How many reloads have replaced the servers: a reach test made before one judges anew. */
+  #generation = 0;
 
   constructor(
     servers: Config['servers'],
     guard: EgressGuard,
     vetCache: VetCacheOptions = VET_CACHE_DEFAULTS,
+    grantsNow: GrantsNow = () => undefined,
   ) {
     this.#servers = servers;
     this.#guard = guard;
     this.#vetted = new VetCache(vetCache);
+    this.#grantsNow = grantsNow;
   }
 
   /** Forgets the URLs the guard accepted earlier: call it whenever the egress policy changes. */
@@ -73,6 +85,7 @@ export class TargetResolver {
       if (JSON.stringify(next) !== JSON.stringify(server)) changed.add(name);
     }
     this.#servers = servers;
+    this.#generation++;
     return changed;
   }
 
@@ -98,13 +111,20 @@ export class TargetResolver {
   }
 
   /**
-   * The reach test a raw URL target carries for a principal with these grants (see
+   * The reach test a raw URL target carries for `ownerId` with these grants (see
    * upstream/http.ts `ReachTest`), or none when no URL grant limits where it may go: then the
-   * egress guard alone vets redirects and SSE endpoints, as for configured servers.
+   * egress guard alone vets redirects and SSE endpoints, as for configured servers. Asked after
+   * a reload (a hop answered later), it judges by the owner's grants of now, and refuses when
+   * they are not known (review15 URLPATTERN-2).
    */
-  #reachTest(grants: TargetGrants | undefined): ReachTest | undefined {
+  #reachTest(grants: TargetGrants | undefined, ownerId: string | undefined): ReachTest | undefined {
     if (grants?.urls === undefined) return undefined;
-    return (url) => this.#reaches(grants, url.href);
+    const made = this.#generation;
+    return (url) => {
+      if (made === this.#generation) return this.#reaches(grants, url.href);
+      const now = ownerId === undefined ? undefined : this.#grantsNow(ownerId, grants);
+      return now !== undefined && this.#reaches(now, url.href);
+    };
   }
 
   /**
@@ -121,14 +141,14 @@ export class TargetResolver {
   }
 
   /**
-   * Vets and classifies a target for a principal with these grants: a configured server they do
+   * Vets and classifies a target for a principal (`ownerId`) with these grants: a configured server they do
    * not name looks unknown (its existence is not revealed), a raw URL they do not allow is
    * `forbidden_server`. The target's tool allowlist is its server's narrowed by the grants. A
    * raw URL target carries its reach test (`mayReach`, {@link TargetResolver.#reachTest}) and
    * its grant's digest (`urlGrant`); a configured server none: where its redirects and SSE endpoint lead is the operator's choice,
    * within the egress policy.
    */
-  async resolve(request: TargetRequest, grants?: TargetGrants): Promise<ResolvedTarget> {
+  async resolve(request: TargetRequest, grants?: TargetGrants, ownerId?: string): Promise<ResolvedTarget> {
     if ('url' in request) refuseUnjudgeable(request.url, grants?.urls !== undefined);
     if (!('server' in request) && !this.#permits(grants, request)) {
       throw new ProxyError('forbidden_server', undefined, { data: { reason: 'not_in_allowlist' } });
@@ -163,7 +183,7 @@ export class TargetResolver {
       };
     }
     const target = await this.#classify(request.url, request.transport, request.bearerToken);
-    const mayReach = this.#reachTest(grants);
+    const mayReach = this.#reachTest(grants, ownerId);
     if (mayReach === undefined) return tools === undefined ? target : { ...target, tools };
     return { ...target, tools, mayReach, urlGrant: digestOfUrls(grants?.urls) };
   }
@@ -216,7 +236,7 @@ export class TargetResolver {
  * The digest of a URL grant (its patterns, in order), which a held or pooled session records:
  * sessions are a principal's, and its tokens may carry different grants (review14 URLPATTERN-2).
  */
-function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
+export function digestOfUrls(urls: readonly string[] | undefined): string | undefined {
   return urls === undefined
     ? undefined
     : createHash('sha256').update(JSON.stringify(urls)).digest('base64url');

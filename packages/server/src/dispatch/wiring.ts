@@ -26,7 +26,7 @@ import { UpstreamConnector, type UpstreamTarget } from './connector.ts';
 import { EraDetector, EraVerdicts } from './era-detector.ts';
 import { HeldSessions, type HeldSessionsDeps } from './held-sessions.ts';
 import { DispatchPlanner } from './plan.ts';
-import { TargetResolver } from './targets.ts';
+import { type GrantsNow, TargetResolver } from './targets.ts';
 import { TransportVerdicts } from './transport-verdicts.ts';
 import { VET_CACHE_DEFAULTS } from './vet-cache.ts';
 
@@ -59,6 +59,8 @@ export interface DispatchDeps {
   readonly verdictStore?: Store | undefined;
   /** Hears the verdict store failing (throttled by the caller). */
   readonly onVerdictStoreError?: ((error: Error) => void) | undefined;
+  /** An owner's grants after a reload, for reach tests asked after one (targets.ts `GrantsNow`). */
+  readonly grantsNow: GrantsNow;
 }
 
 /** The dispatch parts of one app. */
@@ -110,7 +112,7 @@ export function buildDispatch(config: Config, deps: DispatchDeps): Dispatch {
   const eraVerdicts = new EraVerdicts(shared);
   const paramHeaders = new ParamHeaderCatalog({ now });
   const eras = new EraDetector({ http, verdicts: eraVerdicts, timeoutMs: config.upstream.timeoutMs });
-  const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now });
+  const targets = new TargetResolver(config.servers, guard, { ...VET_CACHE_DEFAULTS, now }, deps.grantsNow);
   const connector = new UpstreamConnector({
     guard,
     http,

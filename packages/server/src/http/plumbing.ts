@@ -49,6 +49,7 @@ export async function registerPlumbing(app: FastifyInstance, deps: PlumbingDeps)
   app.decorateRequest('targetHost', undefined);
   app.decorateRequest('errorCode', undefined);
   app.decorateRequest('targetKey', undefined);
+  app.decorateRequest('answeredFrom', undefined);
   app.decorateRequest('inFlightHeld', undefined);
 
   await app.register(fastifyCors, () => corsOptions(deps.access, deps.corsMaxAgeSeconds));

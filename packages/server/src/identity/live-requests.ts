@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import { onResponseClosed } from '../response-closed.ts';
+import type { ReachTest } from '../upstream/http.ts';
 import type { CredentialHoldings } from './credential-holdings.ts';
 import type { Grants } from './principal.ts';
 
@@ -17,7 +18,31 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Key of the target the request reaches (TargetResolver.key), once the route knows it. */
     targetKey: string | undefined;
+    /** The URL the upstream sent the request on to last (a redirect hop), which answers it. */
+    answeredFrom: string | undefined;
   }
+}
+
+/** Where a request records the URL its answer comes from: the request itself, on the routes. */
+export interface AnswerSource {
+  answeredFrom: string | undefined;
+}
+
+/**
+ * The reach test (`test`, none when no URL grant limits the caller) of a request whose answer a
+ * reload judges while it runs: each URL the upstream sends it on to and the test lets through is
+ * recorded on `source`, the last being the one that answers (review15 URLPATTERN-1).
+ */
+export function recordingReach(
+  source: AnswerSource | undefined,
+  test: ReachTest | undefined,
+): ReachTest | undefined {
+  if (source === undefined) return test;
+  return (url) => {
+    if (test !== undefined && !test(url)) return false;
+    source.answeredFrom = url.href;
+    return true;
+  };
 }
 
 /**
@@ -87,9 +112,12 @@ export class LiveRequests {
             recheck &&
             (() =>
               recheck((principal) => {
-                const targetKey = request.targetKey;
+                const { targetKey, answeredFrom } = request;
                 return (
-                  reaches === undefined || targetKey === undefined || reaches(principal.grants, targetKey)
+                  reaches === undefined ||
+                  targetKey === undefined ||
+                  (reaches(principal.grants, targetKey) &&
+                    (answeredFrom === undefined || reaches(principal.grants, answeredFrom)))
                 );
               })),
           stale: recheck?.stale(),
@@ -100,11 +128,17 @@ export class LiveRequests {
     };
   }
 
-  /** Ends, by closing its connection, every answer in progress that `mayKeep` refuses. */
+  /**
+   * Ends, by closing its connection, every answer in progress that `mayKeep` refuses: for its
+   * target, or for the URL a redirect took it to ({@link recordingReach}).
+   */
   endUnreachable(mayKeep: MayKeep): void {
     for (const [response, request] of this.#live) {
       const ownerId = request.identity?.principalKey;
-      if (ownerId !== undefined && !mayKeep(ownerId, request.targetKey)) response.destroy();
+      if (ownerId === undefined) continue;
+      const { targetKey, answeredFrom } = request;
+      if (!mayKeep(ownerId, targetKey) || (answeredFrom !== undefined && !mayKeep(ownerId, answeredFrom)))
+        response.destroy();
     }
   }
 }

@@ -4,7 +4,7 @@
  * whether an owner may keep what it has open to a target under the new configuration.
  */
 import type { Config } from '../config/config.ts';
-import type { TargetResolver } from '../dispatch/targets.ts';
+import { digestOfUrls, type GrantsNow, type TargetResolver } from '../dispatch/targets.ts';
 import type { HeldSession } from '../sessions/held-session.ts';
 import type { VirtualServers } from '../virtual/virtual-servers.ts';
 import type { Authenticator } from './authenticator.ts';
@@ -94,7 +94,8 @@ export interface ReloadVerdicts {
   /**
    * A held session: one to a virtual server, or a member session behind one (it applies each
    * request's tool grant: review10 GRANTS-5), outlives a tool-grant change. One to a raw URL
-   * ends unless every URL it reached (sessions/session-reach.ts) is still reached too.
+   * ends unless every URL it reached (sessions/session-reach.ts) is still reached too, and its
+   * owner's URL grant, where the configuration says it, is still the one it was opened under.
    */
   readonly sessions: (ownerId: string, session: HeldSession) => boolean;
 }
@@ -115,7 +116,42 @@ export function reloadVerdicts(
       const mayKeep = virtual.follows(session.target, session) ? untooled : requests;
       // And every URL its upstream sent it on to (review14 URLPATTERN-1): an SSE endpoint, a hop.
       const reached = session.reach?.urls ?? [];
-      return mayKeep(ownerId, session.target) && [...reached].every((url) => mayKeep(ownerId, url));
+      return (
+        mayKeep(ownerId, session.target) &&
+        [...reached].every((url) => mayKeep(ownerId, url)) &&
+        !regranted(reach.authenticator, ownerId, session)
+      );
     },
+  };
+}
+
+/**
+ * Whether a session to a raw URL was opened under another URL grant than its owner's now, where
+ * the configuration says the owner's grant (a config token): no request of the owner may use it
+ * any more (dispatch/held-sessions.ts `servesCaller`), so it ends rather than hold a place under
+ * the owner's session cap (review15 URLPATTERN-3). One opened without a URL grant (it may have
+ * gone on to more URLs than it records: sessions/session-reach.ts) ends so once its owner has one.
+ */
+function regranted(
+  authenticator: Pick<Authenticator, 'grantsOf'>,
+  ownerId: string,
+  session: HeldSession,
+): boolean {
+  if (session.reach === undefined || !ownerId.startsWith('static:')) return false;
+  const urls = authenticator.grantsOf(ownerId)?.urls;
+  return session.reach.grant !== digestOfUrls(urls);
+}
+
+/**
+ * An owner's grants after a reload, for a reach test asked after it (a redirect answered later:
+ * review15 URLPATTERN-2): a config token's as the configuration says them now; a minted token's
+ * are its own, fixed when minted, while its minter is configured; an OIDC principal's come with
+ * each of its tokens, so they are not known here (the hop is refused).
+ */
+export function grantsAfterReload(authenticator: Pick<Authenticator, 'grantsOf'>): GrantsNow {
+  return (ownerId, before) => {
+    if (ownerId.startsWith('static:')) return authenticator.grantsOf(ownerId);
+    if (ownerId.startsWith('minted:')) return authenticator.grantsOf(ownerId) && before;
+    return undefined;
   };
 }

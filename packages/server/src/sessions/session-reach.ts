@@ -8,8 +8,10 @@
 import type { ReachTest } from '../upstream/http.ts';
 
 /**
- * How many distinct URLs beyond its target a session's upstream may send it on to: past them a
- * new one is refused as out of reach (a reload could not judge an unbounded list).
+ * How many distinct URLs beyond its target a session records: past them, a new one is refused
+ * when a URL grant limits the session's caller (a reload could not judge an unbounded list), and
+ * otherwise followed unrecorded: such a session has no grant digest, so a reload that gives its
+ * owner a URL grant ends it (identity/reload-reach.ts), whatever it reached.
  */
 export const MAX_REACHED_URLS = 8;
 
@@ -30,13 +32,14 @@ export class SessionReach {
 
   /**
    * The session's reach test: the opener's (`test`, absent when no URL grant limits it), each URL
-   * it lets through remembered, up to {@link MAX_REACHED_URLS}.
+   * it lets through remembered, up to {@link MAX_REACHED_URLS}; past them a new URL is refused
+   * under a URL grant, and without one followed unrecorded (design note of review 15).
    */
   judging(test: ReachTest | undefined): ReachTest {
     return (url) => {
       if (test !== undefined && !test(url)) return false;
       if (this.#urls.has(url.href)) return true;
-      if (this.#urls.size >= MAX_REACHED_URLS) return false;
+      if (this.#urls.size >= MAX_REACHED_URLS) return test === undefined;
       this.#urls.add(url.href);
       return true;
     };

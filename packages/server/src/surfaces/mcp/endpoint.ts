@@ -25,6 +25,7 @@ import type { EventStreamOptions } from '../../http/event-stream-writer.ts';
 import { checkHostAndOrigin, checkProtocolVersion, type InboundPolicy } from '../../http/inbound-checks.ts';
 import { serverLabel, targetLabel } from '../../identity/audit-trail.ts';
 import type { FollowPrincipal } from '../../identity/followed-principal.ts';
+import { recordingReach } from '../../identity/live-requests.ts';
 import { isRequest, type JsonRpcMessage, type JsonRpcResponse, type MessageBatch } from '../../jsonrpc.ts';
 import { type ToolFilter, toolFilterFor } from '../../policy/tool-filter.ts';
 import type { OpenedSessionId, SessionIdSealer } from '../../sessions/session-id-sealer.ts';
@@ -128,7 +129,7 @@ export class McpEndpoint {
       if (resumed) return resumed;
     }
 
-    const resolved = await resolveTarget(this.#deps.targets, request, serverName, identity.grants);
+    const resolved = await resolveTarget(this.#deps.targets, request, serverName, identity);
     const target = await this.#signIns.withBrokeredToken(request, resolved, identity.principalKey);
     if (target === undefined) return this.#signIns.authRequired(request, reply, parsed, resolved, undefined);
     request.targetKey = TargetResolver.key(target);
@@ -312,7 +313,7 @@ export class McpEndpoint {
       return true;
     }
     if (!filter.filters(message) || !isRequest(message)) return false;
-    const result = await callOnce(this.#deps.http.reaching(target.mayReach), {
+    const result = await callOnce(this.#deps.http.reaching(recordingReach(request, target.mayReach)), {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,

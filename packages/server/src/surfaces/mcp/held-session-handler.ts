@@ -6,7 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
-import { type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
+import { endableBy, type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import {
@@ -117,17 +117,21 @@ export class HeldSessionHandler {
     return sendEventStream(reply, writer);
   }
 
-  /** DELETE: end the session and its upstream connection. */
+  /**
+   * DELETE: end the session and its upstream connection. Its owner may end it whatever URL grant
+   * it was opened under (review15 URLPATTERN-3): a session its grant no longer serves is not
+   * left holding a place under the owner's session cap.
+   */
   async delete(reply: FastifyReply, ctx: HeldSessionContext) {
     if (ctx.sessionId === undefined) throw new ProxyError('session_required');
-    this.#session(ctx.sessionId, ctx);
+    this.#session(ctx.sessionId, ctx, endableBy);
     await this.#deps.sessions.delete(ctx.sessionId);
     return reply.code(200).send();
   }
 
-  #session(id: string, ctx: HeldSessionContext): HeldSession {
+  #session(id: string, ctx: HeldSessionContext, serves = servesCaller): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
-    if (!session || session.closed || !servesCaller(session, ctx.targetKey, ctx.target))
+    if (!session || session.closed || !serves(session, ctx.targetKey, ctx.target))
       throw new ProxyError('session_not_found');
     return session;
   }

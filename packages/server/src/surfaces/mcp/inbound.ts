@@ -65,7 +65,7 @@ export async function resolveTarget(
   targets: TargetResolver,
   request: FastifyRequest,
   serverName: string | undefined,
-  grants: Grants,
+  { grants, principalKey }: { readonly grants: Grants; readonly principalKey: string },
 ): Promise<ResolvedTarget> {
   // Authorization is the caller's upstream token unless it carried the proxy credential; the
   // proxy credential itself, sent again as the upstream token, never goes upstream.
@@ -73,7 +73,8 @@ export async function resolveTarget(
     header(request, 'x-mcp-token') ??
     (request.credentialInAuthorization ? undefined : bearerOf(header(request, 'authorization')));
   const bearerToken = offered !== undefined && isProxyCredential(request, offered) ? undefined : offered;
-  if (serverName !== undefined) return targets.resolve({ server: serverName, bearerToken }, grants);
+  if (serverName !== undefined)
+    return targets.resolve({ server: serverName, bearerToken }, grants, principalKey);
   const url = header(request, 'x-mcp-server-url');
   if (url === undefined) {
     throw new ProxyError(
@@ -85,5 +86,5 @@ export async function resolveTarget(
   if (!(TRANSPORT_CHOICES as readonly string[]).includes(transport)) {
     throw new ProxyError('invalid_target', `X-MCP-Transport must be one of ${TRANSPORT_CHOICES.join(', ')}.`);
   }
-  return targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, grants);
+  return targets.resolve({ url, transport: transport as TransportChoice, bearerToken }, grants, principalKey);
 }

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../../errors.ts';
+import { recordingReach } from '../../identity/live-requests.ts';
 import { onResponseClosed } from '../../response-closed.ts';
 import type { SessionIdSealer } from '../../sessions/session-id-sealer.ts';
 import { relayedContentType } from '../../upstream/content-type.ts';
@@ -97,7 +98,8 @@ export class PassThrough {
       sessionId: forward.upstreamSessionId,
     });
     const headers = { ...forwarded, ...own };
-    return this.#http.reaching(forward.mayReach).send(forward.url, {
+    // A reload judges the answer by where it comes from (identity/live-requests.ts).
+    return this.#http.reaching(recordingReach(request, forward.mayReach)).send(forward.url, {
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
       ...(forward.body === undefined ? {} : { body: forward.body }),

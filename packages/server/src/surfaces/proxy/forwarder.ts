@@ -23,6 +23,7 @@ import { type TargetRequest, TargetResolver } from '../../dispatch/targets.ts';
 import { clientEraOf } from '../../eras/classify.ts';
 import { findProxyError, ProxyError } from '../../errors.ts';
 import { type RequestAudit, targetLabel } from '../../identity/audit-trail.ts';
+import { type AnswerSource, recordingReach } from '../../identity/live-requests.ts';
 import type { Principal } from '../../identity/principal.ts';
 import {
   isRequest,
@@ -58,6 +59,8 @@ export interface ForwardRequest {
   readonly audit?: RequestAudit | undefined;
   /** The caller's `Origin`: where the OAuth callback page reports a finished sign-in. */
   readonly origin?: string | undefined;
+  /** Where the URL that answers is recorded, for a reload to judge it (identity/live-requests.ts). */
+  readonly answer?: AnswerSource | undefined;
 }
 
 /** What came back. */
@@ -118,7 +121,11 @@ export class Forwarder {
       const answer = { caller: identity, message, protocolVersion, signal };
       return { response: await virtual.handle(request.target.server, answer) };
     }
-    const resolved = await this.#deps.targets.resolve(request.target, request.identity.grants);
+    const resolved = await this.#deps.targets.resolve(
+      request.target,
+      request.identity.grants,
+      request.identity.principalKey,
+    );
     request.audit?.target(targetLabel(resolved), resolved.tools);
     const broker = this.#deps.broker?.();
     // The broker acts only when neither the caller nor the operator gave an upstream credential.
@@ -282,17 +289,20 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await callOnce(this.#deps.http.reaching(target.mayReach), {
-      url: target.url,
-      bearerToken: target.bearerToken,
-      sessionId: upstreamSessionId,
-      protocolVersion: request.protocolVersion,
-      forwardHeaders: request.forwardHeaders,
-      message,
-      timeoutMs: this.#deps.timeoutMs,
-      signal: request.signal,
-      paramHeaders: this.#deps.paramHeaders,
-    });
+    const exchanged = await callOnce(
+      this.#deps.http.reaching(recordingReach(request.answer, target.mayReach)),
+      {
+        url: target.url,
+        bearerToken: target.bearerToken,
+        sessionId: upstreamSessionId,
+        protocolVersion: request.protocolVersion,
+        forwardHeaders: request.forwardHeaders,
+        message,
+        timeoutMs: this.#deps.timeoutMs,
+        signal: request.signal,
+        paramHeaders: this.#deps.paramHeaders,
+      },
+    );
     // The caller gets the upstream's id sealed; its own sealed id back while the upstream keeps it
     // (re-sealed if it came under an older secret).
     const issued = exchanged.sessionId;

@@ -59,6 +59,7 @@ export async function proxyRoutes(app: FastifyInstance, forwarder: Forwarder): P
       signal: callerSignal(reply),
       audit: request.audit,
       origin: header('origin'),
+      answer: request,
     });
     request.audit?.answer(result.response);
     if (result.sessionId) reply.header('mcp-session-id', result.sessionId);

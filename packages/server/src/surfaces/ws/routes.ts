@@ -132,7 +132,11 @@ export function registerWebSocket(app: FastifyInstance, options: WsRouteOptions)
         () => new FollowedPrincipal(identity, recheck, options.authenticator),
       );
       if (virtual !== undefined) return;
-      const resolved = await options.targets.resolve(accepted.target, accepted.identity.grants);
+      const resolved = await options.targets.resolve(
+        accepted.target,
+        accepted.identity.grants,
+        accepted.identity.principalKey,
+      );
       const broker = options.broker?.();
       let target = resolved;
       if (broker?.enabled && resolved.kind !== 'stdio' && resolved.bearerToken === undefined) {
