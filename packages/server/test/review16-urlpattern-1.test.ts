@@ -109,7 +109,11 @@ describe('a reload that changes nothing leaves a configured server redirected an
       signal: caller.signal,
     });
     try {
-      assert.equal(response.status, 200, `answer ${response.status}: ${response.ok ? '' : await response.text()}`);
+      assert.equal(
+        response.status,
+        200,
+        `answer ${response.status}: ${response.ok ? '' : await response.text()}`,
+      );
       const upstream = await opened;
       const reader = (response.body as ReadableStream<Uint8Array>).getReader();
       const decoder = new TextDecoder();
