@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.ts';
-import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const CALLER = 'review16-urlpattern-1-caller-0123456789';
 const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -142,5 +142,33 @@ describe('a reload that changes nothing leaves a configured server redirected an
     } finally {
       caller.abort();
     }
+  });
+  it('POST /proxy: the answer read from the hop arrives after a reload of the same configuration', async () => {
+    const opened = new Promise<ServerResponse>((resolve) => {
+      streamOpened = resolve;
+    });
+    const answer = postProxy(
+      { url: proxy.url, token: CALLER },
+      {
+        server: 'up',
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: {}, _meta: { progressToken: 't' } },
+      },
+    ).catch((error: unknown) => error);
+    // The setup works: the call was followed to /public/internal/mcp, which streams its answer.
+    const upstream = await opened;
+    proxy.app.reload(loadConfig({ env }));
+    upstream.end(
+      `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 2, result: { content: [] } })}\n\n`,
+    );
+    const reply = await answer;
+    assert.ok(
+      !(reply instanceof Error),
+      `a reload that changed nothing ended the POST /proxy answer read from a configured server's redirect hop: ${String(reply)}`,
+    );
+    assert.equal((reply as { status: number }).status, 200);
+    assert.deepEqual((reply as { body: unknown }).body, { jsonrpc: '2.0', id: 2, result: { content: [] } });
   });
 });
