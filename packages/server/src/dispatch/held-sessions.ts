@@ -11,7 +11,7 @@ import { SessionReach } from '../sessions/session-reach.ts';
 import type { AddOptions, SessionStore } from '../sessions/store.ts';
 import type { UpstreamTransport } from '../upstream/transport.ts';
 import type { UpstreamConnector, UpstreamTarget } from './connector.ts';
-import { TargetResolver } from './targets.ts';
+import { isRawUrlTarget, TargetResolver } from './targets.ts';
 
 /** A session just opened, and the id it is stored under. */
 export interface OpenedSession {
@@ -137,7 +137,7 @@ export function endableBy(session: HeldSession, targetKey: string): boolean {
  * one. A configured server's redirects and endpoint are the operator's choice.
  */
 function reachOf(target: UpstreamTarget): { target: UpstreamTarget; reach?: SessionReach } {
-  if (target.kind === 'stdio' || target.name !== undefined) return { target };
+  if (target.kind === 'stdio' || !isRawUrlTarget(target)) return { target };
   const reach = new SessionReach(target.urlGrant);
   return { target: { ...target, mayReach: reach.judging(target.mayReach) }, reach };
 }

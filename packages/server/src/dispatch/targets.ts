@@ -46,6 +46,15 @@ type UrlTarget = Exclude<ResolvedTarget, { readonly kind: 'stdio' }>;
  */
 export type GrantsNow = (ownerId: string, before: TargetGrants) => TargetGrants | undefined;
 
+/**
+ * Whether a target is a URL its caller named rather than a configured server: only such a
+ * target's redirect hops, SSE endpoint and sessions are judged by (and recorded for) the caller's
+ * URL grant; a configured server's are the operator's choice (docs/security.md "Redirects").
+ */
+export function isRawUrlTarget(target: { readonly name?: string | undefined }): boolean {
+  return target.name === undefined;
+}
+
 /** Resolves caller-named targets against the egress guard and the configured servers. */
 export class TargetResolver {
   #servers: Config['servers'];

@@ -7,6 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { isRawUrlTarget } from '../dispatch/targets.ts';
 import { ProxyError } from '../errors.ts';
 import { closeAfterRefusal } from '../limits/connection-deadlines.ts';
 import { onResponseClosed } from '../response-closed.ts';
@@ -29,15 +30,19 @@ export interface AnswerSource {
 }
 
 /**
- * The reach test (`test`, none when no URL grant limits the caller) of a request whose answer a
- * reload judges while it runs: each URL the upstream sends it on to and the test lets through is
- * recorded on `source`, the last being the one that answers (review15 URLPATTERN-1).
+ * The reach test of a request whose answer a reload judges while it runs, to `target` (its
+ * `mayReach`, none when no URL grant limits the caller): for a raw URL target, each URL the
+ * upstream sends the request on to and the test lets through is recorded on `source`, the last
+ * being the one that answers (review15 URLPATTERN-1). A configured server's hops are not
+ * recorded: where it redirects is the operator's choice, not the caller's reach (review16
+ * URLPATTERN-1).
  */
 export function recordingReach(
   source: AnswerSource | undefined,
-  test: ReachTest | undefined,
+  target: { readonly name?: string | undefined; readonly mayReach?: ReachTest | undefined },
 ): ReachTest | undefined {
-  if (source === undefined) return test;
+  const test = target.mayReach;
+  if (source === undefined || !isRawUrlTarget(target)) return test;
   return (url) => {
     if (test !== undefined && !test(url)) return false;
     source.answeredFrom = url.href;

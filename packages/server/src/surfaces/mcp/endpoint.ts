@@ -211,6 +211,7 @@ export class McpEndpoint {
     for (const message of inbound?.messages ?? []) checkHeaderAgreement(request.headers, message);
     const exchange: PassThroughRequest = {
       url: target.url,
+      name: target.name,
       bearerToken: target.bearerToken,
       mayReach: target.mayReach,
       upstreamSessionId: opened?.upstreamId,
@@ -313,7 +314,7 @@ export class McpEndpoint {
       return true;
     }
     if (!filter.filters(message) || !isRequest(message)) return false;
-    const result = await callOnce(this.#deps.http.reaching(recordingReach(request, target.mayReach)), {
+    const result = await callOnce(this.#deps.http.reaching(recordingReach(request, target)), {
       url: target.url,
       bearerToken: target.bearerToken,
       sessionId: target.upstreamSessionId,

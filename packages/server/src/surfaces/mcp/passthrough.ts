@@ -55,6 +55,8 @@ export const RELAYED_CONTENT_POLICY = "sandbox; default-src 'none'";
 /** One request passed through. */
 export interface PassThroughRequest {
   readonly url: URL;
+  /** The configured server's name, when the caller named one (not a raw URL). */
+  readonly name?: string | undefined;
   readonly bearerToken?: string | undefined;
   /** Where the upstream's redirects may take the request for this caller (dispatch/targets.ts). */
   readonly mayReach?: ReachTest | undefined;
@@ -99,7 +101,7 @@ export class PassThrough {
     });
     const headers = { ...forwarded, ...own };
     // A reload judges the answer by where it comes from (identity/live-requests.ts).
-    return this.#http.reaching(recordingReach(request, forward.mayReach)).send(forward.url, {
+    return this.#http.reaching(recordingReach(request, forward)).send(forward.url, {
       method: request.method as 'GET' | 'POST' | 'DELETE',
       headers,
       ...(forward.body === undefined ? {} : { body: forward.body }),

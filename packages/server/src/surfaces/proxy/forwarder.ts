@@ -276,6 +276,8 @@ export class Forwarder {
   async #viaStreamable(
     target: {
       readonly url: URL;
+      /** The configured server's name, when the caller named one. */
+      readonly name?: string | undefined;
       readonly bearerToken?: string | undefined;
       readonly tools?: readonly string[] | undefined;
       readonly mayReach?: ReachTest | undefined;
@@ -290,7 +292,7 @@ export class Forwarder {
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
     const exchanged = await callOnce(
-      this.#deps.http.reaching(recordingReach(request.answer, target.mayReach)),
+      this.#deps.http.reaching(recordingReach(request.answer, target)),
       {
         url: target.url,
         bearerToken: target.bearerToken,
