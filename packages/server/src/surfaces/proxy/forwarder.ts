@@ -291,20 +291,17 @@ export class Forwarder {
     const filter = toolFilterFor(target);
     const refusal = filter?.refusal(message);
     if (refusal) return { response: refusal, sessionId: opened?.sealedId };
-    const exchanged = await callOnce(
-      this.#deps.http.reaching(recordingReach(request.answer, target)),
-      {
-        url: target.url,
-        bearerToken: target.bearerToken,
-        sessionId: upstreamSessionId,
-        protocolVersion: request.protocolVersion,
-        forwardHeaders: request.forwardHeaders,
-        message,
-        timeoutMs: this.#deps.timeoutMs,
-        signal: request.signal,
-        paramHeaders: this.#deps.paramHeaders,
-      },
-    );
+    const exchanged = await callOnce(this.#deps.http.reaching(recordingReach(request.answer, target)), {
+      url: target.url,
+      bearerToken: target.bearerToken,
+      sessionId: upstreamSessionId,
+      protocolVersion: request.protocolVersion,
+      forwardHeaders: request.forwardHeaders,
+      message,
+      timeoutMs: this.#deps.timeoutMs,
+      signal: request.signal,
+      paramHeaders: this.#deps.paramHeaders,
+    });
     // The caller gets the upstream's id sealed; its own sealed id back while the upstream keeps it
     // (re-sealed if it came under an older secret).
     const issued = exchanged.sessionId;
