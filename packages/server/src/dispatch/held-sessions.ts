@@ -124,6 +124,17 @@ export function servesCaller(session: HeldSession, targetKey: string, target: Up
 }
 
 /**
+ * {@link servesCaller}, and when it does, the session judges its upstream's further hops by this
+ * caller's reach test (`target.mayReach`, made for the request: sessions/session-reach.ts
+ * `judgeBy`). What a request that uses a held session calls.
+ */
+export function serveCaller(session: HeldSession, targetKey: string, target: UpstreamTarget): boolean {
+  if (!servesCaller(session, targetKey, target)) return false;
+  if (target.kind !== 'stdio') session.reach?.judgeBy(target.mayReach);
+  return true;
+}
+
+/**
  * Whether a caller whose request resolved to `targetKey` may END `session` (the store gave it to
  * its owner): one to the same target, under any URL grant (review15 URLPATTERN-3).
  */

@@ -30,18 +30,33 @@ export class SessionReach {
     return this.#urls;
   }
 
+  /** The reach test of the session's latest caller; absent when no URL grant limits it. */
+  #test: ReachTest | undefined;
+
   /**
-   * The session's reach test: the opener's (`test`, absent when no URL grant limits it), each URL
-   * it lets through remembered, up to {@link MAX_REACHED_URLS}; past them a new URL is refused
-   * under a URL grant, and without one followed unrecorded (design note of review 15).
+   * The session's reach test: its caller's (`test`, the opener's until {@link SessionReach.judgeBy}),
+   * each URL it lets through remembered, up to {@link MAX_REACHED_URLS}; past them a new URL is
+   * refused under a URL grant, and without one followed unrecorded (design note of review 15).
    */
   judging(test: ReachTest | undefined): ReachTest {
+    this.#test = test;
     return (url) => {
-      if (test !== undefined && !test(url)) return false;
+      const now = this.#test;
+      if (now !== undefined && !now(url)) return false;
       if (this.#urls.has(url.href)) return true;
-      if (this.#urls.size >= MAX_REACHED_URLS) return test === undefined;
+      if (this.#urls.size >= MAX_REACHED_URLS) return now === undefined;
       this.#urls.add(url.href);
       return true;
     };
+  }
+
+  /**
+   * Judges the session's further hops by `test`: the reach test of a request it now serves, made
+   * for that request (after any reload) under the same URL grant (dispatch/held-sessions.ts
+   * `serveCaller`). An opener's test made before a reload may not know its owner's grants any
+   * more (an OIDC token's come with each token: review16 URLPATTERN-2); the caller's of now does.
+   */
+  judgeBy(test: ReachTest | undefined): void {
+    this.#test = test;
   }
 }

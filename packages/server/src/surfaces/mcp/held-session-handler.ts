@@ -6,7 +6,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
-import { endableBy, type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
+import { endableBy, type HeldSessions, serveCaller } from '../../dispatch/held-sessions.ts';
 import { ProxyError, toJsonRpcError } from '../../errors.ts';
 import { callerSignal } from '../../http/caller-signal.ts';
 import {
@@ -129,7 +129,7 @@ export class HeldSessionHandler {
     return reply.code(200).send();
   }
 
-  #session(id: string, ctx: HeldSessionContext, serves = servesCaller): HeldSession {
+  #session(id: string, ctx: HeldSessionContext, serves = serveCaller): HeldSession {
     const session = this.#deps.sessions.get(id, ctx.ownerId);
     if (!session || session.closed || !serves(session, ctx.targetKey, ctx.target))
       throw new ProxyError('session_not_found');

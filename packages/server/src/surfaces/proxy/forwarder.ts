@@ -12,7 +12,7 @@ import type { OAuthBroker } from '../../credentials/broker.ts';
 import { LiveCredential } from '../../credentials/live-credential.ts';
 import { answerOfFailure } from '../../dispatch/answer-rules.ts';
 import type { UpstreamTarget } from '../../dispatch/connector.ts';
-import { type HeldSessions, servesCaller } from '../../dispatch/held-sessions.ts';
+import { type HeldSessions, serveCaller } from '../../dispatch/held-sessions.ts';
 import {
   type DispatchPlanner,
   type PassThroughRoute,
@@ -210,7 +210,7 @@ export class Forwarder {
       case 'held': {
         const session = this.#deps.sessions.get(route.sessionId, route.ownerId);
         if (!session || session.closed) throw new ProxyError('session_not_found');
-        if (!servesCaller(session, route.targetKey, route.target)) {
+        if (!serveCaller(session, route.targetKey, route.target)) {
           throw new ProxyError(
             'session_not_found',
             'This proxy session belongs to another MCP server or URL grant.',
