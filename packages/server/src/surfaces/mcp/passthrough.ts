@@ -12,6 +12,7 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { UpstreamTarget } from '../../dispatch/connector.ts';
 import { ProxyError } from '../../errors.ts';
 import { recordingReach } from '../../identity/live-requests.ts';
 import { onResponseClosed } from '../../response-closed.ts';
@@ -23,7 +24,6 @@ import {
   discard,
   drain,
   headerValue,
-  type ReachTest,
   tooLarge,
   toUpstreamError,
   type UpstreamHttp,
@@ -52,14 +52,11 @@ const RELAYED = ['mcp-protocol-version', 'www-authenticate', 'retry-after', 'cac
  */
 export const RELAYED_CONTENT_POLICY = "sandbox; default-src 'none'";
 
-/** One request passed through. */
-export interface PassThroughRequest {
-  readonly url: URL;
-  /** The configured server's name, when the caller named one (not a raw URL). */
-  readonly name?: string | undefined;
-  readonly bearerToken?: string | undefined;
-  /** Where the upstream's redirects may take the request for this caller (dispatch/targets.ts). */
-  readonly mayReach?: ReachTest | undefined;
+/** An HTTP upstream as the dispatch layer resolved it. */
+type HttpTarget = Extract<UpstreamTarget, { readonly url: URL }>;
+
+/** One request passed through: its target's URL, name, credential and reach, and the session. */
+export interface PassThroughRequest extends Pick<HttpTarget, 'url' | 'name' | 'bearerToken' | 'mayReach'> {
   /** The upstream's session id, unsealed. */
   readonly upstreamSessionId?: string | undefined;
   /** The caller's sealed id (handed back while the upstream keeps its id), re-sealed if stale. */
