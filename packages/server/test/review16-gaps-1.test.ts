@@ -39,7 +39,7 @@ test('a cancellation told again after a subscriber came back does not cancel a n
   const watcher = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   /** Clients subscribed to a channel (pattern subscribers aside). */
   const subscribers = async () =>
-    ((await admin.client('LIST', 'TYPE', 'pubsub')) as string)
+    String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
       .split('\n')
       .filter((line) => / sub=[1-9]/.test(line)).length;
   const leaving = new AbortController();
