@@ -10,24 +10,32 @@
 /** How a failed look-up of a session's end mark is tried again: at most this often, doubling apart. */
 export const END_LOOKUP = { retries: 3, firstRetryMs: 500 } as const;
 
+/** What a look at a session's end mark said first: ended, live, or that the store could not say. */
+export type EndLook = 'ended' | 'live' | 'unknown';
+
 /**
  * Asks `ended` whether the session was ended (its mark in the store) while `live()` holds, and
  * calls `end` when it was. A store that cannot say is asked again ({@link END_LOOKUP}), not
- * taken for "not ended". Resolves once the first answer is in (or the first failure).
+ * taken for "not ended". Resolves with the first answer: 'unknown' when the first ask failed
+ * (the retries go on), 'live' when nothing holds the session any more.
  */
 export async function lookUpEnd(
   ended: () => Promise<boolean>,
   live: () => boolean,
   end: () => void,
   attempt = 0,
-): Promise<void> {
-  if (!live()) return;
+): Promise<EndLook> {
+  if (!live()) return 'live';
   try {
-    if (await ended()) end();
+    if (!(await ended())) return 'live';
+    end();
+    return 'ended';
   } catch {
-    if (attempt >= END_LOOKUP.retries) return;
-    const again = () => void lookUpEnd(ended, live, end, attempt + 1);
-    setTimeout(again, END_LOOKUP.firstRetryMs * 2 ** attempt).unref();
+    if (attempt < END_LOOKUP.retries) {
+      const again = () => void lookUpEnd(ended, live, end, attempt + 1);
+      setTimeout(again, END_LOOKUP.firstRetryMs * 2 ** attempt).unref();
+    }
+    return 'unknown';
   }
 }
 

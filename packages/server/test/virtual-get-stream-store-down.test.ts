@@ -1,11 +1,10 @@
 /**
- * Review 16 (gaps), finding 2: a GET stream's look at its session's end mark fails OPEN. Since
- * fix-gaps-3 the GET waits for the hold's first look (virtual-servers.ts holdSession `looked`)
- * instead of reading the session again (before: `sessionOf`, whose store failure was the GET's
- * error). `lookUpEnd` (virtual/session-ends.ts) resolves `looked` on the first FAILURE too, the
- * hold is not aborted, and openStream (surfaces/mcp/virtual-handler.ts) sends 200 and the stream:
- * a session DELETEd through another instance before this one listened is served a live stream
- * while the store cannot say (and on for good once the 3 retries fail too).
+ * A GET stream whose look at its session's end mark fails is a 503, never an open stream: the
+ * hold reports the first look's outcome (virtual-servers.ts holdSession `looked`: 'ended' |
+ * 'live' | 'unknown') and openStream (surfaces/mcp/virtual-handler.ts) answers 404 when ended,
+ * 503 `store_unavailable` when the store could not say. Review 16 (gaps), finding 2, found it
+ * failing OPEN: a session DELETEd through another instance before this one listened was served
+ * a live stream while the store could not say.
  *
  * `running` reaches a real redis-server through a forwarder that holds its SUBSCRIBE (the end is
  * published to nobody there); the session ends through `elsewhere`; then Redis stops answering
