@@ -1,10 +1,9 @@
 /**
- * Review 16 (gaps), finding 1: a subscriber that comes back moves the channel's "listened since"
- * to now (virtual/fleet-channels.ts #cameBack `watched.listening.madeAt = this.#now()`), and a
- * cancellation told again is acted on for a call started by then (fleet-cancels.ts heard ->
- * RunningCalls.cancel startedBy). A call that reused the id while the subscriber was away (its
- * command connection up: the instance serves) started AFTER the cancellation was passed on, yet
- * before the new "listened since": the retelling cancels the newer call.
+ * A cancellation told again after a subscriber came back is acted on only for a call that started
+ * before the subscriber was lost (virtual/fleet-channels.ts heardSince: a later round is judged by
+ * `lostAt`; the store says how long it was away), never for a newer call that reused the id while
+ * the subscriber was away (its command connection up: the instance serves). Review 16 (gaps),
+ * finding 1, found "listening since" moved to the comeback, so the retelling cancelled the newer call.
  *
  * Scenario: the client cancels call 7 just as it completes (the cancellation crosses its answer:
  * nothing runs under 7 anywhere, `elsewhere` passes it on and keeps it 30 s). `running`'s
