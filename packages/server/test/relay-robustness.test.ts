@@ -17,7 +17,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { type RelayBox, relayBox } from '../src/http/relay-box.ts';
 import { decodeRelayMessage } from '../src/http/relay-wire.ts';
 import { MemoryStore } from '../src/store/memory-store.ts';
-import { namespaced, type Store } from '../src/store/store.ts';
+import { type MissedListener, namespaced, type Store } from '../src/store/store.ts';
 import { eventually } from './helpers/eventually.ts';
 import { startEverything } from './helpers/everything.ts';
 import { postProxy, type Reply, type RunningProxy, startProxy } from './helpers/proxy.ts';
@@ -49,7 +49,7 @@ interface Tamper {
   /** Before each setIfAbsent; may throw. */
   setIfAbsent?: (key: string) => void;
   /** Hears each `missed` listener registered. */
-  missed?: (channel: string, listener: () => void) => void;
+  missed?: (channel: string, listener: MissedListener) => void;
 }
 
 /** Relay messages one view published: `{ channel, message }` parsed. */
@@ -158,7 +158,7 @@ it("the owner's subscription dropping ends a relayed call with a retry, never a 
   timeout: 20_000,
 }, async () => {
   store = new MemoryStore(SYSTEM_CLOCK);
-  const missed: Array<() => void> = [];
+  const missed: MissedListener[] = [];
   const ownerPublished: Published[] = [];
   const a = await instance(
     view(
@@ -173,7 +173,7 @@ it("the owner's subscription dropping ends a relayed call with a retry, never a 
   // The owner runs it (it has acknowledged it).
   await eventually(() => ownerPublished.some((m) => m.k === 'ack'), { what: "the owner's ack" });
   assert.ok(missed.length > 0);
-  for (const listener of missed) listener();
+  for (const listener of missed) listener(0);
   const reply = await call;
   assertInterrupted(reply);
   assert.ok(performance.now() - started < 4_000, 'told before the call would have answered');
@@ -430,7 +430,7 @@ it("a subscription that missed messages has the instance's claims written again"
   timeout: 20_000,
 }, async () => {
   store = new MemoryStore(SYSTEM_CLOCK);
-  const missed: Array<() => void> = [];
+  const missed: MissedListener[] = [];
   const a = await instance(
     view({ missed: (channel, listener) => channel.startsWith('relay:') && missed.push(listener) }),
   );
@@ -438,7 +438,7 @@ it("a subscription that missed messages has the instance's claims written again"
   const sid = await openSession(a);
   const owner = await store.get(`instances:session:${sid}`);
   await store.delete(`instances:session:${sid}`);
-  for (const listener of missed) listener();
+  for (const listener of missed) listener(0);
   await eventually(async () => (await store.get(`instances:session:${sid}`)) === owner, {
     timeoutMs: 6_000,
     what: 'the claim written again',

@@ -235,12 +235,19 @@ export class RedisStore implements Store {
       autoResubscribe: false,
     });
     let connectedBefore = false;
+    /** When the subscriber was lost (performance.now()), until it is subscribed again. */
+    let lostAt: number | undefined;
+    subscriber.on('close', () => {
+      lostAt ??= performance.now();
+    });
     subscriber.on('ready', () => {
       this.#unanswered = false;
       if (!connectedBefore) {
         connectedBefore = true;
         return;
       }
+      const lost = lostAt ?? performance.now();
+      lostAt = undefined;
       const channels = this.#channels.channels();
       if (channels.length === 0) return;
       // Its users look up what they missed and say they listen again: told once the other
@@ -249,7 +256,8 @@ export class RedisStore implements Store {
         async () => {
           await Promise.all([this.#redis, this.#publisher].map((one) => readyOf(one, MISSED_WAIT_MS)));
           if (this.#closed) return;
-          for (const missed of this.#missed) missed();
+          const awayMs = performance.now() - lost;
+          for (const missed of this.#missed) missed(awayMs);
         },
         (error: Error) => this.#onError(error),
       );

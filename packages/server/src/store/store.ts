@@ -15,8 +15,9 @@ export type StoreListener = (message: string) => void;
 /**
  * Called when a subscription is back after its connection dropped (Redis): messages published
  * in between were never delivered, so a listener that keeps state re-reads what it relies on.
+ * `awayMs`: how long before this call the subscriber was lost (its connection closed).
  */
-export type MissedListener = () => void;
+export type MissedListener = (awayMs: number) => void;
 
 /** Shared state. Keys and channels are plain strings; values are strings (JSON by convention). */
 export interface Store extends RateStore {

@@ -96,14 +96,18 @@ export class FleetCancels {
    */
   retell(principalKey: string, to: unknown, round: unknown): void {
     if (typeof to !== 'string') return;
-    const tag = Number.isSafeInteger(round) ? `${to}#${round as number}` : to;
-    this.#passed.retell(principalKey, tag, (body) => this.#channel.tell(principalKey, { ...body, again: 1 }));
+    const n = Number.isSafeInteger(round) ? (round as number) : undefined;
+    const tag = n === undefined ? to : `${to}#${n}`;
+    // Told again with the round it is for: a later round's hearer judges it by when it was lost.
+    const again = n === undefined ? { again: 1 } : { again: 1, n };
+    this.#passed.retell(principalKey, tag, (body) => this.#channel.tell(principalKey, { ...body, ...again }));
   }
 
   /**
    * A cancellation heard on the principal's channel, which this instance listens to since
    * `listenedAt`: acted on once per nonce; told again, only on a call that started by then (a
-   * newer one would have heard it the first time).
+   * newer one would have heard it the first time; for a subscriber that came back, `listenedAt`
+   * is when it was lost: a call started while it was away may have reused the id).
    */
   heard(principalKey: string, body: JsonObject, listenedAt: number | undefined): void {
     const { id, name, session, nonce } = body as Partial<CancelBody>;

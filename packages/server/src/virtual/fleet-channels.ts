@@ -20,7 +20,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { asObject, type JsonObject } from '../jsonrpc.ts';
 import { throttledWarning } from '../observability/throttled-warning.ts';
-import { namespaced, type Store } from '../store/store.ts';
+import { type MissedListener, namespaced, type Store } from '../store/store.ts';
 import { type Lane, OutgoingBytes } from './fleet-outgoing.ts';
 
 /** The purpose (HKDF label) of the key that seals these messages: no other use's key. */
@@ -98,6 +98,11 @@ interface Watched {
    * was published meanwhile is lost: the other instances hear it as a new listener).
    */
   round: number;
+  /**
+   * When its subscriber was last lost (this instance's clock), once it came back: calls started
+   * since may have reused an id a cancellation told again then was meant for (review16 GAPS-1).
+   */
+  lostAt?: number;
   /** What looks up what was told on the channel while it was not listened to ({@link FleetChannels.whenListening}). */
   readonly looks: Set<() => void>;
 }
@@ -200,9 +205,16 @@ export class FleetChannels {
     };
   }
 
-  /** When the principal's channel was listened to here (this instance's clock), if it is. */
-  madeAt(principalKey: string): number | undefined {
-    return this.#watched.get(principalKey)?.listening.madeAt;
+  /**
+   * Since when the principal's channel was heard here for a word told again for subscription
+   * `round` (its `n`; this instance's clock), if it is listened to: for round 0, since the
+   * subscription was made; for a later round (its subscriber came back), until it was lost only.
+   */
+  heardSince(principalKey: string, round: unknown): number | undefined {
+    const watched = this.#watched.get(principalKey);
+    if (watched === undefined) return undefined;
+    const later = typeof round === 'number' && round > 0;
+    return later ? (watched.lostAt ?? watched.listening.madeAt) : watched.listening.madeAt;
   }
 
   /**
@@ -218,7 +230,7 @@ export class FleetChannels {
       const listening = this.#listen(
         channel,
         (body) => this.#hearing.heard(principalKey, body),
-        () => this.#cameBack(principalKey),
+        (awayMs) => this.#cameBack(principalKey, awayMs),
       );
       watched = { count: 0, listening, round: 0, looks: new Set() };
       this.#watched.set(principalKey, watched);
@@ -243,14 +255,15 @@ export class FleetChannels {
 
   /**
    * The subscriber to the principal's channel came back (what was published meanwhile is lost):
-   * its owner hears so, the channel counts as listened to from now, the other instances hear it
-   * as a new listener (they tell again what they keep), and what looks up the lost words does.
+   * its owner hears so, what is told again for the new round counts as heard until it was lost
+   * `awayMs` ago, the other instances hear it as a new listener (they tell again what they keep),
+   * and what looks up the lost words does.
    */
-  #cameBack(principalKey: string): void {
+  #cameBack(principalKey: string, awayMs: number): void {
     const watched = this.#watched.get(principalKey);
     if (watched === undefined || this.#closed) return;
     watched.round += 1;
-    watched.listening.madeAt = this.#now();
+    watched.lostAt = this.#now() - awayMs;
     this.#hearing.missed(principalKey);
     this.#hearing.listened(principalKey, watched.round);
     for (const look of [...watched.looks]) look();
@@ -271,7 +284,7 @@ export class FleetChannels {
    * sealing), carries a principal and is not this instance's own is heard; `missed` hears that
    * messages may have been lost (the subscriber was away).
    */
-  #listen(channel: string, hear: (body: JsonObject) => void, missed?: () => void): Listening {
+  #listen(channel: string, hear: (body: JsonObject) => void, missed?: MissedListener): Listening {
     const deps = this.#deps as FleetDeps;
     const listener = (text: string) => {
       const plain = deps.box === undefined ? text : deps.box.open(channel, text)?.toString('utf8');

@@ -221,7 +221,8 @@ export class FleetStreams {
       this.#here.end(principalKey, body.session);
       this.#calls.ended(principalKey, body.session);
     }
-    if (body.t === 'cancel') this.#cancels.heard(principalKey, body, this.#channels.madeAt(principalKey));
+    if (body.t === 'cancel')
+      this.#cancels.heard(principalKey, body, this.#channels.heardSince(principalKey, body.n));
     if (body.t === 'listening') this.#cancels.retell(principalKey, body.from, body.n);
     if (body.t !== 'member' || typeof body.member !== 'string' || !isJsonRpcMessage(body.message)) return;
     const name = this.#here.heard(principalKey, body.member, body.message);

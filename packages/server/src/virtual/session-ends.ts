@@ -7,28 +7,66 @@
  * nothing holds.
  */
 
+import { setTimeout as delay } from 'node:timers/promises';
+
 /** How a failed look-up of a session's end mark is tried again: at most this often, doubling apart. */
 export const END_LOOKUP = { retries: 3, firstRetryMs: 500 } as const;
+
+/** What a look at a session's end mark said first: ended, live, or that the store could not say. */
+export type EndLook = 'ended' | 'live' | 'unknown';
 
 /**
  * Asks `ended` whether the session was ended (its mark in the store) while `live()` holds, and
  * calls `end` when it was. A store that cannot say is asked again ({@link END_LOOKUP}), not
- * taken for "not ended". Resolves once the first answer is in (or the first failure).
+ * taken for "not ended". `first` hears the first answer: 'unknown' when the first ask failed
+ * (the retries go on), 'live' when nothing holds the session any more. Resolves once done.
  */
 export async function lookUpEnd(
   ended: () => Promise<boolean>,
   live: () => boolean,
   end: () => void,
-  attempt = 0,
+  first: (outcome: EndLook) => void,
 ): Promise<void> {
-  if (!live()) return;
-  try {
-    if (await ended()) end();
-  } catch {
-    if (attempt >= END_LOOKUP.retries) return;
-    const again = () => void lookUpEnd(ended, live, end, attempt + 1);
-    setTimeout(again, END_LOOKUP.firstRetryMs * 2 ** attempt).unref();
+  for (let attempt = 0; ; attempt += 1) {
+    if (!live()) return first('live');
+    try {
+      const was = await ended();
+      if (was) end();
+      return first(was ? 'ended' : 'live');
+    } catch {
+      first('unknown');
+      if (attempt >= END_LOOKUP.retries) return;
+      await delay(END_LOOKUP.firstRetryMs * 2 ** attempt, undefined, { ref: false });
+    }
   }
+}
+
+/**
+ * What looks a held session's end up each time it is asked to ({@link lookUpEnd}), one look
+ * (with its retries) at a time: asked meanwhile, it looks once more when that one is done.
+ */
+export function endLooker(
+  ended: () => Promise<boolean>,
+  live: () => boolean,
+  end: () => void,
+  first: (outcome: EndLook) => void,
+): () => void {
+  let looking = false;
+  let again = false;
+  const look = (): void => {
+    if (looking) {
+      again = true;
+      return;
+    }
+    looking = true;
+    void lookUpEnd(ended, live, end, first).finally(() => {
+      looking = false;
+      if (!again) return;
+      again = false;
+      look();
+    });
+  };
+  return look;
 }
 
 /** A hold on a session's end: its signal, and what gives the hold back. */

@@ -36,7 +36,7 @@ import type { MemberSessions } from './member-sessions.ts';
 import { MemberView } from './member-view.ts';
 import { NameClaims } from './name-claims.ts';
 import { callKey, RunningCalls } from './running-calls.ts';
-import { lookUpEnd, SessionEnds, type SessionHold } from './session-ends.ts';
+import { type EndLook, endLooker, SessionEnds, type SessionHold } from './session-ends.ts';
 import type { SearchBudget } from './tool-search.ts';
 import { virtualNameOf } from './virtual-key.ts';
 import { answerRouted } from './virtual-routes.ts';
@@ -304,33 +304,33 @@ export class VirtualServers {
    * before this instance listened went unheard: once listening (and again when a subscription
    * slower than that wait is made, and each time the store's subscriber comes back:
    * {@link FleetStreams.whenListening}), `ended` (the session's mark in the store) is asked while
-   * the hold is held (a store that cannot say is asked again, bounded: `lookUpEnd`), and a session
-   * ended meanwhile ends here too. `looked` resolves once the first answer is in (or the release).
+   * the hold is held (a store that cannot say is asked again, bounded, one look at a time: `endLooker`), and a session
+   * ended meanwhile ends here too. `looked` resolves with the first look's outcome: 'ended',
+   * 'live', or 'unknown' when the store could not say (the release before any answer: 'unknown').
    */
   holdSession(
     principalKey: string,
     session: string,
     ended: () => Promise<boolean>,
-  ): SessionHold & { readonly looked: Promise<void> } {
+  ): SessionHold & { readonly looked: Promise<EndLook> } {
     const hold = this.#sessionEnds.hold(principalKey, session);
     const unwatch = this.#streams.watch(principalKey);
     let released = false;
     const live = () => !released && !hold.signal.aborted;
     const end = () => this.#sessionEnds.end(principalKey, session);
-    let firstLooked: (() => void) | undefined;
-    const looked = new Promise<void>((resolve) => {
+    let firstLooked: ((outcome: EndLook) => void) | undefined;
+    const looked = new Promise<EndLook>((resolve) => {
       firstLooked = resolve;
     });
-    const stopLooking = this.#streams.whenListening(principalKey, () => {
-      void lookUpEnd(ended, live, end).finally(firstLooked);
-    });
+    const look = endLooker(ended, live, end, (outcome) => firstLooked?.(outcome));
+    const stopLooking = this.#streams.whenListening(principalKey, look);
     return {
       signal: hold.signal,
       looked,
       release: () => {
         released = true;
         stopLooking();
-        firstLooked?.();
+        firstLooked?.('unknown');
         hold.release();
         unwatch();
       },

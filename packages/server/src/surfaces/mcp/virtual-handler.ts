@@ -31,6 +31,7 @@ import { checkHeaderAgreement, declaredVersion } from '../../upstream/request-me
 import type { LoggedSession } from '../../virtual/answer-events.ts';
 import type { ClientSession, ClientSessions } from '../../virtual/client-sessions.ts';
 import type { VirtualChannel } from '../../virtual/member-requests.ts';
+import type { EndLook } from '../../virtual/session-ends.ts';
 import { SearchBudget } from '../../virtual/tool-search.ts';
 import type { VirtualServers } from '../../virtual/virtual-servers.ts';
 import type { VirtualPoolTarget } from '../../virtual/virtual-session.ts';
@@ -299,7 +300,7 @@ async function openStream(
     session?.key,
   );
   writer.onClose(close);
-  let looked = Promise.resolve();
+  let looked: Promise<EndLook> = Promise.resolve('live');
   let ended = () => false;
   if (session !== undefined) {
     // An end told before this instance listened (a subscription slower than `ready`'s wait
@@ -320,11 +321,12 @@ async function openStream(
   // other instances too (a member session there may be about to send), not with the first event.
   await ready;
   // A DELETE on another instance before this one listened for it went unheard: the hold looks
-  // the session's end mark up once listening (one store read), and its end is a 404 still.
-  await looked;
-  if (ended()) {
+  // the session's end mark up once listening (one store read), and its end is a 404 still; a
+  // store that could not say is a 503, never an open stream (review16 GAPS-2).
+  const outcome = await looked;
+  if (ended() || outcome !== 'live') {
     writer.close();
-    throw new ProxyError('session_not_found');
+    throw new ProxyError(ended() || outcome === 'ended' ? 'session_not_found' : 'store_unavailable');
   }
   writer.comment('stream open');
   return sendEventStream(reply, writer);
