@@ -13,6 +13,7 @@ import { META, metaOf } from '../eras/classify.ts';
 import type { JsonObject, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../jsonrpc.ts';
 import { isResponse } from '../jsonrpc.ts';
 import type { ToolFilter } from '../policy/tool-filter.ts';
+import type { ReachTest } from '../upstream/http.ts';
 import type { HeldSession, MessageSink, SessionCredential } from './held-session.ts';
 import type { SessionStore } from './store.ts';
 
@@ -30,6 +31,8 @@ export interface PoolTarget {
    * sessions of a principal's tokens with different grants are not shared (review14 URLPATTERN-2).
    */
   readonly urlGrant?: string | undefined;
+  /** The caller's reach test: a reused session judges its hops by the latest caller's (session-reach.ts). */
+  readonly mayReach?: ReachTest | undefined;
 }
 
 /** What the pool needs. */
@@ -87,7 +90,11 @@ export class ModernSessionPool<T extends PoolTarget = PoolTarget> {
     const key = `${ctx.ownerId}\n${ctx.targetKey}\n${createHash('sha256').update(envelope).digest('base64url')}`;
     const id = this.#ids.get(key);
     const existing = id === undefined ? undefined : this.#deps.sessions.get(id, ctx.ownerId);
-    if (existing && !existing.closed && (await existing.renewed())) return existing;
+    if (existing && !existing.closed && (await existing.renewed())) {
+      // Same grant digest (the key): the latest caller's test judges the same URLs by today's grants.
+      existing.reach?.judgeBy(ctx.target.mayReach);
+      return existing;
+    }
     let opening = this.#opening.get(key);
     if (!opening) {
       opening = this.#open(key, ctx).finally(() => this.#opening.delete(key));

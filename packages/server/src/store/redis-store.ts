@@ -243,7 +243,9 @@ export class RedisStore implements Store {
     subscriber.on('ready', () => {
       this.#unanswered = false;
       if (!connectedBefore) {
+        // A first connection that failed before it was made is no outage to measure from.
         connectedBefore = true;
+        lostAt = undefined;
         return;
       }
       const lost = lostAt ?? performance.now();
