@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
 import { loadConfig } from '../../src/config/config.ts';
 import { initializeResult } from '../fixtures/hostile-upstream.ts';
 import { postProxy, type RunningProxy, TEST_TOKEN } from './proxy.ts';
@@ -113,11 +114,7 @@ export function startSseUpstream(routes: SseRoutes): Promise<LoopbackUpstream> {
       res.writeHead(405).end();
       return;
     }
-    let body = '';
-    req.on('data', (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    req.on('end', () => {
+    const answered = text(req).then((body) => {
       // Streamable HTTP probes at the SSE URL are refused so the proxy falls back.
       const url = req.url ?? '';
       if (!isMessage(url)) {
@@ -135,6 +132,7 @@ export function startSseUpstream(routes: SseRoutes): Promise<LoopbackUpstream> {
             : JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} });
       if (answer) for (const stream of streams) stream.write(`event: message\ndata: ${answer}\n\n`);
     });
+    answered.catch(() => res.destroy());
   });
 }
 
