@@ -4,8 +4,9 @@
  * it, a legacy HTTP+SSE upstream routed by path, and the `/proxy` call that opens or uses a held
  * legacy session.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,9 +14,10 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { loadConfig } from '../../src/config/config.ts';
 import { initializeResult } from '../fixtures/hostile-upstream.ts';
+import { freePort, waitForPort } from './net.ts';
 import { postProxy, type RunningProxy, TEST_TOKEN } from './proxy.ts';
 
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A proxy configuration file granting `caller` the URL patterns last written. */
 export interface GrantConfig {
@@ -163,4 +165,69 @@ export function postSse(
     },
     headers,
   );
+}
+
+/** A real nginx on loopback that logs the path (`$uri`) of every request it serves. */
+export interface PathLogNginx {
+  readonly port: number;
+  /** Its directory: nginx's prefix, where a test may keep its own files. */
+  readonly prefix: string;
+  /** The paths served so far, in order. */
+  seen(): string[];
+  close(): Promise<void>;
+}
+
+/** An nginx location body answering every JSON-RPC call with `{ where }`. */
+export const answerWhere = (where: string) =>
+  `default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{"where":"${where}"}}';`;
+
+/** Starts nginx with `locations` in its one server block (`directives` besides, in `http`). */
+export async function startPathLogNginx(
+  name: string,
+  locations: string,
+  directives = '',
+): Promise<PathLogNginx> {
+  const prefix = mkdtempSync(join(tmpdir(), `mcpp-${name}-`));
+  mkdirSync(join(prefix, 'tmp'));
+  const port = await freePort();
+  const accessLog = join(prefix, 'access.log');
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+events { worker_connections 64; }
+http {
+  log_format path '$uri';
+  access_log ${accessLog} path;
+  ${directives}
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    ${locations}
+  }
+}
+`,
+  );
+  const nginx: ChildProcess = spawn(
+    existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx',
+    ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
+  await waitForPort(port);
+  return {
+    port,
+    prefix,
+    seen: () => (existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : []),
+    close: async () => {
+      if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
