@@ -19,10 +19,8 @@
  * configured server (the operator's choice), are limited by the egress policy alone.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { answerWhere, type PathLogNginx, sha256, startPathLogNginx } from './helpers/grant-upstreams.ts';
+import { answerWhere, grantConfig, type PathLogNginx, startPathLogNginx } from './helpers/grant-upstreams.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'redirect-grant-caller-0123456789';
@@ -46,15 +44,11 @@ describe('a redirect does not carry a target out of its URL grant (review13 URLP
     );
     nginxPort = nginx.port;
     upstream = `http://127.0.0.1:${nginxPort}`;
-    const configPath = join(nginx.prefix, 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        servers: { moved: { url: `${upstream}/public/moved`, transport: 'streamable-http' } },
-        tokens: [{ sha256: sha256(CALLER), urls: [`${upstream}/public/**`] }],
-      }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    const config = grantConfig('redirect-grant', CALLER, {
+      servers: { moved: { url: `${upstream}/public/moved`, transport: 'streamable-http' } },
+    });
+    config.configure([`http://127.0.0.1:${nginxPort}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {

@@ -17,10 +17,8 @@
  * upstream's `group%2Fproject`): nothing is matched that it could escape (review13, Low).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { answerWhere, type PathLogNginx, sha256, startPathLogNginx } from './helpers/grant-upstreams.ts';
+import { answerWhere, grantConfig, type PathLogNginx, startPathLogNginx } from './helpers/grant-upstreams.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'url-pattern-encoded-slash-caller-0123456789';
@@ -37,14 +35,9 @@ describe('an encoded slash does not carry a target out of its pattern (review12 
     location /admin/ { ${answerWhere('admin')} }`,
     );
     nginxPort = nginx.port;
-    const configPath = join(nginx.prefix, 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${nginxPort}/public/**`] }],
-      }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath });
+    const config = grantConfig('url-pattern-encoded-slash', CALLER);
+    config.configure([`http://127.0.0.1:${nginxPort}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path });
   });
 
   after(async () => {

@@ -17,7 +17,7 @@ import { initializeResult } from '../fixtures/hostile-upstream.ts';
 import { freePort, waitForPort } from './net.ts';
 import { postProxy, type RunningProxy, TEST_TOKEN } from './proxy.ts';
 
-export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A proxy configuration file granting `caller` the URL patterns last written. */
 export interface GrantConfig {
@@ -25,11 +25,13 @@ export interface GrantConfig {
   configure(urls: readonly string[]): void;
 }
 
-export function grantConfig(name: string, caller: string): GrantConfig {
+/** `rest`: the configuration's other sections (`servers`, ...), written with every grant. */
+export function grantConfig(name: string, caller: string, rest: Record<string, unknown> = {}): GrantConfig {
   const path = join(mkdtempSync(join(tmpdir(), `mcpp-${name}-`)), 'proxy.json');
   return {
     path,
-    configure: (urls) => writeFileSync(path, JSON.stringify({ tokens: [{ sha256: sha256(caller), urls }] })),
+    configure: (urls) =>
+      writeFileSync(path, JSON.stringify({ ...rest, tokens: [{ sha256: sha256(caller), urls }] })),
   };
 }
 
@@ -170,8 +172,6 @@ export function postSse(
 /** A real nginx on loopback that logs the path (`$uri`) of every request it serves. */
 export interface PathLogNginx {
   readonly port: number;
-  /** Its directory: nginx's prefix, where a test may keep its own files. */
-  readonly prefix: string;
   /** The paths served so far, in order. */
   seen(): string[];
   close(): Promise<void>;
@@ -223,7 +223,6 @@ http {
   await waitForPort(port);
   return {
     port,
-    prefix,
     seen: () => (existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : []),
     close: async () => {
       if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGTERM');
