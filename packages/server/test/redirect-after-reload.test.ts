@@ -15,32 +15,24 @@
  * (dispatch/targets.ts `#reachTest`, identity/reload-reach.ts `grantsAfterReload`).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/config.ts';
-import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { grantConfig, type LoopbackUpstream, reloadGrant, startLoopback } from './helpers/grant-upstreams.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'review15-urlpattern-2-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a redirect answered after a reload is judged by the grant of now (review15 URLPATTERN-2)', () => {
-  let server: Server;
+  let server: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
   const posts: string[] = [];
   /** The held answer to POST /public/mcp, and a promise settled when it arrives. */
   const held = Promise.withResolvers<ServerResponse>();
-  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review15-urlpattern-2-')), 'proxy.json');
-  const configure = (urls: readonly string[]) =>
-    writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls }] }));
+  const config = grantConfig('review15-urlpattern-2', CALLER);
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    server = await startLoopback((req, res) => {
       req.resume();
       req.once('end', () => {
         if (req.method !== 'POST') {
@@ -57,16 +49,14 @@ describe('a redirect answered after a reload is judged by the grant of now (revi
           .end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { where: req.url } }));
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    configure([`http://127.0.0.1:${port}/public/**`]);
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    port = server.port;
+    config.configure([`http://127.0.0.1:${port}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
     await proxy?.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server?.close();
   });
 
   it('a hop to /public/internal/ answered after the reload took it away is not followed', async () => {
@@ -84,18 +74,8 @@ describe('a redirect answered after a reload is judged by the grant of now (revi
     const upstream = await held.promise;
 
     // The operator narrows the grant: /public/internal/ is no longer the token's to reach.
-    configure([`http://127.0.0.1:${port}/public/mcp`]);
-    proxy.app.reload(
-      loadConfig({
-        env: {
-          PROXY_TOKEN: TEST_TOKEN,
-          ALLOW_PRIVATE_NETWORKS: 'true',
-          STORE: 'memory',
-          EGRESS_FOLLOW_REDIRECTS: '2',
-          MCP_PROXY_CONFIG: configPath,
-        },
-      }),
-    );
+    config.configure([`http://127.0.0.1:${port}/public/mcp`]);
+    reloadGrant(proxy, config, { EGRESS_FOLLOW_REDIRECTS: '2' });
     // The reload is in force: the token may no longer name /public/internal/ itself.
     const named = await postProxy(
       { url: proxy.url, token: CALLER },

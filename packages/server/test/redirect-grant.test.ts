@@ -19,88 +19,44 @@
  * configured server (the operator's choice), are limited by the egress policy alone.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, waitForPort } from './helpers/net.ts';
+import { answerWhere, grantConfig, type PathLogNginx, startPathLogNginx } from './helpers/grant-upstreams.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'redirect-grant-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a redirect does not carry a target out of its URL grant (review13 URLPATTERN-1)', () => {
   let upstream: string;
-  let nginx: ChildProcess;
-  let exited: Promise<void>;
+  let nginx: PathLogNginx;
   let nginxPort: number;
-  let accessLog: string;
   let proxy: RunningProxy;
 
   before(async () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-redirect-grant-'));
-    mkdirSync(join(prefix, 'tmp'));
-    nginxPort = await freePort();
-    accessLog = join(prefix, 'access.log');
-    const conf = join(prefix, 'nginx.conf');
-    const answer = (where: string) =>
-      `default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{"where":"${where}"}}';`;
-    writeFileSync(
-      conf,
-      `worker_processes 1;
-daemon off;
-pid ${prefix}/nginx.pid;
-events { worker_connections 64; }
-http {
-  log_format path '$uri';
-  access_log ${accessLog} path;
-  absolute_redirect off;
-  client_body_temp_path ${prefix}/tmp/body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location = /public/inside { return 307 /public/mcp; }
+    nginx = await startPathLogNginx(
+      'redirect-grant',
+      `location = /public/inside { return 307 /public/mcp; }
     location = /public/moved { return 307 /admin/mcp; }
     location = /public/encoded { return 307 /public/..%2Fadmin%2Fmcp; }
     location = /public/semicolon { return 307 "/public/..;/admin/mcp"; }
-    location /public/ { ${answer('public')} }
-    location /admin/ { ${answer('admin')} }
-  }
-}
-`,
+    location /public/ { ${answerWhere('public')} }
+    location /admin/ { ${answerWhere('admin')} }`,
+      'absolute_redirect off;',
     );
-    nginx = spawn(
-      existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx',
-      ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf],
-      { stdio: 'ignore' },
-    );
-    exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
-    await waitForPort(nginxPort);
+    nginxPort = nginx.port;
     upstream = `http://127.0.0.1:${nginxPort}`;
-    const configPath = join(prefix, 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        servers: { moved: { url: `${upstream}/public/moved`, transport: 'streamable-http' } },
-        tokens: [{ sha256: sha256(CALLER), urls: [`${upstream}/public/**`] }],
-      }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    const config = grantConfig('redirect-grant', CALLER, {
+      servers: { moved: { url: `${upstream}/public/moved`, transport: 'streamable-http' } },
+    });
+    config.configure([`http://127.0.0.1:${nginxPort}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
     await proxy?.close();
-    if (nginx && nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGTERM');
-    await exited;
+    await nginx?.close();
   });
 
-  const seen = () =>
-    existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : [];
+  const seen = () => nginx.seen();
 
   it('the granted prefix is reached (the setup works)', async () => {
     const reply = await postProxy(

@@ -16,33 +16,30 @@
  * `recordingReach`, `answeredFrom`), and `endUnreachable` judges it with the target.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/config.ts';
-import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import {
+  grantConfig,
+  holdStream,
+  type LoopbackUpstream,
+  reloadGrant,
+  startLoopback,
+} from './helpers/grant-upstreams.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'review15-urlpattern-1-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a reload ends a pass-through stream answered from a redirect hop it no longer grants (review15 URLPATTERN-1)', () => {
-  let server: Server;
+  let upstream: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
-  const streams = new Set<ServerResponse>();
   /** Told of the next stream the hop opens. */
   let streamOpened: ((stream: ServerResponse) => void) | undefined;
-  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-review15-urlpattern-1-')), 'proxy.json');
-  const configure = (urls: readonly string[]) =>
-    writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls }] }));
+  const config = grantConfig('review15-urlpattern-1', CALLER);
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    upstream = await startLoopback((req, res, streams) => {
       if (req.method === 'POST' && req.url === '/public/mcp') {
         req.resume();
         res.writeHead(307, { location: '/public/internal/mcp' }).end();
@@ -59,8 +56,7 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
               params: { progressToken: 't', progress: 1 },
             })}\n\n`,
           );
-          streams.add(res);
-          res.once('close', () => streams.delete(res));
+          holdStream(streams, res);
           streamOpened?.(res);
         });
         return;
@@ -68,32 +64,19 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
       req.resume();
       res.writeHead(405).end();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    configure([`http://127.0.0.1:${port}/public/**`]);
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    port = upstream.port;
+    config.configure([`http://127.0.0.1:${port}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
     await proxy?.close();
-    for (const stream of streams) stream.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await upstream?.close();
   });
 
   const reload = (urls: readonly string[]) => {
-    configure(urls);
-    proxy.app.reload(
-      loadConfig({
-        env: {
-          PROXY_TOKEN: TEST_TOKEN,
-          ALLOW_PRIVATE_NETWORKS: 'true',
-          STORE: 'memory',
-          EGRESS_FOLLOW_REDIRECTS: '2',
-          MCP_PROXY_CONFIG: configPath,
-        },
-      }),
-    );
+    config.configure(urls);
+    reloadGrant(proxy, config, { EGRESS_FOLLOW_REDIRECTS: '2' });
   };
 
   it('the upstream stream from /public/internal/ ends when the reload takes /public/internal/ away', async () => {
@@ -119,23 +102,13 @@ describe('a reload ends a pass-through stream answered from a redirect hop it no
       assert.equal(response.status, 200, `answer ${response.status}`);
       assert.match(response.headers.get('content-type') ?? '', /text\/event-stream/);
       // The setup works: the answer streams from the hop, inside the grant /public/**.
-      const [stream] = streams;
+      const [stream] = upstream.streams;
       assert.ok(stream, 'the POST was followed to /public/internal/mcp, which streams the answer');
       const ended = once(stream, 'close', { signal: AbortSignal.timeout(10_000) });
 
       // The operator narrows the grant: /public/internal/ is no longer the token's to reach.
-      configure([`http://127.0.0.1:${port}/public/mcp`]);
-      proxy.app.reload(
-        loadConfig({
-          env: {
-            PROXY_TOKEN: TEST_TOKEN,
-            ALLOW_PRIVATE_NETWORKS: 'true',
-            STORE: 'memory',
-            EGRESS_FOLLOW_REDIRECTS: '2',
-            MCP_PROXY_CONFIG: configPath,
-          },
-        }),
-      );
+      config.configure([`http://127.0.0.1:${port}/public/mcp`]);
+      reloadGrant(proxy, config, { EGRESS_FOLLOW_REDIRECTS: '2' });
       // The reload is in force: the token may no longer name /public/internal/ itself.
       const named = await postProxy(
         { url: proxy.url, token: CALLER },

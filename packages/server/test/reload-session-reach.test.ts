@@ -17,99 +17,43 @@
  * would not be served by it anyway: dispatch/held-sessions.ts servesCaller.)
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/config.ts';
-import { initializeResult } from './fixtures/hostile-upstream.ts';
-import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import {
+  grantConfig,
+  type LoopbackUpstream,
+  postSse,
+  reloadGrant,
+  startSseUpstream,
+} from './helpers/grant-upstreams.ts';
+import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'reload-session-reach-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a reload that narrows a URL grant ends a held SSE session whose endpoint it excludes (review14 URLPATTERN-1)', () => {
-  let server: Server;
+  let upstream: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
   const posts: string[] = [];
-  const streams = new Set<ServerResponse>();
-  const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-reload-session-reach-')), 'proxy.json');
-  const configure = (urls: readonly string[]) =>
-    writeFileSync(configPath, JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls }] }));
+  const config = grantConfig('reload-session-reach', CALLER);
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'GET' && req.url === '/public/sse') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('event: endpoint\ndata: /public/internal/messages\n\n');
-        streams.add(res);
-        res.once('close', () => streams.delete(res));
-        return;
-      }
-      if (req.method !== 'POST') {
-        res.writeHead(405).end();
-        return;
-      }
-      let body = '';
-      req.on('data', (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      req.on('end', () => {
-        if (!req.url?.includes('messages')) {
-          res.writeHead(405).end();
-          return;
-        }
-        posts.push(req.url);
-        res.writeHead(202).end();
-        const message = JSON.parse(body) as { id?: number; method?: string };
-        const answer =
-          message.method === 'initialize'
-            ? initializeResult(message.id)
-            : message.id === undefined
-              ? undefined
-              : JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} });
-        if (answer) for (const stream of streams) stream.write(`event: message\ndata: ${answer}\n\n`);
-      });
+    upstream = await startSseUpstream({
+      endpoint: (url) => (url === '/public/sse' ? '/public/internal/messages' : undefined),
+      onMessage: (url) => posts.push(url),
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    configure([`http://127.0.0.1:${port}/public/**`]);
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath });
+    port = upstream.port;
+    config.configure([`http://127.0.0.1:${port}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path });
   });
 
   after(async () => {
     await proxy?.close();
-    for (const stream of streams) stream.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await upstream?.close();
   });
 
   const send = (method: string, id: number, headers: Record<string, string> = {}) =>
-    postProxy(
-      { url: proxy.url, token: CALLER },
-      {
-        mcp_server_url: `http://127.0.0.1:${port}/public/sse`,
-        transport: 'sse',
-        jsonrpc: '2.0',
-        id,
-        method,
-        ...(method === 'initialize'
-          ? {
-              params: {
-                protocolVersion: '2024-11-05',
-                capabilities: {},
-                clientInfo: { name: 't', version: '1' },
-              },
-            }
-          : {}),
-      },
-      headers,
-    );
+    postSse({ url: proxy.url, token: CALLER }, `http://127.0.0.1:${port}/public/sse`, method, id, headers);
 
   it('no message is posted to an endpoint the narrowed grant excludes', async () => {
     const init = await send('initialize', 1);
@@ -121,21 +65,12 @@ describe('a reload that narrows a URL grant ends a held SSE session whose endpoi
     assert.ok(posts.includes('/public/internal/messages'), `the setup works: ${JSON.stringify(posts)}`);
 
     // The session's event stream upstream, which the reload must end.
-    const [stream] = streams;
+    const [stream] = upstream.streams;
     assert.ok(stream, 'the session holds an event stream upstream');
     const ended = once(stream, 'close', { signal: AbortSignal.timeout(10_000) });
     // The operator narrows the grant: /public/internal/ is no longer the token's to reach.
-    configure([`http://127.0.0.1:${port}/public/sse`, `http://127.0.0.1:${port}/public/messages`]);
-    proxy.app.reload(
-      loadConfig({
-        env: {
-          PROXY_TOKEN: TEST_TOKEN,
-          ALLOW_PRIVATE_NETWORKS: 'true',
-          STORE: 'memory',
-          MCP_PROXY_CONFIG: configPath,
-        },
-      }),
-    );
+    config.configure([`http://127.0.0.1:${port}/public/sse`, `http://127.0.0.1:${port}/public/messages`]);
+    reloadGrant(proxy, config);
     // The reload is in force: the token may no longer name /public/internal/ itself.
     const named = await postProxy(
       { url: proxy.url, token: CALLER },

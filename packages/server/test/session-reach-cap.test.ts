@@ -11,102 +11,47 @@
  * there.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_REACHED_URLS } from '../src/sessions/session-reach.ts';
-import { initializeResult } from './fixtures/hostile-upstream.ts';
-import { postProxy, type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
+import { grantConfig, type LoopbackUpstream, postSse, startSseUpstream } from './helpers/grant-upstreams.ts';
+import { type RunningProxy, startProxy, TEST_TOKEN } from './helpers/proxy.ts';
 
 const CALLER = 'session-reach-cap-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('a held session remembers a bounded number of URLs it was sent on to', () => {
-  let server: Server;
+  let upstream: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
   /** Paths each POST was answered at (not redirected from). */
   const answeredAt: string[] = [];
-  const streams = new Set<ServerResponse>();
   let hops = 0;
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'GET' && req.url === '/public/sse') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('event: endpoint\ndata: /public/messages\n\n');
-        streams.add(res);
-        res.once('close', () => streams.delete(res));
-        return;
-      }
-      if (req.method !== 'POST' || !req.url?.startsWith('/public/messages')) {
-        res.writeHead(405).end();
-        return;
-      }
-      if (req.url === '/public/messages') {
+    upstream = await startSseUpstream({
+      endpoint: (url) => (url === '/public/sse' ? '/public/messages' : undefined),
+      // The endpoint redirects every POST to a new hop under it.
+      first: (req, res) => {
+        if (req.method !== 'POST' || req.url !== '/public/messages') return false;
         req.resume();
         res.writeHead(307, { location: `/public/messages/${++hops}` }).end();
-        return;
-      }
-      let body = '';
-      req.on('data', (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      req.on('end', () => {
-        answeredAt.push(req.url as string);
-        res.writeHead(202).end();
-        const message = JSON.parse(body) as { id?: number; method?: string };
-        const answer =
-          message.method === 'initialize'
-            ? initializeResult(message.id)
-            : message.id === undefined
-              ? undefined
-              : JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} });
-        if (answer) for (const stream of streams) stream.write(`event: message\ndata: ${answer}\n\n`);
-      });
+        return true;
+      },
+      isMessage: (url) => url.startsWith('/public/messages'),
+      onMessage: (url) => answeredAt.push(url),
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-session-reach-cap-')), 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${port}/public/**`] }] }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    port = upstream.port;
+    const config = grantConfig('session-reach-cap', CALLER);
+    config.configure([`http://127.0.0.1:${port}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
     await proxy?.close();
-    for (const stream of streams) stream.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await upstream?.close();
   });
 
   const send = (id: number, method: string, headers: Record<string, string> = {}, token = CALLER) =>
-    postProxy(
-      { url: proxy.url, token },
-      {
-        mcp_server_url: `http://127.0.0.1:${port}/public/sse`,
-        transport: 'sse',
-        jsonrpc: '2.0',
-        id,
-        method,
-        ...(method === 'initialize'
-          ? {
-              params: {
-                protocolVersion: '2024-11-05',
-                capabilities: {},
-                clientInfo: { name: 't', version: '1' },
-              },
-            }
-          : {}),
-      },
-      headers,
-    );
+    postSse({ url: proxy.url, token }, `http://127.0.0.1:${port}/public/sse`, method, id, headers);
 
   it(`follows hops until ${MAX_REACHED_URLS} URLs are remembered, then refuses the next`, async () => {
     const init = await send(1, 'initialize');

@@ -18,66 +18,31 @@
  * for a session that is not the caller's): dispatch/held-sessions.ts servesCaller.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { initializeResult } from './fixtures/hostile-upstream.ts';
+import { LEGACY_INITIALIZE, type LoopbackUpstream, startSseUpstream } from './helpers/grant-upstreams.ts';
 import { ADMIN, keyFile, mint } from './helpers/minted.ts';
 import { mcpFetch } from './helpers/modern-client.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 describe('a sibling token’s session does not carry a narrower token past its grant (review14 URLPATTERN-2)', () => {
-  let server: Server;
+  let upstream: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
   /** Each POST: the path, and the JSON-RPC id it carried (the proxy's own for a pooled session). */
   const posts: { path: string; id: unknown }[] = [];
-  const streams = new Set<ServerResponse>();
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'GET' && req.url === '/public/sse') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('event: endpoint\ndata: /admin/messages\n\n');
-        streams.add(res);
-        res.once('close', () => streams.delete(res));
-        return;
-      }
-      if (req.method !== 'POST') {
-        res.writeHead(405).end();
-        return;
-      }
-      let body = '';
-      req.on('data', (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      req.on('end', () => {
-        if (!req.url?.includes('messages')) {
-          res.writeHead(405).end();
-          return;
-        }
-        const message = JSON.parse(body) as { id?: number; method?: string };
-        posts.push({ path: req.url, id: message.id });
-        res.writeHead(202).end();
-        const answer =
-          message.method === 'initialize'
-            ? initializeResult(message.id)
-            : message.id === undefined
-              ? undefined
-              : JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} });
-        if (answer) for (const stream of streams) stream.write(`event: message\ndata: ${answer}\n\n`);
-      });
+    upstream = await startSseUpstream({
+      endpoint: (url) => (url === '/public/sse' ? '/admin/messages' : undefined),
+      onMessage: (url, message) => posts.push({ path: url, id: message.id }),
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    port = upstream.port;
     proxy = await startProxy({ ADMIN_TOKEN: ADMIN, SIGNING_KEYS: keyFile() });
   });
 
   after(async () => {
     await proxy?.close();
-    for (const stream of streams) stream.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await upstream?.close();
   });
 
   const ping = (token: string, id: number) =>
@@ -139,7 +104,7 @@ describe('a sibling token’s session does not carry a narrower token past its g
     const init = await send(wide.token, {
       id: 1,
       method: 'initialize',
-      params: { protocolVersion: '2024-11-05', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      params: LEGACY_INITIALIZE,
     });
     assert.equal(init.status, 200, JSON.stringify(init.body));
     const sessionId = init.headers.get('mcp-session-id');

@@ -18,18 +18,11 @@
  * was finally read from, after redirects (review14 URLPATTERN-3), not the one first named.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { initializeResult } from './fixtures/hostile-upstream.ts';
+import { grantConfig, type LoopbackUpstream, startSseUpstream } from './helpers/grant-upstreams.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'sse-endpoint-grant-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A legacy HTTP+SSE server: GET /public/<name> names the endpoint `ENDPOINTS[name]`. */
 const ENDPOINTS: Readonly<Record<string, string>> = {
@@ -41,68 +34,34 @@ const ENDPOINTS: Readonly<Record<string, string>> = {
 };
 
 describe('an SSE endpoint does not carry a target out of its URL grant (review13 URLPATTERN-2)', () => {
-  let server: Server;
+  let upstream: LoopbackUpstream;
   let port: number;
   let proxy: RunningProxy;
   const paths: string[] = [];
-  const streams = new Set<ServerResponse>();
 
   before(async () => {
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      paths.push(`${req.method} ${req.url}`);
-      const name = req.url?.slice('/public/'.length) ?? '';
-      if (req.method === 'GET' && name === 'moved-sse') {
+    const nameOf = (url: string) => url.slice('/public/'.length);
+    upstream = await startSseUpstream({
+      first: (req, res) => {
+        paths.push(`${req.method} ${req.url}`);
+        if (req.method !== 'GET' || nameOf(req.url ?? '') !== 'moved-sse') return false;
         res.writeHead(307, { location: '/public/v2/sse' }).end();
-        return;
-      }
-      if (req.method === 'GET' && req.url?.startsWith('/public/') && Object.hasOwn(ENDPOINTS, name)) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(`event: endpoint\ndata: ${ENDPOINTS[name]}\n\n`);
-        streams.add(res);
-        res.once('close', () => streams.delete(res));
-        return;
-      }
-      if (req.method !== 'POST') {
-        res.writeHead(405).end();
-        return;
-      }
-      let body = '';
-      req.on('data', (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      req.on('end', () => {
-        // Streamable HTTP probes at the SSE URL are refused so the proxy falls back; messages
-        // posted to an endpoint are answered on every open stream.
-        if (!req.url?.includes('messages')) {
-          res.writeHead(405).end();
-          return;
-        }
-        res.writeHead(202).end();
-        const message = JSON.parse(body) as { id?: number; method?: string };
-        const answer =
-          message.method === 'initialize'
-            ? initializeResult(message.id)
-            : message.id === undefined
-              ? undefined
-              : JSON.stringify({ jsonrpc: '2.0', id: message.id, result: {} });
-        if (answer) for (const stream of streams) stream.write(`event: message\ndata: ${answer}\n\n`);
-      });
+        return true;
+      },
+      endpoint: (url) =>
+        url.startsWith('/public/') && Object.hasOwn(ENDPOINTS, nameOf(url))
+          ? ENDPOINTS[nameOf(url)]
+          : undefined,
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    const configPath = join(mkdtempSync(join(tmpdir(), 'mcpp-sse-endpoint-grant-')), 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({ tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${port}/public/**`] }] }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath, EGRESS_FOLLOW_REDIRECTS: '2' });
+    port = upstream.port;
+    const config = grantConfig('sse-endpoint-grant', CALLER);
+    config.configure([`http://127.0.0.1:${port}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path, EGRESS_FOLLOW_REDIRECTS: '2' });
   });
 
   after(async () => {
     await proxy?.close();
-    for (const stream of streams) stream.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await upstream?.close();
   });
 
   const ping = (name: string, token = CALLER) =>

@@ -17,84 +17,35 @@
  * upstream's `group%2Fproject`): nothing is matched that it could escape (review13, Low).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, waitForPort } from './helpers/net.ts';
+import { answerWhere, grantConfig, type PathLogNginx, startPathLogNginx } from './helpers/grant-upstreams.ts';
 import { postProxy, type RunningProxy, startProxy } from './helpers/proxy.ts';
 
 const CALLER = 'url-pattern-encoded-slash-caller-0123456789';
-const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 
 describe('an encoded slash does not carry a target out of its pattern (review12 URLPATTERN-1)', () => {
-  let nginx: ChildProcess;
-  let exited: Promise<void>;
+  let nginx: PathLogNginx;
   let nginxPort: number;
-  let accessLog: string;
   let proxy: RunningProxy;
 
   before(async () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'mcpp-url-pattern-encoded-slash-'));
-    mkdirSync(join(prefix, 'tmp'));
-    nginxPort = await freePort();
-    accessLog = join(prefix, 'access.log');
-    const conf = join(prefix, 'nginx.conf');
-    const answer = (where: string) =>
-      `default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{"where":"${where}"}}';`;
-    writeFileSync(
-      conf,
-      `worker_processes 1;
-daemon off;
-pid ${prefix}/nginx.pid;
-events { worker_connections 64; }
-http {
-  log_format path '$uri';
-  access_log ${accessLog} path;
-  client_body_temp_path ${prefix}/tmp/body;
-  proxy_temp_path ${prefix}/tmp/proxy;
-  fastcgi_temp_path ${prefix}/tmp/fastcgi;
-  uwsgi_temp_path ${prefix}/tmp/uwsgi;
-  scgi_temp_path ${prefix}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location /public/ { ${answer('public')} }
-    location /admin/ { ${answer('admin')} }
-  }
-}
-`,
+    nginx = await startPathLogNginx(
+      'url-pattern-encoded-slash',
+      `location /public/ { ${answerWhere('public')} }
+    location /admin/ { ${answerWhere('admin')} }`,
     );
-    const errorLog = join(prefix, 'error.log');
-    nginx = spawn(
-      existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx',
-      ['-p', prefix, '-e', errorLog, '-c', conf],
-      {
-        stdio: 'ignore',
-      },
-    );
-    exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
-    await waitForPort(nginxPort);
-
-    const configPath = join(prefix, 'proxy.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        tokens: [{ sha256: sha256(CALLER), urls: [`http://127.0.0.1:${nginxPort}/public/**`] }],
-      }),
-    );
-    proxy = await startProxy({ MCP_PROXY_CONFIG: configPath });
+    nginxPort = nginx.port;
+    const config = grantConfig('url-pattern-encoded-slash', CALLER);
+    config.configure([`http://127.0.0.1:${nginxPort}/public/**`]);
+    proxy = await startProxy({ MCP_PROXY_CONFIG: config.path });
   });
 
   after(async () => {
     await proxy?.close();
-    if (nginx && nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGTERM');
-    await exited;
+    await nginx?.close();
   });
 
-  const seen = () =>
-    existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean) : [];
+  const seen = () => nginx.seen();
 
   it('the granted prefix is reached (the setup works)', async () => {
     const reply = await postProxy(
